@@ -1,0 +1,76 @@
+/**
+ * Project errors: a stable code from one const list, a `retriable` flag and a cause.
+ * Bad input names the field and the value; callers log `err.message`, never a stack, for input errors.
+ */
+export const ERROR_CODES = [
+  // wire / validation
+  'FRAME_DECODE_FAILED',
+  'FRAME_INVALID_FIELD',
+  'FRAME_UNKNOWN_HOST',
+  'FRAME_AUTH_FAILED',
+  'FRAME_DUPLICATE_SEQ',
+  'FRAME_OUT_OF_ORDER',
+  'FRAME_CLOCK_SKEW',
+  'COUNTER_WENT_BACKWARDS',
+  'COUNTER_RESET',
+  'COUNTER_IMPLAUSIBLE_DELTA',
+  'VM_VANISHED',
+  // sensors / platform
+  'SENSOR_UNAVAILABLE',
+  'SENSOR_PERMISSION_DENIED',
+  'SENSOR_READ_FAILED',
+  'CONFIG_INVALID',
+  // transports and stores
+  'TRANSPORT_UNAVAILABLE',
+  'TRANSPORT_TIMEOUT',
+  'TRANSPORT_BACKPRESSURE',
+  'STORE_UNAVAILABLE',
+  'STORE_QUERY_FAILED',
+  'SPOOL_FULL',
+  'SPOOL_CORRUPT',
+  // models
+  'MODEL_NOT_TRAINED',
+  'MODEL_TRAINING_FAILED',
+  'INTERNAL',
+] as const;
+
+export type ErrorCode = (typeof ERROR_CODES)[number];
+
+export interface WattsplitErrorOptions {
+  retriable?: boolean;
+  cause?: unknown;
+  /** Structured context: which host, file, field, value. Logged as fields. */
+  details?: Record<string, unknown>;
+}
+
+export class WattsplitError extends Error {
+  readonly code: ErrorCode;
+  readonly retriable: boolean;
+  readonly details: Record<string, unknown>;
+
+  constructor(code: ErrorCode, message: string, opts: WattsplitErrorOptions = {}) {
+    super(message, opts.cause === undefined ? undefined : { cause: opts.cause });
+    this.name = 'WattsplitError';
+    this.code = code;
+    this.retriable = opts.retriable ?? false;
+    this.details = opts.details ?? {};
+  }
+
+  toJSON(): Record<string, unknown> {
+    return { code: this.code, message: this.message, retriable: this.retriable, ...this.details };
+  }
+}
+
+export function isWattsplitError(e: unknown, code?: ErrorCode): e is WattsplitError {
+  return e instanceof WattsplitError && (code === undefined || e.code === code);
+}
+
+/** Turns anything thrown into a WattsplitError; Node system errors keep their errno code in details. */
+export function normaliseError(e: unknown, fallback: ErrorCode = 'INTERNAL', retriable = false): WattsplitError {
+  if (e instanceof WattsplitError) return e;
+  if (e instanceof Error) {
+    const sys = (e as NodeJS.ErrnoException).code;
+    return new WattsplitError(fallback, e.message, { cause: e, retriable, details: sys ? { errno: sys } : {} });
+  }
+  return new WattsplitError(fallback, String(e), { retriable });
+}

@@ -1,0 +1,38 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { decodeFrame, encodeFrame, validateFrame, EnergySource, EnergyUnit, isWattsplitError, type ITelemetryFrame } from './index.js';
+
+const frame: ITelemetryFrame = {
+  hostId: 'hv-01',
+  hardwareClass: 'xeon-8480',
+  seq: 7,
+  bootId: 'b1',
+  monoNs: 123_456_789_000,
+  wallUnixNs: 1_763_900_000_000_000_000,
+  intervalMs: 1000,
+  counters: [{ id: 'intel-rapl:0', source: EnergySource.ENERGY_SOURCE_RAPL, domain: 'package', index: 0, value: 262_143_328_850, unit: EnergyUnit.ENERGY_UNIT_MICROJOULE, maxRange: 262_143_328_850 }],
+  vms: [{ uuid: 'u1', name: 'vm1', tenant: 't', vcpus: 4, memoryBytes: 8 << 30, cpuTimeNs: 9_007_199_254_740_000, vcpuTimeNs: [1, 2, 3, 4] }],
+};
+
+test('a frame survives encode → decode with 64-bit counters intact below 2^53', () => {
+  const back = decodeFrame(encodeFrame(frame));
+  assert.equal(back.hostId, 'hv-01');
+  assert.equal(back.seq, 7);
+  assert.equal(back.counters[0]!.value, 262_143_328_850);
+  assert.equal(back.vms[0]!.cpuTimeNs, 9_007_199_254_740_000);
+  assert.deepEqual(back.vms[0]!.vcpuTimeNs, [1, 2, 3, 4]);
+  assert.deepEqual(validateFrame(back), []);
+});
+
+test('garbage bytes give FRAME_DECODE_FAILED naming where they came from', () => {
+  assert.throws(() => decodeFrame(Uint8Array.from([0x0a, 0xff, 0xff, 0xff]), 'topic p0@12'), (e) => isWattsplitError(e, 'FRAME_DECODE_FAILED') && e.message.includes('topic p0@12'));
+});
+
+test('validation names the field and the value', () => {
+  const errs = validateFrame({ ...frame, hostId: 'bad host!', seq: 0, counters: [{ id: 'x', value: 5, maxRange: 3, unit: EnergyUnit.ENERGY_UNIT_MICROJOULE, source: EnergySource.ENERGY_SOURCE_RAPL }] });
+  const msgs = errs.map((e) => e.message).join('\n');
+  assert.match(msgs, /host_id="bad host!"/);
+  assert.match(msgs, /seq=0/);
+  assert.match(msgs, /counters\[0\]\.value=5 exceeds its max_range 3/);
+  assert.ok(errs.every((e) => e.code === 'FRAME_INVALID_FIELD'));
+});

@@ -1,0 +1,188 @@
+/**
+ * The embedded bus: same contract as Kafka (keyed partitions, consumer groups, commit after handler),
+ * inside one process. Messages are trimmed once every consumer group that subscribed committed them.
+ */
+import { partitionForKey, type Bus, type BusMessage, type BusMessageIn, type BusProducer, type BusSubscription, type SubscribeOptions } from './bus.js';
+import { OK, backoffMs, type TransportResult } from './result.js';
+import { silentLogger, type Logger } from './logger.js';
+import { normaliseError } from './errors.js';
+
+interface PartitionLog {
+  base: number; // offset of messages[0]
+  messages: BusMessage[];
+}
+
+interface Group {
+  committed: number[]; // next offset to deliver, per partition
+  subs: Set<Sub>;
+}
+
+interface Sub {
+  opts: SubscribeOptions;
+  stopped: boolean;
+  running: Set<number>;
+  inflight: Set<Promise<void>>;
+  attempts: number[];
+}
+
+export interface InProcessBusOptions {
+  partitions?: number;
+  maxBatch?: number;
+  logger?: Logger;
+}
+
+export class InProcessBus implements Bus {
+  private readonly topics = new Map<string, PartitionLog[]>();
+  private readonly groups = new Map<string, Group>(); // key: topic \0 groupId
+  private readonly partitions: number;
+  private readonly maxBatch: number;
+  private readonly log: Logger;
+  private closed = false;
+
+  constructor(opts: InProcessBusOptions = {}) {
+    this.partitions = opts.partitions ?? 4;
+    this.maxBatch = opts.maxBatch ?? 256;
+    this.log = opts.logger ?? silentLogger;
+  }
+
+  private topic(name: string): PartitionLog[] {
+    let t = this.topics.get(name);
+    if (!t) {
+      t = Array.from({ length: this.partitions }, () => ({ base: 0, messages: [] }));
+      this.topics.set(name, t);
+    }
+    return t;
+  }
+
+  producer(): BusProducer {
+    return {
+      send: (topic, messages) => Promise.resolve(this.append(topic, messages)),
+      close: () => Promise.resolve(),
+    };
+  }
+
+  private append(topic: string, messages: readonly BusMessageIn[]): TransportResult {
+    const t = this.topic(topic);
+    const now = Date.now();
+    const touched = new Set<number>();
+    for (const m of messages) {
+      const p = partitionForKey(m.key, this.partitions);
+      const log = t[p]!;
+      log.messages.push({
+        topic,
+        partition: p,
+        offset: String(log.base + log.messages.length),
+        key: m.key,
+        value: m.value,
+        timestampMs: now,
+        headers: m.headers ?? {},
+      });
+      touched.add(p);
+    }
+    for (const [k, g] of this.groups) {
+      if (!k.startsWith(topic + '\0')) continue;
+      for (const s of g.subs) for (const p of touched) this.kick(s, g, p);
+    }
+    return OK;
+  }
+
+  subscribe(opts: SubscribeOptions): Promise<BusSubscription> {
+    const key = opts.topic + '\0' + opts.groupId;
+    const t = this.topic(opts.topic);
+    let g = this.groups.get(key);
+    if (!g) {
+      // A new group starts at the earliest retained offset when fromBeginning, else at the end.
+      g = { committed: t.map((l) => (opts.fromBeginning === false ? l.base + l.messages.length : l.base)), subs: new Set() };
+      this.groups.set(key, g);
+    }
+    const sub: Sub = { opts, stopped: false, running: new Set(), inflight: new Set(), attempts: t.map(() => 0) };
+    g.subs.add(sub);
+    for (let p = 0; p < this.partitions; p++) this.kick(sub, g, p);
+    const group = g;
+    return Promise.resolve({
+      stop: async () => {
+        sub.stopped = true;
+        group.subs.delete(sub);
+        await Promise.allSettled([...sub.inflight]);
+      },
+    });
+  }
+
+  private kick(sub: Sub, g: Group, p: number): void {
+    if (sub.stopped || this.closed || sub.running.has(p)) return;
+    // One subscription per group drains a partition at a time: the first one owns it.
+    for (const other of g.subs) {
+      if (other === sub) break;
+      if (!other.stopped) return;
+    }
+    sub.running.add(p);
+    const run = this.drain(sub, g, p).finally(() => {
+      sub.running.delete(p);
+      sub.inflight.delete(run);
+    });
+    sub.inflight.add(run);
+  }
+
+  private async drain(sub: Sub, g: Group, p: number): Promise<void> {
+    const log = this.topic(sub.opts.topic)[p]!;
+    for (;;) {
+      await new Promise<void>((r) => setImmediate(r));
+      if (sub.stopped || this.closed) return;
+      const from = g.committed[p]! - log.base;
+      if (from >= log.messages.length) return;
+      const batch = log.messages.slice(from, from + this.maxBatch);
+      try {
+        await sub.opts.handler(batch, p);
+        g.committed[p] = Number(batch[batch.length - 1]!.offset) + 1;
+        sub.attempts[p] = 0;
+        this.trim(sub.opts.topic, p);
+      } catch (e) {
+        const err = normaliseError(e);
+        const wait = backoffMs(sub.attempts[p]!++, 50, 5_000);
+        this.log.warn({ topic: sub.opts.topic, partition: p, offset: batch[0]!.offset, code: err.code, retryInMs: wait }, `bus handler failed, will redeliver: ${err.message}`);
+        await new Promise((r) => setTimeout(r, wait));
+      }
+    }
+  }
+
+  private trim(topic: string, p: number): void {
+    const log = this.topic(topic)[p]!;
+    let min = Infinity;
+    for (const [k, g] of this.groups) if (k.startsWith(topic + '\0')) min = Math.min(min, g.committed[p]!);
+    const drop = min - log.base;
+    if (drop > 1024) {
+      log.messages.splice(0, drop);
+      log.base = min;
+    }
+  }
+
+  /** Resolves when every subscription has consumed everything sent so far. */
+  async idle(): Promise<void> {
+    for (;;) {
+      let busy = false;
+      for (const [k, g] of this.groups) {
+        const topic = k.slice(0, k.indexOf('\0'));
+        const t = this.topic(topic);
+        if (g.subs.size === 0) continue;
+        for (let p = 0; p < this.partitions; p++) {
+          if (g.committed[p]! < t[p]!.base + t[p]!.messages.length) busy = true;
+        }
+      }
+      if (!busy) return;
+      await new Promise((r) => setTimeout(r, 5));
+    }
+  }
+
+  /** Messages retained and lag per group, for metrics and tests. */
+  lag(topic: string, groupId: string): number {
+    const g = this.groups.get(topic + '\0' + groupId);
+    const t = this.topic(topic);
+    if (!g) return t.reduce((a, l) => a + l.messages.length, 0);
+    return t.reduce((a, l, p) => a + (l.base + l.messages.length - g.committed[p]!), 0);
+  }
+
+  close(): Promise<void> {
+    this.closed = true;
+    return Promise.resolve();
+  }
+}
