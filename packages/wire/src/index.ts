@@ -6,3 +6,4 @@ export * from './frame-codec.js';
 export * from './bus.js';
 export * from './in-process-bus.js';
 export * from './platform.js';
+export * from './ingest-service.js';

@@ -88,3 +88,19 @@ export interface GpuSource {
 export interface ProcessOwnerMap {
   ownerOf(pid: number): string | undefined;
 }
+
+/** Cumulative hardware counters of one cgroup (perf_event_open with PERF_FLAG_PID_CGROUP, or the simulator). */
+export interface PerfReading {
+  cycles: number;
+  instructions: number;
+  llcMisses: number;
+  llcReferences: number;
+}
+
+/** Per-cgroup perf counters. `supported()` is false where the PMU is not exposed (most VMs, CI machines). */
+export interface PerfSource {
+  supported(): boolean;
+  /** Cumulative counters of the cgroup at `cgroupPath` (relative to the cgroup root, e.g. "/machine.slice/machine-qemu\\x2d1\\x2dweb.scope"). */
+  read(cgroupPath: string): PerfReading | undefined;
+  close?(): void;
+}

@@ -1,0 +1,131 @@
+/**
+ * The central contract between alignment (frames → host intervals), attribution methods, models and the
+ * collector. A HostInterval is everything known about one host between two consecutive accepted frames,
+ * already turned into deltas (joules, seconds, bytes) with wraparound and resets handled.
+ */
+
+/** Energy sources an interval can carry. "bmc_rest" = wall energy not covered by RAPL and GPU counters. */
+export type SourceName = 'rapl' | 'gpu' | 'bmc_rest';
+
+export interface GpuInterval {
+  device: string;              // PCI bus id
+  joules: number;              // measured energy of this GPU over the interval
+  contexts: number;            // processes holding a context at the end of the interval
+  meanPowerW: number;
+  gpuUtilPct: number;
+  memUtilPct: number;
+  smClockMhz: number;
+}
+
+export interface VmGpuInterval {
+  device: string;
+  smUtilPct: number;           // mean over the interval
+  memUtilPct: number;
+  utilSamples: number;
+  usedMemoryBytes: number;
+  holdsContext: boolean;
+  passthrough: boolean;
+}
+
+export interface VmInterval {
+  uuid: string;
+  name: string;
+  tenant: string;
+  vcpus: number;
+  memoryBytes: number;
+  /** CPU seconds used over the interval (whole qemu cgroup). */
+  cpuSeconds: number;
+  vcpuSeconds: number[];
+  memoryUsedBytes: number;
+  blockReadBytes: number;
+  blockWriteBytes: number;
+  netRxBytes: number;
+  netTxBytes: number;
+  /** Perf deltas; undefined where the PMU is not exposed. */
+  perf?: { cycles: number; instructions: number; llcMisses: number; llcReferences: number };
+  gpus: VmGpuInterval[];
+  /** Fraction of the interval the VM existed (1 normally; < 1 when it appeared or vanished mid-interval). */
+  presence: number;
+  state: 'running' | 'paused' | 'shutoff' | 'migrating_out' | 'migrating_in' | 'gone';
+}
+
+export interface Anomaly {
+  code: string;                // an ErrorCode from @wattsplit/wire
+  message: string;
+  counterId?: string;
+  vmUuid?: string;
+}
+
+export interface HostInterval {
+  hostId: string;
+  hardwareClass: string;
+  seq: number;                 // seq of the frame closing the interval
+  prevSeq: number;
+  t0UnixNs: number;
+  t1UnixNs: number;
+  durationS: number;           // from monotonic timestamps
+  /** Measured energy by source, joules (rapl: sum of top-level packages + DRAM zones not inside a package). */
+  measured: Record<SourceName, number>;
+  /** Per-RAPL-top-level-zone joules, for reports. */
+  raplZones: Record<string, number>;
+  gpus: GpuInterval[];
+  hostCpu: { busySeconds: number; idleSeconds: number; onlineCpus: number; avgFreqMhz: number };
+  vms: VmInterval[];
+  /** What the aligner repaired or could not use (counter reset, wrap, vanished VM...). */
+  anomalies: Anomaly[];
+}
+
+/** How idle/static power is split. */
+export type IdleSplitPolicy = 'reserved' | 'equal' | 'unallocated';
+
+export type EntityKind = 'vm' | 'host_overhead' | 'unallocated';
+
+/** One share of one source's measured energy in one host interval. */
+export interface AttributionShare {
+  kind: EntityKind;
+  vmUuid: string;
+  vmName: string;
+  tenant: string;
+  source: SourceName;
+  dynamicJoules: number;
+  staticJoules: number;
+  /** Uncertainty interval on dynamic + static, joules. */
+  lowJoules: number;
+  highJoules: number;
+}
+
+export interface AttributionResult {
+  hostId: string;
+  seq: number;
+  t0UnixNs: number;
+  t1UnixNs: number;
+  method: string;
+  modelVersion: string;
+  hardwareClass: string;
+  /** Set when the method fell back to another (e.g. "cold start: cpu_share"). */
+  note: string;
+  shares: AttributionShare[];
+  measured: Record<SourceName, number>;
+}
+
+/** Static (idle) power of a host, per source, watts: what the host draws with no VM activity. */
+export interface StaticPowerEstimate {
+  watts: Record<SourceName, number>;
+  /** Where the estimate came from: "configured", "learned:<version>", "min-observed". */
+  origin: string;
+}
+
+export interface AttributionContext {
+  policy: IdleSplitPolicy;
+  staticPower: StaticPowerEstimate;
+}
+
+/**
+ * An attribution method splits every source's measured energy of one interval into shares. Contract:
+ * for every source, Σ(dynamic + static) over shares == measured[source] (to 1e-9 relative), every share
+ * is ≥ 0, and the result names the method and model version.
+ */
+export interface AttributionMethod {
+  readonly name: string;
+  attribute(interval: HostInterval, ctx: AttributionContext): AttributionResult;
+}
