@@ -104,3 +104,17 @@ export interface PerfSource {
   read(cgroupPath: string): PerfReading | undefined;
   close?(): void;
 }
+
+/** One whole-host (wall) reading from the BMC. */
+export interface BmcReading {
+  /** Cumulative energy in joules when the BMC exposes a counter (Redfish EnergykWh, newer PowerSubsystem); undefined otherwise. */
+  energyJoules: number | undefined;
+  /** Instantaneous / averaged input power, watts (Redfish PowerControl.PowerConsumedWatts, IPMI DCMI). */
+  powerWatts: number;
+}
+
+/** Whole-host power from the BMC (Redfish over HTTPS, IPMI DCMI, or the simulator). */
+export interface BmcSource {
+  read(): Promise<BmcReading>;
+  close?(): Promise<void>;
+}
