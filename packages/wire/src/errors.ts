@@ -32,6 +32,8 @@ export const ERROR_CODES = [
   'MODEL_NOT_TRAINED',
   'MODEL_TRAINING_FAILED',
   'INTERNAL',
+  // recorded traces
+  'TRACE_INVALID',
 ] as const;
 
 export type ErrorCode = (typeof ERROR_CODES)[number];

@@ -7,3 +7,4 @@ export * from './bus.js';
 export * from './in-process-bus.js';
 export * from './platform.js';
 export * from './ingest-service.js';
+export * from './nvml-trace.js';
