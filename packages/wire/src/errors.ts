@@ -34,6 +34,8 @@ export const ERROR_CODES = [
   'INTERNAL',
   // recorded traces
   'TRACE_INVALID',
+  // store
+  'STORE_INVALID_INPUT',
 ] as const;
 
 export type ErrorCode = (typeof ERROR_CODES)[number];
