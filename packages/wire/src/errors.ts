@@ -36,6 +36,8 @@ export const ERROR_CODES = [
   'TRACE_INVALID',
   // store
   'STORE_INVALID_INPUT',
+  // bus (Kafka): the broker refused the messages for good (too large, bad topic, not authorised)
+  'TRANSPORT_REJECTED',
 ] as const;
 
 export type ErrorCode = (typeof ERROR_CODES)[number];
