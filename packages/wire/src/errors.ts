@@ -38,6 +38,8 @@ export const ERROR_CODES = [
   'STORE_INVALID_INPUT',
   // bus (Kafka): the broker refused the messages for good (too large, bad topic, not authorised)
   'TRANSPORT_REJECTED',
+  // attribution: frames missing between two accepted frames (the interval spans the gap)
+  'FRAME_SEQ_GAP',
 ] as const;
 
 export type ErrorCode = (typeof ERROR_CODES)[number];
