@@ -1,0 +1,258 @@
+/**
+ * The gateway's per-batch logic, independent of gRPC: auth → validation → allow-list → duplicate seq
+ * → counters-backwards flag → produce (one bus message per frame, key = host id) → ack. An OK ack is
+ * only ever returned after the producer's send resolved ok, so an agent may drop a batch from its spool
+ * exactly when the frames are durable on the bus.
+ *
+ * Ack statuses (wattsplit.telemetry.v1.AckStatus):
+ * - OK: every accepted frame is durable; frames that can never be accepted (invalid, unknown host,
+ *   wrong host for the token) are listed in `rejections` and must not be resent.
+ * - RETRY: nothing new is durable; resend the same batch after `retry_after_ms` (bus down/slow, gateway
+ *   over its in-flight bound). Frames a resend carries that did become durable are acked, not produced twice.
+ * - REJECTED: the batch itself is bad (token refused, not a FrameBatch); do not resend it unchanged.
+ */
+import {
+  AckStatus,
+  WattsplitError,
+  encodeFrame,
+  normaliseError,
+  silentLogger,
+  validateFrame,
+  type BusMessageIn,
+  type BusProducer,
+  type FrameBatch,
+  type IBatchAck,
+  type IFrameRejection,
+  type ITelemetryFrame,
+  type Logger,
+} from '@wattsplit/wire';
+import { HostAuthenticator, pickToken, type HostAuthConfig } from './host-auth.js';
+import { HostHistory, countersWentBackwards, lastFrameOf, type HostState, type LastFrame } from './host-history.js';
+import { observeLatency, type GatewayMetrics } from './metrics.js';
+
+export const TELEMETRY_TOPIC = 'wattsplit.telemetry.v1';
+/** Header set on frames whose counters went backwards within one boot; the value lists the counters. */
+export const ANOMALY_HEADER = 'wattsplit-anomaly';
+
+export interface IngestPipelineOptions {
+  producer: BusProducer;
+  metrics: GatewayMetrics;
+  /** Bus topic of telemetry frames. Default `wattsplit.telemetry.v1`. */
+  topic?: string;
+  /** Default `{ mode: 'none' }`. */
+  auth?: HostAuthConfig;
+  /** When set, frames of any other host are rejected with FRAME_UNKNOWN_HOST. */
+  allowedHosts?: Iterable<string>;
+  /** How many produced seqs are remembered per host for duplicate detection. Default 4096. */
+  seqsPerHost?: number;
+  /** How many hosts' history is kept (LRU). Default 100 000. */
+  maxHosts?: number;
+  /** retry_after_ms when the producer failed without saying when to retry. Default 1000. */
+  failedRetryAfterMs?: number;
+  logger?: Logger;
+  /** Monotonic clock in ms, for produce latency. Default `performance.now`. */
+  nowMs?: () => number;
+}
+
+export interface IncomingBatch {
+  batch: FrameBatch;
+  /** Size of the encoded batch, bytes. */
+  bytes: number;
+  /** The `authorization` metadata value, if any. */
+  authorization?: string | undefined;
+  /** Who sent it (peer address), for logs. */
+  peer?: string | undefined;
+}
+
+interface Planned {
+  frame: ITelemetryFrame;
+  host: string;
+  seq: number;
+  state: HostState;
+  anomalies: string[];
+}
+
+const status = AckStatus;
+
+export class IngestPipeline {
+  private readonly producer: BusProducer;
+  private readonly metrics: GatewayMetrics;
+  private readonly topic: string;
+  private readonly auth: HostAuthenticator;
+  private readonly allowed: Set<string> | undefined;
+  private readonly history: HostHistory;
+  private readonly failedRetryAfterMs: number;
+  private readonly log: Logger;
+  private readonly nowMs: () => number;
+
+  constructor(opts: IngestPipelineOptions) {
+    this.producer = opts.producer;
+    this.metrics = opts.metrics;
+    this.topic = opts.topic ?? TELEMETRY_TOPIC;
+    this.auth = new HostAuthenticator(opts.auth ?? { mode: 'none' });
+    this.allowed = opts.allowedHosts === undefined ? undefined : new Set(opts.allowedHosts);
+    this.history = new HostHistory(positive('maxHosts', opts.maxHosts ?? 100_000), positive('seqsPerHost', opts.seqsPerHost ?? 4096));
+    this.failedRetryAfterMs = positive('failedRetryAfterMs', opts.failedRetryAfterMs ?? 1000);
+    this.log = opts.logger ?? silentLogger;
+    this.nowMs = opts.nowMs ?? (() => performance.now());
+  }
+
+  /** The ack for bytes that are not a FrameBatch (the wrapped gRPC deserializer caught it). */
+  undecodable(error: WattsplitError, bytes: number, peer?: string): IBatchAck {
+    this.metrics.batches++;
+    this.metrics.bytesReceived += bytes;
+    this.count(error.code);
+    this.log.warn({ code: error.code, peer, bytes }, error.message);
+    return this.ack({ batchId: 0, status: status.ACK_STATUS_REJECTED, message: `${error.code}: ${error.message}` });
+  }
+
+  /** The ack for a batch refused before processing because the gateway is over its global in-flight bound. */
+  overloaded(batchId: number, bytes: number, retryAfterMs: number, why: string): IBatchAck {
+    this.metrics.batches++;
+    this.metrics.bytesReceived += bytes;
+    this.metrics.backpressureRetries++;
+    return this.ack({ batchId, status: status.ACK_STATUS_RETRY, retryAfterMs, message: `TRANSPORT_BACKPRESSURE: ${why}` });
+  }
+
+  async process(input: IncomingBatch): Promise<IBatchAck> {
+    const { batch } = input;
+    this.metrics.batches++;
+    this.metrics.bytesReceived += input.bytes;
+    const batchId = batch.batchId;
+    const who = this.auth.authenticate(pickToken(input.authorization, batch.token));
+    if (!who.ok) {
+      this.count(who.error.code, batch.frames.length);
+      this.log.warn({ code: who.error.code, peer: input.peer, batchId, frames: batch.frames.length }, who.error.message);
+      return this.ack({ batchId, status: status.ACK_STATUS_REJECTED, rejected: batch.frames.length, message: `${who.error.code}: ${who.error.message}` });
+    }
+
+    const rejections: IFrameRejection[] = [];
+    const reject = (f: ITelemetryFrame, e: WattsplitError): void => {
+      rejections.push({ seq: Number(f.seq ?? 0), hostId: f.hostId ?? '', code: e.code, message: e.message });
+      this.count(e.code);
+      this.log.warn({ code: e.code, peer: input.peer, batchId, host: f.hostId ?? '', seq: Number(f.seq ?? 0), ...e.details }, e.message);
+    };
+
+    const planned: Planned[] = [];
+    let duplicates = 0;
+    const working = new Map<string, LastFrame | undefined>(); // last frame per host as of this batch
+    for (const f of batch.frames) {
+      const problems = validateFrame(f);
+      if (problems.length) {
+        const [first, ...more] = problems;
+        reject(f, more.length ? new WattsplitError(first!.code, [first!, ...more].map((p) => p.message).join('; '), { details: first!.details }) : first!);
+        continue;
+      }
+      const host = f.hostId ?? '';
+      const seq = Number(f.seq);
+      const where = `frame host=${JSON.stringify(host)} seq=${seq}`;
+      if (who.host !== undefined && host !== who.host) {
+        reject(f, new WattsplitError('FRAME_AUTH_FAILED', `${where}: host_id=${JSON.stringify(host)} is not the host this token belongs to (${JSON.stringify(who.host)})`, { details: { field: 'host_id', value: host } }));
+        continue;
+      }
+      if (this.allowed && !this.allowed.has(host)) {
+        reject(f, new WattsplitError('FRAME_UNKNOWN_HOST', `${where}: host_id=${JSON.stringify(host)} is not in the gateway's host allow-list`, { details: { field: 'host_id', value: host } }));
+        continue;
+      }
+      const state = this.history.get(host);
+      if (state.produced.has(seq) || planned.some((p) => p.host === host && p.seq === seq)) {
+        duplicates++;
+        continue;
+      }
+      const pending = state.pending.get(seq);
+      if (pending) {
+        // The same frame is being produced by another stream of this host (a reconnect): wait for it.
+        const produced = await pending;
+        if (produced) {
+          duplicates++;
+          continue;
+        }
+      }
+      const prev = working.has(host) ? working.get(host) : state.last;
+      const anomalies = prev ? countersWentBackwards(prev, f) : [];
+      if (!prev || seq > prev.seq) working.set(host, lastFrameOf(f));
+      planned.push({ frame: f, host, seq, state, anomalies });
+    }
+
+    if (planned.length === 0) {
+      this.metrics.framesDuplicate += duplicates;
+      return this.ack({ batchId, status: status.ACK_STATUS_OK, accepted: duplicates, rejected: rejections.length, rejections });
+    }
+
+    let settle!: (ok: boolean) => void;
+    const done = new Promise<boolean>((r) => (settle = r));
+    for (const p of planned) p.state.pending.set(p.seq, done);
+    const messages: BusMessageIn[] = planned.map((p) => {
+      const headers: Record<string, string> = { host: p.host, seq: String(p.seq), boot: p.frame.bootId ?? '' };
+      if (p.anomalies.length) headers[ANOMALY_HEADER] = `COUNTER_WENT_BACKWARDS ${p.anomalies.join('; ')}`;
+      return { key: p.host, value: encodeFrame(p.frame), headers };
+    });
+
+    const t0 = this.nowMs();
+    let result;
+    try {
+      result = await this.producer.send(this.topic, messages);
+    } catch (e) {
+      // A producer must return a TransportResult, but a throw must not lose the batch either.
+      const err = normaliseError(e, 'TRANSPORT_UNAVAILABLE', true);
+      result = { kind: 'failed' as const, error: err };
+    }
+    const ok = result.kind === 'ok';
+    for (const p of planned) {
+      if (p.state.pending.get(p.seq) === done) p.state.pending.delete(p.seq);
+      if (ok) p.state.produced.add(p.seq);
+    }
+    settle(ok);
+
+    switch (result.kind) {
+      case 'ok': {
+        observeLatency(this.metrics.produceLatency, (this.nowMs() - t0) / 1000);
+        for (const [host, last] of working) {
+          const s = this.history.get(host);
+          if (last && (!s.last || s.last.bootId !== last.bootId || last.seq > s.last.seq)) s.last = last;
+        }
+        let anomalous = 0;
+        for (const p of planned) {
+          if (!p.anomalies.length) continue;
+          anomalous++;
+          this.log.warn({ code: 'COUNTER_WENT_BACKWARDS', host: p.host, seq: p.seq, boot: p.frame.bootId ?? '' }, `frame host=${JSON.stringify(p.host)} seq=${p.seq}: counters went backwards within boot ${JSON.stringify(p.frame.bootId ?? '')}: ${p.anomalies.join('; ')} (produced with header ${ANOMALY_HEADER})`);
+        }
+        this.metrics.framesAccepted += planned.length;
+        this.metrics.framesDuplicate += duplicates;
+        this.metrics.framesAnomalous += anomalous;
+        this.metrics.bytesProduced += messages.reduce((a, m) => a + m.value.length, 0);
+        return this.ack({ batchId, status: status.ACK_STATUS_OK, accepted: planned.length + duplicates, rejected: rejections.length, rejections });
+      }
+      case 'retryable':
+      case 'failed': {
+        this.metrics.produceFailures++;
+        const after = result.kind === 'retryable' ? Math.max(1, Math.round(result.afterMs)) : this.failedRetryAfterMs;
+        this.log.warn({ code: result.error.code, batchId, frames: planned.length, retryAfterMs: after, peer: input.peer }, `bus produce ${result.kind}: ${result.error.message}; batch acked RETRY`);
+        return this.ack({
+          batchId,
+          status: status.ACK_STATUS_RETRY,
+          retryAfterMs: after,
+          rejected: rejections.length,
+          rejections,
+          message: `${result.error.code}: ${result.error.message}`,
+        });
+      }
+    }
+  }
+
+  private count(code: string, n = 1): void {
+    this.metrics.framesRejected[code] = (this.metrics.framesRejected[code] ?? 0) + n;
+  }
+
+  private ack(a: IBatchAck): IBatchAck {
+    if (a.status === status.ACK_STATUS_OK) this.metrics.acks.ok++;
+    else if (a.status === status.ACK_STATUS_RETRY) this.metrics.acks.retry++;
+    else this.metrics.acks.rejected++;
+    return a;
+  }
+}
+
+function positive(field: string, v: number): number {
+  if (!Number.isFinite(v) || v <= 0) throw new WattsplitError('CONFIG_INVALID', `gateway: ${field}=${JSON.stringify(v)} must be a positive number`, { details: { field, value: v } });
+  return v;
+}
