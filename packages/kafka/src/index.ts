@@ -1,0 +1,3 @@
+export * from './kafka-options.js';
+export * from './kafka-errors.js';
+export * from './kafkajs-bus.js';

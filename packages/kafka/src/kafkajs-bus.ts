@@ -1,0 +1,372 @@
+/**
+ * wire's Bus over Apache Kafka with kafkajs 2.2 (the client the gateway and collector use by default).
+ *
+ * Producer: idempotent (KIP-98: producer id + per-partition sequence numbers, so a retried produce
+ * request is not written twice), acks=-1 (all in-sync replicas), one request in flight per broker so
+ * per-key order survives retries, batch compression (gzip; kafkajs needs external codecs for
+ * snappy/lz4/zstd and this package does not register any), Java-compatible murmur2 partitioner (the
+ * same key lands on the same partition as with the Java client or the platformatic bus). send()
+ * never throws: ok once the broker acked every message, retryable when the broker is unavailable,
+ * slow (sendTimeoutMs) or too many messages are pending (maxPendingMessages: back-pressure), failed
+ * when the broker refuses the messages for good.
+ *
+ * Consumer: one kafkajs consumer (a group member) per subscription; eachBatch with auto-resolve and
+ * auto-commit off; the handler gets up to maxBatch messages of one partition in offset order; only
+ * after it resolved is the offset resolved and committed (OffsetCommit v2+, synchronously, before the
+ * next chunk). When it rejects, the partition is paused, the consumer seeks back to the first
+ * unhandled offset and resumes after an exponential back-off: the same messages are delivered again,
+ * and the other partitions keep flowing. kafkajs is unmaintained since 2023: nothing outside this file
+ * sees its types.
+ */
+import { Kafka, Partitioners, CompressionTypes, logLevel as KafkaLogLevel, type Consumer, type Producer, type Admin, type EachBatchPayload, type IHeaders, type SASLOptions, type LogEntry as KafkaLogEntry } from 'kafkajs';
+import {
+  OK,
+  backoffMs,
+  normaliseError,
+  retryable,
+  failed,
+  WattsplitError,
+  silentLogger,
+  type Bus,
+  type BusMessage,
+  type BusMessageIn,
+  type BusProducer,
+  type BusSubscription,
+  type Logger,
+  type SubscribeOptions,
+  type TransportResult,
+} from '@wattsplit/wire';
+import { KAFKA_DEFAULTS, validateKafkaOptions, type KafkaBusOptions } from './kafka-options.js';
+import { kafkaError, sendFailure } from './kafka-errors.js';
+
+type Resolved = Required<Omit<KafkaBusOptions, 'ssl' | 'sasl' | 'logger'>> & Pick<KafkaBusOptions, 'ssl' | 'sasl'> & { logger: Logger };
+
+export function resolveKafkaOptions(o: KafkaBusOptions): Resolved {
+  validateKafkaOptions(o);
+  const r: Resolved = { ...KAFKA_DEFAULTS, ...o, logger: o.logger ?? silentLogger } as Resolved;
+  return r;
+}
+
+function kafkajsLogCreator(log: Logger) {
+  return () =>
+    ({ level, label, log: entry }: KafkaLogEntry): void => {
+      const { message, ...fields } = entry;
+      const rec = { ...fields, kafkajs: label } as Record<string, unknown>;
+      delete rec.timestamp;
+      delete rec.logger;
+      switch (level) {
+        case KafkaLogLevel.ERROR:
+          log.error(rec, `kafkajs: ${message}`);
+          break;
+        case KafkaLogLevel.WARN:
+          log.warn(rec, `kafkajs: ${message}`);
+          break;
+        case KafkaLogLevel.INFO:
+        case KafkaLogLevel.DEBUG:
+        case KafkaLogLevel.NOTHING:
+          log.debug(rec, `kafkajs: ${message}`);
+          break;
+      }
+    };
+}
+
+function toHeaders(h: IHeaders | undefined): Record<string, string> {
+  const out: Record<string, string> = {};
+  if (!h) return out;
+  for (const [k, v] of Object.entries(h)) {
+    if (v === undefined) continue;
+    const last = Array.isArray(v) ? v[v.length - 1] : v;
+    if (last !== undefined) out[k] = typeof last === 'string' ? last : last.toString('utf8');
+  }
+  return out;
+}
+
+const EMPTY = new Uint8Array(0);
+
+/** Counts messages between send() and the broker's ack; a send that would exceed the cap is refused. */
+export class PendingGauge {
+  private n = 0;
+  constructor(private readonly cap: number) {}
+  tryAdd(k: number): boolean {
+    if (this.n > 0 && this.n + k > this.cap) return false;
+    this.n += k;
+    return true;
+  }
+  done(k: number): void {
+    this.n -= k;
+  }
+  get value(): number {
+    return this.n;
+  }
+}
+
+/** Races a send against a timeout; the send keeps running (the idempotent producer dedupes a resend). */
+export async function withSendTimeout(p: Promise<TransportResult>, ms: number, where: string): Promise<TransportResult> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<TransportResult>((resolve) => {
+    timer = setTimeout(() => resolve(retryable(new WattsplitError('TRANSPORT_TIMEOUT', `${where}: no broker ack within ${ms} ms`, { retriable: true, details: { where, timeoutMs: ms } }), 1_000)), ms);
+  });
+  try {
+    return await Promise.race([p, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+export class KafkaBus implements Bus {
+  readonly kind = 'kafkajs';
+  private readonly o: Resolved;
+  private readonly kafka: Kafka;
+  private readonly log: Logger;
+  private admin: Admin | undefined;
+  private adminConnecting: Promise<Admin> | undefined;
+  private readonly knownTopics = new Map<string, Promise<void>>();
+  private readonly producers = new Set<BusProducer>();
+  private readonly subs = new Set<BusSubscription>();
+  private closed = false;
+
+  constructor(options: KafkaBusOptions) {
+    this.o = resolveKafkaOptions(options);
+    if (this.o.compression !== 'none' && this.o.compression !== 'gzip') {
+      throw new WattsplitError('CONFIG_INVALID', `compression=${JSON.stringify(this.o.compression)} is not available with kafkajs (gzip or none; use the platformatic client for snappy/lz4)`, { details: { field: 'compression', value: this.o.compression } });
+    }
+    this.log = this.o.logger.child({ bus: 'kafkajs' });
+    this.kafka = new Kafka({
+      clientId: this.o.clientId,
+      brokers: [...this.o.brokers],
+      logLevel: KafkaLogLevel.INFO,
+      logCreator: kafkajsLogCreator(this.log),
+      connectionTimeout: 3_000,
+      requestTimeout: 30_000,
+      retry: { initialRetryTime: 100, maxRetryTime: 2_000, retries: 6 },
+      ...(this.o.ssl ? { ssl: true } : {}),
+      ...(this.o.sasl ? { sasl: { mechanism: this.o.sasl.mechanism, username: this.o.sasl.username, password: this.o.sasl.password } as SASLOptions } : {}),
+    });
+  }
+
+  private async getAdmin(): Promise<Admin> {
+    if (this.admin) return this.admin;
+    this.adminConnecting ??= (async () => {
+      const a = this.kafka.admin();
+      try {
+        await a.connect();
+      } catch (e) {
+        this.adminConnecting = undefined;
+        throw e;
+      }
+      this.admin = a;
+      return a;
+    })();
+    return this.adminConnecting;
+  }
+
+  /** Creates the topic with the configured partitions if it does not exist (idempotent, cached). */
+  ensureTopic(topic: string, partitions = this.o.partitions): Promise<void> {
+    let p = this.knownTopics.get(topic);
+    if (!p) {
+      p = (async () => {
+        const admin = await this.getAdmin();
+        const created = await admin.createTopics({
+          waitForLeaders: true,
+          topics: [{ topic, numPartitions: partitions, replicationFactor: this.o.replicationFactor }],
+        });
+        if (created) this.log.info({ topic, partitions }, 'created topic');
+      })();
+      p.catch(() => this.knownTopics.delete(topic));
+      this.knownTopics.set(topic, p);
+    }
+    return p;
+  }
+
+  async deleteTopic(topic: string): Promise<void> {
+    const admin = await this.getAdmin();
+    this.knownTopics.delete(topic);
+    await admin.deleteTopics({ topics: [topic], timeout: 10_000 });
+  }
+
+  /** Messages on the topic not yet committed by the group (sum over partitions). */
+  async lag(topic: string, groupId: string): Promise<number> {
+    const admin = await this.getAdmin();
+    const [ends, committed] = await Promise.all([admin.fetchTopicOffsets(topic), admin.fetchOffsets({ groupId, topics: [topic] })]);
+    const byPartition = new Map<number, number>();
+    for (const t of committed) for (const p of t.partitions) byPartition.set(p.partition, Number(p.offset));
+    let lag = 0;
+    for (const e of ends) {
+      const c = byPartition.get(e.partition) ?? -1;
+      const start = c >= 0 ? c : Number(e.low);
+      lag += Math.max(0, Number(e.high) - start);
+    }
+    return lag;
+  }
+
+  producer(): BusProducer {
+    if (this.closed) throw new WattsplitError('TRANSPORT_UNAVAILABLE', 'KafkaBus is closed', { retriable: false });
+    const kp: Producer = this.kafka.producer({
+      idempotent: true,
+      maxInFlightRequests: 1,
+      allowAutoTopicCreation: true,
+      createPartitioner: Partitioners.DefaultPartitioner,
+      // Bounded so send() can report "retryable" to the caller; resends are deduped by the broker
+      // within this producer session and downstream by host+seq.
+      retry: { initialRetryTime: 100, maxRetryTime: 2_000, retries: 8 },
+    });
+    const compression = this.o.compression === 'gzip' ? CompressionTypes.GZIP : CompressionTypes.None;
+    const gauge = new PendingGauge(this.o.maxPendingMessages);
+    let connecting: Promise<void> | undefined;
+    let open = true;
+    const connect = (): Promise<void> => {
+      connecting ??= kp.connect().catch((e: unknown) => {
+        connecting = undefined;
+        throw e;
+      });
+      return connecting;
+    };
+    const sendNow = async (topic: string, messages: readonly BusMessageIn[]): Promise<TransportResult> => {
+      try {
+        await connect();
+        await this.ensureTopic(topic).catch((e: unknown) => this.log.warn({ topic, err: kafkaError(e, 'createTopics').message }, 'could not create topic; relying on broker auto-creation'));
+        await kp.send({
+          topic,
+          acks: -1,
+          compression,
+          messages: messages.map((m) => ({ key: m.key, value: Buffer.from(m.value.buffer, m.value.byteOffset, m.value.byteLength), ...(m.headers ? { headers: m.headers } : {}) })),
+        });
+        return OK;
+      } catch (e) {
+        const r = sendFailure(e, `kafka send to ${topic} (${messages.length} messages)`);
+        if (r.kind !== 'ok') this.log.warn({ topic, messages: messages.length, code: r.error.code, retriable: r.kind === 'retryable' }, r.error.message);
+        return r;
+      }
+    };
+    const p: BusProducer = {
+      send: async (topic, messages) => {
+        if (!open) return failed(new WattsplitError('TRANSPORT_UNAVAILABLE', `producer is closed (send to ${topic})`));
+        if (messages.length === 0) return OK;
+        if (!gauge.tryAdd(messages.length)) {
+          return retryable(new WattsplitError('TRANSPORT_BACKPRESSURE', `kafka producer has ${gauge.value} messages awaiting broker acks (max ${this.o.maxPendingMessages})`, { retriable: true, details: { pending: gauge.value } }), 200);
+        }
+        try {
+          return await withSendTimeout(sendNow(topic, messages), this.o.sendTimeoutMs, `kafka send to ${topic}`);
+        } finally {
+          gauge.done(messages.length);
+        }
+      },
+      close: async () => {
+        if (!open) return;
+        open = false;
+        this.producers.delete(p);
+        await kp.disconnect().catch((e: unknown) => this.log.warn({ err: normaliseError(e).message }, 'producer disconnect failed'));
+      },
+    };
+    this.producers.add(p);
+    return p;
+  }
+
+  async subscribe(opts: SubscribeOptions): Promise<BusSubscription> {
+    if (this.closed) throw new WattsplitError('TRANSPORT_UNAVAILABLE', 'KafkaBus is closed', { retriable: false });
+    const log = this.log.child({ topic: opts.topic, groupId: opts.groupId });
+    try {
+      await this.ensureTopic(opts.topic);
+    } catch (e) {
+      log.warn({ err: kafkaError(e, 'createTopics').message }, 'could not create topic; relying on broker auto-creation');
+    }
+    const consumer: Consumer = this.kafka.consumer({
+      groupId: opts.groupId,
+      sessionTimeout: this.o.sessionTimeoutMs,
+      rebalanceTimeout: Math.max(this.o.sessionTimeoutMs, 30_000),
+      heartbeatInterval: this.o.heartbeatIntervalMs,
+      allowAutoTopicCreation: true,
+      maxWaitTimeInMs: 250,
+      retry: { initialRetryTime: 200, maxRetryTime: 5_000, retries: 20 },
+    });
+    const attempts = new Map<number, number>();
+    const timers = new Set<NodeJS.Timeout>();
+    let stopped = false;
+
+    const eachBatch = async ({ batch, resolveOffset, heartbeat, isRunning, isStale, pause }: EachBatchPayload): Promise<void> => {
+      const { topic, partition } = batch;
+      const all = batch.messages;
+      for (let i = 0; i < all.length; i += this.o.maxBatch) {
+        if (stopped || !isRunning() || isStale()) return;
+        const chunk = all.slice(i, i + this.o.maxBatch);
+        const msgs: BusMessage[] = chunk.map((m) => ({
+          topic,
+          partition,
+          offset: m.offset,
+          key: m.key ? m.key.toString('utf8') : '',
+          value: m.value ?? EMPTY,
+          timestampMs: Number(m.timestamp),
+          headers: toHeaders(m.headers),
+        }));
+        try {
+          await opts.handler(msgs, partition);
+        } catch (e) {
+          const err = normaliseError(e);
+          const n = attempts.get(partition) ?? 0;
+          attempts.set(partition, n + 1);
+          const wait = backoffMs(n, this.o.retryBaseMs, this.o.retryCapMs);
+          log.warn({ partition, offset: msgs[0]!.offset, messages: msgs.length, code: err.code, attempt: n + 1, retryInMs: wait }, `bus handler failed, will redeliver: ${err.message}`);
+          // Redeliver from the first unhandled message after the back-off; other partitions go on.
+          const resume = pause();
+          consumer.seek({ topic, partition, offset: msgs[0]!.offset });
+          const t = setTimeout(() => {
+            timers.delete(t);
+            if (!stopped) resume();
+          }, wait);
+          timers.add(t);
+          return;
+        }
+        attempts.set(partition, 0);
+        const last = msgs[msgs.length - 1]!.offset;
+        resolveOffset(last);
+        try {
+          await consumer.commitOffsets([{ topic, partition, offset: String(BigInt(last) + 1n) }]);
+        } catch (e) {
+          // Handled but not committed (a rebalance took the partition): whoever owns it next gets these
+          // messages again; the store's (host, seq) dedupe makes that harmless.
+          log.warn({ partition, offset: last, err: kafkaError(e, 'commitOffsets').message }, 'offset commit failed after handler; messages may be delivered again');
+          return;
+        }
+        await heartbeat().catch(() => undefined);
+      }
+    };
+
+    try {
+      await consumer.connect();
+      await consumer.subscribe({ topics: [opts.topic], fromBeginning: opts.fromBeginning ?? true });
+      await consumer.run({
+        autoCommit: false,
+        eachBatchAutoResolve: false,
+        partitionsConsumedConcurrently: this.o.partitionsConcurrently,
+        eachBatch,
+      });
+    } catch (e) {
+      await consumer.disconnect().catch(() => undefined);
+      throw kafkaError(e, `subscribe ${opts.topic} as ${opts.groupId}`);
+    }
+    consumer.on(consumer.events.CRASH, (ev) => {
+      log.error({ restart: ev.payload.restart, err: normaliseError(ev.payload.error).message }, 'kafka consumer crashed');
+    });
+    const sub: BusSubscription = {
+      stop: async () => {
+        if (stopped) return;
+        stopped = true;
+        for (const t of timers) clearTimeout(t);
+        timers.clear();
+        this.subs.delete(sub);
+        // disconnect() waits for the running eachBatch (and its commit), then leaves the group.
+        await consumer.disconnect().catch((e: unknown) => log.warn({ err: normaliseError(e).message }, 'consumer disconnect failed'));
+      },
+    };
+    this.subs.add(sub);
+    return sub;
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await Promise.allSettled([...this.subs].map((s) => s.stop()));
+    await Promise.allSettled([...this.producers].map((p) => p.close()));
+    if (this.admin) await this.admin.disconnect().catch(() => undefined);
+  }
+}
