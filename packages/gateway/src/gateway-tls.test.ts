@@ -1,0 +1,53 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import * as grpc from '@grpc/grpc-js';
+import { AckStatus, InProcessBus, WattsplitError } from '@wattsplit/wire';
+import { startGateway } from './index.js';
+import { frame, openStream } from './test-helpers.js';
+
+/** A throwaway CA, a server certificate for 127.0.0.1 and a client certificate, made with the openssl CLI. */
+function makePki(dir: string): Record<'ca' | 'serverCert' | 'serverKey' | 'clientCert' | 'clientKey', string> {
+  const ssl = (...args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' });
+  const p = (f: string) => join(dir, f);
+  ssl('req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', 'ca.key', '-out', 'ca.pem', '-days', '1', '-subj', '/CN=wattsplit-test-ca');
+  writeFileSync(p('server.ext'), 'subjectAltName=IP:127.0.0.1,DNS:localhost\n');
+  for (const [name, cn, ext] of [['server', 'gateway', ['-extfile', 'server.ext']], ['client', 'hv-tls', []]] as const) {
+    ssl('req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', `${name}.key`, '-out', `${name}.csr`, '-subj', `/CN=${cn}`);
+    ssl('x509', '-req', '-in', `${name}.csr`, '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-out', `${name}.pem`, '-days', '1', ...ext);
+  }
+  return { ca: p('ca.pem'), serverCert: p('server.pem'), serverKey: p('server.key'), clientCert: p('client.pem'), clientKey: p('client.key') };
+}
+
+test('mTLS: a client with a CA-signed certificate is served; one without a certificate is refused', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'wattsplit-gw-tls-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const pki = makePki(dir);
+  const bus = new InProcessBus();
+  const gw = await startGateway({ producer: bus.producer(), tls: { certFile: pki.serverCert, keyFile: pki.serverKey, caFile: pki.ca } });
+  t.after(() => gw.close(200));
+  const ca = readFileSync(pki.ca);
+  const good = openStream(gw.address, { credentials: grpc.credentials.createSsl(ca, readFileSync(pki.clientKey), readFileSync(pki.clientCert)) });
+  t.after(() => good.end());
+  const a = await good.send({ batchId: 1, frames: [frame('hv-tls', 1)] });
+  assert.equal(a.status, AckStatus.ACK_STATUS_OK);
+  const anonymous = openStream(gw.address, { credentials: grpc.credentials.createSsl(ca) });
+  await assert.rejects(anonymous.send({ batchId: 1, frames: [frame('hv-tls', 2)] }), /stream ended before ack: 14 /);
+  await anonymous.end();
+  assert.equal(gw.stats().framesAccepted, 1);
+});
+
+test('TLS: a file that is not PEM is refused naming the option and the path', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'wattsplit-gw-tls-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const junk = join(dir, 'junk.pem');
+  writeFileSync(junk, 'not a certificate');
+  const bus = new InProcessBus();
+  await assert.rejects(
+    startGateway({ producer: bus.producer(), tls: { certFile: junk, keyFile: junk } }),
+    (e) => e instanceof WattsplitError && e.code === 'CONFIG_INVALID' && e.message === `gateway tls.certFile=${JSON.stringify(junk)}: no PEM block (-----BEGIN ...) in the file`,
+  );
+});
