@@ -1,1 +1,15 @@
-export {};
+export * from './host-fs.js';
+export * from './sampler.js';
+export * from './clock.js';
+export * from './machine-name.js';
+export * from './cgroup-reader.js';
+export * from './proc-stat.js';
+export * from './rapl-sampler.js';
+export * from './vm-sampler.js';
+export * from './gpu-sampler.js';
+export * from './bmc-sampler.js';
+export * from './perf-sampler.js';
+export * from './hardware-class.js';
+export * from './agent-state.js';
+export * from './agent.js';
+export * from './static-domain-source.js';

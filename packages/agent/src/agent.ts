@@ -1,0 +1,222 @@
+/**
+ * The Agent composes the samplers into one TelemetryFrame per round: VM inventory and cgroup/proc
+ * stats first (so GPU activity and perf counters can be attached to VMs), then perf, GPU, RAPL and BMC.
+ * It owns the frame identity: seq (+1 per frame, persisted in the state dir so a restart continues it),
+ * boot_id (new per start) and the monotonic/wall timestamps from an injectable clock.
+ */
+import { randomUUID } from 'node:crypto';
+import {
+  type BmcSource,
+  type DomainInfo,
+  type DomainSource,
+  type GpuSource,
+  type HostFs,
+  type ITelemetryFrame,
+  type IVmSample,
+  type Logger,
+  type PerfSource,
+  type ProcessOwnerMap,
+  WattsplitError,
+} from '@wattsplit/wire';
+import { loadAgentState, saveAgentState } from './agent-state.js';
+import { BmcSampler } from './bmc-sampler.js';
+import type { CgroupVersion } from './cgroup-reader.js';
+import { systemClock, type AgentClock } from './clock.js';
+import { GpuSampler } from './gpu-sampler.js';
+import { deriveHardwareClass } from './hardware-class.js';
+import { PerfSampler } from './perf-sampler.js';
+import { RaplSampler } from './rapl-sampler.js';
+import type { FrameUnderConstruction, RoundContext, Sampler, SamplerStatus } from './sampler.js';
+import { VmSampler } from './vm-sampler.js';
+
+export const AGENT_VERSION = '0.1.0';
+
+export interface AgentOptions {
+  hostId: string;
+  /** Defaults to one derived from /proc/cpuinfo and the GPU names. */
+  hardwareClass?: string;
+  fs: HostFs;
+  domains: DomainSource;
+  gpus?: GpuSource;
+  perf?: PerfSource;
+  bmc?: BmcSource;
+  processOwners?: ProcessOwnerMap;
+  clock?: AgentClock;
+  logger: Logger;
+  /** Where seq and boot id persist (the spool dir). Without it the sequence restarts at 1 on every start. */
+  stateDir?: string;
+  /** Nominal sampling interval written into frames. */
+  intervalMs?: number;
+  /** Read RAPL (default true). */
+  rapl?: boolean;
+  cgroupVersion?: CgroupVersion;
+  /** Boot id override (the simulator uses deterministic ones); random per start otherwise. */
+  bootId?: string;
+}
+
+export interface AgentRunOptions {
+  intervalMs: number;
+  onFrame: (frame: ITelemetryFrame) => void | Promise<void>;
+  signal?: AbortSignal;
+  /** Stop after this many frames (tests, `--once`). */
+  maxFrames?: number;
+}
+
+const HOST_ID = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/;
+
+export class Agent {
+  readonly hostId: string;
+  readonly bootId: string;
+  private hardwareClass: string | undefined;
+  private seq: number;
+  private readonly samplers: Sampler[] = [];
+  private readonly clock: AgentClock;
+  private readonly log: Logger;
+  private readonly intervalMs: number;
+  private domainError: string | undefined;
+  private lastDomains: DomainInfo[] = [];
+  private stopped = false;
+
+  constructor(private readonly opts: AgentOptions) {
+    if (!HOST_ID.test(opts.hostId)) {
+      throw new WattsplitError('CONFIG_INVALID', `hostId=${JSON.stringify(opts.hostId)} must be 1-128 chars of [A-Za-z0-9._:-]`, { details: { field: 'hostId', value: opts.hostId } });
+    }
+    this.hostId = opts.hostId;
+    this.log = opts.logger.child({ host: opts.hostId });
+    this.clock = opts.clock ?? systemClock;
+    this.intervalMs = opts.intervalMs ?? 1000;
+    this.hardwareClass = opts.hardwareClass;
+    this.bootId = opts.bootId ?? randomUUID();
+    const st = opts.stateDir ? loadAgentState(opts.stateDir) : undefined;
+    if (st && st.hostId && st.hostId !== opts.hostId) {
+      throw new WattsplitError('CONFIG_INVALID', `state dir ${opts.stateDir} belongs to host ${JSON.stringify(st.hostId)}, not ${JSON.stringify(opts.hostId)}: give each host its own spool dir`, { details: { field: 'stateDir', value: opts.stateDir } });
+    }
+    this.seq = st?.seq ?? 0;
+    if (st) this.log.info({ seq: st.seq, previousBootId: st.bootId, bootId: this.bootId }, 'agent restarted: continuing the frame sequence');
+    this.samplers.push(new VmSampler(opts.fs, this.log.child({ sampler: 'vms' }), opts.cgroupVersion === undefined ? {} : { cgroupVersion: opts.cgroupVersion }));
+    if (opts.perf) this.samplers.push(new PerfSampler(opts.perf, this.log.child({ sampler: 'perf' })));
+    if (opts.gpus) this.samplers.push(new GpuSampler(opts.gpus, this.log.child({ sampler: 'gpu' })));
+    if (opts.rapl !== false) this.samplers.push(new RaplSampler(opts.fs, this.log.child({ sampler: 'rapl' })));
+    if (opts.bmc) this.samplers.push(new BmcSampler(opts.bmc, this.log.child({ sampler: 'bmc' })));
+  }
+
+  /** Last sequence number handed out (0 before the first frame). */
+  get lastSeq(): number {
+    return this.seq;
+  }
+
+  /** What each sampler sees, and the VM inventory's health. */
+  status(): SamplerStatus[] {
+    const out: SamplerStatus[] = [
+      this.domainError
+        ? { name: 'domains', state: 'unavailable', detail: this.domainError }
+        : { name: 'domains', state: 'ok', detail: `${this.lastDomains.length} domains listed: ${this.lastDomains.map((d) => `${d.name} (${d.state})`).join(', ') || 'none'}` },
+    ];
+    for (const s of this.samplers) out.push(s.status());
+    return out;
+  }
+
+  /** Domains of the last round. */
+  domains(): DomainInfo[] {
+    return this.lastDomains;
+  }
+
+  async sampleOnce(): Promise<ITelemetryFrame> {
+    let domains: DomainInfo[] = [];
+    let domainsAvailable = true;
+    try {
+      domains = await this.opts.domains.listDomains();
+      if (this.domainError) this.log.info('VM inventory available again');
+      this.domainError = undefined;
+    } catch (e) {
+      domainsAvailable = false;
+      const msg = `listing VMs failed: ${(e as Error).message}`;
+      if (this.domainError !== msg) this.log.warn({ code: 'SENSOR_UNAVAILABLE' }, msg);
+      this.domainError = msg;
+    }
+    this.lastDomains = domains;
+    const monoNs = this.clock.monoNs();
+    const wallUnixNs = this.clock.wallUnixNs();
+    const frame: FrameUnderConstruction = { monoNs, counters: [], vms: [], gpus: [], hostCpu: undefined };
+    const ctx: RoundContext = {
+      domains,
+      domainsAvailable,
+      vmsByUuid: new Map<string, IVmSample>(),
+      cgroupPathByUuid: new Map<string, string>(),
+      processOwners: this.opts.processOwners,
+      monoNs: () => this.clock.monoNs(),
+    };
+    for (const s of this.samplers) {
+      try {
+        await s.sample(frame, ctx);
+      } catch (e) {
+        // Samplers report sensor trouble themselves; anything reaching here is a bug: keep the round.
+        this.log.error({ sampler: s.name, err: (e as Error).message }, 'sampler failed unexpectedly');
+      }
+    }
+    this.hardwareClass ??= deriveHardwareClass(this.opts.fs, frame.gpus.map((g) => g.name ?? ''));
+    this.seq += 1;
+    if (this.opts.stateDir) saveAgentState(this.opts.stateDir, { hostId: this.hostId, seq: this.seq, bootId: this.bootId });
+    const out: ITelemetryFrame = {
+      hostId: this.hostId,
+      hardwareClass: this.hardwareClass,
+      seq: this.seq,
+      bootId: this.bootId,
+      monoNs,
+      wallUnixNs,
+      intervalMs: this.intervalMs,
+      counters: frame.counters,
+      vms: frame.vms,
+      gpus: frame.gpus,
+      agentVersion: AGENT_VERSION,
+    };
+    if (frame.hostCpu) out.hostCpu = frame.hostCpu;
+    return out;
+  }
+
+  /**
+   * Samples every `intervalMs` (aligned to the previous tick, never overlapping) until the signal
+   * aborts, `stop()` is called or `maxFrames` frames were produced.
+   */
+  async run(opts: AgentRunOptions): Promise<void> {
+    this.stopped = false;
+    let n = 0;
+    let next = Date.now();
+    while (!this.stopped && !opts.signal?.aborted && (opts.maxFrames === undefined || n < opts.maxFrames)) {
+      const frame = await this.sampleOnce();
+      n++;
+      await opts.onFrame(frame);
+      next += opts.intervalMs;
+      const wait = next - Date.now();
+      if (wait < 0) {
+        // Fell behind (slow sensor, suspended host): skip missed ticks rather than burst.
+        next = Date.now();
+        continue;
+      }
+      if (opts.maxFrames !== undefined && n >= opts.maxFrames) break;
+      await sleep(wait, opts.signal);
+    }
+  }
+
+  stop(): void {
+    this.stopped = true;
+  }
+
+  async close(): Promise<void> {
+    this.stop();
+    for (const s of this.samplers) await s.close?.();
+    await this.opts.domains.close?.();
+  }
+}
+
+function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const t = setTimeout(done, ms);
+    function done() {
+      clearTimeout(t);
+      signal?.removeEventListener('abort', done);
+      resolve();
+    }
+    signal?.addEventListener('abort', done, { once: true });
+  });
+}

@@ -1,0 +1,67 @@
+/**
+ * Host CPU accounting from /proc/stat and CPU frequency from cpufreq.
+ *
+ * proc(5): the first line "cpu  user nice system idle iowait irq softirq steal guest guest_nice" sums
+ * all CPUs, in USER_HZ ticks (100 per second); "cpuN ..." lines follow, one per online CPU. guest and
+ * guest_nice are already included in user and nice, so they are not added again.
+ * cpufreq (Documentation/admin-guide/pm/cpufreq.rst): /sys/devices/system/cpu/cpu<N>/cpufreq/
+ * scaling_cur_freq is the current frequency in kHz; optional.
+ */
+import { WattsplitError, type HostFs, type IHostCpu } from '@wattsplit/wire';
+
+const NS_PER_TICK = 10_000_000; // USER_HZ = 100
+
+export function parseProcStat(text: string, file = '/proc/stat'): IHostCpu {
+  const lines = text.split('\n');
+  const first = lines[0] ?? '';
+  const parts = first.trim().split(/\s+/);
+  if (parts[0] !== 'cpu' || parts.length < 5) {
+    throw new WattsplitError('SENSOR_READ_FAILED', `${file}: first line must be "cpu user nice system idle ...", got ${JSON.stringify(first.slice(0, 80))}`, { details: { file, value: first.slice(0, 80) } });
+  }
+  const n = parts.slice(1).map((p, i) => {
+    const v = Number(p);
+    if (!Number.isFinite(v) || v < 0) throw new WattsplitError('SENSOR_READ_FAILED', `${file}: field ${i + 1} of the cpu line is ${JSON.stringify(p)}, not a tick count`, { details: { file, field: i + 1, value: p } });
+    return v;
+  });
+  const [user = 0, nice = 0, system = 0, idle = 0, iowait = 0, irq = 0, softirq = 0, steal = 0] = n;
+  let online = 0;
+  for (let i = 1; i < lines.length; i++) if (/^cpu\d+\s/.test(lines[i] ?? '')) online++;
+  return {
+    busyNs: (user + nice + system + irq + softirq + steal) * NS_PER_TICK,
+    idleNs: (idle + iowait) * NS_PER_TICK,
+    onlineCpus: online,
+    avgFreqMhz: 0,
+  };
+}
+
+const CPU_DIR = '/sys/devices/system/cpu';
+
+/** Files of scaling_cur_freq that exist, found once. */
+export function discoverFreqFiles(fs: HostFs): string[] {
+  if (!fs.exists(CPU_DIR)) return [];
+  const out: string[] = [];
+  for (const e of fs.readDir(CPU_DIR)) {
+    if (!/^cpu\d+$/.test(e)) continue;
+    const f = `${CPU_DIR}/${e}/cpufreq/scaling_cur_freq`;
+    if (fs.exists(f)) out.push(f);
+  }
+  return out;
+}
+
+/** Mean of scaling_cur_freq over `files`, MHz; 0 when none readable. */
+export function readAvgFreqMhz(fs: HostFs, files: string[]): number {
+  let sum = 0;
+  let n = 0;
+  for (const f of files) {
+    try {
+      const khz = Number(fs.readText(f).trim());
+      if (Number.isFinite(khz) && khz > 0) {
+        sum += khz;
+        n++;
+      }
+    } catch {
+      /* CPU went offline: skip it this round */
+    }
+  }
+  return n === 0 ? 0 : Math.round(sum / n / 1000);
+}

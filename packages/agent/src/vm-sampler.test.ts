@@ -1,0 +1,153 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { renameSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { VmState, memoryLogger } from '@wattsplit/wire';
+import { parseBlkioServiceBytes, parseCpuStatUsageNs, parseIoStat } from './cgroup-reader.js';
+import { RootedHostFs } from './host-fs.js';
+import { cgroupV2Path, libvirtMachineName, systemdEscape, systemdUnescape } from './machine-name.js';
+import { parseProcStat } from './proc-stat.js';
+import type { FrameUnderConstruction, RoundContext } from './sampler.js';
+import { domainInfo } from './static-domain-source.js';
+import { FIXTURES, copyFixture } from './test-helpers.js';
+import { VmSampler } from './vm-sampler.js';
+import type { DomainInfo } from '@wattsplit/wire';
+
+let mono = 100;
+function round(s: VmSampler, domains: DomainInfo[], available = true): { frame: FrameUnderConstruction; ctx: RoundContext } {
+  const frame: FrameUnderConstruction = { monoNs: mono, counters: [], vms: [], gpus: [], hostCpu: undefined };
+  const ctx: RoundContext = { domains, domainsAvailable: available, vmsByUuid: new Map(), cgroupPathByUuid: new Map(), processOwners: undefined, monoNs: () => mono };
+  s.sample(frame, ctx);
+  mono += 1000;
+  return { frame, ctx };
+}
+
+const WEB = domainInfo({ uuid: 'u-web', name: 'web-1', id: 1, vcpus: 2, memoryBytes: 2 ** 31, tenant: 'acme', taps: ['vnet0'], flavor: 'm1.small' });
+const DB = domainInfo({ uuid: 'u-db', name: 'db', id: 2, vcpus: 4, taps: ['vnet1'] });
+
+test('machine names and systemd escaping follow libvirt and systemd', () => {
+  assert.equal(libvirtMachineName(3, 'web-1'), 'qemu-3-web-1');
+  assert.equal(libvirtMachineName(3, '.hidden_vm.x-'), 'qemu-3-hiddenvmx');
+  assert.equal(libvirtMachineName(12, 'a'.repeat(100)).length, 64);
+  assert.equal(systemdEscape('qemu-3-web-1'), 'qemu\\x2d3\\x2dweb\\x2d1');
+  assert.equal(systemdUnescape(systemdEscape('qemu-3-wéb 1')), 'qemu-3-wéb 1');
+  assert.equal(cgroupV2Path(3, 'web-1'), '/machine.slice/machine-qemu\\x2d3\\x2dweb\\x2d1.scope');
+});
+
+test('cgroup v2: CPU, per-vCPU, memory, block and tap net per VM; host /proc/stat and cpufreq', () => {
+  const s = new VmSampler(new RootedHostFs(join(FIXTURES, 'single-socket-v2')), memoryLogger());
+  assert.equal(s.cgroupVersion, 2);
+  const { frame, ctx } = round(s, [WEB, DB]);
+  assert.equal(frame.vms.length, 2);
+  const w = frame.vms[0]!;
+  assert.equal(w.uuid, 'u-web');
+  assert.equal(w.tenant, 'acme');
+  assert.equal(w.hardwareClass, 'm1.small');
+  assert.equal(w.state, VmState.VM_STATE_RUNNING);
+  assert.equal(w.cpuTimeNs, 5_000_000_000);
+  assert.deepEqual(w.vcpuTimeNs, [1_666_666_000, 1_666_666_000]);
+  assert.equal(w.memoryUsedBytes, 1073741825);
+  assert.equal(w.blockReadBytes, 1010);
+  assert.equal(w.blockWriteBytes, 2020);
+  assert.equal(w.netTxBytes, 1000, 'tap rx = guest tx');
+  assert.equal(w.netRxBytes, 2000);
+  assert.equal(frame.vms[1]!.vcpuTimeNs?.length, 4);
+  assert.equal(ctx.cgroupPathByUuid.get('u-web'), '/machine.slice/machine-qemu\\x2d1\\x2dweb\\x2d1.scope');
+  assert.equal(frame.hostCpu?.onlineCpus, 4);
+  assert.equal(frame.hostCpu?.busyNs, (4705 + 356 + 584 + 0 + 18 + 0) * 1e7);
+  assert.equal(frame.hostCpu?.idleNs, (3699176 + 23) * 1e7);
+  assert.equal(frame.hostCpu?.avgFreqMhz, 2150);
+});
+
+test('cgroup v1 without systemd: cpuacct, memory and blkio controllers', () => {
+  const s = new VmSampler(new RootedHostFs(join(FIXTURES, 'dual-socket-v1')), memoryLogger());
+  assert.equal(s.cgroupVersion, 1);
+  const d = domainInfo({ uuid: 'u-b', name: 'batch-a', id: 3, vcpus: 2, taps: ['vnet5'] });
+  const { frame, ctx } = round(s, [d]);
+  const v = frame.vms[0]!;
+  assert.equal(v.cpuTimeNs, 7_000_000_000);
+  assert.deepEqual(v.vcpuTimeNs, [2333333333, 2333333333]);
+  assert.equal(v.memoryUsedBytes, 536870915);
+  assert.equal(v.blockReadBytes, 4096);
+  assert.equal(v.blockWriteBytes, 8192);
+  assert.equal(ctx.cgroupPathByUuid.get('u-b'), '/machine/qemu-3-batch-a.libvirt-qemu');
+  assert.equal(frame.hostCpu?.onlineCpus, 8);
+});
+
+test('VM lifecycle: appears, vanishes from libvirt (GONE once), cgroup vanishes mid-interval (GONE), shut off, migrating', () => {
+  const fx = copyFixture('single-socket-v2');
+  try {
+    const log = memoryLogger();
+    const s = new VmSampler(new RootedHostFs(fx.root), log);
+    const r1 = round(s, [WEB]);
+    assert.equal(r1.frame.vms.length, 1);
+    const started = r1.frame.vms[0]!.startedMonoNs;
+    const r2 = round(s, [WEB, DB]);
+    assert.equal(r2.frame.vms[0]!.startedMonoNs, started, 'same VM keeps its start');
+    assert.notEqual(r2.frame.vms[1]!.startedMonoNs, started, 'new VM starts now');
+    // web vanishes from the inventory: one GONE sample with its last counters, then nothing
+    const r3 = round(s, [DB]);
+    const gone = r3.frame.vms.find((v) => v.uuid === 'u-web');
+    assert.equal(gone?.state, VmState.VM_STATE_GONE);
+    assert.equal(gone?.cpuTimeNs, 5_000_000_000);
+    assert.equal(round(s, [DB]).frame.vms.find((v) => v.uuid === 'u-web'), undefined);
+    // db's cgroup disappears while libvirt still lists it (qemu died mid-interval)
+    rmSync(join(fx.root, 'sys/fs/cgroup/machine.slice/machine-qemu\\x2d2\\x2ddb.scope'), { recursive: true });
+    const r5 = round(s, [DB]);
+    assert.equal(r5.frame.vms[0]?.state, VmState.VM_STATE_GONE);
+    assert.equal(r5.frame.vms[0]?.cpuTimeNs, 9_000_000_000);
+    // and then it has no cgroup: not reported, reason kept for --check
+    assert.equal(round(s, [DB]).frame.vms.length, 0);
+    assert.match(s.status().detail, /VM db \(u-db, id 2, running\) has no qemu cgroup/);
+    // migrating out and shut off
+    const r7 = round(s, [{ ...WEB, state: 'migrating_out' }]);
+    assert.equal(r7.frame.vms[0]?.state, VmState.VM_STATE_MIGRATING_OUT);
+    const r8 = round(s, [{ ...WEB, state: 'shutoff', id: -1 }]);
+    assert.equal(r8.frame.vms[0]?.state, VmState.VM_STATE_SHUTOFF);
+    assert.equal(round(s, [{ ...WEB, state: 'shutoff', id: -1 }]).frame.vms.length, 0);
+    // inventory unavailable: nothing is declared gone
+    round(s, [WEB]);
+    assert.equal(round(s, [], false).frame.vms.length, 0);
+    assert.equal(round(s, [WEB]).frame.vms[0]?.state, VmState.VM_STATE_RUNNING);
+  } finally {
+    fx.cleanup();
+  }
+});
+
+test('a restarted domain (same uuid, new id) is a new VM instance', () => {
+  const fx = copyFixture('single-socket-v2');
+  try {
+    const s = new VmSampler(new RootedHostFs(fx.root), memoryLogger());
+    const a = round(s, [WEB]).frame.vms[0]!;
+    // qemu-1-web-1 → qemu-7-web-1
+    renameSync(join(fx.root, 'sys/fs/cgroup/machine.slice/machine-qemu\\x2d1\\x2dweb\\x2d1.scope'), join(fx.root, 'sys/fs/cgroup/machine.slice/machine-qemu\\x2d7\\x2dweb\\x2d1.scope'));
+    const b = round(s, [{ ...WEB, id: 7 }]).frame.vms[0]!;
+    assert.notEqual(a.startedMonoNs, b.startedMonoNs);
+  } finally {
+    fx.cleanup();
+  }
+});
+
+test('a shortened libvirt machine name is found by scanning for qemu-<id>-', () => {
+  const s = new VmSampler(new RootedHostFs(join(FIXTURES, 'single-socket-v2')), memoryLogger());
+  const { frame } = round(s, [domainInfo({ uuid: 'x', name: 'web-1-with-a-name-libvirt-would-shorten', id: 1 })]);
+  assert.equal(frame.vms[0]?.cpuTimeNs, 5_000_000_000);
+});
+
+test('malformed cgroup and proc files name the file, field and value', () => {
+  assert.throws(() => parseCpuStatUsageNs('user_usec 1\n', '/x/cpu.stat'), /\/x\/cpu.stat: no "usage_usec" line/);
+  assert.throws(() => parseCpuStatUsageNs('usage_usec abc\n', '/x/cpu.stat'), /\/x\/cpu.stat: usage_usec is "abc"/);
+  assert.throws(() => parseIoStat('253:0 rbytes=-5 wbytes=1\n', '/x/io.stat'), /\/x\/io.stat: rbytes is "-5"/);
+  assert.throws(() => parseBlkioServiceBytes('253:0 Read x\n', '/b'), /\/b: 253:0 Read is "x"/);
+  assert.throws(() => parseProcStat('intr 1 2\n'), /\/proc\/stat: first line must be/);
+  assert.throws(() => parseProcStat('cpu  1 2 x 4 5\n'), /field 3 of the cpu line is "x"/);
+  const fx = copyFixture('single-socket-v2');
+  try {
+    writeFileSync(join(fx.root, 'sys/fs/cgroup/machine.slice/machine-qemu\\x2d1\\x2dweb\\x2d1.scope/memory.current'), 'lots\n');
+    const s = new VmSampler(new RootedHostFs(fx.root), memoryLogger());
+    assert.equal(round(s, [WEB]).frame.vms.length, 0);
+    assert.match(s.status().detail, /memory.current: memory.current is "lots"/);
+  } finally {
+    fx.cleanup();
+  }
+});

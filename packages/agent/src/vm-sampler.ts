@@ -1,0 +1,198 @@
+/**
+ * Per-VM activity: the DomainSource lists the VMs, their qemu cgroup (v1 or v2) gives CPU time,
+ * per-vCPU time, memory and block I/O, the tap devices give network bytes, and /proc/stat gives the
+ * host's busy/idle time (hypervisor overhead = host busy − Σ VM CPU).
+ *
+ * Net (Documentation/ABI/testing/sysfs-class-net-statistics): /sys/class/net/<iface>/statistics/
+ * rx_bytes and tx_bytes, cumulative. A tap's rx is what the guest sent, so it is reported as the VM's tx.
+ *
+ * VMs that appear, migrate or vanish are reported as what they are, never guessed: a VM seen for the
+ * first time gets started_mono_ns = now (its counters start from its own zero); a VM whose domain or
+ * cgroup disappears is reported once with state GONE and its last known counters; a shut-off VM is
+ * reported once with state SHUTOFF; live-migration states come from the DomainSource.
+ */
+import { VmState, type DomainInfo, type DomainState, type HostFs, type IVmSample, type Logger } from '@wattsplit/wire';
+import { CgroupReader, type CgroupVersion } from './cgroup-reader.js';
+import { errnoOf } from './host-fs.js';
+import { discoverFreqFiles, parseProcStat, readAvgFreqMhz } from './proc-stat.js';
+import type { FrameUnderConstruction, RoundContext, Sampler, SamplerStatus } from './sampler.js';
+
+export function vmStateOf(s: DomainState): VmState {
+  switch (s) {
+    case 'running':
+      return VmState.VM_STATE_RUNNING;
+    case 'paused':
+      return VmState.VM_STATE_PAUSED;
+    case 'shutoff':
+      return VmState.VM_STATE_SHUTOFF;
+    case 'migrating_out':
+      return VmState.VM_STATE_MIGRATING_OUT;
+    case 'migrating_in':
+      return VmState.VM_STATE_MIGRATING_IN;
+    case 'other':
+      return VmState.VM_STATE_UNSPECIFIED;
+  }
+}
+
+interface KnownVm {
+  id: number;
+  cgroupPath: string;
+  startedMonoNs: number;
+  last: IVmSample;
+}
+
+export interface VmSamplerOptions {
+  cgroupVersion?: CgroupVersion;
+}
+
+export class VmSampler implements Sampler {
+  readonly name = 'vms';
+  private readonly cgroups: CgroupReader;
+  private readonly known = new Map<string, KnownVm>();
+  private readonly warned = new Set<string>();
+  private freqFiles: string[] | undefined;
+  private lastSeen = 0;
+  private lastMissing: string[] = [];
+  private hostCpuError: string | undefined;
+
+  constructor(
+    private readonly fs: HostFs,
+    private readonly log: Logger,
+    opts: VmSamplerOptions = {},
+  ) {
+    this.cgroups = new CgroupReader(fs, opts.cgroupVersion);
+  }
+
+  get cgroupVersion(): CgroupVersion {
+    return this.cgroups.version;
+  }
+
+  private warnOnce(key: string, fields: Record<string, unknown>, msg: string): void {
+    if (this.warned.has(key)) return;
+    this.warned.add(key);
+    this.log.warn(fields, msg);
+  }
+
+  sample(frame: FrameUnderConstruction, ctx: RoundContext): void {
+    frame.hostCpu = this.readHostCpu();
+    if (!ctx.domainsAvailable) return; // inventory unknown this round: do not mark VMs gone
+    const listed = new Set<string>();
+    const missing: string[] = [];
+    for (const d of ctx.domains) {
+      listed.add(d.uuid);
+      const s = this.sampleDomain(d, ctx, missing);
+      if (s) {
+        frame.vms.push(s);
+        ctx.vmsByUuid.set(d.uuid, s);
+      }
+    }
+    for (const [uuid, k] of this.known) {
+      if (listed.has(uuid)) continue;
+      const gone: IVmSample = { ...k.last, state: VmState.VM_STATE_GONE, readMonoNs: k.last.readMonoNs ?? 0 };
+      frame.vms.push(gone);
+      ctx.vmsByUuid.set(uuid, gone);
+      this.log.info({ vm: uuid, name: k.last.name }, 'VM vanished from the hypervisor: reported once as GONE with its last counters');
+      this.forget(uuid);
+    }
+    this.lastSeen = frame.vms.length;
+    this.lastMissing = missing;
+  }
+
+  private forget(uuid: string): void {
+    const k = this.known.get(uuid);
+    if (k) this.cgroups.forget(k.cgroupPath);
+    this.known.delete(uuid);
+  }
+
+  private sampleDomain(d: DomainInfo, ctx: RoundContext, missing: string[]): IVmSample | undefined {
+    const prev = this.known.get(d.uuid);
+    if (d.state === 'shutoff') {
+      if (!prev) return undefined;
+      this.forget(d.uuid);
+      return { ...prev.last, state: VmState.VM_STATE_SHUTOFF };
+    }
+    let cgroupPath = prev && prev.id === d.id ? prev.cgroupPath : undefined;
+    if (cgroupPath === undefined) {
+      if (prev) this.forget(d.uuid); // same uuid, new domain id: the qemu process restarted
+      cgroupPath = this.cgroups.locate(d.id, d.name);
+      if (cgroupPath === undefined) {
+        const why = `VM ${d.name} (${d.uuid}, id ${d.id}, ${d.state}) has no qemu cgroup (cgroup v${this.cgroups.version}); not reported until it has one`;
+        missing.push(why);
+        this.warnOnce(`nocg:${d.uuid}:${d.id}`, { vm: d.uuid }, why);
+        return undefined;
+      }
+    }
+    const now = ctx.monoNs();
+    let stats;
+    try {
+      stats = this.cgroups.read(cgroupPath, d.vcpus);
+    } catch (e) {
+      const code = errnoOf(e);
+      if (prev && (code === 'ENOENT' || code === 'ENODEV')) {
+        this.log.info({ vm: d.uuid, name: d.name, cgroup: cgroupPath }, 'VM cgroup vanished mid-interval: reported once as GONE with its last counters');
+        this.forget(d.uuid);
+        return { ...prev.last, state: VmState.VM_STATE_GONE };
+      }
+      const why = `VM ${d.name} (${d.uuid}): reading cgroup ${cgroupPath} failed: ${(e as Error).message}`;
+      missing.push(why);
+      this.warnOnce(`rd:${d.uuid}:${code ?? (e as Error).message}`, { vm: d.uuid }, why);
+      return undefined;
+    }
+    let rx = 0;
+    let tx = 0;
+    for (const tap of d.taps) {
+      try {
+        // Host-side rx on a tap = bytes the guest transmitted.
+        tx += Number(this.fs.readText(`/sys/class/net/${tap}/statistics/rx_bytes`));
+        rx += Number(this.fs.readText(`/sys/class/net/${tap}/statistics/tx_bytes`));
+      } catch (e) {
+        this.warnOnce(`tap:${d.uuid}:${tap}`, { vm: d.uuid, tap }, `VM ${d.name}: tap ${tap} not readable (${(e as Error).message}); its bytes are left out`);
+      }
+    }
+    const sample: IVmSample = {
+      uuid: d.uuid,
+      name: d.name,
+      tenant: d.tenant,
+      vcpus: d.vcpus,
+      memoryBytes: d.memoryBytes,
+      state: vmStateOf(d.state),
+      cpuTimeNs: stats.cpuTimeNs,
+      vcpuTimeNs: stats.vcpuTimeNs,
+      memoryUsedBytes: stats.memoryUsedBytes,
+      blockReadBytes: stats.blockReadBytes,
+      blockWriteBytes: stats.blockWriteBytes,
+      netRxBytes: rx,
+      netTxBytes: tx,
+      readMonoNs: now,
+      startedMonoNs: prev && prev.id === d.id ? prev.startedMonoNs : now,
+      hardwareClass: d.flavor,
+    };
+    if (!prev || prev.id !== d.id) {
+      this.log.info({ vm: d.uuid, name: d.name, cgroup: cgroupPath }, 'VM appeared');
+    }
+    this.known.set(d.uuid, { id: d.id, cgroupPath, startedMonoNs: sample.startedMonoNs ?? now, last: sample });
+    ctx.cgroupPathByUuid.set(d.uuid, cgroupPath);
+    return sample;
+  }
+
+  private readHostCpu() {
+    try {
+      const hc = parseProcStat(this.fs.readText('/proc/stat'));
+      this.freqFiles ??= discoverFreqFiles(this.fs);
+      hc.avgFreqMhz = readAvgFreqMhz(this.fs, this.freqFiles);
+      this.hostCpuError = undefined;
+      return hc;
+    } catch (e) {
+      this.hostCpuError = (e as Error).message;
+      this.warnOnce('procstat', { code: 'SENSOR_READ_FAILED' }, `host CPU accounting unavailable: ${this.hostCpuError}`);
+      return undefined;
+    }
+  }
+
+  status(): SamplerStatus {
+    const parts = [`cgroup v${this.cgroups.version}`, `${this.lastSeen} VMs reported`];
+    if (this.hostCpuError) parts.push(`/proc/stat: ${this.hostCpuError}`);
+    if (this.lastMissing.length) parts.push(...this.lastMissing);
+    return { name: this.name, state: this.lastMissing.length || this.hostCpuError ? 'degraded' : 'ok', detail: parts.join('; ') };
+  }
+}
