@@ -1,0 +1,271 @@
+/**
+ * GPU time-slicing attribution: learn each tenant's active-power signature from NVML observables only.
+ *
+ * Model of one window on one GPU (all quantities observable):
+ *
+ *   E_window = P_static · dt + Σ_tenants s_tenant · a_tenant(window)
+ *
+ * where a_tenant is the tenant's activity in the window: the sum over its NVML per-process utilisation
+ * samples (nvmlDeviceGetProcessUtilization) of smUtil / 100. Under time-slicing each ~1/6–1/5 s sample
+ * slot reports the process that held the GPU, so a_tenant counts the slots the tenant really ran in,
+ * weighted by how busy it kept the SMs; s_tenant (joules per busy slot) is its signature, and P_static
+ * the device power with the contexts alive and no work. s and P_static are fitted by non-negative least
+ * squares to the measured energy counter over windows (online, with optional forgetting); windows where a
+ * tenant runs alone pin its signature, mixed windows refine it. Nothing is fitted to a particular file:
+ * the same learner runs on any trace of the format, and on live intervals through GpuTimeSliceMethod.
+ *
+ * A tenant holding a context raises idle power (H100: 73 W with no contexts, 120–135 W with four idle
+ * contexts). When the number of contexts varies across the observed windows, a per-context term
+ * P_ctx · contexts · dt is fitted too; static energy is then split by an explicit `GpuStaticPolicy`
+ * and reported apart from dynamic energy.
+ */
+import { nnlsNormal } from './nnls.js';
+
+/** One observation window of one GPU. */
+export interface GpuActivityWindow {
+  durationS: number;
+  /** Measured energy of the device over the window (from the energy counter). */
+  joules: number;
+  /** Activity per tenant: Σ smUtil/100 over its process-utilisation samples in the window. */
+  activity: Record<string, number>;
+  /** Tenants holding a GPU context (running compute processes), each with the fraction (0, 1] of the window it held one. */
+  contexts: Record<string, number>;
+  /** Used GPU memory per context-holding tenant, bytes (for the by_memory static policy). */
+  usedMemory?: Record<string, number>;
+}
+
+export interface GpuSignatureFit {
+  /** Device power with contexts alive and no work, W (the fitted intercept, per-context term excluded). */
+  staticW: number;
+  /** Extra idle power per context-holding process, W (0 when the context count never varied). */
+  perContextW: number;
+  /** Joules per unit of activity (one fully busy sample slot), per tenant. */
+  signatures: Record<string, number>;
+  /** Tenants whose signature fell back to the activity-weighted mean of the others (too little activity seen). */
+  fallbackTenants: string[];
+  windows: number;
+  /** Root mean square of the energy residual per window, J. */
+  residualRmsJ: number;
+}
+
+/**
+ * How a GPU's static energy is split: `equal` among context holders, `by_memory` by their used GPU
+ * memory, or `unallocated`. Energy up to `noContextIdleW` (the device idle with no contexts, a platform
+ * cost) is left unallocated whatever the policy when it is configured.
+ */
+export type GpuStaticPolicy = 'equal' | 'by_memory' | 'unallocated';
+
+export interface GpuSignatureLearnerOptions {
+  /** Forgetting half-life in windows (Infinity = remember everything, for replays). */
+  halfLifeWindows?: number;
+  /** A tenant needs at least this much accumulated activity to get its own signature. */
+  minActivity?: number;
+}
+
+/** Time-weighted number of contexts held over the window. */
+export function contextCount(w: GpuActivityWindow): number {
+  let n = 0;
+  for (const f of Object.values(w.contexts)) n += Math.max(0, Math.min(1, f));
+  return n;
+}
+
+const STATIC = '\u0000static';
+const PER_CTX = '\u0000ctx';
+
+/** Accumulates normal equations over windows and solves the NNLS fit on demand. */
+export class GpuSignatureLearner {
+  private readonly cols: string[] = [STATIC, PER_CTX];
+  private readonly index = new Map<string, number>([[STATIC, 0], [PER_CTX, 1]]);
+  private AtA: Float64Array[] = [new Float64Array(2), new Float64Array(2)];
+  private Atb = new Float64Array(2);
+  private bb = 0;
+  private readonly activitySeen = new Map<string, number>();
+  private ctxMin = Infinity;
+  private ctxMax = -Infinity;
+  private n = 0;
+  private readonly decay: number;
+  private readonly minActivity: number;
+  private cached: GpuSignatureFit | undefined;
+
+  constructor(opts: GpuSignatureLearnerOptions = {}) {
+    const hl = opts.halfLifeWindows ?? Infinity;
+    this.decay = Number.isFinite(hl) && hl > 0 ? Math.pow(0.5, 1 / hl) : 1;
+    this.minActivity = opts.minActivity ?? 3;
+  }
+
+  private col(name: string): number {
+    let i = this.index.get(name);
+    if (i !== undefined) return i;
+    i = this.cols.length;
+    this.cols.push(name);
+    this.index.set(name, i);
+    const n = this.cols.length;
+    this.AtA = this.AtA.map((r) => {
+      const g = new Float64Array(n);
+      g.set(r);
+      return g;
+    });
+    this.AtA.push(new Float64Array(n));
+    const b = new Float64Array(n);
+    b.set(this.Atb);
+    this.Atb = b;
+    return i;
+  }
+
+  /** Adds one window. Windows with non-finite or non-positive duration are ignored. */
+  observe(w: GpuActivityWindow): void {
+    if (!(w.durationS > 0) || !Number.isFinite(w.joules)) return;
+    const nctx = contextCount(w);
+    const entries: Array<[number, number]> = [[0, w.durationS], [1, w.durationS * nctx]];
+    for (const [tenant, a] of Object.entries(w.activity)) {
+      if (!(a > 0)) continue;
+      entries.push([this.col(tenant), a]);
+      this.activitySeen.set(tenant, (this.activitySeen.get(tenant) ?? 0) * this.decay + a);
+    }
+    const d = this.decay;
+    if (d !== 1) {
+      for (const row of this.AtA) for (let q = 0; q < row.length; q++) row[q] = row[q]! * d;
+      for (let q = 0; q < this.Atb.length; q++) this.Atb[q] = this.Atb[q]! * d;
+      this.bb *= d;
+    }
+    for (const [p, vp] of entries) {
+      this.Atb[p] = this.Atb[p]! + vp * w.joules;
+      const row = this.AtA[p]!;
+      for (const [q, vq] of entries) row[q] = row[q]! + vp * vq;
+    }
+    this.bb += w.joules * w.joules;
+    this.ctxMin = Math.min(this.ctxMin, nctx);
+    this.ctxMax = Math.max(this.ctxMax, nctx);
+    this.n++;
+    this.cached = undefined;
+  }
+
+  get windows(): number {
+    return this.n;
+  }
+
+  /** Solves the fit (cached until the next observe). */
+  fit(): GpuSignatureFit {
+    if (this.cached) return this.cached;
+    const n = this.cols.length;
+    // The per-context term is only identifiable when the context count varied.
+    const useCtx = this.ctxMax - this.ctxMin > 0.5;
+    const idx = [...Array(n).keys()].filter((p) => p !== 1 || useCtx);
+    const M = idx.map((p) => Float64Array.from(idx, (q) => this.AtA[p]![q]!));
+    const v = Float64Array.from(idx, (p) => this.Atb[p]!);
+    // A tiny ridge keeps never-separated columns solvable; it is relative to each column's own scale.
+    idx.forEach((_, k) => (M[k]![k] = M[k]![k]! * (1 + 1e-9) + 1e-12));
+    const z = n > 0 && this.n > 0 ? nnlsNormal(M, v, [0]) : new Float64Array(idx.length);
+    const x = new Float64Array(n);
+    idx.forEach((p, k) => (x[p] = z[k]!));
+    // residual: bᵀb − 2xᵀAᵀb + xᵀAᵀAx
+    let r2 = this.bb;
+    for (let p = 0; p < n; p++) {
+      r2 -= 2 * x[p]! * this.Atb[p]!;
+      for (let q = 0; q < n; q++) r2 += x[p]! * this.AtA[p]![q]! * x[q]!;
+    }
+    const signatures: Record<string, number> = {};
+    const fallbackTenants: string[] = [];
+    let wsum = 0;
+    let asum = 0;
+    for (let p = 2; p < n; p++) {
+      const t = this.cols[p]!;
+      const seen = this.activitySeen.get(t) ?? 0;
+      if (seen >= this.minActivity) {
+        signatures[t] = x[p]!;
+        wsum += x[p]! * seen;
+        asum += seen;
+      }
+    }
+    const mean = asum > 0 ? wsum / asum : 0;
+    for (let p = 2; p < n; p++) {
+      const t = this.cols[p]!;
+      if (signatures[t] === undefined) {
+        signatures[t] = mean;
+        fallbackTenants.push(t);
+      }
+    }
+    const stat = Math.max(0, x[0]!);
+    this.cached = { staticW: stat, perContextW: x[1]!, signatures, fallbackTenants, windows: this.n, residualRmsJ: Math.sqrt(Math.max(0, r2) / Math.max(1, this.n)) };
+    return this.cached;
+  }
+}
+
+export interface GpuWindowSplit {
+  dynamic: Record<string, number>;
+  static: Record<string, number>;
+  /** Static energy nobody holds (no contexts, `unallocated` policy, or the no-context idle). */
+  unallocatedStatic: number;
+  /** Dynamic energy seen with no tenant activity (ramp-down tails, unsampled processes), split like static but kept in `dynamic`. */
+  unexplainedDynamic: number;
+}
+
+export interface GpuSplitOptions {
+  policy?: GpuStaticPolicy;
+  /** Device idle power with no contexts, W; that part of static stays unallocated. 0 = all static goes to context holders. */
+  noContextIdleW?: number;
+}
+
+/**
+ * Splits one window's measured energy exactly: static = min(E, (P_static + P_ctx·contexts)·dt), split by
+ * policy; dynamic = E − static, split by signature × activity. Σ dynamic + Σ static + unallocated = E.
+ */
+export function splitGpuWindow(w: GpuActivityWindow, fit: GpuSignatureFit, opts: GpuSplitOptions = {}): GpuWindowSplit {
+  const policy = opts.policy ?? 'equal';
+  const E = Math.max(0, w.joules);
+  const staticJ = Math.min(E, Math.max(0, (fit.staticW + fit.perContextW * contextCount(w)) * w.durationS));
+  const dyn = E - staticJ;
+  const dynamic: Record<string, number> = {};
+  const raw: Array<[string, number]> = [];
+  let tot = 0;
+  for (const [t, a] of Object.entries(w.activity)) {
+    if (!(a > 0)) continue;
+    const s = fit.signatures[t] ?? 0;
+    const r = s * a;
+    raw.push([t, r]);
+    tot += r;
+  }
+  if (tot <= 0) {
+    // No explained activity: fall back to plain activity shares, then to the static split.
+    let at = 0;
+    raw.length = 0;
+    for (const [t, a] of Object.entries(w.activity)) if (a > 0) { raw.push([t, a]); at += a; }
+    tot = at;
+  }
+  let unexplainedDynamic = 0;
+  if (tot > 0) {
+    for (const [t, r] of raw) dynamic[t] = (dynamic[t] ?? 0) + (dyn * r) / tot;
+  } else {
+    unexplainedDynamic = dyn;
+  }
+  const stat: Record<string, number> = {};
+  let unallocatedStatic = 0;
+  const splitStaticLike = (J: number, into: Record<string, number>): number => {
+    if (J <= 0) return 0;
+    const holders = Object.keys(w.contexts).filter((h) => (w.contexts[h] ?? 0) > 0);
+    if (policy === 'unallocated' || holders.length === 0) return J;
+    const held = holders.map((h) => Math.min(1, w.contexts[h]!));
+    let weights: number[];
+    switch (policy) {
+      case 'equal':
+        weights = held;
+        break;
+      case 'by_memory':
+        weights = holders.map((h, i) => held[i]! * Math.max(0, w.usedMemory?.[h] ?? 0));
+        if (!weights.some((x) => x > 0)) weights = held;
+        break;
+    }
+    const ws = weights.reduce((a, b) => a + b, 0);
+    holders.forEach((h, i) => (into[h] = (into[h] ?? 0) + (J * weights[i]!) / ws));
+    return 0;
+  };
+  const base = Math.min(staticJ, Math.max(0, (opts.noContextIdleW ?? 0) * w.durationS));
+  unallocatedStatic += base;
+  unallocatedStatic += splitStaticLike(staticJ - base, stat);
+  if (unexplainedDynamic > 0) {
+    const left = splitStaticLike(unexplainedDynamic, dynamic);
+    // nobody to give it to: keep it with the unallocated static so the window still sums exactly
+    if (left > 0) unallocatedStatic += left;
+  }
+  return { dynamic, static: stat, unallocatedStatic, unexplainedDynamic };
+}
