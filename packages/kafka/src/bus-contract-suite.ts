@@ -1,0 +1,245 @@
+/**
+ * The behaviour every Kafka-backed Bus must show against a real broker, as one node:test suite that
+ * each client implementation runs (kafkajs-bus.int.test.ts, platformatic-bus.int.test.ts). Each test
+ * uses its own topic and group, deleted in t.after.
+ */
+import { test, type TestContext } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import type { Bus, BusMessage, BusMessageIn, BusProducer, TransportResult } from '@wattsplit/wire';
+import { KafkaBrokerProcess, canStartOwnBroker, kafkaUnavailableReason } from './broker-process.js';
+import type { KafkaBusOptions } from './kafka-options.js';
+
+export interface KafkaBackedBus extends Bus {
+  readonly kind: string;
+  ensureTopic(topic: string, partitions?: number): Promise<void>;
+  deleteTopic(topic: string): Promise<void>;
+  lag(topic: string, groupId: string): Promise<number>;
+}
+
+export type BusFactory = (opts: KafkaBusOptions) => KafkaBackedBus;
+
+export async function waitFor(cond: () => boolean | Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (await cond()) return;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+const enc = (s: string) => new TextEncoder().encode(s);
+const dec = (b: Uint8Array) => new TextDecoder().decode(b);
+
+function messages(keys: number, perKey: number, from = 0): BusMessageIn[] {
+  const out: BusMessageIn[] = [];
+  for (let i = from; i < from + perKey; i++) for (let k = 0; k < keys; k++) out.push({ key: `host-${k}`, value: enc(`host-${k}:${i}`), headers: { seq: String(i) } });
+  return out;
+}
+
+async function sendAll(p: BusProducer, topic: string, msgs: readonly BusMessageIn[], chunk = 100): Promise<void> {
+  for (let i = 0; i < msgs.length; i += chunk) {
+    const r = await p.send(topic, msgs.slice(i, i + chunk));
+    assert.equal(r.kind, 'ok', `send ${i}: ${JSON.stringify(r)}`);
+  }
+}
+
+/** Sends, retrying while the result is retryable (bounded). Returns how many attempts were retryable. */
+async function sendRetrying(p: BusProducer, topic: string, msgs: readonly BusMessageIn[], deadlineMs: number): Promise<number> {
+  let retries = 0;
+  const deadline = Date.now() + deadlineMs;
+  for (;;) {
+    const r: TransportResult = await p.send(topic, msgs);
+    if (r.kind === 'ok') return retries;
+    assert.equal(r.kind, 'retryable', `expected retryable while the broker is down: ${JSON.stringify(r)}`);
+    retries++;
+    if (Date.now() > deadline) throw new Error(`send still retryable after ${deadlineMs} ms: ${r.error.message}`);
+    await new Promise((res) => setTimeout(res, Math.min(r.afterMs, 500)));
+  }
+}
+
+/** Per key, the sequence numbers seen, in delivery order. */
+class Seen {
+  readonly byKey = new Map<string, number[]>();
+  deliveries = 0;
+  add(batch: readonly BusMessage[]): void {
+    for (const m of batch) {
+      this.deliveries++;
+      const [key, seq] = dec(m.value).split(':');
+      assert.equal(key, m.key, 'value names the key it was sent with');
+      let l = this.byKey.get(m.key);
+      if (!l) this.byKey.set(m.key, (l = []));
+      l.push(Number(seq));
+    }
+  }
+  unique(): number {
+    let n = 0;
+    for (const l of this.byKey.values()) n += new Set(l).size;
+    return n;
+  }
+}
+
+export function busContractSuite(name: string, make: BusFactory): void {
+  const brokers = process.env.WATTSPLIT_TEST_KAFKA;
+  const skip = kafkaUnavailableReason();
+
+  const setup = async (t: TestContext, partitions = 4, extra: Partial<KafkaBusOptions> = {}) => {
+    const bus = make({ brokers: [brokers!], partitions, sessionTimeoutMs: 6_000, heartbeatIntervalMs: 500, retryBaseMs: 50, retryCapMs: 500, ...extra });
+    const topic = `test.${name}.${randomUUID().slice(0, 8)}`;
+    const group = `g-${randomUUID().slice(0, 8)}`;
+    await bus.ensureTopic(topic, partitions);
+    t.after(async () => {
+      await bus.deleteTopic(topic).catch(() => undefined);
+      await bus.close();
+    });
+    return { bus, topic, group };
+  };
+
+  test(`${name}: messages of one key arrive in order, every one, and offsets end committed`, { skip: skip && `Kafka unavailable: ${skip}`, timeout: 60_000 }, async (t) => {
+    const { bus, topic, group } = await setup(t);
+    const p = bus.producer();
+    await sendAll(p, topic, messages(6, 100));
+    const seen = new Seen();
+    const sub = await bus.subscribe({ topic, groupId: group, fromBeginning: true, handler: async (batch) => seen.add(batch) });
+    await waitFor(() => seen.deliveries >= 600, 30_000, '600 messages');
+    await waitFor(async () => (await bus.lag(topic, group)) === 0, 10_000, 'lag 0');
+    await sub.stop();
+    assert.equal(seen.deliveries, 600);
+    for (const [key, seqs] of seen.byKey) assert.deepEqual(seqs, [...Array(100).keys()], `order of ${key}`);
+  });
+
+  test(`${name}: offsets are committed only after the handler resolved`, { skip: skip && `Kafka unavailable: ${skip}`, timeout: 60_000 }, async (t) => {
+    const { bus, topic, group } = await setup(t, 1);
+    const p = bus.producer();
+    await sendAll(p, topic, messages(1, 20));
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    let calls = 0;
+    const sub = await bus.subscribe({
+      topic,
+      groupId: group,
+      handler: async () => {
+        calls++;
+        await gate;
+      },
+    });
+    await waitFor(() => calls > 0, 20_000, 'first handler call');
+    await new Promise((r) => setTimeout(r, 500));
+    assert.equal(await bus.lag(topic, group), 20, 'nothing committed while the handler is pending');
+    release();
+    await waitFor(async () => (await bus.lag(topic, group)) === 0, 20_000, 'lag 0 after the handler resolved');
+    await sub.stop();
+  });
+
+  test(`${name}: a handler failure redelivers the same messages after a back-off, other partitions flow`, { skip: skip && `Kafka unavailable: ${skip}`, timeout: 60_000 }, async (t) => {
+    const { bus, topic, group } = await setup(t, 4);
+    const p = bus.producer();
+    await sendAll(p, topic, messages(8, 30));
+    const seen = new Seen();
+    const failFor = 'host-3';
+    let failures = 0;
+    const sub = await bus.subscribe({
+      topic,
+      groupId: group,
+      handler: async (batch) => {
+        if (failures < 3 && batch.some((m) => m.key === failFor && dec(m.value).endsWith(':10'))) {
+          failures++;
+          throw new Error(`store down (attempt ${failures})`);
+        }
+        seen.add(batch);
+      },
+    });
+    await waitFor(async () => seen.unique() >= 240 && (await bus.lag(topic, group)) === 0, 30_000, 'all 240 handled');
+    await sub.stop();
+    assert.equal(failures, 3);
+    assert.equal(seen.unique(), 240);
+    const seqs = seen.byKey.get(failFor)!;
+    // The failing batch was not recorded; its redelivery starts at (or before) seq 10, in order, without gaps.
+    assert.deepEqual([...new Set(seqs)].sort((a, b) => a - b), [...Array(30).keys()]);
+    for (let i = 1; i < seqs.length; i++) assert.ok(seqs[i]! > seqs[i - 1]!, `order of ${failFor} after redelivery: ${seqs.join(',')}`);
+    assert.equal(seen.deliveries, 240, 'handled once each: a failed batch is not committed and not partially recorded');
+  });
+
+  test(`${name}: a restarted consumer resumes from the committed offsets`, { skip: skip && `Kafka unavailable: ${skip}`, timeout: 60_000 }, async (t) => {
+    const { bus, topic, group } = await setup(t, 2);
+    const p = bus.producer();
+    await sendAll(p, topic, messages(4, 25));
+    const first = new Seen();
+    const sub1 = await bus.subscribe({ topic, groupId: group, handler: async (b) => first.add(b) });
+    await waitFor(async () => first.deliveries >= 100 && (await bus.lag(topic, group)) === 0, 30_000, 'first 100');
+    await sub1.stop();
+    await sendAll(p, topic, messages(4, 25, 25));
+    const second = new Seen();
+    const sub2 = await bus.subscribe({ topic, groupId: group, handler: async (b) => second.add(b) });
+    await waitFor(async () => second.deliveries >= 100 && (await bus.lag(topic, group)) === 0, 30_000, 'next 100');
+    await sub2.stop();
+    assert.equal(first.deliveries, 100);
+    assert.equal(second.deliveries, 100, 'nothing from before the restart is delivered again');
+    for (const seqs of second.byKey.values()) assert.deepEqual(seqs, [...Array(25).keys()].map((i) => i + 25));
+  });
+
+  test(`${name}: two consumers in one group share the partitions; rebalances lose and duplicate nothing`, { skip: skip && `Kafka unavailable: ${skip}`, timeout: 90_000 }, async (t) => {
+    const { bus, topic, group } = await setup(t, 6);
+    const bus2 = make({ brokers: [brokers!], partitions: 6, sessionTimeoutMs: 6_000, heartbeatIntervalMs: 500 });
+    t.after(() => bus2.close());
+    const p = bus.producer();
+    const seen = new Seen();
+    const byConsumer = [0, 0];
+    const handler = (i: number) => async (b: readonly BusMessage[]) => {
+      byConsumer[i]! += b.length;
+      seen.add(b);
+      await new Promise((r) => setTimeout(r, 5));
+    };
+    const sub1 = await bus.subscribe({ topic, groupId: group, handler: handler(0) });
+    const keys = 12;
+    const rounds = 60;
+    let sent = 0;
+    // Produce steadily while a second member joins (rebalance) and the first one leaves (rebalance).
+    const producing = (async () => {
+      for (let r = 0; r < rounds; r++) {
+        await sendAll(p, topic, messages(keys, 1, r));
+        sent += keys;
+        await new Promise((res) => setTimeout(res, 40));
+      }
+    })();
+    await waitFor(() => seen.deliveries > 100, 30_000, 'first member consuming');
+    const sub2 = await bus2.subscribe({ topic, groupId: group, handler: handler(1) });
+    await waitFor(() => byConsumer[1]! > 0, 30_000, 'second member gets partitions');
+    assert.ok(byConsumer[0]! > 0);
+    await sub1.stop();
+    await producing;
+    await waitFor(async () => seen.unique() >= sent && (await bus2.lag(topic, group)) === 0, 40_000, 'everything consumed');
+    await sub2.stop();
+    assert.equal(sent, keys * rounds);
+    for (let k = 0; k < keys; k++) {
+      const seqs = seen.byKey.get(`host-${k}`) ?? [];
+      assert.deepEqual([...new Set(seqs)].sort((a, b) => a - b), [...Array(rounds).keys()], `host-${k} lost nothing`);
+      assert.equal(seqs.length, rounds, `host-${k} delivered once each (got ${seqs.length})`);
+    }
+  });
+
+  test(`${name}: broker restarted mid-stream: sends are retryable meanwhile, nothing is lost, consumption resumes`, { skip: skip ? `Kafka unavailable: ${skip}` : !canStartOwnBroker() && 'cannot start an own broker (java or .cache/kafka missing)', timeout: 150_000 }, async (t) => {
+    const broker = new KafkaBrokerProcess(`restart-${name.replace(/[^a-z0-9]/g, '')}-${randomUUID().slice(0, 6)}`);
+    t.after(() => broker.stop(false));
+    const addr = await broker.start();
+    const bus = make({ brokers: [addr], partitions: 3, sendTimeoutMs: 4_000, sessionTimeoutMs: 6_000, heartbeatIntervalMs: 500, retryBaseMs: 100, retryCapMs: 1_000 });
+    t.after(() => bus.close());
+    const topic = `test.${name}.restart`;
+    const group = 'g-restart';
+    await bus.ensureTopic(topic, 3);
+    const p = bus.producer();
+    const seen = new Seen();
+    const sub = await bus.subscribe({ topic, groupId: group, handler: async (b) => seen.add(b) });
+    await sendAll(p, topic, messages(6, 10));
+    await waitFor(() => seen.unique() >= 60, 30_000, 'first 60 before the restart');
+    await broker.stop(true);
+    const down = await p.send(topic, messages(6, 1, 10));
+    assert.equal(down.kind, 'retryable', `send while the broker is down: ${JSON.stringify(down)}`);
+    await broker.start();
+    await sendRetrying(p, topic, messages(6, 1, 10), 40_000);
+    await sendRetrying(p, topic, messages(6, 9, 11), 40_000);
+    await waitFor(() => seen.unique() >= 120, 60_000, 'all 120 after the restart');
+    await sub.stop();
+    for (const [key, seqs] of seen.byKey) assert.deepEqual([...new Set(seqs)].sort((a, b) => a - b), [...Array(20).keys()], `${key} lost nothing`);
+  });
+}

@@ -1,0 +1,4 @@
+import { busContractSuite } from './bus-contract-suite.js';
+import { KafkaBus } from './kafkajs-bus.js';
+
+busContractSuite('kafkajs', (o) => new KafkaBus(o));
