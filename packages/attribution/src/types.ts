@@ -73,6 +73,11 @@ export interface HostInterval {
   vms: VmInterval[];
   /** What the aligner repaired or could not use (counter reset, wrap, vanished VM...). */
   anomalies: Anomaly[];
+  /**
+   * Sources whose energy could not be measured over this interval (counter reset, implausible delta, read
+   * error on either end). Their `measured` value is 0 and nothing is billed for them. Absent = all usable.
+   */
+  unusableSources?: SourceName[];
 }
 
 /** How idle/static power is split. */
@@ -115,9 +120,17 @@ export interface StaticPowerEstimate {
   origin: string;
 }
 
+/** Weights of the 'reserved' idle split policy (normalised; default 0.5 / 0.5). */
+export interface ReservedWeights {
+  vcpu: number;
+  memory: number;
+}
+
 export interface AttributionContext {
   policy: IdleSplitPolicy;
   staticPower: StaticPowerEstimate;
+  /** Only used by the 'reserved' policy; default { vcpu: 0.5, memory: 0.5 }. */
+  reservedWeights?: ReservedWeights;
 }
 
 /**

@@ -1,0 +1,244 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { VmState, isWattsplitError } from '@wattsplit/wire';
+import { IntervalAligner } from './interval-aligner.js';
+import { frame, gpuCounter, bmcCounter, raplCounter, vm, WALL0_NS } from './test-fixtures.js';
+
+const close = (a: number, b: number, eps = 1e-6) => assert.ok(Math.abs(a - b) <= eps, `${a} ≉ ${b}`);
+
+test('the first frame of a host gives no interval; the second gives deltas of every counter', () => {
+  const al = new IntervalAligner();
+  const r0 = al.push(frame({ seq: 1, t: 0, vms: [vm('a', 10, { blockReadBytes: 100, netTxBytes: 5, perf: { supported: true, cycles: 1e9, instructions: 2e9, llcMisses: 10, llcReferences: 100 } })] }));
+  assert.equal(r0.interval, undefined);
+  assert.equal(r0.rejected, undefined);
+  const r1 = al.push(frame({ seq: 2, t: 1, vms: [vm('a', 10.5, { blockReadBytes: 1100, netTxBytes: 55, perf: { supported: true, cycles: 3e9, instructions: 5e9, llcMisses: 30, llcReferences: 300 } })] }));
+  const iv = r1.interval!;
+  assert.ok(iv);
+  assert.equal(iv.seq, 2);
+  assert.equal(iv.prevSeq, 1);
+  close(iv.durationS, 1);
+  close(iv.measured.rapl, 110);
+  close(iv.measured.bmc_rest, 90);
+  assert.equal(iv.measured.gpu, 0);
+  close(iv.raplZones['intel-rapl:0']!, 100);
+  close(iv.hostCpu.busySeconds, 2);
+  close(iv.hostCpu.idleSeconds, 62);
+  const v = iv.vms[0]!;
+  close(v.cpuSeconds, 0.5);
+  assert.deepEqual(v.vcpuSeconds.map((x) => Math.round(x * 100) / 100), [0.25, 0.25]);
+  assert.equal(v.blockReadBytes, 1000);
+  assert.equal(v.netTxBytes, 50);
+  assert.deepEqual(v.perf, { cycles: 2e9, instructions: 3e9, llcMisses: 20, llcReferences: 200 });
+  assert.equal(v.presence, 1);
+  assert.equal(v.state, 'running');
+  assert.deepEqual(iv.anomalies, []);
+  assert.equal(iv.unusableSources, undefined);
+});
+
+test('a RAPL wrap between frames is unwrapped with the counter range', () => {
+  const al = new IntervalAligner();
+  const range = 65_712_999_613;
+  al.push(frame({ seq: 1, t: 0, counters: [raplCounter('intel-rapl:0', 'package', range - 50_000_000, range)] }));
+  const iv = al.push(frame({ seq: 2, t: 1, counters: [raplCounter('intel-rapl:0', 'package', 70_000_000, range)] })).interval!;
+  close(iv.measured.rapl, 120);
+  assert.deepEqual(iv.anomalies, []);
+});
+
+test('psys, core and uncore are reported per zone but not summed into the host RAPL total', () => {
+  const al = new IntervalAligner();
+  const cs = (k: number) => [
+    raplCounter('intel-rapl:0', 'package', k * 100e6),
+    raplCounter('intel-rapl:0:0', 'core', k * 60e6),
+    raplCounter('intel-rapl:0:1', 'dram', k * 10e6),
+    raplCounter('intel-rapl:1', 'psys', k * 150e6),
+  ];
+  al.push(frame({ seq: 1, t: 0, counters: cs(1) }));
+  const iv = al.push(frame({ seq: 2, t: 1, counters: cs(2) })).interval!;
+  close(iv.measured.rapl, 110);
+  close(iv.raplZones['intel-rapl:1']!, 150);
+  close(iv.raplZones['intel-rapl:0:0']!, 60);
+});
+
+test('a duplicate seq is rejected with FRAME_DUPLICATE_SEQ and an older seq with FRAME_OUT_OF_ORDER; state is kept', () => {
+  const al = new IntervalAligner();
+  al.push(frame({ seq: 1, t: 0 }));
+  assert.ok(al.push(frame({ seq: 2, t: 1 })).interval);
+  const dup = al.push(frame({ seq: 2, t: 1 }));
+  assert.ok(isWattsplitError(dup.rejected, 'FRAME_DUPLICATE_SEQ'));
+  assert.match(dup.rejected.message, /hv-01: seq 2 already accepted/);
+  const old = al.push(frame({ seq: 1, t: 0 }));
+  assert.ok(isWattsplitError(old.rejected, 'FRAME_OUT_OF_ORDER'));
+  assert.match(old.rejected.message, /seq 1 is older than the last accepted seq 2/);
+  const next = al.push(frame({ seq: 3, t: 2 })).interval!;
+  assert.equal(next.prevSeq, 2);
+  close(next.measured.rapl, 110);
+});
+
+test('a seq gap gives one interval spanning the gap, with nothing lost', () => {
+  const al = new IntervalAligner();
+  al.push(frame({ seq: 1, t: 0, vms: [vm('a', 0)] }));
+  const r = al.push(frame({ seq: 5, t: 4, vms: [vm('a', 2)] }));
+  const iv = r.interval!;
+  close(iv.durationS, 4);
+  close(iv.measured.rapl, 440);
+  close(iv.vms[0]!.cpuSeconds, 2);
+  assert.ok(r.anomalies.some((a) => a.code === 'FRAME_SEQ_GAP' && /3 frame\(s\) missing between seq 1 and 5/.test(a.message)));
+});
+
+test('a boot_id change gives no interval, a COUNTER_RESET anomaly, and a fresh start', () => {
+  const al = new IntervalAligner();
+  al.push(frame({ seq: 10, t: 0 }));
+  const r = al.push(frame({ seq: 1, t: 0.5, boot: 'boot-2', raplJ: 3 }));
+  assert.equal(r.interval, undefined);
+  assert.equal(r.rejected, undefined);
+  assert.equal(r.anomalies[0]?.code, 'COUNTER_RESET');
+  assert.match(r.anomalies[0].message, /boot_id changed "boot-1" → "boot-2"/);
+  const iv = al.push(frame({ seq: 2, t: 1.5, boot: 'boot-2', raplJ: 103 })).interval!;
+  close(iv.measured.rapl, 100 + 10); // package 100 J + dram 10 J
+});
+
+test('wall clock going backwards is FRAME_CLOCK_SKEW; the duration comes from the monotonic clock', () => {
+  const al = new IntervalAligner();
+  al.push(frame({ seq: 1, t: 0 }));
+  const r = al.push(frame({ seq: 2, t: 1, wallOffsetS: -30 }));
+  const iv = r.interval!;
+  close(iv.durationS, 1);
+  assert.ok(r.anomalies.some((a) => a.code === 'FRAME_CLOCK_SKEW' && /wall clock moved -29\.000 s while the monotonic clock moved 1\.000 s/.test(a.message)));
+  assert.equal(iv.t1UnixNs - iv.t0UnixNs, 1e9);
+  // a wall step forward much larger than the monotonic delta is skew too
+  const r2 = al.push(frame({ seq: 3, t: 2, wallOffsetS: 60 }));
+  assert.ok(r2.anomalies.some((a) => a.code === 'FRAME_CLOCK_SKEW'));
+  // a small NTP slew is not
+  const r3 = al.push(frame({ seq: 4, t: 3, wallOffsetS: 60.01 }));
+  assert.ok(!r3.anomalies.some((a) => a.code === 'FRAME_CLOCK_SKEW'));
+});
+
+test('monotonic time not advancing under the same boot is rejected naming mono_ns', () => {
+  const al = new IntervalAligner();
+  al.push(frame({ seq: 1, t: 5 }));
+  const r = al.push(frame({ seq: 2, t: 4 }));
+  assert.ok(isWattsplitError(r.rejected, 'FRAME_CLOCK_SKEW'));
+  assert.match(r.rejected.message, /mono_ns=1004000000000 is not after/);
+});
+
+test('a vanished VM is attributed once as gone; if it comes back, its delta spans the gap', () => {
+  const al = new IntervalAligner();
+  al.push(frame({ seq: 1, t: 0, vms: [vm('a', 1), vm('b', 1)] }));
+  const r2 = al.push(frame({ seq: 2, t: 1, vms: [vm('a', 2)] }));
+  const gone = r2.interval!.vms.find((v) => v.uuid === 'b')!;
+  assert.equal(gone.state, 'gone');
+  assert.equal(gone.presence, 0.5);
+  assert.equal(gone.cpuSeconds, 0);
+  assert.ok(r2.anomalies.some((a) => a.code === 'VM_VANISHED' && a.vmUuid === 'b'));
+  // next interval: b is not listed again
+  const r3 = al.push(frame({ seq: 3, t: 2, vms: [vm('a', 3)] }));
+  assert.deepEqual(r3.interval!.vms.map((v) => v.uuid), ['a']);
+  // b comes back (its cgroup was briefly absent): the delta covers everything since its last sample
+  const r4 = al.push(frame({ seq: 4, t: 3, vms: [vm('a', 4), vm('b', 3.5)] }));
+  const back = r4.interval!.vms.find((v) => v.uuid === 'b')!;
+  close(back.cpuSeconds, 2.5);
+  assert.equal(back.presence, 1);
+});
+
+test('a VM reported GONE by the agent is attributed with its last deltas and not again', () => {
+  const al = new IntervalAligner();
+  al.push(frame({ seq: 1, t: 0, vms: [vm('a', 1)] }));
+  const r = al.push(frame({ seq: 2, t: 1, vms: [vm('a', 1.4, { state: VmState.VM_STATE_GONE })] }));
+  const v = r.interval!.vms[0]!;
+  assert.equal(v.state, 'gone');
+  close(v.cpuSeconds, 0.4);
+  assert.equal(v.presence, 0.5);
+  const r2 = al.push(frame({ seq: 3, t: 2, vms: [] }));
+  assert.deepEqual(r2.interval!.vms, []);
+  assert.ok(!r2.anomalies.some((a) => a.code === 'VM_VANISHED'));
+});
+
+test('an appearing VM gets presence from its start time and zero deltas (no earlier end)', () => {
+  const al = new IntervalAligner();
+  al.push(frame({ seq: 1, t: 0, vms: [] }));
+  const r = al.push(frame({ seq: 2, t: 1, vms: [vm('n', 0.3, { startedMonoNs: Math.round((1000 + 0.75) * 1e9) })] }));
+  const v = r.interval!.vms[0]!;
+  close(v.presence, 0.25);
+  assert.equal(v.cpuSeconds, 0);
+  assert.equal(v.state, 'running');
+});
+
+test('a VM whose cpu counter went backwards (restarted) counts the new value, with an anomaly', () => {
+  const al = new IntervalAligner();
+  al.push(frame({ seq: 1, t: 0, vms: [vm('a', 100)] }));
+  const r = al.push(frame({ seq: 2, t: 1, vms: [vm('a', 0.2)] }));
+  close(r.interval!.vms[0]!.cpuSeconds, 0.2);
+  assert.ok(r.anomalies.some((a) => a.code === 'COUNTER_WENT_BACKWARDS' && a.vmUuid === 'a' && /cpu_time_ns went 100000000000 → 200000000/.test(a.message)));
+});
+
+test('a counter reset makes that source unusable (not billed), not a negative delta', () => {
+  const al = new IntervalAligner();
+  al.push(frame({ seq: 1, t: 0, counters: [raplCounter('intel-rapl:0', 'package', 150_000_000_000), gpuCounter('0000:17:00.0', 5e6), bmcCounter(1000)] }));
+  const r = al.push(frame({ seq: 2, t: 1, counters: [raplCounter('intel-rapl:0', 'package', 1_000_000), gpuCounter('0000:17:00.0', 5.3e6), bmcCounter(1700)] }));
+  const iv = r.interval!;
+  assert.equal(iv.measured.rapl, 0);
+  close(iv.measured.gpu, 300);
+  assert.equal(iv.measured.bmc_rest, 0);
+  assert.deepEqual(iv.unusableSources, ['bmc_rest', 'rapl']);
+  assert.ok(r.anomalies.some((a) => a.code === 'COUNTER_RESET' && a.counterId === 'intel-rapl:0'));
+  assert.equal(iv.gpus[0]!.device, '0000:17:00.0');
+  close(iv.gpus[0]!.meanPowerW, 300);
+});
+
+test('an implausible forward jump is COUNTER_IMPLAUSIBLE_DELTA and the source is not billed', () => {
+  const al = new IntervalAligner({ maxWatts: { gpu: 1000 } });
+  al.push(frame({ seq: 1, t: 0, counters: [gpuCounter('0000:17:00.0', 0)] }));
+  const r = al.push(frame({ seq: 2, t: 1, counters: [gpuCounter('0000:17:00.0', 2e6)] }));
+  assert.equal(r.interval!.measured.gpu, 0);
+  assert.deepEqual(r.interval!.unusableSources, ['bmc_rest', 'gpu']);
+  assert.ok(r.anomalies.some((a) => a.code === 'COUNTER_IMPLAUSIBLE_DELTA' && /2000 W > max 1000 W/.test(a.message)));
+});
+
+test('a counter with a read error on either end makes its source unusable', () => {
+  const al = new IntervalAligner();
+  const base = (k: number, err = '') => [{ ...raplCounter('intel-rapl:0', 'package', k * 1e8), error: err }, raplCounter('intel-rapl:0:0', 'dram', k * 1e7)];
+  al.push(frame({ seq: 1, t: 0, counters: base(1) }));
+  const r = al.push(frame({ seq: 2, t: 1, counters: base(2, 'EIO') }));
+  assert.equal(r.interval!.measured.rapl, 0);
+  assert.ok(r.anomalies.some((a) => a.code === 'SENSOR_READ_FAILED' && /intel-rapl:0: read failed \(EIO\)/.test(a.message)));
+  const r2 = al.push(frame({ seq: 3, t: 2, counters: base(3) }));
+  assert.equal(r2.interval!.measured.rapl, 0);
+  const r3 = al.push(frame({ seq: 4, t: 3, counters: base(4) }));
+  close(r3.interval!.measured.rapl, 110);
+});
+
+test('BMC wall below RAPL + GPU gives bmc_rest 0 with an anomaly', () => {
+  const al = new IntervalAligner();
+  al.push(frame({ seq: 1, t: 0, bmcJ: 0 }));
+  const r = al.push(frame({ seq: 2, t: 1, bmcJ: 50 }));
+  assert.equal(r.interval!.measured.bmc_rest, 0);
+  assert.ok(r.anomalies.some((a) => a.code === 'COUNTER_IMPLAUSIBLE_DELTA' && /BMC wall energy 50\.0 J < RAPL 110\.0 J/.test(a.message)));
+});
+
+test('an invalid frame is rejected naming the field and value, and does not touch state', () => {
+  const al = new IntervalAligner();
+  const r = al.push({ ...frame({ seq: 1, t: 0 }), hostId: 'bad host!' });
+  assert.ok(isWattsplitError(r.rejected, 'FRAME_INVALID_FIELD'));
+  assert.match(r.rejected.message, /host_id="bad host!"/);
+  assert.equal(al.hostCount, 0);
+});
+
+test('vanished VM memory is bounded per host', () => {
+  const al = new IntervalAligner({ maxVanishedPerHost: 3 });
+  const many = Array.from({ length: 10 }, (_, i) => vm(`v${i}`, 1));
+  al.push(frame({ seq: 1, t: 0, vms: many }));
+  al.push(frame({ seq: 2, t: 1, vms: [] }));
+  // only the 3 newest vanished samples are kept: v7..v9 come back spanning, v0 comes back as new (zero delta)
+  const r = al.push(frame({ seq: 3, t: 2, vms: [vm('v0', 5), vm('v9', 5)] }));
+  const byId = new Map(r.interval!.vms.map((v) => [v.uuid, v]));
+  assert.equal(byId.get('v0')!.cpuSeconds, 0);
+  close(byId.get('v9')!.cpuSeconds, 4);
+});
+
+test('t0/t1 are the wall times of the two frames', () => {
+  const al = new IntervalAligner();
+  al.push(frame({ seq: 1, t: 0 }));
+  const iv = al.push(frame({ seq: 2, t: 1 })).interval!;
+  assert.equal(iv.t0UnixNs, WALL0_NS);
+  assert.equal(iv.t1UnixNs, WALL0_NS + 1e9);
+});

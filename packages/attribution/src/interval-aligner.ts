@@ -1,0 +1,426 @@
+/**
+ * Frames → host intervals. Keeps the previous accepted frame of every host and turns each new frame of
+ * that host into the deltas between the two (joules per source, CPU seconds per VM, bytes, perf events).
+ *
+ * What it handles, and how:
+ * - duplicate seq → rejected FRAME_DUPLICATE_SEQ; older seq → rejected FRAME_OUT_OF_ORDER (state kept);
+ * - seq gap → the interval spans the gap (counters are cumulative, nothing is lost), anomaly FRAME_SEQ_GAP;
+ * - boot_id change → counters restarted: no interval for that pair, start afresh, anomaly COUNTER_RESET;
+ * - wall clock going backwards, or its delta disagreeing with the monotonic delta → FRAME_CLOCK_SKEW;
+ *   durations always come from the monotonic clock;
+ * - RAPL wrap at max_range → handled; counter reset or implausible power → that source is unusable for
+ *   the interval (measured 0, listed in `unusableSources`), anomaly COUNTER_RESET / COUNTER_IMPLAUSIBLE_DELTA;
+ * - VM appears → included with presence < 1 and only the counters it has on both ends (none: zero deltas);
+ * - VM vanishes → included once with state 'gone' (presence 0.5: it left at an unknown time in the
+ *   interval), its last sample kept so that, should it come back (a cgroup briefly absent), the next
+ *   delta spans the gap; anomaly VM_VANISHED;
+ * - VM cpu counter going backwards (VM restarted) → its delta is the new value, anomaly COUNTER_WENT_BACKWARDS.
+ * Memory is bounded: per host, one frame plus at most `maxVanishedPerHost` vanished VM samples.
+ */
+import {
+  EnergySource,
+  VmState,
+  WattsplitError,
+  joulesPerUnit,
+  validateFrame,
+  type IEnergyCounter,
+  type ITelemetryFrame,
+  type IVmSample,
+} from '@wattsplit/wire';
+import { counterDelta, isUsableDelta } from './counter-delta.js';
+import type { Anomaly, GpuInterval, HostInterval, SourceName, VmGpuInterval, VmInterval } from './types.js';
+
+export interface IntervalAlignerOptions {
+  /** Highest plausible mean power of ONE counter, watts, by source. Defaults: rapl 1500, gpu 1500, bmc 20000. */
+  maxWatts?: Partial<Record<'rapl' | 'gpu' | 'bmc', number>>;
+  /** Wall vs monotonic delta disagreement tolerated before FRAME_CLOCK_SKEW: abs seconds + fraction. Default 2 s + 25 %. */
+  clockSkewToleranceS?: number;
+  clockSkewToleranceFraction?: number;
+  /** Vanished VMs' last samples are kept this long (monotonic seconds) in case they come back. Default 900. */
+  vanishedTtlS?: number;
+  /** At most this many vanished VM samples per host. Default 256. */
+  maxVanishedPerHost?: number;
+}
+
+export interface AlignResult {
+  interval?: HostInterval;
+  anomalies: Anomaly[];
+  rejected?: WattsplitError;
+}
+
+interface VanishedVm {
+  sample: IVmSample;
+  monoNs: number;
+}
+
+interface HostState {
+  frame: ITelemetryFrame;
+  bootId: string;
+  vanished: Map<string, VanishedVm>;
+}
+
+const n = (x: number | null | undefined): number => x ?? 0;
+
+export class IntervalAligner {
+  private readonly hosts = new Map<string, HostState>();
+  private readonly maxW: Record<'rapl' | 'gpu' | 'bmc', number>;
+  private readonly skewAbsS: number;
+  private readonly skewFrac: number;
+  private readonly vanishedTtlNs: number;
+  private readonly maxVanished: number;
+
+  constructor(opts: IntervalAlignerOptions = {}) {
+    this.maxW = { rapl: 1500, gpu: 1500, bmc: 20000, ...opts.maxWatts };
+    this.skewAbsS = opts.clockSkewToleranceS ?? 2;
+    this.skewFrac = opts.clockSkewToleranceFraction ?? 0.25;
+    this.vanishedTtlNs = (opts.vanishedTtlS ?? 900) * 1e9;
+    this.maxVanished = opts.maxVanishedPerHost ?? 256;
+  }
+
+  /** Hosts with state. */
+  get hostCount(): number {
+    return this.hosts.size;
+  }
+
+  /** Drops a host's state (decommissioned host); its next frame starts afresh. */
+  forget(hostId: string): void {
+    this.hosts.delete(hostId);
+  }
+
+  push(frame: ITelemetryFrame): AlignResult {
+    const problems = validateFrame(frame);
+    if (problems.length > 0) {
+      const first = problems[0]!;
+      return { anomalies: [], rejected: problems.length === 1 ? first : new WattsplitError(first.code, problems.map((p) => p.message).join('; '), { details: first.details }) };
+    }
+    const hostId = frame.hostId!;
+    const seq = n(frame.seq);
+    const bootId = frame.bootId ?? '';
+    const st = this.hosts.get(hostId);
+    if (!st) {
+      this.hosts.set(hostId, { frame, bootId, vanished: new Map() });
+      return { anomalies: [] };
+    }
+    const prevSeq = n(st.frame.seq);
+    if (bootId !== st.bootId) {
+      this.hosts.set(hostId, { frame, bootId, vanished: new Map() });
+      return {
+        anomalies: [{ code: 'COUNTER_RESET', message: `host ${hostId}: boot_id changed ${JSON.stringify(st.bootId)} → ${JSON.stringify(bootId)} at seq ${seq}; counters restarted, no interval for seq ${prevSeq}→${seq}` }],
+      };
+    }
+    if (seq === prevSeq) {
+      return { anomalies: [], rejected: new WattsplitError('FRAME_DUPLICATE_SEQ', `host ${hostId}: seq ${seq} already accepted`, { details: { host: hostId, seq } }) };
+    }
+    if (seq < prevSeq) {
+      return {
+        anomalies: [],
+        rejected: new WattsplitError('FRAME_OUT_OF_ORDER', `host ${hostId}: seq ${seq} is older than the last accepted seq ${prevSeq}`, { details: { host: hostId, seq, lastSeq: prevSeq } }),
+      };
+    }
+    const prev = st.frame;
+    const monoDeltaNs = n(frame.monoNs) - n(prev.monoNs);
+    if (monoDeltaNs <= 0) {
+      return {
+        anomalies: [],
+        rejected: new WattsplitError('FRAME_CLOCK_SKEW', `host ${hostId}: seq ${seq} mono_ns=${n(frame.monoNs)} is not after seq ${prevSeq} mono_ns=${n(prev.monoNs)} with the same boot_id`, {
+          details: { host: hostId, seq, field: 'mono_ns', value: n(frame.monoNs) },
+        }),
+      };
+    }
+    const interval = this.align(hostId, st, prev, frame, monoDeltaNs);
+    st.frame = frame;
+    return { interval, anomalies: interval.anomalies };
+  }
+
+  private align(hostId: string, st: HostState, prev: ITelemetryFrame, cur: ITelemetryFrame, monoDeltaNs: number): HostInterval {
+    const anomalies: Anomaly[] = [];
+    const seq = n(cur.seq);
+    const prevSeq = n(prev.seq);
+    const durationS = monoDeltaNs / 1e9;
+    if (seq > prevSeq + 1) {
+      anomalies.push({ code: 'FRAME_SEQ_GAP', message: `host ${hostId}: ${seq - prevSeq - 1} frame(s) missing between seq ${prevSeq} and ${seq}; the interval spans the gap (${durationS.toFixed(3)} s)` });
+    }
+    const wallDeltaNs = n(cur.wallUnixNs) - n(prev.wallUnixNs);
+    let t0UnixNs = n(prev.wallUnixNs);
+    const t1UnixNs = n(cur.wallUnixNs);
+    const skewS = Math.abs(wallDeltaNs - monoDeltaNs) / 1e9;
+    if (wallDeltaNs <= 0 || skewS > this.skewAbsS + this.skewFrac * durationS) {
+      anomalies.push({
+        code: 'FRAME_CLOCK_SKEW',
+        message: `host ${hostId} seq ${prevSeq}→${seq}: wall clock moved ${(wallDeltaNs / 1e9).toFixed(3)} s while the monotonic clock moved ${durationS.toFixed(3)} s; using the monotonic duration`,
+      });
+      t0UnixNs = t1UnixNs - monoDeltaNs;
+    }
+
+    // ---- energy counters
+    const prevCounters = new Map<string, IEnergyCounter>();
+    for (const c of prev.counters ?? []) prevCounters.set(c.id ?? '', c);
+    const unusable = new Set<SourceName>();
+    let rapl = 0;
+    let gpu = 0;
+    let bmc = 0;
+    let haveBmc = false;
+    const raplZones: Record<string, number> = {};
+    const gpus: GpuInterval[] = [];
+    const deviceSamples = new Map<string, NonNullable<ITelemetryFrame['gpus']>[number]>();
+    for (const g of cur.gpus ?? []) deviceSamples.set(g.device ?? '', g);
+    const seen = new Set<string>();
+    for (const c of cur.counters ?? []) {
+      const id = c.id ?? '';
+      seen.add(id);
+      const src = c.source ?? EnergySource.ENERGY_SOURCE_UNSPECIFIED;
+      const source: SourceName | 'bmc' | undefined =
+        src === EnergySource.ENERGY_SOURCE_RAPL ? 'rapl' : src === EnergySource.ENERGY_SOURCE_GPU ? 'gpu' : src === EnergySource.ENERGY_SOURCE_BMC ? 'bmc' : undefined;
+      if (source === undefined) continue;
+      const billed = source === 'rapl' ? isRaplSummed(c) : true;
+      const markUnusable = (code: string, why: string): void => {
+        if (!billed) return;
+        anomalies.push({ code, message: `host ${hostId} seq ${prevSeq}→${seq}: counter ${id}: ${why}; ${source} energy of this interval is not billed`, counterId: id });
+        unusable.add(source === 'bmc' ? 'bmc_rest' : source);
+      };
+      const p = prevCounters.get(id);
+      if (c.error) {
+        markUnusable('SENSOR_READ_FAILED', `read failed (${c.error})`);
+        continue;
+      }
+      if (!p) {
+        markUnusable('SENSOR_UNAVAILABLE', 'not present in the previous frame');
+        continue;
+      }
+      if (p.error) {
+        markUnusable('SENSOR_READ_FAILED', `read failed in the previous frame (${p.error})`);
+        continue;
+      }
+      if ((p.unit ?? 0) !== (c.unit ?? 0)) {
+        markUnusable('COUNTER_RESET', `unit changed ${n(p.unit)} → ${n(c.unit)}`);
+        continue;
+      }
+      const jpu = joulesPerUnit(c.unit);
+      const readDur = c.readMonoNs && p.readMonoNs && c.readMonoNs > p.readMonoNs ? (c.readMonoNs - p.readMonoNs) / 1e9 : durationS;
+      const d = counterDelta(n(p.value), n(c.value), n(c.maxRange), { durationS: readDur, joulesPerUnit: jpu, maxWatts: this.maxW[source] });
+      if (!isUsableDelta(d)) {
+        markUnusable(d.kind === 'reset' ? 'COUNTER_RESET' : 'COUNTER_IMPLAUSIBLE_DELTA', d.reason);
+        continue;
+      }
+      const j = d.delta * jpu;
+      if (source === 'rapl') {
+        raplZones[id] = j;
+        if (billed) rapl += j;
+      } else if (source === 'gpu') {
+        gpu += j;
+        const device = c.device || id;
+        const ds = deviceSamples.get(device);
+        gpus.push({
+          device,
+          joules: j,
+          contexts: n(ds?.contexts),
+          meanPowerW: j / durationS,
+          gpuUtilPct: n(ds?.gpuUtilPct),
+          memUtilPct: n(ds?.memUtilPct),
+          smClockMhz: n(ds?.smClockMhz),
+        });
+      } else {
+        bmc += j;
+        haveBmc = true;
+      }
+    }
+    for (const [id, p] of prevCounters) {
+      if (seen.has(id)) continue;
+      const src = p.source ?? 0;
+      const source: SourceName | undefined =
+        src === EnergySource.ENERGY_SOURCE_RAPL ? (isRaplSummed(p) ? 'rapl' : undefined) : src === EnergySource.ENERGY_SOURCE_GPU ? 'gpu' : src === EnergySource.ENERGY_SOURCE_BMC ? 'bmc_rest' : undefined;
+      if (source === undefined) continue;
+      anomalies.push({ code: 'SENSOR_UNAVAILABLE', message: `host ${hostId} seq ${prevSeq}→${seq}: counter ${id} missing from the closing frame; ${source} energy of this interval is not billed`, counterId: id });
+      unusable.add(source);
+    }
+    if (unusable.has('rapl') || unusable.has('gpu')) unusable.add('bmc_rest');
+    let bmcRest = 0;
+    if (haveBmc && !unusable.has('bmc_rest')) {
+      bmcRest = bmc - rapl - gpu;
+      if (bmcRest < 0) {
+        anomalies.push({ code: 'COUNTER_IMPLAUSIBLE_DELTA', message: `host ${hostId} seq ${prevSeq}→${seq}: BMC wall energy ${bmc.toFixed(1)} J < RAPL ${rapl.toFixed(1)} J + GPU ${gpu.toFixed(1)} J; bmc_rest set to 0`, counterId: 'bmc' });
+        bmcRest = 0;
+      }
+    }
+    const measured: Record<SourceName, number> = {
+      rapl: unusable.has('rapl') ? 0 : rapl,
+      gpu: unusable.has('gpu') ? 0 : gpu,
+      bmc_rest: unusable.has('bmc_rest') ? 0 : bmcRest,
+    };
+
+    // ---- host CPU
+    const hc = cur.hostCpu ?? {};
+    const hp = prev.hostCpu ?? {};
+    let busy = n(hc.busyNs) - n(hp.busyNs);
+    let idle = n(hc.idleNs) - n(hp.idleNs);
+    if (busy < 0 || idle < 0) {
+      anomalies.push({ code: 'COUNTER_WENT_BACKWARDS', message: `host ${hostId} seq ${prevSeq}→${seq}: /proc/stat busy or idle time went backwards; host CPU of this interval taken as 0` });
+      busy = 0;
+      idle = 0;
+    }
+    const hostCpu = { busySeconds: busy / 1e9, idleSeconds: idle / 1e9, onlineCpus: n(hc.onlineCpus), avgFreqMhz: n(hc.avgFreqMhz) };
+
+    // ---- VMs
+    const prevVms = new Map<string, IVmSample>();
+    for (const v of prev.vms ?? []) prevVms.set(v.uuid ?? '', v);
+    const vms: VmInterval[] = [];
+    const curMono = n(cur.monoNs);
+    const prevMono = n(prev.monoNs);
+    for (const v of cur.vms ?? []) {
+      const uuid = v.uuid ?? '';
+      let p = prevVms.get(uuid);
+      let presence = 1;
+      let spanned = false;
+      if (!p) {
+        const back = st.vanished.get(uuid);
+        if (back) {
+          p = back.sample;
+          spanned = true;
+          st.vanished.delete(uuid);
+        } else {
+          const started = n(v.startedMonoNs);
+          presence = started > prevMono && started <= curMono ? (curMono - started) / monoDeltaNs : 0.5;
+        }
+      }
+      const state = vmState(v.state);
+      if (state === 'gone') presence = Math.min(presence, 0.5);
+      vms.push(this.vmInterval(hostId, seq, v, p, presence, state, anomalies, spanned));
+    }
+    const curUuids = new Set((cur.vms ?? []).map((v) => v.uuid ?? ''));
+    for (const [uuid, p] of prevVms) {
+      if (curUuids.has(uuid)) continue;
+      if (vmState(p.state) === 'gone') continue; // already reported gone by the agent
+      anomalies.push({ code: 'VM_VANISHED', message: `host ${hostId} seq ${prevSeq}→${seq}: VM ${p.name ?? ''} (${uuid}) is no longer reported; attributed as 'gone' for this interval`, vmUuid: uuid });
+      vms.push(this.vmInterval(hostId, seq, p, p, 0.5, 'gone', anomalies, false));
+      st.vanished.set(uuid, { sample: p, monoNs: prevMono });
+    }
+    // bound the vanished set
+    for (const [uuid, g] of st.vanished) {
+      if (curMono - g.monoNs > this.vanishedTtlNs) st.vanished.delete(uuid);
+    }
+    while (st.vanished.size > this.maxVanished) {
+      const oldest = st.vanished.keys().next().value;
+      if (oldest === undefined) break;
+      st.vanished.delete(oldest);
+    }
+
+    const interval: HostInterval = {
+      hostId,
+      hardwareClass: cur.hardwareClass ?? '',
+      seq,
+      prevSeq,
+      t0UnixNs,
+      t1UnixNs,
+      durationS,
+      measured,
+      raplZones,
+      gpus,
+      hostCpu,
+      vms,
+      anomalies,
+    };
+    if (unusable.size > 0) interval.unusableSources = [...unusable].sort();
+    return interval;
+  }
+
+  private vmInterval(hostId: string, seq: number, v: IVmSample, p: IVmSample | undefined, presence: number, state: VmInterval['state'], anomalies: Anomaly[], spanned: boolean): VmInterval {
+    const uuid = v.uuid ?? '';
+    const name = v.name ?? '';
+    let restarted = false;
+    /** Delta of a cumulative VM counter; a counter that went backwards restarted, so its delta is the new value. */
+    const delta = (a: number | null | undefined, b: number | null | undefined): number => {
+      if (!p) return 0;
+      const d = n(b) - n(a);
+      if (d >= 0) return d;
+      restarted = true;
+      return n(b);
+    };
+    const cpuNs = delta(p?.cpuTimeNs, v.cpuTimeNs);
+    if (p && n(v.cpuTimeNs) < n(p.cpuTimeNs)) {
+      anomalies.push({
+        code: 'COUNTER_WENT_BACKWARDS',
+        message: `host ${hostId} seq ${seq}: VM ${name} (${uuid}) cpu_time_ns went ${n(p.cpuTimeNs)} → ${n(v.cpuTimeNs)} (VM restarted); its delta is the new value`,
+        vmUuid: uuid,
+      });
+    }
+    const vcpuSeconds: number[] = [];
+    const cv = v.vcpuTimeNs ?? [];
+    const pv = p?.vcpuTimeNs ?? [];
+    for (let i = 0; i < cv.length; i++) {
+      const b = cv[i];
+      const a = pv[i];
+      vcpuSeconds.push(p && a !== undefined ? delta(a, b) / 1e9 : 0);
+    }
+    const perfCur = v.perf;
+    const perfPrev = p?.perf;
+    let perf: VmInterval['perf'];
+    if (perfCur?.supported && perfPrev?.supported) {
+      perf = {
+        cycles: delta(perfPrev.cycles, perfCur.cycles),
+        instructions: delta(perfPrev.instructions, perfCur.instructions),
+        llcMisses: delta(perfPrev.llcMisses, perfCur.llcMisses),
+        llcReferences: delta(perfPrev.llcReferences, perfCur.llcReferences),
+      };
+    }
+    const gpus: VmGpuInterval[] = (v.gpus ?? []).map((g) => ({
+      device: g.device ?? '',
+      smUtilPct: n(g.smUtilPct),
+      memUtilPct: n(g.memUtilPct),
+      utilSamples: n(g.utilSamples),
+      usedMemoryBytes: n(g.usedMemoryBytes),
+      holdsContext: g.holdsContext ?? false,
+      passthrough: g.passthrough ?? false,
+    }));
+    const out: VmInterval = {
+      uuid,
+      name,
+      tenant: v.tenant ?? '',
+      vcpus: n(v.vcpus),
+      memoryBytes: n(v.memoryBytes),
+      cpuSeconds: cpuNs / 1e9,
+      vcpuSeconds,
+      memoryUsedBytes: n(v.memoryUsedBytes),
+      blockReadBytes: delta(p?.blockReadBytes, v.blockReadBytes),
+      blockWriteBytes: delta(p?.blockWriteBytes, v.blockWriteBytes),
+      netRxBytes: delta(p?.netRxBytes, v.netRxBytes),
+      netTxBytes: delta(p?.netTxBytes, v.netTxBytes),
+      gpus,
+      presence,
+      state,
+    };
+    if (perf) out.perf = perf;
+    if (restarted && n(v.cpuTimeNs) >= n(p?.cpuTimeNs)) {
+      anomalies.push({ code: 'COUNTER_WENT_BACKWARDS', message: `host ${hostId} seq ${seq}: VM ${name} (${uuid}) an I/O or perf counter went backwards; its delta is the new value`, vmUuid: uuid });
+    }
+    if (spanned) {
+      anomalies.push({ code: 'VM_VANISHED', message: `host ${hostId} seq ${seq}: VM ${name} (${uuid}) is back; its deltas span the frames it was missing from`, vmUuid: uuid });
+    }
+    return out;
+  }
+}
+
+/** RAPL host total = Σ package zones + Σ dram zones; core/uncore are inside a package, psys overlaps both. */
+function isRaplSummed(c: IEnergyCounter): boolean {
+  const d = c.domain ?? '';
+  return d === 'package' || d === 'dram';
+}
+
+function vmState(s: VmState | null | undefined): VmInterval['state'] {
+  switch (s) {
+    case VmState.VM_STATE_PAUSED:
+      return 'paused';
+    case VmState.VM_STATE_SHUTOFF:
+      return 'shutoff';
+    case VmState.VM_STATE_MIGRATING_OUT:
+      return 'migrating_out';
+    case VmState.VM_STATE_MIGRATING_IN:
+      return 'migrating_in';
+    case VmState.VM_STATE_GONE:
+      return 'gone';
+    case VmState.VM_STATE_RUNNING:
+    case VmState.VM_STATE_UNSPECIFIED:
+    case null:
+    case undefined:
+      return 'running';
+  }
+}
