@@ -33,7 +33,7 @@ export interface GpuReplayResult {
     method: 'gpu_signature';
     static_w: number;
     per_context_w: number;
-    signatures_j_per_unit: Record<string, number>;
+    signatures_w: Record<string, number>;
     fallback_tenants: string[];
     residual_rms_j: number;
   };
@@ -48,6 +48,8 @@ export interface GpuReplayOptions {
   policy?: GpuStaticPolicy;
   /** Device idle power with no contexts, W, left unallocated. Default 0 (all static to context holders). */
   noContextIdleW?: number;
+  /** Windows shorter than this split their dynamic energy by the activity over this span centred on them. Default 2 s. */
+  shareSpanS?: number;
   /** Names the trace in error messages. */
   source?: string;
 }
@@ -101,22 +103,42 @@ export function nvmlTraceWindows(trace: NvmlTrace, maxWindowS = 2, anomalies: st
     }
     return lo;
   };
-  // 3. activity by sample timestamp (deduplicated by pid + timestamp), contexts and memory from the reads in the window
-  const seen = new Set<string>();
+  // 3. activity: each NVML process sample describes the slot since the previous sample on the device
+  //    (nvmlDeviceGetProcessUtilization samples at a fixed driver period); its smUtil/100 × slot seconds
+  //    is spread over the windows the slot overlaps, so activity is in busy-seconds and signatures in W.
+  const uniq = new Map<string, { pid: number; tsS: number; sm: number }>();
+  for (const s of S) for (const p of s.procUtil) uniq.set(`${p.pid}@${p.tsUs}`, { pid: p.pid, tsS: p.tsUs / 1e6, sm: Math.max(0, Math.min(100, p.sm)) });
+  const ps = [...uniq.values()].sort((a, b) => a.tsS - b.tsS);
+  const gaps: number[] = [];
+  for (let i = 1; i < ps.length; i++) if (ps[i]!.tsS > ps[i - 1]!.tsS) gaps.push(ps[i]!.tsS - ps[i - 1]!.tsS);
+  gaps.sort((a, b) => a - b);
+  const period = gaps.length ? gaps[Math.floor(gaps.length / 2)]! : 1 / trace.header.sampleHz;
+  let curTs = -Infinity;
+  let prevTs = -Infinity;
+  for (const p of ps) {
+    if (p.tsS > curTs) {
+      prevTs = curTs;
+      curTs = p.tsS;
+    }
+    const t0 = Math.max(p.tsS - period, prevTs);
+    const tenant = tenantOf(p.pid);
+    const busy = p.sm / 100;
+    if (busy <= 0) continue;
+    for (let wi = find(t0); wi < wins.length; wi++) {
+      const w = wins[wi]!;
+      const a = wi === 0 ? Math.min(w.t0, t0) : w.t0;
+      const b = wi === wins.length - 1 ? Math.max(w.t1, p.tsS) : w.t1;
+      const ov = Math.min(b, p.tsS) - Math.max(a, t0);
+      if (ov > 0) w.activity[tenant] = (w.activity[tenant] ?? 0) + busy * ov;
+      if (b >= p.tsS) break;
+    }
+  }
   const readsIn = new Array<number>(wins.length).fill(0);
   for (const s of S) {
     const k = find(s.t);
     readsIn[k] = (readsIn[k] ?? 0) + 1;
   }
   for (const s of S) {
-    for (const p of s.procUtil) {
-      const key = `${p.pid}@${p.tsUs}`;
-      if (seen.has(key)) continue;
-      seen.add(key);
-      const w = wins[find(p.tsUs / 1e6)]!;
-      const t = tenantOf(p.pid);
-      w.activity[t] = (w.activity[t] ?? 0) + Math.max(0, p.sm) / 100;
-    }
     const wi = find(s.t);
     const w = wins[wi]!;
     const held = new Set<string>();
@@ -129,6 +151,29 @@ export function nvmlTraceWindows(trace: NvmlTrace, maxWindowS = 2, anomalies: st
     }
   }
   return wins;
+}
+
+/**
+ * Activity used to split window i: NVML samples are ~0.2 s apart, so a window shorter than `spanS` sees
+ * only a few and its per-window split drifts towards the plain sample-share baseline. The split uses the
+ * activity over a span of `spanS` centred on the window instead (the window itself when it is longer).
+ */
+function shareActivity(wins: Array<GpuActivityWindow & { t0: number; t1: number }>, i: number, spanS: number): Record<string, number> {
+  const w = wins[i]!;
+  if (w.durationS >= spanS - 1e-9) return w.activity;
+  const mid = (w.t0 + w.t1) / 2;
+  const a = mid - spanS / 2;
+  const b = mid + spanS / 2;
+  const out: Record<string, number> = {};
+  let lo = i;
+  while (lo > 0 && wins[lo - 1]!.t1 > a) lo--;
+  for (let j = lo; j < wins.length && wins[j]!.t0 < b; j++) {
+    const v = wins[j]!;
+    const f = v.durationS > 0 ? Math.max(0, Math.min(v.t1, b) - Math.max(v.t0, a)) / v.durationS : 0;
+    if (f <= 0) continue;
+    for (const [k, x] of Object.entries(v.activity)) out[k] = (out[k] ?? 0) + f * x;
+  }
+  return out;
 }
 
 function checkOptions(opts: GpuReplayOptions): number {
@@ -150,14 +195,29 @@ export function gpuReplayTrace(trace: NvmlTrace, opts: GpuReplayOptions = {}): G
   const anomalies: string[] = [];
   const wins = nvmlTraceWindows(trace, maxWindowS, anomalies);
   const learner = new GpuSignatureLearner();
-  for (const w of wins) learner.observe(w);
+  // Fit on blocks of at least shareSpanS: short windows hold too few NVML samples and bias the signatures
+  // towards each other (noise in the regressors).
+  const shareSpanS = opts.shareSpanS ?? 2;
+  let acc: GpuActivityWindow | undefined;
+  for (const w of wins) {
+    acc ??= { durationS: 0, joules: 0, activity: {}, contexts: {} };
+    for (const [k, v] of Object.entries(w.contexts)) acc.contexts[k] = ((acc.contexts[k] ?? 0) * acc.durationS + v * w.durationS) / (acc.durationS + w.durationS);
+    acc.durationS += w.durationS;
+    acc.joules += w.joules;
+    for (const [k, v] of Object.entries(w.activity)) acc.activity[k] = (acc.activity[k] ?? 0) + v;
+    if (acc.durationS >= shareSpanS - 0.2) {
+      learner.observe(acc);
+      acc = undefined;
+    }
+  }
+  if (acc) learner.observe(acc);
   const fit = learner.fit();
   const tenants: Record<string, GpuReplayTenant> = {};
   for (const t of trace.header.tenants) tenants[t] = { dynamic_joules: 0, static_joules: 0 };
   let measured = 0;
   let unallocated = 0;
-  const windows: GpuReplayWindow[] = wins.map((w) => {
-    const sp = splitGpuWindow(w, fit, { policy, noContextIdleW: opts.noContextIdleW ?? 0 });
+  const windows: GpuReplayWindow[] = wins.map((w, i) => {
+    const sp = splitGpuWindow({ ...w, activity: shareActivity(wins, i, shareSpanS) }, fit, { policy, noContextIdleW: opts.noContextIdleW ?? 0 });
     const wt: Record<string, GpuReplayTenant> = {};
     for (const t of new Set([...Object.keys(sp.dynamic), ...Object.keys(sp.static)])) {
       const part = { dynamic_joules: sp.dynamic[t] ?? 0, static_joules: sp.static[t] ?? 0 };
@@ -176,7 +236,7 @@ export function gpuReplayTrace(trace: NvmlTrace, opts: GpuReplayOptions = {}): G
     measured_joules: measured,
     unallocated_static_joules: unallocated,
     static_policy: policy,
-    model: { method: 'gpu_signature', static_w: fit.staticW, per_context_w: fit.perContextW, signatures_j_per_unit: fit.signatures, fallback_tenants: fit.fallbackTenants, residual_rms_j: fit.residualRmsJ },
+    model: { method: 'gpu_signature', static_w: fit.staticW, per_context_w: fit.perContextW, signatures_w: fit.signatures, fallback_tenants: fit.fallbackTenants, residual_rms_j: fit.residualRmsJ },
     anomalies,
   };
 }

@@ -39,7 +39,7 @@ export interface GpuSignatureFit {
   staticW: number;
   /** Extra idle power per context-holding process, W (0 when the context count never varied). */
   perContextW: number;
-  /** Joules per unit of activity (one fully busy sample slot), per tenant. */
+  /** Dynamic power of each tenant when it keeps the SMs fully busy, W (joules per busy-second). */
   signatures: Record<string, number>;
   /** Tenants whose signature fell back to the activity-weighted mean of the others (too little activity seen). */
   fallbackTenants: string[];
