@@ -1,1 +1,9 @@
-export {};
+export * from './store.js';
+export * from './transport.js';
+export * from './migrations.js';
+export * from './rows.js';
+export * from './sql-store.js';
+export * from './chdb-transport.js';
+export * from './chdb-store.js';
+export * from './http-transport.js';
+export * from './clickhouse-server-store.js';

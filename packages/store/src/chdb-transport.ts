@@ -1,0 +1,132 @@
+/**
+ * chDB (embedded ClickHouse) transport: a worker thread owns the Session (see chdb-worker.ts); this
+ * side queues requests by id. Queries run one at a time in the worker, in submission order.
+ */
+import { Worker } from 'node:worker_threads';
+import { createRequire } from 'node:module';
+import { mkdirSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { WattsplitError, silentLogger, type Logger } from '@wattsplit/wire';
+import type { ChdbRequest, ChdbResponse } from './chdb-worker.js';
+import type { ClickHouseTransport, Settings } from './transport.js';
+import { str } from './transport.js';
+
+interface Pending {
+  resolve: (text: string) => void;
+  reject: (e: WattsplitError) => void;
+  what: string;
+}
+
+export function settingsClause(settings: Settings | undefined): string {
+  const entries = Object.entries(settings ?? {});
+  if (entries.length === 0) return '';
+  return ' SETTINGS ' + entries.map(([k, v]) => {
+    if (!/^[a-z_][a-z0-9_]*$/.test(k)) throw new WattsplitError('STORE_INVALID_INPUT', `setting name ${JSON.stringify(k)} is not a ClickHouse setting name`, { details: { setting: k } });
+    return `${k} = ${typeof v === 'number' ? String(v) : str(v)}`;
+  }).join(', ');
+}
+
+export class ChdbTransport implements ClickHouseTransport {
+  readonly backend = 'chdb' as const;
+  private worker: Worker | undefined;
+  private readonly pending = new Map<number, Pending>();
+  private nextId = 1;
+  private ready: Promise<void> | undefined;
+  private exited = false;
+
+  constructor(
+    readonly dataDir: string,
+    private readonly log: Logger = silentLogger,
+  ) {}
+
+  /** Starts the worker and opens the Session; throws STORE_UNAVAILABLE when the engine cannot open the directory. */
+  open(): Promise<void> {
+    if (this.ready) return this.ready;
+    const dir = resolve(this.dataDir);
+    try {
+      mkdirSync(dir, { recursive: true });
+    } catch (e) {
+      return Promise.reject(new WattsplitError('CONFIG_INVALID', `chDB dataDir ${dir}: ${(e as Error).message}`, { cause: e, details: { dataDir: dir } }));
+    }
+    // Load the native addon in this thread too, without opening anything: otherwise the worker's exit
+    // unloads libchdb and its static destructors crash the process (SIGSEGV, chdb 3.4 / libchdb 26.7).
+    createRequire(import.meta.url)('chdb');
+    const w = new Worker(new URL('./chdb-worker.js', import.meta.url), { workerData: { dataDir: dir } });
+    this.worker = w;
+    this.ready = new Promise<void>((res, rej) => {
+      this.pending.set(0, {
+        resolve: () => res(),
+        reject: (e) => rej(new WattsplitError('STORE_UNAVAILABLE', `chDB could not open ${dir}: ${e.message}`, { cause: e, details: { dataDir: dir } })),
+        what: 'open',
+      });
+    });
+    w.on('message', (m: ChdbResponse) => {
+      const p = this.pending.get(m.id);
+      if (!p) return;
+      this.pending.delete(m.id);
+      if (m.ok) p.resolve(m.text);
+      else if (m.closed) p.reject(new WattsplitError('STORE_UNAVAILABLE', `${p.what}: ${m.message}`, { retriable: true }));
+      else p.reject(new WattsplitError('STORE_QUERY_FAILED', m.message, { details: { clickhouseCode: m.clickhouseCode, sql: p.what } }));
+    });
+    w.on('error', (e) => {
+      this.log.error({ err: e.message }, 'chDB worker failed');
+      this.failAll(`chDB worker failed: ${e.message}`);
+    });
+    w.on('exit', (code) => {
+      this.exited = true;
+      this.failAll(`chDB worker exited (code ${code})`);
+    });
+    return this.ready;
+  }
+
+  private failAll(why: string): void {
+    for (const [id, p] of this.pending) {
+      this.pending.delete(id);
+      p.reject(new WattsplitError('STORE_UNAVAILABLE', `${p.what}: ${why}`, { retriable: true }));
+    }
+  }
+
+  private async call(sql: string, format: string): Promise<string> {
+    await this.open();
+    const w = this.worker;
+    if (!w || this.exited) throw new WattsplitError('STORE_UNAVAILABLE', 'chDB store is closed', { retriable: true });
+    const id = this.nextId++;
+    const what = sql.length > 200 ? sql.slice(0, 200) + '…' : sql;
+    return new Promise<string>((resolvePromise, reject) => {
+      this.pending.set(id, { resolve: resolvePromise, reject, what });
+      w.postMessage({ id, sql, format } satisfies ChdbRequest);
+    });
+  }
+
+  async command(sql: string, settings?: Settings): Promise<void> {
+    const s = settingsClause(settings);
+    await this.call(s ? `${sql}${s}` : sql, 'CSV');
+  }
+
+  query(sql: string, format: string): Promise<string> {
+    return this.call(sql, format);
+  }
+
+  async insert(table: string, rows: readonly Record<string, unknown>[], settings?: Settings): Promise<void> {
+    if (rows.length === 0) return;
+    const body = rows.map((r) => JSON.stringify(r)).join('\n');
+    await this.call(`INSERT INTO ${table}${settingsClause(settings)} FORMAT JSONEachRow\n${body}\n`, 'CSV');
+  }
+
+  async close(): Promise<void> {
+    const w = this.worker;
+    if (!w || this.exited) return;
+    try {
+      await this.ready;
+    } catch {
+      // the worker failed to open: nothing to close but the thread
+    }
+    const exited = new Promise<void>((r) => w.once('exit', () => r()));
+    const id = this.nextId++;
+    // Closing the Session before the thread ends matters: terminating a worker that holds one crashes the process.
+    const closed = new Promise<string>((res, rej) => this.pending.set(id, { resolve: res, reject: rej, what: 'close' }));
+    w.postMessage({ id, close: true } satisfies ChdbRequest);
+    await closed.catch(() => undefined);
+    await exited;
+  }
+}

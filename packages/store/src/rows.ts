@@ -1,0 +1,203 @@
+/**
+ * Codec between the attribution types and the table rows (JSONEachRow objects). Pure: no I/O.
+ * Every number is checked finite before it leaves (JSON would turn NaN into null and the insert would
+ * fail far from the cause); the error names the field and the value.
+ */
+import type { Anomaly, AttributionResult, HostInterval, VmInterval } from '@wattsplit/attribution';
+import { WattsplitError } from '@wattsplit/wire';
+import type { RawFrameCounters } from './store.js';
+
+type Row = Record<string, unknown>;
+
+function num(v: number, field: string): number {
+  if (typeof v !== 'number' || !Number.isFinite(v)) {
+    throw new WattsplitError('STORE_INVALID_INPUT', `${field}=${String(v)} is not a finite number`, { details: { field, value: String(v) } });
+  }
+  return v;
+}
+/** Unsigned integer columns: negative or fractional values are rounded / clamped at 0 after the finite check. */
+const uint = (v: number, field: string) => Math.max(0, Math.round(num(v, field)));
+const nsInt = (v: number, field: string) => Math.round(num(v, field));
+
+export function hostRow(i: HostInterval, raw: RawFrameCounters | undefined): Row {
+  const at = `interval host=${i.hostId} seq=${i.seq}`;
+  return {
+    host: i.hostId,
+    hardware_class: i.hardwareClass,
+    boot_id: raw?.bootId ?? '',
+    seq: uint(i.seq, `${at}: seq`),
+    prev_seq: uint(i.prevSeq, `${at}: prevSeq`),
+    t0_ns: nsInt(i.t0UnixNs, `${at}: t0UnixNs`),
+    t1_ns: nsInt(i.t1UnixNs, `${at}: t1UnixNs`),
+    duration_s: num(i.durationS, `${at}: durationS`),
+    rapl_j: num(i.measured.rapl, `${at}: measured.rapl`),
+    gpu_j: num(i.measured.gpu, `${at}: measured.gpu`),
+    bmc_rest_j: num(i.measured.bmc_rest, `${at}: measured.bmc_rest`),
+    rapl_zone_ids: Object.keys(i.raplZones),
+    rapl_zone_j: Object.entries(i.raplZones).map(([k, v]) => num(v, `${at}: raplZones.${k}`)),
+    gpu_devices: i.gpus.map((g) => g.device),
+    gpu_j_by_device: i.gpus.map((g, k) => num(g.joules, `${at}: gpus[${k}].joules`)),
+    gpu_contexts: i.gpus.map((g, k) => uint(g.contexts, `${at}: gpus[${k}].contexts`)),
+    gpu_mean_power_w: i.gpus.map((g, k) => num(g.meanPowerW, `${at}: gpus[${k}].meanPowerW`)),
+    gpu_util_pct: i.gpus.map((g, k) => num(g.gpuUtilPct, `${at}: gpus[${k}].gpuUtilPct`)),
+    gpu_mem_util_pct: i.gpus.map((g, k) => num(g.memUtilPct, `${at}: gpus[${k}].memUtilPct`)),
+    gpu_sm_clock_mhz: i.gpus.map((g, k) => num(g.smClockMhz, `${at}: gpus[${k}].smClockMhz`)),
+    cpu_busy_s: num(i.hostCpu.busySeconds, `${at}: hostCpu.busySeconds`),
+    cpu_idle_s: num(i.hostCpu.idleSeconds, `${at}: hostCpu.idleSeconds`),
+    online_cpus: uint(i.hostCpu.onlineCpus, `${at}: hostCpu.onlineCpus`),
+    avg_freq_mhz: num(i.hostCpu.avgFreqMhz, `${at}: hostCpu.avgFreqMhz`),
+    counter_ids: raw?.counters.map((c) => c.id) ?? [],
+    counter_sources: raw?.counters.map((c) => c.source) ?? [],
+    counter_units: raw?.counters.map((c) => c.unit) ?? [],
+    counter_values: raw?.counters.map((c, k) => uint(c.value, `${at}: counters[${k}].value`)) ?? [],
+    anomaly_count: i.anomalies.length,
+  };
+}
+
+export function vmRows(i: HostInterval): Row[] {
+  return i.vms.map((v, k) => {
+    const at = `interval host=${i.hostId} seq=${i.seq} vms[${k}] uuid=${v.uuid}`;
+    return {
+      host: i.hostId,
+      hardware_class: i.hardwareClass,
+      seq: i.seq,
+      t0_ns: nsInt(i.t0UnixNs, `${at}: t0UnixNs`),
+      t1_ns: nsInt(i.t1UnixNs, `${at}: t1UnixNs`),
+      vm_uuid: v.uuid,
+      vm_name: v.name,
+      tenant: v.tenant,
+      state: v.state,
+      presence: num(v.presence, `${at}: presence`),
+      vcpus: uint(v.vcpus, `${at}: vcpus`),
+      memory_bytes: uint(v.memoryBytes, `${at}: memoryBytes`),
+      cpu_s: num(v.cpuSeconds, `${at}: cpuSeconds`),
+      vcpu_s: v.vcpuSeconds.map((x, j) => num(x, `${at}: vcpuSeconds[${j}]`)),
+      memory_used_bytes: uint(v.memoryUsedBytes, `${at}: memoryUsedBytes`),
+      block_read_bytes: uint(v.blockReadBytes, `${at}: blockReadBytes`),
+      block_write_bytes: uint(v.blockWriteBytes, `${at}: blockWriteBytes`),
+      net_rx_bytes: uint(v.netRxBytes, `${at}: netRxBytes`),
+      net_tx_bytes: uint(v.netTxBytes, `${at}: netTxBytes`),
+      perf_supported: v.perf ? 1 : 0,
+      cycles: uint(v.perf?.cycles ?? 0, `${at}: perf.cycles`),
+      instructions: uint(v.perf?.instructions ?? 0, `${at}: perf.instructions`),
+      llc_misses: uint(v.perf?.llcMisses ?? 0, `${at}: perf.llcMisses`),
+      llc_references: uint(v.perf?.llcReferences ?? 0, `${at}: perf.llcReferences`),
+      gpu_devices: v.gpus.map((g) => g.device),
+      gpu_sm_util_pct: v.gpus.map((g, j) => num(g.smUtilPct, `${at}: gpus[${j}].smUtilPct`)),
+      gpu_mem_util_pct: v.gpus.map((g, j) => num(g.memUtilPct, `${at}: gpus[${j}].memUtilPct`)),
+      gpu_util_samples: v.gpus.map((g, j) => uint(g.utilSamples, `${at}: gpus[${j}].utilSamples`)),
+      gpu_used_memory_bytes: v.gpus.map((g, j) => uint(g.usedMemoryBytes, `${at}: gpus[${j}].usedMemoryBytes`)),
+      gpu_holds_context: v.gpus.map((g) => (g.holdsContext ? 1 : 0)),
+      gpu_passthrough: v.gpus.map((g) => (g.passthrough ? 1 : 0)),
+    };
+  });
+}
+
+export function anomalyRows(hostId: string, seq: number, t1UnixNs: number, anomalies: readonly Anomaly[]): Row[] {
+  return anomalies.map((a) => ({
+    host: hostId,
+    seq,
+    t1_ns: nsInt(t1UnixNs, `anomaly host=${hostId} seq=${seq}: t1UnixNs`),
+    code: a.code,
+    counter_id: a.counterId ?? '',
+    vm_uuid: a.vmUuid ?? '',
+    message: a.message,
+  }));
+}
+
+export function attributionRows(r: AttributionResult): Row[] {
+  return r.shares.map((s, k) => {
+    const at = `attribution host=${r.hostId} seq=${r.seq} method=${r.method} shares[${k}] (${s.kind} ${s.vmUuid} ${s.source})`;
+    return {
+      host: r.hostId,
+      seq: r.seq,
+      t0_ns: nsInt(r.t0UnixNs, `${at}: t0UnixNs`),
+      t1_ns: nsInt(r.t1UnixNs, `${at}: t1UnixNs`),
+      kind: s.kind,
+      vm_uuid: s.vmUuid,
+      vm_name: s.vmName,
+      tenant: s.tenant,
+      source: s.source,
+      dynamic_j: num(s.dynamicJoules, `${at}: dynamicJoules`),
+      static_j: num(s.staticJoules, `${at}: staticJoules`),
+      low_j: num(s.lowJoules, `${at}: lowJoules`),
+      high_j: num(s.highJoules, `${at}: highJoules`),
+      measured_j: num(r.measured[s.source], `${at}: measured.${s.source}`),
+      method: r.method,
+      model_version: r.modelVersion,
+      hardware_class: r.hardwareClass,
+      note: r.note,
+    };
+  });
+}
+
+// ---- decoding (history for model training) ----
+
+const n = (v: unknown): number => (typeof v === 'number' ? v : Number(v));
+const arr = (v: unknown): unknown[] => (Array.isArray(v) ? (v as unknown[]) : []);
+const s = (v: unknown): string => (typeof v === 'string' ? v : typeof v === 'number' || typeof v === 'bigint' || typeof v === 'boolean' ? String(v) : v == null ? '' : JSON.stringify(v));
+
+const VM_STATES: readonly VmInterval['state'][] = ['running', 'paused', 'shutoff', 'migrating_out', 'migrating_in', 'gone'];
+
+export function vmFromRow(r: Row): VmInterval {
+  const devices = arr(r.gpu_devices).map(s);
+  const state = s(r.state) as VmInterval['state'];
+  const vm: VmInterval = {
+    uuid: s(r.vm_uuid),
+    name: s(r.vm_name),
+    tenant: s(r.tenant),
+    vcpus: n(r.vcpus),
+    memoryBytes: n(r.memory_bytes),
+    cpuSeconds: n(r.cpu_s),
+    vcpuSeconds: arr(r.vcpu_s).map(n),
+    memoryUsedBytes: n(r.memory_used_bytes),
+    blockReadBytes: n(r.block_read_bytes),
+    blockWriteBytes: n(r.block_write_bytes),
+    netRxBytes: n(r.net_rx_bytes),
+    netTxBytes: n(r.net_tx_bytes),
+    gpus: devices.map((device, j) => ({
+      device,
+      smUtilPct: n(arr(r.gpu_sm_util_pct)[j]),
+      memUtilPct: n(arr(r.gpu_mem_util_pct)[j]),
+      utilSamples: n(arr(r.gpu_util_samples)[j]),
+      usedMemoryBytes: n(arr(r.gpu_used_memory_bytes)[j]),
+      holdsContext: n(arr(r.gpu_holds_context)[j]) === 1,
+      passthrough: n(arr(r.gpu_passthrough)[j]) === 1,
+    })),
+    presence: n(r.presence),
+    state: VM_STATES.includes(state) ? state : 'running',
+  };
+  if (n(r.perf_supported) === 1) {
+    vm.perf = { cycles: n(r.cycles), instructions: n(r.instructions), llcMisses: n(r.llc_misses), llcReferences: n(r.llc_references) };
+  }
+  return vm;
+}
+
+export function intervalFromRows(h: Row, vms: VmInterval[], anomalies: Anomaly[]): HostInterval {
+  const zoneIds = arr(h.rapl_zone_ids).map(s);
+  const zoneJ = arr(h.rapl_zone_j).map(n);
+  const devices = arr(h.gpu_devices).map(s);
+  return {
+    hostId: s(h.host),
+    hardwareClass: s(h.hardware_class),
+    seq: n(h.seq),
+    prevSeq: n(h.prev_seq),
+    t0UnixNs: n(h.t0_ns),
+    t1UnixNs: n(h.t1_ns),
+    durationS: n(h.duration_s),
+    measured: { rapl: n(h.rapl_j), gpu: n(h.gpu_j), bmc_rest: n(h.bmc_rest_j) },
+    raplZones: Object.fromEntries(zoneIds.map((id, k) => [id, zoneJ[k] ?? 0])),
+    gpus: devices.map((device, k) => ({
+      device,
+      joules: n(arr(h.gpu_j_by_device)[k]),
+      contexts: n(arr(h.gpu_contexts)[k]),
+      meanPowerW: n(arr(h.gpu_mean_power_w)[k]),
+      gpuUtilPct: n(arr(h.gpu_util_pct)[k]),
+      memUtilPct: n(arr(h.gpu_mem_util_pct)[k]),
+      smClockMhz: n(arr(h.gpu_sm_clock_mhz)[k]),
+    })),
+    hostCpu: { busySeconds: n(h.cpu_busy_s), idleSeconds: n(h.cpu_idle_s), onlineCpus: n(h.online_cpus), avgFreqMhz: n(h.avg_freq_mhz) },
+    vms,
+    anomalies,
+  };
+}

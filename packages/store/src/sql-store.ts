@@ -1,0 +1,267 @@
+/**
+ * The Store over any ClickHouseTransport: the same SQL for chDB and the server. Writes are idempotent
+ * per host interval (see docs/store.md): every insert of one interval carries an
+ * insert_deduplication_token derived from host+seq, and the raw tables are ReplacingMergeTree keyed by
+ * host+seq(+vm/source/method), so a replayed frame neither adds raw rows (after merge / with FINAL) nor
+ * feeds the rollups twice.
+ */
+import type { Anomaly, HostInterval, VmInterval } from '@wattsplit/attribution';
+import { OK, WattsplitError, backoffMs, failed, normaliseError, retryable, silentLogger, type Logger, type TransportResult } from '@wattsplit/wire';
+import { DEFAULT_RETENTION, DEFAULT_SQL_DIR, migrate, type Retention } from './migrations.js';
+import { anomalyRows, attributionRows, hostRow, intervalFromRows, vmFromRow, vmRows } from './rows.js';
+import { QUERY_FORMATS, type BillLine, type EnergyRangeQuery, type HistoryQuery, type IntervalWrite, type QueryFormat, type QueryResult, type Store, type TenantTotal, type VmEnergyRow } from './store.js';
+import { capabilitiesOf, int, str, type Capabilities, type ClickHouseTransport, type Settings } from './transport.js';
+
+export interface SqlStoreOptions {
+  logger?: Logger;
+  retention?: Partial<Retention>;
+  /**
+   * Where billing reads come from: 'rollups' (hourly MV tables; exact when inserts are deduplicated,
+   * ClickHouse 22.2+ and chDB), 'final' (attributions FINAL, exact everywhere, slower), 'auto' (default:
+   * rollups when the engine deduplicates inserts, else final).
+   */
+  billingSource?: 'auto' | 'rollups' | 'final';
+  /** Directory of NNNN_name.sql migrations (default: the package's sql/). */
+  sqlDir?: string;
+}
+
+type Row = Record<string, unknown>;
+
+function parseJsonEachRow(text: string): Row[] {
+  const out: Row[] = [];
+  for (const line of text.split('\n')) if (line.trim()) out.push(JSON.parse(line) as Row);
+  return out;
+}
+
+const num = (v: unknown) => (typeof v === 'number' ? v : Number(v));
+const text = (v: unknown) => (typeof v === 'string' ? v : typeof v === 'number' || typeof v === 'bigint' || typeof v === 'boolean' ? String(v) : v == null ? '' : JSON.stringify(v));
+
+export class SqlStore implements Store {
+  readonly backend: 'chdb' | 'clickhouse-server';
+  protected readonly log: Logger;
+  private readonly retention: Retention;
+  private caps: Capabilities | undefined;
+  private attempts = 0;
+
+  constructor(
+    protected readonly t: ClickHouseTransport,
+    private readonly opts: SqlStoreOptions = {},
+  ) {
+    this.backend = t.backend;
+    this.log = (opts.logger ?? silentLogger).child({ component: 'store', backend: t.backend });
+    this.retention = { ...DEFAULT_RETENTION, ...opts.retention };
+  }
+
+  /** Engine version and the features the schema could use; set after init(). */
+  get capabilities(): Capabilities | undefined {
+    return this.caps;
+  }
+
+  /** Where billing reads come from after init(). */
+  get billingSource(): 'rollups' | 'final' {
+    const want = this.opts.billingSource ?? 'auto';
+    if (want !== 'auto') return want;
+    return this.caps && this.caps.dedupToken && this.caps.nonReplicatedDedup ? 'rollups' : 'final';
+  }
+
+  protected async connect(): Promise<void> {
+    // transports that need a connection step override this
+  }
+
+  async init(): Promise<void> {
+    await this.connect();
+    const v = (await this.t.query('SELECT version() AS v', 'JSONEachRow')).trim();
+    const version = text((JSON.parse(v) as Row).v);
+    this.caps = capabilitiesOf(version);
+    const applied = await migrate(this.t, this.caps, this.retention, this.log, this.opts.sqlDir ?? DEFAULT_SQL_DIR);
+    this.log.info({ version, applied, billingSource: this.billingSource }, `store ready (${this.backend} ${version})`);
+  }
+
+  private token(hostId: string, seq: number, table: string, extra = ''): Settings | undefined {
+    if (!this.caps?.dedupToken) return undefined;
+    return { insert_deduplication_token: `wattsplit:${hostId}:${seq}:${table}${extra}` };
+  }
+
+  private toResult(e: unknown, what: string): TransportResult {
+    const err = normaliseError(e, 'STORE_UNAVAILABLE', true);
+    if (err.retriable) {
+      const afterMs = backoffMs(this.attempts++, 200, 10_000);
+      this.log.warn({ code: err.code, retryInMs: afterMs }, `${what}: ${err.message}`);
+      return retryable(err, afterMs);
+    }
+    this.log.error({ code: err.code, ...err.details }, `${what}: ${err.message}`);
+    return failed(err);
+  }
+
+  async writeInterval(w: IntervalWrite): Promise<TransportResult> {
+    const i = w.interval;
+    const what = `write interval host=${i.hostId} seq=${i.seq}`;
+    let host: Row, vms: Row[], anomalies: Row[], attributions: Row[];
+    try {
+      for (const [k, r] of w.results.entries()) {
+        if (r.hostId !== i.hostId || r.seq !== i.seq) {
+          throw new WattsplitError('STORE_INVALID_INPUT', `${what}: results[${k}] (method ${r.method}) is for host=${r.hostId} seq=${r.seq}`, { details: { field: `results[${k}]`, hostId: r.hostId, seq: r.seq } });
+        }
+      }
+      host = hostRow(i, w.raw);
+      vms = vmRows(i);
+      anomalies = anomalyRows(i.hostId, i.seq, i.t1UnixNs, i.anomalies);
+      attributions = w.results.flatMap(attributionRows);
+    } catch (e) {
+      return this.toResult(normaliseError(e, 'STORE_INVALID_INPUT'), what);
+    }
+    const methods = ':' + [...new Set(w.results.map((r) => r.method))].sort().join(',');
+    try {
+      // Attributions last: when they are in, everything of the interval is.
+      await this.t.insert('host_samples', [host], this.token(i.hostId, i.seq, 'host_samples'));
+      await this.t.insert('vm_samples', vms, this.token(i.hostId, i.seq, 'vm_samples'));
+      await this.t.insert('anomalies', anomalies, this.token(i.hostId, i.seq, 'anomalies'));
+      await this.t.insert('attributions', attributions, this.token(i.hostId, i.seq, 'attributions', methods));
+    } catch (e) {
+      return this.toResult(e, what);
+    }
+    this.attempts = 0;
+    return OK;
+  }
+
+  async writeAnomalies(hostId: string, seq: number, t1UnixNs: number, anomalies: readonly Anomaly[]): Promise<TransportResult> {
+    const what = `write anomalies host=${hostId} seq=${seq}`;
+    let rows: Row[];
+    try {
+      rows = anomalyRows(hostId, seq, t1UnixNs, anomalies);
+    } catch (e) {
+      return this.toResult(e, what);
+    }
+    try {
+      await this.t.insert('anomalies', rows, this.token(hostId, seq, 'anomalies', ':' + anomalies.map((a) => a.code).join(',')));
+    } catch (e) {
+      return this.toResult(e, what);
+    }
+    return OK;
+  }
+
+  async query(sql: string, format: QueryFormat = 'JSONEachRow'): Promise<QueryResult> {
+    if (!(QUERY_FORMATS as readonly string[]).includes(format)) {
+      throw new WattsplitError('STORE_INVALID_INPUT', `query format=${JSON.stringify(format)} is not one of ${QUERY_FORMATS.join(', ')}`, { details: { field: 'format', value: format } });
+    }
+    const body = sql.trim().replace(/;\s*$/, '');
+    const out = await this.t.query(body, format);
+    return { format, text: out, rows: format === 'JSONEachRow' ? parseJsonEachRow(out) : [] };
+  }
+
+  private async rows(sql: string): Promise<Row[]> {
+    return (await this.query(sql, 'JSONEachRow')).rows;
+  }
+
+  async readHistory(q: HistoryQuery): Promise<HostInterval[]> {
+    if (!Number.isSafeInteger(q.limit) || q.limit < 1 || q.limit > 1_000_000) {
+      throw new WattsplitError('STORE_INVALID_INPUT', `readHistory limit=${String(q.limit)} must be an integer in 1..1000000`, { details: { field: 'limit', value: q.limit } });
+    }
+    const where = [`t1_ns >= ${int(q.sinceUnixNs, 'readHistory sinceUnixNs')}`];
+    if (q.untilUnixNs !== undefined) where.push(`t1_ns < ${int(q.untilUnixNs, 'readHistory untilUnixNs')}`);
+    if (q.hostId !== undefined) where.push(`host = ${str(q.hostId)}`);
+    const hostWhere = [...where];
+    if (q.hardwareClass !== undefined) hostWhere.push(`hardware_class = ${str(q.hardwareClass)}`);
+    const hosts = await this.rows(`SELECT * FROM host_samples FINAL WHERE ${hostWhere.join(' AND ')} ORDER BY t1_ns, host, seq LIMIT ${q.limit}`);
+    if (hosts.length === 0) return [];
+    const maxT1 = hosts.reduce((m, h) => Math.max(m, num(h.t1_ns)), -Infinity);
+    const hostIds = [...new Set(hosts.map((h) => text(h.host)))];
+    const around = [...where.filter((w) => !w.startsWith('t1_ns <')), `t1_ns <= ${int(maxT1, 'max t1')}`, `host IN (${hostIds.map(str).join(', ')})`].join(' AND ');
+    const vmRowsRead = await this.rows(`SELECT * FROM vm_samples FINAL WHERE ${around} ORDER BY host, seq, vm_uuid`);
+    const anRows = await this.rows(`SELECT host, seq, code, counter_id, vm_uuid, message FROM anomalies FINAL WHERE ${around}`);
+    const key = (r: Row) => `${text(r.host)}\0${text(r.seq)}`;
+    const vmsBy = new Map<string, VmInterval[]>();
+    for (const r of vmRowsRead) {
+      const k = key(r);
+      let l = vmsBy.get(k);
+      if (!l) vmsBy.set(k, (l = []));
+      l.push(vmFromRow(r));
+    }
+    const anBy = new Map<string, Anomaly[]>();
+    for (const r of anRows) {
+      const k = key(r);
+      let l = anBy.get(k);
+      if (!l) anBy.set(k, (l = []));
+      const a: Anomaly = { code: text(r.code), message: text(r.message) };
+      if (text(r.counter_id)) a.counterId = text(r.counter_id);
+      if (text(r.vm_uuid)) a.vmUuid = text(r.vm_uuid);
+      l.push(a);
+    }
+    return hosts.map((h) => intervalFromRows(h, vmsBy.get(key(h)) ?? [], anBy.get(key(h)) ?? []));
+  }
+
+  private range(q: EnergyRangeQuery, what: string): { from: string; to: string; method: string } {
+    if (q.toUnixNs <= q.fromUnixNs) {
+      throw new WattsplitError('STORE_INVALID_INPUT', `${what}: to=${q.toUnixNs} must be after from=${q.fromUnixNs}`, { details: { field: 'to', value: q.toUnixNs } });
+    }
+    return {
+      from: `toStartOfHour(toDateTime(${int(Math.floor(q.fromUnixNs / 1e9), `${what} from`)}, 'UTC'))`,
+      to: `toDateTime(${int(Math.ceil(q.toUnixNs / 1e9), `${what} to`)}, 'UTC')`,
+      method: str(q.method ?? 'cpu_share'),
+    };
+  }
+
+  /** Rows of one VM's energy per hour and source. Ranges cover every hour starting in [hour(from), to). */
+  async vmEnergy(vmUuid: string, q: EnergyRangeQuery): Promise<VmEnergyRow[]> {
+    const r = this.range(q, `vmEnergy ${vmUuid}`);
+    const src =
+      this.billingSource === 'rollups'
+        ? `SELECT hour, vm_uuid, vm_name, tenant, source, method, dynamic_j, static_j, low_j, high_j FROM vm_energy_hourly WHERE vm_uuid = ${str(vmUuid)} AND method = ${r.method}`
+        : `SELECT toStartOfHour(ts) AS hour, vm_uuid, vm_name, tenant, source, method, dynamic_j, static_j, low_j, high_j FROM attributions FINAL WHERE kind = 'vm' AND vm_uuid = ${str(vmUuid)} AND method = ${r.method}`;
+    const rows = await this.rows(
+      `SELECT toString(hour) AS hour_start, vm_uuid, any(vm_name) AS vm_name, any(tenant) AS tenant, source, method, sum(dynamic_j) AS dynamic_j, sum(static_j) AS static_j, sum(low_j) AS low_j, sum(high_j) AS high_j
+       FROM (${src}) WHERE hour >= ${r.from} AND hour < ${r.to} GROUP BY hour, vm_uuid, source, method ORDER BY hour_start, source`,
+    );
+    return rows.map((x) => ({
+      hour: text(x.hour_start),
+      vmUuid: text(x.vm_uuid),
+      vmName: text(x.vm_name),
+      tenant: text(x.tenant),
+      source: text(x.source),
+      method: text(x.method),
+      dynamicJoules: num(x.dynamic_j),
+      staticJoules: num(x.static_j),
+      lowJoules: num(x.low_j),
+      highJoules: num(x.high_j),
+    }));
+  }
+
+  /** A tenant's energy per VM and source over whole hours in [hour(from), to). */
+  async tenantBill(tenant: string, q: EnergyRangeQuery): Promise<BillLine[]> {
+    const r = this.range(q, `tenantBill ${tenant}`);
+    const src =
+      this.billingSource === 'rollups'
+        ? `SELECT hour, vm_uuid, vm_name, source, dynamic_j, static_j, low_j, high_j FROM vm_energy_hourly WHERE tenant = ${str(tenant)} AND method = ${r.method} AND kind = 'vm'`
+        : `SELECT toStartOfHour(ts) AS hour, vm_uuid, vm_name, source, dynamic_j, static_j, low_j, high_j FROM attributions FINAL WHERE tenant = ${str(tenant)} AND method = ${r.method} AND kind = 'vm'`;
+    const rows = await this.rows(
+      `SELECT vm_uuid, any(vm_name) AS vm_name, source, sum(dynamic_j) AS dynamic_j, sum(static_j) AS static_j, sum(low_j) AS low_j, sum(high_j) AS high_j
+       FROM (${src}) WHERE hour >= ${r.from} AND hour < ${r.to} GROUP BY vm_uuid, source ORDER BY vm_uuid, source`,
+    );
+    return rows.map((x) => ({
+      vmUuid: text(x.vm_uuid),
+      vmName: text(x.vm_name),
+      source: text(x.source),
+      dynamicJoules: num(x.dynamic_j),
+      staticJoules: num(x.static_j),
+      lowJoules: num(x.low_j),
+      highJoules: num(x.high_j),
+    }));
+  }
+
+  /** Energy per tenant and entity kind over whole hours in [hour(from), to). */
+  async tenantTotals(q: EnergyRangeQuery): Promise<TenantTotal[]> {
+    const r = this.range(q, 'tenantTotals');
+    const src =
+      this.billingSource === 'rollups'
+        ? `SELECT hour, tenant, kind, dynamic_j, static_j FROM tenant_energy_hourly WHERE method = ${r.method}`
+        : `SELECT toStartOfHour(ts) AS hour, tenant, kind, dynamic_j, static_j FROM attributions FINAL WHERE method = ${r.method}`;
+    const rows = await this.rows(
+      `SELECT tenant, kind, sum(dynamic_j) AS dynamic_j, sum(static_j) AS static_j FROM (${src}) WHERE hour >= ${r.from} AND hour < ${r.to} GROUP BY tenant, kind ORDER BY tenant, kind`,
+    );
+    return rows.map((x) => ({ tenant: text(x.tenant), kind: text(x.kind), dynamicJoules: num(x.dynamic_j), staticJoules: num(x.static_j) }));
+  }
+
+  async close(): Promise<void> {
+    await this.t.close();
+  }
+}

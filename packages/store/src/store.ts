@@ -1,0 +1,101 @@
+/**
+ * The Store contract: what the collector writes per host interval, and the small read API billing,
+ * the REST API and model training use. Two backends share every SQL statement: embedded chDB
+ * (`ChdbStore`) and a ClickHouse server over HTTP (`ClickHouseServerStore`).
+ *
+ * Writes return a TransportResult (a server that is down is `retryable`, never a throw); reads throw a
+ * WattsplitError (`STORE_QUERY_FAILED` with ClickHouse's message, or `STORE_UNAVAILABLE`, retriable).
+ */
+import type { Anomaly, AttributionResult, HostInterval } from '@wattsplit/attribution';
+import type { TransportResult } from '@wattsplit/wire';
+
+/** Output formats `query()` accepts (ClickHouse format names, identical on chDB and the server). */
+export const QUERY_FORMATS = ['JSONEachRow', 'JSONCompactEachRow', 'JSON', 'CSV', 'CSVWithNames', 'TSV', 'TabSeparated', 'TSVWithNames', 'TabSeparatedWithNames', 'Pretty', 'PrettyCompact', 'PrettySpace', 'Markdown', 'Vertical'] as const;
+export type QueryFormat = (typeof QUERY_FORMATS)[number];
+
+export interface QueryResult {
+  format: QueryFormat;
+  /** The engine's output, verbatim. */
+  text: string;
+  /** Parsed rows for JSONEachRow (64-bit integers arrive as strings); [] for other formats. */
+  rows: Record<string, unknown>[];
+}
+
+/** Raw counters of the frame that closed the interval (kept for audits; optional). */
+export interface RawFrameCounters {
+  bootId: string;
+  counters: readonly { id: string; source: string; unit: string; value: number }[];
+}
+
+/** One host interval and every method's attribution of it: written as one idempotent batch. */
+export interface IntervalWrite {
+  interval: HostInterval;
+  results: readonly AttributionResult[];
+  raw?: RawFrameCounters;
+}
+
+export interface HistoryQuery {
+  hostId?: string;
+  hardwareClass?: string;
+  sinceUnixNs: number;
+  /** Exclusive upper bound on t1; default: no bound. */
+  untilUnixNs?: number;
+  /** At most this many host intervals (oldest first). */
+  limit: number;
+}
+
+export interface EnergyRangeQuery {
+  fromUnixNs: number;
+  toUnixNs: number;
+  /** Attribution method; default "cpu_share". */
+  method?: string;
+}
+
+/** One row of a VM's energy, per hour and source (joules). */
+export interface VmEnergyRow {
+  hour: string;
+  vmUuid: string;
+  vmName: string;
+  tenant: string;
+  source: string;
+  method: string;
+  dynamicJoules: number;
+  staticJoules: number;
+  lowJoules: number;
+  highJoules: number;
+}
+
+/** One line of a tenant's bill: energy per VM and source over the period (joules). */
+export interface BillLine {
+  vmUuid: string;
+  vmName: string;
+  source: string;
+  dynamicJoules: number;
+  staticJoules: number;
+  lowJoules: number;
+  highJoules: number;
+}
+
+/** Per-tenant totals (joules) over a period; kind separates VMs from host overhead and unallocated idle. */
+export interface TenantTotal {
+  tenant: string;
+  kind: string;
+  dynamicJoules: number;
+  staticJoules: number;
+}
+
+export interface Store {
+  readonly backend: 'chdb' | 'clickhouse-server';
+  /** Connects and applies pending migrations. Throws CONFIG_INVALID / STORE_UNAVAILABLE / STORE_QUERY_FAILED. */
+  init(): Promise<void>;
+  /** Host row, VM rows, anomalies, then attribution rows, each insert deduplicated by host+seq. */
+  writeInterval(write: IntervalWrite): Promise<TransportResult>;
+  writeAnomalies(hostId: string, seq: number, t1UnixNs: number, anomalies: readonly Anomaly[]): Promise<TransportResult>;
+  query(sql: string, format?: QueryFormat): Promise<QueryResult>;
+  /** Host intervals as they were written (deduplicated), oldest first: the training set of the models. */
+  readHistory(q: HistoryQuery): Promise<HostInterval[]>;
+  vmEnergy(vmUuid: string, q: EnergyRangeQuery): Promise<VmEnergyRow[]>;
+  tenantBill(tenant: string, q: EnergyRangeQuery): Promise<BillLine[]>;
+  tenantTotals(q: EnergyRangeQuery): Promise<TenantTotal[]>;
+  close(): Promise<void>;
+}
