@@ -13,3 +13,7 @@ export * from './hardware-class.js';
 export * from './agent-state.js';
 export * from './agent.js';
 export * from './static-domain-source.js';
+export * from './crc32.js';
+export * from './frame-spool.js';
+export * from './grpc-ingest-client.js';
+export * from './spooling-sender.js';

@@ -64,3 +64,55 @@ export function fakeClock(startNs = 1_000_000_000, wallStartNs = 1_700_000_000_0
     },
   };
 }
+
+import * as grpc from '@grpc/grpc-js';
+import { AckStatus, TELEMETRY_INGEST_SERVICE, type FrameBatch, type IBatchAck, type ITelemetryFrame } from '@wattsplit/wire';
+
+export interface TestIngestServer {
+  port: number;
+  /** Frames received in batches the server acked OK, in arrival order. */
+  frames: ITelemetryFrame[];
+  batches: FrameBatch[];
+  authHeaders: string[];
+  stop(): Promise<void>;
+}
+
+/**
+ * A tiny real gRPC server implementing TELEMETRY_INGEST_SERVICE on 127.0.0.1: acks every batch OK
+ * (or as `decide` says), recording what it accepted.
+ */
+export async function startIngestServer(opts: {
+  port?: number;
+  credentials?: grpc.ServerCredentials;
+  decide?: (b: FrameBatch, md: grpc.Metadata) => Partial<IBatchAck>;
+} = {}): Promise<TestIngestServer> {
+  const server = new grpc.Server();
+  const rec: TestIngestServer = { port: 0, frames: [], batches: [], authHeaders: [], stop: async () => undefined };
+  server.addService(TELEMETRY_INGEST_SERVICE, {
+    ingest: (call: grpc.ServerDuplexStream<FrameBatch, IBatchAck>) => {
+      const auth = call.metadata.get('authorization')[0];
+      rec.authHeaders.push(typeof auth === 'string' ? auth : '');
+      call.on('data', (b: FrameBatch) => {
+        const d = opts.decide?.(b, call.metadata) ?? {};
+        const ack: IBatchAck = { batchId: b.batchId, status: AckStatus.ACK_STATUS_OK, accepted: b.frames.length, ...d };
+        if (ack.status === AckStatus.ACK_STATUS_OK) {
+          rec.batches.push(b);
+          rec.frames.push(...b.frames);
+        }
+        call.write(ack);
+      });
+      call.on('end', () => call.end());
+      call.on('error', () => undefined);
+    },
+  });
+  const port = await new Promise<number>((resolve, reject) => {
+    server.bindAsync(`127.0.0.1:${opts.port ?? 0}`, opts.credentials ?? grpc.ServerCredentials.createInsecure(), (e, p) => (e ? reject(e) : resolve(p)));
+  });
+  rec.port = port;
+  rec.stop = () =>
+    new Promise<void>((resolve) => {
+      server.forceShutdown();
+      resolve();
+    });
+  return rec;
+}

@@ -1,0 +1,173 @@
+/**
+ * SpoolingSender: durability, batching and retry around a FrameBatchTransport.
+ *
+ * Every frame is appended to the FrameSpool (fsync'd) before anything is sent, so a frame handed to
+ * `enqueue` survives an agent crash and a gateway outage. One sender loop takes the oldest pending
+ * frames (up to maxFrames / maxBytes, waiting up to lingerMs for a batch to fill), sends them, and acks
+ * them in the spool only when the gateway acked the batch. A resent frame is the same bytes, so it keeps
+ * its seq; the gateway drops a seq it already has. Retryable results wait (back-off with jitter from the
+ * transport) and resend the same frames; a batch the gateway rejects outright is dropped and counted
+ * (resending it unchanged cannot succeed), except auth failures, which are kept and retried slowly.
+ */
+import { WattsplitError, encodeFrame, type IFrameBatch, type ITelemetryFrame, type Logger, decodeFrame } from '@wattsplit/wire';
+import { FrameSpool, type FrameSpoolOptions, type SpoolMetrics } from './frame-spool.js';
+import type { FrameBatchTransport } from './grpc-ingest-client.js';
+
+export interface BatchingOptions {
+  /** Frames per batch at most. Default 64. */
+  maxFrames?: number;
+  /** Encoded bytes per batch at most (one oversized frame still goes alone). Default 1 MiB. */
+  maxBytes?: number;
+  /** How long to wait for more frames before sending a partial batch. Default 0 (send at once). */
+  lingerMs?: number;
+}
+
+export interface SpoolingSenderOptions {
+  spool: Omit<FrameSpoolOptions, 'logger'>;
+  transport: FrameBatchTransport;
+  batching?: BatchingOptions;
+  logger: Logger;
+}
+
+export interface SenderMetrics extends SpoolMetrics {
+  sentBatches: number;
+  sentFrames: number;
+  retries: number;
+  rejectedBatches: number;
+  rejectedFrames: number;
+  lastError: string | undefined;
+}
+
+export class SpoolingSender {
+  readonly spool: FrameSpool;
+  private readonly transport: FrameBatchTransport;
+  private readonly maxFrames: number;
+  private readonly maxBytes: number;
+  private readonly lingerMs: number;
+  private readonly log: Logger;
+  private batchId = 0;
+  private loop: Promise<void> | undefined;
+  private wake: (() => void) | undefined;
+  private sleepTimer: NodeJS.Timeout | undefined;
+  private closing = false;
+  private readonly drainWaiters: (() => void)[] = [];
+  private readonly m = { sentBatches: 0, sentFrames: 0, retries: 0, rejectedBatches: 0, rejectedFrames: 0, lastError: undefined as string | undefined };
+
+  constructor(opts: SpoolingSenderOptions) {
+    this.log = opts.logger.child({ component: 'spooling-sender' });
+    this.spool = FrameSpool.open({ ...opts.spool, logger: opts.logger });
+    this.transport = opts.transport;
+    this.maxFrames = opts.batching?.maxFrames ?? 64;
+    this.maxBytes = opts.batching?.maxBytes ?? 1024 * 1024;
+    this.lingerMs = opts.batching?.lingerMs ?? 0;
+    if (!(this.maxFrames >= 1)) throw new WattsplitError('CONFIG_INVALID', `batching.maxFrames=${this.maxFrames} must be ≥ 1`, { details: { field: 'batching.maxFrames', value: this.maxFrames } });
+  }
+
+  /** Starts the sender loop (replaying what the spool kept from before). */
+  start(): void {
+    this.loop ??= this.run();
+  }
+
+  /** Spools one frame durably and wakes the sender. Throws only if the disk write fails. */
+  enqueue(frame: ITelemetryFrame): void {
+    if (this.closing) throw new WattsplitError('TRANSPORT_UNAVAILABLE', 'sender closed: frame not spooled');
+    this.spool.append(encodeFrame(frame));
+    this.poke();
+  }
+
+  private poke(): void {
+    const w = this.wake;
+    this.wake = undefined;
+    w?.();
+  }
+
+  private idle(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      this.wake = () => {
+        if (this.sleepTimer) clearTimeout(this.sleepTimer);
+        this.sleepTimer = undefined;
+        resolve();
+      };
+      if (Number.isFinite(ms)) this.sleepTimer = setTimeout(() => this.poke(), ms);
+    });
+  }
+
+  private async run(): Promise<void> {
+    while (!this.closing) {
+      let recs = this.spool.peek(this.maxFrames, this.maxBytes);
+      if (recs.length === 0) {
+        for (const d of this.drainWaiters.splice(0)) d();
+        await this.idle(Infinity);
+        continue;
+      }
+      if (recs.length < this.maxFrames && this.lingerMs > 0) {
+        await this.idle(this.lingerMs);
+        if (this.closing) break;
+        recs = this.spool.peek(this.maxFrames, this.maxBytes);
+      }
+      const frames: ITelemetryFrame[] = [];
+      for (const r of recs) frames.push(decodeFrame(r.payload, `spool record ${r.index}`));
+      const last = recs[recs.length - 1];
+      if (!last) continue;
+      const batch: IFrameBatch = { batchId: ++this.batchId, frames };
+      const res = await this.transport.send(batch);
+      switch (res.kind) {
+        case 'ok':
+          this.spool.ack(last.index);
+          this.m.sentBatches++;
+          this.m.sentFrames += frames.length;
+          if (this.m.lastError) this.log.info({ pending: this.spool.metrics().pendingFrames }, 'gateway reachable again: replaying spooled frames in order');
+          this.m.lastError = undefined;
+          break;
+        case 'retryable':
+          this.m.retries++;
+          if (this.m.lastError !== res.error.message) this.log.warn({ code: res.error.code, afterMs: res.afterMs, pending: this.spool.metrics().pendingFrames }, `send failed, frames stay spooled: ${res.error.message}`);
+          this.m.lastError = res.error.message;
+          {
+            // a poke from enqueue must not shorten the back-off: wait it out
+            const until = Date.now() + res.afterMs;
+            while (!this.closing && Date.now() < until) await this.idle(until - Date.now());
+          }
+          break;
+        case 'failed':
+          this.m.rejectedBatches++;
+          this.m.rejectedFrames += frames.length;
+          this.m.lastError = res.error.message;
+          this.log.error({ code: res.error.code, frames: frames.length, firstSeq: frames[0]?.seq, lastSeq: frames[frames.length - 1]?.seq }, `batch rejected by the gateway, dropped (resending it unchanged cannot succeed): ${res.error.message}`);
+          this.spool.ack(last.index);
+          break;
+      }
+    }
+  }
+
+  /** Resolves when everything spooled so far was acked, or after `timeoutMs` (false then). */
+  drain(timeoutMs = 30_000): Promise<boolean> {
+    if (this.spool.metrics().pendingFrames === 0) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const t = setTimeout(() => {
+        const i = this.drainWaiters.indexOf(ok);
+        if (i >= 0) this.drainWaiters.splice(i, 1);
+        resolve(false);
+      }, timeoutMs);
+      const ok = () => {
+        clearTimeout(t);
+        resolve(true);
+      };
+      this.drainWaiters.push(ok);
+      this.poke();
+    });
+  }
+
+  metrics(): SenderMetrics {
+    return { ...this.spool.metrics(), ...this.m };
+  }
+
+  /** Stops the loop after the batch in flight, closes the transport and the spool. Pending frames stay on disk. */
+  async close(): Promise<void> {
+    this.closing = true;
+    this.poke();
+    await this.transport.close();
+    await this.loop;
+    this.spool.close();
+  }
+}
