@@ -40,6 +40,8 @@ export const ERROR_CODES = [
   'TRANSPORT_REJECTED',
   // attribution: frames missing between two accepted frames (the interval spans the gap)
   'FRAME_SEQ_GAP',
+  // capping: a power-cap plan request names a host/VM/field with an impossible value
+  'CAP_INPUT_INVALID',
 ] as const;
 
 export type ErrorCode = (typeof ERROR_CODES)[number];
