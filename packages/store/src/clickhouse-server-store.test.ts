@@ -31,3 +31,16 @@ test('bad server config names the field and value', () => {
   assert.throws(() => new ClickHouseServerStore({ url: 'localhost:8123', database: 'x' }), /url="localhost:8123" must be http\(s\):\/\/host:port/);
   assert.throws(() => new ClickHouseServerStore({ url: 'http://127.0.0.1:8123', database: 'bad-name' }), /database="bad-name" must be an identifier/);
 });
+
+test('errors: 18.x "Code: N, e.displayText()" and modern ClickHouse errors keep the server message; network errors are retriable', async () => {
+  const { classifyServerError } = await import('./http-transport.js');
+  const old = classifyServerError(new Error('Code: 62, e.displayText() = DB::Exception: Syntax error: failed at position 1: SELEC 1, e.what() = DB::Exception'), 'SELEC 1');
+  assert.equal(old.code, 'STORE_QUERY_FAILED');
+  assert.equal(old.retriable, false);
+  assert.equal(old.message, 'Code: 62. Syntax error: failed at position 1: SELEC 1');
+  const busy = classifyServerError(new Error('Code: 202, e.displayText() = DB::Exception: Too many simultaneous queries, e.what() = DB::Exception'), 'q');
+  assert.equal(busy.code, 'STORE_UNAVAILABLE');
+  assert.equal(busy.retriable, true);
+  const net = classifyServerError(Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:1'), { code: 'ECONNREFUSED' }), 'q');
+  assert.deepEqual([net.code, net.retriable, net.details.errno], ['STORE_UNAVAILABLE', true, 'ECONNREFUSED']);
+});

@@ -5,7 +5,7 @@
  * (retriable); anything ClickHouse rejects as a statement is `STORE_QUERY_FAILED`.
  */
 import { createClient, ClickHouseError, type ClickHouseClient } from '@clickhouse/client';
-import { WattsplitError } from '@wattsplit/wire';
+import { WattsplitError, silentLogger, type Logger } from '@wattsplit/wire';
 import type { ClickHouseTransport, Settings } from './transport.js';
 
 export interface ClickHouseServerOptions {
@@ -15,6 +15,8 @@ export interface ClickHouseServerOptions {
   username?: string;
   password?: string;
   requestTimeoutMs?: number;
+  /** Where the client's own diagnostics go (it would use console otherwise). */
+  logger?: Logger;
 }
 
 // Server-side conditions that pass: overload, timeouts, network, read-only replica, too many parts.
@@ -31,6 +33,16 @@ export function classifyServerError(e: unknown, what: string): WattsplitError {
     });
   }
   const err = e instanceof Error ? e : new Error(String(e));
+  // Servers before ~19.x answer "Code: 62, e.displayText() = DB::Exception: ...", which the client does not parse.
+  const old = /^Code: (\d+), e\.displayText\(\) = (?:DB::Exception: )?([\s\S]*?)(?:, e\.what\(\) = .*)?$/.exec(err.message.trim());
+  if (old) {
+    const transient = TRANSIENT_CODES.has(old[1]!);
+    return new WattsplitError(transient ? 'STORE_UNAVAILABLE' : 'STORE_QUERY_FAILED', `Code: ${old[1]}. ${old[2]!.trim()}`, {
+      cause: err,
+      retriable: transient,
+      details: { clickhouseCode: Number(old[1]), sql: what },
+    });
+  }
   const errno = (err as NodeJS.ErrnoException).code;
   return new WattsplitError('STORE_UNAVAILABLE', `ClickHouse server unreachable: ${err.message}`, {
     cause: err,
@@ -56,7 +68,25 @@ export class HttpTransport implements ClickHouseTransport {
   }
 
   private makeClient(database: string | undefined): ClickHouseClient {
+    const log = (this.opts.logger ?? silentLogger).child({ component: 'clickhouse-client' });
+    class ClientLog {
+      trace(): void {}
+      debug(p: { message: string; module: string }): void {
+        log.debug({ module: p.module }, p.message);
+      }
+      info(p: { message: string; module: string }): void {
+        log.info({ module: p.module }, p.message);
+      }
+      warn(p: { message: string; module: string; err?: Error }): void {
+        log.warn({ module: p.module, err: p.err?.message }, p.message);
+      }
+      // Errors reach the caller as WattsplitError; the client's own report is only a debug line.
+      error(p: { message: string; module: string; err: Error }): void {
+        log.debug({ module: p.module, err: p.err.message }, p.message);
+      }
+    }
     return createClient({
+      log: { LoggerClass: ClientLog },
       url: this.opts.url,
       ...(database === undefined ? {} : { database }),
       ...(this.opts.username === undefined ? {} : { username: this.opts.username }),
