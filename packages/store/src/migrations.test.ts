@@ -9,7 +9,7 @@ import { capabilitiesOf, int, str } from './transport.js';
 
 test('the shipped migrations load in order and render without leftover template variables', () => {
   const ms = loadMigrations();
-  assert.deepEqual(ms.map((m) => m.version), [1, 2, 3]);
+  assert.deepEqual(ms.map((m) => m.version), [1, 2, 3, 4]);
   for (const m of ms) {
     const sql = renderTemplate(m.sql, DEFAULT_RETENTION, m.file);
     assert.doesNotMatch(sql, /\{\{/);
@@ -30,7 +30,7 @@ test('for ClickHouse 18.16 the schema loses only the clauses that version cannot
   for (const m of loadMigrations()) {
     const sql = adaptToVersion(renderTemplate(m.sql, DEFAULT_RETENTION, m.file), caps);
     assert.doesNotMatch(sql, /CODEC|LowCardinality|^TTL|non_replicated_deduplication_window/m, m.file);
-    assert.match(sql, /ENGINE = (Replacing|Summing)MergeTree/);
+    if (/CREATE TABLE/.test(sql)) assert.match(sql, /ENGINE = (Replacing|Summing)MergeTree/);
   }
   const modern = adaptToVersion(renderTemplate(loadMigrations()[1]!.sql, DEFAULT_RETENTION, 'x'), capabilitiesOf('23.3.1'));
   assert.match(modern, /CODEC\(Gorilla, ZSTD\)/);

@@ -3,7 +3,7 @@
  * Every number is checked finite before it leaves (JSON would turn NaN into null and the insert would
  * fail far from the cause); the error names the field and the value.
  */
-import type { Anomaly, AttributionResult, HostInterval, VmInterval } from '@wattsplit/attribution';
+import type { Anomaly, AttributionResult, HostInterval, SourceName, VmInterval } from '@wattsplit/attribution';
 import { WattsplitError } from '@wattsplit/wire';
 import type { RawFrameCounters } from './store.js';
 
@@ -51,6 +51,7 @@ export function hostRow(i: HostInterval, raw: RawFrameCounters | undefined): Row
     counter_units: raw?.counters.map((c) => c.unit) ?? [],
     counter_values: raw?.counters.map((c, k) => uint(c.value, `${at}: counters[${k}].value`)) ?? [],
     anomaly_count: i.anomalies.length,
+    unusable_sources: i.unusableSources ?? [],
   };
 }
 
@@ -199,5 +200,6 @@ export function intervalFromRows(h: Row, vms: VmInterval[], anomalies: Anomaly[]
     hostCpu: { busySeconds: n(h.cpu_busy_s), idleSeconds: n(h.cpu_idle_s), onlineCpus: n(h.online_cpus), avgFreqMhz: n(h.avg_freq_mhz) },
     vms,
     anomalies,
+    ...(arr(h.unusable_sources).length > 0 ? { unusableSources: arr(h.unusable_sources).map(s) as SourceName[] } : {}),
   };
 }
