@@ -17,3 +17,5 @@ export * from './crc32.js';
 export * from './frame-spool.js';
 export * from './grpc-ingest-client.js';
 export * from './spooling-sender.js';
+export * from './nvml-gpu-source.js';
+export * from './nvml-trace-gpu-source.js';

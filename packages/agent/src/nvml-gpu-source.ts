@@ -1,0 +1,278 @@
+/**
+ * NvmlGpuSource: NVML through FFI (koffi) to libnvidia-ml.so.1, no native build step.
+ *
+ * NVML API reference (nvml.h), the calls used:
+ *   nvmlReturn_t nvmlInit_v2(void); nvmlShutdown(void)
+ *   nvmlDeviceGetCount_v2(unsigned int *deviceCount)
+ *   nvmlDeviceGetHandleByIndex_v2(unsigned int index, nvmlDevice_t *device)
+ *   nvmlDeviceGetName(nvmlDevice_t, char *name, unsigned int length)            NVML_DEVICE_NAME_V2_BUFFER_SIZE 96
+ *   nvmlDeviceGetUUID(nvmlDevice_t, char *uuid, unsigned int length)            NVML_DEVICE_UUID_V2_BUFFER_SIZE 96
+ *   nvmlDeviceGetPciInfo_v3(nvmlDevice_t, nvmlPciInfo_t *pci)                   busId "00000000:17:00.0"
+ *   nvmlDeviceGetTotalEnergyConsumption(nvmlDevice_t, unsigned long long *mJ)    Volta+, mJ since driver load
+ *   nvmlDeviceGetPowerUsage(nvmlDevice_t, unsigned int *mW)
+ *   nvmlDeviceGetUtilizationRates(nvmlDevice_t, nvmlUtilization_t *{gpu, memory})
+ *   nvmlDeviceGetClockInfo(nvmlDevice_t, nvmlClockType_t, unsigned int *MHz)    NVML_CLOCK_SM 1, NVML_CLOCK_MEM 2
+ *   nvmlDeviceGetTemperature(nvmlDevice_t, nvmlTemperatureSensors_t, unsigned int *C)   NVML_TEMPERATURE_GPU 0
+ *   nvmlDeviceGetProcessUtilization(nvmlDevice_t, nvmlProcessUtilizationSample_t *samples,
+ *       unsigned int *count, unsigned long long lastSeenTimeStamp)   samples newer than lastSeenTimeStamp (µs);
+ *       call with samples NULL to get the count (NVML_ERROR_INSUFFICIENT_SIZE 7); NVML_ERROR_NOT_FOUND 6 = none
+ *   nvmlDeviceGetComputeRunningProcesses_v3(nvmlDevice_t, unsigned int *count, nvmlProcessInfo_t *infos)
+ *   nvmlDeviceGetMigMode(nvmlDevice_t, unsigned int *current, unsigned int *pending)  NVML_DEVICE_MIG_ENABLE 1
+ * When the library cannot be loaded or nvmlInit fails, `open` throws SENSOR_UNAVAILABLE and the caller
+ * runs without GPUs, saying so once. A single call that is NOT_SUPPORTED on a GPU (3) leaves that field 0.
+ */
+import koffi from 'koffi';
+import { WattsplitError, type GpuProcessUtilSample, type GpuReading, type GpuRunningProcess, type GpuSource, type Logger } from '@wattsplit/wire';
+
+const NVML_SUCCESS = 0;
+const NVML_ERROR_NOT_SUPPORTED = 3;
+const NVML_ERROR_NOT_FOUND = 6;
+const NVML_ERROR_INSUFFICIENT_SIZE = 7;
+
+type Fn = koffi.KoffiFunction;
+
+interface NvmlApi {
+  init: Fn;
+  shutdown: Fn;
+  errorString: Fn;
+  count: Fn;
+  handle: Fn;
+  name: Fn;
+  uuid: Fn;
+  pci: Fn;
+  energy: Fn;
+  power: Fn;
+  util: Fn;
+  clock: Fn;
+  temp: Fn;
+  procUtil: Fn;
+  running: Fn;
+  migMode: Fn | undefined;
+}
+
+let typesDefined = false;
+let T: { pciInfo: koffi.IKoffiCType; utilization: koffi.IKoffiCType; procUtilSample: koffi.IKoffiCType; processInfo: koffi.IKoffiCType };
+
+function defineTypes(): void {
+  if (typesDefined) return;
+  typesDefined = true;
+  koffi.pointer('nvmlDevice_t', koffi.opaque('nvmlDevice_st'));
+  T = {
+    pciInfo: koffi.struct('nvmlPciInfo_t', {
+      busIdLegacy: koffi.array('char', 16, 'String'),
+      domain: 'uint32',
+      bus: 'uint32',
+      device: 'uint32',
+      pciDeviceId: 'uint32',
+      pciSubSystemId: 'uint32',
+      busId: koffi.array('char', 32, 'String'),
+    }),
+    utilization: koffi.struct('nvmlUtilization_t', { gpu: 'uint32', memory: 'uint32' }),
+    procUtilSample: koffi.struct('nvmlProcessUtilizationSample_t', { pid: 'uint32', timeStamp: 'uint64', smUtil: 'uint32', memUtil: 'uint32', encUtil: 'uint32', decUtil: 'uint32' }),
+    processInfo: koffi.struct('nvmlProcessInfo_t', { pid: 'uint32', usedGpuMemory: 'uint64', gpuInstanceId: 'uint32', computeInstanceId: 'uint32' }),
+  };
+}
+
+function loadApi(libPath: string): NvmlApi {
+  defineTypes();
+  const lib = koffi.load(libPath);
+  const f = (sig: string): Fn => lib.func(sig);
+  let migMode: Fn | undefined;
+  try {
+    migMode = f('int nvmlDeviceGetMigMode(nvmlDevice_t device, _Out_ uint32_t *current, _Out_ uint32_t *pending)');
+  } catch {
+    migMode = undefined; // drivers before MIG (pre-Ampere)
+  }
+  return {
+    init: f('int nvmlInit_v2()'),
+    shutdown: f('int nvmlShutdown()'),
+    errorString: f('const char *nvmlErrorString(int result)'),
+    count: f('int nvmlDeviceGetCount_v2(_Out_ uint32_t *count)'),
+    handle: f('int nvmlDeviceGetHandleByIndex_v2(uint32_t index, _Out_ nvmlDevice_t *device)'),
+    name: f('int nvmlDeviceGetName(nvmlDevice_t device, _Out_ uint8_t *name, uint32_t length)'),
+    uuid: f('int nvmlDeviceGetUUID(nvmlDevice_t device, _Out_ uint8_t *uuid, uint32_t length)'),
+    pci: f('int nvmlDeviceGetPciInfo_v3(nvmlDevice_t device, _Out_ nvmlPciInfo_t *pci)'),
+    energy: f('int nvmlDeviceGetTotalEnergyConsumption(nvmlDevice_t device, _Out_ uint64_t *energy)'),
+    power: f('int nvmlDeviceGetPowerUsage(nvmlDevice_t device, _Out_ uint32_t *power)'),
+    util: f('int nvmlDeviceGetUtilizationRates(nvmlDevice_t device, _Out_ nvmlUtilization_t *util)'),
+    clock: f('int nvmlDeviceGetClockInfo(nvmlDevice_t device, int type, _Out_ uint32_t *clock)'),
+    temp: f('int nvmlDeviceGetTemperature(nvmlDevice_t device, int sensor, _Out_ uint32_t *temp)'),
+    procUtil: f('int nvmlDeviceGetProcessUtilization(nvmlDevice_t device, void *samples, _Inout_ uint32_t *count, uint64_t lastSeenTimeStamp)'),
+    running: f('int nvmlDeviceGetComputeRunningProcesses_v3(nvmlDevice_t device, _Inout_ uint32_t *count, void *infos)'),
+    migMode,
+  };
+}
+
+interface Dev {
+  index: number;
+  handle: unknown;
+  name: string;
+  uuid: string;
+  pciBusId: string;
+  lastSeenUs: bigint;
+  migProfile: string;
+}
+
+function cstr(buf: Buffer): string {
+  const z = buf.indexOf(0);
+  return buf.subarray(0, z < 0 ? buf.length : z).toString('utf8');
+}
+
+export interface NvmlGpuSourceOptions {
+  /** Library to load. Default "libnvidia-ml.so.1". */
+  libPath?: string;
+  logger: Logger;
+}
+
+export class NvmlGpuSource implements GpuSource {
+  private readonly devs: Dev[] = [];
+  private readonly unsupported = new Set<string>();
+
+  private constructor(
+    private readonly api: NvmlApi,
+    private readonly log: Logger,
+  ) {}
+
+  /** Loads NVML and enumerates GPUs; throws SENSOR_UNAVAILABLE (with the reason) when NVML is absent. */
+  static open(opts: NvmlGpuSourceOptions): NvmlGpuSource {
+    const libPath = opts.libPath ?? 'libnvidia-ml.so.1';
+    let api: NvmlApi;
+    try {
+      api = loadApi(libPath);
+    } catch (e) {
+      throw new WattsplitError('SENSOR_UNAVAILABLE', `NVML not available: cannot load ${libPath} (${(e as Error).message}); no NVIDIA driver on this host, or run with nvml off`, { cause: e, details: { lib: libPath } });
+    }
+    const rc = api.init() as number;
+    if (rc !== NVML_SUCCESS) {
+      throw new WattsplitError('SENSOR_UNAVAILABLE', `NVML not available: nvmlInit_v2 returned ${rc} (${api.errorString(rc) as string})`, { details: { lib: libPath, rc } });
+    }
+    const src = new NvmlGpuSource(api, opts.logger.child({ source: 'nvml' }));
+    src.enumerate();
+    return src;
+  }
+
+  private check(rc: number, what: string, dev?: Dev): boolean {
+    if (rc === NVML_SUCCESS) return true;
+    const key = `${what}:${dev?.index ?? -1}:${rc}`;
+    if (!this.unsupported.has(key)) {
+      this.unsupported.add(key);
+      const msg = `${what} on GPU ${dev?.index ?? '-'} (${dev?.pciBusId ?? ''}) returned ${rc} (${this.api.errorString(rc) as string})${rc === NVML_ERROR_NOT_SUPPORTED ? ': field left at 0' : ''}`;
+      this.log.warn({ code: rc === NVML_ERROR_NOT_SUPPORTED ? 'SENSOR_UNAVAILABLE' : 'SENSOR_READ_FAILED', rc }, msg);
+    }
+    return false;
+  }
+
+  private enumerate(): void {
+    const cnt = [0];
+    if (!this.check(this.api.count(cnt) as number, 'nvmlDeviceGetCount_v2')) return;
+    for (let i = 0; i < (cnt[0] ?? 0); i++) {
+      const h: unknown[] = [null];
+      if (!this.check(this.api.handle(i, h) as number, 'nvmlDeviceGetHandleByIndex_v2')) continue;
+      const nameBuf = Buffer.alloc(96);
+      const uuidBuf = Buffer.alloc(96);
+      const dev: Dev = { index: i, handle: h[0], name: '', uuid: '', pciBusId: '', lastSeenUs: 0n, migProfile: '' };
+      if (this.check(this.api.name(dev.handle, nameBuf, 96) as number, 'nvmlDeviceGetName', dev)) dev.name = cstr(nameBuf);
+      if (this.check(this.api.uuid(dev.handle, uuidBuf, 96) as number, 'nvmlDeviceGetUUID', dev)) dev.uuid = cstr(uuidBuf);
+      const pci: { busId?: string } = {};
+      if (this.check(this.api.pci(dev.handle, pci) as number, 'nvmlDeviceGetPciInfo_v3', dev)) dev.pciBusId = String(pci.busId ?? '');
+      if (this.api.migMode) {
+        const cur = [0];
+        const pend = [0];
+        if ((this.api.migMode(dev.handle, cur, pend) as number) === NVML_SUCCESS && cur[0] === 1) dev.migProfile = 'mig';
+      }
+      this.devs.push(dev);
+    }
+    this.log.info({ gpus: this.devs.map((d) => `${d.index} ${d.name} ${d.pciBusId}`) }, 'NVML GPUs found');
+  }
+
+  /** GPUs found at open. */
+  devices(): { index: number; name: string; uuid: string; pciBusId: string; migProfile: string }[] {
+    return this.devs.map(({ index, name, uuid, pciBusId, migProfile }) => ({ index, name, uuid, pciBusId, migProfile }));
+  }
+
+  read(): GpuReading[] {
+    return this.devs.map((d) => this.readDevice(d));
+  }
+
+  private u32(fn: Fn, what: string, d: Dev, ...args: unknown[]): number {
+    const out = [0];
+    return this.check(fn(d.handle, ...args, out) as number, what, d) ? (out[0] ?? 0) : 0;
+  }
+
+  private readDevice(d: Dev): GpuReading {
+    const e: bigint[] = [0n];
+    const energyOk = this.check(this.api.energy(d.handle, e) as number, 'nvmlDeviceGetTotalEnergyConsumption', d);
+    const util: { gpu?: number; memory?: number } = {};
+    const utilOk = this.check(this.api.util(d.handle, util) as number, 'nvmlDeviceGetUtilizationRates', d);
+    return {
+      index: d.index,
+      pciBusId: d.pciBusId,
+      name: d.name,
+      uuid: d.uuid,
+      energyMj: energyOk ? Number(e[0] ?? 0) : 0,
+      powerMw: this.u32(this.api.power, 'nvmlDeviceGetPowerUsage', d),
+      gpuUtilPct: utilOk ? (util.gpu ?? 0) : 0,
+      memUtilPct: utilOk ? (util.memory ?? 0) : 0,
+      smClockMhz: this.u32(this.api.clock, 'nvmlDeviceGetClockInfo(SM)', d, 1),
+      memClockMhz: this.u32(this.api.clock, 'nvmlDeviceGetClockInfo(MEM)', d, 2),
+      tempC: this.u32(this.api.temp, 'nvmlDeviceGetTemperature', d, 0),
+      processUtil: this.readProcessUtil(d),
+      running: this.readRunning(d),
+      migProfile: d.migProfile,
+    };
+  }
+
+  private readProcessUtil(d: Dev): GpuProcessUtilSample[] {
+    const count = [0];
+    let rc = this.api.procUtil(d.handle, null, count, d.lastSeenUs) as number;
+    if (rc === NVML_ERROR_NOT_FOUND) return []; // no samples newer than lastSeen
+    if (rc !== NVML_ERROR_INSUFFICIENT_SIZE && rc !== NVML_SUCCESS) {
+      this.check(rc, 'nvmlDeviceGetProcessUtilization', d);
+      return [];
+    }
+    const n = count[0] ?? 0;
+    if (n === 0) return [];
+    const size = koffi.sizeof(T.procUtilSample);
+    const buf = Buffer.alloc(size * n);
+    rc = this.api.procUtil(d.handle, buf, count, d.lastSeenUs) as number;
+    if (rc === NVML_ERROR_NOT_FOUND) return [];
+    if (!this.check(rc, 'nvmlDeviceGetProcessUtilization', d)) return [];
+    const got = Math.min(n, count[0] ?? 0);
+    const out: GpuProcessUtilSample[] = [];
+    for (let i = 0; i < got; i++) {
+      const s = koffi.decode(buf, i * size, T.procUtilSample) as { pid: number; timeStamp: number | bigint; smUtil: number; memUtil: number; encUtil: number; decUtil: number };
+      const ts = BigInt(s.timeStamp);
+      if (ts > d.lastSeenUs) d.lastSeenUs = ts;
+      out.push({ pid: s.pid, timeStampUs: Number(ts), smUtil: s.smUtil, memUtil: s.memUtil, encUtil: s.encUtil, decUtil: s.decUtil });
+    }
+    return out;
+  }
+
+  private readRunning(d: Dev): GpuRunningProcess[] {
+    const size = koffi.sizeof(T.processInfo);
+    let cap = 16;
+    for (let attempt = 0; attempt < 4; attempt++) {
+      const buf = Buffer.alloc(size * cap);
+      const count = [cap];
+      const rc = this.api.running(d.handle, count, buf) as number;
+      if (rc === NVML_ERROR_INSUFFICIENT_SIZE) {
+        cap = Math.max(cap * 2, (count[0] ?? 0) + 8);
+        continue;
+      }
+      if (!this.check(rc, 'nvmlDeviceGetComputeRunningProcesses_v3', d)) return [];
+      const out: GpuRunningProcess[] = [];
+      for (let i = 0; i < (count[0] ?? 0); i++) {
+        const p = koffi.decode(buf, i * size, T.processInfo) as { pid: number; usedGpuMemory: number | bigint };
+        // NVML_VALUE_NOT_AVAILABLE (ULLONG_MAX) when the memory is not known (e.g. under WDDM / MIG without privileges)
+        const mem = BigInt(p.usedGpuMemory);
+        out.push({ pid: p.pid, usedGpuMemoryBytes: mem === 0xffffffffffffffffn ? 0 : Number(mem) });
+      }
+      return out;
+    }
+    return [];
+  }
+
+  close(): void {
+    this.api.shutdown();
+  }
+}
