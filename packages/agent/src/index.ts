@@ -19,3 +19,5 @@ export * from './grpc-ingest-client.js';
 export * from './spooling-sender.js';
 export * from './nvml-gpu-source.js';
 export * from './nvml-trace-gpu-source.js';
+export * from './redfish-bmc-source.js';
+export * from './ipmi-dcmi-bmc-source.js';

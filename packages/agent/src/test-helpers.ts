@@ -116,3 +116,15 @@ export async function startIngestServer(opts: {
     });
   return rec;
 }
+
+import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+
+/** A self-signed certificate for 127.0.0.1 / localhost made with the openssl CLI, or undefined without it. */
+export function selfSignedCert(dir: string, cn = 'wattsplit-test'): { certFile: string; keyFile: string; cert: Buffer; key: Buffer } | undefined {
+  const certFile = join(dir, `${cn}.crt`);
+  const keyFile = join(dir, `${cn}.key`);
+  const r = spawnSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '2', '-subj', `/CN=${cn}`, '-addext', 'subjectAltName=IP:127.0.0.1,DNS:localhost', '-keyout', keyFile, '-out', certFile], { encoding: 'utf8' });
+  if (r.status !== 0) return undefined;
+  return { certFile, keyFile, cert: readFileSync(certFile), key: readFileSync(keyFile) };
+}
