@@ -1,1 +1,6 @@
-export {};
+export * from './cap-plan-types.js';
+export * from './migration-transient-model.js';
+export * from './power-timeline.js';
+export * from './cap-planner.js';
+export * from './naive-cap-plan.js';
+export * from './attributed-power.js';

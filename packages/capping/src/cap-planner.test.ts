@@ -1,0 +1,240 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { isWattsplitError } from '@wattsplit/wire';
+import { MigrationTransientModel, naiveCapPlan, planCaps, simulatePlan, type CapAction, type MigrateAction, type PlanCapsInput, type ThrottleAction } from './index.js';
+
+const GiB = 1024 ** 3;
+const MiB = 1024 ** 2;
+const TEN_GBE = 1.25e9;
+
+const rep = (w: number, n: number): number[] => Array.from({ length: n }, () => w);
+const throttles = (a: CapAction[]): ThrottleAction[] => a.filter((x): x is ThrottleAction => x.kind === 'throttle');
+const migrations = (a: CapAction[]): MigrateAction[] => a.filter((x): x is MigrateAction => x.kind === 'migrate');
+
+/** hv-a is 20 W over its 500 W cap; hv-c is the only other host and has 210 W of headroom. */
+function atCapFleet(horizonS = 300): PlanCapsInput {
+  return {
+    linkBps: TEN_GBE,
+    horizonS,
+    hosts: [
+      {
+        hostId: 'hv-a',
+        capW: 500,
+        powerW: 520,
+        vms: [
+          { uuid: 'db-1', powerW: 200, memoryBytes: 8 * GiB, dirtyRateBps: 64 * MiB, tenant: 'acme' },
+          { uuid: 'web-1', powerW: 100, memoryBytes: 2 * GiB, dirtyRateBps: 16 * MiB, tenant: 'acme' },
+          { uuid: 'batch-1', powerW: 150, memoryBytes: 4 * GiB, dirtyRateBps: 32 * MiB, tenant: 'globex' },
+        ],
+      },
+      { hostId: 'hv-c', capW: 500, powerW: 290, vms: [{ uuid: 'idle-1', powerW: 40, memoryBytes: GiB, tenant: 'initech' }] },
+    ],
+  };
+}
+
+test('the naive plan overshoots the cap during the transfer; the advisor throttles first and picks a VM whose arrival fits', () => {
+  const input = atCapFleet();
+  // Naive: the biggest VM (db-1, 200 W) to the only host with 200 W of headroom, now, unthrottled.
+  const naive = naiveCapPlan(input);
+  assert.equal(naive.length, 1);
+  const nm = migrations(naive)[0]!;
+  assert.equal(nm.vmUuid, 'db-1');
+  assert.ok(nm.durationS > 11 && nm.durationS < 11.3, `db-1 takes ${nm.durationS} s`);
+  const nt = simulatePlan(input.hosts, naive, input.horizonS);
+  const a = nt.get('hv-a')!;
+  assert.deepEqual(a.slice(0, 12), rep(532, 12), 'source: 520 W + 12 W transient, worse than before, until switchover');
+  assert.deepEqual(a.slice(12, 15), rep(320, 3));
+  const c = nt.get('hv-c')!;
+  assert.equal(c[0], 302);
+  assert.equal(c[11], 290 + 12 + 200, 'destination: VM and transient in the switchover second = 502 W > 500 W cap');
+
+  const plan = planCaps(input);
+  assert.equal(plan.safe, true);
+  const ha = plan.hosts.find((h) => h.hostId === 'hv-a')!;
+  const hc = plan.hosts.find((h) => h.hostId === 'hv-c')!;
+  assert.equal(ha.status, 'throttle-then-migrate');
+  assert.equal(hc.status, 'destination');
+  const [m] = migrations(plan.actions);
+  assert.ok(m);
+  assert.notEqual(m.vmUuid, 'db-1', 'db-1 + its transient does not fit under hv-c cap');
+  assert.equal(m.toHostId, 'hv-c');
+  assert.equal(m.startS, 1, 'migration starts one second after the throttle');
+  // The source sheds 520 + 12 - 500 = 32 W for the migration window, from the migrating VM itself.
+  const th = throttles(plan.actions);
+  assert.equal(th.length, 1);
+  assert.equal(th[0]!.vmUuid, m.vmUuid);
+  assert.equal(th[0]!.shedW, 32);
+  assert.equal(th[0]!.fromS, 0);
+  assert.equal(th[0]!.untilS, Math.ceil(m.switchoverS));
+  // Timelines, second by second.
+  const leave = Math.ceil(m.switchoverS);
+  assert.deepEqual(ha.timelineW.slice(0, 1), [488]);
+  assert.deepEqual(ha.timelineW.slice(1, leave), rep(500, leave - 1), 'at most the cap during the transient');
+  assert.deepEqual(ha.timelineW.slice(leave), rep(520 - m.vmPowerW, 300 - leave));
+  assert.deepEqual(hc.timelineW.slice(0, 1), [290]);
+  assert.deepEqual(hc.timelineW.slice(1, Math.floor(m.switchoverS)), rep(302, Math.floor(m.switchoverS) - 1));
+  assert.equal(hc.timelineW[Math.floor(m.switchoverS)], Math.ceil(m.switchoverS) > Math.floor(m.switchoverS) ? 302 + m.vmPowerW : 290 + m.vmPowerW);
+  assert.deepEqual(hc.timelineW.slice(leave), rep(290 + m.vmPowerW, 300 - leave));
+  assert.ok(ha.peakW <= 500 && hc.peakW <= 500);
+  assert.equal(ha.overCapSeconds, 0);
+  // The advisor's own timelines agree with an independent simulation of its actions.
+  const sim = simulatePlan(input.hosts, plan.actions, input.horizonS);
+  assert.deepEqual(sim.get('hv-a'), ha.timelineW);
+  assert.deepEqual(sim.get('hv-c'), hc.timelineW);
+  assert.ok(ha.notes.some((n) => n.includes('migrate db-1') && n.includes('no destination has 200 W for the VM plus 12 W for its transient')), ha.notes.join('\n'));
+});
+
+test('throttle-then-migrate: the migrating VM cannot shed enough alone, other VMs are throttled for the window only', () => {
+  const input: PlanCapsInput = {
+    linkBps: TEN_GBE,
+    horizonS: 120,
+    hosts: [
+      {
+        hostId: 'src',
+        capW: 300,
+        powerW: 330,
+        vms: [
+          { uuid: 'mover', powerW: 40, minPowerW: 20, memoryBytes: 2 * GiB, tenant: 't1', dirtyRateBps: 0 },
+          { uuid: 'lowprio', powerW: 100, minPowerW: 10, memoryBytes: 16 * GiB, tenant: 't2', priority: 0, movable: false },
+          { uuid: 'vip', powerW: 150, memoryBytes: 16 * GiB, tenant: 't3', priority: 5, movable: false },
+        ],
+      },
+      { hostId: 'dst', capW: 300, powerW: 100, vms: [] },
+    ],
+  };
+  const plan = planCaps(input);
+  assert.equal(plan.safe, true);
+  const [m] = migrations(plan.actions);
+  assert.equal(m!.vmUuid, 'mover');
+  assert.equal(m!.durationS, 8, 'a 2 GiB VM with no dirtying takes the 8 s minimum');
+  assert.equal(m!.switchoverS, 9);
+  // Window need: 330 + 12 - 300 = 42 W: 20 W from mover (to its floor), 22 W from lowprio, nothing from vip.
+  const th = throttles(plan.actions);
+  assert.deepEqual(
+    th.map((t) => [t.vmUuid, t.shedW, t.fromS, t.untilS]),
+    [
+      ['mover', 20, 0, 9],
+      ['lowprio', 22, 0, 9],
+    ],
+  );
+  assert.equal(th[1]!.cpuQuotaFraction, Math.round((1 - 22 / 90) * 1000) / 1000);
+  const src = plan.hosts.find((h) => h.hostId === 'src')!;
+  assert.deepEqual(src.timelineW.slice(0, 12), [288, ...rep(300, 8), 290, 290, 290]);
+  assert.equal(src.status, 'throttle-then-migrate');
+});
+
+test('destination headroom includes its own transient and earlier decisions: two sources do not both land on one host', () => {
+  // 7 GiB at 1e9 B/s usable: 2 s setup + 7.516 s copy = 9.516 s, so switchover falls inside second 10.
+  const vm = (uuid: string) => ({ uuid, powerW: 100, memoryBytes: 7 * GiB, tenant: 't', dirtyRateBps: 0 });
+  const input: PlanCapsInput = {
+    linkBps: TEN_GBE,
+    horizonS: 300,
+    hosts: [
+      { hostId: 'a', capW: 400, powerW: 420, vms: [vm('a1'), { ...vm('a2'), movable: false }, { ...vm('a3'), movable: false }] },
+      { hostId: 'b', capW: 400, powerW: 410, vms: [vm('b1'), { ...vm('b2'), movable: false }, { ...vm('b3'), movable: false }] },
+      // Room for both VMs at steady state (180 + 200 = 380) but not for both transients and arrivals in one second (404).
+      { hostId: 'big', capW: 400, powerW: 180, vms: [] },
+      // Room for one VM and its transient: 285 + 12 + 100 = 397.
+      { hostId: 'small', capW: 400, powerW: 285, vms: [] },
+      // Room for the VM (395) but not for the VM and its transient in the switchover second (407).
+      { hostId: 'tight', capW: 400, powerW: 295, vms: [] },
+    ],
+  };
+  const plan = planCaps(input);
+  assert.equal(plan.safe, true);
+  const ms = migrations(plan.actions);
+  assert.deepEqual(ms.map((m) => [m.vmUuid, m.toHostId, m.switchoverS]), [
+    ['a1', 'big', 10.516],
+    ['b1', 'small', 10.516],
+  ]);
+  const sim = simulatePlan(input.hosts, plan.actions, input.horizonS);
+  for (const h of input.hosts) assert.ok(Math.max(...sim.get(h.hostId)!) <= h.capW + 1e-9, `${h.hostId} over its cap: ${Math.max(...sim.get(h.hostId)!)}`);
+  const big = plan.hosts.find((h) => h.hostId === 'big')!;
+  assert.deepEqual(big.timelineW.slice(0, 13), [180, ...rep(192, 9), 292, 280, 280], 'second 10 carries the transient and the arrived VM');
+  const small = plan.hosts.find((h) => h.hostId === 'small')!;
+  assert.deepEqual(small.timelineW.slice(0, 13), [285, ...rep(297, 9), 397, 385, 385]);
+  assert.equal(plan.hosts.find((h) => h.hostId === 'tight'), undefined, 'tight is not touched');
+  // Source a: 420 + 12 - 400 = 32 W shed until it leaves in second 11; the VM stays on it through second 10.
+  const a = plan.hosts.find((h) => h.hostId === 'a')!;
+  assert.deepEqual(a.timelineW.slice(0, 13), [388, ...rep(400, 10), 320, 320]);
+});
+
+test('no safe migration (pinned VMs, full fleet): throttling amounts by priority, and it says so', () => {
+  const input: PlanCapsInput = {
+    linkBps: TEN_GBE,
+    horizonS: 600,
+    hosts: [
+      {
+        hostId: 'gpu-1',
+        capW: 700,
+        powerW: 730,
+        vms: [
+          { uuid: 'train', powerW: 400, memoryBytes: 64 * GiB, tenant: 'ai', priority: 1, movable: false },
+          { uuid: 'etl-1', powerW: 120, memoryBytes: 8 * GiB, tenant: 'data', movable: false },
+          { uuid: 'etl-2', powerW: 80, memoryBytes: 8 * GiB, tenant: 'data', movable: false },
+        ],
+      },
+      { hostId: 'gpu-2', capW: 700, powerW: 690, vms: [] },
+    ],
+  };
+  const plan = planCaps(input);
+  assert.equal(plan.safe, true);
+  const h = plan.hosts.find((x) => x.hostId === 'gpu-1')!;
+  assert.equal(h.status, 'throttle');
+  assert.match(h.notes.join('\n'), /no safe migration exists: throttling instead/);
+  // 30 W from the priority-0 VMs, in proportion to what each can shed (108 W and 72 W): 18 W and 12 W.
+  assert.deepEqual(throttles(plan.actions).map((t) => [t.vmUuid, t.shedW, t.untilS]), [['etl-1', 18, null], ['etl-2', 12, null]]);
+  assert.deepEqual(h.timelineW, rep(700, 600));
+});
+
+test('over a short horizon throttling is cheaper than migrating, and the note compares the costs', () => {
+  const plan = planCaps(atCapFleet(20));
+  const h = plan.hosts.find((x) => x.hostId === 'hv-a')!;
+  assert.equal(h.status, 'throttle');
+  assert.match(h.notes.join('\n'), /throttling \(cost 400 W·s\) is cheaper than the best migration to hv-c \(cost \d+(\.\d+)? W·s\) over 20 s/);
+  assert.equal(throttles(plan.actions).reduce((a, t) => a + t.shedW, 0), 20);
+});
+
+test('infeasible: even every VM at its floor leaves the host over its cap; the plan is marked unsafe and says by how much', () => {
+  const plan = planCaps({
+    linkBps: TEN_GBE,
+    horizonS: 60,
+    hosts: [{ hostId: 'hot', capW: 100, powerW: 300, vms: [{ uuid: 'x', powerW: 150, memoryBytes: GiB, tenant: 't', movable: false }] }],
+  });
+  assert.equal(plan.safe, false);
+  const h = plan.hosts[0]!;
+  assert.equal(h.status, 'infeasible');
+  assert.deepEqual(throttles(plan.actions).map((t) => [t.vmUuid, t.shedW, t.cpuQuotaFraction]), [['x', 135, 0]]);
+  assert.match(h.notes[0]!, /sheds 135 W of the 200 W needed; 65 W over remains/);
+  assert.equal(h.overCapSeconds, 60);
+  assert.equal(h.peakW, 165);
+});
+
+test('hosts under their caps get no actions; a custom transient model changes the window', () => {
+  const input = atCapFleet();
+  input.hosts[0]!.powerW = 480;
+  const none = planCaps(input);
+  assert.deepEqual(none.actions, []);
+  assert.deepEqual(none.hosts, []);
+  assert.equal(none.safe, true);
+  const big = planCaps(atCapFleet(), { model: new MigrationTransientModel({ sourceExtraW: 30, minDurationS: 15 }) });
+  const th = throttles(big.actions).filter((t) => t.untilS !== null);
+  assert.equal(th.reduce((a, t) => a + t.shedW, 0), 50, '520 + 30 - 500');
+  assert.ok(migrations(big.actions)[0]!.durationS >= 15);
+});
+
+test('bad input names the host, VM, field and value', () => {
+  const bad = (mut: (i: PlanCapsInput) => void, re: RegExp) => {
+    const i = atCapFleet();
+    mut(i);
+    assert.throws(() => planCaps(i), (e) => isWattsplitError(e, 'CAP_INPUT_INVALID') && re.test(e.message));
+  };
+  bad((i) => (i.hosts[1]!.vms[0]!.powerW = -3), /^planCaps: hosts\[1\]\.vms\[0\]\.powerW=-3 must be a number of watts ≥ 0/);
+  bad((i) => (i.hosts[0]!.capW = 0), /hosts\[0\]\.capW=0 must be a positive number/);
+  bad((i) => (i.horizonS = 2.5), /horizonS=2\.5 must be an integer/);
+  bad((i) => (i.linkBps = -1), /linkBps=-1/);
+  bad((i) => (i.hosts[1]!.vms[0]!.uuid = 'db-1'), /hosts\[1\]\.vms\[0\]\.uuid="db-1" is also on host "hv-a"/);
+  bad((i) => (i.hosts[1]!.hostId = 'hv-a'), /hosts\[1\]\.hostId="hv-a" is repeated/);
+  bad((i) => (i.hosts[0]!.powerW = 400), /hosts\[0\]\.vms\[\*\]\.powerW=450 sum exceeds the host's measured powerW=400/);
+  bad((i) => (i.hosts[0]!.vms[0]!.minPowerW = 500), /hosts\[0\]\.vms\[0\]\.minPowerW=500 must be in \[0, powerW=200\]/);
+});
