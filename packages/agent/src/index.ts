@@ -21,3 +21,4 @@ export * from './nvml-gpu-source.js';
 export * from './nvml-trace-gpu-source.js';
 export * from './redfish-bmc-source.js';
 export * from './ipmi-dcmi-bmc-source.js';
+export * from './perf-event-source.js';
