@@ -1,0 +1,181 @@
+/**
+ * Additive host power model, per source s ∈ {rapl, bmc_rest}:
+ *
+ *   P_s(host) = static_s + Σ_vms g_s(vm) + g_s(host overhead)
+ *   g_s(vm)   = cpu_vm · a_s(f_vm) · exp(e_s,vm)  +  Σ_k softplus(β_s,k) · io_vm,k
+ *
+ * cpu_vm is the VM's CPU seconds per second (cores); a_s(f) = softplus(MLP(f)) ≥ 0 is watts per busy
+ * core as a function of what the agent sees about the VM (per-vCPU utilisation and spread, IPC and LLC
+ * misses per kilo-instruction when perf is exposed, memory in use, host CPU frequency, GPU activity);
+ * io terms are block/net byte rates and memory held, with non-negative weights. e_s,vm is a per-VM
+ * coefficient (a learned embedding of the VM's identity, L2-regularised towards 0 so the feature model
+ * handles cold start): VMs are long-lived and switch on and off independently, which makes their own
+ * signature identifiable from host totals. CPU time outside VMs (the hypervisor) is one more term with
+ * its own coefficient. Everything is fitted with tfjs to the measured host energy per interval: no per-VM
+ * ground truth is needed.
+ *
+ * Training runs on tfjs (wasm backend); applying the model is plain arithmetic on the exported weights
+ * (well under a millisecond per host interval), and the weights persist as JSON.
+ */
+import type { HostInterval, SourceName, VmInterval } from '@wattsplit/attribution';
+import { WattsplitError } from '@wattsplit/wire';
+
+export const MODEL_SOURCES = ['rapl', 'bmc_rest'] as const;
+export type ModelSource = (typeof MODEL_SOURCES)[number];
+
+/** Shape features (normalised, into the MLP). */
+export const SHAPE_FEATURES = ['util_per_vcpu', 'vcpu_spread', 'ipc', 'llc_mpki', 'perf_present', 'mem_used_frac', 'freq_ghz', 'gpu_util'] as const;
+/** Additive I/O terms (raw units, non-negative weights): MB/s and GiB. */
+export const IO_FEATURES = ['block_read_mbs', 'block_write_mbs', 'net_rx_mbs', 'net_tx_mbs', 'mem_used_gib'] as const;
+
+export const OVERHEAD_ID = '__host_overhead__';
+
+export interface VmFeatures {
+  id: string;
+  cpu: number;
+  shape: number[];
+  io: number[];
+}
+
+export interface SourceWeights {
+  /** Static power, W. */
+  staticW: number;
+  W1: number[][]; // [F][H]
+  b1: number[]; // [H]
+  W2: number[]; // [H]
+  b2: number;
+  /** W per busy core per unit of softplus output (training scale). */
+  cpuScaleW: number;
+  /** softplus already applied: W per unit of each IO feature. */
+  io: number[];
+  /** Per-VM log-multipliers on the CPU term (VM uuid → e). */
+  vm: Record<string, number>;
+  /** Training residual RMS of host power, W. */
+  residualRmsW: number;
+  /** Mean measured power over training, W (for relative error reports). */
+  meanPowerW: number;
+}
+
+/** The persisted model (JSON). */
+export interface AdditiveModelJson {
+  kind: 'wattsplit.additive_model';
+  formatVersion: 1;
+  hardwareClass: string;
+  version: number;
+  trainedAt: string;
+  trainIntervals: number;
+  trainSeconds: number;
+  norm: { mean: number[]; std: number[] };
+  sources: Record<ModelSource, SourceWeights>;
+  backend: string;
+}
+
+function rate(x: number, dt: number): number {
+  return dt > 0 && Number.isFinite(x) && x > 0 ? x / dt : 0;
+}
+
+/** What the model sees of one VM in one interval (raw shape features, before normalisation). */
+export function vmFeatures(vm: VmInterval, iv: HostInterval): VmFeatures {
+  const dt = iv.durationS;
+  const presence = Number.isFinite(vm.presence) ? Math.min(1, Math.max(0, vm.presence)) : 0;
+  const span = dt * Math.max(presence, 1e-6);
+  const cpu = rate(vm.cpuSeconds, dt);
+  const vc = vm.vcpuSeconds.map((s) => rate(s, span));
+  const vcpus = Math.max(1, vm.vcpus, vc.length);
+  let mean = 0;
+  for (const x of vc) mean += x;
+  mean = vc.length ? mean / vc.length : 0;
+  let v = 0;
+  for (const x of vc) v += (x - mean) ** 2;
+  const spread = vc.length && mean > 1e-9 ? Math.sqrt(v / vc.length) / mean : 0;
+  const p = vm.perf;
+  const ipc = p && p.cycles > 0 ? p.instructions / p.cycles : 0;
+  const mpki = p && p.instructions > 0 ? (1000 * p.llcMisses) / p.instructions : 0;
+  let gpu = 0;
+  for (const g of vm.gpus) gpu += Math.max(0, g.smUtilPct) / 100;
+  const shape = [rate(vm.cpuSeconds, span) / vcpus, spread, ipc, Math.min(mpki, 100), p ? 1 : 0, vm.memoryBytes > 0 ? vm.memoryUsedBytes / vm.memoryBytes : 0, (iv.hostCpu.avgFreqMhz || 0) / 1000, gpu];
+  const MB = 1e6;
+  const io = [rate(vm.blockReadBytes, dt) / MB, rate(vm.blockWriteBytes, dt) / MB, rate(vm.netRxBytes, dt) / MB, rate(vm.netTxBytes, dt) / MB, (Math.max(0, vm.memoryUsedBytes) / 2 ** 30) * presence];
+  return { id: vm.uuid, cpu, shape, io };
+}
+
+/** CPU time outside VMs (hypervisor, host services): one more additive term. */
+export function overheadFeatures(iv: HostInterval): VmFeatures {
+  let vmCpu = 0;
+  for (const v of iv.vms) vmCpu += Math.max(0, v.cpuSeconds);
+  const cpu = rate(Math.max(0, iv.hostCpu.busySeconds - vmCpu), iv.durationS);
+  return { id: OVERHEAD_ID, cpu, shape: [0, 0, 0, 0, 0, 0, (iv.hostCpu.avgFreqMhz || 0) / 1000, 0], io: IO_FEATURES.map(() => 0) };
+}
+
+/** All additive terms of an interval: its VMs, then the host overhead. */
+export function intervalFeatures(iv: HostInterval): VmFeatures[] {
+  return [...iv.vms.map((v) => vmFeatures(v, iv)), overheadFeatures(iv)];
+}
+
+function softplus(x: number): number {
+  return x > 30 ? x : Math.log1p(Math.exp(x));
+}
+
+/**
+ * g_s for each term, W (plain JS on the exported weights: the apply path). `scratch` avoids allocation.
+ * Terms with no CPU and no I/O get 0.
+ */
+export function termPowers(model: AdditiveModelJson, source: ModelSource, terms: readonly VmFeatures[]): number[] {
+  const w = model.sources[source];
+  const { mean, std } = model.norm;
+  const H = w.b1.length;
+  const F = mean.length;
+  const out = new Array<number>(terms.length);
+  const xn = new Float64Array(F);
+  for (let t = 0; t < terms.length; t++) {
+    const f = terms[t]!;
+    let g = 0;
+    if (f.cpu > 0) {
+      for (let i = 0; i < F; i++) xn[i] = ((f.shape[i] ?? 0) - mean[i]!) / std[i]!;
+      let z = w.b2;
+      for (let h = 0; h < H; h++) {
+        let a = w.b1[h]!;
+        for (let i = 0; i < F; i++) a += xn[i]! * w.W1[i]![h]!;
+        z += Math.tanh(a) * w.W2[h]!;
+      }
+      g = w.cpuScaleW * f.cpu * softplus(z) * Math.exp(w.vm[f.id] ?? 0);
+    }
+    for (let k = 0; k < f.io.length; k++) g += (f.io[k] ?? 0) * (w.io[k] ?? 0);
+    out[t] = g;
+  }
+  return out;
+}
+
+/** Predicted host power of a source for an interval, W. */
+export function predictPowerW(model: AdditiveModelJson, source: ModelSource, iv: HostInterval): number {
+  let p = model.sources[source].staticW;
+  for (const g of termPowers(model, source, intervalFeatures(iv))) p += g;
+  return p;
+}
+
+/** Validates a parsed model file; names the file and field on failure. */
+export function checkModelJson(x: unknown, file: string): AdditiveModelJson {
+  const bad = (field: string, value: unknown): never => {
+    throw new WattsplitError('MODEL_NOT_TRAINED', `${file}: model field "${field}" is invalid (${JSON.stringify(value)?.slice(0, 60) ?? 'undefined'})`, { details: { file, field } });
+  };
+  if (typeof x !== 'object' || x === null) return bad('(root)', x);
+  const m = x as Partial<AdditiveModelJson>;
+  if (m.kind !== 'wattsplit.additive_model') bad('kind', m.kind);
+  if (m.formatVersion !== 1) bad('formatVersion', m.formatVersion);
+  if (typeof m.hardwareClass !== 'string') bad('hardwareClass', m.hardwareClass);
+  if (!Number.isInteger(m.version)) bad('version', m.version);
+  if (!m.norm || !Array.isArray(m.norm.mean) || m.norm.mean.length !== SHAPE_FEATURES.length || !Array.isArray(m.norm.std)) bad('norm', m.norm);
+  for (const s of MODEL_SOURCES) {
+    const w = m.sources?.[s];
+    if (!w) return bad(`sources.${s}`, w);
+    if (!Number.isFinite(w.staticW)) bad(`sources.${s}.staticW`, w.staticW);
+    if (!Array.isArray(w.W1) || w.W1.length !== SHAPE_FEATURES.length) bad(`sources.${s}.W1`, '[...]');
+    if (!Array.isArray(w.io) || w.io.length !== IO_FEATURES.length) bad(`sources.${s}.io`, w.io);
+  }
+  return m as AdditiveModelJson;
+}
+
+/** The source names the model covers (the GPU is attributed by the signature learner). */
+export function isModelSource(s: SourceName): s is ModelSource {
+  return s === 'rapl' || s === 'bmc_rest';
+}

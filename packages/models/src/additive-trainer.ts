@@ -1,0 +1,226 @@
+/**
+ * Trains the additive host model (additive-model.ts) with TensorFlow.js by fitting Σ g_s(vm) + static_s
+ * to each interval's measured energy per source: no per-VM ground truth. Intervals are packed into padded
+ * [N, V] tensors (V = most terms in one interval) with a mask; a custom loop runs Adam on minibatches.
+ */
+import type { HostInterval } from '@wattsplit/attribution';
+import { silentLogger, WattsplitError, type Logger } from '@wattsplit/wire';
+import { IO_FEATURES, intervalFeatures, MODEL_SOURCES, SHAPE_FEATURES, termPowers, type AdditiveModelJson, type ModelSource, type SourceWeights } from './additive-model.js';
+import { initTf, tf } from './tf-backend.js';
+
+export interface AdditiveTrainOptions {
+  hardwareClass?: string;
+  version?: number;
+  /** Hidden units of the shape MLP. Default 12. */
+  hidden?: number;
+  /** Optimiser steps per source. Default 600. */
+  steps?: number;
+  batchSize?: number;
+  learningRate?: number;
+  /** L2 weight on per-VM log-multipliers (pulls them to the feature model). Default 0.02. */
+  vmRegularisation?: number;
+  /** Use at most this many intervals (evenly sampled). Default 20000. */
+  maxIntervals?: number;
+  /** Learn per-VM coefficients (VM identity). Default true. */
+  perVm?: boolean;
+  seed?: number;
+  logger?: Logger;
+  now?: () => Date;
+}
+
+interface Packed {
+  n: number;
+  V: number;
+  shape: Float32Array; // [n, V, F] normalised
+  cpu: Float32Array; // [n, V]
+  io: Float32Array; // [n, V, K]
+  ids: Int32Array; // [n, V] index into vm table (0 = none)
+  y: Record<ModelSource, Float32Array>; // [n] W
+}
+
+function quantile(xs: Float32Array, q: number): number {
+  const s = Float32Array.from(xs).sort();
+  return s[Math.min(s.length - 1, Math.max(0, Math.floor(q * (s.length - 1))))] ?? 0;
+}
+
+/** Deterministic PRNG for batch sampling and initialisation. */
+function prng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/**
+ * Trains one model per call over intervals of one hardware class. Throws MODEL_TRAINING_FAILED with a
+ * reason when there is too little usable data.
+ */
+export async function trainAdditiveModel(intervals: readonly HostInterval[], opts: AdditiveTrainOptions = {}): Promise<AdditiveModelJson> {
+  const logger = opts.logger ?? silentLogger;
+  const t0 = performance.now();
+  const usable = intervals.filter((iv) => iv.durationS > 0 && Number.isFinite(iv.measured.rapl) && !(iv.unusableSources ?? []).includes('rapl'));
+  if (usable.length < 30) {
+    throw new WattsplitError('MODEL_TRAINING_FAILED', `additive model: need at least 30 usable intervals to train, got ${usable.length} of ${intervals.length}`, { details: { usable: usable.length, total: intervals.length } });
+  }
+  const maxN = opts.maxIntervals ?? 20000;
+  const step = Math.max(1, usable.length / maxN);
+  const sample: HostInterval[] = [];
+  for (let x = 0; Math.floor(x) < usable.length && sample.length < maxN; x += step) sample.push(usable[Math.floor(x)]!);
+  const backend = await initTf(logger);
+
+  // ---- features, normalisation, vm table
+  const terms = sample.map((iv) => intervalFeatures(iv));
+  const F = SHAPE_FEATURES.length;
+  const K = IO_FEATURES.length;
+  const mean = new Array<number>(F).fill(0);
+  const sq = new Array<number>(F).fill(0);
+  let cnt = 0;
+  const vmIds = new Map<string, number>();
+  const perVm = opts.perVm ?? true;
+  for (const ts of terms) {
+    for (const f of ts) {
+      if (!(f.cpu > 0)) continue;
+      cnt++;
+      for (let i = 0; i < F; i++) {
+        mean[i] = mean[i]! + f.shape[i]!;
+        sq[i] = sq[i]! + f.shape[i]! ** 2;
+      }
+      if (perVm && !vmIds.has(f.id)) vmIds.set(f.id, vmIds.size + 1);
+    }
+  }
+  const std = mean.map((m, i) => {
+    const mu = cnt > 0 ? m / cnt : 0;
+    const v = cnt > 0 ? sq[i]! / cnt - mu * mu : 0;
+    return v > 1e-12 ? Math.sqrt(v) : 1;
+  });
+  for (let i = 0; i < F; i++) mean[i] = cnt > 0 ? mean[i]! / cnt : 0;
+  const V = Math.max(1, ...terms.map((t) => t.length));
+  const n = sample.length;
+  const p: Packed = { n, V, shape: new Float32Array(n * V * F), cpu: new Float32Array(n * V), io: new Float32Array(n * V * K), ids: new Int32Array(n * V), y: { rapl: new Float32Array(n), bmc_rest: new Float32Array(n) } };
+  terms.forEach((ts, r) => {
+    ts.forEach((f, v) => {
+      const o = r * V + v;
+      p.cpu[o] = f.cpu;
+      for (let i = 0; i < F; i++) p.shape[o * F + i] = (f.shape[i]! - mean[i]!) / std[i]!;
+      for (let k = 0; k < K; k++) p.io[o * K + k] = f.io[k]!;
+      p.ids[o] = vmIds.get(f.id) ?? 0;
+    });
+    for (const s of MODEL_SOURCES) p.y[s][r] = Math.max(0, sample[r]!.measured[s]) / sample[r]!.durationS;
+  });
+
+  const sources = {} as Record<ModelSource, SourceWeights>;
+  for (const s of MODEL_SOURCES) sources[s] = await trainSource(p, s, F, K, vmIds, opts);
+  const model: AdditiveModelJson = {
+    kind: 'wattsplit.additive_model',
+    formatVersion: 1,
+    hardwareClass: opts.hardwareClass ?? sample[0]!.hardwareClass,
+    version: opts.version ?? 1,
+    trainedAt: (opts.now ?? (() => new Date()))().toISOString(),
+    trainIntervals: n,
+    trainSeconds: 0,
+    norm: { mean, std },
+    sources,
+    backend,
+  };
+  // training residuals on the plain-JS apply path (what will be used)
+  for (const s of MODEL_SOURCES) {
+    let se = 0;
+    let sum = 0;
+    sample.forEach((_iv, r) => {
+      let pred = model.sources[s].staticW;
+      for (const g of termPowers(model, s, terms[r]!)) pred += g;
+      se += (pred - p.y[s][r]!) ** 2;
+      sum += p.y[s][r]!;
+    });
+    model.sources[s].residualRmsW = Math.sqrt(se / n);
+    model.sources[s].meanPowerW = sum / n;
+  }
+  model.trainSeconds = (performance.now() - t0) / 1000;
+  logger.info({ hardwareClass: model.hardwareClass, intervals: n, vms: vmIds.size, seconds: model.trainSeconds, backend, raplRmsW: model.sources.rapl.residualRmsW, bmcRmsW: model.sources.bmc_rest.residualRmsW }, 'additive model trained');
+  return model;
+}
+
+async function trainSource(p: Packed, s: ModelSource, F: number, K: number, vmIds: Map<string, number>, opts: AdditiveTrainOptions): Promise<SourceWeights> {
+  const H = opts.hidden ?? 12;
+  const steps = opts.steps ?? 600;
+  const B = Math.min(opts.batchSize ?? 256, p.n);
+  const lam = opts.vmRegularisation ?? 0.02;
+  const rnd = prng(opts.seed ?? 1);
+  const y = p.y[s];
+  const yMean = y.reduce((a, b) => a + b, 0) / p.n;
+  const scale = Math.max(1, yMean);
+  const p0 = quantile(y, 0.02);
+  let cpuMean = 0;
+  for (let r = 0; r < p.n; r++) for (let v = 0; v < p.V; v++) cpuMean += p.cpu[r * p.V + v]!;
+  cpuMean /= p.n;
+  const perCore = Math.max(0.1, (yMean - p0) / Math.max(cpuMean, 1e-6));
+  const inv = (x: number): number => Math.log(Math.expm1(Math.max(x, 1e-6)));
+  const nIds = Math.max(2, vmIds.size + 1); // oneHot needs depth ≥ 2
+
+  const all = tf.tidy(() => ({
+    shape: tf.tensor3d(p.shape, [p.n, p.V, F]),
+    cpu: tf.tensor2d(p.cpu, [p.n, p.V]),
+    io: tf.tensor3d(p.io, [p.n, p.V, K]),
+    ids: tf.tensor2d(p.ids, [p.n, p.V], 'int32'),
+    y: tf.tensor1d(y.map((x) => x / scale)),
+  }));
+  const init = (shape: number[], sd: number): tf.Variable => tf.variable(tf.tensor(Array.from({ length: shape.reduce((a, b) => a * b, 1) }, () => (rnd() * 2 - 1) * sd), shape));
+  const W1 = init([F, H], 0.3);
+  const b1 = tf.variable(tf.zeros([H]));
+  const W2 = init([H], 0.1);
+  const b2 = tf.variable(tf.scalar(inv(perCore / scale)));
+  const ioRaw = tf.variable(tf.fill([K], inv(0.01 / scale)));
+  const p0Raw = tf.variable(tf.scalar(p0 / scale));
+  const emb = tf.variable(tf.zeros([nIds]));
+  const known = tf.tensor1d(Array.from({ length: nIds }, (_, i) => (i === 0 ? 0 : 1)));
+  const vars = [W1, b1, W2, b2, ioRaw, p0Raw, ...(vmIds.size > 0 ? [emb] : [])];
+  const optimizer = tf.train.adam(opts.learningRate ?? 0.02);
+
+  const forward = (shape: tf.Tensor3D, cpu: tf.Tensor2D, io: tf.Tensor3D, ids: tf.Tensor2D): tf.Tensor1D => {
+    const [n, V] = cpu.shape;
+    const h = tf.tanh(tf.add(tf.matMul(tf.reshape(shape, [n * V, F]), W1), b1));
+    const a = tf.softplus(tf.add(tf.matMul(h, tf.reshape(W2, [H, 1])), b2));
+    // one-hot × embedding instead of gather: gather's gradient (UnsortedSegmentSum) has no wasm kernel
+    const oh = tf.oneHot(tf.reshape(ids, [n * V]), nIds);
+    const m = tf.exp(tf.reshape(tf.matMul(oh, tf.reshape(tf.mul(emb, known), [nIds, 1])), [n * V]));
+    const cpuTerm = tf.mul(tf.mul(tf.reshape(a, [n * V]), m), tf.reshape(cpu, [n * V]));
+    const ioTerm = tf.sum(tf.mul(tf.reshape(io, [n * V, K]), tf.softplus(ioRaw)), 1);
+    return tf.add<tf.Tensor1D>(tf.sum(tf.reshape(tf.add(cpuTerm, ioTerm), [n, V]), 1), p0Raw);
+  };
+
+  const idx = new Int32Array(B);
+  for (let it = 0; it < steps; it++) {
+    for (let b = 0; b < B; b++) idx[b] = Math.floor(rnd() * p.n);
+    const bi = tf.tensor1d(idx, 'int32');
+    const batch = tf.tidy(() => ({ shape: tf.gather(all.shape, bi), cpu: tf.gather(all.cpu, bi), io: tf.gather(all.io, bi), ids: tf.gather(all.ids, bi), y: tf.gather(all.y, bi) }));
+    optimizer.minimize(() => {
+      const pred = forward(batch.shape, batch.cpu, batch.io, batch.ids);
+      const err = tf.mean(tf.square(tf.sub(pred, batch.y)));
+      return tf.add<tf.Scalar>(err, tf.mul(lam * 1e-3, tf.sum(tf.square(emb))));
+    }, false, vars);
+    for (const t of [bi, batch.shape, batch.cpu, batch.io, batch.ids, batch.y]) t.dispose();
+    if (it % 50 === 0) await tf.nextFrame?.();
+  }
+  const W1a = (await W1.array()) as number[][];
+  const out: SourceWeights = {
+    staticW: Math.max(0, ((await p0Raw.data())[0] ?? 0) * scale),
+    W1: W1a,
+    b1: Array.from(await b1.data()),
+    W2: Array.from(await W2.data()),
+    b2: (await b2.data())[0] ?? 0,
+    cpuScaleW: scale,
+    io: Array.from(await tf.softplus(ioRaw).data()).map((x) => x * scale),
+    vm: {},
+    residualRmsW: 0,
+    meanPowerW: yMean,
+  };
+  const e = await emb.data();
+  for (const [id, i] of vmIds) if (e[i] !== 0) out.vm[id] = e[i]!;
+  for (const t of [W1, b1, W2, b2, ioRaw, p0Raw, emb, known, all.shape, all.cpu, all.io, all.ids, all.y]) t.dispose();
+  optimizer.dispose();
+  return out;
+}
