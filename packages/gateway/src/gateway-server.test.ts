@@ -194,6 +194,17 @@ test('a resent seq is acked OK and produced once (also within one batch and acro
   assert.equal(gw.stats().framesAccepted, 3);
 });
 
+test('a seq restarted under a new boot id is new data, not a duplicate', async (t) => {
+  const { bus, gw } = await setup(t);
+  const s = openStream(gw.address);
+  t.after(() => s.end());
+  await s.send({ batchId: 1, frames: [frame('hv-14', 1), frame('hv-14', 2)] });
+  const a = await s.send({ batchId: 2, frames: [frame('hv-14', 1, { bootId: 'boot-2' })] });
+  assert.equal(a.accepted, 1);
+  assert.deepEqual((await topicFrames(bus)).map((g) => [g.frame.bootId, g.frame.seq]), [['boot-1', 1], ['boot-1', 2], ['boot-2', 1]]);
+  assert.equal(gw.stats().framesDuplicate, 0);
+});
+
 test('the duplicate window is bounded: seqs older than seqsPerHost are produced again', async (t) => {
   const { bus, gw } = await setup(t, { seqsPerHost: 2 });
   const s = openStream(gw.address);

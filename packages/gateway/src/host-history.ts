@@ -1,28 +1,68 @@
 /**
- * What the gateway remembers per host, bounded: the last N produced seqs (to ack resends without
- * producing them again) and the counters of the last produced frame (to flag counters that went
- * backwards within one boot). Hosts themselves are kept in an LRU of `maxHosts`.
+ * What the gateway remembers per host, bounded: which of the last N seqs were produced, per boot id (to
+ * ack resends without producing them again), and the counters of the last produced frame (to flag
+ * counters that went backwards within one boot). Hosts are kept in an LRU of `maxHosts`.
+ *
+ * Memory: N bits per (host, boot), at most MAX_BOOTS_PER_HOST boots per host: with the defaults
+ * (N = 4096, 50 000 hosts) 25 MiB for one boot per host, whatever agents send.
  */
 import type { ITelemetryFrame } from '@wattsplit/wire';
 
-/** A Set that forgets its least recently added/touched members beyond `capacity`. */
-export class BoundedLru<K> {
-  private readonly items = new Map<K, true>();
-  constructor(readonly capacity: number) {}
-  has(k: K): boolean {
-    return this.items.has(k);
+/**
+ * Which seqs in the window (maxSeq - size, maxSeq] were produced: a ring of `size` bits. Seqs older than
+ * the window are forgotten (a resend that old is produced again: at-least-once, the aligner drops it).
+ */
+export class SeqWindow {
+  private readonly bits: Uint32Array;
+  private maxSeq = 0;
+  constructor(readonly size: number) {
+    this.bits = new Uint32Array(Math.ceil(size / 32));
   }
-  add(k: K): void {
-    this.items.delete(k);
-    this.items.set(k, true);
-    while (this.items.size > this.capacity) {
-      const oldest = this.items.keys().next();
-      if (oldest.done) break;
-      this.items.delete(oldest.value);
+  private bit(seq: number): [number, number] {
+    const i = seq % this.size;
+    return [i >>> 5, 1 << (i & 31)];
+  }
+  has(seq: number): boolean {
+    if (seq > this.maxSeq || seq <= this.maxSeq - this.size) return false;
+    const [w, m] = this.bit(seq);
+    return (this.bits[w]! & m) !== 0;
+  }
+  add(seq: number): void {
+    if (seq <= this.maxSeq - this.size) return;
+    if (seq > this.maxSeq) {
+      const steps = Math.min(seq - this.maxSeq, this.size);
+      for (let k = 0; k < steps; k++) {
+        const [w, m] = this.bit(seq - k);
+        this.bits[w] = this.bits[w]! & ~m;
+      }
+      this.maxSeq = seq;
     }
+    const [w, m] = this.bit(seq);
+    this.bits[w] = this.bits[w]! | m;
   }
-  get size(): number {
-    return this.items.size;
+}
+
+/** Boots remembered per host: an agent restart starts a new boot; replays of older boots stay deduplicated. */
+export const MAX_BOOTS_PER_HOST = 4;
+
+/** Produced seqs of one host, per boot id (a host reinstalled without its seq state restarts at 1 under a new boot). */
+export class ProducedSeqs {
+  private readonly boots = new Map<string, SeqWindow>();
+  constructor(readonly size: number) {}
+  has(boot: string, seq: number): boolean {
+    return this.boots.get(boot)?.has(seq) ?? false;
+  }
+  add(boot: string, seq: number): void {
+    let w = this.boots.get(boot);
+    if (w) this.boots.delete(boot);
+    else w = new SeqWindow(this.size);
+    this.boots.set(boot, w);
+    w.add(seq);
+    while (this.boots.size > MAX_BOOTS_PER_HOST) {
+      const oldest = this.boots.keys().next();
+      if (oldest.done) break;
+      this.boots.delete(oldest.value);
+    }
   }
 }
 
@@ -35,9 +75,9 @@ export interface LastFrame {
 }
 
 export interface HostState {
-  produced: BoundedLru<number>;
-  /** Seqs being produced right now (maybe by another stream of the same host): resolves true once durable. */
-  pending: Map<number, Promise<boolean>>;
+  produced: ProducedSeqs;
+  /** Frames being produced right now (maybe by another stream of the same host), by `boot \0 seq`: resolves true once durable. */
+  pending: Map<string, Promise<boolean>>;
   last: LastFrame | undefined;
 }
 
@@ -53,7 +93,7 @@ export class HostHistory {
     if (s) {
       this.hosts.delete(host);
     } else {
-      s = { produced: new BoundedLru<number>(this.seqsPerHost), pending: new Map(), last: undefined };
+      s = { produced: new ProducedSeqs(this.seqsPerHost), pending: new Map(), last: undefined };
     }
     this.hosts.set(host, s);
     while (this.hosts.size > this.maxHosts) {

@@ -43,9 +43,9 @@ export interface IngestPipelineOptions {
   auth?: HostAuthConfig;
   /** When set, frames of any other host are rejected with FRAME_UNKNOWN_HOST. */
   allowedHosts?: Iterable<string>;
-  /** How many produced seqs are remembered per host for duplicate detection. Default 4096. */
+  /** How many recent seqs per host (and boot) are remembered for duplicate detection, one bit each. Default 4096. */
   seqsPerHost?: number;
-  /** How many hosts' history is kept (LRU). Default 100 000. */
+  /** How many hosts' history is kept (LRU). Default 50 000. */
   maxHosts?: number;
   /** retry_after_ms when the producer failed without saying when to retry. Default 1000. */
   failedRetryAfterMs?: number;
@@ -68,6 +68,7 @@ interface Planned {
   frame: ITelemetryFrame;
   host: string;
   seq: number;
+  boot: string;
   state: HostState;
   anomalies: string[];
 }
@@ -91,7 +92,7 @@ export class IngestPipeline {
     this.topic = opts.topic ?? TELEMETRY_TOPIC;
     this.auth = new HostAuthenticator(opts.auth ?? { mode: 'none' });
     this.allowed = opts.allowedHosts === undefined ? undefined : new Set(opts.allowedHosts);
-    this.history = new HostHistory(positive('maxHosts', opts.maxHosts ?? 100_000), positive('seqsPerHost', opts.seqsPerHost ?? 4096));
+    this.history = new HostHistory(positive('maxHosts', opts.maxHosts ?? 50_000), positive('seqsPerHost', opts.seqsPerHost ?? 4096));
     this.failedRetryAfterMs = positive('failedRetryAfterMs', opts.failedRetryAfterMs ?? 1000);
     this.log = opts.logger ?? silentLogger;
     this.nowMs = opts.nowMs ?? (() => performance.now());
@@ -136,6 +137,7 @@ export class IngestPipeline {
     const planned: Planned[] = [];
     let duplicates = 0;
     const working = new Map<string, LastFrame | undefined>(); // last frame per host as of this batch
+    const inBatch = new Set<string>(); // host \0 boot \0 seq planned in this batch
     for (const f of batch.frames) {
       const problems = validateFrame(f);
       if (problems.length) {
@@ -154,12 +156,14 @@ export class IngestPipeline {
         reject(f, new WattsplitError('FRAME_UNKNOWN_HOST', `${where}: host_id=${JSON.stringify(host)} is not in the gateway's host allow-list`, { details: { field: 'host_id', value: host } }));
         continue;
       }
+      const boot = f.bootId ?? '';
+      const key = `${host}\0${boot}\0${seq}`;
       const state = this.history.get(host);
-      if (state.produced.has(seq) || planned.some((p) => p.host === host && p.seq === seq)) {
+      if (state.produced.has(boot, seq) || inBatch.has(key)) {
         duplicates++;
         continue;
       }
-      const pending = state.pending.get(seq);
+      const pending = state.pending.get(`${boot}\0${seq}`);
       if (pending) {
         // The same frame is being produced by another stream of this host (a reconnect): wait for it.
         const produced = await pending;
@@ -171,7 +175,8 @@ export class IngestPipeline {
       const prev = working.has(host) ? working.get(host) : state.last;
       const anomalies = prev ? countersWentBackwards(prev, f) : [];
       if (!prev || seq > prev.seq) working.set(host, lastFrameOf(f));
-      planned.push({ frame: f, host, seq, state, anomalies });
+      inBatch.add(key);
+      planned.push({ frame: f, host, seq, boot, state, anomalies });
     }
 
     if (planned.length === 0) {
@@ -181,7 +186,7 @@ export class IngestPipeline {
 
     let settle!: (ok: boolean) => void;
     const done = new Promise<boolean>((r) => (settle = r));
-    for (const p of planned) p.state.pending.set(p.seq, done);
+    for (const p of planned) p.state.pending.set(`${p.boot}\0${p.seq}`, done);
     const messages: BusMessageIn[] = planned.map((p) => {
       const headers: Record<string, string> = { host: p.host, seq: String(p.seq), boot: p.frame.bootId ?? '' };
       if (p.anomalies.length) headers[ANOMALY_HEADER] = `COUNTER_WENT_BACKWARDS ${p.anomalies.join('; ')}`;
@@ -199,8 +204,9 @@ export class IngestPipeline {
     }
     const ok = result.kind === 'ok';
     for (const p of planned) {
-      if (p.state.pending.get(p.seq) === done) p.state.pending.delete(p.seq);
-      if (ok) p.state.produced.add(p.seq);
+      const k = `${p.boot}\0${p.seq}`;
+      if (p.state.pending.get(k) === done) p.state.pending.delete(k);
+      if (ok) p.state.produced.add(p.boot, p.seq);
     }
     settle(ok);
 
