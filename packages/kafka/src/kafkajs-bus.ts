@@ -43,7 +43,7 @@ type Resolved = Required<Omit<KafkaBusOptions, 'ssl' | 'sasl' | 'logger'>> & Pic
 
 export function resolveKafkaOptions(o: KafkaBusOptions): Resolved {
   validateKafkaOptions(o);
-  const r: Resolved = { ...KAFKA_DEFAULTS, ...o, logger: o.logger ?? silentLogger } as Resolved;
+  const r = { ...KAFKA_DEFAULTS, ...o, logger: o.logger ?? silentLogger } as Resolved;
   return r;
 }
 
@@ -283,8 +283,14 @@ export class KafkaBus implements Bus {
     const timers = new Set<NodeJS.Timeout>();
     let stopped = false;
 
-    const eachBatch = async ({ batch, resolveOffset, heartbeat, isRunning, isStale, pause }: EachBatchPayload): Promise<void> => {
+    const eachBatch = async (payload: EachBatchPayload): Promise<void> => {
+      const { batch } = payload;
       const { topic, partition } = batch;
+      const isRunning = () => payload.isRunning();
+      const isStale = () => payload.isStale();
+      const pause = () => payload.pause();
+      const heartbeat = () => payload.heartbeat();
+      const resolveOffset = (o: string) => payload.resolveOffset(o);
       const all = batch.messages;
       for (let i = 0; i < all.length; i += this.o.maxBatch) {
         if (stopped || !isRunning() || isStale()) return;

@@ -1,0 +1,387 @@
+/**
+ * wire's Bus over Apache Kafka with @platformatic/kafka 1.x, the alternative client (benchmarked
+ * against kafkajs in benchmarks/fleet.mjs). 1.x runs on Node >= 20.19.4; 2.x needs Node >= 22.
+ *
+ * Producer: idempotent, acks=-1, compression none/gzip/snappy/lz4 (zstd needs Node >= 22.15's zlib),
+ * Java-compatible murmur2 partitioner (same key → same partition as kafkajs and the Java client).
+ * send() never throws; results as for KafkaBus.
+ *
+ * Consumer: the client hands out a stream of messages; this adapter queues them per partition and
+ * runs one handler call at a time per partition (up to maxBatch messages, offset order). Offsets are
+ * committed (OffsetCommit, next offset + leader epoch) only after the handler resolved. When it
+ * rejects, the same queued messages are handed to the handler again after an exponential back-off;
+ * the other partitions keep flowing. There is no per-partition pause in this client: when the queued
+ * messages of all partitions exceed 4 × maxBatch × partitionsConcurrently the whole stream is paused
+ * until the handlers catch up. After a rebalance, queued messages of partitions this member lost are
+ * dropped (their new owner reads them from the committed offset).
+ */
+import zlib from 'node:zlib';
+import { Admin, Consumer, Producer, type Message, type MessagesStream } from '@platformatic/kafka';
+import {
+  OK,
+  backoffMs,
+  failed,
+  normaliseError,
+  retryable,
+  WattsplitError,
+  type Bus,
+  type BusMessage,
+  type BusProducer,
+  type BusSubscription,
+  type Logger,
+  type SubscribeOptions,
+  type TransportResult,
+} from '@wattsplit/wire';
+import { type KafkaBusOptions } from './kafka-options.js';
+import { kafkaError, sendFailure } from './kafka-errors.js';
+import { PendingGauge, resolveKafkaOptions, withSendTimeout } from './kafkajs-bus.js';
+import { murmur2 } from './murmur2.js';
+
+type Resolved = ReturnType<typeof resolveKafkaOptions>;
+
+function saslOf(o: Resolved): Record<string, unknown> {
+  if (!o.sasl) return {};
+  const mechanism = o.sasl.mechanism === 'plain' ? 'PLAIN' : o.sasl.mechanism === 'scram-sha-256' ? 'SCRAM-SHA-256' : 'SCRAM-SHA-512';
+  return { sasl: { mechanism, username: o.sasl.username, password: o.sasl.password } };
+}
+
+function javaPartitioner(_m: unknown, key: Buffer | undefined): number {
+  return key ? murmur2(key) & 0x7fffffff : 0;
+}
+
+interface PartitionQueue {
+  queue: Message[];
+  running: boolean;
+  attempts: number;
+  timer: NodeJS.Timeout | undefined;
+}
+
+export class PlatformaticKafkaBus implements Bus {
+  readonly kind = 'platformatic';
+  private readonly o: Resolved;
+  private readonly log: Logger;
+  private readonly base: Record<string, unknown>;
+  private adminClient: Admin | undefined;
+  private readonly knownTopics = new Map<string, Promise<void>>();
+  private readonly producers = new Set<BusProducer>();
+  private readonly subs = new Set<BusSubscription>();
+  private closed = false;
+
+  constructor(options: KafkaBusOptions) {
+    this.o = resolveKafkaOptions(options);
+    if (this.o.compression === 'zstd' && typeof (zlib as { zstdCompressSync?: unknown }).zstdCompressSync !== 'function') {
+      // Node 20's zlib has no zstd; the client would fail every send. Refuse at configuration time.
+      throw new WattsplitError('CONFIG_INVALID', `compression="zstd" needs Node >= 22.15 (this is ${process.version}); use gzip, snappy or lz4`, { details: { field: 'compression', value: 'zstd' } });
+    }
+    this.log = this.o.logger.child({ bus: 'platformatic' });
+    this.base = {
+      clientId: this.o.clientId,
+      bootstrapBrokers: [...this.o.brokers],
+      connectTimeout: 3_000,
+      timeout: 30_000,
+      retries: 6,
+      retryDelay: 250,
+      ...(this.o.ssl ? { tls: {} } : {}),
+      ...saslOf(this.o),
+    };
+  }
+
+  private admin(): Admin {
+    this.adminClient ??= new Admin(this.base as unknown as ConstructorParameters<typeof Admin>[0]);
+    return this.adminClient;
+  }
+
+  ensureTopic(topic: string, partitions = this.o.partitions): Promise<void> {
+    let p = this.knownTopics.get(topic);
+    if (!p) {
+      p = (async () => {
+        try {
+          await this.admin().createTopics({ topics: [topic], partitions, replicas: this.o.replicationFactor });
+          this.log.info({ topic, partitions }, 'created topic');
+        } catch (e) {
+          if (!/TOPIC_ALREADY_EXISTS|already exists/i.test(JSON.stringify(errorSummary(e)))) throw e;
+        }
+        // Wait until the topic's metadata lists leaders for every partition.
+        const deadline = Date.now() + 10_000;
+        for (;;) {
+          const md = await this.admin().metadata({ topics: [topic], forceUpdate: true }).catch(() => undefined);
+          const t = md?.topics.get(topic);
+          if (t && t.partitions.length > 0 && t.partitions.every((x) => x.leader >= 0)) return;
+          if (Date.now() > deadline) return;
+          await new Promise((r) => setTimeout(r, 100));
+        }
+      })();
+      p.catch(() => this.knownTopics.delete(topic));
+      this.knownTopics.set(topic, p);
+    }
+    return p;
+  }
+
+  async deleteTopic(topic: string): Promise<void> {
+    this.knownTopics.delete(topic);
+    await this.admin().deleteTopics({ topics: [topic] });
+  }
+
+  async lag(topic: string, groupId: string): Promise<number> {
+    const md = await this.admin().metadata({ topics: [topic], forceUpdate: true });
+    const count = md.topics.get(topic)?.partitionsCount ?? 0;
+    const parts = [...Array(count).keys()];
+    const [ends, groups] = await Promise.all([
+      this.admin().listOffsets({ topics: [{ name: topic, partitions: parts.map((p) => ({ partitionIndex: p, timestamp: -1n })) }] }),
+      this.admin().listConsumerGroupOffsets({ groups: [{ groupId, topics: [{ name: topic, partitionIndexes: parts }] }] }),
+    ]);
+    const committed = new Map<number, bigint>();
+    for (const g of groups) for (const t of g.topics) for (const p of t.partitions) committed.set(p.partitionIndex, p.committedOffset);
+    let lag = 0n;
+    for (const t of ends) for (const p of t.partitions) {
+      const c = committed.get(p.partitionIndex) ?? -1n;
+      const start = c >= 0n ? c : 0n;
+      if (p.offset > start) lag += p.offset - start;
+    }
+    return Number(lag);
+  }
+
+  producer(): BusProducer {
+    if (this.closed) throw new WattsplitError('TRANSPORT_UNAVAILABLE', 'PlatformaticKafkaBus is closed', { retriable: false });
+    const kp = new Producer({
+      ...this.base,
+      idempotent: true,
+      acks: -1,
+      compression: this.o.compression,
+      autocreateTopics: true,
+      partitioner: javaPartitioner,
+      retries: 8,
+    } as unknown as ConstructorParameters<typeof Producer>[0]);
+    const gauge = new PendingGauge(this.o.maxPendingMessages);
+    let open = true;
+    const sendNow = async (topic: string, messages: Parameters<BusProducer['send']>[1]): Promise<TransportResult> => {
+      try {
+        await this.ensureTopic(topic).catch((e: unknown) => this.log.warn({ topic, err: kafkaError(e, 'createTopics').message }, 'could not create topic; relying on broker auto-creation'));
+        await kp.send({
+          messages: messages.map((m) => ({
+            topic,
+            key: Buffer.from(m.key, 'utf8'),
+            value: Buffer.from(m.value.buffer, m.value.byteOffset, m.value.byteLength),
+            ...(m.headers ? { headers: new Map(Object.entries(m.headers).map(([k, v]) => [Buffer.from(k), Buffer.from(v)])) } : {}),
+          })),
+        });
+        return OK;
+      } catch (e) {
+        const r = sendFailure(e, `kafka send to ${topic} (${messages.length} messages)`);
+        if (r.kind !== 'ok') this.log.warn({ topic, messages: messages.length, code: r.error.code, retriable: r.kind === 'retryable' }, r.error.message);
+        return r;
+      }
+    };
+    const p: BusProducer = {
+      send: async (topic, messages) => {
+        if (!open) return failed(new WattsplitError('TRANSPORT_UNAVAILABLE', `producer is closed (send to ${topic})`));
+        if (messages.length === 0) return OK;
+        if (!gauge.tryAdd(messages.length)) {
+          return retryable(new WattsplitError('TRANSPORT_BACKPRESSURE', `kafka producer has ${gauge.value} messages awaiting broker acks (max ${this.o.maxPendingMessages})`, { retriable: true, details: { pending: gauge.value } }), 200);
+        }
+        try {
+          return await withSendTimeout(sendNow(topic, messages), this.o.sendTimeoutMs, `kafka send to ${topic}`);
+        } finally {
+          gauge.done(messages.length);
+        }
+      },
+      close: async () => {
+        if (!open) return;
+        open = false;
+        this.producers.delete(p);
+        await kp.close().catch((e: unknown) => this.log.warn({ err: normaliseError(e).message }, 'producer close failed'));
+      },
+    };
+    this.producers.add(p);
+    return p;
+  }
+
+  async subscribe(opts: SubscribeOptions): Promise<BusSubscription> {
+    if (this.closed) throw new WattsplitError('TRANSPORT_UNAVAILABLE', 'PlatformaticKafkaBus is closed', { retriable: false });
+    const log = this.log.child({ topic: opts.topic, groupId: opts.groupId });
+    await this.ensureTopic(opts.topic).catch((e: unknown) => log.warn({ err: kafkaError(e, 'createTopics').message }, 'could not create topic; relying on broker auto-creation'));
+    const consumer = new Consumer<Buffer, Buffer, Buffer, Buffer>({
+      ...this.base,
+      groupId: opts.groupId,
+      autocommit: false,
+      sessionTimeout: this.o.sessionTimeoutMs,
+      heartbeatInterval: this.o.heartbeatIntervalMs,
+      rebalanceTimeout: Math.max(this.o.sessionTimeoutMs, 30_000),
+      maxWaitTime: 250,
+    } as unknown as ConstructorParameters<typeof Consumer<Buffer, Buffer, Buffer, Buffer>>[0]);
+    const queues = new Map<number, PartitionQueue>();
+    const highWater = 4 * this.o.maxBatch * this.o.partitionsConcurrently;
+    let queued = 0;
+    let stopped = false;
+    let stream: MessagesStream<Buffer, Buffer, Buffer, Buffer> | undefined;
+    const inflight = new Set<Promise<void>>();
+
+    const assigned = (): Set<number> | undefined => {
+      const a = consumer.assignments;
+      if (!a) return undefined;
+      const s = new Set<number>();
+      for (const x of a) if (x.topic === opts.topic) for (const p of x.partitions) s.add(p);
+      return s;
+    };
+
+    const toBus = (m: Message): BusMessage => {
+      const headers: Record<string, string> = {};
+      for (const [k, v] of m.headers) headers[k.toString('utf8')] = v ? v.toString('utf8') : '';
+      return { topic: m.topic, partition: m.partition, offset: m.offset.toString(), key: m.key ? m.key.toString('utf8') : '', value: m.value ?? new Uint8Array(0), timestampMs: Number(m.timestamp), headers };
+    };
+
+    const release = (n: number) => {
+      queued -= n;
+      if (stream && stream.isPaused() && queued < highWater / 2 && !stopped) stream.resume();
+    };
+
+    const drain = async (partition: number, q: PartitionQueue): Promise<void> => {
+      while (!stopped && q.queue.length > 0) {
+        const chunk = q.queue.slice(0, this.o.maxBatch);
+        const msgs = chunk.map(toBus);
+        try {
+          await opts.handler(msgs, partition);
+        } catch (e) {
+          const err = normaliseError(e);
+          const wait = backoffMs(q.attempts++, this.o.retryBaseMs, this.o.retryCapMs);
+          log.warn({ partition, offset: msgs[0]!.offset, messages: msgs.length, code: err.code, attempt: q.attempts, retryInMs: wait }, `bus handler failed, will redeliver: ${err.message}`);
+          q.timer = setTimeout(() => {
+            q.timer = undefined;
+            kick(partition);
+          }, wait);
+          return;
+        }
+        q.attempts = 0;
+        // The partition may have been revoked while the handler ran; the queue was reset then.
+        if (q.queue[0] !== chunk[0]) continue;
+        q.queue.splice(0, chunk.length);
+        release(chunk.length);
+        try {
+          await chunk[chunk.length - 1]!.commit();
+        } catch (e) {
+          log.warn({ partition, offset: msgs[msgs.length - 1]!.offset, err: kafkaError(e, 'commit').message }, 'offset commit failed after handler; messages may be delivered again');
+        }
+      }
+    };
+
+    const kick = (partition: number) => {
+      const q = queues.get(partition);
+      if (!q || q.running || q.timer || stopped) return;
+      q.running = true;
+      const run = drain(partition, q).finally(() => {
+        q.running = false;
+        inflight.delete(run);
+        if (q.queue.length > 0 && !q.timer && !stopped) kick(partition);
+      });
+      inflight.add(run);
+    };
+
+    consumer.on('consumer:group:join', () => {
+      const mine = assigned();
+      if (!mine) return;
+      for (const [p, q] of queues) {
+        if (mine.has(p) || q.queue.length === 0) continue;
+        log.info({ partition: p, dropped: q.queue.length }, 'partition revoked; dropping queued messages (the new owner reads them from the committed offset)');
+        release(q.queue.length);
+        q.queue = [];
+        if (q.timer) clearTimeout(q.timer);
+        q.timer = undefined;
+      }
+    });
+
+    const consumeOptions = {
+      topics: [opts.topic],
+      mode: 'committed',
+      fallbackMode: opts.fromBeginning === false ? 'latest' : 'earliest',
+      autocommit: false,
+      maxWaitTime: 250,
+    } as unknown as Parameters<typeof consumer.consume>[0];
+    let restarts = 0;
+    let restartTimer: NodeJS.Timeout | undefined;
+    const attach = (st: MessagesStream<Buffer, Buffer, Buffer, Buffer>) => {
+      st.on('data', (m: Message) => {
+        if (st !== stream) return;
+        let q = queues.get(m.partition);
+        if (!q) queues.set(m.partition, (q = { queue: [], running: false, attempts: 0, timer: undefined }));
+        q.queue.push(m);
+        queued++;
+        if (queued >= highWater && !st.isPaused()) st.pause();
+        kick(m.partition);
+      });
+      st.on('error', (e: unknown) => {
+        if (stopped || st !== stream) return;
+        // The client gives up on a stream when the broker stays away longer than its retries; start a
+        // new one from the committed offsets (queued, uncommitted messages are fetched again).
+        const wait = backoffMs(restarts++, 500, 10_000);
+        log.warn({ err: kafkaError(e, 'consume').message, retryInMs: wait }, 'kafka consumer stream failed; restarting it from the committed offsets');
+        stream = undefined;
+        for (const q of queues.values()) {
+          release(q.queue.length);
+          q.queue = [];
+        }
+        st.close().catch(() => undefined);
+        restartTimer = setTimeout(() => void open().catch(() => undefined), wait);
+      });
+    };
+    const open = async (): Promise<void> => {
+      restartTimer = undefined;
+      if (stopped) return;
+      try {
+        const st = await consumer.consume(consumeOptions);
+        stream = st;
+        restarts = 0;
+        attach(st);
+      } catch (e) {
+        if (stream === undefined && restarts === 0 && !restartTimer && !started) throw e;
+        const wait = backoffMs(restarts++, 500, 10_000);
+        log.warn({ err: kafkaError(e, 'consume').message, retryInMs: wait }, 'kafka consume failed; retrying');
+        restartTimer = setTimeout(() => void open().catch(() => undefined), wait);
+      }
+    };
+    let started = false;
+    try {
+      await open();
+      started = true;
+    } catch (e) {
+      await closeConsumer(consumer).catch(() => undefined);
+      throw kafkaError(e, `subscribe ${opts.topic} as ${opts.groupId}`);
+    }
+
+    const sub: BusSubscription = {
+      stop: async () => {
+        if (stopped) return;
+        stopped = true;
+        this.subs.delete(sub);
+        for (const q of queues.values()) if (q.timer) clearTimeout(q.timer);
+        if (restartTimer) clearTimeout(restartTimer);
+        const st = stream;
+        st?.pause();
+        await Promise.allSettled([...inflight]);
+        await st?.close().catch(() => undefined);
+        await closeConsumer(consumer).catch((e: unknown) => log.warn({ err: normaliseError(e).message }, 'consumer close failed'));
+      },
+    };
+    this.subs.add(sub);
+    return sub;
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await Promise.allSettled([...this.subs].map((s) => s.stop()));
+    await Promise.allSettled([...this.producers].map((p) => p.close()));
+    if (this.adminClient) await this.adminClient.close().catch(() => undefined);
+  }
+}
+
+function errorSummary(e: unknown): unknown {
+  if (e instanceof Error) {
+    const inner = (e as { errors?: unknown[] }).errors;
+    return { message: e.message, cause: e.cause instanceof Error ? e.cause.message : undefined, errors: Array.isArray(inner) ? inner.map(errorSummary) : undefined, ...(e as unknown as Record<string, unknown>) };
+  }
+  return e;
+}
+
+function closeConsumer(c: Consumer<Buffer, Buffer, Buffer, Buffer>): Promise<void> {
+  return new Promise((resolve, reject) => c.close(true, (err?: Error | null) => (err ? reject(err) : resolve())));
+}
