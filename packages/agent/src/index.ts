@@ -22,3 +22,5 @@ export * from './nvml-trace-gpu-source.js';
 export * from './redfish-bmc-source.js';
 export * from './ipmi-dcmi-bmc-source.js';
 export * from './perf-event-source.js';
+export * from './domain-xml.js';
+export * from './libvirt-domain-source.js';

@@ -1,0 +1,69 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { memoryLogger } from '@wattsplit/wire';
+import { parseDomainXml } from './domain-xml.js';
+import { LibvirtDomainSource, type LibvirtConnection } from './libvirt-domain-source.js';
+
+const GPU_VM = `<domain type='test'>
+  <name>train-1</name>
+  <uuid>2c3d1f4e-0000-4000-8000-000000000001</uuid>
+  <metadata>
+    <wattsplit:vm xmlns:wattsplit="https://wattsplit.dev/xmlns/vm/1"><tenant>acme &amp; co</tenant><flavor>g1.h100</flavor></wattsplit:vm>
+  </metadata>
+  <memory unit='KiB'>4194304</memory>
+  <vcpu placement='static'>4</vcpu>
+  <os><type arch='x86_64'>hvm</type></os>
+  <devices>
+    <interface type='network'><mac address='52:54:00:00:00:01'/><source network='default'/><target dev='vnet7'/></interface>
+    <interface type='network'><mac address='52:54:00:00:00:02'/><source network='default'/><target dev='vnet8'/></interface>
+    <hostdev mode='subsystem' type='pci' managed='yes'>
+      <source><address domain='0x0000' bus='0x17' slot='0x00' function='0x0'/></source>
+      <address type='pci' domain='0x0000' bus='0x05' slot='0x00' function='0x0'/>
+    </hostdev>
+    <hostdev mode='subsystem' type='usb'><source><vendor id='0x1234'/><product id='0xbeef'/></source></hostdev>
+  </devices>
+</domain>`;
+
+test('domain XML: tenant/flavor metadata, hostdev PCI addresses (not the guest-side address), tap names', () => {
+  assert.deepEqual(parseDomainXml(GPU_VM), { tenant: 'acme & co', flavor: 'g1.h100', gpuPciAddresses: ['0000:17:00.0'], taps: ['vnet7', 'vnet8'] });
+  assert.deepEqual(parseDomainXml('<domain><name>x</name></domain>'), { tenant: '', flavor: '', gpuPciAddresses: [], taps: [] });
+  // another prefix for the same namespace
+  assert.equal(parseDomainXml(`<metadata><ws:vm xmlns:ws='https://wattsplit.dev/xmlns/vm/1'><ws:tenant>t2</ws:tenant></ws:vm></metadata>`).tenant, 't2');
+});
+
+test("libvirt test:///default driver: the built-in domain plus one we define with metadata and a GPU", async (t) => {
+  let Hypervisor: new (o: { uri: string }) => LibvirtConnection & { domainDefineXML(x: string): Promise<{ create(): Promise<void>; destroy(): Promise<void> }> };
+  try {
+    ({ Hypervisor } = (await import('@unraid/libvirt')) as unknown as { Hypervisor: typeof Hypervisor });
+  } catch (e) {
+    t.skip(`@unraid/libvirt not loadable here: ${(e as Error).message}`);
+    return;
+  }
+  const conn = new Hypervisor({ uri: 'test:///default' });
+  await conn.connectOpen();
+  const dom = await conn.domainDefineXML(GPU_VM);
+  await dom.create();
+  const src = await LibvirtDomainSource.open({ connection: conn, logger: memoryLogger() });
+  t.after(() => src.close());
+  const list = await src.listDomains();
+  const byName = new Map(list.map((d) => [d.name, d]));
+  const builtin = byName.get('test');
+  assert.equal(builtin?.uuid, '6695eb01-f6a4-8304-79aa-97f2502e193f');
+  assert.equal(builtin?.state, 'running');
+  assert.equal(builtin?.vcpus, 2);
+  assert.equal(builtin?.memoryBytes, 8388608 * 1024);
+  assert.deepEqual(builtin?.taps, ['testnet0']);
+  const gpu = byName.get('train-1');
+  assert.equal(gpu?.tenant, 'acme & co');
+  assert.equal(gpu?.flavor, 'g1.h100');
+  assert.deepEqual(gpu?.gpuPciAddresses, ['0000:17:00.0']);
+  assert.equal(gpu?.vcpus, 4);
+  assert.ok((gpu?.id ?? -1) > 0);
+  // the VM stops: no longer listed (the VM sampler then reports it GONE once)
+  await dom.destroy();
+  assert.equal((await src.listDomains()).some((d) => d.name === 'train-1'), false);
+});
+
+test('libvirt unreachable: SENSOR_UNAVAILABLE naming the URI', async () => {
+  await assert.rejects(LibvirtDomainSource.open({ uri: 'qemu+unix:///system?socket=/nonexistent/libvirt-sock', logger: memoryLogger() }), (e: Error) => /cannot connect to libvirt at qemu\+unix:\/\/\/system\?socket=\/nonexistent\/libvirt-sock/.test(e.message) || /not installed/.test(e.message));
+});

@@ -1,0 +1,147 @@
+/**
+ * LibvirtDomainSource: VM discovery through libvirt with @unraid/libvirt (an optional dependency: the
+ * agent runs without it, with a StaticDomainSource or the simulator).
+ *
+ * Per round: virConnectListAllDomains(ACTIVE), then per domain its UUID, id and virDomainGetInfo (state,
+ * max memory KiB, vCPUs). The domain XML (tenant/flavor metadata, <hostdev> PCI addresses, tap names) is
+ * fetched when a domain is first seen or restarted, and refreshed every `xmlRefreshMs`.
+ * State mapping (virDomainState): RUNNING/BLOCKED → running, PAUSED/PMSUSPENDED → paused,
+ * SHUTDOWN/SHUTOFF/CRASHED → shutoff, NOSTATE → other. Live migration shows as paused on both ends
+ * through this binding (it does not expose the state reason), so migrating_out/in come only from sources
+ * that know (the simulator); the VM sampler reports a VM that leaves the host as GONE.
+ */
+import { WattsplitError, type DomainInfo, type DomainSource, type DomainState, type Logger } from '@wattsplit/wire';
+import { parseDomainXml, type DomainXmlFacts } from './domain-xml.js';
+
+/** The subset of @unraid/libvirt's Domain the source uses. */
+export interface LibvirtDomainHandle {
+  getUUIDString(): Promise<string>;
+  getID(): Promise<number | null>;
+  getName(): Promise<string>;
+  getInfo(): Promise<{ state: number; maxMem: number; memory: number; nrVirtCpu: number; cpuTime: number }>;
+  getXMLDesc(flags?: number): Promise<string>;
+}
+
+/** The subset of @unraid/libvirt's Hypervisor the source uses. */
+export interface LibvirtConnection {
+  connectOpen(): Promise<void>;
+  connectClose(): Promise<void>;
+  connectListAllDomains(flags?: number): Promise<LibvirtDomainHandle[]>;
+}
+
+const VIR_CONNECT_LIST_DOMAINS_ACTIVE = 1;
+
+export function domainStateOf(s: number): DomainState {
+  switch (s) {
+    case 1: // RUNNING
+    case 2: // BLOCKED
+      return 'running';
+    case 3: // PAUSED
+    case 7: // PMSUSPENDED
+      return 'paused';
+    case 4: // SHUTDOWN (in progress)
+    case 5: // SHUTOFF
+    case 6: // CRASHED
+      return 'shutoff';
+    default:
+      return 'other';
+  }
+}
+
+export interface LibvirtDomainSourceOptions {
+  /** "qemu:///system" by default. */
+  uri?: string;
+  /** An already-open connection (tests define domains on test:///default through it). */
+  connection?: LibvirtConnection;
+  xmlRefreshMs?: number;
+  logger: Logger;
+}
+
+interface CachedXml {
+  id: number;
+  name: string;
+  at: number;
+  facts: DomainXmlFacts;
+}
+
+export class LibvirtDomainSource implements DomainSource {
+  private readonly xml = new Map<string, CachedXml>();
+
+  private constructor(
+    private readonly conn: LibvirtConnection,
+    private readonly opts: LibvirtDomainSourceOptions,
+    private readonly log: Logger,
+  ) {}
+
+  /** Connects; throws SENSOR_UNAVAILABLE when @unraid/libvirt is not installed or the connection fails. */
+  static async open(opts: LibvirtDomainSourceOptions): Promise<LibvirtDomainSource> {
+    const uri = opts.uri ?? 'qemu:///system';
+    const log = opts.logger.child({ source: 'libvirt', uri });
+    if (opts.connection) return new LibvirtDomainSource(opts.connection, opts, log);
+    let mod: { Hypervisor: new (o: { uri: string }) => LibvirtConnection };
+    try {
+      mod = await import('@unraid/libvirt');
+    } catch (e) {
+      throw new WattsplitError('SENSOR_UNAVAILABLE', `libvirt bindings (@unraid/libvirt, an optional dependency) are not installed or failed to load: ${(e as Error).message}`, { cause: e });
+    }
+    const conn = new mod.Hypervisor({ uri });
+    try {
+      await conn.connectOpen();
+    } catch (e) {
+      throw new WattsplitError('SENSOR_UNAVAILABLE', `cannot connect to libvirt at ${uri}: ${(e as Error).message} (is libvirtd running, and may this user use it?)`, { cause: e, details: { uri } });
+    }
+    log.info('connected to libvirt');
+    return new LibvirtDomainSource(conn, opts, log);
+  }
+
+  async listDomains(): Promise<DomainInfo[]> {
+    const doms = await this.conn.connectListAllDomains(VIR_CONNECT_LIST_DOMAINS_ACTIVE);
+    const now = Date.now();
+    const refresh = this.opts.xmlRefreshMs ?? 30_000;
+    const seen = new Set<string>();
+    const out: DomainInfo[] = [];
+    for (const d of doms) {
+      let uuid: string;
+      let id: number | null;
+      let info: Awaited<ReturnType<LibvirtDomainHandle['getInfo']>>;
+      try {
+        [uuid, id, info] = await Promise.all([d.getUUIDString(), d.getID(), d.getInfo()]);
+      } catch (e) {
+        // the domain went away between the list and the lookup: it is simply not listed this round
+        this.log.debug({ err: (e as Error).message }, 'domain vanished while listing');
+        continue;
+      }
+      seen.add(uuid);
+      let cached = this.xml.get(uuid);
+      const domId = id ?? -1;
+      if (!cached || cached.id !== domId || now - cached.at > refresh) {
+        try {
+          const [name, xml] = await Promise.all([d.getName(), d.getXMLDesc()]);
+          cached = { id: domId, name, at: now, facts: parseDomainXml(xml) };
+          this.xml.set(uuid, cached);
+        } catch (e) {
+          this.log.debug({ vm: uuid, err: (e as Error).message }, 'domain vanished while reading its XML');
+          continue;
+        }
+      }
+      out.push({
+        uuid,
+        name: cached.name,
+        id: domId,
+        state: domainStateOf(info.state),
+        vcpus: info.nrVirtCpu,
+        memoryBytes: info.maxMem * 1024,
+        tenant: cached.facts.tenant,
+        flavor: cached.facts.flavor,
+        gpuPciAddresses: cached.facts.gpuPciAddresses,
+        taps: cached.facts.taps,
+      });
+    }
+    for (const k of this.xml.keys()) if (!seen.has(k)) this.xml.delete(k);
+    return out;
+  }
+
+  async close(): Promise<void> {
+    await this.conn.connectClose();
+  }
+}
