@@ -1,0 +1,111 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { writeFileSync } from 'node:fs';
+import { EnergySource, VmState, decodeFrame, encodeFrame, memoryLogger, validateFrame, type BmcSource, type DomainSource, type GpuSource } from '@wattsplit/wire';
+import { Agent } from './agent.js';
+import { RootedHostFs } from './host-fs.js';
+import { slugModel } from './hardware-class.js';
+import { StaticDomainSource, domainInfo } from './static-domain-source.js';
+import { FIXTURES, copyFixture, fakeClock, tempDir } from './test-helpers.js';
+
+const WEB = domainInfo({ uuid: 'u-web', name: 'web-1', id: 1, vcpus: 2, tenant: 'acme', taps: ['vnet0'] });
+const DB = domainInfo({ uuid: 'u-db', name: 'db', id: 2, vcpus: 4, taps: ['vnet1'] });
+
+test('one frame: counters, VMs, host CPU, identity; valid on the wire and round-trips', async () => {
+  const clock = fakeClock();
+  const gpus: GpuSource = {
+    read: () => [{ index: 0, pciBusId: '00000000:17:00.0', name: 'NVIDIA H100 80GB HBM3', uuid: 'GPU-x', energyMj: 99, powerMw: 1, gpuUtilPct: 0, memUtilPct: 0, smClockMhz: 0, memClockMhz: 0, tempC: 0, processUtil: [], running: [], migProfile: '' }],
+  };
+  const bmc: BmcSource = { read: async () => ({ energyJoules: 5000, powerWatts: 400 }) };
+  const agent = new Agent({ hostId: 'hv-01', fs: new RootedHostFs(join(FIXTURES, 'single-socket-v2')), domains: new StaticDomainSource([WEB, DB]), gpus, bmc, clock, logger: memoryLogger() });
+  const f = await agent.sampleOnce();
+  assert.deepEqual(validateFrame(f), []);
+  assert.equal(f.hostId, 'hv-01');
+  assert.equal(f.seq, 1);
+  assert.equal(f.monoNs, 1_000_000_000);
+  assert.equal(f.hardwareClass, 'xeon-platinum-8480++h100-80gb-hbm3x1');
+  assert.deepEqual(f.counters?.map((c) => c.id), ['gpu:0000:17:00.0', 'intel-rapl:0', 'intel-rapl:0:0', 'intel-rapl:0:1', 'intel-rapl:0:2', 'intel-rapl:1', 'bmc']);
+  assert.equal(f.counters?.find((c) => c.id === 'bmc')?.source, EnergySource.ENERGY_SOURCE_BMC);
+  assert.deepEqual(f.vms?.map((v) => [v.name, v.state]), [['web-1', VmState.VM_STATE_RUNNING], ['db', VmState.VM_STATE_RUNNING]]);
+  assert.equal(f.hostCpu?.onlineCpus, 4);
+  const back = decodeFrame(encodeFrame(f));
+  assert.equal(back.vms[1]?.vcpuTimeNs?.length, 4);
+  clock.advance(1000);
+  const g = await agent.sampleOnce();
+  assert.equal(g.seq, 2);
+  assert.equal(g.monoNs, 2_000_000_000);
+  assert.equal(g.bootId, f.bootId);
+  assert.deepEqual(agent.status().map((s) => [s.name, s.state]), [['domains', 'ok'], ['vms', 'ok'], ['gpu', 'ok'], ['rapl', 'ok'], ['bmc', 'ok']]);
+});
+
+test('restart: the sequence continues from the state dir, boot_id changes; another host cannot reuse the dir', async () => {
+  const { dir, cleanup } = tempDir('state');
+  try {
+    const mk = (hostId = 'hv-01') => new Agent({ hostId, fs: new RootedHostFs(join(FIXTURES, 'single-socket-v2')), domains: new StaticDomainSource([]), logger: memoryLogger(), stateDir: dir });
+    const a = mk();
+    for (let i = 0; i < 3; i++) await a.sampleOnce();
+    const log = memoryLogger();
+    const b = new Agent({ hostId: 'hv-01', fs: new RootedHostFs(join(FIXTURES, 'single-socket-v2')), domains: new StaticDomainSource([]), logger: log, stateDir: dir });
+    const f = await b.sampleOnce();
+    assert.equal(f.seq, 4);
+    assert.notEqual(f.bootId, a.bootId);
+    assert.ok(log.entries.some((e) => /continuing the frame sequence/.test(e.msg)));
+    assert.throws(() => mk('hv-02'), /belongs to host "hv-01", not "hv-02"/);
+    writeFileSync(join(dir, 'agent-state.json'), '{"seq": -4}');
+    assert.throws(() => mk(), /agent-state.json: seq=-4 is not a non-negative integer/);
+  } finally {
+    cleanup();
+  }
+});
+
+test('bad hostId is a CONFIG_INVALID naming the value', () => {
+  assert.throws(() => new Agent({ hostId: 'bad host!', fs: new RootedHostFs('/'), domains: new StaticDomainSource(), logger: memoryLogger() }), /hostId="bad host!" must be 1-128 chars/);
+});
+
+test('VM inventory failure: the frame still carries energy, VMs are not declared gone, the error is reported once', async () => {
+  let fail = false;
+  const domains: DomainSource = { listDomains: async () => { if (fail) throw new Error('libvirtd went away'); return [WEB]; } };
+  const log = memoryLogger();
+  const agent = new Agent({ hostId: 'hv-01', fs: new RootedHostFs(join(FIXTURES, 'single-socket-v2')), domains, logger: log });
+  assert.equal((await agent.sampleOnce()).vms?.length, 1);
+  fail = true;
+  const f = await agent.sampleOnce();
+  await agent.sampleOnce();
+  assert.equal(f.vms?.length, 0);
+  assert.equal(f.counters?.length, 5);
+  assert.equal(log.entries.filter((e) => /listing VMs failed: libvirtd went away/.test(e.msg)).length, 1);
+  assert.equal(agent.status()[0]?.state, 'unavailable');
+  fail = false;
+  const g = await agent.sampleOnce();
+  assert.equal(g.vms?.[0]?.state, VmState.VM_STATE_RUNNING, 'not GONE after the outage');
+});
+
+test('run(): maxFrames frames at the interval, seq +1 each; wraparound fixture reads through', async () => {
+  const fx = copyFixture('wraparound');
+  try {
+    const agent = new Agent({ hostId: 'hv-w', fs: new RootedHostFs(fx.root), domains: new StaticDomainSource([]), logger: memoryLogger() });
+    const seqs: number[] = [];
+    let n = 0;
+    await agent.run({
+      intervalMs: 5,
+      maxFrames: 4,
+      onFrame: (f) => {
+        seqs.push(Number(f.seq));
+        writeFileSync(join(fx.root, 'sys/class/powercap/intel-rapl:0/energy_uj'), `${(999990000 + ++n * 5000) % 1000000000}\n`);
+      },
+    });
+    assert.deepEqual(seqs, [1, 2, 3, 4]);
+    const f = await agent.sampleOnce();
+    assert.equal(f.counters?.[0]?.value, 10000);
+    assert.equal(f.hardwareClass, 'core-i7-8700');
+  } finally {
+    fx.cleanup();
+  }
+});
+
+test('hardware class slugs', () => {
+  assert.equal(slugModel('Intel(R) Xeon(R) Platinum 8480+ CPU @ 2.00GHz'), 'xeon-platinum-8480+');
+  assert.equal(slugModel('AMD EPYC 9654 96-Core Processor'), 'epyc-9654');
+  assert.equal(slugModel('NVIDIA H100 80GB HBM3'), 'h100-80gb-hbm3');
+});
