@@ -6,3 +6,6 @@ export * from './gpu-time-slice-method.js';
 export * from './tf-backend.js';
 export * from './additive-model.js';
 export * from './additive-trainer.js';
+export * from './additive-model-method.js';
+export * from './model-registry.js';
+export * from './model-trainer.js';
