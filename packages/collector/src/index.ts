@@ -1,1 +1,12 @@
-export {};
+import 'reflect-metadata';
+export * from './tokens.js';
+export * from './config.js';
+export * from './collector-metrics.js';
+export * from './attribution-batch.js';
+export * from './telemetry-pipeline.js';
+export * from './time-range.js';
+export * from './api-controllers.js';
+export * from './dashboard.js';
+export * from './nest-logger.js';
+export * from './collector-module.js';
+export * from './embedded.js';

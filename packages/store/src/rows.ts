@@ -9,11 +9,22 @@ import type { RawFrameCounters } from './store.js';
 
 type Row = Record<string, unknown>;
 
+function isLongLike(x: unknown): x is { toNumber(): number } {
+  return x !== null && typeof x === 'object' && typeof (x as { toNumber?: unknown }).toNumber === 'function';
+}
+
+/**
+ * A finite number. 64-bit protobuf fields can arrive as Long objects (defaults of unset uint64 fields in the
+ * generated code) or bigint: those are converted; anything that is not a finite number is refused.
+ */
 function num(v: number, field: string): number {
-  if (typeof v !== 'number' || !Number.isFinite(v)) {
-    throw new WattsplitError('STORE_INVALID_INPUT', `${field}=${String(v)} is not a finite number`, { details: { field, value: String(v) } });
+  const x: unknown = v;
+  const n = typeof x === 'number' ? x : typeof x === 'bigint' ? Number(x) : isLongLike(x) ? x.toNumber() : Number.NaN;
+  if (!Number.isFinite(n)) {
+    const shown = typeof x === 'number' || typeof x === 'boolean' || x === undefined ? String(x) : typeof x === 'string' || typeof x === 'object' ? JSON.stringify(x) : typeof x;
+    throw new WattsplitError('STORE_INVALID_INPUT', `${field}=${shown} is not a finite number`, { details: { field, value: shown } });
   }
-  return v;
+  return n;
 }
 /** Unsigned integer columns: negative or fractional values are rounded / clamped at 0 after the finite check. */
 const uint = (v: number, field: string) => Math.max(0, Math.round(num(v, field)));

@@ -1,0 +1,115 @@
+/**
+ * The collector's Prometheus metrics, kept in memory and rendered as text exposition format 0.0.4.
+ * Energy follows the conventions operators know: joules as counters with `_total`
+ * (`wattsplit_vm_energy_joules_total{host,vm,tenant,source,part,method}`), power by rate().
+ */
+import { Injectable } from '@nestjs/common';
+import type { AttributionResult } from '@wattsplit/attribution';
+
+type Labels = Record<string, string>;
+
+interface Family {
+  help: string;
+  type: 'counter' | 'gauge';
+  series: Map<string, { labels: Labels; value: number }>;
+}
+
+const escape = (v: string) => v.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n');
+const keyOf = (l: Labels) => Object.entries(l).map(([k, v]) => `${k}=${v}`).join('\u0001');
+
+@Injectable()
+export class CollectorMetrics {
+  private readonly families = new Map<string, Family>();
+  private readonly lastT1 = new Map<string, number>();
+  private readonly lagProviders: (() => number | undefined)[] = [];
+
+  constructor() {
+    this.define('wattsplit_vm_energy_joules_total', 'counter', 'Energy attributed to a VM, joules, by source, part (dynamic|static) and method.');
+    this.define('wattsplit_host_share_energy_joules_total', 'counter', 'Energy attributed to host overhead or left unallocated, joules.');
+    this.define('wattsplit_host_energy_joules_total', 'counter', 'Measured host energy, joules, by source.');
+    this.define('wattsplit_collector_frames_total', 'counter', 'Telemetry messages consumed, by result (accepted, rejected, poison).');
+    this.define('wattsplit_collector_intervals_total', 'counter', 'Host intervals attributed and stored, by method.');
+    this.define('wattsplit_collector_anomalies_total', 'counter', 'Anomalies found while aligning frames, by code.');
+    this.define('wattsplit_collector_method_fallbacks_total', 'counter', 'Intervals where a method failed and cpu_share was used instead, by method.');
+    this.define('wattsplit_collector_store_failures_total', 'counter', 'Store writes that failed (the batch is redelivered), by kind (retryable, failed).');
+    this.define('wattsplit_collector_dead_letters_total', 'counter', 'Messages sent to the dead-letter topic.');
+    this.define('wattsplit_collector_lag_seconds', 'gauge', 'Wall-clock now minus the end of the newest stored interval, seconds (max over hosts).');
+    this.define('wattsplit_collector_bus_lag_messages', 'gauge', 'Telemetry messages not yet committed by the collector group.');
+  }
+
+  private define(name: string, type: Family['type'], help: string): void {
+    this.families.set(name, { help, type, series: new Map() });
+  }
+
+  inc(name: string, labels: Labels, by = 1): void {
+    const f = this.families.get(name);
+    if (!f) throw new Error(`unknown metric ${name}`);
+    const k = keyOf(labels);
+    const s = f.series.get(k);
+    if (s) s.value += by;
+    else f.series.set(k, { labels, value: by });
+  }
+
+  /** Current value of one series (tests, dashboard). */
+  value(name: string, labels: Labels): number {
+    return this.families.get(name)?.series.get(keyOf(labels))?.value ?? 0;
+  }
+
+  /** Sum over every series of a family. */
+  total(name: string): number {
+    let t = 0;
+    for (const s of this.families.get(name)?.series.values() ?? []) t += s.value;
+    return t;
+  }
+
+  recordResult(r: AttributionResult): void {
+    for (const s of r.shares) {
+      for (const [part, j] of [['dynamic', s.dynamicJoules], ['static', s.staticJoules]] as const) {
+        if (!(j > 0)) continue;
+        if (s.kind === 'vm') this.inc('wattsplit_vm_energy_joules_total', { host: r.hostId, vm: s.vmUuid, tenant: s.tenant, source: s.source, part, method: r.method }, j);
+        else this.inc('wattsplit_host_share_energy_joules_total', { host: r.hostId, kind: s.kind, source: s.source, part, method: r.method }, j);
+      }
+    }
+    this.inc('wattsplit_collector_intervals_total', { method: r.method });
+  }
+
+  recordMeasured(hostId: string, measured: Record<string, number>, t1UnixNs: number): void {
+    for (const [source, j] of Object.entries(measured)) if (j > 0) this.inc('wattsplit_host_energy_joules_total', { host: hostId, source }, j);
+    this.lastT1.set(hostId, Math.max(this.lastT1.get(hostId) ?? 0, t1UnixNs));
+  }
+
+  addBusLagProvider(p: () => number | undefined): void {
+    this.lagProviders.push(p);
+  }
+
+  /** Seconds between now and the newest interval end, max over hosts (0 with no data). */
+  lagSeconds(nowMs = Date.now()): number {
+    let lag = 0;
+    for (const t1 of this.lastT1.values()) lag = Math.max(lag, nowMs / 1e3 - t1 / 1e9);
+    return lag;
+  }
+
+  render(nowMs = Date.now()): string {
+    const gauges = this.families.get('wattsplit_collector_lag_seconds')!;
+    gauges.series.clear();
+    if (this.lastT1.size > 0) gauges.series.set('', { labels: {}, value: this.lagSeconds(nowMs) });
+    const busLag = this.families.get('wattsplit_collector_bus_lag_messages')!;
+    busLag.series.clear();
+    let lag: number | undefined;
+    for (const p of this.lagProviders) {
+      const v = p();
+      if (v !== undefined) lag = (lag ?? 0) + v;
+    }
+    if (lag !== undefined) busLag.series.set('', { labels: {}, value: lag });
+    const out: string[] = [];
+    for (const [name, f] of this.families) {
+      out.push(`# HELP ${name} ${f.help}`, `# TYPE ${name} ${f.type}`);
+      for (const s of f.series.values()) {
+        const l = Object.entries(s.labels);
+        const labels = l.length ? `{${l.map(([k, v]) => `${k}="${escape(v)}"`).join(',')}}` : '';
+        out.push(`${name}${labels} ${Number.isInteger(s.value) ? String(s.value) : s.value.toPrecision(15)}`);
+      }
+    }
+    return out.join('\n') + '\n';
+  }
+}

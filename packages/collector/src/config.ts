@@ -1,0 +1,50 @@
+/**
+ * What the collector is built from. Everything that does I/O is passed in (the bus, the store), so the
+ * same module runs embedded (InProcessBus + ChdbStore) and in fleet mode (KafkaBus + ClickHouseServerStore).
+ */
+import type { AttributionMethod, IdleSplitPolicy, IntervalAlignerOptions, ReservedWeights, SourceName } from '@wattsplit/attribution';
+import type { Store } from '@wattsplit/store';
+import { WattsplitError, type Bus, type Logger } from '@wattsplit/wire';
+
+export interface CollectorConfig {
+  bus: Bus;
+  store: Store;
+  /** Extra methods (learned models); "cpu_share" always runs first and is the fallback. */
+  methods?: readonly AttributionMethod[];
+  /** Idle/static split policy. Default 'reserved'. */
+  policy?: IdleSplitPolicy;
+  reservedWeights?: ReservedWeights;
+  /** Static power per source (W) used until learned; learned from the host's own intervals unless learn=false. */
+  staticPower?: { fallbackWatts?: Partial<Record<SourceName, number>>; learn?: boolean; minSamples?: number };
+  aligner?: IntervalAlignerOptions;
+  /** Consumer group on TOPICS.telemetry. Default "wattsplit-collector". */
+  groupId?: string;
+  /** Publish AttributionBatch protobufs to TOPICS.attribution. Default true. */
+  publishAttributions?: boolean;
+  logger?: Logger;
+  /** REST API + dashboard + /metrics; off unless set. port 0 = any free port. */
+  http?: { port: number; host?: string };
+}
+
+export const DEFAULT_GROUP_ID = 'wattsplit-collector';
+
+const POLICIES: readonly IdleSplitPolicy[] = ['reserved', 'equal', 'unallocated'];
+
+/** Checks the parts of the config that are plain values; names the field and value. */
+export function validateCollectorConfig(c: CollectorConfig): void {
+  const bad = (field: string, value: unknown, why: string) =>
+    new WattsplitError('CONFIG_INVALID', `collector config ${field}=${JSON.stringify(value)} ${why}`, { details: { field, value } });
+  if (!c.bus || typeof c.bus.subscribe !== 'function') throw bad('bus', typeof c.bus, 'must be a Bus (InProcessBus, KafkaBus)');
+  if (!c.store || typeof c.store.writeInterval !== 'function') throw bad('store', typeof c.store, 'must be a Store (ChdbStore, ClickHouseServerStore)');
+  if (c.policy !== undefined && !POLICIES.includes(c.policy)) throw bad('policy', c.policy, `must be one of ${POLICIES.join(', ')}`);
+  const names = new Set<string>(['cpu_share']);
+  for (const [i, m] of (c.methods ?? []).entries()) {
+    if (!m || typeof m.attribute !== 'function' || !m.name) throw bad(`methods[${i}]`, m?.name ?? null, 'must be an AttributionMethod with a name');
+    if (names.has(m.name)) throw bad(`methods[${i}].name`, m.name, 'is used twice (cpu_share is always present)');
+    names.add(m.name);
+  }
+  if (c.http && !(Number.isInteger(c.http.port) && c.http.port >= 0 && c.http.port < 65536)) throw bad('http.port', c.http.port, 'must be an integer port 0-65535');
+  for (const [k, v] of Object.entries(c.staticPower?.fallbackWatts ?? {})) {
+    if (!(typeof v === 'number' && Number.isFinite(v) && v >= 0)) throw bad(`staticPower.fallbackWatts.${k}`, v, 'must be watts ≥ 0');
+  }
+}

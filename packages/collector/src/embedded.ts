@@ -1,0 +1,68 @@
+/**
+ * The one-process collector the CLI demo uses: InProcessBus (unless one is given) + ChdbStore on a local
+ * data directory + the Nest application. close() stops the pipeline, then the store, then a bus it created.
+ */
+import type { AttributionMethod, IdleSplitPolicy } from '@wattsplit/attribution';
+import { ChdbStore, type Retention } from '@wattsplit/store';
+import { InProcessBus, type Bus, type Logger } from '@wattsplit/wire';
+import { createCollectorApp, type CollectorApp } from './collector-module.js';
+import type { CollectorConfig } from './config.js';
+import type { TelemetryPipeline } from './telemetry-pipeline.js';
+
+export interface EmbeddedCollectorOptions {
+  dataDir: string;
+  bus?: Bus;
+  methods?: readonly AttributionMethod[];
+  policy?: IdleSplitPolicy;
+  logger: Logger;
+  /** Serve the REST API / dashboard / metrics (off by default). */
+  http?: { port: number; host?: string };
+  staticPower?: CollectorConfig['staticPower'];
+  retention?: Partial<Retention>;
+}
+
+export interface EmbeddedCollector {
+  app: CollectorApp['app'];
+  pipeline: TelemetryPipeline;
+  store: ChdbStore;
+  bus: Bus;
+  url: string | undefined;
+  close(): Promise<void>;
+}
+
+export async function startEmbeddedCollector(opts: EmbeddedCollectorOptions): Promise<EmbeddedCollector> {
+  const ownBus = opts.bus === undefined;
+  const bus = opts.bus ?? new InProcessBus({ logger: opts.logger });
+  const store = new ChdbStore({ dataDir: opts.dataDir, logger: opts.logger, ...(opts.retention ? { retention: opts.retention } : {}) });
+  let started: CollectorApp;
+  try {
+    started = await createCollectorApp({
+      bus,
+      store,
+      logger: opts.logger,
+      ...(opts.methods ? { methods: opts.methods } : {}),
+      ...(opts.policy ? { policy: opts.policy } : {}),
+      ...(opts.http ? { http: opts.http } : {}),
+      ...(opts.staticPower ? { staticPower: opts.staticPower } : {}),
+    });
+  } catch (e) {
+    await store.close();
+    if (ownBus) await bus.close();
+    throw e;
+  }
+  let closed = false;
+  return {
+    app: started.app,
+    pipeline: started.pipeline,
+    store,
+    bus,
+    url: started.url,
+    close: async () => {
+      if (closed) return;
+      closed = true;
+      await started.close();
+      await store.close();
+      if (ownBus) await bus.close();
+    },
+  };
+}

@@ -1,0 +1,6 @@
+/** Nest injection tokens for the collector's interface-typed dependencies (interfaces have no runtime identity). */
+export const BUS = Symbol.for('wattsplit.collector.bus');
+export const STORE = Symbol.for('wattsplit.collector.store');
+export const METHODS = Symbol.for('wattsplit.collector.methods');
+export const LOGGER = Symbol.for('wattsplit.collector.logger');
+export const COLLECTOR_CONFIG = Symbol.for('wattsplit.collector.config');
