@@ -58,7 +58,11 @@ test('writeInterval then readHistory gives the same intervals back', async () =>
   assert.deepEqual(hist, [a, b]);
   const byClass = await store.readHistory({ hardwareClass: 'xeon-test+h100x1', sinceUnixNs: NOW_NS, untilUnixNs: NOW_NS + 1.5e9, limit: 10 });
   assert.deepEqual(byClass.map((i) => `${i.hostId}/${i.seq}`).sort(), ['host-a/1', 'host-b/1']);
-  assert.deepEqual(await store.readHistory({ sinceUnixNs: NOW_NS, limit: 1 }), [a]);
+  // The models' HistoryProvider shape: fromUnixNs/toUnixNs, limit optional.
+  assert.deepEqual(await store.readHistory({ hardwareClass: 'xeon-test+h100x1', fromUnixNs: NOW_NS, toUnixNs: NOW_NS + 1.5e9 }).then((h) => h.length), 2);
+  // More intervals than the limit: a sample, never more than asked.
+  const sampled = await store.readHistory({ sinceUnixNs: NOW_NS, limit: 2 });
+  assert.ok(sampled.length >= 1 && sampled.length <= 2, String(sampled.length));
   const raw = (await store.query(`SELECT boot_id, counter_ids, counter_values FROM host_samples WHERE host = 'host-a' AND seq = 1`)).rows[0]!;
   assert.deepEqual(raw, { boot_id: 'boot-1', counter_ids: ['intel-rapl:0'], counter_values: [123456789] });
   const an = (await store.query(`SELECT code, counter_id FROM anomalies WHERE host = 'host-a' ORDER BY seq`)).rows;
@@ -181,6 +185,7 @@ test('malformed intervals fail (not retryable) naming the field and value', asyn
   assert.match(r3.kind === 'failed' ? r3.error.message : '', /shares\[0\].*dynamicJoules=Infinity/);
   assert.equal(num((await store.query(`SELECT count() AS n FROM host_samples WHERE host = 'host-d'`)).rows[0]!.n), 0);
   await assert.rejects(store.readHistory({ sinceUnixNs: 0, limit: 0 }), /limit=0 must be an integer/);
+  await assert.rejects(store.readHistory({ hostId: 'x' }), /readHistory needs sinceUnixNs/);
   await assert.rejects(store.tenantBill('acme', { fromUnixNs: 10, toUnixNs: 5 }), /to=5 must be after from=10/);
 });
 

@@ -154,15 +154,24 @@ export class SqlStore implements Store {
   }
 
   async readHistory(q: HistoryQuery): Promise<HostInterval[]> {
-    if (!Number.isSafeInteger(q.limit) || q.limit < 1 || q.limit > 1_000_000) {
-      throw new WattsplitError('STORE_INVALID_INPUT', `readHistory limit=${String(q.limit)} must be an integer in 1..1000000`, { details: { field: 'limit', value: q.limit } });
+    const limit = q.limit ?? 100_000;
+    if (!Number.isSafeInteger(limit) || limit < 1 || limit > 1_000_000) {
+      throw new WattsplitError('STORE_INVALID_INPUT', `readHistory limit=${String(limit)} must be an integer in 1..1000000`, { details: { field: 'limit', value: limit } });
     }
-    const where = [`t1_ns >= ${int(q.sinceUnixNs, 'readHistory sinceUnixNs')}`];
-    if (q.untilUnixNs !== undefined) where.push(`t1_ns < ${int(q.untilUnixNs, 'readHistory untilUnixNs')}`);
+    const since = q.sinceUnixNs ?? q.fromUnixNs;
+    if (since === undefined) throw new WattsplitError('STORE_INVALID_INPUT', 'readHistory needs sinceUnixNs (or fromUnixNs)', { details: { field: 'sinceUnixNs' } });
+    const until = q.untilUnixNs ?? q.toUnixNs;
+    const where = [`t1_ns >= ${int(since, 'readHistory sinceUnixNs')}`];
+    if (until !== undefined) where.push(`t1_ns < ${int(until, 'readHistory untilUnixNs')}`);
     if (q.hostId !== undefined) where.push(`host = ${str(q.hostId)}`);
     const hostWhere = [...where];
     if (q.hardwareClass !== undefined) hostWhere.push(`hardware_class = ${str(q.hardwareClass)}`);
-    const hosts = await this.rows(`SELECT * FROM host_samples FINAL WHERE ${hostWhere.join(' AND ')} ORDER BY t1_ns, host, seq LIMIT ${q.limit}`);
+    const count = num((await this.rows(`SELECT count() AS n FROM host_samples FINAL WHERE ${hostWhere.join(' AND ')}`))[0]?.n ?? 0);
+    if (count === 0) return [];
+    // More than asked for: keep every k-th interval by hash, spread over the whole range.
+    const every = Math.ceil(count / limit);
+    if (every > 1) hostWhere.push(`cityHash64(host, seq) % ${every} = 0`);
+    const hosts = await this.rows(`SELECT * FROM host_samples FINAL WHERE ${hostWhere.join(' AND ')} ORDER BY t1_ns, host, seq LIMIT ${limit}`);
     if (hosts.length === 0) return [];
     const maxT1 = hosts.reduce((m, h) => Math.max(m, num(h.t1_ns)), -Infinity);
     const hostIds = [...new Set(hosts.map((h) => text(h.host)))];

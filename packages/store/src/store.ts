@@ -34,14 +34,23 @@ export interface IntervalWrite {
   raw?: RawFrameCounters;
 }
 
+/**
+ * Which past intervals to read. Time bounds are on the interval end (t1): [since|from, until|to).
+ * `fromUnixNs`/`toUnixNs` are accepted as aliases so the store is a models `HistoryProvider` as is.
+ */
 export interface HistoryQuery {
   hostId?: string;
   hardwareClass?: string;
-  sinceUnixNs: number;
+  sinceUnixNs?: number;
+  fromUnixNs?: number;
   /** Exclusive upper bound on t1; default: no bound. */
   untilUnixNs?: number;
-  /** At most this many host intervals (oldest first). */
-  limit: number;
+  toUnixNs?: number;
+  /**
+   * At most this many host intervals (default 100000, max 1000000). When more match, an even,
+   * deterministic sample over the whole range is returned (by hash of host+seq), oldest first.
+   */
+  limit?: number;
 }
 
 export interface EnergyRangeQuery {
