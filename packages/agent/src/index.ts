@@ -24,3 +24,5 @@ export * from './ipmi-dcmi-bmc-source.js';
 export * from './perf-event-source.js';
 export * from './domain-xml.js';
 export * from './libvirt-domain-source.js';
+export * from './agent-config.js';
+export * from './agent-runtime.js';

@@ -1,0 +1,221 @@
+/**
+ * Wiring from an AgentConfig to running parts: the platform sources (each optional one degrades to
+ * "absent, said once"), the Agent, the GrpcIngestClient wrapped by the SpoolingSender, and the
+ * `--check` report. The CLI (packages/cli) only parses flags and calls these.
+ */
+import { readFileSync } from 'node:fs';
+import type { BmcSource, DomainSource, GpuSource, HostFs, ITelemetryFrame, LogEntry, Logger, PerfSource, ProcessOwnerMap } from '@wattsplit/wire';
+import { VmState, memoryLogger, WattsplitError } from '@wattsplit/wire';
+
+const VM_STATE_NAMES = new Map(Object.entries(VmState).map(([k, v]) => [Number(v), k.replace('VM_STATE_', '').toLowerCase()]));
+import { Agent } from './agent.js';
+import type { AgentConfig } from './agent-config.js';
+import { CGROUP_ROOT, detectCgroupVersion } from './cgroup-reader.js';
+import type { AgentClock } from './clock.js';
+import { GrpcIngestClient, ingestCredentials } from './grpc-ingest-client.js';
+import { RootedHostFs } from './host-fs.js';
+import { IpmiDcmiBmcSource } from './ipmi-dcmi-bmc-source.js';
+import { LibvirtDomainSource } from './libvirt-domain-source.js';
+import { NvmlGpuSource } from './nvml-gpu-source.js';
+import { NvmlTraceGpuSource, nvmlTraceProcessOwners } from './nvml-trace-gpu-source.js';
+import { PerfEventSource } from './perf-event-source.js';
+import { RedfishBmcSource } from './redfish-bmc-source.js';
+import type { SamplerStatus } from './sampler.js';
+import { SpoolingSender } from './spooling-sender.js';
+import { StaticDomainSource } from './static-domain-source.js';
+
+export interface AgentSources {
+  fs: RootedHostFs;
+  domains: DomainSource;
+  gpus?: GpuSource;
+  bmc?: BmcSource;
+  perf?: PerfSource;
+  processOwners?: ProcessOwnerMap;
+  /** Why an optional source is absent, one line each. */
+  notes: SamplerStatus[];
+}
+
+/** Opens every configured source; an unavailable optional one becomes a note, not an error. */
+export async function buildAgentSources(cfg: AgentConfig, log: Logger): Promise<AgentSources> {
+  const fs = new RootedHostFs(cfg.sysfsRoot);
+  const notes: SamplerStatus[] = [];
+  let domains: DomainSource = new StaticDomainSource(cfg.vms);
+  if (cfg.libvirt) {
+    try {
+      domains = await LibvirtDomainSource.open({ uri: cfg.libvirt.uri, logger: log });
+    } catch (e) {
+      const msg = `${(e as Error).message}; using the ${cfg.vms.length} VMs listed in the config instead`;
+      log.warn({ code: 'SENSOR_UNAVAILABLE' }, msg);
+      notes.push({ name: 'libvirt', state: 'unavailable', detail: msg });
+    }
+  } else notes.push({ name: 'libvirt', state: 'unavailable', detail: `libvirt disabled in the config; ${cfg.vms.length} VMs listed statically` });
+  const out: AgentSources = { fs, domains, notes };
+  if (cfg.nvml.traceFile) {
+    const src = NvmlTraceGpuSource.fromFile(cfg.nvml.traceFile, { loop: true });
+    out.gpus = src;
+    out.processOwners = nvmlTraceProcessOwners(src.trace);
+    notes.push({ name: 'nvml', state: 'ok', detail: `replaying NVML trace ${cfg.nvml.traceFile} (${src.trace.samples.length} samples)` });
+  } else if (cfg.nvml.enabled) {
+    try {
+      out.gpus = NvmlGpuSource.open({ logger: log, ...(cfg.nvml.libPath ? { libPath: cfg.nvml.libPath } : {}) });
+    } catch (e) {
+      log.warn({ code: 'SENSOR_UNAVAILABLE' }, (e as Error).message);
+      notes.push({ name: 'nvml', state: 'unavailable', detail: (e as Error).message });
+    }
+  } else notes.push({ name: 'nvml', state: 'unavailable', detail: 'NVML disabled in the config' });
+  if (cfg.redfish) {
+    out.bmc = new RedfishBmcSource({
+      baseUrl: cfg.redfish.url,
+      insecureSkipVerify: cfg.redfish.insecureSkipVerify,
+      logger: log,
+      ...(cfg.redfish.credentialsFile ? { credentialsFile: cfg.redfish.credentialsFile } : {}),
+      ...(cfg.redfish.caFile ? { caFile: cfg.redfish.caFile } : {}),
+      ...(cfg.redfish.chassisId ? { chassisId: cfg.redfish.chassisId } : {}),
+    });
+  } else if (cfg.ipmi.enabled) {
+    out.bmc = new IpmiDcmiBmcSource({ extraArgs: cfg.ipmi.extraArgs, ...(cfg.ipmi.command ? { command: cfg.ipmi.command } : {}) });
+  } else notes.push({ name: 'bmc', state: 'unavailable', detail: 'no BMC configured (redfish.url or ipmi.enabled): wall power not measured' });
+  if (cfg.perf.enabled) {
+    const v = detectCgroupVersion(fs);
+    const root = fs.resolve(v === 2 ? CGROUP_ROOT : `${CGROUP_ROOT}/perf_event`);
+    out.perf = new PerfEventSource({ cgroupRoot: root, logger: log });
+  } else notes.push({ name: 'perf', state: 'unavailable', detail: 'perf disabled in the config' });
+  return out;
+}
+
+function readToken(file: string | undefined): string | undefined {
+  if (!file) return undefined;
+  try {
+    const t = readFileSync(file, 'utf8').trim();
+    if (!t) throw new Error('file is empty');
+    return t;
+  } catch (e) {
+    throw new WattsplitError('CONFIG_INVALID', `gateway.tokenFile ${file} unreadable: ${(e as Error).message}`, { cause: e, details: { field: 'gateway.tokenFile', value: file } });
+  }
+}
+
+export function createAgent(cfg: AgentConfig, src: Omit<AgentSources, 'notes'> & { fs: HostFs }, log: Logger, clock?: AgentClock): Agent {
+  return new Agent({
+    hostId: cfg.hostId,
+    fs: src.fs,
+    domains: src.domains,
+    logger: log,
+    stateDir: cfg.spool.dir,
+    intervalMs: cfg.intervalMs,
+    rapl: cfg.rapl.enabled,
+    ...(cfg.hardwareClass ? { hardwareClass: cfg.hardwareClass } : {}),
+    ...(src.gpus ? { gpus: src.gpus } : {}),
+    ...(src.bmc ? { bmc: src.bmc } : {}),
+    ...(src.perf ? { perf: src.perf } : {}),
+    ...(src.processOwners ? { processOwners: src.processOwners } : {}),
+    ...(clock ? { clock } : {}),
+  });
+}
+
+export interface RunningAgent {
+  agent: Agent;
+  sender: SpoolingSender;
+  /** Resolves when the loop stopped. */
+  done: Promise<void>;
+  /** Stops sampling, tries to deliver what is pending for up to `drainMs` (default 2000), closes everything; what is left stays spooled for the next start. */
+  stop(drainMs?: number): Promise<void>;
+}
+
+/** Builds everything from the config and starts sampling every intervalMs and sending. */
+export async function startAgent(cfg: AgentConfig, log: Logger, opts: { onFrame?: (f: ITelemetryFrame) => void; clock?: AgentClock } = {}): Promise<RunningAgent> {
+  const src = await buildAgentSources(cfg, log);
+  const token = readToken(cfg.gateway.tokenFile);
+  const client = new GrpcIngestClient({ address: cfg.gateway.address, tls: cfg.gateway.tls, logger: log, ...(token ? { token } : {}), ...(cfg.gateway.ackTimeoutMs ? { ackTimeoutMs: cfg.gateway.ackTimeoutMs } : {}) });
+  const sender = new SpoolingSender({ spool: { dir: cfg.spool.dir, maxBytes: cfg.spool.maxBytes, maxAgeMs: cfg.spool.maxAgeMs, fsync: cfg.spool.fsync }, transport: client, batching: cfg.batching, logger: log });
+  const agent = createAgent(cfg, src, log, opts.clock);
+  sender.start();
+  const ac = new AbortController();
+  const done = agent.run({
+    intervalMs: cfg.intervalMs,
+    signal: ac.signal,
+    onFrame: (f) => {
+      sender.enqueue(f);
+      opts.onFrame?.(f);
+    },
+  });
+  log.info({ gateway: cfg.gateway.address, spool: cfg.spool.dir, intervalMs: cfg.intervalMs, bootId: agent.bootId }, 'agent started');
+  return {
+    agent,
+    sender,
+    done,
+    stop: async (drainMs = 2000) => {
+      ac.abort();
+      agent.stop();
+      await done;
+      if (drainMs > 0) await sender.drain(drainMs);
+      await sender.close();
+      await agent.close();
+    },
+  };
+}
+
+export interface CheckReport {
+  ok: boolean;
+  hostId: string;
+  hardwareClass: string;
+  cgroupVersion: 1 | 2;
+  sensors: SamplerStatus[];
+  vms: { uuid: string; name: string; state: string; tenant: string; cpuTimeNs: number }[];
+  gateway: { address: string; tls: string; token: string };
+  /** Human-readable report, one line each. */
+  lines: string[];
+  log: LogEntry[];
+}
+
+/**
+ * `wattsplit agent --check`: opens every source, samples twice (so counters that need two reads are
+ * exercised), and says which sensors and VMs it sees and why any is missing. Sends nothing.
+ */
+export async function checkAgent(cfg: AgentConfig): Promise<CheckReport> {
+  const log = memoryLogger();
+  const src = await buildAgentSources(cfg, log);
+  // no stateDir: --check never touches the running agent's sequence
+  const probe = new Agent({ hostId: cfg.hostId, fs: src.fs, domains: src.domains, logger: log, rapl: cfg.rapl.enabled, ...(src.gpus ? { gpus: src.gpus } : {}), ...(src.bmc ? { bmc: src.bmc } : {}), ...(src.perf ? { perf: src.perf } : {}), ...(src.processOwners ? { processOwners: src.processOwners } : {}) });
+  await probe.sampleOnce();
+  const frame = await probe.sampleOnce();
+  const sensors = [...src.notes.filter((n) => !probe.status().some((s) => s.name === n.name)), ...probe.status()];
+  let tls: string;
+  let gwOk = true;
+  try {
+    ingestCredentials(cfg.gateway.tls);
+    tls = cfg.gateway.tls === false ? 'plaintext (no TLS)' : `TLS${cfg.gateway.tls.caFile ? ` with CA ${cfg.gateway.tls.caFile}` : ' with system CAs'}${cfg.gateway.tls.certFile ? ', mTLS client certificate' : ''}`;
+  } catch (e) {
+    tls = (e as Error).message;
+    gwOk = false;
+  }
+  let token: string;
+  try {
+    token = readToken(cfg.gateway.tokenFile) ? `from ${cfg.gateway.tokenFile}` : 'none (gateway must allow unauthenticated hosts)';
+  } catch (e) {
+    token = (e as Error).message;
+    gwOk = false;
+  }
+  const vms = (frame.vms ?? []).map((v) => ({ uuid: v.uuid ?? '', name: v.name ?? '', state: VM_STATE_NAMES.get(Number(v.state ?? 0)) ?? String(v.state), tenant: v.tenant ?? '', cpuTimeNs: Number(v.cpuTimeNs ?? 0) }));
+  const mark = (s: SamplerStatus['state']) => (s === 'ok' ? 'ok  ' : s === 'degraded' ? 'WARN' : 'MISS');
+  const lines = [
+    `host ${cfg.hostId} (hardware class ${frame.hardwareClass ?? '?'}), sysfs root ${cfg.sysfsRoot}, cgroup v${detectCgroupVersion(src.fs)}`,
+    ...sensors.map((s) => `[${mark(s.state)}] ${s.name}: ${s.detail}`),
+    `VMs seen: ${vms.length}`,
+    ...vms.map((v) => `  - ${v.name} ${v.uuid} ${v.state} tenant=${v.tenant || '-'} cpu=${(v.cpuTimeNs / 1e9).toFixed(1)}s`),
+    `[${gwOk ? 'ok  ' : 'MISS'}] gateway ${cfg.gateway.address}: ${tls}; token ${token}`,
+    `spool ${cfg.spool.dir} (max ${cfg.spool.maxBytes} bytes, ${Math.round(cfg.spool.maxAgeMs / 3600000)} h)`,
+  ];
+  await probe.close();
+  const rapl = sensors.find((s) => s.name === 'rapl');
+  return {
+    ok: gwOk && rapl?.state === 'ok',
+    hostId: cfg.hostId,
+    hardwareClass: frame.hardwareClass ?? '',
+    cgroupVersion: detectCgroupVersion(src.fs),
+    sensors,
+    vms,
+    gateway: { address: cfg.gateway.address, tls, token },
+    lines,
+    log: log.entries,
+  };
+}
