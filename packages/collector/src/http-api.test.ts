@@ -1,0 +1,94 @@
+// The REST API, /metrics and the dashboard over a real HTTP listener (127.0.0.1, port chosen by the OS).
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { InProcessBus, TOPICS, memoryLogger } from '@wattsplit/wire';
+import { startEmbeddedCollector, type EmbeddedCollector } from './embedded.js';
+import { HOST_A, HOST_B, WALL0_NS, encoded } from './test-frames.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'wattsplit-http-'));
+const log = memoryLogger();
+const bus = new InProcessBus({ partitions: 2 });
+let c: EmbeddedCollector;
+let base: string;
+const FROM = Math.floor(WALL0_NS / 1e9) - 7200;
+const TO = Math.floor(WALL0_NS / 1e9) + 7200;
+
+before(async () => {
+  c = await startEmbeddedCollector({ dataDir: join(dir, 'db'), bus, logger: log, http: { port: 0 } });
+  assert.ok(c.url);
+  base = c.url;
+  const p = bus.producer();
+  for (let seq = 1; seq <= 3; seq++) await p.send(TOPICS.telemetry, [encoded(HOST_A, seq), encoded(HOST_B, seq)]);
+  await bus.idle();
+});
+
+after(async () => {
+  await c.close();
+  await bus.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+test('GET /healthz', async () => {
+  const r = await fetch(`${base}/healthz`);
+  assert.equal(r.status, 200);
+  const body = (await r.json()) as Record<string, unknown>;
+  assert.equal(body.status, 'ok');
+  assert.equal(body.store, 'chdb');
+  assert.equal(body.intervalsStored, 4);
+});
+
+test('GET /metrics is Prometheus text with the energy counters', async () => {
+  const r = await fetch(`${base}/metrics`);
+  assert.equal(r.status, 200);
+  assert.match(r.headers.get('content-type') ?? '', /^text\/plain;.*version=0\.0\.4/);
+  const text = await r.text();
+  assert.match(text, /^wattsplit_vm_energy_joules_total\{host="hv-b",vm="b-batch",tenant="acme",source="rapl",part="dynamic",method="cpu_share"\} [\d.]+$/m);
+  assert.match(text, /^wattsplit_collector_frames_total\{result="accepted"\} 6$/m);
+});
+
+test('GET /api/v1/tenants/:tenant/bill sums the tenant\'s VMs and matches the raw attributions', async () => {
+  const r = await fetch(`${base}/api/v1/tenants/acme/bill?from=${FROM}&to=${TO}`);
+  assert.equal(r.status, 200);
+  const bill = (await r.json()) as { totalJoules: number; lines: { vmUuid: string }[]; method: string };
+  assert.equal(bill.method, 'cpu_share');
+  assert.deepEqual([...new Set(bill.lines.map((l) => l.vmUuid))], ['a-web', 'b-batch']);
+  const raw = (await c.store.query(`SELECT sum(dynamic_j + static_j) AS j FROM attributions FINAL WHERE tenant = 'acme' AND kind = 'vm' AND method = 'cpu_share'`)).rows[0]!;
+  assert.ok(Math.abs(bill.totalJoules - Number(raw.j)) < 1e-6, `${bill.totalJoules} vs ${String(raw.j)}`);
+});
+
+test('GET /api/v1/vms/:uuid/energy gives hourly rows; ISO times work', async () => {
+  const from = new Date(FROM * 1000).toISOString();
+  const r = await fetch(`${base}/api/v1/vms/a-db/energy?from=${encodeURIComponent(from)}&to=${TO}`);
+  assert.equal(r.status, 200);
+  const body = (await r.json()) as { hours: { source: string; tenant: string }[]; totalJoules: number };
+  // The GPU shows no activity and no contexts: its energy is unallocated, not billed to the VM.
+  assert.deepEqual(body.hours.map((h) => h.source).sort(), ['bmc_rest', 'rapl']);
+  assert.equal(body.hours[0]!.tenant, 'globex');
+  assert.ok(body.totalJoules > 0);
+});
+
+test('bad query parameters are a 400 naming the parameter and value', async () => {
+  const r = await fetch(`${base}/api/v1/tenants/acme/bill?from=yesterday`);
+  assert.equal(r.status, 400);
+  const body = (await r.json()) as { code: string; message: string };
+  assert.equal(body.code, 'STORE_INVALID_INPUT');
+  assert.match(body.message, /query parameter from="yesterday" is not a time/);
+  const r2 = await fetch(`${base}/api/v1/vms/x/energy?from=${TO}&to=${FROM}`);
+  assert.equal(r2.status, 400);
+  const r3 = await fetch(`${base}/api/v1/tenants/acme/bill?method=${encodeURIComponent("x' OR 1")}`);
+  assert.equal(r3.status, 400);
+  assert.match(((await r3.json()) as { message: string }).message, /method="x' OR 1" must match/);
+});
+
+test('GET / is a self-contained HTML dashboard with a row and an SVG bar per tenant', async () => {
+  const r = await fetch(`${base}/?from=${FROM}&to=${TO}`);
+  assert.equal(r.status, 200);
+  assert.match(r.headers.get('content-type') ?? '', /^text\/html/);
+  const html = await r.text();
+  for (const t of ['acme', 'globex', '[host_overhead]']) assert.ok(html.includes(`<td>${t}</td>`), t);
+  assert.ok((html.match(/<svg /g) ?? []).length >= 3);
+  assert.doesNotMatch(html, /<script|<link|src=|https?:\/\//);
+});
