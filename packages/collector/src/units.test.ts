@@ -1,0 +1,77 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { AttributionBatch, EntityKind, InProcessBus, WattsplitError } from '@wattsplit/wire';
+import type { AttributionResult } from '@wattsplit/attribution';
+import type { Store } from '@wattsplit/store';
+import { parseInstantNs, parseRange } from './time-range.js';
+import { validateCollectorConfig } from './config.js';
+import { CollectorMetrics } from './collector-metrics.js';
+import { encodeAttributionBatch } from './attribution-batch.js';
+import { renderDashboard } from './dashboard.js';
+
+test('time parameters: unix s/ms/ns by magnitude, ISO 8601; bad values name the parameter', () => {
+  assert.equal(parseInstantNs('1795430400', 'from'), 1795430400e9);
+  assert.equal(parseInstantNs('1795430400000', 'from'), 1795430400e9);
+  assert.equal(parseInstantNs('2026-11-23T10:00:00Z', 'to'), Date.parse('2026-11-23T10:00:00Z') * 1e6);
+  assert.throws(() => parseInstantNs('soon', 'to'), (e: unknown) => e instanceof WattsplitError && e.code === 'STORE_INVALID_INPUT' && /to="soon"/.test(e.message));
+  const r = parseRange(undefined, undefined, 1_000_000_000);
+  assert.equal(r.toUnixNs - r.fromUnixNs, 86_400e9);
+  assert.throws(() => parseRange('20', '10'), /to must be after from/);
+});
+
+test('collector config errors name the field and value', () => {
+  const store = { writeInterval: () => undefined } as unknown as Store;
+  const bus = new InProcessBus();
+  assert.throws(() => validateCollectorConfig({ bus, store, policy: 'fair' as never }), /policy="fair" must be one of reserved, equal, unallocated/);
+  assert.throws(() => validateCollectorConfig({ bus, store, methods: [{ name: 'cpu_share', attribute: () => ({}) as AttributionResult }] }), /methods\[0\]\.name="cpu_share" is used twice/);
+  assert.throws(() => validateCollectorConfig({ bus, store, http: { port: 70000 } }), /http\.port=70000/);
+  assert.throws(() => validateCollectorConfig({ bus, store, staticPower: { fallbackWatts: { rapl: -1 } } }), /staticPower\.fallbackWatts\.rapl=-1/);
+  assert.throws(() => validateCollectorConfig({ bus: {} as never, store }), /collector config bus="object" must be a Bus/);
+  validateCollectorConfig({ bus, store, policy: 'equal', http: { port: 0 } });
+});
+
+const result: AttributionResult = {
+  hostId: 'hv-1',
+  seq: 9,
+  t0UnixNs: 1e18,
+  t1UnixNs: 1e18 + 1e9,
+  method: 'cpu_share',
+  modelVersion: '1',
+  hardwareClass: 'x',
+  note: '',
+  measured: { rapl: 10, gpu: 0, bmc_rest: 0 },
+  shares: [
+    { kind: 'vm', vmUuid: 'u"1', vmName: 'web', tenant: 'a\\b', source: 'rapl', dynamicJoules: 6, staticJoules: 1, lowJoules: 6, highJoules: 8 },
+    { kind: 'unallocated', vmUuid: '', vmName: '', tenant: '', source: 'rapl', dynamicJoules: 0, staticJoules: 3, lowJoules: 3, highJoules: 3 },
+  ],
+};
+
+test('metrics: counters accumulate, label values are escaped, families have HELP and TYPE', () => {
+  const m = new CollectorMetrics();
+  m.recordResult(result);
+  m.recordResult(result);
+  const text = m.render();
+  assert.match(text, /^wattsplit_vm_energy_joules_total\{host="hv-1",vm="u\\"1",tenant="a\\\\b",source="rapl",part="dynamic",method="cpu_share"\} 12$/m);
+  assert.match(text, /^wattsplit_vm_energy_joules_total\{[^}]*part="static"[^}]*\} 2$/m);
+  assert.match(text, /^wattsplit_host_share_energy_joules_total\{host="hv-1",kind="unallocated",source="rapl",part="static",method="cpu_share"\} 6$/m);
+  assert.match(text, /^# TYPE wattsplit_collector_lag_seconds gauge$/m);
+  assert.equal(m.value('wattsplit_collector_intervals_total', { method: 'cpu_share' }), 2);
+});
+
+test('AttributionBatch round trip keeps every share and the measured energy', () => {
+  const b = AttributionBatch.decode(encodeAttributionBatch([result]));
+  assert.equal(b.hostId, 'hv-1');
+  assert.equal(b.seq, 9);
+  assert.equal(b.records.length, 2);
+  assert.equal(b.records[0]!.kind, EntityKind.ENTITY_KIND_VM);
+  assert.equal(b.records[1]!.kind, EntityKind.ENTITY_KIND_UNALLOCATED);
+  assert.equal(b.records[0]!.joulesHigh, 8);
+  assert.equal(b.measuredJoules.rapl, 10);
+  assert.throws(() => encodeAttributionBatch([]), /at least one result/);
+});
+
+test('dashboard escapes tenant names', () => {
+  const html = renderDashboard([{ tenant: '<script>x</script>', kind: 'vm', dynamicJoules: 5, staticJoules: 1 }], { method: 'cpu_share', fromUnixNs: 0, toUnixNs: 3.6e12 });
+  assert.ok(html.includes('&lt;script&gt;x&lt;/script&gt;'));
+  assert.doesNotMatch(html, /<script>/);
+});
