@@ -160,6 +160,8 @@ export class SimHostImpl implements SimHost {
   private readonly rng: Prng;
   private readonly noise: HostNoise;
   readonly vms: SimVm[] = [];
+  /** Truth accumulators of `vms`, same order. */
+  private readonly accs: VmTruthAcc[] = [];
   private nextDomainId = 1;
   private nextTap = 0;
   private readonly pids = new Map<number, string>();
@@ -265,7 +267,12 @@ export class SimHostImpl implements SimHost {
     this.vms.push(vm);
     this.pids.set(vm.qemuPid, vm.uuid);
     if (vm.gpu) for (const p of vm.gpu.pids) this.pids.set(p, vm.uuid);
-    if (!this.truthVms.has(vm.uuid)) this.truthVms.set(vm.uuid, { uuid: vm.uuid, name: vm.name, tenant: vm.tenant, cls: vm.cls, dyn: zero(), stat: zero(), cpuSeconds: 0 });
+    let acc = this.truthVms.get(vm.uuid);
+    if (!acc) {
+      acc = { uuid: vm.uuid, name: vm.name, tenant: vm.tenant, cls: vm.cls, dyn: zero(), stat: zero(), cpuSeconds: 0 };
+      this.truthVms.set(vm.uuid, acc);
+    }
+    this.accs.push(acc);
     this.addVmTree(vm);
   }
 
@@ -275,6 +282,7 @@ export class SimHostImpl implements SimHost {
     if (i < 0) return undefined;
     const vm = this.vms[i]!;
     this.vms.splice(i, 1);
+    this.accs.splice(i, 1);
     this.pids.delete(vm.qemuPid);
     if (vm.gpu) for (const p of vm.gpu.pids) this.pids.delete(p);
     this.removeVmTree(vm);
@@ -327,7 +335,10 @@ export class SimHostImpl implements SimHost {
     }
 
     // activity
-    const demand = new Float64Array(S);
+    const n = this.vms.length;
+    this.ensureScratch(n);
+    const { demand, g, pkgW, dramW, gpuW, restW } = this;
+    demand.fill(0);
     let vmCores = 0;
     let ioBs = 0;
     for (const vm of this.vms) {
@@ -338,7 +349,6 @@ export class SimHostImpl implements SimHost {
     }
     const ovhCores = 0.3 + 0.015 * vmCores + 0.25 * (ioBs / 1e9) + (this.migratingOut > 0 ? MIGRATION_TRANSIENT.cores : 0);
     const ovhPerSocket = ovhCores / S;
-    const g = new Float64Array(S);
     for (let s = 0; s < S; s++) {
       const cap = spec.coresPerSocket - ovhPerSocket;
       if (demand[s]! > cap) {
@@ -353,11 +363,8 @@ export class SimHostImpl implements SimHost {
     }
 
     // per-entity dynamic power (W): VMs then overhead (index n)
-    const n = this.vms.length;
-    const pkgW = new Float64Array(n + 1);
-    const dramW = new Float64Array(n + 1);
-    const gpuW = new Float64Array(n + 1);
-    const restW = new Float64Array(n + 1); // disk + nic (+ DRAM on hosts without DRAM zones) + fans
+    // restW: disk + nic (+ fans, added below)
+    gpuW.fill(0, 0, n + 1);
     for (let i = 0; i < n; i++) {
       const vm = this.vms[i]!;
       const s = vm.socket;
@@ -441,7 +448,7 @@ export class SimHostImpl implements SimHost {
     // truth: dynamic per entity, static split among VMs present
     let raplDynTotal = 0;
     let gpuDynTotal = 0;
-    const tv: VmTruthAcc[] = [];
+    const tv = this.accs;
     for (let i = 0; i <= n; i++) {
       const raplDyn = pkgW[i]! + (spec.dramZones ? dramW[i]! : 0);
       const rest = restW[i]! + (spec.dramZones ? 0 : dramW[i]!);
@@ -449,13 +456,12 @@ export class SimHostImpl implements SimHost {
       const bmcDyn = rest + (dynDc > 0 ? (dLoss * x) / dynDc : 0);
       raplDynTotal += raplDyn;
       gpuDynTotal += gpuW[i]!;
-      const acc = i < n ? this.truthVms.get(this.vms[i]!.uuid)! : undefined;
+      const acc = i < n ? tv[i] : undefined;
       if (acc) {
         acc.dyn.rapl += raplDyn * dt;
         acc.dyn.gpu += gpuW[i]! * dt;
         acc.dyn.bmc_rest += bmcDyn * dt;
         acc.cpuSeconds += (this.vms[i]!.busyCores + this.vms[i]!.emuCores) * dt;
-        tv.push(acc);
       } else {
         this.overheadDyn.rapl += raplDyn * dt;
         this.overheadDyn.gpu += gpuW[i]! * dt;
@@ -465,8 +471,8 @@ export class SimHostImpl implements SimHost {
     if (this.migratingOut > 0) this.migrationJ += migW * dt;
     this.overheadCpuSeconds += ovhCores * dt;
     // static: 'reserved' policy, default weights 0.5 vCPU / 0.5 memory
-    const w = reservedWeights(this.vms, undefined);
-    if (w.length === 0) {
+    const w = reservedWeights(this.vms, undefined, this.weights);
+    if (n === 0) {
       this.unallocatedStatic.rapl += raplStaticW * dt;
       this.unallocatedStatic.bmc_rest += bmcStaticW * dt;
     } else {
@@ -479,7 +485,7 @@ export class SimHostImpl implements SimHost {
       const owners = gpuStaticOwners[gd.index]!;
       if (owners.length === 0) this.unallocatedStatic.gpu += GPU_IDLE_W * dt;
       else {
-        const wg = reservedWeights(this.vms, owners);
+        const wg = reservedWeights(this.vms, owners, this.weights);
         owners.forEach((i, k) => (tv[i]!.stat.gpu += GPU_IDLE_W * dt * wg[k]!));
       }
     }
@@ -585,6 +591,30 @@ export class SimHostImpl implements SimHost {
       gpus: this.gpuList.map((gd) => ({ device: gd.pci, index: gd.index, name: 'NVIDIA H100 80GB HBM3', powerMw: Math.round(gd.powerW * 1000), gpuUtilPct: Math.round(gd.utilPct), memUtilPct: Math.round(gd.memUtilPct), smClockMhz: gd.contexts > 0 && gd.utilPct > 1 ? 1980 : 345, memClockMhz: 2619, tempC: Math.round(30 + gd.powerW / 14), contexts: gd.contexts })),
       agentVersion: 'simulator-oracle',
     };
+  }
+
+  // per-step scratch (no allocation on the hot path)
+  private demand = new Float64Array(0);
+  private g = new Float64Array(0);
+  private pkgW = new Float64Array(0);
+  private dramW = new Float64Array(0);
+  private gpuW = new Float64Array(0);
+  private restW = new Float64Array(0);
+  private weights = new Float64Array(0);
+
+  private ensureScratch(n: number): void {
+    if (this.demand.length !== this.spec.sockets) {
+      this.demand = new Float64Array(this.spec.sockets);
+      this.g = new Float64Array(this.spec.sockets);
+    }
+    if (this.pkgW.length < n + 1) {
+      const cap = Math.max(16, 2 * (n + 1));
+      this.pkgW = new Float64Array(cap);
+      this.dramW = new Float64Array(cap);
+      this.gpuW = new Float64Array(cap);
+      this.restW = new Float64Array(cap);
+      this.weights = new Float64Array(cap);
+    }
   }
 
   // ------------------------------------------------------------------ sources
@@ -762,17 +792,24 @@ export function psuEff(dcW: number): number {
   return 0.9 + 0.045 * Math.min(1, dcW / 2000);
 }
 
-/** 'reserved' static weights (0.5 vCPU share + 0.5 memory share) over `vms` (or the subset `only`). */
-export function reservedWeights(vms: readonly SimVm[], only: readonly number[] | undefined): number[] {
-  const idx = only ?? vms.map((_, i) => i);
-  if (idx.length === 0) return [];
+/**
+ * 'reserved' static weights (0.5 vCPU share + 0.5 memory share) over `vms` (or the subset `only`),
+ * written into `out` (index k = k-th VM of the set) and returned.
+ */
+export function reservedWeights(vms: readonly SimVm[], only: readonly number[] | undefined, out: Float64Array): Float64Array {
+  const len = only ? only.length : vms.length;
   let c = 0;
   let m = 0;
-  for (const i of idx) {
-    c += vms[i]!.vcpus;
-    m += vms[i]!.memoryBytes;
+  for (let k = 0; k < len; k++) {
+    const v = vms[only ? only[k]! : k]!;
+    c += v.vcpus;
+    m += v.memoryBytes;
   }
-  return idx.map((i) => 0.5 * (c > 0 ? vms[i]!.vcpus / c : 0) + 0.5 * (m > 0 ? vms[i]!.memoryBytes / m : 0));
+  for (let k = 0; k < len; k++) {
+    const v = vms[only ? only[k]! : k]!;
+    out[k] = 0.5 * (c > 0 ? v.vcpus / c : 0) + 0.5 * (m > 0 ? v.memoryBytes / m : 0);
+  }
+  return out;
 }
 
 function hashHex(s: string): string {

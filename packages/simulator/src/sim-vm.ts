@@ -28,6 +28,13 @@ export interface VmSpec {
   stopAtS: number;
 }
 
+// ai_training phases: 0 train, 1 eval, 2 data load, 3 checkpoint, 4 idle holding the GPU context
+const AI_PHASE_MIN_S = [20, 5, 5, 5, 10];
+const AI_PHASE_MEAN_S = [120, 30, 20, 15, 40];
+const AI_SM_LO = [85, 15, 3, 0, 0];
+const AI_SM_HI = [99, 30, 8, 0, 0];
+const AI_CPU = [0.15, 0.3, 0.6, 0.25, 0.03];
+
 export class SimVm {
   readonly uuid: string;
   readonly name: string;
@@ -190,10 +197,10 @@ export class SimVm {
             default:
               this.phase = this.phase === 2 ? 0 : 2;
           }
-          this.phaseLeftS = [20 + r.exp(120), 5 + r.exp(30), 5 + r.exp(20), 5 + r.exp(15), 10 + r.exp(40)][this.phase]!;
-          this.level = [r.uniform(85, 99), r.uniform(15, 30), r.uniform(3, 8), 0, 0][this.phase]!;
+          this.phaseLeftS = AI_PHASE_MIN_S[this.phase]! + r.exp(AI_PHASE_MEAN_S[this.phase]!);
+          this.level = AI_SM_LO[this.phase]! + (AI_SM_HI[this.phase]! - AI_SM_LO[this.phase]!) * r.next();
         }
-        u = [0.15, 0.3, 0.6, 0.25, 0.03][this.phase]! + 0.03 * r.tri();
+        u = AI_CPU[this.phase]! + 0.03 * r.tri();
         io = this.phase === 2 ? 1 : 0.05;
         readBoost = this.phase === 2 ? 2.5 : 1;
         if (this.phase === 3) writeBs = r.uniform(250e6, 350e6);
