@@ -15,7 +15,7 @@
 import { WattsplitError } from '@wattsplit/wire';
 import type { CapAction, CapHost, CapPlan, CapVm, HostPlan, HostPlanStatus, MigrateAction, PlanCapsInput, ThrottleAction } from './cap-plan-types.js';
 import { MigrationTransientModel } from './migration-transient-model.js';
-import { applySteps, stepsOf } from './power-timeline.js';
+import { applySteps, stepsOf, type PowerStep } from './power-timeline.js';
 
 export interface PlanCapsOptions {
   model?: MigrationTransientModel;
@@ -131,28 +131,63 @@ export function planCaps(input: PlanCapsInput, opts: PlanCapsOptions = {}): CapP
     reason,
   });
 
-  /** True when every host touched by `actions` stays at or under its limit in every second. */
   const hostsById = new Map(input.hosts.map((h) => [h.hostId, h]));
-  const fits = (actions: readonly CapAction[]): { ok: boolean; minHeadroom: Map<string, number> } => {
-    const delta = new Map<string, Float64Array>();
-    for (const a of actions)
-      for (const s of stepsOf(a, H)) {
-        let d = delta.get(s.hostId);
-        if (!d) delta.set(s.hostId, (d = new Float64Array(H)));
-        for (let t = s.fromS; t < s.untilS; t++) d[t] = d[t]! + s.watts;
-      }
-    const minHeadroom = new Map<string, number>();
-    let ok = true;
-    for (const [hostId, d] of delta) {
-      const h = hostsById.get(hostId)!;
-      const tl = tls.get(hostId)!;
-      let min = Infinity;
-      for (let t = 0; t < H; t++) min = Math.min(min, limit(h) - (tl[t]! + d[t]!));
-      minHeadroom.set(hostId, min);
-      if (min < -1e-6) ok = false;
+  /** Highest predicted power of each host so far (its timeline is today's flat power until something is committed on it). */
+  const tlMax = new Map(input.hosts.map((h) => [h.hostId, h.powerW]));
+  /** Highest sum of `steps` over any second (piecewise constant: the maximum is at a piece start). */
+  const maxDelta = (steps: readonly PowerStep[]): number => {
+    let max = -Infinity;
+    for (const t of [0, ...steps.flatMap((x) => [x.fromS, x.untilS])]) {
+      if (t >= H) continue;
+      let d = 0;
+      for (const x of steps) if (x.fromS <= t && t < x.untilS) d += x.watts;
+      max = Math.max(max, d);
     }
-    return { ok, minHeadroom };
+    return max;
   };
+  /** Range-maximum tables of the hosts something was committed on (others are flat at their measured power). */
+  const rangeMax = new Map<string, RangeMax>();
+  /**
+   * Lowest headroom (limit − predicted power) of one host over the horizon with `steps` (all on that host)
+   * added, `stepsMax` = maxDelta(steps). Exact: for a flat host the peak plus the highest step sum; else the
+   * delta is piecewise constant, so the peak is the largest (range max of the timeline + delta) over its pieces.
+   */
+  const cuts = new Float64Array(64);
+  const headroom = (hostId: string, steps: readonly PowerStep[], stepsMax = maxDelta(steps)): number => {
+    const h = hostsById.get(hostId)!;
+    const table = rangeMax.get(hostId);
+    if (!table) return limit(h) - (tlMax.get(hostId)! + stepsMax);
+    // Cheap rejection: the last second carries every step that runs to the end of the horizon.
+    let last = 0;
+    for (const x of steps) if (x.untilS >= H) last += x.watts;
+    if (limit(h) - (tls.get(hostId)![H - 1]! + last) < -1e-6) return limit(h) - (tls.get(hostId)![H - 1]! + last);
+    // Sorted distinct piece boundaries (insertion sort into a scratch buffer: no allocation per call).
+    let n = 0;
+    const put = (t: number): void => {
+      if (t > H || n >= cuts.length) return;
+      let i = n;
+      while (i > 0 && cuts[i - 1]! > t) i--;
+      if (i > 0 && cuts[i - 1] === t) return;
+      cuts.copyWithin(i + 1, i, n);
+      cuts[i] = t;
+      n++;
+    };
+    put(0);
+    put(H);
+    for (const x of steps) {
+      put(x.fromS);
+      put(x.untilS);
+    }
+    let peak = -Infinity;
+    for (let i = 0; i + 1 < n; i++) {
+      const a = cuts[i]!;
+      let d = 0;
+      for (const x of steps) if (x.fromS <= a && a < x.untilS) d += x.watts;
+      peak = Math.max(peak, table.max(a, cuts[i + 1]!) + d);
+    }
+    return limit(h) - peak;
+  };
+  const stepsOn = (hostId: string, acts: readonly CapAction[]): PowerStep[] => acts.flatMap((a) => stepsOf(a, H)).filter((x) => x.hostId === hostId);
 
   const actions: CapAction[] = [];
   const status = new Map<string, HostPlanStatus>();
@@ -212,39 +247,44 @@ export function planCaps(input: PlanCapsInput, opts: PlanCapsOptions = {}): CapP
       for (const s of residual) base.push(throttle(src, s, leave, null, `${src.hostId} is still ${round3(residualNeed)} W over its cap without ${v.uuid}`));
       const throttleCost =
         own * leave * weight(v) + otherWindow.reduce((a, s) => a + s.shedW * leave * weight(s.vm), 0) + residual.reduce((a, s) => a + s.shedW * (H - leave) * weight(s.vm), 0);
-      let rejectedDest = 0;
-      let bestSeen = -Infinity;
+      const mig = (toHostId: string): MigrateAction => ({
+        kind: 'migrate',
+        vmUuid: v.uuid,
+        tenant: v.tenant,
+        fromHostId: src.hostId,
+        toHostId,
+        startS,
+        durationS: round3(est.durationS),
+        switchoverS: round3(switchoverS),
+        vmPowerW: v.powerW,
+        sourceExtraW,
+        destinationExtraW,
+        rounds: est.rounds,
+        transferredBytes: Math.round(est.transferredBytes),
+        reason: `${src.hostId} is ${round3(excess)} W over its cap; ${v.uuid} takes ${v.powerW} W with it at switchover`,
+      });
+      // The source side does not depend on the destination: check it once.
+      const srcHead = headroom(src.hostId, stepsOn(src.hostId, [...base, mig('')]));
+      if (srcHead < -1e-6) {
+        note(src.hostId, `migrate ${v.uuid}: the source would still exceed its cap by ${round3(-srcHead)} W during the migration`);
+        continue;
+      }
+      // Every destination costs the same for this VM: keep the one left with the most headroom.
+      const dstSteps = stepsOn('', [mig('')]);
+      const dstMax = maxDelta(dstSteps);
+      let best: { hostId: string; head: number } | undefined;
+      let closest = -Infinity;
       for (const dst of input.hosts) {
         if (dst === src) continue;
-        const mig: MigrateAction = {
-          kind: 'migrate',
-          vmUuid: v.uuid,
-          tenant: v.tenant,
-          fromHostId: src.hostId,
-          toHostId: dst.hostId,
-          startS,
-          durationS: round3(est.durationS),
-          switchoverS: round3(switchoverS),
-          vmPowerW: v.powerW,
-          sourceExtraW,
-          destinationExtraW,
-          rounds: est.rounds,
-          transferredBytes: Math.round(est.transferredBytes),
-          reason: `${src.hostId} is ${round3(excess)} W over its cap; ${v.uuid} takes ${v.powerW} W with it at switchover`,
-        };
-        const acts = [...base, mig];
-        const f = fits(acts);
-        const dstHead = f.minHeadroom.get(dst.hostId) ?? Infinity;
-        if (!f.ok) {
-          rejectedDest++;
-          bestSeen = Math.max(bestSeen, dstHead);
-          continue;
-        }
-        options.push({ status: 'throttle-then-migrate', actions: acts, cost: throttleCost + est.overheadJoules, destHeadroomW: dstHead, destination: dst.hostId });
+        const head = headroom(dst.hostId, dstSteps, dstMax);
+        if (head < -1e-6) closest = Math.max(closest, head);
+        else if (!best || head > best.head) best = { hostId: dst.hostId, head };
       }
-      if (rejectedDest > 0 && rejectedDest === input.hosts.length - 1) {
-        note(src.hostId, `migrate ${v.uuid}: no destination has ${round3(v.powerW)} W for the VM plus ${destinationExtraW} W for its transient under its cap (closest misses by ${round3(-bestSeen)} W)`);
+      if (!best) {
+        if (input.hosts.length > 1) note(src.hostId, `migrate ${v.uuid}: no destination has ${round3(v.powerW)} W for the VM plus ${destinationExtraW} W for its transient under its cap (closest misses by ${round3(-closest)} W)`);
+        continue;
       }
+      options.push({ status: 'throttle-then-migrate', actions: [...base, mig(best.hostId)], cost: throttleCost + est.overheadJoules, destHeadroomW: best.head, destination: best.hostId });
     }
 
     options.sort((a, b) => a.cost - b.cost || b.destHeadroomW - a.destHeadroomW);
@@ -260,7 +300,12 @@ export function planCaps(input: PlanCapsInput, opts: PlanCapsOptions = {}): CapP
       note(src.hostId, alt ? `throttling (cost ${round3(chosen.cost)} W·s) is cheaper than the best migration to ${alt.destination} (cost ${round3(alt.cost)} W·s) over ${H} s` : 'no safe migration exists: throttling instead');
     }
     actions.push(...chosen.actions);
-    applySteps(tls, chosen.actions.flatMap((a) => stepsOf(a, H)));
+    const committed = chosen.actions.flatMap((a) => stepsOf(a, H));
+    applySteps(tls, committed);
+    for (const id of new Set(committed.map((x) => x.hostId))) {
+      rangeMax.set(id, new RangeMax(tls.get(id)!));
+      tlMax.set(id, Math.max(...tls.get(id)!));
+    }
     status.set(src.hostId, chosen.status);
     if (chosen.destination) status.set(chosen.destination, 'destination');
   }
@@ -282,4 +327,25 @@ export function planCaps(input: PlanCapsInput, opts: PlanCapsOptions = {}): CapP
       };
     });
   return { actions, hosts, safe: hosts.every((h) => h.overCapSeconds === 0), horizonS: H };
+}
+
+/** Sparse table: the maximum of any range [a, b) of a fixed array in O(1). */
+class RangeMax {
+  private readonly levels: Float64Array[];
+  constructor(values: Float64Array) {
+    this.levels = [Float64Array.from(values)];
+    for (let k = 1; 1 << k <= values.length; k++) {
+      const prev = this.levels[k - 1]!;
+      const half = 1 << (k - 1);
+      const cur = new Float64Array(values.length - (1 << k) + 1);
+      for (let i = 0; i < cur.length; i++) cur[i] = Math.max(prev[i]!, prev[i + half]!);
+      this.levels.push(cur);
+    }
+  }
+  /** max of values[a..b), b > a. */
+  max(a: number, b: number): number {
+    const k = 31 - Math.clz32(b - a);
+    const l = this.levels[k]!;
+    return Math.max(l[a]!, l[b - (1 << k)]!);
+  }
 }
