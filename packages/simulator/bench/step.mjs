@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // Simulator speed: 4 hosts × 12 VMs stepped 600 × 1 s, five fresh fleets after a warm-up; prints each run.
 //   node packages/simulator/bench/step.mjs [hosts] [vmsPerHost] [seconds]
+import { performance } from 'node:perf_hooks';
 import { createFleet } from '../dist/index.js';
 
 const [hosts = 4, vms = 12, secs = 600] = process.argv.slice(2).map(Number);
