@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { AckStatus, InProcessBus, WattsplitError, memoryLogger, retryable, failed, encodeBatch, type BusMessageIn, type BusProducer } from '@wattsplit/wire';
+import { AckStatus, InProcessBus, WattsplitError, memoryLogger, retryable, failed, encodeBatch, encodeFrame, type BusMessageIn, type BusProducer } from '@wattsplit/wire';
 import { ANOMALY_HEADER, TELEMETRY_TOPIC, startGateway, type GatewayOptions } from './index.js';
 import { ScriptedProducer, drainTopic, frame, openStream } from './test-helpers.js';
 
@@ -106,6 +106,23 @@ test('bad protobuf bytes → REJECTED ack naming the decode failure; the stream 
   assert.deepEqual((await topicFrames(bus)).map((g) => g.frame.hostId).sort(), ['hv-4', 'hv-5']);
   assert.equal(gw.stats().framesRejected.FRAME_DECODE_FAILED, 1);
   assert.ok(logger.entries.some((e) => e.level === 'warn' && e.fields.code === 'FRAME_DECODE_FAILED' && e.msg.includes('FrameBatch')));
+});
+
+test('frames reach the bus byte for byte as the agent sent them, fields unknown to this gateway included', async (t) => {
+  const { bus, gw } = await setup(t);
+  const s = openStream(gw.address);
+  t.after(() => s.end());
+  // A newer agent's frame: field 99 (varint 1) that this gateway's generated code does not know.
+  const newer = Buffer.concat([Buffer.from(encodeFrame(frame('hv-15', 1))), Buffer.from([0x98, 0x06, 0x01])]);
+  const older = Buffer.from(encodeFrame(frame('hv-15', 2)));
+  const len = (n: number) => (n < 128 ? [n] : [(n & 0x7f) | 0x80, n >> 7]);
+  const raw = Buffer.concat([Buffer.from([0x08, 0x05]), Buffer.from([0x12, ...len(newer.length)]), newer, Buffer.from([0x12, ...len(older.length)]), older]);
+  const a = await s.send(raw);
+  assert.equal(a.status, AckStatus.ACK_STATUS_OK);
+  assert.equal(a.batchId, 5);
+  const got = await topicFrames(bus);
+  assert.deepEqual(Buffer.from(got[0]!.msg.value), newer);
+  assert.deepEqual(Buffer.from(got[1]!.msg.value), older);
 });
 
 test('invalid frames are rejected by field and value; valid frames of the same batch are produced', async (t) => {

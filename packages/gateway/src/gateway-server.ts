@@ -177,7 +177,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
           try {
             if (q.overloaded) ack = pipeline.overloaded(q.batchId, q.bytes, overloadRetryAfterMs, q.why);
             else if (q.item.kind === 'undecodable') ack = pipeline.undecodable(q.item.error, q.item.bytes, peer);
-            else ack = await pipeline.process({ batch: q.item.batch, bytes: q.item.bytes, authorization, peer });
+            else ack = await pipeline.process({ batch: q.item.batch, bytes: q.item.bytes, frameBytes: q.item.frameBytes, authorization, peer });
           } catch (e) {
             // The pipeline does not throw by contract; if it does, the batch is retried, never lost.
             log.error({ code: 'INTERNAL', peer, err: (e as Error).message }, `ingest pipeline threw: ${(e as Error).message}`);

@@ -58,6 +58,11 @@ export interface IncomingBatch {
   batch: FrameBatch;
   /** Size of the encoded batch, bytes. */
   bytes: number;
+  /**
+   * Each frame's bytes as received, parallel to batch.frames: produced as they are, so fields this gateway's
+   * generated code does not know (a newer agent) reach the collector. Absent = frames are re-encoded.
+   */
+  frameBytes?: readonly Uint8Array[] | undefined;
   /** The `authorization` metadata value, if any. */
   authorization?: string | undefined;
   /** Who sent it (peer address), for logs. */
@@ -66,6 +71,8 @@ export interface IncomingBatch {
 
 interface Planned {
   frame: ITelemetryFrame;
+  /** Index in batch.frames. */
+  index: number;
   host: string;
   seq: number;
   boot: string;
@@ -138,7 +145,7 @@ export class IngestPipeline {
     let duplicates = 0;
     const working = new Map<string, LastFrame | undefined>(); // last frame per host as of this batch
     const inBatch = new Set<string>(); // host \0 boot \0 seq planned in this batch
-    for (const f of batch.frames) {
+    for (const [index, f] of batch.frames.entries()) {
       const problems = validateFrame(f);
       if (problems.length) {
         const [first, ...more] = problems;
@@ -176,7 +183,7 @@ export class IngestPipeline {
       const anomalies = prev ? countersWentBackwards(prev, f) : [];
       if (!prev || seq > prev.seq) working.set(host, lastFrameOf(f));
       inBatch.add(key);
-      planned.push({ frame: f, host, seq, boot, state, anomalies });
+      planned.push({ frame: f, index, host, seq, boot, state, anomalies });
     }
 
     if (planned.length === 0) {
@@ -190,7 +197,7 @@ export class IngestPipeline {
     const messages: BusMessageIn[] = planned.map((p) => {
       const headers: Record<string, string> = { host: p.host, seq: String(p.seq), boot: p.frame.bootId ?? '' };
       if (p.anomalies.length) headers[ANOMALY_HEADER] = `COUNTER_WENT_BACKWARDS ${p.anomalies.join('; ')}`;
-      return { key: p.host, value: encodeFrame(p.frame), headers };
+      return { key: p.host, value: input.frameBytes?.[p.index] ?? encodeFrame(p.frame), headers };
     });
 
     const t0 = this.nowMs();

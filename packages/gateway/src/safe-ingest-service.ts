@@ -9,12 +9,72 @@ import type { ServiceDefinition } from '@grpc/grpc-js';
 import { TELEMETRY_INGEST_SERVICE, WattsplitError, decodeBatch, type FrameBatch, type IBatchAck } from '@wattsplit/wire';
 
 export type IncomingItem =
-  | { readonly kind: 'batch'; readonly batch: FrameBatch; readonly bytes: number }
+  | {
+      readonly kind: 'batch';
+      readonly batch: FrameBatch;
+      readonly bytes: number;
+      /** Each frame's bytes exactly as the agent encoded them (unknown newer fields included), or undefined if they could not be located. */
+      readonly frameBytes: readonly Uint8Array[] | undefined;
+    }
   | { readonly kind: 'undecodable'; readonly error: WattsplitError; readonly bytes: number };
+
+/**
+ * Byte ranges of the `frames` entries (field 2, length-delimited) of an encoded FrameBatch, in order.
+ * Protobuf encoding (protobuf.dev/programming-guides/encoding): each field is a varint key
+ * (field_number << 3 | wire_type) followed by a varint (0), 8 bytes (1), a varint length and that many
+ * bytes (2) or 4 bytes (5). Only called on bytes that already decoded as a FrameBatch.
+ */
+export function frameByteRanges(buf: Uint8Array): [number, number][] | undefined {
+  const out: [number, number][] = [];
+  let i = 0;
+  const varint = (): number => {
+    let v = 0;
+    let mul = 1;
+    for (let k = 0; k < 10; k++) {
+      if (i >= buf.length) throw new RangeError('truncated varint');
+      const b = buf[i++]!;
+      v += (b & 0x7f) * mul;
+      if (b < 0x80) return v;
+      mul *= 128;
+    }
+    throw new RangeError('varint too long');
+  };
+  try {
+    while (i < buf.length) {
+      const key = varint();
+      const field = Math.floor(key / 8);
+      switch (key % 8) {
+        case 0:
+          varint();
+          break;
+        case 1:
+          i += 8;
+          break;
+        case 2: {
+          const len = varint();
+          if (field === 2) out.push([i, i + len]);
+          i += len;
+          break;
+        }
+        case 5:
+          i += 4;
+          break;
+        default:
+          return undefined;
+      }
+    }
+    return i === buf.length ? out : undefined;
+  } catch {
+    return undefined;
+  }
+}
 
 export function deserializeBatch(buf: Buffer): IncomingItem {
   try {
-    return { kind: 'batch', batch: decodeBatch(buf, 'ingest stream message'), bytes: buf.length };
+    const batch = decodeBatch(buf, 'ingest stream message');
+    const ranges = frameByteRanges(buf);
+    const frameBytes = ranges && ranges.length === batch.frames.length ? ranges.map(([a, b]) => buf.slice(a, b)) : undefined;
+    return { kind: 'batch', batch, bytes: buf.length, frameBytes };
   } catch (e) {
     const error = e instanceof WattsplitError ? e : new WattsplitError('FRAME_DECODE_FAILED', `ingest stream message: ${String(e)}`, { cause: e });
     return { kind: 'undecodable', error, bytes: buf.length };
