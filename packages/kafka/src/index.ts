@@ -5,3 +5,4 @@ export * from './murmur2.js';
 export * from './platformatic-bus.js';
 export * from './broker-process.js';
 export * from './schema-registry-framing.js';
+export * from './namespaced-bus.js';
