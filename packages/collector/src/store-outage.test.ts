@@ -11,28 +11,30 @@ import { ChdbStore, type EnergyRangeQuery, type HistoryQuery, type IntervalWrite
 import { createCollectorApp } from './collector-module.js';
 import { HOST_A, HOST_B, encoded } from './test-frames.js';
 
-/** A real store behind a switch: the listed writeInterval calls fail, before or after reaching the store. */
+/** A real store behind a switch: each write call takes the next step of `plan` (then 'ok'): fail before
+ *  reaching the store, or write and then report a failure (the acknowledgement is lost). */
 class OutageStore implements Store {
   readonly backend = 'chdb' as const;
   calls = 0;
   failures = 0;
   constructor(
     private readonly inner: Store,
-    private readonly failBefore: Set<number>,
-    private readonly failAfter: Set<number>,
+    readonly plan: ('before' | 'after' | 'ok')[],
   ) {}
   init() { return this.inner.init(); }
-  async writeInterval(w: IntervalWrite): Promise<TransportResult> {
+  writeInterval(w: IntervalWrite) { return this.writeIntervals([w]); }
+  async writeIntervals(ws: readonly IntervalWrite[]): Promise<TransportResult> {
     const n = ++this.calls;
+    const step = this.plan.shift() ?? 'ok';
     const down = () => retryable(new WattsplitError('STORE_UNAVAILABLE', `injected outage on write #${n}`, { retriable: true }), 10);
-    if (this.failBefore.has(n)) {
+    if (step === 'before') {
       this.failures++;
       return down();
     }
-    const r = await this.inner.writeInterval(w);
-    if (this.failAfter.has(n)) {
+    const r = await this.inner.writeIntervals(ws);
+    if (step === 'after') {
       this.failures++;
-      return down(); // written, but the collector never hears so
+      return down();
     }
     return r;
   }
@@ -50,7 +52,7 @@ test('store outages (before and after the write) → redelivery → every interv
   const log = memoryLogger();
   const bus = new InProcessBus({ partitions: 2, logger: log });
   const chdb = new ChdbStore({ dataDir: join(dir, 'db'), logger: log });
-  const store = new OutageStore(chdb, new Set([2, 3, 7]), new Set([5, 9]));
+  const store = new OutageStore(chdb, ['before', 'after', 'before']);
   const app = await createCollectorApp({ bus, store, logger: log, staticPower: { learn: false, fallbackWatts: { rapl: 20 } } });
   t.after(async () => {
     await app.close();
@@ -60,12 +62,23 @@ test('store outages (before and after the write) → redelivery → every interv
   });
 
   const p = bus.producer();
-  for (let seq = 1; seq <= 6; seq++) assert.equal((await p.send(TOPICS.telemetry, [encoded(HOST_A, seq), encoded(HOST_B, seq)])).kind, 'ok');
+  // Phase 1: a backlog (one batch per partition).
+  const backlog = [];
+  for (let seq = 1; seq <= 4; seq++) backlog.push(encoded(HOST_A, seq), encoded(HOST_B, seq));
+  assert.equal((await p.send(TOPICS.telemetry, backlog)).kind, 'ok');
+  await bus.idle();
+  assert.equal(store.failures, 3);
+  // Phase 2: frame by frame, the write of seq 5 lands but its acknowledgement is lost, seq 6 fails outright.
+  store.plan.push('after');
+  assert.equal((await p.send(TOPICS.telemetry, [encoded(HOST_A, 5), encoded(HOST_B, 5)])).kind, 'ok');
+  await bus.idle();
+  store.plan.push('before');
+  assert.equal((await p.send(TOPICS.telemetry, [encoded(HOST_A, 6), encoded(HOST_B, 6)])).kind, 'ok');
   await bus.idle();
 
   assert.equal(store.failures, 5);
   assert.equal(app.pipeline.stats.storeFailures, 5);
-  assert.ok(log.entries.some((e) => /interval not stored, batch will be redelivered/.test(e.msg)));
+  assert.ok(log.entries.some((e) => /intervals not stored, batch will be redelivered/.test(e.msg)));
   // No FINAL: not even a duplicate row waiting for a merge.
   const rows = (await chdb.query(`SELECT host, seq, count() AS n FROM host_samples GROUP BY host, seq ORDER BY host, seq`)).rows;
   assert.deepEqual(rows.map((r) => `${String(r.host)}/${String(r.seq)}x${String(r.n)}`), ['hv-a/2x1', 'hv-a/3x1', 'hv-a/4x1', 'hv-a/5x1', 'hv-a/6x1', 'hv-b/2x1', 'hv-b/3x1', 'hv-b/4x1', 'hv-b/5x1', 'hv-b/6x1']);

@@ -3,15 +3,14 @@
  * on one partition, in order).
  *
  * Delivery contract: the bus commits a partition's offsets only when `handle` resolves, so a frame's
- * interval is in the store before its offset is committed. When a store write (or the attribution publish)
- * fails, `handle` rejects and the bus redelivers the same messages. To make that replay exact, per host:
- * - `committed` is the last frame whose interval was stored AND published; frames at or below it are
- *   replays and are skipped;
- * - a host whose write failed is marked dirty: before its next frame the aligner forgets it and is re-seeded
- *   with the committed frame, so the failed interval is rebuilt from the same two frames, not lost and not
- *   skipped as a duplicate;
- * - the store deduplicates host+seq writes anyway (insert_deduplication_token + ReplacingMergeTree), so an
- *   interval stored before a later step failed is not counted twice.
+ * interval is in the store before its offset is committed. All intervals of one handler call are written
+ * as ONE store batch (4 inserts, however many intervals). When that write (or the attribution publish)
+ * fails, the batch is kept as the partition's pending batch and `handle` rejects; on redelivery the
+ * pending batch is retried verbatim first (same intervals, same insert_deduplication_token: if the failed
+ * write had landed, ClickHouse drops the retry and its rollup inserts), then its frames count as
+ * committed and are skipped as replays. Per host, `committed` is the last frame whose interval is stored
+ * and published; anything at or below it is a replay. Hosts whose pending batch had to be dropped (the
+ * store refused it for good) are re-seeded from their committed frame before their next frame.
  * Poison messages (not a TelemetryFrame, or a frame failing structural validation) go to TOPICS.deadLetter
  * with the error in headers; the partition keeps flowing.
  */
@@ -27,7 +26,7 @@ import {
   type SourceName,
   type StaticPowerEstimate,
 } from '@wattsplit/attribution';
-import type { Store } from '@wattsplit/store';
+import type { IntervalWrite, Store } from '@wattsplit/store';
 import {
   EnergySource,
   EnergyUnit,
@@ -57,6 +56,14 @@ export const DLQ_HEADERS = {
 
 const ZERO_WATTS: Record<SourceName, number> = { rapl: 0, gpu: 0, bmc_rest: 0 };
 
+/** One interval waiting to be stored, with the frame and message it came from. */
+interface BatchEntry {
+  write: IntervalWrite;
+  frame: TelemetryFrame;
+  message: BusMessage;
+  stored: boolean;
+}
+
 export interface PipelineStats {
   framesAccepted: number;
   framesRejected: number;
@@ -71,6 +78,8 @@ export class TelemetryPipeline implements OnApplicationBootstrap, OnApplicationS
   private readonly aligner: IntervalAligner;
   private readonly committed = new Map<string, ITelemetryFrame>();
   private readonly dirty = new Set<string>();
+  /** Per partition: the batch whose write or publish failed, retried verbatim on redelivery. */
+  private readonly pending = new Map<number, BatchEntry[]>();
   private readonly learner: StaticPowerLearner | undefined;
   private readonly fallbackWatts: Record<SourceName, number>;
   private readonly producer: BusProducer;
@@ -132,17 +141,25 @@ export class TelemetryPipeline implements OnApplicationBootstrap, OnApplicationS
 
   /** The bus handler: messages of one partition, in offset order. Rejects to have them redelivered. */
   async handle(messages: readonly BusMessage[], partition: number): Promise<void> {
-    for (const m of messages) await this.handleOne(m, partition);
+    const pending = this.pending.get(partition);
+    if (pending) await this.flush(partition, pending);
+    const batch: BatchEntry[] = [];
+    for (const m of messages) {
+      const entry = await this.handleOne(m, partition, batch);
+      if (entry) batch.push(entry);
+    }
+    await this.flush(partition, batch);
   }
 
-  private async handleOne(m: BusMessage, partition: number): Promise<void> {
+  /** Decodes and aligns one message; returns the interval to store, if any. */
+  private async handleOne(m: BusMessage, partition: number, batch: readonly BatchEntry[]): Promise<BatchEntry | undefined> {
     const where = `${m.topic}/${partition}@${m.offset}`;
     let frame: TelemetryFrame;
     try {
       frame = decodeFrame(m.value, where);
     } catch (e) {
       await this.deadLetter(m, normaliseError(e, 'FRAME_DECODE_FAILED'));
-      return;
+      return undefined;
     }
     const host = frame.hostId || m.key;
     const seq = frame.seq ?? 0;
@@ -151,7 +168,7 @@ export class TelemetryPipeline implements OnApplicationBootstrap, OnApplicationS
       // Redelivery of a frame whose interval is already stored and published.
       this.stats.framesReplayed++;
       this.log.debug({ host, seq, where }, 'skipping replayed frame');
-      return;
+      return undefined;
     }
     if (this.dirty.has(host)) {
       this.aligner.forget(host);
@@ -163,7 +180,7 @@ export class TelemetryPipeline implements OnApplicationBootstrap, OnApplicationS
     if (r.rejected) {
       if (r.rejected.code === 'FRAME_INVALID_FIELD') {
         await this.deadLetter(m, r.rejected);
-        return;
+        return undefined;
       }
       this.stats.framesRejected++;
       this.metrics.inc('wattsplit_collector_frames_total', { result: 'rejected' });
@@ -171,7 +188,7 @@ export class TelemetryPipeline implements OnApplicationBootstrap, OnApplicationS
       this.log.warn({ host, seq, where, code: r.rejected.code }, r.rejected.message);
       const w = await this.store.writeAnomalies(host, seq, frame.wallUnixNs ?? 0, [{ code: r.rejected.code, message: r.rejected.message }]);
       if (w.kind !== 'ok') this.log.warn({ host, seq, code: w.error.code }, `could not store the anomaly: ${w.error.message}`);
-      return;
+      return undefined;
     }
     this.stats.framesAccepted++;
     this.metrics.inc('wattsplit_collector_frames_total', { result: 'accepted' });
@@ -179,55 +196,89 @@ export class TelemetryPipeline implements OnApplicationBootstrap, OnApplicationS
       // First frame of a host (or after a boot_id change): nothing to attribute yet.
       if (r.anomalies.length > 0) {
         const w = await this.store.writeAnomalies(host, seq, frame.wallUnixNs ?? 0, r.anomalies);
-        if (w.kind === 'retryable') this.fail(host, w.error, where);
+        if (w.kind === 'retryable') {
+          // Nothing of this frame is kept: re-align the host from its committed frame on redelivery.
+          this.dirty.add(host);
+          this.log.warn({ host, where, code: w.error.code }, `anomalies not stored, batch will be redelivered: ${w.error.message}`);
+          throw w.error;
+        }
       }
-      this.committed.set(host, frame);
-      return;
+      // Seeds commit at once unless intervals of this host wait in the batch (commit order = frame order).
+      if (!batch.some((e) => e.write.interval.hostId === host)) this.committed.set(host, frame);
+      return undefined;
     }
-    await this.processInterval(r.interval, frame, m, where);
-  }
-
-  private async processInterval(iv: HostInterval, frame: TelemetryFrame, m: BusMessage, where: string): Promise<void> {
-    const host = iv.hostId;
     let results: AttributionResult[];
     try {
-      results = this.attribute(iv);
+      results = this.attribute(r.interval);
     } catch (e) {
       // Even the baseline could not split this interval: keep the evidence, move on.
       await this.deadLetter(m, normaliseError(e));
-      this.committed.set(host, frame);
-      return;
+      return undefined;
     }
-    const w = await this.store.writeInterval({ interval: iv, results, raw: rawCounters(frame) });
-    if (w.kind === 'retryable') {
-      this.stats.storeFailures++;
-      this.metrics.inc('wattsplit_collector_store_failures_total', { kind: 'retryable' });
-      this.fail(host, w.error, where);
-    }
-    if (w.kind === 'failed') {
-      // The store refuses this interval for good (bad values): redelivery would loop forever.
-      this.stats.storeFailures++;
-      this.metrics.inc('wattsplit_collector_store_failures_total', { kind: 'failed' });
-      await this.deadLetter(m, w.error);
-      this.committed.set(host, frame);
-      return;
-    }
-    if (this.config.publishAttributions !== false) {
-      const p = await this.producer.send(TOPICS.attribution, [{ key: host, value: encodeAttributionBatch(results), headers: { 'x-wattsplit-seq': String(iv.seq) } }]);
-      if (p.kind !== 'ok') this.fail(host, p.error, where);
-    }
-    this.committed.set(host, frame);
-    this.learner?.observe(iv);
-    this.stats.intervalsStored++;
-    this.metrics.recordMeasured(host, iv.measured, iv.t1UnixNs);
-    for (const res of results) this.metrics.recordResult(res);
+    return { write: { interval: r.interval, results, raw: rawCounters(frame) }, frame, message: m, stored: false };
   }
 
-  /** Marks the host for re-alignment and rejects the batch so the bus redelivers it. */
-  private fail(host: string, err: WattsplitError, where: string): never {
-    this.dirty.add(host);
-    this.log.warn({ host, where, code: err.code, retriable: err.retriable }, `interval not stored, batch will be redelivered: ${err.message}`);
-    throw err;
+  /** Stores, publishes and commits a batch; on a transient failure keeps it as pending and rejects. */
+  private async flush(partition: number, batch: BatchEntry[]): Promise<void> {
+    if (batch.length === 0) {
+      this.pending.delete(partition);
+      return;
+    }
+    const toStore = batch.filter((e) => !e.stored);
+    if (toStore.length > 0) {
+      const w = await this.store.writeIntervals(toStore.map((e) => e.write));
+      if (w.kind === 'retryable') {
+        this.stats.storeFailures++;
+        this.metrics.inc('wattsplit_collector_store_failures_total', { kind: 'retryable' });
+        this.pending.set(partition, batch);
+        this.log.warn({ partition, intervals: toStore.length, code: w.error.code }, `intervals not stored, batch will be redelivered: ${w.error.message}`);
+        throw w.error;
+      }
+      if (w.kind === 'failed') {
+        // Refused for good (bad values): find the culprits one by one, dead-letter them, keep the rest.
+        this.stats.storeFailures++;
+        this.metrics.inc('wattsplit_collector_store_failures_total', { kind: 'failed' });
+        this.pending.delete(partition);
+        const kept: BatchEntry[] = [];
+        for (const e of toStore) {
+          const one = await this.store.writeInterval(e.write);
+          if (one.kind === 'ok') {
+            e.stored = true;
+            kept.push(e);
+          } else if (one.kind === 'failed') {
+            await this.deadLetter(e.message, one.error);
+            this.committed.set(e.write.interval.hostId, e.frame);
+          } else {
+            // Down again half-way: nothing after this is stored; re-align those hosts on redelivery.
+            for (const rest of toStore.slice(toStore.indexOf(e))) this.dirty.add(rest.write.interval.hostId);
+            this.pending.set(partition, kept);
+            throw one.error;
+          }
+        }
+        batch = kept;
+      }
+      for (const e of toStore) e.stored = true;
+    }
+    if (this.config.publishAttributions !== false && batch.length > 0) {
+      const p = await this.producer.send(
+        TOPICS.attribution,
+        batch.map((e) => ({ key: e.write.interval.hostId, value: encodeAttributionBatch(e.write.results), headers: { 'x-wattsplit-seq': String(e.write.interval.seq) } })),
+      );
+      if (p.kind !== 'ok') {
+        this.pending.set(partition, batch);
+        this.log.warn({ partition, code: p.error.code }, `attributions not published, batch will be redelivered: ${p.error.message}`);
+        throw p.error;
+      }
+    }
+    this.pending.delete(partition);
+    for (const e of batch) {
+      const iv = e.write.interval;
+      this.committed.set(iv.hostId, e.frame);
+      this.learner?.observe(iv);
+      this.stats.intervalsStored++;
+      this.metrics.recordMeasured(iv.hostId, iv.measured, iv.t1UnixNs);
+      for (const res of e.write.results) this.metrics.recordResult(res);
+    }
   }
 
   private staticPower(hostId: string): StaticPowerEstimate {

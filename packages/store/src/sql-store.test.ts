@@ -113,6 +113,22 @@ test('a replayed batch does not double count: raw rows, rollups and samples stay
   assert.ok(Math.abs(before.raw - before.roll) < 1e-6, `raw ${before.raw} vs rollup ${before.roll}`);
 });
 
+test('writeIntervals: one insert per table for a batch; the same batch retried verbatim adds nothing', async () => {
+  const before = await totals();
+  const batch = [1, 2, 3].map((k) => {
+    const i = sampleInterval('host-batch', k, NOW_NS + k * 1e9);
+    return { interval: i, results: [sampleResult(i), sampleResult(i, 'additive_model')] };
+  });
+  assert.equal((await store.writeIntervals(batch)).kind, 'ok');
+  const mid = await totals();
+  assert.equal(mid.hosts, before.hosts + 3);
+  assert.equal(mid.rawRows, before.rawRows + 3 * 2 * 9);
+  assert.equal((await store.writeIntervals(batch)).kind, 'ok');
+  assert.deepEqual(await totals(), mid);
+  const dup = await store.writeIntervals([batch[0]!, batch[0]!]);
+  assert.match(dup.kind === 'failed' ? dup.error.message : '', /host=host-batch seq=1 appears twice in the batch/);
+});
+
 /** Fails the insert into `failTable` `times` times, then passes everything through. */
 class FailingTransport implements ClickHouseTransport {
   readonly backend = 'chdb' as const;

@@ -5,6 +5,7 @@
  * host+seq(+vm/source/method), so a replayed frame neither adds raw rows (after merge / with FINAL) nor
  * feeds the rollups twice.
  */
+import { createHash } from 'node:crypto';
 import type { Anomaly, HostInterval, VmInterval } from '@wattsplit/attribution';
 import { OK, WattsplitError, backoffMs, failed, normaliseError, retryable, silentLogger, type Logger, type TransportResult } from '@wattsplit/wire';
 import { DEFAULT_RETENTION, DEFAULT_SQL_DIR, migrate, type Retention } from './migrations.js';
@@ -77,9 +78,15 @@ export class SqlStore implements Store {
     this.log.info({ version, applied, billingSource: this.billingSource }, `store ready (${this.backend} ${version})`);
   }
 
-  private token(hostId: string, seq: number, table: string, extra = ''): Settings | undefined {
+  /**
+   * insert_deduplication_token of one table's insert for a batch of intervals: a hash of the sorted
+   * host:seq keys (plus the methods for attributions). A batch retried verbatim carries the same token, so
+   * ClickHouse drops it, and drops the materialized views' inserts with it.
+   */
+  private token(keys: readonly string[], table: string): Settings | undefined {
     if (!this.caps?.dedupToken) return undefined;
-    return { insert_deduplication_token: `wattsplit:${hostId}:${seq}:${table}${extra}` };
+    const digest = createHash('sha256').update([...keys].sort().join('\n')).digest('hex').slice(0, 32);
+    return { insert_deduplication_token: `wattsplit:${table}:${digest}` };
   }
 
   private toResult(e: unknown, what: string): TransportResult {
@@ -93,30 +100,48 @@ export class SqlStore implements Store {
     return failed(err);
   }
 
-  async writeInterval(w: IntervalWrite): Promise<TransportResult> {
-    const i = w.interval;
-    const what = `write interval host=${i.hostId} seq=${i.seq}`;
-    let host: Row, vms: Row[], anomalies: Row[], attributions: Row[];
+  writeInterval(w: IntervalWrite): Promise<TransportResult> {
+    return this.writeIntervals([w]);
+  }
+
+  async writeIntervals(writes: readonly IntervalWrite[]): Promise<TransportResult> {
+    if (writes.length === 0) return OK;
+    const first = writes[0]!.interval;
+    const what = writes.length === 1 ? `write interval host=${first.hostId} seq=${first.seq}` : `write ${writes.length} intervals (first host=${first.hostId} seq=${first.seq})`;
+    const hosts: Row[] = [];
+    const vms: Row[] = [];
+    const anomalies: Row[] = [];
+    const attributions: Row[] = [];
+    const keys: string[] = [];
+    const attrKeys: string[] = [];
     try {
-      for (const [k, r] of w.results.entries()) {
-        if (r.hostId !== i.hostId || r.seq !== i.seq) {
-          throw new WattsplitError('STORE_INVALID_INPUT', `${what}: results[${k}] (method ${r.method}) is for host=${r.hostId} seq=${r.seq}`, { details: { field: `results[${k}]`, hostId: r.hostId, seq: r.seq } });
+      const seen = new Set<string>();
+      for (const w of writes) {
+        const i = w.interval;
+        const key = `${i.hostId}:${i.seq}`;
+        if (seen.has(key)) throw new WattsplitError('STORE_INVALID_INPUT', `${what}: interval host=${i.hostId} seq=${i.seq} appears twice in the batch`, { details: { host: i.hostId, seq: i.seq } });
+        seen.add(key);
+        for (const [k, r] of w.results.entries()) {
+          if (r.hostId !== i.hostId || r.seq !== i.seq) {
+            throw new WattsplitError('STORE_INVALID_INPUT', `interval host=${i.hostId} seq=${i.seq}: results[${k}] (method ${r.method}) is for host=${r.hostId} seq=${r.seq}`, { details: { field: `results[${k}]`, hostId: r.hostId, seq: r.seq } });
+          }
         }
+        hosts.push(hostRow(i, w.raw));
+        vms.push(...vmRows(i));
+        anomalies.push(...anomalyRows(i.hostId, i.seq, i.t1UnixNs, i.anomalies));
+        attributions.push(...w.results.flatMap(attributionRows));
+        keys.push(key);
+        attrKeys.push(`${key}:${[...new Set(w.results.map((r) => r.method))].sort().join(',')}`);
       }
-      host = hostRow(i, w.raw);
-      vms = vmRows(i);
-      anomalies = anomalyRows(i.hostId, i.seq, i.t1UnixNs, i.anomalies);
-      attributions = w.results.flatMap(attributionRows);
     } catch (e) {
       return this.toResult(normaliseError(e, 'STORE_INVALID_INPUT'), what);
     }
-    const methods = ':' + [...new Set(w.results.map((r) => r.method))].sort().join(',');
     try {
-      // Attributions last: when they are in, everything of the interval is.
-      await this.t.insert('host_samples', [host], this.token(i.hostId, i.seq, 'host_samples'));
-      await this.t.insert('vm_samples', vms, this.token(i.hostId, i.seq, 'vm_samples'));
-      await this.t.insert('anomalies', anomalies, this.token(i.hostId, i.seq, 'anomalies'));
-      await this.t.insert('attributions', attributions, this.token(i.hostId, i.seq, 'attributions', methods));
+      // Attributions last: when they are in, everything of the batch is.
+      await this.t.insert('host_samples', hosts, this.token(keys, 'host_samples'));
+      await this.t.insert('vm_samples', vms, this.token(keys, 'vm_samples'));
+      await this.t.insert('anomalies', anomalies, this.token(keys, 'anomalies'));
+      await this.t.insert('attributions', attributions, this.token(attrKeys, 'attributions'));
     } catch (e) {
       return this.toResult(e, what);
     }
@@ -133,7 +158,7 @@ export class SqlStore implements Store {
       return this.toResult(e, what);
     }
     try {
-      await this.t.insert('anomalies', rows, this.token(hostId, seq, 'anomalies', ':' + anomalies.map((a) => a.code).join(',')));
+      await this.t.insert('anomalies', rows, this.token([`${hostId}:${seq}:${anomalies.map((a) => `${a.code}/${a.counterId ?? ''}/${a.vmUuid ?? ''}`).join(',')}`], 'anomalies-extra'));
     } catch (e) {
       return this.toResult(e, what);
     }

@@ -99,6 +99,11 @@ export interface Store {
   init(): Promise<void>;
   /** Host row, VM rows, anomalies, then attribution rows, each insert deduplicated by host+seq. */
   writeInterval(write: IntervalWrite): Promise<TransportResult>;
+  /**
+   * Several intervals in one insert per table (4 inserts for the whole batch). Idempotent when retried
+   * with the same batch (same host+seq set): retry a failed batch verbatim, do not re-cut it.
+   */
+  writeIntervals(writes: readonly IntervalWrite[]): Promise<TransportResult>;
   writeAnomalies(hostId: string, seq: number, t1UnixNs: number, anomalies: readonly Anomaly[]): Promise<TransportResult>;
   query(sql: string, format?: QueryFormat): Promise<QueryResult>;
   /** Host intervals as they were written (deduplicated), oldest first: the training set of the models. */

@@ -1,0 +1,71 @@
+#!/usr/bin/env node
+// What running chDB in a worker thread costs and buys (packages/store/src/chdb-transport.ts).
+//   node packages/store/bench/chdb-worker-overhead.mjs   (after tsc -b packages/store)
+// Measures, on one data directory (one process can hold only one):
+//   1. per-query round trip: Session.query on the main thread vs through the worker (SELECT 1);
+//   2. writeInterval of a 10-VM interval with 2 methods (4 inserts) through the worker;
+//   3. event-loop delay while a heavy query runs: worker vs main thread.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir, cpus } from 'node:os';
+import { join } from 'node:path';
+import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
+import { createRequire } from 'node:module';
+import { ChdbStore } from '../dist/index.js';
+import { sampleInterval, sampleResult, sampleVm } from '../dist/test-fixtures.js';
+
+const N = Number(process.env.N ?? 2000);
+const dir = mkdtempSync(join(tmpdir(), 'wattsplit-bench-'));
+const HEAVY = 'SELECT sum(cityHash64(number)) FROM numbers(30000000)';
+const out = [];
+const row = (what, value) => { out.push([what, value]); console.log(`${what.padEnd(58)} ${value}`); };
+const ms = (t0) => performance.now() - t0;
+
+async function loopDelayDuring(fn) {
+  const h = monitorEventLoopDelay({ resolution: 5 });
+  h.enable();
+  const t0 = performance.now();
+  await fn();
+  const took = ms(t0);
+  h.disable();
+  return { took, maxDelayMs: h.max / 1e6 };
+}
+
+// ---- worker
+const store = new ChdbStore({ dataDir: join(dir, 'db') });
+await store.init();
+for (let i = 0; i < 50; i++) await store.query('SELECT 1', 'CSV');
+let t0 = performance.now();
+for (let i = 0; i < N; i++) await store.query('SELECT 1', 'CSV');
+const workerQ = ms(t0) / N;
+row('worker: SELECT 1 round trip (ms)', workerQ.toFixed(3));
+
+const NOW = Math.floor(Date.now() / 1000) * 1e9;
+const W = Math.min(N, 500);
+t0 = performance.now();
+for (let s = 1; s <= W; s++) {
+  const iv = sampleInterval('bench-host', s, NOW + s * 1e9);
+  iv.vms = Array.from({ length: 10 }, (_, k) => sampleVm(`vm-${k}-uuid`, k % 2 ? 'acme' : 'globex', 0.1 * (k + 1)));
+  const r = await store.writeInterval({ interval: iv, results: [sampleResult(iv), sampleResult(iv, 'additive_model')] });
+  if (r.kind !== 'ok') throw new Error(JSON.stringify(r));
+}
+const perWrite = ms(t0) / W;
+row('worker: writeInterval, 10 VMs, 2 methods (ms)', perWrite.toFixed(3));
+row('worker: intervals/s one writer', (1000 / perWrite).toFixed(0));
+const wHeavy = await loopDelayDuring(() => store.query(HEAVY, 'CSV'));
+row('worker: heavy query (ms) / max event-loop delay (ms)', `${wHeavy.took.toFixed(0)} / ${wHeavy.maxDelayMs.toFixed(1)}`);
+await store.close();
+
+// ---- main thread, same directory
+const { Session } = createRequire(import.meta.url)('chdb');
+const s = new Session(join(dir, 'db'));
+for (let i = 0; i < 50; i++) s.query('SELECT 1', 'CSV');
+t0 = performance.now();
+for (let i = 0; i < N; i++) s.query('SELECT 1', 'CSV');
+const directQ = ms(t0) / N;
+row('main thread: SELECT 1 (ms)', directQ.toFixed(3));
+row('worker overhead per query (ms)', (workerQ - directQ).toFixed(3));
+const mHeavy = await loopDelayDuring(async () => { s.query(HEAVY, 'CSV'); });
+row('main thread: heavy query (ms) / max event-loop delay (ms)', `${mHeavy.took.toFixed(0)} / ${mHeavy.maxDelayMs.toFixed(1)}`);
+s.close();
+rmSync(dir, { recursive: true, force: true });
+console.log(`\n${cpus().length} CPUs (${cpus()[0]?.model}), node ${process.version}, ${new Date().toISOString()}`);
