@@ -210,6 +210,15 @@ test('infeasible: even every VM at its floor leaves the host over its cap; the p
   assert.equal(h.peakW, 165);
 });
 
+test('a host over its cap with no VMs at all is infeasible, with nothing to throttle', () => {
+  const plan = planCaps({ linkBps: TEN_GBE, horizonS: 10, hosts: [{ hostId: 'empty', capW: 100, powerW: 130, vms: [] }] });
+  assert.equal(plan.safe, false);
+  assert.deepEqual(plan.actions, []);
+  assert.equal(plan.hosts[0]!.status, 'infeasible');
+  assert.match(plan.hosts[0]!.notes.join('\n'), /sheds 0 W of the 30 W needed; 30 W over remains/);
+  assert.deepEqual(plan.hosts[0]!.timelineW, rep(130, 10));
+});
+
 test('hosts under their caps get no actions; a custom transient model changes the window', () => {
   const input = atCapFleet();
   input.hosts[0]!.powerW = 480;

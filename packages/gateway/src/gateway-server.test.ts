@@ -2,28 +2,35 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { AckStatus, InProcessBus, WattsplitError, memoryLogger, retryable, failed, encodeBatch, encodeFrame, type BusMessageIn, type BusProducer } from '@wattsplit/wire';
 import { ANOMALY_HEADER, TELEMETRY_TOPIC, startGateway, type GatewayOptions } from './index.js';
-import { ScriptedProducer, drainTopic, frame, openStream } from './test-helpers.js';
+import { ScriptedProducer, drainTopic, frame, openStream, type IngestStream } from './test-helpers.js';
 
 async function setup(t: { after(fn: () => Promise<void> | void): void }, opts: Partial<GatewayOptions> = {}) {
   const bus = new InProcessBus();
   const producer = new ScriptedProducer(bus);
   const logger = memoryLogger();
   const gw = await startGateway({ producer, logger, ...opts });
+  const streams: IngestStream[] = [];
+  const open = (o: Parameters<typeof openStream>[1] = {}): IngestStream => {
+    const st = openStream(gw.address, o);
+    streams.push(st);
+    return st;
+  };
   t.after(async () => {
     producer.release();
-    await gw.close(500);
+    // Agents hang up first, as they do when a gateway drains; then the gateway closes gracefully.
+    await Promise.all(streams.map((st) => st.end()));
+    await gw.close(2000);
     await bus.close();
   });
-  return { bus, producer, gw, logger };
+  return { bus, producer, gw, logger, open };
 }
 
 let groups = 0;
 const topicFrames = (bus: InProcessBus) => drainTopic(bus, TELEMETRY_TOPIC, `g${++groups}`);
 
 test('a good batch is acked OK only after the producer resolved, one keyed message per frame', async (t) => {
-  const { bus, producer, gw } = await setup(t);
-  const s = openStream(gw.address);
-  t.after(() => s.end());
+  const { bus, producer, gw, open } = await setup(t);
+  const s = open();
   producer.hold();
   let acked = false;
   const ackP = s.send({ batchId: 1, frames: [frame('hv-1', 1), frame('hv-1', 2)] }).then((a) => ((acked = true), a));
@@ -54,9 +61,8 @@ test('a good batch is acked OK only after the producer resolved, one keyed messa
 });
 
 test('producer retryable/failed → RETRY with retry_after_ms, nothing produced; the resend is produced exactly once', async (t) => {
-  const { bus, producer, gw } = await setup(t, { failedRetryAfterMs: 1234 });
-  const s = openStream(gw.address);
-  t.after(() => s.end());
+  const { bus, producer, gw, open } = await setup(t, { failedRetryAfterMs: 1234 });
+  const s = open();
   producer.script.push(retryable(new WattsplitError('TRANSPORT_UNAVAILABLE', 'broker down', { retriable: true }), 250));
   producer.script.push(failed(new WattsplitError('TRANSPORT_TIMEOUT', 'request timed out')));
   const batch = { batchId: 7, frames: [frame('hv-2', 10), frame('hv-2', 11)] };
@@ -90,17 +96,15 @@ test('a producer that throws is treated as retryable, not as a crash', async (t)
 });
 
 test('bad protobuf bytes → REJECTED ack naming the decode failure; the stream and other clients go on', async (t) => {
-  const { bus, gw, logger } = await setup(t);
-  const bad = openStream(gw.address);
-  t.after(() => bad.end());
+  const { bus, gw, logger, open } = await setup(t);
+  const bad = open();
   const a1 = await bad.send(Buffer.from([0x12, 0xff, 0xff, 0xff, 0x0f, 0x01]));
   assert.equal(a1.status, AckStatus.ACK_STATUS_REJECTED);
   assert.match(a1.message, /FRAME_DECODE_FAILED: ingest stream message: not a wattsplit\.telemetry\.v1\.FrameBatch .*6 bytes/);
   // Same stream, raw bytes of a good batch: still served.
   const a2 = await bad.send(Buffer.from(encodeBatch({ batchId: 2, frames: [frame('hv-4', 1)] })));
   assert.equal(a2.status, AckStatus.ACK_STATUS_OK);
-  const other = openStream(gw.address);
-  t.after(() => other.end());
+  const other = open();
   const a3 = await other.send({ batchId: 1, frames: [frame('hv-5', 1)] });
   assert.equal(a3.status, AckStatus.ACK_STATUS_OK);
   assert.deepEqual((await topicFrames(bus)).map((g) => g.frame.hostId).sort(), ['hv-4', 'hv-5']);
@@ -109,9 +113,8 @@ test('bad protobuf bytes → REJECTED ack naming the decode failure; the stream 
 });
 
 test('frames reach the bus byte for byte as the agent sent them, fields unknown to this gateway included', async (t) => {
-  const { bus, gw } = await setup(t);
-  const s = openStream(gw.address);
-  t.after(() => s.end());
+  const { bus, open } = await setup(t);
+  const s = open();
   // A newer agent's frame: field 99 (varint 1) that this gateway's generated code does not know.
   const newer = Buffer.concat([Buffer.from(encodeFrame(frame('hv-15', 1))), Buffer.from([0x98, 0x06, 0x01])]);
   const older = Buffer.from(encodeFrame(frame('hv-15', 2)));
@@ -126,9 +129,8 @@ test('frames reach the bus byte for byte as the agent sent them, fields unknown 
 });
 
 test('invalid frames are rejected by field and value; valid frames of the same batch are produced', async (t) => {
-  const { bus, gw, logger } = await setup(t);
-  const s = openStream(gw.address);
-  t.after(() => s.end());
+  const { bus, gw, logger, open } = await setup(t);
+  const s = open();
   const a = await s.send({ batchId: 3, frames: [frame('hv-6', 1), frame('hv-6', 0), frame('bad host!', 2)] });
   assert.equal(a.status, AckStatus.ACK_STATUS_OK);
   assert.equal(a.accepted, 1);
@@ -142,9 +144,8 @@ test('invalid frames are rejected by field and value; valid frames of the same b
 });
 
 test('unknown host (allow-list) → FRAME_UNKNOWN_HOST naming the host', async (t) => {
-  const { bus, gw } = await setup(t, { allowedHosts: ['hv-7'] });
-  const s = openStream(gw.address);
-  t.after(() => s.end());
+  const { bus, open } = await setup(t, { allowedHosts: ['hv-7'] });
+  const s = open();
   const a = await s.send({ batchId: 1, frames: [frame('hv-7', 1), frame('rogue-1', 1)] });
   assert.equal(a.status, AckStatus.ACK_STATUS_OK);
   assert.equal(a.accepted, 1);
@@ -154,27 +155,23 @@ test('unknown host (allow-list) → FRAME_UNKNOWN_HOST naming the host', async (
 });
 
 test('per-host tokens: wrong token → REJECTED batch; right token, other host in a frame → FRAME_AUTH_FAILED; batch.token works too', async (t) => {
-  const { bus, gw } = await setup(t, { auth: { mode: 'per-host', tokens: { 'hv-8': 'secret-8', 'hv-9': 'secret-9' } } });
-  const wrong = openStream(gw.address, { token: 'nope' });
-  t.after(() => wrong.end());
+  const { bus, gw, open } = await setup(t, { auth: { mode: 'per-host', tokens: { 'hv-8': 'secret-8', 'hv-9': 'secret-9' } } });
+  const wrong = open({ token: 'nope' });
   const a1 = await wrong.send({ batchId: 1, frames: [frame('hv-8', 1)] });
   assert.equal(a1.status, AckStatus.ACK_STATUS_REJECTED);
   assert.match(a1.message, /FRAME_AUTH_FAILED: batch refused: token belongs to no known host/);
   assert.ok(!a1.message.includes('nope'), 'the token itself is never echoed');
-  const none = openStream(gw.address);
-  t.after(() => none.end());
+  const none = open();
   const a2 = await none.send({ batchId: 1, frames: [frame('hv-8', 1)] });
   assert.equal(a2.status, AckStatus.ACK_STATUS_REJECTED);
   assert.match(a2.message, /no token/);
-  const good = openStream(gw.address, { token: 'secret-8' });
-  t.after(() => good.end());
+  const good = open({ token: 'secret-8' });
   const a3 = await good.send({ batchId: 2, frames: [frame('hv-8', 1), frame('hv-9', 1)] });
   assert.equal(a3.status, AckStatus.ACK_STATUS_OK);
   assert.equal(a3.accepted, 1);
   assert.equal(a3.rejections[0]!.code, 'FRAME_AUTH_FAILED');
   assert.match(a3.rejections[0]!.message ?? '', /host_id="hv-9" is not the host this token belongs to \("hv-8"\)/);
-  const inBatch = openStream(gw.address);
-  t.after(() => inBatch.end());
+  const inBatch = open();
   const a4 = await inBatch.send({ batchId: 3, token: 'secret-9', frames: [frame('hv-9', 1)] });
   assert.equal(a4.status, AckStatus.ACK_STATUS_OK);
   assert.deepEqual((await topicFrames(bus)).map((g) => g.frame.hostId).sort(), ['hv-8', 'hv-9']);
@@ -182,27 +179,23 @@ test('per-host tokens: wrong token → REJECTED batch; right token, other host i
 });
 
 test('shared token mode accepts any host with the fleet token', async (t) => {
-  const { gw } = await setup(t, { auth: { mode: 'shared', token: 'fleet' } });
-  const s = openStream(gw.address, { token: 'fleet' });
-  t.after(() => s.end());
+  const { open } = await setup(t, { auth: { mode: 'shared', token: 'fleet' } });
+  const s = open({ token: 'fleet' });
   assert.equal((await s.send({ batchId: 1, frames: [frame('hv-a', 1), frame('hv-b', 1)] })).accepted, 2);
-  const w = openStream(gw.address, { token: 'fleet2' });
-  t.after(() => w.end());
+  const w = open({ token: 'fleet2' });
   assert.equal((await w.send({ batchId: 1, frames: [frame('hv-a', 2)] })).status, AckStatus.ACK_STATUS_REJECTED);
 });
 
 test('a resent seq is acked OK and produced once (also within one batch and across streams)', async (t) => {
-  const { bus, gw } = await setup(t);
-  const s1 = openStream(gw.address);
-  t.after(() => s1.end());
+  const { bus, gw, open } = await setup(t);
+  const s1 = open();
   const batch = { batchId: 1, frames: [frame('hv-10', 1), frame('hv-10', 2)] };
   assert.equal((await s1.send(batch)).accepted, 2);
   const again = await s1.send({ ...batch, batchId: 2 });
   assert.equal(again.status, AckStatus.ACK_STATUS_OK);
   assert.equal(again.accepted, 2);
   // A reconnecting agent replays its spool on a new stream, overlapping what was produced.
-  const s2 = openStream(gw.address);
-  t.after(() => s2.end());
+  const s2 = open();
   const replay = await s2.send({ batchId: 1, frames: [frame('hv-10', 2), frame('hv-10', 3), frame('hv-10', 3)] });
   assert.equal(replay.status, AckStatus.ACK_STATUS_OK);
   assert.equal(replay.accepted, 3);
@@ -212,9 +205,8 @@ test('a resent seq is acked OK and produced once (also within one batch and acro
 });
 
 test('a seq restarted under a new boot id is new data, not a duplicate', async (t) => {
-  const { bus, gw } = await setup(t);
-  const s = openStream(gw.address);
-  t.after(() => s.end());
+  const { bus, gw, open } = await setup(t);
+  const s = open();
   await s.send({ batchId: 1, frames: [frame('hv-14', 1), frame('hv-14', 2)] });
   const a = await s.send({ batchId: 2, frames: [frame('hv-14', 1, { bootId: 'boot-2' })] });
   assert.equal(a.accepted, 1);
@@ -223,18 +215,16 @@ test('a seq restarted under a new boot id is new data, not a duplicate', async (
 });
 
 test('the duplicate window is bounded: seqs older than seqsPerHost are produced again', async (t) => {
-  const { bus, gw } = await setup(t, { seqsPerHost: 2 });
-  const s = openStream(gw.address);
-  t.after(() => s.end());
+  const { bus, open } = await setup(t, { seqsPerHost: 2 });
+  const s = open();
   await s.send({ batchId: 1, frames: [1, 2, 3].map((q) => frame('hv-11', q)) });
   await s.send({ batchId: 2, frames: [frame('hv-11', 3), frame('hv-11', 1)] });
   assert.deepEqual((await topicFrames(bus)).map((g) => g.frame.seq), [1, 2, 3, 1]);
 });
 
 test('counters going backwards within a boot are produced with the anomaly header and counted; wraps and new boots are not', async (t) => {
-  const { bus, gw, logger } = await setup(t);
-  const s = openStream(gw.address);
-  t.after(() => s.end());
+  const { bus, gw, logger, open } = await setup(t);
+  const s = open();
   const f1 = frame('hv-12', 1);
   const back = frame('hv-12', 2, { counters: [{ ...f1.counters![0]!, value: 2_000_000 }, { ...f1.counters![1]!, value: 100 }] }); // bmc 300 → 100: backwards
   const fine = frame('hv-12', 3, { counters: [{ ...f1.counters![0]!, value: 3_000_000 }, { ...f1.counters![1]!, value: 400 }] });
@@ -261,10 +251,9 @@ test('counters going backwards within a boot are produced with the anomaly heade
 });
 
 test('many concurrent streams: every batch acked OK in order, every host\'s frames in seq order on the bus', async (t) => {
-  const { bus, gw } = await setup(t);
+  const { bus, gw, open } = await setup(t);
   const hosts = Array.from({ length: 24 }, (_, i) => `hv-c${i}`);
-  const streams = hosts.map((h) => ({ h, s: openStream(gw.address) }));
-  t.after(() => Promise.all(streams.map(({ s }) => s.end())).then(() => undefined));
+  const streams = hosts.map((h) => ({ h, s: open() }));
   const acks = await Promise.all(
     streams.map(async ({ h, s }) => {
       // Pipelined: all batches written before the first ack arrives.
@@ -283,10 +272,9 @@ test('many concurrent streams: every batch acked OK in order, every host\'s fram
 });
 
 test('back-pressure: a stream over its in-flight bound is paused; over the global bound a batch gets RETRY', async (t) => {
-  const { bus, producer, gw } = await setup(t, { maxInFlightBatchesPerStream: 2, maxInFlightBatches: 3, overloadRetryAfterMs: 321 });
+  const { bus, producer, gw, open } = await setup(t, { maxInFlightBatchesPerStream: 2, maxInFlightBatches: 3, overloadRetryAfterMs: 321 });
   producer.hold();
-  const s1 = openStream(gw.address);
-  t.after(() => s1.end());
+  const s1 = open();
   const p1 = Array.from({ length: 6 }, (_, b) => s1.send({ batchId: b + 1, frames: [frame('hv-bp1', b + 1)] }));
   await producer.sendsStarted(1);
   for (let i = 0; i < 50; i++) await new Promise((r) => setImmediate(r));
@@ -294,10 +282,8 @@ test('back-pressure: a stream over its in-flight bound is paused; over the globa
   assert.ok(st.inFlightBatches <= 2, `in flight ${st.inFlightBatches} > per-stream bound 2`);
   assert.ok(st.streamPauses >= 1);
   // Fill the global bound with two more streams; the next batch is refused with RETRY.
-  const s2 = openStream(gw.address);
-  t.after(() => s2.end());
-  const s3 = openStream(gw.address);
-  t.after(() => s3.end());
+  const s2 = open();
+  const s3 = open();
   const p2 = s2.send({ batchId: 1, frames: [frame('hv-bp2', 1)] });
   while (gw.stats().inFlightBatches < 3) await new Promise((r) => setTimeout(r, 5));
   const refused = await s3.send({ batchId: 9, frames: [frame('hv-bp3', 1)] });
@@ -315,20 +301,18 @@ test('back-pressure: a stream over its in-flight bound is paused; over the globa
 });
 
 test('a batch over maxBatchBytes ends that stream with RESOURCE_EXHAUSTED; the server keeps serving', async (t) => {
-  const { gw } = await setup(t, { maxBatchBytes: 2048 });
-  const big = openStream(gw.address);
+  const { open } = await setup(t, { maxBatchBytes: 2048 });
+  const big = open();
   const vms = Array.from({ length: 200 }, (_, i) => ({ uuid: `vm-${i}`, name: `vm-${i}`, tenant: 't', cpuTimeNs: i }));
   await assert.rejects(big.send({ batchId: 1, frames: [frame('hv-big', 1, { vms })] }), /stream ended before ack: 8 /);
   await big.end();
-  const ok = openStream(gw.address);
-  t.after(() => ok.end());
+  const ok = open();
   assert.equal((await ok.send({ batchId: 1, frames: [frame('hv-big', 1)] })).status, AckStatus.ACK_STATUS_OK);
 });
 
 test('metrics text exposes counters by code, the latency histogram and in-flight gauges', async (t) => {
-  const { gw } = await setup(t, { allowedHosts: ['hv-m'] });
-  const s = openStream(gw.address);
-  t.after(() => s.end());
+  const { gw, open } = await setup(t, { allowedHosts: ['hv-m'] });
+  const s = open();
   await s.send({ batchId: 1, frames: [frame('hv-m', 1), frame('hv-x', 1)] });
   const text = gw.metricsText({ gateway: 'gw-test' });
   assert.match(text, /^wattsplit_gateway_frames_accepted_total\{gateway="gw-test"\} 1$/m);
@@ -349,13 +333,31 @@ test('bad configuration names the option and the value', async () => {
 });
 
 test('a RAPL counter that decreases by most of its range is flagged (not a plausible wrap)', async (t) => {
-  const { bus, gw } = await setup(t);
-  const s = openStream(gw.address);
-  t.after(() => s.end());
+  const { bus, gw, open } = await setup(t);
+  const s = open();
   const f1 = frame('hv-13', 1);
   const f2 = frame('hv-13', 2, { counters: [{ ...f1.counters![0]!, value: 1 }, f1.counters![1]!] });
   assert.equal((await s.send({ batchId: 1, frames: [f1, f2] })).accepted, 2);
   const got = await topicFrames(bus);
   assert.equal(got[1]!.msg.headers[ANOMALY_HEADER], 'COUNTER_WENT_BACKWARDS intel-rapl:0 1000000->1');
   assert.equal(gw.stats().framesAnomalous, 1);
+});
+
+test('close() lets a batch already being produced finish and be acked OK, then ends the streams', async () => {
+  const bus = new InProcessBus();
+  const producer = new ScriptedProducer(bus);
+  const gw = await startGateway({ producer });
+  const s = openStream(gw.address);
+  producer.hold();
+  const ackP = s.send({ batchId: 1, frames: [frame('hv-16', 1)] });
+  await producer.sendsStarted(1);
+  const closing = gw.close(5000);
+  producer.release();
+  const ack = await ackP;
+  assert.equal(ack.status, AckStatus.ACK_STATUS_OK);
+  await closing;
+  const status = await s.closed;
+  assert.equal(status.code, 0, `stream ended with ${status.code} ${status.details}`);
+  assert.deepEqual((await topicFrames(bus)).map((g) => g.frame.seq), [1]);
+  await s.end();
 });

@@ -250,14 +250,26 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     close: async (graceMs = 2000) => {
       closing = true;
       for (const st of streams) st.dropQueued();
+      const deadline = Date.now() + graceMs;
       let timer: NodeJS.Timeout | undefined;
       await Promise.race([
         Promise.all([...streams].map((s) => s.idle)),
         new Promise<void>((r) => (timer = setTimeout(r, graceMs))),
       ]);
       clearTimeout(timer);
+      // End every stream with status OK (acks already written are flushed first), then let HTTP/2
+      // sessions close gracefully; whatever is still open at the deadline is cut.
       for (const c of calls) c.end();
-      server.forceShutdown();
+      await new Promise<void>((resolve) => {
+        const cut = setTimeout(() => {
+          server.forceShutdown();
+          resolve();
+        }, Math.max(0, deadline - Date.now()));
+        server.tryShutdown(() => {
+          clearTimeout(cut);
+          resolve();
+        });
+      });
     },
   };
 }
