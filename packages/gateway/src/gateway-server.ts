@@ -119,6 +119,9 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
   const globalBatches = positiveInt('maxInFlightBatches', opts.maxInFlightBatches ?? 1024);
   const globalBytes = positiveInt('maxInFlightBytes', opts.maxInFlightBytes ?? 256 * 1024 * 1024);
   const overloadRetryAfterMs = positiveInt('overloadRetryAfterMs', opts.overloadRetryAfterMs ?? 500);
+  if (opts.auth?.mode === 'client-cert' && !opts.tls?.caFile) {
+    throw new WattsplitError('CONFIG_INVALID', 'gateway auth.mode="client-cert" needs tls.caFile (mTLS) to verify client certificates', { details: { field: 'auth.mode', value: 'client-cert' } });
+  }
   const creds = await credentials(opts.tls, opts.readFile ?? ((p) => fsReadFile(p)));
 
   const server = new grpc.Server({ 'grpc.max_receive_message_length': maxBatchBytes, ...opts.grpcOptions });
@@ -134,6 +137,8 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     const auth = call.metadata.get('authorization')[0];
     const authorization = typeof auth === 'string' ? auth : auth?.toString('utf8');
     const peer = call.getPeer();
+    const cn = call.getAuthContext().sslPeerCertificate?.subject?.CN;
+    const certHost = typeof cn === 'string' && cn ? cn : undefined;
     metrics.streams++;
     calls.add(call);
     const release = (q: Queued): void => {
@@ -177,7 +182,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
           try {
             if (q.overloaded) ack = pipeline.overloaded(q.batchId, q.bytes, overloadRetryAfterMs, q.why);
             else if (q.item.kind === 'undecodable') ack = pipeline.undecodable(q.item.error, q.item.bytes, peer);
-            else ack = await pipeline.process({ batch: q.item.batch, bytes: q.item.bytes, frameBytes: q.item.frameBytes, authorization, peer });
+            else ack = await pipeline.process({ batch: q.item.batch, bytes: q.item.bytes, frameBytes: q.item.frameBytes, authorization, peer, certHost });
           } catch (e) {
             // The pipeline does not throw by contract; if it does, the batch is retried, never lost.
             log.error({ code: 'INTERNAL', peer, err: (e as Error).message }, `ingest pipeline threw: ${(e as Error).message}`);

@@ -28,10 +28,12 @@ test('mTLS: a client with a CA-signed certificate is served; one without a certi
   const pki = makePki(dir);
   const bus = new InProcessBus();
   const gw = await startGateway({ producer: bus.producer(), tls: { certFile: pki.serverCert, keyFile: pki.serverKey, caFile: pki.ca } });
-  t.after(() => gw.close(200));
   const ca = readFileSync(pki.ca);
   const good = openStream(gw.address, { credentials: grpc.credentials.createSsl(ca, readFileSync(pki.clientKey), readFileSync(pki.clientCert)) });
-  t.after(() => good.end());
+  t.after(async () => {
+    await good.end();
+    await gw.close(500);
+  });
   const a = await good.send({ batchId: 1, frames: [frame('hv-tls', 1)] });
   assert.equal(a.status, AckStatus.ACK_STATUS_OK);
   const anonymous = openStream(gw.address, { credentials: grpc.credentials.createSsl(ca) });
@@ -50,4 +52,23 @@ test('TLS: a file that is not PEM is refused naming the option and the path', as
     startGateway({ producer: bus.producer(), tls: { certFile: junk, keyFile: junk } }),
     (e) => e instanceof WattsplitError && e.code === 'CONFIG_INVALID' && e.message === `gateway tls.certFile=${JSON.stringify(junk)}: no PEM block (-----BEGIN ...) in the file`,
   );
+});
+
+test('auth mode client-cert: the certificate CN is the host; frames of another host are refused', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'wattsplit-gw-tls-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const pki = makePki(dir);
+  const bus = new InProcessBus();
+  const gw = await startGateway({ producer: bus.producer(), auth: { mode: 'client-cert' }, tls: { certFile: pki.serverCert, keyFile: pki.serverKey, caFile: pki.ca } });
+  const s = openStream(gw.address, { credentials: grpc.credentials.createSsl(readFileSync(pki.ca), readFileSync(pki.clientKey), readFileSync(pki.clientCert)) });
+  t.after(async () => {
+    await s.end();
+    await gw.close(500);
+  });
+  const a = await s.send({ batchId: 1, frames: [frame('hv-tls', 1), frame('hv-other', 1)] });
+  assert.equal(a.status, AckStatus.ACK_STATUS_OK);
+  assert.equal(a.accepted, 1);
+  assert.equal(a.rejections[0]!.code, 'FRAME_AUTH_FAILED');
+  assert.match(a.rejections[0]!.message ?? '', /host_id="hv-other" is not the host this client certificate belongs to \("hv-tls"\)/);
+  await assert.rejects(startGateway({ producer: bus.producer(), auth: { mode: 'client-cert' } }), /auth\.mode="client-cert" needs tls\.caFile/);
 });

@@ -1,7 +1,8 @@
 /**
- * Host authentication: which host a bearer token speaks for. Three modes, chosen by configuration:
- * a token per host (the token identifies the host; a frame of another host is refused), one shared
- * token for the fleet (any host), or none (development, loopback only).
+ * Host authentication: which host a batch speaks for. Four modes, chosen by configuration: a token per
+ * host (the token identifies the host; a frame of another host is refused), the mTLS client
+ * certificate (its subject CN is the host id), one shared token for the fleet (any host), or none
+ * (development, loopback only).
  *
  * Tokens are compared by SHA-256 digest with `timingSafeEqual`, so a wrong token does not leak how many
  * leading bytes matched.
@@ -12,7 +13,9 @@ import { WattsplitError } from '@wattsplit/wire';
 export type HostAuthConfig =
   | { readonly mode: 'none' }
   | { readonly mode: 'shared'; readonly token: string }
-  | { readonly mode: 'per-host'; readonly tokens: Readonly<Record<string, string>> };
+  | { readonly mode: 'per-host'; readonly tokens: Readonly<Record<string, string>> }
+  /** The verified client certificate's subject CN is the host id (needs TLS with a caFile). */
+  | { readonly mode: 'client-cert' };
 
 /** Who a batch speaks for once its token was checked. `host` undefined = any host (shared / none). */
 export type AuthOutcome = { readonly ok: true; readonly host: string | undefined } | { readonly ok: false; readonly error: WattsplitError };
@@ -33,6 +36,7 @@ export class HostAuthenticator {
   constructor(readonly config: HostAuthConfig) {
     switch (config.mode) {
       case 'none':
+      case 'client-cert':
         break;
       case 'shared':
         if (!config.token) throw new WattsplitError('CONFIG_INVALID', 'gateway auth: shared token is empty', { details: { field: 'auth.token' } });
@@ -54,11 +58,17 @@ export class HostAuthenticator {
     }
   }
 
-  /** Checks a token; never throws. Messages name the problem, never the token. */
-  authenticate(token: string): AuthOutcome {
+  /**
+   * Checks a token, or the CN of the client certificate the TLS layer verified (`certHost`); never throws.
+   * Messages name the problem, never the token.
+   */
+  authenticate(token: string, certHost?: string): AuthOutcome {
     switch (this.config.mode) {
       case 'none':
         return { ok: true, host: undefined };
+      case 'client-cert':
+        if (!certHost) return { ok: false, error: authError('no verified client certificate with a subject CN (auth mode client-cert needs mTLS)') };
+        return { ok: true, host: certHost };
       case 'shared': {
         if (!token) return { ok: false, error: authError('no token: send metadata "authorization: Bearer <token>" or FrameBatch.token') };
         if (!timingSafeEqual(digest(token), this.shared!)) return { ok: false, error: authError('token is not the fleet token') };

@@ -67,6 +67,8 @@ export interface IncomingBatch {
   authorization?: string | undefined;
   /** Who sent it (peer address), for logs. */
   peer?: string | undefined;
+  /** Subject CN of the client certificate the TLS layer verified, if any (auth mode client-cert). */
+  certHost?: string | undefined;
 }
 
 interface Planned {
@@ -127,7 +129,7 @@ export class IngestPipeline {
     this.metrics.batches++;
     this.metrics.bytesReceived += input.bytes;
     const batchId = batch.batchId;
-    const who = this.auth.authenticate(pickToken(input.authorization, batch.token));
+    const who = this.auth.authenticate(pickToken(input.authorization, batch.token), input.certHost);
     if (!who.ok) {
       this.count(who.error.code, batch.frames.length);
       this.log.warn({ code: who.error.code, peer: input.peer, batchId, frames: batch.frames.length }, who.error.message);
@@ -156,7 +158,7 @@ export class IngestPipeline {
       const seq = Number(f.seq);
       const where = `frame host=${JSON.stringify(host)} seq=${seq}`;
       if (who.host !== undefined && host !== who.host) {
-        reject(f, new WattsplitError('FRAME_AUTH_FAILED', `${where}: host_id=${JSON.stringify(host)} is not the host this token belongs to (${JSON.stringify(who.host)})`, { details: { field: 'host_id', value: host } }));
+        reject(f, new WattsplitError('FRAME_AUTH_FAILED', `${where}: host_id=${JSON.stringify(host)} is not the host this ${input.certHost !== undefined && who.host === input.certHost ? 'client certificate' : 'token'} belongs to (${JSON.stringify(who.host)})`, { details: { field: 'host_id', value: host } }));
         continue;
       }
       if (this.allowed && !this.allowed.has(host)) {
