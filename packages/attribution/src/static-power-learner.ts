@@ -1,13 +1,21 @@
 /**
  * Learns each host's static (idle) power per source from its own intervals, so the idle split does not
- * depend on a hand-configured number.
+ * depend on a hand-configured number. Over the last `window` usable intervals of a host:
  *
- * For every interval it keeps (x, P): P = measured / duration (W) and x = the load that drives that source
- * (host CPU busy fraction for rapl and bmc_rest, mean device utilisation for gpu). Over the last `window`
- * usable intervals it fits P ≈ a + b·x + c·x² by least squares (linear when x barely varies) and takes
- * the intercept a — the power at zero load — bounded to [0, q-quantile of P] (static power cannot exceed
- * the lowest powers actually seen). With fewer than `minSamples` intervals, or a degenerate fit, the
- * configured fallback is used. Memory: window × 3 sources × 2 numbers per host.
+ * - rapl: ridge regression of RAPL power on each VM's CPU cores (cpuSeconds / duration, one column per
+ *   VM seen often enough) and the hypervisor's cores (host busy − Σ VM); the intercept — power with every
+ *   VM and the hypervisor at zero — is the static power. VMs differ several-fold in watts per core, which
+ *   is why one column per VM beats regressing on host busy CPU alone. Falls back to the zero-load intercept
+ *   of a quadratic fit on host busy fraction when the regression is degenerate.
+ * - gpu: the median GPU power over intervals where no GPU of the host had a context (a held context
+ *   raises idle power, so only context-free intervals show it). None seen → the configured value.
+ * - bmc_rest: regression of bmc_rest power on RAPL power, GPU power and I/O bytes/s, evaluated at the
+ *   static RAPL and GPU power and zero I/O (fans and PSU losses follow the other sources).
+ *
+ * Every learned value is bounded to [0, q-quantile of that source's observed power] (static power cannot
+ * exceed the lowest powers actually seen). Until `minSamples` intervals are seen, or when a fit is
+ * degenerate, the configured fallback is used; `origin` says which sources were learned.
+ * Memory: `window` records per host, each with one number per VM.
  */
 import { WattsplitError } from '@wattsplit/wire';
 import { SOURCES } from './conservation.js';
@@ -24,25 +32,30 @@ export interface StaticPowerLearnerOptions {
   quantile?: number;
 }
 
-class Ring {
-  readonly x: Float64Array;
-  readonly y: Float64Array;
-  size = 0;
-  next = 0;
-  constructor(cap: number) {
-    this.x = new Float64Array(cap);
-    this.y = new Float64Array(cap);
-  }
-  push(x: number, y: number): void {
-    this.x[this.next] = x;
-    this.y[this.next] = y;
-    this.next = (this.next + 1) % this.x.length;
-    if (this.size < this.x.length) this.size++;
+interface Rec {
+  power: Record<SourceName, number>;
+  usable: Record<SourceName, boolean>;
+  cores: Map<string, number>;
+  overheadCores: number;
+  busyFrac: number;
+  ioBs: number;
+  anyContext: boolean;
+  hasGpu: boolean;
+}
+
+class HostRecords {
+  readonly recs: Rec[] = [];
+  private next = 0;
+  constructor(private readonly cap: number) {}
+  push(r: Rec): void {
+    if (this.recs.length < this.cap) this.recs.push(r);
+    else this.recs[this.next] = r;
+    this.next = (this.next + 1) % this.cap;
   }
 }
 
 export class StaticPowerLearner {
-  private readonly hosts = new Map<string, Record<SourceName, Ring>>();
+  private readonly hosts = new Map<string, HostRecords>();
   private readonly fallback: Record<SourceName, number>;
   private readonly window: number;
   private readonly minSamples: number;
@@ -57,59 +70,167 @@ export class StaticPowerLearner {
     }
     this.fallback = { ...opts.fallback };
     this.window = opts.window ?? 900;
-    this.minSamples = Math.min(opts.minSamples ?? 60, this.window);
+    if (!(Number.isInteger(this.window) && this.window >= 3)) throw new WattsplitError('CONFIG_INVALID', `static power window=${this.window} must be an integer ≥ 3`, { details: { field: 'window', value: this.window } });
+    this.minSamples = Math.max(3, Math.min(opts.minSamples ?? 60, this.window));
     this.q = opts.quantile ?? 0.05;
-    if (!(this.window >= 3)) throw new WattsplitError('CONFIG_INVALID', `static power window=${this.window} must be ≥ 3`, { details: { field: 'window', value: this.window } });
   }
 
   observe(iv: HostInterval): void {
-    if (!(iv.durationS > 0)) return;
-    let rings = this.hosts.get(iv.hostId);
-    if (!rings) {
-      rings = { rapl: new Ring(this.window), gpu: new Ring(this.window), bmc_rest: new Ring(this.window) };
-      this.hosts.set(iv.hostId, rings);
+    const d = iv.durationS;
+    if (!(d > 0)) return;
+    let h = this.hosts.get(iv.hostId);
+    if (!h) {
+      h = new HostRecords(this.window);
+      this.hosts.set(iv.hostId, h);
     }
     const unusable = new Set(iv.unusableSources ?? []);
-    const cpuTotal = iv.hostCpu.busySeconds + iv.hostCpu.idleSeconds;
-    const busy = cpuTotal > 0 ? iv.hostCpu.busySeconds / cpuTotal : 0;
-    let util = 0;
-    for (const g of iv.gpus) util += g.gpuUtilPct / 100;
-    util = iv.gpus.length > 0 ? util / iv.gpus.length : 0;
-    for (const s of SOURCES) {
-      if (unusable.has(s)) continue;
-      if (s === 'gpu' && iv.gpus.length === 0) continue;
-      rings[s].push(s === 'gpu' ? util : busy, iv.measured[s] / iv.durationS);
+    const cores = new Map<string, number>();
+    let vmCpu = 0;
+    let io = 0;
+    for (const v of iv.vms) {
+      const c = Math.max(0, v.cpuSeconds);
+      vmCpu += c;
+      cores.set(v.uuid, (cores.get(v.uuid) ?? 0) + c / d);
+      io += v.blockReadBytes + v.blockWriteBytes + v.netRxBytes + v.netTxBytes;
     }
+    const cpuTotal = iv.hostCpu.busySeconds + iv.hostCpu.idleSeconds;
+    h.push({
+      power: { rapl: iv.measured.rapl / d, gpu: iv.measured.gpu / d, bmc_rest: iv.measured.bmc_rest / d },
+      usable: { rapl: !unusable.has('rapl'), gpu: !unusable.has('gpu') && iv.gpus.length > 0, bmc_rest: !unusable.has('bmc_rest') && iv.measured.bmc_rest > 0 },
+      cores,
+      overheadCores: Math.max(0, iv.hostCpu.busySeconds - vmCpu) / d,
+      busyFrac: cpuTotal > 0 ? iv.hostCpu.busySeconds / cpuTotal : 0,
+      ioBs: io / d,
+      anyContext: iv.gpus.some((g) => g.contexts > 0),
+      hasGpu: iv.gpus.length > 0,
+    });
   }
 
   /** The current estimate for a host (the fallback for a host never seen). */
   estimate(hostId: string): StaticPowerEstimate {
-    const rings = this.hosts.get(hostId);
+    const h = this.hosts.get(hostId);
     const watts: Record<SourceName, number> = { ...this.fallback };
-    const learned: string[] = [];
-    if (rings) {
-      for (const s of SOURCES) {
-        const r = rings[s];
-        if (r.size < this.minSamples) continue;
-        const w = fitIntercept(r.x.subarray(0, r.size), r.y.subarray(0, r.size), this.q);
+    const learned = new Set<SourceName>();
+    if (h) {
+      const rapl = h.recs.filter((r) => r.usable.rapl);
+      if (rapl.length >= this.minSamples) {
+        const w = this.raplStatic(rapl);
         if (w !== undefined) {
-          watts[s] = w;
-          learned.push(s);
+          watts.rapl = w;
+          learned.add('rapl');
+        }
+      }
+      const idleGpu = h.recs.filter((r) => r.usable.gpu && !r.anyContext).map((r) => r.power.gpu);
+      if (idleGpu.length >= Math.max(3, Math.floor(this.minSamples / 4))) {
+        watts.gpu = quantile(idleGpu, 0.5);
+        learned.add('gpu');
+      } else if (h.recs.length >= this.minSamples && h.recs.every((r) => !r.hasGpu)) {
+        watts.gpu = 0;
+        learned.add('gpu');
+      }
+      const bmc = h.recs.filter((r) => r.usable.bmc_rest && r.usable.rapl && (r.usable.gpu || !r.hasGpu));
+      if (bmc.length >= this.minSamples) {
+        const w = this.bmcStatic(bmc, watts.rapl, watts.gpu);
+        if (w !== undefined) {
+          watts.bmc_rest = w;
+          learned.add('bmc_rest');
         }
       }
     }
-    const configured = SOURCES.filter((s) => !learned.includes(s));
-    const origin = learned.length === 0 ? 'configured' : configured.length === 0 ? `learned:${learned.join(',')}` : `learned:${learned.join(',')};configured:${configured.join(',')}`;
+    const l = SOURCES.filter((s) => learned.has(s));
+    const c = SOURCES.filter((s) => !learned.has(s));
+    const origin = l.length === 0 ? 'configured' : c.length === 0 ? `learned:${l.join(',')}` : `learned:${l.join(',')};configured:${c.join(',')}`;
     return { watts, origin };
   }
+
+  private raplStatic(recs: Rec[]): number | undefined {
+    const y = recs.map((r) => r.power.rapl);
+    const cap = quantile(y, this.q);
+    // one column per VM present in at least 10 % of the records (others summed into one column)
+    const seen = new Map<string, number>();
+    for (const r of recs) for (const k of r.cores.keys()) seen.set(k, (seen.get(k) ?? 0) + 1);
+    const cols = [...seen].filter(([, n]) => n >= 0.1 * recs.length).map(([k]) => k);
+    const colIdx = new Map(cols.map((k, i) => [k, i]));
+    // package power per core rises with the host's load (turbo, uncore, voltage): each column also
+    // enters multiplied by the busy fraction u, so P ≈ S + Σ_v c_v (b_v + b'_v u) extrapolates to 0 well
+    const w = cols.length + 2;
+    const X = recs.map((r) => {
+      const row = new Array<number>(2 * w).fill(0);
+      for (const [k, c] of r.cores) {
+        const i = colIdx.get(k);
+        row[i ?? cols.length]! += c;
+      }
+      row[cols.length + 1] = r.overheadCores;
+      for (let j = 0; j < w; j++) row[w + j] = row[j]! * r.busyFrac;
+      return row;
+    });
+    const a = ridgeIntercept(X, y);
+    if (a !== undefined && a > 0) return Math.min(a, cap);
+    const b = fitIntercept(
+      recs.map((r) => r.busyFrac),
+      y,
+      this.q,
+    );
+    return b;
+  }
+
+  private bmcStatic(recs: Rec[], raplStatic: number, gpuStatic: number): number | undefined {
+    const y = recs.map((r) => r.power.bmc_rest);
+    const cap = quantile(y, this.q);
+    const X = recs.map((r) => [r.power.rapl - raplStatic, r.power.gpu - gpuStatic, r.ioBs / 1e8]);
+    const a = ridgeIntercept(X, y);
+    if (a === undefined || !(a > 0)) return undefined;
+    return Math.min(a, cap);
+  }
+}
+
+/**
+ * Intercept of y ≈ a + Σ b_j x_j at x = 0, by ridge regression on standardised features (features with
+ * no variance are dropped; λ shrinks ill-determined slopes towards 0, which keeps the intercept stable).
+ */
+export function ridgeIntercept(X: readonly (readonly number[])[], y: readonly number[], lambda = 1e-4): number | undefined {
+  const n = y.length;
+  if (n < 3 || X.length !== n) return undefined;
+  const p = X[0]?.length ?? 0;
+  const mean = new Array<number>(p).fill(0);
+  const sd = new Array<number>(p).fill(0);
+  let ym = 0;
+  for (let i = 0; i < n; i++) {
+    ym += y[i]!;
+    for (let j = 0; j < p; j++) mean[j]! += X[i]![j]!;
+  }
+  ym /= n;
+  for (let j = 0; j < p; j++) mean[j]! /= n;
+  for (let i = 0; i < n; i++) for (let j = 0; j < p; j++) sd[j]! += (X[i]![j]! - mean[j]!) ** 2;
+  const keep: number[] = [];
+  for (let j = 0; j < p; j++) {
+    sd[j] = Math.sqrt(sd[j]! / n);
+    if (sd[j]! > 1e-9) keep.push(j);
+  }
+  const k = keep.length;
+  if (k === 0) return ym;
+  const m: number[][] = Array.from({ length: k }, () => new Array<number>(k + 1).fill(0));
+  for (let i = 0; i < n; i++) {
+    const z = keep.map((j) => (X[i]![j]! - mean[j]!) / sd[j]!);
+    const yc = y[i]! - ym;
+    for (let r = 0; r < k; r++) {
+      for (let c = 0; c < k; c++) m[r]![c]! += z[r]! * z[c]!;
+      m[r]![k]! += z[r]! * yc;
+    }
+  }
+  for (let r = 0; r < k; r++) m[r]![r]! += lambda * n;
+  const b = solve(m);
+  if (!b) return undefined;
+  let a = ym;
+  keep.forEach((j, r) => (a -= (b[r]! * mean[j]!) / sd[j]!));
+  return Number.isFinite(a) ? a : undefined;
 }
 
 /** Intercept of a least-squares quadratic (or linear) fit, bounded to [0, q-quantile of y]; undefined when degenerate. */
 export function fitIntercept(x: ArrayLike<number>, y: ArrayLike<number>, q = 0.05): number | undefined {
   const n = x.length;
   if (n < 3) return undefined;
-  const ys = Float64Array.from(y).sort();
-  const cap = ys[Math.min(n - 1, Math.max(0, Math.floor(q * (n - 1))))]!;
+  const cap = quantile(Array.from(y), q);
   let xmin = Infinity;
   let xmax = -Infinity;
   for (let i = 0; i < n; i++) {
@@ -120,7 +241,6 @@ export function fitIntercept(x: ArrayLike<number>, y: ArrayLike<number>, q = 0.0
   if (xmax - xmin < 0.02) {
     a = cap; // no load variation: the low quantile is the best we know
   } else {
-    // normal equations for y = a + b x + c x² (quadratic only with enough spread)
     const deg = xmax - xmin >= 0.1 && n >= 10 ? 2 : 1;
     const k = deg + 1;
     const m: number[][] = Array.from({ length: k }, () => new Array<number>(k + 1).fill(0));
@@ -132,11 +252,15 @@ export function fitIntercept(x: ArrayLike<number>, y: ArrayLike<number>, q = 0.0
         m[r]![k]! += pw[r]! * y[i]!;
       }
     }
-    const sol = solve(m);
-    a = sol?.[0];
+    a = solve(m)?.[0];
   }
   if (a === undefined || !Number.isFinite(a)) return undefined;
   return Math.min(Math.max(0, a), cap);
+}
+
+function quantile(xs: readonly number[], q: number): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.max(0, Math.floor(q * (s.length - 1))))] ?? 0;
 }
 
 /** Gaussian elimination with partial pivoting on an augmented k×(k+1) matrix. */
