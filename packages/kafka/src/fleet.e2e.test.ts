@@ -258,13 +258,18 @@ test('fleet fault: collector SIGKILLed mid-stream and restarted resumes from com
   const frames = 40;
   const sending = runAgents(f.gateway.address, specs, 1, frames, 2);
   await waitFor(async () => (await storedIntervals(f)) >= 10, 60_000, 'some intervals stored before the kill');
+  const t0 = Date.now();
+  const phase = (what: string) => t.diagnostic(`${what} at +${Date.now() - t0} ms`);
   collector.kill('SIGKILL');
   await new Promise((r) => collector.once('exit', r));
   const atKill = await storedIntervals(f);
-  await sending; // the gateway keeps accepting: Kafka holds the backlog while no collector runs
+  await sending;
+  phase('agents done'); // the gateway keeps accepting: Kafka holds the backlog while no collector runs
   assert.ok(atKill < specs.length * (frames - 1), `the kill happened mid-stream (${atKill} stored)`);
   collector = await f.startCollector();
+  phase('collector restarted');
   await waitFor(async () => (await storedIntervals(f)) >= specs.length * (frames - 1), 90_000, 'backlog drained after the restart');
+  phase('backlog drained');
   await waitFor(async () => (await f.kafka.lag(f.bus.topic(TOPICS.telemetry), 'wattsplit-collector')) === 0, 30_000, 'offsets committed to the end');
   await assertConserved(f, specs.map((h) => h.hostId), frames);
 });

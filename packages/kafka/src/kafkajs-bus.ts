@@ -59,7 +59,9 @@ function kafkajsLogCreator(log: Logger) {
           log.error(rec, `kafkajs: ${message}`);
           break;
         case KafkaLogLevel.WARN:
-          log.warn(rec, `kafkajs: ${message}`);
+          // Retries are bounded on purpose (send() must be able to answer "retryable").
+          if (message.startsWith('Limiting retries for the idempotent producer')) log.debug(rec, `kafkajs: ${message}`);
+          else log.warn(rec, `kafkajs: ${message}`);
           break;
         case KafkaLogLevel.INFO:
         case KafkaLogLevel.DEBUG:
@@ -166,6 +168,8 @@ export class KafkaBus implements Bus {
     if (!p) {
       p = (async () => {
         const admin = await this.getAdmin();
+        // Check first: kafkajs logs TOPIC_ALREADY_EXISTS from createTopics at error level.
+        if ((await admin.listTopics()).includes(topic)) return;
         const created = await admin.createTopics({
           waitForLeaders: true,
           topics: [{ topic, numPartitions: partitions, replicationFactor: this.o.replicationFactor }],
