@@ -37,7 +37,8 @@ export interface AgentSources {
 
 /** Opens every configured source; an unavailable optional one becomes a note, not an error. */
 export async function buildAgentSources(cfg: AgentConfig, log: Logger): Promise<AgentSources> {
-  const fs = new RootedHostFs(cfg.sysfsRoot);
+  // keep sysfs/cgroupfs/procfs files open (pread) on a real host; a fixture tree is read file by file
+  const fs = new RootedHostFs(cfg.sysfsRoot, { keepOpen: cfg.sysfsRoot === '/' });
   const notes: SamplerStatus[] = [];
   let domains: DomainSource = new StaticDomainSource(cfg.vms);
   if (cfg.libvirt) {
@@ -94,8 +95,9 @@ function readToken(file: string | undefined): string | undefined {
   }
 }
 
-export function createAgent(cfg: AgentConfig, src: Omit<AgentSources, 'notes'> & { fs: HostFs }, log: Logger, clock?: AgentClock): Agent {
+export function createAgent(cfg: AgentConfig, src: Omit<AgentSources, 'notes'> & { fs: HostFs }, log: Logger, clock?: AgentClock, minSeq?: number): Agent {
   return new Agent({
+    ...(minSeq ? { minSeq } : {}),
     hostId: cfg.hostId,
     fs: src.fs,
     domains: src.domains,
@@ -127,7 +129,7 @@ export async function startAgent(cfg: AgentConfig, log: Logger, opts: { onFrame?
   const token = readToken(cfg.gateway.tokenFile);
   const client = new GrpcIngestClient({ address: cfg.gateway.address, tls: cfg.gateway.tls, logger: log, ...(token ? { token } : {}), ...(cfg.gateway.ackTimeoutMs ? { ackTimeoutMs: cfg.gateway.ackTimeoutMs } : {}) });
   const sender = new SpoolingSender({ spool: { dir: cfg.spool.dir, maxBytes: cfg.spool.maxBytes, maxAgeMs: cfg.spool.maxAgeMs, fsync: cfg.spool.fsync }, transport: client, batching: cfg.batching, logger: log });
-  const agent = createAgent(cfg, src, log, opts.clock);
+  const agent = createAgent(cfg, src, log, opts.clock, sender.lastSpooledSeq());
   sender.start();
   const ac = new AbortController();
   const done = agent.run({

@@ -1,9 +1,12 @@
 /**
- * The agent's durable identity across restarts: the last frame sequence number, persisted in the
- * spool dir (write temp file, fsync, rename) so a restarted agent continues the sequence and never
- * reuses a seq for different content. boot_id is new on every start (counters may have restarted).
+ * The agent's identity across restarts: the last frame sequence number, persisted in the spool dir
+ * (write temp file, rename) so a restarted agent continues the sequence. boot_id is new on every start
+ * (counters may have restarted). The write is not fsync'd each round (that would put a disk flush in
+ * every sampling round); after a host crash the sequence is instead recovered from the spool, whose
+ * records are fsync'd before any frame leaves the host: seq = max(state file, last spooled frame).
+ * So a seq is never reused for a frame that was sent.
  */
-import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
+import { closeSync, constants, fsyncSync, ftruncateSync, mkdirSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { WattsplitError } from '@wattsplit/wire';
 
@@ -37,14 +40,42 @@ export function loadAgentState(dir: string): AgentStateFile | undefined {
   return { hostId: String(o.hostId ?? ''), seq: o.seq, bootId: String(o.bootId ?? '') };
 }
 
-export function saveAgentState(dir: string, st: AgentStateFile): void {
+/**
+ * Keeps the state file open and overwrites it in place each round (one pwrite of a fixed-size record,
+ * no rename, no mkdir): the per-round cost is one syscall.
+ */
+export class AgentStateWriter {
+  private fd: number | undefined;
+  private readonly file: string;
+
+  constructor(readonly dir: string) {
+    mkdirSync(dir, { recursive: true });
+    this.file = join(dir, AGENT_STATE_FILE);
+  }
+
+  write(st: AgentStateFile): void {
+    this.fd ??= openSync(this.file, constants.O_RDWR | constants.O_CREAT, 0o644);
+    if (this.fd === undefined) return;
+    // pad to a fixed width so an in-place overwrite never leaves the tail of a longer old record
+    const text = JSON.stringify(st).padEnd(256, ' ');
+    writeSync(this.fd, text, 0);
+    ftruncateSync(this.fd, Buffer.byteLength(text));
+  }
+
+  close(): void {
+    if (this.fd !== undefined) closeSync(this.fd);
+    this.fd = undefined;
+  }
+}
+
+export function saveAgentState(dir: string, st: AgentStateFile, fsync = false): void {
   mkdirSync(dir, { recursive: true });
   const file = join(dir, AGENT_STATE_FILE);
   const tmp = `${file}.tmp`;
   const fd = openSync(tmp, 'w');
   try {
     writeSync(fd, JSON.stringify(st));
-    fsyncSync(fd);
+    if (fsync) fsyncSync(fd);
   } finally {
     closeSync(fd);
   }

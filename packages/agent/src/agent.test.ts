@@ -109,3 +109,25 @@ test('hardware class slugs', () => {
   assert.equal(slugModel('AMD EPYC 9654 96-Core Processor'), 'epyc-9654');
   assert.equal(slugModel('NVIDIA H100 80GB HBM3'), 'h100-80gb-hbm3');
 });
+
+test('after a host crash lost the state file, the sequence continues after the last spooled frame', async () => {
+  const { dir, cleanup } = tempDir('state-spool');
+  try {
+    const { SpoolingSender } = await import('./spooling-sender.js');
+    const { rmSync } = await import('node:fs');
+    const transport = { send: () => new Promise<never>(() => undefined), close: async () => undefined };
+    const s1 = new SpoolingSender({ spool: { dir }, transport, logger: memoryLogger() });
+    assert.equal(s1.lastSpooledSeq(), 0);
+    const a = new Agent({ hostId: 'hv-01', fs: new RootedHostFs(join(FIXTURES, 'single-socket-v2')), domains: new StaticDomainSource([]), logger: memoryLogger(), stateDir: dir });
+    for (let i = 0; i < 5; i++) s1.enqueue(await a.sampleOnce());
+    s1.spool.close();
+    rmSync(join(dir, 'agent-state.json'));
+    const s2 = new SpoolingSender({ spool: { dir }, transport, logger: memoryLogger() });
+    assert.equal(s2.lastSpooledSeq(), 5);
+    const b = new Agent({ hostId: 'hv-01', fs: new RootedHostFs(join(FIXTURES, 'single-socket-v2')), domains: new StaticDomainSource([]), logger: memoryLogger(), stateDir: dir, minSeq: s2.lastSpooledSeq() });
+    assert.equal((await b.sampleOnce()).seq, 6);
+    s2.spool.close();
+  } finally {
+    cleanup();
+  }
+});

@@ -18,7 +18,7 @@ import {
   type ProcessOwnerMap,
   WattsplitError,
 } from '@wattsplit/wire';
-import { loadAgentState, saveAgentState } from './agent-state.js';
+import { AgentStateWriter, loadAgentState } from './agent-state.js';
 import { BmcSampler } from './bmc-sampler.js';
 import type { CgroupVersion } from './cgroup-reader.js';
 import { systemClock, type AgentClock } from './clock.js';
@@ -52,6 +52,8 @@ export interface AgentOptions {
   cgroupVersion?: CgroupVersion;
   /** Boot id override (the simulator uses deterministic ones); random per start otherwise. */
   bootId?: string;
+  /** The sequence continues after max(state file seq, minSeq): pass the last spooled seq (SpoolingSender.lastSpooledSeq()). */
+  minSeq?: number;
 }
 
 export interface AgentRunOptions {
@@ -76,6 +78,7 @@ export class Agent {
   private domainError: string | undefined;
   private lastDomains: DomainInfo[] = [];
   private stopped = false;
+  private stateWriter: AgentStateWriter | undefined;
 
   constructor(private readonly opts: AgentOptions) {
     if (!HOST_ID.test(opts.hostId)) {
@@ -91,7 +94,7 @@ export class Agent {
     if (st && st.hostId && st.hostId !== opts.hostId) {
       throw new WattsplitError('CONFIG_INVALID', `state dir ${opts.stateDir} belongs to host ${JSON.stringify(st.hostId)}, not ${JSON.stringify(opts.hostId)}: give each host its own spool dir`, { details: { field: 'stateDir', value: opts.stateDir } });
     }
-    this.seq = st?.seq ?? 0;
+    this.seq = Math.max(st?.seq ?? 0, opts.minSeq ?? 0);
     if (st) this.log.info({ seq: st.seq, previousBootId: st.bootId, bootId: this.bootId }, 'agent restarted: continuing the frame sequence');
     this.samplers.push(new VmSampler(opts.fs, this.log.child({ sampler: 'vms' }), opts.cgroupVersion === undefined ? {} : { cgroupVersion: opts.cgroupVersion }));
     if (opts.perf) this.samplers.push(new PerfSampler(opts.perf, this.log.child({ sampler: 'perf' })));
@@ -156,7 +159,7 @@ export class Agent {
     }
     this.hardwareClass ??= deriveHardwareClass(this.opts.fs, frame.gpus.map((g) => g.name ?? ''));
     this.seq += 1;
-    if (this.opts.stateDir) saveAgentState(this.opts.stateDir, { hostId: this.hostId, seq: this.seq, bootId: this.bootId });
+    if (this.opts.stateDir) (this.stateWriter ??= new AgentStateWriter(this.opts.stateDir)).write({ hostId: this.hostId, seq: this.seq, bootId: this.bootId });
     const out: ITelemetryFrame = {
       hostId: this.hostId,
       hardwareClass: this.hardwareClass,
@@ -204,6 +207,7 @@ export class Agent {
 
   async close(): Promise<void> {
     this.stop();
+    this.stateWriter?.close();
     for (const s of this.samplers) await s.close?.();
     await this.opts.domains.close?.();
   }

@@ -19,6 +19,11 @@ export const CGROUP_ROOT = '/sys/fs/cgroup';
 
 export type CgroupVersion = 1 | 2;
 
+/** A HostFs that caches open files (RootedHostFs with keepOpen) and can let go of a subtree. */
+export interface ReleasableHostFs extends HostFs {
+  release(prefix: string): void;
+}
+
 export function detectCgroupVersion(fs: HostFs): CgroupVersion {
   return fs.exists(`${CGROUP_ROOT}/cgroup.controllers`) ? 2 : 1;
 }
@@ -182,8 +187,11 @@ export class CgroupReader {
     return { cpuTimeNs, vcpuTimeNs, memoryUsedBytes, blockReadBytes: io.read, blockWriteBytes: io.write };
   }
 
+  /** Drops what is cached about a VM's cgroup (vCPU list, open fds of a keepOpen HostFs). */
   forget(path: string): void {
-    const dir = this.version === 2 ? `${CGROUP_ROOT}${path}` : `${CGROUP_ROOT}/cpuacct${path}`;
-    this.vcpuDirs.delete(dir);
+    const dirs = this.version === 2 ? [`${CGROUP_ROOT}${path}`] : ['cpuacct', 'memory', 'blkio'].map((c) => `${CGROUP_ROOT}/${c}${path}`);
+    this.vcpuDirs.delete(dirs[0] ?? '');
+    const rel = (this.fs as Partial<ReleasableHostFs>).release;
+    if (rel) for (const d of dirs) rel.call(this.fs, d);
   }
 }

@@ -50,6 +50,8 @@ interface Pending {
 interface Segment {
   start: number;
   file: string;
+  /** byte offset of its last record, -1 when empty */
+  lastOffset: number;
   /** index one past its last record */
   end: number;
   bytes: number;
@@ -136,6 +138,7 @@ export class FrameSpool {
     const buf = readFileSync(file);
     let off = 0;
     let idx = start;
+    let lastOffset = -1;
     while (off < buf.length) {
       const bad = (why: string) => {
         this.m.truncatedBytes += buf.length - off;
@@ -167,10 +170,11 @@ export class FrameSpool {
         this.pending.push({ index: idx, seg: start, offset: off, length: len, appendedAtMs: at });
         this.pendingBytes += len + RECORD_HEADER_BYTES;
       }
+      lastOffset = off;
       off += RECORD_HEADER_BYTES + len;
       idx++;
     }
-    this.segments.push({ start, file, end: idx, bytes: off });
+    this.segments.push({ start, file, end: idx, bytes: off, lastOffset });
     this.nextIndex = idx;
   }
 
@@ -191,7 +195,7 @@ export class FrameSpool {
       this.fd = undefined;
       if (!seg || seg.bytes >= this.segmentBytes) {
         const file = join(this.dir, `${String(this.nextIndex).padStart(16, '0')}.seg`);
-        seg = { start: this.nextIndex, file, end: this.nextIndex, bytes: 0 };
+        seg = { start: this.nextIndex, file, end: this.nextIndex, bytes: 0, lastOffset: -1 };
         this.segments.push(seg);
       }
       this.fd = openSync(seg.file, 'a');
@@ -207,6 +211,7 @@ export class FrameSpool {
     if (this.doFsync) fsyncSync(this.fd);
     const index = this.nextIndex++;
     this.pending.push({ index, seg: seg.start, offset: seg.bytes, length: payload.length, appendedAtMs: at });
+    seg.lastOffset = seg.bytes;
     seg.bytes += need;
     seg.end = this.nextIndex;
     this.pendingBytes += need;
@@ -312,6 +317,25 @@ export class FrameSpool {
       }
       this.segments.shift();
     }
+  }
+
+  /** The payload of the newest record still on disk (acked or not), or undefined for an empty spool. */
+  lastRecord(): Uint8Array | undefined {
+    for (let i = this.segments.length - 1; i >= 0; i--) {
+      const s = this.segments[i];
+      if (!s || s.lastOffset < 0) continue;
+      const fd = openSync(s.file, 'r');
+      try {
+        const head = Buffer.alloc(RECORD_HEADER_BYTES);
+        readSync(fd, head, 0, RECORD_HEADER_BYTES, s.lastOffset);
+        const body = Buffer.alloc(head.readUInt32LE(0));
+        readSync(fd, body, 0, body.length, s.lastOffset + RECORD_HEADER_BYTES);
+        return body;
+      } finally {
+        closeSync(fd);
+      }
+    }
+    return undefined;
   }
 
   metrics(): SpoolMetrics {

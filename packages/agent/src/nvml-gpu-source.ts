@@ -21,7 +21,8 @@
  * When the library cannot be loaded or nvmlInit fails, `open` throws SENSOR_UNAVAILABLE and the caller
  * runs without GPUs, saying so once. A single call that is NOT_SUPPORTED on a GPU (3) leaves that field 0.
  */
-import koffi from 'koffi';
+import { createRequire } from 'node:module';
+import type * as Koffi from 'koffi';
 import { WattsplitError, type GpuProcessUtilSample, type GpuReading, type GpuRunningProcess, type GpuSource, type Logger } from '@wattsplit/wire';
 
 const NVML_SUCCESS = 0;
@@ -29,7 +30,14 @@ const NVML_ERROR_NOT_SUPPORTED = 3;
 const NVML_ERROR_NOT_FOUND = 6;
 const NVML_ERROR_INSUFFICIENT_SIZE = 7;
 
-type Fn = koffi.KoffiFunction;
+/** koffi is loaded on first use only (it costs ~7 MB of RSS), so hosts without NVML/PMU never load it. */
+let koffiMod: typeof Koffi | undefined;
+function K(): typeof Koffi {
+  koffiMod ??= createRequire(import.meta.url)('koffi') as typeof Koffi;
+  return koffiMod;
+}
+
+type Fn = Koffi.KoffiFunction;
 
 interface NvmlApi {
   init: Fn;
@@ -51,31 +59,31 @@ interface NvmlApi {
 }
 
 let typesDefined = false;
-let T: { pciInfo: koffi.IKoffiCType; utilization: koffi.IKoffiCType; procUtilSample: koffi.IKoffiCType; processInfo: koffi.IKoffiCType };
+let T: { pciInfo: Koffi.IKoffiCType; utilization: Koffi.IKoffiCType; procUtilSample: Koffi.IKoffiCType; processInfo: Koffi.IKoffiCType };
 
 function defineTypes(): void {
   if (typesDefined) return;
   typesDefined = true;
-  koffi.pointer('nvmlDevice_t', koffi.opaque('nvmlDevice_st'));
+  K().pointer('nvmlDevice_t', K().opaque('nvmlDevice_st'));
   T = {
-    pciInfo: koffi.struct('nvmlPciInfo_t', {
-      busIdLegacy: koffi.array('char', 16, 'String'),
+    pciInfo: K().struct('nvmlPciInfo_t', {
+      busIdLegacy: K().array('char', 16, 'String'),
       domain: 'uint32',
       bus: 'uint32',
       device: 'uint32',
       pciDeviceId: 'uint32',
       pciSubSystemId: 'uint32',
-      busId: koffi.array('char', 32, 'String'),
+      busId: K().array('char', 32, 'String'),
     }),
-    utilization: koffi.struct('nvmlUtilization_t', { gpu: 'uint32', memory: 'uint32' }),
-    procUtilSample: koffi.struct('nvmlProcessUtilizationSample_t', { pid: 'uint32', timeStamp: 'uint64', smUtil: 'uint32', memUtil: 'uint32', encUtil: 'uint32', decUtil: 'uint32' }),
-    processInfo: koffi.struct('nvmlProcessInfo_t', { pid: 'uint32', usedGpuMemory: 'uint64', gpuInstanceId: 'uint32', computeInstanceId: 'uint32' }),
+    utilization: K().struct('nvmlUtilization_t', { gpu: 'uint32', memory: 'uint32' }),
+    procUtilSample: K().struct('nvmlProcessUtilizationSample_t', { pid: 'uint32', timeStamp: 'uint64', smUtil: 'uint32', memUtil: 'uint32', encUtil: 'uint32', decUtil: 'uint32' }),
+    processInfo: K().struct('nvmlProcessInfo_t', { pid: 'uint32', usedGpuMemory: 'uint64', gpuInstanceId: 'uint32', computeInstanceId: 'uint32' }),
   };
 }
 
 function loadApi(libPath: string): NvmlApi {
   defineTypes();
-  const lib = koffi.load(libPath);
+  const lib = K().load(libPath);
   const f = (sig: string): Fn => lib.func(sig);
   let migMode: Fn | undefined;
   try {
@@ -232,7 +240,7 @@ export class NvmlGpuSource implements GpuSource {
     }
     const n = count[0] ?? 0;
     if (n === 0) return [];
-    const size = koffi.sizeof(T.procUtilSample);
+    const size = K().sizeof(T.procUtilSample);
     const buf = Buffer.alloc(size * n);
     rc = this.api.procUtil(d.handle, buf, count, d.lastSeenUs) as number;
     if (rc === NVML_ERROR_NOT_FOUND) return [];
@@ -240,7 +248,7 @@ export class NvmlGpuSource implements GpuSource {
     const got = Math.min(n, count[0] ?? 0);
     const out: GpuProcessUtilSample[] = [];
     for (let i = 0; i < got; i++) {
-      const s = koffi.decode(buf, i * size, T.procUtilSample) as { pid: number; timeStamp: number | bigint; smUtil: number; memUtil: number; encUtil: number; decUtil: number };
+      const s = K().decode(buf, i * size, T.procUtilSample) as { pid: number; timeStamp: number | bigint; smUtil: number; memUtil: number; encUtil: number; decUtil: number };
       const ts = BigInt(s.timeStamp);
       if (ts > d.lastSeenUs) d.lastSeenUs = ts;
       out.push({ pid: s.pid, timeStampUs: Number(ts), smUtil: s.smUtil, memUtil: s.memUtil, encUtil: s.encUtil, decUtil: s.decUtil });
@@ -249,7 +257,7 @@ export class NvmlGpuSource implements GpuSource {
   }
 
   private readRunning(d: Dev): GpuRunningProcess[] {
-    const size = koffi.sizeof(T.processInfo);
+    const size = K().sizeof(T.processInfo);
     let cap = 16;
     for (let attempt = 0; attempt < 4; attempt++) {
       const buf = Buffer.alloc(size * cap);
@@ -262,7 +270,7 @@ export class NvmlGpuSource implements GpuSource {
       if (!this.check(rc, 'nvmlDeviceGetComputeRunningProcesses_v3', d)) return [];
       const out: GpuRunningProcess[] = [];
       for (let i = 0; i < (count[0] ?? 0); i++) {
-        const p = koffi.decode(buf, i * size, T.processInfo) as { pid: number; usedGpuMemory: number | bigint };
+        const p = K().decode(buf, i * size, T.processInfo) as { pid: number; usedGpuMemory: number | bigint };
         // NVML_VALUE_NOT_AVAILABLE (ULLONG_MAX) when the memory is not known (e.g. under WDDM / MIG without privileges)
         const mem = BigInt(p.usedGpuMemory);
         out.push({ pid: p.pid, usedGpuMemoryBytes: mem === 0xffffffffffffffffn ? 0 : Number(mem) });

@@ -16,7 +16,8 @@
  */
 import { closeSync, existsSync, openSync, readSync } from 'node:fs';
 import { arch, cpus } from 'node:os';
-import koffi from 'koffi';
+import { createRequire } from 'node:module';
+import type * as Koffi from 'koffi';
 import type { Logger, PerfReading, PerfSource } from '@wattsplit/wire';
 
 const PERF_FLAG_PID_CGROUP = 1 << 2;
@@ -31,12 +32,19 @@ const EVENTS = [
 
 const SYS_PERF_EVENT_OPEN: Record<string, number> = { x64: 298, arm64: 241, ia32: 336, arm: 364, ppc64: 319, s390x: 331, riscv64: 241 };
 
+/** koffi is loaded on first use only (it costs ~7 MB of RSS). */
+let koffiMod: typeof Koffi | undefined;
+function K(): typeof Koffi {
+  koffiMod ??= createRequire(import.meta.url)('koffi') as typeof Koffi;
+  return koffiMod;
+}
+
 type SyscallFn = (...args: unknown[]) => number | bigint;
 let syscallFn: SyscallFn | undefined;
 
 function sys(): SyscallFn {
   if (!syscallFn) {
-    const libc = koffi.load('libc.so.6');
+    const libc = K().load('libc.so.6');
     syscallFn = libc.func('long syscall(long number, ...)');
   }
   return syscallFn;
@@ -57,7 +65,7 @@ export function perfEventOpen(config: number, pid: number, cpu: number, flags: n
   const nr = SYS_PERF_EVENT_OPEN[arch()];
   if (nr === undefined) return -38; // ENOSYS
   const r = Number(sys()(nr, 'void *', attr(config, true), 'int', pid, 'int', cpu, 'int', -1, 'unsigned long', flags | PERF_FLAG_FD_CLOEXEC));
-  return r < 0 ? -koffi.errno() : r;
+  return r < 0 ? -K().errno() : r;
 }
 
 const ERRNO_NAMES: Record<number, string> = { 1: 'EPERM', 2: 'ENOENT', 13: 'EACCES', 19: 'ENODEV', 22: 'EINVAL', 38: 'ENOSYS', 95: 'EOPNOTSUPP', 24: 'EMFILE' };
@@ -67,6 +75,8 @@ export interface PerfEventSourceOptions {
   cgroupRoot: string;
   /** CPUs to count on; default all. */
   cpuCount?: number;
+  /** Where the kernel lists PMUs; default /sys/bus/event_source/devices. */
+  eventSourceDir?: string;
   logger: Logger;
 }
 
@@ -86,8 +96,10 @@ export class PerfEventSource implements PerfSource {
     this.log = opts.logger.child({ source: 'perf' });
     this.cpuCount = opts.cpuCount ?? cpus().length;
     let fd: number;
+    const pmu = (opts.eventSourceDir ?? '/sys/bus/event_source/devices');
     try {
-      fd = perfEventOpen(0, 0, -1, 0); // probe: cycles of this process, any CPU
+      // No core PMU registered (cpu, or cpu_core/cpu_atom on hybrid parts): unsupported without loading the FFI.
+      fd = ['cpu', 'cpu_core', 'cpu_atom', 'armv8_pmuv3_0'].some((d) => existsSync(`${pmu}/${d}`)) ? perfEventOpen(0, 0, -1, 0) : -2; // probe: cycles of this process, any CPU
     } catch (e) {
       fd = -38;
       this.reason = `perf_event_open not callable: ${(e as Error).message}`;
@@ -102,7 +114,7 @@ export class PerfEventSource implements PerfSource {
       this.reason ||= `perf_event_open(cycles) failed with ${name}: ${
         name === 'EACCES' || name === 'EPERM'
           ? 'not permitted (kernel.perf_event_paranoid, container seccomp, or missing CAP_PERFMON)'
-          : 'no hardware PMU exposed here (typical inside VMs)'
+          : `no hardware PMU exposed here (no core PMU under ${pmu}; typical inside VMs)`
       }`;
     }
   }

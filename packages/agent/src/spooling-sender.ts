@@ -158,6 +158,17 @@ export class SpoolingSender {
     });
   }
 
+  /** seq of the newest frame in the spool (0 when empty): a restarted agent continues after it. */
+  lastSpooledSeq(): number {
+    const p = this.spool.lastRecord();
+    if (!p) return 0;
+    try {
+      return Number(decodeFrame(p, 'last spool record').seq ?? 0);
+    } catch {
+      return 0;
+    }
+  }
+
   metrics(): SenderMetrics {
     return { ...this.spool.metrics(), ...this.m };
   }

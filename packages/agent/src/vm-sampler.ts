@@ -12,7 +12,7 @@
  * reported once with state SHUTOFF; live-migration states come from the DomainSource.
  */
 import { VmState, type DomainInfo, type DomainState, type HostFs, type IVmSample, type Logger } from '@wattsplit/wire';
-import { CgroupReader, type CgroupVersion } from './cgroup-reader.js';
+import { CgroupReader, type CgroupVersion, type ReleasableHostFs } from './cgroup-reader.js';
 import { errnoOf } from './host-fs.js';
 import { discoverFreqFiles, parseProcStat, readAvgFreqMhz } from './proc-stat.js';
 import type { FrameUnderConstruction, RoundContext, Sampler, SamplerStatus } from './sampler.js';
@@ -36,6 +36,7 @@ export function vmStateOf(s: DomainState): VmState {
 
 interface KnownVm {
   id: number;
+  taps: string[];
   cgroupPath: string;
   startedMonoNs: number;
   last: IVmSample;
@@ -100,7 +101,11 @@ export class VmSampler implements Sampler {
 
   private forget(uuid: string): void {
     const k = this.known.get(uuid);
-    if (k) this.cgroups.forget(k.cgroupPath);
+    if (k) {
+      this.cgroups.forget(k.cgroupPath);
+      const rel = (this.fs as Partial<ReleasableHostFs>).release;
+      if (rel) for (const t of k.taps) rel.call(this.fs, `/sys/class/net/${t}`);
+    }
     this.known.delete(uuid);
   }
 
@@ -170,7 +175,7 @@ export class VmSampler implements Sampler {
     if (!prev || prev.id !== d.id) {
       this.log.info({ vm: d.uuid, name: d.name, cgroup: cgroupPath }, 'VM appeared');
     }
-    this.known.set(d.uuid, { id: d.id, cgroupPath, startedMonoNs: sample.startedMonoNs ?? now, last: sample });
+    this.known.set(d.uuid, { id: d.id, taps: d.taps, cgroupPath, startedMonoNs: sample.startedMonoNs ?? now, last: sample });
     ctx.cgroupPathByUuid.set(d.uuid, cgroupPath);
     return sample;
   }
