@@ -18,7 +18,7 @@ function stderrLogger(bindings: Record<string, unknown> = {}): Logger {
       if (!on) return;
       const rec = typeof a === 'string' ? { level, msg: a, ...bindings } : { level, msg: b ?? '', ...bindings, ...a };
       process.stderr.write(JSON.stringify(rec) + '\n');
-    }) as LogFn;
+    });
   return { debug: at('debug', false), info: at('info', false), warn: at('warn', true), error: at('error', true), child: (more) => stderrLogger({ ...bindings, ...more }) };
 }
 

@@ -168,10 +168,10 @@ async function fleet(t: TestContext): Promise<Fleet> {
     });
     children.add(child);
     child.on('exit', () => children.delete(child));
-    child.stderr!.on('data', (d: Buffer) => stderr.push(d.toString()));
+    child.stderr.on('data', (d: Buffer) => stderr.push(d.toString()));
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`collector did not get ready in 60 s: ${stderr.join('').slice(-2000)}`)), 60_000);
-      child.stdout!.on('data', (d: Buffer) => {
+      child.stdout.on('data', (d: Buffer) => {
         if (d.toString().includes('ready')) {
           clearTimeout(timer);
           resolve();
