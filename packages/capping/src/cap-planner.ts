@@ -45,6 +45,8 @@ interface Option {
 
 const EPS = 1e-9;
 const round3 = (w: number): number => Math.round(w * 1000) / 1000;
+/** Rounds up to 1e-3 (watts shed, seconds of a transient): a plan rounded this way is never less safe than computed. */
+const ceil3 = (w: number): number => Math.ceil(w * 1000 - 1e-6) / 1000;
 
 function invalid(path: string, value: unknown, why: string): never {
   throw new WattsplitError('CAP_INPUT_INVALID', `planCaps: ${path}=${JSON.stringify(value)} ${why}`, { details: { field: path, value } });
@@ -124,7 +126,7 @@ export function planCaps(input: PlanCapsInput, opts: PlanCapsOptions = {}): CapP
     hostId: h.hostId,
     vmUuid: s.vm.uuid,
     tenant: s.vm.tenant,
-    shedW: round3(s.shedW),
+    shedW: ceil3(s.shedW),
     cpuQuotaFraction: round3(quota(s.vm, s.shedW + alreadyShed)),
     fromS,
     untilS,
@@ -228,7 +230,8 @@ export function planCaps(input: PlanCapsInput, opts: PlanCapsOptions = {}): CapP
         continue;
       }
       const startS = own + otherWindow.reduce((a, s) => a + s.shedW, 0) > EPS ? lead : 0;
-      const switchoverS = startS + est.durationS;
+      const durationS = ceil3(est.durationS);
+      const switchoverS = startS + durationS;
       const leave = Math.ceil(switchoverS);
       if (leave > H) {
         note(src.hostId, `migrate ${v.uuid}: takes ${round3(est.durationS)} s, switchover after the ${H} s horizon`);
@@ -254,8 +257,8 @@ export function planCaps(input: PlanCapsInput, opts: PlanCapsOptions = {}): CapP
         fromHostId: src.hostId,
         toHostId,
         startS,
-        durationS: round3(est.durationS),
-        switchoverS: round3(switchoverS),
+        durationS,
+        switchoverS,
         vmPowerW: v.powerW,
         sourceExtraW,
         destinationExtraW,
