@@ -708,11 +708,13 @@ export class SimHostImpl implements SimHost {
     const ncpu = spec.sockets * spec.coresPerSocket;
     const uptimeS = this.clock.monoNs() / 1e9;
     const tick = (ns: number): number => Math.floor(ns / 1e7); // USER_HZ = 100
+    // guest time is part of user time (as Linux accounts it); the rest of busy splits user/system/irq/softirq
     const line = (label: string, busyNs: number, guestNs: number, totalNs: number): string => {
-      const user = tick(busyNs * 0.8);
-      const system = tick(busyNs * 0.15);
-      const irq = tick(busyNs * 0.02);
-      const softirq = tick(busyNs * 0.03);
+      const host = Math.max(0, busyNs - guestNs);
+      const user = tick(guestNs + host * 0.5);
+      const system = tick(host * 0.4);
+      const irq = tick(host * 0.04);
+      const softirq = tick(host * 0.06);
       const total = tick(totalNs);
       const idleAll = Math.max(0, total - user - system - irq - softirq);
       const iowait = Math.floor(idleAll * 0.01);
