@@ -248,3 +248,36 @@ test('bad input names the host, VM, field and value', () => {
   bad((i) => (i.hosts[0]!.powerW = 400), /hosts\[0\]\.vms\[\*\]\.powerW=450 sum exceeds the host's measured powerW=400/);
   bad((i) => (i.hosts[0]!.vms[0]!.minPowerW = 500), /hosts\[0\]\.vms\[0\]\.minPowerW=500 must be in \[0, powerW=200\]/);
 });
+
+test('on random fleets, every plan marked safe keeps every host under its cap in every second of an independent simulation', () => {
+  let seed = 7;
+  const rnd = (): number => ((seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0) / 2 ** 32);
+  let migrated = 0;
+  for (let round = 0; round < 40; round++) {
+    const hosts = Array.from({ length: 8 }, (_, h) => {
+      const vms = Array.from({ length: 1 + Math.floor(rnd() * 6) }, (_, v) => ({
+        uuid: `r${round}-h${h}-v${v}`,
+        powerW: Math.round(5 + rnd() * 60),
+        memoryBytes: Math.round((0.5 + rnd() * 20) * GiB),
+        dirtyRateBps: rnd() * 400 * MiB,
+        tenant: 't',
+        priority: Math.floor(rnd() * 3),
+        movable: rnd() > 0.2,
+      }));
+      const powerW = vms.reduce((a, v) => a + v.powerW, 0) + 80;
+      return { hostId: `h${h}`, capW: Math.round(powerW + (rnd() - 0.4) * 120), powerW, vms };
+    });
+    const input: PlanCapsInput = { hosts, linkBps: TEN_GBE * (0.5 + rnd() * 2), horizonS: 30 + Math.floor(rnd() * 300) };
+    const plan = planCaps(input);
+    const sim = simulatePlan(hosts, plan.actions, input.horizonS);
+    const infeasible = new Set(plan.hosts.filter((h) => h.status === 'infeasible').map((h) => h.hostId));
+    for (const h of hosts) {
+      const peak = Math.max(...sim.get(h.hostId)!);
+      if (!infeasible.has(h.hostId)) assert.ok(peak <= h.capW + 1e-6, `round ${round}: ${h.hostId} peaks at ${peak} W over its cap ${h.capW} W`);
+    }
+    for (const hp of plan.hosts) assert.deepEqual(hp.timelineW, sim.get(hp.hostId));
+    assert.equal(plan.safe, infeasible.size === 0);
+    migrated += plan.actions.filter((a) => a.kind === 'migrate').length;
+  }
+  assert.ok(migrated > 5, `the random fleets exercised migrations (${migrated})`);
+});
