@@ -66,7 +66,7 @@ export interface HostInterval {
   durationS: number;           // from monotonic timestamps
   /** Measured energy by source, joules (rapl: sum of top-level packages + DRAM zones not inside a package). */
   measured: Record<SourceName, number>;
-  /** Per-RAPL-top-level-zone joules, for reports. */
+  /** Joules per RAPL counter id (packages, DRAM, and the core/uncore/psys zones not summed into `measured.rapl`), for reports. */
   raplZones: Record<string, number>;
   gpus: GpuInterval[];
   hostCpu: { busySeconds: number; idleSeconds: number; onlineCpus: number; avgFreqMhz: number };

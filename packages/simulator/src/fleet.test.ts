@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { isWattsplitError } from '@wattsplit/wire';
-import { createFleet, type FleetTruth } from './fleet.js';
+import { DEFAULT_HOST_SPECS, createFleet, type FleetTruth } from './fleet.js';
 
 const SOURCES = ['rapl', 'gpu', 'bmc_rest'] as const;
 
@@ -131,6 +131,8 @@ test('bad options are CONFIG_INVALID naming the field and value', () => {
   bad(() => createFleet({ hosts: 1, vmsPerHost: -1, seed: 1 }), /vmsPerHost=-1/);
   bad(() => createFleet({ hosts: 1, vmsPerHost: 1, seed: 1, mix: { gpu_miner: 1 } as never }), /mix\.gpu_miner=1 is not a VM class/);
   bad(() => createFleet({ hosts: 1, vmsPerHost: 1, seed: 1, events: [{ kind: 'stop', vmUuid: 'nope', atS: 1 }] }), /events\[0\]\.vmUuid="nope" is not a VM/);
+  bad(() => createFleet({ hosts: 1, vmsPerHost: 1, seed: 1, hostSpecs: [{ ...DEFAULT_HOST_SPECS[0]!, sockets: 0 }] }), /hostSpecs\[0\]\.sockets=0 must be an integer ≥ 1/);
+  bad(() => createFleet({ hosts: 1, vmsPerHost: 1, seed: 1, hostSpecs: [{ ...DEFAULT_HOST_SPECS[0]!, raplMaxRangeUj: -5 }] }), /raplMaxRangeUj=-5/);
   const f = createFleet({ hosts: 1, vmsPerHost: 1, seed: 1 });
   bad(() => f.step(-1), /step dtS=-1/);
   bad(() => f.host('hv-99'), /no host "hv-99"/);

@@ -128,6 +128,18 @@ export function createFleet(opts: FleetOptions): Fleet {
   if (!Number.isFinite(opts.seed)) bad('seed', opts.seed, 'must be a number');
   const specs = opts.hostSpecs ?? DEFAULT_HOST_SPECS;
   if (specs.length === 0) bad('hostSpecs', specs, 'must not be empty');
+  for (const [i, sp] of specs.entries()) {
+    const int = (k: 'sockets' | 'coresPerSocket' | 'gpuCount', min: number) => {
+      if (!(Number.isInteger(sp[k]) && sp[k] >= min && sp[k] <= 4096)) bad(`hostSpecs[${i}].${k}`, sp[k], `must be an integer ≥ ${min}`);
+    };
+    int('sockets', 1);
+    int('coresPerSocket', 1);
+    int('gpuCount', 0);
+    for (const k of ['pkgIdleW', 'dramIdleW', 'restBaseW'] as const) if (!(Number.isFinite(sp[k]) && sp[k] >= 0)) bad(`hostSpecs[${i}].${k}`, sp[k], 'must be watts ≥ 0');
+    if (!(sp.raplMaxRangeUj > 0 && Number.isSafeInteger(sp.raplMaxRangeUj))) bad(`hostSpecs[${i}].raplMaxRangeUj`, sp.raplMaxRangeUj, 'must be a positive integer (µJ)');
+    if (!(sp.fmaxMhz > 0)) bad(`hostSpecs[${i}].fmaxMhz`, sp.fmaxMhz, 'must be > 0');
+    if (sp.cgroupVersion !== 1 && sp.cgroupVersion !== 2) bad(`hostSpecs[${i}].cgroupVersion`, sp.cgroupVersion, 'must be 1 or 2');
+  }
   if (opts.mix) {
     for (const [k, w] of Object.entries(opts.mix)) {
       if (!VM_CLASSES.includes(k as VmClass)) bad(`mix.${k}`, w, `is not a VM class (${VM_CLASSES.join(', ')})`);
