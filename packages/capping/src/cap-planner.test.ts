@@ -159,6 +159,33 @@ test('destination headroom includes its own transient and earlier decisions: two
   assert.deepEqual(a.timelineW.slice(0, 13), [388, ...rep(400, 10), 320, 320]);
 });
 
+test('when the only destination cannot take two overlapping transients, the second migration starts after the first switched over', () => {
+  const vm = (uuid: string) => ({ uuid, powerW: 100, memoryBytes: 7 * GiB, tenant: 't', dirtyRateBps: 0 });
+  const input: PlanCapsInput = {
+    linkBps: TEN_GBE,
+    horizonS: 120,
+    hosts: [
+      { hostId: 'a', capW: 400, powerW: 420, vms: [vm('a1'), { ...vm('a2'), movable: false }, { ...vm('a3'), movable: false }] },
+      { hostId: 'b', capW: 400, powerW: 410, vms: [vm('b1'), { ...vm('b2'), movable: false }, { ...vm('b3'), movable: false }] },
+      { hostId: 'big', capW: 400, powerW: 180, vms: [] },
+    ],
+  };
+  const plan = planCaps(input);
+  assert.equal(plan.safe, true);
+  const ms = migrations(plan.actions);
+  assert.deepEqual(ms.map((m) => [m.vmUuid, m.toHostId, m.startS, m.switchoverS]), [
+    ['a1', 'big', 1, 10.517],
+    ['b1', 'big', 11, 20.517],
+  ]);
+  assert.match(ms[1]!.reason, /starts at 11 s, after an earlier migration's switchover/);
+  const big = plan.hosts.find((h) => h.hostId === 'big')!;
+  assert.deepEqual(big.timelineW.slice(0, 23), [180, ...rep(192, 9), 292, ...rep(292, 9), 392, 380, 380]);
+  // b holds its 22 W window throttle until b1 leaves in second 21.
+  const b = plan.hosts.find((h) => h.hostId === 'b')!;
+  assert.deepEqual(b.timelineW.slice(0, 23), [388, ...rep(388, 10), ...rep(400, 10), 310, 310]);
+  assert.deepEqual(throttles(plan.actions).filter((t) => t.hostId === 'b').map((t) => [t.vmUuid, t.shedW, t.fromS, t.untilS]), [['b1', 22, 0, 21]]);
+});
+
 test('no safe migration (pinned VMs, full fleet): throttling amounts by priority, and it says so', () => {
   const input: PlanCapsInput = {
     linkBps: TEN_GBE,

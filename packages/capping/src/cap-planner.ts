@@ -201,6 +201,8 @@ export function planCaps(input: PlanCapsInput, opts: PlanCapsOptions = {}): CapP
     notes.set(hostId, l);
   };
 
+  /** Switchover seconds (rounded up) of the migrations planned so far: later migrations may start there. */
+  const switchovers = new Set<number>();
   const over = input.hosts.filter((h) => h.powerW > limit(h) + EPS).sort((a, b) => b.powerW - limit(b) - (a.powerW - limit(a)));
   for (const src of over) {
     const excess = src.powerW - limit(src);
@@ -229,11 +231,12 @@ export function planCaps(input: PlanCapsInput, opts: PlanCapsOptions = {}): CapP
         note(src.hostId, `migrate ${v.uuid}: pre-copy does not converge (dirty rate ≥ usable link rate even at CPU quota ${round3(quota(v, own))})`);
         continue;
       }
-      const startS = own + otherWindow.reduce((a, s) => a + s.shedW, 0) > EPS ? lead : 0;
+      const firstStart = own + otherWindow.reduce((a, s) => a + s.shedW, 0) > EPS ? lead : 0;
       const durationS = ceil3(est.durationS);
-      const switchoverS = startS + durationS;
-      const leave = Math.ceil(switchoverS);
-      if (leave > H) {
+      // Start as soon as the throttles took effect; if no destination has room then (another migration's
+      // transient is on it), try starting when one of the migrations already planned has switched over.
+      const starts = [firstStart, ...[...switchovers].filter((t) => t > firstStart).sort((a, b) => a - b)].filter((t) => t + durationS <= H).slice(0, 8);
+      if (starts.length === 0) {
         note(src.hostId, `migrate ${v.uuid}: takes ${round3(est.durationS)} s, switchover after the ${H} s horizon`);
         continue;
       }
@@ -243,51 +246,59 @@ export function planCaps(input: PlanCapsInput, opts: PlanCapsOptions = {}): CapP
         note(src.hostId, `migrate ${v.uuid}: without it the host still needs ${round3(residualNeed)} W shed, more than its other VMs can give`);
         continue;
       }
-      const why = `keep ${src.hostId} under its cap ${src.capW} W during the +${sourceExtraW} W migration transient of ${v.uuid}`;
-      const base: CapAction[] = [];
-      if (own > EPS) base.push(throttle(src, { vm: v, shedW: own }, 0, leave, why));
-      for (const s of otherWindow) base.push(throttle(src, s, 0, leave, why));
-      for (const s of residual) base.push(throttle(src, s, leave, null, `${src.hostId} is still ${round3(residualNeed)} W over its cap without ${v.uuid}`));
-      const throttleCost =
-        own * leave * weight(v) + otherWindow.reduce((a, s) => a + s.shedW * leave * weight(s.vm), 0) + residual.reduce((a, s) => a + s.shedW * (H - leave) * weight(s.vm), 0);
-      const mig = (toHostId: string): MigrateAction => ({
-        kind: 'migrate',
-        vmUuid: v.uuid,
-        tenant: v.tenant,
-        fromHostId: src.hostId,
-        toHostId,
-        startS,
-        durationS,
-        switchoverS,
-        vmPowerW: v.powerW,
-        sourceExtraW,
-        destinationExtraW,
-        rounds: est.rounds,
-        transferredBytes: Math.round(est.transferredBytes),
-        reason: `${src.hostId} is ${round3(excess)} W over its cap; ${v.uuid} takes ${v.powerW} W with it at switchover`,
-      });
-      // The source side does not depend on the destination: check it once.
-      const srcHead = headroom(src.hostId, stepsOn(src.hostId, [...base, mig('')]));
-      if (srcHead < -1e-6) {
-        note(src.hostId, `migrate ${v.uuid}: the source would still exceed its cap by ${round3(-srcHead)} W during the migration`);
-        continue;
-      }
-      // Every destination costs the same for this VM: keep the one left with the most headroom.
-      const dstSteps = stepsOn('', [mig('')]);
-      const dstMax = maxDelta(dstSteps);
-      let best: { hostId: string; head: number } | undefined;
+      let found: Option | undefined;
       let closest = -Infinity;
-      for (const dst of input.hosts) {
-        if (dst === src) continue;
-        const head = headroom(dst.hostId, dstSteps, dstMax);
-        if (head < -1e-6) closest = Math.max(closest, head);
-        else if (!best || head > best.head) best = { hostId: dst.hostId, head };
+      for (const startS of starts) {
+        const switchoverS = startS + durationS;
+        const leave = Math.ceil(switchoverS);
+        const why = `keep ${src.hostId} under its cap ${src.capW} W during the +${sourceExtraW} W migration transient of ${v.uuid}`;
+        const base: CapAction[] = [];
+        if (own > EPS) base.push(throttle(src, { vm: v, shedW: own }, 0, leave, why));
+        for (const s of otherWindow) base.push(throttle(src, s, 0, leave, why));
+        for (const s of residual) base.push(throttle(src, s, leave, null, `${src.hostId} is still ${round3(residualNeed)} W over its cap without ${v.uuid}`));
+        const throttleCost =
+          own * leave * weight(v) + otherWindow.reduce((a, s) => a + s.shedW * leave * weight(s.vm), 0) + residual.reduce((a, s) => a + s.shedW * (H - leave) * weight(s.vm), 0);
+        const mig = (toHostId: string): MigrateAction => ({
+          kind: 'migrate',
+          vmUuid: v.uuid,
+          tenant: v.tenant,
+          fromHostId: src.hostId,
+          toHostId,
+          startS,
+          durationS,
+          switchoverS,
+          vmPowerW: v.powerW,
+          sourceExtraW,
+          destinationExtraW,
+          rounds: est.rounds,
+          transferredBytes: Math.round(est.transferredBytes),
+          reason: `${src.hostId} is ${round3(excess)} W over its cap; ${v.uuid} takes ${v.powerW} W with it at switchover${startS > firstStart ? ` (starts at ${startS} s, after an earlier migration's switchover, to share no destination transient)` : ''}`,
+        });
+        // The source side does not depend on the destination: check it once.
+        const srcHead = headroom(src.hostId, stepsOn(src.hostId, [...base, mig('')]));
+        if (srcHead < -1e-6) {
+          note(src.hostId, `migrate ${v.uuid}: the source would still exceed its cap by ${round3(-srcHead)} W during the migration`);
+          break;
+        }
+        // Every destination costs the same for this VM and start: keep the one left with the most headroom.
+        const dstSteps = stepsOn('', [mig('')]);
+        const dstMax = maxDelta(dstSteps);
+        let best: { hostId: string; head: number } | undefined;
+        for (const dst of input.hosts) {
+          if (dst === src) continue;
+          const head = headroom(dst.hostId, dstSteps, dstMax);
+          if (head < -1e-6) closest = Math.max(closest, head);
+          else if (!best || head > best.head) best = { hostId: dst.hostId, head };
+        }
+        if (best) {
+          found = { status: 'throttle-then-migrate', actions: [...base, mig(best.hostId)], cost: throttleCost + est.overheadJoules, destHeadroomW: best.head, destination: best.hostId };
+          break;
+        }
       }
-      if (!best) {
-        if (input.hosts.length > 1) note(src.hostId, `migrate ${v.uuid}: no destination has ${round3(v.powerW)} W for the VM plus ${destinationExtraW} W for its transient under its cap (closest misses by ${round3(-closest)} W)`);
-        continue;
+      if (found) options.push(found);
+      else if (input.hosts.length > 1 && closest > -Infinity) {
+        note(src.hostId, `migrate ${v.uuid}: no destination has ${round3(v.powerW)} W for the VM plus ${destinationExtraW} W for its transient under its cap (closest misses by ${round3(-closest)} W)`);
       }
-      options.push({ status: 'throttle-then-migrate', actions: [...base, mig(best.hostId)], cost: throttleCost + est.overheadJoules, destHeadroomW: best.head, destination: best.hostId });
     }
 
     options.sort((a, b) => a.cost - b.cost || b.destHeadroomW - a.destHeadroomW);
@@ -311,6 +322,7 @@ export function planCaps(input: PlanCapsInput, opts: PlanCapsOptions = {}): CapP
     }
     status.set(src.hostId, chosen.status);
     if (chosen.destination) status.set(chosen.destination, 'destination');
+    for (const a of chosen.actions) if (a.kind === 'migrate') switchovers.add(Math.ceil(a.switchoverS));
   }
 
   const touched = new Set<string>([...status.keys()]);
