@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { tenantErrors } from './tenant-errors.js';
+import { joulesByTenant, tenantErrors } from './tenant-errors.js';
 import { staticSplitWeights } from './idle-split.js';
 import { isWattsplitError } from '@wattsplit/wire';
 
@@ -27,4 +27,9 @@ test('reserved weights: by vCPUs and memory, presence-weighted, normalised', () 
   assert.equal(staticSplitWeights([], 'equal').size, 0);
   assert.equal(staticSplitWeights([{ uuid: 'a', vcpus: 1, memoryBytes: 1, presence: 1 }], 'unallocated').size, 0);
   assert.throws(() => staticSplitWeights([{ uuid: 'a', vcpus: 1, memoryBytes: 1, presence: 1 }], 'reserved', { vcpu: -1, memory: 0 }), (e) => isWattsplitError(e, 'CONFIG_INVALID') && /vcpu:-1/.test(e.message));
+});
+
+test('joulesByTenant sums VM shares only', () => {
+  const share = (kind: string, tenant: string, d: number, st: number) => ({ kind, tenant, dynamicJoules: d, staticJoules: st });
+  assert.deepEqual(joulesByTenant([{ shares: [share('vm', 'a', 1, 2), share('host_overhead', '', 5, 0)] }, { shares: [share('vm', 'a', 1, 0), share('vm', 'b', 0, 4)] }]), { a: 4, b: 4 });
 });

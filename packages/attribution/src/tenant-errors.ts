@@ -52,3 +52,10 @@ export function tenantErrors(attributedByTenant: Totals, trueByTenant: Totals): 
   }
   return { tenants, max, mean: count > 0 ? sum / count : 0, worstTenant };
 }
+
+/** Σ joules (dynamic + static) billed to each tenant over attribution results (VM shares only; overhead and unallocated left out). */
+export function joulesByTenant(results: Iterable<{ shares: readonly { kind: string; tenant: string; dynamicJoules: number; staticJoules: number }[] }>): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const r of results) for (const s of r.shares) if (s.kind === 'vm') out[s.tenant] = (out[s.tenant] ?? 0) + s.dynamicJoules + s.staticJoules;
+  return out;
+}

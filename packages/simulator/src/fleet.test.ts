@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { isWattsplitError } from '@wattsplit/wire';
-import { DEFAULT_HOST_SPECS, createFleet, type FleetTruth } from './fleet.js';
+import { DEFAULT_HOST_SPECS, createFleet, truthBetween, type FleetTruth } from './fleet.js';
 
 const SOURCES = ['rapl', 'gpu', 'bmc_rest'] as const;
 
@@ -136,4 +136,19 @@ test('bad options are CONFIG_INVALID naming the field and value', () => {
   const f = createFleet({ hosts: 1, vmsPerHost: 1, seed: 1 });
   bad(() => f.step(-1), /step dtS=-1/);
   bad(() => f.host('hv-99'), /no host "hv-99"/);
+});
+
+test('truthBetween gives the truth of a window, and it conserves too', () => {
+  const f = createFleet({ hosts: 4, vmsPerHost: 12, seed: 4 });
+  f.step(60);
+  const a = f.truth();
+  f.step(120);
+  const w = truthBetween(a, f.truth());
+  assert.ok(Math.abs(w.elapsedS - 120) < 1e-9);
+  assert.deepEqual(conservationProblems(w), []);
+  const late = w.vms.filter((v) => v.totalJoules > 0);
+  assert.ok(late.length >= 48);
+  const total = Object.values(w.tenants).reduce((x, y) => x + y, 0);
+  const full = Object.values(f.truth().tenants).reduce((x, y) => x + y, 0) - Object.values(a.tenants).reduce((x, y) => x + y, 0);
+  assert.ok(Math.abs(total - full) < 1e-6 * full);
 });

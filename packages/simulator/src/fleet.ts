@@ -351,3 +351,39 @@ function uuidFrom(r: Prng): string {
   const hex = (n: number): string => Array.from({ length: n }, () => Math.floor(r.next() * 16).toString(16)).join('');
   return `${hex(8)}-${hex(4)}-4${hex(3)}-${(8 + Math.floor(r.next() * 4)).toString(16)}${hex(3)}-${hex(12)}`;
 }
+
+/** Truth accumulated between two `truth()` snapshots of the same fleet (later − earlier), e.g. a billing window. */
+export function truthBetween(earlier: FleetTruth, later: FleetTruth): FleetTruth {
+  const key = (v: { uuid: string; hostId: string }): string => `${v.hostId}|${v.uuid}`;
+  const e = new Map(earlier.vms.map((v) => [key(v), v]));
+  const sub = (a: EnergyBySource, b: EnergyBySource | undefined): EnergyBySource => ({ rapl: a.rapl - (b?.rapl ?? 0), gpu: a.gpu - (b?.gpu ?? 0), bmc_rest: a.bmc_rest - (b?.bmc_rest ?? 0) });
+  const tenants: Record<string, number> = {};
+  const vms = later.vms.map((v) => {
+    const p = e.get(key(v));
+    const row: VmTruth = {
+      ...v,
+      dynamicJoules: sub(v.dynamicJoules, p?.dynamicJoules),
+      staticJoulesBySource: sub(v.staticJoulesBySource, p?.staticJoulesBySource),
+      staticJoulesReserved: v.staticJoulesReserved - (p?.staticJoulesReserved ?? 0),
+      totalJoules: v.totalJoules - (p?.totalJoules ?? 0),
+      cpuSeconds: v.cpuSeconds - (p?.cpuSeconds ?? 0),
+    };
+    tenants[v.tenant] = (tenants[v.tenant] ?? 0) + row.totalJoules;
+    return row;
+  });
+  const eh = new Map(earlier.hosts.map((h) => [h.hostId, h]));
+  const hosts = later.hosts.map((h) => {
+    const p = eh.get(h.hostId);
+    return {
+      ...h,
+      measuredJoules: sub(h.measuredJoules, p?.measuredJoules),
+      wallJoules: h.wallJoules - (p?.wallJoules ?? 0),
+      staticJoules: sub(h.staticJoules, p?.staticJoules),
+      overheadJoules: sub(h.overheadJoules, p?.overheadJoules),
+      migrationJoules: h.migrationJoules - (p?.migrationJoules ?? 0),
+      unallocatedStaticJoules: sub(h.unallocatedStaticJoules, p?.unallocatedStaticJoules),
+      overheadCpuSeconds: h.overheadCpuSeconds - (p?.overheadCpuSeconds ?? 0),
+    };
+  });
+  return { elapsedS: later.elapsedS - earlier.elapsedS, vms, hosts, tenants };
+}
