@@ -152,3 +152,21 @@ test('truthBetween gives the truth of a window, and it conserves too', () => {
   const full = Object.values(f.truth().tenants).reduce((x, y) => x + y, 0) - Object.values(a.tenants).reduce((x, y) => x + y, 0);
   assert.ok(Math.abs(total - full) < 1e-6 * full);
 });
+
+test('a restart event: same VM, new domain id and cgroup, CPU counter back near 0', async () => {
+  const f = createFleet({ hosts: 4, vmsPerHost: 12, seed: 1, noise: false });
+  const ev = f.events.find((e) => e.kind === 'restart')!;
+  assert.ok(ev);
+  f.step(ev.atS - 1);
+  const h = f.host('hv-03');
+  const before = (await h.domains.listDomains()).find((d) => d.uuid === ev.vmUuid)!;
+  const cpu0 = h.oracleFrame(1).vms!.find((v) => v.uuid === ev.vmUuid)!.cpuTimeNs!;
+  f.step(2);
+  const after = (await h.domains.listDomains()).find((d) => d.uuid === ev.vmUuid)!;
+  assert.notEqual(after.id, before.id);
+  assert.notEqual(h.vmCgroupPath(ev.vmUuid), undefined);
+  const cpu1 = h.oracleFrame(2).vms!.find((v) => v.uuid === ev.vmUuid)!.cpuTimeNs!;
+  assert.ok(cpu1 < cpu0, `cpu ${cpu0} → ${cpu1}`);
+  assert.equal(f.truth().vms.filter((v) => v.uuid === ev.vmUuid).length, 1, 'one truth row: same host');
+  assert.deepEqual(conservationProblems(f.truth()), []);
+});

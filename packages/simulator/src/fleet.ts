@@ -13,7 +13,8 @@ import { SimVm } from './sim-vm.js';
 import { CLASS_PROFILES, VM_CLASSES, type VmClass } from './vm-classes.js';
 
 export interface FleetEvent {
-  kind: 'start' | 'stop' | 'migrate';
+  /** restart: the VM reboots in place — new domain id and qemu cgroup, counters from 0. */
+  kind: 'start' | 'stop' | 'migrate' | 'restart';
   vmUuid: string;
   atS: number;
   /** migrate only */
@@ -208,6 +209,9 @@ export function createFleet(opts: FleetOptions): Fleet {
       const mover = pending.find((p) => p.host === from && p.vm.cls === 'web' && p !== stopping && p !== late);
       if (mover && from !== to) events.push({ kind: 'migrate', vmUuid: mover.vm.uuid, atS: 100, toHost: to.hostId, precopyS: Math.round(root.uniform(8, 20)) });
     }
+    const rh = hosts[hosts.length - 1]!;
+    const rebooter = pending.find((p) => p.host === rh && p.vm.cls === 'database' && p !== stopping && p !== late);
+    if (rebooter) events.push({ kind: 'restart', vmUuid: rebooter.vm.uuid, atS: 240 });
   }
   const byUuid = new Map(pending.map((p) => [p.vm.uuid, p]));
   for (const [i, e] of events.entries()) {
@@ -241,6 +245,11 @@ export function createFleet(opts: FleetOptions): Fleet {
         case 'stop':
           host.removeVm(e.vmUuid);
           break;
+        case 'restart': {
+          const vm = host.removeVm(e.vmUuid);
+          if (vm) host.addVm(vm, p.gpu);
+          break;
+        }
         case 'migrate': {
           const to = hostById.get(e.toHost!)!;
           if (to === host || !host.vms.includes(p.vm)) break;
