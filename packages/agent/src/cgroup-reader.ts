@@ -8,6 +8,8 @@
  *   libvirt/vcpu<K>/cpu.stat, libvirt/emulator/cpu.stat   per vCPU thread / emulator threads
  * cgroup v1 (Documentation/admin-guide/cgroup-v1/), VM dir machine/qemu-<ID>-<NAME>.libvirt-qemu under each controller:
  *   cpuacct/.../cpuacct.usage                 ns, cumulative; vcpu<K>/cpuacct.usage per vCPU
+ *   (hybrid hosts where libvirt leaves cpuacct at the root: unified/.../cpu.stat usage_usec, the v2
+ *   hierarchy's core CPU stat, and unified/.../vcpu<K>/cpu.stat)
  *   memory/.../memory.usage_in_bytes          bytes
  *   blkio/.../blkio.throttle.io_service_bytes "MAJ:MIN Read N", "MAJ:MIN Write N", ..., "Total N"
  * The version is v2 when /sys/fs/cgroup/cgroup.controllers exists.
@@ -16,6 +18,7 @@ import { WattsplitError, type HostFs } from '@wattsplit/wire';
 import { cgroupV1Path, cgroupV2Path, libvirtMachineName, systemdEscape } from './machine-name.js';
 
 export const CGROUP_ROOT = '/sys/fs/cgroup';
+const V1_LOCATE_CONTROLLERS = ['cpuacct', 'unified', 'cpu', 'memory'];
 
 export type CgroupVersion = 1 | 2;
 
@@ -83,6 +86,7 @@ export function parseBlkioServiceBytes(text: string, file: string): { read: numb
 export class CgroupReader {
   readonly version: CgroupVersion;
   private readonly vcpuDirs = new Map<string, string[]>();
+  private readonly v1CpuSource = new Map<string, 'cpuacct' | 'unified'>();
 
   constructor(private readonly fs: HostFs, version?: CgroupVersion) {
     this.version = version ?? detectCgroupVersion(fs);
@@ -99,14 +103,19 @@ export class CgroupReader {
       if (this.fs.exists(`${CGROUP_ROOT}${p}`)) return p;
       return this.scan(`${CGROUP_ROOT}`, '/machine.slice', `machine-${systemdEscape(`qemu-${id}-`)}`, '.scope');
     }
+    // v1: libvirt places the VM in every controller it manages; which ones vary (cpuacct may be left at
+    // the root when not co-mounted with cpu), and hybrid hosts also have the v2 "unified" hierarchy.
     const p1 = cgroupV1Path(id, name);
-    if (this.fs.exists(`${CGROUP_ROOT}/cpuacct${p1}`)) return p1;
-    const found = this.scan(`${CGROUP_ROOT}/cpuacct`, '/machine', `qemu-${id}-`, '.libvirt-qemu');
-    if (found) return found;
-    // cgroup v1 with systemd: machine.slice under each controller.
     const p2 = `/machine.slice/machine-${systemdEscape(libvirtMachineName(id, name))}.scope`;
-    if (this.fs.exists(`${CGROUP_ROOT}/cpuacct${p2}`)) return p2;
-    return this.scan(`${CGROUP_ROOT}/cpuacct`, '/machine.slice', `machine-${systemdEscape(`qemu-${id}-`)}`, '.scope');
+    for (const c of V1_LOCATE_CONTROLLERS) {
+      const base = `${CGROUP_ROOT}/${c}`;
+      if (!this.fs.exists(base)) continue;
+      if (this.fs.exists(`${base}${p1}`)) return p1;
+      if (this.fs.exists(`${base}${p2}`)) return p2;
+      const found = this.scan(base, '/machine', `qemu-${id}-`, '.libvirt-qemu') ?? this.scan(base, '/machine.slice', `machine-${systemdEscape(`qemu-${id}-`)}`, '.scope');
+      if (found) return found;
+    }
+    return undefined;
   }
 
   private scan(root: string, parent: string, prefix: string, suffix: string): string | undefined {
@@ -157,17 +166,39 @@ export class CgroupReader {
   }
 
   private readV1(path: string, vcpus: number): VmCgroupStats {
-    const cpuDir = `${CGROUP_ROOT}/cpuacct${path}`;
-    const cpuFile = `${cpuDir}/cpuacct.usage`;
-    const cpuTimeNs = num(this.fs.readText(cpuFile).trim(), cpuFile, 'cpuacct.usage');
+    let src = this.v1CpuSource.get(path);
+    if (src === undefined) {
+      src = this.fs.exists(`${CGROUP_ROOT}/cpuacct${path}/cpuacct.usage`) || !this.fs.exists(`${CGROUP_ROOT}/unified${path}/cpu.stat`) ? 'cpuacct' : 'unified';
+      this.v1CpuSource.set(path, src);
+    }
+    let cpuTimeNs: number;
     const vcpuTimeNs: number[] = [];
-    for (const v of this.vcpuList(cpuDir, vcpus, '')) {
-      const f = `${v}/cpuacct.usage`;
-      try {
-        vcpuTimeNs.push(num(this.fs.readText(f).trim(), f, 'cpuacct.usage'));
-      } catch (e) {
-        if (e instanceof WattsplitError) throw e;
-        break;
+    if (src === 'cpuacct') {
+      const cpuDir = `${CGROUP_ROOT}/cpuacct${path}`;
+      const cpuFile = `${cpuDir}/cpuacct.usage`;
+      cpuTimeNs = num(this.fs.readText(cpuFile).trim(), cpuFile, 'cpuacct.usage');
+      for (const v of this.vcpuList(cpuDir, vcpus, '')) {
+        const f = `${v}/cpuacct.usage`;
+        try {
+          vcpuTimeNs.push(num(this.fs.readText(f).trim(), f, 'cpuacct.usage'));
+        } catch (e) {
+          if (e instanceof WattsplitError) throw e;
+          break;
+        }
+      }
+    } else {
+      // hybrid host: cpuacct not managed by libvirt, CPU time from the v2 "unified" hierarchy's core cpu.stat
+      const dir = `${CGROUP_ROOT}/unified${path}`;
+      const cpuFile = `${dir}/cpu.stat`;
+      cpuTimeNs = parseCpuStatUsageNs(this.fs.readText(cpuFile), cpuFile);
+      for (const v of this.vcpuList(dir, vcpus, '')) {
+        const f = `${v}/cpu.stat`;
+        try {
+          vcpuTimeNs.push(parseCpuStatUsageNs(this.fs.readText(f), f));
+        } catch (e) {
+          if (e instanceof WattsplitError) throw e;
+          break;
+        }
       }
     }
     const memFile = `${CGROUP_ROOT}/memory${path}/memory.usage_in_bytes`;
@@ -189,8 +220,9 @@ export class CgroupReader {
 
   /** Drops what is cached about a VM's cgroup (vCPU list, open fds of a keepOpen HostFs). */
   forget(path: string): void {
-    const dirs = this.version === 2 ? [`${CGROUP_ROOT}${path}`] : ['cpuacct', 'memory', 'blkio'].map((c) => `${CGROUP_ROOT}/${c}${path}`);
-    this.vcpuDirs.delete(dirs[0] ?? '');
+    const dirs = this.version === 2 ? [`${CGROUP_ROOT}${path}`] : ['cpuacct', 'unified', 'memory', 'blkio'].map((c) => `${CGROUP_ROOT}/${c}${path}`);
+    for (const d of dirs) this.vcpuDirs.delete(d);
+    this.v1CpuSource.delete(path);
     const rel = (this.fs as Partial<ReleasableHostFs>).release;
     if (rel) for (const d of dirs) rel.call(this.fs, d);
   }

@@ -74,6 +74,15 @@ test('cgroup v1 without systemd: cpuacct, memory and blkio controllers', () => {
   assert.equal(frame.hostCpu?.onlineCpus, 8);
 });
 
+test('cgroup v1 hybrid (cpuacct left at the root by libvirt): CPU time from the unified hierarchy', () => {
+  const s = new VmSampler(new RootedHostFs(join(FIXTURES, 'dual-socket-v1')), memoryLogger());
+  const { frame, ctx } = round(s, [domainInfo({ uuid: 'u-h', name: 'hyb', id: 4, vcpus: 1 })]);
+  assert.equal(frame.vms[0]?.cpuTimeNs, 3_000_000_000);
+  assert.deepEqual(frame.vms[0]?.vcpuTimeNs, [2_500_000_000]);
+  assert.equal(frame.vms[0]?.memoryUsedBytes, 268435456);
+  assert.equal(ctx.cgroupPathByUuid.get('u-h'), '/machine/qemu-4-hyb.libvirt-qemu');
+});
+
 test('VM lifecycle: appears, vanishes from libvirt (GONE once), cgroup vanishes mid-interval (GONE), shut off, migrating', () => {
   const fx = copyFixture('single-socket-v2');
   try {

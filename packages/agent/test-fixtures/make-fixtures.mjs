@@ -77,6 +77,15 @@ function vmV1(root, id, name, usageNs, vcpus) {
   zone(r, 'amd-rapl', '1:1', 'dram', 80000000, 65712999613);
   mkdirSync(join(r, 'sys/fs/cgroup/cpuacct'), { recursive: true });
   vmV1(r, 3, 'batch-a', 7000000000, 2);
+  // hybrid layout as libvirt makes it when cpuacct is not co-mounted with cpu: CPU time from the unified (v2) hierarchy
+  {
+    const m = '/machine/qemu-4-hyb.libvirt-qemu';
+    put(r, `/sys/fs/cgroup/unified${m}/cpu.stat`, 'usage_usec 3000000\nuser_usec 2000000\nsystem_usec 1000000\n');
+    put(r, `/sys/fs/cgroup/unified${m}/vcpu0/cpu.stat`, 'usage_usec 2500000\nuser_usec 0\nsystem_usec 0\n');
+    put(r, `/sys/fs/cgroup/unified${m}/emulator/cpu.stat`, 'usage_usec 500000\nuser_usec 0\nsystem_usec 0\n');
+    put(r, `/sys/fs/cgroup/memory${m}/memory.usage_in_bytes`, '268435456\n');
+    put(r, `/sys/fs/cgroup/blkio${m}/blkio.throttle.io_service_bytes`, 'Total 0\n');
+  }
   net(r, 'vnet5', 10, 20);
   proc(r, 8, 'AMD EPYC 9654 96-Core Processor', 2);
 }
