@@ -1,2 +1,58 @@
 #!/usr/bin/env node
-export {};
+/**
+ * The `wattsplit` command. Each subcommand lives in commands/<name>.ts and is loaded on demand, so a
+ * command's heavy dependencies (chDB, tfjs, grpc) load only when that command runs.
+ */
+import { isWattsplitError } from '@wattsplit/wire';
+
+interface Command {
+  summary: string;
+  load: () => Promise<{ run(argv: string[]): Promise<number> }>;
+}
+
+const COMMANDS: Record<string, Command> = {
+  demo: { summary: 'run the embedded pipeline on a simulated fleet and report accuracy', load: () => import('./commands/demo.js') },
+  query: { summary: 'run SQL against the embedded store (the demo data directory) or a server', load: () => import('./commands/query.js') },
+  'gpu-replay': { summary: 'attribute a recorded NVML trace (shared/data/gpu format) to its tenants', load: () => import('./commands/gpu-replay.js') },
+  agent: { summary: 'run the hypervisor agent (--check: show what it can see)', load: () => import('./commands/agent.js') },
+  gateway: { summary: 'run the gRPC ingest gateway', load: () => import('./commands/gateway.js') },
+  collector: { summary: 'run the collector (NestJS) against a bus and a store', load: () => import('./commands/collector.js') },
+  bill: { summary: 'per-tenant energy bill for a period from the store', load: () => import('./commands/bill.js') },
+  'cap-plan': { summary: 'plan power caps with the live-migration transient', load: () => import('./commands/cap-plan.js') },
+};
+
+function usage(): string {
+  const w = Math.max(...Object.keys(COMMANDS).map((k) => k.length));
+  return [
+    'usage: wattsplit <command> [options]   (wattsplit <command> --help for its options)',
+    '',
+    ...Object.entries(COMMANDS).map(([k, c]) => `  ${k.padEnd(w)}  ${c.summary}`),
+  ].join('\n');
+}
+
+async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (!name || name === '--help' || name === '-h' || name === 'help') {
+    console.log(usage());
+    return name ? 0 : 2;
+  }
+  const cmd = COMMANDS[name];
+  if (!cmd) {
+    console.error(`wattsplit: unknown command ${JSON.stringify(name)}\n\n${usage()}`);
+    return 2;
+  }
+  const mod = await cmd.load();
+  return mod.run(rest);
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (e: unknown) => {
+    // Input and environment errors are reported as one clear line; only real bugs show a stack.
+    if (isWattsplitError(e)) console.error(`wattsplit: ${e.code}: ${e.message}`);
+    else console.error('wattsplit: internal error:', e);
+    process.exitCode = 1;
+  },
+);

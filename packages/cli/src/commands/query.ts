@@ -1,0 +1,29 @@
+/** wattsplit query "<SQL>" [--format table|json|csv] [--data-dir DIR | --url http://host:8123] */
+import { WattsplitError } from '@wattsplit/wire';
+import type { QueryFormat } from '@wattsplit/store';
+import { parse, strFlag } from '../args.js';
+import { openStore, STORE_FLAGS, DEFAULT_DATA_DIR } from '../store-open.js';
+
+const FORMATS: Record<string, QueryFormat> = { table: 'PrettyCompact', json: 'JSONEachRow', csv: 'CSVWithNames', tsv: 'TSVWithNames', markdown: 'Markdown' };
+
+export async function run(argv: string[]): Promise<number> {
+  const { values, positionals } = parse(argv, { ...STORE_FLAGS, format: { type: 'string', short: 'f' } }, true);
+  if (values.help || positionals.length !== 1) {
+    console.log(`usage: wattsplit query "<SQL>" [--format ${Object.keys(FORMATS).join('|')}] [--data-dir DIR (default ${DEFAULT_DATA_DIR}) | --url http://host:8123 --database wattsplit]
+
+Tables: host_samples, vm_samples, attributions, anomalies; hourly rollups per VM and per tenant.
+Example: wattsplit query "SELECT tenant, method, round(sum(dynamic_j + static_j)) AS joules FROM attributions GROUP BY tenant, method ORDER BY tenant"`);
+    return values.help ? 0 : 2;
+  }
+  const fmtName = strFlag(values, 'format', 'table');
+  const format = FORMATS[fmtName];
+  if (!format) throw new WattsplitError('CONFIG_INVALID', `--format=${fmtName}: expected one of ${Object.keys(FORMATS).join(', ')}`);
+  const store = await openStore(values);
+  try {
+    const r = await store.query(positionals[0]!, format);
+    process.stdout.write(r.text.endsWith('\n') || r.text === '' ? r.text : `${r.text}\n`);
+    return 0;
+  } finally {
+    await store.close();
+  }
+}

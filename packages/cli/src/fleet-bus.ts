@@ -1,0 +1,19 @@
+/** The bus of fleet-mode processes: Kafka, configured from WATTSPLIT_KAFKA_* (see docs/configuration.md) or --brokers. */
+import { KafkaBus, PlatformaticKafkaBus, kafkaOptionsFromEnv } from '@wattsplit/kafka';
+import type { Bus, Logger } from '@wattsplit/wire';
+
+export function kafkaBusFromEnv(brokers: string | undefined, logger: Logger): Bus {
+  const env = { ...process.env };
+  if (brokers) env.WATTSPLIT_KAFKA_BROKERS = brokers;
+  const { client, ...opts } = kafkaOptionsFromEnv(env);
+  return client === 'platformatic' ? new PlatformaticKafkaBus({ ...opts, logger }) : new KafkaBus({ ...opts, logger });
+}
+
+/** Resolves on SIGINT/SIGTERM. */
+export function untilSignal(): Promise<string> {
+  return new Promise((res) => {
+    const on = (s: string) => () => res(s);
+    process.once('SIGINT', on('SIGINT'));
+    process.once('SIGTERM', on('SIGTERM'));
+  });
+}
