@@ -33,6 +33,8 @@ export const OVERHEAD_ID = '__host_overhead__';
 export interface VmFeatures {
   id: string;
   cpu: number;
+  /** Host CPU busy fraction (0..1): per-core power changes with package load (frequency, voltage, uncore). */
+  load: number;
   shape: number[];
   io: number[];
 }
@@ -46,6 +48,8 @@ export interface SourceWeights {
   b2: number;
   /** W per busy core per unit of softplus output (training scale). */
   cpuScaleW: number;
+  /** Host load factor on every CPU term: 1 + load[0]·u + load[1]·u² (u = host busy fraction), floored at 0.1. */
+  load: [number, number];
   /** softplus already applied: W per unit of each IO feature. */
   io: number[];
   /** Per-VM log-multipliers on the CPU term (VM uuid → e). */
@@ -96,7 +100,13 @@ export function vmFeatures(vm: VmInterval, iv: HostInterval): VmFeatures {
   const shape = [rate(vm.cpuSeconds, span) / vcpus, spread, ipc, Math.min(mpki, 100), p ? 1 : 0, vm.memoryBytes > 0 ? vm.memoryUsedBytes / vm.memoryBytes : 0, (iv.hostCpu.avgFreqMhz || 0) / 1000, gpu];
   const MB = 1e6;
   const io = [rate(vm.blockReadBytes, dt) / MB, rate(vm.blockWriteBytes, dt) / MB, rate(vm.netRxBytes, dt) / MB, rate(vm.netTxBytes, dt) / MB, (Math.max(0, vm.memoryUsedBytes) / 2 ** 30) * presence];
-  return { id: vm.uuid, cpu, shape, io };
+  return { id: vm.uuid, cpu, load: hostLoad(iv), shape, io };
+}
+
+/** Host CPU busy fraction over the interval. */
+export function hostLoad(iv: HostInterval): number {
+  const tot = iv.hostCpu.busySeconds + iv.hostCpu.idleSeconds;
+  return tot > 0 ? Math.min(1, Math.max(0, iv.hostCpu.busySeconds / tot)) : 0;
 }
 
 /** CPU time outside VMs (hypervisor, host services): one more additive term. */
@@ -104,7 +114,7 @@ export function overheadFeatures(iv: HostInterval): VmFeatures {
   let vmCpu = 0;
   for (const v of iv.vms) vmCpu += Math.max(0, v.cpuSeconds);
   const cpu = rate(Math.max(0, iv.hostCpu.busySeconds - vmCpu), iv.durationS);
-  return { id: OVERHEAD_ID, cpu, shape: [0, 0, 0, 0, 0, 0, (iv.hostCpu.avgFreqMhz || 0) / 1000, 0], io: IO_FEATURES.map(() => 0) };
+  return { id: OVERHEAD_ID, cpu, load: hostLoad(iv), shape: [0, 0, 0, 0, 0, 0, (iv.hostCpu.avgFreqMhz || 0) / 1000, 0], io: IO_FEATURES.map(() => 0) };
 }
 
 /** All additive terms of an interval: its VMs, then the host overhead. */
@@ -138,7 +148,8 @@ export function termPowers(model: AdditiveModelJson, source: ModelSource, terms:
         for (let i = 0; i < F; i++) a += xn[i]! * w.W1[i]![h]!;
         z += Math.tanh(a) * w.W2[h]!;
       }
-      g = w.cpuScaleW * f.cpu * softplus(z) * Math.exp(w.vm[f.id] ?? 0);
+      const lf = Math.max(0.1, 1 + w.load[0] * f.load + w.load[1] * f.load * f.load);
+      g = w.cpuScaleW * f.cpu * softplus(z) * Math.exp(w.vm[f.id] ?? 0) * lf;
     }
     for (let k = 0; k < f.io.length; k++) g += (f.io[k] ?? 0) * (w.io[k] ?? 0);
     out[t] = g;
@@ -171,6 +182,7 @@ export function checkModelJson(x: unknown, file: string): AdditiveModelJson {
     if (!Number.isFinite(w.staticW)) bad(`sources.${s}.staticW`, w.staticW);
     if (!Array.isArray(w.W1) || w.W1.length !== SHAPE_FEATURES.length) bad(`sources.${s}.W1`, '[...]');
     if (!Array.isArray(w.io) || w.io.length !== IO_FEATURES.length) bad(`sources.${s}.io`, w.io);
+    if (!Array.isArray(w.load) || w.load.length !== 2) bad(`sources.${s}.load`, w.load);
   }
   return m as AdditiveModelJson;
 }

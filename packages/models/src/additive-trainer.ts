@@ -5,7 +5,8 @@
  */
 import type { HostInterval } from '@wattsplit/attribution';
 import { silentLogger, WattsplitError, type Logger } from '@wattsplit/wire';
-import { IO_FEATURES, intervalFeatures, MODEL_SOURCES, SHAPE_FEATURES, termPowers, type AdditiveModelJson, type ModelSource, type SourceWeights } from './additive-model.js';
+import { IO_FEATURES, intervalFeatures, MODEL_SOURCES, SHAPE_FEATURES, termPowers, type AdditiveModelJson, type ModelSource, type SourceWeights, type VmFeatures } from './additive-model.js';
+import { nnlsNormal } from './nnls.js';
 import { initTf, tf } from './tf-backend.js';
 
 export interface AdditiveTrainOptions {
@@ -21,6 +22,11 @@ export interface AdditiveTrainOptions {
   vmRegularisation?: number;
   /** Use at most this many intervals (evenly sampled). Default 20000. */
   maxIntervals?: number;
+  /**
+   * Static power per source, W, when it is known (measured idle at commissioning, vendor data): fixed in the
+   * fit instead of learned as the intercept, which removes the intercept/slope trade-off of an extrapolated fit.
+   */
+  fixedStaticW?: Partial<Record<ModelSource, number>>;
   /** Learn per-VM coefficients (VM identity). Default true. */
   perVm?: boolean;
   seed?: number;
@@ -113,7 +119,8 @@ export async function trainAdditiveModel(intervals: readonly HostInterval[], opt
   });
 
   const sources = {} as Record<ModelSource, SourceWeights>;
-  for (const s of MODEL_SOURCES) sources[s] = await trainSource(p, s, F, K, vmIds, opts);
+  // 1. the feature model g(f) by gradient descent (tfjs); 2. per-VM multipliers by ridge NNLS (below)
+  for (const s of MODEL_SOURCES) sources[s] = await trainSource(p, s, F, K, new Map(), opts);
   const model: AdditiveModelJson = {
     kind: 'wattsplit.additive_model',
     formatVersion: 1,
@@ -126,6 +133,7 @@ export async function trainAdditiveModel(intervals: readonly HostInterval[], opt
     sources,
     backend,
   };
+  for (const s of MODEL_SOURCES) refitPerVm(model, s, terms, p.y[s], opts.vmRegularisation ?? 0.02, perVm, opts.fixedStaticW?.[s]);
   // training residuals on the plain-JS apply path (what will be used)
   for (const s of MODEL_SOURCES) {
     let se = 0;
@@ -144,6 +152,100 @@ export async function trainAdditiveModel(intervals: readonly HostInterval[], opt
   return model;
 }
 
+/**
+ * Per-VM multipliers c_v ≥ 0 on each term's CPU part, with the static power re-estimated, by NNLS on
+ *   P_measured − Σ io terms = static + Σ_v c_v · cpuTerm_v(feature model)
+ * and a ridge pulling every c_v towards 1 (the feature model) with a weight of `reg` × the term's own
+ * Σ cpuTerm²: a VM seen little stays on the feature model (cold start), a VM seen a lot gets its own
+ * signature. Stored as log-multipliers (model.sources[s].vm).
+ */
+function refitPerVm(model: AdditiveModelJson, s: ModelSource, terms: VmFeatures[][], y: Float32Array, reg: number, perVm: boolean, fixedStatic: number | undefined): void {
+  const w = model.sources[s];
+  const ids = new Map<string, number>();
+  for (const ts of terms) for (const f of ts) if (f.cpu > 0 && !ids.has(f.id)) ids.set(f.id, perVm ? ids.size + 1 : 1);
+  const n = perVm ? ids.size + 1 : 2;
+  // the CPU part of each term without multipliers or load factor, and the io part
+  w.vm = {};
+  w.load = [0, 0];
+  const ioOnly: SourceWeights = { ...w, cpuScaleW: 0 };
+  const mIo: AdditiveModelJson = { ...model, sources: { ...model.sources, [s]: ioOnly } };
+  const rows = terms.map((ts) => {
+    const full = termPowers(model, s, ts);
+    const io = termPowers(mIo, s, ts);
+    let ioSum = 0;
+    for (const x of io) ioSum += x;
+    return { cpu: ts.map((_, i) => full[i]! - io[i]!), ioSum, load: ts[0]?.load ?? 0 };
+  });
+  let c: Float64Array = new Float64Array(n).fill(1);
+  let load: [number, number] = [0, 0];
+  let stat = w.staticW;
+  const lf = (u: number, l: [number, number]): number => Math.max(0.1, 1 + l[0] * u + l[1] * u * u);
+  for (let round = 0; round < 4; round++) {
+    // (a) per-VM multipliers and static, load factor fixed
+    const AtA = Array.from({ length: n }, () => new Float64Array(n));
+    const Atb = new Float64Array(n);
+    rows.forEach((row, r) => {
+      const f = lf(row.load, load);
+      const acc = new Map<number, number>(fixedStatic === undefined ? [[0, 1]] : []);
+      terms[r]!.forEach((t, i) => {
+        const v = row.cpu[i]! * f;
+        if (v > 0) {
+          const k = ids.get(t.id)!;
+          acc.set(k, (acc.get(k) ?? 0) + v);
+        }
+      });
+      const target = y[r]! - row.ioSum - (fixedStatic ?? 0);
+      for (const [a, va] of acc) {
+        Atb[a] = Atb[a]! + va * target;
+        for (const [b, vb] of acc) AtA[a]![b] = AtA[a]![b]! + va * vb;
+      }
+    });
+    for (let i = 1; i < n; i++) {
+      const lam = reg * AtA[i]![i]! + 1e-9;
+      AtA[i]![i] = AtA[i]![i]! + lam;
+      Atb[i] = Atb[i]! + lam;
+    }
+    const x = nnlsNormal(AtA, Atb, [0]);
+    if (!x.every((v) => Number.isFinite(v))) break;
+    c = x;
+    stat = fixedStatic ?? Math.max(0, x[0]!);
+    // (b) load factor by least squares on the residual, multipliers fixed: y − io − static − Σ T = Σ T·(β u + γ u²)
+    let s11 = 0;
+    let s12 = 0;
+    let s22 = 0;
+    let b1 = 0;
+    let b2 = 0;
+    rows.forEach((row, r) => {
+      let T = 0;
+      terms[r]!.forEach((t, i) => (T += row.cpu[i]! * c[ids.get(t.id) ?? 0]!));
+      if (!(T > 0)) return;
+      const res = y[r]! - row.ioSum - stat - T;
+      const x1 = T * row.load;
+      const x2 = T * row.load * row.load;
+      s11 += x1 * x1;
+      s12 += x1 * x2;
+      s22 += x2 * x2;
+      b1 += x1 * res;
+      b2 += x2 * res;
+    });
+    const det = s11 * s22 - s12 * s12;
+    if (!(Math.abs(det) > 1e-12 * (s11 * s22 + 1e-300))) break;
+    // c is the VM's power per busy core at zero host load; the factor scales it with load
+    const nb: [number, number] = [(b1 * s22 - b2 * s12) / det, (s11 * b2 - s12 * b1) / det];
+    if (!nb.every((v) => Number.isFinite(v))) break;
+    load = nb;
+  }
+  w.staticW = stat;
+  w.load = load;
+  w.vm = {};
+  if (perVm) for (const [id, i] of ids) w.vm[id] = Math.log(Math.max(c[i]!, 1e-6));
+  else {
+    // one shared multiplier: fold it into every term through the unknown-VM default
+    const k = Math.max(c[1] ?? 1, 1e-6);
+    w.cpuScaleW *= k;
+  }
+}
+
 async function trainSource(p: Packed, s: ModelSource, F: number, K: number, vmIds: Map<string, number>, opts: AdditiveTrainOptions): Promise<SourceWeights> {
   const H = opts.hidden ?? 12;
   const steps = opts.steps ?? 600;
@@ -153,7 +255,8 @@ async function trainSource(p: Packed, s: ModelSource, F: number, K: number, vmId
   const y = p.y[s];
   const yMean = y.reduce((a, b) => a + b, 0) / p.n;
   const scale = Math.max(1, yMean);
-  const p0 = quantile(y, 0.02);
+  const fixed = opts.fixedStaticW?.[s];
+  const p0 = fixed ?? quantile(y, 0.02);
   let cpuMean = 0;
   for (let r = 0; r < p.n; r++) for (let v = 0; v < p.V; v++) cpuMean += p.cpu[r * p.V + v]!;
   cpuMean /= p.n;
@@ -177,7 +280,7 @@ async function trainSource(p: Packed, s: ModelSource, F: number, K: number, vmId
   const p0Raw = tf.variable(tf.scalar(p0 / scale));
   const emb = tf.variable(tf.zeros([nIds]));
   const known = tf.tensor1d(Array.from({ length: nIds }, (_, i) => (i === 0 ? 0 : 1)));
-  const vars = [W1, b1, W2, b2, ioRaw, p0Raw, ...(vmIds.size > 0 ? [emb] : [])];
+  const vars = [W1, b1, W2, b2, ioRaw, ...(fixed === undefined ? [p0Raw] : []), ...(vmIds.size > 0 ? [emb] : [])];
   const optimizer = tf.train.adam(opts.learningRate ?? 0.02);
 
   const forward = (shape: tf.Tensor3D, cpu: tf.Tensor2D, io: tf.Tensor3D, ids: tf.Tensor2D): tf.Tensor1D => {
@@ -213,6 +316,7 @@ async function trainSource(p: Packed, s: ModelSource, F: number, K: number, vmId
     W2: Array.from(await W2.data()),
     b2: (await b2.data())[0] ?? 0,
     cpuScaleW: scale,
+    load: [0, 0],
     io: Array.from(await tf.softplus(ioRaw).data()).map((x) => x * scale),
     vm: {},
     residualRmsW: 0,
