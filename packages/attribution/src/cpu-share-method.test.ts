@@ -126,3 +126,10 @@ test('property: conservation holds exactly on randomized intervals (seeded)', ()
     for (const s of r.shares) assert.ok(s.dynamicJoules >= 0 && s.staticJoules >= 0);
   }
 });
+
+test('an interval with unusable sources bills nothing for them and says so in the note', () => {
+  const r = new CpuShareMethod().attribute(interval({ measured: { rapl: 0, gpu: 0, bmc_rest: 0 }, unusableSources: ['bmc_rest', 'rapl'], vms: [vmi('a', 1)] }), ctx());
+  assert.deepEqual(r.shares, []);
+  assert.equal(r.note, 'not billed (counter reset or read error): bmc_rest, rapl');
+  assert.deepEqual(checkConservation(r), []);
+});

@@ -111,7 +111,7 @@ export class CpuShareMethod implements AttributionMethod {
       method: CPU_SHARE_METHOD,
       modelVersion: CPU_SHARE_VERSION,
       hardwareClass: iv.hardwareClass,
-      note: '',
+      note: iv.unusableSources?.length ? `not billed (counter reset or read error): ${iv.unusableSources.join(', ')}` : '',
       shares: reconciled,
       measured: { ...iv.measured },
     };
