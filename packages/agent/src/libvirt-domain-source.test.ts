@@ -67,3 +67,23 @@ test("libvirt test:///default driver: the built-in domain plus one we define wit
 test('libvirt unreachable: SENSOR_UNAVAILABLE naming the URI', async () => {
   await assert.rejects(LibvirtDomainSource.open({ uri: 'qemu+unix:///system?socket=/nonexistent/libvirt-sock', logger: memoryLogger() }), (e: Error) => /cannot connect to libvirt at qemu\+unix:\/\/\/system\?socket=\/nonexistent\/libvirt-sock/.test(e.message) || /not installed/.test(e.message));
 });
+
+test('a failed list marks the connection broken; the next list reconnects', async () => {
+  let opens = 0;
+  let fail = true;
+  const conn: LibvirtConnection = {
+    connectOpen: async () => void opens++,
+    connectClose: async () => undefined,
+    connectListAllDomains: async () => {
+      if (fail) throw new Error('End of file while reading data: Input/output error');
+      return [];
+    },
+  };
+  const log = memoryLogger();
+  const src = await LibvirtDomainSource.open({ connection: conn, logger: log });
+  await assert.rejects(src.listDomains(), /libvirt list of domains failed: End of file while reading data.*\(will reconnect\)/);
+  fail = false;
+  assert.deepEqual(await src.listDomains(), []);
+  assert.equal(opens, 1);
+  assert.ok(log.entries.some((e) => e.msg === 'reconnected to libvirt'));
+});

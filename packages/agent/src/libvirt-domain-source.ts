@@ -66,6 +66,8 @@ interface CachedXml {
 
 export class LibvirtDomainSource implements DomainSource {
   private readonly xml = new Map<string, CachedXml>();
+  /** Set when a call failed: the next listDomains reconnects first (libvirtd restarted). */
+  private broken = false;
 
   private constructor(
     private readonly conn: LibvirtConnection,
@@ -95,7 +97,19 @@ export class LibvirtDomainSource implements DomainSource {
   }
 
   async listDomains(): Promise<DomainInfo[]> {
-    const doms = await this.conn.connectListAllDomains(VIR_CONNECT_LIST_DOMAINS_ACTIVE);
+    if (this.broken) {
+      await this.conn.connectClose().catch(() => undefined);
+      await this.conn.connectOpen();
+      this.broken = false;
+      this.log.info('reconnected to libvirt');
+    }
+    let doms: LibvirtDomainHandle[];
+    try {
+      doms = await this.conn.connectListAllDomains(VIR_CONNECT_LIST_DOMAINS_ACTIVE);
+    } catch (e) {
+      this.broken = true;
+      throw new WattsplitError('SENSOR_UNAVAILABLE', `libvirt list of domains failed: ${(e as Error).message} (will reconnect)`, { cause: e, retriable: true });
+    }
     const now = Date.now();
     const refresh = this.opts.xmlRefreshMs ?? 30_000;
     const seen = new Set<string>();

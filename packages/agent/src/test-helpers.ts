@@ -118,7 +118,7 @@ export async function startIngestServer(opts: {
 }
 
 import { spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 
 /** A self-signed certificate for 127.0.0.1 / localhost made with the openssl CLI, or undefined without it. */
 export function selfSignedCert(dir: string, cn = 'wattsplit-test'): { certFile: string; keyFile: string; cert: Buffer; key: Buffer } | undefined {
@@ -127,4 +127,19 @@ export function selfSignedCert(dir: string, cn = 'wattsplit-test'): { certFile: 
   const r = spawnSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '2', '-subj', `/CN=${cn}`, '-addext', 'subjectAltName=IP:127.0.0.1,DNS:localhost', '-keyout', keyFile, '-out', certFile], { encoding: 'utf8' });
   if (r.status !== 0) return undefined;
   return { certFile, keyFile, cert: readFileSync(certFile), key: readFileSync(keyFile) };
+}
+
+/** A CA and two certificates it signed (server for 127.0.0.1/localhost, client), via the openssl CLI. */
+export function testPki(dir: string): { ca: string; serverCert: string; serverKey: string; clientCert: string; clientKey: string } | undefined {
+  const run = (args: string[]) => spawnSync('openssl', args, { encoding: 'utf8', cwd: dir }).status === 0;
+  const ext = join(dir, 'san.cnf');
+  writeFileSync(ext, 'subjectAltName=IP:127.0.0.1,DNS:localhost\n');
+  const ok =
+    run(['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '2', '-subj', '/CN=wattsplit-test-ca', '-keyout', 'ca.key', '-out', 'ca.crt']) &&
+    run(['req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-subj', '/CN=gateway', '-keyout', 'server.key', '-out', 'server.csr']) &&
+    run(['x509', '-req', '-in', 'server.csr', '-CA', 'ca.crt', '-CAkey', 'ca.key', '-CAcreateserial', '-days', '2', '-extfile', ext, '-out', 'server.crt']) &&
+    run(['req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-subj', '/CN=hv-01', '-keyout', 'client.key', '-out', 'client.csr']) &&
+    run(['x509', '-req', '-in', 'client.csr', '-CA', 'ca.crt', '-CAkey', 'ca.key', '-CAcreateserial', '-days', '2', '-out', 'client.crt']);
+  if (!ok) return undefined;
+  return { ca: join(dir, 'ca.crt'), serverCert: join(dir, 'server.crt'), serverKey: join(dir, 'server.key'), clientCert: join(dir, 'client.crt'), clientKey: join(dir, 'client.key') };
 }

@@ -1,0 +1,75 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import * as grpc from '@grpc/grpc-js';
+import { isWattsplitError, memoryLogger } from '@wattsplit/wire';
+import { GrpcIngestClient, ingestCredentials } from './grpc-ingest-client.js';
+import { startIngestServer, tempDir, testPki } from './test-helpers.js';
+
+const frame = (seq: number) => ({ hostId: 'hv-01', seq, bootId: 'b', monoNs: 1, wallUnixNs: 1 });
+
+test('mTLS: the client presents its certificate and verifies the gateway against the CA', async (t) => {
+  const { dir, cleanup } = tempDir('pki');
+  t.after(cleanup);
+  const pki = testPki(dir);
+  if (!pki) return t.skip('openssl CLI not available');
+  const creds = grpc.ServerCredentials.createSsl(readFileSync(pki.ca), [{ cert_chain: readFileSync(pki.serverCert), private_key: readFileSync(pki.serverKey) }], true);
+  const srv = await startIngestServer({ credentials: creds });
+  t.after(() => srv.stop());
+  const ok = new GrpcIngestClient({ address: `127.0.0.1:${srv.port}`, tls: { caFile: pki.ca, certFile: pki.clientCert, keyFile: pki.clientKey }, token: 'tk', logger: memoryLogger() });
+  t.after(() => ok.close());
+  assert.deepEqual(await ok.send({ batchId: 1, frames: [frame(1)] }), { kind: 'ok' });
+  assert.equal(srv.frames.length, 1);
+  assert.equal(srv.batches[0]?.token, 'tk');
+  // without a client certificate the handshake fails: retryable, frames stay with the caller
+  const noCert = new GrpcIngestClient({ address: `127.0.0.1:${srv.port}`, tls: { caFile: pki.ca }, logger: memoryLogger(), ackTimeoutMs: 5000 });
+  t.after(() => noCert.close());
+  const r = await noCert.send({ batchId: 1, frames: [frame(2)] });
+  assert.equal(r.kind, 'retryable');
+  // a gateway certificate not signed by the configured CA is refused
+  const wrongCa = new GrpcIngestClient({ address: `127.0.0.1:${srv.port}`, tls: { caFile: pki.clientCert, certFile: pki.clientCert, keyFile: pki.clientKey }, logger: memoryLogger(), ackTimeoutMs: 5000 });
+  t.after(() => wrongCa.close());
+  assert.equal((await wrongCa.send({ batchId: 1, frames: [frame(3)] })).kind, 'retryable');
+  assert.equal(srv.frames.length, 1, 'nothing arrived through a failed handshake');
+});
+
+test('TLS options are checked: half an mTLS pair or an unreadable file is a CONFIG_INVALID naming it', () => {
+  assert.throws(() => ingestCredentials({ certFile: '/x.crt' }), (e) => isWattsplitError(e, 'CONFIG_INVALID') && /mTLS needs both certFile and keyFile/.test(e.message));
+  assert.throws(() => ingestCredentials({ caFile: '/nonexistent/ca.pem' }), /tls\.caFile file \/nonexistent\/ca\.pem unreadable/);
+});
+
+test('gateway unreachable: retryable with a growing back-off, never throws', async () => {
+  const c = new GrpcIngestClient({ address: '127.0.0.1:1', tls: false, logger: memoryLogger(), backoffBaseMs: 100, backoffCapMs: 10_000 });
+  const waits: number[] = [];
+  for (let i = 0; i < 4; i++) {
+    const r = await c.send({ batchId: i + 1, frames: [frame(i + 1)] });
+    assert.equal(r.kind, 'retryable');
+    if (r.kind === 'retryable') {
+      waits.push(r.afterMs);
+      assert.equal(r.error.code, 'TRANSPORT_UNAVAILABLE');
+      assert.match(r.error.message, /ingest stream to 127\.0\.0\.1:1 failed/);
+    }
+  }
+  assert.ok(waits[3]! >= 400 && waits[3]! <= 800, `4th back-off in [400, 800]: ${waits.join(',')}`);
+  await c.close();
+});
+
+test('unauthenticated: the gRPC status is an auth error kept for slow retry (frames are not dropped)', async (t) => {
+  // a server that ends every stream with UNAUTHENTICATED
+  const server = new grpc.Server();
+  const { TELEMETRY_INGEST_SERVICE } = await import('@wattsplit/wire');
+  server.addService(TELEMETRY_INGEST_SERVICE, {
+    ingest: (call: grpc.ServerDuplexStream<unknown, unknown>) => call.emit('error', { code: grpc.status.UNAUTHENTICATED, details: 'bad token' }),
+  });
+  const port = await new Promise<number>((res, rej) => server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (e, p) => (e ? rej(e) : res(p))));
+  t.after(() => server.forceShutdown());
+  const c = new GrpcIngestClient({ address: `127.0.0.1:${port}`, tls: false, token: 'bad', logger: memoryLogger() });
+  t.after(() => c.close());
+  const r = await c.send({ batchId: 1, frames: [frame(1)] });
+  assert.equal(r.kind, 'retryable');
+  if (r.kind === 'retryable') {
+    assert.equal(r.error.code, 'FRAME_AUTH_FAILED');
+    assert.match(r.error.message, /bad token/);
+    assert.ok(r.afterMs >= 30_000);
+  }
+});
