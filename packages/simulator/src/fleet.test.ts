@@ -170,3 +170,12 @@ test('a restart event: same VM, new domain id and cgroup, CPU counter back near 
   assert.equal(f.truth().vms.filter((v) => v.uuid === ev.vmUuid).length, 1, 'one truth row: same host');
   assert.deepEqual(conservationProblems(f.truth()), []);
 });
+
+test('step(10) is the same as ten step(1): the fleet sub-steps at 1 s', () => {
+  const a = createFleet({ hosts: 2, vmsPerHost: 6, seed: 11 });
+  const b = createFleet({ hosts: 2, vmsPerHost: 6, seed: 11 });
+  a.step(10);
+  for (let i = 0; i < 10; i++) b.step(1);
+  assert.deepEqual(a.truth(), b.truth());
+  assert.equal(a.hosts[0]!.fs.readText('/proc/stat'), b.hosts[0]!.fs.readText('/proc/stat'));
+});
