@@ -8,6 +8,11 @@ import { validateCollectorConfig } from './config.js';
 import { CollectorMetrics } from './collector-metrics.js';
 import { encodeAttributionBatch } from './attribution-batch.js';
 import { renderDashboard } from './dashboard.js';
+import { startEmbeddedCollector } from './embedded.js';
+import { memoryLogger } from '@wattsplit/wire';
+import { writeFileSync, mkdtempSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { tmpdir } from 'node:os';
 
 test('time parameters: unix s/ms/ns by magnitude, ISO 8601; bad values name the parameter', () => {
   assert.equal(parseInstantNs('1795430400', 'from'), 1795430400e9);
@@ -74,4 +79,14 @@ test('dashboard escapes tenant names', () => {
   const html = renderDashboard([{ tenant: '<script>x</script>', kind: 'vm', dynamicJoules: 5, staticJoules: 1 }], { method: 'cpu_share', fromUnixNs: 0, toUnixNs: 3.6e12 });
   assert.ok(html.includes('&lt;script&gt;x&lt;/script&gt;'));
   assert.doesNotMatch(html, /<script>/);
+});
+
+test('startEmbeddedCollector on a data directory that cannot be created fails clearly and cleans up', async () => {
+  const d = mkdtempSync(join(tmpdir(), 'wattsplit-baddir-'));
+  try {
+    writeFileSync(join(d, 'file'), 'not a directory');
+    await assert.rejects(startEmbeddedCollector({ dataDir: join(d, 'file', 'db'), logger: memoryLogger() }), (e: unknown) => e instanceof WattsplitError && e.code === 'CONFIG_INVALID' && /chDB dataDir .*file\/db/.test(e.message));
+  } finally {
+    rmSync(d, { recursive: true, force: true });
+  }
 });
