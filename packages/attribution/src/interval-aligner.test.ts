@@ -68,7 +68,7 @@ test('a duplicate seq is rejected with FRAME_DUPLICATE_SEQ and an older seq with
   assert.match(dup.rejected.message, /hv-01: seq 2 already accepted/);
   const old = al.push(frame({ seq: 1, t: 0 }));
   assert.ok(isWattsplitError(old.rejected, 'FRAME_OUT_OF_ORDER'));
-  assert.match(old.rejected.message, /seq 1 is older than the last accepted seq 2/);
+  assert.match(old.rejected.message, /seq 1 is older than the last seen seq 2/);
   const next = al.push(frame({ seq: 3, t: 2 })).interval!;
   assert.equal(next.prevSeq, 2);
   close(next.measured.rapl, 110);
@@ -171,8 +171,8 @@ test('a VM whose cpu counter went backwards (restarted) counts the new value, wi
   assert.ok(r.anomalies.some((a) => a.code === 'COUNTER_WENT_BACKWARDS' && a.vmUuid === 'a' && /cpu_time_ns went 100000000000 → 200000000/.test(a.message)));
 });
 
-test('a counter reset makes that source unusable (not billed), not a negative delta', () => {
-  const al = new IntervalAligner();
+test('a counter reset that persists past maxHeldFrames makes that source unusable (not billed), not a negative delta', () => {
+  const al = new IntervalAligner({ maxHeldFrames: 0 });
   al.push(frame({ seq: 1, t: 0, counters: [raplCounter('intel-rapl:0', 'package', 150_000_000_000), gpuCounter('0000:17:00.0', 5e6), bmcCounter(1000)] }));
   const r = al.push(frame({ seq: 2, t: 1, counters: [raplCounter('intel-rapl:0', 'package', 1_000_000), gpuCounter('0000:17:00.0', 5.3e6), bmcCounter(1700)] }));
   const iv = r.interval!;
@@ -186,7 +186,7 @@ test('a counter reset makes that source unusable (not billed), not a negative de
 });
 
 test('an implausible forward jump is COUNTER_IMPLAUSIBLE_DELTA and the source is not billed', () => {
-  const al = new IntervalAligner({ maxWatts: { gpu: 1000 } });
+  const al = new IntervalAligner({ maxWatts: { gpu: 1000 }, maxHeldFrames: 0 });
   al.push(frame({ seq: 1, t: 0, counters: [gpuCounter('0000:17:00.0', 0)] }));
   const r = al.push(frame({ seq: 2, t: 1, counters: [gpuCounter('0000:17:00.0', 2e6)] }));
   assert.equal(r.interval!.measured.gpu, 0);
@@ -194,8 +194,8 @@ test('an implausible forward jump is COUNTER_IMPLAUSIBLE_DELTA and the source is
   assert.ok(r.anomalies.some((a) => a.code === 'COUNTER_IMPLAUSIBLE_DELTA' && /2000 W > max 1000 W/.test(a.message)));
 });
 
-test('a counter with a read error on either end makes its source unusable', () => {
-  const al = new IntervalAligner();
+test('with holding off, a counter with a read error on either end makes its source unusable', () => {
+  const al = new IntervalAligner({ maxHeldFrames: 0 });
   const base = (k: number, err = '') => [{ ...raplCounter('intel-rapl:0', 'package', k * 1e8), error: err }, raplCounter('intel-rapl:0:0', 'dram', k * 1e7)];
   al.push(frame({ seq: 1, t: 0, counters: base(1) }));
   const r = al.push(frame({ seq: 2, t: 1, counters: base(2, 'EIO') }));
@@ -205,6 +205,40 @@ test('a counter with a read error on either end makes its source unusable', () =
   assert.equal(r2.interval!.measured.rapl, 0);
   const r3 = al.push(frame({ seq: 4, t: 3, counters: base(4) }));
   close(r3.interval!.measured.rapl, 110);
+});
+
+test('a frame with a failed read is held and the next good interval spans it: no energy or CPU time lost', () => {
+  const al = new IntervalAligner();
+  const base = (k: number, err = '') => [{ ...raplCounter('intel-rapl:0', 'package', k * 1e8), error: err }, raplCounter('intel-rapl:0:0', 'dram', k * 1e7)];
+  al.push(frame({ seq: 1, t: 0, counters: base(1), vms: [vm('a', 0)] }));
+  const held = al.push(frame({ seq: 2, t: 1, counters: base(2, 'EIO'), vms: [vm('a', 1)] }));
+  assert.equal(held.interval, undefined);
+  assert.ok(held.anomalies.some((a) => a.code === 'SENSOR_READ_FAILED' && /intel-rapl:0: read failed \(EIO\); frame held/.test(a.message)));
+  assert.ok(isWattsplitError(al.push(frame({ seq: 2, t: 1, counters: base(2, 'EIO') })).rejected, 'FRAME_DUPLICATE_SEQ'), 'a redelivered held frame is a duplicate');
+  const r = al.push(frame({ seq: 3, t: 2, counters: base(3), vms: [vm('a', 2)] }));
+  const iv = r.interval!;
+  assert.equal(iv.prevSeq, 1);
+  close(iv.durationS, 2);
+  close(iv.measured.rapl, 220); // both seconds of package + DRAM energy are in the spanning interval
+  close(iv.vms[0]!.cpuSeconds, 2);
+  assert.equal(iv.unusableSources, undefined);
+});
+
+test('an implausible glitch value is held, and a sensor broken for longer than maxHeldFrames is then billed as unusable', () => {
+  const al = new IntervalAligner({ maxWatts: { gpu: 1000 }, maxHeldFrames: 2 });
+  al.push(frame({ seq: 1, t: 0, counters: [gpuCounter('0000:17:00.0', 0)] }));
+  const glitch = al.push(frame({ seq: 2, t: 1, counters: [gpuCounter('0000:17:00.0', 9e9)] }));
+  assert.equal(glitch.interval, undefined);
+  assert.ok(glitch.anomalies.some((a) => a.code === 'COUNTER_IMPLAUSIBLE_DELTA'));
+  const ok = al.push(frame({ seq: 3, t: 2, counters: [gpuCounter('0000:17:00.0', 6e5)] })).interval!;
+  close(ok.measured.gpu, 600);
+  // now a read that stays broken: held twice, then accepted as unusable so the pipeline moves on
+  const err = (seq: number) => al.push(frame({ seq, t: seq - 1, counters: [{ ...gpuCounter('0000:17:00.0', 0), error: 'NVML_ERROR_GPU_IS_LOST' }] }));
+  assert.equal(err(4).interval, undefined);
+  assert.equal(err(5).interval, undefined);
+  const given = err(6).interval!;
+  assert.equal(given.measured.gpu, 0);
+  assert.deepEqual(given.unusableSources, ['bmc_rest', 'gpu']);
 });
 
 test('BMC wall below RAPL + GPU gives bmc_rest 0 with an anomaly', () => {

@@ -8,8 +8,13 @@
  * - boot_id change → counters restarted: no interval for that pair, start afresh, anomaly COUNTER_RESET;
  * - wall clock going backwards, or its delta disagreeing with the monotonic delta → FRAME_CLOCK_SKEW;
  *   durations always come from the monotonic clock;
- * - RAPL wrap at max_range → handled; counter reset or implausible power → that source is unusable for
- *   the interval (measured 0, listed in `unusableSources`), anomaly COUNTER_RESET / COUNTER_IMPLAUSIBLE_DELTA;
+ * - RAPL wrap at max_range → handled;
+ * - a billed counter that failed to read, is missing, reset or jumped implausibly in a frame → the frame is
+ *   HELD: no interval is emitted and the previous good frame stays the reference, so the next good frame's
+ *   interval spans both (energy counters are cumulative: nothing is lost, and the VM activity spans the
+ *   same time), anomaly SENSOR_READ_FAILED / COUNTER_IMPLAUSIBLE_DELTA / ...; only after `maxHeldFrames`
+ *   bad frames in a row (a sensor that stays broken, a real reset) is the frame accepted with that source
+ *   unusable for the interval (measured 0, listed in `unusableSources`);
  * - VM appears → included with presence < 1 and only the counters it has on both ends (none: zero deltas);
  * - VM vanishes → included once with state 'gone' (presence 0.5: it left at an unknown time in the
  *   interval), its last sample kept so that, should it come back (a cgroup briefly absent), the next
@@ -40,6 +45,8 @@ export interface IntervalAlignerOptions {
   vanishedTtlS?: number;
   /** At most this many vanished VM samples per host. Default 256. */
   maxVanishedPerHost?: number;
+  /** Consecutive frames with an unusable billed counter that are held (spanned) before one is accepted with the source unusable. Default 10. */
+  maxHeldFrames?: number;
 }
 
 export interface AlignResult {
@@ -57,6 +64,10 @@ interface HostState {
   frame: ITelemetryFrame;
   bootId: string;
   vanished: Map<string, VanishedVm>;
+  /** Highest seq seen (accepted or held), for duplicate detection. */
+  lastSeq: number;
+  /** Frames held in a row since `frame`. */
+  held: number;
 }
 
 const n = (x: number | null | undefined): number => x ?? 0;
@@ -68,6 +79,7 @@ export class IntervalAligner {
   private readonly skewFrac: number;
   private readonly vanishedTtlNs: number;
   private readonly maxVanished: number;
+  private readonly maxHeld: number;
 
   constructor(opts: IntervalAlignerOptions = {}) {
     this.maxW = { rapl: 1500, gpu: 1500, bmc: 20000, ...opts.maxWatts };
@@ -75,6 +87,7 @@ export class IntervalAligner {
     this.skewFrac = opts.clockSkewToleranceFraction ?? 0.25;
     this.vanishedTtlNs = (opts.vanishedTtlS ?? 900) * 1e9;
     this.maxVanished = opts.maxVanishedPerHost ?? 256;
+    this.maxHeld = opts.maxHeldFrames ?? 10;
   }
 
   /** Hosts with state. */
@@ -98,23 +111,23 @@ export class IntervalAligner {
     const bootId = frame.bootId ?? '';
     const st = this.hosts.get(hostId);
     if (!st) {
-      this.hosts.set(hostId, { frame, bootId, vanished: new Map() });
+      this.hosts.set(hostId, { frame, bootId, vanished: new Map(), lastSeq: seq, held: 0 });
       return { anomalies: [] };
     }
     const prevSeq = n(st.frame.seq);
     if (bootId !== st.bootId) {
-      this.hosts.set(hostId, { frame, bootId, vanished: new Map() });
+      this.hosts.set(hostId, { frame, bootId, vanished: new Map(), lastSeq: seq, held: 0 });
       return {
         anomalies: [{ code: 'COUNTER_RESET', message: `host ${hostId}: boot_id changed ${JSON.stringify(st.bootId)} → ${JSON.stringify(bootId)} at seq ${seq}; counters restarted, no interval for seq ${prevSeq}→${seq}` }],
       };
     }
-    if (seq === prevSeq) {
+    if (seq === prevSeq || seq === st.lastSeq) {
       return { anomalies: [], rejected: new WattsplitError('FRAME_DUPLICATE_SEQ', `host ${hostId}: seq ${seq} already accepted`, { details: { host: hostId, seq } }) };
     }
-    if (seq < prevSeq) {
+    if (seq < st.lastSeq) {
       return {
         anomalies: [],
-        rejected: new WattsplitError('FRAME_OUT_OF_ORDER', `host ${hostId}: seq ${seq} is older than the last accepted seq ${prevSeq}`, { details: { host: hostId, seq, lastSeq: prevSeq } }),
+        rejected: new WattsplitError('FRAME_OUT_OF_ORDER', `host ${hostId}: seq ${seq} is older than the last seen seq ${st.lastSeq}`, { details: { host: hostId, seq, lastSeq: st.lastSeq } }),
       };
     }
     const prev = st.frame;
@@ -127,9 +140,48 @@ export class IntervalAligner {
         }),
       };
     }
+    st.lastSeq = seq;
+    const bad = this.unusableCounter(prev, frame, monoDeltaNs / 1e9);
+    if (bad !== undefined && st.held < this.maxHeld) {
+      st.held++;
+      return {
+        anomalies: [{ code: bad.code, counterId: bad.id, message: `host ${hostId} seq ${seq}: counter ${bad.id}: ${bad.why}; frame held, the next good frame's interval spans it (nothing lost)` }],
+      };
+    }
     const interval = this.align(hostId, st, prev, frame, monoDeltaNs);
     st.frame = frame;
+    st.held = 0;
     return { interval, anomalies: interval.anomalies };
+  }
+
+  /** The first billed counter of `cur` whose delta from `prev` cannot be billed, if any. */
+  private unusableCounter(prev: ITelemetryFrame, cur: ITelemetryFrame, durationS: number): { id: string; code: string; why: string } | undefined {
+    const prevCounters = new Map<string, IEnergyCounter>();
+    for (const c of prev.counters ?? []) prevCounters.set(c.id ?? '', c);
+    const billedSource = (c: IEnergyCounter): 'rapl' | 'gpu' | 'bmc' | undefined => {
+      const src = c.source ?? 0;
+      if (src === EnergySource.ENERGY_SOURCE_RAPL) return isRaplSummed(c) ? 'rapl' : undefined;
+      if (src === EnergySource.ENERGY_SOURCE_GPU) return 'gpu';
+      if (src === EnergySource.ENERGY_SOURCE_BMC) return 'bmc';
+      return undefined;
+    };
+    const seen = new Set<string>();
+    for (const c of cur.counters ?? []) {
+      const id = c.id ?? '';
+      seen.add(id);
+      const source = billedSource(c);
+      if (source === undefined) continue;
+      if (c.error) return { id, code: 'SENSOR_READ_FAILED', why: `read failed (${c.error})` };
+      const p = prevCounters.get(id);
+      if (!p || p.error || (p.unit ?? 0) !== (c.unit ?? 0)) continue; // handled by align(): nothing to span from
+      const readDur = c.readMonoNs && p.readMonoNs && c.readMonoNs > p.readMonoNs ? (c.readMonoNs - p.readMonoNs) / 1e9 : durationS;
+      const d = counterDelta(n(p.value), n(c.value), n(c.maxRange), { durationS: readDur, joulesPerUnit: joulesPerUnit(c.unit), maxWatts: this.maxW[source] });
+      if (!isUsableDelta(d)) return { id, code: d.kind === 'reset' ? 'COUNTER_RESET' : 'COUNTER_IMPLAUSIBLE_DELTA', why: d.reason };
+    }
+    for (const [id, p] of prevCounters) {
+      if (!seen.has(id) && billedSource(p) !== undefined && !p.error) return { id, code: 'SENSOR_UNAVAILABLE', why: 'missing from this frame' };
+    }
+    return undefined;
   }
 
   private align(hostId: string, st: HostState, prev: ITelemetryFrame, cur: ITelemetryFrame, monoDeltaNs: number): HostInterval {

@@ -136,14 +136,16 @@ export async function run(argv: string[]): Promise<number> {
         }
       }
       if (t % 20 === 0) await Promise.all(agents.map((a) => a.sender.drain(60_000))); // keep the spools short
-      if (Date.now() - lastProgress > 500 || t === totalS) {
+      // A live line on a terminal; a line per 10 % when stderr is a file or a pipe.
+      const tty = process.stderr.isTTY;
+      if ((tty && Date.now() - lastProgress > 250) || t === totalS || (!tty && t % Math.max(1, Math.round(totalS / 10)) === 0)) {
         lastProgress = Date.now();
-        const m = gatewayFrames(gateway.stats());
-        say(`\r  simulated ${fmtClock(t)} / ${fmtClock(totalS)}  frames sent ${frames}  accepted by gateway ${m}  `);
+        const m = gateway.stats().framesAccepted;
+        say(`${tty ? '\r' : ''}  simulated ${fmtClock(t)} / ${fmtClock(totalS)}  frames sent ${frames}  accepted by gateway ${m}${tty ? '  ' : '\n'}`);
       }
     }
     await drainAll(agents, bus);
-    say(`\n  pipeline drained in ${((Date.now() - started) / 1000).toFixed(1)} s wall (${(totalS / ((Date.now() - started) / 1000)).toFixed(0)}× real time)\n`);
+    say(`${process.stderr.isTTY ? '\n' : ''}  pipeline drained in ${((Date.now() - started) / 1000).toFixed(1)} s wall (${(totalS / ((Date.now() - started) / 1000)).toFixed(0)}× real time)\n`);
 
     const truthEnd = fleet.truth();
     const truth = diffTruth(truthEnd, truthAtBilledStart);
@@ -179,11 +181,6 @@ export async function run(argv: string[]): Promise<number> {
     await collector.close();
     await methods.close();
   }
-}
-
-function gatewayFrames(stats: object): number {
-  const s = stats as { framesAccepted?: number; frames?: { accepted?: number } };
-  return s.framesAccepted ?? s.frames?.accepted ?? 0;
 }
 
 async function drainAll(agents: readonly { sender: SpoolingSender }[], bus: InProcessBus): Promise<void> {
