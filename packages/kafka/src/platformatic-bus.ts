@@ -154,6 +154,15 @@ export class PlatformaticKafkaBus implements Bus {
     } as unknown as ConstructorParameters<typeof Producer>[0]);
     const gauge = new PendingGauge(this.o.maxPendingMessages);
     let open = true;
+    // One produce request in flight per producer: with concurrent sends the 1.x idempotent producer
+    // assigns sequence numbers the broker sees out of order (OUT_OF_ORDER_SEQUENCE_NUMBER, measured
+    // here with 1.35.0). kafkajs does the same with maxInFlightRequests: 1.
+    let tail: Promise<unknown> = Promise.resolve();
+    const serial = (topic: string, messages: Parameters<BusProducer['send']>[1]): Promise<TransportResult> => {
+      const run = tail.then(() => sendNow(topic, messages));
+      tail = run.catch(() => undefined);
+      return run;
+    };
     const sendNow = async (topic: string, messages: Parameters<BusProducer['send']>[1]): Promise<TransportResult> => {
       try {
         await this.ensureTopic(topic).catch((e: unknown) => this.log.warn({ topic, err: kafkaError(e, 'createTopics').message }, 'could not create topic; relying on broker auto-creation'));
@@ -180,7 +189,7 @@ export class PlatformaticKafkaBus implements Bus {
           return retryable(new WattsplitError('TRANSPORT_BACKPRESSURE', `kafka producer has ${gauge.value} messages awaiting broker acks (max ${this.o.maxPendingMessages})`, { retriable: true, details: { pending: gauge.value } }), 200);
         }
         try {
-          return await withSendTimeout(sendNow(topic, messages), this.o.sendTimeoutMs, `kafka send to ${topic}`);
+          return await withSendTimeout(serial(topic, messages), this.o.sendTimeoutMs, `kafka send to ${topic}`);
         } finally {
           gauge.done(messages.length);
         }
