@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { InProcessBus, TOPICS, WattsplitError, memoryLogger, retryable, type TransportResult } from '@wattsplit/wire';
 import type { Anomaly } from '@wattsplit/attribution';
-import { ChdbStore, type EnergyRangeQuery, type HistoryQuery, type IntervalWrite, type QueryFormat, type Store } from '@wattsplit/store';
+import { ChdbStore, type Checkpoint, type EnergyRangeQuery, type HistoryQuery, type IntervalWrite, type QueryFormat, type Store } from '@wattsplit/store';
 import { createCollectorApp } from './collector-module.js';
 import { HOST_A, HOST_B, encoded } from './test-frames.js';
 
@@ -39,6 +39,8 @@ class OutageStore implements Store {
     return r;
   }
   writeAnomalies(h: string, s: number, t: number, a: readonly Anomaly[]) { return this.inner.writeAnomalies(h, s, t, a); }
+  saveCheckpoints(c: readonly Checkpoint[]) { return this.inner.saveCheckpoints(c); }
+  loadCheckpoint(h: string) { return this.inner.loadCheckpoint(h); }
   query(sql: string, f?: QueryFormat) { return this.inner.query(sql, f); }
   readHistory(q: HistoryQuery) { return this.inner.readHistory(q); }
   vmEnergy(u: string, q: EnergyRangeQuery) { return this.inner.vmEnergy(u, q); }

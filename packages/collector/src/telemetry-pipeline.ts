@@ -26,7 +26,7 @@ import {
   type SourceName,
   type StaticPowerEstimate,
 } from '@wattsplit/attribution';
-import type { IntervalWrite, Store } from '@wattsplit/store';
+import { str, type Checkpoint, type IntervalWrite, type Store } from '@wattsplit/store';
 import {
   EnergySource,
   EnergyUnit,
@@ -80,6 +80,10 @@ export class TelemetryPipeline implements OnApplicationBootstrap, OnApplicationS
   private readonly dirty = new Set<string>();
   /** Per partition: the batch whose write or publish failed, retried verbatim on redelivery. */
   private readonly pending = new Map<number, BatchEntry[]>();
+  /** Per partition: the newest frame the aligner accepted per host, saved as checkpoints at the next flush. */
+  private readonly checkpoints = new Map<number, Map<string, Checkpoint>>();
+  /** Hosts whose checkpoint was looked up since this collector started. */
+  private readonly resumed = new Set<string>();
   private readonly learner: StaticPowerLearner | undefined;
   private readonly fallbackWatts: Record<SourceName, number>;
   private readonly producer: BusProducer;
@@ -163,6 +167,7 @@ export class TelemetryPipeline implements OnApplicationBootstrap, OnApplicationS
     }
     const host = frame.hostId || m.key;
     const seq = frame.seq ?? 0;
+    if (!this.committed.has(host) && !this.resumed.has(host)) await this.resume(host);
     const last = this.committed.get(host);
     if (last && (last.bootId ?? '') === (frame.bootId ?? '') && seq <= (last.seq ?? 0)) {
       // Redelivery of a frame whose interval is already stored and published.
@@ -192,6 +197,9 @@ export class TelemetryPipeline implements OnApplicationBootstrap, OnApplicationS
     }
     this.stats.framesAccepted++;
     this.metrics.inc('wattsplit_collector_frames_total', { result: 'accepted' });
+    let cps = this.checkpoints.get(partition);
+    if (!cps) this.checkpoints.set(partition, (cps = new Map<string, Checkpoint>()));
+    cps.set(host, { hostId: host, seq, bootId: frame.bootId ?? '', frame: m.value });
     if (!r.interval) {
       // First frame of a host (or after a boot_id change): nothing to attribute yet.
       if (r.anomalies.length > 0) {
@@ -220,10 +228,6 @@ export class TelemetryPipeline implements OnApplicationBootstrap, OnApplicationS
 
   /** Stores, publishes and commits a batch; on a transient failure keeps it as pending and rejects. */
   private async flush(partition: number, batch: BatchEntry[]): Promise<void> {
-    if (batch.length === 0) {
-      this.pending.delete(partition);
-      return;
-    }
     const toStore = batch.filter((e) => !e.stored);
     if (toStore.length > 0) {
       const w = await this.store.writeIntervals(toStore.map((e) => e.write));
@@ -259,6 +263,7 @@ export class TelemetryPipeline implements OnApplicationBootstrap, OnApplicationS
       }
       for (const e of toStore) e.stored = true;
     }
+    await this.saveCheckpoints(partition, batch);
     if (this.config.publishAttributions !== false && batch.length > 0) {
       const p = await this.producer.send(
         TOPICS.attribution,
@@ -279,6 +284,55 @@ export class TelemetryPipeline implements OnApplicationBootstrap, OnApplicationS
       this.metrics.recordMeasured(iv.hostId, iv.measured, iv.t1UnixNs);
       for (const res of e.write.results) this.metrics.recordResult(res);
     }
+  }
+
+  /**
+   * Saves the partition's checkpoint candidates (after the intervals they close are stored). A transient
+   * failure keeps the batch pending and rejects, like a failed interval write.
+   */
+  private async saveCheckpoints(partition: number, batch: BatchEntry[]): Promise<void> {
+    const cps = this.checkpoints.get(partition);
+    if (!cps || cps.size === 0) return;
+    const r = await this.store.saveCheckpoints([...cps.values()]);
+    if (r.kind === 'retryable') {
+      this.pending.set(partition, batch);
+      this.log.warn({ partition, code: r.error.code }, `checkpoints not saved, batch will be redelivered: ${r.error.message}`);
+      throw r.error;
+    }
+    if (r.kind === 'failed') this.log.error({ partition, code: r.error.code }, `checkpoints refused: ${r.error.message}`);
+    this.checkpoints.delete(partition);
+  }
+
+  /**
+   * First frame of a host since this collector started (a restart, or a partition taken over): seed the
+   * aligner with the host's checkpoint, so the interval spanning the restart is attributed, not lost.
+   * A checkpoint older than what is already stored for that boot (a crash between the interval write and
+   * the checkpoint save) is not used: it would attribute stored intervals a second time.
+   */
+  private async resume(host: string): Promise<void> {
+    const cp = await this.store.loadCheckpoint(host);
+    this.resumed.add(host);
+    if (!cp) return;
+    const stored = (await this.store.query(`SELECT max(seq) AS s FROM host_samples FINAL WHERE host = ${str(host)} AND boot_id = ${str(cp.bootId)}`)).rows[0];
+    const maxStored = Number(stored?.s ?? 0);
+    if (maxStored > cp.seq) {
+      this.log.warn({ host, checkpointSeq: cp.seq, storedSeq: maxStored }, `checkpoint of ${host} is older than its stored intervals; not resuming from it`);
+      return;
+    }
+    let frame: TelemetryFrame;
+    try {
+      frame = decodeFrame(cp.frame, `checkpoint ${host}@${cp.seq}`);
+    } catch (e) {
+      this.log.warn({ host, code: normaliseError(e).code }, `checkpoint of ${host} unreadable: ${(e as Error).message}`);
+      return;
+    }
+    const r = this.aligner.push(frame);
+    if (r.rejected) {
+      this.log.warn({ host, code: r.rejected.code }, `checkpoint of ${host} rejected: ${r.rejected.message}`);
+      return;
+    }
+    this.committed.set(host, frame);
+    this.log.info({ host, seq: cp.seq }, `resumed ${host} from its checkpoint at seq ${cp.seq}`);
   }
 
   private staticPower(hostId: string): StaticPowerEstimate {

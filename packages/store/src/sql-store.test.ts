@@ -25,11 +25,11 @@ const num = (v: unknown) => Number(v);
 test('init migrates the full schema and records every migration', async () => {
   await store.init();
   const tables = (await store.query(`SELECT name FROM system.tables WHERE database = currentDatabase() ORDER BY name`)).rows.map((r) => r.name);
-  for (const t of ['anomalies', 'attributions', 'host_samples', 'schema_migrations', 'tenant_energy_hourly', 'tenant_energy_hourly_mv', 'vm_energy_hourly', 'vm_energy_hourly_mv', 'vm_samples']) {
+  for (const t of ['anomalies', 'attributions', 'collector_checkpoints', 'host_samples', 'schema_migrations', 'tenant_energy_hourly', 'tenant_energy_hourly_mv', 'vm_energy_hourly', 'vm_energy_hourly_mv', 'vm_samples']) {
     assert.ok(tables.includes(t), `table ${t} missing from ${tables.join(',')}`);
   }
   const migrations = (await store.query('SELECT version, name FROM schema_migrations FINAL ORDER BY version')).rows;
-  assert.deepEqual(migrations.map((m) => num(m.version)), [1, 2, 3, 4]);
+  assert.deepEqual(migrations.map((m) => num(m.version)), [1, 2, 3, 4, 5]);
   assert.equal(store.billingSource, 'rollups');
   assert.match(store.capabilities!.version, /^2\d\./);
   const ddl = (await store.query(`SELECT create_table_query AS q FROM system.tables WHERE database = currentDatabase() AND name = 'attributions'`)).rows[0]!.q as string;
@@ -41,7 +41,7 @@ test('init migrates the full schema and records every migration', async () => {
 
 test('a second init on the same data applies nothing and keeps the data', async () => {
   await store.init();
-  assert.equal(log.entries.filter((e) => e.msg.startsWith('applied migration')).length, 4);
+  assert.equal(log.entries.filter((e) => e.msg.startsWith('applied migration')).length, 5);
 });
 
 test('writeInterval then readHistory gives the same intervals back', async () => {
@@ -217,4 +217,14 @@ test('a second ChdbStore on another directory in the same process is refused cle
   const other = new ChdbStore({ dataDir: join(dir, 'other') });
   await assert.rejects(other.init(), (e: unknown) => e instanceof WattsplitError && e.code === 'CONFIG_INVALID' && /already open in this process/.test(e.message));
   await other.close();
+});
+
+test('checkpoints: the newest frame per host wins, an older one saved later does not regress it', async () => {
+  assert.equal(await store.loadCheckpoint('hv-x'), undefined);
+  const f = (seq: number) => new Uint8Array([seq, 0, 255, 10, 13]);
+  assert.equal((await store.saveCheckpoints([{ hostId: 'hv-x', seq: 5, bootId: 'b1', frame: f(5) }, { hostId: 'hv-y', seq: 2, bootId: 'b1', frame: f(2) }])).kind, 'ok');
+  assert.equal((await store.saveCheckpoints([{ hostId: 'hv-x', seq: 4, bootId: 'b1', frame: f(4) }])).kind, 'ok');
+  assert.deepEqual(await store.loadCheckpoint('hv-x'), { hostId: 'hv-x', seq: 5, bootId: 'b1', frame: f(5) });
+  assert.equal((await store.saveCheckpoints([{ hostId: 'hv-x', seq: 6, bootId: 'b2', frame: f(6) }])).kind, 'ok');
+  assert.deepEqual((await store.loadCheckpoint('hv-x'))?.seq, 6);
 });

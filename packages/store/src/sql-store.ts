@@ -10,7 +10,7 @@ import type { Anomaly, HostInterval, VmInterval } from '@wattsplit/attribution';
 import { OK, WattsplitError, backoffMs, failed, normaliseError, retryable, silentLogger, type Logger, type TransportResult } from '@wattsplit/wire';
 import { DEFAULT_RETENTION, DEFAULT_SQL_DIR, migrate, type Retention } from './migrations.js';
 import { anomalyRows, attributionRows, hostRow, intervalFromRows, vmFromRow, vmRows } from './rows.js';
-import { QUERY_FORMATS, type BillLine, type EnergyRangeQuery, type HistoryQuery, type IntervalWrite, type QueryFormat, type QueryResult, type Store, type TenantTotal, type VmEnergyRow } from './store.js';
+import { QUERY_FORMATS, type BillLine, type Checkpoint, type EnergyRangeQuery, type HistoryQuery, type IntervalWrite, type QueryFormat, type QueryResult, type Store, type TenantTotal, type VmEnergyRow } from './store.js';
 import { capabilitiesOf, int, str, type Capabilities, type ClickHouseTransport, type Settings } from './transport.js';
 
 export interface SqlStoreOptions {
@@ -147,6 +147,33 @@ export class SqlStore implements Store {
     }
     this.attempts = 0;
     return OK;
+  }
+
+  async saveCheckpoints(checkpoints: readonly Checkpoint[]): Promise<TransportResult> {
+    if (checkpoints.length === 0) return OK;
+    let rows: Row[];
+    try {
+      rows = checkpoints.map((c, k) => ({
+        host: c.hostId,
+        seq: int(c.seq, `checkpoints[${k}].seq`),
+        boot_id: c.bootId,
+        frame_b64: Buffer.from(c.frame).toString('base64'),
+      }));
+    } catch (e) {
+      return this.toResult(e, 'save checkpoints');
+    }
+    try {
+      await this.t.insert('collector_checkpoints', rows, this.token(checkpoints.map((c) => `${c.hostId}:${c.seq}`), 'collector_checkpoints'));
+    } catch (e) {
+      return this.toResult(e, 'save checkpoints');
+    }
+    return OK;
+  }
+
+  async loadCheckpoint(hostId: string): Promise<Checkpoint | undefined> {
+    const r = (await this.rows(`SELECT host, seq, boot_id, frame_b64 FROM collector_checkpoints FINAL WHERE host = ${str(hostId)} ORDER BY seq DESC LIMIT 1`))[0];
+    if (!r) return undefined;
+    return { hostId: text(r.host), seq: num(r.seq), bootId: text(r.boot_id), frame: new Uint8Array(Buffer.from(text(r.frame_b64), 'base64')) };
   }
 
   async writeAnomalies(hostId: string, seq: number, t1UnixNs: number, anomalies: readonly Anomaly[]): Promise<TransportResult> {

@@ -38,6 +38,15 @@ export interface IntervalWrite {
  * Which past intervals to read. Time bounds are on the interval end (t1): [since|from, until|to).
  * `fromUnixNs`/`toUnixNs` are accepted as aliases so the store is a models `HistoryProvider` as is.
  */
+/** The last frame a collector committed for a host (see docs/collector.md, restarts). */
+export interface Checkpoint {
+  hostId: string;
+  seq: number;
+  bootId: string;
+  /** The encoded wattsplit.telemetry.v1.TelemetryFrame. */
+  frame: Uint8Array;
+}
+
 export interface HistoryQuery {
   hostId?: string;
   hardwareClass?: string;
@@ -104,6 +113,10 @@ export interface Store {
    * with the same batch (same host+seq set): retry a failed batch verbatim, do not re-cut it.
    */
   writeIntervals(writes: readonly IntervalWrite[]): Promise<TransportResult>;
+  /** Saves the newest committed frame per host (idempotent; an older checkpoint never replaces a newer one). */
+  saveCheckpoints(checkpoints: readonly Checkpoint[]): Promise<TransportResult>;
+  /** The newest checkpoint of a host, or undefined. Throws like query(). */
+  loadCheckpoint(hostId: string): Promise<Checkpoint | undefined>;
   writeAnomalies(hostId: string, seq: number, t1UnixNs: number, anomalies: readonly Anomaly[]): Promise<TransportResult>;
   query(sql: string, format?: QueryFormat): Promise<QueryResult>;
   /** Host intervals as they were written (deduplicated), oldest first: the training set of the models. */
