@@ -18,7 +18,7 @@ export interface AdditiveTrainOptions {
   steps?: number;
   batchSize?: number;
   learningRate?: number;
-  /** L2 weight on per-VM log-multipliers (pulls them to the feature model). Default 0.02. */
+  /** Ridge weight pulling per-VM multipliers to the feature model, relative to the VM's own data. Default 0.005. */
   vmRegularisation?: number;
   /** Use at most this many intervals (evenly sampled). Default 20000. */
   maxIntervals?: number;
@@ -133,7 +133,7 @@ export async function trainAdditiveModel(intervals: readonly HostInterval[], opt
     sources,
     backend,
   };
-  for (const s of MODEL_SOURCES) refitPerVm(model, s, terms, p.y[s], opts.vmRegularisation ?? 0.02, perVm, opts.fixedStaticW?.[s]);
+  for (const s of MODEL_SOURCES) refitPerVm(model, s, terms, p.y[s], opts.vmRegularisation ?? 0.005, perVm, opts.fixedStaticW?.[s]);
   // training residuals on the plain-JS apply path (what will be used)
   for (const s of MODEL_SOURCES) {
     let se = 0;
