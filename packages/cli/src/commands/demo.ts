@@ -14,7 +14,7 @@ import { Agent, GrpcIngestClient, SpoolingSender } from '@wattsplit/agent';
 import { tenantErrors, type TenantErrorSummary } from '@wattsplit/attribution';
 import { startGateway } from '@wattsplit/gateway';
 import { startEmbeddedCollector } from '@wattsplit/collector';
-import { createFleet, type EnergyBySource, type FleetTruth, type VmTruth } from '@wattsplit/simulator';
+import { createFleet, truthBetween, type FleetTruth, type VmTruth } from '@wattsplit/simulator';
 import { InProcessBus, WattsplitError } from '@wattsplit/wire';
 import { intFlag, parse, strFlag } from '../args.js';
 import { DEFAULT_DATA_DIR, chdbDir } from '../store-open.js';
@@ -147,8 +147,10 @@ export async function run(argv: string[]): Promise<number> {
     await drainAll(agents, bus);
     say(`${process.stderr.isTTY ? '\n' : ''}  pipeline drained in ${((Date.now() - started) / 1000).toFixed(1)} s wall (${(totalS / ((Date.now() - started) / 1000)).toFixed(0)}× real time)\n`);
 
-    const truthEnd = fleet.truth();
-    const truth = diffTruth(truthEnd, truthAtBilledStart);
+    const billed = truthAtBilledStart ? truthBetween(truthAtBilledStart, fleet.truth()) : fleet.truth();
+    const truth = billed.vms.filter((v) => v.totalJoules > 0);
+    // What the simulated sensors measured in the billed period: the pipeline must capture all of it.
+    const sensorJoules = billed.hosts.reduce((a, h) => a + h.measuredJoules.rapl + h.measuredJoules.gpu + h.measuredJoules.bmc_rest, 0);
     const report = await buildReport(collector.store, truth, firstBilledSeq, methods.names);
     const conservationOk = Math.abs(report.measured - report.attributedByMethod[methods.names[0]!]!) <= 1e-6 * report.measured;
     const out = {
@@ -159,6 +161,7 @@ export async function run(argv: string[]): Promise<number> {
       billed_minutes: minutes,
       seed,
       data_dir: dataDir,
+      sensor_joules: sensorJoules,
       measured_joules: report.measured,
       attributed_joules: report.attributedByMethod[methods.names[0]!]!,
       conservation_ok: conservationOk,
@@ -194,27 +197,6 @@ async function drainAll(agents: readonly { sender: SpoolingSender }[], bus: InPr
 
 function fmtClock(s: number): string {
   return `${Math.floor(s / 60)}:${String(s % 60).padStart(2, '0')}`;
-}
-
-/** Truth over the billed period only: cumulative truth at the end minus at the start, per VM and host. */
-function diffTruth(end: FleetTruth, start: FleetTruth | undefined): VmTruth[] {
-  if (!start) return end.vms;
-  const before = new Map(start.vms.map((v) => [`${v.uuid}|${v.hostId}`, v]));
-  return end.vms
-    .map((v) => {
-      const b = before.get(`${v.uuid}|${v.hostId}`);
-      if (!b) return v;
-      const sub = (x: EnergyBySource, y: EnergyBySource): EnergyBySource => ({ rapl: x.rapl - y.rapl, gpu: x.gpu - y.gpu, bmc_rest: x.bmc_rest - y.bmc_rest });
-      return {
-        ...v,
-        dynamicJoules: sub(v.dynamicJoules, b.dynamicJoules),
-        staticJoulesBySource: sub(v.staticJoulesBySource, b.staticJoulesBySource),
-        staticJoulesReserved: v.staticJoulesReserved - b.staticJoulesReserved,
-        totalJoules: v.totalJoules - b.totalJoules,
-        cpuSeconds: v.cpuSeconds - b.cpuSeconds,
-      };
-    })
-    .filter((v) => v.totalJoules > 0);
 }
 
 function sumBy<T extends { totalJoules: number }>(xs: readonly T[], key: (x: T) => string): Record<string, number> {
@@ -269,10 +251,10 @@ async function buildReport(store: QueryStore, truth: readonly VmTruth[], firstSe
   return { measured, attributedByMethod, byVm, methods, anomalies };
 }
 
-function printTables(out: { measured_joules: number; conservation_ok: boolean; frames: number; anomalies: Record<string, number> }, report: Report, truth: readonly VmTruth[], methodNames: readonly string[]): void {
+function printTables(out: { sensor_joules: number; measured_joules: number; conservation_ok: boolean; frames: number; anomalies: Record<string, number> }, report: Report, truth: readonly VmTruth[], methodNames: readonly string[]): void {
   const kwh = (j: number) => (j / 3.6e6).toFixed(4);
   const pct = (a: number, t: number) => (t > 0 ? `${(((a - t) / t) * 100).toFixed(1)}%` : '-');
-  console.log(`\nMeasured over the billed period: ${kwh(out.measured_joules)} kWh from ${out.frames} frames; conservation ${out.conservation_ok ? 'holds' : 'VIOLATED'} for every method:`);
+  console.log(`\nSensors measured ${kwh(out.sensor_joules)} kWh in the billed period; the pipeline captured ${kwh(out.measured_joules)} kWh (${((100 * out.measured_joules) / out.sensor_joules).toFixed(3)} %) from ${out.frames} frames; conservation ${out.conservation_ok ? 'holds' : 'VIOLATED'} for every method:`);
   for (const m of methodNames) console.log(`  ${m.padEnd(16)} attributed ${kwh(report.attributedByMethod[m] ?? 0)} kWh`);
 
   const classes = [...new Set(truth.map((v) => v.class))].sort();
