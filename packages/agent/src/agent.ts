@@ -21,6 +21,7 @@ import {
 import { AgentStateWriter, loadAgentState } from './agent-state.js';
 import { BmcSampler } from './bmc-sampler.js';
 import type { CgroupVersion } from './cgroup-reader.js';
+import { CgroupProcessOwnerMap } from './cgroup-process-owners.js';
 import { systemClock, type AgentClock } from './clock.js';
 import { GpuSampler } from './gpu-sampler.js';
 import { deriveHardwareClass } from './hardware-class.js';
@@ -40,6 +41,7 @@ export interface AgentOptions {
   gpus?: GpuSource;
   perf?: PerfSource;
   bmc?: BmcSource;
+  /** Maps GPU processes to VMs; default: by the process's cgroup (/proc/<pid>/cgroup inside a VM's qemu cgroup). */
   processOwners?: ProcessOwnerMap;
   clock?: AgentClock;
   logger: Logger;
@@ -79,6 +81,7 @@ export class Agent {
   private lastDomains: DomainInfo[] = [];
   private stopped = false;
   private stateWriter: AgentStateWriter | undefined;
+  private readonly cgroupOwners: CgroupProcessOwnerMap | undefined;
 
   constructor(private readonly opts: AgentOptions) {
     if (!HOST_ID.test(opts.hostId)) {
@@ -96,6 +99,7 @@ export class Agent {
     }
     this.seq = Math.max(st?.seq ?? 0, opts.minSeq ?? 0);
     if (st) this.log.info({ seq: st.seq, previousBootId: st.bootId, bootId: this.bootId }, 'agent restarted: continuing the frame sequence');
+    this.cgroupOwners = opts.processOwners ? undefined : new CgroupProcessOwnerMap(opts.fs);
     this.samplers.push(new VmSampler(opts.fs, this.log.child({ sampler: 'vms' }), opts.cgroupVersion === undefined ? {} : { cgroupVersion: opts.cgroupVersion }));
     if (opts.perf) this.samplers.push(new PerfSampler(opts.perf, this.log.child({ sampler: 'perf' })));
     if (opts.gpus) this.samplers.push(new GpuSampler(opts.gpus, this.log.child({ sampler: 'gpu' })));
@@ -146,10 +150,12 @@ export class Agent {
       domainsAvailable,
       vmsByUuid: new Map<string, IVmSample>(),
       cgroupPathByUuid: new Map<string, string>(),
-      processOwners: this.opts.processOwners,
+      processOwners: this.opts.processOwners ?? this.cgroupOwners,
       monoNs: () => this.clock.monoNs(),
     };
     for (const s of this.samplers) {
+      // GPU processes map to VMs by cgroup once the VM sampler has located this round's cgroups
+      if (s.name === 'gpu') this.cgroupOwners?.update(ctx.cgroupPathByUuid);
       try {
         await s.sample(frame, ctx);
       } catch (e) {

@@ -73,3 +73,24 @@ test('unauthenticated: the gRPC status is an auth error kept for slow retry (fra
     assert.ok(r.afterMs >= 30_000);
   }
 });
+
+test('REJECTED acks: auth / unknown host keep the frames (slow retry), a bad batch is failed (dropped by the sender)', async (t) => {
+  const { AckStatus } = await import('@wattsplit/wire');
+  let reply = 'FRAME_AUTH_FAILED: batch refused: token belongs to no known host';
+  const srv = await startIngestServer({ decide: () => ({ status: AckStatus.ACK_STATUS_REJECTED, message: reply }) });
+  t.after(() => srv.stop());
+  const c = new GrpcIngestClient({ address: `127.0.0.1:${srv.port}`, tls: false, logger: memoryLogger() });
+  t.after(() => c.close());
+  const a = await c.send({ batchId: 1, frames: [frame(1)] });
+  assert.equal(a.kind, 'retryable');
+  if (a.kind === 'retryable') {
+    assert.equal(a.error.code, 'FRAME_AUTH_FAILED');
+    assert.ok(a.afterMs >= 30_000);
+  }
+  reply = 'FRAME_UNKNOWN_HOST: host hv-01 is not allowed';
+  assert.equal((await c.send({ batchId: 2, frames: [frame(2)] })).kind, 'retryable');
+  reply = 'FRAME_DECODE_FAILED: not a FrameBatch';
+  const b = await c.send({ batchId: 3, frames: [frame(3)] });
+  assert.equal(b.kind, 'failed');
+  if (b.kind === 'failed') assert.equal(b.error.code, 'FRAME_DECODE_FAILED');
+});

@@ -11,7 +11,9 @@ import { readFileSync } from 'node:fs';
 import * as grpc from '@grpc/grpc-js';
 import {
   AckStatus,
+  ERROR_CODES,
   OK,
+  type ErrorCode,
   TELEMETRY_INGEST_SERVICE,
   WattsplitError,
   backoffMs,
@@ -81,6 +83,9 @@ export function ingestCredentials(tls: IngestTlsOptions | false): grpc.ChannelCr
   );
 }
 
+/** Rejections about who the host is, not about the frames: keep the frames, retry slowly. */
+const KEEP_ON_REJECT = new Set<ErrorCode>(['FRAME_AUTH_FAILED', 'FRAME_UNKNOWN_HOST']);
+
 interface Waiter {
   batchId: number;
   resolve: (r: TransportResult) => void;
@@ -144,9 +149,19 @@ export class GrpcIngestClient implements FrameBatchTransport {
         this.failures++;
         w.resolve(retryable(new WattsplitError('TRANSPORT_BACKPRESSURE', `gateway asked to retry batch ${w.batchId}: ${ack.message}`, { retriable: true }), ack.retryAfterMs || backoffMs(this.failures - 1, this.opts.backoffBaseMs, this.opts.backoffCapMs)));
         return;
-      case AckStatus.ACK_STATUS_REJECTED:
-        w.resolve(failed(new WattsplitError(/auth/i.test(ack.message) ? 'FRAME_AUTH_FAILED' : 'FRAME_INVALID_FIELD', `gateway rejected batch ${w.batchId}: ${ack.message}`, { details: { batchId: w.batchId } })));
+      case AckStatus.ACK_STATUS_REJECTED: {
+        // the gateway prefixes its message with the stable error code ("FRAME_AUTH_FAILED: ...")
+        const prefix = /^([A-Z][A-Z_]+):/.exec(ack.message)?.[1];
+        const code = (ERROR_CODES as readonly string[]).includes(prefix ?? '') ? (prefix as ErrorCode) : /auth|token/i.test(ack.message) ? 'FRAME_AUTH_FAILED' : 'FRAME_INVALID_FIELD';
+        const err = new WattsplitError(code, `gateway rejected batch ${w.batchId}: ${ack.message}`, { details: { batchId: w.batchId } });
+        if (KEEP_ON_REJECT.has(code)) {
+          // the host's identity is refused (token, unknown host): a configuration problem an operator
+          // fixes; the frames are kept and retried slowly rather than lost
+          this.failures++;
+          w.resolve(retryable(err, Math.max(30_000, backoffMs(this.failures - 1, 1000, 300_000))));
+        } else w.resolve(failed(err));
         return;
+      }
       case AckStatus.ACK_STATUS_UNSPECIFIED:
         w.resolve(this.retry(new WattsplitError('TRANSPORT_UNAVAILABLE', `ack for batch ${w.batchId} without a status`, { retriable: true })));
         return;

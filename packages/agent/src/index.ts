@@ -26,3 +26,4 @@ export * from './domain-xml.js';
 export * from './libvirt-domain-source.js';
 export * from './agent-config.js';
 export * from './agent-runtime.js';
+export * from './cgroup-process-owners.js';

@@ -7,7 +7,8 @@
  * them in the spool only when the gateway acked the batch. A resent frame is the same bytes, so it keeps
  * its seq; the gateway drops a seq it already has. Retryable results wait (back-off with jitter from the
  * transport) and resend the same frames; a batch the gateway rejects outright is dropped and counted
- * (resending it unchanged cannot succeed), except auth failures, which are kept and retried slowly.
+ * (resending it unchanged cannot succeed); auth / unknown-host rejections come back from the transport as
+ * retryable with a long delay, so those frames are kept until the operator fixes the token.
  */
 import { WattsplitError, encodeFrame, type IFrameBatch, type ITelemetryFrame, type Logger, decodeFrame } from '@wattsplit/wire';
 import { FrameSpool, type FrameSpoolOptions, type SpoolMetrics } from './frame-spool.js';
@@ -121,7 +122,10 @@ export class SpoolingSender {
           break;
         case 'retryable':
           this.m.retries++;
-          if (this.m.lastError !== res.error.message) this.log.warn({ code: res.error.code, afterMs: res.afterMs, pending: this.spool.metrics().pendingFrames }, `send failed, frames stay spooled: ${res.error.message}`);
+          if (this.m.lastError !== res.error.message) {
+            const needsOperator = res.error.code === 'FRAME_AUTH_FAILED' || res.error.code === 'FRAME_UNKNOWN_HOST';
+            (needsOperator ? this.log.error : this.log.warn)({ code: res.error.code, afterMs: res.afterMs, pending: this.spool.metrics().pendingFrames }, `send failed, frames stay spooled: ${res.error.message}${needsOperator ? ' (fix the host token / gateway host list; frames are kept and retried)' : ''}`);
+          }
           this.m.lastError = res.error.message;
           {
             // a poke from enqueue must not shorten the back-off: wait it out
