@@ -143,7 +143,7 @@ export const wattsplit = $root.wattsplit = (() => {
                  * @memberof wattsplit.telemetry.v1.EnergyCounter
                  * @instance
                  */
-                EnergyCounter.prototype.value = $util.Long ? $util.Long.fromBits(0,0,true) : 0;
+                EnergyCounter.prototype.value = 0;
 
                 /**
                  * EnergyCounter unit.
@@ -159,7 +159,7 @@ export const wattsplit = $root.wattsplit = (() => {
                  * @memberof wattsplit.telemetry.v1.EnergyCounter
                  * @instance
                  */
-                EnergyCounter.prototype.maxRange = $util.Long ? $util.Long.fromBits(0,0,true) : 0;
+                EnergyCounter.prototype.maxRange = 0;
 
                 /**
                  * EnergyCounter parentId.
@@ -175,7 +175,7 @@ export const wattsplit = $root.wattsplit = (() => {
                  * @memberof wattsplit.telemetry.v1.EnergyCounter
                  * @instance
                  */
-                EnergyCounter.prototype.readMonoNs = $util.Long ? $util.Long.fromBits(0,0,true) : 0;
+                EnergyCounter.prototype.readMonoNs = 0;
 
                 /**
                  * EnergyCounter device.
@@ -221,28 +221,31 @@ export const wattsplit = $root.wattsplit = (() => {
                         q = 0;
                     if (q > $util.recursionLimit)
                         throw Error("max depth exceeded");
-                    if (m.id != null && Object.hasOwnProperty.call(m, "id"))
+                    if (m.id != null && Object.hasOwnProperty.call(m, "id") && m.id !== "")
                         w.uint32(10).string(m.id);
-                    if (m.source != null && Object.hasOwnProperty.call(m, "source"))
+                    if (m.source != null && Object.hasOwnProperty.call(m, "source") && m.source !== 0)
                         w.uint32(16).int32(m.source);
-                    if (m.domain != null && Object.hasOwnProperty.call(m, "domain"))
+                    if (m.domain != null && Object.hasOwnProperty.call(m, "domain") && m.domain !== "")
                         w.uint32(26).string(m.domain);
-                    if (m.index != null && Object.hasOwnProperty.call(m, "index"))
+                    if (m.index != null && Object.hasOwnProperty.call(m, "index") && m.index !== 0)
                         w.uint32(32).int32(m.index);
-                    if (m.value != null && Object.hasOwnProperty.call(m, "value"))
+                    if (m.value != null && Object.hasOwnProperty.call(m, "value") && (typeof m.value === "object" ? m.value.low || m.value.high : m.value !== 0))
                         w.uint32(40).uint64(m.value);
-                    if (m.unit != null && Object.hasOwnProperty.call(m, "unit"))
+                    if (m.unit != null && Object.hasOwnProperty.call(m, "unit") && m.unit !== 0)
                         w.uint32(48).int32(m.unit);
-                    if (m.maxRange != null && Object.hasOwnProperty.call(m, "maxRange"))
+                    if (m.maxRange != null && Object.hasOwnProperty.call(m, "maxRange") && (typeof m.maxRange === "object" ? m.maxRange.low || m.maxRange.high : m.maxRange !== 0))
                         w.uint32(56).uint64(m.maxRange);
-                    if (m.parentId != null && Object.hasOwnProperty.call(m, "parentId"))
+                    if (m.parentId != null && Object.hasOwnProperty.call(m, "parentId") && m.parentId !== "")
                         w.uint32(66).string(m.parentId);
-                    if (m.readMonoNs != null && Object.hasOwnProperty.call(m, "readMonoNs"))
+                    if (m.readMonoNs != null && Object.hasOwnProperty.call(m, "readMonoNs") && (typeof m.readMonoNs === "object" ? m.readMonoNs.low || m.readMonoNs.high : m.readMonoNs !== 0))
                         w.uint32(72).uint64(m.readMonoNs);
-                    if (m.device != null && Object.hasOwnProperty.call(m, "device"))
+                    if (m.device != null && Object.hasOwnProperty.call(m, "device") && m.device !== "")
                         w.uint32(82).string(m.device);
-                    if (m.error != null && Object.hasOwnProperty.call(m, "error"))
+                    if (m.error != null && Object.hasOwnProperty.call(m, "error") && m.error !== "")
                         w.uint32(90).string(m.error);
+                    if (m.$unknowns != null && Object.hasOwnProperty.call(m, "$unknowns"))
+                        for (var i = 0; i < m.$unknowns.length; ++i)
+                            w.raw(m.$unknowns[i]);
                     return w;
                 };
 
@@ -257,14 +260,14 @@ export const wattsplit = $root.wattsplit = (() => {
                  * @throws {Error} If the payload is not a reader or valid buffer
                  * @throws {$protobuf.util.ProtocolError} If required fields are missing
                  */
-                EnergyCounter.decode = function decode(r, l, e, n) {
+                EnergyCounter.decode = function decode(r, l, z, q, g) {
                     if (!(r instanceof $Reader))
                         r = $Reader.create(r);
-                    if (n === undefined)
-                        n = 0;
-                    if (n > $Reader.recursionLimit)
-                        throw Error("maximum nesting depth exceeded");
-                    var c, m;
+                    if (q === undefined)
+                        q = 0;
+                    if (q > $Reader.recursionLimit)
+                        throw Error("max depth exceeded");
+                    var c, m, v;
                     if (l === undefined)
                         c = r.len;
                     else {
@@ -274,59 +277,120 @@ export const wattsplit = $root.wattsplit = (() => {
                         l = r.len;
                         r.len = c;
                     }
-                    m = new $root.wattsplit.telemetry.v1.EnergyCounter();
+                    m = g || new C();
                     while (r.pos < c) {
-                        var t = r.uint32();
-                        if (t === e)
+                        var s = r.pos;
+                        var t = r.tag();
+                        if (t === z) {
+                            z = undefined;
                             break;
-                        switch (t >>> 3) {
+                        }
+                        var u = t & 7;
+                        switch (t >>>= 3) {
                         case 1: {
-                                m.id = r.string();
-                                break;
+                                if (u !== 2)
+                                    break;
+                                if ((v = r.stringVerify()).length)
+                                    m.id = v;
+                                else
+                                    delete m.id;
+                                continue;
                             }
                         case 2: {
-                                m.source = r.int32();
-                                break;
+                                if (u !== 0)
+                                    break;
+                                if (v = r.int32())
+                                    m.source = v;
+                                else
+                                    delete m.source;
+                                continue;
                             }
                         case 3: {
-                                m.domain = r.string();
-                                break;
+                                if (u !== 2)
+                                    break;
+                                if ((v = r.stringVerify()).length)
+                                    m.domain = v;
+                                else
+                                    delete m.domain;
+                                continue;
                             }
                         case 4: {
-                                m.index = r.int32();
-                                break;
+                                if (u !== 0)
+                                    break;
+                                if (v = r.int32())
+                                    m.index = v;
+                                else
+                                    delete m.index;
+                                continue;
                             }
                         case 5: {
-                                m.value = r.uint64();
-                                break;
+                                if (u !== 0)
+                                    break;
+                                if (typeof (v = r.uint64()) === "object" ? v.low || v.high : v !== 0)
+                                    m.value = v;
+                                else
+                                    delete m.value;
+                                continue;
                             }
                         case 6: {
-                                m.unit = r.int32();
-                                break;
+                                if (u !== 0)
+                                    break;
+                                if (v = r.int32())
+                                    m.unit = v;
+                                else
+                                    delete m.unit;
+                                continue;
                             }
                         case 7: {
-                                m.maxRange = r.uint64();
-                                break;
+                                if (u !== 0)
+                                    break;
+                                if (typeof (v = r.uint64()) === "object" ? v.low || v.high : v !== 0)
+                                    m.maxRange = v;
+                                else
+                                    delete m.maxRange;
+                                continue;
                             }
                         case 8: {
-                                m.parentId = r.string();
-                                break;
+                                if (u !== 2)
+                                    break;
+                                if ((v = r.stringVerify()).length)
+                                    m.parentId = v;
+                                else
+                                    delete m.parentId;
+                                continue;
                             }
                         case 9: {
-                                m.readMonoNs = r.uint64();
-                                break;
+                                if (u !== 0)
+                                    break;
+                                if (typeof (v = r.uint64()) === "object" ? v.low || v.high : v !== 0)
+                                    m.readMonoNs = v;
+                                else
+                                    delete m.readMonoNs;
+                                continue;
                             }
                         case 10: {
-                                m.device = r.string();
-                                break;
+                                if (u !== 2)
+                                    break;
+                                if ((v = r.stringVerify()).length)
+                                    m.device = v;
+                                else
+                                    delete m.device;
+                                continue;
                             }
                         case 11: {
-                                m.error = r.string();
-                                break;
+                                if (u !== 2)
+                                    break;
+                                if ((v = r.stringVerify()).length)
+                                    m.error = v;
+                                else
+                                    delete m.error;
+                                continue;
                             }
-                        default:
-                            r.skipType(t & 7, n);
-                            break;
+                        }
+                        r.skipType(u, q, t);
+                        if (!r.discardUnknown) {
+                            $util.makeProp(m, "$unknowns", false);
+                            (m.$unknowns || (m.$unknowns = [])).push(r.raw(s, r.pos));
                         }
                     }
                     if (l !== undefined) {
@@ -334,6 +398,8 @@ export const wattsplit = $root.wattsplit = (() => {
                             throw RangeError("index out of range");
                         r.len = l;
                     }
+                    if (z !== undefined)
+                        throw Error("missing end group");
                     return m;
                 };
 
@@ -345,111 +411,127 @@ export const wattsplit = $root.wattsplit = (() => {
                  * @param {Object.<string,*>} d Plain object
                  * @returns {wattsplit.telemetry.v1.EnergyCounter} EnergyCounter
                  */
-                EnergyCounter.fromObject = function fromObject(d, n) {
-                    if (d instanceof $root.wattsplit.telemetry.v1.EnergyCounter)
+                EnergyCounter.fromObject = function fromObject(d, q) {
+                    if (d instanceof C)
                         return d;
                     if (!$util.isObject(d))
                         throw TypeError(".wattsplit.telemetry.v1.EnergyCounter: object expected");
-                    if (n === undefined)
-                        n = 0;
-                    if (n > $util.recursionLimit)
-                        throw Error("maximum nesting depth exceeded");
-                    var m = new $root.wattsplit.telemetry.v1.EnergyCounter();
+                    if (q === undefined)
+                        q = 0;
+                    if (q > $util.recursionLimit)
+                        throw Error("max depth exceeded");
+                    var m = new C();
                     if (d.id != null) {
-                        m.id = String(d.id);
-                    }
-                    switch (d.source) {
-                    default:
-                        if (typeof d.source === "number") {
-                            m.source = d.source;
-                            break;
+                        if (typeof d.id !== "string" || d.id.length) {
+                            m.id = String(d.id);
                         }
-                        break;
-                    case "ENERGY_SOURCE_UNSPECIFIED":
-                    case 0:
-                        m.source = 0;
-                        break;
-                    case "ENERGY_SOURCE_RAPL":
-                    case 1:
-                        m.source = 1;
-                        break;
-                    case "ENERGY_SOURCE_GPU":
-                    case 2:
-                        m.source = 2;
-                        break;
-                    case "ENERGY_SOURCE_BMC":
-                    case 3:
-                        m.source = 3;
-                        break;
+                    }
+                    if (d.source !== 0 && (typeof d.source !== "string" || $root.wattsplit.telemetry.v1.EnergySource[d.source] !== 0)) {
+                        switch (d.source) {
+                        case "ENERGY_SOURCE_UNSPECIFIED":
+                        case 0:
+                            m.source = 0;
+                            break;
+                        case "ENERGY_SOURCE_RAPL":
+                        case 1:
+                            m.source = 1;
+                            break;
+                        case "ENERGY_SOURCE_GPU":
+                        case 2:
+                            m.source = 2;
+                            break;
+                        case "ENERGY_SOURCE_BMC":
+                        case 3:
+                            m.source = 3;
+                            break;
+                        default:
+                            if (typeof d.source === "number" && (d.source | 0) === d.source)
+                                m.source = d.source;
+                        }
                     }
                     if (d.domain != null) {
-                        m.domain = String(d.domain);
+                        if (typeof d.domain !== "string" || d.domain.length) {
+                            m.domain = String(d.domain);
+                        }
                     }
                     if (d.index != null) {
-                        m.index = d.index | 0;
+                        if (Number(d.index) !== 0) {
+                            m.index = d.index | 0;
+                        }
                     }
                     if (d.value != null) {
-                        if ($util.Long)
-                            m.value = $util.Long.fromValue(d.value, true);
-                        else if (typeof d.value === "string")
-                            m.value = parseInt(d.value, 10);
-                        else if (typeof d.value === "number")
-                            m.value = d.value;
-                        else if (typeof d.value === "object")
-                            m.value = new $util.LongBits(d.value.low >>> 0, d.value.high >>> 0).toNumber(true);
-                    }
-                    switch (d.unit) {
-                    default:
-                        if (typeof d.unit === "number") {
-                            m.unit = d.unit;
-                            break;
+                        if (typeof d.value === "object" ? d.value.low || d.value.high : Number(d.value) !== 0) {
+                            if ($util.Long)
+                                m.value = $util.Long.fromValue(d.value, true);
+                            else if (typeof d.value === "string")
+                                m.value = parseInt(d.value, 10);
+                            else if (typeof d.value === "number")
+                                m.value = d.value;
+                            else if (typeof d.value === "object")
+                                m.value = new $util.LongBits(d.value.low >>> 0, d.value.high >>> 0).toNumber(true);
                         }
-                        break;
-                    case "ENERGY_UNIT_UNSPECIFIED":
-                    case 0:
-                        m.unit = 0;
-                        break;
-                    case "ENERGY_UNIT_MICROJOULE":
-                    case 1:
-                        m.unit = 1;
-                        break;
-                    case "ENERGY_UNIT_MILLIJOULE":
-                    case 2:
-                        m.unit = 2;
-                        break;
-                    case "ENERGY_UNIT_JOULE":
-                    case 3:
-                        m.unit = 3;
-                        break;
+                    }
+                    if (d.unit !== 0 && (typeof d.unit !== "string" || $root.wattsplit.telemetry.v1.EnergyUnit[d.unit] !== 0)) {
+                        switch (d.unit) {
+                        case "ENERGY_UNIT_UNSPECIFIED":
+                        case 0:
+                            m.unit = 0;
+                            break;
+                        case "ENERGY_UNIT_MICROJOULE":
+                        case 1:
+                            m.unit = 1;
+                            break;
+                        case "ENERGY_UNIT_MILLIJOULE":
+                        case 2:
+                            m.unit = 2;
+                            break;
+                        case "ENERGY_UNIT_JOULE":
+                        case 3:
+                            m.unit = 3;
+                            break;
+                        default:
+                            if (typeof d.unit === "number" && (d.unit | 0) === d.unit)
+                                m.unit = d.unit;
+                        }
                     }
                     if (d.maxRange != null) {
-                        if ($util.Long)
-                            m.maxRange = $util.Long.fromValue(d.maxRange, true);
-                        else if (typeof d.maxRange === "string")
-                            m.maxRange = parseInt(d.maxRange, 10);
-                        else if (typeof d.maxRange === "number")
-                            m.maxRange = d.maxRange;
-                        else if (typeof d.maxRange === "object")
-                            m.maxRange = new $util.LongBits(d.maxRange.low >>> 0, d.maxRange.high >>> 0).toNumber(true);
+                        if (typeof d.maxRange === "object" ? d.maxRange.low || d.maxRange.high : Number(d.maxRange) !== 0) {
+                            if ($util.Long)
+                                m.maxRange = $util.Long.fromValue(d.maxRange, true);
+                            else if (typeof d.maxRange === "string")
+                                m.maxRange = parseInt(d.maxRange, 10);
+                            else if (typeof d.maxRange === "number")
+                                m.maxRange = d.maxRange;
+                            else if (typeof d.maxRange === "object")
+                                m.maxRange = new $util.LongBits(d.maxRange.low >>> 0, d.maxRange.high >>> 0).toNumber(true);
+                        }
                     }
                     if (d.parentId != null) {
-                        m.parentId = String(d.parentId);
+                        if (typeof d.parentId !== "string" || d.parentId.length) {
+                            m.parentId = String(d.parentId);
+                        }
                     }
                     if (d.readMonoNs != null) {
-                        if ($util.Long)
-                            m.readMonoNs = $util.Long.fromValue(d.readMonoNs, true);
-                        else if (typeof d.readMonoNs === "string")
-                            m.readMonoNs = parseInt(d.readMonoNs, 10);
-                        else if (typeof d.readMonoNs === "number")
-                            m.readMonoNs = d.readMonoNs;
-                        else if (typeof d.readMonoNs === "object")
-                            m.readMonoNs = new $util.LongBits(d.readMonoNs.low >>> 0, d.readMonoNs.high >>> 0).toNumber(true);
+                        if (typeof d.readMonoNs === "object" ? d.readMonoNs.low || d.readMonoNs.high : Number(d.readMonoNs) !== 0) {
+                            if ($util.Long)
+                                m.readMonoNs = $util.Long.fromValue(d.readMonoNs, true);
+                            else if (typeof d.readMonoNs === "string")
+                                m.readMonoNs = parseInt(d.readMonoNs, 10);
+                            else if (typeof d.readMonoNs === "number")
+                                m.readMonoNs = d.readMonoNs;
+                            else if (typeof d.readMonoNs === "object")
+                                m.readMonoNs = new $util.LongBits(d.readMonoNs.low >>> 0, d.readMonoNs.high >>> 0).toNumber(true);
+                        }
                     }
                     if (d.device != null) {
-                        m.device = String(d.device);
+                        if (typeof d.device !== "string" || d.device.length) {
+                            m.device = String(d.device);
+                        }
                     }
                     if (d.error != null) {
-                        m.error = String(d.error);
+                        if (typeof d.error !== "string" || d.error.length) {
+                            m.error = String(d.error);
+                        }
                     }
                     return m;
                 };
@@ -726,28 +808,31 @@ export const wattsplit = $root.wattsplit = (() => {
                         q = 0;
                     if (q > $util.recursionLimit)
                         throw Error("max depth exceeded");
-                    if (m.device != null && Object.hasOwnProperty.call(m, "device"))
+                    if (m.device != null && Object.hasOwnProperty.call(m, "device") && m.device !== "")
                         w.uint32(10).string(m.device);
-                    if (m.index != null && Object.hasOwnProperty.call(m, "index"))
+                    if (m.index != null && Object.hasOwnProperty.call(m, "index") && m.index !== 0)
                         w.uint32(16).int32(m.index);
-                    if (m.name != null && Object.hasOwnProperty.call(m, "name"))
+                    if (m.name != null && Object.hasOwnProperty.call(m, "name") && m.name !== "")
                         w.uint32(26).string(m.name);
-                    if (m.powerMw != null && Object.hasOwnProperty.call(m, "powerMw"))
+                    if (m.powerMw != null && Object.hasOwnProperty.call(m, "powerMw") && m.powerMw !== 0)
                         w.uint32(32).uint32(m.powerMw);
-                    if (m.gpuUtilPct != null && Object.hasOwnProperty.call(m, "gpuUtilPct"))
+                    if (m.gpuUtilPct != null && Object.hasOwnProperty.call(m, "gpuUtilPct") && m.gpuUtilPct !== 0)
                         w.uint32(40).uint32(m.gpuUtilPct);
-                    if (m.memUtilPct != null && Object.hasOwnProperty.call(m, "memUtilPct"))
+                    if (m.memUtilPct != null && Object.hasOwnProperty.call(m, "memUtilPct") && m.memUtilPct !== 0)
                         w.uint32(48).uint32(m.memUtilPct);
-                    if (m.smClockMhz != null && Object.hasOwnProperty.call(m, "smClockMhz"))
+                    if (m.smClockMhz != null && Object.hasOwnProperty.call(m, "smClockMhz") && m.smClockMhz !== 0)
                         w.uint32(56).uint32(m.smClockMhz);
-                    if (m.memClockMhz != null && Object.hasOwnProperty.call(m, "memClockMhz"))
+                    if (m.memClockMhz != null && Object.hasOwnProperty.call(m, "memClockMhz") && m.memClockMhz !== 0)
                         w.uint32(64).uint32(m.memClockMhz);
-                    if (m.tempC != null && Object.hasOwnProperty.call(m, "tempC"))
+                    if (m.tempC != null && Object.hasOwnProperty.call(m, "tempC") && m.tempC !== 0)
                         w.uint32(72).uint32(m.tempC);
-                    if (m.contexts != null && Object.hasOwnProperty.call(m, "contexts"))
+                    if (m.contexts != null && Object.hasOwnProperty.call(m, "contexts") && m.contexts !== 0)
                         w.uint32(80).uint32(m.contexts);
-                    if (m.migProfile != null && Object.hasOwnProperty.call(m, "migProfile"))
+                    if (m.migProfile != null && Object.hasOwnProperty.call(m, "migProfile") && m.migProfile !== "")
                         w.uint32(90).string(m.migProfile);
+                    if (m.$unknowns != null && Object.hasOwnProperty.call(m, "$unknowns"))
+                        for (var i = 0; i < m.$unknowns.length; ++i)
+                            w.raw(m.$unknowns[i]);
                     return w;
                 };
 
@@ -762,14 +847,14 @@ export const wattsplit = $root.wattsplit = (() => {
                  * @throws {Error} If the payload is not a reader or valid buffer
                  * @throws {$protobuf.util.ProtocolError} If required fields are missing
                  */
-                GpuDeviceSample.decode = function decode(r, l, e, n) {
+                GpuDeviceSample.decode = function decode(r, l, z, q, g) {
                     if (!(r instanceof $Reader))
                         r = $Reader.create(r);
-                    if (n === undefined)
-                        n = 0;
-                    if (n > $Reader.recursionLimit)
-                        throw Error("maximum nesting depth exceeded");
-                    var c, m;
+                    if (q === undefined)
+                        q = 0;
+                    if (q > $Reader.recursionLimit)
+                        throw Error("max depth exceeded");
+                    var c, m, v;
                     if (l === undefined)
                         c = r.len;
                     else {
@@ -779,59 +864,120 @@ export const wattsplit = $root.wattsplit = (() => {
                         l = r.len;
                         r.len = c;
                     }
-                    m = new $root.wattsplit.telemetry.v1.GpuDeviceSample();
+                    m = g || new C();
                     while (r.pos < c) {
-                        var t = r.uint32();
-                        if (t === e)
+                        var s = r.pos;
+                        var t = r.tag();
+                        if (t === z) {
+                            z = undefined;
                             break;
-                        switch (t >>> 3) {
+                        }
+                        var u = t & 7;
+                        switch (t >>>= 3) {
                         case 1: {
-                                m.device = r.string();
-                                break;
+                                if (u !== 2)
+                                    break;
+                                if ((v = r.stringVerify()).length)
+                                    m.device = v;
+                                else
+                                    delete m.device;
+                                continue;
                             }
                         case 2: {
-                                m.index = r.int32();
-                                break;
+                                if (u !== 0)
+                                    break;
+                                if (v = r.int32())
+                                    m.index = v;
+                                else
+                                    delete m.index;
+                                continue;
                             }
                         case 3: {
-                                m.name = r.string();
-                                break;
+                                if (u !== 2)
+                                    break;
+                                if ((v = r.stringVerify()).length)
+                                    m.name = v;
+                                else
+                                    delete m.name;
+                                continue;
                             }
                         case 4: {
-                                m.powerMw = r.uint32();
-                                break;
+                                if (u !== 0)
+                                    break;
+                                if (v = r.uint32())
+                                    m.powerMw = v;
+                                else
+                                    delete m.powerMw;
+                                continue;
                             }
                         case 5: {
-                                m.gpuUtilPct = r.uint32();
-                                break;
+                                if (u !== 0)
+                                    break;
+                                if (v = r.uint32())
+                                    m.gpuUtilPct = v;
+                                else
+                                    delete m.gpuUtilPct;
+                                continue;
                             }
                         case 6: {
-                                m.memUtilPct = r.uint32();
-                                break;
+                                if (u !== 0)
+                                    break;
+                                if (v = r.uint32())
+                                    m.memUtilPct = v;
+                                else
+                                    delete m.memUtilPct;
+                                continue;
                             }
                         case 7: {
-                                m.smClockMhz = r.uint32();
-                                break;
+                                if (u !== 0)
+                                    break;
+                                if (v = r.uint32())
+                                    m.smClockMhz = v;
+                                else
+                                    delete m.smClockMhz;
+                                continue;
                             }
                         case 8: {
-                                m.memClockMhz = r.uint32();
-                                break;
+                                if (u !== 0)
+                                    break;
+                                if (v = r.uint32())
+                                    m.memClockMhz = v;
+                                else
+                                    delete m.memClockMhz;
+                                continue;
                             }
                         case 9: {
-                                m.tempC = r.uint32();
-                                break;
+                                if (u !== 0)
+                                    break;
+                                if (v = r.uint32())
+                                    m.tempC = v;
+                                else
+                                    delete m.tempC;
+                                continue;
                             }
                         case 10: {
-                                m.contexts = r.uint32();
-                                break;
+                                if (u !== 0)
+                                    break;
+                                if (v = r.uint32())
+                                    m.contexts = v;
+                                else
+                                    delete m.contexts;
+                                continue;
                             }
                         case 11: {
-                                m.migProfile = r.string();
-                                break;
+                                if (u !== 2)
+                                    break;
+                                if ((v = r.stringVerify()).length)
+                                    m.migProfile = v;
+                                else
+                                    delete m.migProfile;
+                                continue;
                             }
-                        default:
-                            r.skipType(t & 7, n);
-                            break;
+                        }
+                        r.skipType(u, q, t);
+                        if (!r.discardUnknown) {
+                            $util.makeProp(m, "$unknowns", false);
+                            (m.$unknowns || (m.$unknowns = [])).push(r.raw(s, r.pos));
                         }
                     }
                     if (l !== undefined) {
@@ -839,6 +985,8 @@ export const wattsplit = $root.wattsplit = (() => {
                             throw RangeError("index out of range");
                         r.len = l;
                     }
+                    if (z !== undefined)
+                        throw Error("missing end group");
                     return m;
                 };
 
@@ -850,48 +998,70 @@ export const wattsplit = $root.wattsplit = (() => {
                  * @param {Object.<string,*>} d Plain object
                  * @returns {wattsplit.telemetry.v1.GpuDeviceSample} GpuDeviceSample
                  */
-                GpuDeviceSample.fromObject = function fromObject(d, n) {
-                    if (d instanceof $root.wattsplit.telemetry.v1.GpuDeviceSample)
+                GpuDeviceSample.fromObject = function fromObject(d, q) {
+                    if (d instanceof C)
                         return d;
                     if (!$util.isObject(d))
                         throw TypeError(".wattsplit.telemetry.v1.GpuDeviceSample: object expected");
-                    if (n === undefined)
-                        n = 0;
-                    if (n > $util.recursionLimit)
-                        throw Error("maximum nesting depth exceeded");
-                    var m = new $root.wattsplit.telemetry.v1.GpuDeviceSample();
+                    if (q === undefined)
+                        q = 0;
+                    if (q > $util.recursionLimit)
+                        throw Error("max depth exceeded");
+                    var m = new C();
                     if (d.device != null) {
-                        m.device = String(d.device);
+                        if (typeof d.device !== "string" || d.device.length) {
+                            m.device = String(d.device);
+                        }
                     }
                     if (d.index != null) {
-                        m.index = d.index | 0;
+                        if (Number(d.index) !== 0) {
+                            m.index = d.index | 0;
+                        }
                     }
                     if (d.name != null) {
-                        m.name = String(d.name);
+                        if (typeof d.name !== "string" || d.name.length) {
+                            m.name = String(d.name);
+                        }
                     }
                     if (d.powerMw != null) {
-                        m.powerMw = d.powerMw >>> 0;
+                        if (Number(d.powerMw) !== 0) {
+                            m.powerMw = d.powerMw >>> 0;
+                        }
                     }
                     if (d.gpuUtilPct != null) {
-                        m.gpuUtilPct = d.gpuUtilPct >>> 0;
+                        if (Number(d.gpuUtilPct) !== 0) {
+                            m.gpuUtilPct = d.gpuUtilPct >>> 0;
+                        }
                     }
                     if (d.memUtilPct != null) {
-                        m.memUtilPct = d.memUtilPct >>> 0;
+                        if (Number(d.memUtilPct) !== 0) {
+                            m.memUtilPct = d.memUtilPct >>> 0;
+                        }
                     }
                     if (d.smClockMhz != null) {
-                        m.smClockMhz = d.smClockMhz >>> 0;
+                        if (Number(d.smClockMhz) !== 0) {
+                            m.smClockMhz = d.smClockMhz >>> 0;
+                        }
                     }
                     if (d.memClockMhz != null) {
-                        m.memClockMhz = d.memClockMhz >>> 0;
+                        if (Number(d.memClockMhz) !== 0) {
+                            m.memClockMhz = d.memClockMhz >>> 0;
+                        }
                     }
                     if (d.tempC != null) {
-                        m.tempC = d.tempC >>> 0;
+                        if (Number(d.tempC) !== 0) {
+                            m.tempC = d.tempC >>> 0;
+                        }
                     }
                     if (d.contexts != null) {
-                        m.contexts = d.contexts >>> 0;
+                        if (Number(d.contexts) !== 0) {
+                            m.contexts = d.contexts >>> 0;
+                        }
                     }
                     if (d.migProfile != null) {
-                        m.migProfile = String(d.migProfile);
+                        if (typeof d.migProfile !== "string" || d.migProfile.length) {
+                            m.migProfile = String(d.migProfile);
+                        }
                     }
                     return m;
                 };
@@ -1062,7 +1232,7 @@ export const wattsplit = $root.wattsplit = (() => {
                  * @memberof wattsplit.telemetry.v1.GpuActivity
                  * @instance
                  */
-                GpuActivity.prototype.usedMemoryBytes = $util.Long ? $util.Long.fromBits(0,0,true) : 0;
+                GpuActivity.prototype.usedMemoryBytes = 0;
 
                 /**
                  * GpuActivity holdsContext.
@@ -1132,26 +1302,29 @@ export const wattsplit = $root.wattsplit = (() => {
                         q = 0;
                     if (q > $util.recursionLimit)
                         throw Error("max depth exceeded");
-                    if (m.device != null && Object.hasOwnProperty.call(m, "device"))
+                    if (m.device != null && Object.hasOwnProperty.call(m, "device") && m.device !== "")
                         w.uint32(10).string(m.device);
-                    if (m.smUtilPct != null && Object.hasOwnProperty.call(m, "smUtilPct"))
+                    if (m.smUtilPct != null && Object.hasOwnProperty.call(m, "smUtilPct") && !Object.is(m.smUtilPct, 0))
                         w.uint32(17).double(m.smUtilPct);
-                    if (m.memUtilPct != null && Object.hasOwnProperty.call(m, "memUtilPct"))
+                    if (m.memUtilPct != null && Object.hasOwnProperty.call(m, "memUtilPct") && !Object.is(m.memUtilPct, 0))
                         w.uint32(25).double(m.memUtilPct);
-                    if (m.utilSamples != null && Object.hasOwnProperty.call(m, "utilSamples"))
+                    if (m.utilSamples != null && Object.hasOwnProperty.call(m, "utilSamples") && m.utilSamples !== 0)
                         w.uint32(32).uint32(m.utilSamples);
-                    if (m.usedMemoryBytes != null && Object.hasOwnProperty.call(m, "usedMemoryBytes"))
+                    if (m.usedMemoryBytes != null && Object.hasOwnProperty.call(m, "usedMemoryBytes") && (typeof m.usedMemoryBytes === "object" ? m.usedMemoryBytes.low || m.usedMemoryBytes.high : m.usedMemoryBytes !== 0))
                         w.uint32(40).uint64(m.usedMemoryBytes);
-                    if (m.holdsContext != null && Object.hasOwnProperty.call(m, "holdsContext"))
+                    if (m.holdsContext != null && Object.hasOwnProperty.call(m, "holdsContext") && m.holdsContext !== false)
                         w.uint32(48).bool(m.holdsContext);
-                    if (m.passthrough != null && Object.hasOwnProperty.call(m, "passthrough"))
+                    if (m.passthrough != null && Object.hasOwnProperty.call(m, "passthrough") && m.passthrough !== false)
                         w.uint32(56).bool(m.passthrough);
-                    if (m.migInstance != null && Object.hasOwnProperty.call(m, "migInstance"))
+                    if (m.migInstance != null && Object.hasOwnProperty.call(m, "migInstance") && m.migInstance !== "")
                         w.uint32(66).string(m.migInstance);
-                    if (m.encUtilPct != null && Object.hasOwnProperty.call(m, "encUtilPct"))
+                    if (m.encUtilPct != null && Object.hasOwnProperty.call(m, "encUtilPct") && m.encUtilPct !== 0)
                         w.uint32(72).uint32(m.encUtilPct);
-                    if (m.decUtilPct != null && Object.hasOwnProperty.call(m, "decUtilPct"))
+                    if (m.decUtilPct != null && Object.hasOwnProperty.call(m, "decUtilPct") && m.decUtilPct !== 0)
                         w.uint32(80).uint32(m.decUtilPct);
+                    if (m.$unknowns != null && Object.hasOwnProperty.call(m, "$unknowns"))
+                        for (var i = 0; i < m.$unknowns.length; ++i)
+                            w.raw(m.$unknowns[i]);
                     return w;
                 };
 
@@ -1166,14 +1339,14 @@ export const wattsplit = $root.wattsplit = (() => {
                  * @throws {Error} If the payload is not a reader or valid buffer
                  * @throws {$protobuf.util.ProtocolError} If required fields are missing
                  */
-                GpuActivity.decode = function decode(r, l, e, n) {
+                GpuActivity.decode = function decode(r, l, z, q, g) {
                     if (!(r instanceof $Reader))
                         r = $Reader.create(r);
-                    if (n === undefined)
-                        n = 0;
-                    if (n > $Reader.recursionLimit)
-                        throw Error("maximum nesting depth exceeded");
-                    var c, m;
+                    if (q === undefined)
+                        q = 0;
+                    if (q > $Reader.recursionLimit)
+                        throw Error("max depth exceeded");
+                    var c, m, v;
                     if (l === undefined)
                         c = r.len;
                     else {
@@ -1183,55 +1356,111 @@ export const wattsplit = $root.wattsplit = (() => {
                         l = r.len;
                         r.len = c;
                     }
-                    m = new $root.wattsplit.telemetry.v1.GpuActivity();
+                    m = g || new C();
                     while (r.pos < c) {
-                        var t = r.uint32();
-                        if (t === e)
+                        var s = r.pos;
+                        var t = r.tag();
+                        if (t === z) {
+                            z = undefined;
                             break;
-                        switch (t >>> 3) {
+                        }
+                        var u = t & 7;
+                        switch (t >>>= 3) {
                         case 1: {
-                                m.device = r.string();
-                                break;
+                                if (u !== 2)
+                                    break;
+                                if ((v = r.stringVerify()).length)
+                                    m.device = v;
+                                else
+                                    delete m.device;
+                                continue;
                             }
                         case 2: {
-                                m.smUtilPct = r.double();
-                                break;
+                                if (u !== 1)
+                                    break;
+                                if (!Object.is(v = r.double(), 0))
+                                    m.smUtilPct = v;
+                                else
+                                    delete m.smUtilPct;
+                                continue;
                             }
                         case 3: {
-                                m.memUtilPct = r.double();
-                                break;
+                                if (u !== 1)
+                                    break;
+                                if (!Object.is(v = r.double(), 0))
+                                    m.memUtilPct = v;
+                                else
+                                    delete m.memUtilPct;
+                                continue;
                             }
                         case 4: {
-                                m.utilSamples = r.uint32();
-                                break;
+                                if (u !== 0)
+                                    break;
+                                if (v = r.uint32())
+                                    m.utilSamples = v;
+                                else
+                                    delete m.utilSamples;
+                                continue;
                             }
                         case 5: {
-                                m.usedMemoryBytes = r.uint64();
-                                break;
+                                if (u !== 0)
+                                    break;
+                                if (typeof (v = r.uint64()) === "object" ? v.low || v.high : v !== 0)
+                                    m.usedMemoryBytes = v;
+                                else
+                                    delete m.usedMemoryBytes;
+                                continue;
                             }
                         case 6: {
-                                m.holdsContext = r.bool();
-                                break;
+                                if (u !== 0)
+                                    break;
+                                if (v = r.bool())
+                                    m.holdsContext = v;
+                                else
+                                    delete m.holdsContext;
+                                continue;
                             }
                         case 7: {
-                                m.passthrough = r.bool();
-                                break;
+                                if (u !== 0)
+                                    break;
+                                if (v = r.bool())
+                                    m.passthrough = v;
+                                else
+                                    delete m.passthrough;
+                                continue;
                             }
                         case 8: {
-                                m.migInstance = r.string();
-                                break;
+                                if (u !== 2)
+                                    break;
+                                if ((v = r.stringVerify()).length)
+                                    m.migInstance = v;
+                                else
+                                    delete m.migInstance;
+                                continue;
                             }
                         case 9: {
-                                m.encUtilPct = r.uint32();
-                                break;
+                                if (u !== 0)
+                                    break;
+                                if (v = r.uint32())
+                                    m.encUtilPct = v;
+                                else
+                                    delete m.encUtilPct;
+                                continue;
                             }
                         case 10: {
-                                m.decUtilPct = r.uint32();
-                                break;
+                                if (u !== 0)
+                                    break;
+                                if (v = r.uint32())
+                                    m.decUtilPct = v;
+                                else
+                                    delete m.decUtilPct;
+                                continue;
                             }
-                        default:
-                            r.skipType(t & 7, n);
-                            break;
+                        }
+                        r.skipType(u, q, t);
+                        if (!r.discardUnknown) {
+                            $util.makeProp(m, "$unknowns", false);
+                            (m.$unknowns || (m.$unknowns = [])).push(r.raw(s, r.pos));
                         }
                     }
                     if (l !== undefined) {
@@ -1239,6 +1468,8 @@ export const wattsplit = $root.wattsplit = (() => {
                             throw RangeError("index out of range");
                         r.len = l;
                     }
+                    if (z !== undefined)
+                        throw Error("missing end group");
                     return m;
                 };
 
@@ -1250,52 +1481,72 @@ export const wattsplit = $root.wattsplit = (() => {
                  * @param {Object.<string,*>} d Plain object
                  * @returns {wattsplit.telemetry.v1.GpuActivity} GpuActivity
                  */
-                GpuActivity.fromObject = function fromObject(d, n) {
-                    if (d instanceof $root.wattsplit.telemetry.v1.GpuActivity)
+                GpuActivity.fromObject = function fromObject(d, q) {
+                    if (d instanceof C)
                         return d;
                     if (!$util.isObject(d))
                         throw TypeError(".wattsplit.telemetry.v1.GpuActivity: object expected");
-                    if (n === undefined)
-                        n = 0;
-                    if (n > $util.recursionLimit)
-                        throw Error("maximum nesting depth exceeded");
-                    var m = new $root.wattsplit.telemetry.v1.GpuActivity();
+                    if (q === undefined)
+                        q = 0;
+                    if (q > $util.recursionLimit)
+                        throw Error("max depth exceeded");
+                    var m = new C();
                     if (d.device != null) {
-                        m.device = String(d.device);
+                        if (typeof d.device !== "string" || d.device.length) {
+                            m.device = String(d.device);
+                        }
                     }
                     if (d.smUtilPct != null) {
-                        m.smUtilPct = Number(d.smUtilPct);
+                        if (!Object.is(Number(d.smUtilPct), 0)) {
+                            m.smUtilPct = Number(d.smUtilPct);
+                        }
                     }
                     if (d.memUtilPct != null) {
-                        m.memUtilPct = Number(d.memUtilPct);
+                        if (!Object.is(Number(d.memUtilPct), 0)) {
+                            m.memUtilPct = Number(d.memUtilPct);
+                        }
                     }
                     if (d.utilSamples != null) {
-                        m.utilSamples = d.utilSamples >>> 0;
+                        if (Number(d.utilSamples) !== 0) {
+                            m.utilSamples = d.utilSamples >>> 0;
+                        }
                     }
                     if (d.usedMemoryBytes != null) {
-                        if ($util.Long)
-                            m.usedMemoryBytes = $util.Long.fromValue(d.usedMemoryBytes, true);
-                        else if (typeof d.usedMemoryBytes === "string")
-                            m.usedMemoryBytes = parseInt(d.usedMemoryBytes, 10);
-                        else if (typeof d.usedMemoryBytes === "number")
-                            m.usedMemoryBytes = d.usedMemoryBytes;
-                        else if (typeof d.usedMemoryBytes === "object")
-                            m.usedMemoryBytes = new $util.LongBits(d.usedMemoryBytes.low >>> 0, d.usedMemoryBytes.high >>> 0).toNumber(true);
+                        if (typeof d.usedMemoryBytes === "object" ? d.usedMemoryBytes.low || d.usedMemoryBytes.high : Number(d.usedMemoryBytes) !== 0) {
+                            if ($util.Long)
+                                m.usedMemoryBytes = $util.Long.fromValue(d.usedMemoryBytes, true);
+                            else if (typeof d.usedMemoryBytes === "string")
+                                m.usedMemoryBytes = parseInt(d.usedMemoryBytes, 10);
+                            else if (typeof d.usedMemoryBytes === "number")
+                                m.usedMemoryBytes = d.usedMemoryBytes;
+                            else if (typeof d.usedMemoryBytes === "object")
+                                m.usedMemoryBytes = new $util.LongBits(d.usedMemoryBytes.low >>> 0, d.usedMemoryBytes.high >>> 0).toNumber(true);
+                        }
                     }
                     if (d.holdsContext != null) {
-                        m.holdsContext = Boolean(d.holdsContext);
+                        if (d.holdsContext) {
+                            m.holdsContext = Boolean(d.holdsContext);
+                        }
                     }
                     if (d.passthrough != null) {
-                        m.passthrough = Boolean(d.passthrough);
+                        if (d.passthrough) {
+                            m.passthrough = Boolean(d.passthrough);
+                        }
                     }
                     if (d.migInstance != null) {
-                        m.migInstance = String(d.migInstance);
+                        if (typeof d.migInstance !== "string" || d.migInstance.length) {
+                            m.migInstance = String(d.migInstance);
+                        }
                     }
                     if (d.encUtilPct != null) {
-                        m.encUtilPct = d.encUtilPct >>> 0;
+                        if (Number(d.encUtilPct) !== 0) {
+                            m.encUtilPct = d.encUtilPct >>> 0;
+                        }
                     }
                     if (d.decUtilPct != null) {
-                        m.decUtilPct = d.decUtilPct >>> 0;
+                        if (Number(d.decUtilPct) !== 0) {
+                            m.decUtilPct = d.decUtilPct >>> 0;
+                        }
                     }
                     return m;
                 };
@@ -1442,7 +1693,7 @@ export const wattsplit = $root.wattsplit = (() => {
                  * @memberof wattsplit.telemetry.v1.PerfCounters
                  * @instance
                  */
-                PerfCounters.prototype.cycles = $util.Long ? $util.Long.fromBits(0,0,true) : 0;
+                PerfCounters.prototype.cycles = 0;
 
                 /**
                  * PerfCounters instructions.
@@ -1450,7 +1701,7 @@ export const wattsplit = $root.wattsplit = (() => {
                  * @memberof wattsplit.telemetry.v1.PerfCounters
                  * @instance
                  */
-                PerfCounters.prototype.instructions = $util.Long ? $util.Long.fromBits(0,0,true) : 0;
+                PerfCounters.prototype.instructions = 0;
 
                 /**
                  * PerfCounters llcMisses.
@@ -1458,7 +1709,7 @@ export const wattsplit = $root.wattsplit = (() => {
                  * @memberof wattsplit.telemetry.v1.PerfCounters
                  * @instance
                  */
-                PerfCounters.prototype.llcMisses = $util.Long ? $util.Long.fromBits(0,0,true) : 0;
+                PerfCounters.prototype.llcMisses = 0;
 
                 /**
                  * PerfCounters llcReferences.
@@ -1466,7 +1717,7 @@ export const wattsplit = $root.wattsplit = (() => {
                  * @memberof wattsplit.telemetry.v1.PerfCounters
                  * @instance
                  */
-                PerfCounters.prototype.llcReferences = $util.Long ? $util.Long.fromBits(0,0,true) : 0;
+                PerfCounters.prototype.llcReferences = 0;
 
                 /**
                  * Creates a new PerfCounters instance using the specified properties.
@@ -1496,16 +1747,19 @@ export const wattsplit = $root.wattsplit = (() => {
                         q = 0;
                     if (q > $util.recursionLimit)
                         throw Error("max depth exceeded");
-                    if (m.supported != null && Object.hasOwnProperty.call(m, "supported"))
+                    if (m.supported != null && Object.hasOwnProperty.call(m, "supported") && m.supported !== false)
                         w.uint32(8).bool(m.supported);
-                    if (m.cycles != null && Object.hasOwnProperty.call(m, "cycles"))
+                    if (m.cycles != null && Object.hasOwnProperty.call(m, "cycles") && (typeof m.cycles === "object" ? m.cycles.low || m.cycles.high : m.cycles !== 0))
                         w.uint32(16).uint64(m.cycles);
-                    if (m.instructions != null && Object.hasOwnProperty.call(m, "instructions"))
+                    if (m.instructions != null && Object.hasOwnProperty.call(m, "instructions") && (typeof m.instructions === "object" ? m.instructions.low || m.instructions.high : m.instructions !== 0))
                         w.uint32(24).uint64(m.instructions);
-                    if (m.llcMisses != null && Object.hasOwnProperty.call(m, "llcMisses"))
+                    if (m.llcMisses != null && Object.hasOwnProperty.call(m, "llcMisses") && (typeof m.llcMisses === "object" ? m.llcMisses.low || m.llcMisses.high : m.llcMisses !== 0))
                         w.uint32(32).uint64(m.llcMisses);
-                    if (m.llcReferences != null && Object.hasOwnProperty.call(m, "llcReferences"))
+                    if (m.llcReferences != null && Object.hasOwnProperty.call(m, "llcReferences") && (typeof m.llcReferences === "object" ? m.llcReferences.low || m.llcReferences.high : m.llcReferences !== 0))
                         w.uint32(40).uint64(m.llcReferences);
+                    if (m.$unknowns != null && Object.hasOwnProperty.call(m, "$unknowns"))
+                        for (var i = 0; i < m.$unknowns.length; ++i)
+                            w.raw(m.$unknowns[i]);
                     return w;
                 };
 
@@ -1520,14 +1774,14 @@ export const wattsplit = $root.wattsplit = (() => {
                  * @throws {Error} If the payload is not a reader or valid buffer
                  * @throws {$protobuf.util.ProtocolError} If required fields are missing
                  */
-                PerfCounters.decode = function decode(r, l, e, n) {
+                PerfCounters.decode = function decode(r, l, z, q, g) {
                     if (!(r instanceof $Reader))
                         r = $Reader.create(r);
-                    if (n === undefined)
-                        n = 0;
-                    if (n > $Reader.recursionLimit)
-                        throw Error("maximum nesting depth exceeded");
-                    var c, m;
+                    if (q === undefined)
+                        q = 0;
+                    if (q > $Reader.recursionLimit)
+                        throw Error("max depth exceeded");
+                    var c, m, v;
                     if (l === undefined)
                         c = r.len;
                     else {
@@ -1537,35 +1791,66 @@ export const wattsplit = $root.wattsplit = (() => {
                         l = r.len;
                         r.len = c;
                     }
-                    m = new $root.wattsplit.telemetry.v1.PerfCounters();
+                    m = g || new C();
                     while (r.pos < c) {
-                        var t = r.uint32();
-                        if (t === e)
+                        var s = r.pos;
+                        var t = r.tag();
+                        if (t === z) {
+                            z = undefined;
                             break;
-                        switch (t >>> 3) {
+                        }
+                        var u = t & 7;
+                        switch (t >>>= 3) {
                         case 1: {
-                                m.supported = r.bool();
-                                break;
+                                if (u !== 0)
+                                    break;
+                                if (v = r.bool())
+                                    m.supported = v;
+                                else
+                                    delete m.supported;
+                                continue;
                             }
                         case 2: {
-                                m.cycles = r.uint64();
-                                break;
+                                if (u !== 0)
+                                    break;
+                                if (typeof (v = r.uint64()) === "object" ? v.low || v.high : v !== 0)
+                                    m.cycles = v;
+                                else
+                                    delete m.cycles;
+                                continue;
                             }
                         case 3: {
-                                m.instructions = r.uint64();
-                                break;
+                                if (u !== 0)
+                                    break;
+                                if (typeof (v = r.uint64()) === "object" ? v.low || v.high : v !== 0)
+                                    m.instructions = v;
+                                else
+                                    delete m.instructions;
+                                continue;
                             }
                         case 4: {
-                                m.llcMisses = r.uint64();
-                                break;
+                                if (u !== 0)
+                                    break;
+                                if (typeof (v = r.uint64()) === "object" ? v.low || v.high : v !== 0)
+                                    m.llcMisses = v;
+                                else
+                                    delete m.llcMisses;
+                                continue;
                             }
                         case 5: {
-                                m.llcReferences = r.uint64();
-                                break;
+                                if (u !== 0)
+                                    break;
+                                if (typeof (v = r.uint64()) === "object" ? v.low || v.high : v !== 0)
+                                    m.llcReferences = v;
+                                else
+                                    delete m.llcReferences;
+                                continue;
                             }
-                        default:
-                            r.skipType(t & 7, n);
-                            break;
+                        }
+                        r.skipType(u, q, t);
+                        if (!r.discardUnknown) {
+                            $util.makeProp(m, "$unknowns", false);
+                            (m.$unknowns || (m.$unknowns = [])).push(r.raw(s, r.pos));
                         }
                     }
                     if (l !== undefined) {
@@ -1573,6 +1858,8 @@ export const wattsplit = $root.wattsplit = (() => {
                             throw RangeError("index out of range");
                         r.len = l;
                     }
+                    if (z !== undefined)
+                        throw Error("missing end group");
                     return m;
                 };
 
@@ -1584,58 +1871,68 @@ export const wattsplit = $root.wattsplit = (() => {
                  * @param {Object.<string,*>} d Plain object
                  * @returns {wattsplit.telemetry.v1.PerfCounters} PerfCounters
                  */
-                PerfCounters.fromObject = function fromObject(d, n) {
-                    if (d instanceof $root.wattsplit.telemetry.v1.PerfCounters)
+                PerfCounters.fromObject = function fromObject(d, q) {
+                    if (d instanceof C)
                         return d;
                     if (!$util.isObject(d))
                         throw TypeError(".wattsplit.telemetry.v1.PerfCounters: object expected");
-                    if (n === undefined)
-                        n = 0;
-                    if (n > $util.recursionLimit)
-                        throw Error("maximum nesting depth exceeded");
-                    var m = new $root.wattsplit.telemetry.v1.PerfCounters();
+                    if (q === undefined)
+                        q = 0;
+                    if (q > $util.recursionLimit)
+                        throw Error("max depth exceeded");
+                    var m = new C();
                     if (d.supported != null) {
-                        m.supported = Boolean(d.supported);
+                        if (d.supported) {
+                            m.supported = Boolean(d.supported);
+                        }
                     }
                     if (d.cycles != null) {
-                        if ($util.Long)
-                            m.cycles = $util.Long.fromValue(d.cycles, true);
-                        else if (typeof d.cycles === "string")
-                            m.cycles = parseInt(d.cycles, 10);
-                        else if (typeof d.cycles === "number")
-                            m.cycles = d.cycles;
-                        else if (typeof d.cycles === "object")
-                            m.cycles = new $util.LongBits(d.cycles.low >>> 0, d.cycles.high >>> 0).toNumber(true);
+                        if (typeof d.cycles === "object" ? d.cycles.low || d.cycles.high : Number(d.cycles) !== 0) {
+                            if ($util.Long)
+                                m.cycles = $util.Long.fromValue(d.cycles, true);
+                            else if (typeof d.cycles === "string")
+                                m.cycles = parseInt(d.cycles, 10);
+                            else if (typeof d.cycles === "number")
+                                m.cycles = d.cycles;
+                            else if (typeof d.cycles === "object")
+                                m.cycles = new $util.LongBits(d.cycles.low >>> 0, d.cycles.high >>> 0).toNumber(true);
+                        }
                     }
                     if (d.instructions != null) {
-                        if ($util.Long)
-                            m.instructions = $util.Long.fromValue(d.instructions, true);
-                        else if (typeof d.instructions === "string")
-                            m.instructions = parseInt(d.instructions, 10);
-                        else if (typeof d.instructions === "number")
-                            m.instructions = d.instructions;
-                        else if (typeof d.instructions === "object")
-                            m.instructions = new $util.LongBits(d.instructions.low >>> 0, d.instructions.high >>> 0).toNumber(true);
+                        if (typeof d.instructions === "object" ? d.instructions.low || d.instructions.high : Number(d.instructions) !== 0) {
+                            if ($util.Long)
+                                m.instructions = $util.Long.fromValue(d.instructions, true);
+                            else if (typeof d.instructions === "string")
+                                m.instructions = parseInt(d.instructions, 10);
+                            else if (typeof d.instructions === "number")
+                                m.instructions = d.instructions;
+                            else if (typeof d.instructions === "object")
+                                m.instructions = new $util.LongBits(d.instructions.low >>> 0, d.instructions.high >>> 0).toNumber(true);
+                        }
                     }
                     if (d.llcMisses != null) {
-                        if ($util.Long)
-                            m.llcMisses = $util.Long.fromValue(d.llcMisses, true);
-                        else if (typeof d.llcMisses === "string")
-                            m.llcMisses = parseInt(d.llcMisses, 10);
-                        else if (typeof d.llcMisses === "number")
-                            m.llcMisses = d.llcMisses;
-                        else if (typeof d.llcMisses === "object")
-                            m.llcMisses = new $util.LongBits(d.llcMisses.low >>> 0, d.llcMisses.high >>> 0).toNumber(true);
+                        if (typeof d.llcMisses === "object" ? d.llcMisses.low || d.llcMisses.high : Number(d.llcMisses) !== 0) {
+                            if ($util.Long)
+                                m.llcMisses = $util.Long.fromValue(d.llcMisses, true);
+                            else if (typeof d.llcMisses === "string")
+                                m.llcMisses = parseInt(d.llcMisses, 10);
+                            else if (typeof d.llcMisses === "number")
+                                m.llcMisses = d.llcMisses;
+                            else if (typeof d.llcMisses === "object")
+                                m.llcMisses = new $util.LongBits(d.llcMisses.low >>> 0, d.llcMisses.high >>> 0).toNumber(true);
+                        }
                     }
                     if (d.llcReferences != null) {
-                        if ($util.Long)
-                            m.llcReferences = $util.Long.fromValue(d.llcReferences, true);
-                        else if (typeof d.llcReferences === "string")
-                            m.llcReferences = parseInt(d.llcReferences, 10);
-                        else if (typeof d.llcReferences === "number")
-                            m.llcReferences = d.llcReferences;
-                        else if (typeof d.llcReferences === "object")
-                            m.llcReferences = new $util.LongBits(d.llcReferences.low >>> 0, d.llcReferences.high >>> 0).toNumber(true);
+                        if (typeof d.llcReferences === "object" ? d.llcReferences.low || d.llcReferences.high : Number(d.llcReferences) !== 0) {
+                            if ($util.Long)
+                                m.llcReferences = $util.Long.fromValue(d.llcReferences, true);
+                            else if (typeof d.llcReferences === "string")
+                                m.llcReferences = parseInt(d.llcReferences, 10);
+                            else if (typeof d.llcReferences === "number")
+                                m.llcReferences = d.llcReferences;
+                            else if (typeof d.llcReferences === "object")
+                                m.llcReferences = new $util.LongBits(d.llcReferences.low >>> 0, d.llcReferences.high >>> 0).toNumber(true);
+                        }
                     }
                     return m;
                 };
@@ -1852,7 +2149,7 @@ export const wattsplit = $root.wattsplit = (() => {
                  * @memberof wattsplit.telemetry.v1.VmSample
                  * @instance
                  */
-                VmSample.prototype.memoryBytes = $util.Long ? $util.Long.fromBits(0,0,true) : 0;
+                VmSample.prototype.memoryBytes = 0;
 
                 /**
                  * VmSample state.
@@ -1868,7 +2165,7 @@ export const wattsplit = $root.wattsplit = (() => {
                  * @memberof wattsplit.telemetry.v1.VmSample
                  * @instance
                  */
-                VmSample.prototype.cpuTimeNs = $util.Long ? $util.Long.fromBits(0,0,true) : 0;
+                VmSample.prototype.cpuTimeNs = 0;
 
                 /**
                  * VmSample vcpuTimeNs.
@@ -1884,7 +2181,7 @@ export const wattsplit = $root.wattsplit = (() => {
                  * @memberof wattsplit.telemetry.v1.VmSample
                  * @instance
                  */
-                VmSample.prototype.memoryUsedBytes = $util.Long ? $util.Long.fromBits(0,0,true) : 0;
+                VmSample.prototype.memoryUsedBytes = 0;
 
                 /**
                  * VmSample blockReadBytes.
@@ -1892,7 +2189,7 @@ export const wattsplit = $root.wattsplit = (() => {
                  * @memberof wattsplit.telemetry.v1.VmSample
                  * @instance
                  */
-                VmSample.prototype.blockReadBytes = $util.Long ? $util.Long.fromBits(0,0,true) : 0;
+                VmSample.prototype.blockReadBytes = 0;
 
                 /**
                  * VmSample blockWriteBytes.
@@ -1900,7 +2197,7 @@ export const wattsplit = $root.wattsplit = (() => {
                  * @memberof wattsplit.telemetry.v1.VmSample
                  * @instance
                  */
-                VmSample.prototype.blockWriteBytes = $util.Long ? $util.Long.fromBits(0,0,true) : 0;
+                VmSample.prototype.blockWriteBytes = 0;
 
                 /**
                  * VmSample netRxBytes.
@@ -1908,7 +2205,7 @@ export const wattsplit = $root.wattsplit = (() => {
                  * @memberof wattsplit.telemetry.v1.VmSample
                  * @instance
                  */
-                VmSample.prototype.netRxBytes = $util.Long ? $util.Long.fromBits(0,0,true) : 0;
+                VmSample.prototype.netRxBytes = 0;
 
                 /**
                  * VmSample netTxBytes.
@@ -1916,7 +2213,7 @@ export const wattsplit = $root.wattsplit = (() => {
                  * @memberof wattsplit.telemetry.v1.VmSample
                  * @instance
                  */
-                VmSample.prototype.netTxBytes = $util.Long ? $util.Long.fromBits(0,0,true) : 0;
+                VmSample.prototype.netTxBytes = 0;
 
                 /**
                  * VmSample perf.
@@ -1940,7 +2237,7 @@ export const wattsplit = $root.wattsplit = (() => {
                  * @memberof wattsplit.telemetry.v1.VmSample
                  * @instance
                  */
-                VmSample.prototype.readMonoNs = $util.Long ? $util.Long.fromBits(0,0,true) : 0;
+                VmSample.prototype.readMonoNs = 0;
 
                 /**
                  * VmSample startedMonoNs.
@@ -1948,7 +2245,7 @@ export const wattsplit = $root.wattsplit = (() => {
                  * @memberof wattsplit.telemetry.v1.VmSample
                  * @instance
                  */
-                VmSample.prototype.startedMonoNs = $util.Long ? $util.Long.fromBits(0,0,true) : 0;
+                VmSample.prototype.startedMonoNs = 0;
 
                 /**
                  * VmSample hardwareClass.
@@ -1986,35 +2283,32 @@ export const wattsplit = $root.wattsplit = (() => {
                         q = 0;
                     if (q > $util.recursionLimit)
                         throw Error("max depth exceeded");
-                    if (m.uuid != null && Object.hasOwnProperty.call(m, "uuid"))
+                    if (m.uuid != null && Object.hasOwnProperty.call(m, "uuid") && m.uuid !== "")
                         w.uint32(10).string(m.uuid);
-                    if (m.name != null && Object.hasOwnProperty.call(m, "name"))
+                    if (m.name != null && Object.hasOwnProperty.call(m, "name") && m.name !== "")
                         w.uint32(18).string(m.name);
-                    if (m.tenant != null && Object.hasOwnProperty.call(m, "tenant"))
+                    if (m.tenant != null && Object.hasOwnProperty.call(m, "tenant") && m.tenant !== "")
                         w.uint32(26).string(m.tenant);
-                    if (m.vcpus != null && Object.hasOwnProperty.call(m, "vcpus"))
+                    if (m.vcpus != null && Object.hasOwnProperty.call(m, "vcpus") && m.vcpus !== 0)
                         w.uint32(32).uint32(m.vcpus);
-                    if (m.memoryBytes != null && Object.hasOwnProperty.call(m, "memoryBytes"))
+                    if (m.memoryBytes != null && Object.hasOwnProperty.call(m, "memoryBytes") && (typeof m.memoryBytes === "object" ? m.memoryBytes.low || m.memoryBytes.high : m.memoryBytes !== 0))
                         w.uint32(40).uint64(m.memoryBytes);
-                    if (m.state != null && Object.hasOwnProperty.call(m, "state"))
+                    if (m.state != null && Object.hasOwnProperty.call(m, "state") && m.state !== 0)
                         w.uint32(48).int32(m.state);
-                    if (m.cpuTimeNs != null && Object.hasOwnProperty.call(m, "cpuTimeNs"))
+                    if (m.cpuTimeNs != null && Object.hasOwnProperty.call(m, "cpuTimeNs") && (typeof m.cpuTimeNs === "object" ? m.cpuTimeNs.low || m.cpuTimeNs.high : m.cpuTimeNs !== 0))
                         w.uint32(56).uint64(m.cpuTimeNs);
                     if (m.vcpuTimeNs != null && m.vcpuTimeNs.length) {
-                        w.uint32(66).fork();
-                        for (var i = 0; i < m.vcpuTimeNs.length; ++i)
-                            w.uint64(m.vcpuTimeNs[i]);
-                        w.ldelim();
+                        w.uint32(66).uint64s(m.vcpuTimeNs);
                     }
-                    if (m.memoryUsedBytes != null && Object.hasOwnProperty.call(m, "memoryUsedBytes"))
+                    if (m.memoryUsedBytes != null && Object.hasOwnProperty.call(m, "memoryUsedBytes") && (typeof m.memoryUsedBytes === "object" ? m.memoryUsedBytes.low || m.memoryUsedBytes.high : m.memoryUsedBytes !== 0))
                         w.uint32(72).uint64(m.memoryUsedBytes);
-                    if (m.blockReadBytes != null && Object.hasOwnProperty.call(m, "blockReadBytes"))
+                    if (m.blockReadBytes != null && Object.hasOwnProperty.call(m, "blockReadBytes") && (typeof m.blockReadBytes === "object" ? m.blockReadBytes.low || m.blockReadBytes.high : m.blockReadBytes !== 0))
                         w.uint32(80).uint64(m.blockReadBytes);
-                    if (m.blockWriteBytes != null && Object.hasOwnProperty.call(m, "blockWriteBytes"))
+                    if (m.blockWriteBytes != null && Object.hasOwnProperty.call(m, "blockWriteBytes") && (typeof m.blockWriteBytes === "object" ? m.blockWriteBytes.low || m.blockWriteBytes.high : m.blockWriteBytes !== 0))
                         w.uint32(88).uint64(m.blockWriteBytes);
-                    if (m.netRxBytes != null && Object.hasOwnProperty.call(m, "netRxBytes"))
+                    if (m.netRxBytes != null && Object.hasOwnProperty.call(m, "netRxBytes") && (typeof m.netRxBytes === "object" ? m.netRxBytes.low || m.netRxBytes.high : m.netRxBytes !== 0))
                         w.uint32(96).uint64(m.netRxBytes);
-                    if (m.netTxBytes != null && Object.hasOwnProperty.call(m, "netTxBytes"))
+                    if (m.netTxBytes != null && Object.hasOwnProperty.call(m, "netTxBytes") && (typeof m.netTxBytes === "object" ? m.netTxBytes.low || m.netTxBytes.high : m.netTxBytes !== 0))
                         w.uint32(104).uint64(m.netTxBytes);
                     if (m.perf != null && Object.hasOwnProperty.call(m, "perf"))
                         $root.wattsplit.telemetry.v1.PerfCounters.encode(m.perf, w.uint32(114).fork(), q + 1).ldelim();
@@ -2022,12 +2316,15 @@ export const wattsplit = $root.wattsplit = (() => {
                         for (var i = 0; i < m.gpus.length; ++i)
                             $root.wattsplit.telemetry.v1.GpuActivity.encode(m.gpus[i], w.uint32(122).fork(), q + 1).ldelim();
                     }
-                    if (m.readMonoNs != null && Object.hasOwnProperty.call(m, "readMonoNs"))
+                    if (m.readMonoNs != null && Object.hasOwnProperty.call(m, "readMonoNs") && (typeof m.readMonoNs === "object" ? m.readMonoNs.low || m.readMonoNs.high : m.readMonoNs !== 0))
                         w.uint32(128).uint64(m.readMonoNs);
-                    if (m.startedMonoNs != null && Object.hasOwnProperty.call(m, "startedMonoNs"))
+                    if (m.startedMonoNs != null && Object.hasOwnProperty.call(m, "startedMonoNs") && (typeof m.startedMonoNs === "object" ? m.startedMonoNs.low || m.startedMonoNs.high : m.startedMonoNs !== 0))
                         w.uint32(136).uint64(m.startedMonoNs);
-                    if (m.hardwareClass != null && Object.hasOwnProperty.call(m, "hardwareClass"))
+                    if (m.hardwareClass != null && Object.hasOwnProperty.call(m, "hardwareClass") && m.hardwareClass !== "")
                         w.uint32(146).string(m.hardwareClass);
+                    if (m.$unknowns != null && Object.hasOwnProperty.call(m, "$unknowns"))
+                        for (var i = 0; i < m.$unknowns.length; ++i)
+                            w.raw(m.$unknowns[i]);
                     return w;
                 };
 
@@ -2042,14 +2339,14 @@ export const wattsplit = $root.wattsplit = (() => {
                  * @throws {Error} If the payload is not a reader or valid buffer
                  * @throws {$protobuf.util.ProtocolError} If required fields are missing
                  */
-                VmSample.decode = function decode(r, l, e, n) {
+                VmSample.decode = function decode(r, l, z, q, g) {
                     if (!(r instanceof $Reader))
                         r = $Reader.create(r);
-                    if (n === undefined)
-                        n = 0;
-                    if (n > $Reader.recursionLimit)
-                        throw Error("maximum nesting depth exceeded");
-                    var c, m;
+                    if (q === undefined)
+                        q = 0;
+                    if (q > $Reader.recursionLimit)
+                        throw Error("max depth exceeded");
+                    var c, m, v;
                     if (l === undefined)
                         c = r.len;
                     else {
@@ -2059,102 +2356,184 @@ export const wattsplit = $root.wattsplit = (() => {
                         l = r.len;
                         r.len = c;
                     }
-                    m = new $root.wattsplit.telemetry.v1.VmSample();
+                    m = g || new C();
                     while (r.pos < c) {
-                        var t = r.uint32();
-                        if (t === e)
+                        var s = r.pos;
+                        var t = r.tag();
+                        if (t === z) {
+                            z = undefined;
                             break;
-                        switch (t >>> 3) {
+                        }
+                        var u = t & 7;
+                        switch (t >>>= 3) {
                         case 1: {
-                                m.uuid = r.string();
-                                break;
+                                if (u !== 2)
+                                    break;
+                                if ((v = r.stringVerify()).length)
+                                    m.uuid = v;
+                                else
+                                    delete m.uuid;
+                                continue;
                             }
                         case 2: {
-                                m.name = r.string();
-                                break;
+                                if (u !== 2)
+                                    break;
+                                if ((v = r.stringVerify()).length)
+                                    m.name = v;
+                                else
+                                    delete m.name;
+                                continue;
                             }
                         case 3: {
-                                m.tenant = r.string();
-                                break;
+                                if (u !== 2)
+                                    break;
+                                if ((v = r.stringVerify()).length)
+                                    m.tenant = v;
+                                else
+                                    delete m.tenant;
+                                continue;
                             }
                         case 4: {
-                                m.vcpus = r.uint32();
-                                break;
+                                if (u !== 0)
+                                    break;
+                                if (v = r.uint32())
+                                    m.vcpus = v;
+                                else
+                                    delete m.vcpus;
+                                continue;
                             }
                         case 5: {
-                                m.memoryBytes = r.uint64();
-                                break;
+                                if (u !== 0)
+                                    break;
+                                if (typeof (v = r.uint64()) === "object" ? v.low || v.high : v !== 0)
+                                    m.memoryBytes = v;
+                                else
+                                    delete m.memoryBytes;
+                                continue;
                             }
                         case 6: {
-                                m.state = r.int32();
-                                break;
+                                if (u !== 0)
+                                    break;
+                                if (v = r.int32())
+                                    m.state = v;
+                                else
+                                    delete m.state;
+                                continue;
                             }
                         case 7: {
-                                m.cpuTimeNs = r.uint64();
-                                break;
+                                if (u !== 0)
+                                    break;
+                                if (typeof (v = r.uint64()) === "object" ? v.low || v.high : v !== 0)
+                                    m.cpuTimeNs = v;
+                                else
+                                    delete m.cpuTimeNs;
+                                continue;
                             }
                         case 8: {
+                                if (u === 2) {
+                                    if (!(m.vcpuTimeNs && m.vcpuTimeNs.length))
+                                        m.vcpuTimeNs = [];
+                                    r.uint64s(m.vcpuTimeNs);
+                                    continue;
+                                }
+                                if (u !== 0)
+                                    break;
                                 if (!(m.vcpuTimeNs && m.vcpuTimeNs.length))
                                     m.vcpuTimeNs = [];
-                                if ((t & 7) === 2) {
-                                    var c2 = r.uint32() + r.pos;
-                                    if (c2 > r.len)
-                                        throw RangeError("index out of range");
-                                    r.len = c2;
-                                    while (r.pos < c2)
-                                        m.vcpuTimeNs.push(r.uint64());
-                                    if (r.pos !== c2)
-                                        throw RangeError("index out of range");
-                                    r.len = c;
-                                } else
-                                    m.vcpuTimeNs.push(r.uint64());
-                                break;
+                                m.vcpuTimeNs.push(r.uint64());
+                                continue;
                             }
                         case 9: {
-                                m.memoryUsedBytes = r.uint64();
-                                break;
+                                if (u !== 0)
+                                    break;
+                                if (typeof (v = r.uint64()) === "object" ? v.low || v.high : v !== 0)
+                                    m.memoryUsedBytes = v;
+                                else
+                                    delete m.memoryUsedBytes;
+                                continue;
                             }
                         case 10: {
-                                m.blockReadBytes = r.uint64();
-                                break;
+                                if (u !== 0)
+                                    break;
+                                if (typeof (v = r.uint64()) === "object" ? v.low || v.high : v !== 0)
+                                    m.blockReadBytes = v;
+                                else
+                                    delete m.blockReadBytes;
+                                continue;
                             }
                         case 11: {
-                                m.blockWriteBytes = r.uint64();
-                                break;
+                                if (u !== 0)
+                                    break;
+                                if (typeof (v = r.uint64()) === "object" ? v.low || v.high : v !== 0)
+                                    m.blockWriteBytes = v;
+                                else
+                                    delete m.blockWriteBytes;
+                                continue;
                             }
                         case 12: {
-                                m.netRxBytes = r.uint64();
-                                break;
+                                if (u !== 0)
+                                    break;
+                                if (typeof (v = r.uint64()) === "object" ? v.low || v.high : v !== 0)
+                                    m.netRxBytes = v;
+                                else
+                                    delete m.netRxBytes;
+                                continue;
                             }
                         case 13: {
-                                m.netTxBytes = r.uint64();
-                                break;
+                                if (u !== 0)
+                                    break;
+                                if (typeof (v = r.uint64()) === "object" ? v.low || v.high : v !== 0)
+                                    m.netTxBytes = v;
+                                else
+                                    delete m.netTxBytes;
+                                continue;
                             }
                         case 14: {
-                                m.perf = $root.wattsplit.telemetry.v1.PerfCounters.decode(r, r.uint32(), undefined, n + 1);
-                                break;
+                                if (u !== 2)
+                                    break;
+                                m.perf = $root.wattsplit.telemetry.v1.PerfCounters.decode(r, r.size(), undefined, q + 1, m.perf);
+                                continue;
                             }
                         case 15: {
+                                if (u !== 2)
+                                    break;
                                 if (!(m.gpus && m.gpus.length))
                                     m.gpus = [];
-                                m.gpus.push($root.wattsplit.telemetry.v1.GpuActivity.decode(r, r.uint32(), undefined, n + 1));
-                                break;
+                                m.gpus.push($root.wattsplit.telemetry.v1.GpuActivity.decode(r, r.size(), undefined, q + 1));
+                                continue;
                             }
                         case 16: {
-                                m.readMonoNs = r.uint64();
-                                break;
+                                if (u !== 0)
+                                    break;
+                                if (typeof (v = r.uint64()) === "object" ? v.low || v.high : v !== 0)
+                                    m.readMonoNs = v;
+                                else
+                                    delete m.readMonoNs;
+                                continue;
                             }
                         case 17: {
-                                m.startedMonoNs = r.uint64();
-                                break;
+                                if (u !== 0)
+                                    break;
+                                if (typeof (v = r.uint64()) === "object" ? v.low || v.high : v !== 0)
+                                    m.startedMonoNs = v;
+                                else
+                                    delete m.startedMonoNs;
+                                continue;
                             }
                         case 18: {
-                                m.hardwareClass = r.string();
-                                break;
+                                if (u !== 2)
+                                    break;
+                                if ((v = r.stringVerify()).length)
+                                    m.hardwareClass = v;
+                                else
+                                    delete m.hardwareClass;
+                                continue;
                             }
-                        default:
-                            r.skipType(t & 7, n);
-                            break;
+                        }
+                        r.skipType(u, q, t);
+                        if (!r.discardUnknown) {
+                            $util.makeProp(m, "$unknowns", false);
+                            (m.$unknowns || (m.$unknowns = [])).push(r.raw(s, r.pos));
                         }
                     }
                     if (l !== undefined) {
@@ -2162,6 +2541,8 @@ export const wattsplit = $root.wattsplit = (() => {
                             throw RangeError("index out of range");
                         r.len = l;
                     }
+                    if (z !== undefined)
+                        throw Error("missing end group");
                     return m;
                 };
 
@@ -2173,88 +2554,99 @@ export const wattsplit = $root.wattsplit = (() => {
                  * @param {Object.<string,*>} d Plain object
                  * @returns {wattsplit.telemetry.v1.VmSample} VmSample
                  */
-                VmSample.fromObject = function fromObject(d, n) {
-                    if (d instanceof $root.wattsplit.telemetry.v1.VmSample)
+                VmSample.fromObject = function fromObject(d, q) {
+                    if (d instanceof C)
                         return d;
                     if (!$util.isObject(d))
                         throw TypeError(".wattsplit.telemetry.v1.VmSample: object expected");
-                    if (n === undefined)
-                        n = 0;
-                    if (n > $util.recursionLimit)
-                        throw Error("maximum nesting depth exceeded");
-                    var m = new $root.wattsplit.telemetry.v1.VmSample();
+                    if (q === undefined)
+                        q = 0;
+                    if (q > $util.recursionLimit)
+                        throw Error("max depth exceeded");
+                    var m = new C();
                     if (d.uuid != null) {
-                        m.uuid = String(d.uuid);
+                        if (typeof d.uuid !== "string" || d.uuid.length) {
+                            m.uuid = String(d.uuid);
+                        }
                     }
                     if (d.name != null) {
-                        m.name = String(d.name);
+                        if (typeof d.name !== "string" || d.name.length) {
+                            m.name = String(d.name);
+                        }
                     }
                     if (d.tenant != null) {
-                        m.tenant = String(d.tenant);
+                        if (typeof d.tenant !== "string" || d.tenant.length) {
+                            m.tenant = String(d.tenant);
+                        }
                     }
                     if (d.vcpus != null) {
-                        m.vcpus = d.vcpus >>> 0;
+                        if (Number(d.vcpus) !== 0) {
+                            m.vcpus = d.vcpus >>> 0;
+                        }
                     }
                     if (d.memoryBytes != null) {
-                        if ($util.Long)
-                            m.memoryBytes = $util.Long.fromValue(d.memoryBytes, true);
-                        else if (typeof d.memoryBytes === "string")
-                            m.memoryBytes = parseInt(d.memoryBytes, 10);
-                        else if (typeof d.memoryBytes === "number")
-                            m.memoryBytes = d.memoryBytes;
-                        else if (typeof d.memoryBytes === "object")
-                            m.memoryBytes = new $util.LongBits(d.memoryBytes.low >>> 0, d.memoryBytes.high >>> 0).toNumber(true);
-                    }
-                    switch (d.state) {
-                    default:
-                        if (typeof d.state === "number") {
-                            m.state = d.state;
-                            break;
+                        if (typeof d.memoryBytes === "object" ? d.memoryBytes.low || d.memoryBytes.high : Number(d.memoryBytes) !== 0) {
+                            if ($util.Long)
+                                m.memoryBytes = $util.Long.fromValue(d.memoryBytes, true);
+                            else if (typeof d.memoryBytes === "string")
+                                m.memoryBytes = parseInt(d.memoryBytes, 10);
+                            else if (typeof d.memoryBytes === "number")
+                                m.memoryBytes = d.memoryBytes;
+                            else if (typeof d.memoryBytes === "object")
+                                m.memoryBytes = new $util.LongBits(d.memoryBytes.low >>> 0, d.memoryBytes.high >>> 0).toNumber(true);
                         }
-                        break;
-                    case "VM_STATE_UNSPECIFIED":
-                    case 0:
-                        m.state = 0;
-                        break;
-                    case "VM_STATE_RUNNING":
-                    case 1:
-                        m.state = 1;
-                        break;
-                    case "VM_STATE_PAUSED":
-                    case 2:
-                        m.state = 2;
-                        break;
-                    case "VM_STATE_SHUTOFF":
-                    case 3:
-                        m.state = 3;
-                        break;
-                    case "VM_STATE_MIGRATING_OUT":
-                    case 4:
-                        m.state = 4;
-                        break;
-                    case "VM_STATE_MIGRATING_IN":
-                    case 5:
-                        m.state = 5;
-                        break;
-                    case "VM_STATE_GONE":
-                    case 6:
-                        m.state = 6;
-                        break;
+                    }
+                    if (d.state !== 0 && (typeof d.state !== "string" || $root.wattsplit.telemetry.v1.VmState[d.state] !== 0)) {
+                        switch (d.state) {
+                        case "VM_STATE_UNSPECIFIED":
+                        case 0:
+                            m.state = 0;
+                            break;
+                        case "VM_STATE_RUNNING":
+                        case 1:
+                            m.state = 1;
+                            break;
+                        case "VM_STATE_PAUSED":
+                        case 2:
+                            m.state = 2;
+                            break;
+                        case "VM_STATE_SHUTOFF":
+                        case 3:
+                            m.state = 3;
+                            break;
+                        case "VM_STATE_MIGRATING_OUT":
+                        case 4:
+                            m.state = 4;
+                            break;
+                        case "VM_STATE_MIGRATING_IN":
+                        case 5:
+                            m.state = 5;
+                            break;
+                        case "VM_STATE_GONE":
+                        case 6:
+                            m.state = 6;
+                            break;
+                        default:
+                            if (typeof d.state === "number" && (d.state | 0) === d.state)
+                                m.state = d.state;
+                        }
                     }
                     if (d.cpuTimeNs != null) {
-                        if ($util.Long)
-                            m.cpuTimeNs = $util.Long.fromValue(d.cpuTimeNs, true);
-                        else if (typeof d.cpuTimeNs === "string")
-                            m.cpuTimeNs = parseInt(d.cpuTimeNs, 10);
-                        else if (typeof d.cpuTimeNs === "number")
-                            m.cpuTimeNs = d.cpuTimeNs;
-                        else if (typeof d.cpuTimeNs === "object")
-                            m.cpuTimeNs = new $util.LongBits(d.cpuTimeNs.low >>> 0, d.cpuTimeNs.high >>> 0).toNumber(true);
+                        if (typeof d.cpuTimeNs === "object" ? d.cpuTimeNs.low || d.cpuTimeNs.high : Number(d.cpuTimeNs) !== 0) {
+                            if ($util.Long)
+                                m.cpuTimeNs = $util.Long.fromValue(d.cpuTimeNs, true);
+                            else if (typeof d.cpuTimeNs === "string")
+                                m.cpuTimeNs = parseInt(d.cpuTimeNs, 10);
+                            else if (typeof d.cpuTimeNs === "number")
+                                m.cpuTimeNs = d.cpuTimeNs;
+                            else if (typeof d.cpuTimeNs === "object")
+                                m.cpuTimeNs = new $util.LongBits(d.cpuTimeNs.low >>> 0, d.cpuTimeNs.high >>> 0).toNumber(true);
+                        }
                     }
                     if (d.vcpuTimeNs) {
                         if (!Array.isArray(d.vcpuTimeNs))
                             throw TypeError(".wattsplit.telemetry.v1.VmSample.vcpuTimeNs: array expected");
-                        m.vcpuTimeNs = [];
+                        m.vcpuTimeNs = Array(d.vcpuTimeNs.length);
                         for (var i = 0; i < d.vcpuTimeNs.length; ++i) {
                             if ($util.Long)
                                 m.vcpuTimeNs[i] = $util.Long.fromValue(d.vcpuTimeNs[i], true);
@@ -2267,92 +2659,108 @@ export const wattsplit = $root.wattsplit = (() => {
                         }
                     }
                     if (d.memoryUsedBytes != null) {
-                        if ($util.Long)
-                            m.memoryUsedBytes = $util.Long.fromValue(d.memoryUsedBytes, true);
-                        else if (typeof d.memoryUsedBytes === "string")
-                            m.memoryUsedBytes = parseInt(d.memoryUsedBytes, 10);
-                        else if (typeof d.memoryUsedBytes === "number")
-                            m.memoryUsedBytes = d.memoryUsedBytes;
-                        else if (typeof d.memoryUsedBytes === "object")
-                            m.memoryUsedBytes = new $util.LongBits(d.memoryUsedBytes.low >>> 0, d.memoryUsedBytes.high >>> 0).toNumber(true);
+                        if (typeof d.memoryUsedBytes === "object" ? d.memoryUsedBytes.low || d.memoryUsedBytes.high : Number(d.memoryUsedBytes) !== 0) {
+                            if ($util.Long)
+                                m.memoryUsedBytes = $util.Long.fromValue(d.memoryUsedBytes, true);
+                            else if (typeof d.memoryUsedBytes === "string")
+                                m.memoryUsedBytes = parseInt(d.memoryUsedBytes, 10);
+                            else if (typeof d.memoryUsedBytes === "number")
+                                m.memoryUsedBytes = d.memoryUsedBytes;
+                            else if (typeof d.memoryUsedBytes === "object")
+                                m.memoryUsedBytes = new $util.LongBits(d.memoryUsedBytes.low >>> 0, d.memoryUsedBytes.high >>> 0).toNumber(true);
+                        }
                     }
                     if (d.blockReadBytes != null) {
-                        if ($util.Long)
-                            m.blockReadBytes = $util.Long.fromValue(d.blockReadBytes, true);
-                        else if (typeof d.blockReadBytes === "string")
-                            m.blockReadBytes = parseInt(d.blockReadBytes, 10);
-                        else if (typeof d.blockReadBytes === "number")
-                            m.blockReadBytes = d.blockReadBytes;
-                        else if (typeof d.blockReadBytes === "object")
-                            m.blockReadBytes = new $util.LongBits(d.blockReadBytes.low >>> 0, d.blockReadBytes.high >>> 0).toNumber(true);
+                        if (typeof d.blockReadBytes === "object" ? d.blockReadBytes.low || d.blockReadBytes.high : Number(d.blockReadBytes) !== 0) {
+                            if ($util.Long)
+                                m.blockReadBytes = $util.Long.fromValue(d.blockReadBytes, true);
+                            else if (typeof d.blockReadBytes === "string")
+                                m.blockReadBytes = parseInt(d.blockReadBytes, 10);
+                            else if (typeof d.blockReadBytes === "number")
+                                m.blockReadBytes = d.blockReadBytes;
+                            else if (typeof d.blockReadBytes === "object")
+                                m.blockReadBytes = new $util.LongBits(d.blockReadBytes.low >>> 0, d.blockReadBytes.high >>> 0).toNumber(true);
+                        }
                     }
                     if (d.blockWriteBytes != null) {
-                        if ($util.Long)
-                            m.blockWriteBytes = $util.Long.fromValue(d.blockWriteBytes, true);
-                        else if (typeof d.blockWriteBytes === "string")
-                            m.blockWriteBytes = parseInt(d.blockWriteBytes, 10);
-                        else if (typeof d.blockWriteBytes === "number")
-                            m.blockWriteBytes = d.blockWriteBytes;
-                        else if (typeof d.blockWriteBytes === "object")
-                            m.blockWriteBytes = new $util.LongBits(d.blockWriteBytes.low >>> 0, d.blockWriteBytes.high >>> 0).toNumber(true);
+                        if (typeof d.blockWriteBytes === "object" ? d.blockWriteBytes.low || d.blockWriteBytes.high : Number(d.blockWriteBytes) !== 0) {
+                            if ($util.Long)
+                                m.blockWriteBytes = $util.Long.fromValue(d.blockWriteBytes, true);
+                            else if (typeof d.blockWriteBytes === "string")
+                                m.blockWriteBytes = parseInt(d.blockWriteBytes, 10);
+                            else if (typeof d.blockWriteBytes === "number")
+                                m.blockWriteBytes = d.blockWriteBytes;
+                            else if (typeof d.blockWriteBytes === "object")
+                                m.blockWriteBytes = new $util.LongBits(d.blockWriteBytes.low >>> 0, d.blockWriteBytes.high >>> 0).toNumber(true);
+                        }
                     }
                     if (d.netRxBytes != null) {
-                        if ($util.Long)
-                            m.netRxBytes = $util.Long.fromValue(d.netRxBytes, true);
-                        else if (typeof d.netRxBytes === "string")
-                            m.netRxBytes = parseInt(d.netRxBytes, 10);
-                        else if (typeof d.netRxBytes === "number")
-                            m.netRxBytes = d.netRxBytes;
-                        else if (typeof d.netRxBytes === "object")
-                            m.netRxBytes = new $util.LongBits(d.netRxBytes.low >>> 0, d.netRxBytes.high >>> 0).toNumber(true);
+                        if (typeof d.netRxBytes === "object" ? d.netRxBytes.low || d.netRxBytes.high : Number(d.netRxBytes) !== 0) {
+                            if ($util.Long)
+                                m.netRxBytes = $util.Long.fromValue(d.netRxBytes, true);
+                            else if (typeof d.netRxBytes === "string")
+                                m.netRxBytes = parseInt(d.netRxBytes, 10);
+                            else if (typeof d.netRxBytes === "number")
+                                m.netRxBytes = d.netRxBytes;
+                            else if (typeof d.netRxBytes === "object")
+                                m.netRxBytes = new $util.LongBits(d.netRxBytes.low >>> 0, d.netRxBytes.high >>> 0).toNumber(true);
+                        }
                     }
                     if (d.netTxBytes != null) {
-                        if ($util.Long)
-                            m.netTxBytes = $util.Long.fromValue(d.netTxBytes, true);
-                        else if (typeof d.netTxBytes === "string")
-                            m.netTxBytes = parseInt(d.netTxBytes, 10);
-                        else if (typeof d.netTxBytes === "number")
-                            m.netTxBytes = d.netTxBytes;
-                        else if (typeof d.netTxBytes === "object")
-                            m.netTxBytes = new $util.LongBits(d.netTxBytes.low >>> 0, d.netTxBytes.high >>> 0).toNumber(true);
+                        if (typeof d.netTxBytes === "object" ? d.netTxBytes.low || d.netTxBytes.high : Number(d.netTxBytes) !== 0) {
+                            if ($util.Long)
+                                m.netTxBytes = $util.Long.fromValue(d.netTxBytes, true);
+                            else if (typeof d.netTxBytes === "string")
+                                m.netTxBytes = parseInt(d.netTxBytes, 10);
+                            else if (typeof d.netTxBytes === "number")
+                                m.netTxBytes = d.netTxBytes;
+                            else if (typeof d.netTxBytes === "object")
+                                m.netTxBytes = new $util.LongBits(d.netTxBytes.low >>> 0, d.netTxBytes.high >>> 0).toNumber(true);
+                        }
                     }
                     if (d.perf != null) {
                         if (!$util.isObject(d.perf))
                             throw TypeError(".wattsplit.telemetry.v1.VmSample.perf: object expected");
-                        m.perf = $root.wattsplit.telemetry.v1.PerfCounters.fromObject(d.perf, n + 1);
+                        m.perf = $root.wattsplit.telemetry.v1.PerfCounters.fromObject(d.perf, q + 1);
                     }
                     if (d.gpus) {
                         if (!Array.isArray(d.gpus))
                             throw TypeError(".wattsplit.telemetry.v1.VmSample.gpus: array expected");
-                        m.gpus = [];
+                        m.gpus = Array(d.gpus.length);
                         for (var i = 0; i < d.gpus.length; ++i) {
                             if (!$util.isObject(d.gpus[i]))
                                 throw TypeError(".wattsplit.telemetry.v1.VmSample.gpus: object expected");
-                            m.gpus[i] = $root.wattsplit.telemetry.v1.GpuActivity.fromObject(d.gpus[i], n + 1);
+                            m.gpus[i] = $root.wattsplit.telemetry.v1.GpuActivity.fromObject(d.gpus[i], q + 1);
                         }
                     }
                     if (d.readMonoNs != null) {
-                        if ($util.Long)
-                            m.readMonoNs = $util.Long.fromValue(d.readMonoNs, true);
-                        else if (typeof d.readMonoNs === "string")
-                            m.readMonoNs = parseInt(d.readMonoNs, 10);
-                        else if (typeof d.readMonoNs === "number")
-                            m.readMonoNs = d.readMonoNs;
-                        else if (typeof d.readMonoNs === "object")
-                            m.readMonoNs = new $util.LongBits(d.readMonoNs.low >>> 0, d.readMonoNs.high >>> 0).toNumber(true);
+                        if (typeof d.readMonoNs === "object" ? d.readMonoNs.low || d.readMonoNs.high : Number(d.readMonoNs) !== 0) {
+                            if ($util.Long)
+                                m.readMonoNs = $util.Long.fromValue(d.readMonoNs, true);
+                            else if (typeof d.readMonoNs === "string")
+                                m.readMonoNs = parseInt(d.readMonoNs, 10);
+                            else if (typeof d.readMonoNs === "number")
+                                m.readMonoNs = d.readMonoNs;
+                            else if (typeof d.readMonoNs === "object")
+                                m.readMonoNs = new $util.LongBits(d.readMonoNs.low >>> 0, d.readMonoNs.high >>> 0).toNumber(true);
+                        }
                     }
                     if (d.startedMonoNs != null) {
-                        if ($util.Long)
-                            m.startedMonoNs = $util.Long.fromValue(d.startedMonoNs, true);
-                        else if (typeof d.startedMonoNs === "string")
-                            m.startedMonoNs = parseInt(d.startedMonoNs, 10);
-                        else if (typeof d.startedMonoNs === "number")
-                            m.startedMonoNs = d.startedMonoNs;
-                        else if (typeof d.startedMonoNs === "object")
-                            m.startedMonoNs = new $util.LongBits(d.startedMonoNs.low >>> 0, d.startedMonoNs.high >>> 0).toNumber(true);
+                        if (typeof d.startedMonoNs === "object" ? d.startedMonoNs.low || d.startedMonoNs.high : Number(d.startedMonoNs) !== 0) {
+                            if ($util.Long)
+                                m.startedMonoNs = $util.Long.fromValue(d.startedMonoNs, true);
+                            else if (typeof d.startedMonoNs === "string")
+                                m.startedMonoNs = parseInt(d.startedMonoNs, 10);
+                            else if (typeof d.startedMonoNs === "number")
+                                m.startedMonoNs = d.startedMonoNs;
+                            else if (typeof d.startedMonoNs === "object")
+                                m.startedMonoNs = new $util.LongBits(d.startedMonoNs.low >>> 0, d.startedMonoNs.high >>> 0).toNumber(true);
+                        }
                     }
                     if (d.hardwareClass != null) {
-                        m.hardwareClass = String(d.hardwareClass);
+                        if (typeof d.hardwareClass !== "string" || d.hardwareClass.length) {
+                            m.hardwareClass = String(d.hardwareClass);
+                        }
                     }
                     return m;
                 };
@@ -2464,7 +2872,7 @@ export const wattsplit = $root.wattsplit = (() => {
                             d.cpuTimeNs = o.longs === String ? $util.Long.prototype.toString.call(m.cpuTimeNs) : o.longs === Number ? new $util.LongBits(m.cpuTimeNs.low >>> 0, m.cpuTimeNs.high >>> 0).toNumber(true) : m.cpuTimeNs;
                     }
                     if (m.vcpuTimeNs && m.vcpuTimeNs.length) {
-                        d.vcpuTimeNs = [];
+                        d.vcpuTimeNs = Array(m.vcpuTimeNs.length);
                         for (var j = 0; j < m.vcpuTimeNs.length; ++j) {
                             if (typeof BigInt !== "undefined" && o.longs === BigInt)
                                 d.vcpuTimeNs[j] = typeof m.vcpuTimeNs[j] === "number" ? BigInt(m.vcpuTimeNs[j]) : $util.Long.fromBits(m.vcpuTimeNs[j].low >>> 0, m.vcpuTimeNs[j].high >>> 0, true).toBigInt();
@@ -2518,7 +2926,7 @@ export const wattsplit = $root.wattsplit = (() => {
                         d.perf = $root.wattsplit.telemetry.v1.PerfCounters.toObject(m.perf, o, q + 1);
                     }
                     if (m.gpus && m.gpus.length) {
-                        d.gpus = [];
+                        d.gpus = Array(m.gpus.length);
                         for (var j = 0; j < m.gpus.length; ++j) {
                             d.gpus[j] = $root.wattsplit.telemetry.v1.GpuActivity.toObject(m.gpus[j], o, q + 1);
                         }
@@ -2607,7 +3015,7 @@ export const wattsplit = $root.wattsplit = (() => {
                  * @memberof wattsplit.telemetry.v1.HostCpu
                  * @instance
                  */
-                HostCpu.prototype.busyNs = $util.Long ? $util.Long.fromBits(0,0,true) : 0;
+                HostCpu.prototype.busyNs = 0;
 
                 /**
                  * HostCpu idleNs.
@@ -2615,7 +3023,7 @@ export const wattsplit = $root.wattsplit = (() => {
                  * @memberof wattsplit.telemetry.v1.HostCpu
                  * @instance
                  */
-                HostCpu.prototype.idleNs = $util.Long ? $util.Long.fromBits(0,0,true) : 0;
+                HostCpu.prototype.idleNs = 0;
 
                 /**
                  * HostCpu onlineCpus.
@@ -2661,14 +3069,17 @@ export const wattsplit = $root.wattsplit = (() => {
                         q = 0;
                     if (q > $util.recursionLimit)
                         throw Error("max depth exceeded");
-                    if (m.busyNs != null && Object.hasOwnProperty.call(m, "busyNs"))
+                    if (m.busyNs != null && Object.hasOwnProperty.call(m, "busyNs") && (typeof m.busyNs === "object" ? m.busyNs.low || m.busyNs.high : m.busyNs !== 0))
                         w.uint32(8).uint64(m.busyNs);
-                    if (m.idleNs != null && Object.hasOwnProperty.call(m, "idleNs"))
+                    if (m.idleNs != null && Object.hasOwnProperty.call(m, "idleNs") && (typeof m.idleNs === "object" ? m.idleNs.low || m.idleNs.high : m.idleNs !== 0))
                         w.uint32(16).uint64(m.idleNs);
-                    if (m.onlineCpus != null && Object.hasOwnProperty.call(m, "onlineCpus"))
+                    if (m.onlineCpus != null && Object.hasOwnProperty.call(m, "onlineCpus") && m.onlineCpus !== 0)
                         w.uint32(24).uint32(m.onlineCpus);
-                    if (m.avgFreqMhz != null && Object.hasOwnProperty.call(m, "avgFreqMhz"))
+                    if (m.avgFreqMhz != null && Object.hasOwnProperty.call(m, "avgFreqMhz") && m.avgFreqMhz !== 0)
                         w.uint32(32).uint32(m.avgFreqMhz);
+                    if (m.$unknowns != null && Object.hasOwnProperty.call(m, "$unknowns"))
+                        for (var i = 0; i < m.$unknowns.length; ++i)
+                            w.raw(m.$unknowns[i]);
                     return w;
                 };
 
@@ -2683,14 +3094,14 @@ export const wattsplit = $root.wattsplit = (() => {
                  * @throws {Error} If the payload is not a reader or valid buffer
                  * @throws {$protobuf.util.ProtocolError} If required fields are missing
                  */
-                HostCpu.decode = function decode(r, l, e, n) {
+                HostCpu.decode = function decode(r, l, z, q, g) {
                     if (!(r instanceof $Reader))
                         r = $Reader.create(r);
-                    if (n === undefined)
-                        n = 0;
-                    if (n > $Reader.recursionLimit)
-                        throw Error("maximum nesting depth exceeded");
-                    var c, m;
+                    if (q === undefined)
+                        q = 0;
+                    if (q > $Reader.recursionLimit)
+                        throw Error("max depth exceeded");
+                    var c, m, v;
                     if (l === undefined)
                         c = r.len;
                     else {
@@ -2700,31 +3111,57 @@ export const wattsplit = $root.wattsplit = (() => {
                         l = r.len;
                         r.len = c;
                     }
-                    m = new $root.wattsplit.telemetry.v1.HostCpu();
+                    m = g || new C();
                     while (r.pos < c) {
-                        var t = r.uint32();
-                        if (t === e)
+                        var s = r.pos;
+                        var t = r.tag();
+                        if (t === z) {
+                            z = undefined;
                             break;
-                        switch (t >>> 3) {
+                        }
+                        var u = t & 7;
+                        switch (t >>>= 3) {
                         case 1: {
-                                m.busyNs = r.uint64();
-                                break;
+                                if (u !== 0)
+                                    break;
+                                if (typeof (v = r.uint64()) === "object" ? v.low || v.high : v !== 0)
+                                    m.busyNs = v;
+                                else
+                                    delete m.busyNs;
+                                continue;
                             }
                         case 2: {
-                                m.idleNs = r.uint64();
-                                break;
+                                if (u !== 0)
+                                    break;
+                                if (typeof (v = r.uint64()) === "object" ? v.low || v.high : v !== 0)
+                                    m.idleNs = v;
+                                else
+                                    delete m.idleNs;
+                                continue;
                             }
                         case 3: {
-                                m.onlineCpus = r.uint32();
-                                break;
+                                if (u !== 0)
+                                    break;
+                                if (v = r.uint32())
+                                    m.onlineCpus = v;
+                                else
+                                    delete m.onlineCpus;
+                                continue;
                             }
                         case 4: {
-                                m.avgFreqMhz = r.uint32();
-                                break;
+                                if (u !== 0)
+                                    break;
+                                if (v = r.uint32())
+                                    m.avgFreqMhz = v;
+                                else
+                                    delete m.avgFreqMhz;
+                                continue;
                             }
-                        default:
-                            r.skipType(t & 7, n);
-                            break;
+                        }
+                        r.skipType(u, q, t);
+                        if (!r.discardUnknown) {
+                            $util.makeProp(m, "$unknowns", false);
+                            (m.$unknowns || (m.$unknowns = [])).push(r.raw(s, r.pos));
                         }
                     }
                     if (l !== undefined) {
@@ -2732,6 +3169,8 @@ export const wattsplit = $root.wattsplit = (() => {
                             throw RangeError("index out of range");
                         r.len = l;
                     }
+                    if (z !== undefined)
+                        throw Error("missing end group");
                     return m;
                 };
 
@@ -2743,41 +3182,49 @@ export const wattsplit = $root.wattsplit = (() => {
                  * @param {Object.<string,*>} d Plain object
                  * @returns {wattsplit.telemetry.v1.HostCpu} HostCpu
                  */
-                HostCpu.fromObject = function fromObject(d, n) {
-                    if (d instanceof $root.wattsplit.telemetry.v1.HostCpu)
+                HostCpu.fromObject = function fromObject(d, q) {
+                    if (d instanceof C)
                         return d;
                     if (!$util.isObject(d))
                         throw TypeError(".wattsplit.telemetry.v1.HostCpu: object expected");
-                    if (n === undefined)
-                        n = 0;
-                    if (n > $util.recursionLimit)
-                        throw Error("maximum nesting depth exceeded");
-                    var m = new $root.wattsplit.telemetry.v1.HostCpu();
+                    if (q === undefined)
+                        q = 0;
+                    if (q > $util.recursionLimit)
+                        throw Error("max depth exceeded");
+                    var m = new C();
                     if (d.busyNs != null) {
-                        if ($util.Long)
-                            m.busyNs = $util.Long.fromValue(d.busyNs, true);
-                        else if (typeof d.busyNs === "string")
-                            m.busyNs = parseInt(d.busyNs, 10);
-                        else if (typeof d.busyNs === "number")
-                            m.busyNs = d.busyNs;
-                        else if (typeof d.busyNs === "object")
-                            m.busyNs = new $util.LongBits(d.busyNs.low >>> 0, d.busyNs.high >>> 0).toNumber(true);
+                        if (typeof d.busyNs === "object" ? d.busyNs.low || d.busyNs.high : Number(d.busyNs) !== 0) {
+                            if ($util.Long)
+                                m.busyNs = $util.Long.fromValue(d.busyNs, true);
+                            else if (typeof d.busyNs === "string")
+                                m.busyNs = parseInt(d.busyNs, 10);
+                            else if (typeof d.busyNs === "number")
+                                m.busyNs = d.busyNs;
+                            else if (typeof d.busyNs === "object")
+                                m.busyNs = new $util.LongBits(d.busyNs.low >>> 0, d.busyNs.high >>> 0).toNumber(true);
+                        }
                     }
                     if (d.idleNs != null) {
-                        if ($util.Long)
-                            m.idleNs = $util.Long.fromValue(d.idleNs, true);
-                        else if (typeof d.idleNs === "string")
-                            m.idleNs = parseInt(d.idleNs, 10);
-                        else if (typeof d.idleNs === "number")
-                            m.idleNs = d.idleNs;
-                        else if (typeof d.idleNs === "object")
-                            m.idleNs = new $util.LongBits(d.idleNs.low >>> 0, d.idleNs.high >>> 0).toNumber(true);
+                        if (typeof d.idleNs === "object" ? d.idleNs.low || d.idleNs.high : Number(d.idleNs) !== 0) {
+                            if ($util.Long)
+                                m.idleNs = $util.Long.fromValue(d.idleNs, true);
+                            else if (typeof d.idleNs === "string")
+                                m.idleNs = parseInt(d.idleNs, 10);
+                            else if (typeof d.idleNs === "number")
+                                m.idleNs = d.idleNs;
+                            else if (typeof d.idleNs === "object")
+                                m.idleNs = new $util.LongBits(d.idleNs.low >>> 0, d.idleNs.high >>> 0).toNumber(true);
+                        }
                     }
                     if (d.onlineCpus != null) {
-                        m.onlineCpus = d.onlineCpus >>> 0;
+                        if (Number(d.onlineCpus) !== 0) {
+                            m.onlineCpus = d.onlineCpus >>> 0;
+                        }
                     }
                     if (d.avgFreqMhz != null) {
-                        m.avgFreqMhz = d.avgFreqMhz >>> 0;
+                        if (Number(d.avgFreqMhz) !== 0) {
+                            m.avgFreqMhz = d.avgFreqMhz >>> 0;
+                        }
                     }
                     return m;
                 };
@@ -2927,7 +3374,7 @@ export const wattsplit = $root.wattsplit = (() => {
                  * @memberof wattsplit.telemetry.v1.TelemetryFrame
                  * @instance
                  */
-                TelemetryFrame.prototype.seq = $util.Long ? $util.Long.fromBits(0,0,true) : 0;
+                TelemetryFrame.prototype.seq = 0;
 
                 /**
                  * TelemetryFrame bootId.
@@ -2943,7 +3390,7 @@ export const wattsplit = $root.wattsplit = (() => {
                  * @memberof wattsplit.telemetry.v1.TelemetryFrame
                  * @instance
                  */
-                TelemetryFrame.prototype.monoNs = $util.Long ? $util.Long.fromBits(0,0,true) : 0;
+                TelemetryFrame.prototype.monoNs = 0;
 
                 /**
                  * TelemetryFrame wallUnixNs.
@@ -2951,7 +3398,7 @@ export const wattsplit = $root.wattsplit = (() => {
                  * @memberof wattsplit.telemetry.v1.TelemetryFrame
                  * @instance
                  */
-                TelemetryFrame.prototype.wallUnixNs = $util.Long ? $util.Long.fromBits(0,0,false) : 0;
+                TelemetryFrame.prototype.wallUnixNs = 0;
 
                 /**
                  * TelemetryFrame intervalMs.
@@ -3029,19 +3476,19 @@ export const wattsplit = $root.wattsplit = (() => {
                         q = 0;
                     if (q > $util.recursionLimit)
                         throw Error("max depth exceeded");
-                    if (m.hostId != null && Object.hasOwnProperty.call(m, "hostId"))
+                    if (m.hostId != null && Object.hasOwnProperty.call(m, "hostId") && m.hostId !== "")
                         w.uint32(10).string(m.hostId);
-                    if (m.hardwareClass != null && Object.hasOwnProperty.call(m, "hardwareClass"))
+                    if (m.hardwareClass != null && Object.hasOwnProperty.call(m, "hardwareClass") && m.hardwareClass !== "")
                         w.uint32(18).string(m.hardwareClass);
-                    if (m.seq != null && Object.hasOwnProperty.call(m, "seq"))
+                    if (m.seq != null && Object.hasOwnProperty.call(m, "seq") && (typeof m.seq === "object" ? m.seq.low || m.seq.high : m.seq !== 0))
                         w.uint32(24).uint64(m.seq);
-                    if (m.bootId != null && Object.hasOwnProperty.call(m, "bootId"))
+                    if (m.bootId != null && Object.hasOwnProperty.call(m, "bootId") && m.bootId !== "")
                         w.uint32(34).string(m.bootId);
-                    if (m.monoNs != null && Object.hasOwnProperty.call(m, "monoNs"))
+                    if (m.monoNs != null && Object.hasOwnProperty.call(m, "monoNs") && (typeof m.monoNs === "object" ? m.monoNs.low || m.monoNs.high : m.monoNs !== 0))
                         w.uint32(40).uint64(m.monoNs);
-                    if (m.wallUnixNs != null && Object.hasOwnProperty.call(m, "wallUnixNs"))
+                    if (m.wallUnixNs != null && Object.hasOwnProperty.call(m, "wallUnixNs") && (typeof m.wallUnixNs === "object" ? m.wallUnixNs.low || m.wallUnixNs.high : m.wallUnixNs !== 0))
                         w.uint32(48).int64(m.wallUnixNs);
-                    if (m.intervalMs != null && Object.hasOwnProperty.call(m, "intervalMs"))
+                    if (m.intervalMs != null && Object.hasOwnProperty.call(m, "intervalMs") && m.intervalMs !== 0)
                         w.uint32(56).uint32(m.intervalMs);
                     if (m.counters != null && m.counters.length) {
                         for (var i = 0; i < m.counters.length; ++i)
@@ -3057,8 +3504,11 @@ export const wattsplit = $root.wattsplit = (() => {
                         for (var i = 0; i < m.gpus.length; ++i)
                             $root.wattsplit.telemetry.v1.GpuDeviceSample.encode(m.gpus[i], w.uint32(90).fork(), q + 1).ldelim();
                     }
-                    if (m.agentVersion != null && Object.hasOwnProperty.call(m, "agentVersion"))
+                    if (m.agentVersion != null && Object.hasOwnProperty.call(m, "agentVersion") && m.agentVersion !== "")
                         w.uint32(98).string(m.agentVersion);
+                    if (m.$unknowns != null && Object.hasOwnProperty.call(m, "$unknowns"))
+                        for (var i = 0; i < m.$unknowns.length; ++i)
+                            w.raw(m.$unknowns[i]);
                     return w;
                 };
 
@@ -3073,14 +3523,14 @@ export const wattsplit = $root.wattsplit = (() => {
                  * @throws {Error} If the payload is not a reader or valid buffer
                  * @throws {$protobuf.util.ProtocolError} If required fields are missing
                  */
-                TelemetryFrame.decode = function decode(r, l, e, n) {
+                TelemetryFrame.decode = function decode(r, l, z, q, g) {
                     if (!(r instanceof $Reader))
                         r = $Reader.create(r);
-                    if (n === undefined)
-                        n = 0;
-                    if (n > $Reader.recursionLimit)
-                        throw Error("maximum nesting depth exceeded");
-                    var c, m;
+                    if (q === undefined)
+                        q = 0;
+                    if (q > $Reader.recursionLimit)
+                        throw Error("max depth exceeded");
+                    var c, m, v;
                     if (l === undefined)
                         c = r.len;
                     else {
@@ -3090,69 +3540,123 @@ export const wattsplit = $root.wattsplit = (() => {
                         l = r.len;
                         r.len = c;
                     }
-                    m = new $root.wattsplit.telemetry.v1.TelemetryFrame();
+                    m = g || new C();
                     while (r.pos < c) {
-                        var t = r.uint32();
-                        if (t === e)
+                        var s = r.pos;
+                        var t = r.tag();
+                        if (t === z) {
+                            z = undefined;
                             break;
-                        switch (t >>> 3) {
+                        }
+                        var u = t & 7;
+                        switch (t >>>= 3) {
                         case 1: {
-                                m.hostId = r.string();
-                                break;
+                                if (u !== 2)
+                                    break;
+                                if ((v = r.stringVerify()).length)
+                                    m.hostId = v;
+                                else
+                                    delete m.hostId;
+                                continue;
                             }
                         case 2: {
-                                m.hardwareClass = r.string();
-                                break;
+                                if (u !== 2)
+                                    break;
+                                if ((v = r.stringVerify()).length)
+                                    m.hardwareClass = v;
+                                else
+                                    delete m.hardwareClass;
+                                continue;
                             }
                         case 3: {
-                                m.seq = r.uint64();
-                                break;
+                                if (u !== 0)
+                                    break;
+                                if (typeof (v = r.uint64()) === "object" ? v.low || v.high : v !== 0)
+                                    m.seq = v;
+                                else
+                                    delete m.seq;
+                                continue;
                             }
                         case 4: {
-                                m.bootId = r.string();
-                                break;
+                                if (u !== 2)
+                                    break;
+                                if ((v = r.stringVerify()).length)
+                                    m.bootId = v;
+                                else
+                                    delete m.bootId;
+                                continue;
                             }
                         case 5: {
-                                m.monoNs = r.uint64();
-                                break;
+                                if (u !== 0)
+                                    break;
+                                if (typeof (v = r.uint64()) === "object" ? v.low || v.high : v !== 0)
+                                    m.monoNs = v;
+                                else
+                                    delete m.monoNs;
+                                continue;
                             }
                         case 6: {
-                                m.wallUnixNs = r.int64();
-                                break;
+                                if (u !== 0)
+                                    break;
+                                if (typeof (v = r.int64()) === "object" ? v.low || v.high : v !== 0)
+                                    m.wallUnixNs = v;
+                                else
+                                    delete m.wallUnixNs;
+                                continue;
                             }
                         case 7: {
-                                m.intervalMs = r.uint32();
-                                break;
+                                if (u !== 0)
+                                    break;
+                                if (v = r.uint32())
+                                    m.intervalMs = v;
+                                else
+                                    delete m.intervalMs;
+                                continue;
                             }
                         case 8: {
+                                if (u !== 2)
+                                    break;
                                 if (!(m.counters && m.counters.length))
                                     m.counters = [];
-                                m.counters.push($root.wattsplit.telemetry.v1.EnergyCounter.decode(r, r.uint32(), undefined, n + 1));
-                                break;
+                                m.counters.push($root.wattsplit.telemetry.v1.EnergyCounter.decode(r, r.size(), undefined, q + 1));
+                                continue;
                             }
                         case 9: {
+                                if (u !== 2)
+                                    break;
                                 if (!(m.vms && m.vms.length))
                                     m.vms = [];
-                                m.vms.push($root.wattsplit.telemetry.v1.VmSample.decode(r, r.uint32(), undefined, n + 1));
-                                break;
+                                m.vms.push($root.wattsplit.telemetry.v1.VmSample.decode(r, r.size(), undefined, q + 1));
+                                continue;
                             }
                         case 10: {
-                                m.hostCpu = $root.wattsplit.telemetry.v1.HostCpu.decode(r, r.uint32(), undefined, n + 1);
-                                break;
+                                if (u !== 2)
+                                    break;
+                                m.hostCpu = $root.wattsplit.telemetry.v1.HostCpu.decode(r, r.size(), undefined, q + 1, m.hostCpu);
+                                continue;
                             }
                         case 11: {
+                                if (u !== 2)
+                                    break;
                                 if (!(m.gpus && m.gpus.length))
                                     m.gpus = [];
-                                m.gpus.push($root.wattsplit.telemetry.v1.GpuDeviceSample.decode(r, r.uint32(), undefined, n + 1));
-                                break;
+                                m.gpus.push($root.wattsplit.telemetry.v1.GpuDeviceSample.decode(r, r.size(), undefined, q + 1));
+                                continue;
                             }
                         case 12: {
-                                m.agentVersion = r.string();
-                                break;
+                                if (u !== 2)
+                                    break;
+                                if ((v = r.stringVerify()).length)
+                                    m.agentVersion = v;
+                                else
+                                    delete m.agentVersion;
+                                continue;
                             }
-                        default:
-                            r.skipType(t & 7, n);
-                            break;
+                        }
+                        r.skipType(u, q, t);
+                        if (!r.discardUnknown) {
+                            $util.makeProp(m, "$unknowns", false);
+                            (m.$unknowns || (m.$unknowns = [])).push(r.raw(s, r.pos));
                         }
                     }
                     if (l !== undefined) {
@@ -3160,6 +3664,8 @@ export const wattsplit = $root.wattsplit = (() => {
                             throw RangeError("index out of range");
                         r.len = l;
                     }
+                    if (z !== undefined)
+                        throw Error("missing end group");
                     return m;
                 };
 
@@ -3171,95 +3677,111 @@ export const wattsplit = $root.wattsplit = (() => {
                  * @param {Object.<string,*>} d Plain object
                  * @returns {wattsplit.telemetry.v1.TelemetryFrame} TelemetryFrame
                  */
-                TelemetryFrame.fromObject = function fromObject(d, n) {
-                    if (d instanceof $root.wattsplit.telemetry.v1.TelemetryFrame)
+                TelemetryFrame.fromObject = function fromObject(d, q) {
+                    if (d instanceof C)
                         return d;
                     if (!$util.isObject(d))
                         throw TypeError(".wattsplit.telemetry.v1.TelemetryFrame: object expected");
-                    if (n === undefined)
-                        n = 0;
-                    if (n > $util.recursionLimit)
-                        throw Error("maximum nesting depth exceeded");
-                    var m = new $root.wattsplit.telemetry.v1.TelemetryFrame();
+                    if (q === undefined)
+                        q = 0;
+                    if (q > $util.recursionLimit)
+                        throw Error("max depth exceeded");
+                    var m = new C();
                     if (d.hostId != null) {
-                        m.hostId = String(d.hostId);
+                        if (typeof d.hostId !== "string" || d.hostId.length) {
+                            m.hostId = String(d.hostId);
+                        }
                     }
                     if (d.hardwareClass != null) {
-                        m.hardwareClass = String(d.hardwareClass);
+                        if (typeof d.hardwareClass !== "string" || d.hardwareClass.length) {
+                            m.hardwareClass = String(d.hardwareClass);
+                        }
                     }
                     if (d.seq != null) {
-                        if ($util.Long)
-                            m.seq = $util.Long.fromValue(d.seq, true);
-                        else if (typeof d.seq === "string")
-                            m.seq = parseInt(d.seq, 10);
-                        else if (typeof d.seq === "number")
-                            m.seq = d.seq;
-                        else if (typeof d.seq === "object")
-                            m.seq = new $util.LongBits(d.seq.low >>> 0, d.seq.high >>> 0).toNumber(true);
+                        if (typeof d.seq === "object" ? d.seq.low || d.seq.high : Number(d.seq) !== 0) {
+                            if ($util.Long)
+                                m.seq = $util.Long.fromValue(d.seq, true);
+                            else if (typeof d.seq === "string")
+                                m.seq = parseInt(d.seq, 10);
+                            else if (typeof d.seq === "number")
+                                m.seq = d.seq;
+                            else if (typeof d.seq === "object")
+                                m.seq = new $util.LongBits(d.seq.low >>> 0, d.seq.high >>> 0).toNumber(true);
+                        }
                     }
                     if (d.bootId != null) {
-                        m.bootId = String(d.bootId);
+                        if (typeof d.bootId !== "string" || d.bootId.length) {
+                            m.bootId = String(d.bootId);
+                        }
                     }
                     if (d.monoNs != null) {
-                        if ($util.Long)
-                            m.monoNs = $util.Long.fromValue(d.monoNs, true);
-                        else if (typeof d.monoNs === "string")
-                            m.monoNs = parseInt(d.monoNs, 10);
-                        else if (typeof d.monoNs === "number")
-                            m.monoNs = d.monoNs;
-                        else if (typeof d.monoNs === "object")
-                            m.monoNs = new $util.LongBits(d.monoNs.low >>> 0, d.monoNs.high >>> 0).toNumber(true);
+                        if (typeof d.monoNs === "object" ? d.monoNs.low || d.monoNs.high : Number(d.monoNs) !== 0) {
+                            if ($util.Long)
+                                m.monoNs = $util.Long.fromValue(d.monoNs, true);
+                            else if (typeof d.monoNs === "string")
+                                m.monoNs = parseInt(d.monoNs, 10);
+                            else if (typeof d.monoNs === "number")
+                                m.monoNs = d.monoNs;
+                            else if (typeof d.monoNs === "object")
+                                m.monoNs = new $util.LongBits(d.monoNs.low >>> 0, d.monoNs.high >>> 0).toNumber(true);
+                        }
                     }
                     if (d.wallUnixNs != null) {
-                        if ($util.Long)
-                            m.wallUnixNs = $util.Long.fromValue(d.wallUnixNs, false);
-                        else if (typeof d.wallUnixNs === "string")
-                            m.wallUnixNs = parseInt(d.wallUnixNs, 10);
-                        else if (typeof d.wallUnixNs === "number")
-                            m.wallUnixNs = d.wallUnixNs;
-                        else if (typeof d.wallUnixNs === "object")
-                            m.wallUnixNs = new $util.LongBits(d.wallUnixNs.low >>> 0, d.wallUnixNs.high >>> 0).toNumber();
+                        if (typeof d.wallUnixNs === "object" ? d.wallUnixNs.low || d.wallUnixNs.high : Number(d.wallUnixNs) !== 0) {
+                            if ($util.Long)
+                                m.wallUnixNs = $util.Long.fromValue(d.wallUnixNs, false);
+                            else if (typeof d.wallUnixNs === "string")
+                                m.wallUnixNs = parseInt(d.wallUnixNs, 10);
+                            else if (typeof d.wallUnixNs === "number")
+                                m.wallUnixNs = d.wallUnixNs;
+                            else if (typeof d.wallUnixNs === "object")
+                                m.wallUnixNs = new $util.LongBits(d.wallUnixNs.low >>> 0, d.wallUnixNs.high >>> 0).toNumber();
+                        }
                     }
                     if (d.intervalMs != null) {
-                        m.intervalMs = d.intervalMs >>> 0;
+                        if (Number(d.intervalMs) !== 0) {
+                            m.intervalMs = d.intervalMs >>> 0;
+                        }
                     }
                     if (d.counters) {
                         if (!Array.isArray(d.counters))
                             throw TypeError(".wattsplit.telemetry.v1.TelemetryFrame.counters: array expected");
-                        m.counters = [];
+                        m.counters = Array(d.counters.length);
                         for (var i = 0; i < d.counters.length; ++i) {
                             if (!$util.isObject(d.counters[i]))
                                 throw TypeError(".wattsplit.telemetry.v1.TelemetryFrame.counters: object expected");
-                            m.counters[i] = $root.wattsplit.telemetry.v1.EnergyCounter.fromObject(d.counters[i], n + 1);
+                            m.counters[i] = $root.wattsplit.telemetry.v1.EnergyCounter.fromObject(d.counters[i], q + 1);
                         }
                     }
                     if (d.vms) {
                         if (!Array.isArray(d.vms))
                             throw TypeError(".wattsplit.telemetry.v1.TelemetryFrame.vms: array expected");
-                        m.vms = [];
+                        m.vms = Array(d.vms.length);
                         for (var i = 0; i < d.vms.length; ++i) {
                             if (!$util.isObject(d.vms[i]))
                                 throw TypeError(".wattsplit.telemetry.v1.TelemetryFrame.vms: object expected");
-                            m.vms[i] = $root.wattsplit.telemetry.v1.VmSample.fromObject(d.vms[i], n + 1);
+                            m.vms[i] = $root.wattsplit.telemetry.v1.VmSample.fromObject(d.vms[i], q + 1);
                         }
                     }
                     if (d.hostCpu != null) {
                         if (!$util.isObject(d.hostCpu))
                             throw TypeError(".wattsplit.telemetry.v1.TelemetryFrame.hostCpu: object expected");
-                        m.hostCpu = $root.wattsplit.telemetry.v1.HostCpu.fromObject(d.hostCpu, n + 1);
+                        m.hostCpu = $root.wattsplit.telemetry.v1.HostCpu.fromObject(d.hostCpu, q + 1);
                     }
                     if (d.gpus) {
                         if (!Array.isArray(d.gpus))
                             throw TypeError(".wattsplit.telemetry.v1.TelemetryFrame.gpus: array expected");
-                        m.gpus = [];
+                        m.gpus = Array(d.gpus.length);
                         for (var i = 0; i < d.gpus.length; ++i) {
                             if (!$util.isObject(d.gpus[i]))
                                 throw TypeError(".wattsplit.telemetry.v1.TelemetryFrame.gpus: object expected");
-                            m.gpus[i] = $root.wattsplit.telemetry.v1.GpuDeviceSample.fromObject(d.gpus[i], n + 1);
+                            m.gpus[i] = $root.wattsplit.telemetry.v1.GpuDeviceSample.fromObject(d.gpus[i], q + 1);
                         }
                     }
                     if (d.agentVersion != null) {
-                        m.agentVersion = String(d.agentVersion);
+                        if (typeof d.agentVersion !== "string" || d.agentVersion.length) {
+                            m.agentVersion = String(d.agentVersion);
+                        }
                     }
                     return m;
                 };
@@ -3346,13 +3868,13 @@ export const wattsplit = $root.wattsplit = (() => {
                         d.intervalMs = m.intervalMs;
                     }
                     if (m.counters && m.counters.length) {
-                        d.counters = [];
+                        d.counters = Array(m.counters.length);
                         for (var j = 0; j < m.counters.length; ++j) {
                             d.counters[j] = $root.wattsplit.telemetry.v1.EnergyCounter.toObject(m.counters[j], o, q + 1);
                         }
                     }
                     if (m.vms && m.vms.length) {
-                        d.vms = [];
+                        d.vms = Array(m.vms.length);
                         for (var j = 0; j < m.vms.length; ++j) {
                             d.vms[j] = $root.wattsplit.telemetry.v1.VmSample.toObject(m.vms[j], o, q + 1);
                         }
@@ -3361,7 +3883,7 @@ export const wattsplit = $root.wattsplit = (() => {
                         d.hostCpu = $root.wattsplit.telemetry.v1.HostCpu.toObject(m.hostCpu, o, q + 1);
                     }
                     if (m.gpus && m.gpus.length) {
-                        d.gpus = [];
+                        d.gpus = Array(m.gpus.length);
                         for (var j = 0; j < m.gpus.length; ++j) {
                             d.gpus[j] = $root.wattsplit.telemetry.v1.GpuDeviceSample.toObject(m.gpus[j], o, q + 1);
                         }
@@ -3434,7 +3956,7 @@ export const wattsplit = $root.wattsplit = (() => {
                  * @memberof wattsplit.telemetry.v1.FrameBatch
                  * @instance
                  */
-                FrameBatch.prototype.batchId = $util.Long ? $util.Long.fromBits(0,0,true) : 0;
+                FrameBatch.prototype.batchId = 0;
 
                 /**
                  * FrameBatch frames.
@@ -3480,14 +4002,17 @@ export const wattsplit = $root.wattsplit = (() => {
                         q = 0;
                     if (q > $util.recursionLimit)
                         throw Error("max depth exceeded");
-                    if (m.batchId != null && Object.hasOwnProperty.call(m, "batchId"))
+                    if (m.batchId != null && Object.hasOwnProperty.call(m, "batchId") && (typeof m.batchId === "object" ? m.batchId.low || m.batchId.high : m.batchId !== 0))
                         w.uint32(8).uint64(m.batchId);
                     if (m.frames != null && m.frames.length) {
                         for (var i = 0; i < m.frames.length; ++i)
                             $root.wattsplit.telemetry.v1.TelemetryFrame.encode(m.frames[i], w.uint32(18).fork(), q + 1).ldelim();
                     }
-                    if (m.token != null && Object.hasOwnProperty.call(m, "token"))
+                    if (m.token != null && Object.hasOwnProperty.call(m, "token") && m.token !== "")
                         w.uint32(26).string(m.token);
+                    if (m.$unknowns != null && Object.hasOwnProperty.call(m, "$unknowns"))
+                        for (var i = 0; i < m.$unknowns.length; ++i)
+                            w.raw(m.$unknowns[i]);
                     return w;
                 };
 
@@ -3502,14 +4027,14 @@ export const wattsplit = $root.wattsplit = (() => {
                  * @throws {Error} If the payload is not a reader or valid buffer
                  * @throws {$protobuf.util.ProtocolError} If required fields are missing
                  */
-                FrameBatch.decode = function decode(r, l, e, n) {
+                FrameBatch.decode = function decode(r, l, z, q, g) {
                     if (!(r instanceof $Reader))
                         r = $Reader.create(r);
-                    if (n === undefined)
-                        n = 0;
-                    if (n > $Reader.recursionLimit)
-                        throw Error("maximum nesting depth exceeded");
-                    var c, m;
+                    if (q === undefined)
+                        q = 0;
+                    if (q > $Reader.recursionLimit)
+                        throw Error("max depth exceeded");
+                    var c, m, v;
                     if (l === undefined)
                         c = r.len;
                     else {
@@ -3519,29 +4044,47 @@ export const wattsplit = $root.wattsplit = (() => {
                         l = r.len;
                         r.len = c;
                     }
-                    m = new $root.wattsplit.telemetry.v1.FrameBatch();
+                    m = g || new C();
                     while (r.pos < c) {
-                        var t = r.uint32();
-                        if (t === e)
+                        var s = r.pos;
+                        var t = r.tag();
+                        if (t === z) {
+                            z = undefined;
                             break;
-                        switch (t >>> 3) {
+                        }
+                        var u = t & 7;
+                        switch (t >>>= 3) {
                         case 1: {
-                                m.batchId = r.uint64();
-                                break;
+                                if (u !== 0)
+                                    break;
+                                if (typeof (v = r.uint64()) === "object" ? v.low || v.high : v !== 0)
+                                    m.batchId = v;
+                                else
+                                    delete m.batchId;
+                                continue;
                             }
                         case 2: {
+                                if (u !== 2)
+                                    break;
                                 if (!(m.frames && m.frames.length))
                                     m.frames = [];
-                                m.frames.push($root.wattsplit.telemetry.v1.TelemetryFrame.decode(r, r.uint32(), undefined, n + 1));
-                                break;
+                                m.frames.push($root.wattsplit.telemetry.v1.TelemetryFrame.decode(r, r.size(), undefined, q + 1));
+                                continue;
                             }
                         case 3: {
-                                m.token = r.string();
-                                break;
+                                if (u !== 2)
+                                    break;
+                                if ((v = r.stringVerify()).length)
+                                    m.token = v;
+                                else
+                                    delete m.token;
+                                continue;
                             }
-                        default:
-                            r.skipType(t & 7, n);
-                            break;
+                        }
+                        r.skipType(u, q, t);
+                        if (!r.discardUnknown) {
+                            $util.makeProp(m, "$unknowns", false);
+                            (m.$unknowns || (m.$unknowns = [])).push(r.raw(s, r.pos));
                         }
                     }
                     if (l !== undefined) {
@@ -3549,6 +4092,8 @@ export const wattsplit = $root.wattsplit = (() => {
                             throw RangeError("index out of range");
                         r.len = l;
                     }
+                    if (z !== undefined)
+                        throw Error("missing end group");
                     return m;
                 };
 
@@ -3560,38 +4105,42 @@ export const wattsplit = $root.wattsplit = (() => {
                  * @param {Object.<string,*>} d Plain object
                  * @returns {wattsplit.telemetry.v1.FrameBatch} FrameBatch
                  */
-                FrameBatch.fromObject = function fromObject(d, n) {
-                    if (d instanceof $root.wattsplit.telemetry.v1.FrameBatch)
+                FrameBatch.fromObject = function fromObject(d, q) {
+                    if (d instanceof C)
                         return d;
                     if (!$util.isObject(d))
                         throw TypeError(".wattsplit.telemetry.v1.FrameBatch: object expected");
-                    if (n === undefined)
-                        n = 0;
-                    if (n > $util.recursionLimit)
-                        throw Error("maximum nesting depth exceeded");
-                    var m = new $root.wattsplit.telemetry.v1.FrameBatch();
+                    if (q === undefined)
+                        q = 0;
+                    if (q > $util.recursionLimit)
+                        throw Error("max depth exceeded");
+                    var m = new C();
                     if (d.batchId != null) {
-                        if ($util.Long)
-                            m.batchId = $util.Long.fromValue(d.batchId, true);
-                        else if (typeof d.batchId === "string")
-                            m.batchId = parseInt(d.batchId, 10);
-                        else if (typeof d.batchId === "number")
-                            m.batchId = d.batchId;
-                        else if (typeof d.batchId === "object")
-                            m.batchId = new $util.LongBits(d.batchId.low >>> 0, d.batchId.high >>> 0).toNumber(true);
+                        if (typeof d.batchId === "object" ? d.batchId.low || d.batchId.high : Number(d.batchId) !== 0) {
+                            if ($util.Long)
+                                m.batchId = $util.Long.fromValue(d.batchId, true);
+                            else if (typeof d.batchId === "string")
+                                m.batchId = parseInt(d.batchId, 10);
+                            else if (typeof d.batchId === "number")
+                                m.batchId = d.batchId;
+                            else if (typeof d.batchId === "object")
+                                m.batchId = new $util.LongBits(d.batchId.low >>> 0, d.batchId.high >>> 0).toNumber(true);
+                        }
                     }
                     if (d.frames) {
                         if (!Array.isArray(d.frames))
                             throw TypeError(".wattsplit.telemetry.v1.FrameBatch.frames: array expected");
-                        m.frames = [];
+                        m.frames = Array(d.frames.length);
                         for (var i = 0; i < d.frames.length; ++i) {
                             if (!$util.isObject(d.frames[i]))
                                 throw TypeError(".wattsplit.telemetry.v1.FrameBatch.frames: object expected");
-                            m.frames[i] = $root.wattsplit.telemetry.v1.TelemetryFrame.fromObject(d.frames[i], n + 1);
+                            m.frames[i] = $root.wattsplit.telemetry.v1.TelemetryFrame.fromObject(d.frames[i], q + 1);
                         }
                     }
                     if (d.token != null) {
-                        m.token = String(d.token);
+                        if (typeof d.token !== "string" || d.token.length) {
+                            m.token = String(d.token);
+                        }
                     }
                     return m;
                 };
@@ -3633,7 +4182,7 @@ export const wattsplit = $root.wattsplit = (() => {
                             d.batchId = o.longs === String ? $util.Long.prototype.toString.call(m.batchId) : o.longs === Number ? new $util.LongBits(m.batchId.low >>> 0, m.batchId.high >>> 0).toNumber(true) : m.batchId;
                     }
                     if (m.frames && m.frames.length) {
-                        d.frames = [];
+                        d.frames = Array(m.frames.length);
                         for (var j = 0; j < m.frames.length; ++j) {
                             d.frames[j] = $root.wattsplit.telemetry.v1.TelemetryFrame.toObject(m.frames[j], o, q + 1);
                         }
@@ -3724,7 +4273,7 @@ export const wattsplit = $root.wattsplit = (() => {
                  * @memberof wattsplit.telemetry.v1.FrameRejection
                  * @instance
                  */
-                FrameRejection.prototype.seq = $util.Long ? $util.Long.fromBits(0,0,true) : 0;
+                FrameRejection.prototype.seq = 0;
 
                 /**
                  * FrameRejection hostId.
@@ -3778,14 +4327,17 @@ export const wattsplit = $root.wattsplit = (() => {
                         q = 0;
                     if (q > $util.recursionLimit)
                         throw Error("max depth exceeded");
-                    if (m.seq != null && Object.hasOwnProperty.call(m, "seq"))
+                    if (m.seq != null && Object.hasOwnProperty.call(m, "seq") && (typeof m.seq === "object" ? m.seq.low || m.seq.high : m.seq !== 0))
                         w.uint32(8).uint64(m.seq);
-                    if (m.hostId != null && Object.hasOwnProperty.call(m, "hostId"))
+                    if (m.hostId != null && Object.hasOwnProperty.call(m, "hostId") && m.hostId !== "")
                         w.uint32(18).string(m.hostId);
-                    if (m.code != null && Object.hasOwnProperty.call(m, "code"))
+                    if (m.code != null && Object.hasOwnProperty.call(m, "code") && m.code !== "")
                         w.uint32(26).string(m.code);
-                    if (m.message != null && Object.hasOwnProperty.call(m, "message"))
+                    if (m.message != null && Object.hasOwnProperty.call(m, "message") && m.message !== "")
                         w.uint32(34).string(m.message);
+                    if (m.$unknowns != null && Object.hasOwnProperty.call(m, "$unknowns"))
+                        for (var i = 0; i < m.$unknowns.length; ++i)
+                            w.raw(m.$unknowns[i]);
                     return w;
                 };
 
@@ -3800,14 +4352,14 @@ export const wattsplit = $root.wattsplit = (() => {
                  * @throws {Error} If the payload is not a reader or valid buffer
                  * @throws {$protobuf.util.ProtocolError} If required fields are missing
                  */
-                FrameRejection.decode = function decode(r, l, e, n) {
+                FrameRejection.decode = function decode(r, l, z, q, g) {
                     if (!(r instanceof $Reader))
                         r = $Reader.create(r);
-                    if (n === undefined)
-                        n = 0;
-                    if (n > $Reader.recursionLimit)
-                        throw Error("maximum nesting depth exceeded");
-                    var c, m;
+                    if (q === undefined)
+                        q = 0;
+                    if (q > $Reader.recursionLimit)
+                        throw Error("max depth exceeded");
+                    var c, m, v;
                     if (l === undefined)
                         c = r.len;
                     else {
@@ -3817,31 +4369,57 @@ export const wattsplit = $root.wattsplit = (() => {
                         l = r.len;
                         r.len = c;
                     }
-                    m = new $root.wattsplit.telemetry.v1.FrameRejection();
+                    m = g || new C();
                     while (r.pos < c) {
-                        var t = r.uint32();
-                        if (t === e)
+                        var s = r.pos;
+                        var t = r.tag();
+                        if (t === z) {
+                            z = undefined;
                             break;
-                        switch (t >>> 3) {
+                        }
+                        var u = t & 7;
+                        switch (t >>>= 3) {
                         case 1: {
-                                m.seq = r.uint64();
-                                break;
+                                if (u !== 0)
+                                    break;
+                                if (typeof (v = r.uint64()) === "object" ? v.low || v.high : v !== 0)
+                                    m.seq = v;
+                                else
+                                    delete m.seq;
+                                continue;
                             }
                         case 2: {
-                                m.hostId = r.string();
-                                break;
+                                if (u !== 2)
+                                    break;
+                                if ((v = r.stringVerify()).length)
+                                    m.hostId = v;
+                                else
+                                    delete m.hostId;
+                                continue;
                             }
                         case 3: {
-                                m.code = r.string();
-                                break;
+                                if (u !== 2)
+                                    break;
+                                if ((v = r.stringVerify()).length)
+                                    m.code = v;
+                                else
+                                    delete m.code;
+                                continue;
                             }
                         case 4: {
-                                m.message = r.string();
-                                break;
+                                if (u !== 2)
+                                    break;
+                                if ((v = r.stringVerify()).length)
+                                    m.message = v;
+                                else
+                                    delete m.message;
+                                continue;
                             }
-                        default:
-                            r.skipType(t & 7, n);
-                            break;
+                        }
+                        r.skipType(u, q, t);
+                        if (!r.discardUnknown) {
+                            $util.makeProp(m, "$unknowns", false);
+                            (m.$unknowns || (m.$unknowns = [])).push(r.raw(s, r.pos));
                         }
                     }
                     if (l !== undefined) {
@@ -3849,6 +4427,8 @@ export const wattsplit = $root.wattsplit = (() => {
                             throw RangeError("index out of range");
                         r.len = l;
                     }
+                    if (z !== undefined)
+                        throw Error("missing end group");
                     return m;
                 };
 
@@ -3860,34 +4440,42 @@ export const wattsplit = $root.wattsplit = (() => {
                  * @param {Object.<string,*>} d Plain object
                  * @returns {wattsplit.telemetry.v1.FrameRejection} FrameRejection
                  */
-                FrameRejection.fromObject = function fromObject(d, n) {
-                    if (d instanceof $root.wattsplit.telemetry.v1.FrameRejection)
+                FrameRejection.fromObject = function fromObject(d, q) {
+                    if (d instanceof C)
                         return d;
                     if (!$util.isObject(d))
                         throw TypeError(".wattsplit.telemetry.v1.FrameRejection: object expected");
-                    if (n === undefined)
-                        n = 0;
-                    if (n > $util.recursionLimit)
-                        throw Error("maximum nesting depth exceeded");
-                    var m = new $root.wattsplit.telemetry.v1.FrameRejection();
+                    if (q === undefined)
+                        q = 0;
+                    if (q > $util.recursionLimit)
+                        throw Error("max depth exceeded");
+                    var m = new C();
                     if (d.seq != null) {
-                        if ($util.Long)
-                            m.seq = $util.Long.fromValue(d.seq, true);
-                        else if (typeof d.seq === "string")
-                            m.seq = parseInt(d.seq, 10);
-                        else if (typeof d.seq === "number")
-                            m.seq = d.seq;
-                        else if (typeof d.seq === "object")
-                            m.seq = new $util.LongBits(d.seq.low >>> 0, d.seq.high >>> 0).toNumber(true);
+                        if (typeof d.seq === "object" ? d.seq.low || d.seq.high : Number(d.seq) !== 0) {
+                            if ($util.Long)
+                                m.seq = $util.Long.fromValue(d.seq, true);
+                            else if (typeof d.seq === "string")
+                                m.seq = parseInt(d.seq, 10);
+                            else if (typeof d.seq === "number")
+                                m.seq = d.seq;
+                            else if (typeof d.seq === "object")
+                                m.seq = new $util.LongBits(d.seq.low >>> 0, d.seq.high >>> 0).toNumber(true);
+                        }
                     }
                     if (d.hostId != null) {
-                        m.hostId = String(d.hostId);
+                        if (typeof d.hostId !== "string" || d.hostId.length) {
+                            m.hostId = String(d.hostId);
+                        }
                     }
                     if (d.code != null) {
-                        m.code = String(d.code);
+                        if (typeof d.code !== "string" || d.code.length) {
+                            m.code = String(d.code);
+                        }
                     }
                     if (d.message != null) {
-                        m.message = String(d.message);
+                        if (typeof d.message !== "string" || d.message.length) {
+                            m.message = String(d.message);
+                        }
                     }
                     return m;
                 };
@@ -4005,7 +4593,7 @@ export const wattsplit = $root.wattsplit = (() => {
                  * @memberof wattsplit.telemetry.v1.BatchAck
                  * @instance
                  */
-                BatchAck.prototype.batchId = $util.Long ? $util.Long.fromBits(0,0,true) : 0;
+                BatchAck.prototype.batchId = 0;
 
                 /**
                  * BatchAck status.
@@ -4083,22 +4671,25 @@ export const wattsplit = $root.wattsplit = (() => {
                         q = 0;
                     if (q > $util.recursionLimit)
                         throw Error("max depth exceeded");
-                    if (m.batchId != null && Object.hasOwnProperty.call(m, "batchId"))
+                    if (m.batchId != null && Object.hasOwnProperty.call(m, "batchId") && (typeof m.batchId === "object" ? m.batchId.low || m.batchId.high : m.batchId !== 0))
                         w.uint32(8).uint64(m.batchId);
-                    if (m.status != null && Object.hasOwnProperty.call(m, "status"))
+                    if (m.status != null && Object.hasOwnProperty.call(m, "status") && m.status !== 0)
                         w.uint32(16).int32(m.status);
-                    if (m.accepted != null && Object.hasOwnProperty.call(m, "accepted"))
+                    if (m.accepted != null && Object.hasOwnProperty.call(m, "accepted") && m.accepted !== 0)
                         w.uint32(24).uint32(m.accepted);
-                    if (m.rejected != null && Object.hasOwnProperty.call(m, "rejected"))
+                    if (m.rejected != null && Object.hasOwnProperty.call(m, "rejected") && m.rejected !== 0)
                         w.uint32(32).uint32(m.rejected);
                     if (m.rejections != null && m.rejections.length) {
                         for (var i = 0; i < m.rejections.length; ++i)
                             $root.wattsplit.telemetry.v1.FrameRejection.encode(m.rejections[i], w.uint32(42).fork(), q + 1).ldelim();
                     }
-                    if (m.retryAfterMs != null && Object.hasOwnProperty.call(m, "retryAfterMs"))
+                    if (m.retryAfterMs != null && Object.hasOwnProperty.call(m, "retryAfterMs") && m.retryAfterMs !== 0)
                         w.uint32(48).uint32(m.retryAfterMs);
-                    if (m.message != null && Object.hasOwnProperty.call(m, "message"))
+                    if (m.message != null && Object.hasOwnProperty.call(m, "message") && m.message !== "")
                         w.uint32(58).string(m.message);
+                    if (m.$unknowns != null && Object.hasOwnProperty.call(m, "$unknowns"))
+                        for (var i = 0; i < m.$unknowns.length; ++i)
+                            w.raw(m.$unknowns[i]);
                     return w;
                 };
 
@@ -4113,14 +4704,14 @@ export const wattsplit = $root.wattsplit = (() => {
                  * @throws {Error} If the payload is not a reader or valid buffer
                  * @throws {$protobuf.util.ProtocolError} If required fields are missing
                  */
-                BatchAck.decode = function decode(r, l, e, n) {
+                BatchAck.decode = function decode(r, l, z, q, g) {
                     if (!(r instanceof $Reader))
                         r = $Reader.create(r);
-                    if (n === undefined)
-                        n = 0;
-                    if (n > $Reader.recursionLimit)
-                        throw Error("maximum nesting depth exceeded");
-                    var c, m;
+                    if (q === undefined)
+                        q = 0;
+                    if (q > $Reader.recursionLimit)
+                        throw Error("max depth exceeded");
+                    var c, m, v;
                     if (l === undefined)
                         c = r.len;
                     else {
@@ -4130,45 +4721,83 @@ export const wattsplit = $root.wattsplit = (() => {
                         l = r.len;
                         r.len = c;
                     }
-                    m = new $root.wattsplit.telemetry.v1.BatchAck();
+                    m = g || new C();
                     while (r.pos < c) {
-                        var t = r.uint32();
-                        if (t === e)
+                        var s = r.pos;
+                        var t = r.tag();
+                        if (t === z) {
+                            z = undefined;
                             break;
-                        switch (t >>> 3) {
+                        }
+                        var u = t & 7;
+                        switch (t >>>= 3) {
                         case 1: {
-                                m.batchId = r.uint64();
-                                break;
+                                if (u !== 0)
+                                    break;
+                                if (typeof (v = r.uint64()) === "object" ? v.low || v.high : v !== 0)
+                                    m.batchId = v;
+                                else
+                                    delete m.batchId;
+                                continue;
                             }
                         case 2: {
-                                m.status = r.int32();
-                                break;
+                                if (u !== 0)
+                                    break;
+                                if (v = r.int32())
+                                    m.status = v;
+                                else
+                                    delete m.status;
+                                continue;
                             }
                         case 3: {
-                                m.accepted = r.uint32();
-                                break;
+                                if (u !== 0)
+                                    break;
+                                if (v = r.uint32())
+                                    m.accepted = v;
+                                else
+                                    delete m.accepted;
+                                continue;
                             }
                         case 4: {
-                                m.rejected = r.uint32();
-                                break;
+                                if (u !== 0)
+                                    break;
+                                if (v = r.uint32())
+                                    m.rejected = v;
+                                else
+                                    delete m.rejected;
+                                continue;
                             }
                         case 5: {
+                                if (u !== 2)
+                                    break;
                                 if (!(m.rejections && m.rejections.length))
                                     m.rejections = [];
-                                m.rejections.push($root.wattsplit.telemetry.v1.FrameRejection.decode(r, r.uint32(), undefined, n + 1));
-                                break;
+                                m.rejections.push($root.wattsplit.telemetry.v1.FrameRejection.decode(r, r.size(), undefined, q + 1));
+                                continue;
                             }
                         case 6: {
-                                m.retryAfterMs = r.uint32();
-                                break;
+                                if (u !== 0)
+                                    break;
+                                if (v = r.uint32())
+                                    m.retryAfterMs = v;
+                                else
+                                    delete m.retryAfterMs;
+                                continue;
                             }
                         case 7: {
-                                m.message = r.string();
-                                break;
+                                if (u !== 2)
+                                    break;
+                                if ((v = r.stringVerify()).length)
+                                    m.message = v;
+                                else
+                                    delete m.message;
+                                continue;
                             }
-                        default:
-                            r.skipType(t & 7, n);
-                            break;
+                        }
+                        r.skipType(u, q, t);
+                        if (!r.discardUnknown) {
+                            $util.makeProp(m, "$unknowns", false);
+                            (m.$unknowns || (m.$unknowns = [])).push(r.raw(s, r.pos));
                         }
                     }
                     if (l !== undefined) {
@@ -4176,6 +4805,8 @@ export const wattsplit = $root.wattsplit = (() => {
                             throw RangeError("index out of range");
                         r.len = l;
                     }
+                    if (z !== undefined)
+                        throw Error("missing end group");
                     return m;
                 };
 
@@ -4187,71 +4818,80 @@ export const wattsplit = $root.wattsplit = (() => {
                  * @param {Object.<string,*>} d Plain object
                  * @returns {wattsplit.telemetry.v1.BatchAck} BatchAck
                  */
-                BatchAck.fromObject = function fromObject(d, n) {
-                    if (d instanceof $root.wattsplit.telemetry.v1.BatchAck)
+                BatchAck.fromObject = function fromObject(d, q) {
+                    if (d instanceof C)
                         return d;
                     if (!$util.isObject(d))
                         throw TypeError(".wattsplit.telemetry.v1.BatchAck: object expected");
-                    if (n === undefined)
-                        n = 0;
-                    if (n > $util.recursionLimit)
-                        throw Error("maximum nesting depth exceeded");
-                    var m = new $root.wattsplit.telemetry.v1.BatchAck();
+                    if (q === undefined)
+                        q = 0;
+                    if (q > $util.recursionLimit)
+                        throw Error("max depth exceeded");
+                    var m = new C();
                     if (d.batchId != null) {
-                        if ($util.Long)
-                            m.batchId = $util.Long.fromValue(d.batchId, true);
-                        else if (typeof d.batchId === "string")
-                            m.batchId = parseInt(d.batchId, 10);
-                        else if (typeof d.batchId === "number")
-                            m.batchId = d.batchId;
-                        else if (typeof d.batchId === "object")
-                            m.batchId = new $util.LongBits(d.batchId.low >>> 0, d.batchId.high >>> 0).toNumber(true);
-                    }
-                    switch (d.status) {
-                    default:
-                        if (typeof d.status === "number") {
-                            m.status = d.status;
-                            break;
+                        if (typeof d.batchId === "object" ? d.batchId.low || d.batchId.high : Number(d.batchId) !== 0) {
+                            if ($util.Long)
+                                m.batchId = $util.Long.fromValue(d.batchId, true);
+                            else if (typeof d.batchId === "string")
+                                m.batchId = parseInt(d.batchId, 10);
+                            else if (typeof d.batchId === "number")
+                                m.batchId = d.batchId;
+                            else if (typeof d.batchId === "object")
+                                m.batchId = new $util.LongBits(d.batchId.low >>> 0, d.batchId.high >>> 0).toNumber(true);
                         }
-                        break;
-                    case "ACK_STATUS_UNSPECIFIED":
-                    case 0:
-                        m.status = 0;
-                        break;
-                    case "ACK_STATUS_OK":
-                    case 1:
-                        m.status = 1;
-                        break;
-                    case "ACK_STATUS_RETRY":
-                    case 2:
-                        m.status = 2;
-                        break;
-                    case "ACK_STATUS_REJECTED":
-                    case 3:
-                        m.status = 3;
-                        break;
+                    }
+                    if (d.status !== 0 && (typeof d.status !== "string" || $root.wattsplit.telemetry.v1.AckStatus[d.status] !== 0)) {
+                        switch (d.status) {
+                        case "ACK_STATUS_UNSPECIFIED":
+                        case 0:
+                            m.status = 0;
+                            break;
+                        case "ACK_STATUS_OK":
+                        case 1:
+                            m.status = 1;
+                            break;
+                        case "ACK_STATUS_RETRY":
+                        case 2:
+                            m.status = 2;
+                            break;
+                        case "ACK_STATUS_REJECTED":
+                        case 3:
+                            m.status = 3;
+                            break;
+                        default:
+                            if (typeof d.status === "number" && (d.status | 0) === d.status)
+                                m.status = d.status;
+                        }
                     }
                     if (d.accepted != null) {
-                        m.accepted = d.accepted >>> 0;
+                        if (Number(d.accepted) !== 0) {
+                            m.accepted = d.accepted >>> 0;
+                        }
                     }
                     if (d.rejected != null) {
-                        m.rejected = d.rejected >>> 0;
+                        if (Number(d.rejected) !== 0) {
+                            m.rejected = d.rejected >>> 0;
+                        }
                     }
                     if (d.rejections) {
                         if (!Array.isArray(d.rejections))
                             throw TypeError(".wattsplit.telemetry.v1.BatchAck.rejections: array expected");
-                        m.rejections = [];
+                        m.rejections = Array(d.rejections.length);
                         for (var i = 0; i < d.rejections.length; ++i) {
                             if (!$util.isObject(d.rejections[i]))
                                 throw TypeError(".wattsplit.telemetry.v1.BatchAck.rejections: object expected");
-                            m.rejections[i] = $root.wattsplit.telemetry.v1.FrameRejection.fromObject(d.rejections[i], n + 1);
+                            m.rejections[i] = $root.wattsplit.telemetry.v1.FrameRejection.fromObject(d.rejections[i], q + 1);
                         }
                     }
                     if (d.retryAfterMs != null) {
-                        m.retryAfterMs = d.retryAfterMs >>> 0;
+                        if (Number(d.retryAfterMs) !== 0) {
+                            m.retryAfterMs = d.retryAfterMs >>> 0;
+                        }
                     }
                     if (d.message != null) {
-                        m.message = String(d.message);
+                        if (typeof d.message !== "string" || d.message.length) {
+                            m.message = String(d.message);
+                        }
                     }
                     return m;
                 };
@@ -4306,7 +4946,7 @@ export const wattsplit = $root.wattsplit = (() => {
                         d.rejected = m.rejected;
                     }
                     if (m.rejections && m.rejections.length) {
-                        d.rejections = [];
+                        d.rejections = Array(m.rejections.length);
                         for (var j = 0; j < m.rejections.length; ++j) {
                             d.rejections[j] = $root.wattsplit.telemetry.v1.FrameRejection.toObject(m.rejections[j], o, q + 1);
                         }
@@ -4489,7 +5129,7 @@ export const wattsplit = $root.wattsplit = (() => {
                  * @memberof wattsplit.telemetry.v1.AttributionRecord
                  * @instance
                  */
-                AttributionRecord.prototype.seq = $util.Long ? $util.Long.fromBits(0,0,true) : 0;
+                AttributionRecord.prototype.seq = 0;
 
                 /**
                  * AttributionRecord t0UnixNs.
@@ -4497,7 +5137,7 @@ export const wattsplit = $root.wattsplit = (() => {
                  * @memberof wattsplit.telemetry.v1.AttributionRecord
                  * @instance
                  */
-                AttributionRecord.prototype.t0UnixNs = $util.Long ? $util.Long.fromBits(0,0,false) : 0;
+                AttributionRecord.prototype.t0UnixNs = 0;
 
                 /**
                  * AttributionRecord t1UnixNs.
@@ -4505,7 +5145,7 @@ export const wattsplit = $root.wattsplit = (() => {
                  * @memberof wattsplit.telemetry.v1.AttributionRecord
                  * @instance
                  */
-                AttributionRecord.prototype.t1UnixNs = $util.Long ? $util.Long.fromBits(0,0,false) : 0;
+                AttributionRecord.prototype.t1UnixNs = 0;
 
                 /**
                  * AttributionRecord kind.
@@ -4639,40 +5279,43 @@ export const wattsplit = $root.wattsplit = (() => {
                         q = 0;
                     if (q > $util.recursionLimit)
                         throw Error("max depth exceeded");
-                    if (m.hostId != null && Object.hasOwnProperty.call(m, "hostId"))
+                    if (m.hostId != null && Object.hasOwnProperty.call(m, "hostId") && m.hostId !== "")
                         w.uint32(10).string(m.hostId);
-                    if (m.seq != null && Object.hasOwnProperty.call(m, "seq"))
+                    if (m.seq != null && Object.hasOwnProperty.call(m, "seq") && (typeof m.seq === "object" ? m.seq.low || m.seq.high : m.seq !== 0))
                         w.uint32(16).uint64(m.seq);
-                    if (m.t0UnixNs != null && Object.hasOwnProperty.call(m, "t0UnixNs"))
+                    if (m.t0UnixNs != null && Object.hasOwnProperty.call(m, "t0UnixNs") && (typeof m.t0UnixNs === "object" ? m.t0UnixNs.low || m.t0UnixNs.high : m.t0UnixNs !== 0))
                         w.uint32(24).int64(m.t0UnixNs);
-                    if (m.t1UnixNs != null && Object.hasOwnProperty.call(m, "t1UnixNs"))
+                    if (m.t1UnixNs != null && Object.hasOwnProperty.call(m, "t1UnixNs") && (typeof m.t1UnixNs === "object" ? m.t1UnixNs.low || m.t1UnixNs.high : m.t1UnixNs !== 0))
                         w.uint32(32).int64(m.t1UnixNs);
-                    if (m.kind != null && Object.hasOwnProperty.call(m, "kind"))
+                    if (m.kind != null && Object.hasOwnProperty.call(m, "kind") && m.kind !== 0)
                         w.uint32(40).int32(m.kind);
-                    if (m.vmUuid != null && Object.hasOwnProperty.call(m, "vmUuid"))
+                    if (m.vmUuid != null && Object.hasOwnProperty.call(m, "vmUuid") && m.vmUuid !== "")
                         w.uint32(50).string(m.vmUuid);
-                    if (m.vmName != null && Object.hasOwnProperty.call(m, "vmName"))
+                    if (m.vmName != null && Object.hasOwnProperty.call(m, "vmName") && m.vmName !== "")
                         w.uint32(58).string(m.vmName);
-                    if (m.tenant != null && Object.hasOwnProperty.call(m, "tenant"))
+                    if (m.tenant != null && Object.hasOwnProperty.call(m, "tenant") && m.tenant !== "")
                         w.uint32(66).string(m.tenant);
-                    if (m.source != null && Object.hasOwnProperty.call(m, "source"))
+                    if (m.source != null && Object.hasOwnProperty.call(m, "source") && m.source !== "")
                         w.uint32(74).string(m.source);
-                    if (m.dynamicJoules != null && Object.hasOwnProperty.call(m, "dynamicJoules"))
+                    if (m.dynamicJoules != null && Object.hasOwnProperty.call(m, "dynamicJoules") && !Object.is(m.dynamicJoules, 0))
                         w.uint32(81).double(m.dynamicJoules);
-                    if (m.staticJoules != null && Object.hasOwnProperty.call(m, "staticJoules"))
+                    if (m.staticJoules != null && Object.hasOwnProperty.call(m, "staticJoules") && !Object.is(m.staticJoules, 0))
                         w.uint32(89).double(m.staticJoules);
-                    if (m.joulesLow != null && Object.hasOwnProperty.call(m, "joulesLow"))
+                    if (m.joulesLow != null && Object.hasOwnProperty.call(m, "joulesLow") && !Object.is(m.joulesLow, 0))
                         w.uint32(97).double(m.joulesLow);
-                    if (m.joulesHigh != null && Object.hasOwnProperty.call(m, "joulesHigh"))
+                    if (m.joulesHigh != null && Object.hasOwnProperty.call(m, "joulesHigh") && !Object.is(m.joulesHigh, 0))
                         w.uint32(105).double(m.joulesHigh);
-                    if (m.method != null && Object.hasOwnProperty.call(m, "method"))
+                    if (m.method != null && Object.hasOwnProperty.call(m, "method") && m.method !== "")
                         w.uint32(114).string(m.method);
-                    if (m.modelVersion != null && Object.hasOwnProperty.call(m, "modelVersion"))
+                    if (m.modelVersion != null && Object.hasOwnProperty.call(m, "modelVersion") && m.modelVersion !== "")
                         w.uint32(122).string(m.modelVersion);
-                    if (m.hardwareClass != null && Object.hasOwnProperty.call(m, "hardwareClass"))
+                    if (m.hardwareClass != null && Object.hasOwnProperty.call(m, "hardwareClass") && m.hardwareClass !== "")
                         w.uint32(130).string(m.hardwareClass);
-                    if (m.note != null && Object.hasOwnProperty.call(m, "note"))
+                    if (m.note != null && Object.hasOwnProperty.call(m, "note") && m.note !== "")
                         w.uint32(138).string(m.note);
+                    if (m.$unknowns != null && Object.hasOwnProperty.call(m, "$unknowns"))
+                        for (var i = 0; i < m.$unknowns.length; ++i)
+                            w.raw(m.$unknowns[i]);
                     return w;
                 };
 
@@ -4687,14 +5330,14 @@ export const wattsplit = $root.wattsplit = (() => {
                  * @throws {Error} If the payload is not a reader or valid buffer
                  * @throws {$protobuf.util.ProtocolError} If required fields are missing
                  */
-                AttributionRecord.decode = function decode(r, l, e, n) {
+                AttributionRecord.decode = function decode(r, l, z, q, g) {
                     if (!(r instanceof $Reader))
                         r = $Reader.create(r);
-                    if (n === undefined)
-                        n = 0;
-                    if (n > $Reader.recursionLimit)
-                        throw Error("maximum nesting depth exceeded");
-                    var c, m;
+                    if (q === undefined)
+                        q = 0;
+                    if (q > $Reader.recursionLimit)
+                        throw Error("max depth exceeded");
+                    var c, m, v;
                     if (l === undefined)
                         c = r.len;
                     else {
@@ -4704,83 +5347,174 @@ export const wattsplit = $root.wattsplit = (() => {
                         l = r.len;
                         r.len = c;
                     }
-                    m = new $root.wattsplit.telemetry.v1.AttributionRecord();
+                    m = g || new C();
                     while (r.pos < c) {
-                        var t = r.uint32();
-                        if (t === e)
+                        var s = r.pos;
+                        var t = r.tag();
+                        if (t === z) {
+                            z = undefined;
                             break;
-                        switch (t >>> 3) {
+                        }
+                        var u = t & 7;
+                        switch (t >>>= 3) {
                         case 1: {
-                                m.hostId = r.string();
-                                break;
+                                if (u !== 2)
+                                    break;
+                                if ((v = r.stringVerify()).length)
+                                    m.hostId = v;
+                                else
+                                    delete m.hostId;
+                                continue;
                             }
                         case 2: {
-                                m.seq = r.uint64();
-                                break;
+                                if (u !== 0)
+                                    break;
+                                if (typeof (v = r.uint64()) === "object" ? v.low || v.high : v !== 0)
+                                    m.seq = v;
+                                else
+                                    delete m.seq;
+                                continue;
                             }
                         case 3: {
-                                m.t0UnixNs = r.int64();
-                                break;
+                                if (u !== 0)
+                                    break;
+                                if (typeof (v = r.int64()) === "object" ? v.low || v.high : v !== 0)
+                                    m.t0UnixNs = v;
+                                else
+                                    delete m.t0UnixNs;
+                                continue;
                             }
                         case 4: {
-                                m.t1UnixNs = r.int64();
-                                break;
+                                if (u !== 0)
+                                    break;
+                                if (typeof (v = r.int64()) === "object" ? v.low || v.high : v !== 0)
+                                    m.t1UnixNs = v;
+                                else
+                                    delete m.t1UnixNs;
+                                continue;
                             }
                         case 5: {
-                                m.kind = r.int32();
-                                break;
+                                if (u !== 0)
+                                    break;
+                                if (v = r.int32())
+                                    m.kind = v;
+                                else
+                                    delete m.kind;
+                                continue;
                             }
                         case 6: {
-                                m.vmUuid = r.string();
-                                break;
+                                if (u !== 2)
+                                    break;
+                                if ((v = r.stringVerify()).length)
+                                    m.vmUuid = v;
+                                else
+                                    delete m.vmUuid;
+                                continue;
                             }
                         case 7: {
-                                m.vmName = r.string();
-                                break;
+                                if (u !== 2)
+                                    break;
+                                if ((v = r.stringVerify()).length)
+                                    m.vmName = v;
+                                else
+                                    delete m.vmName;
+                                continue;
                             }
                         case 8: {
-                                m.tenant = r.string();
-                                break;
+                                if (u !== 2)
+                                    break;
+                                if ((v = r.stringVerify()).length)
+                                    m.tenant = v;
+                                else
+                                    delete m.tenant;
+                                continue;
                             }
                         case 9: {
-                                m.source = r.string();
-                                break;
+                                if (u !== 2)
+                                    break;
+                                if ((v = r.stringVerify()).length)
+                                    m.source = v;
+                                else
+                                    delete m.source;
+                                continue;
                             }
                         case 10: {
-                                m.dynamicJoules = r.double();
-                                break;
+                                if (u !== 1)
+                                    break;
+                                if (!Object.is(v = r.double(), 0))
+                                    m.dynamicJoules = v;
+                                else
+                                    delete m.dynamicJoules;
+                                continue;
                             }
                         case 11: {
-                                m.staticJoules = r.double();
-                                break;
+                                if (u !== 1)
+                                    break;
+                                if (!Object.is(v = r.double(), 0))
+                                    m.staticJoules = v;
+                                else
+                                    delete m.staticJoules;
+                                continue;
                             }
                         case 12: {
-                                m.joulesLow = r.double();
-                                break;
+                                if (u !== 1)
+                                    break;
+                                if (!Object.is(v = r.double(), 0))
+                                    m.joulesLow = v;
+                                else
+                                    delete m.joulesLow;
+                                continue;
                             }
                         case 13: {
-                                m.joulesHigh = r.double();
-                                break;
+                                if (u !== 1)
+                                    break;
+                                if (!Object.is(v = r.double(), 0))
+                                    m.joulesHigh = v;
+                                else
+                                    delete m.joulesHigh;
+                                continue;
                             }
                         case 14: {
-                                m.method = r.string();
-                                break;
+                                if (u !== 2)
+                                    break;
+                                if ((v = r.stringVerify()).length)
+                                    m.method = v;
+                                else
+                                    delete m.method;
+                                continue;
                             }
                         case 15: {
-                                m.modelVersion = r.string();
-                                break;
+                                if (u !== 2)
+                                    break;
+                                if ((v = r.stringVerify()).length)
+                                    m.modelVersion = v;
+                                else
+                                    delete m.modelVersion;
+                                continue;
                             }
                         case 16: {
-                                m.hardwareClass = r.string();
-                                break;
+                                if (u !== 2)
+                                    break;
+                                if ((v = r.stringVerify()).length)
+                                    m.hardwareClass = v;
+                                else
+                                    delete m.hardwareClass;
+                                continue;
                             }
                         case 17: {
-                                m.note = r.string();
-                                break;
+                                if (u !== 2)
+                                    break;
+                                if ((v = r.stringVerify()).length)
+                                    m.note = v;
+                                else
+                                    delete m.note;
+                                continue;
                             }
-                        default:
-                            r.skipType(t & 7, n);
-                            break;
+                        }
+                        r.skipType(u, q, t);
+                        if (!r.discardUnknown) {
+                            $util.makeProp(m, "$unknowns", false);
+                            (m.$unknowns || (m.$unknowns = [])).push(r.raw(s, r.pos));
                         }
                     }
                     if (l !== undefined) {
@@ -4788,6 +5522,8 @@ export const wattsplit = $root.wattsplit = (() => {
                             throw RangeError("index out of range");
                         r.len = l;
                     }
+                    if (z !== undefined)
+                        throw Error("missing end group");
                     return m;
                 };
 
@@ -4799,108 +5535,139 @@ export const wattsplit = $root.wattsplit = (() => {
                  * @param {Object.<string,*>} d Plain object
                  * @returns {wattsplit.telemetry.v1.AttributionRecord} AttributionRecord
                  */
-                AttributionRecord.fromObject = function fromObject(d, n) {
-                    if (d instanceof $root.wattsplit.telemetry.v1.AttributionRecord)
+                AttributionRecord.fromObject = function fromObject(d, q) {
+                    if (d instanceof C)
                         return d;
                     if (!$util.isObject(d))
                         throw TypeError(".wattsplit.telemetry.v1.AttributionRecord: object expected");
-                    if (n === undefined)
-                        n = 0;
-                    if (n > $util.recursionLimit)
-                        throw Error("maximum nesting depth exceeded");
-                    var m = new $root.wattsplit.telemetry.v1.AttributionRecord();
+                    if (q === undefined)
+                        q = 0;
+                    if (q > $util.recursionLimit)
+                        throw Error("max depth exceeded");
+                    var m = new C();
                     if (d.hostId != null) {
-                        m.hostId = String(d.hostId);
+                        if (typeof d.hostId !== "string" || d.hostId.length) {
+                            m.hostId = String(d.hostId);
+                        }
                     }
                     if (d.seq != null) {
-                        if ($util.Long)
-                            m.seq = $util.Long.fromValue(d.seq, true);
-                        else if (typeof d.seq === "string")
-                            m.seq = parseInt(d.seq, 10);
-                        else if (typeof d.seq === "number")
-                            m.seq = d.seq;
-                        else if (typeof d.seq === "object")
-                            m.seq = new $util.LongBits(d.seq.low >>> 0, d.seq.high >>> 0).toNumber(true);
+                        if (typeof d.seq === "object" ? d.seq.low || d.seq.high : Number(d.seq) !== 0) {
+                            if ($util.Long)
+                                m.seq = $util.Long.fromValue(d.seq, true);
+                            else if (typeof d.seq === "string")
+                                m.seq = parseInt(d.seq, 10);
+                            else if (typeof d.seq === "number")
+                                m.seq = d.seq;
+                            else if (typeof d.seq === "object")
+                                m.seq = new $util.LongBits(d.seq.low >>> 0, d.seq.high >>> 0).toNumber(true);
+                        }
                     }
                     if (d.t0UnixNs != null) {
-                        if ($util.Long)
-                            m.t0UnixNs = $util.Long.fromValue(d.t0UnixNs, false);
-                        else if (typeof d.t0UnixNs === "string")
-                            m.t0UnixNs = parseInt(d.t0UnixNs, 10);
-                        else if (typeof d.t0UnixNs === "number")
-                            m.t0UnixNs = d.t0UnixNs;
-                        else if (typeof d.t0UnixNs === "object")
-                            m.t0UnixNs = new $util.LongBits(d.t0UnixNs.low >>> 0, d.t0UnixNs.high >>> 0).toNumber();
+                        if (typeof d.t0UnixNs === "object" ? d.t0UnixNs.low || d.t0UnixNs.high : Number(d.t0UnixNs) !== 0) {
+                            if ($util.Long)
+                                m.t0UnixNs = $util.Long.fromValue(d.t0UnixNs, false);
+                            else if (typeof d.t0UnixNs === "string")
+                                m.t0UnixNs = parseInt(d.t0UnixNs, 10);
+                            else if (typeof d.t0UnixNs === "number")
+                                m.t0UnixNs = d.t0UnixNs;
+                            else if (typeof d.t0UnixNs === "object")
+                                m.t0UnixNs = new $util.LongBits(d.t0UnixNs.low >>> 0, d.t0UnixNs.high >>> 0).toNumber();
+                        }
                     }
                     if (d.t1UnixNs != null) {
-                        if ($util.Long)
-                            m.t1UnixNs = $util.Long.fromValue(d.t1UnixNs, false);
-                        else if (typeof d.t1UnixNs === "string")
-                            m.t1UnixNs = parseInt(d.t1UnixNs, 10);
-                        else if (typeof d.t1UnixNs === "number")
-                            m.t1UnixNs = d.t1UnixNs;
-                        else if (typeof d.t1UnixNs === "object")
-                            m.t1UnixNs = new $util.LongBits(d.t1UnixNs.low >>> 0, d.t1UnixNs.high >>> 0).toNumber();
-                    }
-                    switch (d.kind) {
-                    default:
-                        if (typeof d.kind === "number") {
-                            m.kind = d.kind;
-                            break;
+                        if (typeof d.t1UnixNs === "object" ? d.t1UnixNs.low || d.t1UnixNs.high : Number(d.t1UnixNs) !== 0) {
+                            if ($util.Long)
+                                m.t1UnixNs = $util.Long.fromValue(d.t1UnixNs, false);
+                            else if (typeof d.t1UnixNs === "string")
+                                m.t1UnixNs = parseInt(d.t1UnixNs, 10);
+                            else if (typeof d.t1UnixNs === "number")
+                                m.t1UnixNs = d.t1UnixNs;
+                            else if (typeof d.t1UnixNs === "object")
+                                m.t1UnixNs = new $util.LongBits(d.t1UnixNs.low >>> 0, d.t1UnixNs.high >>> 0).toNumber();
                         }
-                        break;
-                    case "ENTITY_KIND_UNSPECIFIED":
-                    case 0:
-                        m.kind = 0;
-                        break;
-                    case "ENTITY_KIND_VM":
-                    case 1:
-                        m.kind = 1;
-                        break;
-                    case "ENTITY_KIND_HOST_OVERHEAD":
-                    case 2:
-                        m.kind = 2;
-                        break;
-                    case "ENTITY_KIND_UNALLOCATED":
-                    case 3:
-                        m.kind = 3;
-                        break;
+                    }
+                    if (d.kind !== 0 && (typeof d.kind !== "string" || $root.wattsplit.telemetry.v1.EntityKind[d.kind] !== 0)) {
+                        switch (d.kind) {
+                        case "ENTITY_KIND_UNSPECIFIED":
+                        case 0:
+                            m.kind = 0;
+                            break;
+                        case "ENTITY_KIND_VM":
+                        case 1:
+                            m.kind = 1;
+                            break;
+                        case "ENTITY_KIND_HOST_OVERHEAD":
+                        case 2:
+                            m.kind = 2;
+                            break;
+                        case "ENTITY_KIND_UNALLOCATED":
+                        case 3:
+                            m.kind = 3;
+                            break;
+                        default:
+                            if (typeof d.kind === "number" && (d.kind | 0) === d.kind)
+                                m.kind = d.kind;
+                        }
                     }
                     if (d.vmUuid != null) {
-                        m.vmUuid = String(d.vmUuid);
+                        if (typeof d.vmUuid !== "string" || d.vmUuid.length) {
+                            m.vmUuid = String(d.vmUuid);
+                        }
                     }
                     if (d.vmName != null) {
-                        m.vmName = String(d.vmName);
+                        if (typeof d.vmName !== "string" || d.vmName.length) {
+                            m.vmName = String(d.vmName);
+                        }
                     }
                     if (d.tenant != null) {
-                        m.tenant = String(d.tenant);
+                        if (typeof d.tenant !== "string" || d.tenant.length) {
+                            m.tenant = String(d.tenant);
+                        }
                     }
                     if (d.source != null) {
-                        m.source = String(d.source);
+                        if (typeof d.source !== "string" || d.source.length) {
+                            m.source = String(d.source);
+                        }
                     }
                     if (d.dynamicJoules != null) {
-                        m.dynamicJoules = Number(d.dynamicJoules);
+                        if (!Object.is(Number(d.dynamicJoules), 0)) {
+                            m.dynamicJoules = Number(d.dynamicJoules);
+                        }
                     }
                     if (d.staticJoules != null) {
-                        m.staticJoules = Number(d.staticJoules);
+                        if (!Object.is(Number(d.staticJoules), 0)) {
+                            m.staticJoules = Number(d.staticJoules);
+                        }
                     }
                     if (d.joulesLow != null) {
-                        m.joulesLow = Number(d.joulesLow);
+                        if (!Object.is(Number(d.joulesLow), 0)) {
+                            m.joulesLow = Number(d.joulesLow);
+                        }
                     }
                     if (d.joulesHigh != null) {
-                        m.joulesHigh = Number(d.joulesHigh);
+                        if (!Object.is(Number(d.joulesHigh), 0)) {
+                            m.joulesHigh = Number(d.joulesHigh);
+                        }
                     }
                     if (d.method != null) {
-                        m.method = String(d.method);
+                        if (typeof d.method !== "string" || d.method.length) {
+                            m.method = String(d.method);
+                        }
                     }
                     if (d.modelVersion != null) {
-                        m.modelVersion = String(d.modelVersion);
+                        if (typeof d.modelVersion !== "string" || d.modelVersion.length) {
+                            m.modelVersion = String(d.modelVersion);
+                        }
                     }
                     if (d.hardwareClass != null) {
-                        m.hardwareClass = String(d.hardwareClass);
+                        if (typeof d.hardwareClass !== "string" || d.hardwareClass.length) {
+                            m.hardwareClass = String(d.hardwareClass);
+                        }
                     }
                     if (d.note != null) {
-                        m.note = String(d.note);
+                        if (typeof d.note !== "string" || d.note.length) {
+                            m.note = String(d.note);
+                        }
                     }
                     return m;
                 };
@@ -5096,7 +5863,7 @@ export const wattsplit = $root.wattsplit = (() => {
                  * @memberof wattsplit.telemetry.v1.AttributionBatch
                  * @instance
                  */
-                AttributionBatch.prototype.seq = $util.Long ? $util.Long.fromBits(0,0,true) : 0;
+                AttributionBatch.prototype.seq = 0;
 
                 /**
                  * AttributionBatch t0UnixNs.
@@ -5104,7 +5871,7 @@ export const wattsplit = $root.wattsplit = (() => {
                  * @memberof wattsplit.telemetry.v1.AttributionBatch
                  * @instance
                  */
-                AttributionBatch.prototype.t0UnixNs = $util.Long ? $util.Long.fromBits(0,0,false) : 0;
+                AttributionBatch.prototype.t0UnixNs = 0;
 
                 /**
                  * AttributionBatch t1UnixNs.
@@ -5112,7 +5879,7 @@ export const wattsplit = $root.wattsplit = (() => {
                  * @memberof wattsplit.telemetry.v1.AttributionBatch
                  * @instance
                  */
-                AttributionBatch.prototype.t1UnixNs = $util.Long ? $util.Long.fromBits(0,0,false) : 0;
+                AttributionBatch.prototype.t1UnixNs = 0;
 
                 /**
                  * AttributionBatch records.
@@ -5158,13 +5925,13 @@ export const wattsplit = $root.wattsplit = (() => {
                         q = 0;
                     if (q > $util.recursionLimit)
                         throw Error("max depth exceeded");
-                    if (m.hostId != null && Object.hasOwnProperty.call(m, "hostId"))
+                    if (m.hostId != null && Object.hasOwnProperty.call(m, "hostId") && m.hostId !== "")
                         w.uint32(10).string(m.hostId);
-                    if (m.seq != null && Object.hasOwnProperty.call(m, "seq"))
+                    if (m.seq != null && Object.hasOwnProperty.call(m, "seq") && (typeof m.seq === "object" ? m.seq.low || m.seq.high : m.seq !== 0))
                         w.uint32(16).uint64(m.seq);
-                    if (m.t0UnixNs != null && Object.hasOwnProperty.call(m, "t0UnixNs"))
+                    if (m.t0UnixNs != null && Object.hasOwnProperty.call(m, "t0UnixNs") && (typeof m.t0UnixNs === "object" ? m.t0UnixNs.low || m.t0UnixNs.high : m.t0UnixNs !== 0))
                         w.uint32(24).int64(m.t0UnixNs);
-                    if (m.t1UnixNs != null && Object.hasOwnProperty.call(m, "t1UnixNs"))
+                    if (m.t1UnixNs != null && Object.hasOwnProperty.call(m, "t1UnixNs") && (typeof m.t1UnixNs === "object" ? m.t1UnixNs.low || m.t1UnixNs.high : m.t1UnixNs !== 0))
                         w.uint32(32).int64(m.t1UnixNs);
                     if (m.records != null && m.records.length) {
                         for (var i = 0; i < m.records.length; ++i)
@@ -5175,6 +5942,9 @@ export const wattsplit = $root.wattsplit = (() => {
                             w.uint32(50).fork().uint32(10).string(ks[i]).uint32(17).double(m.measuredJoules[ks[i]]).ldelim();
                         }
                     }
+                    if (m.$unknowns != null && Object.hasOwnProperty.call(m, "$unknowns"))
+                        for (var i = 0; i < m.$unknowns.length; ++i)
+                            w.raw(m.$unknowns[i]);
                     return w;
                 };
 
@@ -5189,14 +5959,14 @@ export const wattsplit = $root.wattsplit = (() => {
                  * @throws {Error} If the payload is not a reader or valid buffer
                  * @throws {$protobuf.util.ProtocolError} If required fields are missing
                  */
-                AttributionBatch.decode = function decode(r, l, e, n) {
+                AttributionBatch.decode = function decode(r, l, z, q, g) {
                     if (!(r instanceof $Reader))
                         r = $Reader.create(r);
-                    if (n === undefined)
-                        n = 0;
-                    if (n > $Reader.recursionLimit)
-                        throw Error("maximum nesting depth exceeded");
-                    var c, m, k, value;
+                    if (q === undefined)
+                        q = 0;
+                    if (q > $Reader.recursionLimit)
+                        throw Error("max depth exceeded");
+                    var c, m, k, v;
                     if (l === undefined)
                         c = r.len;
                     else {
@@ -5206,68 +5976,101 @@ export const wattsplit = $root.wattsplit = (() => {
                         l = r.len;
                         r.len = c;
                     }
-                    m = new $root.wattsplit.telemetry.v1.AttributionBatch();
+                    m = g || new C();
                     while (r.pos < c) {
-                        var t = r.uint32();
-                        if (t === e)
+                        var s = r.pos;
+                        var t = r.tag();
+                        if (t === z) {
+                            z = undefined;
                             break;
-                        switch (t >>> 3) {
+                        }
+                        var u = t & 7;
+                        switch (t >>>= 3) {
                         case 1: {
-                                m.hostId = r.string();
-                                break;
+                                if (u !== 2)
+                                    break;
+                                if ((v = r.stringVerify()).length)
+                                    m.hostId = v;
+                                else
+                                    delete m.hostId;
+                                continue;
                             }
                         case 2: {
-                                m.seq = r.uint64();
-                                break;
+                                if (u !== 0)
+                                    break;
+                                if (typeof (v = r.uint64()) === "object" ? v.low || v.high : v !== 0)
+                                    m.seq = v;
+                                else
+                                    delete m.seq;
+                                continue;
                             }
                         case 3: {
-                                m.t0UnixNs = r.int64();
-                                break;
+                                if (u !== 0)
+                                    break;
+                                if (typeof (v = r.int64()) === "object" ? v.low || v.high : v !== 0)
+                                    m.t0UnixNs = v;
+                                else
+                                    delete m.t0UnixNs;
+                                continue;
                             }
                         case 4: {
-                                m.t1UnixNs = r.int64();
-                                break;
+                                if (u !== 0)
+                                    break;
+                                if (typeof (v = r.int64()) === "object" ? v.low || v.high : v !== 0)
+                                    m.t1UnixNs = v;
+                                else
+                                    delete m.t1UnixNs;
+                                continue;
                             }
                         case 5: {
+                                if (u !== 2)
+                                    break;
                                 if (!(m.records && m.records.length))
                                     m.records = [];
-                                m.records.push($root.wattsplit.telemetry.v1.AttributionRecord.decode(r, r.uint32(), undefined, n + 1));
-                                break;
+                                m.records.push($root.wattsplit.telemetry.v1.AttributionRecord.decode(r, r.size(), undefined, q + 1));
+                                continue;
                             }
                         case 6: {
+                                if (u !== 2)
+                                    break;
                                 if (m.measuredJoules === $util.emptyObject)
                                     m.measuredJoules = {};
-                                var c2 = r.uint32() + r.pos;
+                                var c2 = r.size() + r.pos;
                                 if (c2 > r.len)
                                     throw RangeError("index out of range");
                                 r.len = c2;
                                 k = "";
-                                value = 0;
+                                v = 0;
                                 while (r.pos < c2) {
-                                    var tag2 = r.uint32();
-                                    switch (tag2 >>> 3) {
+                                    var t2 = r.tag();
+                                    u = t2 & 7;
+                                    switch (t2 >>>= 3) {
                                     case 1:
-                                        k = r.string();
-                                        break;
+                                        if (u !== 2)
+                                            break;
+                                        k = r.stringVerify();
+                                        continue;
                                     case 2:
-                                        value = r.double();
-                                        break;
-                                    default:
-                                        r.skipType(tag2 & 7, n);
-                                        break;
+                                        if (u !== 1)
+                                            break;
+                                        v = r.double();
+                                        continue;
                                     }
+                                    r.skipType(u, q, t2);
                                 }
                                 if (r.pos !== c2)
                                     throw RangeError("index out of range");
                                 r.len = c;
                                 if (k === "__proto__")
                                     $util.makeProp(m.measuredJoules, k);
-                                m.measuredJoules[k] = value;
-                                break;
+                                m.measuredJoules[k] = v;
+                                continue;
                             }
-                        default:
-                            r.skipType(t & 7, n);
-                            break;
+                        }
+                        r.skipType(u, q, t);
+                        if (!r.discardUnknown) {
+                            $util.makeProp(m, "$unknowns", false);
+                            (m.$unknowns || (m.$unknowns = [])).push(r.raw(s, r.pos));
                         }
                     }
                     if (l !== undefined) {
@@ -5275,6 +6078,8 @@ export const wattsplit = $root.wattsplit = (() => {
                             throw RangeError("index out of range");
                         r.len = l;
                     }
+                    if (z !== undefined)
+                        throw Error("missing end group");
                     return m;
                 };
 
@@ -5286,57 +6091,65 @@ export const wattsplit = $root.wattsplit = (() => {
                  * @param {Object.<string,*>} d Plain object
                  * @returns {wattsplit.telemetry.v1.AttributionBatch} AttributionBatch
                  */
-                AttributionBatch.fromObject = function fromObject(d, n) {
-                    if (d instanceof $root.wattsplit.telemetry.v1.AttributionBatch)
+                AttributionBatch.fromObject = function fromObject(d, q) {
+                    if (d instanceof C)
                         return d;
                     if (!$util.isObject(d))
                         throw TypeError(".wattsplit.telemetry.v1.AttributionBatch: object expected");
-                    if (n === undefined)
-                        n = 0;
-                    if (n > $util.recursionLimit)
-                        throw Error("maximum nesting depth exceeded");
-                    var m = new $root.wattsplit.telemetry.v1.AttributionBatch();
+                    if (q === undefined)
+                        q = 0;
+                    if (q > $util.recursionLimit)
+                        throw Error("max depth exceeded");
+                    var m = new C();
                     if (d.hostId != null) {
-                        m.hostId = String(d.hostId);
+                        if (typeof d.hostId !== "string" || d.hostId.length) {
+                            m.hostId = String(d.hostId);
+                        }
                     }
                     if (d.seq != null) {
-                        if ($util.Long)
-                            m.seq = $util.Long.fromValue(d.seq, true);
-                        else if (typeof d.seq === "string")
-                            m.seq = parseInt(d.seq, 10);
-                        else if (typeof d.seq === "number")
-                            m.seq = d.seq;
-                        else if (typeof d.seq === "object")
-                            m.seq = new $util.LongBits(d.seq.low >>> 0, d.seq.high >>> 0).toNumber(true);
+                        if (typeof d.seq === "object" ? d.seq.low || d.seq.high : Number(d.seq) !== 0) {
+                            if ($util.Long)
+                                m.seq = $util.Long.fromValue(d.seq, true);
+                            else if (typeof d.seq === "string")
+                                m.seq = parseInt(d.seq, 10);
+                            else if (typeof d.seq === "number")
+                                m.seq = d.seq;
+                            else if (typeof d.seq === "object")
+                                m.seq = new $util.LongBits(d.seq.low >>> 0, d.seq.high >>> 0).toNumber(true);
+                        }
                     }
                     if (d.t0UnixNs != null) {
-                        if ($util.Long)
-                            m.t0UnixNs = $util.Long.fromValue(d.t0UnixNs, false);
-                        else if (typeof d.t0UnixNs === "string")
-                            m.t0UnixNs = parseInt(d.t0UnixNs, 10);
-                        else if (typeof d.t0UnixNs === "number")
-                            m.t0UnixNs = d.t0UnixNs;
-                        else if (typeof d.t0UnixNs === "object")
-                            m.t0UnixNs = new $util.LongBits(d.t0UnixNs.low >>> 0, d.t0UnixNs.high >>> 0).toNumber();
+                        if (typeof d.t0UnixNs === "object" ? d.t0UnixNs.low || d.t0UnixNs.high : Number(d.t0UnixNs) !== 0) {
+                            if ($util.Long)
+                                m.t0UnixNs = $util.Long.fromValue(d.t0UnixNs, false);
+                            else if (typeof d.t0UnixNs === "string")
+                                m.t0UnixNs = parseInt(d.t0UnixNs, 10);
+                            else if (typeof d.t0UnixNs === "number")
+                                m.t0UnixNs = d.t0UnixNs;
+                            else if (typeof d.t0UnixNs === "object")
+                                m.t0UnixNs = new $util.LongBits(d.t0UnixNs.low >>> 0, d.t0UnixNs.high >>> 0).toNumber();
+                        }
                     }
                     if (d.t1UnixNs != null) {
-                        if ($util.Long)
-                            m.t1UnixNs = $util.Long.fromValue(d.t1UnixNs, false);
-                        else if (typeof d.t1UnixNs === "string")
-                            m.t1UnixNs = parseInt(d.t1UnixNs, 10);
-                        else if (typeof d.t1UnixNs === "number")
-                            m.t1UnixNs = d.t1UnixNs;
-                        else if (typeof d.t1UnixNs === "object")
-                            m.t1UnixNs = new $util.LongBits(d.t1UnixNs.low >>> 0, d.t1UnixNs.high >>> 0).toNumber();
+                        if (typeof d.t1UnixNs === "object" ? d.t1UnixNs.low || d.t1UnixNs.high : Number(d.t1UnixNs) !== 0) {
+                            if ($util.Long)
+                                m.t1UnixNs = $util.Long.fromValue(d.t1UnixNs, false);
+                            else if (typeof d.t1UnixNs === "string")
+                                m.t1UnixNs = parseInt(d.t1UnixNs, 10);
+                            else if (typeof d.t1UnixNs === "number")
+                                m.t1UnixNs = d.t1UnixNs;
+                            else if (typeof d.t1UnixNs === "object")
+                                m.t1UnixNs = new $util.LongBits(d.t1UnixNs.low >>> 0, d.t1UnixNs.high >>> 0).toNumber();
+                        }
                     }
                     if (d.records) {
                         if (!Array.isArray(d.records))
                             throw TypeError(".wattsplit.telemetry.v1.AttributionBatch.records: array expected");
-                        m.records = [];
+                        m.records = Array(d.records.length);
                         for (var i = 0; i < d.records.length; ++i) {
                             if (!$util.isObject(d.records[i]))
                                 throw TypeError(".wattsplit.telemetry.v1.AttributionBatch.records: object expected");
-                            m.records[i] = $root.wattsplit.telemetry.v1.AttributionRecord.fromObject(d.records[i], n + 1);
+                            m.records[i] = $root.wattsplit.telemetry.v1.AttributionRecord.fromObject(d.records[i], q + 1);
                         }
                     }
                     if (d.measuredJoules) {
@@ -5421,7 +6234,7 @@ export const wattsplit = $root.wattsplit = (() => {
                             d.t1UnixNs = o.longs === String ? $util.Long.prototype.toString.call(m.t1UnixNs) : o.longs === Number ? new $util.LongBits(m.t1UnixNs.low >>> 0, m.t1UnixNs.high >>> 0).toNumber() : m.t1UnixNs;
                     }
                     if (m.records && m.records.length) {
-                        d.records = [];
+                        d.records = Array(m.records.length);
                         for (var j = 0; j < m.records.length; ++j) {
                             d.records[j] = $root.wattsplit.telemetry.v1.AttributionRecord.toObject(m.records[j], o, q + 1);
                         }

@@ -36,3 +36,11 @@ test('validation names the field and the value', () => {
   assert.match(msgs, /counters\[0\]\.value=5 exceeds its max_range 3/);
   assert.ok(errs.every((e) => e.code === 'FRAME_INVALID_FIELD'));
 });
+
+test('unset 64-bit fields decode as the number 0, never a Long object', () => {
+  const back = decodeFrame(encodeFrame({ hostId: 'hv-01', seq: 1, monoNs: 1, wallUnixNs: 1, vms: [{ uuid: 'u' }], counters: [{ id: 'c', source: EnergySource.ENERGY_SOURCE_RAPL, unit: EnergyUnit.ENERGY_UNIT_MICROJOULE }] }));
+  assert.equal(back.vms[0]!.cpuTimeNs, 0);
+  assert.equal(typeof back.vms[0]!.memoryBytes, 'number');
+  assert.equal(back.counters[0]!.value, 0);
+  assert.equal(back.counters[0]!.maxRange, 0);
+});

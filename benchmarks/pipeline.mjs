@@ -1,0 +1,153 @@
+#!/usr/bin/env node
+// Embedded pipeline throughput (issue 2): frames and VM-samples per second, and peak memory.
+//
+//   node benchmarks/pipeline.mjs            (after `npm run build`; env HOSTS VMS SECONDS REPEAT)
+//
+// Frames are produced first by the real Agent over simulated hosts (so parsing of sysfs/cgroup text is
+// not part of the pipeline numbers; it is in benchmarks/agent-round.mjs). Then, REPEAT times each, in
+// one process, interleaved so machine noise hits every stage alike:
+//   A. align + attribute   IntervalAligner + CpuShareMethod, in memory (the pure math)
+//   B. collector           InProcessBus → NestJS collector (align, attribute, conservation) → chDB store
+//   C. full                gRPC client → gateway → InProcessBus → collector → chDB store
+// Prints a JSON line and a markdown table with medians and the ratios between stages.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir, cpus } from 'node:os';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { InProcessBus, TOPICS, silentLogger, encodeFrame, decodeFrame, FrameBatch } from '@wattsplit/wire';
+import { Agent, GrpcIngestClient } from '@wattsplit/agent';
+import { IntervalAligner, CpuShareMethod } from '@wattsplit/attribution';
+import { createFleet } from '@wattsplit/simulator';
+import { startGateway } from '@wattsplit/gateway';
+import { startEmbeddedCollector } from '@wattsplit/collector';
+
+const HOSTS = Number(process.env.HOSTS ?? 8);
+const VMS = Number(process.env.VMS ?? 50);
+const SECONDS = Number(process.env.SECONDS ?? 120);
+const REPEAT = Number(process.env.REPEAT ?? 3);
+
+// ---- frames from real agents over the simulator
+const fleet = createFleet({ hosts: HOSTS, vmsPerHost: VMS, seed: 7, events: 'none', noise: false, startUnixMs: Date.now() - SECONDS * 1000 });
+const agents = fleet.hosts.map((h) => new Agent({ hostId: h.hostId, hardwareClass: h.hardwareClass, fs: h.fs, domains: h.domains, gpus: h.gpus, perf: h.perf, bmc: h.bmc, processOwners: h.processOwners, clock: h.clock, logger: silentLogger, bootId: 'bench' }));
+const frames = []; // encoded, in time order across hosts
+const genT0 = performance.now();
+for (let t = 0; t <= SECONDS; t++) {
+  if (t > 0) fleet.step(1);
+  for (const a of agents) frames.push(encodeFrame(await a.sampleOnce()));
+}
+const genS = (performance.now() - genT0) / 1000;
+const vmSamples = frames.length * VMS;
+
+// Every run gets its own host ids (the store deduplicates by host+seq; runs must not collide).
+let runNo = 0;
+function renamed(run) {
+  return frames.map((b) => {
+    const f = decodeFrame(b);
+    f.hostId = `r${run}-${f.hostId}`;
+    return f;
+  });
+}
+
+const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+
+async function stageA() {
+  const fs = renamed(runNo++);
+  const al = new IntervalAligner();
+  const m = new CpuShareMethod();
+  const ctx = { policy: 'reserved', staticPower: { watts: { rapl: 100, gpu: 70, bmc_rest: 60 }, origin: 'configured' } };
+  const t0 = performance.now();
+  let n = 0;
+  for (const f of fs) {
+    const r = al.push(f);
+    if (r.interval) {
+      m.attribute(r.interval, ctx);
+      n++;
+    }
+  }
+  return { s: (performance.now() - t0) / 1000, intervals: n };
+}
+
+const dir = mkdtempSync(join(tmpdir(), 'wattsplit-pipeline-bench-'));
+const bus = new InProcessBus({ logger: silentLogger });
+const collector = await startEmbeddedCollector({ dataDir: join(dir, 'db'), bus, logger: silentLogger });
+const gateway = await startGateway({ producer: bus.producer(), logger: silentLogger });
+
+async function stageB() {
+  const msgs = renamed(runNo++).map((f) => ({ key: f.hostId, value: encodeFrame(f) }));
+  const before = collector.pipeline.stats.intervalsStored;
+  const t0 = performance.now();
+  for (let i = 0; i < msgs.length; i += 512) await bus.producer().send(TOPICS.telemetry, msgs.slice(i, i + 512));
+  await bus.idle();
+  return { s: (performance.now() - t0) / 1000, intervals: collector.pipeline.stats.intervalsStored - before };
+}
+
+async function stageC() {
+  const fs = renamed(runNo++);
+  const byHost = new Map();
+  for (const f of fs) {
+    if (!byHost.has(f.hostId)) byHost.set(f.hostId, []);
+    byHost.get(f.hostId).push(f);
+  }
+  const before = collector.pipeline.stats.intervalsStored;
+  const t0 = performance.now();
+  // One gRPC stream per host, batches of 64 frames, as the agents' SpoolingSender sends them.
+  await Promise.all(
+    [...byHost.values()].map(async (hostFrames) => {
+      const client = new GrpcIngestClient({ address: gateway.address, tls: false, logger: silentLogger });
+      let id = 0;
+      for (let i = 0; i < hostFrames.length; i += 64) {
+        const r = await client.send(FrameBatch.create({ batchId: ++id, frames: hostFrames.slice(i, i + 64) }));
+        if (r.kind !== 'ok') throw new Error(`batch not acked: ${r.kind} ${r.error?.message}`);
+      }
+      await client.close();
+    }),
+  );
+  await bus.idle();
+  return { s: (performance.now() - t0) / 1000, intervals: collector.pipeline.stats.intervalsStored - before };
+}
+
+const runs = { A: [], B: [], C: [] };
+for (let i = 0; i < REPEAT; i++) {
+  runs.A.push(await stageA());
+  runs.B.push(await stageB());
+  runs.C.push(await stageC());
+}
+await gateway.close();
+await collector.close();
+await bus.close();
+rmSync(dir, { recursive: true, force: true });
+
+const rss = process.resourceUsage().maxRSS / 1024; // MiB
+const row = (k) => {
+  const s = median(runs[k].map((r) => r.s));
+  return { median_s: s, frames_per_s: frames.length / s, vm_samples_per_s: vmSamples / s, intervals: runs[k][0].intervals };
+};
+const A = row('A');
+const B = row('B');
+const C = row('C');
+const out = {
+  bench: 'pipeline',
+  hosts: HOSTS,
+  vms_per_host: VMS,
+  seconds: SECONDS,
+  frames: frames.length,
+  vm_samples: vmSamples,
+  repeat: REPEAT,
+  agent_frame_generation_s: genS,
+  align_attribute: A,
+  collector_chdb: B,
+  full_grpc: C,
+  ratio_collector_vs_math: A.median_s / B.median_s,
+  ratio_full_vs_collector: B.median_s / C.median_s,
+  peak_rss_mib: rss,
+  machine: `${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}`,
+  node: process.version,
+  date: new Date().toISOString(),
+};
+console.log(JSON.stringify(out));
+const f = (x) => Math.round(x).toLocaleString('en-US');
+console.log(`\n| stage | median s | frames/s | VM-samples/s | vs previous |\n|---|---|---|---|---|`);
+console.log(`| align + cpu_share (in memory) | ${A.median_s.toFixed(3)} | ${f(A.frames_per_s)} | ${f(A.vm_samples_per_s)} | — |`);
+console.log(`| bus → collector → chDB | ${B.median_s.toFixed(3)} | ${f(B.frames_per_s)} | ${f(B.vm_samples_per_s)} | ${(A.median_s / B.median_s).toFixed(3)}× |`);
+console.log(`| gRPC → gateway → bus → collector → chDB | ${C.median_s.toFixed(3)} | ${f(C.frames_per_s)} | ${f(C.vm_samples_per_s)} | ${(B.median_s / C.median_s).toFixed(3)}× |`);
+console.log(`\n${HOSTS} hosts × ${VMS} VMs × ${SECONDS + 1} frames each, median of ${REPEAT}; peak RSS ${rss.toFixed(0)} MiB; ${out.machine}; node ${process.version}; ${out.date}`);
