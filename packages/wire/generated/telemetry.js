@@ -221,31 +221,28 @@ export const wattsplit = $root.wattsplit = (() => {
                         q = 0;
                     if (q > $util.recursionLimit)
                         throw Error("max depth exceeded");
-                    if (m.id != null && Object.hasOwnProperty.call(m, "id") && m.id !== "")
+                    if (m.id != null && Object.hasOwnProperty.call(m, "id"))
                         w.uint32(10).string(m.id);
-                    if (m.source != null && Object.hasOwnProperty.call(m, "source") && m.source !== 0)
+                    if (m.source != null && Object.hasOwnProperty.call(m, "source"))
                         w.uint32(16).int32(m.source);
-                    if (m.domain != null && Object.hasOwnProperty.call(m, "domain") && m.domain !== "")
+                    if (m.domain != null && Object.hasOwnProperty.call(m, "domain"))
                         w.uint32(26).string(m.domain);
-                    if (m.index != null && Object.hasOwnProperty.call(m, "index") && m.index !== 0)
+                    if (m.index != null && Object.hasOwnProperty.call(m, "index"))
                         w.uint32(32).int32(m.index);
-                    if (m.value != null && Object.hasOwnProperty.call(m, "value") && (typeof m.value === "object" ? m.value.low || m.value.high : m.value !== 0))
+                    if (m.value != null && Object.hasOwnProperty.call(m, "value"))
                         w.uint32(40).uint64(m.value);
-                    if (m.unit != null && Object.hasOwnProperty.call(m, "unit") && m.unit !== 0)
+                    if (m.unit != null && Object.hasOwnProperty.call(m, "unit"))
                         w.uint32(48).int32(m.unit);
-                    if (m.maxRange != null && Object.hasOwnProperty.call(m, "maxRange") && (typeof m.maxRange === "object" ? m.maxRange.low || m.maxRange.high : m.maxRange !== 0))
+                    if (m.maxRange != null && Object.hasOwnProperty.call(m, "maxRange"))
                         w.uint32(56).uint64(m.maxRange);
-                    if (m.parentId != null && Object.hasOwnProperty.call(m, "parentId") && m.parentId !== "")
+                    if (m.parentId != null && Object.hasOwnProperty.call(m, "parentId"))
                         w.uint32(66).string(m.parentId);
-                    if (m.readMonoNs != null && Object.hasOwnProperty.call(m, "readMonoNs") && (typeof m.readMonoNs === "object" ? m.readMonoNs.low || m.readMonoNs.high : m.readMonoNs !== 0))
+                    if (m.readMonoNs != null && Object.hasOwnProperty.call(m, "readMonoNs"))
                         w.uint32(72).uint64(m.readMonoNs);
-                    if (m.device != null && Object.hasOwnProperty.call(m, "device") && m.device !== "")
+                    if (m.device != null && Object.hasOwnProperty.call(m, "device"))
                         w.uint32(82).string(m.device);
-                    if (m.error != null && Object.hasOwnProperty.call(m, "error") && m.error !== "")
+                    if (m.error != null && Object.hasOwnProperty.call(m, "error"))
                         w.uint32(90).string(m.error);
-                    if (m.$unknowns != null && Object.hasOwnProperty.call(m, "$unknowns"))
-                        for (var i = 0; i < m.$unknowns.length; ++i)
-                            w.raw(m.$unknowns[i]);
                     return w;
                 };
 
@@ -260,14 +257,14 @@ export const wattsplit = $root.wattsplit = (() => {
                  * @throws {Error} If the payload is not a reader or valid buffer
                  * @throws {$protobuf.util.ProtocolError} If required fields are missing
                  */
-                EnergyCounter.decode = function decode(r, l, z, q, g) {
+                EnergyCounter.decode = function decode(r, l, e, n) {
                     if (!(r instanceof $Reader))
                         r = $Reader.create(r);
-                    if (q === undefined)
-                        q = 0;
-                    if (q > $Reader.recursionLimit)
-                        throw Error("max depth exceeded");
-                    var c, m, v;
+                    if (n === undefined)
+                        n = 0;
+                    if (n > $Reader.recursionLimit)
+                        throw Error("maximum nesting depth exceeded");
+                    var c, m;
                     if (l === undefined)
                         c = r.len;
                     else {
@@ -277,120 +274,59 @@ export const wattsplit = $root.wattsplit = (() => {
                         l = r.len;
                         r.len = c;
                     }
-                    m = g || new C();
+                    m = new $root.wattsplit.telemetry.v1.EnergyCounter();
                     while (r.pos < c) {
-                        var s = r.pos;
-                        var t = r.tag();
-                        if (t === z) {
-                            z = undefined;
+                        var t = r.uint32();
+                        if (t === e)
                             break;
-                        }
-                        var u = t & 7;
-                        switch (t >>>= 3) {
+                        switch (t >>> 3) {
                         case 1: {
-                                if (u !== 2)
-                                    break;
-                                if ((v = r.stringVerify()).length)
-                                    m.id = v;
-                                else
-                                    delete m.id;
-                                continue;
+                                m.id = r.string();
+                                break;
                             }
                         case 2: {
-                                if (u !== 0)
-                                    break;
-                                if (v = r.int32())
-                                    m.source = v;
-                                else
-                                    delete m.source;
-                                continue;
+                                m.source = r.int32();
+                                break;
                             }
                         case 3: {
-                                if (u !== 2)
-                                    break;
-                                if ((v = r.stringVerify()).length)
-                                    m.domain = v;
-                                else
-                                    delete m.domain;
-                                continue;
+                                m.domain = r.string();
+                                break;
                             }
                         case 4: {
-                                if (u !== 0)
-                                    break;
-                                if (v = r.int32())
-                                    m.index = v;
-                                else
-                                    delete m.index;
-                                continue;
+                                m.index = r.int32();
+                                break;
                             }
                         case 5: {
-                                if (u !== 0)
-                                    break;
-                                if (typeof (v = r.uint64()) === "object" ? v.low || v.high : v !== 0)
-                                    m.value = v;
-                                else
-                                    delete m.value;
-                                continue;
+                                m.value = r.uint64();
+                                break;
                             }
                         case 6: {
-                                if (u !== 0)
-                                    break;
-                                if (v = r.int32())
-                                    m.unit = v;
-                                else
-                                    delete m.unit;
-                                continue;
+                                m.unit = r.int32();
+                                break;
                             }
                         case 7: {
-                                if (u !== 0)
-                                    break;
-                                if (typeof (v = r.uint64()) === "object" ? v.low || v.high : v !== 0)
-                                    m.maxRange = v;
-                                else
-                                    delete m.maxRange;
-                                continue;
+                                m.maxRange = r.uint64();
+                                break;
                             }
                         case 8: {
-                                if (u !== 2)
-                                    break;
-                                if ((v = r.stringVerify()).length)
-                                    m.parentId = v;
-                                else
-                                    delete m.parentId;
-                                continue;
+                                m.parentId = r.string();
+                                break;
                             }
                         case 9: {
-                                if (u !== 0)
-                                    break;
-                                if (typeof (v = r.uint64()) === "object" ? v.low || v.high : v !== 0)
-                                    m.readMonoNs = v;
-                                else
-                                    delete m.readMonoNs;
-                                continue;
+                                m.readMonoNs = r.uint64();
+                                break;
                             }
                         case 10: {
-                                if (u !== 2)
-                                    break;
-                                if ((v = r.stringVerify()).length)
-                                    m.device = v;
-                                else
-                                    delete m.device;
-                                continue;
+                                m.device = r.string();
+                                break;
                             }
                         case 11: {
-                                if (u !== 2)
-                                    break;
-                                if ((v = r.stringVerify()).length)
-                                    m.error = v;
-                                else
-                                    delete m.error;
-                                continue;
+                                m.error = r.string();
+                                break;
                             }
-                        }
-                        r.skipType(u, q, t);
-                        if (!r.discardUnknown) {
-                            $util.makeProp(m, "$unknowns", false);
-                            (m.$unknowns || (m.$unknowns = [])).push(r.raw(s, r.pos));
+                        default:
+                            r.skipType(t & 7, n);
+                            break;
                         }
                     }
                     if (l !== undefined) {
@@ -398,8 +334,6 @@ export const wattsplit = $root.wattsplit = (() => {
                             throw RangeError("index out of range");
                         r.len = l;
                     }
-                    if (z !== undefined)
-                        throw Error("missing end group");
                     return m;
                 };
 
@@ -411,127 +345,111 @@ export const wattsplit = $root.wattsplit = (() => {
                  * @param {Object.<string,*>} d Plain object
                  * @returns {wattsplit.telemetry.v1.EnergyCounter} EnergyCounter
                  */
-                EnergyCounter.fromObject = function fromObject(d, q) {
-                    if (d instanceof C)
+                EnergyCounter.fromObject = function fromObject(d, n) {
+                    if (d instanceof $root.wattsplit.telemetry.v1.EnergyCounter)
                         return d;
                     if (!$util.isObject(d))
                         throw TypeError(".wattsplit.telemetry.v1.EnergyCounter: object expected");
-                    if (q === undefined)
-                        q = 0;
-                    if (q > $util.recursionLimit)
-                        throw Error("max depth exceeded");
-                    var m = new C();
+                    if (n === undefined)
+                        n = 0;
+                    if (n > $util.recursionLimit)
+                        throw Error("maximum nesting depth exceeded");
+                    var m = new $root.wattsplit.telemetry.v1.EnergyCounter();
                     if (d.id != null) {
-                        if (typeof d.id !== "string" || d.id.length) {
-                            m.id = String(d.id);
-                        }
+                        m.id = String(d.id);
                     }
-                    if (d.source !== 0 && (typeof d.source !== "string" || $root.wattsplit.telemetry.v1.EnergySource[d.source] !== 0)) {
-                        switch (d.source) {
-                        case "ENERGY_SOURCE_UNSPECIFIED":
-                        case 0:
-                            m.source = 0;
+                    switch (d.source) {
+                    default:
+                        if (typeof d.source === "number") {
+                            m.source = d.source;
                             break;
-                        case "ENERGY_SOURCE_RAPL":
-                        case 1:
-                            m.source = 1;
-                            break;
-                        case "ENERGY_SOURCE_GPU":
-                        case 2:
-                            m.source = 2;
-                            break;
-                        case "ENERGY_SOURCE_BMC":
-                        case 3:
-                            m.source = 3;
-                            break;
-                        default:
-                            if (typeof d.source === "number" && (d.source | 0) === d.source)
-                                m.source = d.source;
                         }
+                        break;
+                    case "ENERGY_SOURCE_UNSPECIFIED":
+                    case 0:
+                        m.source = 0;
+                        break;
+                    case "ENERGY_SOURCE_RAPL":
+                    case 1:
+                        m.source = 1;
+                        break;
+                    case "ENERGY_SOURCE_GPU":
+                    case 2:
+                        m.source = 2;
+                        break;
+                    case "ENERGY_SOURCE_BMC":
+                    case 3:
+                        m.source = 3;
+                        break;
                     }
                     if (d.domain != null) {
-                        if (typeof d.domain !== "string" || d.domain.length) {
-                            m.domain = String(d.domain);
-                        }
+                        m.domain = String(d.domain);
                     }
                     if (d.index != null) {
-                        if (Number(d.index) !== 0) {
-                            m.index = d.index | 0;
-                        }
+                        m.index = d.index | 0;
                     }
                     if (d.value != null) {
-                        if (typeof d.value === "object" ? d.value.low || d.value.high : Number(d.value) !== 0) {
-                            if ($util.Long)
-                                m.value = $util.Long.fromValue(d.value, true);
-                            else if (typeof d.value === "string")
-                                m.value = parseInt(d.value, 10);
-                            else if (typeof d.value === "number")
-                                m.value = d.value;
-                            else if (typeof d.value === "object")
-                                m.value = new $util.LongBits(d.value.low >>> 0, d.value.high >>> 0).toNumber(true);
-                        }
+                        if ($util.Long)
+                            m.value = $util.Long.fromValue(d.value, true);
+                        else if (typeof d.value === "string")
+                            m.value = parseInt(d.value, 10);
+                        else if (typeof d.value === "number")
+                            m.value = d.value;
+                        else if (typeof d.value === "object")
+                            m.value = new $util.LongBits(d.value.low >>> 0, d.value.high >>> 0).toNumber(true);
                     }
-                    if (d.unit !== 0 && (typeof d.unit !== "string" || $root.wattsplit.telemetry.v1.EnergyUnit[d.unit] !== 0)) {
-                        switch (d.unit) {
-                        case "ENERGY_UNIT_UNSPECIFIED":
-                        case 0:
-                            m.unit = 0;
+                    switch (d.unit) {
+                    default:
+                        if (typeof d.unit === "number") {
+                            m.unit = d.unit;
                             break;
-                        case "ENERGY_UNIT_MICROJOULE":
-                        case 1:
-                            m.unit = 1;
-                            break;
-                        case "ENERGY_UNIT_MILLIJOULE":
-                        case 2:
-                            m.unit = 2;
-                            break;
-                        case "ENERGY_UNIT_JOULE":
-                        case 3:
-                            m.unit = 3;
-                            break;
-                        default:
-                            if (typeof d.unit === "number" && (d.unit | 0) === d.unit)
-                                m.unit = d.unit;
                         }
+                        break;
+                    case "ENERGY_UNIT_UNSPECIFIED":
+                    case 0:
+                        m.unit = 0;
+                        break;
+                    case "ENERGY_UNIT_MICROJOULE":
+                    case 1:
+                        m.unit = 1;
+                        break;
+                    case "ENERGY_UNIT_MILLIJOULE":
+                    case 2:
+                        m.unit = 2;
+                        break;
+                    case "ENERGY_UNIT_JOULE":
+                    case 3:
+                        m.unit = 3;
+                        break;
                     }
                     if (d.maxRange != null) {
-                        if (typeof d.maxRange === "object" ? d.maxRange.low || d.maxRange.high : Number(d.maxRange) !== 0) {
-                            if ($util.Long)
-                                m.maxRange = $util.Long.fromValue(d.maxRange, true);
-                            else if (typeof d.maxRange === "string")
-                                m.maxRange = parseInt(d.maxRange, 10);
-                            else if (typeof d.maxRange === "number")
-                                m.maxRange = d.maxRange;
-                            else if (typeof d.maxRange === "object")
-                                m.maxRange = new $util.LongBits(d.maxRange.low >>> 0, d.maxRange.high >>> 0).toNumber(true);
-                        }
+                        if ($util.Long)
+                            m.maxRange = $util.Long.fromValue(d.maxRange, true);
+                        else if (typeof d.maxRange === "string")
+                            m.maxRange = parseInt(d.maxRange, 10);
+                        else if (typeof d.maxRange === "number")
+                            m.maxRange = d.maxRange;
+                        else if (typeof d.maxRange === "object")
+                            m.maxRange = new $util.LongBits(d.maxRange.low >>> 0, d.maxRange.high >>> 0).toNumber(true);
                     }
                     if (d.parentId != null) {
-                        if (typeof d.parentId !== "string" || d.parentId.length) {
-                            m.parentId = String(d.parentId);
-                        }
+                        m.parentId = String(d.parentId);
                     }
                     if (d.readMonoNs != null) {
-                        if (typeof d.readMonoNs === "object" ? d.readMonoNs.low || d.readMonoNs.high : Number(d.readMonoNs) !== 0) {
-                            if ($util.Long)
-                                m.readMonoNs = $util.Long.fromValue(d.readMonoNs, true);
-                            else if (typeof d.readMonoNs === "string")
-                                m.readMonoNs = parseInt(d.readMonoNs, 10);
-                            else if (typeof d.readMonoNs === "number")
-                                m.readMonoNs = d.readMonoNs;
-                            else if (typeof d.readMonoNs === "object")
-                                m.readMonoNs = new $util.LongBits(d.readMonoNs.low >>> 0, d.readMonoNs.high >>> 0).toNumber(true);
-                        }
+                        if ($util.Long)
+                            m.readMonoNs = $util.Long.fromValue(d.readMonoNs, true);
+                        else if (typeof d.readMonoNs === "string")
+                            m.readMonoNs = parseInt(d.readMonoNs, 10);
+                        else if (typeof d.readMonoNs === "number")
+                            m.readMonoNs = d.readMonoNs;
+                        else if (typeof d.readMonoNs === "object")
+                            m.readMonoNs = new $util.LongBits(d.readMonoNs.low >>> 0, d.readMonoNs.high >>> 0).toNumber(true);
                     }
                     if (d.device != null) {
-                        if (typeof d.device !== "string" || d.device.length) {
-                            m.device = String(d.device);
-                        }
+                        m.device = String(d.device);
                     }
                     if (d.error != null) {
-                        if (typeof d.error !== "string" || d.error.length) {
-                            m.error = String(d.error);
-                        }
+                        m.error = String(d.error);
                     }
                     return m;
                 };
@@ -808,31 +726,28 @@ export const wattsplit = $root.wattsplit = (() => {
                         q = 0;
                     if (q > $util.recursionLimit)
                         throw Error("max depth exceeded");
-                    if (m.device != null && Object.hasOwnProperty.call(m, "device") && m.device !== "")
+                    if (m.device != null && Object.hasOwnProperty.call(m, "device"))
                         w.uint32(10).string(m.device);
-                    if (m.index != null && Object.hasOwnProperty.call(m, "index") && m.index !== 0)
+                    if (m.index != null && Object.hasOwnProperty.call(m, "index"))
                         w.uint32(16).int32(m.index);
-                    if (m.name != null && Object.hasOwnProperty.call(m, "name") && m.name !== "")
+                    if (m.name != null && Object.hasOwnProperty.call(m, "name"))
                         w.uint32(26).string(m.name);
-                    if (m.powerMw != null && Object.hasOwnProperty.call(m, "powerMw") && m.powerMw !== 0)
+                    if (m.powerMw != null && Object.hasOwnProperty.call(m, "powerMw"))
                         w.uint32(32).uint32(m.powerMw);
-                    if (m.gpuUtilPct != null && Object.hasOwnProperty.call(m, "gpuUtilPct") && m.gpuUtilPct !== 0)
+                    if (m.gpuUtilPct != null && Object.hasOwnProperty.call(m, "gpuUtilPct"))
                         w.uint32(40).uint32(m.gpuUtilPct);
-                    if (m.memUtilPct != null && Object.hasOwnProperty.call(m, "memUtilPct") && m.memUtilPct !== 0)
+                    if (m.memUtilPct != null && Object.hasOwnProperty.call(m, "memUtilPct"))
                         w.uint32(48).uint32(m.memUtilPct);
-                    if (m.smClockMhz != null && Object.hasOwnProperty.call(m, "smClockMhz") && m.smClockMhz !== 0)
+                    if (m.smClockMhz != null && Object.hasOwnProperty.call(m, "smClockMhz"))
                         w.uint32(56).uint32(m.smClockMhz);
-                    if (m.memClockMhz != null && Object.hasOwnProperty.call(m, "memClockMhz") && m.memClockMhz !== 0)
+                    if (m.memClockMhz != null && Object.hasOwnProperty.call(m, "memClockMhz"))
                         w.uint32(64).uint32(m.memClockMhz);
-                    if (m.tempC != null && Object.hasOwnProperty.call(m, "tempC") && m.tempC !== 0)
+                    if (m.tempC != null && Object.hasOwnProperty.call(m, "tempC"))
                         w.uint32(72).uint32(m.tempC);
-                    if (m.contexts != null && Object.hasOwnProperty.call(m, "contexts") && m.contexts !== 0)
+                    if (m.contexts != null && Object.hasOwnProperty.call(m, "contexts"))
                         w.uint32(80).uint32(m.contexts);
-                    if (m.migProfile != null && Object.hasOwnProperty.call(m, "migProfile") && m.migProfile !== "")
+                    if (m.migProfile != null && Object.hasOwnProperty.call(m, "migProfile"))
                         w.uint32(90).string(m.migProfile);
-                    if (m.$unknowns != null && Object.hasOwnProperty.call(m, "$unknowns"))
-                        for (var i = 0; i < m.$unknowns.length; ++i)
-                            w.raw(m.$unknowns[i]);
                     return w;
                 };
 
@@ -847,14 +762,14 @@ export const wattsplit = $root.wattsplit = (() => {
                  * @throws {Error} If the payload is not a reader or valid buffer
                  * @throws {$protobuf.util.ProtocolError} If required fields are missing
                  */
-                GpuDeviceSample.decode = function decode(r, l, z, q, g) {
+                GpuDeviceSample.decode = function decode(r, l, e, n) {
                     if (!(r instanceof $Reader))
                         r = $Reader.create(r);
-                    if (q === undefined)
-                        q = 0;
-                    if (q > $Reader.recursionLimit)
-                        throw Error("max depth exceeded");
-                    var c, m, v;
+                    if (n === undefined)
+                        n = 0;
+                    if (n > $Reader.recursionLimit)
+                        throw Error("maximum nesting depth exceeded");
+                    var c, m;
                     if (l === undefined)
                         c = r.len;
                     else {
@@ -864,120 +779,59 @@ export const wattsplit = $root.wattsplit = (() => {
                         l = r.len;
                         r.len = c;
                     }
-                    m = g || new C();
+                    m = new $root.wattsplit.telemetry.v1.GpuDeviceSample();
                     while (r.pos < c) {
-                        var s = r.pos;
-                        var t = r.tag();
-                        if (t === z) {
-                            z = undefined;
+                        var t = r.uint32();
+                        if (t === e)
                             break;
-                        }
-                        var u = t & 7;
-                        switch (t >>>= 3) {
+                        switch (t >>> 3) {
                         case 1: {
-                                if (u !== 2)
-                                    break;
-                                if ((v = r.stringVerify()).length)
-                                    m.device = v;
-                                else
-                                    delete m.device;
-                                continue;
+                                m.device = r.string();
+                                break;
                             }
                         case 2: {
-                                if (u !== 0)
-                                    break;
-                                if (v = r.int32())
-                                    m.index = v;
-                                else
-                                    delete m.index;
-                                continue;
+                                m.index = r.int32();
+                                break;
                             }
                         case 3: {
-                                if (u !== 2)
-                                    break;
-                                if ((v = r.stringVerify()).length)
-                                    m.name = v;
-                                else
-                                    delete m.name;
-                                continue;
+                                m.name = r.string();
+                                break;
                             }
                         case 4: {
-                                if (u !== 0)
-                                    break;
-                                if (v = r.uint32())
-                                    m.powerMw = v;
-                                else
-                                    delete m.powerMw;
-                                continue;
+                                m.powerMw = r.uint32();
+                                break;
                             }
                         case 5: {
-                                if (u !== 0)
-                                    break;
-                                if (v = r.uint32())
-                                    m.gpuUtilPct = v;
-                                else
-                                    delete m.gpuUtilPct;
-                                continue;
+                                m.gpuUtilPct = r.uint32();
+                                break;
                             }
                         case 6: {
-                                if (u !== 0)
-                                    break;
-                                if (v = r.uint32())
-                                    m.memUtilPct = v;
-                                else
-                                    delete m.memUtilPct;
-                                continue;
+                                m.memUtilPct = r.uint32();
+                                break;
                             }
                         case 7: {
-                                if (u !== 0)
-                                    break;
-                                if (v = r.uint32())
-                                    m.smClockMhz = v;
-                                else
-                                    delete m.smClockMhz;
-                                continue;
+                                m.smClockMhz = r.uint32();
+                                break;
                             }
                         case 8: {
-                                if (u !== 0)
-                                    break;
-                                if (v = r.uint32())
-                                    m.memClockMhz = v;
-                                else
-                                    delete m.memClockMhz;
-                                continue;
+                                m.memClockMhz = r.uint32();
+                                break;
                             }
                         case 9: {
-                                if (u !== 0)
-                                    break;
-                                if (v = r.uint32())
-                                    m.tempC = v;
-                                else
-                                    delete m.tempC;
-                                continue;
+                                m.tempC = r.uint32();
+                                break;
                             }
                         case 10: {
-                                if (u !== 0)
-                                    break;
-                                if (v = r.uint32())
-                                    m.contexts = v;
-                                else
-                                    delete m.contexts;
-                                continue;
+                                m.contexts = r.uint32();
+                                break;
                             }
                         case 11: {
-                                if (u !== 2)
-                                    break;
-                                if ((v = r.stringVerify()).length)
-                                    m.migProfile = v;
-                                else
-                                    delete m.migProfile;
-                                continue;
+                                m.migProfile = r.string();
+                                break;
                             }
-                        }
-                        r.skipType(u, q, t);
-                        if (!r.discardUnknown) {
-                            $util.makeProp(m, "$unknowns", false);
-                            (m.$unknowns || (m.$unknowns = [])).push(r.raw(s, r.pos));
+                        default:
+                            r.skipType(t & 7, n);
+                            break;
                         }
                     }
                     if (l !== undefined) {
@@ -985,8 +839,6 @@ export const wattsplit = $root.wattsplit = (() => {
                             throw RangeError("index out of range");
                         r.len = l;
                     }
-                    if (z !== undefined)
-                        throw Error("missing end group");
                     return m;
                 };
 
@@ -998,70 +850,48 @@ export const wattsplit = $root.wattsplit = (() => {
                  * @param {Object.<string,*>} d Plain object
                  * @returns {wattsplit.telemetry.v1.GpuDeviceSample} GpuDeviceSample
                  */
-                GpuDeviceSample.fromObject = function fromObject(d, q) {
-                    if (d instanceof C)
+                GpuDeviceSample.fromObject = function fromObject(d, n) {
+                    if (d instanceof $root.wattsplit.telemetry.v1.GpuDeviceSample)
                         return d;
                     if (!$util.isObject(d))
                         throw TypeError(".wattsplit.telemetry.v1.GpuDeviceSample: object expected");
-                    if (q === undefined)
-                        q = 0;
-                    if (q > $util.recursionLimit)
-                        throw Error("max depth exceeded");
-                    var m = new C();
+                    if (n === undefined)
+                        n = 0;
+                    if (n > $util.recursionLimit)
+                        throw Error("maximum nesting depth exceeded");
+                    var m = new $root.wattsplit.telemetry.v1.GpuDeviceSample();
                     if (d.device != null) {
-                        if (typeof d.device !== "string" || d.device.length) {
-                            m.device = String(d.device);
-                        }
+                        m.device = String(d.device);
                     }
                     if (d.index != null) {
-                        if (Number(d.index) !== 0) {
-                            m.index = d.index | 0;
-                        }
+                        m.index = d.index | 0;
                     }
                     if (d.name != null) {
-                        if (typeof d.name !== "string" || d.name.length) {
-                            m.name = String(d.name);
-                        }
+                        m.name = String(d.name);
                     }
                     if (d.powerMw != null) {
-                        if (Number(d.powerMw) !== 0) {
-                            m.powerMw = d.powerMw >>> 0;
-                        }
+                        m.powerMw = d.powerMw >>> 0;
                     }
                     if (d.gpuUtilPct != null) {
-                        if (Number(d.gpuUtilPct) !== 0) {
-                            m.gpuUtilPct = d.gpuUtilPct >>> 0;
-                        }
+                        m.gpuUtilPct = d.gpuUtilPct >>> 0;
                     }
                     if (d.memUtilPct != null) {
-                        if (Number(d.memUtilPct) !== 0) {
-                            m.memUtilPct = d.memUtilPct >>> 0;
-                        }
+                        m.memUtilPct = d.memUtilPct >>> 0;
                     }
                     if (d.smClockMhz != null) {
-                        if (Number(d.smClockMhz) !== 0) {
-                            m.smClockMhz = d.smClockMhz >>> 0;
-                        }
+                        m.smClockMhz = d.smClockMhz >>> 0;
                     }
                     if (d.memClockMhz != null) {
-                        if (Number(d.memClockMhz) !== 0) {
-                            m.memClockMhz = d.memClockMhz >>> 0;
-                        }
+                        m.memClockMhz = d.memClockMhz >>> 0;
                     }
                     if (d.tempC != null) {
-                        if (Number(d.tempC) !== 0) {
-                            m.tempC = d.tempC >>> 0;
-                        }
+                        m.tempC = d.tempC >>> 0;
                     }
                     if (d.contexts != null) {
-                        if (Number(d.contexts) !== 0) {
-                            m.contexts = d.contexts >>> 0;
-                        }
+                        m.contexts = d.contexts >>> 0;
                     }
                     if (d.migProfile != null) {
-                        if (typeof d.migProfile !== "string" || d.migProfile.length) {
-                            m.migProfile = String(d.migProfile);
-                        }
+                        m.migProfile = String(d.migProfile);
                     }
                     return m;
                 };
@@ -1302,29 +1132,26 @@ export const wattsplit = $root.wattsplit = (() => {
                         q = 0;
                     if (q > $util.recursionLimit)
                         throw Error("max depth exceeded");
-                    if (m.device != null && Object.hasOwnProperty.call(m, "device") && m.device !== "")
+                    if (m.device != null && Object.hasOwnProperty.call(m, "device"))
                         w.uint32(10).string(m.device);
-                    if (m.smUtilPct != null && Object.hasOwnProperty.call(m, "smUtilPct") && !Object.is(m.smUtilPct, 0))
+                    if (m.smUtilPct != null && Object.hasOwnProperty.call(m, "smUtilPct"))
                         w.uint32(17).double(m.smUtilPct);
-                    if (m.memUtilPct != null && Object.hasOwnProperty.call(m, "memUtilPct") && !Object.is(m.memUtilPct, 0))
+                    if (m.memUtilPct != null && Object.hasOwnProperty.call(m, "memUtilPct"))
                         w.uint32(25).double(m.memUtilPct);
-                    if (m.utilSamples != null && Object.hasOwnProperty.call(m, "utilSamples") && m.utilSamples !== 0)
+                    if (m.utilSamples != null && Object.hasOwnProperty.call(m, "utilSamples"))
                         w.uint32(32).uint32(m.utilSamples);
-                    if (m.usedMemoryBytes != null && Object.hasOwnProperty.call(m, "usedMemoryBytes") && (typeof m.usedMemoryBytes === "object" ? m.usedMemoryBytes.low || m.usedMemoryBytes.high : m.usedMemoryBytes !== 0))
+                    if (m.usedMemoryBytes != null && Object.hasOwnProperty.call(m, "usedMemoryBytes"))
                         w.uint32(40).uint64(m.usedMemoryBytes);
-                    if (m.holdsContext != null && Object.hasOwnProperty.call(m, "holdsContext") && m.holdsContext !== false)
+                    if (m.holdsContext != null && Object.hasOwnProperty.call(m, "holdsContext"))
                         w.uint32(48).bool(m.holdsContext);
-                    if (m.passthrough != null && Object.hasOwnProperty.call(m, "passthrough") && m.passthrough !== false)
+                    if (m.passthrough != null && Object.hasOwnProperty.call(m, "passthrough"))
                         w.uint32(56).bool(m.passthrough);
-                    if (m.migInstance != null && Object.hasOwnProperty.call(m, "migInstance") && m.migInstance !== "")
+                    if (m.migInstance != null && Object.hasOwnProperty.call(m, "migInstance"))
                         w.uint32(66).string(m.migInstance);
-                    if (m.encUtilPct != null && Object.hasOwnProperty.call(m, "encUtilPct") && m.encUtilPct !== 0)
+                    if (m.encUtilPct != null && Object.hasOwnProperty.call(m, "encUtilPct"))
                         w.uint32(72).uint32(m.encUtilPct);
-                    if (m.decUtilPct != null && Object.hasOwnProperty.call(m, "decUtilPct") && m.decUtilPct !== 0)
+                    if (m.decUtilPct != null && Object.hasOwnProperty.call(m, "decUtilPct"))
                         w.uint32(80).uint32(m.decUtilPct);
-                    if (m.$unknowns != null && Object.hasOwnProperty.call(m, "$unknowns"))
-                        for (var i = 0; i < m.$unknowns.length; ++i)
-                            w.raw(m.$unknowns[i]);
                     return w;
                 };
 
@@ -1339,14 +1166,14 @@ export const wattsplit = $root.wattsplit = (() => {
                  * @throws {Error} If the payload is not a reader or valid buffer
                  * @throws {$protobuf.util.ProtocolError} If required fields are missing
                  */
-                GpuActivity.decode = function decode(r, l, z, q, g) {
+                GpuActivity.decode = function decode(r, l, e, n) {
                     if (!(r instanceof $Reader))
                         r = $Reader.create(r);
-                    if (q === undefined)
-                        q = 0;
-                    if (q > $Reader.recursionLimit)
-                        throw Error("max depth exceeded");
-                    var c, m, v;
+                    if (n === undefined)
+                        n = 0;
+                    if (n > $Reader.recursionLimit)
+                        throw Error("maximum nesting depth exceeded");
+                    var c, m;
                     if (l === undefined)
                         c = r.len;
                     else {
@@ -1356,111 +1183,55 @@ export const wattsplit = $root.wattsplit = (() => {
                         l = r.len;
                         r.len = c;
                     }
-                    m = g || new C();
+                    m = new $root.wattsplit.telemetry.v1.GpuActivity();
                     while (r.pos < c) {
-                        var s = r.pos;
-                        var t = r.tag();
-                        if (t === z) {
-                            z = undefined;
+                        var t = r.uint32();
+                        if (t === e)
                             break;
-                        }
-                        var u = t & 7;
-                        switch (t >>>= 3) {
+                        switch (t >>> 3) {
                         case 1: {
-                                if (u !== 2)
-                                    break;
-                                if ((v = r.stringVerify()).length)
-                                    m.device = v;
-                                else
-                                    delete m.device;
-                                continue;
+                                m.device = r.string();
+                                break;
                             }
                         case 2: {
-                                if (u !== 1)
-                                    break;
-                                if (!Object.is(v = r.double(), 0))
-                                    m.smUtilPct = v;
-                                else
-                                    delete m.smUtilPct;
-                                continue;
+                                m.smUtilPct = r.double();
+                                break;
                             }
                         case 3: {
-                                if (u !== 1)
-                                    break;
-                                if (!Object.is(v = r.double(), 0))
-                                    m.memUtilPct = v;
-                                else
-                                    delete m.memUtilPct;
-                                continue;
+                                m.memUtilPct = r.double();
+                                break;
                             }
                         case 4: {
-                                if (u !== 0)
-                                    break;
-                                if (v = r.uint32())
-                                    m.utilSamples = v;
-                                else
-                                    delete m.utilSamples;
-                                continue;
+                                m.utilSamples = r.uint32();
+                                break;
                             }
                         case 5: {
-                                if (u !== 0)
-                                    break;
-                                if (typeof (v = r.uint64()) === "object" ? v.low || v.high : v !== 0)
-                                    m.usedMemoryBytes = v;
-                                else
-                                    delete m.usedMemoryBytes;
-                                continue;
+                                m.usedMemoryBytes = r.uint64();
+                                break;
                             }
                         case 6: {
-                                if (u !== 0)
-                                    break;
-                                if (v = r.bool())
-                                    m.holdsContext = v;
-                                else
-                                    delete m.holdsContext;
-                                continue;
+                                m.holdsContext = r.bool();
+                                break;
                             }
                         case 7: {
-                                if (u !== 0)
-                                    break;
-                                if (v = r.bool())
-                                    m.passthrough = v;
-                                else
-                                    delete m.passthrough;
-                                continue;
+                                m.passthrough = r.bool();
+                                break;
                             }
                         case 8: {
-                                if (u !== 2)
-                                    break;
-                                if ((v = r.stringVerify()).length)
-                                    m.migInstance = v;
-                                else
-                                    delete m.migInstance;
-                                continue;
+                                m.migInstance = r.string();
+                                break;
                             }
                         case 9: {
-                                if (u !== 0)
-                                    break;
-                                if (v = r.uint32())
-                                    m.encUtilPct = v;
-                                else
-                                    delete m.encUtilPct;
-                                continue;
+                                m.encUtilPct = r.uint32();
+                                break;
                             }
                         case 10: {
-                                if (u !== 0)
-                                    break;
-                                if (v = r.uint32())
-                                    m.decUtilPct = v;
-                                else
-                                    delete m.decUtilPct;
-                                continue;
+                                m.decUtilPct = r.uint32();
+                                break;
                             }
-                        }
-                        r.skipType(u, q, t);
-                        if (!r.discardUnknown) {
-                            $util.makeProp(m, "$unknowns", false);
-                            (m.$unknowns || (m.$unknowns = [])).push(r.raw(s, r.pos));
+                        default:
+                            r.skipType(t & 7, n);
+                            break;
                         }
                     }
                     if (l !== undefined) {
@@ -1468,8 +1239,6 @@ export const wattsplit = $root.wattsplit = (() => {
                             throw RangeError("index out of range");
                         r.len = l;
                     }
-                    if (z !== undefined)
-                        throw Error("missing end group");
                     return m;
                 };
 
@@ -1481,72 +1250,52 @@ export const wattsplit = $root.wattsplit = (() => {
                  * @param {Object.<string,*>} d Plain object
                  * @returns {wattsplit.telemetry.v1.GpuActivity} GpuActivity
                  */
-                GpuActivity.fromObject = function fromObject(d, q) {
-                    if (d instanceof C)
+                GpuActivity.fromObject = function fromObject(d, n) {
+                    if (d instanceof $root.wattsplit.telemetry.v1.GpuActivity)
                         return d;
                     if (!$util.isObject(d))
                         throw TypeError(".wattsplit.telemetry.v1.GpuActivity: object expected");
-                    if (q === undefined)
-                        q = 0;
-                    if (q > $util.recursionLimit)
-                        throw Error("max depth exceeded");
-                    var m = new C();
+                    if (n === undefined)
+                        n = 0;
+                    if (n > $util.recursionLimit)
+                        throw Error("maximum nesting depth exceeded");
+                    var m = new $root.wattsplit.telemetry.v1.GpuActivity();
                     if (d.device != null) {
-                        if (typeof d.device !== "string" || d.device.length) {
-                            m.device = String(d.device);
-                        }
+                        m.device = String(d.device);
                     }
                     if (d.smUtilPct != null) {
-                        if (!Object.is(Number(d.smUtilPct), 0)) {
-                            m.smUtilPct = Number(d.smUtilPct);
-                        }
+                        m.smUtilPct = Number(d.smUtilPct);
                     }
                     if (d.memUtilPct != null) {
-                        if (!Object.is(Number(d.memUtilPct), 0)) {
-                            m.memUtilPct = Number(d.memUtilPct);
-                        }
+                        m.memUtilPct = Number(d.memUtilPct);
                     }
                     if (d.utilSamples != null) {
-                        if (Number(d.utilSamples) !== 0) {
-                            m.utilSamples = d.utilSamples >>> 0;
-                        }
+                        m.utilSamples = d.utilSamples >>> 0;
                     }
                     if (d.usedMemoryBytes != null) {
-                        if (typeof d.usedMemoryBytes === "object" ? d.usedMemoryBytes.low || d.usedMemoryBytes.high : Number(d.usedMemoryBytes) !== 0) {
-                            if ($util.Long)
-                                m.usedMemoryBytes = $util.Long.fromValue(d.usedMemoryBytes, true);
-                            else if (typeof d.usedMemoryBytes === "string")
-                                m.usedMemoryBytes = parseInt(d.usedMemoryBytes, 10);
-                            else if (typeof d.usedMemoryBytes === "number")
-                                m.usedMemoryBytes = d.usedMemoryBytes;
-                            else if (typeof d.usedMemoryBytes === "object")
-                                m.usedMemoryBytes = new $util.LongBits(d.usedMemoryBytes.low >>> 0, d.usedMemoryBytes.high >>> 0).toNumber(true);
-                        }
+                        if ($util.Long)
+                            m.usedMemoryBytes = $util.Long.fromValue(d.usedMemoryBytes, true);
+                        else if (typeof d.usedMemoryBytes === "string")
+                            m.usedMemoryBytes = parseInt(d.usedMemoryBytes, 10);
+                        else if (typeof d.usedMemoryBytes === "number")
+                            m.usedMemoryBytes = d.usedMemoryBytes;
+                        else if (typeof d.usedMemoryBytes === "object")
+                            m.usedMemoryBytes = new $util.LongBits(d.usedMemoryBytes.low >>> 0, d.usedMemoryBytes.high >>> 0).toNumber(true);
                     }
                     if (d.holdsContext != null) {
-                        if (d.holdsContext) {
-                            m.holdsContext = Boolean(d.holdsContext);
-                        }
+                        m.holdsContext = Boolean(d.holdsContext);
                     }
                     if (d.passthrough != null) {
-                        if (d.passthrough) {
-                            m.passthrough = Boolean(d.passthrough);
-                        }
+                        m.passthrough = Boolean(d.passthrough);
                     }
                     if (d.migInstance != null) {
-                        if (typeof d.migInstance !== "string" || d.migInstance.length) {
-                            m.migInstance = String(d.migInstance);
-                        }
+                        m.migInstance = String(d.migInstance);
                     }
                     if (d.encUtilPct != null) {
-                        if (Number(d.encUtilPct) !== 0) {
-                            m.encUtilPct = d.encUtilPct >>> 0;
-                        }
+                        m.encUtilPct = d.encUtilPct >>> 0;
                     }
                     if (d.decUtilPct != null) {
-                        if (Number(d.decUtilPct) !== 0) {
-                            m.decUtilPct = d.decUtilPct >>> 0;
-                        }
+                        m.decUtilPct = d.decUtilPct >>> 0;
                     }
                     return m;
                 };
@@ -1747,19 +1496,16 @@ export const wattsplit = $root.wattsplit = (() => {
                         q = 0;
                     if (q > $util.recursionLimit)
                         throw Error("max depth exceeded");
-                    if (m.supported != null && Object.hasOwnProperty.call(m, "supported") && m.supported !== false)
+                    if (m.supported != null && Object.hasOwnProperty.call(m, "supported"))
                         w.uint32(8).bool(m.supported);
-                    if (m.cycles != null && Object.hasOwnProperty.call(m, "cycles") && (typeof m.cycles === "object" ? m.cycles.low || m.cycles.high : m.cycles !== 0))
+                    if (m.cycles != null && Object.hasOwnProperty.call(m, "cycles"))
                         w.uint32(16).uint64(m.cycles);
-                    if (m.instructions != null && Object.hasOwnProperty.call(m, "instructions") && (typeof m.instructions === "object" ? m.instructions.low || m.instructions.high : m.instructions !== 0))
+                    if (m.instructions != null && Object.hasOwnProperty.call(m, "instructions"))
                         w.uint32(24).uint64(m.instructions);
-                    if (m.llcMisses != null && Object.hasOwnProperty.call(m, "llcMisses") && (typeof m.llcMisses === "object" ? m.llcMisses.low || m.llcMisses.high : m.llcMisses !== 0))
+                    if (m.llcMisses != null && Object.hasOwnProperty.call(m, "llcMisses"))
                         w.uint32(32).uint64(m.llcMisses);
-                    if (m.llcReferences != null && Object.hasOwnProperty.call(m, "llcReferences") && (typeof m.llcReferences === "object" ? m.llcReferences.low || m.llcReferences.high : m.llcReferences !== 0))
+                    if (m.llcReferences != null && Object.hasOwnProperty.call(m, "llcReferences"))
                         w.uint32(40).uint64(m.llcReferences);
-                    if (m.$unknowns != null && Object.hasOwnProperty.call(m, "$unknowns"))
-                        for (var i = 0; i < m.$unknowns.length; ++i)
-                            w.raw(m.$unknowns[i]);
                     return w;
                 };
 
@@ -1774,14 +1520,14 @@ export const wattsplit = $root.wattsplit = (() => {
                  * @throws {Error} If the payload is not a reader or valid buffer
                  * @throws {$protobuf.util.ProtocolError} If required fields are missing
                  */
-                PerfCounters.decode = function decode(r, l, z, q, g) {
+                PerfCounters.decode = function decode(r, l, e, n) {
                     if (!(r instanceof $Reader))
                         r = $Reader.create(r);
-                    if (q === undefined)
-                        q = 0;
-                    if (q > $Reader.recursionLimit)
-                        throw Error("max depth exceeded");
-                    var c, m, v;
+                    if (n === undefined)
+                        n = 0;
+                    if (n > $Reader.recursionLimit)
+                        throw Error("maximum nesting depth exceeded");
+                    var c, m;
                     if (l === undefined)
                         c = r.len;
                     else {
@@ -1791,66 +1537,35 @@ export const wattsplit = $root.wattsplit = (() => {
                         l = r.len;
                         r.len = c;
                     }
-                    m = g || new C();
+                    m = new $root.wattsplit.telemetry.v1.PerfCounters();
                     while (r.pos < c) {
-                        var s = r.pos;
-                        var t = r.tag();
-                        if (t === z) {
-                            z = undefined;
+                        var t = r.uint32();
+                        if (t === e)
                             break;
-                        }
-                        var u = t & 7;
-                        switch (t >>>= 3) {
+                        switch (t >>> 3) {
                         case 1: {
-                                if (u !== 0)
-                                    break;
-                                if (v = r.bool())
-                                    m.supported = v;
-                                else
-                                    delete m.supported;
-                                continue;
+                                m.supported = r.bool();
+                                break;
                             }
                         case 2: {
-                                if (u !== 0)
-                                    break;
-                                if (typeof (v = r.uint64()) === "object" ? v.low || v.high : v !== 0)
-                                    m.cycles = v;
-                                else
-                                    delete m.cycles;
-                                continue;
+                                m.cycles = r.uint64();
+                                break;
                             }
                         case 3: {
-                                if (u !== 0)
-                                    break;
-                                if (typeof (v = r.uint64()) === "object" ? v.low || v.high : v !== 0)
-                                    m.instructions = v;
-                                else
-                                    delete m.instructions;
-                                continue;
+                                m.instructions = r.uint64();
+                                break;
                             }
                         case 4: {
-                                if (u !== 0)
-                                    break;
-                                if (typeof (v = r.uint64()) === "object" ? v.low || v.high : v !== 0)
-                                    m.llcMisses = v;
-                                else
-                                    delete m.llcMisses;
-                                continue;
+                                m.llcMisses = r.uint64();
+                                break;
                             }
                         case 5: {
-                                if (u !== 0)
-                                    break;
-                                if (typeof (v = r.uint64()) === "object" ? v.low || v.high : v !== 0)
-                                    m.llcReferences = v;
-                                else
-                                    delete m.llcReferences;
-                                continue;
+                                m.llcReferences = r.uint64();
+                                break;
                             }
-                        }
-                        r.skipType(u, q, t);
-                        if (!r.discardUnknown) {
-                            $util.makeProp(m, "$unknowns", false);
-                            (m.$unknowns || (m.$unknowns = [])).push(r.raw(s, r.pos));
+                        default:
+                            r.skipType(t & 7, n);
+                            break;
                         }
                     }
                     if (l !== undefined) {
@@ -1858,8 +1573,6 @@ export const wattsplit = $root.wattsplit = (() => {
                             throw RangeError("index out of range");
                         r.len = l;
                     }
-                    if (z !== undefined)
-                        throw Error("missing end group");
                     return m;
                 };
 
@@ -1871,68 +1584,58 @@ export const wattsplit = $root.wattsplit = (() => {
                  * @param {Object.<string,*>} d Plain object
                  * @returns {wattsplit.telemetry.v1.PerfCounters} PerfCounters
                  */
-                PerfCounters.fromObject = function fromObject(d, q) {
-                    if (d instanceof C)
+                PerfCounters.fromObject = function fromObject(d, n) {
+                    if (d instanceof $root.wattsplit.telemetry.v1.PerfCounters)
                         return d;
                     if (!$util.isObject(d))
                         throw TypeError(".wattsplit.telemetry.v1.PerfCounters: object expected");
-                    if (q === undefined)
-                        q = 0;
-                    if (q > $util.recursionLimit)
-                        throw Error("max depth exceeded");
-                    var m = new C();
+                    if (n === undefined)
+                        n = 0;
+                    if (n > $util.recursionLimit)
+                        throw Error("maximum nesting depth exceeded");
+                    var m = new $root.wattsplit.telemetry.v1.PerfCounters();
                     if (d.supported != null) {
-                        if (d.supported) {
-                            m.supported = Boolean(d.supported);
-                        }
+                        m.supported = Boolean(d.supported);
                     }
                     if (d.cycles != null) {
-                        if (typeof d.cycles === "object" ? d.cycles.low || d.cycles.high : Number(d.cycles) !== 0) {
-                            if ($util.Long)
-                                m.cycles = $util.Long.fromValue(d.cycles, true);
-                            else if (typeof d.cycles === "string")
-                                m.cycles = parseInt(d.cycles, 10);
-                            else if (typeof d.cycles === "number")
-                                m.cycles = d.cycles;
-                            else if (typeof d.cycles === "object")
-                                m.cycles = new $util.LongBits(d.cycles.low >>> 0, d.cycles.high >>> 0).toNumber(true);
-                        }
+                        if ($util.Long)
+                            m.cycles = $util.Long.fromValue(d.cycles, true);
+                        else if (typeof d.cycles === "string")
+                            m.cycles = parseInt(d.cycles, 10);
+                        else if (typeof d.cycles === "number")
+                            m.cycles = d.cycles;
+                        else if (typeof d.cycles === "object")
+                            m.cycles = new $util.LongBits(d.cycles.low >>> 0, d.cycles.high >>> 0).toNumber(true);
                     }
                     if (d.instructions != null) {
-                        if (typeof d.instructions === "object" ? d.instructions.low || d.instructions.high : Number(d.instructions) !== 0) {
-                            if ($util.Long)
-                                m.instructions = $util.Long.fromValue(d.instructions, true);
-                            else if (typeof d.instructions === "string")
-                                m.instructions = parseInt(d.instructions, 10);
-                            else if (typeof d.instructions === "number")
-                                m.instructions = d.instructions;
-                            else if (typeof d.instructions === "object")
-                                m.instructions = new $util.LongBits(d.instructions.low >>> 0, d.instructions.high >>> 0).toNumber(true);
-                        }
+                        if ($util.Long)
+                            m.instructions = $util.Long.fromValue(d.instructions, true);
+                        else if (typeof d.instructions === "string")
+                            m.instructions = parseInt(d.instructions, 10);
+                        else if (typeof d.instructions === "number")
+                            m.instructions = d.instructions;
+                        else if (typeof d.instructions === "object")
+                            m.instructions = new $util.LongBits(d.instructions.low >>> 0, d.instructions.high >>> 0).toNumber(true);
                     }
                     if (d.llcMisses != null) {
-                        if (typeof d.llcMisses === "object" ? d.llcMisses.low || d.llcMisses.high : Number(d.llcMisses) !== 0) {
-                            if ($util.Long)
-                                m.llcMisses = $util.Long.fromValue(d.llcMisses, true);
-                            else if (typeof d.llcMisses === "string")
-                                m.llcMisses = parseInt(d.llcMisses, 10);
-                            else if (typeof d.llcMisses === "number")
-                                m.llcMisses = d.llcMisses;
-                            else if (typeof d.llcMisses === "object")
-                                m.llcMisses = new $util.LongBits(d.llcMisses.low >>> 0, d.llcMisses.high >>> 0).toNumber(true);
-                        }
+                        if ($util.Long)
+                            m.llcMisses = $util.Long.fromValue(d.llcMisses, true);
+                        else if (typeof d.llcMisses === "string")
+                            m.llcMisses = parseInt(d.llcMisses, 10);
+                        else if (typeof d.llcMisses === "number")
+                            m.llcMisses = d.llcMisses;
+                        else if (typeof d.llcMisses === "object")
+                            m.llcMisses = new $util.LongBits(d.llcMisses.low >>> 0, d.llcMisses.high >>> 0).toNumber(true);
                     }
                     if (d.llcReferences != null) {
-                        if (typeof d.llcReferences === "object" ? d.llcReferences.low || d.llcReferences.high : Number(d.llcReferences) !== 0) {
-                            if ($util.Long)
-                                m.llcReferences = $util.Long.fromValue(d.llcReferences, true);
-                            else if (typeof d.llcReferences === "string")
-                                m.llcReferences = parseInt(d.llcReferences, 10);
-                            else if (typeof d.llcReferences === "number")
-                                m.llcReferences = d.llcReferences;
-                            else if (typeof d.llcReferences === "object")
-                                m.llcReferences = new $util.LongBits(d.llcReferences.low >>> 0, d.llcReferences.high >>> 0).toNumber(true);
-                        }
+                        if ($util.Long)
+                            m.llcReferences = $util.Long.fromValue(d.llcReferences, true);
+                        else if (typeof d.llcReferences === "string")
+                            m.llcReferences = parseInt(d.llcReferences, 10);
+                        else if (typeof d.llcReferences === "number")
+                            m.llcReferences = d.llcReferences;
+                        else if (typeof d.llcReferences === "object")
+                            m.llcReferences = new $util.LongBits(d.llcReferences.low >>> 0, d.llcReferences.high >>> 0).toNumber(true);
                     }
                     return m;
                 };
@@ -2283,32 +1986,35 @@ export const wattsplit = $root.wattsplit = (() => {
                         q = 0;
                     if (q > $util.recursionLimit)
                         throw Error("max depth exceeded");
-                    if (m.uuid != null && Object.hasOwnProperty.call(m, "uuid") && m.uuid !== "")
+                    if (m.uuid != null && Object.hasOwnProperty.call(m, "uuid"))
                         w.uint32(10).string(m.uuid);
-                    if (m.name != null && Object.hasOwnProperty.call(m, "name") && m.name !== "")
+                    if (m.name != null && Object.hasOwnProperty.call(m, "name"))
                         w.uint32(18).string(m.name);
-                    if (m.tenant != null && Object.hasOwnProperty.call(m, "tenant") && m.tenant !== "")
+                    if (m.tenant != null && Object.hasOwnProperty.call(m, "tenant"))
                         w.uint32(26).string(m.tenant);
-                    if (m.vcpus != null && Object.hasOwnProperty.call(m, "vcpus") && m.vcpus !== 0)
+                    if (m.vcpus != null && Object.hasOwnProperty.call(m, "vcpus"))
                         w.uint32(32).uint32(m.vcpus);
-                    if (m.memoryBytes != null && Object.hasOwnProperty.call(m, "memoryBytes") && (typeof m.memoryBytes === "object" ? m.memoryBytes.low || m.memoryBytes.high : m.memoryBytes !== 0))
+                    if (m.memoryBytes != null && Object.hasOwnProperty.call(m, "memoryBytes"))
                         w.uint32(40).uint64(m.memoryBytes);
-                    if (m.state != null && Object.hasOwnProperty.call(m, "state") && m.state !== 0)
+                    if (m.state != null && Object.hasOwnProperty.call(m, "state"))
                         w.uint32(48).int32(m.state);
-                    if (m.cpuTimeNs != null && Object.hasOwnProperty.call(m, "cpuTimeNs") && (typeof m.cpuTimeNs === "object" ? m.cpuTimeNs.low || m.cpuTimeNs.high : m.cpuTimeNs !== 0))
+                    if (m.cpuTimeNs != null && Object.hasOwnProperty.call(m, "cpuTimeNs"))
                         w.uint32(56).uint64(m.cpuTimeNs);
                     if (m.vcpuTimeNs != null && m.vcpuTimeNs.length) {
-                        w.uint32(66).uint64s(m.vcpuTimeNs);
+                        w.uint32(66).fork();
+                        for (var i = 0; i < m.vcpuTimeNs.length; ++i)
+                            w.uint64(m.vcpuTimeNs[i]);
+                        w.ldelim();
                     }
-                    if (m.memoryUsedBytes != null && Object.hasOwnProperty.call(m, "memoryUsedBytes") && (typeof m.memoryUsedBytes === "object" ? m.memoryUsedBytes.low || m.memoryUsedBytes.high : m.memoryUsedBytes !== 0))
+                    if (m.memoryUsedBytes != null && Object.hasOwnProperty.call(m, "memoryUsedBytes"))
                         w.uint32(72).uint64(m.memoryUsedBytes);
-                    if (m.blockReadBytes != null && Object.hasOwnProperty.call(m, "blockReadBytes") && (typeof m.blockReadBytes === "object" ? m.blockReadBytes.low || m.blockReadBytes.high : m.blockReadBytes !== 0))
+                    if (m.blockReadBytes != null && Object.hasOwnProperty.call(m, "blockReadBytes"))
                         w.uint32(80).uint64(m.blockReadBytes);
-                    if (m.blockWriteBytes != null && Object.hasOwnProperty.call(m, "blockWriteBytes") && (typeof m.blockWriteBytes === "object" ? m.blockWriteBytes.low || m.blockWriteBytes.high : m.blockWriteBytes !== 0))
+                    if (m.blockWriteBytes != null && Object.hasOwnProperty.call(m, "blockWriteBytes"))
                         w.uint32(88).uint64(m.blockWriteBytes);
-                    if (m.netRxBytes != null && Object.hasOwnProperty.call(m, "netRxBytes") && (typeof m.netRxBytes === "object" ? m.netRxBytes.low || m.netRxBytes.high : m.netRxBytes !== 0))
+                    if (m.netRxBytes != null && Object.hasOwnProperty.call(m, "netRxBytes"))
                         w.uint32(96).uint64(m.netRxBytes);
-                    if (m.netTxBytes != null && Object.hasOwnProperty.call(m, "netTxBytes") && (typeof m.netTxBytes === "object" ? m.netTxBytes.low || m.netTxBytes.high : m.netTxBytes !== 0))
+                    if (m.netTxBytes != null && Object.hasOwnProperty.call(m, "netTxBytes"))
                         w.uint32(104).uint64(m.netTxBytes);
                     if (m.perf != null && Object.hasOwnProperty.call(m, "perf"))
                         $root.wattsplit.telemetry.v1.PerfCounters.encode(m.perf, w.uint32(114).fork(), q + 1).ldelim();
@@ -2316,15 +2022,12 @@ export const wattsplit = $root.wattsplit = (() => {
                         for (var i = 0; i < m.gpus.length; ++i)
                             $root.wattsplit.telemetry.v1.GpuActivity.encode(m.gpus[i], w.uint32(122).fork(), q + 1).ldelim();
                     }
-                    if (m.readMonoNs != null && Object.hasOwnProperty.call(m, "readMonoNs") && (typeof m.readMonoNs === "object" ? m.readMonoNs.low || m.readMonoNs.high : m.readMonoNs !== 0))
+                    if (m.readMonoNs != null && Object.hasOwnProperty.call(m, "readMonoNs"))
                         w.uint32(128).uint64(m.readMonoNs);
-                    if (m.startedMonoNs != null && Object.hasOwnProperty.call(m, "startedMonoNs") && (typeof m.startedMonoNs === "object" ? m.startedMonoNs.low || m.startedMonoNs.high : m.startedMonoNs !== 0))
+                    if (m.startedMonoNs != null && Object.hasOwnProperty.call(m, "startedMonoNs"))
                         w.uint32(136).uint64(m.startedMonoNs);
-                    if (m.hardwareClass != null && Object.hasOwnProperty.call(m, "hardwareClass") && m.hardwareClass !== "")
+                    if (m.hardwareClass != null && Object.hasOwnProperty.call(m, "hardwareClass"))
                         w.uint32(146).string(m.hardwareClass);
-                    if (m.$unknowns != null && Object.hasOwnProperty.call(m, "$unknowns"))
-                        for (var i = 0; i < m.$unknowns.length; ++i)
-                            w.raw(m.$unknowns[i]);
                     return w;
                 };
 
@@ -2339,14 +2042,14 @@ export const wattsplit = $root.wattsplit = (() => {
                  * @throws {Error} If the payload is not a reader or valid buffer
                  * @throws {$protobuf.util.ProtocolError} If required fields are missing
                  */
-                VmSample.decode = function decode(r, l, z, q, g) {
+                VmSample.decode = function decode(r, l, e, n) {
                     if (!(r instanceof $Reader))
                         r = $Reader.create(r);
-                    if (q === undefined)
-                        q = 0;
-                    if (q > $Reader.recursionLimit)
-                        throw Error("max depth exceeded");
-                    var c, m, v;
+                    if (n === undefined)
+                        n = 0;
+                    if (n > $Reader.recursionLimit)
+                        throw Error("maximum nesting depth exceeded");
+                    var c, m;
                     if (l === undefined)
                         c = r.len;
                     else {
@@ -2356,184 +2059,102 @@ export const wattsplit = $root.wattsplit = (() => {
                         l = r.len;
                         r.len = c;
                     }
-                    m = g || new C();
+                    m = new $root.wattsplit.telemetry.v1.VmSample();
                     while (r.pos < c) {
-                        var s = r.pos;
-                        var t = r.tag();
-                        if (t === z) {
-                            z = undefined;
+                        var t = r.uint32();
+                        if (t === e)
                             break;
-                        }
-                        var u = t & 7;
-                        switch (t >>>= 3) {
+                        switch (t >>> 3) {
                         case 1: {
-                                if (u !== 2)
-                                    break;
-                                if ((v = r.stringVerify()).length)
-                                    m.uuid = v;
-                                else
-                                    delete m.uuid;
-                                continue;
+                                m.uuid = r.string();
+                                break;
                             }
                         case 2: {
-                                if (u !== 2)
-                                    break;
-                                if ((v = r.stringVerify()).length)
-                                    m.name = v;
-                                else
-                                    delete m.name;
-                                continue;
+                                m.name = r.string();
+                                break;
                             }
                         case 3: {
-                                if (u !== 2)
-                                    break;
-                                if ((v = r.stringVerify()).length)
-                                    m.tenant = v;
-                                else
-                                    delete m.tenant;
-                                continue;
+                                m.tenant = r.string();
+                                break;
                             }
                         case 4: {
-                                if (u !== 0)
-                                    break;
-                                if (v = r.uint32())
-                                    m.vcpus = v;
-                                else
-                                    delete m.vcpus;
-                                continue;
+                                m.vcpus = r.uint32();
+                                break;
                             }
                         case 5: {
-                                if (u !== 0)
-                                    break;
-                                if (typeof (v = r.uint64()) === "object" ? v.low || v.high : v !== 0)
-                                    m.memoryBytes = v;
-                                else
-                                    delete m.memoryBytes;
-                                continue;
+                                m.memoryBytes = r.uint64();
+                                break;
                             }
                         case 6: {
-                                if (u !== 0)
-                                    break;
-                                if (v = r.int32())
-                                    m.state = v;
-                                else
-                                    delete m.state;
-                                continue;
+                                m.state = r.int32();
+                                break;
                             }
                         case 7: {
-                                if (u !== 0)
-                                    break;
-                                if (typeof (v = r.uint64()) === "object" ? v.low || v.high : v !== 0)
-                                    m.cpuTimeNs = v;
-                                else
-                                    delete m.cpuTimeNs;
-                                continue;
+                                m.cpuTimeNs = r.uint64();
+                                break;
                             }
                         case 8: {
-                                if (u === 2) {
-                                    if (!(m.vcpuTimeNs && m.vcpuTimeNs.length))
-                                        m.vcpuTimeNs = [];
-                                    r.uint64s(m.vcpuTimeNs);
-                                    continue;
-                                }
-                                if (u !== 0)
-                                    break;
                                 if (!(m.vcpuTimeNs && m.vcpuTimeNs.length))
                                     m.vcpuTimeNs = [];
-                                m.vcpuTimeNs.push(r.uint64());
-                                continue;
+                                if ((t & 7) === 2) {
+                                    var c2 = r.uint32() + r.pos;
+                                    if (c2 > r.len)
+                                        throw RangeError("index out of range");
+                                    r.len = c2;
+                                    while (r.pos < c2)
+                                        m.vcpuTimeNs.push(r.uint64());
+                                    if (r.pos !== c2)
+                                        throw RangeError("index out of range");
+                                    r.len = c;
+                                } else
+                                    m.vcpuTimeNs.push(r.uint64());
+                                break;
                             }
                         case 9: {
-                                if (u !== 0)
-                                    break;
-                                if (typeof (v = r.uint64()) === "object" ? v.low || v.high : v !== 0)
-                                    m.memoryUsedBytes = v;
-                                else
-                                    delete m.memoryUsedBytes;
-                                continue;
+                                m.memoryUsedBytes = r.uint64();
+                                break;
                             }
                         case 10: {
-                                if (u !== 0)
-                                    break;
-                                if (typeof (v = r.uint64()) === "object" ? v.low || v.high : v !== 0)
-                                    m.blockReadBytes = v;
-                                else
-                                    delete m.blockReadBytes;
-                                continue;
+                                m.blockReadBytes = r.uint64();
+                                break;
                             }
                         case 11: {
-                                if (u !== 0)
-                                    break;
-                                if (typeof (v = r.uint64()) === "object" ? v.low || v.high : v !== 0)
-                                    m.blockWriteBytes = v;
-                                else
-                                    delete m.blockWriteBytes;
-                                continue;
+                                m.blockWriteBytes = r.uint64();
+                                break;
                             }
                         case 12: {
-                                if (u !== 0)
-                                    break;
-                                if (typeof (v = r.uint64()) === "object" ? v.low || v.high : v !== 0)
-                                    m.netRxBytes = v;
-                                else
-                                    delete m.netRxBytes;
-                                continue;
+                                m.netRxBytes = r.uint64();
+                                break;
                             }
                         case 13: {
-                                if (u !== 0)
-                                    break;
-                                if (typeof (v = r.uint64()) === "object" ? v.low || v.high : v !== 0)
-                                    m.netTxBytes = v;
-                                else
-                                    delete m.netTxBytes;
-                                continue;
+                                m.netTxBytes = r.uint64();
+                                break;
                             }
                         case 14: {
-                                if (u !== 2)
-                                    break;
-                                m.perf = $root.wattsplit.telemetry.v1.PerfCounters.decode(r, r.size(), undefined, q + 1, m.perf);
-                                continue;
+                                m.perf = $root.wattsplit.telemetry.v1.PerfCounters.decode(r, r.uint32(), undefined, n + 1);
+                                break;
                             }
                         case 15: {
-                                if (u !== 2)
-                                    break;
                                 if (!(m.gpus && m.gpus.length))
                                     m.gpus = [];
-                                m.gpus.push($root.wattsplit.telemetry.v1.GpuActivity.decode(r, r.size(), undefined, q + 1));
-                                continue;
+                                m.gpus.push($root.wattsplit.telemetry.v1.GpuActivity.decode(r, r.uint32(), undefined, n + 1));
+                                break;
                             }
                         case 16: {
-                                if (u !== 0)
-                                    break;
-                                if (typeof (v = r.uint64()) === "object" ? v.low || v.high : v !== 0)
-                                    m.readMonoNs = v;
-                                else
-                                    delete m.readMonoNs;
-                                continue;
+                                m.readMonoNs = r.uint64();
+                                break;
                             }
                         case 17: {
-                                if (u !== 0)
-                                    break;
-                                if (typeof (v = r.uint64()) === "object" ? v.low || v.high : v !== 0)
-                                    m.startedMonoNs = v;
-                                else
-                                    delete m.startedMonoNs;
-                                continue;
+                                m.startedMonoNs = r.uint64();
+                                break;
                             }
                         case 18: {
-                                if (u !== 2)
-                                    break;
-                                if ((v = r.stringVerify()).length)
-                                    m.hardwareClass = v;
-                                else
-                                    delete m.hardwareClass;
-                                continue;
+                                m.hardwareClass = r.string();
+                                break;
                             }
-                        }
-                        r.skipType(u, q, t);
-                        if (!r.discardUnknown) {
-                            $util.makeProp(m, "$unknowns", false);
-                            (m.$unknowns || (m.$unknowns = [])).push(r.raw(s, r.pos));
+                        default:
+                            r.skipType(t & 7, n);
+                            break;
                         }
                     }
                     if (l !== undefined) {
@@ -2541,8 +2162,6 @@ export const wattsplit = $root.wattsplit = (() => {
                             throw RangeError("index out of range");
                         r.len = l;
                     }
-                    if (z !== undefined)
-                        throw Error("missing end group");
                     return m;
                 };
 
@@ -2554,99 +2173,88 @@ export const wattsplit = $root.wattsplit = (() => {
                  * @param {Object.<string,*>} d Plain object
                  * @returns {wattsplit.telemetry.v1.VmSample} VmSample
                  */
-                VmSample.fromObject = function fromObject(d, q) {
-                    if (d instanceof C)
+                VmSample.fromObject = function fromObject(d, n) {
+                    if (d instanceof $root.wattsplit.telemetry.v1.VmSample)
                         return d;
                     if (!$util.isObject(d))
                         throw TypeError(".wattsplit.telemetry.v1.VmSample: object expected");
-                    if (q === undefined)
-                        q = 0;
-                    if (q > $util.recursionLimit)
-                        throw Error("max depth exceeded");
-                    var m = new C();
+                    if (n === undefined)
+                        n = 0;
+                    if (n > $util.recursionLimit)
+                        throw Error("maximum nesting depth exceeded");
+                    var m = new $root.wattsplit.telemetry.v1.VmSample();
                     if (d.uuid != null) {
-                        if (typeof d.uuid !== "string" || d.uuid.length) {
-                            m.uuid = String(d.uuid);
-                        }
+                        m.uuid = String(d.uuid);
                     }
                     if (d.name != null) {
-                        if (typeof d.name !== "string" || d.name.length) {
-                            m.name = String(d.name);
-                        }
+                        m.name = String(d.name);
                     }
                     if (d.tenant != null) {
-                        if (typeof d.tenant !== "string" || d.tenant.length) {
-                            m.tenant = String(d.tenant);
-                        }
+                        m.tenant = String(d.tenant);
                     }
                     if (d.vcpus != null) {
-                        if (Number(d.vcpus) !== 0) {
-                            m.vcpus = d.vcpus >>> 0;
-                        }
+                        m.vcpus = d.vcpus >>> 0;
                     }
                     if (d.memoryBytes != null) {
-                        if (typeof d.memoryBytes === "object" ? d.memoryBytes.low || d.memoryBytes.high : Number(d.memoryBytes) !== 0) {
-                            if ($util.Long)
-                                m.memoryBytes = $util.Long.fromValue(d.memoryBytes, true);
-                            else if (typeof d.memoryBytes === "string")
-                                m.memoryBytes = parseInt(d.memoryBytes, 10);
-                            else if (typeof d.memoryBytes === "number")
-                                m.memoryBytes = d.memoryBytes;
-                            else if (typeof d.memoryBytes === "object")
-                                m.memoryBytes = new $util.LongBits(d.memoryBytes.low >>> 0, d.memoryBytes.high >>> 0).toNumber(true);
-                        }
+                        if ($util.Long)
+                            m.memoryBytes = $util.Long.fromValue(d.memoryBytes, true);
+                        else if (typeof d.memoryBytes === "string")
+                            m.memoryBytes = parseInt(d.memoryBytes, 10);
+                        else if (typeof d.memoryBytes === "number")
+                            m.memoryBytes = d.memoryBytes;
+                        else if (typeof d.memoryBytes === "object")
+                            m.memoryBytes = new $util.LongBits(d.memoryBytes.low >>> 0, d.memoryBytes.high >>> 0).toNumber(true);
                     }
-                    if (d.state !== 0 && (typeof d.state !== "string" || $root.wattsplit.telemetry.v1.VmState[d.state] !== 0)) {
-                        switch (d.state) {
-                        case "VM_STATE_UNSPECIFIED":
-                        case 0:
-                            m.state = 0;
+                    switch (d.state) {
+                    default:
+                        if (typeof d.state === "number") {
+                            m.state = d.state;
                             break;
-                        case "VM_STATE_RUNNING":
-                        case 1:
-                            m.state = 1;
-                            break;
-                        case "VM_STATE_PAUSED":
-                        case 2:
-                            m.state = 2;
-                            break;
-                        case "VM_STATE_SHUTOFF":
-                        case 3:
-                            m.state = 3;
-                            break;
-                        case "VM_STATE_MIGRATING_OUT":
-                        case 4:
-                            m.state = 4;
-                            break;
-                        case "VM_STATE_MIGRATING_IN":
-                        case 5:
-                            m.state = 5;
-                            break;
-                        case "VM_STATE_GONE":
-                        case 6:
-                            m.state = 6;
-                            break;
-                        default:
-                            if (typeof d.state === "number" && (d.state | 0) === d.state)
-                                m.state = d.state;
                         }
+                        break;
+                    case "VM_STATE_UNSPECIFIED":
+                    case 0:
+                        m.state = 0;
+                        break;
+                    case "VM_STATE_RUNNING":
+                    case 1:
+                        m.state = 1;
+                        break;
+                    case "VM_STATE_PAUSED":
+                    case 2:
+                        m.state = 2;
+                        break;
+                    case "VM_STATE_SHUTOFF":
+                    case 3:
+                        m.state = 3;
+                        break;
+                    case "VM_STATE_MIGRATING_OUT":
+                    case 4:
+                        m.state = 4;
+                        break;
+                    case "VM_STATE_MIGRATING_IN":
+                    case 5:
+                        m.state = 5;
+                        break;
+                    case "VM_STATE_GONE":
+                    case 6:
+                        m.state = 6;
+                        break;
                     }
                     if (d.cpuTimeNs != null) {
-                        if (typeof d.cpuTimeNs === "object" ? d.cpuTimeNs.low || d.cpuTimeNs.high : Number(d.cpuTimeNs) !== 0) {
-                            if ($util.Long)
-                                m.cpuTimeNs = $util.Long.fromValue(d.cpuTimeNs, true);
-                            else if (typeof d.cpuTimeNs === "string")
-                                m.cpuTimeNs = parseInt(d.cpuTimeNs, 10);
-                            else if (typeof d.cpuTimeNs === "number")
-                                m.cpuTimeNs = d.cpuTimeNs;
-                            else if (typeof d.cpuTimeNs === "object")
-                                m.cpuTimeNs = new $util.LongBits(d.cpuTimeNs.low >>> 0, d.cpuTimeNs.high >>> 0).toNumber(true);
-                        }
+                        if ($util.Long)
+                            m.cpuTimeNs = $util.Long.fromValue(d.cpuTimeNs, true);
+                        else if (typeof d.cpuTimeNs === "string")
+                            m.cpuTimeNs = parseInt(d.cpuTimeNs, 10);
+                        else if (typeof d.cpuTimeNs === "number")
+                            m.cpuTimeNs = d.cpuTimeNs;
+                        else if (typeof d.cpuTimeNs === "object")
+                            m.cpuTimeNs = new $util.LongBits(d.cpuTimeNs.low >>> 0, d.cpuTimeNs.high >>> 0).toNumber(true);
                     }
                     if (d.vcpuTimeNs) {
                         if (!Array.isArray(d.vcpuTimeNs))
                             throw TypeError(".wattsplit.telemetry.v1.VmSample.vcpuTimeNs: array expected");
-                        m.vcpuTimeNs = Array(d.vcpuTimeNs.length);
+                        m.vcpuTimeNs = [];
                         for (var i = 0; i < d.vcpuTimeNs.length; ++i) {
                             if ($util.Long)
                                 m.vcpuTimeNs[i] = $util.Long.fromValue(d.vcpuTimeNs[i], true);
@@ -2659,108 +2267,92 @@ export const wattsplit = $root.wattsplit = (() => {
                         }
                     }
                     if (d.memoryUsedBytes != null) {
-                        if (typeof d.memoryUsedBytes === "object" ? d.memoryUsedBytes.low || d.memoryUsedBytes.high : Number(d.memoryUsedBytes) !== 0) {
-                            if ($util.Long)
-                                m.memoryUsedBytes = $util.Long.fromValue(d.memoryUsedBytes, true);
-                            else if (typeof d.memoryUsedBytes === "string")
-                                m.memoryUsedBytes = parseInt(d.memoryUsedBytes, 10);
-                            else if (typeof d.memoryUsedBytes === "number")
-                                m.memoryUsedBytes = d.memoryUsedBytes;
-                            else if (typeof d.memoryUsedBytes === "object")
-                                m.memoryUsedBytes = new $util.LongBits(d.memoryUsedBytes.low >>> 0, d.memoryUsedBytes.high >>> 0).toNumber(true);
-                        }
+                        if ($util.Long)
+                            m.memoryUsedBytes = $util.Long.fromValue(d.memoryUsedBytes, true);
+                        else if (typeof d.memoryUsedBytes === "string")
+                            m.memoryUsedBytes = parseInt(d.memoryUsedBytes, 10);
+                        else if (typeof d.memoryUsedBytes === "number")
+                            m.memoryUsedBytes = d.memoryUsedBytes;
+                        else if (typeof d.memoryUsedBytes === "object")
+                            m.memoryUsedBytes = new $util.LongBits(d.memoryUsedBytes.low >>> 0, d.memoryUsedBytes.high >>> 0).toNumber(true);
                     }
                     if (d.blockReadBytes != null) {
-                        if (typeof d.blockReadBytes === "object" ? d.blockReadBytes.low || d.blockReadBytes.high : Number(d.blockReadBytes) !== 0) {
-                            if ($util.Long)
-                                m.blockReadBytes = $util.Long.fromValue(d.blockReadBytes, true);
-                            else if (typeof d.blockReadBytes === "string")
-                                m.blockReadBytes = parseInt(d.blockReadBytes, 10);
-                            else if (typeof d.blockReadBytes === "number")
-                                m.blockReadBytes = d.blockReadBytes;
-                            else if (typeof d.blockReadBytes === "object")
-                                m.blockReadBytes = new $util.LongBits(d.blockReadBytes.low >>> 0, d.blockReadBytes.high >>> 0).toNumber(true);
-                        }
+                        if ($util.Long)
+                            m.blockReadBytes = $util.Long.fromValue(d.blockReadBytes, true);
+                        else if (typeof d.blockReadBytes === "string")
+                            m.blockReadBytes = parseInt(d.blockReadBytes, 10);
+                        else if (typeof d.blockReadBytes === "number")
+                            m.blockReadBytes = d.blockReadBytes;
+                        else if (typeof d.blockReadBytes === "object")
+                            m.blockReadBytes = new $util.LongBits(d.blockReadBytes.low >>> 0, d.blockReadBytes.high >>> 0).toNumber(true);
                     }
                     if (d.blockWriteBytes != null) {
-                        if (typeof d.blockWriteBytes === "object" ? d.blockWriteBytes.low || d.blockWriteBytes.high : Number(d.blockWriteBytes) !== 0) {
-                            if ($util.Long)
-                                m.blockWriteBytes = $util.Long.fromValue(d.blockWriteBytes, true);
-                            else if (typeof d.blockWriteBytes === "string")
-                                m.blockWriteBytes = parseInt(d.blockWriteBytes, 10);
-                            else if (typeof d.blockWriteBytes === "number")
-                                m.blockWriteBytes = d.blockWriteBytes;
-                            else if (typeof d.blockWriteBytes === "object")
-                                m.blockWriteBytes = new $util.LongBits(d.blockWriteBytes.low >>> 0, d.blockWriteBytes.high >>> 0).toNumber(true);
-                        }
+                        if ($util.Long)
+                            m.blockWriteBytes = $util.Long.fromValue(d.blockWriteBytes, true);
+                        else if (typeof d.blockWriteBytes === "string")
+                            m.blockWriteBytes = parseInt(d.blockWriteBytes, 10);
+                        else if (typeof d.blockWriteBytes === "number")
+                            m.blockWriteBytes = d.blockWriteBytes;
+                        else if (typeof d.blockWriteBytes === "object")
+                            m.blockWriteBytes = new $util.LongBits(d.blockWriteBytes.low >>> 0, d.blockWriteBytes.high >>> 0).toNumber(true);
                     }
                     if (d.netRxBytes != null) {
-                        if (typeof d.netRxBytes === "object" ? d.netRxBytes.low || d.netRxBytes.high : Number(d.netRxBytes) !== 0) {
-                            if ($util.Long)
-                                m.netRxBytes = $util.Long.fromValue(d.netRxBytes, true);
-                            else if (typeof d.netRxBytes === "string")
-                                m.netRxBytes = parseInt(d.netRxBytes, 10);
-                            else if (typeof d.netRxBytes === "number")
-                                m.netRxBytes = d.netRxBytes;
-                            else if (typeof d.netRxBytes === "object")
-                                m.netRxBytes = new $util.LongBits(d.netRxBytes.low >>> 0, d.netRxBytes.high >>> 0).toNumber(true);
-                        }
+                        if ($util.Long)
+                            m.netRxBytes = $util.Long.fromValue(d.netRxBytes, true);
+                        else if (typeof d.netRxBytes === "string")
+                            m.netRxBytes = parseInt(d.netRxBytes, 10);
+                        else if (typeof d.netRxBytes === "number")
+                            m.netRxBytes = d.netRxBytes;
+                        else if (typeof d.netRxBytes === "object")
+                            m.netRxBytes = new $util.LongBits(d.netRxBytes.low >>> 0, d.netRxBytes.high >>> 0).toNumber(true);
                     }
                     if (d.netTxBytes != null) {
-                        if (typeof d.netTxBytes === "object" ? d.netTxBytes.low || d.netTxBytes.high : Number(d.netTxBytes) !== 0) {
-                            if ($util.Long)
-                                m.netTxBytes = $util.Long.fromValue(d.netTxBytes, true);
-                            else if (typeof d.netTxBytes === "string")
-                                m.netTxBytes = parseInt(d.netTxBytes, 10);
-                            else if (typeof d.netTxBytes === "number")
-                                m.netTxBytes = d.netTxBytes;
-                            else if (typeof d.netTxBytes === "object")
-                                m.netTxBytes = new $util.LongBits(d.netTxBytes.low >>> 0, d.netTxBytes.high >>> 0).toNumber(true);
-                        }
+                        if ($util.Long)
+                            m.netTxBytes = $util.Long.fromValue(d.netTxBytes, true);
+                        else if (typeof d.netTxBytes === "string")
+                            m.netTxBytes = parseInt(d.netTxBytes, 10);
+                        else if (typeof d.netTxBytes === "number")
+                            m.netTxBytes = d.netTxBytes;
+                        else if (typeof d.netTxBytes === "object")
+                            m.netTxBytes = new $util.LongBits(d.netTxBytes.low >>> 0, d.netTxBytes.high >>> 0).toNumber(true);
                     }
                     if (d.perf != null) {
                         if (!$util.isObject(d.perf))
                             throw TypeError(".wattsplit.telemetry.v1.VmSample.perf: object expected");
-                        m.perf = $root.wattsplit.telemetry.v1.PerfCounters.fromObject(d.perf, q + 1);
+                        m.perf = $root.wattsplit.telemetry.v1.PerfCounters.fromObject(d.perf, n + 1);
                     }
                     if (d.gpus) {
                         if (!Array.isArray(d.gpus))
                             throw TypeError(".wattsplit.telemetry.v1.VmSample.gpus: array expected");
-                        m.gpus = Array(d.gpus.length);
+                        m.gpus = [];
                         for (var i = 0; i < d.gpus.length; ++i) {
                             if (!$util.isObject(d.gpus[i]))
                                 throw TypeError(".wattsplit.telemetry.v1.VmSample.gpus: object expected");
-                            m.gpus[i] = $root.wattsplit.telemetry.v1.GpuActivity.fromObject(d.gpus[i], q + 1);
+                            m.gpus[i] = $root.wattsplit.telemetry.v1.GpuActivity.fromObject(d.gpus[i], n + 1);
                         }
                     }
                     if (d.readMonoNs != null) {
-                        if (typeof d.readMonoNs === "object" ? d.readMonoNs.low || d.readMonoNs.high : Number(d.readMonoNs) !== 0) {
-                            if ($util.Long)
-                                m.readMonoNs = $util.Long.fromValue(d.readMonoNs, true);
-                            else if (typeof d.readMonoNs === "string")
-                                m.readMonoNs = parseInt(d.readMonoNs, 10);
-                            else if (typeof d.readMonoNs === "number")
-                                m.readMonoNs = d.readMonoNs;
-                            else if (typeof d.readMonoNs === "object")
-                                m.readMonoNs = new $util.LongBits(d.readMonoNs.low >>> 0, d.readMonoNs.high >>> 0).toNumber(true);
-                        }
+                        if ($util.Long)
+                            m.readMonoNs = $util.Long.fromValue(d.readMonoNs, true);
+                        else if (typeof d.readMonoNs === "string")
+                            m.readMonoNs = parseInt(d.readMonoNs, 10);
+                        else if (typeof d.readMonoNs === "number")
+                            m.readMonoNs = d.readMonoNs;
+                        else if (typeof d.readMonoNs === "object")
+                            m.readMonoNs = new $util.LongBits(d.readMonoNs.low >>> 0, d.readMonoNs.high >>> 0).toNumber(true);
                     }
                     if (d.startedMonoNs != null) {
-                        if (typeof d.startedMonoNs === "object" ? d.startedMonoNs.low || d.startedMonoNs.high : Number(d.startedMonoNs) !== 0) {
-                            if ($util.Long)
-                                m.startedMonoNs = $util.Long.fromValue(d.startedMonoNs, true);
-                            else if (typeof d.startedMonoNs === "string")
-                                m.startedMonoNs = parseInt(d.startedMonoNs, 10);
-                            else if (typeof d.startedMonoNs === "number")
-                                m.startedMonoNs = d.startedMonoNs;
-                            else if (typeof d.startedMonoNs === "object")
-                                m.startedMonoNs = new $util.LongBits(d.startedMonoNs.low >>> 0, d.startedMonoNs.high >>> 0).toNumber(true);
-                        }
+                        if ($util.Long)
+                            m.startedMonoNs = $util.Long.fromValue(d.startedMonoNs, true);
+                        else if (typeof d.startedMonoNs === "string")
+                            m.startedMonoNs = parseInt(d.startedMonoNs, 10);
+                        else if (typeof d.startedMonoNs === "number")
+                            m.startedMonoNs = d.startedMonoNs;
+                        else if (typeof d.startedMonoNs === "object")
+                            m.startedMonoNs = new $util.LongBits(d.startedMonoNs.low >>> 0, d.startedMonoNs.high >>> 0).toNumber(true);
                     }
                     if (d.hardwareClass != null) {
-                        if (typeof d.hardwareClass !== "string" || d.hardwareClass.length) {
-                            m.hardwareClass = String(d.hardwareClass);
-                        }
+                        m.hardwareClass = String(d.hardwareClass);
                     }
                     return m;
                 };
@@ -2872,7 +2464,7 @@ export const wattsplit = $root.wattsplit = (() => {
                             d.cpuTimeNs = o.longs === String ? $util.Long.prototype.toString.call(m.cpuTimeNs) : o.longs === Number ? new $util.LongBits(m.cpuTimeNs.low >>> 0, m.cpuTimeNs.high >>> 0).toNumber(true) : m.cpuTimeNs;
                     }
                     if (m.vcpuTimeNs && m.vcpuTimeNs.length) {
-                        d.vcpuTimeNs = Array(m.vcpuTimeNs.length);
+                        d.vcpuTimeNs = [];
                         for (var j = 0; j < m.vcpuTimeNs.length; ++j) {
                             if (typeof BigInt !== "undefined" && o.longs === BigInt)
                                 d.vcpuTimeNs[j] = typeof m.vcpuTimeNs[j] === "number" ? BigInt(m.vcpuTimeNs[j]) : $util.Long.fromBits(m.vcpuTimeNs[j].low >>> 0, m.vcpuTimeNs[j].high >>> 0, true).toBigInt();
@@ -2926,7 +2518,7 @@ export const wattsplit = $root.wattsplit = (() => {
                         d.perf = $root.wattsplit.telemetry.v1.PerfCounters.toObject(m.perf, o, q + 1);
                     }
                     if (m.gpus && m.gpus.length) {
-                        d.gpus = Array(m.gpus.length);
+                        d.gpus = [];
                         for (var j = 0; j < m.gpus.length; ++j) {
                             d.gpus[j] = $root.wattsplit.telemetry.v1.GpuActivity.toObject(m.gpus[j], o, q + 1);
                         }
@@ -3069,17 +2661,14 @@ export const wattsplit = $root.wattsplit = (() => {
                         q = 0;
                     if (q > $util.recursionLimit)
                         throw Error("max depth exceeded");
-                    if (m.busyNs != null && Object.hasOwnProperty.call(m, "busyNs") && (typeof m.busyNs === "object" ? m.busyNs.low || m.busyNs.high : m.busyNs !== 0))
+                    if (m.busyNs != null && Object.hasOwnProperty.call(m, "busyNs"))
                         w.uint32(8).uint64(m.busyNs);
-                    if (m.idleNs != null && Object.hasOwnProperty.call(m, "idleNs") && (typeof m.idleNs === "object" ? m.idleNs.low || m.idleNs.high : m.idleNs !== 0))
+                    if (m.idleNs != null && Object.hasOwnProperty.call(m, "idleNs"))
                         w.uint32(16).uint64(m.idleNs);
-                    if (m.onlineCpus != null && Object.hasOwnProperty.call(m, "onlineCpus") && m.onlineCpus !== 0)
+                    if (m.onlineCpus != null && Object.hasOwnProperty.call(m, "onlineCpus"))
                         w.uint32(24).uint32(m.onlineCpus);
-                    if (m.avgFreqMhz != null && Object.hasOwnProperty.call(m, "avgFreqMhz") && m.avgFreqMhz !== 0)
+                    if (m.avgFreqMhz != null && Object.hasOwnProperty.call(m, "avgFreqMhz"))
                         w.uint32(32).uint32(m.avgFreqMhz);
-                    if (m.$unknowns != null && Object.hasOwnProperty.call(m, "$unknowns"))
-                        for (var i = 0; i < m.$unknowns.length; ++i)
-                            w.raw(m.$unknowns[i]);
                     return w;
                 };
 
@@ -3094,14 +2683,14 @@ export const wattsplit = $root.wattsplit = (() => {
                  * @throws {Error} If the payload is not a reader or valid buffer
                  * @throws {$protobuf.util.ProtocolError} If required fields are missing
                  */
-                HostCpu.decode = function decode(r, l, z, q, g) {
+                HostCpu.decode = function decode(r, l, e, n) {
                     if (!(r instanceof $Reader))
                         r = $Reader.create(r);
-                    if (q === undefined)
-                        q = 0;
-                    if (q > $Reader.recursionLimit)
-                        throw Error("max depth exceeded");
-                    var c, m, v;
+                    if (n === undefined)
+                        n = 0;
+                    if (n > $Reader.recursionLimit)
+                        throw Error("maximum nesting depth exceeded");
+                    var c, m;
                     if (l === undefined)
                         c = r.len;
                     else {
@@ -3111,57 +2700,31 @@ export const wattsplit = $root.wattsplit = (() => {
                         l = r.len;
                         r.len = c;
                     }
-                    m = g || new C();
+                    m = new $root.wattsplit.telemetry.v1.HostCpu();
                     while (r.pos < c) {
-                        var s = r.pos;
-                        var t = r.tag();
-                        if (t === z) {
-                            z = undefined;
+                        var t = r.uint32();
+                        if (t === e)
                             break;
-                        }
-                        var u = t & 7;
-                        switch (t >>>= 3) {
+                        switch (t >>> 3) {
                         case 1: {
-                                if (u !== 0)
-                                    break;
-                                if (typeof (v = r.uint64()) === "object" ? v.low || v.high : v !== 0)
-                                    m.busyNs = v;
-                                else
-                                    delete m.busyNs;
-                                continue;
+                                m.busyNs = r.uint64();
+                                break;
                             }
                         case 2: {
-                                if (u !== 0)
-                                    break;
-                                if (typeof (v = r.uint64()) === "object" ? v.low || v.high : v !== 0)
-                                    m.idleNs = v;
-                                else
-                                    delete m.idleNs;
-                                continue;
+                                m.idleNs = r.uint64();
+                                break;
                             }
                         case 3: {
-                                if (u !== 0)
-                                    break;
-                                if (v = r.uint32())
-                                    m.onlineCpus = v;
-                                else
-                                    delete m.onlineCpus;
-                                continue;
+                                m.onlineCpus = r.uint32();
+                                break;
                             }
                         case 4: {
-                                if (u !== 0)
-                                    break;
-                                if (v = r.uint32())
-                                    m.avgFreqMhz = v;
-                                else
-                                    delete m.avgFreqMhz;
-                                continue;
+                                m.avgFreqMhz = r.uint32();
+                                break;
                             }
-                        }
-                        r.skipType(u, q, t);
-                        if (!r.discardUnknown) {
-                            $util.makeProp(m, "$unknowns", false);
-                            (m.$unknowns || (m.$unknowns = [])).push(r.raw(s, r.pos));
+                        default:
+                            r.skipType(t & 7, n);
+                            break;
                         }
                     }
                     if (l !== undefined) {
@@ -3169,8 +2732,6 @@ export const wattsplit = $root.wattsplit = (() => {
                             throw RangeError("index out of range");
                         r.len = l;
                     }
-                    if (z !== undefined)
-                        throw Error("missing end group");
                     return m;
                 };
 
@@ -3182,49 +2743,41 @@ export const wattsplit = $root.wattsplit = (() => {
                  * @param {Object.<string,*>} d Plain object
                  * @returns {wattsplit.telemetry.v1.HostCpu} HostCpu
                  */
-                HostCpu.fromObject = function fromObject(d, q) {
-                    if (d instanceof C)
+                HostCpu.fromObject = function fromObject(d, n) {
+                    if (d instanceof $root.wattsplit.telemetry.v1.HostCpu)
                         return d;
                     if (!$util.isObject(d))
                         throw TypeError(".wattsplit.telemetry.v1.HostCpu: object expected");
-                    if (q === undefined)
-                        q = 0;
-                    if (q > $util.recursionLimit)
-                        throw Error("max depth exceeded");
-                    var m = new C();
+                    if (n === undefined)
+                        n = 0;
+                    if (n > $util.recursionLimit)
+                        throw Error("maximum nesting depth exceeded");
+                    var m = new $root.wattsplit.telemetry.v1.HostCpu();
                     if (d.busyNs != null) {
-                        if (typeof d.busyNs === "object" ? d.busyNs.low || d.busyNs.high : Number(d.busyNs) !== 0) {
-                            if ($util.Long)
-                                m.busyNs = $util.Long.fromValue(d.busyNs, true);
-                            else if (typeof d.busyNs === "string")
-                                m.busyNs = parseInt(d.busyNs, 10);
-                            else if (typeof d.busyNs === "number")
-                                m.busyNs = d.busyNs;
-                            else if (typeof d.busyNs === "object")
-                                m.busyNs = new $util.LongBits(d.busyNs.low >>> 0, d.busyNs.high >>> 0).toNumber(true);
-                        }
+                        if ($util.Long)
+                            m.busyNs = $util.Long.fromValue(d.busyNs, true);
+                        else if (typeof d.busyNs === "string")
+                            m.busyNs = parseInt(d.busyNs, 10);
+                        else if (typeof d.busyNs === "number")
+                            m.busyNs = d.busyNs;
+                        else if (typeof d.busyNs === "object")
+                            m.busyNs = new $util.LongBits(d.busyNs.low >>> 0, d.busyNs.high >>> 0).toNumber(true);
                     }
                     if (d.idleNs != null) {
-                        if (typeof d.idleNs === "object" ? d.idleNs.low || d.idleNs.high : Number(d.idleNs) !== 0) {
-                            if ($util.Long)
-                                m.idleNs = $util.Long.fromValue(d.idleNs, true);
-                            else if (typeof d.idleNs === "string")
-                                m.idleNs = parseInt(d.idleNs, 10);
-                            else if (typeof d.idleNs === "number")
-                                m.idleNs = d.idleNs;
-                            else if (typeof d.idleNs === "object")
-                                m.idleNs = new $util.LongBits(d.idleNs.low >>> 0, d.idleNs.high >>> 0).toNumber(true);
-                        }
+                        if ($util.Long)
+                            m.idleNs = $util.Long.fromValue(d.idleNs, true);
+                        else if (typeof d.idleNs === "string")
+                            m.idleNs = parseInt(d.idleNs, 10);
+                        else if (typeof d.idleNs === "number")
+                            m.idleNs = d.idleNs;
+                        else if (typeof d.idleNs === "object")
+                            m.idleNs = new $util.LongBits(d.idleNs.low >>> 0, d.idleNs.high >>> 0).toNumber(true);
                     }
                     if (d.onlineCpus != null) {
-                        if (Number(d.onlineCpus) !== 0) {
-                            m.onlineCpus = d.onlineCpus >>> 0;
-                        }
+                        m.onlineCpus = d.onlineCpus >>> 0;
                     }
                     if (d.avgFreqMhz != null) {
-                        if (Number(d.avgFreqMhz) !== 0) {
-                            m.avgFreqMhz = d.avgFreqMhz >>> 0;
-                        }
+                        m.avgFreqMhz = d.avgFreqMhz >>> 0;
                     }
                     return m;
                 };
@@ -3476,19 +3029,19 @@ export const wattsplit = $root.wattsplit = (() => {
                         q = 0;
                     if (q > $util.recursionLimit)
                         throw Error("max depth exceeded");
-                    if (m.hostId != null && Object.hasOwnProperty.call(m, "hostId") && m.hostId !== "")
+                    if (m.hostId != null && Object.hasOwnProperty.call(m, "hostId"))
                         w.uint32(10).string(m.hostId);
-                    if (m.hardwareClass != null && Object.hasOwnProperty.call(m, "hardwareClass") && m.hardwareClass !== "")
+                    if (m.hardwareClass != null && Object.hasOwnProperty.call(m, "hardwareClass"))
                         w.uint32(18).string(m.hardwareClass);
-                    if (m.seq != null && Object.hasOwnProperty.call(m, "seq") && (typeof m.seq === "object" ? m.seq.low || m.seq.high : m.seq !== 0))
+                    if (m.seq != null && Object.hasOwnProperty.call(m, "seq"))
                         w.uint32(24).uint64(m.seq);
-                    if (m.bootId != null && Object.hasOwnProperty.call(m, "bootId") && m.bootId !== "")
+                    if (m.bootId != null && Object.hasOwnProperty.call(m, "bootId"))
                         w.uint32(34).string(m.bootId);
-                    if (m.monoNs != null && Object.hasOwnProperty.call(m, "monoNs") && (typeof m.monoNs === "object" ? m.monoNs.low || m.monoNs.high : m.monoNs !== 0))
+                    if (m.monoNs != null && Object.hasOwnProperty.call(m, "monoNs"))
                         w.uint32(40).uint64(m.monoNs);
-                    if (m.wallUnixNs != null && Object.hasOwnProperty.call(m, "wallUnixNs") && (typeof m.wallUnixNs === "object" ? m.wallUnixNs.low || m.wallUnixNs.high : m.wallUnixNs !== 0))
+                    if (m.wallUnixNs != null && Object.hasOwnProperty.call(m, "wallUnixNs"))
                         w.uint32(48).int64(m.wallUnixNs);
-                    if (m.intervalMs != null && Object.hasOwnProperty.call(m, "intervalMs") && m.intervalMs !== 0)
+                    if (m.intervalMs != null && Object.hasOwnProperty.call(m, "intervalMs"))
                         w.uint32(56).uint32(m.intervalMs);
                     if (m.counters != null && m.counters.length) {
                         for (var i = 0; i < m.counters.length; ++i)
@@ -3504,11 +3057,8 @@ export const wattsplit = $root.wattsplit = (() => {
                         for (var i = 0; i < m.gpus.length; ++i)
                             $root.wattsplit.telemetry.v1.GpuDeviceSample.encode(m.gpus[i], w.uint32(90).fork(), q + 1).ldelim();
                     }
-                    if (m.agentVersion != null && Object.hasOwnProperty.call(m, "agentVersion") && m.agentVersion !== "")
+                    if (m.agentVersion != null && Object.hasOwnProperty.call(m, "agentVersion"))
                         w.uint32(98).string(m.agentVersion);
-                    if (m.$unknowns != null && Object.hasOwnProperty.call(m, "$unknowns"))
-                        for (var i = 0; i < m.$unknowns.length; ++i)
-                            w.raw(m.$unknowns[i]);
                     return w;
                 };
 
@@ -3523,14 +3073,14 @@ export const wattsplit = $root.wattsplit = (() => {
                  * @throws {Error} If the payload is not a reader or valid buffer
                  * @throws {$protobuf.util.ProtocolError} If required fields are missing
                  */
-                TelemetryFrame.decode = function decode(r, l, z, q, g) {
+                TelemetryFrame.decode = function decode(r, l, e, n) {
                     if (!(r instanceof $Reader))
                         r = $Reader.create(r);
-                    if (q === undefined)
-                        q = 0;
-                    if (q > $Reader.recursionLimit)
-                        throw Error("max depth exceeded");
-                    var c, m, v;
+                    if (n === undefined)
+                        n = 0;
+                    if (n > $Reader.recursionLimit)
+                        throw Error("maximum nesting depth exceeded");
+                    var c, m;
                     if (l === undefined)
                         c = r.len;
                     else {
@@ -3540,123 +3090,69 @@ export const wattsplit = $root.wattsplit = (() => {
                         l = r.len;
                         r.len = c;
                     }
-                    m = g || new C();
+                    m = new $root.wattsplit.telemetry.v1.TelemetryFrame();
                     while (r.pos < c) {
-                        var s = r.pos;
-                        var t = r.tag();
-                        if (t === z) {
-                            z = undefined;
+                        var t = r.uint32();
+                        if (t === e)
                             break;
-                        }
-                        var u = t & 7;
-                        switch (t >>>= 3) {
+                        switch (t >>> 3) {
                         case 1: {
-                                if (u !== 2)
-                                    break;
-                                if ((v = r.stringVerify()).length)
-                                    m.hostId = v;
-                                else
-                                    delete m.hostId;
-                                continue;
+                                m.hostId = r.string();
+                                break;
                             }
                         case 2: {
-                                if (u !== 2)
-                                    break;
-                                if ((v = r.stringVerify()).length)
-                                    m.hardwareClass = v;
-                                else
-                                    delete m.hardwareClass;
-                                continue;
+                                m.hardwareClass = r.string();
+                                break;
                             }
                         case 3: {
-                                if (u !== 0)
-                                    break;
-                                if (typeof (v = r.uint64()) === "object" ? v.low || v.high : v !== 0)
-                                    m.seq = v;
-                                else
-                                    delete m.seq;
-                                continue;
+                                m.seq = r.uint64();
+                                break;
                             }
                         case 4: {
-                                if (u !== 2)
-                                    break;
-                                if ((v = r.stringVerify()).length)
-                                    m.bootId = v;
-                                else
-                                    delete m.bootId;
-                                continue;
+                                m.bootId = r.string();
+                                break;
                             }
                         case 5: {
-                                if (u !== 0)
-                                    break;
-                                if (typeof (v = r.uint64()) === "object" ? v.low || v.high : v !== 0)
-                                    m.monoNs = v;
-                                else
-                                    delete m.monoNs;
-                                continue;
+                                m.monoNs = r.uint64();
+                                break;
                             }
                         case 6: {
-                                if (u !== 0)
-                                    break;
-                                if (typeof (v = r.int64()) === "object" ? v.low || v.high : v !== 0)
-                                    m.wallUnixNs = v;
-                                else
-                                    delete m.wallUnixNs;
-                                continue;
+                                m.wallUnixNs = r.int64();
+                                break;
                             }
                         case 7: {
-                                if (u !== 0)
-                                    break;
-                                if (v = r.uint32())
-                                    m.intervalMs = v;
-                                else
-                                    delete m.intervalMs;
-                                continue;
+                                m.intervalMs = r.uint32();
+                                break;
                             }
                         case 8: {
-                                if (u !== 2)
-                                    break;
                                 if (!(m.counters && m.counters.length))
                                     m.counters = [];
-                                m.counters.push($root.wattsplit.telemetry.v1.EnergyCounter.decode(r, r.size(), undefined, q + 1));
-                                continue;
+                                m.counters.push($root.wattsplit.telemetry.v1.EnergyCounter.decode(r, r.uint32(), undefined, n + 1));
+                                break;
                             }
                         case 9: {
-                                if (u !== 2)
-                                    break;
                                 if (!(m.vms && m.vms.length))
                                     m.vms = [];
-                                m.vms.push($root.wattsplit.telemetry.v1.VmSample.decode(r, r.size(), undefined, q + 1));
-                                continue;
+                                m.vms.push($root.wattsplit.telemetry.v1.VmSample.decode(r, r.uint32(), undefined, n + 1));
+                                break;
                             }
                         case 10: {
-                                if (u !== 2)
-                                    break;
-                                m.hostCpu = $root.wattsplit.telemetry.v1.HostCpu.decode(r, r.size(), undefined, q + 1, m.hostCpu);
-                                continue;
+                                m.hostCpu = $root.wattsplit.telemetry.v1.HostCpu.decode(r, r.uint32(), undefined, n + 1);
+                                break;
                             }
                         case 11: {
-                                if (u !== 2)
-                                    break;
                                 if (!(m.gpus && m.gpus.length))
                                     m.gpus = [];
-                                m.gpus.push($root.wattsplit.telemetry.v1.GpuDeviceSample.decode(r, r.size(), undefined, q + 1));
-                                continue;
+                                m.gpus.push($root.wattsplit.telemetry.v1.GpuDeviceSample.decode(r, r.uint32(), undefined, n + 1));
+                                break;
                             }
                         case 12: {
-                                if (u !== 2)
-                                    break;
-                                if ((v = r.stringVerify()).length)
-                                    m.agentVersion = v;
-                                else
-                                    delete m.agentVersion;
-                                continue;
+                                m.agentVersion = r.string();
+                                break;
                             }
-                        }
-                        r.skipType(u, q, t);
-                        if (!r.discardUnknown) {
-                            $util.makeProp(m, "$unknowns", false);
-                            (m.$unknowns || (m.$unknowns = [])).push(r.raw(s, r.pos));
+                        default:
+                            r.skipType(t & 7, n);
+                            break;
                         }
                     }
                     if (l !== undefined) {
@@ -3664,8 +3160,6 @@ export const wattsplit = $root.wattsplit = (() => {
                             throw RangeError("index out of range");
                         r.len = l;
                     }
-                    if (z !== undefined)
-                        throw Error("missing end group");
                     return m;
                 };
 
@@ -3677,111 +3171,95 @@ export const wattsplit = $root.wattsplit = (() => {
                  * @param {Object.<string,*>} d Plain object
                  * @returns {wattsplit.telemetry.v1.TelemetryFrame} TelemetryFrame
                  */
-                TelemetryFrame.fromObject = function fromObject(d, q) {
-                    if (d instanceof C)
+                TelemetryFrame.fromObject = function fromObject(d, n) {
+                    if (d instanceof $root.wattsplit.telemetry.v1.TelemetryFrame)
                         return d;
                     if (!$util.isObject(d))
                         throw TypeError(".wattsplit.telemetry.v1.TelemetryFrame: object expected");
-                    if (q === undefined)
-                        q = 0;
-                    if (q > $util.recursionLimit)
-                        throw Error("max depth exceeded");
-                    var m = new C();
+                    if (n === undefined)
+                        n = 0;
+                    if (n > $util.recursionLimit)
+                        throw Error("maximum nesting depth exceeded");
+                    var m = new $root.wattsplit.telemetry.v1.TelemetryFrame();
                     if (d.hostId != null) {
-                        if (typeof d.hostId !== "string" || d.hostId.length) {
-                            m.hostId = String(d.hostId);
-                        }
+                        m.hostId = String(d.hostId);
                     }
                     if (d.hardwareClass != null) {
-                        if (typeof d.hardwareClass !== "string" || d.hardwareClass.length) {
-                            m.hardwareClass = String(d.hardwareClass);
-                        }
+                        m.hardwareClass = String(d.hardwareClass);
                     }
                     if (d.seq != null) {
-                        if (typeof d.seq === "object" ? d.seq.low || d.seq.high : Number(d.seq) !== 0) {
-                            if ($util.Long)
-                                m.seq = $util.Long.fromValue(d.seq, true);
-                            else if (typeof d.seq === "string")
-                                m.seq = parseInt(d.seq, 10);
-                            else if (typeof d.seq === "number")
-                                m.seq = d.seq;
-                            else if (typeof d.seq === "object")
-                                m.seq = new $util.LongBits(d.seq.low >>> 0, d.seq.high >>> 0).toNumber(true);
-                        }
+                        if ($util.Long)
+                            m.seq = $util.Long.fromValue(d.seq, true);
+                        else if (typeof d.seq === "string")
+                            m.seq = parseInt(d.seq, 10);
+                        else if (typeof d.seq === "number")
+                            m.seq = d.seq;
+                        else if (typeof d.seq === "object")
+                            m.seq = new $util.LongBits(d.seq.low >>> 0, d.seq.high >>> 0).toNumber(true);
                     }
                     if (d.bootId != null) {
-                        if (typeof d.bootId !== "string" || d.bootId.length) {
-                            m.bootId = String(d.bootId);
-                        }
+                        m.bootId = String(d.bootId);
                     }
                     if (d.monoNs != null) {
-                        if (typeof d.monoNs === "object" ? d.monoNs.low || d.monoNs.high : Number(d.monoNs) !== 0) {
-                            if ($util.Long)
-                                m.monoNs = $util.Long.fromValue(d.monoNs, true);
-                            else if (typeof d.monoNs === "string")
-                                m.monoNs = parseInt(d.monoNs, 10);
-                            else if (typeof d.monoNs === "number")
-                                m.monoNs = d.monoNs;
-                            else if (typeof d.monoNs === "object")
-                                m.monoNs = new $util.LongBits(d.monoNs.low >>> 0, d.monoNs.high >>> 0).toNumber(true);
-                        }
+                        if ($util.Long)
+                            m.monoNs = $util.Long.fromValue(d.monoNs, true);
+                        else if (typeof d.monoNs === "string")
+                            m.monoNs = parseInt(d.monoNs, 10);
+                        else if (typeof d.monoNs === "number")
+                            m.monoNs = d.monoNs;
+                        else if (typeof d.monoNs === "object")
+                            m.monoNs = new $util.LongBits(d.monoNs.low >>> 0, d.monoNs.high >>> 0).toNumber(true);
                     }
                     if (d.wallUnixNs != null) {
-                        if (typeof d.wallUnixNs === "object" ? d.wallUnixNs.low || d.wallUnixNs.high : Number(d.wallUnixNs) !== 0) {
-                            if ($util.Long)
-                                m.wallUnixNs = $util.Long.fromValue(d.wallUnixNs, false);
-                            else if (typeof d.wallUnixNs === "string")
-                                m.wallUnixNs = parseInt(d.wallUnixNs, 10);
-                            else if (typeof d.wallUnixNs === "number")
-                                m.wallUnixNs = d.wallUnixNs;
-                            else if (typeof d.wallUnixNs === "object")
-                                m.wallUnixNs = new $util.LongBits(d.wallUnixNs.low >>> 0, d.wallUnixNs.high >>> 0).toNumber();
-                        }
+                        if ($util.Long)
+                            m.wallUnixNs = $util.Long.fromValue(d.wallUnixNs, false);
+                        else if (typeof d.wallUnixNs === "string")
+                            m.wallUnixNs = parseInt(d.wallUnixNs, 10);
+                        else if (typeof d.wallUnixNs === "number")
+                            m.wallUnixNs = d.wallUnixNs;
+                        else if (typeof d.wallUnixNs === "object")
+                            m.wallUnixNs = new $util.LongBits(d.wallUnixNs.low >>> 0, d.wallUnixNs.high >>> 0).toNumber();
                     }
                     if (d.intervalMs != null) {
-                        if (Number(d.intervalMs) !== 0) {
-                            m.intervalMs = d.intervalMs >>> 0;
-                        }
+                        m.intervalMs = d.intervalMs >>> 0;
                     }
                     if (d.counters) {
                         if (!Array.isArray(d.counters))
                             throw TypeError(".wattsplit.telemetry.v1.TelemetryFrame.counters: array expected");
-                        m.counters = Array(d.counters.length);
+                        m.counters = [];
                         for (var i = 0; i < d.counters.length; ++i) {
                             if (!$util.isObject(d.counters[i]))
                                 throw TypeError(".wattsplit.telemetry.v1.TelemetryFrame.counters: object expected");
-                            m.counters[i] = $root.wattsplit.telemetry.v1.EnergyCounter.fromObject(d.counters[i], q + 1);
+                            m.counters[i] = $root.wattsplit.telemetry.v1.EnergyCounter.fromObject(d.counters[i], n + 1);
                         }
                     }
                     if (d.vms) {
                         if (!Array.isArray(d.vms))
                             throw TypeError(".wattsplit.telemetry.v1.TelemetryFrame.vms: array expected");
-                        m.vms = Array(d.vms.length);
+                        m.vms = [];
                         for (var i = 0; i < d.vms.length; ++i) {
                             if (!$util.isObject(d.vms[i]))
                                 throw TypeError(".wattsplit.telemetry.v1.TelemetryFrame.vms: object expected");
-                            m.vms[i] = $root.wattsplit.telemetry.v1.VmSample.fromObject(d.vms[i], q + 1);
+                            m.vms[i] = $root.wattsplit.telemetry.v1.VmSample.fromObject(d.vms[i], n + 1);
                         }
                     }
                     if (d.hostCpu != null) {
                         if (!$util.isObject(d.hostCpu))
                             throw TypeError(".wattsplit.telemetry.v1.TelemetryFrame.hostCpu: object expected");
-                        m.hostCpu = $root.wattsplit.telemetry.v1.HostCpu.fromObject(d.hostCpu, q + 1);
+                        m.hostCpu = $root.wattsplit.telemetry.v1.HostCpu.fromObject(d.hostCpu, n + 1);
                     }
                     if (d.gpus) {
                         if (!Array.isArray(d.gpus))
                             throw TypeError(".wattsplit.telemetry.v1.TelemetryFrame.gpus: array expected");
-                        m.gpus = Array(d.gpus.length);
+                        m.gpus = [];
                         for (var i = 0; i < d.gpus.length; ++i) {
                             if (!$util.isObject(d.gpus[i]))
                                 throw TypeError(".wattsplit.telemetry.v1.TelemetryFrame.gpus: object expected");
-                            m.gpus[i] = $root.wattsplit.telemetry.v1.GpuDeviceSample.fromObject(d.gpus[i], q + 1);
+                            m.gpus[i] = $root.wattsplit.telemetry.v1.GpuDeviceSample.fromObject(d.gpus[i], n + 1);
                         }
                     }
                     if (d.agentVersion != null) {
-                        if (typeof d.agentVersion !== "string" || d.agentVersion.length) {
-                            m.agentVersion = String(d.agentVersion);
-                        }
+                        m.agentVersion = String(d.agentVersion);
                     }
                     return m;
                 };
@@ -3868,13 +3346,13 @@ export const wattsplit = $root.wattsplit = (() => {
                         d.intervalMs = m.intervalMs;
                     }
                     if (m.counters && m.counters.length) {
-                        d.counters = Array(m.counters.length);
+                        d.counters = [];
                         for (var j = 0; j < m.counters.length; ++j) {
                             d.counters[j] = $root.wattsplit.telemetry.v1.EnergyCounter.toObject(m.counters[j], o, q + 1);
                         }
                     }
                     if (m.vms && m.vms.length) {
-                        d.vms = Array(m.vms.length);
+                        d.vms = [];
                         for (var j = 0; j < m.vms.length; ++j) {
                             d.vms[j] = $root.wattsplit.telemetry.v1.VmSample.toObject(m.vms[j], o, q + 1);
                         }
@@ -3883,7 +3361,7 @@ export const wattsplit = $root.wattsplit = (() => {
                         d.hostCpu = $root.wattsplit.telemetry.v1.HostCpu.toObject(m.hostCpu, o, q + 1);
                     }
                     if (m.gpus && m.gpus.length) {
-                        d.gpus = Array(m.gpus.length);
+                        d.gpus = [];
                         for (var j = 0; j < m.gpus.length; ++j) {
                             d.gpus[j] = $root.wattsplit.telemetry.v1.GpuDeviceSample.toObject(m.gpus[j], o, q + 1);
                         }
@@ -4002,17 +3480,14 @@ export const wattsplit = $root.wattsplit = (() => {
                         q = 0;
                     if (q > $util.recursionLimit)
                         throw Error("max depth exceeded");
-                    if (m.batchId != null && Object.hasOwnProperty.call(m, "batchId") && (typeof m.batchId === "object" ? m.batchId.low || m.batchId.high : m.batchId !== 0))
+                    if (m.batchId != null && Object.hasOwnProperty.call(m, "batchId"))
                         w.uint32(8).uint64(m.batchId);
                     if (m.frames != null && m.frames.length) {
                         for (var i = 0; i < m.frames.length; ++i)
                             $root.wattsplit.telemetry.v1.TelemetryFrame.encode(m.frames[i], w.uint32(18).fork(), q + 1).ldelim();
                     }
-                    if (m.token != null && Object.hasOwnProperty.call(m, "token") && m.token !== "")
+                    if (m.token != null && Object.hasOwnProperty.call(m, "token"))
                         w.uint32(26).string(m.token);
-                    if (m.$unknowns != null && Object.hasOwnProperty.call(m, "$unknowns"))
-                        for (var i = 0; i < m.$unknowns.length; ++i)
-                            w.raw(m.$unknowns[i]);
                     return w;
                 };
 
@@ -4027,14 +3502,14 @@ export const wattsplit = $root.wattsplit = (() => {
                  * @throws {Error} If the payload is not a reader or valid buffer
                  * @throws {$protobuf.util.ProtocolError} If required fields are missing
                  */
-                FrameBatch.decode = function decode(r, l, z, q, g) {
+                FrameBatch.decode = function decode(r, l, e, n) {
                     if (!(r instanceof $Reader))
                         r = $Reader.create(r);
-                    if (q === undefined)
-                        q = 0;
-                    if (q > $Reader.recursionLimit)
-                        throw Error("max depth exceeded");
-                    var c, m, v;
+                    if (n === undefined)
+                        n = 0;
+                    if (n > $Reader.recursionLimit)
+                        throw Error("maximum nesting depth exceeded");
+                    var c, m;
                     if (l === undefined)
                         c = r.len;
                     else {
@@ -4044,47 +3519,29 @@ export const wattsplit = $root.wattsplit = (() => {
                         l = r.len;
                         r.len = c;
                     }
-                    m = g || new C();
+                    m = new $root.wattsplit.telemetry.v1.FrameBatch();
                     while (r.pos < c) {
-                        var s = r.pos;
-                        var t = r.tag();
-                        if (t === z) {
-                            z = undefined;
+                        var t = r.uint32();
+                        if (t === e)
                             break;
-                        }
-                        var u = t & 7;
-                        switch (t >>>= 3) {
+                        switch (t >>> 3) {
                         case 1: {
-                                if (u !== 0)
-                                    break;
-                                if (typeof (v = r.uint64()) === "object" ? v.low || v.high : v !== 0)
-                                    m.batchId = v;
-                                else
-                                    delete m.batchId;
-                                continue;
+                                m.batchId = r.uint64();
+                                break;
                             }
                         case 2: {
-                                if (u !== 2)
-                                    break;
                                 if (!(m.frames && m.frames.length))
                                     m.frames = [];
-                                m.frames.push($root.wattsplit.telemetry.v1.TelemetryFrame.decode(r, r.size(), undefined, q + 1));
-                                continue;
+                                m.frames.push($root.wattsplit.telemetry.v1.TelemetryFrame.decode(r, r.uint32(), undefined, n + 1));
+                                break;
                             }
                         case 3: {
-                                if (u !== 2)
-                                    break;
-                                if ((v = r.stringVerify()).length)
-                                    m.token = v;
-                                else
-                                    delete m.token;
-                                continue;
+                                m.token = r.string();
+                                break;
                             }
-                        }
-                        r.skipType(u, q, t);
-                        if (!r.discardUnknown) {
-                            $util.makeProp(m, "$unknowns", false);
-                            (m.$unknowns || (m.$unknowns = [])).push(r.raw(s, r.pos));
+                        default:
+                            r.skipType(t & 7, n);
+                            break;
                         }
                     }
                     if (l !== undefined) {
@@ -4092,8 +3549,6 @@ export const wattsplit = $root.wattsplit = (() => {
                             throw RangeError("index out of range");
                         r.len = l;
                     }
-                    if (z !== undefined)
-                        throw Error("missing end group");
                     return m;
                 };
 
@@ -4105,42 +3560,38 @@ export const wattsplit = $root.wattsplit = (() => {
                  * @param {Object.<string,*>} d Plain object
                  * @returns {wattsplit.telemetry.v1.FrameBatch} FrameBatch
                  */
-                FrameBatch.fromObject = function fromObject(d, q) {
-                    if (d instanceof C)
+                FrameBatch.fromObject = function fromObject(d, n) {
+                    if (d instanceof $root.wattsplit.telemetry.v1.FrameBatch)
                         return d;
                     if (!$util.isObject(d))
                         throw TypeError(".wattsplit.telemetry.v1.FrameBatch: object expected");
-                    if (q === undefined)
-                        q = 0;
-                    if (q > $util.recursionLimit)
-                        throw Error("max depth exceeded");
-                    var m = new C();
+                    if (n === undefined)
+                        n = 0;
+                    if (n > $util.recursionLimit)
+                        throw Error("maximum nesting depth exceeded");
+                    var m = new $root.wattsplit.telemetry.v1.FrameBatch();
                     if (d.batchId != null) {
-                        if (typeof d.batchId === "object" ? d.batchId.low || d.batchId.high : Number(d.batchId) !== 0) {
-                            if ($util.Long)
-                                m.batchId = $util.Long.fromValue(d.batchId, true);
-                            else if (typeof d.batchId === "string")
-                                m.batchId = parseInt(d.batchId, 10);
-                            else if (typeof d.batchId === "number")
-                                m.batchId = d.batchId;
-                            else if (typeof d.batchId === "object")
-                                m.batchId = new $util.LongBits(d.batchId.low >>> 0, d.batchId.high >>> 0).toNumber(true);
-                        }
+                        if ($util.Long)
+                            m.batchId = $util.Long.fromValue(d.batchId, true);
+                        else if (typeof d.batchId === "string")
+                            m.batchId = parseInt(d.batchId, 10);
+                        else if (typeof d.batchId === "number")
+                            m.batchId = d.batchId;
+                        else if (typeof d.batchId === "object")
+                            m.batchId = new $util.LongBits(d.batchId.low >>> 0, d.batchId.high >>> 0).toNumber(true);
                     }
                     if (d.frames) {
                         if (!Array.isArray(d.frames))
                             throw TypeError(".wattsplit.telemetry.v1.FrameBatch.frames: array expected");
-                        m.frames = Array(d.frames.length);
+                        m.frames = [];
                         for (var i = 0; i < d.frames.length; ++i) {
                             if (!$util.isObject(d.frames[i]))
                                 throw TypeError(".wattsplit.telemetry.v1.FrameBatch.frames: object expected");
-                            m.frames[i] = $root.wattsplit.telemetry.v1.TelemetryFrame.fromObject(d.frames[i], q + 1);
+                            m.frames[i] = $root.wattsplit.telemetry.v1.TelemetryFrame.fromObject(d.frames[i], n + 1);
                         }
                     }
                     if (d.token != null) {
-                        if (typeof d.token !== "string" || d.token.length) {
-                            m.token = String(d.token);
-                        }
+                        m.token = String(d.token);
                     }
                     return m;
                 };
@@ -4182,7 +3633,7 @@ export const wattsplit = $root.wattsplit = (() => {
                             d.batchId = o.longs === String ? $util.Long.prototype.toString.call(m.batchId) : o.longs === Number ? new $util.LongBits(m.batchId.low >>> 0, m.batchId.high >>> 0).toNumber(true) : m.batchId;
                     }
                     if (m.frames && m.frames.length) {
-                        d.frames = Array(m.frames.length);
+                        d.frames = [];
                         for (var j = 0; j < m.frames.length; ++j) {
                             d.frames[j] = $root.wattsplit.telemetry.v1.TelemetryFrame.toObject(m.frames[j], o, q + 1);
                         }
@@ -4327,17 +3778,14 @@ export const wattsplit = $root.wattsplit = (() => {
                         q = 0;
                     if (q > $util.recursionLimit)
                         throw Error("max depth exceeded");
-                    if (m.seq != null && Object.hasOwnProperty.call(m, "seq") && (typeof m.seq === "object" ? m.seq.low || m.seq.high : m.seq !== 0))
+                    if (m.seq != null && Object.hasOwnProperty.call(m, "seq"))
                         w.uint32(8).uint64(m.seq);
-                    if (m.hostId != null && Object.hasOwnProperty.call(m, "hostId") && m.hostId !== "")
+                    if (m.hostId != null && Object.hasOwnProperty.call(m, "hostId"))
                         w.uint32(18).string(m.hostId);
-                    if (m.code != null && Object.hasOwnProperty.call(m, "code") && m.code !== "")
+                    if (m.code != null && Object.hasOwnProperty.call(m, "code"))
                         w.uint32(26).string(m.code);
-                    if (m.message != null && Object.hasOwnProperty.call(m, "message") && m.message !== "")
+                    if (m.message != null && Object.hasOwnProperty.call(m, "message"))
                         w.uint32(34).string(m.message);
-                    if (m.$unknowns != null && Object.hasOwnProperty.call(m, "$unknowns"))
-                        for (var i = 0; i < m.$unknowns.length; ++i)
-                            w.raw(m.$unknowns[i]);
                     return w;
                 };
 
@@ -4352,14 +3800,14 @@ export const wattsplit = $root.wattsplit = (() => {
                  * @throws {Error} If the payload is not a reader or valid buffer
                  * @throws {$protobuf.util.ProtocolError} If required fields are missing
                  */
-                FrameRejection.decode = function decode(r, l, z, q, g) {
+                FrameRejection.decode = function decode(r, l, e, n) {
                     if (!(r instanceof $Reader))
                         r = $Reader.create(r);
-                    if (q === undefined)
-                        q = 0;
-                    if (q > $Reader.recursionLimit)
-                        throw Error("max depth exceeded");
-                    var c, m, v;
+                    if (n === undefined)
+                        n = 0;
+                    if (n > $Reader.recursionLimit)
+                        throw Error("maximum nesting depth exceeded");
+                    var c, m;
                     if (l === undefined)
                         c = r.len;
                     else {
@@ -4369,57 +3817,31 @@ export const wattsplit = $root.wattsplit = (() => {
                         l = r.len;
                         r.len = c;
                     }
-                    m = g || new C();
+                    m = new $root.wattsplit.telemetry.v1.FrameRejection();
                     while (r.pos < c) {
-                        var s = r.pos;
-                        var t = r.tag();
-                        if (t === z) {
-                            z = undefined;
+                        var t = r.uint32();
+                        if (t === e)
                             break;
-                        }
-                        var u = t & 7;
-                        switch (t >>>= 3) {
+                        switch (t >>> 3) {
                         case 1: {
-                                if (u !== 0)
-                                    break;
-                                if (typeof (v = r.uint64()) === "object" ? v.low || v.high : v !== 0)
-                                    m.seq = v;
-                                else
-                                    delete m.seq;
-                                continue;
+                                m.seq = r.uint64();
+                                break;
                             }
                         case 2: {
-                                if (u !== 2)
-                                    break;
-                                if ((v = r.stringVerify()).length)
-                                    m.hostId = v;
-                                else
-                                    delete m.hostId;
-                                continue;
+                                m.hostId = r.string();
+                                break;
                             }
                         case 3: {
-                                if (u !== 2)
-                                    break;
-                                if ((v = r.stringVerify()).length)
-                                    m.code = v;
-                                else
-                                    delete m.code;
-                                continue;
+                                m.code = r.string();
+                                break;
                             }
                         case 4: {
-                                if (u !== 2)
-                                    break;
-                                if ((v = r.stringVerify()).length)
-                                    m.message = v;
-                                else
-                                    delete m.message;
-                                continue;
+                                m.message = r.string();
+                                break;
                             }
-                        }
-                        r.skipType(u, q, t);
-                        if (!r.discardUnknown) {
-                            $util.makeProp(m, "$unknowns", false);
-                            (m.$unknowns || (m.$unknowns = [])).push(r.raw(s, r.pos));
+                        default:
+                            r.skipType(t & 7, n);
+                            break;
                         }
                     }
                     if (l !== undefined) {
@@ -4427,8 +3849,6 @@ export const wattsplit = $root.wattsplit = (() => {
                             throw RangeError("index out of range");
                         r.len = l;
                     }
-                    if (z !== undefined)
-                        throw Error("missing end group");
                     return m;
                 };
 
@@ -4440,42 +3860,34 @@ export const wattsplit = $root.wattsplit = (() => {
                  * @param {Object.<string,*>} d Plain object
                  * @returns {wattsplit.telemetry.v1.FrameRejection} FrameRejection
                  */
-                FrameRejection.fromObject = function fromObject(d, q) {
-                    if (d instanceof C)
+                FrameRejection.fromObject = function fromObject(d, n) {
+                    if (d instanceof $root.wattsplit.telemetry.v1.FrameRejection)
                         return d;
                     if (!$util.isObject(d))
                         throw TypeError(".wattsplit.telemetry.v1.FrameRejection: object expected");
-                    if (q === undefined)
-                        q = 0;
-                    if (q > $util.recursionLimit)
-                        throw Error("max depth exceeded");
-                    var m = new C();
+                    if (n === undefined)
+                        n = 0;
+                    if (n > $util.recursionLimit)
+                        throw Error("maximum nesting depth exceeded");
+                    var m = new $root.wattsplit.telemetry.v1.FrameRejection();
                     if (d.seq != null) {
-                        if (typeof d.seq === "object" ? d.seq.low || d.seq.high : Number(d.seq) !== 0) {
-                            if ($util.Long)
-                                m.seq = $util.Long.fromValue(d.seq, true);
-                            else if (typeof d.seq === "string")
-                                m.seq = parseInt(d.seq, 10);
-                            else if (typeof d.seq === "number")
-                                m.seq = d.seq;
-                            else if (typeof d.seq === "object")
-                                m.seq = new $util.LongBits(d.seq.low >>> 0, d.seq.high >>> 0).toNumber(true);
-                        }
+                        if ($util.Long)
+                            m.seq = $util.Long.fromValue(d.seq, true);
+                        else if (typeof d.seq === "string")
+                            m.seq = parseInt(d.seq, 10);
+                        else if (typeof d.seq === "number")
+                            m.seq = d.seq;
+                        else if (typeof d.seq === "object")
+                            m.seq = new $util.LongBits(d.seq.low >>> 0, d.seq.high >>> 0).toNumber(true);
                     }
                     if (d.hostId != null) {
-                        if (typeof d.hostId !== "string" || d.hostId.length) {
-                            m.hostId = String(d.hostId);
-                        }
+                        m.hostId = String(d.hostId);
                     }
                     if (d.code != null) {
-                        if (typeof d.code !== "string" || d.code.length) {
-                            m.code = String(d.code);
-                        }
+                        m.code = String(d.code);
                     }
                     if (d.message != null) {
-                        if (typeof d.message !== "string" || d.message.length) {
-                            m.message = String(d.message);
-                        }
+                        m.message = String(d.message);
                     }
                     return m;
                 };
@@ -4671,25 +4083,22 @@ export const wattsplit = $root.wattsplit = (() => {
                         q = 0;
                     if (q > $util.recursionLimit)
                         throw Error("max depth exceeded");
-                    if (m.batchId != null && Object.hasOwnProperty.call(m, "batchId") && (typeof m.batchId === "object" ? m.batchId.low || m.batchId.high : m.batchId !== 0))
+                    if (m.batchId != null && Object.hasOwnProperty.call(m, "batchId"))
                         w.uint32(8).uint64(m.batchId);
-                    if (m.status != null && Object.hasOwnProperty.call(m, "status") && m.status !== 0)
+                    if (m.status != null && Object.hasOwnProperty.call(m, "status"))
                         w.uint32(16).int32(m.status);
-                    if (m.accepted != null && Object.hasOwnProperty.call(m, "accepted") && m.accepted !== 0)
+                    if (m.accepted != null && Object.hasOwnProperty.call(m, "accepted"))
                         w.uint32(24).uint32(m.accepted);
-                    if (m.rejected != null && Object.hasOwnProperty.call(m, "rejected") && m.rejected !== 0)
+                    if (m.rejected != null && Object.hasOwnProperty.call(m, "rejected"))
                         w.uint32(32).uint32(m.rejected);
                     if (m.rejections != null && m.rejections.length) {
                         for (var i = 0; i < m.rejections.length; ++i)
                             $root.wattsplit.telemetry.v1.FrameRejection.encode(m.rejections[i], w.uint32(42).fork(), q + 1).ldelim();
                     }
-                    if (m.retryAfterMs != null && Object.hasOwnProperty.call(m, "retryAfterMs") && m.retryAfterMs !== 0)
+                    if (m.retryAfterMs != null && Object.hasOwnProperty.call(m, "retryAfterMs"))
                         w.uint32(48).uint32(m.retryAfterMs);
-                    if (m.message != null && Object.hasOwnProperty.call(m, "message") && m.message !== "")
+                    if (m.message != null && Object.hasOwnProperty.call(m, "message"))
                         w.uint32(58).string(m.message);
-                    if (m.$unknowns != null && Object.hasOwnProperty.call(m, "$unknowns"))
-                        for (var i = 0; i < m.$unknowns.length; ++i)
-                            w.raw(m.$unknowns[i]);
                     return w;
                 };
 
@@ -4704,14 +4113,14 @@ export const wattsplit = $root.wattsplit = (() => {
                  * @throws {Error} If the payload is not a reader or valid buffer
                  * @throws {$protobuf.util.ProtocolError} If required fields are missing
                  */
-                BatchAck.decode = function decode(r, l, z, q, g) {
+                BatchAck.decode = function decode(r, l, e, n) {
                     if (!(r instanceof $Reader))
                         r = $Reader.create(r);
-                    if (q === undefined)
-                        q = 0;
-                    if (q > $Reader.recursionLimit)
-                        throw Error("max depth exceeded");
-                    var c, m, v;
+                    if (n === undefined)
+                        n = 0;
+                    if (n > $Reader.recursionLimit)
+                        throw Error("maximum nesting depth exceeded");
+                    var c, m;
                     if (l === undefined)
                         c = r.len;
                     else {
@@ -4721,83 +4130,45 @@ export const wattsplit = $root.wattsplit = (() => {
                         l = r.len;
                         r.len = c;
                     }
-                    m = g || new C();
+                    m = new $root.wattsplit.telemetry.v1.BatchAck();
                     while (r.pos < c) {
-                        var s = r.pos;
-                        var t = r.tag();
-                        if (t === z) {
-                            z = undefined;
+                        var t = r.uint32();
+                        if (t === e)
                             break;
-                        }
-                        var u = t & 7;
-                        switch (t >>>= 3) {
+                        switch (t >>> 3) {
                         case 1: {
-                                if (u !== 0)
-                                    break;
-                                if (typeof (v = r.uint64()) === "object" ? v.low || v.high : v !== 0)
-                                    m.batchId = v;
-                                else
-                                    delete m.batchId;
-                                continue;
+                                m.batchId = r.uint64();
+                                break;
                             }
                         case 2: {
-                                if (u !== 0)
-                                    break;
-                                if (v = r.int32())
-                                    m.status = v;
-                                else
-                                    delete m.status;
-                                continue;
+                                m.status = r.int32();
+                                break;
                             }
                         case 3: {
-                                if (u !== 0)
-                                    break;
-                                if (v = r.uint32())
-                                    m.accepted = v;
-                                else
-                                    delete m.accepted;
-                                continue;
+                                m.accepted = r.uint32();
+                                break;
                             }
                         case 4: {
-                                if (u !== 0)
-                                    break;
-                                if (v = r.uint32())
-                                    m.rejected = v;
-                                else
-                                    delete m.rejected;
-                                continue;
+                                m.rejected = r.uint32();
+                                break;
                             }
                         case 5: {
-                                if (u !== 2)
-                                    break;
                                 if (!(m.rejections && m.rejections.length))
                                     m.rejections = [];
-                                m.rejections.push($root.wattsplit.telemetry.v1.FrameRejection.decode(r, r.size(), undefined, q + 1));
-                                continue;
+                                m.rejections.push($root.wattsplit.telemetry.v1.FrameRejection.decode(r, r.uint32(), undefined, n + 1));
+                                break;
                             }
                         case 6: {
-                                if (u !== 0)
-                                    break;
-                                if (v = r.uint32())
-                                    m.retryAfterMs = v;
-                                else
-                                    delete m.retryAfterMs;
-                                continue;
+                                m.retryAfterMs = r.uint32();
+                                break;
                             }
                         case 7: {
-                                if (u !== 2)
-                                    break;
-                                if ((v = r.stringVerify()).length)
-                                    m.message = v;
-                                else
-                                    delete m.message;
-                                continue;
+                                m.message = r.string();
+                                break;
                             }
-                        }
-                        r.skipType(u, q, t);
-                        if (!r.discardUnknown) {
-                            $util.makeProp(m, "$unknowns", false);
-                            (m.$unknowns || (m.$unknowns = [])).push(r.raw(s, r.pos));
+                        default:
+                            r.skipType(t & 7, n);
+                            break;
                         }
                     }
                     if (l !== undefined) {
@@ -4805,8 +4176,6 @@ export const wattsplit = $root.wattsplit = (() => {
                             throw RangeError("index out of range");
                         r.len = l;
                     }
-                    if (z !== undefined)
-                        throw Error("missing end group");
                     return m;
                 };
 
@@ -4818,80 +4187,71 @@ export const wattsplit = $root.wattsplit = (() => {
                  * @param {Object.<string,*>} d Plain object
                  * @returns {wattsplit.telemetry.v1.BatchAck} BatchAck
                  */
-                BatchAck.fromObject = function fromObject(d, q) {
-                    if (d instanceof C)
+                BatchAck.fromObject = function fromObject(d, n) {
+                    if (d instanceof $root.wattsplit.telemetry.v1.BatchAck)
                         return d;
                     if (!$util.isObject(d))
                         throw TypeError(".wattsplit.telemetry.v1.BatchAck: object expected");
-                    if (q === undefined)
-                        q = 0;
-                    if (q > $util.recursionLimit)
-                        throw Error("max depth exceeded");
-                    var m = new C();
+                    if (n === undefined)
+                        n = 0;
+                    if (n > $util.recursionLimit)
+                        throw Error("maximum nesting depth exceeded");
+                    var m = new $root.wattsplit.telemetry.v1.BatchAck();
                     if (d.batchId != null) {
-                        if (typeof d.batchId === "object" ? d.batchId.low || d.batchId.high : Number(d.batchId) !== 0) {
-                            if ($util.Long)
-                                m.batchId = $util.Long.fromValue(d.batchId, true);
-                            else if (typeof d.batchId === "string")
-                                m.batchId = parseInt(d.batchId, 10);
-                            else if (typeof d.batchId === "number")
-                                m.batchId = d.batchId;
-                            else if (typeof d.batchId === "object")
-                                m.batchId = new $util.LongBits(d.batchId.low >>> 0, d.batchId.high >>> 0).toNumber(true);
-                        }
+                        if ($util.Long)
+                            m.batchId = $util.Long.fromValue(d.batchId, true);
+                        else if (typeof d.batchId === "string")
+                            m.batchId = parseInt(d.batchId, 10);
+                        else if (typeof d.batchId === "number")
+                            m.batchId = d.batchId;
+                        else if (typeof d.batchId === "object")
+                            m.batchId = new $util.LongBits(d.batchId.low >>> 0, d.batchId.high >>> 0).toNumber(true);
                     }
-                    if (d.status !== 0 && (typeof d.status !== "string" || $root.wattsplit.telemetry.v1.AckStatus[d.status] !== 0)) {
-                        switch (d.status) {
-                        case "ACK_STATUS_UNSPECIFIED":
-                        case 0:
-                            m.status = 0;
+                    switch (d.status) {
+                    default:
+                        if (typeof d.status === "number") {
+                            m.status = d.status;
                             break;
-                        case "ACK_STATUS_OK":
-                        case 1:
-                            m.status = 1;
-                            break;
-                        case "ACK_STATUS_RETRY":
-                        case 2:
-                            m.status = 2;
-                            break;
-                        case "ACK_STATUS_REJECTED":
-                        case 3:
-                            m.status = 3;
-                            break;
-                        default:
-                            if (typeof d.status === "number" && (d.status | 0) === d.status)
-                                m.status = d.status;
                         }
+                        break;
+                    case "ACK_STATUS_UNSPECIFIED":
+                    case 0:
+                        m.status = 0;
+                        break;
+                    case "ACK_STATUS_OK":
+                    case 1:
+                        m.status = 1;
+                        break;
+                    case "ACK_STATUS_RETRY":
+                    case 2:
+                        m.status = 2;
+                        break;
+                    case "ACK_STATUS_REJECTED":
+                    case 3:
+                        m.status = 3;
+                        break;
                     }
                     if (d.accepted != null) {
-                        if (Number(d.accepted) !== 0) {
-                            m.accepted = d.accepted >>> 0;
-                        }
+                        m.accepted = d.accepted >>> 0;
                     }
                     if (d.rejected != null) {
-                        if (Number(d.rejected) !== 0) {
-                            m.rejected = d.rejected >>> 0;
-                        }
+                        m.rejected = d.rejected >>> 0;
                     }
                     if (d.rejections) {
                         if (!Array.isArray(d.rejections))
                             throw TypeError(".wattsplit.telemetry.v1.BatchAck.rejections: array expected");
-                        m.rejections = Array(d.rejections.length);
+                        m.rejections = [];
                         for (var i = 0; i < d.rejections.length; ++i) {
                             if (!$util.isObject(d.rejections[i]))
                                 throw TypeError(".wattsplit.telemetry.v1.BatchAck.rejections: object expected");
-                            m.rejections[i] = $root.wattsplit.telemetry.v1.FrameRejection.fromObject(d.rejections[i], q + 1);
+                            m.rejections[i] = $root.wattsplit.telemetry.v1.FrameRejection.fromObject(d.rejections[i], n + 1);
                         }
                     }
                     if (d.retryAfterMs != null) {
-                        if (Number(d.retryAfterMs) !== 0) {
-                            m.retryAfterMs = d.retryAfterMs >>> 0;
-                        }
+                        m.retryAfterMs = d.retryAfterMs >>> 0;
                     }
                     if (d.message != null) {
-                        if (typeof d.message !== "string" || d.message.length) {
-                            m.message = String(d.message);
-                        }
+                        m.message = String(d.message);
                     }
                     return m;
                 };
@@ -4946,7 +4306,7 @@ export const wattsplit = $root.wattsplit = (() => {
                         d.rejected = m.rejected;
                     }
                     if (m.rejections && m.rejections.length) {
-                        d.rejections = Array(m.rejections.length);
+                        d.rejections = [];
                         for (var j = 0; j < m.rejections.length; ++j) {
                             d.rejections[j] = $root.wattsplit.telemetry.v1.FrameRejection.toObject(m.rejections[j], o, q + 1);
                         }
@@ -5279,43 +4639,40 @@ export const wattsplit = $root.wattsplit = (() => {
                         q = 0;
                     if (q > $util.recursionLimit)
                         throw Error("max depth exceeded");
-                    if (m.hostId != null && Object.hasOwnProperty.call(m, "hostId") && m.hostId !== "")
+                    if (m.hostId != null && Object.hasOwnProperty.call(m, "hostId"))
                         w.uint32(10).string(m.hostId);
-                    if (m.seq != null && Object.hasOwnProperty.call(m, "seq") && (typeof m.seq === "object" ? m.seq.low || m.seq.high : m.seq !== 0))
+                    if (m.seq != null && Object.hasOwnProperty.call(m, "seq"))
                         w.uint32(16).uint64(m.seq);
-                    if (m.t0UnixNs != null && Object.hasOwnProperty.call(m, "t0UnixNs") && (typeof m.t0UnixNs === "object" ? m.t0UnixNs.low || m.t0UnixNs.high : m.t0UnixNs !== 0))
+                    if (m.t0UnixNs != null && Object.hasOwnProperty.call(m, "t0UnixNs"))
                         w.uint32(24).int64(m.t0UnixNs);
-                    if (m.t1UnixNs != null && Object.hasOwnProperty.call(m, "t1UnixNs") && (typeof m.t1UnixNs === "object" ? m.t1UnixNs.low || m.t1UnixNs.high : m.t1UnixNs !== 0))
+                    if (m.t1UnixNs != null && Object.hasOwnProperty.call(m, "t1UnixNs"))
                         w.uint32(32).int64(m.t1UnixNs);
-                    if (m.kind != null && Object.hasOwnProperty.call(m, "kind") && m.kind !== 0)
+                    if (m.kind != null && Object.hasOwnProperty.call(m, "kind"))
                         w.uint32(40).int32(m.kind);
-                    if (m.vmUuid != null && Object.hasOwnProperty.call(m, "vmUuid") && m.vmUuid !== "")
+                    if (m.vmUuid != null && Object.hasOwnProperty.call(m, "vmUuid"))
                         w.uint32(50).string(m.vmUuid);
-                    if (m.vmName != null && Object.hasOwnProperty.call(m, "vmName") && m.vmName !== "")
+                    if (m.vmName != null && Object.hasOwnProperty.call(m, "vmName"))
                         w.uint32(58).string(m.vmName);
-                    if (m.tenant != null && Object.hasOwnProperty.call(m, "tenant") && m.tenant !== "")
+                    if (m.tenant != null && Object.hasOwnProperty.call(m, "tenant"))
                         w.uint32(66).string(m.tenant);
-                    if (m.source != null && Object.hasOwnProperty.call(m, "source") && m.source !== "")
+                    if (m.source != null && Object.hasOwnProperty.call(m, "source"))
                         w.uint32(74).string(m.source);
-                    if (m.dynamicJoules != null && Object.hasOwnProperty.call(m, "dynamicJoules") && !Object.is(m.dynamicJoules, 0))
+                    if (m.dynamicJoules != null && Object.hasOwnProperty.call(m, "dynamicJoules"))
                         w.uint32(81).double(m.dynamicJoules);
-                    if (m.staticJoules != null && Object.hasOwnProperty.call(m, "staticJoules") && !Object.is(m.staticJoules, 0))
+                    if (m.staticJoules != null && Object.hasOwnProperty.call(m, "staticJoules"))
                         w.uint32(89).double(m.staticJoules);
-                    if (m.joulesLow != null && Object.hasOwnProperty.call(m, "joulesLow") && !Object.is(m.joulesLow, 0))
+                    if (m.joulesLow != null && Object.hasOwnProperty.call(m, "joulesLow"))
                         w.uint32(97).double(m.joulesLow);
-                    if (m.joulesHigh != null && Object.hasOwnProperty.call(m, "joulesHigh") && !Object.is(m.joulesHigh, 0))
+                    if (m.joulesHigh != null && Object.hasOwnProperty.call(m, "joulesHigh"))
                         w.uint32(105).double(m.joulesHigh);
-                    if (m.method != null && Object.hasOwnProperty.call(m, "method") && m.method !== "")
+                    if (m.method != null && Object.hasOwnProperty.call(m, "method"))
                         w.uint32(114).string(m.method);
-                    if (m.modelVersion != null && Object.hasOwnProperty.call(m, "modelVersion") && m.modelVersion !== "")
+                    if (m.modelVersion != null && Object.hasOwnProperty.call(m, "modelVersion"))
                         w.uint32(122).string(m.modelVersion);
-                    if (m.hardwareClass != null && Object.hasOwnProperty.call(m, "hardwareClass") && m.hardwareClass !== "")
+                    if (m.hardwareClass != null && Object.hasOwnProperty.call(m, "hardwareClass"))
                         w.uint32(130).string(m.hardwareClass);
-                    if (m.note != null && Object.hasOwnProperty.call(m, "note") && m.note !== "")
+                    if (m.note != null && Object.hasOwnProperty.call(m, "note"))
                         w.uint32(138).string(m.note);
-                    if (m.$unknowns != null && Object.hasOwnProperty.call(m, "$unknowns"))
-                        for (var i = 0; i < m.$unknowns.length; ++i)
-                            w.raw(m.$unknowns[i]);
                     return w;
                 };
 
@@ -5330,14 +4687,14 @@ export const wattsplit = $root.wattsplit = (() => {
                  * @throws {Error} If the payload is not a reader or valid buffer
                  * @throws {$protobuf.util.ProtocolError} If required fields are missing
                  */
-                AttributionRecord.decode = function decode(r, l, z, q, g) {
+                AttributionRecord.decode = function decode(r, l, e, n) {
                     if (!(r instanceof $Reader))
                         r = $Reader.create(r);
-                    if (q === undefined)
-                        q = 0;
-                    if (q > $Reader.recursionLimit)
-                        throw Error("max depth exceeded");
-                    var c, m, v;
+                    if (n === undefined)
+                        n = 0;
+                    if (n > $Reader.recursionLimit)
+                        throw Error("maximum nesting depth exceeded");
+                    var c, m;
                     if (l === undefined)
                         c = r.len;
                     else {
@@ -5347,174 +4704,83 @@ export const wattsplit = $root.wattsplit = (() => {
                         l = r.len;
                         r.len = c;
                     }
-                    m = g || new C();
+                    m = new $root.wattsplit.telemetry.v1.AttributionRecord();
                     while (r.pos < c) {
-                        var s = r.pos;
-                        var t = r.tag();
-                        if (t === z) {
-                            z = undefined;
+                        var t = r.uint32();
+                        if (t === e)
                             break;
-                        }
-                        var u = t & 7;
-                        switch (t >>>= 3) {
+                        switch (t >>> 3) {
                         case 1: {
-                                if (u !== 2)
-                                    break;
-                                if ((v = r.stringVerify()).length)
-                                    m.hostId = v;
-                                else
-                                    delete m.hostId;
-                                continue;
+                                m.hostId = r.string();
+                                break;
                             }
                         case 2: {
-                                if (u !== 0)
-                                    break;
-                                if (typeof (v = r.uint64()) === "object" ? v.low || v.high : v !== 0)
-                                    m.seq = v;
-                                else
-                                    delete m.seq;
-                                continue;
+                                m.seq = r.uint64();
+                                break;
                             }
                         case 3: {
-                                if (u !== 0)
-                                    break;
-                                if (typeof (v = r.int64()) === "object" ? v.low || v.high : v !== 0)
-                                    m.t0UnixNs = v;
-                                else
-                                    delete m.t0UnixNs;
-                                continue;
+                                m.t0UnixNs = r.int64();
+                                break;
                             }
                         case 4: {
-                                if (u !== 0)
-                                    break;
-                                if (typeof (v = r.int64()) === "object" ? v.low || v.high : v !== 0)
-                                    m.t1UnixNs = v;
-                                else
-                                    delete m.t1UnixNs;
-                                continue;
+                                m.t1UnixNs = r.int64();
+                                break;
                             }
                         case 5: {
-                                if (u !== 0)
-                                    break;
-                                if (v = r.int32())
-                                    m.kind = v;
-                                else
-                                    delete m.kind;
-                                continue;
+                                m.kind = r.int32();
+                                break;
                             }
                         case 6: {
-                                if (u !== 2)
-                                    break;
-                                if ((v = r.stringVerify()).length)
-                                    m.vmUuid = v;
-                                else
-                                    delete m.vmUuid;
-                                continue;
+                                m.vmUuid = r.string();
+                                break;
                             }
                         case 7: {
-                                if (u !== 2)
-                                    break;
-                                if ((v = r.stringVerify()).length)
-                                    m.vmName = v;
-                                else
-                                    delete m.vmName;
-                                continue;
+                                m.vmName = r.string();
+                                break;
                             }
                         case 8: {
-                                if (u !== 2)
-                                    break;
-                                if ((v = r.stringVerify()).length)
-                                    m.tenant = v;
-                                else
-                                    delete m.tenant;
-                                continue;
+                                m.tenant = r.string();
+                                break;
                             }
                         case 9: {
-                                if (u !== 2)
-                                    break;
-                                if ((v = r.stringVerify()).length)
-                                    m.source = v;
-                                else
-                                    delete m.source;
-                                continue;
+                                m.source = r.string();
+                                break;
                             }
                         case 10: {
-                                if (u !== 1)
-                                    break;
-                                if (!Object.is(v = r.double(), 0))
-                                    m.dynamicJoules = v;
-                                else
-                                    delete m.dynamicJoules;
-                                continue;
+                                m.dynamicJoules = r.double();
+                                break;
                             }
                         case 11: {
-                                if (u !== 1)
-                                    break;
-                                if (!Object.is(v = r.double(), 0))
-                                    m.staticJoules = v;
-                                else
-                                    delete m.staticJoules;
-                                continue;
+                                m.staticJoules = r.double();
+                                break;
                             }
                         case 12: {
-                                if (u !== 1)
-                                    break;
-                                if (!Object.is(v = r.double(), 0))
-                                    m.joulesLow = v;
-                                else
-                                    delete m.joulesLow;
-                                continue;
+                                m.joulesLow = r.double();
+                                break;
                             }
                         case 13: {
-                                if (u !== 1)
-                                    break;
-                                if (!Object.is(v = r.double(), 0))
-                                    m.joulesHigh = v;
-                                else
-                                    delete m.joulesHigh;
-                                continue;
+                                m.joulesHigh = r.double();
+                                break;
                             }
                         case 14: {
-                                if (u !== 2)
-                                    break;
-                                if ((v = r.stringVerify()).length)
-                                    m.method = v;
-                                else
-                                    delete m.method;
-                                continue;
+                                m.method = r.string();
+                                break;
                             }
                         case 15: {
-                                if (u !== 2)
-                                    break;
-                                if ((v = r.stringVerify()).length)
-                                    m.modelVersion = v;
-                                else
-                                    delete m.modelVersion;
-                                continue;
+                                m.modelVersion = r.string();
+                                break;
                             }
                         case 16: {
-                                if (u !== 2)
-                                    break;
-                                if ((v = r.stringVerify()).length)
-                                    m.hardwareClass = v;
-                                else
-                                    delete m.hardwareClass;
-                                continue;
+                                m.hardwareClass = r.string();
+                                break;
                             }
                         case 17: {
-                                if (u !== 2)
-                                    break;
-                                if ((v = r.stringVerify()).length)
-                                    m.note = v;
-                                else
-                                    delete m.note;
-                                continue;
+                                m.note = r.string();
+                                break;
                             }
-                        }
-                        r.skipType(u, q, t);
-                        if (!r.discardUnknown) {
-                            $util.makeProp(m, "$unknowns", false);
-                            (m.$unknowns || (m.$unknowns = [])).push(r.raw(s, r.pos));
+                        default:
+                            r.skipType(t & 7, n);
+                            break;
                         }
                     }
                     if (l !== undefined) {
@@ -5522,8 +4788,6 @@ export const wattsplit = $root.wattsplit = (() => {
                             throw RangeError("index out of range");
                         r.len = l;
                     }
-                    if (z !== undefined)
-                        throw Error("missing end group");
                     return m;
                 };
 
@@ -5535,139 +4799,108 @@ export const wattsplit = $root.wattsplit = (() => {
                  * @param {Object.<string,*>} d Plain object
                  * @returns {wattsplit.telemetry.v1.AttributionRecord} AttributionRecord
                  */
-                AttributionRecord.fromObject = function fromObject(d, q) {
-                    if (d instanceof C)
+                AttributionRecord.fromObject = function fromObject(d, n) {
+                    if (d instanceof $root.wattsplit.telemetry.v1.AttributionRecord)
                         return d;
                     if (!$util.isObject(d))
                         throw TypeError(".wattsplit.telemetry.v1.AttributionRecord: object expected");
-                    if (q === undefined)
-                        q = 0;
-                    if (q > $util.recursionLimit)
-                        throw Error("max depth exceeded");
-                    var m = new C();
+                    if (n === undefined)
+                        n = 0;
+                    if (n > $util.recursionLimit)
+                        throw Error("maximum nesting depth exceeded");
+                    var m = new $root.wattsplit.telemetry.v1.AttributionRecord();
                     if (d.hostId != null) {
-                        if (typeof d.hostId !== "string" || d.hostId.length) {
-                            m.hostId = String(d.hostId);
-                        }
+                        m.hostId = String(d.hostId);
                     }
                     if (d.seq != null) {
-                        if (typeof d.seq === "object" ? d.seq.low || d.seq.high : Number(d.seq) !== 0) {
-                            if ($util.Long)
-                                m.seq = $util.Long.fromValue(d.seq, true);
-                            else if (typeof d.seq === "string")
-                                m.seq = parseInt(d.seq, 10);
-                            else if (typeof d.seq === "number")
-                                m.seq = d.seq;
-                            else if (typeof d.seq === "object")
-                                m.seq = new $util.LongBits(d.seq.low >>> 0, d.seq.high >>> 0).toNumber(true);
-                        }
+                        if ($util.Long)
+                            m.seq = $util.Long.fromValue(d.seq, true);
+                        else if (typeof d.seq === "string")
+                            m.seq = parseInt(d.seq, 10);
+                        else if (typeof d.seq === "number")
+                            m.seq = d.seq;
+                        else if (typeof d.seq === "object")
+                            m.seq = new $util.LongBits(d.seq.low >>> 0, d.seq.high >>> 0).toNumber(true);
                     }
                     if (d.t0UnixNs != null) {
-                        if (typeof d.t0UnixNs === "object" ? d.t0UnixNs.low || d.t0UnixNs.high : Number(d.t0UnixNs) !== 0) {
-                            if ($util.Long)
-                                m.t0UnixNs = $util.Long.fromValue(d.t0UnixNs, false);
-                            else if (typeof d.t0UnixNs === "string")
-                                m.t0UnixNs = parseInt(d.t0UnixNs, 10);
-                            else if (typeof d.t0UnixNs === "number")
-                                m.t0UnixNs = d.t0UnixNs;
-                            else if (typeof d.t0UnixNs === "object")
-                                m.t0UnixNs = new $util.LongBits(d.t0UnixNs.low >>> 0, d.t0UnixNs.high >>> 0).toNumber();
-                        }
+                        if ($util.Long)
+                            m.t0UnixNs = $util.Long.fromValue(d.t0UnixNs, false);
+                        else if (typeof d.t0UnixNs === "string")
+                            m.t0UnixNs = parseInt(d.t0UnixNs, 10);
+                        else if (typeof d.t0UnixNs === "number")
+                            m.t0UnixNs = d.t0UnixNs;
+                        else if (typeof d.t0UnixNs === "object")
+                            m.t0UnixNs = new $util.LongBits(d.t0UnixNs.low >>> 0, d.t0UnixNs.high >>> 0).toNumber();
                     }
                     if (d.t1UnixNs != null) {
-                        if (typeof d.t1UnixNs === "object" ? d.t1UnixNs.low || d.t1UnixNs.high : Number(d.t1UnixNs) !== 0) {
-                            if ($util.Long)
-                                m.t1UnixNs = $util.Long.fromValue(d.t1UnixNs, false);
-                            else if (typeof d.t1UnixNs === "string")
-                                m.t1UnixNs = parseInt(d.t1UnixNs, 10);
-                            else if (typeof d.t1UnixNs === "number")
-                                m.t1UnixNs = d.t1UnixNs;
-                            else if (typeof d.t1UnixNs === "object")
-                                m.t1UnixNs = new $util.LongBits(d.t1UnixNs.low >>> 0, d.t1UnixNs.high >>> 0).toNumber();
-                        }
+                        if ($util.Long)
+                            m.t1UnixNs = $util.Long.fromValue(d.t1UnixNs, false);
+                        else if (typeof d.t1UnixNs === "string")
+                            m.t1UnixNs = parseInt(d.t1UnixNs, 10);
+                        else if (typeof d.t1UnixNs === "number")
+                            m.t1UnixNs = d.t1UnixNs;
+                        else if (typeof d.t1UnixNs === "object")
+                            m.t1UnixNs = new $util.LongBits(d.t1UnixNs.low >>> 0, d.t1UnixNs.high >>> 0).toNumber();
                     }
-                    if (d.kind !== 0 && (typeof d.kind !== "string" || $root.wattsplit.telemetry.v1.EntityKind[d.kind] !== 0)) {
-                        switch (d.kind) {
-                        case "ENTITY_KIND_UNSPECIFIED":
-                        case 0:
-                            m.kind = 0;
+                    switch (d.kind) {
+                    default:
+                        if (typeof d.kind === "number") {
+                            m.kind = d.kind;
                             break;
-                        case "ENTITY_KIND_VM":
-                        case 1:
-                            m.kind = 1;
-                            break;
-                        case "ENTITY_KIND_HOST_OVERHEAD":
-                        case 2:
-                            m.kind = 2;
-                            break;
-                        case "ENTITY_KIND_UNALLOCATED":
-                        case 3:
-                            m.kind = 3;
-                            break;
-                        default:
-                            if (typeof d.kind === "number" && (d.kind | 0) === d.kind)
-                                m.kind = d.kind;
                         }
+                        break;
+                    case "ENTITY_KIND_UNSPECIFIED":
+                    case 0:
+                        m.kind = 0;
+                        break;
+                    case "ENTITY_KIND_VM":
+                    case 1:
+                        m.kind = 1;
+                        break;
+                    case "ENTITY_KIND_HOST_OVERHEAD":
+                    case 2:
+                        m.kind = 2;
+                        break;
+                    case "ENTITY_KIND_UNALLOCATED":
+                    case 3:
+                        m.kind = 3;
+                        break;
                     }
                     if (d.vmUuid != null) {
-                        if (typeof d.vmUuid !== "string" || d.vmUuid.length) {
-                            m.vmUuid = String(d.vmUuid);
-                        }
+                        m.vmUuid = String(d.vmUuid);
                     }
                     if (d.vmName != null) {
-                        if (typeof d.vmName !== "string" || d.vmName.length) {
-                            m.vmName = String(d.vmName);
-                        }
+                        m.vmName = String(d.vmName);
                     }
                     if (d.tenant != null) {
-                        if (typeof d.tenant !== "string" || d.tenant.length) {
-                            m.tenant = String(d.tenant);
-                        }
+                        m.tenant = String(d.tenant);
                     }
                     if (d.source != null) {
-                        if (typeof d.source !== "string" || d.source.length) {
-                            m.source = String(d.source);
-                        }
+                        m.source = String(d.source);
                     }
                     if (d.dynamicJoules != null) {
-                        if (!Object.is(Number(d.dynamicJoules), 0)) {
-                            m.dynamicJoules = Number(d.dynamicJoules);
-                        }
+                        m.dynamicJoules = Number(d.dynamicJoules);
                     }
                     if (d.staticJoules != null) {
-                        if (!Object.is(Number(d.staticJoules), 0)) {
-                            m.staticJoules = Number(d.staticJoules);
-                        }
+                        m.staticJoules = Number(d.staticJoules);
                     }
                     if (d.joulesLow != null) {
-                        if (!Object.is(Number(d.joulesLow), 0)) {
-                            m.joulesLow = Number(d.joulesLow);
-                        }
+                        m.joulesLow = Number(d.joulesLow);
                     }
                     if (d.joulesHigh != null) {
-                        if (!Object.is(Number(d.joulesHigh), 0)) {
-                            m.joulesHigh = Number(d.joulesHigh);
-                        }
+                        m.joulesHigh = Number(d.joulesHigh);
                     }
                     if (d.method != null) {
-                        if (typeof d.method !== "string" || d.method.length) {
-                            m.method = String(d.method);
-                        }
+                        m.method = String(d.method);
                     }
                     if (d.modelVersion != null) {
-                        if (typeof d.modelVersion !== "string" || d.modelVersion.length) {
-                            m.modelVersion = String(d.modelVersion);
-                        }
+                        m.modelVersion = String(d.modelVersion);
                     }
                     if (d.hardwareClass != null) {
-                        if (typeof d.hardwareClass !== "string" || d.hardwareClass.length) {
-                            m.hardwareClass = String(d.hardwareClass);
-                        }
+                        m.hardwareClass = String(d.hardwareClass);
                     }
                     if (d.note != null) {
-                        if (typeof d.note !== "string" || d.note.length) {
-                            m.note = String(d.note);
-                        }
+                        m.note = String(d.note);
                     }
                     return m;
                 };
@@ -5925,13 +5158,13 @@ export const wattsplit = $root.wattsplit = (() => {
                         q = 0;
                     if (q > $util.recursionLimit)
                         throw Error("max depth exceeded");
-                    if (m.hostId != null && Object.hasOwnProperty.call(m, "hostId") && m.hostId !== "")
+                    if (m.hostId != null && Object.hasOwnProperty.call(m, "hostId"))
                         w.uint32(10).string(m.hostId);
-                    if (m.seq != null && Object.hasOwnProperty.call(m, "seq") && (typeof m.seq === "object" ? m.seq.low || m.seq.high : m.seq !== 0))
+                    if (m.seq != null && Object.hasOwnProperty.call(m, "seq"))
                         w.uint32(16).uint64(m.seq);
-                    if (m.t0UnixNs != null && Object.hasOwnProperty.call(m, "t0UnixNs") && (typeof m.t0UnixNs === "object" ? m.t0UnixNs.low || m.t0UnixNs.high : m.t0UnixNs !== 0))
+                    if (m.t0UnixNs != null && Object.hasOwnProperty.call(m, "t0UnixNs"))
                         w.uint32(24).int64(m.t0UnixNs);
-                    if (m.t1UnixNs != null && Object.hasOwnProperty.call(m, "t1UnixNs") && (typeof m.t1UnixNs === "object" ? m.t1UnixNs.low || m.t1UnixNs.high : m.t1UnixNs !== 0))
+                    if (m.t1UnixNs != null && Object.hasOwnProperty.call(m, "t1UnixNs"))
                         w.uint32(32).int64(m.t1UnixNs);
                     if (m.records != null && m.records.length) {
                         for (var i = 0; i < m.records.length; ++i)
@@ -5942,9 +5175,6 @@ export const wattsplit = $root.wattsplit = (() => {
                             w.uint32(50).fork().uint32(10).string(ks[i]).uint32(17).double(m.measuredJoules[ks[i]]).ldelim();
                         }
                     }
-                    if (m.$unknowns != null && Object.hasOwnProperty.call(m, "$unknowns"))
-                        for (var i = 0; i < m.$unknowns.length; ++i)
-                            w.raw(m.$unknowns[i]);
                     return w;
                 };
 
@@ -5959,14 +5189,14 @@ export const wattsplit = $root.wattsplit = (() => {
                  * @throws {Error} If the payload is not a reader or valid buffer
                  * @throws {$protobuf.util.ProtocolError} If required fields are missing
                  */
-                AttributionBatch.decode = function decode(r, l, z, q, g) {
+                AttributionBatch.decode = function decode(r, l, e, n) {
                     if (!(r instanceof $Reader))
                         r = $Reader.create(r);
-                    if (q === undefined)
-                        q = 0;
-                    if (q > $Reader.recursionLimit)
-                        throw Error("max depth exceeded");
-                    var c, m, k, v;
+                    if (n === undefined)
+                        n = 0;
+                    if (n > $Reader.recursionLimit)
+                        throw Error("maximum nesting depth exceeded");
+                    var c, m, k, value;
                     if (l === undefined)
                         c = r.len;
                     else {
@@ -5976,101 +5206,68 @@ export const wattsplit = $root.wattsplit = (() => {
                         l = r.len;
                         r.len = c;
                     }
-                    m = g || new C();
+                    m = new $root.wattsplit.telemetry.v1.AttributionBatch();
                     while (r.pos < c) {
-                        var s = r.pos;
-                        var t = r.tag();
-                        if (t === z) {
-                            z = undefined;
+                        var t = r.uint32();
+                        if (t === e)
                             break;
-                        }
-                        var u = t & 7;
-                        switch (t >>>= 3) {
+                        switch (t >>> 3) {
                         case 1: {
-                                if (u !== 2)
-                                    break;
-                                if ((v = r.stringVerify()).length)
-                                    m.hostId = v;
-                                else
-                                    delete m.hostId;
-                                continue;
+                                m.hostId = r.string();
+                                break;
                             }
                         case 2: {
-                                if (u !== 0)
-                                    break;
-                                if (typeof (v = r.uint64()) === "object" ? v.low || v.high : v !== 0)
-                                    m.seq = v;
-                                else
-                                    delete m.seq;
-                                continue;
+                                m.seq = r.uint64();
+                                break;
                             }
                         case 3: {
-                                if (u !== 0)
-                                    break;
-                                if (typeof (v = r.int64()) === "object" ? v.low || v.high : v !== 0)
-                                    m.t0UnixNs = v;
-                                else
-                                    delete m.t0UnixNs;
-                                continue;
+                                m.t0UnixNs = r.int64();
+                                break;
                             }
                         case 4: {
-                                if (u !== 0)
-                                    break;
-                                if (typeof (v = r.int64()) === "object" ? v.low || v.high : v !== 0)
-                                    m.t1UnixNs = v;
-                                else
-                                    delete m.t1UnixNs;
-                                continue;
+                                m.t1UnixNs = r.int64();
+                                break;
                             }
                         case 5: {
-                                if (u !== 2)
-                                    break;
                                 if (!(m.records && m.records.length))
                                     m.records = [];
-                                m.records.push($root.wattsplit.telemetry.v1.AttributionRecord.decode(r, r.size(), undefined, q + 1));
-                                continue;
+                                m.records.push($root.wattsplit.telemetry.v1.AttributionRecord.decode(r, r.uint32(), undefined, n + 1));
+                                break;
                             }
                         case 6: {
-                                if (u !== 2)
-                                    break;
                                 if (m.measuredJoules === $util.emptyObject)
                                     m.measuredJoules = {};
-                                var c2 = r.size() + r.pos;
+                                var c2 = r.uint32() + r.pos;
                                 if (c2 > r.len)
                                     throw RangeError("index out of range");
                                 r.len = c2;
                                 k = "";
-                                v = 0;
+                                value = 0;
                                 while (r.pos < c2) {
-                                    var t2 = r.tag();
-                                    u = t2 & 7;
-                                    switch (t2 >>>= 3) {
+                                    var tag2 = r.uint32();
+                                    switch (tag2 >>> 3) {
                                     case 1:
-                                        if (u !== 2)
-                                            break;
-                                        k = r.stringVerify();
-                                        continue;
+                                        k = r.string();
+                                        break;
                                     case 2:
-                                        if (u !== 1)
-                                            break;
-                                        v = r.double();
-                                        continue;
+                                        value = r.double();
+                                        break;
+                                    default:
+                                        r.skipType(tag2 & 7, n);
+                                        break;
                                     }
-                                    r.skipType(u, q, t2);
                                 }
                                 if (r.pos !== c2)
                                     throw RangeError("index out of range");
                                 r.len = c;
                                 if (k === "__proto__")
                                     $util.makeProp(m.measuredJoules, k);
-                                m.measuredJoules[k] = v;
-                                continue;
+                                m.measuredJoules[k] = value;
+                                break;
                             }
-                        }
-                        r.skipType(u, q, t);
-                        if (!r.discardUnknown) {
-                            $util.makeProp(m, "$unknowns", false);
-                            (m.$unknowns || (m.$unknowns = [])).push(r.raw(s, r.pos));
+                        default:
+                            r.skipType(t & 7, n);
+                            break;
                         }
                     }
                     if (l !== undefined) {
@@ -6078,8 +5275,6 @@ export const wattsplit = $root.wattsplit = (() => {
                             throw RangeError("index out of range");
                         r.len = l;
                     }
-                    if (z !== undefined)
-                        throw Error("missing end group");
                     return m;
                 };
 
@@ -6091,65 +5286,57 @@ export const wattsplit = $root.wattsplit = (() => {
                  * @param {Object.<string,*>} d Plain object
                  * @returns {wattsplit.telemetry.v1.AttributionBatch} AttributionBatch
                  */
-                AttributionBatch.fromObject = function fromObject(d, q) {
-                    if (d instanceof C)
+                AttributionBatch.fromObject = function fromObject(d, n) {
+                    if (d instanceof $root.wattsplit.telemetry.v1.AttributionBatch)
                         return d;
                     if (!$util.isObject(d))
                         throw TypeError(".wattsplit.telemetry.v1.AttributionBatch: object expected");
-                    if (q === undefined)
-                        q = 0;
-                    if (q > $util.recursionLimit)
-                        throw Error("max depth exceeded");
-                    var m = new C();
+                    if (n === undefined)
+                        n = 0;
+                    if (n > $util.recursionLimit)
+                        throw Error("maximum nesting depth exceeded");
+                    var m = new $root.wattsplit.telemetry.v1.AttributionBatch();
                     if (d.hostId != null) {
-                        if (typeof d.hostId !== "string" || d.hostId.length) {
-                            m.hostId = String(d.hostId);
-                        }
+                        m.hostId = String(d.hostId);
                     }
                     if (d.seq != null) {
-                        if (typeof d.seq === "object" ? d.seq.low || d.seq.high : Number(d.seq) !== 0) {
-                            if ($util.Long)
-                                m.seq = $util.Long.fromValue(d.seq, true);
-                            else if (typeof d.seq === "string")
-                                m.seq = parseInt(d.seq, 10);
-                            else if (typeof d.seq === "number")
-                                m.seq = d.seq;
-                            else if (typeof d.seq === "object")
-                                m.seq = new $util.LongBits(d.seq.low >>> 0, d.seq.high >>> 0).toNumber(true);
-                        }
+                        if ($util.Long)
+                            m.seq = $util.Long.fromValue(d.seq, true);
+                        else if (typeof d.seq === "string")
+                            m.seq = parseInt(d.seq, 10);
+                        else if (typeof d.seq === "number")
+                            m.seq = d.seq;
+                        else if (typeof d.seq === "object")
+                            m.seq = new $util.LongBits(d.seq.low >>> 0, d.seq.high >>> 0).toNumber(true);
                     }
                     if (d.t0UnixNs != null) {
-                        if (typeof d.t0UnixNs === "object" ? d.t0UnixNs.low || d.t0UnixNs.high : Number(d.t0UnixNs) !== 0) {
-                            if ($util.Long)
-                                m.t0UnixNs = $util.Long.fromValue(d.t0UnixNs, false);
-                            else if (typeof d.t0UnixNs === "string")
-                                m.t0UnixNs = parseInt(d.t0UnixNs, 10);
-                            else if (typeof d.t0UnixNs === "number")
-                                m.t0UnixNs = d.t0UnixNs;
-                            else if (typeof d.t0UnixNs === "object")
-                                m.t0UnixNs = new $util.LongBits(d.t0UnixNs.low >>> 0, d.t0UnixNs.high >>> 0).toNumber();
-                        }
+                        if ($util.Long)
+                            m.t0UnixNs = $util.Long.fromValue(d.t0UnixNs, false);
+                        else if (typeof d.t0UnixNs === "string")
+                            m.t0UnixNs = parseInt(d.t0UnixNs, 10);
+                        else if (typeof d.t0UnixNs === "number")
+                            m.t0UnixNs = d.t0UnixNs;
+                        else if (typeof d.t0UnixNs === "object")
+                            m.t0UnixNs = new $util.LongBits(d.t0UnixNs.low >>> 0, d.t0UnixNs.high >>> 0).toNumber();
                     }
                     if (d.t1UnixNs != null) {
-                        if (typeof d.t1UnixNs === "object" ? d.t1UnixNs.low || d.t1UnixNs.high : Number(d.t1UnixNs) !== 0) {
-                            if ($util.Long)
-                                m.t1UnixNs = $util.Long.fromValue(d.t1UnixNs, false);
-                            else if (typeof d.t1UnixNs === "string")
-                                m.t1UnixNs = parseInt(d.t1UnixNs, 10);
-                            else if (typeof d.t1UnixNs === "number")
-                                m.t1UnixNs = d.t1UnixNs;
-                            else if (typeof d.t1UnixNs === "object")
-                                m.t1UnixNs = new $util.LongBits(d.t1UnixNs.low >>> 0, d.t1UnixNs.high >>> 0).toNumber();
-                        }
+                        if ($util.Long)
+                            m.t1UnixNs = $util.Long.fromValue(d.t1UnixNs, false);
+                        else if (typeof d.t1UnixNs === "string")
+                            m.t1UnixNs = parseInt(d.t1UnixNs, 10);
+                        else if (typeof d.t1UnixNs === "number")
+                            m.t1UnixNs = d.t1UnixNs;
+                        else if (typeof d.t1UnixNs === "object")
+                            m.t1UnixNs = new $util.LongBits(d.t1UnixNs.low >>> 0, d.t1UnixNs.high >>> 0).toNumber();
                     }
                     if (d.records) {
                         if (!Array.isArray(d.records))
                             throw TypeError(".wattsplit.telemetry.v1.AttributionBatch.records: array expected");
-                        m.records = Array(d.records.length);
+                        m.records = [];
                         for (var i = 0; i < d.records.length; ++i) {
                             if (!$util.isObject(d.records[i]))
                                 throw TypeError(".wattsplit.telemetry.v1.AttributionBatch.records: object expected");
-                            m.records[i] = $root.wattsplit.telemetry.v1.AttributionRecord.fromObject(d.records[i], q + 1);
+                            m.records[i] = $root.wattsplit.telemetry.v1.AttributionRecord.fromObject(d.records[i], n + 1);
                         }
                     }
                     if (d.measuredJoules) {
@@ -6234,7 +5421,7 @@ export const wattsplit = $root.wattsplit = (() => {
                             d.t1UnixNs = o.longs === String ? $util.Long.prototype.toString.call(m.t1UnixNs) : o.longs === Number ? new $util.LongBits(m.t1UnixNs.low >>> 0, m.t1UnixNs.high >>> 0).toNumber() : m.t1UnixNs;
                     }
                     if (m.records && m.records.length) {
-                        d.records = Array(m.records.length);
+                        d.records = [];
                         for (var j = 0; j < m.records.length; ++j) {
                             d.records[j] = $root.wattsplit.telemetry.v1.AttributionRecord.toObject(m.records[j], o, q + 1);
                         }
