@@ -119,6 +119,8 @@ export interface RunningAgent {
   sender: SpoolingSender;
   /** Resolves when the loop stopped. */
   done: Promise<void>;
+  /** Frames that could not be written to the spool (disk full, dir gone): lost, logged. */
+  spoolFailures(): number;
   /** Stops sampling, tries to deliver what is pending for up to `drainMs` (default 2000), closes everything; what is left stays spooled for the next start. */
   stop(drainMs?: number): Promise<void>;
 }
@@ -132,11 +134,23 @@ export async function startAgent(cfg: AgentConfig, log: Logger, opts: { onFrame?
   const agent = createAgent(cfg, src, log, opts.clock, sender.lastSpooledSeq());
   sender.start();
   const ac = new AbortController();
+  let lastSpoolError: string | undefined;
+  let spoolFailures = 0;
   const done = agent.run({
     intervalMs: cfg.intervalMs,
     signal: ac.signal,
     onFrame: (f) => {
-      sender.enqueue(f);
+      try {
+        sender.enqueue(f);
+      } catch (e) {
+        // disk full / spool dir gone: this frame is lost, the agent keeps sampling (said once per cause)
+        const msg = `frame seq ${String(f.seq)} could not be spooled: ${(e as Error).message}`;
+        if (msg.replace(/seq \d+ /, '') !== lastSpoolError) log.error({ code: 'SPOOL_FULL', seq: f.seq }, msg);
+        lastSpoolError = msg.replace(/seq \d+ /, '');
+        spoolFailures++;
+        return;
+      }
+      lastSpoolError = undefined;
       opts.onFrame?.(f);
     },
   });
@@ -145,6 +159,7 @@ export async function startAgent(cfg: AgentConfig, log: Logger, opts: { onFrame?
     agent,
     sender,
     done,
+    spoolFailures: () => spoolFailures,
     stop: async (drainMs = 2000) => {
       ac.abort();
       agent.stop();

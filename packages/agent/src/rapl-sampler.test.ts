@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { rmSync, writeFileSync } from 'node:fs';
+import { renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { EnergySource, EnergyUnit, memoryLogger } from '@wattsplit/wire';
 import { RootedHostFs } from './host-fs.js';
@@ -131,4 +131,19 @@ test('RootedHostFs errors carry the full path and errno', () => {
   assert.throws(() => fs.readText('/nope/file'), (e: NodeJS.ErrnoException) => e.code === 'ENOENT' && e.message.includes(join(FIXTURES, 'single-socket-v2', 'nope/file')));
   assert.equal(new RootedHostFs('/').resolve('/proc/stat'), '/proc/stat');
   assert.ok(new RootedHostFs('/').readText('/proc/stat').startsWith('cpu '));
+});
+
+test('zones that appear after start (module loaded later) are found within 60 rounds', (t) => {
+  const fx = copyFixture('wraparound');
+  t.after(fx.cleanup);
+  const hidden = join(fx.root, 'sys/class/powercap');
+  const moved = join(fx.root, 'powercap-later');
+  renameSync(hidden, moved);
+  const s = new RaplSampler(new RootedHostFs(fx.root), memoryLogger());
+  assert.equal(round(s).counters.length, 0);
+  renameSync(moved, hidden);
+  let n = 0;
+  for (let i = 0; i < 61; i++) n = round(s).counters.length;
+  assert.equal(n, 1);
+  assert.equal(s.status().state, 'ok');
 });

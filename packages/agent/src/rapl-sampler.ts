@@ -76,8 +76,11 @@ export class RaplSampler implements Sampler {
     private readonly log: Logger,
   ) {}
 
+  private rounds = 0;
+
   private ensureZones(): RaplZone[] {
-    if (this.zones) return this.zones;
+    // no zones yet (module not loaded at start): look again every 60 rounds
+    if (this.zones && (this.zones.length > 0 || ++this.rounds % 60 !== 0)) return this.zones;
     try {
       this.zones = discoverRaplZones(this.fs);
       this.discoverError = this.zones.length === 0 ? `no RAPL zones under ${POWERCAP_DIR} (not an Intel/AMD host, or the intel_rapl_common/amd_energy module is not loaded: modprobe intel_rapl_msr)` : undefined;
