@@ -37,7 +37,10 @@ export class PerfSampler implements Sampler {
   }
 
   status(): SamplerStatus {
-    if (!this.source.supported()) return { name: this.name, state: 'unavailable', detail: 'perf_event_open unsupported here (PMU not exposed, or perf_event_paranoid / missing CAP_PERFMON)' };
+    if (!this.source.supported()) {
+      const reason = (this.source as { reason?: unknown }).reason;
+      return { name: this.name, state: 'unavailable', detail: typeof reason === 'string' && reason ? reason : 'perf_event_open unsupported here (PMU not exposed, or perf_event_paranoid / missing CAP_PERFMON)' };
+    }
     return { name: this.name, state: 'ok', detail: `perf counters read for ${this.lastRead} VM cgroups` };
   }
 
