@@ -11,7 +11,7 @@
  *
  * Pure code, no wire or client dependency: it frames and unframes bytes.
  */
-import { WattsplitError } from '@wattsplit/wire';
+import { WattsplitError, type Bus, type BusProducer, type BusSubscription, type SubscribeOptions } from '@wattsplit/wire';
 
 export interface ConfluentFrame {
   schemaId: number;
@@ -96,4 +96,62 @@ export function decodeConfluentFrame(bytes: Uint8Array, where = 'value'): Conflu
     }
   }
   return { schemaId, messageIndexes, payload: bytes.subarray(pos) };
+}
+
+export interface ConfluentFramingOptions {
+  /** Schema id per topic, as registered in the Schema Registry (subject "<topic>-value"). Topics not listed pass unframed. */
+  schemaIds: Readonly<Record<string, number>>;
+  /** Message indexes of the value type in its .proto file; default [0] (TelemetryFrame, AttributionBatch are looked up by id). */
+  messageIndexes?: Readonly<Record<string, number[]>>;
+}
+
+/**
+ * A Bus decorator that writes values in the Confluent wire format on the listed topics and strips it
+ * on delivery, so Schema-Registry-aware consumers (ksqlDB, Kafka Connect, Flink) can read wattsplit
+ * topics while wattsplit code keeps seeing bare protobuf. A delivered value that is not framed (or
+ * carries another schema id) makes the handler call reject with FRAME_DECODE_FAILED naming
+ * topic/partition@offset, so it is redelivered and, in the collector, dead-lettered.
+ */
+export class ConfluentFramedBus implements Bus {
+  constructor(
+    private readonly inner: Bus,
+    private readonly opts: ConfluentFramingOptions,
+  ) {
+    for (const [topic, id] of Object.entries(opts.schemaIds)) encodeConfluentFrame({ schemaId: id, messageIndexes: opts.messageIndexes?.[topic] ?? [0], payload: new Uint8Array() });
+  }
+
+  producer(): BusProducer {
+    const p = this.inner.producer();
+    return {
+      send: (topic, messages) => {
+        const id = this.opts.schemaIds[topic];
+        if (id === undefined) return p.send(topic, messages);
+        const messageIndexes = this.opts.messageIndexes?.[topic] ?? [0];
+        return p.send(topic, messages.map((m) => ({ ...m, value: encodeConfluentFrame({ schemaId: id, messageIndexes, payload: m.value }) })));
+      },
+      close: () => p.close(),
+    };
+  }
+
+  subscribe(opts: SubscribeOptions): Promise<BusSubscription> {
+    const id = this.opts.schemaIds[opts.topic];
+    if (id === undefined) return this.inner.subscribe(opts);
+    return this.inner.subscribe({
+      ...opts,
+      handler: (messages, partition) =>
+        opts.handler(
+          messages.map((m) => {
+            const where = `${m.topic}/${m.partition}@${m.offset}`;
+            const f = decodeConfluentFrame(m.value, where);
+            if (f.schemaId !== id) throw new WattsplitError('FRAME_DECODE_FAILED', `${where}: schema id ${f.schemaId}, expected ${id}`, { details: { where, schemaId: f.schemaId } });
+            return { ...m, value: f.payload };
+          }),
+          partition,
+        ),
+    });
+  }
+
+  close(): Promise<void> {
+    return this.inner.close();
+  }
 }
