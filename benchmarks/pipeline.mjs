@@ -68,7 +68,7 @@ async function stageA() {
 }
 
 const dir = mkdtempSync(join(tmpdir(), 'wattsplit-pipeline-bench-'));
-const bus = new InProcessBus({ logger: silentLogger });
+const bus = new InProcessBus({ logger: silentLogger, lingerMs: 100 });
 const collector = await startEmbeddedCollector({ dataDir: join(dir, 'db'), bus, logger: silentLogger });
 const gateway = await startGateway({ producer: bus.producer(), logger: silentLogger });
 

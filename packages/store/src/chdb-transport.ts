@@ -109,8 +109,10 @@ export class ChdbTransport implements ClickHouseTransport {
 
   async insert(table: string, rows: readonly Record<string, unknown>[], settings?: Settings): Promise<void> {
     if (rows.length === 0) return;
-    const body = rows.map((r) => JSON.stringify(r)).join('\n');
-    await this.call(`INSERT INTO ${table}${settingsClause(settings)} FORMAT JSONEachRow\n${body}\n`, 'CSV');
+    // Positional rows with an explicit column list: about half the bytes of JSONEachRow and cheaper to parse.
+    const cols = Object.keys(rows[0]!);
+    const body = rows.map((r) => JSON.stringify(cols.map((c) => r[c]))).join('\n');
+    await this.call(`INSERT INTO ${table} (${cols.map((c) => `\`${c}\``).join(', ')})${settingsClause(settings)} FORMAT JSONCompactEachRow\n${body}\n`, 'CSV');
   }
 
   async close(): Promise<void> {

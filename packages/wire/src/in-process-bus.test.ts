@@ -29,3 +29,18 @@ test('keyed messages stay ordered per key and are redelivered until the handler 
   for (const [k, l] of seen) assert.deepEqual(l, [...l].sort((a, b) => a - b), `order kept for ${k}`);
   assert.equal(bus.lag('t', 'g'), 0);
 });
+
+test('lingerMs gathers messages that trickle in into one handler call', async () => {
+  const bus = new InProcessBus({ partitions: 1, maxBatch: 100, lingerMs: 200 });
+  const calls: number[] = [];
+  const sub = await bus.subscribe({ topic: 't', groupId: 'g', handler: (msgs) => { calls.push(msgs.length); return Promise.resolve(); } });
+  const prod = bus.producer();
+  for (let i = 0; i < 10; i++) {
+    await prod.send('t', [{ key: 'h', value: Buffer.from(String(i)) }]);
+    await new Promise((r) => setTimeout(r, 2));
+  }
+  await bus.idle();
+  await sub.stop();
+  assert.equal(calls.reduce((a, b) => a + b, 0), 10);
+  assert.ok(calls.length < 10, `expected batching, got calls of ${JSON.stringify(calls)}`);
+});
