@@ -184,6 +184,7 @@ if (existsSync(tracePath)) {
 // ------------------------------------------------------------------ timings
 if (!argv.includes('--no-timing')) {
   const day = quick ? 3600 : 86400;
+  // synthetic host (packages/models test-hosts): the simulator is too slow for a 50-VM day in a benchmark run
   const { intervals } = synthHost({ seed: 5, vms: 50, seconds: day });
   const t0 = performance.now();
   const m = await models.trainAdditiveModel(intervals, { hardwareClass: 'synth-50' });

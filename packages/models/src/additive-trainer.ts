@@ -176,65 +176,103 @@ function refitPerVm(model: AdditiveModelJson, s: ModelSource, terms: VmFeatures[
     for (const x of io) ioSum += x;
     return { cpu: ts.map((_, i) => full[i]! - io[i]!), ioSum, load: ts[0]?.load ?? 0 };
   });
-  let c: Float64Array = new Float64Array(n).fill(1);
-  let load: [number, number] = [0, 0];
-  let stat = w.staticW;
-  const lf = (u: number, l: [number, number]): number => Math.max(0.1, 1 + l[0] * u + l[1] * u * u);
-  for (let round = 0; round < 4; round++) {
-    // (a) per-VM multipliers and static, load factor fixed
+  // For a given load factor β (CPU terms × (1 + β·u)), the multipliers and static power are a ridge NNLS;
+  // β itself is chosen by residual over a coarse then a fine grid. A load-independent linear fit of a host
+  // whose per-core power rises with load lowers the intercept and inflates every VM's coefficient by about
+  // the same watts per core, which over-bills small VMs most; fitting β removes that.
+  // Normal equations as polynomials in β, accumulated once: with f_r = 1 + β·u_r and v_r the row's CPU
+  // terms per column, AᵀA = S0 + 2β·S1 + β²·S2 (S_k = Σ u^k v vᵀ), Aᵀb = B0 + β·B1; the intercept column is 1.
+  const S = [0, 1, 2].map(() => Array.from({ length: n }, () => new Float64Array(n)));
+  const Bv = [new Float64Array(n), new Float64Array(n)];
+  let bb = 0;
+  const cols = new Int32Array(n);
+  const vals = new Float64Array(n);
+  const slot = new Int32Array(n).fill(-1);
+  rows.forEach((row, r) => {
+    let m = 0;
+    terms[r]!.forEach((t, i) => {
+      const v = row.cpu[i]!;
+      if (!(v > 0)) return;
+      const k = ids.get(t.id)!;
+      if (slot[k]! < 0) {
+        slot[k] = m;
+        cols[m] = k;
+        vals[m] = 0;
+        m++;
+      }
+      vals[slot[k]!] = vals[slot[k]!]! + v;
+    });
+    const u = row.load;
+    const target = y[r]! - row.ioSum - (fixedStatic ?? 0);
+    bb += target * target;
+    const uk = [1, u, u * u];
+    // intercept column (index 0) is not scaled by f: handle it as a VM-like column with value 1/f later; keep it apart
+    for (let p = 0; p < m; p++) {
+      const cp = cols[p]!;
+      const vp = vals[p]!;
+      Bv[0]![cp] = Bv[0]![cp]! + vp * target;
+      Bv[1]![cp] = Bv[1]![cp]! + vp * u * target;
+      for (let k = 0; k < 3; k++) {
+        const rowK = S[k]![cp]!;
+        const w = vp * uk[k]!;
+        for (let q = 0; q < m; q++) rowK[cols[q]!] = rowK[cols[q]!]! + w * vals[q]!;
+      }
+      // intercept × VM: Σ f v = Σ v + β Σ u v, stored in column 0 of S0/S1
+      S[0]![cp]![0] = S[0]![cp]![0]! + vp;
+      S[1]![cp]![0] = S[1]![cp]![0]! + vp * u;
+    }
+    for (let p = 0; p < m; p++) slot[cols[p]!] = -1;
+    S[0]![0]![0] = S[0]![0]![0]! + 1;
+    Bv[0]![0] = Bv[0]![0]! + target;
+  });
+  const solve = (beta: number): { x: Float64Array; sse: number } | undefined => {
     const AtA = Array.from({ length: n }, () => new Float64Array(n));
     const Atb = new Float64Array(n);
-    rows.forEach((row, r) => {
-      const f = lf(row.load, load);
-      const acc = new Map<number, number>(fixedStatic === undefined ? [[0, 1]] : []);
-      terms[r]!.forEach((t, i) => {
-        const v = row.cpu[i]! * f;
-        if (v > 0) {
-          const k = ids.get(t.id)!;
-          acc.set(k, (acc.get(k) ?? 0) + v);
-        }
-      });
-      const target = y[r]! - row.ioSum - (fixedStatic ?? 0);
-      for (const [a, va] of acc) {
-        Atb[a] = Atb[a]! + va * target;
-        for (const [b, vb] of acc) AtA[a]![b] = AtA[a]![b]! + va * vb;
-      }
-    });
+    for (let p = 1; p < n; p++) {
+      for (let q = 1; q < n; q++) AtA[p]![q] = S[0]![p]![q]! + 2 * beta * S[1]![p]![q]! + beta * beta * S[2]![p]![q]!;
+      const cross = S[0]![p]![0]! + beta * S[1]![p]![0]!;
+      AtA[p]![0] = cross;
+      AtA[0]![p] = cross;
+      Atb[p] = Bv[0]![p]! + beta * Bv[1]![p]!;
+    }
+    if (fixedStatic === undefined) {
+      AtA[0]![0] = S[0]![0]![0]!;
+      Atb[0] = Bv[0]![0]!;
+    } else {
+      for (let p = 0; p < n; p++) AtA[0]![p] = AtA[p]![0] = 0;
+      AtA[0]![0] = 1;
+      Atb[0] = 0;
+    }
+    // residual of the data (before the ridge): bᵀb − 2xᵀAᵀb + xᵀAᵀAx
+    const A0 = AtA.map((r) => Float64Array.from(r));
+    const b0 = Float64Array.from(Atb);
     for (let i = 1; i < n; i++) {
       const lam = reg * AtA[i]![i]! + 1e-9;
       AtA[i]![i] = AtA[i]![i]! + lam;
       Atb[i] = Atb[i]! + lam;
     }
     const x = nnlsNormal(AtA, Atb, [0]);
-    if (!x.every((v) => Number.isFinite(v))) break;
-    c = x;
-    stat = fixedStatic ?? Math.max(0, x[0]!);
-    // (b) load factor by least squares on the residual, multipliers fixed: y − io − static − Σ T = Σ T·(β u + γ u²)
-    let s11 = 0;
-    let s12 = 0;
-    let s22 = 0;
-    let b1 = 0;
-    let b2 = 0;
-    rows.forEach((row, r) => {
-      let T = 0;
-      terms[r]!.forEach((t, i) => (T += row.cpu[i]! * c[ids.get(t.id) ?? 0]!));
-      if (!(T > 0)) return;
-      const res = y[r]! - row.ioSum - stat - T;
-      const x1 = T * row.load;
-      const x2 = T * row.load * row.load;
-      s11 += x1 * x1;
-      s12 += x1 * x2;
-      s22 += x2 * x2;
-      b1 += x1 * res;
-      b2 += x2 * res;
-    });
-    const det = s11 * s22 - s12 * s12;
-    if (!(Math.abs(det) > 1e-12 * (s11 * s22 + 1e-300))) break;
-    // c is the VM's power per busy core at zero host load; the factor scales it with load
-    const nb: [number, number] = [(b1 * s22 - b2 * s12) / det, (s11 * b2 - s12 * b1) / det];
-    if (!nb.every((v) => Number.isFinite(v))) break;
-    load = nb;
+    if (!x.every((v) => Number.isFinite(v))) return undefined;
+    let sse = bb;
+    for (let p = 0; p < n; p++) {
+      sse -= 2 * x[p]! * b0[p]!;
+      for (let q = 0; q < n; q++) sse += x[p]! * A0[p]![q]! * x[q]!;
+    }
+    return { x, sse };
+  };
+  let best: { beta: number; x: Float64Array; sse: number } | undefined;
+  const tryBeta = (beta: number): void => {
+    const r = solve(beta);
+    if (r && (!best || r.sse < best.sse)) best = { beta, ...r };
+  };
+  for (let beta = -0.4; beta <= 1.6 + 1e-9; beta += 0.2) tryBeta(Math.round(beta * 10) / 10);
+  if (best) {
+    const b0 = best.beta;
+    for (let d = -0.16; d <= 0.16 + 1e-9; d += 0.04) if (Math.abs(d) > 1e-9) tryBeta(b0 + d);
   }
+  const c: Float64Array = best?.x ?? new Float64Array(n).fill(1);
+  const stat = fixedStatic ?? (best ? Math.max(0, best.x[0]!) : w.staticW);
+  const load: [number, number] = [best?.beta ?? 0, 0];
   w.staticW = stat;
   w.load = load;
   w.vm = {};
