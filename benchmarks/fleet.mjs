@@ -3,7 +3,7 @@
 // collector (NestJS, attribution) → ClickHouse server, with both Kafka clients in the same run.
 //
 //   node benchmarks/fleet.mjs [--clients kafkajs,platformatic] [--steps 50,100,200,400,800]
-//        [--step-seconds 15] [--warmup-seconds 5] [--vms 50] [--brokers 127.0.0.1:9092] [--clickhouse http://127.0.0.1:8123]
+//        [--step-seconds 15] [--warmup-seconds 15] [--vms 50] [--brokers 127.0.0.1:9092] [--clickhouse http://127.0.0.1:8123]
 //
 // Without --brokers / --clickhouse it starts its own broker (scripts/kafka.sh start bench) and
 // ClickHouse server (scripts/clickhouse-server.sh start bench) and stops them at the end.
@@ -38,7 +38,7 @@ const opt = (name, dflt) => {
 const clients = opt('clients', 'kafkajs,platformatic').split(',');
 const steps = opt('steps', '50,100,200,400,800').split(',').map(Number);
 const stepSeconds = Number(opt('step-seconds', '15'));
-const warmupSeconds = Number(opt('warmup-seconds', '5'));
+const warmupSeconds = Number(opt('warmup-seconds', '15'));
 const vmsPerHost = Number(opt('vms', '50'));
 const hostsPerStream = 25;
 const say = (m) => process.stderr.write(`fleet-bench: ${m}\n`);
