@@ -95,6 +95,12 @@ export class IntervalAligner {
     return this.hosts.size;
   }
 
+  /** Seq of the frame the host's next interval will start from (held frames never become it), if any. */
+  referenceSeq(hostId: string): number | undefined {
+    const st = this.hosts.get(hostId);
+    return st ? n(st.frame.seq) : undefined;
+  }
+
   /** Drops a host's state (decommissioned host); its next frame starts afresh. */
   forget(hostId: string): void {
     this.hosts.delete(hostId);

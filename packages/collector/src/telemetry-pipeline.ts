@@ -197,11 +197,14 @@ export class TelemetryPipeline implements OnApplicationBootstrap, OnApplicationS
     }
     this.stats.framesAccepted++;
     this.metrics.inc('wattsplit_collector_frames_total', { result: 'accepted' });
+    // A held frame (a billed counter unreadable: the next good frame's interval will span it) must not
+    // become the checkpoint a restarted collector resumes from; the aligner's reference frame must.
+    const held = !r.interval && this.aligner.referenceSeq(host) !== seq;
     let cps = this.checkpoints.get(partition);
     if (!cps) this.checkpoints.set(partition, (cps = new Map<string, Checkpoint>()));
-    cps.set(host, { hostId: host, seq, bootId: frame.bootId ?? '', frame: m.value });
+    if (!held) cps.set(host, { hostId: host, seq, bootId: frame.bootId ?? '', frame: m.value });
     if (!r.interval) {
-      // First frame of a host (or after a boot_id change): nothing to attribute yet.
+      // First frame of a host (or after a boot_id change), or a held frame: nothing to attribute yet.
       if (r.anomalies.length > 0) {
         const w = await this.store.writeAnomalies(host, seq, frame.wallUnixNs ?? 0, r.anomalies);
         if (w.kind === 'retryable') {
@@ -212,7 +215,7 @@ export class TelemetryPipeline implements OnApplicationBootstrap, OnApplicationS
         }
       }
       // Seeds commit at once unless intervals of this host wait in the batch (commit order = frame order).
-      if (!batch.some((e) => e.write.interval.hostId === host)) this.committed.set(host, frame);
+      if (!held && !batch.some((e) => e.write.interval.hostId === host)) this.committed.set(host, frame);
       return undefined;
     }
     let results: AttributionResult[];
