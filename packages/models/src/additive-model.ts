@@ -26,7 +26,7 @@ export type ModelSource = (typeof MODEL_SOURCES)[number];
 /** Shape features (normalised, into the MLP). */
 export const SHAPE_FEATURES = ['util_per_vcpu', 'vcpu_spread', 'ipc', 'llc_mpki', 'perf_present', 'mem_used_frac', 'freq_ghz', 'gpu_util'] as const;
 /** Additive I/O terms (raw units, non-negative weights): MB/s and GiB. */
-export const IO_FEATURES = ['block_read_mbs', 'block_write_mbs', 'net_rx_mbs', 'net_tx_mbs', 'mem_used_gib'] as const;
+export const IO_FEATURES = ['block_read_mbs', 'block_write_mbs', 'net_rx_mbs', 'net_tx_mbs', 'mem_used_gib', 'gpu_w'] as const;
 
 export const OVERHEAD_ID = '__host_overhead__';
 
@@ -48,6 +48,8 @@ export interface SourceWeights {
   b2: number;
   /** W per busy core per unit of softplus output (training scale). */
   cpuScaleW: number;
+  /** bmc_rest only: the CPU part of each term is cpuScaleW × its RAPL term power (fans and PSU losses follow the heat) instead of an MLP. */
+  fromRapl?: boolean;
   /** Host load factor on every CPU term: 1 + load[0]·u + load[1]·u² (u = host busy fraction), floored at 0.1. */
   load: [number, number];
   /** softplus already applied: W per unit of each IO feature. */
@@ -99,8 +101,38 @@ export function vmFeatures(vm: VmInterval, iv: HostInterval): VmFeatures {
   for (const g of vm.gpus) gpu += Math.max(0, g.smUtilPct) / 100;
   const shape = [rate(vm.cpuSeconds, span) / vcpus, spread, ipc, Math.min(mpki, 100), p ? 1 : 0, vm.memoryBytes > 0 ? vm.memoryUsedBytes / vm.memoryBytes : 0, (iv.hostCpu.avgFreqMhz || 0) / 1000, gpu];
   const MB = 1e6;
-  const io = [rate(vm.blockReadBytes, dt) / MB, rate(vm.blockWriteBytes, dt) / MB, rate(vm.netRxBytes, dt) / MB, rate(vm.netTxBytes, dt) / MB, (Math.max(0, vm.memoryUsedBytes) / 2 ** 30) * presence];
+  const io = [rate(vm.blockReadBytes, dt) / MB, rate(vm.blockWriteBytes, dt) / MB, rate(vm.netRxBytes, dt) / MB, rate(vm.netTxBytes, dt) / MB, (Math.max(0, vm.memoryUsedBytes) / 2 ** 30) * presence, vmGpuWatts(vm, iv)];
   return { id: vm.uuid, cpu, load: hostLoad(iv), shape, io };
+}
+
+/**
+ * The VM's GPU power, W, from observables: a passed-through device's whole measured power; a shared
+ * device's power by the VM's share of SM utilisation (equal among context holders when idle). Drives
+ * the fans and PSU losses that land in bmc_rest.
+ */
+export function vmGpuWatts(vm: VmInterval, iv: HostInterval): number {
+  if (!(iv.durationS > 0) || vm.gpus.length === 0) return 0;
+  let w = 0;
+  for (const g of vm.gpus) {
+    const dev = iv.gpus.find((d) => d.device === g.device);
+    if (!dev || !(dev.joules > 0)) continue;
+    const P = dev.joules / iv.durationS;
+    if (g.passthrough) {
+      w += P;
+      continue;
+    }
+    let tot = 0;
+    let holders = 0;
+    for (const o of iv.vms) {
+      for (const og of o.gpus) {
+        if (og.device !== g.device) continue;
+        tot += Math.max(0, og.smUtilPct);
+        if (og.holdsContext) holders++;
+      }
+    }
+    w += tot > 0 ? (P * Math.max(0, g.smUtilPct)) / tot : holders > 0 && g.holdsContext ? P / holders : 0;
+  }
+  return w;
 }
 
 /** Host CPU busy fraction over the interval. */
@@ -132,6 +164,19 @@ function softplus(x: number): number {
  */
 export function termPowers(model: AdditiveModelJson, source: ModelSource, terms: readonly VmFeatures[]): number[] {
   const w = model.sources[source];
+  if (w.fromRapl && source !== 'rapl') {
+    // wall-side rest (fans, PSU losses): proportional to each term's own RAPL power, plus its I/O
+    const r = termPowers(model, 'rapl', terms);
+    return terms.map((f, t) => {
+      let g = 0;
+      if (f.cpu > 0) {
+        const lf = Math.max(0.1, 1 + w.load[0] * f.load + w.load[1] * f.load * f.load);
+        g = w.cpuScaleW * r[t]! * Math.exp(w.vm[f.id] ?? 0) * lf;
+      }
+      for (let k = 0; k < f.io.length; k++) g += (f.io[k] ?? 0) * (w.io[k] ?? 0);
+      return g;
+    });
+  }
   const { mean, std } = model.norm;
   const H = w.b1.length;
   const F = mean.length;

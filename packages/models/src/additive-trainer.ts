@@ -120,7 +120,9 @@ export async function trainAdditiveModel(intervals: readonly HostInterval[], opt
 
   const sources = {} as Record<ModelSource, SourceWeights>;
   // 1. the feature model g(f) by gradient descent (tfjs); 2. per-VM multipliers by ridge NNLS (below)
-  for (const s of MODEL_SOURCES) sources[s] = await trainSource(p, s, F, K, new Map(), opts);
+  sources.rapl = await trainSource(p, 'rapl', F, K, new Map(), opts);
+  // bmc_rest (fans, PSU losses, disks, NICs): a shared multiple of each term's RAPL power plus I/O, fitted below
+  sources.bmc_rest = { ...sources.rapl, fromRapl: true, cpuScaleW: 0.1, io: IO_FEATURES.map(() => 0), vm: {}, load: [0, 0], staticW: quantile(p.y.bmc_rest, 0.02) };
   const model: AdditiveModelJson = {
     kind: 'wattsplit.additive_model',
     formatVersion: 1,
@@ -133,7 +135,8 @@ export async function trainAdditiveModel(intervals: readonly HostInterval[], opt
     sources,
     backend,
   };
-  for (const s of MODEL_SOURCES) refitPerVm(model, s, terms, p.y[s], opts.vmRegularisation ?? 0.005, perVm, opts.fixedStaticW?.[s]);
+  refitPerVm(model, 'rapl', terms, p.y.rapl, opts.vmRegularisation ?? 0.005, perVm, opts.fixedStaticW?.rapl);
+  refitPerVm(model, 'bmc_rest', terms, p.y.bmc_rest, opts.vmRegularisation ?? 0.005, false, opts.fixedStaticW?.bmc_rest);
   // training residuals on the plain-JS apply path (what will be used)
   for (const s of MODEL_SOURCES) {
     let se = 0;
@@ -172,22 +175,34 @@ function refitPerVm(model: AdditiveModelJson, s: ModelSource, terms: VmFeatures[
   const rows = terms.map((ts) => {
     const full = termPowers(model, s, ts);
     const io = termPowers(mIo, s, ts);
-    let ioSum = 0;
-    for (const x of io) ioSum += x;
-    return { cpu: ts.map((_, i) => full[i]! - io[i]!), ioSum, load: ts[0]?.load ?? 0 };
+    const ioF = new Float64Array(IO_FEATURES.length);
+    for (const t of ts) for (let k = 0; k < ioF.length; k++) ioF[k] = ioF[k]! + (t.io[k] ?? 0);
+    return { cpu: ts.map((_, i) => full[i]! - io[i]!), ioF, load: ts[0]?.load ?? 0 };
   });
+  // Unscaled columns after the VM columns: the I/O features summed over terms (shared, non-negative weights).
+  const K = IO_FEATURES.length;
+  const N = n + K;
+  const MEM_K = IO_FEATURES.indexOf('mem_used_gib');
   // For a given load factor β (CPU terms × (1 + β·u)), the multipliers and static power are a ridge NNLS;
   // β itself is chosen by residual over a coarse then a fine grid. A load-independent linear fit of a host
   // whose per-core power rises with load lowers the intercept and inflates every VM's coefficient by about
   // the same watts per core, which over-bills small VMs most; fitting β removes that.
   // Normal equations as polynomials in β, accumulated once: with f_r = 1 + β·u_r and v_r the row's CPU
   // terms per column, AᵀA = S0 + 2β·S1 + β²·S2 (S_k = Σ u^k v vᵀ), Aᵀb = B0 + β·B1; the intercept column is 1.
+  // Column layout: 0 = intercept, 1..n−1 = VM multipliers (scaled by f = 1 + β·u), n..N−1 = I/O weights.
+  // Normal equations as polynomials in β, accumulated once: VV = S0 + 2β·S1 + β²·S2 (S_k = Σ u^k v vᵀ),
+  // UV = C0 + β·C1 (U = unscaled columns: intercept and I/O), UU = D, Aᵀb = B0 + β·B1 on VM columns.
   const S = [0, 1, 2].map(() => Array.from({ length: n }, () => new Float64Array(n)));
+  const C = [0, 1].map(() => Array.from({ length: N }, () => new Float64Array(n)));
+  const D = Array.from({ length: N }, () => new Float64Array(N));
   const Bv = [new Float64Array(n), new Float64Array(n)];
+  const Bu = new Float64Array(N);
   let bb = 0;
   const cols = new Int32Array(n);
   const vals = new Float64Array(n);
   const slot = new Int32Array(n).fill(-1);
+  const ucols: number[] = [];
+  const uvals: number[] = [];
   rows.forEach((row, r) => {
     let m = 0;
     terms[r]!.forEach((t, i) => {
@@ -203,10 +218,22 @@ function refitPerVm(model: AdditiveModelJson, s: ModelSource, terms: VmFeatures[
       vals[slot[k]!] = vals[slot[k]!]! + v;
     });
     const u = row.load;
-    const target = y[r]! - row.ioSum - (fixedStatic ?? 0);
+    const target = y[r]! - (fixedStatic ?? 0);
     bb += target * target;
     const uk = [1, u, u * u];
-    // intercept column (index 0) is not scaled by f: handle it as a VM-like column with value 1/f later; keep it apart
+    ucols.length = 0;
+    uvals.length = 0;
+    if (fixedStatic === undefined) {
+      ucols.push(0);
+      uvals.push(1);
+    }
+    for (let k = 0; k < K; k++) {
+      // memory held barely moves: as a column it would compete with the static power, so it stays out
+      if (k !== MEM_K && row.ioF[k]! !== 0) {
+        ucols.push(n + k);
+        uvals.push(row.ioF[k]!);
+      }
+    }
     for (let p = 0; p < m; p++) {
       const cp = cols[p]!;
       const vp = vals[p]!;
@@ -217,32 +244,37 @@ function refitPerVm(model: AdditiveModelJson, s: ModelSource, terms: VmFeatures[
         const w = vp * uk[k]!;
         for (let q = 0; q < m; q++) rowK[cols[q]!] = rowK[cols[q]!]! + w * vals[q]!;
       }
-      // intercept × VM: Σ f v = Σ v + β Σ u v, stored in column 0 of S0/S1
-      S[0]![cp]![0] = S[0]![cp]![0]! + vp;
-      S[1]![cp]![0] = S[1]![cp]![0]! + vp * u;
+      for (let j = 0; j < ucols.length; j++) {
+        C[0]![ucols[j]!]![cp] = C[0]![ucols[j]!]![cp]! + uvals[j]! * vp;
+        C[1]![ucols[j]!]![cp] = C[1]![ucols[j]!]![cp]! + uvals[j]! * vp * u;
+      }
+    }
+    for (let j = 0; j < ucols.length; j++) {
+      Bu[ucols[j]!] = Bu[ucols[j]!]! + uvals[j]! * target;
+      for (let l = 0; l < ucols.length; l++) D[ucols[j]!]![ucols[l]!] = D[ucols[j]!]![ucols[l]!]! + uvals[j]! * uvals[l]!;
     }
     for (let p = 0; p < m; p++) slot[cols[p]!] = -1;
-    S[0]![0]![0] = S[0]![0]![0]! + 1;
-    Bv[0]![0] = Bv[0]![0]! + target;
   });
   const solve = (beta: number): { x: Float64Array; sse: number } | undefined => {
-    const AtA = Array.from({ length: n }, () => new Float64Array(n));
-    const Atb = new Float64Array(n);
+    const AtA = Array.from({ length: N }, () => new Float64Array(N));
+    const Atb = new Float64Array(N);
     for (let p = 1; p < n; p++) {
       for (let q = 1; q < n; q++) AtA[p]![q] = S[0]![p]![q]! + 2 * beta * S[1]![p]![q]! + beta * beta * S[2]![p]![q]!;
-      const cross = S[0]![p]![0]! + beta * S[1]![p]![0]!;
-      AtA[p]![0] = cross;
-      AtA[0]![p] = cross;
       Atb[p] = Bv[0]![p]! + beta * Bv[1]![p]!;
     }
-    if (fixedStatic === undefined) {
-      AtA[0]![0] = S[0]![0]![0]!;
-      Atb[0] = Bv[0]![0]!;
-    } else {
-      for (let p = 0; p < n; p++) AtA[0]![p] = AtA[p]![0] = 0;
-      AtA[0]![0] = 1;
-      Atb[0] = 0;
+    const ucolsAll = [0, ...Array.from({ length: K }, (_, k) => n + k)];
+    for (const a of ucolsAll) {
+      Atb[a] = Bu[a]!;
+      for (const b of ucolsAll) AtA[a]![b] = D[a]![b]!;
+      for (let p = 1; p < n; p++) {
+        const x = C[0]![a]![p]! + beta * C[1]![a]![p]!;
+        AtA[a]![p] = x;
+        AtA[p]![a] = x;
+      }
     }
+    if (fixedStatic !== undefined) AtA[0]![0] = 1;
+    // unseen I/O features: keep their columns solvable
+    for (let k = 0; k < K; k++) if (AtA[n + k]![n + k]! === 0) AtA[n + k]![n + k] = 1;
     // residual of the data (before the ridge): bᵀb − 2xᵀAᵀb + xᵀAᵀAx
     const A0 = AtA.map((r) => Float64Array.from(r));
     const b0 = Float64Array.from(Atb);
@@ -254,9 +286,9 @@ function refitPerVm(model: AdditiveModelJson, s: ModelSource, terms: VmFeatures[
     const x = nnlsNormal(AtA, Atb, [0]);
     if (!x.every((v) => Number.isFinite(v))) return undefined;
     let sse = bb;
-    for (let p = 0; p < n; p++) {
+    for (let p = 0; p < N; p++) {
       sse -= 2 * x[p]! * b0[p]!;
-      for (let q = 0; q < n; q++) sse += x[p]! * A0[p]![q]! * x[q]!;
+      for (let q = 0; q < N; q++) sse += x[p]! * A0[p]![q]! * x[q]!;
     }
     return { x, sse };
   };
@@ -272,6 +304,7 @@ function refitPerVm(model: AdditiveModelJson, s: ModelSource, terms: VmFeatures[
   }
   const c: Float64Array = best?.x ?? new Float64Array(n).fill(1);
   const stat = fixedStatic ?? (best ? Math.max(0, best.x[0]!) : w.staticW);
+  if (best) w.io = Array.from({ length: K }, (_, k) => Math.max(0, best!.x[n + k]!));
   const load: [number, number] = [best?.beta ?? 0, 0];
   w.staticW = stat;
   w.load = load;
