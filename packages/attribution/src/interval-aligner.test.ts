@@ -222,6 +222,7 @@ test('a frame with a failed read is held and the next good interval spans it: no
   close(iv.measured.rapl, 220); // both seconds of package + DRAM energy are in the spanning interval
   close(iv.vms[0]!.cpuSeconds, 2);
   assert.equal(iv.unusableSources, undefined);
+  assert.ok(!r.anomalies.some((a) => a.code === 'FRAME_SEQ_GAP'), 'a held frame is not a missing frame');
 });
 
 test('an implausible glitch value is held, and a sensor broken for longer than maxHeldFrames is then billed as unusable', () => {

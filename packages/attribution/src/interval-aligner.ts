@@ -195,8 +195,10 @@ export class IntervalAligner {
     const seq = n(cur.seq);
     const prevSeq = n(prev.seq);
     const durationS = monoDeltaNs / 1e9;
-    if (seq > prevSeq + 1) {
-      anomalies.push({ code: 'FRAME_SEQ_GAP', message: `host ${hostId}: ${seq - prevSeq - 1} frame(s) missing between seq ${prevSeq} and ${seq}; the interval spans the gap (${durationS.toFixed(3)} s)` });
+    // Frames this aligner held (unusable counter) are not missing: their anomaly was reported when held.
+    const missing = seq - prevSeq - 1 - st.held;
+    if (missing > 0) {
+      anomalies.push({ code: 'FRAME_SEQ_GAP', message: `host ${hostId}: ${missing} frame(s) missing between seq ${prevSeq} and ${seq}; the interval spans the gap (${durationS.toFixed(3)} s)` });
     }
     const wallDeltaNs = n(cur.wallUnixNs) - n(prev.wallUnixNs);
     let t0UnixNs = n(prev.wallUnixNs);

@@ -76,7 +76,7 @@ export async function run(argv: string[]): Promise<number> {
 
   // Simulated time ends now, so timestamps look like a real recent period (and retention TTLs keep the rows).
   const fleet = createFleet({ hosts, vmsPerHost: vms, seed, startUnixMs: Date.now() - (warmupMinutes + minutes) * 60_000 });
-  const methods: DemoMethods = await buildMethods(logger);
+  const methods: DemoMethods = await buildMethods(dataDir, logger);
   // The collector takes up to 256 frames per store batch, waiting at most 250 ms for them to gather.
   const bus = new InProcessBus({ logger, lingerMs: 250 });
   const collector = await startEmbeddedCollector({ dataDir: chdbDir(dataDir), bus, methods: methods.all, policy: 'reserved', logger });
