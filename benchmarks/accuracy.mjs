@@ -156,7 +156,7 @@ for (const f of FLEETS) {
   log('|---|---:|---:|---:|---:|---:|');
   for (const x of r.rows) log(`| ${x.name} | ${(x.truth / 1e3).toFixed(1)} | ${(x.baseJ / 1e3).toFixed(1)} | ${pct(x.base)} | ${(x.modelJ / 1e3).toFixed(1)} | ${pct(x.model)} |`);
   log(`\nworst tenant: cpu_share ${pct(worstB)}, additive_model ${pct(worstM)}\n`);
-  errorChart(f.file, `Simulator, ${f.name}: per-tenant billing error`, r.rows, ['cpu_share', 'additive_model']);
+  errorChart(f.file, `${f.name}: per-tenant billing error`, r.rows, ['cpu_share', 'additive_model']);
 }
 
 // ------------------------------------------------------------------ H100 trace
