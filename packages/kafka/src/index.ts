@@ -1,5 +1,6 @@
 export * from './kafka-options.js';
 export * from './kafka-errors.js';
+export * from './bounded-producer.js';
 export * from './kafkajs-bus.js';
 export * from './murmur2.js';
 export * from './platformatic-bus.js';

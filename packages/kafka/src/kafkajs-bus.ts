@@ -20,24 +20,20 @@
  */
 import { Kafka, Partitioners, CompressionTypes, logLevel as KafkaLogLevel, type Consumer, type Producer, type Admin, type EachBatchPayload, type IHeaders, type SASLOptions, type LogEntry as KafkaLogEntry } from 'kafkajs';
 import {
-  OK,
   backoffMs,
   normaliseError,
-  retryable,
-  failed,
   WattsplitError,
   silentLogger,
   type Bus,
   type BusMessage,
-  type BusMessageIn,
   type BusProducer,
   type BusSubscription,
   type Logger,
   type SubscribeOptions,
-  type TransportResult,
 } from '@wattsplit/wire';
 import { KAFKA_DEFAULTS, validateKafkaOptions, type KafkaBusOptions } from './kafka-options.js';
-import { kafkaError, sendFailure } from './kafka-errors.js';
+import { kafkaError } from './kafka-errors.js';
+import { boundedProducer } from './bounded-producer.js';
 
 type Resolved = Required<Omit<KafkaBusOptions, 'ssl' | 'sasl' | 'logger'>> & Pick<KafkaBusOptions, 'ssl' | 'sasl'> & { logger: Logger };
 
@@ -84,36 +80,6 @@ function toHeaders(h: IHeaders | undefined): Record<string, string> {
 }
 
 const EMPTY = new Uint8Array(0);
-
-/** Counts messages between send() and the broker's ack; a send that would exceed the cap is refused. */
-export class PendingGauge {
-  private n = 0;
-  constructor(private readonly cap: number) {}
-  tryAdd(k: number): boolean {
-    if (this.n > 0 && this.n + k > this.cap) return false;
-    this.n += k;
-    return true;
-  }
-  done(k: number): void {
-    this.n -= k;
-  }
-  get value(): number {
-    return this.n;
-  }
-}
-
-/** Races a send against a timeout; the send keeps running (the idempotent producer dedupes a resend). */
-export async function withSendTimeout(p: Promise<TransportResult>, ms: number, where: string): Promise<TransportResult> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<TransportResult>((resolve) => {
-    timer = setTimeout(() => resolve(retryable(new WattsplitError('TRANSPORT_TIMEOUT', `${where}: no broker ack within ${ms} ms`, { retriable: true, details: { where, timeoutMs: ms } }), 1_000)), ms);
-  });
-  try {
-    return await Promise.race([p, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
 
 export class KafkaBus implements Bus {
   readonly kind = 'kafkajs';
@@ -215,9 +181,7 @@ export class KafkaBus implements Bus {
       retry: { initialRetryTime: 100, maxRetryTime: 2_000, retries: 8 },
     });
     const compression = this.o.compression === 'gzip' ? CompressionTypes.GZIP : CompressionTypes.None;
-    const gauge = new PendingGauge(this.o.maxPendingMessages);
     let connecting: Promise<void> | undefined;
-    let open = true;
     const connect = (): Promise<void> => {
       connecting ??= kp.connect().catch((e: unknown) => {
         connecting = undefined;
@@ -225,8 +189,8 @@ export class KafkaBus implements Bus {
       });
       return connecting;
     };
-    const sendNow = async (topic: string, messages: readonly BusMessageIn[]): Promise<TransportResult> => {
-      try {
+    const p: BusProducer = boundedProducer({
+      send: async (topic, messages) => {
         await connect();
         await this.ensureTopic(topic).catch((e: unknown) => this.log.warn({ topic, err: kafkaError(e, 'createTopics').message }, 'could not create topic; relying on broker auto-creation'));
         await kp.send({
@@ -235,33 +199,13 @@ export class KafkaBus implements Bus {
           compression,
           messages: messages.map((m) => ({ key: m.key, value: Buffer.from(m.value.buffer, m.value.byteOffset, m.value.byteLength), ...(m.headers ? { headers: m.headers } : {}) })),
         });
-        return OK;
-      } catch (e) {
-        const r = sendFailure(e, `kafka send to ${topic} (${messages.length} messages)`);
-        if (r.kind !== 'ok') this.log.warn({ topic, messages: messages.length, code: r.error.code, retriable: r.kind === 'retryable' }, r.error.message);
-        return r;
-      }
-    };
-    const p: BusProducer = {
-      send: async (topic, messages) => {
-        if (!open) return failed(new WattsplitError('TRANSPORT_UNAVAILABLE', `producer is closed (send to ${topic})`));
-        if (messages.length === 0) return OK;
-        if (!gauge.tryAdd(messages.length)) {
-          return retryable(new WattsplitError('TRANSPORT_BACKPRESSURE', `kafka producer has ${gauge.value} messages awaiting broker acks (max ${this.o.maxPendingMessages})`, { retriable: true, details: { pending: gauge.value } }), 200);
-        }
-        try {
-          return await withSendTimeout(sendNow(topic, messages), this.o.sendTimeoutMs, `kafka send to ${topic}`);
-        } finally {
-          gauge.done(messages.length);
-        }
       },
-      close: async () => {
-        if (!open) return;
-        open = false;
-        this.producers.delete(p);
-        await kp.disconnect().catch((e: unknown) => this.log.warn({ err: normaliseError(e).message }, 'producer disconnect failed'));
-      },
-    };
+      close: () => kp.disconnect().catch((e: unknown) => this.log.warn({ err: normaliseError(e).message }, 'producer disconnect failed')),
+      maxPendingMessages: this.o.maxPendingMessages,
+      sendTimeoutMs: this.o.sendTimeoutMs,
+      logger: this.log,
+      onClose: () => this.producers.delete(p),
+    });
     this.producers.add(p);
     return p;
   }

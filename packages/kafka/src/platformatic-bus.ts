@@ -18,11 +18,8 @@
 import zlib from 'node:zlib';
 import { Admin, Consumer, Producer, type Message, type MessagesStream } from '@platformatic/kafka';
 import {
-  OK,
   backoffMs,
-  failed,
   normaliseError,
-  retryable,
   WattsplitError,
   type Bus,
   type BusMessage,
@@ -30,11 +27,11 @@ import {
   type BusSubscription,
   type Logger,
   type SubscribeOptions,
-  type TransportResult,
 } from '@wattsplit/wire';
 import { type KafkaBusOptions } from './kafka-options.js';
-import { kafkaError, sendFailure } from './kafka-errors.js';
-import { PendingGauge, resolveKafkaOptions, withSendTimeout } from './kafkajs-bus.js';
+import { kafkaError } from './kafka-errors.js';
+import { boundedProducer } from './bounded-producer.js';
+import { resolveKafkaOptions } from './kafkajs-bus.js';
 import { murmur2 } from './murmur2.js';
 
 type Resolved = ReturnType<typeof resolveKafkaOptions>;
@@ -152,55 +149,33 @@ export class PlatformaticKafkaBus implements Bus {
       partitioner: javaPartitioner,
       retries: 8,
     } as unknown as ConstructorParameters<typeof Producer>[0]);
-    const gauge = new PendingGauge(this.o.maxPendingMessages);
-    let open = true;
     // One produce request in flight per producer: with concurrent sends the 1.x idempotent producer
     // assigns sequence numbers the broker sees out of order (OUT_OF_ORDER_SEQUENCE_NUMBER, measured
     // here with 1.35.0). kafkajs does the same with maxInFlightRequests: 1.
     let tail: Promise<unknown> = Promise.resolve();
-    const serial = (topic: string, messages: Parameters<BusProducer['send']>[1]): Promise<TransportResult> => {
-      const run = tail.then(() => sendNow(topic, messages));
-      tail = run.catch(() => undefined);
-      return run;
+    const sendNow = async (topic: string, messages: Parameters<BusProducer['send']>[1]): Promise<void> => {
+      await this.ensureTopic(topic).catch((e: unknown) => this.log.warn({ topic, err: kafkaError(e, 'createTopics').message }, 'could not create topic; relying on broker auto-creation'));
+      await kp.send({
+        messages: messages.map((m) => ({
+          topic,
+          key: Buffer.from(m.key, 'utf8'),
+          value: Buffer.from(m.value.buffer, m.value.byteOffset, m.value.byteLength),
+          ...(m.headers ? { headers: new Map(Object.entries(m.headers).map(([k, v]) => [Buffer.from(k), Buffer.from(v)])) } : {}),
+        })),
+      });
     };
-    const sendNow = async (topic: string, messages: Parameters<BusProducer['send']>[1]): Promise<TransportResult> => {
-      try {
-        await this.ensureTopic(topic).catch((e: unknown) => this.log.warn({ topic, err: kafkaError(e, 'createTopics').message }, 'could not create topic; relying on broker auto-creation'));
-        await kp.send({
-          messages: messages.map((m) => ({
-            topic,
-            key: Buffer.from(m.key, 'utf8'),
-            value: Buffer.from(m.value.buffer, m.value.byteOffset, m.value.byteLength),
-            ...(m.headers ? { headers: new Map(Object.entries(m.headers).map(([k, v]) => [Buffer.from(k), Buffer.from(v)])) } : {}),
-          })),
-        });
-        return OK;
-      } catch (e) {
-        const r = sendFailure(e, `kafka send to ${topic} (${messages.length} messages)`);
-        if (r.kind !== 'ok') this.log.warn({ topic, messages: messages.length, code: r.error.code, retriable: r.kind === 'retryable' }, r.error.message);
-        return r;
-      }
-    };
-    const p: BusProducer = {
-      send: async (topic, messages) => {
-        if (!open) return failed(new WattsplitError('TRANSPORT_UNAVAILABLE', `producer is closed (send to ${topic})`));
-        if (messages.length === 0) return OK;
-        if (!gauge.tryAdd(messages.length)) {
-          return retryable(new WattsplitError('TRANSPORT_BACKPRESSURE', `kafka producer has ${gauge.value} messages awaiting broker acks (max ${this.o.maxPendingMessages})`, { retriable: true, details: { pending: gauge.value } }), 200);
-        }
-        try {
-          return await withSendTimeout(serial(topic, messages), this.o.sendTimeoutMs, `kafka send to ${topic}`);
-        } finally {
-          gauge.done(messages.length);
-        }
+    const p: BusProducer = boundedProducer({
+      send: (topic, messages) => {
+        const run = tail.then(() => sendNow(topic, messages));
+        tail = run.catch(() => undefined);
+        return run;
       },
-      close: async () => {
-        if (!open) return;
-        open = false;
-        this.producers.delete(p);
-        await kp.close().catch((e: unknown) => this.log.warn({ err: normaliseError(e).message }, 'producer close failed'));
-      },
-    };
+      close: () => kp.close().catch((e: unknown) => this.log.warn({ err: normaliseError(e).message }, 'producer close failed')),
+      maxPendingMessages: this.o.maxPendingMessages,
+      sendTimeoutMs: this.o.sendTimeoutMs,
+      logger: this.log,
+      onClose: () => this.producers.delete(p),
+    });
     this.producers.add(p);
     return p;
   }
