@@ -86,7 +86,7 @@ export class ChdbTransport implements ClickHouseTransport {
     }
   }
 
-  private async call(sql: string, format: string): Promise<string> {
+  private async call(sql: string, format: string, rows?: unknown[][]): Promise<string> {
     await this.open();
     const w = this.worker;
     if (!w || this.exited) throw new WattsplitError('STORE_UNAVAILABLE', 'chDB store is closed', { retriable: true });
@@ -94,7 +94,7 @@ export class ChdbTransport implements ClickHouseTransport {
     const what = sql.length > 200 ? sql.slice(0, 200) + '…' : sql;
     return new Promise<string>((resolvePromise, reject) => {
       this.pending.set(id, { resolve: resolvePromise, reject, what });
-      w.postMessage({ id, sql, format } satisfies ChdbRequest);
+      w.postMessage((rows ? { id, sql, format, rows } : { id, sql, format }) satisfies ChdbRequest);
     });
   }
 
@@ -109,10 +109,11 @@ export class ChdbTransport implements ClickHouseTransport {
 
   async insert(table: string, rows: readonly Record<string, unknown>[], settings?: Settings): Promise<void> {
     if (rows.length === 0) return;
-    // Positional rows with an explicit column list: about half the bytes of JSONEachRow and cheaper to parse.
+    // Positional rows with an explicit column list (about half the bytes of JSONEachRow); the worker
+    // serialises them, off the collector's event loop.
     const cols = Object.keys(rows[0]!);
-    const body = rows.map((r) => JSON.stringify(cols.map((c) => r[c]))).join('\n');
-    await this.call(`INSERT INTO ${table} (${cols.map((c) => `\`${c}\``).join(', ')})${settingsClause(settings)} FORMAT JSONCompactEachRow\n${body}\n`, 'CSV');
+    const positional = rows.map((r) => cols.map((c) => r[c]));
+    await this.call(`INSERT INTO ${table} (${cols.map((c) => `\`${c}\``).join(', ')})${settingsClause(settings)} FORMAT JSONCompactEachRow`, 'CSV', positional);
   }
 
   async close(): Promise<void> {

@@ -1,7 +1,10 @@
 /**
  * Worker thread that owns the one chDB Session of the process. chDB calls are synchronous and block
  * their thread for the whole query, so they run here and the collector's event loop stays free.
- * Protocol (structured clone): in {id, sql, format} | {id, close: true}; out {id, ok, text|error}.
+ * Protocol (structured clone): in {id, sql, format} | {id, sql, rows} | {id, close: true}; out {id, ok, text|error}.
+ * With `rows`, `sql` is an INSERT header ending in FORMAT JSONCompactEachRow and the worker serialises the
+ * rows (positional arrays) itself: that string building is the costliest part of an insert and would
+ * otherwise run, with its garbage, on the collector's event loop.
  * The engine binds one data directory per process: only one of these workers may be open at a time.
  */
 import { parentPort, workerData } from 'node:worker_threads';
@@ -11,6 +14,8 @@ export interface ChdbRequest {
   id: number;
   sql?: string;
   format?: string;
+  /** Rows of an INSERT, each a positional array in the column order of `sql`. */
+  rows?: unknown[][];
   close?: boolean;
 }
 
@@ -43,7 +48,8 @@ port.on('message', (m: ChdbRequest) => {
     return;
   }
   try {
-    const text = session.query(m.sql ?? '', m.format ?? 'CSV');
+    const sql = m.rows ? `${m.sql ?? ''}\n${m.rows.map((r) => JSON.stringify(r)).join('\n')}\n` : (m.sql ?? '');
+    const text = session.query(sql, m.format ?? 'CSV');
     port.postMessage({ id: m.id, ok: true, text } satisfies ChdbResponse);
   } catch (e) {
     const err = e as Error & { clickhouseCode?: number };
