@@ -7,6 +7,7 @@ import type { HostInterval } from '@wattsplit/attribution';
 import { silentLogger, WattsplitError, type Logger } from '@wattsplit/wire';
 import { IO_FEATURES, intervalFeatures, MODEL_SOURCES, SHAPE_FEATURES, termPowers, type AdditiveModelJson, type ModelSource, type SourceWeights, type VmFeatures } from './additive-model.js';
 import { nnlsNormal } from './nnls.js';
+import { isUsableForTraining, selectTrainingIntervals } from './training-selection.js';
 import { initTf, tf } from './tf-backend.js';
 
 export interface AdditiveTrainOptions {
@@ -29,6 +30,11 @@ export interface AdditiveTrainOptions {
   fixedStaticW?: Partial<Record<ModelSource, number>>;
   /** Learn per-VM coefficients (VM identity). Default true. */
   perVm?: boolean;
+  /**
+   * Fit only intervals free of measurement artefacts (training-selection.ts: VMs vanishing or coming back,
+   * held frames, anomalies). Default true; with fewer than 30 such intervals every usable one is fitted.
+   */
+  cleanOnly?: boolean;
   seed?: number;
   logger?: Logger;
   now?: () => Date;
@@ -68,9 +74,14 @@ function prng(seed: number): () => number {
 export async function trainAdditiveModel(intervals: readonly HostInterval[], opts: AdditiveTrainOptions = {}): Promise<AdditiveModelJson> {
   const logger = opts.logger ?? silentLogger;
   const t0 = performance.now();
-  const usable = intervals.filter((iv) => iv.durationS > 0 && Number.isFinite(iv.measured.rapl) && !(iv.unusableSources ?? []).includes('rapl'));
+  let usable = intervals.filter(isUsableForTraining);
   if (usable.length < 30) {
     throw new WattsplitError('MODEL_TRAINING_FAILED', `additive model: need at least 30 usable intervals to train, got ${usable.length} of ${intervals.length}`, { details: { usable: usable.length, total: intervals.length } });
+  }
+  if (opts.cleanOnly ?? true) {
+    const sel = selectTrainingIntervals(usable);
+    if (sel.intervals.length >= 30) usable = sel.intervals;
+    logger.debug({ hardwareClass: opts.hardwareClass, kept: sel.intervals.length, excluded: sel.excluded, fallback: sel.intervals.length < 30 }, 'additive model: training intervals selected');
   }
   const maxN = opts.maxIntervals ?? 20000;
   const step = Math.max(1, usable.length / maxN);

@@ -6,6 +6,7 @@ export * from './gpu-time-slice-method.js';
 export * from './tf-backend.js';
 export * from './additive-model.js';
 export * from './additive-trainer.js';
+export * from './training-selection.js';
 export * from './additive-model-method.js';
 export * from './model-registry.js';
 export * from './model-trainer.js';
