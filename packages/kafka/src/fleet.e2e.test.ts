@@ -256,14 +256,18 @@ test('fleet fault: collector SIGKILLed mid-stream and restarted resumes from com
   let collector = await f.startCollector();
   await f.store.init();
   const frames = 40;
-  const sending = runAgents(f.gateway.address, specs, 1, frames, 2);
-  await waitFor(async () => (await storedIntervals(f)) >= 10, 60_000, 'some intervals stored before the kill');
+  // Part 1 is stored; part 2 is in flight when the collector dies (processed or not, either is fine);
+  // part 3 is sent while no collector runs. "Mid-stream" does not depend on how fast the collector is.
+  await runAgents(f.gateway.address, specs, 1, 20, 2);
+  await waitFor(async () => (await storedIntervals(f)) >= specs.length * 19, 60_000, 'part 1 stored before the kill');
   const t0 = Date.now();
   const phase = (what: string) => t.diagnostic(`${what} at +${Date.now() - t0} ms`);
+  const racing = runAgents(f.gateway.address, specs, 21, 25, 2);
   collector.kill('SIGKILL');
   await new Promise((r) => collector.once('exit', r));
+  await racing;
   const atKill = await storedIntervals(f);
-  await sending;
+  await runAgents(f.gateway.address, specs, 26, frames, 2);
   phase('agents done'); // the gateway keeps accepting: Kafka holds the backlog while no collector runs
   assert.ok(atKill < specs.length * (frames - 1), `the kill happened mid-stream (${atKill} stored)`);
   collector = await f.startCollector();
