@@ -6,3 +6,4 @@ export * from './conservation.js';
 export * from './cpu-share-method.js';
 export * from './static-power-learner.js';
 export * from './tenant-errors.js';
+export * from './prng.js';

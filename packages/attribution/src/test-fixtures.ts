@@ -1,17 +1,8 @@
 /** Frame builders and a seeded PRNG shared by this package's tests (not exported from the index). */
 import { EnergySource, EnergyUnit, VmState, type IEnergyCounter, type ITelemetryFrame, type IVmSample } from '@wattsplit/wire';
+import { mulberry32 } from './prng.js';
 
-/** mulberry32: tiny deterministic PRNG for property-style tests. */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export const prng = mulberry32;
 
 export const RAPL_RANGE = 262_143_328_850;
 

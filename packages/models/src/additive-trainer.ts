@@ -9,6 +9,7 @@ import { IO_FEATURES, intervalFeatures, MODEL_SOURCES, SHAPE_FEATURES, termPower
 import { nnlsNormal } from './nnls.js';
 import { isUsableForTraining, selectTrainingIntervals } from './training-selection.js';
 import { initTf, tf } from './tf-backend.js';
+import { mulberry32 } from '@wattsplit/attribution';
 
 export interface AdditiveTrainOptions {
   hardwareClass?: string;
@@ -55,17 +56,7 @@ function quantile(xs: Float32Array, q: number): number {
   return s[Math.min(s.length - 1, Math.max(0, Math.floor(q * (s.length - 1))))] ?? 0;
 }
 
-/** Deterministic PRNG for batch sampling and initialisation. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+const prng = mulberry32;
 
 /**
  * Trains one model per call over intervals of one hardware class. Throws MODEL_TRAINING_FAILED with a

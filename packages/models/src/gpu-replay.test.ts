@@ -3,18 +3,9 @@ import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
 import { isWattsplitError, stripNvmlTraceGroundTruth } from '@wattsplit/wire';
 import { gpuReplay, GpuSignatureLearner, gpuTraceReference, nnls, replayDynamicOverMix, splitGpuWindow } from './index.js';
+import { mulberry32 } from '@wattsplit/attribution';
 
-/** Deterministic PRNG (mulberry32) so synthetic traces are reproducible. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+const rng = mulberry32;
 
 /**
  * A synthetic time-sliced GPU in the recorded format: tenants switch on and off every 2 s; each 0.2 s NVML

@@ -1,17 +1,8 @@
 /** Synthetic host intervals with known per-VM truth, for this package's tests (not exported from the index). */
 import type { HostInterval, VmInterval } from '@wattsplit/attribution';
+import { mulberry32 } from '@wattsplit/attribution';
 
-/** mulberry32: deterministic PRNG. */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export const prng = mulberry32;
 
 /** Watts per busy core and observable signature per class (differ, so CPU share is unfair). */
 export const TEST_CLASSES = {
