@@ -7,14 +7,19 @@
 //
 // Without --brokers / --clickhouse it starts its own broker (scripts/kafka.sh start bench) and
 // ClickHouse server (scripts/clickhouse-server.sh start bench) and stops them at the end.
-// Everything except the servers runs in this one process (agents, gateway, collector), on purpose:
-// it is the single-box number. Per step it reports: frames/s accepted by the gateway, intervals/s
+// Two Node processes, as deployed: this one runs the collector (NestJS, attribution, store writes) and
+// the latency probe; a child (`--role load`) runs the simulated agents' gRPC streams and the gateway,
+// which produces to Kafka. Everything shares the same 2 cores with the broker and the server: it is
+// the single-box number. Per step it reports: frames/s accepted by the gateway, intervals/s
 // stored, consumer lag at the end of the step, end-to-end latency (frame wall time → attribution
-// published on wattsplit.attribution.v1, which happens after the store write) p50/p99, RSS and heap.
+// published on wattsplit.attribution.v1, which happens after the store write) p50/p99, the collector's
+// RSS and heap, and the CPU of each process (collector, load = agents + gateway, ClickHouse, Kafka) with
+// the collector's CPU per VM-sample stored.
 // A step is "sustained" when the lag at its end is < 2 s of frames and p99 < 5 s; the ramp stops at
 // the first step that is not. Prints a markdown table (docs/fleet.md keeps the results).
-import { execFileSync } from 'node:child_process';
+import { execFileSync, fork } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -25,23 +30,121 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const imp = (p) => import(pathToFileURL(join(root, p)).href);
 const wire = await imp('packages/wire/dist/index.js');
 const kafkaPkg = await imp('packages/kafka/dist/index.js');
-const { startGateway } = await imp('packages/gateway/dist/index.js');
-const { GrpcIngestClient } = await imp('packages/agent/dist/index.js');
-const { ClickHouseServerStore } = await imp('packages/store/dist/index.js');
-const { createCollectorApp } = await imp('packages/collector/dist/index.js');
+const { EnergySource, EnergyUnit, VmState, AttributionBatch, TOPICS, silentLogger } = wire;
 
 const argv = process.argv.slice(2);
 const opt = (name, dflt) => {
   const i = argv.indexOf(`--${name}`);
   return i >= 0 && argv[i + 1] ? argv[i + 1] : dflt;
 };
+const say = (m) => process.stderr.write(`fleet-bench: ${m}\n`);
+const busOf = (kind, brokers, ns) => {
+  const Impl = kind === 'kafkajs' ? kafkaPkg.KafkaBus : kafkaPkg.PlatformaticKafkaBus;
+  const inner = new Impl({ brokers: [brokers], partitions: 8, maxBatch: 500, partitionsConcurrently: 8 });
+  return { inner, bus: new kafkaPkg.NamespacedBus(inner, ns) };
+};
+const hostsPerStream = 25;
+
+// ---------------------------------------------------------------------------------------------------
+// --role load: simulated agents (one gRPC stream per 25 hosts, one batch per stream per second) and the
+// gateway producing to Kafka. Driven by the parent over IPC.
+if (opt('role', '') === 'load') {
+  const { startGateway } = await imp('packages/gateway/dist/index.js');
+  const { GrpcIngestClient } = await imp('packages/agent/dist/index.js');
+  const cfg = JSON.parse(process.env.FLEET_BENCH_LOAD);
+  const { bus } = busOf(cfg.kind, cfg.brokers, cfg.ns);
+  const producer = bus.producer();
+  const gateway = await startGateway({ producer, port: 0, host: '127.0.0.1', maxInFlightBatches: 4096 });
+  const hostFrame = (h, seq, wallNs) => ({
+    hostId: h.id,
+    hardwareClass: 'bench-xeon',
+    seq,
+    bootId: h.boot,
+    monoNs: Math.round((1000 + seq) * 1e9),
+    wallUnixNs: wallNs,
+    intervalMs: 1000,
+    counters: [
+      { id: 'intel-rapl:0', source: EnergySource.ENERGY_SOURCE_RAPL, domain: 'package', index: 0, value: Math.round(seq * 250 * 1e6), unit: EnergyUnit.ENERGY_UNIT_MICROJOULE, maxRange: 262_143_328_850 },
+      { id: 'bmc', source: EnergySource.ENERGY_SOURCE_BMC, domain: 'chassis', index: -1, value: Math.round(seq * 450), unit: EnergyUnit.ENERGY_UNIT_JOULE, maxRange: 0 },
+    ],
+    vms: h.vms.map((vm) => ({
+      uuid: vm.uuid,
+      name: vm.uuid,
+      tenant: vm.tenant,
+      vcpus: 4,
+      memoryBytes: 8 * 2 ** 30,
+      state: VmState.VM_STATE_RUNNING,
+      cpuTimeNs: Math.round(seq * vm.cores * 1e9),
+      vcpuTimeNs: [Math.round(seq * vm.cores * 0.5e9), Math.round(seq * vm.cores * 0.5e9)],
+      memoryUsedBytes: 4 * 2 ** 30,
+      blockReadBytes: seq * 1e6,
+      blockWriteBytes: seq * 5e5,
+      netRxBytes: seq * 2e6,
+      netTxBytes: seq * 1e6,
+    })),
+    hostCpu: { busyNs: Math.round(seq * h.busy * 1e9), idleNs: Math.round(seq * (128 - h.busy) * 1e9), onlineCpus: 128, avgFreqMhz: 2400 },
+  });
+  const hostsAll = Array.from({ length: cfg.maxHosts }, (_, i) => {
+    const vms = Array.from({ length: cfg.vms }, (_, v) => ({ uuid: `${cfg.ns}-${i}-vm${v}`, tenant: `t${v % 10}`, cores: 0.2 + (v % 5) * 0.3 }));
+    return { id: `${cfg.ns}-hv-${i}`, boot: 'b1', vms, busy: vms.reduce((a, v) => a + v.cores, 0) + 1, seq: 0 };
+  });
+  const streams = Array.from({ length: Math.ceil(cfg.maxHosts / hostsPerStream) }, () => ({ client: new GrpcIngestClient({ address: gateway.address, tls: false, logger: silentLogger }), busy: false, batchId: 0 }));
+  let timer;
+  let counts = { framesAcked: 0, skippedTicks: 0 };
+  let mark = { t: performance.now(), cpu: process.cpuUsage() };
+  const tickFor = (n) => () => {
+    const wall = Date.now() * 1e6;
+    streams.slice(0, Math.ceil(n / hostsPerStream)).forEach((st, si) => {
+      if (st.busy) {
+        counts.skippedTicks++; // the previous batch of this stream is not acked yet: the agent would spool
+        return;
+      }
+      const mine = hostsAll.slice(si * hostsPerStream, Math.min(n, (si + 1) * hostsPerStream));
+      const frames = mine.map((h) => hostFrame(h, ++h.seq, wall));
+      st.busy = true;
+      void st.client.send({ batchId: ++st.batchId, frames }).then((r) => {
+        st.busy = false;
+        if (r.kind === 'ok') counts.framesAcked += frames.length;
+        else for (const h of mine) h.seq--; // resend the same seqs next tick
+      });
+    });
+  };
+  process.on('message', async (m) => {
+    if (m.cmd === 'run') {
+      clearInterval(timer);
+      const tick = tickFor(m.hosts);
+      tick();
+      timer = setInterval(tick, 1000);
+    } else if (m.cmd === 'mark') {
+      counts = { framesAcked: 0, skippedTicks: 0 };
+      mark = { t: performance.now(), cpu: process.cpuUsage() };
+    } else if (m.cmd === 'pause') {
+      clearInterval(timer);
+      const cpu = process.cpuUsage(mark.cpu);
+      process.send({ id: m.id, ...counts, wallS: (performance.now() - mark.t) / 1000, cpuS: (cpu.user + cpu.system) / 1e6, rssMiB: Math.round(process.memoryUsage().rss / 2 ** 20) });
+    } else if (m.cmd === 'exit') {
+      clearInterval(timer);
+      await Promise.all(streams.map((st) => st.client.close()));
+      await gateway.close(1000);
+      await producer.close();
+      await bus.close();
+      process.send({ id: m.id });
+      process.exit(0);
+    }
+  });
+  process.send({ ready: true });
+  await new Promise(() => undefined);
+}
+
+// ---------------------------------------------------------------------------------------------------
+// The collector side.
+const { ClickHouseServerStore } = await imp('packages/store/dist/index.js');
+const { createCollectorApp } = await imp('packages/collector/dist/index.js');
 const clients = opt('clients', 'kafkajs,platformatic').split(',');
 const steps = opt('steps', '50,100,200,400,800').split(',').map(Number);
 const stepSeconds = Number(opt('step-seconds', '15'));
 const warmupSeconds = Number(opt('warmup-seconds', '15'));
 const vmsPerHost = Number(opt('vms', '50'));
-const hostsPerStream = 25;
-const say = (m) => process.stderr.write(`fleet-bench: ${m}\n`);
 
 function script(name, args) {
   return execFileSync('bash', [join(root, 'scripts', name), ...args], { encoding: 'utf8', timeout: 120_000 }).trim().split('\n').pop();
@@ -55,47 +158,18 @@ if (ownBroker) brokers = script('kafka.sh', ['start', 'bench']);
 if (ownCh) chUrl = script('clickhouse-server.sh', ['start', 'bench']);
 const chVersion = await (await globalThis.fetch(`${chUrl}/?query=SELECT%20version()`)).text();
 
-const { EnergySource, EnergyUnit, VmState, AttributionBatch, TOPICS, silentLogger } = wire;
-
-function hostFrame(h, seq, wallNs) {
-  const vms = h.vms.map((vm) => ({
-    uuid: vm.uuid,
-    name: vm.uuid,
-    tenant: vm.tenant,
-    vcpus: 4,
-    memoryBytes: 8 * 2 ** 30,
-    state: VmState.VM_STATE_RUNNING,
-    cpuTimeNs: Math.round(seq * vm.cores * 1e9),
-    vcpuTimeNs: [Math.round(seq * vm.cores * 0.5e9), Math.round(seq * vm.cores * 0.5e9)],
-    memoryUsedBytes: 4 * 2 ** 30,
-    blockReadBytes: seq * 1e6,
-    blockWriteBytes: seq * 5e5,
-    netRxBytes: seq * 2e6,
-    netTxBytes: seq * 1e6,
-  }));
-  return {
-    hostId: h.id,
-    hardwareClass: 'bench-xeon',
-    seq,
-    bootId: h.boot,
-    monoNs: Math.round((1000 + seq) * 1e9),
-    wallUnixNs: wallNs,
-    intervalMs: 1000,
-    counters: [
-      { id: 'intel-rapl:0', source: EnergySource.ENERGY_SOURCE_RAPL, domain: 'package', index: 0, value: Math.round(seq * 250 * 1e6), unit: EnergyUnit.ENERGY_UNIT_MICROJOULE, maxRange: 262_143_328_850 },
-      { id: 'bmc', source: EnergySource.ENERGY_SOURCE_BMC, domain: 'chassis', index: -1, value: Math.round(seq * 450), unit: EnergyUnit.ENERGY_UNIT_JOULE, maxRange: 0 },
-    ],
-    vms,
-    hostCpu: { busyNs: Math.round(seq * h.busy * 1e9), idleNs: Math.round(seq * (128 - h.busy) * 1e9), onlineCpus: 128, avgFreqMhz: 2400 },
-  };
+/** CPU seconds (user + system, all threads) of a process we started, from /proc; undefined if unknown. */
+function procCpuS(pidFile) {
+  try {
+    const pid = readFileSync(join(root, pidFile), 'utf8').trim();
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(f[11]) + Number(f[12])) / 100; // utime, stime in clock ticks (USER_HZ = 100)
+  } catch {
+    return undefined;
+  }
 }
-
-function makeHosts(prefix, n) {
-  return Array.from({ length: n }, (_, i) => {
-    const vms = Array.from({ length: vmsPerHost }, (_, v) => ({ uuid: `${prefix}-${i}-vm${v}`, tenant: `t${v % 10}`, cores: 0.2 + (v % 5) * 0.3 }));
-    return { id: `${prefix}-hv-${i}`, boot: 'b1', vms, busy: vms.reduce((a, v) => a + v.cores, 0) + 1, seq: 0 };
-  });
-}
+const serverCpu = () => ({ ch: ownCh ? procCpuS('.cache/clickhouse/bench/pid') : undefined, kafka: ownBroker ? procCpuS('.cache/kafka/run/bench/pid') : undefined });
 
 const pct = (xs, p) => {
   if (xs.length === 0) return NaN;
@@ -106,9 +180,7 @@ const pct = (xs, p) => {
 async function runClient(kind) {
   const ns = `bench-${kind}-${randomUUID().slice(0, 6)}`;
   const database = `bench_${ns.replace(/-/g, '_')}`;
-  const Impl = kind === 'kafkajs' ? kafkaPkg.KafkaBus : kafkaPkg.PlatformaticKafkaBus;
-  const inner = new Impl({ brokers: [brokers], partitions: 8, maxBatch: 500, partitionsConcurrently: 8 });
-  const nsBus = new kafkaPkg.NamespacedBus(inner, ns);
+  const { inner, bus: nsBus } = busOf(kind, brokers, ns);
   // Times the collector's handler calls (batch size, duration) to tell bus from store/attribution time.
   const handlerStats = { calls: 0, messages: 0, ms: 0 };
   const bus = {
@@ -136,8 +208,7 @@ async function runClient(kind) {
   };
   const store = new ClickHouseServerStore({ url: chUrl, database, requestTimeoutMs: 30_000 });
   const collector = await createCollectorApp({ bus, store, groupId: 'bench', policy: 'reserved', staticPower: { fallbackWatts: { rapl: 80, gpu: 0, bmc_rest: 120 }, learn: false } });
-  const producer = bus.producer();
-  const gateway = await startGateway({ producer, port: 0, host: '127.0.0.1', maxInFlightBatches: 4096 });
+  const writer = collector.pipeline.writer.stats;
   let latencies = [];
   let published = 0;
   const latSub = await bus.subscribe({
@@ -153,71 +224,75 @@ async function runClient(kind) {
       }
     },
   });
-  const rows = [];
-  const hostsAll = makeHosts(ns, Math.max(...steps));
-  const streams = [];
-  for (let s = 0; s < Math.ceil(hostsAll.length / hostsPerStream); s++) streams.push({ client: new GrpcIngestClient({ address: gateway.address, tls: false, logger: silentLogger }), busy: false, batchId: 0, dropped: 0 });
-  for (const n of steps) {
-    const hosts = hostsAll.slice(0, n);
-    const active = streams.slice(0, Math.ceil(n / hostsPerStream));
-    let framesAcked = 0;
-    let skippedTicks = 0;
-    const tick = () => {
-      const wall = Date.now() * 1e6;
-      active.forEach((st, si) => {
-        if (st.busy) {
-          skippedTicks++; // the previous batch of this stream is not acked yet: the agent would spool
-          return;
+  const load = fork(fileURLToPath(import.meta.url), ['--role', 'load'], {
+    env: { ...process.env, FLEET_BENCH_LOAD: JSON.stringify({ kind, brokers, ns, vms: vmsPerHost, maxHosts: Math.max(...steps) }) },
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
+  let rpcId = 0;
+  const rpc = (cmd, extra = {}) =>
+    new Promise((resolve) => {
+      const id = ++rpcId;
+      const on = (m) => {
+        if (m.id === id) {
+          load.off('message', on);
+          resolve(m);
         }
-        const mine = hosts.slice(si * hostsPerStream, (si + 1) * hostsPerStream);
-        const frames = mine.map((h) => hostFrame(h, ++h.seq, wall));
-        st.busy = true;
-        void st.client.send({ batchId: ++st.batchId, frames }).then((r) => {
-          st.busy = false;
-          if (r.kind === 'ok') framesAcked += frames.length;
-          else {
-            for (const h of mine) h.seq--; // resend the same seqs next tick
-            if (process.env.BENCH_DEBUG) say(`send: ${r.kind} ${r.error?.message ?? ""}`);
-          }
-        });
-      });
-    };
-    tick();
-    const timer = setInterval(tick, 1000);
+      };
+      load.on('message', on);
+      load.send({ id, cmd, ...extra });
+    });
+  await new Promise((resolve, reject) => {
+    load.once('message', resolve);
+    load.once('exit', (code) => reject(new Error(`load process exited with ${code}`)));
+  });
+  const rows = [];
+  for (const n of steps) {
+    load.send({ cmd: 'run', hosts: n });
     // Warm-up (not measured): new hosts' first frames cost the collector a checkpoint lookup each.
     await new Promise((r) => setTimeout(r, warmupSeconds * 1000));
+    load.send({ cmd: 'mark' });
     latencies = [];
-    framesAcked = 0;
-    skippedTicks = 0;
     const cpu0 = process.cpuUsage();
+    const srv0 = serverCpu();
+    const w0 = { ...writer };
     Object.assign(handlerStats, { calls: 0, messages: 0, ms: 0 });
     const t0 = performance.now();
     const stored0 = published;
     await new Promise((r) => setTimeout(r, stepSeconds * 1000));
-    clearInterval(timer);
+    const l = await rpc('pause');
     const wallS = (performance.now() - t0) / 1000;
     const cpu = process.cpuUsage(cpu0);
+    const srv1 = serverCpu();
     const lag = await inner.lag(bus.topic(TOPICS.telemetry), 'bench');
-    const lat = latencies;
     const mem = process.memoryUsage();
+    const intervals = published - stored0;
+    const collectorCpuS = (cpu.user + cpu.system) / 1e6;
+    const cpuPct = (x) => (x === undefined ? undefined : Math.round((x / wallS) * 100));
     const row = {
       client: kind,
       hosts: n,
-      vmSamplesPerS: Math.round((framesAcked * vmsPerHost) / wallS),
-      framesPerS: Math.round(framesAcked / wallS),
-      intervalsPerS: Math.round((published - stored0) / wallS),
+      vmSamplesPerS: Math.round((l.framesAcked * vmsPerHost) / l.wallS),
+      framesPerS: Math.round(l.framesAcked / l.wallS),
+      intervalsPerS: Math.round(intervals / wallS),
       lagEnd: lag,
-      p50: Math.round(pct(lat, 50)),
-      p99: Math.round(pct(lat, 99)),
+      p50: Math.round(pct(latencies, 50)),
+      p99: Math.round(pct(latencies, 99)),
       rssMiB: Math.round(mem.rss / 2 ** 20),
       heapMiB: Math.round(mem.heapUsed / 2 ** 20),
-      cpuPct: Math.round(((cpu.user + cpu.system) / 1e6 / wallS) * 100),
-      skippedTicks,
+      loadRssMiB: l.rssMiB,
+      cpuCollector: cpuPct(collectorCpuS),
+      cpuLoad: cpuPct(l.cpuS),
+      cpuClickhouse: cpuPct(srv0.ch === undefined || srv1.ch === undefined ? undefined : srv1.ch - srv0.ch),
+      cpuKafka: cpuPct(srv0.kafka === undefined || srv1.kafka === undefined ? undefined : srv1.kafka - srv0.kafka),
+      collectorUsPerVmSample: intervals > 0 ? +((collectorCpuS * 1e6) / (intervals * vmsPerHost)).toFixed(1) : undefined,
+      skippedTicks: l.skippedTicks,
       handlerCalls: handlerStats.calls,
       meanBatch: +(handlerStats.messages / Math.max(1, handlerStats.calls)).toFixed(1),
       meanHandlerMs: Math.round(handlerStats.ms / Math.max(1, handlerStats.calls)),
+      storeWrites: writer.writes - w0.writes,
+      intervalsPerWrite: Math.round((writer.items - w0.items) / Math.max(1, writer.writes - w0.writes)),
     };
-    row.sustained = row.lagEnd < 2 * n && row.p99 < 5000 && skippedTicks <= n / hostsPerStream;
+    row.sustained = row.lagEnd < 2 * n && row.p99 < 5000 && row.skippedTicks <= n / hostsPerStream;
     rows.push(row);
     say(JSON.stringify(row));
     // let the backlog drain (bounded) before the next step so steps do not pollute each other
@@ -225,10 +300,8 @@ async function runClient(kind) {
     while (Date.now() < deadline && (await inner.lag(bus.topic(TOPICS.telemetry), 'bench')) > 0) await new Promise((r) => setTimeout(r, 500));
     if (!row.sustained) break;
   }
-  await Promise.all(streams.map((s) => s.client.close()));
+  await rpc('exit');
   await latSub.stop();
-  await gateway.close(1000);
-  await producer.close();
   await collector.close();
   await store.query(`DROP DATABASE IF EXISTS ${database}`).catch(() => undefined);
   await store.close();
@@ -255,9 +328,9 @@ const lines = [
   `date: ${new Date().toISOString()}`,
   `command: node benchmarks/fleet.mjs ${argv.join(' ')}`.trim(),
   '',
-  '| client | hosts | VM-samples/s | frames/s | intervals/s stored | lag at end | e2e p50 ms | e2e p99 ms | RSS MiB | heap MiB | CPU % | collector batch | handler ms | sustained |',
-  '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|',
-  ...all.map((r) => `| ${r.client} | ${r.hosts} | ${r.vmSamplesPerS} | ${r.framesPerS} | ${r.intervalsPerS} | ${r.lagEnd} | ${r.p50} | ${r.p99} | ${r.rssMiB} | ${r.heapMiB} | ${r.cpuPct} | ${r.meanBatch} | ${r.meanHandlerMs} | ${r.sustained ? 'yes' : 'no'} |`),
+  '| client | hosts | VM-samples/s | intervals/s stored | lag at end | e2e p50 ms | e2e p99 ms | collector RSS MiB | CPU % collector / load / ClickHouse / Kafka | collector µs per VM-sample | intervals per store write | sustained |',
+  '|---|---|---|---|---|---|---|---|---|---|---|---|',
+  ...all.map((r) => `| ${r.client} | ${r.hosts} | ${r.vmSamplesPerS} | ${r.intervalsPerS} | ${r.lagEnd} | ${r.p50} | ${r.p99} | ${r.rssMiB} | ${r.cpuCollector} / ${r.cpuLoad} / ${r.cpuClickhouse ?? '?'} / ${r.cpuKafka ?? '?'} | ${r.collectorUsPerVmSample ?? '?'} | ${r.intervalsPerWrite} | ${r.sustained ? 'yes' : 'no'} |`),
   '',
   ...clients.map((c) => `${c}: sustained up to ${best(c)} hosts`),
 ];

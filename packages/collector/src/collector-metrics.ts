@@ -4,14 +4,28 @@
  * (`wattsplit_vm_energy_joules_total{host,vm,tenant,source,part,method}`), power by rate().
  */
 import { Injectable } from '@nestjs/common';
-import type { AttributionResult } from '@wattsplit/attribution';
+import type { AttributionResult, AttributionShare } from '@wattsplit/attribution';
 
 type Labels = Record<string, string>;
+
+interface Series {
+  labels: Labels;
+  value: number;
+}
 
 interface Family {
   help: string;
   type: 'counter' | 'gauge';
-  series: Map<string, { labels: Labels; value: number }>;
+  series: Map<string, Series>;
+}
+
+/** The two series one share position of a host's results adds to, and the entity they belong to. */
+interface ShareSeries {
+  kind: string;
+  vmUuid: string;
+  tenant: string;
+  source: string;
+  series: [Series | undefined, Series | undefined];
 }
 
 const escape = (v: string) => v.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n');
@@ -21,6 +35,7 @@ const keyOf = (l: Labels) => Object.entries(l).map(([k, v]) => `${k}=${v}`).join
 export class CollectorMetrics {
   private readonly families = new Map<string, Family>();
   private readonly lastT1 = new Map<string, number>();
+  private readonly shareSeries = new Map<string, ShareSeries[]>();
   private readonly lagProviders: (() => number | undefined)[] = [];
 
   constructor() {
@@ -63,14 +78,36 @@ export class CollectorMetrics {
   }
 
   recordResult(r: AttributionResult): void {
-    for (const s of r.shares) {
-      for (const [part, j] of [['dynamic', s.dynamicJoules], ['static', s.staticJoules]] as const) {
-        if (!(j > 0)) continue;
-        if (s.kind === 'vm') this.inc('wattsplit_vm_energy_joules_total', { host: r.hostId, vm: s.vmUuid, tenant: s.tenant, source: s.source, part, method: r.method }, j);
-        else this.inc('wattsplit_host_share_energy_joules_total', { host: r.hostId, kind: s.kind, source: s.source, part, method: r.method }, j);
+    // A host's shares come in the same order interval after interval: remember each share's two series
+    // (dynamic, static) by position and reuse them while the share at that position is the same entity.
+    const ck = `${r.hostId}\u0001${r.method}`;
+    let cache = this.shareSeries.get(ck);
+    if (!cache) this.shareSeries.set(ck, (cache = []));
+    for (let i = 0; i < r.shares.length; i++) {
+      const s = r.shares[i]!;
+      let c = cache[i];
+      if (!c || c.kind !== s.kind || c.vmUuid !== s.vmUuid || c.tenant !== s.tenant || c.source !== s.source) {
+        cache[i] = c = { kind: s.kind, vmUuid: s.vmUuid, tenant: s.tenant, source: s.source, series: [undefined, undefined] };
       }
+      // A series appears with its first joule.
+      if (s.dynamicJoules > 0) (c.series[0] ??= this.seriesOf(r, s, 'dynamic')).value += s.dynamicJoules;
+      if (s.staticJoules > 0) (c.series[1] ??= this.seriesOf(r, s, 'static')).value += s.staticJoules;
     }
+    if (cache.length > r.shares.length) cache.length = r.shares.length;
     this.inc('wattsplit_collector_intervals_total', { method: r.method });
+  }
+
+  /** The series a share's dynamic or static part adds to (created at 0 if new). */
+  private seriesOf(r: AttributionResult, s: AttributionShare, part: 'dynamic' | 'static'): Series {
+    const [name, labels]: [string, Labels] =
+      s.kind === 'vm'
+        ? ['wattsplit_vm_energy_joules_total', { host: r.hostId, vm: s.vmUuid, tenant: s.tenant, source: s.source, part, method: r.method }]
+        : ['wattsplit_host_share_energy_joules_total', { host: r.hostId, kind: s.kind, source: s.source, part, method: r.method }];
+    const f = this.families.get(name)!;
+    const k = keyOf(labels);
+    let series = f.series.get(k);
+    if (!series) f.series.set(k, (series = { labels, value: 0 }));
+    return series;
   }
 
   recordMeasured(hostId: string, measured: Record<string, number>, t1UnixNs: number): void {

@@ -19,6 +19,11 @@ export interface CollectorConfig {
   aligner?: IntervalAlignerOptions;
   /** Consumer group on TOPICS.telemetry. Default "wattsplit-collector". */
   groupId?: string;
+  /**
+   * Group commit of store writes across partitions: `maxInFlight` writes at once (default 1), at most
+   * `maxItems` intervals per write (default 5000). See group-commit.ts.
+   */
+  storeWrites?: { maxInFlight?: number; maxItems?: number };
   /** Publish AttributionBatch protobufs to TOPICS.attribution. Default true. */
   publishAttributions?: boolean;
   logger?: Logger;
@@ -42,6 +47,10 @@ export function validateCollectorConfig(c: CollectorConfig): void {
     if (!m || typeof m.attribute !== 'function' || !m.name) throw bad(`methods[${i}]`, m?.name ?? null, 'must be an AttributionMethod with a name');
     if (names.has(m.name)) throw bad(`methods[${i}].name`, m.name, 'is used twice (cpu_share is always present)');
     names.add(m.name);
+  }
+  for (const k of ['maxInFlight', 'maxItems'] as const) {
+    const v = c.storeWrites?.[k];
+    if (v !== undefined && !(Number.isInteger(v) && v >= 1)) throw bad(`storeWrites.${k}`, v, 'must be an integer ≥ 1');
   }
   if (c.http && !(Number.isInteger(c.http.port) && c.http.port >= 0 && c.http.port < 65536)) throw bad('http.port', c.http.port, 'must be an integer port 0-65535');
   for (const [k, v] of Object.entries(c.staticPower?.fallbackWatts ?? {})) {

@@ -5,11 +5,11 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { InProcessBus, TOPICS, WattsplitError, memoryLogger, retryable, type TransportResult } from '@wattsplit/wire';
+import { InProcessBus, TOPICS, partitionForKey, WattsplitError, memoryLogger, retryable, type TransportResult } from '@wattsplit/wire';
 import type { Anomaly } from '@wattsplit/attribution';
 import { ChdbStore, type Checkpoint, type EnergyRangeQuery, type HistoryQuery, type IntervalWrite, type QueryFormat, type Store } from '@wattsplit/store';
 import { createCollectorApp } from './collector-module.js';
-import { HOST_A, HOST_B, encoded } from './test-frames.js';
+import { HOST_A, HOST_B, encoded, type HostSpec } from './test-frames.js';
 
 /** A real store behind a switch: each write call takes the next step of `plan` (then 'ok'): fail before
  *  reaching the store, or write and then report a failure (the acknowledgement is lost). */
@@ -19,7 +19,7 @@ class OutageStore implements Store {
   failures = 0;
   constructor(
     private readonly inner: Store,
-    readonly plan: ('before' | 'after' | 'ok')[],
+    readonly plan: ('before' | 'after' | 'slow' | 'ok')[],
   ) {}
   init() { return this.inner.init(); }
   writeInterval(w: IntervalWrite) { return this.writeIntervals([w]); }
@@ -31,6 +31,7 @@ class OutageStore implements Store {
       this.failures++;
       return down();
     }
+    if (step === 'slow') await new Promise((r) => setTimeout(r, 300));
     const r = await this.inner.writeIntervals(ws);
     if (step === 'after') {
       this.failures++;
@@ -97,4 +98,45 @@ test('store outages (before and after the write) → redelivery → every interv
   assert.equal(app.pipeline.metrics.value('wattsplit_collector_intervals_total', { method: 'cpu_share' }), 10);
   const attributedJ = app.pipeline.metrics.total('wattsplit_vm_energy_joules_total') + app.pipeline.metrics.total('wattsplit_host_share_energy_joules_total');
   assert.ok(Math.abs(attributedJ - 5 * (HOST_A.bmcW + HOST_B.bmcW)) < 1e-6);
+});
+
+test('partitions share a store write (group commit); when its acknowledgement is lost the group is retried verbatim: nothing counted twice', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'wattsplit-group-'));
+  const log = memoryLogger();
+  const bus = new InProcessBus({ partitions: 3, logger: log });
+  const chdb = new ChdbStore({ dataDir: join(dir, 'db'), logger: log });
+  // Write 1 is slow, so the other two partitions' batches queue and go into write 2, which lands but reports a failure.
+  const store = new OutageStore(chdb, ['slow', 'after']);
+  const app = await createCollectorApp({ bus, store, logger: log, staticPower: { learn: false, fallbackWatts: { rapl: 20 } } });
+  t.after(async () => {
+    await app.close();
+    await chdb.close();
+    await bus.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  // One host per partition.
+  const hosts: HostSpec[] = [];
+  for (let i = 0; hosts.length < 3 && i < 1000; i++) {
+    const id = `hv-g${i}`;
+    if (!hosts.some((h) => partitionForKey(h.hostId, 3) === partitionForKey(id, 3))) hosts.push({ ...HOST_A, hostId: id, vms: { [`${id}-web`]: ['acme', 1], [`${id}-db`]: ['globex', 3] } });
+  }
+  assert.equal(hosts.length, 3);
+  const p = bus.producer();
+  const frames = [];
+  for (let seq = 1; seq <= 4; seq++) for (const h of hosts) frames.push(encoded(h, seq));
+  assert.equal((await p.send(TOPICS.telemetry, frames)).kind, 'ok');
+  await bus.idle();
+
+  const s = app.pipeline.writer.stats;
+  assert.ok(s.callers > s.writes, `some write carried several partitions' batches: ${JSON.stringify(s)}`);
+  assert.equal(store.failures, 1);
+  assert.ok(log.entries.some((e) => /intervals not stored, batch will be redelivered/.test(e.msg)));
+  // No FINAL: the retried group was dropped by its deduplication token, not merged away later.
+  const rows = (await chdb.query(`SELECT host, count() AS n, uniqExact(seq) AS u FROM host_samples GROUP BY host ORDER BY host`)).rows;
+  assert.deepEqual(rows.map((r) => [r.host, Number(r.n), Number(r.u)]), hosts.map((h) => [h.hostId, 3, 3]).sort());
+  const roll = (await chdb.query(`SELECT sum(dynamic_j + static_j) AS j FROM tenant_energy_hourly`)).rows[0]!;
+  assert.ok(Math.abs(Number(roll.j) - 3 * 3 * HOST_A.bmcW) < 1e-6, JSON.stringify(roll));
+  const attributed = (await chdb.query(`SELECT sum(dynamic_j + static_j) AS j FROM attributions`)).rows[0]!;
+  assert.ok(Math.abs(Number(attributed.j) - 3 * 3 * HOST_A.bmcW) < 1e-6, JSON.stringify(attributed));
+  assert.equal(app.pipeline.metrics.value('wattsplit_collector_intervals_total', { method: 'cpu_share' }), 9);
 });

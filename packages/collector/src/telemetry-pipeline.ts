@@ -41,10 +41,12 @@ import {
   type ITelemetryFrame,
   type Logger,
   type TelemetryFrame,
+  type TransportResult,
 } from '@wattsplit/wire';
 import { encodeAttributionBatch } from './attribution-batch.js';
 import { CollectorMetrics } from './collector-metrics.js';
 import { DEFAULT_GROUP_ID, type CollectorConfig } from './config.js';
+import { GroupCommit } from './group-commit.js';
 import { BUS, COLLECTOR_CONFIG, LOGGER, METHODS, STORE } from './tokens.js';
 
 /** Headers set on dead-lettered messages. */
@@ -62,6 +64,8 @@ interface BatchEntry {
   frame: TelemetryFrame;
   message: BusMessage;
   stored: boolean;
+  /** Set when the group write this entry went into failed transiently: the retry writes this group again. */
+  failedGroup?: readonly BatchEntry[] | undefined;
 }
 
 export interface PipelineStats {
@@ -87,6 +91,9 @@ export class TelemetryPipeline implements OnApplicationBootstrap, OnApplicationS
   private readonly learner: StaticPowerLearner | undefined;
   private readonly fallbackWatts: Record<SourceName, number>;
   private readonly producer: BusProducer;
+  /** Interval writes and checkpoint saves of concurrent partitions, each grouped into one store call. */
+  readonly writer: GroupCommit<BatchEntry>;
+  private readonly checkpointWriter: GroupCommit<Checkpoint>;
   private readonly log: Logger;
   private sub: BusSubscription | undefined;
   readonly stats: PipelineStats = { framesAccepted: 0, framesRejected: 0, framesReplayed: 0, deadLetters: 0, intervalsStored: 0, storeFailures: 0 };
@@ -107,6 +114,8 @@ export class TelemetryPipeline implements OnApplicationBootstrap, OnApplicationS
         ? undefined
         : new StaticPowerLearner({ fallback: this.fallbackWatts, ...(config.staticPower?.minSamples === undefined ? {} : { minSamples: config.staticPower.minSamples }) });
     this.producer = bus.producer();
+    this.writer = new GroupCommit((es) => this.store.writeIntervals(es.map((e) => e.write)), config.storeWrites);
+    this.checkpointWriter = new GroupCommit((cps) => this.store.saveCheckpoints(cps), { maxInFlight: 1, maxItems: 100_000 });
     const lagOf = (bus as Partial<{ lag(topic: string, group: string): number }>).lag;
     if (typeof lagOf === 'function') this.metrics.addBusLagProvider(() => lagOf.call(bus, TOPICS.telemetry, this.groupId));
   }
@@ -229,11 +238,33 @@ export class TelemetryPipeline implements OnApplicationBootstrap, OnApplicationS
     return { write: { interval: r.interval, results, raw: rawCounters(frame) }, frame, message: m, stored: false };
   }
 
-  /** Stores, publishes and commits a batch; on a transient failure keeps it as pending and rejects. */
+  /**
+   * Stores, publishes and commits a batch; on a transient failure keeps it as pending and rejects.
+   * Concurrent partitions' batches are stored in one write (group commit, see group-commit.ts); a batch
+   * whose group write failed transiently is retried with its whole group, verbatim, so the retry carries
+   * the same deduplication token as the write that may have landed.
+   */
   private async flush(partition: number, batch: BatchEntry[]): Promise<void> {
     const toStore = batch.filter((e) => !e.stored);
     if (toStore.length > 0) {
-      const w = await this.store.writeIntervals(toStore.map((e) => e.write));
+      const failedGroup = toStore[0]!.failedGroup;
+      let w: TransportResult;
+      let shared = false;
+      if (failedGroup) {
+        w = await this.store.writeIntervals(failedGroup.map((e) => e.write));
+        shared = failedGroup.length > toStore.length;
+        if (w.kind === 'ok') for (const e of failedGroup) [e.stored, e.failedGroup] = [true, undefined];
+        else if (w.kind === 'failed') for (const e of failedGroup) e.failedGroup = undefined;
+      } else {
+        const o = await this.writer.submit(toStore);
+        w = o.result;
+        shared = o.callers > 1;
+        if (w.kind === 'retryable' && shared) for (const e of o.group) e.failedGroup = o.group;
+      }
+      if (w.kind === 'failed' && shared) {
+        // Another partition's interval may be the one refused: try this batch on its own first.
+        w = await this.store.writeIntervals(toStore.map((e) => e.write));
+      }
       if (w.kind === 'retryable') {
         this.stats.storeFailures++;
         this.metrics.inc('wattsplit_collector_store_failures_total', { kind: 'retryable' });
@@ -296,7 +327,7 @@ export class TelemetryPipeline implements OnApplicationBootstrap, OnApplicationS
   private async saveCheckpoints(partition: number, batch: BatchEntry[]): Promise<void> {
     const cps = this.checkpoints.get(partition);
     if (!cps || cps.size === 0) return;
-    const r = await this.store.saveCheckpoints([...cps.values()]);
+    const r = (await this.checkpointWriter.submit([...cps.values()])).result;
     if (r.kind === 'retryable') {
       this.pending.set(partition, batch);
       this.log.warn({ partition, code: r.error.code }, `checkpoints not saved, batch will be redelivered: ${r.error.message}`);

@@ -61,6 +61,16 @@ test('metrics: counters accumulate, label values are escaped, families have HELP
   assert.match(text, /^wattsplit_host_share_energy_joules_total\{host="hv-1",kind="unallocated",source="rapl",part="static",method="cpu_share"\} 6$/m);
   assert.match(text, /^# TYPE wattsplit_collector_lag_seconds gauge$/m);
   assert.equal(m.value('wattsplit_collector_intervals_total', { method: 'cpu_share' }), 2);
+  // The hot path's prebuilt keys are the keys value() and inc() use for the same labels.
+  assert.equal(m.value('wattsplit_vm_energy_joules_total', { host: 'hv-1', vm: 'u"1', tenant: 'a\\b', source: 'rapl', part: 'dynamic', method: 'cpu_share' }), 12);
+  m.inc('wattsplit_host_share_energy_joules_total', { host: 'hv-1', kind: 'unallocated', source: 'rapl', part: 'static', method: 'cpu_share' }, 1);
+  assert.equal(m.value('wattsplit_host_share_energy_joules_total', { host: 'hv-1', kind: 'unallocated', source: 'rapl', part: 'static', method: 'cpu_share' }), 7);
+  assert.equal(m.render().match(/^wattsplit_host_share_energy_joules_total\{/gm)?.length, 1);
+  // Another VM at the same position of the host's shares gets its own series.
+  m.recordResult({ ...result, shares: [{ ...result.shares[0]!, vmUuid: 'u2', dynamicJoules: 5, staticJoules: 0 }] });
+  assert.equal(m.value('wattsplit_vm_energy_joules_total', { host: 'hv-1', vm: 'u2', tenant: 'a\\b', source: 'rapl', part: 'dynamic', method: 'cpu_share' }), 5);
+  assert.equal(m.value('wattsplit_vm_energy_joules_total', { host: 'hv-1', vm: 'u"1', tenant: 'a\\b', source: 'rapl', part: 'dynamic', method: 'cpu_share' }), 12);
+  assert.equal(m.render().match(/vm="u2"/g)?.length, 1, 'no zero-valued static series for u2');
 });
 
 test('AttributionBatch round trip keeps every share and the measured energy', () => {

@@ -137,10 +137,14 @@ export class SqlStore implements Store {
       return this.toResult(normaliseError(e, 'STORE_INVALID_INPUT'), what);
     }
     try {
-      // Attributions last: when they are in, everything of the batch is.
-      await this.t.insert('host_samples', hosts, this.token(keys, 'host_samples'));
-      await this.t.insert('vm_samples', vms, this.token(keys, 'vm_samples'));
-      await this.t.insert('anomalies', anomalies, this.token(keys, 'anomalies'));
+      // The raw tables side by side (a server runs them on its own threads), attributions last: when they
+      // are in, everything of the batch is. A retry repeats all four with the same tokens.
+      const raw = await Promise.allSettled([
+        this.t.insert('host_samples', hosts, this.token(keys, 'host_samples')),
+        this.t.insert('vm_samples', vms, this.token(keys, 'vm_samples')),
+        this.t.insert('anomalies', anomalies, this.token(keys, 'anomalies')),
+      ]);
+      for (const r of raw) if (r.status === 'rejected') throw r.reason;
       await this.t.insert('attributions', attributions, this.token(attrKeys, 'attributions'));
     } catch (e) {
       return this.toResult(e, what);

@@ -1,0 +1,79 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { OK, WattsplitError, failed, type TransportResult } from '@wattsplit/wire';
+import { GroupCommit } from './group-commit.js';
+
+/** A write that waits until released, recording what each call wrote. */
+function gatedWriter(result: () => TransportResult = () => OK) {
+  const calls: string[][] = [];
+  const gates: (() => void)[] = [];
+  const write = (items: readonly string[]) => {
+    calls.push([...items]);
+    return new Promise<TransportResult>((resolve) => gates.push(() => resolve(result())));
+  };
+  const release = async () => {
+    while (gates.length === 0) await new Promise((r) => setImmediate(r));
+    gates.shift()!();
+    await new Promise((r) => setImmediate(r));
+  };
+  return { calls, write, release };
+}
+
+test('group commit: the first caller writes at once; callers arriving meanwhile share the next write', async () => {
+  const w = gatedWriter();
+  const g = new GroupCommit(w.write);
+  const a = g.submit(['a1', 'a2']);
+  const b = g.submit(['b1']);
+  const c = g.submit(['c1', 'c2']);
+  assert.deepEqual(w.calls, [['a1', 'a2']]);
+  await w.release();
+  const oa = await a;
+  assert.equal(oa.result.kind, 'ok');
+  assert.equal(oa.callers, 1);
+  assert.deepEqual(w.calls[1], ['b1', 'c1', 'c2']);
+  await w.release();
+  const [ob, oc] = await Promise.all([b, c]);
+  assert.equal(ob.callers, 2);
+  assert.strictEqual(ob.group, oc.group);
+  assert.deepEqual(ob.group, ['b1', 'c1', 'c2']);
+  assert.deepEqual(g.stats, { writes: 2, callers: 3, items: 5 });
+});
+
+test('group commit: maxItems bounds a write without splitting a caller', async () => {
+  const w = gatedWriter();
+  const g = new GroupCommit(w.write, { maxItems: 3 });
+  const subs = [g.submit(['a']), g.submit(['b']), g.submit(['c1', 'c2']), g.submit(['d1', 'd2', 'd3', 'd4'])];
+  assert.deepEqual(w.calls, [['a']]);
+  await w.release();
+  assert.deepEqual(w.calls[1], ['b', 'c1', 'c2']);
+  await w.release();
+  // A caller larger than maxItems still goes in whole, alone.
+  assert.deepEqual(w.calls[2], ['d1', 'd2', 'd3', 'd4']);
+  await w.release();
+  const outs = await Promise.all(subs);
+  assert.deepEqual(outs.map((o) => o.callers), [1, 2, 2, 1]);
+});
+
+test('group commit: maxInFlight writes run side by side, the rest wait for the first to finish', async () => {
+  const w = gatedWriter();
+  const g = new GroupCommit(w.write, { maxInFlight: 2 });
+  const subs = [g.submit(['a']), g.submit(['b']), g.submit(['c']), g.submit(['d'])];
+  assert.deepEqual(w.calls, [['a'], ['b']]);
+  await w.release();
+  assert.deepEqual(w.calls[2], ['c', 'd']);
+  await w.release();
+  await w.release();
+  assert.deepEqual((await Promise.all(subs)).map((o) => o.callers), [1, 1, 2, 2]);
+});
+
+test('group commit: a failure reaches every caller of the write; a throwing writer becomes retryable', async () => {
+  const refused = new WattsplitError('STORE_INVALID_INPUT', 'refused');
+  const g = new GroupCommit<string>(async (items) => (items.includes('bad') ? failed(refused) : OK));
+  const [x, y] = await Promise.all([g.submit(['ok']), g.submit(['bad'])]);
+  assert.equal(x.result.kind, 'ok');
+  assert.equal(y.result.kind, 'failed');
+  const thrower = new GroupCommit<string>(() => Promise.reject(new Error('socket hang up')));
+  const t = await thrower.submit(['z']);
+  assert.equal(t.result.kind, 'retryable');
+  assert.ok(t.result.kind === 'retryable' && t.result.error.code === 'STORE_UNAVAILABLE' && /socket hang up/.test(t.result.error.message));
+});

@@ -1,0 +1,86 @@
+/**
+ * Group commit: concurrent callers' items (one bus partition's batch each) are written as ONE store call.
+ *
+ * Every store write makes a new part per table, and a ClickHouse server spends tens of milliseconds per
+ * part whatever its size; the bus hands each partition's messages to its own handler, so without this a
+ * collector consuming 8 partitions makes 8 small writes where one large one would do. There is no timer:
+ * a submission starts a write at once when fewer than `maxInFlight` writes are running; otherwise it
+ * waits, and every submission that arrived meanwhile goes into the next write (up to `maxItems`). Under
+ * light load nothing waits; under heavy load writes grow until they keep up.
+ *
+ * Every caller of one write gets the same result and the full list of items written together (the
+ * group), so a caller whose write must be retried can retry the group verbatim: the store's
+ * insert_deduplication_token is derived from the items, and only the same items make the same token.
+ */
+import { normaliseError, retryable, type TransportResult } from '@wattsplit/wire';
+
+export interface GroupCommitOptions {
+  /** Writes running at once. Default 1. */
+  maxInFlight?: number;
+  /** Most items in one write; one caller's items are never split. Default 5000. */
+  maxItems?: number;
+}
+
+export interface GroupOutcome<T> {
+  result: TransportResult;
+  /** Every item of the write this caller's items went into, in submission order. */
+  group: readonly T[];
+  /** How many callers shared the write. */
+  callers: number;
+}
+
+interface Waiting<T> {
+  items: readonly T[];
+  resolve: (o: GroupOutcome<T>) => void;
+}
+
+export class GroupCommit<T> {
+  private readonly queue: Waiting<T>[] = [];
+  private inFlight = 0;
+  private readonly maxInFlight: number;
+  private readonly maxItems: number;
+  /** Writes made and callers served, for metrics and tests. */
+  readonly stats = { writes: 0, callers: 0, items: 0 };
+
+  constructor(
+    private readonly write: (items: readonly T[]) => Promise<TransportResult>,
+    opts: GroupCommitOptions = {},
+  ) {
+    this.maxInFlight = Math.max(1, Math.floor(opts.maxInFlight ?? 1));
+    this.maxItems = Math.max(1, Math.floor(opts.maxItems ?? 5000));
+  }
+
+  /** Writes `items` together with whatever else is waiting; never rejects (a thrown error is `retryable`). */
+  submit(items: readonly T[]): Promise<GroupOutcome<T>> {
+    return new Promise((resolve) => {
+      this.queue.push({ items, resolve });
+      this.pump();
+    });
+  }
+
+  private pump(): void {
+    while (this.inFlight < this.maxInFlight && this.queue.length > 0) {
+      const take: Waiting<T>[] = [this.queue.shift()!];
+      let n = take[0]!.items.length;
+      while (this.queue.length > 0 && n + this.queue[0]!.items.length <= this.maxItems) {
+        const w = this.queue.shift()!;
+        take.push(w);
+        n += w.items.length;
+      }
+      const group = take.flatMap((w) => w.items);
+      this.inFlight++;
+      this.stats.writes++;
+      this.stats.callers += take.length;
+      this.stats.items += group.length;
+      void this.write(group)
+        .catch((e: unknown) => retryable(normaliseError(e, 'STORE_UNAVAILABLE', true), 1000))
+        .then((result) => {
+          for (const w of take) w.resolve({ result, group, callers: take.length });
+        })
+        .finally(() => {
+          this.inFlight--;
+          this.pump();
+        });
+    }
+  }
+}
