@@ -66,7 +66,8 @@ export function hostRow(i: HostInterval, raw: RawFrameCounters | undefined): Row
   };
 }
 
-export function vmRows(i: HostInterval): Row[] {
+/** vmRows with every field checked and named in the error (the slow path). */
+function vmRowsChecked(i: HostInterval): Row[] {
   return i.vms.map((v, k) => {
     const at = `interval host=${i.hostId} seq=${i.seq} vms[${k}] uuid=${v.uuid}`;
     return {
@@ -117,7 +118,8 @@ export function anomalyRows(hostId: string, seq: number, t1UnixNs: number, anoma
   }));
 }
 
-export function attributionRows(r: AttributionResult): Row[] {
+/** attributionRows with every field checked and named in the error (the slow path). */
+function attributionRowsChecked(r: AttributionResult): Row[] {
   return r.shares.map((s, k) => {
     const at = `attribution host=${r.hostId} seq=${r.seq} method=${r.method} shares[${k}] (${s.kind} ${s.vmUuid} ${s.source})`;
     return {
@@ -141,6 +143,98 @@ export function attributionRows(r: AttributionResult): Row[] {
       note: r.note,
     };
   });
+}
+
+// Hot paths: 50+ VM rows and 100+ attribution rows per host interval. Plain finite numbers go straight
+// through; anything else (NaN, a Long, a string) sends the whole interval through the checked path above,
+// which converts what it can and names the field it cannot.
+const fin = (x: unknown): x is number => typeof x === 'number' && Number.isFinite(x);
+const nat = (x: number) => (x > 0 ? Math.round(x) : 0);
+
+export function vmRows(i: HostInterval): Row[] {
+  const out: Row[] = new Array<Row>(i.vms.length);
+  if (!(fin(i.t0UnixNs) && fin(i.t1UnixNs) && fin(i.seq))) return vmRowsChecked(i);
+  const t0 = Math.round(i.t0UnixNs);
+  const t1 = Math.round(i.t1UnixNs);
+  for (let k = 0; k < i.vms.length; k++) {
+    const v = i.vms[k]!;
+    const p = v.perf;
+    if (
+      !(fin(v.presence) && fin(v.vcpus) && fin(v.memoryBytes) && fin(v.cpuSeconds) && fin(v.memoryUsedBytes) && fin(v.blockReadBytes) && fin(v.blockWriteBytes) && fin(v.netRxBytes) && fin(v.netTxBytes)) ||
+      !v.vcpuSeconds.every(fin) ||
+      (p && !(fin(p.cycles) && fin(p.instructions) && fin(p.llcMisses) && fin(p.llcReferences))) ||
+      !v.gpus.every((g) => fin(g.smUtilPct) && fin(g.memUtilPct) && fin(g.utilSamples) && fin(g.usedMemoryBytes))
+    ) {
+      return vmRowsChecked(i);
+    }
+    out[k] = {
+      host: i.hostId,
+      hardware_class: i.hardwareClass,
+      seq: i.seq,
+      t0_ns: t0,
+      t1_ns: t1,
+      vm_uuid: v.uuid,
+      vm_name: v.name,
+      tenant: v.tenant,
+      state: v.state,
+      presence: v.presence,
+      vcpus: nat(v.vcpus),
+      memory_bytes: nat(v.memoryBytes),
+      cpu_s: v.cpuSeconds,
+      vcpu_s: v.vcpuSeconds,
+      memory_used_bytes: nat(v.memoryUsedBytes),
+      block_read_bytes: nat(v.blockReadBytes),
+      block_write_bytes: nat(v.blockWriteBytes),
+      net_rx_bytes: nat(v.netRxBytes),
+      net_tx_bytes: nat(v.netTxBytes),
+      perf_supported: p ? 1 : 0,
+      cycles: p ? nat(p.cycles) : 0,
+      instructions: p ? nat(p.instructions) : 0,
+      llc_misses: p ? nat(p.llcMisses) : 0,
+      llc_references: p ? nat(p.llcReferences) : 0,
+      gpu_devices: v.gpus.map((g) => g.device),
+      gpu_sm_util_pct: v.gpus.map((g) => g.smUtilPct),
+      gpu_mem_util_pct: v.gpus.map((g) => g.memUtilPct),
+      gpu_util_samples: v.gpus.map((g) => nat(g.utilSamples)),
+      gpu_used_memory_bytes: v.gpus.map((g) => nat(g.usedMemoryBytes)),
+      gpu_holds_context: v.gpus.map((g) => (g.holdsContext ? 1 : 0)),
+      gpu_passthrough: v.gpus.map((g) => (g.passthrough ? 1 : 0)),
+    };
+  }
+  return out;
+}
+
+export function attributionRows(r: AttributionResult): Row[] {
+  const out: Row[] = new Array<Row>(r.shares.length);
+  if (!(fin(r.t0UnixNs) && fin(r.t1UnixNs))) return attributionRowsChecked(r);
+  const t0 = Math.round(r.t0UnixNs);
+  const t1 = Math.round(r.t1UnixNs);
+  for (let k = 0; k < r.shares.length; k++) {
+    const s = r.shares[k]!;
+    const m = r.measured[s.source];
+    if (!(fin(s.dynamicJoules) && fin(s.staticJoules) && fin(s.lowJoules) && fin(s.highJoules) && fin(m))) return attributionRowsChecked(r);
+    out[k] = {
+      host: r.hostId,
+      seq: r.seq,
+      t0_ns: t0,
+      t1_ns: t1,
+      kind: s.kind,
+      vm_uuid: s.vmUuid,
+      vm_name: s.vmName,
+      tenant: s.tenant,
+      source: s.source,
+      dynamic_j: s.dynamicJoules,
+      static_j: s.staticJoules,
+      low_j: s.lowJoules,
+      high_j: s.highJoules,
+      measured_j: m,
+      method: r.method,
+      model_version: r.modelVersion,
+      hardware_class: r.hardwareClass,
+      note: r.note,
+    };
+  }
+  return out;
 }
 
 // ---- decoding (history for model training) ----
