@@ -222,6 +222,9 @@ export class SqlStore implements Store {
     if (q.hostId !== undefined) where.push(`host = ${str(q.hostId)}`);
     const hostWhere = [...where];
     if (q.hardwareClass !== undefined) hostWhere.push(`hardware_class = ${str(q.hardwareClass)}`);
+    // Only intervals whose write is complete: attributions are inserted last (writeIntervals), so an
+    // interval whose host row is in but whose VM rows may still be on their way is not read half-written.
+    hostWhere.push(`(host, seq) IN (SELECT host, seq FROM attributions WHERE ${where.join(' AND ')})`);
     const count = num((await this.rows(`SELECT count() AS n FROM host_samples FINAL WHERE ${hostWhere.join(' AND ')}`))[0]?.n ?? 0);
     if (count === 0) return [];
     // More than asked for: keep every k-th interval by hash, spread over the whole range.
