@@ -5,8 +5,10 @@
  * (retriable); anything ClickHouse rejects as a statement is `STORE_QUERY_FAILED`.
  */
 import { createClient, ClickHouseError, type ClickHouseClient } from '@clickhouse/client';
+import { Readable } from 'node:stream';
 import { WattsplitError, silentLogger, type Logger } from '@wattsplit/wire';
-import type { ClickHouseTransport, Settings } from './transport.js';
+import { rowBinaryCodec, type RowBinaryCodec } from './row-binary.js';
+import { str, type ClickHouseTransport, type Settings } from './transport.js';
 
 export interface ClickHouseServerOptions {
   /** http://host:8123 */
@@ -17,6 +19,12 @@ export interface ClickHouseServerOptions {
   requestTimeoutMs?: number;
   /** Where the client's own diagnostics go (it would use console otherwise). */
   logger?: Logger;
+  /**
+   * Insert format: 'RowBinary' (default; about twice as fast for the server to parse, a third of the
+   * bytes) or 'JSONEachRow'. Tables with a column type the RowBinary encoder does not cover are sent as
+   * JSONEachRow either way.
+   */
+  insertFormat?: 'RowBinary' | 'JSONEachRow';
 }
 
 // Server-side conditions that pass: overload, timeouts, network, read-only replica, too many parts.
@@ -56,6 +64,11 @@ const short = (sql: string) => (sql.length > 200 ? sql.slice(0, 200) + '…' : s
 export class HttpTransport implements ClickHouseTransport {
   readonly backend = 'clickhouse-server' as const;
   private readonly client: ClickHouseClient;
+  private readonly log: Logger;
+  /** Column types per table (name → type), read from system.columns at a table's first insert. */
+  private readonly types = new Map<string, Promise<Map<string, string>>>();
+  /** RowBinary codecs per table and column list; null: this table goes as JSONEachRow. */
+  private readonly codecs = new Map<string, RowBinaryCodec | null>();
 
   constructor(private readonly opts: ClickHouseServerOptions) {
     if (!/^https?:\/\/[^/]+/.test(opts.url)) {
@@ -65,6 +78,7 @@ export class HttpTransport implements ClickHouseTransport {
       throw new WattsplitError('CONFIG_INVALID', `ClickHouse database=${JSON.stringify(opts.database)} must be an identifier [A-Za-z_][A-Za-z0-9_]*`, { details: { field: 'database', value: opts.database } });
     }
     this.client = this.makeClient(opts.database);
+    this.log = (opts.logger ?? silentLogger).child({ component: 'clickhouse-http' });
   }
 
   private makeClient(database: string | undefined): ClickHouseClient {
@@ -109,6 +123,7 @@ export class HttpTransport implements ClickHouseTransport {
   }
 
   async command(sql: string, settings?: Settings): Promise<void> {
+    if (/^\s*(ALTER|CREATE|DROP|RENAME|TRUNCATE)\b/i.test(sql)) this.forgetSchema();
     try {
       await this.client.command({ query: sql, ...(settings ? { clickhouse_settings: settings } : {}) });
     } catch (e) {
@@ -129,11 +144,62 @@ export class HttpTransport implements ClickHouseTransport {
 
   async insert(table: string, rows: readonly Record<string, unknown>[], settings?: Settings): Promise<void> {
     if (rows.length === 0) return;
-    try {
-      await this.client.insert({ table, values: rows, format: 'JSONEachRow', ...(settings ? { clickhouse_settings: settings } : {}) });
-    } catch (e) {
-      throw classifyServerError(e, `INSERT INTO ${table}`);
+    const codec = (this.opts.insertFormat ?? 'RowBinary') === 'RowBinary' ? await this.codecFor(table, Object.keys(rows[0]!)) : undefined;
+    if (!codec) {
+      try {
+        await this.client.insert({ table, values: rows, format: 'JSONEachRow', ...(settings ? { clickhouse_settings: settings } : {}) });
+      } catch (e) {
+        throw classifyServerError(e, `INSERT INTO ${table}`);
+      }
+      return;
     }
+    const body = codec.encode(rows); // throws STORE_INVALID_INPUT naming the row, column and value
+    const query = `INSERT INTO ${table} (${codec.columns.map((c) => `\`${c}\``).join(', ')}) FORMAT RowBinary`;
+    try {
+      const r = await this.client.exec({ query, values: Readable.from([body]), ...(settings ? { clickhouse_settings: settings } : {}) });
+      r.stream.resume();
+      await new Promise<void>((resolve, reject) => {
+        r.stream.once('end', resolve);
+        r.stream.once('error', reject);
+      });
+    } catch (e) {
+      throw classifyServerError(e, `INSERT INTO ${table} FORMAT RowBinary`);
+    }
+  }
+
+  /** The RowBinary codec for these columns of `table`, or undefined (send JSONEachRow). */
+  private async codecFor(table: string, columns: string[]): Promise<RowBinaryCodec | undefined> {
+    const key = `${table}\u0000${columns.join('\u0000')}`;
+    const known = this.codecs.get(key);
+    if (known !== undefined) return known ?? undefined;
+    let types = this.types.get(table);
+    if (!types) {
+      types = this.columnTypes(table);
+      this.types.set(table, types);
+      types.catch(() => this.types.delete(table)); // a failed lookup is retried at the next insert
+    }
+    const codec = rowBinaryCodec(table, await types, columns);
+    if (!codec) this.log.info({ table }, `${table}: a column type RowBinary does not cover here; inserting JSONEachRow`);
+    this.codecs.set(key, codec ?? null);
+    return codec;
+  }
+
+  private async columnTypes(table: string): Promise<Map<string, string>> {
+    const text = await this.query(`SELECT name, type FROM system.columns WHERE database = ${str(this.opts.database)} AND table = ${str(table)}`, 'JSONEachRow');
+    const m = new Map<string, string>();
+    for (const line of text.split('\n')) {
+      if (!line.trim()) continue;
+      const r = JSON.parse(line) as { name: string; type: string };
+      m.set(r.name, r.type);
+    }
+    if (m.size === 0) throw new WattsplitError('STORE_QUERY_FAILED', `table ${this.opts.database}.${table} has no columns (does it exist?)`, { details: { table } });
+    return m;
+  }
+
+  /** Forget cached column types (after DDL that changes a table). */
+  forgetSchema(): void {
+    this.types.clear();
+    this.codecs.clear();
   }
 
   async close(): Promise<void> {

@@ -1,0 +1,59 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { WattsplitError } from '@wattsplit/wire';
+import { putterFor, rowBinaryCodec } from './row-binary.js';
+
+const types = new Map([
+  ['host', 'LowCardinality(String)'],
+  ['seq', 'UInt64'],
+  ['t_ns', 'Int64'],
+  ['j', 'Float64'],
+  ['ids', 'Array(String)'],
+  ['flags', 'Array(UInt8)'],
+  ['n', 'Nullable(UInt32)'],
+  ['ts', "DateTime('UTC')"],
+]);
+
+test('RowBinary: each type is laid out as ClickHouse reads it', () => {
+  const c = rowBinaryCodec('t', types, ['host', 'seq', 't_ns', 'j', 'ids', 'flags', 'n', 'ts'])!;
+  assert.ok(c);
+  const buf = c.encode([{ host: 'hé', seq: 2 ** 53 + 2, t_ns: -5, j: 1.5, ids: ['a', ''], flags: [1, 0], n: null, ts: 1_700_000_000 }]);
+  const expected = Buffer.concat([
+    Buffer.from([3, 0x68, 0xc3, 0xa9]), // varint length 3, "hé" in UTF-8
+    Buffer.from('0200000000002000', 'hex'), // 2^53 + 2, little endian
+    Buffer.from('fbffffffffffffff', 'hex'), // -5 two's complement
+    Buffer.from('000000000000f83f', 'hex'), // 1.5
+    Buffer.from([2, 1, 0x61, 0]), // ['a', '']
+    Buffer.from([2, 1, 0]), // [1, 0]
+    Buffer.from([1]), // NULL
+    Buffer.from('00f15365', 'hex'), // 1700000000 as UInt32 LE
+  ]);
+  assert.equal(buf.toString('hex'), expected.toString('hex'));
+  // Int64 of a nanosecond timestamp beyond 2^53 (an integer double) keeps every bit it has.
+  const big = rowBinaryCodec('t', types, ['t_ns'])!.encode([{ t_ns: 1_763_900_000_123_456_768 }]);
+  assert.equal(big.readBigInt64LE(0), 1_763_900_000_123_456_768n);
+  // Long strings and many rows grow the buffer.
+  const many = rowBinaryCodec('t', types, ['host'])!.encode(Array.from({ length: 5000 }, () => ({ host: 'x'.repeat(300) })));
+  assert.equal(many.length, 5000 * (2 + 300));
+});
+
+test('RowBinary: a value that does not fit its column is refused with table, row, column and value', () => {
+  const c = rowBinaryCodec('vm_samples', types, ['host', 'seq'])!;
+  const refused = (rows: Record<string, unknown>[], re: RegExp) =>
+    assert.throws(() => c.encode(rows), (e: unknown) => e instanceof WattsplitError && e.code === 'STORE_INVALID_INPUT' && re.test(e.message));
+  refused([{ host: 'a', seq: 1 }, { host: 'b', seq: -1 }], /vm_samples row 1 seq=-1 is not a valid UInt64/);
+  refused([{ host: 'a', seq: 1.5 }], /row 0 seq=1.5 is not a valid UInt64/);
+  refused([{ host: 'a', seq: 2 ** 64 }], /seq=18446744073709552000 is not a valid UInt64/);
+  refused([{ host: 7, seq: 1 }], /host=7 is not a valid LowCardinality\(String\)/);
+  refused([{ host: 'a' }], /vm_samples row 0 has no seq/);
+  assert.throws(() => rowBinaryCodec('t', types, ['j'])!.encode([{ j: Number.NaN }]), /j=NaN is not a valid Float64/);
+  assert.throws(() => rowBinaryCodec('t', types, ['ids'])!.encode([{ ids: ['a', 3] }]), /ids=\["a",3\] is not a valid Array\(String\)/);
+});
+
+test('RowBinary: unknown columns or types give no codec (the transport falls back to JSONEachRow)', () => {
+  assert.equal(rowBinaryCodec('t', types, ['host', 'nope']), undefined);
+  assert.equal(rowBinaryCodec('t', new Map([['m', 'Map(String, UInt8)']]), ['m']), undefined);
+  assert.equal(putterFor('Decimal(10, 2)'), undefined);
+  assert.ok(putterFor('Array(Array(Float32))'));
+  assert.ok(putterFor('Date'));
+});

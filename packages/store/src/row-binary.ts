@@ -1,0 +1,219 @@
+/**
+ * RowBinary encoding of the store's rows for the ClickHouse server transport. The server parses it
+ * about twice as fast as JSONEachRow (no text to scan, no key names: a third of the bytes), and the
+ * encoder writes into one growing Buffer instead of building a JSON string per row. Pure: no I/O.
+ *
+ * A RowBinary insert names its columns (`INSERT INTO t (a, b) FORMAT RowBinary`) and sends every named
+ * column of every row, so a key missing from a row is refused, never defaulted silently. Types covered
+ * are those of the schema (sql/): (U)Int8-64, Float32/64, String, LowCardinality(T), Nullable(T),
+ * Array(T), Date and DateTime (as epoch numbers). Anything else makes `rowBinaryCodec` return undefined
+ * and the transport sends that table as JSONEachRow.
+ */
+import { WattsplitError } from '@wattsplit/wire';
+
+/** Writes one value; false (and nothing useful written) when the value does not fit the type. */
+type Put = (w: Writer, v: unknown) => boolean;
+
+class Writer {
+  buf = Buffer.allocUnsafe(64 * 1024);
+  off = 0;
+  ensure(n: number): void {
+    if (this.off + n <= this.buf.length) return;
+    const b = Buffer.allocUnsafe(Math.max(this.buf.length * 2, this.off + n));
+    this.buf.copy(b, 0, 0, this.off);
+    this.buf = b;
+  }
+  varUInt(n: number): void {
+    this.ensure(10);
+    while (n >= 0x80) {
+      this.buf[this.off++] = (n & 0x7f) | 0x80;
+      n = Math.floor(n / 128);
+    }
+    this.buf[this.off++] = n;
+  }
+}
+
+const TWO32 = 4294967296;
+
+function shown(v: unknown): string {
+  if (typeof v === 'number' || typeof v === 'boolean' || v === undefined || v === null) return String(v);
+  try {
+    return JSON.stringify(v).slice(0, 200);
+  } catch {
+    return typeof v;
+  }
+}
+
+function intPut(bytes: 1 | 2 | 4 | 8, signed: boolean): Put {
+  const min = signed ? -(2 ** (bytes * 8 - 1)) : 0;
+  const max = signed ? 2 ** (bytes * 8 - 1) : 2 ** (bytes * 8);
+  return (w, v) => {
+    const n = typeof v === 'boolean' ? Number(v) : v;
+    if (typeof n !== 'number' || !Number.isInteger(n) || n < min || n >= max) return false;
+    w.ensure(bytes);
+    const b = w.buf;
+    switch (bytes) {
+      case 1:
+        b[w.off] = n & 0xff;
+        break;
+      case 2:
+        b.writeUInt16LE(n & 0xffff, w.off);
+        break;
+      case 4:
+        b.writeUInt32LE(n >>> 0, w.off);
+        break;
+      case 8: {
+        // Exact for every integer double: n / 2^32 is exact, its floor is the high word.
+        const hi = Math.floor(n / TWO32);
+        b.writeUInt32LE(n - hi * TWO32, w.off);
+        b.writeUInt32LE(hi >>> 0, w.off + 4);
+        break;
+      }
+    }
+    w.off += bytes;
+    return true;
+  };
+}
+
+const putString: Put = (w, v) => {
+  if (typeof v !== 'string') return false;
+  const len = v.length;
+  if (len < 128) {
+    // Short strings (ids, names, labels): byte by byte while ASCII, no native call per string.
+    w.ensure(len + 1);
+    const b = w.buf;
+    const start = w.off;
+    b[start] = len;
+    let i = 0;
+    for (; i < len; i++) {
+      const ch = v.charCodeAt(i);
+      if (ch > 0x7f) break;
+      b[start + 1 + i] = ch;
+    }
+    if (i === len) {
+      w.off = start + 1 + len;
+      return true;
+    }
+  }
+  const n = Buffer.byteLength(v, 'utf8');
+  w.varUInt(n);
+  w.ensure(n);
+  w.off += w.buf.write(v, w.off, n, 'utf8');
+  return true;
+};
+
+function floatPut(bytes: 4 | 8): Put {
+  return (w, v) => {
+    if (typeof v !== 'number' || Number.isNaN(v)) return false;
+    w.ensure(bytes);
+    if (bytes === 8) w.buf.writeDoubleLE(v, w.off);
+    else w.buf.writeFloatLE(v, w.off);
+    w.off += bytes;
+    return true;
+  };
+}
+
+/** The encoder of one column type, or undefined when the type is not covered. */
+export function putterFor(type: string): Put | undefined {
+  const t = type.trim();
+  const inner = (prefix: string) => (t.startsWith(`${prefix}(`) && t.endsWith(')') ? t.slice(prefix.length + 1, -1) : undefined);
+  const lc = inner('LowCardinality');
+  if (lc !== undefined) return putterFor(lc); // RowBinary carries LowCardinality(T) as T
+  const nullable = inner('Nullable');
+  if (nullable !== undefined) {
+    const p = putterFor(nullable);
+    if (!p) return undefined;
+    return (w, v) => {
+      w.ensure(1);
+      if (v === null || v === undefined) {
+        w.buf[w.off++] = 1;
+        return true;
+      }
+      w.buf[w.off++] = 0;
+      return p(w, v);
+    };
+  }
+  const arr = inner('Array');
+  if (arr !== undefined) {
+    const p = putterFor(arr);
+    if (!p) return undefined;
+    return (w, v) => {
+      if (!Array.isArray(v)) return false;
+      w.varUInt(v.length);
+      for (let i = 0; i < v.length; i++) if (!p(w, v[i])) return false;
+      return true;
+    };
+  }
+  switch (t) {
+    case 'String':
+      return putString;
+    case 'Bool':
+      return intPut(1, false);
+    case 'UInt8':
+      return intPut(1, false);
+    case 'UInt16':
+    case 'Date': // days since epoch
+      return intPut(2, false);
+    case 'UInt32':
+    case 'DateTime': // seconds since epoch
+      return intPut(4, false);
+    case 'UInt64':
+      return intPut(8, false);
+    case 'Int8':
+      return intPut(1, true);
+    case 'Int16':
+      return intPut(2, true);
+    case 'Int32':
+      return intPut(4, true);
+    case 'Int64':
+      return intPut(8, true);
+    case 'Float32':
+      return floatPut(4);
+    case 'Float64':
+      return floatPut(8);
+    default:
+      return /^DateTime\('[^']*'\)$/.test(t) ? intPut(4, false) : undefined;
+  }
+}
+
+export interface RowBinaryCodec {
+  /** The columns each encoded row carries, in order (the INSERT's column list). */
+  readonly columns: readonly string[];
+  encode(rows: readonly Record<string, unknown>[]): Buffer;
+}
+
+/**
+ * A codec for rows with exactly the keys of `rows[0]`, given the table's column types (name → type).
+ * Undefined when a key is not a column or a column type is not covered.
+ */
+export function rowBinaryCodec(table: string, types: ReadonlyMap<string, string>, columns: readonly string[]): RowBinaryCodec | undefined {
+  const puts: Put[] = [];
+  const typeOf: string[] = [];
+  for (const c of columns) {
+    const type = types.get(c);
+    const p = type === undefined ? undefined : putterFor(type);
+    if (!p) return undefined;
+    puts.push(p);
+    typeOf.push(type!);
+  }
+  return {
+    columns,
+    encode(rows) {
+      const w = new Writer();
+      for (let r = 0; r < rows.length; r++) {
+        const row = rows[r]!;
+        for (let c = 0; c < columns.length; c++) {
+          const name = columns[c]!;
+          const v = row[name];
+          if (v === undefined && !(name in row)) {
+            throw new WattsplitError('STORE_INVALID_INPUT', `${table} row ${r} has no ${name} (every row of one insert needs the same columns)`, { details: { table, row: r, column: name } });
+          }
+          if (!puts[c]!(w, v)) {
+            throw new WattsplitError('STORE_INVALID_INPUT', `${table} row ${r} ${name}=${shown(v)} is not a valid ${typeOf[c]!}`, { details: { table, row: r, column: name, value: shown(v), type: typeOf[c]! } });
+          }
+        }
+      }
+      return w.buf.subarray(0, w.off);
+    },
+  };
+}
