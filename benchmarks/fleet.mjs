@@ -3,7 +3,8 @@
 // collector (NestJS, attribution) → ClickHouse server, with both Kafka clients in the same run.
 //
 //   node benchmarks/fleet.mjs [--clients kafkajs,platformatic] [--steps 50,100,200,400,800]
-//        [--step-seconds 15] [--warmup-seconds 15] [--vms 50] [--brokers 127.0.0.1:9092] [--clickhouse http://127.0.0.1:8123]
+//        [--step-seconds 15] [--warmup-seconds 15] [--vms 50] [--store-in-flight 2]
+//        [--brokers 127.0.0.1:9092] [--clickhouse http://127.0.0.1:8123]
 //
 // Without --brokers / --clickhouse it starts its own broker (scripts/kafka.sh start bench) and
 // ClickHouse server (scripts/clickhouse-server.sh start bench) and stops them at the end.
@@ -145,6 +146,7 @@ const steps = opt('steps', '50,100,200,400,800').split(',').map(Number);
 const stepSeconds = Number(opt('step-seconds', '15'));
 const warmupSeconds = Number(opt('warmup-seconds', '15'));
 const vmsPerHost = Number(opt('vms', '50'));
+const storeInFlight = Number(opt('store-in-flight', '2'));
 
 function script(name, args) {
   return execFileSync('bash', [join(root, 'scripts', name), ...args], { encoding: 'utf8', timeout: 120_000 }).trim().split('\n').pop();
@@ -207,8 +209,25 @@ async function runClient(kind) {
       ),
   };
   const store = new ClickHouseServerStore({ url: chUrl, database, requestTimeoutMs: 30_000 });
-  const collector = await createCollectorApp({ bus, store, groupId: 'bench', policy: 'reserved', staticPower: { fallbackWatts: { rapl: 80, gpu: 0, bmc_rest: 120 }, learn: false } });
+  const collector = await createCollectorApp({ bus, store, groupId: 'bench', policy: 'reserved', storeWrites: { maxInFlight: storeInFlight }, staticPower: { fallbackWatts: { rapl: 80, gpu: 0, bmc_rest: 120 }, learn: false } });
   const writer = collector.pipeline.writer.stats;
+  // Time spent in the collector's three awaited steps per handler call (store write, checkpoint save,
+  // attribution publish), to tell which one the latency comes from.
+  const stepMs = { write: [], checkpoints: [], publish: [] };
+  const timed = (obj, method, into) => {
+    const orig = obj[method].bind(obj);
+    obj[method] = async (...a) => {
+      const t = performance.now();
+      try {
+        return await orig(...a);
+      } finally {
+        into.push(performance.now() - t);
+      }
+    };
+  };
+  timed(collector.pipeline.store, 'writeIntervals', stepMs.write);
+  timed(collector.pipeline.store, 'saveCheckpoints', stepMs.checkpoints);
+  timed(collector.pipeline.producer, 'send', stepMs.publish);
   let latencies = [];
   let published = 0;
   const latSub = await bus.subscribe({
@@ -256,6 +275,7 @@ async function runClient(kind) {
     const srv0 = serverCpu();
     const w0 = { ...writer };
     Object.assign(handlerStats, { calls: 0, messages: 0, ms: 0 });
+    for (const k of Object.keys(stepMs)) stepMs[k].length = 0;
     const t0 = performance.now();
     const stored0 = published;
     await new Promise((r) => setTimeout(r, stepSeconds * 1000));
@@ -291,6 +311,8 @@ async function runClient(kind) {
       meanHandlerMs: Math.round(handlerStats.ms / Math.max(1, handlerStats.calls)),
       storeWrites: writer.writes - w0.writes,
       intervalsPerWrite: Math.round((writer.items - w0.items) / Math.max(1, writer.writes - w0.writes)),
+      stepMsP50: Object.fromEntries(Object.entries(stepMs).map(([k, v]) => [k, Math.round(pct(v, 50))])),
+      stepMsP99: Object.fromEntries(Object.entries(stepMs).map(([k, v]) => [k, Math.round(pct(v, 99))])),
     };
     row.sustained = row.lagEnd < 2 * n && row.p99 < 5000 && row.skippedTicks <= n / hostsPerStream;
     rows.push(row);
