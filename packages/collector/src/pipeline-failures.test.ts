@@ -6,8 +6,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { InProcessBus, TOPICS, WattsplitError, failed, memoryLogger, retryable, type Bus, type BusMessage, type BusProducer, type SubscribeOptions, type TransportResult } from '@wattsplit/wire';
-import type { Anomaly } from '@wattsplit/attribution';
-import { ChdbStore, type Checkpoint, type EnergyRangeQuery, type HistoryQuery, type IntervalWrite, type QueryFormat, type Store } from '@wattsplit/store';
+import { ChdbStore, type IntervalWrite, type Store } from '@wattsplit/store';
+import { DelegatingStore } from './test-stores.js';
 import { createCollectorApp } from './collector-module.js';
 import { DLQ_HEADERS } from './telemetry-pipeline.js';
 import { HOST_A, HOST_B, encoded } from './test-frames.js';
@@ -34,26 +34,16 @@ class FlakyPublishBus implements Bus {
 }
 
 /** A real store that refuses (failed, not retryable) any batch holding host `badHost` seq `badSeq`. */
-class PickyStore implements Store {
-  readonly backend = 'chdb' as const;
-  constructor(private readonly inner: Store, private readonly badHost: string, private readonly badSeq: number) {}
-  init() { return this.inner.init(); }
-  writeInterval(w: IntervalWrite) { return this.writeIntervals([w]); }
-  async writeIntervals(ws: readonly IntervalWrite[]): Promise<TransportResult> {
+class PickyStore extends DelegatingStore {
+  constructor(inner: Store, private readonly badHost: string, private readonly badSeq: number) {
+    super(inner);
+  }
+  override async writeIntervals(ws: readonly IntervalWrite[]): Promise<TransportResult> {
     if (ws.some((w) => w.interval.hostId === this.badHost && w.interval.seq === this.badSeq)) {
       return failed(new WattsplitError('STORE_INVALID_INPUT', `injected: interval host=${this.badHost} seq=${this.badSeq} refused`));
     }
     return this.inner.writeIntervals(ws);
   }
-  writeAnomalies(h: string, s: number, t: number, a: readonly Anomaly[]) { return this.inner.writeAnomalies(h, s, t, a); }
-  saveCheckpoints(c: readonly Checkpoint[]) { return this.inner.saveCheckpoints(c); }
-  loadCheckpoint(h: string) { return this.inner.loadCheckpoint(h); }
-  query(sql: string, f?: QueryFormat) { return this.inner.query(sql, f); }
-  readHistory(q: HistoryQuery) { return this.inner.readHistory(q); }
-  vmEnergy(u: string, q: EnergyRangeQuery) { return this.inner.vmEnergy(u, q); }
-  tenantBill(t: string, q: EnergyRangeQuery) { return this.inner.tenantBill(t, q); }
-  tenantTotals(q: EnergyRangeQuery) { return this.inner.tenantTotals(q); }
-  close() { return this.inner.close(); }
 }
 
 test('a failed attribution publish, then a refused interval: no loss, no double count, the bad one dead-lettered', async (t) => {

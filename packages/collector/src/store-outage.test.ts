@@ -6,24 +6,23 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { InProcessBus, TOPICS, partitionForKey, WattsplitError, memoryLogger, retryable, type TransportResult } from '@wattsplit/wire';
-import type { Anomaly } from '@wattsplit/attribution';
-import { ChdbStore, type Checkpoint, type EnergyRangeQuery, type HistoryQuery, type IntervalWrite, type QueryFormat, type Store } from '@wattsplit/store';
+import { ChdbStore, type IntervalWrite, type Store } from '@wattsplit/store';
+import { DelegatingStore } from './test-stores.js';
 import { createCollectorApp } from './collector-module.js';
 import { HOST_A, HOST_B, encoded, type HostSpec } from './test-frames.js';
 
 /** A real store behind a switch: each write call takes the next step of `plan` (then 'ok'): fail before
  *  reaching the store, or write and then report a failure (the acknowledgement is lost). */
-class OutageStore implements Store {
-  readonly backend = 'chdb' as const;
+class OutageStore extends DelegatingStore {
   calls = 0;
   failures = 0;
   constructor(
-    private readonly inner: Store,
+    inner: Store,
     readonly plan: ('before' | 'after' | 'slow' | 'ok')[],
-  ) {}
-  init() { return this.inner.init(); }
-  writeInterval(w: IntervalWrite) { return this.writeIntervals([w]); }
-  async writeIntervals(ws: readonly IntervalWrite[]): Promise<TransportResult> {
+  ) {
+    super(inner);
+  }
+  override async writeIntervals(ws: readonly IntervalWrite[]): Promise<TransportResult> {
     const n = ++this.calls;
     const step = this.plan.shift() ?? 'ok';
     const down = () => retryable(new WattsplitError('STORE_UNAVAILABLE', `injected outage on write #${n}`, { retriable: true }), 10);
@@ -39,15 +38,6 @@ class OutageStore implements Store {
     }
     return r;
   }
-  writeAnomalies(h: string, s: number, t: number, a: readonly Anomaly[]) { return this.inner.writeAnomalies(h, s, t, a); }
-  saveCheckpoints(c: readonly Checkpoint[]) { return this.inner.saveCheckpoints(c); }
-  loadCheckpoint(h: string) { return this.inner.loadCheckpoint(h); }
-  query(sql: string, f?: QueryFormat) { return this.inner.query(sql, f); }
-  readHistory(q: HistoryQuery) { return this.inner.readHistory(q); }
-  vmEnergy(u: string, q: EnergyRangeQuery) { return this.inner.vmEnergy(u, q); }
-  tenantBill(t: string, q: EnergyRangeQuery) { return this.inner.tenantBill(t, q); }
-  tenantTotals(q: EnergyRangeQuery) { return this.inner.tenantTotals(q); }
-  close() { return this.inner.close(); }
 }
 
 test('store outages (before and after the write) → redelivery → every interval stored exactly once', async (t) => {

@@ -1,0 +1,23 @@
+/** Test helper: a Store that forwards everything to a real one; tests override the calls they fault. */
+import type { Anomaly } from '@wattsplit/attribution';
+import type { Checkpoint, EnergyRangeQuery, HistoryQuery, IntervalWrite, QueryFormat, Store } from '@wattsplit/store';
+import type { TransportResult } from '@wattsplit/wire';
+
+export class DelegatingStore implements Store {
+  readonly backend: Store['backend'];
+  constructor(protected readonly inner: Store) {
+    this.backend = inner.backend;
+  }
+  init() { return this.inner.init(); }
+  writeInterval(w: IntervalWrite): Promise<TransportResult> { return this.writeIntervals([w]); }
+  writeIntervals(ws: readonly IntervalWrite[]): Promise<TransportResult> { return this.inner.writeIntervals(ws); }
+  writeAnomalies(h: string, s: number, t: number, a: readonly Anomaly[]) { return this.inner.writeAnomalies(h, s, t, a); }
+  saveCheckpoints(c: readonly Checkpoint[]) { return this.inner.saveCheckpoints(c); }
+  loadCheckpoint(h: string) { return this.inner.loadCheckpoint(h); }
+  query(sql: string, f?: QueryFormat) { return this.inner.query(sql, f); }
+  readHistory(q: HistoryQuery) { return this.inner.readHistory(q); }
+  vmEnergy(u: string, q: EnergyRangeQuery) { return this.inner.vmEnergy(u, q); }
+  tenantBill(t: string, q: EnergyRangeQuery) { return this.inner.tenantBill(t, q); }
+  tenantTotals(q: EnergyRangeQuery) { return this.inner.tenantTotals(q); }
+  close() { return this.inner.close(); }
+}
