@@ -11,7 +11,8 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createServer, connect, type Server, type Socket } from 'node:net';
 import { randomUUID } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
-import { EnergySource, EnergyUnit, TOPICS, VmState, silentLogger, type BusMessage, type ITelemetryFrame, type IVmSample } from '@wattsplit/wire';
+import { TOPICS, silentLogger, type BusMessage } from '@wattsplit/wire';
+import { frameAt, type HostSpec } from '@wattsplit/collector/test-frames';
 import { startGateway, type Gateway } from '@wattsplit/gateway';
 import { GrpcIngestClient } from '@wattsplit/agent';
 import { ClickHouseServerStore } from '@wattsplit/store';
@@ -27,53 +28,17 @@ const skip = !brokers
     ? 'ClickHouse server unavailable: WATTSPLIT_TEST_CLICKHOUSE_URL is not set (run through scripts/test.mjs)'
     : false;
 
-const WALL0_NS = Math.floor(Date.now() / 1000 - 3600) * 1e9;
-
-interface SimHostSpec {
-  hostId: string;
-  raplW: number;
-  bmcW: number;
-  /** uuid → [tenant, busy cores] */
-  vms: Record<string, [string, number]>;
-}
+type SimHostSpec = HostSpec;
 
 function hosts(prefix: string, n: number): SimHostSpec[] {
   return Array.from({ length: n }, (_, i) => ({
     hostId: `${prefix}-hv-${i}`,
+    hardwareClass: 'xeon-e2e',
+    onlineCpus: 32,
     raplW: 200 + 10 * i,
     bmcW: 400 + 10 * i,
     vms: { [`${prefix}-${i}-web`]: ['acme', 1], [`${prefix}-${i}-db`]: ['globex', 3] },
   }));
-}
-
-function frameAt(h: SimHostSpec, seq: number): ITelemetryFrame {
-  const t = seq;
-  const vms: IVmSample[] = Object.entries(h.vms).map(([uuid, [tenant, cores]]) => ({
-    uuid,
-    name: `vm-${uuid}`,
-    tenant,
-    vcpus: 4,
-    memoryBytes: 8 * 2 ** 30,
-    state: VmState.VM_STATE_RUNNING,
-    cpuTimeNs: Math.round(t * cores * 1e9),
-    vcpuTimeNs: [Math.round(t * cores * 0.5e9), Math.round(t * cores * 0.5e9)],
-  }));
-  const busy = Object.values(h.vms).reduce((a, [, c]) => a + c, 0) + 0.2;
-  return {
-    hostId: h.hostId,
-    hardwareClass: 'xeon-e2e',
-    seq,
-    bootId: 'boot-1',
-    monoNs: Math.round((1000 + t) * 1e9),
-    wallUnixNs: WALL0_NS + t * 1e9,
-    intervalMs: 1000,
-    counters: [
-      { id: 'intel-rapl:0', source: EnergySource.ENERGY_SOURCE_RAPL, domain: 'package', index: 0, value: Math.round(t * h.raplW * 1e6), unit: EnergyUnit.ENERGY_UNIT_MICROJOULE, maxRange: 262_143_328_850 },
-      { id: 'bmc', source: EnergySource.ENERGY_SOURCE_BMC, domain: 'chassis', index: -1, value: Math.round(t * h.bmcW), unit: EnergyUnit.ENERGY_UNIT_JOULE, maxRange: 0 },
-    ],
-    vms,
-    hostCpu: { busyNs: Math.round(t * busy * 1e9), idleNs: Math.round(t * (32 - busy) * 1e9), onlineCpus: 32, avgFreqMhz: 2400 },
-  };
 }
 
 /** One agent per host: sends seq from..to in batches, retrying what the gateway answers RETRY (bounded). */
