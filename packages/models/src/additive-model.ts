@@ -26,12 +26,26 @@ export type ModelSource = (typeof MODEL_SOURCES)[number];
 /** Shape features (normalised, into the MLP). */
 export const SHAPE_FEATURES = ['util_per_vcpu', 'vcpu_spread', 'ipc', 'llc_mpki', 'perf_present', 'mem_used_frac', 'freq_ghz', 'gpu_util'] as const;
 /** Additive I/O terms (raw units, non-negative weights): MB/s and GiB. */
-export const IO_FEATURES = ['block_read_mbs', 'block_write_mbs', 'net_rx_mbs', 'net_tx_mbs', 'mem_used_gib', 'gpu_w'] as const;
+export const IO_FEATURES = ['block_read_mbs', 'block_write_mbs', 'net_rx_mbs', 'net_tx_mbs', 'mem_used_gib', 'gpu_w', 'dram_gbs'] as const;
+/**
+ * The I/O terms each source may use. RAPL (packages + DRAM) sees I/O only through CPU time (emulator threads,
+ * the hypervisor) and DRAM traffic: its one additive term is memory traffic from LLC misses (perf), not
+ * scaled by package load. Block and network bytes power disks and NICs (wall side), and GPU power drives
+ * fans and PSU losses (wall side). Models from before `dram_gbs` have 6 weights (the last one is then 0).
+ */
+export const SOURCE_IO: Readonly<Record<ModelSource, readonly (typeof IO_FEATURES)[number][]>> = Object.freeze({
+  rapl: ['dram_gbs'],
+  bmc_rest: ['block_read_mbs', 'block_write_mbs', 'net_rx_mbs', 'net_tx_mbs', 'mem_used_gib', 'gpu_w', 'dram_gbs'],
+});
 
 export const OVERHEAD_ID = '__host_overhead__';
 
 export interface VmFeatures {
   id: string;
+  /** Host the interval is from (placement on sockets is per host). */
+  host: string;
+  /** Online CPUs of the host. */
+  cores: number;
   cpu: number;
   /** Host CPU busy fraction (0..1): per-core power changes with package load (frequency, voltage, uncore). */
   load: number;
@@ -74,6 +88,23 @@ export interface AdditiveModelJson {
   norm: { mean: number[]; std: number[] };
   sources: Record<ModelSource, SourceWeights>;
   backend: string;
+  /**
+   * Where each VM's vCPUs run, inferred from the per-package RAPL counters (placement.ts). With it, the RAPL
+   * load factor of a term uses the load of the VM's own socket(s) instead of the host's average.
+   */
+  placement?: Placement;
+  /**
+   * Shape features the MLP does not see (fed as 0). Models since the socket-load factor leave `freq_ghz` out:
+   * the host's average frequency falls with the load of both packages alike, so as a per-VM input it gave
+   * every term the host's load effect and left the per-socket load factor nothing to fit. Absent: all used.
+   */
+  ignoredShape?: string[];
+}
+
+/** Socket placement of VMs: `${hostId}/${vmUuid}` → fraction of its CPU time on each package (Σ = 1). */
+export interface Placement {
+  sockets: number;
+  vm: Record<string, number[]>;
 }
 
 function rate(x: number, dt: number): number {
@@ -101,8 +132,8 @@ export function vmFeatures(vm: VmInterval, iv: HostInterval): VmFeatures {
   for (const g of vm.gpus) gpu += Math.max(0, g.smUtilPct) / 100;
   const shape = [rate(vm.cpuSeconds, span) / vcpus, spread, ipc, Math.min(mpki, 100), p ? 1 : 0, vm.memoryBytes > 0 ? vm.memoryUsedBytes / vm.memoryBytes : 0, (iv.hostCpu.avgFreqMhz || 0) / 1000, gpu];
   const MB = 1e6;
-  const io = [rate(vm.blockReadBytes, dt) / MB, rate(vm.blockWriteBytes, dt) / MB, rate(vm.netRxBytes, dt) / MB, rate(vm.netTxBytes, dt) / MB, (Math.max(0, vm.memoryUsedBytes) / 2 ** 30) * presence, vmGpuWatts(vm, iv)];
-  return { id: vm.uuid, cpu, load: hostLoad(iv), shape, io };
+  const io = [rate(vm.blockReadBytes, dt) / MB, rate(vm.blockWriteBytes, dt) / MB, rate(vm.netRxBytes, dt) / MB, rate(vm.netTxBytes, dt) / MB, (Math.max(0, vm.memoryUsedBytes) / 2 ** 30) * presence, vmGpuWatts(vm, iv), p ? (rate(p.llcMisses, dt) * 64) / 1e9 : 0];
+  return { id: vm.uuid, host: iv.hostId, cores: iv.hostCpu.onlineCpus, cpu, load: hostLoad(iv), shape, io };
 }
 
 /**
@@ -146,12 +177,59 @@ export function overheadFeatures(iv: HostInterval): VmFeatures {
   let vmCpu = 0;
   for (const v of iv.vms) vmCpu += Math.max(0, v.cpuSeconds);
   const cpu = rate(Math.max(0, iv.hostCpu.busySeconds - vmCpu), iv.durationS);
-  return { id: OVERHEAD_ID, cpu, load: hostLoad(iv), shape: [0, 0, 0, 0, 0, 0, (iv.hostCpu.avgFreqMhz || 0) / 1000, 0], io: IO_FEATURES.map(() => 0) };
+  return { id: OVERHEAD_ID, host: iv.hostId, cores: iv.hostCpu.onlineCpus, cpu, load: hostLoad(iv), shape: [0, 0, 0, 0, 0, 0, (iv.hostCpu.avgFreqMhz || 0) / 1000, 0], io: IO_FEATURES.map(() => 0) };
 }
 
 /** All additive terms of an interval: its VMs, then the host overhead. */
 export function intervalFeatures(iv: HostInterval): VmFeatures[] {
   return [...iv.vms.map((v) => vmFeatures(v, iv)), overheadFeatures(iv)];
+}
+
+/**
+ * Per-term load (0..1) for the RAPL load factor: the busy fraction of the socket(s) the term runs on, from
+ * every term's CPU time and the model's placement; terms without a placement (the hypervisor, VMs the model
+ * has not seen) are spread evenly. Without a placement (single socket, or none inferred): the host's load.
+ */
+export function termLoads(model: AdditiveModelJson, terms: readonly VmFeatures[]): number[] {
+  const pl = model.placement;
+  const cores = terms[0]?.cores ?? 0;
+  if (!pl || pl.sockets < 2 || !(cores > 0)) return terms.map((f) => f.load);
+  const S = pl.sockets;
+  const ws = terms.map((f) => pl.vm[`${f.host}/${f.id}`]);
+  if (ws.every((w) => w === undefined)) return terms.map((f) => f.load);
+  const us = new Float64Array(S);
+  terms.forEach((f, t) => {
+    const w = ws[t];
+    const c = Math.max(0, f.cpu);
+    for (let s = 0; s < S; s++) us[s] = us[s]! + c * (w ? (w[s] ?? 0) : 1 / S);
+  });
+  const perSocket = cores / S;
+  let mean = 0;
+  for (let s = 0; s < S; s++) {
+    us[s] = Math.min(1, us[s]! / perSocket);
+    mean += us[s]! / S;
+  }
+  return terms.map((_f, t) => {
+    const w = ws[t];
+    if (!w) return mean;
+    let u = 0;
+    for (let s = 0; s < S; s++) u += (w[s] ?? 0) * us[s]!;
+    return u;
+  });
+}
+
+const NO_INDICES: readonly number[] = Object.freeze([]);
+const ignoredCache = new WeakMap<AdditiveModelJson, readonly number[]>();
+
+/** Indices (into SHAPE_FEATURES) of the model's ignored shape features. */
+export function ignoredIndices(model: AdditiveModelJson): readonly number[] {
+  if (!model.ignoredShape?.length) return NO_INDICES;
+  let r = ignoredCache.get(model);
+  if (!r) {
+    r = model.ignoredShape.map((n) => (SHAPE_FEATURES as readonly string[]).indexOf(n)).filter((i) => i >= 0);
+    ignoredCache.set(model, r);
+  }
+  return r;
 }
 
 function softplus(x: number): number {
@@ -182,18 +260,22 @@ export function termPowers(model: AdditiveModelJson, source: ModelSource, terms:
   const F = mean.length;
   const out = new Array<number>(terms.length);
   const xn = new Float64Array(F);
+  const loads = termLoads(model, terms);
+  const off = ignoredIndices(model);
   for (let t = 0; t < terms.length; t++) {
     const f = terms[t]!;
     let g = 0;
     if (f.cpu > 0) {
       for (let i = 0; i < F; i++) xn[i] = ((f.shape[i] ?? 0) - mean[i]!) / std[i]!;
+      for (const i of off) xn[i] = 0;
       let z = w.b2;
       for (let h = 0; h < H; h++) {
         let a = w.b1[h]!;
         for (let i = 0; i < F; i++) a += xn[i]! * w.W1[i]![h]!;
         z += Math.tanh(a) * w.W2[h]!;
       }
-      const lf = Math.max(0.1, 1 + w.load[0] * f.load + w.load[1] * f.load * f.load);
+      const u = loads[t]!;
+      const lf = Math.max(0.1, 1 + w.load[0] * u + w.load[1] * u * u);
       g = w.cpuScaleW * f.cpu * softplus(z) * Math.exp(w.vm[f.id] ?? 0) * lf;
     }
     for (let k = 0; k < f.io.length; k++) g += (f.io[k] ?? 0) * (w.io[k] ?? 0);
@@ -221,12 +303,19 @@ export function checkModelJson(x: unknown, file: string): AdditiveModelJson {
   if (typeof m.hardwareClass !== 'string') bad('hardwareClass', m.hardwareClass);
   if (!Number.isInteger(m.version)) bad('version', m.version);
   if (!m.norm || !Array.isArray(m.norm.mean) || m.norm.mean.length !== SHAPE_FEATURES.length || !Array.isArray(m.norm.std)) bad('norm', m.norm);
+  if (m.ignoredShape !== undefined && !(Array.isArray(m.ignoredShape) && m.ignoredShape.every((x) => (SHAPE_FEATURES as readonly string[]).includes(x)))) bad('ignoredShape', m.ignoredShape);
+  if (m.placement !== undefined) {
+    const pl = m.placement as Partial<Placement>;
+    if (!Number.isInteger(pl.sockets) || (pl.sockets ?? 0) < 1) bad('placement.sockets', pl.sockets);
+    if (typeof pl.vm !== 'object' || pl.vm === null) return bad('placement.vm', pl.vm);
+    for (const [k, w] of Object.entries(pl.vm)) if (!Array.isArray(w) || w.length !== pl.sockets || !w.every((x) => Number.isFinite(x) && x >= 0)) bad(`placement.vm["${k}"]`, w);
+  }
   for (const s of MODEL_SOURCES) {
     const w = m.sources?.[s];
     if (!w) return bad(`sources.${s}`, w);
     if (!Number.isFinite(w.staticW)) bad(`sources.${s}.staticW`, w.staticW);
     if (!Array.isArray(w.W1) || w.W1.length !== SHAPE_FEATURES.length) bad(`sources.${s}.W1`, '[...]');
-    if (!Array.isArray(w.io) || w.io.length !== IO_FEATURES.length) bad(`sources.${s}.io`, w.io);
+    if (!Array.isArray(w.io) || (w.io.length !== IO_FEATURES.length && w.io.length !== IO_FEATURES.length - 1)) bad(`sources.${s}.io`, w.io);
     if (!Array.isArray(w.load) || w.load.length !== 2) bad(`sources.${s}.load`, w.load);
   }
   return m as AdditiveModelJson;

@@ -5,8 +5,9 @@
  */
 import type { HostInterval } from '@wattsplit/attribution';
 import { silentLogger, WattsplitError, type Logger } from '@wattsplit/wire';
-import { IO_FEATURES, intervalFeatures, MODEL_SOURCES, SHAPE_FEATURES, termPowers, type AdditiveModelJson, type ModelSource, type SourceWeights, type VmFeatures } from './additive-model.js';
+import { IO_FEATURES, intervalFeatures, MODEL_SOURCES, SHAPE_FEATURES, SOURCE_IO, termLoads, termPowers, type AdditiveModelJson, type ModelSource, type SourceWeights, type VmFeatures } from './additive-model.js';
 import { nnlsNormal } from './nnls.js';
+import { inferPlacement } from './placement.js';
 import { isUsableForTraining, selectTrainingIntervals } from './training-selection.js';
 import { initTf, tf } from './tf-backend.js';
 import { mulberry32 } from '@wattsplit/attribution';
@@ -29,6 +30,15 @@ export interface AdditiveTrainOptions {
    * fit instead of learned as the intercept, which removes the intercept/slope trade-off of an extrapolated fit.
    */
   fixedStaticW?: Partial<Record<ModelSource, number>>;
+  /**
+   * Infer each VM's CPU package from the per-package RAPL counters and scale its RAPL term with the load of
+   * its own package (placement.ts). Default true; hosts with one package use the host load either way.
+   */
+  socketPlacement?: boolean;
+  /** Per-VM multipliers on the wall-side rest too (DRAM on hosts without DRAM zones, NICs, disks). Default true. */
+  bmcPerVm?: boolean;
+  /** Shape features the MLP leaves out (additive-model.ts `ignoredShape`). Default ['freq_ghz']. */
+  ignoreShape?: string[];
   /** Learn per-VM coefficients (VM identity). Default true. */
   perVm?: boolean;
   /**
@@ -66,6 +76,7 @@ export async function trainAdditiveModel(intervals: readonly HostInterval[], opt
   const logger = opts.logger ?? silentLogger;
   const t0 = performance.now();
   let usable = intervals.filter(isUsableForTraining);
+  const allUsable = usable;
   if (usable.length < 30) {
     throw new WattsplitError('MODEL_TRAINING_FAILED', `additive model: need at least 30 usable intervals to train, got ${usable.length} of ${intervals.length}`, { details: { usable: usable.length, total: intervals.length } });
   }
@@ -83,6 +94,9 @@ export async function trainAdditiveModel(intervals: readonly HostInterval[], opt
   // ---- features, normalisation, vm table
   const terms = sample.map((iv) => intervalFeatures(iv));
   const F = SHAPE_FEATURES.length;
+  const ignoredShape = (opts.ignoreShape ?? ['freq_ghz']).filter((x) => (SHAPE_FEATURES as readonly string[]).includes(x));
+  const off = ignoredShape.map((x) => (SHAPE_FEATURES as readonly string[]).indexOf(x));
+  for (const ts of terms) for (const f of ts) for (const i of off) f.shape[i] = 0;
   const K = IO_FEATURES.length;
   const mean = new Array<number>(F).fill(0);
   const sq = new Array<number>(F).fill(0);
@@ -136,9 +150,14 @@ export async function trainAdditiveModel(intervals: readonly HostInterval[], opt
     norm: { mean, std },
     sources,
     backend,
+    ...(ignoredShape.length ? { ignoredShape } : {}),
   };
+  // which socket each VM runs on (per-package RAPL counters), for the socket-load factor of the RAPL terms
+  const fitSet = new Set(usable);
+  const placement = (opts.socketPlacement ?? true) ? inferPlacement(allUsable, (iv) => fitSet.has(iv)) : undefined;
+  if (placement) model.placement = placement;
   refitPerVm(model, 'rapl', terms, p.y.rapl, opts.vmRegularisation ?? 0.005, perVm, opts.fixedStaticW?.rapl);
-  refitPerVm(model, 'bmc_rest', terms, p.y.bmc_rest, opts.vmRegularisation ?? 0.005, false, opts.fixedStaticW?.bmc_rest);
+  refitPerVm(model, 'bmc_rest', terms, p.y.bmc_rest, opts.vmRegularisation ?? 0.005, opts.bmcPerVm ?? true, opts.fixedStaticW?.bmc_rest);
   // training residuals on the plain-JS apply path (what will be used)
   for (const s of MODEL_SOURCES) {
     let se = 0;
@@ -159,10 +178,11 @@ export async function trainAdditiveModel(intervals: readonly HostInterval[], opt
 
 /**
  * Per-VM multipliers c_v ≥ 0 on each term's CPU part, with the static power re-estimated, by NNLS on
- *   P_measured − Σ io terms = static + Σ_v c_v · cpuTerm_v(feature model)
+ *   P_measured − Σ io terms = static + Σ_v c_v · cpuTerm_v(feature model) · (1 + β₁·u_v + β₂·u_v²)
  * and a ridge pulling every c_v towards 1 (the feature model) with a weight of `reg` × the term's own
  * Σ cpuTerm²: a VM seen little stays on the feature model (cold start), a VM seen a lot gets its own
- * signature. Stored as log-multipliers (model.sources[s].vm).
+ * signature. u_v is the load of the term's socket (termLoads: the model's placement) or of the host.
+ * Stored as log-multipliers (model.sources[s].vm).
  */
 function refitPerVm(model: AdditiveModelJson, s: ModelSource, terms: VmFeatures[][], y: Float32Array, reg: number, perVm: boolean, fixedStatic: number | undefined): void {
   const w = model.sources[s];
@@ -174,34 +194,37 @@ function refitPerVm(model: AdditiveModelJson, s: ModelSource, terms: VmFeatures[
   w.load = [0, 0];
   const ioOnly: SourceWeights = { ...w, cpuScaleW: 0 };
   const mIo: AdditiveModelJson = { ...model, sources: { ...model.sources, [s]: ioOnly } };
+  // the load each term's CPU part scales with: its socket's (RAPL, with a placement) or the host's
+  const { placement: _placement, ...unplaced } = model;
+  const loadModel: AdditiveModelJson = w.fromRapl ? unplaced : model;
   const rows = terms.map((ts) => {
     const full = termPowers(model, s, ts);
     const io = termPowers(mIo, s, ts);
     const ioF = new Float64Array(IO_FEATURES.length);
     for (const t of ts) for (let k = 0; k < ioF.length; k++) ioF[k] = ioF[k]! + (t.io[k] ?? 0);
-    return { cpu: ts.map((_, i) => full[i]! - io[i]!), ioF, load: ts[0]?.load ?? 0 };
+    return { cpu: ts.map((_, i) => full[i]! - io[i]!), ioF, loads: termLoads(loadModel, ts) };
   });
   // Unscaled columns after the VM columns: the I/O features summed over terms (shared, non-negative weights).
   const K = IO_FEATURES.length;
   const N = n + K;
   const MEM_K = IO_FEATURES.indexOf('mem_used_gib');
-  // For a given load factor β (CPU terms × (1 + β·u)), the multipliers and static power are a ridge NNLS;
-  // β itself is chosen by residual over a coarse then a fine grid. A load-independent linear fit of a host
-  // whose per-core power rises with load lowers the intercept and inflates every VM's coefficient by about
-  // the same watts per core, which over-bills small VMs most; fitting β removes that.
-  // Normal equations as polynomials in β, accumulated once: with f_r = 1 + β·u_r and v_r the row's CPU
-  // terms per column, AᵀA = S0 + 2β·S1 + β²·S2 (S_k = Σ u^k v vᵀ), Aᵀb = B0 + β·B1; the intercept column is 1.
-  // Column layout: 0 = intercept, 1..n−1 = VM multipliers (scaled by f = 1 + β·u), n..N−1 = I/O weights.
-  // Normal equations as polynomials in β, accumulated once: VV = S0 + 2β·S1 + β²·S2 (S_k = Σ u^k v vᵀ),
-  // UV = C0 + β·C1 (U = unscaled columns: intercept and I/O), UU = D, Aᵀb = B0 + β·B1 on VM columns.
-  const S = [0, 1, 2].map(() => Array.from({ length: n }, () => new Float64Array(n)));
-  const C = [0, 1].map(() => Array.from({ length: N }, () => new Float64Array(n)));
+  const allowed = IO_FEATURES.map((name) => (SOURCE_IO[s] as readonly string[]).includes(name));
+  // For a given load factor (β₁, β₂) the multipliers and static power are a ridge NNLS; the βs are chosen by
+  // residual over a coarse then a fine grid. A load-independent linear fit of a host whose per-core power
+  // rises with load lowers the intercept and inflates every VM's coefficient by about the same watts per
+  // core, which over-bills small VMs most; fitting the load factor removes that.
+  // Column layout: 0 = intercept, 1..n−1 = VM multipliers, n..N−1 = I/O weights. Per row, the VM columns are
+  // V₀ + β₁V₁ + β₂V₂ with V_k[v] = Σ_{terms of v} cpuTerm·u^k, so the normal equations are polynomials in β,
+  // accumulated once: VV = Σ_ij βᵢβⱼ S_ij (S_ij = Σ Vᵢ Vⱼᵀ, β₀ = 1), UV = Σ_i βᵢ C_i (U = unscaled columns:
+  // intercept and I/O), UU = D, Aᵀb = Σ_i βᵢ Bᵢ on VM columns.
+  const S = Array.from({ length: 9 }, () => Array.from({ length: n }, () => new Float64Array(n))); // S[3i+j]
+  const C = [0, 1, 2].map(() => Array.from({ length: N }, () => new Float64Array(n)));
   const D = Array.from({ length: N }, () => new Float64Array(N));
-  const Bv = [new Float64Array(n), new Float64Array(n)];
+  const Bv = [new Float64Array(n), new Float64Array(n), new Float64Array(n)];
   const Bu = new Float64Array(N);
   let bb = 0;
   const cols = new Int32Array(n);
-  const vals = new Float64Array(n);
+  const vals = [new Float64Array(n), new Float64Array(n), new Float64Array(n)];
   const slot = new Int32Array(n).fill(-1);
   const ucols: number[] = [];
   const uvals: number[] = [];
@@ -214,15 +237,17 @@ function refitPerVm(model: AdditiveModelJson, s: ModelSource, terms: VmFeatures[
       if (slot[k]! < 0) {
         slot[k] = m;
         cols[m] = k;
-        vals[m] = 0;
+        vals[0]![m] = vals[1]![m] = vals[2]![m] = 0;
         m++;
       }
-      vals[slot[k]!] = vals[slot[k]!]! + v;
+      const u = row.loads[i]!;
+      const j = slot[k]!;
+      vals[0]![j] = vals[0]![j]! + v;
+      vals[1]![j] = vals[1]![j]! + v * u;
+      vals[2]![j] = vals[2]![j]! + v * u * u;
     });
-    const u = row.load;
     const target = y[r]! - (fixedStatic ?? 0);
     bb += target * target;
-    const uk = [1, u, u * u];
     ucols.length = 0;
     uvals.length = 0;
     if (fixedStatic === undefined) {
@@ -231,24 +256,22 @@ function refitPerVm(model: AdditiveModelJson, s: ModelSource, terms: VmFeatures[
     }
     for (let k = 0; k < K; k++) {
       // memory held barely moves: as a column it would compete with the static power, so it stays out
-      if (k !== MEM_K && row.ioF[k]! !== 0) {
+      if (k !== MEM_K && allowed[k] && row.ioF[k]! !== 0) {
         ucols.push(n + k);
         uvals.push(row.ioF[k]!);
       }
     }
     for (let p = 0; p < m; p++) {
       const cp = cols[p]!;
-      const vp = vals[p]!;
-      Bv[0]![cp] = Bv[0]![cp]! + vp * target;
-      Bv[1]![cp] = Bv[1]![cp]! + vp * u * target;
-      for (let k = 0; k < 3; k++) {
-        const rowK = S[k]![cp]!;
-        const w = vp * uk[k]!;
-        for (let q = 0; q < m; q++) rowK[cols[q]!] = rowK[cols[q]!]! + w * vals[q]!;
-      }
-      for (let j = 0; j < ucols.length; j++) {
-        C[0]![ucols[j]!]![cp] = C[0]![ucols[j]!]![cp]! + uvals[j]! * vp;
-        C[1]![ucols[j]!]![cp] = C[1]![ucols[j]!]![cp]! + uvals[j]! * vp * u;
+      for (let i = 0; i < 3; i++) {
+        const vi = vals[i]![p]!;
+        Bv[i]![cp] = Bv[i]![cp]! + vi * target;
+        for (let j = 0; j < 3; j++) {
+          const rowIJ = S[3 * i + j]![cp]!;
+          const vj = vals[j]!;
+          for (let q = 0; q < m; q++) rowIJ[cols[q]!] = rowIJ[cols[q]!]! + vi * vj[q]!;
+        }
+        for (let a = 0; a < ucols.length; a++) C[i]![ucols[a]!]![cp] = C[i]![ucols[a]!]![cp]! + uvals[a]! * vi;
       }
     }
     for (let j = 0; j < ucols.length; j++) {
@@ -257,19 +280,29 @@ function refitPerVm(model: AdditiveModelJson, s: ModelSource, terms: VmFeatures[
     }
     for (let p = 0; p < m; p++) slot[cols[p]!] = -1;
   });
-  const solve = (beta: number): { x: Float64Array; sse: number } | undefined => {
+  const ucolsAll = [0, ...Array.from({ length: K }, (_, k) => n + k)];
+  const solve = (b1: number, b2: number): { x: Float64Array; sse: number } | undefined => {
+    const beta = [1, b1, b2];
     const AtA = Array.from({ length: N }, () => new Float64Array(N));
     const Atb = new Float64Array(N);
-    for (let p = 1; p < n; p++) {
-      for (let q = 1; q < n; q++) AtA[p]![q] = S[0]![p]![q]! + 2 * beta * S[1]![p]![q]! + beta * beta * S[2]![p]![q]!;
-      Atb[p] = Bv[0]![p]! + beta * Bv[1]![p]!;
+    for (let i = 0; i < 3; i++) {
+      for (let j = 0; j < 3; j++) {
+        const f = beta[i]! * beta[j]!;
+        if (f === 0) continue;
+        const Sij = S[3 * i + j]!;
+        for (let p = 1; p < n; p++) {
+          const out = AtA[p]!;
+          const src = Sij[p]!;
+          for (let q = 1; q < n; q++) out[q] = out[q]! + f * src[q]!;
+        }
+      }
+      for (let p = 1; p < n; p++) Atb[p] = Atb[p]! + beta[i]! * Bv[i]![p]!;
     }
-    const ucolsAll = [0, ...Array.from({ length: K }, (_, k) => n + k)];
     for (const a of ucolsAll) {
       Atb[a] = Bu[a]!;
       for (const b of ucolsAll) AtA[a]![b] = D[a]![b]!;
       for (let p = 1; p < n; p++) {
-        const x = C[0]![a]![p]! + beta * C[1]![a]![p]!;
+        const x = C[0]![a]![p]! + b1 * C[1]![a]![p]! + b2 * C[2]![a]![p]!;
         AtA[a]![p] = x;
         AtA[p]![a] = x;
       }
@@ -294,20 +327,24 @@ function refitPerVm(model: AdditiveModelJson, s: ModelSource, terms: VmFeatures[
     }
     return { x, sse };
   };
-  let best: { beta: number; x: Float64Array; sse: number } | undefined;
-  const tryBeta = (beta: number): void => {
-    const r = solve(beta);
-    if (r && (!best || r.sse < best.sse)) best = { beta, ...r };
+  // the load factor must stay positive on [0, 1]
+  const admissible = (b1: number, b2: number): boolean => [0, 0.25, 0.5, 0.75, 1].every((u) => 1 + b1 * u + b2 * u * u > 0.1);
+  let best: { b1: number; b2: number; x: Float64Array; sse: number } | undefined;
+  const tryBeta = (b1: number, b2: number): void => {
+    if (!admissible(b1, b2)) return;
+    const r = solve(b1, b2);
+    if (r && (!best || r.sse < best.sse)) best = { b1, b2, ...r };
   };
-  for (let beta = -0.4; beta <= 1.6 + 1e-9; beta += 0.2) tryBeta(Math.round(beta * 10) / 10);
-  if (best) {
-    const b0 = best.beta;
-    for (let d = -0.16; d <= 0.16 + 1e-9; d += 0.04) if (Math.abs(d) > 1e-9) tryBeta(b0 + d);
+  for (let i = -2; i <= 8; i++) for (let j = -6; j <= 4; j++) tryBeta(i / 5, j / 5);
+  for (const d of [0.1, 0.05, 0.025]) {
+    const c = best;
+    if (!c) break;
+    for (let i = -1; i <= 1; i++) for (let j = -1; j <= 1; j++) if (i !== 0 || j !== 0) tryBeta(c.b1 + i * d, c.b2 + j * d);
   }
   const c: Float64Array = best?.x ?? new Float64Array(n).fill(1);
   const stat = fixedStatic ?? (best ? Math.max(0, best.x[0]!) : w.staticW);
   if (best) w.io = Array.from({ length: K }, (_, k) => Math.max(0, best!.x[n + k]!));
-  const load: [number, number] = [best?.beta ?? 0, 0];
+  const load: [number, number] = [best?.b1 ?? 0, best?.b2 ?? 0];
   w.staticW = stat;
   w.load = load;
   w.vm = {};
@@ -317,6 +354,13 @@ function refitPerVm(model: AdditiveModelJson, s: ModelSource, terms: VmFeatures[
     const k = Math.max(c[1] ?? 1, 1e-6);
     w.cpuScaleW *= k;
   }
+}
+
+async function ioWeights(ioRaw: tf.Variable, mask: tf.Tensor1D, scale: number): Promise<number[]> {
+  const t = tf.tidy(() => tf.mul(tf.softplus(ioRaw), mask));
+  const out = Array.from(await t.data()).map((x) => x * scale);
+  t.dispose();
+  return out;
 }
 
 async function trainSource(p: Packed, s: ModelSource, F: number, K: number, vmIds: Map<string, number>, opts: AdditiveTrainOptions): Promise<SourceWeights> {
@@ -350,6 +394,7 @@ async function trainSource(p: Packed, s: ModelSource, F: number, K: number, vmId
   const W2 = init([H], 0.1);
   const b2 = tf.variable(tf.scalar(inv(perCore / scale)));
   const ioRaw = tf.variable(tf.fill([K], inv(0.01 / scale)));
+  const ioMask = tf.tensor1d(IO_FEATURES.map((name) => ((SOURCE_IO[s] as readonly string[]).includes(name) ? 1 : 0)));
   const p0Raw = tf.variable(tf.scalar(p0 / scale));
   const emb = tf.variable(tf.zeros([nIds]));
   const known = tf.tensor1d(Array.from({ length: nIds }, (_, i) => (i === 0 ? 0 : 1)));
@@ -364,7 +409,7 @@ async function trainSource(p: Packed, s: ModelSource, F: number, K: number, vmId
     const oh = tf.oneHot(tf.reshape(ids, [n * V]), nIds);
     const m = tf.exp(tf.reshape(tf.matMul(oh, tf.reshape(tf.mul(emb, known), [nIds, 1])), [n * V]));
     const cpuTerm = tf.mul(tf.mul(tf.reshape(a, [n * V]), m), tf.reshape(cpu, [n * V]));
-    const ioTerm = tf.sum(tf.mul(tf.reshape(io, [n * V, K]), tf.softplus(ioRaw)), 1);
+    const ioTerm = tf.sum(tf.mul(tf.reshape(io, [n * V, K]), tf.mul(tf.softplus(ioRaw), ioMask)), 1);
     return tf.add<tf.Tensor1D>(tf.sum(tf.reshape(tf.add(cpuTerm, ioTerm), [n, V]), 1), p0Raw);
   };
 
@@ -390,14 +435,14 @@ async function trainSource(p: Packed, s: ModelSource, F: number, K: number, vmId
     b2: (await b2.data())[0] ?? 0,
     cpuScaleW: scale,
     load: [0, 0],
-    io: Array.from(await tf.softplus(ioRaw).data()).map((x) => x * scale),
+    io: await ioWeights(ioRaw, ioMask, scale),
     vm: {},
     residualRmsW: 0,
     meanPowerW: yMean,
   };
   const e = await emb.data();
   for (const [id, i] of vmIds) if (e[i] !== 0) out.vm[id] = e[i]!;
-  for (const t of [W1, b1, W2, b2, ioRaw, p0Raw, emb, known, all.shape, all.cpu, all.io, all.ids, all.y]) t.dispose();
+  for (const t of [W1, b1, W2, b2, ioRaw, ioMask, p0Raw, emb, known, all.shape, all.cpu, all.io, all.ids, all.y]) t.dispose();
   optimizer.dispose();
   return out;
 }
