@@ -3,7 +3,7 @@
 // collector (NestJS, attribution) → ClickHouse server, with both Kafka clients in the same run.
 //
 //   node benchmarks/fleet.mjs [--clients kafkajs,platformatic] [--steps 50,100,200,400,800]
-//        [--step-seconds 15] [--warmup-seconds 15] [--vms 50] [--store-in-flight 2]
+//        [--step-seconds 15] [--warmup-seconds 15] [--vms 50] [--store-in-flight 2] [--compression gzip|none|lz4|snappy]
 //        [--brokers 127.0.0.1:9092] [--clickhouse http://127.0.0.1:8123]
 //
 // Without --brokers / --clickhouse it starts its own broker (scripts/kafka.sh start bench) and
@@ -39,9 +39,10 @@ const opt = (name, dflt) => {
   return i >= 0 && argv[i + 1] ? argv[i + 1] : dflt;
 };
 const say = (m) => process.stderr.write(`fleet-bench: ${m}\n`);
+const compression = opt('compression', 'gzip');
 const busOf = (kind, brokers, ns) => {
   const Impl = kind === 'kafkajs' ? kafkaPkg.KafkaBus : kafkaPkg.PlatformaticKafkaBus;
-  const inner = new Impl({ brokers: [brokers], partitions: 8, maxBatch: 500, partitionsConcurrently: 8 });
+  const inner = new Impl({ brokers: [brokers], partitions: 8, maxBatch: 500, partitionsConcurrently: 8, compression });
   return { inner, bus: new kafkaPkg.NamespacedBus(inner, ns) };
 };
 const hostsPerStream = 25;
