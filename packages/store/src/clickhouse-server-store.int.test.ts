@@ -52,6 +52,10 @@ test('server store: intervals written as RowBinary read back unchanged; bills ad
   assert.deepEqual(hist.find((i) => i.hostId === 'host-b'), want[2]);
   const raw = (await store.query(`SELECT boot_id, counter_ids, counter_values FROM host_samples WHERE host = 'host-a' AND seq = 1`)).rows[0]!;
   assert.deepEqual(raw, { boot_id: 'boot-1', counter_ids: ['intel-rapl:0'], counter_values: [String(2 ** 53 - 1)] });
+  // Checkpoints (seq goes out as an Int64 literal string) round trip too.
+  const frame = new Uint8Array([0, 1, 2, 250, 255]);
+  assert.equal((await store.saveCheckpoints([{ hostId: 'host-a', seq: 2, bootId: 'boot-1', frame }, { hostId: 'host-b', seq: 1, bootId: 'boot-1', frame }])).kind, 'ok');
+  assert.deepEqual(await store.loadCheckpoint('host-a'), { hostId: 'host-a', seq: 2, bootId: 'boot-1', frame });
   const totals = await store.tenantTotals({ fromUnixNs: NOW_NS, toUnixNs: NOW_NS + HOUR_NS });
   const measured = want.reduce((a, i) => a + i.measured.rapl + i.measured.gpu + i.measured.bmc_rest, 0);
   const attributed = totals.reduce((a, t) => a + t.dynamicJoules + t.staticJoules, 0);

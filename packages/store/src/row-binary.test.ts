@@ -32,6 +32,11 @@ test('RowBinary: each type is laid out as ClickHouse reads it', () => {
   // Int64 of a nanosecond timestamp beyond 2^53 (an integer double) keeps every bit it has.
   const big = rowBinaryCodec('t', types, ['t_ns'])!.encode([{ t_ns: 1_763_900_000_123_456_768 }]);
   assert.equal(big.readBigInt64LE(0), 1_763_900_000_123_456_768n);
+  // Integers as decimal strings or bigint (what the SQL literal helpers give) are exact, also past 2^53.
+  const asText = rowBinaryCodec('t', types, ['seq', 't_ns'])!.encode([{ seq: '18446744073709551615', t_ns: -9_223_372_036_854_775_808n }]);
+  assert.equal(asText.readBigUInt64LE(0), 18_446_744_073_709_551_615n);
+  assert.equal(asText.readBigInt64LE(8), -9_223_372_036_854_775_808n);
+  assert.equal(rowBinaryCodec('t', types, ['flags'])!.encode([{ flags: ['1', 0n] }]).toString('hex'), '020100');
   // Long strings and many rows grow the buffer.
   const many = rowBinaryCodec('t', types, ['host'])!.encode(Array.from({ length: 5000 }, () => ({ host: 'x'.repeat(300) })));
   assert.equal(many.length, 5000 * (2 + 300));
@@ -44,6 +49,9 @@ test('RowBinary: a value that does not fit its column is refused with table, row
   refused([{ host: 'a', seq: 1 }, { host: 'b', seq: -1 }], /vm_samples row 1 seq=-1 is not a valid UInt64/);
   refused([{ host: 'a', seq: 1.5 }], /row 0 seq=1.5 is not a valid UInt64/);
   refused([{ host: 'a', seq: 2 ** 64 }], /seq=18446744073709552000 is not a valid UInt64/);
+  refused([{ host: 'a', seq: '18446744073709551616' }], /seq="18446744073709551616" is not a valid UInt64/);
+  refused([{ host: 'a', seq: '-1' }], /seq="-1" is not a valid UInt64/);
+  refused([{ host: 'a', seq: '1e3' }], /seq="1e3" is not a valid UInt64/);
   refused([{ host: 7, seq: 1 }], /host=7 is not a valid LowCardinality\(String\)/);
   refused([{ host: 'a' }], /vm_samples row 0 has no seq/);
   assert.throws(() => rowBinaryCodec('t', types, ['j'])!.encode([{ j: Number.NaN }]), /j=NaN is not a valid Float64/);

@@ -47,7 +47,25 @@ function shown(v: unknown): string {
 function intPut(bytes: 1 | 2 | 4 | 8, signed: boolean): Put {
   const min = signed ? -(2 ** (bytes * 8 - 1)) : 0;
   const max = signed ? 2 ** (bytes * 8 - 1) : 2 ** (bytes * 8);
+  const bits = BigInt(bytes * 8);
   return (w, v) => {
+    // Integers also come as bigint or as decimal strings (the SQL literal helpers give Int64 that way);
+    // those are range-checked exactly and written through BigInt.
+    if (typeof v === 'bigint' || (typeof v === 'string' && /^-?\d{1,20}$/.test(v))) {
+      const x = BigInt(v);
+      if (signed ? x !== BigInt.asIntN(Number(bits), x) : x < 0n || x !== BigInt.asUintN(Number(bits), x)) return false;
+      w.ensure(bytes);
+      if (bytes === 8) {
+        if (signed) w.buf.writeBigInt64LE(x, w.off);
+        else w.buf.writeBigUInt64LE(x, w.off);
+        w.off += 8;
+        return true;
+      }
+      return put(w, Number(x));
+    }
+    return put(w, v);
+  };
+  function put(w: Writer, v: unknown): boolean {
     const n = typeof v === 'boolean' ? Number(v) : v;
     if (typeof n !== 'number' || !Number.isInteger(n) || n < min || n >= max) return false;
     w.ensure(bytes);
@@ -72,7 +90,7 @@ function intPut(bytes: 1 | 2 | 4 | 8, signed: boolean): Put {
     }
     w.off += bytes;
     return true;
-  };
+  }
 }
 
 const putString: Put = (w, v) => {
