@@ -241,6 +241,10 @@ test('fleet fault: collector SIGKILLed mid-stream and restarted resumes from com
   phase('backlog drained');
   await waitFor(async () => (await f.kafka.lag(f.bus.topic(TOPICS.telemetry), 'wattsplit-collector')) === 0, 30_000, 'offsets committed to the end');
   await assertConserved(f, specs.map((h) => h.hostId), frames);
+  // The restart was bridged by checkpoints (without them the interval across the kill can be lost).
+  const cps = (await f.store.query(`SELECT host, max(seq) AS s FROM collector_checkpoints FINAL GROUP BY host ORDER BY host`)).rows;
+  assert.deepEqual(cps.map((r) => [r.host, num(r.s)]), specs.map((h) => [h.hostId, frames]).sort());
+  assert.doesNotMatch(f.stderr.join(''), /checkpoints refused/);
 });
 
 test('fleet fault: a poison message goes to the dead-letter topic and its partition keeps flowing', { skip, timeout: 150_000 }, async (t) => {
