@@ -3,7 +3,7 @@
 // collector (NestJS, attribution) → ClickHouse server, with both Kafka clients in the same run.
 //
 //   node benchmarks/fleet.mjs [--clients kafkajs,platformatic] [--steps 50,100,200,400,800]
-//        [--step-seconds 15] [--warmup-seconds 15] [--vms 50] [--store-in-flight 2] [--compression gzip|none|lz4|snappy]
+//        [--step-seconds 15] [--warmup-seconds 15] [--vms 50] [--store-in-flight 1] [--compression gzip|none|lz4|snappy]
 //        [--brokers 127.0.0.1:9092] [--clickhouse http://127.0.0.1:8123]
 //
 // Without --brokers / --clickhouse it starts its own broker (scripts/kafka.sh start bench) and
@@ -147,7 +147,7 @@ const steps = opt('steps', '50,100,200,400,800').split(',').map(Number);
 const stepSeconds = Number(opt('step-seconds', '15'));
 const warmupSeconds = Number(opt('warmup-seconds', '15'));
 const vmsPerHost = Number(opt('vms', '50'));
-const storeInFlight = Number(opt('store-in-flight', '2'));
+const storeInFlight = Number(opt('store-in-flight', '1'));
 
 function script(name, args) {
   return execFileSync('bash', [join(root, 'scripts', name), ...args], { encoding: 'utf8', timeout: 120_000 }).trim().split('\n').pop();
