@@ -247,6 +247,32 @@ test('fleet fault: collector SIGKILLed mid-stream and restarted resumes from com
   assert.doesNotMatch(f.stderr.join(''), /checkpoints refused/);
 });
 
+test('fleet scale-out: a second collector joins mid-stream and the first one leaves; they share the partitions, nothing lost or counted twice', { skip, timeout: 180_000 }, async (t) => {
+  const f = await fleet(t);
+  const specs = hosts(f.ns, 6);
+  const a = await f.startCollector();
+  await f.store.init();
+  const frames = 45;
+  await runAgents(f.gateway.address, specs, 1, 15, 3);
+  await waitFor(async () => (await storedIntervals(f)) >= specs.length * 14, 60_000, 'first part stored by collector A');
+  // B joins (rebalance: A gives up some partitions) while frames keep coming.
+  const b = await f.startCollector();
+  await runAgents(f.gateway.address, specs, 16, 30, 3);
+  // A leaves cleanly (rebalance: B takes every partition) while frames keep coming.
+  const aExit = new Promise((r) => a.once('exit', r));
+  a.kill('SIGTERM');
+  await aExit;
+  const atLeave = await storedIntervals(f);
+  await runAgents(f.gateway.address, specs, 31, frames, 3);
+  // A stored the first part alone (B did not exist yet); what was left when A exited, B stored alone.
+  assert.ok(atLeave < specs.length * (frames - 1), `A left mid-stream (${atLeave} stored)`);
+  await waitFor(async () => (await storedIntervals(f)) >= specs.length * (frames - 1), 90_000, 'every interval stored by the group');
+  await waitFor(async () => (await f.kafka.lag(f.bus.topic(TOPICS.telemetry), 'wattsplit-collector')) === 0, 30_000, 'offsets committed to the end');
+  await assertConserved(f, specs.map((h) => h.hostId), frames);
+  assert.equal(b.exitCode, null, 'collector B still running');
+  assert.doesNotMatch(f.stderr.join(''), /checkpoints refused/);
+});
+
 test('fleet fault: a poison message goes to the dead-letter topic and its partition keeps flowing', { skip, timeout: 150_000 }, async (t) => {
   const f = await fleet(t);
   const specs = hosts(f.ns, 2);
