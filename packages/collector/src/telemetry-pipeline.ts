@@ -333,7 +333,11 @@ export class TelemetryPipeline implements OnApplicationBootstrap, OnApplicationS
       this.log.warn({ partition, code: r.error.code }, `checkpoints not saved, batch will be redelivered: ${r.error.message}`);
       throw r.error;
     }
-    if (r.kind === 'failed') this.log.error({ partition, code: r.error.code }, `checkpoints refused: ${r.error.message}`);
+    if (r.kind === 'failed') {
+      // The intervals are stored; only a restart's bridge is missing (the interval spanning it would be lost).
+      this.metrics.inc('wattsplit_collector_store_failures_total', { kind: 'checkpoint_refused' });
+      this.log.error({ partition, code: r.error.code }, `checkpoints refused (a restart now loses the interval across it): ${r.error.message}`);
+    }
     this.checkpoints.delete(partition);
   }
 
