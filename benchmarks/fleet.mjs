@@ -356,6 +356,17 @@ const lines = [
   ...all.map((r) => `| ${r.client} | ${r.hosts} | ${r.vmSamplesPerS} | ${r.intervalsPerS} | ${r.lagEnd} | ${r.p50} | ${r.p99} | ${r.rssMiB} | ${r.cpuCollector} / ${r.cpuLoad} / ${r.cpuClickhouse ?? '?'} / ${r.cpuKafka ?? '?'} | ${r.collectorUsPerVmSample ?? '?'} | ${r.intervalsPerWrite} | ${r.sustained ? 'yes' : 'no'} |`),
   '',
   ...clients.map((c) => `${c}: sustained up to ${best(c)} hosts`),
+  '',
+  'CPU per VM-sample (µs) at the largest sustained step, and the cores 1 000 hosts × 50 VMs would need at that cost:',
+  ...clients.flatMap((c) => {
+    const r = all.filter((x) => x.client === c && x.sustained).at(-1);
+    if (!r) return [];
+    const us = (p) => (p === undefined ? undefined : (p / 100) * 1e6 / r.vmSamplesPerS);
+    const parts = { collector: us(r.cpuCollector), 'agents+gateway': us(r.cpuLoad), clickhouse: us(r.cpuClickhouse), kafka: us(r.cpuKafka) };
+    const known = Object.values(parts).filter((v) => v !== undefined);
+    const total = known.reduce((a, v) => a + v, 0);
+    return [`${c} @ ${r.hosts} hosts: ${Object.entries(parts).map(([k, v]) => `${k} ${v === undefined ? '?' : v.toFixed(1)}`).join(', ')}; total ${total.toFixed(1)} µs → ${((total * 50_000) / 1e6).toFixed(1)} cores for 50 000 VM-samples/s`];
+  }),
 ];
 if (clients.includes('kafkajs') && clients.includes('platformatic') && best('kafkajs') > 0) lines.push(`ratio platformatic / kafkajs (hosts sustained): ${(best('platformatic') / best('kafkajs')).toFixed(2)}`);
 console.log(lines.join('\n'));
