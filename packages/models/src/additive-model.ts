@@ -46,6 +46,8 @@ export interface VmFeatures {
   host: string;
   /** Online CPUs of the host. */
   cores: number;
+  /** Placement key when not `${host}/${id}` (training: a VM's epoch before it moved). */
+  placeKey?: string;
   cpu: number;
   /** Host CPU busy fraction (0..1): per-core power changes with package load (frequency, voltage, uncore). */
   load: number;
@@ -70,6 +72,12 @@ export interface SourceWeights {
   io: number[];
   /** Per-VM log-multipliers on the CPU term (VM uuid → e). */
   vm: Record<string, number>;
+  /**
+   * W per busy core (at load 0) of every term the model was trained on (VM uuid, or the hypervisor): its own
+   * signature, learned from host totals. The MLP then only serves terms the model has not seen (cold start).
+   * Absent (older models): MLP × exp(vm) for every term.
+   */
+  vmCoreW?: Record<string, number>;
   /** Training residual RMS of host power, W. */
   residualRmsW: number;
   /** Mean measured power over training, W (for relative error reports). */
@@ -186,17 +194,17 @@ export function intervalFeatures(iv: HostInterval): VmFeatures[] {
 }
 
 /**
- * Per-term load (0..1) for the RAPL load factor: the busy fraction of the socket(s) the term runs on, from
- * every term's CPU time and the model's placement; terms without a placement (the hypervisor, VMs the model
- * has not seen) are spread evenly. Without a placement (single socket, or none inferred): the host's load.
+ * Busy fraction of every package (0..1) from every term's CPU time and the model's placement (terms without
+ * one, such as the hypervisor, are spread evenly), and each term's placement weights. Undefined without a
+ * placement for these terms (single socket, or none inferred).
  */
-export function termLoads(model: AdditiveModelJson, terms: readonly VmFeatures[]): number[] {
+export function socketLoads(model: AdditiveModelJson, terms: readonly VmFeatures[]): { us: Float64Array; ws: (number[] | undefined)[] } | undefined {
   const pl = model.placement;
   const cores = terms[0]?.cores ?? 0;
-  if (!pl || pl.sockets < 2 || !(cores > 0)) return terms.map((f) => f.load);
+  if (!pl || pl.sockets < 2 || !(cores > 0)) return undefined;
   const S = pl.sockets;
-  const ws = terms.map((f) => pl.vm[`${f.host}/${f.id}`]);
-  if (ws.every((w) => w === undefined)) return terms.map((f) => f.load);
+  const ws = terms.map((f) => pl.vm[f.placeKey ?? `${f.host}/${f.id}`]);
+  if (ws.every((w) => w === undefined)) return undefined;
   const us = new Float64Array(S);
   terms.forEach((f, t) => {
     const w = ws[t];
@@ -204,11 +212,22 @@ export function termLoads(model: AdditiveModelJson, terms: readonly VmFeatures[]
     for (let s = 0; s < S; s++) us[s] = us[s]! + c * (w ? (w[s] ?? 0) : 1 / S);
   });
   const perSocket = cores / S;
+  for (let s = 0; s < S; s++) us[s] = Math.min(1, us[s]! / perSocket);
+  return { us, ws };
+}
+
+/**
+ * Per-term load (0..1) for the RAPL load factor: the busy fraction of the socket(s) the term runs on, from
+ * every term's CPU time and the model's placement; terms without a placement (the hypervisor, VMs the model
+ * has not seen) are spread evenly. Without a placement (single socket, or none inferred): the host's load.
+ */
+export function termLoads(model: AdditiveModelJson, terms: readonly VmFeatures[]): number[] {
+  const sl = socketLoads(model, terms);
+  if (!sl) return terms.map((f) => f.load);
+  const { us, ws } = sl;
+  const S = us.length;
   let mean = 0;
-  for (let s = 0; s < S; s++) {
-    us[s] = Math.min(1, us[s]! / perSocket);
-    mean += us[s]! / S;
-  }
+  for (let s = 0; s < S; s++) mean += us[s]! / S;
   return terms.map((_f, t) => {
     const w = ws[t];
     if (!w) return mean;
@@ -265,7 +284,11 @@ export function termPowers(model: AdditiveModelJson, source: ModelSource, terms:
   for (let t = 0; t < terms.length; t++) {
     const f = terms[t]!;
     let g = 0;
-    if (f.cpu > 0) {
+    const own = w.vmCoreW?.[f.id];
+    if (f.cpu > 0 && own !== undefined) {
+      const u = loads[t]!;
+      g = f.cpu * own * Math.max(0.1, 1 + w.load[0] * u + w.load[1] * u * u);
+    } else if (f.cpu > 0) {
       for (let i = 0; i < F; i++) xn[i] = ((f.shape[i] ?? 0) - mean[i]!) / std[i]!;
       for (const i of off) xn[i] = 0;
       let z = w.b2;
@@ -317,6 +340,7 @@ export function checkModelJson(x: unknown, file: string): AdditiveModelJson {
     if (!Array.isArray(w.W1) || w.W1.length !== SHAPE_FEATURES.length) bad(`sources.${s}.W1`, '[...]');
     if (!Array.isArray(w.io) || (w.io.length !== IO_FEATURES.length && w.io.length !== IO_FEATURES.length - 1)) bad(`sources.${s}.io`, w.io);
     if (!Array.isArray(w.load) || w.load.length !== 2) bad(`sources.${s}.load`, w.load);
+    if (w.vmCoreW !== undefined && (typeof w.vmCoreW !== 'object' || w.vmCoreW === null || !Object.values(w.vmCoreW).every((x) => Number.isFinite(x) && x >= 0))) bad(`sources.${s}.vmCoreW`, w.vmCoreW);
   }
   return m as AdditiveModelJson;
 }

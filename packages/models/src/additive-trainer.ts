@@ -5,9 +5,9 @@
  */
 import type { HostInterval } from '@wattsplit/attribution';
 import { silentLogger, WattsplitError, type Logger } from '@wattsplit/wire';
-import { IO_FEATURES, intervalFeatures, MODEL_SOURCES, SHAPE_FEATURES, SOURCE_IO, termLoads, termPowers, type AdditiveModelJson, type ModelSource, type SourceWeights, type VmFeatures } from './additive-model.js';
-import { nnlsNormal } from './nnls.js';
-import { inferPlacement } from './placement.js';
+import { IO_FEATURES, intervalFeatures, MODEL_SOURCES, SHAPE_FEATURES, socketLoads, SOURCE_IO, termLoads, termPowers, type AdditiveModelJson, type ModelSource, type SourceWeights, type VmFeatures } from './additive-model.js';
+import { LoadFactorNormalEquations } from './load-factor-fit.js';
+import { fitPlacement, packageZones } from './placement.js';
 import { isUsableForTraining, selectTrainingIntervals } from './training-selection.js';
 import { initTf, tf } from './tf-backend.js';
 import { mulberry32 } from '@wattsplit/attribution';
@@ -35,6 +35,11 @@ export interface AdditiveTrainOptions {
    * its own package (placement.ts). Default true; hosts with one package use the host load either way.
    */
   socketPlacement?: boolean;
+  /**
+   * Fit the RAPL load factor to the package counters one by one (one curve, an idle power per package) rather
+   * than to the host total. Default true; needs a placement.
+   */
+  packageLoadFactor?: boolean;
   /** Per-VM multipliers on the wall-side rest too (DRAM on hosts without DRAM zones, NICs, disks). Default true. */
   bmcPerVm?: boolean;
   /** Shape features the MLP leaves out (additive-model.ts `ignoredShape`). Default ['freq_ghz']. */
@@ -152,11 +157,26 @@ export async function trainAdditiveModel(intervals: readonly HostInterval[], opt
     backend,
     ...(ignoredShape.length ? { ignoredShape } : {}),
   };
+  // every known term's own W per core under the feature model (its mean over training): the starting point of
+  // its signature, so per-interval wobble of the MLP does not leak into the fit
+  if (perVm) model.sources.rapl.vmCoreW = meanCoreW(model, terms);
   // which socket each VM runs on (per-package RAPL counters), for the socket-load factor of the RAPL terms
   const fitSet = new Set(usable);
-  const placement = (opts.socketPlacement ?? true) ? inferPlacement(allUsable, (iv) => fitSet.has(iv)) : undefined;
-  if (placement) model.placement = placement;
-  refitPerVm(model, 'rapl', terms, p.y.rapl, opts.vmRegularisation ?? 0.005, perVm, opts.fixedStaticW?.rapl);
+  const pf = (opts.socketPlacement ?? true) ? fitPlacement(allUsable, (iv) => fitSet.has(iv)) : undefined;
+  const placement = pf?.placement;
+  if (pf && placement) {
+    // training intervals from before a VM moved (restart, return) use that epoch's placement
+    model.placement = { sockets: placement.sockets, vm: { ...placement.vm, ...pf.earlier } };
+    sample.forEach((iv, r) => {
+      for (const f of terms[r]!) {
+        const k = pf.keyOf(iv, f.id);
+        if (k) f.placeKey = k;
+      }
+    });
+  }
+  // the load factor's shape from the package counters (shared curve, idle per package), where they exist
+  const zoneLoad = placement && (opts.packageLoadFactor ?? true) ? packageLoadFactor(model, terms, sample) : undefined;
+  refitPerVm(model, 'rapl', terms, p.y.rapl, opts.vmRegularisation ?? 0.005, perVm, opts.fixedStaticW?.rapl, zoneLoad);
   refitPerVm(model, 'bmc_rest', terms, p.y.bmc_rest, opts.vmRegularisation ?? 0.005, opts.bmcPerVm ?? true, opts.fixedStaticW?.bmc_rest);
   // training residuals on the plain-JS apply path (what will be used)
   for (const s of MODEL_SOURCES) {
@@ -171,9 +191,101 @@ export async function trainAdditiveModel(intervals: readonly HostInterval[], opt
     model.sources[s].residualRmsW = Math.sqrt(se / n);
     model.sources[s].meanPowerW = sum / n;
   }
+  if (placement) model.placement = placement;
   model.trainSeconds = (performance.now() - t0) / 1000;
   logger.info({ hardwareClass: model.hardwareClass, intervals: n, vms: vmIds.size, seconds: model.trainSeconds, backend, raplRmsW: model.sources.rapl.residualRmsW, bmcRmsW: model.sources.bmc_rest.residualRmsW }, 'additive model trained');
   return model;
+}
+
+/** Mean W per busy core of every term under the feature model (MLP, no multiplier, no load factor). */
+function meanCoreW(model: AdditiveModelJson, terms: readonly VmFeatures[][]): Record<string, number> {
+  const { vmCoreW: _own, ...w } = model.sources.rapl;
+  const bare: AdditiveModelJson = { ...model, sources: { ...model.sources, rapl: { ...w, vm: {}, load: [0, 0], io: w.io.map(() => 0) } } };
+  const num = new Map<string, number>();
+  const den = new Map<string, number>();
+  for (const ts of terms) {
+    const g = termPowers(bare, 'rapl', ts);
+    ts.forEach((f, t) => {
+      if (!(f.cpu > 0)) return;
+      num.set(f.id, (num.get(f.id) ?? 0) + g[t]!);
+      den.set(f.id, (den.get(f.id) ?? 0) + f.cpu);
+    });
+  }
+  const out: Record<string, number> = {};
+  for (const [id, d] of den) out[id] = d > 0 ? (num.get(id) ?? 0) / d : 0;
+  return out;
+}
+
+/** The RAPL CPU part of every term (feature model only: no per-VM multiplier, no load factor, no I/O). */
+function raplCpuParts(model: AdditiveModelJson, terms: readonly VmFeatures[][]): number[][] {
+  const w = model.sources.rapl;
+  const bare: AdditiveModelJson = { ...model, sources: { ...model.sources, rapl: { ...w, vm: {}, load: [0, 0], io: w.io.map(() => 0) } } };
+  return terms.map((ts) => termPowers(bare, 'rapl', ts));
+}
+
+/**
+ * The RAPL load factor (β₁, β₂) from the per-package counters: for every package s of every host,
+ *   P_package,s = idle_s + (1 + β₁·u_s + β₂·u_s²) · Σ_terms w_t,s · c_t · cpuTerm_t
+ * with one curve for the hardware class, an idle power per package, a free multiplier per term (VM, or the
+ * hypervisor) and w_t,s the term's placement (even for the hypervisor and unplaced VMs). The packages of a host
+ * run at different loads at the same time, which pins the curve down where the host total leaves a valley
+ * along which the intercept and the curvature trade off. Undefined when no host has package counters for all
+ * its sockets.
+ */
+function packageLoadFactor(model: AdditiveModelJson, terms: readonly VmFeatures[][], sample: readonly HostInterval[]): [number, number] | undefined {
+  const pl = model.placement;
+  if (!pl) return undefined;
+  const S = pl.sockets;
+  const byHost = new Map<string, HostInterval[]>();
+  for (const iv of sample) {
+    let l = byHost.get(iv.hostId);
+    if (!l) byHost.set(iv.hostId, (l = []));
+    l.push(iv);
+  }
+  const zones = new Map<string, string[]>();
+  const icol = new Map<string, number>();
+  for (const [h, l] of byHost) {
+    const z = packageZones(l);
+    if (z.length !== S) continue;
+    zones.set(h, z);
+    for (let s = 0; s < S; s++) icol.set(`${h}#${s}`, icol.size);
+  }
+  if (zones.size === 0) return undefined;
+  const nI = icol.size;
+  const ids = new Map<string, number>();
+  for (const ts of terms) for (const f of ts) if (f.cpu > 0 && !ids.has(f.id)) ids.set(f.id, nI + ids.size);
+  const N = nI + ids.size;
+  const parts = raplCpuParts(model, terms);
+  const ne = new LoadFactorNormalEquations(N);
+  const cols = new Int32Array(N);
+  const vals = [new Float64Array(N), new Float64Array(N), new Float64Array(N)];
+  sample.forEach((iv, r) => {
+    const z = zones.get(iv.hostId);
+    const ts = terms[r]!;
+    const sl = z ? socketLoads(model, ts) : undefined;
+    if (!z || !sl || !(iv.durationS > 0)) return;
+    for (let s = 0; s < S; s++) {
+      const target = (iv.raplZones[z[s]!] ?? NaN) / iv.durationS;
+      if (!Number.isFinite(target)) continue;
+      const u = sl.us[s]!;
+      let m = 0;
+      ts.forEach((f, t) => {
+        const v = parts[r]![t]!;
+        const ws = sl.ws[t];
+        const wt = ws ? (ws[s] ?? 0) : 1 / S;
+        if (!(v > 0) || !(wt > 0)) return;
+        cols[m] = ids.get(f.id)!;
+        vals[0]![m] = v * wt;
+        vals[1]![m] = v * wt * u;
+        vals[2]![m] = v * wt * u * u;
+        m++;
+      });
+      ne.addRow(m, cols, vals, [icol.get(`${iv.hostId}#${s}`)!], [1], target);
+    }
+  });
+  if (ne.rows < 60) return undefined;
+  const best = ne.search([], 1, Array.from({ length: nI }, (_, i) => i));
+  return best ? [best.b1, best.b2] : undefined;
 }
 
 /**
@@ -184,7 +296,7 @@ export async function trainAdditiveModel(intervals: readonly HostInterval[], opt
  * signature. u_v is the load of the term's socket (termLoads: the model's placement) or of the host.
  * Stored as log-multipliers (model.sources[s].vm).
  */
-function refitPerVm(model: AdditiveModelJson, s: ModelSource, terms: VmFeatures[][], y: Float32Array, reg: number, perVm: boolean, fixedStatic: number | undefined): void {
+function refitPerVm(model: AdditiveModelJson, s: ModelSource, terms: VmFeatures[][], y: Float32Array, reg: number, perVm: boolean, fixedStatic: number | undefined, fixedLoad?: readonly [number, number]): void {
   const w = model.sources[s];
   const ids = new Map<string, number>();
   for (const ts of terms) for (const f of ts) if (f.cpu > 0 && !ids.has(f.id)) ids.set(f.id, perVm ? ids.size + 1 : 1);
@@ -192,7 +304,8 @@ function refitPerVm(model: AdditiveModelJson, s: ModelSource, terms: VmFeatures[
   // the CPU part of each term without multipliers or load factor, and the io part
   w.vm = {};
   w.load = [0, 0];
-  const ioOnly: SourceWeights = { ...w, cpuScaleW: 0 };
+  const { vmCoreW: _own, ...wNoOwn } = w;
+  const ioOnly: SourceWeights = { ...wNoOwn, cpuScaleW: 0 };
   const mIo: AdditiveModelJson = { ...model, sources: { ...model.sources, [s]: ioOnly } };
   // the load each term's CPU part scales with: its socket's (RAPL, with a placement) or the host's
   const { placement: _placement, ...unplaced } = model;
@@ -205,24 +318,14 @@ function refitPerVm(model: AdditiveModelJson, s: ModelSource, terms: VmFeatures[
     return { cpu: ts.map((_, i) => full[i]! - io[i]!), ioF, loads: termLoads(loadModel, ts) };
   });
   // Unscaled columns after the VM columns: the I/O features summed over terms (shared, non-negative weights).
+  // Column layout: 0 = intercept, 1..n−1 = VM multipliers (scaled by the load factor), n..N−1 = I/O weights.
+  // A load-independent linear fit of a host whose per-core power rises with load lowers the intercept and
+  // inflates every VM's coefficient by about the same watts per core, which over-bills small VMs most.
   const K = IO_FEATURES.length;
   const N = n + K;
   const MEM_K = IO_FEATURES.indexOf('mem_used_gib');
   const allowed = IO_FEATURES.map((name) => (SOURCE_IO[s] as readonly string[]).includes(name));
-  // For a given load factor (β₁, β₂) the multipliers and static power are a ridge NNLS; the βs are chosen by
-  // residual over a coarse then a fine grid. A load-independent linear fit of a host whose per-core power
-  // rises with load lowers the intercept and inflates every VM's coefficient by about the same watts per
-  // core, which over-bills small VMs most; fitting the load factor removes that.
-  // Column layout: 0 = intercept, 1..n−1 = VM multipliers, n..N−1 = I/O weights. Per row, the VM columns are
-  // V₀ + β₁V₁ + β₂V₂ with V_k[v] = Σ_{terms of v} cpuTerm·u^k, so the normal equations are polynomials in β,
-  // accumulated once: VV = Σ_ij βᵢβⱼ S_ij (S_ij = Σ Vᵢ Vⱼᵀ, β₀ = 1), UV = Σ_i βᵢ C_i (U = unscaled columns:
-  // intercept and I/O), UU = D, Aᵀb = Σ_i βᵢ Bᵢ on VM columns.
-  const S = Array.from({ length: 9 }, () => Array.from({ length: n }, () => new Float64Array(n))); // S[3i+j]
-  const C = [0, 1, 2].map(() => Array.from({ length: N }, () => new Float64Array(n)));
-  const D = Array.from({ length: N }, () => new Float64Array(N));
-  const Bv = [new Float64Array(n), new Float64Array(n), new Float64Array(n)];
-  const Bu = new Float64Array(N);
-  let bb = 0;
+  const ne = new LoadFactorNormalEquations(N);
   const cols = new Int32Array(n);
   const vals = [new Float64Array(n), new Float64Array(n), new Float64Array(n)];
   const slot = new Int32Array(n).fill(-1);
@@ -246,8 +349,6 @@ function refitPerVm(model: AdditiveModelJson, s: ModelSource, terms: VmFeatures[
       vals[1]![j] = vals[1]![j]! + v * u;
       vals[2]![j] = vals[2]![j]! + v * u * u;
     });
-    const target = y[r]! - (fixedStatic ?? 0);
-    bb += target * target;
     ucols.length = 0;
     uvals.length = 0;
     if (fixedStatic === undefined) {
@@ -261,94 +362,23 @@ function refitPerVm(model: AdditiveModelJson, s: ModelSource, terms: VmFeatures[
         uvals.push(row.ioF[k]!);
       }
     }
-    for (let p = 0; p < m; p++) {
-      const cp = cols[p]!;
-      for (let i = 0; i < 3; i++) {
-        const vi = vals[i]![p]!;
-        Bv[i]![cp] = Bv[i]![cp]! + vi * target;
-        for (let j = 0; j < 3; j++) {
-          const rowIJ = S[3 * i + j]![cp]!;
-          const vj = vals[j]!;
-          for (let q = 0; q < m; q++) rowIJ[cols[q]!] = rowIJ[cols[q]!]! + vi * vj[q]!;
-        }
-        for (let a = 0; a < ucols.length; a++) C[i]![ucols[a]!]![cp] = C[i]![ucols[a]!]![cp]! + uvals[a]! * vi;
-      }
-    }
-    for (let j = 0; j < ucols.length; j++) {
-      Bu[ucols[j]!] = Bu[ucols[j]!]! + uvals[j]! * target;
-      for (let l = 0; l < ucols.length; l++) D[ucols[j]!]![ucols[l]!] = D[ucols[j]!]![ucols[l]!]! + uvals[j]! * uvals[l]!;
-    }
+    ne.addRow(m, cols, vals, ucols, uvals, y[r]! - (fixedStatic ?? 0));
     for (let p = 0; p < m; p++) slot[cols[p]!] = -1;
   });
-  const ucolsAll = [0, ...Array.from({ length: K }, (_, k) => n + k)];
-  const solve = (b1: number, b2: number): { x: Float64Array; sse: number } | undefined => {
-    const beta = [1, b1, b2];
-    const AtA = Array.from({ length: N }, () => new Float64Array(N));
-    const Atb = new Float64Array(N);
-    for (let i = 0; i < 3; i++) {
-      for (let j = 0; j < 3; j++) {
-        const f = beta[i]! * beta[j]!;
-        if (f === 0) continue;
-        const Sij = S[3 * i + j]!;
-        for (let p = 1; p < n; p++) {
-          const out = AtA[p]!;
-          const src = Sij[p]!;
-          for (let q = 1; q < n; q++) out[q] = out[q]! + f * src[q]!;
-        }
-      }
-      for (let p = 1; p < n; p++) Atb[p] = Atb[p]! + beta[i]! * Bv[i]![p]!;
-    }
-    for (const a of ucolsAll) {
-      Atb[a] = Bu[a]!;
-      for (const b of ucolsAll) AtA[a]![b] = D[a]![b]!;
-      for (let p = 1; p < n; p++) {
-        const x = C[0]![a]![p]! + b1 * C[1]![a]![p]! + b2 * C[2]![a]![p]!;
-        AtA[a]![p] = x;
-        AtA[p]![a] = x;
-      }
-    }
-    if (fixedStatic !== undefined) AtA[0]![0] = 1;
-    // unseen I/O features: keep their columns solvable
-    for (let k = 0; k < K; k++) if (AtA[n + k]![n + k]! === 0) AtA[n + k]![n + k] = 1;
-    // residual of the data (before the ridge): bᵀb − 2xᵀAᵀb + xᵀAᵀAx
-    const A0 = AtA.map((r) => Float64Array.from(r));
-    const b0 = Float64Array.from(Atb);
-    for (let i = 1; i < n; i++) {
-      const lam = reg * AtA[i]![i]! + 1e-9;
-      AtA[i]![i] = AtA[i]![i]! + lam;
-      Atb[i] = Atb[i]! + lam;
-    }
-    const x = nnlsNormal(AtA, Atb, [0]);
-    if (!x.every((v) => Number.isFinite(v))) return undefined;
-    let sse = bb;
-    for (let p = 0; p < N; p++) {
-      sse -= 2 * x[p]! * b0[p]!;
-      for (let q = 0; q < N; q++) sse += x[p]! * A0[p]![q]! * x[q]!;
-    }
-    return { x, sse };
-  };
-  // the load factor must stay positive on [0, 1]
-  const admissible = (b1: number, b2: number): boolean => [0, 0.25, 0.5, 0.75, 1].every((u) => 1 + b1 * u + b2 * u * u > 0.1);
-  let best: { b1: number; b2: number; x: Float64Array; sse: number } | undefined;
-  const tryBeta = (b1: number, b2: number): void => {
-    if (!admissible(b1, b2)) return;
-    const r = solve(b1, b2);
-    if (r && (!best || r.sse < best.sse)) best = { b1, b2, ...r };
-  };
-  for (let i = -2; i <= 8; i++) for (let j = -6; j <= 4; j++) tryBeta(i / 5, j / 5);
-  for (const d of [0.1, 0.05, 0.025]) {
-    const c = best;
-    if (!c) break;
-    for (let i = -1; i <= 1; i++) for (let j = -1; j <= 1; j++) if (i !== 0 || j !== 0) tryBeta(c.b1 + i * d, c.b2 + j * d);
-  }
+  const ridge = Array.from({ length: N }, (_, p) => (p >= 1 && p < n ? reg : 0));
+  const best = ne.search(ridge, 1, [0], fixedLoad);
   const c: Float64Array = best?.x ?? new Float64Array(n).fill(1);
   const stat = fixedStatic ?? (best ? Math.max(0, best.x[0]!) : w.staticW);
-  if (best) w.io = Array.from({ length: K }, (_, k) => Math.max(0, best!.x[n + k]!));
+  if (best) w.io = Array.from({ length: K }, (_, k) => Math.max(0, best.x[n + k]!));
   const load: [number, number] = [best?.b1 ?? 0, best?.b2 ?? 0];
   w.staticW = stat;
   w.load = load;
   w.vm = {};
-  if (perVm) for (const [id, i] of ids) w.vm[id] = Math.log(Math.max(c[i]!, 1e-6));
+  if (perVm && w.vmCoreW) {
+    const own: Record<string, number> = {};
+    for (const [id, i] of ids) own[id] = Math.max(0, c[i]!) * (w.vmCoreW[id] ?? 0);
+    w.vmCoreW = own;
+  } else if (perVm) for (const [id, i] of ids) w.vm[id] = Math.log(Math.max(c[i]!, 1e-6));
   else {
     // one shared multiplier: fold it into every term through the unknown-VM default
     const k = Math.max(c[1] ?? 1, 1e-6);

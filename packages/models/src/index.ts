@@ -10,3 +10,5 @@ export * from './training-selection.js';
 export * from './additive-model-method.js';
 export * from './model-registry.js';
 export * from './model-trainer.js';
+export * from './placement.js';
+export * from './load-factor-fit.js';

@@ -56,6 +56,22 @@ function restarted(iv: HostInterval, uuid: string): boolean {
  * or too few intervals, are left out (their terms use the host load). Returns undefined when no host qualifies.
  */
 export function inferPlacement(intervals: readonly HostInterval[], fit: (iv: HostInterval) => boolean = () => true): Placement | undefined {
+  return fitPlacement(intervals, fit).placement;
+}
+
+/** A placement with the earlier epochs too (for training on intervals from before a VM moved). */
+export interface PlacementFit {
+  /** The latest placement of every VM (what the model keeps). */
+  placement: Placement | undefined;
+  /** `${hostId}/${vmUuid}#${epoch}` → weights, for the epochs before the latest. */
+  earlier: Record<string, number[]>;
+  /** The `earlier` key of a VM in an interval, or undefined when the VM was in its latest epoch. */
+  keyOf(iv: HostInterval, vmUuid: string): string | undefined;
+}
+
+export function fitPlacement(intervals: readonly HostInterval[], fit: (iv: HostInterval) => boolean = () => true): PlacementFit {
+  const earlierKey = new Map<HostInterval, Map<string, string>>();
+  const earlier: Record<string, number[]> = {};
   const byHost = new Map<string, HostInterval[]>();
   for (const iv of intervals) {
     if (!(iv.durationS > 0)) continue;
@@ -73,9 +89,10 @@ export function inferPlacement(intervals: readonly HostInterval[], fit: (iv: Hos
     // columns: VM epochs (a new epoch after each break)
     const epoch = new Map<string, number>();
     const lastSeenNs = new Map<string, number>();
+    const starts = new Map<string, number[]>(); // list index at which each epoch of a VM begins
     const col = new Map<string, number>(); // `${uuid}#${epoch}` → column (1-based; 0 = intercept)
     const rows: { cols: number[]; vals: number[]; y: number[] }[] = [];
-    for (const iv of list) {
+    list.forEach((iv, idx) => {
       const cols: number[] = [];
       const vals: number[] = [];
       for (const v of iv.vms) {
@@ -83,6 +100,8 @@ export function inferPlacement(intervals: readonly HostInterval[], fit: (iv: Hos
         if (restarted(iv, v.uuid) || (last !== undefined && iv.t0UnixNs - last > AWAY_S * 1e9)) epoch.set(v.uuid, (epoch.get(v.uuid) ?? 0) + 1);
         lastSeenNs.set(v.uuid, iv.t1UnixNs);
         const key = `${v.uuid}#${epoch.get(v.uuid) ?? 0}`;
+        const st = starts.get(v.uuid) ?? [];
+        if (st.length <= (epoch.get(v.uuid) ?? 0)) starts.set(v.uuid, [...st, idx]);
         let c = col.get(key);
         if (c === undefined) col.set(key, (c = col.size + 1));
         const x = v.cpuSeconds / iv.durationS;
@@ -93,7 +112,7 @@ export function inferPlacement(intervals: readonly HostInterval[], fit: (iv: Hos
       }
       const y = zones.map((z) => (iv.raplZones[z] ?? NaN) / iv.durationS);
       if (fit(iv) && y.every((x) => Number.isFinite(x) && x >= 0)) rows.push({ cols, vals, y });
-    }
+    });
     if (rows.length < MIN_INTERVALS) continue;
     const n = col.size + 1;
     const AtA = Array.from({ length: n }, () => new Float64Array(n));
@@ -112,16 +131,31 @@ export function inferPlacement(intervals: readonly HostInterval[], fit: (iv: Hos
     const coef = Atb.map((b) => nnlsNormal(AtA, b, [0]));
     for (const [key, c] of col) {
       const [uuid, ep] = key.split('#') as [string, string];
-      if (Number(ep) !== (epoch.get(uuid) ?? 0)) continue;
       const b = coef.map((x) => Math.max(0, x[c]!));
       let tot = b.reduce((a, x) => a + x, 0);
       if (!(tot > 0)) continue;
       let w = b.map((x) => (x / tot < MIN_SHARE ? 0 : x));
       tot = w.reduce((a, x) => a + x, 0);
       w = w.map((x) => x / tot);
-      vm[`${host}/${uuid}`] = w;
+      if (Number(ep) === (epoch.get(uuid) ?? 0)) vm[`${host}/${uuid}`] = w;
+      else earlier[`${host}/${key}`] = w;
+    }
+    // intervals in which a VM was in an earlier epoch than its latest
+    for (const [uuid, st] of starts) {
+      if (st.length < 2) continue;
+      const latest = st[st.length - 1]!;
+      for (let idx = st[0]!; idx < latest; idx++) {
+        const iv = list[idx]!;
+        if (!iv.vms.some((v) => v.uuid === uuid)) continue;
+        let ep = 0;
+        while (ep + 1 < st.length && st[ep + 1]! <= idx) ep++;
+        let m = earlierKey.get(iv);
+        if (!m) earlierKey.set(iv, (m = new Map<string, string>()));
+        m.set(uuid, `${host}/${uuid}#${ep}`);
+      }
     }
     sockets = zones.length;
   }
-  return sockets >= 2 && Object.keys(vm).length > 0 ? { sockets, vm } : undefined;
+  const ok = sockets >= 2 && Object.keys(vm).length > 0;
+  return { placement: ok ? { sockets, vm } : undefined, earlier: ok ? earlier : {}, keyOf: (iv, uuid) => (ok ? earlierKey.get(iv)?.get(uuid) : undefined) };
 }

@@ -10,11 +10,14 @@
  *   - a VM starting, stopping or arriving by migration inside the interval (partial presence);
  *   - a held frame or a sequence gap: the interval spans several nominal periods (> 1.5 ×);
  *   - anything the aligner flagged as an anomaly (counter reset, implausible delta).
- * A VM migrating out still runs here with whole cgroup accounting: kept (its transient shows as host overhead).
+ *   - a VM migrating out: it still runs here with whole cgroup accounting, but the pre-copy transient (dirty
+ *     page tracking, the copy itself: package, DRAM and NIC power that no VM's CPU time explains) would be fit
+ *     by the coefficients of whichever VMs happen to be busy then. Still attributed (the transient goes to the
+ *     VMs and the hypervisor by the model), only not learned from.
  */
 import type { HostInterval } from '@wattsplit/attribution';
 
-export const TRAINING_EXCLUSIONS = ['unusable', 'anomaly', 'long', 'partial_vm', 'after_partial'] as const;
+export const TRAINING_EXCLUSIONS = ['unusable', 'anomaly', 'long', 'partial_vm', 'after_partial', 'migrating'] as const;
 export type TrainingExclusion = (typeof TRAINING_EXCLUSIONS)[number];
 
 export interface TrainingSelection {
@@ -73,6 +76,7 @@ export function selectTrainingIntervals(intervals: readonly HostInterval[]): Tra
     if (iv.anomalies.length > 0) return 'anomaly';
     if (iv.durationS > LONG_FACTOR * nominal.get(iv.hostId)!) return 'long';
     if (partialVm(iv)) return 'partial_vm';
+    if (iv.vms.some((v) => v.state === 'migrating_out')) return 'migrating';
     const prev = bySeq.get(iv.hostId)!.get(iv.prevSeq);
     if (prev && prev !== iv && (partialVm(prev) || !sameVms(prev, iv))) return 'after_partial';
     return undefined;
