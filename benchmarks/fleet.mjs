@@ -4,7 +4,10 @@
 //
 //   node benchmarks/fleet.mjs [--clients kafkajs,platformatic] [--steps 50,100,200,400,800]
 //        [--step-seconds 15] [--warmup-seconds 15] [--vms 50] [--store-in-flight 1] [--compression gzip|none|lz4|snappy]
-//        [--brokers 127.0.0.1:9092] [--clickhouse http://127.0.0.1:8123]
+//        [--collectors 1] [--brokers 127.0.0.1:9092] [--clickhouse http://127.0.0.1:8123]
+//
+// --collectors N runs N collectors in one consumer group (this process and N-1 children): the
+// partitions are shared, as when a deployment scales the collector out. Their CPU is added up.
 //
 // Without --brokers / --clickhouse it starts its own broker (scripts/kafka.sh start bench) and
 // ClickHouse server (scripts/clickhouse-server.sh start bench) and stops them at the end.
@@ -142,12 +145,38 @@ if (opt('role', '') === 'load') {
 // The collector side.
 const { ClickHouseServerStore } = await imp('packages/store/dist/index.js');
 const { createCollectorApp } = await imp('packages/collector/dist/index.js');
+const collectorOptions = (bus, store, inFlight) => ({ bus, store, groupId: 'bench', policy: 'reserved', storeWrites: { maxInFlight: inFlight }, staticPower: { fallbackWatts: { rapl: 80, gpu: 0, bmc_rest: 120 }, learn: false } });
+
+// --role collector: one more collector in the same consumer group (--collectors N > 1), reporting its CPU.
+if (opt('role', '') === 'collector') {
+  const cfg = JSON.parse(process.env.FLEET_BENCH_COLLECTOR);
+  const { bus } = busOf(cfg.kind, cfg.brokers, cfg.ns);
+  const store = new ClickHouseServerStore({ url: cfg.chUrl, database: cfg.database, requestTimeoutMs: 30_000 });
+  const app = await createCollectorApp(collectorOptions(bus, store, cfg.storeInFlight));
+  let mark = process.cpuUsage();
+  process.on('message', async (m) => {
+    if (m.cmd === 'mark') mark = process.cpuUsage();
+    else if (m.cmd === 'pause') {
+      const cpu = process.cpuUsage(mark);
+      process.send({ id: m.id, cpuS: (cpu.user + cpu.system) / 1e6, rssMiB: Math.round(process.memoryUsage().rss / 2 ** 20), intervals: app.pipeline.stats.intervalsStored });
+    } else if (m.cmd === 'exit') {
+      await app.close();
+      await store.close();
+      await bus.close();
+      process.send({ id: m.id });
+      process.exit(0);
+    }
+  });
+  process.send({ ready: true });
+  await new Promise(() => undefined);
+}
 const clients = opt('clients', 'kafkajs,platformatic').split(',');
 const steps = opt('steps', '50,100,200,400,800').split(',').map(Number);
 const stepSeconds = Number(opt('step-seconds', '15'));
 const warmupSeconds = Number(opt('warmup-seconds', '15'));
 const vmsPerHost = Number(opt('vms', '50'));
 const storeInFlight = Number(opt('store-in-flight', '1'));
+const collectorCount = Number(opt('collectors', '1'));
 
 function script(name, args) {
   return execFileSync('bash', [join(root, 'scripts', name), ...args], { encoding: 'utf8', timeout: 120_000 }).trim().split('\n').pop();
@@ -210,7 +239,7 @@ async function runClient(kind) {
       ),
   };
   const store = new ClickHouseServerStore({ url: chUrl, database, requestTimeoutMs: 30_000 });
-  const collector = await createCollectorApp({ bus, store, groupId: 'bench', policy: 'reserved', storeWrites: { maxInFlight: storeInFlight }, staticPower: { fallbackWatts: { rapl: 80, gpu: 0, bmc_rest: 120 }, learn: false } });
+  const collector = await createCollectorApp(collectorOptions(bus, store, storeInFlight));
   const writer = collector.pipeline.writer.stats;
   // Time spent in the collector's three awaited steps per handler call (store write, checkpoint save,
   // attribution publish), to tell which one the latency comes from.
@@ -244,33 +273,39 @@ async function runClient(kind) {
       }
     },
   });
-  const load = fork(fileURLToPath(import.meta.url), ['--role', 'load'], {
-    env: { ...process.env, FLEET_BENCH_LOAD: JSON.stringify({ kind, brokers, ns, vms: vmsPerHost, maxHosts: Math.max(...steps) }) },
-    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-  });
   let rpcId = 0;
-  const rpc = (cmd, extra = {}) =>
-    new Promise((resolve) => {
-      const id = ++rpcId;
-      const on = (m) => {
-        if (m.id === id) {
-          load.off('message', on);
-          resolve(m);
-        }
-      };
-      load.on('message', on);
-      load.send({ id, cmd, ...extra });
+  /** A child process of this script in `role`, with a request/response call over IPC. */
+  const child = async (role, env) => {
+    const proc = fork(fileURLToPath(import.meta.url), ['--role', role], { env: { ...process.env, ...env }, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    await new Promise((resolve, reject) => {
+      proc.once('message', resolve);
+      proc.once('exit', (code) => reject(new Error(`${role} process exited with ${code}`)));
     });
-  await new Promise((resolve, reject) => {
-    load.once('message', resolve);
-    load.once('exit', (code) => reject(new Error(`load process exited with ${code}`)));
-  });
+    const call = (cmd, extra = {}) =>
+      new Promise((resolve) => {
+        const id = ++rpcId;
+        const on = (m) => {
+          if (m.id === id) {
+            proc.off('message', on);
+            resolve(m);
+          }
+        };
+        proc.on('message', on);
+        proc.send({ id, cmd, ...extra });
+      });
+    return { proc, call };
+  };
+  // More collectors in the same group: the partitions are shared (one partition is the unit of scale).
+  const extra = [];
+  for (let i = 1; i < collectorCount; i++) extra.push(await child('collector', { FLEET_BENCH_COLLECTOR: JSON.stringify({ kind, brokers, ns, chUrl, database, storeInFlight }) }));
+  const { proc: load, call: rpc } = await child('load', { FLEET_BENCH_LOAD: JSON.stringify({ kind, brokers, ns, vms: vmsPerHost, maxHosts: Math.max(...steps) }) });
   const rows = [];
   for (const n of steps) {
     load.send({ cmd: 'run', hosts: n });
     // Warm-up (not measured): new hosts' first frames cost the collector a checkpoint lookup each.
     await new Promise((r) => setTimeout(r, warmupSeconds * 1000));
     load.send({ cmd: 'mark' });
+    for (const c of extra) c.proc.send({ cmd: 'mark' });
     latencies = [];
     const cpu0 = process.cpuUsage();
     const srv0 = serverCpu();
@@ -281,16 +316,18 @@ async function runClient(kind) {
     const stored0 = published;
     await new Promise((r) => setTimeout(r, stepSeconds * 1000));
     const l = await rpc('pause');
+    const others = await Promise.all(extra.map((c) => c.call('pause')));
     const wallS = (performance.now() - t0) / 1000;
     const cpu = process.cpuUsage(cpu0);
     const srv1 = serverCpu();
     const lag = await inner.lag(bus.topic(TOPICS.telemetry), 'bench');
     const mem = process.memoryUsage();
     const intervals = published - stored0;
-    const collectorCpuS = (cpu.user + cpu.system) / 1e6;
+    const collectorCpuS = (cpu.user + cpu.system) / 1e6 + others.reduce((a, o) => a + o.cpuS, 0);
     const cpuPct = (x) => (x === undefined ? undefined : Math.round((x / wallS) * 100));
     const row = {
       client: kind,
+      collectors: collectorCount,
       hosts: n,
       vmSamplesPerS: Math.round((l.framesAcked * vmsPerHost) / l.wallS),
       framesPerS: Math.round(l.framesAcked / l.wallS),
@@ -324,6 +361,7 @@ async function runClient(kind) {
     if (!row.sustained) break;
   }
   await rpc('exit');
+  for (const c of extra) await c.call('exit');
   await latSub.stop();
   await collector.close();
   await store.query(`DROP DATABASE IF EXISTS ${database}`).catch(() => undefined);
@@ -351,9 +389,9 @@ const lines = [
   `date: ${new Date().toISOString()}`,
   `command: node benchmarks/fleet.mjs ${argv.join(' ')}`.trim(),
   '',
-  '| client | hosts | VM-samples/s | intervals/s stored | lag at end | e2e p50 ms | e2e p99 ms | collector RSS MiB | CPU % collector / load / ClickHouse / Kafka | collector µs per VM-sample | intervals per store write | sustained |',
-  '|---|---|---|---|---|---|---|---|---|---|---|---|',
-  ...all.map((r) => `| ${r.client} | ${r.hosts} | ${r.vmSamplesPerS} | ${r.intervalsPerS} | ${r.lagEnd} | ${r.p50} | ${r.p99} | ${r.rssMiB} | ${r.cpuCollector} / ${r.cpuLoad} / ${r.cpuClickhouse ?? '?'} / ${r.cpuKafka ?? '?'} | ${r.collectorUsPerVmSample ?? '?'} | ${r.intervalsPerWrite} | ${r.sustained ? 'yes' : 'no'} |`),
+  '| client | collectors | hosts | VM-samples/s | intervals/s stored | lag at end | e2e p50 ms | e2e p99 ms | collector RSS MiB | CPU % collector / load / ClickHouse / Kafka | collector µs per VM-sample | intervals per store write | sustained |',
+  '|---|---|---|---|---|---|---|---|---|---|---|---|---|',
+  ...all.map((r) => `| ${r.client} | ${r.collectors} | ${r.hosts} | ${r.vmSamplesPerS} | ${r.intervalsPerS} | ${r.lagEnd} | ${r.p50} | ${r.p99} | ${r.rssMiB} | ${r.cpuCollector} / ${r.cpuLoad} / ${r.cpuClickhouse ?? '?'} / ${r.cpuKafka ?? '?'} | ${r.collectorUsPerVmSample ?? '?'} | ${r.intervalsPerWrite} | ${r.sustained ? 'yes' : 'no'} |`),
   '',
   ...clients.map((c) => `${c}: sustained up to ${best(c)} hosts`),
   '',
