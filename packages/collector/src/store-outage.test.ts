@@ -1,6 +1,6 @@
 // The store goes down mid-stream: the bus redelivers, the pipeline re-aligns, nothing is lost and nothing is
 // counted twice, including an interval whose write landed but whose acknowledgement did not.
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -40,12 +40,13 @@ class OutageStore extends DelegatingStore {
   }
 }
 
-test('store outages (before and after the write) → redelivery → every interval stored exactly once', async (t) => {
+/** A collector over the in-process bus and a real chDB store behind an OutageStore following `plan`. */
+async function collectorWithOutages(t: TestContext, partitions: number, plan: OutageStore['plan']) {
   const dir = mkdtempSync(join(tmpdir(), 'wattsplit-outage-'));
   const log = memoryLogger();
-  const bus = new InProcessBus({ partitions: 2, logger: log });
+  const bus = new InProcessBus({ partitions, logger: log });
   const chdb = new ChdbStore({ dataDir: join(dir, 'db'), logger: log });
-  const store = new OutageStore(chdb, ['before', 'after', 'before']);
+  const store = new OutageStore(chdb, plan);
   const app = await createCollectorApp({ bus, store, logger: log, staticPower: { learn: false, fallbackWatts: { rapl: 20 } } });
   t.after(async () => {
     await app.close();
@@ -53,6 +54,11 @@ test('store outages (before and after the write) → redelivery → every interv
     await bus.close();
     rmSync(dir, { recursive: true, force: true });
   });
+  return { log, bus, chdb, store, app };
+}
+
+test('store outages (before and after the write) → redelivery → every interval stored exactly once', async (t) => {
+  const { log, bus, chdb, store, app } = await collectorWithOutages(t, 2, ['before', 'after', 'before']);
 
   const p = bus.producer();
   // Phase 1: a backlog (one batch per partition).
@@ -91,19 +97,8 @@ test('store outages (before and after the write) → redelivery → every interv
 });
 
 test('partitions share a store write (group commit); when its acknowledgement is lost the group is retried verbatim: nothing counted twice', async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'wattsplit-group-'));
-  const log = memoryLogger();
-  const bus = new InProcessBus({ partitions: 3, logger: log });
-  const chdb = new ChdbStore({ dataDir: join(dir, 'db'), logger: log });
   // Write 1 is slow, so the other two partitions' batches queue and go into write 2, which lands but reports a failure.
-  const store = new OutageStore(chdb, ['slow', 'after']);
-  const app = await createCollectorApp({ bus, store, logger: log, staticPower: { learn: false, fallbackWatts: { rapl: 20 } } });
-  t.after(async () => {
-    await app.close();
-    await chdb.close();
-    await bus.close();
-    rmSync(dir, { recursive: true, force: true });
-  });
+  const { log, bus, chdb, store, app } = await collectorWithOutages(t, 3, ['slow', 'after']);
   // One host per partition.
   const hosts: HostSpec[] = [];
   for (let i = 0; hosts.length < 3 && i < 1000; i++) {
