@@ -42,6 +42,8 @@ export interface AdditiveTrainOptions {
   packageLoadFactor?: boolean;
   /** Per-VM multipliers on the wall-side rest too (DRAM on hosts without DRAM zones, NICs, disks). Default true. */
   bmcPerVm?: boolean;
+  /** Prior standard deviation of the per-VM wall-side multipliers around the shared one (1). Default 0.5. */
+  bmcPriorSd?: number;
   /** Shape features the MLP leaves out (additive-model.ts `ignoredShape`). Default ['freq_ghz']. */
   ignoreShape?: string[];
   /** Learn per-VM coefficients (VM identity). Default true. */
@@ -177,7 +179,13 @@ export async function trainAdditiveModel(intervals: readonly HostInterval[], opt
   // the load factor's shape from the package counters (shared curve, idle per package), where they exist
   const zoneLoad = placement && (opts.packageLoadFactor ?? true) ? packageLoadFactor(model, terms, sample) : undefined;
   refitPerVm(model, 'rapl', terms, p.y.rapl, opts.vmRegularisation ?? 0.005, perVm, opts.fixedStaticW?.rapl, zoneLoad);
-  refitPerVm(model, 'bmc_rest', terms, p.y.bmc_rest, opts.vmRegularisation ?? 0.005, opts.bmcPerVm ?? true, opts.fixedStaticW?.bmc_rest);
+  // wall-side rest: first one shared multiple of the RAPL power (fans and PSU losses follow the heat), then
+  // per-VM multipliers pulled towards it (DRAM on hosts without DRAM zones, wall-side effects of I/O); the
+  // pull is stronger than on RAPL because the wall reading is coarser (BMC power in whole watts on some hosts)
+  // (BMC power in whole watts on some hosts): the pull grows with the shared fit's residual variance σ², as a
+  // prior of ±`bmcPriorSd` on each multiplier (λ = σ² / sd²), so small VMs on a noisy wall reading stay shared
+  const shared = refitPerVm(model, 'bmc_rest', terms, p.y.bmc_rest, 0, false, opts.fixedStaticW?.bmc_rest);
+  if (opts.bmcPerVm ?? true) refitPerVm(model, 'bmc_rest', terms, p.y.bmc_rest, opts.vmRegularisation ?? 0.005, true, opts.fixedStaticW?.bmc_rest, undefined, shared / (opts.bmcPriorSd ?? 0.5) ** 2);
   // training residuals on the plain-JS apply path (what will be used)
   for (const s of MODEL_SOURCES) {
     let se = 0;
@@ -294,9 +302,10 @@ function packageLoadFactor(model: AdditiveModelJson, terms: readonly VmFeatures[
  * and a ridge pulling every c_v towards 1 (the feature model) with a weight of `reg` × the term's own
  * Σ cpuTerm²: a VM seen little stays on the feature model (cold start), a VM seen a lot gets its own
  * signature. u_v is the load of the term's socket (termLoads: the model's placement) or of the host.
- * Stored as log-multipliers (model.sources[s].vm).
+ * Stored as log-multipliers (model.sources[s].vm). `ridgeAbs` is a floor on every multiplier's ridge weight
+ * (absolute, in the units of AᵀA). Returns the mean squared residual of the chosen fit, W².
  */
-function refitPerVm(model: AdditiveModelJson, s: ModelSource, terms: VmFeatures[][], y: Float32Array, reg: number, perVm: boolean, fixedStatic: number | undefined, fixedLoad?: readonly [number, number]): void {
+function refitPerVm(model: AdditiveModelJson, s: ModelSource, terms: VmFeatures[][], y: Float32Array, reg: number, perVm: boolean, fixedStatic: number | undefined, fixedLoad?: readonly [number, number], ridgeAbs = 0): number {
   const w = model.sources[s];
   const ids = new Map<string, number>();
   for (const ts of terms) for (const f of ts) if (f.cpu > 0 && !ids.has(f.id)) ids.set(f.id, perVm ? ids.size + 1 : 1);
@@ -366,7 +375,13 @@ function refitPerVm(model: AdditiveModelJson, s: ModelSource, terms: VmFeatures[
     for (let p = 0; p < m; p++) slot[cols[p]!] = -1;
   });
   const ridge = Array.from({ length: N }, (_, p) => (p >= 1 && p < n ? reg : 0));
-  const best = ne.search(ridge, 1, [0], fixedLoad);
+  const best = ne.search(
+    ridge,
+    1,
+    [0],
+    fixedLoad,
+    Array.from({ length: N }, (_, p) => (p >= 1 && p < n ? ridgeAbs : 0)),
+  );
   const c: Float64Array = best?.x ?? new Float64Array(n).fill(1);
   const stat = fixedStatic ?? (best ? Math.max(0, best.x[0]!) : w.staticW);
   if (best) w.io = Array.from({ length: K }, (_, k) => Math.max(0, best.x[n + k]!));
@@ -384,6 +399,7 @@ function refitPerVm(model: AdditiveModelJson, s: ModelSource, terms: VmFeatures[
     const k = Math.max(c[1] ?? 1, 1e-6);
     w.cpuScaleW *= k;
   }
+  return best ? best.sse / Math.max(1, y.length) : 0;
 }
 
 async function ioWeights(ioRaw: tf.Variable, mask: tf.Tensor1D, scale: number): Promise<number[]> {

@@ -100,10 +100,10 @@ export class LoadFactorNormalEquations {
   }
 
   /**
-   * NNLS at (β₁, β₂) with a ridge pulling columns towards `ridgeTo` (weight `ridge[p]` × their own AᵀA diagonal;
-   * 0 = none); `free` columns are unconstrained; empty columns get a unit diagonal (solution 0).
+   * NNLS at (β₁, β₂) with a ridge pulling columns towards `ridgeTo` (weight: the larger of `ridge[p]` × their own
+   * AᵀA diagonal and `ridgeAbs[p]`; 0 = none); `free` columns are unconstrained; empty columns get a unit diagonal (solution 0).
    */
-  solve(b1: number, b2: number, ridge: readonly number[], ridgeTo: number, free: readonly number[]): LoadFactorSolution | undefined {
+  solve(b1: number, b2: number, ridge: readonly number[], ridgeTo: number, free: readonly number[], ridgeAbs: readonly number[] = []): LoadFactorSolution | undefined {
     const { AtA, Atb } = this.system(b1, b2);
     const n = this.n;
     for (let p = 0; p < n; p++) if (AtA[p]![p]! === 0) AtA[p]![p] = 1;
@@ -111,8 +111,9 @@ export class LoadFactorNormalEquations {
     const b0 = Float64Array.from(Atb);
     for (let p = 0; p < n; p++) {
       const r = ridge[p] ?? 0;
-      if (!(r > 0)) continue;
-      const lam = r * AtA[p]![p]! + 1e-9;
+      const ra = ridgeAbs[p] ?? 0;
+      if (!(r > 0) && !(ra > 0)) continue;
+      const lam = Math.max(r * AtA[p]![p]!, ra) + 1e-9;
       AtA[p]![p] = AtA[p]![p]! + lam;
       Atb[p] = Atb[p]! + lam * ridgeTo;
     }
@@ -132,13 +133,13 @@ export class LoadFactorNormalEquations {
    * pattern search at steps 0.05, 0.025, 0.0125 (the residual has a long narrow valley along which the
    * intercept and the curvature trade off; the search follows it, inside the grid's box). Only factors staying above 0.1 on u ∈ [0, 1] are tried. `fixed` skips the search.
    */
-  search(ridge: readonly number[], ridgeTo: number, free: readonly number[], fixed?: readonly [number, number]): LoadFactorSolution | undefined {
-    if (fixed) return this.solve(fixed[0], fixed[1], ridge, ridgeTo, free);
+  search(ridge: readonly number[], ridgeTo: number, free: readonly number[], fixed?: readonly [number, number], ridgeAbs: readonly number[] = []): LoadFactorSolution | undefined {
+    if (fixed) return this.solve(fixed[0], fixed[1], ridge, ridgeTo, free, ridgeAbs);
     const admissible = (b1: number, b2: number): boolean => b1 >= -0.4 - 1e-9 && b1 <= 1.6 + 1e-9 && b2 >= -1.2 - 1e-9 && b2 <= 0.8 + 1e-9 && [0, 0.25, 0.5, 0.75, 1].every((u) => 1 + b1 * u + b2 * u * u > 0.1);
     let best: LoadFactorSolution | undefined;
     const tryBeta = (b1: number, b2: number): void => {
       if (!admissible(b1, b2)) return;
-      const r = this.solve(b1, b2, ridge, ridgeTo, free);
+      const r = this.solve(b1, b2, ridge, ridgeTo, free, ridgeAbs);
       if (r && (!best || r.sse < best.sse)) best = r;
     };
     for (let i = -2; i <= 8; i++) for (let j = -12; j <= 8; j++) tryBeta(i / 5, j / 10);
