@@ -12,8 +12,9 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const imp = (p) => import(pathToFileURL(join(root, p)).href);
-const { createFleet, truthBetween } = await imp('packages/simulator/dist/index.js');
-const { IntervalAligner, CpuShareMethod, StaticPowerLearner } = await imp('packages/attribution/dist/index.js');
+const { truthBetween } = await imp('packages/simulator/dist/index.js');
+const { oracleFleet } = await import('./oracle-fleet.mjs');
+const { CpuShareMethod, StaticPowerLearner } = await imp('packages/attribution/dist/index.js');
 const models = await imp('packages/models/dist/index.js');
 
 const argv = process.argv.slice(2);
@@ -33,30 +34,11 @@ const billS = Number(arg('--bill', '600'));
 let data;
 if (cache && existsSync(cache)) data = JSON.parse(readFileSync(cache, 'utf8'));
 else {
-  const fleet = createFleet({ ...fopts, events: 'default' });
-  const aligner = new IntervalAligner();
-  let seq = 0;
-  const step = () => {
-    seq++;
-    const out = [];
-    for (const h of fleet.hosts) {
-      const r = aligner.push(h.oracleFrame(seq));
-      if (r.interval) out.push(r.interval);
-    }
-    return out;
-  };
-  step();
-  const warm = [];
-  for (let s = 0; s < warmS; s++) {
-    fleet.step(1);
-    warm.push(...step());
-  }
+  const sim = oracleFleet(fopts);
+  const fleet = sim.fleet;
+  const warm = sim.advance(warmS);
   const t0 = fleet.truth();
-  const bill = [];
-  for (let s = 0; s < billS; s++) {
-    fleet.step(1);
-    bill.push(...step());
-  }
+  const bill = sim.advance(billS);
   const t1 = fleet.truth();
   const truth = truthBetween(t0, t1);
   const sockets = {};

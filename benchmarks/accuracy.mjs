@@ -18,8 +18,8 @@ import { performance } from 'node:perf_hooks';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const imp = (p) => import(pathToFileURL(join(root, p)).href);
-const { createFleet } = await imp('packages/simulator/dist/index.js');
-const { IntervalAligner, CpuShareMethod, StaticPowerLearner, checkConservation } = await imp('packages/attribution/dist/index.js');
+const { oracleFleet } = await import('./oracle-fleet.mjs');
+const { CpuShareMethod, StaticPowerLearner, checkConservation } = await imp('packages/attribution/dist/index.js');
 const models = await imp('packages/models/dist/index.js');
 const { synthHost } = await imp('packages/models/dist/test-hosts.js');
 
@@ -84,24 +84,9 @@ function tenantTotals(results) {
 }
 
 async function runFleet(f) {
-  const fleet = createFleet({ ...f.opts, events: 'default' });
-  const aligner = new IntervalAligner();
-  let seq = 0;
-  const step = () => {
-    seq++;
-    const out = [];
-    for (const h of fleet.hosts) {
-      const r = aligner.push(h.oracleFrame(seq));
-      if (r.interval) out.push(r.interval);
-    }
-    return out;
-  };
-  step();
-  const warm = [];
-  for (let s = 0; s < warmS; s++) {
-    fleet.step(1);
-    warm.push(...step());
-  }
+  const sim = oracleFleet(f.opts);
+  const fleet = sim.fleet;
+  const warm = sim.advance(warmS);
   const truth0 = fleet.truth();
   const spl = new StaticPowerLearner({ fallback: { rapl: 100, gpu: 73, bmc_rest: 100 } });
   for (const iv of warm) spl.observe(iv);
@@ -120,8 +105,7 @@ async function runFleet(f) {
   const res = { cpu_share: [], additive_model: [] };
   let conservationProblems = 0;
   for (let s = 0; s < billS; s++) {
-    fleet.step(1);
-    for (const iv of step()) {
+    for (const iv of sim.next()) {
       spl.observe(iv);
       const ctx = { policy: 'reserved', staticPower: spl.estimate(iv.hostId) };
       const a = cpu.attribute(iv, ctx);
