@@ -3,7 +3,7 @@
  * Every number is checked finite before it leaves (JSON would turn NaN into null and the insert would
  * fail far from the cause); the error names the field and the value.
  */
-import type { Anomaly, AttributionResult, HostInterval, SourceName, VmInterval } from '@wattsplit/attribution';
+import type { Anomaly, AttributionResult, AttributionShare, HostInterval, SourceName, VmInterval } from '@wattsplit/attribution';
 import { WattsplitError } from '@wattsplit/wire';
 import type { RawFrameCounters } from './store.js';
 
@@ -66,46 +66,6 @@ export function hostRow(i: HostInterval, raw: RawFrameCounters | undefined): Row
   };
 }
 
-/** vmRows with every field checked and named in the error (the slow path). */
-function vmRowsChecked(i: HostInterval): Row[] {
-  return i.vms.map((v, k) => {
-    const at = `interval host=${i.hostId} seq=${i.seq} vms[${k}] uuid=${v.uuid}`;
-    return {
-      host: i.hostId,
-      hardware_class: i.hardwareClass,
-      seq: i.seq,
-      t0_ns: nsInt(i.t0UnixNs, `${at}: t0UnixNs`),
-      t1_ns: nsInt(i.t1UnixNs, `${at}: t1UnixNs`),
-      vm_uuid: v.uuid,
-      vm_name: v.name,
-      tenant: v.tenant,
-      state: v.state,
-      presence: num(v.presence, `${at}: presence`),
-      vcpus: uint(v.vcpus, `${at}: vcpus`),
-      memory_bytes: uint(v.memoryBytes, `${at}: memoryBytes`),
-      cpu_s: num(v.cpuSeconds, `${at}: cpuSeconds`),
-      vcpu_s: v.vcpuSeconds.map((x, j) => num(x, `${at}: vcpuSeconds[${j}]`)),
-      memory_used_bytes: uint(v.memoryUsedBytes, `${at}: memoryUsedBytes`),
-      block_read_bytes: uint(v.blockReadBytes, `${at}: blockReadBytes`),
-      block_write_bytes: uint(v.blockWriteBytes, `${at}: blockWriteBytes`),
-      net_rx_bytes: uint(v.netRxBytes, `${at}: netRxBytes`),
-      net_tx_bytes: uint(v.netTxBytes, `${at}: netTxBytes`),
-      perf_supported: v.perf ? 1 : 0,
-      cycles: uint(v.perf?.cycles ?? 0, `${at}: perf.cycles`),
-      instructions: uint(v.perf?.instructions ?? 0, `${at}: perf.instructions`),
-      llc_misses: uint(v.perf?.llcMisses ?? 0, `${at}: perf.llcMisses`),
-      llc_references: uint(v.perf?.llcReferences ?? 0, `${at}: perf.llcReferences`),
-      gpu_devices: v.gpus.map((g) => g.device),
-      gpu_sm_util_pct: v.gpus.map((g, j) => num(g.smUtilPct, `${at}: gpus[${j}].smUtilPct`)),
-      gpu_mem_util_pct: v.gpus.map((g, j) => num(g.memUtilPct, `${at}: gpus[${j}].memUtilPct`)),
-      gpu_util_samples: v.gpus.map((g, j) => uint(g.utilSamples, `${at}: gpus[${j}].utilSamples`)),
-      gpu_used_memory_bytes: v.gpus.map((g, j) => uint(g.usedMemoryBytes, `${at}: gpus[${j}].usedMemoryBytes`)),
-      gpu_holds_context: v.gpus.map((g) => (g.holdsContext ? 1 : 0)),
-      gpu_passthrough: v.gpus.map((g) => (g.passthrough ? 1 : 0)),
-    };
-  });
-}
-
 export function anomalyRows(hostId: string, seq: number, t1UnixNs: number, anomalies: readonly Anomaly[]): Row[] {
   return anomalies.map((a) => ({
     host: hostId,
@@ -118,123 +78,141 @@ export function anomalyRows(hostId: string, seq: number, t1UnixNs: number, anoma
   }));
 }
 
-/** attributionRows with every field checked and named in the error (the slow path). */
-function attributionRowsChecked(r: AttributionResult): Row[] {
-  return r.shares.map((s, k) => {
-    const at = `attribution host=${r.hostId} seq=${r.seq} method=${r.method} shares[${k}] (${s.kind} ${s.vmUuid} ${s.source})`;
-    return {
-      host: r.hostId,
-      seq: r.seq,
-      t0_ns: nsInt(r.t0UnixNs, `${at}: t0UnixNs`),
-      t1_ns: nsInt(r.t1UnixNs, `${at}: t1UnixNs`),
-      kind: s.kind,
-      vm_uuid: s.vmUuid,
-      vm_name: s.vmName,
-      tenant: s.tenant,
-      source: s.source,
-      dynamic_j: num(s.dynamicJoules, `${at}: dynamicJoules`),
-      static_j: num(s.staticJoules, `${at}: staticJoules`),
-      low_j: num(s.lowJoules, `${at}: lowJoules`),
-      high_j: num(s.highJoules, `${at}: highJoules`),
-      measured_j: num(r.measured[s.source], `${at}: measured.${s.source}`),
-      method: r.method,
-      model_version: r.modelVersion,
-      hardware_class: r.hardwareClass,
-      note: r.note,
-    };
-  });
-}
-
 // Hot paths: 50+ VM rows and 100+ attribution rows per host interval. Plain finite numbers go straight
-// through; anything else (NaN, a Long, a string) sends the whole interval through the checked path above,
-// which converts what it can and names the field it cannot.
+// into the row; anything else (NaN, a Long, a string) sends that VM or share through the checked path,
+// which converts what it can and names the field it cannot. One row layout per table either way.
 const fin = (x: unknown): x is number => typeof x === 'number' && Number.isFinite(x);
 const nat = (x: number) => (x > 0 ? Math.round(x) : 0);
 
-export function vmRows(i: HostInterval): Row[] {
-  const out: Row[] = new Array<Row>(i.vms.length);
-  if (!(fin(i.t0UnixNs) && fin(i.t1UnixNs) && fin(i.seq))) return vmRowsChecked(i);
-  const t0 = Math.round(i.t0UnixNs);
-  const t1 = Math.round(i.t1UnixNs);
-  for (let k = 0; k < i.vms.length; k++) {
-    const v = i.vms[k]!;
-    const p = v.perf;
-    if (
-      !(fin(v.presence) && fin(v.vcpus) && fin(v.memoryBytes) && fin(v.cpuSeconds) && fin(v.memoryUsedBytes) && fin(v.blockReadBytes) && fin(v.blockWriteBytes) && fin(v.netRxBytes) && fin(v.netTxBytes)) ||
-      !v.vcpuSeconds.every(fin) ||
-      (p && !(fin(p.cycles) && fin(p.instructions) && fin(p.llcMisses) && fin(p.llcReferences))) ||
-      !v.gpus.every((g) => fin(g.smUtilPct) && fin(g.memUtilPct) && fin(g.utilSamples) && fin(g.usedMemoryBytes))
-    ) {
-      return vmRowsChecked(i);
-    }
-    out[k] = {
-      host: i.hostId,
-      hardware_class: i.hardwareClass,
-      seq: i.seq,
-      t0_ns: t0,
-      t1_ns: t1,
-      vm_uuid: v.uuid,
-      vm_name: v.name,
-      tenant: v.tenant,
-      state: v.state,
-      presence: v.presence,
-      vcpus: nat(v.vcpus),
-      memory_bytes: nat(v.memoryBytes),
-      cpu_s: v.cpuSeconds,
-      vcpu_s: v.vcpuSeconds,
-      memory_used_bytes: nat(v.memoryUsedBytes),
-      block_read_bytes: nat(v.blockReadBytes),
-      block_write_bytes: nat(v.blockWriteBytes),
-      net_rx_bytes: nat(v.netRxBytes),
-      net_tx_bytes: nat(v.netTxBytes),
-      perf_supported: p ? 1 : 0,
-      cycles: p ? nat(p.cycles) : 0,
-      instructions: p ? nat(p.instructions) : 0,
-      llc_misses: p ? nat(p.llcMisses) : 0,
-      llc_references: p ? nat(p.llcReferences) : 0,
-      gpu_devices: v.gpus.map((g) => g.device),
-      gpu_sm_util_pct: v.gpus.map((g) => g.smUtilPct),
-      gpu_mem_util_pct: v.gpus.map((g) => g.memUtilPct),
-      gpu_util_samples: v.gpus.map((g) => nat(g.utilSamples)),
-      gpu_used_memory_bytes: v.gpus.map((g) => nat(g.usedMemoryBytes)),
-      gpu_holds_context: v.gpus.map((g) => (g.holdsContext ? 1 : 0)),
-      gpu_passthrough: v.gpus.map((g) => (g.passthrough ? 1 : 0)),
+function vmRow(i: HostInterval, v: VmInterval, t0: number, t1: number): Row {
+  const p = v.perf;
+  return {
+    host: i.hostId,
+    hardware_class: i.hardwareClass,
+    seq: i.seq,
+    t0_ns: t0,
+    t1_ns: t1,
+    vm_uuid: v.uuid,
+    vm_name: v.name,
+    tenant: v.tenant,
+    state: v.state,
+    presence: v.presence,
+    vcpus: nat(v.vcpus),
+    memory_bytes: nat(v.memoryBytes),
+    cpu_s: v.cpuSeconds,
+    vcpu_s: v.vcpuSeconds,
+    memory_used_bytes: nat(v.memoryUsedBytes),
+    block_read_bytes: nat(v.blockReadBytes),
+    block_write_bytes: nat(v.blockWriteBytes),
+    net_rx_bytes: nat(v.netRxBytes),
+    net_tx_bytes: nat(v.netTxBytes),
+    perf_supported: p ? 1 : 0,
+    cycles: p ? nat(p.cycles) : 0,
+    instructions: p ? nat(p.instructions) : 0,
+    llc_misses: p ? nat(p.llcMisses) : 0,
+    llc_references: p ? nat(p.llcReferences) : 0,
+    gpu_devices: v.gpus.map((g) => g.device),
+    gpu_sm_util_pct: v.gpus.map((g) => g.smUtilPct),
+    gpu_mem_util_pct: v.gpus.map((g) => g.memUtilPct),
+    gpu_util_samples: v.gpus.map((g) => nat(g.utilSamples)),
+    gpu_used_memory_bytes: v.gpus.map((g) => nat(g.usedMemoryBytes)),
+    gpu_holds_context: v.gpus.map((g) => (g.holdsContext ? 1 : 0)),
+    gpu_passthrough: v.gpus.map((g) => (g.passthrough ? 1 : 0)),
+  };
+}
+
+function vmIsPlain(v: VmInterval): boolean {
+  const p = v.perf;
+  return (
+    fin(v.presence) && fin(v.vcpus) && fin(v.memoryBytes) && fin(v.cpuSeconds) && fin(v.memoryUsedBytes) && fin(v.blockReadBytes) && fin(v.blockWriteBytes) && fin(v.netRxBytes) && fin(v.netTxBytes) &&
+    v.vcpuSeconds.every(fin) &&
+    (!p || (fin(p.cycles) && fin(p.instructions) && fin(p.llcMisses) && fin(p.llcReferences))) &&
+    v.gpus.every((g) => fin(g.smUtilPct) && fin(g.memUtilPct) && fin(g.utilSamples) && fin(g.usedMemoryBytes))
+  );
+}
+
+/** The VM's numbers converted (Long, bigint) and checked finite, a failure naming the field (the slow path). */
+function checkedVm(v: VmInterval, at: string): VmInterval {
+  const out: VmInterval = {
+    ...v,
+    presence: num(v.presence, `${at}: presence`),
+    vcpus: num(v.vcpus, `${at}: vcpus`),
+    memoryBytes: num(v.memoryBytes, `${at}: memoryBytes`),
+    cpuSeconds: num(v.cpuSeconds, `${at}: cpuSeconds`),
+    vcpuSeconds: v.vcpuSeconds.map((x, j) => num(x, `${at}: vcpuSeconds[${j}]`)),
+    memoryUsedBytes: num(v.memoryUsedBytes, `${at}: memoryUsedBytes`),
+    blockReadBytes: num(v.blockReadBytes, `${at}: blockReadBytes`),
+    blockWriteBytes: num(v.blockWriteBytes, `${at}: blockWriteBytes`),
+    netRxBytes: num(v.netRxBytes, `${at}: netRxBytes`),
+    netTxBytes: num(v.netTxBytes, `${at}: netTxBytes`),
+    gpus: v.gpus.map((g, j) => ({
+      ...g,
+      smUtilPct: num(g.smUtilPct, `${at}: gpus[${j}].smUtilPct`),
+      memUtilPct: num(g.memUtilPct, `${at}: gpus[${j}].memUtilPct`),
+      utilSamples: num(g.utilSamples, `${at}: gpus[${j}].utilSamples`),
+      usedMemoryBytes: num(g.usedMemoryBytes, `${at}: gpus[${j}].usedMemoryBytes`),
+    })),
+  };
+  if (v.perf) {
+    out.perf = {
+      cycles: num(v.perf.cycles, `${at}: perf.cycles`),
+      instructions: num(v.perf.instructions, `${at}: perf.instructions`),
+      llcMisses: num(v.perf.llcMisses, `${at}: perf.llcMisses`),
+      llcReferences: num(v.perf.llcReferences, `${at}: perf.llcReferences`),
     };
   }
   return out;
 }
 
+export function vmRows(i: HostInterval): Row[] {
+  const plainTimes = fin(i.t0UnixNs) && fin(i.t1UnixNs);
+  return i.vms.map((v, k) => {
+    if (plainTimes && vmIsPlain(v)) return vmRow(i, v, Math.round(i.t0UnixNs), Math.round(i.t1UnixNs));
+    const at = `interval host=${i.hostId} seq=${i.seq} vms[${k}] uuid=${v.uuid}`;
+    return vmRow(i, checkedVm(v, at), nsInt(i.t0UnixNs, `${at}: t0UnixNs`), nsInt(i.t1UnixNs, `${at}: t1UnixNs`));
+  });
+}
+
+function attributionRow(r: AttributionResult, s: AttributionShare, measured: number, t0: number, t1: number): Row {
+  return {
+    host: r.hostId,
+    seq: r.seq,
+    t0_ns: t0,
+    t1_ns: t1,
+    kind: s.kind,
+    vm_uuid: s.vmUuid,
+    vm_name: s.vmName,
+    tenant: s.tenant,
+    source: s.source,
+    dynamic_j: s.dynamicJoules,
+    static_j: s.staticJoules,
+    low_j: s.lowJoules,
+    high_j: s.highJoules,
+    measured_j: measured,
+    method: r.method,
+    model_version: r.modelVersion,
+    hardware_class: r.hardwareClass,
+    note: r.note,
+  };
+}
+
 export function attributionRows(r: AttributionResult): Row[] {
-  const out: Row[] = new Array<Row>(r.shares.length);
-  if (!(fin(r.t0UnixNs) && fin(r.t1UnixNs))) return attributionRowsChecked(r);
-  const t0 = Math.round(r.t0UnixNs);
-  const t1 = Math.round(r.t1UnixNs);
-  for (let k = 0; k < r.shares.length; k++) {
-    const s = r.shares[k]!;
+  const plainTimes = fin(r.t0UnixNs) && fin(r.t1UnixNs);
+  return r.shares.map((s, k) => {
     const m = r.measured[s.source];
-    if (!(fin(s.dynamicJoules) && fin(s.staticJoules) && fin(s.lowJoules) && fin(s.highJoules) && fin(m))) return attributionRowsChecked(r);
-    out[k] = {
-      host: r.hostId,
-      seq: r.seq,
-      t0_ns: t0,
-      t1_ns: t1,
-      kind: s.kind,
-      vm_uuid: s.vmUuid,
-      vm_name: s.vmName,
-      tenant: s.tenant,
-      source: s.source,
-      dynamic_j: s.dynamicJoules,
-      static_j: s.staticJoules,
-      low_j: s.lowJoules,
-      high_j: s.highJoules,
-      measured_j: m,
-      method: r.method,
-      model_version: r.modelVersion,
-      hardware_class: r.hardwareClass,
-      note: r.note,
+    if (plainTimes && fin(m) && fin(s.dynamicJoules) && fin(s.staticJoules) && fin(s.lowJoules) && fin(s.highJoules)) {
+      return attributionRow(r, s, m, Math.round(r.t0UnixNs), Math.round(r.t1UnixNs));
+    }
+    const at = `attribution host=${r.hostId} seq=${r.seq} method=${r.method} shares[${k}] (${s.kind} ${s.vmUuid} ${s.source})`;
+    const checked: AttributionShare = {
+      ...s,
+      dynamicJoules: num(s.dynamicJoules, `${at}: dynamicJoules`),
+      staticJoules: num(s.staticJoules, `${at}: staticJoules`),
+      lowJoules: num(s.lowJoules, `${at}: lowJoules`),
+      highJoules: num(s.highJoules, `${at}: highJoules`),
     };
-  }
-  return out;
+    return attributionRow(r, checked, num(m, `${at}: measured.${s.source}`), nsInt(r.t0UnixNs, `${at}: t0UnixNs`), nsInt(r.t1UnixNs, `${at}: t1UnixNs`));
+  });
 }
 
 // ---- decoding (history for model training) ----
