@@ -3,7 +3,7 @@
 // collector (NestJS, attribution) → ClickHouse server, with both Kafka clients in the same run.
 //
 //   node benchmarks/fleet.mjs [--clients kafkajs,platformatic] [--steps 50,100,200,400,800]
-//        [--step-seconds 15] [--warmup-seconds 15] [--vms 50] [--store-in-flight 1] [--compression gzip|none|lz4|snappy]
+//        [--step-seconds 15] [--warmup-seconds 15] [--vms 50] [--store-in-flight 1] [--store-min-interval-ms 0] [--compression gzip|none|lz4|snappy]
 //        [--collectors 1] [--brokers 127.0.0.1:9092] [--clickhouse http://127.0.0.1:8123]
 //
 // --collectors N runs N collectors in one consumer group (this process and N-1 children): the
@@ -11,9 +11,10 @@
 //
 // Without --brokers / --clickhouse it starts its own broker (scripts/kafka.sh start bench) and
 // ClickHouse server (scripts/clickhouse-server.sh start bench) and stops them at the end.
-// Two Node processes, as deployed: this one runs the collector (NestJS, attribution, store writes) and
-// the latency probe; a child (`--role load`) runs the simulated agents' gRPC streams and the gateway,
-// which produces to Kafka. Everything shares the same 2 cores with the broker and the server: it is
+// Node processes as deployed: this one runs the collector (NestJS, attribution, store writes); a child
+// (`--role load`) runs the simulated agents' gRPC streams and the gateway, which produces to Kafka; a
+// child (`--role probe`) is the latency probe, a streaming consumer of the attribution topic.
+// Everything shares the same 2 cores with the broker and the server: it is
 // the single-box number. Per step it reports: frames/s accepted by the gateway, intervals/s
 // stored, consumer lag at the end of the step, end-to-end latency (frame wall time → attribution
 // published on wattsplit.attribution.v1, which happens after the store write) p50/p99, the collector's
@@ -23,7 +24,7 @@
 // the first step that is not. Prints a markdown table (docs/fleet.md keeps the results).
 import { execFileSync, fork } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { readFileSync, readdirSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -49,6 +50,11 @@ const busOf = (kind, brokers, ns) => {
   return { inner, bus: new kafkaPkg.NamespacedBus(inner, ns) };
 };
 const hostsPerStream = 25;
+const pct = (xs, p) => {
+  if (xs.length === 0) return NaN;
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))];
+};
 
 // ---------------------------------------------------------------------------------------------------
 // --role load: simulated agents (one gRPC stream per 25 hosts, one batch per stream per second) and the
@@ -142,17 +148,58 @@ if (opt('role', '') === 'load') {
 }
 
 // ---------------------------------------------------------------------------------------------------
+// --role probe: the latency probe, a streaming consumer of wattsplit.attribution.v1 in its own process
+// (as a real one would be), so that decoding every published batch is not counted as collector CPU.
+if (opt('role', '') === 'probe') {
+  const cfg = JSON.parse(process.env.FLEET_BENCH_PROBE);
+  const { bus } = busOf(cfg.kind, cfg.brokers, cfg.ns);
+  let latencies = [];
+  let published = 0;
+  let mark = process.cpuUsage();
+  const sub = await bus.subscribe({
+    topic: TOPICS.attribution,
+    groupId: 'bench-latency',
+    fromBeginning: false,
+    handler: async (msgs) => {
+      const now = Date.now();
+      for (const m of msgs) {
+        const b = AttributionBatch.decode(m.value);
+        latencies.push(now - Number(b.t1UnixNs) / 1e6);
+        published++;
+      }
+    },
+  });
+  process.on('message', async (m) => {
+    if (m.cmd === 'mark') {
+      latencies = [];
+      mark = process.cpuUsage();
+      process.send({ id: m.id, published });
+    } else if (m.cmd === 'pause') {
+      const cpu = process.cpuUsage(mark);
+      process.send({ id: m.id, published, p50: pct(latencies, 50), p99: pct(latencies, 99), cpuS: (cpu.user + cpu.system) / 1e6 });
+    } else if (m.cmd === 'exit') {
+      await sub.stop();
+      await bus.close();
+      process.send({ id: m.id });
+      process.exit(0);
+    }
+  });
+  process.send({ ready: true });
+  await new Promise(() => undefined);
+}
+
+// ---------------------------------------------------------------------------------------------------
 // The collector side.
 const { ClickHouseServerStore } = await imp('packages/store/dist/index.js');
 const { createCollectorApp } = await imp('packages/collector/dist/index.js');
-const collectorOptions = (bus, store, inFlight) => ({ bus, store, groupId: 'bench', policy: 'reserved', storeWrites: { maxInFlight: inFlight }, staticPower: { fallbackWatts: { rapl: 80, gpu: 0, bmc_rest: 120 }, learn: false } });
+const collectorOptions = (bus, store, inFlight, minIntervalMs = 0) => ({ bus, store, groupId: 'bench', policy: 'reserved', storeWrites: { maxInFlight: inFlight, minIntervalMs }, staticPower: { fallbackWatts: { rapl: 80, gpu: 0, bmc_rest: 120 }, learn: false } });
 
 // --role collector: one more collector in the same consumer group (--collectors N > 1), reporting its CPU.
 if (opt('role', '') === 'collector') {
   const cfg = JSON.parse(process.env.FLEET_BENCH_COLLECTOR);
   const { bus } = busOf(cfg.kind, cfg.brokers, cfg.ns);
   const store = new ClickHouseServerStore({ url: cfg.chUrl, database: cfg.database, requestTimeoutMs: 30_000 });
-  const app = await createCollectorApp(collectorOptions(bus, store, cfg.storeInFlight));
+  const app = await createCollectorApp(collectorOptions(bus, store, cfg.storeInFlight, cfg.storeMinIntervalMs));
   let mark = process.cpuUsage();
   process.on('message', async (m) => {
     if (m.cmd === 'mark') mark = process.cpuUsage();
@@ -176,6 +223,7 @@ const stepSeconds = Number(opt('step-seconds', '15'));
 const warmupSeconds = Number(opt('warmup-seconds', '15'));
 const vmsPerHost = Number(opt('vms', '50'));
 const storeInFlight = Number(opt('store-in-flight', '1'));
+const storeMinIntervalMs = Number(opt('store-min-interval-ms', '0'));
 const collectorCount = Number(opt('collectors', '1'));
 
 function script(name, args) {
@@ -201,13 +249,32 @@ function procCpuS(pidFile) {
     return undefined;
   }
 }
-const serverCpu = () => ({ ch: ownCh ? procCpuS('.cache/clickhouse/bench/pid') : undefined, kafka: ownBroker ? procCpuS('.cache/kafka/run/bench/pid') : undefined });
+/** CPU seconds of a process's threads whose name starts with `prefix` (ClickHouse's merge pool: BackgrProcPool). */
+function threadCpuS(pidFile, prefix) {
+  try {
+    const pid = readFileSync(join(root, pidFile), 'utf8').trim();
+    let s = 0;
+    for (const t of readdirSync(`/proc/${pid}/task`)) {
+      try {
+        if (!readFileSync(`/proc/${pid}/task/${t}/comm`, 'utf8').startsWith(prefix)) continue;
+        const stat = readFileSync(`/proc/${pid}/task/${t}/stat`, 'utf8');
+        const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+        s += (Number(f[11]) + Number(f[12])) / 100;
+      } catch {
+        // the thread ended meanwhile
+      }
+    }
+    return s;
+  } catch {
+    return undefined;
+  }
+}
+const serverCpu = () => ({
+  ch: ownCh ? procCpuS('.cache/clickhouse/bench/pid') : undefined,
+  chMerges: ownCh ? threadCpuS('.cache/clickhouse/bench/pid', 'BackgrProcPool') : undefined,
+  kafka: ownBroker ? procCpuS('.cache/kafka/run/bench/pid') : undefined,
+});
 
-const pct = (xs, p) => {
-  if (xs.length === 0) return NaN;
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))];
-};
 
 async function runClient(kind) {
   const ns = `bench-${kind}-${randomUUID().slice(0, 6)}`;
@@ -239,7 +306,7 @@ async function runClient(kind) {
       ),
   };
   const store = new ClickHouseServerStore({ url: chUrl, database, requestTimeoutMs: 30_000 });
-  const collector = await createCollectorApp(collectorOptions(bus, store, storeInFlight));
+  const collector = await createCollectorApp(collectorOptions(bus, store, storeInFlight, storeMinIntervalMs));
   const writer = collector.pipeline.writer.stats;
   // Time spent in the collector's three awaited steps per handler call (store write, checkpoint save,
   // attribution publish), to tell which one the latency comes from.
@@ -258,21 +325,6 @@ async function runClient(kind) {
   timed(collector.pipeline.store, 'writeIntervals', stepMs.write);
   timed(collector.pipeline.store, 'saveCheckpoints', stepMs.checkpoints);
   timed(collector.pipeline.producer, 'send', stepMs.publish);
-  let latencies = [];
-  let published = 0;
-  const latSub = await bus.subscribe({
-    topic: TOPICS.attribution,
-    groupId: 'bench-latency',
-    fromBeginning: false,
-    handler: async (msgs) => {
-      const now = Date.now();
-      for (const m of msgs) {
-        const b = AttributionBatch.decode(m.value);
-        latencies.push(now - Number(b.t1UnixNs) / 1e6);
-        published++;
-      }
-    },
-  });
   let rpcId = 0;
   /** A child process of this script in `role`, with a request/response call over IPC. */
   const child = async (role, env) => {
@@ -297,7 +349,9 @@ async function runClient(kind) {
   };
   // More collectors in the same group: the partitions are shared (one partition is the unit of scale).
   const extra = [];
-  for (let i = 1; i < collectorCount; i++) extra.push(await child('collector', { FLEET_BENCH_COLLECTOR: JSON.stringify({ kind, brokers, ns, chUrl, database, storeInFlight }) }));
+  for (let i = 1; i < collectorCount; i++) extra.push(await child('collector', { FLEET_BENCH_COLLECTOR: JSON.stringify({ kind, brokers, ns, chUrl, database, storeInFlight, storeMinIntervalMs }) }));
+  // The probe subscribes before any frame flows; it reads only what is published after it joined.
+  const probe = await child('probe', { FLEET_BENCH_PROBE: JSON.stringify({ kind, brokers, ns }) });
   const { proc: load, call: rpc } = await child('load', { FLEET_BENCH_LOAD: JSON.stringify({ kind, brokers, ns, vms: vmsPerHost, maxHosts: Math.max(...steps) }) });
   const rows = [];
   for (const n of steps) {
@@ -306,23 +360,23 @@ async function runClient(kind) {
     await new Promise((r) => setTimeout(r, warmupSeconds * 1000));
     load.send({ cmd: 'mark' });
     for (const c of extra) c.proc.send({ cmd: 'mark' });
-    latencies = [];
+    const stored0 = (await probe.call('mark')).published;
     const cpu0 = process.cpuUsage();
     const srv0 = serverCpu();
     const w0 = { ...writer };
     Object.assign(handlerStats, { calls: 0, messages: 0, ms: 0 });
     for (const k of Object.keys(stepMs)) stepMs[k].length = 0;
     const t0 = performance.now();
-    const stored0 = published;
     await new Promise((r) => setTimeout(r, stepSeconds * 1000));
     const l = await rpc('pause');
     const others = await Promise.all(extra.map((c) => c.call('pause')));
+    const pr = await probe.call('pause');
     const wallS = (performance.now() - t0) / 1000;
     const cpu = process.cpuUsage(cpu0);
     const srv1 = serverCpu();
     const lag = await inner.lag(bus.topic(TOPICS.telemetry), 'bench');
     const mem = process.memoryUsage();
-    const intervals = published - stored0;
+    const intervals = pr.published - stored0;
     const collectorCpuS = (cpu.user + cpu.system) / 1e6 + others.reduce((a, o) => a + o.cpuS, 0);
     const cpuPct = (x) => (x === undefined ? undefined : Math.round((x / wallS) * 100));
     const row = {
@@ -333,14 +387,16 @@ async function runClient(kind) {
       framesPerS: Math.round(l.framesAcked / l.wallS),
       intervalsPerS: Math.round(intervals / wallS),
       lagEnd: lag,
-      p50: Math.round(pct(latencies, 50)),
-      p99: Math.round(pct(latencies, 99)),
+      p50: Math.round(pr.p50),
+      p99: Math.round(pr.p99),
       rssMiB: Math.round(mem.rss / 2 ** 20),
       heapMiB: Math.round(mem.heapUsed / 2 ** 20),
       loadRssMiB: l.rssMiB,
       cpuCollector: cpuPct(collectorCpuS),
       cpuLoad: cpuPct(l.cpuS),
+      cpuProbe: cpuPct(pr.cpuS),
       cpuClickhouse: cpuPct(srv0.ch === undefined || srv1.ch === undefined ? undefined : srv1.ch - srv0.ch),
+      cpuClickhouseMerges: cpuPct(srv0.chMerges === undefined || srv1.chMerges === undefined ? undefined : srv1.chMerges - srv0.chMerges),
       cpuKafka: cpuPct(srv0.kafka === undefined || srv1.kafka === undefined ? undefined : srv1.kafka - srv0.kafka),
       collectorUsPerVmSample: intervals > 0 ? +((collectorCpuS * 1e6) / (intervals * vmsPerHost)).toFixed(1) : undefined,
       skippedTicks: l.skippedTicks,
@@ -362,7 +418,7 @@ async function runClient(kind) {
   }
   await rpc('exit');
   for (const c of extra) await c.call('exit');
-  await latSub.stop();
+  await probe.call('exit');
   await collector.close();
   await store.query(`DROP DATABASE IF EXISTS ${database}`).catch(() => undefined);
   await store.close();
@@ -389,9 +445,9 @@ const lines = [
   `date: ${new Date().toISOString()}`,
   `command: node benchmarks/fleet.mjs ${argv.join(' ')}`.trim(),
   '',
-  '| client | collectors | hosts | VM-samples/s | intervals/s stored | lag at end | e2e p50 ms | e2e p99 ms | collector RSS MiB | CPU % collector / load / ClickHouse / Kafka | collector µs per VM-sample | intervals per store write | sustained |',
+  '| client | collectors | hosts | VM-samples/s | intervals/s stored | lag at end | e2e p50 ms | e2e p99 ms | collector RSS MiB | CPU % collector / load / ClickHouse (merges) / Kafka | collector µs per VM-sample | intervals per store write | sustained |',
   '|---|---|---|---|---|---|---|---|---|---|---|---|---|',
-  ...all.map((r) => `| ${r.client} | ${r.collectors} | ${r.hosts} | ${r.vmSamplesPerS} | ${r.intervalsPerS} | ${r.lagEnd} | ${r.p50} | ${r.p99} | ${r.rssMiB} | ${r.cpuCollector} / ${r.cpuLoad} / ${r.cpuClickhouse ?? '?'} / ${r.cpuKafka ?? '?'} | ${r.collectorUsPerVmSample ?? '?'} | ${r.intervalsPerWrite} | ${r.sustained ? 'yes' : 'no'} |`),
+  ...all.map((r) => `| ${r.client} | ${r.collectors} | ${r.hosts} | ${r.vmSamplesPerS} | ${r.intervalsPerS} | ${r.lagEnd} | ${r.p50} | ${r.p99} | ${r.rssMiB} | ${r.cpuCollector} / ${r.cpuLoad} / ${r.cpuClickhouse ?? '?'} (${r.cpuClickhouseMerges ?? '?'}) / ${r.cpuKafka ?? '?'} | ${r.collectorUsPerVmSample ?? '?'} | ${r.intervalsPerWrite} | ${r.sustained ? 'yes' : 'no'} |`),
   '',
   ...clients.map((c) => `${c}: sustained up to ${best(c)} hosts`),
   '',

@@ -1,6 +1,6 @@
 /** AttributionResult → wattsplit.telemetry.v1.AttributionBatch (what streaming users read on TOPICS.attribution). */
 import type { AttributionResult, EntityKind as Kind } from '@wattsplit/attribution';
-import { AttributionBatch, EntityKind, type IAttributionBatch, type IAttributionRecord } from '@wattsplit/wire';
+import { EntityKind, encodeAttributionResults, type IAttributionBatch, type IAttributionRecord } from '@wattsplit/wire';
 
 function kindOf(k: Kind): EntityKind {
   switch (k) {
@@ -44,6 +44,11 @@ export function toAttributionBatch(results: readonly AttributionResult[]): IAttr
   return { hostId: first.hostId, seq: first.seq, t0UnixNs: first.t0UnixNs, t1UnixNs: first.t1UnixNs, records, measuredJoules: { ...first.measured } };
 }
 
+/** The encoded toAttributionBatch(results), byte for byte, without the intermediate objects (see wire's attribution-encoder.ts). */
 export function encodeAttributionBatch(results: readonly AttributionResult[]): Uint8Array {
-  return AttributionBatch.encode(toAttributionBatch(results)).finish();
+  const first = results[0];
+  if (!first) throw new Error('encodeAttributionBatch needs at least one result');
+  return encodeAttributionResults(results, first.measured, kindOfShare);
 }
+
+const kindOfShare = (s: { kind: Kind }): EntityKind => kindOf(s.kind);

@@ -21,9 +21,10 @@ export interface CollectorConfig {
   groupId?: string;
   /**
    * Group commit of store writes across partitions: `maxInFlight` writes at once (default 1), at most
-   * `maxItems` intervals per write (default 5000). See group-commit.ts.
+   * `maxItems` intervals per write (default 5000), at least `minIntervalMs` between the starts of two
+   * writes (default 0; a ClickHouse server merges fewer, larger parts). See group-commit.ts.
    */
-  storeWrites?: { maxInFlight?: number; maxItems?: number };
+  storeWrites?: { maxInFlight?: number; maxItems?: number; minIntervalMs?: number };
   /** Publish AttributionBatch protobufs to TOPICS.attribution. Default true. */
   publishAttributions?: boolean;
   logger?: Logger;
@@ -52,6 +53,8 @@ export function validateCollectorConfig(c: CollectorConfig): void {
     const v = c.storeWrites?.[k];
     if (v !== undefined && !(Number.isInteger(v) && v >= 1)) throw bad(`storeWrites.${k}`, v, 'must be an integer ≥ 1');
   }
+  const gap = c.storeWrites?.minIntervalMs;
+  if (gap !== undefined && !(Number.isInteger(gap) && gap >= 0 && gap <= 60_000)) throw bad('storeWrites.minIntervalMs', gap, 'must be an integer 0-60000 (ms)');
   if (c.http && !(Number.isInteger(c.http.port) && c.http.port >= 0 && c.http.port < 65536)) throw bad('http.port', c.http.port, 'must be an integer port 0-65535');
   for (const [k, v] of Object.entries(c.staticPower?.fallbackWatts ?? {})) {
     if (!(typeof v === 'number' && Number.isFinite(v) && v >= 0)) throw bad(`staticPower.fallbackWatts.${k}`, v, 'must be watts ≥ 0');

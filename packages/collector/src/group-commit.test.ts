@@ -77,3 +77,48 @@ test('group commit: a failure reaches every caller of the write; a throwing writ
   assert.equal(t.result.kind, 'retryable');
   assert.ok(t.result.kind === 'retryable' && t.result.error.code === 'STORE_UNAVAILABLE' && /socket hang up/.test(t.result.error.message));
 });
+
+test('group commit: minIntervalMs spaces the starts of writes; what arrives meanwhile shares the next write', async () => {
+  const starts: number[] = [];
+  const calls: string[][] = [];
+  const g = new GroupCommit<string>(
+    async (items) => {
+      starts.push(performance.now());
+      calls.push([...items]);
+      return OK;
+    },
+    { minIntervalMs: 60 },
+  );
+  // The first write starts at once: nothing was written before.
+  await g.submit(['a']);
+  assert.deepEqual(calls, [['a']]);
+  // The next ones arrive right after it: they wait for the interval and go out together.
+  const outs = await Promise.all([g.submit(['b']), g.submit(['c1', 'c2']), g.submit(['d'])]);
+  assert.deepEqual(calls, [['a'], ['b', 'c1', 'c2', 'd']]);
+  assert.deepEqual(outs.map((o) => o.callers), [3, 3, 3]);
+  assert.ok(starts[1]! - starts[0]! >= 59, `second write started ${(starts[1]! - starts[0]!).toFixed(1)} ms after the first (≥ 60 expected)`);
+  // Once the interval has passed, a lone submission is written at once.
+  await new Promise((r) => setTimeout(r, 70));
+  const t = performance.now();
+  await g.submit(['e']);
+  assert.deepEqual(calls.at(-1), ['e']);
+  assert.ok(starts.at(-1)! - t < 50, 'a submission after a quiet spell does not wait');
+  assert.deepEqual(g.stats, { writes: 3, callers: 5, items: 6 });
+});
+
+test('group commit: with minIntervalMs, maxItems waiting start the write without waiting out the interval', async () => {
+  const calls: string[][] = [];
+  const g = new GroupCommit<string>(
+    async (items) => {
+      calls.push([...items]);
+      return OK;
+    },
+    { minIntervalMs: 10_000, maxItems: 3 },
+  );
+  await g.submit(['a']);
+  const t = performance.now();
+  // Three items are waiting: the write goes now, not 10 s after the first.
+  await Promise.all([g.submit(['b1', 'b2']), g.submit(['c'])]);
+  assert.ok(performance.now() - t < 5_000);
+  assert.deepEqual(calls, [['a'], ['b1', 'b2', 'c']]);
+});

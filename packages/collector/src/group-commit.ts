@@ -3,10 +3,15 @@
  *
  * Every store write makes a new part per table, and a ClickHouse server spends tens of milliseconds per
  * part whatever its size; the bus hands each partition's messages to its own handler, so without this a
- * collector consuming 8 partitions makes 8 small writes where one large one would do. There is no timer:
- * a submission starts a write at once when fewer than `maxInFlight` writes are running; otherwise it
- * waits, and every submission that arrived meanwhile goes into the next write (up to `maxItems`). Under
- * light load nothing waits; under heavy load writes grow until they keep up.
+ * collector consuming 8 partitions makes 8 small writes where one large one would do. A submission starts
+ * a write at once when fewer than `maxInFlight` writes are running and the last write started at least
+ * `minIntervalMs` ago; otherwise it waits, and every submission that arrived meanwhile goes into the next
+ * write (up to `maxItems`). With the default minIntervalMs 0 there is no timer: under light load nothing
+ * waits, under heavy load writes grow until they keep up. A ClickHouse server also merges every part it
+ * made in the background, and the merges of many small parts cost it more than the inserts themselves
+ * (docs/fleet.md): minIntervalMs caps the writes per second (at most 1000 / minIntervalMs), so each
+ * write, and each part, is larger; it adds at most minIntervalMs of latency, and only when writes are
+ * that frequent.
  *
  * Every caller of one write gets the same result and the full list of items written together (the
  * group), so a caller whose write must be retried can retry the group verbatim: the store's
@@ -19,6 +24,11 @@ export interface GroupCommitOptions {
   maxInFlight?: number;
   /** Most items in one write; one caller's items are never split. Default 5000. */
   maxItems?: number;
+  /**
+   * Least time between the starts of two writes, in ms; submissions arriving sooner wait and share the
+   * next write (a write starts anyway once maxItems are waiting). Default 0.
+   */
+  minIntervalMs?: number;
 }
 
 export interface GroupOutcome<T> {
@@ -39,6 +49,9 @@ export class GroupCommit<T> {
   private inFlight = 0;
   private readonly maxInFlight: number;
   private readonly maxItems: number;
+  private readonly minIntervalMs: number;
+  private lastStart = -Infinity;
+  private timer: NodeJS.Timeout | undefined;
   /** Writes made and callers served, for metrics and tests. */
   readonly stats = { writes: 0, callers: 0, items: 0 };
 
@@ -48,6 +61,7 @@ export class GroupCommit<T> {
   ) {
     this.maxInFlight = Math.max(1, Math.floor(opts.maxInFlight ?? 1));
     this.maxItems = Math.max(1, Math.floor(opts.maxItems ?? 5000));
+    this.minIntervalMs = Math.max(0, opts.minIntervalMs ?? 0);
   }
 
   /** Writes `items` together with whatever else is waiting; never rejects (a thrown error is `retryable`). */
@@ -60,6 +74,21 @@ export class GroupCommit<T> {
 
   private pump(): void {
     while (this.inFlight < this.maxInFlight && this.queue.length > 0) {
+      if (this.minIntervalMs > 0) {
+        const wait = this.lastStart + this.minIntervalMs - performance.now();
+        if (wait > 0 && this.waitingItems() < this.maxItems) {
+          this.timer ??= setTimeout(() => {
+            this.timer = undefined;
+            this.pump();
+          }, Math.ceil(wait));
+          return;
+        }
+        this.lastStart = performance.now();
+        if (this.timer) {
+          clearTimeout(this.timer);
+          this.timer = undefined;
+        }
+      }
       const take: Waiting<T>[] = [this.queue.shift()!];
       let n = take[0]!.items.length;
       while (this.queue.length > 0 && n + this.queue[0]!.items.length <= this.maxItems) {
@@ -82,5 +111,11 @@ export class GroupCommit<T> {
           this.pump();
         });
     }
+  }
+
+  private waitingItems(): number {
+    let n = 0;
+    for (const w of this.queue) n += w.items.length;
+    return n;
   }
 }

@@ -32,7 +32,9 @@ test('collector config errors name the field and value', () => {
   assert.throws(() => validateCollectorConfig({ bus, store, http: { port: 70000 } }), /http\.port=70000/);
   assert.throws(() => validateCollectorConfig({ bus, store, staticPower: { fallbackWatts: { rapl: -1 } } }), /staticPower\.fallbackWatts\.rapl=-1/);
   assert.throws(() => validateCollectorConfig({ bus: {} as never, store }), /collector config bus="object" must be a Bus/);
-  validateCollectorConfig({ bus, store, policy: 'equal', http: { port: 0 } });
+  assert.throws(() => validateCollectorConfig({ bus, store, storeWrites: { minIntervalMs: -5 } }), /storeWrites\.minIntervalMs=-5 must be an integer 0-60000/);
+  assert.throws(() => validateCollectorConfig({ bus, store, storeWrites: { maxInFlight: 0 } }), /storeWrites\.maxInFlight=0/);
+  validateCollectorConfig({ bus, store, policy: 'equal', http: { port: 0 }, storeWrites: { minIntervalMs: 500 } });
 });
 
 const result: AttributionResult = {

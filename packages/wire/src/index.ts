@@ -8,3 +8,4 @@ export * from './in-process-bus.js';
 export * from './platform.js';
 export * from './ingest-service.js';
 export * from './nvml-trace.js';
+export * from './attribution-encoder.js';

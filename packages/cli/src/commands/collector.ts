@@ -12,16 +12,17 @@ import { openStore, STORE_FLAGS } from '../store-open.js';
 const HELP = `usage: wattsplit collector [--brokers HOST:PORT,...] [--url http://host:8123 --database wattsplit | --data-dir DIR]
   [--http-port 8080] [--policy reserved|equal|unallocated] [--models-dir /var/lib/wattsplit] [--log-level info]
   [--store-in-flight 1]   store writes running at once (group commit; see docs/collector.md)
+  [--store-min-interval-ms 0]  least time between two store writes: fewer, larger ClickHouse parts
 Kafka settings come from WATTSPLIT_KAFKA_*; ClickHouse from --url or WATTSPLIT_CLICKHOUSE_URL (embedded chDB otherwise).`;
 
 export async function run(argv: string[]): Promise<number> {
-  const { values } = parse(argv, { ...STORE_FLAGS, brokers: { type: 'string' }, 'http-port': { type: 'string' }, policy: { type: 'string' }, 'models-dir': { type: 'string' }, 'log-level': { type: 'string' }, 'store-in-flight': { type: 'string' } });
+  const { values } = parse(argv, { ...STORE_FLAGS, brokers: { type: 'string' }, 'http-port': { type: 'string' }, policy: { type: 'string' }, 'models-dir': { type: 'string' }, 'log-level': { type: 'string' }, 'store-in-flight': { type: 'string' }, 'store-min-interval-ms': { type: 'string' } });
   if (values.help) {
     console.log(HELP);
     return 0;
   }
   const logger = makeLogger(strFlag(values, 'log-level', 'info'));
-  const storeWrites = { maxInFlight: intFlag(values, 'store-in-flight', 1, 1, 16) };
+  const storeWrites = { maxInFlight: intFlag(values, 'store-in-flight', 1, 1, 16), minIntervalMs: intFlag(values, 'store-min-interval-ms', 0, 0, 60_000) };
   const bus = kafkaBusFromEnv(strFlag(values, 'brokers', ''), logger);
   const store = await openStore(values);
   const methods = await buildMethods(strFlag(values, 'models-dir', '/var/lib/wattsplit'), logger);
