@@ -54,6 +54,12 @@ test('RowBinary: a value that does not fit its column is refused with table, row
   refused([{ host: 'a', seq: '1e3' }], /seq="1e3" is not a valid UInt64/);
   refused([{ host: 7, seq: 1 }], /host=7 is not a valid LowCardinality\(String\)/);
   refused([{ host: 'a' }], /vm_samples row 0 has no seq/);
+  // A Nullable column takes null or undefined as NULL, but a row without the key is still refused.
+  const nullable = rowBinaryCodec('t', types, ['host', 'n'])!;
+  assert.equal(nullable.encode([{ host: 'a', n: undefined }]).toString('hex'), '016101');
+  assert.throws(() => nullable.encode([{ host: 'a', n: 3 }, { host: 'b' }]), /t row 1 has no n/);
+  // The row that fails is the one named, whatever was encoded before it; the rows after it are not needed.
+  assert.throws(() => c.encode([...Array.from({ length: 100 }, (_, i) => ({ host: `h${i}`, seq: i })), { host: 'x', seq: -2 }]), /row 100 seq=-2/);
   assert.throws(() => rowBinaryCodec('t', types, ['j'])!.encode([{ j: Number.NaN }]), /j=NaN is not a valid Float64/);
   assert.throws(() => rowBinaryCodec('t', types, ['ids'])!.encode([{ ids: ['a', 3] }]), /ids=\["a",3\] is not a valid Array\(String\)/);
 });

@@ -3,6 +3,7 @@
  * The NestJS collector in fleet mode: Kafka consumer group → attribution → ClickHouse; REST + /metrics.
  */
 import { createCollectorApp } from '@wattsplit/collector';
+import { PlatformaticKafkaBus } from '@wattsplit/kafka';
 import { intFlag, parse, strFlag } from '../args.js';
 import { buildMethods } from '../demo-methods.js';
 import { kafkaBusFromEnv, untilSignal } from '../fleet-bus.js';
@@ -12,7 +13,8 @@ import { openStore, STORE_FLAGS } from '../store-open.js';
 const HELP = `usage: wattsplit collector [--brokers HOST:PORT,...] [--url http://host:8123 --database wattsplit | --data-dir DIR]
   [--http-port 8080] [--policy reserved|equal|unallocated] [--models-dir /var/lib/wattsplit] [--log-level info]
   [--store-in-flight 1]   store writes running at once (group commit; see docs/collector.md)
-  [--store-min-interval-ms 0]  least time between two store writes: fewer, larger ClickHouse parts
+  [--store-min-interval-ms N]  least time between two store writes (fewer, larger ClickHouse parts);
+                          default 1000 with WATTSPLIT_KAFKA_CLIENT=platformatic, 0 with kafkajs (docs/fleet.md)
 Kafka settings come from WATTSPLIT_KAFKA_*; ClickHouse from --url or WATTSPLIT_CLICKHOUSE_URL (embedded chDB otherwise).`;
 
 export async function run(argv: string[]): Promise<number> {
@@ -22,8 +24,12 @@ export async function run(argv: string[]): Promise<number> {
     return 0;
   }
   const logger = makeLogger(strFlag(values, 'log-level', 'info'));
-  const storeWrites = { maxInFlight: intFlag(values, 'store-in-flight', 1, 1, 16), minIntervalMs: intFlag(values, 'store-min-interval-ms', 0, 0, 60_000) };
   const bus = kafkaBusFromEnv(strFlag(values, 'brokers', ''), logger);
+  // @platformatic/kafka hands each partition's messages over as they arrive: without a spacing the
+  // collector writes many small batches and the ClickHouse server spends most of its CPU merging parts.
+  // kafkajs's fetch cycle batches by itself, and a wait inside it holds up the next fetch (docs/fleet.md).
+  const spacing = bus instanceof PlatformaticKafkaBus ? 1000 : 0;
+  const storeWrites = { maxInFlight: intFlag(values, 'store-in-flight', 1, 1, 16), minIntervalMs: intFlag(values, 'store-min-interval-ms', spacing, 0, 60_000) };
   const store = await openStore(values);
   const methods = await buildMethods(strFlag(values, 'models-dir', '/var/lib/wattsplit'), logger);
   const policy = strFlag(values, 'policy', 'reserved') as 'reserved' | 'equal' | 'unallocated';
