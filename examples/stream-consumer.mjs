@@ -40,6 +40,13 @@ const bus = namespace ? new NamespacedBus(inner, namespace) : inner;
 // tenant → { dyn, stat } joules received in the current window
 let acc = new Map();
 let batches = 0;
+// The topic is at-least-once: a collector that retries a publish (or a consumer redelivering after a
+// rebalance) can hand over a host interval twice. A host's batches come in seq order on one partition
+// and an agent never reuses a seq (it persists it), so a consumer that sums remembers the newest seq per
+// host and skips anything at or below it; a seq far below it (an hour of frames) means the agent's
+// state was reset by hand and starts a new sequence.
+const newestSeq = new Map();
+let duplicates = 0;
 const sub = await bus.subscribe({
   topic: TOPICS.attribution,
   groupId: group,
@@ -47,6 +54,13 @@ const sub = await bus.subscribe({
   handler: async (messages) => {
     for (const m of messages) {
       const b = AttributionBatch.decode(m.value);
+      const seq = Number(b.seq);
+      const seen = newestSeq.get(b.hostId);
+      if (seen !== undefined && seq <= seen && seen - seq < 3600) {
+        duplicates++;
+        continue;
+      }
+      newestSeq.set(b.hostId, seq);
       batches++;
       for (const r of b.records) {
         if (r.method !== method) continue;
@@ -64,13 +78,14 @@ console.log(`stream-consumer: ${options.brokers.join(',')} topic ${namespace ? `
 const timer = setInterval(() => {
   const rows = [...acc.entries()].sort((a, b) => b[1].dyn + b[1].stat - (a[1].dyn + a[1].stat));
   const total = rows.reduce((s, [, a]) => s + a.dyn + a.stat, 0);
-  console.log(`\n${new Date().toISOString()}  ${batches} host intervals, ${(total / windowS).toFixed(1)} W in total`);
+  console.log(`\n${new Date().toISOString()}  ${batches} host intervals${duplicates ? ` (${duplicates} repeated, skipped)` : ''}, ${(total / windowS).toFixed(1)} W in total`);
   console.log('tenant'.padEnd(24) + 'power W'.padStart(10) + 'dynamic W'.padStart(12) + 'static W'.padStart(11));
   for (const [tenant, a] of rows) {
     console.log(tenant.padEnd(24) + ((a.dyn + a.stat) / windowS).toFixed(1).padStart(10) + (a.dyn / windowS).toFixed(1).padStart(12) + (a.stat / windowS).toFixed(1).padStart(11));
   }
   acc = new Map();
   batches = 0;
+  duplicates = 0;
 }, windowS * 1000);
 
 const stop = async () => {

@@ -9,32 +9,10 @@
  * Array(T), Date and DateTime (as epoch numbers). Anything else makes `rowBinaryCodec` return undefined
  * and the transport sends that table as JSONEachRow.
  */
-import { WattsplitError } from '@wattsplit/wire';
+import { ByteWriter as Writer, WattsplitError } from '@wattsplit/wire';
 
 /** Writes one value; false (and nothing useful written) when the value does not fit the type. */
 type Put = (w: Writer, v: unknown) => boolean;
-
-class Writer {
-  buf: Buffer;
-  off = 0;
-  constructor(size = 64 * 1024) {
-    this.buf = Buffer.allocUnsafe(size);
-  }
-  ensure(n: number): void {
-    if (this.off + n <= this.buf.length) return;
-    const b = Buffer.allocUnsafe(Math.max(this.buf.length * 2, this.off + n));
-    this.buf.copy(b, 0, 0, this.off);
-    this.buf = b;
-  }
-  varUInt(n: number): void {
-    this.ensure(10);
-    while (n >= 0x80) {
-      this.buf[this.off++] = (n & 0x7f) | 0x80;
-      n = Math.floor(n / 128);
-    }
-    this.buf[this.off++] = n;
-  }
-}
 
 const TWO32 = 4294967296;
 
@@ -249,7 +227,7 @@ export function rowBinaryCodec(table: string, types: ReadonlyMap<string, string>
         }
       }
       if (rows.length > 0) bytesPerRow = w.off / rows.length;
-      return w.buf.subarray(0, w.off);
+      return w.bytes();
     },
   };
 }

@@ -10,6 +10,7 @@
  * undefined, in field-number order; map entries of measured_joules in the object's key order.
  */
 import protobuf from 'protobufjs/minimal.js';
+import { ByteWriter } from './byte-writer.js';
 
 export interface ShareToEncode {
   /** EntityKind wire value (AttributionRecord.kind). */
@@ -36,27 +37,8 @@ export interface ResultToEncode<S> {
   shares: readonly S[];
 }
 
-class Out {
-  buf: Buffer;
-  off = 0;
-  constructor(size: number) {
-    this.buf = Buffer.allocUnsafe(size);
-  }
-  ensure(n: number): void {
-    if (this.off + n <= this.buf.length) return;
-    const b = Buffer.allocUnsafe(Math.max(this.buf.length * 2, this.off + n));
-    this.buf.copy(b, 0, 0, this.off);
-    this.buf = b;
-  }
-  varint(n: number): void {
-    // n < 2^31 here (tags, lengths, small enum values)
-    const b = this.buf;
-    while (n > 0x7f) {
-      b[this.off++] = (n & 0x7f) | 0x80;
-      n >>>= 7;
-    }
-    b[this.off++] = n;
-  }
+/** ByteWriter plus the record fields' writers; callers ensure room for a whole record first. */
+class Out extends ByteWriter {
   raw(bytes: Uint8Array): void {
     this.buf.set(bytes, this.off);
     this.off += bytes.length;
@@ -76,6 +58,15 @@ class Out {
     this.buf[this.off++] = tag;
     this.buf.writeDoubleLE(v, this.off);
     this.off += 8;
+  }
+  /** Varint below 2^31 (tags, lengths, small enum values) into room already ensured. */
+  varint(n: number): void {
+    const b = this.buf;
+    while (n > 0x7f) {
+      b[this.off++] = (n & 0x7f) | 0x80;
+      n >>>= 7;
+    }
+    b[this.off++] = n;
   }
 }
 
@@ -178,5 +169,5 @@ export function encodeAttributionResults<S extends Omit<ShareToEncode, 'kind'>>(
       out.dbl(17, measured[k]!);
     }
   }
-  return out.buf.subarray(0, out.off);
+  return out.bytes();
 }

@@ -9,3 +9,4 @@ export * from './platform.js';
 export * from './ingest-service.js';
 export * from './nvml-trace.js';
 export * from './attribution-encoder.js';
+export * from './byte-writer.js';
