@@ -23,25 +23,18 @@ import {
   backoffMs,
   normaliseError,
   WattsplitError,
-  silentLogger,
-  type Bus,
   type BusMessage,
   type BusProducer,
   type BusSubscription,
   type Logger,
   type SubscribeOptions,
 } from '@wattsplit/wire';
-import { KAFKA_DEFAULTS, validateKafkaOptions, type KafkaBusOptions } from './kafka-options.js';
+import { type KafkaBusOptions } from './kafka-options.js';
+import { KafkaBusBase } from './kafka-bus-base.js';
 import { kafkaError } from './kafka-errors.js';
 import { boundedProducer } from './bounded-producer.js';
 
-type Resolved = Required<Omit<KafkaBusOptions, 'ssl' | 'sasl' | 'logger'>> & Pick<KafkaBusOptions, 'ssl' | 'sasl'> & { logger: Logger };
-
-export function resolveKafkaOptions(o: KafkaBusOptions): Resolved {
-  validateKafkaOptions(o);
-  const r = { ...KAFKA_DEFAULTS, ...o, logger: o.logger ?? silentLogger } as Resolved;
-  return r;
-}
+export { resolveKafkaOptions } from './kafka-bus-base.js';
 
 function kafkajsLogCreator(log: Logger) {
   return () =>
@@ -81,24 +74,17 @@ function toHeaders(h: IHeaders | undefined): Record<string, string> {
 
 const EMPTY = new Uint8Array(0);
 
-export class KafkaBus implements Bus {
+export class KafkaBus extends KafkaBusBase {
   readonly kind = 'kafkajs';
-  private readonly o: Resolved;
   private readonly kafka: Kafka;
-  private readonly log: Logger;
   private admin: Admin | undefined;
   private adminConnecting: Promise<Admin> | undefined;
-  private readonly knownTopics = new Map<string, Promise<void>>();
-  private readonly producers = new Set<BusProducer>();
-  private readonly subs = new Set<BusSubscription>();
-  private closed = false;
 
   constructor(options: KafkaBusOptions) {
-    this.o = resolveKafkaOptions(options);
+    super(options, 'KafkaBus', 'kafkajs');
     if (this.o.compression !== 'none' && this.o.compression !== 'gzip') {
       throw new WattsplitError('CONFIG_INVALID', `compression=${JSON.stringify(this.o.compression)} is not available with kafkajs (gzip or none; use the platformatic client for snappy/lz4)`, { details: { field: 'compression', value: this.o.compression } });
     }
-    this.log = this.o.logger.child({ bus: 'kafkajs' });
     this.kafka = new Kafka({
       clientId: this.o.clientId,
       brokers: [...this.o.brokers],
@@ -128,33 +114,26 @@ export class KafkaBus implements Bus {
     return this.adminConnecting;
   }
 
-  /** Creates the topic with the configured partitions if it does not exist (idempotent, cached). */
-  ensureTopic(topic: string, partitions = this.o.partitions): Promise<void> {
-    let p = this.knownTopics.get(topic);
-    if (!p) {
-      p = (async () => {
-        const admin = await this.getAdmin();
-        // Check first: kafkajs logs TOPIC_ALREADY_EXISTS from createTopics at error level.
-        if ((await admin.listTopics()).includes(topic)) return;
-        const created = await admin.createTopics({
-          waitForLeaders: true,
-          topics: [{ topic, numPartitions: partitions, replicationFactor: this.o.replicationFactor }],
-        });
-        if (created) this.log.info({ topic, partitions }, 'created topic');
-      })();
-      p.catch(() => this.knownTopics.delete(topic));
-      this.knownTopics.set(topic, p);
-    }
-    return p;
+  protected async createTopic(topic: string, partitions: number): Promise<void> {
+    const admin = await this.getAdmin();
+    // Check first: kafkajs logs TOPIC_ALREADY_EXISTS from createTopics at error level.
+    if ((await admin.listTopics()).includes(topic)) return;
+    const created = await admin.createTopics({
+      waitForLeaders: true,
+      topics: [{ topic, numPartitions: partitions, replicationFactor: this.o.replicationFactor }],
+    });
+    if (created) this.log.info({ topic, partitions }, 'created topic');
   }
 
-  async deleteTopic(topic: string): Promise<void> {
+  protected async removeTopic(topic: string): Promise<void> {
     const admin = await this.getAdmin();
-    this.knownTopics.delete(topic);
     await admin.deleteTopics({ topics: [topic], timeout: 10_000 });
   }
 
-  /** Messages on the topic not yet committed by the group (sum over partitions). */
+  protected async closeAdmin(): Promise<void> {
+    if (this.admin) await this.admin.disconnect();
+  }
+
   async lag(topic: string, groupId: string): Promise<number> {
     const admin = await this.getAdmin();
     const [ends, committed] = await Promise.all([admin.fetchTopicOffsets(topic), admin.fetchOffsets({ groupId, topics: [topic] })]);
@@ -170,7 +149,7 @@ export class KafkaBus implements Bus {
   }
 
   producer(): BusProducer {
-    if (this.closed) throw new WattsplitError('TRANSPORT_UNAVAILABLE', 'KafkaBus is closed', { retriable: false });
+    this.assertOpen();
     const kp: Producer = this.kafka.producer({
       idempotent: true,
       maxInFlightRequests: 1,
@@ -192,7 +171,7 @@ export class KafkaBus implements Bus {
     const p: BusProducer = boundedProducer({
       send: async (topic, messages) => {
         await connect();
-        await this.ensureTopic(topic).catch((e: unknown) => this.log.warn({ topic, err: kafkaError(e, 'createTopics').message }, 'could not create topic; relying on broker auto-creation'));
+        await this.ensureTopicOrWarn(topic);
         await kp.send({
           topic,
           acks: -1,
@@ -204,20 +183,15 @@ export class KafkaBus implements Bus {
       maxPendingMessages: this.o.maxPendingMessages,
       sendTimeoutMs: this.o.sendTimeoutMs,
       logger: this.log,
-      onClose: () => this.producers.delete(p),
+      onClose: () => this.untrackProducer(p),
     });
-    this.producers.add(p);
-    return p;
+    return this.trackProducer(p);
   }
 
   async subscribe(opts: SubscribeOptions): Promise<BusSubscription> {
-    if (this.closed) throw new WattsplitError('TRANSPORT_UNAVAILABLE', 'KafkaBus is closed', { retriable: false });
+    this.assertOpen();
     const log = this.log.child({ topic: opts.topic, groupId: opts.groupId });
-    try {
-      await this.ensureTopic(opts.topic);
-    } catch (e) {
-      log.warn({ err: kafkaError(e, 'createTopics').message }, 'could not create topic; relying on broker auto-creation');
-    }
+    await this.ensureTopicOrWarn(opts.topic, log);
     const consumer: Consumer = this.kafka.consumer({
       groupId: opts.groupId,
       sessionTimeout: this.o.sessionTimeoutMs,
@@ -310,20 +284,11 @@ export class KafkaBus implements Bus {
         stopped = true;
         for (const t of timers) clearTimeout(t);
         timers.clear();
-        this.subs.delete(sub);
+        this.untrackSubscription(sub);
         // disconnect() waits for the running eachBatch (and its commit), then leaves the group.
         await consumer.disconnect().catch((e: unknown) => log.warn({ err: normaliseError(e).message }, 'consumer disconnect failed'));
       },
     };
-    this.subs.add(sub);
-    return sub;
-  }
-
-  async close(): Promise<void> {
-    if (this.closed) return;
-    this.closed = true;
-    await Promise.allSettled([...this.subs].map((s) => s.stop()));
-    await Promise.allSettled([...this.producers].map((p) => p.close()));
-    if (this.admin) await this.admin.disconnect().catch(() => undefined);
+    return this.trackSubscription(sub);
   }
 }

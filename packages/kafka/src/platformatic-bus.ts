@@ -21,22 +21,19 @@ import {
   backoffMs,
   normaliseError,
   WattsplitError,
-  type Bus,
   type BusMessage,
   type BusProducer,
   type BusSubscription,
-  type Logger,
   type SubscribeOptions,
 } from '@wattsplit/wire';
 import { type KafkaBusOptions } from './kafka-options.js';
 import { kafkaError } from './kafka-errors.js';
 import { boundedProducer } from './bounded-producer.js';
-import { resolveKafkaOptions } from './kafkajs-bus.js';
+import { KafkaBusBase, type ResolvedKafkaOptions } from './kafka-bus-base.js';
 import { murmur2 } from './murmur2.js';
 
-type Resolved = ReturnType<typeof resolveKafkaOptions>;
 
-function saslOf(o: Resolved): Record<string, unknown> {
+function saslOf(o: ResolvedKafkaOptions): Record<string, unknown> {
   if (!o.sasl) return {};
   const mechanism = o.sasl.mechanism === 'plain' ? 'PLAIN' : o.sasl.mechanism === 'scram-sha-256' ? 'SCRAM-SHA-256' : 'SCRAM-SHA-512';
   return { sasl: { mechanism, username: o.sasl.username, password: o.sasl.password } };
@@ -53,24 +50,17 @@ interface PartitionQueue {
   timer: NodeJS.Timeout | undefined;
 }
 
-export class PlatformaticKafkaBus implements Bus {
+export class PlatformaticKafkaBus extends KafkaBusBase {
   readonly kind = 'platformatic';
-  private readonly o: Resolved;
-  private readonly log: Logger;
   private readonly base: Record<string, unknown>;
   private adminClient: Admin | undefined;
-  private readonly knownTopics = new Map<string, Promise<void>>();
-  private readonly producers = new Set<BusProducer>();
-  private readonly subs = new Set<BusSubscription>();
-  private closed = false;
 
   constructor(options: KafkaBusOptions) {
-    this.o = resolveKafkaOptions(options);
+    super(options, 'PlatformaticKafkaBus', 'platformatic');
     if (this.o.compression === 'zstd' && typeof (zlib as { zstdCompressSync?: unknown }).zstdCompressSync !== 'function') {
       // Node 20's zlib has no zstd; the client would fail every send. Refuse at configuration time.
       throw new WattsplitError('CONFIG_INVALID', `compression="zstd" needs Node >= 22.15 (this is ${process.version}); use gzip, snappy or lz4`, { details: { field: 'compression', value: 'zstd' } });
     }
-    this.log = this.o.logger.child({ bus: 'platformatic' });
     this.base = {
       clientId: this.o.clientId,
       bootstrapBrokers: [...this.o.brokers],
@@ -88,35 +78,30 @@ export class PlatformaticKafkaBus implements Bus {
     return this.adminClient;
   }
 
-  ensureTopic(topic: string, partitions = this.o.partitions): Promise<void> {
-    let p = this.knownTopics.get(topic);
-    if (!p) {
-      p = (async () => {
-        try {
-          await this.admin().createTopics({ topics: [topic], partitions, replicas: this.o.replicationFactor });
-          this.log.info({ topic, partitions }, 'created topic');
-        } catch (e) {
-          if (!/TOPIC_ALREADY_EXISTS|already exists/i.test(JSON.stringify(errorSummary(e)))) throw e;
-        }
-        // Wait until the topic's metadata lists leaders for every partition.
-        const deadline = Date.now() + 10_000;
-        for (;;) {
-          const md = await this.admin().metadata({ topics: [topic], forceUpdate: true }).catch(() => undefined);
-          const t = md?.topics.get(topic);
-          if (t && t.partitions.length > 0 && t.partitions.every((x) => x.leader >= 0)) return;
-          if (Date.now() > deadline) return;
-          await new Promise((r) => setTimeout(r, 100));
-        }
-      })();
-      p.catch(() => this.knownTopics.delete(topic));
-      this.knownTopics.set(topic, p);
+  protected async createTopic(topic: string, partitions: number): Promise<void> {
+    try {
+      await this.admin().createTopics({ topics: [topic], partitions, replicas: this.o.replicationFactor });
+      this.log.info({ topic, partitions }, 'created topic');
+    } catch (e) {
+      if (!/TOPIC_ALREADY_EXISTS|already exists/i.test(JSON.stringify(errorSummary(e)))) throw e;
     }
-    return p;
+    // Wait until the topic's metadata lists leaders for every partition.
+    const deadline = Date.now() + 10_000;
+    for (;;) {
+      const md = await this.admin().metadata({ topics: [topic], forceUpdate: true }).catch(() => undefined);
+      const t = md?.topics.get(topic);
+      if (t && t.partitions.length > 0 && t.partitions.every((x) => x.leader >= 0)) return;
+      if (Date.now() > deadline) return;
+      await new Promise((r) => setTimeout(r, 100));
+    }
   }
 
-  async deleteTopic(topic: string): Promise<void> {
-    this.knownTopics.delete(topic);
+  protected async removeTopic(topic: string): Promise<void> {
     await this.admin().deleteTopics({ topics: [topic] });
+  }
+
+  protected async closeAdmin(): Promise<void> {
+    if (this.adminClient) await this.adminClient.close();
   }
 
   async lag(topic: string, groupId: string): Promise<number> {
@@ -139,7 +124,7 @@ export class PlatformaticKafkaBus implements Bus {
   }
 
   producer(): BusProducer {
-    if (this.closed) throw new WattsplitError('TRANSPORT_UNAVAILABLE', 'PlatformaticKafkaBus is closed', { retriable: false });
+    this.assertOpen();
     const kp = new Producer({
       ...this.base,
       idempotent: true,
@@ -154,7 +139,7 @@ export class PlatformaticKafkaBus implements Bus {
     // here with 1.35.0). kafkajs does the same with maxInFlightRequests: 1.
     let tail: Promise<unknown> = Promise.resolve();
     const sendNow = async (topic: string, messages: Parameters<BusProducer['send']>[1]): Promise<void> => {
-      await this.ensureTopic(topic).catch((e: unknown) => this.log.warn({ topic, err: kafkaError(e, 'createTopics').message }, 'could not create topic; relying on broker auto-creation'));
+      await this.ensureTopicOrWarn(topic);
       await kp.send({
         messages: messages.map((m) => ({
           topic,
@@ -174,16 +159,15 @@ export class PlatformaticKafkaBus implements Bus {
       maxPendingMessages: this.o.maxPendingMessages,
       sendTimeoutMs: this.o.sendTimeoutMs,
       logger: this.log,
-      onClose: () => this.producers.delete(p),
+      onClose: () => this.untrackProducer(p),
     });
-    this.producers.add(p);
-    return p;
+    return this.trackProducer(p);
   }
 
   async subscribe(opts: SubscribeOptions): Promise<BusSubscription> {
-    if (this.closed) throw new WattsplitError('TRANSPORT_UNAVAILABLE', 'PlatformaticKafkaBus is closed', { retriable: false });
+    this.assertOpen();
     const log = this.log.child({ topic: opts.topic, groupId: opts.groupId });
-    await this.ensureTopic(opts.topic).catch((e: unknown) => log.warn({ err: kafkaError(e, 'createTopics').message }, 'could not create topic; relying on broker auto-creation'));
+    await this.ensureTopicOrWarn(opts.topic, log);
     const consumer = new Consumer<Buffer, Buffer, Buffer, Buffer>({
       ...this.base,
       groupId: opts.groupId,
@@ -335,7 +319,7 @@ export class PlatformaticKafkaBus implements Bus {
       stop: async () => {
         if (stopped) return;
         stopped = true;
-        this.subs.delete(sub);
+        this.untrackSubscription(sub);
         for (const q of queues.values()) if (q.timer) clearTimeout(q.timer);
         if (restartTimer) clearTimeout(restartTimer);
         const st = stream;
@@ -345,16 +329,7 @@ export class PlatformaticKafkaBus implements Bus {
         await closeConsumer(consumer).catch((e: unknown) => log.warn({ err: normaliseError(e).message }, 'consumer close failed'));
       },
     };
-    this.subs.add(sub);
-    return sub;
-  }
-
-  async close(): Promise<void> {
-    if (this.closed) return;
-    this.closed = true;
-    await Promise.allSettled([...this.subs].map((s) => s.stop()));
-    await Promise.allSettled([...this.producers].map((p) => p.close()));
-    if (this.adminClient) await this.adminClient.close().catch(() => undefined);
+    return this.trackSubscription(sub);
   }
 }
 
