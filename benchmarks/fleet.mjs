@@ -69,6 +69,32 @@ const pct = (xs, p) => {
   return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))];
 };
 
+/**
+ * A child role's side of the parent's IPC calls: `mark` starts a measurement (CPU and wall clock from
+ * here), `pause` ends it and answers the CPU seconds, RSS and what `handlers.pause` adds, `exit` runs
+ * `handlers.exit` and ends the process; other commands go to `handlers[cmd]`. Answers carry the call's id.
+ * Never returns.
+ */
+async function serveRole(handlers) {
+  let mark = { t: performance.now(), cpu: process.cpuUsage() };
+  process.on('message', async (m) => {
+    if (m.cmd === 'mark') {
+      mark = { t: performance.now(), cpu: process.cpuUsage() };
+      process.send({ id: m.id, ...(handlers.mark?.() ?? {}) });
+    } else if (m.cmd === 'pause') {
+      const cpu = process.cpuUsage(mark.cpu);
+      const wallS = (performance.now() - mark.t) / 1000;
+      process.send({ id: m.id, wallS, cpuS: (cpu.user + cpu.system) / 1e6, rssMiB: Math.round(process.memoryUsage().rss / 2 ** 20), ...(handlers.pause?.() ?? {}) });
+    } else if (m.cmd === 'exit') {
+      await handlers.exit();
+      process.send({ id: m.id });
+      process.exit(0);
+    } else handlers[m.cmd]?.(m);
+  });
+  process.send({ ready: true });
+  await new Promise(() => undefined);
+}
+
 // ---------------------------------------------------------------------------------------------------
 // --role load: simulated agents (one gRPC stream per 25 hosts, one batch per stream per second) and the
 // gateway producing to Kafka. Driven by the parent over IPC.
@@ -115,7 +141,6 @@ if (opt('role', '') === 'load') {
   const streams = Array.from({ length: Math.ceil(cfg.maxHosts / hostsPerStream) }, () => ({ client: new GrpcIngestClient({ address: gateway.address, tls: false, logger: silentLogger }), busy: false, batchId: 0 }));
   let timer;
   let counts = { framesAcked: 0, skippedTicks: 0 };
-  let mark = { t: performance.now(), cpu: process.cpuUsage() };
   const tickFor = (n) => () => {
     const wall = Date.now() * 1e6;
     streams.slice(0, Math.ceil(n / hostsPerStream)).forEach((st, si) => {
@@ -133,31 +158,28 @@ if (opt('role', '') === 'load') {
       });
     });
   };
-  process.on('message', async (m) => {
-    if (m.cmd === 'run') {
+  await serveRole({
+    run: (m) => {
       clearInterval(timer);
       const tick = tickFor(m.hosts);
       tick();
       timer = setInterval(tick, 1000);
-    } else if (m.cmd === 'mark') {
+    },
+    mark: () => {
       counts = { framesAcked: 0, skippedTicks: 0 };
-      mark = { t: performance.now(), cpu: process.cpuUsage() };
-    } else if (m.cmd === 'pause') {
+    },
+    pause: () => {
       clearInterval(timer);
-      const cpu = process.cpuUsage(mark.cpu);
-      process.send({ id: m.id, ...counts, wallS: (performance.now() - mark.t) / 1000, cpuS: (cpu.user + cpu.system) / 1e6, rssMiB: Math.round(process.memoryUsage().rss / 2 ** 20) });
-    } else if (m.cmd === 'exit') {
+      return counts;
+    },
+    exit: async () => {
       clearInterval(timer);
       await Promise.all(streams.map((st) => st.client.close()));
       await gateway.close(1000);
       await producer.close();
       await bus.close();
-      process.send({ id: m.id });
-      process.exit(0);
-    }
+    },
   });
-  process.send({ ready: true });
-  await new Promise(() => undefined);
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -168,7 +190,6 @@ if (opt('role', '') === 'probe') {
   const { bus } = busOf(cfg.kind, cfg.brokers, cfg.ns);
   let latencies = [];
   let published = 0;
-  let mark = process.cpuUsage();
   const sub = await bus.subscribe({
     topic: TOPICS.attribution,
     groupId: 'bench-latency',
@@ -182,23 +203,17 @@ if (opt('role', '') === 'probe') {
       }
     },
   });
-  process.on('message', async (m) => {
-    if (m.cmd === 'mark') {
+  await serveRole({
+    mark: () => {
       latencies = [];
-      mark = process.cpuUsage();
-      process.send({ id: m.id, published });
-    } else if (m.cmd === 'pause') {
-      const cpu = process.cpuUsage(mark);
-      process.send({ id: m.id, published, p50: pct(latencies, 50), p99: pct(latencies, 99), cpuS: (cpu.user + cpu.system) / 1e6 });
-    } else if (m.cmd === 'exit') {
+      return { published };
+    },
+    pause: () => ({ published, p50: pct(latencies, 50), p99: pct(latencies, 99) }),
+    exit: async () => {
       await sub.stop();
       await bus.close();
-      process.send({ id: m.id });
-      process.exit(0);
-    }
+    },
   });
-  process.send({ ready: true });
-  await new Promise(() => undefined);
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -213,22 +228,14 @@ if (opt('role', '') === 'collector') {
   const { bus } = busOf(cfg.kind, cfg.brokers, cfg.ns);
   const store = new ClickHouseServerStore({ url: cfg.chUrl, database: cfg.database, requestTimeoutMs: 30_000 });
   const app = await createCollectorApp(collectorOptions(bus, store, cfg.storeInFlight, cfg.storeMinIntervalMs));
-  let mark = process.cpuUsage();
-  process.on('message', async (m) => {
-    if (m.cmd === 'mark') mark = process.cpuUsage();
-    else if (m.cmd === 'pause') {
-      const cpu = process.cpuUsage(mark);
-      process.send({ id: m.id, cpuS: (cpu.user + cpu.system) / 1e6, rssMiB: Math.round(process.memoryUsage().rss / 2 ** 20), intervals: app.pipeline.stats.intervalsStored });
-    } else if (m.cmd === 'exit') {
+  await serveRole({
+    pause: () => ({ intervals: app.pipeline.stats.intervalsStored }),
+    exit: async () => {
       await app.close();
       await store.close();
       await bus.close();
-      process.send({ id: m.id });
-      process.exit(0);
-    }
+    },
   });
-  process.send({ ready: true });
-  await new Promise(() => undefined);
 }
 const clients = opt('clients', 'kafkajs,platformatic').split(',');
 const steps = opt('steps', '50,100,200,400,800').split(',').map(Number);
