@@ -48,6 +48,8 @@ export class CollectorMetrics {
     this.define('wattsplit_collector_method_fallbacks_total', 'counter', 'Intervals where a method failed and cpu_share was used instead, by method.');
     this.define('wattsplit_collector_store_failures_total', 'counter', 'Store writes that failed, by kind: retryable (the batch is redelivered), failed (bad intervals dead-lettered), checkpoint_refused.');
     this.define('wattsplit_collector_dead_letters_total', 'counter', 'Messages sent to the dead-letter topic.');
+    this.define('wattsplit_collector_store_writes_total', 'counter', 'Grouped interval writes started (each is one insert per table, so its rate is the new parts per second per table a ClickHouse server has to merge).');
+    this.define('wattsplit_collector_store_write_intervals_total', 'counter', 'Host intervals in those writes (divided by the writes: intervals per write).');
     this.define('wattsplit_collector_lag_seconds', 'gauge', 'Wall-clock now minus the end of the newest stored interval, seconds (max over hosts).');
     this.define('wattsplit_collector_bus_lag_messages', 'gauge', 'Telemetry messages not yet committed by the collector group.');
   }

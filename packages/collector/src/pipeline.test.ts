@@ -136,6 +136,11 @@ test('metrics text carries the energy counters, frame/interval/anomaly counters 
   assert.match(text, /wattsplit_collector_dead_letters_total 1/);
   assert.match(text, /wattsplit_collector_lag_seconds \d/);
   assert.match(text, /wattsplit_collector_bus_lag_messages 0/);
+  // Group writes: each interval stored went through one, and no write is empty.
+  const writes = c.pipeline.metrics.total('wattsplit_collector_store_writes_total');
+  assert.ok(writes >= 1 && writes <= 6, `store writes ${writes}`);
+  assert.equal(c.pipeline.metrics.total('wattsplit_collector_store_write_intervals_total'), 6);
+  assert.equal(writes, c.pipeline.writer.stats.writes);
   // The counters agree with the store.
   const vmJ = c.pipeline.metrics.total('wattsplit_vm_energy_joules_total');
   assert.ok(vmJ > 0);

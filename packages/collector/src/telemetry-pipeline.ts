@@ -114,7 +114,11 @@ export class TelemetryPipeline implements OnApplicationBootstrap, OnApplicationS
         ? undefined
         : new StaticPowerLearner({ fallback: this.fallbackWatts, ...(config.staticPower?.minSamples === undefined ? {} : { minSamples: config.staticPower.minSamples }) });
     this.producer = bus.producer();
-    this.writer = new GroupCommit((es) => this.store.writeIntervals(es.map((e) => e.write)), config.storeWrites);
+    this.writer = new GroupCommit((es) => {
+      this.metrics.inc('wattsplit_collector_store_writes_total', {});
+      this.metrics.inc('wattsplit_collector_store_write_intervals_total', {}, es.length);
+      return this.store.writeIntervals(es.map((e) => e.write));
+    }, config.storeWrites);
     this.checkpointWriter = new GroupCommit((cps) => this.store.saveCheckpoints(cps), { maxInFlight: 1, maxItems: 100_000 });
     const lagOf = (bus as Partial<{ lag(topic: string, group: string): number }>).lag;
     if (typeof lagOf === 'function') this.metrics.addBusLagProvider(() => lagOf.call(bus, TOPICS.telemetry, this.groupId));
