@@ -1,7 +1,8 @@
 /**
  * A fleet-mode collector as its own process, for the end-to-end tests that kill it (SIGKILL) and start
  * it again: KafkaBus (namespaced) → CollectorModule → ClickHouseServerStore. Configured by env:
- *   FLEET_BROKERS, FLEET_NAMESPACE, FLEET_CLICKHOUSE_URL, FLEET_DATABASE, FLEET_GROUP.
+ *   FLEET_BROKERS, FLEET_NAMESPACE, FLEET_CLICKHOUSE_URL, FLEET_DATABASE, FLEET_GROUP; optional
+ *   FLEET_CLIENT (kafkajs | platformatic, default kafkajs), FLEET_STORE_MIN_INTERVAL_MS (default 0).
  * Prints "ready" on stdout once consuming; warnings and errors as JSON lines on stderr; SIGTERM = a
  * graceful stop (in-flight batch finishes and commits).
  */
@@ -9,6 +10,7 @@ import { createCollectorApp } from '@wattsplit/collector';
 import { ClickHouseServerStore } from '@wattsplit/store';
 import type { Logger, LogFn } from '@wattsplit/wire';
 import { KafkaBus } from './kafkajs-bus.js';
+import { PlatformaticKafkaBus } from './platformatic-bus.js';
 import { NamespacedBus } from './namespaced-bus.js';
 
 function stderrLogger(bindings: Record<string, unknown> = {}): Logger {
@@ -29,7 +31,9 @@ function need(name: string): string {
 }
 
 const log = stderrLogger({ proc: 'collector' });
-const bus = new NamespacedBus(new KafkaBus({ brokers: need('FLEET_BROKERS').split(','), partitions: 4, sessionTimeoutMs: 6_000, heartbeatIntervalMs: 500, retryBaseMs: 100, retryCapMs: 1_000, logger: log }), need('FLEET_NAMESPACE'));
+const busOptions = { brokers: need('FLEET_BROKERS').split(','), partitions: 4, sessionTimeoutMs: 6_000, heartbeatIntervalMs: 500, retryBaseMs: 100, retryCapMs: 1_000, logger: log };
+const inner = process.env.FLEET_CLIENT === 'platformatic' ? new PlatformaticKafkaBus(busOptions) : new KafkaBus(busOptions);
+const bus = new NamespacedBus(inner, need('FLEET_NAMESPACE'));
 const store = new ClickHouseServerStore({ url: need('FLEET_CLICKHOUSE_URL'), database: need('FLEET_DATABASE'), requestTimeoutMs: 5_000, logger: log });
 const app = await createCollectorApp({
   bus,
@@ -38,6 +42,7 @@ const app = await createCollectorApp({
   groupId: need('FLEET_GROUP'),
   policy: 'reserved',
   staticPower: { fallbackWatts: { rapl: 50, gpu: 30, bmc_rest: 100 }, learn: false },
+  storeWrites: { minIntervalMs: Number(process.env.FLEET_STORE_MIN_INTERVAL_MS ?? 0) },
 });
 process.stdout.write('ready\n');
 process.on('SIGTERM', () => {
