@@ -393,7 +393,7 @@ async function runClient(kind) {
     const lagSamples = [];
     const sampler = setInterval(() => {
       const t = (performance.now() - t0) / 1000;
-      void inner.lag(bus.topic(TOPICS.telemetry), 'bench').then((v) => lagSamples.push([t, v]), () => undefined);
+      void nsBus.lag(TOPICS.telemetry, 'bench').then((v) => lagSamples.push([t, v]), () => undefined);
     }, 1000);
     await new Promise((r) => setTimeout(r, stepSeconds * 1000));
     clearInterval(sampler);
@@ -403,7 +403,7 @@ async function runClient(kind) {
     const wallS = (performance.now() - t0) / 1000;
     const cpu = process.cpuUsage(cpu0);
     const srv1 = serverCpu();
-    const lag = await inner.lag(bus.topic(TOPICS.telemetry), 'bench');
+    const lag = await nsBus.lag(TOPICS.telemetry, 'bench');
     const mem = process.memoryUsage();
     const intervals = pr.published - stored0;
     const collectorCpuS = (cpu.user + cpu.system) / 1e6 + others.reduce((a, o) => a + o.cpuS, 0);
@@ -445,7 +445,7 @@ async function runClient(kind) {
     say(JSON.stringify(row));
     // let the backlog drain (bounded) before the next step so steps do not pollute each other
     const deadline = Date.now() + 60_000;
-    while (Date.now() < deadline && (await inner.lag(bus.topic(TOPICS.telemetry), 'bench')) > 0) await new Promise((r) => setTimeout(r, 500));
+    while (Date.now() < deadline && (await nsBus.lag(TOPICS.telemetry, 'bench')) > 0) await new Promise((r) => setTimeout(r, 500));
     if (!row.sustained) break;
   }
   await rpc('exit');

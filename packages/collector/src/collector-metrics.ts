@@ -137,7 +137,7 @@ export class CollectorMetrics {
     let lag: number | undefined;
     for (const p of this.lagProviders) {
       const v = p();
-      if (v !== undefined) lag = (lag ?? 0) + v;
+      if (typeof v === 'number' && Number.isFinite(v)) lag = (lag ?? 0) + v;
     }
     if (lag !== undefined) busLag.series.set('', { labels: {}, value: lag });
     const out: string[] = [];

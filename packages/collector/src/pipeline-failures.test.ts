@@ -12,11 +12,18 @@ import { createCollectorApp } from './collector-module.js';
 import { DLQ_HEADERS } from './telemetry-pipeline.js';
 import { HOST_A, HOST_B, encoded } from './test-frames.js';
 
-/** The in-process bus, whose producer fails the next `failAttribution` sends to the attribution topic. */
+/**
+ * The in-process bus, whose producer fails the next `failAttribution` sends to the attribution topic, and
+ * whose lag() answers asynchronously, as the Kafka buses' (they ask the broker).
+ */
 class FlakyPublishBus implements Bus {
   failAttribution = 0;
   constructor(readonly inner: InProcessBus) {}
   subscribe(o: SubscribeOptions) { return this.inner.subscribe(o); }
+  async lag(topic: string, groupId: string): Promise<number> {
+    await new Promise((r) => setTimeout(r, 5));
+    return this.inner.lag(topic, groupId);
+  }
   producer(): BusProducer {
     const p = this.inner.producer();
     return {
@@ -86,4 +93,9 @@ test('a failed attribution publish, then a refused interval: no loss, no double 
   assert.equal(dlq[0]!.key, 'hv-b');
   assert.equal(dlq[0]!.headers[DLQ_HEADERS.code], 'STORE_INVALID_INPUT');
   assert.match(dlq[0]!.headers[DLQ_HEADERS.message]!, /host=hv-b seq=5 refused/);
+  // /metrics with a bus whose lag() is asynchronous: a scrape never waits for it (nor breaks on it);
+  // the answer shows in the next scrape.
+  assert.doesNotMatch(app.pipeline.metrics.render(), /wattsplit_collector_bus_lag_messages \d/);
+  await new Promise((r) => setTimeout(r, 50));
+  assert.match(app.pipeline.metrics.render(), /wattsplit_collector_bus_lag_messages 0\n/);
 });

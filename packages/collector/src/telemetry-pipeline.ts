@@ -120,8 +120,29 @@ export class TelemetryPipeline implements OnApplicationBootstrap, OnApplicationS
       return this.store.writeIntervals(es.map((e) => e.write));
     }, config.storeWrites);
     this.checkpointWriter = new GroupCommit((cps) => this.store.saveCheckpoints(cps), { maxInFlight: 1, maxItems: 100_000 });
-    const lagOf = (bus as Partial<{ lag(topic: string, group: string): number }>).lag;
-    if (typeof lagOf === 'function') this.metrics.addBusLagProvider(() => lagOf.call(bus, TOPICS.telemetry, this.groupId));
+    const lagOf = (bus as Partial<{ lag(topic: string, group: string): number | Promise<number> }>).lag;
+    if (typeof lagOf === 'function') {
+      // InProcessBus answers at once; Kafka buses ask the broker. Metrics render synchronously, so an
+      // asynchronous answer is reported at the next scrape (each scrape starts the next query).
+      let last: number | undefined;
+      let asking = false;
+      this.metrics.addBusLagProvider(() => {
+        if (asking) return last;
+        let v: number | Promise<number>;
+        try {
+          v = lagOf.call(bus, TOPICS.telemetry, this.groupId);
+        } catch {
+          return last;
+        }
+        if (typeof v === 'number') return (last = v);
+        asking = true;
+        void v.then(
+          (n) => void (last = n),
+          (e: unknown) => this.log.debug({ err: normaliseError(e).message }, 'bus lag query failed'),
+        ).finally(() => void (asking = false));
+        return last;
+      });
+    }
   }
 
   get groupId(): string {

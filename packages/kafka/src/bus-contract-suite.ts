@@ -221,7 +221,16 @@ export function busContractSuite(name: string, make: BusFactory, traits: BusTrai
     for (let k = 0; k < keys; k++) {
       const seqs = seen.byKey.get(`host-${k}`) ?? [];
       assert.deepEqual([...new Set(seqs)].sort((a, b) => a - b), [...Array(rounds).keys()], `host-${k} lost nothing`);
-      if (traits.rebalanceMayRedeliver) assert.ok(seqs.length <= rounds + 10, `host-${k}: at most a few redeliveries (got ${seqs.length} for ${rounds})`);
+      if (traits.rebalanceMayRedeliver) {
+        // At-least-once across a rebalance: what was handled but not yet committed when its partition
+        // was reassigned is handled again by whoever owns it next. Each of the two rebalances (join,
+        // leave) can do that once, so no message arrives more than three times; how many are repeated
+        // at all depends on timing (0 to ~50 of 60 per key here).
+        const times = new Map<number, number>();
+        for (const q of seqs) times.set(q, (times.get(q) ?? 0) + 1);
+        const worst = Math.max(...times.values());
+        assert.ok(worst <= 3, `host-${k}: a message delivered ${worst} times (${seqs.length} deliveries for ${rounds})`);
+      }
       else assert.equal(seqs.length, rounds, `host-${k} delivered once each (got ${seqs.length})`);
     }
   });

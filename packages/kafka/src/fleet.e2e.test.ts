@@ -239,7 +239,7 @@ test('fleet fault: collector SIGKILLed mid-stream and restarted resumes from com
   phase('collector restarted');
   await waitFor(async () => (await storedIntervals(f)) >= specs.length * (frames - 1), 90_000, 'backlog drained after the restart');
   phase('backlog drained');
-  await waitFor(async () => (await f.kafka.lag(f.bus.topic(TOPICS.telemetry), 'wattsplit-collector')) === 0, 30_000, 'offsets committed to the end');
+  await waitFor(async () => (await f.bus.lag(TOPICS.telemetry, 'wattsplit-collector')) === 0, 30_000, 'offsets committed to the end');
   await assertConserved(f, specs.map((h) => h.hostId), frames);
   // The restart was bridged by checkpoints (without them the interval across the kill can be lost).
   const cps = (await f.store.query(`SELECT host, max(seq) AS s FROM collector_checkpoints FINAL GROUP BY host ORDER BY host`)).rows;
@@ -263,7 +263,7 @@ test('fleet with @platformatic/kafka and store writes a second apart (wattsplit 
   await runAgents(f.gateway.address, specs, 21, frames, 2);
   collector = await f.startCollector(undefined, env);
   await waitFor(async () => (await storedIntervals(f)) >= specs.length * (frames - 1), 90_000, 'backlog drained after the restart');
-  await waitFor(async () => (await f.kafka.lag(f.bus.topic(TOPICS.telemetry), 'wattsplit-collector')) === 0, 30_000, 'offsets committed to the end');
+  await waitFor(async () => (await f.bus.lag(TOPICS.telemetry, 'wattsplit-collector')) === 0, 30_000, 'offsets committed to the end');
   await assertConserved(f, specs.map((h) => h.hostId), frames);
   const cps = (await f.store.query(`SELECT host, max(seq) AS s FROM collector_checkpoints FINAL GROUP BY host ORDER BY host`)).rows;
   assert.deepEqual(cps.map((r) => [r.host, num(r.s)]), specs.map((h) => [h.hostId, frames]).sort());
@@ -289,7 +289,7 @@ test('fleet scale-out: a second collector joins mid-stream and the first one lea
   // A stored the first part alone (B did not exist yet); what was left when A exited, B stored alone.
   assert.ok(atLeave < specs.length * (frames - 1), `A left mid-stream (${atLeave} stored)`);
   await waitFor(async () => (await storedIntervals(f)) >= specs.length * (frames - 1), 90_000, 'every interval stored by the group');
-  await waitFor(async () => (await f.kafka.lag(f.bus.topic(TOPICS.telemetry), 'wattsplit-collector')) === 0, 30_000, 'offsets committed to the end');
+  await waitFor(async () => (await f.bus.lag(TOPICS.telemetry, 'wattsplit-collector')) === 0, 30_000, 'offsets committed to the end');
   await assertConserved(f, specs.map((h) => h.hostId), frames);
   assert.equal(b.exitCode, null, 'collector B still running');
   assert.doesNotMatch(f.stderr.join(''), /checkpoints refused/);
@@ -333,10 +333,10 @@ test('fleet fault: ClickHouse unreachable for a while: the backlog waits in Kafk
   await new Promise((r) => setTimeout(r, 3_000));
   const during = await storedIntervals(f);
   assert.equal(during, specs.length * 9, 'nothing stored while ClickHouse is unreachable');
-  assert.ok((await f.kafka.lag(f.bus.topic(TOPICS.telemetry), 'wattsplit-collector')) > 0, 'the backlog waits in Kafka, uncommitted');
+  assert.ok((await f.bus.lag(TOPICS.telemetry, 'wattsplit-collector')) > 0, 'the backlog waits in Kafka, uncommitted');
   proxy.restore();
   await waitFor(async () => (await storedIntervals(f)) >= specs.length * 29, 90_000, 'backlog drained after ClickHouse came back');
-  await waitFor(async () => (await f.kafka.lag(f.bus.topic(TOPICS.telemetry), 'wattsplit-collector')) === 0, 30_000, 'offsets committed to the end');
+  await waitFor(async () => (await f.bus.lag(TOPICS.telemetry, 'wattsplit-collector')) === 0, 30_000, 'offsets committed to the end');
   await assertConserved(f, specs.map((h) => h.hostId), 30);
   assert.ok(f.stderr.join('').includes('STORE_UNAVAILABLE') || f.stderr.join('').includes('will redeliver'), 'the collector said why it was waiting');
 });

@@ -1,8 +1,11 @@
 /**
- * A Bus decorator that prefixes every topic name: "wattsplit.telemetry.v1" becomes
- * "<namespace>.wattsplit.telemetry.v1" on the broker, while the code above it keeps using the
- * versioned names from TOPICS. For several deployments (staging, prod, one per region) on one Kafka
- * cluster, and for tests sharing one broker (each test its own namespace).
+ * A Bus decorator that prefixes every topic name and consumer group: "wattsplit.telemetry.v1" becomes
+ * "<namespace>.wattsplit.telemetry.v1" on the broker and group "wattsplit-collector" becomes
+ * "<namespace>.wattsplit-collector", while the code above it keeps using the versioned names from
+ * TOPICS and its own group names. For several deployments (staging, prod, one per region) on one Kafka
+ * cluster, and for tests sharing one broker (each test its own namespace). Groups are prefixed too: a
+ * consumer group spans topics, so two deployments sharing a group id would rebalance each other (and a
+ * kafkajs and a @platformatic/kafka member cannot even join one group: INCONSISTENT_GROUP_PROTOCOL).
  */
 import { WattsplitError, type Bus, type BusProducer, type BusSubscription, type SubscribeOptions } from '@wattsplit/wire';
 
@@ -23,6 +26,18 @@ export class NamespacedBus implements Bus {
     return `${this.namespace}.${logical}`;
   }
 
+  /** The consumer group id on the broker. */
+  group(logical: string): string {
+    return `${this.namespace}.${logical}`;
+  }
+
+  /** The inner bus's lag for the namespaced topic and group (undefined-free: throws if it has no lag()). */
+  lag(topic: string, groupId: string): Promise<number> | number {
+    const inner = this.inner as Partial<{ lag(topic: string, groupId: string): Promise<number> | number }>;
+    if (typeof inner.lag !== 'function') throw new WattsplitError('CONFIG_INVALID', 'the bus under this NamespacedBus has no lag()', { retriable: false });
+    return inner.lag(this.topic(topic), this.group(groupId));
+  }
+
   producer(): BusProducer {
     const p = this.inner.producer();
     return { send: (topic, messages) => p.send(this.topic(topic), messages), close: () => p.close() };
@@ -32,6 +47,7 @@ export class NamespacedBus implements Bus {
     return this.inner.subscribe({
       ...opts,
       topic: this.topic(opts.topic),
+      groupId: this.group(opts.groupId),
       handler: (messages, partition) => opts.handler(messages.map((m) => ({ ...m, topic: opts.topic })), partition),
     });
   }
