@@ -243,9 +243,9 @@ const stepSeconds = Number(opt('step-seconds', '15'));
 const warmupSeconds = Number(opt('warmup-seconds', '15'));
 const vmsPerHost = Number(opt('vms', '50'));
 const storeInFlight = Number(opt('store-in-flight', '1'));
-// auto = what `wattsplit collector` uses: 1000 ms with platformatic, 0 with kafkajs (docs/configuration.md)
+// auto = the bus's storeWriteIntervalMs, what `wattsplit collector` uses: 1000 ms with platformatic, 0 with kafkajs
 const storeMinIntervalOpt = opt('store-min-interval-ms', 'auto');
-const storeMinIntervalFor = (kind) => (storeMinIntervalOpt === 'auto' ? (kind === 'platformatic' ? 1000 : 0) : Number(storeMinIntervalOpt));
+const storeMinIntervalFor = (inner) => (storeMinIntervalOpt === 'auto' ? inner.storeWriteIntervalMs : Number(storeMinIntervalOpt));
 const collectorCount = Number(opt('collectors', '1'));
 
 function script(name, args) {
@@ -328,7 +328,7 @@ async function runClient(kind) {
       ),
   };
   const store = new ClickHouseServerStore({ url: chUrl, database, requestTimeoutMs: 30_000 });
-  const storeMinIntervalMs = storeMinIntervalFor(kind);
+  const storeMinIntervalMs = storeMinIntervalFor(inner);
   const collector = await createCollectorApp(collectorOptions(bus, store, storeInFlight, storeMinIntervalMs));
   const writer = collector.pipeline.writer.stats;
   // Time spent in the collector's three awaited steps per handler call (store write, checkpoint save,

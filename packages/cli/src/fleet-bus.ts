@@ -1,8 +1,8 @@
 /** The bus of fleet-mode processes: Kafka, configured from WATTSPLIT_KAFKA_* (see docs/configuration.md) or --brokers. */
 import { KafkaBus, PlatformaticKafkaBus, kafkaOptionsFromEnv } from '@wattsplit/kafka';
-import type { Bus, Logger } from '@wattsplit/wire';
+import type { Logger } from '@wattsplit/wire';
 
-export function kafkaBusFromEnv(brokers: string | undefined, logger: Logger): Bus {
+export function kafkaBusFromEnv(brokers: string | undefined, logger: Logger): KafkaBus | PlatformaticKafkaBus {
   const env = { ...process.env };
   if (brokers) env.WATTSPLIT_KAFKA_BROKERS = brokers;
   const { client, ...opts } = kafkaOptionsFromEnv(env);

@@ -16,6 +16,11 @@ export function resolveKafkaOptions(o: KafkaBusOptions): ResolvedKafkaOptions {
 }
 
 export abstract class KafkaBusBase implements Bus {
+  /**
+   * The store-write spacing (collector `storeWrites.minIntervalMs`) that suits this client's consumer;
+   * `wattsplit collector` and the fleet benchmark default to it (docs/fleet.md, runs E and F).
+   */
+  abstract readonly storeWriteIntervalMs: number;
   protected readonly o: ResolvedKafkaOptions;
   protected readonly log: Logger;
   private readonly knownTopics = new Map<string, Promise<void>>();

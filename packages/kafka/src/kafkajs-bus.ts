@@ -76,6 +76,8 @@ const EMPTY = new Uint8Array(0);
 
 export class KafkaBus extends KafkaBusBase {
   readonly kind = 'kafkajs';
+  /** Its fetch cycle batches by itself (1-2 writes/s), and a wait inside the cycle holds up the next fetch. */
+  readonly storeWriteIntervalMs = 0;
   private readonly kafka: Kafka;
   private admin: Admin | undefined;
   private adminConnecting: Promise<Admin> | undefined;

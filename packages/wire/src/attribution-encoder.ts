@@ -116,7 +116,7 @@ export function encodeAttributionResults<S extends Omit<ShareToEncode, 'kind'>>(
   const out = new Out(head.length + 64 + shares * 192);
   out.raw(head);
   for (const r of results) {
-    const pre = headerBytes(r);
+    const pre = r === first ? head : headerBytes(r);
     const post = methodBytes(r);
     for (const s of r.shares) {
       const kind = kindOf(s);

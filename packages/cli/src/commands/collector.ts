@@ -3,7 +3,6 @@
  * The NestJS collector in fleet mode: Kafka consumer group → attribution → ClickHouse; REST + /metrics.
  */
 import { createCollectorApp } from '@wattsplit/collector';
-import { PlatformaticKafkaBus } from '@wattsplit/kafka';
 import { intFlag, parse, strFlag } from '../args.js';
 import { buildMethods } from '../demo-methods.js';
 import { kafkaBusFromEnv, untilSignal } from '../fleet-bus.js';
@@ -25,11 +24,7 @@ export async function run(argv: string[]): Promise<number> {
   }
   const logger = makeLogger(strFlag(values, 'log-level', 'info'));
   const bus = kafkaBusFromEnv(strFlag(values, 'brokers', ''), logger);
-  // @platformatic/kafka hands each partition's messages over as they arrive: without a spacing the
-  // collector writes many small batches and the ClickHouse server spends most of its CPU merging parts.
-  // kafkajs's fetch cycle batches by itself, and a wait inside it holds up the next fetch (docs/fleet.md).
-  const spacing = bus instanceof PlatformaticKafkaBus ? 1000 : 0;
-  const storeWrites = { maxInFlight: intFlag(values, 'store-in-flight', 1, 1, 16), minIntervalMs: intFlag(values, 'store-min-interval-ms', spacing, 0, 60_000) };
+  const storeWrites = { maxInFlight: intFlag(values, 'store-in-flight', 1, 1, 16), minIntervalMs: intFlag(values, 'store-min-interval-ms', bus.storeWriteIntervalMs, 0, 60_000) };
   const store = await openStore(values);
   const methods = await buildMethods(strFlag(values, 'models-dir', '/var/lib/wattsplit'), logger);
   const policy = strFlag(values, 'policy', 'reserved') as 'reserved' | 'equal' | 'unallocated';
