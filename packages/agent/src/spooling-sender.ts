@@ -124,7 +124,9 @@ export class SpoolingSender {
           this.m.retries++;
           if (this.m.lastError !== res.error.message) {
             const needsOperator = res.error.code === 'FRAME_AUTH_FAILED' || res.error.code === 'FRAME_UNKNOWN_HOST';
-            (needsOperator ? this.log.error : this.log.warn)({ code: res.error.code, afterMs: res.afterMs, pending: this.spool.metrics().pendingFrames }, `send failed, frames stay spooled: ${res.error.message}${needsOperator ? ' (fix the host token / gateway host list; frames are kept and retried)' : ''}`);
+            const fields = { code: res.error.code, afterMs: res.afterMs, pending: this.spool.metrics().pendingFrames };
+            if (needsOperator) this.log.error(fields, `send failed, frames stay spooled: ${res.error.message} (fix the host token / gateway host list; frames are kept and retried)`);
+            else this.log.warn(fields, `send failed, frames stay spooled: ${res.error.message}`);
           }
           this.m.lastError = res.error.message;
           {

@@ -7,11 +7,20 @@ export interface LogFn {
   (msg: string): void;
 }
 
+/**
+ * Methods, not function-valued properties: pino's methods read `this`, so `const f = log.warn; f(...)`
+ * throws at run time. Declared as methods, lint's `unbound-method` rejects such a call at compile time
+ * (an agent once died on its first retry this way), and `memoryLogger()` needs `this` too, as pino does.
+ */
 export interface Logger {
-  debug: LogFn;
-  info: LogFn;
-  warn: LogFn;
-  error: LogFn;
+  debug(obj: Record<string, unknown>, msg?: string): void;
+  debug(msg: string): void;
+  info(obj: Record<string, unknown>, msg?: string): void;
+  info(msg: string): void;
+  warn(obj: Record<string, unknown>, msg?: string): void;
+  warn(msg: string): void;
+  error(obj: Record<string, unknown>, msg?: string): void;
+  error(msg: string): void;
   child(bindings: Record<string, unknown>): Logger;
 }
 
@@ -21,19 +30,35 @@ export interface LogEntry {
   fields: Record<string, unknown>;
 }
 
+/** Like pino, every method reads `this`: a method called unbound throws here too, so tests catch it. */
+class SinkLogger implements Logger {
+  constructor(
+    private readonly sink: (e: LogEntry) => void,
+    private readonly bindings: Record<string, unknown>,
+  ) {}
+  private write(level: LogEntry['level'], a: Record<string, unknown> | string, b?: string): void {
+    if (typeof a === 'string') this.sink({ level, msg: a, fields: { ...this.bindings } });
+    else this.sink({ level, msg: b ?? '', fields: { ...this.bindings, ...a } });
+  }
+  debug(a: Record<string, unknown> | string, b?: string): void {
+    this.write('debug', a, b);
+  }
+  info(a: Record<string, unknown> | string, b?: string): void {
+    this.write('info', a, b);
+  }
+  warn(a: Record<string, unknown> | string, b?: string): void {
+    this.write('warn', a, b);
+  }
+  error(a: Record<string, unknown> | string, b?: string): void {
+    this.write('error', a, b);
+  }
+  child(more: Record<string, unknown>): Logger {
+    return new SinkLogger(this.sink, { ...this.bindings, ...more });
+  }
+}
+
 function makeLogger(sink: (e: LogEntry) => void, bindings: Record<string, unknown>): Logger {
-  const at = (level: LogEntry['level']): LogFn =>
-    ((a: Record<string, unknown> | string, b?: string) => {
-      if (typeof a === 'string') sink({ level, msg: a, fields: { ...bindings } });
-      else sink({ level, msg: b ?? '', fields: { ...bindings, ...a } });
-    });
-  return {
-    debug: at('debug'),
-    info: at('info'),
-    warn: at('warn'),
-    error: at('error'),
-    child: (more) => makeLogger(sink, { ...bindings, ...more }),
-  };
+  return new SinkLogger(sink, bindings);
 }
 
 /** A logger that drops everything. */
