@@ -2,21 +2,40 @@
  * CollectorModule.forRoot(config): the collector as a Nest dynamic module. The bus and the store are
  * given (embedded: InProcessBus + ChdbStore; fleet: KafkaBus + ClickHouseServerStore); the module inits
  * the store (migrations), builds the method list (cpu_share first) and starts the TelemetryPipeline when
- * the application boots. Controllers (REST, /metrics, dashboard) are mounted only with config.http.
+ * the application boots. Controllers (REST, /metrics, dashboard) are mounted only with config.http,
+ * together with the global ApiAuthGuard (api-guard.ts) that checks every request's token.
  */
 import 'reflect-metadata';
 import type { Server } from 'node:http';
 import { Module, type DynamicModule, type INestApplicationContext } from '@nestjs/common';
-import { NestFactory } from '@nestjs/core';
+import { APP_GUARD, NestFactory } from '@nestjs/core';
 import { CpuShareMethod, type AttributionMethod } from '@wattsplit/attribution';
 import type { Store } from '@wattsplit/store';
 import { silentLogger } from '@wattsplit/wire';
+import { isLoopbackHost } from './api-auth.js';
+import { ApiAuthGuard, type ApiAuth } from './api-guard.js';
 import { DashboardController, EnergyController, HealthController, MetricsController } from './api-controllers.js';
 import { CollectorMetrics } from './collector-metrics.js';
 import { validateCollectorConfig, type CollectorConfig } from './config.js';
 import { NestLoggerAdapter } from './nest-logger.js';
 import { TelemetryPipeline } from './telemetry-pipeline.js';
-import { BUS, COLLECTOR_CONFIG, LOGGER, METHODS, STORE } from './tokens.js';
+import { API_AUTH, BUS, COLLECTOR_CONFIG, LOGGER, METHODS, STORE } from './tokens.js';
+
+/**
+ * HTTPS: TLS 1.2 and 1.3 only; on 1.2 only ECDHE key exchange with AEAD ciphers (GCM, ChaCha20-Poly1305),
+ * so every session has forward secrecy and no CBC/RSA-kex/SHA-1 suite can be negotiated.
+ */
+export const COLLECTOR_TLS_CIPHERS = [
+  'TLS_AES_256_GCM_SHA384',
+  'TLS_CHACHA20_POLY1305_SHA256',
+  'TLS_AES_128_GCM_SHA256',
+  'ECDHE-ECDSA-AES256-GCM-SHA384',
+  'ECDHE-RSA-AES256-GCM-SHA384',
+  'ECDHE-ECDSA-CHACHA20-POLY1305',
+  'ECDHE-RSA-CHACHA20-POLY1305',
+  'ECDHE-ECDSA-AES128-GCM-SHA256',
+  'ECDHE-RSA-AES128-GCM-SHA256',
+].join(':');
 
 @Module({})
 export class CollectorModule {
@@ -26,6 +45,12 @@ export class CollectorModule {
       module: CollectorModule,
       controllers: config.http ? [HealthController, MetricsController, EnergyController, DashboardController] : [],
       providers: [
+        ...(config.http
+          ? [
+              { provide: API_AUTH, useValue: { tokens: config.http.tokens } satisfies ApiAuth },
+              { provide: APP_GUARD, useClass: ApiAuthGuard },
+            ]
+          : []),
         { provide: COLLECTOR_CONFIG, useValue: config },
         { provide: LOGGER, useValue: config.logger ?? silentLogger },
         { provide: BUS, useValue: config.bus },
@@ -48,7 +73,7 @@ export class CollectorModule {
 export interface CollectorApp {
   app: INestApplicationContext;
   pipeline: TelemetryPipeline;
-  /** http://127.0.0.1:PORT when config.http is set. */
+  /** http(s)://HOST:PORT when config.http is set. */
   url: string | undefined;
   close(): Promise<void>;
 }
@@ -60,11 +85,23 @@ export interface CollectorApp {
 export async function createCollectorApp(config: CollectorConfig): Promise<CollectorApp> {
   const logger = new NestLoggerAdapter(config.logger ?? silentLogger);
   const mod = CollectorModule.forRoot(config);
-  if (config.http) {
-    const app = await NestFactory.create(mod, { logger, abortOnError: false });
-    await app.listen(config.http.port, config.http.host ?? '127.0.0.1');
+  const http = config.http;
+  if (http) {
+    const tls = http.tls;
+    const httpsOptions = tls ? { cert: tls.cert, key: tls.key, minVersion: 'TLSv1.2' as const, ciphers: COLLECTOR_TLS_CIPHERS, honorCipherOrder: true } : undefined;
+    const app = await NestFactory.create(mod, { logger, abortOnError: false, ...(httpsOptions ? { httpsOptions } : {}) });
+    const host = http.host ?? '127.0.0.1';
+    await app.listen(http.port, host);
     const addr = (app.getHttpServer() as Server).address();
-    const url = addr && typeof addr === 'object' ? `http://${addr.address.includes(':') ? `[${addr.address}]` : addr.address}:${addr.port}` : undefined;
+    const scheme = tls ? 'https' : 'http';
+    const url = addr && typeof addr === 'object' ? `${scheme}://${addr.address.includes(':') ? `[${addr.address}]` : addr.address}:${addr.port}` : undefined;
+    const log = (config.logger ?? silentLogger).child({ component: 'http' });
+    const auth = http.tokens ? `bearer tokens (${http.tokens.size})` : 'none';
+    log.info({ url, auth, tls: Boolean(tls) }, `HTTP API on ${url ?? host}, authentication: ${auth}`);
+    if (!isLoopbackHost(host)) {
+      if (!http.tokens) log.warn({ host }, `HTTP API on ${host} without authentication (allowUnauthenticated): anyone who reaches it reads every tenant's bill`);
+      else if (!tls) log.warn({ host }, `HTTP API on ${host} over plain HTTP: bearer tokens cross the network in clear; use TLS (--tls-cert/--tls-key) or a TLS proxy`);
+    }
     return { app, pipeline: app.get(TelemetryPipeline), url, close: () => app.close() };
   }
   const app = await NestFactory.createApplicationContext(mod, { logger, abortOnError: false });

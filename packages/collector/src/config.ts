@@ -5,6 +5,24 @@
 import type { AttributionMethod, IdleSplitPolicy, IntervalAlignerOptions, ReservedWeights, SourceName } from '@wattsplit/attribution';
 import type { Store } from '@wattsplit/store';
 import { WattsplitError, type Bus, type Logger } from '@wattsplit/wire';
+import { ApiTokens, isLoopbackHost } from './api-auth.js';
+
+/**
+ * The HTTP side: REST API, dashboard, /metrics, /healthz. Binds 127.0.0.1 unless `host` says otherwise.
+ * `tokens` turns on bearer-token authentication (api-auth.ts); without tokens every caller is admin, which
+ * validateCollectorConfig refuses on a non-loopback host unless `allowUnauthenticated` is set.
+ */
+export interface CollectorHttpConfig {
+  /** port 0 = any free port. */
+  port: number;
+  /** Default 127.0.0.1. */
+  host?: string;
+  tokens?: ApiTokens;
+  /** Serve without tokens on a non-loopback host (anyone who reaches it reads every bill). */
+  allowUnauthenticated?: boolean;
+  /** HTTPS with TLS 1.2+ ECDHE AEAD suites only (collector-module.ts); PEM text or buffers. */
+  tls?: { cert: string | Buffer; key: string | Buffer };
+}
 
 export interface CollectorConfig {
   bus: Bus;
@@ -28,8 +46,8 @@ export interface CollectorConfig {
   /** Publish AttributionBatch protobufs to TOPICS.attribution. Default true. */
   publishAttributions?: boolean;
   logger?: Logger;
-  /** REST API + dashboard + /metrics; off unless set. port 0 = any free port. */
-  http?: { port: number; host?: string };
+  /** REST API + dashboard + /metrics; off unless set. */
+  http?: CollectorHttpConfig;
 }
 
 export const DEFAULT_GROUP_ID = 'wattsplit-collector';
@@ -55,8 +73,19 @@ export function validateCollectorConfig(c: CollectorConfig): void {
   }
   const gap = c.storeWrites?.minIntervalMs;
   if (gap !== undefined && !(Number.isInteger(gap) && gap >= 0 && gap <= 60_000)) throw bad('storeWrites.minIntervalMs', gap, 'must be an integer 0-60000 (ms)');
-  if (c.http && !(Number.isInteger(c.http.port) && c.http.port >= 0 && c.http.port < 65536)) throw bad('http.port', c.http.port, 'must be an integer port 0-65535');
+  if (c.http) validateHttpConfig(c.http, bad);
   for (const [k, v] of Object.entries(c.staticPower?.fallbackWatts ?? {})) {
     if (!(typeof v === 'number' && Number.isFinite(v) && v >= 0)) throw bad(`staticPower.fallbackWatts.${k}`, v, 'must be watts ≥ 0');
+  }
+}
+
+function validateHttpConfig(h: CollectorHttpConfig, bad: (field: string, value: unknown, why: string) => WattsplitError): void {
+  if (!(Number.isInteger(h.port) && h.port >= 0 && h.port < 65536)) throw bad('http.port', h.port, 'must be an integer port 0-65535');
+  const host = h.host ?? '127.0.0.1';
+  if (typeof host !== 'string' || host.trim() === '') throw bad('http.host', h.host, 'must be an address to bind (127.0.0.1, ::1, 0.0.0.0, …)');
+  if (h.tokens !== undefined && !(h.tokens instanceof ApiTokens)) throw bad('http.tokens', typeof h.tokens, 'must be ApiTokens (ApiTokens.load(file))');
+  if (h.tls !== undefined && !(h.tls.cert && h.tls.key)) throw bad('http.tls', Object.keys(h.tls), 'needs both cert and key (PEM)');
+  if (!h.tokens && !h.allowUnauthenticated && !isLoopbackHost(host)) {
+    throw bad('http.host', host, 'is reachable from the network and no API tokens are set: give tokens (--api-tokens-file) or allow unauthenticated access explicitly (--allow-unauthenticated)');
   }
 }

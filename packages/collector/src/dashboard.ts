@@ -1,10 +1,13 @@
-/** The tiny self-contained dashboard: per-tenant energy table with inline SVG bars, no external assets. */
+/**
+ * The tiny self-contained dashboard: per-tenant energy table with inline SVG bars, no external assets.
+ * With `tenant` (a tenant-scoped caller) the totals are that tenant's only; the caller filters them.
+ */
 import type { TenantTotal } from '@wattsplit/store';
 
 const esc = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;').replace(/'/g, '&#39;');
 const kwh = (j: number) => (j / 3.6e6).toFixed(6);
 
-export function renderDashboard(totals: readonly TenantTotal[], opts: { method: string; fromUnixNs: number; toUnixNs: number }): string {
+export function renderDashboard(totals: readonly TenantTotal[], opts: { method: string; fromUnixNs: number; toUnixNs: number; tenant?: string }): string {
   // One row per tenant (VM energy); host overhead and unallocated idle get their own rows.
   const rows = new Map<string, { dyn: number; sta: number }>();
   for (const t of totals) {
@@ -31,14 +34,14 @@ export function renderDashboard(totals: readonly TenantTotal[], opts: { method: 
 <html lang="en"><head><meta charset="utf-8"><title>wattsplit: energy by tenant</title>
 <style>body{font:14px system-ui,sans-serif;margin:2em;color:#222}table{border-collapse:collapse}td,th{padding:4px 10px;border-bottom:1px solid #ddd;text-align:left}td.n{text-align:right;font-variant-numeric:tabular-nums}.k{display:inline-block;width:10px;height:10px;margin:0 4px 0 12px}</style>
 </head><body>
-<h1>Energy by tenant</h1>
+<h1>${opts.tenant === undefined ? 'Energy by tenant' : `Energy of tenant ${esc(opts.tenant)}`}</h1>
 <p>method <b>${esc(opts.method)}</b>, ${esc(from)} → ${esc(to)} (whole hours), total ${total.toFixed(1)} J = ${kwh(total)} kWh
 <span class="k" style="background:#2b7bb9"></span>dynamic<span class="k" style="background:#9cc3e0"></span>static</p>
 <table><thead><tr><th>tenant</th><th>dynamic J</th><th>static J</th><th>kWh</th><th></th></tr></thead>
 <tbody>
 ${body || '<tr><td colspan="5">no attributed energy in this range</td></tr>'}
 </tbody></table>
-<p><a href="/metrics">/metrics</a> · <a href="/healthz">/healthz</a> · GET /api/v1/tenants/:tenant/bill?from&amp;to&amp;method · GET /api/v1/vms/:uuid/energy?from&amp;to&amp;method</p>
+<p>${opts.tenant === undefined ? '<a href="/metrics">/metrics</a> · ' : ''}<a href="/healthz">/healthz</a> · GET /api/v1/tenants/:tenant/bill?from&amp;to&amp;method · GET /api/v1/vms/:uuid/energy?from&amp;to&amp;method</p>
 </body></html>
 `;
 }

@@ -15,8 +15,8 @@ export interface EmbeddedCollectorOptions {
   methods?: readonly AttributionMethod[];
   policy?: IdleSplitPolicy;
   logger: Logger;
-  /** Serve the REST API / dashboard / metrics (off by default). */
-  http?: { port: number; host?: string };
+  /** Serve the REST API / dashboard / metrics (off by default; 127.0.0.1 unless http.host). */
+  http?: CollectorConfig['http'];
   staticPower?: CollectorConfig['staticPower'];
   retention?: Partial<Retention>;
 }

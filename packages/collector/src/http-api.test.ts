@@ -92,3 +92,53 @@ test('GET / is a self-contained HTML dashboard with a row and an SVG bar per ten
   assert.ok((html.match(/<svg /g) ?? []).length >= 3);
   assert.doesNotMatch(html, /<script|<link|src=|https?:\/\//);
 });
+
+test('a repeated, unknown or array-valued query parameter is a 400 naming it and its values', async () => {
+  const r = await fetch(`${base}/api/v1/tenants/acme/bill?from=1&from=2`);
+  assert.equal(r.status, 400);
+  const body = (await r.json()) as { code: string; message: string; parameter: string; value: unknown };
+  assert.equal(body.code, 'STORE_INVALID_INPUT');
+  assert.equal(body.parameter, 'from');
+  assert.deepEqual(body.value, ['1', '2']);
+  assert.match(body.message, /query parameter from=\["1","2"\] is given 2 times/);
+  for (const path of [`/api/v1/vms/a-db/energy?to=${TO}&to=${TO}`, `/?method=cpu_share&method=cpu_share`]) {
+    const rr = await fetch(`${base}${path}`);
+    assert.equal(rr.status, 400, path);
+    assert.match(((await rr.json()) as { message: string }).message, /is given 2 times/, path);
+  }
+  const typo = await fetch(`${base}/api/v1/tenants/acme/bill?form=${FROM}`);
+  assert.equal(typo.status, 400);
+  const tb = (await typo.json()) as { parameter: string; message: string };
+  assert.equal(tb.parameter, 'form');
+  assert.match(tb.message, /form="\d+" is not a parameter of this endpoint \(it takes from, to, method\)/);
+});
+
+test('an unknown method is a 400 listing the known methods, not a zero bill', async () => {
+  const r = await fetch(`${base}/api/v1/tenants/acme/bill?from=${FROM}&to=${TO}&method=additive_modle`);
+  assert.equal(r.status, 400);
+  const body = (await r.json()) as { parameter: string; value: string; message: string; knownMethods: string[] };
+  assert.equal(body.parameter, 'method');
+  assert.equal(body.value, 'additive_modle');
+  assert.deepEqual(body.knownMethods, ['cpu_share']);
+  assert.match(body.message, /method="additive_modle" is not a method this collector runs; known methods: cpu_share/);
+  for (const path of [`/api/v1/vms/a-db/energy?method=nope`, `/?method=nope`]) assert.equal((await fetch(`${base}${path}`)).status, 400, path);
+  // The default and the explicit known method still answer.
+  assert.equal((await fetch(`${base}/api/v1/tenants/acme/bill?method=cpu_share`)).status, 200);
+});
+
+test('impossible dates and times outside a ClickHouse DateTime are 400s naming the parameter', async () => {
+  for (const [q, param] of [
+    ['from=2026-02-30', 'from'],
+    ['to=2026-13-01', 'to'],
+    ['from=March%207', 'from'],
+    ['to=99999999999999999999999', 'to'],
+    ['from=-5', 'from'],
+    ['from=2026-11-23T25:00:00Z', 'from'],
+  ] as const) {
+    const r = await fetch(`${base}/api/v1/tenants/acme/bill?${q}`);
+    assert.equal(r.status, 400, q);
+    const body = (await r.json()) as { parameter: string; message: string };
+    assert.equal(body.parameter, param, q);
+    assert.match(body.message, new RegExp(`query parameter ${param}=`), q);
+  }
+});

@@ -4,3 +4,4 @@ export const STORE = Symbol.for('wattsplit.collector.store');
 export const METHODS = Symbol.for('wattsplit.collector.methods');
 export const LOGGER = Symbol.for('wattsplit.collector.logger');
 export const COLLECTOR_CONFIG = Symbol.for('wattsplit.collector.config');
+export const API_AUTH = Symbol.for('wattsplit.collector.api-auth');
