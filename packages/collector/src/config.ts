@@ -73,13 +73,16 @@ export function validateCollectorConfig(c: CollectorConfig): void {
   }
   const gap = c.storeWrites?.minIntervalMs;
   if (gap !== undefined && !(Number.isInteger(gap) && gap >= 0 && gap <= 60_000)) throw bad('storeWrites.minIntervalMs', gap, 'must be an integer 0-60000 (ms)');
-  if (c.http) validateHttpConfig(c.http, bad);
+  if (c.http) validateCollectorHttpConfig(c.http);
   for (const [k, v] of Object.entries(c.staticPower?.fallbackWatts ?? {})) {
     if (!(typeof v === 'number' && Number.isFinite(v) && v >= 0)) throw bad(`staticPower.fallbackWatts.${k}`, v, 'must be watts ≥ 0');
   }
 }
 
-function validateHttpConfig(h: CollectorHttpConfig, bad: (field: string, value: unknown, why: string) => WattsplitError): void {
+/** The http part alone (the CLI checks it before connecting to anything). */
+export function validateCollectorHttpConfig(h: CollectorHttpConfig): void {
+  const bad = (field: string, value: unknown, why: string) =>
+    new WattsplitError('CONFIG_INVALID', `collector config ${field}=${JSON.stringify(value)} ${why}`, { details: { field, value } });
   if (!(Number.isInteger(h.port) && h.port >= 0 && h.port < 65536)) throw bad('http.port', h.port, 'must be an integer port 0-65535');
   const host = h.host ?? '127.0.0.1';
   if (typeof host !== 'string' || host.trim() === '') throw bad('http.host', h.host, 'must be an address to bind (127.0.0.1, ::1, 0.0.0.0, …)');

@@ -1,34 +1,127 @@
 /**
  * wattsplit collector [--brokers HOST:PORT] [--url http://clickhouse:8123 | --data-dir DIR] [--http-port 8080]
  * The NestJS collector in fleet mode: Kafka consumer group → attribution → ClickHouse; REST + /metrics.
+ * The HTTP side binds 127.0.0.1 unless --http-host says otherwise; a network address needs
+ * --api-tokens-file (or an explicit --allow-unauthenticated). Configuration is checked before anything
+ * connects: a bad flag is one CONFIG_INVALID line and exit status 2.
  */
-import { createCollectorApp } from '@wattsplit/collector';
-import { intFlag, parse, strFlag } from '../args.js';
+import { readFileSync } from 'node:fs';
+import { ApiTokens, createCollectorApp, validateCollectorHttpConfig, type CollectorHttpConfig } from '@wattsplit/collector';
+import { WattsplitError, isWattsplitError, type Logger } from '@wattsplit/wire';
+import { intFlag, parse, strFlag, type Values } from '../args.js';
 import { buildMethods } from '../demo-methods.js';
 import { kafkaBusFromEnv, untilSignal } from '../fleet-bus.js';
 import { makeLogger } from '../logging.js';
 import { openStore, STORE_FLAGS } from '../store-open.js';
 
 const HELP = `usage: wattsplit collector [--brokers HOST:PORT,...] [--url http://host:8123 --database wattsplit | --data-dir DIR]
-  [--http-port 8080] [--policy reserved|equal|unallocated] [--models-dir /var/lib/wattsplit] [--log-level info]
+  [--http-port 8080] [--http-host 127.0.0.1] [--api-tokens-file FILE] [--allow-unauthenticated]
+  [--tls-cert FILE --tls-key FILE] [--group wattsplit-collector]
+  [--policy reserved|equal|unallocated] [--models-dir /var/lib/wattsplit] [--log-level info]
   [--store-in-flight 1]   store writes running at once (group commit; see docs/collector.md)
   [--store-min-interval-ms N]  least time between two store writes (fewer, larger ClickHouse parts);
                           default 1000 with WATTSPLIT_KAFKA_CLIENT=platformatic, 0 with kafkajs (docs/fleet.md)
+HTTP (REST API, dashboard, /metrics, /healthz): binds --http-host (default 127.0.0.1, this machine only).
+  --api-tokens-file FILE  bearer tokens, one "SCOPE TOKEN [NAME]" per line (or JSON); SCOPE is admin,
+                          metrics (GET /metrics only) or tenant:<name> (that tenant's bills only)
+  --allow-unauthenticated serve a non-loopback --http-host without tokens (anyone reaching it reads every bill)
+  --tls-cert/--tls-key    HTTPS (PEM files), TLS 1.2+ with ECDHE AEAD suites only
+  docs/collector.md "Access" has the scopes and what each endpoint needs.
 Kafka settings come from WATTSPLIT_KAFKA_*; ClickHouse from --url or WATTSPLIT_CLICKHOUSE_URL (embedded chDB otherwise).`;
 
+const FLAGS = {
+  ...STORE_FLAGS,
+  brokers: { type: 'string' },
+  'http-port': { type: 'string' },
+  'http-host': { type: 'string' },
+  'api-tokens-file': { type: 'string' },
+  'allow-unauthenticated': { type: 'boolean' },
+  'tls-cert': { type: 'string' },
+  'tls-key': { type: 'string' },
+  group: { type: 'string' },
+  policy: { type: 'string' },
+  'models-dir': { type: 'string' },
+  'log-level': { type: 'string' },
+  'store-in-flight': { type: 'string' },
+  'store-min-interval-ms': { type: 'string' },
+} as const;
+
+const POLICIES = ['reserved', 'equal', 'unallocated'] as const;
+
+function readPem(values: Values, flag: string): string {
+  const path = strFlag(values, flag, '');
+  try {
+    return readFileSync(path, 'utf8');
+  } catch (e) {
+    throw new WattsplitError('CONFIG_INVALID', `--${flag}=${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, { details: { field: flag, value: path } });
+  }
+}
+
+/** The HTTP settings from the flags, checked (tokens file read, an open network bind refused). */
+function httpConfig(values: Values): CollectorHttpConfig {
+  const tokensFile = strFlag(values, 'api-tokens-file', '');
+  const cert = values['tls-cert'] !== undefined;
+  const key = values['tls-key'] !== undefined;
+  if (cert !== key) throw new WattsplitError('CONFIG_INVALID', `--tls-cert and --tls-key go together (got only --${cert ? 'tls-cert' : 'tls-key'})`, { details: { field: cert ? 'tls-key' : 'tls-cert' } });
+  const http: CollectorHttpConfig = {
+    port: intFlag(values, 'http-port', 8080, 0, 65535),
+    host: strFlag(values, 'http-host', '127.0.0.1'),
+    ...(tokensFile ? { tokens: ApiTokens.load(tokensFile) } : {}),
+    ...(values['allow-unauthenticated'] === true ? { allowUnauthenticated: true } : {}),
+    ...(cert && key ? { tls: { cert: readPem(values, 'tls-cert'), key: readPem(values, 'tls-key') } } : {}),
+  };
+  try {
+    validateCollectorHttpConfig(http);
+  } catch (e) {
+    // Say it in flags, not in config field names.
+    if (isWattsplitError(e, 'CONFIG_INVALID') && e.details.field === 'http.host') {
+      throw new WattsplitError('CONFIG_INVALID', `--http-host=${http.host ?? ''} is reachable from the network and no --api-tokens-file is given (pass --allow-unauthenticated to serve every bill to anyone who reaches it)`, {
+        details: e.details,
+      });
+    }
+    throw e;
+  }
+  return http;
+}
+
+interface Settings {
+  logger: Logger;
+  http: CollectorHttpConfig;
+  values: Values;
+  policy: (typeof POLICIES)[number];
+  group: string | undefined;
+}
+
+/** Everything that can be wrong with the command line, before anything connects. */
+function settings(argv: string[]): Settings | 'help' {
+  const { values } = parse(argv, FLAGS);
+  if (values.help) return 'help';
+  const logger = makeLogger(strFlag(values, 'log-level', 'info'));
+  const policy = strFlag(values, 'policy', 'reserved');
+  if (!POLICIES.some((p) => p === policy)) throw new WattsplitError('CONFIG_INVALID', `--policy=${policy}: expected one of ${POLICIES.join(', ')}`, { details: { field: 'policy', value: policy } });
+  const group = strFlag(values, 'group', '');
+  return { logger, http: httpConfig(values), values, policy: policy as Settings['policy'], group: group || undefined };
+}
+
 export async function run(argv: string[]): Promise<number> {
-  const { values } = parse(argv, { ...STORE_FLAGS, brokers: { type: 'string' }, 'http-port': { type: 'string' }, policy: { type: 'string' }, 'models-dir': { type: 'string' }, 'log-level': { type: 'string' }, 'store-in-flight': { type: 'string' }, 'store-min-interval-ms': { type: 'string' } });
-  if (values.help) {
+  let s: Settings | 'help';
+  try {
+    s = settings(argv);
+  } catch (e) {
+    if (!isWattsplitError(e, 'CONFIG_INVALID')) throw e;
+    console.error(`wattsplit: ${e.code}: ${e.message}`);
+    return 2;
+  }
+  if (s === 'help') {
     console.log(HELP);
     return 0;
   }
-  const logger = makeLogger(strFlag(values, 'log-level', 'info'));
+  const { logger, http, values, policy, group } = s;
   const bus = kafkaBusFromEnv(strFlag(values, 'brokers', ''), logger);
   const storeWrites = { maxInFlight: intFlag(values, 'store-in-flight', 1, 1, 16), minIntervalMs: intFlag(values, 'store-min-interval-ms', bus.storeWriteIntervalMs, 0, 60_000) };
   const store = await openStore(values);
   const methods = await buildMethods(strFlag(values, 'models-dir', '/var/lib/wattsplit'), logger);
-  const policy = strFlag(values, 'policy', 'reserved') as 'reserved' | 'equal' | 'unallocated';
-  const app = await createCollectorApp({ bus, store, methods: methods.all, policy, storeWrites, logger, http: { port: intFlag(values, 'http-port', 8080, 0, 65535), host: '0.0.0.0' } });
+  const app = await createCollectorApp({ bus, store, methods: methods.all, policy, storeWrites, logger, http, ...(group ? { groupId: group } : {}) });
   logger.info({ url: app.url, methods: methods.names }, 'collector running');
   await untilSignal();
   await app.close();
