@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { EnergySource, VmState, decodeFrame, encodeFrame, memoryLogger, validateFrame, type BmcSource, type DomainSource, type GpuSource } from '@wattsplit/wire';
 import { Agent } from './agent.js';
 import { RootedHostFs } from './host-fs.js';
@@ -39,7 +39,7 @@ test('one frame: counters, VMs, host CPU, identity; valid on the wire and round-
   assert.deepEqual(agent.status().map((s) => [s.name, s.state]), [['domains', 'ok'], ['vms', 'ok'], ['gpu', 'ok'], ['rapl', 'ok'], ['bmc', 'ok']]);
 });
 
-test('restart: the sequence continues from the state dir, boot_id changes; another host cannot reuse the dir', async () => {
+test('restart: the sequence continues from the state dir; without a kernel boot id the boot id is random per start; another host cannot reuse the dir', async () => {
   const { dir, cleanup } = tempDir('state');
   try {
     const mk = (hostId = 'hv-01') => new Agent({ hostId, fs: new RootedHostFs(join(FIXTURES, 'single-socket-v2')), domains: new StaticDomainSource([]), logger: memoryLogger(), stateDir: dir });
@@ -48,9 +48,10 @@ test('restart: the sequence continues from the state dir, boot_id changes; anoth
     const log = memoryLogger();
     const b = new Agent({ hostId: 'hv-01', fs: new RootedHostFs(join(FIXTURES, 'single-socket-v2')), domains: new StaticDomainSource([]), logger: log, stateDir: dir });
     const f = await b.sampleOnce();
-    assert.equal(f.seq, 4);
+    assert.equal(f.seq, a.lastSeq + 1);
     assert.notEqual(f.bootId, a.bootId);
     assert.ok(log.entries.some((e) => /continuing the frame sequence/.test(e.msg)));
+    assert.ok(log.entries.some((e) => /boot_id unreadable/.test(e.msg)), 'the fixture has no /proc/sys/kernel/random/boot_id: said once');
     assert.throws(() => mk('hv-02'), /belongs to host "hv-01", not "hv-02"/);
     writeFileSync(join(dir, 'agent-state.json'), '{"seq": -4}');
     assert.throws(() => mk(), /agent-state.json: seq=-4 is not a non-negative integer/);
@@ -123,11 +124,45 @@ test('after a host crash lost the state file, the sequence continues after the l
     s1.spool.close();
     rmSync(join(dir, 'agent-state.json'));
     const s2 = new SpoolingSender({ spool: { dir }, transport, logger: memoryLogger() });
-    assert.equal(s2.lastSpooledSeq(), 5);
+    assert.equal(s2.lastSpooledSeq(), a.lastSeq);
     const b = new Agent({ hostId: 'hv-01', fs: new RootedHostFs(join(FIXTURES, 'single-socket-v2')), domains: new StaticDomainSource([]), logger: memoryLogger(), stateDir: dir, minSeq: s2.lastSpooledSeq() });
-    assert.equal((await b.sampleOnce()).seq, 6);
+    assert.equal((await b.sampleOnce()).seq, a.lastSeq + 1);
     s2.spool.close();
   } finally {
     cleanup();
+  }
+});
+
+test('boot id is the kernel\'s: an agent restart keeps it, a host reboot changes it; a first start never reuses an earlier installation\'s seqs', async () => {
+  const { root, cleanup: cleanRoot } = copyFixture('single-socket-v2');
+  const { dir: state, cleanup: cleanState } = tempDir('state');
+  try {
+    const bootFile = join(root, 'proc/sys/kernel/random');
+    mkdirSync(bootFile, { recursive: true });
+    writeFileSync(join(bootFile, 'boot_id'), '6f1c2a51-58a8-4c6e-9a2f-0d6c1b2e3f40\n');
+    const clock = fakeClock();
+    const mk = (log = memoryLogger()) => new Agent({ hostId: 'hv-01', fs: new RootedHostFs(root), domains: new StaticDomainSource([]), logger: log, stateDir: state, clock });
+    const a = mk();
+    const first = await a.sampleOnce();
+    assert.equal(first.bootId, '6f1c2a51-58a8-4c6e-9a2f-0d6c1b2e3f40');
+    assert.equal(first.seq, Math.floor(clock.wallUnixNs() / 1e6) + 1, 'no state: the sequence starts at the wall clock in ms');
+    await a.sampleOnce();
+    await a.close();
+    const log = memoryLogger();
+    const b = mk(log);
+    const g = await b.sampleOnce();
+    assert.equal(g.bootId, first.bootId, 'an agent restart is the same kernel boot');
+    assert.equal(g.seq, first.seq + 2);
+    assert.ok(log.entries.some((e) => /agent restarted on the same host boot/.test(e.msg)));
+    await b.close();
+    writeFileSync(join(bootFile, 'boot_id'), '0a9b8c7d-1111-2222-3333-444455556666\n');
+    const c = mk();
+    const h = await c.sampleOnce();
+    assert.equal(h.bootId, '0a9b8c7d-1111-2222-3333-444455556666', 'a reboot is a new kernel boot id');
+    assert.equal(h.seq, g.seq + 1, 'the sequence continues across the reboot');
+    await c.close();
+  } finally {
+    cleanRoot();
+    cleanState();
   }
 });

@@ -1,8 +1,17 @@
 /**
  * The Agent composes the samplers into one TelemetryFrame per round: VM inventory and cgroup/proc
  * stats first (so GPU activity and perf counters can be attached to VMs), then perf, GPU, RAPL and BMC.
- * It owns the frame identity: seq (+1 per frame, persisted in the state dir so a restart continues it),
- * boot_id (new per start) and the monotonic/wall timestamps from an injectable clock.
+ * It owns the frame identity and the monotonic/wall timestamps (from an injectable clock):
+ * - boot_id is the KERNEL's boot id (/proc/sys/kernel/random/boot_id under the sysfs root): it names the
+ *   epoch of CLOCK_MONOTONIC and of the kernel's energy and CPU counters, which an agent restart does not
+ *   reset and a host reboot does. So the collector bridges an agent restart (same boot, counters kept
+ *   counting: the interval across it is billed) and starts afresh after a reboot. Without that file
+ *   (an unusual kernel, a fixture tree) it is random per start and the collector tells the two apart by
+ *   monotonic-clock continuity instead.
+ * - seq is +1 per frame, persisted in the state dir so a restart continues it. An agent with a state
+ *   dir but no state (first install, reinstall, state lost) starts at the wall clock in milliseconds: far
+ *   above any seq an earlier installation on that host can have reached at ≤ 1 frame per ms, so a
+ *   reinstalled agent never reuses a seq of billed history (the collector refuses reuse anyway).
  */
 import { randomUUID } from 'node:crypto';
 import {
@@ -52,7 +61,7 @@ export interface AgentOptions {
   /** Read RAPL (default true). */
   rapl?: boolean;
   cgroupVersion?: CgroupVersion;
-  /** Boot id override (the simulator uses deterministic ones); random per start otherwise. */
+  /** Boot id override (the simulator uses deterministic ones); the kernel's boot id otherwise (random per start if unreadable). */
   bootId?: string;
   /** The sequence continues after max(state file seq, minSeq): pass the last spooled seq (SpoolingSender.lastSpooledSeq()). */
   minSeq?: number;
@@ -64,6 +73,18 @@ export interface AgentRunOptions {
   signal?: AbortSignal;
   /** Stop after this many frames (tests, `--once`). */
   maxFrames?: number;
+}
+
+const BOOT_ID = /^[0-9A-Fa-f-]{8,64}$/;
+
+/** The kernel's boot id (proc(5): /proc/sys/kernel/random/boot_id, "a random string regenerated at each boot"), if readable. */
+export function kernelBootId(fs: HostFs): string | undefined {
+  try {
+    const s = fs.readText('/proc/sys/kernel/random/boot_id').trim();
+    return BOOT_ID.test(s) ? s : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 const HOST_ID = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/;
@@ -92,13 +113,23 @@ export class Agent {
     this.clock = opts.clock ?? systemClock;
     this.intervalMs = opts.intervalMs ?? 1000;
     this.hardwareClass = opts.hardwareClass;
-    this.bootId = opts.bootId ?? randomUUID();
+    const kernelBoot = opts.bootId === undefined ? kernelBootId(opts.fs) : undefined;
+    this.bootId = opts.bootId ?? kernelBoot ?? randomUUID();
+    if (opts.bootId === undefined && kernelBoot === undefined) {
+      this.log.warn({ bootId: this.bootId }, '/proc/sys/kernel/random/boot_id unreadable: boot id is random per agent start (the collector still bridges a restart by monotonic-clock continuity)');
+    }
     const st = opts.stateDir ? loadAgentState(opts.stateDir) : undefined;
     if (st && st.hostId && st.hostId !== opts.hostId) {
       throw new WattsplitError('CONFIG_INVALID', `state dir ${opts.stateDir} belongs to host ${JSON.stringify(st.hostId)}, not ${JSON.stringify(opts.hostId)}: give each host its own spool dir`, { details: { field: 'stateDir', value: opts.stateDir } });
     }
-    this.seq = Math.max(st?.seq ?? 0, opts.minSeq ?? 0);
-    if (st) this.log.info({ seq: st.seq, previousBootId: st.bootId, bootId: this.bootId }, 'agent restarted: continuing the frame sequence');
+    const seqEpoch = opts.stateDir && !st && !(opts.minSeq && opts.minSeq > 0) ? Math.floor(this.clock.wallUnixNs() / 1e6) : 0;
+    this.seq = Math.max(st?.seq ?? 0, opts.minSeq ?? 0, seqEpoch);
+    if (st) {
+      const how = st.bootId === this.bootId ? 'agent restarted on the same host boot (the collector bridges the gap)' : 'host rebooted or first start with a kernel boot id';
+      this.log.info({ seq: st.seq, previousBootId: st.bootId, bootId: this.bootId }, `${how}: continuing the frame sequence`);
+    } else if (seqEpoch > 0) {
+      this.log.info({ seq: this.seq }, 'no agent state: the frame sequence starts at the wall clock in ms (never below an earlier installation\'s)');
+    }
     this.cgroupOwners = opts.processOwners ? undefined : new CgroupProcessOwnerMap(opts.fs);
     this.samplers.push(new VmSampler(opts.fs, this.log.child({ sampler: 'vms' }), opts.cgroupVersion === undefined ? {} : { cgroupVersion: opts.cgroupVersion }));
     if (opts.perf) this.samplers.push(new PerfSampler(opts.perf, this.log.child({ sampler: 'perf' })));

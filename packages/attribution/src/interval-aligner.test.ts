@@ -85,16 +85,75 @@ test('a seq gap gives one interval spanning the gap, with nothing lost', () => {
   assert.ok(r.anomalies.some((a) => a.code === 'FRAME_SEQ_GAP' && /3 frame\(s\) missing between seq 1 and 5/.test(a.message)));
 });
 
-test('a boot_id change gives no interval, a COUNTER_RESET anomaly, and a fresh start', () => {
+test('a host reboot (new boot_id, monotonic clock restarted) gives no interval, a COUNTER_RESET anomaly, and a fresh start', () => {
   const al = new IntervalAligner();
   al.push(frame({ seq: 10, t: 0 }));
-  const r = al.push(frame({ seq: 1, t: 0.5, boot: 'boot-2', raplJ: 3 }));
+  const r = al.push(frame({ seq: 11, t: 60, monoOffsetS: -1050, boot: 'boot-2', raplJ: 3 }));
   assert.equal(r.interval, undefined);
   assert.equal(r.rejected, undefined);
   assert.equal(r.anomalies[0]?.code, 'COUNTER_RESET');
-  assert.match(r.anomalies[0].message, /boot_id changed "boot-1" → "boot-2"/);
-  const iv = al.push(frame({ seq: 2, t: 1.5, boot: 'boot-2', raplJ: 103 })).interval!;
+  assert.match(r.anomalies[0].message, /boot_id changed "boot-1" → "boot-2" .*host reboot/);
+  const iv = al.push(frame({ seq: 12, t: 61, monoOffsetS: -1050, boot: 'boot-2', raplJ: 103 })).interval!;
   close(iv.measured.rapl, 100 + 10); // package 100 J + dram 10 J
+});
+
+test('an agent restart (new boot_id, monotonic clock continuous) bills the interval across it: nothing lost', () => {
+  const al = new IntervalAligner();
+  al.push(frame({ seq: 10, t: 0, vms: [vm('a', 0)] }));
+  const r = al.push(frame({ seq: 11, t: 5, boot: 'boot-2', vms: [vm('a', 5)] }));
+  const iv = r.interval!;
+  assert.ok(iv, 'the restart interval is attributed');
+  assert.equal(iv.prevSeq, 10);
+  close(iv.durationS, 5);
+  close(iv.measured.rapl, 5 * 110);
+  close(iv.measured.bmc_rest, 5 * 90);
+  close(iv.vms[0]!.cpuSeconds, 5);
+  assert.equal(r.anomalies[0]?.code, 'AGENT_RESTARTED');
+  close(al.push(frame({ seq: 12, t: 6, boot: 'boot-2', vms: [vm('a', 6)] })).interval!.measured.rapl, 110);
+});
+
+test('a new boot_id reusing a seq at or below the host\'s last is FRAME_SEQ_REUSED (billed history is never rewritten); state is kept', () => {
+  const al = new IntervalAligner();
+  al.push(frame({ seq: 10, t: 0 }));
+  al.push(frame({ seq: 11, t: 1 }));
+  for (const seq of [1, 11]) {
+    const r = al.push(frame({ seq, t: 2, monoOffsetS: -900, boot: 'reinstalled' }));
+    assert.ok(isWattsplitError(r.rejected, 'FRAME_SEQ_REUSED'), `seq ${seq}`);
+    assert.match(r.rejected.message, /boot "reinstalled" sent seq \d+, at or below seq 11 of boot "boot-1"/);
+  }
+  close(al.push(frame({ seq: 12, t: 2 })).interval!.measured.rapl, 110);
+});
+
+test('a counter that restarts and counts on (BMC reset on a 64-bit counter) is held one frame, then only that source loses the interval: the host never stalls', () => {
+  const al = new IntervalAligner();
+  const fr = (seq: number, bmcJ: number) => frame({ seq, t: seq, bmcJ });
+  al.push(fr(1, 200));
+  al.push(fr(2, 400));
+  const held = al.push(fr(3, 50));
+  assert.equal(held.interval, undefined, 'a reset may be a one-off glitch: held once');
+  assert.ok(held.anomalies.some((a) => a.code === 'COUNTER_RESET' && a.counterId === 'bmc'));
+  const r = al.push(fr(4, 250));
+  const iv = r.interval!;
+  assert.ok(iv, 'it counts on from its new value: accepted at once');
+  assert.equal(iv.prevSeq, 2);
+  close(iv.measured.rapl, 2 * 110, 1e-6);
+  assert.deepEqual(iv.unusableSources, ['bmc_rest']);
+  for (let seq = 5; seq <= 20; seq++) {
+    const next = al.push(fr(seq, 250 + (seq - 4) * 200)).interval!;
+    assert.ok(next, `seq ${seq} attributed`);
+    close(next.measured.bmc_rest, 90);
+  }
+});
+
+test('a counter value above its max_range makes that source unusable, never the frame (every other source is billed)', () => {
+  const al = new IntervalAligner({ maxHeldFrames: 0 });
+  al.push(frame({ seq: 1, t: 0 }));
+  const bad = frame({ seq: 2, t: 1 });
+  bad.counters![0] = { ...bad.counters![0]!, value: bad.counters![0]!.maxRange! + 5 };
+  const r = al.push(bad);
+  assert.equal(r.rejected, undefined);
+  assert.equal(r.interval!.measured.rapl, 0);
+  assert.ok(r.anomalies.some((a) => /exceeds its max_range/.test(a.message)));
 });
 
 test('wall clock going backwards is FRAME_CLOCK_SKEW; the duration comes from the monotonic clock', () => {

@@ -5,16 +5,23 @@
  * What it handles, and how:
  * - duplicate seq → rejected FRAME_DUPLICATE_SEQ; older seq → rejected FRAME_OUT_OF_ORDER (state kept);
  * - seq gap → the interval spans the gap (counters are cumulative, nothing is lost), anomaly FRAME_SEQ_GAP;
- * - boot_id change → counters restarted: no interval for that pair, start afresh, anomaly COUNTER_RESET;
+ * - boot_id change with the monotonic clock continuing in step with the wall clock → the agent restarted
+ *   on the same host boot: the interval across the restart is billed, anomaly AGENT_RESTARTED;
+ * - boot_id change otherwise (host reboot) → counters restarted: no interval for that pair, start afresh,
+ *   anomaly COUNTER_RESET; a new boot_id with a seq at or below the host's last one → rejected
+ *   FRAME_SEQ_REUSED (seqs are unique per host across boots; billed history is never rewritten);
  * - wall clock going backwards, or its delta disagreeing with the monotonic delta → FRAME_CLOCK_SKEW;
  *   durations always come from the monotonic clock;
  * - RAPL wrap at max_range → handled;
  * - a billed counter that failed to read, is missing, reset or jumped implausibly in a frame → the frame is
  *   HELD: no interval is emitted and the previous good frame stays the reference, so the next good frame's
  *   interval spans both (energy counters are cumulative: nothing is lost, and the VM activity spans the
- *   same time), anomaly SENSOR_READ_FAILED / COUNTER_IMPLAUSIBLE_DELTA / ...; only after `maxHeldFrames`
- *   bad frames in a row (a sensor that stays broken, a real reset) is the frame accepted with that source
- *   unusable for the interval (measured 0, listed in `unusableSources`);
+ *   same time), anomaly SENSOR_READ_FAILED / COUNTER_IMPLAUSIBLE_DELTA / ...; a counter that restarted or
+ *   jumped and counts on plausibly from its new value (checked against the held frame) is accepted at the
+ *   next frame, and after `maxHeldFrames` bad frames in a row (a sensor that stays broken) the frame is
+ *   accepted anyway: that source unusable for the interval (measured 0, listed in `unusableSources`), the
+ *   other sources billed, and the host never stalls; a value above the counter's max_range is such a bad
+ *   counter, not a bad frame;
  * - VM appears → included with presence < 1 and only the counters it has on both ends (none: zero deltas);
  * - VM vanishes → included once with state 'gone' (presence 0.5: it left at an unknown time in the
  *   interval), its last sample kept so that, should it come back (a cgroup briefly absent), the next
@@ -68,6 +75,19 @@ interface HostState {
   lastSeq: number;
   /** Frames held in a row since `frame`. */
   held: number;
+  /** The last of them. */
+  heldFrame?: ITelemetryFrame | undefined;
+}
+
+/**
+ * Two frames of one host come from the same kernel boot when CLOCK_MONOTONIC moved forward by what the
+ * wall clock moved, within the skew tolerance: a reboot restarts the monotonic clock near 0.
+ */
+function sameKernelEpoch(prev: ITelemetryFrame, cur: ITelemetryFrame, tolAbsS: number, tolFrac: number): boolean {
+  const mono = n(cur.monoNs) - n(prev.monoNs);
+  const wall = n(cur.wallUnixNs) - n(prev.wallUnixNs);
+  if (mono <= 0 || wall <= 0) return false;
+  return Math.abs(wall - mono) / 1e9 <= tolAbsS + tolFrac * (mono / 1e9);
 }
 
 const n = (x: number | null | undefined): number => x ?? 0;
@@ -121,11 +141,32 @@ export class IntervalAligner {
       return { anomalies: [] };
     }
     const prevSeq = n(st.frame.seq);
+    let restartAnomaly: Anomaly | undefined;
     if (bootId !== st.bootId) {
-      this.hosts.set(hostId, { frame, bootId, vanished: new Map(), lastSeq: seq, held: 0 });
-      return {
-        anomalies: [{ code: 'COUNTER_RESET', message: `host ${hostId}: boot_id changed ${JSON.stringify(st.bootId)} → ${JSON.stringify(bootId)} at seq ${seq}; counters restarted, no interval for seq ${prevSeq}→${seq}` }],
-      };
+      if (seq <= st.lastSeq) {
+        // Seqs are unique per host across boots (the agent continues its sequence, or starts a new
+        // installation's at the wall clock in ms): a new boot that reuses one would take the key of an
+        // interval already billed.
+        return {
+          anomalies: [],
+          rejected: new WattsplitError('FRAME_SEQ_REUSED', `host ${hostId}: boot ${JSON.stringify(bootId)} sent seq ${seq}, at or below seq ${st.lastSeq} of boot ${JSON.stringify(st.bootId)}; billed history is never rewritten`, {
+            details: { host: hostId, seq, lastSeq: st.lastSeq, bootId, previousBootId: st.bootId },
+          }),
+        };
+      }
+      if (!sameKernelEpoch(st.frame, frame, this.skewAbsS, this.skewFrac)) {
+        this.hosts.set(hostId, { frame, bootId, vanished: new Map(), lastSeq: seq, held: 0 });
+        return {
+          anomalies: [{ code: 'COUNTER_RESET', message: `host ${hostId}: boot_id changed ${JSON.stringify(st.bootId)} → ${JSON.stringify(bootId)} at seq ${seq} and the monotonic clock restarted (host reboot); counters restarted, no interval for seq ${prevSeq}→${seq}` }],
+        };
+      }
+      // Same kernel boot (the monotonic clock kept counting in step with the wall clock): an agent that
+      // restarted with a new boot id. The kernel's counters kept counting too, so the interval across the
+      // restart is billed like any other; a counter that did restart (one the agent integrates itself) is
+      // caught per counter below.
+      restartAnomaly = { code: 'AGENT_RESTARTED', message: `host ${hostId}: boot_id changed ${JSON.stringify(st.bootId)} → ${JSON.stringify(bootId)} at seq ${seq} on the same host boot (monotonic clock continuous); the interval ${prevSeq}→${seq} spans the agent restart` };
+      st.bootId = bootId;
+      st.held = 0;
     }
     if (seq === prevSeq || seq === st.lastSeq) {
       return { anomalies: [], rejected: new WattsplitError('FRAME_DUPLICATE_SEQ', `host ${hostId}: seq ${seq} already accepted`, { details: { host: hostId, seq } }) };
@@ -148,20 +189,29 @@ export class IntervalAligner {
     }
     st.lastSeq = seq;
     const bad = this.unusableCounter(prev, frame, monoDeltaNs / 1e9);
-    if (bad !== undefined && st.held < this.maxHeld) {
+    // Hold a frame with a bad billed counter, so that a one-off bad read is spanned by the next good
+    // frame's interval (nothing lost). But a counter that restarted or jumped and then counts on from its
+    // new value (it is plausible against the last HELD frame) will never be plausible against the old
+    // reference again: accept at once, that counter's source unusable for this one interval, instead of
+    // holding every source of the host for maxHeld more frames.
+    const rebased = bad !== undefined && st.heldFrame !== undefined && this.unusableCounter(st.heldFrame, frame, (n(frame.monoNs) - n(st.heldFrame.monoNs)) / 1e9, bad.id) === undefined;
+    if (bad !== undefined && st.held < this.maxHeld && !rebased) {
       st.held++;
-      return {
-        anomalies: [{ code: bad.code, counterId: bad.id, message: `host ${hostId} seq ${seq}: counter ${bad.id}: ${bad.why}; frame held, the next good frame's interval spans it (nothing lost)` }],
-      };
+      st.heldFrame = frame;
+      const anomalies: Anomaly[] = [{ code: bad.code, counterId: bad.id, message: `host ${hostId} seq ${seq}: counter ${bad.id}: ${bad.why}; frame held, the next good frame's interval spans it (nothing lost)` }];
+      if (restartAnomaly) anomalies.unshift(restartAnomaly);
+      return { anomalies };
     }
     const interval = this.align(hostId, st, prev, frame, monoDeltaNs);
+    if (restartAnomaly) interval.anomalies.unshift(restartAnomaly);
     st.frame = frame;
     st.held = 0;
+    st.heldFrame = undefined;
     return { interval, anomalies: interval.anomalies };
   }
 
   /** The first billed counter of `cur` whose delta from `prev` cannot be billed, if any. */
-  private unusableCounter(prev: ITelemetryFrame, cur: ITelemetryFrame, durationS: number): { id: string; code: string; why: string } | undefined {
+  private unusableCounter(prev: ITelemetryFrame, cur: ITelemetryFrame, durationS: number, onlyId?: string): { id: string; code: string; why: string } | undefined {
     const prevCounters = new Map<string, IEnergyCounter>();
     for (const c of prev.counters ?? []) prevCounters.set(c.id ?? '', c);
     const billedSource = (c: IEnergyCounter): 'rapl' | 'gpu' | 'bmc' | undefined => {
@@ -175,9 +225,11 @@ export class IntervalAligner {
     for (const c of cur.counters ?? []) {
       const id = c.id ?? '';
       seen.add(id);
+      if (onlyId !== undefined && id !== onlyId) continue;
       const source = billedSource(c);
       if (source === undefined) continue;
       if (c.error) return { id, code: 'SENSOR_READ_FAILED', why: `read failed (${c.error})` };
+      if (c.maxRange && n(c.value) > n(c.maxRange)) return { id, code: 'COUNTER_IMPLAUSIBLE_DELTA', why: `value ${n(c.value)} exceeds its max_range ${n(c.maxRange)}` };
       const p = prevCounters.get(id);
       if (!p || p.error || (p.unit ?? 0) !== (c.unit ?? 0)) continue; // handled by align(): nothing to span from
       const readDur = c.readMonoNs && p.readMonoNs && c.readMonoNs > p.readMonoNs ? (c.readMonoNs - p.readMonoNs) / 1e9 : durationS;
@@ -185,6 +237,7 @@ export class IntervalAligner {
       if (!isUsableDelta(d)) return { id, code: d.kind === 'reset' ? 'COUNTER_RESET' : 'COUNTER_IMPLAUSIBLE_DELTA', why: d.reason };
     }
     for (const [id, p] of prevCounters) {
+      if (onlyId !== undefined && id !== onlyId) continue;
       if (!seen.has(id) && billedSource(p) !== undefined && !p.error) return { id, code: 'SENSOR_UNAVAILABLE', why: 'missing from this frame' };
     }
     return undefined;
@@ -241,6 +294,10 @@ export class IntervalAligner {
       const p = prevCounters.get(id);
       if (c.error) {
         markUnusable('SENSOR_READ_FAILED', `read failed (${c.error})`);
+        continue;
+      }
+      if (c.maxRange && n(c.value) > n(c.maxRange)) {
+        markUnusable('COUNTER_IMPLAUSIBLE_DELTA', `value ${n(c.value)} exceeds its max_range ${n(c.maxRange)}`);
         continue;
       }
       if (!p) {

@@ -43,6 +43,8 @@ export interface FrameSpec {
   vms?: IVmSample[];
   boot?: string;
   wallOffsetS?: number;
+  /** Seconds added to the monotonic clock only (a reboot restarts it: a large negative offset). */
+  monoOffsetS?: number;
   counters?: IEnergyCounter[];
 }
 
@@ -59,7 +61,7 @@ export function frame(s: FrameSpec): ITelemetryFrame {
     hardwareClass: 'xeon-test',
     seq: s.seq,
     bootId: s.boot ?? 'boot-1',
-    monoNs: Math.round((1000 + s.t) * 1e9),
+    monoNs: Math.round((1000 + s.t + (s.monoOffsetS ?? 0)) * 1e9),
     wallUnixNs: WALL0_NS + Math.round((s.t + (s.wallOffsetS ?? 0)) * 1e9),
     intervalMs: 1000,
     counters,

@@ -42,6 +42,10 @@ export const ERROR_CODES = [
   'FRAME_SEQ_GAP',
   // capping: a power-cap plan request names a host/VM/field with an impossible value
   'CAP_INPUT_INVALID',
+  // attribution: a new boot id reused a seq at or below the host's last one (it would overwrite billed rows)
+  'FRAME_SEQ_REUSED',
+  // attribution: an agent restarted on the same host boot (the interval across the restart is billed)
+  'AGENT_RESTARTED',
 ] as const;
 
 export type ErrorCode = (typeof ERROR_CODES)[number];

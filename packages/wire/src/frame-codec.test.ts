@@ -33,7 +33,7 @@ test('validation names the field and the value', () => {
   const msgs = errs.map((e) => e.message).join('\n');
   assert.match(msgs, /host_id="bad host!"/);
   assert.match(msgs, /seq=0/);
-  assert.match(msgs, /counters\[0\]\.value=5 exceeds its max_range 3/);
+  assert.doesNotMatch(msgs, /max_range/, 'a counter above its range is the aligner\'s business (one source unusable), not a reason to drop the frame');
   assert.ok(errs.every((e) => e.code === 'FRAME_INVALID_FIELD'));
 });
 

@@ -60,7 +60,8 @@ export function validateFrame(f: ITelemetryFrame): WattsplitError[] {
     else ids.add(c.id);
     if (!c.unit) bad(`counters[${i}].unit`, c.unit ?? 0, 'must be set');
     if (!c.source) bad(`counters[${i}].source`, c.source ?? 0, 'must be set');
-    if (c.maxRange && c.value && c.value > c.maxRange) bad(`counters[${i}].value`, c.value, `exceeds its max_range ${c.maxRange}`);
+    // A value above max_range is one bad counter (the aligner marks that source unusable), not a bad
+    // frame: rejecting the frame would drop every other source's energy with it, frame after frame.
   }
   const vms = new Set<string>();
   for (const [i, vm] of (f.vms ?? []).entries()) {
