@@ -1,11 +1,18 @@
 #!/usr/bin/env bash
 # A throwaway ClickHouse server on loopback, started as a plain process (no systemd, no root paths).
 #
-#   scripts/clickhouse-server.sh start [NAME]   config + data in .cache/clickhouse/NAME on free loopback
-#                                               ports; prints http://127.0.0.1:HTTP_PORT as the LAST line
-#                                               (the native port is in .cache/clickhouse/NAME/tcp_port)
-#   scripts/clickhouse-server.sh stop [NAME]    SIGTERM (SIGKILL after 20 s), deletes the data
+#   scripts/clickhouse-server.sh start [NAME]   config + data in .cache/clickhouse/NAME on loopback ports;
+#                                               prints http://127.0.0.1:HTTP_PORT as the LAST line (the
+#                                               native port is in .cache/clickhouse/NAME/tcp_port). An
+#                                               existing NAME keeps its data and, while they are free, its ports.
+#   scripts/clickhouse-server.sh stop [NAME]    SIGTERM (SIGKILL after 20 s); the data stays
 #   scripts/clickhouse-server.sh status [NAME]  prints the URL, exit 0 if /ping answers
+#   scripts/clickhouse-server.sh destroy [NAME] stop, then delete NAME's config and data (the only
+#                                               subcommand that deletes anything)
+#   scripts/clickhouse-server.sh reset [NAME]   destroy, then start empty
+#
+# Tests share one server and get fresh data from a unique database each; nothing relies on a restart
+# emptying the server. WATTSPLIT_CLICKHOUSE_CACHE moves .cache/clickhouse elsewhere.
 #
 # The binary: Debian's clickhouse-server package (bookworm ships 18.16.1, installed by
 # scripts/provision.sh), or any newer `clickhouse` single binary on PATH / $CLICKHOUSE_BIN
@@ -31,6 +38,16 @@ free_port() {
   node -e 'const s=require("net").createServer();s.listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})'
 }
 
+# The port in FILE if it is still free on loopback, else a new free one.
+reuse_port() {
+  local p=""; [ -f "$1" ] && p="$(cat "$1")"
+  if [ -n "$p" ] && node -e 'const s=require("net").createServer();s.on("error",()=>process.exit(1));s.listen(+process.argv[1],"127.0.0.1",()=>s.close())' "$p" 2>/dev/null; then
+    echo "$p"
+  else
+    free_port
+  fi
+}
+
 ping() {
   node -e 'require("http").get(process.argv[1]+"/ping",{timeout:2000},r=>{let b="";r.on("data",d=>b+=d);r.on("end",()=>process.exit(b.startsWith("Ok")?0:1))}).on("error",()=>process.exit(1)).on("timeout",()=>process.exit(1))' "$1"
 }
@@ -40,13 +57,22 @@ alive() { [ -f "$1/pid" ] && kill -0 "$(cat "$1/pid")" 2>/dev/null; }
 cmd_start() {
   local name="${1:-default}" dir="$RUN/${1:-default}"
   local bin; bin="$(server_cmd)" || die "no clickhouse-server binary (apt-get install clickhouse-server, or set CLICKHOUSE_BIN)"
-  if alive "$dir" && ping "http://127.0.0.1:$(cat "$dir/http_port")"; then
-    log "already running"; echo "http://127.0.0.1:$(cat "$dir/http_port")"; return 0
+  if alive "$dir"; then
+    # Running (or still starting): never start a second server on the same data.
+    local deadline=$((SECONDS + START_TIMEOUT_S))
+    until ping "http://127.0.0.1:$(cat "$dir/http_port")"; do
+      [ $SECONDS -ge $deadline ] && die "server $name (pid $(cat "$dir/pid")) holds $dir but does not answer /ping; stop it first"
+      alive "$dir" || break
+      sleep 0.3
+    done
+    if alive "$dir"; then log "already running"; echo "http://127.0.0.1:$(cat "$dir/http_port")"; return 0; fi
   fi
-  rm -rf "$dir"; mkdir -p "$dir/data/tmp" "$dir/data/user_files" "$dir/log"
+  # Keeps whatever data an earlier start left (restart = same tables); `destroy` is what deletes it.
+  mkdir -p "$dir/data/tmp" "$dir/data/user_files" "$dir/log"
+  [ -d "$dir/data/metadata" ] && log "server $name: reusing the data in $dir/data"
   local http tcp inter
-  http="$(free_port)"; tcp="$(free_port)"; inter="$(free_port)"
-  echo "$http" >"$dir/http_port"; echo "$tcp" >"$dir/tcp_port"
+  http="$(reuse_port "$dir/http_port")"; tcp="$(reuse_port "$dir/tcp_port")"; inter="$(reuse_port "$dir/interserver_port")"
+  echo "$http" >"$dir/http_port"; echo "$tcp" >"$dir/tcp_port"; echo "$inter" >"$dir/interserver_port"
   cat >"$dir/config.xml" <<EOF
 <?xml version="1.0"?>
 <yandex>
@@ -101,8 +127,15 @@ cmd_stop() {
     for _ in $(seq 1 40); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
     if kill -0 "$pid" 2>/dev/null; then log "server $name ignored SIGTERM for 20 s, killing"; kill -KILL "$pid" 2>/dev/null || true; fi
   fi
+  rm -f "$dir/pid"
+  log "server $name stopped (data kept in $dir/data; 'destroy $name' deletes it)"
+}
+
+cmd_destroy() {
+  local name="${1:-default}" dir="$RUN/${1:-default}"
+  cmd_stop "$name"
   rm -rf "$dir"
-  log "server $name stopped"
+  log "server $name destroyed (deleted $dir)"
 }
 
 cmd_status() {
@@ -115,5 +148,7 @@ case "${1:-}" in
   start) shift; cmd_start "$@" ;;
   stop) shift; cmd_stop "$@" ;;
   status) shift; cmd_status "$@" ;;
-  *) echo "usage: scripts/clickhouse-server.sh start|stop|status [NAME]" >&2; exit 2 ;;
+  destroy) shift; cmd_destroy "$@" ;;
+  reset) shift; cmd_destroy "$@"; cmd_start "$@" ;;
+  *) echo "usage: scripts/clickhouse-server.sh start|stop|status|destroy|reset [NAME]" >&2; exit 2 ;;
 esac
