@@ -45,14 +45,40 @@ async function main(argv: string[]): Promise<number> {
   return mod.run(rest);
 }
 
+/** Exit statuses: 0 done, 1 failed (or a plan that is not safe), 2 bad usage or configuration. */
+const EXIT_FAILED = 1;
+const EXIT_USAGE = 2;
+
+/**
+ * `wattsplit bill | head`: the reader closes the pipe early. Like a SIGPIPE'd Unix tool the command
+ * stops talking, quietly: further writes to that stream are dropped (no EPIPE stack trace) and the
+ * command still finishes and closes what it opened (a chDB session must be closed, not abandoned).
+ */
+function dropWritesWhenClosed(stream: NodeJS.WriteStream): void {
+  stream.on('error', (e: NodeJS.ErrnoException) => {
+    if (e.code === 'EPIPE' || e.code === 'ERR_STREAM_DESTROYED') {
+      stream.write = () => true;
+      return;
+    }
+    if (stream !== process.stderr) process.stderr.write(`wattsplit: cannot write output: ${e.message}\n`);
+    process.exit(EXIT_FAILED);
+  });
+}
+dropWritesWhenClosed(process.stdout);
+dropWritesWhenClosed(process.stderr);
+
 main(process.argv.slice(2)).then(
   (code) => {
     process.exitCode = code;
   },
   (e: unknown) => {
     // Input and environment errors are reported as one clear line; only real bugs show a stack.
-    if (isWattsplitError(e)) console.error(`wattsplit: ${e.code}: ${e.message}`);
-    else console.error('wattsplit: internal error:', e);
-    process.exitCode = 1;
+    if (isWattsplitError(e)) {
+      console.error(`wattsplit: ${e.code}: ${e.message}`);
+      process.exitCode = e.code === 'CONFIG_INVALID' ? EXIT_USAGE : EXIT_FAILED;
+      return;
+    }
+    console.error('wattsplit: internal error:', e);
+    process.exitCode = EXIT_FAILED;
   },
 );

@@ -1,10 +1,15 @@
-/** Opens the store a command points at: embedded chDB on --data-dir (default), or a server with --url. */
+/**
+ * Opens the store a command points at: embedded chDB on --data-dir (default), or a server with --url.
+ * Read-only commands (query, bill, cap-plan) open with `mustExist`: a data directory that holds no store
+ * is refused (CONFIG_INVALID, exit 2) rather than created empty, so a typo in --data-dir is not an empty answer.
+ */
+import { existsSync } from 'node:fs';
 import { ChdbStore, ClickHouseServerStore, type Store } from '@wattsplit/store';
-import { silentLogger } from '@wattsplit/wire';
+import { WattsplitError, silentLogger } from '@wattsplit/wire';
 import { strFlag } from './args.js';
 import type { Values } from './args.js';
 
-import { join } from 'node:path';
+import { basename, join, resolve } from 'node:path';
 
 export const DEFAULT_DATA_DIR = '.wattsplit/demo';
 
@@ -21,7 +26,12 @@ export const STORE_FLAGS = {
   password: { type: 'string' },
 } as const;
 
-export async function openStore(values: Values): Promise<Store> {
+export interface OpenStoreOptions {
+  /** Refuse a data directory without a store instead of creating one (read-only commands). */
+  mustExist?: boolean;
+}
+
+export async function openStore(values: Values, opts: OpenStoreOptions = {}): Promise<Store> {
   const url = strFlag(values, 'url', process.env.WATTSPLIT_CLICKHOUSE_URL ?? '');
   const store: Store = url
     ? new ClickHouseServerStore({
@@ -31,7 +41,23 @@ export async function openStore(values: Values): Promise<Store> {
         password: strFlag(values, 'password', process.env.WATTSPLIT_CLICKHOUSE_PASSWORD ?? ''),
         logger: silentLogger,
       })
-    : new ChdbStore({ dataDir: chdbDir(strFlag(values, 'data-dir', DEFAULT_DATA_DIR)), logger: silentLogger });
-  await store.init();
+    : new ChdbStore({ dataDir: existingChdbDir(strFlag(values, 'data-dir', DEFAULT_DATA_DIR), opts), logger: silentLogger });
+  try {
+    await store.init();
+  } catch (e) {
+    await store.close().catch(() => undefined);
+    throw e;
+  }
   return store;
+}
+
+function existingChdbDir(dataDir: string, opts: OpenStoreOptions): string {
+  const dir = chdbDir(dataDir);
+  if (opts.mustExist && !existsSync(dir)) {
+    const what = existsSync(dataDir) ? `${resolve(dataDir)} holds no wattsplit store (no ${basename(dir)}/ in it)` : `${resolve(dataDir)} does not exist`;
+    throw new WattsplitError('CONFIG_INVALID', `--data-dir=${dataDir}: ${what}; run \`wattsplit demo --data-dir ${dataDir}\` or a collector with that --data-dir first, or pass --url for a ClickHouse server`, {
+      details: { field: 'data-dir', value: dataDir },
+    });
+  }
+  return dir;
 }

@@ -8,6 +8,7 @@ import { mkdirSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { WattsplitError, silentLogger, type Logger } from '@wattsplit/wire';
 import type { ChdbRequest, ChdbResponse } from './chdb-worker.js';
+import { chdbDirHolder, describeHolder } from './chdb-dir-lock.js';
 import type { ClickHouseTransport, Settings } from './transport.js';
 import { str } from './transport.js';
 
@@ -39,7 +40,11 @@ export class ChdbTransport implements ClickHouseTransport {
     private readonly log: Logger = silentLogger,
   ) {}
 
-  /** Starts the worker and opens the Session; throws STORE_UNAVAILABLE when the engine cannot open the directory. */
+  /**
+   * Starts the worker and opens the Session; throws STORE_UNAVAILABLE when the engine cannot open the
+   * directory, naming the process that holds it when another one does (chDB allows one process per
+   * directory). A failed open ends the worker: nothing is left running to keep the process alive.
+   */
   open(): Promise<void> {
     if (this.ready) return this.ready;
     const dir = resolve(this.dataDir);
@@ -48,17 +53,23 @@ export class ChdbTransport implements ClickHouseTransport {
     } catch (e) {
       return Promise.reject(new WattsplitError('CONFIG_INVALID', `chDB dataDir ${dir}: ${(e as Error).message}`, { cause: e, details: { dataDir: dir } }));
     }
+    const held = this.heldError(dir);
+    if (held) return Promise.reject(held);
     // Load the native addon in this thread too, without opening anything: otherwise the worker's exit
     // unloads libchdb and its static destructors crash the process (SIGSEGV, chdb 3.4 / libchdb 26.7).
     createRequire(import.meta.url)('chdb');
     const w = new Worker(new URL('./chdb-worker.js', import.meta.url), { workerData: { dataDir: dir } });
     this.worker = w;
-    this.ready = new Promise<void>((res, rej) => {
+    const opened = new Promise<void>((res, rej) => {
       this.pending.set(0, {
         resolve: () => res(),
-        reject: (e) => rej(new WattsplitError('STORE_UNAVAILABLE', `chDB could not open ${dir}: ${e.message}`, { cause: e, details: { dataDir: dir } })),
+        reject: (e) => rej(this.heldError(dir) ?? new WattsplitError('STORE_UNAVAILABLE', `chDB could not open ${dir}: ${e.message}`, { cause: e, details: { dataDir: dir } })),
         what: 'open',
       });
+    });
+    this.ready = opened.catch(async (e: unknown) => {
+      await this.endWorker(w);
+      throw e;
     });
     w.on('message', (m: ChdbResponse) => {
       const p = this.pending.get(m.id);
@@ -77,6 +88,24 @@ export class ChdbTransport implements ClickHouseTransport {
       this.failAll(`chDB worker exited (code ${code})`);
     });
     return this.ready;
+  }
+
+  /** STORE_UNAVAILABLE naming the holder when another process has `dir` open, else undefined. */
+  private heldError(dir: string): WattsplitError | undefined {
+    const h = chdbDirHolder(dir);
+    if (!h) return undefined;
+    return new WattsplitError('STORE_UNAVAILABLE', `chDB data directory ${dir} is in use by ${describeHolder(h)}; the embedded store can be open in one process at a time: stop that process, or ask it instead`, {
+      retriable: true,
+      details: { dataDir: dir, holderPid: h.pid },
+    });
+  }
+
+  /** Asks the worker to end (it has no Session to close after a failed open) and waits for its exit. */
+  private async endWorker(w: Worker): Promise<void> {
+    if (this.exited) return;
+    const exited = new Promise<void>((r) => w.once('exit', () => r()));
+    w.postMessage({ id: this.nextId++, close: true } satisfies ChdbRequest);
+    await exited;
   }
 
   private failAll(why: string): void {
@@ -122,8 +151,9 @@ export class ChdbTransport implements ClickHouseTransport {
     try {
       await this.ready;
     } catch {
-      // the worker failed to open: nothing to close but the thread
+      return; // the open failed and that already ended the worker
     }
+    if (this.exited) return;
     const exited = new Promise<void>((r) => w.once('exit', () => r()));
     const id = this.nextId++;
     // Closing the Session before the thread ends matters: terminating a worker that holds one crashes the process.

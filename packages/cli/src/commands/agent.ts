@@ -3,8 +3,7 @@
  * --check opens every sensor, samples twice and says what it sees and why anything is missing; sends nothing.
  */
 import { checkAgent, loadAgentConfig, startAgent, type AgentConfigOverrides } from '@wattsplit/agent';
-import { WattsplitError } from '@wattsplit/wire';
-import { parse, strFlag } from '../args.js';
+import { intFlag, parse, strFlag } from '../args.js';
 import { untilSignal } from '../fleet-bus.js';
 import { makeLogger } from '../logging.js';
 
@@ -50,11 +49,7 @@ export async function run(argv: string[]): Promise<number> {
   set('tlsKeyFile', s('tls-key'));
   set('tokenFile', s('token-file'));
   set('spoolDir', s('spool-dir'));
-  if (s('interval-ms') !== undefined) {
-    const n = Number(s('interval-ms'));
-    if (!Number.isInteger(n) || n < 10) throw new WattsplitError('CONFIG_INVALID', `--interval-ms=${s('interval-ms')}: expected an integer ≥ 10`);
-    o.intervalMs = n;
-  }
+  if (s('interval-ms') !== undefined) o.intervalMs = intFlag(values, 'interval-ms', 1000, 10, 3_600_000);
   set('sysfsRoot', s('sysfs-root'));
   set('libvirtUri', s('libvirt-uri'));
   if (values['no-libvirt']) o.noLibvirt = true;

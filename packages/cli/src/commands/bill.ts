@@ -1,6 +1,7 @@
 /** wattsplit bill --tenant T [--from ISO] [--to ISO] [--method M] [--price-per-kwh X] [--json] */
+import { str, type Store } from '@wattsplit/store';
 import { WattsplitError } from '@wattsplit/wire';
-import { parse, strFlag } from '../args.js';
+import { numFlag, parse, strFlag } from '../args.js';
 import type { Values } from '../args.js';
 import { openStore, STORE_FLAGS } from '../store-open.js';
 
@@ -19,11 +20,11 @@ export async function run(argv: string[]): Promise<number> {
     return 0;
   }
   const q = { fromUnixNs: timeFlag(values, 'from', 0), toUnixNs: timeFlag(values, 'to', 4_102_444_800e9), method: strFlag(values, 'method', 'cpu_share') };
-  const price = Number(strFlag(values, 'price-per-kwh', '0'));
-  if (!Number.isFinite(price) || price < 0) throw new WattsplitError('CONFIG_INVALID', `--price-per-kwh=${String(values['price-per-kwh'])}: expected a number ≥ 0`);
-  const store = await openStore(values);
+  const price = numFlag(values, 'price-per-kwh', 0, { min: 0, max: Infinity });
+  const store = await openStore(values, { mustExist: true });
   try {
     const tenant = strFlag(values, 'tenant', '');
+    await checkKnown(store, q.method, tenant);
     if (tenant) {
       const lines = await store.tenantBill(tenant, q);
       const total = lines.reduce((a, l) => a + l.dynamicJoules + l.staticJoules, 0);
@@ -50,5 +51,36 @@ export async function run(argv: string[]): Promise<number> {
     return 0;
   } finally {
     await store.close();
+  }
+}
+
+/** The methods (and, for one of them, the VM tenants) the store has attributions for, from the tenant rollup. */
+async function distinct(store: Store, column: 'method' | 'tenant', where: string): Promise<string[]> {
+  const r = await store.query(`SELECT DISTINCT ${column} AS v FROM tenant_energy_hourly WHERE ${where} ORDER BY v`, 'JSONEachRow');
+  return r.rows.map((x) => String(x.v));
+}
+
+function listed(xs: readonly string[], none: string): string {
+  if (xs.length === 0) return none;
+  return xs.length > 30 ? `${xs.slice(0, 30).join(', ')} … and ${xs.length - 30} more` : xs.join(', ');
+}
+
+/**
+ * A method or tenant the store has never seen is a typo, not a zero bill: refuse it (exit 2), naming
+ * the value and what the store knows. A known tenant with nothing in the period still gets its zero bill.
+ */
+async function checkKnown(store: Store, method: string, tenant: string): Promise<void> {
+  const methods = await distinct(store, 'method', '1');
+  if (!methods.includes(method)) {
+    throw new WattsplitError('CONFIG_INVALID', `--method=${method}: the store has no attributions by that method; known methods: ${listed(methods, '(none: the store has no attributions yet)')}`, {
+      details: { field: 'method', value: method, known: methods },
+    });
+  }
+  if (!tenant) return;
+  const tenants = await distinct(store, 'tenant', `kind = 'vm' AND method = ${str(method)}`);
+  if (!tenants.includes(tenant)) {
+    throw new WattsplitError('CONFIG_INVALID', `--tenant=${tenant}: no VM of that tenant in the store (method ${method}); known tenants: ${listed(tenants, '(none)')}`, {
+      details: { field: 'tenant', value: tenant, known: tenants },
+    });
   }
 }

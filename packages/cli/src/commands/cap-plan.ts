@@ -4,23 +4,17 @@
  *   --cap-w W [--window-s 60] [--method M]  or: build the input from the store's latest attributions
  */
 import { readFileSync } from 'node:fs';
-import { planCaps, type CapHost, type PlanCapsInput } from '@wattsplit/capping';
+import type { AttributionResult, AttributionShare, SourceName } from '@wattsplit/attribution';
+import { hostPowerBreakdown, planCaps, type CapHost, type HostPowerBreakdown, type PlanCapsInput } from '@wattsplit/capping';
+import { str, type Store } from '@wattsplit/store';
 import { WattsplitError } from '@wattsplit/wire';
-import { intFlag, parse, strFlag } from '../args.js';
+import { intFlag, numFlag, parse, strFlag } from '../args.js';
 import type { Values } from '../args.js';
 import { openStore, STORE_FLAGS } from '../store-open.js';
 
 const HELP = `usage: wattsplit cap-plan (--input plan.json | --cap-w W [--window-s 60] [--method cpu_share] [--data-dir DIR | --url URL])
   [--link-gbps 10] [--horizon-s 120] [--json]
 Plans migrations/throttles so no host exceeds its cap, including the ~12 W pre-copy transient of each live migration.`;
-
-function num(values: Values, name: string, def: number): number {
-  const raw = values[name];
-  if (raw === undefined) return def;
-  const n = Number(raw);
-  if (!Number.isFinite(n) || n <= 0) throw new WattsplitError('CONFIG_INVALID', `--${name}=${String(raw)}: expected a number > 0`);
-  return n;
-}
 
 export async function run(argv: string[]): Promise<number> {
   const { values } = parse(argv, { ...STORE_FLAGS, input: { type: 'string' }, 'cap-w': { type: 'string' }, 'window-s': { type: 'string' }, method: { type: 'string' }, 'link-gbps': { type: 'string' }, 'horizon-s': { type: 'string' }, json: { type: 'boolean' } });
@@ -29,6 +23,7 @@ export async function run(argv: string[]): Promise<number> {
     return 0;
   }
   let input: PlanCapsInput;
+  let fromStore: StoreWindow | undefined;
   const file = strFlag(values, 'input', '');
   if (file) {
     try {
@@ -37,13 +32,17 @@ export async function run(argv: string[]): Promise<number> {
       throw new WattsplitError('CONFIG_INVALID', `--input=${file}: ${(e as Error).message}`);
     }
   } else {
-    const capW = num(values, 'cap-w', NaN);
+    const capW = numFlag(values, 'cap-w', NaN, { min: 0, minExclusive: true, max: 1e7 });
     if (!Number.isFinite(capW)) throw new WattsplitError('CONFIG_INVALID', '--cap-w is required without --input');
-    input = { hosts: await hostsFromStore(values, capW), linkBps: (num(values, 'link-gbps', 10) * 1e9) / 8, horizonS: intFlag(values, 'horizon-s', 120, 1, 3600) };
+    const linkBps = (numFlag(values, 'link-gbps', 10, { min: 0, minExclusive: true, max: 10_000 }) * 1e9) / 8;
+    const horizonS = intFlag(values, 'horizon-s', 120, 1, 3600);
+    fromStore = await windowFromStore(values);
+    input = { hosts: capHosts(fromStore, capW), linkBps, horizonS };
   }
   const plan = planCaps(input);
   if (values.json) {
-    console.log(JSON.stringify(plan));
+    // With the store's window beside the plan: what each host's power is made of, all over one divisor.
+    console.log(JSON.stringify(fromStore ? { ...plan, window: fromStore } : plan));
     return 0;
   }
   console.log(`plan is ${plan.safe ? 'SAFE' : 'NOT SAFE'} over ${plan.horizonS} s`);
@@ -55,26 +54,71 @@ export async function run(argv: string[]): Promise<number> {
   return plan.safe ? 0 : 1;
 }
 
-/** Host power and per-VM attributed power over the last window of stored data. */
-async function hostsFromStore(values: Values, capW: number): Promise<CapHost[]> {
+/** What the plan was built from: one method's attributions over the last `windowS` seconds, per host. */
+interface StoreWindow {
+  method: string;
+  windowS: number;
+  hosts: HostPowerBreakdown[];
+  memoryBytes: Record<string, number>;
+}
+
+/** The hosts of the advisor's input: host and VM powers from the same intervals over the same seconds. */
+function capHosts(w: StoreWindow, capW: number): CapHost[] {
+  return w.hosts.map((h) => ({
+    hostId: h.hostId,
+    capW,
+    powerW: h.powerW,
+    vms: h.vms.map((v) => ({ uuid: v.uuid, tenant: v.tenant, powerW: v.powerW, memoryBytes: w.memoryBytes[v.uuid] ?? 0 })),
+  }));
+}
+
+const SOURCES: readonly SourceName[] = ['rapl', 'gpu', 'bmc_rest'];
+
+/**
+ * One method's attribution results over the last `--window-s` seconds of the store (by interval end),
+ * read back as AttributionResults: the shares of each interval and what was measured per source. Host
+ * power is what those intervals measured and VM power what they attributed, so neither comes from a
+ * different table, window or divisor than the other.
+ */
+async function windowFromStore(values: Values): Promise<StoreWindow> {
   const windowS = intFlag(values, 'window-s', 60, 1, 86_400);
-  const method = strFlag(values, 'method', 'cpu_share').replace(/[^a-z0-9_]/gi, '');
-  const store = await openStore(values);
+  const method = strFlag(values, 'method', 'cpu_share');
+  const store = await openStore(values, { mustExist: true });
   try {
     const q = async (sql: string) => (await store.query(sql, 'JSONEachRow')).rows;
-    const hosts = await q(`SELECT host, sum(rapl_j + gpu_j + bmc_rest_j) / sum(duration_s) AS w, max(t1_ns) AS t1 FROM host_samples FINAL
-      WHERE t1_ns > (SELECT max(t1_ns) FROM host_samples) - ${windowS}e9 GROUP BY host ORDER BY host`);
-    const vms = await q(`SELECT a.host AS host, a.vm_uuid AS uuid, any(a.tenant) AS tenant, sum(a.dynamic_j + a.static_j) / ${windowS} AS w, max(v.memory_bytes) AS mem
-      FROM attributions AS a FINAL LEFT JOIN (SELECT vm_uuid, max(memory_bytes) AS memory_bytes FROM vm_samples GROUP BY vm_uuid) AS v ON v.vm_uuid = a.vm_uuid
-      WHERE a.kind = 'vm' AND a.method = '${method}' AND a.t1_ns > (SELECT max(t1_ns) FROM attributions) - ${windowS}e9 GROUP BY a.host, a.vm_uuid`);
-    if (hosts.length === 0) throw new WattsplitError('CONFIG_INVALID', 'the store has no host samples yet (run the demo or a collector first)');
-    return hosts.map((h) => ({
-      hostId: String(h.host),
-      capW,
-      powerW: Number(h.w),
-      vms: vms.filter((v) => v.host === h.host).map((v) => ({ uuid: String(v.uuid), tenant: String(v.tenant), powerW: Number(v.w), memoryBytes: Number(v.mem ?? 0) })),
-    }));
+    const m = str(method);
+    const rows = await q(`SELECT host, seq, toFloat64(any(t0_ns)) AS t0, any(t1_ns - t0_ns) AS dur_ns, kind, vm_uuid, any(tenant) AS tenant, source,
+        sum(dynamic_j) AS dyn, sum(static_j) AS stat, any(measured_j) AS measured
+      FROM attributions FINAL
+      WHERE method = ${m} AND t1_ns > (SELECT max(t1_ns) FROM attributions WHERE method = ${m}) - ${windowS}000000000
+      GROUP BY host, seq, kind, vm_uuid, source ORDER BY host, seq`);
+    if (rows.length === 0) await refuseMethod(store, method);
+    const results = new Map<string, AttributionResult>();
+    for (const r of rows) {
+      const key = `${String(r.host)}\0${String(r.seq)}`;
+      let res = results.get(key);
+      if (!res) {
+        const t0 = Number(r.t0);
+        res = { hostId: String(r.host), seq: Number(r.seq), t0UnixNs: t0, t1UnixNs: t0 + Number(r.dur_ns), method, modelVersion: '', hardwareClass: '', note: '', shares: [], measured: { rapl: 0, gpu: 0, bmc_rest: 0 } };
+        results.set(key, res);
+      }
+      const source = String(r.source) as SourceName;
+      if (!SOURCES.includes(source)) continue;
+      res.measured[source] = Number(r.measured); // the same on every share of the interval and source
+      const j = { dyn: Number(r.dyn), stat: Number(r.stat) };
+      res.shares.push({ kind: String(r.kind) as AttributionShare['kind'], vmUuid: String(r.vm_uuid), vmName: '', tenant: String(r.tenant), source, dynamicJoules: j.dyn, staticJoules: j.stat, lowJoules: j.dyn + j.stat, highJoules: j.dyn + j.stat });
+    }
+    const mem = await q(`SELECT vm_uuid, max(memory_bytes) AS mem FROM vm_samples
+      WHERE t1_ns > (SELECT max(t1_ns) FROM vm_samples) - ${windowS}000000000 GROUP BY vm_uuid`);
+    return { method, windowS, hosts: hostPowerBreakdown([...results.values()]), memoryBytes: Object.fromEntries(mem.map((r) => [String(r.vm_uuid), Number(r.mem)])) };
   } finally {
     await store.close();
   }
+}
+
+/** No attributions by `method`: a typo (name the known ones) or an empty store. */
+async function refuseMethod(store: Store, method: string): Promise<never> {
+  const known = (await store.query('SELECT DISTINCT method AS m FROM tenant_energy_hourly ORDER BY m', 'JSONEachRow')).rows.map((r) => String(r.m));
+  if (known.length === 0) throw new WattsplitError('CONFIG_INVALID', 'the store has no attributions yet (run the demo or a collector first)');
+  throw new WattsplitError('CONFIG_INVALID', `--method=${method}: the store has no attributions by that method; known methods: ${known.join(', ')}`, { details: { field: 'method', value: method, known } });
 }

@@ -18,7 +18,7 @@ Example: wattsplit query "SELECT tenant, method, round(sum(dynamic_j + static_j)
   const fmtName = strFlag(values, 'format', 'table');
   const format = FORMATS[fmtName];
   if (!format) throw new WattsplitError('CONFIG_INVALID', `--format=${fmtName}: expected one of ${Object.keys(FORMATS).join(', ')}`);
-  const store = await openStore(values);
+  const store = await openStore(values, { mustExist: true });
   try {
     const r = await store.query(positionals[0]!, format);
     process.stdout.write(r.text.endsWith('\n') || r.text === '' ? r.text : `${r.text}\n`);
