@@ -15,12 +15,25 @@
  * The version is v2 when /sys/fs/cgroup/cgroup.controllers exists.
  */
 import { WattsplitError, type HostFs } from '@wattsplit/wire';
-import { cgroupV1Path, cgroupV2Path, libvirtMachineName, systemdEscape } from './machine-name.js';
+import { cgroupV1Path, cgroupV2Path, libvirtMachineName, systemdEscape, systemdUnescape } from './machine-name.js';
 
 export const CGROUP_ROOT = '/sys/fs/cgroup';
 const V1_LOCATE_CONTROLLERS = ['cpuacct', 'unified', 'cpu', 'memory'];
 
 export type CgroupVersion = 1 | 2;
+
+/** A cgroup directory a scan found: its path relative to the hierarchy root, its full path, its machine name. */
+interface Candidate {
+  path: string;
+  dir: string;
+  machine: string;
+}
+
+/** "machine-qemu\\x2d3\\x2dweb.scope" or "qemu-3-web.libvirt-qemu" → "qemu-3-web". */
+function machineNameOf(dirName: string): string {
+  if (dirName.endsWith('.libvirt-qemu')) return dirName.slice(0, -'.libvirt-qemu'.length);
+  return systemdUnescape(dirName.replace(/^machine-/, '').replace(/\.scope$/, ''));
+}
 
 /** A HostFs that caches open files (RootedHostFs with keepOpen) and can let go of a subtree. */
 export interface ReleasableHostFs extends HostFs {
@@ -93,35 +106,112 @@ export class CgroupReader {
   }
 
   /**
-   * The VM's cgroup path relative to the cgroup (v2) or cpuacct (v1) root, or undefined when no cgroup
-   * exists for it. Tries the computed name first, then scans for "qemu-<id>-*" (names libvirt shortened).
+   * The VM's cgroup path relative to the cgroup (v2) or controller (v1) root, or undefined when no cgroup
+   * exists for it. In order of trust:
+   *  1. the qemu process's own membership: /proc/<pid>/cgroup of the pid in libvirt's pidfile
+   *     (/run/libvirt/qemu/<name>.pid), when that process is in a "qemu-<id>-" cgroup;
+   *  2. the computed name, "qemu-<id>-<name>", under EVERY controller before any scan;
+   *  3. a scan for "qemu-<id>-*" (names libvirt shortened): candidates whose name is a prefix of the
+   *     computed one (or the reverse) first, longest first; any other only when it is the one candidate
+   *     and holds processes. libvirt reuses domain ids after a libvirtd restart, so a stale
+   *     "qemu-<id>-<other VM>" cgroup can sit beside the right one: a prefix match must never beat an
+   *     exact one, in any controller.
    */
   locate(id: number, name: string): string | undefined {
     if (id < 0) return undefined;
+    const fromPid = this.fromQemuPid(id, name);
+    if (fromPid !== undefined) return fromPid;
+    const machine = libvirtMachineName(id, name);
     if (this.version === 2) {
       const p = cgroupV2Path(id, name);
       if (this.fs.exists(`${CGROUP_ROOT}${p}`)) return p;
-      return this.scan(`${CGROUP_ROOT}`, '/machine.slice', `machine-${systemdEscape(`qemu-${id}-`)}`, '.scope');
+      return this.pick(machine, this.scan(CGROUP_ROOT, '/machine.slice', `machine-${systemdEscape(`qemu-${id}-`)}`, '.scope'));
     }
     // v1: libvirt places the VM in every controller it manages; which ones vary (cpuacct may be left at
     // the root when not co-mounted with cpu), and hybrid hosts also have the v2 "unified" hierarchy.
     const p1 = cgroupV1Path(id, name);
-    const p2 = `/machine.slice/machine-${systemdEscape(libvirtMachineName(id, name))}.scope`;
-    for (const c of V1_LOCATE_CONTROLLERS) {
-      const base = `${CGROUP_ROOT}/${c}`;
-      if (!this.fs.exists(base)) continue;
+    const p2 = `/machine.slice/machine-${systemdEscape(machine)}.scope`;
+    const bases = V1_LOCATE_CONTROLLERS.map((c) => `${CGROUP_ROOT}/${c}`).filter((b) => this.fs.exists(b));
+    for (const base of bases) {
       if (this.fs.exists(`${base}${p1}`)) return p1;
       if (this.fs.exists(`${base}${p2}`)) return p2;
-      const found = this.scan(base, '/machine', `qemu-${id}-`, '.libvirt-qemu') ?? this.scan(base, '/machine.slice', `machine-${systemdEscape(`qemu-${id}-`)}`, '.scope');
-      if (found) return found;
+    }
+    const found: Candidate[] = [];
+    for (const base of bases) {
+      for (const c of [...this.scan(base, '/machine', `qemu-${id}-`, '.libvirt-qemu'), ...this.scan(base, '/machine.slice', `machine-${systemdEscape(`qemu-${id}-`)}`, '.scope')]) {
+        if (!found.some((f) => f.path === c.path)) found.push(c);
+      }
+    }
+    return this.pick(machine, found);
+  }
+
+  /** Where libvirt's qemu driver (system instance) writes the qemu pid of a running domain. */
+  static pidFile(name: string): string {
+    return `/run/libvirt/qemu/${name}.pid`;
+  }
+
+  /**
+   * proc(5) /proc/<pid>/cgroup, "hierarchy-ID:controller-list:path" per hierarchy ("0::path" on v2):
+   * the qemu process's cgroup, cut at the VM's own directory (qemu threads sit in its libvirt/emulator
+   * and vcpu sub-cgroups). Only a "qemu-<id>-" directory counts: a pidfile left from an earlier run
+   * can name a pid that now belongs to something else.
+   */
+  private fromQemuPid(id: number, name: string): string | undefined {
+    let pid: number;
+    let text: string;
+    try {
+      pid = Number(this.fs.readText(CgroupReader.pidFile(name)).trim());
+      if (!Number.isInteger(pid) || pid <= 0) return undefined;
+      text = this.fs.readText(`/proc/${pid}/cgroup`);
+    } catch {
+      return undefined; // no pidfile (not libvirt's system qemu driver, or not running) or the process is gone
+    }
+    const want = this.version === 2 ? ['0:'] : V1_LOCATE_CONTROLLERS.map((c) => (c === 'unified' ? '0:' : c));
+    const lines = text.split('\n').filter(Boolean).map((l) => {
+      const a = l.indexOf(':');
+      const b = l.indexOf(':', a + 1);
+      return { controllers: l.slice(a + 1, b).split(','), hierarchy: l.slice(0, a), path: l.slice(b + 1) };
+    });
+    const scope = `machine-${systemdEscape(`qemu-${id}-`)}`;
+    const own = (dir: string) => (dir.startsWith(`qemu-${id}-`) && dir.endsWith('.libvirt-qemu')) || (dir.startsWith(scope) && dir.endsWith('.scope'));
+    for (const w of want) {
+      const line = lines.find((l) => (w === '0:' ? l.hierarchy === '0' && l.controllers.join('') === '' : l.controllers.includes(w)));
+      if (!line) continue;
+      const parts = line.path.split('/');
+      const k = parts.findIndex(own);
+      if (k < 0) continue;
+      const path = parts.slice(0, k + 1).join('/');
+      const base = this.version === 2 ? CGROUP_ROOT : `${CGROUP_ROOT}/${w === '0:' ? 'unified' : w}`;
+      if (this.fs.exists(`${base}${path}`)) return path;
     }
     return undefined;
   }
 
-  private scan(root: string, parent: string, prefix: string, suffix: string): string | undefined {
-    if (!this.fs.exists(`${root}${parent}`)) return undefined;
-    const hit = this.fs.readDir(`${root}${parent}`).find((e) => e.startsWith(prefix) && e.endsWith(suffix));
-    return hit === undefined ? undefined : `${parent}/${hit}`;
+  private scan(root: string, parent: string, prefix: string, suffix: string): Candidate[] {
+    if (!this.fs.exists(`${root}${parent}`)) return [];
+    return this.fs
+      .readDir(`${root}${parent}`)
+      .filter((e) => e.startsWith(prefix) && e.endsWith(suffix))
+      .map((e) => ({ path: `${parent}/${e}`, dir: `${root}${parent}/${e}`, machine: machineNameOf(e) }));
+  }
+
+  /** The scan candidate for `machine`: a name-compatible one (longest), else a lone one that holds processes. */
+  private pick(machine: string, found: readonly Candidate[]): string | undefined {
+    const compatible = found.filter((c) => machine.startsWith(c.machine) || c.machine.startsWith(machine));
+    if (compatible.length > 0) return [...compatible].sort((a, b) => b.machine.length - a.machine.length)[0]!.path;
+    if (found.length === 1 && this.holdsProcesses(found[0]!.dir)) return found[0]!.path;
+    return undefined;
+  }
+
+  private holdsProcesses(dir: string): boolean {
+    for (const f of ['cgroup.procs', 'tasks']) {
+      try {
+        if (this.fs.readText(`${dir}/${f}`).trim() !== '') return true;
+      } catch {
+        // not this hierarchy's file
+      }
+    }
+    return false;
   }
 
   /** Reads the VM's counters; throws Node's ENOENT/ENODEV when the cgroup vanished. */
