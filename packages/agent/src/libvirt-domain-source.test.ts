@@ -1,8 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { memoryLogger } from '@wattsplit/wire';
+import { isWattsplitError, memoryLogger } from '@wattsplit/wire';
 import { parseDomainXml } from './domain-xml.js';
-import { LibvirtDomainSource, type LibvirtConnection } from './libvirt-domain-source.js';
+import { LibvirtDomainSource, libvirtSupportError, type LibvirtConnection, type LibvirtModule } from './libvirt-domain-source.js';
 
 const GPU_VM = `<domain type='test'>
   <name>train-1</name>
@@ -86,4 +86,35 @@ test('a failed list marks the connection broken; the next list reconnects', asyn
   assert.deepEqual(await src.listDomains(), []);
   assert.equal(opens, 1);
   assert.ok(log.entries.some((e) => e.msg === 'reconnected to libvirt'));
+});
+
+// A workspace installed before libvirt-dev: the package is there, its native addon is not (pnpm skips
+// a failed optional build silently). The agent must say so and how to build it, in one line.
+const notFound = (what: string) => Object.assign(new Error(`Cannot find module '${what}'\nRequire stack:\n- /x/dist/hypervisor.js`), { code: 'MODULE_NOT_FOUND' });
+
+test('libvirt addon not built or not installed: one line saying so and how to build it, not a raw MODULE_NOT_FOUND', async () => {
+  const logger = memoryLogger();
+  const notBuilt = async (loader: () => Promise<LibvirtModule>) => {
+    await assert.rejects(LibvirtDomainSource.open({ logger, loader }), (e) => {
+      assert.ok(isWattsplitError(e, 'SENSOR_UNAVAILABLE'));
+      assert.equal(e.details.reason, 'not-built');
+      assert.match(e.message, /^libvirt support is not built: the native addon of @unraid\/libvirt \(build\/Release\/libvirt.node\) is missing/);
+      assert.match(e.message, /apt-get install libvirt-dev/);
+      assert.match(e.message, /npm_config_nodedir=\/usr pnpm --filter @wattsplit\/agent rebuild @unraid\/libvirt/);
+      assert.doesNotMatch(e.message, /\n|Require stack/);
+      return true;
+    });
+  };
+  // the default loader's check of the addon
+  await notBuilt(() => Promise.reject(notFound('../build/Release/libvirt.node')));
+  // a loader returning the bare package: the package requires its addon in `new Hypervisor()`
+  await notBuilt(() => Promise.resolve({ Hypervisor: class { constructor() { throw notFound('../build/Release/libvirt'); } } as unknown as LibvirtModule['Hypervisor'] }));
+  // the package itself unresolvable
+  const missing = await libvirtSupportError(async () => (await import(['@unraid', 'no-such-libvirt'].join('/'))) as LibvirtModule);
+  assert.equal(missing?.details.reason, 'not-installed');
+  assert.match(missing?.message ?? '', /^libvirt support is not installed: the optional dependency @unraid\/libvirt is missing .*apt-get install libvirt-dev/);
+  // the addon there but its shared library not
+  const dl = await libvirtSupportError(() => Promise.reject(new Error('libvirt.so.0: cannot open shared object file: No such file or directory')));
+  assert.equal(dl?.details.reason, 'load-failed');
+  assert.match(dl?.message ?? '', /libvirt support failed to load: libvirt.so.0: .*libvirt0/);
 });

@@ -10,8 +10,64 @@
  * through this binding (it does not expose the state reason), so migrating_out/in come only from sources
  * that know (the simulator); the VM sampler reports a VM that leaves the host as GONE.
  */
+import { createRequire } from 'node:module';
 import { WattsplitError, type DomainInfo, type DomainSource, type DomainState, type Logger } from '@wattsplit/wire';
 import { parseDomainXml, type DomainXmlFacts } from './domain-xml.js';
+
+/** What the source needs of the @unraid/libvirt package. */
+export interface LibvirtModule {
+  Hypervisor: new (o: { uri: string }) => LibvirtConnection;
+}
+
+/** Loads the binding; injectable so the "not built" path can be tested without breaking the install. */
+export type LibvirtLoader = () => Promise<LibvirtModule>;
+
+/** How to get libvirt support when the workspace was installed before libvirt's headers were. */
+export const LIBVIRT_BUILD_HINT =
+  'to build it: apt-get install libvirt-dev (dnf install libvirt-devel on Fedora/RHEL), then node scripts/bootstrap.mjs, which runs npm_config_nodedir=/usr pnpm --filter @wattsplit/agent rebuild @unraid/libvirt';
+
+/**
+ * The package's entry point loads, but its native addon (build/Release/libvirt.node, built by
+ * node-gyp at install time only when libvirt's headers are there) is required lazily, inside the
+ * first `new Hypervisor()`: load it here, so a missing addon is reported when the binding is loaded.
+ */
+export const loadLibvirt: LibvirtLoader = async () => {
+  const mod = (await import('@unraid/libvirt')) as unknown as LibvirtModule;
+  createRequire(import.meta.resolve('@unraid/libvirt'))('../build/Release/libvirt.node');
+  return mod;
+};
+
+/**
+ * A load failure as one clear line: the optional package missing, its native addon not built (the
+ * usual case: installed before libvirt-dev; pnpm skips a failed optional build silently), or the addon
+ * failing to load (libvirt's shared library missing). details.reason says which.
+ */
+export function libvirtLoadError(e: unknown): WattsplitError {
+  if (e instanceof WattsplitError) return e;
+  const err = e as NodeJS.ErrnoException;
+  const msg = err.message?.split('\n')[0] ?? String(e);
+  const missing = err.code === 'MODULE_NOT_FOUND' || err.code === 'ERR_MODULE_NOT_FOUND';
+  if (missing && /libvirt\.node|build\/Release/.test(msg)) {
+    return new WattsplitError('SENSOR_UNAVAILABLE', `libvirt support is not built: the native addon of @unraid/libvirt (build/Release/libvirt.node) is missing, usually because the workspace was installed before libvirt's headers; ${LIBVIRT_BUILD_HINT}`, {
+      cause: e,
+      details: { reason: 'not-built' },
+    });
+  }
+  if (missing) {
+    return new WattsplitError('SENSOR_UNAVAILABLE', `libvirt support is not installed: the optional dependency @unraid/libvirt is missing (${msg}); ${LIBVIRT_BUILD_HINT}`, { cause: e, details: { reason: 'not-installed' } });
+  }
+  return new WattsplitError('SENSOR_UNAVAILABLE', `libvirt support failed to load: ${msg} (is libvirt's library installed, e.g. apt-get install libvirt0?)`, { cause: e, details: { reason: 'load-failed' } });
+}
+
+/** Undefined when the libvirt binding loads, else why not (for `agent --check` and an explicit --libvirt-uri). */
+export async function libvirtSupportError(loader: LibvirtLoader = loadLibvirt): Promise<WattsplitError | undefined> {
+  try {
+    await loader();
+    return undefined;
+  } catch (e) {
+    return libvirtLoadError(e);
+  }
+}
 
 /** The subset of @unraid/libvirt's Domain the source uses. */
 export interface LibvirtDomainHandle {
@@ -55,6 +111,8 @@ export interface LibvirtDomainSourceOptions {
   connection?: LibvirtConnection;
   xmlRefreshMs?: number;
   logger: Logger;
+  /** How to load @unraid/libvirt (default: loadLibvirt). */
+  loader?: LibvirtLoader;
 }
 
 interface CachedXml {
@@ -75,18 +133,18 @@ export class LibvirtDomainSource implements DomainSource {
     private readonly log: Logger,
   ) {}
 
-  /** Connects; throws SENSOR_UNAVAILABLE when @unraid/libvirt is not installed or the connection fails. */
+  /** Connects; throws SENSOR_UNAVAILABLE (one line saying how to fix it) when the binding is not installed or built, or the connection fails. */
   static async open(opts: LibvirtDomainSourceOptions): Promise<LibvirtDomainSource> {
     const uri = opts.uri ?? 'qemu:///system';
     const log = opts.logger.child({ source: 'libvirt', uri });
     if (opts.connection) return new LibvirtDomainSource(opts.connection, opts, log);
-    let mod: { Hypervisor: new (o: { uri: string }) => LibvirtConnection };
+    let conn: LibvirtConnection;
     try {
-      mod = await import('@unraid/libvirt');
+      const mod = await (opts.loader ?? loadLibvirt)();
+      conn = new mod.Hypervisor({ uri }); // a loader that returns the bare package loads the addon only here
     } catch (e) {
-      throw new WattsplitError('SENSOR_UNAVAILABLE', `libvirt bindings (@unraid/libvirt, an optional dependency) are not installed or failed to load: ${(e as Error).message}`, { cause: e });
+      throw libvirtLoadError(e);
     }
-    const conn = new mod.Hypervisor({ uri });
     try {
       await conn.connectOpen();
     } catch (e) {

@@ -2,7 +2,7 @@
  * wattsplit agent [--config FILE] [--check] [--json] [flags]: the hypervisor agent.
  * --check opens every sensor, samples twice and says what it sees and why anything is missing; sends nothing.
  */
-import { checkAgent, loadAgentConfig, startAgent, type AgentConfigOverrides } from '@wattsplit/agent';
+import { checkAgent, libvirtSupportError, loadAgentConfig, startAgent, type AgentConfigOverrides } from '@wattsplit/agent';
 import { intFlag, parse, strFlag } from '../args.js';
 import { untilSignal } from '../fleet-bus.js';
 import { makeLogger } from '../logging.js';
@@ -17,7 +17,8 @@ const HELP = `usage: wattsplit agent [--config /etc/wattsplit/agent.json] [--che
   --spool-dir DIR         disk spool (frames wait here while the gateway is away)
   --interval-ms N         sampling interval (default 1000)
   --sysfs-root DIR        read /sys and /proc under DIR (fixtures, containers)
-  --libvirt-uri URI       e.g. qemu:///system, test:///default; --no-libvirt to disable
+  --libvirt-uri URI       e.g. qemu:///system, test:///default (default qemu:///system; when given, the agent
+                          will not start without a working libvirt binding); --no-libvirt to disable
   --redfish-url URL --redfish-credentials FILE   BMC
   --nvml-trace FILE       replay a recorded NVML trace instead of the driver; --no-nvml to disable
   --no-perf               do not open perf counters
@@ -67,6 +68,12 @@ export async function run(argv: string[]): Promise<number> {
     return r.ok ? 0 : 1;
   }
   const logger = makeLogger(strFlag(values, 'log-level', 'info'));
+  // Asked for libvirt by flag: without a working binding, say how to build it and stop, rather than run
+  // on the config's static VM list (what the agent does, with a warning, when libvirt is only the default).
+  if (s('libvirt-uri') !== undefined && !values['no-libvirt']) {
+    const why = await libvirtSupportError();
+    if (why) throw why;
+  }
   const running = await startAgent(cfg, logger);
   const sig = await Promise.race([untilSignal(), running.done.then(() => 'loop ended')]);
   logger.info({ reason: sig }, 'agent stopping: delivering what is pending, the rest stays spooled');
