@@ -10,13 +10,47 @@
  * - across all streams, above `maxInFlightBatches` / `maxInFlightBytes` a new batch is not kept: it is
  *   answered RETRY with `retry_after_ms = overloadRetryAfterMs` (the agent keeps it in its spool).
  * Batches of one stream are processed one after the other, so one host's frames reach the bus in order.
+ *
+ * Connections, before grpc-js sees them: the gateway owns the listening socket (a `net.Server`, or a
+ * `tls.Server` that does the TLS handshake itself) and hands each connection to grpc-js through
+ * `createConnectionInjector`, so that what an unauthenticated peer can hold is bounded:
+ * - at most `maxConnections` open connections (more are refused at accept), at most
+ *   `maxStreamsPerConnection` concurrent streams each (HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS);
+ * - TLS: the handshake must finish within `tlsHandshakeTimeoutMs`; TLS 1.2 minimum with ECDHE + AEAD
+ *   (AES-GCM, ChaCha20-Poly1305) cipher suites only, TLS 1.3 preferred;
+ * - a connection is unauthenticated until one of its streams presents a good token in its metadata
+ *   (or a verified client certificate, or the auth mode is none), or sends a batch whose token is good;
+ *   until then it may read at most `maxPreAuthBytes` (TLS records included) and must authenticate
+ *   within `authTimeoutMs`, else it is closed;
+ * - a connection that reads nothing for `idleTimeoutMs` is closed (agents reconnect on their next send).
+ * These are checked every `SWEEP_MS` against the socket's own byte counter, and counted by reason.
  */
 import { readFile as fsReadFile } from 'node:fs/promises';
+import * as net from 'node:net';
+import * as tls from 'node:tls';
 import * as grpc from '@grpc/grpc-js';
 import { AckStatus, WattsplitError, silentLogger, type IBatchAck, type Logger } from '@wattsplit/wire';
 import { IngestPipeline, type IngestPipelineOptions } from './ingest-pipeline.js';
 import { gatewayMetricsText, newGatewayMetrics, snapshotMetrics, type GatewayMetrics } from './metrics.js';
 import { SAFE_TELEMETRY_INGEST_SERVICE, type IncomingItem } from './safe-ingest-service.js';
+import { HEALTH_SERVICE, ServingStatus, healthCheckResponse } from './health-service.js';
+
+/**
+ * TLS 1.2 suites the gateway accepts: forward-secret key exchange (ECDHE) with an AEAD cipher only.
+ * TLS 1.3 suites (all AEAD and forward-secret) are always enabled by Node and preferred.
+ */
+export const GATEWAY_TLS12_CIPHERS = [
+  'ECDHE-ECDSA-AES128-GCM-SHA256',
+  'ECDHE-RSA-AES128-GCM-SHA256',
+  'ECDHE-ECDSA-AES256-GCM-SHA384',
+  'ECDHE-RSA-AES256-GCM-SHA384',
+  'ECDHE-ECDSA-CHACHA20-POLY1305',
+  'ECDHE-RSA-CHACHA20-POLY1305',
+] as const;
+const TLS13_CIPHERS = ['TLS_AES_128_GCM_SHA256', 'TLS_AES_256_GCM_SHA384', 'TLS_CHACHA20_POLY1305_SHA256'];
+
+/** How often connection limits (pre-auth bytes, auth and idle timeouts) are checked. */
+export const SWEEP_MS = 100;
 
 export interface GatewayTlsOptions {
   /** PEM server certificate chain. */
@@ -52,6 +86,26 @@ export interface GatewayOptions extends Omit<IngestPipelineOptions, 'metrics'> {
   readFile?: (path: string) => Promise<Buffer>;
   /** Extra grpc-js server options (keepalive, ...). */
   grpcOptions?: grpc.ServerOptions;
+  /** Open connections at most; more are refused at accept. Default 4096. */
+  maxConnections?: number;
+  /** Concurrent HTTP/2 streams per connection (clients of one process share a connection). Default 100. */
+  maxStreamsPerConnection?: number;
+  /** Bytes a connection may read before it authenticated (TLS records included). Default 64 KiB. */
+  maxPreAuthBytes?: number;
+  /** A connection must authenticate within this long after it was accepted. Default 10 000 ms. */
+  authTimeoutMs?: number;
+  /** A connection that reads nothing for this long is closed. Default 300 000 ms. */
+  idleTimeoutMs?: number;
+  /** The TLS handshake must finish within this long. Default 5 000 ms. */
+  tlsHandshakeTimeoutMs?: number;
+  /**
+   * Checks that the bus producer can reach its broker (e.g. a metadata request). Run at start and every
+   * `readinessIntervalMs`; until one succeeds the gRPC health service answers NOT_SERVING. Without it the
+   * producer counts as ready until a produce fails transiently. Produce outcomes update readiness too.
+   */
+  readinessProbe?: () => Promise<void>;
+  /** Default 5 000 ms. */
+  readinessIntervalMs?: number;
 }
 
 export interface Gateway {
@@ -62,6 +116,8 @@ export interface Gateway {
   stats(): GatewayMetrics;
   /** Prometheus text exposition of the counters. */
   metricsText(labels?: Record<string, string>): string;
+  /** What grpc.health.v1.Health/Check answers: SERVING while the producer is ready and the gateway not closing. */
+  health(): 'SERVING' | 'NOT_SERVING';
   /**
    * Stops accepting streams, lets batches already being produced finish and be acked (at most
    * `graceMs`, default 2000), then closes every stream. Does not close the producer (the app owns it).
@@ -99,15 +155,37 @@ async function readPem(read: (p: string) => Promise<Buffer>, field: string, path
   }
 }
 
-async function credentials(tls: GatewayTlsOptions | undefined, read: (p: string) => Promise<Buffer>): Promise<grpc.ServerCredentials> {
-  if (!tls) return grpc.ServerCredentials.createInsecure();
-  const cert = await readPem(read, 'certFile', tls.certFile);
-  const key = await readPem(read, 'keyFile', tls.keyFile);
-  const ca = tls.caFile === undefined ? null : await readPem(read, 'caFile', tls.caFile);
-  const require = tls.requireClientCert ?? ca !== null;
-  if (require && !ca) throw new WattsplitError('CONFIG_INVALID', 'gateway tls.requireClientCert=true needs tls.caFile to check client certificates against', { details: { field: 'tls.caFile' } });
-  return grpc.ServerCredentials.createSsl(ca, [{ private_key: key, cert_chain: cert }], require);
+interface TlsMaterial {
+  key: Buffer;
+  cert: Buffer;
+  ca: Buffer | undefined;
+  requestCert: boolean;
 }
+
+async function tlsMaterial(tlsOpts: GatewayTlsOptions, read: (p: string) => Promise<Buffer>): Promise<TlsMaterial> {
+  const cert = await readPem(read, 'certFile', tlsOpts.certFile);
+  const key = await readPem(read, 'keyFile', tlsOpts.keyFile);
+  const ca = tlsOpts.caFile === undefined ? undefined : await readPem(read, 'caFile', tlsOpts.caFile);
+  const requestCert = tlsOpts.requireClientCert ?? ca !== undefined;
+  if (requestCert && !ca) throw new WattsplitError('CONFIG_INVALID', 'gateway tls.requireClientCert=true needs tls.caFile to check client certificates against', { details: { field: 'tls.caFile' } });
+  try {
+    tls.createSecureContext({ key, cert, ...(ca ? { ca } : {}) });
+  } catch (e) {
+    throw new WattsplitError('CONFIG_INVALID', `gateway tls: the key ${JSON.stringify(tlsOpts.keyFile)} and certificate ${JSON.stringify(tlsOpts.certFile)} cannot be used: ${(e as Error).message}`, { cause: e, details: { field: 'tls' } });
+  }
+  return { key, cert, ca, requestCert };
+}
+
+interface Conn {
+  readonly socket: net.Socket;
+  readonly openedAt: number;
+  authenticated: boolean;
+  lastBytesRead: number;
+  lastReadAt: number;
+}
+
+/** grpc-js's `call.getPeer()` of a connection: `${remoteAddress}:${remotePort}`. */
+const peerKey = (s: net.Socket): string => `${s.remoteAddress ?? ''}:${s.remotePort ?? ''}`;
 
 export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
   const log: Logger = opts.logger ?? silentLogger;
@@ -119,12 +197,20 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
   const globalBatches = positiveInt('maxInFlightBatches', opts.maxInFlightBatches ?? 1024);
   const globalBytes = positiveInt('maxInFlightBytes', opts.maxInFlightBytes ?? 256 * 1024 * 1024);
   const overloadRetryAfterMs = positiveInt('overloadRetryAfterMs', opts.overloadRetryAfterMs ?? 500);
+  const maxConnections = positiveInt('maxConnections', opts.maxConnections ?? 4096);
+  const maxStreams = positiveInt('maxStreamsPerConnection', opts.maxStreamsPerConnection ?? 100);
+  const maxPreAuthBytes = positiveInt('maxPreAuthBytes', opts.maxPreAuthBytes ?? 64 * 1024);
+  const authTimeoutMs = positiveInt('authTimeoutMs', opts.authTimeoutMs ?? 10_000);
+  const idleTimeoutMs = positiveInt('idleTimeoutMs', opts.idleTimeoutMs ?? 300_000);
+  const handshakeTimeoutMs = positiveInt('tlsHandshakeTimeoutMs', opts.tlsHandshakeTimeoutMs ?? 5_000);
+  const readinessIntervalMs = positiveInt('readinessIntervalMs', opts.readinessIntervalMs ?? 5_000);
   if (opts.auth?.mode === 'client-cert' && !opts.tls?.caFile) {
     throw new WattsplitError('CONFIG_INVALID', 'gateway auth.mode="client-cert" needs tls.caFile (mTLS) to verify client certificates', { details: { field: 'auth.mode', value: 'client-cert' } });
   }
-  const creds = await credentials(opts.tls, opts.readFile ?? ((p) => fsReadFile(p)));
+  const material = opts.tls ? await tlsMaterial(opts.tls, opts.readFile ?? ((p) => fsReadFile(p))) : undefined;
+  const authMode = opts.auth?.mode ?? 'none';
 
-  const server = new grpc.Server({ 'grpc.max_receive_message_length': maxBatchBytes, ...opts.grpcOptions });
+  const server = new grpc.Server({ 'grpc.max_receive_message_length': maxBatchBytes, 'grpc.max_concurrent_streams': maxStreams, ...opts.grpcOptions });
   const streams = new Set<StreamState>();
   const calls = new Set<grpc.ServerDuplexStream<IncomingItem, IBatchAck>>();
   let closing = false;
@@ -139,6 +225,9 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     const peer = call.getPeer();
     const cn = call.getAuthContext().sslPeerCertificate?.subject?.CN;
     const certHost = typeof cn === 'string' && cn ? cn : undefined;
+    const conn = conns.get(peer);
+    // A connection is trusted once a stream shows good credentials before sending anything.
+    if (conn && !conn.authenticated && (authMode === 'none' || pipeline.authenticates(authorization, undefined, certHost))) conn.authenticated = true;
     metrics.streams++;
     calls.add(call);
     const release = (q: Queued): void => {
@@ -209,6 +298,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
 
     call.on('data', (item: IncomingItem) => {
       if (st.gone) return;
+      if (conn && !conn.authenticated && item.kind === 'batch' && pipeline.authenticates(authorization, item.batch.token, certHost)) conn.authenticated = true;
       if (item.kind === 'batch' && (metrics.inFlightBatches + 1 > globalBatches || metrics.inFlightBytes + item.bytes > globalBytes)) {
         // Over the global bound: keep only the batch id, answer RETRY in order.
         st.queue.push({ batchId: item.batch.batchId, bytes: item.bytes, overloaded: true, why: `gateway has ${metrics.inFlightBatches} batches / ${metrics.inFlightBytes} bytes in flight (bounds ${globalBatches} / ${globalBytes})` });
@@ -237,23 +327,149 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     call.on('close', finish);
   };
 
+  // Readiness of the producer, for grpc.health.v1 and /healthz.
+  let ready = opts.readinessProbe === undefined;
+  const setReady = (r: boolean): void => {
+    if (r !== ready) log[r ? 'info' : 'warn']({ ready: r }, r ? 'bus producer ready' : 'bus producer not ready');
+    ready = r;
+    metrics.producerReady = r ? 1 : 0;
+  };
+  metrics.producerReady = ready ? 1 : 0;
+  pipeline.onProduce = (r) => {
+    if (r.kind === 'ok') setReady(true);
+    else if (r.kind === 'retryable' || r.error.retriable || r.error.code === 'TRANSPORT_UNAVAILABLE' || r.error.code === 'TRANSPORT_TIMEOUT') setReady(false);
+  };
+  const probe = opts.readinessProbe;
+  let probeTimer: NodeJS.Timeout | undefined;
+  let probing = false;
+  const runProbe = (): void => {
+    if (!probe || probing || closing) return;
+    probing = true;
+    probe().then(
+      () => setReady(true),
+      (e: unknown) => {
+        if (ready) log.warn({ err: (e as Error).message }, `bus readiness probe failed: ${(e as Error).message}`);
+        setReady(false);
+      },
+    ).finally(() => (probing = false));
+  };
+  if (probe) {
+    runProbe();
+    probeTimer = setInterval(runProbe, readinessIntervalMs);
+    probeTimer.unref();
+  }
+  const health = (): 'SERVING' | 'NOT_SERVING' => (ready && !closing ? 'SERVING' : 'NOT_SERVING');
+
   server.addService(SAFE_TELEMETRY_INGEST_SERVICE, { ingest });
+  server.addService(HEALTH_SERVICE, {
+    check: (call: grpc.ServerUnaryCall<string, Buffer>, cb: grpc.sendUnaryData<Buffer>) => {
+      if (call.request !== '' && call.request !== 'wattsplit.telemetry.v1.TelemetryIngest') {
+        cb({ code: grpc.status.NOT_FOUND, details: `unknown service ${JSON.stringify(call.request)}` });
+        return;
+      }
+      cb(null, healthCheckResponse(health() === 'SERVING' ? ServingStatus.SERVING : ServingStatus.NOT_SERVING));
+    },
+  });
+
+  // Our own listener: connection limits and TLS live here; grpc-js gets the connections through an injector.
+  const injector = server.createConnectionInjector(grpc.ServerCredentials.createInsecure());
+  const conns = new Map<string, Conn>();
+  const closeConn = (c: Conn, reason: string, detail: string): void => {
+    if (c.socket.destroyed) return;
+    metrics.connectionsClosed[reason] = (metrics.connectionsClosed[reason] ?? 0) + 1;
+    log.warn({ code: 'TRANSPORT_BACKPRESSURE', peer: peerKey(c.socket), reason, bytesRead: c.socket.bytesRead }, `connection ${peerKey(c.socket)} closed: ${detail}`);
+    c.socket.destroy();
+  };
+  const listener: net.Server = material
+    ? tls.createServer({
+        key: material.key,
+        cert: material.cert,
+        ...(material.ca ? { ca: material.ca } : {}),
+        requestCert: material.requestCert,
+        rejectUnauthorized: material.requestCert,
+        minVersion: 'TLSv1.2',
+        ciphers: [...TLS13_CIPHERS, ...GATEWAY_TLS12_CIPHERS].join(':'),
+        honorCipherOrder: true,
+        handshakeTimeout: handshakeTimeoutMs,
+        ALPNProtocols: ['h2'],
+      })
+    : net.createServer();
+  listener.maxConnections = maxConnections;
+  listener.on('drop', (d?: { remoteAddress?: string; remotePort?: number }) => {
+    metrics.connectionsClosed.max_connections = (metrics.connectionsClosed.max_connections ?? 0) + 1;
+    log.warn({ code: 'TRANSPORT_BACKPRESSURE', peer: `${d?.remoteAddress ?? ''}:${d?.remotePort ?? ''}`, maxConnections }, `connection refused: ${maxConnections} connections open (maxConnections)`);
+  });
+  listener.on('connection', (socket: net.Socket) => {
+    if (closing) {
+      socket.destroy();
+      return;
+    }
+    const now = Date.now();
+    const key = peerKey(socket);
+    const c: Conn = { socket, openedAt: now, authenticated: false, lastBytesRead: 0, lastReadAt: now };
+    conns.set(key, c);
+    metrics.connections++;
+    metrics.connectionsAccepted++;
+    socket.on('error', () => undefined); // the TLS or HTTP/2 layer above reports it
+    socket.once('close', () => {
+      if (conns.get(key) === c) conns.delete(key);
+      metrics.connections--;
+    });
+    if (!material) injector.injectConnection(socket);
+  });
+  if (material) {
+    const tlsListener = listener as tls.Server;
+    tlsListener.on('secureConnection', (s: tls.TLSSocket) => {
+      s.on('error', () => undefined);
+      injector.injectConnection(s);
+    });
+    tlsListener.on('tlsClientError', (e: Error & { code?: string }, s: tls.TLSSocket) => {
+      const reason = e.code === 'ERR_TLS_HANDSHAKE_TIMEOUT' ? 'handshake_timeout' : 'tls_handshake_failed';
+      metrics.connectionsClosed[reason] = (metrics.connectionsClosed[reason] ?? 0) + 1;
+      log.warn({ code: 'FRAME_AUTH_FAILED', peer: peerKey(s), reason, err: e.message }, `TLS handshake with ${peerKey(s)} failed: ${e.message}`);
+    });
+  }
+  const sweep = setInterval(() => {
+    const now = Date.now();
+    for (const c of conns.values()) {
+      const read = c.socket.bytesRead;
+      if (read !== c.lastBytesRead) {
+        c.lastBytesRead = read;
+        c.lastReadAt = now;
+      }
+      if (!c.authenticated && read > maxPreAuthBytes) closeConn(c, 'pre_auth_bytes', `read ${read} bytes before authenticating (maxPreAuthBytes ${maxPreAuthBytes}); send the token as "authorization: Bearer" metadata`);
+      else if (!c.authenticated && now - c.openedAt > authTimeoutMs) closeConn(c, 'auth_timeout', `not authenticated within ${authTimeoutMs} ms (authTimeoutMs)`);
+      else if (now - c.lastReadAt > idleTimeoutMs) closeConn(c, 'idle_timeout', `nothing read for ${idleTimeoutMs} ms (idleTimeoutMs)`);
+    }
+  }, SWEEP_MS);
+  sweep.unref();
+
   const host = opts.host ?? '127.0.0.1';
   const port = await new Promise<number>((resolve, reject) => {
-    server.bindAsync(`${host.includes(':') ? `[${host}]` : host}:${opts.port ?? 0}`, creds, (err, p) => {
-      if (err) reject(new WattsplitError('TRANSPORT_UNAVAILABLE', `gateway: cannot listen on ${host}:${opts.port ?? 0}: ${err.message}`, { cause: err, details: { host, port: opts.port ?? 0 } }));
-      else resolve(p);
+    const onError = (err: Error): void => {
+      clearInterval(sweep);
+      clearInterval(probeTimer);
+      reject(new WattsplitError('TRANSPORT_UNAVAILABLE', `gateway: cannot listen on ${host}:${opts.port ?? 0}: ${err.message}`, { cause: err, details: { host, port: opts.port ?? 0 } }));
+    };
+    listener.once('error', onError);
+    listener.listen({ host, port: opts.port ?? 0 }, () => {
+      listener.off('error', onError);
+      listener.on('error', (e: Error) => log.error({ err: e.message }, `gateway listener error: ${e.message}`));
+      resolve((listener.address() as net.AddressInfo).port);
     });
   });
-  log.info({ host, port, tls: Boolean(opts.tls) }, `gateway listening on ${host}:${port}`);
+  log.info({ host, port, tls: Boolean(opts.tls), maxConnections, maxStreamsPerConnection: maxStreams, maxPreAuthBytes, authTimeoutMs, idleTimeoutMs }, `gateway listening on ${host}:${port}`);
 
   return {
     port,
     address: `${host}:${port}`,
     stats: () => snapshotMetrics(metrics),
     metricsText: (labels) => gatewayMetricsText(metrics, labels),
+    health,
     close: async (graceMs = 2000) => {
       closing = true;
+      clearInterval(probeTimer);
+      listener.close();
       for (const st of streams) st.dropQueued();
       const deadline = Date.now() + graceMs;
       let timer: NodeJS.Timeout | undefined;
@@ -275,6 +491,8 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
           resolve();
         });
       });
+      clearInterval(sweep);
+      for (const c of conns.values()) c.socket.destroy();
     },
   };
 }

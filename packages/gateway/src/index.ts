@@ -4,3 +4,4 @@ export * from './metrics.js';
 export * from './ingest-pipeline.js';
 export * from './safe-ingest-service.js';
 export * from './gateway-server.js';
+export * from './health-service.js';

@@ -7,9 +7,20 @@
  * Ack statuses (wattsplit.telemetry.v1.AckStatus):
  * - OK: every accepted frame is durable; frames that can never be accepted (invalid, unknown host,
  *   wrong host for the token) are listed in `rejections` and must not be resent.
- * - RETRY: nothing new is durable; resend the same batch after `retry_after_ms` (bus down/slow, gateway
- *   over its in-flight bound). Frames a resend carries that did become durable are acked, not produced twice.
- * - REJECTED: the batch itself is bad (token refused, not a FrameBatch); do not resend it unchanged.
+ * - RETRY: the bus failed transiently (down, slow, timed out) or the gateway is over its in-flight bound;
+ *   resend the same batch after `retry_after_ms`. Frames a resend carries that did become durable are
+ *   acked, not produced twice.
+ * - REJECTED: the batch itself is bad (token refused, not a FrameBatch), or the bus refused every new
+ *   frame of it for good (`TRANSPORT_REJECTED`: message too large, topic not authorised...); do not
+ *   resend it unchanged.
+ *
+ * Producer errors are classified (`isPermanentProduceFailure`): `retryable`, and `failed` with a transient
+ * code (unavailable, timeout, back-pressure) or a retriable flag, are answered RETRY; any other `failed`
+ * (the Kafka bus reports the broker's non-retriable errors as `TRANSPORT_REJECTED`) is permanent. A
+ * permanent failure of a multi-frame send is bisected (halves sent in order, down to single frames), so
+ * one bad frame, or a batch larger than the topic's `max.message.bytes` as a whole, does not take the
+ * good frames with it: frames refused alone are listed in `rejections` with code TRANSPORT_REJECTED,
+ * counted and logged with host and seq; when no new frame was durable the ack is REJECTED.
  */
 import {
   AckStatus,
@@ -25,6 +36,7 @@ import {
   type IFrameRejection,
   type ITelemetryFrame,
   type Logger,
+  type TransportResult,
 } from '@wattsplit/wire';
 import { HostAuthenticator, pickToken, type HostAuthConfig } from './host-auth.js';
 import { HostHistory, countersWentBackwards, lastFrameOf, type HostState, type LastFrame } from './host-history.js';
@@ -33,6 +45,16 @@ import { observeLatency, type GatewayMetrics } from './metrics.js';
 export const TELEMETRY_TOPIC = 'wattsplit.telemetry.v1';
 /** Header set on frames whose counters went backwards within one boot; the value lists the counters. */
 export const ANOMALY_HEADER = 'wattsplit-anomaly';
+
+/** Error codes of a `failed` produce that a later retry can still fix (the agent is told RETRY). */
+const TRANSIENT_PRODUCE_CODES: ReadonlySet<string> = new Set(['TRANSPORT_UNAVAILABLE', 'TRANSPORT_TIMEOUT', 'TRANSPORT_BACKPRESSURE', 'INTERNAL']);
+
+type ProduceFailure = Exclude<TransportResult, { kind: 'ok' }>;
+
+/** True when the bus refused the messages for good: resending them unchanged cannot succeed. */
+export function isPermanentProduceFailure(r: TransportResult): r is { kind: 'failed'; error: WattsplitError } {
+  return r.kind === 'failed' && !r.error.retriable && !TRANSIENT_PRODUCE_CODES.has(r.error.code);
+}
 
 export interface IngestPipelineOptions {
   producer: BusProducer;
@@ -94,6 +116,8 @@ export class IngestPipeline {
   private readonly failedRetryAfterMs: number;
   private readonly log: Logger;
   private readonly nowMs: () => number;
+  /** Called with every producer result (the server derives the producer's readiness from it). */
+  onProduce: ((r: TransportResult) => void) | undefined;
 
   constructor(opts: IngestPipelineOptions) {
     this.producer = opts.producer;
@@ -105,6 +129,11 @@ export class IngestPipeline {
     this.failedRetryAfterMs = positive('failedRetryAfterMs', opts.failedRetryAfterMs ?? 1000);
     this.log = opts.logger ?? silentLogger;
     this.nowMs = opts.nowMs ?? (() => performance.now());
+  }
+
+  /** True when this token (metadata or batch) or verified client certificate is accepted; never throws. */
+  authenticates(authorization: string | undefined, batchToken: string | null | undefined, certHost: string | undefined): boolean {
+    return this.auth.authenticate(pickToken(authorization, batchToken), certHost).ok;
   }
 
   /** The ack for bytes that are not a FrameBatch (the wrapped gRPC deserializer caught it). */
@@ -131,6 +160,7 @@ export class IngestPipeline {
     const batchId = batch.batchId;
     const who = this.auth.authenticate(pickToken(input.authorization, batch.token), input.certHost);
     if (!who.ok) {
+      this.metrics.authFailures++;
       this.count(who.error.code, batch.frames.length);
       this.log.warn({ code: who.error.code, peer: input.peer, batchId, frames: batch.frames.length }, who.error.message);
       return this.ack({ batchId, status: status.ACK_STATUS_REJECTED, rejected: batch.frames.length, message: `${who.error.code}: ${who.error.message}` });
@@ -175,8 +205,8 @@ export class IngestPipeline {
       const pending = state.pending.get(`${boot}\0${seq}`);
       if (pending) {
         // The same frame is being produced by another stream of this host (a reconnect): wait for it.
-        const produced = await pending;
-        if (produced) {
+        await pending;
+        if (state.produced.has(boot, seq)) {
           duplicates++;
           continue;
         }
@@ -193,7 +223,8 @@ export class IngestPipeline {
       return this.ack({ batchId, status: status.ACK_STATUS_OK, accepted: duplicates, rejected: rejections.length, rejections });
     }
 
-    let settle!: (ok: boolean) => void;
+    // Another stream waiting on one of these frames re-checks `produced` once this settles.
+    let settle!: (settled: boolean) => void;
     const done = new Promise<boolean>((r) => (settle = r));
     for (const p of planned) p.state.pending.set(`${p.boot}\0${p.seq}`, done);
     const messages: BusMessageIn[] = planned.map((p) => {
@@ -202,57 +233,110 @@ export class IngestPipeline {
       return { key: p.host, value: input.frameBytes?.[p.index] ?? encodeFrame(p.frame), headers };
     });
 
+    const out = await this.produceIsolating(messages);
+    for (const [i, p] of planned.entries()) {
+      const k = `${p.boot}\0${p.seq}`;
+      if (p.state.pending.get(k) === done) p.state.pending.delete(k);
+      if (out.produced[i]) p.state.produced.add(p.boot, p.seq);
+    }
+    settle(true);
+
+    // The last produced frame per host moves on only with frames that are durable.
+    const durable = new Map<string, LastFrame>();
+    for (const [i, p] of planned.entries()) {
+      if (!out.produced[i]) continue;
+      const prev = durable.get(p.host);
+      if (!prev || prev.bootId !== (p.frame.bootId ?? '') || p.seq > prev.seq) durable.set(p.host, lastFrameOf(p.frame));
+    }
+    for (const [host, last] of durable) {
+      const s = this.history.get(host);
+      if (!s.last || s.last.bootId !== last.bootId || last.seq > s.last.seq) s.last = last;
+    }
+    let anomalous = 0;
+    let producedFrames = 0;
+    for (const [i, p] of planned.entries()) {
+      const refused = out.refused[i];
+      if (refused) {
+        reject(p.frame, new WattsplitError('TRANSPORT_REJECTED', `frame host=${JSON.stringify(p.host)} seq=${p.seq}: the bus refused it for good (${messages[i]!.value.length} bytes): ${refused.message}`, { details: { bytes: messages[i]!.value.length } }));
+        continue;
+      }
+      if (!out.produced[i]) continue;
+      producedFrames++;
+      this.metrics.bytesProduced += messages[i]!.value.length;
+      if (!p.anomalies.length) continue;
+      anomalous++;
+      this.log.warn({ code: 'COUNTER_WENT_BACKWARDS', host: p.host, seq: p.seq, boot: p.frame.bootId ?? '' }, `frame host=${JSON.stringify(p.host)} seq=${p.seq}: counters went backwards within boot ${JSON.stringify(p.frame.bootId ?? '')}: ${p.anomalies.join('; ')} (produced with header ${ANOMALY_HEADER})`);
+    }
+    this.metrics.framesAccepted += producedFrames;
+    this.metrics.framesAnomalous += anomalous;
+
+    if (out.stop) {
+      const result = out.stop;
+      const after = result.kind === 'retryable' ? Math.max(1, Math.round(result.afterMs)) : this.failedRetryAfterMs;
+      this.log.warn({ code: result.error.code, batchId, frames: planned.length, produced: producedFrames, retryAfterMs: after, peer: input.peer }, `bus produce ${result.kind}: ${result.error.message}; batch acked RETRY`);
+      return this.ack({
+        batchId,
+        status: status.ACK_STATUS_RETRY,
+        retryAfterMs: after,
+        rejected: rejections.length,
+        rejections,
+        message: `${result.error.code}: ${result.error.message}`,
+      });
+    }
+    this.metrics.framesDuplicate += duplicates;
+    const firstRefused = out.refused.find((e) => e !== undefined);
+    if (producedFrames === 0 && firstRefused) {
+      // Nothing new became durable and the bus will never take these frames: the agent keeps the batch
+      // aside (dead letter) instead of resending it forever.
+      return this.ack({ batchId, status: status.ACK_STATUS_REJECTED, accepted: duplicates, rejected: rejections.length, rejections, message: `TRANSPORT_REJECTED: the bus refused ${out.refused.filter(Boolean).length} of ${planned.length} frames for good: ${firstRefused.message}` });
+    }
+    return this.ack({ batchId, status: status.ACK_STATUS_OK, accepted: producedFrames + duplicates, rejected: rejections.length, rejections });
+  }
+
+  /** One producer send; a throw is a transient failure (the batch is retried, never lost). */
+  private async sendOnce(messages: readonly BusMessageIn[]): Promise<TransportResult> {
     const t0 = this.nowMs();
-    let result;
+    let result: TransportResult;
     try {
       result = await this.producer.send(this.topic, messages);
     } catch (e) {
-      // A producer must return a TransportResult, but a throw must not lose the batch either.
-      const err = normaliseError(e, 'TRANSPORT_UNAVAILABLE', true);
-      result = { kind: 'failed' as const, error: err };
+      result = { kind: 'failed', error: normaliseError(e, 'TRANSPORT_UNAVAILABLE', true) };
     }
-    const ok = result.kind === 'ok';
-    for (const p of planned) {
-      const k = `${p.boot}\0${p.seq}`;
-      if (p.state.pending.get(k) === done) p.state.pending.delete(k);
-      if (ok) p.state.produced.add(p.boot, p.seq);
+    this.onProduce?.(result);
+    if (result.kind === 'ok') observeLatency(this.metrics.produceLatency, (this.nowMs() - t0) / 1000);
+    else {
+      this.metrics.produceFailures++;
+      const kind = isPermanentProduceFailure(result) ? 'permanent' : 'transient';
+      const key = `${kind}:${result.error.code}`;
+      this.metrics.produceErrors[key] = (this.metrics.produceErrors[key] ?? 0) + 1;
     }
-    settle(ok);
+    return result;
+  }
 
-    switch (result.kind) {
-      case 'ok': {
-        observeLatency(this.metrics.produceLatency, (this.nowMs() - t0) / 1000);
-        for (const [host, last] of working) {
-          const s = this.history.get(host);
-          if (last && (!s.last || s.last.bootId !== last.bootId || last.seq > s.last.seq)) s.last = last;
-        }
-        let anomalous = 0;
-        for (const p of planned) {
-          if (!p.anomalies.length) continue;
-          anomalous++;
-          this.log.warn({ code: 'COUNTER_WENT_BACKWARDS', host: p.host, seq: p.seq, boot: p.frame.bootId ?? '' }, `frame host=${JSON.stringify(p.host)} seq=${p.seq}: counters went backwards within boot ${JSON.stringify(p.frame.bootId ?? '')}: ${p.anomalies.join('; ')} (produced with header ${ANOMALY_HEADER})`);
-        }
-        this.metrics.framesAccepted += planned.length;
-        this.metrics.framesDuplicate += duplicates;
-        this.metrics.framesAnomalous += anomalous;
-        this.metrics.bytesProduced += messages.reduce((a, m) => a + m.value.length, 0);
-        return this.ack({ batchId, status: status.ACK_STATUS_OK, accepted: planned.length + duplicates, rejected: rejections.length, rejections });
+  /**
+   * Sends the messages in order. A permanent failure of several messages is bisected (first half, then
+   * second half) so only the messages the bus refuses on their own are refused; the first transient
+   * failure stops everything not yet sent (`stop`), keeping one host's frames in order on a resend.
+   */
+  private async produceIsolating(messages: readonly BusMessageIn[]): Promise<{ produced: boolean[]; refused: (WattsplitError | undefined)[]; stop?: ProduceFailure }> {
+    const produced = messages.map(() => false);
+    const refused: (WattsplitError | undefined)[] = messages.map(() => undefined);
+    const send = async (a: number, b: number): Promise<ProduceFailure | undefined> => {
+      const r = await this.sendOnce(messages.slice(a, b));
+      if (r.kind === 'ok') {
+        produced.fill(true, a, b);
+        return undefined;
       }
-      case 'retryable':
-      case 'failed': {
-        this.metrics.produceFailures++;
-        const after = result.kind === 'retryable' ? Math.max(1, Math.round(result.afterMs)) : this.failedRetryAfterMs;
-        this.log.warn({ code: result.error.code, batchId, frames: planned.length, retryAfterMs: after, peer: input.peer }, `bus produce ${result.kind}: ${result.error.message}; batch acked RETRY`);
-        return this.ack({
-          batchId,
-          status: status.ACK_STATUS_RETRY,
-          retryAfterMs: after,
-          rejected: rejections.length,
-          rejections,
-          message: `${result.error.code}: ${result.error.message}`,
-        });
+      if (!isPermanentProduceFailure(r)) return r;
+      if (b - a === 1) {
+        refused[a] = r.error;
+        return undefined;
       }
-    }
+      const mid = a + Math.floor((b - a) / 2);
+      return (await send(a, mid)) ?? (await send(mid, b));
+    };
+    const stop = await send(0, messages.length);
+    return stop ? { produced, refused, stop } : { produced, refused };
   }
 
   private count(code: string, n = 1): void {

@@ -42,6 +42,18 @@ export interface GatewayMetrics {
   streamPauses: number;
   /** Batches answered RETRY because the global in-flight bound was exceeded. */
   backpressureRetries: number;
+  /** Producer send() results that were not ok, by `transient:CODE` / `permanent:CODE`. */
+  produceErrors: Record<string, number>;
+  /** Batches whose token (or missing client certificate) was refused. */
+  authFailures: number;
+  /** Open client connections (TCP, TLS included). */
+  connections: number;
+  /** Connections accepted since start. */
+  connectionsAccepted: number;
+  /** Connections the gateway refused or closed, by reason (max_connections, pre_auth_bytes, auth_timeout, idle_timeout, handshake_timeout, tls_handshake_failed). */
+  connectionsClosed: Record<string, number>;
+  /** 1 while the producer is ready (gRPC health SERVING), else 0. */
+  producerReady: number;
 }
 
 export function newGatewayMetrics(): GatewayMetrics {
@@ -61,6 +73,12 @@ export function newGatewayMetrics(): GatewayMetrics {
     streams: 0,
     streamPauses: 0,
     backpressureRetries: 0,
+    produceErrors: {},
+    authFailures: 0,
+    connections: 0,
+    connectionsAccepted: 0,
+    connectionsClosed: {},
+    producerReady: 0,
   };
 }
 
@@ -78,6 +96,8 @@ export function snapshotMetrics(m: GatewayMetrics): GatewayMetrics {
     ...m,
     acks: { ...m.acks },
     framesRejected: { ...m.framesRejected },
+    produceErrors: { ...m.produceErrors },
+    connectionsClosed: { ...m.connectionsClosed },
     produceLatency: { ...m.produceLatency, buckets: [...m.produceLatency.buckets] },
   };
 }
@@ -128,5 +148,30 @@ export function gatewayMetricsText(m: GatewayMetrics, labels: Record<string, str
   metric('wattsplit_gateway_streams', 'gauge', 'Open ingest streams.', [[{}, m.streams]]);
   metric('wattsplit_gateway_stream_pauses_total', 'counter', 'Times a stream stopped being read because of its in-flight bound.', [[{}, m.streamPauses]]);
   metric('wattsplit_gateway_backpressure_retries_total', 'counter', 'Batches answered RETRY because the global in-flight bound was exceeded.', [[{}, m.backpressureRetries]]);
+  metric(
+    'wattsplit_gateway_produce_errors_total',
+    'counter',
+    'Producer sends that did not resolve ok, by kind (transient: acked RETRY; permanent: refused for good) and error code.',
+    Object.entries(m.produceErrors).sort(([a], [b]) => a.localeCompare(b)).map(([k, v]) => {
+      const [kind = '', code = ''] = k.split(':');
+      return [{ kind, code }, v];
+    }),
+  );
+  metric('wattsplit_gateway_auth_failures_total', 'counter', 'Batches whose token or client certificate was refused.', [[{}, m.authFailures]]);
+  metric('wattsplit_gateway_connections', 'gauge', 'Open client connections.', [[{}, m.connections]]);
+  metric('wattsplit_gateway_connections_accepted_total', 'counter', 'Client connections accepted.', [[{}, m.connectionsAccepted]]);
+  metric(
+    'wattsplit_gateway_connections_closed_total',
+    'counter',
+    'Connections the gateway refused or closed, by reason (max_connections, pre_auth_bytes, auth_timeout, idle_timeout, handshake_timeout, tls_handshake_failed).',
+    Object.entries(m.connectionsClosed).sort(([a], [b]) => a.localeCompare(b)).map(([reason, v]) => [{ reason }, v]),
+  );
+  metric(
+    'wattsplit_gateway_timeouts_total',
+    'counter',
+    'Connections closed by a timeout, by kind (handshake, auth, idle).',
+    (['handshake', 'auth', 'idle'] as const).map((kind) => [{ kind }, m.connectionsClosed[`${kind}_timeout`] ?? 0]),
+  );
+  metric('wattsplit_gateway_producer_ready', 'gauge', '1 while the bus producer is ready (gRPC health SERVING).', [[{}, m.producerReady]]);
   return out.join('\n') + '\n';
 }
