@@ -1,10 +1,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { appendFileSync, closeSync, openSync, readdirSync, statSync, writeSync } from 'node:fs';
+import { appendFileSync, closeSync, openSync, readFileSync, readdirSync, statSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { AckStatus, memoryLogger, type ITelemetryFrame } from '@wattsplit/wire';
+import { AckStatus, decodeFrame, memoryLogger, type ITelemetryFrame } from '@wattsplit/wire';
 import { FrameSpool } from './frame-spool.js';
 import { GrpcIngestClient } from './grpc-ingest-client.js';
 import { SpoolingSender } from './spooling-sender.js';
@@ -74,14 +74,14 @@ test('gateway down for a while, then back: every frame arrives, in order, once',
   assert.deepEqual(seqs(all), range(1, 30));
 });
 
-test('RETRY acks resend the same batch (same seqs); REJECTED batches are dropped and counted', async (t) => {
+test('RETRY acks resend the same batch (same seqs); REJECTED batches are kept in rejected/ (dead letter), counted, and the rest flows', async (t) => {
   const { dir, cleanup } = tempDir('spool');
   let n = 0;
   const srv = await startIngestServer({
     decide: (b) => {
       n++;
       if (n <= 2) return { status: AckStatus.ACK_STATUS_RETRY, retryAfterMs: 10, message: 'kafka busy' };
-      if (b.frames.some((f) => Number(f.seq) === 3)) return { status: AckStatus.ACK_STATUS_REJECTED, message: 'decode failed' };
+      if (b.frames.some((f) => Number(f.seq) === 3)) return { status: AckStatus.ACK_STATUS_REJECTED, message: 'TRANSPORT_REJECTED: the bus refused 2 of 2 frames for good: MESSAGE_TOO_LARGE' };
       return {};
     },
   });
@@ -100,7 +100,23 @@ test('RETRY acks resend the same batch (same seqs); REJECTED batches are dropped
   const m = sender.metrics();
   assert.equal(m.retries, 2);
   assert.equal(m.rejectedFrames, 2);
-  assert.ok(log.entries.some((e) => e.level === 'error' && /decode failed/.test(e.msg)));
+  const entry = log.entries.find((e) => e.level === 'error' && /MESSAGE_TOO_LARGE/.test(e.msg));
+  assert.ok(entry, 'the rejection is logged');
+  assert.equal(entry.fields.code, 'TRANSPORT_REJECTED');
+  // Nothing is lost: the rejected batch's frames are in the dead-letter file, byte for byte.
+  const files = readdirSync(join(dir, 'rejected'));
+  assert.equal(files.length, 1);
+  assert.equal(entry.fields.file, join(dir, 'rejected', files[0]!));
+  const buf = readFileSync(join(dir, 'rejected', files[0]!));
+  const nl = buf.indexOf(0x0a);
+  assert.deepEqual(JSON.parse(buf.subarray(0, nl).toString()), { code: 'TRANSPORT_REJECTED', message: 'gateway rejected batch 4: TRANSPORT_REJECTED: the bus refused 2 of 2 frames for good: MESSAGE_TOO_LARGE', frames: 2 });
+  const kept: number[] = [];
+  for (let i = nl + 1; i < buf.length; ) {
+    const len = buf.readUInt32LE(i);
+    kept.push(Number(decodeFrame(buf.subarray(i + 4, i + 4 + len), 'dead letter').seq));
+    i += 4 + len;
+  }
+  assert.deepEqual(kept, [3, 4]);
 });
 
 test('spool full: the oldest frames are dropped only past maxBytes, counted and logged', () => {

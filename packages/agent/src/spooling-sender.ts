@@ -6,12 +6,16 @@
  * frames (up to maxFrames / maxBytes, waiting up to lingerMs for a batch to fill), sends them, and acks
  * them in the spool only when the gateway acked the batch. A resent frame is the same bytes, so it keeps
  * its seq; the gateway drops a seq it already has. Retryable results wait (back-off with jitter from the
- * transport) and resend the same frames; a batch the gateway rejects outright is dropped and counted
- * (resending it unchanged cannot succeed); auth / unknown-host rejections come back from the transport as
- * retryable with a long delay, so those frames are kept until the operator fixes the token.
+ * transport) and resend the same frames; a batch the gateway rejects outright (resending it unchanged
+ * cannot succeed: not decodable, refused for good by the bus) is moved out of the way into the dead-letter
+ * directory `<spool dir>/rejected/` (one file per batch, see `writeDeadLetter`), counted and logged, and the
+ * rest of the spool goes on; auth / unknown-host rejections come back from the transport as retryable with
+ * a long delay, so those frames are kept until the operator fixes the token.
  */
 import { WattsplitError, encodeFrame, type IFrameBatch, type ITelemetryFrame, type Logger, decodeFrame } from '@wattsplit/wire';
-import { FrameSpool, type FrameSpoolOptions, type SpoolMetrics } from './frame-spool.js';
+import { closeSync, fsyncSync, mkdirSync, openSync, writeSync } from 'node:fs';
+import { join } from 'node:path';
+import { FrameSpool, type FrameSpoolOptions, type SpoolMetrics, type SpoolRecord } from './frame-spool.js';
 import type { FrameBatchTransport } from './grpc-ingest-client.js';
 
 export interface BatchingOptions {
@@ -135,13 +139,24 @@ export class SpoolingSender {
             while (!this.closing && Date.now() < until) await this.idle(until - Date.now());
           }
           break;
-        case 'failed':
+        case 'failed': {
           this.m.rejectedBatches++;
           this.m.rejectedFrames += frames.length;
           this.m.lastError = res.error.message;
-          this.log.error({ code: res.error.code, frames: frames.length, firstSeq: frames[0]?.seq, lastSeq: frames[frames.length - 1]?.seq }, `batch rejected by the gateway, dropped (resending it unchanged cannot succeed): ${res.error.message}`);
+          let file: string;
+          try {
+            file = writeDeadLetter(this.spool.dir, recs, res.error);
+          } catch (e) {
+            // Never forget a batch that was not kept: leave it spooled and try again later.
+            this.log.error({ code: 'SPOOL_FULL', err: (e as Error).message }, `batch rejected by the gateway (${res.error.message}) and its dead-letter file cannot be written, kept in the spool: ${(e as Error).message}`);
+            const until = Date.now() + 5_000;
+            while (!this.closing && Date.now() < until) await this.idle(until - Date.now());
+            break;
+          }
+          this.log.error({ code: res.error.code, frames: frames.length, firstSeq: frames[0]?.seq, lastSeq: frames[frames.length - 1]?.seq, file }, `batch rejected by the gateway, kept in ${file} (resending it unchanged cannot succeed): ${res.error.message}`);
           this.spool.ack(last.index);
           break;
+        }
       }
     }
   }
@@ -187,4 +202,29 @@ export class SpoolingSender {
     await this.loop;
     this.spool.close();
   }
+}
+
+/**
+ * Writes a batch the gateway refused for good to `<spoolDir>/rejected/<ms>-<first index>.frames`, fsync'd,
+ * before the spool forgets it: a JSON line `{code, message, frames}` then, per frame, u32 LE length and the
+ * frame's protobuf bytes exactly as spooled. Returns the file's path.
+ */
+export function writeDeadLetter(spoolDir: string, recs: readonly SpoolRecord[], error: WattsplitError): string {
+  const dir = join(spoolDir, 'rejected');
+  mkdirSync(dir, { recursive: true });
+  const file = join(dir, `${Date.now()}-${String(recs[0]?.index ?? 0).padStart(16, '0')}.frames`);
+  const fd = openSync(file, 'wx');
+  try {
+    writeSync(fd, JSON.stringify({ code: error.code, message: error.message, frames: recs.length }) + '\n');
+    for (const r of recs) {
+      const len = Buffer.alloc(4);
+      len.writeUInt32LE(r.payload.length);
+      writeSync(fd, len);
+      writeSync(fd, r.payload);
+    }
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+  return file;
 }
