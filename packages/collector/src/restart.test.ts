@@ -1,5 +1,6 @@
 // A collector restart: the new instance seeds each host's aligner from the stored checkpoint, so the
-// interval spanning the restart is attributed; a checkpoint older than the stored intervals is not used.
+// interval spanning the restart is attributed; a checkpoint older than the stored intervals, with the frames
+// between them not redelivered, is not used as the start of an interval (it would count stored energy again).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';

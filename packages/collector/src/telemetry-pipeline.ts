@@ -26,7 +26,7 @@ import {
   type SourceName,
   type StaticPowerEstimate,
 } from '@wattsplit/attribution';
-import { str, type Checkpoint, type IntervalWrite, type Store } from '@wattsplit/store';
+import type { Checkpoint, IntervalWrite, Store } from '@wattsplit/store';
 import {
   EnergySource,
   EnergyUnit,
@@ -57,6 +57,7 @@ export const DLQ_HEADERS = {
 } as const;
 
 const ZERO_WATTS: Record<SourceName, number> = { rapl: 0, gpu: 0, bmc_rest: 0 };
+const OK_RESULT: TransportResult = { kind: 'ok' };
 
 /** One interval waiting to be stored, with the frame and message it came from. */
 interface BatchEntry {
@@ -66,6 +67,8 @@ interface BatchEntry {
   stored: boolean;
   /** Set when the group write this entry went into failed transiently: the retry writes this group again. */
   failedGroup?: readonly BatchEntry[] | undefined;
+  /** A write of this entry was left unanswered or failed part-way: it may have landed, so check before writing again. */
+  attempted?: boolean;
 }
 
 export interface PipelineStats {
@@ -88,6 +91,13 @@ export class TelemetryPipeline implements OnApplicationBootstrap, OnApplicationS
   private readonly checkpoints = new Map<number, Map<string, Checkpoint>>();
   /** Hosts whose checkpoint was looked up since this collector started. */
   private readonly resumed = new Set<string>();
+  /**
+   * Per host, the highest seq stored before this collector took the host over (by it or another replica):
+   * frames up to it may have intervals stored already, so each is checked against the store before its
+   * interval is written (never attributed twice) and before a new boot may use its seq (never rewritten).
+   * Dropped once the host's frames pass it.
+   */
+  private readonly storedFloor = new Map<string, { seq: number; bootId: string }>();
   private readonly learner: StaticPowerLearner | undefined;
   private readonly fallbackWatts: Record<SourceName, number>;
   private readonly producer: BusProducer;
@@ -203,11 +213,32 @@ export class TelemetryPipeline implements OnApplicationBootstrap, OnApplicationS
     const seq = frame.seq ?? 0;
     if (!this.committed.has(host) && !this.resumed.has(host)) await this.resume(host);
     const last = this.committed.get(host);
-    if (last && (last.bootId ?? '') === (frame.bootId ?? '') && seq <= (last.seq ?? 0)) {
-      // Redelivery of a frame whose interval is already stored and published.
+    const bootId = frame.bootId ?? '';
+    let alreadyStored = false;
+    if (last && seq <= (last.seq ?? 0)) {
+      // At or below the committed frame: a redelivery, unless a new boot is reusing the host's seqs.
+      const stored = (last.bootId ?? '') === bootId ? undefined : (await this.store.storedIntervals(host, [seq]))[0];
+      if ((last.bootId ?? '') !== bootId && stored?.bootId !== bootId) return this.refuseSeqReuse(m, frame, where, last.bootId ?? '', last.seq ?? 0);
       this.stats.framesReplayed++;
       this.log.debug({ host, seq, where }, 'skipping replayed frame');
       return undefined;
+    }
+    const floor = this.storedFloor.get(host);
+    if (floor && seq <= floor.seq) {
+      // Stored before this collector took the host over? Then write nothing of it again.
+      const stored = (await this.store.storedIntervals(host, [seq]))[0];
+      if (stored && stored.bootId !== '' && stored.bootId !== bootId) return this.refuseSeqReuse(m, frame, where, stored.bootId, floor.seq);
+      alreadyStored = stored?.attributed === true;
+    } else if (floor) {
+      this.storedFloor.delete(host);
+      const ref = this.aligner.referenceSeq(host);
+      if (ref !== undefined && ref < floor.seq) {
+        // The reference (a stale checkpoint) is behind intervals already stored and the frames between
+        // were not redelivered: an interval from it would count stored energy again. Start afresh.
+        this.aligner.forget(host);
+        this.committed.delete(host);
+        this.log.warn({ host, seq, referenceSeq: ref, storedSeq: floor.seq }, `${host}: the frames between stored seq ${floor.seq} and seq ${seq} were not redelivered; seq ${seq} starts afresh (interval ${floor.seq}→${seq} not attributed)`);
+      }
     }
     if (this.dirty.has(host)) {
       this.aligner.forget(host);
@@ -220,6 +251,10 @@ export class TelemetryPipeline implements OnApplicationBootstrap, OnApplicationS
       if (r.rejected.code === 'FRAME_INVALID_FIELD') {
         await this.deadLetter(m, r.rejected);
         return undefined;
+      }
+      if (r.rejected.code === 'FRAME_SEQ_REUSED') {
+        const d = r.rejected.details as { previousBootId?: string; lastSeq?: number };
+        return this.refuseSeqReuse(m, frame, where, d.previousBootId ?? '', d.lastSeq ?? 0);
       }
       this.stats.framesRejected++;
       this.metrics.inc('wattsplit_collector_frames_total', { result: 'rejected' });
@@ -252,6 +287,14 @@ export class TelemetryPipeline implements OnApplicationBootstrap, OnApplicationS
       if (!held && !batch.some((e) => e.write.interval.hostId === host)) this.committed.set(host, frame);
       return undefined;
     }
+    if (alreadyStored) {
+      // Its interval is in the store (written before a restart or by the replica that had the host):
+      // the aligner moved on with it; storing or publishing it again would count it twice.
+      this.stats.framesReplayed++;
+      this.log.debug({ host, seq, where }, 'interval already stored before this collector took the host over: not written again');
+      if (!batch.some((e) => e.write.interval.hostId === host)) this.committed.set(host, frame);
+      return undefined;
+    }
     let results: AttributionResult[];
     try {
       results = this.attribute(r.interval);
@@ -270,13 +313,16 @@ export class TelemetryPipeline implements OnApplicationBootstrap, OnApplicationS
    * the same deduplication token as the write that may have landed.
    */
   private async flush(partition: number, batch: BatchEntry[]): Promise<void> {
+    await this.markLanded(batch.filter((e) => !e.stored && e.attempted));
     const toStore = batch.filter((e) => !e.stored);
     if (toStore.length > 0) {
       const failedGroup = toStore[0]!.failedGroup;
       let w: TransportResult;
       let shared = false;
       if (failedGroup) {
-        w = await this.store.writeIntervals(failedGroup.map((e) => e.write));
+        await this.markLanded(failedGroup.filter((e) => !e.stored));
+        const rest = failedGroup.filter((e) => !e.stored);
+        w = rest.length > 0 ? await this.store.writeIntervals(rest.map((e) => e.write)) : OK_RESULT;
         shared = failedGroup.length > toStore.length;
         if (w.kind === 'ok') for (const e of failedGroup) [e.stored, e.failedGroup] = [true, undefined];
         else if (w.kind === 'failed') for (const e of failedGroup) e.failedGroup = undefined;
@@ -293,6 +339,9 @@ export class TelemetryPipeline implements OnApplicationBootstrap, OnApplicationS
       if (w.kind === 'retryable') {
         this.stats.storeFailures++;
         this.metrics.inc('wattsplit_collector_store_failures_total', { kind: 'retryable' });
+        // The write may have landed (an unanswered insert, or some of its inserts): check before the retry.
+        for (const e of toStore) e.attempted = true;
+        for (const e of failedGroup ?? []) e.attempted = true;
         this.pending.set(partition, batch);
         this.log.warn({ partition, intervals: toStore.length, code: w.error.code }, `intervals not stored, batch will be redelivered: ${w.error.message}`);
         throw w.error;
@@ -313,6 +362,7 @@ export class TelemetryPipeline implements OnApplicationBootstrap, OnApplicationS
             this.committed.set(e.write.interval.hostId, e.frame);
           } else {
             // Down again half-way: nothing after this is stored; re-align those hosts on redelivery.
+            e.attempted = true;
             for (const rest of toStore.slice(toStore.indexOf(e))) this.dirty.add(rest.write.interval.hostId);
             this.pending.set(partition, kept);
             throw one.error;
@@ -374,13 +424,14 @@ export class TelemetryPipeline implements OnApplicationBootstrap, OnApplicationS
    */
   private async resume(host: string): Promise<void> {
     const cp = await this.store.loadCheckpoint(host);
+    const floor = await this.store.highestStoredSeq(host);
     this.resumed.add(host);
+    if (floor) this.storedFloor.set(host, floor);
     if (!cp) return;
-    const stored = (await this.store.query(`SELECT max(seq) AS s FROM host_samples FINAL WHERE host = ${str(host)} AND boot_id = ${str(cp.bootId)}`)).rows[0];
-    const maxStored = Number(stored?.s ?? 0);
-    if (maxStored > cp.seq) {
-      this.log.warn({ host, checkpointSeq: cp.seq, storedSeq: maxStored }, `checkpoint of ${host} is older than its stored intervals; not resuming from it`);
-      return;
+    if (floor && floor.seq > cp.seq) {
+      // A crash between the interval write and the checkpoint save: the intervals after the checkpoint
+      // are stored; their frames, redelivered, are recognised by `storedFloor` and not written again.
+      this.log.info({ host, checkpointSeq: cp.seq, storedSeq: floor.seq }, `checkpoint of ${host} is older than its stored intervals; intervals up to seq ${floor.seq} are checked against the store before any write`);
     }
     let frame: TelemetryFrame;
     try {
@@ -396,6 +447,51 @@ export class TelemetryPipeline implements OnApplicationBootstrap, OnApplicationS
     }
     this.committed.set(host, frame);
     this.log.info({ host, seq: cp.seq }, `resumed ${host} from its checkpoint at seq ${cp.seq}`);
+  }
+
+  /** Marks the entries whose attribution rows are already in the store as stored (an earlier write landed). */
+  private async markLanded(entries: readonly BatchEntry[]): Promise<void> {
+    if (entries.length === 0) return;
+    const byHost = new Map<string, BatchEntry[]>();
+    for (const e of entries) {
+      const h = e.write.interval.hostId;
+      const list = byHost.get(h);
+      if (list) list.push(e);
+      else byHost.set(h, [e]);
+    }
+    let landed = 0;
+    for (const [host, es] of byHost) {
+      const stored = new Set((await this.store.storedIntervals(host, es.map((e) => e.write.interval.seq))).filter((x) => x.attributed).map((x) => x.seq));
+      for (const e of es) {
+        e.attempted = false;
+        if (stored.has(e.write.interval.seq)) {
+          e.stored = true;
+          e.failedGroup = undefined;
+          landed++;
+        }
+      }
+    }
+    if (landed > 0) this.log.info({ intervals: entries.length, landed }, `${landed} of ${entries.length} intervals of an unanswered write had landed: not written again`);
+  }
+
+  /**
+   * A frame of a new boot with a seq the host already used: storing it would overwrite billed rows (the
+   * key is host+seq). It is kept on the dead-letter topic with the reason, counted and logged; the
+   * anomaly is stored under the host's seq.
+   */
+  private async refuseSeqReuse(m: BusMessage, frame: TelemetryFrame, where: string, previousBootId: string, lastSeq: number): Promise<undefined> {
+    const host = frame.hostId || m.key;
+    const seq = frame.seq ?? 0;
+    const err = new WattsplitError('FRAME_SEQ_REUSED', `host ${host}: boot ${JSON.stringify(frame.bootId ?? '')} sent seq ${seq}, at or below seq ${lastSeq} of boot ${JSON.stringify(previousBootId)}; billed history is never rewritten (frame kept on ${TOPICS.deadLetter})`, {
+      details: { host, seq, where, bootId: frame.bootId ?? '', previousBootId, lastSeq },
+    });
+    this.stats.framesRejected++;
+    this.metrics.inc('wattsplit_collector_anomalies_total', { code: err.code });
+    this.log.error({ host, seq, where, code: err.code, bootId: frame.bootId ?? '', previousBootId }, err.message);
+    await this.deadLetter(m, err);
+    const w = await this.store.writeAnomalies(host, seq, frame.wallUnixNs ?? 0, [{ code: err.code, message: err.message }]);
+    if (w.kind !== 'ok') this.log.warn({ host, seq, code: w.error.code }, `could not store the anomaly: ${w.error.message}`);
+    return undefined;
   }
 
   private staticPower(hostId: string): StaticPowerEstimate {

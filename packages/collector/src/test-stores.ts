@@ -14,6 +14,8 @@ export class DelegatingStore implements Store {
   writeAnomalies(h: string, s: number, t: number, a: readonly Anomaly[]) { return this.inner.writeAnomalies(h, s, t, a); }
   saveCheckpoints(c: readonly Checkpoint[]) { return this.inner.saveCheckpoints(c); }
   loadCheckpoint(h: string) { return this.inner.loadCheckpoint(h); }
+  highestStoredSeq(h: string) { return this.inner.highestStoredSeq(h); }
+  storedIntervals(h: string, seqs: readonly number[]) { return this.inner.storedIntervals(h, seqs); }
   query(sql: string, f?: QueryFormat) { return this.inner.query(sql, f); }
   readHistory(q: HistoryQuery) { return this.inner.readHistory(q); }
   vmEnergy(u: string, q: EnergyRangeQuery) { return this.inner.vmEnergy(u, q); }

@@ -10,7 +10,7 @@ import type { Anomaly, HostInterval, VmInterval } from '@wattsplit/attribution';
 import { OK, WattsplitError, backoffMs, failed, normaliseError, retryable, silentLogger, type Logger, type TransportResult } from '@wattsplit/wire';
 import { DEFAULT_RETENTION, DEFAULT_SQL_DIR, migrate, type Retention } from './migrations.js';
 import { anomalyRows, attributionRows, hostRow, intervalFromRows, vmFromRow, vmRows } from './rows.js';
-import { QUERY_FORMATS, type BillLine, type Checkpoint, type EnergyRangeQuery, type HistoryQuery, type IntervalWrite, type QueryFormat, type QueryResult, type Store, type TenantTotal, type VmEnergyRow } from './store.js';
+import { QUERY_FORMATS, type BillLine, type Checkpoint, type EnergyRangeQuery, type HistoryQuery, type IntervalWrite, type QueryFormat, type QueryResult, type Store, type StoredInterval, type TenantTotal, type VmEnergyRow } from './store.js';
 import { capabilitiesOf, int, str, type Capabilities, type ClickHouseTransport, type Settings } from './transport.js';
 
 export interface SqlStoreOptions {
@@ -178,6 +178,24 @@ export class SqlStore implements Store {
     const r = (await this.rows(`SELECT host, seq, boot_id, frame_b64 FROM collector_checkpoints FINAL WHERE host = ${str(hostId)} ORDER BY seq DESC LIMIT 1`))[0];
     if (!r) return undefined;
     return { hostId: text(r.host), seq: num(r.seq), bootId: text(r.boot_id), frame: new Uint8Array(Buffer.from(text(r.frame_b64), 'base64')) };
+  }
+
+  async highestStoredSeq(hostId: string): Promise<{ seq: number; bootId: string } | undefined> {
+    const r = (await this.rows(`SELECT count() AS n, max(seq) AS top, argMax(boot_id, seq) AS top_boot FROM host_samples WHERE host = ${str(hostId)}`))[0];
+    if (!r || num(r.n) === 0) return undefined;
+    return { seq: num(r.top), bootId: text(r.top_boot) };
+  }
+
+  async storedIntervals(hostId: string, seqs: readonly number[]): Promise<StoredInterval[]> {
+    if (seqs.length === 0) return [];
+    const list = seqs.map((q) => int(q, `storedIntervals ${hostId} seq`)).join(', ');
+    const where = `host = ${str(hostId)} AND seq IN (${list})`;
+    const hosts = await this.rows(`SELECT seq, any(boot_id) AS boot FROM host_samples WHERE ${where} GROUP BY seq`);
+    const attributed = new Set((await this.rows(`SELECT DISTINCT seq FROM attributions WHERE ${where}`)).map((r) => num(r.seq)));
+    const out = new Map<number, StoredInterval>();
+    for (const r of hosts) out.set(num(r.seq), { seq: num(r.seq), bootId: text(r.boot), attributed: attributed.has(num(r.seq)) });
+    for (const q of attributed) if (!out.has(q)) out.set(q, { seq: q, bootId: '', attributed: true });
+    return [...out.values()].sort((a, b) => a.seq - b.seq);
   }
 
   async writeAnomalies(hostId: string, seq: number, t1UnixNs: number, anomalies: readonly Anomaly[]): Promise<TransportResult> {

@@ -102,6 +102,13 @@ export interface TenantTotal {
   staticJoules: number;
 }
 
+export interface StoredInterval {
+  seq: number;
+  /** Boot id of the stored host row ('' when only attribution rows exist). */
+  bootId: string;
+  attributed: boolean;
+}
+
 export interface Store {
   readonly backend: 'chdb' | 'clickhouse-server';
   /** Connects and applies pending migrations. Throws CONFIG_INVALID / STORE_UNAVAILABLE / STORE_QUERY_FAILED. */
@@ -117,6 +124,15 @@ export interface Store {
   saveCheckpoints(checkpoints: readonly Checkpoint[]): Promise<TransportResult>;
   /** The newest checkpoint of a host, or undefined. Throws like query(). */
   loadCheckpoint(hostId: string): Promise<Checkpoint | undefined>;
+  /** The highest seq stored for a host (any boot) and its boot id, or undefined. Throws like query(). */
+  highestStoredSeq(hostId: string): Promise<{ seq: number; bootId: string } | undefined>;
+  /**
+   * Which of these seqs of a host are stored: the boot id of the host row and whether its attribution
+   * rows exist (one insert block per interval: all or none of them). Throws like query(). Used before a
+   * write that may repeat one that landed (a retry after an unanswered write, a replay after a restart),
+   * so no attribution row is inserted twice and the rollups fed from them stay exact on every server.
+   */
+  storedIntervals(hostId: string, seqs: readonly number[]): Promise<StoredInterval[]>;
   writeAnomalies(hostId: string, seq: number, t1UnixNs: number, anomalies: readonly Anomaly[]): Promise<TransportResult>;
   query(sql: string, format?: QueryFormat): Promise<QueryResult>;
   /** Host intervals as they were written (deduplicated), oldest first: the training set of the models. */

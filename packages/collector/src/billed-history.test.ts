@@ -1,0 +1,100 @@
+// Billed history is written once and never rewritten: a new boot that reuses a host's seqs is refused
+// (kept on the dead-letter topic), a replay after a crash between the interval write and the checkpoint
+// save writes nothing twice (the raw tables AND the rollups fed from them stay exact), and an agent
+// restart on the same host boot is billed across the gap.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { InProcessBus, TOPICS, encodeFrame, memoryLogger, type BusMessage, type ITelemetryFrame, type Logger } from '@wattsplit/wire';
+import { startEmbeddedCollector } from './embedded.js';
+import { HOST_A, frameAt } from './test-frames.js';
+
+type Collector = Awaited<ReturnType<typeof startEmbeddedCollector>>;
+
+async function run(dataDir: string, log: Logger, frames: ITelemetryFrame[], before?: (c: Collector) => Promise<void>, after?: (c: Collector, bus: InProcessBus) => Promise<void>): Promise<void> {
+  const bus = new InProcessBus({ partitions: 1 });
+  const c = await startEmbeddedCollector({ dataDir, bus, logger: log });
+  try {
+    if (before) await before(c);
+    await bus.producer().send(TOPICS.telemetry, frames.map((f) => ({ key: f.hostId!, value: encodeFrame(f) })));
+    await bus.idle();
+    if (after) await after(c, bus);
+  } finally {
+    await c.close();
+    await bus.close();
+  }
+}
+
+const num = async (c: Collector, sql: string): Promise<number> => Number(Object.values((await c.store.query(sql)).rows[0]!)[0]);
+const frames = (from: number, to: number, boot = 'boot-1') => Array.from({ length: to - from + 1 }, (_, i) => frameAt(HOST_A, from + i, boot));
+
+/** Stored energy three ways: raw host rows, attributions (one method), and both rollup tables. */
+async function energy(c: Collector) {
+  return {
+    raw: await num(c, `SELECT sum(rapl_j + gpu_j + bmc_rest_j) FROM host_samples FINAL WHERE host = 'hv-a'`),
+    attributed: await num(c, `SELECT sum(dynamic_j + static_j) FROM attributions FINAL WHERE host = 'hv-a' AND method = 'cpu_share'`),
+    vmRollup: await num(c, `SELECT sum(dynamic_j + static_j) FROM vm_energy_hourly WHERE host = 'hv-a' AND method = 'cpu_share'`),
+    tenantRollup: await num(c, `SELECT sum(dynamic_j + static_j) FROM tenant_energy_hourly WHERE method = 'cpu_share'`),
+    intervals: await num(c, `SELECT count() FROM host_samples FINAL WHERE host = 'hv-a'`),
+  };
+}
+
+test('a new boot reusing stored seqs is refused and kept; stored rows and rollups are unchanged', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'wattsplit-reuse-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const db = join(dir, 'db');
+  const log = memoryLogger();
+  await run(db, log, frames(1, 6));
+  let before: Awaited<ReturnType<typeof energy>> | undefined;
+  // A reinstalled agent (or anyone with the host's token) starts over at seq 1 under a new boot, with
+  // other counter values: in the same collector, and in a restarted one (no state but the store's).
+  const impostor = frames(1, 4, 'boot-2').map((f) => ({ ...f, monoNs: f.monoNs! - 900e9, counters: f.counters!.map((k) => ({ ...k, value: Math.round(Number(k.value) / 3) })) }));
+  await run(db, log, [], async (c) => void (before = await energy(c)));
+  await run(db, log, impostor, undefined, async (c, bus) => {
+    const after = await energy(c);
+    assert.deepEqual(after, before, 'nothing stored was rewritten or added');
+    const dead: BusMessage[] = [];
+    await bus.subscribe({ topic: TOPICS.deadLetter, groupId: 't-dlq', fromBeginning: true, handler: async (ms) => void dead.push(...ms) });
+    await bus.idle();
+    assert.equal(dead.length, 4, 'every refused frame is kept on the dead-letter topic');
+    assert.ok(dead.every((m) => m.headers?.['x-wattsplit-error-code'] === 'FRAME_SEQ_REUSED'));
+    assert.equal(await num(c, `SELECT count() FROM anomalies FINAL WHERE host = 'hv-a' AND code = 'FRAME_SEQ_REUSED'`), 4);
+  });
+  assert.ok(log.entries.some((e) => e.level === 'error' && /boot "boot-2" sent seq 1, at or below seq 6 of boot "boot-1"; billed history is never rewritten/.test(e.msg)));
+});
+
+test('a replay after a crash between the interval write and the checkpoint save stores nothing twice, raw or rollup', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'wattsplit-replay-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const db = join(dir, 'db');
+  const log = memoryLogger();
+  await run(db, log, frames(1, 10));
+  // The crash: intervals up to 10 are stored, the checkpoint is older (seq 4), and the bus redelivers
+  // from the last committed offset (frame 4) on.
+  await run(db, log, frames(4, 15), async (c) => {
+    await c.store.query('TRUNCATE TABLE collector_checkpoints', 'CSV');
+    assert.equal((await c.store.saveCheckpoints([{ hostId: 'hv-a', seq: 4, bootId: 'boot-1', frame: encodeFrame(frameAt(HOST_A, 4)) }])).kind, 'ok');
+  }, async (c) => {
+    const e = await energy(c);
+    const expected = 14 * HOST_A.bmcW; // 14 one-second intervals (1→2 … 14→15), each once
+    assert.equal(e.intervals, 14);
+    for (const [k, v] of Object.entries(e)) if (k !== 'intervals') assert.ok(Math.abs(v - expected) < 1e-6, `${k}: ${v} J, expected ${expected} J`);
+  });
+  assert.ok(log.entries.some((x) => /checkpoint of hv-a is older than its stored intervals/.test(x.msg)));
+});
+
+test('an agent restart with a new boot id on the same host boot is billed across the gap: nothing lost', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'wattsplit-agent-restart-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const log = memoryLogger();
+  // seq 1-5 under boot A; the agent is down 5 s (no frames 6-10); it comes back under boot B at seq 11.
+  await run(join(dir, 'db'), log, [...frames(1, 5, 'agent-a'), ...frames(11, 14, 'agent-b')], undefined, async (c) => {
+    const e = await energy(c);
+    assert.equal(e.intervals, 8, '1→2 … 4→5, 5→11 (across the restart), 11→12 … 13→14');
+    const expected = 13 * HOST_A.bmcW;
+    for (const [k, v] of Object.entries(e)) if (k !== 'intervals') assert.ok(Math.abs(v - expected) < 1e-6, `${k}: ${v} J, expected ${expected} J`);
+    assert.equal(await num(c, `SELECT count() FROM anomalies FINAL WHERE host = 'hv-a' AND code = 'AGENT_RESTARTED'`), 1);
+  });
+});
