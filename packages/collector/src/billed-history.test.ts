@@ -98,3 +98,21 @@ test('an agent restart with a new boot id on the same host boot is billed across
     assert.equal(await num(c, `SELECT count() FROM anomalies FINAL WHERE host = 'hv-a' AND code = 'AGENT_RESTARTED'`), 1);
   });
 });
+
+test('a host clock at 1970 or 2100 is billed when its energy arrived (the bus time), with an anomaly; nothing is lost', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'wattsplit-clock-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const log = memoryLogger();
+  const year2100 = Date.UTC(2100, 0, 1) * 1e6;
+  const skewed = [...frames(1, 4).map((f) => ({ ...f, wallUnixNs: 86_400e9 + Number(f.seq) * 1e9 })), ...frames(5, 8).map((f) => ({ ...f, wallUnixNs: year2100 + Number(f.seq) * 1e9 }))];
+  const sent = Date.now();
+  await run(join(dir, 'db'), log, skewed, undefined, async (c) => {
+    const e = await energy(c);
+    assert.equal(e.intervals, 7);
+    for (const [k, v] of Object.entries(e)) if (k !== 'intervals') assert.ok(Math.abs(v - 7 * HOST_A.bmcW) < 1e-6, `${k}: ${v} J`);
+    const span = (await c.store.query(`SELECT toUnixTimestamp(min(ts)) AS lo, toUnixTimestamp(max(ts)) AS hi FROM attributions FINAL WHERE host = 'hv-a'`)).rows[0]!;
+    for (const x of [Number(span.lo), Number(span.hi)]) assert.ok(Math.abs(x - sent / 1000) < 120, `billed at ${new Date(x * 1000).toISOString()}, not 1970 or 2100`);
+    assert.equal(await num(c, `SELECT count() FROM anomalies FINAL WHERE host = 'hv-a' AND code = 'FRAME_CLOCK_IMPLAUSIBLE'`), 8);
+  });
+  assert.equal(log.entries.filter((e) => /wall clock .* dated by the gateway's time/.test(e.msg)).length, 1, 'logged once per episode, counted every time');
+});

@@ -35,6 +35,14 @@ export interface CollectorConfig {
   /** Static power per source (W) used until learned; learned from the host's own intervals unless learn=false. */
   staticPower?: { fallbackWatts?: Partial<Record<SourceName, number>>; learn?: boolean; minSamples?: number };
   aligner?: IntervalAlignerOptions;
+  /**
+   * How far a frame's wall clock may be from the time the gateway produced it (the bus timestamp) before
+   * the frame is dated by that timestamp instead (anomaly FRAME_CLOCK_IMPLAUSIBLE): ahead by at most
+   * `maxAheadS` (default 300), behind by at most `maxBehindS` (default 30 days: frames kept in an agent's
+   * spool through an outage are legitimately late). A host whose clock says 1970 or 2100 is billed at
+   * the time its energy arrived, never at those dates.
+   */
+  wallClock?: { maxAheadS?: number; maxBehindS?: number };
   /** Consumer group on TOPICS.telemetry. Default "wattsplit-collector". */
   groupId?: string;
   /**

@@ -22,6 +22,7 @@ import {
   type AttributionContext,
   type AttributionMethod,
   type AttributionResult,
+  type Anomaly,
   type HostInterval,
   type SourceName,
   type StaticPowerEstimate,
@@ -98,6 +99,8 @@ export class TelemetryPipeline implements OnApplicationBootstrap, OnApplicationS
    * Dropped once the host's frames pass it.
    */
   private readonly storedFloor = new Map<string, { seq: number; bootId: string }>();
+  /** Hosts whose last frame's wall clock was implausible (their anomaly is logged once per episode). */
+  private readonly badClockHosts = new Set<string>();
   private readonly learner: StaticPowerLearner | undefined;
   private readonly fallbackWatts: Record<SourceName, number>;
   private readonly producer: BusProducer;
@@ -211,6 +214,7 @@ export class TelemetryPipeline implements OnApplicationBootstrap, OnApplicationS
     }
     const host = frame.hostId || m.key;
     const seq = frame.seq ?? 0;
+    const clockAnomaly = this.dateByBusIfImplausible(frame, m);
     if (!this.committed.has(host) && !this.resumed.has(host)) await this.resume(host);
     const last = this.committed.get(host);
     const bootId = frame.bootId ?? '';
@@ -246,6 +250,7 @@ export class TelemetryPipeline implements OnApplicationBootstrap, OnApplicationS
       this.dirty.delete(host);
     }
     const r = this.aligner.push(frame);
+    if (clockAnomaly && !r.rejected) r.anomalies.unshift(clockAnomaly);
     for (const a of r.anomalies) this.metrics.inc('wattsplit_collector_anomalies_total', { code: a.code });
     if (r.rejected) {
       if (r.rejected.code === 'FRAME_INVALID_FIELD') {
@@ -447,6 +452,32 @@ export class TelemetryPipeline implements OnApplicationBootstrap, OnApplicationS
     }
     this.committed.set(host, frame);
     this.log.info({ host, seq: cp.seq }, `resumed ${host} from its checkpoint at seq ${cp.seq}`);
+  }
+
+  /**
+   * A wall clock far from when the gateway produced the frame (the bus timestamp, fixed per message, so
+   * a redelivery is dated the same way) is a host clock that is wrong, not energy from 1970 or 2100: the
+   * frame is dated by the bus timestamp, with an anomaly (logged once per host until its clock is sane).
+   */
+  private dateByBusIfImplausible(frame: TelemetryFrame, m: BusMessage): Anomaly | undefined {
+    const busMs = m.timestampMs;
+    if (!(busMs > 0)) return undefined;
+    const wallMs = Number(frame.wallUnixNs ?? 0) / 1e6;
+    const aheadS = (wallMs - busMs) / 1000;
+    const maxAhead = this.config.wallClock?.maxAheadS ?? 300;
+    const maxBehind = this.config.wallClock?.maxBehindS ?? 30 * 86400;
+    const host = frame.hostId || m.key;
+    if (aheadS <= maxAhead && -aheadS <= maxBehind) {
+      this.badClockHosts.delete(host);
+      return undefined;
+    }
+    const message = `host ${host} seq ${String(frame.seq ?? 0)}: wall clock ${new Date(wallMs).toISOString()} is ${aheadS > 0 ? `${Math.round(aheadS)} s ahead of` : `${Math.round(-aheadS)} s behind`} the gateway's ${new Date(busMs).toISOString()} (tolerated: ${maxAhead} s ahead, ${maxBehind} s behind); dated by the gateway's time`;
+    if (!this.badClockHosts.has(host)) {
+      this.badClockHosts.add(host);
+      this.log.warn({ host, seq: frame.seq ?? 0, code: 'FRAME_CLOCK_IMPLAUSIBLE', wallMs, busMs }, message);
+    }
+    frame.wallUnixNs = busMs * 1e6;
+    return { code: 'FRAME_CLOCK_IMPLAUSIBLE', message };
   }
 
   /** Marks the entries whose attribution rows are already in the store as stored (an earlier write landed). */

@@ -46,6 +46,8 @@ export const ERROR_CODES = [
   'FRAME_SEQ_REUSED',
   // attribution: an agent restarted on the same host boot (the interval across the restart is billed)
   'AGENT_RESTARTED',
+  // attribution: a frame's wall clock was far from the gateway's time (1970, 2100): dated by the gateway's
+  'FRAME_CLOCK_IMPLAUSIBLE',
 ] as const;
 
 export type ErrorCode = (typeof ERROR_CODES)[number];
