@@ -355,6 +355,11 @@ export class TelemetryPipeline implements OnApplicationBootstrap, OnApplicationS
         // Refused for good (bad values): find the culprits one by one, dead-letter them, keep the rest.
         this.stats.storeFailures++;
         this.metrics.inc('wattsplit_collector_store_failures_total', { kind: 'failed' });
+        const hosts = [...new Set(toStore.map((e) => e.write.interval.hostId))];
+        this.log.error(
+          { partition, intervals: toStore.length, hosts: hosts.slice(0, 20), code: w.error.code },
+          `store refused a write of ${toStore.length} intervals for good (${w.error.message}); writing them one by one, any refused again goes to ${TOPICS.deadLetter} with the reason`,
+        );
         this.pending.delete(partition);
         const kept: BatchEntry[] = [];
         for (const e of toStore) {
