@@ -14,6 +14,8 @@ export interface AgentStateFile {
   hostId: string;
   seq: number;
   bootId: string;
+  /** The BMC power integrator (when the BMC gives power only), valid for `bootId`'s monotonic clock. */
+  bmc?: { j: number; w: number; monoNs: number };
 }
 
 export const AGENT_STATE_FILE = 'agent-state.json';
@@ -37,7 +39,10 @@ export function loadAgentState(dir: string): AgentStateFile | undefined {
   if (typeof o.seq !== 'number' || !Number.isSafeInteger(o.seq) || o.seq < 0) {
     throw new WattsplitError('SPOOL_CORRUPT', `${file}: seq=${JSON.stringify(o.seq)} is not a non-negative integer`, { details: { file, field: 'seq', value: o.seq } });
   }
-  return { hostId: String(o.hostId ?? ''), seq: o.seq, bootId: String(o.bootId ?? '') };
+  const out: AgentStateFile = { hostId: String(o.hostId ?? ''), seq: o.seq, bootId: String(o.bootId ?? '') };
+  const b = o.bmc;
+  if (b && typeof b === 'object' && [b.j, b.w, b.monoNs].every((x) => typeof x === 'number' && Number.isFinite(x))) out.bmc = { j: b.j, w: b.w, monoNs: b.monoNs };
+  return out;
 }
 
 /**
@@ -57,7 +62,7 @@ export class AgentStateWriter {
     this.fd ??= openSync(this.file, constants.O_RDWR | constants.O_CREAT, 0o644);
     if (this.fd === undefined) return;
     // pad to a fixed width so an in-place overwrite never leaves the tail of a longer old record
-    const text = JSON.stringify(st).padEnd(256, ' ');
+    const text = JSON.stringify(st).padEnd(384, ' ');
     writeSync(this.fd, text, 0);
     ftruncateSync(this.fd, Buffer.byteLength(text));
   }

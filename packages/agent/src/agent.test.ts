@@ -141,16 +141,22 @@ test('boot id is the kernel\'s: an agent restart keeps it, a host reboot changes
     mkdirSync(bootFile, { recursive: true });
     writeFileSync(join(bootFile, 'boot_id'), '6f1c2a51-58a8-4c6e-9a2f-0d6c1b2e3f40\n');
     const clock = fakeClock();
-    const mk = (log = memoryLogger()) => new Agent({ hostId: 'hv-01', fs: new RootedHostFs(root), domains: new StaticDomainSource([]), logger: log, stateDir: state, clock });
+    const bmc: BmcSource = { read: async () => ({ energyJoules: undefined, powerWatts: 400 }) }; // power only: the agent integrates it
+    const mk = (log = memoryLogger()) => new Agent({ hostId: 'hv-01', fs: new RootedHostFs(root), domains: new StaticDomainSource([]), logger: log, stateDir: state, clock, bmc });
+    const bmcJ = (f: { counters?: { id?: string | null; value?: unknown }[] | null }) => Number(f.counters?.find((c) => c.id === 'bmc')?.value);
     const a = mk();
     const first = await a.sampleOnce();
     assert.equal(first.bootId, '6f1c2a51-58a8-4c6e-9a2f-0d6c1b2e3f40');
     assert.equal(first.seq, Math.floor(clock.wallUnixNs() / 1e6) + 1, 'no state: the sequence starts at the wall clock in ms');
-    await a.sampleOnce();
+    clock.advance(1000);
+    const second = await a.sampleOnce();
+    assert.equal(bmcJ(second), 400);
     await a.close();
+    clock.advance(5000); // the agent is down for 5 s
     const log = memoryLogger();
     const b = mk(log);
     const g = await b.sampleOnce();
+    assert.equal(bmcJ(g), 400 + 5 * 400, 'the BMC power integrator carries on across the restart: no reset, the gap integrated');
     assert.equal(g.bootId, first.bootId, 'an agent restart is the same kernel boot');
     assert.equal(g.seq, first.seq + 2);
     assert.ok(log.entries.some((e) => /agent restarted on the same host boot/.test(e.msg)));
@@ -160,6 +166,7 @@ test('boot id is the kernel\'s: an agent restart keeps it, a host reboot changes
     const h = await c.sampleOnce();
     assert.equal(h.bootId, '0a9b8c7d-1111-2222-3333-444455556666', 'a reboot is a new kernel boot id');
     assert.equal(h.seq, g.seq + 1, 'the sequence continues across the reboot');
+    assert.equal(bmcJ(h), 0, 'after a reboot the integrator starts afresh (another monotonic clock)');
     await c.close();
   } finally {
     cleanRoot();

@@ -102,6 +102,7 @@ export class Agent {
   private lastDomains: DomainInfo[] = [];
   private stopped = false;
   private stateWriter: AgentStateWriter | undefined;
+  private bmcSampler: BmcSampler | undefined;
   private readonly cgroupOwners: CgroupProcessOwnerMap | undefined;
 
   constructor(private readonly opts: AgentOptions) {
@@ -135,7 +136,12 @@ export class Agent {
     if (opts.perf) this.samplers.push(new PerfSampler(opts.perf, this.log.child({ sampler: 'perf' })));
     if (opts.gpus) this.samplers.push(new GpuSampler(opts.gpus, this.log.child({ sampler: 'gpu' })));
     if (opts.rapl !== false) this.samplers.push(new RaplSampler(opts.fs, this.log.child({ sampler: 'rapl' })));
-    if (opts.bmc) this.samplers.push(new BmcSampler(opts.bmc, this.log.child({ sampler: 'bmc' })));
+    if (opts.bmc) {
+      this.bmcSampler = new BmcSampler(opts.bmc, this.log.child({ sampler: 'bmc' }));
+      // Same kernel boot, same monotonic clock: the power integrator carries on where it stopped.
+      if (st?.bmc && st.bootId === this.bootId && kernelBoot !== undefined) this.bmcSampler.resume(st.bmc);
+      this.samplers.push(this.bmcSampler);
+    }
   }
 
   /** Last sequence number handed out (0 before the first frame). */
@@ -196,7 +202,10 @@ export class Agent {
     }
     this.hardwareClass ??= deriveHardwareClass(this.opts.fs, frame.gpus.map((g) => g.name ?? ''));
     this.seq += 1;
-    if (this.opts.stateDir) (this.stateWriter ??= new AgentStateWriter(this.opts.stateDir)).write({ hostId: this.hostId, seq: this.seq, bootId: this.bootId });
+    if (this.opts.stateDir) {
+      const bmc = this.bmcSampler?.integrator();
+      (this.stateWriter ??= new AgentStateWriter(this.opts.stateDir)).write({ hostId: this.hostId, seq: this.seq, bootId: this.bootId, ...(bmc ? { bmc } : {}) });
+    }
     const out: ITelemetryFrame = {
       hostId: this.hostId,
       hardwareClass: this.hardwareClass,

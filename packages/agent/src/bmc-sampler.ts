@@ -3,10 +3,19 @@
  * (Redfish EnvironmentMetrics.EnergykWh), it is carried as is (joules). When it only exposes power
  * (Redfish PowerControl.PowerConsumedWatts, IPMI DCMI), the agent integrates it (trapezoid over the
  * monotonic read times) into a cumulative joule counter, and says so once: the result is only as good
- * as the BMC's power averaging (typically a 1 s or longer rolling average).
+ * as the BMC's power averaging (typically a 1 s or longer rolling average). The integrator's state is
+ * saved with the agent's state each round, so a restarted agent on the same host boot continues the
+ * counter instead of restarting it at 0.
  */
 import { EnergySource, EnergyUnit, type BmcSource, type IEnergyCounter, type Logger } from '@wattsplit/wire';
 import type { FrameUnderConstruction, RoundContext, Sampler, SamplerStatus } from './sampler.js';
+
+/** The power integrator's state: persisted each round so an agent restart continues the counter. */
+export interface BmcIntegratorState {
+  j: number;
+  w: number;
+  monoNs: number;
+}
 
 export class BmcSampler implements Sampler {
   readonly name = 'bmc';
@@ -20,6 +29,22 @@ export class BmcSampler implements Sampler {
     private readonly source: BmcSource,
     private readonly log: Logger,
   ) {}
+
+  /** The integrator's state, when the agent integrates power (undefined for a BMC energy counter). */
+  integrator(): BmcIntegratorState | undefined {
+    return this.lastPower ? { j: this.integratedJ, w: this.lastPower.w, monoNs: this.lastPower.monoNs } : undefined;
+  }
+
+  /**
+   * Continues an integration a previous agent process left (same kernel boot: the same monotonic
+   * clock): the counter does not restart, and the gap is integrated as a trapezoid between its last
+   * reading and the next one, as between any two readings.
+   */
+  resume(st: BmcIntegratorState): void {
+    if (!(Number.isFinite(st.j) && st.j >= 0 && Number.isFinite(st.w) && st.w >= 0 && st.monoNs > 0)) return;
+    this.integratedJ = st.j;
+    this.lastPower = { w: st.w, monoNs: st.monoNs };
+  }
 
   async sample(frame: FrameUnderConstruction, ctx: RoundContext): Promise<void> {
     const counter: IEnergyCounter = {
