@@ -16,7 +16,7 @@
  * `createConnectionInjector`, so that what an unauthenticated peer can hold is bounded:
  * - at most `maxConnections` open connections (more are refused at accept), at most
  *   `maxStreamsPerConnection` concurrent streams each (HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS);
- * - TLS: the handshake must finish within `tlsHandshakeTimeoutMs`; TLS 1.2 minimum with ECDHE + AEAD
+ * - TLS: the handshake must finish within `tlsHandshakeTimeoutMs` (checked by the sweep); TLS 1.2 minimum with ECDHE + AEAD
  *   (AES-GCM, ChaCha20-Poly1305) cipher suites only, TLS 1.3 preferred;
  * - a connection is unauthenticated until one of its streams presents a good token in its metadata
  *   (or a verified client certificate, or the auth mode is none), or sends a batch whose token is good;
@@ -33,7 +33,7 @@ import { AckStatus, WattsplitError, silentLogger, type IBatchAck, type Logger } 
 import { IngestPipeline, type IngestPipelineOptions } from './ingest-pipeline.js';
 import { gatewayMetricsText, newGatewayMetrics, snapshotMetrics, type GatewayMetrics } from './metrics.js';
 import { SAFE_TELEMETRY_INGEST_SERVICE, type IncomingItem } from './safe-ingest-service.js';
-import { HEALTH_SERVICE, ServingStatus, healthCheckResponse } from './health-service.js';
+import { HEALTH_SERVICE, ServingStatus, healthCheckResponse, type HealthCheckRequest } from './health-service.js';
 
 /**
  * TLS 1.2 suites the gateway accepts: forward-secret key exchange (ECDHE) with an AEAD cipher only.
@@ -180,6 +180,8 @@ interface Conn {
   readonly socket: net.Socket;
   readonly openedAt: number;
   authenticated: boolean;
+  /** TLS handshake done (always true in plaintext). */
+  secured: boolean;
   lastBytesRead: number;
   lastReadAt: number;
 }
@@ -362,9 +364,10 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
 
   server.addService(SAFE_TELEMETRY_INGEST_SERVICE, { ingest });
   server.addService(HEALTH_SERVICE, {
-    check: (call: grpc.ServerUnaryCall<string, Buffer>, cb: grpc.sendUnaryData<Buffer>) => {
-      if (call.request !== '' && call.request !== 'wattsplit.telemetry.v1.TelemetryIngest') {
-        cb({ code: grpc.status.NOT_FOUND, details: `unknown service ${JSON.stringify(call.request)}` });
+    check: (call: grpc.ServerUnaryCall<HealthCheckRequest, Buffer>, cb: grpc.sendUnaryData<Buffer>) => {
+      const service = call.request.service;
+      if (service !== '' && service !== 'wattsplit.telemetry.v1.TelemetryIngest') {
+        cb({ code: grpc.status.NOT_FOUND, details: `unknown service ${JSON.stringify(service)}` });
         return;
       }
       cb(null, healthCheckResponse(health() === 'SERVING' ? ServingStatus.SERVING : ServingStatus.NOT_SERVING));
@@ -406,7 +409,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     }
     const now = Date.now();
     const key = peerKey(socket);
-    const c: Conn = { socket, openedAt: now, authenticated: false, lastBytesRead: 0, lastReadAt: now };
+    const c: Conn = { socket, openedAt: now, authenticated: false, secured: !material, lastBytesRead: 0, lastReadAt: now };
     conns.set(key, c);
     metrics.connections++;
     metrics.connectionsAccepted++;
@@ -421,10 +424,13 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     const tlsListener = listener as tls.Server;
     tlsListener.on('secureConnection', (s: tls.TLSSocket) => {
       s.on('error', () => undefined);
+      const c = conns.get(peerKey(s));
+      if (c) c.secured = true;
       injector.injectConnection(s);
     });
     tlsListener.on('tlsClientError', (e: Error & { code?: string }, s: tls.TLSSocket) => {
-      const reason = e.code === 'ERR_TLS_HANDSHAKE_TIMEOUT' ? 'handshake_timeout' : 'tls_handshake_failed';
+      if (e.code === 'ERR_TLS_HANDSHAKE_TIMEOUT') return; // counted by the sweep, which closes it first
+      const reason = 'tls_handshake_failed';
       metrics.connectionsClosed[reason] = (metrics.connectionsClosed[reason] ?? 0) + 1;
       log.warn({ code: 'FRAME_AUTH_FAILED', peer: peerKey(s), reason, err: e.message }, `TLS handshake with ${peerKey(s)} failed: ${e.message}`);
     });
@@ -437,7 +443,8 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
         c.lastBytesRead = read;
         c.lastReadAt = now;
       }
-      if (!c.authenticated && read > maxPreAuthBytes) closeConn(c, 'pre_auth_bytes', `read ${read} bytes before authenticating (maxPreAuthBytes ${maxPreAuthBytes}); send the token as "authorization: Bearer" metadata`);
+      if (!c.secured && now - c.openedAt > handshakeTimeoutMs) closeConn(c, 'handshake_timeout', `TLS handshake not finished within ${handshakeTimeoutMs} ms (tlsHandshakeTimeoutMs)`);
+      else if (!c.authenticated && read > maxPreAuthBytes) closeConn(c, 'pre_auth_bytes', `read ${read} bytes before authenticating (maxPreAuthBytes ${maxPreAuthBytes}); send the token as "authorization: Bearer" metadata`);
       else if (!c.authenticated && now - c.openedAt > authTimeoutMs) closeConn(c, 'auth_timeout', `not authenticated within ${authTimeoutMs} ms (authTimeoutMs)`);
       else if (now - c.lastReadAt > idleTimeoutMs) closeConn(c, 'idle_timeout', `nothing read for ${idleTimeoutMs} ms (idleTimeoutMs)`);
     }

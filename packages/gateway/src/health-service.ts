@@ -52,20 +52,26 @@ export function decodeHealthCheckResponse(buf: Buffer): ServingStatus {
   return buf.length >= 2 && buf[0] === 0x08 ? (buf[1] as ServingStatus) : ServingStatus.UNKNOWN;
 }
 
+export interface HealthCheckRequest {
+  service: string;
+}
+
 export const HEALTH_SERVICE: ServiceDefinition = {
   check: {
     path: '/grpc.health.v1.Health/Check',
     requestStream: false,
     responseStream: false,
-    requestSerialize: (service: string): Buffer => {
-      const b = Buffer.from(service, 'utf8');
-      return service ? Buffer.concat([Buffer.from([0x0a, b.length]), b]) : Buffer.alloc(0);
+    requestSerialize: (req: HealthCheckRequest): Buffer => {
+      const b = Buffer.from(req.service, 'utf8');
+      if (b.length > 127) throw new RangeError('service name longer than 127 bytes');
+      return b.length ? Buffer.concat([Buffer.from([0x0a, b.length]), b]) : Buffer.alloc(0);
     },
-    requestDeserialize: (b: Buffer): string => {
+    // An object, never a falsy value: grpc-js takes a falsy request for "no request message".
+    requestDeserialize: (b: Buffer): HealthCheckRequest => {
       try {
-        return decodeHealthCheckRequest(b);
+        return { service: decodeHealthCheckRequest(b) };
       } catch {
-        return '\0invalid';
+        return { service: '\0invalid' };
       }
     },
     responseSerialize: (b: Buffer): Buffer => b,

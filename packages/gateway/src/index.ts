@@ -5,3 +5,4 @@ export * from './ingest-pipeline.js';
 export * from './safe-ingest-service.js';
 export * from './gateway-server.js';
 export * from './health-service.js';
+export * from './metrics-http.js';
