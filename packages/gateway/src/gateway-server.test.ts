@@ -361,3 +361,35 @@ test('close() lets a batch already being produced finish and be acked OK, then e
   assert.deepEqual((await topicFrames(bus)).map((g) => g.frame.seq), [1]);
   await s.end();
 });
+
+test('a producer refusing frames for good (Kafka MESSAGE_TOO_LARGE) → those frames rejected TRANSPORT_REJECTED, the rest produced, never RETRY', async (t) => {
+  const bus = new InProcessBus();
+  const inner = bus.producer();
+  // Like a topic with max.message.bytes=1500: any one send over it is refused, not retriable.
+  const limited: BusProducer = {
+    send: (topic, ms: readonly BusMessageIn[]) => (ms.reduce((n, m) => n + m.value.length, 0) > 1500 ? Promise.resolve(failed(new WattsplitError('TRANSPORT_REJECTED', 'produce: MESSAGE_TOO_LARGE'))) : inner.send(topic, ms)),
+    close: () => Promise.resolve(),
+  };
+  const logger = memoryLogger();
+  const gw = await startGateway({ producer: limited, logger });
+  const s = openStream(gw.address);
+  t.after(async () => {
+    await s.end();
+    await gw.close(500);
+    await bus.close();
+  });
+  const big = (seq: number) => frame('hv-big', seq, { vms: Array.from({ length: 30 }, (_, v) => ({ uuid: `vm-${v}-${'x'.repeat(40)}`, name: 'x', tenant: 't', vcpus: 1, memoryBytes: 1, cpuTimeNs: 1, startedMonoNs: 1 })) });
+  const a = await s.send({ batchId: 1, frames: [frame('hv-big', 1), big(2), frame('hv-big', 3), frame('hv-big', 4), frame('hv-big', 5)] });
+  assert.equal(a.status, AckStatus.ACK_STATUS_OK);
+  assert.equal(a.accepted, 4);
+  assert.deepEqual(a.rejections.map((r) => [Number(r.seq), r.code]), [[2, 'TRANSPORT_REJECTED']]);
+  const b = await s.send({ batchId: 2, frames: [big(6)] });
+  assert.equal(b.status, AckStatus.ACK_STATUS_REJECTED);
+  assert.match(b.message, /^TRANSPORT_REJECTED: .*MESSAGE_TOO_LARGE/);
+  assert.deepEqual((await topicFrames(bus)).map((g) => g.frame.seq), [1, 3, 4, 5]);
+  const st = gw.stats();
+  assert.equal(st.acks.retry, 0);
+  assert.equal(st.framesRejected.TRANSPORT_REJECTED, 2);
+  assert.ok((st.produceErrors['permanent:TRANSPORT_REJECTED'] ?? 0) >= 2);
+  assert.ok(logger.entries.some((e) => e.fields.code === 'TRANSPORT_REJECTED' && e.fields.host === 'hv-big' && e.fields.seq === 2));
+});
