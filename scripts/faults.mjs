@@ -31,13 +31,16 @@ import { createHash, randomUUID } from 'node:crypto';
 import { createRequire } from 'node:module';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
-const CLI = join(root, 'packages/cli/dist/main.js');
 const argv = process.argv.slice(2);
 const flag = (f) => argv.includes(f);
 const opt = (f, d) => {
   const i = argv.indexOf(f);
   return i >= 0 && i + 1 < argv.length ? argv[i + 1] : d;
 };
+// --build DIR: run the processes from another checkout's build (e.g. a worktree of HEAD while the shared
+// working tree holds someone's half-done change); the servers still come from this checkout's scripts.
+const build = opt('--build', process.env.WATTSPLIT_FAULTS_BUILD ?? root);
+const CLI = join(build, 'packages/cli/dist/main.js');
 
 // ───────────────────────────── fake host trees and the driver ─────────────────────────────
 
@@ -460,7 +463,9 @@ class Cluster {
   }
 
   stopClickHouseSync() {
-    script('clickhouse-server.sh', ['stop', this.name], 40);
+    // `destroy` deletes the data since `stop` keeps it (6f5208f); older scripts deleted on `stop`
+    const d = script('clickhouse-server.sh', ['destroy', this.name], 40);
+    if (!d.ok) script('clickhouse-server.sh', ['stop', this.name], 40);
   }
 
   /** Stops the ClickHouse server and keeps its data (the script's `stop` would delete it). */
@@ -469,10 +474,29 @@ class Cluster {
     try {
       process.kill(pid, sig);
     } catch { /* gone */ }
-    await waitFor('clickhouse-server exit', () => !pidAlive(pid), 25000);
+    try {
+      await waitFor('clickhouse-server exit', () => !pidAlive(pid), 10000);
+      return sig;
+    } catch {
+      // 18.16 waits for open HTTP connections (the collector's keep-alive retries) before exiting
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch { /* gone */ }
+      await waitFor('clickhouse-server exit after SIGKILL', () => !pidAlive(pid), 10000);
+      return `${sig}, then SIGKILL after 10 s`;
+    }
   }
 
+  /** Starts the stopped server again with its data, through the repo's script (same NAME, same ports while free). */
   async restartClickHouse() {
+    const r = script('clickhouse-server.sh', ['start', this.name], 40);
+    if (r.ok && r.out === this.chUrl) return;
+    if (r.ok) throw new Error(`ClickHouse came back on ${r.out}, not ${this.chUrl}: the collector's --url is stale`);
+    await this.restartClickHouseByHand();
+  }
+
+  /** For a clickhouse-server.sh whose `start` wipes the data: the same config, started by hand. */
+  async restartClickHouseByHand() {
     const bin = spawnSync('bash', ['-c', 'command -v clickhouse-server || echo /usr/sbin/clickhouse-server'], { encoding: 'utf8' }).stdout.trim();
     const cmd = process.env.CLICKHOUSE_BIN ? [process.env.CLICKHOUSE_BIN, 'server'] : [bin];
     const logFd = openSync(join(this.chDir, 'log/stdout.log'), 'a');
@@ -627,8 +651,9 @@ experiment('kafka_broker_restart', 'broker stopped and restarted with its data: 
 
 experiment('clickhouse_restart_15s', 'ClickHouse down 15 s (data kept): backlog waits in Kafka, stored once, rollups once', async (x) => {
   await x.run(3000);
-  await x.cl.killClickHouse('SIGTERM');
-  await x.run(15000);
+  const t = Date.now();
+  x.note(`ClickHouse stopped with ${await x.cl.killClickHouse('SIGTERM')}`);
+  await x.run(Math.max(0, 15000 - (Date.now() - t)));
   await x.cl.restartClickHouse();
   await x.run(5000);
 }, { servers: true });
@@ -751,8 +776,8 @@ class ExperimentContext {
     return new Map(rows.map((r) => [String(r.seq), { boot_id: r.boot_id, j: Number(r.j) }]));
   }
   async sendOversize() {
-    const { GrpcIngestClient } = await import(pathToFileURL(join(root, 'packages/agent/dist/index.js')).href);
-    const { silentLogger } = await import(pathToFileURL(join(root, 'packages/wire/dist/index.js')).href);
+    const { GrpcIngestClient } = await import(pathToFileURL(join(build, 'packages/agent/dist/index.js')).href);
+    const { silentLogger } = await import(pathToFileURL(join(build, 'packages/wire/dist/index.js')).href);
     const h = this.hosts[this.hosts.length - 1];
     const client = new GrpcIngestClient({ address: `127.0.0.1:${this.cl.gatewayPort}`, tls: false, token: this.cl.tokens[h.hostId], logger: silentLogger, ackTimeoutMs: 10000 });
     const big = 'x'.repeat(12 * 1024 * 1024);
@@ -769,13 +794,14 @@ class ExperimentContext {
     return s;
   }
   async holdStreams(ms, unauth, idle) {
-    const grpc = createRequire(join(root, 'packages/gateway/package.json'))('@grpc/grpc-js');
-    const { TELEMETRY_INGEST_SERVICE } = await import(pathToFileURL(join(root, 'packages/wire/dist/index.js')).href);
+    const grpc = createRequire(join(build, 'packages/gateway/package.json'))('@grpc/grpc-js');
+    const { TELEMETRY_INGEST_SERVICE } = await import(pathToFileURL(join(build, 'packages/wire/dist/index.js')).href);
     const Ctor = grpc.makeGenericClientConstructor(TELEMETRY_INGEST_SERVICE, 'TelemetryIngest');
     const clients = [];
     const calls = [];
     let closedByServer = 0;
     let refused = 0;
+    const errCodes = [];
     const open = (token, sendJunk) => {
       const c = new Ctor(`127.0.0.1:${this.cl.gatewayPort}`, grpc.credentials.createInsecure());
       clients.push(c);
@@ -785,7 +811,10 @@ class ExperimentContext {
       call.on('data', (ack) => {
         if (ack?.status !== undefined && ack.status !== 1 && ack.status !== 'ACK_STATUS_OK') refused++;
       });
-      call.on('error', () => closedByServer++);
+      call.on('error', (e) => {
+        closedByServer++;
+        errCodes.push(e.code);
+      });
       call.on('end', () => { /* counted by error or status */ });
       if (sendJunk) call.write({ batchId: 1, frames: [{ hostId: this.hosts[0].hostId, seq: 999999, bootId: randomUUID(), monoNs: 1, wallUnixNs: Date.now() * 1e6, intervalMs: 1000 }] });
       calls.push(call);
@@ -794,9 +823,11 @@ class ExperimentContext {
     const h = this.hosts[0];
     for (let i = 0; i < idle; i++) open(this.cl.tokens[h.hostId], false);
     await this.run(ms);
+    const ended = closedByServer;
+    const codes = [...new Set(errCodes)].join(',');
     for (const c of calls) c.cancel();
     for (const c of clients) c.close();
-    return `${unauth} unauthenticated (half sending a frame) + ${idle} idle authenticated streams: ${closedByServer} ended by the gateway within ${ms / 1000} s, ${refused} non-OK acks`;
+    return `${unauth} unauthenticated (half sending a frame) + ${idle} idle authenticated streams: ${ended} ended by the gateway within ${ms / 1000} s (gRPC codes ${codes || 'none'}), ${refused} non-OK acks`;
   }
 }
 
@@ -974,7 +1005,9 @@ async function main() {
   const report = {
     command: `node scripts/faults.mjs ${argv.join(' ')}`.trim(),
     machine: `${hostname()} ${cpus().length} × ${cpus()[0]?.model ?? '?'}, Node ${process.version}`,
-    commit: spawnSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: root, encoding: 'utf8' }).stdout.trim(),
+    build,
+    commit: spawnSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: build, encoding: 'utf8' }).stdout.trim(),
+    uncommittedChanges: spawnSync('git', ['status', '--short', '--untracked-files=no', 'packages'], { cwd: build, encoding: 'utf8' }).stdout.trim().split('\n').filter(Boolean).length,
     startedAt: started.toISOString(),
     seconds: Math.round((Date.now() - started.getTime()) / 1000),
     results: rows,
