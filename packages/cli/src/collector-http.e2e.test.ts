@@ -162,6 +162,8 @@ test('wattsplit collector: loopback by default, tokens and scopes, 400s for bad 
   // The shipped logger said where it listens and how it authenticates.
   assert.match(stderr, /"msg":"HTTP API on https:\/\/127\.0\.0\.1:\d+, authentication: bearer tokens \(3\)"/);
   assert.ok(!stderr.includes(ADMIN) && !stderr.includes(ACME), 'no token in the log');
+  // The store logs through the same logger (a write it refuses is in the collector's log, not dropped).
+  assert.match(stderr, /"component":"store".*"msg":"store ready \(chdb/);
   child.kill('SIGTERM');
   assert.equal(await exited, 0, stderr);
 });

@@ -5,7 +5,7 @@
  */
 import { existsSync } from 'node:fs';
 import { ChdbStore, ClickHouseServerStore, type Store } from '@wattsplit/store';
-import { WattsplitError, silentLogger } from '@wattsplit/wire';
+import { WattsplitError, silentLogger, type Logger } from '@wattsplit/wire';
 import { strFlag } from './args.js';
 import type { Values } from './args.js';
 
@@ -29,6 +29,11 @@ export const STORE_FLAGS = {
 export interface OpenStoreOptions {
   /** Refuse a data directory without a store instead of creating one (read-only commands). */
   mustExist?: boolean;
+  /**
+   * Where the store logs (migrations, refused and retried writes). Long-running commands (collector)
+   * pass theirs, so a write the store refuses is in the process's log; default silent (one-shot reads).
+   */
+  logger?: Logger;
 }
 
 export async function openStore(values: Values, opts: OpenStoreOptions = {}): Promise<Store> {
@@ -39,9 +44,9 @@ export async function openStore(values: Values, opts: OpenStoreOptions = {}): Pr
         database: strFlag(values, 'database', 'wattsplit'),
         username: strFlag(values, 'user', process.env.WATTSPLIT_CLICKHOUSE_USER ?? 'default'),
         password: strFlag(values, 'password', process.env.WATTSPLIT_CLICKHOUSE_PASSWORD ?? ''),
-        logger: silentLogger,
+        logger: opts.logger ?? silentLogger,
       })
-    : new ChdbStore({ dataDir: existingChdbDir(strFlag(values, 'data-dir', DEFAULT_DATA_DIR), opts), logger: silentLogger });
+    : new ChdbStore({ dataDir: existingChdbDir(strFlag(values, 'data-dir', DEFAULT_DATA_DIR), opts), logger: opts.logger ?? silentLogger });
   try {
     await store.init();
   } catch (e) {

@@ -119,7 +119,7 @@ export async function run(argv: string[]): Promise<number> {
   const { logger, http, values, policy, group } = s;
   const bus = kafkaBusFromEnv(strFlag(values, 'brokers', ''), logger);
   const storeWrites = { maxInFlight: intFlag(values, 'store-in-flight', 1, 1, 16), minIntervalMs: intFlag(values, 'store-min-interval-ms', bus.storeWriteIntervalMs, 0, 60_000) };
-  const store = await openStore(values);
+  const store = await openStore(values, { logger });
   const methods = await buildMethods(strFlag(values, 'models-dir', '/var/lib/wattsplit'), logger);
   const app = await createCollectorApp({ bus, store, methods: methods.all, policy, storeWrites, logger, http, ...(group ? { groupId: group } : {}) });
   logger.info({ url: app.url, methods: methods.names }, 'collector running');
