@@ -17,6 +17,7 @@ export class DelegatingStore implements Store {
   highestStoredSeq(h: string) { return this.inner.highestStoredSeq(h); }
   storedIntervals(h: string, seqs: readonly number[]) { return this.inner.storedIntervals(h, seqs); }
   query(sql: string, f?: QueryFormat) { return this.inner.query(sql, f); }
+  insertRows(table: string, rows: readonly Record<string, unknown>[]) { return this.inner.insertRows(table, rows); }
   readHistory(q: HistoryQuery) { return this.inner.readHistory(q); }
   vmEnergy(u: string, q: EnergyRangeQuery) { return this.inner.vmEnergy(u, q); }
   tenantBill(t: string, q: EnergyRangeQuery) { return this.inner.tenantBill(t, q); }

@@ -7,3 +7,4 @@ export * from './chdb-transport.js';
 export * from './chdb-store.js';
 export * from './http-transport.js';
 export * from './clickhouse-server-store.js';
+export * from './model-store.js';

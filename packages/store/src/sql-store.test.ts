@@ -26,11 +26,11 @@ const num = (v: unknown) => Number(v);
 test('init migrates the full schema and records every migration', async () => {
   await store.init();
   const tables = (await store.query(`SELECT name FROM system.tables WHERE database = currentDatabase() ORDER BY name`)).rows.map((r) => r.name);
-  for (const t of ['anomalies', 'attributions', 'collector_checkpoints', 'host_samples', 'schema_migrations', 'tenant_energy_hourly', 'tenant_energy_hourly_mv', 'vm_energy_hourly', 'vm_energy_hourly_mv', 'vm_samples']) {
+  for (const t of ['anomalies', 'attributions', 'collector_checkpoints', 'host_samples', 'learner_state', 'model_activations', 'model_leases', 'model_versions', 'schema_migrations', 'tenant_energy_hourly', 'tenant_energy_hourly_mv', 'vm_energy_hourly', 'vm_energy_hourly_mv', 'vm_samples']) {
     assert.ok(tables.includes(t), `table ${t} missing from ${tables.join(',')}`);
   }
   const migrations = (await store.query('SELECT version, name FROM schema_migrations FINAL ORDER BY version')).rows;
-  assert.deepEqual(migrations.map((m) => num(m.version)), [1, 2, 3, 4, 5]);
+  assert.deepEqual(migrations.map((m) => num(m.version)), [1, 2, 3, 4, 5, 6]);
   assert.equal(store.billingSource, 'rollups');
   assert.match(store.capabilities!.version, /^2\d\./);
   const ddl = (await store.query(`SELECT create_table_query AS q FROM system.tables WHERE database = currentDatabase() AND name = 'attributions'`)).rows[0]!.q as string;
@@ -42,7 +42,7 @@ test('init migrates the full schema and records every migration', async () => {
 
 test('a second init on the same data applies nothing and keeps the data', async () => {
   await store.init();
-  assert.equal(log.entries.filter((e) => e.msg.startsWith('applied migration')).length, 5);
+  assert.equal(log.entries.filter((e) => e.msg.startsWith('applied migration')).length, 6);
 });
 
 test('writeInterval then readHistory gives the same intervals back', async () => {

@@ -214,6 +214,17 @@ export class SqlStore implements Store {
     return OK;
   }
 
+  async insertRows(table: string, rows: readonly Record<string, unknown>[]): Promise<TransportResult> {
+    if (rows.length === 0) return OK;
+    if (!/^[a-z_][a-z0-9_]*$/.test(table)) return failed(new WattsplitError('STORE_INVALID_INPUT', `insert: table=${JSON.stringify(table)} is not a table name`, { details: { field: 'table', value: table } }));
+    try {
+      await this.t.insert(table, rows);
+    } catch (e) {
+      return this.toResult(e, `insert into ${table}`);
+    }
+    return OK;
+  }
+
   async query(sql: string, format: QueryFormat = 'JSONEachRow'): Promise<QueryResult> {
     if (!(QUERY_FORMATS as readonly string[]).includes(format)) {
       throw new WattsplitError('STORE_INVALID_INPUT', `query format=${JSON.stringify(format)} is not one of ${QUERY_FORMATS.join(', ')}`, { details: { field: 'format', value: format } });

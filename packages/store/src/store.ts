@@ -135,6 +135,8 @@ export interface Store {
   storedIntervals(hostId: string, seqs: readonly number[]): Promise<StoredInterval[]>;
   writeAnomalies(hostId: string, seq: number, t1UnixNs: number, anomalies: readonly Anomaly[]): Promise<TransportResult>;
   query(sql: string, format?: QueryFormat): Promise<QueryResult>;
+  /** Inserts rows (column name → value) into a table of the schema (models, leases, learner state). Never throws. */
+  insertRows(table: string, rows: readonly Record<string, unknown>[]): Promise<TransportResult>;
   /** Host intervals as they were written (deduplicated), oldest first: the training set of the models. */
   readHistory(q: HistoryQuery): Promise<HostInterval[]>;
   vmEnergy(vmUuid: string, q: EnergyRangeQuery): Promise<VmEnergyRow[]>;
