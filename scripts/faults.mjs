@@ -316,12 +316,14 @@ async function scrape(url) {
 }
 
 /** Collector counters that say something was refused, dead-lettered or flagged. */
-const REJECTION_RE = /reject|dlq|dead|anomal|invalid|unusable|poison|discard|drop|skipped|implausible|refus/i;
+const REJECTION_RE = /reject|dlq|dead|anomal|invalid|unusable|poison|discard|drop|skipped|implausible|refus|unauth|auth_fail|timeout|exhaust|too_large|oversize|seq_reused|clock/i;
 function rejectionDelta(before, after) {
   const out = {};
   if (!before || !after) return out;
   for (const [k, v] of Object.entries(after)) {
-    if (!REJECTION_RE.test(k) || /_bucket|_sum\b|_count\b/.test(k)) continue;
+    // match the metric name and its code/reason/status labels, not host/vm/tenant values (host ids here name the experiment)
+    const what = k.replace(/(host|vm|tenant|vm_name)="[^"]*",?/g, '');
+    if (!REJECTION_RE.test(what) || /_bucket|_sum\b|_count\b/.test(k) || /joules/.test(k)) continue;
     const d = v - (before[k] ?? 0);
     if (d > 0) out[k] = d;
   }
@@ -368,7 +370,8 @@ class Cluster {
     this.gatewayPort = await freePort();
     this.collectorPort = await freePort();
     this.tokensFile = join(this.tmp, 'tokens.json');
-    writeFileSync(this.tokensFile, '{}');
+    this.tokens['faults-placeholder'] = randomUUID(); // a gateway refuses a tokens file without hosts
+    writeFileSync(this.tokensFile, JSON.stringify(this.tokens));
     await this.startGateway();
     await this.startCollector();
   }
@@ -378,8 +381,12 @@ class Cluster {
   }
 
   async startGateway() {
-    this.gateway = new Proc(`gateway-${Date.now()}`, process.execPath, [CLI, 'gateway', '--host', '127.0.0.1', '--port', String(this.gatewayPort), '--auth', 'per-host', '--tokens-file', this.tokensFile, '--log-level', this.opts.logLevel], { env: this.env(), logDir: this.logDir });
-    await waitFor('gateway listening', () => this.gateway.log().includes('gateway listening') || (!this.gateway.alive && Promise.reject(new Error('gateway exited'))), 30000);
+    // --metrics-port appeared with d3f1222; older gateways have no /metrics (rejections then come from the log)
+    this.gatewayHelp ??= spawnSync(process.execPath, [CLI, 'gateway', '--help'], { encoding: 'utf8', timeout: 20000 }).stdout;
+    this.gatewayMetricsPort ??= this.gatewayHelp.includes('--metrics-port') ? await freePort() : undefined;
+    const metrics = this.gatewayMetricsPort ? ['--metrics-port', String(this.gatewayMetricsPort)] : [];
+    this.gateway = new Proc(`gateway-${Date.now()}`, process.execPath, [CLI, 'gateway', '--host', '127.0.0.1', '--port', String(this.gatewayPort), ...metrics, '--auth', 'per-host', '--tokens-file', this.tokensFile, '--log-level', this.opts.logLevel], { env: this.env(), logDir: this.logDir });
+    await waitFor('gateway listening', () => this.gateway.log().includes('gateway listening') || (!this.gateway.alive && Promise.reject(new Error(`gateway exited: ${this.gateway.log().slice(-400)}`))), 30000);
   }
 
   async startCollector() {
@@ -397,6 +404,18 @@ class Cluster {
 
   metricsUrl() {
     return `http://127.0.0.1:${this.collectorPort}/metrics`;
+  }
+
+  gatewayMetricsUrl() {
+    return this.gatewayMetricsPort ? `http://127.0.0.1:${this.gatewayMetricsPort}/metrics` : undefined;
+  }
+
+  /** kafkajs admin from the build's @wattsplit/kafka (topic configs for the refusal experiment). */
+  async kafkaAdmin() {
+    const { Kafka, logLevel } = createRequire(join(build, 'packages/kafka/package.json'))('kafkajs');
+    const admin = new Kafka({ brokers: [this.kafka], clientId: 'faults', logLevel: logLevel.NOTHING }).admin();
+    await admin.connect();
+    return admin;
   }
 
   /** The gateway reads its tokens at start: add hosts before (re)starting it. */
@@ -638,6 +657,7 @@ experiment('gateway_down_10s', 'agents spool while the gateway is away, deliver 
   await x.cl.gateway.stop('SIGTERM');
   await x.run(10000);
   await x.cl.startGateway();
+  x.gatewayRestarted = true;
   await x.run(4000);
 }, { servers: true });
 
@@ -658,14 +678,34 @@ experiment('clickhouse_restart_15s', 'ClickHouse down 15 s (data kept): backlog 
   await x.run(5000);
 }, { servers: true });
 
-experiment('collector_kill9', 'collector SIGKILLed during writes and restarted: resumes from committed offsets, nothing doubled', async (x) => {
+experiment('collector_kill9', 'collector SIGKILLed during writes (3 times, at different points of its write cycle) and restarted: resumes from committed offsets, nothing doubled', async (x) => {
   await x.run(4000);
-  await x.cl.collector.stop('SIGKILL');
-  await x.run(2000);
-  await x.cl.startCollector();
+  for (const gapMs of [0, 350, 700]) {
+    await x.run(gapMs);
+    await x.cl.collector.stop('SIGKILL');
+    await x.run(1500);
+    await x.cl.startCollector();
+    await x.run(2000);
+  }
   x.metricsReset();
-  await x.run(5000);
+  await x.run(3000);
 }, { servers: true });
+
+experiment('kafka_refuses_big_frames', "the telemetry topic's max.message.bytes drops to 1500 for 6 s while one host sends 120-VM frames: those are refused for good (dead-lettered), not retried forever; the spool flows on after, nothing lost (counters bridge the gap), small hosts unaffected", async (x) => {
+  await x.run(3000);
+  const admin = await x.cl.kafkaAdmin();
+  const topic = 'wattsplit.telemetry.v1';
+  try {
+    await admin.alterConfigs({ validateOnly: false, resources: [{ type: 2, name: topic, configEntries: [{ name: 'max.message.bytes', value: '1500' }] }] });
+    await x.run(6000);
+  } finally {
+    await admin.alterConfigs({ validateOnly: false, resources: [{ type: 2, name: topic, configEntries: [{ name: 'max.message.bytes', value: '1048588' }] }] }).catch((e) => x.fail(`restoring max.message.bytes: ${e.message}`));
+    await admin.disconnect();
+  }
+  await x.run(8000);
+  const dead = spawnSync('bash', ['-c', `ls ${x.hosts[0].spoolDir}/rejected 2>/dev/null | wc -l`], { encoding: 'utf8' }).stdout.trim();
+  x.note(`agent dead-letter files for the big host: ${dead}`);
+}, { hosts: 2, vms: (i) => (i === 0 ? 120 : 4) });
 
 experiment('rapl_counter_reset', 'RAPL counter drops to a small value: that interval is flagged, not billed as a wrap (≈ max range)', async (x) => {
   await x.run(4000);
@@ -703,7 +743,9 @@ experiment('oversize_frame', 'a 12 MB batch is refused (RESOURCE_EXHAUSTED), the
 
 experiment('idle_and_unauthenticated_streams', '40 streams without a token and 20 idle authenticated ones held 12 s: refused / bounded, agents unaffected', async (x) => {
   await x.run(2000);
-  x.note(await x.holdStreams(12000, 40, 20));
+  const r = await x.holdStreams(12000, 40, 20);
+  x.note(r.text);
+  if (x.cl.gatewayHelp?.includes('--auth-timeout-ms') && r.ended < 40) x.fail(`only ${r.ended} of 40 unauthenticated streams ended by the gateway within 12 s (auth timeout 10 s)`);
   await x.run(2000);
 });
 
@@ -801,9 +843,12 @@ class ExperimentContext {
     const calls = [];
     let closedByServer = 0;
     let refused = 0;
+    let idleEnded = 0;
     const errCodes = [];
     const open = (token, sendJunk) => {
-      const c = new Ctor(`127.0.0.1:${this.cl.gatewayPort}`, grpc.credentials.createInsecure());
+      // own subchannel pool: one TCP connection per stream (grpc-js would otherwise share one connection,
+      // which the authenticated streams would then authenticate for the others)
+      const c = new Ctor(`127.0.0.1:${this.cl.gatewayPort}`, grpc.credentials.createInsecure(), { 'grpc.use_local_subchannel_pool': 1 });
       clients.push(c);
       const md = new grpc.Metadata();
       if (token) md.set('authorization', `Bearer ${token}`);
@@ -812,7 +857,8 @@ class ExperimentContext {
         if (ack?.status !== undefined && ack.status !== 1 && ack.status !== 'ACK_STATUS_OK') refused++;
       });
       call.on('error', (e) => {
-        closedByServer++;
+        if (!token) closedByServer++;
+        else idleEnded++;
         errCodes.push(e.code);
       });
       call.on('end', () => { /* counted by error or status */ });
@@ -824,10 +870,11 @@ class ExperimentContext {
     for (let i = 0; i < idle; i++) open(this.cl.tokens[h.hostId], false);
     await this.run(ms);
     const ended = closedByServer;
+    const idleGone = idleEnded;
     const codes = [...new Set(errCodes)].join(',');
     for (const c of calls) c.cancel();
     for (const c of clients) c.close();
-    return `${unauth} unauthenticated (half sending a frame) + ${idle} idle authenticated streams: ${ended} ended by the gateway within ${ms / 1000} s (gRPC codes ${codes || 'none'}), ${refused} non-OK acks`;
+    return { ended, text: `${unauth} unauthenticated (half sending a frame) + ${idle} idle authenticated streams: ${ended} unauthenticated and ${idleGone} idle ones ended by the gateway within ${ms / 1000} s (gRPC codes ${codes || 'none'}), ${refused} non-OK acks` };
   }
 }
 
@@ -835,10 +882,10 @@ async function runExperiment(cl, exp, idx) {
   const t0 = Date.now();
   const ids = Array.from({ length: exp.hosts }, (_, i) => `e${idx}-${exp.name.replace(/_/g, '-').slice(0, 24)}-h${i}`);
   const hosts = [];
-  for (const [i, id] of ids.entries()) hosts.push(await cl.addHost(id, { vms: exp.vms, watts: 80 + 15 * i }));
+  for (const [i, id] of ids.entries()) hosts.push(await cl.addHost(id, { vms: typeof exp.vms === 'function' ? exp.vms(i) : exp.vms, watts: 80 + 15 * i }));
   await cl.addTokens(ids);
   await cl.ensureUp();
-  const before = { metrics: await scrape(cl.metricsUrl()), ten: await tenantTotals(cl), gatewayLogLen: cl.gateway.log().length };
+  const before = { metrics: await scrape(cl.metricsUrl()), gwMetrics: cl.gatewayMetricsUrl() ? await scrape(cl.gatewayMetricsUrl()) : undefined, ten: await tenantTotals(cl), gatewayLogLen: cl.gateway.log().length };
   const deathsBefore = Proc.deaths.length;
   const agents = hosts.map((h) => cl.startAgent(h));
   const x = new ExperimentContext(cl, exp, hosts, agents);
@@ -886,6 +933,8 @@ async function runExperiment(cl, exp, idx) {
   }
   const after = await scrape(cl.metricsUrl());
   const rej = rejectionDelta(x.metricsRestarted ? {} : before.metrics, after);
+  const gwAfter = cl.gatewayMetricsUrl() ? await scrape(cl.gatewayMetricsUrl()) : undefined;
+  const gwRej = rejectionDelta(x.gatewayRestarted ? {} : before.gwMetrics, gwAfter);
   const gwLog = cl.gateway.log().slice(before.gatewayLogLen);
   const gwRejectLines = gwLog.split('\n').filter((l) => /"level":(40|50|60)/.test(l) && /reject|refus|unauth|invalid|exhaust|too large|denied/i.test(l)).length;
   // agents of this experiment go away; the central processes must still be alive
@@ -920,7 +969,7 @@ async function runExperiment(cl, exp, idx) {
     lostRollupJ: res?.rollup.lost ?? null,
     doubledRollupJ: res?.rollup.doubled ?? null,
     misdatedJ: res?.misdatedJ ?? null,
-    rejections: { collector: rej, gatewayLogLines: gwRejectLines },
+    rejections: { collector: rej, gateway: gwRej, gatewayLogLines: gwRejectLines },
     processesAlive: `${central.filter((p) => p.alive).length + x.agentProcs.length - agentDeaths.length}/${central.length + x.agentProcs.length}`,
     unexpectedDeaths: agentDeaths.map((d) => `${d.name} ${d.sig ?? `exit ${d.code}`}`).concat(deadCentral),
     pass: fails.length === 0,
