@@ -60,7 +60,7 @@ for (const iv of warm) spl.observe(iv);
 const cpu = new CpuShareMethod();
 const gpu = new models.GpuTimeSliceMethod({ base: cpu, minWindows: 60 });
 const additive = new models.AdditiveModelMethod({ models: { get: (hc) => trained.get(hc) }, gpu });
-for (const iv of warm) additive.attribute(iv, { policy: 'reserved', staticPower: spl.estimate(iv.hostId) });
+for (const iv of warm) additive.observe(iv);
 const att = {}; // key host|uuid → {src: {dyn, sta}}
 const hostClass = {};
 const pred = {}; // host|uuid → Σ predicted rapl W·s
@@ -72,6 +72,7 @@ for (const iv of bill) {
   spl.observe(iv);
   hostClass[iv.hostId] = iv.hardwareClass;
   const r = additive.attribute(iv, { policy: 'reserved', staticPower: spl.estimate(iv.hostId) });
+  additive.observe(iv);
   for (const s of r.shares) {
     const k = `${r.hostId}|${s.kind === 'vm' ? s.vmUuid : s.kind}`;
     att[k] ??= {};

@@ -100,8 +100,8 @@ async function runFleet(f) {
   const cpu = new CpuShareMethod();
   const gpu = new models.GpuTimeSliceMethod({ base: cpu, minWindows: 60 });
   const additive = new models.AdditiveModelMethod({ models: { get: (hc) => trained.get(hc) }, gpu });
-  // the GPU learner warms up on the warm-up period too (online)
-  for (const iv of warm) additive.attribute(iv, { policy: 'reserved', staticPower: spl.estimate(iv.hostId) });
+  // the GPU learners warm up on the warm-up period too (online)
+  for (const iv of warm) additive.observe(iv);
   const res = { cpu_share: [], additive_model: [] };
   let conservationProblems = 0;
   for (let s = 0; s < billS; s++) {
@@ -110,6 +110,7 @@ async function runFleet(f) {
       const ctx = { policy: 'reserved', staticPower: spl.estimate(iv.hostId) };
       const a = cpu.attribute(iv, ctx);
       const b = additive.attribute(iv, ctx);
+      additive.observe(iv); // causal: the interval is learned after it is attributed, as in the collector
       conservationProblems += checkConservation(a).length + checkConservation(b).length;
       res.cpu_share.push(a);
       res.additive_model.push(b);

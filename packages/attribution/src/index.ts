@@ -5,5 +5,6 @@ export * from './idle-split.js';
 export * from './conservation.js';
 export * from './cpu-share-method.js';
 export * from './static-power-learner.js';
+export * from './learner-state.js';
 export * from './tenant-errors.js';
 export * from './prng.js';

@@ -5,9 +5,11 @@ import { StaticPowerLearner, fitIntercept, ridgeIntercept } from './static-power
 import { prng } from './test-fixtures.js';
 import type { HostInterval, VmInterval } from './types.js';
 
+let nextSeq = 0;
 function iv(hostId: string, busyFrac: number, raplW: number, bmcW: number, gpu?: { util: number; w: number; contexts?: number }, vms: VmInterval[] = []): HostInterval {
+  const seq = ++nextSeq;
   return {
-    hostId, hardwareClass: 'x', seq: 1, prevSeq: 0, t0UnixNs: 0, t1UnixNs: 2e9, durationS: 2,
+    hostId, hardwareClass: 'x', seq, prevSeq: seq - 1, t0UnixNs: 0, t1UnixNs: 2e9, durationS: 2,
     measured: { rapl: raplW * 2, gpu: gpu ? gpu.w * 2 : 0, bmc_rest: bmcW * 2 }, raplZones: {},
     gpus: gpu ? [{ device: 'g', joules: gpu.w * 2, contexts: gpu.contexts ?? 1, meanPowerW: gpu.w, gpuUtilPct: gpu.util * 100, memUtilPct: 0, smClockMhz: 0 }] : [],
     hostCpu: { busySeconds: busyFrac * 128, idleSeconds: (1 - busyFrac) * 128, onlineCpus: 64, avgFreqMhz: 0 }, vms, anomalies: [],
@@ -80,4 +82,83 @@ test('the intercept never exceeds the low quantile of observed power and never g
 test('bad configuration is CONFIG_INVALID naming the field and value', () => {
   assert.throws(() => new StaticPowerLearner({ fallback: { rapl: -1, gpu: 0, bmc_rest: 0 } }), (e) => isWattsplitError(e, 'CONFIG_INVALID') && /fallback\.rapl=-1/.test(e.message));
   assert.throws(() => new StaticPowerLearner({ fallback: { rapl: 1, gpu: 0, bmc_rest: 0 }, window: 1 }), (e) => isWattsplitError(e, 'CONFIG_INVALID') && /window=1 must be an integer ≥ 3/.test(e.message));
+});
+
+/** A learner that has seen two hosts with GPUs, VMs and varying load (enough to learn every source). */
+function learnedTwoHosts(opts: { window?: number } = {}): { l: StaticPowerLearner; ivs: HostInterval[] } {
+  const r = prng(11);
+  const l = new StaticPowerLearner({ fallback: { rapl: 0, gpu: 0, bmc_rest: 0 }, minSamples: 30, ...opts });
+  const ivs: HostInterval[] = [];
+  for (let i = 0; i < 200; i++) {
+    for (const h of ['h1', 'h2']) {
+      const a = r();
+      const b = r();
+      const ctx = r() < 0.3 ? 0 : 2;
+      ivs.push(iv(h, 0.1 + 0.4 * (a + b), 80 + 60 * a + 20 * b, 50 + 0.2 * (80 + 60 * a), { util: a, w: ctx ? 120 + 200 * a : 73, contexts: ctx }, [vm('a', a * 2), vm('b', b * 2)]));
+    }
+  }
+  for (const x of ivs) l.observe(x);
+  return { l, ivs };
+}
+
+test('state: export → JSON → import into a fresh learner gives identical estimates; learning then goes on identically', () => {
+  const { l } = learnedTwoHosts({ window: 150 });
+  const fresh = new StaticPowerLearner({ fallback: { rapl: 0, gpu: 0, bmc_rest: 0 }, minSamples: 30, window: 150 });
+  assert.deepEqual(l.hosts(), ['h1', 'h2']);
+  for (const h of l.hosts()) {
+    const st = l.exportState(h)!;
+    assert.equal(st.v, 1);
+    assert.equal(st.learner, 'static_power');
+    assert.equal(st.recs.length, 150);
+    assert.deepStrictEqual(JSON.parse(JSON.stringify(st)), st); // plain JSON: nothing lost in text
+    fresh.importState(h, JSON.stringify(st));
+    assert.deepStrictEqual(fresh.estimate(h), l.estimate(h));
+    assert.equal(fresh.lastSeq(h), l.lastSeq(h));
+  }
+  assert.match(l.estimate('h1').origin, /^learned:rapl,gpu,bmc_rest$/);
+  const more = learnedTwoHosts().ivs.map((x) => ({ ...x, seq: x.seq + 10_000 }));
+  for (const x of more.slice(0, 50)) {
+    l.observe(x);
+    fresh.observe(x);
+  }
+  assert.deepStrictEqual(fresh.exportState('h1'), l.exportState('h1'));
+  assert.deepStrictEqual(fresh.estimate('h2'), l.estimate('h2'));
+  // a learner configured with another window keeps the newest records
+  const small = new StaticPowerLearner({ fallback: { rapl: 0, gpu: 0, bmc_rest: 0 }, minSamples: 30, window: 40 });
+  small.importState('h1', l.exportState('h1'));
+  const ref = new StaticPowerLearner({ fallback: { rapl: 0, gpu: 0, bmc_rest: 0 }, minSamples: 30, window: 40 });
+  const h1 = [...learnedTwoHosts().ivs, ...more.slice(0, 50)].filter((x) => x.hostId === 'h1');
+  for (const x of h1.slice(-40)) ref.observe(x);
+  assert.deepStrictEqual(small.estimate('h1'), ref.estimate('h1'));
+});
+
+test('state: an interval observed again (redelivered, seq ≤ the host\'s last) changes nothing', () => {
+  const { l, ivs } = learnedTwoHosts();
+  const before = JSON.stringify(l.exportState('h1'));
+  for (const x of ivs.slice(-10)) l.observe(x);
+  l.observe(ivs[0]!);
+  assert.equal(JSON.stringify(l.exportState('h1')), before);
+  assert.equal(l.exportState('nowhere'), undefined);
+});
+
+test('state: a corrupted or foreign state is refused with LEARNER_STATE_INVALID naming the field; the host keeps its state', () => {
+  const { l } = learnedTwoHosts({ window: 100 });
+  const good = JSON.stringify(l.exportState('h1'));
+  const before = JSON.stringify(l.exportState('h2'));
+  const refuse = (state: unknown, re: RegExp): void => {
+    assert.throws(() => l.importState('h2', state), (e: Error) => isWattsplitError(e, 'LEARNER_STATE_INVALID') && re.test(e.message), String(re));
+    assert.equal(JSON.stringify(l.exportState('h2')), before);
+  };
+  const forH2 = good.replace('"hostId":"h1"', '"hostId":"h2"');
+  refuse(good.slice(0, 100), /static_power state of host "h2": not valid JSON/);
+  refuse(good, /field "hostId" must be "h2" \(the host it is imported for\), got "h1"/);
+  refuse(forH2.replace('"v":1', '"v":0'), /field "v" must be 1/);
+  refuse(forH2.replace('"learner":"static_power"', '"learner":"gpu_signature"'), /field "learner" must be "static_power", got "gpu_signature"/);
+  refuse(forH2.replace(/"busyFrac":[^,]+/, '"busyFrac":"high"'), /field "recs\[0\]\.busyFrac" must be a finite number, got "high"/);
+  refuse(forH2.replace(/"anyContext":(true|false)/, '"anyContext":1'), /field "recs\[0\]\.anyContext" must be true or false, got 1/);
+  refuse(forH2.replace('"window":100', '"window":50'), /field "recs" must hold at most window=50 records \(has 100\)/);
+  refuse(forH2.replace(/"next":\d+/, '"next":100'), /field "next" must be < window=100 for 100 records, got 100/);
+  refuse(forH2.replace(/"cores":\[\["a",[^\]]+\]/, '"cores":[["a"]'), /field "recs\[0\]\.cores\[0\]" must have 2 elements \(has 1\)/);
+  l.importState('h2', forH2);
+  assert.deepStrictEqual(l.estimate('h2'), l.estimate('h1'));
 });

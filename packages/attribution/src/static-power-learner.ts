@@ -16,10 +16,18 @@
  * exceed the lowest powers actually seen). Until `minSamples` intervals are seen, or when a fit is
  * degenerate, the configured fallback is used; `origin` says which sources were learned.
  * Memory: `window` records per host, each with one number per VM.
+ *
+ * State per host (the records and the last observed seq) is exported and imported as plain JSON
+ * (`exportState` / `importState`, learner name `static_power`) so the collector can persist it and a
+ * restart or a partition move loses nothing; an interval with seq ≤ the host's last observed seq is
+ * ignored, so a redelivered interval is never learned twice. `estimate` reads the records only.
  */
 import { WattsplitError } from '@wattsplit/wire';
 import { SOURCES } from './conservation.js';
-import type { HostInterval, SourceName, StaticPowerEstimate } from './types.js';
+import { learnerStateEnvelope, openLearnerState, type LearnerStateReader } from './learner-state.js';
+import type { HostInterval, HostStateLearner, LearnerHostState, SourceName, StaticPowerEstimate } from './types.js';
+
+export const STATIC_POWER_LEARNER = 'static_power';
 
 export interface StaticPowerLearnerOptions {
   /** Configured static watts per source, used until enough data is seen. */
@@ -43,19 +51,48 @@ interface Rec {
   hasGpu: boolean;
 }
 
+/** Persisted form of one record (plain JSON; cores as [vm uuid, cores] pairs, order kept). */
+export interface StaticPowerRecordJson {
+  power: Record<SourceName, number>;
+  usable: Record<SourceName, boolean>;
+  cores: Array<[string, number]>;
+  overheadCores: number;
+  busyFrac: number;
+  ioBs: number;
+  anyContext: boolean;
+  hasGpu: boolean;
+}
+
+/** `StaticPowerLearner.exportState` output: the host's ring of records as stored (slot order and next slot). */
+export interface StaticPowerLearnerState extends LearnerHostState {
+  learner: typeof STATIC_POWER_LEARNER;
+  /** Ring capacity the records were kept with. */
+  window: number;
+  /** Slot the next record overwrites once the ring is full. */
+  next: number;
+  recs: StaticPowerRecordJson[];
+}
+
+/** Ring of a host's last `cap` records. Invariant: recs.length ≤ cap; next = recs.length until full, then the oldest slot. */
 class HostRecords {
-  readonly recs: Rec[] = [];
-  private next = 0;
-  constructor(private readonly cap: number) {}
+  recs: Rec[] = [];
+  next = 0;
+  constructor(readonly cap: number) {}
   push(r: Rec): void {
     if (this.recs.length < this.cap) this.recs.push(r);
     else this.recs[this.next] = r;
     this.next = (this.next + 1) % this.cap;
   }
+  /** Records oldest first. */
+  chronological(): Rec[] {
+    return this.recs.length < this.cap ? [...this.recs] : [...this.recs.slice(this.next), ...this.recs.slice(0, this.next)];
+  }
 }
 
-export class StaticPowerLearner {
-  private readonly hosts = new Map<string, HostRecords>();
+export class StaticPowerLearner implements HostStateLearner {
+  private readonly records = new Map<string, HostRecords>();
+  /** Seq of the last interval observed per host (the redelivery guard; persisted with the records). */
+  private readonly seqs = new Map<string, number>();
   private readonly fallback: Record<SourceName, number>;
   private readonly window: number;
   private readonly minSamples: number;
@@ -75,13 +112,17 @@ export class StaticPowerLearner {
     this.q = opts.quantile ?? 0.05;
   }
 
+  /** Adds one interval of a host; an interval with seq ≤ the host's last observed seq is ignored. */
   observe(iv: HostInterval): void {
+    const last = this.seqs.get(iv.hostId);
+    if (last !== undefined && iv.seq <= last) return;
+    this.seqs.set(iv.hostId, iv.seq);
     const d = iv.durationS;
     if (!(d > 0)) return;
-    let h = this.hosts.get(iv.hostId);
+    let h = this.records.get(iv.hostId);
     if (!h) {
       h = new HostRecords(this.window);
-      this.hosts.set(iv.hostId, h);
+      this.records.set(iv.hostId, h);
     }
     const unusable = new Set(iv.unusableSources ?? []);
     const cores = new Map<string, number>();
@@ -106,9 +147,62 @@ export class StaticPowerLearner {
     });
   }
 
+  lastSeq(hostId: string): number | undefined {
+    return this.seqs.get(hostId);
+  }
+
+  hosts(): string[] {
+    return [...this.seqs.keys()];
+  }
+
+  /** The host's state as plain JSON (undefined for a host never observed nor imported). */
+  exportState(hostId: string): StaticPowerLearnerState | undefined {
+    const lastSeq = this.seqs.get(hostId);
+    if (lastSeq === undefined) return undefined;
+    const h = this.records.get(hostId);
+    const recs = (h?.recs ?? []).map((r): StaticPowerRecordJson => ({
+      power: { ...r.power },
+      usable: { ...r.usable },
+      cores: [...r.cores],
+      overheadCores: r.overheadCores,
+      busyFrac: r.busyFrac,
+      ioBs: r.ioBs,
+      anyContext: r.anyContext,
+      hasGpu: r.hasGpu,
+    }));
+    return { ...learnerStateEnvelope(STATIC_POWER_LEARNER, hostId, lastSeq), learner: STATIC_POWER_LEARNER, window: h?.cap ?? this.window, next: h?.next ?? 0, recs };
+  }
+
+  /**
+   * Replaces the host's state with an exported one (object or JSON text). Same `window` → the ring is
+   * restored slot for slot (estimates bit-identical); another window → the newest records are kept.
+   * Throws LEARNER_STATE_INVALID naming the field; on a throw the host's state is unchanged.
+   */
+  importState(hostId: string, state: unknown): void {
+    const { s, r, lastSeq } = openLearnerState(state, STATIC_POWER_LEARNER, hostId);
+    const window = r.number(s.window, 'window', { integer: true, min: 1 });
+    const recsIn = r.array(s.recs, 'recs');
+    if (recsIn.length > window) r.fail('recs', `must hold at most window=${window} records (has ${recsIn.length})`, recsIn.length);
+    const next = r.number(s.next, 'next', { integer: true, min: 0 });
+    const expectNext = recsIn.length < window ? recsIn.length : undefined;
+    if (expectNext !== undefined ? next !== expectNext % window : next >= window) r.fail('next', `must be ${expectNext !== undefined ? expectNext % window : `< window=${window}`} for ${recsIn.length} records`, next);
+    const recs = recsIn.map((x, i) => readRec(r, x, `recs[${i}]`));
+    const old = new HostRecords(window);
+    old.recs = recs;
+    old.next = next;
+    let h = old;
+    if (window !== this.window) {
+      h = new HostRecords(this.window);
+      h.recs = old.chronological().slice(-this.window);
+      h.next = h.recs.length % this.window;
+    }
+    this.records.set(hostId, h);
+    this.seqs.set(hostId, lastSeq);
+  }
+
   /** The current estimate for a host (the fallback for a host never seen). */
   estimate(hostId: string): StaticPowerEstimate {
-    const h = this.hosts.get(hostId);
+    const h = this.records.get(hostId);
     const watts: Record<SourceName, number> = { ...this.fallback };
     const learned = new Set<SourceName>();
     if (h) {
@@ -182,6 +276,28 @@ export class StaticPowerLearner {
     if (a === undefined || !(a > 0)) return undefined;
     return Math.min(a, cap);
   }
+}
+
+function readRec(r: LearnerStateReader, x: unknown, path: string): Rec {
+  const o = r.object(x, path);
+  const p = r.object(o.power, `${path}.power`);
+  const u = r.object(o.usable, `${path}.usable`);
+  const power = {} as Record<SourceName, number>;
+  const usable = {} as Record<SourceName, boolean>;
+  for (const src of SOURCES) {
+    power[src] = r.number(p[src], `${path}.power.${src}`);
+    usable[src] = r.boolean(u[src], `${path}.usable.${src}`);
+  }
+  return {
+    power,
+    usable,
+    cores: new Map(r.pairs(o.cores, `${path}.cores`)),
+    overheadCores: r.number(o.overheadCores, `${path}.overheadCores`),
+    busyFrac: r.number(o.busyFrac, `${path}.busyFrac`),
+    ioBs: r.number(o.ioBs, `${path}.ioBs`),
+    anyContext: r.boolean(o.anyContext, `${path}.anyContext`),
+    hasGpu: r.boolean(o.hasGpu, `${path}.hasGpu`),
+  };
 }
 
 /**

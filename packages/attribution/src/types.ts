@@ -140,5 +140,41 @@ export interface AttributionContext {
  */
 export interface AttributionMethod {
   readonly name: string;
+  /** Pure: the result depends only on the interval, the context and the method's learned state. */
   attribute(interval: HostInterval, ctx: AttributionContext): AttributionResult;
+  /**
+   * Methods that learn online: feeds one interval to their learners. The collector calls it on every
+   * method after the interval is stored (so the interval itself is attributed with what came before).
+   * Idempotent per host: an interval with seq ≤ the host's last observed seq changes nothing.
+   */
+  observe?(interval: HostInterval): void;
+  /** Methods that learn online: their learned state for one host (plain JSON), undefined when they hold none. */
+  exportState?(hostId: string): LearnerHostState | undefined;
+  /** Restores `exportState`'s output (object or JSON text) for one host, replacing what it held; throws LEARNER_STATE_INVALID. */
+  importState?(hostId: string, state: unknown): void;
+}
+
+/**
+ * One learner's persisted state for one host (a `learner_state` row: learner, key = hostId, lastSeq, JSON).
+ * Plain JSON (numbers, strings, arrays, objects; no typed arrays, no non-finite numbers), versioned.
+ * `lastSeq` is the seq of the last interval observed for the host: observing an interval with
+ * seq ≤ lastSeq is a no-op, so a redelivered interval is never learned twice.
+ */
+export interface LearnerHostState {
+  v: 1;
+  /** Which learner wrote it (e.g. 'gpu_signature', 'static_power'); import refuses another learner's state. */
+  learner: string;
+  hostId: string;
+  lastSeq: number;
+}
+
+/** A learner that keeps per-host state the collector persists and restores (key = host id). */
+export interface HostStateLearner {
+  observe(interval: HostInterval): void;
+  /** Seq of the last interval observed for the host, undefined when none. */
+  lastSeq(hostId: string): number | undefined;
+  /** Hosts with state (for a save of everything). */
+  hosts(): string[];
+  exportState(hostId: string): LearnerHostState | undefined;
+  importState(hostId: string, state: unknown): void;
 }

@@ -5,7 +5,9 @@
  *   static  S = min(M, P_static · dt), split by the idle policy (presence-weighted, as cpu_share does);
  *           P_static is the model's learned static power (`staticFrom: 'model'`, default) or the context's;
  *   dynamic D = M − S, split in proportion to each term's g_s (VMs; CPU time outside VMs → host_overhead).
- * GPU: the learned signature split (GpuTimeSliceMethod). Ends with `reconcile`, so every source sums
+ * GPU: the learned signature split (GpuTimeSliceMethod); `observe`, `exportState` and `importState` are
+ * its (the additive model itself is trained offline and versioned in the registry, so the GPU learners
+ * are this method's only online state). Ends with `reconcile`, so every source sums
  * exactly to its measurement. Uncertainty: ± z · residual RMS of the model (W) · dt, shared in proportion
  * to each share's dynamic part, plus the spread of the static estimate.
  * No model for the interval's hardware class (cold start): the fallback (cpu_share) result, with
@@ -13,7 +15,7 @@
  */
 import { CpuShareMethod, reconcile, staticSplitWeights, type AttributionContext, type AttributionMethod, type AttributionResult, type AttributionShare, type EntityKind, type HostInterval, type VmInterval } from '@wattsplit/attribution';
 import { intervalFeatures, MODEL_SOURCES, termPowers, type AdditiveModelJson } from './additive-model.js';
-import { GpuTimeSliceMethod } from './gpu-time-slice-method.js';
+import { GpuTimeSliceMethod, type GpuTimeSliceHostState } from './gpu-time-slice-method.js';
 
 export const ADDITIVE_MODEL_METHOD = 'additive_model';
 
@@ -48,6 +50,20 @@ export class AdditiveModelMethod implements AttributionMethod {
     this.gpu = opts.gpu ?? new GpuTimeSliceMethod({ base: this.fallback });
     this.staticFrom = opts.staticFrom ?? 'model';
     this.z = opts.z ?? 1.96;
+  }
+
+  /** Feeds the GPU learners (the collector calls it after the interval is stored). */
+  observe(iv: HostInterval): void {
+    this.gpu.observe(iv);
+  }
+
+  /** The GPU learners' state for the host (learner `gpu_signature`). */
+  exportState(hostId: string): GpuTimeSliceHostState | undefined {
+    return this.gpu.exportState(hostId);
+  }
+
+  importState(hostId: string, state: unknown): void {
+    this.gpu.importState(hostId, state);
   }
 
   attribute(iv: HostInterval, ctx: AttributionContext): AttributionResult {

@@ -18,7 +18,11 @@
  * contexts). When the number of contexts varies across the observed windows, a per-context term
  * P_ctx · contexts · dt is fitted too; static energy is then split by an explicit `GpuStaticPolicy`
  * and reported apart from dynamic energy.
+ *
+ * The learner's sums are its whole state: `exportState` gives them as plain JSON and `fromState` rebuilds a
+ * learner whose fit is bit-identical (JSON numbers round-trip doubles exactly; column order is kept).
  */
+import { LearnerStateReader } from '@wattsplit/attribution';
 import { nnlsNormal } from './nnls.js';
 
 /** One observation window of one GPU. */
@@ -72,6 +76,22 @@ export function contextCount(w: GpuActivityWindow): number {
 const STATIC = '\u0000static';
 const PER_CTX = '\u0000ctx';
 
+/**
+ * A GpuSignatureLearner's accumulated sums as plain JSON (no typed arrays). `tenants` are the fitted
+ * columns after the static and per-context ones, in column order; `AtA` is (2 + tenants) × (2 + tenants).
+ */
+export interface GpuSignatureLearnerState {
+  tenants: string[];
+  AtA: number[][];
+  Atb: number[];
+  bb: number;
+  /** Decayed activity per tenant, [tenant, busy-seconds] pairs. */
+  activitySeen: Array<[string, number]>;
+  /** [min, max] of the windows' context counts; null before the first window. */
+  contextRange: [number, number] | null;
+  windows: number;
+}
+
 /** Accumulates normal equations over windows and solves the NNLS fit on demand. */
 export class GpuSignatureLearner {
   private readonly cols: string[] = [STATIC, PER_CTX];
@@ -112,10 +132,12 @@ export class GpuSignatureLearner {
     return i;
   }
 
-  /** Adds one window. Windows with non-finite or non-positive duration are ignored. */
+  /** Adds one window. Windows with non-finite or non-positive duration, or non-finite energy or activity, are ignored. */
   observe(w: GpuActivityWindow): void {
-    if (!(w.durationS > 0) || !Number.isFinite(w.joules)) return;
+    if (!(w.durationS > 0 && Number.isFinite(w.durationS)) || !Number.isFinite(w.joules)) return;
+    if (Object.values(w.activity).some((a) => !Number.isFinite(a))) return;
     const nctx = contextCount(w);
+    if (!Number.isFinite(nctx)) return;
     const entries: Array<[number, number]> = [[0, w.durationS], [1, w.durationS * nctx]];
     for (const [tenant, a] of Object.entries(w.activity)) {
       if (!(a > 0)) continue;
@@ -142,6 +164,57 @@ export class GpuSignatureLearner {
 
   get windows(): number {
     return this.n;
+  }
+
+  /** The accumulated sums as plain JSON (arrays of numbers); `fromState` rebuilds an identical learner. */
+  exportState(): GpuSignatureLearnerState {
+    return {
+      tenants: this.cols.slice(2),
+      AtA: this.AtA.map((r) => Array.from(r)),
+      Atb: Array.from(this.Atb),
+      bb: this.bb,
+      activitySeen: [...this.activitySeen],
+      contextRange: this.n > 0 && Number.isFinite(this.ctxMin) ? [this.ctxMin, this.ctxMax] : null,
+      windows: this.n,
+    };
+  }
+
+  /**
+   * A learner holding an exported state (options as the learner that exported it, for an identical fit).
+   * Throws LEARNER_STATE_INVALID naming the field (`where` prefixes the message, e.g. the host and device).
+   */
+  static fromState(state: unknown, opts: GpuSignatureLearnerOptions = {}, where = 'gpu signature learner state'): GpuSignatureLearner {
+    const r = new LearnerStateReader(where);
+    const s = r.object(state, '(learner)');
+    const tenants = r.array(s.tenants, 'tenants').map((t, i) => r.string(t, `tenants[${i}]`));
+    const seen = new Set<string>();
+    for (const [i, t] of tenants.entries()) {
+      if (t === STATIC || t === PER_CTX || seen.has(t)) r.fail(`tenants[${i}]`, 'must be a tenant named once', t);
+      seen.add(t);
+    }
+    const n = tenants.length + 2;
+    const AtA = r.array(s.AtA, 'AtA', n).map((row, i) => Float64Array.from(r.numbers(row, `AtA[${i}]`, n)));
+    const Atb = Float64Array.from(r.numbers(s.Atb, 'Atb', n));
+    const bb = r.number(s.bb, 'bb', { min: 0 });
+    const activitySeen = r.pairs(s.activitySeen, 'activitySeen');
+    const windows = r.number(s.windows, 'windows', { integer: true, min: 0 });
+    let range: [number, number] | undefined;
+    if (s.contextRange !== null) {
+      const c = r.numbers(s.contextRange, 'contextRange', 2);
+      if (!(c[0]! <= c[1]!)) r.fail('contextRange', 'must be [min, max] with min ≤ max', c);
+      range = [c[0]!, c[1]!];
+    } else if (windows > 0) {
+      r.fail('contextRange', `must be [min, max] when windows=${windows} > 0`, null);
+    }
+    const l = new GpuSignatureLearner(opts);
+    for (const t of tenants) l.col(t);
+    l.AtA = AtA;
+    l.Atb = Atb;
+    l.bb = bb;
+    for (const [t, a] of activitySeen) l.activitySeen.set(t, a);
+    if (range) [l.ctxMin, l.ctxMax] = range;
+    l.n = windows;
+    return l;
   }
 
   /** Solves the fit (cached until the next observe). */

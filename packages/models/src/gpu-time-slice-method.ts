@@ -1,14 +1,37 @@
 /**
  * GPU attribution of live host intervals by learned per-VM signatures (the same model as gpuReplay):
  * per device, E = P_static·dt (+ P_ctx·contexts·dt) + Σ_vm s_vm · busy_vm, busy_vm = smUtil/100 · dt ·
- * presence. Passthrough devices go wholly to their VM. Time-sliced devices: each interval is first
- * observed by the device's online learner (forgetting half-life), then split by the current fit and
- * reconciled so the parts sum exactly to the measurement. Until a device has `minWindows` intervals the
- * split uses SM-utilisation shares and the configured static power, and the result's note says so.
- * Non-GPU sources come from the `base` method (CPU share by default, or the additive model).
+ * presence. Passthrough devices go wholly to their VM. Time-sliced devices are split by the device's
+ * current fit and reconciled so the parts sum exactly to the measurement. Until a device's learner holds
+ * `minWindows` intervals the split uses SM-utilisation shares and the configured static power, and the
+ * result's note says so. Non-GPU sources come from the `base` method (CPU share by default).
+ *
+ * Learning is apart from attributing: `attribute`/`attributeGpu` only read the fits (the result depends
+ * on the interval, the context and the learned state only); `observe(iv)` feeds the interval's windows to
+ * the device learners (online, forgetting half-life). The collector calls `observe` after the interval is
+ * stored, so every interval is attributed with what came before it (causal). State is per host: the
+ * host's device learners and the seq of the last interval observed; an interval with seq ≤ that is not
+ * observed again (a redelivered interval is never learned twice). `exportState(host)` /
+ * `importState(host, state)` move it to and from storage as plain JSON (learner name `gpu_signature`).
  */
-import { CpuShareMethod, reconcile, type AttributionContext, type AttributionMethod, type AttributionResult, type AttributionShare, type HostInterval, type IdleSplitPolicy, type VmInterval } from '@wattsplit/attribution';
-import { GpuSignatureLearner, splitGpuWindow, type GpuActivityWindow, type GpuSignatureFit, type GpuStaticPolicy } from './gpu-signature.js';
+import {
+  CpuShareMethod,
+  learnerStateEnvelope,
+  openLearnerState,
+  reconcile,
+  type AttributionContext,
+  type AttributionMethod,
+  type AttributionResult,
+  type AttributionShare,
+  type GpuInterval,
+  type HostInterval,
+  type HostStateLearner,
+  type IdleSplitPolicy,
+  type LearnerHostState,
+  type VmGpuInterval,
+  type VmInterval,
+} from '@wattsplit/attribution';
+import { GpuSignatureLearner, splitGpuWindow, type GpuActivityWindow, type GpuSignatureFit, type GpuSignatureLearnerState, type GpuStaticPolicy } from './gpu-signature.js';
 
 export const GPU_SIGNATURE_METHOD = 'gpu_signature';
 
@@ -34,10 +57,45 @@ function gpuPolicy(p: IdleSplitPolicy): GpuStaticPolicy {
   }
 }
 
-export class GpuTimeSliceMethod implements AttributionMethod {
+/** `GpuTimeSliceMethod.exportState` output: one host's device learners and last observed seq. */
+export interface GpuTimeSliceHostState extends LearnerHostState {
+  learner: typeof GPU_SIGNATURE_METHOD;
+  /** Per time-sliced device (PCI bus id), in the order first seen. */
+  devices: Array<{ device: string; state: GpuSignatureLearnerState }>;
+  /** The base method's state for the host, when it learns too. */
+  base?: LearnerHostState;
+}
+
+/** One host's learners. Invariant: `lastSeq` is the seq of the last interval whose windows the learners hold. */
+class HostGpuLearners {
+  lastSeq: number | undefined;
+  readonly devices = new Map<string, GpuSignatureLearner>();
+}
+
+type Attached = Array<{ v: VmInterval; vg: VmGpuInterval }>;
+
+function attachedTo(iv: HostInterval, device: string): Attached {
+  return iv.vms.flatMap((v) => v.gpus.filter((vg) => vg.device === device).map((vg) => ({ v, vg })));
+}
+
+/** The learner's window of one time-sliced device over the interval (activity in busy-seconds per VM). */
+function deviceWindow(iv: HostInterval, g: GpuInterval, attached: Attached): GpuActivityWindow {
+  const dt = Math.max(0, iv.durationS);
+  const w: GpuActivityWindow = { durationS: dt, joules: Math.max(0, g.joules), activity: {}, contexts: {}, usedMemory: {} };
+  for (const { v, vg } of attached) {
+    const presence = Number.isFinite(v.presence) ? Math.min(1, Math.max(0, v.presence)) : 0;
+    const busy = (Math.max(0, Math.min(100, vg.smUtilPct)) / 100) * dt * presence;
+    if (busy > 0) w.activity[v.uuid] = (w.activity[v.uuid] ?? 0) + busy;
+    if (vg.holdsContext) w.contexts[v.uuid] = Math.max(w.contexts[v.uuid] ?? 0, presence);
+    w.usedMemory![v.uuid] = Math.max(w.usedMemory![v.uuid] ?? 0, vg.usedMemoryBytes);
+  }
+  return w;
+}
+
+export class GpuTimeSliceMethod implements AttributionMethod, HostStateLearner {
   readonly name = GPU_SIGNATURE_METHOD;
   private readonly base: AttributionMethod;
-  private readonly learners = new Map<string, GpuSignatureLearner>();
+  private readonly learners = new Map<string, HostGpuLearners>();
   private readonly halfLife: number;
   private readonly minWindows: number;
   private readonly noContextIdleW: number;
@@ -49,9 +107,80 @@ export class GpuTimeSliceMethod implements AttributionMethod {
     this.noContextIdleW = opts.noContextIdleW ?? 0;
   }
 
-  /** Current fit of one device (for reports), undefined when never seen. */
+  private newLearner(): GpuSignatureLearner {
+    return new GpuSignatureLearner({ halfLifeWindows: this.halfLife, minActivity: 3 });
+  }
+
+  /** Current fit of one device (for reports), undefined when never observed. */
   fitOf(hostId: string, device: string): GpuSignatureFit | undefined {
-    return this.learners.get(`${hostId}|${device}`)?.fit();
+    return this.learners.get(hostId)?.devices.get(device)?.fit();
+  }
+
+  /**
+   * Feeds the interval's time-sliced GPU windows to the host's device learners (and the interval to the
+   * base method, when it learns). No-op for an interval with seq ≤ the host's last observed seq.
+   */
+  observe(iv: HostInterval): void {
+    this.base.observe?.(iv);
+    let h = this.learners.get(iv.hostId);
+    if (h?.lastSeq !== undefined && iv.seq <= h.lastSeq) return;
+    if (!h) {
+      h = new HostGpuLearners();
+      this.learners.set(iv.hostId, h);
+    }
+    h.lastSeq = iv.seq;
+    for (const g of iv.gpus) {
+      const attached = attachedTo(iv, g.device);
+      if (attached.some((a) => a.vg.passthrough)) continue;
+      let l = h.devices.get(g.device);
+      if (!l) {
+        l = this.newLearner();
+        h.devices.set(g.device, l);
+      }
+      l.observe(deviceWindow(iv, g, attached));
+    }
+  }
+
+  lastSeq(hostId: string): number | undefined {
+    return this.learners.get(hostId)?.lastSeq;
+  }
+
+  hosts(): string[] {
+    return [...this.learners.keys()].filter((h) => this.learners.get(h)!.lastSeq !== undefined);
+  }
+
+  /** The host's learned state as plain JSON; undefined when the host has nothing learned (no time-sliced GPU seen, base stateless). */
+  exportState(hostId: string): GpuTimeSliceHostState | undefined {
+    const h = this.learners.get(hostId);
+    const base = this.base.exportState?.(hostId);
+    const devices = [...(h?.devices ?? [])].map(([device, l]) => ({ device, state: l.exportState() }));
+    const lastSeq = h?.lastSeq ?? base?.lastSeq;
+    if (lastSeq === undefined || (devices.length === 0 && !base)) return undefined;
+    return { ...learnerStateEnvelope(GPU_SIGNATURE_METHOD, hostId, lastSeq), learner: GPU_SIGNATURE_METHOD, devices, ...(base ? { base } : {}) };
+  }
+
+  /**
+   * Replaces the host's learners with an exported state (object or JSON text); fits and attribution
+   * results are then bit-identical to the exporter's. Throws LEARNER_STATE_INVALID naming the field; on a
+   * throw nothing is changed.
+   */
+  importState(hostId: string, state: unknown): void {
+    const { s, r, lastSeq } = openLearnerState(state, GPU_SIGNATURE_METHOD, hostId);
+    const h = new HostGpuLearners();
+    h.lastSeq = lastSeq;
+    r.array(s.devices, 'devices').forEach((d, i) => {
+      const o = r.object(d, `devices[${i}]`);
+      const device = r.string(o.device, `devices[${i}].device`);
+      if (h.devices.has(device)) r.fail(`devices[${i}].device`, 'must name each device once', device);
+      const where = `${GPU_SIGNATURE_METHOD} state of host ${JSON.stringify(hostId)}, devices[${i}] (${device}).state`;
+      h.devices.set(device, GpuSignatureLearner.fromState(o.state, { halfLifeWindows: this.halfLife, minActivity: 3 }, where));
+    });
+    if (s.base !== undefined) {
+      const importBase = this.base.importState?.bind(this.base);
+      if (importBase) importBase(hostId, s.base);
+      else r.fail('base', `is state for a base method, but ${this.base.name} keeps none`, s.base);
+    }
+    this.learners.set(hostId, h);
   }
 
   attribute(iv: HostInterval, ctx: AttributionContext): AttributionResult {
@@ -63,7 +192,7 @@ export class GpuTimeSliceMethod implements AttributionMethod {
     return { ...base, method: this.name, modelVersion: `${base.method}:${base.modelVersion}+gpu:${this.halfLife}`, note, shares };
   }
 
-  /** GPU shares only (used by other methods that handle the CPU side themselves). Not reconciled. */
+  /** GPU shares only (used by other methods that handle the CPU side themselves). Not reconciled. Reads the fits only. */
   attributeGpu(iv: HostInterval, ctx: AttributionContext): { shares: AttributionShare[]; notes: string[] } {
     const shares = new Map<string, AttributionShare>();
     const notes: string[] = [];
@@ -83,41 +212,30 @@ export class GpuTimeSliceMethod implements AttributionMethod {
     };
     const dt = Math.max(0, iv.durationS);
     const configuredStatic = iv.gpus.length > 0 ? Math.max(0, ctx.staticPower.watts.gpu) / iv.gpus.length : 0;
+    const host = this.learners.get(iv.hostId);
     let covered = 0;
     for (const g of iv.gpus) {
       const J = Math.max(0, g.joules);
       covered += J;
-      const attached = iv.vms.flatMap((v) => v.gpus.filter((vg) => vg.device === g.device).map((vg) => ({ v, vg })));
+      const attached = attachedTo(iv, g.device);
       const owner = attached.find((a) => a.vg.passthrough);
-      const key = `${iv.hostId}|${g.device}`;
+      const learner = host?.devices.get(g.device);
       if (owner) {
-        const sta = Math.min(J, (this.learners.get(key)?.fit().staticW ?? configuredStatic) * dt);
+        const sta = Math.min(J, (learner?.fit().staticW ?? configuredStatic) * dt);
         add(owner.v, J - sta, sta, 0);
         continue;
       }
-      const w: GpuActivityWindow = { durationS: dt, joules: J, activity: {}, contexts: {}, usedMemory: {} };
-      for (const { v, vg } of attached) {
-        const presence = Number.isFinite(v.presence) ? Math.min(1, Math.max(0, v.presence)) : 0;
-        const busy = (Math.max(0, Math.min(100, vg.smUtilPct)) / 100) * dt * presence;
-        if (busy > 0) w.activity[v.uuid] = (w.activity[v.uuid] ?? 0) + busy;
-        if (vg.holdsContext) w.contexts[v.uuid] = Math.max(w.contexts[v.uuid] ?? 0, presence);
-        w.usedMemory![v.uuid] = Math.max(w.usedMemory![v.uuid] ?? 0, vg.usedMemoryBytes);
-      }
-      let learner = this.learners.get(key);
-      if (!learner) {
-        learner = new GpuSignatureLearner({ halfLifeWindows: this.halfLife, minActivity: 3 });
-        this.learners.set(key, learner);
-      }
-      learner.observe(w);
+      const w = deviceWindow(iv, g, attached);
+      const seen = learner?.windows ?? 0;
       let fit: GpuSignatureFit;
-      if (learner.windows >= this.minWindows) {
+      if (learner && seen >= this.minWindows) {
         fit = learner.fit();
       } else {
         // warming up: SM-utilisation shares, configured static power
         const signatures: Record<string, number> = {};
         for (const k of Object.keys(w.activity)) signatures[k] = 1;
-        fit = { staticW: configuredStatic, perContextW: 0, signatures, fallbackTenants: [], windows: learner.windows, residualRmsJ: 0 };
-        notes.push(`gpu ${g.device}: warming up (${learner.windows}/${this.minWindows} intervals), split by SM utilisation`);
+        fit = { staticW: configuredStatic, perContextW: 0, signatures, fallbackTenants: [], windows: seen, residualRmsJ: 0 };
+        notes.push(`gpu ${g.device}: warming up (${seen}/${this.minWindows} intervals), split by SM utilisation`);
       }
       const sp = splitGpuWindow(w, fit, { policy: gpuPolicy(ctx.policy), noContextIdleW: this.noContextIdleW });
       let dynTot = 0;

@@ -48,6 +48,8 @@ export const ERROR_CODES = [
   'AGENT_RESTARTED',
   // attribution: a frame's wall clock was far from the gateway's time (1970, 2100): dated by the gateway's
   'FRAME_CLOCK_IMPLAUSIBLE',
+  // models: a persisted learner state (learner_state row) is not valid JSON of the expected shape and version
+  'LEARNER_STATE_INVALID',
 ] as const;
 
 export type ErrorCode = (typeof ERROR_CODES)[number];
