@@ -37,6 +37,7 @@ export class CollectorMetrics {
   private readonly lastT1 = new Map<string, number>();
   private readonly shareSeries = new Map<string, ShareSeries[]>();
   private readonly lagProviders: (() => number | undefined)[] = [];
+  private readonly gaugeProviders = new Map<string, () => { labels: Labels; value: number }[]>();
 
   constructor() {
     this.define('wattsplit_vm_energy_joules_total', 'counter', 'Energy attributed to a VM, joules, by source, part (dynamic|static) and method.');
@@ -52,6 +53,8 @@ export class CollectorMetrics {
     this.define('wattsplit_collector_store_write_intervals_total', 'counter', 'Host intervals in those writes (divided by the writes: intervals per write).');
     this.define('wattsplit_collector_lag_seconds', 'gauge', 'Wall-clock now minus the end of the newest stored interval, seconds (max over hosts).');
     this.define('wattsplit_collector_bus_lag_messages', 'gauge', 'Telemetry messages not yet committed by the collector group.');
+    this.define('wattsplit_model_trainings_total', 'counter', 'Model trainings by hardware class, reason (first, new_class, drift, period, manual) and result (trained, skipped, failed).');
+    this.define('wattsplit_collector_cold_start_records_total', 'counter', 'Attribution records of a learned method made with the baseline because the hardware class had no model yet, by method.');
   }
 
   private define(name: string, type: Family['type'], help: string): void {
@@ -97,6 +100,7 @@ export class CollectorMetrics {
     }
     if (cache.length > r.shares.length) cache.length = r.shares.length;
     this.inc('wattsplit_collector_intervals_total', { method: r.method });
+    if (r.modelVersion.startsWith('fallback:')) this.inc('wattsplit_collector_cold_start_records_total', { method: r.method });
   }
 
   /** The series a share's dynamic or static part adds to (created at 0 if new). */
@@ -115,6 +119,12 @@ export class CollectorMetrics {
   recordMeasured(hostId: string, measured: Record<string, number>, t1UnixNs: number): void {
     for (const [source, j] of Object.entries(measured)) if (j > 0) this.inc('wattsplit_host_energy_joules_total', { host: hostId, source }, j);
     this.lastT1.set(hostId, Math.max(this.lastT1.get(hostId) ?? 0, t1UnixNs));
+  }
+
+  /** A gauge family computed at each scrape (model versions, ages, residuals). */
+  addGaugeProvider(name: string, help: string, p: () => { labels: Labels; value: number }[]): void {
+    this.define(name, 'gauge', help);
+    this.gaugeProviders.set(name, p);
   }
 
   addBusLagProvider(p: () => number | undefined): void {
@@ -140,6 +150,15 @@ export class CollectorMetrics {
       if (typeof v === 'number' && Number.isFinite(v)) lag = (lag ?? 0) + v;
     }
     if (lag !== undefined) busLag.series.set('', { labels: {}, value: lag });
+    for (const [name, p] of this.gaugeProviders) {
+      const f = this.families.get(name)!;
+      f.series.clear();
+      try {
+        for (const s of p()) if (Number.isFinite(s.value)) f.series.set(keyOf(s.labels), s);
+      } catch {
+        // a provider that cannot answer now leaves its family empty for this scrape
+      }
+    }
     const out: string[] = [];
     for (const [name, f] of this.families) {
       out.push(`# HELP ${name} ${f.help}`, `# TYPE ${name} ${f.type}`);

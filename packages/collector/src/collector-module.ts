@@ -10,7 +10,8 @@ import type { Server } from 'node:http';
 import { Module, type DynamicModule, type INestApplicationContext } from '@nestjs/common';
 import { APP_GUARD, NestFactory } from '@nestjs/core';
 import { CpuShareMethod, type AttributionMethod } from '@wattsplit/attribution';
-import type { Store } from '@wattsplit/store';
+import { AdditiveModelMethod } from '@wattsplit/models';
+import { ModelStore, type Store } from '@wattsplit/store';
 import { silentLogger } from '@wattsplit/wire';
 import { isLoopbackHost } from './api-auth.js';
 import { ApiAuthGuard, type ApiAuth } from './api-guard.js';
@@ -18,8 +19,10 @@ import { DashboardController, EnergyController, HealthController, MetricsControl
 import { CollectorMetrics } from './collector-metrics.js';
 import { validateCollectorConfig, type CollectorConfig } from './config.js';
 import { NestLoggerAdapter } from './nest-logger.js';
+import { ModelCatalog } from './model-catalog.js';
 import { TelemetryPipeline } from './telemetry-pipeline.js';
-import { API_AUTH, BUS, COLLECTOR_CONFIG, LOGGER, METHODS, STORE } from './tokens.js';
+import { TrainingService } from './training-service.js';
+import { API_AUTH, BUS, COLLECTOR_CONFIG, LOGGER, METHODS, MODEL_CATALOG, STORE } from './tokens.js';
 
 /**
  * HTTPS: TLS 1.2 and 1.3 only; on 1.2 only ECDHE key exchange with AEAD ciphers (GCM, ChaCha20-Poly1305),
@@ -61,11 +64,24 @@ export class CollectorModule {
             return config.store;
           },
         },
-        { provide: METHODS, useFactory: (): AttributionMethod[] => [new CpuShareMethod(), ...(config.methods ?? [])] },
+        {
+          provide: MODEL_CATALOG,
+          inject: [STORE],
+          useFactory: (store: Store): ModelCatalog => new ModelCatalog(new ModelStore(store), config.logger ?? silentLogger),
+        },
+        {
+          provide: METHODS,
+          inject: [MODEL_CATALOG],
+          useFactory: (catalog: ModelCatalog): AttributionMethod[] => {
+            const cpu = new CpuShareMethod();
+            return [cpu, ...(config.models ? [new AdditiveModelMethod({ models: catalog, fallback: cpu })] : []), ...(config.methods ?? [])];
+          },
+        },
         CollectorMetrics,
+        ...(config.models ? [TrainingService] : []),
         TelemetryPipeline,
       ],
-      exports: [TelemetryPipeline, CollectorMetrics, STORE, BUS],
+      exports: [TelemetryPipeline, CollectorMetrics, STORE, BUS, MODEL_CATALOG, ...(config.models ? [TrainingService] : [])],
     };
   }
 }
@@ -73,6 +89,8 @@ export class CollectorModule {
 export interface CollectorApp {
   app: INestApplicationContext;
   pipeline: TelemetryPipeline;
+  /** The model trainer (config.models set), else undefined. */
+  training: TrainingService | undefined;
   /** http(s)://HOST:PORT when config.http is set. */
   url: string | undefined;
   close(): Promise<void>;
@@ -102,9 +120,9 @@ export async function createCollectorApp(config: CollectorConfig): Promise<Colle
       if (!http.tokens) log.warn({ host }, `HTTP API on ${host} without authentication (allowUnauthenticated): anyone who reaches it reads every tenant's bill`);
       else if (!tls) log.warn({ host }, `HTTP API on ${host} over plain HTTP: bearer tokens cross the network in clear; use TLS (--tls-cert/--tls-key) or a TLS proxy`);
     }
-    return { app, pipeline: app.get(TelemetryPipeline), url, close: () => app.close() };
+    return { app, pipeline: app.get(TelemetryPipeline), training: config.models ? app.get(TrainingService) : undefined, url, close: () => app.close() };
   }
   const app = await NestFactory.createApplicationContext(mod, { logger, abortOnError: false });
   await app.init();
-  return { app, pipeline: app.get(TelemetryPipeline), url: undefined, close: () => app.close() };
+  return { app, pipeline: app.get(TelemetryPipeline), training: config.models ? app.get(TrainingService) : undefined, url: undefined, close: () => app.close() };
 }

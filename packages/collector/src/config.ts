@@ -2,6 +2,7 @@
  * What the collector is built from. Everything that does I/O is passed in (the bus, the store), so the
  * same module runs embedded (InProcessBus + ChdbStore) and in fleet mode (KafkaBus + ClickHouseServerStore).
  */
+import type { CollectorTrainingConfig } from './training-service.js';
 import type { AttributionMethod, IdleSplitPolicy, IntervalAlignerOptions, ReservedWeights, SourceName } from '@wattsplit/attribution';
 import type { Store } from '@wattsplit/store';
 import { WattsplitError, type Bus, type Logger } from '@wattsplit/wire';
@@ -35,6 +36,12 @@ export interface CollectorConfig {
   /** Static power per source (W) used until learned; learned from the host's own intervals unless learn=false. */
   staticPower?: { fallbackWatts?: Partial<Record<SourceName, number>>; learn?: boolean; minSamples?: number };
   aligner?: IntervalAlignerOptions;
+  /**
+   * Learned models: the additive_model method, applied with the versions stored in the store's model
+   * tables (every replica the same), and trained by this collector per hardware class unless
+   * `training.enabled` is false (training-service.ts). Absent: cpu_share (and `methods`) only.
+   */
+  models?: { training?: CollectorTrainingConfig };
   /**
    * How far a frame's wall clock may be from the time the gateway produced it (the bus timestamp) before
    * the frame is dated by that timestamp instead (anomaly FRAME_CLOCK_IMPLAUSIBLE): ahead by at most

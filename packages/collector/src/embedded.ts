@@ -19,11 +19,15 @@ export interface EmbeddedCollectorOptions {
   http?: CollectorConfig['http'];
   staticPower?: CollectorConfig['staticPower'];
   retention?: Partial<Retention>;
+  /** Learned models applied from the store and trained by this collector (see CollectorConfig.models). */
+  models?: CollectorConfig['models'];
 }
 
 export interface EmbeddedCollector {
   app: CollectorApp['app'];
   pipeline: TelemetryPipeline;
+  /** The model trainer when `models` was given. */
+  training: CollectorApp['training'];
   store: ChdbStore;
   bus: Bus;
   url: string | undefined;
@@ -44,6 +48,7 @@ export async function startEmbeddedCollector(opts: EmbeddedCollectorOptions): Pr
       ...(opts.policy ? { policy: opts.policy } : {}),
       ...(opts.http ? { http: opts.http } : {}),
       ...(opts.staticPower ? { staticPower: opts.staticPower } : {}),
+      ...(opts.models ? { models: opts.models } : {}),
     });
   } catch (e) {
     await store.close();
@@ -54,6 +59,7 @@ export async function startEmbeddedCollector(opts: EmbeddedCollectorOptions): Pr
   return {
     app: started.app,
     pipeline: started.pipeline,
+    training: started.training,
     store,
     bus,
     url: started.url,

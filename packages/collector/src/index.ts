@@ -13,3 +13,6 @@ export * from './dashboard.js';
 export * from './nest-logger.js';
 export * from './collector-module.js';
 export * from './embedded.js';
+export * from './model-catalog.js';
+export * from './model-lifecycle.js';
+export * from './training-service.js';

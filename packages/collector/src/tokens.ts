@@ -5,3 +5,4 @@ export const METHODS = Symbol.for('wattsplit.collector.methods');
 export const LOGGER = Symbol.for('wattsplit.collector.logger');
 export const COLLECTOR_CONFIG = Symbol.for('wattsplit.collector.config');
 export const API_AUTH = Symbol.for('wattsplit.collector.api-auth');
+export const MODEL_CATALOG = Symbol.for('wattsplit.collector.model-catalog');

@@ -19,9 +19,13 @@ import { GpuTimeSliceMethod, type GpuTimeSliceHostState } from './gpu-time-slice
 
 export const ADDITIVE_MODEL_METHOD = 'additive_model';
 
-/** Where models come from (ModelRegistry implements it). Synchronous: the apply path never waits on I/O. */
+/**
+ * Where models come from (the collector's ModelCatalog over the store; ModelRegistry over a directory).
+ * Synchronous: the apply path never waits on I/O. `atUnixNs` is the interval's end: the version in force
+ * then (activations take effect from a time, so replicas and replays pick the same version).
+ */
 export interface ModelLookup {
-  get(hardwareClass: string): AdditiveModelJson | undefined;
+  get(hardwareClass: string, atUnixNs?: number): AdditiveModelJson | undefined;
 }
 
 export interface AdditiveModelMethodOptions {
@@ -67,7 +71,7 @@ export class AdditiveModelMethod implements AttributionMethod {
   }
 
   attribute(iv: HostInterval, ctx: AttributionContext): AttributionResult {
-    const model = this.models.get(iv.hardwareClass);
+    const model = this.models.get(iv.hardwareClass, iv.t1UnixNs);
     if (!model) {
       const r = this.gpu.attribute(iv, ctx);
       const note = [`cold start: no additive model for hardware class "${iv.hardwareClass}"; ${this.fallback.name}`, r.note].filter((x) => x !== '').join('; ');

@@ -153,27 +153,37 @@ export class ModelRegistry implements ModelLookup {
   /** Residual of the current model on recent intervals vs its training residual. Undefined without a model or data. */
   checkDrift(hardwareClass: string, recent: readonly HostInterval[]): DriftReport | undefined {
     const m = this.latest.get(hardwareClass);
-    const mine = recent.filter((iv) => iv.hardwareClass === hardwareClass && iv.durationS > 0);
-    if (!m || mine.length === 0) return undefined;
-    const trainingRmsW = {} as Record<ModelSource, number>;
-    const recentRmsW = {} as Record<ModelSource, number>;
-    let ratio = 0;
-    for (const s of MODEL_SOURCES) {
-      let se = 0;
-      let n = 0;
-      for (const iv of mine) {
-        if ((iv.unusableSources ?? []).includes(s)) continue;
-        se += (predictPowerW(m, s, iv) - iv.measured[s] / iv.durationS) ** 2;
-        n++;
-      }
-      trainingRmsW[s] = m.sources[s].residualRmsW;
-      recentRmsW[s] = n > 0 ? Math.sqrt(se / n) : 0;
-      // a floor of 0.5 % of mean power keeps a near-perfect training fit from flagging noise as drift
-      const floor = Math.max(trainingRmsW[s], 0.005 * m.sources[s].meanPowerW, 1e-9);
-      ratio = Math.max(ratio, recentRmsW[s] / floor);
-    }
-    const report: DriftReport = { hardwareClass, version: m.version, intervals: mine.length, trainingRmsW, recentRmsW, ratio, drifted: ratio > this.driftRatio };
-    if (report.drifted) this.logger.warn({ ...report }, 'model drift: recent residual well above training residual');
+    if (!m) return undefined;
+    const report = modelDrift(m, recent, this.driftRatio);
+    if (report?.drifted) this.logger.warn({ ...report }, 'model drift: recent residual well above training residual');
     return report;
   }
+}
+
+/**
+ * A model's residual on recent intervals of its class against its training residual, per source; drifted
+ * when the largest ratio exceeds `driftRatio`. Undefined without usable recent intervals.
+ */
+export function modelDrift(m: AdditiveModelJson, recent: readonly HostInterval[], driftRatio: number): DriftReport | undefined {
+  const hardwareClass = m.hardwareClass;
+  const mine = recent.filter((iv) => iv.hardwareClass === hardwareClass && iv.durationS > 0);
+  if (mine.length === 0) return undefined;
+  const trainingRmsW = {} as Record<ModelSource, number>;
+  const recentRmsW = {} as Record<ModelSource, number>;
+  let ratio = 0;
+  for (const s of MODEL_SOURCES) {
+    let se = 0;
+    let n = 0;
+    for (const iv of mine) {
+      if ((iv.unusableSources ?? []).includes(s)) continue;
+      se += (predictPowerW(m, s, iv) - iv.measured[s] / iv.durationS) ** 2;
+      n++;
+    }
+    trainingRmsW[s] = m.sources[s].residualRmsW;
+    recentRmsW[s] = n > 0 ? Math.sqrt(se / n) : 0;
+    // a floor of 0.5 % of mean power keeps a near-perfect training fit from flagging noise as drift
+    const floor = Math.max(trainingRmsW[s], 0.005 * m.sources[s].meanPowerW, 1e-9);
+    ratio = Math.max(ratio, recentRmsW[s] / floor);
+  }
+  return { hardwareClass, version: m.version, intervals: mine.length, trainingRmsW, recentRmsW, ratio, drifted: ratio > driftRatio };
 }

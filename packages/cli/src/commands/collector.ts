@@ -6,10 +6,9 @@
  * connects: a bad flag is one CONFIG_INVALID line and exit status 2.
  */
 import { readFileSync } from 'node:fs';
-import { ApiTokens, createCollectorApp, validateCollectorHttpConfig, type CollectorHttpConfig } from '@wattsplit/collector';
+import { ApiTokens, createCollectorApp, validateCollectorHttpConfig, type CollectorHttpConfig, type CollectorTrainingConfig } from '@wattsplit/collector';
 import { WattsplitError, isWattsplitError, type Logger } from '@wattsplit/wire';
-import { intFlag, parse, strFlag, type Values } from '../args.js';
-import { buildMethods } from '../demo-methods.js';
+import { intFlag, numFlag, parse, strFlag, type Values } from '../args.js';
 import { kafkaBusFromEnv, untilSignal } from '../fleet-bus.js';
 import { makeLogger } from '../logging.js';
 import { openStore, STORE_FLAGS } from '../store-open.js';
@@ -17,10 +16,17 @@ import { openStore, STORE_FLAGS } from '../store-open.js';
 const HELP = `usage: wattsplit collector [--brokers HOST:PORT,...] [--url http://host:8123 --database wattsplit | --data-dir DIR]
   [--http-port 8080] [--http-host 127.0.0.1] [--api-tokens-file FILE] [--allow-unauthenticated]
   [--tls-cert FILE --tls-key FILE] [--group wattsplit-collector]
-  [--policy reserved|equal|unallocated] [--models-dir /var/lib/wattsplit] [--log-level info]
+  [--policy reserved|equal|unallocated] [--log-level info]
   [--store-in-flight 1]   store writes running at once (group commit; see docs/collector.md)
   [--store-min-interval-ms N]  least time between two store writes (fewer, larger ClickHouse parts);
                           default 1000 with WATTSPLIT_KAFKA_CLIENT=platformatic, 0 with kafkajs (docs/fleet.md)
+Models (additive_model, per hardware class; stored in ClickHouse, the same version on every replica):
+  --no-train              apply the versions other replicas train, never train here
+  --train-check-s 60      how often the scheduler checks every class (first model, drift, period)
+  --train-min-intervals 300  stored intervals a class needs before its first model
+  --train-lookback-s 86400   history one training reads
+  --drift-ratio 1.5       retrain when the recent residual exceeds this × the training residual
+  --retrain-period-s 604800  retrain a model older than this
 HTTP (REST API, dashboard, /metrics, /healthz): binds --http-host (default 127.0.0.1, this machine only).
   --api-tokens-file FILE  bearer tokens, one "SCOPE TOKEN [NAME]" per line (or JSON); SCOPE is admin,
                           metrics (GET /metrics only) or tenant:<name> (that tenant's bills only)
@@ -40,7 +46,12 @@ const FLAGS = {
   'tls-key': { type: 'string' },
   group: { type: 'string' },
   policy: { type: 'string' },
-  'models-dir': { type: 'string' },
+  'no-train': { type: 'boolean' },
+  'train-check-s': { type: 'string' },
+  'train-min-intervals': { type: 'string' },
+  'train-lookback-s': { type: 'string' },
+  'drift-ratio': { type: 'string' },
+  'retrain-period-s': { type: 'string' },
   'log-level': { type: 'string' },
   'store-in-flight': { type: 'string' },
   'store-min-interval-ms': { type: 'string' },
@@ -87,6 +98,7 @@ function httpConfig(values: Values): CollectorHttpConfig {
 interface Settings {
   logger: Logger;
   http: CollectorHttpConfig;
+  training: CollectorTrainingConfig;
   values: Values;
   policy: (typeof POLICIES)[number];
   group: string | undefined;
@@ -100,7 +112,15 @@ function settings(argv: string[]): Settings | 'help' {
   const policy = strFlag(values, 'policy', 'reserved');
   if (!POLICIES.some((p) => p === policy)) throw new WattsplitError('CONFIG_INVALID', `--policy=${policy}: expected one of ${POLICIES.join(', ')}`, { details: { field: 'policy', value: policy } });
   const group = strFlag(values, 'group', '');
-  return { logger, http: httpConfig(values), values, policy: policy as Settings['policy'], group: group || undefined };
+  const training: CollectorTrainingConfig = {
+    enabled: values['no-train'] !== true,
+    checkIntervalS: intFlag(values, 'train-check-s', 60, 1, 86_400),
+    minIntervals: intFlag(values, 'train-min-intervals', 300, 30, 100_000_000),
+    lookbackS: intFlag(values, 'train-lookback-s', 86_400, 60, 365 * 86_400),
+    driftRatio: numFlag(values, 'drift-ratio', 1.5, { min: 1, max: 100, minExclusive: true }),
+    periodS: intFlag(values, 'retrain-period-s', 7 * 86_400, 60, 10 * 365 * 86_400),
+  };
+  return { logger, http: httpConfig(values), training, values, policy: policy as Settings['policy'], group: group || undefined };
 }
 
 export async function run(argv: string[]): Promise<number> {
@@ -116,17 +136,15 @@ export async function run(argv: string[]): Promise<number> {
     console.log(HELP);
     return 0;
   }
-  const { logger, http, values, policy, group } = s;
+  const { logger, http, training, values, policy, group } = s;
   const bus = kafkaBusFromEnv(strFlag(values, 'brokers', ''), logger);
   const storeWrites = { maxInFlight: intFlag(values, 'store-in-flight', 1, 1, 16), minIntervalMs: intFlag(values, 'store-min-interval-ms', bus.storeWriteIntervalMs, 0, 60_000) };
   const store = await openStore(values, { logger });
-  const methods = await buildMethods(strFlag(values, 'models-dir', '/var/lib/wattsplit'), logger);
-  const app = await createCollectorApp({ bus, store, methods: methods.all, policy, storeWrites, logger, http, ...(group ? { groupId: group } : {}) });
-  logger.info({ url: app.url, methods: methods.names }, 'collector running');
+  const app = await createCollectorApp({ bus, store, policy, storeWrites, logger, http, models: { training }, ...(group ? { groupId: group } : {}) });
+  logger.info({ url: app.url, methods: app.pipeline.methods.map((m) => m.name), training: training.enabled ? `every ${training.checkIntervalS} s` : 'off (apply only)' }, 'collector running');
   await untilSignal();
   await app.close();
   await store.close();
   await bus.close();
-  await methods.close();
   return 0;
 }

@@ -7,6 +7,9 @@
  *
  * A warm-up period is simulated first (history the learned model trains on), then the billed period,
  * which is what the report scores against the simulator's ground truth, per tenant and per VM class.
+ * Models are trained by the collector's own TrainingService, the one fleet collectors run on their
+ * schedule: at the end of the warm-up the demo asks it for a pass (`runOnce`), which decides, leases,
+ * trains in a worker thread on the stored host totals and activates the version for the billed period.
  */
 import { mkdirSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -18,7 +21,6 @@ import { createFleet, truthBetween, type FleetTruth, type VmTruth } from '@watts
 import { InProcessBus, WattsplitError } from '@wattsplit/wire';
 import { intFlag, parse, strFlag } from '../args.js';
 import { DEFAULT_DATA_DIR, chdbDir } from '../store-open.js';
-import { buildMethods, settleModels, type DemoMethods } from '../demo-methods.js';
 import { makeLogger } from '../logging.js';
 
 const HELP = `usage: wattsplit demo [options]
@@ -75,11 +77,16 @@ export async function run(argv: string[]): Promise<number> {
   mkdirSync(dataDir, { recursive: true });
 
   // Simulated time ends now, so timestamps look like a real recent period (and retention TTLs keep the rows).
-  const fleet = createFleet({ hosts, vmsPerHost: vms, seed, startUnixMs: Date.now() - (warmupMinutes + minutes) * 60_000 });
-  const methods: DemoMethods = await buildMethods(dataDir, logger);
+  const startUnixMs = Date.now() - (warmupMinutes + minutes) * 60_000;
+  const fleet = createFleet({ hosts, vmsPerHost: vms, seed, startUnixMs });
+  const methodNames = ['cpu_share', 'additive_model'];
   // The collector takes up to 256 frames per store batch, waiting at most 250 ms for them to gather.
   const bus = new InProcessBus({ logger, lingerMs: 250 });
-  const collector = await startEmbeddedCollector({ dataDir: chdbDir(dataDir), bus, methods: methods.all, policy: 'reserved', logger });
+  // The scheduler's own timer stays out of the way (a pass on a part of the warm-up would train early):
+  // the demo asks for the pass when the warm-up history is stored.
+  const collector = await startEmbeddedCollector({ dataDir: chdbDir(dataDir), bus, policy: 'reserved', logger, models: { training: { checkIntervalS: 86_400, minIntervals: 60 } } });
+  const training = collector.training!;
+  const billedStartNs = (startUnixMs + warmupMinutes * 60_000) * 1e6;
   const gateway = await startGateway({ producer: bus.producer(), logger });
   const agents = fleet.hosts.map((h) => ({
     agent: new Agent({
@@ -131,9 +138,11 @@ export async function run(argv: string[]): Promise<number> {
         truthAtBilledStart = fleet.truth();
         if (warmupS > 0) {
           await drainAll(agents, bus);
-          say(`  warm-up done (${frames} frames); training models on the stored history...\n`);
-          const trained = await settleModels(methods, collector.store, logger);
-          say(`  ${trained}\n`);
+          say(`  warm-up done (${frames} frames); the collector trains its models on the stored history...\n`);
+          const outcomes = await training.runOnce({ effectiveFromNs: billedStartNs + 1, untilUnixNs: billedStartNs });
+          for (const o of outcomes) {
+            say(o.version ? `  trained ${o.hardwareClass} v${o.version.version} (${o.reason}, ${o.version.intervals} intervals, ${o.version.trainSeconds.toFixed(1)} s, residual rms ${o.version.residualRmsW.rapl.toFixed(1)} W)\n` : `  ${o.hardwareClass}: not trained (${o.skipped ?? 'no need'})\n`);
+          }
         }
       }
       if (t % 20 === 0) await Promise.all(agents.map((a) => a.sender.drain(60_000))); // keep the spools short
@@ -152,8 +161,8 @@ export async function run(argv: string[]): Promise<number> {
     const truth = billed.vms.filter((v) => v.totalJoules > 0);
     // What the simulated sensors measured in the billed period: the pipeline must capture all of it.
     const sensorJoules = billed.hosts.reduce((a, h) => a + h.measuredJoules.rapl + h.measuredJoules.gpu + h.measuredJoules.bmc_rest, 0);
-    const report = await buildReport(collector.store, truth, firstBilledSeq, methods.names);
-    const conservationOk = Math.abs(report.measured - report.attributedByMethod[methods.names[0]!]!) <= 1e-6 * report.measured;
+    const report = await buildReport(collector.store, truth, firstBilledSeq, methodNames);
+    const conservationOk = Math.abs(report.measured - report.attributedByMethod[methodNames[0]!]!) <= 1e-6 * report.measured;
     const out = {
       hosts,
       vms: hosts * vms,
@@ -164,7 +173,7 @@ export async function run(argv: string[]): Promise<number> {
       data_dir: dataDir,
       sensor_joules: sensorJoules,
       measured_joules: report.measured,
-      attributed_joules: report.attributedByMethod[methods.names[0]!]!,
+      attributed_joules: report.attributedByMethod[methodNames[0]!]!,
       conservation_ok: conservationOk,
       true_joules_by_vm: Object.fromEntries(truth.map((v) => [v.uuid, v.totalJoules])),
       true_joules_by_tenant: sumBy(truth, (v) => v.tenant),
@@ -174,7 +183,7 @@ export async function run(argv: string[]): Promise<number> {
       wall_seconds: (Date.now() - started) / 1000,
     };
     if (json) console.log(JSON.stringify(out));
-    else printTables(out, report, truth, methods.names);
+    else printTables(out, report, truth, methodNames);
     return conservationOk ? 0 : 1;
   } finally {
     for (const a of agents) {
@@ -183,7 +192,6 @@ export async function run(argv: string[]): Promise<number> {
     }
     await gateway.close();
     await collector.close();
-    await methods.close();
   }
 }
 

@@ -1,0 +1,212 @@
+/**
+ * ModelLifecycle: what can happen to a hardware class's model, one place for the collector's scheduler
+ * (training-service.ts) and the operator's `wattsplit models` command alike.
+ *
+ * - decide: should a class be trained now, and why: `first` (no class has a model yet) / `new_class`
+ *   (this class has none) once `minIntervals` of its history are stored; `drift` when the active
+ *   model's residual on the last `driftWindowS` exceeds `driftRatio` × its training residual; `period`
+ *   when the active model is older than `periodS`.
+ * - train: under the class's lease (model-store.ts says how the lease works), read the class's host
+ *   intervals (host totals only: never per-VM truth) of the last `lookbackS`, train in a worker thread,
+ *   re-check the lease (fencing), store the artefact and activate it from `effectiveFromNs` (default:
+ *   now + `activationDelayS`, enough for every replica to load it before it applies).
+ * - promote / rollback: append an activation of an existing version.
+ */
+import { Worker } from 'node:worker_threads';
+import type { HostInterval } from '@wattsplit/attribution';
+import { checkModelJson, modelDrift, trainAdditiveModel, type AdditiveModelJson, type AdditiveTrainOptions, type DriftReport } from '@wattsplit/models';
+import { ModelStore, str, type ModelActivation, type ModelVersionMeta, type Store } from '@wattsplit/store';
+import { WattsplitError, silentLogger, type Logger } from '@wattsplit/wire';
+
+export const TRAIN_REASONS = ['first', 'new_class', 'drift', 'period', 'manual'] as const;
+export type TrainReason = (typeof TRAIN_REASONS)[number];
+
+export interface TrainingOptions {
+  /** History a training reads, seconds back from now. Default 86400 (a day). */
+  lookbackS?: number;
+  /** At most this many host intervals per training (an even sample when more). Default 200000. */
+  limit?: number;
+  /** Stored intervals of a class needed before its first model. Default 300. */
+  minIntervals?: number;
+  /** Recent history a drift check reads, seconds. Default 900. */
+  driftWindowS?: number;
+  /** Drift when recent residual RMS > driftRatio × training residual RMS. Default 1.5. */
+  driftRatio?: number;
+  /** Retrain a model older than this, seconds. Default 7 days. */
+  periodS?: number;
+  /** Training lease length, seconds (renewed by training again). Default 600. */
+  leaseTtlS?: number;
+  /** Wait after taking a lease before reading it back, ms. Default 500. */
+  leaseSettleMs?: number;
+  /** A new version applies to intervals ending this long after its commit. Default 2 s. */
+  activationDelayS?: number;
+  /** Train in a worker thread (default) or on the calling thread (tests, CLI). */
+  inWorker?: boolean;
+  /** Options of the trainer itself. */
+  additive?: Omit<AdditiveTrainOptions, 'logger' | 'hardwareClass' | 'version'>;
+}
+
+export interface TrainOutcome {
+  hardwareClass: string;
+  reason: TrainReason;
+  /** Set when a version was stored and activated. */
+  version?: ModelVersionMeta;
+  activation?: ModelActivation;
+  /** Why nothing was trained (lease held elsewhere, too little history, lost the lease). */
+  skipped?: string;
+  drift?: DriftReport;
+}
+
+export interface Decision {
+  reason: TrainReason | undefined;
+  why: string;
+  drift?: DriftReport;
+}
+
+const DEF = { lookbackS: 86_400, limit: 200_000, minIntervals: 300, driftWindowS: 900, driftRatio: 1.5, periodS: 7 * 86_400, leaseTtlS: 600, leaseSettleMs: 500, activationDelayS: 2 };
+
+export class ModelLifecycle {
+  readonly models: ModelStore;
+  private readonly o: typeof DEF & { inWorker: boolean; additive: TrainingOptions['additive'] };
+  private readonly log: Logger;
+  private readonly now: () => number;
+
+  constructor(opts: { store: Store; holder: string; logger?: Logger; training?: TrainingOptions; now?: () => number }) {
+    this.now = opts.now ?? Date.now;
+    this.models = new ModelStore(opts.store, this.now);
+    this.store = opts.store;
+    this.holder = opts.holder;
+    this.log = (opts.logger ?? silentLogger).child({ component: 'model-lifecycle' });
+    const t = opts.training ?? {};
+    this.o = {
+      lookbackS: t.lookbackS ?? DEF.lookbackS,
+      limit: t.limit ?? DEF.limit,
+      minIntervals: t.minIntervals ?? DEF.minIntervals,
+      driftWindowS: t.driftWindowS ?? DEF.driftWindowS,
+      driftRatio: t.driftRatio ?? DEF.driftRatio,
+      periodS: t.periodS ?? DEF.periodS,
+      leaseTtlS: t.leaseTtlS ?? DEF.leaseTtlS,
+      leaseSettleMs: t.leaseSettleMs ?? DEF.leaseSettleMs,
+      activationDelayS: t.activationDelayS ?? DEF.activationDelayS,
+      inWorker: t.inWorker ?? true,
+      additive: t.additive,
+    };
+    for (const [k, v] of Object.entries(this.o)) {
+      if (typeof v === 'number' && !(Number.isFinite(v) && v >= 0)) throw new WattsplitError('CONFIG_INVALID', `training.${k}=${v} must be a number ≥ 0`, { details: { field: `training.${k}`, value: v } });
+    }
+    if (!(this.o.driftRatio > 1)) throw new WattsplitError('CONFIG_INVALID', `training.driftRatio=${this.o.driftRatio} must be > 1`, { details: { field: 'training.driftRatio', value: this.o.driftRatio } });
+  }
+
+  private readonly store: Store;
+  readonly holder: string;
+
+  /** Hardware classes with stored history. */
+  async classes(): Promise<string[]> {
+    const rows = (await this.store.query(`SELECT DISTINCT hardware_class AS c FROM host_samples WHERE hardware_class != '' ORDER BY c`)).rows;
+    return rows.map((r) => String(r.c as string));
+  }
+
+  /** Should `hardwareClass` be trained now? `current` is the model in force for it (undefined: cold start). */
+  async decide(hardwareClass: string, current: AdditiveModelJson | undefined, anyModel: boolean): Promise<Decision> {
+    const nowNs = this.now() * 1e6;
+    if (!current) {
+      const n = Number((await this.store.query(`SELECT count() AS n FROM host_samples WHERE hardware_class = ${str(hardwareClass)} AND t1_ns >= ${Math.round(nowNs - this.o.lookbackS * 1e9)}`)).rows[0]?.n ?? 0);
+      if (n < this.o.minIntervals) return { reason: undefined, why: `${n} of ${this.o.minIntervals} intervals stored for a first model` };
+      return { reason: anyModel ? 'new_class' : 'first', why: `no model yet, ${n} intervals stored` };
+    }
+    const ageS = (this.now() - Date.parse(current.trainedAt)) / 1000;
+    if (ageS > this.o.periodS) return { reason: 'period', why: `model v${current.version} is ${Math.round(ageS)} s old (period ${this.o.periodS} s)` };
+    const recent = await this.store.readHistory({ hardwareClass, sinceUnixNs: nowNs - this.o.driftWindowS * 1e9, limit: 5000 });
+    const drift = modelDrift(current, recent, this.o.driftRatio);
+    if (drift?.drifted) return { reason: 'drift', why: `residual ${drift.ratio.toFixed(2)}× the training residual on ${drift.intervals} recent intervals`, drift };
+    return { reason: undefined, why: drift ? `no drift (${drift.ratio.toFixed(2)}×)` : 'no recent intervals', ...(drift ? { drift } : {}) };
+  }
+
+  /** Trains, stores and activates a new version of a class under its lease; see the file comment. */
+  async train(hardwareClass: string, opts: { reason: TrainReason; effectiveFromNs?: number; untilUnixNs?: number; drift?: DriftReport }): Promise<TrainOutcome> {
+    const lease = `train:${hardwareClass}`;
+    const base: TrainOutcome = { hardwareClass, reason: opts.reason, ...(opts.drift ? { drift: opts.drift } : {}) };
+    if (!(await this.models.tryLease(lease, this.holder, this.o.leaseTtlS * 1000, this.o.leaseSettleMs))) {
+      const h = await this.models.leaseHolder(lease);
+      return { ...base, skipped: `another trainer holds the lease (${h?.holder ?? '?'})` };
+    }
+    try {
+      const untilNs = opts.untilUnixNs ?? this.now() * 1e6;
+      const fromNs = untilNs - this.o.lookbackS * 1e9;
+      const history = await this.store.readHistory({ hardwareClass, sinceUnixNs: fromNs, untilUnixNs: untilNs + 1, limit: this.o.limit });
+      if (history.length < 30) return { ...base, skipped: `${history.length} intervals of history: too few to train` };
+      const version = await this.models.nextVersion(hardwareClass);
+      const t0 = performance.now();
+      const model = await this.trainModel(history, { ...this.o.additive, hardwareClass, version });
+      if (!(await this.models.holdsLease(lease, this.holder))) return { ...base, skipped: 'the lease expired during training; the result was discarded' };
+      const meta: ModelVersionMeta = {
+        hardwareClass,
+        version,
+        modelId: ModelStore.newModelId(),
+        trainedAtMs: this.now(),
+        trainedBy: this.holder,
+        reason: opts.reason,
+        windowFromNs: history[0]!.t1UnixNs,
+        windowToNs: history[history.length - 1]!.t1UnixNs,
+        intervals: history.length,
+        trainSeconds: (performance.now() - t0) / 1000,
+        residualRmsW: { rapl: model.sources.rapl.residualRmsW, bmc_rest: model.sources.bmc_rest.residualRmsW },
+        driftRatio: opts.drift?.ratio ?? 0,
+      };
+      await this.models.saveVersion({ ...meta, modelJson: JSON.stringify(model) });
+      const activation = await this.models.activate({
+        hardwareClass,
+        version,
+        modelId: meta.modelId,
+        effectiveFromNs: opts.effectiveFromNs ?? (this.now() + this.o.activationDelayS * 1000) * 1e6,
+        activatedBy: this.holder,
+        action: 'train',
+        note: opts.reason,
+      });
+      this.log.info({ hardwareClass, version, reason: opts.reason, intervals: meta.intervals, seconds: Number(meta.trainSeconds.toFixed(2)), residualRmsW: meta.residualRmsW, effectiveFromNs: activation.effectiveFromNs }, `model ${hardwareClass} v${version} trained (${opts.reason}) and activated`);
+      return { ...base, version: meta, activation };
+    } finally {
+      await this.models.releaseLease(lease, this.holder).catch((e: unknown) => this.log.warn({ lease, err: (e as Error).message }, 'could not release the training lease (it expires by itself)'));
+    }
+  }
+
+  /** Activates an existing version (from `effectiveFromNs`, default now + the activation delay). */
+  async promote(hardwareClass: string, version: number, by: string, note = '', effectiveFromNs?: number, action = 'promote'): Promise<ModelActivation> {
+    const row = await this.models.loadVersion(hardwareClass, version);
+    if (!row) {
+      const have = (await this.models.versions(hardwareClass)).map((v) => v.version);
+      throw new WattsplitError('CONFIG_INVALID', `model ${hardwareClass} v${version} does not exist (versions: ${have.join(', ') || 'none'})`, { details: { field: 'version', value: version } });
+    }
+    checkModelJson(JSON.parse(row.modelJson) as unknown, `model ${hardwareClass} v${version}`);
+    return this.models.activate({ hardwareClass, version, modelId: row.modelId, effectiveFromNs: effectiveFromNs ?? (this.now() + this.o.activationDelayS * 1000) * 1e6, activatedBy: by, action, note });
+  }
+
+  /** Activates the version that was in force before the latest activation of the class. */
+  async rollback(hardwareClass: string, by: string, note = '', effectiveFromNs?: number): Promise<ModelActivation> {
+    const acts = await this.models.activations(hardwareClass);
+    const latest = acts[acts.length - 1];
+    const previous = [...acts].reverse().find((a) => latest && a.version !== latest.version);
+    if (!latest || !previous) throw new WattsplitError('CONFIG_INVALID', `model ${hardwareClass}: no earlier version to roll back to (activations: ${acts.map((a) => `v${a.version}`).join(', ') || 'none'})`, { details: { field: 'hardwareClass', value: hardwareClass } });
+    return this.promote(hardwareClass, previous.version, by, note || `rollback from v${latest.version}`, effectiveFromNs, 'rollback');
+  }
+
+  private async trainModel(intervals: HostInterval[], options: Omit<AdditiveTrainOptions, 'logger'>): Promise<AdditiveModelJson> {
+    if (!this.o.inWorker) return trainAdditiveModel(intervals, { ...options, logger: this.log });
+    return new Promise<AdditiveModelJson>((resolve, reject) => {
+      const w = new Worker(new URL('./training-worker.js', import.meta.url), { workerData: { intervals, options } });
+      let settled = false;
+      w.once('message', (m: { model?: AdditiveModelJson; error?: { code: string; message: string } }) => {
+        settled = true;
+        if (m.model) resolve(checkModelJson(m.model, `trained model ${options.hardwareClass ?? ''}`));
+        else reject(new WattsplitError('MODEL_TRAINING_FAILED', m.error?.message ?? 'training worker failed', { details: { hardwareClass: options.hardwareClass, code: m.error?.code } }));
+        void w.terminate();
+      });
+      w.once('error', (e) => {
+        if (!settled) reject(new WattsplitError('MODEL_TRAINING_FAILED', `training worker crashed: ${e.message}`, { cause: e }));
+      });
+      w.once('exit', (code) => {
+        if (!settled) reject(new WattsplitError('MODEL_TRAINING_FAILED', `training worker exited (${code}) without a result`));
+      });
+    });
+  }
+}
