@@ -21,6 +21,7 @@ const imp = (p) => import(pathToFileURL(join(root, p)).href);
 const { oracleFleet } = await import('./oracle-fleet.mjs');
 const { CpuShareMethod, StaticPowerLearner, checkConservation } = await imp('packages/attribution/dist/index.js');
 const models = await imp('packages/models/dist/index.js');
+const scoring = await imp('packages/models/dist/scoring.js'); // ground truth: benchmarks and tests only
 const { synthHost } = await imp('packages/models/dist/test-hosts.js');
 
 const argv = process.argv.slice(2);
@@ -152,8 +153,8 @@ if (existsSync(tracePath)) {
   const t0 = performance.now();
   const rep = models.gpuReplay(text, { source: tracePath });
   const ms = performance.now() - t0;
-  const ref = models.gpuTraceReference(text);
-  const A = models.replayDynamicOverMix(rep, ref);
+  const ref = scoring.gpuTraceReference(text);
+  const A = scoring.replayDynamicOverMix(rep, ref);
   const tot = Object.values(ref.totals).reduce((a, b) => a + b, 0);
   const rows = ref.tenants.map((k) => ({ name: k, truth: ref.totals[k], share: ref.totals[k] / tot, base: ref.sampleShareBaseline[k] / ref.totals[k] - 1, model: A[k] / ref.totals[k] - 1, baseJ: ref.sampleShareBaseline[k], modelJ: A[k] }));
   log(`## Recorded H100 trace (${rep.windows.length} windows ≤ 2 s, replay ${ms.toFixed(0)} ms; learned idle ${rep.model.static_w.toFixed(1)} W vs reference idle ${ref.idleWithContextsW.toFixed(1)} W)\n`);

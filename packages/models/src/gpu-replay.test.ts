@@ -2,7 +2,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
 import { isWattsplitError, stripNvmlTraceGroundTruth } from '@wattsplit/wire';
-import { gpuReplay, GpuSignatureLearner, gpuTraceReference, nnls, replayDynamicOverMix, splitGpuWindow } from './index.js';
+import * as models from './index.js';
+import { gpuReplay, GpuSignatureLearner, nnls, splitGpuWindow } from './index.js';
+import { gpuTraceReference, replayDynamicOverMix } from './scoring.js';
 import { mulberry32 } from '@wattsplit/attribution';
 
 const rng = mulberry32;
@@ -126,6 +128,11 @@ test('splitGpuWindow: no activity but energy above idle goes to the context hold
   assert.equal(s.dynamic.a! + s.dynamic.b!, 50);
   const none = splitGpuWindow({ durationS: 1, joules: 150, activity: {}, contexts: {} }, fit);
   assert.equal(none.unallocatedStatic, 150);
+});
+
+test('scoring code (ground truth) is not in the production exports', () => {
+  assert.equal('gpuTraceReference' in models, false);
+  assert.equal('replayDynamicOverMix' in models, false);
 });
 
 const real = '/work/shared/data/gpu/h100-mix-dev.jsonl';

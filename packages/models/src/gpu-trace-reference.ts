@@ -2,7 +2,8 @@
  * SCORING ONLY — reads ground truth. A port of ../shared/data/gpu/reference.py: each tenant's reference
  * dynamic energy over the trace's `mix` segments, from its solo calibration phases (energy per unit of
  * work above the idle-with-contexts power) and its completed work in each segment, scaled so that a
- * segment's references sum to its measured energy minus idle. Attribution code never imports this.
+ * segment's references sum to its measured energy minus idle. Attribution code never imports this: it
+ * is reachable only through the `@wattsplit/models/scoring` entry point (benchmarks and tests).
  */
 import { parseNvmlTrace, parseNvmlTraceGroundTruth } from '@wattsplit/wire';
 import type { GpuReplayResult } from './gpu-replay.js';
