@@ -116,3 +116,45 @@ test('a host clock at 1970 or 2100 is billed when its energy arrived (the bus ti
   });
   assert.equal(log.entries.filter((e) => /wall clock .* dated by the gateway's time/.test(e.msg)).length, 1, 'logged once per episode, counted every time');
 });
+
+test('learner state survives a restart: saved at shutdown, restored before the host\'s next interval, nothing learned twice', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'wattsplit-learners-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const db = join(dir, 'db');
+  const log = memoryLogger();
+  const opts = (bus: InProcessBus) => ({ dataDir: db, bus, logger: log, staticPower: { fallbackWatts: { rapl: 0, gpu: 0, bmc_rest: 0 }, minSamples: 5 } });
+  let bus = new InProcessBus({ partitions: 1 });
+  let c = await startEmbeddedCollector(opts(bus));
+  await bus.producer().send(TOPICS.telemetry, frames(1, 20).map((f) => ({ key: f.hostId!, value: encodeFrame(f) })));
+  await bus.idle();
+  await c.close();
+  await bus.close();
+  const saved = log.entries.length;
+  bus = new InProcessBus({ partitions: 1 });
+  c = await startEmbeddedCollector(opts(bus));
+  try {
+    const rows = (await c.store.query(`SELECT learner, key, seq FROM learner_state FINAL ORDER BY learner`)).rows;
+    assert.deepEqual(rows.map((r) => [r.learner, r.key, Number(r.seq)]), [['pipeline/static_power', 'hv-a', 20]], 'saved at shutdown with the last observed seq');
+    // The restarted collector gets the frames after its checkpoint, plus a redelivered one.
+    await bus.producer().send(TOPICS.telemetry, frames(20, 23).map((f) => ({ key: f.hostId!, value: encodeFrame(f) })));
+    await bus.idle();
+    assert.equal(c.pipeline.learnerState.stats.restored, 1);
+    assert.ok(log.entries.slice(saved).some((e) => /restored pipeline\/static_power state of hv-a \(learned up to seq 20\)/.test(e.msg)));
+  } finally {
+    await c.close();
+    await bus.close();
+  }
+  const after = (await (async () => {
+    const b = new InProcessBus({ partitions: 1 });
+    const cc = await startEmbeddedCollector(opts(b));
+    try {
+      return (await cc.store.query(`SELECT seq, state_json FROM learner_state FINAL WHERE key = 'hv-a'`)).rows[0]!;
+    } finally {
+      await cc.close();
+      await b.close();
+    }
+  })());
+  assert.equal(Number(after.seq), 23);
+  const st = JSON.parse(String(after.state_json)) as { recs: unknown[] };
+  assert.equal(st.recs.length, 22, 'intervals 1→2 … 22→23 learned once each (the redelivered seq 20 was not learned again)');
+});

@@ -42,6 +42,8 @@ export interface CollectorConfig {
    * `training.enabled` is false (training-service.ts). Absent: cpu_share (and `methods`) only.
    */
   models?: { training?: CollectorTrainingConfig };
+  /** How often each host's learner state (static power, GPU signatures) is saved to the store, seconds. Default 30; also saved at shutdown. */
+  learnerStateSaveIntervalS?: number;
   /**
    * How far a frame's wall clock may be from the time the gateway produced it (the bus timestamp) before
    * the frame is dated by that timestamp instead (anomaly FRAME_CLOCK_IMPLAUSIBLE): ahead by at most

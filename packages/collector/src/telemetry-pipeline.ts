@@ -27,7 +27,7 @@ import {
   type SourceName,
   type StaticPowerEstimate,
 } from '@wattsplit/attribution';
-import type { Checkpoint, IntervalWrite, Store } from '@wattsplit/store';
+import { ModelStore, type Checkpoint, type IntervalWrite, type Store } from '@wattsplit/store';
 import {
   EnergySource,
   EnergyUnit,
@@ -48,6 +48,7 @@ import { encodeAttributionBatch } from './attribution-batch.js';
 import { CollectorMetrics } from './collector-metrics.js';
 import { DEFAULT_GROUP_ID, type CollectorConfig } from './config.js';
 import { GroupCommit } from './group-commit.js';
+import { LearnerStatePersistence } from './learner-state-persistence.js';
 import { BUS, COLLECTOR_CONFIG, LOGGER, METHODS, STORE } from './tokens.js';
 
 /** Headers set on dead-lettered messages. */
@@ -102,6 +103,8 @@ export class TelemetryPipeline implements OnApplicationBootstrap, OnApplicationS
   /** Hosts whose last frame's wall clock was implausible (their anomaly is logged once per episode). */
   private readonly badClockHosts = new Set<string>();
   private readonly learner: StaticPowerLearner | undefined;
+  /** Saves and restores the learners' per-host state (learner-state-persistence.ts). */
+  readonly learnerState: LearnerStatePersistence;
   private readonly fallbackWatts: Record<SourceName, number>;
   private readonly producer: BusProducer;
   /** Interval writes and checkpoint saves of concurrent partitions, each grouped into one store call. */
@@ -127,6 +130,12 @@ export class TelemetryPipeline implements OnApplicationBootstrap, OnApplicationS
         ? undefined
         : new StaticPowerLearner({ fallback: this.fallbackWatts, ...(config.staticPower?.minSamples === undefined ? {} : { minSamples: config.staticPower.minSamples }) });
     this.producer = bus.producer();
+    this.learnerState = new LearnerStatePersistence({
+      models: new ModelStore(store),
+      learners: [...(this.learner ? [{ owner: 'pipeline', learner: this.learner }] : []), ...methods.map((m) => ({ owner: m.name, learner: m }))],
+      logger: this.log,
+      ...(config.learnerStateSaveIntervalS !== undefined ? { saveIntervalS: config.learnerStateSaveIntervalS } : {}),
+    });
     this.writer = new GroupCommit((es) => {
       this.metrics.inc('wattsplit_collector_store_writes_total', {});
       this.metrics.inc('wattsplit_collector_store_write_intervals_total', {}, es.length);
@@ -168,6 +177,7 @@ export class TelemetryPipeline implements OnApplicationBootstrap, OnApplicationS
 
   async onApplicationShutdown(): Promise<void> {
     await this.stop();
+    await this.learnerState.saveAll();
   }
 
   /** Subscribes to TOPICS.telemetry (idempotent). */
@@ -271,6 +281,7 @@ export class TelemetryPipeline implements OnApplicationBootstrap, OnApplicationS
     }
     this.stats.framesAccepted++;
     this.metrics.inc('wattsplit_collector_frames_total', { result: 'accepted' });
+    await this.learnerState.restoreOnce(host);
     // A held frame (a billed counter unreadable: the next good frame's interval will span it) must not
     // become the checkpoint a restarted collector resumes from; the aligner's reference frame must.
     const held = !r.interval && this.aligner.referenceSeq(host) !== seq;
@@ -395,14 +406,20 @@ export class TelemetryPipeline implements OnApplicationBootstrap, OnApplicationS
       }
     }
     this.pending.delete(partition);
-    for (const e of batch) {
+    const stored = batch;
+    for (const e of stored) {
       const iv = e.write.interval;
       this.committed.set(iv.hostId, e.frame);
+      // Learn only from stored intervals, after they are stored (causal; each learner ignores an interval
+      // at or below the seq it last observed for the host, so a redelivery is never learned twice).
       this.learner?.observe(iv);
+      for (const method of this.methods) method.observe?.(iv);
+      this.learnerState.touched(iv.hostId);
       this.stats.intervalsStored++;
       this.metrics.recordMeasured(iv.hostId, iv.measured, iv.t1UnixNs);
       for (const res of e.write.results) this.metrics.recordResult(res);
     }
+    if (stored.length > 0) await this.learnerState.saveDue();
   }
 
   /**

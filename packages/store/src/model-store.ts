@@ -250,6 +250,12 @@ export class ModelStore {
     );
   }
 
+  /** The newest saved state of every learner for one key. */
+  async loadLearnerStates(key: string): Promise<LearnerStateRow[]> {
+    const rows = await this.rows(`SELECT learner, key, seq, state_json FROM learner_state FINAL WHERE key = ${str(key)} ORDER BY learner`);
+    return rows.map((r) => ({ learner: text(r.learner), key: text(r.key), seq: num(r.seq), stateJson: text(r.state_json) }));
+  }
+
   /** The newest saved state of one learner for one key. */
   async loadLearnerState(learner: string, key: string): Promise<LearnerStateRow | undefined> {
     const r = (await this.rows(`SELECT learner, key, seq, state_json FROM learner_state FINAL WHERE learner = ${str(learner)} AND key = ${str(key)} ORDER BY seq DESC LIMIT 1`))[0];

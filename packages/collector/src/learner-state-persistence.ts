@@ -1,0 +1,119 @@
+/**
+ * LearnerStatePersistence: the online learners' per-host state (static power, GPU signatures) in the
+ * store's `learner_state` table, so a restarted collector, or one that takes a partition over, carries on
+ * from what was learned instead of starting every host at the configured fallback (0 W).
+ *
+ * Contract: a host's state is restored once, the first time this collector sees the host (before its
+ * first interval is attributed); it is saved at most every `saveIntervalS` per host after new intervals
+ * were observed, and for every host at shutdown. A learner ignores intervals at or below the seq it last
+ * observed for the host, and that seq travels with the state: a redelivered interval is never learned
+ * twice. A save that fails is logged and retried at the next due save (the intervals stay stored; only
+ * what was learned since the last save would be missing after a crash).
+ */
+import type { LearnerHostState } from '@wattsplit/attribution';
+import type { ModelStore } from '@wattsplit/store';
+import { normaliseError, type Logger } from '@wattsplit/wire';
+
+/** Anything with per-host state (StaticPowerLearner, methods with exportState/importState). */
+export interface PersistedLearner {
+  exportState?(hostId: string): LearnerHostState | undefined;
+  importState?(hostId: string, state: unknown): void;
+}
+
+/**
+ * A learner and the name of its owner (the pipeline's static power learner, or a method by its name):
+ * rows are stored under `<owner>/<learner>` (e.g. `additive_model/gpu_signature`), so two methods that
+ * each keep a GPU learner never read each other's state.
+ */
+export interface OwnedLearner {
+  owner: string;
+  learner: PersistedLearner;
+}
+
+export interface LearnerStatePersistenceOptions {
+  models: ModelStore;
+  learners: readonly OwnedLearner[];
+  logger: Logger;
+  /** Default 30 s. */
+  saveIntervalS?: number;
+  now?: () => number;
+}
+
+export class LearnerStatePersistence {
+  private readonly restored = new Set<string>();
+  private readonly dirty = new Set<string>();
+  private readonly savedAt = new Map<string, number>();
+  private readonly saveMs: number;
+  private readonly now: () => number;
+  private lastError: string | undefined;
+  readonly stats = { restored: 0, saved: 0, saveFailures: 0, refused: 0 };
+
+  constructor(private readonly o: LearnerStatePersistenceOptions) {
+    this.saveMs = (o.saveIntervalS ?? 30) * 1000;
+    this.now = o.now ?? Date.now;
+  }
+
+  /** Restores every learner's state for a host the first time it is seen. Throws when the store is down (the batch is redelivered). */
+  async restoreOnce(hostId: string): Promise<void> {
+    if (this.restored.has(hostId)) return;
+    if (this.o.learners.some((x) => 'importState' in x.learner)) {
+      const rows = await this.o.models.loadLearnerStates(hostId);
+      for (const { owner, learner } of this.o.learners) {
+        if (!learner.importState) continue;
+        for (const row of rows.filter((r) => r.learner.startsWith(`${owner}/`))) {
+          try {
+            learner.importState(hostId, row.stateJson);
+            this.stats.restored++;
+            this.o.logger.info({ host: hostId, learner: row.learner, seq: row.seq }, `restored ${row.learner} state of ${hostId} (learned up to seq ${row.seq})`);
+          } catch (e) {
+            this.stats.refused++;
+            this.o.logger.error({ host: hostId, learner: row.learner, code: normaliseError(e).code }, `stored ${row.learner} state of ${hostId} refused, the learner starts afresh: ${normaliseError(e).message}`);
+          }
+        }
+      }
+    }
+    this.restored.add(hostId);
+    this.savedAt.set(hostId, this.now());
+  }
+
+  /** A host's learners observed new intervals. */
+  touched(hostId: string): void {
+    this.dirty.add(hostId);
+  }
+
+  /** Saves the hosts whose state changed and whose last save is older than the interval. */
+  async saveDue(): Promise<void> {
+    const now = this.now();
+    const due = [...this.dirty].filter((h) => now - (this.savedAt.get(h) ?? 0) >= this.saveMs);
+    if (due.length > 0) await this.save(due);
+  }
+
+  /** Saves every host whose state changed (shutdown). */
+  async saveAll(): Promise<void> {
+    if (this.dirty.size > 0) await this.save([...this.dirty]);
+  }
+
+  private async save(hosts: readonly string[]): Promise<void> {
+    const rows: { learner: string; key: string; seq: number; stateJson: string }[] = [];
+    for (const h of hosts) {
+      for (const { owner, learner } of this.o.learners) {
+        const st = learner.exportState?.(h);
+        if (st) rows.push({ learner: `${owner}/${st.learner}`, key: h, seq: st.lastSeq, stateJson: JSON.stringify(st) });
+      }
+    }
+    const r = await this.o.models.saveLearnerStates(rows);
+    if (r.kind !== 'ok') {
+      this.stats.saveFailures++;
+      if (r.error.message !== this.lastError) this.o.logger.warn({ hosts: hosts.length, code: r.error.code }, `learner state not saved (retried at the next save; a crash before then relearns from later intervals): ${r.error.message}`);
+      this.lastError = r.error.message;
+      return;
+    }
+    this.lastError = undefined;
+    const now = this.now();
+    for (const h of hosts) {
+      this.dirty.delete(h);
+      this.savedAt.set(h, now);
+    }
+    this.stats.saved += rows.length;
+  }
+}
