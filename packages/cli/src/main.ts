@@ -18,6 +18,7 @@ const COMMANDS: Record<string, Command> = {
   gateway: { summary: 'run the gRPC ingest gateway', load: () => import('./commands/gateway.js') },
   collector: { summary: 'run the collector (NestJS) against a bus and a store', load: () => import('./commands/collector.js') },
   bill: { summary: 'per-tenant energy bill for a period from the store', load: () => import('./commands/bill.js') },
+  models: { summary: 'the models the collector trains: list, show, train, promote, rollback', load: () => import('./commands/models.js') },
   'cap-plan': { summary: 'plan power caps with the live-migration transient', load: () => import('./commands/cap-plan.js') },
 };
 

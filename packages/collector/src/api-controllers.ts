@@ -1,17 +1,20 @@
 /**
- * REST API over platform-express: health, Prometheus metrics, per-VM energy, per-tenant bills, dashboard.
+ * REST API over platform-express: health, Prometheus metrics, per-VM energy, per-tenant bills, models
+ * (fleet metadata: scope admin or metrics), dashboard.
  * Each route says what it serves (`@Access`, api-guard.ts); routes with tenant data filter by the caller's
  * scope, so a tenant:<name> token never gets another tenant's rows. Query strings are checked first
  * (api-query.ts): unknown or repeated parameters, bad times and unknown methods are 400s.
  */
-import { Controller, ForbiddenException, Get, Header, HttpException, HttpStatus, Inject, Param, Query } from '@nestjs/common';
+import { Controller, ForbiddenException, Get, Header, HttpException, HttpStatus, Inject, NotFoundException, Optional, Param, Query } from '@nestjs/common';
 import type { AttributionMethod } from '@wattsplit/attribution';
 import type { Store, TenantTotal } from '@wattsplit/store';
 import { isWattsplitError } from '@wattsplit/wire';
 import { scopeText, type ApiPrincipal } from './api-auth.js';
 import { Access, Caller } from './api-guard.js';
-import { methodParameter, readQuery } from './api-query.js';
-import { CollectorMetrics } from './collector-metrics.js';
+import { badParameter, methodParameter, readQuery } from './api-query.js';
+import { CollectorMetrics, RECENT_RECORDS } from './collector-metrics.js';
+import { describeModel, listModels, type ModelDetail, type ModelListEntry } from './model-report.js';
+import { TrainingService } from './training-service.js';
 import { TelemetryPipeline } from './telemetry-pipeline.js';
 import { parseRange } from './time-range.js';
 import { METHODS, STORE } from './tokens.js';
@@ -120,11 +123,84 @@ export class EnergyController {
   }
 }
 
+/** A class's model as the collector sees it now: the store's view plus this process's drift and cold-start figures. */
+export interface ModelStatus extends ModelListEntry {
+  /** Recent residual / training residual of the model in force at the scheduler's last check (null: not checked here). */
+  drift_ratio: number | null;
+  /** Share of this collector's last `cold_start.window` additive_model records of the class that used the fallback (null: none yet). */
+  cold_start_share: number | null;
+  cold_start: { records: number; fallback_records: number; window: number };
+}
+
+const LEARNED_METHOD = 'additive_model';
+
+function modelStatus(e: ModelListEntry, metrics: CollectorMetrics, training: TrainingService | undefined): ModelStatus {
+  const cs = metrics.recentColdStart(LEARNED_METHOD, e.hardware_class);
+  return {
+    ...e,
+    drift_ratio: training?.driftAtLastCheck(e.hardware_class) ?? null,
+    cold_start_share: cs.records > 0 ? cs.coldStart / cs.records : null,
+    cold_start: { records: cs.records, fallback_records: cs.coldStart, window: RECENT_RECORDS },
+  };
+}
+
+async function modelStatuses(store: Store, metrics: CollectorMetrics, training: TrainingService | undefined): Promise<ModelStatus[]> {
+  return (await listModels(store)).map((e) => modelStatus(e, metrics, training));
+}
+
+/** Models are fleet metadata (no tenant's data): scope admin or metrics, like /metrics. */
+@Controller('api/models')
+export class ModelsController {
+  constructor(
+    @Inject(STORE) private readonly store: Store,
+    private readonly metrics: CollectorMetrics,
+    @Optional() private readonly training?: TrainingService,
+  ) {}
+
+  @Get()
+  @Access('metrics')
+  async list(@Query() query: unknown): Promise<Record<string, unknown>> {
+    try {
+      readQuery(query, []);
+      return {
+        now: new Date().toISOString(),
+        training: this.training ? (this.training.enabled ? 'on' : 'apply-only') : 'off',
+        models: await modelStatuses(this.store, this.metrics, this.training),
+        cold_start_records_total: this.metrics.value('wattsplit_collector_cold_start_records_total', { method: LEARNED_METHOD }),
+        intervals_total: this.metrics.value('wattsplit_collector_intervals_total', { method: LEARNED_METHOD }),
+      };
+    } catch (e) {
+      throw toHttp(e);
+    }
+  }
+
+  @Get(':hardwareClass')
+  @Access('metrics')
+  async show(@Param('hardwareClass') hardwareClass: string, @Query() query: unknown): Promise<ModelDetail & { drift_ratio: number | null }> {
+    try {
+      const q = readQuery(query, ['version']);
+      let version: number | undefined;
+      if (q.version !== undefined) {
+        version = Number(q.version);
+        if (!/^\d{1,9}$/.test(q.version) || version < 1) throw badParameter('version', q.version, 'must be a version number ≥ 1');
+      }
+      const d = await describeModel(this.store, hardwareClass, version === undefined ? {} : { version });
+      return { ...d, drift_ratio: this.training?.driftAtLastCheck(hardwareClass) ?? null };
+    } catch (e) {
+      // An unknown class or version is a missing resource, named with what exists.
+      if (isWattsplitError(e, 'CONFIG_INVALID')) throw new NotFoundException({ statusCode: 404, code: 'NOT_FOUND', message: e.message });
+      throw toHttp(e);
+    }
+  }
+}
+
 @Controller()
 export class DashboardController {
   constructor(
     @Inject(STORE) private readonly store: Store,
     @Inject(METHODS) private readonly methods: AttributionMethod[],
+    private readonly metrics: CollectorMetrics,
+    @Optional() private readonly training?: TrainingService,
   ) {}
 
   /** Admin: every tenant plus host overhead and unallocated idle; tenant:<name>: that tenant's row only. */
@@ -137,7 +213,9 @@ export class DashboardController {
       let totals: TenantTotal[] = await this.store.tenantTotals(q);
       const scope = who.scope;
       if (scope.kind === 'tenant') totals = totals.filter((t) => t.kind === 'vm' && t.tenant === scope.tenant);
-      return renderDashboard(totals, { method: q.method, fromUnixNs: q.fromUnixNs, toUnixNs: q.toUnixNs, ...(scope.kind === 'tenant' ? { tenant: scope.tenant } : {}) });
+      // Models are fleet metadata: shown to admin only, not on a tenant's page.
+      const models = scope.kind === 'tenant' ? undefined : await modelStatuses(this.store, this.metrics, this.training);
+      return renderDashboard(totals, { method: q.method, fromUnixNs: q.fromUnixNs, toUnixNs: q.toUnixNs, ...(scope.kind === 'tenant' ? { tenant: scope.tenant } : {}), ...(models ? { models } : {}) });
     } catch (e) {
       throw toHttp(e);
     }

@@ -16,7 +16,7 @@ export function readQuery<K extends string>(query: unknown, accepted: readonly K
   const out: Partial<Record<K, string>> = {};
   const q = query !== null && typeof query === 'object' ? (query as Record<string, unknown>) : {};
   for (const [k, v] of Object.entries(q)) {
-    if (!(accepted as readonly string[]).includes(k)) throw badParameter(k, v, `is not a parameter of this endpoint (it takes ${accepted.join(', ')})`, { accepted });
+    if (!(accepted as readonly string[]).includes(k)) throw badParameter(k, v, `is not a parameter of this endpoint (it takes ${accepted.join(', ') || 'none'})`, { accepted });
     if (Array.isArray(v)) throw badParameter(k, v, `is given ${v.length} times; give it once`);
     if (typeof v !== 'string') throw badParameter(k, v, 'must be a single value');
     out[k as K] = v;

@@ -28,6 +28,33 @@ interface ShareSeries {
   series: [Series | undefined, Series | undefined];
 }
 
+/**
+ * The last `size` attribution records of one method and hardware class: how many of them used the
+ * fallback (cold start). Invariant: `fallbacks` = the number of 1s among the first `count` slots of `flags`.
+ */
+class RecentFallbacks {
+  private readonly flags: Uint8Array;
+  private next = 0;
+  count = 0;
+  fallbacks = 0;
+
+  constructor(readonly size: number) {
+    this.flags = new Uint8Array(size);
+  }
+
+  add(fallback: boolean): void {
+    const f = fallback ? 1 : 0;
+    if (this.count === this.size) this.fallbacks -= this.flags[this.next]!;
+    else this.count++;
+    this.flags[this.next] = f;
+    this.fallbacks += f;
+    this.next = (this.next + 1) % this.size;
+  }
+}
+
+/** How many recent records per method and class `recentColdStart` looks at. */
+export const RECENT_RECORDS = 1000;
+
 const escape = (v: string) => v.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n');
 const keyOf = (l: Labels) => Object.entries(l).map(([k, v]) => `${k}=${v}`).join('\u0001');
 
@@ -38,6 +65,7 @@ export class CollectorMetrics {
   private readonly shareSeries = new Map<string, ShareSeries[]>();
   private readonly lagProviders: (() => number | undefined)[] = [];
   private readonly gaugeProviders = new Map<string, () => { labels: Labels; value: number }[]>();
+  private readonly recent = new Map<string, RecentFallbacks>();
 
   constructor() {
     this.define('wattsplit_vm_energy_joules_total', 'counter', 'Energy attributed to a VM, joules, by source, part (dynamic|static) and method.');
@@ -100,7 +128,21 @@ export class CollectorMetrics {
     }
     if (cache.length > r.shares.length) cache.length = r.shares.length;
     this.inc('wattsplit_collector_intervals_total', { method: r.method });
-    if (r.modelVersion.startsWith('fallback:')) this.inc('wattsplit_collector_cold_start_records_total', { method: r.method });
+    const fallback = r.modelVersion.startsWith('fallback:');
+    if (fallback) this.inc('wattsplit_collector_cold_start_records_total', { method: r.method });
+    const rk = `${r.method}\u0001${r.hardwareClass}`;
+    let w = this.recent.get(rk);
+    if (!w) this.recent.set(rk, (w = new RecentFallbacks(RECENT_RECORDS)));
+    w.add(fallback);
+  }
+
+  /**
+   * Of the last RECENT_RECORDS attribution records (host intervals) of `method` for one hardware class
+   * since this process started, how many used the fallback because no model applied (cold start).
+   */
+  recentColdStart(method: string, hardwareClass: string): { records: number; coldStart: number } {
+    const w = this.recent.get(`${method}\u0001${hardwareClass}`);
+    return { records: w?.count ?? 0, coldStart: w?.fallbacks ?? 0 };
   }
 
   /** The series a share's dynamic or static part adds to (created at 0 if new). */

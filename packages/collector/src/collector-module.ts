@@ -15,7 +15,7 @@ import { ModelStore, type Store } from '@wattsplit/store';
 import { silentLogger } from '@wattsplit/wire';
 import { isLoopbackHost } from './api-auth.js';
 import { ApiAuthGuard, type ApiAuth } from './api-guard.js';
-import { DashboardController, EnergyController, HealthController, MetricsController } from './api-controllers.js';
+import { DashboardController, EnergyController, HealthController, MetricsController, ModelsController } from './api-controllers.js';
 import { CollectorMetrics } from './collector-metrics.js';
 import { validateCollectorConfig, type CollectorConfig } from './config.js';
 import { NestLoggerAdapter } from './nest-logger.js';
@@ -46,7 +46,7 @@ export class CollectorModule {
     validateCollectorConfig(config);
     return {
       module: CollectorModule,
-      controllers: config.http ? [HealthController, MetricsController, EnergyController, DashboardController] : [],
+      controllers: config.http ? [HealthController, MetricsController, EnergyController, ModelsController, DashboardController] : [],
       providers: [
         ...(config.http
           ? [

@@ -15,4 +15,5 @@ export * from './collector-module.js';
 export * from './embedded.js';
 export * from './model-catalog.js';
 export * from './model-lifecycle.js';
+export * from './model-report.js';
 export * from './training-service.js';

@@ -79,6 +79,11 @@ export class TrainingService implements OnApplicationBootstrap, OnApplicationShu
 
   private readonly lastDrift = new Map<string, number>();
 
+  /** The drift ratio (recent / training residual) of a class's model at the last scheduler check, if any. */
+  driftAtLastCheck(hardwareClass: string): number | undefined {
+    return this.lastDrift.get(hardwareClass);
+  }
+
   get enabled(): boolean {
     return this.cfg.enabled !== false;
   }
