@@ -21,7 +21,6 @@
 // bounded, every child runs in its own process group and is killed at the end, ports come from the OS,
 // the temp dir is removed (kept with --keep). Loopback only.
 import { spawn, spawnSync } from 'node:child_process';
-import { createServer } from 'node:net';
 import { mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync, openSync, closeSync } from 'node:fs';
 import { setInterval, clearInterval } from 'node:timers';
 import { tmpdir, hostname, cpus } from 'node:os';
@@ -29,6 +28,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { createHash, randomUUID } from 'node:crypto';
 import { createRequire } from 'node:module';
+import { Proc, chQuery, freePort, killAllNow, pidAlive, script, sleep, waitFor } from './lib/processes.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const argv = process.argv.slice(2);
@@ -186,119 +186,7 @@ function vmUuid(hostId, k) {
   return `${h.slice(0, 8)}-${h.slice(8, 12)}-4${h.slice(13, 16)}-8${h.slice(17, 20)}-${h.slice(20, 32)}`;
 }
 
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
-function freePort() {
-  return new Promise((res, rej) => {
-    const s = createServer();
-    s.on('error', rej);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => res(port));
-    });
-  });
-}
-
-async function waitFor(what, fn, timeoutMs, everyMs = 250) {
-  const end = Date.now() + timeoutMs;
-  let last;
-  while (Date.now() < end) {
-    try {
-      last = await fn();
-      if (last) return last;
-    } catch (e) {
-      last = e;
-    }
-    await sleep(everyMs);
-  }
-  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last instanceof Error ? ` (${last.message})` : ''}`);
-}
-
-/** A child process in its own process group, stdout+stderr to a log file; unexpected exits are recorded. */
-class Proc {
-  static all = new Set();
-  static deaths = [];
-  constructor(name, cmd, args, { env = {}, logDir }) {
-    this.name = name;
-    this.logFile = join(logDir, `${name}.log`);
-    const fd = openSync(this.logFile, 'a');
-    this.child = spawn(cmd, args, { cwd: root, env: { ...process.env, ...env }, stdio: ['ignore', fd, fd], detached: true });
-    closeSync(fd);
-    this.expectExit = false;
-    this.exited = new Promise((res) => this.child.on('exit', (code, sig) => {
-      Proc.all.delete(this);
-      this.exit = { code, sig };
-      if (!this.expectExit) Proc.deaths.push({ name, code, sig, at: new Date().toISOString() });
-      res(this.exit);
-    }));
-    Proc.all.add(this);
-  }
-  get alive() {
-    return this.exit === undefined;
-  }
-  /** Signals the process group; waits up to `ms` for the exit, then SIGKILLs the group. */
-  async stop(sig = 'SIGTERM', ms = 8000) {
-    this.expectExit = true;
-    if (!this.alive) return this.exit;
-    try {
-      process.kill(-this.child.pid, sig);
-    } catch { /* gone */ }
-    const t = await Promise.race([this.exited, sleep(ms).then(() => undefined)]);
-    if (t) return t;
-    try {
-      process.kill(-this.child.pid, 'SIGKILL');
-    } catch { /* gone */ }
-    return Promise.race([this.exited, sleep(3000)]);
-  }
-  log() {
-    try {
-      return readFileSync(this.logFile, 'utf8');
-    } catch {
-      return '';
-    }
-  }
-}
-
-/** Alive and not a zombie (servers started by the scripts are re-parented to an init that may not reap them). */
-function pidAlive(pid) {
-  try {
-    process.kill(pid, 0);
-  } catch {
-    return false;
-  }
-  try {
-    return !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
-  } catch {
-    return false;
-  }
-}
-
-function killAllNow() {
-  for (const p of Proc.all) {
-    p.expectExit = true;
-    try {
-      process.kill(-p.child.pid, 'SIGKILL');
-    } catch { /* gone */ }
-  }
-}
-
-function script(name, args, timeoutS) {
-  const r = spawnSync('bash', [join(root, 'scripts', name), ...args], { cwd: root, encoding: 'utf8', timeout: timeoutS * 1000, killSignal: 'SIGKILL' });
-  const out = (r.stdout ?? '').trim().split('\n').pop() ?? '';
-  if (r.error || r.status !== 0) return { ok: false, why: `${name} ${args.join(' ')}: ${r.error?.message ?? `exit ${r.status}`}: ${(r.stderr ?? '').trim().split('\n').slice(-3).join(' | ')}` };
-  return { ok: true, out };
-}
-
 // ───────────────────────────── ClickHouse and metrics ─────────────────────────────
-
-async function chQuery(url, db, sql) {
-  const u = new URL(url);
-  if (db) u.searchParams.set('database', db);
-  const r = await fetch(u, { method: 'POST', body: `${sql} FORMAT JSON`, signal: AbortSignal.timeout(10000) });
-  const text = await r.text();
-  if (!r.ok) throw new Error(`ClickHouse ${r.status}: ${text.slice(0, 300)}`);
-  return JSON.parse(text).data;
-}
 
 async function scrape(url) {
   try {

@@ -13,13 +13,13 @@
  */
 import { mkdirSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { Agent, GrpcIngestClient, SpoolingSender } from '@wattsplit/agent';
-import { tenantErrors, type TenantErrorSummary } from '@wattsplit/attribution';
 import { startGateway } from '@wattsplit/gateway';
 import { startEmbeddedCollector } from '@wattsplit/collector';
-import { createFleet, truthBetween, type FleetTruth, type VmTruth } from '@wattsplit/simulator';
-import { InProcessBus, WattsplitError } from '@wattsplit/wire';
+import { createFleet, truthBetween, type FleetTruth } from '@wattsplit/simulator';
+import { InProcessBus } from '@wattsplit/wire';
 import { intFlag, parse, strFlag } from '../args.js';
+import { buildReport, conservationHolds, printTables, sumBy } from '../demo-report.js';
+import { closeAgents, createSimulatedAgents, drainSenders, sampleAll, type SimulatedAgent } from '../simulated-agents.js';
 import { DEFAULT_DATA_DIR, chdbDir } from '../store-open.js';
 import { makeLogger } from '../logging.js';
 
@@ -36,14 +36,6 @@ collector into embedded ClickHouse, then compares every attribution method with 
   --data-dir DIR       where chDB and the agents' spools live (default ${DEFAULT_DATA_DIR}; wiped first)
   --json               print one JSON object instead of tables
   --log-level L        collector/agent logs to stderr: silent|error|warn|info|debug (default error; the report lists anomalies)`;
-
-interface MethodReport {
-  attributed_joules: number;
-  max_tenant_error_pct: number;
-  mean_tenant_error_pct: number;
-  worst_tenant: string;
-  tenants: Record<string, { attributed_joules: number; true_joules: number; error_pct: number }>;
-}
 
 export async function run(argv: string[]): Promise<number> {
   const { values } = parse(argv, {
@@ -88,29 +80,7 @@ export async function run(argv: string[]): Promise<number> {
   const training = collector.training!;
   const billedStartNs = (startUnixMs + warmupMinutes * 60_000) * 1e6;
   const gateway = await startGateway({ producer: bus.producer(), logger });
-  const agents = fleet.hosts.map((h) => ({
-    agent: new Agent({
-      hostId: h.hostId,
-      hardwareClass: h.hardwareClass,
-      fs: h.fs,
-      domains: h.domains,
-      gpus: h.gpus,
-      perf: h.perf,
-      bmc: h.bmc,
-      processOwners: h.processOwners,
-      clock: h.clock,
-      logger: logger.child({ host: h.hostId }),
-      intervalMs: 1000,
-      bootId: `demo-${seed}-${h.hostId}`,
-    }),
-    sender: new SpoolingSender({
-      spool: { dir: join(dataDir, 'spool', h.hostId), fsync: false },
-      transport: new GrpcIngestClient({ address: gateway.address, tls: false, logger: logger.child({ host: h.hostId }) }),
-      batching: { maxFrames: 64, lingerMs: 5 },
-      logger: logger.child({ host: h.hostId }),
-    }),
-  }));
-  for (const a of agents) a.sender.start();
+  const agents = createSimulatedAgents(fleet, { gatewayAddress: gateway.address, spoolDir: join(dataDir, 'spool'), logger, bootId: (hostId) => `demo-${seed}-${hostId}` });
 
   const warmupS = warmupMinutes * 60;
   const billedS = minutes * 60;
@@ -122,18 +92,12 @@ export async function run(argv: string[]): Promise<number> {
   const firstBilledSeq = warmupS + 2;
   say(`wattsplit demo: ${hosts} hosts × ${vms} VMs, ${warmupMinutes} min warm-up + ${minutes} min billed at 1 Hz, seed ${seed}\n`);
 
-  const sampleAll = async () => {
-    for (const a of agents) {
-      a.sender.enqueue(await a.agent.sampleOnce());
-      frames++;
-    }
-  };
   try {
-    await sampleAll();
+    frames += await sampleAll(agents);
     let lastProgress = 0;
     for (let t = 1; t <= totalS; t++) {
       fleet.step(1);
-      await sampleAll();
+      frames += await sampleAll(agents);
       if (t === warmupS) {
         truthAtBilledStart = fleet.truth();
         if (warmupS > 0) {
@@ -162,7 +126,7 @@ export async function run(argv: string[]): Promise<number> {
     // What the simulated sensors measured in the billed period: the pipeline must capture all of it.
     const sensorJoules = billed.hosts.reduce((a, h) => a + h.measuredJoules.rapl + h.measuredJoules.gpu + h.measuredJoules.bmc_rest, 0);
     const report = await buildReport(collector.store, truth, firstBilledSeq, methodNames);
-    const conservationOk = Math.abs(report.measured - report.attributedByMethod[methodNames[0]!]!) <= 1e-6 * report.measured;
+    const conservationOk = conservationHolds(report, methodNames);
     const out = {
       hosts,
       vms: hosts * vms,
@@ -183,112 +147,20 @@ export async function run(argv: string[]): Promise<number> {
       wall_seconds: (Date.now() - started) / 1000,
     };
     if (json) console.log(JSON.stringify(out));
-    else printTables(out, report, truth, methodNames);
+    else printTables(out, report, truth, methodNames, `Query the data: npm run wattsplit -- query "SELECT tenant, method, round(sum(dynamic_j + static_j)) AS joules FROM attributions FINAL GROUP BY tenant, method ORDER BY tenant, method"`);
     return conservationOk ? 0 : 1;
   } finally {
-    for (const a of agents) {
-      await a.sender.close();
-      await a.agent.close();
-    }
+    await closeAgents(agents);
     await gateway.close();
     await collector.close();
   }
 }
 
-async function drainAll(agents: readonly { sender: SpoolingSender }[], bus: InProcessBus): Promise<void> {
-  for (const a of agents) {
-    if (!(await a.sender.drain(120_000))) {
-      throw new WattsplitError('TRANSPORT_TIMEOUT', `agent spool did not drain within 120 s: ${a.sender.metrics().lastError ?? 'no error recorded'}`);
-    }
-  }
+async function drainAll(agents: readonly SimulatedAgent[], bus: InProcessBus): Promise<void> {
+  await drainSenders(agents);
   await bus.idle();
 }
 
 function fmtClock(s: number): string {
   return `${Math.floor(s / 60)}:${String(s % 60).padStart(2, '0')}`;
 }
-
-function sumBy<T extends { totalJoules: number }>(xs: readonly T[], key: (x: T) => string): Record<string, number> {
-  const out: Record<string, number> = {};
-  for (const x of xs) out[key(x)] = (out[key(x)] ?? 0) + x.totalJoules;
-  return out;
-}
-
-interface Report {
-  measured: number;
-  attributedByMethod: Record<string, number>;
-  byVm: Map<string, Map<string, number>>; // method → vm uuid → joules
-  methods: Record<string, MethodReport>;
-  anomalies: Record<string, number>;
-}
-
-type QueryStore = { query(sql: string, format?: 'JSONEachRow'): Promise<{ rows: Record<string, unknown>[] }> };
-
-async function buildReport(store: QueryStore, truth: readonly VmTruth[], firstSeq: number, methodNames: readonly string[]): Promise<Report> {
-  const measuredRows = await store.query(`SELECT sum(rapl_j + gpu_j + bmc_rest_j) AS j FROM host_samples FINAL WHERE seq >= ${firstSeq}`, 'JSONEachRow');
-  const measured = Number(measuredRows.rows[0]?.j ?? 0);
-  const totals = await store.query(`SELECT method, sum(dynamic_j + static_j) AS j FROM attributions FINAL WHERE seq >= ${firstSeq} GROUP BY method`, 'JSONEachRow');
-  const attributedByMethod: Record<string, number> = {};
-  for (const r of totals.rows) attributedByMethod[String(r.method)] = Number(r.j);
-  const vmRows = await store.query(`SELECT method, vm_uuid, sum(dynamic_j + static_j) AS j FROM attributions FINAL WHERE seq >= ${firstSeq} AND kind = 'vm' GROUP BY method, vm_uuid`, 'JSONEachRow');
-  const byVm = new Map<string, Map<string, number>>();
-  for (const r of vmRows.rows) {
-    const m = String(r.method);
-    if (!byVm.has(m)) byVm.set(m, new Map());
-    byVm.get(m)!.set(String(r.vm_uuid), Number(r.j));
-  }
-  const an = await store.query(`SELECT code, count() AS n FROM anomalies FINAL GROUP BY code ORDER BY code`, 'JSONEachRow');
-  const anomalies = Object.fromEntries(an.rows.map((r) => [String(r.code), Number(r.n)]));
-  const trueByTenant = sumBy(truth, (v) => v.tenant);
-  const tenantOf = new Map(truth.map((v) => [v.uuid, v.tenant]));
-  const methods: Record<string, MethodReport> = {};
-  for (const m of methodNames) {
-    const attrByTenant: Record<string, number> = {};
-    for (const [uuid, j] of byVm.get(m) ?? new Map<string, number>()) {
-      const t = tenantOf.get(uuid);
-      if (t !== undefined) attrByTenant[t] = (attrByTenant[t] ?? 0) + j;
-    }
-    const s: TenantErrorSummary = tenantErrors(attrByTenant, trueByTenant);
-    methods[m] = {
-      attributed_joules: attributedByMethod[m] ?? 0,
-      max_tenant_error_pct: 100 * s.max,
-      mean_tenant_error_pct: 100 * s.mean,
-      worst_tenant: s.worstTenant,
-      tenants: Object.fromEntries(s.tenants.map((t) => [t.tenant, { attributed_joules: t.attributed, true_joules: t.truth, error_pct: 100 * t.relError }])),
-    };
-  }
-  return { measured, attributedByMethod, byVm, methods, anomalies };
-}
-
-function printTables(out: { sensor_joules: number; measured_joules: number; conservation_ok: boolean; frames: number; anomalies: Record<string, number> }, report: Report, truth: readonly VmTruth[], methodNames: readonly string[]): void {
-  const kwh = (j: number) => (j / 3.6e6).toFixed(4);
-  const pct = (a: number, t: number) => (t > 0 ? `${(((a - t) / t) * 100).toFixed(1)}%` : '-');
-  console.log(`\nSensors measured ${kwh(out.sensor_joules)} kWh in the billed period; the pipeline captured ${kwh(out.measured_joules)} kWh (${((100 * out.measured_joules) / out.sensor_joules).toFixed(3)} %) from ${out.frames} frames; conservation ${out.conservation_ok ? 'holds' : 'VIOLATED'} for every method:`);
-  for (const m of methodNames) console.log(`  ${m.padEnd(16)} attributed ${kwh(report.attributedByMethod[m] ?? 0)} kWh`);
-
-  const classes = [...new Set(truth.map((v) => v.class))].sort();
-  const colW = 22;
-  console.log(`\nPer VM class (kWh; error vs the simulator's truth):`);
-  console.log(`${'class'.padEnd(12)} ${'VMs'.padStart(4)} ${'true'.padStart(9)}  ${methodNames.map((m) => m.padStart(colW)).join(' ')}`);
-  for (const c of classes) {
-    const vs = truth.filter((v) => v.class === c);
-    const t = vs.reduce((a, v) => a + v.totalJoules, 0);
-    const cols = methodNames.map((m) => {
-      const a = vs.reduce((acc, v) => acc + (report.byVm.get(m)?.get(v.uuid) ?? 0), 0);
-      return `${kwh(a)} (${pct(a, t)})`.padStart(colW);
-    });
-    console.log(`${c.padEnd(12)} ${String(new Set(vs.map((v) => v.uuid)).size).padStart(4)} ${kwh(t).padStart(9)}  ${cols.join(' ')}`);
-  }
-  console.log(`\nPer tenant error (|attributed − true| / true):`);
-  const tenants = Object.keys(report.methods[methodNames[0]!]!.tenants).sort();
-  console.log(`${'tenant'.padEnd(14)} ${'true kWh'.padStart(9)}  ${methodNames.map((m) => m.padStart(14)).join(' ')}`);
-  for (const t of tenants) {
-    const tr = report.methods[methodNames[0]!]!.tenants[t]!.true_joules;
-    console.log(`${t.padEnd(14)} ${kwh(tr).padStart(9)}  ${methodNames.map((m) => `${(report.methods[m]?.tenants[t]?.error_pct ?? NaN).toFixed(1)}%`.padStart(14)).join(' ')}`);
-  }
-  console.log(`${'worst'.padEnd(14)} ${''.padStart(9)}  ${methodNames.map((m) => `${report.methods[m]!.max_tenant_error_pct.toFixed(1)}%`.padStart(14)).join(' ')}`);
-  const an = Object.entries(out.anomalies);
-  if (an.length) console.log(`\nAnomalies repaired or flagged by the pipeline: ${an.map(([k, n]) => `${k} ×${n}`).join(', ')}`);
-  console.log(`\nQuery the data: npm run wattsplit -- query "SELECT tenant, method, round(sum(dynamic_j + static_j)) AS joules FROM attributions FINAL GROUP BY tenant, method ORDER BY tenant, method"`);
-}
-
