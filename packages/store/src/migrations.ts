@@ -65,7 +65,8 @@ export function renderTemplate(sql: string, retention: Retention, file: string):
 export function adaptToVersion(sql: string, caps: Capabilities): string {
   let s = sql;
   if (!caps.codecs) s = s.replace(/\s+CODEC\([^()]*\)/g, '');
-  if (!caps.ttl) s = s.replace(/^TTL .*$\n?/gm, '');
+  // A TTL line that ends its statement keeps the `;`, so the statement split stays the same.
+  if (!caps.ttl) s = s.replace(/^TTL .*?(;?)[ \t]*$\n?/gm, (_, semi: string) => (semi ? ';\n' : ''));
   if (!caps.lowCardinality) s = s.replace(/LowCardinality\(String\)/g, 'String');
   if (!caps.nonReplicatedDedup) s = s.replace(/,\s*non_replicated_deduplication_window\s*=\s*\d+/g, '');
   return s;
