@@ -2,7 +2,8 @@
  * Who may read what over the collector's HTTP API. Bearer tokens from a tokens file, each mapped to a
  * scope:
  *   admin          everything (every tenant's bills and VMs, the whole dashboard, /metrics)
- *   metrics        GET /metrics only (a Prometheus scrape: its per-tenant series are bill data)
+ *   metrics        GET /metrics (a Prometheus scrape: its per-tenant series are bill data) and the models'
+ *                  metadata (GET /api/models…); no bill or VM route
  *   tenant:<name>  that tenant's bill, its VMs' energy and its row of the dashboard; nothing else
  * `/healthz` needs no token. Without a tokens file the API is open (every caller is admin); the module
  * refuses that on a non-loopback address unless `allowUnauthenticated` is set (config.ts).

@@ -4,7 +4,7 @@
  * runs. A route without `@Access` needs admin, so a new route is closed until it says otherwise.
  *
  *   open         /healthz: no token
- *   metrics      /metrics: admin or metrics
+ *   metrics      /metrics, /api/models…: admin or metrics
  *   tenant-data  bills, VM energy, dashboard: admin (every tenant) or tenant:<name> (the route filters)
  *   admin        admin only
  *

@@ -29,7 +29,7 @@ Models (additive_model, per hardware class; stored in ClickHouse, the same versi
   --retrain-period-s 604800  retrain a model older than this
 HTTP (REST API, dashboard, /metrics, /healthz): binds --http-host (default 127.0.0.1, this machine only).
   --api-tokens-file FILE  bearer tokens, one "SCOPE TOKEN [NAME]" per line (or JSON); SCOPE is admin,
-                          metrics (GET /metrics only) or tenant:<name> (that tenant's bills only)
+                          metrics (GET /metrics, /api/models) or tenant:<name> (that tenant's bills only)
   --allow-unauthenticated serve a non-loopback --http-host without tokens (anyone reaching it reads every bill)
   --tls-cert/--tls-key    HTTPS (PEM files), TLS 1.2+ with ECDHE AEAD suites only
   docs/collector.md "Access" has the scopes and what each endpoint needs.
