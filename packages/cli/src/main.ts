@@ -22,6 +22,11 @@ const COMMANDS: Record<string, Command> = {
   'cap-plan': { summary: 'plan power caps with the live-migration transient', load: () => import('./commands/cap-plan.js') },
 };
 
+/** Commands other tools start (not listed in the usage). */
+const HIDDEN: Record<string, Command> = {
+  'fleet-sim': { summary: 'simulated agents of npm run fleet-demo (scripts/fleet-demo.mjs)', load: () => import('./commands/fleet-sim.js') },
+};
+
 function usage(): string {
   const w = Math.max(...Object.keys(COMMANDS).map((k) => k.length));
   return [
@@ -37,7 +42,7 @@ async function main(argv: string[]): Promise<number> {
     console.log(usage());
     return name ? 0 : 2;
   }
-  const cmd = COMMANDS[name];
+  const cmd = COMMANDS[name] ?? HIDDEN[name];
   if (!cmd) {
     console.error(`wattsplit: unknown command ${JSON.stringify(name)}\n\n${usage()}`);
     return 2;
