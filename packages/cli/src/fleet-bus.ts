@@ -9,11 +9,5 @@ export function kafkaBusFromEnv(brokers: string | undefined, logger: Logger): Ka
   return client === 'platformatic' ? new PlatformaticKafkaBus({ ...opts, logger }) : new KafkaBus({ ...opts, logger });
 }
 
-/** Resolves on SIGINT/SIGTERM. */
-export function untilSignal(): Promise<string> {
-  return new Promise((res) => {
-    const on = (s: string) => () => res(s);
-    process.once('SIGINT', on('SIGINT'));
-    process.once('SIGTERM', on('SIGTERM'));
-  });
-}
+/** Kept here for the commands that import it with the bus; the agent imports ./signals.js (no Kafka). */
+export { untilSignal } from './signals.js';

@@ -4,7 +4,7 @@
  */
 import { checkAgent, libvirtSupportError, loadAgentConfig, startAgent, type AgentConfigOverrides } from '@wattsplit/agent';
 import { intFlag, parse, strFlag } from '../args.js';
-import { untilSignal } from '../fleet-bus.js';
+import { untilSignal } from '../signals.js';
 import { makeLogger } from '../logging.js';
 
 const HELP = `usage: wattsplit agent [--config /etc/wattsplit/agent.json] [--check [--json]] [flags]
