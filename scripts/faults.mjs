@@ -13,7 +13,7 @@
 // are compared with the truth; joules lost and doubled are reported for raw and rollup tables, and
 // which processes died unexpectedly. Rejections: collector /metrics deltas and gateway log lines.
 //
-//   node scripts/faults.mjs [--json] [--only a,b] [--list] [--keep] [--log-level info]
+//   node scripts/faults.mjs [--json] [--only a,b] [--list] [--keep] [--log-level info] [--timeout-s 480] [--build DIR]
 //   npm run faults
 //
 // Servers: its own Kafka broker and ClickHouse server (they are stopped and restarted by experiments),
@@ -21,7 +21,7 @@
 // bounded, every child runs in its own process group and is killed at the end, ports come from the OS,
 // the temp dir is removed (kept with --keep). Loopback only.
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync, openSync, closeSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync, openSync, closeSync, symlinkSync } from 'node:fs';
 import { setInterval, clearInterval } from 'node:timers';
 import { tmpdir, hostname, cpus } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -450,7 +450,8 @@ async function account(cl, hostIds) {
   const vmh = await chQuery(cl.chUrl, cl.db, `SELECT host, method, sum(dynamic_j + static_j) AS j FROM vm_energy_hourly WHERE host IN (${list}) AND source = 'rapl' GROUP BY host, method`);
   const misdated = await chQuery(cl.chUrl, cl.db, `SELECT host, sum(rapl_j) AS j FROM host_samples FINAL WHERE host IN (${list}) AND (ts < toDateTime(${Math.floor(cl.runStartMs / 1000) - 3600}) OR ts > now() + 3600) GROUP BY host`);
   const ten = await tenantTotals(cl);
-  return { raw, attr, vmh, misdated, ten };
+  const anomalies = await chQuery(cl.chUrl, cl.db, `SELECT code, count() AS n, any(counter_id) AS counter, any(message) AS message FROM anomalies WHERE host IN (${list}) GROUP BY code ORDER BY n DESC LIMIT 6`).catch(() => []);
+  return { raw, attr, vmh, misdated, ten, anomalies };
 }
 
 async function tenantTotals(cl) {
@@ -482,8 +483,7 @@ function judge(truth, acc, tenBefore, methods) {
     }
   }
   // per method, the worst; the experiment's share of the tenant rollup is the change of its total
-  const perMethod = (pairs) => {
-    const n = hosts.length;
+  const perMethod = (pairs, n = hosts.length) => {
     let worst = { lost: 0, doubled: 0 };
     for (let i = 0; i < pairs.length; i += n) {
       const x = lostDoubled(pairs.slice(i, i + n));
@@ -492,7 +492,7 @@ function judge(truth, acc, tenBefore, methods) {
     return worst;
   };
   const totalTruth = hosts.reduce((s, h) => s + truth[h], 0);
-  const ten = perMethod(methods.map((m) => [(acc.ten[m] ?? 0) - (tenBefore[m] ?? 0), totalTruth]));
+  const ten = perMethod(methods.map((m) => [(acc.ten[m] ?? 0) - (tenBefore[m] ?? 0), totalTruth]), 1);
   const attr = perMethod(attrPairs);
   const vmh = perMethod(vmhPairs);
   const rollup = { lost: Math.max(vmh.lost, ten.lost), doubled: Math.max(vmh.doubled, ten.doubled) };
@@ -637,10 +637,10 @@ experiment('idle_and_unauthenticated_streams', '40 streams without a token and 2
   await x.run(2000);
 });
 
-experiment('replay_new_boot_id', 'a second agent with the same host id and token but a fresh state dir (seq from 1, new boot id) for 8 s: billed rows not rewritten, nothing doubled', async (x) => {
+experiment('replay_new_boot_id', 'a second agent with the same host id and token, a fresh state dir and another kernel boot id, reading the same counters for 8 s: billed rows not rewritten, nothing doubled', async (x) => {
   await x.run(12000);
   const before = await x.rawRows(x.hosts[0].hostId);
-  const twin = x.cl.startAgent(x.hosts[0], { spoolDir: join(x.cl.tmp, 'spool', `${x.hosts[0].hostId}-twin`), name: `${x.hosts[0].hostId}-twin` });
+  const twin = x.cl.startAgent(x.twinOf(x.hosts[0]), { spoolDir: join(x.cl.tmp, 'spool', `${x.hosts[0].hostId}-twin`), name: `${x.hosts[0].hostId}-twin` });
   await x.run(8000);
   await twin.stop('SIGTERM');
   x.afterSettle(async () => {
@@ -701,6 +701,23 @@ class ExperimentContext {
     writeFileSync(f, `// wall clock offset for the fault suite: Date.now() and new Date() read ${iso} + elapsed\nconst real = Date.now.bind(Date); const off = ${off};\nconst R = Date;\nclass FakeDate extends R { constructor(...a) { if (a.length === 0) super(real() + off); else super(...a); } static now() { return real() + off; } }\nglobalThis.Date = FakeDate;\n`);
     return pathToFileURL(f).href;
   }
+  /**
+   * The same host seen by a second agent under another kernel boot id: its root links /sys, /proc/stat
+   * and /proc/cpuinfo to the host's tree (the same counters, read live) and has its own boot_id.
+   */
+  twinOf(h) {
+    const troot = `${h.spec.root}-twin`;
+    mkdirSync(join(troot, 'proc/sys/kernel/random'), { recursive: true });
+    symlinkSync(join(h.spec.root, 'sys'), join(troot, 'sys'));
+    for (const f of ['stat', 'cpuinfo']) symlinkSync(join(h.spec.root, 'proc', f), join(troot, 'proc', f));
+    writeFileSync(join(troot, 'proc/sys/kernel/random/boot_id'), `${randomUUID()}\n`);
+    const cfg = JSON.parse(readFileSync(h.cfgFile, 'utf8'));
+    cfg.sysfsRoot = troot;
+    const cfgFile = `${h.cfgFile.replace(/\.json$/, '')}-twin.json`;
+    writeFileSync(cfgFile, JSON.stringify(cfg));
+    return { ...h, cfgFile };
+  }
+
   async rawRows(host) {
     const rows = await chQuery(this.cl.chUrl, this.cl.db, `SELECT seq, boot_id, rapl_j AS j FROM host_samples FINAL WHERE host = ${q(host)}`);
     return new Map(rows.map((r) => [String(r.seq), { boot_id: r.boot_id, j: Number(r.j) }]));
@@ -714,7 +731,7 @@ class ExperimentContext {
     const frame = { hostId: h.hostId, seq: 1e9, bootId: randomUUID(), monoNs: 1, wallUnixNs: Date.now() * 1e6, intervalMs: 1000, counters: [], vms: [{ uuid: randomUUID(), name: big, tenant: 't' }], gpus: [], agentVersion: 'faults' };
     let r;
     try {
-      r = await Promise.race([client.send({ batchId: 1, token: this.cl.tokens[h.hostId], frames: [frame] }), sleep(15000).then(() => ({ kind: 'timeout' }))]);
+      r = await Promise.race([client.send({ batchId: 1, token: this.cl.tokens[h.hostId], frames: [frame] }), sleep(8000).then(() => ({ kind: 'timeout' }))]);
     } catch (e) {
       r = { kind: 'threw', error: String(e) };
     }
@@ -786,14 +803,14 @@ async function runExperiment(cl, exp, idx) {
     x.fail(`experiment error: ${e.message}`);
   }
   await x.freeze(3500); // every agent's last frames read the final value
-  // settle: stop at exact, or when nothing changed for 8 s, or after 40 s
+  // settle: stop at exact, or when nothing changed for 5 s, or after 25 s
   const truth = Object.fromEntries(Object.entries((await cl.call('truth')).truth).filter(([h]) => ids.includes(h)).map(([h, v]) => [h, v.truthJ]));
   const methods = new Set(['cpu_share']);
   let acc;
   let res;
   let lastKey = '';
   let stableSince = Date.now();
-  const end = Date.now() + 40000;
+  const end = Date.now() + 25000;
   while (Date.now() < end) {
     try {
       acc = await account(cl, ids);
@@ -805,13 +822,14 @@ async function runExperiment(cl, exp, idx) {
       if (key !== lastKey) {
         lastKey = key;
         stableSince = Date.now();
-      } else if (Date.now() - stableSince > 8000) break;
+      } else if (Date.now() - stableSince > 5000) break;
     } catch (e) {
       res ??= undefined;
       x.note(`query: ${e.message.slice(0, 100)}`);
     }
     await sleep(1000);
   }
+  for (const a of acc?.anomalies ?? []) x.note(`anomaly ${a.code} ×${a.n}${a.counter ? ` (${a.counter})` : ''}: ${String(a.message).slice(0, 160)}`);
   for (const fn of x.settleHooks) {
     try {
       await fn();
@@ -878,7 +896,7 @@ function table(rows) {
 
 async function main() {
   if (flag('--help')) {
-    process.stdout.write('usage: node scripts/faults.mjs [--json] [--only a,b] [--list] [--keep] [--log-level info]\n');
+    process.stdout.write('usage: node scripts/faults.mjs [--json] [--only a,b] [--list] [--keep] [--log-level info] [--timeout-s 480] [--build DIR]\n');
     return;
   }
   if (flag('--list')) {
@@ -903,10 +921,12 @@ async function main() {
   process.once('exit', () => {
     killAllNow();
   });
+  // experiments start only while 45 s of the budget are left; the hard stop is 60 s after it
+  const budgetS = Number(opt('--timeout-s', '480'));
   const deadline = setTimeout(() => {
-    say('suite ran past its 9-minute bound: stopping everything');
+    say(`suite ran 60 s past its ${budgetS} s budget: stopping everything`);
     void cleanup().then(() => process.exit(3));
-  }, Number(opt('--timeout-s', '540')) * 1000);
+  }, (budgetS + 60) * 1000);
   const started = new Date();
   const rows = [];
   try {
@@ -914,6 +934,10 @@ async function main() {
     await cl.start();
     say(`Kafka ${cl.kafka}, ClickHouse ${cl.chUrl} database ${cl.db}, gateway :${cl.gatewayPort}, collector :${cl.collectorPort}`);
     for (const [i, exp] of selected.entries()) {
+      if (Date.now() - started.getTime() > budgetS * 1000 - 45000) {
+        rows.push({ experiment: exp.name, expected: exp.expect, observed: `not run: the suite's ${budgetS} s budget is spent`, notes: [], pass: false, processesAlive: '—', seconds: 0 });
+        continue;
+      }
       say(`${exp.name} ...`);
       let r;
       try {

@@ -28,7 +28,7 @@ function skipReason(): string | false {
 }
 
 test('fault suite: the shipped processes survive every fault, nothing billed is lost or rewritten', { skip: skipReason(), timeout: 600_000 }, async (t) => {
-  const child = spawn(process.execPath, [join(root, 'scripts/faults.mjs'), '--json', '--timeout-s', '560'], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [join(root, 'scripts/faults.mjs'), '--json', '--timeout-s', '480'], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   let err = '';
   child.stdout.on('data', (d: Buffer) => (out += d.toString()));
