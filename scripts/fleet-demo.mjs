@@ -113,15 +113,18 @@ mkdirSync(logDir);
 
 // ───────────────────────────── servers and processes ─────────────────────────────
 
-const servers = { kafka: undefined, clickhouse: undefined, ownClickHouse: false };
+// `*Started`: a start was tried (a signal during the script may leave a server up before it answered).
+const servers = { kafka: undefined, clickhouse: undefined, ownClickHouse: false, kafkaStarted: false, clickhouseStarted: false };
 
 function startServers() {
+  servers.kafkaStarted = true;
   const k = script('kafka.sh', ['start', name], 150);
   if (!k.ok || !/^127\.0\.0\.1:\d+$/.test(k.out)) throw Object.assign(new Error(`Kafka unavailable: ${k.why ?? k.out}`), { unavailable: true });
   servers.kafka = k.out;
   if (process.env.WATTSPLIT_TEST_CLICKHOUSE_URL) {
     servers.clickhouse = process.env.WATTSPLIT_TEST_CLICKHOUSE_URL;
   } else {
+    servers.clickhouseStarted = true;
     const c = script('clickhouse-server.sh', ['start', name], 60);
     if (!c.ok) throw Object.assign(new Error(`ClickHouse unavailable: ${c.why}`), { unavailable: true });
     servers.clickhouse = c.out;
@@ -131,13 +134,15 @@ function startServers() {
 
 /** Synchronous, so that it also runs from an exit handler. */
 function stopServers() {
-  if (servers.kafka) script('kafka.sh', ['stop', name, ...(o.keep ? ['--keep-data'] : [])], 40);
+  if (servers.kafkaStarted) script('kafka.sh', ['stop', name, ...(o.keep ? ['--keep-data'] : [])], 40);
+  servers.kafkaStarted = false;
   servers.kafka = undefined;
-  if (servers.clickhouse && servers.ownClickHouse) script('clickhouse-server.sh', [o.keep ? 'stop' : 'destroy', name], 40);
+  if (servers.clickhouseStarted) script('clickhouse-server.sh', [o.keep ? 'stop' : 'destroy', name], 40);
   else if (servers.clickhouse && !o.keep) {
     const u = new URL(servers.clickhouse);
     spawnSync(process.execPath, ['-e', `fetch(${JSON.stringify(u.href)}, { method: 'POST', body: 'DROP DATABASE IF EXISTS ${db}', signal: AbortSignal.timeout(10000) }).catch(() => {})`], { timeout: 15000 });
   }
+  servers.clickhouseStarted = false;
   servers.clickhouse = undefined;
 }
 
@@ -227,12 +232,11 @@ const fmtClock = (s) => `${Math.floor(s / 60)}:${String(Math.round(s % 60)).padS
 
 // ───────────────────────────── the run ─────────────────────────────
 
-let cleaned = false;
 let agentsRef; // the agent process, once started
 let failed = false; // a failed run keeps its logs
-async function cleanup() {
-  if (cleaned) return;
-  cleaned = true;
+let cleaning; // one cleanup, whoever asks first (the run's end, a signal, the deadline)
+const cleanup = () => (cleaning ??= stopEverything());
+async function stopEverything() {
   agentsRef?.send({ op: 'stop' });
   const procs = [...Proc.all];
   // Agents first (their spools close), then collectors (they commit and save learner state), then the gateway.
@@ -399,9 +403,16 @@ function printModels(out) {
 
 process.once('exit', () => {
   killAllNow();
-  if (!cleaned) stopServers();
+  stopServers(); // a no-op when the cleanup got to it
 });
-for (const s of ['SIGINT', 'SIGTERM']) process.once(s, () => void cleanup().then(() => process.exit(130)));
+let interrupted;
+for (const s of ['SIGINT', 'SIGTERM']) {
+  process.once(s, () => {
+    interrupted = s;
+    say(`${s}: stopping everything`);
+    void cleanup().then(() => process.exit(130));
+  });
+}
 const deadline = setTimeout(() => {
   say(`the run passed its ${o['timeout-s']} s bound: stopping everything`);
   void cleanup().then(() => process.exit(3));
@@ -416,7 +427,7 @@ try {
     code = 2;
   } else {
     failed = true;
-    say(`failed: ${e.message}`);
+    say(interrupted ? `interrupted (${interrupted})` : `failed: ${e.message}`);
     const dead = Proc.deaths.map((d) => `${d.name} ${d.sig ?? `exit ${d.code}`}`);
     if (dead.length) say(`processes that died: ${dead.join(', ')}`);
     say(`the processes' logs are kept in ${logDir}`);
@@ -428,4 +439,4 @@ try {
   clearTimeout(deadline);
 }
 say(`machine: ${hostname()}, ${cpus().length} × ${cpus()[0]?.model ?? '?'}, Node ${process.version}`);
-process.exit(code);
+process.exit(interrupted ? 130 : code);
