@@ -30,6 +30,12 @@ export interface AgentConfig {
   hardwareClass?: string;
   intervalMs: number;
   sysfsRoot: string;
+  /**
+   * Keep sysfs/procfs/cgroupfs files open and re-read them with pread. Default (absent): when sysfsRoot is
+   * `/` or its `sys` is a mounted sysfs (a container with the host's /sys at /host/sys); never for a
+   * tree on an ordinary file system whose files may be replaced, unless set true here (benchmarks).
+   */
+  sysfsKeepOpen?: boolean;
   gateway: { address: string; tls: IngestTlsOptions | false; tokenFile?: string; ackTimeoutMs?: number };
   spool: { dir: string; maxBytes: number; maxAgeMs: number; fsync: boolean };
   batching: { maxFrames: number; maxBytes: number; lingerMs: number };
@@ -59,6 +65,7 @@ export interface AgentConfigOverrides {
   spoolMaxAgeMs?: number;
   intervalMs?: number;
   sysfsRoot?: string;
+  sysfsKeepOpen?: boolean;
   libvirtUri?: string;
   noLibvirt?: boolean;
   redfishUrl?: string;
@@ -152,7 +159,7 @@ export function loadAgentConfig(path: string | undefined, overrides: AgentConfig
   return cfg;
 }
 
-const KNOWN = new Set(['hostId', 'hardwareClass', 'intervalMs', 'sysfsRoot', 'gateway', 'spool', 'batching', 'libvirt', 'vms', 'nvml', 'redfish', 'ipmi', 'perf', 'rapl', '$comment']);
+const KNOWN = new Set(['hostId', 'hardwareClass', 'intervalMs', 'sysfsRoot', 'sysfsKeepOpen', 'gateway', 'spool', 'batching', 'libvirt', 'vms', 'nvml', 'redfish', 'ipmi', 'perf', 'rapl', '$comment']);
 
 function applyFile(cfg: AgentConfig, j: Json, c: Checker): void {
   for (const k of Object.keys(j)) if (!KNOWN.has(k)) c.fail(k, j[k], `is not a known setting (known: ${[...KNOWN].filter((x) => x !== '$comment').join(', ')})`);
@@ -160,6 +167,7 @@ function applyFile(cfg: AgentConfig, j: Json, c: Checker): void {
   set(cfg, 'hardwareClass', c.str(j, 'hardwareClass', 'hardwareClass'));
   set(cfg, 'intervalMs', c.num(j, 'intervalMs', 'intervalMs', 10));
   set(cfg, 'sysfsRoot', c.str(j, 'sysfsRoot', 'sysfsRoot'));
+  set(cfg, 'sysfsKeepOpen', c.bool(j, 'sysfsKeepOpen', 'sysfsKeepOpen'));
   const g = c.obj(j, 'gateway');
   if (g) {
     set(cfg.gateway, 'address', c.str(g, 'address', 'gateway.address'));
@@ -244,6 +252,7 @@ function applyOverrides(cfg: AgentConfig, o: AgentConfigOverrides, c: Checker): 
   set(cfg, 'hardwareClass', o.hardwareClass);
   set(cfg, 'intervalMs', o.intervalMs);
   set(cfg, 'sysfsRoot', o.sysfsRoot);
+  set(cfg, 'sysfsKeepOpen', o.sysfsKeepOpen);
   set(cfg.gateway, 'address', o.gateway);
   set(cfg.gateway, 'tokenFile', o.tokenFile);
   if (o.insecure) cfg.gateway.tls = false;

@@ -13,7 +13,7 @@ import type { AgentConfig } from './agent-config.js';
 import { CGROUP_ROOT, detectCgroupVersion } from './cgroup-reader.js';
 import type { AgentClock } from './clock.js';
 import { GrpcIngestClient, ingestCredentials } from './grpc-ingest-client.js';
-import { RootedHostFs } from './host-fs.js';
+import { RootedHostFs, isKernelSysfsRoot } from './host-fs.js';
 import { IpmiDcmiBmcSource } from './ipmi-dcmi-bmc-source.js';
 import { LibvirtDomainSource } from './libvirt-domain-source.js';
 import { NvmlGpuSource } from './nvml-gpu-source.js';
@@ -37,8 +37,9 @@ export interface AgentSources {
 
 /** Opens every configured source; an unavailable optional one becomes a note, not an error. */
 export async function buildAgentSources(cfg: AgentConfig, log: Logger): Promise<AgentSources> {
-  // keep sysfs/cgroupfs/procfs files open (pread) on a real host; a fixture tree is read file by file
-  const fs = new RootedHostFs(cfg.sysfsRoot, { keepOpen: cfg.sysfsRoot === '/' });
+  // keep sysfs/cgroupfs/procfs files open (pread) on a real host (also mounted under a container's root);
+  // a fixture tree is read file by file unless the config says otherwise
+  const fs = new RootedHostFs(cfg.sysfsRoot, { keepOpen: cfg.sysfsKeepOpen ?? isKernelSysfsRoot(cfg.sysfsRoot) });
   const notes: SamplerStatus[] = [];
   let domains: DomainSource = new StaticDomainSource(cfg.vms);
   if (cfg.libvirt) {

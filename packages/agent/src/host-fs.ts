@@ -11,7 +11,7 @@
  * again, so a vanished file still reports ENOENT. Do not use keepOpen on ordinary file systems where
  * files are replaced or deleted (fixture trees): an open fd would keep reading the old inode.
  */
-import { closeSync, existsSync, openSync, readFileSync, readSync, readdirSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readFileSync, readSync, readdirSync, statfsSync } from 'node:fs';
 import type { HostFs } from '@wattsplit/wire';
 
 export interface RootedHostFsOptions {
@@ -138,4 +138,20 @@ function withPath(e: unknown, full: string): unknown {
 /** errno code of a thrown Node system error, or undefined. */
 export function errnoOf(e: unknown): string | undefined {
   return e instanceof Error ? (e as NodeJS.ErrnoException).code : undefined;
+}
+
+/** statfs(2) f_type of sysfs (linux/magic.h SYSFS_MAGIC). */
+const SYSFS_MAGIC = 0x62656572;
+
+/**
+ * Whether `root` holds the kernel's own files (so keepOpen is right): `/`, or a root whose `sys` is a
+ * mounted sysfs, as in a container that mounts the host's /sys at /host/sys and reads with root /host.
+ */
+export function isKernelSysfsRoot(root: string): boolean {
+  if (root === '/' || root === '') return true;
+  try {
+    return statfsSync(`${root.replace(/\/+$/, '')}/sys`).type === SYSFS_MAGIC;
+  } catch {
+    return false;
+  }
 }

@@ -17,6 +17,7 @@ const HELP = `usage: wattsplit agent [--config /etc/wattsplit/agent.json] [--che
   --spool-dir DIR         disk spool (frames wait here while the gateway is away)
   --interval-ms N         sampling interval (default 1000)
   --sysfs-root DIR        read /sys and /proc under DIR (fixtures, containers)
+  --sysfs-keep-open       keep files under DIR open and pread them (default: when DIR/sys is a mounted sysfs)
   --libvirt-uri URI       e.g. qemu:///system, test:///default (default qemu:///system; when given, the agent
                           will not start without a working libvirt binding); --no-libvirt to disable
   --redfish-url URL --redfish-credentials FILE   BMC
@@ -29,7 +30,7 @@ export async function run(argv: string[]): Promise<number> {
     config: { type: 'string' }, check: { type: 'boolean' }, json: { type: 'boolean' },
     'host-id': { type: 'string' }, gateway: { type: 'string' }, insecure: { type: 'boolean' },
     'tls-ca': { type: 'string' }, 'tls-cert': { type: 'string' }, 'tls-key': { type: 'string' }, 'token-file': { type: 'string' },
-    'spool-dir': { type: 'string' }, 'interval-ms': { type: 'string' }, 'sysfs-root': { type: 'string' },
+    'spool-dir': { type: 'string' }, 'interval-ms': { type: 'string' }, 'sysfs-root': { type: 'string' }, 'sysfs-keep-open': { type: 'boolean' },
     'libvirt-uri': { type: 'string' }, 'no-libvirt': { type: 'boolean' }, 'redfish-url': { type: 'string' }, 'redfish-credentials': { type: 'string' },
     'nvml-trace': { type: 'string' }, 'no-nvml': { type: 'boolean' }, 'no-perf': { type: 'boolean' }, 'log-level': { type: 'string' },
   });
@@ -52,6 +53,7 @@ export async function run(argv: string[]): Promise<number> {
   set('spoolDir', s('spool-dir'));
   if (s('interval-ms') !== undefined) o.intervalMs = intFlag(values, 'interval-ms', 1000, 10, 3_600_000);
   set('sysfsRoot', s('sysfs-root'));
+  if (values['sysfs-keep-open']) o.sysfsKeepOpen = true;
   set('libvirtUri', s('libvirt-uri'));
   if (values['no-libvirt']) o.noLibvirt = true;
   set('redfishUrl', s('redfish-url'));
