@@ -17,7 +17,8 @@ const COMMANDS: Record<string, Command> = {
   agent: { summary: 'run the hypervisor agent (--check: show what it can see)', load: () => import('./commands/agent.js') },
   gateway: { summary: 'run the gRPC ingest gateway', load: () => import('./commands/gateway.js') },
   collector: { summary: 'run the collector (NestJS) against a bus and a store', load: () => import('./commands/collector.js') },
-  bill: { summary: 'per-tenant energy bill for a period from the store', load: () => import('./commands/bill.js') },
+  bill: { summary: 'bills per tenant: tariff, PUE, carbon, and the CPU-share comparison (fairness)', load: () => import('./commands/bill.js') },
+  serve: { summary: 'serve the REST API and dashboard over a store (no bus)', load: () => import('./commands/serve.js') },
   models: { summary: 'the models the collector trains: list, show, train, promote, rollback', load: () => import('./commands/models.js') },
   'cap-plan': { summary: 'plan power caps with the live-migration transient', load: () => import('./commands/cap-plan.js') },
 };

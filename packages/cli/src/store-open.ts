@@ -4,18 +4,18 @@
  * is refused (CONFIG_INVALID, exit 2) rather than created empty, so a typo in --data-dir is not an empty answer.
  */
 import { existsSync } from 'node:fs';
-import { ChdbStore, ClickHouseServerStore, type Store } from '@wattsplit/store';
+import { ChdbStore, ClickHouseServerStore, chdbDirOf, type Store } from '@wattsplit/store';
 import { WattsplitError, silentLogger, type Logger } from '@wattsplit/wire';
 import { strFlag } from './args.js';
 import type { Values } from './args.js';
 
-import { basename, join, resolve } from 'node:path';
+import { basename, resolve } from 'node:path';
 
 export const DEFAULT_DATA_DIR = '.wattsplit/demo';
 
-/** Where a wattsplit data directory keeps its embedded ClickHouse. */
+/** Where a wattsplit data directory keeps its embedded ClickHouse (the store's rule, shared with the library). */
 export function chdbDir(dataDir: string): string {
-  return join(dataDir, 'clickhouse');
+  return chdbDirOf(dataDir);
 }
 
 export const STORE_FLAGS = {

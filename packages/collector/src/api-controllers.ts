@@ -49,12 +49,19 @@ function notYours(who: ApiPrincipal, what: string): ForbiddenException {
 
 @Controller()
 export class HealthController {
-  constructor(private readonly pipeline: TelemetryPipeline) {}
+  constructor(
+    @Inject(STORE) private readonly store: Store,
+    @Inject(METHODS) private readonly methods: AttributionMethod[],
+    @Optional() private readonly pipeline?: TelemetryPipeline,
+  ) {}
 
+  /** Without a pipeline (`wattsplit serve`): the API over a store, consuming nothing. */
   @Get('healthz')
   @Access('open')
   health(): Record<string, unknown> {
-    return { status: 'ok', store: this.pipeline.store.backend, methods: this.pipeline.methods.map((m) => m.name), ...this.pipeline.stats, lagSeconds: this.pipeline.metrics.lagSeconds() };
+    const base = { status: 'ok', store: this.store.backend, methods: this.methods.map((m) => m.name) };
+    if (!this.pipeline) return { ...base, mode: 'serve' };
+    return { ...base, mode: 'collector', ...this.pipeline.stats, lagSeconds: this.pipeline.metrics.lagSeconds() };
   }
 }
 

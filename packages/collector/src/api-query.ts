@@ -26,9 +26,9 @@ export function readQuery<K extends string>(query: unknown, accepted: readonly K
 
 const METHOD_NAME = /^[a-z0-9_.:-]{1,64}$/;
 
-/** `method` (default cpu_share) must be one of the methods this collector runs. */
+/** `method` (default the learned additive_model when it runs, else cpu_share) must be one of the methods this collector runs. */
 export function methodParameter(method: string | undefined, known: readonly string[]): string {
-  const m = method === undefined || method === '' ? 'cpu_share' : method;
+  const m = method === undefined || method === '' ? (known.includes('additive_model') ? 'additive_model' : 'cpu_share') : method;
   if (!METHOD_NAME.test(m)) throw badParameter('method', m, `must match ${METHOD_NAME.source}; known methods: ${known.join(', ')}`, { knownMethods: known });
   if (!known.includes(m)) throw badParameter('method', m, `is not a method this collector runs; known methods: ${known.join(', ')}`, { knownMethods: known });
   return m;

@@ -7,21 +7,22 @@
  */
 import 'reflect-metadata';
 import type { Server } from 'node:http';
-import { Module, type DynamicModule, type INestApplicationContext } from '@nestjs/common';
+import { Module, type DynamicModule, type INestApplication, type INestApplicationContext } from '@nestjs/common';
 import { APP_GUARD, NestFactory } from '@nestjs/core';
 import { CpuShareMethod, type AttributionMethod } from '@wattsplit/attribution';
 import { AdditiveModelMethod } from '@wattsplit/models';
 import { ModelStore, type Store } from '@wattsplit/store';
-import { silentLogger } from '@wattsplit/wire';
+import { silentLogger, type Logger } from '@wattsplit/wire';
 import { isLoopbackHost } from './api-auth.js';
 import { ApiAuthGuard, type ApiAuth } from './api-guard.js';
-import { DashboardController, EnergyController, HealthController, MetricsController, ModelsController } from './api-controllers.js';
+import { API_CONTROLLERS } from './api-server.js';
 import { CollectorMetrics } from './collector-metrics.js';
-import { validateCollectorConfig, type CollectorConfig } from './config.js';
+import { validateCollectorConfig, type CollectorConfig, type CollectorHttpConfig } from './config.js';
 import { NestLoggerAdapter } from './nest-logger.js';
 import { ModelCatalog } from './model-catalog.js';
 import { TelemetryPipeline } from './telemetry-pipeline.js';
 import { TrainingService } from './training-service.js';
+import { BILLING_INPUTS } from './views-api.js';
 import { API_AUTH, BUS, COLLECTOR_CONFIG, LOGGER, METHODS, MODEL_CATALOG, STORE } from './tokens.js';
 
 /**
@@ -46,12 +47,13 @@ export class CollectorModule {
     validateCollectorConfig(config);
     return {
       module: CollectorModule,
-      controllers: config.http ? [HealthController, MetricsController, EnergyController, ModelsController, DashboardController] : [],
+      controllers: config.http ? API_CONTROLLERS : [],
       providers: [
         ...(config.http
           ? [
               { provide: API_AUTH, useValue: { tokens: config.http.tokens } satisfies ApiAuth },
               { provide: APP_GUARD, useClass: ApiAuthGuard },
+              { provide: BILLING_INPUTS, useValue: config.http.billing ?? {} },
             ]
           : []),
         { provide: COLLECTOR_CONFIG, useValue: config },
@@ -105,24 +107,30 @@ export async function createCollectorApp(config: CollectorConfig): Promise<Colle
   const mod = CollectorModule.forRoot(config);
   const http = config.http;
   if (http) {
-    const tls = http.tls;
-    const httpsOptions = tls ? { cert: tls.cert, key: tls.key, minVersion: 'TLSv1.2' as const, ciphers: COLLECTOR_TLS_CIPHERS, honorCipherOrder: true } : undefined;
-    const app = await NestFactory.create(mod, { logger, abortOnError: false, ...(httpsOptions ? { httpsOptions } : {}) });
-    const host = http.host ?? '127.0.0.1';
-    await app.listen(http.port, host);
-    const addr = (app.getHttpServer() as Server).address();
-    const scheme = tls ? 'https' : 'http';
-    const url = addr && typeof addr === 'object' ? `${scheme}://${addr.address.includes(':') ? `[${addr.address}]` : addr.address}:${addr.port}` : undefined;
-    const log = (config.logger ?? silentLogger).child({ component: 'http' });
-    const auth = http.tokens ? `bearer tokens (${http.tokens.size})` : 'none';
-    log.info({ url, auth, tls: Boolean(tls) }, `HTTP API on ${url ?? host}, authentication: ${auth}`);
-    if (!isLoopbackHost(host)) {
-      if (!http.tokens) log.warn({ host }, `HTTP API on ${host} without authentication (allowUnauthenticated): anyone who reaches it reads every tenant's bill`);
-      else if (!tls) log.warn({ host }, `HTTP API on ${host} over plain HTTP: bearer tokens cross the network in clear; use TLS (--tls-cert/--tls-key) or a TLS proxy`);
-    }
+    const { app, url } = await listenHttp(mod, http, config.logger ?? silentLogger);
     return { app, pipeline: app.get(TelemetryPipeline), training: config.models ? app.get(TrainingService) : undefined, url, close: () => app.close() };
   }
   const app = await NestFactory.createApplicationContext(mod, { logger, abortOnError: false });
   await app.init();
   return { app, pipeline: app.get(TelemetryPipeline), training: config.models ? app.get(TrainingService) : undefined, url: undefined, close: () => app.close() };
+}
+
+/** Creates the Nest HTTP application of a module and listens as `http` says (TLS, host, port); logs the URL and open-bind warnings. */
+export async function listenHttp(mod: DynamicModule, http: CollectorHttpConfig, log0: Logger): Promise<{ app: INestApplication; url: string | undefined }> {
+  const tls = http.tls;
+  const httpsOptions = tls ? { cert: tls.cert, key: tls.key, minVersion: 'TLSv1.2' as const, ciphers: COLLECTOR_TLS_CIPHERS, honorCipherOrder: true } : undefined;
+  const app = await NestFactory.create(mod, { logger: new NestLoggerAdapter(log0), abortOnError: false, ...(httpsOptions ? { httpsOptions } : {}) });
+  const host = http.host ?? '127.0.0.1';
+  await app.listen(http.port, host);
+  const addr = (app.getHttpServer() as Server).address();
+  const scheme = tls ? 'https' : 'http';
+  const url = addr && typeof addr === 'object' ? `${scheme}://${addr.address.includes(':') ? `[${addr.address}]` : addr.address}:${addr.port}` : undefined;
+  const log = log0.child({ component: 'http' });
+  const auth = http.tokens ? `bearer tokens (${http.tokens.size})` : 'none';
+  log.info({ url, auth, tls: Boolean(tls) }, `HTTP API on ${url ?? host}, authentication: ${auth}`);
+  if (!isLoopbackHost(host)) {
+    if (!http.tokens) log.warn({ host }, `HTTP API on ${host} without authentication (allowUnauthenticated): anyone who reaches it reads every tenant's bill`);
+    else if (!tls) log.warn({ host }, `HTTP API on ${host} over plain HTTP: bearer tokens cross the network in clear; use TLS (--tls-cert/--tls-key) or a TLS proxy`);
+  }
+  return { app, url };
 }

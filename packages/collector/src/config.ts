@@ -3,6 +3,7 @@
  * same module runs embedded (InProcessBus + ChdbStore) and in fleet mode (KafkaBus + ClickHouseServerStore).
  */
 import type { CollectorTrainingConfig } from './training-service.js';
+import type { BillingInputs } from './views-api.js';
 import type { AttributionMethod, IdleSplitPolicy, IntervalAlignerOptions, ReservedWeights, SourceName } from '@wattsplit/attribution';
 import type { Store } from '@wattsplit/store';
 import { WattsplitError, type Bus, type Logger } from '@wattsplit/wire';
@@ -23,6 +24,8 @@ export interface CollectorHttpConfig {
   allowUnauthenticated?: boolean;
   /** HTTPS with TLS 1.2+ ECDHE AEAD suites only (collector-module.ts); PEM text or buffers. */
   tls?: { cert: string | Buffer; key: string | Buffer };
+  /** Tariff, PUE, grid intensity and host regions the API's bills, carbon and fairness views use (views-api.ts). */
+  billing?: BillingInputs;
 }
 
 export interface CollectorConfig {

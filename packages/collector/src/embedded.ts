@@ -1,15 +1,16 @@
 /**
- * The one-process collector the CLI demo uses: InProcessBus (unless one is given) + ChdbStore on a local
- * data directory + the Nest application. close() stops the pipeline, then the store, then a bus it created.
+ * The one-process collector the CLI demo uses: InProcessBus (unless one is given) + ChdbStore in a
+ * wattsplit data directory (chDB under `<dataDir>/clickhouse`, as the CLI's --data-dir) + the Nest application. close() stops the pipeline, then the store, then a bus it created.
  */
 import type { AttributionMethod, IdleSplitPolicy } from '@wattsplit/attribution';
-import { ChdbStore, type Retention } from '@wattsplit/store';
+import { ChdbStore, chdbDirOf, type Retention } from '@wattsplit/store';
 import { InProcessBus, type Bus, type Logger } from '@wattsplit/wire';
 import { createCollectorApp, type CollectorApp } from './collector-module.js';
 import type { CollectorConfig } from './config.js';
 import type { TelemetryPipeline } from './telemetry-pipeline.js';
 
 export interface EmbeddedCollectorOptions {
+  /** The wattsplit data directory (what `wattsplit … --data-dir` names); chDB lives in `<dataDir>/clickhouse`. */
   dataDir: string;
   bus?: Bus;
   methods?: readonly AttributionMethod[];
@@ -37,7 +38,7 @@ export interface EmbeddedCollector {
 export async function startEmbeddedCollector(opts: EmbeddedCollectorOptions): Promise<EmbeddedCollector> {
   const ownBus = opts.bus === undefined;
   const bus = opts.bus ?? new InProcessBus({ logger: opts.logger });
-  const store = new ChdbStore({ dataDir: opts.dataDir, logger: opts.logger, ...(opts.retention ? { retention: opts.retention } : {}) });
+  const store = new ChdbStore({ dataDir: chdbDirOf(opts.dataDir), logger: opts.logger, ...(opts.retention ? { retention: opts.retention } : {}) });
   let started: CollectorApp;
   try {
     started = await createCollectorApp({

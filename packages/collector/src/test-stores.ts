@@ -1,6 +1,6 @@
 /** Test helper: a Store that forwards everything to a real one; tests override the calls they fault. */
 import type { Anomaly } from '@wattsplit/attribution';
-import type { Checkpoint, EnergyRangeQuery, HistoryQuery, IntervalWrite, QueryFormat, Store } from '@wattsplit/store';
+import type { Checkpoint, EnergyRangeQuery, EnergyRollupQuery, HistoryQuery, IntervalWrite, QueryFormat, Store } from '@wattsplit/store';
 import type { TransportResult } from '@wattsplit/wire';
 
 export class DelegatingStore implements Store {
@@ -22,5 +22,6 @@ export class DelegatingStore implements Store {
   vmEnergy(u: string, q: EnergyRangeQuery) { return this.inner.vmEnergy(u, q); }
   tenantBill(t: string, q: EnergyRangeQuery) { return this.inner.tenantBill(t, q); }
   tenantTotals(q: EnergyRangeQuery) { return this.inner.tenantTotals(q); }
+  energyRollup(q: EnergyRollupQuery) { return this.inner.energyRollup(q); }
   close() { return this.inner.close(); }
 }

@@ -1,5 +1,5 @@
 /** The embedded backend: chDB (the ClickHouse engine in-process) on a local data directory. */
-import { resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import { WattsplitError } from '@wattsplit/wire';
 import { ChdbTransport } from './chdb-transport.js';
 import { SqlStore, type SqlStoreOptions } from './sql-store.js';
@@ -7,6 +7,15 @@ import { SqlStore, type SqlStoreOptions } from './sql-store.js';
 export interface ChdbStoreOptions extends SqlStoreOptions {
   /** Data directory; created if missing. chDB binds one data directory per process. */
   dataDir: string;
+}
+
+/**
+ * Where a wattsplit data directory keeps its embedded ClickHouse: `<dataDir>/clickhouse`. The CLI's
+ * `--data-dir` and the library's `dataDir` (startEmbeddedCollector, createApiServer) both mean the
+ * wattsplit data directory; only ChdbStore takes the chDB directory itself.
+ */
+export function chdbDirOf(dataDir: string): string {
+  return join(dataDir, 'clickhouse');
 }
 
 let openDir: string | undefined;

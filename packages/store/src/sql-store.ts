@@ -10,7 +10,7 @@ import type { Anomaly, HostInterval, VmInterval } from '@wattsplit/attribution';
 import { OK, WattsplitError, backoffMs, failed, normaliseError, retryable, silentLogger, type Logger, type TransportResult } from '@wattsplit/wire';
 import { DEFAULT_RETENTION, DEFAULT_SQL_DIR, migrate, type Retention } from './migrations.js';
 import { anomalyRows, attributionRows, hostRow, intervalFromRows, vmFromRow, vmRows } from './rows.js';
-import { QUERY_FORMATS, type BillLine, type Checkpoint, type EnergyRangeQuery, type HistoryQuery, type IntervalWrite, type QueryFormat, type QueryResult, type Store, type StoredInterval, type TenantTotal, type VmEnergyRow } from './store.js';
+import { ENERGY_DIMENSIONS, QUERY_FORMATS, type BillLine, type EnergyRollupQuery, type EnergyRollupRow, type Checkpoint, type EnergyRangeQuery, type HistoryQuery, type IntervalWrite, type QueryFormat, type QueryResult, type Store, type StoredInterval, type TenantTotal, type VmEnergyRow } from './store.js';
 import { capabilitiesOf, int, str, type Capabilities, type ClickHouseTransport, type Settings } from './transport.js';
 
 export interface SqlStoreOptions {
@@ -356,6 +356,51 @@ export class SqlStore implements Store {
       `SELECT tenant, kind, sum(dynamic_j) AS dynamic_j, sum(static_j) AS static_j FROM (${src}) WHERE hour >= ${r.from} AND hour < ${r.to} GROUP BY tenant, kind ORDER BY tenant, kind`,
     );
     return rows.map((x) => ({ tenant: text(x.tenant), kind: text(x.kind), dynamicJoules: num(x.dynamic_j), staticJoules: num(x.static_j) }));
+  }
+
+  /** Hourly energy by the asked dimensions over whole hours in [hour(from), to) (see EnergyRollupQuery). */
+  async energyRollup(q: EnergyRollupQuery): Promise<EnergyRollupRow[]> {
+    const r = this.range(q, 'energyRollup');
+    for (const d of q.by) {
+      if (!(ENERGY_DIMENSIONS as readonly string[]).includes(d)) {
+        throw new WattsplitError('STORE_INVALID_INPUT', `energyRollup by=${JSON.stringify(d)} is not one of ${ENERGY_DIMENSIONS.join(', ')}`, { details: { field: 'by', value: d } });
+      }
+    }
+    const where = [`hour >= ${r.from}`, `hour < ${r.to}`];
+    const filter = (column: string, values: readonly string[] | undefined) => {
+      if (values !== undefined) where.push(values.length === 0 ? '0' : `${column} IN (${values.map(str).join(', ')})`);
+    };
+    filter('method', q.methods);
+    filter('tenant', q.tenants);
+    filter('host', q.hosts);
+    filter('kind', q.kinds);
+    filter('vm_uuid', q.vmUuids);
+    const columns = 'vm_uuid, vm_name, tenant, host, kind, source, method, dynamic_j, static_j, low_j, high_j';
+    const src =
+      this.billingSource === 'rollups'
+        ? `SELECT hour, ${columns} FROM vm_energy_hourly`
+        : `SELECT toStartOfHour(ts) AS hour, ${columns} FROM attributions FINAL`;
+    const by = [...new Set(q.by)];
+    const keys = by.map((d) => (d === 'hour' ? 'toString(hour) AS hour_start' : d));
+    const extra = by.includes('vm_uuid') ? ', any(vm_name) AS vm_name' : '';
+    const group = by.length ? ` GROUP BY ${by.map((d) => (d === 'hour' ? 'hour_start' : d)).join(', ')} ORDER BY ${by.map((d) => (d === 'hour' ? 'hour_start' : d)).join(', ')}` : '';
+    const rows = await this.rows(
+      `SELECT ${[...keys, 'sum(dynamic_j) AS dyn', 'sum(static_j) AS sta', 'sum(low_j) AS lo', 'sum(high_j) AS hi'].join(', ')}${extra} FROM (${src}) WHERE ${where.join(' AND ')}${group}`,
+    );
+    return rows.map((x) => {
+      const o: EnergyRollupRow = { dynamicJoules: num(x.dyn), staticJoules: num(x.sta), lowJoules: num(x.lo), highJoules: num(x.hi) };
+      if (by.includes('hour')) o.hour = text(x.hour_start);
+      if (by.includes('method')) o.method = text(x.method);
+      if (by.includes('tenant')) o.tenant = text(x.tenant);
+      if (by.includes('host')) o.host = text(x.host);
+      if (by.includes('kind')) o.kind = text(x.kind);
+      if (by.includes('source')) o.source = text(x.source);
+      if (by.includes('vm_uuid')) {
+        o.vmUuid = text(x.vm_uuid);
+        o.vmName = text(x.vm_name);
+      }
+      return o;
+    });
   }
 
   async close(): Promise<void> {

@@ -102,6 +102,44 @@ export interface TenantTotal {
   staticJoules: number;
 }
 
+/** What `energyRollup` can group by (columns of the hourly rollup `vm_energy_hourly`). */
+export const ENERGY_DIMENSIONS = ['hour', 'method', 'tenant', 'host', 'kind', 'source', 'vm_uuid'] as const;
+export type EnergyDimension = (typeof ENERGY_DIMENSIONS)[number];
+
+/**
+ * Energy over whole hours in [hour(from), to), summed by the dimensions in `by`; the filters keep rows
+ * whose column is one of the values given (absent: every value). The source of bills, carbon and the
+ * fairness report: the hourly rollup, or attributions FINAL where the engine cannot deduplicate inserts
+ * (`billingSource`), so the sums equal the stored attributions.
+ */
+export interface EnergyRollupQuery {
+  fromUnixNs: number;
+  toUnixNs: number;
+  by: readonly EnergyDimension[];
+  methods?: readonly string[];
+  tenants?: readonly string[];
+  hosts?: readonly string[];
+  kinds?: readonly string[];
+  vmUuids?: readonly string[];
+}
+
+/** One row of `energyRollup`: the grouped dimensions (hour as `YYYY-MM-DD HH:00:00` UTC) and joules. */
+export interface EnergyRollupRow {
+  hour?: string;
+  method?: string;
+  tenant?: string;
+  host?: string;
+  kind?: string;
+  source?: string;
+  vmUuid?: string;
+  /** With vm_uuid: the VM's name (any of its names in the group). */
+  vmName?: string;
+  dynamicJoules: number;
+  staticJoules: number;
+  lowJoules: number;
+  highJoules: number;
+}
+
 export interface StoredInterval {
   seq: number;
   /** Boot id of the stored host row ('' when only attribution rows exist). */
@@ -142,5 +180,7 @@ export interface Store {
   vmEnergy(vmUuid: string, q: EnergyRangeQuery): Promise<VmEnergyRow[]>;
   tenantBill(tenant: string, q: EnergyRangeQuery): Promise<BillLine[]>;
   tenantTotals(q: EnergyRangeQuery): Promise<TenantTotal[]>;
+  /** Hourly energy grouped and filtered (see EnergyRollupQuery). Throws like query(); a bad dimension is STORE_INVALID_INPUT. */
+  energyRollup(q: EnergyRollupQuery): Promise<EnergyRollupRow[]>;
   close(): Promise<void>;
 }

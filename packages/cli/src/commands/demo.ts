@@ -20,8 +20,10 @@ import { InProcessBus } from '@wattsplit/wire';
 import { intFlag, parse, strFlag } from '../args.js';
 import { buildReport, conservationHolds, printTables, sumBy } from '../demo-report.js';
 import { closeAgents, createSimulatedAgents, drainSenders, sampleAll, type SimulatedAgent } from '../simulated-agents.js';
-import { DEFAULT_DATA_DIR, chdbDir } from '../store-open.js';
+import { DEFAULT_DATA_DIR } from '../store-open.js';
 import { makeLogger } from '../logging.js';
+import { PRICING_FLAGS } from './bill.js';
+import { demoBilling, serveHttpConfig, serveUntilSignal, SERVE_HTTP_FLAGS } from './serve.js';
 
 const HELP = `usage: wattsplit demo [options]
 
@@ -35,6 +37,9 @@ collector into embedded ClickHouse, then compares every attribution method with 
   --seed N             simulator seed (default 1)
   --data-dir DIR       where chDB and the agents' spools live (default ${DEFAULT_DATA_DIR}; wiped first)
   --json               print one JSON object instead of tables
+  --serve              keep serving the REST API and dashboard after the report (prints the URL; Ctrl-C stops);
+                       --port P (default 8080), --host H, --api-tokens-file F, and bill's pricing flags
+                       (default: the synthetic samples in docs/data)
   --log-level L        collector/agent logs to stderr: silent|error|warn|info|debug (default error; the report lists anomalies)`;
 
 export async function run(argv: string[]): Promise<number> {
@@ -47,6 +52,9 @@ export async function run(argv: string[]): Promise<number> {
     'data-dir': { type: 'string' },
     json: { type: 'boolean' },
     'log-level': { type: 'string' },
+    serve: { type: 'boolean' },
+    ...SERVE_HTTP_FLAGS,
+    ...PRICING_FLAGS,
   });
   if (values.help) {
     console.log(HELP);
@@ -60,6 +68,7 @@ export async function run(argv: string[]): Promise<number> {
   const json = values.json === true;
   const dataDir = resolve(strFlag(values, 'data-dir', DEFAULT_DATA_DIR));
   const logger = makeLogger(strFlag(values, 'log-level', 'error'));
+  const serveHttp = values.serve === true ? { ...serveHttpConfig(values), billing: demoBilling(values) } : undefined;
   const say = (s: string) => {
     if (!json) process.stderr.write(s);
   };
@@ -76,7 +85,7 @@ export async function run(argv: string[]): Promise<number> {
   const bus = new InProcessBus({ logger, lingerMs: 250 });
   // The scheduler's own timer stays out of the way (a pass on a part of the warm-up would train early):
   // the demo asks for the pass when the warm-up history is stored.
-  const collector = await startEmbeddedCollector({ dataDir: chdbDir(dataDir), bus, policy: 'reserved', logger, models: { training: { checkIntervalS: 86_400, minIntervals: 60 } } });
+  const collector = await startEmbeddedCollector({ dataDir, bus, policy: 'reserved', logger, models: { training: { checkIntervalS: 86_400, minIntervals: 60 } } });
   const training = collector.training!;
   const billedStartNs = (startUnixMs + warmupMinutes * 60_000) * 1e6;
   const gateway = await startGateway({ producer: bus.producer(), logger });
@@ -148,6 +157,7 @@ export async function run(argv: string[]): Promise<number> {
     };
     if (json) console.log(JSON.stringify(out));
     else printTables(out, report, truth, methodNames, `Query the data: npm run wattsplit -- query "SELECT tenant, method, round(sum(dynamic_j + static_j)) AS joules FROM attributions FINAL GROUP BY tenant, method ORDER BY tenant, method"`);
+    if (serveHttp) await serveUntilSignal(collector.store, serveHttp, logger, (l) => (json ? console.error(l) : console.log(l)), { storeReady: true });
     return conservationOk ? 0 : 1;
   } finally {
     await closeAgents(agents);
