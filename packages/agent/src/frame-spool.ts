@@ -3,7 +3,7 @@
  *
  * Layout of the spool dir:
  *   <first record index, 16 digits>.seg   segment files of records, appended, fsync'd
- *   acked                                 JSON {"next": <index of the first record not yet acked>}, replaced atomically
+ *   acked                                 JSON {"next": <index of the first record not yet acked>}, replaced atomically (not fsync'd: advisory)
  * Record: u32 LE payload length | u32 LE CRC-32 of (appendedAt ‖ payload) | f64 LE appendedAt (ms since epoch) | payload
  *
  * On open, every segment is scanned; a record whose header or payload is cut short or whose CRC does
@@ -289,12 +289,17 @@ export class FrameSpool {
     this.gc();
   }
 
+  /**
+   * Replaces the ack file atomically (write + rename: a crashed process leaves the old or the new one),
+   * without fsync: the ack point is advisory. After a power loss that cost it, the spool replays frames the
+   * gateway already has and the gateway drops their seqs; an fsync per batch would cost as much CPU as
+   * the frame append's own (the one that makes frames durable, which stays).
+   */
   private writeAck(): void {
     const tmp = `${this.ackFile()}.tmp`;
     const fd = openSync(tmp, 'w');
     try {
       writeSync(fd, JSON.stringify({ next: this.ackedNext }));
-      if (this.doFsync) fsyncSync(fd);
     } finally {
       closeSync(fd);
     }

@@ -1,0 +1,190 @@
+#!/usr/bin/env node
+// Whole-process cost of the agent: the real `wattsplit agent` process (sampling, spool with fsync, gRPC
+// stream, timers, GC) against a fake host tree, streaming to a real gateway on loopback, 1 s interval.
+// The packaged agent (scripts/package-agent.mjs, the artefact operators install) and the workspace build
+// (packages/cli/dist/main.js) run side by side, at the same time, so both see the same machine load.
+//
+// Host tree (written to tmpfs under /dev/shm, read with --sysfs-root and sysfsKeepOpen, as the agent reads kernfs): dual-socket RAPL (6 zones), 64 CPUs with
+// cpufreq, cgroup v1 (cpuacct, memory, blkio under machine/qemu-<id>-<name>.libvirt-qemu) with N qemu-like
+// VMs of 4 vCPUs and one tap each; the VM list is static (libvirt off), NVML and perf off.
+// CPU: the sum over the process's threads of /proc/PID/task/*/schedstat (ns on CPU), sampled every second
+// → CPU ms per second, median over the window; cross-checked with /proc/PID/stat utime+stime over the
+// window (whole process, exited threads included). RSS: /proc/PID/status VmRSS every second (median,
+// max) and VmHWM at the end. Both variants run node with --max-semi-space-size=4, as the unit does.
+//   node benchmarks/agent-process.mjs [--vms 50,200,500] [--warmup 15] [--seconds 40] [--variants bundle,workspace]
+//                                     [--bundle DIR] [--node-flags "--max-semi-space-size=4"] [--json]
+// Targets (issue 13), whole process: ≤ 3 ms/s at 50 VMs, ≤ 6 ms/s at 200, ≤ 60 MB RSS.
+import { execFileSync, spawn } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const { values: opt } = parseArgs({
+  options: {
+    vms: { type: 'string', default: '50,200,500' }, warmup: { type: 'string', default: '15' }, seconds: { type: 'string', default: '40' },
+    variants: { type: 'string', default: 'bundle,workspace' }, bundle: { type: 'string' }, 'node-flags': { type: 'string', default: '--max-semi-space-size=4' },
+    json: { type: 'boolean' },
+  },
+});
+const VM_COUNTS = opt.vms.split(',').map(Number);
+const WARMUP_S = Number(opt.warmup);
+const WINDOW_S = Number(opt.seconds);
+const VARIANTS = opt.variants.split(',');
+const NODE_FLAGS = opt['node-flags'].split(' ').filter(Boolean);
+const CLK_TCK = 100; // sysconf(_SC_CLK_TCK) on Linux x86-64
+
+const { startGateway } = await import(join(root, 'packages/gateway/dist/index.js'));
+const { InProcessBus } = await import(join(root, 'packages/wire/dist/index.js'));
+
+// ---- the fake host --------------------------------------------------------------------------------
+function writeHostTree(dir, n) {
+  const put = (p, t) => {
+    mkdirSync(dirname(join(dir, p)), { recursive: true });
+    writeFileSync(join(dir, p), t);
+  };
+  for (const [id, name] of [['0', 'package-0'], ['0:0', 'core'], ['0:1', 'dram'], ['1', 'package-1'], ['1:0', 'core'], ['1:1', 'dram']]) {
+    put(`/sys/class/powercap/intel-rapl:${id}/name`, `${name}\n`);
+    put(`/sys/class/powercap/intel-rapl:${id}/energy_uj`, '123456789012\n');
+    put(`/sys/class/powercap/intel-rapl:${id}/max_energy_range_uj`, '262143328850\n');
+  }
+  let stat = 'cpu  4705 356 584 3699176 23 0 18 0 0 0\n';
+  let info = '';
+  for (let c = 0; c < 64; c++) {
+    stat += `cpu${c} 100 5 10 90000 1 0 1 0 0 0\n`;
+    info += `processor\t: ${c}\nmodel name\t: Intel(R) Xeon(R) Platinum 8480+ CPU @ 2.00GHz\nphysical id\t: ${c % 2}\n\n`;
+    put(`/sys/devices/system/cpu/cpu${c}/cpufreq/scaling_cur_freq`, '2400000\n');
+  }
+  put('/proc/stat', `${stat}intr 1 2 3\nctxt 123\nbtime 1700000000\nprocesses 10\n`);
+  put('/proc/cpuinfo', info);
+  put('/proc/sys/kernel/random/boot_id', '6a1f7c3e-0d52-4b8e-9a57-2f7b0c1d9e44\n');
+  const vms = [];
+  for (let i = 1; i <= n; i++) {
+    const name = `vm-${i}`;
+    const m = `/machine/qemu-${i}-${name}.libvirt-qemu`;
+    put(`/sys/fs/cgroup/cpuacct${m}/cpuacct.usage`, `${i * 1_000_000_000}\n`);
+    for (let k = 0; k < 4; k++) put(`/sys/fs/cgroup/cpuacct${m}/vcpu${k}/cpuacct.usage`, `${i * 200_000_000}\n`);
+    put(`/sys/fs/cgroup/memory${m}/memory.usage_in_bytes`, `${(1 << 30) + i}\n`);
+    put(`/sys/fs/cgroup/blkio${m}/blkio.throttle.io_service_bytes`, '253:0 Read 4096\n253:0 Write 8192\n253:0 Sync 0\n253:0 Async 12288\n253:0 Total 12288\nTotal 12288\n');
+    put(`/sys/class/net/vnet${i}/statistics/rx_bytes`, '1000\n');
+    put(`/sys/class/net/vnet${i}/statistics/tx_bytes`, '2000\n');
+    vms.push({ uuid: `00000000-0000-4000-8000-${String(i).padStart(12, '0')}`, name, id: i, vcpus: 4, memoryBytes: 8 << 30, tenant: `t${i % 7}`, flavor: 'm1.large', taps: [`vnet${i}`] });
+  }
+  return vms;
+}
+
+// ---- /proc readers ----------------------------------------------------------------------------------
+function threadsCpuNs(pid) {
+  let ns = 0;
+  for (const t of readdirSync(`/proc/${pid}/task`)) {
+    try {
+      ns += Number(readFileSync(`/proc/${pid}/task/${t}/schedstat`, 'utf8').split(' ')[0]);
+    } catch { /* the thread exited between readdir and read */ }
+  }
+  return ns;
+}
+function statCpuMs(pid) {
+  const s = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const f = s.slice(s.lastIndexOf(')') + 2).split(' '); // fields from 3 (state) on
+  return ((Number(f[11]) + Number(f[12])) * 1000) / CLK_TCK; // utime, stime: fields 14, 15
+}
+function statusKb(pid, key) {
+  const m = new RegExp(`^${key}:\\s+(\\d+) kB`, 'm').exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m ? Number(m[1]) : NaN;
+}
+const median = (a) => {
+  const s = [...a].sort((x, y) => x - y);
+  const k = s.length >> 1;
+  return s.length % 2 ? s[k] : (s[k - 1] + s[k]) / 2;
+};
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+// ---- the artefact -----------------------------------------------------------------------------------
+function bundleBin() {
+  if (opt.bundle) return join(opt.bundle, 'lib/agent.mjs');
+  const manifest = join(root, 'dist/agent/manifest.json');
+  if (!existsSync(manifest)) execFileSync(process.execPath, [join(root, 'scripts/package-agent.mjs'), '--no-tarball'], { cwd: root, stdio: 'inherit' });
+  const m = JSON.parse(readFileSync(manifest, 'utf8'));
+  return join(root, 'dist/agent', m.tree, 'lib/agent.mjs');
+}
+const commands = {
+  bundle: () => [...NODE_FLAGS, bundleBin()],
+  workspace: () => [...NODE_FLAGS, join(root, 'packages/cli/dist/main.js'), 'agent'],
+};
+for (const v of VARIANTS) if (!commands[v]) throw new Error(`--variants: unknown ${v} (bundle, workspace)`);
+
+// ---- one step: N VMs, every variant at once ------------------------------------------------------------
+async function step(n) {
+  const work = mkdtempSync(join(tmpdir(), `wattsplit-agent-process-${n}-`));
+  // the host tree in memory (tmpfs, like sysfs/cgroupfs); the spools on disk, like /var/lib/wattsplit
+  const host = mkdtempSync(join(existsSync('/dev/shm') ? '/dev/shm' : tmpdir(), `wattsplit-host-${n}-`));
+  const vms = writeHostTree(host, n);
+  const bus = new InProcessBus({ partitions: 1 });
+  const gw = await startGateway({ producer: bus.producer() });
+  const procs = [];
+  for (const v of VARIANTS) {
+    const cfg = join(work, `${v}.json`);
+    writeFileSync(cfg, JSON.stringify({
+      hostId: `bench-${v}`, intervalMs: 1000, sysfsRoot: host, sysfsKeepOpen: true, gateway: { address: gw.address, tls: false }, spool: { dir: join(work, `spool-${v}`) },
+      libvirt: false, vms, nvml: { enabled: false }, perf: { enabled: false },
+    }));
+    const child = spawn(process.execPath, [...commands[v](), '--config', cfg, '--log-level', 'warn'], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let err = '';
+    child.stderr.on('data', (b) => (err += b.toString()));
+    procs.push({ variant: v, child, err: () => err });
+  }
+  try {
+    await sleep(WARMUP_S * 1000);
+    for (const p of procs) if (p.child.exitCode !== null) throw new Error(`${p.variant} agent exited ${p.child.exitCode}: ${p.err().slice(-1500)}`);
+    const framesAtStart = gw.stats().framesAccepted;
+    const state = procs.map((p) => ({ ...p, cpu: [], rss: [], lastNs: threadsCpuNs(p.child.pid), statMs0: statCpuMs(p.child.pid) }));
+    const t0 = process.hrtime.bigint();
+    let tPrev = t0;
+    for (let s = 0; s < WINDOW_S; s++) {
+      await sleep(1000);
+      const now = process.hrtime.bigint();
+      const dtS = Number(now - tPrev) / 1e9;
+      tPrev = now;
+      for (const p of state) {
+        const ns = threadsCpuNs(p.child.pid);
+        p.cpu.push((ns - p.lastNs) / 1e6 / dtS);
+        p.lastNs = ns;
+        p.rss.push(statusKb(p.child.pid, 'VmRSS') / 1024);
+      }
+    }
+    const windowS = Number(process.hrtime.bigint() - t0) / 1e9;
+    const frames = gw.stats().framesAccepted - framesAtStart;
+    const rows = state.map((p) => ({
+      variant: p.variant, vms: n, cpuMsPerS: median(p.cpu), cpuMsPerSStat: (statCpuMs(p.child.pid) - p.statMs0) / windowS,
+      rssMB: median(p.rss), rssMaxMB: Math.max(...p.rss), hwmMB: statusKb(p.child.pid, 'VmHWM') / 1024,
+    }));
+    if (frames < VARIANTS.length * (WINDOW_S - 3)) throw new Error(`only ${frames} frames reached the gateway in ${windowS.toFixed(0)} s for ${VARIANTS.length} agents`);
+    return { rows, frames };
+  } finally {
+    for (const p of procs) p.child.kill('SIGTERM');
+    await Promise.all(procs.map((p) => (p.child.exitCode !== null ? undefined : new Promise((r) => p.child.on('exit', r)))));
+    await gw.close(0);
+    rmSync(work, { recursive: true, force: true });
+    rmSync(host, { recursive: true, force: true });
+  }
+}
+
+const started = new Date().toISOString().slice(0, 16);
+const machine = `${cpus().length}-vCPU ${cpus()[0]?.model.trim()}, ${Math.round(totalmem() / 2 ** 30)} GiB, node ${process.version}`;
+const results = [];
+for (const n of VM_COUNTS) {
+  const load = loadavg()[0].toFixed(1);
+  const { rows } = await step(n);
+  for (const r of rows) {
+    results.push({ ...r, load1: Number(load) });
+    if (opt.json) process.stdout.write(`${JSON.stringify({ ...r, load1: Number(load), machine, date: started })}\n`);
+  }
+}
+if (!opt.json) {
+  const cmd = `node benchmarks/agent-process.mjs ${process.argv.slice(2).join(' ')}`.trim();
+  process.stdout.write(`${machine}, ${started}Z, window ${WINDOW_S} s after ${WARMUP_S} s warm-up\n`);
+  process.stdout.write('| agent | VMs | CPU ms/s (median of 1 s slices) | CPU ms/s (stat, window mean) | RSS MB median | RSS MB max | VmHWM MB | load avg | command |\n|---|---|---|---|---|---|---|---|---|\n');
+  for (const r of results) process.stdout.write(`| ${r.variant} | ${r.vms} | ${r.cpuMsPerS.toFixed(2)} | ${r.cpuMsPerSStat.toFixed(2)} | ${r.rssMB.toFixed(1)} | ${r.rssMaxMB.toFixed(1)} | ${r.hwmMB.toFixed(1)} | ${r.load1} | \`${cmd}\` |\n`);
+}
