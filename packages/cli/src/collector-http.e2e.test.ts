@@ -68,7 +68,7 @@ test('wattsplit collector: loopback by default, tokens and scopes, 400s for bad 
 
   const child = spawn(
     process.execPath,
-    [main, 'collector', '--brokers', brokers!, '--data-dir', join(dir, 'data'), '--models-dir', join(dir, 'models'), '--group', `http-e2e-${randomUUID()}`,
+    [main, 'collector', '--brokers', brokers!, '--data-dir', join(dir, 'data'), '--group', `http-e2e-${randomUUID()}`,
       '--http-port', '0', '--api-tokens-file', join(dir, 'tokens'), '--tls-cert', cert, '--tls-key', key, '--log-level', 'info'],
     { stdio: ['ignore', 'ignore', 'pipe'] },
   );

@@ -104,6 +104,18 @@ test('drift is detected when the host changes, not on more of the same', async (
   assert.equal(changed.drifted, true, JSON.stringify(changed));
   assert.ok(changed.recentRmsW.rapl > 3 * changed.trainingRmsW.rapl);
   assert.equal(reg.checkDrift('unknown', []), undefined);
+  // The training window itself, with a few VMs stopping and starting (partial presence, their CPU time in
+  // the wrong interval): scored like the trainer selects its intervals, it is not drift.
+  const window = synthHost({ seed: 5, seconds: 300 }).intervals;
+  for (const k of [50, 120, 121, 200]) {
+    const iv = window[k]!;
+    const v = iv.vms[0]!;
+    v.presence = 0.4;
+    v.state = 'gone';
+    v.cpuSeconds *= 8;
+  }
+  const churn = reg.checkDrift('synth', window)!;
+  assert.equal(churn.drifted, false, `VMs starting and stopping are not drift: ${JSON.stringify(churn)}`);
 });
 
 test('trainer: cold start trains, no drift keeps, drift retrains, thin history skips, failures are reported', async (t) => {

@@ -11,6 +11,7 @@ import { normaliseError, silentLogger, WattsplitError, type Logger } from '@watt
 import { checkModelJson, MODEL_SOURCES, predictPowerW, type AdditiveModelJson, type ModelSource } from './additive-model.js';
 import type { ModelLookup } from './additive-model-method.js';
 import { trainAdditiveModel, type AdditiveTrainOptions } from './additive-trainer.js';
+import { isUsableForTraining, selectTrainingIntervals } from './training-selection.js';
 
 export interface ModelRegistryOptions {
   dir: string;
@@ -162,11 +163,16 @@ export class ModelRegistry implements ModelLookup {
 
 /**
  * A model's residual on recent intervals of its class against its training residual, per source; drifted
- * when the largest ratio exceeds `driftRatio`. Undefined without usable recent intervals.
+ * when the largest ratio exceeds `driftRatio`. The recent intervals are selected as the trainer selects
+ * its own (usable, and without the VMs starting, stopping or briefly missing that the training residual
+ * never saw): otherwise a model would look drifted on the very window it was trained on. Undefined
+ * without usable recent intervals.
  */
 export function modelDrift(m: AdditiveModelJson, recent: readonly HostInterval[], driftRatio: number): DriftReport | undefined {
   const hardwareClass = m.hardwareClass;
-  const mine = recent.filter((iv) => iv.hardwareClass === hardwareClass && iv.durationS > 0);
+  const usable = recent.filter((iv) => iv.hardwareClass === hardwareClass && iv.durationS > 0 && isUsableForTraining(iv));
+  const clean = selectTrainingIntervals(usable).intervals;
+  const mine = clean.length >= Math.min(30, usable.length) ? clean : usable;
   if (mine.length === 0) return undefined;
   const trainingRmsW = {} as Record<ModelSource, number>;
   const recentRmsW = {} as Record<ModelSource, number>;
