@@ -4,7 +4,7 @@
 # to fetch Kafka's jars. Idempotent; needs root (CI runs as root). Without root it says what it skipped.
 set -uo pipefail
 pkgs=(libvirt-dev libvirt-daemon-system libvirt-clients qemu-system-x86 linux-image-amd64 busybox-static
-      clickhouse-server clickhouse-client default-jre-headless maven protobuf-compiler)
+      clickhouse-server clickhouse-client default-jre-headless maven protobuf-compiler chromium)
 missing=()
 for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then
