@@ -259,6 +259,7 @@ class Cluster {
     this.collectorPort = await freePort();
     this.tokensFile = join(this.tmp, 'tokens.json');
     this.tokens['faults-placeholder'] = randomUUID(); // a gateway refuses a tokens file without hosts
+    for (const h of this.opts.hostIds ?? []) this.tokens[h] = `tok-${h}-${randomUUID()}`; // one gateway start for all experiments
     writeFileSync(this.tokensFile, JSON.stringify(this.tokens));
     await this.startGateway();
     await this.startCollector();
@@ -281,8 +282,11 @@ class Cluster {
     const modelsDir = join(this.tmp, 'models');
     mkdirSync(modelsDir, { recursive: true });
     // --http-host appeared with the collector's API auth; older builds bound 0.0.0.0 without asking
-    this.collectorHostFlag ??= spawnSync(process.execPath, [CLI, 'collector', '--help'], { encoding: 'utf8', timeout: 20000 }).stdout.includes('--http-host') ? ['--http-host', '127.0.0.1'] : [];
-    this.collector = new Proc(`collector-${Date.now()}`, process.execPath, [CLI, 'collector', ...this.collectorHostFlag, '--url', this.chUrl, '--database', this.db, '--http-port', String(this.collectorPort), '--models-dir', modelsDir, '--log-level', this.opts.logLevel], { env: this.env(), logDir: this.logDir });
+    // (--models-dir went away when models moved into the store)
+    this.collectorHelp ??= spawnSync(process.execPath, [CLI, 'collector', '--help'], { encoding: 'utf8', timeout: 20000 }).stdout;
+    const has = (f) => this.collectorHelp.includes(f);
+    const extra = [...(has('--http-host') ? ['--http-host', '127.0.0.1'] : []), ...(has('--models-dir') ? ['--models-dir', modelsDir] : [])];
+    this.collector = new Proc(`collector-${Date.now()}`, process.execPath, [CLI, 'collector', ...extra, '--url', this.chUrl, '--database', this.db, '--http-port', String(this.collectorPort), '--log-level', this.opts.logLevel], { env: this.env(), logDir: this.logDir });
     await waitFor('collector /healthz', async () => {
       if (!this.collector.alive) throw new Error(`collector exited: ${this.collector.log().slice(-500)}`);
       const r = await fetch(`http://127.0.0.1:${this.collectorPort}/healthz`, { signal: AbortSignal.timeout(1000) });
@@ -331,7 +335,8 @@ class Cluster {
       hostId,
       root: hroot,
       watts,
-      vms: Array.from({ length: vms }, (_, k) => ({ id: k + 1, name: `vm${k + 1}`, vcpus: 2, cpuPerS: 0.25 * (k + 1), uuid: vmUuid(hostId, k) })),
+      // Σ VM CPU stays 2.5 s per second of 8 CPUs whatever the VM count (a host cannot be busier than its CPUs)
+      vms: Array.from({ length: vms }, (_, k) => ({ id: k + 1, name: `vm${k + 1}`, vcpus: 2, cpuPerS: 0.25 * ((k % 4) + 1) * Math.min(1, 4 / vms), uuid: vmUuid(hostId, k) })),
     };
     await this.call('add', { spec });
     const cfg = {
@@ -783,26 +788,30 @@ class ExperimentContext {
   }
 }
 
+function hostIdsFor(exp, idx) {
+  return Array.from({ length: exp.hosts }, (_, i) => `e${idx}-${exp.name.replace(/_/g, '-').slice(0, 24)}-h${i}`);
+}
+
 async function runExperiment(cl, exp, idx) {
   const t0 = Date.now();
-  const ids = Array.from({ length: exp.hosts }, (_, i) => `e${idx}-${exp.name.replace(/_/g, '-').slice(0, 24)}-h${i}`);
+  const ids = hostIdsFor(exp, idx);
   const hosts = [];
   for (const [i, id] of ids.entries()) hosts.push(await cl.addHost(id, { vms: typeof exp.vms === 'function' ? exp.vms(i) : exp.vms, watts: 80 + 15 * i }));
-  await cl.addTokens(ids);
+  if (ids.some((id) => !cl.tokens[id])) await cl.addTokens(ids);
   await cl.ensureUp();
   const before = { metrics: await scrape(cl.metricsUrl()), gwMetrics: cl.gatewayMetricsUrl() ? await scrape(cl.gatewayMetricsUrl()) : undefined, ten: await tenantTotals(cl), gatewayLogLen: cl.gateway.log().length };
   const deathsBefore = Proc.deaths.length;
   const agents = hosts.map((h) => cl.startAgent(h));
   const x = new ExperimentContext(cl, exp, hosts, agents);
   let error;
-  await sleep(3000); // counters frozen: every agent's first frame reads the start value
+  await sleep(2500); // counters frozen: every agent's first frame reads the start value
   try {
     await exp.fn(x);
   } catch (e) {
     error = e;
     x.fail(`experiment error: ${e.message}`);
   }
-  await x.freeze(3500); // every agent's last frames read the final value
+  await x.freeze(3000); // every agent's last frames read the final value
   // settle: stop at exact, or when nothing changed for 5 s, or after 25 s
   const truth = Object.fromEntries(Object.entries((await cl.call('truth')).truth).filter(([h]) => ids.includes(h)).map(([h, v]) => [h, v.truthJ]));
   const methods = new Set(['cpu_share']);
@@ -910,7 +919,7 @@ async function main() {
     process.exit(2);
   }
   const say = (m) => process.stderr.write(`faults: ${m}\n`);
-  const cl = new Cluster({ logLevel: opt('--log-level', 'info'), keep: flag('--keep') });
+  const cl = new Cluster({ logLevel: opt('--log-level', 'info'), keep: flag('--keep'), hostIds: selected.flatMap((e, i) => hostIdsFor(e, i)) });
   let cleaned = false;
   const cleanup = async () => {
     if (cleaned) return;
