@@ -23,7 +23,7 @@ const got = tools();
 const skip = typeof got === 'string' ? got : undefined;
 
 function render(bin: string, sets: string[]): { status: number | null; out: string; err: string } {
-  const r = spawnSync(join(bin, 'helm'), ['template', 'ws', chart, '--namespace', 'wattsplit', ...sets.flatMap((s) => ['--set', s])], { encoding: 'utf8' });
+  const r = spawnSync(join(bin, 'helm'), ['template', 'ws', chart, '--namespace', 'wattsplit', '--kube-version', '1.31.4', ...sets.flatMap((s) => ['--set', s])], { encoding: 'utf8' });
   return { status: r.status, out: r.stdout, err: r.stderr };
 }
 
@@ -35,7 +35,7 @@ function validate(bin: string, schemas: string, manifests: string): string {
 
 test('helm lint passes on deploy/helm/wattsplit', { skip }, () => {
   const { bin } = got as { bin: string };
-  const r = spawnSync(join(bin, 'helm'), ['lint', '--strict', chart], { encoding: 'utf8' });
+  const r = spawnSync(join(bin, 'helm'), ['lint', '--strict', '--kube-version', '1.31.4', chart], { encoding: 'utf8' });
   assert.equal(r.status, 0, `${r.stdout}\n${r.stderr}`);
 });
 
