@@ -4,7 +4,7 @@
 //
 //   node benchmarks/fleet.mjs [--clients kafkajs,platformatic] [--steps 50,100,200,400,800]
 //        [--step-seconds 15] [--warmup-seconds 15] [--vms 50] [--store-in-flight 1] [--store-min-interval-ms auto|N] [--compression gzip|none|lz4|snappy]
-//        [--collectors 1] [--brokers 127.0.0.1:9092] [--clickhouse http://127.0.0.1:8123]
+//        [--collectors 1] [--brokers 127.0.0.1:9092] [--clickhouse http://127.0.0.1:8123] [--train S]
 //
 // --collectors N runs N collectors in one consumer group (this process and N-1 children): the
 // partitions are shared, as when a deployment scales the collector out. Their CPU is added up.
@@ -220,7 +220,13 @@ if (opt('role', '') === 'probe') {
 // The collector side.
 const { ClickHouseServerStore } = await imp('packages/store/dist/index.js');
 const { createCollectorApp } = await imp('packages/collector/dist/index.js');
-const collectorOptions = (bus, store, inFlight, minIntervalMs = 0) => ({ bus, store, groupId: 'bench', policy: 'reserved', storeWrites: { maxInFlight: inFlight, minIntervalMs }, staticPower: { fallbackWatts: { rapl: 80, gpu: 0, bmc_rest: 120 }, learn: false } });
+// --train S: the collectors run the learned model and retrain it every S seconds (periodS 1: every check
+// retrains), so training runs in their worker threads through the steps: the latency next to a run without.
+const trainEveryS = Number(opt('train', '0'));
+const collectorOptions = (bus, store, inFlight, minIntervalMs = 0) => ({
+  bus, store, groupId: 'bench', policy: 'reserved', storeWrites: { maxInFlight: inFlight, minIntervalMs }, staticPower: { fallbackWatts: { rapl: 80, gpu: 0, bmc_rest: 120 }, learn: false },
+  ...(trainEveryS > 0 ? { models: { training: { checkIntervalS: trainEveryS, periodS: 1, minIntervals: 300, lookbackS: 600, limit: 20_000 } } } : {}),
+});
 
 // --role collector: one more collector in the same consumer group (--collectors N > 1), reporting its CPU.
 if (opt('role', '') === 'collector') {
@@ -351,7 +357,7 @@ async function runClient(kind) {
   let rpcId = 0;
   /** A child process of this script in `role`, with a request/response call over IPC. */
   const child = async (role, env) => {
-    const proc = fork(fileURLToPath(import.meta.url), ['--role', role], { env: { ...process.env, ...env }, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    const proc = fork(fileURLToPath(import.meta.url), ['--role', role, ...(trainEveryS > 0 ? ['--train', String(trainEveryS)] : [])], { env: { ...process.env, ...env }, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
     await new Promise((resolve, reject) => {
       proc.once('message', resolve);
       proc.once('exit', (code) => reject(new Error(`${role} process exited with ${code}`)));
