@@ -1,7 +1,18 @@
 /**
- * Trains the additive host model (additive-model.ts) with TensorFlow.js by fitting Σ g_s(vm) + static_s
- * to each interval's measured energy per source: no per-VM ground truth. Intervals are packed into padded
- * [N, V] tensors (V = most terms in one interval) with a mask; a custom loop runs Adam on minibatches.
+ * Trains the additive host model (additive-model.ts) of one hardware class from host totals alone (no per-VM
+ * ground truth): P_s = static_s + Σ_terms g_s(term) per source s, fitted to each interval's measured power.
+ *
+ * 1. Feature model (TensorFlow.js, RAPL only): an MLP from a term's normalised shape features to its W per
+ *    busy core, non-negative I/O weights and the static power, by Adam on minibatches of intervals packed into
+ *    padded [N, V] tensors (V = most terms in one interval; empty slots have no CPU). No VM identity here.
+ * 2. Closed form, on the plain-JS apply path (termPowers), from the feature model's term powers:
+ *    - each VM's socket from the per-package RAPL counters (placement.ts) and, from the same counters, the
+ *      shape of the RAPL load factor (`packageLoadFactor`);
+ *    - RAPL: per-VM multipliers, static power, I/O weights and the load factor by ridge NNLS (`refitPerVm`),
+ *      stored as each VM's own W per core (`vmCoreW`);
+ *    - wall-side rest (bmc_rest): one shared multiple of each term's RAPL power, then per-VM log-multipliers
+ *      pulled towards it (`bmcPerVm`).
+ * Training residuals and mean power per source are measured on the apply path, as the model will be used.
  */
 import type { HostInterval } from '@wattsplit/attribution';
 import { silentLogger, WattsplitError, type Logger } from '@wattsplit/wire';
@@ -61,10 +72,13 @@ export interface AdditiveTrainOptions {
 interface Packed {
   n: number;
   V: number;
+  /** Shape features per term (SHAPE_FEATURES.length). */
+  F: number;
+  /** I/O features per term (IO_FEATURES.length). */
+  K: number;
   shape: Float32Array; // [n, V, F] normalised
   cpu: Float32Array; // [n, V]
   io: Float32Array; // [n, V, K]
-  ids: Int32Array; // [n, V] index into vm table (0 = none)
   y: Record<ModelSource, Float32Array>; // [n] W
 }
 
@@ -108,7 +122,7 @@ export async function trainAdditiveModel(intervals: readonly HostInterval[], opt
   const mean = new Array<number>(F).fill(0);
   const sq = new Array<number>(F).fill(0);
   let cnt = 0;
-  const vmIds = new Map<string, number>();
+  const vmIds = new Set<string>();
   const perVm = opts.perVm ?? true;
   for (const ts of terms) {
     for (const f of ts) {
@@ -118,7 +132,7 @@ export async function trainAdditiveModel(intervals: readonly HostInterval[], opt
         mean[i] = mean[i]! + f.shape[i]!;
         sq[i] = sq[i]! + f.shape[i]! ** 2;
       }
-      if (perVm && !vmIds.has(f.id)) vmIds.set(f.id, vmIds.size + 1);
+      if (perVm) vmIds.add(f.id);
     }
   }
   const std = mean.map((m, i) => {
@@ -129,21 +143,20 @@ export async function trainAdditiveModel(intervals: readonly HostInterval[], opt
   for (let i = 0; i < F; i++) mean[i] = cnt > 0 ? mean[i]! / cnt : 0;
   const V = Math.max(1, ...terms.map((t) => t.length));
   const n = sample.length;
-  const p: Packed = { n, V, shape: new Float32Array(n * V * F), cpu: new Float32Array(n * V), io: new Float32Array(n * V * K), ids: new Int32Array(n * V), y: { rapl: new Float32Array(n), bmc_rest: new Float32Array(n) } };
+  const p: Packed = { n, V, F, K, shape: new Float32Array(n * V * F), cpu: new Float32Array(n * V), io: new Float32Array(n * V * K), y: { rapl: new Float32Array(n), bmc_rest: new Float32Array(n) } };
   terms.forEach((ts, r) => {
     ts.forEach((f, v) => {
       const o = r * V + v;
       p.cpu[o] = f.cpu;
       for (let i = 0; i < F; i++) p.shape[o * F + i] = (f.shape[i]! - mean[i]!) / std[i]!;
       for (let k = 0; k < K; k++) p.io[o * K + k] = f.io[k]!;
-      p.ids[o] = vmIds.get(f.id) ?? 0;
     });
     for (const s of MODEL_SOURCES) p.y[s][r] = Math.max(0, sample[r]!.measured[s]) / sample[r]!.durationS;
   });
 
   const sources = {} as Record<ModelSource, SourceWeights>;
   // 1. the feature model g(f) by gradient descent (tfjs); 2. per-VM multipliers by ridge NNLS (below)
-  sources.rapl = await trainSource(p, 'rapl', F, K, new Map(), opts);
+  sources.rapl = await trainFeatureModel(p, 'rapl', opts);
   // bmc_rest (fans, PSU losses, disks, NICs): a shared multiple of each term's RAPL power plus I/O, fitted below
   sources.bmc_rest = { ...sources.rapl, fromRapl: true, cpuScaleW: 0.1, io: IO_FEATURES.map(() => 0), vm: {}, load: [0, 0], staticW: quantile(p.y.bmc_rest, 0.02) };
   const model: AdditiveModelJson = {
@@ -178,14 +191,16 @@ export async function trainAdditiveModel(intervals: readonly HostInterval[], opt
   }
   // the load factor's shape from the package counters (shared curve, idle per package), where they exist
   const zoneLoad = placement && (opts.packageLoadFactor ?? true) ? packageLoadFactor(model, terms, sample) : undefined;
-  refitPerVm(model, 'rapl', terms, p.y.rapl, opts.vmRegularisation ?? 0.005, perVm, opts.fixedStaticW?.rapl, zoneLoad);
+  const vmRidge = opts.vmRegularisation ?? 0.005;
+  refitPerVm(model, { source: 'rapl', terms, measuredW: p.y.rapl, vmRidge, perVm, fixedStaticW: opts.fixedStaticW?.rapl, fixedLoad: zoneLoad });
   // wall-side rest: first one shared multiple of the RAPL power (fans and PSU losses follow the heat), then
   // per-VM multipliers pulled towards it (DRAM on hosts without DRAM zones, wall-side effects of I/O); the
-  // pull is stronger than on RAPL because the wall reading is coarser (BMC power in whole watts on some hosts)
-  // (BMC power in whole watts on some hosts): the pull grows with the shared fit's residual variance σ², as a
-  // prior of ±`bmcPriorSd` on each multiplier (λ = σ² / sd²), so small VMs on a noisy wall reading stay shared
-  const shared = refitPerVm(model, 'bmc_rest', terms, p.y.bmc_rest, 0, false, opts.fixedStaticW?.bmc_rest);
-  if (opts.bmcPerVm ?? true) refitPerVm(model, 'bmc_rest', terms, p.y.bmc_rest, opts.vmRegularisation ?? 0.005, true, opts.fixedStaticW?.bmc_rest, undefined, shared / (opts.bmcPriorSd ?? 0.5) ** 2);
+  // pull is stronger than on RAPL because the wall reading is coarser (BMC power in whole watts on some hosts):
+  // it grows with the shared fit's residual variance σ², as a prior of ±`bmcPriorSd` on each multiplier
+  // (λ = σ² / sd²), so small VMs on a noisy wall reading stay shared
+  const bmc = { source: 'bmc_rest', terms, measuredW: p.y.bmc_rest, fixedStaticW: opts.fixedStaticW?.bmc_rest } as const;
+  const shared = refitPerVm(model, { ...bmc, vmRidge: 0, perVm: false });
+  if (opts.bmcPerVm ?? true) refitPerVm(model, { ...bmc, vmRidge, perVm: true, ridgeFloor: shared / (opts.bmcPriorSd ?? 0.5) ** 2 });
   // training residuals on the plain-JS apply path (what will be used)
   for (const s of MODEL_SOURCES) {
     let se = 0;
@@ -296,16 +311,37 @@ function packageLoadFactor(model: AdditiveModelJson, terms: readonly VmFeatures[
   return best ? [best.b1, best.b2] : undefined;
 }
 
+interface PerVmRefit {
+  source: ModelSource;
+  /** The training intervals' terms, as in the feature model. */
+  terms: readonly VmFeatures[][];
+  /** Measured power of `source` per training interval, W. */
+  measuredW: Float32Array;
+  /** Ridge weight pulling each multiplier to 1, relative to the VM's own Σ cpuTerm². */
+  vmRidge: number;
+  /** One multiplier per VM; otherwise one shared multiplier for every term. */
+  perVm: boolean;
+  /** Static power, W, fixed instead of fitted. */
+  fixedStaticW?: number | undefined;
+  /** Load factor (β₁, β₂) fixed instead of searched. */
+  fixedLoad?: readonly [number, number] | undefined;
+  /** Floor on every multiplier's ridge weight, absolute (in the units of AᵀA). Default 0. */
+  ridgeFloor?: number;
+}
+
 /**
- * Per-VM multipliers c_v ≥ 0 on each term's CPU part, with the static power re-estimated, by NNLS on
- *   P_measured − Σ io terms = static + Σ_v c_v · cpuTerm_v(feature model) · (1 + β₁·u_v + β₂·u_v²)
- * and a ridge pulling every c_v towards 1 (the feature model) with a weight of `reg` × the term's own
+ * Multipliers c_v ≥ 0 on each term's CPU part, with the static power, the I/O weights and the load factor
+ * re-estimated, by NNLS on
+ *   P_measured − static = Σ_v c_v · cpuTerm_v(feature model) · (1 + β₁·u_v + β₂·u_v²) + Σ_k io_k · ioSum_k
+ * and a ridge pulling every c_v towards 1 (the feature model) with a weight of `vmRidge` × the term's own
  * Σ cpuTerm²: a VM seen little stays on the feature model (cold start), a VM seen a lot gets its own
  * signature. u_v is the load of the term's socket (termLoads: the model's placement) or of the host.
- * Stored as log-multipliers (model.sources[s].vm). `ridgeAbs` is a floor on every multiplier's ridge weight
- * (absolute, in the units of AᵀA). Returns the mean squared residual of the chosen fit, W².
+ * Written into model.sources[source]: as each VM's own W per core where the source has `vmCoreW` (RAPL), as
+ * log-multipliers (`vm`) otherwise, or, with one shared multiplier, folded into `cpuScaleW`.
+ * Returns the mean squared residual of the chosen fit, W².
  */
-function refitPerVm(model: AdditiveModelJson, s: ModelSource, terms: VmFeatures[][], y: Float32Array, reg: number, perVm: boolean, fixedStatic: number | undefined, fixedLoad?: readonly [number, number], ridgeAbs = 0): number {
+function refitPerVm(model: AdditiveModelJson, o: PerVmRefit): number {
+  const { source: s, terms, measuredW: y, vmRidge: reg, perVm, fixedStaticW: fixedStatic, fixedLoad, ridgeFloor: ridgeAbs = 0 } = o;
   const w = model.sources[s];
   const ids = new Map<string, number>();
   for (const ts of terms) for (const f of ts) if (f.cpu > 0 && !ids.has(f.id)) ids.set(f.id, perVm ? ids.size + 1 : 1);
@@ -409,11 +445,15 @@ async function ioWeights(ioRaw: tf.Variable, mask: tf.Tensor1D, scale: number): 
   return out;
 }
 
-async function trainSource(p: Packed, s: ModelSource, F: number, K: number, vmIds: Map<string, number>, opts: AdditiveTrainOptions): Promise<SourceWeights> {
+/**
+ * The shared feature model of source `s` (no VM identity): W1, b1, W2, b2 of the shape MLP (W per busy core,
+ * in units of `cpuScaleW`), the I/O weights and the static power, by Adam on minibatches of `p`.
+ */
+async function trainFeatureModel(p: Packed, s: ModelSource, opts: AdditiveTrainOptions): Promise<SourceWeights> {
+  const { F, K } = p;
   const H = opts.hidden ?? 12;
   const steps = opts.steps ?? 600;
   const B = Math.min(opts.batchSize ?? 256, p.n);
-  const lam = opts.vmRegularisation ?? 0.02;
   const rnd = prng(opts.seed ?? 1);
   const y = p.y[s];
   const yMean = y.reduce((a, b) => a + b, 0) / p.n;
@@ -425,13 +465,11 @@ async function trainSource(p: Packed, s: ModelSource, F: number, K: number, vmId
   cpuMean /= p.n;
   const perCore = Math.max(0.1, (yMean - p0) / Math.max(cpuMean, 1e-6));
   const inv = (x: number): number => Math.log(Math.expm1(Math.max(x, 1e-6)));
-  const nIds = Math.max(2, vmIds.size + 1); // oneHot needs depth ≥ 2
 
   const all = tf.tidy(() => ({
     shape: tf.tensor3d(p.shape, [p.n, p.V, F]),
     cpu: tf.tensor2d(p.cpu, [p.n, p.V]),
     io: tf.tensor3d(p.io, [p.n, p.V, K]),
-    ids: tf.tensor2d(p.ids, [p.n, p.V], 'int32'),
     y: tf.tensor1d(y.map((x) => x / scale)),
   }));
   const init = (shape: number[], sd: number): tf.Variable => tf.variable(tf.tensor(Array.from({ length: shape.reduce((a, b) => a * b, 1) }, () => (rnd() * 2 - 1) * sd), shape));
@@ -442,19 +480,14 @@ async function trainSource(p: Packed, s: ModelSource, F: number, K: number, vmId
   const ioRaw = tf.variable(tf.fill([K], inv(0.01 / scale)));
   const ioMask = tf.tensor1d(IO_FEATURES.map((name) => ((SOURCE_IO[s] as readonly string[]).includes(name) ? 1 : 0)));
   const p0Raw = tf.variable(tf.scalar(p0 / scale));
-  const emb = tf.variable(tf.zeros([nIds]));
-  const known = tf.tensor1d(Array.from({ length: nIds }, (_, i) => (i === 0 ? 0 : 1)));
-  const vars = [W1, b1, W2, b2, ioRaw, ...(fixed === undefined ? [p0Raw] : []), ...(vmIds.size > 0 ? [emb] : [])];
+  const vars = [W1, b1, W2, b2, ioRaw, ...(fixed === undefined ? [p0Raw] : [])];
   const optimizer = tf.train.adam(opts.learningRate ?? 0.02);
 
-  const forward = (shape: tf.Tensor3D, cpu: tf.Tensor2D, io: tf.Tensor3D, ids: tf.Tensor2D): tf.Tensor1D => {
+  const forward = (shape: tf.Tensor3D, cpu: tf.Tensor2D, io: tf.Tensor3D): tf.Tensor1D => {
     const [n, V] = cpu.shape;
     const h = tf.tanh(tf.add(tf.matMul(tf.reshape(shape, [n * V, F]), W1), b1));
     const a = tf.softplus(tf.add(tf.matMul(h, tf.reshape(W2, [H, 1])), b2));
-    // one-hot × embedding instead of gather: gather's gradient (UnsortedSegmentSum) has no wasm kernel
-    const oh = tf.oneHot(tf.reshape(ids, [n * V]), nIds);
-    const m = tf.exp(tf.reshape(tf.matMul(oh, tf.reshape(tf.mul(emb, known), [nIds, 1])), [n * V]));
-    const cpuTerm = tf.mul(tf.mul(tf.reshape(a, [n * V]), m), tf.reshape(cpu, [n * V]));
+    const cpuTerm = tf.mul(tf.reshape(a, [n * V]), tf.reshape(cpu, [n * V]));
     const ioTerm = tf.sum(tf.mul(tf.reshape(io, [n * V, K]), tf.mul(tf.softplus(ioRaw), ioMask)), 1);
     return tf.add<tf.Tensor1D>(tf.sum(tf.reshape(tf.add(cpuTerm, ioTerm), [n, V]), 1), p0Raw);
   };
@@ -463,13 +496,9 @@ async function trainSource(p: Packed, s: ModelSource, F: number, K: number, vmId
   for (let it = 0; it < steps; it++) {
     for (let b = 0; b < B; b++) idx[b] = Math.floor(rnd() * p.n);
     const bi = tf.tensor1d(idx, 'int32');
-    const batch = tf.tidy(() => ({ shape: tf.gather(all.shape, bi), cpu: tf.gather(all.cpu, bi), io: tf.gather(all.io, bi), ids: tf.gather(all.ids, bi), y: tf.gather(all.y, bi) }));
-    optimizer.minimize(() => {
-      const pred = forward(batch.shape, batch.cpu, batch.io, batch.ids);
-      const err = tf.mean(tf.square(tf.sub(pred, batch.y)));
-      return tf.add<tf.Scalar>(err, tf.mul(lam * 1e-3, tf.sum(tf.square(emb))));
-    }, false, vars);
-    for (const t of [bi, batch.shape, batch.cpu, batch.io, batch.ids, batch.y]) t.dispose();
+    const batch = tf.tidy(() => ({ shape: tf.gather(all.shape, bi), cpu: tf.gather(all.cpu, bi), io: tf.gather(all.io, bi), y: tf.gather(all.y, bi) }));
+    optimizer.minimize(() => tf.mean<tf.Scalar>(tf.square(tf.sub(forward(batch.shape, batch.cpu, batch.io), batch.y))), false, vars);
+    for (const t of [bi, batch.shape, batch.cpu, batch.io, batch.y]) t.dispose();
     if (it % 50 === 0) await tf.nextFrame?.();
   }
   const W1a = (await W1.array()) as number[][];
@@ -486,9 +515,7 @@ async function trainSource(p: Packed, s: ModelSource, F: number, K: number, vmId
     residualRmsW: 0,
     meanPowerW: yMean,
   };
-  const e = await emb.data();
-  for (const [id, i] of vmIds) if (e[i] !== 0) out.vm[id] = e[i]!;
-  for (const t of [W1, b1, W2, b2, ioRaw, ioMask, p0Raw, emb, known, all.shape, all.cpu, all.io, all.ids, all.y]) t.dispose();
+  for (const t of [W1, b1, W2, b2, ioRaw, ioMask, p0Raw, all.shape, all.cpu, all.io, all.y]) t.dispose();
   optimizer.dispose();
   return out;
 }
