@@ -96,3 +96,13 @@ export function strFlag(values: Values, name: string, def: string): string {
   const raw = values[name];
   return typeof raw === 'string' ? raw : def;
 }
+
+/** A time flag: ISO 8601 (2026-11-23T00:00:00Z) or unix seconds → unix ns; undefined when absent. */
+export function timeFlagNs(values: Values, name: string): number | undefined {
+  const raw = values[name];
+  if (raw === undefined) return undefined;
+  const s = String(raw).trim();
+  const ms = /^\d+(\.\d+)?$/.test(s) ? Number(s) * 1000 : /^\d{4}-\d{2}-\d{2}/.test(s) ? Date.parse(s) : NaN;
+  if (!Number.isFinite(ms)) throw new WattsplitError('CONFIG_INVALID', `--${name}=${String(raw)}: not a time (ISO 8601, e.g. 2026-11-23T00:00:00Z, or unix seconds)`, { details: { field: name, value: raw } });
+  return Math.round(ms * 1e6);
+}

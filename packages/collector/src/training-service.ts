@@ -27,6 +27,12 @@ export interface CollectorTrainingConfig extends TrainingOptions {
   refreshIntervalMs?: number;
   /** This trainer's id in leases and model rows. Default hostname:pid:random. */
   holder?: string;
+  /**
+   * Activate every version the scheduler trains from this interval end time instead of its commit
+   * time + `activationDelayS`: a fixed switch-over, so two runs over the same history bill the same
+   * intervals with the new version whoever trained it and when (training-faults.e2e.test.ts).
+   */
+  effectiveFromNs?: number;
 }
 
 export interface RunOnceOptions {
@@ -122,7 +128,7 @@ export class TrainingService implements OnApplicationBootstrap, OnApplicationShu
   private async scheduled(): Promise<void> {
     if (this.closed || this.running) return;
     try {
-      await this.runOnce();
+      await this.runOnce(this.cfg.effectiveFromNs !== undefined ? { effectiveFromNs: this.cfg.effectiveFromNs } : {});
     } catch (e) {
       this.log.warn({ err: normaliseError(e).message }, `scheduled training check failed: ${normaliseError(e).message}`);
     }

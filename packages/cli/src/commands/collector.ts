@@ -8,7 +8,7 @@
 import { readFileSync } from 'node:fs';
 import { ApiTokens, createCollectorApp, validateCollectorHttpConfig, type CollectorHttpConfig, type CollectorTrainingConfig } from '@wattsplit/collector';
 import { WattsplitError, isWattsplitError, type Logger } from '@wattsplit/wire';
-import { intFlag, numFlag, parse, strFlag, type Values } from '../args.js';
+import { intFlag, numFlag, parse, strFlag, timeFlagNs, type Values } from '../args.js';
 import { kafkaBusFromEnv, untilSignal } from '../fleet-bus.js';
 import { makeLogger } from '../logging.js';
 import { openStore, STORE_FLAGS } from '../store-open.js';
@@ -27,6 +27,9 @@ Models (additive_model, per hardware class; stored in ClickHouse, the same versi
   --train-lookback-s 86400   history one training reads
   --drift-ratio 1.5       retrain when the recent residual exceeds this × the training residual
   --retrain-period-s 604800  retrain a model older than this
+  --train-lease-ttl-s 600    how long a class's training lease holds (a trainer that dies keeps it this long)
+  --train-effective-from T   activate what this collector trains from this interval end time (ISO 8601 or
+                          unix seconds) instead of the commit + 2 s: a fixed switch-over (tests, replays)
 HTTP (REST API, dashboard, /metrics, /healthz): binds --http-host (default 127.0.0.1, this machine only).
   --api-tokens-file FILE  bearer tokens, one "SCOPE TOKEN [NAME]" per line (or JSON); SCOPE is admin,
                           metrics (GET /metrics, /api/models) or tenant:<name> (that tenant's bills only)
@@ -52,6 +55,8 @@ const FLAGS = {
   'train-lookback-s': { type: 'string' },
   'drift-ratio': { type: 'string' },
   'retrain-period-s': { type: 'string' },
+  'train-lease-ttl-s': { type: 'string' },
+  'train-effective-from': { type: 'string' },
   'log-level': { type: 'string' },
   'store-in-flight': { type: 'string' },
   'store-min-interval-ms': { type: 'string' },
@@ -112,6 +117,7 @@ function settings(argv: string[]): Settings | 'help' {
   const policy = strFlag(values, 'policy', 'reserved');
   if (!POLICIES.some((p) => p === policy)) throw new WattsplitError('CONFIG_INVALID', `--policy=${policy}: expected one of ${POLICIES.join(', ')}`, { details: { field: 'policy', value: policy } });
   const group = strFlag(values, 'group', '');
+  const effectiveFromNs = timeFlagNs(values, 'train-effective-from');
   const training: CollectorTrainingConfig = {
     enabled: values['no-train'] !== true,
     checkIntervalS: intFlag(values, 'train-check-s', 60, 1, 86_400),
@@ -119,6 +125,8 @@ function settings(argv: string[]): Settings | 'help' {
     lookbackS: intFlag(values, 'train-lookback-s', 86_400, 60, 365 * 86_400),
     driftRatio: numFlag(values, 'drift-ratio', 1.5, { min: 1, max: 100, minExclusive: true }),
     periodS: intFlag(values, 'retrain-period-s', 7 * 86_400, 60, 10 * 365 * 86_400),
+    leaseTtlS: intFlag(values, 'train-lease-ttl-s', 600, 10, 86_400),
+    ...(effectiveFromNs !== undefined ? { effectiveFromNs } : {}),
   };
   return { logger, http: httpConfig(values), training, values, policy: policy as Settings['policy'], group: group || undefined };
 }

@@ -9,7 +9,9 @@
  *   ready {hosts:[{hostId,hardwareClass}], vms}              fleet built, agents connected
  *   {op:'warmup'}   → progress… → warmup-done {frames}        warm-up as fast as the gateway acks
  *   (then it follows the wall clock: simulated time never passes now, so the stream goes on while
- *    the collectors train, as a real fleet's does)
+ *    the collectors train, as a real fleet's does; with --hold it sends nothing until 'bill', so two
+ *    runs of the same seed bill the same simulated seconds whatever happened in between:
+ *    training-faults.e2e.test.ts)
  *   {op:'bill', notBeforeUnixMs}  → billed-start {firstBilledSeq, fromUnixMs}   the first billed
  *    interval ends after notBeforeUnixMs (the models' activation time); then the billed period runs
  *    as fast as acks allow but at most --max-lead-s ahead of the wall clock (the collector dates a
@@ -24,7 +26,7 @@ import { makeLogger } from '../logging.js';
 import { closeAgents, createSimulatedAgents, drainSenders, sampleAll } from '../simulated-agents.js';
 
 const HELP = `usage: wattsplit fleet-sim --gateway HOST:PORT --spool-dir DIR [--hosts 3] [--vms 8] [--seed 1]
-  [--warmup-s 300] [--billed-s 180] [--max-lead-s 240] [--run-id ID] [--log-level error]
+  [--warmup-s 300] [--billed-s 180] [--max-lead-s 240] [--hold] [--run-id ID] [--log-level error]
 The simulated agents of scripts/fleet-demo.mjs (npm run fleet-demo); needs the parent's IPC channel.`;
 
 type ParentMessage = { op: 'warmup' } | { op: 'bill'; notBeforeUnixMs: number } | { op: 'stop' };
@@ -41,6 +43,7 @@ export async function run(argv: string[]): Promise<number> {
     'warmup-s': { type: 'string' },
     'billed-s': { type: 'string' },
     'max-lead-s': { type: 'string' },
+    hold: { type: 'boolean' },
     'run-id': { type: 'string' },
     'log-level': { type: 'string' },
   });
@@ -66,6 +69,7 @@ export async function run(argv: string[]): Promise<number> {
   const billedS = intFlag(values, 'billed-s', 180, 1, 86_400);
   const maxLeadMs = intFlag(values, 'max-lead-s', 240, 0, 290) * 1000;
   const runId = strFlag(values, 'run-id', String(process.pid));
+  const hold = values.hold === true;
   const logger = makeLogger(strFlag(values, 'log-level', 'error'));
 
   // Messages from the parent, consumed in order by the phase that waits for them.
@@ -114,7 +118,7 @@ export async function run(argv: string[]): Promise<number> {
     await drainSenders(agents);
     send({ type: 'warmup-done', frames, simUnixMs: simUnixMs() });
 
-    // Follow the wall clock until the parent says from when to bill.
+    // Follow the wall clock (--hold: stand still) until the parent says from when to bill.
     let bill: number | undefined;
     for (;;) {
       const got = poll();
@@ -122,7 +126,7 @@ export async function run(argv: string[]): Promise<number> {
       if (got?.op === 'bill') bill = got.notBeforeUnixMs;
       // The first billed interval closes at seq elapsed+2 and ends at simulated second elapsed+1.
       if (bill !== undefined && startUnixMs + (fleet.elapsedS + 1) * 1000 >= bill) break;
-      if (simUnixMs() + 1000 <= Date.now()) await step();
+      if (!hold && simUnixMs() + 1000 <= Date.now()) await step();
       else await sleep(100);
     }
     const truthAtStart: FleetTruth = fleet.truth();

@@ -9,7 +9,7 @@ import { hostname } from 'node:os';
 import { ModelLifecycle, TRAIN_REASONS, classesWithVersions, describeModel, listModels, unknownModelClass, type ModelDetail, type ModelListEntry, type TrainReason } from '@wattsplit/collector';
 import type { ModelActivation, Store } from '@wattsplit/store';
 import { WattsplitError } from '@wattsplit/wire';
-import { intFlag, parse, strFlag, type Values } from '../args.js';
+import { intFlag, parse, strFlag, timeFlagNs, type Values } from '../args.js';
 import { makeLogger } from '../logging.js';
 import { DEFAULT_DATA_DIR, openStore, STORE_FLAGS } from '../store-open.js';
 
@@ -50,12 +50,7 @@ function bad(field: string, value: unknown, message: string): WattsplitError {
 
 /** --effective-from: ISO 8601 or unix seconds → ns; undefined when absent. */
 function effectiveFrom(values: Values): number | undefined {
-  const raw = values['effective-from'];
-  if (raw === undefined) return undefined;
-  const s = String(raw).trim();
-  const ms = /^\d+(\.\d+)?$/.test(s) ? Number(s) * 1000 : /^\d{4}-\d{2}-\d{2}/.test(s) ? Date.parse(s) : NaN;
-  if (!Number.isFinite(ms)) throw bad('effective-from', raw, `--effective-from=${String(raw)}: not a time (ISO 8601, e.g. 2026-11-23T00:00:00Z, or unix seconds)`);
-  return Math.round(ms * 1e6);
+  return timeFlagNs(values, 'effective-from');
 }
 
 function positiveInt(raw: string, what: string): number {
