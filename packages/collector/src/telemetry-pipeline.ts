@@ -1,16 +1,23 @@
 /**
- * Telemetry → attribution → store → attribution topic, one bus partition at a time (a host's frames stay
- * on one partition, in order).
+ * TelemetryPipeline: telemetry → attribution → store → attribution topic, one bus partition at a time (a
+ * host's frames stay on one partition, in order). It composes the pieces that own the state:
+ * - HostProgress (host-progress.ts): per host, the committed frame (replays), the checkpoint lookup, the
+ *   stored floor of a host taken over, the aligner re-seed after a dropped frame;
+ * - PendingBatches (pending-batches.ts): per partition, the batch to retry and the checkpoint candidates;
+ * - BatchEntry (batch-entry.ts): each interval's write state (stored, possibly landed, failed group);
+ * - WallClockCheck (wall-clock-check.ts): frames whose wall clock is implausible are dated by the bus;
+ * - GroupCommit (group-commit.ts): interval writes and checkpoint saves of concurrent partitions, grouped;
+ * - LearnerStatePersistence (learner-state-persistence.ts): the learners' per-host state.
  *
  * Delivery contract: the bus commits a partition's offsets only when `handle` resolves, so a frame's
  * interval is in the store before its offset is committed. All intervals of one handler call are written
- * as ONE store batch (4 inserts, however many intervals). When that write (or the attribution publish)
- * fails, the batch is kept as the partition's pending batch and `handle` rejects; on redelivery the
- * pending batch is retried verbatim first (same intervals, same insert_deduplication_token: if the failed
- * write had landed, ClickHouse drops the retry and its rollup inserts), then its frames count as
- * committed and are skipped as replays. Per host, `committed` is the last frame whose interval is stored
- * and published; anything at or below it is a replay. Hosts whose pending batch had to be dropped (the
- * store refused it for good) are re-seeded from their committed frame before their next frame.
+ * as ONE store batch (4 inserts, however many intervals). When that write (or the checkpoint save, or the
+ * attribution publish) fails transiently, the batch is kept as the partition's pending batch and `handle`
+ * rejects; on redelivery the pending batch is retried verbatim first (same intervals, same
+ * insert_deduplication_token: if the failed write had landed, ClickHouse drops the retry and its rollup
+ * inserts), then its frames count as committed and are skipped as replays. A write refused for good is
+ * retried interval by interval; the intervals refused again go to TOPICS.deadLetter. Hosts with a frame
+ * aligned but not kept are re-seeded from their committed frame before their next frame.
  * Poison messages (not a TelemetryFrame, or a frame failing structural validation) go to TOPICS.deadLetter
  * with the error in headers; the partition keeps flowing.
  */
@@ -22,12 +29,11 @@ import {
   type AttributionContext,
   type AttributionMethod,
   type AttributionResult,
-  type Anomaly,
   type HostInterval,
   type SourceName,
   type StaticPowerEstimate,
 } from '@wattsplit/attribution';
-import { ModelStore, type Checkpoint, type IntervalWrite, type Store } from '@wattsplit/store';
+import { ModelStore, type Checkpoint, type Store } from '@wattsplit/store';
 import {
   EnergySource,
   EnergyUnit,
@@ -39,17 +45,20 @@ import {
   type BusMessage,
   type BusProducer,
   type BusSubscription,
-  type ITelemetryFrame,
   type Logger,
   type TelemetryFrame,
   type TransportResult,
 } from '@wattsplit/wire';
 import { encodeAttributionBatch } from './attribution-batch.js';
+import { BatchEntry } from './batch-entry.js';
 import { CollectorMetrics } from './collector-metrics.js';
 import { DEFAULT_GROUP_ID, type CollectorConfig } from './config.js';
 import { GroupCommit } from './group-commit.js';
+import { HostProgress } from './host-progress.js';
 import { LearnerStatePersistence } from './learner-state-persistence.js';
+import { PendingBatches } from './pending-batches.js';
 import { BUS, COLLECTOR_CONFIG, LOGGER, METHODS, STORE } from './tokens.js';
+import { WallClockCheck } from './wall-clock-check.js';
 
 /** Headers set on dead-lettered messages. */
 export const DLQ_HEADERS = {
@@ -60,18 +69,6 @@ export const DLQ_HEADERS = {
 
 const ZERO_WATTS: Record<SourceName, number> = { rapl: 0, gpu: 0, bmc_rest: 0 };
 const OK_RESULT: TransportResult = { kind: 'ok' };
-
-/** One interval waiting to be stored, with the frame and message it came from. */
-interface BatchEntry {
-  write: IntervalWrite;
-  frame: TelemetryFrame;
-  message: BusMessage;
-  stored: boolean;
-  /** Set when the group write this entry went into failed transiently: the retry writes this group again. */
-  failedGroup?: readonly BatchEntry[] | undefined;
-  /** A write of this entry was left unanswered or failed part-way: it may have landed, so check before writing again. */
-  attempted?: boolean;
-}
 
 export interface PipelineStats {
   framesAccepted: number;
@@ -85,23 +82,11 @@ export interface PipelineStats {
 @Injectable()
 export class TelemetryPipeline implements OnApplicationBootstrap, OnApplicationShutdown {
   private readonly aligner: IntervalAligner;
-  private readonly committed = new Map<string, ITelemetryFrame>();
-  private readonly dirty = new Set<string>();
-  /** Per partition: the batch whose write or publish failed, retried verbatim on redelivery. */
-  private readonly pending = new Map<number, BatchEntry[]>();
-  /** Per partition: the newest frame the aligner accepted per host, saved as checkpoints at the next flush. */
-  private readonly checkpoints = new Map<number, Map<string, Checkpoint>>();
-  /** Hosts whose checkpoint was looked up since this collector started. */
-  private readonly resumed = new Set<string>();
-  /**
-   * Per host, the highest seq stored before this collector took the host over (by it or another replica):
-   * frames up to it may have intervals stored already, so each is checked against the store before its
-   * interval is written (never attributed twice) and before a new boot may use its seq (never rewritten).
-   * Dropped once the host's frames pass it.
-   */
-  private readonly storedFloor = new Map<string, { seq: number; bootId: string }>();
-  /** Hosts whose last frame's wall clock was implausible (their anomaly is logged once per episode). */
-  private readonly badClockHosts = new Set<string>();
+  /** Per host: committed frame, checkpoint lookup, stored floor, re-seed. */
+  private readonly hosts = new HostProgress();
+  /** Per partition: the batch to retry on redelivery, the checkpoint candidates. */
+  private readonly partitions = new PendingBatches();
+  private readonly wallClock: WallClockCheck;
   private readonly learner: StaticPowerLearner | undefined;
   /** Saves and restores the learners' per-host state (learner-state-persistence.ts). */
   readonly learnerState: LearnerStatePersistence;
@@ -124,6 +109,7 @@ export class TelemetryPipeline implements OnApplicationBootstrap, OnApplicationS
   ) {
     this.log = logger.child({ component: 'telemetry-pipeline' });
     this.aligner = new IntervalAligner(config.aligner ?? {});
+    this.wallClock = new WallClockCheck({ maxAheadS: config.wallClock?.maxAheadS, maxBehindS: config.wallClock?.maxBehindS, logger: this.log });
     this.fallbackWatts = { ...ZERO_WATTS, ...config.staticPower?.fallbackWatts };
     this.learner =
       config.staticPower?.learn === false
@@ -202,7 +188,7 @@ export class TelemetryPipeline implements OnApplicationBootstrap, OnApplicationS
 
   /** The bus handler: messages of one partition, in offset order. Rejects to have them redelivered. */
   async handle(messages: readonly BusMessage[], partition: number): Promise<void> {
-    const pending = this.pending.get(partition);
+    const pending = this.partitions.pending(partition);
     if (pending) await this.flush(partition, pending);
     const batch: BatchEntry[] = [];
     for (const m of messages) {
@@ -224,9 +210,9 @@ export class TelemetryPipeline implements OnApplicationBootstrap, OnApplicationS
     }
     const host = frame.hostId || m.key;
     const seq = frame.seq ?? 0;
-    const clockAnomaly = this.dateByBusIfImplausible(frame, m);
-    if (!this.committed.has(host) && !this.resumed.has(host)) await this.resume(host);
-    const last = this.committed.get(host);
+    const clockAnomaly = this.wallClock.dateByBusIfImplausible(frame, m);
+    if (this.hosts.needsResume(host)) await this.resume(host);
+    const last = this.hosts.committed(host);
     const bootId = frame.bootId ?? '';
     let alreadyStored = false;
     if (last && seq <= (last.seq ?? 0)) {
@@ -237,27 +223,26 @@ export class TelemetryPipeline implements OnApplicationBootstrap, OnApplicationS
       this.log.debug({ host, seq, where }, 'skipping replayed frame');
       return undefined;
     }
-    const floor = this.storedFloor.get(host);
+    const floor = this.hosts.storedFloor(host);
     if (floor && seq <= floor.seq) {
       // Stored before this collector took the host over? Then write nothing of it again.
       const stored = (await this.store.storedIntervals(host, [seq]))[0];
       if (stored && stored.bootId !== '' && stored.bootId !== bootId) return this.refuseSeqReuse(m, frame, where, stored.bootId, floor.seq);
       alreadyStored = stored?.attributed === true;
     } else if (floor) {
-      this.storedFloor.delete(host);
+      this.hosts.passedStoredFloor(host);
       const ref = this.aligner.referenceSeq(host);
       if (ref !== undefined && ref < floor.seq) {
         // The reference (a stale checkpoint) is behind intervals already stored and the frames between
         // were not redelivered: an interval from it would count stored energy again. Start afresh.
         this.aligner.forget(host);
-        this.committed.delete(host);
+        this.hosts.uncommit(host);
         this.log.warn({ host, seq, referenceSeq: ref, storedSeq: floor.seq }, `${host}: the frames between stored seq ${floor.seq} and seq ${seq} were not redelivered; seq ${seq} starts afresh (interval ${floor.seq}→${seq} not attributed)`);
       }
     }
-    if (this.dirty.has(host)) {
+    if (this.hosts.takeDirty(host)) {
       this.aligner.forget(host);
       if (last) this.aligner.push(last);
-      this.dirty.delete(host);
     }
     const r = this.aligner.push(frame);
     if (clockAnomaly && !r.rejected) r.anomalies.unshift(clockAnomaly);
@@ -285,22 +270,20 @@ export class TelemetryPipeline implements OnApplicationBootstrap, OnApplicationS
     // A held frame (a billed counter unreadable: the next good frame's interval will span it) must not
     // become the checkpoint a restarted collector resumes from; the aligner's reference frame must.
     const held = !r.interval && this.aligner.referenceSeq(host) !== seq;
-    let cps = this.checkpoints.get(partition);
-    if (!cps) this.checkpoints.set(partition, (cps = new Map<string, Checkpoint>()));
-    if (!held) cps.set(host, { hostId: host, seq, bootId: frame.bootId ?? '', frame: m.value });
+    if (!held) this.partitions.offerCheckpoint(partition, { hostId: host, seq, bootId: frame.bootId ?? '', frame: m.value });
     if (!r.interval) {
       // First frame of a host (or after a boot_id change), or a held frame: nothing to attribute yet.
       if (r.anomalies.length > 0) {
         const w = await this.store.writeAnomalies(host, seq, frame.wallUnixNs ?? 0, r.anomalies);
         if (w.kind === 'retryable') {
           // Nothing of this frame is kept: re-align the host from its committed frame on redelivery.
-          this.dirty.add(host);
+          this.hosts.markDirty(host);
           this.log.warn({ host, where, code: w.error.code }, `anomalies not stored, batch will be redelivered: ${w.error.message}`);
           throw w.error;
         }
       }
       // Seeds commit at once unless intervals of this host wait in the batch (commit order = frame order).
-      if (!held && !batch.some((e) => e.write.interval.hostId === host)) this.committed.set(host, frame);
+      if (!held && !batch.some((e) => e.hostId === host)) this.hosts.commit(host, frame);
       return undefined;
     }
     if (alreadyStored) {
@@ -308,7 +291,7 @@ export class TelemetryPipeline implements OnApplicationBootstrap, OnApplicationS
       // the aligner moved on with it; storing or publishing it again would count it twice.
       this.stats.framesReplayed++;
       this.log.debug({ host, seq, where }, 'interval already stored before this collector took the host over: not written again');
-      if (!batch.some((e) => e.write.interval.hostId === host)) this.committed.set(host, frame);
+      if (!batch.some((e) => e.hostId === host)) this.hosts.commit(host, frame);
       return undefined;
     }
     let results: AttributionResult[];
@@ -319,7 +302,7 @@ export class TelemetryPipeline implements OnApplicationBootstrap, OnApplicationS
       await this.deadLetter(m, normaliseError(e));
       return undefined;
     }
-    return { write: { interval: r.interval, results, raw: rawCounters(frame) }, frame, message: m, stored: false };
+    return new BatchEntry({ interval: r.interval, results, raw: rawCounters(frame) }, frame, m);
   }
 
   /**
@@ -329,7 +312,7 @@ export class TelemetryPipeline implements OnApplicationBootstrap, OnApplicationS
    * the same deduplication token as the write that may have landed.
    */
   private async flush(partition: number, batch: BatchEntry[]): Promise<void> {
-    await this.markLanded(batch.filter((e) => !e.stored && e.attempted));
+    await this.markLanded(batch.filter((e) => e.needsLandedCheck));
     const toStore = batch.filter((e) => !e.stored);
     if (toStore.length > 0) {
       const failedGroup = toStore[0]!.failedGroup;
@@ -340,13 +323,13 @@ export class TelemetryPipeline implements OnApplicationBootstrap, OnApplicationS
         const rest = failedGroup.filter((e) => !e.stored);
         w = rest.length > 0 ? await this.store.writeIntervals(rest.map((e) => e.write)) : OK_RESULT;
         shared = failedGroup.length > toStore.length;
-        if (w.kind === 'ok') for (const e of failedGroup) [e.stored, e.failedGroup] = [true, undefined];
-        else if (w.kind === 'failed') for (const e of failedGroup) e.failedGroup = undefined;
+        if (w.kind === 'ok') for (const e of failedGroup) e.markStored();
+        else if (w.kind === 'failed') for (const e of failedGroup) e.leaveFailedGroup();
       } else {
         const o = await this.writer.submit(toStore);
         w = o.result;
         shared = o.callers > 1;
-        if (w.kind === 'retryable' && shared) for (const e of o.group) e.failedGroup = o.group;
+        if (w.kind === 'retryable' && shared) for (const e of o.group) e.joinFailedGroup(o.group);
       }
       if (w.kind === 'failed' && shared) {
         // Another partition's interval may be the one refused: try this batch on its own first.
@@ -356,9 +339,9 @@ export class TelemetryPipeline implements OnApplicationBootstrap, OnApplicationS
         this.stats.storeFailures++;
         this.metrics.inc('wattsplit_collector_store_failures_total', { kind: 'retryable' });
         // The write may have landed (an unanswered insert, or some of its inserts): check before the retry.
-        for (const e of toStore) e.attempted = true;
-        for (const e of failedGroup ?? []) e.attempted = true;
-        this.pending.set(partition, batch);
+        for (const e of toStore) e.markAttempted();
+        for (const e of failedGroup ?? []) e.markAttempted();
+        this.partitions.keep(partition, batch);
         this.log.warn({ partition, intervals: toStore.length, code: w.error.code }, `intervals not stored, batch will be redelivered: ${w.error.message}`);
         throw w.error;
       }
@@ -366,32 +349,32 @@ export class TelemetryPipeline implements OnApplicationBootstrap, OnApplicationS
         // Refused for good (bad values): find the culprits one by one, dead-letter them, keep the rest.
         this.stats.storeFailures++;
         this.metrics.inc('wattsplit_collector_store_failures_total', { kind: 'failed' });
-        const hosts = [...new Set(toStore.map((e) => e.write.interval.hostId))];
+        const hosts = [...new Set(toStore.map((e) => e.hostId))];
         this.log.error(
           { partition, intervals: toStore.length, hosts: hosts.slice(0, 20), code: w.error.code },
           `store refused a write of ${toStore.length} intervals for good (${w.error.message}); writing them one by one, any refused again goes to ${TOPICS.deadLetter} with the reason`,
         );
-        this.pending.delete(partition);
+        this.partitions.settle(partition);
         const kept: BatchEntry[] = [];
         for (const e of toStore) {
           const one = await this.store.writeInterval(e.write);
           if (one.kind === 'ok') {
-            e.stored = true;
+            e.markStored();
             kept.push(e);
           } else if (one.kind === 'failed') {
             await this.deadLetter(e.message, one.error);
-            this.committed.set(e.write.interval.hostId, e.frame);
+            this.hosts.commit(e.hostId, e.frame);
           } else {
             // Down again half-way: nothing after this is stored; re-align those hosts on redelivery.
-            e.attempted = true;
-            for (const rest of toStore.slice(toStore.indexOf(e))) this.dirty.add(rest.write.interval.hostId);
-            this.pending.set(partition, kept);
+            e.markAttempted();
+            for (const rest of toStore.slice(toStore.indexOf(e))) this.hosts.markDirty(rest.hostId);
+            this.partitions.keep(partition, kept);
             throw one.error;
           }
         }
         batch = kept;
       }
-      for (const e of toStore) e.stored = true;
+      for (const e of toStore) e.markStored();
     }
     await this.saveCheckpoints(partition, batch);
     if (this.config.publishAttributions !== false && batch.length > 0) {
@@ -400,16 +383,16 @@ export class TelemetryPipeline implements OnApplicationBootstrap, OnApplicationS
         batch.map((e) => ({ key: e.write.interval.hostId, value: encodeAttributionBatch(e.write.results), headers: { 'x-wattsplit-seq': String(e.write.interval.seq) } })),
       );
       if (p.kind !== 'ok') {
-        this.pending.set(partition, batch);
+        this.partitions.keep(partition, batch);
         this.log.warn({ partition, code: p.error.code }, `attributions not published, batch will be redelivered: ${p.error.message}`);
         throw p.error;
       }
     }
-    this.pending.delete(partition);
+    this.partitions.settle(partition);
     const stored = batch;
     for (const e of stored) {
       const iv = e.write.interval;
-      this.committed.set(iv.hostId, e.frame);
+      this.hosts.commit(iv.hostId, e.frame);
       // Learn only from stored intervals, after they are stored (causal; each learner ignores an interval
       // at or below the seq it last observed for the host, so a redelivery is never learned twice).
       this.learner?.observe(iv);
@@ -427,11 +410,11 @@ export class TelemetryPipeline implements OnApplicationBootstrap, OnApplicationS
    * failure keeps the batch pending and rejects, like a failed interval write.
    */
   private async saveCheckpoints(partition: number, batch: BatchEntry[]): Promise<void> {
-    const cps = this.checkpoints.get(partition);
-    if (!cps || cps.size === 0) return;
-    const r = (await this.checkpointWriter.submit([...cps.values()])).result;
+    const cps = this.partitions.checkpoints(partition);
+    if (cps.length === 0) return;
+    const r = (await this.checkpointWriter.submit(cps)).result;
     if (r.kind === 'retryable') {
-      this.pending.set(partition, batch);
+      this.partitions.keep(partition, batch);
       this.log.warn({ partition, code: r.error.code }, `checkpoints not saved, batch will be redelivered: ${r.error.message}`);
       throw r.error;
     }
@@ -440,7 +423,7 @@ export class TelemetryPipeline implements OnApplicationBootstrap, OnApplicationS
       this.metrics.inc('wattsplit_collector_store_failures_total', { kind: 'checkpoint_refused' });
       this.log.error({ partition, code: r.error.code }, `checkpoints refused (a restart now loses the interval across it): ${r.error.message}`);
     }
-    this.checkpoints.delete(partition);
+    this.partitions.checkpointsSaved(partition);
   }
 
   /**
@@ -452,12 +435,11 @@ export class TelemetryPipeline implements OnApplicationBootstrap, OnApplicationS
   private async resume(host: string): Promise<void> {
     const cp = await this.store.loadCheckpoint(host);
     const floor = await this.store.highestStoredSeq(host);
-    this.resumed.add(host);
-    if (floor) this.storedFloor.set(host, floor);
+    this.hosts.resumed(host, floor);
     if (!cp) return;
     if (floor && floor.seq > cp.seq) {
       // A crash between the interval write and the checkpoint save: the intervals after the checkpoint
-      // are stored; their frames, redelivered, are recognised by `storedFloor` and not written again.
+      // are stored; their frames, redelivered, are recognised by the stored floor and not written again.
       this.log.info({ host, checkpointSeq: cp.seq, storedSeq: floor.seq }, `checkpoint of ${host} is older than its stored intervals; intervals up to seq ${floor.seq} are checked against the store before any write`);
     }
     let frame: TelemetryFrame;
@@ -472,34 +454,8 @@ export class TelemetryPipeline implements OnApplicationBootstrap, OnApplicationS
       this.log.warn({ host, code: r.rejected.code }, `checkpoint of ${host} rejected: ${r.rejected.message}`);
       return;
     }
-    this.committed.set(host, frame);
+    this.hosts.commit(host, frame);
     this.log.info({ host, seq: cp.seq }, `resumed ${host} from its checkpoint at seq ${cp.seq}`);
-  }
-
-  /**
-   * A wall clock far from when the gateway produced the frame (the bus timestamp, fixed per message, so
-   * a redelivery is dated the same way) is a host clock that is wrong, not energy from 1970 or 2100: the
-   * frame is dated by the bus timestamp, with an anomaly (logged once per host until its clock is sane).
-   */
-  private dateByBusIfImplausible(frame: TelemetryFrame, m: BusMessage): Anomaly | undefined {
-    const busMs = m.timestampMs;
-    if (!(busMs > 0)) return undefined;
-    const wallMs = Number(frame.wallUnixNs ?? 0) / 1e6;
-    const aheadS = (wallMs - busMs) / 1000;
-    const maxAhead = this.config.wallClock?.maxAheadS ?? 300;
-    const maxBehind = this.config.wallClock?.maxBehindS ?? 30 * 86400;
-    const host = frame.hostId || m.key;
-    if (aheadS <= maxAhead && -aheadS <= maxBehind) {
-      this.badClockHosts.delete(host);
-      return undefined;
-    }
-    const message = `host ${host} seq ${String(frame.seq ?? 0)}: wall clock ${new Date(wallMs).toISOString()} is ${aheadS > 0 ? `${Math.round(aheadS)} s ahead of` : `${Math.round(-aheadS)} s behind`} the gateway's ${new Date(busMs).toISOString()} (tolerated: ${maxAhead} s ahead, ${maxBehind} s behind); dated by the gateway's time`;
-    if (!this.badClockHosts.has(host)) {
-      this.badClockHosts.add(host);
-      this.log.warn({ host, seq: frame.seq ?? 0, code: 'FRAME_CLOCK_IMPLAUSIBLE', wallMs, busMs }, message);
-    }
-    frame.wallUnixNs = busMs * 1e6;
-    return { code: 'FRAME_CLOCK_IMPLAUSIBLE', message };
   }
 
   /** Marks the entries whose attribution rows are already in the store as stored (an earlier write landed). */
@@ -507,7 +463,7 @@ export class TelemetryPipeline implements OnApplicationBootstrap, OnApplicationS
     if (entries.length === 0) return;
     const byHost = new Map<string, BatchEntry[]>();
     for (const e of entries) {
-      const h = e.write.interval.hostId;
+      const h = e.hostId;
       const list = byHost.get(h);
       if (list) list.push(e);
       else byHost.set(h, [e]);
@@ -516,10 +472,9 @@ export class TelemetryPipeline implements OnApplicationBootstrap, OnApplicationS
     for (const [host, es] of byHost) {
       const stored = new Set((await this.store.storedIntervals(host, es.map((e) => e.write.interval.seq))).filter((x) => x.attributed).map((x) => x.seq));
       for (const e of es) {
-        e.attempted = false;
+        e.landedCheckDone();
         if (stored.has(e.write.interval.seq)) {
-          e.stored = true;
-          e.failedGroup = undefined;
+          e.markStored();
           landed++;
         }
       }
