@@ -69,7 +69,8 @@ const built = await esbuild.build({
   keepNames: true,
   legalComments: 'none',
   banner: { js: banner },
-  define: { WATTSPLIT_AGENT_VERSION: JSON.stringify(version) },
+  // the version also labels wattsplit_build_info{version,commit,role="agent"} on --metrics-port
+  define: { WATTSPLIT_AGENT_VERSION: JSON.stringify(version), WATTSPLIT_BUILD_VERSION: JSON.stringify(version), WATTSPLIT_BUILD_COMMIT: JSON.stringify(sha) },
   // loaded at run time from lib/node_modules (native addons), never inlined
   external: ['@unraid/libvirt', 'koffi'],
   metafile: true,

@@ -122,6 +122,8 @@ export interface RunningAgent {
   done: Promise<void>;
   /** Frames that could not be written to the spool (disk full, dir gone): lost, logged. */
   spoolFailures(): number;
+  /** Frames sampled since start, VMs in the last one and its wall time (for `--metrics-port`). */
+  frames(): { sampled: number; vms: number; lastWallUnixS: number };
   /** Stops sampling, tries to deliver what is pending for up to `drainMs` (default 2000), closes everything; what is left stays spooled for the next start. */
   stop(drainMs?: number): Promise<void>;
 }
@@ -137,10 +139,14 @@ export async function startAgent(cfg: AgentConfig, log: Logger, opts: { onFrame?
   const ac = new AbortController();
   let lastSpoolError: string | undefined;
   let spoolFailures = 0;
+  const frames = { sampled: 0, vms: 0, lastWallUnixS: 0 };
   const done = agent.run({
     intervalMs: cfg.intervalMs,
     signal: ac.signal,
     onFrame: (f) => {
+      frames.sampled++;
+      frames.vms = f.vms?.length ?? 0;
+      frames.lastWallUnixS = Number(f.wallUnixNs ?? 0) / 1e9;
       try {
         sender.enqueue(f);
       } catch (e) {
@@ -161,6 +167,7 @@ export async function startAgent(cfg: AgentConfig, log: Logger, opts: { onFrame?
     sender,
     done,
     spoolFailures: () => spoolFailures,
+    frames: () => ({ ...frames }),
     stop: async (drainMs = 2000) => {
       ac.abort();
       agent.stop();

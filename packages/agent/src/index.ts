@@ -27,3 +27,4 @@ export * from './libvirt-domain-source.js';
 export * from './agent-config.js';
 export * from './agent-runtime.js';
 export * from './cgroup-process-owners.js';
+export * from './agent-metrics.js';

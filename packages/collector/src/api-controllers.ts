@@ -8,7 +8,7 @@
 import { Controller, ForbiddenException, Get, Header, HttpException, HttpStatus, Inject, NotFoundException, Optional, Param, Query } from '@nestjs/common';
 import type { AttributionMethod } from '@wattsplit/attribution';
 import type { Store, TenantTotal } from '@wattsplit/store';
-import { isWattsplitError } from '@wattsplit/wire';
+import { isWattsplitError, processMetricsText } from '@wattsplit/wire';
 import { scopeText, type ApiPrincipal } from './api-auth.js';
 import { Access, Caller } from './api-guard.js';
 import { badParameter, methodParameter, readQuery } from './api-query.js';
@@ -73,8 +73,8 @@ export class MetricsController {
   @Get('metrics')
   @Access('metrics')
   @Header('Content-Type', 'text/plain; version=0.0.4; charset=utf-8')
-  metricsText(): string {
-    return this.metrics.render();
+  async metricsText(): Promise<string> {
+    return this.metrics.render() + (await processMetricsText('collector'));
   }
 }
 

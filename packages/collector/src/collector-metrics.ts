@@ -1,7 +1,14 @@
 /**
- * The collector's Prometheus metrics, kept in memory and rendered as text exposition format 0.0.4.
+ * The collector's Prometheus metrics, kept in memory and rendered as text exposition format 0.0.4 (the
+ * `/metrics` handler appends prom-client's process_* / nodejs_* defaults and wattsplit_build_info).
  * Energy follows the conventions operators know: joules as counters with `_total`
- * (`wattsplit_vm_energy_joules_total{host,vm,tenant,source,part,method}`), power by rate().
+ * (`wattsplit_vm_energy_joules_total{host,vm,vm_name,tenant,source,part,method}`), power by rate().
+ *
+ * Series bound: a VM has at most sources (rapl, bmc_rest, gpu) × parts (dynamic, static) × methods series,
+ * each created with its first joule; a series not updated for `seriesIdleTtlMs` (a VM stopped, deleted or
+ * migrated to a host another collector consumes) is dropped at the next render, so the count follows the
+ * VMs running now, not every VM ever seen. Families with a fixed label set are initialised to 0 for every
+ * known label value (`initKnownLabels`), so increase() and rate() see their first event.
  */
 import { Injectable } from '@nestjs/common';
 import type { AttributionResult, AttributionShare } from '@wattsplit/attribution';
@@ -11,6 +18,8 @@ type Labels = Record<string, string>;
 interface Series {
   labels: Labels;
   value: number;
+  /** Date.now() of the last update (per-VM and host-share energy series only: those expire). */
+  touchedMs?: number;
 }
 
 interface Family {
@@ -23,6 +32,7 @@ interface Family {
 interface ShareSeries {
   kind: string;
   vmUuid: string;
+  vmName: string;
   tenant: string;
   source: string;
   series: [Series | undefined, Series | undefined];
@@ -55,6 +65,12 @@ class RecentFallbacks {
 /** How many recent records per method and class `recentColdStart` looks at. */
 export const RECENT_RECORDS = 1000;
 
+/** Default idle time after which a per-VM or host-share energy series is dropped: one hour. */
+export const SERIES_IDLE_TTL_MS = 3_600_000;
+
+/** The expiring families: their series are created per VM or per host share as energy arrives. */
+const EXPIRING = ['wattsplit_vm_energy_joules_total', 'wattsplit_host_share_energy_joules_total'] as const;
+
 const escape = (v: string) => v.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n');
 const keyOf = (l: Labels) => Object.entries(l).map(([k, v]) => `${k}=${v}`).join('\u0001');
 
@@ -66,6 +82,8 @@ export class CollectorMetrics {
   private readonly lagProviders: (() => number | undefined)[] = [];
   private readonly gaugeProviders = new Map<string, () => { labels: Labels; value: number }[]>();
   private readonly recent = new Map<string, RecentFallbacks>();
+  /** Idle time after which a per-VM or host-share energy series is dropped (default SERIES_IDLE_TTL_MS). */
+  seriesIdleTtlMs = SERIES_IDLE_TTL_MS;
 
   constructor() {
     this.define('wattsplit_vm_energy_joules_total', 'counter', 'Energy attributed to a VM, joules, by source, part (dynamic|static) and method.');
@@ -83,6 +101,25 @@ export class CollectorMetrics {
     this.define('wattsplit_collector_bus_lag_messages', 'gauge', 'Telemetry messages not yet committed by the collector group.');
     this.define('wattsplit_model_trainings_total', 'counter', 'Model trainings by hardware class, reason (first, new_class, drift, period, manual) and result (trained, skipped, failed).');
     this.define('wattsplit_collector_cold_start_records_total', 'counter', 'Attribution records of a learned method made with the baseline because the hardware class had no model yet, by method.');
+    this.define('wattsplit_collector_conservation_failures_total', 'counter', 'Host intervals where a method\'s shares did not sum to the measured energy, by method (the baseline: the batch is refused; another method: it falls back to the baseline).');
+    this.initKnownLabels([]);
+  }
+
+  /**
+   * Creates at 0 every series whose label values are known in advance (results, failure kinds, and the
+   * configured methods), so a first event is an increase from 0 that increase() and alerts can see.
+   */
+  initKnownLabels(methods: readonly string[]): void {
+    const zero = (name: string, labels: Labels) => this.inc(name, labels, 0);
+    for (const result of ['accepted', 'rejected', 'poison']) zero('wattsplit_collector_frames_total', { result });
+    for (const kind of ['retryable', 'failed', 'checkpoint_refused']) zero('wattsplit_collector_store_failures_total', { kind });
+    for (const name of ['wattsplit_collector_dead_letters_total', 'wattsplit_collector_store_writes_total', 'wattsplit_collector_store_write_intervals_total']) zero(name, {});
+    for (const method of methods) {
+      zero('wattsplit_collector_intervals_total', { method });
+      zero('wattsplit_collector_cold_start_records_total', { method });
+      zero('wattsplit_collector_conservation_failures_total', { method });
+    }
+    for (const method of methods.slice(1)) zero('wattsplit_collector_method_fallbacks_total', { method });
   }
 
   private define(name: string, type: Family['type'], help: string): void {
@@ -116,15 +153,24 @@ export class CollectorMetrics {
     const ck = `${r.hostId}\u0001${r.method}`;
     let cache = this.shareSeries.get(ck);
     if (!cache) this.shareSeries.set(ck, (cache = []));
+    const now = Date.now();
     for (let i = 0; i < r.shares.length; i++) {
       const s = r.shares[i]!;
       let c = cache[i];
-      if (!c || c.kind !== s.kind || c.vmUuid !== s.vmUuid || c.tenant !== s.tenant || c.source !== s.source) {
-        cache[i] = c = { kind: s.kind, vmUuid: s.vmUuid, tenant: s.tenant, source: s.source, series: [undefined, undefined] };
+      if (!c || c.kind !== s.kind || c.vmUuid !== s.vmUuid || c.vmName !== s.vmName || c.tenant !== s.tenant || c.source !== s.source) {
+        cache[i] = c = { kind: s.kind, vmUuid: s.vmUuid, vmName: s.vmName, tenant: s.tenant, source: s.source, series: [undefined, undefined] };
       }
       // A series appears with its first joule.
-      if (s.dynamicJoules > 0) (c.series[0] ??= this.seriesOf(r, s, 'dynamic')).value += s.dynamicJoules;
-      if (s.staticJoules > 0) (c.series[1] ??= this.seriesOf(r, s, 'static')).value += s.staticJoules;
+      if (s.dynamicJoules > 0) {
+        const d = (c.series[0] ??= this.seriesOf(r, s, 'dynamic'));
+        d.value += s.dynamicJoules;
+        d.touchedMs = now;
+      }
+      if (s.staticJoules > 0) {
+        const st = (c.series[1] ??= this.seriesOf(r, s, 'static'));
+        st.value += s.staticJoules;
+        st.touchedMs = now;
+      }
     }
     if (cache.length > r.shares.length) cache.length = r.shares.length;
     this.inc('wattsplit_collector_intervals_total', { method: r.method });
@@ -149,7 +195,7 @@ export class CollectorMetrics {
   private seriesOf(r: AttributionResult, s: AttributionShare, part: 'dynamic' | 'static'): Series {
     const [name, labels]: [string, Labels] =
       s.kind === 'vm'
-        ? ['wattsplit_vm_energy_joules_total', { host: r.hostId, vm: s.vmUuid, tenant: s.tenant, source: s.source, part, method: r.method }]
+        ? ['wattsplit_vm_energy_joules_total', { host: r.hostId, vm: s.vmUuid, vm_name: s.vmName, tenant: s.tenant, source: s.source, part, method: r.method }]
         : ['wattsplit_host_share_energy_joules_total', { host: r.hostId, kind: s.kind, source: s.source, part, method: r.method }];
     const f = this.families.get(name)!;
     const k = keyOf(labels);
@@ -180,7 +226,32 @@ export class CollectorMetrics {
     return lag;
   }
 
+  /**
+   * Drops per-VM and host-share energy series idle for longer than `seriesIdleTtlMs`; returns how many.
+   * The share cache is cleared when any went, so no cached reference keeps adding to a dropped series.
+   */
+  expireIdleSeries(nowMs = Date.now()): number {
+    let dropped = 0;
+    for (const name of EXPIRING) {
+      const f = this.families.get(name)!;
+      for (const [k, s] of f.series) {
+        if (nowMs - (s.touchedMs ?? nowMs) > this.seriesIdleTtlMs) {
+          f.series.delete(k);
+          dropped++;
+        }
+      }
+    }
+    if (dropped > 0) this.shareSeries.clear();
+    return dropped;
+  }
+
+  /** Series now in a family (tests, the series-count check in docs/monitoring.md). */
+  seriesCount(name: string): number {
+    return this.families.get(name)?.series.size ?? 0;
+  }
+
   render(nowMs = Date.now()): string {
+    this.expireIdleSeries(nowMs);
     const gauges = this.families.get('wattsplit_collector_lag_seconds')!;
     gauges.series.clear();
     if (this.lastT1.size > 0) gauges.series.set('', { labels: {}, value: this.lagSeconds(nowMs) });

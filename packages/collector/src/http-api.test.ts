@@ -45,8 +45,15 @@ test('GET /metrics is Prometheus text with the energy counters', async () => {
   assert.equal(r.status, 200);
   assert.match(r.headers.get('content-type') ?? '', /^text\/plain;.*version=0\.0\.4/);
   const text = await r.text();
-  assert.match(text, /^wattsplit_vm_energy_joules_total\{host="hv-b",vm="b-batch",tenant="acme",source="rapl",part="dynamic",method="cpu_share"\} [\d.]+$/m);
+  assert.match(text, /^wattsplit_vm_energy_joules_total\{host="hv-b",vm="b-batch",vm_name="[^"]*",tenant="acme",source="rapl",part="dynamic",method="cpu_share"\} [\d.]+$/m);
   assert.match(text, /^wattsplit_collector_frames_total\{result="accepted"\} 6$/m);
+  // known label values start at 0; process defaults and the build info follow the collector's families
+  assert.match(text, /^wattsplit_collector_frames_total\{result="poison"\} 0$/m);
+  assert.match(text, /^wattsplit_collector_dead_letters_total 0$/m);
+  assert.match(text, /^wattsplit_collector_conservation_failures_total\{method="cpu_share"\} 0$/m);
+  assert.match(text, /^process_resident_memory_bytes \d+$/m);
+  assert.match(text, /^nodejs_eventloop_lag_seconds [\d.e-]+$/m);
+  assert.match(text, /^wattsplit_build_info\{version="[^"]+",commit="[^"]+",role="collector"\} 1$/m);
 });
 
 test('GET /api/v1/tenants/:tenant/bill sums the tenant\'s VMs and matches the raw attributions', async () => {

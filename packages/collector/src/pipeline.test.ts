@@ -128,7 +128,7 @@ test('AttributionBatch protobufs are published per host interval, keyed by host'
 test('metrics text carries the energy counters, frame/interval/anomaly counters and lag', () => {
   const text = c.pipeline.metrics.render();
   assert.match(text, /# TYPE wattsplit_vm_energy_joules_total counter/);
-  assert.match(text, /wattsplit_vm_energy_joules_total\{host="hv-a",vm="a-db",tenant="globex",source="rapl",part="dynamic",method="cpu_share"\} \d/);
+  assert.match(text, /wattsplit_vm_energy_joules_total\{host="hv-a",vm="a-db",vm_name="vm-a-db",tenant="globex",source="rapl",part="dynamic",method="cpu_share"\} \d/);
   assert.match(text, /wattsplit_vm_energy_joules_total\{[^}]*part="static"[^}]*\} \d/);
   assert.match(text, /wattsplit_collector_frames_total\{result="accepted"\} 8/);
   assert.match(text, /wattsplit_collector_frames_total\{result="poison"\} 1/);

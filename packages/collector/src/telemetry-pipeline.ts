@@ -108,6 +108,7 @@ export class TelemetryPipeline implements OnApplicationBootstrap, OnApplicationS
     @Inject(LOGGER) logger: Logger,
   ) {
     this.log = logger.child({ component: 'telemetry-pipeline' });
+    metrics.initKnownLabels(methods.map((m) => m.name));
     this.aligner = new IntervalAligner(config.aligner ?? {});
     this.wallClock = new WallClockCheck({ maxAheadS: config.wallClock?.maxAheadS, maxBehindS: config.wallClock?.maxBehindS, logger: this.log });
     this.fallbackWatts = { ...ZERO_WATTS, ...config.staticPower?.fallbackWatts };
@@ -521,7 +522,10 @@ export class TelemetryPipeline implements OnApplicationBootstrap, OnApplicationS
     if (!base) throw new WattsplitError('CONFIG_INVALID', 'collector has no attribution method');
     const baseline = base.attribute(iv, ctx);
     const bad = checkConservation(baseline);
-    if (bad.length > 0) throw new WattsplitError('INTERNAL', `baseline ${base.name} broke conservation: ${bad.join('; ')}`, { details: { host: iv.hostId, seq: iv.seq } });
+    if (bad.length > 0) {
+      this.metrics.inc('wattsplit_collector_conservation_failures_total', { method: base.name });
+      throw new WattsplitError('INTERNAL', `baseline ${base.name} broke conservation: ${bad.join('; ')}`, { details: { host: iv.hostId, seq: iv.seq } });
+    }
     const out: AttributionResult[] = [baseline];
     for (const method of others) {
       try {
@@ -531,7 +535,10 @@ export class TelemetryPipeline implements OnApplicationBootstrap, OnApplicationS
         }
         const res: AttributionResult = r.method === method.name ? r : { ...r, method: method.name, note: r.note || `reported as ${r.method}` };
         const problems = checkConservation(res);
-        if (problems.length > 0) throw new WattsplitError('INTERNAL', `broke conservation: ${problems.slice(0, 3).join('; ')}`);
+        if (problems.length > 0) {
+          this.metrics.inc('wattsplit_collector_conservation_failures_total', { method: method.name });
+          throw new WattsplitError('INTERNAL', `broke conservation: ${problems.slice(0, 3).join('; ')}`);
+        }
         out.push(res);
       } catch (e) {
         const err = normaliseError(e);

@@ -58,21 +58,38 @@ test('metrics: counters accumulate, label values are escaped, families have HELP
   m.recordResult(result);
   m.recordResult(result);
   const text = m.render();
-  assert.match(text, /^wattsplit_vm_energy_joules_total\{host="hv-1",vm="u\\"1",tenant="a\\\\b",source="rapl",part="dynamic",method="cpu_share"\} 12$/m);
+  assert.match(text, /^wattsplit_vm_energy_joules_total\{host="hv-1",vm="u\\"1",vm_name="web",tenant="a\\\\b",source="rapl",part="dynamic",method="cpu_share"\} 12$/m);
   assert.match(text, /^wattsplit_vm_energy_joules_total\{[^}]*part="static"[^}]*\} 2$/m);
   assert.match(text, /^wattsplit_host_share_energy_joules_total\{host="hv-1",kind="unallocated",source="rapl",part="static",method="cpu_share"\} 6$/m);
   assert.match(text, /^# TYPE wattsplit_collector_lag_seconds gauge$/m);
   assert.equal(m.value('wattsplit_collector_intervals_total', { method: 'cpu_share' }), 2);
   // The hot path's prebuilt keys are the keys value() and inc() use for the same labels.
-  assert.equal(m.value('wattsplit_vm_energy_joules_total', { host: 'hv-1', vm: 'u"1', tenant: 'a\\b', source: 'rapl', part: 'dynamic', method: 'cpu_share' }), 12);
+  assert.equal(m.value('wattsplit_vm_energy_joules_total', { host: 'hv-1', vm: 'u"1', vm_name: 'web', tenant: 'a\\b', source: 'rapl', part: 'dynamic', method: 'cpu_share' }), 12);
   m.inc('wattsplit_host_share_energy_joules_total', { host: 'hv-1', kind: 'unallocated', source: 'rapl', part: 'static', method: 'cpu_share' }, 1);
   assert.equal(m.value('wattsplit_host_share_energy_joules_total', { host: 'hv-1', kind: 'unallocated', source: 'rapl', part: 'static', method: 'cpu_share' }), 7);
   assert.equal(m.render().match(/^wattsplit_host_share_energy_joules_total\{/gm)?.length, 1);
   // Another VM at the same position of the host's shares gets its own series.
   m.recordResult({ ...result, shares: [{ ...result.shares[0]!, vmUuid: 'u2', dynamicJoules: 5, staticJoules: 0 }] });
-  assert.equal(m.value('wattsplit_vm_energy_joules_total', { host: 'hv-1', vm: 'u2', tenant: 'a\\b', source: 'rapl', part: 'dynamic', method: 'cpu_share' }), 5);
-  assert.equal(m.value('wattsplit_vm_energy_joules_total', { host: 'hv-1', vm: 'u"1', tenant: 'a\\b', source: 'rapl', part: 'dynamic', method: 'cpu_share' }), 12);
+  assert.equal(m.value('wattsplit_vm_energy_joules_total', { host: 'hv-1', vm: 'u2', vm_name: 'web', tenant: 'a\\b', source: 'rapl', part: 'dynamic', method: 'cpu_share' }), 5);
+  assert.equal(m.value('wattsplit_vm_energy_joules_total', { host: 'hv-1', vm: 'u"1', vm_name: 'web', tenant: 'a\\b', source: 'rapl', part: 'dynamic', method: 'cpu_share' }), 12);
   assert.equal(m.render().match(/vm="u2"/g)?.length, 1, 'no zero-valued static series for u2');
+});
+
+test('metrics: known label values start at 0; per-VM series idle past the TTL are dropped, and a returning VM counts again', () => {
+  const m = new CollectorMetrics();
+  m.initKnownLabels(['cpu_share', 'additive_model']);
+  const text = m.render();
+  for (const l of ['wattsplit_collector_frames_total{result="poison"} 0', 'wattsplit_collector_dead_letters_total 0', 'wattsplit_collector_intervals_total{method="additive_model"} 0', 'wattsplit_collector_cold_start_records_total{method="additive_model"} 0', 'wattsplit_collector_conservation_failures_total{method="cpu_share"} 0', 'wattsplit_collector_method_fallbacks_total{method="additive_model"} 0', 'wattsplit_collector_store_failures_total{kind="failed"} 0']) {
+    assert.ok(text.split('\n').includes(l), l);
+  }
+  assert.doesNotMatch(text, /method_fallbacks_total\{method="cpu_share"\}/, 'the baseline never falls back');
+  m.recordResult(result);
+  assert.equal(m.seriesCount('wattsplit_vm_energy_joules_total'), 2);
+  assert.equal(m.expireIdleSeries(Date.now() + m.seriesIdleTtlMs - 1000), 0);
+  assert.equal(m.expireIdleSeries(Date.now() + m.seriesIdleTtlMs + 1000), 3, 'two VM series and the unallocated one');
+  assert.equal(m.seriesCount('wattsplit_vm_energy_joules_total'), 0);
+  m.recordResult(result);
+  assert.equal(m.value('wattsplit_vm_energy_joules_total', { host: 'hv-1', vm: 'u"1', vm_name: 'web', tenant: 'a\\b', source: 'rapl', part: 'dynamic', method: 'cpu_share' }), 6, 'a new series, not the dropped one');
 });
 
 test('AttributionBatch round trip keeps every share and the measured energy', () => {

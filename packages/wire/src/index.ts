@@ -10,3 +10,5 @@ export * from './ingest-service.js';
 export * from './nvml-trace.js';
 export * from './attribution-encoder.js';
 export * from './byte-writer.js';
+export * from './process-metrics.js';
+export * from './metrics-http.js';

@@ -2,8 +2,10 @@
  * wattsplit agent [--config FILE] [--check] [--json] [flags]: the hypervisor agent.
  * --check opens every sensor, samples twice and says what it sees and why anything is missing; sends nothing.
  */
-import { checkAgent, libvirtSupportError, loadAgentConfig, startAgent, type AgentConfigOverrides } from '@wattsplit/agent';
-import { intFlag, parse, strFlag } from '../args.js';
+import { isIP } from 'node:net';
+import { agentMetricsText, checkAgent, libvirtSupportError, loadAgentConfig, startAgent, type AgentConfigOverrides, type RunningAgent } from '@wattsplit/agent';
+import { WattsplitError, serveMetricsHttp, type Logger, type MetricsHttp } from '@wattsplit/wire';
+import { intFlag, parse, strFlag, type Values } from '../args.js';
 import { untilSignal } from '../signals.js';
 import { makeLogger } from '../logging.js';
 
@@ -23,6 +25,9 @@ const HELP = `usage: wattsplit agent [--config /etc/wattsplit/agent.json] [--che
   --redfish-url URL --redfish-credentials FILE   BMC
   --nvml-trace FILE       replay a recorded NVML trace instead of the driver; --no-nvml to disable
   --no-perf               do not open perf counters
+  --metrics-port N        serve GET /metrics and /healthz on this port (default: off; 0 = chosen by the OS)
+  --metrics-host ADDR     address for --metrics-port (default 127.0.0.1; a network address exposes the
+                          spool and sensor state to anyone who can reach it)
   --log-level L           silent|error|warn|info|debug (default info)`;
 
 export async function run(argv: string[]): Promise<number> {
@@ -33,6 +38,7 @@ export async function run(argv: string[]): Promise<number> {
     'spool-dir': { type: 'string' }, 'interval-ms': { type: 'string' }, 'sysfs-root': { type: 'string' }, 'sysfs-keep-open': { type: 'boolean' },
     'libvirt-uri': { type: 'string' }, 'no-libvirt': { type: 'boolean' }, 'redfish-url': { type: 'string' }, 'redfish-credentials': { type: 'string' },
     'nvml-trace': { type: 'string' }, 'no-nvml': { type: 'boolean' }, 'no-perf': { type: 'boolean' }, 'log-level': { type: 'string' },
+    'metrics-port': { type: 'string' }, 'metrics-host': { type: 'string' },
   });
   if (values.help) {
     console.log(HELP);
@@ -76,9 +82,47 @@ export async function run(argv: string[]): Promise<number> {
     const why = await libvirtSupportError();
     if (why) throw why;
   }
+  const metricsPort = values['metrics-port'] === undefined ? undefined : intFlag(values, 'metrics-port', 0, 0, 65535);
+  const metricsHost = metricsHostFlag(values);
   const running = await startAgent(cfg, logger);
+  let http: MetricsHttp | undefined;
+  try {
+    if (metricsPort !== undefined) http = await serveAgentMetrics(running, { hostId: cfg.hostId, host: metricsHost, port: metricsPort, logger });
+  } catch (e) {
+    await running.stop(0);
+    throw e;
+  }
   const sig = await Promise.race([untilSignal(), running.done.then(() => 'loop ended')]);
   logger.info({ reason: sig }, 'agent stopping: delivering what is pending, the rest stays spooled');
   await running.stop(5000);
+  await http?.close();
   return 0;
+}
+
+function metricsHostFlag(values: Values): string {
+  const host = strFlag(values, 'metrics-host', '127.0.0.1');
+  if (host !== 'localhost' && isIP(host) === 0) throw new WattsplitError('CONFIG_INVALID', `--metrics-host=${host}: expected an IP address or localhost`, { details: { field: 'metrics-host', value: host } });
+  return host;
+}
+
+/** `/metrics` (the agent's spool, sends, frames and sensor health, then process defaults) and `/healthz` (200 while the sampling loop runs). */
+export async function serveAgentMetrics(running: RunningAgent, opts: { hostId: string; host: string; port: number; logger: Logger }): Promise<MetricsHttp> {
+  let looping = true;
+  void running.done.finally(() => {
+    looping = false;
+  });
+  return serveMetricsHttp({
+    role: 'agent',
+    host: opts.host,
+    port: opts.port,
+    logger: opts.logger,
+    // the agent's CPU budget is ms per second: a 10 ms event-loop histogram timer would cost more than it tells
+    processMetrics: { eventLoopPrecisionMs: 100 },
+    metricsText: () =>
+      agentMetricsText(
+        { sender: running.sender.metrics(), spoolWriteFailures: running.spoolFailures(), frames: running.frames(), samplers: running.agent.status() },
+        { host: opts.hostId },
+      ),
+    health: () => ({ ok: looping, text: looping ? 'SERVING' : 'NOT_SERVING' }),
+  });
 }
