@@ -4,7 +4,8 @@
  * - HostProgress (host-progress.ts): per host, the committed frame (replays), the checkpoint lookup, the
  *   stored floor of a host taken over, the aligner re-seed after a dropped frame;
  * - PendingBatches (pending-batches.ts): per partition, the batch to retry and the checkpoint candidates;
- * - BatchEntry (batch-entry.ts): each interval's write state (stored, possibly landed, failed group);
+ * - BatchEntry (batch-entry.ts): each interval's write state (stored, possibly landed, failed group), and
+ *   IntervalWriter (interval-writer.ts), which stores a batch so each interval lands once;
  * - WallClockCheck (wall-clock-check.ts): frames whose wall clock is implausible are dated by the bus;
  * - GroupCommit (group-commit.ts): interval writes and checkpoint saves of concurrent partitions, grouped;
  * - LearnerStatePersistence (learner-state-persistence.ts): the learners' per-host state.
@@ -47,7 +48,6 @@ import {
   type BusSubscription,
   type Logger,
   type TelemetryFrame,
-  type TransportResult,
 } from '@wattsplit/wire';
 import { encodeAttributionBatch } from './attribution-batch.js';
 import { BatchEntry } from './batch-entry.js';
@@ -55,6 +55,7 @@ import { CollectorMetrics } from './collector-metrics.js';
 import { DEFAULT_GROUP_ID, type CollectorConfig } from './config.js';
 import { GroupCommit } from './group-commit.js';
 import { HostProgress } from './host-progress.js';
+import { IntervalWriter } from './interval-writer.js';
 import { LearnerStatePersistence } from './learner-state-persistence.js';
 import { PendingBatches } from './pending-batches.js';
 import { BUS, COLLECTOR_CONFIG, LOGGER, METHODS, STORE } from './tokens.js';
@@ -68,7 +69,6 @@ export const DLQ_HEADERS = {
 } as const;
 
 const ZERO_WATTS: Record<SourceName, number> = { rapl: 0, gpu: 0, bmc_rest: 0 };
-const OK_RESULT: TransportResult = { kind: 'ok' };
 
 export interface PipelineStats {
   framesAccepted: number;
@@ -94,6 +94,8 @@ export class TelemetryPipeline implements OnApplicationBootstrap, OnApplicationS
   private readonly producer: BusProducer;
   /** Interval writes and checkpoint saves of concurrent partitions, each grouped into one store call. */
   readonly writer: GroupCommit<BatchEntry>;
+  /** Stores batches of intervals once each (interval-writer.ts). */
+  private readonly intervals: IntervalWriter;
   private readonly checkpointWriter: GroupCommit<Checkpoint>;
   private readonly log: Logger;
   private sub: BusSubscription | undefined;
@@ -128,6 +130,7 @@ export class TelemetryPipeline implements OnApplicationBootstrap, OnApplicationS
       this.metrics.inc('wattsplit_collector_store_write_intervals_total', {}, es.length);
       return this.store.writeIntervals(es.map((e) => e.write));
     }, config.storeWrites);
+    this.intervals = new IntervalWriter({ store, groups: this.writer, logger: this.log });
     this.checkpointWriter = new GroupCommit((cps) => this.store.saveCheckpoints(cps), { maxInFlight: 1, maxItems: 100_000 });
     const lagOf = (bus as Partial<{ lag(topic: string, group: string): number | Promise<number> }>).lag;
     if (typeof lagOf === 'function') {
@@ -308,74 +311,39 @@ export class TelemetryPipeline implements OnApplicationBootstrap, OnApplicationS
 
   /**
    * Stores, publishes and commits a batch; on a transient failure keeps it as pending and rejects.
-   * Concurrent partitions' batches are stored in one write (group commit, see group-commit.ts); a batch
-   * whose group write failed transiently is retried with its whole group, verbatim, so the retry carries
-   * the same deduplication token as the write that may have landed.
+   * IntervalWriter stores it (once, whatever failed before); a batch refused for good is written interval
+   * by interval, the intervals refused again are dead-lettered and their hosts move past them.
    */
   private async flush(partition: number, batch: BatchEntry[]): Promise<void> {
-    await this.markLanded(batch.filter((e) => e.needsLandedCheck));
-    const toStore = batch.filter((e) => !e.stored);
-    if (toStore.length > 0) {
-      const failedGroup = toStore[0]!.failedGroup;
-      let w: TransportResult;
-      let shared = false;
-      if (failedGroup) {
-        await this.markLanded(failedGroup.filter((e) => !e.stored));
-        const rest = failedGroup.filter((e) => !e.stored);
-        w = rest.length > 0 ? await this.store.writeIntervals(rest.map((e) => e.write)) : OK_RESULT;
-        shared = failedGroup.length > toStore.length;
-        if (w.kind === 'ok') for (const e of failedGroup) e.markStored();
-        else if (w.kind === 'failed') for (const e of failedGroup) e.leaveFailedGroup();
-      } else {
-        const o = await this.writer.submit(toStore);
-        w = o.result;
-        shared = o.callers > 1;
-        if (w.kind === 'retryable' && shared) for (const e of o.group) e.joinFailedGroup(o.group);
+    const w = await this.intervals.write(batch);
+    if (w.kind === 'retryable') {
+      this.stats.storeFailures++;
+      this.metrics.inc('wattsplit_collector_store_failures_total', { kind: 'retryable' });
+      this.partitions.keep(partition, batch);
+      this.log.warn({ partition, intervals: w.entries.length, code: w.error.code }, `intervals not stored, batch will be redelivered: ${w.error.message}`);
+      throw w.error;
+    }
+    if (w.kind === 'refused') {
+      // Refused for good (bad values): find the culprits one by one, dead-letter them, keep the rest.
+      this.stats.storeFailures++;
+      this.metrics.inc('wattsplit_collector_store_failures_total', { kind: 'failed' });
+      const hosts = [...new Set(w.entries.map((e) => e.hostId))];
+      this.log.error(
+        { partition, intervals: w.entries.length, hosts: hosts.slice(0, 20), code: w.error.code },
+        `store refused a write of ${w.entries.length} intervals for good (${w.error.message}); writing them one by one, any refused again goes to ${TOPICS.deadLetter} with the reason`,
+      );
+      this.partitions.settle(partition);
+      const one = await this.intervals.writeOneByOne(w.entries, async (e, error) => {
+        await this.deadLetter(e.message, error);
+        this.hosts.commit(e.hostId, e.frame);
+      });
+      if (one.kind === 'retryable') {
+        // Down again half-way: nothing after this is stored; re-align those hosts on redelivery.
+        for (const rest of one.unsettled) this.hosts.markDirty(rest.hostId);
+        this.partitions.keep(partition, one.kept);
+        throw one.error;
       }
-      if (w.kind === 'failed' && shared) {
-        // Another partition's interval may be the one refused: try this batch on its own first.
-        w = await this.store.writeIntervals(toStore.map((e) => e.write));
-      }
-      if (w.kind === 'retryable') {
-        this.stats.storeFailures++;
-        this.metrics.inc('wattsplit_collector_store_failures_total', { kind: 'retryable' });
-        // The write may have landed (an unanswered insert, or some of its inserts): check before the retry.
-        for (const e of toStore) e.markAttempted();
-        for (const e of failedGroup ?? []) e.markAttempted();
-        this.partitions.keep(partition, batch);
-        this.log.warn({ partition, intervals: toStore.length, code: w.error.code }, `intervals not stored, batch will be redelivered: ${w.error.message}`);
-        throw w.error;
-      }
-      if (w.kind === 'failed') {
-        // Refused for good (bad values): find the culprits one by one, dead-letter them, keep the rest.
-        this.stats.storeFailures++;
-        this.metrics.inc('wattsplit_collector_store_failures_total', { kind: 'failed' });
-        const hosts = [...new Set(toStore.map((e) => e.hostId))];
-        this.log.error(
-          { partition, intervals: toStore.length, hosts: hosts.slice(0, 20), code: w.error.code },
-          `store refused a write of ${toStore.length} intervals for good (${w.error.message}); writing them one by one, any refused again goes to ${TOPICS.deadLetter} with the reason`,
-        );
-        this.partitions.settle(partition);
-        const kept: BatchEntry[] = [];
-        for (const e of toStore) {
-          const one = await this.store.writeInterval(e.write);
-          if (one.kind === 'ok') {
-            e.markStored();
-            kept.push(e);
-          } else if (one.kind === 'failed') {
-            await this.deadLetter(e.message, one.error);
-            this.hosts.commit(e.hostId, e.frame);
-          } else {
-            // Down again half-way: nothing after this is stored; re-align those hosts on redelivery.
-            e.markAttempted();
-            for (const rest of toStore.slice(toStore.indexOf(e))) this.hosts.markDirty(rest.hostId);
-            this.partitions.keep(partition, kept);
-            throw one.error;
-          }
-        }
-        batch = kept;
-      }
-      for (const e of toStore) e.markStored();
+      batch = one.kept;
     }
     await this.saveCheckpoints(partition, batch);
     if (this.config.publishAttributions !== false && batch.length > 0) {
@@ -457,30 +425,6 @@ export class TelemetryPipeline implements OnApplicationBootstrap, OnApplicationS
     }
     this.hosts.commit(host, frame);
     this.log.info({ host, seq: cp.seq }, `resumed ${host} from its checkpoint at seq ${cp.seq}`);
-  }
-
-  /** Marks the entries whose attribution rows are already in the store as stored (an earlier write landed). */
-  private async markLanded(entries: readonly BatchEntry[]): Promise<void> {
-    if (entries.length === 0) return;
-    const byHost = new Map<string, BatchEntry[]>();
-    for (const e of entries) {
-      const h = e.hostId;
-      const list = byHost.get(h);
-      if (list) list.push(e);
-      else byHost.set(h, [e]);
-    }
-    let landed = 0;
-    for (const [host, es] of byHost) {
-      const stored = new Set((await this.store.storedIntervals(host, es.map((e) => e.write.interval.seq))).filter((x) => x.attributed).map((x) => x.seq));
-      for (const e of es) {
-        e.landedCheckDone();
-        if (stored.has(e.write.interval.seq)) {
-          e.markStored();
-          landed++;
-        }
-      }
-    }
-    if (landed > 0) this.log.info({ intervals: entries.length, landed }, `${landed} of ${entries.length} intervals of an unanswered write had landed: not written again`);
   }
 
   /**
