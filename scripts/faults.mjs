@@ -204,7 +204,7 @@ async function scrape(url) {
 }
 
 /** Collector counters that say something was refused, dead-lettered or flagged. */
-const REJECTION_RE = /reject|dlq|dead|anomal|invalid|unusable|poison|discard|drop|skipped|implausible|refus|unauth|auth_fail|timeout|exhaust|too_large|oversize|seq_reused|clock/i;
+const REJECTION_RE = /reject|dlq|dead|anomal|invalid|unusable|poison|discard|drop|implausible|refus|unauth|auth_fail|timeout|exhaust|too_large|oversize|seq_reused|clock/i;
 function rejectionDelta(before, after) {
   const out = {};
   if (!before || !after) return out;
