@@ -222,7 +222,7 @@ export class TelemetryPipeline implements OnApplicationBootstrap, OnApplicationS
     if (last && seq <= (last.seq ?? 0)) {
       // At or below the committed frame: a redelivery, unless a new boot is reusing the host's seqs.
       const stored = (last.bootId ?? '') === bootId ? undefined : (await this.store.storedIntervals(host, [seq]))[0];
-      if ((last.bootId ?? '') !== bootId && stored?.bootId !== bootId) return this.refuseSeqReuse(m, frame, where, last.bootId ?? '', last.seq ?? 0);
+      if ((last.bootId ?? '') !== bootId && stored?.bootId !== bootId) return this.refuseSeqReuse(m, frame, { where, previousBootId: last.bootId ?? '', lastSeq: last.seq ?? 0 });
       this.stats.framesReplayed++;
       this.log.debug({ host, seq, where }, 'skipping replayed frame');
       return undefined;
@@ -231,7 +231,7 @@ export class TelemetryPipeline implements OnApplicationBootstrap, OnApplicationS
     if (floor && seq <= floor.seq) {
       // Stored before this collector took the host over? Then write nothing of it again.
       const stored = (await this.store.storedIntervals(host, [seq]))[0];
-      if (stored && stored.bootId !== '' && stored.bootId !== bootId) return this.refuseSeqReuse(m, frame, where, stored.bootId, floor.seq);
+      if (stored && stored.bootId !== '' && stored.bootId !== bootId) return this.refuseSeqReuse(m, frame, { where, previousBootId: stored.bootId, lastSeq: floor.seq });
       alreadyStored = stored?.attributed === true;
     } else if (floor) {
       this.hosts.passedStoredFloor(host);
@@ -258,7 +258,7 @@ export class TelemetryPipeline implements OnApplicationBootstrap, OnApplicationS
       }
       if (r.rejected.code === 'FRAME_SEQ_REUSED') {
         const d = r.rejected.details as { previousBootId?: string; lastSeq?: number };
-        return this.refuseSeqReuse(m, frame, where, d.previousBootId ?? '', d.lastSeq ?? 0);
+        return this.refuseSeqReuse(m, frame, { where, previousBootId: d.previousBootId ?? '', lastSeq: d.lastSeq ?? 0 });
       }
       this.stats.framesRejected++;
       this.metrics.inc('wattsplit_collector_frames_total', { result: 'rejected' });
@@ -432,7 +432,8 @@ export class TelemetryPipeline implements OnApplicationBootstrap, OnApplicationS
    * key is host+seq). It is kept on the dead-letter topic with the reason, counted and logged; the
    * anomaly is stored under the host's seq.
    */
-  private async refuseSeqReuse(m: BusMessage, frame: TelemetryFrame, where: string, previousBootId: string, lastSeq: number): Promise<undefined> {
+  private async refuseSeqReuse(m: BusMessage, frame: TelemetryFrame, reused: { where: string; previousBootId: string; lastSeq: number }): Promise<undefined> {
+    const { where, previousBootId, lastSeq } = reused;
     const host = frame.hostId || m.key;
     const seq = frame.seq ?? 0;
     const err = new WattsplitError('FRAME_SEQ_REUSED', `host ${host}: boot ${JSON.stringify(frame.bootId ?? '')} sent seq ${seq}, at or below seq ${lastSeq} of boot ${JSON.stringify(previousBootId)}; billed history is never rewritten (frame kept on ${TOPICS.deadLetter})`, {
