@@ -303,11 +303,11 @@ function packageLoadFactor(model: AdditiveModelJson, terms: readonly VmFeatures[
         vals[2]![m] = v * wt * u * u;
         m++;
       });
-      ne.addRow(m, cols, vals, [icol.get(`${iv.hostId}#${s}`)!], [1], target);
+      ne.addRow({ m, cols, v: vals, ucols: [icol.get(`${iv.hostId}#${s}`)!], uvals: [1], target });
     }
   });
   if (ne.rows < 60) return undefined;
-  const best = ne.search([], 1, Array.from({ length: nI }, (_, i) => i));
+  const best = ne.search({ ridge: [], ridgeTo: 1, free: Array.from({ length: nI }, (_, i) => i) });
   return best ? [best.b1, best.b2] : undefined;
 }
 
@@ -407,16 +407,17 @@ function refitPerVm(model: AdditiveModelJson, o: PerVmRefit): number {
         uvals.push(row.ioF[k]!);
       }
     }
-    ne.addRow(m, cols, vals, ucols, uvals, y[r]! - (fixedStatic ?? 0));
+    ne.addRow({ m, cols, v: vals, ucols, uvals, target: y[r]! - (fixedStatic ?? 0) });
     for (let p = 0; p < m; p++) slot[cols[p]!] = -1;
   });
-  const ridge = Array.from({ length: N }, (_, p) => (p >= 1 && p < n ? reg : 0));
   const best = ne.search(
-    ridge,
-    1,
-    [0],
+    {
+      ridge: Array.from({ length: N }, (_, p) => (p >= 1 && p < n ? reg : 0)),
+      ridgeTo: 1,
+      free: [0],
+      ridgeFloor: Array.from({ length: N }, (_, p) => (p >= 1 && p < n ? ridgeAbs : 0)),
+    },
     fixedLoad,
-    Array.from({ length: N }, (_, p) => (p >= 1 && p < n ? ridgeAbs : 0)),
   );
   const c: Float64Array = best?.x ?? new Float64Array(n).fill(1);
   const stat = fixedStatic ?? (best ? Math.max(0, best.x[0]!) : w.staticW);

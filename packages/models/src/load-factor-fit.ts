@@ -16,6 +16,33 @@ export interface LoadFactorSolution {
   sse: number;
 }
 
+/**
+ * One row: `m` scaled entries (columns `cols[0..m)`, values `v[k][0..m)` for k = 0, 1, 2) and unscaled
+ * entries (`ucols`, `uvals`); `target` is b.
+ */
+export interface LoadFactorRow {
+  m: number;
+  cols: Int32Array;
+  v: readonly Float64Array[];
+  ucols: readonly number[];
+  uvals: readonly number[];
+  target: number;
+}
+
+/** The NNLS solved at each (β₁, β₂). */
+export interface RidgedNnls {
+  /**
+   * Per column, a ridge pulling it towards `ridgeTo` with a weight of `ridge[p]` × its own AᵀA diagonal (missing
+   * or 0: none).
+   */
+  ridge: readonly number[];
+  ridgeTo: number;
+  /** Columns without the non-negativity constraint. */
+  free: readonly number[];
+  /** Per column, a floor on the ridge weight, absolute (in the units of AᵀA). Default none. */
+  ridgeFloor?: readonly number[];
+}
+
 export class LoadFactorNormalEquations {
   readonly n: number;
   private readonly S: Float64Array[][]; // [3i+j][p][q]
@@ -36,11 +63,9 @@ export class LoadFactorNormalEquations {
     this.Bu = new Float64Array(n);
   }
 
-  /**
-   * One row: `m` scaled entries (columns `cols[0..m)`, values `v[k][0..m)` for k = 0, 1, 2) and unscaled
-   * entries (`ucols`, `uvals`); `target` is b.
-   */
-  addRow(m: number, cols: Int32Array, v: readonly Float64Array[], ucols: readonly number[], uvals: readonly number[], target: number): void {
+  /** Adds one row (LoadFactorRow). */
+  addRow(row: LoadFactorRow): void {
+    const { m, cols, v, ucols, uvals, target } = row;
     this.bb += target * target;
     this.rows++;
     for (let p = 0; p < m; p++) {
@@ -100,10 +125,11 @@ export class LoadFactorNormalEquations {
   }
 
   /**
-   * NNLS at (β₁, β₂) with a ridge pulling columns towards `ridgeTo` (weight: the larger of `ridge[p]` × their own
-   * AᵀA diagonal and `ridgeAbs[p]`; 0 = none); `free` columns are unconstrained; empty columns get a unit diagonal (solution 0).
+   * The NNLS at (β₁, β₂), each column's ridge weight the larger of `ridge[p]` × its AᵀA diagonal and
+   * `ridgeFloor[p]`; empty columns get a unit diagonal (solution 0).
    */
-  solve(b1: number, b2: number, ridge: readonly number[], ridgeTo: number, free: readonly number[], ridgeAbs: readonly number[] = []): LoadFactorSolution | undefined {
+  solve(b1: number, b2: number, fit: RidgedNnls): LoadFactorSolution | undefined {
+    const { ridge, ridgeTo, free, ridgeFloor: ridgeAbs = [] } = fit;
     const { AtA, Atb } = this.system(b1, b2);
     const n = this.n;
     for (let p = 0; p < n; p++) if (AtA[p]![p]! === 0) AtA[p]![p] = 1;
@@ -133,13 +159,13 @@ export class LoadFactorNormalEquations {
    * pattern search at steps 0.05, 0.025, 0.0125 (the residual has a long narrow valley along which the
    * intercept and the curvature trade off; the search follows it, inside the grid's box). Only factors staying above 0.1 on u ∈ [0, 1] are tried. `fixed` skips the search.
    */
-  search(ridge: readonly number[], ridgeTo: number, free: readonly number[], fixed?: readonly [number, number], ridgeAbs: readonly number[] = []): LoadFactorSolution | undefined {
-    if (fixed) return this.solve(fixed[0], fixed[1], ridge, ridgeTo, free, ridgeAbs);
+  search(fit: RidgedNnls, fixed?: readonly [number, number]): LoadFactorSolution | undefined {
+    if (fixed) return this.solve(fixed[0], fixed[1], fit);
     const admissible = (b1: number, b2: number): boolean => b1 >= -0.4 - 1e-9 && b1 <= 1.6 + 1e-9 && b2 >= -1.2 - 1e-9 && b2 <= 0.8 + 1e-9 && [0, 0.25, 0.5, 0.75, 1].every((u) => 1 + b1 * u + b2 * u * u > 0.1);
     let best: LoadFactorSolution | undefined;
     const tryBeta = (b1: number, b2: number): void => {
       if (!admissible(b1, b2)) return;
-      const r = this.solve(b1, b2, ridge, ridgeTo, free, ridgeAbs);
+      const r = this.solve(b1, b2, fit);
       if (r && (!best || r.sse < best.sse)) best = r;
     };
     for (let i = -2; i <= 8; i++) for (let j = -12; j <= 8; j++) tryBeta(i / 5, j / 10);

@@ -103,9 +103,9 @@ test('load factor fit recovers a known curve, its intercept and multipliers', ()
     const u = r();
     const lf = 1 + 0.8 * u - 0.4 * u * u;
     const y = 50 + lf * (3 * a + 6 * b);
-    ne.addRow(2, cols, [Float64Array.from([a, b]), Float64Array.from([a * u, b * u]), Float64Array.from([a * u * u, b * u * u])], [0], [1], y);
+    ne.addRow({ m: 2, cols, v: [Float64Array.from([a, b]), Float64Array.from([a * u, b * u]), Float64Array.from([a * u * u, b * u * u])], ucols: [0], uvals: [1], target: y });
   }
-  const best = ne.search([], 1, [0]);
+  const best = ne.search({ ridge: [], ridgeTo: 1, free: [0] });
   assert.ok(best);
   assert.ok(Math.abs(best.b1 - 0.8) < 0.02 && Math.abs(best.b2 + 0.4) < 0.02, `${best.b1} ${best.b2}`);
   assert.ok(Math.abs(best.x[0]! - 50) < 0.5 && Math.abs(best.x[1]! - 3) < 0.05 && Math.abs(best.x[2]! - 6) < 0.05, Array.from(best.x).join(','));
