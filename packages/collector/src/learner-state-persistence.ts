@@ -4,7 +4,8 @@
  * from what was learned instead of starting every host at the configured fallback (0 W).
  *
  * Contract: a host's state is restored once, the first time this collector sees the host (before its
- * first interval is attributed); it is saved at most every `saveIntervalS` per host after new intervals
+ * first interval is attributed), and the host's intervals stored after it (a collector killed between two
+ * saves) are then learned from the store, so the learners end as an uninterrupted collector's would; it is saved at most every `saveIntervalS` per host after new intervals
  * were observed, and for every host at shutdown. A learner ignores intervals at or below the seq it last
  * observed for the host, and that seq travels with the state: a redelivered interval is never learned
  * twice. A save that fails is logged and retried at the next due save (the intervals stay stored; only
@@ -33,6 +34,14 @@ export interface OwnedLearner {
 export interface LearnerStatePersistenceOptions {
   models: ModelStore;
   learners: readonly OwnedLearner[];
+  /**
+   * Feeds the learners the host's stored intervals with seq above `afterSeq` (all when undefined), at
+   * most the newest `limit`, oldest first; returns how many. Called once per host after its state is
+   * restored, so what was stored but not yet saved (a kill between two saves) is learned too.
+   */
+  replay?: (hostId: string, afterSeq: number | undefined, limit: number) => Promise<number>;
+  /** At most this many intervals replayed per host. Default 3600 (the GPU learners' half-life). */
+  replayLimit?: number;
   logger: Logger;
   /** Default 30 s. */
   saveIntervalS?: number;
@@ -46,7 +55,7 @@ export class LearnerStatePersistence {
   private readonly saveMs: number;
   private readonly now: () => number;
   private lastError: string | undefined;
-  readonly stats = { restored: 0, saved: 0, saveFailures: 0, refused: 0 };
+  readonly stats = { restored: 0, replayed: 0, saved: 0, saveFailures: 0, refused: 0 };
 
   constructor(private readonly o: LearnerStatePersistenceOptions) {
     this.saveMs = (o.saveIntervalS ?? 30) * 1000;
@@ -70,6 +79,22 @@ export class LearnerStatePersistence {
             this.o.logger.error({ host: hostId, learner: row.learner, code: normaliseError(e).code }, `stored ${row.learner} state of ${hostId} refused, the learner starts afresh: ${normaliseError(e).message}`);
           }
         }
+      }
+    }
+    if (this.o.replay) {
+      // The least advanced learner with a saved state decides where to start (the others skip what they
+      // already saw; a learner with nothing for the host, e.g. GPU signatures on a host without a
+      // time-sliced GPU, has nothing to learn from the earlier intervals either). No state: the newest.
+      let from: number | undefined;
+      for (const { learner } of this.o.learners) {
+        const seq = learner.exportState?.(hostId)?.lastSeq;
+        if (seq !== undefined) from = from === undefined ? seq : Math.min(from, seq);
+      }
+      const n = await this.o.replay(hostId, from, this.o.replayLimit ?? 3600);
+      if (n > 0) {
+        this.stats.replayed += n;
+        this.dirty.add(hostId);
+        this.o.logger.info({ host: hostId, intervals: n, afterSeq: from }, `learners of ${hostId} caught up on ${n} stored intervals after their saved state`);
       }
     }
     this.restored.add(hostId);

@@ -121,6 +121,13 @@ export class TelemetryPipeline implements OnApplicationBootstrap, OnApplicationS
     this.producer = bus.producer();
     this.learnerState = new LearnerStatePersistence({
       models: new ModelStore(store),
+      // What was stored after the saved state (a collector killed between two saves) is learned again from
+      // the store, in seq order: the learners end where an uninterrupted collector would have.
+      replay: async (hostId, afterSeq, limit) => {
+        const ivs = await store.readHistory({ hostId, sinceUnixNs: 0, ...(afterSeq !== undefined ? { afterSeq } : {}), limit, newest: true });
+        for (const iv of ivs.sort((a, b) => a.seq - b.seq)) this.observe(iv);
+        return ivs.length;
+      },
       learners: [...(this.learner ? [{ owner: 'pipeline', learner: this.learner }] : []), ...methods.map((m) => ({ owner: m.name, learner: m }))],
       logger: this.log,
       ...(config.learnerStateSaveIntervalS !== undefined ? { saveIntervalS: config.learnerStateSaveIntervalS } : {}),
@@ -306,6 +313,7 @@ export class TelemetryPipeline implements OnApplicationBootstrap, OnApplicationS
       await this.deadLetter(m, normaliseError(e));
       return undefined;
     }
+    this.observe(r.interval);
     return new BatchEntry({ interval: r.interval, results, raw: rawCounters(frame) }, frame, m);
   }
 
@@ -314,6 +322,18 @@ export class TelemetryPipeline implements OnApplicationBootstrap, OnApplicationS
    * IntervalWriter stores it (once, whatever failed before); a batch refused for good is written interval
    * by interval, the intervals refused again are dead-lettered and their hosts move past them.
    */
+  /**
+   * The learners see each interval once, right after it is attributed and before the host's next one:
+   * what interval k is attributed with (static power, GPU signatures) depends only on the host's intervals
+   * before k, never on how the bus batched the frames. Each learner ignores an interval at or below the
+   * seq it last observed for the host, so a redelivery or a re-alignment is never learned twice.
+   */
+  private observe(iv: HostInterval): void {
+    this.learner?.observe(iv);
+    for (const method of this.methods) method.observe?.(iv);
+    this.learnerState.touched(iv.hostId);
+  }
+
   private async flush(partition: number, batch: BatchEntry[]): Promise<void> {
     const w = await this.intervals.write(batch);
     if (w.kind === 'retryable') {
@@ -362,11 +382,6 @@ export class TelemetryPipeline implements OnApplicationBootstrap, OnApplicationS
     for (const e of stored) {
       const iv = e.write.interval;
       this.hosts.commit(iv.hostId, e.frame);
-      // Learn only from stored intervals, after they are stored (causal; each learner ignores an interval
-      // at or below the seq it last observed for the host, so a redelivery is never learned twice).
-      this.learner?.observe(iv);
-      for (const method of this.methods) method.observe?.(iv);
-      this.learnerState.touched(iv.hostId);
       this.stats.intervalsStored++;
       this.metrics.recordMeasured(iv.hostId, iv.measured, iv.t1UnixNs);
       for (const res of e.write.results) this.metrics.recordResult(res);

@@ -249,6 +249,7 @@ export class SqlStore implements Store {
     const where = [`t1_ns >= ${int(since, 'readHistory sinceUnixNs')}`];
     if (until !== undefined) where.push(`t1_ns < ${int(until, 'readHistory untilUnixNs')}`);
     if (q.hostId !== undefined) where.push(`host = ${str(q.hostId)}`);
+    if (q.afterSeq !== undefined) where.push(`seq > ${int(q.afterSeq, 'readHistory afterSeq')}`);
     const hostWhere = [...where];
     if (q.hardwareClass !== undefined) hostWhere.push(`hardware_class = ${str(q.hardwareClass)}`);
     // Only intervals whose write is complete: attributions are inserted last (writeIntervals), so an
@@ -258,8 +259,11 @@ export class SqlStore implements Store {
     if (count === 0) return [];
     // More than asked for: keep every k-th interval by hash, spread over the whole range.
     const every = Math.ceil(count / limit);
-    if (every > 1) hostWhere.push(`cityHash64(host, seq) % ${every} = 0`);
-    const hosts = await this.rows(`SELECT * FROM host_samples FINAL WHERE ${hostWhere.join(' AND ')} ORDER BY t1_ns, host, seq LIMIT ${limit}`);
+    if (every > 1 && !q.newest) hostWhere.push(`cityHash64(host, seq) % ${every} = 0`);
+    const hosts =
+      q.newest && count > limit
+        ? (await this.rows(`SELECT * FROM host_samples FINAL WHERE ${hostWhere.join(' AND ')} ORDER BY t1_ns DESC, host DESC, seq DESC LIMIT ${limit}`)).reverse()
+        : await this.rows(`SELECT * FROM host_samples FINAL WHERE ${hostWhere.join(' AND ')} ORDER BY t1_ns, host, seq LIMIT ${limit}`);
     if (hosts.length === 0) return [];
     const maxT1 = hosts.reduce((m, h) => Math.max(m, num(h.t1_ns)), -Infinity);
     const hostIds = [...new Set(hosts.map((h) => text(h.host)))];

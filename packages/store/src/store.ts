@@ -60,6 +60,10 @@ export interface HistoryQuery {
    * deterministic sample over the whole range is returned (by hash of host+seq), oldest first.
    */
   limit?: number;
+  /** Only intervals with seq above this (with `hostId`: what a learner has not seen yet). */
+  afterSeq?: number;
+  /** When more than `limit` match, the newest `limit` (by t1), oldest first, instead of a sample. */
+  newest?: boolean;
 }
 
 export interface EnergyRangeQuery {
