@@ -113,3 +113,26 @@ test('interval writer: one by one stops at a transient failure; the failed one m
   assert.equal(entries[2]!.needsLandedCheck, false, 'never written');
   assert.equal(s.writes.length, 2);
 });
+
+test('interval writer: two partitions redelivered at once retry their failed group once, not twice', async () => {
+  let release!: (r: TransportResult) => void;
+  let releaseRetry!: (r: TransportResult) => void;
+  const s = scriptedStore([new Promise<TransportResult>((r) => (release = r)), down(), new Promise<TransportResult>((r) => (releaseRetry = r))]);
+  const first = s.writer.write([entry('x', 1)]);
+  const p0 = [entry('a', 1), entry('a', 2)];
+  const p1 = [entry('b', 7)];
+  const w0 = s.writer.write(p0);
+  const w1 = s.writer.write(p1);
+  release(OK);
+  await first;
+  assert.equal((await w0).kind, 'retryable');
+  assert.equal((await w1).kind, 'retryable');
+  // Both partitions come back at the same moment; the first retry's answer is slow.
+  const r0 = s.writer.write(p0);
+  const r1 = s.writer.write(p1);
+  await new Promise((r) => setTimeout(r, 20));
+  releaseRetry(OK);
+  assert.deepEqual(await r0, { kind: 'stored' });
+  assert.deepEqual(await r1, { kind: 'stored' });
+  assert.deepEqual(s.writes.slice(2), [['a@1', 'a@2', 'b@7']], 'the group is written again once (a server without deduplication would count a second write twice)');
+});

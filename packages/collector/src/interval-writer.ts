@@ -60,12 +60,11 @@ export class IntervalWriter {
     let w: TransportResult = OK;
     let shared = false;
     if (failedGroup) {
-      await this.markLanded(failedGroup.filter((e) => !e.stored));
-      const rest = failedGroup.filter((e) => !e.stored);
-      if (rest.length > 0) w = await this.store.writeIntervals(rest.map((e) => e.write));
+      // Every partition of the group is redelivered and may come here at the same time: one retry of a
+      // group at a time, so the second finds what the first stored instead of writing it again (a server
+      // without insert deduplication would count it twice).
+      w = await this.serialised(failedGroup, () => this.retryGroup(failedGroup));
       shared = failedGroup.length > toStore.length;
-      if (w.kind === 'ok') for (const e of failedGroup) e.markStored();
-      else if (w.kind === 'failed') for (const e of failedGroup) e.leaveFailedGroup();
     } else {
       const o = await this.groups.submit(toStore);
       w = o.result;
@@ -73,8 +72,11 @@ export class IntervalWriter {
       if (w.kind === 'retryable' && shared) for (const e of o.group) e.joinFailedGroup(o.group);
     }
     if (w.kind === 'failed' && shared) {
-      // Another partition's interval may be the one refused: try this batch on its own first.
-      w = await this.store.writeIntervals(toStore.map((e) => e.write));
+      // Another partition's interval may be the one refused: try this batch on its own first (what of it
+      // landed meanwhile is not written again).
+      await this.markLanded(toStore.filter((e) => !e.stored));
+      const mine = toStore.filter((e) => !e.stored);
+      w = mine.length > 0 ? await this.store.writeIntervals(mine.map((e) => e.write)) : OK;
     }
     if (w.kind === 'retryable') {
       // The write may have landed (an unanswered insert, or some of its inserts): check before the retry.
@@ -107,6 +109,27 @@ export class IntervalWriter {
     }
     for (const e of entries) e.markStored();
     return { kind: 'stored', kept };
+  }
+
+  /** Retries a failed group: what landed meanwhile is marked stored, the rest written in one call. */
+  private async retryGroup(group: readonly BatchEntry[]): Promise<TransportResult> {
+    await this.markLanded(group.filter((e) => !e.stored));
+    const rest = group.filter((e) => !e.stored);
+    const w = rest.length > 0 ? await this.store.writeIntervals(rest.map((e) => e.write)) : OK;
+    if (w.kind === 'ok') for (const e of group) e.markStored();
+    else if (w.kind === 'failed') for (const e of group) e.leaveFailedGroup();
+    else for (const e of rest) e.markAttempted();
+    return w;
+  }
+
+  private readonly groupRetries = new WeakMap<readonly BatchEntry[], Promise<unknown>>();
+
+  /** Runs `f` after any earlier call for the same group has settled. */
+  private async serialised<T>(group: readonly BatchEntry[], f: () => Promise<T>): Promise<T> {
+    const before = this.groupRetries.get(group) ?? Promise.resolve();
+    const mine = before.then(f, f);
+    this.groupRetries.set(group, mine.catch(() => undefined));
+    return mine;
   }
 
   /** Marks the entries whose attribution rows are already in the store as stored (an earlier write landed). */
