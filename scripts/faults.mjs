@@ -812,14 +812,15 @@ async function runExperiment(cl, exp, idx) {
     x.fail(`experiment error: ${e.message}`);
   }
   await x.freeze(3000); // every agent's last frames read the final value
-  // settle: stop at exact, or when nothing changed for 5 s, or after 25 s
+  // settle: stop at exact, or when nothing changed for 12 s (longer than an agent's 10 s retry back-off
+  // cap, so an agent still waiting to resend after an outage is not taken for lost energy), or after 40 s
   const truth = Object.fromEntries(Object.entries((await cl.call('truth')).truth).filter(([h]) => ids.includes(h)).map(([h, v]) => [h, v.truthJ]));
   const methods = new Set(['cpu_share']);
   let acc;
   let res;
   let lastKey = '';
   let stableSince = Date.now();
-  const end = Date.now() + 25000;
+  const end = Date.now() + 40000;
   while (Date.now() < end) {
     try {
       acc = await account(cl, ids);
@@ -831,7 +832,7 @@ async function runExperiment(cl, exp, idx) {
       if (key !== lastKey) {
         lastKey = key;
         stableSince = Date.now();
-      } else if (Date.now() - stableSince > 5000) break;
+      } else if (Date.now() - stableSince > 12000) break;
     } catch (e) {
       res ??= undefined;
       x.note(`query: ${e.message.slice(0, 100)}`);

@@ -43,7 +43,11 @@ export interface GrpcIngestClientOptions {
   token?: string;
   /** Time to wait for one batch's ack. Default 30 s. */
   ackTimeoutMs?: number;
-  /** Base and cap of the exponential back-off after failures. */
+  /**
+   * Base and cap of the exponential back-off (with jitter) after failures: default 200 ms and 10 s, the
+   * channel's own reconnect cap. A gateway back from an outage is used again within 10 s; the jitter
+   * spreads a fleet's reconnections over that time.
+   */
   backoffBaseMs?: number;
   backoffCapMs?: number;
   logger: Logger;
@@ -170,7 +174,7 @@ export class GrpcIngestClient implements FrameBatchTransport {
 
   private retry(e: WattsplitError): TransportResult {
     this.failures++;
-    return retryable(e, backoffMs(this.failures - 1, this.opts.backoffBaseMs ?? 200, this.opts.backoffCapMs ?? 30_000));
+    return retryable(e, backoffMs(this.failures - 1, this.opts.backoffBaseMs ?? 200, this.opts.backoffCapMs ?? 10_000));
   }
 
   private onStreamEnd(s: grpc.ClientDuplexStream<IFrameBatch, BatchAck>, e: grpc.ServiceError | undefined): void {
