@@ -119,6 +119,28 @@ test('RETRY acks resend the same batch (same seqs); REJECTED batches are kept in
   assert.deepEqual(kept, [3, 4]);
 });
 
+test('a frame larger than a batch may be is kept in rejected/ without being sent (gRPC would refuse it as a broken stream, retried forever); the rest flows', async (t) => {
+  const { dir, cleanup } = tempDir('spool-big');
+  const srv = await startIngestServer({ decide: () => ({}) });
+  const log = memoryLogger();
+  const client = new GrpcIngestClient({ address: `127.0.0.1:${srv.port}`, tls: false, logger: log });
+  const sender = new SpoolingSender({ spool: { dir }, transport: client, batching: { maxFrames: 1, maxFrameBytes: 4096 }, logger: log });
+  t.after(async () => {
+    await sender.close();
+    await srv.stop();
+    cleanup();
+  });
+  const big = frame(2);
+  big.vms = Array.from({ length: 200 }, (_, i) => ({ uuid: `vm-${i}`, name: `vm-${i}`, tenant: 't', vcpus: 1, cpuTimeNs: 1 }));
+  for (const f of [frame(1), big, frame(3)]) sender.enqueue(f);
+  sender.start();
+  assert.equal(await sender.drain(10_000), true);
+  assert.deepEqual(seqs(srv.frames), [1, 3]);
+  assert.equal(sender.metrics().rejectedFrames, 1);
+  assert.ok(log.entries.some((e) => e.level === 'error' && /frame seq 2 is \d+ bytes, more than the 4096 a batch may have/.test(e.msg)));
+  assert.equal(readdirSync(join(dir, 'rejected')).length, 1);
+});
+
 test('spool full: the oldest frames are dropped only past maxBytes, counted and logged', () => {
   const { dir, cleanup } = tempDir('spool');
   try {

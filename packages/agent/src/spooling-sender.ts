@@ -12,7 +12,7 @@
  * rest of the spool goes on; auth / unknown-host rejections come back from the transport as retryable with
  * a long delay, so those frames are kept until the operator fixes the token.
  */
-import { WattsplitError, encodeFrame, type IFrameBatch, type ITelemetryFrame, type Logger, decodeFrame } from '@wattsplit/wire';
+import { WattsplitError, encodeFrame, failed, type IFrameBatch, type ITelemetryFrame, type Logger, type TransportResult, decodeFrame } from '@wattsplit/wire';
 import { closeSync, fsyncSync, mkdirSync, openSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { FrameSpool, type FrameSpoolOptions, type SpoolMetrics, type SpoolRecord } from './frame-spool.js';
@@ -25,6 +25,8 @@ export interface BatchingOptions {
   maxBytes?: number;
   /** How long to wait for more frames before sending a partial batch. Default 0 (send at once). */
   lingerMs?: number;
+  /** A single frame larger than this is never sent (kept in rejected/). Default 8 MiB − 64 KiB: the gateway's default --max-batch-bytes, less the batch's own fields. */
+  maxFrameBytes?: number;
 }
 
 export interface SpoolingSenderOptions {
@@ -48,6 +50,7 @@ export class SpoolingSender {
   private readonly transport: FrameBatchTransport;
   private readonly maxFrames: number;
   private readonly maxBytes: number;
+  private readonly maxFrameBytes: number;
   private readonly lingerMs: number;
   private readonly log: Logger;
   private batchId = 0;
@@ -64,6 +67,7 @@ export class SpoolingSender {
     this.transport = opts.transport;
     this.maxFrames = opts.batching?.maxFrames ?? 64;
     this.maxBytes = opts.batching?.maxBytes ?? 1024 * 1024;
+    this.maxFrameBytes = opts.batching?.maxFrameBytes ?? 8 * 1024 * 1024 - 64 * 1024;
     this.lingerMs = opts.batching?.lingerMs ?? 0;
     if (!(this.maxFrames >= 1)) throw new WattsplitError('CONFIG_INVALID', `batching.maxFrames=${this.maxFrames} must be ≥ 1`, { details: { field: 'batching.maxFrames', value: this.maxFrames } });
   }
@@ -115,7 +119,13 @@ export class SpoolingSender {
       const last = recs[recs.length - 1];
       if (!last) continue;
       const batch: IFrameBatch = { batchId: ++this.batchId, frames };
-      const res = await this.transport.send(batch);
+      // A frame alone larger than a batch may be (the gateway's --max-batch-bytes) would be refused by
+      // gRPC itself, before the gateway sees it, as a broken stream: retried forever. It goes to the
+      // dead-letter directory at once; the frames after it flow.
+      const oversize = recs.length === 1 && last.payload.length > this.maxFrameBytes;
+      const res: TransportResult = oversize
+        ? failed(new WattsplitError('TRANSPORT_REJECTED', `frame seq ${String(frames[0]?.seq ?? '?')} is ${last.payload.length} bytes, more than the ${this.maxFrameBytes} a batch may have`, { details: { bytes: last.payload.length, max: this.maxFrameBytes } }))
+        : await this.transport.send(batch);
       switch (res.kind) {
         case 'ok':
           this.spool.ack(last.index);
