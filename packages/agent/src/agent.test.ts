@@ -52,6 +52,7 @@ test('restart: the sequence continues from the state dir; without a kernel boot 
     assert.notEqual(f.bootId, a.bootId);
     assert.ok(log.entries.some((e) => /continuing the frame sequence/.test(e.msg)));
     assert.ok(log.entries.some((e) => /boot_id unreadable/.test(e.msg)), 'the fixture has no /proc/sys/kernel/random/boot_id: said once');
+    assert.match(f.bootId ?? '', /^agent-/, 'a made-up boot id says so (the collector then checks monotonic-clock continuity)');
     assert.throws(() => mk('hv-02'), /belongs to host "hv-01", not "hv-02"/);
     writeFileSync(join(dir, 'agent-state.json'), '{"seq": -4}');
     assert.throws(() => mk(), /agent-state.json: seq=-4 is not a non-negative integer/);

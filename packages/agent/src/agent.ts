@@ -6,8 +6,8 @@
  *   epoch of CLOCK_MONOTONIC and of the kernel's energy and CPU counters, which an agent restart does not
  *   reset and a host reboot does. So the collector bridges an agent restart (same boot, counters kept
  *   counting: the interval across it is billed) and starts afresh after a reboot. Without that file
- *   (an unusual kernel, a fixture tree) it is random per start and the collector tells the two apart by
- *   monotonic-clock continuity instead.
+ *   (an unusual kernel, a fixture tree) it is `agent-<random>` per start and the collector tells the two
+ *   apart by monotonic-clock continuity instead.
  * - seq is +1 per frame, persisted in the state dir so a restart continues it. An agent with a state
  *   dir but no state (first install, reinstall, state lost) starts at the wall clock in milliseconds: far
  *   above any seq an earlier installation on that host can have reached at ≤ 1 frame per ms, so a
@@ -77,6 +77,12 @@ export interface AgentRunOptions {
 
 const BOOT_ID = /^[0-9A-Fa-f-]{8,64}$/;
 
+/**
+ * Prefix of a boot id the agent made up because it could not read the kernel's: it changes on every
+ * agent start, so the collector must tell a restart from a reboot by other means (monotonic clock).
+ */
+export const AGENT_BOOT_ID_PREFIX = 'agent-';
+
 /** The kernel's boot id (proc(5): /proc/sys/kernel/random/boot_id, "a random string regenerated at each boot"), if readable. */
 export function kernelBootId(fs: HostFs): string | undefined {
   try {
@@ -115,7 +121,7 @@ export class Agent {
     this.intervalMs = opts.intervalMs ?? 1000;
     this.hardwareClass = opts.hardwareClass;
     const kernelBoot = opts.bootId === undefined ? kernelBootId(opts.fs) : undefined;
-    this.bootId = opts.bootId ?? kernelBoot ?? randomUUID();
+    this.bootId = opts.bootId ?? kernelBoot ?? `${AGENT_BOOT_ID_PREFIX}${randomUUID()}`;
     if (opts.bootId === undefined && kernelBoot === undefined) {
       this.log.warn({ bootId: this.bootId }, '/proc/sys/kernel/random/boot_id unreadable: boot id is random per agent start (the collector still bridges a restart by monotonic-clock continuity)');
     }

@@ -97,10 +97,13 @@ test('a host reboot (new boot_id, monotonic clock restarted) gives no interval, 
   close(iv.measured.rapl, 100 + 10); // package 100 J + dram 10 J
 });
 
-test('an agent restart (new boot_id, monotonic clock continuous) bills the interval across it: nothing lost', () => {
+test('an agent restart (a made-up boot_id, monotonic clock continuous) bills the interval across it: nothing lost; a new kernel boot id is a reboot whatever the clock', () => {
+  const kernel = new IntervalAligner();
+  kernel.push(frame({ seq: 10, t: 0 }));
+  assert.equal(kernel.push(frame({ seq: 11, t: 5, boot: '0a9b8c7d-1111-2222-3333-444455556666' })).anomalies[0]?.code, 'COUNTER_RESET');
   const al = new IntervalAligner();
-  al.push(frame({ seq: 10, t: 0, vms: [vm('a', 0)] }));
-  const r = al.push(frame({ seq: 11, t: 5, boot: 'boot-2', vms: [vm('a', 5)] }));
+  al.push(frame({ seq: 10, t: 0, boot: 'agent-1', vms: [vm('a', 0)] }));
+  const r = al.push(frame({ seq: 11, t: 5, boot: 'agent-2', vms: [vm('a', 5)] }));
   const iv = r.interval!;
   assert.ok(iv, 'the restart interval is attributed');
   assert.equal(iv.prevSeq, 10);
@@ -109,7 +112,7 @@ test('an agent restart (new boot_id, monotonic clock continuous) bills the inter
   close(iv.measured.bmc_rest, 5 * 90);
   close(iv.vms[0]!.cpuSeconds, 5);
   assert.equal(r.anomalies[0]?.code, 'AGENT_RESTARTED');
-  close(al.push(frame({ seq: 12, t: 6, boot: 'boot-2', vms: [vm('a', 6)] })).interval!.measured.rapl, 110);
+  close(al.push(frame({ seq: 12, t: 6, boot: 'agent-2', vms: [vm('a', 6)] })).interval!.measured.rapl, 110);
 });
 
 test('a new boot_id reusing a seq at or below the host\'s last is FRAME_SEQ_REUSED (billed history is never rewritten); state is kept', () => {

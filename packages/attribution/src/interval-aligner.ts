@@ -5,9 +5,10 @@
  * What it handles, and how:
  * - duplicate seq → rejected FRAME_DUPLICATE_SEQ; older seq → rejected FRAME_OUT_OF_ORDER (state kept);
  * - seq gap → the interval spans the gap (counters are cumulative, nothing is lost), anomaly FRAME_SEQ_GAP;
- * - boot_id change with the monotonic clock continuing in step with the wall clock → the agent restarted
- *   on the same host boot: the interval across the restart is billed, anomaly AGENT_RESTARTED;
- * - boot_id change otherwise (host reboot) → counters restarted: no interval for that pair, start afresh,
+ * - boot_id change where one side is an id the agent made up (`agent-…`: it could not read the kernel's)
+ *   and the monotonic clock continued in step with the wall clock → the agent restarted on the same host
+ *   boot: the interval across the restart is billed, anomaly AGENT_RESTARTED;
+ * - boot_id change otherwise (a new kernel boot id: host reboot) → counters restarted: no interval for that pair, start afresh,
  *   anomaly COUNTER_RESET; a new boot_id with a seq at or below the host's last one → rejected
  *   FRAME_SEQ_REUSED (seqs are unique per host across boots; billed history is never rewritten);
  * - wall clock going backwards, or its delta disagreeing with the monotonic delta → FRAME_CLOCK_SKEW;
@@ -154,7 +155,10 @@ export class IntervalAligner {
           }),
         };
       }
-      if (!sameKernelEpoch(st.frame, frame, this.skewAbsS, this.skewFrac)) {
+      // A kernel boot id that changed is a reboot. Only an id the agent made up (`agent-…`, new on every
+      // agent start) leaves the question open: the monotonic clock answers it.
+      const madeUp = bootId.startsWith('agent-') || st.bootId.startsWith('agent-');
+      if (!madeUp || !sameKernelEpoch(st.frame, frame, this.skewAbsS, this.skewFrac)) {
         this.hosts.set(hostId, { frame, bootId, vanished: new Map(), lastSeq: seq, held: 0 });
         return {
           anomalies: [{ code: 'COUNTER_RESET', message: `host ${hostId}: boot_id changed ${JSON.stringify(st.bootId)} → ${JSON.stringify(bootId)} at seq ${seq} and the monotonic clock restarted (host reboot); counters restarted, no interval for seq ${prevSeq}→${seq}` }],
