@@ -127,6 +127,23 @@ test('a new boot_id reusing a seq at or below the host\'s last is FRAME_SEQ_REUS
   close(al.push(frame({ seq: 12, t: 2 })).interval!.measured.rapl, 110);
 });
 
+test('a second agent claiming the host while its agent still sends is FRAME_HOST_CONFLICT, state kept; once the host has been silent it is a reboot', () => {
+  const al = new IntervalAligner();
+  al.push(frame({ seq: 10, t: 0 }));
+  al.push(frame({ seq: 11, t: 1 }));
+  // A twin (its own kernel boot id, a higher first-install seq) sends interleaved with the host's agent.
+  for (const [seq, t] of [[5000, 1.5], [5001, 2.5]] as const) {
+    const r = al.push(frame({ seq, t, boot: 'twin-boot' }));
+    assert.ok(isWattsplitError(r.rejected, 'FRAME_HOST_CONFLICT'), `seq ${seq}`);
+    assert.match(r.rejected.message, /two agents claim this host/);
+  }
+  for (const [seq, t] of [[12, 2], [13, 3]] as const) close(al.push(frame({ seq, t })).interval!.measured.rapl, 110);
+  // The host's agent goes quiet; the other boot, 30 s later, is a reboot.
+  const r = al.push(frame({ seq: 5002, t: 33, monoOffsetS: -1000, boot: 'twin-boot' }));
+  assert.equal(r.rejected, undefined);
+  assert.equal(r.anomalies[0]?.code, 'COUNTER_RESET');
+});
+
 test('a counter that restarts and counts on (BMC reset on a 64-bit counter) is held one frame, then only that source loses the interval: the host never stalls', () => {
   const al = new IntervalAligner();
   const fr = (seq: number, bmcJ: number) => frame({ seq, t: seq, bmcJ });

@@ -8,6 +8,9 @@
  * - boot_id change where one side is an id the agent made up (`agent-…`: it could not read the kernel's)
  *   and the monotonic clock continued in step with the wall clock → the agent restarted on the same host
  *   boot: the interval across the restart is billed, anomaly AGENT_RESTARTED;
+ * - a new boot_id sending within max(3 s, 3 intervals) of the host's last frame (by wall clock), when it
+ *   is not such a restart → rejected FRAME_HOST_CONFLICT (two agents claim the host), state kept: the
+ *   established agent's frames go on being billed;
  * - boot_id change otherwise (a new kernel boot id: host reboot) → counters restarted: no interval for that pair, start afresh,
  *   anomaly COUNTER_RESET; a new boot_id with a seq at or below the host's last one → rejected
  *   FRAME_SEQ_REUSED (seqs are unique per host across boots; billed history is never rewritten);
@@ -78,6 +81,8 @@ interface HostState {
   held: number;
   /** The last of them. */
   heldFrame?: ITelemetryFrame | undefined;
+  /** Wall time of the newest frame of the host's boot (accepted or held). */
+  lastWallNs: number;
 }
 
 /**
@@ -138,7 +143,7 @@ export class IntervalAligner {
     const bootId = frame.bootId ?? '';
     const st = this.hosts.get(hostId);
     if (!st) {
-      this.hosts.set(hostId, { frame, bootId, vanished: new Map(), lastSeq: seq, held: 0 });
+      this.hosts.set(hostId, { frame, bootId, vanished: new Map(), lastSeq: seq, held: 0, lastWallNs: n(frame.wallUnixNs) });
       return { anomalies: [] };
     }
     const prevSeq = n(st.frame.seq);
@@ -158,8 +163,21 @@ export class IntervalAligner {
       // A kernel boot id that changed is a reboot. Only an id the agent made up (`agent-…`, new on every
       // agent start) leaves the question open: the monotonic clock answers it.
       const madeUp = bootId.startsWith('agent-') || st.bootId.startsWith('agent-');
-      if (!madeUp || !sameKernelEpoch(st.frame, frame, this.skewAbsS, this.skewFrac)) {
-        this.hosts.set(hostId, { frame, bootId, vanished: new Map(), lastSeq: seq, held: 0 });
+      const restart = madeUp && sameKernelEpoch(st.frame, frame, this.skewAbsS, this.skewFrac);
+      // A reboot leaves a gap in the frames; a second agent claiming the host sends while the first still
+      // does. Its frames are refused (state kept) until the host's boot has been silent for the window.
+      const gapS = (n(frame.wallUnixNs) - st.lastWallNs) / 1e9;
+      const windowS = Math.max(3, (3 * n(frame.intervalMs || 1000)) / 1000);
+      if (!restart && gapS < windowS) {
+        return {
+          anomalies: [],
+          rejected: new WattsplitError('FRAME_HOST_CONFLICT', `host ${hostId}: boot ${JSON.stringify(bootId)} sent seq ${seq} ${gapS.toFixed(1)} s after boot ${JSON.stringify(st.bootId)}'s last frame (a reboot leaves at least ${windowS} s): two agents claim this host; the first one's frames are billed`, {
+            details: { host: hostId, seq, bootId, previousBootId: st.bootId, gapS },
+          }),
+        };
+      }
+      if (!restart) {
+        this.hosts.set(hostId, { frame, bootId, vanished: new Map(), lastSeq: seq, held: 0, lastWallNs: n(frame.wallUnixNs) });
         return {
           anomalies: [{ code: 'COUNTER_RESET', message: `host ${hostId}: boot_id changed ${JSON.stringify(st.bootId)} → ${JSON.stringify(bootId)} at seq ${seq} and the monotonic clock restarted (host reboot); counters restarted, no interval for seq ${prevSeq}→${seq}` }],
         };
@@ -192,6 +210,7 @@ export class IntervalAligner {
       };
     }
     st.lastSeq = seq;
+    st.lastWallNs = Math.max(st.lastWallNs, n(frame.wallUnixNs));
     const bad = this.unusableCounter(prev, frame, monoDeltaNs / 1e9);
     // Hold a frame with a bad billed counter, so that a one-off bad read is spanned by the next good
     // frame's interval (nothing lost). But a counter that restarted or jumped and then counts on from its

@@ -267,6 +267,7 @@ export class TelemetryPipeline implements OnApplicationBootstrap, OnApplicationS
         const d = r.rejected.details as { previousBootId?: string; lastSeq?: number };
         return this.refuseSeqReuse(m, frame, { where, previousBootId: d.previousBootId ?? '', lastSeq: d.lastSeq ?? 0 });
       }
+      if (r.rejected.code === 'FRAME_HOST_CONFLICT') return this.refuseConflict(m, frame, where, r.rejected);
       this.stats.framesRejected++;
       this.metrics.inc('wattsplit_collector_frames_total', { result: 'rejected' });
       this.metrics.inc('wattsplit_collector_anomalies_total', { code: r.rejected.code });
@@ -462,6 +463,29 @@ export class TelemetryPipeline implements OnApplicationBootstrap, OnApplicationS
     if (w.kind !== 'ok') this.log.warn({ host, seq, code: w.error.code }, `could not store the anomaly: ${w.error.message}`);
     return undefined;
   }
+
+  /**
+   * A frame of a second agent claiming a host whose agent is still sending: not billed (the established
+   * agent's counters are), kept on the dead-letter topic, counted, its anomaly stored; logged once per
+   * (host, boot) so a misconfigured twin does not flood the log.
+   */
+  private async refuseConflict(m: BusMessage, frame: TelemetryFrame, where: string, err: WattsplitError): Promise<undefined> {
+    const host = frame.hostId || m.key;
+    const seq = frame.seq ?? 0;
+    this.stats.framesRejected++;
+    this.metrics.inc('wattsplit_collector_anomalies_total', { code: err.code });
+    const key = `${host}\u0000${frame.bootId ?? ''}`;
+    if (!this.conflictsLogged.has(key)) {
+      this.conflictsLogged.add(key);
+      this.log.error({ host, seq, where, code: err.code, bootId: frame.bootId ?? '' }, `${err.message} (frames kept on ${TOPICS.deadLetter}; fix the host id of one agent)`);
+    }
+    await this.deadLetter(m, err);
+    const w = await this.store.writeAnomalies(host, seq, frame.wallUnixNs ?? 0, [{ code: err.code, message: err.message }]);
+    if (w.kind !== 'ok') this.log.warn({ host, seq, code: w.error.code }, `could not store the anomaly: ${w.error.message}`);
+    return undefined;
+  }
+
+  private readonly conflictsLogged = new Set<string>();
 
   private staticPower(hostId: string): StaticPowerEstimate {
     return this.learner ? this.learner.estimate(hostId) : { watts: { ...this.fallbackWatts }, origin: 'configured' };

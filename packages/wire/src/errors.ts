@@ -50,6 +50,8 @@ export const ERROR_CODES = [
   'FRAME_CLOCK_IMPLAUSIBLE',
   // models: a persisted learner state (learner_state row) is not valid JSON of the expected shape and version
   'LEARNER_STATE_INVALID',
+  // attribution: a second agent (another boot) sends for a host whose agent is still sending
+  'FRAME_HOST_CONFLICT',
 ] as const;
 
 export type ErrorCode = (typeof ERROR_CODES)[number];
