@@ -444,6 +444,9 @@ export class IntervalAligner {
       st.vanished.delete(oldest);
     }
 
+    // VMs in uuid order, as the store returns them: an interval read back (training, a learner catching
+    // up after a restart) is then the same interval, term for term, as the live one.
+    vms.sort((a, b) => (a.uuid < b.uuid ? -1 : a.uuid > b.uuid ? 1 : 0));
     const interval: HostInterval = {
       hostId,
       hardwareClass: cur.hardwareClass ?? '',
