@@ -52,7 +52,7 @@ try {
     h.enable();
     const tr = performance.now();
     const readStart = performance.now();
-    const history = await store.readHistory({ hardwareClass: 'synth-50', sinceUnixNs: 0, limit: 200_000 });
+    const history = await store.readHistory({ hardwareClass: 'synth-50', sinceUnixNs: 0, limit: 20_000 });
     const readS = (performance.now() - readStart) / 1000;
     const out = await lc.train('synth-50', { reason: 'manual' });
     const totalS = (performance.now() - tr) / 1000;

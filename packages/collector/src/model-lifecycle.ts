@@ -24,7 +24,7 @@ export type TrainReason = (typeof TRAIN_REASONS)[number];
 export interface TrainingOptions {
   /** History a training reads, seconds back from now. Default 86400 (a day). */
   lookbackS?: number;
-  /** At most this many host intervals per training (an even sample when more). Default 200000. */
+  /** At most this many host intervals per training, an even sample when more. Default 20000: what the trainer fits on anyway (additive-trainer maxIntervals); reading more only costs time. */
   limit?: number;
   /** Stored intervals of a class needed before its first model. Default 300. */
   minIntervals?: number;
@@ -63,7 +63,7 @@ export interface Decision {
   drift?: DriftReport;
 }
 
-const DEF = { lookbackS: 86_400, limit: 200_000, minIntervals: 300, driftWindowS: 900, driftRatio: 1.5, periodS: 7 * 86_400, leaseTtlS: 600, leaseSettleMs: 500, activationDelayS: 2 };
+const DEF = { lookbackS: 86_400, limit: 20_000, minIntervals: 300, driftWindowS: 900, driftRatio: 1.5, periodS: 7 * 86_400, leaseTtlS: 600, leaseSettleMs: 500, activationDelayS: 2 };
 
 export class ModelLifecycle {
   readonly models: ModelStore;
