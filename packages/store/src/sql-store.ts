@@ -265,15 +265,39 @@ export class SqlStore implements Store {
         ? (await this.rows(`SELECT * FROM host_samples FINAL WHERE ${hostWhere.join(' AND ')} ORDER BY t1_ns DESC, host DESC, seq DESC LIMIT ${limit}`)).reverse()
         : await this.rows(`SELECT * FROM host_samples FINAL WHERE ${hostWhere.join(' AND ')} ORDER BY t1_ns, host, seq LIMIT ${limit}`);
     if (hosts.length === 0) return [];
-    const maxT1 = hosts.reduce((m, h) => Math.max(m, num(h.t1_ns)), -Infinity);
     const hostIds = [...new Set(hosts.map((h) => text(h.host)))];
-    const minT1 = hosts.reduce((m, h) => Math.min(m, num(h.t1_ns)), Infinity);
-    // The VM rows of the selected intervals only: a sampled day of a 50-VM host would otherwise read
-    // every VM row of the day (millions) for the 20 000 intervals kept.
+    // The VM and anomaly rows of the selected intervals only (a sampled day of a 50-VM host would
+    // otherwise read every VM row of the day), in chunks of intervals by time, so one answer stays far
+    // below what a JS string can hold (a 17 000-interval answer of 50 VMs each did not fit).
     const sampled = every > 1 && !q.newest ? [`cityHash64(host, seq) % ${every} = 0`] : [];
-    const around = [...where.filter((w) => !w.startsWith('t1_ns')), `t1_ns >= ${int(minT1, 'min t1')}`, `t1_ns <= ${int(maxT1, 'max t1')}`, `host IN (${hostIds.map(str).join(', ')})`, ...sampled].join(' AND ');
-    const vmRowsRead = await this.rows(`SELECT * FROM vm_samples FINAL WHERE ${around} ORDER BY host, seq, vm_uuid`);
-    const anRows = await this.rows(`SELECT host, seq, code, counter_id, vm_uuid, message FROM anomalies FINAL WHERE ${around}`);
+    const base = [...where.filter((w) => !w.startsWith('t1_ns')), `host IN (${hostIds.map(str).join(', ')})`, ...sampled];
+    const vmRowsRead: Row[] = [];
+    const anRows: Row[] = [];
+    const seenVm = new Set<string>();
+    const seenAn = new Set<string>();
+    const CHUNK = 2000;
+    for (let i = 0; i < hosts.length; i += CHUNK) {
+      const part = hosts.slice(i, i + CHUNK);
+      const lo = part.reduce((m, h) => Math.min(m, num(h.t1_ns)), Infinity);
+      const hi = part.reduce((m, h) => Math.max(m, num(h.t1_ns)), -Infinity);
+      const last = i + CHUNK >= hosts.length;
+      // Chunks split at a t1 boundary: [lo, next chunk's lo) so a t1 shared by two hosts is read once.
+      const next = last ? undefined : num(hosts[i + CHUNK]!.t1_ns);
+      const range = [`t1_ns >= ${int(lo, 'chunk t1')}`, next === undefined || next === lo ? `t1_ns <= ${int(hi, 'chunk t1')}` : `t1_ns < ${int(next, 'chunk t1')}`];
+      const around = [...base, ...range].join(' AND ');
+      for (const r of await this.rows(`SELECT * FROM vm_samples FINAL WHERE ${around} ORDER BY host, seq, vm_uuid`)) {
+        const k = `${text(r.host)}\0${text(r.seq)}\0${text(r.vm_uuid)}`;
+        if (seenVm.has(k)) continue;
+        seenVm.add(k);
+        vmRowsRead.push(r);
+      }
+      for (const r of await this.rows(`SELECT host, seq, code, counter_id, vm_uuid, message FROM anomalies FINAL WHERE ${around}`)) {
+        const k = `${text(r.host)}\0${text(r.seq)}\0${text(r.code)}\0${text(r.counter_id)}\0${text(r.vm_uuid)}`;
+        if (seenAn.has(k)) continue;
+        seenAn.add(k);
+        anRows.push(r);
+      }
+    }
     const key = (r: Row) => `${text(r.host)}\0${text(r.seq)}`;
     const vmsBy = new Map<string, VmInterval[]>();
     for (const r of vmRowsRead) {
