@@ -67,6 +67,24 @@ type Row = Record<string, unknown>;
 const num = (v: unknown): number => Number(v ?? 0);
 const text = (v: unknown): string => (typeof v === 'string' ? v : typeof v === 'number' || typeof v === 'bigint' ? String(v) : v == null ? '' : JSON.stringify(v));
 
+/** A model_versions row's metadata. */
+function metaOf(r: Row): ModelVersionMeta {
+  return {
+    hardwareClass: text(r.hardware_class),
+    version: num(r.version),
+    modelId: text(r.model_id),
+    trainedAtMs: num(r.trained_at_ms),
+    trainedBy: text(r.trained_by),
+    reason: text(r.reason),
+    windowFromNs: num(r.window_from_ns),
+    windowToNs: num(r.window_to_ns),
+    intervals: num(r.intervals),
+    trainSeconds: num(r.train_seconds),
+    residualRmsW: { rapl: num(r.residual_rapl_w), bmc_rest: num(r.residual_bmc_rest_w) },
+    driftRatio: num(r.drift_ratio),
+  };
+}
+
 function check(r: TransportResult, what: string): void {
   if (r.kind !== 'ok') throw new WattsplitError(r.error.code, `${what}: ${r.error.message}`, { cause: r.error, retriable: r.kind === 'retryable', details: r.error.details });
 }
@@ -123,20 +141,7 @@ export class ModelStore {
       `SELECT hardware_class, version, model_id, trained_at_ms, trained_by, reason, window_from_ns, window_to_ns, intervals, train_seconds, residual_rapl_w, residual_bmc_rest_w, drift_ratio
        FROM model_versions FINAL ${where} ORDER BY hardware_class, version DESC, trained_at_ms DESC`,
     );
-    return rows.map((r) => ({
-      hardwareClass: text(r.hardware_class),
-      version: num(r.version),
-      modelId: text(r.model_id),
-      trainedAtMs: num(r.trained_at_ms),
-      trainedBy: text(r.trained_by),
-      reason: text(r.reason),
-      windowFromNs: num(r.window_from_ns),
-      windowToNs: num(r.window_to_ns),
-      intervals: num(r.intervals),
-      trainSeconds: num(r.train_seconds),
-      residualRmsW: { rapl: num(r.residual_rapl_w), bmc_rest: num(r.residual_bmc_rest_w) },
-      driftRatio: num(r.drift_ratio),
-    }));
+    return rows.map(metaOf);
   }
 
   /** The artefact of one version (the given model id, else the newest artefact with that number). */
@@ -149,21 +154,7 @@ export class ModelStore {
       )
     )[0];
     if (!r) return undefined;
-    return {
-      hardwareClass: text(r.hardware_class),
-      version: num(r.version),
-      modelId: text(r.model_id),
-      trainedAtMs: num(r.trained_at_ms),
-      trainedBy: text(r.trained_by),
-      reason: text(r.reason),
-      windowFromNs: num(r.window_from_ns),
-      windowToNs: num(r.window_to_ns),
-      intervals: num(r.intervals),
-      trainSeconds: num(r.train_seconds),
-      residualRmsW: { rapl: num(r.residual_rapl_w), bmc_rest: num(r.residual_bmc_rest_w) },
-      driftRatio: num(r.drift_ratio),
-      modelJson: text(r.model_json),
-    };
+    return { ...metaOf(r), modelJson: text(r.model_json) };
   }
 
   /** Appends an activation; its seq is the wall clock in ms, above every earlier one of the class. */
