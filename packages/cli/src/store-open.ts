@@ -1,5 +1,6 @@
 /**
- * Opens the store a command points at: embedded chDB on --data-dir (default), or a server with --url.
+ * Opens the store a command points at: embedded chDB on --data-dir (default), or a server with --url
+ * (with --cluster NAME, a ClickHouse cluster: tables ON CLUSTER behind Distributed tables).
  * Read-only commands (query, bill, cap-plan) open with `mustExist`: a data directory that holds no store
  * is refused (CONFIG_INVALID, exit 2) rather than created empty, so a typo in --data-dir is not an empty answer.
  */
@@ -24,6 +25,7 @@ export const STORE_FLAGS = {
   database: { type: 'string' },
   user: { type: 'string' },
   password: { type: 'string' },
+  cluster: { type: 'string' },
 } as const;
 
 export interface OpenStoreOptions {
@@ -45,6 +47,7 @@ export async function openStore(values: Values, opts: OpenStoreOptions = {}): Pr
         username: strFlag(values, 'user', process.env.WATTSPLIT_CLICKHOUSE_USER ?? 'default'),
         password: strFlag(values, 'password', process.env.WATTSPLIT_CLICKHOUSE_PASSWORD ?? ''),
         logger: opts.logger ?? silentLogger,
+        ...clusterOf(values),
       })
     : new ChdbStore({ dataDir: existingChdbDir(strFlag(values, 'data-dir', DEFAULT_DATA_DIR), opts), logger: opts.logger ?? silentLogger });
   try {
@@ -54,6 +57,12 @@ export async function openStore(values: Values, opts: OpenStoreOptions = {}): Pr
     throw e;
   }
   return store;
+}
+
+/** --cluster NAME (or WATTSPLIT_CLICKHOUSE_CLUSTER): the schema ON CLUSTER NAME, Distributed tables (docs/fleet.md "Cluster"). */
+function clusterOf(values: Values): { cluster: string } | Record<string, never> {
+  const cluster = strFlag(values, 'cluster', process.env.WATTSPLIT_CLICKHOUSE_CLUSTER ?? '');
+  return cluster ? { cluster } : {};
 }
 
 function existingChdbDir(dataDir: string, opts: OpenStoreOptions): string {

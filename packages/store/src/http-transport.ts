@@ -25,6 +25,8 @@ export interface ClickHouseServerOptions {
    * JSONEachRow either way.
    */
   insertFormat?: 'RowBinary' | 'JSONEachRow';
+  /** Settings sent with every query and insert (a cluster's CLUSTER_SETTINGS). */
+  settings?: Settings;
 }
 
 // Server-side conditions that pass: overload, timeouts, network, read-only replica, too many parts.
@@ -106,6 +108,7 @@ export class HttpTransport implements ClickHouseTransport {
       ...(this.opts.username === undefined ? {} : { username: this.opts.username }),
       ...(this.opts.password === undefined ? {} : { password: this.opts.password }),
       request_timeout: this.opts.requestTimeoutMs ?? 30_000,
+      ...(this.opts.settings ? { clickhouse_settings: this.opts.settings } : {}),
     });
   }
 

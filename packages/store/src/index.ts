@@ -1,6 +1,7 @@
 export * from './store.js';
 export * from './transport.js';
 export * from './migrations.js';
+export * from './cluster-schema.js';
 export * from './rows.js';
 export * from './sql-store.js';
 export * from './chdb-transport.js';

@@ -4,11 +4,14 @@
  * {{attribution_retention_days}}, {{rollup_retention_days}}, {{dedup_window}}. The SQL is written once
  * for ClickHouse 22.8+ and chDB; on an older server the clauses it does not know (CODEC, TTL,
  * LowCardinality, the dedup-window setting) are removed by `adaptToVersion`, nothing else changes.
+ * With `cluster`, each statement runs as its ON CLUSTER form (replicated local tables + Distributed tables
+ * under the names SQL users query; see cluster-schema.ts); without it, exactly as written.
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { WattsplitError, type Logger } from '@wattsplit/wire';
+import { applyOnCluster, clusterDatabaseStatement, type ClusterSchema } from './cluster-schema.js';
 import { str, type Capabilities, type ClickHouseTransport } from './transport.js';
 
 export interface Retention {
@@ -82,9 +85,22 @@ export function splitStatements(sql: string): string[] {
 
 const checksum = (s: string) => createHash('sha256').update(s).digest('hex').slice(0, 16);
 
-/** Applies pending migrations; returns the versions applied now. */
-export async function migrate(t: ClickHouseTransport, caps: Capabilities, retention: Retention, log: Logger, dir = DEFAULT_SQL_DIR): Promise<number[]> {
-  await t.command(
+export interface MigrateOptions {
+  /** Directory of NNNN_name.sql files (default: the package's sql/). */
+  sqlDir?: string;
+  /** Apply every statement ON CLUSTER (replicated + Distributed tables) instead of as written. */
+  cluster?: ClusterSchema;
+}
+
+/** Applies pending migrations; returns the versions applied now. `opts` may be the sql dir alone. */
+export async function migrate(t: ClickHouseTransport, caps: Capabilities, retention: Retention, log: Logger, opts: string | MigrateOptions = DEFAULT_SQL_DIR): Promise<number[]> {
+  const { sqlDir: dir = DEFAULT_SQL_DIR, cluster } = typeof opts === 'string' ? { sqlDir: opts } : opts;
+  const run = async (stmt: string) => {
+    if (cluster) await applyOnCluster(t, stmt, cluster);
+    else await t.command(stmt);
+  };
+  if (cluster) await t.command(clusterDatabaseStatement(cluster));
+  await run(
     adaptToVersion(
       `CREATE TABLE IF NOT EXISTS schema_migrations (version UInt32, name String, checksum String, applied_at DateTime('UTC')) ENGINE = ReplacingMergeTree ORDER BY version`,
       caps,
@@ -108,7 +124,7 @@ export async function migrate(t: ClickHouseTransport, caps: Capabilities, retent
     const sql = adaptToVersion(renderTemplate(m.sql, retention, m.file), caps);
     for (const [i, stmt] of splitStatements(sql).entries()) {
       try {
-        await t.command(stmt);
+        await run(stmt);
       } catch (e) {
         const err = e instanceof WattsplitError ? e : new WattsplitError('STORE_QUERY_FAILED', String(e));
         throw new WattsplitError(err.code, `migration ${m.file} statement ${i + 1}: ${err.message}`, { cause: err, retriable: err.retriable, details: { file: m.file, statement: i + 1 } });

@@ -8,6 +8,7 @@
 import { createHash } from 'node:crypto';
 import type { Anomaly, HostInterval, VmInterval } from '@wattsplit/attribution';
 import { OK, WattsplitError, backoffMs, failed, normaliseError, retryable, silentLogger, type Logger, type TransportResult } from '@wattsplit/wire';
+import type { ClusterSchema } from './cluster-schema.js';
 import { DEFAULT_RETENTION, DEFAULT_SQL_DIR, migrate, type Retention } from './migrations.js';
 import { anomalyRows, attributionRows, hostRow, intervalFromRows, vmFromRow, vmRows } from './rows.js';
 import { ENERGY_DIMENSIONS, QUERY_FORMATS, type BillLine, type EnergyRollupQuery, type EnergyRollupRow, type Checkpoint, type EnergyRangeQuery, type HistoryQuery, type IntervalWrite, type QueryFormat, type QueryResult, type Store, type StoredInterval, type TenantTotal, type VmEnergyRow } from './store.js';
@@ -24,6 +25,8 @@ export interface SqlStoreOptions {
   billingSource?: 'auto' | 'rollups' | 'final';
   /** Directory of NNNN_name.sql migrations (default: the package's sql/). */
   sqlDir?: string;
+  /** Migrate ON CLUSTER: replicated local tables + Distributed tables (cluster-schema.ts). Server only. */
+  clusterSchema?: ClusterSchema;
 }
 
 type Row = Record<string, unknown>;
@@ -74,7 +77,7 @@ export class SqlStore implements Store {
     const v = (await this.t.query('SELECT version() AS v', 'JSONEachRow')).trim();
     const version = text((JSON.parse(v) as Row).v);
     this.caps = capabilitiesOf(version);
-    const applied = await migrate(this.t, this.caps, this.retention, this.log, this.opts.sqlDir ?? DEFAULT_SQL_DIR);
+    const applied = await migrate(this.t, this.caps, this.retention, this.log, { sqlDir: this.opts.sqlDir ?? DEFAULT_SQL_DIR, ...(this.opts.clusterSchema ? { cluster: this.opts.clusterSchema } : {}) });
     this.log.info({ version, applied, billingSource: this.billingSource }, `store ready (${this.backend} ${version})`);
   }
 

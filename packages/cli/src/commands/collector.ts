@@ -36,7 +36,9 @@ HTTP (REST API, dashboard, /metrics, /healthz): binds --http-host (default 127.0
   --allow-unauthenticated serve a non-loopback --http-host without tokens (anyone reaching it reads every bill)
   --tls-cert/--tls-key    HTTPS (PEM files), TLS 1.2+ with ECDHE AEAD suites only
   docs/collector.md "Access" has the scopes and what each endpoint needs.
-Kafka settings come from WATTSPLIT_KAFKA_*; ClickHouse from --url or WATTSPLIT_CLICKHOUSE_URL (embedded chDB otherwise).`;
+Kafka settings come from WATTSPLIT_KAFKA_*; ClickHouse from --url or WATTSPLIT_CLICKHOUSE_URL (embedded chDB otherwise);
+  --cluster NAME (or WATTSPLIT_CLICKHOUSE_CLUSTER): a ClickHouse cluster of that name in the servers' remote_servers
+                          (replicated tables ON CLUSTER behind Distributed tables; docs/fleet.md "Cluster").`;
 
 const FLAGS = {
   ...STORE_FLAGS,
