@@ -1,4 +1,5 @@
 /** Inputs and outputs of the power-cap advisor. Powers are watts, times seconds from now, sizes bytes. */
+import type { MigrationMode } from './migration-transient-model.js';
 
 export interface CapVm {
   uuid: string;
@@ -14,7 +15,19 @@ export interface CapVm {
   minPowerW?: number;
   /** False pins the VM to its host (passthrough devices, local disks). Default true. */
   movable?: boolean;
+  /** Bytes the guest keeps touching; decides its post-copy slowdown. Default: what it dirties in one second. */
+  workingSetBytes?: number;
 }
+
+/**
+ * How a host can take power away from a VM:
+ * - `cpu-quota`: a CPU bandwidth limit (cgroup cpu.max, libvirt vcpu_quota): power above the VM's floor
+ *   falls in proportion to its CPU, and so does its work;
+ * - `dvfs`: a lower frequency on the cores the VM is pinned to (cpufreq scaling_max_freq): dynamic power
+ *   falls as f^dvfsPowerExponent while CPU-bound work falls as f, so the same watts cost less slowdown
+ *   (down to dvfsMinFrequency; beyond it the rest is taken by quota).
+ */
+export type ThrottleMethod = 'cpu-quota' | 'dvfs';
 
 export interface CapHost {
   hostId: string;
@@ -23,6 +36,34 @@ export interface CapHost {
   /** Measured host power now, W (everything: VMs, hypervisor, idle). */
   powerW: number;
   vms: CapVm[];
+  /**
+   * Every core busy: a pre-copy's CPU work then displaces guest work instead of adding power (the
+   * research finding: no extra watts, but the host's power stays up for the whole transfer and the
+   * guests are slowed), unless throttles on the host free CPU for it. Default false.
+   */
+  cpuSaturated?: boolean;
+  /** Throttling methods the host offers; `dvfs` is preferred where offered. Default ['cpu-quota']. */
+  throttleMethods?: ThrottleMethod[];
+  /**
+   * Predicted upper bound of the host's power for each second of the horizon, W (a forecast); when
+   * given the plan is made against it instead of `powerW` held flat. Length ≥ horizonS.
+   */
+  forecastW?: number[];
+}
+
+/**
+ * A power budget above the host: a rack, a PDU, a row, any named set. Its power is the sum of its
+ * members' (hosts and other groups, flattened; a host counts once) plus `otherW` (switches, fans, PDU
+ * losses that belong to no host). Groups may nest and overlap (a host in a rack and in a PDU).
+ */
+export interface CapGroup {
+  groupId: string;
+  /** Free text shown in plans: 'rack', 'pdu', 'row', … */
+  kind?: string;
+  capW: number;
+  /** Host ids and/or group ids. */
+  members: string[];
+  otherW?: number;
 }
 
 export interface PlanCapsInput {
@@ -31,6 +72,8 @@ export interface PlanCapsInput {
   linkBps: number;
   /** How far ahead the plan looks and its timelines run, s (integer ≥ 1). */
   horizonS: number;
+  /** Caps above the hosts (racks, PDUs, named groups). */
+  groups?: CapGroup[];
 }
 
 export interface ThrottleAction {
@@ -40,8 +83,13 @@ export interface ThrottleAction {
   tenant: string;
   /** Power to take away from the VM, W. */
   shedW: number;
-  /** CPU quota to set as a fraction of what the VM uses now (cgroup cpu.max), assuming its power above minPowerW scales with CPU. */
+  /** CPU quota to set as a fraction of what the VM uses now (cgroup cpu.max), assuming its power above minPowerW scales with CPU; 1 when method is dvfs. */
   cpuQuotaFraction: number;
+  method: ThrottleMethod;
+  /** dvfs only: the frequency cap as a fraction of the VM's cores' maximum frequency. */
+  frequencyFraction?: number;
+  /** Fraction of the VM's work lost while the throttle holds. */
+  slowdown: number;
   /** Integer seconds: from, and until (exclusive; null = until the end of the horizon / further notice). */
   fromS: number;
   untilS: number | null;
@@ -56,10 +104,21 @@ export interface MigrateAction {
   toHostId: string;
   /** Start, integer s. */
   startS: number;
-  /** Start to switchover, s (the transient model's estimate). */
+  mode: MigrationMode;
+  /** Bytes/s to allow the migration (libvirt migrate --bandwidth), before link efficiency. */
+  bandwidthBps: number;
+  /** Start to the end of the transfer, s (the transient model's estimate). */
   durationS: number;
-  /** startS + durationS: the VM's power moves from source to destination here. */
+  /** The VM's power moves from source to destination here: startS + durationS for pre-copy, startS + setup + ~0.12 s for post-copy. */
   switchoverS: number;
+  /** startS + durationS: the copy's extra watts stop here. */
+  endS: number;
+  /** Fraction of the migrating VM's work lost over slowedS seconds, and its pause at switchover. */
+  slowdown: number;
+  slowedS: number;
+  downtimeS: number;
+  /** The migration's SLA cost, VM·s of lost work (weighted by 1 + priority). */
+  slaCost: number;
   /** The VM's full attributed power that moves, W. */
   vmPowerW: number;
   sourceExtraW: number;
@@ -99,11 +158,31 @@ export interface HostPlan {
   notes: string[];
 }
 
+export interface GroupPlan {
+  groupId: string;
+  kind: string;
+  capW: number;
+  /** The hosts the group's power is summed over. */
+  hostIds: string[];
+  /** 'within-cap' (untouched or kept under), or how the advisor brought it under its cap. */
+  status: 'within-cap' | 'throttle' | 'throttle-then-migrate' | 'infeasible';
+  timelineW: number[];
+  peakW: number;
+  overCapSeconds: number;
+  notes: string[];
+}
+
 export interface CapPlan {
   actions: CapAction[];
   /** Hosts that are over their cap or touched by an action, with their timelines. */
   hosts: HostPlan[];
-  /** True when no affected host's predicted power exceeds its cap in any second of the horizon. */
+  /** Every group, with its timeline under the plan. */
+  groups: GroupPlan[];
+  /** True when no host's and no group's predicted power exceeds its cap in any second of the horizon. */
   safe: boolean;
   horizonS: number;
+  /** The plan's SLA cost, VM·s of lost work weighted by 1 + priority (throttle slowdown × seconds, migration slowdown × seconds + downtime). */
+  slaCost: number;
+  /** W kept free under every cap. */
+  marginW: number;
 }

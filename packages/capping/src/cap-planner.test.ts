@@ -1,11 +1,14 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { isWattsplitError } from '@wattsplit/wire';
-import { MigrationTransientModel, naiveCapPlan, planCaps, simulatePlan, type CapAction, type MigrateAction, type PlanCapsInput, type ThrottleAction } from './index.js';
+import { MigrationTransientModel, naiveCapPlan, planCaps, simulatePlan, type CapAction, type MigrateAction, type PlanCapsInput, type PlanCapsOptions, type ThrottleAction } from './index.js';
 
 const GiB = 1024 ** 3;
 const MiB = 1024 ** 2;
 const TEN_GBE = 1.25e9;
+
+/** The tests written for the pre-copy transient: the advisor limited to pre-copy (modes are compared in cap-modes.test.ts). */
+const PRE: PlanCapsOptions = { modes: ['pre-copy'] };
 
 const rep = (w: number, n: number): number[] => Array.from({ length: n }, () => w);
 const throttles = (a: CapAction[]): ThrottleAction[] => a.filter((x): x is ThrottleAction => x.kind === 'throttle');
@@ -48,7 +51,7 @@ test('the naive plan overshoots the cap during the transfer; the advisor throttl
   assert.equal(c[0], 302);
   assert.equal(c[11], 290 + 12 + 200, 'destination: VM and transient in the switchover second = 502 W > 500 W cap');
 
-  const plan = planCaps(input);
+  const plan = planCaps(input, PRE);
   assert.equal(plan.safe, true);
   const ha = plan.hosts.find((h) => h.hostId === 'hv-a')!;
   const hc = plan.hosts.find((h) => h.hostId === 'hv-c')!;
@@ -102,7 +105,7 @@ test('throttle-then-migrate: the migrating VM cannot shed enough alone, other VM
       { hostId: 'dst', capW: 300, powerW: 100, vms: [] },
     ],
   };
-  const plan = planCaps(input);
+  const plan = planCaps(input, PRE);
   assert.equal(plan.safe, true);
   const [m] = migrations(plan.actions);
   assert.equal(m!.vmUuid, 'mover');
@@ -140,7 +143,7 @@ test('destination headroom includes its own transient and earlier decisions: two
       { hostId: 'tight', capW: 400, powerW: 295, vms: [] },
     ],
   };
-  const plan = planCaps(input);
+  const plan = planCaps(input, PRE);
   assert.equal(plan.safe, true);
   const ms = migrations(plan.actions);
   assert.deepEqual(ms.map((m) => [m.vmUuid, m.toHostId, m.switchoverS]), [
@@ -170,7 +173,7 @@ test('when the only destination cannot take two overlapping transients, the seco
       { hostId: 'big', capW: 400, powerW: 180, vms: [] },
     ],
   };
-  const plan = planCaps(input);
+  const plan = planCaps(input, PRE);
   assert.equal(plan.safe, true);
   const ms = migrations(plan.actions);
   assert.deepEqual(ms.map((m) => [m.vmUuid, m.toHostId, m.startS, m.switchoverS]), [
@@ -214,13 +217,18 @@ test('no safe migration (pinned VMs, full fleet): throttling amounts by priority
   assert.deepEqual(h.timelineW, rep(700, 600));
 });
 
-test('over a short horizon throttling is cheaper than migrating, and the note compares the costs', () => {
-  const plan = planCaps(atCapFleet(20));
+test('over a short horizon throttling is cheaper than migrating, and the note compares the SLA costs', () => {
+  // 20 W over: throttling sheds 20 W of 405 W throttleable (each VM 4.9 % slower) for 10 s = 1.48 VM·s;
+  // the cheapest pre-copy (batch-1, throttled 32 W for 9 s, then 5 % slower for 8 s) costs 2.64 VM·s.
+  const plan = planCaps(atCapFleet(10), PRE);
   const h = plan.hosts.find((x) => x.hostId === 'hv-a')!;
   assert.equal(h.status, 'throttle');
-  assert.match(h.notes.join('\n'), /throttling \(cost 400 W·s\) is cheaper than the best migration to hv-c \(cost \d+(\.\d+)? W·s\) over 20 s/);
+  assert.match(h.notes.join('\n'), /throttling \(SLA 1\.48\d* VM·s\) is cheaper than the best migration, pre-copy of batch-1 to hv-c: SLA 2\.64\d* VM·s .* over 10 s/);
   const shed = throttles(plan.actions).reduce((a, t) => a + t.shedW, 0);
   assert.ok(shed >= 20 && shed < 20.003, `shed ${shed} W: 20 W, each VM's share rounded up to the mW`);
+  assert.ok(Math.abs(plan.slaCost - 1.481) < 0.002, `plan SLA cost ${plan.slaCost}`);
+  // Over 300 s the same host is better served by moving a VM.
+  assert.equal(planCaps(atCapFleet(300), PRE).hosts.find((x) => x.hostId === 'hv-a')!.status, 'throttle-then-migrate');
 });
 
 test('infeasible: even every VM at its floor leaves the host over its cap; the plan is marked unsafe and says by how much', () => {

@@ -1,32 +1,57 @@
 /**
- * The power-cap advisor. For every host over its cap it compares
- * - throttling: CPU quotas on its VMs (lowest priority first, proportionally within a priority) that
- *   shed the excess for the whole horizon, and
- * - throttle-then-migrate: for each movable VM and each other host, shed enough on the source that the
- *   source stays under its cap INCLUDING the migration transient, migrate, lift the throttles at
- *   switchover (keeping only what the source still needs without the VM), with the destination checked
- *   second by second under its own cap including ITS transient and the arriving VM,
- * and picks the cheapest safe option, cost = Σ throttled W × s (weighted by 1 + priority) + migration
- * overhead J. Destinations' timelines carry earlier decisions, so two sources never count the same headroom.
+ * The power-cap advisor. Every cap is a SCOPE: a host, or a group of hosts (rack, PDU, row, any named
+ * set, nested or overlapping) whose power is the sum of its hosts' plus its own `otherW`. Each scope's
+ * limit is its cap less the headroom margin. While some scope is over its limit in some second, the
+ * advisor takes the one furthest over and compares, by SLA cost:
+ * - throttling: shed the excess from the scope's VMs for the whole horizon (lowest priority first,
+ *   proportionally within a priority), by DVFS where the host offers it (the same watts cost less work:
+ *   dynamic power falls as f^α, CPU-bound work as f), else by CPU quota;
+ * - moving one VM out of the scope, in each migration mode (pre-copy, pre-copy with the bandwidth capped,
+ *   post-copy), to each host outside it: throttle the source so every scope holding it stays under its
+ *   limit INCLUDING the migration's extra watts, start one lead second later, lift the throttles when the
+ *   VM's power has left (keeping what the scope still needs without it), with every scope holding the
+ *   destination checked second by second with its transient and the arriving VM.
+ * SLA cost = Σ over VMs of (1 + priority) × (slowdown × seconds + downtime × downtimeCostFactor): a
+ * throttle's slowdown for as long as it holds; pre-copy's dirty-logging slowdown for the transfer (and on
+ * a CPU-saturated source the slowdown of every guest whose CPU the copy takes instead of adding watts);
+ * post-copy's remote-fault slowdown while the pages arrive. Ties go to less migration energy, then to
+ * the destination left with the most headroom. The plan's notes say what each option would have cost.
+ *
+ * Invariants (tested): a committed decision brings its target scope under its limit in every second and
+ * never raises any other scope above its limit in a second where it was not already above; so scopes
+ * are fixed one at a time and the loop ends. Timelines are per second and hold the highest power the
+ * host can draw in that second (see power-timeline.ts), from the forecast bound where one is given.
  *
  * A host over its cap can never be fixed by a migration alone: its power is already above the cap and
  * the transient raises it further until switchover. That is what the naive advisor gets wrong.
  */
 import { WattsplitError } from '@wattsplit/wire';
-import type { CapAction, CapHost, CapPlan, CapVm, HostPlan, HostPlanStatus, MigrateAction, PlanCapsInput, ThrottleAction } from './cap-plan-types.js';
-import { MigrationTransientModel } from './migration-transient-model.js';
-import { applySteps, stepsOf, type PowerStep } from './power-timeline.js';
+import type { CapAction, CapGroup, CapHost, CapPlan, CapVm, GroupPlan, HostPlan, HostPlanStatus, MigrateAction, PlanCapsInput, ThrottleAction, ThrottleMethod } from './cap-plan-types.js';
+import { MIGRATION_MODES, MigrationTransientModel, type MigrationMode, type ModeEstimate } from './migration-transient-model.js';
+import { applySteps, baselineOf, groupHosts, groupOtherW, stepsOf, type PowerStep } from './power-timeline.js';
 
 export interface PlanCapsOptions {
   model?: MigrationTransientModel;
   /** Stay this far under every cap, W. Default 0. */
   marginW?: number;
+  /** And this share of every cap, e.g. 0.02 keeps 2 % free. Default 0. */
+  marginFraction?: number;
   /** Seconds between setting the throttles and starting the migration (cgroup quota takes effect, power settles). Default 1. */
   throttleLeadS?: number;
   /** Floor of a VM's power under throttling when it gives no minPowerW, as a fraction of its power. Default 0.1. */
   defaultMinPowerFraction?: number;
-  /** At most this many notes per host. Default 12. */
+  /** At most this many notes per host or group. Default 12. */
   maxNotesPerHost?: number;
+  /** Migration modes the advisor may use. Default all: pre-copy, pre-copy-throttled, post-copy. */
+  modes?: MigrationMode[];
+  /** Bandwidth shares tried for pre-copy-throttled. Default [0.5, 0.25]. */
+  throttledBandwidthFractions?: number[];
+  /** Dynamic power ∝ frequency^α under DVFS. Default 2 (voltage does not fall all the way with frequency). */
+  dvfsPowerExponent?: number;
+  /** Lowest frequency DVFS may set, as a fraction of the maximum. Default 0.5. */
+  dvfsMinFrequency?: number;
+  /** One second of downtime costs this many seconds of full slowdown. Default 1. */
+  downtimeCostFactor?: number;
 }
 
 interface Shed {
@@ -34,19 +59,38 @@ interface Shed {
   shedW: number;
 }
 
+/** A cap: one host or a group of hosts. `tl` is its predicted power per second under the decisions so far. */
+interface Scope {
+  id: string;
+  kind: 'host' | 'group';
+  groupKind: string;
+  capW: number;
+  limit: number;
+  hostIds: readonly string[];
+  hostSet: ReadonlySet<string>;
+  tl: Float64Array;
+  table: RangeMax;
+  max: number;
+}
+
 interface Option {
   status: 'throttle' | 'throttle-then-migrate' | 'infeasible';
   actions: CapAction[];
   cost: number;
+  energyJ: number;
   /** Lowest headroom the destination keeps, W (tie-break: more is better). */
   destHeadroomW: number;
   destination?: string;
+  source?: string;
+  label: string;
 }
 
 const EPS = 1e-9;
+const TOL = 1e-6;
 const round3 = (w: number): number => Math.round(w * 1000) / 1000;
 /** Rounds up to 1e-3 (watts shed, seconds of a transient): a plan rounded this way is never less safe than computed. */
 const ceil3 = (w: number): number => Math.ceil(w * 1000 - 1e-6) / 1000;
+const pct = (f: number): string => `${Math.round(f * 100)} %`;
 
 function invalid(path: string, value: unknown, why: string): never {
   throw new WattsplitError('CAP_INPUT_INVALID', `planCaps: ${path}=${JSON.stringify(value)} ${why}`, { details: { field: path, value } });
@@ -65,6 +109,13 @@ function validate(input: PlanCapsInput): void {
     hosts.add(h.hostId);
     if (!(h.capW > 0) || !Number.isFinite(h.capW)) invalid(`${at}.capW`, h.capW, 'must be a positive number of watts');
     if (!(h.powerW >= 0) || !Number.isFinite(h.powerW)) invalid(`${at}.powerW`, h.powerW, 'must be a number of watts ≥ 0');
+    if (h.forecastW !== undefined) {
+      if (!Array.isArray(h.forecastW) || h.forecastW.length < input.horizonS) invalid(`${at}.forecastW`, Array.isArray(h.forecastW) ? `[${h.forecastW.length} values]` : h.forecastW, `must be an array of at least horizonS=${input.horizonS} watts`);
+      h.forecastW.forEach((w, t) => {
+        if (!(w >= 0) || !Number.isFinite(w)) invalid(`${at}.forecastW[${t}]`, w, 'must be a number of watts ≥ 0');
+      });
+    }
+    for (const [j, m] of (h.throttleMethods ?? []).entries()) if (m !== 'cpu-quota' && m !== 'dvfs') invalid(`${at}.throttleMethods[${j}]`, m, "must be 'cpu-quota' or 'dvfs'");
     let sum = 0;
     h.vms.forEach((v, j) => {
       const vat = `${at}.vms[${j}]`;
@@ -75,11 +126,22 @@ function validate(input: PlanCapsInput): void {
       if (!(v.powerW >= 0) || !Number.isFinite(v.powerW)) invalid(`${vat}.powerW`, v.powerW, 'must be a number of watts ≥ 0 (the attributed power)');
       if (!(v.memoryBytes >= 0) || !Number.isFinite(v.memoryBytes)) invalid(`${vat}.memoryBytes`, v.memoryBytes, 'must be a number of bytes ≥ 0');
       if (v.dirtyRateBps !== undefined && (!(v.dirtyRateBps >= 0) || !Number.isFinite(v.dirtyRateBps))) invalid(`${vat}.dirtyRateBps`, v.dirtyRateBps, 'must be a number of bytes/s ≥ 0');
+      if (v.workingSetBytes !== undefined && (!(v.workingSetBytes >= 0) || !Number.isFinite(v.workingSetBytes))) invalid(`${vat}.workingSetBytes`, v.workingSetBytes, 'must be a number of bytes ≥ 0');
       if (v.minPowerW !== undefined && (!(v.minPowerW >= 0) || v.minPowerW > v.powerW)) invalid(`${vat}.minPowerW`, v.minPowerW, `must be in [0, powerW=${v.powerW}]`);
       if (v.priority !== undefined && !Number.isFinite(v.priority)) invalid(`${vat}.priority`, v.priority, 'must be a finite number');
       sum += v.powerW;
     });
     if (sum > h.powerW * (1 + 1e-6) + 1e-6) invalid(`${at}.vms[*].powerW`, round3(sum), `sum exceeds the host's measured powerW=${h.powerW}: attributed shares cannot exceed what was measured`);
+  });
+  const groups = new Set<string>();
+  (input.groups ?? []).forEach((g, i) => {
+    const at = `groups[${i}]`;
+    if (!g.groupId) invalid(`${at}.groupId`, g.groupId, 'must be set');
+    if (groups.has(g.groupId) || hosts.has(g.groupId)) invalid(`${at}.groupId`, g.groupId, 'is repeated (group and host ids share one name space)');
+    groups.add(g.groupId);
+    if (!(g.capW > 0) || !Number.isFinite(g.capW)) invalid(`${at}.capW`, g.capW, 'must be a positive number of watts');
+    if (!Array.isArray(g.members) || g.members.length === 0) invalid(`${at}.members`, g.members, 'must be a non-empty array of host or group ids');
+    if (g.otherW !== undefined && (!(g.otherW >= 0) || !Number.isFinite(g.otherW))) invalid(`${at}.otherW`, g.otherW, 'must be a number of watts ≥ 0');
   });
 }
 
@@ -87,26 +149,74 @@ export function planCaps(input: PlanCapsInput, opts: PlanCapsOptions = {}): CapP
   validate(input);
   const model = opts.model ?? new MigrationTransientModel();
   const marginW = opts.marginW ?? 0;
+  const marginFraction = opts.marginFraction ?? 0;
   const lead = opts.throttleLeadS ?? 1;
   const minFrac = opts.defaultMinPowerFraction ?? 0.1;
   const maxNotes = opts.maxNotesPerHost ?? 12;
+  const modes = opts.modes ?? [...MIGRATION_MODES];
+  const fractions = opts.throttledBandwidthFractions ?? [0.5, 0.25];
+  const alpha = opts.dvfsPowerExponent ?? 2;
+  const fMin = opts.dvfsMinFrequency ?? 0.5;
+  const downtimeFactor = opts.downtimeCostFactor ?? 1;
   if (!(marginW >= 0)) invalid('options.marginW', marginW, 'must be ≥ 0');
+  if (!(marginFraction >= 0 && marginFraction < 1)) invalid('options.marginFraction', marginFraction, 'must be in [0, 1)');
   if (!Number.isInteger(lead) || lead < 0) invalid('options.throttleLeadS', lead, 'must be an integer ≥ 0');
   if (!(minFrac >= 0 && minFrac <= 1)) invalid('options.defaultMinPowerFraction', minFrac, 'must be in [0, 1]');
+  for (const m of modes) if (!MIGRATION_MODES.includes(m)) invalid('options.modes', m, `must be one of ${MIGRATION_MODES.join(', ')}`);
+  for (const f of fractions) if (!(f > 0 && f <= 1)) invalid('options.throttledBandwidthFractions', f, 'must be in (0, 1]');
+  if (!(alpha >= 1)) invalid('options.dvfsPowerExponent', alpha, 'must be ≥ 1');
+  if (!(fMin > 0 && fMin <= 1)) invalid('options.dvfsMinFrequency', fMin, 'must be in (0, 1]');
+  if (!(downtimeFactor >= 0)) invalid('options.downtimeCostFactor', downtimeFactor, 'must be ≥ 0');
   const H = input.horizonS;
-  const { sourceExtraW, destinationExtraW } = model.params;
+  const limitOf = (capW: number): number => capW - marginW - capW * marginFraction;
 
-  const tls = new Map<string, Float64Array>(input.hosts.map((h) => [h.hostId, new Float64Array(H).fill(h.powerW)]));
-  const limit = (h: CapHost): number => h.capW - marginW;
+  // ---- scopes: every host, then every group ----
+  const hostsById = new Map(input.hosts.map((h) => [h.hostId, h]));
+  const groups: CapGroup[] = input.groups ?? [];
+  const members = groupHosts(groups, new Set(hostsById.keys()));
+  const otherW = groupOtherW(groups);
+  const tls = new Map<string, Float64Array>(input.hosts.map((h) => [h.hostId, baselineOf(h, H)]));
+  const scopes: Scope[] = [];
+  const scopeOf = (id: string, kind: Scope['kind'], groupKind: string, capW: number, hostIds: string[], tl: Float64Array): Scope => {
+    const s: Scope = { id, kind, groupKind, capW, limit: limitOf(capW), hostIds, hostSet: new Set(hostIds), tl, table: new RangeMax(tl), max: Math.max(...tl) };
+    scopes.push(s);
+    return s;
+  };
+  const hostScope = new Map(input.hosts.map((h) => [h.hostId, scopeOf(h.hostId, 'host', 'host', h.capW, [h.hostId], tls.get(h.hostId)!)]));
+  for (const g of groups) {
+    const ids = members.get(g.groupId)!;
+    const tl = new Float64Array(H).fill(otherW.get(g.groupId)!);
+    for (const id of ids) {
+      const htl = tls.get(id)!;
+      for (let t = 0; t < H; t++) tl[t] = tl[t]! + htl[t]!;
+    }
+    scopeOf(g.groupId, 'group', g.kind ?? 'group', g.capW, ids, tl);
+  }
+  /** Scopes holding each host: its own first, then its groups. */
+  const scopesOfHost = new Map(input.hosts.map((h) => [h.hostId, scopes.filter((s) => s.hostSet.has(h.hostId))]));
+
+  // ---- VMs: floors, weights, throttle methods and their slowdowns ----
+  const hostOfVm = new Map<string, CapHost>(input.hosts.flatMap((h) => h.vms.map((v) => [v.uuid, h] as const)));
   const minPower = (v: CapVm): number => v.minPowerW ?? v.powerW * minFrac;
-  const avail = (v: CapVm): number => Math.max(0, v.powerW - minPower(v));
+  const dyn = (v: CapVm): number => Math.max(0, v.powerW - minPower(v));
   const weight = (v: CapVm): number => 1 + Math.max(0, v.priority ?? 0);
-  const quota = (v: CapVm, shedW: number): number => (avail(v) > 0 ? Math.max(0, 1 - shedW / (v.powerW - minPower(v))) : 1);
+  const dvfsMaxShed = (v: CapVm): number => dyn(v) * (1 - fMin ** alpha);
+  const methodFor = (v: CapVm, totalShed: number): ThrottleMethod => ((hostOfVm.get(v.uuid)!.throttleMethods ?? ['cpu-quota']).includes('dvfs') && totalShed <= dvfsMaxShed(v) + EPS ? 'dvfs' : 'cpu-quota');
+  /** Fraction of the VM's work lost with `shed` W taken from it. */
+  const slowdownOf = (v: CapVm, shed: number): number => {
+    const d = dyn(v);
+    if (d <= EPS || shed <= EPS) return 0;
+    const x = Math.min(1, shed / d);
+    return methodFor(v, shed) === 'dvfs' ? 1 - (1 - x) ** (1 / alpha) : x;
+  };
+  /** Shed committed on each VM (the most at any one time: throttles on one VM add up). */
+  const committedShed = new Map<string, number>();
+  const moved = new Set<string>();
 
   /** Sheds `need` W from `pool`: lowest priority first, proportionally to what each can give within a priority. */
-  const allocate = (need: number, pool: readonly CapVm[], already: ReadonlyMap<string, number> = new Map()): Shed[] | undefined => {
+  const allocate = (need: number, pool: readonly CapVm[], extra: ReadonlyMap<string, number> = new Map()): Shed[] | undefined => {
     if (need <= EPS) return [];
-    const left = (v: CapVm): number => Math.max(0, avail(v) - (already.get(v.uuid) ?? 0));
+    const left = (v: CapVm): number => Math.max(0, dyn(v) - (committedShed.get(v.uuid) ?? 0) - (extra.get(v.uuid) ?? 0));
     const levels = [...new Set(pool.map((v) => v.priority ?? 0))].sort((a, b) => a - b);
     const out: Shed[] = [];
     let rest = need;
@@ -121,52 +231,44 @@ export function planCaps(input: PlanCapsInput, opts: PlanCapsOptions = {}): CapP
     }
     return undefined;
   };
-  const throttle = (h: CapHost, s: Shed, fromS: number, untilS: number | null, reason: string, alreadyShed = 0): ThrottleAction => ({
-    kind: 'throttle',
-    hostId: h.hostId,
-    vmUuid: s.vm.uuid,
-    tenant: s.vm.tenant,
-    shedW: ceil3(s.shedW),
-    cpuQuotaFraction: round3(quota(s.vm, s.shedW + alreadyShed)),
-    fromS,
-    untilS,
-    reason,
-  });
-
-  const hostsById = new Map(input.hosts.map((h) => [h.hostId, h]));
-  /** Highest predicted power of each host so far (its timeline is today's flat power until something is committed on it). */
-  const tlMax = new Map(input.hosts.map((h) => [h.hostId, h.powerW]));
-  /** Highest sum of `steps` over any second (piecewise constant: the maximum is at a piece start). */
-  const maxDelta = (steps: readonly PowerStep[]): number => {
-    let max = -Infinity;
-    for (const t of [0, ...steps.flatMap((x) => [x.fromS, x.untilS])]) {
-      if (t >= H) continue;
-      let d = 0;
-      for (const x of steps) if (x.fromS <= t && t < x.untilS) d += x.watts;
-      max = Math.max(max, d);
-    }
-    return max;
+  const throttle = (s: Shed, fromS: number, untilS: number | null, reason: string, alreadyShed = 0): ThrottleAction => {
+    const total = s.shedW + alreadyShed + (committedShed.get(s.vm.uuid) ?? 0);
+    const method = methodFor(s.vm, total);
+    const x = dyn(s.vm) > EPS ? Math.min(1, total / dyn(s.vm)) : 0;
+    const a: ThrottleAction = {
+      kind: 'throttle',
+      hostId: hostOfVm.get(s.vm.uuid)!.hostId,
+      vmUuid: s.vm.uuid,
+      tenant: s.vm.tenant,
+      shedW: ceil3(s.shedW),
+      method,
+      cpuQuotaFraction: method === 'dvfs' ? 1 : round3(Math.max(0, 1 - x)),
+      slowdown: round3(slowdownOf(s.vm, total)),
+      fromS,
+      untilS,
+      reason,
+    };
+    if (method === 'dvfs') a.frequencyFraction = round3((1 - x) ** (1 / alpha));
+    return a;
   };
-  /** Range-maximum tables of the hosts something was committed on (others are flat at their measured power). */
-  const rangeMax = new Map<string, RangeMax>();
+  /** SLA cost of a throttle: the extra slowdown it causes, × its seconds, × the VM's weight. */
+  const throttleCost = (s: Shed, seconds: number, alreadyShed = 0): number => {
+    const base = (committedShed.get(s.vm.uuid) ?? 0) + alreadyShed;
+    return (slowdownOf(s.vm, base + s.shedW) - slowdownOf(s.vm, base)) * Math.max(0, seconds) * weight(s.vm);
+  };
+
+  // ---- exact peaks of a scope with some steps added ----
+  const cuts = new Float64Array(96);
   /**
-   * Lowest headroom (limit − predicted power) of one host over the horizon with `steps` (all on that host)
-   * added, `stepsMax` = maxDelta(steps). Exact: for a flat host the peak plus the highest step sum; else the
-   * delta is piecewise constant, so the peak is the largest (range max of the timeline + delta) over its pieces.
+   * Highest power of scope `k` over the pieces of [lo, hi) with `steps` (on any hosts; those outside k
+   * are ignored) added. `strict` false considers only pieces the steps raise: "does this make k worse
+   * anywhere", which for a scope under its limit everywhere is the same as its new peak. -Infinity when
+   * no piece is considered.
    */
-  const cuts = new Float64Array(64);
-  const headroom = (hostId: string, steps: readonly PowerStep[], stepsMax = maxDelta(steps)): number => {
-    const h = hostsById.get(hostId)!;
-    const table = rangeMax.get(hostId);
-    if (!table) return limit(h) - (tlMax.get(hostId)! + stepsMax);
-    // Cheap rejection: the last second carries every step that runs to the end of the horizon.
-    let last = 0;
-    for (const x of steps) if (x.untilS >= H) last += x.watts;
-    if (limit(h) - (tls.get(hostId)![H - 1]! + last) < -1e-6) return limit(h) - (tls.get(hostId)![H - 1]! + last);
-    // Sorted distinct piece boundaries (insertion sort into a scratch buffer: no allocation per call).
+  const peakWith = (k: Scope, steps: readonly PowerStep[], strict: boolean, lo = 0, hi = H): number => {
     let n = 0;
     const put = (t: number): void => {
-      if (t > H || n >= cuts.length) return;
+      if (t < lo || t > hi || n >= cuts.length) return;
       let i = n;
       while (i > 0 && cuts[i - 1]! > t) i--;
       if (i > 0 && cuts[i - 1] === t) return;
@@ -174,160 +276,285 @@ export function planCaps(input: PlanCapsInput, opts: PlanCapsOptions = {}): CapP
       cuts[i] = t;
       n++;
     };
-    put(0);
-    put(H);
+    put(lo);
+    put(hi);
     for (const x of steps) {
+      if (!k.hostSet.has(x.hostId)) continue;
       put(x.fromS);
       put(x.untilS);
     }
     let peak = -Infinity;
     for (let i = 0; i + 1 < n; i++) {
       const a = cuts[i]!;
+      const b = cuts[i + 1]!;
+      if (b <= a) continue;
       let d = 0;
-      for (const x of steps) if (x.fromS <= a && a < x.untilS) d += x.watts;
-      peak = Math.max(peak, table.max(a, cuts[i + 1]!) + d);
+      for (const x of steps) if (x.fromS <= a && a < x.untilS && k.hostSet.has(x.hostId)) d += x.watts;
+      if (!strict && d <= TOL) continue;
+      peak = Math.max(peak, k.table.max(a, b) + d);
     }
-    return limit(h) - peak;
+    return peak;
   };
-  const stepsOn = (hostId: string, acts: readonly CapAction[]): PowerStep[] => acts.flatMap((a) => stepsOf(a, H)).filter((x) => x.hostId === hostId);
+  const stepsOfAll = (acts: readonly CapAction[]): PowerStep[] => acts.flatMap((a) => stepsOf(a, H));
 
+  // ---- notes and statuses ----
   const actions: CapAction[] = [];
   const status = new Map<string, HostPlanStatus>();
+  const groupStatus = new Map<string, GroupPlan['status']>();
   const notes = new Map<string, string[]>();
-  const note = (hostId: string, n: string): void => {
-    const l = notes.get(hostId) ?? [];
+  const note = (id: string, n: string): void => {
+    const l = notes.get(id) ?? [];
     if (l.length < maxNotes) l.push(n);
     else if (l.length === maxNotes) l.push('… more options rejected');
-    notes.set(hostId, l);
+    notes.set(id, l);
   };
-
   /** Switchover seconds (rounded up) of the migrations planned so far: later migrations may start there. */
   const switchovers = new Set<number>();
-  const over = input.hosts.filter((h) => h.powerW > limit(h) + EPS).sort((a, b) => b.powerW - limit(b) - (a.powerW - limit(a)));
-  for (const src of over) {
-    const excess = src.powerW - limit(src);
+
+  const modeSpecs: { mode: MigrationMode; f: number }[] = [];
+  for (const m of modes) {
+    if (m === 'pre-copy-throttled') for (const f of fractions) modeSpecs.push({ mode: m, f });
+    else modeSpecs.push({ mode: m, f: 1 });
+  }
+  const modeName = (m: MigrationMode, f: number): string => (m === 'pre-copy-throttled' ? `pre-copy at ${pct(f)} bandwidth` : m);
+
+  /** The cheapest safe way to move `v` off `src` and out of `target`, in one mode, or why there is none. */
+  const moveOption = (target: Scope, src: CapHost, v: CapVm, mode: MigrationMode, f: number): Option | string => {
+    const excess = target.max - target.limit;
+    const srcScopes = scopesOfHost.get(src.hostId)!;
+    const own = hostScope.get(src.hostId)!;
+    const others = src.vms.filter((o) => o !== v && !moved.has(o.uuid));
+    const unthrottled = model.estimateMode(v, input.linkBps, mode, f);
+    /**
+     * What the scopes holding the source need shed, with the source's steps of this migration: in the
+     * window [0, leave) from the source's VMs (every scope holding it: its transient must fit) and
+     * from `leave` on (only the source host and the target: others are not made worse by the VM leaving).
+     */
+    const needs = (est: ModeEstimate, startS: number, srcExtra: number): { window: number; windowTarget: number; after: number; afterTarget: number; leave: number } => {
+      const leave = Math.ceil(startS + est.switchoverAfterS);
+      const steps: PowerStep[] = [
+        { hostId: src.hostId, fromS: Math.floor(startS), untilS: Math.min(H, Math.ceil(startS + est.durationS)), watts: srcExtra },
+        { hostId: src.hostId, fromS: Math.min(H, leave), untilS: H, watts: -v.powerW },
+      ].filter((x) => x.untilS > x.fromS && x.watts !== 0);
+      let window = 0;
+      let windowTarget = 0;
+      for (const k of srcScopes) {
+        const violatedElsewhere = k !== target && k !== own && k.max > k.limit + TOL;
+        const need = peakWith(k, steps, !violatedElsewhere, 0, Math.min(H, leave)) - k.limit;
+        if (k === target && k !== own) windowTarget = Math.max(windowTarget, need);
+        else window = Math.max(window, need);
+      }
+      const after = leave < H ? peakWith(own, steps, true, leave, H) - own.limit : 0;
+      const afterTarget = target !== own && leave < H ? peakWith(target, steps, true, leave, H) - target.limit : 0;
+      return { window: Math.max(0, window), windowTarget: Math.max(0, windowTarget), after: Math.max(0, after), afterTarget: Math.max(0, afterTarget), leave };
+    };
+
+    let firstStart = 0;
+    let srcExtra = unthrottled.sourceExtraW;
+    let n0 = needs(unthrottled, 0, srcExtra);
+    // A CPU-saturated source: the copy's CPU comes from the guests, no watts are added, as long as no
+    // throttle on the host frees CPU for it (then it takes the freed CPU and its watts come back).
+    if (src.cpuSaturated) {
+      const quiet = needs(unthrottled, 0, 0);
+      if (quiet.window <= EPS) {
+        srcExtra = 0;
+        n0 = quiet;
+      }
+    }
+    // The group's share of the window comes from its other hosts when the source is saturated and adds no
+    // watts (a throttle on the source would free CPU for the copy and bring them back).
+    const targetPool =
+      target.kind === 'group' ? target.hostIds.flatMap((id) => (srcExtra === 0 && id === src.hostId ? [] : hostsById.get(id)!.vms)).filter((o) => o !== v && !moved.has(o.uuid)) : others;
+    if (n0.window + n0.windowTarget > EPS) {
+      firstStart = lead;
+      n0 = needs(unthrottled, firstStart, srcExtra);
+    }
+    const ownShed = Math.min(Math.max(0, dyn(v) - (committedShed.get(v.uuid) ?? 0)), n0.window);
+    // Throttling the migrating VM also slows its dirtying: pre-copy converges sooner.
+    const quotaScale = dyn(v) > EPS ? 1 - Math.min(1, ((committedShed.get(v.uuid) ?? 0) + ownShed) / dyn(v)) : 1;
+    const est = mode === 'post-copy' || ownShed <= EPS ? unthrottled : model.estimateMode({ ...v, dirtyRateBps: (v.dirtyRateBps ?? model.params.defaultDirtyRateBps) * quotaScale }, input.linkBps, mode, f);
+    if (!est.converged) return `pre-copy does not converge (dirty rate ≥ usable link rate even at CPU quota ${round3(quotaScale)})`;
+    const durationS = ceil3(est.durationS);
+    const switchAfter = mode === 'post-copy' ? ceil3(est.switchoverAfterS) : durationS;
+    const starts = [firstStart, ...[...switchovers].filter((t) => t > firstStart).sort((a, b) => a - b)].filter((t) => t + durationS <= H).slice(0, 8);
+    if (starts.length === 0) return `takes ${round3(est.durationS)} s, the transfer ends after the ${H} s horizon`;
+
+    let closest = -Infinity;
+    let lastWhy = '';
+    for (const startS of starts) {
+      const n = needs({ ...est, durationS, switchoverAfterS: switchAfter }, startS, srcExtra);
+      const leave = n.leave;
+      const ownW = Math.min(ownShed, n.window);
+      const otherWindow = allocate(n.window - ownW, others, new Map([[v.uuid, ownW]]));
+      if (!otherWindow) return `the source must shed ${round3(n.window)} W to stay under its caps during the +${round3(srcExtra)} W transient; only ${round3(src.vms.reduce((a, o) => a + dyn(o), 0))} W can be throttled`;
+      const onSrc = new Map<string, number>([[v.uuid, ownW], ...otherWindow.map((s) => [s.vm.uuid, s.shedW] as const)]);
+      const targetWindow = allocate(Math.max(0, n.windowTarget - ownW - otherWindow.reduce((a, s) => a + s.shedW, 0)), targetPool, onSrc);
+      if (!targetWindow) return `${target.id} must shed ${round3(n.windowTarget)} W during the transient; its VMs cannot give it`;
+      const residual = allocate(n.after, others);
+      if (!residual) return `without it ${src.hostId} still needs ${round3(n.after)} W shed, more than its other VMs can give`;
+      const residualTarget = allocate(Math.max(0, n.afterTarget - residual.reduce((a, s) => a + s.shedW, 0)), targetPool, new Map(residual.map((s) => [s.vm.uuid, s.shedW])));
+      if (!residualTarget) return `without it ${target.id} still needs ${round3(n.afterTarget)} W shed, more than its VMs can give`;
+      const why = `keep ${src.hostId}${target.id !== src.hostId ? ` and ${target.id}` : ''} under the cap during the +${round3(srcExtra)} W ${modeName(mode, f)} transient of ${v.uuid}`;
+      const base: CapAction[] = [];
+      if (ownW > EPS) base.push(throttle({ vm: v, shedW: ownW }, 0, leave, why));
+      for (const s of [...otherWindow, ...targetWindow]) base.push(throttle(s, 0, leave, why));
+      const stillWhy = `${target.id} is still over its cap without ${v.uuid}`;
+      for (const s of [...residual, ...residualTarget]) base.push(throttle(s, leave, null, stillWhy));
+      const satSlow = src.cpuSaturated && srcExtra === 0 && mode !== 'post-copy' ? model.params.saturatedSourceSlowdown : 0;
+      const migCost =
+        weight(v) * (est.slowdown * est.slowedS + est.downtimeS * downtimeFactor) + others.reduce((a, o) => a + weight(o) * satSlow * durationS, 0);
+      const cost =
+        migCost +
+        (ownW > EPS ? throttleCost({ vm: v, shedW: ownW }, leave) : 0) +
+        [...otherWindow, ...targetWindow].reduce((a, s) => a + throttleCost(s, leave), 0) +
+        [...residual, ...residualTarget].reduce((a, s) => a + throttleCost(s, H - leave), 0);
+      const mig = (toHostId: string): MigrateAction => ({
+        kind: 'migrate',
+        vmUuid: v.uuid,
+        tenant: v.tenant,
+        fromHostId: src.hostId,
+        toHostId,
+        mode,
+        bandwidthBps: Math.round(est.bandwidthBps),
+        startS,
+        durationS,
+        switchoverS: round3(startS + switchAfter),
+        endS: round3(startS + durationS),
+        vmPowerW: v.powerW,
+        sourceExtraW: round3(srcExtra),
+        destinationExtraW: round3(est.destinationExtraW),
+        rounds: est.rounds,
+        transferredBytes: Math.round(est.transferredBytes),
+        slowdown: round3(est.slowdown),
+        slowedS: round3(est.slowedS),
+        downtimeS: round3(est.downtimeS),
+        slaCost: round3(migCost),
+        reason: `${target.id} is ${round3(excess)} W over its ${target.kind === 'group' ? `${target.groupKind} ` : ''}cap; ${v.uuid} takes ${v.powerW} W with it at switchover${startS > firstStart ? ` (starts at ${startS} s, after an earlier migration's switchover, to share no destination transient)` : ''}`,
+      });
+      // The source side does not depend on the destination: check it once.
+      const srcSteps = stepsOfAll([...base, mig('')]);
+      for (const k of srcScopes) {
+        const violatedElsewhere = k !== target && k.max > k.limit + TOL;
+        const peak = peakWith(k, srcSteps, !violatedElsewhere);
+        if (peak > k.limit + TOL) return `${k.id} would still exceed its cap by ${round3(peak - k.limit)} W during the migration`;
+      }
+      // Every destination costs the same for this VM and start: keep the one left with the most headroom.
+      const dstStepsOf = (d: string): PowerStep[] => stepsOfAll([mig(d)]).filter((x) => x.hostId === d);
+      let best: { hostId: string; head: number } | undefined;
+      for (const dst of input.hosts) {
+        if (dst === src || target.hostSet.has(dst.hostId)) continue;
+        const dSteps = dstStepsOf(dst.hostId);
+        let head = Infinity;
+        for (const k of scopesOfHost.get(dst.hostId)!) {
+          const steps = k.hostSet.has(src.hostId) ? [...srcSteps, ...dSteps] : dSteps;
+          const peak = peakWith(k, steps, false);
+          if (peak > -Infinity) head = Math.min(head, k.limit - peak);
+          if (head < -TOL) break;
+        }
+        if (head < -TOL) closest = Math.max(closest, head);
+        else if (!best || head > best.head) best = { hostId: dst.hostId, head };
+      }
+      if (best) {
+        return {
+          status: 'throttle-then-migrate',
+          actions: [...base, mig(best.hostId)],
+          cost,
+          energyJ: (srcExtra + est.destinationExtraW) * durationS,
+          destHeadroomW: best.head,
+          destination: best.hostId,
+          source: src.hostId,
+          label: `${modeName(mode, f)} of ${v.uuid} to ${best.hostId}: SLA ${round3(cost)} VM·s (${pct(est.slowdown)} slower for ${round3(est.slowedS)} s, ${round3(est.downtimeS)} s paused, throttles until ${leave} s)`,
+        };
+      }
+      lastWhy = input.hosts.length > 1 && closest > -Infinity ? `no destination has ${round3(v.powerW)} W for the VM plus ${round3(est.destinationExtraW)} W for its transient under its caps (closest misses by ${round3(-closest)} W)` : 'no other host to move it to';
+    }
+    return lastWhy;
+  };
+
+  // ---- the loop: the scope furthest over its limit first, one decision at a time ----
+  const settled = new Set<string>();
+  const vmById = new Map(input.hosts.flatMap((h) => h.vms.map((v) => [v.uuid, v] as const)));
+  let totalCost = 0;
+  for (;;) {
+    const target = scopes
+      .filter((k) => !settled.has(k.id) && k.max > k.limit + TOL)
+      .sort((a, b) => b.max - b.limit - (a.max - a.limit) || (a.kind === b.kind ? 0 : a.kind === 'host' ? -1 : 1))[0];
+    if (!target) break;
+    settled.add(target.id);
+    const excess = target.max - target.limit;
+    const pool = target.hostIds.flatMap((id) => hostsById.get(id)!.vms).filter((v) => !moved.has(v.uuid));
     const options: Option[] = [];
 
     // Option A: throttle the excess away for the whole horizon.
-    const shedAll = allocate(excess, src.vms);
+    const shedAll = allocate(excess, pool);
     if (shedAll) {
-      const acts = shedAll.map((s) => throttle(src, s, 0, null, `host ${src.hostId} is ${round3(excess)} W over its cap ${src.capW} W`));
-      options.push({ status: 'throttle', actions: acts, cost: shedAll.reduce((a, s) => a + s.shedW * H * weight(s.vm), 0), destHeadroomW: Infinity });
+      const acts = shedAll.map((s) => throttle(s, 0, null, `${target.kind === 'group' ? `${target.groupKind} ` : 'host '}${target.id} is ${round3(excess)} W over its cap ${target.capW} W${marginW || marginFraction ? ` less the ${round3(target.capW - target.limit)} W margin` : ''}`));
+      options.push({ status: 'throttle', actions: acts, cost: shedAll.reduce((a, s) => a + throttleCost(s, H), 0), energyJ: 0, destHeadroomW: Infinity, label: 'throttle' });
     }
 
-    // Option B: throttle so the source absorbs the transient, migrate one VM, lift throttles at switchover.
-    const windowNeed = src.powerW + sourceExtraW - limit(src);
-    for (const v of src.vms) {
-      if (v.movable === false) continue;
-      const own = Math.min(avail(v), windowNeed);
-      const others = src.vms.filter((o) => o !== v);
-      const otherWindow = allocate(windowNeed - own, others);
-      if (!otherWindow) {
-        note(src.hostId, `migrate ${v.uuid}: the source must shed ${round3(windowNeed)} W to stay under its cap during the +${sourceExtraW} W transient; only ${round3(src.vms.reduce((a, o) => a + avail(o), 0))} W can be throttled`);
-        continue;
-      }
-      const est = model.estimate({ memoryBytes: v.memoryBytes, dirtyRateBps: (v.dirtyRateBps ?? model.params.defaultDirtyRateBps) * quota(v, own) }, input.linkBps);
-      if (!est.converged) {
-        note(src.hostId, `migrate ${v.uuid}: pre-copy does not converge (dirty rate ≥ usable link rate even at CPU quota ${round3(quota(v, own))})`);
-        continue;
-      }
-      const firstStart = own + otherWindow.reduce((a, s) => a + s.shedW, 0) > EPS ? lead : 0;
-      const durationS = ceil3(est.durationS);
-      // Start as soon as the throttles took effect; if no destination has room then (another migration's
-      // transient is on it), try starting when one of the migrations already planned has switched over.
-      const starts = [firstStart, ...[...switchovers].filter((t) => t > firstStart).sort((a, b) => a - b)].filter((t) => t + durationS <= H).slice(0, 8);
-      if (starts.length === 0) {
-        note(src.hostId, `migrate ${v.uuid}: takes ${round3(est.durationS)} s, switchover after the ${H} s horizon`);
-        continue;
-      }
-      const residualNeed = src.powerW - v.powerW - limit(src);
-      const residual = allocate(residualNeed, others);
-      if (!residual) {
-        note(src.hostId, `migrate ${v.uuid}: without it the host still needs ${round3(residualNeed)} W shed, more than its other VMs can give`);
-        continue;
-      }
-      let found: Option | undefined;
-      let closest = -Infinity;
-      for (const startS of starts) {
-        const switchoverS = startS + durationS;
-        const leave = Math.ceil(switchoverS);
-        const why = `keep ${src.hostId} under its cap ${src.capW} W during the +${sourceExtraW} W migration transient of ${v.uuid}`;
-        const base: CapAction[] = [];
-        if (own > EPS) base.push(throttle(src, { vm: v, shedW: own }, 0, leave, why));
-        for (const s of otherWindow) base.push(throttle(src, s, 0, leave, why));
-        for (const s of residual) base.push(throttle(src, s, leave, null, `${src.hostId} is still ${round3(residualNeed)} W over its cap without ${v.uuid}`));
-        const throttleCost =
-          own * leave * weight(v) + otherWindow.reduce((a, s) => a + s.shedW * leave * weight(s.vm), 0) + residual.reduce((a, s) => a + s.shedW * (H - leave) * weight(s.vm), 0);
-        const mig = (toHostId: string): MigrateAction => ({
-          kind: 'migrate',
-          vmUuid: v.uuid,
-          tenant: v.tenant,
-          fromHostId: src.hostId,
-          toHostId,
-          startS,
-          durationS,
-          switchoverS,
-          vmPowerW: v.powerW,
-          sourceExtraW,
-          destinationExtraW,
-          rounds: est.rounds,
-          transferredBytes: Math.round(est.transferredBytes),
-          reason: `${src.hostId} is ${round3(excess)} W over its cap; ${v.uuid} takes ${v.powerW} W with it at switchover${startS > firstStart ? ` (starts at ${startS} s, after an earlier migration's switchover, to share no destination transient)` : ''}`,
-        });
-        // The source side does not depend on the destination: check it once.
-        const srcHead = headroom(src.hostId, stepsOn(src.hostId, [...base, mig('')]));
-        if (srcHead < -1e-6) {
-          note(src.hostId, `migrate ${v.uuid}: the source would still exceed its cap by ${round3(-srcHead)} W during the migration`);
-          break;
+    // Option B: move one VM out of the scope, in every mode.
+    for (const hostId of target.hostIds) {
+      const src = hostsById.get(hostId)!;
+      for (const v of src.vms) {
+        if (v.movable === false || moved.has(v.uuid)) continue;
+        const tried: string[] = [];
+        for (const { mode, f } of modeSpecs) {
+          const o = moveOption(target, src, v, mode, f);
+          if (typeof o === 'string') tried.push(`${modeName(mode, f)}: ${o}`);
+          else options.push(o);
         }
-        // Every destination costs the same for this VM and start: keep the one left with the most headroom.
-        const dstSteps = stepsOn('', [mig('')]);
-        const dstMax = maxDelta(dstSteps);
-        let best: { hostId: string; head: number } | undefined;
-        for (const dst of input.hosts) {
-          if (dst === src) continue;
-          const head = headroom(dst.hostId, dstSteps, dstMax);
-          if (head < -1e-6) closest = Math.max(closest, head);
-          else if (!best || head > best.head) best = { hostId: dst.hostId, head };
+        if (tried.length === modeSpecs.length) {
+          // One note per VM when every mode failed; the same reason for all modes is said once.
+          const reasons = [...new Set(tried.map((t) => t.slice(t.indexOf(': ') + 2)))];
+          note(target.id, reasons.length === 1 ? `migrate ${v.uuid}: ${reasons[0]}` : `migrate ${v.uuid}: ${tried.join('; ')}`);
         }
-        if (best) {
-          found = { status: 'throttle-then-migrate', actions: [...base, mig(best.hostId)], cost: throttleCost + est.overheadJoules, destHeadroomW: best.head, destination: best.hostId };
-          break;
-        }
-      }
-      if (found) options.push(found);
-      else if (input.hosts.length > 1 && closest > -Infinity) {
-        note(src.hostId, `migrate ${v.uuid}: no destination has ${round3(v.powerW)} W for the VM plus ${destinationExtraW} W for its transient under its cap (closest misses by ${round3(-closest)} W)`);
       }
     }
 
-    options.sort((a, b) => a.cost - b.cost || b.destHeadroomW - a.destHeadroomW);
+    options.sort((a, b) => a.cost - b.cost || a.energyJ - b.energyJ || b.destHeadroomW - a.destHeadroomW);
     let chosen = options[0];
     if (!chosen) {
-      // Nothing is safe: throttle everything to its floor and say how far over the host stays.
-      const shed = src.vms.filter((v) => avail(v) > EPS).map((v) => ({ vm: v, shedW: avail(v) }));
+      // Nothing is safe: throttle everything to its floor and say how far over the scope stays.
+      const shed = pool.filter((v) => dyn(v) - (committedShed.get(v.uuid) ?? 0) > EPS).map((v) => ({ vm: v, shedW: dyn(v) - (committedShed.get(v.uuid) ?? 0) }));
       const got = shed.reduce((a, s) => a + s.shedW, 0);
-      note(src.hostId, `infeasible: throttling every VM to its floor sheds ${round3(got)} W of the ${round3(excess)} W needed; ${round3(excess - got)} W over remains`);
-      chosen = { status: 'infeasible', actions: shed.map((s) => throttle(src, s, 0, null, `host ${src.hostId} cannot get under its cap; throttled to the floor`)), cost: Infinity, destHeadroomW: 0 };
+      note(target.id, `infeasible: throttling every VM to its floor sheds ${round3(got)} W of the ${round3(excess)} W needed; ${round3(excess - got)} W over remains`);
+      chosen = { status: 'infeasible', actions: shed.map((s) => throttle(s, 0, null, `${target.id} cannot get under its cap; throttled to the floor`)), cost: Infinity, energyJ: 0, destHeadroomW: 0, label: 'infeasible' };
     } else if (chosen.status === 'throttle') {
       const alt = options.find((o) => o.status === 'throttle-then-migrate');
-      note(src.hostId, alt ? `throttling (cost ${round3(chosen.cost)} W·s) is cheaper than the best migration to ${alt.destination} (cost ${round3(alt.cost)} W·s) over ${H} s` : 'no safe migration exists: throttling instead');
+      note(target.id, alt ? `throttling (SLA ${round3(chosen.cost)} VM·s) is cheaper than the best migration, ${alt.label}, over ${H} s` : 'no safe migration exists: throttling instead');
+    } else {
+      const why = options.filter((o) => o !== chosen && o.status === 'throttle-then-migrate').slice(0, 3);
+      const thr = options.find((o) => o.status === 'throttle');
+      note(target.id, `chosen: ${chosen.label}${thr ? `; throttling instead would cost ${round3(thr.cost)} VM·s over ${H} s` : ''}${why.length ? `; next best: ${why.map((o) => o.label).join('; ')}` : ''}`);
     }
     actions.push(...chosen.actions);
-    const committed = chosen.actions.flatMap((a) => stepsOf(a, H));
-    applySteps(tls, committed);
-    for (const id of new Set(committed.map((x) => x.hostId))) {
-      rangeMax.set(id, new RangeMax(tls.get(id)!));
-      tlMax.set(id, Math.max(...tls.get(id)!));
+    totalCost += Number.isFinite(chosen.cost) ? chosen.cost : chosen.actions.reduce((a, x) => a + (x.kind === 'throttle' ? throttleCost({ vm: vmById.get(x.vmUuid)!, shedW: x.shedW }, H) : 0), 0);
+    for (const a of chosen.actions) {
+      if (a.kind === 'migrate') {
+        moved.add(a.vmUuid);
+        switchovers.add(Math.ceil(a.switchoverS));
+        a.reason += `; ${chosen.label}`;
+      } else committedShed.set(a.vmUuid, (committedShed.get(a.vmUuid) ?? 0) + a.shedW);
     }
-    status.set(src.hostId, chosen.status);
+    const committed = stepsOfAll(chosen.actions);
+    applySteps(tls, committed);
+    const touchedScopes = new Set<Scope>();
+    for (const x of committed) for (const k of scopesOfHost.get(x.hostId) ?? []) touchedScopes.add(k);
+    for (const k of touchedScopes) {
+      if (k.kind === 'group') for (const x of committed) if (k.hostSet.has(x.hostId)) for (let t = x.fromS; t < x.untilS; t++) k.tl[t] = k.tl[t]! + x.watts;
+      k.table = new RangeMax(k.tl);
+      k.max = Math.max(...k.tl);
+    }
+    if (target.kind === 'group') groupStatus.set(target.id, chosen.status);
+    else status.set(target.id, chosen.status);
+    for (const a of chosen.actions) if (a.kind === 'throttle' && !status.has(a.hostId)) status.set(a.hostId, chosen.status === 'infeasible' ? 'throttle' : chosen.status);
+    if (chosen.source && !status.has(chosen.source)) status.set(chosen.source, 'throttle-then-migrate');
     if (chosen.destination) status.set(chosen.destination, 'destination');
-    for (const a of chosen.actions) if (a.kind === 'migrate') switchovers.add(Math.ceil(a.switchoverS));
   }
 
-  const touched = new Set<string>([...status.keys()]);
+  const overSeconds = (tl: readonly number[], capW: number): number => tl.filter((w) => w > capW + TOL).length;
   const hosts: HostPlan[] = input.hosts
-    .filter((h) => touched.has(h.hostId))
+    .filter((h) => status.has(h.hostId) || hostScope.get(h.hostId)!.max > h.capW + TOL)
     .map((h) => {
       const timelineW = Array.from(tls.get(h.hostId)!, (w) => Math.round(w * 1e6) / 1e6);
       return {
@@ -337,11 +564,35 @@ export function planCaps(input: PlanCapsInput, opts: PlanCapsOptions = {}): CapP
         status: status.get(h.hostId) ?? 'within-cap',
         timelineW,
         peakW: Math.max(...timelineW),
-        overCapSeconds: timelineW.filter((w) => w > h.capW + 1e-6).length,
+        overCapSeconds: overSeconds(timelineW, h.capW),
         notes: notes.get(h.hostId) ?? [],
       };
     });
-  return { actions, hosts, safe: hosts.every((h) => h.overCapSeconds === 0), horizonS: H };
+  const groupPlans: GroupPlan[] = scopes
+    .filter((k) => k.kind === 'group')
+    .map((k) => {
+      const timelineW = Array.from(k.tl, (w) => Math.round(w * 1e6) / 1e6);
+      return {
+        groupId: k.id,
+        kind: k.groupKind,
+        capW: k.capW,
+        hostIds: [...k.hostIds],
+        status: groupStatus.get(k.id) ?? 'within-cap',
+        timelineW,
+        peakW: Math.max(...timelineW),
+        overCapSeconds: overSeconds(timelineW, k.capW),
+        notes: notes.get(k.id) ?? [],
+      };
+    });
+  return {
+    actions,
+    hosts,
+    groups: groupPlans,
+    safe: hosts.every((h) => h.overCapSeconds === 0) && groupPlans.every((g) => g.overCapSeconds === 0),
+    horizonS: H,
+    slaCost: round3(totalCost),
+    marginW: round3(marginW),
+  };
 }
 
 /** Sparse table: the maximum of any range [a, b) of a fixed array in O(1). */

@@ -36,7 +36,36 @@ export interface MigrationTransientParams {
   downtimeLimitS: number;
   /** Guest dirty rate when a VM does not say, bytes/s. Default 32 MiB/s. */
   defaultDirtyRateBps: number;
+  /**
+   * Post-copy: from the stop of the VM on the source to its resumption on the destination (device
+   * state only), s. The source's share of the VM's power is gone within this time. Default 0.12.
+   */
+  postCopySwitchS: number;
+  /** Post-copy slowdown of the migrated VM while its pages arrive, small working set. Default 0.10. */
+  postCopySlowdownSmall: number;
+  /** Post-copy slowdown of a memory-intensive VM (a write-intensive working set of memoryIntensiveWorkingSetBytes or more). Default 0.68. */
+  postCopySlowdownMemoryIntensive: number;
+  /** Working set at and above which a writing VM counts as memory-intensive, bytes. Default 200 MB. */
+  memoryIntensiveWorkingSetBytes: number;
+  /** Pre-copy slowdown of the migrating VM (dirty logging: a write-protect fault per first write to a page each round). Default 0.05. */
+  preCopySlowdown: number;
+  /**
+   * Slowdown of EVERY VM on a CPU-saturated source while a pre-copy runs: the migration thread's CPU
+   * comes from the guests (no power is added, the work is displaced). Default 0.05.
+   */
+  saturatedSourceSlowdown: number;
 }
+
+/**
+ * How the VM moves:
+ * - `pre-copy`: memory copied while the VM runs, then stop-and-copy; the VM's power leaves the source at the end.
+ * - `pre-copy-throttled`: the same with the migration bandwidth capped at `bandwidthFraction` of the link;
+ *   the migration's CPU work (and so its extra watts) scales with its throughput, the transfer takes longer.
+ * - `post-copy`: the VM is stopped, its device state sent (~0.12 s) and it resumes on the destination at
+ *   once; its pages follow (on demand and pushed in the background) while it runs there slowed down.
+ */
+export type MigrationMode = 'pre-copy' | 'pre-copy-throttled' | 'post-copy';
+export const MIGRATION_MODES: readonly MigrationMode[] = ['pre-copy', 'pre-copy-throttled', 'post-copy'];
 
 export const DEFAULT_MIGRATION_TRANSIENT: Readonly<MigrationTransientParams> = Object.freeze({
   sourceExtraW: 12,
@@ -48,6 +77,12 @@ export const DEFAULT_MIGRATION_TRANSIENT: Readonly<MigrationTransientParams> = O
   maxRounds: 30,
   downtimeLimitS: 0.3,
   defaultDirtyRateBps: 32 * 1024 * 1024,
+  postCopySwitchS: 0.12,
+  postCopySlowdownSmall: 0.1,
+  postCopySlowdownMemoryIntensive: 0.68,
+  memoryIntensiveWorkingSetBytes: 200e6,
+  preCopySlowdown: 0.05,
+  saturatedSourceSlowdown: 0.05,
 });
 
 export interface MigrationEstimate {
@@ -71,6 +106,22 @@ export interface MigratingVm {
   memoryBytes: number;
   /** Bytes/s the guest dirties; default params.defaultDirtyRateBps. */
   dirtyRateBps?: number | undefined;
+  /** Bytes the guest keeps touching (its working set); default: what it dirties in one second, at most its memory. */
+  workingSetBytes?: number | undefined;
+}
+
+/** A migration in one mode: when the VM's power moves, how long the copy's extra watts last, what it costs the guest. */
+export interface ModeEstimate extends MigrationEstimate {
+  mode: MigrationMode;
+  /** Share of the link the migration may use (1 except for pre-copy-throttled). */
+  bandwidthFraction: number;
+  /** Bytes/s the migration may use (the value to give libvirt's migrate --bandwidth), before linkEfficiency. */
+  bandwidthBps: number;
+  /** Start to the moment the VM runs on the destination, s (= durationS for pre-copy; setup + postCopySwitchS for post-copy). */
+  switchoverAfterS: number;
+  /** Slowdown of the migrating VM (fraction of its work lost) over `slowedS` seconds. */
+  slowdown: number;
+  slowedS: number;
 }
 
 export class MigrationTransientModel {
@@ -81,11 +132,59 @@ export class MigrationTransientModel {
     const need = (field: keyof MigrationTransientParams, ok: boolean, why: string): void => {
       if (!ok) throw new WattsplitError('CONFIG_INVALID', `MigrationTransientModel: ${field}=${JSON.stringify(p[field])} ${why}`, { details: { field, value: p[field] } });
     };
-    for (const f of ['sourceExtraW', 'destinationExtraW', 'setupS', 'minDurationS', 'downtimeLimitS', 'defaultDirtyRateBps'] as const) need(f, Number.isFinite(p[f]) && p[f] >= 0, 'must be a finite number ≥ 0');
+    for (const f of ['sourceExtraW', 'destinationExtraW', 'setupS', 'minDurationS', 'downtimeLimitS', 'defaultDirtyRateBps', 'postCopySwitchS', 'memoryIntensiveWorkingSetBytes'] as const) need(f, Number.isFinite(p[f]) && p[f] >= 0, 'must be a finite number ≥ 0');
     need('maxDurationS', !Number.isNaN(p.maxDurationS) && p.maxDurationS >= p.minDurationS, `must be ≥ minDurationS (${p.minDurationS})`);
     need('linkEfficiency', p.linkEfficiency > 0 && p.linkEfficiency <= 1, 'must be in (0, 1]');
+    for (const f of ['postCopySlowdownSmall', 'postCopySlowdownMemoryIntensive', 'preCopySlowdown', 'saturatedSourceSlowdown'] as const) need(f, p[f] >= 0 && p[f] <= 1, 'must be a fraction in [0, 1]');
     need('maxRounds', Number.isInteger(p.maxRounds) && p.maxRounds >= 1, 'must be an integer ≥ 1');
     this.params = Object.freeze(p);
+  }
+
+  /**
+   * One migration mode. Pre-copy (throttled or not): the rounds at the allowed bandwidth, extra watts
+   * scaled by the bandwidth share (the copy's CPU and NIC work follow its throughput; Strunk & Dargie:
+   * at a given bandwidth the power does not depend on VM size). Post-copy: setup, a `postCopySwitchS`
+   * stop for device state, then the memory is pushed once (M / B, no rounds: pages are never resent)
+   * while the VM runs on the destination slowed by remote page faults.
+   */
+  estimateMode(vm: MigratingVm, linkBps: number, mode: MigrationMode, bandwidthFraction = 1): ModeEstimate {
+    const p = this.params;
+    if (!(bandwidthFraction > 0 && bandwidthFraction <= 1)) throw new WattsplitError('CONFIG_INVALID', `migration: bandwidthFraction=${JSON.stringify(bandwidthFraction)} must be in (0, 1]`, { details: { field: 'bandwidthFraction', value: bandwidthFraction } });
+    const f = mode === 'pre-copy-throttled' ? bandwidthFraction : 1;
+    const base = this.estimate(vm, linkBps * f);
+    const common = { bandwidthFraction: f, bandwidthBps: linkBps * f, sourceExtraW: p.sourceExtraW * f, destinationExtraW: p.destinationExtraW * f };
+    if (mode !== 'post-copy') {
+      return { ...base, ...common, mode, overheadJoules: (common.sourceExtraW + common.destinationExtraW) * base.durationS, switchoverAfterS: base.durationS, slowdown: p.preCopySlowdown, slowedS: base.durationS };
+    }
+    const b = linkBps * p.linkEfficiency;
+    const pushS = vm.memoryBytes / b;
+    const durationS = Math.min(Math.max(p.maxDurationS, p.setupS + p.postCopySwitchS), Math.max(p.minDurationS, p.setupS + p.postCopySwitchS + pushS));
+    return {
+      mode,
+      ...common,
+      durationS,
+      rounds: 1,
+      transferredBytes: vm.memoryBytes,
+      downtimeS: p.postCopySwitchS,
+      converged: true,
+      overheadJoules: (p.sourceExtraW + p.destinationExtraW) * durationS,
+      switchoverAfterS: p.setupS + p.postCopySwitchS,
+      slowdown: this.postCopySlowdown(vm),
+      slowedS: Math.max(0, durationS - p.setupS - p.postCopySwitchS),
+    };
+  }
+
+  /**
+   * Post-copy slowdown of a VM: from postCopySlowdownSmall (small working set) to
+   * postCopySlowdownMemoryIntensive (a write-intensive working set of memoryIntensiveWorkingSetBytes),
+   * linear in how much of that working set the guest has and how much of it it rewrites each second.
+   */
+  postCopySlowdown(vm: MigratingVm): number {
+    const p = this.params;
+    const d = vm.dirtyRateBps ?? p.defaultDirtyRateBps;
+    const wss = Math.min(vm.memoryBytes, vm.workingSetBytes ?? d);
+    const intensity = Math.min(1, wss / p.memoryIntensiveWorkingSetBytes) * Math.min(1, d / Math.max(1, wss));
+    return p.postCopySlowdownSmall + (p.postCopySlowdownMemoryIntensive - p.postCopySlowdownSmall) * intensity;
   }
 
   /** Duration, rounds and power of migrating `vm` over a link of `linkBps` bytes/s. */
