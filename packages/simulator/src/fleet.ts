@@ -7,6 +7,8 @@
  * hosts. Events: one VM starts late, one stops mid-run, one live-migrates hv-01 → hv-03.
  */
 import { WattsplitError } from '@wattsplit/wire';
+import { familiesForHost, type FamilyName, type PhysicsChoice } from './physics/families.js';
+import { FamilyPhysics } from './physics/host-physics.js';
 import { Prng, hash32 } from './prng.js';
 import { SimHostImpl, type EnergyBySource, type HostNoise, type HostSpec, type SimHost } from './sim-host.js';
 import { SimVm } from './sim-vm.js';
@@ -36,6 +38,13 @@ export interface FleetOptions {
   noise?: false | Partial<HostNoise>;
   /** Override host specs (cycled over hosts). */
   hostSpecs?: HostSpec[];
+  /**
+   * Power physics of the hosts (docs/simulator.md, "Physics families"): 'legacy' (default) for the original
+   * law, 'families' for 2–4 families drawn per host by seed, or a list every host runs.
+   */
+  physics?: PhysicsChoice;
+  /** phases family: simulated second at which each VM's phase mix changes (default 1800). */
+  physicsShiftAtS?: number;
 }
 
 export interface VmTruth {
@@ -89,6 +98,8 @@ export interface Fleet {
   /** Cumulative ground truth since creation. */
   truth(): FleetTruth;
   host(hostId: string): SimHost;
+  /** The physics families a host runs ('legacy' for the original law). For reports and tests; agents never see it. */
+  physicsOf(hostId: string): 'legacy' | readonly FamilyName[];
 }
 
 const GiB = 2 ** 30;
@@ -155,10 +166,17 @@ export function createFleet(opts: FleetOptions): Fleet {
   const hosts: SimHostImpl[] = [];
   const pending: { vm: SimVm; host: SimHostImpl; gpu: number | undefined }[] = [];
   const tenantCounter = new Map<VmClass, number>();
+  const physicsChoice = opts.physics ?? 'legacy';
+  const shiftAtS = opts.physicsShiftAtS ?? 1800;
+  if (!(Number.isFinite(shiftAtS) && shiftAtS >= 0)) bad('physicsShiftAtS', shiftAtS, 'must be seconds ≥ 0');
   for (let h = 0; h < opts.hosts; h++) {
-    const spec = specs[h % specs.length]!;
     const hostId = `hv-${String(h).padStart(2, '0')}`;
+    // physics streams are forks of their own (salt 3000+): a legacy fleet's streams are unchanged
+    const pr = root.fork(3000 + h);
+    const families = familiesForHost(physicsChoice, pr);
+    const spec = families ? familySpec(specs[h % specs.length]!, families, pr) : specs[h % specs.length]!;
     const host = new SimHostImpl(hostId, spec, root.fork(1000 + h), startUnixMs, noise, h);
+    if (families) host.physics = new FamilyPhysics({ families, rng: pr.fork(1), shiftAtS });
     hosts.push(host);
     const template = TEMPLATES[h % TEMPLATES.length]!;
     const hr = root.fork(2000 + h);
@@ -285,6 +303,11 @@ export function createFleet(opts: FleetOptions): Fleet {
       monoNs: (id) => fleet.host(id).clock.monoNs(),
       wallUnixNs: (id) => fleet.host(id).clock.wallUnixNs(),
     },
+    physicsOf(id: string): 'legacy' | readonly FamilyName[] {
+      const h = hostById.get(id);
+      if (!h) fleet.host(id); // throws CONFIG_INVALID naming the hosts
+      return h?.physics ? [...h.physics.families] : 'legacy';
+    },
     host(id: string): SimHost {
       const h = hostById.get(id);
       if (!h) throw new WattsplitError('CONFIG_INVALID', `fleet has no host ${JSON.stringify(id)} (hosts: ${hosts.map((x) => x.hostId).join(', ')})`, { details: { field: 'hostId', value: id } });
@@ -342,6 +365,23 @@ export function createFleet(opts: FleetOptions): Fleet {
     },
   };
   return fleet;
+}
+
+/**
+ * The spec a family host runs: idle_spread scales its idle package, DRAM and rest-of-box power by one factor
+ * in [0.9, 1.1] (± 2 % each); bmc_power_only drops the BMC's energy counter. The hardware class is unchanged
+ * (identical servers differ; the model is not told).
+ */
+function familySpec(spec: HostSpec, families: ReadonlySet<FamilyName>, r: Prng): HostSpec {
+  const out = { ...spec };
+  if (families.has('idle_spread')) {
+    const f = r.uniform(0.9, 1.1);
+    out.pkgIdleW = spec.pkgIdleW * f * r.uniform(0.98, 1.02);
+    out.dramIdleW = spec.dramIdleW * f * r.uniform(0.98, 1.02);
+    out.restBaseW = spec.restBaseW * f * r.uniform(0.98, 1.02);
+  }
+  if (families.has('bmc_power_only')) out.bmcEnergyCounter = false;
+  return out;
 }
 
 function drawClass(r: Prng, mix: Partial<Record<VmClass, number>>, fallback: VmClass = 'web'): VmClass {

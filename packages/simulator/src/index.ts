@@ -5,3 +5,7 @@ export * from './sim-vm.js';
 export * from './sim-host.js';
 export * from './fleet.js';
 export * from './write-host-tree.js';
+export * from './physics/laws.js';
+export * from './physics/families.js';
+export * from './physics/host-physics.js';
+export * from './evaluation-sets.js';

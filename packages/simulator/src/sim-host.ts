@@ -11,6 +11,8 @@
  *   gpu_d  = 73 + ctx(n) + Σ_v GPU_W_PER_SM · sm_v · intensity_v, ctx(n) = n>0 ? 47 + 4(n−1) : 0
  *   rest_dc = restBase + FAN_FRACTION · dyn(pkg+dram+gpu) + disk + nic
  *   wall = DC / eff(DC), eff = 0.90 + 0.045 · min(1, DC / 2000)
+ * (The law above is the 'legacy' physics; a host with a physics family (./physics/) replaces the package and
+ * DRAM law and its truth through the `physics` hook.)
  * Truth: entity e's dynamic pkg power is g_s · a_e — the non-linear multiplier of its socket shared in
  * proportion to each entity's linear (marginal) contribution a_e, so Σ_e = pkg_s − pkgIdle exactly.
  * DRAM, GPU activity, disks, NICs and fans are linear per entity; GPU context power is split equally
@@ -33,6 +35,7 @@ import type {
   ProcessOwnerMap,
 } from '@wattsplit/wire';
 import { MemHostFs } from './mem-host-fs.js';
+import type { HostPhysics } from './physics/host-physics.js';
 import type { Prng } from './prng.js';
 import type { SimVm } from './sim-vm.js';
 
@@ -199,6 +202,12 @@ export class SimHostImpl implements SimHost {
   /** Set while a VM of this host is in live-migration pre-copy. */
   migratingOut = 0;
 
+  /**
+   * A power-physics family (packages/simulator/src/physics) replacing the package and DRAM law above
+   * for this host; undefined = the legacy law. Set by the fleet before the first step.
+   */
+  physics: HostPhysics | undefined;
+
   constructor(hostId: string, spec: HostSpec, rng: Prng, startUnixMs: number, noise: HostNoise, index: number) {
     this.hostId = hostId;
     this.hardwareClass = spec.hardwareClass;
@@ -258,6 +267,7 @@ export class SimHostImpl implements SimHost {
     vm.taps = [`vnet${this.nextTap++}`];
     vm.state = 'running';
     vm.absentSteps = 0;
+    vm.extraLlcMissesPerS = 0;
     vm.startedMonoNs = this.clock.monoNs();
     vm.resetCounters();
     if (gpuDevice !== undefined && gpuDevice < this.gpuList.length) {
@@ -361,6 +371,8 @@ export class SimHostImpl implements SimHost {
       this.freqMhz[s] = spec.fmaxMhz * fr;
       g[s] = fr * fr * (1 + 0.8 * u);
     }
+    // a physics family may set the sockets' frequency and the VMs' observable modifiers (IPC, hidden LLC misses)
+    this.physics?.prepare({ t, dt, spec, vms: this.vms, socketThreads: demand, ovhPerSocket, freqMhz: this.freqMhz });
 
     // per-entity dynamic power (W): VMs then overhead (index n)
     // restW: disk + nic (+ fans, added below)
@@ -370,7 +382,8 @@ export class SimHostImpl implements SimHost {
       const s = vm.socket;
       const missesPerS = vm.accumulate(dt, this.freqMhz[s]! * 1e6);
       pkgW[i] = g[s]! * (vm.profile.coreW * vm.busyCores + EMU_W_PER_CORE * vm.emuCores);
-      dramW[i] = DRAM_W_PER_GBS * ((missesPerS * 64) / 1e9);
+      this.bwGBs[i] = (missesPerS * 64) / 1e9;
+      dramW[i] = DRAM_W_PER_GBS * this.bwGBs[i]!;
       restW[i] = DISK_W_PER_BS * (vm.readBs + vm.writeBs) + NIC_W_PER_BS * (vm.rxBs + vm.txBs);
     }
     let ovhPkg = 0;
@@ -378,12 +391,23 @@ export class SimHostImpl implements SimHost {
     pkgW[n] = ovhPkg;
     dramW[n] = 0.3 * ovhCores;
     restW[n] = 0;
+    // a physics family rewrites pkgW/dramW of every entity (VMs and overhead) and the overhead's per-socket split
+    if (this.physics) this.physics.power({ spec, vms: this.vms, pkgW, dramW, bwGBs: this.bwGBs, ovhCores, ovhPerSocket, ovhPkgBySocket: this.ovhPkgS, ovhDramBySocket: this.ovhDramS });
     let migW = 0;
     if (this.migratingOut > 0) {
       pkgW[n] += MIGRATION_TRANSIENT.pkgW;
       dramW[n] += MIGRATION_TRANSIENT.dramW;
       restW[n] += MIGRATION_TRANSIENT.nicW;
       migW = MIGRATION_TRANSIENT.pkgW + MIGRATION_TRANSIENT.dramW + MIGRATION_TRANSIENT.nicW;
+    }
+    for (let s = 0; s < S; s++) {
+      if (this.physics) {
+        this.ovhPkgS[s]! += migW > 0 ? MIGRATION_TRANSIENT.pkgW / S : 0;
+        this.ovhDramS[s]! += migW > 0 ? MIGRATION_TRANSIENT.dramW / S : 0;
+      } else {
+        this.ovhPkgS[s] = pkgW[n] / S;
+        this.ovhDramS[s] = dramW[n] / S;
+      }
     }
 
     // GPUs
@@ -502,11 +526,9 @@ export class SimHostImpl implements SimHost {
     this.wallJ += wall * dt;
 
     // counters
-    const ovhDramPerSocket = dramW[n] / S;
-    const ovhPkgPerSocket = pkgW[n] / S;
     for (let s = 0; s < S; s++) {
-      let p = spec.pkgIdleW + ovhPkgPerSocket;
-      let d = spec.dramIdleW + ovhDramPerSocket;
+      let p = spec.pkgIdleW + this.ovhPkgS[s]!;
+      let d = spec.dramIdleW + this.ovhDramS[s]!;
       for (let i = 0; i < n; i++) {
         if (this.vms[i]!.socket !== s) continue;
         p += pkgW[i]!;
@@ -601,11 +623,16 @@ export class SimHostImpl implements SimHost {
   private gpuW = new Float64Array(0);
   private restW = new Float64Array(0);
   private weights = new Float64Array(0);
+  private bwGBs = new Float64Array(0);
+  private ovhPkgS = new Float64Array(0);
+  private ovhDramS = new Float64Array(0);
 
   private ensureScratch(n: number): void {
     if (this.demand.length !== this.spec.sockets) {
       this.demand = new Float64Array(this.spec.sockets);
       this.g = new Float64Array(this.spec.sockets);
+      this.ovhPkgS = new Float64Array(this.spec.sockets);
+      this.ovhDramS = new Float64Array(this.spec.sockets);
     }
     if (this.pkgW.length < n + 1) {
       const cap = Math.max(16, 2 * (n + 1));
@@ -614,6 +641,7 @@ export class SimHostImpl implements SimHost {
       this.gpuW = new Float64Array(cap);
       this.restW = new Float64Array(cap);
       this.weights = new Float64Array(cap);
+      this.bwGBs = new Float64Array(cap);
     }
   }
 

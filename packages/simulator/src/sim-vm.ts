@@ -85,6 +85,8 @@ export class SimVm {
   gpuWorkIntensity = 0;
   holdsGpuContext = false;
   gpuUsedMemBytes = 0;
+  /** LLC misses/s on top of the class's misses per instruction (hidden memory traffic set by a physics family; 0 otherwise). */
+  extraLlcMissesPerS = 0;
 
   // cumulative counters of the current cgroup (reset when the VM moves host)
   readonly vcpuNs: Float64Array;
@@ -254,10 +256,11 @@ export class SimVm {
     this.emuNs += this.emuCores * dt * 1e9;
     const cyc = (this.busyCores + this.emuCores) * freqHz * dt;
     const ins = cyc * this.ipc;
-    const misses = (ins * this.profile.llcMissPki) / 1000;
+    const extra = this.extraLlcMissesPerS * dt;
+    const misses = (ins * this.profile.llcMissPki) / 1000 + extra;
     this.cycles += cyc;
     this.instructions += ins;
-    this.llcRefs += (ins * this.profile.llcRefPki) / 1000;
+    this.llcRefs += (ins * this.profile.llcRefPki) / 1000 + extra;
     this.llcMisses += misses;
     this.blkRead += this.readBs * dt;
     this.blkWrite += this.writeBs * dt;

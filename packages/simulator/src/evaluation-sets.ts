@@ -1,0 +1,82 @@
+/**
+ * The accuracy protocol's fleets, declared once: development fleets (seeds and physics a model may be shaped
+ * and tuned on) and evaluation fleets (never looked at per VM while developing; their results are the
+ * out-of-sample headline). `benchmarks/accuracy-oos.mjs` runs them; `evaluation-sets.test.ts` keeps the two
+ * apart (no seed in both, no evaluation physics combination used in development, one family held out of
+ * development entirely). Changing an evaluation entry after looking at its results turns it into development
+ * data: add new evaluation seeds instead.
+ */
+import type { FamilyName, PhysicsChoice } from './physics/families.js';
+import type { HostSpec } from './sim-host.js';
+
+export interface EvaluationFleet {
+  seed: number;
+  physics: PhysicsChoice;
+}
+
+export interface EvaluationProtocol {
+  /** One hardware class: every host of a run is this model of server (identical hosts, as a blind test has them). */
+  hostSpec: HostSpec;
+  hosts: number;
+  vmsPerHost: number;
+  /** History the collector trains on, then the billed period; the phases family's mix changes at warmupS. */
+  warmupS: number;
+  billedS: number;
+  /** `--quick`: the same fleets, shorter. */
+  quick: { warmupS: number; billedS: number };
+  dev: readonly EvaluationFleet[];
+  eval: readonly EvaluationFleet[];
+  /** Families that no development fleet runs. */
+  heldOutFamilies: readonly FamilyName[];
+}
+
+/** 2 × 20-core (40 threads) Intel server, RAPL package + DRAM with a small range (wraps about once a minute at load). */
+export const PROTOCOL_HOST_SPEC: HostSpec = Object.freeze({
+  vendor: 'intel',
+  hardwareClass: 'xeon-4416p',
+  sockets: 2,
+  coresPerSocket: 40,
+  cgroupVersion: 2,
+  raplMaxRangeUj: 16_383_999_877,
+  pkgIdleW: 46,
+  dramIdleW: 6,
+  dramZones: true,
+  coreZones: false,
+  psys: false,
+  gpuCount: 0,
+  gpuMode: 'passthrough',
+  perfSupported: true,
+  bmcEnergyCounter: true,
+  cpufreq: true,
+  restBaseW: 72,
+  fmaxMhz: 3400,
+});
+
+export const EVALUATION_PROTOCOL: EvaluationProtocol = Object.freeze({
+  hostSpec: PROTOCOL_HOST_SPEC,
+  hosts: 3,
+  vmsPerHost: 10,
+  warmupS: 1800,
+  billedS: 1800,
+  quick: { warmupS: 600, billedS: 600 },
+  dev: [
+    { seed: 1, physics: 'legacy' },
+    { seed: 2, physics: 'legacy' },
+    { seed: 3, physics: 'legacy' },
+    { seed: 4, physics: 'legacy' },
+    { seed: 5, physics: 'legacy' },
+    { seed: 7, physics: 'legacy' },
+    { seed: 101, physics: ['turbo_bins', 'idle_spread'] },
+    { seed: 102, physics: ['smt', 'memory_bound'] },
+    { seed: 103, physics: ['phases', 'bmc_power_only'] },
+  ],
+  eval: [
+    { seed: 201, physics: 'families' },
+    { seed: 202, physics: 'families' },
+    { seed: 203, physics: ['turbo_bins', 'smt', 'interference'] },
+    { seed: 204, physics: ['phases', 'memory_bound', 'idle_spread'] },
+    { seed: 205, physics: ['interference', 'idle_spread', 'bmc_power_only'] },
+    { seed: 206, physics: ['turbo_bins', 'smt', 'phases', 'memory_bound', 'idle_spread', 'interference', 'bmc_power_only'] },
+  ],
+  heldOutFamilies: ['interference'],
+} satisfies EvaluationProtocol);
