@@ -9,3 +9,4 @@ export * from './physics/laws.js';
 export * from './physics/families.js';
 export * from './physics/host-physics.js';
 export * from './evaluation-sets.js';
+export * from './migration.js';
