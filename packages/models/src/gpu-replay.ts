@@ -1,14 +1,20 @@
 /**
  * Replays a recorded NVML trace (../shared/data/gpu/README.md format) through the GPU time-slicing
- * attribution: windows of at most `maxWindowS` (≤ 2 s) cover the whole trace, each tenant's activity
- * comes from its processes' NVML utilisation samples (pid → tenant through the header's process map,
- * as an agent would), signatures are learned over the whole trace (GpuSignatureLearner), and every
- * window's measured energy is split exactly into per-tenant dynamic and static parts.
+ * attribution. Windows of at most `maxWindowS` (≤ 2 s) cover the whole trace; each tenant's activity is the
+ * device's busy time (gpu_util at every read) split by its processes' share of the NVML per-process
+ * utilisation samples (pid → tenant through the header's process map, as an agent would). The only
+ * time constant taken from the data is the sample period (median gap between process-sample timestamps).
+ *
+ * - `gpuCausalReplay` (the headline, out-of-sample by construction): the trace cut into the collector's
+ *   intervals; each is split with what the online learner learned from the intervals before it, then
+ *   observed — what the collector does live.
+ * - `gpuReplay` (in-sample): one fit over every window of the trace splits every window.
+ * Both split every window's measured energy exactly into per-tenant dynamic and static parts.
  *
  * Reads observable fields only (`parseNvmlTrace`), so stripping the ground truth changes nothing.
  */
 import { parseNvmlTrace, WattsplitError, type NvmlTrace } from '@wattsplit/wire';
-import { GpuSignatureLearner, splitGpuWindow, type GpuActivityWindow, type GpuStaticPolicy } from './gpu-signature.js';
+import { GpuSignatureLearner, splitGpuWindow, type GpuActivityWindow, type GpuSignatureLearnerOptions, type GpuStaticPolicy } from './gpu-signature.js';
 
 export interface GpuReplayTenant {
   dynamic_joules: number;
@@ -48,8 +54,6 @@ export interface GpuReplayOptions {
   policy?: GpuStaticPolicy;
   /** Device idle power with no contexts, W, left unallocated. Default 0 (all static to context holders). */
   noContextIdleW?: number;
-  /** Windows shorter than this split their dynamic energy by the activity over this span centred on them. Default 2 s. */
-  shareSpanS?: number;
   /** Names the trace in error messages. */
   source?: string;
 }
@@ -58,6 +62,8 @@ interface Seg {
   t0: number;
   t1: number;
   joules: number;
+  /** Device busy time, s: the closing read's gpu_util × the segment's length. */
+  busyS: number;
 }
 
 /** Builds ≤ maxWindowS windows from a parsed trace, with per-tenant activity, contexts and memory. */
@@ -78,18 +84,22 @@ export function nvmlTraceWindows(trace: NvmlTrace, maxWindowS = 2, anomalies: st
     }
     const parts = Math.ceil(dt / maxWindowS - 1e-9);
     if (parts > 1) anomalies.push(`gap of ${dt.toFixed(3)} s between reads at t=${a.t}: split into ${parts} windows, energy prorated`);
-    for (let k = 0; k < parts; k++) segs.push({ t0: a.t + (dt * k) / parts, t1: a.t + (dt * (k + 1)) / parts, joules: J / parts });
+    const busyS = (Math.max(0, Math.min(100, b.gpuUtil)) / 100) * (dt / parts);
+    for (let k = 0; k < parts; k++) segs.push({ t0: a.t + (dt * k) / parts, t1: a.t + (dt * (k + 1)) / parts, joules: J / parts, busyS });
   }
   // 2. group segments greedily into windows no longer than maxWindowS
   const wins: Array<GpuActivityWindow & { t0: number; t1: number }> = [];
+  const deviceBusy: number[] = [];
   for (const s of segs) {
     const cur = wins[wins.length - 1];
     if (cur && s.t1 - cur.t0 <= maxWindowS + 1e-9) {
       cur.t1 = s.t1;
       cur.durationS = cur.t1 - cur.t0;
       cur.joules += s.joules;
+      deviceBusy[wins.length - 1] = deviceBusy[wins.length - 1]! + s.busyS;
     } else {
       wins.push({ t0: s.t0, t1: s.t1, durationS: s.t1 - s.t0, joules: s.joules, activity: {}, contexts: {}, usedMemory: {} });
+      deviceBusy.push(s.busyS);
     }
   }
   if (wins.length === 0) return [];
@@ -123,15 +133,34 @@ export function nvmlTraceWindows(trace: NvmlTrace, maxWindowS = 2, anomalies: st
     const t0 = Math.max(p.tsS - period, prevTs);
     const tenant = tenantOf(p.pid);
     const busy = p.sm / 100;
-    if (busy <= 0) continue;
     for (let wi = find(t0); wi < wins.length; wi++) {
       const w = wins[wi]!;
       const a = wi === 0 ? Math.min(w.t0, t0) : w.t0;
       const b = wi === wins.length - 1 ? Math.max(w.t1, p.tsS) : w.t1;
       const ov = Math.min(b, p.tsS) - Math.max(a, t0);
-      if (ov > 0) w.activity[tenant] = (w.activity[tenant] ?? 0) + busy * ov;
+      if (ov > 0 && busy > 0) w.activity[tenant] = (w.activity[tenant] ?? 0) + busy * ov;
       if (b >= p.tsS) break;
     }
+  }
+  {
+    // 4. the device's busy time (gpu_util, read at every sample, not drawn) split by the samples' shares; a
+    //    window without samples takes the shares of the last window that had some, if that one ended within
+    //    two sample periods
+    let last: { shares: Record<string, number>; t1: number } | undefined;
+    wins.forEach((w, wi) => {
+      let tot = 0;
+      for (const a of Object.values(w.activity)) tot += a;
+      let shares: Record<string, number> | undefined;
+      if (tot > 0) {
+        shares = Object.fromEntries(Object.entries(w.activity).map(([k, a]) => [k, a / tot]));
+        last = { shares, t1: w.t1 };
+      } else if (last && w.t0 - last.t1 <= 2 * period + 1e-9) {
+        shares = last.shares;
+      }
+      const U = deviceBusy[wi]!;
+      w.activity = {};
+      if (shares && U > 0) for (const [k, f] of Object.entries(shares)) w.activity[k] = U * f;
+    });
   }
   const readsIn = new Array<number>(wins.length).fill(0);
   for (const s of S) {
@@ -153,29 +182,6 @@ export function nvmlTraceWindows(trace: NvmlTrace, maxWindowS = 2, anomalies: st
   return wins;
 }
 
-/**
- * Activity used to split window i: NVML samples are ~0.2 s apart, so a window shorter than `spanS` sees
- * only a few and its per-window split drifts towards the plain sample-share baseline. The split uses the
- * activity over a span of `spanS` centred on the window instead (the window itself when it is longer).
- */
-function shareActivity(wins: Array<GpuActivityWindow & { t0: number; t1: number }>, i: number, spanS: number): Record<string, number> {
-  const w = wins[i]!;
-  if (w.durationS >= spanS - 1e-9) return w.activity;
-  const mid = (w.t0 + w.t1) / 2;
-  const a = mid - spanS / 2;
-  const b = mid + spanS / 2;
-  const out: Record<string, number> = {};
-  let lo = i;
-  while (lo > 0 && wins[lo - 1]!.t1 > a) lo--;
-  for (let j = lo; j < wins.length && wins[j]!.t0 < b; j++) {
-    const v = wins[j]!;
-    const f = v.durationS > 0 ? Math.max(0, Math.min(v.t1, b) - Math.max(v.t0, a)) / v.durationS : 0;
-    if (f <= 0) continue;
-    for (const [k, x] of Object.entries(v.activity)) out[k] = (out[k] ?? 0) + f * x;
-  }
-  return out;
-}
-
 function checkOptions(opts: GpuReplayOptions): number {
   const maxWindowS = opts.maxWindowS ?? 2;
   if (!(maxWindowS > 0 && maxWindowS <= 2)) {
@@ -194,30 +200,16 @@ export function gpuReplayTrace(trace: NvmlTrace, opts: GpuReplayOptions = {}): G
   const policy = opts.policy ?? 'equal';
   const anomalies: string[] = [];
   const wins = nvmlTraceWindows(trace, maxWindowS, anomalies);
+  // in-sample: the fit over every window of the trace splits every window
   const learner = new GpuSignatureLearner();
-  // Fit on blocks of at least shareSpanS: short windows hold too few NVML samples and bias the signatures
-  // towards each other (noise in the regressors).
-  const shareSpanS = opts.shareSpanS ?? 2;
-  let acc: GpuActivityWindow | undefined;
-  for (const w of wins) {
-    acc ??= { durationS: 0, joules: 0, activity: {}, contexts: {} };
-    for (const [k, v] of Object.entries(w.contexts)) acc.contexts[k] = ((acc.contexts[k] ?? 0) * acc.durationS + v * w.durationS) / (acc.durationS + w.durationS);
-    acc.durationS += w.durationS;
-    acc.joules += w.joules;
-    for (const [k, v] of Object.entries(w.activity)) acc.activity[k] = (acc.activity[k] ?? 0) + v;
-    if (acc.durationS >= shareSpanS - 0.2) {
-      learner.observe(acc);
-      acc = undefined;
-    }
-  }
-  if (acc) learner.observe(acc);
+  for (const w of wins) learner.observe(w);
   const fit = learner.fit();
   const tenants: Record<string, GpuReplayTenant> = {};
   for (const t of trace.header.tenants) tenants[t] = { dynamic_joules: 0, static_joules: 0 };
   let measured = 0;
   let unallocated = 0;
-  const windows: GpuReplayWindow[] = wins.map((w, i) => {
-    const sp = splitGpuWindow({ ...w, activity: shareActivity(wins, i, shareSpanS) }, fit, { policy, noContextIdleW: opts.noContextIdleW ?? 0 });
+  const windows: GpuReplayWindow[] = wins.map((w) => {
+    const sp = splitGpuWindow(w, fit, { policy, noContextIdleW: opts.noContextIdleW ?? 0 });
     const wt: Record<string, GpuReplayTenant> = {};
     for (const t of new Set([...Object.keys(sp.dynamic), ...Object.keys(sp.static)])) {
       const part = { dynamic_joules: sp.dynamic[t] ?? 0, static_joules: sp.static[t] ?? 0 };
@@ -239,6 +231,64 @@ export function gpuReplayTrace(trace: NvmlTrace, opts: GpuReplayOptions = {}): G
     model: { method: 'gpu_signature', static_w: fit.staticW, per_context_w: fit.perContextW, signatures_w: fit.signatures, fallback_tenants: fit.fallbackTenants, residual_rms_j: fit.residualRmsJ },
     anomalies,
   };
+}
+
+export interface GpuCausalReplayOptions {
+  /** Interval length, seconds, (0, 2]; the collector's interval. Default 1. */
+  intervalS?: number;
+  policy?: GpuStaticPolicy;
+  noContextIdleW?: number;
+  /** Options of the online learner (forgetting, shrinkage). */
+  learner?: GpuSignatureLearnerOptions;
+  source?: string;
+}
+
+/**
+ * Causal replay: the trace cut into intervals of `intervalS` as the collector sees them; each interval is
+ * split with the learner's fit from the intervals before it only, then observed (what the collector does
+ * live). The result's `model` is the fit after the last interval.
+ */
+export function gpuCausalReplayTrace(trace: NvmlTrace, opts: GpuCausalReplayOptions = {}): GpuReplayResult {
+  const intervalS = checkOptions({ maxWindowS: opts.intervalS ?? 1, ...(opts.noContextIdleW !== undefined ? { noContextIdleW: opts.noContextIdleW } : {}) });
+  const policy = opts.policy ?? 'equal';
+  const anomalies: string[] = [];
+  const wins = nvmlTraceWindows(trace, intervalS, anomalies);
+  const learner = new GpuSignatureLearner(opts.learner);
+  const tenants: Record<string, GpuReplayTenant> = {};
+  for (const t of trace.header.tenants) tenants[t] = { dynamic_joules: 0, static_joules: 0 };
+  let measured = 0;
+  let unallocated = 0;
+  const windows: GpuReplayWindow[] = [];
+  for (const w of wins) {
+    const sp = splitGpuWindow(w, learner.fit(), { policy, noContextIdleW: opts.noContextIdleW ?? 0 });
+    learner.observe(w);
+    const wt: Record<string, GpuReplayTenant> = {};
+    for (const t of new Set([...Object.keys(sp.dynamic), ...Object.keys(sp.static)])) {
+      const part = { dynamic_joules: sp.dynamic[t] ?? 0, static_joules: sp.static[t] ?? 0 };
+      wt[t] = part;
+      const tot = (tenants[t] ??= { dynamic_joules: 0, static_joules: 0 });
+      tot.dynamic_joules += part.dynamic_joules;
+      tot.static_joules += part.static_joules;
+    }
+    measured += w.joules;
+    unallocated += sp.unallocatedStatic;
+    windows.push({ t0: w.t0, t1: w.t1, measured_joules: w.joules, unallocated_static_joules: sp.unallocatedStatic, tenants: wt });
+  }
+  const fit = learner.fit();
+  return {
+    tenants,
+    windows,
+    measured_joules: measured,
+    unallocated_static_joules: unallocated,
+    static_policy: policy,
+    model: { method: 'gpu_signature', static_w: fit.staticW, per_context_w: fit.perContextW, signatures_w: fit.signatures, fallback_tenants: fit.fallbackTenants, residual_rms_j: fit.residualRmsJ },
+    anomalies,
+  };
+}
+
+/** `gpuCausalReplayTrace` of a trace's text (observable fields only). */
+export function gpuCausalReplay(traceText: string, opts: GpuCausalReplayOptions = {}): GpuReplayResult {
+  return gpuCausalReplayTrace(parseNvmlTrace(traceText, opts.source ?? 'trace'), opts);
 }
 
 /**

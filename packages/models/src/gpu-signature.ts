@@ -3,16 +3,24 @@
  *
  * Model of one window on one GPU (all quantities observable):
  *
- *   E_window = P_static · dt + Σ_tenants s_tenant · a_tenant(window)
+ *   E_window = P_static · dt (+ P_ctx · contexts · dt) + Σ_tenants s_tenant · a_tenant(window)
  *
- * where a_tenant is the tenant's activity in the window: the sum over its NVML per-process utilisation
- * samples (nvmlDeviceGetProcessUtilization) of smUtil / 100. Under time-slicing each ~1/6–1/5 s sample
- * slot reports the process that held the GPU, so a_tenant counts the slots the tenant really ran in,
- * weighted by how busy it kept the SMs; s_tenant (joules per busy slot) is its signature, and P_static
- * the device power with the contexts alive and no work. s and P_static are fitted by non-negative least
- * squares to the measured energy counter over windows (online, with optional forgetting); windows where a
- * tenant runs alone pin its signature, mixed windows refine it. Nothing is fitted to a particular file:
- * the same learner runs on any trace of the format, and on live intervals through GpuTimeSliceMethod.
+ * where a_tenant is the tenant's activity in busy-seconds: the device's busy time in the window (NVML
+ * gpu_util, read at every sample) split by the tenant's share of the NVML per-process utilisation samples
+ * (nvmlDeviceGetProcessUtilization; under time-slicing each sample names the process that held the GPU,
+ * weighted by its SM utilisation). s_tenant (W when it keeps the GPU busy) is its signature.
+ *
+ * Using the device's busy time (measured at every read, not drawn from samples) as the total activity keeps
+ * lost or sparse samples from leaking energy into P_static; only the split between tenants is sampled.
+ *
+ * The fit, from accumulated normal equations (online, optional forgetting), in two steps:
+ * 1. pooled: one signature for all tenants, E = P_static·dt (+ P_ctx·contexts·dt) + s_pool · Σ a.
+ * 2. NNLS for P_static (free), P_ctx and every s_tenant, each s_tenant shrunk towards s_pool by a normal
+ *    prior (spread `priorSpread` × s_pool, weighed against the fit's residual variance per window). A
+ *    tenant the learner has not seen — a new kernel — is billed at s_pool and moves to its own signature as
+ *    its activity explains the energy; nothing is carried over from any kernel seen before.
+ * Nothing is fitted to a particular file: the same learner runs on any trace of the format, and on live
+ * intervals through GpuTimeSliceMethod.
  *
  * A tenant holding a context raises idle power (H100: 73 W with no contexts, 120–135 W with four idle
  * contexts). When the number of contexts varies across the observed windows, a per-context term
@@ -30,7 +38,7 @@ export interface GpuActivityWindow {
   durationS: number;
   /** Measured energy of the device over the window (from the energy counter). */
   joules: number;
-  /** Activity per tenant: Σ smUtil/100 over its process-utilisation samples in the window. */
+  /** Activity per tenant, busy-seconds: the device's busy time split by the tenant's share of the process-utilisation samples. */
   activity: Record<string, number>;
   /** Tenants holding a GPU context (running compute processes), each with the fraction (0, 1] of the window it held one. */
   contexts: Record<string, number>;
@@ -45,7 +53,7 @@ export interface GpuSignatureFit {
   perContextW: number;
   /** Dynamic power of each tenant when it keeps the SMs fully busy, W (joules per busy-second). */
   signatures: Record<string, number>;
-  /** Tenants whose signature fell back to the activity-weighted mean of the others (too little activity seen). */
+  /** Tenants billed at (or mostly at) the pooled signature: less activity than `minActivity`, or less weight than the prior. */
   fallbackTenants: string[];
   windows: number;
   /** Root mean square of the energy residual per window, J. */
@@ -62,8 +70,10 @@ export type GpuStaticPolicy = 'equal' | 'by_memory' | 'unallocated';
 export interface GpuSignatureLearnerOptions {
   /** Forgetting half-life in windows (Infinity = remember everything, for replays). */
   halfLifeWindows?: number;
-  /** A tenant needs at least this much accumulated activity to get its own signature. */
+  /** A tenant with less accumulated activity (busy-seconds) is billed at the pooled signature. Default 0 (the prior's shrinkage decides). */
   minActivity?: number;
+  /** Spread of the prior on a tenant's signature, as a fraction of the pooled signature. Default 0.5. */
+  priorSpread?: number;
 }
 
 /** Time-weighted number of contexts held over the window. */
@@ -105,12 +115,14 @@ export class GpuSignatureLearner {
   private n = 0;
   private readonly decay: number;
   private readonly minActivity: number;
+  private readonly priorSpread: number;
   private cached: GpuSignatureFit | undefined;
 
   constructor(opts: GpuSignatureLearnerOptions = {}) {
     const hl = opts.halfLifeWindows ?? Infinity;
     this.decay = Number.isFinite(hl) && hl > 0 ? Math.pow(0.5, 1 / hl) : 1;
-    this.minActivity = opts.minActivity ?? 3;
+    this.minActivity = opts.minActivity ?? 0;
+    this.priorSpread = opts.priorSpread ?? 0.5;
   }
 
   private col(name: string): number {
@@ -217,49 +229,95 @@ export class GpuSignatureLearner {
     return l;
   }
 
-  /** Solves the fit (cached until the next observe). */
+  /** Residual sum of squares of x on the accumulated sums: bᵀb − 2xᵀAᵀb + xᵀAᵀAx. */
+  private rss(x: Float64Array): number {
+    const n = this.cols.length;
+    let r2 = this.bb;
+    for (let p = 0; p < n; p++) {
+      if (x[p] === 0) continue;
+      r2 -= 2 * x[p]! * this.Atb[p]!;
+      for (let q = 0; q < n; q++) r2 += x[p]! * this.AtA[p]![q]! * x[q]!;
+    }
+    return Math.max(0, r2);
+  }
+
+  /**
+   * The pooled fit: one signature for every tenant (E = P_static·dt (+ P_ctx·contexts·dt) + s·Σ busy), from
+   * the same sums. It is the prior of each tenant's own signature.
+   */
+  private pooledFit(useCtx: boolean): Float64Array {
+    const n = this.cols.length;
+    const base = useCtx ? [0, 1] : [0];
+    const m = base.length + 1;
+    const M = Array.from({ length: m }, () => new Float64Array(m));
+    const v = new Float64Array(m);
+    const group = (k: number): number[] => (k < base.length ? [base[k]!] : [...Array(n - 2).keys()].map((i) => i + 2));
+    for (let i = 0; i < m; i++) {
+      for (const p of group(i)) {
+        v[i] = v[i]! + this.Atb[p]!;
+        for (let j = 0; j < m; j++) for (const q of group(j)) M[i]![j] = M[i]![j]! + this.AtA[p]![q]!;
+      }
+      M[i]![i] = M[i]![i]! * (1 + 1e-9) + 1e-12;
+    }
+    const z = nnlsNormal(M, v, [0]);
+    const x = new Float64Array(n);
+    base.forEach((p, k) => (x[p] = z[k]!));
+    for (let p = 2; p < n; p++) x[p] = z[m - 1]!;
+    return x;
+  }
+
+  /**
+   * Solves the fit (cached until the next observe). Each tenant's signature is shrunk towards the pooled
+   * signature (a normal prior with a spread of `priorSpread` × the pooled signature; the weight of the
+   * prior is the fit's residual variance per window over the prior variance): a tenant seen little — new,
+   * or light — starts at the pooled value and moves to its own as its activity explains the energy.
+   */
   fit(): GpuSignatureFit {
     if (this.cached) return this.cached;
     const n = this.cols.length;
     // The per-context term is only identifiable when the context count varied.
     const useCtx = this.ctxMax - this.ctxMin > 0.5;
     const idx = [...Array(n).keys()].filter((p) => p !== 1 || useCtx);
-    const M = idx.map((p) => Float64Array.from(idx, (q) => this.AtA[p]![q]!));
-    const v = Float64Array.from(idx, (p) => this.Atb[p]!);
-    // A tiny ridge keeps never-separated columns solvable; it is relative to each column's own scale.
-    idx.forEach((_, k) => (M[k]![k] = M[k]![k]! * (1 + 1e-9) + 1e-12));
-    const z = n > 0 && this.n > 0 ? nnlsNormal(M, v, [0]) : new Float64Array(idx.length);
-    const x = new Float64Array(n);
-    idx.forEach((p, k) => (x[p] = z[k]!));
-    // residual: bᵀb − 2xᵀAᵀb + xᵀAᵀAx
-    let r2 = this.bb;
-    for (let p = 0; p < n; p++) {
-      r2 -= 2 * x[p]! * this.Atb[p]!;
-      for (let q = 0; q < n; q++) r2 += x[p]! * this.AtA[p]![q]! * x[q]!;
-    }
+    const pooled = this.n > 0 ? this.pooledFit(useCtx) : new Float64Array(n);
+    const prior = n > 2 ? Math.max(0, pooled[2]!) : 0;
+    const solve = (lambda: number): Float64Array => {
+      const M = idx.map((p) => Float64Array.from(idx, (q) => this.AtA[p]![q]!));
+      const v = Float64Array.from(idx, (p) => this.Atb[p]!);
+      // A tiny ridge keeps never-separated columns solvable; it is relative to each column's own scale.
+      idx.forEach((p, k) => {
+        const ridge = p >= 2 ? lambda : 0;
+        M[k]![k] = M[k]![k]! * (1 + 1e-9) + 1e-12 + ridge;
+        v[k] = v[k]! + ridge * prior;
+      });
+      const z = this.n > 0 ? nnlsNormal(M, v, [0]) : new Float64Array(idx.length);
+      const x = new Float64Array(n);
+      idx.forEach((p, k) => (x[p] = z[k]!));
+      return x;
+    };
+    // prior weight: residual variance per window / (spread · prior)²; the pooled residual first, then the
+    // residual of the shrunk fit (the pooled one also holds the tenants' differences).
+    const perWindow = (x: Float64Array): number => this.rss(x) / Math.max(1, this.n - idx.length);
+    const spread2 = (this.priorSpread * prior) ** 2;
+    const lambdaOf = (x: Float64Array): number => (spread2 > 0 ? perWindow(x) / spread2 : 0);
+    let x = solve(lambdaOf(pooled));
+    const lambda = lambdaOf(x);
+    x = solve(lambda);
     const signatures: Record<string, number> = {};
     const fallbackTenants: string[] = [];
-    let wsum = 0;
-    let asum = 0;
     for (let p = 2; p < n; p++) {
       const t = this.cols[p]!;
       const seen = this.activitySeen.get(t) ?? 0;
-      if (seen >= this.minActivity) {
-        signatures[t] = x[p]!;
-        wsum += x[p]! * seen;
-        asum += seen;
-      }
-    }
-    const mean = asum > 0 ? wsum / asum : 0;
-    for (let p = 2; p < n; p++) {
-      const t = this.cols[p]!;
-      if (signatures[t] === undefined) {
-        signatures[t] = mean;
+      if (seen < this.minActivity) {
+        signatures[t] = prior;
         fallbackTenants.push(t);
+      } else {
+        signatures[t] = x[p]!;
+        // the prior weighs more than the tenant's own activity: its signature is mostly the pooled one
+        if (this.AtA[p]![p]! < lambda) fallbackTenants.push(t);
       }
     }
     const stat = Math.max(0, x[0]!);
-    this.cached = { staticW: stat, perContextW: x[1]!, signatures, fallbackTenants, windows: this.n, residualRmsJ: Math.sqrt(Math.max(0, r2) / Math.max(1, this.n)) };
+    this.cached = { staticW: stat, perContextW: x[1]!, signatures, fallbackTenants, windows: this.n, residualRmsJ: Math.sqrt(this.rss(x) / Math.max(1, this.n)) };
     return this.cached;
   }
 }

@@ -1,7 +1,7 @@
 /**
  * GPU attribution of live host intervals by learned per-VM signatures (the same model as gpuReplay):
- * per device, E = P_static·dt (+ P_ctx·contexts·dt) + Σ_vm s_vm · busy_vm, busy_vm = smUtil/100 · dt ·
- * presence. Passthrough devices go wholly to their VM. Time-sliced devices are split by the device's
+ * per device, E = P_static·dt (+ P_ctx·contexts·dt) + Σ_vm s_vm · busy_vm, busy_vm = the device's busy
+ * time split by the VM's share of the NVML process samples (`deviceWindow`). Passthrough devices go wholly to their VM. Time-sliced devices are split by the device's
  * current fit and reconciled so the parts sum exactly to the measurement. Until a device's learner holds
  * `minWindows` intervals the split uses SM-utilisation shares and the configured static power, and the
  * result's note says so. Non-GPU sources come from the `base` method (CPU share by default).
@@ -78,17 +78,35 @@ function attachedTo(iv: HostInterval, device: string): Attached {
   return iv.vms.flatMap((v) => v.gpus.filter((vg) => vg.device === device).map((vg) => ({ v, vg })));
 }
 
-/** The learner's window of one time-sliced device over the interval (activity in busy-seconds per VM). */
+/**
+ * The learner's window of one time-sliced device over the interval. Activity in busy-seconds per VM: the
+ * device's busy time (gpuUtilPct × dt) split by each VM's share of the process-utilisation samples (mean SM
+ * utilisation × number of samples × presence). Under time-slicing each NVML sample names the process that
+ * held the GPU, so the sample count is the VM's time share; where every process is sampled every read (the
+ * simulator) the count is the same for all and the split is by SM utilisation. A device that reports no
+ * utilisation falls back to each VM's own SM utilisation × dt.
+ */
 function deviceWindow(iv: HostInterval, g: GpuInterval, attached: Attached): GpuActivityWindow {
   const dt = Math.max(0, iv.durationS);
   const w: GpuActivityWindow = { durationS: dt, joules: Math.max(0, g.joules), activity: {}, contexts: {}, usedMemory: {} };
+  const weight = new Map<string, number>();
+  const own = new Map<string, number>();
   for (const { v, vg } of attached) {
     const presence = Number.isFinite(v.presence) ? Math.min(1, Math.max(0, v.presence)) : 0;
-    const busy = (Math.max(0, Math.min(100, vg.smUtilPct)) / 100) * dt * presence;
-    if (busy > 0) w.activity[v.uuid] = (w.activity[v.uuid] ?? 0) + busy;
+    const sm = Number.isFinite(vg.smUtilPct) ? Math.max(0, Math.min(100, vg.smUtilPct)) / 100 : 0;
+    const n = Number.isFinite(vg.utilSamples) && vg.utilSamples > 0 ? vg.utilSamples : 1;
+    if (sm * presence > 0) {
+      weight.set(v.uuid, (weight.get(v.uuid) ?? 0) + sm * n * presence);
+      own.set(v.uuid, (own.get(v.uuid) ?? 0) + sm * dt * presence);
+    }
     if (vg.holdsContext) w.contexts[v.uuid] = Math.max(w.contexts[v.uuid] ?? 0, presence);
     w.usedMemory![v.uuid] = Math.max(w.usedMemory![v.uuid] ?? 0, vg.usedMemoryBytes);
   }
+  const U = Number.isFinite(g.gpuUtilPct) ? (Math.max(0, Math.min(100, g.gpuUtilPct)) / 100) * dt : 0;
+  let tot = 0;
+  for (const x of weight.values()) tot += x;
+  if (U > 0 && tot > 0) for (const [k, x] of weight) w.activity[k] = (U * x) / tot;
+  else for (const [k, x] of own) w.activity[k] = x;
   return w;
 }
 
@@ -108,7 +126,7 @@ export class GpuTimeSliceMethod implements AttributionMethod, HostStateLearner {
   }
 
   private newLearner(): GpuSignatureLearner {
-    return new GpuSignatureLearner({ halfLifeWindows: this.halfLife, minActivity: 3 });
+    return new GpuSignatureLearner({ halfLifeWindows: this.halfLife });
   }
 
   /** Current fit of one device (for reports), undefined when never observed. */
@@ -173,7 +191,7 @@ export class GpuTimeSliceMethod implements AttributionMethod, HostStateLearner {
       const device = r.string(o.device, `devices[${i}].device`);
       if (h.devices.has(device)) r.fail(`devices[${i}].device`, 'must name each device once', device);
       const where = `${GPU_SIGNATURE_METHOD} state of host ${JSON.stringify(hostId)}, devices[${i}] (${device}).state`;
-      h.devices.set(device, GpuSignatureLearner.fromState(o.state, { halfLifeWindows: this.halfLife, minActivity: 3 }, where));
+      h.devices.set(device, GpuSignatureLearner.fromState(o.state, { halfLifeWindows: this.halfLife }, where));
     });
     if (s.base !== undefined) {
       const importBase = this.base.importState?.bind(this.base);

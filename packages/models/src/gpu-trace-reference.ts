@@ -37,7 +37,15 @@ interface Row {
   procPids: number[];
 }
 
-export function gpuTraceReference(text: string): GpuReference {
+export interface GpuReferenceOptions {
+  /**
+   * Idle power and energy per unit of work from another trace (e.g. the full trace when this one had a
+   * kernel's solo phases cut out for leave-one-kernel-out); default: this trace's own calibration phases.
+   */
+  calibration?: { idleWithContextsW: number; joulesPerWork: Record<string, number> };
+}
+
+export function gpuTraceReference(text: string, opts: GpuReferenceOptions = {}): GpuReference {
   const tr = parseNvmlTrace(text);
   const gt = parseNvmlTraceGroundTruth(text);
   const ten = tr.header.tenants;
@@ -56,9 +64,9 @@ export function gpuTraceReference(text: string): GpuReference {
     E += (s.rows[s.rows.length - 1]!.energyMj - s.rows[0]!.energyMj) / 1000;
     T += s.rows[s.rows.length - 1]!.t - s.rows[0]!.t;
   }
-  const pIdle = E / T;
-  const e: Record<string, number> = {};
-  for (const k of ten) {
+  const pIdle = opts.calibration?.idleWithContextsW ?? E / T;
+  const e: Record<string, number> = { ...opts.calibration?.joulesPerWork };
+  for (const k of opts.calibration ? [] : ten) {
     let Ek = 0;
     let Wk = 0;
     for (const s of segs) {

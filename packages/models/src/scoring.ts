@@ -3,3 +3,4 @@
  * from the package's main entry, so nothing on the attribution path can import it by accident.
  */
 export * from './gpu-trace-reference.js';
+export * from './gpu-trace-edit.js';
