@@ -1,7 +1,11 @@
 #!/usr/bin/env node
 // Accuracy of wattsplit's learned attribution against ground truth, next to the CPU/GPU-time baseline.
 //
+//   node benchmarks/accuracy.mjs --set dev|eval|all [--quick] [--json] [--seeds 1,101]
+//       the evaluation protocol (issue 12): development and evaluation fleets apart, through the demo's
+//       whole pipeline; implemented in ./accuracy-oos.mjs (read its header), which this hands --set runs to.
 //   node benchmarks/accuracy.mjs [--quick] [--no-timing] [--out docs/img]
+//       the IN-SAMPLE tables below (fleets and the H100 trace the models were developed on), kept for comparison.
 //
 // 1. Simulator fleet (packages/simulator), three fleets: warm-up W s (the models train on it, from host
 //    totals only), then a billing period B s attributed by cpu_share and by additive_model (+ GPU
@@ -18,6 +22,11 @@ import { performance } from 'node:perf_hooks';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const imp = (p) => import(pathToFileURL(join(root, p)).href);
+if (process.argv.includes('--set')) {
+  const { main } = await import('./accuracy-oos.mjs');
+  await main(process.argv.slice(2));
+  process.exit(0);
+}
 const { oracleFleet } = await import('./oracle-fleet.mjs');
 const { CpuShareMethod, StaticPowerLearner, checkConservation } = await imp('packages/attribution/dist/index.js');
 const models = await imp('packages/models/dist/index.js');
