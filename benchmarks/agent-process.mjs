@@ -17,7 +17,7 @@
 import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
-import { dirname, join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 
@@ -113,7 +113,19 @@ const commands = {
   bundle: () => [...NODE_FLAGS, bundleBin()],
   workspace: () => [...NODE_FLAGS, join(root, 'packages/cli/dist/main.js'), 'agent'],
 };
-for (const v of VARIANTS) if (!commands[v]) throw new Error(`--variants: unknown ${v} (bundle, workspace)`);
+// `label=DIR`: another unpacked bundle tree (an earlier build kept with `package-agent.mjs --out DIR`), run beside
+// the others so a change is measured against the build before it under the same load
+for (const v of VARIANTS) {
+  const eq = v.indexOf('=');
+  if (eq > 0) {
+    // `label=DIR+--flag+--flag`: node flags for this variant only, after the common --node-flags
+    const [dirArg = '', ...own] = v.slice(eq + 1).split('+');
+    const dir = resolve(dirArg);
+    const tree = existsSync(join(dir, 'manifest.json')) ? join(dir, JSON.parse(readFileSync(join(dir, 'manifest.json'), 'utf8')).tree) : dir;
+    if (!existsSync(join(tree, 'lib/agent.mjs'))) throw new Error(`--variants ${v}: no lib/agent.mjs under ${tree}`);
+    commands[v] = () => [...NODE_FLAGS, ...own, join(tree, 'lib/agent.mjs')];
+  } else if (!commands[v]) throw new Error(`--variants: unknown ${v} (bundle, workspace, label=DIR)`);
+}
 
 // ---- one step: N VMs, every variant at once ------------------------------------------------------------
 async function step(n) {
@@ -125,15 +137,16 @@ async function step(n) {
   const gw = await startGateway({ producer: bus.producer() });
   const procs = [];
   for (const v of VARIANTS) {
-    const cfg = join(work, `${v}.json`);
+    const label = v.split('=')[0];
+    const cfg = join(work, `${label}.json`);
     writeFileSync(cfg, JSON.stringify({
-      hostId: `bench-${v}`, intervalMs: 1000, sysfsRoot: host, sysfsKeepOpen: true, gateway: { address: gw.address, tls: false }, spool: { dir: join(work, `spool-${v}`) },
+      hostId: `bench-${label}`, intervalMs: 1000, sysfsRoot: host, sysfsKeepOpen: true, gateway: { address: gw.address, tls: false }, spool: { dir: join(work, `spool-${label}`) },
       libvirt: false, vms, nvml: { enabled: false }, perf: { enabled: false },
     }));
     const child = spawn(process.execPath, [...commands[v](), '--config', cfg, '--log-level', 'warn'], { stdio: ['ignore', 'ignore', 'pipe'] });
     let err = '';
     child.stderr.on('data', (b) => (err += b.toString()));
-    procs.push({ variant: v, child, err: () => err });
+    procs.push({ variant: label, child, err: () => err });
   }
   try {
     await sleep(WARMUP_S * 1000);

@@ -8,7 +8,7 @@
  *   "intervalMs": 1000,
  *   "sysfsRoot": "/",                          // prefix for /sys and /proc (fixture trees, containers)
  *   "gateway": { "address": "gw.example:7443", "tls": { "caFile": "...", "certFile": "...", "keyFile": "...", "serverName": "..." }, "tokenFile": "/etc/wattsplit/token" },
- *   "spool": { "dir": "/var/lib/wattsplit/spool", "maxBytes": 268435456, "maxAgeMs": 604800000, "fsync": true },
+ *   "spool": { "dir": "/var/lib/wattsplit/spool", "maxBytes": 268435456, "maxAgeMs": 604800000, "fsync": true, "syncAfterMs": 1000 },
  *   "batching": { "maxFrames": 64, "maxBytes": 1048576, "lingerMs": 0 },
  *   "libvirt": { "uri": "qemu:///system" },    // or false: VMs from "vms" instead
  *   "vms": [ { "uuid": "...", "name": "...", "id": 1, "vcpus": 2, "tenant": "...", "taps": ["vnet0"] } ],
@@ -37,7 +37,8 @@ export interface AgentConfig {
    */
   sysfsKeepOpen?: boolean;
   gateway: { address: string; tls: IngestTlsOptions | false; tokenFile?: string; ackTimeoutMs?: number };
-  spool: { dir: string; maxBytes: number; maxAgeMs: number; fsync: boolean };
+  /** syncAfterMs: an unacked frame is fsync'd once it waited this long (0: every frame at once), see FrameSpool. */
+  spool: { dir: string; maxBytes: number; maxAgeMs: number; fsync: boolean; syncAfterMs: number };
   batching: { maxFrames: number; maxBytes: number; lingerMs: number };
   libvirt: { uri: string } | false;
   vms: DomainInfo[];
@@ -81,7 +82,7 @@ export const DEFAULT_AGENT_CONFIG: AgentConfig = {
   intervalMs: 1000,
   sysfsRoot: '/',
   gateway: { address: '127.0.0.1:7443', tls: {} },
-  spool: { dir: '/var/lib/wattsplit/spool', maxBytes: 256 * 1024 * 1024, maxAgeMs: 7 * 24 * 3600 * 1000, fsync: true },
+  spool: { dir: '/var/lib/wattsplit/spool', maxBytes: 256 * 1024 * 1024, maxAgeMs: 7 * 24 * 3600 * 1000, fsync: true, syncAfterMs: 1000 },
   batching: { maxFrames: 64, maxBytes: 1024 * 1024, lingerMs: 0 },
   libvirt: { uri: 'qemu:///system' },
   vms: [],
@@ -192,6 +193,7 @@ function applyFile(cfg: AgentConfig, j: Json, c: Checker): void {
     set(cfg.spool, 'maxBytes', c.num(s, 'maxBytes', 'spool.maxBytes', 4096));
     set(cfg.spool, 'maxAgeMs', c.num(s, 'maxAgeMs', 'spool.maxAgeMs', 1000));
     set(cfg.spool, 'fsync', c.bool(s, 'fsync', 'spool.fsync'));
+    set(cfg.spool, 'syncAfterMs', c.num(s, 'syncAfterMs', 'spool.syncAfterMs', 0));
   }
   const b = c.obj(j, 'batching');
   if (b) {

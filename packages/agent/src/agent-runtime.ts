@@ -133,7 +133,7 @@ export async function startAgent(cfg: AgentConfig, log: Logger, opts: { onFrame?
   const src = await buildAgentSources(cfg, log);
   const token = readToken(cfg.gateway.tokenFile);
   const client = new GrpcIngestClient({ address: cfg.gateway.address, tls: cfg.gateway.tls, logger: log, ...(token ? { token } : {}), ...(cfg.gateway.ackTimeoutMs ? { ackTimeoutMs: cfg.gateway.ackTimeoutMs } : {}) });
-  const sender = new SpoolingSender({ spool: { dir: cfg.spool.dir, maxBytes: cfg.spool.maxBytes, maxAgeMs: cfg.spool.maxAgeMs, fsync: cfg.spool.fsync }, transport: client, batching: cfg.batching, logger: log });
+  const sender = new SpoolingSender({ spool: { dir: cfg.spool.dir, maxBytes: cfg.spool.maxBytes, maxAgeMs: cfg.spool.maxAgeMs, fsync: cfg.spool.fsync, syncAfterMs: cfg.spool.syncAfterMs }, transport: client, batching: cfg.batching, logger: log });
   const agent = createAgent(cfg, src, log, opts.clock, sender.lastSpooledSeq());
   sender.start();
   const ac = new AbortController();

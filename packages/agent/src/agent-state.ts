@@ -1,10 +1,13 @@
 /**
- * The agent's identity across restarts: the last frame sequence number, persisted in the spool dir
- * (write temp file, rename) so a restarted agent continues the sequence. boot_id is new on every start
- * (counters may have restarted). The write is not fsync'd each round (that would put a disk flush in
- * every sampling round); after a host crash the sequence is instead recovered from the spool, whose
- * records are fsync'd before any frame leaves the host: seq = max(state file, last spooled frame).
- * So a seq is never reused for a frame that was sent.
+ * The agent's identity across restarts: the last frame sequence number, persisted in the spool dir so a
+ * restarted agent continues the sequence. The file is overwritten in place each round without fsync (no
+ * disk flush in every sampling round): an agent crash keeps it (the page cache does), a power loss may not.
+ * Hence the reservation: before a seq above `seqReserved` is handed out, the file is written with
+ * `seqReserved` = seq + SEQ_RESERVATION and fsync'd, so the copy on disk always has a `seqReserved` at or
+ * above every seq handed out. A start that cannot be sure the file is current (not `clean`, and not the same
+ * kernel boot as the agent that wrote it: a reboot, maybe after a power loss) continues after
+ * `seqReserved`, so a seq is never reused for a frame that was sent; a clean stop (`clean`, fsync'd) or an
+ * agent restart on the same kernel boot continues exactly after `seq`.
  */
 import { closeSync, constants, fsyncSync, ftruncateSync, mkdirSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
@@ -16,7 +19,14 @@ export interface AgentStateFile {
   bootId: string;
   /** The BMC power integrator (when the BMC gives power only), valid for `bootId`'s monotonic clock. */
   bmc?: { j: number; w: number; monoNs: number };
+  /** No seq above this was handed out (the file was fsync'd with it before). */
+  seqReserved?: number;
+  /** Written (and fsync'd) by a clean stop: `seq` is exact. */
+  clean?: boolean;
 }
+
+/** Seqs reserved per fsync of the state file: one fsync per this many frames. */
+export const SEQ_RESERVATION = 600;
 
 export const AGENT_STATE_FILE = 'agent-state.json';
 
@@ -42,15 +52,18 @@ export function loadAgentState(dir: string): AgentStateFile | undefined {
   const out: AgentStateFile = { hostId: String(o.hostId ?? ''), seq: o.seq, bootId: String(o.bootId ?? '') };
   const b = o.bmc;
   if (b && typeof b === 'object' && [b.j, b.w, b.monoNs].every((x) => typeof x === 'number' && Number.isFinite(x))) out.bmc = { j: b.j, w: b.w, monoNs: b.monoNs };
+  if (typeof o.seqReserved === 'number' && Number.isSafeInteger(o.seqReserved) && o.seqReserved >= 0) out.seqReserved = o.seqReserved;
+  if (o.clean === true) out.clean = true;
   return out;
 }
 
 /**
  * Keeps the state file open and overwrites it in place each round (one pwrite of a fixed-size record,
- * no rename, no mkdir): the per-round cost is one syscall.
+ * no rename, no mkdir): the per-round cost is one syscall; `durable` adds an fsync.
  */
 export class AgentStateWriter {
   private fd: number | undefined;
+  private length = -1;
   private readonly file: string;
 
   constructor(readonly dir: string) {
@@ -58,13 +71,16 @@ export class AgentStateWriter {
     this.file = join(dir, AGENT_STATE_FILE);
   }
 
-  write(st: AgentStateFile): void {
+  write(st: AgentStateFile, durable = false): void {
     this.fd ??= openSync(this.file, constants.O_RDWR | constants.O_CREAT, 0o644);
     if (this.fd === undefined) return;
     // pad to a fixed width so an in-place overwrite never leaves the tail of a longer old record
     const text = JSON.stringify(st).padEnd(384, ' ');
     writeSync(this.fd, text, 0);
-    ftruncateSync(this.fd, Buffer.byteLength(text));
+    const length = Buffer.byteLength(text);
+    if (length !== this.length) ftruncateSync(this.fd, length);
+    this.length = length;
+    if (durable) fsyncSync(this.fd);
   }
 
   close(): void {

@@ -1,9 +1,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { EnergySource, VmState, decodeFrame, encodeFrame, memoryLogger, validateFrame, type BmcSource, type DomainSource, type GpuSource } from '@wattsplit/wire';
 import { Agent } from './agent.js';
+import { SEQ_RESERVATION } from './agent-state.js';
 import { RootedHostFs } from './host-fs.js';
 import { slugModel } from './hardware-class.js';
 import { StaticDomainSource, domainInfo } from './static-domain-source.js';
@@ -45,6 +46,7 @@ test('restart: the sequence continues from the state dir; without a kernel boot 
     const mk = (hostId = 'hv-01') => new Agent({ hostId, fs: new RootedHostFs(join(FIXTURES, 'single-socket-v2')), domains: new StaticDomainSource([]), logger: memoryLogger(), stateDir: dir });
     const a = mk();
     for (let i = 0; i < 3; i++) await a.sampleOnce();
+    await a.close(); // a clean stop: the next start continues exactly (a crash: see the reservation test)
     const log = memoryLogger();
     const b = new Agent({ hostId: 'hv-01', fs: new RootedHostFs(join(FIXTURES, 'single-socket-v2')), domains: new StaticDomainSource([]), logger: log, stateDir: dir });
     const f = await b.sampleOnce();
@@ -57,6 +59,46 @@ test('restart: the sequence continues from the state dir; without a kernel boot 
     writeFileSync(join(dir, 'agent-state.json'), '{"seq": -4}');
     assert.throws(() => mk(), /agent-state.json: seq=-4 is not a non-negative integer/);
   } finally {
+    cleanup();
+  }
+});
+
+test('a power loss that cost the state file\'s last writes never makes a seq be reused: a start that is not sure continues after the seqs reserved on disk', async () => {
+  const { root, cleanup: cleanRoot } = copyFixture('single-socket-v2');
+  const { dir, cleanup } = tempDir('state-reserve');
+  try {
+    const bootDir = join(root, 'proc/sys/kernel/random');
+    mkdirSync(bootDir, { recursive: true });
+    writeFileSync(join(bootDir, 'boot_id'), '6f1c2a51-58a8-4c6e-9a2f-0d6c1b2e3f40\n');
+    const mk = (log = memoryLogger()) => new Agent({ hostId: 'hv-01', fs: new RootedHostFs(root), domains: new StaticDomainSource([]), logger: log, stateDir: dir });
+    const a = mk();
+    const first = (await a.sampleOnce()).seq ?? 0;
+    // what the disk holds after the first frame: its reservation was fsync'd with it
+    const onDisk = readFileSync(join(dir, 'agent-state.json'), 'utf8');
+    assert.equal(JSON.parse(onDisk).seqReserved, first + SEQ_RESERVATION);
+    for (let i = 0; i < 20; i++) await a.sampleOnce(); // written in place, not fsync'd
+    const last = a.lastSeq;
+    // same kernel boot, agent killed (no clean stop): the page cache kept the latest state: exact
+    const b = mk();
+    assert.equal((await b.sampleOnce()).seq, last + 1);
+    const sent = b.lastSeq;
+    // power loss: the host reboots with the state file as last fsync'd (the 20 later writes lost)
+    writeFileSync(join(dir, 'agent-state.json'), onDisk);
+    writeFileSync(join(bootDir, 'boot_id'), '0a9b8c7d-1111-2222-3333-444455556666\n');
+    const log = memoryLogger();
+    const c = mk(log);
+    const h = (await c.sampleOnce()).seq ?? 0;
+    assert.ok(h > sent, `seq ${h} after the reboot is above every seq sent before it (${sent})`);
+    assert.equal(h, first + SEQ_RESERVATION + 1);
+    assert.ok(log.entries.some((e) => /seqs reserved on disk/.test(e.msg)));
+    await c.close();
+    // a clean stop is exact even across a reboot
+    writeFileSync(join(bootDir, 'boot_id'), '11111111-2222-4333-8444-555555555555\n');
+    const d = mk();
+    assert.equal((await d.sampleOnce()).seq, h + 1);
+    await d.close();
+  } finally {
+    cleanRoot();
     cleanup();
   }
 });

@@ -8,10 +8,11 @@
  *   counting: the interval across it is billed) and starts afresh after a reboot. Without that file
  *   (an unusual kernel, a fixture tree) it is `agent-<random>` per start and the collector tells the two
  *   apart by monotonic-clock continuity instead.
- * - seq is +1 per frame, persisted in the state dir so a restart continues it. An agent with a state
- *   dir but no state (first install, reinstall, state lost) starts at the wall clock in milliseconds: far
- *   above any seq an earlier installation on that host can have reached at ≤ 1 frame per ms, so a
- *   reinstalled agent never reuses a seq of billed history (the collector refuses reuse anyway).
+ * - seq is +1 per frame, persisted in the state dir so a restart continues it (after a reboot that may have
+ *   cost the state file's latest writes, it continues after the seqs reserved on disk: see agent-state.ts).
+ *   An agent with a state dir but no state (first install, reinstall, state lost) starts at the wall clock in
+ *   milliseconds: far above any seq an earlier installation on that host can have reached at ≤ 1 frame per
+ *   ms, so a reinstalled agent never reuses a seq of billed history (the collector refuses reuse anyway).
  */
 import { randomUUID } from 'node:crypto';
 import {
@@ -27,7 +28,7 @@ import {
   type ProcessOwnerMap,
   WattsplitError,
 } from '@wattsplit/wire';
-import { AgentStateWriter, loadAgentState } from './agent-state.js';
+import { AgentStateWriter, SEQ_RESERVATION, loadAgentState } from './agent-state.js';
 import { BmcSampler } from './bmc-sampler.js';
 import type { CgroupVersion } from './cgroup-reader.js';
 import { CgroupProcessOwnerMap } from './cgroup-process-owners.js';
@@ -100,6 +101,8 @@ export class Agent {
   readonly bootId: string;
   private hardwareClass: string | undefined;
   private seq: number;
+  /** Highest seq the state file on disk allows (fsync'd); 0 until the first frame of this run reserves. */
+  private seqReserved = 0;
   private readonly samplers: Sampler[] = [];
   private readonly clock: AgentClock;
   private readonly log: Logger;
@@ -130,10 +133,14 @@ export class Agent {
       throw new WattsplitError('CONFIG_INVALID', `state dir ${opts.stateDir} belongs to host ${JSON.stringify(st.hostId)}, not ${JSON.stringify(opts.hostId)}: give each host its own spool dir`, { details: { field: 'stateDir', value: opts.stateDir } });
     }
     const seqEpoch = opts.stateDir && !st && !(opts.minSeq && opts.minSeq > 0) ? Math.floor(this.clock.wallUnixNs() / 1e6) : 0;
-    this.seq = Math.max(st?.seq ?? 0, opts.minSeq ?? 0, seqEpoch);
+    // The state file is exact after a clean stop or on the same kernel boot (the page cache kept every
+    // write); otherwise its latest writes may have died with the host: continue after what was reserved.
+    const exact = st !== undefined && (st.clean === true || (kernelBoot !== undefined && st.bootId === kernelBoot));
+    this.seq = Math.max(st?.seq ?? 0, exact ? 0 : (st?.seqReserved ?? 0), opts.minSeq ?? 0, seqEpoch);
     if (st) {
       const how = st.bootId === this.bootId ? 'agent restarted on the same host boot (the collector bridges the gap)' : 'host rebooted or first start with a kernel boot id';
-      this.log.info({ seq: st.seq, previousBootId: st.bootId, bootId: this.bootId }, `${how}: continuing the frame sequence`);
+      const after = this.seq > st.seq && this.seq === st.seqReserved ? ` after the ${this.seq - st.seq} seqs reserved on disk (the agent did not stop cleanly: its last writes may be lost)` : '';
+      this.log.info({ seq: st.seq, next: this.seq + 1, previousBootId: st.bootId, bootId: this.bootId }, `${how}: continuing the frame sequence${after}`);
     } else if (seqEpoch > 0) {
       this.log.info({ seq: this.seq }, 'no agent state: the frame sequence starts at the wall clock in ms (never below an earlier installation\'s)');
     }
@@ -209,8 +216,9 @@ export class Agent {
     this.hardwareClass ??= deriveHardwareClass(this.opts.fs, frame.gpus.map((g) => g.name ?? ''));
     this.seq += 1;
     if (this.opts.stateDir) {
-      const bmc = this.bmcSampler?.integrator();
-      (this.stateWriter ??= new AgentStateWriter(this.opts.stateDir)).write({ hostId: this.hostId, seq: this.seq, bootId: this.bootId, ...(bmc ? { bmc } : {}) });
+      const reserve = this.seq > this.seqReserved;
+      if (reserve) this.seqReserved = this.seq + SEQ_RESERVATION;
+      this.writeState(reserve, false);
     }
     const out: ITelemetryFrame = {
       hostId: this.hostId,
@@ -257,8 +265,19 @@ export class Agent {
     this.stopped = true;
   }
 
+  private writeState(durable: boolean, clean: boolean): void {
+    if (!this.opts.stateDir) return;
+    const bmc = this.bmcSampler?.integrator();
+    (this.stateWriter ??= new AgentStateWriter(this.opts.stateDir)).write(
+      { hostId: this.hostId, seq: this.seq, bootId: this.bootId, ...(bmc ? { bmc } : {}), seqReserved: this.seqReserved, ...(clean ? { clean } : {}) },
+      durable,
+    );
+  }
+
   async close(): Promise<void> {
     this.stop();
+    // a clean stop: the next start continues exactly after this seq
+    if (this.stateWriter) this.writeState(true, true);
     this.stateWriter?.close();
     for (const s of this.samplers) await s.close?.();
     await this.opts.domains.close?.();

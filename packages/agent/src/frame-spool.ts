@@ -2,21 +2,34 @@
  * FrameSpool: a bounded, append-only on-disk queue of encoded frames that survives agent crashes.
  *
  * Layout of the spool dir:
- *   <first record index, 16 digits>.seg   segment files of records, appended, fsync'd
- *   acked                                 JSON {"next": <index of the first record not yet acked>}, replaced atomically (not fsync'd: advisory)
+ *   <first record index, 16 digits>.seg   segment files of records, appended
+ *   acked                                 JSON {"next": <index of the first record not yet acked>}, padded to a fixed
+ *                                         width and overwritten in place (one pwrite, not fsync'd: advisory)
  * Record: u32 LE payload length | u32 LE CRC-32 of (appendedAt ‖ payload) | f64 LE appendedAt (ms since epoch) | payload
+ *
+ * Durability: every record is written to its segment at once (write(2): it survives the agent process
+ * crashing or being killed, the page cache keeps it). It is fsync'd (survives a kernel crash or power loss)
+ * once it has been pending — not acked — for `syncAfterMs` (default 1 s; `sync()` does it, the sender calls
+ * it from a timer), and on close. A record the gateway acked sooner is never fsync'd: it is in Kafka already.
+ * So a power loss can cost at most the records appended in the last `syncAfterMs` that the gateway had not
+ * acked yet (normally none or one); `syncAfterMs: 0` fsyncs every append, as this spool did before.
+ *
+ * The payloads appended by this process are also kept in memory (up to `memoryBytes`) until acked, so the
+ * sender reads them without a disk read; records recovered from disk, or past that bound, are read back.
  *
  * On open, every segment is scanned; a record whose header or payload is cut short or whose CRC does
  * not match (the tail of a write the crash interrupted) is cut off with a log line, and so is anything
  * after it in that segment. Records older than `maxAgeMs`, and the oldest records while the pending
  * bytes exceed `maxBytes`, are dropped — only then, counted in `droppedFrames` and logged.
  */
-import { closeSync, fstatSync, fsyncSync, ftruncateSync, mkdirSync, openSync, readFileSync, readdirSync, readSync, renameSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, constants, fstatSync, fsyncSync, ftruncateSync, mkdirSync, openSync, readFileSync, readdirSync, readSync, unlinkSync, writeSync, writevSync } from 'node:fs';
 import { join } from 'node:path';
 import { WattsplitError, type Logger } from '@wattsplit/wire';
 import { crc32 } from './crc32.js';
 
 export const RECORD_HEADER_BYTES = 16;
+/** Width of the ack file's record (JSON padded with spaces, then a newline). */
+const ACK_RECORD_BYTES = 64;
 const SEG_RE = /^(\d{16})\.seg$/;
 
 export interface FrameSpoolOptions {
@@ -27,8 +40,12 @@ export interface FrameSpoolOptions {
   maxAgeMs?: number;
   /** A segment is closed and a new one started past this size. Default 8 MiB. */
   segmentBytes?: number;
-  /** fsync every append (default true). */
+  /** Make records durable with fsync (default true); false: never fsync (tests, tmpfs). */
   fsync?: boolean;
+  /** A pending (unacked) record is fsync'd once it is this old (default 1000 ms; 0 = fsync every append). */
+  syncAfterMs?: number;
+  /** Payloads of this process's appends kept in memory until acked, at most (default 8 MiB). */
+  memoryBytes?: number;
   logger: Logger;
   now?: () => number;
 }
@@ -45,6 +62,8 @@ interface Pending {
   offset: number;
   length: number;
   appendedAtMs: number;
+  /** The payload, while it is held in memory (this process appended it and memoryBytes allowed). */
+  payload: Uint8Array | undefined;
 }
 
 interface Segment {
@@ -73,6 +92,12 @@ export class FrameSpool {
   private readonly maxAgeMs: number;
   private readonly segmentBytes: number;
   private readonly doFsync: boolean;
+  private readonly syncAfterMs: number;
+  private readonly memoryBytes: number;
+  private heldBytes = 0;
+  /** appendedAt of the oldest record written since the last fsync while records are pending; undefined: nothing to sync. */
+  private unsyncedSince: number | undefined;
+  private ackFd: number | undefined;
   private readonly log: Logger;
   private readonly now: () => number;
   private readonly segments: Segment[] = [];
@@ -82,6 +107,7 @@ export class FrameSpool {
   private nextIndex = 0;
   private ackedNext = 0;
   private fd: number | undefined;
+  private readonly header = Buffer.alloc(RECORD_HEADER_BYTES);
   private readonly m = { droppedFrames: 0, truncatedBytes: 0, appendedFrames: 0, ackedFrames: 0 };
 
   private constructor(opts: FrameSpoolOptions) {
@@ -90,10 +116,15 @@ export class FrameSpool {
     this.maxAgeMs = opts.maxAgeMs ?? 7 * 24 * 3600 * 1000;
     this.segmentBytes = opts.segmentBytes ?? 8 * 1024 * 1024;
     this.doFsync = opts.fsync ?? true;
+    this.syncAfterMs = opts.syncAfterMs ?? 1000;
+    this.memoryBytes = opts.memoryBytes ?? 8 * 1024 * 1024;
     this.log = opts.logger.child({ spool: opts.dir });
     this.now = opts.now ?? Date.now;
     for (const [k, v] of Object.entries({ maxBytes: this.maxBytes, maxAgeMs: this.maxAgeMs, segmentBytes: this.segmentBytes })) {
       if (!Number.isFinite(v) || v <= 0) throw new WattsplitError('CONFIG_INVALID', `spool ${k}=${JSON.stringify(v)} must be a positive number`, { details: { field: k, value: v } });
+    }
+    for (const [k, v] of Object.entries({ syncAfterMs: this.syncAfterMs, memoryBytes: this.memoryBytes })) {
+      if (!Number.isFinite(v) || v < 0) throw new WattsplitError('CONFIG_INVALID', `spool ${k}=${JSON.stringify(v)} must be a number ≥ 0`, { details: { field: k, value: v } });
     }
   }
 
@@ -129,6 +160,8 @@ export class FrameSpool {
       this.scanSegment(join(this.dir, f), start);
     }
     this.nextIndex = Math.max(this.nextIndex, this.ackedNext);
+    // a process that crashed may have left its last records in the page cache only: make them durable now
+    if (this.doFsync && this.pendingCount() > 0) for (const seg of this.segments) if (seg.end > this.ackedNext) fsyncFile(seg.file);
     this.gc();
     this.enforceLimits(0);
     if (this.pendingCount() > 0) this.log.info({ pending: this.pendingCount(), bytes: this.pendingBytes }, 'spool recovered frames not yet acked: they will be sent first, in order');
@@ -167,7 +200,7 @@ export class FrameSpool {
       }
       const at = buf.readDoubleLE(off + 8);
       if (idx >= this.ackedNext) {
-        this.pending.push({ index: idx, seg: start, offset: off, length: len, appendedAtMs: at });
+        this.pending.push({ index: idx, seg: start, offset: off, length: len, appendedAtMs: at, payload: undefined });
         this.pendingBytes += len + RECORD_HEADER_BYTES;
       }
       lastOffset = off;
@@ -182,7 +215,11 @@ export class FrameSpool {
     return this.pending.length - this.pendingHead;
   }
 
-  /** Appends one encoded frame durably; drops the oldest pending records first if the limit needs it. */
+  /**
+   * Appends one encoded frame (written at once, fsync'd now when syncAfterMs is 0, else by `sync()` once it
+   * waited that long unacked); drops the oldest pending records first if the limits need it. The spool may
+   * keep `payload` until it is acked: do not modify it afterwards.
+   */
   append(payload: Uint8Array): number {
     const need = payload.length + RECORD_HEADER_BYTES;
     if (need > this.maxBytes) {
@@ -191,7 +228,11 @@ export class FrameSpool {
     this.enforceLimits(need);
     let seg = this.segments[this.segments.length - 1];
     if (!seg || seg.bytes >= this.segmentBytes || this.fd === undefined) {
-      if (this.fd !== undefined) closeSync(this.fd);
+      if (this.fd !== undefined) {
+        // records of the segment being closed that still wait for their fsync get it now
+        if (this.unsyncedSince !== undefined) fsyncSync(this.fd);
+        closeSync(this.fd);
+      }
       this.fd = undefined;
       if (!seg || seg.bytes >= this.segmentBytes) {
         const file = join(this.dir, `${String(this.nextIndex).padStart(16, '0')}.seg`);
@@ -202,21 +243,36 @@ export class FrameSpool {
       if (seg.bytes === 0 && this.doFsync) fsyncDir(this.dir);
     }
     const at = this.now();
-    const rec = Buffer.allocUnsafe(need);
-    rec.writeUInt32LE(payload.length, 0);
-    rec.writeDoubleLE(at, 8);
-    rec.set(payload, RECORD_HEADER_BYTES);
-    rec.writeUInt32LE(crc32(rec, 8), 4);
-    writeSync(this.fd, rec);
-    if (this.doFsync) fsyncSync(this.fd);
+    const header = this.header;
+    header.writeUInt32LE(payload.length, 0);
+    header.writeDoubleLE(at, 8);
+    header.writeUInt32LE(crc32(payload, 0, payload.length, crc32(header, 8, RECORD_HEADER_BYTES)), 4);
+    writevSync(this.fd, [header, payload]);
+    if (this.doFsync && this.syncAfterMs === 0) fsyncSync(this.fd);
+    else if (this.doFsync) this.unsyncedSince ??= at;
     const index = this.nextIndex++;
-    this.pending.push({ index, seg: seg.start, offset: seg.bytes, length: payload.length, appendedAtMs: at });
+    const held = this.heldBytes + payload.length <= this.memoryBytes;
+    if (held) this.heldBytes += payload.length;
+    this.pending.push({ index, seg: seg.start, offset: seg.bytes, length: payload.length, appendedAtMs: at, payload: held ? payload : undefined });
     seg.lastOffset = seg.bytes;
     seg.bytes += need;
     seg.end = this.nextIndex;
     this.pendingBytes += need;
     this.m.appendedFrames++;
     return index;
+  }
+
+  /** Milliseconds until `sync()` has something to do (0: now), or undefined when every pending record is durable. */
+  syncDueInMs(): number | undefined {
+    if (this.unsyncedSince === undefined) return undefined;
+    return Math.max(0, this.unsyncedSince + this.syncAfterMs - this.now());
+  }
+
+  /** fsyncs the records written since the last fsync if any is still pending. */
+  sync(): void {
+    if (this.unsyncedSince === undefined) return;
+    if (this.fd !== undefined) fsyncSync(this.fd);
+    this.unsyncedSince = undefined;
   }
 
   /** Drops expired records, then the oldest while pending + `incoming` bytes exceed the limit. */
@@ -230,7 +286,7 @@ export class FrameSpool {
       if (p.appendedAtMs < cutoff) aged++;
       else if (this.pendingBytes + incoming > this.maxBytes) full++;
       else break;
-      this.pendingBytes -= p.length + RECORD_HEADER_BYTES;
+      this.release(p);
       this.pendingHead++;
       this.ackedNext = p.index + 1;
     }
@@ -253,6 +309,11 @@ export class FrameSpool {
         const p = this.pending[i];
         if (!p) break;
         if (out.length > 0 && bytes + p.length > maxBytes) break;
+        if (p.payload) {
+          out.push({ index: p.index, appendedAtMs: p.appendedAtMs, payload: p.payload });
+          bytes += p.length;
+          continue;
+        }
         let h = fds.get(p.seg);
         if (!h) {
           const seg = this.segments.find((s) => s.start === p.seg);
@@ -278,32 +339,37 @@ export class FrameSpool {
     while (this.pendingCount() > 0) {
       const p = this.pending[this.pendingHead];
       if (!p || p.index > index) break;
-      this.pendingBytes -= p.length + RECORD_HEADER_BYTES;
+      this.release(p);
       this.pendingHead++;
       n++;
     }
     if (n === 0) return;
     this.m.ackedFrames += n;
     this.ackedNext = index + 1;
+    // everything written is delivered: nothing left that a power loss could cost
+    if (this.pendingCount() === 0) this.unsyncedSince = undefined;
     this.writeAck();
     this.gc();
   }
 
   /**
-   * Replaces the ack file atomically (write + rename: a crashed process leaves the old or the new one),
-   * without fsync: the ack point is advisory. After a power loss that cost it, the spool replays frames the
-   * gateway already has and the gateway drops their seqs; an fsync per batch would cost as much CPU as
-   * the frame append's own (the one that makes frames durable, which stays).
+   * Overwrites the ack file in place: one pwrite of a fixed-width record on a kept-open fd. Not fsync'd, and
+   * a power loss may even tear it: the ack point is advisory. After a crash that cost it, the spool replays
+   * frames the gateway already has (or, unreadable, every record kept) and the gateway drops their seqs.
    */
   private writeAck(): void {
-    const tmp = `${this.ackFile()}.tmp`;
-    const fd = openSync(tmp, 'w');
-    try {
-      writeSync(fd, JSON.stringify({ next: this.ackedNext }));
-    } finally {
-      closeSync(fd);
+    if (this.ackFd === undefined) {
+      // an ack file of the older format (replaced by rename, unpadded) is overwritten in place from now on
+      this.ackFd = openSync(this.ackFile(), constants.O_WRONLY | constants.O_CREAT, 0o644);
+      ftruncateSync(this.ackFd, ACK_RECORD_BYTES);
     }
-    renameSync(tmp, this.ackFile());
+    writeSync(this.ackFd, JSON.stringify({ next: this.ackedNext }).padEnd(ACK_RECORD_BYTES - 1, ' ') + '\n', 0, 'latin1');
+  }
+
+  private release(p: Pending): void {
+    this.pendingBytes -= p.length + RECORD_HEADER_BYTES;
+    if (p.payload) this.heldBytes -= p.length;
+    p.payload = undefined;
   }
 
   /** Deletes segments entirely before the ack point (never the one being appended to). */
@@ -362,9 +428,28 @@ export class FrameSpool {
     return n;
   }
 
+  /** fsyncs what is pending (see `sync`) and closes the files. Pending records stay on disk for the next open. */
   close(): void {
-    if (this.fd !== undefined) closeSync(this.fd);
+    if (this.fd !== undefined) {
+      this.sync();
+      closeSync(this.fd);
+    }
     this.fd = undefined;
+    if (this.ackFd !== undefined) closeSync(this.ackFd);
+    this.ackFd = undefined;
+  }
+}
+
+function fsyncFile(file: string): void {
+  try {
+    const fd = openSync(file, 'r');
+    try {
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+  } catch {
+    /* gone or unreadable: the scan that follows says so */
   }
 }
 

@@ -4,6 +4,9 @@
  * the gateway made the batch durable. Returns a TransportResult, never throws: retry, spooling and
  * batching live in SpoolingSender around it.
  *
+ * A batch is either a FrameBatch object or an EncodedFrameBatch (frames already encoded, as spooled: its bytes
+ * are assembled around them, never decoded and re-encoded); the stream carries the batch's bytes as they are.
+ *
  * Auth: the host token goes as gRPC metadata "authorization: Bearer <token>" and in FrameBatch.token.
  * TLS: server CA (or the system roots), optional client cert/key for mTLS; plaintext only when asked.
  */
@@ -12,6 +15,7 @@ import * as grpc from '@grpc/grpc-js';
 import {
   AckStatus,
   ERROR_CODES,
+  FrameBatch,
   OK,
   type ErrorCode,
   TELEMETRY_INGEST_SERVICE,
@@ -24,6 +28,7 @@ import {
   type Logger,
   type TransportResult,
 } from '@wattsplit/wire';
+import { encodeFrameBatchBytes } from './frame-batch-bytes.js';
 
 export interface IngestTlsOptions {
   /** PEM file of the CA that signed the gateway's certificate; system roots when omitted. */
@@ -53,15 +58,24 @@ export interface GrpcIngestClientOptions {
   logger: Logger;
 }
 
+/** A FrameBatch whose frames are TelemetryFrame encodings already (the spool's records). */
+export interface EncodedFrameBatch {
+  batchId: number;
+  encodedFrames: readonly Uint8Array[];
+}
+
 /** What SpoolingSender needs from a transport. */
 export interface FrameBatchTransport {
-  send(batch: IFrameBatch): Promise<TransportResult>;
+  send(batch: IFrameBatch | EncodedFrameBatch): Promise<TransportResult>;
   close(): Promise<void>;
 }
 
-type IngestClient = grpc.Client & { ingest(md: grpc.Metadata, opts?: grpc.CallOptions): grpc.ClientDuplexStream<IFrameBatch, BatchAck> };
+type IngestStream = grpc.ClientDuplexStream<Buffer, BatchAck>;
+type IngestClient = grpc.Client & { ingest(md: grpc.Metadata, opts?: grpc.CallOptions): IngestStream };
 
-const IngestClientCtor = grpc.makeGenericClientConstructor(TELEMETRY_INGEST_SERVICE, 'TelemetryIngest') as unknown as new (
+// The same method as TELEMETRY_INGEST_SERVICE's, but the stream is written the batch's bytes: send() encodes.
+const INGEST_CLIENT_SERVICE = { ingest: { ...TELEMETRY_INGEST_SERVICE.ingest, requestSerialize: (b: Buffer): Buffer => b } };
+const IngestClientCtor = grpc.makeGenericClientConstructor(INGEST_CLIENT_SERVICE, 'TelemetryIngest') as unknown as new (
   address: string,
   creds: grpc.ChannelCredentials,
   options?: grpc.ChannelOptions,
@@ -98,7 +112,7 @@ interface Waiter {
 
 export class GrpcIngestClient implements FrameBatchTransport {
   private readonly client: IngestClient;
-  private stream: grpc.ClientDuplexStream<IFrameBatch, BatchAck> | undefined;
+  private stream: IngestStream | undefined;
   private readonly waiters: Waiter[] = [];
   private failures = 0;
   private readonly log: Logger;
@@ -116,7 +130,7 @@ export class GrpcIngestClient implements FrameBatchTransport {
     this.client = new IngestClientCtor(opts.address, ingestCredentials(opts.tls), channelOpts);
   }
 
-  private openStream(): grpc.ClientDuplexStream<IFrameBatch, BatchAck> {
+  private openStream(): IngestStream {
     if (this.stream) return this.stream;
     const md = new grpc.Metadata();
     if (this.opts.token) md.set('authorization', `Bearer ${this.opts.token}`);
@@ -177,7 +191,7 @@ export class GrpcIngestClient implements FrameBatchTransport {
     return retryable(e, backoffMs(this.failures - 1, this.opts.backoffBaseMs ?? 200, this.opts.backoffCapMs ?? 10_000));
   }
 
-  private onStreamEnd(s: grpc.ClientDuplexStream<IFrameBatch, BatchAck>, e: grpc.ServiceError | undefined): void {
+  private onStreamEnd(s: IngestStream, e: grpc.ServiceError | undefined): void {
     if (this.stream !== s) return;
     this.stream = undefined;
     const unauth = e?.code === grpc.status.UNAUTHENTICATED || e?.code === grpc.status.PERMISSION_DENIED;
@@ -199,11 +213,15 @@ export class GrpcIngestClient implements FrameBatchTransport {
     s?.cancel();
   }
 
-  send(batch: IFrameBatch): Promise<TransportResult> {
+  send(batch: IFrameBatch | EncodedFrameBatch): Promise<TransportResult> {
     if (this.closed) return Promise.resolve(failed(new WattsplitError('TRANSPORT_UNAVAILABLE', 'client closed')));
     const batchId = Number(batch.batchId ?? 0);
+    const bytes =
+      'encodedFrames' in batch
+        ? encodeFrameBatchBytes(batch.batchId, batch.encodedFrames, this.opts.token)
+        : Buffer.from(FrameBatch.encode({ ...batch, token: batch.token || this.opts.token || '' }).finish());
     return new Promise<TransportResult>((resolve) => {
-      let s: grpc.ClientDuplexStream<IFrameBatch, BatchAck>;
+      let s: IngestStream;
       try {
         s = this.openStream();
       } catch (e) {
@@ -219,7 +237,7 @@ export class GrpcIngestClient implements FrameBatchTransport {
         resolve(this.retry(new WattsplitError('TRANSPORT_TIMEOUT', `no ack for batch ${batchId} within ${timeout} ms`, { retriable: true })));
       }, timeout);
       this.waiters.push({ batchId, resolve, timer });
-      s.write({ ...batch, token: batch.token || this.opts.token || '' });
+      s.write(bytes);
     });
   }
 

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { appendFileSync, closeSync, openSync, readFileSync, readdirSync, statSync, writeSync } from 'node:fs';
+import { appendFileSync, closeSync, openSync, readFileSync, readdirSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
@@ -251,3 +251,59 @@ test('agent killed with SIGKILL mid-spool: a new sender on the same dir delivers
   assert.deepEqual(got, range(1, got.length), 'in order, no gaps, no duplicates');
 });
 
+
+test('fsync policy: a record is due for fsync once it waited syncAfterMs unacked, never once acked; syncAfterMs 0 fsyncs every append', () => {
+  const { dir, cleanup } = tempDir('spool-sync');
+  try {
+    let now = 1_000_000;
+    const s = FrameSpool.open({ dir, logger: memoryLogger(), now: () => now });
+    assert.equal(s.syncDueInMs(), undefined);
+    const i1 = s.append(Buffer.from('a'));
+    assert.equal(s.syncDueInMs(), 1000);
+    now += 400;
+    s.append(Buffer.from('b'));
+    assert.equal(s.syncDueInMs(), 600, 'counted from the oldest record not yet durable');
+    s.ack(i1);
+    assert.equal(s.syncDueInMs(), 600, 'one record still pending: still due');
+    s.ack(i1 + 1);
+    assert.equal(s.syncDueInMs(), undefined, 'every record acked: nothing a power loss could cost');
+    s.append(Buffer.from('c'));
+    now += 1500;
+    assert.equal(s.syncDueInMs(), 0);
+    s.sync();
+    assert.equal(s.syncDueInMs(), undefined);
+    s.close();
+    const every = FrameSpool.open({ dir, logger: memoryLogger(), now: () => now, syncAfterMs: 0 });
+    every.append(Buffer.from('d'));
+    assert.equal(every.syncDueInMs(), undefined, 'fsync\'d at once');
+    assert.deepEqual(every.peek(10).map((r) => Buffer.from(r.payload).toString()), ['c', 'd']);
+    every.close();
+    assert.throws(() => FrameSpool.open({ dir, logger: memoryLogger(), syncAfterMs: -1 }), /syncAfterMs=-1 must be a number ≥ 0/);
+  } finally {
+    cleanup();
+  }
+});
+
+test('payloads held in memory up to memoryBytes, the rest read back from disk: the same bytes either way; the ack file is rewritten in place and an older one is read', () => {
+  const { dir, cleanup } = tempDir('spool-mem');
+  try {
+    writeFileSync(join(dir, 'acked'), '{"next":0}'); // the older format (replaced by rename, unpadded)
+    const s = FrameSpool.open({ dir, logger: memoryLogger(), memoryBytes: 10 });
+    const payloads = ['first', 'second', 'third!', 'x'].map((t) => Buffer.from(t));
+    for (const p of payloads) s.append(p);
+    const got = s.peek(10);
+    assert.deepEqual(got.map((r) => Buffer.from(r.payload).toString()), ['first', 'second', 'third!', 'x']);
+    assert.equal(got[0]!.payload, payloads[0], 'held: the very buffer appended');
+    assert.notEqual(got[1]!.payload, payloads[1], 'past memoryBytes: read back from the segment');
+    assert.equal(got[3]!.payload, payloads[3], 'fits again after the big ones');
+    s.ack(got[1]!.index);
+    assert.equal(statSync(join(dir, 'acked')).size, 64);
+    assert.deepEqual(JSON.parse(readFileSync(join(dir, 'acked'), 'utf8')), { next: got[1]!.index + 1 });
+    s.close();
+    const t = FrameSpool.open({ dir, logger: memoryLogger() });
+    assert.deepEqual(t.peek(10).map((r) => Buffer.from(r.payload).toString()), ['third!', 'x']);
+    t.close();
+  } finally {
+    cleanup();
+  }
+});

@@ -1,22 +1,24 @@
 /**
  * SpoolingSender: durability, batching and retry around a FrameBatchTransport.
  *
- * Every frame is appended to the FrameSpool (fsync'd) before anything is sent, so a frame handed to
- * `enqueue` survives an agent crash and a gateway outage. One sender loop takes the oldest pending
- * frames (up to maxFrames / maxBytes, waiting up to lingerMs for a batch to fill), sends them, and acks
- * them in the spool only when the gateway acked the batch. A resent frame is the same bytes, so it keeps
- * its seq; the gateway drops a seq it already has. Retryable results wait (back-off with jitter from the
+ * Every frame is appended to the FrameSpool before anything is sent, so a frame handed to `enqueue`
+ * survives an agent crash and a gateway outage; a frame still unacked after the spool's syncAfterMs is
+ * fsync'd by a timer here, so it survives a power loss too (see FrameSpool). One sender loop takes the
+ * oldest pending frames (up to maxFrames / maxBytes, waiting up to lingerMs for a batch to fill), sends
+ * them as they were encoded (the batch is assembled around the spooled bytes), and acks them in the spool
+ * only when the gateway acked the batch. A resent frame is the same bytes, so it keeps its seq; the
+ * gateway drops a seq it already has. Retryable results wait (back-off with jitter from the
  * transport) and resend the same frames; a batch the gateway rejects outright (resending it unchanged
  * cannot succeed: not decodable, refused for good by the bus) is moved out of the way into the dead-letter
  * directory `<spool dir>/rejected/` (one file per batch, see `writeDeadLetter`), counted and logged, and the
  * rest of the spool goes on; auth / unknown-host rejections come back from the transport as retryable with
  * a long delay, so those frames are kept until the operator fixes the token.
  */
-import { WattsplitError, encodeFrame, failed, type IFrameBatch, type ITelemetryFrame, type Logger, type TransportResult, decodeFrame } from '@wattsplit/wire';
+import { WattsplitError, encodeFrame, failed, type ITelemetryFrame, type Logger, type TransportResult, decodeFrame } from '@wattsplit/wire';
 import { closeSync, fsyncSync, mkdirSync, openSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { FrameSpool, type FrameSpoolOptions, type SpoolMetrics, type SpoolRecord } from './frame-spool.js';
-import type { FrameBatchTransport } from './grpc-ingest-client.js';
+import type { EncodedFrameBatch, FrameBatchTransport } from './grpc-ingest-client.js';
 
 export interface BatchingOptions {
   /** Frames per batch at most. Default 64. */
@@ -57,6 +59,7 @@ export class SpoolingSender {
   private loop: Promise<void> | undefined;
   private wake: (() => void) | undefined;
   private sleepTimer: NodeJS.Timeout | undefined;
+  private syncTimer: NodeJS.Timeout | undefined;
   private closing = false;
   private readonly drainWaiters: (() => void)[] = [];
   private readonly m = { sentBatches: 0, sentFrames: 0, retries: 0, rejectedBatches: 0, rejectedFrames: 0, lastError: undefined as string | undefined };
@@ -81,7 +84,27 @@ export class SpoolingSender {
   enqueue(frame: ITelemetryFrame): void {
     if (this.closing) throw new WattsplitError('TRANSPORT_UNAVAILABLE', 'sender closed: frame not spooled');
     this.spool.append(encodeFrame(frame));
+    this.scheduleSync();
     this.poke();
+  }
+
+  /** fsyncs the spool's unacked records once they are syncAfterMs old (a timer, unref'd: it never keeps the process up). */
+  private scheduleSync(): void {
+    if (this.syncTimer) return;
+    const due = this.spool.syncDueInMs();
+    if (due === undefined) return;
+    this.syncTimer = setTimeout(() => {
+      this.syncTimer = undefined;
+      if (this.spool.syncDueInMs() === 0) {
+        try {
+          this.spool.sync();
+        } catch (e) {
+          this.log.error({ code: 'SPOOL_FULL', err: (e as Error).message }, `spool fsync failed: ${(e as Error).message}`);
+        }
+      }
+      this.scheduleSync();
+    }, due);
+    this.syncTimer.unref();
   }
 
   private poke(): void {
@@ -114,23 +137,21 @@ export class SpoolingSender {
         if (this.closing) break;
         recs = this.spool.peek(this.maxFrames, this.maxBytes);
       }
-      const frames: ITelemetryFrame[] = [];
-      for (const r of recs) frames.push(decodeFrame(r.payload, `spool record ${r.index}`));
       const last = recs[recs.length - 1];
       if (!last) continue;
-      const batch: IFrameBatch = { batchId: ++this.batchId, frames };
+      const batch: EncodedFrameBatch = { batchId: ++this.batchId, encodedFrames: recs.map((r) => r.payload) };
       // A frame alone larger than a batch may be (the gateway's --max-batch-bytes) would be refused by
       // gRPC itself, before the gateway sees it, as a broken stream: retried forever. It goes to the
       // dead-letter directory at once; the frames after it flow.
       const oversize = recs.length === 1 && last.payload.length > this.maxFrameBytes;
       const res: TransportResult = oversize
-        ? failed(new WattsplitError('TRANSPORT_REJECTED', `frame seq ${String(frames[0]?.seq ?? '?')} is ${last.payload.length} bytes, more than the ${this.maxFrameBytes} a batch may have`, { details: { bytes: last.payload.length, max: this.maxFrameBytes } }))
+        ? failed(new WattsplitError('TRANSPORT_REJECTED', `frame seq ${seqOf(last)} is ${last.payload.length} bytes, more than the ${this.maxFrameBytes} a batch may have`, { details: { bytes: last.payload.length, max: this.maxFrameBytes } }))
         : await this.transport.send(batch);
       switch (res.kind) {
         case 'ok':
           this.spool.ack(last.index);
           this.m.sentBatches++;
-          this.m.sentFrames += frames.length;
+          this.m.sentFrames += recs.length;
           if (this.m.lastError) this.log.info({ pending: this.spool.metrics().pendingFrames }, 'gateway reachable again: replaying spooled frames in order');
           this.m.lastError = undefined;
           break;
@@ -151,7 +172,7 @@ export class SpoolingSender {
           break;
         case 'failed': {
           this.m.rejectedBatches++;
-          this.m.rejectedFrames += frames.length;
+          this.m.rejectedFrames += recs.length;
           this.m.lastError = res.error.message;
           let file: string;
           try {
@@ -163,7 +184,7 @@ export class SpoolingSender {
             while (!this.closing && Date.now() < until) await this.idle(until - Date.now());
             break;
           }
-          this.log.error({ code: res.error.code, frames: frames.length, firstSeq: frames[0]?.seq, lastSeq: frames[frames.length - 1]?.seq, file }, `batch rejected by the gateway, kept in ${file} (resending it unchanged cannot succeed): ${res.error.message}`);
+          this.log.error({ code: res.error.code, frames: recs.length, firstSeq: seqOf(recs[0]), lastSeq: seqOf(last), file }, `batch rejected by the gateway, kept in ${file} (resending it unchanged cannot succeed): ${res.error.message}`);
           this.spool.ack(last.index);
           break;
         }
@@ -207,10 +228,22 @@ export class SpoolingSender {
   /** Stops the loop after the batch in flight, closes the transport and the spool. Pending frames stay on disk. */
   async close(): Promise<void> {
     this.closing = true;
+    if (this.syncTimer) clearTimeout(this.syncTimer);
+    this.syncTimer = undefined;
     this.poke();
     await this.transport.close();
     await this.loop;
     this.spool.close();
+  }
+}
+
+/** The seq of a spooled frame, for log lines (decoded only there). */
+function seqOf(r: SpoolRecord | undefined): string {
+  if (!r) return '?';
+  try {
+    return String(decodeFrame(r.payload, `spool record ${r.index}`).seq ?? '?');
+  } catch {
+    return '?';
   }
 }
 
