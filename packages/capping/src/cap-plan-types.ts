@@ -113,6 +113,8 @@ export interface MigrateAction {
   switchoverS: number;
   /** startS + durationS: the copy's extra watts stop here. */
   endS: number;
+  /** The earliest the VM can run on the destination (estimates can be long): the destination counts its power from here. */
+  arriveS: number;
   /** Fraction of the migrating VM's work lost over slowedS seconds, and its pause at switchover. */
   slowdown: number;
   slowedS: number;

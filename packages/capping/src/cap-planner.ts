@@ -90,6 +90,8 @@ const TOL = 1e-6;
 const round3 = (w: number): number => Math.round(w * 1000) / 1000;
 /** Rounds up to 1e-3 (watts shed, seconds of a transient): a plan rounded this way is never less safe than computed. */
 const ceil3 = (w: number): number => Math.ceil(w * 1000 - 1e-6) / 1000;
+/** Rounds down to 1e-3 (CPU quota and frequency fractions): the host never sheds less than planned. */
+const floor3 = (x: number): number => Math.floor(x * 1000 + 1e-6) / 1000;
 const pct = (f: number): string => `${Math.round(f * 100)} %`;
 
 function invalid(path: string, value: unknown, why: string): never {
@@ -242,13 +244,13 @@ export function planCaps(input: PlanCapsInput, opts: PlanCapsOptions = {}): CapP
       tenant: s.vm.tenant,
       shedW: ceil3(s.shedW),
       method,
-      cpuQuotaFraction: method === 'dvfs' ? 1 : round3(Math.max(0, 1 - x)),
+      cpuQuotaFraction: method === 'dvfs' ? 1 : floor3(Math.max(0, 1 - x)),
       slowdown: round3(slowdownOf(s.vm, total)),
       fromS,
       untilS,
       reason,
     };
-    if (method === 'dvfs') a.frequencyFraction = round3((1 - x) ** (1 / alpha));
+    if (method === 'dvfs') a.frequencyFraction = floor3((1 - x) ** (1 / alpha));
     return a;
   };
   /** SLA cost of a throttle: the extra slowdown it causes, × its seconds, × the VM's weight. */
@@ -420,6 +422,7 @@ export function planCaps(input: PlanCapsInput, opts: PlanCapsOptions = {}): CapP
         durationS,
         switchoverS: round3(startS + switchAfter),
         endS: round3(startS + durationS),
+        arriveS: Math.floor((startS + est.earliestSwitchoverAfterS) * 1000) / 1000,
         vmPowerW: v.powerW,
         sourceExtraW: round3(srcExtra),
         destinationExtraW: round3(est.destinationExtraW),

@@ -119,6 +119,12 @@ export interface ModeEstimate extends MigrationEstimate {
   bandwidthBps: number;
   /** Start to the moment the VM runs on the destination, s (= durationS for pre-copy; setup + postCopySwitchS for post-copy). */
   switchoverAfterS: number;
+  /**
+   * The earliest it can run there, s: setup + one pass over its memory at the full allowed bandwidth
+   * (pre-copy), setup (post-copy). Durations are estimates (the 8 s minimum is an observation, not a
+   * law): a destination must have room for the VM from this moment on.
+   */
+  earliestSwitchoverAfterS: number;
   /** Slowdown of the migrating VM (fraction of its work lost) over `slowedS` seconds. */
   slowdown: number;
   slowedS: number;
@@ -154,7 +160,8 @@ export class MigrationTransientModel {
     const base = this.estimate(vm, linkBps * f);
     const common = { bandwidthFraction: f, bandwidthBps: linkBps * f, sourceExtraW: p.sourceExtraW * f, destinationExtraW: p.destinationExtraW * f };
     if (mode !== 'post-copy') {
-      return { ...base, ...common, mode, overheadJoules: (common.sourceExtraW + common.destinationExtraW) * base.durationS, switchoverAfterS: base.durationS, slowdown: p.preCopySlowdown, slowedS: base.durationS };
+      const earliestSwitchoverAfterS = Math.min(base.durationS, p.setupS + vm.memoryBytes / common.bandwidthBps);
+      return { ...base, ...common, mode, overheadJoules: (common.sourceExtraW + common.destinationExtraW) * base.durationS, switchoverAfterS: base.durationS, earliestSwitchoverAfterS, slowdown: p.preCopySlowdown, slowedS: base.durationS };
     }
     const b = linkBps * p.linkEfficiency;
     const pushS = vm.memoryBytes / b;
@@ -169,6 +176,7 @@ export class MigrationTransientModel {
       converged: true,
       overheadJoules: (p.sourceExtraW + p.destinationExtraW) * durationS,
       switchoverAfterS: p.setupS + p.postCopySwitchS,
+      earliestSwitchoverAfterS: p.setupS,
       slowdown: this.postCopySlowdown(vm),
       slowedS: Math.max(0, durationS - p.setupS - p.postCopySwitchS),
     };

@@ -51,6 +51,7 @@ export function naiveCapPlan(input: PlanCapsInput, model = new MigrationTransien
       durationS: est.durationS,
       switchoverS: est.durationS,
       endS: est.durationS,
+      arriveS: est.durationS,
       slowdown: est.slowdown,
       slowedS: est.slowedS,
       downtimeS: est.downtimeS,

@@ -2,8 +2,9 @@
  * Per-second predicted host power under a list of actions. Second t stands for [t, t+1) and holds the
  * HIGHEST power the host can draw in it: something that adds power counts in every second it touches,
  * something that removes power only in the seconds it fully covers. A migration's transient therefore
- * covers [floor(start), ceil(end)); the VM leaves the source at ceil(switchover) and arrives on the
- * destination at floor(switchover) (in that second both hosts carry it). For pre-copy end = switchover;
+ * covers [floor(start), ceil(end)); the VM leaves the source at ceil(switchover) and is counted on the
+ * destination from floor(arrive), the earliest it could get there (from then to the switchover both hosts
+ * carry it: a migration that runs faster than estimated must not overload the destination). For pre-copy end = switchover;
  * for post-copy the switchover comes ~0.12 s after setup and the transient runs on while pages are pushed.
  *
  * The baseline is the host's forecast upper bound where the input has one (`forecastW`), else today's
@@ -32,7 +33,7 @@ export function stepsOf(a: CapAction, horizonS: number): PowerStep[] {
     case 'migrate': {
       const start = Math.floor(a.startS);
       const leave = Math.ceil(a.switchoverS);
-      const arrive = Math.floor(a.switchoverS);
+      const arrive = Math.floor(Math.min(a.arriveS, a.switchoverS));
       const end = Math.ceil(a.endS);
       return [
         ...clip({ hostId: a.fromHostId, fromS: start, untilS: end, watts: a.sourceExtraW }),
