@@ -4,3 +4,4 @@ export * from './power-timeline.js';
 export * from './cap-planner.js';
 export * from './naive-cap-plan.js';
 export * from './attributed-power.js';
+export * from './power-forecast.js';
