@@ -1,0 +1,200 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, readFileSync } from 'node:fs';
+import { mulberry32 } from '@wattsplit/attribution';
+import { GpuSignatureLearner, gpuCausalReplay, gpuReplay, type GpuReplayResult } from './index.js';
+import {
+  dropReads,
+  formatRawNvmlTrace,
+  gpuTraceReference,
+  parseRawNvmlTrace,
+  renameTenants,
+  replayDynamicOverMix,
+  resampleMixSchedule,
+  withoutPhases,
+  type GpuReference,
+  type RawNvmlTrace,
+} from './scoring.js';
+
+/**
+ * A synthetic time-sliced GPU whose schedule changes every `segmentS` seconds: each 0.2 s NVML sample slot
+ * (two 0.1 s reads) goes to one active tenant (round robin), which draws its own dynamic power in the slot;
+ * gpu_util is 100 while anyone runs. Truth: each tenant's dynamic energy.
+ */
+function segmentedTrace(opts: { seed: number; dynW: Record<string, number>; idleW: number; seconds: number; segmentS: number }): { text: string; truth: Record<string, number> } {
+  const r = mulberry32(opts.seed);
+  const tenants = Object.keys(opts.dynW);
+  const pids = Object.fromEntries(tenants.map((t, i) => [String(2000 + i), t]));
+  const lines = [JSON.stringify({ header: true, gpu: 'Synthetic', driver: '0', tenants, pids, seed: opts.seed, schedule: [], sample_hz: 10 })];
+  const truth: Record<string, number> = Object.fromEntries(tenants.map((t) => [t, 0]));
+  const perSeg = Math.max(2, Math.round(opts.segmentS / 0.1));
+  let e = 9_000_000;
+  let on: string[] = [];
+  let who: string | undefined;
+  let rr = 0;
+  for (let i = 0; i <= opts.seconds * 10; i++) {
+    const t = 2_000_000 + i * 0.1;
+    const proc: unknown[] = [];
+    if (i > 0) {
+      const dyn = who !== undefined ? opts.dynW[who]! * 0.1 : 0;
+      if (who !== undefined) truth[who] = truth[who]! + dyn;
+      e += Math.round((opts.idleW * 0.1 + dyn) * 1000);
+      if (i % 2 === 0 && who !== undefined) proc.push({ pid: 2000 + tenants.indexOf(who), sm: 99, mem: 20, enc: 0, dec: 0, ts: Math.round((t - 0.01) * 1e6) });
+    }
+    lines.push(JSON.stringify({ t, phase: 'mix', active: [...on].sort(), energy_mj: e, power_mw: 0, gpu_util: who !== undefined ? 100 : 0, mem_util: 10, sm_clock_mhz: 1980, mem_clock_mhz: 2619, temp_c: 50, proc_util: proc, running: tenants.map((x) => ({ pid: 2000 + tenants.indexOf(x), used_mem: 1e9 })), work: {} }));
+    if (i % perSeg === 0) on = tenants.filter(() => r() < 0.5);
+    if (i % 2 === 0) who = on.length ? on[rr++ % on.length] : undefined;
+  }
+  return { text: lines.join('\n') + '\n', truth };
+}
+
+test('causal replay: each interval is split only with what came before it (truncating the trace changes no earlier interval)', () => {
+  const { text } = segmentedTrace({ seed: 4, dynW: { a: 520, b: 260 }, idleW: 120, seconds: 240, segmentS: 3 });
+  const full = gpuCausalReplay(text);
+  const lines = text.trim().split('\n');
+  const cut = gpuCausalReplay(lines.slice(0, 1 + 1200).join('\n')); // the first 120 s
+  // every interval of the truncated run but its last (whose end the cut moved) is identical in the full run
+  assert.ok(cut.windows.length > 100);
+  for (let i = 0; i < cut.windows.length - 1; i++) assert.deepStrictEqual(full.windows[i], cut.windows[i], `interval ${i}`);
+  // and the in-sample replay of the same 120 s differs (it used the whole 120 s to split every window)
+  const inSample = gpuReplay(lines.slice(0, 1 + 1200).join('\n'), { maxWindowS: 1 });
+  assert.notDeepStrictEqual(inSample.windows.slice(0, 50), cut.windows.slice(0, 50));
+});
+
+test('causal replay: segment lengths from 0.5 s to 20 s all give each tenant\'s dynamic energy within 3 % (no schedule constant in the method)', () => {
+  const dynW = { big: 560, mem: 390, small: 150 };
+  for (const segmentS of [0.5, 2, 5, 20]) {
+    const { text, truth } = segmentedTrace({ seed: 11, dynW, idleW: 130, seconds: 600, segmentS });
+    const r = gpuCausalReplay(text);
+    for (const t of Object.keys(dynW)) {
+      const err = r.tenants[t]!.dynamic_joules / truth[t]! - 1;
+      assert.ok(Math.abs(err) < 0.03, `segment ${segmentS} s, ${t}: ${(100 * err).toFixed(2)} % (${r.tenants[t]!.dynamic_joules.toFixed(0)} vs ${truth[t]!.toFixed(0)} J)`);
+    }
+    // conservation: every interval sums exactly to its measurement
+    for (const w of r.windows) {
+      const parts = Object.values(w.tenants).reduce((a, x) => a + x.dynamic_joules + x.static_joules, 0) + w.unallocated_static_joules;
+      assert.ok(Math.abs(parts - w.measured_joules) <= 1e-9 * Math.max(1, w.measured_joules));
+    }
+  }
+});
+
+test('causal replay: a tenant that appears late is billed from its first interval and converges to its own signature', () => {
+  const dynW = { a: 600, b: 300 };
+  const { text } = segmentedTrace({ seed: 5, dynW, idleW: 100, seconds: 300, segmentS: 2 });
+  // tenant c appears only in the last 100 s: renamed from b there
+  const raw = parseRawNvmlTrace(text);
+  const cAt = raw.reads.findIndex((x) => x.t >= 2_000_200);
+  const late: RawNvmlTrace = { header: { ...raw.header, tenants: ['a', 'b', 'c'], pids: { ...(raw.header.pids as Record<string, string>), 2002: 'c' } }, reads: raw.reads.map((x, i) => (i < cAt ? x : { ...x, proc_util: x.proc_util.map((p) => (p.pid === 2001 ? { ...p, pid: 2002 } : p)) })) };
+  const r = gpuCausalReplay(formatRawNvmlTrace(late));
+  const first = r.windows.find((w) => (w.tenants.c?.dynamic_joules ?? 0) > 0);
+  assert.ok(first, 'c is billed');
+  assert.ok(r.model.signatures_w.c! > 0.9 * 300 && r.model.signatures_w.c! < 1.1 * 300 / 0.99 + 1, JSON.stringify(r.model.signatures_w));
+});
+
+test('learner: a tenant seen too little to tell is billed at the pooled signature (listed as fallback), then moves to its own', () => {
+  const r = mulberry32(3);
+  const sig: Record<string, number> = { a: 600, b: 400, c: 100 };
+  const l = new GpuSignatureLearner();
+  const window = (act: Record<string, number>): Parameters<GpuSignatureLearner['observe']>[0] => {
+    let J = 120 + (r() - 0.5) * 40; // ±20 J of measurement and activity noise per window
+    for (const [t, a] of Object.entries(act)) J += sig[t]! * a;
+    return { durationS: 1, joules: J, activity: act, contexts: { a: 1, b: 1, c: 1 } };
+  };
+  for (let i = 0; i < 200; i++) l.observe(window([{ a: 1 }, { b: 1 }, { a: 0.5, b: 0.5 }, {}][i % 4]!));
+  // c's first appearance: a sliver of activity, far less than the energy noise can resolve
+  l.observe(window({ a: 0.99, c: 0.01 }));
+  const first = l.fit();
+  assert.ok(first.fallbackTenants.includes('c'), JSON.stringify(first));
+  assert.ok(first.signatures.c! > 300 && first.signatures.c! < 700, `a new tenant starts near the pooled signature, not at 0: ${first.signatures.c}`);
+  for (let i = 0; i < 200; i++) l.observe(window([{ c: 1 }, { a: 0.5, c: 0.5 }, { b: 0.5, c: 0.5 }, {}][i % 4]!));
+  const later = l.fit();
+  assert.ok(!later.fallbackTenants.includes('c'));
+  assert.ok(Math.abs(later.signatures.c! - 100) < 10, JSON.stringify(later.signatures));
+  assert.ok(Math.abs(later.staticW - 120) < 3, String(later.staticW));
+});
+
+const real = '/work/shared/data/gpu/h100-mix-dev.jsonl';
+const skip = existsSync(real) ? false : `${real} not present`;
+
+interface Err {
+  tenant: string;
+  share: number;
+  model: number;
+  base: number;
+}
+
+function errors(rep: GpuReplayResult, ref: GpuReference): Err[] {
+  const A = replayDynamicOverMix(rep, ref);
+  const tot = Object.values(ref.totals).reduce((a, b) => a + b, 0);
+  return ref.tenants.map((k) => ({ tenant: k, share: ref.totals[k]! / tot, model: A[k]! / ref.totals[k]! - 1, base: ref.sampleShareBaseline[k]! / ref.totals[k]! - 1 }));
+}
+
+const show = (es: Err[]): string => es.map((e) => `${e.tenant} ${(100 * e.model).toFixed(1)} % (baseline ${(100 * e.base).toFixed(1)} %)`).join(', ');
+
+// Thresholds: measured on this trace (docs/accuracy-gpu.md, 2026-12-05) plus a margin; the code is deterministic.
+test('recorded H100 trace, causal replay (1 s intervals): every tenant ≥ 5 % of dynamic energy within 3 %, far better than NVML sample share', { skip }, () => {
+  const text = readFileSync(real, 'utf8');
+  const es = errors(gpuCausalReplay(text, { source: real }), gpuTraceReference(text));
+  const big = es.filter((e) => e.share >= 0.05);
+  assert.equal(big.length, 3);
+  for (const e of big) assert.ok(Math.abs(e.model) <= 0.03, show(es)); // measured worst 2.7 %
+  assert.ok(Math.max(...big.map((e) => Math.abs(e.model))) * 3 < Math.max(...big.map((e) => Math.abs(e.base))), show(es));
+  // the light tenant (2.7 % of the energy, ~15 NVML samples while mixed with others): measured −6.5 %, over the
+  // 5 % target; see docs/accuracy-gpu.md for why this is at the sampling-noise floor
+  const light = es.reduce((a, b) => (b.share < a.share ? b : a));
+  assert.ok(Math.abs(light.model) <= 0.09, show(es));
+});
+
+test('recorded H100 trace, leave-one-kernel-out: with its solo calibration cut out, each kernel is learned from the mix alone, within 6 % and better than sample share', { skip }, () => {
+  const text = readFileSync(real, 'utf8');
+  const raw = parseRawNvmlTrace(text);
+  const full = gpuTraceReference(text);
+  const calibration = { idleWithContextsW: full.idleWithContextsW, joulesPerWork: full.joulesPerWork };
+  for (const k of raw.header.tenants) {
+    const tr = formatRawNvmlTrace(withoutPhases(raw, [`solo:${k}`]));
+    assert.ok(!tr.split('\n').slice(1).some((l) => l.includes(`"phase": "solo:${k}"`) || l.includes(`"phase":"solo:${k}"`)));
+    assert.ok(tr.length < text.length);
+    const es = errors(gpuCausalReplay(tr), gpuTraceReference(tr, { calibration }));
+    const e = es.find((x) => x.tenant === k)!;
+    assert.ok(Math.abs(e.model) <= 0.06, `${k} left out: ${show([e])}`); // measured worst 4.3 % (axpy_hbm)
+    assert.ok(Math.abs(e.model) < Math.abs(e.base), `${k} left out: ${show([e])}`);
+  }
+});
+
+test('recorded H100 trace, re-cut schedules (0.5–20 s segments, shuffled), missed reads, renamed tenants: tenants ≥ 5 % stay close, the baseline does not', { skip }, () => {
+  const raw = parseRawNvmlTrace(readFileSync(real, 'utf8'));
+  const variants: Array<{ name: string; tr: RawNvmlTrace; limit: number }> = [
+    { name: '0.5 s', tr: resampleMixSchedule(raw, { segmentS: 0.5, seed: 1 }), limit: 0.08 }, // measured 5.5 %
+    { name: '1 s', tr: resampleMixSchedule(raw, { segmentS: 1, seed: 1 }), limit: 0.06 }, // 3.9 %
+    { name: '5 s', tr: resampleMixSchedule(raw, { segmentS: 5, seed: 2 }), limit: 0.05 }, // 3.3 %
+    { name: '20 s', tr: resampleMixSchedule(raw, { segmentS: 20, seed: 1 }), limit: 0.05 }, // 2.6 %
+    { name: 'missed reads', tr: dropReads(raw, { readFraction: 0.2, sampleFraction: 0.1, seed: 3 }), limit: 0.05 }, // 2.6 %
+  ];
+  for (const v of variants) {
+    const text = formatRawNvmlTrace(v.tr);
+    const es = errors(gpuCausalReplay(text), gpuTraceReference(text)).filter((e) => e.share >= 0.05);
+    const worst = Math.max(...es.map((e) => Math.abs(e.model)));
+    assert.ok(worst <= v.limit, `${v.name}: ${show(es)}`);
+    assert.ok(worst * 1.8 < Math.max(...es.map((e) => Math.abs(e.base))), `${v.name}: ${show(es)}`);
+  }
+  // names do not matter
+  const a = gpuCausalReplay(formatRawNvmlTrace(raw));
+  const b = gpuCausalReplay(formatRawNvmlTrace(renameTenants(raw, { mm_bf16_8k: 'w', axpy_hbm: 'x', light_infer: 'y', mm_fp32: 'z' })));
+  assert.deepEqual(Object.values(b.tenants), Object.values(a.tenants));
+});
+
+test('trace edits keep every read\'s measured energy: a re-cut schedule has the same total energy and reference', { skip }, () => {
+  const raw = parseRawNvmlTrace(readFileSync(real, 'utf8'));
+  const energy = (tr: RawNvmlTrace): number => (tr.reads[tr.reads.length - 1]!.energy_mj - tr.reads[0]!.energy_mj) / 1000;
+  for (const segmentS of [0.5, 20]) {
+    const tr = resampleMixSchedule(raw, { segmentS, seed: 7 });
+    assert.equal(tr.reads.length, raw.reads.length);
+    assert.ok(Math.abs(energy(tr) - energy(raw)) < 1e-6);
+    for (let i = 1; i < tr.reads.length; i++) assert.ok(tr.reads[i]!.t > tr.reads[i - 1]!.t && tr.reads[i]!.energy_mj >= tr.reads[i - 1]!.energy_mj);
+    const a = gpuTraceReference(formatRawNvmlTrace(raw));
+    const b = gpuTraceReference(formatRawNvmlTrace(tr));
+    assert.deepEqual(b.joulesPerWork, a.joulesPerWork);
+    const sum = (r: GpuReference): number => Object.values(r.totals).reduce((x, y) => x + y, 0);
+    assert.ok(Math.abs(sum(b) / sum(a) - 1) < 0.01, `${sum(b)} vs ${sum(a)}`);
+  }
+});
