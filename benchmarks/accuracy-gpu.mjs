@@ -23,6 +23,7 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const imp = (p) => import(pathToFileURL(join(root, p)).href);
 const models = await imp('packages/models/dist/index.js');
 const scoring = await imp('packages/models/dist/scoring.js');
+const liveWire = await imp('packages/wire/dist/index.js');
 
 const pct = (x) => (Number.isFinite(x) ? `${x >= 0 ? '+' : ''}${(100 * x).toFixed(1)} %` : 'n/a');
 
@@ -70,6 +71,28 @@ export function runGpuAccuracy({ tracePath, log = (s) => process.stdout.write(`$
   log(`### Out-of-sample in time: causal replay (gpuCausalReplay, ${causal.windows.length} intervals of 1 s, each split with what was learned before it; ${causalMs.toFixed(0)} ms; final idle ${causal.model.static_w.toFixed(1)} W)\n`);
   table(causalRows);
   summary.push({ run: 'causal replay, 1 s intervals', ...summarise(causalRows) });
+
+  // 2b. the collector's method on agent-like intervals
+  {
+    const wire = liveWire;
+    const ivs = scoring.nvmlTraceHostIntervals(wire.parseNvmlTrace(text, tracePath), 1);
+    const m = new models.GpuTimeSliceMethod();
+    const ctx = { policy: 'equal', staticPower: { watts: { rapl: 0, gpu: 0, bmc_rest: 0 }, origin: 'configured' } };
+    const windows = [];
+    for (const iv of ivs) {
+      const r = m.attribute(iv, ctx);
+      m.observe(iv);
+      const tenants = {};
+      for (const x of r.shares) if (x.source === 'gpu' && x.kind === 'vm') tenants[x.vmUuid] = { dynamic_joules: x.dynamicJoules, static_joules: x.staticJoules };
+      windows.push({ t0: iv.t0UnixNs / 1e9, t1: iv.t1UnixNs / 1e9, tenants });
+    }
+    const fit = m.fitOf(ivs[0].hostId, ivs[0].gpus[0].device);
+    const rows = scoreReplay({ windows, model: { signatures_w: fit.signatures } }, fullRef);
+    log(`### Out-of-sample in time, the collector's path: GpuTimeSliceMethod on ${ivs.length} host intervals of 1 s built as the agent's GPU sampler aggregates NVML reads (per VM: mean SM utilisation and sample count; per device: energy delta and the closing read's gpu_util), attribute then observe, default options (warm-up 60 intervals split by SM utilisation)
+`);
+    table(rows);
+    summary.push({ run: 'collector path (GpuTimeSliceMethod), 1 s intervals', ...summarise(rows) });
+  }
 
   // 3. leave-one-kernel-out
   log('### Leave-one-kernel-out (causal; kernel k\'s solo calibration phases removed from the trace the method sees, so it meets k only mixed or alone in the mix, with no prior from k; reference calibrated on the full trace)\n');

@@ -16,8 +16,8 @@
  * - `rescaleTenant`: one kernel made `factor` times as power-hungry, using the reference's per-segment
  *   energy of that kernel (a synthetic kernel: its truth is the scaled reference, by construction).
  */
-import { mulberry32 } from '@wattsplit/attribution';
-import { WattsplitError } from '@wattsplit/wire';
+import { mulberry32, type HostInterval } from '@wattsplit/attribution';
+import { WattsplitError, type NvmlTrace } from '@wattsplit/wire';
 import { gpuTraceReference } from './gpu-trace-reference.js';
 
 /** One raw trace line (observable and ground-truth fields). */
@@ -213,4 +213,61 @@ export function renameTenants(src: RawNvmlTrace, rename: Record<string, string>)
     proc_util: r.proc_util.map((p) => (typeof p.tenant === 'string' ? { ...p, tenant: n(p.tenant) } : p)),
   }));
   return { header, reads };
+}
+
+/**
+ * The trace as the collector sees it live: host intervals of `intervalS` built the way the agent's GPU
+ * sampler (packages/agent/src/gpu-sampler.ts) aggregates NVML reads into a frame — per VM (tenant): mean SM
+ * and memory utilisation over its process samples, their count, used memory, whether it holds a context;
+ * per device: the energy counter's delta and the utilisation of the read closing the interval (one NVML
+ * read per frame). Observable fields only. For checking GpuTimeSliceMethod on real hardware data.
+ */
+export function nvmlTraceHostIntervals(trace: NvmlTrace, intervalS = 1, hostId = 'h100-trace'): HostInterval[] {
+  const S = trace.samples;
+  const out: HostInterval[] = [];
+  const device = '0000:17:00.0';
+  let start = 0;
+  let seq = 0;
+  for (let i = 1; i < S.length; i++) {
+    const a = S[start]!;
+    const b = S[i]!;
+    if (b.t - a.t < intervalS - 1e-6 && i < S.length - 1) continue;
+    const acc = new Map<string, { sm: number; mem: number; n: number; used: number; ctx: boolean }>();
+    const get = (pid: number): { sm: number; mem: number; n: number; used: number; ctx: boolean } => {
+      const t = trace.header.pids[pid] ?? `pid:${pid}`;
+      let x = acc.get(t);
+      if (!x) acc.set(t, (x = { sm: 0, mem: 0, n: 0, used: 0, ctx: false }));
+      return x;
+    };
+    for (let k = start + 1; k <= i; k++) {
+      for (const p of S[k]!.procUtil) {
+        const x = get(p.pid);
+        x.sm += p.sm;
+        x.mem += p.mem;
+        x.n++;
+      }
+    }
+    for (const r of b.running) {
+      const x = get(r.pid);
+      x.used += r.usedMem;
+      x.ctx = true;
+    }
+    const joules = Math.max(0, (b.energyMj - a.energyMj) / 1000);
+    const dt = b.t - a.t;
+    seq++;
+    out.push({
+      hostId, hardwareClass: trace.header.gpu, seq, prevSeq: seq - 1, t0UnixNs: a.t * 1e9, t1UnixNs: b.t * 1e9, durationS: dt,
+      measured: { rapl: 0, gpu: joules, bmc_rest: 0 }, raplZones: {},
+      gpus: [{ device, joules, contexts: b.running.length, meanPowerW: dt > 0 ? joules / dt : 0, gpuUtilPct: b.gpuUtil, memUtilPct: b.memUtil, smClockMhz: b.smClockMhz }],
+      hostCpu: { busySeconds: 0, idleSeconds: 0, onlineCpus: 1, avgFreqMhz: 0 },
+      vms: [...acc].map(([t, x]) => ({
+        uuid: t, name: t, tenant: t, vcpus: 1, memoryBytes: 0, cpuSeconds: 0, vcpuSeconds: [0], memoryUsedBytes: 0, blockReadBytes: 0, blockWriteBytes: 0, netRxBytes: 0, netTxBytes: 0,
+        gpus: [{ device, smUtilPct: x.n ? x.sm / x.n : 0, memUtilPct: x.n ? x.mem / x.n : 0, utilSamples: x.n, usedMemoryBytes: x.used, holdsContext: x.ctx, passthrough: false }],
+        presence: 1, state: 'running' as const,
+      })),
+      anomalies: [],
+    });
+    start = i;
+  }
+  return out;
 }
