@@ -11,13 +11,17 @@ const BENCHES = {
   pipeline: [process.execPath, ['benchmarks/pipeline.mjs']],
   agent: [process.execPath, ['--max-semi-space-size=4', 'benchmarks/agent-round.mjs', '--vms', '200', '--rounds', '300']],
   gateway: [process.execPath, ['packages/gateway/dist/ingest-benchmark.js']],
-  capping: [process.execPath, ['packages/capping/dist/cap-plan-benchmark.js']],
+  capping: [process.execPath, ['benchmarks/capping.mjs']],
+  'capping-scale': [process.execPath, ['packages/capping/dist/cap-plan-benchmark.js']],
   store: [process.execPath, ['packages/store/bench/chdb-worker-overhead.mjs']],
   accuracy: [process.execPath, ['benchmarks/accuracy.mjs']],
   'fleet-bus': [process.execPath, ['benchmarks/fleet-bus.mjs']],
   fleet: [process.execPath, ['benchmarks/fleet.mjs']],
 };
-const wanted = process.argv.slice(2);
+// Names select benchmarks; flags (--json, --seed 2, …) go to each selected benchmark.
+const args = process.argv.slice(2);
+const flagArgs = args.filter((a, i) => a.startsWith('--') || (i > 0 && args[i - 1].startsWith('--') && !/^[a-z][a-z-]*$/.test(a)));
+const wanted = args.filter((a) => !flagArgs.includes(a));
 const names = wanted.length ? wanted : Object.keys(BENCHES);
 let failed = 0;
 for (const name of names) {
@@ -26,8 +30,9 @@ for (const name of names) {
     console.error(`unknown benchmark ${name}; known: ${Object.keys(BENCHES).join(', ')}`);
     process.exit(2);
   }
-  console.log(`\n### ${name}: ${[b[0] === process.execPath ? 'node' : b[0], ...b[1]].join(' ')}\n`);
-  const r = spawnSync(b[0], b[1], { cwd: root, stdio: 'inherit' });
+  const argv = [...b[1], ...flagArgs];
+  if (!flagArgs.includes('--json')) console.log(`\n### ${name}: ${[b[0] === process.execPath ? 'node' : b[0], ...argv].join(' ')}\n`);
+  const r = spawnSync(b[0], argv, { cwd: root, stdio: 'inherit' });
   if (r.status !== 0) {
     failed++;
     console.log(`(${name} exited ${r.status})`);

@@ -5,7 +5,8 @@
  * Per series (a VM's attributed power, in buckets such as one minute):
  *   level   = mean of the last `recentS` seconds of samples;
  *   trend   = least-squares slope over those samples, W/s (only a rise is extrapolated: a fall is not
- *             banked on), damped to at most `maxTrendS` seconds ahead;
+ *             banked on), damped to at most `maxTrendS` seconds ahead; none from fewer than
+ *             `minTrendSamples` samples (a VM's first minutes are a ramp, not a trend);
  *   season  = hour-of-day profile from samples older than the recent window: the mean in the hour of
  *             now + t minus the mean in the hour of now (0 where either hour has fewer than
  *             `minSamplesPerHour` samples: then the forecast says its basis is the trend alone);
@@ -33,8 +34,10 @@ export interface PowerForecastOptions {
   z?: number;
   /** Samples an hour of the profile needs to count. Default 3. */
   minSamplesPerHour?: number;
-  /** Extrapolate the trend at most this far ahead, s. Default 300. */
+  /** Extrapolate the trend at most this far ahead, s. Default 120. */
   maxTrendS?: number;
+  /** Samples in the recent window a trend needs. Default 5. */
+  minTrendSamples?: number;
   /** Offset of local time from UTC, s, for the hour of day. Default 0. */
   utcOffsetS?: number;
 }
@@ -57,7 +60,8 @@ export function forecastPower(samples: readonly PowerSample[], o: PowerForecastO
   const recentS = o.recentS ?? 900;
   const z = o.z ?? 2;
   const minPerHour = o.minSamplesPerHour ?? 3;
-  const maxTrendS = o.maxTrendS ?? 300;
+  const maxTrendS = o.maxTrendS ?? 120;
+  const minTrend = o.minTrendSamples ?? 5;
   const offset = o.utcOffsetS ?? 0;
   const bad = (field: string, value: unknown, why: string): never => {
     throw new WattsplitError('CAP_INPUT_INVALID', `forecastPower: ${field}=${JSON.stringify(value)} ${why}`, { details: { field, value } });
@@ -84,7 +88,7 @@ export function forecastPower(samples: readonly PowerSample[], o: PowerForecastO
       sxx += (s.tUnixS - mt) ** 2;
       sxy += (s.tUnixS - mt) * (s.powerW - mw);
     }
-    const slope = sxx > 0 ? sxy / sxx : 0;
+    const slope = sxx > 0 && n >= minTrend ? sxy / sxx : 0;
     // The level at now on the trend line (not the window mean, which lags a rising series).
     const levelW = Math.max(0, mw + slope * (o.nowUnixS - mt));
     let resid = 0;
