@@ -6,7 +6,7 @@
 //
 // Host tree (written to tmpfs under /dev/shm, read with --sysfs-root and sysfsKeepOpen, as the agent reads kernfs): dual-socket RAPL (6 zones), 64 CPUs with
 // cpufreq, cgroup v1 (cpuacct, memory, blkio under machine/qemu-<id>-<name>.libvirt-qemu) with N qemu-like
-// VMs of 4 vCPUs and one tap each; the VM list is static (libvirt off), NVML and perf off.
+// VMs of 4 vCPUs and one tap each (in /sys/class/net and /proc/1/net/dev); the VM list is static (libvirt off), NVML and perf off.
 // CPU: the sum over the process's threads of /proc/PID/task/*/schedstat (ns on CPU), sampled every second
 // → CPU ms per second, median over the window; cross-checked with /proc/PID/stat utime+stime over the
 // window (whole process, exited threads included). RSS: /proc/PID/status VmRSS every second (median,
@@ -61,6 +61,11 @@ function writeHostTree(dir, n) {
   put('/proc/cpuinfo', info);
   put('/proc/sys/kernel/random/boot_id', '6a1f7c3e-0d52-4b8e-9a57-2f7b0c1d9e44\n');
   const vms = [];
+  // the host's interfaces as /proc/1/net/dev lists them (the agent reads the taps' counters from it)
+  let netDev = 'Inter-|   Receive                                                |  Transmit\n face |bytes    packets errs drop fifo frame compressed multicast|bytes    packets errs drop fifo colls carrier compressed\n';
+  netDev += '    lo:  123456     100    0    0    0     0          0         0   123456     100    0    0    0     0       0          0\n';
+  for (let i = 1; i <= n; i++) netDev += `${`vnet${i}`.padStart(6)}:    1000      10    0    0    0     0          0         0     2000      20    0    0    0     0       0          0\n`;
+  put('/proc/1/net/dev', netDev);
   for (let i = 1; i <= n; i++) {
     const name = `vm-${i}`;
     const m = `/machine/qemu-${i}-${name}.libvirt-qemu`;

@@ -15,6 +15,7 @@
  * The version is v2 when /sys/fs/cgroup/cgroup.controllers exists.
  */
 import { WattsplitError, type HostFs } from '@wattsplit/wire';
+import { readUint } from './host-fs.js';
 import { cgroupV1Path, cgroupV2Path, libvirtMachineName, systemdEscape, systemdUnescape } from './machine-name.js';
 
 export const CGROUP_ROOT = '/sys/fs/cgroup';
@@ -42,6 +43,18 @@ export interface ReleasableHostFs extends HostFs {
 
 export function detectCgroupVersion(fs: HostFs): CgroupVersion {
   return fs.exists(`${CGROUP_ROOT}/cgroup.controllers`) ? 2 : 1;
+}
+
+/** One VM's counter files (host paths) and how to read them. */
+interface VmFiles {
+  cpu: string;
+  /** cpu.stat (usage_usec) rather than a one-number file in ns */
+  cpuIsStat: boolean;
+  cpuField: string;
+  vcpus: string[];
+  mem: string;
+  memField: string;
+  io: string;
 }
 
 export interface VmCgroupStats {
@@ -82,15 +95,29 @@ export function parseIoStat(text: string, file: string): { read: number; write: 
   return { read, write };
 }
 
-/** Σ Read and Σ Write over the devices of a v1 blkio.throttle.io_service_bytes (the "Total" line is skipped). */
+/**
+ * Σ Read and Σ Write over the devices of a v1 blkio.throttle.io_service_bytes: lines "MAJ:MIN Op N" (the
+ * kernel writes single spaces); the per-device "Total" lines are not summed, the last line "Total N" has two
+ * fields and is skipped. Scanned with indexOf: no regex, no arrays per line.
+ */
 export function parseBlkioServiceBytes(text: string, file: string): { read: number; write: number } {
   let read = 0;
   let write = 0;
-  for (const line of text.split('\n')) {
-    const p = line.trim().split(/\s+/);
-    if (p.length !== 3) continue;
-    if (p[1] === 'Read') read += num(p[2] ?? '', file, `${p[0]} Read`);
-    else if (p[1] === 'Write') write += num(p[2] ?? '', file, `${p[0]} Write`);
+  for (let i = 0; i < text.length; ) {
+    let end = text.indexOf('\n', i);
+    if (end < 0) end = text.length;
+    const a = text.indexOf(' ', i);
+    const b = a >= 0 && a < end ? text.indexOf(' ', a + 1) : -1;
+    if (b >= 0 && b < end && a > i) {
+      const op = text.slice(a + 1, b);
+      if (op === 'Read' || op === 'Write') {
+        const value = text.slice(b + 1, end).trim();
+        const v = num(value, file, `${text.slice(i, a)} ${op}`);
+        if (op === 'Read') read += v;
+        else write += v;
+      }
+    }
+    i = end + 1;
   }
   return { read, write };
 }
@@ -98,8 +125,7 @@ export function parseBlkioServiceBytes(text: string, file: string): { read: numb
 /** Reads one VM's cgroup; locates it from the libvirt domain id and name. */
 export class CgroupReader {
   readonly version: CgroupVersion;
-  private readonly vcpuDirs = new Map<string, string[]>();
-  private readonly v1CpuSource = new Map<string, 'cpuacct' | 'unified'>();
+  private readonly files = new Map<string, VmFiles>();
 
   constructor(private readonly fs: HostFs, version?: CgroupVersion) {
     this.version = version ?? detectCgroupVersion(fs);
@@ -216,103 +242,79 @@ export class CgroupReader {
 
   /** Reads the VM's counters; throws Node's ENOENT/ENODEV when the cgroup vanished. */
   read(path: string, vcpus: number): VmCgroupStats {
-    return this.version === 2 ? this.readV2(path, vcpus) : this.readV1(path, vcpus);
-  }
-
-  private vcpuList(dir: string, vcpus: number, sub: string): string[] {
-    let list = this.vcpuDirs.get(dir);
-    if (!list) {
-      list = [];
-      for (let k = 0; k < vcpus; k++) list.push(`${dir}${sub}/vcpu${k}`);
-      this.vcpuDirs.set(dir, list);
-    }
-    return list;
-  }
-
-  private readV2(path: string, vcpus: number): VmCgroupStats {
-    const dir = `${CGROUP_ROOT}${path}`;
-    const cpuFile = `${dir}/cpu.stat`;
-    const cpuTimeNs = parseCpuStatUsageNs(this.fs.readText(cpuFile), cpuFile);
+    const f = this.filesOf(path, vcpus);
+    const cpuTimeNs = f.cpuIsStat ? parseCpuStatUsageNs(this.fs.readText(f.cpu), f.cpu) : this.uint(f.cpu, f.cpuField);
     const vcpuTimeNs: number[] = [];
-    for (const v of this.vcpuList(dir, vcpus, '/libvirt')) {
-      const f = `${v}/cpu.stat`;
+    for (const v of f.vcpus) {
       try {
-        vcpuTimeNs.push(parseCpuStatUsageNs(this.fs.readText(f), f));
+        vcpuTimeNs.push(f.cpuIsStat ? parseCpuStatUsageNs(this.fs.readText(v), v) : this.uint(v, f.cpuField));
       } catch (e) {
         if (e instanceof WattsplitError) throw e;
         break; // fewer vCPU threads than reserved (hot-unplugged, or libvirt without per-vCPU cgroups)
       }
     }
-    const memFile = `${dir}/memory.current`;
-    const memoryUsedBytes = num(this.fs.readText(memFile).trim(), memFile, 'memory.current');
-    const ioFile = `${dir}/io.stat`;
+    let memoryUsedBytes = 0;
+    try {
+      memoryUsedBytes = this.uint(f.mem, f.memField);
+    } catch (e) {
+      // v2: memory.current is always there (an error is the cgroup gone); v1: the memory controller may not be mounted
+      if (e instanceof WattsplitError || this.version === 2) throw e;
+    }
     let io = { read: 0, write: 0 };
     try {
-      io = parseIoStat(this.fs.readText(ioFile), ioFile);
+      const text = this.fs.readText(f.io);
+      io = this.version === 2 ? parseIoStat(text, f.io) : parseBlkioServiceBytes(text, f.io);
     } catch (e) {
-      if (e instanceof WattsplitError) throw e; // io controller not enabled for the slice: no block stats
+      if (e instanceof WattsplitError) throw e; // io controller not enabled for the slice / blkio not mounted: no block stats
     }
     return { cpuTimeNs, vcpuTimeNs, memoryUsedBytes, blockReadBytes: io.read, blockWriteBytes: io.write };
   }
 
-  private readV1(path: string, vcpus: number): VmCgroupStats {
-    let src = this.v1CpuSource.get(path);
-    if (src === undefined) {
-      src = this.fs.exists(`${CGROUP_ROOT}/cpuacct${path}/cpuacct.usage`) || !this.fs.exists(`${CGROUP_ROOT}/unified${path}/cpu.stat`) ? 'cpuacct' : 'unified';
-      this.v1CpuSource.set(path, src);
+  /** A one-number file; a value that is not one is SENSOR_READ_FAILED naming the file and what it holds. */
+  private uint(file: string, field: string): number {
+    const v = readUint(this.fs, file);
+    if (Number.isFinite(v)) return v;
+    let text: string;
+    try {
+      text = this.fs.readText(file).trim();
+    } catch {
+      text = '?';
     }
-    let cpuTimeNs: number;
-    const vcpuTimeNs: number[] = [];
-    if (src === 'cpuacct') {
-      const cpuDir = `${CGROUP_ROOT}/cpuacct${path}`;
-      const cpuFile = `${cpuDir}/cpuacct.usage`;
-      cpuTimeNs = num(this.fs.readText(cpuFile).trim(), cpuFile, 'cpuacct.usage');
-      for (const v of this.vcpuList(cpuDir, vcpus, '')) {
-        const f = `${v}/cpuacct.usage`;
-        try {
-          vcpuTimeNs.push(num(this.fs.readText(f).trim(), f, 'cpuacct.usage'));
-        } catch (e) {
-          if (e instanceof WattsplitError) throw e;
-          break;
-        }
-      }
+    return num(text, file, field);
+  }
+
+  /** The VM's files, named once per cgroup (the same strings every round: kept-open files are found by them). */
+  private filesOf(path: string, vcpus: number): VmFiles {
+    const known = this.files.get(path);
+    if (known && known.vcpus.length === vcpus) return known;
+    const list = (dir: string, sub: string, file: string) => Array.from({ length: vcpus }, (_, k) => `${dir}${sub}/vcpu${k}/${file}`);
+    let f: VmFiles;
+    if (this.version === 2) {
+      const dir = `${CGROUP_ROOT}${path}`;
+      f = { cpu: `${dir}/cpu.stat`, cpuIsStat: true, cpuField: 'usage_usec', vcpus: list(dir, '/libvirt', 'cpu.stat'), mem: `${dir}/memory.current`, memField: 'memory.current', io: `${dir}/io.stat` };
     } else {
       // hybrid host: cpuacct not managed by libvirt, CPU time from the v2 "unified" hierarchy's core cpu.stat
-      const dir = `${CGROUP_ROOT}/unified${path}`;
-      const cpuFile = `${dir}/cpu.stat`;
-      cpuTimeNs = parseCpuStatUsageNs(this.fs.readText(cpuFile), cpuFile);
-      for (const v of this.vcpuList(dir, vcpus, '')) {
-        const f = `${v}/cpu.stat`;
-        try {
-          vcpuTimeNs.push(parseCpuStatUsageNs(this.fs.readText(f), f));
-        } catch (e) {
-          if (e instanceof WattsplitError) throw e;
-          break;
-        }
-      }
+      const unified = !this.fs.exists(`${CGROUP_ROOT}/cpuacct${path}/cpuacct.usage`) && this.fs.exists(`${CGROUP_ROOT}/unified${path}/cpu.stat`);
+      const cpuDir = `${CGROUP_ROOT}/${unified ? 'unified' : 'cpuacct'}${path}`;
+      const file = unified ? 'cpu.stat' : 'cpuacct.usage';
+      f = {
+        cpu: `${cpuDir}/${file}`,
+        cpuIsStat: unified,
+        cpuField: unified ? 'usage_usec' : 'cpuacct.usage',
+        vcpus: list(cpuDir, '', file),
+        mem: `${CGROUP_ROOT}/memory${path}/memory.usage_in_bytes`,
+        memField: 'memory.usage_in_bytes',
+        io: `${CGROUP_ROOT}/blkio${path}/blkio.throttle.io_service_bytes`,
+      };
     }
-    const memFile = `${CGROUP_ROOT}/memory${path}/memory.usage_in_bytes`;
-    let memoryUsedBytes = 0;
-    try {
-      memoryUsedBytes = num(this.fs.readText(memFile).trim(), memFile, 'memory.usage_in_bytes');
-    } catch (e) {
-      if (e instanceof WattsplitError) throw e; // memory controller not mounted
-    }
-    const ioFile = `${CGROUP_ROOT}/blkio${path}/blkio.throttle.io_service_bytes`;
-    let io = { read: 0, write: 0 };
-    try {
-      io = parseBlkioServiceBytes(this.fs.readText(ioFile), ioFile);
-    } catch (e) {
-      if (e instanceof WattsplitError) throw e;
-    }
-    return { cpuTimeNs, vcpuTimeNs, memoryUsedBytes, blockReadBytes: io.read, blockWriteBytes: io.write };
+    this.files.set(path, f);
+    return f;
   }
 
   /** Drops what is cached about a VM's cgroup (vCPU list, open fds of a keepOpen HostFs). */
   forget(path: string): void {
     const dirs = this.version === 2 ? [`${CGROUP_ROOT}${path}`] : ['cpuacct', 'unified', 'memory', 'blkio'].map((c) => `${CGROUP_ROOT}/${c}${path}`);
-    for (const d of dirs) this.vcpuDirs.delete(d);
-    this.v1CpuSource.delete(path);
+    this.files.delete(path);
     const rel = (this.fs as Partial<ReleasableHostFs>).release;
     if (rel) for (const d of dirs) rel.call(this.fs, d);
   }

@@ -23,11 +23,30 @@ export interface RootedHostFsOptions {
 
 const BUF_SIZE = 64 * 1024;
 
+/** A kept-open file: keyed by the caller's host path (the same string each round, so its hash is cached). */
+interface OpenFile {
+  full: string;
+  fd: number;
+}
+
+/**
+ * The leading unsigned decimal integer of a file's text ("123456\n", "  42"), NaN when there is none: what
+ * `Number(text.trim())` gives for the one-number files of cgroupfs and sysfs.
+ */
+export function readUint(fs: HostFs, path: string): number {
+  return fs instanceof RootedHostFs ? fs.readUint(path) : parseUintText(fs.readText(path));
+}
+
+function parseUintText(text: string): number {
+  const t = text.trim();
+  return t === '' ? NaN : Number(t);
+}
+
 export class RootedHostFs implements HostFs {
   readonly root: string;
   readonly keepOpen: boolean;
   private readonly maxOpen: number;
-  private readonly fds = new Map<string, number>();
+  private readonly files = new Map<string, OpenFile>();
   private buf: Buffer | undefined;
 
   constructor(root = '/', opts: RootedHostFsOptions = {}) {
@@ -42,48 +61,87 @@ export class RootedHostFs implements HostFs {
   }
 
   readText(path: string): string {
-    const full = this.resolve(path);
     if (!this.keepOpen) {
+      const full = this.resolve(path);
       try {
         return readFileSync(full, 'latin1');
       } catch (e) {
         throw withPath(e, full);
       }
     }
-    return this.preadText(full);
+    const n = this.pread(path);
+    if (n === BUF_SIZE) return this.readWhole(path); // larger than the buffer: read it whole
+    return (this.buf as Buffer).toString('latin1', 0, n);
   }
 
-  private preadText(full: string): string {
-    this.buf ??= Buffer.allocUnsafe(BUF_SIZE);
+  /** `readUint(fs, path)` without a string in between (kept-open files: parsed from the read buffer). */
+  readUint(path: string): number {
+    if (!this.keepOpen) return parseUintText(this.readText(path));
+    const n = this.pread(path);
+    const b = this.buf as Buffer;
+    let i = 0;
+    while (i < n && (b[i] === 0x20 || b[i] === 0x09 || b[i] === 0x0a)) i++;
+    const start = i;
+    let v = 0;
+    for (; i < n; i++) {
+      const c = b[i] as number;
+      if (c < 0x30 || c > 0x39) break;
+      v = v * 10 + (c - 0x30);
+    }
+    if (i === start) return NaN;
+    // past 15 digits a double cannot add digits exactly: let Number round it, as Number(text) does
+    if (i - start > 15) v = Number(b.toString('latin1', start, i));
+    // anything after the number but white space is not a number file ("12abc"): as Number(text.trim()) says
+    for (let k = i; k < n; k++) if (b[k] !== 0x20 && b[k] !== 0x0a && b[k] !== 0x09) return NaN;
+    return v;
+  }
+
+  private readWhole(path: string): string {
+    const full = this.resolve(path);
+    try {
+      return readFileSync(full, 'latin1');
+    } catch (e) {
+      throw withPath(e, full);
+    }
+  }
+
+  /** Reads the kept-open file at offset 0 into this.buf; returns the byte count. */
+  private pread(path: string): number {
+    const buf = (this.buf ??= Buffer.allocUnsafe(BUF_SIZE));
     for (let attempt = 0; attempt < 2; attempt++) {
-      let fd = this.fds.get(full);
-      const cached = fd !== undefined;
+      let f = this.files.get(path);
+      const cached = f !== undefined;
       try {
-        if (fd === undefined) {
-          fd = openSync(full, 'r');
-          if (this.fds.size >= this.maxOpen) this.evictOldest();
-          this.fds.set(full, fd);
+        if (f === undefined) {
+          const full = this.resolve(path);
+          f = { full, fd: -1 };
+          try {
+            f.fd = openSync(full, 'r');
+          } catch (e) {
+            throw withPath(e, full);
+          }
+          if (this.files.size >= this.maxOpen) this.evictOldest();
+          this.files.set(path, f);
         }
-        const n = readSync(fd, this.buf, 0, BUF_SIZE, 0);
-        if (n === BUF_SIZE) return readFileSync(full, 'latin1'); // larger than the buffer: read it whole
-        return this.buf.toString('latin1', 0, n);
+        return readSync(f.fd, buf, 0, BUF_SIZE, 0);
       } catch (e) {
-        if (fd !== undefined) this.closeFd(full);
+        if (cached) this.closeFile(path);
         const code = (e as NodeJS.ErrnoException).code;
         // a stale fd of a removed kernfs node: reopen once to learn whether the file is really gone
         if (cached && (code === 'ENODEV' || code === 'ESTALE' || code === 'EBADF') && attempt === 0) continue;
-        throw withPath(e, full);
+        throw withPath(e, f?.full ?? this.resolve(path));
       }
     }
+    const full = this.resolve(path);
     throw withPath(Object.assign(new Error(`ENOENT: no such file, open '${full}'`), { code: 'ENOENT' }), full);
   }
 
-  private closeFd(full: string): void {
-    const fd = this.fds.get(full);
-    this.fds.delete(full);
-    if (fd !== undefined) {
+  private closeFile(path: string): void {
+    const f = this.files.get(path);
+    this.files.delete(path);
+    if (f !== undefined) {
       try {
-        closeSync(fd);
+        closeSync(f.fd);
       } catch {
         /* already closed */
       }
@@ -91,20 +149,20 @@ export class RootedHostFs implements HostFs {
   }
 
   private evictOldest(): void {
-    const first = this.fds.keys().next();
-    if (!first.done) this.closeFd(first.value);
+    const first = this.files.keys().next();
+    if (!first.done) this.closeFile(first.value);
   }
 
   /** Closes cached fds of every path under `prefix` (a VM that went away). */
   release(prefix: string): void {
     if (!this.keepOpen) return;
-    const full = this.resolve(prefix).replace(/\/+$/, '');
-    for (const p of [...this.fds.keys()]) if (p === full || p.startsWith(`${full}/`)) this.closeFd(p);
+    const p = prefix.replace(/\/+$/, '');
+    for (const path of [...this.files.keys()]) if (path === p || path.startsWith(`${p}/`)) this.closeFile(path);
   }
 
   /** Number of fds kept open. */
   openFiles(): number {
-    return this.fds.size;
+    return this.files.size;
   }
 
   readDir(path: string): string[] {
@@ -121,7 +179,7 @@ export class RootedHostFs implements HostFs {
   }
 
   close(): void {
-    for (const p of [...this.fds.keys()]) this.closeFd(p);
+    for (const p of [...this.files.keys()]) this.closeFile(p);
   }
 }
 

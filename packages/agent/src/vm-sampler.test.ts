@@ -1,15 +1,16 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { renameSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { VmState, memoryLogger } from '@wattsplit/wire';
 import { parseBlkioServiceBytes, parseCpuStatUsageNs, parseIoStat } from './cgroup-reader.js';
 import { RootedHostFs } from './host-fs.js';
 import { cgroupV2Path, libvirtMachineName, systemdEscape, systemdUnescape } from './machine-name.js';
-import { parseProcStat } from './proc-stat.js';
+import { CpuFreqReader, parseProcStat } from './proc-stat.js';
+import { parseNetDev } from './net-dev.js';
 import type { FrameUnderConstruction, RoundContext } from './sampler.js';
 import { domainInfo } from './static-domain-source.js';
-import { FIXTURES, copyFixture } from './test-helpers.js';
+import { FIXTURES, copyFixture, tempDir } from './test-helpers.js';
 import { VmSampler } from './vm-sampler.js';
 import type { DomainInfo } from '@wattsplit/wire';
 
@@ -159,4 +160,57 @@ test('malformed cgroup and proc files name the file, field and value', () => {
   } finally {
     fx.cleanup();
   }
+});
+
+test('tap counters from one read of /proc/1/net/dev (the host netns); a tap it does not list from sysfs; same values either way', (t) => {
+  const { root, cleanup } = copyFixture('single-socket-v2');
+  t.after(cleanup);
+  const viaSysfs = round(new VmSampler(new RootedHostFs(root), memoryLogger()), [WEB, DB]).frame.vms;
+  mkdirSync(join(root, 'proc/1/net'), { recursive: true });
+  // vnet0 as sysfs has it (rx 1000, tx 2000), vnet1 left out: read from sysfs
+  writeFileSync(
+    join(root, 'proc/1/net/dev'),
+    'Inter-|   Receive                                                |  Transmit\n' +
+      ' face |bytes    packets errs drop fifo frame compressed multicast|bytes    packets errs drop fifo colls carrier compressed\n' +
+      '    lo: 9999999      10    0    0    0     0          0         0  9999999      10    0    0    0     0       0          0\n' +
+      ' vnet0:    1000       7    0    0    0     0          0         0     2000       9    0    0    0     0       0          0\n',
+  );
+  const s = new VmSampler(new RootedHostFs(root, { keepOpen: true }), memoryLogger());
+  const a = round(s, [WEB, DB]).frame.vms;
+  assert.deepEqual(a.map((v) => [v.netTxBytes, v.netRxBytes]), viaSysfs.map((v) => [v.netTxBytes, v.netRxBytes]));
+  writeFileSync(join(root, 'proc/1/net/dev'), readFileSync(join(root, 'proc/1/net/dev'), 'latin1').replace(' vnet0:    1000 ', ' vnet0:    5000 '));
+  assert.equal(round(s, [WEB, DB]).frame.vms[0]!.netTxBytes, 5000, 'read from /proc/1/net/dev, not sysfs');
+});
+
+test('/proc/net/dev parsing: only the wanted interfaces, rx bytes field 1 and tx bytes field 9, 64-bit values', () => {
+  const text =
+    'Inter-|   Receive |  Transmit\n face |bytes packets|bytes packets\n' +
+    'vnet12: 18446744073709551615 1 2 3 4 5 6 7 42 1 2 3 4 5 6 7\n' +
+    '  eth0: 5 1 2 3 4 5 6 7 6 1 2 3 4 5 6 7\n' +
+    ' vnet3: garbage\n';
+  const m = parseNetDev(text, new Set(['vnet12', 'vnet3', 'absent']));
+  assert.deepEqual([...m.keys()], ['vnet12'], 'eth0 not wanted, vnet3 malformed, absent not listed');
+  assert.equal(m.get('vnet12')?.rx, Number('18446744073709551615'));
+  assert.equal(m.get('vnet12')?.tx, 42);
+});
+
+test('cpufreq: all CPUs the first round, then at most perRound a round in turn; the mean is over every CPU\'s latest reading', (t) => {
+  const { dir, cleanup } = tempDir('cpufreq');
+  t.after(cleanup);
+  const files: string[] = [];
+  for (let c = 0; c < 5; c++) {
+    mkdirSync(join(dir, `cpu${c}`), { recursive: true });
+    writeFileSync(join(dir, `cpu${c}/f`), '1000000\n');
+    files.push(`/cpu${c}/f`);
+  }
+  const r = new CpuFreqReader(new RootedHostFs(dir), files, 2);
+  assert.equal(r.read(), 1000);
+  for (let c = 0; c < 5; c++) writeFileSync(join(dir, `cpu${c}/f`), '2000000\n');
+  assert.equal(r.read(), 1400, 'cpu0 and cpu1 read again: (2+2+1+1+1)/5 GHz');
+  assert.equal(r.read(), 1800);
+  assert.equal(r.read(), 2000);
+  rmSync(join(dir, 'cpu4/f'));
+  r.read();
+  r.read();
+  assert.equal(r.read(), 2000, 'an offline CPU (file gone) drops out of the mean');
 });

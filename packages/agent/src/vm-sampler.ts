@@ -3,8 +3,10 @@
  * per-vCPU time, memory and block I/O, the tap devices give network bytes, and /proc/stat gives the
  * host's busy/idle time (hypervisor overhead = host busy − Σ VM CPU).
  *
- * Net (Documentation/ABI/testing/sysfs-class-net-statistics): /sys/class/net/<iface>/statistics/
- * rx_bytes and tx_bytes, cumulative. A tap's rx is what the guest sent, so it is reported as the VM's tx.
+ * Net: the taps' byte counters from one read of /proc/1/net/dev a round (net-dev.ts); a tap that file does
+ * not list (another network namespace, the file unreadable) from Documentation/ABI/testing/
+ * sysfs-class-net-statistics: /sys/class/net/<iface>/statistics/rx_bytes and tx_bytes. Both cumulative, the
+ * same kernel counters. A tap's rx is what the guest sent, so it is reported as the VM's tx.
  *
  * VMs that appear, migrate or vanish are reported as what they are, never guessed: a VM seen for the
  * first time gets started_mono_ns = now (its counters start from its own zero); a VM whose domain or
@@ -13,8 +15,9 @@
  */
 import { VmState, type DomainInfo, type DomainState, type HostFs, type IVmSample, type Logger } from '@wattsplit/wire';
 import { CgroupReader, type CgroupVersion, type ReleasableHostFs } from './cgroup-reader.js';
-import { errnoOf } from './host-fs.js';
-import { discoverFreqFiles, parseProcStat, readAvgFreqMhz } from './proc-stat.js';
+import { errnoOf, readUint } from './host-fs.js';
+import { NET_DEV_FILE, parseNetDev } from './net-dev.js';
+import { CpuFreqReader, discoverFreqFiles, parseProcStat } from './proc-stat.js';
 import type { FrameUnderConstruction, RoundContext, Sampler, SamplerStatus } from './sampler.js';
 
 export function vmStateOf(s: DomainState): VmState {
@@ -51,7 +54,15 @@ export class VmSampler implements Sampler {
   private readonly cgroups: CgroupReader;
   private readonly known = new Map<string, KnownVm>();
   private readonly warned = new Set<string>();
-  private freqFiles: string[] | undefined;
+  private freq: CpuFreqReader | undefined;
+  /** This round's tap counters from /proc/1/net/dev (undefined: read each tap's sysfs files). */
+  private netDev: Map<string, { rx: number; tx: number }> | undefined;
+  private netDevError: string | undefined;
+  /** Rounds to wait before trying /proc/1/net/dev again after it failed. */
+  private netDevSkip = 0;
+  private readonly taps = new Set<string>();
+  /** Host paths of each tap's sysfs counters, named once. */
+  private readonly tapFiles = new Map<string, { rx: string; tx: string }>();
   private lastSeen = 0;
   private lastMissing: string[] = [];
   private hostCpuError: string | undefined;
@@ -77,6 +88,7 @@ export class VmSampler implements Sampler {
   sample(frame: FrameUnderConstruction, ctx: RoundContext): void {
     frame.hostCpu = this.readHostCpu();
     if (!ctx.domainsAvailable) return; // inventory unknown this round: do not mark VMs gone
+    this.readNetDev(ctx.domains);
     const listed = new Set<string>();
     const missing: string[] = [];
     for (const d of ctx.domains) {
@@ -146,10 +158,18 @@ export class VmSampler implements Sampler {
     let rx = 0;
     let tx = 0;
     for (const tap of d.taps) {
-      try {
+      const c = this.netDev?.get(tap);
+      if (c) {
         // Host-side rx on a tap = bytes the guest transmitted.
-        tx += Number(this.fs.readText(`/sys/class/net/${tap}/statistics/rx_bytes`));
-        rx += Number(this.fs.readText(`/sys/class/net/${tap}/statistics/tx_bytes`));
+        tx += c.rx;
+        rx += c.tx;
+        continue;
+      }
+      let files = this.tapFiles.get(tap);
+      if (!files) this.tapFiles.set(tap, (files = { rx: `/sys/class/net/${tap}/statistics/rx_bytes`, tx: `/sys/class/net/${tap}/statistics/tx_bytes` }));
+      try {
+        tx += readUint(this.fs, files.rx);
+        rx += readUint(this.fs, files.tx);
       } catch (e) {
         this.warnOnce(`tap:${d.uuid}:${tap}`, { vm: d.uuid, tap }, `VM ${d.name}: tap ${tap} not readable (${(e as Error).message}); its bytes are left out`);
       }
@@ -180,11 +200,32 @@ export class VmSampler implements Sampler {
     return sample;
   }
 
+  /** One read of /proc/1/net/dev for every listed VM's taps; on failure each tap's sysfs files are read. */
+  private readNetDev(domains: readonly DomainInfo[]): void {
+    this.taps.clear();
+    for (const d of domains) for (const t of d.taps) this.taps.add(t);
+    this.netDev = undefined;
+    if (this.taps.size === 0) return;
+    if (this.netDevSkip > 0) {
+      this.netDevSkip--;
+      return;
+    }
+    try {
+      this.netDev = parseNetDev(this.fs.readText(NET_DEV_FILE), this.taps);
+      this.netDevError = undefined;
+    } catch (e) {
+      const msg = (e as Error).message;
+      if (this.netDevError !== msg) this.log.debug({ file: NET_DEV_FILE }, `${NET_DEV_FILE} unreadable (${msg}): tap counters from /sys/class/net/<tap>/statistics`);
+      this.netDevError = msg;
+      this.netDevSkip = 60;
+    }
+  }
+
   private readHostCpu() {
     try {
       const hc = parseProcStat(this.fs.readText('/proc/stat'));
-      this.freqFiles ??= discoverFreqFiles(this.fs);
-      hc.avgFreqMhz = readAvgFreqMhz(this.fs, this.freqFiles);
+      this.freq ??= new CpuFreqReader(this.fs, discoverFreqFiles(this.fs));
+      hc.avgFreqMhz = this.freq.read();
       this.hostCpuError = undefined;
       return hc;
     } catch (e) {
