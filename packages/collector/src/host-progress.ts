@@ -6,9 +6,10 @@
  * - committed: the last frame whose interval is stored and published (or the seed frame the host's
  *   intervals start from: a first frame, a checkpoint it resumed from, a frame whose interval was already
  *   stored). A frame at or below its seq, of the same boot, is a replay.
- * - resumed: the host's checkpoint was looked up since this collector started. Set once, never cleared, so a
- *   host's checkpoint is looked up at most once per collector; a host is looked up only while it has neither
- *   a committed frame nor this mark (`needsResume`).
+ * - resumed: the host's checkpoint was looked up since this collector took the host's partition. Set once per
+ *   take-over, so a host's checkpoint is looked up once each time; a host is looked up only while it has
+ *   neither a committed frame nor this mark (`needsResume`). `release` (the partition was handled by another
+ *   collector in between: partition-continuity.ts) clears everything of the host, as if never seen.
  * - stored floor: the highest seq stored before this collector took the host over, recorded only when the
  *   host resumes; frames up to it are checked against the store before anything of them is written. Once
  *   dropped (a frame passed it) it never comes back.
@@ -63,6 +64,14 @@ export class HostProgress {
   /** A frame passed the stored floor: from now on the host's frames are new. */
   passedStoredFloor(host: string): void {
     this.floors.delete(host);
+  }
+
+  /** Forgets everything of the host: its next frame resumes from the store as on a first take-over. */
+  release(host: string): void {
+    this.committedFrames.delete(host);
+    this.resumedHosts.delete(host);
+    this.floors.delete(host);
+    this.dirtyHosts.delete(host);
   }
 
   /** Nothing of the host's last aligned frame was kept: re-seed its aligner before its next frame. */

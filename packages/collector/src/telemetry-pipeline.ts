@@ -57,6 +57,7 @@ import { GroupCommit } from './group-commit.js';
 import { HostProgress } from './host-progress.js';
 import { IntervalWriter } from './interval-writer.js';
 import { LearnerStatePersistence } from './learner-state-persistence.js';
+import { PartitionContinuity } from './partition-continuity.js';
 import { PendingBatches } from './pending-batches.js';
 import { BUS, COLLECTOR_CONFIG, LOGGER, METHODS, STORE } from './tokens.js';
 import { WallClockCheck } from './wall-clock-check.js';
@@ -86,6 +87,8 @@ export class TelemetryPipeline implements OnApplicationBootstrap, OnApplicationS
   private readonly hosts = new HostProgress();
   /** Per partition: the batch to retry on redelivery, the checkpoint candidates. */
   private readonly partitions = new PendingBatches();
+  /** Whether another collector handled a partition since our last batch of it. */
+  private readonly continuity = new PartitionContinuity();
   private readonly wallClock: WallClockCheck;
   private readonly learner: StaticPowerLearner | undefined;
   /** Saves and restores the learners' per-host state (learner-state-persistence.ts). */
@@ -199,6 +202,18 @@ export class TelemetryPipeline implements OnApplicationBootstrap, OnApplicationS
 
   /** The bus handler: messages of one partition, in offset order. Rejects to have them redelivered. */
   async handle(messages: readonly BusMessage[], partition: number): Promise<void> {
+    const first = messages[0];
+    const moved = first ? this.continuity.begin(partition, first.offset) : [];
+    if (moved.length) {
+      // Handled by another collector since our last batch of it: what we kept is stale (partition-continuity.ts).
+      this.partitions.settle(partition);
+      this.partitions.checkpointsSaved(partition);
+      for (const host of moved) {
+        this.aligner.forget(host);
+        this.hosts.release(host);
+      }
+      this.log.info({ partition, offset: first?.offset, hosts: moved.length }, `partition ${partition} was handled elsewhere before offset ${first?.offset ?? ''}: its ${moved.length} hosts resume from the store`);
+    }
     const pending = this.partitions.pending(partition);
     if (pending) await this.flush(partition, pending);
     const batch: BatchEntry[] = [];
@@ -207,6 +222,8 @@ export class TelemetryPipeline implements OnApplicationBootstrap, OnApplicationS
       if (entry) batch.push(entry);
     }
     await this.flush(partition, batch);
+    const last = messages[messages.length - 1];
+    if (last) this.continuity.handled(partition, last.offset);
   }
 
   /** Decodes and aligns one message; returns the interval to store, if any. */
@@ -221,6 +238,7 @@ export class TelemetryPipeline implements OnApplicationBootstrap, OnApplicationS
     }
     const host = frame.hostId || m.key;
     const seq = frame.seq ?? 0;
+    this.continuity.saw(partition, host);
     const clockAnomaly = this.wallClock.dateByBusIfImplausible(frame, m);
     if (this.hosts.needsResume(host)) await this.resume(host);
     const last = this.hosts.committed(host);

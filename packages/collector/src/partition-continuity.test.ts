@@ -1,0 +1,47 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { HostProgress } from './host-progress.js';
+import { PartitionContinuity } from './partition-continuity.js';
+
+test('a batch that starts past the last handled offset releases the hosts seen on that partition, once', () => {
+  const c = new PartitionContinuity();
+  assert.deepEqual(c.begin(0, '0'), []); // first batch: nothing to release
+  c.saw(0, 'hv-a');
+  c.saw(0, 'hv-b');
+  c.saw(1, 'hv-c');
+  c.handled(0, '4');
+  c.handled(1, '9');
+  assert.deepEqual(c.begin(0, '5'), []); // the continuation
+  assert.deepEqual(c.begin(0, '3'), []); // a redelivery (a failed call, a commit lost to a rebalance)
+  assert.deepEqual(c.begin(0, '12').sort(), ['hv-a', 'hv-b']); // offsets 5..11 were handled elsewhere
+  assert.deepEqual(c.begin(0, '20'), []); // released once: the partition starts afresh
+  assert.deepEqual(c.begin(1, '10'), []); // other partitions are not affected
+  // offsets beyond 2^53 compare exactly
+  c.saw(2, 'hv-d');
+  c.handled(2, '9007199254740993');
+  assert.deepEqual(c.begin(2, '9007199254740994'), []);
+  assert.deepEqual(c.begin(2, '9007199254740995'), ['hv-d']);
+});
+
+test('a failed handler call (no handled()) is not taken for a gap', () => {
+  const c = new PartitionContinuity();
+  c.begin(0, '0');
+  c.saw(0, 'hv-a');
+  c.handled(0, '4');
+  assert.deepEqual(c.begin(0, '5'), []);
+  c.saw(0, 'hv-a'); // this call fails: handled() is not called, the messages come again from 5
+  assert.deepEqual(c.begin(0, '5'), []);
+});
+
+test('HostProgress.release: the host resumes from the store as on a first take-over', () => {
+  const h = new HostProgress();
+  h.commit('hv-a', { hostId: 'hv-a', seq: 7 });
+  h.resumed('hv-a', { seq: 7, bootId: 'b' });
+  h.markDirty('hv-a');
+  assert.equal(h.needsResume('hv-a'), false);
+  h.release('hv-a');
+  assert.equal(h.needsResume('hv-a'), true);
+  assert.equal(h.committed('hv-a'), undefined);
+  assert.equal(h.storedFloor('hv-a'), undefined);
+  assert.equal(h.takeDirty('hv-a'), false);
+});
