@@ -182,10 +182,10 @@ export function nvmlTraceWindows(trace: NvmlTrace, maxWindowS = 2, anomalies: st
   return wins;
 }
 
-function checkOptions(opts: GpuReplayOptions): number {
+function checkOptions(opts: GpuReplayOptions, field = 'maxWindowS'): number {
   const maxWindowS = opts.maxWindowS ?? 2;
   if (!(maxWindowS > 0 && maxWindowS <= 2)) {
-    throw new WattsplitError('CONFIG_INVALID', `gpu replay: maxWindowS must be in (0, 2] seconds, got ${String(maxWindowS)}`, { details: { field: 'maxWindowS', value: maxWindowS } });
+    throw new WattsplitError('CONFIG_INVALID', `gpu replay: ${field} must be in (0, 2] seconds, got ${String(maxWindowS)}`, { details: { field, value: maxWindowS } });
   }
   const idle = opts.noContextIdleW ?? 0;
   if (!(idle >= 0 && Number.isFinite(idle))) {
@@ -249,7 +249,7 @@ export interface GpuCausalReplayOptions {
  * live). The result's `model` is the fit after the last interval.
  */
 export function gpuCausalReplayTrace(trace: NvmlTrace, opts: GpuCausalReplayOptions = {}): GpuReplayResult {
-  const intervalS = checkOptions({ maxWindowS: opts.intervalS ?? 1, ...(opts.noContextIdleW !== undefined ? { noContextIdleW: opts.noContextIdleW } : {}) });
+  const intervalS = checkOptions({ maxWindowS: opts.intervalS ?? 1, ...(opts.noContextIdleW !== undefined ? { noContextIdleW: opts.noContextIdleW } : {}) }, 'intervalS');
   const policy = opts.policy ?? 'equal';
   const anomalies: string[] = [];
   const wins = nvmlTraceWindows(trace, intervalS, anomalies);
