@@ -150,7 +150,9 @@ export interface AttributionMethod {
   observe?(interval: HostInterval): void;
   /** Methods that learn online: their learned state for one host (plain JSON), undefined when they hold none. */
   exportState?(hostId: string): LearnerHostState | undefined;
-  /** Restores `exportState`'s output (object or JSON text) for one host, replacing what it held; throws LEARNER_STATE_INVALID. */
+  /** Methods with several learners: every learner's state for one host (persisted one row each); replaces `exportState` where present. */
+  exportStates?(hostId: string): LearnerHostState[];
+  /** Restores `exportState`'s (or one of `exportStates`') output (object or JSON text) for one host, replacing what it held; throws LEARNER_STATE_INVALID. */
   importState?(hostId: string, state: unknown): void;
 }
 

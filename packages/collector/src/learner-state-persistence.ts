@@ -18,7 +18,16 @@ import { normaliseError, type Logger } from '@wattsplit/wire';
 /** Anything with per-host state (StaticPowerLearner, methods with exportState/importState). */
 export interface PersistedLearner {
   exportState?(hostId: string): LearnerHostState | undefined;
+  /** Several learners in one owner (one row each); used instead of `exportState` where present. */
+  exportStates?(hostId: string): LearnerHostState[];
   importState?(hostId: string, state: unknown): void;
+}
+
+/** Every state a learner holds for a host. */
+function statesOf(learner: PersistedLearner, hostId: string): LearnerHostState[] {
+  if (learner.exportStates) return learner.exportStates(hostId);
+  const st = learner.exportState?.(hostId);
+  return st ? [st] : [];
 }
 
 /**
@@ -87,8 +96,7 @@ export class LearnerStatePersistence {
       // time-sliced GPU, has nothing to learn from the earlier intervals either). No state: the newest.
       let from: number | undefined;
       for (const { learner } of this.o.learners) {
-        const seq = learner.exportState?.(hostId)?.lastSeq;
-        if (seq !== undefined) from = from === undefined ? seq : Math.min(from, seq);
+        for (const { lastSeq: seq } of statesOf(learner, hostId)) from = from === undefined ? seq : Math.min(from, seq);
       }
       const n = await this.o.replay(hostId, from, this.o.replayLimit ?? 3600);
       if (n > 0) {
@@ -122,8 +130,7 @@ export class LearnerStatePersistence {
     const rows: { learner: string; key: string; seq: number; stateJson: string }[] = [];
     for (const h of hosts) {
       for (const { owner, learner } of this.o.learners) {
-        const st = learner.exportState?.(h);
-        if (st) rows.push({ learner: `${owner}/${st.learner}`, key: h, seq: st.lastSeq, stateJson: JSON.stringify(st) });
+        for (const st of statesOf(learner, h)) rows.push({ learner: `${owner}/${st.learner}`, key: h, seq: st.lastSeq, stateJson: JSON.stringify(st) });
       }
     }
     const r = await this.o.models.saveLearnerStates(rows);

@@ -1,21 +1,28 @@
 /**
  * "additive_model": splits each host interval's measured energy with the learned additive host model.
  *
- * Per CPU-side source s (rapl, bmc_rest) with measured M over dt seconds:
+ * Per CPU-side source s (rapl, bmc_rest) with measured M over dt seconds, by default (`online`) through the
+ * host's CpuSignatureFilter (cpu-signature-filter.ts), which tracks the host's own static power and each
+ * VM's multiplier on the trained model online:
  *   static  S = min(M, P_static · dt), split by the idle policy (presence-weighted, as cpu_share does);
- *           P_static is the model's learned static power (`staticFrom: 'model'`, default) or the context's;
- *   dynamic D = M − S, split in proportion to each term's g_s (VMs; CPU time outside VMs → host_overhead).
- * GPU: the learned signature split (GpuTimeSliceMethod); `observe`, `exportState` and `importState` are
- * its (the additive model itself is trained offline and versioned in the registry, so the GPU learners
- * are this method's only online state). Ends with `reconcile`, so every source sums
- * exactly to its measurement. Uncertainty: ± z · residual RMS of the model (W) · dt, shared in proportion
- * to each share's dynamic part, plus the spread of the static estimate.
+ *           P_static is the filter's estimate for the host (`staticFrom: 'model'`, default) or the context's;
+ *   dynamic D = M − S, split in proportion to each term's m_t · cpu_t + Σ_k c_k · io_t,k (VMs; CPU time
+ *           outside VMs → host_overhead); every term with CPU time gets a floored share.
+ * With `online: false`: the trained model alone (its static power of the host, each term's g_s).
+ * GPU: the learned signature split (GpuTimeSliceMethod). `observe` feeds the GPU learners and the filter
+ * (after the interval is attributed: causal; an interval at or below a host's last observed seq is not
+ * learned again); `exportStates` / `importState` move both (`gpu_signature`, `cpu_signature`). Ends with
+ * `reconcile`, so every source sums exactly to its measurement. Uncertainty: ± z (default 1.645, a 90 %
+ * interval) × each share's sd from the filter's covariance (online), or z × the model's residual RMS × dt
+ * shared in proportion to the dynamic parts (offline).
  * No model for the interval's hardware class (cold start): the fallback (cpu_share) result, with
  * `note` saying so.
  */
-import { CpuShareMethod, reconcile, staticSplitWeights, type AttributionContext, type AttributionMethod, type AttributionResult, type AttributionShare, type EntityKind, type HostInterval, type VmInterval } from '@wattsplit/attribution';
-import { intervalFeatures, MODEL_SOURCES, termPowers, type AdditiveModelJson } from './additive-model.js';
-import { GpuTimeSliceMethod, type GpuTimeSliceHostState } from './gpu-time-slice-method.js';
+import { CpuShareMethod, reconcile, staticSplitWeights, type AttributionContext, type AttributionMethod, type AttributionResult, type AttributionShare, type EntityKind, type HostInterval, type LearnerHostState, type VmInterval } from '@wattsplit/attribution';
+import { WattsplitError } from '@wattsplit/wire';
+import { intervalFeatures, MODEL_SOURCES, staticPowerW, termPowers, type AdditiveModelJson } from './additive-model.js';
+import { CPU_SIGNATURE_LEARNER, CpuSignatureFilter, type CpuSignatureFilterOptions } from './cpu-signature-filter.js';
+import { GPU_SIGNATURE_METHOD, GpuTimeSliceMethod, type GpuTimeSliceHostState } from './gpu-time-slice-method.js';
 
 export const ADDITIVE_MODEL_METHOD = 'additive_model';
 
@@ -36,8 +43,14 @@ export interface AdditiveModelMethodOptions {
   gpu?: GpuTimeSliceMethod;
   /** Static power from the model (learned intercept) or from the AttributionContext. Default 'model'. */
   staticFrom?: 'model' | 'context';
-  /** Width of the uncertainty interval in residual standard deviations. Default 1.96. */
+  /** Width of the uncertainty interval in standard deviations. Default 1.645 (90 %). */
   z?: number;
+  /**
+   * Track each host's static power and each VM's signature online (cpu-signature-filter.ts) on top of the
+   * trained model: `true` (default) with the filter's defaults, options to tune it, `false` for the trained
+   * model alone (its own static power per trained host, per-VM coefficients fixed at training).
+   */
+  online?: boolean | CpuSignatureFilterOptions;
 }
 
 export class AdditiveModelMethod implements AttributionMethod {
@@ -47,18 +60,28 @@ export class AdditiveModelMethod implements AttributionMethod {
   private readonly gpu: GpuTimeSliceMethod;
   private readonly staticFrom: 'model' | 'context';
   private readonly z: number;
+  /** The online CPU-side learner; undefined with `online: false`. */
+  readonly filter: CpuSignatureFilter | undefined;
 
   constructor(opts: AdditiveModelMethodOptions) {
     this.models = opts.models;
     this.fallback = opts.fallback ?? new CpuShareMethod();
     this.gpu = opts.gpu ?? new GpuTimeSliceMethod({ base: this.fallback });
     this.staticFrom = opts.staticFrom ?? 'model';
-    this.z = opts.z ?? 1.96;
+    this.z = opts.z ?? 1.645;
+    const online = opts.online ?? true;
+    this.filter = online === false ? undefined : new CpuSignatureFilter(online === true ? {} : online);
   }
 
-  /** Feeds the GPU learners (the collector calls it after the interval is stored). */
+  /** Feeds the learners (the collector calls it after the interval is attributed): GPU signatures, CPU-side filter. */
   observe(iv: HostInterval): void {
     this.gpu.observe(iv);
+    if (this.filter) {
+      const last = this.filter.lastSeq(iv.hostId);
+      if (last !== undefined && iv.seq <= last) return;
+      const model = this.models.get(iv.hardwareClass, iv.t1UnixNs);
+      this.filter.observe(iv, model, model ? intervalFeatures(iv) : []);
+    }
   }
 
   /** The GPU learners' state for the host (learner `gpu_signature`). */
@@ -66,7 +89,33 @@ export class AdditiveModelMethod implements AttributionMethod {
     return this.gpu.exportState(hostId);
   }
 
+  /** Every learner's state for the host: GPU signatures and the CPU-side filter (`cpu_signature`). */
+  exportStates(hostId: string): LearnerHostState[] {
+    const out: LearnerHostState[] = [];
+    const g = this.gpu.exportState(hostId);
+    if (g) out.push(g);
+    const c = this.filter?.exportState(hostId);
+    if (c) out.push(c);
+    return out;
+  }
+
+  /** Restores a state `exportStates` wrote, by its learner name; throws LEARNER_STATE_INVALID. */
   importState(hostId: string, state: unknown): void {
+    let learner: unknown;
+    try {
+      const o: unknown = typeof state === 'string' ? JSON.parse(state) : state;
+      learner = typeof o === 'object' && o !== null ? (o as { learner?: unknown }).learner : undefined;
+    } catch {
+      learner = undefined;
+    }
+    if (learner === CPU_SIGNATURE_LEARNER) {
+      if (!this.filter) throw new WattsplitError('LEARNER_STATE_INVALID', `${CPU_SIGNATURE_LEARNER} state of host ${JSON.stringify(hostId)}: this ${this.name} method runs without the online filter`, { details: { field: 'learner' } });
+      this.filter.importState(hostId, state);
+      return;
+    }
+    if (learner !== GPU_SIGNATURE_METHOD && learner !== undefined && this.filter) {
+      throw new WattsplitError('LEARNER_STATE_INVALID', `${this.name} state of host ${JSON.stringify(hostId)}: field "learner" must be "${GPU_SIGNATURE_METHOD}" or "${CPU_SIGNATURE_LEARNER}", got ${JSON.stringify(learner)}`, { details: { field: 'learner', value: JSON.stringify(learner) ?? 'undefined' } });
+    }
     this.gpu.importState(hostId, state);
   }
 
@@ -95,11 +144,29 @@ export class AdditiveModelMethod implements AttributionMethod {
     const staticWeights = staticSplitWeights(iv.vms, ctx.policy, ctx.reservedWeights);
     const byUuid = new Map(iv.vms.map((v) => [v.uuid, v]));
     const unusable = new Set(iv.unusableSources ?? []);
+    const staticFrac = new Float64Array(terms.length);
+    iv.vms.forEach((v, i) => (staticFrac[i] = staticWeights.get(v.uuid) ?? 0));
     for (const source of MODEL_SOURCES) {
       const M = Math.max(0, iv.measured[source]);
       if (M === 0 || unusable.has(source)) continue;
       const w = model.sources[source];
-      const staticW = this.staticFrom === 'model' ? w.staticW : Math.max(0, ctx.staticPower.watts[source]);
+      if (this.filter) {
+        const sp = this.filter.split(iv, model, source, terms, staticFrac, this.staticFrom === 'model' ? undefined : Math.max(0, ctx.staticPower.watts[source]));
+        if (staticWeights.size === 0) add('unallocated', undefined, source, 0, sp.staticJ, 0);
+        else for (const [uuid, f] of staticWeights) add('vm', byUuid.get(uuid), source, 0, sp.staticJ * f, 0);
+        let any = false;
+        terms.forEach((_t, i) => {
+          const dyn = sp.dynamicJ[i]!;
+          const band = this.z * sp.sdJ[i]!;
+          if (!(dyn > 0) && !(band > 0)) return;
+          any = true;
+          if (i < iv.vms.length) add('vm', iv.vms[i], source, dyn, 0, band);
+          else add('host_overhead', undefined, source, dyn, 0, band);
+        });
+        if (!any) add('unallocated', undefined, source, M - sp.staticJ, 0, 0);
+        continue;
+      }
+      const staticW = this.staticFrom === 'model' ? staticPowerW(model, source, iv.hostId) : Math.max(0, ctx.staticPower.watts[source]);
       const S = Math.min(M, staticW * dt);
       const D = M - S;
       if (staticWeights.size === 0) add('unallocated', undefined, source, 0, S, 0);

@@ -78,6 +78,12 @@ export interface SourceWeights {
    * Absent (older models): MLP × exp(vm) for every term.
    */
   vmCoreW?: Record<string, number>;
+  /**
+   * Static power of each host the model was trained on, W (identical servers differ): the starting point of
+   * that host's own static power; `staticW` (their mean) is the prior of a host the model has not seen.
+   * Absent (one host, or older models): `staticW` for every host.
+   */
+  hostStaticW?: Record<string, number>;
   /** Training residual RMS of host power, W. */
   residualRmsW: number;
   /** Mean measured power over training, W (for relative error reports). */
@@ -237,6 +243,28 @@ export function termLoads(model: AdditiveModelJson, terms: readonly VmFeatures[]
   });
 }
 
+/**
+ * Each term's own load (0..1): the busy fraction its CPU time alone would give the socket(s) it runs on (the
+ * model's placement; spread evenly without one), i.e. its load with no neighbours.
+ */
+export function ownLoads(model: AdditiveModelJson, terms: readonly VmFeatures[]): number[] {
+  const pl = model.placement;
+  return terms.map((f) => {
+    const cores = f.cores;
+    if (!(cores > 0) || !(f.cpu > 0)) return 0;
+    const w = pl && pl.sockets >= 2 ? pl.vm[f.placeKey ?? `${f.host}/${f.id}`] : undefined;
+    if (!w || !pl) return Math.min(1, f.cpu / cores);
+    let sq = 0;
+    for (const x of w) sq += x * x;
+    return Math.min(1, (f.cpu * sq) / (cores / pl.sockets));
+  });
+}
+
+/** The load factor of a source at load u: 1 + β₁·u + β₂·u², floored at 0.1. */
+export function loadFactor(load: readonly [number, number], u: number): number {
+  return Math.max(0.1, 1 + load[0] * u + load[1] * u * u);
+}
+
 const NO_INDICES: readonly number[] = Object.freeze([]);
 const ignoredCache = new WeakMap<AdditiveModelJson, readonly number[]>();
 
@@ -307,9 +335,15 @@ export function termPowers(model: AdditiveModelJson, source: ModelSource, terms:
   return out;
 }
 
+/** The model's static power of a source on a host, W: the host's own where it was trained on, else the class's. */
+export function staticPowerW(model: AdditiveModelJson, source: ModelSource, hostId: string): number {
+  const w = model.sources[source];
+  return w.hostStaticW?.[hostId] ?? w.staticW;
+}
+
 /** Predicted host power of a source for an interval, W. */
 export function predictPowerW(model: AdditiveModelJson, source: ModelSource, iv: HostInterval): number {
-  let p = model.sources[source].staticW;
+  let p = staticPowerW(model, source, iv.hostId);
   for (const g of termPowers(model, source, intervalFeatures(iv))) p += g;
   return p;
 }
@@ -340,6 +374,7 @@ export function checkModelJson(x: unknown, file: string): AdditiveModelJson {
     if (!Array.isArray(w.W1) || w.W1.length !== SHAPE_FEATURES.length) bad(`sources.${s}.W1`, '[...]');
     if (!Array.isArray(w.io) || (w.io.length !== IO_FEATURES.length && w.io.length !== IO_FEATURES.length - 1)) bad(`sources.${s}.io`, w.io);
     if (!Array.isArray(w.load) || w.load.length !== 2) bad(`sources.${s}.load`, w.load);
+    if (w.hostStaticW !== undefined && (typeof w.hostStaticW !== 'object' || w.hostStaticW === null || !Object.values(w.hostStaticW).every((x) => Number.isFinite(x) && x >= 0))) bad(`sources.${s}.hostStaticW`, w.hostStaticW);
     if (w.vmCoreW !== undefined && (typeof w.vmCoreW !== 'object' || w.vmCoreW === null || !Object.values(w.vmCoreW).every((x) => Number.isFinite(x) && x >= 0))) bad(`sources.${s}.vmCoreW`, w.vmCoreW);
   }
   return m as AdditiveModelJson;

@@ -16,7 +16,7 @@
  */
 import type { HostInterval } from '@wattsplit/attribution';
 import { silentLogger, WattsplitError, type Logger } from '@wattsplit/wire';
-import { IO_FEATURES, intervalFeatures, MODEL_SOURCES, SHAPE_FEATURES, socketLoads, SOURCE_IO, termLoads, termPowers, type AdditiveModelJson, type ModelSource, type SourceWeights, type VmFeatures } from './additive-model.js';
+import { IO_FEATURES, intervalFeatures, MODEL_SOURCES, SHAPE_FEATURES, socketLoads, SOURCE_IO, staticPowerW, termLoads, termPowers, type AdditiveModelJson, type ModelSource, type SourceWeights, type VmFeatures } from './additive-model.js';
 import { LoadFactorNormalEquations } from './load-factor-fit.js';
 import { fitPlacement, packageZones } from './placement.js';
 import { isUsableForTraining, selectTrainingIntervals } from './training-selection.js';
@@ -205,8 +205,8 @@ export async function trainAdditiveModel(intervals: readonly HostInterval[], opt
   for (const s of MODEL_SOURCES) {
     let se = 0;
     let sum = 0;
-    sample.forEach((_iv, r) => {
-      let pred = model.sources[s].staticW;
+    sample.forEach((iv, r) => {
+      let pred = staticPowerW(model, s, iv.hostId);
       for (const g of termPowers(model, s, terms[r]!)) pred += g;
       se += (pred - p.y[s][r]!) ** 2;
       sum += p.y[s][r]!;
@@ -367,7 +367,16 @@ function refitPerVm(model: AdditiveModelJson, o: PerVmRefit): number {
   // A load-independent linear fit of a host whose per-core power rises with load lowers the intercept and
   // inflates every VM's coefficient by about the same watts per core, which over-bills small VMs most.
   const K = IO_FEATURES.length;
-  const N = n + K;
+  // one intercept per host (identical servers differ in idle power by ±10 %): host 0's is column 0, the others
+  // follow the I/O columns; every row has exactly one intercept column, so nothing is collinear
+  const hostIdx = new Map<string, number>();
+  for (const ts of terms) {
+    const h = ts[0]?.host ?? '';
+    if (!hostIdx.has(h)) hostIdx.set(h, hostIdx.size);
+  }
+  const hostRows = new Float64Array(hostIdx.size);
+  const hostCol = (h: number): number => (h === 0 ? 0 : n + K + h - 1);
+  const N = n + K + Math.max(0, hostIdx.size - 1);
   const MEM_K = IO_FEATURES.indexOf('mem_used_gib');
   const allowed = IO_FEATURES.map((name) => (SOURCE_IO[s] as readonly string[]).includes(name));
   const ne = new LoadFactorNormalEquations(N);
@@ -397,7 +406,9 @@ function refitPerVm(model: AdditiveModelJson, o: PerVmRefit): number {
     ucols.length = 0;
     uvals.length = 0;
     if (fixedStatic === undefined) {
-      ucols.push(0);
+      const h = hostIdx.get(terms[r]![0]?.host ?? '') ?? 0;
+      hostRows[h] = hostRows[h]! + 1;
+      ucols.push(hostCol(h));
       uvals.push(1);
     }
     for (let k = 0; k < K; k++) {
@@ -414,13 +425,27 @@ function refitPerVm(model: AdditiveModelJson, o: PerVmRefit): number {
     {
       ridge: Array.from({ length: N }, (_, p) => (p >= 1 && p < n ? reg : 0)),
       ridgeTo: 1,
-      free: [0],
+      free: [0, ...Array.from({ length: Math.max(0, hostIdx.size - 1) }, (_, h) => n + K + h)],
       ridgeFloor: Array.from({ length: N }, (_, p) => (p >= 1 && p < n ? ridgeAbs : 0)),
     },
     fixedLoad,
   );
   const c: Float64Array = best?.x ?? new Float64Array(n).fill(1);
-  const stat = fixedStatic ?? (best ? Math.max(0, best.x[0]!) : w.staticW);
+  // the class's static power: the hosts' own, weighted by their intervals (the prior of a host not trained on)
+  let stat = fixedStatic ?? w.staticW;
+  delete w.hostStaticW;
+  if (fixedStatic === undefined && best) {
+    const own: Record<string, number> = {};
+    let sum = 0;
+    let rowsAll = 0;
+    for (const [h, i] of hostIdx) {
+      own[h] = Math.max(0, best.x[hostCol(i)]!);
+      sum += own[h] * hostRows[i]!;
+      rowsAll += hostRows[i]!;
+    }
+    stat = rowsAll > 0 ? sum / rowsAll : Math.max(0, best.x[0]!);
+    if (hostIdx.size > 1) w.hostStaticW = own;
+  }
   if (best) w.io = Array.from({ length: K }, (_, k) => Math.max(0, best.x[n + k]!));
   const load: [number, number] = [best?.b1 ?? 0, best?.b2 ?? 0];
   w.staticW = stat;

@@ -7,6 +7,7 @@ export * from './additive-model.js';
 export * from './additive-trainer.js';
 export * from './training-selection.js';
 export * from './additive-model-method.js';
+export * from './cpu-signature-filter.js';
 export * from './model-registry.js';
 export * from './model-trainer.js';
 export * from './placement.js';

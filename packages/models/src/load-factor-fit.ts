@@ -43,6 +43,13 @@ export interface RidgedNnls {
   ridgeFloor?: readonly number[];
 }
 
+/**
+ * The box of load factors searched. Per-core power may fall with load as steeply as it rises (turbo bins by
+ * active cores, SMT siblings, neighbours' contention): β₁ down to −1.2 with a convex β₂ up to 1.2.
+ */
+const B1_MIN = -1.2;
+const B2_MAX = 1.2;
+
 export class LoadFactorNormalEquations {
   readonly n: number;
   private readonly S: Float64Array[][]; // [3i+j][p][q]
@@ -155,20 +162,20 @@ export class LoadFactorNormalEquations {
   }
 
   /**
-   * The (β₁, β₂) of least residual: a grid (β₁ step 0.2 over [−0.4, 1.6], β₂ step 0.1 over [−1.2, 0.8]), then a
+   * The (β₁, β₂) of least residual: a grid (β₁ step 0.2 over [B1_MIN, 1.6], β₂ step 0.1 over [−1.2, B2_MAX]), then a
    * pattern search at steps 0.05, 0.025, 0.0125 (the residual has a long narrow valley along which the
    * intercept and the curvature trade off; the search follows it, inside the grid's box). Only factors staying above 0.1 on u ∈ [0, 1] are tried. `fixed` skips the search.
    */
   search(fit: RidgedNnls, fixed?: readonly [number, number]): LoadFactorSolution | undefined {
     if (fixed) return this.solve(fixed[0], fixed[1], fit);
-    const admissible = (b1: number, b2: number): boolean => b1 >= -0.4 - 1e-9 && b1 <= 1.6 + 1e-9 && b2 >= -1.2 - 1e-9 && b2 <= 0.8 + 1e-9 && [0, 0.25, 0.5, 0.75, 1].every((u) => 1 + b1 * u + b2 * u * u > 0.1);
+    const admissible = (b1: number, b2: number): boolean => b1 >= B1_MIN - 1e-9 && b1 <= 1.6 + 1e-9 && b2 >= -1.2 - 1e-9 && b2 <= B2_MAX + 1e-9 && [0, 0.25, 0.5, 0.75, 1].every((u) => 1 + b1 * u + b2 * u * u > 0.1);
     let best: LoadFactorSolution | undefined;
     const tryBeta = (b1: number, b2: number): void => {
       if (!admissible(b1, b2)) return;
       const r = this.solve(b1, b2, fit);
       if (r && (!best || r.sse < best.sse)) best = r;
     };
-    for (let i = -2; i <= 8; i++) for (let j = -12; j <= 8; j++) tryBeta(i / 5, j / 10);
+    for (let i = Math.round(B1_MIN * 5); i <= 8; i++) for (let j = -12; j <= Math.round(B2_MAX * 10); j++) tryBeta(i / 5, j / 10);
     // pattern search down the valley at finer and finer steps (bounded)
     for (const d of [0.05, 0.025, 0.0125]) {
       for (let move = 0; move < 40; move++) {

@@ -1,0 +1,563 @@
+/**
+ * Online per-host tracking of the CPU-side signatures (RAPL and the wall-side rest): a Kalman filter per host
+ * and source over the measured host power of every interval, on top of the trained class model.
+ *
+ *   P_s(interval) = S_s  +  Σ_terms m_t · cpu_t  +  Σ_k c_k · io_k                      (W)
+ *
+ * - S_s: the host's own static power (identical servers differ by ±10 %): prior the model's static power of the
+ *   host (`staticPowerW`: its own where it was trained on, else the class's), sd `staticSd` × that + 2 W,
+ *   random walk over a day (`staticTauS`) so slow drift is followed.
+ * - m_t: a multiplier per term (VM, or the hypervisor) on the model's CPU part of its power cpu_t (W per busy
+ *   core from the model × busy cores × the load factor of its socket); prior 1 with sd `knownSd` for a VM the
+ *   model was trained on and `unseenSd` for one it was not (there cpu_t is the feature model's estimate, or
+ *   the class's typical W per core): shrinkage towards the class. Ornstein–Uhlenbeck: the mean is pulled back
+ *   to the prior with time constant `pullS` while the variance grows back to the prior's, so a VM whose
+ *   energy per CPU-second changes (phases) is followed within minutes, and one that stops running drifts back
+ *   to the class.
+ * - c_k: one weight per I/O feature of the source (MB/s, GB/s of memory traffic from LLC misses when perf is
+ *   exposed, GPU W on the wall side), shared by the host's VMs; prior the model's weight.
+ * Floors: cpu_t is at least `floor` × the class's typical W per core × busy cores, and m_t ≥ `floor`, so a VM
+ * that ran is never billed zero dynamic energy.
+ *
+ * Causal: `split` only reads the state (an interval is attributed with what was learned before it);
+ * `observe` runs the filter's time and measurement updates. Observation noise: (`noiseScale` × the model's
+ * training residual)² + 1 W². The posterior covariance gives every share's standard deviation (delta method on
+ * E_v = S·dt·static share + (M − S·dt)·w_v / Σ w, w_t = m_t·cpu_t + Σ_k c_k·io_t,k).
+ *
+ * State per host: per source the state ids, means, priors, covariance and time of the last update, plus the
+ * model version it is relative to (a new version resets the multipliers and I/O weights, keeps the static
+ * power) and the seq of the last observed interval (an interval with seq ≤ it is ignored: a redelivered
+ * interval is never learned twice). Exported and imported as plain JSON, learner name `cpu_signature`.
+ * Memory: (terms + I/O + 1)² numbers per host and source; a VM not seen for `forgetAfterS` is dropped.
+ */
+import { learnerStateEnvelope, openLearnerState, type HostInterval, type LearnerHostState, type LearnerStateReader } from '@wattsplit/attribution';
+import { WattsplitError } from '@wattsplit/wire';
+import { IO_FEATURES, loadFactor, MODEL_SOURCES, ownLoads, SOURCE_IO, staticPowerW, termLoads, termPowers, type AdditiveModelJson, type ModelSource, type VmFeatures } from './additive-model.js';
+
+export const CPU_SIGNATURE_LEARNER = 'cpu_signature';
+
+export interface CpuSignatureFilterOptions {
+  /** Time constant of the pull of a multiplier back to its prior, s. Default 1800. */
+  pullS?: number;
+  /** Prior sd of the multiplier of a VM the model was trained on. Default 0.35. */
+  knownSd?: number;
+  /** Prior sd of the multiplier of a VM the model has not seen. Default 0.6. */
+  unseenSd?: number;
+  /** Prior sd of the static power, as a fraction of the prior (plus 2 W). Default 0.1. */
+  staticSd?: number;
+  /** Time constant of the static power's random walk, s. Default 86400. */
+  staticTauS?: number;
+  /** Floor of multipliers and of W per core relative to the class. Default 0.25. */
+  floor?: number;
+  /** Observation noise in units of the model's training residual. Default 1.5. */
+  noiseScale?: number;
+  /** A term not seen for this long is forgotten, s. Default 3600. */
+  forgetAfterS?: number;
+}
+
+const STATIC_ID = '__static__';
+const IO_PREFIX = 'io:';
+/** I/O sd floors per unit (W per MB/s, per GiB, per GPU W, per GB/s). */
+const IO_SD_FLOOR: Readonly<Record<(typeof IO_FEATURES)[number], number>> = { block_read_mbs: 0.02, block_write_mbs: 0.02, net_rx_mbs: 0.02, net_tx_mbs: 0.02, mem_used_gib: 0.05, gpu_w: 0.05, dram_gbs: 0.5 };
+
+/** One interval's terms of one source, decomposed for the filter. */
+export interface SourceTerms {
+  /** Term ids (VM uuids, then the hypervisor). */
+  ids: string[];
+  /** CPU part of each term at multiplier 1, W (floored for terms with CPU time). */
+  cpu: Float64Array;
+  /** I/O features the source uses (indices into IO_FEATURES) and each term's values: io[j][t]. */
+  ioK: number[];
+  io: Float64Array[];
+  /** The model's weight of each of those features. */
+  ioW: number[];
+  /** Whether the model was trained on the term (its prior is tighter). */
+  known: boolean[];
+  /**
+   * Billing rate of each term relative to its rate at the shared operating point: max(1, lf(own load) /
+   * lf(shared load)) with the model's RAPL load factor lf. Where a VM draws more per core alone than next to
+   * its neighbours (turbo bins by active cores, SMT siblings, contention: lf falls with load), it is billed
+   * by its stand-alone rate; where per-core power rises with load, by the shared one. Used for the split
+   * only (the measurement update fits the shared operating point).
+   */
+  standAlone: Float64Array;
+  /** The model's static power of the host, W. */
+  staticW: number;
+  residualRmsW: number;
+}
+
+const typicalCache = new WeakMap<AdditiveModelJson, number | undefined>();
+
+/** The class's typical RAPL W per busy core (median of the trained terms' own), undefined for older models. */
+function typicalCoreW(model: AdditiveModelJson): number | undefined {
+  if (typicalCache.has(model)) return typicalCache.get(model);
+  const xs = Object.values(model.sources.rapl.vmCoreW ?? {})
+    .filter((x) => x > 0)
+    .sort((a, b) => a - b);
+  const t = xs.length ? xs[Math.floor((xs.length - 1) / 2)] : undefined;
+  typicalCache.set(model, t);
+  return t;
+}
+
+/** Splits every term's model power into its CPU part (floored) and its I/O features. */
+export function decomposeTerms(model: AdditiveModelJson, source: ModelSource, terms: readonly VmFeatures[], hostId: string, floor = 0.25): SourceTerms {
+  const w = model.sources[source];
+  const g = termPowers(model, source, terms);
+  const ioK: number[] = [];
+  IO_FEATURES.forEach((name, k) => {
+    if ((SOURCE_IO[source] as readonly string[]).includes(name) && name !== 'mem_used_gib') ioK.push(k);
+  });
+  const T = terms.length;
+  const cpu = new Float64Array(T);
+  const io = ioK.map(() => new Float64Array(T));
+  const ownW = model.sources.rapl.vmCoreW;
+  let typ = typicalCoreW(model);
+  if (typ === undefined) {
+    // older models: the interval's median W per core
+    const r = termPowers(model, 'rapl', terms)
+      .map((x, t) => (terms[t]!.cpu > 0 ? x / terms[t]!.cpu : NaN))
+      .filter((x) => x > 0)
+      .sort((a, b) => a - b);
+    typ = r[Math.floor((r.length - 1) / 2)] ?? 0;
+  }
+  const typSource = source === 'rapl' ? typ : w.fromRapl ? typ * w.cpuScaleW : 0;
+  terms.forEach((f, t) => {
+    let ioPart = 0;
+    for (let k = 0; k < f.io.length; k++) ioPart += (f.io[k] ?? 0) * (w.io[k] ?? 0);
+    let c = Math.max(0, g[t]! - ioPart);
+    if (f.cpu > 0) c = Math.max(c, floor * typSource * f.cpu);
+    cpu[t] = c;
+    ioK.forEach((k, j) => (io[j]![t] = Math.max(0, f.io[k] ?? 0)));
+  });
+  const standAlone = new Float64Array(T).fill(1);
+  const lf = model.sources.rapl.load;
+  if (lf[0] !== 0 || lf[1] !== 0) {
+    const shared = termLoads(model, terms);
+    const own = ownLoads(model, terms);
+    for (let t = 0; t < T; t++) standAlone[t] = Math.max(1, loadFactor(lf, own[t]!) / loadFactor(lf, shared[t]!));
+  }
+  return {
+    ids: terms.map((f) => f.id),
+    cpu,
+    standAlone,
+    ioK,
+    io,
+    ioW: ioK.map((k) => Math.max(0, w.io[k] ?? 0)),
+    known: terms.map((f) => ownW?.[f.id] !== undefined || w.vm[f.id] !== undefined),
+    staticW: staticPowerW(model, source, hostId),
+    residualRmsW: w.residualRmsW,
+  };
+}
+
+/**
+ * A Kalman filter over named states, each an Ornstein–Uhlenbeck process around its prior. Invariants: every
+ * array has `ids.length` entries, `P` is ids.length² (row-major, symmetric), `index` maps each id to its slot.
+ */
+class SignatureState {
+  ids: string[] = [];
+  mean: number[] = [];
+  prior: number[] = [];
+  /** Stationary (prior) sd. */
+  sd: number[] = [];
+  /** Time the state was last seen in an interval, s (unix). */
+  seen: number[] = [];
+  P = new Float64Array(0);
+  index = new Map<string, number>();
+  /** Unix s of the last time update. */
+  t = 0;
+
+  get n(): number {
+    return this.ids.length;
+  }
+
+  add(id: string, prior: number, sd: number, t: number): number {
+    const n = this.n;
+    const P = new Float64Array((n + 1) * (n + 1));
+    for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) P[i * (n + 1) + j] = this.P[i * n + j]!;
+    P[n * (n + 1) + n] = sd * sd;
+    this.P = P;
+    this.ids.push(id);
+    this.mean.push(prior);
+    this.prior.push(prior);
+    this.sd.push(sd);
+    this.seen.push(t);
+    this.index.set(id, n);
+    return n;
+  }
+
+  /** Keeps the slots for which `keep` holds. */
+  compact(keep: (i: number) => boolean): void {
+    const slots = this.ids.map((_, i) => i).filter(keep);
+    if (slots.length === this.n) return;
+    const n = this.n;
+    const m = slots.length;
+    const P = new Float64Array(m * m);
+    slots.forEach((a, i) => slots.forEach((b, j) => (P[i * m + j] = this.P[a * n + b]!)));
+    this.P = P;
+    this.ids = slots.map((i) => this.ids[i]!);
+    this.mean = slots.map((i) => this.mean[i]!);
+    this.prior = slots.map((i) => this.prior[i]!);
+    this.sd = slots.map((i) => this.sd[i]!);
+    this.seen = slots.map((i) => this.seen[i]!);
+    this.index = new Map(this.ids.map((id, i) => [id, i]));
+  }
+
+  /** OU time update over dt seconds with per-slot time constants. */
+  predict(dt: number, tau: (i: number) => number): void {
+    if (!(dt > 0)) return;
+    const n = this.n;
+    const rho = this.ids.map((_, i) => Math.exp(-dt / tau(i)));
+    for (let i = 0; i < n; i++) {
+      this.mean[i] = this.prior[i]! + rho[i]! * (this.mean[i]! - this.prior[i]!);
+      // upper triangle, mirrored: P stays exactly symmetric (its export keeps one triangle)
+      for (let j = i; j < n; j++) this.P[i * n + j] = this.P[j * n + i] = this.P[i * n + j]! * (rho[i]! * rho[j]!);
+      this.P[i * n + i] = this.P[i * n + i]! + this.sd[i]! ** 2 * (1 - rho[i]! ** 2);
+    }
+  }
+
+  /** Measurement update for y = hᵀx + noise (variance r); h sparse as (slot, value) pairs. */
+  update(slots: readonly number[], h: readonly number[], y: number, r: number): void {
+    const n = this.n;
+    const Ph = new Float64Array(n);
+    let pred = 0;
+    slots.forEach((a, q) => {
+      pred += h[q]! * this.mean[a]!;
+      for (let i = 0; i < n; i++) Ph[i] = Ph[i]! + this.P[i * n + a]! * h[q]!;
+    });
+    let s = r;
+    slots.forEach((a, q) => (s += h[q]! * Ph[a]!));
+    if (!(s > 0) || !Number.isFinite(s)) return;
+    const e = y - pred;
+    for (let i = 0; i < n; i++) {
+      this.mean[i] = this.mean[i]! + (Ph[i]! * e) / s;
+      for (let j = i; j < n; j++) this.P[i * n + j] = this.P[j * n + i] = this.P[i * n + j]! - (Ph[i]! * Ph[j]!) / s;
+      if (this.P[i * n + i]! < 1e-12) this.P[i * n + i] = 1e-12;
+    }
+  }
+}
+
+/** One host's filters. Invariant: `lastSeq` is the seq of the last interval observed. */
+class HostSignatures {
+  lastSeq: number | undefined;
+  /** `${hardwareClass}@v${version}` the multipliers are relative to. */
+  modelKey = '';
+  readonly sources = new Map<ModelSource, SignatureState>();
+}
+
+/** Persisted form of one source's filter. */
+export interface SignatureStateJson {
+  t: number;
+  ids: string[];
+  mean: number[];
+  prior: number[];
+  sd: number[];
+  seen: number[];
+  /** Upper triangle of the covariance, row by row. */
+  cov: number[];
+}
+
+/** `CpuSignatureFilter.exportState` output. */
+export interface CpuSignatureState extends LearnerHostState {
+  learner: typeof CPU_SIGNATURE_LEARNER;
+  modelKey: string;
+  sources: Partial<Record<ModelSource, SignatureStateJson>>;
+}
+
+/** One source's split of one interval: joules per term and the uncertainty of each term's total. */
+export interface SignatureSplit {
+  /** Static joules (≤ measured). */
+  staticJ: number;
+  /** Dynamic joules per term (Σ = measured − static, when any term has power). */
+  dynamicJ: Float64Array;
+  /** Sd of each term's total (its static share by `staticFrac` + its dynamic), J. */
+  sdJ: Float64Array;
+}
+
+export function modelKey(model: AdditiveModelJson): string {
+  return `${model.hardwareClass}@v${model.version}`;
+}
+
+export class CpuSignatureFilter {
+  private readonly hosts = new Map<string, HostSignatures>();
+  private readonly o: Required<CpuSignatureFilterOptions>;
+
+  constructor(opts: CpuSignatureFilterOptions = {}) {
+    this.o = { pullS: 1800, knownSd: 0.35, unseenSd: 0.6, staticSd: 0.1, staticTauS: 86400, floor: 0.25, noiseScale: 1.5, forgetAfterS: 3600, ...opts };
+    for (const [k, v] of Object.entries(this.o)) if (!(Number.isFinite(v) && v > 0)) throw new WattsplitError('CONFIG_INVALID', `cpu signature filter option ${k}=${v} must be a finite number > 0`, { details: { field: k, value: v } });
+  }
+
+  private tau(st: SignatureState): (i: number) => number {
+    return (i) => (st.ids[i] === STATIC_ID || st.ids[i]!.startsWith(IO_PREFIX) ? this.o.staticTauS : this.o.pullS);
+  }
+
+  private staticPriorSd(w: number): number {
+    return this.o.staticSd * w + 2;
+  }
+
+  /** Prior mean and sd of a state id (static, I/O weight, term multiplier). */
+  private priorOf(st: SourceTerms, id: string, t: number): { prior: number; sd: number } {
+    if (id === STATIC_ID) return { prior: st.staticW, sd: this.staticPriorSd(st.staticW) };
+    if (id.startsWith(IO_PREFIX)) {
+      const j = st.ioK.indexOf(IO_FEATURES.indexOf(id.slice(IO_PREFIX.length) as (typeof IO_FEATURES)[number]));
+      const w = st.ioW[j] ?? 0;
+      return { prior: w, sd: Math.max(0.5 * w, IO_SD_FLOOR[id.slice(IO_PREFIX.length) as (typeof IO_FEATURES)[number]] ?? 0.05) };
+    }
+    return { prior: 1, sd: st.known[t] ? this.o.knownSd : this.o.unseenSd };
+  }
+
+  /** Learns one interval (after it was attributed). Intervals with seq ≤ the host's last observed are ignored. */
+  observe(iv: HostInterval, model: AdditiveModelJson | undefined, terms: readonly VmFeatures[]): void {
+    let h = this.hosts.get(iv.hostId);
+    if (h?.lastSeq !== undefined && iv.seq <= h.lastSeq) return;
+    if (!h) {
+      h = new HostSignatures();
+      this.hosts.set(iv.hostId, h);
+    }
+    h.lastSeq = iv.seq;
+    if (!model || !(iv.durationS > 0)) return;
+    const key = modelKey(model);
+    if (h.modelKey !== key) {
+      // multipliers and I/O weights are relative to the model: a new version starts them at its priors
+      for (const st of h.sources.values()) st.compact((i) => st.ids[i] === STATIC_ID);
+      h.modelKey = key;
+    }
+    const tS = iv.t1UnixNs / 1e9;
+    const unusable = new Set(iv.unusableSources ?? []);
+    for (const source of MODEL_SOURCES) {
+      const M = iv.measured[source];
+      if (unusable.has(source) || !(M > 0)) continue;
+      const d = decomposeTerms(model, source, terms, iv.hostId, this.o.floor);
+      let st = h.sources.get(source);
+      if (!st) {
+        st = new SignatureState();
+        st.t = tS;
+        h.sources.set(source, st);
+      }
+      st.predict(tS - st.t, this.tau(st));
+      st.t = Math.max(st.t, tS);
+      const slots: number[] = [];
+      const hv: number[] = [];
+      const slot = (id: string, t: number): number => {
+        let i = st.index.get(id);
+        if (i === undefined) {
+          const p = this.priorOf(d, id, t);
+          i = st.add(id, p.prior, p.sd, tS);
+        }
+        st.seen[i] = tS;
+        return i;
+      };
+      slots.push(slot(STATIC_ID, -1));
+      hv.push(1);
+      d.ioK.forEach((k, j) => {
+        let x = 0;
+        for (const v of d.io[j]!) x += v;
+        if (x > 0) {
+          slots.push(slot(`${IO_PREFIX}${IO_FEATURES[k]}`, -1));
+          hv.push(x);
+        }
+      });
+      d.ids.forEach((id, t) => {
+        const x = d.cpu[t]!;
+        if (x > 0) {
+          slots.push(slot(id, t));
+          hv.push(x);
+        }
+      });
+      const r = (this.o.noiseScale * d.residualRmsW) ** 2 + 1;
+      st.update(slots, hv, M / iv.durationS, r);
+      // the floors: static and I/O weights ≥ 0, multipliers ≥ floor
+      for (let i = 0; i < st.n; i++) {
+        const id = st.ids[i]!;
+        st.mean[i] = Math.max(id === STATIC_ID || id.startsWith(IO_PREFIX) ? 0 : this.o.floor, st.mean[i]!);
+      }
+      const forget = tS - this.o.forgetAfterS;
+      st.compact((i) => st.ids[i] === STATIC_ID || st.seen[i]! >= forget);
+    }
+  }
+
+  /** The host's current static power of a source (W) and its sd; the model's prior for a host not seen. */
+  staticPower(hostId: string, source: ModelSource, model: AdditiveModelJson): { w: number; sd: number } {
+    const st = this.hosts.get(hostId)?.sources.get(source);
+    const i = st?.index.get(STATIC_ID);
+    if (st && i !== undefined) return { w: st.mean[i]!, sd: Math.sqrt(st.P[i * st.n + i]!) };
+    const w = staticPowerW(model, source, hostId);
+    return { w, sd: this.staticPriorSd(w) };
+  }
+
+  /** A term's current multiplier (1 = the model), undefined when the filter holds none. */
+  multiplier(hostId: string, source: ModelSource, termId: string): number | undefined {
+    const h = this.hosts.get(hostId);
+    const st = h?.sources.get(source);
+    const i = st?.index.get(termId);
+    return st && i !== undefined ? st.mean[i] : undefined;
+  }
+
+  /**
+   * Splits measured joules M of one source over dt seconds (read-only). `staticFrac[t]`: the term's share
+   * of the static energy under the idle policy (0 for the hypervisor); `staticOverride` replaces the
+   * learned static power (W) when given.
+   */
+  split(iv: HostInterval, model: AdditiveModelJson, source: ModelSource, terms: readonly VmFeatures[], staticFrac: Float64Array, staticOverride?: number): SignatureSplit {
+    const dt = Math.max(0, iv.durationS);
+    const M = Math.max(0, iv.measured[source]);
+    const d = decomposeTerms(model, source, terms, iv.hostId, this.o.floor);
+    const h = this.hosts.get(iv.hostId);
+    const st = h?.sources.get(source);
+    const sameModel = h?.modelKey === modelKey(model);
+    // local parameter vector: [static, io..., terms...] with the state's slots (or -1: prior, uncorrelated)
+    const K = d.ioK.length;
+    const T = terms.length;
+    const L = 1 + K + T;
+    const mean = new Float64Array(L);
+    const slotOf = new Int32Array(L).fill(-1);
+    const priorVar = new Float64Array(L);
+    const ids = [STATIC_ID, ...d.ioK.map((k) => `${IO_PREFIX}${IO_FEATURES[k]}`), ...d.ids];
+    ids.forEach((id, a) => {
+      const t = a - 1 - K;
+      const i = st && (a === 0 || sameModel) ? st.index.get(id) : undefined;
+      if (st && i !== undefined) {
+        slotOf[a] = i;
+        mean[a] = st.mean[i]!;
+      } else {
+        const p = this.priorOf(d, id, t);
+        mean[a] = p.prior;
+        priorVar[a] = p.sd * p.sd;
+      }
+    });
+    if (staticOverride !== undefined) {
+      mean[0] = staticOverride;
+      slotOf[0] = -1;
+      priorVar[0] = 0;
+    }
+    const cov = (a: number, b: number): number => {
+      const i = slotOf[a]!;
+      const j = slotOf[b]!;
+      if (i >= 0 && j >= 0) return st!.P[i * st!.n + j]!;
+      return a === b ? priorVar[a]! : 0;
+    };
+    const S = Math.min(M, Math.max(0, mean[0]!) * dt);
+    const D = M - S;
+    const w = new Float64Array(T);
+    let W = 0;
+    for (let t = 0; t < T; t++) {
+      let x = Math.max(this.o.floor, mean[1 + K + t]!) * d.cpu[t]! * d.standAlone[t]!;
+      for (let j = 0; j < K; j++) x += Math.max(0, mean[1 + j]!) * d.io[j]![t]!;
+      w[t] = x;
+      W += x;
+    }
+    const dynamicJ = new Float64Array(T);
+    const sdJ = new Float64Array(T);
+    if (!(W > 0)) return { staticJ: S, dynamicJ, sdJ };
+    for (let t = 0; t < T; t++) dynamicJ[t] = (D * w[t]!) / W;
+    // delta method: ∇E_t = f_t·u + (D/W)·a_t + dt·staticFrac_t·e_static
+    const u = new Float64Array(L);
+    u[0] = -dt;
+    for (let j = 0; j < K; j++) {
+      let IO = 0;
+      for (let t = 0; t < T; t++) IO += d.io[j]![t]!;
+      u[1 + j] = (-D * IO) / W;
+    }
+    for (let t = 0; t < T; t++) u[1 + K + t] = (-D * d.cpu[t]!) / W;
+    const Cu = new Float64Array(L);
+    for (let a = 0; a < L; a++) {
+      if (u[a] === 0) continue;
+      for (let b = 0; b < L; b++) Cu[b] = Cu[b]! + cov(b, a) * u[a]!;
+    }
+    let uCu = 0;
+    for (let a = 0; a < L; a++) uCu += u[a]! * Cu[a]!;
+    const DW = D / W;
+    const aIdx: number[] = [];
+    const aVal: number[] = [];
+    for (let t = 0; t < T; t++) {
+      const f = w[t]! / W;
+      aIdx.length = 0;
+      aVal.length = 0;
+      if (d.cpu[t]! > 0) {
+        aIdx.push(1 + K + t);
+        aVal.push(d.cpu[t]!);
+      }
+      for (let j = 0; j < K; j++) {
+        if (d.io[j]![t]! > 0) {
+          aIdx.push(1 + j);
+          aVal.push(d.io[j]![t]!);
+        }
+      }
+      let aCu = 0;
+      let aCa = 0;
+      let aC0 = 0;
+      aIdx.forEach((a, p) => {
+        aCu += aVal[p]! * Cu[a]!;
+        aC0 += aVal[p]! * cov(a, 0);
+        aIdx.forEach((b, q) => (aCa += aVal[p]! * aVal[q]! * cov(a, b)));
+      });
+      const s = dt * (staticFrac[t] ?? 0);
+      const v = f * f * uCu + 2 * f * DW * aCu + DW * DW * aCa + 2 * s * (f * Cu[0]! + DW * aC0) + s * s * cov(0, 0);
+      sdJ[t] = Math.sqrt(Math.max(0, v));
+    }
+    return { staticJ: S, dynamicJ, sdJ };
+  }
+
+  lastSeq(hostId: string): number | undefined {
+    return this.hosts.get(hostId)?.lastSeq;
+  }
+
+  hostIds(): string[] {
+    return [...this.hosts.keys()];
+  }
+
+  exportState(hostId: string): CpuSignatureState | undefined {
+    const h = this.hosts.get(hostId);
+    if (h?.lastSeq === undefined) return undefined;
+    const sources: Partial<Record<ModelSource, SignatureStateJson>> = {};
+    for (const [s, st] of h.sources) {
+      const cov: number[] = [];
+      for (let i = 0; i < st.n; i++) for (let j = i; j < st.n; j++) cov.push(st.P[i * st.n + j]!);
+      sources[s] = { t: st.t, ids: [...st.ids], mean: [...st.mean], prior: [...st.prior], sd: [...st.sd], seen: [...st.seen], cov };
+    }
+    return { ...learnerStateEnvelope(CPU_SIGNATURE_LEARNER, hostId, h.lastSeq), learner: CPU_SIGNATURE_LEARNER, modelKey: h.modelKey, sources };
+  }
+
+  /** Replaces the host's state with an exported one; throws LEARNER_STATE_INVALID naming the field (state unchanged). */
+  importState(hostId: string, state: unknown): void {
+    const { s, r, lastSeq } = openLearnerState(state, CPU_SIGNATURE_LEARNER, hostId);
+    const h = new HostSignatures();
+    h.lastSeq = lastSeq;
+    h.modelKey = r.string(s.modelKey, 'modelKey');
+    const srcs = r.object(s.sources, 'sources');
+    for (const [name, v] of Object.entries(srcs)) {
+      if (!(MODEL_SOURCES as readonly string[]).includes(name)) r.fail(`sources.${name}`, `is not a source (${MODEL_SOURCES.join(', ')})`, name);
+      h.sources.set(name as ModelSource, readSignatureState(r, v, `sources.${name}`));
+    }
+    this.hosts.set(hostId, h);
+  }
+}
+
+function readSignatureState(r: LearnerStateReader, v: unknown, path: string): SignatureState {
+  const o = r.object(v, path);
+  const ids = r.array(o.ids, `${path}.ids`).map((x, i) => r.string(x, `${path}.ids[${i}]`));
+  const n = ids.length;
+  if (new Set(ids).size !== n) r.fail(`${path}.ids`, 'must not repeat an id', ids);
+  if (!ids.includes(STATIC_ID)) r.fail(`${path}.ids`, `must hold ${JSON.stringify(STATIC_ID)}`, ids);
+  const st = new SignatureState();
+  st.t = r.number(o.t, `${path}.t`);
+  st.ids = ids;
+  st.mean = r.numbers(o.mean, `${path}.mean`, n);
+  st.prior = r.numbers(o.prior, `${path}.prior`, n);
+  st.sd = r.numbers(o.sd, `${path}.sd`, n);
+  st.sd.forEach((x, i) => {
+    if (!(x > 0)) r.fail(`${path}.sd[${i}]`, 'must be > 0', x);
+  });
+  st.seen = r.numbers(o.seen, `${path}.seen`, n);
+  const cov = r.numbers(o.cov, `${path}.cov`, (n * (n + 1)) / 2);
+  st.P = new Float64Array(n * n);
+  let k = 0;
+  for (let i = 0; i < n; i++) {
+    for (let j = i; j < n; j++) {
+      st.P[i * n + j] = st.P[j * n + i] = cov[k]!;
+      k++;
+    }
+    if (!(st.P[i * n + i]! > 0)) r.fail(`${path}.cov`, `variance of ${JSON.stringify(ids[i])} must be > 0`, st.P[i * n + i]);
+  }
+  st.index = new Map(ids.map((id, i) => [id, i]));
+  return st;
+}
