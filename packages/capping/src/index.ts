@@ -5,3 +5,4 @@ export * from './cap-planner.js';
 export * from './naive-cap-plan.js';
 export * from './attributed-power.js';
 export * from './power-forecast.js';
+export * from './cap-actuation.js';

@@ -21,6 +21,7 @@ const COMMANDS: Record<string, Command> = {
   serve: { summary: 'serve the REST API and dashboard over a store (no bus)', load: () => import('./commands/serve.js') },
   models: { summary: 'the models the collector trains: list, show, train, promote, rollback', load: () => import('./commands/models.js') },
   'cap-plan': { summary: 'plan power caps with the live-migration transient', load: () => import('./commands/cap-plan.js') },
+  'cap-apply': { summary: "print (default) or perform (--execute) a cap plan's libvirt and cgroup actions", load: () => import('./commands/cap-apply.js') },
 };
 
 /** Commands other tools start (not listed in the usage). */

@@ -52,6 +52,8 @@ export const ERROR_CODES = [
   'LEARNER_STATE_INVALID',
   // attribution: a second agent (another boot) sends for a host whose agent is still sending
   'FRAME_HOST_CONFLICT',
+  // capping: an actuator (virsh, cpufreq) refused or failed a step of a power-cap plan
+  'CAP_ACTION_FAILED',
 ] as const;
 
 export type ErrorCode = (typeof ERROR_CODES)[number];
