@@ -147,6 +147,7 @@ export function nvmlTraceWindows(trace: NvmlTrace, maxWindowS = 2, anomalies: st
     //    window without samples takes the shares of the last window that had some, if that one ended within
     //    two sample periods
     let last: { shares: Record<string, number>; t1: number } | undefined;
+    const reportsUtil = S.some((x) => x.gpuUtil > 0);
     wins.forEach((w, wi) => {
       let tot = 0;
       for (const a of Object.values(w.activity)) tot += a;
@@ -158,6 +159,9 @@ export function nvmlTraceWindows(trace: NvmlTrace, maxWindowS = 2, anomalies: st
         shares = last.shares;
       }
       const U = deviceBusy[wi]!;
+      // a device that never reports utilisation (gpu_util always 0 while its processes report SM activity:
+      // not supported) keeps the samples' own busy time
+      if (!reportsUtil) return;
       w.activity = {};
       if (shares && U > 0) for (const [k, f] of Object.entries(shares)) w.activity[k] = U * f;
     });
