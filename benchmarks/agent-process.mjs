@@ -118,6 +118,7 @@ const commands = {
   bundle: () => [...NODE_FLAGS, bundleBin()],
   workspace: () => [...NODE_FLAGS, join(root, 'packages/cli/dist/main.js'), 'agent'],
 };
+const envs = {};
 // `label=DIR`: another unpacked bundle tree (an earlier build kept with `package-agent.mjs --out DIR`), run beside
 // the others so a change is measured against the build before it under the same load
 for (const v of VARIANTS) {
@@ -128,7 +129,10 @@ for (const v of VARIANTS) {
     const dir = resolve(dirArg);
     const tree = existsSync(join(dir, 'manifest.json')) ? join(dir, JSON.parse(readFileSync(join(dir, 'manifest.json'), 'utf8')).tree) : dir;
     if (!existsSync(join(tree, 'lib/agent.mjs'))) throw new Error(`--variants ${v}: no lib/agent.mjs under ${tree}`);
-    commands[v] = () => [...NODE_FLAGS, ...own, join(tree, 'lib/agent.mjs')];
+    // `+NAME=VALUE` (no leading dash): an environment variable for this variant (MALLOC_ARENA_MAX=2, ...)
+    envs[v] = Object.fromEntries(own.filter((o) => !o.startsWith('-') && o.includes('=')).map((o) => [o.slice(0, o.indexOf('=')), o.slice(o.indexOf('=') + 1)]));
+    const flags = own.filter((o) => o.startsWith('-'));
+    commands[v] = () => [...NODE_FLAGS, ...flags, join(tree, 'lib/agent.mjs')];
   } else if (!commands[v]) throw new Error(`--variants: unknown ${v} (bundle, workspace, label=DIR)`);
 }
 
@@ -148,7 +152,7 @@ async function step(n) {
       hostId: `bench-${label}`, intervalMs: 1000, sysfsRoot: host, sysfsKeepOpen: true, gateway: { address: gw.address, tls: false }, spool: { dir: join(work, `spool-${label}`) },
       libvirt: false, vms, nvml: { enabled: false }, perf: { enabled: false },
     }));
-    const child = spawn(process.execPath, [...commands[v](), '--config', cfg, '--log-level', 'warn'], { stdio: ['ignore', 'ignore', 'pipe'] });
+    const child = spawn(process.execPath, [...commands[v](), '--config', cfg, '--log-level', 'warn'], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, ...envs[v] } });
     let err = '';
     child.stderr.on('data', (b) => (err += b.toString()));
     procs.push({ variant: label, child, err: () => err });

@@ -125,6 +125,8 @@ export class GrpcIngestClient implements FrameBatchTransport {
       'grpc.keepalive_timeout_ms': 10_000,
       'grpc.initial_reconnect_backoff_ms': 200,
       'grpc.max_reconnect_backoff_ms': 10_000,
+      // retries are SpoolingSender's (same bytes, same seqs); grpc-js' own retry layer only costs CPU per message
+      'grpc.enable_retries': 0,
     };
     if (opts.tls && opts.tls.serverName) channelOpts['grpc.ssl_target_name_override'] = opts.tls.serverName;
     this.client = new IngestClientCtor(opts.address, ingestCredentials(opts.tls), channelOpts);

@@ -14,11 +14,12 @@
  * rest of the spool goes on; auth / unknown-host rejections come back from the transport as retryable with
  * a long delay, so those frames are kept until the operator fixes the token.
  */
-import { WattsplitError, encodeFrame, failed, type ITelemetryFrame, type Logger, type TransportResult, decodeFrame } from '@wattsplit/wire';
+import { WattsplitError, failed, type ITelemetryFrame, type Logger, type TransportResult, decodeFrame } from '@wattsplit/wire';
 import { closeSync, fsyncSync, mkdirSync, openSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { FrameSpool, type FrameSpoolOptions, type SpoolMetrics, type SpoolRecord } from './frame-spool.js';
 import type { EncodedFrameBatch, FrameBatchTransport } from './grpc-ingest-client.js';
+import { encodeTelemetryFrame } from './telemetry-frame-encoder.js';
 
 export interface BatchingOptions {
   /** Frames per batch at most. Default 64. */
@@ -83,7 +84,7 @@ export class SpoolingSender {
   /** Spools one frame durably and wakes the sender. Throws only if the disk write fails. */
   enqueue(frame: ITelemetryFrame): void {
     if (this.closing) throw new WattsplitError('TRANSPORT_UNAVAILABLE', 'sender closed: frame not spooled');
-    this.spool.append(encodeFrame(frame));
+    this.spool.append(encodeTelemetryFrame(frame));
     this.scheduleSync();
     this.poke();
   }
