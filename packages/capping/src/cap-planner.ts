@@ -44,6 +44,12 @@ export interface PlanCapsOptions {
   maxNotesPerHost?: number;
   /** Migration modes the advisor may use. Default all: pre-copy, pre-copy-throttled, post-copy. */
   modes?: MigrationMode[];
+  /**
+   * Migrations per cap: when the best move leaves its cap still over (throttled for the rest of the
+   * horizon), the advisor commits the move without those throttles and decides again, up to this many
+   * moves; the last decision keeps its throttles. Default 4.
+   */
+  maxMovesPerScope?: number;
   /** Bandwidth shares tried for pre-copy-throttled. Default [0.5, 0.25]. */
   throttledBandwidthFractions?: number[];
   /** Dynamic power ∝ frequency^α under DVFS. Default 2 (voltage does not fall all the way with frequency). */
@@ -83,6 +89,8 @@ interface Option {
   destination?: string;
   source?: string;
   label: string;
+  /** Throttles that keep the target under its cap after the VM left (a later move may replace them). */
+  residual?: CapAction[];
 }
 
 const EPS = 1e-9;
@@ -160,6 +168,7 @@ export function planCaps(input: PlanCapsInput, opts: PlanCapsOptions = {}): CapP
   const alpha = opts.dvfsPowerExponent ?? 2;
   const fMin = opts.dvfsMinFrequency ?? 0.5;
   const downtimeFactor = opts.downtimeCostFactor ?? 1;
+  const maxMoves = opts.maxMovesPerScope ?? 4;
   if (!(marginW >= 0)) invalid('options.marginW', marginW, 'must be ≥ 0');
   if (!(marginFraction >= 0 && marginFraction < 1)) invalid('options.marginFraction', marginFraction, 'must be in [0, 1)');
   if (!Number.isInteger(lead) || lead < 0) invalid('options.throttleLeadS', lead, 'must be an integer ≥ 0');
@@ -401,7 +410,8 @@ export function planCaps(input: PlanCapsInput, opts: PlanCapsOptions = {}): CapP
       if (ownW > EPS) base.push(throttle({ vm: v, shedW: ownW }, 0, leave, why));
       for (const s of [...otherWindow, ...targetWindow]) base.push(throttle(s, 0, leave, why));
       const stillWhy = `${target.id} is still over its cap without ${v.uuid}`;
-      for (const s of [...residual, ...residualTarget]) base.push(throttle(s, leave, null, stillWhy));
+      const residualActs = [...residual, ...residualTarget].map((s) => throttle(s, leave, null, stillWhy));
+      base.push(...residualActs);
       const satSlow = src.cpuSaturated && srcExtra === 0 && mode !== 'post-copy' ? model.params.saturatedSourceSlowdown : 0;
       const migCost =
         weight(v) * (est.slowdown * est.slowedS + est.downtimeS * downtimeFactor) + others.reduce((a, o) => a + weight(o) * satSlow * durationS, 0);
@@ -461,6 +471,7 @@ export function planCaps(input: PlanCapsInput, opts: PlanCapsOptions = {}): CapP
         return {
           status: 'throttle-then-migrate',
           actions: [...base, mig(best.hostId)],
+          residual: residualActs,
           cost,
           energyJ: (srcExtra + est.destinationExtraW) * durationS,
           destHeadroomW: best.head,
@@ -476,6 +487,7 @@ export function planCaps(input: PlanCapsInput, opts: PlanCapsOptions = {}): CapP
 
   // ---- the loop: the scope furthest over its limit first, one decision at a time ----
   const settled = new Set<string>();
+  const visits = new Map<string, number>();
   const vmById = new Map(input.hosts.flatMap((h) => h.vms.map((v) => [v.uuid, v] as const)));
   let totalCost = 0;
   for (;;) {
@@ -483,23 +495,28 @@ export function planCaps(input: PlanCapsInput, opts: PlanCapsOptions = {}): CapP
       .filter((k) => !settled.has(k.id) && k.max > k.limit + TOL)
       .sort((a, b) => b.max - b.limit - (a.max - a.limit) || (a.kind === b.kind ? 0 : a.kind === 'host' ? -1 : 1))[0];
     if (!target) break;
-    settled.add(target.id);
+    const visit = (visits.get(target.id) ?? 0) + 1;
+    visits.set(target.id, visit);
     const excess = target.max - target.limit;
+    // The first second over the limit: a throttle need not start before it (a forecast rise, a later move).
+    let firstOver = 0;
+    while (firstOver < H && target.tl[firstOver]! <= target.limit + TOL) firstOver++;
     const pool = target.hostIds.flatMap((id) => hostsById.get(id)!.vms).filter((v) => !moved.has(v.uuid));
     const options: Option[] = [];
 
     // Option A: throttle the excess away for the whole horizon.
     const shedAll = allocate(excess, pool);
     if (shedAll) {
-      const acts = shedAll.map((s) => throttle(s, 0, null, `${target.kind === 'group' ? `${target.groupKind} ` : 'host '}${target.id} is ${round3(excess)} W over its cap ${target.capW} W${marginW || marginFraction ? ` less the ${round3(target.capW - target.limit)} W margin` : ''}`));
-      options.push({ status: 'throttle', actions: acts, cost: shedAll.reduce((a, s) => a + throttleCost(s, H), 0), energyJ: 0, destHeadroomW: Infinity, label: 'throttle' });
+      const acts = shedAll.map((s) => throttle(s, firstOver, null, `${target.kind === 'group' ? `${target.groupKind} ` : 'host '}${target.id} is ${round3(excess)} W over its cap ${target.capW} W${marginW || marginFraction ? ` less the ${round3(target.capW - target.limit)} W margin` : ''}`));
+      options.push({ status: 'throttle', actions: acts, cost: shedAll.reduce((a, s) => a + throttleCost(s, H - firstOver), 0), energyJ: 0, destHeadroomW: Infinity, label: 'throttle' });
     }
 
     // Option B: move one VM out of the scope, in every mode.
     for (const hostId of target.hostIds) {
       const src = hostsById.get(hostId)!;
       for (const v of src.vms) {
-        if (v.movable === false || moved.has(v.uuid)) continue;
+        // A VM already throttled by an earlier decision stays: its throttle would leave with it.
+        if (v.movable === false || moved.has(v.uuid) || (committedShed.get(v.uuid) ?? 0) > EPS) continue;
         const tried: string[] = [];
         for (const { mode, f } of modeSpecs) {
           const o = moveOption(target, src, v, mode, f);
@@ -530,6 +547,14 @@ export function planCaps(input: PlanCapsInput, opts: PlanCapsOptions = {}): CapP
       const thr = options.find((o) => o.status === 'throttle');
       note(target.id, `chosen: ${chosen.label}${thr ? `; throttling instead would cost ${round3(thr.cost)} VM·s over ${H} s` : ''}${why.length ? `; next best: ${why.map((o) => o.label).join('; ')}` : ''}`);
     }
+    // A move that leaves the cap over after the VM left: commit it without the throttles for the rest and
+    // decide again (another move may be cheaper than throttling the rest for the whole horizon).
+    const partial = chosen.status === 'throttle-then-migrate' && (chosen.residual?.length ?? 0) > 0 && visit < maxMoves;
+    if (partial) {
+      const rest = new Set(chosen.residual);
+      chosen = { ...chosen, actions: chosen.actions.filter((a) => !rest.has(a)), cost: chosen.cost - chosen.residual!.reduce((a, x) => a + (x.kind === 'throttle' ? throttleCost({ vm: vmById.get(x.vmUuid)!, shedW: x.shedW }, H - x.fromS) : 0), 0) };
+      note(target.id, `${target.id} is still over its cap after that move: deciding again`);
+    } else settled.add(target.id);
     actions.push(...chosen.actions);
     totalCost += Number.isFinite(chosen.cost) ? chosen.cost : chosen.actions.reduce((a, x) => a + (x.kind === 'throttle' ? throttleCost({ vm: vmById.get(x.vmUuid)!, shedW: x.shedW }, H) : 0), 0);
     for (const a of chosen.actions) {
