@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // Out-of-sample accuracy: the evaluation protocol of issue 12 (docs/accuracy.md, "Evaluation protocol").
 //
-//   node benchmarks/accuracy-oos.mjs --set dev|eval|all [--quick] [--json] [--seeds 1,101] [--warmup-s N] [--billed-s N]
+//   node benchmarks/accuracy-oos.mjs --set dev|eval|all [--quick] [--json] [--seeds 1,101] [--warmup-s N] [--billed-s N] [--jobs N]
+//   (--jobs N: N fleets at a time, each in its own process; on a shared box this gets the runs more CPU)
 //   node benchmarks/accuracy.mjs --set ...        (the same: accuracy.mjs hands --set runs to this file)
 //
 // The fleets are declared once, in packages/simulator/src/evaluation-sets.ts (EVALUATION_PROTOCOL):
@@ -20,6 +21,7 @@
 // tenant contains the true total); VMs billed 0 J of dynamic energy while they used > 1 kJ; worst VM's dynamic
 // error among VMs with > 1 kJ; each host's static power (billed static energy / s) vs truth.
 // Evaluation output stays aggregate (no per-VM or per-tenant rows): evaluation data is not looked at per VM.
+import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -61,6 +63,7 @@ function parseArgs(argv) {
     warmupS: num('--warmup-s', quick ? P.quick.warmupS : P.warmupS),
     billedS: num('--billed-s', quick ? P.quick.billedS : P.billedS),
     logLevel: val('--log-level') ?? 'silent',
+    jobs: Math.max(1, Number(val('--jobs') ?? 1) || 1),
   };
 }
 
@@ -201,6 +204,31 @@ async function score(store, billed, firstSeq, billedS) {
   return out;
 }
 
+/** Runs each fleet in its own process (this file, one seed, --json), o.jobs at a time; results in table order. */
+async function runInChildren(set, fleets, o) {
+  const self = fileURLToPath(import.meta.url);
+  const out = new Array(fleets.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < fleets.length) {
+      const k = next++;
+      const e = fleets[k];
+      if (!o.json) process.stderr.write(`  ${set} seed ${e.seed} (${physName(e.physics)}) in a child process...\n`);
+      const args = [self, '--set', set, '--seeds', String(e.seed), '--json', '--warmup-s', String(o.warmupS), '--billed-s', String(o.billedS), '--log-level', o.logLevel];
+      const text = await new Promise((resolve, reject) => {
+        const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'] });
+        let buf = '';
+        child.stdout.on('data', (d) => (buf += d));
+        child.on('error', reject);
+        child.on('exit', (code) => (code === 0 ? resolve(buf) : reject(new Error(`${set} seed ${e.seed}: child exited ${code}`))));
+      });
+      out[k] = JSON.parse(text.trim().split('\n').pop()).sets[set].fleets[0];
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(o.jobs, fleets.length) }, worker));
+  return out;
+}
+
 function summarize(results) {
   const s = {};
   for (const m of METHODS) {
@@ -271,9 +299,12 @@ export async function main(argv) {
   for (const set of sets) {
     const fleets = P[set].filter((e) => !o.seeds || o.seeds.includes(e.seed));
     const results = [];
-    for (const e of fleets) {
-      if (!o.json) process.stderr.write(`  ${set} seed ${e.seed} (${physName(e.physics)})...\n`);
-      results.push(await runFleet(e, o));
+    if (o.jobs > 1) results.push(...(await runInChildren(set, fleets, o)));
+    else {
+      for (const e of fleets) {
+        if (!o.json) process.stderr.write(`  ${set} seed ${e.seed} (${physName(e.physics)})...\n`);
+        results.push(await runFleet(e, o));
+      }
     }
     if (results.length === 0) continue;
     const sum = summarize(results);
