@@ -21,7 +21,7 @@
 // tenant contains the true total); VMs billed 0 J of dynamic energy while they used > 1 kJ; worst VM's dynamic
 // error among VMs with > 1 kJ; each host's static power (billed static energy / s) vs truth.
 // Evaluation output stays aggregate (no per-VM or per-tenant rows): evaluation data is not looked at per VM.
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -204,6 +204,12 @@ async function score(store, billed, firstSeq, billedS) {
   return out;
 }
 
+function gitState() {
+  const git = (...a) => spawnSync('git', a, { cwd: root, encoding: 'utf8' }).stdout?.trim() ?? '';
+  const dirty = git('status', '--porcelain', '--', 'packages').split('\n').filter((l) => l !== '' && !l.startsWith('??') && !/\.test\.ts$/.test(l));
+  return { head: git('rev-parse', '--short', 'HEAD'), uncommitted_package_files: dirty.map((l) => l.slice(3)) };
+}
+
 /** Runs each fleet in its own process (this file, one seed, --json), o.jobs at a time; results in table order. */
 async function runInChildren(set, fleets, o) {
   const self = fileURLToPath(import.meta.url);
@@ -292,10 +298,12 @@ export async function main(argv) {
     command: `node benchmarks/accuracy-oos.mjs ${argv.join(' ')}`.trim(),
     machine: `${cpus().length} × ${cpus()[0]?.model ?? '?'}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}`,
     date: started.toISOString(),
+    // what code ran: the benchmark imports the packages' dist/, built from the working tree (say if it differs from HEAD)
+    git: gitState(),
     protocol: { hardware_class: P.hostSpec.hardwareClass, hosts: P.hosts, vms_per_host: P.vmsPerHost, warmup_s: o.warmupS, billed_s: o.billedS, held_out_families: P.heldOutFamilies },
     sets: {},
   };
-  if (!o.json) process.stdout.write(`# wattsplit out-of-sample accuracy\n\nmachine: ${report.machine}; date: ${report.date}; command: ${report.command}; load average at start ${load0.map((x) => x.toFixed(2)).join(' ')}\n`);
+  if (!o.json) process.stdout.write(`# wattsplit out-of-sample accuracy\n\nmachine: ${report.machine}; date: ${report.date}; command: ${report.command}; code: ${report.git.head}${report.git.uncommitted_package_files.length ? ` + uncommitted ${report.git.uncommitted_package_files.join(', ')}` : ''}; load average at start ${load0.map((x) => x.toFixed(2)).join(' ')}\n`);
   for (const set of sets) {
     const fleets = P[set].filter((e) => !o.seeds || o.seeds.includes(e.seed));
     const results = [];
