@@ -10,9 +10,13 @@
 // CPU: the sum over the process's threads of /proc/PID/task/*/schedstat (ns on CPU), sampled every second
 // → CPU ms per second, median over the window; cross-checked with /proc/PID/stat utime+stime over the
 // window (whole process, exited threads included). RSS: /proc/PID/status VmRSS every second (median,
-// max) and VmHWM at the end. Both variants run node with --max-semi-space-size=4, as the unit does.
+// max) and VmHWM at the end. Every variant runs node with the packaged wrapper's V8 flags (WRAPPER_FLAGS) unless
+// --node-flags=... says otherwise.
 //   node benchmarks/agent-process.mjs [--vms 50,200,500] [--warmup 15] [--seconds 40] [--variants bundle,workspace]
-//                                     [--bundle DIR] [--node-flags "--max-semi-space-size=4"] [--json]
+//                                     [--bundle DIR] [--node-flags="--max-semi-space-size=4"] [--json]
+// --variants also takes `label=DIR` (an unpacked bundle tree or a package-agent.mjs --out dir, e.g. the build before
+// a change, run beside the others under the same load), with `+--flag` (node flags) and `+NAME=VALUE` (environment)
+// for that variant only: base=/tmp/agent-before,new=/tmp/agent-after+--max-semi-space-size=4
 // Targets (issue 13), whole process: ≤ 3 ms/s at 50 VMs, ≤ 6 ms/s at 200, ≤ 60 MB RSS.
 import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
@@ -25,7 +29,7 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const { values: opt } = parseArgs({
   options: {
     vms: { type: 'string', default: '50,200,500' }, warmup: { type: 'string', default: '15' }, seconds: { type: 'string', default: '40' },
-    variants: { type: 'string', default: 'bundle,workspace' }, bundle: { type: 'string' }, 'node-flags': { type: 'string', default: '--max-semi-space-size=4' },
+    variants: { type: 'string', default: 'bundle,workspace' }, bundle: { type: 'string' }, 'node-flags': { type: 'string' },
     json: { type: 'boolean' },
   },
 });
@@ -33,7 +37,9 @@ const VM_COUNTS = opt.vms.split(',').map(Number);
 const WARMUP_S = Number(opt.warmup);
 const WINDOW_S = Number(opt.seconds);
 const VARIANTS = opt.variants.split(',');
-const NODE_FLAGS = opt['node-flags'].split(' ').filter(Boolean);
+// the flags the packaged wrapper runs node with (scripts/package-agent.mjs NODE_FLAGS), for every variant
+const WRAPPER_FLAGS = ['--max-semi-space-size=1', '--single-threaded', '--optimize-for-size'];
+const NODE_FLAGS = (opt['node-flags'] ?? WRAPPER_FLAGS.join(' ')).split(' ').filter(Boolean);
 const CLK_TCK = 100; // sysconf(_SC_CLK_TCK) on Linux x86-64
 
 const { startGateway } = await import(join(root, 'packages/gateway/dist/index.js'));
@@ -112,6 +118,7 @@ function bundleBin() {
   const manifest = join(root, 'dist/agent/manifest.json');
   if (!existsSync(manifest)) execFileSync(process.execPath, [join(root, 'scripts/package-agent.mjs'), '--no-tarball'], { cwd: root, stdio: 'inherit' });
   const m = JSON.parse(readFileSync(manifest, 'utf8'));
+  if (m.nodeFlags && JSON.stringify(m.nodeFlags) !== JSON.stringify(WRAPPER_FLAGS)) throw new Error(`the bundle's wrapper runs node with ${m.nodeFlags.join(' ')}, this benchmark with ${WRAPPER_FLAGS.join(' ')}: keep WRAPPER_FLAGS equal to scripts/package-agent.mjs NODE_FLAGS`);
   return join(root, 'dist/agent', m.tree, 'lib/agent.mjs');
 }
 const commands = {

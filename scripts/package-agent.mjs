@@ -5,7 +5,7 @@
 //
 // What it makes, under --out (default dist/agent/):
 //   wattsplit-agent-<version>-linux-x64/          the unpacked tree (what the .deb installs to /usr/lib/wattsplit-agent)
-//     bin/wattsplit-agent                         sh wrapper: node with the agent's V8 flags, then lib/agent.mjs
+//     bin/wattsplit-agent                         sh wrapper: node with the agent's V8 flags (NODE_FLAGS), then lib/agent.mjs
 //     lib/agent.mjs                               one esbuild bundle of packages/cli/dist/agent-main.js: the agent
 //                                                 command, @wattsplit/{agent,wire}, @grpc/grpc-js, protobufjs, pino
 //     lib/node_modules/koffi/                     FFI for NVML and perf_event_open: index.js + the linux-x64 prebuilt only
@@ -123,11 +123,15 @@ if (libvirtAddon && existsSync(libvirtAddon)) {
 }
 
 // ---- wrapper, version, licences --------------------------------------------------------------------
-// --max-semi-space-size=4: V8's young generation capped (see docs/agent.md#benchmark; RSS, not CPU).
+// V8 flags for a small steady process (measured with benchmarks/agent-process.mjs, docs/benchmarks.md "Agent, whole
+// process"): a 1 MB young generation (the agent allocates < 1 MB a second), no background GC/compiler threads, and
+// V8's size-over-speed choices. RSS 73 -> 62 MB at 200 VMs for the same CPU; --max-opt below TurboFan or --lite-mode
+// save 2-8 MB more but cost 60-100 % more CPU.
+const NODE_FLAGS = ['--max-semi-space-size=1', '--single-threaded', '--optimize-for-size'];
 writeFileSync(join(tree, 'bin/wattsplit-agent'), `#!/bin/sh
 # wattsplit-agent ${version}: runs the bundled agent with the system's Node (20+), or $WATTSPLIT_NODE.
 here=$(dirname "$(readlink -f "$0")")
-exec "\${WATTSPLIT_NODE:-node}" --max-semi-space-size=4 "$here/../lib/agent.mjs" "$@"
+exec "\${WATTSPLIT_NODE:-node}" ${NODE_FLAGS.join(' ')} "$here/../lib/agent.mjs" "$@"
 `);
 chmodSync(join(tree, 'bin/wattsplit-agent'), 0o755);
 writeFileSync(join(tree, 'VERSION'), `${version}\n`);
@@ -165,7 +169,7 @@ const unpackedBytes = files.reduce((n, f) => n + statSync(f).size, 0);
 
 const manifest = {
   name: 'wattsplit-agent', version, commit: sha, dirty, platform: 'linux-x64', node: '>=20',
-  tree: name, unpackedBytes, bundleBytes: statSync(join(tree, 'lib/agent.mjs')).size,
+  tree: name, nodeFlags: NODE_FLAGS, unpackedBytes, bundleBytes: statSync(join(tree, 'lib/agent.mjs')).size,
   files: files.length, natives, bundledInputs: Object.keys(built.metafile.inputs).length,
 };
 if (!opt['no-tarball']) {
