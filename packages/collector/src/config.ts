@@ -2,6 +2,7 @@
  * What the collector is built from. Everything that does I/O is passed in (the bus, the store), so the
  * same module runs embedded (InProcessBus + ChdbStore) and in fleet mode (KafkaBus + ClickHouseServerStore).
  */
+import type { CapAdvisor, CapWatchConfig } from './cap-watch.js';
 import type { CollectorTrainingConfig } from './training-service.js';
 import type { BillingInputs } from './views-api.js';
 import type { AttributionMethod, IdleSplitPolicy, IntervalAlignerOptions, ReservedWeights, SourceName } from '@wattsplit/attribution';
@@ -65,6 +66,8 @@ export interface CollectorConfig {
   storeWrites?: { maxInFlight?: number; maxItems?: number; minIntervalMs?: number };
   /** Publish AttributionBatch protobufs to TOPICS.attribution. Default true. */
   publishAttributions?: boolean;
+  /** The live power-cap watch (cap-watch.ts): caps, and the advisor's math (the app passes @wattsplit/capping). Off unless set. */
+  capWatch?: { config: CapWatchConfig; advisor: CapAdvisor };
   logger?: Logger;
   /** REST API + dashboard + /metrics; off unless set. */
   http?: CollectorHttpConfig;

@@ -22,6 +22,8 @@ export interface EmbeddedCollectorOptions {
   retention?: Partial<Retention>;
   /** Learned models applied from the store and trained by this collector (see CollectorConfig.models). */
   models?: CollectorConfig['models'];
+  /** The live power-cap watch (see CollectorConfig.capWatch). */
+  capWatch?: CollectorConfig['capWatch'];
 }
 
 export interface EmbeddedCollector {
@@ -50,6 +52,7 @@ export async function startEmbeddedCollector(opts: EmbeddedCollectorOptions): Pr
       ...(opts.http ? { http: opts.http } : {}),
       ...(opts.staticPower ? { staticPower: opts.staticPower } : {}),
       ...(opts.models ? { models: opts.models } : {}),
+      ...(opts.capWatch ? { capWatch: opts.capWatch } : {}),
     });
   } catch (e) {
     await store.close();

@@ -24,3 +24,4 @@ export * from './views-api.js';
 export * from './dashboard-page.js';
 export * from './openapi.js';
 export * from './api-server.js';
+export * from './cap-watch.js';

@@ -51,6 +51,7 @@ import {
 } from '@wattsplit/wire';
 import { encodeAttributionBatch } from './attribution-batch.js';
 import { BatchEntry } from './batch-entry.js';
+import { CapWatch } from './cap-watch.js';
 import { CollectorMetrics } from './collector-metrics.js';
 import { DEFAULT_GROUP_ID, type CollectorConfig } from './config.js';
 import { GroupCommit } from './group-commit.js';
@@ -102,6 +103,8 @@ export class TelemetryPipeline implements OnApplicationBootstrap, OnApplicationS
   private readonly checkpointWriter: GroupCommit<Checkpoint>;
   private readonly log: Logger;
   private sub: BusSubscription | undefined;
+  /** The live power-cap watch, when configured: fed each stored interval, evaluated after each batch. */
+  readonly capWatch: CapWatch | undefined;
   readonly stats: PipelineStats = { framesAccepted: 0, framesRejected: 0, framesReplayed: 0, deadLetters: 0, intervalsStored: 0, storeFailures: 0 };
 
   constructor(
@@ -122,6 +125,7 @@ export class TelemetryPipeline implements OnApplicationBootstrap, OnApplicationS
         ? undefined
         : new StaticPowerLearner({ fallback: this.fallbackWatts, ...(config.staticPower?.minSamples === undefined ? {} : { minSamples: config.staticPower.minSamples }) });
     this.producer = bus.producer();
+    this.capWatch = config.capWatch ? new CapWatch(config.capWatch.config, config.capWatch.advisor, { producer: this.producer, metrics, logger: this.log, methods: ['cpu_share', ...methods.map((m) => m.name)] }) : undefined;
     this.learnerState = new LearnerStatePersistence({
       models: new ModelStore(store),
       // What was stored after the saved state (a collector killed between two saves) is learned again from
@@ -404,7 +408,9 @@ export class TelemetryPipeline implements OnApplicationBootstrap, OnApplicationS
       this.stats.intervalsStored++;
       this.metrics.recordMeasured(iv.hostId, iv.measured, iv.t1UnixNs);
       for (const res of e.write.results) this.metrics.recordResult(res);
+      this.capWatch?.observe(iv, e.write.results);
     }
+    if (stored.length > 0) await this.capWatch?.maybeEvaluate();
     if (stored.length > 0) await this.learnerState.saveDue();
   }
 

@@ -147,7 +147,16 @@ export function simulateMigrations(hosts: readonly MigSimHost[], actions: readon
   const migs: MigState[] = actions
     .filter((a): a is Extract<MigSimAction, { kind: 'migrate' }> => a.kind === 'migrate')
     .map((a) => ({ a, phase: 'wait', left: 0, dirty: 0, rounds: 0, sent: 0, stopS: NaN, resumeS: NaN, endS: NaN, lostAtStart: 0, lostAtResume: 0, lostAtEnd: NaN, wssMissing: 0, wssPages: 0 }));
-  const throttles = actions.filter((a): a is Extract<MigSimAction, { kind: 'throttle' }> => a.kind === 'throttle');
+  const byHost = new Map(hosts.map((h) => [h.hostId, h.vms.map((v) => vms.get(v.uuid)!)]));
+  const moveVm = (vs: VmState, to: string): void => {
+    byHost.set(vs.host, byHost.get(vs.host)!.filter((x) => x !== vs));
+    byHost.get(to)?.push(vs);
+    vs.host = to;
+  };
+  const throttlesOf = new Map<string, Extract<MigSimAction, { kind: 'throttle' }>[]>();
+  for (const a of actions) if (a.kind === 'throttle') throttlesOf.set(a.vmUuid, [...(throttlesOf.get(a.vmUuid) ?? []), a]);
+  const migOf = new Map<string, MigState[]>();
+  for (const m of migs) migOf.set(m.a.vmUuid, [...(migOf.get(m.a.vmUuid) ?? []), m]);
   const tickPowerW = new Map(hosts.map((h) => [h.hostId, new Float64Array(ticks)]));
   const wss = (vm: MigSimVm): number => Math.min(vm.memoryBytes, vm.workingSetBytes ?? vm.dirtyRateBps);
 
@@ -187,8 +196,8 @@ export function simulateMigrations(hosts: readonly MigSimHost[], actions: readon
     const quotaOf = (vm: string): { q: number; f: number } => {
       let q = 1;
       let f = 1;
-      for (const th of throttles) {
-        if (th.vmUuid !== vm || t + 1e-9 < th.fromS || (th.untilS !== null && t + 1e-9 >= th.untilS)) continue;
+      for (const th of throttlesOf.get(vm) ?? []) {
+        if ( t + 1e-9 < th.fromS || (th.untilS !== null && t + 1e-9 >= th.untilS)) continue;
         if (th.method === 'dvfs') f = Math.min(f, th.frequencyFraction ?? 1);
         else q = Math.min(q, th.cpuQuotaFraction);
       }
@@ -197,8 +206,11 @@ export function simulateMigrations(hosts: readonly MigSimHost[], actions: readon
     // Per-VM progress this tick: quota, frequency, CPU share, dirty logging, remote faults.
     const progress = new Map<string, number>();
     for (const h of hosts) {
-      const here = [...vms.values()].filter((v) => v.host === h.hostId && !v.paused);
-      const want = here.map((v) => ({ v, ...quotaOf(v.vm.uuid), cores: v.vm.cores * quotaOf(v.vm.uuid).q }));
+      const all = byHost.get(h.hostId)!;
+      const want = all.filter((v) => !v.paused).map((v) => {
+        const qf = quotaOf(v.vm.uuid);
+        return { v, ...qf, cores: v.vm.cores * qf.q };
+      });
       const copyCores = hostCopyCores.get(h.hostId) ?? 0;
       const guestDemand = want.reduce((a, w) => a + w.cores, 0);
       // The copy threads run first (host threads, not in the guests' cgroups); guests share what is left.
@@ -214,7 +226,7 @@ export function simulateMigrations(hosts: readonly MigSimHost[], actions: readon
         busyW += cores * h.coreW * w.f ** p.dvfsExponent;
         staticW += w.v.vm.staticW;
         let rate = (w.q * (share / baseShare) * w.f) || 0;
-        const mig = migs.find((m) => m.a.vmUuid === w.v.vm.uuid && (m.phase === 'copy' || m.phase === 'push'));
+        const mig = migOf.get(w.v.vm.uuid)?.find((m) => m.phase === 'copy' || m.phase === 'push');
         if (mig?.phase === 'copy') rate /= 1 + (w.v.vm.dirtyRateBps / PAGE) * rate * p.wpFaultS;
         if (mig?.phase === 'push') {
           const miss = mig.wssPages > 0 ? mig.wssMissing / mig.wssPages : 0;
@@ -227,7 +239,7 @@ export function simulateMigrations(hosts: readonly MigSimHost[], actions: readon
         progress.set(w.v.vm.uuid, rate);
       }
       // Paused VMs keep their static power (memory stays powered) on the host they are on.
-      for (const v of vms.values()) if (v.host === h.hostId && v.paused) staticW += v.vm.staticW;
+      for (const v of all) if (v.paused) staticW += v.vm.staticW;
       tickPowerW.get(h.hostId)![i] = h.idleW + Math.min(busyW, h.cores * h.coreW) + staticW;
     }
     for (const v of vms.values()) v.lost += (1 - (progress.get(v.vm.uuid) ?? 0)) * dt;
@@ -259,7 +271,7 @@ export function simulateMigrations(hosts: readonly MigSimHost[], actions: readon
         m.sent += send;
         if (m.left <= 0) {
           vs.paused = false;
-          vs.host = m.a.toHostId;
+          moveVm(vs, m.a.toHostId);
           m.phase = 'done';
           m.resumeS = m.endS = t + dt;
           m.lostAtResume = m.lostAtEnd = vs.lost;
@@ -268,7 +280,7 @@ export function simulateMigrations(hosts: readonly MigSimHost[], actions: readon
         m.left -= dt;
         if (m.left <= 1e-9) {
           vs.paused = false;
-          vs.host = m.a.toHostId;
+          moveVm(vs, m.a.toHostId);
           m.phase = 'push';
           m.resumeS = t + dt;
           m.lostAtResume = vs.lost;

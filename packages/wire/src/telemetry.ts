@@ -43,10 +43,17 @@ export type AckStatus = wattsplit.telemetry.v1.AckStatus;
 export const EntityKind = v1.EntityKind;
 export type EntityKind = wattsplit.telemetry.v1.EntityKind;
 
+/** Power-cap watch (proto/wattsplit/capping/v1/capping.proto): one CapStatus per cap, keyed by its id. */
+export const CapStatus = wattsplit.capping.v1.CapStatus;
+export type CapStatus = wattsplit.capping.v1.CapStatus;
+export type ICapStatus = wattsplit.capping.v1.ICapStatus;
+export type ICapActionRecord = wattsplit.capping.v1.ICapActionRecord;
+
 /** Versioned topic names (Kafka in fleet mode, the in-process bus when embedded). */
 export const TOPICS = {
   telemetry: 'wattsplit.telemetry.v1',
   attribution: 'wattsplit.attribution.v1',
+  capping: 'wattsplit.capping.v1',
   deadLetter: 'wattsplit.telemetry.v1.dlq',
 } as const;
 

@@ -9,6 +9,7 @@ import { readFileSync } from 'node:fs';
 import { ApiTokens, createCollectorApp, validateCollectorHttpConfig, type CollectorHttpConfig, type CollectorTrainingConfig } from '@wattsplit/collector';
 import { WattsplitError, isWattsplitError, type Logger } from '@wattsplit/wire';
 import { intFlag, numFlag, parse, strFlag, timeFlagNs, type Values } from '../args.js';
+import { capWatchFromFile } from '../cap-watch-config.js';
 import { kafkaBusFromEnv, untilSignal } from '../fleet-bus.js';
 import { makeLogger } from '../logging.js';
 import { openStore, STORE_FLAGS } from '../store-open.js';
@@ -16,7 +17,9 @@ import { openStore, STORE_FLAGS } from '../store-open.js';
 const HELP = `usage: wattsplit collector [--brokers HOST:PORT,...] [--url http://host:8123 --database wattsplit | --data-dir DIR]
   [--http-port 8080] [--http-host 127.0.0.1] [--api-tokens-file FILE] [--allow-unauthenticated]
   [--tls-cert FILE --tls-key FILE] [--group wattsplit-collector]
-  [--policy reserved|equal|unallocated] [--log-level info]
+  [--policy reserved|equal|unallocated] [--log-level info] [--caps caps.json]
+  --caps FILE             the live power-cap watch: caps of hosts and groups (racks, PDUs); statuses on
+                          wattsplit.capping.v1 and /metrics, a warning when a cap is predicted to cross (docs/capping.md)
   [--store-in-flight 1]   store writes running at once (group commit; see docs/collector.md)
   [--store-min-interval-ms N]  least time between two store writes (fewer, larger ClickHouse parts);
                           default 1000 with WATTSPLIT_KAFKA_CLIENT=platformatic, 0 with kafkajs (docs/fleet.md)
@@ -42,6 +45,7 @@ Kafka settings come from WATTSPLIT_KAFKA_*; ClickHouse from --url or WATTSPLIT_C
 
 const FLAGS = {
   ...STORE_FLAGS,
+  caps: { type: 'string' },
   brokers: { type: 'string' },
   'http-port': { type: 'string' },
   'http-host': { type: 'string' },
@@ -109,6 +113,7 @@ interface Settings {
   values: Values;
   policy: (typeof POLICIES)[number];
   group: string | undefined;
+  capWatch: ReturnType<typeof capWatchFromFile> | undefined;
 }
 
 /** Everything that can be wrong with the command line, before anything connects. */
@@ -130,7 +135,8 @@ function settings(argv: string[]): Settings | 'help' {
     leaseTtlS: intFlag(values, 'train-lease-ttl-s', 600, 10, 86_400),
     ...(effectiveFromNs !== undefined ? { effectiveFromNs } : {}),
   };
-  return { logger, http: httpConfig(values), training, values, policy: policy as Settings['policy'], group: group || undefined };
+  const caps = strFlag(values, 'caps', '');
+  return { logger, http: httpConfig(values), training, values, policy: policy as Settings['policy'], group: group || undefined, capWatch: caps ? capWatchFromFile(caps) : undefined };
 }
 
 export async function run(argv: string[]): Promise<number> {
@@ -146,11 +152,11 @@ export async function run(argv: string[]): Promise<number> {
     console.log(HELP);
     return 0;
   }
-  const { logger, http, training, values, policy, group } = s;
+  const { logger, http, training, values, policy, group, capWatch } = s;
   const bus = kafkaBusFromEnv(strFlag(values, 'brokers', ''), logger);
   const storeWrites = { maxInFlight: intFlag(values, 'store-in-flight', 1, 1, 16), minIntervalMs: intFlag(values, 'store-min-interval-ms', bus.storeWriteIntervalMs, 0, 60_000) };
   const store = await openStore(values, { logger });
-  const app = await createCollectorApp({ bus, store, policy, storeWrites, logger, http, models: { training }, ...(group ? { groupId: group } : {}) });
+  const app = await createCollectorApp({ bus, store, policy, storeWrites, logger, http, models: { training }, ...(group ? { groupId: group } : {}), ...(capWatch ? { capWatch } : {}) });
   logger.info({ url: app.url, methods: app.pipeline.methods.map((m) => m.name), training: training.enabled ? `every ${training.checkIntervalS} s` : 'off (apply only)' }, 'collector running');
   await untilSignal();
   await app.close();

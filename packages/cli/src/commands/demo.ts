@@ -22,6 +22,7 @@ import { buildReport, conservationHolds, printTables, sumBy } from '../demo-repo
 import { closeAgents, createSimulatedAgents, drainSenders, sampleAll, type SimulatedAgent } from '../simulated-agents.js';
 import { DEFAULT_DATA_DIR } from '../store-open.js';
 import { makeLogger } from '../logging.js';
+import { capWatchFromFile } from '../cap-watch-config.js';
 import { PRICING_FLAGS } from './bill.js';
 import { demoBilling, serveHttpConfig, serveUntilSignal, SERVE_HTTP_FLAGS } from './serve.js';
 
@@ -40,7 +41,9 @@ collector into embedded ClickHouse, then compares every attribution method with 
   --serve              keep serving the REST API and dashboard after the report (prints the URL; Ctrl-C stops);
                        --port P (default 8080), --host H, --api-tokens-file F, and bill's pricing flags
                        (default: the synthetic samples in docs/data)
-  --log-level L        collector/agent logs to stderr: silent|error|warn|info|debug (default error; the report lists anomalies)`;
+  --log-level L        collector/agent logs to stderr: silent|error|warn|info|debug (default error; the report lists anomalies)
+  --caps FILE          run the collector's live power-cap watch with these caps (docs/capping.md "Live watch"):
+                       a cap predicted to cross is logged (warn); --json reports the last statuses as "caps"`;
 
 export async function run(argv: string[]): Promise<number> {
   const { values } = parse(argv, {
@@ -53,6 +56,7 @@ export async function run(argv: string[]): Promise<number> {
     json: { type: 'boolean' },
     'log-level': { type: 'string' },
     serve: { type: 'boolean' },
+    caps: { type: 'string' },
     ...SERVE_HTTP_FLAGS,
     ...PRICING_FLAGS,
   });
@@ -68,6 +72,8 @@ export async function run(argv: string[]): Promise<number> {
   const json = values.json === true;
   const dataDir = resolve(strFlag(values, 'data-dir', DEFAULT_DATA_DIR));
   const logger = makeLogger(strFlag(values, 'log-level', 'error'));
+  const capsFile = strFlag(values, 'caps', '');
+  const capWatch = capsFile ? capWatchFromFile(capsFile) : undefined;
   const serveHttp = values.serve === true ? { ...serveHttpConfig(values), billing: demoBilling(values) } : undefined;
   const say = (s: string) => {
     if (!json) process.stderr.write(s);
@@ -85,7 +91,7 @@ export async function run(argv: string[]): Promise<number> {
   const bus = new InProcessBus({ logger, lingerMs: 250 });
   // The scheduler's own timer stays out of the way (a pass on a part of the warm-up would train early):
   // the demo asks for the pass when the warm-up history is stored.
-  const collector = await startEmbeddedCollector({ dataDir, bus, policy: 'reserved', logger, models: { training: { checkIntervalS: 86_400, minIntervals: 60 } } });
+  const collector = await startEmbeddedCollector({ dataDir, bus, policy: 'reserved', logger, models: { training: { checkIntervalS: 86_400, minIntervals: 60 } }, ...(capWatch ? { capWatch } : {}) });
   const training = collector.training!;
   const billedStartNs = (startUnixMs + warmupMinutes * 60_000) * 1e6;
   const gateway = await startGateway({ producer: bus.producer(), logger });
@@ -154,6 +160,7 @@ export async function run(argv: string[]): Promise<number> {
       anomalies: report.anomalies,
       gateway: gateway.stats(),
       wall_seconds: (Date.now() - started) / 1000,
+      ...(collector.pipeline.capWatch ? { caps: collector.pipeline.capWatch.statuses() } : {}),
     };
     if (json) console.log(JSON.stringify(out));
     else printTables(out, report, truth, methodNames, `Query the data: npm run wattsplit -- query "SELECT tenant, method, round(sum(dynamic_j + static_j)) AS joules FROM attributions FINAL GROUP BY tenant, method ORDER BY tenant, method"`);

@@ -1,0 +1,113 @@
+// The collector's live cap watch (packages/collector/src/cap-watch.ts) with the capping package as its
+// advisor, as `wattsplit collector --caps` wires it: statuses from the attributions just made, one
+// CapStatus per cap on wattsplit.capping.v1 keyed by the cap, /metrics gauges, and a warning once when
+// a cap is predicted to cross.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { AttributionResult, HostInterval } from '@wattsplit/attribution';
+import { CapWatch, CollectorMetrics } from '@wattsplit/collector';
+import { CapStatus, InProcessBus, isWattsplitError, memoryLogger, TOPICS, type BusMessage } from '@wattsplit/wire';
+import { capWatchFromFile } from './cap-watch-config.js';
+
+/** One 1 s interval of a host: VMs at the given watts (all dynamic, rapl), host measured = Σ VMs + idleW. */
+function interval(hostId: string, seq: number, vms: Record<string, number>, idleW = 100): { iv: HostInterval; r: AttributionResult } {
+  const t0 = 1_764_950_400e9 + (seq - 1) * 1e9;
+  const t1 = t0 + 1e9;
+  const vmTotal = Object.values(vms).reduce((a, w) => a + w, 0);
+  const r: AttributionResult = {
+    hostId,
+    seq,
+    t0UnixNs: t0,
+    t1UnixNs: t1,
+    method: 'additive_model',
+    modelVersion: '1',
+    hardwareClass: 'c',
+    note: '',
+    measured: { rapl: vmTotal + idleW, gpu: 0, bmc_rest: 0 },
+    shares: [
+      ...Object.entries(vms).map(([uuid, w]) => ({ kind: 'vm' as const, vmUuid: uuid, vmName: uuid, tenant: 't', source: 'rapl' as const, dynamicJoules: w, staticJoules: 0, lowJoules: w, highJoules: w })),
+      { kind: 'unallocated' as const, vmUuid: '', vmName: '', tenant: '', source: 'rapl' as const, dynamicJoules: 0, staticJoules: idleW, lowJoules: idleW, highJoules: idleW },
+    ],
+  };
+  const iv = { hostId, seq, t0UnixNs: t0, t1UnixNs: t1, vms: Object.keys(vms).map((uuid) => ({ uuid, memoryBytes: 2 ** 31 })) } as unknown as HostInterval;
+  return { iv, r };
+}
+
+test('cap watch: a rack whose VMs ramp up is predicted to cross; statuses on wattsplit.capping.v1 keyed by cap, gauges, one warning', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'wattsplit-capwatch-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const caps = join(dir, 'caps.json');
+  writeFileSync(caps, JSON.stringify({ defaultHostCapW: 600, groups: [{ groupId: 'rack-1', kind: 'rack', capW: 700, members: ['hv-a', 'hv-b'], otherW: 20 }], horizonS: 120, windowS: 5, minIntervalMs: 0 }));
+  const { config, advisor } = capWatchFromFile(caps);
+  const bus = new InProcessBus({ logger: memoryLogger() });
+  t.after(() => bus.close());
+  const got: BusMessage[] = [];
+  const sub = await bus.subscribe({ topic: TOPICS.capping, groupId: 'test', fromBeginning: true, handler: async (ms) => void got.push(...ms) });
+  t.after(() => sub.stop());
+  const metrics = new CollectorMetrics();
+  const log = memoryLogger();
+  const watch = new CapWatch(config, advisor, { producer: bus.producer(), metrics, logger: log, methods: ['cpu_share', 'additive_model'] });
+  assert.equal(watch.method, 'additive_model');
+
+  // 60 s of history: hv-a's web VM ramps 100 → 160 W (+1 W/s), hv-b flat: the rack goes from 560 W to 620 W now.
+  for (let s = 1; s <= 60; s++) {
+    const a = interval('hv-a', s, { 'web-1': 100 + s, 'db-1': 80 });
+    const b = interval('hv-b', s, { 'batch-1': 160 });
+    watch.observe(a.iv, [a.r]);
+    watch.observe(b.iv, [b.r]);
+  }
+  const st = await watch.evaluate();
+  const rack = st.find((s) => s.scopeId === 'rack-1')!;
+  assert.equal(rack.scopeKind, 'rack');
+  assert.deepEqual(rack.hostIds, ['hv-a', 'hv-b']);
+  // Now: hv-a = 100 + mean(web over the last 5 s: 158) + 80 = 338, hv-b 260; rack = 338 + 260 + 20.
+  assert.ok(Math.abs(rack.powerW - 618) < 1e-6, `rack now ${rack.powerW}`);
+  // web-1 rises 1 W/s: the bound is 618 + 2 + t W (its level now is 160, 2 W above its window mean), over 700 W from t = 81 s.
+  assert.equal(rack.predictedCrossS, 81, `the rising trend crosses 700 W: ${rack.predictedCrossS}`);
+  assert.ok(rack.predictedPeakW > 700);
+  assert.equal(rack.planSafe, true, 'the advisor has a plan that keeps the rack under its cap');
+  assert.ok(rack.planPeakW <= 700 + 1e-6);
+  const hostA = st.find((s) => s.scopeId === 'hv-a')!;
+  assert.equal(hostA.scopeKind, 'host');
+  assert.equal(hostA.predictedCrossS, -1, 'hv-a stays under its own 600 W');
+
+  // Published: one message per cap, keyed by it, decodable.
+  for (let i = 0; i < 50 && got.length < 3; i++) await new Promise((r) => setTimeout(r, 20));
+  assert.deepEqual(got.map((m) => m.key).sort(), ['hv-a', 'hv-b', 'rack-1']);
+  const msg = CapStatus.decode(got.find((m) => m.key === 'rack-1')!.value);
+  assert.equal(msg.scopeKind, 'rack');
+  assert.equal(msg.predictedCrossS, rack.predictedCrossS);
+  assert.equal(msg.method, 'additive_model');
+  assert.ok(msg.actions.length > 0, 'with the plan that keeps it under');
+
+  // /metrics gauges.
+  const text = metrics.render();
+  assert.match(text, /wattsplit_cap_limit_watts\{cap="rack-1",kind="rack"\} 700/);
+  assert.match(text, new RegExp(`wattsplit_cap_predicted_crossing_seconds\\{cap="rack-1",kind="rack"\\} ${rack.predictedCrossS}`));
+  assert.match(text, /wattsplit_cap_predicted_crossing_seconds\{cap="hv-a",kind="host"\} -1/);
+  assert.match(text, /wattsplit_cap_plan_safe\{cap="rack-1",kind="rack"\} 1/);
+
+  // The alert: once per crossing episode.
+  const warns = () => log.entries.filter((e) => e.level === 'warn' && /predicted to cross/.test(e.msg));
+  assert.equal(warns().length, 1);
+  assert.match(warns()[0]!.msg, /rack rack-1 is predicted to cross its 700 W cap in \d+ s/);
+  await watch.evaluate();
+  assert.equal(warns().length, 1, 'not repeated while the episode lasts');
+});
+
+test('--caps: bad settings are one CONFIG_INVALID naming the field', (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'wattsplit-capwatch-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const bad = (cfg: unknown, re: RegExp): void => {
+    const f = join(dir, 'c.json');
+    writeFileSync(f, JSON.stringify(cfg));
+    assert.throws(() => capWatchFromFile(f), (e) => isWattsplitError(e, 'CONFIG_INVALID') && re.test(e.message), re.source);
+  };
+  bad({ defaultHostCapW: -1 }, /defaultHostCapW=-1 must be a number > 0/);
+  bad({ horizonS: 2.5 }, /horizonS=2\.5 must be an integer/);
+  bad({ capz: 1 }, /capz=1 is not a cap watch setting/);
+  bad({ groups: [{ groupId: 'r', capW: 10, members: ['a', 'r'] }] }, /cycle/);
+});
