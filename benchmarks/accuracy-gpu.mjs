@@ -72,26 +72,39 @@ export function runGpuAccuracy({ tracePath, log = (s) => process.stdout.write(`$
   table(causalRows);
   summary.push({ run: 'causal replay, 1 s intervals', ...summarise(causalRows) });
 
-  // 2b. the collector's method on agent-like intervals
+  // 2b. the collector's method on agent-like intervals: with the device's mean utilisation over each interval
+  //     (nvmlDeviceGetSamples, what the agent sends where the driver offers it) and with the closing point
+  //     read only (an agent without it), in the same run
   {
-    const wire = liveWire;
-    const ivs = scoring.nvmlTraceHostIntervals(wire.parseNvmlTrace(text, tracePath), 1);
-    const m = new models.GpuTimeSliceMethod();
-    const ctx = { policy: 'equal', staticPower: { watts: { rapl: 0, gpu: 0, bmc_rest: 0 }, origin: 'configured' } };
-    const windows = [];
-    for (const iv of ivs) {
-      const r = m.attribute(iv, ctx);
-      m.observe(iv);
-      const tenants = {};
-      for (const x of r.shares) if (x.source === 'gpu' && x.kind === 'vm') tenants[x.vmUuid] = { dynamic_joules: x.dynamicJoules, static_joules: x.staticJoules };
-      windows.push({ t0: iv.t0UnixNs / 1e9, t1: iv.t1UnixNs / 1e9, tenants });
-    }
-    const fit = m.fitOf(ivs[0].hostId, ivs[0].gpus[0].device);
-    const rows = scoreReplay({ windows, model: { signatures_w: fit.signatures } }, fullRef);
-    log(`### Out-of-sample in time, the collector's path: GpuTimeSliceMethod on ${ivs.length} host intervals of 1 s built as the agent's GPU sampler aggregates NVML reads (per VM: mean SM utilisation and sample count; per device: energy delta and the closing read's gpu_util), attribute then observe, default options (warm-up 60 intervals split by SM utilisation)
+    const trace = liveWire.parseNvmlTrace(text, tracePath);
+    const collectorPath = (deviceUtilSamples) => {
+      const ivs = scoring.nvmlTraceHostIntervals(trace, 1, 'h100-trace', { deviceUtilSamples });
+      const m = new models.GpuTimeSliceMethod();
+      const ctx = { policy: 'equal', staticPower: { watts: { rapl: 0, gpu: 0, bmc_rest: 0 }, origin: 'configured' } };
+      const windows = [];
+      for (const iv of ivs) {
+        const r = m.attribute(iv, ctx);
+        m.observe(iv);
+        const tenants = {};
+        for (const x of r.shares) if (x.source === 'gpu' && x.kind === 'vm') tenants[x.vmUuid] = { dynamic_joules: x.dynamicJoules, static_joules: x.staticJoules };
+        windows.push({ t0: iv.t0UnixNs / 1e9, t1: iv.t1UnixNs / 1e9, tenants });
+      }
+      const fit = m.fitOf(ivs[0].hostId, ivs[0].gpus[0].device);
+      return { n: ivs.length, rows: scoreReplay({ windows, model: { signatures_w: fit.signatures } }, fullRef) };
+    };
+    const mean = collectorPath(true);
+    const point = collectorPath(false);
+    log(`### Out-of-sample in time, the collector's path: GpuTimeSliceMethod on ${mean.n} host intervals of 1 s built as the agent's GPU sampler aggregates NVML reads (per VM: mean SM utilisation and sample count; per device: energy delta, and the device's busy fraction as the mean of the interval's utilisation samples (nvmlDeviceGetSamples; the trace's 10 Hz gpu_util reads stand in for them) or, without them, the closing read's gpu_util), attribute then observe, default options (warm-up 60 intervals split by SM utilisation)
 `);
-    table(rows);
-    summary.push({ run: 'collector path (GpuTimeSliceMethod), 1 s intervals', ...summarise(rows) });
+    log('| tenant | share of dynamic | NVML sample-share error | gpu_signature, mean utilisation J | error | gpu_signature, point read J | error |');
+    log('|---|---:|---:|---:|---:|---:|---:|');
+    mean.rows.forEach((r, i) => {
+      const p = point.rows[i];
+      log(`| ${r.tenant} | ${(100 * r.share).toFixed(1)} % | ${pct(r.base)} | ${r.modelJ.toFixed(0)} | ${pct(r.model)} | ${p.modelJ.toFixed(0)} | ${pct(p.model)} |`);
+    });
+    log('');
+    summary.push({ run: 'collector path (GpuTimeSliceMethod), 1 s intervals, mean device utilisation', ...summarise(mean.rows) });
+    summary.push({ run: 'collector path (GpuTimeSliceMethod), 1 s intervals, point read only', ...summarise(point.rows) });
   }
 
   // 3. leave-one-kernel-out

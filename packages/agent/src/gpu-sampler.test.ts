@@ -93,3 +93,30 @@ test('a trace that runs out says so (no crash), and a failed GPU read marks the 
   const looped = new NvmlTraceGpuSource({ ...src.trace, samples: [...src.trace.samples, { ...src.trace.samples[0]!, energyMj: 9 }] }, { loop: true });
   assert.deepEqual([0, 1, 2, 3].map(() => looped.read()[0]!.energyMj), [5, 9, 9, 13]);
 });
+
+test('the device\'s utilisation samples since the last read go out as their mean and count; none → the fields are left out (the collector uses the point read)', () => {
+  const src = new FixedGpus([reading({ gpuUtilPct: 100, utilSamples: [{ timeStampUs: 1, utilPct: 20 }, { timeStampUs: 2, utilPct: 50 }, { timeStampUs: 3, utilPct: 80 }] })]);
+  const s = new GpuSampler(src, memoryLogger());
+  const f = round(s);
+  assert.equal(f.gpus[0]?.gpuUtilPct, 100, 'the point read stays');
+  assert.equal(f.gpus[0]?.gpuUtilMeanPct, 50);
+  assert.equal(f.gpus[0]?.gpuUtilSamples, 3);
+  for (const utilSamples of [[], undefined]) {
+    src.readings = [utilSamples ? reading({ utilSamples }) : reading()];
+    const g = round(s).gpus[0]!;
+    assert.ok(!('gpuUtilMeanPct' in g) && !('gpuUtilSamples' in g), JSON.stringify(g));
+  }
+});
+
+test('recorded trace source: each read carries its gpu_util as one utilisation sample', (t) => {
+  if (!existsSync(TRACE)) {
+    t.skip(`trace ${TRACE} not present`);
+    return;
+  }
+  const src = NvmlTraceGpuSource.fromFile(TRACE);
+  for (let i = 0; i < 50; i++) {
+    const s = src.trace.samples[i]!;
+    const r = src.read()[0]!;
+    assert.deepEqual(r.utilSamples, [{ timeStampUs: Math.round(s.t * 1e6), utilPct: s.gpuUtil }]);
+  }
+});

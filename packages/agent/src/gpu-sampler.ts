@@ -6,7 +6,10 @@
  * millijoules (mJ) since the driver was last reloaded" (Volta+), a 64-bit counter: max_range 0.
  * nvmlDeviceGetProcessUtilization — per-process samples (pid, timeStamp µs, smUtil, memUtil, encUtil,
  * decUtil) newer than lastSeenTimeStamp. nvmlDeviceGetComputeRunningProcesses — processes holding a
- * context, with used GPU memory.
+ * context, with used GPU memory. nvmlDeviceGetSamples(NVML_GPU_UTILIZATION_SAMPLES) — the device's
+ * utilisation per driver sample period since the previous read: sent as their mean and count
+ * (`gpuUtilMeanPct`, `gpuUtilSamples`), the device's busy fraction over the interval; left out when the
+ * source has none (old driver, NOT_SUPPORTED, idle GPU), and the collector uses the point read `gpuUtilPct`.
  *
  * Mapping to VMs: a GPU whose PCI address is in a domain's <hostdev> list is passed through whole to
  * that VM; otherwise (time-sliced vGPU, MIG) each process is mapped to its VM with the
@@ -62,6 +65,9 @@ export class GpuSampler implements Sampler {
     const readMonoNs = ctx.monoNs();
     for (const g of readings) {
       const bus = normalisePciAddress(g.pciBusId);
+      let utilSum = 0;
+      const utilN = g.utilSamples?.length ?? 0;
+      for (const u of g.utilSamples ?? []) utilSum += u.utilPct;
       frame.counters.push({
         id: `gpu:${bus}`,
         source: EnergySource.ENERGY_SOURCE_GPU,
@@ -85,6 +91,7 @@ export class GpuSampler implements Sampler {
         tempC: g.tempC,
         contexts: g.running.length,
         migProfile: g.migProfile,
+        ...(utilN > 0 ? { gpuUtilMeanPct: utilSum / utilN, gpuUtilSamples: utilN } : {}),
       });
       const owner = passthrough.get(bus);
       if (owner !== undefined) {

@@ -46,7 +46,18 @@ test('FFI bindings against a stub library with the real NVML ABI (struct layouts
     { pid: 405, timeStampUs: 1700000000000002, smUtil: 10, memUtil: 70, encUtil: 1, decUtil: 2 },
   ]);
   assert.deepEqual(a[0]?.running, [{ pid: 404, usedGpuMemoryBytes: 1073741824 }, { pid: 405, usedGpuMemoryBytes: 0 }]);
+  // nvmlDeviceGetSamples(NVML_GPU_UTILIZATION_SAMPLES): nvmlSample_t layout, value type, lastSeenTimeStamp
+  const util = (i: number): { timeStampUs: number; utilPct: number } => ({ timeStampUs: 1700000000100000 + 166666 * i, utilPct: (i * 37) % 101 });
+  assert.deepEqual(a[0]?.utilSamples, [0, 1, 2, 3, 4, 5].map(util));
+  assert.equal(a[1]?.utilSamples, undefined, 'NOT_SUPPORTED: no utilisation samples, the point read stays');
+  assert.equal(a[1]?.gpuUtilPct, 97);
+  assert.ok(log.entries.some((e) => /nvmlDeviceGetSamples\(GPU_UTILIZATION\) on GPU 1 .* returned 3 \(Not Supported\)/.test(e.msg)));
   const b = src.read();
   assert.equal(b[0]?.energyMj, 5000002000);
   assert.deepEqual(b[0]?.processUtil, [], 'only samples newer than the last seen timestamp');
+  assert.deepEqual(b[0]?.utilSamples, [6, 7, 8, 9, 10, 11].map(util), 'only utilisation samples newer than the last seen');
+  const c = src.read();
+  assert.deepEqual(c[0]?.utilSamples, [], 'NOT_FOUND (none newer, the buffer ran dry): an empty list');
+  assert.equal(c[1]?.utilSamples, undefined);
+  assert.equal(log.entries.filter((e) => /nvmlDeviceGetSamples/.test(e.msg)).length, 1, 'NOT_SUPPORTED is said once and not asked again');
 });

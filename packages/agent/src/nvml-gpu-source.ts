@@ -16,6 +16,15 @@
  *   nvmlDeviceGetProcessUtilization(nvmlDevice_t, nvmlProcessUtilizationSample_t *samples,
  *       unsigned int *count, unsigned long long lastSeenTimeStamp)   samples newer than lastSeenTimeStamp (µs);
  *       call with samples NULL to get the count (NVML_ERROR_INSUFFICIENT_SIZE 7); NVML_ERROR_NOT_FOUND 6 = none
+ *   nvmlDeviceGetSamples(nvmlDevice_t, nvmlSamplingType_t type, unsigned long long lastSeenTimeStamp,
+ *       nvmlValueType_t *sampleValType, unsigned int *sampleCount, nvmlSample_t *samples)
+ *       "Gets recent samples for the GPU ... based on type"; NVML_GPU_UTILIZATION_SAMPLES 1: the device's
+ *       utilisation per driver sample period; samples newer than lastSeenTimeStamp (µs, the driver's clock);
+ *       call with samples NULL to get the buffer size; NVML_ERROR_NOT_FOUND 6 = none (also while the GPU
+ *       idles: the buffer runs dry). nvmlSample_t { unsigned long long timeStamp; nvmlValue_t sampleValue; }
+ *       (16 bytes, nvmlValue_t a union of 8 bytes read by sampleValType: DOUBLE 0, UNSIGNED_INT 1,
+ *       UNSIGNED_LONG 2, UNSIGNED_LONG_LONG 3, SIGNED_LONG_LONG 4, SIGNED_INT 5, UNSIGNED_SHORT 6).
+ *       NOT_SUPPORTED or an old driver without the symbol: `utilSamples` is left out of the reading.
  *   nvmlDeviceGetComputeRunningProcesses_v3(nvmlDevice_t, unsigned int *count, nvmlProcessInfo_t *infos)
  *   nvmlDeviceGetMigMode(nvmlDevice_t, unsigned int *current, unsigned int *pending)  NVML_DEVICE_MIG_ENABLE 1
  * When the library cannot be loaded or nvmlInit fails, `open` throws SENSOR_UNAVAILABLE and the caller
@@ -23,12 +32,14 @@
  */
 import { createRequire } from 'node:module';
 import type * as Koffi from 'koffi';
-import { WattsplitError, type GpuProcessUtilSample, type GpuReading, type GpuRunningProcess, type GpuSource, type Logger } from '@wattsplit/wire';
+import { WattsplitError, type GpuProcessUtilSample, type GpuReading, type GpuRunningProcess, type GpuSource, type GpuUtilSample, type Logger } from '@wattsplit/wire';
 
 const NVML_SUCCESS = 0;
 const NVML_ERROR_NOT_SUPPORTED = 3;
 const NVML_ERROR_NOT_FOUND = 6;
 const NVML_ERROR_INSUFFICIENT_SIZE = 7;
+const NVML_GPU_UTILIZATION_SAMPLES = 1;
+const NVML_SAMPLE_SIZE = 16; // sizeof(nvmlSample_t): timeStamp u64 + nvmlValue_t (8-byte union)
 
 /** koffi is loaded on first use only (it costs ~7 MB of RSS), so hosts without NVML/PMU never load it. */
 let koffiMod: typeof Koffi | undefined;
@@ -56,6 +67,7 @@ interface NvmlApi {
   procUtil: Fn;
   running: Fn;
   migMode: Fn | undefined;
+  samples: Fn | undefined;
 }
 
 let typesDefined = false;
@@ -91,6 +103,12 @@ function loadApi(libPath: string): NvmlApi {
   } catch {
     migMode = undefined; // drivers before MIG (pre-Ampere)
   }
+  let samples: Fn | undefined;
+  try {
+    samples = f('int nvmlDeviceGetSamples(nvmlDevice_t device, int type, uint64_t lastSeenTimeStamp, _Out_ int *sampleValType, _Inout_ uint32_t *sampleCount, void *samples)');
+  } catch {
+    samples = undefined; // a driver without the call: the agent sends the point read only
+  }
   return {
     init: f('int nvmlInit_v2()'),
     shutdown: f('int nvmlShutdown()'),
@@ -108,6 +126,7 @@ function loadApi(libPath: string): NvmlApi {
     procUtil: f('int nvmlDeviceGetProcessUtilization(nvmlDevice_t device, void *samples, _Inout_ uint32_t *count, uint64_t lastSeenTimeStamp)'),
     running: f('int nvmlDeviceGetComputeRunningProcesses_v3(nvmlDevice_t device, _Inout_ uint32_t *count, void *infos)'),
     migMode,
+    samples,
   };
 }
 
@@ -118,7 +137,30 @@ interface Dev {
   uuid: string;
   pciBusId: string;
   lastSeenUs: bigint;
+  /** Newest device-utilisation sample timestamp seen (nvmlDeviceGetSamples lastSeenTimeStamp). */
+  lastUtilSeenUs: bigint;
+  /** nvmlDeviceGetSamples answered NOT_SUPPORTED (or is absent): not asked again. */
+  noUtilSamples: boolean;
   migProfile: string;
+}
+
+/** nvmlValue_t at `off` by its nvmlValueType_t. */
+function sampleValue(buf: Buffer, off: number, type: number): number {
+  switch (type) {
+    case 0:
+      return buf.readDoubleLE(off);
+    case 2:
+    case 3:
+      return Number(buf.readBigUInt64LE(off));
+    case 4:
+      return Number(buf.readBigInt64LE(off));
+    case 5:
+      return buf.readInt32LE(off);
+    case 6:
+      return buf.readUInt16LE(off);
+    default:
+      return buf.readUInt32LE(off);
+  }
 }
 
 function cstr(buf: Buffer): string {
@@ -178,7 +220,7 @@ export class NvmlGpuSource implements GpuSource {
       if (!this.check(this.api.handle(i, h) as number, 'nvmlDeviceGetHandleByIndex_v2')) continue;
       const nameBuf = Buffer.alloc(96);
       const uuidBuf = Buffer.alloc(96);
-      const dev: Dev = { index: i, handle: h[0], name: '', uuid: '', pciBusId: '', lastSeenUs: 0n, migProfile: '' };
+      const dev: Dev = { index: i, handle: h[0], name: '', uuid: '', pciBusId: '', lastSeenUs: 0n, lastUtilSeenUs: 0n, noUtilSamples: this.api.samples === undefined, migProfile: '' };
       if (this.check(this.api.name(dev.handle, nameBuf, 96) as number, 'nvmlDeviceGetName', dev)) dev.name = cstr(nameBuf);
       if (this.check(this.api.uuid(dev.handle, uuidBuf, 96) as number, 'nvmlDeviceGetUUID', dev)) dev.uuid = cstr(uuidBuf);
       const pci: { busId?: string } = {};
@@ -212,6 +254,7 @@ export class NvmlGpuSource implements GpuSource {
     const energyOk = this.check(this.api.energy(d.handle, e) as number, 'nvmlDeviceGetTotalEnergyConsumption', d);
     const util: { gpu?: number; memory?: number } = {};
     const utilOk = this.check(this.api.util(d.handle, util) as number, 'nvmlDeviceGetUtilizationRates', d);
+    const utilSamples = this.readUtilSamples(d);
     return {
       index: d.index,
       pciBusId: d.pciBusId,
@@ -225,9 +268,43 @@ export class NvmlGpuSource implements GpuSource {
       memClockMhz: this.u32(this.api.clock, 'nvmlDeviceGetClockInfo(MEM)', d, 2),
       tempC: this.u32(this.api.temp, 'nvmlDeviceGetTemperature', d, 0),
       processUtil: this.readProcessUtil(d),
+      ...(utilSamples ? { utilSamples } : {}),
       running: this.readRunning(d),
       migProfile: d.migProfile,
     };
+  }
+
+  /** Device-utilisation samples newer than the last seen; undefined when the driver does not offer them. */
+  private readUtilSamples(d: Dev): GpuUtilSample[] | undefined {
+    const fn = this.api.samples;
+    if (!fn || d.noUtilSamples) return undefined;
+    const type = [0];
+    const count = [0];
+    let rc = fn(d.handle, NVML_GPU_UTILIZATION_SAMPLES, d.lastUtilSeenUs, type, count, null) as number;
+    if (rc === NVML_ERROR_NOT_FOUND) return []; // none newer than lastSeen (the buffer runs dry while idle)
+    if (rc === NVML_ERROR_NOT_SUPPORTED) d.noUtilSamples = true;
+    if (rc !== NVML_SUCCESS && rc !== NVML_ERROR_INSUFFICIENT_SIZE) {
+      this.check(rc, 'nvmlDeviceGetSamples(GPU_UTILIZATION)', d);
+      return d.noUtilSamples ? undefined : [];
+    }
+    const n = count[0] ?? 0;
+    if (n === 0) return [];
+    const buf = Buffer.alloc(NVML_SAMPLE_SIZE * n);
+    count[0] = n;
+    rc = fn(d.handle, NVML_GPU_UTILIZATION_SAMPLES, d.lastUtilSeenUs, type, count, buf) as number;
+    if (rc === NVML_ERROR_NOT_FOUND) return [];
+    if (!this.check(rc, 'nvmlDeviceGetSamples(GPU_UTILIZATION)', d)) return [];
+    const got = Math.min(n, count[0] ?? 0);
+    const out: GpuUtilSample[] = [];
+    for (let i = 0; i < got; i++) {
+      const off = i * NVML_SAMPLE_SIZE;
+      const ts = buf.readBigUInt64LE(off);
+      const v = sampleValue(buf, off + 8, type[0] ?? 1);
+      if (ts <= d.lastUtilSeenUs && d.lastUtilSeenUs > 0n) continue;
+      out.push({ timeStampUs: Number(ts), utilPct: v });
+    }
+    for (const x of out) if (BigInt(x.timeStampUs) > d.lastUtilSeenUs) d.lastUtilSeenUs = BigInt(x.timeStampUs);
+    return out;
   }
 
   private readProcessUtil(d: Dev): GpuProcessUtilSample[] {

@@ -2,6 +2,8 @@
  * NvmlTraceGpuSource: replays a recorded NVML trace (../shared/data/gpu format, parsed by wire's
  * parseNvmlTrace: observable fields only) as a GpuSource, one recorded read per `read()`.
  * The trace header's pid → tenant map becomes the ProcessOwnerMap through `nvmlTraceProcessOwners`.
+ * Each recorded read's `gpu_util` is also its one device-utilisation sample (`utilSamples`, as
+ * nvmlDeviceGetSamples would give it), so a frame's mean is that read's utilisation.
  */
 import { readFileSync } from 'node:fs';
 import { WattsplitError, parseNvmlTrace, type GpuReading, type GpuSource, type NvmlTrace, type ProcessOwnerMap } from '@wattsplit/wire';
@@ -73,6 +75,7 @@ export class NvmlTraceGpuSource implements GpuSource {
         memClockMhz: s.memClockMhz,
         tempC: s.tempC,
         processUtil: s.procUtil.map((p) => ({ pid: p.pid, timeStampUs: p.tsUs, smUtil: p.sm, memUtil: p.mem, encUtil: p.enc, decUtil: p.dec })),
+        utilSamples: [{ timeStampUs: Math.round(s.t * 1e6), utilPct: s.gpuUtil }],
         running: s.running.map((r) => ({ pid: r.pid, usedGpuMemoryBytes: r.usedMem })),
         migProfile: '',
       },

@@ -22,7 +22,7 @@ function richFrame(vms: number): ITelemetryFrame {
       ...(i % 3 === 1 ? { gpus: [{ device: '0000:17:00.0', smUtilPct: 97.25, memUtilPct: 0, utilSamples: 6, usedMemoryBytes: 8e10, holdsContext: true, passthrough: i % 2 === 0, migInstance: '', encUtilPct: 1, decUtilPct: 0 }] } : {}),
     })),
     hostCpu: { busyNs: 4705e7, idleNs: 3.7e15, onlineCpus: 64, avgFreqMhz: 2400 },
-    gpus: [{ device: '0000:17:00.0', index: 0, name: 'NVIDIA H100 80GB HBM3', powerMw: 696000, gpuUtilPct: 97, memUtilPct: 40, smClockMhz: 1980, memClockMhz: 2619, tempC: 61, contexts: 4, migProfile: '' }],
+    gpus: [{ device: '0000:17:00.0', index: 0, name: 'NVIDIA H100 80GB HBM3', powerMw: 696000, gpuUtilPct: 97, memUtilPct: 40, smClockMhz: 1980, memClockMhz: 2619, tempC: 61, contexts: 4, migProfile: '', gpuUtilMeanPct: 93.25, gpuUtilSamples: 6 }],
   };
 }
 

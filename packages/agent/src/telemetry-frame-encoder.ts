@@ -214,6 +214,8 @@ function gpuDevice(w: FrameWriter, g: IGpuDeviceSample): void {
   w.int(9, g.tempC);
   w.int(10, g.contexts);
   w.str(11, g.migProfile);
+  w.double(12, g.gpuUtilMeanPct);
+  w.int(13, g.gpuUtilSamples);
 }
 
 const writer = new FrameWriter();

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { VmState, isWattsplitError } from '@wattsplit/wire';
+import { VmState, decodeFrame, encodeFrame, isWattsplitError } from '@wattsplit/wire';
 import { IntervalAligner } from './interval-aligner.js';
 import { frame, gpuCounter, bmcCounter, raplCounter, vm, WALL0_NS } from './test-fixtures.js';
 
@@ -355,4 +355,19 @@ test('t0/t1 are the wall times of the two frames', () => {
   const iv = al.push(frame({ seq: 2, t: 1 })).interval!;
   assert.equal(iv.t0UnixNs, WALL0_NS);
   assert.equal(iv.t1UnixNs, WALL0_NS + 1e9);
+});
+
+test('the device\'s mean utilisation over the interval (nvmlDeviceGetSamples) reaches the GPU interval through the wire; a frame without it leaves it out', () => {
+  const al = new IntervalAligner();
+  const dev = { device: '0000:17:00.0', index: 0, name: 'NVIDIA H100 80GB HBM3', powerMw: 300000, gpuUtilPct: 100, memUtilPct: 10, smClockMhz: 1980, contexts: 2 };
+  const wire = (seq: number, t: number, e: number, g: typeof dev & { gpuUtilMeanPct?: number; gpuUtilSamples?: number }) =>
+    decodeFrame(encodeFrame({ ...frame({ seq, t, counters: [gpuCounter('0000:17:00.0', e)] }), gpus: [g] }));
+  al.push(wire(1, 0, 5e6, dev));
+  const a = al.push(wire(2, 1, 5.3e6, { ...dev, gpuUtilMeanPct: 42.5, gpuUtilSamples: 6 })).interval!;
+  assert.equal(a.gpus[0]!.gpuUtilPct, 100);
+  assert.equal(a.gpus[0]!.gpuUtilMeanPct, 42.5);
+  assert.equal(a.gpus[0]!.gpuUtilSamples, 6);
+  const b = al.push(wire(3, 2, 5.6e6, dev)).interval!;
+  assert.equal(b.gpus[0]!.gpuUtilPct, 100);
+  assert.ok(!('gpuUtilMeanPct' in b.gpus[0]!) && !('gpuUtilSamples' in b.gpus[0]!), JSON.stringify(b.gpus[0]));
 });

@@ -350,12 +350,15 @@ export class IntervalAligner {
         gpu += j;
         const device = c.device || id;
         const ds = deviceSamples.get(device);
+        // the mean over the driver's utilisation samples, when the agent read them (0 samples = not reported)
+        const utilSamples = n(ds?.gpuUtilSamples);
         gpus.push({
           device,
           joules: j,
           contexts: n(ds?.contexts),
           meanPowerW: j / durationS,
           gpuUtilPct: n(ds?.gpuUtilPct),
+          ...(utilSamples > 0 ? { gpuUtilMeanPct: n(ds?.gpuUtilMeanPct), gpuUtilSamples: utilSamples } : {}),
           memUtilPct: n(ds?.memUtilPct),
           smClockMhz: n(ds?.smClockMhz),
         });

@@ -12,7 +12,14 @@ export interface GpuInterval {
   joules: number;              // measured energy of this GPU over the interval
   contexts: number;            // processes holding a context at the end of the interval
   meanPowerW: number;
+  /** The device's utilisation read at the end of the interval (nvmlDeviceGetUtilizationRates, a point read). */
   gpuUtilPct: number;
+  /**
+   * The device's mean utilisation over the interval (the driver's utilisation samples since the previous
+   * frame, nvmlDeviceGetSamples) and how many samples backed it; absent when the agent did not report them.
+   */
+  gpuUtilMeanPct?: number;
+  gpuUtilSamples?: number;
   memUtilPct: number;
   smClockMhz: number;
 }

@@ -161,20 +161,31 @@ test('recorded H100 trace, causal replay (1 s intervals): every tenant ≥ 5 % o
   assert.ok(Math.abs(light.model) <= 0.09, show(es));
 });
 
-test('recorded H100 trace through the collector\'s method (GpuTimeSliceMethod on agent-like 1 s intervals, attribute then observe): tenants ≥ 5 % within 5 %', { skip }, () => {
+test('recorded H100 trace through the collector\'s method (GpuTimeSliceMethod on agent-like 1 s intervals, attribute then observe): with the mean device utilisation, tenants ≥ 5 % within 5 % and the light tenant within 5 %; the closing point read alone misses the light tenant', { skip }, () => {
   const text = readFileSync(real, 'utf8');
-  const ivs = nvmlTraceHostIntervals(parseNvmlTrace(text, real), 1);
-  const m = new GpuTimeSliceMethod();
-  const windows: GpuReplayResult['windows'] = [];
-  for (const iv of ivs) {
-    const r = m.attribute(iv, { policy: 'equal', staticPower: { watts: { rapl: 0, gpu: 0, bmc_rest: 0 }, origin: 'configured' } });
-    m.observe(iv);
-    const tenants: GpuReplayResult['windows'][number]['tenants'] = {};
-    for (const x of r.shares) if (x.source === 'gpu' && x.kind === 'vm') tenants[x.vmUuid] = { dynamic_joules: x.dynamicJoules, static_joules: x.staticJoules };
-    windows.push({ t0: iv.t0UnixNs / 1e9, t1: iv.t1UnixNs / 1e9, measured_joules: iv.measured.gpu, unallocated_static_joules: 0, tenants });
-  }
-  const es = errors({ windows } as GpuReplayResult, gpuTraceReference(text));
-  for (const e of es.filter((x) => x.share >= 0.05)) assert.ok(Math.abs(e.model) <= 0.05, show(es)); // measured worst 3.5 %
+  const trace = parseNvmlTrace(text, real);
+  const ref = gpuTraceReference(text);
+  const collectorPath = (deviceUtilSamples: boolean): ReturnType<typeof errors> => {
+    const ivs = nvmlTraceHostIntervals(trace, 1, 'h100-trace', { deviceUtilSamples });
+    assert.equal(ivs.every((iv) => (iv.gpus[0]!.gpuUtilSamples ?? 0) > 0), deviceUtilSamples);
+    const m = new GpuTimeSliceMethod();
+    const windows: GpuReplayResult['windows'] = [];
+    for (const iv of ivs) {
+      const r = m.attribute(iv, { policy: 'equal', staticPower: { watts: { rapl: 0, gpu: 0, bmc_rest: 0 }, origin: 'configured' } });
+      m.observe(iv);
+      const tenants: GpuReplayResult['windows'][number]['tenants'] = {};
+      for (const x of r.shares) if (x.source === 'gpu' && x.kind === 'vm') tenants[x.vmUuid] = { dynamic_joules: x.dynamicJoules, static_joules: x.staticJoules };
+      windows.push({ t0: iv.t0UnixNs / 1e9, t1: iv.t1UnixNs / 1e9, measured_joules: iv.measured.gpu, unallocated_static_joules: 0, tenants });
+    }
+    return errors({ windows } as GpuReplayResult, ref);
+  };
+  const lightOf = (es: ReturnType<typeof errors>): ReturnType<typeof errors>[number] => es.reduce((a, b) => (b.share < a.share ? b : a));
+  const mean = collectorPath(true);
+  const point = collectorPath(false);
+  for (const e of mean.filter((x) => x.share >= 0.05)) assert.ok(Math.abs(e.model) <= 0.05, show(mean)); // measured worst 4.5 % (axpy_hbm)
+  assert.ok(Math.abs(lightOf(mean).model) <= 0.05, show(mean)); // measured +3.1 %
+  for (const e of point.filter((x) => x.share >= 0.05)) assert.ok(Math.abs(e.model) <= 0.045, show(point)); // measured worst 3.5 %
+  assert.ok(Math.abs(lightOf(point).model) > 3 * Math.abs(lightOf(mean).model), `${show(point)} vs ${show(mean)}`); // measured +16.7 %
 });
 
 test('recorded H100 trace, leave-one-kernel-out: with its solo calibration cut out, each kernel is learned from the mix alone, within 6 % and better than sample share', { skip }, () => {

@@ -79,8 +79,19 @@ function attachedTo(iv: HostInterval, device: string): Attached {
 }
 
 /**
+ * The device's busy fraction over the interval, 0..1: the mean of the driver's utilisation samples over the
+ * interval (`gpuUtilMeanPct`, nvmlDeviceGetSamples) when the agent reported any — the same busy time the
+ * offline replay integrates from every read — else the single utilisation read closing the interval.
+ */
+export function deviceBusyFraction(g: GpuInterval): number {
+  const mean = g.gpuUtilSamples !== undefined && g.gpuUtilSamples > 0 && g.gpuUtilMeanPct !== undefined && Number.isFinite(g.gpuUtilMeanPct) ? g.gpuUtilMeanPct : undefined;
+  const pct = mean ?? (Number.isFinite(g.gpuUtilPct) ? g.gpuUtilPct : 0);
+  return Math.max(0, Math.min(100, pct)) / 100;
+}
+
+/**
  * The learner's window of one time-sliced device over the interval. Activity in busy-seconds per VM: the
- * device's busy time (gpuUtilPct × dt) split by each VM's share of the process-utilisation samples (mean SM
+ * device's busy time (`deviceBusyFraction` × dt) split by each VM's share of the process-utilisation samples (mean SM
  * utilisation × number of samples × presence). Under time-slicing each NVML sample names the process that
  * held the GPU, so the sample count is the VM's time share; where every process is sampled every read (the
  * simulator) the count is the same for all and the split is by SM utilisation. A device that reports no
@@ -102,7 +113,7 @@ function deviceWindow(iv: HostInterval, g: GpuInterval, attached: Attached): Gpu
     if (vg.holdsContext) w.contexts[v.uuid] = Math.max(w.contexts[v.uuid] ?? 0, presence);
     w.usedMemory![v.uuid] = Math.max(w.usedMemory![v.uuid] ?? 0, vg.usedMemoryBytes);
   }
-  const U = Number.isFinite(g.gpuUtilPct) ? (Math.max(0, Math.min(100, g.gpuUtilPct)) / 100) * dt : 0;
+  const U = deviceBusyFraction(g) * dt;
   let tot = 0;
   for (const x of weight.values()) tot += x;
   if (U > 0 && tot > 0) for (const [k, x] of weight) w.activity[k] = (U * x) / tot;

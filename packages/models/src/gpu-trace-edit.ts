@@ -219,10 +219,14 @@ export function renameTenants(src: RawNvmlTrace, rename: Record<string, string>)
  * The trace as the collector sees it live: host intervals of `intervalS` built the way the agent's GPU
  * sampler (packages/agent/src/gpu-sampler.ts) aggregates NVML reads into a frame — per VM (tenant): mean SM
  * and memory utilisation over its process samples, their count, used memory, whether it holds a context;
- * per device: the energy counter's delta and the utilisation of the read closing the interval (one NVML
- * read per frame). Observable fields only. For checking GpuTimeSliceMethod on real hardware data.
+ * per device: the energy counter's delta, the utilisation of the read closing the interval (one NVML
+ * read per frame) and, unless `deviceUtilSamples` is false, the mean of the utilisation reads inside the
+ * interval with their count — what the agent reports from nvmlDeviceGetSamples(NVML_GPU_UTILIZATION_SAMPLES),
+ * the trace's 10 Hz `gpu_util` reads standing in for the driver's samples (a plain mean, as the agent takes
+ * it). Observable fields only. For checking GpuTimeSliceMethod on real hardware data.
  */
-export function nvmlTraceHostIntervals(trace: NvmlTrace, intervalS = 1, hostId = 'h100-trace'): HostInterval[] {
+export function nvmlTraceHostIntervals(trace: NvmlTrace, intervalS = 1, hostId = 'h100-trace', opts: { deviceUtilSamples?: boolean } = {}): HostInterval[] {
+  const withSamples = opts.deviceUtilSamples ?? true;
   const S = trace.samples;
   const out: HostInterval[] = [];
   const device = '0000:17:00.0';
@@ -239,7 +243,9 @@ export function nvmlTraceHostIntervals(trace: NvmlTrace, intervalS = 1, hostId =
       if (!x) acc.set(t, (x = { sm: 0, mem: 0, n: 0, used: 0, ctx: false }));
       return x;
     };
+    let utilSum = 0;
     for (let k = start + 1; k <= i; k++) {
+      utilSum += S[k]!.gpuUtil;
       for (const p of S[k]!.procUtil) {
         const x = get(p.pid);
         x.sm += p.sm;
@@ -258,7 +264,7 @@ export function nvmlTraceHostIntervals(trace: NvmlTrace, intervalS = 1, hostId =
     out.push({
       hostId, hardwareClass: trace.header.gpu, seq, prevSeq: seq - 1, t0UnixNs: a.t * 1e9, t1UnixNs: b.t * 1e9, durationS: dt,
       measured: { rapl: 0, gpu: joules, bmc_rest: 0 }, raplZones: {},
-      gpus: [{ device, joules, contexts: b.running.length, meanPowerW: dt > 0 ? joules / dt : 0, gpuUtilPct: b.gpuUtil, memUtilPct: b.memUtil, smClockMhz: b.smClockMhz }],
+      gpus: [{ device, joules, contexts: b.running.length, meanPowerW: dt > 0 ? joules / dt : 0, gpuUtilPct: b.gpuUtil, ...(withSamples ? { gpuUtilMeanPct: utilSum / (i - start), gpuUtilSamples: i - start } : {}), memUtilPct: b.memUtil, smClockMhz: b.smClockMhz }],
       hostCpu: { busySeconds: 0, idleSeconds: 0, onlineCpus: 1, avgFreqMhz: 0 },
       vms: [...acc].map(([t, x]) => ({
         uuid: t, name: t, tenant: t, vcpus: 1, memoryBytes: 0, cpuSeconds: 0, vcpuSeconds: [0], memoryUsedBytes: 0, blockReadBytes: 0, blockWriteBytes: 0, netRxBytes: 0, netTxBytes: 0,

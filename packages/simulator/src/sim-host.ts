@@ -27,6 +27,7 @@ import type {
   DomainInfo,
   DomainSource,
   GpuProcessUtilSample,
+  GpuUtilSample,
   GpuReading,
   GpuSource,
   HostFs,
@@ -139,6 +140,8 @@ interface SimGpu {
   memUtilPct: number;
   contexts: number;
   samples: GpuProcessUtilSample[];
+  /** Device-utilisation samples since the last read (nvmlDeviceGetSamples), one per step. */
+  utilSamples: GpuUtilSample[];
 }
 
 const zero = (): EnergyBySource => ({ rapl: 0, gpu: 0, bmc_rest: 0 });
@@ -235,7 +238,7 @@ export class SimHostImpl implements SimHost {
     this.psysUj = startFrac() * range;
     for (let g = 0; g < spec.gpuCount; g++) {
       const pci = `0000:${(0x17 + 0x20 * g).toString(16).padStart(2, '0')}:00.0`;
-      this.gpuList.push({ index: g, pci, uuid: `GPU-${hashHex(hostId + pci)}`, energyMj: Math.floor(rng.uniform(1e8, 5e9)), powerW: GPU_IDLE_W, utilPct: 0, memUtilPct: 0, contexts: 0, samples: [] });
+      this.gpuList.push({ index: g, pci, uuid: `GPU-${hashHex(hostId + pci)}`, energyMj: Math.floor(rng.uniform(1e8, 5e9)), powerW: GPU_IDLE_W, utilPct: 0, memUtilPct: 0, contexts: 0, samples: [], utilSamples: [] });
     }
     this.bmcJ = rng.uniform(1e6, 1e8);
     this.fs = new MemHostFs();
@@ -447,6 +450,8 @@ export class SimHostImpl implements SimHost {
       if (gd.samples.length > 64) gd.samples.splice(0, gd.samples.length - 64);
       gd.powerW = p;
       gd.utilPct = Math.min(100, util);
+      gd.utilSamples.push({ timeStampUs: tsUs, utilPct: gd.utilPct });
+      if (gd.utilSamples.length > 64) gd.utilSamples.splice(0, gd.utilSamples.length - 64);
       gd.memUtilPct = Math.min(100, memUtil);
       gd.contexts = holders;
       gd.energyMj += p * dt * 1e3;
@@ -651,6 +656,8 @@ export class SimHostImpl implements SimHost {
     return this.gpuList.map((gd) => {
       const samples = gd.samples;
       gd.samples = [];
+      const utilSamples = gd.utilSamples;
+      gd.utilSamples = [];
       const running: GpuReading['running'] = [];
       for (const vm of this.vms) {
         if (vm.gpu?.device !== gd.index || !vm.holdsGpuContext) continue;
@@ -669,6 +676,7 @@ export class SimHostImpl implements SimHost {
         memClockMhz: 2619,
         tempC: Math.round(30 + gd.powerW / 14),
         processUtil: samples,
+        utilSamples,
         running,
         migProfile: '',
       };

@@ -53,6 +53,15 @@ export interface GpuProcessUtilSample {
   decUtil: number;
 }
 
+/**
+ * One NVML device-utilisation sample (nvmlSample_t from nvmlDeviceGetSamples with
+ * NVML_GPU_UTILIZATION_SAMPLES): the percent of the driver's sample period during which a kernel ran.
+ */
+export interface GpuUtilSample {
+  timeStampUs: number;
+  utilPct: number;
+}
+
 export interface GpuRunningProcess {
   pid: number;
   usedGpuMemoryBytes: number;
@@ -74,6 +83,12 @@ export interface GpuReading {
   tempC: number;
   /** nvmlDeviceGetProcessUtilization samples newer than the previous read. */
   processUtil: GpuProcessUtilSample[];
+  /**
+   * nvmlDeviceGetSamples(NVML_GPU_UTILIZATION_SAMPLES) samples newer than the previous read: the device's
+   * busy fraction over the interval. Absent where the driver does not offer them (the agent then sends only
+   * `gpuUtilPct`, the point read).
+   */
+  utilSamples?: GpuUtilSample[];
   running: GpuRunningProcess[];
   migProfile: string;
 }

@@ -1,6 +1,8 @@
 /* A stand-in libnvidia-ml.so.1 with the real NVML ABI (struct layouts and signatures from nvml.h) and
  * fixed, known values: two GPUs, energy rising by 1000 mJ per read, per-process samples newer than
- * lastSeenTimeStamp. Built by nvml-gpu-source.test.ts with gcc to check the FFI bindings. */
+ * lastSeenTimeStamp, device-utilisation samples (nvmlDeviceGetSamples) that the driver buffers six per read
+ * on GPU 0 (twelve in all, then none: an idle GPU's buffer runs dry) and does not support on GPU 1.
+ * Built by nvml-gpu-source.test.ts with gcc to check the FFI bindings. */
 #include <string.h>
 #include <stdio.h>
 typedef struct nvmlDevice_st { int idx; } *nvmlDevice_t;
@@ -8,6 +10,8 @@ typedef struct { char busIdLegacy[16]; unsigned int domain, bus, device, pciDevi
 typedef struct { unsigned int gpu, memory; } nvmlUtilization_t;
 typedef struct { unsigned int pid; unsigned long long timeStamp; unsigned int smUtil, memUtil, encUtil, decUtil; } nvmlProcessUtilizationSample_t;
 typedef struct { unsigned int pid; unsigned long long usedGpuMemory; unsigned int gpuInstanceId, computeInstanceId; } nvmlProcessInfo_t;
+typedef union { double dVal; unsigned int uiVal; unsigned long ulVal; unsigned long long ullVal; signed long long sllVal; } nvmlValue_t;
+typedef struct { unsigned long long timeStamp; nvmlValue_t sampleValue; } nvmlSample_t;
 static struct nvmlDevice_st devs[2] = {{0}, {1}};
 static unsigned long long energy[2] = {5000000000ULL, 7000000000ULL};
 static int inited = 0;
@@ -38,4 +42,23 @@ int nvmlDeviceGetComputeRunningProcesses_v3(nvmlDevice_t d, unsigned int *count,
   if (*count < 2) { *count = 2; return 7; }
   p[0].pid = 404; p[0].usedGpuMemory = 1073741824ULL; p[1].pid = 405; p[1].usedGpuMemory = 0xFFFFFFFFFFFFFFFFULL;
   *count = 2; return 0;
+}
+int nvmlDeviceGetSamples(nvmlDevice_t d, int type, unsigned long long last, int *valType, unsigned int *count, nvmlSample_t *s) {
+  /* GPU 0: sample i at 1700000000100000 + 166666 i µs with utilisation (i * 37) % 101; the driver has
+   * 6 per energy read so far (at most 12); only those newer than last are returned */
+  if (d->idx == 1) return 3;
+  if (type != 1) return 2;
+  unsigned long long reads = (energy[0] - 5000000000ULL) / 1000;
+  unsigned int avail = reads * 6 > 12 ? 12 : (unsigned int)(reads * 6), n = 0;
+  nvmlSample_t out[12];
+  for (unsigned int i = 0; i < avail; i++) {
+    unsigned long long ts = 1700000000100000ULL + 166666ULL * i;
+    if (ts <= last) continue;
+    out[n].timeStamp = ts; out[n].sampleValue.ullVal = 0; out[n].sampleValue.uiVal = (i * 37) % 101; n++;
+  }
+  *valType = 1;
+  if (n == 0) return 6;
+  if (s == NULL) { *count = n; return 0; }
+  if (*count < n) { *count = n; return 7; }
+  memcpy(s, out, n * sizeof *s); *count = n; return 0;
 }
