@@ -304,6 +304,7 @@ async function main() {
   const started = new Date();
   const results = [];
   let bills = {};
+  let processes = [];
   let harnessError = null;
   const deadline = setTimeout(() => {
     say('harness timed out after 600 s');
@@ -318,6 +319,7 @@ async function main() {
       say(`${e.name}: ${results.at(-1).seconds} s`);
     }
     bills = h.bills();
+    processes = (await status(readState())).map((x) => ({ name: x.name, rssMiB: x.rssMiB, ready: x.ready }));
   } catch (e) {
     harnessError = e.stack ?? String(e);
     say(harnessError);
@@ -333,6 +335,7 @@ async function main() {
     seconds: Math.round((Date.now() - started.getTime()) / 1000),
     cluster: { nodes: state.clickhouse.nodes.map((n) => ({ name: n.name, shard: n.shard })), brokers: state.kafka.brokers.length },
     harnessError,
+    processes,
     results,
     bills,
   };
