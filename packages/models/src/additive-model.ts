@@ -81,7 +81,7 @@ export interface SourceWeights {
   /**
    * Static power of each host the model was trained on, W (identical servers differ): the starting point of
    * that host's own static power; `staticW` (their mean) is the prior of a host the model has not seen.
-   * Absent (one host, or older models): `staticW` for every host.
+   * Absent (older models): `staticW` for every host.
    */
   hostStaticW?: Record<string, number>;
   /** Training residual RMS of host power, W. */

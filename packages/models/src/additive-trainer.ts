@@ -444,7 +444,7 @@ function refitPerVm(model: AdditiveModelJson, o: PerVmRefit): number {
       rowsAll += hostRows[i]!;
     }
     stat = rowsAll > 0 ? sum / rowsAll : Math.max(0, best.x[0]!);
-    if (hostIdx.size > 1) w.hostStaticW = own;
+    w.hostStaticW = own;
   }
   if (best) w.io = Array.from({ length: K }, (_, k) => Math.max(0, best.x[n + k]!));
   const load: [number, number] = [best?.b1 ?? 0, best?.b2 ?? 0];

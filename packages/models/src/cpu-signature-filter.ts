@@ -5,8 +5,8 @@
  *   P_s(interval) = S_s  +  Σ_terms m_t · cpu_t  +  Σ_k c_k · io_k                      (W)
  *
  * - S_s: the host's own static power (identical servers differ by ±10 %): prior the model's static power of the
- *   host (`staticPowerW`: its own where it was trained on, else the class's), sd `staticSd` × that + 2 W,
- *   random walk over a day (`staticTauS`) so slow drift is followed.
+ *   host (`staticPowerW`: its own where it was trained on, sd `trainedStaticSd` × that + 1 W; else the class's,
+ *   sd `staticSd` × that + 2 W), random walk over a day (`staticTauS`) so slow drift is followed.
  * - m_t: a multiplier per term (VM, or the hypervisor) on the model's CPU part of its power cpu_t (W per busy
  *   core from the model × busy cores × the load factor of its socket); prior 1 with sd `knownSd` for a VM the
  *   model was trained on and `unseenSd` for one it was not (there cpu_t is the feature model's estimate, or
@@ -43,8 +43,10 @@ export interface CpuSignatureFilterOptions {
   knownSd?: number;
   /** Prior sd of the multiplier of a VM the model has not seen. Default 0.6. */
   unseenSd?: number;
-  /** Prior sd of the static power, as a fraction of the prior (plus 2 W). Default 0.1. */
+  /** Prior sd of the static power of a host the model was not trained on, as a fraction of the prior (plus 2 W). Default 0.1. */
   staticSd?: number;
+  /** The same for a host the model was trained on (its own static power is the prior). Default 0.02. */
+  trainedStaticSd?: number;
   /** Time constant of the static power's random walk, s. Default 86400. */
   staticTauS?: number;
   /** Floor of multipliers and of W per core relative to the class. Default 0.25. */
@@ -58,7 +60,9 @@ export interface CpuSignatureFilterOptions {
 const STATIC_ID = '__static__';
 const IO_PREFIX = 'io:';
 /** I/O sd floors per unit (W per MB/s, per GiB, per GPU W, per GB/s). */
-const IO_SD_FLOOR: Readonly<Record<(typeof IO_FEATURES)[number], number>> = { block_read_mbs: 0.02, block_write_mbs: 0.02, net_rx_mbs: 0.02, net_tx_mbs: 0.02, mem_used_gib: 0.05, gpu_w: 0.05, dram_gbs: 0.5 };
+const IO_SD_FLOOR: Readonly<Record<(typeof IO_FEATURES)[number], number>> = { block_read_mbs: 0.005, block_write_mbs: 0.005, net_rx_mbs: 0.005, net_tx_mbs: 0.005, mem_used_gib: 0.02, gpu_w: 0.005, dram_gbs: 0.2 };
+/** Prior sd of an I/O weight relative to the trained one (tight: GPU power or memory traffic that barely moves is collinear with the static power). */
+const IO_SD_REL = 0.2;
 
 /** One interval's terms of one source, decomposed for the filter. */
 export interface SourceTerms {
@@ -81,8 +85,9 @@ export interface SourceTerms {
    * only (the measurement update fits the shared operating point).
    */
   standAlone: Float64Array;
-  /** The model's static power of the host, W. */
+  /** The model's static power of the host, W, and whether it is the host's own (trained on it). */
   staticW: number;
+  trainedHost: boolean;
   residualRmsW: number;
 }
 
@@ -145,6 +150,7 @@ export function decomposeTerms(model: AdditiveModelJson, source: ModelSource, te
     ioW: ioK.map((k) => Math.max(0, w.io[k] ?? 0)),
     known: terms.map((f) => ownW?.[f.id] !== undefined || w.vm[f.id] !== undefined),
     staticW: staticPowerW(model, source, hostId),
+    trainedHost: w.hostStaticW?.[hostId] !== undefined,
     residualRmsW: w.residualRmsW,
   };
 }
@@ -282,7 +288,7 @@ export class CpuSignatureFilter {
   private readonly o: Required<CpuSignatureFilterOptions>;
 
   constructor(opts: CpuSignatureFilterOptions = {}) {
-    this.o = { pullS: 1800, knownSd: 0.35, unseenSd: 0.6, staticSd: 0.1, staticTauS: 86400, floor: 0.25, noiseScale: 1.5, forgetAfterS: 3600, ...opts };
+    this.o = { pullS: 1800, knownSd: 0.35, unseenSd: 0.6, staticSd: 0.1, trainedStaticSd: 0.02, staticTauS: 86400, floor: 0.25, noiseScale: 1.5, forgetAfterS: 3600, ...opts };
     for (const [k, v] of Object.entries(this.o)) if (!(Number.isFinite(v) && v > 0)) throw new WattsplitError('CONFIG_INVALID', `cpu signature filter option ${k}=${v} must be a finite number > 0`, { details: { field: k, value: v } });
   }
 
@@ -290,17 +296,17 @@ export class CpuSignatureFilter {
     return (i) => (st.ids[i] === STATIC_ID || st.ids[i]!.startsWith(IO_PREFIX) ? this.o.staticTauS : this.o.pullS);
   }
 
-  private staticPriorSd(w: number): number {
-    return this.o.staticSd * w + 2;
+  private staticPriorSd(w: number, trained: boolean): number {
+    return (trained ? this.o.trainedStaticSd : this.o.staticSd) * w + (trained ? 1 : 2);
   }
 
   /** Prior mean and sd of a state id (static, I/O weight, term multiplier). */
   private priorOf(st: SourceTerms, id: string, t: number): { prior: number; sd: number } {
-    if (id === STATIC_ID) return { prior: st.staticW, sd: this.staticPriorSd(st.staticW) };
+    if (id === STATIC_ID) return { prior: st.staticW, sd: this.staticPriorSd(st.staticW, st.trainedHost) };
     if (id.startsWith(IO_PREFIX)) {
       const j = st.ioK.indexOf(IO_FEATURES.indexOf(id.slice(IO_PREFIX.length) as (typeof IO_FEATURES)[number]));
       const w = st.ioW[j] ?? 0;
-      return { prior: w, sd: Math.max(0.5 * w, IO_SD_FLOOR[id.slice(IO_PREFIX.length) as (typeof IO_FEATURES)[number]] ?? 0.05) };
+      return { prior: w, sd: Math.max(IO_SD_REL * w, IO_SD_FLOOR[id.slice(IO_PREFIX.length) as (typeof IO_FEATURES)[number]] ?? 0.05) };
     }
     return { prior: 1, sd: st.known[t] ? this.o.knownSd : this.o.unseenSd };
   }
@@ -381,7 +387,7 @@ export class CpuSignatureFilter {
     const i = st?.index.get(STATIC_ID);
     if (st && i !== undefined) return { w: st.mean[i]!, sd: Math.sqrt(st.P[i * st.n + i]!) };
     const w = staticPowerW(model, source, hostId);
-    return { w, sd: this.staticPriorSd(w) };
+    return { w, sd: this.staticPriorSd(w, model.sources[source].hostStaticW?.[hostId] !== undefined) };
   }
 
   /** A term's current multiplier (1 = the model), undefined when the filter holds none. */
