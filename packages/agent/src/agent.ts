@@ -243,6 +243,28 @@ export class Agent {
    */
   async run(opts: AgentRunOptions): Promise<void> {
     this.stopped = false;
+    // one abort listener for the whole run (not one per tick): it cuts the current wait short
+    let wake: (() => void) | undefined;
+    const onAbort = () => wake?.();
+    opts.signal?.addEventListener('abort', onAbort, { once: true });
+    try {
+      await this.loop(opts, (ms) => new Promise<void>((resolve) => {
+        const t = setTimeout(() => {
+          wake = undefined;
+          resolve();
+        }, ms);
+        wake = () => {
+          clearTimeout(t);
+          wake = undefined;
+          resolve();
+        };
+      }));
+    } finally {
+      opts.signal?.removeEventListener('abort', onAbort);
+    }
+  }
+
+  private async loop(opts: AgentRunOptions, sleep: (ms: number) => Promise<void>): Promise<void> {
     let n = 0;
     let next = Date.now();
     while (!this.stopped && !opts.signal?.aborted && (opts.maxFrames === undefined || n < opts.maxFrames)) {
@@ -257,7 +279,7 @@ export class Agent {
         continue;
       }
       if (opts.maxFrames !== undefined && n >= opts.maxFrames) break;
-      await sleep(wait, opts.signal);
+      await sleep(wait);
     }
   }
 
@@ -282,16 +304,4 @@ export class Agent {
     for (const s of this.samplers) await s.close?.();
     await this.opts.domains.close?.();
   }
-}
-
-function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const t = setTimeout(done, ms);
-    function done() {
-      clearTimeout(t);
-      signal?.removeEventListener('abort', done);
-      resolve();
-    }
-    signal?.addEventListener('abort', done, { once: true });
-  });
 }
