@@ -7,6 +7,9 @@
 // Sections, each labelled in-sample or out-of-sample:
 // 1. in-sample: gpuReplay (one fit over the whole trace splits the whole trace);
 // 2. causal replay (the headline): 1 s intervals, each split with what the online learner learned before it;
+//    the collector's path (GpuTimeSliceMethod on agent-like intervals, scoring/nvmlTraceHostIntervals) with
+//    and without the device's mean utilisation over the interval, side by side; both paths on intervals of
+//    8–19 reads (where the interval boundaries fall against the trace's 2 s mix segments);
 // 3. leave-one-kernel-out: the trace without kernel k's solo calibration phases, causal, scored on k;
 // 4. synthetic held-out variants of the trace (scoring/gpu-trace-edit.ts): mix re-cut into 0.5/1/5/20 s
 //    segments and shuffled, missed reads and lost samples, one kernel made more or less power-hungry.
@@ -77,8 +80,8 @@ export function runGpuAccuracy({ tracePath, log = (s) => process.stdout.write(`$
   //     read only (an agent without it), in the same run
   {
     const trace = liveWire.parseNvmlTrace(text, tracePath);
-    const collectorPath = (deviceUtilSamples) => {
-      const ivs = scoring.nvmlTraceHostIntervals(trace, 1, 'h100-trace', { deviceUtilSamples });
+    const collectorPath = (deviceUtilSamples, intervalS = 1) => {
+      const ivs = scoring.nvmlTraceHostIntervals(trace, intervalS, 'h100-trace', { deviceUtilSamples });
       const m = new models.GpuTimeSliceMethod();
       const ctx = { policy: 'equal', staticPower: { watts: { rapl: 0, gpu: 0, bmc_rest: 0 }, origin: 'configured' } };
       const windows = [];
@@ -105,6 +108,22 @@ export function runGpuAccuracy({ tracePath, log = (s) => process.stdout.write(`$
     log('');
     summary.push({ run: 'collector path (GpuTimeSliceMethod), 1 s intervals, mean device utilisation', ...summarise(mean.rows) });
     summary.push({ run: 'collector path (GpuTimeSliceMethod), 1 s intervals, point read only', ...summarise(point.rows) });
+
+    // 2c. how much the numbers move with where the interval boundaries fall (the trace's 2 s mix segments
+    //     against k reads of 0.1 s): causal replay and the collector path cut into the same k reads
+    log('### Interval cut: causal replay and the collector path on intervals of k reads (0.1 s each), same run\n');
+    log('| reads per interval | intervals (replay / collector) | causal replay: worst ≥ 5 % | light | collector, mean utilisation: worst ≥ 5 % | light | collector, point read: worst ≥ 5 % | light |');
+    log('|---:|---:|---:|---:|---:|---:|---:|---:|');
+    for (const k of [8, 9, 10, 11, 12, 15, 19]) {
+      const rep = models.gpuCausalReplay(text, { source: tracePath, intervalS: k / 10 + 0.05 });
+      const r = summarise(scoreReplay(rep, fullRef));
+      const cm = collectorPath(true, k / 10 - 0.05);
+      const cp = collectorPath(false, k / 10 - 0.05);
+      const m = summarise(cm.rows);
+      const p = summarise(cp.rows);
+      log(`| ${k} | ${rep.windows.length} / ${cm.n} | ${pct(r.worstModel)} | ${pct(r.light.model)} | ${pct(m.worstModel)} | ${pct(m.light.model)} | ${pct(p.worstModel)} | ${pct(p.light.model)} |`);
+    }
+    log('');
   }
 
   // 3. leave-one-kernel-out
