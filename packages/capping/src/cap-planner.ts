@@ -220,14 +220,29 @@ export function planCaps(input: PlanCapsInput, opts: PlanCapsOptions = {}): CapP
     const x = Math.min(1, shed / d);
     return methodFor(v, shed) === 'dvfs' ? 1 - (1 - x) ** (1 / alpha) : x;
   };
-  /** Shed committed on each VM (the most at any one time: throttles on one VM add up). */
-  const committedShed = new Map<string, number>();
+  /**
+   * Shed committed on each VM, as time pieces [fromS, untilS) (untilS H for "until further notice").
+   * Invariant: the shed in force on a VM at second t is the sum of its pieces covering t; a new throttle
+   * is split at the committed pieces' edges so that each of its actions states the VM's whole quota
+   * there (the actuator applies the lowest fraction in force: overlapping throttles must not under-shed,
+   * and one that ends must not leave its shed counted after it).
+   */
+  const sheds = new Map<string, { fromS: number; untilS: number; shedW: number }[]>();
+  const shedAt = (uuid: string, t: number): number => (sheds.get(uuid) ?? []).reduce((a, x) => a + (x.fromS <= t && t < x.untilS ? x.shedW : 0), 0);
+  /** The most shed in force on a VM at any second of [fromS, untilS). */
+  const shedMax = (uuid: string, fromS = 0, untilS = H): number => {
+    let m = 0;
+    for (const t of [fromS, ...(sheds.get(uuid) ?? []).map((x) => x.fromS)]) if (t >= fromS && t < untilS) m = Math.max(m, shedAt(uuid, t));
+    return m;
+  };
   const moved = new Set<string>();
+  /** SLA cost of each throttle action the advisor made (its extra slowdown × seconds × weight). */
+  const actionCost = new WeakMap<CapAction, number>();
 
-  /** Sheds `need` W from `pool`: lowest priority first, proportionally to what each can give within a priority. */
-  const allocate = (need: number, pool: readonly CapVm[], extra: ReadonlyMap<string, number> = new Map()): Shed[] | undefined => {
+  /** Sheds `need` W from `pool` over [fromS, untilS): lowest priority first, proportionally to what each can give within a priority. */
+  const allocate = (need: number, pool: readonly CapVm[], extra: ReadonlyMap<string, number> = new Map(), fromS = 0, untilS = H): Shed[] | undefined => {
     if (need <= EPS) return [];
-    const left = (v: CapVm): number => Math.max(0, dyn(v) - (committedShed.get(v.uuid) ?? 0) - (extra.get(v.uuid) ?? 0));
+    const left = (v: CapVm): number => Math.max(0, dyn(v) - shedMax(v.uuid, fromS, untilS) - (extra.get(v.uuid) ?? 0));
     const levels = [...new Set(pool.map((v) => v.priority ?? 0))].sort((a, b) => a - b);
     const out: Shed[] = [];
     let rest = need;
@@ -242,31 +257,45 @@ export function planCaps(input: PlanCapsInput, opts: PlanCapsOptions = {}): CapP
     }
     return undefined;
   };
-  const throttle = (s: Shed, fromS: number, untilS: number | null, reason: string, alreadyShed = 0): ThrottleAction => {
-    const total = s.shedW + alreadyShed + (committedShed.get(s.vm.uuid) ?? 0);
-    const method = methodFor(s.vm, total);
-    const x = dyn(s.vm) > EPS ? Math.min(1, total / dyn(s.vm)) : 0;
-    const a: ThrottleAction = {
-      kind: 'throttle',
-      hostId: hostOfVm.get(s.vm.uuid)!.hostId,
-      vmUuid: s.vm.uuid,
-      tenant: s.vm.tenant,
-      shedW: ceil3(s.shedW),
-      method,
-      cpuQuotaFraction: method === 'dvfs' ? 1 : floor3(Math.max(0, 1 - x)),
-      slowdown: round3(slowdownOf(s.vm, total)),
-      fromS,
-      untilS,
-      reason,
-    };
-    if (method === 'dvfs') a.frequencyFraction = floor3((1 - x) ** (1 / alpha));
-    return a;
+  /** One VM's sheds of one option, summed (a VM can be asked twice: by its host and by its group). */
+  const merge = (...lists: Shed[][]): Shed[] => {
+    const by = new Map<string, Shed>();
+    for (const s of lists.flat()) {
+      const o = by.get(s.vm.uuid);
+      if (o) o.shedW += s.shedW;
+      else by.set(s.vm.uuid, { vm: s.vm, shedW: s.shedW });
+    }
+    return [...by.values()];
   };
-  /** SLA cost of a throttle: the extra slowdown it causes, × its seconds, × the VM's weight. */
-  const throttleCost = (s: Shed, seconds: number, alreadyShed = 0): number => {
-    const base = (committedShed.get(s.vm.uuid) ?? 0) + alreadyShed;
-    return (slowdownOf(s.vm, base + s.shedW) - slowdownOf(s.vm, base)) * Math.max(0, seconds) * weight(s.vm);
+  /** The actions of shedding `s` over [fromS, untilS): one per stretch of constant committed shed. */
+  const throttle = (s: Shed, fromS: number, untilS: number | null, reason: string): ThrottleAction[] => {
+    const end = untilS ?? H;
+    const cuts = [...new Set([fromS, ...(sheds.get(s.vm.uuid) ?? []).flatMap((x) => [x.fromS, x.untilS]).filter((t) => t > fromS && t < end)])].sort((a, b) => a - b);
+    return cuts.map((a, i) => {
+      const b = cuts[i + 1] ?? end;
+      const base = shedAt(s.vm.uuid, a);
+      const total = s.shedW + base;
+      const method = methodFor(s.vm, total);
+      const x = dyn(s.vm) > EPS ? Math.min(1, total / dyn(s.vm)) : 0;
+      const act: ThrottleAction = {
+        kind: 'throttle',
+        hostId: hostOfVm.get(s.vm.uuid)!.hostId,
+        vmUuid: s.vm.uuid,
+        tenant: s.vm.tenant,
+        shedW: ceil3(s.shedW),
+        method,
+        cpuQuotaFraction: method === 'dvfs' ? 1 : floor3(Math.max(0, 1 - x)),
+        slowdown: round3(slowdownOf(s.vm, total)),
+        fromS: a,
+        untilS: i + 1 < cuts.length || untilS !== null ? b : null,
+        reason,
+      };
+      if (method === 'dvfs') act.frequencyFraction = floor3((1 - x) ** (1 / alpha));
+      actionCost.set(act, (slowdownOf(s.vm, total) - slowdownOf(s.vm, base)) * Math.max(0, b - a) * weight(s.vm));
+      return act;
+    });
   };
+  const costOf = (acts: readonly CapAction[]): number => acts.reduce((a, x) => a + (actionCost.get(x) ?? 0), 0);
 
   // ---- exact peaks of a scope with some steps added ----
   const cuts = new Float64Array(96);
@@ -380,9 +409,9 @@ export function planCaps(input: PlanCapsInput, opts: PlanCapsOptions = {}): CapP
       firstStart = lead;
       n0 = needs(unthrottled, firstStart, srcExtra);
     }
-    const ownShed = Math.min(Math.max(0, dyn(v) - (committedShed.get(v.uuid) ?? 0)), n0.window);
+    const ownShed = Math.min(dyn(v), n0.window);
     // Throttling the migrating VM also slows its dirtying: pre-copy converges sooner.
-    const quotaScale = dyn(v) > EPS ? 1 - Math.min(1, ((committedShed.get(v.uuid) ?? 0) + ownShed) / dyn(v)) : 1;
+    const quotaScale = dyn(v) > EPS ? 1 - Math.min(1, ownShed / dyn(v)) : 1;
     const est = mode === 'post-copy' || ownShed <= EPS ? unthrottled : model.estimateMode({ ...v, dirtyRateBps: (v.dirtyRateBps ?? model.params.defaultDirtyRateBps) * quotaScale }, input.linkBps, mode, f);
     if (!est.converged) return `pre-copy does not converge (dirty rate ≥ usable link rate even at CPU quota ${round3(quotaScale)})`;
     const durationS = ceil3(est.durationS);
@@ -396,30 +425,26 @@ export function planCaps(input: PlanCapsInput, opts: PlanCapsOptions = {}): CapP
       const n = needs({ ...est, durationS, switchoverAfterS: switchAfter }, startS, srcExtra);
       const leave = n.leave;
       const ownW = Math.min(ownShed, n.window);
-      const otherWindow = allocate(n.window - ownW, others, new Map([[v.uuid, ownW]]));
+      const otherWindow = allocate(n.window - ownW, others, new Map([[v.uuid, ownW]]), 0, leave);
       if (!otherWindow) return `the source must shed ${round3(n.window)} W to stay under its caps during the +${round3(srcExtra)} W transient; only ${round3(src.vms.reduce((a, o) => a + dyn(o), 0))} W can be throttled`;
       const onSrc = new Map<string, number>([[v.uuid, ownW], ...otherWindow.map((s) => [s.vm.uuid, s.shedW] as const)]);
-      const targetWindow = allocate(Math.max(0, n.windowTarget - ownW - otherWindow.reduce((a, s) => a + s.shedW, 0)), targetPool, onSrc);
+      const targetWindow = allocate(Math.max(0, n.windowTarget - ownW - otherWindow.reduce((a, s) => a + s.shedW, 0)), targetPool, onSrc, 0, leave);
       if (!targetWindow) return `${target.id} must shed ${round3(n.windowTarget)} W during the transient; its VMs cannot give it`;
-      const residual = allocate(n.after, others);
+      const residual = allocate(n.after, others, new Map(), leave, H);
       if (!residual) return `without it ${src.hostId} still needs ${round3(n.after)} W shed, more than its other VMs can give`;
-      const residualTarget = allocate(Math.max(0, n.afterTarget - residual.reduce((a, s) => a + s.shedW, 0)), targetPool, new Map(residual.map((s) => [s.vm.uuid, s.shedW])));
+      const residualTarget = allocate(Math.max(0, n.afterTarget - residual.reduce((a, s) => a + s.shedW, 0)), targetPool, new Map(residual.map((s) => [s.vm.uuid, s.shedW])), leave, H);
       if (!residualTarget) return `without it ${target.id} still needs ${round3(n.afterTarget)} W shed, more than its VMs can give`;
       const why = `keep ${src.hostId}${target.id !== src.hostId ? ` and ${target.id}` : ''} under the cap during the +${round3(srcExtra)} W ${modeName(mode, f)} transient of ${v.uuid}`;
       const base: CapAction[] = [];
-      if (ownW > EPS) base.push(throttle({ vm: v, shedW: ownW }, 0, leave, why));
-      for (const s of [...otherWindow, ...targetWindow]) base.push(throttle(s, 0, leave, why));
+      if (ownW > EPS) base.push(...throttle({ vm: v, shedW: ownW }, 0, leave, why));
+      for (const s of merge(otherWindow, targetWindow)) base.push(...throttle(s, 0, leave, why));
       const stillWhy = `${target.id} is still over its cap without ${v.uuid}`;
-      const residualActs = [...residual, ...residualTarget].map((s) => throttle(s, leave, null, stillWhy));
+      const residualActs = merge(residual, residualTarget).flatMap((s) => throttle(s, leave, null, stillWhy));
       base.push(...residualActs);
       const satSlow = src.cpuSaturated && srcExtra === 0 && mode !== 'post-copy' ? model.params.saturatedSourceSlowdown : 0;
       const migCost =
         weight(v) * (est.slowdown * est.slowedS + est.downtimeS * downtimeFactor) + others.reduce((a, o) => a + weight(o) * satSlow * durationS, 0);
-      const cost =
-        migCost +
-        (ownW > EPS ? throttleCost({ vm: v, shedW: ownW }, leave) : 0) +
-        [...otherWindow, ...targetWindow].reduce((a, s) => a + throttleCost(s, leave), 0) +
-        [...residual, ...residualTarget].reduce((a, s) => a + throttleCost(s, H - leave), 0);
+      const cost = migCost + costOf(base);
       const mig = (toHostId: string): MigrateAction => ({
         kind: 'migrate',
         vmUuid: v.uuid,
@@ -488,7 +513,6 @@ export function planCaps(input: PlanCapsInput, opts: PlanCapsOptions = {}): CapP
   // ---- the loop: the scope furthest over its limit first, one decision at a time ----
   const settled = new Set<string>();
   const visits = new Map<string, number>();
-  const vmById = new Map(input.hosts.flatMap((h) => h.vms.map((v) => [v.uuid, v] as const)));
   let totalCost = 0;
   for (;;) {
     const target = scopes
@@ -507,8 +531,8 @@ export function planCaps(input: PlanCapsInput, opts: PlanCapsOptions = {}): CapP
     // Option A: throttle the excess away for the whole horizon.
     const shedAll = allocate(excess, pool);
     if (shedAll) {
-      const acts = shedAll.map((s) => throttle(s, firstOver, null, `${target.kind === 'group' ? `${target.groupKind} ` : 'host '}${target.id} is ${round3(excess)} W over its cap ${target.capW} W${marginW || marginFraction ? ` less the ${round3(target.capW - target.limit)} W margin` : ''}`));
-      options.push({ status: 'throttle', actions: acts, cost: shedAll.reduce((a, s) => a + throttleCost(s, H - firstOver), 0), energyJ: 0, destHeadroomW: Infinity, label: 'throttle' });
+      const acts = shedAll.flatMap((s) => throttle(s, firstOver, null, `${target.kind === 'group' ? `${target.groupKind} ` : 'host '}${target.id} is ${round3(excess)} W over its cap ${target.capW} W${marginW || marginFraction ? ` less the ${round3(target.capW - target.limit)} W margin` : ''}`));
+      options.push({ status: 'throttle', actions: acts, cost: costOf(acts), energyJ: 0, destHeadroomW: Infinity, label: 'throttle' });
     }
 
     // Option B: move one VM out of the scope, in every mode.
@@ -516,7 +540,7 @@ export function planCaps(input: PlanCapsInput, opts: PlanCapsOptions = {}): CapP
       const src = hostsById.get(hostId)!;
       for (const v of src.vms) {
         // A VM already throttled by an earlier decision stays: its throttle would leave with it.
-        if (v.movable === false || moved.has(v.uuid) || (committedShed.get(v.uuid) ?? 0) > EPS) continue;
+        if (v.movable === false || moved.has(v.uuid) || sheds.has(v.uuid)) continue;
         const tried: string[] = [];
         for (const { mode, f } of modeSpecs) {
           const o = moveOption(target, src, v, mode, f);
@@ -535,10 +559,10 @@ export function planCaps(input: PlanCapsInput, opts: PlanCapsOptions = {}): CapP
     let chosen = options[0];
     if (!chosen) {
       // Nothing is safe: throttle everything to its floor and say how far over the scope stays.
-      const shed = pool.filter((v) => dyn(v) - (committedShed.get(v.uuid) ?? 0) > EPS).map((v) => ({ vm: v, shedW: dyn(v) - (committedShed.get(v.uuid) ?? 0) }));
+      const shed = pool.filter((v) => dyn(v) - shedMax(v.uuid) > EPS).map((v) => ({ vm: v, shedW: dyn(v) - shedMax(v.uuid) }));
       const got = shed.reduce((a, s) => a + s.shedW, 0);
       note(target.id, `infeasible: throttling every VM to its floor sheds ${round3(got)} W of the ${round3(excess)} W needed; ${round3(excess - got)} W over remains`);
-      chosen = { status: 'infeasible', actions: shed.map((s) => throttle(s, 0, null, `${target.id} cannot get under its cap; throttled to the floor`)), cost: Infinity, energyJ: 0, destHeadroomW: 0, label: 'infeasible' };
+      chosen = { status: 'infeasible', actions: shed.flatMap((s) => throttle(s, 0, null, `${target.id} cannot get under its cap; throttled to the floor`)), cost: Infinity, energyJ: 0, destHeadroomW: 0, label: 'infeasible' };
     } else if (chosen.status === 'throttle') {
       const alt = options.find((o) => o.status === 'throttle-then-migrate');
       note(target.id, alt ? `throttling (SLA ${round3(chosen.cost)} VM·s) is cheaper than the best migration, ${alt.label}, over ${H} s` : 'no safe migration exists: throttling instead');
@@ -552,17 +576,17 @@ export function planCaps(input: PlanCapsInput, opts: PlanCapsOptions = {}): CapP
     const partial = chosen.status === 'throttle-then-migrate' && (chosen.residual?.length ?? 0) > 0 && visit < maxMoves;
     if (partial) {
       const rest = new Set(chosen.residual);
-      chosen = { ...chosen, actions: chosen.actions.filter((a) => !rest.has(a)), cost: chosen.cost - chosen.residual!.reduce((a, x) => a + (x.kind === 'throttle' ? throttleCost({ vm: vmById.get(x.vmUuid)!, shedW: x.shedW }, H - x.fromS) : 0), 0) };
+      chosen = { ...chosen, actions: chosen.actions.filter((a) => !rest.has(a)), cost: chosen.cost - costOf(chosen.residual!) };
       note(target.id, `${target.id} is still over its cap after that move: deciding again`);
     } else settled.add(target.id);
     actions.push(...chosen.actions);
-    totalCost += Number.isFinite(chosen.cost) ? chosen.cost : chosen.actions.reduce((a, x) => a + (x.kind === 'throttle' ? throttleCost({ vm: vmById.get(x.vmUuid)!, shedW: x.shedW }, H) : 0), 0);
+    totalCost += Number.isFinite(chosen.cost) ? chosen.cost : costOf(chosen.actions);
     for (const a of chosen.actions) {
       if (a.kind === 'migrate') {
         moved.add(a.vmUuid);
         switchovers.add(Math.ceil(a.switchoverS));
         a.reason += `; ${chosen.label}`;
-      } else committedShed.set(a.vmUuid, (committedShed.get(a.vmUuid) ?? 0) + a.shedW);
+      } else sheds.set(a.vmUuid, [...(sheds.get(a.vmUuid) ?? []), { fromS: a.fromS, untilS: a.untilS ?? H, shedW: a.shedW }]);
     }
     const committed = stepsOfAll(chosen.actions);
     applySteps(tls, committed);

@@ -35,6 +35,9 @@ test('plans checked against the simulator: every host and group under its cap ev
       const m = got.sim.migrations.find((x) => x.vmUuid === a.vmUuid)!;
       assert.ok(m.endS <= a.endS + 0.03, `${a.vmUuid} ${a.mode}: ends at ${m.endS} s in the simulator, planned ${a.endS} s (the simulator moves in 10 ms ticks)`);
     }
+    // The plan's SLA cost (its model of the work the VMs lose) is what the simulator's VMs lose: within
+    // 10 % + 3 VM·s (the simulator's pauses and faults are mechanisms, not the advisor's constants).
+    assert.ok(Math.abs(got.lostWorkS - plan.slaCost) <= 0.1 * plan.slaCost + 3, `seed ${seed}: SLA ${plan.slaCost} VM·s planned, ${got.lostWorkS} s of work lost in the simulator`);
     const naive = replayInSimulator(fleet, input, naiveCapPlan(input), members, other);
     if (overBefore > 0 || plan.groups.some((g) => g.status !== 'within-cap')) assert.ok(naive.overCapSeconds > 0, `seed ${seed}: the naive plan overshoots`);
     naiveOver += naive.overCapSeconds;
