@@ -9,7 +9,8 @@
 // 2. causal replay (the headline): 1 s intervals, each split with what the online learner learned before it;
 //    the collector's path (GpuTimeSliceMethod on agent-like intervals, scoring/nvmlTraceHostIntervals) with
 //    and without the device's mean utilisation over the interval, side by side; both paths on intervals of
-//    8–19 reads (where the interval boundaries fall against the trace's 2 s mix segments);
+//    8–19 reads and the agent's 1 s interval at each of its ten phases (where the interval boundaries fall
+//    against the trace's 2 s mix segments);
 // 3. leave-one-kernel-out: the trace without kernel k's solo calibration phases, causal, scored on k;
 // 4. synthetic held-out variants of the trace (scoring/gpu-trace-edit.ts): mix re-cut into 0.5/1/5/20 s
 //    segments and shuffled, missed reads and lost samples, one kernel made more or less power-hungry.
@@ -80,8 +81,8 @@ export function runGpuAccuracy({ tracePath, log = (s) => process.stdout.write(`$
   //     read only (an agent without it), in the same run
   {
     const trace = liveWire.parseNvmlTrace(text, tracePath);
-    const collectorPath = (deviceUtilSamples, intervalS = 1) => {
-      const ivs = scoring.nvmlTraceHostIntervals(trace, intervalS, 'h100-trace', { deviceUtilSamples });
+    const collectorPath = (deviceUtilSamples, intervalS = 1, tr = trace) => {
+      const ivs = scoring.nvmlTraceHostIntervals(tr, intervalS, 'h100-trace', { deviceUtilSamples });
       const m = new models.GpuTimeSliceMethod();
       const ctx = { policy: 'equal', staticPower: { watts: { rapl: 0, gpu: 0, bmc_rest: 0 }, origin: 'configured' } };
       const windows = [];
@@ -124,6 +125,37 @@ export function runGpuAccuracy({ tracePath, log = (s) => process.stdout.write(`$
       log(`| ${k} | ${rep.windows.length} / ${cm.n} | ${pct(r.worstModel)} | ${pct(r.light.model)} | ${pct(m.worstModel)} | ${pct(m.light.model)} | ${pct(p.worstModel)} | ${pct(p.light.model)} |`);
     }
     log('');
+
+    // 2d. the agent's 1 s interval (ten reads) at each of its ten phases against the trace's schedule (the
+    //     first j reads dropped): the trace's mix segments start on its 0.1 s grid, a live agent's rounds do not
+    log('### The agent\'s 1 s interval at each of its ten phases against the trace (first j reads dropped), same run\n');
+    log('| phase j | causal replay: worst ≥ 5 % | light | collector, mean utilisation: worst ≥ 5 % | light | collector, point read only: worst ≥ 5 % | light |');
+    log('|---:|---:|---:|---:|---:|---:|---:|');
+    const ph = { replay: [], mean: [], point: [] };
+    for (let j = 0; j < 10; j++) {
+      const tr = { header: trace.header, samples: trace.samples.slice(j) };
+      const r = summarise(scoreReplay(models.gpuCausalReplayTrace(tr, { intervalS: 1.05 }), fullRef));
+      const m = summarise(collectorPath(true, 1, tr).rows);
+      const p = summarise(collectorPath(false, 1, tr).rows);
+      ph.replay.push(r);
+      ph.mean.push(m);
+      ph.point.push(p);
+      log(`| ${j} | ${pct(r.worstModel)} | ${pct(r.light.model)} | ${pct(m.worstModel)} | ${pct(m.light.model)} | ${pct(p.worstModel)} | ${pct(p.light.model)} |`);
+    }
+    const med = (xs) => {
+      const v = [...xs].sort((a, b) => a - b);
+      return (v[(v.length - 1) >> 1] + v[v.length >> 1]) / 2;
+    };
+    const stat = (rows) => {
+      const w = rows.map((x) => x.worstModel);
+      const l = rows.map((x) => Math.abs(x.light.model));
+      return `| ${pct(med(w))} / ${pct(Math.max(...w))} | ${pct(med(l))} / ${pct(Math.max(...l))} `;
+    };
+    log(`| median / max (light: of \\|error\\|) ${stat(ph.replay)}${stat(ph.mean)}${stat(ph.point)}|`);
+    log('');
+    for (const [k, rows] of Object.entries(ph)) {
+      summary.push({ run: `${k === 'replay' ? 'causal replay' : `collector path, ${k === 'mean' ? 'mean device utilisation' : 'point read only'}`}, 1 s (ten reads), worst of ten phases`, worstModel: Math.max(...rows.map((x) => x.worstModel)), worstBase: Math.max(...rows.map((x) => x.worstBase)), light: rows.reduce((a, b) => (Math.abs(b.light.model) > Math.abs(a.light.model) ? b : a)).light });
+    }
   }
 
   // 3. leave-one-kernel-out
