@@ -1,19 +1,21 @@
 /**
- * chDB (embedded ClickHouse) transport: a worker thread owns the Session (see chdb-worker.ts); this
- * side queues requests by id. Queries run one at a time in the worker, in submission order.
+ * chDB (embedded ClickHouse) transport: a worker thread owns the Sessions (see chdb-worker.ts); this
+ * side queues requests by id. Statements, text queries and inserts run one at a time in the worker, in
+ * submission order; binary reads (queryBytes) run beside them on the worker's reader Session.
  */
-import { Worker } from 'node:worker_threads';
+import { MessageChannel, Worker } from 'node:worker_threads';
 import { createRequire } from 'node:module';
 import { mkdirSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { WattsplitError, silentLogger, type Logger } from '@wattsplit/wire';
 import type { ChdbRequest, ChdbResponse } from './chdb-worker.js';
 import { chdbDirHolder, describeHolder } from './chdb-dir-lock.js';
+import type { ReadGrant } from './read-transport.js';
 import type { ClickHouseTransport, Settings } from './transport.js';
 import { str } from './transport.js';
 
 interface Pending {
-  resolve: (text: string) => void;
+  resolve: (answer: string | Uint8Array) => void;
   reject: (e: WattsplitError) => void;
   what: string;
 }
@@ -75,7 +77,7 @@ export class ChdbTransport implements ClickHouseTransport {
       const p = this.pending.get(m.id);
       if (!p) return;
       this.pending.delete(m.id);
-      if (m.ok) p.resolve(m.text);
+      if (m.ok) p.resolve('bytes' in m ? m.bytes : m.text);
       else if (m.closed) p.reject(new WattsplitError('STORE_UNAVAILABLE', `${p.what}: ${m.message}`, { retriable: true }));
       else p.reject(new WattsplitError('STORE_QUERY_FAILED', m.message, { details: { clickhouseCode: m.clickhouseCode, sql: p.what } }));
     });
@@ -115,16 +117,39 @@ export class ChdbTransport implements ClickHouseTransport {
     }
   }
 
-  private async call(sql: string, format: string, rows?: unknown[][]): Promise<string> {
+  private async send(req: Omit<ChdbRequest, 'id'> & { sql: string }): Promise<string | Uint8Array> {
     await this.open();
     const w = this.worker;
     if (!w || this.exited) throw new WattsplitError('STORE_UNAVAILABLE', 'chDB store is closed', { retriable: true });
     const id = this.nextId++;
-    const what = sql.length > 200 ? sql.slice(0, 200) + '…' : sql;
-    return new Promise<string>((resolvePromise, reject) => {
+    const what = req.sql.length > 200 ? req.sql.slice(0, 200) + '…' : req.sql;
+    return new Promise<string | Uint8Array>((resolvePromise, reject) => {
       this.pending.set(id, { resolve: resolvePromise, reject, what });
-      w.postMessage((rows ? { id, sql, format, rows } : { id, sql, format }) satisfies ChdbRequest);
+      w.postMessage({ id, ...req } satisfies ChdbRequest);
     });
+  }
+
+  private async call(sql: string, format: string, rows?: unknown[][]): Promise<string> {
+    const r = await this.send(rows ? { sql, format, rows } : { sql, format });
+    return typeof r === 'string' ? r : Buffer.from(r).toString('utf8');
+  }
+
+  async queryBytes(sql: string, format: string): Promise<Uint8Array> {
+    const r = await this.send({ sql, format, bytes: true });
+    return typeof r === 'string' ? Buffer.from(r, 'utf8') : r;
+  }
+
+  /**
+   * A read connection for another thread: a MessagePort to the worker's reader Session (see
+   * chdb-worker.ts), to be transferred to that thread and opened there with openReadTransport.
+   */
+  async shareReads(): Promise<ReadGrant> {
+    await this.open();
+    const w = this.worker;
+    if (!w || this.exited) throw new WattsplitError('STORE_UNAVAILABLE', 'chDB store is closed', { retriable: true });
+    const { port1, port2 } = new MessageChannel();
+    w.postMessage({ id: this.nextId++, attach: port2 } satisfies ChdbRequest, [port2]);
+    return { handle: { backend: 'chdb', port: port1 }, transfer: [port1] };
   }
 
   async command(sql: string, settings?: Settings): Promise<void> {
@@ -157,7 +182,7 @@ export class ChdbTransport implements ClickHouseTransport {
     const exited = new Promise<void>((r) => w.once('exit', () => r()));
     const id = this.nextId++;
     // Closing the Session before the thread ends matters: terminating a worker that holds one crashes the process.
-    const closed = new Promise<string>((res, rej) => this.pending.set(id, { resolve: res, reject: rej, what: 'close' }));
+    const closed = new Promise<void>((res, rej) => this.pending.set(id, { resolve: () => res(), reject: rej, what: 'close' }));
     w.postMessage({ id, close: true } satisfies ChdbRequest);
     await closed.catch(() => undefined);
     await exited;

@@ -20,6 +20,9 @@ class Recorder implements ClickHouseTransport, ClusterDdlRunner {
     if (m) return `${this.tables[m[1]!] ?? ''}\n`;
     return '';
   }
+  async queryBytes(): Promise<Uint8Array> {
+    return new Uint8Array();
+  }
   async insert(): Promise<void> {}
   async close(): Promise<void> {}
 }

@@ -7,6 +7,7 @@
 import { createClient, ClickHouseError, type ClickHouseClient } from '@clickhouse/client';
 import { Readable } from 'node:stream';
 import { WattsplitError, silentLogger, type Logger } from '@wattsplit/wire';
+import type { ReadGrant } from './read-transport.js';
 import { rowBinaryCodec, type RowBinaryCodec } from './row-binary.js';
 import { str, type ClickHouseTransport, type Settings } from './transport.js';
 
@@ -135,14 +136,24 @@ export class HttpTransport implements ClickHouseTransport {
   }
 
   async query(sql: string, format: string): Promise<string> {
+    return (await this.queryBytes(sql, format)).toString('utf8');
+  }
+
+  async queryBytes(sql: string, format: string): Promise<Buffer> {
     try {
       const r = await this.client.exec({ query: `${sql}\nFORMAT ${format}` });
       const chunks: Buffer[] = [];
       for await (const c of r.stream) chunks.push(Buffer.isBuffer(c) ? c : Buffer.from(c as string));
-      return Buffer.concat(chunks).toString('utf8');
+      return Buffer.concat(chunks);
     } catch (e) {
       throw classifyServerError(e, short(sql));
     }
+  }
+
+  /** A read connection for another thread: the connection options (it opens an HTTP client of its own). */
+  shareReads(): Promise<ReadGrant> {
+    const { logger: _logger, ...server } = this.opts;
+    return Promise.resolve({ handle: { backend: 'clickhouse-server', server }, transfer: [] });
   }
 
   async insert(table: string, rows: readonly Record<string, unknown>[], settings?: Settings): Promise<void> {

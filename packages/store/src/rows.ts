@@ -1,9 +1,10 @@
 /**
- * Codec between the attribution types and the table rows (JSONEachRow objects). Pure: no I/O.
+ * Encoding of the attribution types into table rows (objects, column name → value). Pure: no I/O.
+ * (Reading them back is history-read.ts.)
  * Every number is checked finite before it leaves (JSON would turn NaN into null and the insert would
  * fail far from the cause); the error names the field and the value.
  */
-import type { Anomaly, AttributionResult, AttributionShare, HostInterval, SourceName, VmInterval } from '@wattsplit/attribution';
+import type { Anomaly, AttributionResult, AttributionShare, HostInterval, VmInterval } from '@wattsplit/attribution';
 import { WattsplitError } from '@wattsplit/wire';
 import type { RawFrameCounters } from './store.js';
 
@@ -213,76 +214,4 @@ export function attributionRows(r: AttributionResult): Row[] {
     };
     return attributionRow(r, checked, num(m, `${at}: measured.${s.source}`), nsInt(r.t0UnixNs, `${at}: t0UnixNs`), nsInt(r.t1UnixNs, `${at}: t1UnixNs`));
   });
-}
-
-// ---- decoding (history for model training) ----
-
-const n = (v: unknown): number => (typeof v === 'number' ? v : Number(v));
-const arr = (v: unknown): unknown[] => (Array.isArray(v) ? (v as unknown[]) : []);
-const s = (v: unknown): string => (typeof v === 'string' ? v : typeof v === 'number' || typeof v === 'bigint' || typeof v === 'boolean' ? String(v) : v == null ? '' : JSON.stringify(v));
-
-const VM_STATES: readonly VmInterval['state'][] = ['running', 'paused', 'shutoff', 'migrating_out', 'migrating_in', 'gone'];
-
-export function vmFromRow(r: Row): VmInterval {
-  const devices = arr(r.gpu_devices).map(s);
-  const state = s(r.state) as VmInterval['state'];
-  const vm: VmInterval = {
-    uuid: s(r.vm_uuid),
-    name: s(r.vm_name),
-    tenant: s(r.tenant),
-    vcpus: n(r.vcpus),
-    memoryBytes: n(r.memory_bytes),
-    cpuSeconds: n(r.cpu_s),
-    vcpuSeconds: arr(r.vcpu_s).map(n),
-    memoryUsedBytes: n(r.memory_used_bytes),
-    blockReadBytes: n(r.block_read_bytes),
-    blockWriteBytes: n(r.block_write_bytes),
-    netRxBytes: n(r.net_rx_bytes),
-    netTxBytes: n(r.net_tx_bytes),
-    gpus: devices.map((device, j) => ({
-      device,
-      smUtilPct: n(arr(r.gpu_sm_util_pct)[j]),
-      memUtilPct: n(arr(r.gpu_mem_util_pct)[j]),
-      utilSamples: n(arr(r.gpu_util_samples)[j]),
-      usedMemoryBytes: n(arr(r.gpu_used_memory_bytes)[j]),
-      holdsContext: n(arr(r.gpu_holds_context)[j]) === 1,
-      passthrough: n(arr(r.gpu_passthrough)[j]) === 1,
-    })),
-    presence: n(r.presence),
-    state: VM_STATES.includes(state) ? state : 'running',
-  };
-  if (n(r.perf_supported) === 1) {
-    vm.perf = { cycles: n(r.cycles), instructions: n(r.instructions), llcMisses: n(r.llc_misses), llcReferences: n(r.llc_references) };
-  }
-  return vm;
-}
-
-export function intervalFromRows(h: Row, vms: VmInterval[], anomalies: Anomaly[]): HostInterval {
-  const zoneIds = arr(h.rapl_zone_ids).map(s);
-  const zoneJ = arr(h.rapl_zone_j).map(n);
-  const devices = arr(h.gpu_devices).map(s);
-  return {
-    hostId: s(h.host),
-    hardwareClass: s(h.hardware_class),
-    seq: n(h.seq),
-    prevSeq: n(h.prev_seq),
-    t0UnixNs: n(h.t0_ns),
-    t1UnixNs: n(h.t1_ns),
-    durationS: n(h.duration_s),
-    measured: { rapl: n(h.rapl_j), gpu: n(h.gpu_j), bmc_rest: n(h.bmc_rest_j) },
-    raplZones: Object.fromEntries(zoneIds.map((id, k) => [id, zoneJ[k] ?? 0])),
-    gpus: devices.map((device, k) => ({
-      device,
-      joules: n(arr(h.gpu_j_by_device)[k]),
-      contexts: n(arr(h.gpu_contexts)[k]),
-      meanPowerW: n(arr(h.gpu_mean_power_w)[k]),
-      gpuUtilPct: n(arr(h.gpu_util_pct)[k]),
-      memUtilPct: n(arr(h.gpu_mem_util_pct)[k]),
-      smClockMhz: n(arr(h.gpu_sm_clock_mhz)[k]),
-    })),
-    hostCpu: { busySeconds: n(h.cpu_busy_s), idleSeconds: n(h.cpu_idle_s), onlineCpus: n(h.online_cpus), avgFreqMhz: n(h.avg_freq_mhz) },
-    vms,
-    anomalies,
-    ...(arr(h.unusable_sources).length > 0 ? { unusableSources: arr(h.unusable_sources).map(s) as SourceName[] } : {}),
-  };
 }

@@ -142,6 +142,7 @@ class FailingTransport implements ClickHouseTransport {
   constructor(private readonly inner: ClickHouseTransport, private readonly failTable: string, private times: number) {}
   command(sql: string, settings?: Settings) { return this.inner.command(sql, settings); }
   query(sql: string, format: string) { return this.inner.query(sql, format); }
+  queryBytes(sql: string, format: string) { return this.inner.queryBytes(sql, format); }
   async insert(table: string, rows: readonly Record<string, unknown>[], settings?: Settings) {
     if (table === this.failTable && this.times > 0) {
       this.times--;

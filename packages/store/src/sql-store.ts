@@ -6,11 +6,13 @@
  * feeds the rollups twice.
  */
 import { createHash } from 'node:crypto';
-import type { Anomaly, HostInterval, VmInterval } from '@wattsplit/attribution';
+import type { Anomaly, HostInterval } from '@wattsplit/attribution';
 import { OK, WattsplitError, backoffMs, failed, normaliseError, retryable, silentLogger, type Logger, type TransportResult } from '@wattsplit/wire';
 import type { ClusterSchema } from './cluster-schema.js';
 import { DEFAULT_RETENTION, DEFAULT_SQL_DIR, migrate, type Retention } from './migrations.js';
-import { anomalyRows, attributionRows, hostRow, intervalFromRows, vmFromRow, vmRows } from './rows.js';
+import { readHistoryFrom } from './history-read.js';
+import type { ReadGrant } from './read-transport.js';
+import { anomalyRows, attributionRows, hostRow, vmRows } from './rows.js';
 import { ENERGY_DIMENSIONS, QUERY_FORMATS, type BillLine, type EnergyRollupQuery, type EnergyRollupRow, type Checkpoint, type EnergyRangeQuery, type HistoryQuery, type IntervalWrite, type QueryFormat, type QueryResult, type Store, type StoredInterval, type TenantTotal, type VmEnergyRow } from './store.js';
 import { capabilitiesOf, int, str, type Capabilities, type ClickHouseTransport, type Settings } from './transport.js';
 
@@ -241,85 +243,14 @@ export class SqlStore implements Store {
     return (await this.query(sql, 'JSONEachRow')).rows;
   }
 
-  async readHistory(q: HistoryQuery): Promise<HostInterval[]> {
-    const limit = q.limit ?? 100_000;
-    if (!Number.isSafeInteger(limit) || limit < 1 || limit > 1_000_000) {
-      throw new WattsplitError('STORE_INVALID_INPUT', `readHistory limit=${String(limit)} must be an integer in 1..1000000`, { details: { field: 'limit', value: limit } });
-    }
-    const since = q.sinceUnixNs ?? q.fromUnixNs;
-    if (since === undefined) throw new WattsplitError('STORE_INVALID_INPUT', 'readHistory needs sinceUnixNs (or fromUnixNs)', { details: { field: 'sinceUnixNs' } });
-    const until = q.untilUnixNs ?? q.toUnixNs;
-    const where = [`t1_ns >= ${int(since, 'readHistory sinceUnixNs')}`];
-    if (until !== undefined) where.push(`t1_ns < ${int(until, 'readHistory untilUnixNs')}`);
-    if (q.hostId !== undefined) where.push(`host = ${str(q.hostId)}`);
-    if (q.afterSeq !== undefined) where.push(`seq > ${int(q.afterSeq, 'readHistory afterSeq')}`);
-    const hostWhere = [...where];
-    if (q.hardwareClass !== undefined) hostWhere.push(`hardware_class = ${str(q.hardwareClass)}`);
-    // Only intervals whose write is complete: attributions are inserted last (writeIntervals), so an
-    // interval whose host row is in but whose VM rows may still be on their way is not read half-written.
-    hostWhere.push(`(host, seq) IN (SELECT host, seq FROM attributions WHERE ${where.join(' AND ')})`);
-    const count = num((await this.rows(`SELECT count() AS n FROM host_samples FINAL WHERE ${hostWhere.join(' AND ')}`))[0]?.n ?? 0);
-    if (count === 0) return [];
-    // More than asked for: keep every k-th interval by hash, spread over the whole range.
-    const every = Math.ceil(count / limit);
-    if (every > 1 && !q.newest) hostWhere.push(`cityHash64(host, seq) % ${every} = 0`);
-    const hosts =
-      q.newest && count > limit
-        ? (await this.rows(`SELECT * FROM host_samples FINAL WHERE ${hostWhere.join(' AND ')} ORDER BY t1_ns DESC, host DESC, seq DESC LIMIT ${limit}`)).reverse()
-        : await this.rows(`SELECT * FROM host_samples FINAL WHERE ${hostWhere.join(' AND ')} ORDER BY t1_ns, host, seq LIMIT ${limit}`);
-    if (hosts.length === 0) return [];
-    const hostIds = [...new Set(hosts.map((h) => text(h.host)))];
-    // The VM and anomaly rows of the selected intervals only (a sampled day of a 50-VM host would
-    // otherwise read every VM row of the day), in chunks of intervals by time, so one answer stays far
-    // below what a JS string can hold (a 17 000-interval answer of 50 VMs each did not fit).
-    const sampled = every > 1 && !q.newest ? [`cityHash64(host, seq) % ${every} = 0`] : [];
-    const base = [...where.filter((w) => !w.startsWith('t1_ns')), `host IN (${hostIds.map(str).join(', ')})`, ...sampled];
-    const vmRowsRead: Row[] = [];
-    const anRows: Row[] = [];
-    const seenVm = new Set<string>();
-    const seenAn = new Set<string>();
-    const CHUNK = 2000;
-    for (let i = 0; i < hosts.length; i += CHUNK) {
-      const part = hosts.slice(i, i + CHUNK);
-      const lo = part.reduce((m, h) => Math.min(m, num(h.t1_ns)), Infinity);
-      const hi = part.reduce((m, h) => Math.max(m, num(h.t1_ns)), -Infinity);
-      const last = i + CHUNK >= hosts.length;
-      // Chunks split at a t1 boundary: [lo, next chunk's lo) so a t1 shared by two hosts is read once.
-      const next = last ? undefined : num(hosts[i + CHUNK]!.t1_ns);
-      const range = [`t1_ns >= ${int(lo, 'chunk t1')}`, next === undefined || next === lo ? `t1_ns <= ${int(hi, 'chunk t1')}` : `t1_ns < ${int(next, 'chunk t1')}`];
-      const around = [...base, ...range].join(' AND ');
-      for (const r of await this.rows(`SELECT * FROM vm_samples FINAL WHERE ${around} ORDER BY host, seq, vm_uuid`)) {
-        const k = `${text(r.host)}\0${text(r.seq)}\0${text(r.vm_uuid)}`;
-        if (seenVm.has(k)) continue;
-        seenVm.add(k);
-        vmRowsRead.push(r);
-      }
-      for (const r of await this.rows(`SELECT host, seq, code, counter_id, vm_uuid, message FROM anomalies FINAL WHERE ${around}`)) {
-        const k = `${text(r.host)}\0${text(r.seq)}\0${text(r.code)}\0${text(r.counter_id)}\0${text(r.vm_uuid)}`;
-        if (seenAn.has(k)) continue;
-        seenAn.add(k);
-        anRows.push(r);
-      }
-    }
-    const key = (r: Row) => `${text(r.host)}\0${text(r.seq)}`;
-    const vmsBy = new Map<string, VmInterval[]>();
-    for (const r of vmRowsRead) {
-      const k = key(r);
-      let l = vmsBy.get(k);
-      if (!l) vmsBy.set(k, (l = []));
-      l.push(vmFromRow(r));
-    }
-    const anBy = new Map<string, Anomaly[]>();
-    for (const r of anRows) {
-      const k = key(r);
-      let l = anBy.get(k);
-      if (!l) anBy.set(k, (l = []));
-      const a: Anomaly = { code: text(r.code), message: text(r.message) };
-      if (text(r.counter_id)) a.counterId = text(r.counter_id);
-      if (text(r.vm_uuid)) a.vmUuid = text(r.vm_uuid);
-      l.push(a);
-    }
-    return hosts.map((h) => intervalFromRows(h, vmsBy.get(key(h)) ?? [], anBy.get(key(h)) ?? []));
+  readHistory(q: HistoryQuery): Promise<HostInterval[]> {
+    return readHistoryFrom(this.t, q);
+  }
+
+  async shareReads(): Promise<ReadGrant> {
+    if (!this.t.shareReads) throw new WattsplitError('CONFIG_INVALID', `the ${this.backend} transport cannot be read from another thread`, { details: { backend: this.backend } });
+    await this.connect();
+    return this.t.shareReads();
   }
 
   private range(q: EnergyRangeQuery, what: string): { from: string; to: string; method: string } {

@@ -8,6 +8,7 @@
  */
 import type { Anomaly, AttributionResult, HostInterval } from '@wattsplit/attribution';
 import type { TransportResult } from '@wattsplit/wire';
+import type { ReadGrant } from './read-transport.js';
 
 /** Output formats `query()` accepts (ClickHouse format names, identical on chDB and the server). */
 export const QUERY_FORMATS = ['JSONEachRow', 'JSONCompactEachRow', 'JSON', 'CSV', 'CSVWithNames', 'TSV', 'TabSeparated', 'TSVWithNames', 'TabSeparatedWithNames', 'Pretty', 'PrettyCompact', 'PrettySpace', 'Markdown', 'Vertical'] as const;
@@ -64,6 +65,11 @@ export interface HistoryQuery {
   afterSeq?: number;
   /** When more than `limit` match, the newest `limit` (by t1), oldest first, instead of a sample. */
   newest?: boolean;
+  /**
+   * Leave each VM's name and tenant out of the read ('' in the result): the model trainer and the drift
+   * check do not use them, and they are a fifth of a VM row's bytes.
+   */
+  omitVmLabels?: boolean;
 }
 
 export interface EnergyRangeQuery {
@@ -181,6 +187,12 @@ export interface Store {
   insertRows(table: string, rows: readonly Record<string, unknown>[]): Promise<TransportResult>;
   /** Host intervals as they were written (deduplicated), oldest first: the training set of the models. */
   readHistory(q: HistoryQuery): Promise<HostInterval[]>;
+  /**
+   * A read connection to this store for another thread (read-transport.ts): post `handle` to a worker
+   * with `transfer`, open it there with openReadTransport and read with readHistoryFrom. Absent on
+   * stores that cannot be read from another thread (test wrappers); callers then read here.
+   */
+  shareReads?(): Promise<ReadGrant>;
   vmEnergy(vmUuid: string, q: EnergyRangeQuery): Promise<VmEnergyRow[]>;
   tenantBill(tenant: string, q: EnergyRangeQuery): Promise<BillLine[]>;
   tenantTotals(q: EnergyRangeQuery): Promise<TenantTotal[]>;

@@ -1,7 +1,8 @@
 import { WattsplitError } from '@wattsplit/wire';
+import type { ReadGrant } from './read-transport.js';
 
 /**
- * The one I/O seam of the store: run a statement, run a query for text, insert JSONEachRow rows.
+ * The one I/O seam of the store: run a statement, run a query for text or bytes, insert rows.
  * Implementations: the chDB worker (embedded) and @clickhouse/client over HTTP (server). They throw
  * WattsplitError: STORE_QUERY_FAILED (not retriable: the statement is wrong) or STORE_UNAVAILABLE
  * (retriable: the engine or server is not reachable right now).
@@ -14,6 +15,13 @@ export interface ClickHouseTransport {
   command(sql: string, settings?: Settings): Promise<void>;
   /** A SELECT; `format` is appended as the FORMAT clause by the transport. */
   query(sql: string, format: string): Promise<string>;
+  /**
+   * A SELECT whose answer is binary (RowBinary): the bytes as the engine wrote them. A bulk read
+   * (history-read.ts) decodes these instead of parsing text.
+   */
+  queryBytes(sql: string, format: string): Promise<Uint8Array>;
+  /** A read connection for another thread (read-transport.ts), where the transport can give one. */
+  shareReads?(): Promise<ReadGrant>;
   /** INSERT INTO `table` FORMAT JSONEachRow with these rows. */
   insert(table: string, rows: readonly Record<string, unknown>[], settings?: Settings): Promise<void>;
   close(): Promise<void>;

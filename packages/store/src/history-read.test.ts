@@ -1,0 +1,76 @@
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Worker } from 'node:worker_threads';
+import { silentLogger } from '@wattsplit/wire';
+import { ChdbStore } from './chdb-store.js';
+import { seqRanges } from './history-read.js';
+import { HOUR_NS, sampleInterval, sampleResult } from './test-fixtures.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'wattsplit-history-'));
+const store = new ChdbStore({ dataDir: join(dir, 'db'), logger: silentLogger });
+after(async () => {
+  await store.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+const NOW_NS = Math.floor(Date.now() / 3600_000) * HOUR_NS;
+
+test('seqRanges: every interval in exactly one range, at most perQuery intervals per query, ranges of one host never overlap', () => {
+  const ivs = [
+    ...[5, 1, 2, 9, 7, 3].map((seq) => ({ hostId: 'b', seq })),
+    ...[10, 11, 12].map((seq) => ({ hostId: 'a', seq })),
+  ];
+  const q = seqRanges(ivs, 4);
+  assert.deepEqual(q, [
+    [{ host: 'b', from: 1, to: 5 }],
+    [{ host: 'b', from: 7, to: 9 }, { host: 'a', from: 10, to: 11 }],
+    [{ host: 'a', from: 12, to: 12 }],
+  ]);
+  for (const perQuery of [1, 2, 3, 5, 100]) {
+    const qs = seqRanges(ivs, perQuery);
+    const covered = ivs.map((iv) => qs.flat().filter((r) => r.host === iv.hostId && r.from <= iv.seq && iv.seq <= r.to).length);
+    assert.deepEqual(covered, ivs.map(() => 1), `perQuery ${perQuery}`);
+    for (const one of qs) assert.ok(one.reduce((n, r) => n + ivs.filter((iv) => iv.hostId === r.host && r.from <= iv.seq && iv.seq <= r.to).length, 0) <= perQuery);
+  }
+  assert.deepEqual(seqRanges([], 10), []);
+});
+
+test('a worker thread reads the history through shareReads (chDB: a port to the store worker) and gets what the store reads', async () => {
+  await store.init();
+  const written = [];
+  for (let seq = 1; seq <= 40; seq++) {
+    for (const host of ['host-a', 'host-b']) {
+      const i = sampleInterval(host, seq, NOW_NS + seq * 1e9);
+      if (seq === 3) i.anomalies.push({ code: 'COUNTER_WENT_BACKWARDS', message: 'test', vmUuid: i.vms[0]!.uuid });
+      written.push({ interval: i, results: [sampleResult(i)] });
+    }
+  }
+  assert.equal((await store.writeIntervals(written)).kind, 'ok');
+  const q = { hardwareClass: 'xeon-test+h100x1', sinceUnixNs: NOW_NS, limit: 30 };
+  const here = await store.readHistory(q);
+  assert.ok(here.length > 0 && here.length <= 30, `sampled ${here.length}`);
+  assert.deepEqual(here.filter((i) => i.seq === 3).map((i) => i.anomalies.map((a) => a.code)), here.filter((i) => i.seq === 3).map(() => ['COUNTER_RESET', 'COUNTER_WENT_BACKWARDS']));
+
+  const grant = await store.shareReads();
+  const src = `
+    import { parentPort, workerData } from 'node:worker_threads';
+    const { openReadTransport, readHistoryFrom } = await import(workerData.lib);
+    const t = openReadTransport(workerData.handle);
+    const all = await readHistoryFrom(t, workerData.q);
+    const unlabelled = await readHistoryFrom(t, { ...workerData.q, omitVmLabels: true });
+    await t.close();
+    parentPort.postMessage({ all, unlabelled });
+  `;
+  const w = new Worker(src, { eval: true, workerData: { lib: new URL('./index.js', import.meta.url).href, handle: grant.handle, q }, transferList: grant.transfer });
+  const got = await new Promise<{ all: unknown; unlabelled: { vms: { name: string; tenant: string }[] }[] }>((resolve, reject) => {
+    w.once('message', resolve);
+    w.once('error', reject);
+  });
+  await new Promise((r) => w.once('exit', r));
+  assert.deepEqual(got.all, here);
+  assert.deepEqual(got.unlabelled, here.map((i) => ({ ...i, vms: i.vms.map((v) => ({ ...v, name: '', tenant: '' })) })));
+  // The store goes on working after the reading thread ended (its port closed with it).
+  assert.deepEqual(await store.readHistory(q), here);
+});
