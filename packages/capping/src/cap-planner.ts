@@ -409,7 +409,7 @@ export function planCaps(input: PlanCapsInput, opts: PlanCapsOptions = {}): CapP
       firstStart = lead;
       n0 = needs(unthrottled, firstStart, srcExtra);
     }
-    const ownShed = Math.min(dyn(v), n0.window);
+    const ownShed = Math.min(Math.max(0, dyn(v) - shedMax(v.uuid)), n0.window);
     // Throttling the migrating VM also slows its dirtying: pre-copy converges sooner.
     const quotaScale = dyn(v) > EPS ? 1 - Math.min(1, ownShed / dyn(v)) : 1;
     const est = mode === 'post-copy' || ownShed <= EPS ? unthrottled : model.estimateMode({ ...v, dirtyRateBps: (v.dirtyRateBps ?? model.params.defaultDirtyRateBps) * quotaScale }, input.linkBps, mode, f);
@@ -424,6 +424,12 @@ export function planCaps(input: PlanCapsInput, opts: PlanCapsOptions = {}): CapP
     for (const startS of starts) {
       const n = needs({ ...est, durationS, switchoverAfterS: switchAfter }, startS, srcExtra);
       const leave = n.leave;
+      // An earlier decision's throttle on the VM must have ended when it leaves (it would leave with it).
+      const busyUntil = Math.max(0, ...(sheds.get(v.uuid) ?? []).map((x) => x.untilS));
+      if (busyUntil > leave) {
+        lastWhy = `an earlier decision throttles it until ${busyUntil} s, after it would leave`;
+        continue;
+      }
       const ownW = Math.min(ownShed, n.window);
       const otherWindow = allocate(n.window - ownW, others, new Map([[v.uuid, ownW]]), 0, leave);
       if (!otherWindow) return `the source must shed ${round3(n.window)} W to stay under its caps during the +${round3(srcExtra)} W transient; only ${round3(src.vms.reduce((a, o) => a + dyn(o), 0))} W can be throttled`;
@@ -539,8 +545,8 @@ export function planCaps(input: PlanCapsInput, opts: PlanCapsOptions = {}): CapP
     for (const hostId of target.hostIds) {
       const src = hostsById.get(hostId)!;
       for (const v of src.vms) {
-        // A VM already throttled by an earlier decision stays: its throttle would leave with it.
-        if (v.movable === false || moved.has(v.uuid) || sheds.has(v.uuid)) continue;
+        // A VM throttled for good by an earlier decision stays: its throttle would leave with it.
+        if (v.movable === false || moved.has(v.uuid) || (sheds.get(v.uuid) ?? []).some((x) => x.untilS >= H)) continue;
         const tried: string[] = [];
         for (const { mode, f } of modeSpecs) {
           const o = moveOption(target, src, v, mode, f);
