@@ -1,0 +1,48 @@
+// A partition that comes back to a collector after another collector handled it (Kafka reassigns partitions
+// when a member joins or leaves): the first collector's in-memory state of the partition's hosts is older
+// than what was stored meanwhile, and must not be the start of an interval (partition-continuity.ts).
+// Two collectors share one store here; their pipelines are handed the partition's messages directly, in
+// the order a rebalance would deliver them (found on the real cluster: npm run test:cluster).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ChdbStore, chdbDirOf } from '@wattsplit/store';
+import { InProcessBus, TOPICS, memoryLogger, type BusMessage } from '@wattsplit/wire';
+import { createCollectorApp } from './collector-module.js';
+import { HOST_A, encoded } from './test-frames.js';
+
+const msg = (seq: number, offset: number): BusMessage => {
+  const e = encoded(HOST_A, seq);
+  return { topic: TOPICS.telemetry, partition: 0, offset: String(offset), key: e.key, value: e.value, timestampMs: Date.now(), headers: {} };
+};
+
+test('a partition handed back after another collector handled it: no interval spans what the other stored', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'wattsplit-partition-return-'));
+  const store = new ChdbStore({ dataDir: chdbDirOf(join(dir, 'db')) });
+  const busA = new InProcessBus({ partitions: 1 });
+  const busB = new InProcessBus({ partitions: 1 });
+  const logA = memoryLogger();
+  const a = await createCollectorApp({ bus: busA, store, logger: logA });
+  const b = await createCollectorApp({ bus: busB, store, logger: memoryLogger() });
+  t.after(async () => {
+    await a.close();
+    await b.close();
+    await busA.close();
+    await busB.close();
+    await store.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  await a.pipeline.handle([1, 2, 3].map((s, k) => msg(s, k)), 0); // A owns the partition: offsets 0..2
+  await b.pipeline.handle([4, 5, 6].map((s, k) => msg(s, 3 + k)), 0); // a rebalance gave it to B: 3..5
+  await a.pipeline.handle([7, 8].map((s, k) => msg(s, 6 + k)), 0); // and back to A: 6..7
+
+  const rows = (await store.query(`SELECT seq, prev_seq FROM host_samples FINAL WHERE host = 'hv-a' ORDER BY seq`)).rows.map((r) => [Number(r.seq), Number(r.prev_seq)]);
+  assert.deepEqual(rows, [[2, 1], [3, 2], [4, 3], [5, 4], [6, 5], [7, 6], [8, 7]]);
+  const j = Number((await store.query(`SELECT sum(dynamic_j + static_j) AS j FROM attributions FINAL WHERE host = 'hv-a' AND method = 'cpu_share' AND source = 'bmc_rest'`)).rows[0]?.j ?? 0);
+  const measured = Number((await store.query(`SELECT sum(bmc_rest_j) AS j FROM host_samples FINAL WHERE host = 'hv-a'`)).rows[0]?.j ?? 0);
+  assert.ok(measured > 0 && Math.abs(j - measured) < 1e-6, `attributed ${j} J, measured ${measured} J`);
+  assert.ok(logA.entries.some((e) => /partition 0 was handled elsewhere before offset 6/.test(String(e.msg))));
+});
