@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // Out-of-sample accuracy: the evaluation protocol of issue 12 (docs/accuracy.md, "Evaluation protocol").
 //
-//   node benchmarks/accuracy-oos.mjs --set dev|eval|all [--quick] [--json] [--seeds 1,101] [--warmup-s N] [--billed-s N] [--jobs N]
+//   node benchmarks/accuracy-oos.mjs --set dev|eval|all [--quick] [--json] [--seeds 1,101] [--warmup-s N] [--billed-s N] [--jobs N] [--json-out FILE]
 //   (--jobs N: N fleets at a time, each in its own process; on a shared box this gets the runs more CPU)
 //   node benchmarks/accuracy.mjs --set ...        (the same: accuracy.mjs hands --set runs to this file)
 //
@@ -22,7 +22,7 @@
 // error among VMs with > 1 kJ; each host's static power (billed static energy / s) vs truth.
 // Evaluation output stays aggregate (no per-VM or per-tenant rows): evaluation data is not looked at per VM.
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -59,6 +59,7 @@ function parseArgs(argv) {
     set,
     quick,
     json: argv.includes('--json'),
+    jsonOut: val('--json-out'),
     seeds,
     warmupS: num('--warmup-s', quick ? P.quick.warmupS : P.warmupS),
     billedS: num('--billed-s', quick ? P.quick.billedS : P.billedS),
@@ -323,6 +324,7 @@ export async function main(argv) {
   }
   report.load_average = { start: load0, end: loadavg() };
   report.wall_s = (Date.now() - started.getTime()) / 1000;
+  if (o.jsonOut) writeFileSync(o.jsonOut, `${JSON.stringify(report)}\n`);
   if (o.json) process.stdout.write(`${JSON.stringify(report)}\n`);
   else process.stdout.write(`\nload average at end ${report.load_average.end.map((x) => x.toFixed(2)).join(' ')}; wall ${report.wall_s.toFixed(0)} s\n`);
   return report;
