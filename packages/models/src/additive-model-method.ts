@@ -20,7 +20,7 @@
  */
 import { CpuShareMethod, reconcile, staticSplitWeights, type AttributionContext, type AttributionMethod, type AttributionResult, type AttributionShare, type EntityKind, type HostInterval, type LearnerHostState, type VmInterval } from '@wattsplit/attribution';
 import { WattsplitError } from '@wattsplit/wire';
-import { intervalFeatures, MODEL_SOURCES, staticPowerW, termPowers, type AdditiveModelJson } from './additive-model.js';
+import { intervalFeatures, MODEL_SOURCES, staticPowerW, termPowers, type AdditiveModelJson, type VmFeatures } from './additive-model.js';
 import { CPU_SIGNATURE_LEARNER, CpuSignatureFilter, type CpuSignatureFilterOptions } from './cpu-signature-filter.js';
 import { GPU_SIGNATURE_METHOD, GpuTimeSliceMethod, type GpuTimeSliceHostState } from './gpu-time-slice-method.js';
 
@@ -62,6 +62,8 @@ export class AdditiveModelMethod implements AttributionMethod {
   private readonly z: number;
   /** The online CPU-side learner; undefined with `online: false`. */
   readonly filter: CpuSignatureFilter | undefined;
+  /** The terms of the interval attributed last (its `observe` right after reuses them). */
+  private lastTerms: { iv: HostInterval; terms: VmFeatures[] } | undefined;
 
   constructor(opts: AdditiveModelMethodOptions) {
     this.models = opts.models;
@@ -80,8 +82,10 @@ export class AdditiveModelMethod implements AttributionMethod {
       const last = this.filter.lastSeq(iv.hostId);
       if (last !== undefined && iv.seq <= last) return;
       const model = this.models.get(iv.hardwareClass, iv.t1UnixNs);
-      this.filter.observe(iv, model, model ? intervalFeatures(iv) : []);
+      const memo = this.lastTerms;
+      this.filter.observe(iv, model, !model ? [] : memo?.iv === iv ? memo.terms : intervalFeatures(iv));
     }
+    this.lastTerms = undefined;
   }
 
   /** The GPU learners' state for the host (learner `gpu_signature`). */
@@ -141,6 +145,7 @@ export class AdditiveModelMethod implements AttributionMethod {
     };
     const dt = Math.max(0, iv.durationS);
     const terms = intervalFeatures(iv);
+    this.lastTerms = { iv, terms };
     const staticWeights = staticSplitWeights(iv.vms, ctx.policy, ctx.reservedWeights);
     const byUuid = new Map(iv.vms.map((v) => [v.uuid, v]));
     const unusable = new Set(iv.unusableSources ?? []);

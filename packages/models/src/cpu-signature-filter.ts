@@ -285,11 +285,27 @@ export function modelKey(model: AdditiveModelJson): string {
 
 export class CpuSignatureFilter {
   private readonly hosts = new Map<string, HostSignatures>();
+  /** Per host, the decomposition of the interval `split` last saw (`observe` of the same interval reuses it). */
+  private readonly memo = new Map<string, { seq: number; model: AdditiveModelJson; bySource: Map<ModelSource, SourceTerms> }>();
   private readonly o: Required<CpuSignatureFilterOptions>;
 
   constructor(opts: CpuSignatureFilterOptions = {}) {
     this.o = { pullS: 1800, knownSd: 0.35, unseenSd: 0.6, staticSd: 0.1, trainedStaticSd: 0.02, staticTauS: 86400, floor: 0.25, noiseScale: 1.5, forgetAfterS: 3600, ...opts };
     for (const [k, v] of Object.entries(this.o)) if (!(Number.isFinite(v) && v > 0)) throw new WattsplitError('CONFIG_INVALID', `cpu signature filter option ${k}=${v} must be a finite number > 0`, { details: { field: k, value: v } });
+  }
+
+  private decompose(iv: HostInterval, model: AdditiveModelJson, source: ModelSource, terms: readonly VmFeatures[]): SourceTerms {
+    let m = this.memo.get(iv.hostId);
+    if (!m || m.seq !== iv.seq || m.model !== model) {
+      m = { seq: iv.seq, model, bySource: new Map() };
+      this.memo.set(iv.hostId, m);
+    }
+    let d = m.bySource.get(source);
+    if (!d) {
+      d = decomposeTerms(model, source, terms, iv.hostId, this.o.floor);
+      m.bySource.set(source, d);
+    }
+    return d;
   }
 
   private tau(st: SignatureState): (i: number) => number {
@@ -332,7 +348,7 @@ export class CpuSignatureFilter {
     for (const source of MODEL_SOURCES) {
       const M = iv.measured[source];
       if (unusable.has(source) || !(M > 0)) continue;
-      const d = decomposeTerms(model, source, terms, iv.hostId, this.o.floor);
+      const d = this.decompose(iv, model, source, terms);
       let st = h.sources.get(source);
       if (!st) {
         st = new SignatureState();
@@ -406,7 +422,7 @@ export class CpuSignatureFilter {
   split(iv: HostInterval, model: AdditiveModelJson, source: ModelSource, terms: readonly VmFeatures[], staticFrac: Float64Array, staticOverride?: number): SignatureSplit {
     const dt = Math.max(0, iv.durationS);
     const M = Math.max(0, iv.measured[source]);
-    const d = decomposeTerms(model, source, terms, iv.hostId, this.o.floor);
+    const d = this.decompose(iv, model, source, terms);
     const h = this.hosts.get(iv.hostId);
     const st = h?.sources.get(source);
     const sameModel = h?.modelKey === modelKey(model);
@@ -465,9 +481,20 @@ export class CpuSignatureFilter {
     }
     for (let t = 0; t < T; t++) u[1 + K + t] = (-D * d.cpu[t]!) / W;
     const Cu = new Float64Array(L);
+    const n = st?.n ?? 0;
+    const P = st?.P;
     for (let a = 0; a < L; a++) {
-      if (u[a] === 0) continue;
-      for (let b = 0; b < L; b++) Cu[b] = Cu[b]! + cov(b, a) * u[a]!;
+      const ua = u[a]!;
+      if (ua === 0) continue;
+      const ia = slotOf[a]!;
+      if (ia < 0 || !P) {
+        Cu[a] = Cu[a]! + priorVar[a]! * ua;
+        continue;
+      }
+      for (let b = 0; b < L; b++) {
+        const ib = slotOf[b]!;
+        if (ib >= 0) Cu[b] = Cu[b]! + P[ib * n + ia]! * ua;
+      }
     }
     let uCu = 0;
     for (let a = 0; a < L; a++) uCu += u[a]! * Cu[a]!;
