@@ -46,6 +46,8 @@ const HOST_COLUMNS = [
   ['gpu_contexts', 'Array(UInt32)'],
   ['gpu_mean_power_w', 'Array(Float64)'],
   ['gpu_util_pct', 'Array(Float64)'],
+  ['gpu_util_mean_pct', 'Array(Float64)'],
+  ['gpu_util_mean_samples', 'Array(UInt32)'],
   ['gpu_mem_util_pct', 'Array(Float64)'],
   ['gpu_sm_clock_mhz', 'Array(Float64)'],
   ['cpu_busy_s', 'Float64'],
@@ -237,15 +239,20 @@ function intervalOf(r: unknown[]): HostInterval {
     durationS: num('duration_s'),
     measured: { rapl: num('rapl_j'), gpu: num('gpu_j'), bmc_rest: num('bmc_rest_j') },
     raplZones: Object.fromEntries(zoneIds.map((id, k) => [id, zoneJ[k] ?? 0])),
-    gpus: (r[H.gpu_devices] as string[]).map((device, k) => ({
-      device,
-      joules: nums('gpu_j_by_device')[k] ?? 0,
-      contexts: nums('gpu_contexts')[k] ?? 0,
-      meanPowerW: nums('gpu_mean_power_w')[k] ?? 0,
-      gpuUtilPct: nums('gpu_util_pct')[k] ?? 0,
-      memUtilPct: nums('gpu_mem_util_pct')[k] ?? 0,
-      smClockMhz: nums('gpu_sm_clock_mhz')[k] ?? 0,
-    })),
+    gpus: (r[H.gpu_devices] as string[]).map((device, k) => {
+      // rows written before 0007 have empty arrays here: no samples, the point read is used
+      const utilSamples = nums('gpu_util_mean_samples')[k] ?? 0;
+      return {
+        device,
+        joules: nums('gpu_j_by_device')[k] ?? 0,
+        contexts: nums('gpu_contexts')[k] ?? 0,
+        meanPowerW: nums('gpu_mean_power_w')[k] ?? 0,
+        gpuUtilPct: nums('gpu_util_pct')[k] ?? 0,
+        ...(utilSamples > 0 ? { gpuUtilMeanPct: nums('gpu_util_mean_pct')[k] ?? 0, gpuUtilSamples: utilSamples } : {}),
+        memUtilPct: nums('gpu_mem_util_pct')[k] ?? 0,
+        smClockMhz: nums('gpu_sm_clock_mhz')[k] ?? 0,
+      };
+    }),
     hostCpu: { busySeconds: num('cpu_busy_s'), idleSeconds: num('cpu_idle_s'), onlineCpus: num('online_cpus'), avgFreqMhz: num('avg_freq_mhz') },
     vms: [],
     anomalies: [],

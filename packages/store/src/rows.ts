@@ -52,6 +52,8 @@ export function hostRow(i: HostInterval, raw: RawFrameCounters | undefined): Row
     gpu_contexts: i.gpus.map((g, k) => uint(g.contexts, `${at}: gpus[${k}].contexts`)),
     gpu_mean_power_w: i.gpus.map((g, k) => num(g.meanPowerW, `${at}: gpus[${k}].meanPowerW`)),
     gpu_util_pct: i.gpus.map((g, k) => num(g.gpuUtilPct, `${at}: gpus[${k}].gpuUtilPct`)),
+    gpu_util_mean_pct: i.gpus.map((g, k) => (g.gpuUtilSamples ? num(g.gpuUtilMeanPct ?? 0, `${at}: gpus[${k}].gpuUtilMeanPct`) : 0)),
+    gpu_util_mean_samples: i.gpus.map((g, k) => (g.gpuUtilSamples ? uint(g.gpuUtilSamples, `${at}: gpus[${k}].gpuUtilSamples`) : 0)),
     gpu_mem_util_pct: i.gpus.map((g, k) => num(g.memUtilPct, `${at}: gpus[${k}].memUtilPct`)),
     gpu_sm_clock_mhz: i.gpus.map((g, k) => num(g.smClockMhz, `${at}: gpus[${k}].smClockMhz`)),
     cpu_busy_s: num(i.hostCpu.busySeconds, `${at}: hostCpu.busySeconds`),

@@ -30,7 +30,7 @@ test('init migrates the full schema and records every migration', async () => {
     assert.ok(tables.includes(t), `table ${t} missing from ${tables.join(',')}`);
   }
   const migrations = (await store.query('SELECT version, name FROM schema_migrations FINAL ORDER BY version')).rows;
-  assert.deepEqual(migrations.map((m) => num(m.version)), [1, 2, 3, 4, 5, 6]);
+  assert.deepEqual(migrations.map((m) => num(m.version)), [1, 2, 3, 4, 5, 6, 7]);
   assert.equal(store.billingSource, 'rollups');
   assert.match(store.capabilities!.version, /^2\d\./);
   const ddl = (await store.query(`SELECT create_table_query AS q FROM system.tables WHERE database = currentDatabase() AND name = 'attributions'`)).rows[0]!.q as string;
@@ -42,7 +42,7 @@ test('init migrates the full schema and records every migration', async () => {
 
 test('a second init on the same data applies nothing and keeps the data', async () => {
   await store.init();
-  assert.equal(log.entries.filter((e) => e.msg.startsWith('applied migration')).length, 6);
+  assert.equal(log.entries.filter((e) => e.msg.startsWith('applied migration')).length, 7);
 });
 
 test('writeInterval then readHistory gives the same intervals back', async () => {

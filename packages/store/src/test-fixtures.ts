@@ -35,7 +35,7 @@ export function sampleInterval(hostId: string, seq: number, t1UnixNs: number): H
     durationS: 1,
     measured: { rapl: 200 + seq, gpu: 300, bmc_rest: 50 },
     raplZones: { 'intel-rapl:0': 150 + seq, 'intel-rapl:1': 50 },
-    gpus: [{ device: '0000:17:00.0', joules: 300, contexts: 2, meanPowerW: 300, gpuUtilPct: 60, memUtilPct: 20, smClockMhz: 1755 }],
+    gpus: [{ device: '0000:17:00.0', joules: 300, contexts: 2, meanPowerW: 300, gpuUtilPct: 60, gpuUtilMeanPct: 57.5, gpuUtilSamples: 6, memUtilPct: 20, smClockMhz: 1755 }],
     hostCpu: { busySeconds: 3.5, idleSeconds: 60.5, onlineCpus: 64, avgFreqMhz: 2100 },
     vms: [sampleVm(`aaaa-${hostId}`, 'acme', 1.5), sampleVm(`bbbb-${hostId}`, 'globex', 0.5)],
     anomalies: [{ code: 'COUNTER_RESET', message: 'intel-rapl:1 went from 5 to 1', counterId: 'intel-rapl:1' }],
