@@ -16,7 +16,8 @@
 //                                     [--bundle DIR] [--node-flags="--max-semi-space-size=4"] [--json]
 // --variants also takes `label=DIR` (an unpacked bundle tree or a package-agent.mjs --out dir, e.g. the build before
 // a change, run beside the others under the same load), with `+--flag` (node flags) and `+NAME=VALUE` (environment)
-// for that variant only: base=/tmp/agent-before,new=/tmp/agent-after+--max-semi-space-size=4
+// for that variant only (`+--no-common-flags`: without the common ones): before=/tmp/agent-before+--no-common-flags+--max-semi-space-size=4
+// (a DIR whose name has a `+`, like the version-named tree, is given as its --out dir: the manifest names the tree)
 // Targets (issue 13), whole process: ≤ 3 ms/s at 50 VMs, ≤ 6 ms/s at 200, ≤ 60 MB RSS.
 import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
@@ -138,8 +139,10 @@ for (const v of VARIANTS) {
     if (!existsSync(join(tree, 'lib/agent.mjs'))) throw new Error(`--variants ${v}: no lib/agent.mjs under ${tree}`);
     // `+NAME=VALUE` (no leading dash): an environment variable for this variant (MALLOC_ARENA_MAX=2, ...)
     envs[v] = Object.fromEntries(own.filter((o) => !o.startsWith('-') && o.includes('=')).map((o) => [o.slice(0, o.indexOf('=')), o.slice(o.indexOf('=') + 1)]));
-    const flags = own.filter((o) => o.startsWith('-'));
-    commands[v] = () => [...NODE_FLAGS, ...flags, join(tree, 'lib/agent.mjs')];
+    // `+--no-common-flags`: this variant runs without the common flags (an earlier build with its own wrapper's)
+    const flags = own.filter((o) => o.startsWith('-') && o !== '--no-common-flags');
+    const common = own.includes('--no-common-flags') ? [] : NODE_FLAGS;
+    commands[v] = () => [...common, ...flags, join(tree, 'lib/agent.mjs')];
   } else if (!commands[v]) throw new Error(`--variants: unknown ${v} (bundle, workspace, label=DIR)`);
 }
 
