@@ -79,6 +79,13 @@ interface Scope {
   max: number;
 }
 
+/** A move's cost before its destination is searched. */
+interface Probe {
+  probe: true;
+  cost: number;
+  energyJ: number;
+}
+
 interface Option {
   status: 'throttle' | 'throttle-then-migrate' | 'infeasible';
   actions: CapAction[];
@@ -359,7 +366,7 @@ export function planCaps(input: PlanCapsInput, opts: PlanCapsOptions = {}): CapP
   const modeName = (m: MigrationMode, f: number): string => (m === 'pre-copy-throttled' ? `pre-copy at ${pct(f)} bandwidth` : m);
 
   /** The cheapest safe way to move `v` off `src` and out of `target`, in one mode, or why there is none. */
-  const moveOption = (target: Scope, src: CapHost, v: CapVm, mode: MigrationMode, f: number): Option | string => {
+  const moveOption = (target: Scope, src: CapHost, v: CapVm, mode: MigrationMode, f: number, probe: boolean): Option | Probe | string => {
     const excess = target.max - target.limit;
     const srcScopes = scopesOfHost.get(src.hostId)!;
     const own = hostScope.get(src.hostId)!;
@@ -482,12 +489,14 @@ export function planCaps(input: PlanCapsInput, opts: PlanCapsOptions = {}): CapP
         const peak = peakWith(k, srcSteps, !violatedElsewhere);
         if (peak > k.limit + TOL) return `${k.id} would still exceed its cap by ${round3(peak - k.limit)} W during the migration`;
       }
+      // A probe stops here: its cost is known before any destination is searched.
+      if (probe) return { probe: true, cost, energyJ: (srcExtra + est.destinationExtraW) * durationS };
       // Every destination costs the same for this VM and start: keep the one left with the most headroom.
-      const dstStepsOf = (d: string): PowerStep[] => stepsOfAll([mig(d)]).filter((x) => x.hostId === d);
+      const dTemplate = stepsOfAll([mig('\0dst')]).filter((x) => x.hostId === '\0dst');
       let best: { hostId: string; head: number } | undefined;
       for (const dst of input.hosts) {
         if (dst === src || target.hostSet.has(dst.hostId)) continue;
-        const dSteps = dstStepsOf(dst.hostId);
+        const dSteps = dTemplate.map((x) => ({ ...x, hostId: dst.hostId }));
         let head = Infinity;
         for (const k of scopesOfHost.get(dst.hostId)!) {
           const steps = k.hostSet.has(src.hostId) ? [...srcSteps, ...dSteps] : dSteps;
@@ -542,6 +551,8 @@ export function planCaps(input: PlanCapsInput, opts: PlanCapsOptions = {}): CapP
     }
 
     // Option B: move one VM out of the scope, in every mode.
+    const probes: { src: CapHost; v: CapVm; mode: MigrationMode; f: number; cost: number; energyJ: number }[] = [];
+    const triedOf = new Map<string, string[]>();
     for (const hostId of target.hostIds) {
       const src = hostsById.get(hostId)!;
       for (const v of src.vms) {
@@ -549,16 +560,35 @@ export function planCaps(input: PlanCapsInput, opts: PlanCapsOptions = {}): CapP
         if (v.movable === false || moved.has(v.uuid) || (sheds.get(v.uuid) ?? []).some((x) => x.untilS >= H)) continue;
         const tried: string[] = [];
         for (const { mode, f } of modeSpecs) {
-          const o = moveOption(target, src, v, mode, f);
+          const o = moveOption(target, src, v, mode, f, true);
           if (typeof o === 'string') tried.push(`${modeName(mode, f)}: ${o}`);
-          else options.push(o);
+          else if ('probe' in o) probes.push({ src, v, mode, f, cost: o.cost, energyJ: o.energyJ });
         }
-        if (tried.length === modeSpecs.length) {
-          // One note per VM when every mode failed; the same reason for all modes is said once.
-          const reasons = [...new Set(tried.map((t) => t.slice(t.indexOf(': ') + 2)))];
-          note(target.id, reasons.length === 1 ? `migrate ${v.uuid}: ${reasons[0]}` : `migrate ${v.uuid}: ${tried.join('; ')}`);
-        }
+        triedOf.set(v.uuid, tried);
       }
+    }
+    // Destinations are searched cheapest move first: until one is found, then a few more for the notes
+    // (the search over every host is what costs; most moves are dearer than the first that fits).
+    probes.sort((a, b) => a.cost - b.cost || a.energyJ - b.energyJ);
+    let feasible = 0;
+    let extra = 0;
+    const movable = new Set<string>();
+    for (const p of probes) {
+      if (feasible > 0 && (feasible >= 3 || extra >= 4)) break;
+      if (feasible > 0) extra++;
+      const o = moveOption(target, p.src, p.v, p.mode, p.f, false);
+      if (typeof o === 'string') triedOf.get(p.v.uuid)!.push(`${modeName(p.mode, p.f)}: ${o}`);
+      else if (!('probe' in o)) {
+        options.push(o);
+        movable.add(p.v.uuid);
+        feasible++;
+      }
+    }
+    for (const [uuid, tried] of triedOf) {
+      if (movable.has(uuid) || tried.length === 0) continue;
+      // One note per VM whose tried modes all failed; the same reason for all modes is said once.
+      const reasons = [...new Set(tried.map((t) => t.slice(t.indexOf(': ') + 2)))];
+      note(target.id, reasons.length === 1 ? `migrate ${uuid}: ${reasons[0]}` : `migrate ${uuid}: ${tried.join('; ')}`);
     }
 
     options.sort((a, b) => a.cost - b.cost || a.energyJ - b.energyJ || b.destHeadroomW - a.destHeadroomW);
