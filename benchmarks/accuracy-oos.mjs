@@ -22,7 +22,7 @@
 // error among VMs with > 1 kJ; each host's static power (billed static energy / s) vs truth.
 // Evaluation output stays aggregate (no per-VM or per-tenant rows): evaluation data is not looked at per VM.
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -206,6 +206,8 @@ async function score(store, billed, firstSeq, billedS) {
 }
 
 function gitState() {
+  // a snapshot made with `git archive` (no .git) names its commit in .snapshot-commit
+  if (existsSync(join(root, '.snapshot-commit'))) return { head: readFileSync(join(root, '.snapshot-commit'), 'utf8').trim(), uncommitted_package_files: [], snapshot: root };
   const git = (...a) => spawnSync('git', a, { cwd: root, encoding: 'utf8' }).stdout?.trim() ?? '';
   const dirty = git('status', '--porcelain', '--', 'packages').split('\n').filter((l) => l !== '' && !l.startsWith('??') && !/\.test\.ts$/.test(l));
   return { head: git('rev-parse', '--short', 'HEAD'), uncommitted_package_files: dirty.map((l) => l.slice(3)) };
