@@ -195,7 +195,12 @@ export class VmSampler implements Sampler {
     if (!prev || prev.id !== d.id) {
       this.log.info({ vm: d.uuid, name: d.name, cgroup: cgroupPath }, 'VM appeared');
     }
-    this.known.set(d.uuid, { id: d.id, taps: d.taps, cgroupPath, startedMonoNs: sample.startedMonoNs ?? now, last: sample });
+    if (prev && prev.id === d.id) {
+      // the same qemu process: update in place (no new object per VM per round)
+      prev.taps = d.taps;
+      prev.cgroupPath = cgroupPath;
+      prev.last = sample;
+    } else this.known.set(d.uuid, { id: d.id, taps: d.taps, cgroupPath, startedMonoNs: sample.startedMonoNs ?? now, last: sample });
     ctx.cgroupPathByUuid.set(d.uuid, cgroupPath);
     return sample;
   }
