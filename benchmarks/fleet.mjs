@@ -4,7 +4,7 @@
 //
 //   node benchmarks/fleet.mjs [--clients kafkajs,platformatic] [--steps 50,100,200,400,800]
 //        [--step-seconds 15] [--warmup-seconds 15] [--vms 50] [--store-in-flight 1] [--store-min-interval-ms auto|N] [--compression gzip|none|lz4|snappy]
-//        [--collectors 1] [--brokers 127.0.0.1:9092] [--clickhouse http://127.0.0.1:8123] [--train S]
+//        [--collectors 1] [--brokers 127.0.0.1:9092] [--clickhouse http://127.0.0.1:8123] [--train S [--train-modes off,on]]
 //
 // --collectors N runs N collectors in one consumer group (this process and N-1 children): the
 // partitions are shared, as when a deployment scales the collector out. Their CPU is added up.
@@ -29,10 +29,10 @@
 import { execFileSync, fork } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { readFileSync, readdirSync } from 'node:fs';
-import { cpus, totalmem } from 'node:os';
+import { cpus, loadavg, totalmem } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { performance } from 'node:perf_hooks';
+import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import { setInterval, clearInterval } from 'node:timers';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -221,11 +221,18 @@ if (opt('role', '') === 'probe') {
 const { ClickHouseServerStore } = await imp('packages/store/dist/index.js');
 const { createCollectorApp } = await imp('packages/collector/dist/index.js');
 // --train S: the collectors run the learned model and retrain it every S seconds (periodS 1: every check
-// retrains), so training runs in their worker threads through the steps: the latency next to a run without.
+// retrains), so training runs in their worker threads through the steps. --train-modes off,on runs each
+// client twice in one run, first with training off (the learned-model method configured, training
+// disabled) and then on, for the latency with training next to without.
 const trainEveryS = Number(opt('train', '0'));
-const collectorOptions = (bus, store, inFlight, minIntervalMs = 0) => ({
+const trainModes = opt('train-modes', trainEveryS > 0 ? 'on' : 'off').split(',');
+const collectorOptions = (bus, store, inFlight, minIntervalMs, trainS) => ({
   bus, store, groupId: 'bench', policy: 'reserved', storeWrites: { maxInFlight: inFlight, minIntervalMs }, staticPower: { fallbackWatts: { rapl: 80, gpu: 0, bmc_rest: 120 }, learn: false },
-  ...(trainEveryS > 0 ? { models: { training: { checkIntervalS: trainEveryS, periodS: 1, minIntervals: 300, lookbackS: 600, limit: 20_000 } } } : {}),
+  ...(trainS > 0
+    ? { models: { training: { checkIntervalS: trainS, periodS: 1, minIntervals: 300, lookbackS: 600, limit: 20_000 } } }
+    : trainEveryS > 0
+      ? { models: { training: { enabled: false } } }
+      : {}),
 });
 
 // --role collector: one more collector in the same consumer group (--collectors N > 1), reporting its CPU.
@@ -233,7 +240,7 @@ if (opt('role', '') === 'collector') {
   const cfg = JSON.parse(process.env.FLEET_BENCH_COLLECTOR);
   const { bus } = busOf(cfg.kind, cfg.brokers, cfg.ns);
   const store = new ClickHouseServerStore({ url: cfg.chUrl, database: cfg.database, requestTimeoutMs: 30_000 });
-  const app = await createCollectorApp(collectorOptions(bus, store, cfg.storeInFlight, cfg.storeMinIntervalMs));
+  const app = await createCollectorApp(collectorOptions(bus, store, cfg.storeInFlight, cfg.storeMinIntervalMs, cfg.trainS));
   await serveRole({
     pause: () => ({ intervals: app.pipeline.stats.intervalsStored }),
     exit: async () => {
@@ -304,7 +311,7 @@ const serverCpu = () => ({
 });
 
 
-async function runClient(kind) {
+async function runClient(kind, trainS) {
   const ns = `bench-${kind}-${randomUUID().slice(0, 6)}`;
   const database = `bench_${ns.replace(/-/g, '_')}`;
   const { inner, bus: nsBus } = busOf(kind, brokers, ns);
@@ -335,7 +342,7 @@ async function runClient(kind) {
   };
   const store = new ClickHouseServerStore({ url: chUrl, database, requestTimeoutMs: 30_000 });
   const storeMinIntervalMs = storeMinIntervalFor(inner);
-  const collector = await createCollectorApp(collectorOptions(bus, store, storeInFlight, storeMinIntervalMs));
+  const collector = await createCollectorApp(collectorOptions(bus, store, storeInFlight, storeMinIntervalMs, trainS));
   const writer = collector.pipeline.writer.stats;
   // Time spent in the collector's three awaited steps per handler call (store write, checkpoint save,
   // attribution publish), to tell which one the latency comes from.
@@ -357,7 +364,7 @@ async function runClient(kind) {
   let rpcId = 0;
   /** A child process of this script in `role`, with a request/response call over IPC. */
   const child = async (role, env) => {
-    const proc = fork(fileURLToPath(import.meta.url), ['--role', role, ...(trainEveryS > 0 ? ['--train', String(trainEveryS)] : [])], { env: { ...process.env, ...env }, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    const proc = fork(fileURLToPath(import.meta.url), ['--role', role], { env: { ...process.env, ...env }, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
     await new Promise((resolve, reject) => {
       proc.once('message', resolve);
       proc.once('exit', (code) => reject(new Error(`${role} process exited with ${code}`)));
@@ -378,7 +385,7 @@ async function runClient(kind) {
   };
   // More collectors in the same group: the partitions are shared (one partition is the unit of scale).
   const extra = [];
-  for (let i = 1; i < collectorCount; i++) extra.push(await child('collector', { FLEET_BENCH_COLLECTOR: JSON.stringify({ kind, brokers, ns, chUrl, database, storeInFlight, storeMinIntervalMs }) }));
+  for (let i = 1; i < collectorCount; i++) extra.push(await child('collector', { FLEET_BENCH_COLLECTOR: JSON.stringify({ kind, brokers, ns, chUrl, database, storeInFlight, storeMinIntervalMs, trainS }) }));
   // The probe subscribes before any frame flows; it reads only what is published after it joined.
   const probe = await child('probe', { FLEET_BENCH_PROBE: JSON.stringify({ kind, brokers, ns }) });
   const { proc: load, call: rpc } = await child('load', { FLEET_BENCH_LOAD: JSON.stringify({ kind, brokers, ns, vms: vmsPerHost, maxHosts: Math.max(...steps) }) });
@@ -395,6 +402,10 @@ async function runClient(kind) {
     const w0 = { ...writer };
     Object.assign(handlerStats, { calls: 0, messages: 0, ms: 0 });
     for (const k of Object.keys(stepMs)) stepMs[k].length = 0;
+    const trained0 = collector.training?.outcomes.length ?? 0;
+    const loop = monitorEventLoopDelay({ resolution: 10 });
+    loop.enable();
+    const load0 = loadavg()[0];
     const t0 = performance.now();
     const lagSamples = [];
     const sampler = setInterval(() => {
@@ -403,6 +414,8 @@ async function runClient(kind) {
     }, 1000);
     await new Promise((r) => setTimeout(r, stepSeconds * 1000));
     clearInterval(sampler);
+    loop.disable();
+    const trainedInStep = (collector.training?.outcomes ?? []).slice(trained0).filter((o) => o.version);
     const l = await rpc('pause');
     const others = await Promise.all(extra.map((c) => c.call('pause')));
     const pr = await probe.call('pause');
@@ -416,6 +429,14 @@ async function runClient(kind) {
     const cpuPct = (x) => (x === undefined ? undefined : Math.round((x / wallS) * 100));
     const row = {
       client: kind,
+      training: trainS > 0 ? `every ${trainS} s` : trainEveryS > 0 ? 'off' : '-',
+      trainings: trainedInStep.length,
+      trainTotalS: trainedInStep.length ? +pct(trainedInStep.map((o) => o.timings?.totalS ?? NaN), 50).toFixed(1) : undefined,
+      trainReadS: trainedInStep.length ? +pct(trainedInStep.map((o) => o.timings?.readS ?? NaN), 50).toFixed(1) : undefined,
+      trainIntervals: trainedInStep.length ? trainedInStep.at(-1).version.intervals : undefined,
+      loopP99: +(loop.percentile(99) / 1e6).toFixed(1),
+      loopMax: Math.round(loop.max / 1e6),
+      loadAvg: +((load0 + loadavg()[0]) / 2).toFixed(1),
       collectors: collectorCount,
       minIntervalMs: storeMinIntervalMs,
       hosts: n,
@@ -469,14 +490,14 @@ const all = [];
 try {
   for (const c of clients) {
     say(`client ${c}: steps ${steps.join(', ')} hosts × ${vmsPerHost} VMs, ${stepSeconds} s each`);
-    all.push(...(await runClient(c)));
+    for (const m of trainModes) all.push(...(await runClient(c, m === 'on' ? trainEveryS : 0)));
   }
 } finally {
   if (ownBroker) script('kafka.sh', ['stop', 'bench']);
   if (ownCh) script('clickhouse-server.sh', ['stop', 'bench']);
 }
 
-const best = (c) => Math.max(0, ...all.filter((r) => r.client === c && r.sustained).map((r) => r.hosts));
+const best = (c) => Math.max(0, ...all.filter((r) => r.client === c && r.sustained && r.training !== `every ${trainEveryS} s`).map((r) => r.hosts));
 const machine = `${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}, Kafka 3.9.1 (1 broker, KRaft), ClickHouse ${chVersion.trim()}`;
 const lines = [
   `machine: ${machine}`,
@@ -487,6 +508,16 @@ const lines = [
   '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|',
   ...all.map((r) => `| ${r.client} | ${r.collectors} | ${r.minIntervalMs} | ${r.hosts} | ${r.vmSamplesPerS} | ${r.intervalsPerS} | ${r.lagSlope} | ${r.lagMax} | ${r.p50} | ${r.p99} | ${r.rssMiB} | ${r.cpuCollector} / ${r.cpuLoad} / ${r.cpuClickhouse ?? '?'} (${r.cpuClickhouseMerges ?? '?'}) / ${r.cpuKafka ?? '?'} | ${r.collectorUsPerVmSample ?? '?'} | ${r.intervalsPerWrite} | ${r.sustained ? 'yes' : 'no'} |`),
   '',
+  ...(trainEveryS > 0
+    ? [
+        'With training (the collector in this process; its trainings that finished within the step, their median whole train() and history read):',
+        '',
+        '| client | training | hosts | e2e p50 ms | e2e p99 ms | lag max | collector event-loop delay p99 / max ms | trainings in step | train() s (read s) | intervals per training | load avg | sustained |',
+        '|---|---|---|---|---|---|---|---|---|---|---|---|',
+        ...all.map((r) => `| ${r.client} | ${r.training} | ${r.hosts} | ${r.p50} | ${r.p99} | ${r.lagMax} | ${r.loopP99} / ${r.loopMax} | ${r.trainings} | ${r.trainTotalS ?? '-'} (${r.trainReadS ?? '-'}) | ${r.trainIntervals ?? '-'} | ${r.loadAvg} | ${r.sustained ? 'yes' : 'no'} |`),
+        '',
+      ]
+    : []),
   ...clients.map((c) => `${c}: sustained up to ${best(c)} hosts`),
   '',
   'CPU per VM-sample (µs) at the largest sustained step, and the cores 1 000 hosts × 50 VMs would need at that cost:',

@@ -1,81 +1,112 @@
 #!/usr/bin/env node
 // Training through the collector's own path (ModelLifecycle.train: lease, read the class's history from
-// the store, train, store the artefact, activate), on a host-day of 1 Hz history of a 50-VM host in chDB,
-// and what training does to the collector's event loop (ingest runs there): event-loop delay while
-// training in a worker thread (what the collector does) vs on the main thread, vs idle, in one run.
+// the store, train, store the artefact, activate) on a host-day of 1 Hz history of a 50-VM host, and what
+// training does to the collector's event loop (ingest runs there): event-loop delay while training in a
+// worker thread (what the collector does: the worker reads the history through its own connection and
+// trains) vs everything on the main thread, vs idle, in one run. Reports, per mode, the history read and
+// the fit (both timed where they run) and the whole train().
 //
 //   node benchmarks/training.mjs [--seconds 86400] [--vms 50]
+//        [--clickhouse http://127.0.0.1:8123 [--database NAME]]   the ClickHouse server instead of chDB
+//        [--data-dir DIR]     keep the chDB data there (reused when it already holds the host-day)
+//        [--modes worker,main]
+//
+// With --data-dir or --database, a store that already holds the class's history is not loaded again
+// (loading a host-day takes minutes); the database is kept.
 import { mkdtempSync, rmSync } from 'node:fs';
-import { cpus, tmpdir } from 'node:os';
+import { cpus, loadavg, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const imp = (p) => import(pathToFileURL(join(root, p)).href);
-const { ChdbStore } = await imp('packages/store/dist/index.js');
+const { ChdbStore, ClickHouseServerStore } = await imp('packages/store/dist/index.js');
 const { ModelLifecycle } = await imp('packages/collector/dist/index.js');
 const { synthHost } = await imp('packages/models/dist/test-hosts.js');
 const { CpuShareMethod } = await imp('packages/attribution/dist/index.js');
 const { silentLogger } = await imp('packages/wire/dist/index.js');
 
 const argv = process.argv.slice(2);
-const arg = (k, d) => (argv.includes(k) ? Number(argv[argv.indexOf(k) + 1]) : d);
-const seconds = arg('--seconds', 86_400);
-const vms = arg('--vms', 50);
+const opt = (k, d) => (argv.includes(k) ? argv[argv.indexOf(k) + 1] : d);
+const seconds = Number(opt('--seconds', 86_400));
+const vms = Number(opt('--vms', 50));
+const chUrl = opt('--clickhouse', '');
+const database = opt('--database', '');
+const keepDir = opt('--data-dir', '');
+const modes = opt('--modes', 'worker,main').split(',');
+const hardwareClass = `synth-${vms}`;
 const log = (s) => process.stdout.write(`${s}\n`);
+const say = (s) => process.stderr.write(`training-bench: ${s}\n`);
 
-const dir = mkdtempSync(join(tmpdir(), 'wattsplit-bench-training-'));
-const store = new ChdbStore({ dataDir: join(dir, 'db'), logger: silentLogger });
+const dir = keepDir || mkdtempSync(join(tmpdir(), 'wattsplit-bench-training-'));
+const store = chUrl
+  ? new ClickHouseServerStore({ url: chUrl, database: database || `bench_training_${process.pid}`, requestTimeoutMs: 300_000, logger: silentLogger })
+  : new ChdbStore({ dataDir: keepDir || join(dir, 'db'), logger: silentLogger });
+const load = [];
 try {
   await store.init();
-  const t0 = performance.now();
-  const { intervals } = synthHost({ seed: 5, vms, seconds, hardwareClass: 'synth-50' });
-  // End the day now (TTL keeps the rows; the lifecycle reads the last lookbackS).
-  const shift = (Math.floor(Date.now() / 1000) - seconds) * 1e9;
-  for (const iv of intervals) {
-    iv.t0UnixNs += shift;
-    iv.t1UnixNs += shift;
+  const have = Number((await store.query(`SELECT count() AS n FROM host_samples WHERE hardware_class = '${hardwareClass}'`)).rows[0]?.n ?? 0);
+  let loadS = 0;
+  if (have < seconds) {
+    const t0 = performance.now();
+    const { intervals } = synthHost({ seed: 5, vms, seconds, hardwareClass });
+    // End the day now (TTL keeps the rows; the lifecycle reads the last lookbackS).
+    const shift = (Math.floor(Date.now() / 1000) - seconds) * 1e9;
+    for (const iv of intervals) {
+      iv.t0UnixNs += shift;
+      iv.t1UnixNs += shift;
+    }
+    // Stored as the collector stores them: with their cpu_share attribution (history reads complete intervals only).
+    const cpu = new CpuShareMethod();
+    const ctx = { policy: 'reserved', staticPower: { watts: { rapl: 100, gpu: 0, bmc_rest: 30 }, origin: 'configured' } };
+    for (let i = 0; i < intervals.length; i += 2000) {
+      const r = await store.writeIntervals(intervals.slice(i, i + 2000).map((interval) => ({ interval, results: [cpu.attribute(interval, ctx)] })));
+      if (r.kind !== 'ok') throw new Error(`write failed: ${r.error.message}`);
+      if (i % 20_000 === 0) say(`loaded ${i} of ${intervals.length} intervals`);
+    }
+    loadS = (performance.now() - t0) / 1000;
+  } else {
+    say(`reusing ${have} stored intervals of ${hardwareClass}`);
   }
-  // Stored as the collector stores them: with their cpu_share attribution (history reads complete intervals only).
-  const cpu = new CpuShareMethod();
-  const ctx = { policy: 'reserved', staticPower: { watts: { rapl: 100, gpu: 0, bmc_rest: 30 }, origin: 'configured' } };
-  for (let i = 0; i < intervals.length; i += 2000) {
-    const r = await store.writeIntervals(intervals.slice(i, i + 2000).map((interval) => ({ interval, results: [cpu.attribute(interval, ctx)] })));
-    if (r.kind !== 'ok') throw new Error(`write failed: ${r.error.message}`);
-  }
-  const loadS = (performance.now() - t0) / 1000;
+  // The history ends now: read everything since the first stored interval.
+  const first = Number((await store.query(`SELECT min(t1_ns) AS t FROM host_samples WHERE hardware_class = '${hardwareClass}'`)).rows[0]?.t ?? 0);
+  const lookbackS = Math.ceil((Date.now() * 1e6 - first) / 1e9) + 60;
 
   const run = async (inWorker) => {
-    const lc = new ModelLifecycle({ store, holder: `bench-${inWorker ? 'worker' : 'main'}`, logger: silentLogger, training: { inWorker, leaseSettleMs: 0, lookbackS: seconds + 60 } });
+    const lc = new ModelLifecycle({ store, holder: `bench-${inWorker ? 'worker' : 'main'}`, logger: silentLogger, training: { inWorker, leaseSettleMs: 0, lookbackS } });
     const h = monitorEventLoopDelay({ resolution: 10 });
+    load.push(loadavg()[0]);
     h.enable();
-    const tr = performance.now();
-    const readStart = performance.now();
-    const history = await store.readHistory({ hardwareClass: 'synth-50', sinceUnixNs: 0, limit: 20_000 });
-    const readS = (performance.now() - readStart) / 1000;
-    const out = await lc.train('synth-50', { reason: 'manual' });
-    const totalS = (performance.now() - tr) / 1000;
+    const cpu0 = process.cpuUsage();
+    const out = await lc.train(hardwareClass, { reason: 'manual' });
+    const cpu = process.cpuUsage(cpu0);
     h.disable();
+    load.push(loadavg()[0]);
     if (!out.version) throw new Error(`not trained: ${out.skipped}`);
-    return { readS, read: history.length, totalS, trainS: out.version.trainSeconds, p50: h.percentile(50) / 1e6, p99: h.percentile(99) / 1e6, max: h.max / 1e6, version: out.version.version };
+    return { ...out.timings, cpuS: (cpu.user + cpu.system) / 1e6, read: out.version.intervals, p50: h.percentile(50) / 1e6, p99: h.percentile(99) / 1e6, max: h.max / 1e6, version: out.version.version };
   };
   const idle = monitorEventLoopDelay({ resolution: 10 });
   idle.enable();
   await new Promise((r) => setTimeout(r, 3000));
   idle.disable();
-  const worker = await run(true);
-  const main = await run(false);
+  const results = [];
+  for (const m of modes) {
+    say(`training in the ${m} thread`);
+    results.push([m === 'worker' ? 'worker thread (the collector)' : 'main thread (for comparison)', await run(m === 'worker')]);
+  }
 
-  log(`# Training through ModelLifecycle.train (chDB), ${new Date().toISOString()}, ${cpus().length}× ${cpus()[0]?.model ?? '?'}, Node ${process.version}`);
-  log(`history: ${intervals.length} intervals (1 Hz, one ${vms}-VM host), loaded in ${loadS.toFixed(1)} s\n`);
-  log('| training | read history | train (incl. worker start) | whole train() | event-loop delay p50 / p99 / max |');
-  log('|---|---:|---:|---:|---:|');
-  log(`| idle (3 s, no training) | | | | ${(idle.percentile(50) / 1e6).toFixed(1)} / ${(idle.percentile(99) / 1e6).toFixed(1)} / ${(idle.max / 1e6).toFixed(1)} ms |`);
-  for (const [name, r] of [['worker thread (the collector)', worker], ['main thread (for comparison)', main]]) {
-    log(`| ${name} | ${r.read} intervals in ${r.readS.toFixed(1)} s | ${r.trainS.toFixed(1)} s | ${r.totalS.toFixed(1)} s | ${r.p50.toFixed(1)} / ${r.p99.toFixed(1)} / ${r.max.toFixed(0)} ms |`);
+  const backend = chUrl ? `ClickHouse server ${(await store.query('SELECT version() AS v')).rows[0]?.v}` : 'chDB';
+  log(`# Training through ModelLifecycle.train (${backend}), ${new Date().toISOString()}, ${cpus().length}× ${cpus()[0]?.model ?? '?'}, Node ${process.version}`);
+  log(`history: ${seconds} intervals (1 Hz, one ${vms}-VM host)${loadS ? `, loaded in ${loadS.toFixed(1)} s` : ' (already stored)'}; load average (1 min) during the runs ${load.map((l) => l.toFixed(1)).join(' → ')}\n`);
+  log('| training | read history | train (fit) | whole train() | CPU s, all threads of this process | event-loop delay p50 / p99 / max |');
+  log('|---|---:|---:|---:|---:|---:|');
+  log(`| idle (3 s, no training) | | | | | ${(idle.percentile(50) / 1e6).toFixed(1)} / ${(idle.percentile(99) / 1e6).toFixed(1)} / ${(idle.max / 1e6).toFixed(1)} ms |`);
+  for (const [name, r] of results) {
+    log(`| ${name} | ${r.read} intervals in ${r.readS.toFixed(1)} s | ${r.trainS.toFixed(1)} s | ${r.totalS.toFixed(1)} s | ${r.cpuS.toFixed(1)} | ${r.p50.toFixed(1)} / ${r.p99.toFixed(1)} / ${r.max.toFixed(0)} ms |`);
   }
 } finally {
+  if (chUrl && !database) await store.t.command(`DROP DATABASE IF EXISTS bench_training_${process.pid}`).catch(() => undefined);
   await store.close();
-  rmSync(dir, { recursive: true, force: true });
+  if (!keepDir) rmSync(dir, { recursive: true, force: true });
 }

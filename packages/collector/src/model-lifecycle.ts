@@ -7,16 +7,19 @@
  *   model's residual on the last `driftWindowS` exceeds `driftRatio` × its training residual; `period`
  *   when the active model is older than `periodS`.
  * - train: under the class's lease (model-store.ts says how the lease works), read the class's host
- *   intervals (host totals only: never per-VM truth) of the last `lookbackS`, train in a worker thread,
- *   re-check the lease (fencing), store the artefact and activate it from `effectiveFromNs` (default:
- *   now + `activationDelayS`, enough for every replica to load it before it applies).
+ *   intervals (host totals only: never per-VM truth) of the last `lookbackS` and train, both in a
+ *   worker thread (training-worker.ts: it reads through its own connection to the store, so the
+ *   collector's event loop neither reads nor decodes the history), re-check the lease (fencing), store
+ *   the artefact and activate it from `effectiveFromNs` (default: now + `activationDelayS`, enough for
+ *   every replica to load it before it applies).
+ * - The drift check of `decide` reads and scores the recent history in a worker thread the same way.
  * - promote / rollback: append an activation of an existing version.
  */
-import { Worker } from 'node:worker_threads';
-import type { HostInterval } from '@wattsplit/attribution';
-import { checkModelJson, modelDrift, trainAdditiveModel, type AdditiveModelJson, type AdditiveTrainOptions, type DriftReport } from '@wattsplit/models';
-import { ModelStore, str, type ModelActivation, type ModelVersionMeta, type Store } from '@wattsplit/store';
+import { Worker, type TransferListItem } from 'node:worker_threads';
+import { checkModelJson, type AdditiveModelJson, type AdditiveTrainOptions, type DriftReport } from '@wattsplit/models';
+import { ModelStore, str, type HistoryQuery, type ModelActivation, type ModelVersionMeta, type Store } from '@wattsplit/store';
 import { WattsplitError, silentLogger, type Logger } from '@wattsplit/wire';
+import { runTrainingJob, type JobHistory, type TrainingJob, type TrainingJobResult } from './training-worker.js';
 
 export const TRAIN_REASONS = ['first', 'new_class', 'drift', 'period', 'manual'] as const;
 export type TrainReason = (typeof TRAIN_REASONS)[number];
@@ -40,7 +43,7 @@ export interface TrainingOptions {
   leaseSettleMs?: number;
   /** A new version applies to intervals ending this long after its commit. Default 2 s. */
   activationDelayS?: number;
-  /** Train in a worker thread (default) or on the calling thread (tests, CLI). */
+  /** Read the history and train in a worker thread (default) or on the calling thread (tests, CLI). */
   inWorker?: boolean;
   /** Options of the trainer itself. */
   additive?: Omit<AdditiveTrainOptions, 'logger' | 'hardwareClass' | 'version'>;
@@ -55,6 +58,8 @@ export interface TrainOutcome {
   /** Why nothing was trained (lease held elsewhere, too little history, lost the lease). */
   skipped?: string;
   drift?: DriftReport;
+  /** Where the time went, seconds: reading the history, fitting, and the whole train() (lease to activation). */
+  timings?: { readS: number; trainS: number; totalS: number };
 }
 
 export interface Decision {
@@ -116,8 +121,8 @@ export class ModelLifecycle {
     }
     const ageS = (this.now() - Date.parse(current.trainedAt)) / 1000;
     if (ageS > this.o.periodS) return { reason: 'period', why: `model v${current.version} is ${Math.round(ageS)} s old (period ${this.o.periodS} s)` };
-    const recent = await this.store.readHistory({ hardwareClass, sinceUnixNs: nowNs - this.o.driftWindowS * 1e9, limit: 5000 });
-    const drift = modelDrift(current, recent, this.o.driftRatio);
+    const r = await this.job({ kind: 'drift', history: await this.history({ hardwareClass, sinceUnixNs: nowNs - this.o.driftWindowS * 1e9, limit: 5000, omitVmLabels: true }), model: current, driftRatio: this.o.driftRatio });
+    const drift = r.kind === 'drift' ? r.drift : undefined;
     if (drift?.drifted) return { reason: 'drift', why: `residual ${drift.ratio.toFixed(2)}× the training residual on ${drift.intervals} recent intervals`, drift };
     return { reason: undefined, why: drift ? `no drift (${drift.ratio.toFixed(2)}×)` : 'no recent intervals', ...(drift ? { drift } : {}) };
   }
@@ -131,13 +136,19 @@ export class ModelLifecycle {
       return { ...base, skipped: `another trainer holds the lease (${h?.holder ?? '?'})` };
     }
     try {
+      const started = performance.now();
       const untilNs = opts.untilUnixNs ?? this.now() * 1e6;
       const fromNs = untilNs - this.o.lookbackS * 1e9;
-      const history = await this.store.readHistory({ hardwareClass, sinceUnixNs: fromNs, untilUnixNs: untilNs + 1, limit: this.o.limit });
-      if (history.length < 30) return { ...base, skipped: `${history.length} intervals of history: too few to train` };
       const version = await this.models.nextVersion(hardwareClass);
-      const t0 = performance.now();
-      const model = await this.trainModel(history, { ...this.o.additive, hardwareClass, version });
+      const r = await this.job({
+        kind: 'train',
+        history: await this.history({ hardwareClass, sinceUnixNs: fromNs, untilUnixNs: untilNs + 1, limit: this.o.limit, omitVmLabels: true }),
+        options: { ...this.o.additive, hardwareClass, version },
+        minIntervals: 30,
+      });
+      if (r.kind !== 'train') throw new WattsplitError('MODEL_TRAINING_FAILED', `training ${hardwareClass}: the worker answered a ${r.kind} job`);
+      if (!r.model) return { ...base, skipped: `${r.intervals} intervals of history: too few to train` };
+      const model = checkModelJson(r.model, `trained model ${hardwareClass}`);
       if (!(await this.models.holdsLease(lease, this.holder))) return { ...base, skipped: 'the lease expired during training; the result was discarded' };
       const meta: ModelVersionMeta = {
         hardwareClass,
@@ -146,10 +157,10 @@ export class ModelLifecycle {
         trainedAtMs: this.now(),
         trainedBy: this.holder,
         reason: opts.reason,
-        windowFromNs: history[0]!.t1UnixNs,
-        windowToNs: history[history.length - 1]!.t1UnixNs,
-        intervals: history.length,
-        trainSeconds: (performance.now() - t0) / 1000,
+        windowFromNs: r.windowFromNs,
+        windowToNs: r.windowToNs,
+        intervals: r.intervals,
+        trainSeconds: r.trainS,
         residualRmsW: { rapl: model.sources.rapl.residualRmsW, bmc_rest: model.sources.bmc_rest.residualRmsW },
         driftRatio: opts.drift?.ratio ?? 0,
       };
@@ -163,8 +174,9 @@ export class ModelLifecycle {
         action: 'train',
         note: opts.reason,
       });
-      this.log.info({ hardwareClass, version, reason: opts.reason, intervals: meta.intervals, seconds: Number(meta.trainSeconds.toFixed(2)), residualRmsW: meta.residualRmsW, effectiveFromNs: activation.effectiveFromNs }, `model ${hardwareClass} v${version} trained (${opts.reason}) and activated`);
-      return { ...base, version: meta, activation };
+      const timings = { readS: r.readS, trainS: r.trainS, totalS: (performance.now() - started) / 1000 };
+      this.log.info({ hardwareClass, version, reason: opts.reason, intervals: meta.intervals, readSeconds: Number(timings.readS.toFixed(2)), seconds: Number(meta.trainSeconds.toFixed(2)), residualRmsW: meta.residualRmsW, effectiveFromNs: activation.effectiveFromNs }, `model ${hardwareClass} v${version} trained (${opts.reason}) and activated`);
+      return { ...base, version: meta, activation, timings };
     } finally {
       await this.models.releaseLease(lease, this.holder).catch((e: unknown) => this.log.warn({ lease, err: (e as Error).message }, 'could not release the training lease (it expires by itself)'));
     }
@@ -190,15 +202,36 @@ export class ModelLifecycle {
     return this.promote(hardwareClass, previous.version, by, note || `rollback from v${latest.version}`, effectiveFromNs, 'rollback');
   }
 
-  private async trainModel(intervals: HostInterval[], options: Omit<AdditiveTrainOptions, 'logger'>): Promise<AdditiveModelJson> {
-    if (!this.o.inWorker) return trainAdditiveModel(intervals, { ...options, logger: this.log });
-    return new Promise<AdditiveModelJson>((resolve, reject) => {
-      const w = new Worker(new URL('./training-worker.js', import.meta.url), { workerData: { intervals, options } });
+  /**
+   * A job's history: a read connection the worker opens itself when it runs in a worker and the store
+   * can share reads; otherwise the intervals, read here.
+   */
+  private async history(query: HistoryQuery): Promise<JobHistory & { transfer?: TransferListItem[] }> {
+    if (this.o.inWorker && this.store.shareReads) {
+      const g = await this.store.shareReads();
+      return { read: g.handle, query, transfer: g.transfer };
+    }
+    const t0 = performance.now();
+    const intervals = await this.store.readHistory(query);
+    return { intervals, readS: (performance.now() - t0) / 1000 };
+  }
+
+  /** Runs a job in a worker thread (or here when `inWorker` is false); a failed job throws MODEL_TRAINING_FAILED. */
+  private async job(j: TrainingJob & { history: { transfer?: TransferListItem[] } }): Promise<TrainingJobResult> {
+    const { transfer, ...history } = j.history;
+    const job: TrainingJob = { ...j, history };
+    const r = this.o.inWorker ? await this.runInWorker(job, transfer ?? []) : await runTrainingJob(job);
+    if (r.kind === 'error') throw new WattsplitError('MODEL_TRAINING_FAILED', r.message, { details: { code: r.code, job: j.kind } });
+    return r;
+  }
+
+  private runInWorker(job: TrainingJob, transfer: TransferListItem[]): Promise<TrainingJobResult> {
+    return new Promise<TrainingJobResult>((resolve, reject) => {
+      const w = new Worker(new URL('./training-worker.js', import.meta.url), { workerData: { trainingJob: job }, transferList: transfer });
       let settled = false;
-      w.once('message', (m: { model?: AdditiveModelJson; error?: { code: string; message: string } }) => {
+      w.once('message', (m: TrainingJobResult) => {
         settled = true;
-        if (m.model) resolve(checkModelJson(m.model, `trained model ${options.hardwareClass ?? ''}`));
-        else reject(new WattsplitError('MODEL_TRAINING_FAILED', m.error?.message ?? 'training worker failed', { details: { hardwareClass: options.hardwareClass, code: m.error?.code } }));
+        resolve(m);
         void w.terminate();
       });
       w.once('error', (e) => {

@@ -1,23 +1,64 @@
 /**
- * Worker-thread entry: trains one additive model off the collector's event loop (training a class takes
- * seconds of CPU; ingest must not wait). Receives { intervals, options } and posts back { model } or
- * { error: { code, message } }; one job per worker.
+ * Worker-thread entry: the collector's training jobs, off its event loop (ingest runs there and must
+ * not wait). A job reads its history itself, through a read connection the store shared with it
+ * (Store.shareReads → openReadTransport: for chDB a port to the store's worker, for a server an HTTP
+ * client of its own), so neither the read nor its decoding (a sampled host-day of a 50-VM host is
+ * ~870 000 VM rows) runs on the collector's main thread. A store that cannot share reads sends the
+ * intervals in the job instead.
+ *
+ * Jobs (workerData, a TrainingJob): `train` one additive model of a class; `drift`: score a model on
+ * recent history. Posts back one TrainingJobResult; one job per worker.
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import type { HostInterval } from '@wattsplit/attribution';
-import { trainAdditiveModel, type AdditiveTrainOptions } from '@wattsplit/models';
+import { modelDrift, trainAdditiveModel, type AdditiveModelJson, type AdditiveTrainOptions, type DriftReport } from '@wattsplit/models';
+import { openReadTransport, readHistoryFrom, type HistoryQuery, type ReadHandle } from '@wattsplit/store';
 import { normaliseError } from '@wattsplit/wire';
 
-interface Job {
-  intervals: HostInterval[];
-  options: Omit<AdditiveTrainOptions, 'logger'>;
+/** Where a job's history comes from: read it through `read`, or these intervals (read in `readS` seconds by the caller). */
+export type JobHistory = { read: ReadHandle; query: HistoryQuery } | { intervals: HostInterval[]; readS: number };
+
+export type TrainingJob =
+  | { kind: 'train'; history: JobHistory; options: Omit<AdditiveTrainOptions, 'logger'>; minIntervals: number }
+  | { kind: 'drift'; history: JobHistory; model: AdditiveModelJson; driftRatio: number };
+
+export type TrainingJobResult =
+  | { kind: 'train'; model?: AdditiveModelJson; intervals: number; windowFromNs: number; windowToNs: number; readS: number; trainS: number }
+  | { kind: 'drift'; drift?: DriftReport; intervals: number; readS: number }
+  | { kind: 'error'; code: string; message: string };
+
+/** The job's history and how long reading it took, seconds. */
+export async function jobHistory(h: JobHistory): Promise<{ intervals: HostInterval[]; readS: number }> {
+  if ('intervals' in h) return { intervals: h.intervals, readS: h.readS };
+  const t0 = performance.now();
+  const t = openReadTransport(h.read);
+  try {
+    return { intervals: await readHistoryFrom(t, h.query), readS: (performance.now() - t0) / 1000 };
+  } finally {
+    await t.close();
+  }
 }
 
-const job = workerData as Job;
-try {
-  const model = await trainAdditiveModel(job.intervals, job.options);
-  parentPort?.postMessage({ model });
-} catch (e) {
-  const err = normaliseError(e, 'MODEL_TRAINING_FAILED');
-  parentPort?.postMessage({ error: { code: err.code, message: err.message } });
+/** Runs one job (in this thread; the worker entry below calls it). */
+export async function runTrainingJob(job: TrainingJob): Promise<TrainingJobResult> {
+  const { intervals, readS } = await jobHistory(job.history);
+  if (job.kind === 'drift') {
+    const drift = modelDrift(job.model, intervals, job.driftRatio);
+    return { kind: 'drift', intervals: intervals.length, readS, ...(drift ? { drift } : {}) };
+  }
+  const window = { intervals: intervals.length, windowFromNs: intervals[0]?.t1UnixNs ?? 0, windowToNs: intervals[intervals.length - 1]?.t1UnixNs ?? 0, readS };
+  if (intervals.length < job.minIntervals) return { kind: 'train', ...window, trainS: 0 };
+  const t0 = performance.now();
+  const model = await trainAdditiveModel(intervals, job.options);
+  return { kind: 'train', model, ...window, trainS: (performance.now() - t0) / 1000 };
+}
+
+if (parentPort && (workerData as { trainingJob?: TrainingJob } | null)?.trainingJob) {
+  const port = parentPort;
+  try {
+    port.postMessage(await runTrainingJob((workerData as { trainingJob: TrainingJob }).trainingJob));
+  } catch (e) {
+    const err = normaliseError(e, 'MODEL_TRAINING_FAILED');
+    port.postMessage({ kind: 'error', code: err.code, message: err.message } satisfies TrainingJobResult);
+  }
 }
