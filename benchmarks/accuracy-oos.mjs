@@ -208,7 +208,7 @@ async function score(store, billed, firstSeq, billedS) {
 function gitState() {
   // a snapshot made with `git archive` (no .git) names its commit in .snapshot-commit
   if (existsSync(join(root, '.snapshot-commit'))) return { head: readFileSync(join(root, '.snapshot-commit'), 'utf8').trim(), uncommitted_package_files: [], snapshot: root };
-  const git = (...a) => spawnSync('git', a, { cwd: root, encoding: 'utf8' }).stdout?.trim() ?? '';
+  const git = (...a) => spawnSync('git', a, { cwd: root, encoding: 'utf8' }).stdout?.trimEnd() ?? '';
   const dirty = git('status', '--porcelain', '--', 'packages').split('\n').filter((l) => l !== '' && !l.startsWith('??') && !/\.test\.ts$/.test(l));
   return { head: git('rev-parse', '--short', 'HEAD'), uncommitted_package_files: dirty.map((l) => l.slice(3)) };
 }
