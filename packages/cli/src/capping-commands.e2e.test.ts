@@ -91,3 +91,12 @@ test("the README's cap-plan runs on the demo's data with either method; with a r
   assert.equal(bad.status, 2);
   assert.match(bad.stderr, /no "actions" array: not a cap-plan --json plan/);
 });
+
+test('wattsplit collector --caps with a bad caps file: one CONFIG_INVALID line naming the field, exit 2, before connecting', () => {
+  const bad = join(dir, 'bad-caps.json');
+  writeFileSync(bad, JSON.stringify({ defaultHostCapW: 900, groups: [{ groupId: 'rack-1', capW: 1500, members: ['hv-00', 'rack-1'] }] }));
+  const r = spawnSync(process.execPath, [main, 'collector', '--caps', bad, '--data-dir', join(dir, 'c')], { encoding: 'utf8', timeout: 60_000, env: { ...process.env, WATTSPLIT_KAFKA_BROKERS: '127.0.0.1:1' } });
+  assert.equal(r.status, 2, r.stderr);
+  assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
+  assert.match(r.stderr, /^wattsplit: CONFIG_INVALID: --caps=.*bad-caps\.json: planCaps: groups: rack-1 → rack-1 is a cycle/);
+});
