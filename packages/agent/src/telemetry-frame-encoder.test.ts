@@ -1,5 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { TelemetryFrame, decodeFrame, encodeFrame, type ITelemetryFrame } from '@wattsplit/wire';
 import { encodeTelemetryFrame } from './telemetry-frame-encoder.js';
 
@@ -46,4 +49,52 @@ test('each frame gets its own buffer (the writer is reused)', () => {
   const copy = Buffer.from(a);
   encodeTelemetryFrame(richFrame(50));
   assert.deepEqual(a, copy);
+});
+
+/**
+ * Every field the .proto declares for TelemetryFrame and the messages in it, set to a value that is not its
+ * default: built from proto/wattsplit/telemetry/v1/telemetry.proto itself, so a field added there and not to
+ * the hand encoder fails here.
+ */
+function everyFieldFrame(): { frame: ITelemetryFrame; fields: string[] } {
+  const proto = readFileSync(join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'proto', 'wattsplit', 'telemetry', 'v1', 'telemetry.proto'), 'utf8');
+  const messages = new Map<string, { repeated: boolean; type: string; name: string }[]>();
+  for (const m of proto.matchAll(/^message (\w+) \{([\s\S]*?)^\}/gm)) {
+    const fields = [];
+    for (const f of (m[2] ?? '').matchAll(/^\s*(repeated )?([\w.]+) (\w+) = \d+;/gm)) fields.push({ repeated: !!f[1], type: f[2] ?? '', name: f[3] ?? '' });
+    messages.set(m[1] ?? '', fields);
+  }
+  const enums = new Set([...proto.matchAll(/^enum (\w+)/gm)].map((e) => e[1]));
+  const camel = (s: string) => s.replace(/_([a-z])/g, (_, c: string) => c.toUpperCase());
+  const seen: string[] = [];
+  const build = (msg: string): Record<string, unknown> => {
+    const o: Record<string, unknown> = {};
+    for (const f of messages.get(msg) ?? []) {
+      seen.push(`${msg}.${f.name}`);
+      let v: unknown;
+      if (messages.has(f.type)) v = build(f.type);
+      else if (enums.has(f.type)) v = 1;
+      else if (f.type === 'string') v = `${f.name}-ü`;
+      else if (f.type === 'bool') v = true;
+      else if (f.type === 'double' || f.type === 'float') v = 12.5;
+      else if (f.type === 'int32' || f.type === 'uint32') v = 77;
+      else if (f.type === 'int64' || f.type === 'uint64') v = 2 ** 41 + 3;
+      else throw new Error(`${msg}.${f.name}: type ${f.type} not handled by this test`);
+      o[camel(f.name)] = f.repeated ? [v, v] : v;
+    }
+    return o;
+  };
+  return { frame: build('TelemetryFrame'), fields: seen };
+}
+
+test('every field the .proto declares is encoded (a field added to the .proto and not to the hand encoder fails here)', () => {
+  const { frame, fields } = everyFieldFrame();
+  assert.ok(fields.length > 60, `${fields.length} fields found in the .proto`);
+  assert.deepEqual(view(encodeTelemetryFrame(frame)), view(encodeFrame(frame)));
+  // and the values really are set (not defaults that both encoders would leave out)
+  const j = JSON.stringify(TelemetryFrame.toObject(decodeFrame(encodeTelemetryFrame(frame))));
+  for (const f of fields) {
+    const name = f.split('.')[1] ?? '';
+    assert.ok(j.includes(`"${name.replace(/_([a-z])/g, (_, c: string) => c.toUpperCase())}"`), `${f} is in the decoded frame`);
+  }
 });

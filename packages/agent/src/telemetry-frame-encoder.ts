@@ -10,6 +10,8 @@
  * (`repeated uint64 vcpu_time_ns`, packed by default in proto3). Scalars at their default (0, "", false) are
  * left out, as proto3 allows; an embedded message that is set is written even when empty (`perf` absent
  * means unknown, present means measured). 64-bit integers are JS numbers here (wire/telemetry.ts: no Long).
+ * A field added to the .proto must be added here too: telemetry-frame-encoder.test.ts sets every field the
+ * .proto declares and fails on any this encoder leaves out.
  */
 import type { IEnergyCounter, IGpuActivity, IGpuDeviceSample, IHostCpu, IPerfCounters, ITelemetryFrame, IVmSample } from '@wattsplit/wire';
 
