@@ -264,7 +264,7 @@ const physName = (p) => (Array.isArray(p) ? p.join('+') || 'base' : p);
 function printSet(name, results, sum, redact) {
   const log = (s) => process.stdout.write(`${s}\n`);
   log(`\n## ${name === 'dev' ? 'Development (in-sample)' : 'Evaluation (out-of-sample)'} fleets\n`);
-  log('| seed | physics | tenant total worst / mean: cpu_share | additive_model | tenant dynamic worst / mean: cpu_share | additive_model | 90 % interval coverage | VMs billed 0 J (> 1 kJ used) | worst VM dynamic | host static error (W) | wall |');
+  log('| seed | physics | tenant total worst / mean: cpu_share | additive_model | tenant dynamic worst / mean: cpu_share | additive_model | interval coverage (inside / tenants, mean half-width) | VMs billed 0 J (> 1 kJ used) | worst VM dynamic | host static error (W) | wall |');
   log('|---|---|---:|---:|---:|---:|---:|---:|---:|---|---:|');
   for (const r of results) {
     const c = r.methods.cpu_share;
