@@ -6,11 +6,12 @@
 // tenants' stored 90 % interval contains the truth. Evaluation seeds are refused (never tuned on).
 //
 //   node benchmarks/accuracy-filter.mjs [--seeds 101,102,103,1] [--warm 600] [--bill 600] [--cold] [--detail] [--static]
-//        [--variants '{"offline":false,"online":true}'] [--cache-dir DIR]
+//        [--timing] [--variants '{"offline":false,"online":true}'] [--cache-dir DIR]
 //   negative seeds: the demo's fleet (4 hosts × 12 VMs, default host kinds) with that seed
 //   --cold: the methods' learners start at the billed period (as in the collector, where no model exists
 //   during the warm-up); --static: each host's static power, true vs model vs filter vs cpu_share's learner;
-//   variant names starting with "true" split with the true static power (diagnostic).
+//   variant names starting with "true" split with the true static power (diagnostic); --seeds none --timing: only
+//   the apply cost, trained model alone vs with the filter, side by side.
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
@@ -26,7 +27,7 @@ const argv = process.argv.slice(2);
 const arg = (k, d) => (argv.includes(k) ? argv[argv.indexOf(k) + 1] : d);
 const P = sim.EVALUATION_PROTOCOL; // dev fleets only (P.dev)
 const warmS = Number(arg('--warm', '600')), billS = Number(arg('--bill', '600'));
-const seeds = arg('--seeds', '101,102,103,1').split(',').map(Number);
+const seeds = arg('--seeds', '101,102,103,1') === 'none' ? [] : arg('--seeds', '101,102,103,1').split(',').map(Number);
 console.log(`command: node benchmarks/accuracy-filter.mjs ${argv.join(' ')}; date ${new Date().toISOString()}; load ${loadavg().map((x) => x.toFixed(1)).join(' ')}`);
 const variants = JSON.parse(arg('--variants', '{"offline":false,"online":true}'));
 for (const seed of seeds) {
@@ -102,4 +103,33 @@ for (const seed of seeds) {
     });
     console.log(`    ${h.hostId}: ${src.join(' | ')}`);
   }
+}
+
+// --timing: apply + observe per host interval, trained model alone vs with the filter, side by side in one run
+if (argv.includes('--timing')) {
+  const { synthHost } = await imp('packages/models/dist/test-hosts.js');
+  const { intervals } = synthHost({ seed: 5, vms: 50, seconds: 4000 });
+  const m = await models.trainAdditiveModel(intervals.slice(0, 2000), { hardwareClass: 'synth-50', steps: 200 });
+  const ctx = { policy: 'reserved', staticPower: { watts: { rapl: 120, gpu: 0, bmc_rest: 40 }, origin: 'configured' } };
+  const run = (online) => {
+    const method = new models.AdditiveModelMethod({ models: { get: () => m }, online });
+    for (let i = 0; i < 300; i++) {
+      method.attribute(intervals[i], ctx);
+      method.observe(intervals[i]);
+    }
+    const t = performance.now();
+    const N = 1500;
+    for (let i = 300; i < 300 + N; i++) {
+      method.attribute(intervals[i], ctx);
+      method.observe(intervals[i]);
+    }
+    return ((performance.now() - t) * 1000) / N;
+  };
+  const res = { offline: [], online: [] };
+  for (let r = 0; r < 5; r++) {
+    res.offline.push(run(false));
+    res.online.push(run(true));
+  }
+  const med = (xs) => [...xs].sort((a, b) => a - b)[2];
+  console.log(`timing: attribute + observe per host interval, 50 VMs + hypervisor (synthetic host), median of 5: offline ${med(res.offline).toFixed(0)} µs, online ${med(res.online).toFixed(0)} µs, ratio ${(med(res.online) / med(res.offline)).toFixed(2)}; load ${loadavg().map((x) => x.toFixed(1)).join(' ')}`);
 }
