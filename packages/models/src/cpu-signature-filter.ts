@@ -20,7 +20,9 @@
  * that ran is never billed zero dynamic energy.
  *
  * Causal: `split` only reads the state (an interval is attributed with what was learned before it);
- * `observe` runs the filter's time and measurement updates. Observation noise: (`noiseScale` × the model's
+ * `observe` runs the filter's time and measurement updates, on clean intervals only (the trainer's rule: no
+ * anomaly, no VM coming or going nor the interval after, no held frame, no live migration out), with
+ * innovations beyond 4 sd down-weighted (Huber). Observation noise: (`noiseScale` × the model's
  * training residual)² + 1 W². The posterior covariance gives every share's standard deviation (delta method on
  * E_v = S·dt·static share + (M − S·dt)·w_v / Σ w, w_t = m_t·cpu_t + Σ_k c_k·io_t,k).
  *
@@ -58,6 +60,8 @@ export interface CpuSignatureFilterOptions {
 }
 
 const STATIC_ID = '__static__';
+/** Innovations beyond this many standard deviations are down-weighted to it. */
+const GATE_SD = 4;
 const IO_PREFIX = 'io:';
 /** I/O sd floors per unit (W per MB/s, per GiB, per GPU W, per GB/s). */
 const IO_SD_FLOOR: Readonly<Record<(typeof IO_FEATURES)[number], number>> = { block_read_mbs: 0.005, block_write_mbs: 0.005, net_rx_mbs: 0.005, net_tx_mbs: 0.005, mem_used_gib: 0.02, gpu_w: 0.005, dram_gbs: 0.2 };
@@ -221,8 +225,12 @@ class SignatureState {
     }
   }
 
-  /** Measurement update for y = hᵀx + noise (variance r); h sparse as (slot, value) pairs. */
-  update(slots: readonly number[], h: readonly number[], y: number, r: number): void {
+  /**
+   * Measurement update for y = hᵀx + noise (variance r); h sparse as (slot, value) pairs. An innovation beyond
+   * `gate` standard deviations is down-weighted to that size (Huber): one interval whose energy and CPU time
+   * cover different spans cannot move the state far.
+   */
+  update(slots: readonly number[], h: readonly number[], y: number, r: number, gate: number): void {
     const n = this.n;
     const Ph = new Float64Array(n);
     let pred = 0;
@@ -234,6 +242,7 @@ class SignatureState {
     slots.forEach((a, q) => (s += h[q]! * Ph[a]!));
     if (!(s > 0) || !Number.isFinite(s)) return;
     const e = y - pred;
+    if (e * e > gate * gate * s) s = (e * e) / (gate * gate);
     for (let i = 0; i < n; i++) {
       this.mean[i] = this.mean[i]! + (Ph[i]! * e) / s;
       for (let j = i; j < n; j++) this.P[i * n + j] = this.P[j * n + i] = this.P[i * n + j]! - (Ph[i]! * Ph[j]!) / s;
@@ -242,9 +251,16 @@ class SignatureState {
   }
 }
 
-/** One host's filters. Invariant: `lastSeq` is the seq of the last interval observed. */
+/**
+ * One host's filters. Invariants: `lastSeq` is the seq of the last interval observed; `prevVms` / `prevPartial`
+ * describe that interval (an interval after a partial one, or after a change of the VM set, carries CPU time
+ * deferred over a cgroup gap and is not learned from); `nominalS` is the running typical interval length.
+ */
 class HostSignatures {
   lastSeq: number | undefined;
+  prevVms: string[] = [];
+  prevPartial = false;
+  nominalS = 0;
   /** `${hardwareClass}@v${version}` the multipliers are relative to. */
   modelKey = '';
   readonly sources = new Map<ModelSource, SignatureState>();
@@ -266,6 +282,10 @@ export interface SignatureStateJson {
 export interface CpuSignatureState extends LearnerHostState {
   learner: typeof CPU_SIGNATURE_LEARNER;
   modelKey: string;
+  /** The last observed interval's VMs (sorted) and whether one was partial; the typical interval length, s. */
+  prevVms: string[];
+  prevPartial: boolean;
+  nominalS: number;
   sources: Partial<Record<ModelSource, SignatureStateJson>>;
 }
 
@@ -336,7 +356,16 @@ export class CpuSignatureFilter {
       this.hosts.set(iv.hostId, h);
     }
     h.lastSeq = iv.seq;
-    if (!model || !(iv.durationS > 0)) return;
+    const vmIds = iv.vms.map((v) => v.uuid).sort();
+    const partial = iv.vms.some((v) => !(v.presence >= 0.999) || v.state === 'gone' || v.state === 'migrating_in');
+    const afterPartial = h.prevPartial || h.prevVms.length !== vmIds.length || vmIds.some((id, i) => id !== h.prevVms[i]);
+    h.prevVms = vmIds;
+    h.prevPartial = partial;
+    const long = h.nominalS > 0 && iv.durationS > 1.5 * h.nominalS;
+    if (iv.durationS > 0) h.nominalS = h.nominalS > 0 ? 0.98 * h.nominalS + 0.02 * Math.min(iv.durationS, 1.5 * h.nominalS) : iv.durationS;
+    // learn from clean intervals only (the trainer's rule, training-selection.ts): no anomaly, no VM coming or
+    // going, not after one, no held frame, no live migration out
+    if (!model || !(iv.durationS > 0) || iv.anomalies.length > 0 || partial || afterPartial || long || iv.vms.some((v) => v.state === 'migrating_out')) return;
     const key = modelKey(model);
     if (h.modelKey !== key) {
       // multipliers and I/O weights are relative to the model: a new version starts them at its priors
@@ -386,7 +415,7 @@ export class CpuSignatureFilter {
         }
       });
       const r = (this.o.noiseScale * d.residualRmsW) ** 2 + 1;
-      st.update(slots, hv, M / iv.durationS, r);
+      st.update(slots, hv, M / iv.durationS, r, GATE_SD);
       // the floors: static and I/O weights ≥ 0, multipliers ≥ floor
       for (let i = 0; i < st.n; i++) {
         const id = st.ids[i]!;
@@ -547,7 +576,7 @@ export class CpuSignatureFilter {
       for (let i = 0; i < st.n; i++) for (let j = i; j < st.n; j++) cov.push(st.P[i * st.n + j]!);
       sources[s] = { t: st.t, ids: [...st.ids], mean: [...st.mean], prior: [...st.prior], sd: [...st.sd], seen: [...st.seen], cov };
     }
-    return { ...learnerStateEnvelope(CPU_SIGNATURE_LEARNER, hostId, h.lastSeq), learner: CPU_SIGNATURE_LEARNER, modelKey: h.modelKey, sources };
+    return { ...learnerStateEnvelope(CPU_SIGNATURE_LEARNER, hostId, h.lastSeq), learner: CPU_SIGNATURE_LEARNER, modelKey: h.modelKey, prevVms: [...h.prevVms], prevPartial: h.prevPartial, nominalS: h.nominalS, sources };
   }
 
   /** Replaces the host's state with an exported one; throws LEARNER_STATE_INVALID naming the field (state unchanged). */
@@ -556,6 +585,9 @@ export class CpuSignatureFilter {
     const h = new HostSignatures();
     h.lastSeq = lastSeq;
     h.modelKey = r.string(s.modelKey, 'modelKey');
+    h.prevVms = r.array(s.prevVms, 'prevVms').map((x, i) => r.string(x, `prevVms[${i}]`));
+    h.prevPartial = r.boolean(s.prevPartial, 'prevPartial');
+    h.nominalS = r.number(s.nominalS, 'nominalS', { min: 0 });
     const srcs = r.object(s.sources, 'sources');
     for (const [name, v] of Object.entries(srcs)) {
       if (!(MODEL_SOURCES as readonly string[]).includes(name)) r.fail(`sources.${name}`, `is not a source (${MODEL_SOURCES.join(', ')})`, name);
