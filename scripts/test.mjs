@@ -36,7 +36,8 @@ const files = [];
     const p = join(d, e);
     const s = statSync(p);
     if (s.isDirectory()) walk(p);
-    else if (/\.test\.js$/.test(e) && p.includes(`${'/dist/'}`)) files.push(p);
+    // *.cluster.test.js need the real cluster: scripts/test-cluster.mjs runs them (below, on a whole run)
+    else if (/\.test\.js$/.test(e) && !/\.cluster\.test\.js$/.test(e) && p.includes(`${'/dist/'}`)) files.push(p);
   }
 })(join(root, 'packages'));
 let selected = files.sort();
