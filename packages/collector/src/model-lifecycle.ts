@@ -225,9 +225,25 @@ export class ModelLifecycle {
     return r;
   }
 
+  private readonly workers = new Set<Worker>();
+  private stopped = false;
+
+  /**
+   * Ends the jobs running in worker threads (their train() or decide() rejects with MODEL_TRAINING_FAILED
+   * and the lease is released as after any failure) and refuses new ones: a collector shutting down does
+   * not wait minutes for a fit whose result it would not use.
+   */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    await Promise.all([...this.workers].map((w) => w.terminate()));
+  }
+
   private runInWorker(job: TrainingJob, transfer: TransferListItem[]): Promise<TrainingJobResult> {
+    if (this.stopped) return Promise.reject(new WattsplitError('MODEL_TRAINING_FAILED', 'training stopped (the collector is shutting down)'));
     return new Promise<TrainingJobResult>((resolve, reject) => {
       const w = new Worker(new URL('./training-worker.js', import.meta.url), { workerData: { trainingJob: job }, transferList: transfer });
+      this.workers.add(w);
+      w.once('exit', () => this.workers.delete(w));
       let settled = false;
       w.once('message', (m: TrainingJobResult) => {
         settled = true;

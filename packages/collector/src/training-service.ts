@@ -110,6 +110,7 @@ export class TrainingService implements OnApplicationBootstrap, OnApplicationShu
     this.closed = true;
     clearInterval(this.refreshTimer);
     clearInterval(this.checkTimer);
+    await this.lifecycle.stop();
     await this.running?.catch(() => undefined);
   }
 
@@ -162,6 +163,7 @@ export class TrainingService implements OnApplicationBootstrap, OnApplicationShu
       try {
         r = await this.lifecycle.train(hc, { reason, ...(opts.effectiveFromNs !== undefined ? { effectiveFromNs: opts.effectiveFromNs } : {}), ...(opts.untilUnixNs !== undefined ? { untilUnixNs: opts.untilUnixNs } : {}), ...(drift ? { drift } : {}) });
       } catch (e) {
+        if (this.closed) break; // stopped by the shutdown (lifecycle.stop), not a failure
         const err = normaliseError(e, 'MODEL_TRAINING_FAILED');
         this.metrics.inc('wattsplit_model_trainings_total', { hardware_class: hc, reason, result: 'failed' });
         this.log.error({ hardwareClass: hc, reason, code: err.code }, `training ${hc} failed: ${err.message}`);
