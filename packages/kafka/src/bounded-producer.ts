@@ -25,7 +25,7 @@ export class PendingGauge {
   }
 }
 
-/** Races a send against a timeout; the send keeps running (the idempotent producer dedupes a resend). */
+/** Races a send against a timeout; the send keeps running (a resend's duplicates are dropped downstream by host + seq). */
 export async function withSendTimeout(p: Promise<TransportResult>, ms: number, where: string): Promise<TransportResult> {
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<TransportResult>((resolve) => {

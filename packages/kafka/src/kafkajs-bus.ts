@@ -1,14 +1,25 @@
 /**
  * wire's Bus over Apache Kafka with kafkajs 2.2 (the client the gateway and collector use by default).
  *
- * Producer: idempotent (KIP-98: producer id + per-partition sequence numbers, so a retried produce
- * request is not written twice), acks=-1 (all in-sync replicas), one request in flight per broker so
+ * Producer: NOT idempotent, acks=-1 (all in-sync replicas), one request in flight per broker so
  * per-key order survives retries, batch compression (gzip; kafkajs needs external codecs for
  * snappy/lz4/zstd and this package does not register any), Java-compatible murmur2 partitioner (the
  * same key lands on the same partition as with the Java client or the platformatic bus). send()
  * never throws: ok once the broker acked every message, retryable when the broker is unavailable,
  * slow (sendTimeoutMs) or too many messages are pending (maxPendingMessages: back-pressure), failed
  * when the broker refuses the messages for good.
+ *
+ * Why not idempotent: kafkajs 2.2.4's idempotent producer takes a partition's sequence numbers when it
+ * builds a request and gives them back when the request fails, even when the broker had appended it
+ * (a leader SIGKILLed after replicating, before answering), and concurrent send()s to one partition
+ * interleave under its per-broker lock. The sequence then trails the broker's: a later batch with the
+ * same first/last sequence as one the broker holds is answered "duplicate" (acked, never written) and
+ * any other is refused with OUT_OF_ORDER_SEQUENCE_NUMBER (non-retriable: the gateway would reject the
+ * batch and the agent dead-letter it), for every send to that partition from then on. Measured on the
+ * 3-broker cluster (docs/fleet.md, "Cluster"): 3 acked frames missing from
+ * the topic and 12 refused after one leader kill. Without idempotence a retried request can write a
+ * message twice; every consumer here drops a frame at or below its host's handled seq (host + seq is
+ * the idempotency key end to end), so a duplicate costs nothing and nothing acked is lost.
  *
  * Consumer: one kafkajs consumer (a group member) per subscription; eachBatch with auto-resolve and
  * auto-commit off; the handler gets up to maxBatch messages of one partition in offset order; only
@@ -153,12 +164,13 @@ export class KafkaBus extends KafkaBusBase {
   producer(): BusProducer {
     this.assertOpen();
     const kp: Producer = this.kafka.producer({
-      idempotent: true,
+      // Not idempotent: see the file comment (kafkajs' sequence bookkeeping loses acked messages
+      // after a leader crash); duplicates are dropped downstream by host + seq.
+      idempotent: false,
       maxInFlightRequests: 1,
       allowAutoTopicCreation: true,
       createPartitioner: Partitioners.DefaultPartitioner,
-      // Bounded so send() can report "retryable" to the caller; resends are deduped by the broker
-      // within this producer session and downstream by host+seq.
+      // Bounded so send() can report "retryable" to the caller; resends are deduped downstream by host+seq.
       retry: { initialRetryTime: 100, maxRetryTime: 2_000, retries: 8 },
     });
     const compression = this.o.compression === 'gzip' ? CompressionTypes.GZIP : CompressionTypes.None;
