@@ -109,6 +109,16 @@ export class LearnerStatePersistence {
     this.savedAt.set(hostId, this.now());
   }
 
+  /**
+   * Another collector handled the host since (its partition came back): what the learners hold of it is stale.
+   * The next `restoreOnce` loads the state that collector saved and replays what was stored after it; nothing
+   * of the stale state is saved over it meanwhile.
+   */
+  release(hostId: string): void {
+    this.restored.delete(hostId);
+    this.dirty.delete(hostId);
+  }
+
   /** A host's learners observed new intervals. */
   touched(hostId: string): void {
     this.dirty.add(hostId);

@@ -215,6 +215,7 @@ export class TelemetryPipeline implements OnApplicationBootstrap, OnApplicationS
       for (const host of moved) {
         this.aligner.forget(host);
         this.hosts.release(host);
+        this.learnerState.release(host);
       }
       this.log.info({ partition, offset: first?.offset, hosts: moved.length }, `partition ${partition} was handled elsewhere before offset ${first?.offset ?? ''}: its ${moved.length} hosts resume from the store`);
     }
