@@ -173,13 +173,13 @@ class Harness {
     return out;
   }
 
-  async stop() {
+  async stop(keep = false) {
     await Promise.all([...Proc.all].map((p) => p.stop('SIGTERM', 8000)));
     killAllNow();
     try {
       this.driver?.kill('SIGKILL');
     } catch { /* gone */ }
-    if (!argv.includes('--keep')) rmSync(this.tmp, { recursive: true, force: true });
+    if (!keep && !argv.includes('--keep')) rmSync(this.tmp, { recursive: true, force: true });
   }
 }
 
@@ -250,19 +250,30 @@ async function runExperiment(h, exp, ids) {
   const truth = Object.fromEntries(Object.entries((await h.call('truth')).truth).filter(([k]) => ids.includes(k)).map(([k, v]) => [k, v.truthJ]));
   // settle: every host's stored sum equals its truth, or nothing changed for 15 s (longer than an agent's
   // 10 s retry cap), or 90 s
+  // How it ended is reported (settled): 'equal' after n s, or 'stable' (a sum short of its truth that did not
+  // move for 15 s: lost, not late) or 'timeout' (still moving after 90 s: late).
   let last = '';
   let stableSince = Date.now();
+  const settleT0 = Date.now();
   const end = Date.now() + 90000;
+  let settled = 'timeout';
   while (Date.now() < end) {
     const j = await h.storedJ(ids).catch(() => ({}));
-    if (ids.every((id) => Math.abs((j[id] ?? 0) - truth[id]) < 1e-6 * truth[id] + 1e-6)) break;
+    if (ids.every((id) => Math.abs((j[id] ?? 0) - truth[id]) < 1e-6 * truth[id] + 1e-6)) {
+      settled = 'equal';
+      break;
+    }
     const key = JSON.stringify(j);
     if (key !== last) {
       last = key;
       stableSince = Date.now();
-    } else if (Date.now() - stableSince > 15000) break;
+    } else if (Date.now() - stableSince > 15000) {
+      settled = 'stable';
+      break;
+    }
     await sleep(1000);
   }
+  settled = `${settled} after ${Math.round((Date.now() - settleT0) / 1000)} s`;
   // agents stop (a last frame reads the frozen counters: no energy), then their last intervals land
   for (const a of agents) await a.stop('SIGTERM', 6000);
   let rows = '';
@@ -280,6 +291,7 @@ async function runExperiment(h, exp, ids) {
     expected: exp.expect,
     error: error ?? null,
     notes,
+    settled,
     truthJ: truth,
     ...acc,
     unexpectedDeaths: Proc.deaths.slice(deathsBefore).filter((d) => !/collector-3/.test(d.name)).map((d) => `${d.name} ${d.sig ?? `exit ${d.code}`}`),
@@ -324,7 +336,10 @@ async function main() {
     harnessError = e.stack ?? String(e);
     say(harnessError);
   } finally {
-    await h.stop();
+    // A host short of its truth keeps the processes' logs (the report names the directory).
+    const short = results.some((r) => Object.entries(r.truthJ).some(([id, t]) => Math.abs(Number(r.cluster.hosts.find((x) => x.host === id)?.j ?? 0) - t) > 1e-6 * t + 1e-6));
+    if (short || harnessError) say(`logs kept in ${h.logDir}`);
+    await h.stop(short || harnessError !== null);
     clearTimeout(deadline);
   }
   const report = {
@@ -335,6 +350,7 @@ async function main() {
     seconds: Math.round((Date.now() - started.getTime()) / 1000),
     cluster: { nodes: state.clickhouse.nodes.map((n) => ({ name: n.name, shard: n.shard })), brokers: state.kafka.brokers.length },
     harnessError,
+    logs: h.logDir,
     processes,
     results,
     bills,

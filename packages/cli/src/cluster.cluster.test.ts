@@ -22,6 +22,8 @@ interface ExperimentResult {
   expected: string;
   error: string | null;
   notes: string[];
+  /** How the driver's wait for the stored sums ended: 'equal', 'stable' (short and not moving: lost) or 'timeout' (late). */
+  settled?: string;
   truthJ: Record<string, number>;
   cluster: { hosts: HostRow[]; attributions: AttrRow[] };
   nodes: Record<string, NodeAccount>;
@@ -56,7 +58,7 @@ function checkHost(r: ExperimentResult, host: string): void {
   assert.ok(truth > 0, `${host}: the driver counted no energy`);
   const c = r.cluster.hosts.find((x) => x.host === host);
   assert.ok(c, `${host}: nothing stored`);
-  assert.ok(close(n(c.j), truth), `${host}: stored ${n(c.j)} J through the Distributed table, the host consumed ${truth} J`);
+  assert.ok(close(n(c.j), truth), `${host}: stored ${n(c.j)} J through the Distributed table, the host consumed ${truth} J (the wait for it ended ${r.settled ?? '?'})`);
   assert.equal(n(c.rows), n(c.seqs), `${host}: ${n(c.rows)} interval rows for ${n(c.seqs)} seqs after FINAL`);
   // Every interval covers (prev_seq, seq]; together they cover (first, last] once: no gap, no overlap.
   assert.equal(n(c.span), n(c.last) - n(c.first_prev), `${host}: intervals cover ${n(c.span)} seqs between ${n(c.first_prev)} and ${n(c.last)}`);
@@ -100,7 +102,7 @@ test('cluster: a broker killed, a ClickHouse replica killed, a collector added a
   assert.deepEqual(report.results.map((r) => r.experiment), ['kafka_broker_killed', 'clickhouse_replica_killed', 'collector_added_removed']);
   for (const r of report.results) {
     await t.test(r.experiment, () => {
-      t.diagnostic(`${r.experiment}: ${r.seconds} s; ${r.notes.join('; ')}`);
+      t.diagnostic(`${r.experiment}: ${r.seconds} s; ${r.notes.join('; ')}; stored sums ${r.settled ?? '?'}`);
       assert.equal(r.error, null, `${r.experiment}: ${r.error ?? ''}`);
       assert.deepEqual(r.unexpectedDeaths, [], `${r.experiment}: processes died`);
       for (const [name, alive] of Object.entries(r.centralAlive)) assert.ok(alive, `${r.experiment}: ${name} is not running`);
