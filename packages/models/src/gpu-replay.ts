@@ -14,7 +14,7 @@
  * Reads observable fields only (`parseNvmlTrace`), so stripping the ground truth changes nothing.
  */
 import { parseNvmlTrace, WattsplitError, type NvmlTrace } from '@wattsplit/wire';
-import { GpuSignatureLearner, splitGpuWindow, type GpuActivityWindow, type GpuSignatureLearnerOptions, type GpuStaticPolicy } from './gpu-signature.js';
+import { GpuSignatureLearner, splitGpuWindow, type GpuActivityWindow, type GpuSignatureLearnerOptions, type GpuStaticPolicy, type GpuWindowSplit } from './gpu-signature.js';
 
 export interface GpuReplayTenant {
   dynamic_joules: number;
@@ -208,12 +208,21 @@ export function gpuReplayTrace(trace: NvmlTrace, opts: GpuReplayOptions = {}): G
   const learner = new GpuSignatureLearner();
   for (const w of wins) learner.observe(w);
   const fit = learner.fit();
+  return replayResult(trace, wins, policy, anomalies, learner, (w) => splitGpuWindow(w, fit, { policy, noContextIdleW: opts.noContextIdleW ?? 0 }));
+}
+
+/**
+ * Splits each window in turn (`splitAt`, which may learn from the window after splitting it), sums the parts
+ * per tenant and returns them with the learner's fit after the last window.
+ */
+function replayResult(trace: NvmlTrace, wins: ReadonlyArray<GpuActivityWindow & { t0: number; t1: number }>, policy: GpuStaticPolicy, anomalies: string[], learner: GpuSignatureLearner, splitAt: (w: GpuActivityWindow) => GpuWindowSplit): GpuReplayResult {
   const tenants: Record<string, GpuReplayTenant> = {};
   for (const t of trace.header.tenants) tenants[t] = { dynamic_joules: 0, static_joules: 0 };
   let measured = 0;
   let unallocated = 0;
-  const windows: GpuReplayWindow[] = wins.map((w) => {
-    const sp = splitGpuWindow(w, fit, { policy, noContextIdleW: opts.noContextIdleW ?? 0 });
+  const windows: GpuReplayWindow[] = [];
+  for (const w of wins) {
+    const sp = splitAt(w);
     const wt: Record<string, GpuReplayTenant> = {};
     for (const t of new Set([...Object.keys(sp.dynamic), ...Object.keys(sp.static)])) {
       const part = { dynamic_joules: sp.dynamic[t] ?? 0, static_joules: sp.static[t] ?? 0 };
@@ -224,8 +233,9 @@ export function gpuReplayTrace(trace: NvmlTrace, opts: GpuReplayOptions = {}): G
     }
     measured += w.joules;
     unallocated += sp.unallocatedStatic;
-    return { t0: w.t0, t1: w.t1, measured_joules: w.joules, unallocated_static_joules: sp.unallocatedStatic, tenants: wt };
-  });
+    windows.push({ t0: w.t0, t1: w.t1, measured_joules: w.joules, unallocated_static_joules: sp.unallocatedStatic, tenants: wt });
+  }
+  const fit = learner.fit();
   return {
     tenants,
     windows,
@@ -258,36 +268,11 @@ export function gpuCausalReplayTrace(trace: NvmlTrace, opts: GpuCausalReplayOpti
   const anomalies: string[] = [];
   const wins = nvmlTraceWindows(trace, intervalS, anomalies);
   const learner = new GpuSignatureLearner(opts.learner);
-  const tenants: Record<string, GpuReplayTenant> = {};
-  for (const t of trace.header.tenants) tenants[t] = { dynamic_joules: 0, static_joules: 0 };
-  let measured = 0;
-  let unallocated = 0;
-  const windows: GpuReplayWindow[] = [];
-  for (const w of wins) {
+  return replayResult(trace, wins, policy, anomalies, learner, (w) => {
     const sp = splitGpuWindow(w, learner.fit(), { policy, noContextIdleW: opts.noContextIdleW ?? 0 });
     learner.observe(w);
-    const wt: Record<string, GpuReplayTenant> = {};
-    for (const t of new Set([...Object.keys(sp.dynamic), ...Object.keys(sp.static)])) {
-      const part = { dynamic_joules: sp.dynamic[t] ?? 0, static_joules: sp.static[t] ?? 0 };
-      wt[t] = part;
-      const tot = (tenants[t] ??= { dynamic_joules: 0, static_joules: 0 });
-      tot.dynamic_joules += part.dynamic_joules;
-      tot.static_joules += part.static_joules;
-    }
-    measured += w.joules;
-    unallocated += sp.unallocatedStatic;
-    windows.push({ t0: w.t0, t1: w.t1, measured_joules: w.joules, unallocated_static_joules: sp.unallocatedStatic, tenants: wt });
-  }
-  const fit = learner.fit();
-  return {
-    tenants,
-    windows,
-    measured_joules: measured,
-    unallocated_static_joules: unallocated,
-    static_policy: policy,
-    model: { method: 'gpu_signature', static_w: fit.staticW, per_context_w: fit.perContextW, signatures_w: fit.signatures, fallback_tenants: fit.fallbackTenants, residual_rms_j: fit.residualRmsJ },
-    anomalies,
-  };
+    return sp;
+  });
 }
 
 /** `gpuCausalReplayTrace` of a trace's text (observable fields only). */
