@@ -65,3 +65,17 @@ test('causal: samples after now are ignored; bad options name the field', () => 
   assert.deepEqual(a, b);
   assert.throws(() => forecastPower(past, { nowUnixS: now, horizonS: 0 }), /forecastPower: horizonS=0 must be an integer ≥ 1/);
 });
+
+test("a young series is a ramp, not a trend: a GPU VM's first minute (184 → 757 W) is not extrapolated; its spread still widens the bound", () => {
+  const now = 1_000_000;
+  // One sample a second for 60 s, rising ~9.7 W/s: the collector's view of a GPU warming up.
+  const ramp: PowerSample[] = Array.from({ length: 60 }, (_, i) => ({ key: 'gpu-vm', tUnixS: now - 59 + i, powerW: 184 + i * 9.7 }));
+  const young = forecastPower(ramp, { nowUnixS: now, horizonS: 60, recentS: 300 }).get('gpu-vm')!;
+  assert.equal(young.trendWPerS, 0, 'under minTrendSpanS (120 s): no trend');
+  assert.ok(young.spreadW > 100, `the ramp's spread counts: ${young.spreadW}`);
+  assert.ok(young.upperMaxW < 757 + 2 * young.spreadW, `bound ${young.upperMaxW} W, not the ramp extrapolated (~1340 W)`);
+  // The same ramp with a shorter span requirement is extrapolated, as before.
+  const trended = forecastPower(ramp, { nowUnixS: now, horizonS: 60, recentS: 300, minTrendSpanS: 30 }).get('gpu-vm')!;
+  assert.ok(Math.abs(trended.trendWPerS - 9.7) < 1e-9);
+  assert.ok(trended.upperMaxW > 1300);
+});

@@ -6,7 +6,8 @@
  *   level   = mean of the last `recentS` seconds of samples;
  *   trend   = least-squares slope over those samples, W/s (only a rise is extrapolated: a fall is not
  *             banked on), damped to at most `maxTrendS` seconds ahead; none from fewer than
- *             `minTrendSamples` samples (a VM's first minutes are a ramp, not a trend);
+ *             `minTrendSamples` samples or samples spanning less than `minTrendSpanS` seconds (a
+ *             VM's first minutes are a ramp, not a trend);
  *   season  = hour-of-day profile from samples older than the recent window: the mean in the hour of
  *             now + t minus the mean in the hour of now (0 where either hour has fewer than
  *             `minSamplesPerHour` samples: then the forecast says its basis is the trend alone);
@@ -38,6 +39,12 @@ export interface PowerForecastOptions {
   maxTrendS?: number;
   /** Samples in the recent window a trend needs. Default 5. */
   minTrendSamples?: number;
+  /**
+   * Seconds the recent samples must span for a trend, default 120: a series younger than that (a VM
+   * that just started, a GPU warming up) is a ramp, and a ramp extrapolated over the horizon is not a
+   * forecast (a one-minute ramp of 600 W read as 10 W/s predicts kilowatts). Its spread still counts.
+   */
+  minTrendSpanS?: number;
   /** Offset of local time from UTC, s, for the hour of day. Default 0. */
   utcOffsetS?: number;
 }
@@ -62,6 +69,7 @@ export function forecastPower(samples: readonly PowerSample[], o: PowerForecastO
   const minPerHour = o.minSamplesPerHour ?? 3;
   const maxTrendS = o.maxTrendS ?? 120;
   const minTrend = o.minTrendSamples ?? 5;
+  const minSpan = o.minTrendSpanS ?? 120;
   const offset = o.utcOffsetS ?? 0;
   const bad = (field: string, value: unknown, why: string): never => {
     throw new WattsplitError('CAP_INPUT_INVALID', `forecastPower: ${field}=${JSON.stringify(value)} ${why}`, { details: { field, value } });
@@ -88,7 +96,13 @@ export function forecastPower(samples: readonly PowerSample[], o: PowerForecastO
       sxx += (s.tUnixS - mt) ** 2;
       sxy += (s.tUnixS - mt) * (s.powerW - mw);
     }
-    const slope = sxx > 0 && n >= minTrend ? sxy / sxx : 0;
+    let t0 = Infinity;
+    let t1 = -Infinity;
+    for (const s of basisSamples) {
+      t0 = Math.min(t0, s.tUnixS);
+      t1 = Math.max(t1, s.tUnixS);
+    }
+    const slope = sxx > 0 && n >= minTrend && t1 - t0 >= minSpan ? sxy / sxx : 0;
     // The level at now on the trend line (not the window mean, which lags a rising series).
     const levelW = Math.max(0, mw + slope * (o.nowUnixS - mt));
     let resid = 0;

@@ -52,9 +52,10 @@ test('cap watch: a rack whose VMs ramp up is predicted to cross; statuses on wat
   const watch = new CapWatch(config, advisor, { producer: bus.producer(), metrics, logger: log, methods: ['cpu_share', 'additive_model'] });
   assert.equal(watch.method, 'additive_model');
 
-  // 60 s of history: hv-a's web VM ramps 100 → 160 W (+1 W/s), hv-b flat: the rack goes from 560 W to 620 W now.
-  for (let s = 1; s <= 60; s++) {
-    const a = interval('hv-a', s, { 'web-1': 100 + s, 'db-1': 80 });
+  // 150 s of history (a trend needs 120 s: a younger series is a ramp): hv-a's web VM rises 10 → 160 W
+  // (+1 W/s), hv-b flat: the rack goes from 470 W to 620 W now.
+  for (let s = 1; s <= 150; s++) {
+    const a = interval('hv-a', s, { 'web-1': 10 + s, 'db-1': 80 });
     const b = interval('hv-b', s, { 'batch-1': 160 });
     watch.observe(a.iv, [a.r]);
     watch.observe(b.iv, [b.r]);
