@@ -19,7 +19,8 @@ import { Worker, type TransferListItem } from 'node:worker_threads';
 import { checkModelJson, type AdditiveModelJson, type AdditiveTrainOptions, type DriftReport } from '@wattsplit/models';
 import { ModelStore, str, type HistoryQuery, type ModelActivation, type ModelVersionMeta, type Store } from '@wattsplit/store';
 import { WattsplitError, silentLogger, type Logger } from '@wattsplit/wire';
-import { runTrainingJob, type JobHistory, type TrainingJob, type TrainingJobResult } from './training-worker.js';
+import type { ThreadPriorityResult } from './thread-priority.js';
+import { runTrainingJob, type JobHistory, type TrainingJob, type TrainingJobResult, type TrainingWorkerAnswer, type TrainingWorkerData } from './training-worker.js';
 
 export const TRAIN_REASONS = ['first', 'new_class', 'drift', 'period', 'manual'] as const;
 export type TrainReason = (typeof TRAIN_REASONS)[number];
@@ -45,6 +46,11 @@ export interface TrainingOptions {
   activationDelayS?: number;
   /** Read the history and train in a worker thread (default) or on the calling thread (tests, CLI). */
   inWorker?: boolean;
+  /**
+   * The worker thread's nice value, -20..19. Default 19, the lowest CPU priority: training takes only
+   * what ingest leaves (thread-priority.ts). 0 leaves the worker at the collector's priority.
+   */
+  workerNice?: number;
   /** Options of the trainer itself. */
   additive?: Omit<AdditiveTrainOptions, 'logger' | 'hardwareClass' | 'version'>;
 }
@@ -68,7 +74,7 @@ export interface Decision {
   drift?: DriftReport;
 }
 
-const DEF = { lookbackS: 86_400, limit: 20_000, minIntervals: 300, driftWindowS: 900, driftRatio: 1.5, periodS: 7 * 86_400, leaseTtlS: 600, leaseSettleMs: 500, activationDelayS: 2 };
+const DEF = { workerNice: 19, lookbackS: 86_400, limit: 20_000, minIntervals: 300, driftWindowS: 900, driftRatio: 1.5, periodS: 7 * 86_400, leaseTtlS: 600, leaseSettleMs: 500, activationDelayS: 2 };
 
 export class ModelLifecycle {
   readonly models: ModelStore;
@@ -93,11 +99,15 @@ export class ModelLifecycle {
       leaseTtlS: t.leaseTtlS ?? DEF.leaseTtlS,
       leaseSettleMs: t.leaseSettleMs ?? DEF.leaseSettleMs,
       activationDelayS: t.activationDelayS ?? DEF.activationDelayS,
+      workerNice: t.workerNice ?? DEF.workerNice,
       inWorker: t.inWorker ?? true,
       additive: t.additive,
     };
+    if (!(Number.isInteger(this.o.workerNice) && this.o.workerNice >= -20 && this.o.workerNice <= 19)) {
+      throw new WattsplitError('CONFIG_INVALID', `training.workerNice=${this.o.workerNice} must be an integer in -20..19`, { details: { field: 'training.workerNice', value: this.o.workerNice } });
+    }
     for (const [k, v] of Object.entries(this.o)) {
-      if (typeof v === 'number' && !(Number.isFinite(v) && v >= 0)) throw new WattsplitError('CONFIG_INVALID', `training.${k}=${v} must be a number ≥ 0`, { details: { field: `training.${k}`, value: v } });
+      if (k !== 'workerNice' && typeof v === 'number' && !(Number.isFinite(v) && v >= 0)) throw new WattsplitError('CONFIG_INVALID', `training.${k}=${v} must be a number ≥ 0`, { details: { field: `training.${k}`, value: v } });
     }
     if (!(this.o.driftRatio > 1)) throw new WattsplitError('CONFIG_INVALID', `training.driftRatio=${this.o.driftRatio} must be > 1`, { details: { field: 'training.driftRatio', value: this.o.driftRatio } });
   }
@@ -238,15 +248,28 @@ export class ModelLifecycle {
     await Promise.all([...this.workers].map((w) => w.terminate()));
   }
 
+  /** What the last worker's renice came to (thread-priority.ts), for `wattsplit models` and tests. */
+  lastWorkerPriority: ThreadPriorityResult | undefined;
+
+  /** Logs the worker's priority at info the first time and whenever it changes kind (a refusal at warn). */
+  private notePriority(p: ThreadPriorityResult): void {
+    const changed = this.lastWorkerPriority?.kind !== p.kind;
+    this.lastWorkerPriority = p;
+    if (!changed) return;
+    if (p.kind === 'lowered') this.log.info({ tid: p.tid, nice: p.nice }, `training worker thread ${p.tid} runs at nice ${p.nice} (only that thread): training takes the CPU that ingest leaves`);
+    else if (this.o.workerNice !== 0) this.log.warn({ why: p.why }, `training worker runs at the collector's priority: ${p.why}`);
+  }
+
   private runInWorker(job: TrainingJob, transfer: TransferListItem[]): Promise<TrainingJobResult> {
     if (this.stopped) return Promise.reject(new WattsplitError('MODEL_TRAINING_FAILED', 'training stopped (the collector is shutting down)'));
     return new Promise<TrainingJobResult>((resolve, reject) => {
-      const w = new Worker(new URL('./training-worker.js', import.meta.url), { workerData: { trainingJob: job }, transferList: transfer });
+      const w = new Worker(new URL('./training-worker.js', import.meta.url), { workerData: { trainingJob: job, nice: this.o.workerNice } satisfies TrainingWorkerData, transferList: transfer });
       this.workers.add(w);
       w.once('exit', () => this.workers.delete(w));
       let settled = false;
-      w.once('message', (m: TrainingJobResult) => {
+      w.once('message', ({ priority, ...m }: TrainingWorkerAnswer) => {
         settled = true;
+        if (priority) this.notePriority(priority);
         resolve(m);
         void w.terminate();
       });

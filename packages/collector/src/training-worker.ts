@@ -8,12 +8,18 @@
  *
  * Jobs (workerData, a TrainingJob): `train` one additive model of a class; `drift`: score a model on
  * recent history. Posts back one TrainingJobResult; one job per worker.
+ *
+ * Training takes only the CPU that ingest leaves: before anything else the worker lowers its own
+ * thread to `nice` (workerData, default 19; thread-priority.ts: only this thread, not the collector's),
+ * and its reads are background reads (read-transport.ts: one engine thread each, on chDB at nice 19
+ * too). The answer says whether the renice happened (`priority`), for the collector to log.
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import type { HostInterval } from '@wattsplit/attribution';
 import { modelDrift, trainAdditiveModel, type AdditiveModelJson, type AdditiveTrainOptions, type DriftReport } from '@wattsplit/models';
 import { openReadTransport, readHistoryFrom, type HistoryQuery, type ReadHandle } from '@wattsplit/store';
 import { normaliseError } from '@wattsplit/wire';
+import { LOWEST_NICE, lowerThisThreadPriority, type ThreadPriorityResult } from './thread-priority.js';
 
 /** Where a job's history comes from: read it through `read`, or these intervals (read in `readS` seconds by the caller). */
 export type JobHistory = { read: ReadHandle; query: HistoryQuery } | { intervals: HostInterval[]; readS: number };
@@ -27,11 +33,21 @@ export type TrainingJobResult =
   | { kind: 'drift'; drift?: DriftReport; intervals: number; readS: number }
   | { kind: 'error'; code: string; message: string };
 
+/** What a worker posts: the job's result and what became of its priority. */
+export type TrainingWorkerAnswer = TrainingJobResult & { priority?: ThreadPriorityResult };
+
+/** workerData of a training worker. */
+export interface TrainingWorkerData {
+  trainingJob: TrainingJob;
+  /** The worker thread's nice value (default 19; 0: leave it). */
+  nice?: number;
+}
+
 /** The job's history and how long reading it took, seconds. */
 export async function jobHistory(h: JobHistory): Promise<{ intervals: HostInterval[]; readS: number }> {
   if ('intervals' in h) return { intervals: h.intervals, readS: h.readS };
   const t0 = performance.now();
-  const t = openReadTransport(h.read);
+  const t = openReadTransport(h.read, { background: true });
   try {
     return { intervals: await readHistoryFrom(t, h.query), readS: (performance.now() - t0) / 1000 };
   } finally {
@@ -53,12 +69,14 @@ export async function runTrainingJob(job: TrainingJob): Promise<TrainingJobResul
   return { kind: 'train', model, ...window, trainS: (performance.now() - t0) / 1000 };
 }
 
-if (parentPort && (workerData as { trainingJob?: TrainingJob } | null)?.trainingJob) {
+if (parentPort && (workerData as Partial<TrainingWorkerData> | null)?.trainingJob) {
   const port = parentPort;
+  const data = workerData as TrainingWorkerData;
+  const priority = lowerThisThreadPriority(data.nice ?? LOWEST_NICE);
   try {
-    port.postMessage(await runTrainingJob((workerData as { trainingJob: TrainingJob }).trainingJob));
+    port.postMessage({ ...(await runTrainingJob(data.trainingJob)), priority } satisfies TrainingWorkerAnswer);
   } catch (e) {
     const err = normaliseError(e, 'MODEL_TRAINING_FAILED');
-    port.postMessage({ kind: 'error', code: err.code, message: err.message } satisfies TrainingJobResult);
+    port.postMessage({ kind: 'error', code: err.code, message: err.message, priority } satisfies TrainingWorkerAnswer);
   }
 }

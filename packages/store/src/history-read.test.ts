@@ -1,12 +1,13 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { silentLogger } from '@wattsplit/wire';
 import { ChdbStore } from './chdb-store.js';
 import { seqRanges } from './history-read.js';
+import { backgroundReadSettings, hasCapSysNice } from './read-transport.js';
 import { HOUR_NS, sampleInterval, sampleResult } from './test-fixtures.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'wattsplit-history-'));
@@ -37,6 +38,20 @@ test('seqRanges: every interval in exactly one range, at most perQuery intervals
   assert.deepEqual(seqRanges([], 10), []);
 });
 
+/** Each thread of this process: its nice value (/proc/self/task/<tid>/stat field 19). */
+function niceByThread(): Map<string, string | undefined> {
+  const out = new Map<string, string | undefined>();
+  for (const tid of readdirSync('/proc/self/task')) {
+    try {
+      const stat = readFileSync(`/proc/self/task/${tid}/stat`, 'utf8');
+      out.set(tid, stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16]);
+    } catch {
+      // ended meanwhile
+    }
+  }
+  return out;
+}
+
 test('a worker thread reads the history through shareReads (chDB: a port to the store worker) and gets what the store reads', async () => {
   await store.init();
   const written = [];
@@ -53,11 +68,12 @@ test('a worker thread reads the history through shareReads (chDB: a port to the 
   assert.ok(here.length > 0 && here.length <= 30, `sampled ${here.length}`);
   assert.deepEqual(here.filter((i) => i.seq === 3).map((i) => i.anomalies.map((a) => a.code)), here.filter((i) => i.seq === 3).map(() => ['COUNTER_RESET', 'COUNTER_WENT_BACKWARDS']));
 
+  const niceBefore = niceByThread();
   const grant = await store.shareReads();
   const src = `
     import { parentPort, workerData } from 'node:worker_threads';
     const { openReadTransport, readHistoryFrom } = await import(workerData.lib);
-    const t = openReadTransport(workerData.handle);
+    const t = openReadTransport(workerData.handle, { background: true });
     const all = await readHistoryFrom(t, workerData.q);
     const unlabelled = await readHistoryFrom(t, { ...workerData.q, omitVmLabels: true });
     await t.close();
@@ -71,6 +87,14 @@ test('a worker thread reads the history through shareReads (chDB: a port to the 
   await new Promise((r) => w.once('exit', r));
   assert.deepEqual(got.all, here);
   assert.deepEqual(got.unlabelled, here.map((i) => ({ ...i, vms: i.vms.map((v) => ({ ...v, name: '', tenant: '' })) })));
+  // A background read (one thread, os_thread_priority 19 where this process may renice back) leaves no
+  // thread of this process at nice 19: the engine sets its query threads back after the query, and the
+  // threads that were there before have the nice value they had (chDB's MemoryWorker runs at -20).
+  const after = niceByThread();
+  for (const [tid, nice] of after) {
+    assert.notEqual(nice, '19', `thread ${tid} left at nice 19 after a background read`);
+    if (niceBefore.has(tid)) assert.equal(nice, niceBefore.get(tid), `thread ${tid}`);
+  }
   // The store goes on working after the reading thread ended (its port closed with it).
   assert.deepEqual(await store.readHistory(q), here);
 });
@@ -83,4 +107,18 @@ test('VM rows stored twice and not merged yet (a replay in another batch) are re
   assert.equal(raw, 8, 'the replayed VM rows are stored twice (not merged yet)');
   const read = await store.readHistory({ hostId: 'host-a', sinceUnixNs: NOW_NS, untilUnixNs: NOW_NS + 2.5e9 });
   assert.deepEqual(read, again);
+});
+
+test('background reads: one query thread; on chDB also os_thread_priority 19, only where the process may renice back (CAP_SYS_NICE)', () => {
+  assert.deepEqual(backgroundReadSettings('clickhouse-server', () => true), { max_threads: 1 });
+  assert.deepEqual(backgroundReadSettings('chdb', () => true), { max_threads: 1, os_thread_priority: 19 });
+  assert.deepEqual(backgroundReadSettings('chdb', () => false), { max_threads: 1 });
+  // CapEff bit 23 is CAP_SYS_NICE: root's full set has it, a set without bit 23 or an unreadable status does not.
+  assert.equal(hasCapSysNice(() => 'Name:\tnode\nCapEff:\t000001ffffffffff\n'), true);
+  assert.equal(hasCapSysNice(() => 'CapEff:\t0000000000000000\n'), false);
+  assert.equal(hasCapSysNice(() => 'CapEff:\t0000000000800000\n'), true);
+  assert.equal(hasCapSysNice(() => 'CapEff:\t00000000007fffff\n'), false);
+  assert.equal(hasCapSysNice(() => {
+    throw new Error('no /proc');
+  }), false);
 });

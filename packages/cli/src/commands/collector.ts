@@ -31,6 +31,8 @@ Models (additive_model, per hardware class; stored in ClickHouse, the same versi
   --drift-ratio 1.5       retrain when the recent residual exceeds this × the training residual
   --retrain-period-s 604800  retrain a model older than this
   --train-lease-ttl-s 600    how long a class's training lease holds (a trainer that dies keeps it this long)
+  --train-nice 19         the training worker thread's nice value, 0-19 (19: training takes only the CPU that
+                          ingest leaves; 0: the collector's own priority)
   --train-effective-from T   activate what this collector trains from this interval end time (ISO 8601 or
                           unix seconds) instead of the commit + 2 s: a fixed switch-over (tests, replays)
 HTTP (REST API, dashboard, /metrics, /healthz): binds --http-host (default 127.0.0.1, this machine only).
@@ -62,6 +64,7 @@ const FLAGS = {
   'drift-ratio': { type: 'string' },
   'retrain-period-s': { type: 'string' },
   'train-lease-ttl-s': { type: 'string' },
+  'train-nice': { type: 'string' },
   'train-effective-from': { type: 'string' },
   'log-level': { type: 'string' },
   'store-in-flight': { type: 'string' },
@@ -133,6 +136,7 @@ function settings(argv: string[]): Settings | 'help' {
     driftRatio: numFlag(values, 'drift-ratio', 1.5, { min: 1, max: 100, minExclusive: true }),
     periodS: intFlag(values, 'retrain-period-s', 7 * 86_400, 60, 10 * 365 * 86_400),
     leaseTtlS: intFlag(values, 'train-lease-ttl-s', 600, 10, 86_400),
+    workerNice: intFlag(values, 'train-nice', 19, 0, 19),
     ...(effectiveFromNs !== undefined ? { effectiveFromNs } : {}),
   };
   const caps = strFlag(values, 'caps', '');
