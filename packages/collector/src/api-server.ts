@@ -16,6 +16,7 @@ import { DashboardController, EnergyController, HealthController, MetricsControl
 import { CollectorMetrics } from './collector-metrics.js';
 import { validateCollectorHttpConfig, type CollectorHttpConfig } from './config.js';
 import { listenHttp } from './collector-module.js';
+import { CAP_STATUSES, CapsController, type CapStatusSource } from './caps-api.js';
 import { DashboardPageController } from './dashboard-page.js';
 import { ModelCatalog } from './model-catalog.js';
 import { OpenApiController } from './openapi.js';
@@ -23,7 +24,7 @@ import { BILLING_INPUTS, ViewsController } from './views-api.js';
 import { API_AUTH, LOGGER, METHODS, MODEL_CATALOG, STORE } from './tokens.js';
 
 /** Every HTTP controller: the collector and `serve` mount the same list. */
-export const API_CONTROLLERS = [HealthController, MetricsController, EnergyController, ModelsController, ViewsController, DashboardPageController, OpenApiController, DashboardController];
+export const API_CONTROLLERS = [HealthController, MetricsController, EnergyController, ModelsController, ViewsController, CapsController, DashboardPageController, OpenApiController, DashboardController];
 
 export interface ApiServerOptions {
   store: Store;
@@ -31,6 +32,8 @@ export interface ApiServerOptions {
   storeReady?: boolean;
   http: CollectorHttpConfig;
   logger?: Logger;
+  /** A cap watch running in this process (demo --caps --serve): GET /api/v1/caps serves its statuses. */
+  capWatch?: CapStatusSource;
 }
 
 @Module({})
@@ -46,6 +49,7 @@ export class ApiServerModule {
         { provide: APP_GUARD, useClass: ApiAuthGuard },
         { provide: BILLING_INPUTS, useValue: opts.http.billing ?? {} },
         { provide: LOGGER, useValue: logger },
+        ...(opts.capWatch ? [{ provide: CAP_STATUSES, useValue: opts.capWatch }] : []),
         {
           provide: STORE,
           useFactory: async (): Promise<Store> => {

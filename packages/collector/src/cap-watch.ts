@@ -5,8 +5,9 @@
  * power now (the mean over the last `windowS` seconds of one method's attributions), a forecast bound
  * over the horizon (each VM's recent trend, from the intervals it keeps), the first second the bound
  * crosses the cap, and the advisor's plan against the bound. It publishes one CapStatus per cap on
- * TOPICS.capping (keyed by the cap's id), keeps gauges for /metrics, and logs a warning when a cap is
- * predicted to cross (once per crossing episode, again after it cleared).
+ * TOPICS.capping (keyed by the cap's id), keeps gauges for /metrics and the latest statuses for
+ * GET /api/v1/caps (the dashboard's cap panel), and logs a warning when a cap is predicted to cross
+ * (once per crossing episode, again after it cleared).
  *
  * The math is the capping package's, supplied by the app as a `CapAdvisor` (the CLI passes
  * @wattsplit/capping): the collector does not depend on it. Publishing is best effort: a failed send is
@@ -17,7 +18,7 @@
  * older than the newest minus historyS.
  */
 import type { AttributionResult, HostInterval } from '@wattsplit/attribution';
-import { CapStatus, TOPICS, type BusProducer, type ICapActionRecord, type Logger } from '@wattsplit/wire';
+import { CapStatus, TOPICS, type BusProducer, type Logger } from '@wattsplit/wire';
 import type { CollectorMetrics } from './collector-metrics.js';
 
 /** A cap above the hosts (the capping package's CapGroup). */
@@ -106,18 +107,48 @@ export interface CapAdvisor {
   groupHosts(groups: CapWatchGroup[], hostIds: Set<string>): Map<string, string[]>;
 }
 
-/** One cap's status (what is published and exported). */
+/** One action of the advisor's plan that touches a cap (the CapActionRecord message's fields). */
+export interface CapWatchActionRecord {
+  kind: 'throttle' | 'migrate';
+  vmUuid: string;
+  /** throttle: the VM's host; migrate: the source. */
+  hostId: string;
+  /** migrate only ('' for a throttle). */
+  toHostId: string;
+  /** migrate: pre-copy | pre-copy-throttled | post-copy; throttle: cpu-quota | dvfs. */
+  mode: string;
+  /** throttle only (0 for a migration). */
+  shedW: number;
+  /** throttle: CPU quota (or frequency, dvfs) fraction; migrate: share of the link. */
+  fraction: number;
+  /** Seconds after tUnixNs. */
+  startS: number;
+  /** throttle: end (-1 = until further notice); migrate: expected end of the transfer. */
+  untilS: number;
+  reason: string;
+}
+
+/** One cap's status (what is published, exported on /metrics and served by GET /api/v1/caps). */
 export interface CapWatchStatus {
   scopeId: string;
   scopeKind: string;
   hostIds: string[];
+  /** End of the newest interval the evaluation used; predictedCrossS and the actions' seconds count from it. */
   tUnixNs: number;
   capW: number;
   powerW: number;
   predictedPeakW: number;
+  /** First second of the horizon the bound is over the cap; -1 = none. */
   predictedCrossS: number;
+  horizonS: number;
   planSafe: boolean;
   planPeakW: number;
+  /** The whole plan's SLA cost, VM·s of lost work. */
+  planSlaCost: number;
+  /** The plan's actions touching this cap. */
+  actions: CapWatchActionRecord[];
+  method: string;
+  marginW: number;
 }
 
 const round3 = (w: number): number => Math.round(w * 1000) / 1000;
@@ -222,12 +253,28 @@ export class CapWatch {
     const planHost = new Map(plan.hosts.map((h) => [h.hostId, h.timelineW]));
     const planGroup = new Map(plan.groups.map((g) => [g.groupId, g.timelineW]));
     const statuses: CapWatchStatus[] = [];
-    const actionsOf = new Map<string, WatchAction[]>();
+    const marginW = this.cfg.marginW ?? 0;
     const scopeStatus = (scopeId: string, scopeKind: string, hostIds: string[], capW: number, powerW: number, bound: number[], planned: number[]): CapWatchStatus => {
       const cross = bound.findIndex((w) => w > capW + 1e-6);
       const ids = new Set(hostIds);
-      actionsOf.set(scopeId, plan.actions.filter((a) => ids.has(a.hostId ?? a.fromHostId ?? '') || ids.has(a.toHostId ?? '')));
-      return { scopeId, scopeKind, hostIds, tUnixNs: newest, capW, powerW: round3(powerW), predictedPeakW: round3(Math.max(...bound)), predictedCrossS: cross, planSafe: planned.every((w) => w <= capW + 1e-6), planPeakW: round3(Math.max(...planned)) };
+      const actions = plan.actions.filter((a) => ids.has(a.hostId ?? a.fromHostId ?? '') || ids.has(a.toHostId ?? '')).map((a) => actionRecord(a, linkBps));
+      return {
+        scopeId,
+        scopeKind,
+        hostIds,
+        tUnixNs: newest,
+        capW,
+        powerW: round3(powerW),
+        predictedPeakW: round3(Math.max(...bound)),
+        predictedCrossS: cross,
+        horizonS: H,
+        planSafe: planned.every((w) => w <= capW + 1e-6),
+        planPeakW: round3(Math.max(...planned)),
+        planSlaCost: plan.slaCost,
+        actions,
+        method: this.method,
+        marginW,
+      };
     };
     for (const h of hosts) {
       if (!Number.isFinite(h.capW)) continue;
@@ -245,8 +292,8 @@ export class CapWatch {
       if (s.predictedCrossS >= 0 && !this.crossing.has(s.scopeId)) {
         this.crossing.add(s.scopeId);
         this.log.warn(
-          { cap: s.scopeId, kind: s.scopeKind, capW: s.capW, powerW: s.powerW, predictedPeakW: s.predictedPeakW, inS: s.predictedCrossS, planSafe: s.planSafe, actions: actionsOf.get(s.scopeId)?.length ?? 0 },
-          `${s.scopeKind} ${s.scopeId} is predicted to cross its ${s.capW} W cap in ${s.predictedCrossS} s (bound ${s.predictedPeakW} W, now ${s.powerW} W); the advisor's plan (${actionsOf.get(s.scopeId)?.length ?? 0} actions) is ${s.planSafe ? 'safe' : 'NOT safe'}`,
+          { cap: s.scopeId, kind: s.scopeKind, capW: s.capW, powerW: s.powerW, predictedPeakW: s.predictedPeakW, inS: s.predictedCrossS, planSafe: s.planSafe, actions: s.actions.length },
+          `${s.scopeKind} ${s.scopeId} is predicted to cross its ${s.capW} W cap in ${s.predictedCrossS} s (bound ${s.predictedPeakW} W, now ${s.powerW} W); the advisor's plan (${s.actions.length} actions) is ${s.planSafe ? 'safe' : 'NOT safe'}`,
         );
       } else if (s.predictedCrossS < 0 && this.crossing.delete(s.scopeId)) {
         this.log.info({ cap: s.scopeId }, `${s.scopeKind} ${s.scopeId} is no longer predicted to cross its cap`);
@@ -255,12 +302,7 @@ export class CapWatch {
     if (this.cfg.publish !== false) {
       const r = await this.deps.producer.send(
         TOPICS.capping,
-        statuses.map((s) => ({
-          key: s.scopeId,
-          value: CapStatus.encode(
-            CapStatus.create({ ...s, horizonS: H, planSlaCost: plan.slaCost, method: this.method, marginW: this.cfg.marginW ?? 0, actions: (actionsOf.get(s.scopeId) ?? []).map((a) => actionRecord(a, linkBps)) }),
-          ).finish(),
-        })),
+        statuses.map((s) => ({ key: s.scopeId, value: CapStatus.encode(CapStatus.create(s)).finish() })),
       );
       if (r.kind !== 'ok') {
         this.log.warn({ code: r.error.code }, `cap statuses not published (the next evaluation publishes them again): ${r.error.message}`);
@@ -270,7 +312,7 @@ export class CapWatch {
   }
 }
 
-function actionRecord(a: WatchAction, linkBps: number): ICapActionRecord {
-  if (a.kind === 'migrate') return { kind: 'migrate', vmUuid: a.vmUuid, hostId: a.fromHostId ?? '', toHostId: a.toHostId ?? '', mode: a.mode ?? '', fraction: (a.bandwidthBps ?? 0) / linkBps, startS: a.startS ?? 0, untilS: a.endS ?? 0, reason: a.reason };
-  return { kind: 'throttle', vmUuid: a.vmUuid, hostId: a.hostId ?? '', mode: a.method ?? 'cpu-quota', shedW: a.shedW ?? 0, fraction: a.method === 'dvfs' ? (a.frequencyFraction ?? 1) : (a.cpuQuotaFraction ?? 1), startS: a.fromS ?? 0, untilS: a.untilS ?? -1, reason: a.reason };
+function actionRecord(a: WatchAction, linkBps: number): CapWatchActionRecord {
+  if (a.kind === 'migrate') return { kind: 'migrate', vmUuid: a.vmUuid, hostId: a.fromHostId ?? '', toHostId: a.toHostId ?? '', mode: a.mode ?? '', shedW: 0, fraction: (a.bandwidthBps ?? 0) / linkBps, startS: a.startS ?? 0, untilS: a.endS ?? 0, reason: a.reason };
+  return { kind: 'throttle', vmUuid: a.vmUuid, hostId: a.hostId ?? '', toHostId: '', mode: a.method ?? 'cpu-quota', shedW: a.shedW ?? 0, fraction: a.method === 'dvfs' ? (a.frequencyFraction ?? 1) : (a.cpuQuotaFraction ?? 1), startS: a.fromS ?? 0, untilS: a.untilS ?? -1, reason: a.reason };
 }

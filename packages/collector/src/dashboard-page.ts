@@ -1,8 +1,9 @@
 /**
  * GET /dashboard: the charted dashboard, one page, views drawn in the browser with uPlot (bundled from
  * npm and served by this process at /assets/: no CDN, works offline) from the REST API (views-api.ts,
- * GET /api/models). Views: fleet power, per-host power stacked by VM, per-tenant energy over time, the
- * fairness comparison (learned vs cpu_share), carbon per tenant, model health, pipeline health.
+ * GET /api/models, caps-api.ts). Views: fleet power, per-host power stacked by VM, per-tenant energy over
+ * time, the fairness comparison (learned vs cpu_share), carbon per tenant, model health, pipeline health,
+ * power caps (the live watch's latest statuses: power now vs cap, forecast crossing, the plan's actions).
  * `#fleet`, `#host`, … shows one view (the screenshot test uses it). Each view's section gets
  * `data-points` (how many values its chart or table holds) and `data-state` (ok | empty | error | denied),
  * so a test can tell a chart with data from a page that merely loaded.
@@ -31,7 +32,7 @@ function asset(name: string): { body: string } | undefined {
   return { body };
 }
 
-export const VIEWS = ['fleet', 'host', 'tenants', 'fairness', 'carbon', 'models', 'pipeline'] as const;
+export const VIEWS = ['fleet', 'host', 'tenants', 'fairness', 'carbon', 'models', 'pipeline', 'caps'] as const;
 
 const PAGE = `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>wattsplit dashboard</title>
@@ -45,6 +46,8 @@ section{background:#fff;border:1px solid #dde;border-radius:6px;padding:12px 16p
 section h2{font-size:15px;margin:0 0 8px}.big{font-size:28px;font-weight:600}.muted{color:#667}
 table{border-collapse:collapse;width:100%}td,th{padding:3px 8px;border-bottom:1px solid #eee;text-align:left}td.n,th.n{text-align:right;font-variant-numeric:tabular-nums}
 .pos{color:#b00020}.neg{color:#1b7f3b}.err{color:#b00020}
+.gauge{position:relative;width:140px;height:12px;background:#eef1f5;border-radius:2px}.gauge i{position:absolute;top:0;bottom:0;left:0;background:#2b7bb9}.gauge i.over{background:#b00020}.gauge b{position:absolute;top:-2px;bottom:-2px;width:2px;background:#e76f51}
+ul.acts{margin:0;padding-left:16px}ul.acts li{margin:1px 0}
 body.one main{grid-template-columns:1fr}body.one section{display:none}body.one section.shown{display:block}
 </style></head><body>
 <header><h1>wattsplit</h1>
@@ -61,6 +64,7 @@ body.one main{grid-template-columns:1fr}body.one section{display:none}body.one s
 <section id="v-carbon"><h2>Carbon per tenant (gCO2e)</h2><div class="chart"></div><div class="note muted"></div></section>
 <section id="v-models"><h2>Model health</h2><div class="table"></div></section>
 <section id="v-pipeline"><h2>Pipeline health</h2><div class="table"></div></section>
+<section id="v-caps"><h2>Power caps (live watch)</h2><div class="note muted"></div><div class="table"></div></section>
 </main>
 <script src="/assets/uplot.js"></script>
 <script src="/assets/dashboard.js"></script>
@@ -173,6 +177,36 @@ const DASHBOARD_JS = `"use strict";
           '<table><thead><tr><th>host</th><th class="n">newest interval, s ago</th></tr></thead><tbody>' + b.hosts.map(function (h) { return '<tr><td>' + esc(h.host) + '</td><td class="n">' + h.lag_s.toFixed(0) + '</td></tr>'; }).join('') + '</tbody></table>' +
           '<h3>anomalies</h3><table><tbody>' + (b.anomalies.map(function (a) { return '<tr><td>' + esc(a.code) + '</td><td class="n">' + a.count + '</td></tr>'; }).join('') || '<tr><td>none</td></tr>') + '</tbody></table>';
         mark('pipeline', b.hosts.length + b.anomalies.length);
+      });
+    },
+    caps: function () {
+      return get('/api/v1/caps').then(function (b) {
+        var note = document.querySelector('#v-caps .note');
+        if (!b.configured || !b.caps.length) { note.textContent = b.message; mark('caps', 0); return; }
+        var c0 = b.caps[0];
+        note.textContent = 'as of ' + c0.as_of + ' (newest attributed interval), horizon ' + c0.horizon_s + ' s, method ' + c0.method + (c0.margin_w ? ', margin ' + c0.margin_w + ' W' : '') + '; plan SLA cost ' + c0.plan.sla_cost_vm_s.toFixed(2) + ' VM·s';
+        function w(x) { return x.toFixed(0) + ' W'; }
+        function gauge(c) {
+          var top = Math.max(c.cap_w, c.predicted_peak_w, c.power_w) || 1;
+          return '<div class="gauge" title="now ' + w(c.power_w) + ', cap ' + w(c.cap_w) + ', predicted peak ' + w(c.predicted_peak_w) + '"><i class="' + (c.power_w > c.cap_w ? 'over' : '') + '" style="width:' + (100 * c.power_w / top).toFixed(1) + '%"></i><b style="left:' + (100 * c.cap_w / top).toFixed(1) + '%"></b></div>';
+        }
+        function crossing(c) {
+          if (c.predicted_cross_s < 0) return '<span class="neg">not within ' + c.horizon_s + ' s</span>';
+          return '<span class="pos">' + (c.predicted_cross_s === 0 ? 'now' : 'in ' + c.predicted_cross_s + ' s') + '</span> <span class="muted">' + esc(c.predicted_cross_at.slice(11, 19)) + ' UTC</span>';
+        }
+        function action(a) {
+          var until = a.until_s === null ? 'until lifted' : 'to ' + a.until_s.toFixed(1) + ' s';
+          var what = a.kind === 'migrate'
+            ? 'migrate ' + esc(a.vm) + ' ' + esc(a.host) + ' → ' + esc(a.to_host) + ' by ' + esc(a.mode) + (a.mode === 'pre-copy-throttled' ? ' at ' + (100 * a.bandwidth_fraction).toFixed(0) + ' % of the link' : '') + ', from ' + a.start_s.toFixed(1) + ' s ' + until
+            : 'throttle ' + esc(a.vm) + ' on ' + esc(a.host) + ' by ' + a.shed_w.toFixed(1) + ' W (' + esc(a.method) + ' ' + a.fraction.toFixed(2) + '), from ' + a.start_s.toFixed(1) + ' s ' + until;
+          return '<li title="' + esc(a.reason) + '">' + what + '</li>';
+        }
+        document.querySelector('#v-caps .table').innerHTML = '<table><thead><tr><th>cap</th><th>hosts</th><th class="n">now</th><th class="n">cap</th><th></th><th class="n">predicted peak</th><th>crosses</th><th>plan</th><th>actions</th></tr></thead><tbody>' +
+          b.caps.map(function (c) {
+            return '<tr data-cap="' + esc(c.cap) + '" data-safe="' + (c.plan.safe ? '1' : '0') + '"><td>' + esc(c.cap) + ' <span class="muted">' + esc(c.kind) + '</span></td><td>' + esc(c.hosts.join(', ')) + '</td><td class="n ' + (c.power_w > c.cap_w ? 'pos' : '') + '">' + w(c.power_w) + '</td><td class="n">' + w(c.cap_w) + '</td><td>' + gauge(c) + '</td><td class="n">' + w(c.predicted_peak_w) + '</td><td>' + crossing(c) + '</td>' +
+              '<td class="' + (c.plan.safe ? 'neg' : 'pos') + '">' + (c.plan.safe ? 'safe' : 'NOT safe') + ', peak ' + w(c.plan.peak_w) + '</td><td>' + (c.plan.actions.length ? '<ul class="acts">' + c.plan.actions.map(action).join('') + '</ul>' : '<span class="muted">none</span>') + '</td></tr>';
+          }).join('') + '</tbody></table>';
+        mark('caps', b.caps.length);
       });
     }
   };

@@ -25,3 +25,4 @@ export * from './dashboard-page.js';
 export * from './openapi.js';
 export * from './api-server.js';
 export * from './cap-watch.js';
+export * from './caps-api.js';

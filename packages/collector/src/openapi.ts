@@ -77,6 +77,7 @@ export const OPENAPI = {
     '/api/v1/hosts/{host}/power': get('Attributed power of one host per step, by VM (stacked view)', [pathParam('host', 'Host id'), time('from'), time('to'), step, method], 'series', { scope: 'admin', notFound: 'Unknown host (named).' }),
     '/api/v1/fleet/power': get('Measured fleet power per step (RAPL, GPU, rest of wall) and now', [time('from'), time('to'), step], 'series', { scope: 'admin' }),
     '/api/v1/pipeline': get('Pipeline health: lag per host, anomalies by code, collector counters', [time('from'), time('to')], 'health', { scope: 'admin' }),
+    '/api/v1/caps': get("The live power-cap watch's latest status per cap (--caps): power now, cap, forecast peak and crossing, the advisor's plan and its actions", [], 'caps', { scope: 'admin' }),
   },
 } as const;
 

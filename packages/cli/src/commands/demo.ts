@@ -43,7 +43,8 @@ collector into embedded ClickHouse, then compares every attribution method with 
                        (default: the synthetic samples in docs/data)
   --log-level L        collector/agent logs to stderr: silent|error|warn|info|debug (default error; the report lists anomalies)
   --caps FILE          run the collector's live power-cap watch with these caps (docs/capping.md "Live watch"):
-                       a cap predicted to cross is logged (warn); --json reports the last statuses as "caps"`;
+                       a cap predicted to cross is logged (warn); --json reports the last statuses as "caps";
+                       with --serve, GET /api/v1/caps and the dashboard's cap panel show them`;
 
 export async function run(argv: string[]): Promise<number> {
   const { values } = parse(argv, {
@@ -164,7 +165,7 @@ export async function run(argv: string[]): Promise<number> {
     };
     if (json) console.log(JSON.stringify(out));
     else printTables(out, report, truth, methodNames, `Query the data: npm run wattsplit -- query "SELECT tenant, method, round(sum(dynamic_j + static_j)) AS joules FROM attributions FINAL GROUP BY tenant, method ORDER BY tenant, method"`);
-    if (serveHttp) await serveUntilSignal(collector.store, serveHttp, logger, (l) => (json ? console.error(l) : console.log(l)), { storeReady: true });
+    if (serveHttp) await serveUntilSignal(collector.store, serveHttp, logger, (l) => (json ? console.error(l) : console.log(l)), { storeReady: true, ...(collector.pipeline.capWatch ? { capWatch: collector.pipeline.capWatch } : {}) });
     return conservationOk ? 0 : 1;
   } finally {
     await closeAgents(agents);

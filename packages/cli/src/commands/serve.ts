@@ -8,7 +8,7 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { ApiTokens, createApiServer, validateCollectorHttpConfig, type ApiServer, type CollectorHttpConfig } from '@wattsplit/collector';
+import { ApiTokens, createApiServer, validateCollectorHttpConfig, type ApiServer, type CapStatusSource, type CollectorHttpConfig } from '@wattsplit/collector';
 import type { Store } from '@wattsplit/store';
 import { isWattsplitError, WattsplitError, type Logger } from '@wattsplit/wire';
 import { intFlag, parse, strFlag, type Values } from '../args.js';
@@ -71,10 +71,10 @@ export function demoBilling(values: Values): NonNullable<CollectorHttpConfig['bi
 }
 
 /** Serves `store` until SIGINT/SIGTERM; prints the dashboard URL on stdout. */
-export async function serveUntilSignal(store: Store, http: CollectorHttpConfig, logger: Logger, say: (line: string) => void, opts: { storeReady?: boolean } = {}): Promise<void> {
+export async function serveUntilSignal(store: Store, http: CollectorHttpConfig, logger: Logger, say: (line: string) => void, opts: { storeReady?: boolean; capWatch?: CapStatusSource } = {}): Promise<void> {
   let server: ApiServer | undefined;
   try {
-    server = await createApiServer({ store, http, logger, ...(opts.storeReady ? { storeReady: true } : {}) });
+    server = await createApiServer({ store, http, logger, ...(opts.storeReady ? { storeReady: true } : {}), ...(opts.capWatch ? { capWatch: opts.capWatch } : {}) });
     say(`wattsplit: serving the dashboard at ${server.url}/dashboard (REST API ${server.url}/api/openapi.json); Ctrl-C stops`);
     await new Promise<void>((resolve) => {
       const stop = () => {
