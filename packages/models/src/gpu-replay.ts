@@ -2,8 +2,9 @@
  * Replays a recorded NVML trace (../shared/data/gpu/README.md format) through the GPU time-slicing
  * attribution. Windows of at most `maxWindowS` (≤ 2 s) cover the whole trace; each tenant's activity is the
  * device's busy time (gpu_util at every read) split by its processes' share of the NVML per-process
- * utilisation samples (pid → tenant through the header's process map, as an agent would). The only
- * time constant taken from the data is the sample period (median gap between process-sample timestamps).
+ * utilisation samples (pid → tenant through the header's process map, as an agent would). The time
+ * constants are taken from the data: the sample period (median gap between process-sample timestamps) and
+ * the lag of gpu_util behind the energy counter (`gpuUtilLagReads`).
  *
  * - `gpuCausalReplay` (the headline, out-of-sample by construction): the trace cut into the collector's
  *   intervals; each is split with what the online learner learned from the intervals before it, then
@@ -66,9 +67,70 @@ interface Seg {
   busyS: number;
 }
 
-/** Builds ≤ maxWindowS windows from a parsed trace, with per-tenant activity, contexts and memory. */
-export function nvmlTraceWindows(trace: NvmlTrace, maxWindowS = 2, anomalies: string[] = []): Array<GpuActivityWindow & { t0: number; t1: number }> {
+/**
+ * How many reads the device's gpu_util lags behind its energy counter. NVML: utilisation is "percent of time
+ * over the past sample period during which one or more kernels was executing", the period "between 1 second
+ * and 1/6 second depending on the product" (nvml.h, nvmlDeviceGetUtilizationRates), so a read's gpu_util
+ * describes time partly before the energy delta that ends at the same read. Estimated from the trace's own
+ * reads: the shift L in [0, reads in 1 s] that maximises the correlation between each segment's power (energy
+ * delta / dt) and the gpu_util read L reads later. 0 when the device never reports utilisation or the reads
+ * do not vary.
+ */
+export function gpuUtilLagReads(trace: NvmlTrace): number {
   const S = trace.samples;
+  const P: number[] = [];
+  const U: number[] = [];
+  const gaps: number[] = [];
+  for (let i = 1; i < S.length; i++) {
+    const dt = S[i]!.t - S[i - 1]!.t;
+    const J = (S[i]!.energyMj - S[i - 1]!.energyMj) / 1000;
+    P.push(dt > 0 && J >= 0 ? J / dt : NaN);
+    U.push(S[i]!.gpuUtil);
+    if (dt > 0) gaps.push(dt);
+  }
+  if (!U.some((u) => u > 0) || gaps.length === 0) return 0;
+  gaps.sort((a, b) => a - b);
+  const maxLag = Math.min(20, Math.max(0, Math.round(1 / gaps[Math.floor(gaps.length / 2)]!)));
+  let best = 0;
+  let bestCorr = -Infinity;
+  for (let L = 0; L <= maxLag; L++) {
+    let n = 0;
+    let sx = 0;
+    let sy = 0;
+    let sxx = 0;
+    let syy = 0;
+    let sxy = 0;
+    for (let i = 0; i + L < U.length; i++) {
+      const x = P[i]!;
+      const y = U[i + L]!;
+      if (!Number.isFinite(x)) continue;
+      n++;
+      sx += x;
+      sy += y;
+      sxx += x * x;
+      syy += y * y;
+      sxy += x * y;
+    }
+    const vx = sxx - (sx * sx) / n;
+    const vy = syy - (sy * sy) / n;
+    if (!(n > 2 && vx > 0 && vy > 0)) continue;
+    const c = (sxy - (sx * sy) / n) / Math.sqrt(vx * vy);
+    if (c > bestCorr + 1e-12) {
+      bestCorr = c;
+      best = L;
+    }
+  }
+  return best;
+}
+
+/**
+ * Builds ≤ maxWindowS windows from a parsed trace, with per-tenant activity, contexts and memory. Each read's
+ * gpu_util is taken `utilLagReads` reads later (default: `gpuUtilLagReads` of the trace).
+ */
+export function nvmlTraceWindows(trace: NvmlTrace, maxWindowS = 2, anomalies: string[] = [], utilLagReads = gpuUtilLagReads(trace)): Array<GpuActivityWindow & { t0: number; t1: number }> {
+  const S0 = trace.samples;
+  const lag = Math.max(0, Math.floor(utilLagReads));
+  const S = lag === 0 ? S0 : S0.map((x, i) => ({ ...x, gpuUtil: S0[Math.min(i + lag, S0.length - 1)]!.gpuUtil }));
   const tenantOf = (pid: number): string => trace.header.pids[pid] ?? `pid:${pid}`;
   // 1. segments between consecutive reads, energy from the counter (power × dt across a counter reset)
   const segs: Seg[] = [];
@@ -139,6 +201,8 @@ export function nvmlTraceWindows(trace: NvmlTrace, maxWindowS = 2, anomalies: st
       const b = wi === wins.length - 1 ? Math.max(w.t1, p.tsS) : w.t1;
       const ov = Math.min(b, p.tsS) - Math.max(a, t0);
       if (ov > 0 && busy > 0) w.activity[tenant] = (w.activity[tenant] ?? 0) + busy * ov;
+      // the sample's weight in this window's split, for the learner's noise weighting
+      if (ov > 0 && p.tsS > t0) w.samples = (w.samples ?? 0) + ov / (p.tsS - t0);
       if (b >= p.tsS) break;
     }
   }

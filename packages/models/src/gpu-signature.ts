@@ -19,6 +19,15 @@
  *    prior (spread `priorSpread` × s_pool, weighed against the fit's residual variance per window). A
  *    tenant the learner has not seen — a new kernel — is billed at s_pool and moves to its own signature as
  *    its activity explains the energy; nothing is carried over from any kernel seen before.
+ * Windows are weighed by how well their activity split is measured (feasible generalised least squares):
+ * where tenants share a window, their shares come from n process samples, so the window's modelled energy
+ * carries a sampling variance U²·Var_f(s)/n (U the device's busy time, Var_f(s) the variance of the
+ * tenants' signatures under the sampled shares, multinomial); the window's weight is 1/(1 + v/max(σ², v̄)),
+ * σ² the fit's residual variance per window and v̄ the mean v of the windows seen (the residuals bound how
+ * much sampling noise there can be: where they are smaller than the multinomial model says, e.g. a
+ * round-robin scheduler, the weights flatten instead of dropping the mixed windows). A window with one
+ * tenant, or tenants of equal signature, has no split noise and full weight. Without this, a light tenant's signature — set by the few watts it adds
+ * when alone — was pulled by the sampling noise of the mixed windows where it wins a slot now and then.
  * Nothing is fitted to a particular file: the same learner runs on any trace of the format, and on live
  * intervals through GpuTimeSliceMethod.
  *
@@ -44,6 +53,11 @@ export interface GpuActivityWindow {
   contexts: Record<string, number>;
   /** Used GPU memory per context-holding tenant, bytes (for the by_memory static policy). */
   usedMemory?: Record<string, number>;
+  /**
+   * Number of NVML process-utilisation samples the activity split was drawn from (fractional where a sample's
+   * slot straddles windows). When set, the learner weighs the window by how noisy that split is (`observe`).
+   */
+  samples?: number;
 }
 
 export interface GpuSignatureFit {
@@ -117,6 +131,9 @@ export class GpuSignatureLearner {
   private readonly minActivity: number;
   private readonly priorSpread: number;
   private cached: GpuSignatureFit | undefined;
+  /** Σ and count of the windows' sampling variances v (weightOf); in memory only, not part of the exported state. */
+  private sampleVarSum = 0;
+  private sampleVarN = 0;
 
   constructor(opts: GpuSignatureLearnerOptions = {}) {
     const hl = opts.halfLifeWindows ?? Infinity;
@@ -150,6 +167,7 @@ export class GpuSignatureLearner {
     if (Object.values(w.activity).some((a) => !Number.isFinite(a))) return;
     const nctx = contextCount(w);
     if (!Number.isFinite(nctx)) return;
+    const wt = this.weightOf(w);
     const entries: Array<[number, number]> = [[0, w.durationS], [1, w.durationS * nctx]];
     for (const [tenant, a] of Object.entries(w.activity)) {
       if (!(a > 0)) continue;
@@ -163,15 +181,59 @@ export class GpuSignatureLearner {
       this.bb *= d;
     }
     for (const [p, vp] of entries) {
-      this.Atb[p] = this.Atb[p]! + vp * w.joules;
+      this.Atb[p] = this.Atb[p]! + wt * vp * w.joules;
       const row = this.AtA[p]!;
-      for (const [q, vq] of entries) row[q] = row[q]! + vp * vq;
+      for (const [q, vq] of entries) row[q] = row[q]! + wt * vp * vq;
     }
-    this.bb += w.joules * w.joules;
+    this.bb += wt * w.joules * w.joules;
     this.ctxMin = Math.min(this.ctxMin, nctx);
     this.ctxMax = Math.max(this.ctxMax, nctx);
     this.n++;
     this.cached = undefined;
+  }
+
+  /**
+   * The window's weight in the fit: 1 / (1 + v / max(σ², v̄)), v = U²·Var_f(s)/n the sampling variance of its
+   * modelled energy from the shares of its n process samples (see the header), σ² the current fit's residual
+   * variance per window, v̄ the mean v so far. 1 when the window carries no sample count, has one tenant, or
+   * the learner has no fit yet.
+   */
+  private weightOf(w: GpuActivityWindow): number {
+    const n = w.samples ?? 0;
+    if (!(n > 0)) return 1;
+    const v = this.sampleVariance(w, n);
+    this.sampleVarSum += v;
+    this.sampleVarN++;
+    if (!(v > 0)) return 1;
+    const f = this.fit();
+    const scale = Math.max(f.residualRmsJ ** 2, this.sampleVarSum / this.sampleVarN);
+    return scale > 0 ? 1 / (1 + v / scale) : 1;
+  }
+
+  /** U²·Var_f(s)/n of a window with n process samples: the variance its sampled split adds to its modelled energy. */
+  private sampleVariance(w: GpuActivityWindow, n: number): number {
+    const act = Object.entries(w.activity).filter(([, a]) => a > 0);
+    if (act.length < 2 || this.n === 0) return 0;
+    const f = this.fit();
+    const pooled = this.pooledSignature();
+    let U = 0;
+    for (const [, a] of act) U += a;
+    let m1 = 0;
+    let m2 = 0;
+    for (const [k, a] of act) {
+      const s = f.signatures[k] ?? pooled;
+      m1 += (a / U) * s;
+      m2 += (a / U) * s * s;
+    }
+    return (U * U * Math.max(0, m2 - m1 * m1)) / Math.max(1, n);
+  }
+
+  /** The pooled signature of the current fit (what a tenant not seen yet is billed at). */
+  private pooledSignature(): number {
+    const n = this.cols.length;
+    if (n <= 2 || this.n === 0) return 0;
+    const useCtx = this.ctxMax - this.ctxMin > 0.5;
+    return Math.max(0, this.pooledFit(useCtx)[2]!);
   }
 
   get windows(): number {
