@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { isWattsplitError } from '@wattsplit/wire';
 import { StaticPowerLearner, fitIntercept, ridgeIntercept } from './static-power-learner.js';
 import { prng } from './test-fixtures.js';
-import type { HostInterval, VmInterval } from './types.js';
+import type { HostInterval, StaticPowerEstimate, VmInterval } from './types.js';
 
 let nextSeq = 0;
 function iv(hostId: string, busyFrac: number, raplW: number, bmcW: number, gpu?: { util: number; w: number; contexts?: number }, vms: VmInterval[] = []): HostInterval {
@@ -101,7 +101,18 @@ function learnedTwoHosts(opts: { window?: number } = {}): { l: StaticPowerLearne
   return { l, ivs };
 }
 
-test('state: export → JSON → import into a fresh learner gives identical estimates; learning then goes on identically', () => {
+/**
+ * Estimates equal to rounding: the RAPL regression runs on running sums (rapl-gram.ts), which a restored
+ * learner recomputes from the ring, so the last bits can differ from those of the learner that saved it.
+ */
+function assertSameEstimate(got: StaticPowerEstimate, want: StaticPowerEstimate): void {
+  assert.equal(got.origin, want.origin);
+  for (const s of ['rapl', 'gpu', 'bmc_rest'] as const) {
+    assert.ok(Math.abs(got.watts[s] - want.watts[s]) <= 1e-9 * Math.max(1, Math.abs(want.watts[s])), `${s}: ${got.watts[s]} vs ${want.watts[s]}`);
+  }
+}
+
+test('state: export → JSON → import into a fresh learner gives the same estimates (to rounding); learning then goes on identically', () => {
   const { l } = learnedTwoHosts({ window: 150 });
   const fresh = new StaticPowerLearner({ fallback: { rapl: 0, gpu: 0, bmc_rest: 0 }, minSamples: 30, window: 150 });
   assert.deepEqual(l.hosts(), ['h1', 'h2']);
@@ -112,7 +123,7 @@ test('state: export → JSON → import into a fresh learner gives identical est
     assert.equal(st.recs.length, 150);
     assert.deepStrictEqual(JSON.parse(JSON.stringify(st)), st); // plain JSON: nothing lost in text
     fresh.importState(h, JSON.stringify(st));
-    assert.deepStrictEqual(fresh.estimate(h), l.estimate(h));
+    assertSameEstimate(fresh.estimate(h), l.estimate(h));
     assert.equal(fresh.lastSeq(h), l.lastSeq(h));
   }
   assert.match(l.estimate('h1').origin, /^learned:rapl,gpu,bmc_rest$/);
@@ -122,14 +133,14 @@ test('state: export → JSON → import into a fresh learner gives identical est
     fresh.observe(x);
   }
   assert.deepStrictEqual(fresh.exportState('h1'), l.exportState('h1'));
-  assert.deepStrictEqual(fresh.estimate('h2'), l.estimate('h2'));
+  assertSameEstimate(fresh.estimate('h2'), l.estimate('h2'));
   // a learner configured with another window keeps the newest records
   const small = new StaticPowerLearner({ fallback: { rapl: 0, gpu: 0, bmc_rest: 0 }, minSamples: 30, window: 40 });
   small.importState('h1', l.exportState('h1'));
   const ref = new StaticPowerLearner({ fallback: { rapl: 0, gpu: 0, bmc_rest: 0 }, minSamples: 30, window: 40 });
   const h1 = [...learnedTwoHosts().ivs, ...more.slice(0, 50)].filter((x) => x.hostId === 'h1');
   for (const x of h1.slice(-40)) ref.observe(x);
-  assert.deepStrictEqual(small.estimate('h1'), ref.estimate('h1'));
+  assertSameEstimate(small.estimate('h1'), ref.estimate('h1'));
 });
 
 test('state: an interval observed again (redelivered, seq ≤ the host\'s last) changes nothing', () => {
@@ -160,5 +171,5 @@ test('state: a corrupted or foreign state is refused with LEARNER_STATE_INVALID 
   refuse(forH2.replace(/"next":\d+/, '"next":100'), /field "next" must be < window=100 for 100 records, got 100/);
   refuse(forH2.replace(/"cores":\[\["a",[^\]]+\]/, '"cores":[["a"]'), /field "recs\[0\]\.cores\[0\]" must have 2 elements \(has 1\)/);
   l.importState('h2', forH2);
-  assert.deepStrictEqual(l.estimate('h2'), l.estimate('h1'));
+  assertSameEstimate(l.estimate('h2'), l.estimate('h1'));
 });

@@ -15,7 +15,8 @@
  * Every learned value is bounded to [0, q-quantile of that source's observed power] (static power cannot
  * exceed the lowest powers actually seen). Until `minSamples` intervals are seen, or when a fit is
  * degenerate, the configured fallback is used; `origin` says which sources were learned.
- * Memory: `window` records per host, each with one number per VM.
+ * Memory: `window` records per host, each with one number per VM, and the RAPL regression's running sums
+ * (3 × VMs² numbers, rapl-gram.ts), which make an estimate cost O(VMs²) plus the solve, not O(window × VMs²).
  *
  * State per host (the records and the last observed seq) is exported and imported as plain JSON
  * (`exportState` / `importState`, learner name `static_power`) so the collector can persist it and a
@@ -25,6 +26,7 @@
 import { WattsplitError } from '@wattsplit/wire';
 import { SOURCES } from './conservation.js';
 import { learnerStateEnvelope, openLearnerState, type LearnerStateReader } from './learner-state.js';
+import { RaplGram, REBUILD_EVERY } from './rapl-gram.js';
 import type { HostInterval, HostStateLearner, LearnerHostState, SourceName, StaticPowerEstimate } from './types.js';
 
 export const STATIC_POWER_LEARNER = 'static_power';
@@ -73,15 +75,36 @@ export interface StaticPowerLearnerState extends LearnerHostState {
   recs: StaticPowerRecordJson[];
 }
 
-/** Ring of a host's last `cap` records. Invariant: recs.length ≤ cap; next = recs.length until full, then the oldest slot. */
+/**
+ * Ring of a host's last `cap` records and the running sums of its RAPL-usable ones (rapl-gram.ts).
+ * Invariants: recs.length ≤ cap; next = recs.length until full, then the oldest slot; `gram` holds the sums
+ * of exactly the records in `recs` with usable.rapl (rebuilt every REBUILD_EVERY pushes and on restore).
+ */
 class HostRecords {
   recs: Rec[] = [];
   next = 0;
+  readonly gram = new RaplGram();
+  private pushes = 0;
   constructor(readonly cap: number) {}
   push(r: Rec): void {
     if (this.recs.length < this.cap) this.recs.push(r);
-    else this.recs[this.next] = r;
+    else {
+      const out = this.recs[this.next]!;
+      if (out.usable.rapl) this.gram.remove(out);
+      this.recs[this.next] = r;
+    }
+    if (r.usable.rapl) this.gram.add(r);
     this.next = (this.next + 1) % this.cap;
+    if (++this.pushes % REBUILD_EVERY === 0) this.resum();
+  }
+  /** Replaces the ring (a restored state) and recomputes the sums. */
+  restore(recs: Rec[], next: number): void {
+    this.recs = recs;
+    this.next = next;
+    this.resum();
+  }
+  private resum(): void {
+    this.gram.rebuild(this.recs.filter((r) => r.usable.rapl));
   }
   /** Records oldest first. */
   chronological(): Rec[] {
@@ -175,7 +198,7 @@ export class StaticPowerLearner implements HostStateLearner {
 
   /**
    * Replaces the host's state with an exported one (object or JSON text). Same `window` → the ring is
-   * restored slot for slot (estimates bit-identical); another window → the newest records are kept.
+   * restored slot for slot (estimates equal to rounding: the regression's sums are recomputed from it); another window → the newest records are kept.
    * Throws LEARNER_STATE_INVALID naming the field; on a throw the host's state is unchanged.
    */
   importState(hostId: string, state: unknown): void {
@@ -188,13 +211,12 @@ export class StaticPowerLearner implements HostStateLearner {
     if (expectNext !== undefined ? next !== expectNext % window : next >= window) r.fail('next', `must be ${expectNext !== undefined ? expectNext % window : `< window=${window}`} for ${recsIn.length} records`, next);
     const recs = recsIn.map((x, i) => readRec(r, x, `recs[${i}]`));
     const old = new HostRecords(window);
-    old.recs = recs;
-    old.next = next;
+    old.restore(recs, next);
     let h = old;
     if (window !== this.window) {
       h = new HostRecords(this.window);
-      h.recs = old.chronological().slice(-this.window);
-      h.next = h.recs.length % this.window;
+      const kept = old.chronological().slice(-this.window);
+      h.restore(kept, kept.length % this.window);
     }
     this.records.set(hostId, h);
     this.seqs.set(hostId, lastSeq);
@@ -206,9 +228,8 @@ export class StaticPowerLearner implements HostStateLearner {
     const watts: Record<SourceName, number> = { ...this.fallback };
     const learned = new Set<SourceName>();
     if (h) {
-      const rapl = h.recs.filter((r) => r.usable.rapl);
-      if (rapl.length >= this.minSamples) {
-        const w = this.raplStatic(rapl);
+      if (h.gram.n >= this.minSamples) {
+        const w = this.raplStatic(h);
         if (w !== undefined) {
           watts.rapl = w;
           learned.add('rapl');
@@ -237,35 +258,25 @@ export class StaticPowerLearner implements HostStateLearner {
     return { watts, origin };
   }
 
-  private raplStatic(recs: Rec[]): number | undefined {
+  /**
+   * RAPL static power: the intercept of the host's regression on per-VM and hypervisor cores (with load
+   * scaling), from the running sums (rapl-gram.ts), bounded by the q-quantile of observed power; the
+   * zero-load intercept of a fit on the busy fraction when the regression is degenerate.
+   */
+  private raplStatic(h: HostRecords): number | undefined {
+    const recs = h.recs.filter((r) => r.usable.rapl);
     const y = recs.map((r) => r.power.rapl);
     const cap = quantile(y, this.q);
-    // one column per VM present in at least 10 % of the records (others summed into one column)
-    const seen = new Map<string, number>();
-    for (const r of recs) for (const k of r.cores.keys()) seen.set(k, (seen.get(k) ?? 0) + 1);
-    const cols = [...seen].filter(([, n]) => n >= 0.1 * recs.length).map(([k]) => k);
-    const colIdx = new Map(cols.map((k, i) => [k, i]));
-    // package power per core rises with the host's load (turbo, uncore, voltage): each column also
-    // enters multiplied by the busy fraction u, so P ≈ S + Σ_v c_v (b_v + b'_v u) extrapolates to 0 well
-    const w = cols.length + 2;
-    const X = recs.map((r) => {
-      const row = new Array<number>(2 * w).fill(0);
-      for (const [k, c] of r.cores) {
-        const i = colIdx.get(k);
-        row[i ?? cols.length]! += c;
-      }
-      row[cols.length + 1] = r.overheadCores;
-      for (let j = 0; j < w; j++) row[w + j] = row[j]! * r.busyFrac;
-      return row;
-    });
-    const a = ridgeIntercept(X, y);
+    // one column per VM present in at least 10 % of the records (others summed into one column); package
+    // power per core rises with the host's load (turbo, uncore, voltage): each column also enters
+    // multiplied by the busy fraction u, so P ≈ S + Σ_v c_v (b_v + b'_v u) extrapolates to 0 well
+    const a = h.gram.intercept(0.1);
     if (a !== undefined && a > 0) return Math.min(a, cap);
-    const b = fitIntercept(
+    return fitIntercept(
       recs.map((r) => r.busyFrac),
       y,
       this.q,
     );
-    return b;
   }
 
   private bmcStatic(recs: Rec[], raplStatic: number, gpuStatic: number): number | undefined {

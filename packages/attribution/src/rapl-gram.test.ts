@@ -1,0 +1,79 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { RaplGram, choleskySolve, type GramRecord } from './rapl-gram.js';
+import { ridgeIntercept } from './static-power-learner.js';
+import { prng } from './test-fixtures.js';
+
+/** The regression as StaticPowerLearner built it before the sums: the design matrix from the records. */
+function directIntercept(recs: readonly GramRecord[]): number | undefined {
+  const seen = new Map<string, number>();
+  for (const r of recs) for (const k of r.cores.keys()) seen.set(k, (seen.get(k) ?? 0) + 1);
+  const cols = [...seen].filter(([, n]) => n >= 0.1 * recs.length).map(([k]) => k);
+  const colIdx = new Map(cols.map((k, i) => [k, i]));
+  const w = cols.length + 2;
+  const X = recs.map((r) => {
+    const row = new Array<number>(2 * w).fill(0);
+    for (const [k, c] of r.cores) row[colIdx.get(k) ?? cols.length]! += c;
+    row[cols.length + 1] = r.overheadCores;
+    for (let j = 0; j < w; j++) row[w + j] = row[j]! * r.busyFrac;
+    return row;
+  });
+  return ridgeIntercept(X, recs.map((r) => r.power.rapl));
+}
+
+function record(rnd: () => number, t: number): GramRecord {
+  const cores = new Map<string, number>();
+  // steady VMs, VMs that come and go (churn past the window), a VM at constant cores, a rare VM
+  cores.set('steady-a', 2 + 4 * rnd());
+  cores.set('steady-b', rnd() < 0.5 ? 12 * rnd() : 0.5);
+  cores.set('pinned', 3);
+  if (t % 50 < 30) cores.set(`churn-${Math.floor(t / 50)}`, 1 + rnd());
+  if (t % 13 === 0) cores.set('rare', 5 * rnd());
+  const overheadCores = 0.2 + 0.6 * rnd();
+  let busy = overheadCores;
+  for (const c of cores.values()) busy += c;
+  const busyFrac = busy / 64;
+  let y = 120 + 3 * overheadCores;
+  for (const [k, c] of cores) y += (k.startsWith('steady-b') ? 9 : 2.5) * c * (1 + 0.8 * busyFrac);
+  return { cores, overheadCores, busyFrac, power: { rapl: y + (rnd() - 0.5) * 4 } };
+}
+
+test('running sums give the intercept of the regression on the window (add, evict, rebuild; VMs churning)', () => {
+  const rnd = prng(11);
+  const g = new RaplGram();
+  const window: GramRecord[] = [];
+  let compared = 0;
+  for (let t = 0; t < 400; t++) {
+    const r = record(rnd, t);
+    window.push(r);
+    g.add(r);
+    if (window.length > 60) g.remove(window.shift()!);
+    if (t === 250) g.rebuild(window);
+    if (window.length >= 10) {
+      const want = directIntercept(window);
+      const got = g.intercept();
+      assert.ok(want !== undefined && got !== undefined, `t=${t}: ${want} vs ${got}`);
+      assert.ok(Math.abs(got - want) < 1e-6, `t=${t}: sums ${got} W, direct ${want} W`);
+      compared++;
+    }
+  }
+  assert.equal(compared, 391);
+  assert.equal(g.n, 60);
+});
+
+test('constant and absent columns are dropped; fewer than 3 records give no intercept', () => {
+  const g = new RaplGram();
+  const same: GramRecord = { cores: new Map([['a', 2]]), overheadCores: 0.5, busyFrac: 0.25, power: { rapl: 150 } };
+  g.add(same);
+  g.add(same);
+  assert.equal(g.intercept(), undefined);
+  g.add(same);
+  assert.equal(g.intercept(), 150); // every column constant: the mean power
+  assert.equal(directIntercept([same, same, same]), 150);
+});
+
+test('cholesky solve: exact on a small SPD system, undefined when not positive definite', () => {
+  const x = choleskySolve(new Float64Array([4, 2, 2, 3]), new Float64Array([10, 8]), 2)!;
+  assert.ok(Math.abs(x[0]! - 1.75) < 1e-12 && Math.abs(x[1]! - 1.5) < 1e-12, `${x[0]} ${x[1]}`);
+  assert.equal(choleskySolve(new Float64Array([1, 2, 2, 1]), new Float64Array([1, 1]), 2), undefined);
+});

@@ -1,0 +1,265 @@
+/**
+ * RaplGram: the running sums behind StaticPowerLearner's RAPL regression, kept per host as records enter
+ * and leave its window, so an estimate costs O(VMs²) instead of O(window × VMs²).
+ *
+ * Why: the regression has two columns per VM (cores, and cores × busy fraction). Building its normal
+ * equations from the records at every interval cost ~10 M multiply-adds per host-interval at a full
+ * window (900 records × 104² for 50 VMs), plus a Gauss-Jordan solve of 104³: it was most of the
+ * collector's CPU per VM-sample. The normal equations only need sums over the records, and every column
+ * is a sum of base features (a VM's cores, or the hypervisor's, times u⁰ or u¹), so sums of products of
+ * base features — kept under add and evict — give every column's, whatever VMs are chosen as columns.
+ *
+ * Invariant: after any sequence of add(r) and remove(r) (remove only of a record added before and not yet
+ * removed), the sums equal those over the records added and not removed, up to rounding; `rebuild`
+ * recomputes them from scratch (the learner does so every REBUILD_EVERY pushes and after an import, so
+ * rounding from evictions never accumulates and VMs gone from the window are forgotten).
+ * Same regression as `ridgeIntercept` on the records' design matrix, same column choice, the same λ;
+ * the intercept agrees with it to rounding (static-power-learner.test.ts checks 1e-6 W). A column whose
+ * variance the sums cannot tell from rounding (below 1e-12 of its mean square) counts as constant, as a
+ * constant column does there.
+ */
+
+/** What the sums need of one record (a subset of StaticPowerLearner's record). */
+export interface GramRecord {
+  /** Cores per VM (cpu seconds / interval seconds). */
+  cores: ReadonlyMap<string, number>;
+  overheadCores: number;
+  busyFrac: number;
+  /** power.rapl: RAPL watts (the regressand). */
+  power: { readonly rapl: number };
+}
+
+/** Pushes between two rebuilds from the window (bounds rounding from evictions). */
+export const REBUILD_EVERY = 256;
+
+export class RaplGram {
+  /** VM uuid → base index; index 0 is the hypervisor's cores. */
+  private idx = new Map<string, number>();
+  private dim = 0;
+  private cap = 0;
+  /** Σ fa·fb·u^p, p = 0, 1, 2 (cap × cap, row-major). */
+  private p0 = new Float64Array(0);
+  private p1 = new Float64Array(0);
+  private p2 = new Float64Array(0);
+  /** Σ fa·u^p, Σ fa·u^p·y (p = 0, 1), and in how many records VM a appears. */
+  private l0 = new Float64Array(0);
+  private l1 = new Float64Array(0);
+  private y0 = new Float64Array(0);
+  private y1 = new Float64Array(0);
+  private count = new Float64Array(0);
+  /** Records in the sums, and Σy. */
+  n = 0;
+  private sy = 0;
+  // scratch per record (base indices and values)
+  private ks: number[] = [];
+  private vs: number[] = [];
+
+  constructor() {
+    this.grow(64);
+    this.idx.clear();
+    this.dim = 1;
+  }
+
+  add(r: GramRecord): void {
+    this.apply(r, 1);
+  }
+
+  remove(r: GramRecord): void {
+    this.apply(r, -1);
+  }
+
+  /** Replaces the sums by those of `recs`. */
+  rebuild(recs: Iterable<GramRecord>): void {
+    this.idx = new Map();
+    this.dim = 1;
+    for (const a of [this.p0, this.p1, this.p2, this.l0, this.l1, this.y0, this.y1, this.count]) a.fill(0);
+    this.n = 0;
+    this.sy = 0;
+    for (const r of recs) this.apply(r, 1);
+  }
+
+  /** Base indices in use beyond the VMs still in the window (a rebuild forgets the others). */
+  get staleIndices(): number {
+    let live = 0;
+    for (const i of this.idx.values()) if (this.count[i]! > 0.5) live++;
+    return this.idx.size - live;
+  }
+
+  private grow(min: number): void {
+    const cap = Math.max(min, this.cap * 2);
+    const old = this.cap;
+    const sq = (a: Float64Array) => {
+      const b = new Float64Array(cap * cap);
+      for (let i = 0; i < old; i++) b.set(a.subarray(i * old, i * old + old), i * cap);
+      return b;
+    };
+    const lin = (a: Float64Array) => {
+      const b = new Float64Array(cap);
+      b.set(a);
+      return b;
+    };
+    this.p0 = sq(this.p0);
+    this.p1 = sq(this.p1);
+    this.p2 = sq(this.p2);
+    this.l0 = lin(this.l0);
+    this.l1 = lin(this.l1);
+    this.y0 = lin(this.y0);
+    this.y1 = lin(this.y1);
+    this.count = lin(this.count);
+    this.cap = cap;
+  }
+
+  private indexOf(uuid: string): number {
+    let i = this.idx.get(uuid);
+    if (i === undefined) {
+      i = this.dim++;
+      if (i >= this.cap) this.grow(i + 1);
+      this.idx.set(uuid, i);
+    }
+    return i;
+  }
+
+  private apply(r: GramRecord, s: 1 | -1): void {
+    const ks = this.ks;
+    const vs = this.vs;
+    ks.length = 0;
+    vs.length = 0;
+    ks.push(0);
+    vs.push(r.overheadCores);
+    for (const [uuid, c] of r.cores) {
+      const i = this.indexOf(uuid);
+      this.count[i]! += s;
+      ks.push(i);
+      vs.push(c);
+    }
+    const u = r.busyFrac;
+    const y = r.power.rapl;
+    const cap = this.cap;
+    const { p0, p1, p2, l0, l1, y0, y1 } = this;
+    for (let x = 0; x < ks.length; x++) {
+      const a = ks[x]!;
+      const fa = s * vs[x]!;
+      l0[a]! += fa;
+      l1[a]! += fa * u;
+      y0[a]! += fa * y;
+      y1[a]! += fa * u * y;
+      const row = a * cap;
+      for (let z = 0; z < ks.length; z++) {
+        const f = fa * vs[z]!;
+        const at = row + ks[z]!;
+        p0[at]! += f;
+        p1[at]! += f * u;
+        p2[at]! += f * u * u;
+      }
+    }
+    this.n += s;
+    this.sy += s * y;
+  }
+
+  /**
+   * The regression's intercept (RAPL watts with every VM and the hypervisor idle), or undefined when the
+   * system is degenerate. Columns: each VM present in at least `minShare` of the records, the other VMs
+   * summed, the hypervisor's cores; each also times the busy fraction. Ridge λ on standardised columns.
+   */
+  intercept(minShare = 0.1, lambda = 1e-4): number | undefined {
+    const n = this.n;
+    if (n < 3) return undefined;
+    const groups: number[][] = [];
+    const others: number[] = [];
+    for (const i of this.idx.values()) {
+      const c = this.count[i]!;
+      if (c < 0.5) continue; // not in the window (its sums are rounding residue)
+      if (c >= minShare * n) groups.push([i]);
+      else others.push(i);
+    }
+    groups.push(others, [0]);
+    const w = groups.length;
+    const cap = this.cap;
+    // Group sums: G_p[g][h] = Σ_{a∈g, b∈h} P_p[a][b], via row reduction R_p[g][b] = Σ_{a∈g} P_p[a][b].
+    const gp = [this.p0, this.p1, this.p2].map((P) => {
+      const R = new Float64Array(w * this.dim);
+      for (let g = 0; g < w; g++) {
+        for (const a of groups[g]!) {
+          const row = a * cap;
+          const out = g * this.dim;
+          for (let b = 0; b < this.dim; b++) R[out + b]! += P[row + b]!;
+        }
+      }
+      const G = new Float64Array(w * w);
+      for (let g = 0; g < w; g++) for (let h = 0; h < w; h++) {
+        let t = 0;
+        for (const b of groups[h]!) t += R[g * this.dim + b]!;
+        G[g * w + h] = t;
+      }
+      return G;
+    });
+    const gsum = (v: Float64Array) => groups.map((g) => g.reduce((t, a) => t + v[a]!, 0));
+    const gl = [gsum(this.l0), gsum(this.l1)];
+    const gy = [gsum(this.y0), gsum(this.y1)];
+    // Column j = (group j mod w, power ⌊j / w⌋).
+    const p = 2 * w;
+    const cross = (j: number, l: number) => gp[Math.floor(j / w) + Math.floor(l / w)]![(j % w) * w + (l % w)]!;
+    const ym = this.sy / n;
+    const mean: number[] = [];
+    const sd: number[] = [];
+    const keep: number[] = [];
+    for (let j = 0; j < p; j++) {
+      const m = gl[Math.floor(j / w)]![j % w]! / n;
+      const sq = cross(j, j) / n;
+      const v = sq - m * m;
+      mean.push(m);
+      sd.push(v > 0 ? Math.sqrt(v) : 0);
+      if (v > 1e-18 && v > 1e-12 * sq) keep.push(j);
+    }
+    const k = keep.length;
+    if (k === 0) return ym;
+    const M = new Float64Array(k * k);
+    const rhs = new Float64Array(k);
+    for (let r = 0; r < k; r++) {
+      const j = keep[r]!;
+      for (let c = 0; c <= r; c++) {
+        const l = keep[c]!;
+        const v = (cross(j, l) - n * mean[j]! * mean[l]!) / (sd[j]! * sd[l]!);
+        M[r * k + c] = v;
+        M[c * k + r] = v;
+      }
+      M[r * k + r]! += lambda * n;
+      rhs[r] = (gy[Math.floor(j / w)]![j % w]! - n * mean[j]! * ym) / sd[j]!;
+    }
+    const b = choleskySolve(M, rhs, k);
+    if (!b) return undefined;
+    let a = ym;
+    for (let r = 0; r < k; r++) a -= (b[r]! * mean[keep[r]!]!) / sd[keep[r]!]!;
+    return Number.isFinite(a) ? a : undefined;
+  }
+}
+
+/** Solves M x = rhs for symmetric positive definite M (k×k, row-major); undefined when M is not (numerically) positive definite. */
+export function choleskySolve(M: Float64Array, rhs: Float64Array, k: number): Float64Array | undefined {
+  const L = new Float64Array(k * k);
+  for (let i = 0; i < k; i++) {
+    for (let j = 0; j <= i; j++) {
+      let s = M[i * k + j]!;
+      for (let t = 0; t < j; t++) s -= L[i * k + t]! * L[j * k + t]!;
+      if (i === j) {
+        if (!(s > 1e-12)) return undefined;
+        L[i * k + i] = Math.sqrt(s);
+      } else {
+        L[i * k + j] = s / L[j * k + j]!;
+      }
+    }
+  }
+  const z = new Float64Array(k);
+  for (let i = 0; i < k; i++) {
+    let s = rhs[i]!;
+    for (let t = 0; t < i; t++) s -= L[i * k + t]! * z[t]!;
+    z[i] = s / L[i * k + i]!;
+  }
+  const x = new Float64Array(k);
+  for (let i = k - 1; i >= 0; i--) {
+    let s = z[i]!;
+    for (let t = i + 1; t < k; t++) s -= L[t * k + i]! * x[t]!;
+    x[i] = s / L[i * k + i]!;
+  }
+  return x;
+}
