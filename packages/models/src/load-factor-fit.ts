@@ -5,6 +5,9 @@
  * it is an NNLS; the normal equations are polynomials in β and are accumulated once over all rows:
  *   AᵀA = Σ_ij βᵢβⱼ S_ij + Σ_i βᵢ (C_i + C_iᵀ) + D,   Aᵀb = Σ_i βᵢ B_i + B_u     (β₀ = 1)
  * so a grid over β costs one small solve per point, not a pass over the data.
+ * The S_ij are the blocks of Σ w wᵀ over rows, w = [v0 | v1 | v2]: symmetric, so a row adds only the upper
+ * triangle of its outer product (half the multiply-adds of the whole; addRow is most of a fit's time) and the
+ * blocks are made whole (S = U + Uᵀ) once, when the system is first read after rows were added.
  */
 import { nnlsNormal } from './nnls.js';
 
@@ -52,7 +55,9 @@ const B2_MAX = 1.2;
 
 export class LoadFactorNormalEquations {
   readonly n: number;
-  private readonly S: Float64Array[][]; // [3i+j][p][q]
+  /** Upper triangle of Σ w wᵀ by blocks [3i+j], i ≤ j (diagonal entries of a row at half weight); see `blocks`. */
+  private readonly U: Float64Array[][];
+  private S: Float64Array[][] | undefined; // [3i+j][p][q], made from U
   private readonly C: Float64Array[][]; // [i][a][p]
   private readonly D: Float64Array[];
   private readonly B: Float64Array[];
@@ -63,30 +68,38 @@ export class LoadFactorNormalEquations {
   constructor(n: number) {
     this.n = n;
     const sq = (): Float64Array[] => Array.from({ length: n }, () => new Float64Array(n));
-    this.S = Array.from({ length: 9 }, sq);
+    this.U = Array.from({ length: 9 }, (_, k) => (k % 3 >= Math.floor(k / 3) ? sq() : []));
     this.C = [sq(), sq(), sq()];
     this.D = sq();
     this.B = [new Float64Array(n), new Float64Array(n), new Float64Array(n)];
     this.Bu = new Float64Array(n);
   }
 
-  /** Adds one row (LoadFactorRow). */
+  /**
+   * Adds one row (LoadFactorRow). With w = [v0 | v1 | v2] (entry k = (i, p)), it adds w_k·w_l for every l ≥ k
+   * (w_k²/2 for l = k) to U_ij[cols[p]][cols[q]]: each unordered pair once; `blocks` adds the transposes.
+   */
   addRow(row: LoadFactorRow): void {
     const { m, cols, v, ucols, uvals, target } = row;
     this.bb += target * target;
     this.rows++;
-    for (let p = 0; p < m; p++) {
-      const cp = cols[p]!;
-      for (let i = 0; i < 3; i++) {
-        const vi = v[i]![p]!;
-        if (vi === 0) continue;
-        this.B[i]![cp] = this.B[i]![cp]! + vi * target;
-        for (let j = 0; j < 3; j++) {
-          const row = this.S[3 * i + j]![cp]!;
+    this.S = undefined;
+    for (let i = 0; i < 3; i++) {
+      const vi = v[i]!;
+      for (let p = 0; p < m; p++) {
+        const x = vi[p]!;
+        if (x === 0) continue;
+        const cp = cols[p]!;
+        this.B[i]![cp] = this.B[i]![cp]! + x * target;
+        const same = this.U[4 * i]![cp]!;
+        same[cp] = same[cp]! + 0.5 * x * x;
+        for (let q = p + 1; q < m; q++) same[cols[q]!] = same[cols[q]!]! + x * vi[q]!;
+        for (let j = i + 1; j < 3; j++) {
+          const out = this.U[3 * i + j]![cp]!;
           const vj = v[j]!;
-          for (let q = 0; q < m; q++) row[cols[q]!] = row[cols[q]!]! + vi * vj[q]!;
+          for (let q = 0; q < m; q++) out[cols[q]!] = out[cols[q]!]! + x * vj[q]!;
         }
-        for (let a = 0; a < ucols.length; a++) this.C[i]![ucols[a]!]![cp] = this.C[i]![ucols[a]!]![cp]! + uvals[a]! * vi;
+        for (let a = 0; a < ucols.length; a++) this.C[i]![ucols[a]!]![cp] = this.C[i]![ucols[a]!]![cp]! + uvals[a]! * x;
       }
     }
     for (let a = 0; a < ucols.length; a++) {
@@ -96,19 +109,49 @@ export class LoadFactorNormalEquations {
     }
   }
 
+  /** The whole blocks S_ij = Σ v_i v_jᵀ: S_ii = U_ii + U_iiᵀ, S_ij = U_ij and S_ji = U_ijᵀ for i < j. */
+  private blocks(): Float64Array[][] {
+    if (this.S) return this.S;
+    const n = this.n;
+    const S: Float64Array[][] = Array.from({ length: 9 }, () => Array.from({ length: n }, () => new Float64Array(n)));
+    for (let i = 0; i < 3; i++) {
+      for (let j = i; j < 3; j++) {
+        const u = this.U[3 * i + j]!;
+        const ij = S[3 * i + j]!;
+        const ji = S[3 * j + i]!;
+        for (let p = 0; p < n; p++) {
+          const up = u[p]!;
+          for (let q = 0; q < n; q++) {
+            const x = up[q]!;
+            if (i === j) {
+              ij[p]![q] = ij[p]![q]! + x;
+              ij[q]![p] = ij[q]![p]! + x;
+            } else {
+              ij[p]![q] = x;
+              ji[q]![p] = x;
+            }
+          }
+        }
+      }
+    }
+    this.S = S;
+    return S;
+  }
+
   /** AᵀA and Aᵀb at (β₁, β₂). */
   system(b1: number, b2: number): { AtA: Float64Array[]; Atb: Float64Array } {
     const n = this.n;
     const beta = [1, b1, b2];
     const AtA = Array.from({ length: n }, () => new Float64Array(n));
     const Atb = Float64Array.from(this.Bu);
+    const S = this.blocks();
     for (let i = 0; i < 3; i++) {
       const bi = beta[i]!;
       if (bi === 0) continue;
       for (let j = 0; j < 3; j++) {
         const f = bi * beta[j]!;
         if (f === 0) continue;
-        const Sij = this.S[3 * i + j]!;
+        const Sij = S[3 * i + j]!;
         for (let p = 0; p < n; p++) {
           const out = AtA[p]!;
           const src = Sij[p]!;
