@@ -1,7 +1,8 @@
 /**
  * chDB (embedded ClickHouse) transport: a worker thread owns the Sessions (see chdb-worker.ts); this
  * side queues requests by id. Statements, text queries and inserts run one at a time in the worker, in
- * submission order; binary reads (queryBytes) run beside them on the worker's reader Session.
+ * submission order; binary reads (queryBytes) run beside them on the worker's reader Session. Inserts are
+ * encoded here as RowBinary and handed over as a transferred buffer (see insert()).
  */
 import { MessageChannel, Worker } from 'node:worker_threads';
 import { createRequire } from 'node:module';
@@ -11,6 +12,7 @@ import { WattsplitError, silentLogger, type Logger } from '@wattsplit/wire';
 import type { ChdbRequest, ChdbResponse } from './chdb-worker.js';
 import { chdbDirHolder, describeHolder } from './chdb-dir-lock.js';
 import type { ReadGrant } from './read-transport.js';
+import { rowBinaryCodec, type RowBinaryCodec } from './row-binary.js';
 import type { ClickHouseTransport, Settings } from './transport.js';
 import { str } from './transport.js';
 
@@ -36,6 +38,10 @@ export class ChdbTransport implements ClickHouseTransport {
   private nextId = 1;
   private ready: Promise<void> | undefined;
   private exited = false;
+  /** Column types per table (name → type), read from system.columns at a table's first insert. */
+  private readonly types = new Map<string, Promise<Map<string, string>>>();
+  /** RowBinary codecs (and the file() structure) per table and column list; null: that insert goes as JSON. */
+  private readonly codecs = new Map<string, { codec: RowBinaryCodec; structure: string } | null>();
 
   constructor(
     readonly dataDir: string,
@@ -117,7 +123,7 @@ export class ChdbTransport implements ClickHouseTransport {
     }
   }
 
-  private async send(req: Omit<ChdbRequest, 'id'> & { sql: string }): Promise<string | Uint8Array> {
+  private async send(req: Omit<ChdbRequest, 'id'> & { sql: string }, transfer?: ArrayBuffer[]): Promise<string | Uint8Array> {
     await this.open();
     const w = this.worker;
     if (!w || this.exited) throw new WattsplitError('STORE_UNAVAILABLE', 'chDB store is closed', { retriable: true });
@@ -125,7 +131,7 @@ export class ChdbTransport implements ClickHouseTransport {
     const what = req.sql.length > 200 ? req.sql.slice(0, 200) + '…' : req.sql;
     return new Promise<string | Uint8Array>((resolvePromise, reject) => {
       this.pending.set(id, { resolve: resolvePromise, reject, what });
-      w.postMessage({ id, ...req } satisfies ChdbRequest);
+      w.postMessage({ id, ...req } satisfies ChdbRequest, transfer ?? []);
     });
   }
 
@@ -153,6 +159,9 @@ export class ChdbTransport implements ClickHouseTransport {
   }
 
   async command(sql: string, settings?: Settings): Promise<void> {
+    // A statement may change a table (migrations): column types are read again at the next insert.
+    this.types.clear();
+    this.codecs.clear();
     const s = settingsClause(settings);
     await this.call(s ? `${sql}${s}` : sql, 'CSV');
   }
@@ -161,13 +170,60 @@ export class ChdbTransport implements ClickHouseTransport {
     return this.call(sql, format);
   }
 
+  /**
+   * Inserts as RowBinary when every column's type is covered (row-binary.ts; the store's tables are): the
+   * rows are encoded here into one buffer, which is handed to the worker without a copy (transferred),
+   * and the engine reads it with the file() table function (chDB's query() takes text, and text formats
+   * cost the worker a JSON string per row plus the engine's parse: they were most of an insert).
+   * Otherwise positional rows with an explicit column list (JSONCompactEachRow), serialised in the worker.
+   */
   async insert(table: string, rows: readonly Record<string, unknown>[], settings?: Settings): Promise<void> {
     if (rows.length === 0) return;
+    const cols = Object.keys(rows[0]!);
+    const colList = `(${cols.map((c) => `\`${c}\``).join(', ')})`;
+    const binary = await this.codecFor(table, cols);
+    if (binary) {
+      const body = binary.codec.encode(rows); // throws STORE_INVALID_INPUT naming the row, column and value
+      // The writer's buffer is its own (never pooled: ≥ 64 KiB); a view into a shared one is copied first.
+      const own = body.byteOffset === 0 && body.buffer.byteLength >= 4096 ? body : Buffer.from(body);
+      const head = `INSERT INTO ${table} ${colList}${settingsClause(settings)}`;
+      await this.send({ sql: head, rowBinary: { bytes: new Uint8Array(own.buffer, 0, own.byteLength), structure: binary.structure } }, [own.buffer as ArrayBuffer]);
+      return;
+    }
     // Positional rows with an explicit column list (about half the bytes of JSONEachRow); the worker
     // serialises them, off the collector's event loop.
-    const cols = Object.keys(rows[0]!);
     const positional = rows.map((r) => cols.map((c) => r[c]));
-    await this.call(`INSERT INTO ${table} (${cols.map((c) => `\`${c}\``).join(', ')})${settingsClause(settings)} FORMAT JSONCompactEachRow`, 'CSV', positional);
+    await this.call(`INSERT INTO ${table} ${colList}${settingsClause(settings)} FORMAT JSONCompactEachRow`, 'CSV', positional);
+  }
+
+  /** The RowBinary codec for these columns of `table`, or undefined (insert as JSON). */
+  private async codecFor(table: string, columns: string[]): Promise<{ codec: RowBinaryCodec; structure: string } | undefined> {
+    const key = `${table}\u0000${columns.join('\u0000')}`;
+    const known = this.codecs.get(key);
+    if (known !== undefined) return known ?? undefined;
+    let types = this.types.get(table);
+    if (!types) {
+      types = this.columnTypes(table);
+      this.types.set(table, types);
+      types.catch(() => this.types.delete(table)); // a failed lookup is retried at the next insert
+    }
+    const t = await types;
+    const codec = rowBinaryCodec(table, t, columns);
+    const entry = codec ? { codec, structure: columns.map((c) => `\`${c}\` ${t.get(c)!}`).join(', ') } : null;
+    if (!codec) this.log.info({ table }, `${table}: a column type RowBinary does not cover here; inserting JSONCompactEachRow`);
+    this.codecs.set(key, entry);
+    return entry ?? undefined;
+  }
+
+  private async columnTypes(table: string): Promise<Map<string, string>> {
+    const text = await this.call(`SELECT name, type FROM system.columns WHERE database = currentDatabase() AND table = ${str(table)}`, 'JSONEachRow');
+    const m = new Map<string, string>();
+    for (const line of text.split('\n')) {
+      if (!line.trim()) continue;
+      const r = JSON.parse(line) as { name: string; type: string };
+      m.set(r.name, r.type);
+    }
+    return m;
   }
 
   async close(): Promise<void> {

@@ -15,14 +15,22 @@
  * process when that thread ended (chdb 3.4 / libchdb 26.7: the next query on the first Session hung or
  * segfaulted), so other threads read through a port to this one instead.
  *
- * Protocol (structured clone), on the parent port: in {id, sql, format} | {id, sql, rows} |
- * {id, sql, format, bytes: true} | {id, attach: MessagePort} | {id, close: true}; out {id, ok, text|bytes}
- * or {id, ok: false, message}. On an attached port: {id, sql, format, bytes?} in, the same answers out.
- * With `rows`, `sql` is an INSERT header ending in FORMAT JSONCompactEachRow and the worker serialises the
- * rows (positional arrays) itself: that string building is the costliest part of an insert and would
- * otherwise run, with its garbage, on the collector's event loop.
+ * Protocol (structured clone), on the parent port: in {id, sql, format} | {id, sql, rowBinary} |
+ * {id, sql, rows} | {id, sql, format, bytes: true} | {id, attach: MessagePort} | {id, close: true}; out
+ * {id, ok, text|bytes} or {id, ok: false, message}. On an attached port: {id, sql, format, bytes?} in,
+ * the same answers out.
+ * With `rowBinary` (the store's inserts), `sql` is `INSERT INTO t (cols) [SETTINGS …]` and the bytes (a
+ * transferred buffer, not copied) are RowBinary rows of those columns: the worker writes them to its insert
+ * file and runs `… SELECT * FROM file(<that file>, 'RowBinary', <structure>)`; chDB's query() takes text
+ * only, and a text format cost the worker a JSON string per row and the engine a JSON parse. The file is
+ * written and read within one synchronous statement on this thread, so one file serves every insert.
+ * With `rows` (a table whose column types RowBinary does not cover), `sql` is an INSERT header ending in
+ * FORMAT JSONCompactEachRow and the worker serialises the rows (positional arrays) itself.
  * The engine binds one data directory per process: only one of these workers may be open at a time.
  */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { parentPort, workerData, type MessagePort } from 'node:worker_threads';
 import { Session } from 'chdb';
 
@@ -32,6 +40,11 @@ export interface ChdbRequest {
   format?: string;
   /** Rows of an INSERT, each a positional array in the column order of `sql`. */
   rows?: unknown[][];
+  /**
+   * Rows of an INSERT as RowBinary (`sql` is `INSERT INTO t (cols) [SETTINGS …]`, `structure` the file()
+   * structure of those columns): written to the worker's insert file, read by the engine with file().
+   */
+  rowBinary?: { bytes: Uint8Array; structure: string };
   /** Answer with the engine's bytes (binary formats), read on the reader Session. */
   bytes?: boolean;
   /** A port on which another thread sends reads (ChdbReadRequest) to the reader Session. */
@@ -68,6 +81,16 @@ try {
 } catch (e) {
   port.postMessage({ id: 0, ok: false, message: (e as Error).message, clickhouseCode: undefined } satisfies ChdbResponse);
 }
+
+/** The file RowBinary inserts go through (one at a time: the writer Session runs one statement at a time). */
+let insertDir: string | undefined;
+function insertFile(bytes: Uint8Array): string {
+  insertDir ??= mkdtempSync(join(tmpdir(), 'wattsplit-chdb-insert-'));
+  const path = join(insertDir, 'rows.bin');
+  writeFileSync(path, bytes);
+  return path;
+}
+const lit = (s: string) => "'" + s.replace(/\\/g, '\\\\').replace(/'/g, "\\'") + "'";
 
 function failure(id: number, e: unknown): ChdbResponse {
   const err = e as Error & { clickhouseCode?: number };
@@ -127,6 +150,7 @@ async function close(id: number): Promise<void> {
   reader = undefined;
   session?.close();
   session = undefined;
+  if (insertDir) rmSync(insertDir, { recursive: true, force: true });
   port!.postMessage({ id, ok: true, text: 'closed' } satisfies ChdbResponse);
   port!.close();
 }
@@ -156,7 +180,11 @@ port.on('message', (m: ChdbRequest) => {
     return;
   }
   try {
-    const sql = m.rows ? `${m.sql ?? ''}\n${m.rows.map((r) => JSON.stringify(r)).join('\n')}\n` : (m.sql ?? '');
+    const sql = m.rowBinary
+      ? `${m.sql ?? ''} SELECT * FROM file(${lit(insertFile(m.rowBinary.bytes))}, 'RowBinary', ${lit(m.rowBinary.structure)})`
+      : m.rows
+        ? `${m.sql ?? ''}\n${m.rows.map((r) => JSON.stringify(r)).join('\n')}\n`
+        : (m.sql ?? '');
     const text = session.query(sql, m.format ?? 'CSV');
     port.postMessage({ id: m.id, ok: true, text } satisfies ChdbResponse);
   } catch (e) {

@@ -1,0 +1,62 @@
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { memoryLogger } from '@wattsplit/wire';
+import { ChdbStore } from './chdb-store.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'wattsplit-chdb-insert-test-'));
+const log = memoryLogger();
+const store = new ChdbStore({ dataDir: join(dir, 'db'), logger: log });
+after(async () => {
+  await store.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+const spoolDirs = () => readdirSync(tmpdir()).filter((d) => d.startsWith('wattsplit-chdb-insert-') && !d.startsWith('wattsplit-chdb-insert-test-'));
+
+test('inserts go as RowBinary through file(): strings with quotes, backslashes, newlines and non-ASCII, arrays, 64-bit and DateTime values come back as written', async () => {
+  await store.init();
+  await store.query(
+    "CREATE TABLE rb_roundtrip (k UInt32, s String, lc LowCardinality(String), a Array(String), f Array(Float64), big Int64, at DateTime('UTC'), n Nullable(Float64)) ENGINE = MergeTree ORDER BY k",
+    'CSV',
+  );
+  const rows = [
+    { k: 1, s: "it's a \\ back'slash\nnew line", lc: 'héllo ✓', a: ["q'uote", ''], f: [1.5, -0, 1e-300], big: '-9007199254740993', at: 1_700_000_000, n: null },
+    { k: 2, s: '', lc: 'x', a: [], f: [], big: 9_007_199_254_740_000, at: 0, n: 2.25 },
+  ];
+  const r = await store.insertRows('rb_roundtrip', rows);
+  assert.equal(r.kind, 'ok', JSON.stringify(r));
+  const back = (await store.query("SELECT k, s, lc, a, f, toString(big) AS big, toUnixTimestamp(at) AS at, n FROM rb_roundtrip ORDER BY k")).rows;
+  assert.deepEqual(back, [
+    { k: 1, s: "it's a \\ back'slash\nnew line", lc: 'héllo ✓', a: ["q'uote", ''], f: [1.5, -0, 1e-300], big: '-9007199254740993', at: 1_700_000_000, n: null },
+    { k: 2, s: '', lc: 'x', a: [], f: [], big: '9007199254740000', at: 0, n: 2.25 },
+  ]);
+  assert.equal(log.entries.filter((x) => /does not cover/.test(x.msg)).length, 0, 'no JSON fallback for covered types');
+});
+
+test('a table with a column type RowBinary does not cover here (Decimal) is inserted as JSON instead, logged once', async () => {
+  await store.query('CREATE TABLE rb_fallback (k UInt32, d Decimal(10, 2)) ENGINE = MergeTree ORDER BY k', 'CSV');
+  assert.equal((await store.insertRows('rb_fallback', [{ k: 1, d: 12.34 }])).kind, 'ok');
+  assert.equal((await store.insertRows('rb_fallback', [{ k: 2, d: 0.5 }])).kind, 'ok');
+  const back = (await store.query('SELECT k, toString(d) AS d FROM rb_fallback ORDER BY k')).rows;
+  assert.deepEqual(back, [{ k: 1, d: '12.34' }, { k: 2, d: '0.5' }]);
+  assert.equal(log.entries.filter((x) => /rb_fallback: a column type RowBinary does not cover/.test(x.msg)).length, 1);
+});
+
+test('a value that does not fit its column is refused naming the row, column and value; the store goes on', async () => {
+  const r = await store.insertRows('rb_roundtrip', [{ k: 3, s: 's', lc: 'l', a: [], f: [], big: 1, at: 1, n: 1 }, { k: 4, s: 's', lc: 'l', a: [], f: [Number.NaN], big: 1, at: 1, n: 1 }]);
+  assert.equal(r.kind, 'failed');
+  assert.match(r.kind === 'failed' ? r.error.message : '', /rb_roundtrip row 1 f=\[null\] is not a valid Array\(Float64\)/);
+  assert.equal((await store.insertRows('rb_roundtrip', [{ k: 5, s: 's', lc: 'l', a: [], f: [], big: 1, at: 1, n: 1 }])).kind, 'ok');
+  assert.equal((await store.query('SELECT count() AS c FROM rb_roundtrip')).rows[0]?.c, 3);
+});
+
+test('the insert file lives in a directory of its own, removed when the store closes', async () => {
+  assert.ok(spoolDirs().length >= 1, 'an insert directory while open');
+  const before = spoolDirs();
+  await store.close();
+  const left = spoolDirs().filter((d) => before.includes(d));
+  assert.ok(left.length < before.length, `removed on close: ${before.join(', ')} → ${left.join(', ')}`);
+});
