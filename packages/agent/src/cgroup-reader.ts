@@ -15,7 +15,7 @@
  * The version is v2 when /sys/fs/cgroup/cgroup.controllers exists.
  */
 import { WattsplitError, type HostFs } from '@wattsplit/wire';
-import { readUint } from './host-fs.js';
+import { CounterFile } from './host-fs.js';
 import { cgroupV1Path, cgroupV2Path, libvirtMachineName, systemdEscape, systemdUnescape } from './machine-name.js';
 
 export const CGROUP_ROOT = '/sys/fs/cgroup';
@@ -45,16 +45,16 @@ export function detectCgroupVersion(fs: HostFs): CgroupVersion {
   return fs.exists(`${CGROUP_ROOT}/cgroup.controllers`) ? 2 : 1;
 }
 
-/** One VM's counter files (host paths) and how to read them. */
+/** One VM's counter files (named once, held across rounds) and how to read them. */
 interface VmFiles {
-  cpu: string;
+  cpu: CounterFile;
   /** cpu.stat (usage_usec) rather than a one-number file in ns */
   cpuIsStat: boolean;
   cpuField: string;
-  vcpus: string[];
-  mem: string;
+  vcpus: CounterFile[];
+  mem: CounterFile;
   memField: string;
-  io: string;
+  io: CounterFile;
 }
 
 export interface VmCgroupStats {
@@ -243,11 +243,11 @@ export class CgroupReader {
   /** Reads the VM's counters; throws Node's ENOENT/ENODEV when the cgroup vanished. */
   read(path: string, vcpus: number): VmCgroupStats {
     const f = this.filesOf(path, vcpus);
-    const cpuTimeNs = f.cpuIsStat ? parseCpuStatUsageNs(this.fs.readText(f.cpu), f.cpu) : this.uint(f.cpu, f.cpuField);
+    const cpuTimeNs = f.cpuIsStat ? parseCpuStatUsageNs(f.cpu.text(), f.cpu.path) : this.uint(f.cpu, f.cpuField);
     const vcpuTimeNs: number[] = [];
     for (const v of f.vcpus) {
       try {
-        vcpuTimeNs.push(f.cpuIsStat ? parseCpuStatUsageNs(this.fs.readText(v), v) : this.uint(v, f.cpuField));
+        vcpuTimeNs.push(f.cpuIsStat ? parseCpuStatUsageNs(v.text(), v.path) : this.uint(v, f.cpuField));
       } catch (e) {
         if (e instanceof WattsplitError) throw e;
         break; // fewer vCPU threads than reserved (hot-unplugged, or libvirt without per-vCPU cgroups)
@@ -262,8 +262,8 @@ export class CgroupReader {
     }
     let io = { read: 0, write: 0 };
     try {
-      const text = this.fs.readText(f.io);
-      io = this.version === 2 ? parseIoStat(text, f.io) : parseBlkioServiceBytes(text, f.io);
+      const text = f.io.text();
+      io = this.version === 2 ? parseIoStat(text, f.io.path) : parseBlkioServiceBytes(text, f.io.path);
     } catch (e) {
       if (e instanceof WattsplitError) throw e; // io controller not enabled for the slice / blkio not mounted: no block stats
     }
@@ -271,40 +271,41 @@ export class CgroupReader {
   }
 
   /** A one-number file; a value that is not one is SENSOR_READ_FAILED naming the file and what it holds. */
-  private uint(file: string, field: string): number {
-    const v = readUint(this.fs, file);
+  private uint(file: CounterFile, field: string): number {
+    const v = file.uint();
     if (Number.isFinite(v)) return v;
     let text: string;
     try {
-      text = this.fs.readText(file).trim();
+      text = file.text().trim();
     } catch {
       text = '?';
     }
-    return num(text, file, field);
+    return num(text, file.path, field);
   }
 
-  /** The VM's files, named once per cgroup (the same strings every round: kept-open files are found by them). */
+  /** The VM's files, named once per cgroup and held (kept-open files are read without a lookup by path). */
   private filesOf(path: string, vcpus: number): VmFiles {
     const known = this.files.get(path);
     if (known && known.vcpus.length === vcpus) return known;
-    const list = (dir: string, sub: string, file: string) => Array.from({ length: vcpus }, (_, k) => `${dir}${sub}/vcpu${k}/${file}`);
+    const file = (p: string) => new CounterFile(this.fs, p);
+    const list = (dir: string, sub: string, name: string) => Array.from({ length: vcpus }, (_, k) => file(`${dir}${sub}/vcpu${k}/${name}`));
     let f: VmFiles;
     if (this.version === 2) {
       const dir = `${CGROUP_ROOT}${path}`;
-      f = { cpu: `${dir}/cpu.stat`, cpuIsStat: true, cpuField: 'usage_usec', vcpus: list(dir, '/libvirt', 'cpu.stat'), mem: `${dir}/memory.current`, memField: 'memory.current', io: `${dir}/io.stat` };
+      f = { cpu: file(`${dir}/cpu.stat`), cpuIsStat: true, cpuField: 'usage_usec', vcpus: list(dir, '/libvirt', 'cpu.stat'), mem: file(`${dir}/memory.current`), memField: 'memory.current', io: file(`${dir}/io.stat`) };
     } else {
       // hybrid host: cpuacct not managed by libvirt, CPU time from the v2 "unified" hierarchy's core cpu.stat
       const unified = !this.fs.exists(`${CGROUP_ROOT}/cpuacct${path}/cpuacct.usage`) && this.fs.exists(`${CGROUP_ROOT}/unified${path}/cpu.stat`);
       const cpuDir = `${CGROUP_ROOT}/${unified ? 'unified' : 'cpuacct'}${path}`;
-      const file = unified ? 'cpu.stat' : 'cpuacct.usage';
+      const name = unified ? 'cpu.stat' : 'cpuacct.usage';
       f = {
-        cpu: `${cpuDir}/${file}`,
+        cpu: file(`${cpuDir}/${name}`),
         cpuIsStat: unified,
         cpuField: unified ? 'usage_usec' : 'cpuacct.usage',
-        vcpus: list(cpuDir, '', file),
-        mem: `${CGROUP_ROOT}/memory${path}/memory.usage_in_bytes`,
+        vcpus: list(cpuDir, '', name),
+        mem: file(`${CGROUP_ROOT}/memory${path}/memory.usage_in_bytes`),
         memField: 'memory.usage_in_bytes',
-        io: `${CGROUP_ROOT}/blkio${path}/blkio.throttle.io_service_bytes`,
+        io: file(`${CGROUP_ROOT}/blkio${path}/blkio.throttle.io_service_bytes`),
       };
     }
     this.files.set(path, f);

@@ -1,8 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
+import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { RootedHostFs } from './host-fs.js';
+import { CounterFile, RootedHostFs } from './host-fs.js';
 import { tempDir } from './test-helpers.js';
 
 test('keepOpen: files stay open and pread at 0 sees in-place updates; release closes a subtree', (t) => {
@@ -33,4 +33,37 @@ test('keepOpen on the real /proc: pread at offset 0 regenerates the file', () =>
   assert.equal(fs.openFiles(), 1);
   assert.ok(fs.readText('/proc/stat').startsWith('cpu '));
   fs.close();
+});
+
+test('keepOpen: a held file (keep / CounterFile) reopens after release or eviction, one fd per path, and reports a removed file', (t) => {
+  const { dir, cleanup } = tempDir('hostfs-keep');
+  t.after(cleanup);
+  writeFileSync(join(dir, 'a'), '7\n');
+  writeFileSync(join(dir, 'b'), '8\n');
+  const fs = new RootedHostFs(dir, { keepOpen: true, maxOpenFiles: 1 });
+  const a = new CounterFile(fs, '/a');
+  const b = new CounterFile(fs, '/b');
+  assert.equal(a.uint(), 7);
+  assert.equal(fs.openFiles(), 1);
+  writeFileSync(join(dir, 'a'), '77\n');
+  assert.equal(a.uint(), 77, 'pread at 0 sees the new content');
+  assert.equal(b.uint(), 8, 'a evicted by maxOpenFiles');
+  assert.equal(fs.openFiles(), 1);
+  assert.equal(a.uint(), 77, 'the evicted holder opens it again');
+  assert.equal(a.text(), '77\n');
+  // by path and held: the same fd
+  assert.equal(fs.readUint('/a'), 77);
+  assert.equal(fs.openFiles(), 1);
+  fs.release('/a');
+  assert.equal(fs.openFiles(), 0);
+  rmSync(join(dir, 'a'));
+  assert.throws(() => a.uint(), (e: NodeJS.ErrnoException) => e.code === 'ENOENT' && e.message.includes(join(dir, 'a')));
+  writeFileSync(join(dir, 'a'), 'x1\n');
+  assert.ok(Number.isNaN(a.uint()), 'not a number file');
+  fs.close();
+  assert.equal(fs.openFiles(), 0);
+  // without keepOpen it reads by path
+  const plain = new CounterFile(new RootedHostFs(dir), '/b');
+  assert.equal(plain.uint(), 8);
+  assert.equal(plain.text(), '8\n');
 });

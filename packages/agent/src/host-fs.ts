@@ -23,11 +23,19 @@ export interface RootedHostFsOptions {
 
 const BUF_SIZE = 64 * 1024;
 
-/** A kept-open file: keyed by the caller's host path (the same string each round, so its hash is cached). */
+/**
+ * A kept-open file: in `files` under its host path while open (fd ≥ 0). A caller that reads it every round
+ * holds it (`keep`, `CounterFile`) and reads it without a lookup by path; once closed (released, evicted,
+ * stale) it has fd −1 and the holder's next read opens it again.
+ */
 interface OpenFile {
-  full: string;
+  readonly path: string;
+  readonly full: string;
   fd: number;
 }
+
+/** A file the caller holds to read every round (RootedHostFs.keep); opaque. */
+export type KeptFile = Readonly<OpenFile>;
 
 /**
  * The leading unsigned decimal integer of a file's text ("123456\n", "  42"), NaN when there is none: what
@@ -69,15 +77,34 @@ export class RootedHostFs implements HostFs {
         throw withPath(e, full);
       }
     }
-    const n = this.pread(path);
-    if (n === BUF_SIZE) return this.readWhole(path); // larger than the buffer: read it whole
+    return this.readTextKept(this.entry(path));
+  }
+
+  /** readText of a held file (from `keep`). */
+  readTextKept(kept: KeptFile): string {
+    const f = kept as OpenFile;
+    const n = this.pread(f);
+    if (n === BUF_SIZE) return this.readWhole(f.path); // larger than the buffer: read it whole
     return (this.buf as Buffer).toString('latin1', 0, n);
   }
 
   /** `readUint(fs, path)` without a string in between (kept-open files: parsed from the read buffer). */
   readUint(path: string): number {
     if (!this.keepOpen) return parseUintText(this.readText(path));
-    const n = this.pread(path);
+    return this.readUintKept(this.entry(path));
+  }
+
+  /**
+   * The file a caller reads every round, to hold and read with readUintKept/readTextKept: no lookup by path
+   * per read (with keepOpen only; it is opened on its first read).
+   */
+  keep(path: string): KeptFile {
+    return this.entry(path);
+  }
+
+  /** readUint of a held file (from `keep`). */
+  readUintKept(kept: KeptFile): number {
+    const n = this.pread(kept);
     const b = this.buf as Buffer;
     let i = 0;
     while (i < n && (b[i] === 0x20 || b[i] === 0x09 || b[i] === 0x0a)) i++;
@@ -105,51 +132,59 @@ export class RootedHostFs implements HostFs {
     }
   }
 
-  /** Reads the kept-open file at offset 0 into this.buf; returns the byte count. */
-  private pread(path: string): number {
+  /** The open entry of a path, or a closed one (fd −1) that pread opens. */
+  private entry(path: string): OpenFile {
+    return this.files.get(path) ?? { path, full: this.resolve(path), fd: -1 };
+  }
+
+  /** Reads the kept-open file at offset 0 into this.buf (opening it if closed); returns the byte count. */
+  private pread(f: OpenFile): number {
     const buf = (this.buf ??= Buffer.allocUnsafe(BUF_SIZE));
     for (let attempt = 0; attempt < 2; attempt++) {
-      let f = this.files.get(path);
-      const cached = f !== undefined;
+      const cached = f.fd >= 0;
       try {
-        if (f === undefined) {
-          const full = this.resolve(path);
-          f = { full, fd: -1 };
-          try {
-            f.fd = openSync(full, 'r');
-          } catch (e) {
-            throw withPath(e, full);
-          }
-          if (this.files.size >= this.maxOpen) this.evictOldest();
-          this.files.set(path, f);
-        }
+        if (!cached) this.open(f);
         return readSync(f.fd, buf, 0, BUF_SIZE, 0);
       } catch (e) {
-        if (cached) this.closeFile(path);
+        if (cached) this.closeFile(f);
         const code = (e as NodeJS.ErrnoException).code;
         // a stale fd of a removed kernfs node: reopen once to learn whether the file is really gone
         if (cached && (code === 'ENODEV' || code === 'ESTALE' || code === 'EBADF') && attempt === 0) continue;
-        throw withPath(e, f?.full ?? this.resolve(path));
+        throw withPath(e, f.full);
       }
     }
-    const full = this.resolve(path);
-    throw withPath(Object.assign(new Error(`ENOENT: no such file, open '${full}'`), { code: 'ENOENT' }), full);
+    throw withPath(Object.assign(new Error(`ENOENT: no such file, open '${f.full}'`), { code: 'ENOENT' }), f.full);
   }
 
-  private closeFile(path: string): void {
-    const f = this.files.get(path);
-    this.files.delete(path);
-    if (f !== undefined) {
+  private open(f: OpenFile): void {
+    let fd: number;
+    try {
+      fd = openSync(f.full, 'r');
+    } catch (e) {
+      throw withPath(e, f.full);
+    }
+    // one fd per path: another holder's entry for it (opened since this one was closed) goes
+    const other = this.files.get(f.path);
+    if (other !== undefined && other !== f) this.closeFile(other);
+    else if (this.files.size >= this.maxOpen) this.evictOldest();
+    f.fd = fd;
+    this.files.set(f.path, f);
+  }
+
+  private closeFile(f: OpenFile): void {
+    if (this.files.get(f.path) === f) this.files.delete(f.path);
+    if (f.fd >= 0) {
       try {
         closeSync(f.fd);
       } catch {
         /* already closed */
       }
     }
+    f.fd = -1;
   }
 
   private evictOldest(): void {
-    const first = this.files.keys().next();
+    const first = this.files.values().next();
     if (!first.done) this.closeFile(first.value);
   }
 
@@ -157,7 +192,7 @@ export class RootedHostFs implements HostFs {
   release(prefix: string): void {
     if (!this.keepOpen) return;
     const p = prefix.replace(/\/+$/, '');
-    for (const path of [...this.files.keys()]) if (path === p || path.startsWith(`${p}/`)) this.closeFile(path);
+    for (const f of [...this.files.values()]) if (f.path === p || f.path.startsWith(`${p}/`)) this.closeFile(f);
   }
 
   /** Number of fds kept open. */
@@ -179,7 +214,32 @@ export class RootedHostFs implements HostFs {
   }
 
   close(): void {
-    for (const p of [...this.files.keys()]) this.closeFile(p);
+    for (const f of [...this.files.values()]) this.closeFile(f);
+  }
+}
+
+/**
+ * A file read every round, named once by its holder: from a kept-open RootedHostFs it is held and read
+ * without a lookup by path; from any other HostFs it is read by path.
+ */
+export class CounterFile {
+  private readonly kept: { fs: RootedHostFs; file: KeptFile } | undefined;
+
+  constructor(
+    private readonly fs: HostFs,
+    readonly path: string,
+  ) {
+    this.kept = fs instanceof RootedHostFs && fs.keepOpen ? { fs, file: fs.keep(path) } : undefined;
+  }
+
+  /** readUint(fs, path). */
+  uint(): number {
+    return this.kept ? this.kept.fs.readUintKept(this.kept.file) : readUint(this.fs, this.path);
+  }
+
+  /** fs.readText(path). */
+  text(): string {
+    return this.kept ? this.kept.fs.readTextKept(this.kept.file) : this.fs.readText(this.path);
   }
 }
 
