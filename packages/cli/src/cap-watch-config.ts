@@ -23,12 +23,12 @@ export function capWatchFromFile(file: string): { config: CapWatchConfig; adviso
   };
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) return bad('(top level)', raw, 'must be an object');
   const c = raw as Record<string, unknown>;
-  const known = ['defaultHostCapW', 'hostCapsW', 'groups', 'horizonS', 'windowS', 'historyS', 'marginW', 'method', 'linkGbps', 'z', 'publish', 'minIntervalMs'];
+  const known = ['defaultHostCapW', 'hostCapsW', 'groups', 'horizonS', 'windowS', 'historyS', 'staleS', 'marginW', 'method', 'linkGbps', 'z', 'publish', 'minIntervalMs'];
   for (const k of Object.keys(c)) if (!known.includes(k)) bad(k, c[k], `is not a cap watch setting (known: ${known.join(', ')})`);
   const positive = (k: string): void => {
     if (c[k] !== undefined && !(typeof c[k] === 'number' && Number.isFinite(c[k]) && c[k] > 0)) bad(k, c[k], 'must be a number > 0');
   };
-  for (const k of ['defaultHostCapW', 'windowS', 'historyS', 'linkGbps']) positive(k);
+  for (const k of ['defaultHostCapW', 'windowS', 'historyS', 'staleS', 'linkGbps']) positive(k);
   if (c.horizonS !== undefined && !(Number.isInteger(c.horizonS) && (c.horizonS as number) >= 1 && (c.horizonS as number) <= 3600)) bad('horizonS', c.horizonS, 'must be an integer number of seconds in [1, 3600]');
   if (c.marginW !== undefined && !(typeof c.marginW === 'number' && c.marginW >= 0)) bad('marginW', c.marginW, 'must be a number of watts ≥ 0');
   for (const [h, w] of Object.entries((c.hostCapsW as Record<string, unknown> | undefined) ?? {})) if (!(typeof w === 'number' && w > 0)) bad(`hostCapsW.${h}`, w, 'must be a number of watts > 0');

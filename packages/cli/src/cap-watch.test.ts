@@ -8,6 +8,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { AttributionResult, HostInterval } from '@wattsplit/attribution';
+import * as capping from '@wattsplit/capping';
 import { CapWatch, CollectorMetrics } from '@wattsplit/collector';
 import { CapStatus, InProcessBus, isWattsplitError, memoryLogger, TOPICS, type BusMessage } from '@wattsplit/wire';
 import { capWatchFromFile } from './cap-watch-config.js';
@@ -99,6 +100,31 @@ test('cap watch: a rack whose VMs ramp up is predicted to cross; statuses on wat
   assert.equal(warns().length, 1, 'not repeated while the episode lasts');
 });
 
+test('cap watch: a host that stopped reporting is left out of the evaluation (no status, not planned with) until it reports again', async () => {
+  const log = memoryLogger();
+  const bus = new InProcessBus({ logger: log });
+  const config = { hostCapsW: { 'hv-a': 600, 'hv-b': 600, 'hv-c': 600 }, groups: [{ groupId: 'rack-1', kind: 'rack', capW: 2000, members: ['hv-a', 'hv-b'] }], horizonS: 30, staleS: 30, publish: false };
+  const watch = new CapWatch(config, capping, { producer: bus.producer(), metrics: new CollectorMetrics(), logger: log, methods: ['cpu_share', 'additive_model'] });
+  // hv-c stops at second 100, hv-a and hv-b go on to 140.
+  for (let s = 1; s <= 140; s++) {
+    for (const [h, vm] of [['hv-a', 'web-1'], ['hv-b', 'batch-1'], ['hv-c', 'db-1']] as const) {
+      if (h === 'hv-c' && s > 100) continue;
+      const x = interval(h, s, { [vm]: 200 });
+      watch.observe(x.iv, [x.r]);
+    }
+  }
+  const ids = (st: readonly { scopeId: string }[]) => st.map((x) => x.scopeId).sort();
+  assert.deepEqual(ids(await watch.evaluate()), ['hv-a', 'hv-b', 'rack-1'], 'hv-c, 40 s behind, has no status');
+  const left = log.entries.filter((e) => /host hv-c is not reporting/.test(e.msg));
+  assert.equal(left.length, 1);
+  await watch.evaluate();
+  assert.equal(log.entries.filter((e) => /host hv-c is not reporting/.test(e.msg)).length, 1, 'logged once per episode');
+  // It reports again: back in.
+  const back = interval('hv-c', 141, { 'db-1': 200 });
+  watch.observe(back.iv, [back.r]);
+  assert.deepEqual(ids(await watch.evaluate()), ['hv-a', 'hv-b', 'hv-c', 'rack-1']);
+});
+
 test('--caps: bad settings are one CONFIG_INVALID naming the field', (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'wattsplit-capwatch-'));
   t.after(() => rmSync(dir, { recursive: true, force: true }));
@@ -110,5 +136,6 @@ test('--caps: bad settings are one CONFIG_INVALID naming the field', (t) => {
   bad({ defaultHostCapW: -1 }, /defaultHostCapW=-1 must be a number > 0/);
   bad({ horizonS: 2.5 }, /horizonS=2\.5 must be an integer/);
   bad({ capz: 1 }, /capz=1 is not a cap watch setting/);
+  bad({ staleS: 0 }, /staleS=0 must be a number > 0/);
   bad({ groups: [{ groupId: 'r', capW: 10, members: ['a', 'r'] }] }, /cycle/);
 });

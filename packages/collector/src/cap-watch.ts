@@ -15,7 +15,9 @@
  *
  * State (one owner, this object): per host, the last `historyS` seconds of that method's results and
  * the VM memory sizes from the same intervals. Invariant: a host's results are in t1 order and none is
- * older than the newest minus historyS.
+ * older than the newest minus historyS. A host whose newest result is more than `staleS` behind the
+ * fleet's newest is left out of evaluations until it reports again, and forgotten once all of its results
+ * are more than historyS behind.
  */
 import type { AttributionResult, HostInterval } from '@wattsplit/attribution';
 import { CapStatus, TOPICS, type BusProducer, type Logger } from '@wattsplit/wire';
@@ -42,6 +44,12 @@ export interface CapWatchConfig {
   windowS?: number;
   /** Seconds of attributions kept per host for the VMs' trends. Default 300. */
   historyS?: number;
+  /**
+   * A host whose newest interval is this many seconds older than the fleet's newest is not reporting: it is
+   * left out (no status of its own, not in its groups' power, never a migration destination with the power
+   * it had when it stopped) until it reports again. Default 60.
+   */
+  staleS?: number;
   horizonS?: number;
   linkGbps?: number;
   marginW?: number;
@@ -157,6 +165,8 @@ export class CapWatch {
   private readonly results = new Map<string, AttributionResult[]>();
   private readonly memory = new Map<string, number>();
   private readonly crossing = new Set<string>();
+  /** Hosts left out of the last evaluation for not reporting (one log line per episode). */
+  private readonly stale = new Set<string>();
   private last: CapWatchStatus[] = [];
   private readonly log: Logger;
   readonly method: string;
@@ -215,10 +225,20 @@ export class CapWatch {
     const hosts: WatchHost[] = [];
     const samples: { key: string; tUnixS: number; powerW: number }[] = [];
     let newest = 0;
+    for (const list of this.results.values()) newest = Math.max(newest, list[list.length - 1]!.t1UnixNs);
     for (const [hostId, list] of this.results) {
-      const capW = this.cfg.hostCapsW?.[hostId] ?? this.cfg.defaultHostCapW ?? Infinity;
       const end = list[list.length - 1]!.t1UnixNs;
-      newest = Math.max(newest, end);
+      if (end < newest - (this.cfg.staleS ?? 60) * 1e9) {
+        if (!this.stale.has(hostId)) this.log.info({ host: hostId, behindS: Math.round((newest - end) / 1e9) }, `cap watch: host ${hostId} is not reporting; left out of the caps until it does`);
+        // Skipped, its history kept (a host catching up after a lag needs it), until all of it is too old to matter.
+        if (end < newest - (this.cfg.historyS ?? 300) * 1e9) {
+          this.results.delete(hostId);
+          this.stale.delete(hostId);
+        } else this.stale.add(hostId);
+        continue;
+      }
+      this.stale.delete(hostId);
+      const capW = this.cfg.hostCapsW?.[hostId] ?? this.cfg.defaultHostCapW ?? Infinity;
       const window = list.filter((r) => r.t1UnixNs > end - windowS * 1e9);
       const [now] = this.advisor.hostPowerBreakdown(window);
       if (!now) continue;
