@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { mulberry32 } from '@wattsplit/attribution';
 import { LoadFactorNormalEquations, type LoadFactorRow } from './load-factor-fit.js';
 
-test('the normal equations accumulated by halves (upper triangles made whole when read) equal AᵀA and Aᵀb summed row by row, at every (β₁, β₂)', () => {
+test('the normal equations accumulated by halves (upper triangles, the transposes added when read) equal AᵀA and Aᵀb summed row by row, at every (β₁, β₂)', () => {
   const rnd = mulberry32(7);
   const n = 9;
   const rows: LoadFactorRow[] = [];
@@ -17,7 +17,7 @@ test('the normal equations accumulated by halves (upper triangles made whole whe
   }
   const ne = new LoadFactorNormalEquations(n);
   for (const r of rows.slice(0, 100)) ne.addRow(r);
-  ne.system(0.3, -0.2); // read between rows: the blocks are made again after more rows
+  ne.system(0.3, -0.2); // a read between rows changes nothing stored
   for (const r of rows.slice(100)) ne.addRow(r);
   assert.equal(ne.rows, 200);
   for (const [b1, b2] of [[0, 0], [0.4, -0.3], [-1.2, 1.2], [1.6, 0.05]] as const) {

@@ -6,8 +6,8 @@
  *   AᵀA = Σ_ij βᵢβⱼ S_ij + Σ_i βᵢ (C_i + C_iᵀ) + D,   Aᵀb = Σ_i βᵢ B_i + B_u     (β₀ = 1)
  * so a grid over β costs one small solve per point, not a pass over the data.
  * The S_ij are the blocks of Σ w wᵀ over rows, w = [v0 | v1 | v2]: symmetric, so a row adds only the upper
- * triangle of its outer product (half the multiply-adds of the whole; addRow is most of a fit's time) and the
- * blocks are made whole (S = U + Uᵀ) once, when the system is first read after rows were added.
+ * triangle of its outer product (half the multiply-adds of the whole; addRow is most of a fit's time), kept in
+ * six blocks U_ij (i ≤ j), and `system` adds each block and its transpose (S = U + Uᵀ): 6 n×n blocks, not 9.
  */
 import { nnlsNormal } from './nnls.js';
 
@@ -55,9 +55,8 @@ const B2_MAX = 1.2;
 
 export class LoadFactorNormalEquations {
   readonly n: number;
-  /** Upper triangle of Σ w wᵀ by blocks [3i+j], i ≤ j (diagonal entries of a row at half weight); see `blocks`. */
+  /** Upper triangle of Σ w wᵀ by blocks [3i+j], i ≤ j (diagonal entries of a row at half weight): S = U + Uᵀ. */
   private readonly U: Float64Array[][];
-  private S: Float64Array[][] | undefined; // [3i+j][p][q], made from U
   private readonly C: Float64Array[][]; // [i][a][p]
   private readonly D: Float64Array[];
   private readonly B: Float64Array[];
@@ -77,13 +76,12 @@ export class LoadFactorNormalEquations {
 
   /**
    * Adds one row (LoadFactorRow). With w = [v0 | v1 | v2] (entry k = (i, p)), it adds w_k·w_l for every l ≥ k
-   * (w_k²/2 for l = k) to U_ij[cols[p]][cols[q]]: each unordered pair once; `blocks` adds the transposes.
+   * (w_k²/2 for l = k) to U_ij[cols[p]][cols[q]]: each unordered pair once; `system` adds the transposes.
    */
   addRow(row: LoadFactorRow): void {
     const { m, cols, v, ucols, uvals, target } = row;
     this.bb += target * target;
     this.rows++;
-    this.S = undefined;
     for (let i = 0; i < 3; i++) {
       const vi = v[i]!;
       for (let p = 0; p < m; p++) {
@@ -109,53 +107,29 @@ export class LoadFactorNormalEquations {
     }
   }
 
-  /** The whole blocks S_ij = Σ v_i v_jᵀ: S_ii = U_ii + U_iiᵀ, S_ij = U_ij and S_ji = U_ijᵀ for i < j. */
-  private blocks(): Float64Array[][] {
-    if (this.S) return this.S;
-    const n = this.n;
-    const S: Float64Array[][] = Array.from({ length: 9 }, () => Array.from({ length: n }, () => new Float64Array(n)));
-    for (let i = 0; i < 3; i++) {
-      for (let j = i; j < 3; j++) {
-        const u = this.U[3 * i + j]!;
-        const ij = S[3 * i + j]!;
-        const ji = S[3 * j + i]!;
-        for (let p = 0; p < n; p++) {
-          const up = u[p]!;
-          for (let q = 0; q < n; q++) {
-            const x = up[q]!;
-            if (i === j) {
-              ij[p]![q] = ij[p]![q]! + x;
-              ij[q]![p] = ij[q]![p]! + x;
-            } else {
-              ij[p]![q] = x;
-              ji[q]![p] = x;
-            }
-          }
-        }
-      }
-    }
-    this.S = S;
-    return S;
-  }
-
   /** AᵀA and Aᵀb at (β₁, β₂). */
   system(b1: number, b2: number): { AtA: Float64Array[]; Atb: Float64Array } {
     const n = this.n;
     const beta = [1, b1, b2];
     const AtA = Array.from({ length: n }, () => new Float64Array(n));
     const Atb = Float64Array.from(this.Bu);
-    const S = this.blocks();
     for (let i = 0; i < 3; i++) {
       const bi = beta[i]!;
       if (bi === 0) continue;
-      for (let j = 0; j < 3; j++) {
+      // Σ_ij βᵢβⱼ S_ij with S = U + Uᵀ: each stored block (i ≤ j) and its transpose, which is S_ji's share
+      for (let j = i; j < 3; j++) {
         const f = bi * beta[j]!;
         if (f === 0) continue;
-        const Sij = S[3 * i + j]!;
+        const Uij = this.U[3 * i + j]!;
         for (let p = 0; p < n; p++) {
           const out = AtA[p]!;
-          const src = Sij[p]!;
-          for (let q = 0; q < n; q++) out[q] = out[q]! + f * src[q]!;
+          const src = Uij[p]!;
+          for (let q = 0; q < n; q++) {
+            const x = f * src[q]!;
+            if (x === 0) continue;
+            out[q] = out[q]! + x;
+            AtA[q]![p] = AtA[q]![p]! + x;
+          }
         }
       }
       const Ci = this.C[i]!;
