@@ -57,6 +57,10 @@ export interface GpuReplayOptions {
   noContextIdleW?: number;
   /** Names the trace in error messages. */
   source?: string;
+  /** Lag of gpu_util behind the energy counter, reads; default estimated from the trace (`gpuUtilLagReads`). 0 = as read. */
+  utilLagReads?: number;
+  /** Options of the learner. */
+  learner?: GpuSignatureLearnerOptions;
 }
 
 interface Seg {
@@ -68,69 +72,147 @@ interface Seg {
 }
 
 /**
- * How many reads the device's gpu_util lags behind its energy counter. NVML: utilisation is "percent of time
- * over the past sample period during which one or more kernels was executing", the period "between 1 second
- * and 1/6 second depending on the product" (nvml.h, nvmlDeviceGetUtilizationRates), so a read's gpu_util
- * describes time partly before the energy delta that ends at the same read. Estimated from the trace's own
- * reads: the shift L in [0, reads in 1 s] that maximises the correlation between each segment's power (energy
- * delta / dt) and the gpu_util read L reads later. 0 when the device never reports utilisation or the reads
- * do not vary.
+ * How many reads the device's gpu_util lags behind its energy counter (fractional, in quarter reads). NVML:
+ * utilisation is "percent of time over the past sample period during which one or more kernels was
+ * executing", the period "between 1 second and 1/6 second depending on the product" (nvml.h,
+ * nvmlDeviceGetUtilizationRates), so a read's gpu_util describes time partly before the energy delta that ends
+ * at the same read. Estimated from the trace's own reads: the shift λ in [0, reads in 1 s] that maximises the
+ * correlation between each segment's power (energy delta / dt) and gpu_util λ reads later (interpolated
+ * between reads). 0 when the device never reports utilisation or the reads do not vary.
  */
 export function gpuUtilLagReads(trace: NvmlTrace): number {
-  const S = trace.samples;
-  const P: number[] = [];
-  const U: number[] = [];
-  const gaps: number[] = [];
-  for (let i = 1; i < S.length; i++) {
+  const est = new GpuUtilLagEstimator(trace);
+  for (let i = 1; i < trace.samples.length; i++) est.add(i);
+  return est.lag();
+}
+
+interface LagSums {
+  n: number;
+  sx: number;
+  sxx: number;
+  sa: number;
+  sb: number;
+  saa: number;
+  sbb: number;
+  sab: number;
+  sxa: number;
+  sxb: number;
+}
+
+/**
+ * The lag estimate of `gpuUtilLagReads` kept up to date read by read: `add(i)` takes read i in (in order), and
+ * `lag()` is the estimate from reads 0..i only — what a live collector could know at read i.
+ */
+class GpuUtilLagEstimator {
+  private readonly maxLag: number;
+  /**
+   * Per whole lag L: sums over the triples (x = power of segment j−1→j, a = gpu_util of read j+L, b = of read
+   * j+L+1) with j+L+1 ≤ the last read added; a shift L + φ reads is (1−φ)·a + φ·b.
+   */
+  private readonly sums: LagSums[];
+  private readonly P: number[] = [NaN];
+  private anyUtil = false;
+
+  constructor(private readonly trace: NvmlTrace) {
+    const S = trace.samples;
+    const gaps: number[] = [];
+    for (let i = 1; i < S.length; i++) if (S[i]!.t > S[i - 1]!.t) gaps.push(S[i]!.t - S[i - 1]!.t);
+    gaps.sort((a, b) => a - b);
+    // NVML's utilisation period is at most 1 s: look no further than the reads in 1 s
+    this.maxLag = gaps.length ? Math.min(20, Math.max(0, Math.round(1 / gaps[Math.floor(gaps.length / 2)]!))) : 0;
+    this.sums = Array.from({ length: this.maxLag + 1 }, () => ({ n: 0, sx: 0, sxx: 0, sa: 0, sb: 0, saa: 0, sbb: 0, sab: 0, sxa: 0, sxb: 0 }));
+  }
+
+  add(i: number): void {
+    const S = this.trace.samples;
     const dt = S[i]!.t - S[i - 1]!.t;
     const J = (S[i]!.energyMj - S[i - 1]!.energyMj) / 1000;
-    P.push(dt > 0 && J >= 0 ? J / dt : NaN);
-    U.push(S[i]!.gpuUtil);
-    if (dt > 0) gaps.push(dt);
-  }
-  if (!U.some((u) => u > 0) || gaps.length === 0) return 0;
-  gaps.sort((a, b) => a - b);
-  const maxLag = Math.min(20, Math.max(0, Math.round(1 / gaps[Math.floor(gaps.length / 2)]!)));
-  let best = 0;
-  let bestCorr = -Infinity;
-  for (let L = 0; L <= maxLag; L++) {
-    let n = 0;
-    let sx = 0;
-    let sy = 0;
-    let sxx = 0;
-    let syy = 0;
-    let sxy = 0;
-    for (let i = 0; i + L < U.length; i++) {
-      const x = P[i]!;
-      const y = U[i + L]!;
-      if (!Number.isFinite(x)) continue;
-      n++;
-      sx += x;
-      sy += y;
-      sxx += x * x;
-      syy += y * y;
-      sxy += x * y;
-    }
-    const vx = sxx - (sx * sx) / n;
-    const vy = syy - (sy * sy) / n;
-    if (!(n > 2 && vx > 0 && vy > 0)) continue;
-    const c = (sxy - (sx * sy) / n) / Math.sqrt(vx * vy);
-    if (c > bestCorr + 1e-12) {
-      bestCorr = c;
-      best = L;
+    this.P[i] = dt > 0 && J >= 0 ? J / dt : NaN;
+    if (S[i]!.gpuUtil > 0) this.anyUtil = true;
+    if (i < 2) return;
+    const a = S[i - 1]!.gpuUtil;
+    const b = S[i]!.gpuUtil;
+    for (let L = 0; L <= this.maxLag; L++) {
+      const x = this.P[i - 1 - L];
+      if (x === undefined || !Number.isFinite(x)) continue;
+      const s = this.sums[L]!;
+      s.n++;
+      s.sx += x;
+      s.sxx += x * x;
+      s.sa += a;
+      s.sb += b;
+      s.saa += a * a;
+      s.sbb += b * b;
+      s.sab += a * b;
+      s.sxa += x * a;
+      s.sxb += x * b;
     }
   }
-  return best;
+
+  lag(): number {
+    if (!this.anyUtil) return 0;
+    let best = 0;
+    let bestCorr = -Infinity;
+    for (let q = 0; q <= 4 * this.maxLag; q++) {
+      const L = Math.min(this.maxLag, Math.floor(q / 4));
+      const f = q / 4 - L;
+      const s = this.sums[L]!;
+      if (!(s.n > 2)) continue;
+      const sy = (1 - f) * s.sa + f * s.sb;
+      const syy = (1 - f) ** 2 * s.saa + 2 * f * (1 - f) * s.sab + f * f * s.sbb;
+      const sxy = (1 - f) * s.sxa + f * s.sxb;
+      const vx = s.sxx - (s.sx * s.sx) / s.n;
+      const vy = syy - (sy * sy) / s.n;
+      if (!(vx > 0 && vy > 0)) continue;
+      const c = (sxy - (s.sx * sy) / s.n) / Math.sqrt(vx * vy);
+      if (c > bestCorr + 1e-12) {
+        bestCorr = c;
+        best = q / 4;
+      }
+    }
+    return best;
+  }
+}
+
+/**
+ * Each read's gpu_util aligned with the energy delta that ends at it: gpu_util `lag` reads later, interpolated
+ * between reads. With `'causal'`, read i uses the lag estimated from reads 0..i (what a live collector knows
+ * then); with `'whole'`, the lag estimated from the whole trace; with a number, that lag.
+ */
+function alignGpuUtil(trace: NvmlTrace, utilLag: number | 'causal' | 'whole'): NvmlTrace['samples'] {
+  const S = trace.samples;
+  let lagAt: (i: number) => number;
+  if (utilLag === 'causal') {
+    const est = new GpuUtilLagEstimator(trace);
+    const lags = S.map((_, i) => {
+      if (i > 0) est.add(i);
+      return est.lag();
+    });
+    lagAt = (i) => lags[i]!;
+  } else {
+    const L = utilLag === 'whole' ? gpuUtilLagReads(trace) : Math.max(0, utilLag);
+    if (!(L > 0)) return S;
+    lagAt = () => L;
+  }
+  const last = S.length - 1;
+  return S.map((x, i) => {
+    const L = lagAt(i);
+    if (L === 0) return x;
+    const k = Math.floor(L);
+    const f = L - k;
+    const a = S[Math.min(i + k, last)]!.gpuUtil;
+    const b = S[Math.min(i + k + 1, last)]!.gpuUtil;
+    return { ...x, gpuUtil: (1 - f) * a + f * b };
+  });
 }
 
 /**
  * Builds ≤ maxWindowS windows from a parsed trace, with per-tenant activity, contexts and memory. Each read's
- * gpu_util is taken `utilLagReads` reads later (default: `gpuUtilLagReads` of the trace).
+ * gpu_util is aligned with the energy delta ending at it (`utilLag`: `'whole'` — the default — estimates the
+ * lag from the whole trace, `'causal'` from the reads up to each read, a number fixes it; 0 = as read).
  */
-export function nvmlTraceWindows(trace: NvmlTrace, maxWindowS = 2, anomalies: string[] = [], utilLagReads = gpuUtilLagReads(trace)): Array<GpuActivityWindow & { t0: number; t1: number }> {
-  const S0 = trace.samples;
-  const lag = Math.max(0, Math.floor(utilLagReads));
-  const S = lag === 0 ? S0 : S0.map((x, i) => ({ ...x, gpuUtil: S0[Math.min(i + lag, S0.length - 1)]!.gpuUtil }));
+export function nvmlTraceWindows(trace: NvmlTrace, maxWindowS = 2, anomalies: string[] = [], utilLag: number | 'causal' | 'whole' = 'whole'): Array<GpuActivityWindow & { t0: number; t1: number }> {
+  const S = alignGpuUtil(trace, utilLag);
   const tenantOf = (pid: number): string => trace.header.pids[pid] ?? `pid:${pid}`;
   // 1. segments between consecutive reads, energy from the counter (power × dt across a counter reset)
   const segs: Seg[] = [];
@@ -267,9 +349,9 @@ export function gpuReplayTrace(trace: NvmlTrace, opts: GpuReplayOptions = {}): G
   const maxWindowS = checkOptions(opts);
   const policy = opts.policy ?? 'equal';
   const anomalies: string[] = [];
-  const wins = nvmlTraceWindows(trace, maxWindowS, anomalies);
+  const wins = nvmlTraceWindows(trace, maxWindowS, anomalies, opts.utilLagReads ?? 'whole');
   // in-sample: the fit over every window of the trace splits every window
-  const learner = new GpuSignatureLearner();
+  const learner = new GpuSignatureLearner(opts.learner);
   for (const w of wins) learner.observe(w);
   const fit = learner.fit();
   return replayResult(trace, wins, policy, anomalies, learner, (w) => splitGpuWindow(w, fit, { policy, noContextIdleW: opts.noContextIdleW ?? 0 }));
@@ -316,8 +398,14 @@ export interface GpuCausalReplayOptions {
   intervalS?: number;
   policy?: GpuStaticPolicy;
   noContextIdleW?: number;
-  /** Options of the online learner (forgetting, shrinkage). */
+  /** Options of the online learner (forgetting, shrinkage, sample weighting). */
   learner?: GpuSignatureLearnerOptions;
+  /**
+   * Lag of gpu_util behind the energy counter, reads. Default: estimated as the replay goes, each read aligned
+   * with the lag estimated from the reads up to it (an interval closes once its last read's aligned gpu_util
+   * is known: that many reads after its end). 0 = as read.
+   */
+  utilLagReads?: number;
   source?: string;
 }
 
@@ -330,7 +418,7 @@ export function gpuCausalReplayTrace(trace: NvmlTrace, opts: GpuCausalReplayOpti
   const intervalS = checkOptions({ maxWindowS: opts.intervalS ?? 1, ...(opts.noContextIdleW !== undefined ? { noContextIdleW: opts.noContextIdleW } : {}) }, 'intervalS');
   const policy = opts.policy ?? 'equal';
   const anomalies: string[] = [];
-  const wins = nvmlTraceWindows(trace, intervalS, anomalies);
+  const wins = nvmlTraceWindows(trace, intervalS, anomalies, opts.utilLagReads ?? 'causal');
   const learner = new GpuSignatureLearner(opts.learner);
   return replayResult(trace, wins, policy, anomalies, learner, (w) => {
     const sp = splitGpuWindow(w, learner.fit(), { policy, noContextIdleW: opts.noContextIdleW ?? 0 });

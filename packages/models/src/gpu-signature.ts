@@ -88,6 +88,8 @@ export interface GpuSignatureLearnerOptions {
   minActivity?: number;
   /** Spread of the prior on a tenant's signature, as a fraction of the pooled signature. Default 0.5. */
   priorSpread?: number;
+  /** Weigh windows that carry `samples` by the sampling noise of their split (see the header). Default true. */
+  sampleWeighting?: boolean;
 }
 
 /** Time-weighted number of contexts held over the window. */
@@ -130,6 +132,7 @@ export class GpuSignatureLearner {
   private readonly decay: number;
   private readonly minActivity: number;
   private readonly priorSpread: number;
+  private readonly sampleWeighting: boolean;
   private cached: GpuSignatureFit | undefined;
   /** Σ and count of the windows' sampling variances v (weightOf); in memory only, not part of the exported state. */
   private sampleVarSum = 0;
@@ -140,6 +143,7 @@ export class GpuSignatureLearner {
     this.decay = Number.isFinite(hl) && hl > 0 ? Math.pow(0.5, 1 / hl) : 1;
     this.minActivity = opts.minActivity ?? 0;
     this.priorSpread = opts.priorSpread ?? 0.5;
+    this.sampleWeighting = opts.sampleWeighting ?? true;
   }
 
   private col(name: string): number {
@@ -200,7 +204,7 @@ export class GpuSignatureLearner {
    */
   private weightOf(w: GpuActivityWindow): number {
     const n = w.samples ?? 0;
-    if (!(n > 0)) return 1;
+    if (!this.sampleWeighting || !(n > 0)) return 1;
     const v = this.sampleVariance(w, n);
     this.sampleVarSum += v;
     this.sampleVarN++;
