@@ -10,8 +10,8 @@
 //   B. collector           InProcessBus → NestJS collector (align, attribute, conservation) → chDB store
 //   C. full                gRPC client → gateway → InProcessBus → collector → chDB store
 // Prints a JSON line and a markdown table with medians and the ratios between stages.
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir, cpus } from 'node:os';
+import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir, cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { InProcessBus, TOPICS, silentLogger, encodeFrame, decodeFrame, FrameBatch } from '@wattsplit/wire';
@@ -25,6 +25,8 @@ const HOSTS = Number(process.env.HOSTS ?? 8);
 const VMS = Number(process.env.VMS ?? 50);
 const SECONDS = Number(process.env.SECONDS ?? 120);
 const REPEAT = Number(process.env.REPEAT ?? 3);
+/** Which stages to run (default all three: A,B,C); e.g. STAGES=B to profile the collector alone. */
+const STAGES = new Set((process.env.STAGES ?? 'A,B,C').split(',').map((x) => x.trim().toUpperCase()));
 
 // ---- frames from real agents over the simulator
 const fleet = createFleet({ hosts: HOSTS, vmsPerHost: VMS, seed: 7, events: 'none', noise: false, startUnixMs: Date.now() - SECONDS * 1000 });
@@ -49,6 +51,39 @@ function renamed(run) {
 }
 
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+
+/**
+ * CPU seconds of this process's threads (Linux /proc/self/task/<tid>/stat, utime + stime at 100 Hz): the
+ * main thread (the collector's event loop) apart from all others (the chDB worker, the engine's threads,
+ * libuv, GC helpers). Unlike wall time these do not grow with other jobs on a shared box, so they give
+ * the cost per VM-sample; on a quiet 2-core box the rate is bounded by max(main, all / 2).
+ */
+function threadCpu() {
+  let main = 0;
+  let other = 0;
+  const tick = 100;
+  try {
+    for (const tid of readdirSync('/proc/self/task')) {
+      let f;
+      try {
+        f = readFileSync(`/proc/self/task/${tid}/stat`, 'utf8');
+      } catch {
+        continue; // the thread ended meanwhile
+      }
+      const rest = f.slice(f.lastIndexOf(')') + 2).split(' ');
+      const s = (Number(rest[11]) + Number(rest[12])) / tick;
+      if (Number(tid) === process.pid) main += s;
+      else other += s;
+    }
+  } catch {
+    return undefined; // not Linux
+  }
+  return { main, other };
+}
+const cpuSince = (a) => {
+  const b = threadCpu();
+  return a && b ? { main: b.main - a.main, other: Math.max(0, b.other - a.other) } : undefined;
+};
 
 async function stageA() {
   const fs = renamed(runNo++);
@@ -75,10 +110,11 @@ const gateway = await startGateway({ producer: bus.producer(), logger: silentLog
 async function stageB() {
   const msgs = renamed(runNo++).map((f) => ({ key: f.hostId, value: encodeFrame(f) }));
   const before = collector.pipeline.stats.intervalsStored;
+  const c0 = threadCpu();
   const t0 = performance.now();
   for (let i = 0; i < msgs.length; i += 512) await bus.producer().send(TOPICS.telemetry, msgs.slice(i, i + 512));
   await bus.idle();
-  return { s: (performance.now() - t0) / 1000, intervals: collector.pipeline.stats.intervalsStored - before };
+  return { s: (performance.now() - t0) / 1000, intervals: collector.pipeline.stats.intervalsStored - before, cpu: cpuSince(c0) };
 }
 
 async function stageC() {
@@ -89,6 +125,7 @@ async function stageC() {
     byHost.get(f.hostId).push(f);
   }
   const before = collector.pipeline.stats.intervalsStored;
+  const c0 = threadCpu();
   const t0 = performance.now();
   // One gRPC stream per host, batches of 64 frames, as the agents' SpoolingSender sends them.
   await Promise.all(
@@ -103,14 +140,15 @@ async function stageC() {
     }),
   );
   await bus.idle();
-  return { s: (performance.now() - t0) / 1000, intervals: collector.pipeline.stats.intervalsStored - before };
+  return { s: (performance.now() - t0) / 1000, intervals: collector.pipeline.stats.intervalsStored - before, cpu: cpuSince(c0) };
 }
 
 const runs = { A: [], B: [], C: [] };
+const loadStart = loadavg()[0];
 for (let i = 0; i < REPEAT; i++) {
-  runs.A.push(await stageA());
-  runs.B.push(await stageB());
-  runs.C.push(await stageC());
+  if (STAGES.has('A')) runs.A.push(await stageA());
+  if (STAGES.has('B')) runs.B.push(await stageB());
+  if (STAGES.has('C')) runs.C.push(await stageC());
 }
 await gateway.close();
 await collector.close();
@@ -119,8 +157,18 @@ rmSync(dir, { recursive: true, force: true });
 
 const rss = process.resourceUsage().maxRSS / 1024; // MiB
 const row = (k) => {
+  if (runs[k].length === 0) return { median_s: Number.NaN, frames_per_s: Number.NaN, vm_samples_per_s: Number.NaN, intervals: 0 };
   const s = median(runs[k].map((r) => r.s));
-  return { median_s: s, frames_per_s: frames.length / s, vm_samples_per_s: vmSamples / s, intervals: runs[k][0].intervals };
+  const cpus = runs[k].map((r) => r.cpu).filter(Boolean);
+  const us = (x) => (1e6 * x) / vmSamples;
+  const main = cpus.length ? median(cpus.map((c) => us(c.main))) : undefined;
+  const other = cpus.length ? median(cpus.map((c) => us(c.other))) : undefined;
+  const cpu =
+    main !== undefined && other !== undefined
+      ? // what a quiet 2-core box would sustain: the main thread on one core, all threads on two
+        { main_us_per_vm_sample: main, other_threads_us_per_vm_sample: other, quiet_2core_vm_samples_per_s_bound: 1e6 / Math.max(main, (main + other) / 2) }
+      : undefined;
+  return { median_s: s, frames_per_s: frames.length / s, vm_samples_per_s: vmSamples / s, intervals: runs[k][0].intervals, ...(cpu ? { cpu } : {}) };
 };
 const A = row('A');
 const B = row('B');
@@ -140,6 +188,7 @@ const out = {
   ratio_collector_vs_math: A.median_s / B.median_s,
   ratio_full_vs_collector: B.median_s / C.median_s,
   peak_rss_mib: rss,
+  loadavg_1m_start_end: [loadStart, loadavg()[0]],
   machine: `${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}`,
   node: process.version,
   date: new Date().toISOString(),
@@ -150,4 +199,10 @@ console.log(`\n| stage | median s | frames/s | VM-samples/s | vs previous |\n|--
 console.log(`| align + cpu_share (in memory) | ${A.median_s.toFixed(3)} | ${f(A.frames_per_s)} | ${f(A.vm_samples_per_s)} | — |`);
 console.log(`| bus → collector → chDB | ${B.median_s.toFixed(3)} | ${f(B.frames_per_s)} | ${f(B.vm_samples_per_s)} | ${(A.median_s / B.median_s).toFixed(3)}× |`);
 console.log(`| gRPC → gateway → bus → collector → chDB | ${C.median_s.toFixed(3)} | ${f(C.frames_per_s)} | ${f(C.vm_samples_per_s)} | ${(B.median_s / C.median_s).toFixed(3)}× |`);
-console.log(`\n${HOSTS} hosts × ${VMS} VMs × ${SECONDS + 1} frames each, median of ${REPEAT}; peak RSS ${rss.toFixed(0)} MiB; ${out.machine}; node ${process.version}; ${out.date}`);
+const cpuRow = (name, r) => (r.cpu ? `| ${name} | ${r.cpu.main_us_per_vm_sample.toFixed(1)} | ${r.cpu.other_threads_us_per_vm_sample.toFixed(1)} | ${f(r.cpu.quiet_2core_vm_samples_per_s_bound)} |` : '');
+if (B.cpu || C.cpu) {
+  console.log(`\n| stage | main thread CPU µs / VM-sample | other threads CPU µs / VM-sample | quiet 2-core bound VM-samples/s |\n|---|---|---|---|`);
+  if (B.cpu) console.log(cpuRow('bus → collector → chDB', B));
+  if (C.cpu) console.log(cpuRow('gRPC → gateway → bus → collector → chDB', C));
+}
+console.log(`\n${HOSTS} hosts × ${VMS} VMs × ${SECONDS + 1} frames each, median of ${REPEAT}; peak RSS ${rss.toFixed(0)} MiB; load average ${loadStart.toFixed(1)} → ${loadavg()[0].toFixed(1)}; ${out.machine}; node ${process.version}; ${out.date}`);

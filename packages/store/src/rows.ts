@@ -87,8 +87,13 @@ export function anomalyRows(hostId: string, seq: number, t1UnixNs: number, anoma
 const fin = (x: unknown): x is number => typeof x === 'number' && Number.isFinite(x);
 const nat = (x: number) => (x > 0 ? Math.round(x) : 0);
 
+/** The GPU columns of a VM without GPUs (most VMs): shared empty arrays, not seven new ones per row. */
+const NO_GPUS: readonly never[] = Object.freeze([]);
+
 function vmRow(i: HostInterval, v: VmInterval, t0: number, t1: number): Row {
   const p = v.perf;
+  const g = v.gpus;
+  const none = g.length === 0;
   return {
     host: i.hostId,
     hardware_class: i.hardwareClass,
@@ -114,13 +119,13 @@ function vmRow(i: HostInterval, v: VmInterval, t0: number, t1: number): Row {
     instructions: p ? nat(p.instructions) : 0,
     llc_misses: p ? nat(p.llcMisses) : 0,
     llc_references: p ? nat(p.llcReferences) : 0,
-    gpu_devices: v.gpus.map((g) => g.device),
-    gpu_sm_util_pct: v.gpus.map((g) => g.smUtilPct),
-    gpu_mem_util_pct: v.gpus.map((g) => g.memUtilPct),
-    gpu_util_samples: v.gpus.map((g) => nat(g.utilSamples)),
-    gpu_used_memory_bytes: v.gpus.map((g) => nat(g.usedMemoryBytes)),
-    gpu_holds_context: v.gpus.map((g) => (g.holdsContext ? 1 : 0)),
-    gpu_passthrough: v.gpus.map((g) => (g.passthrough ? 1 : 0)),
+    gpu_devices: none ? NO_GPUS : g.map((x) => x.device),
+    gpu_sm_util_pct: none ? NO_GPUS : g.map((x) => x.smUtilPct),
+    gpu_mem_util_pct: none ? NO_GPUS : g.map((x) => x.memUtilPct),
+    gpu_util_samples: none ? NO_GPUS : g.map((x) => nat(x.utilSamples)),
+    gpu_used_memory_bytes: none ? NO_GPUS : g.map((x) => nat(x.usedMemoryBytes)),
+    gpu_holds_context: none ? NO_GPUS : g.map((x) => (x.holdsContext ? 1 : 0)),
+    gpu_passthrough: none ? NO_GPUS : g.map((x) => (x.passthrough ? 1 : 0)),
   };
 }
 
