@@ -98,34 +98,74 @@ export function parseIoStat(text: string, file: string): { read: number; write: 
 /**
  * Σ Read and Σ Write over the devices of a v1 blkio.throttle.io_service_bytes: lines "MAJ:MIN Op N" (the
  * kernel writes single spaces); the per-device "Total" lines are not summed, the last line "Total N" has two
- * fields and is skipped. Scanned with indexOf: no regex, no arrays per line.
+ * fields and is skipped.
  */
 export function parseBlkioServiceBytes(text: string, file: string): { read: number; write: number } {
+  const out = { read: 0, write: 0 };
+  const b = Buffer.from(text, 'latin1');
+  scanBlkioServiceBytes(b, b.length, file, out);
+  return out;
+}
+
+const SP = 0x20;
+const NL = 0x0a;
+
+/**
+ * parseBlkioServiceBytes from the read buffer's first `n` bytes, into `out`: no strings, no arrays (a value
+ * that is not plain digits goes the string way, to be read as Number(text) reads it, or named in the error).
+ */
+export function scanBlkioServiceBytes(b: Uint8Array, n: number, file: string, out: { read: number; write: number }): void {
   let read = 0;
   let write = 0;
-  for (let i = 0; i < text.length; ) {
-    let end = text.indexOf('\n', i);
-    if (end < 0) end = text.length;
-    const a = text.indexOf(' ', i);
-    const b = a >= 0 && a < end ? text.indexOf(' ', a + 1) : -1;
-    if (b >= 0 && b < end && a > i) {
-      const op = text.slice(a + 1, b);
-      if (op === 'Read' || op === 'Write') {
-        const value = text.slice(b + 1, end).trim();
-        const v = num(value, file, `${text.slice(i, a)} ${op}`);
-        if (op === 'Read') read += v;
+  for (let i = 0; i < n; ) {
+    // the line [i, end) and its first two spaces a, s (plain loops: Buffer#indexOf is a call into C++)
+    let end = i;
+    let a = -1;
+    let s = -1;
+    for (; end < n; end++) {
+      const c = b[end];
+      if (c === NL) break;
+      if (c === SP) {
+        if (a < 0) a = end;
+        else if (s < 0) s = end;
+      }
+    }
+    if (s > 0 && a > i) {
+      // "Read" or "Write" between the two spaces
+      const len = s - a - 1;
+      const isRead = len === 4 && b[a + 1] === 0x52 && b[a + 2] === 0x65 && b[a + 3] === 0x61 && b[a + 4] === 0x64;
+      const isWrite = len === 5 && b[a + 1] === 0x57 && b[a + 2] === 0x72 && b[a + 3] === 0x69 && b[a + 4] === 0x74 && b[a + 5] === 0x65;
+      if (isRead || isWrite) {
+        let v = 0;
+        let k = s + 1;
+        for (; k < end; k++) {
+          const c = b[k] as number;
+          if (c < 0x30 || c > 0x39) break;
+          v = v * 10 + (c - 0x30);
+        }
+        let tail = k;
+        while (tail < end && (b[tail] === SP || b[tail] === 0x09 || b[tail] === 0x0d)) tail++;
+        if (k === s + 1 || tail !== end || k - s - 1 > 15) {
+          // not plain digits (or past a double's exact digits): as the text says it
+          const latin1 = (from: number, to: number) => String.fromCharCode(...b.subarray(from, to));
+          v = num(latin1(s + 1, end).trim(), file, `${latin1(i, a)} ${isRead ? 'Read' : 'Write'}`);
+        }
+        if (isRead) read += v;
         else write += v;
       }
     }
     i = end + 1;
   }
-  return { read, write };
+  out.read = read;
+  out.write = write;
 }
 
 /** Reads one VM's cgroup; locates it from the libvirt domain id and name. */
 export class CgroupReader {
   readonly version: CgroupVersion;
   private readonly files = new Map<string, VmFiles>();
+  /** I/O bytes of the VM being read (one object for every read, not one per VM per round). */
+  private readonly io = { read: 0, write: 0 };
 
   constructor(private readonly fs: HostFs, version?: CgroupVersion) {
     this.version = version ?? detectCgroupVersion(fs);
@@ -260,12 +300,19 @@ export class CgroupReader {
       // v2: memory.current is always there (an error is the cgroup gone); v1: the memory controller may not be mounted
       if (e instanceof WattsplitError || this.version === 2) throw e;
     }
-    let io = { read: 0, write: 0 };
+    const io = this.io;
+    io.read = 0;
+    io.write = 0;
     try {
-      const text = f.io.text();
-      io = this.version === 2 ? parseIoStat(text, f.io.path) : parseBlkioServiceBytes(text, f.io.path);
+      if (this.version === 2) {
+        const r = parseIoStat(f.io.text(), f.io.path);
+        io.read = r.read;
+        io.write = r.write;
+      } else f.io.scan(scanBlkioServiceBytes, io);
     } catch (e) {
       if (e instanceof WattsplitError) throw e; // io controller not enabled for the slice / blkio not mounted: no block stats
+      io.read = 0;
+      io.write = 0;
     }
     return { cpuTimeNs, vcpuTimeNs, memoryUsedBytes, blockReadBytes: io.read, blockWriteBytes: io.write };
   }

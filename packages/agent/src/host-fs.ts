@@ -102,6 +102,17 @@ export class RootedHostFs implements HostFs {
     return this.entry(path);
   }
 
+  /** `parse` of a held file's bytes, from the read buffer (valid only during the call). */
+  scanKept<A>(kept: KeptFile, parse: (bytes: Uint8Array, length: number, path: string, arg: A) => void, arg: A): void {
+    const n = this.pread(kept);
+    if (n === BUF_SIZE) {
+      const b = Buffer.from(this.readWhole(kept.path), 'latin1'); // larger than the buffer: read it whole
+      parse(b, b.length, kept.path, arg);
+      return;
+    }
+    parse(this.buf as Buffer, n, kept.path, arg);
+  }
+
   /** readUint of a held file (from `keep`). */
   readUintKept(kept: KeptFile): number {
     const n = this.pread(kept);
@@ -240,6 +251,16 @@ export class CounterFile {
   /** fs.readText(path). */
   text(): string {
     return this.kept ? this.kept.fs.readTextKept(this.kept.file) : this.fs.readText(this.path);
+  }
+
+  /** `parse(bytes, length, path, arg)` of the file's bytes (a kept-open file's: the read buffer, no string). */
+  scan<A>(parse: (bytes: Uint8Array, length: number, path: string, arg: A) => void, arg: A): void {
+    if (this.kept) {
+      this.kept.fs.scanKept(this.kept.file, parse, arg);
+      return;
+    }
+    const b = Buffer.from(this.fs.readText(this.path), 'latin1');
+    parse(b, b.length, this.path, arg);
   }
 }
 

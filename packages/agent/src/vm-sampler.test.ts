@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { VmState, memoryLogger } from '@wattsplit/wire';
-import { parseBlkioServiceBytes, parseCpuStatUsageNs, parseIoStat } from './cgroup-reader.js';
+import { parseBlkioServiceBytes, parseCpuStatUsageNs, parseIoStat, scanBlkioServiceBytes } from './cgroup-reader.js';
 import { RootedHostFs } from './host-fs.js';
 import { cgroupV2Path, libvirtMachineName, systemdEscape, systemdUnescape } from './machine-name.js';
 import { CpuFreqReader, parseProcStat } from './proc-stat.js';
@@ -213,4 +213,28 @@ test('cpufreq: all CPUs the first round, then at most perRound a round in turn; 
   r.read();
   r.read();
   assert.equal(r.read(), 2000, 'an offline CPU (file gone) drops out of the mean');
+});
+
+test('blkio.throttle.io_service_bytes from bytes: Read and Write summed over devices as Number(text) reads them, Total lines left out', () => {
+  const devs = [
+    ['8:0', 4096, 8192],
+    ['253:0', 2 ** 53 + 2, 7], // past a double's exact digits: rounded as Number("9007199254740994") rounds
+    ['253:1', 0, 123456789012345],
+  ] as const;
+  let text = '';
+  for (const [dev, r, w] of devs) text += `${dev} Read ${r}\n${dev} Write ${w}\n${dev} Sync 5\n${dev} Async 6\n${dev} Discard 0\n${dev} Total ${r + w}\n`;
+  text += `Total ${devs.reduce((s, [, r, w]) => s + r + w, 0)}\n`;
+  const want = { read: devs.reduce((s, [, r]) => s + Number(String(r)), 0), write: devs.reduce((s, [, , w]) => s + w, 0) };
+  assert.deepEqual(parseBlkioServiceBytes(text, '/b'), want);
+  // from a buffer longer than the file (the read buffer): only the first n bytes count
+  const buf = Buffer.alloc(4096, 0x37);
+  const n = buf.write(text, 'latin1');
+  const out = { read: -1, write: -1 };
+  scanBlkioServiceBytes(buf, n, '/b', out);
+  assert.deepEqual(out, want);
+  // what is not plain digits is read as the text says it, or named
+  assert.deepEqual(parseBlkioServiceBytes('8:0 Read 12  \n8:0 Write 1e3\n', '/b'), { read: 12, write: 1000 });
+  assert.deepEqual(parseBlkioServiceBytes('8:0 Read 5', '/b'), { read: 5, write: 0 }, 'no newline at the end');
+  assert.deepEqual(parseBlkioServiceBytes('', '/b'), { read: 0, write: 0 });
+  assert.throws(() => parseBlkioServiceBytes('8:0 Write -1\n', '/b'), /\/b: 8:0 Write is "-1"/);
 });
