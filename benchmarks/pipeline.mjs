@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // Embedded pipeline throughput (issue 2): frames and VM-samples per second, and peak memory.
 //
-//   node benchmarks/pipeline.mjs            (after `npm run build`; env HOSTS VMS SECONDS REPEAT)
+//   node benchmarks/pipeline.mjs            (after `npm run build`; env HOSTS VMS SECONDS REPEAT STAGES NOISE DISK)
 //
 // Frames are produced first by the real Agent over simulated hosts (so parsing of sysfs/cgroup text is
 // not part of the pipeline numbers; it is in benchmarks/agent-round.mjs). Then, REPEAT times each, in
@@ -29,7 +29,11 @@ const REPEAT = Number(process.env.REPEAT ?? 3);
 const STAGES = new Set((process.env.STAGES ?? 'A,B,C').split(',').map((x) => x.trim().toUpperCase()));
 
 // ---- frames from real agents over the simulator
-const fleet = createFleet({ hosts: HOSTS, vmsPerHost: VMS, seed: 7, events: 'none', noise: false, startUnixMs: Date.now() - SECONDS * 1000 });
+/** NOISE=1: the simulator's measurement noise on (for DISK: noise-free counters compress better than real ones). */
+const NOISE = process.env.NOISE === '1';
+/** DISK=1: after the runs, bytes on disk per stored VM-sample by table (system.parts), as written and after OPTIMIZE … FINAL. */
+const DISK = process.env.DISK === '1';
+const fleet = createFleet({ hosts: HOSTS, vmsPerHost: VMS, seed: 7, events: 'none', noise: NOISE, startUnixMs: Date.now() - SECONDS * 1000 });
 const agents = fleet.hosts.map((h) => new Agent({ hostId: h.hostId, hardwareClass: h.hardwareClass, fs: h.fs, domains: h.domains, gpus: h.gpus, perf: h.perf, bmc: h.bmc, processOwners: h.processOwners, clock: h.clock, logger: silentLogger, bootId: 'bench' }));
 const frames = []; // encoded, in time order across hosts
 const genT0 = performance.now();
@@ -150,6 +154,22 @@ for (let i = 0; i < REPEAT; i++) {
   if (STAGES.has('B')) runs.B.push(await stageB());
   if (STAGES.has('C')) runs.C.push(await stageC());
 }
+let disk;
+if (DISK) {
+  const stored = collector.pipeline.stats.intervalsStored * VMS;
+  const parts = async () =>
+    Object.fromEntries(
+      (await collector.store.query(`SELECT table, count() AS parts, sum(rows) AS rows, sum(bytes_on_disk) AS bytes FROM system.parts WHERE active AND database = currentDatabase() GROUP BY table ORDER BY table`)).rows.map((r) => [
+        r.table,
+        { parts: Number(r.parts), rows: Number(r.rows), bytes_per_vm_sample: Number(r.bytes) / stored },
+      ]),
+    );
+  const asWritten = await parts();
+  for (const t of Object.keys(asWritten)) await collector.store.query(`OPTIMIZE TABLE ${t} FINAL`, 'CSV');
+  const merged = await parts();
+  const total = (x) => Object.values(x).reduce((a, b) => a + b.bytes_per_vm_sample, 0);
+  disk = { vm_samples_stored: stored, noise: NOISE, as_written: asWritten, after_optimize_final: merged, total_bytes_per_vm_sample: { as_written: total(asWritten), after_optimize_final: total(merged) } };
+}
 await gateway.close();
 await collector.close();
 await bus.close();
@@ -188,6 +208,7 @@ const out = {
   ratio_collector_vs_math: A.median_s / B.median_s,
   ratio_full_vs_collector: B.median_s / C.median_s,
   peak_rss_mib: rss,
+  ...(disk ? { disk } : {}),
   loadavg_1m_start_end: [loadStart, loadavg()[0]],
   machine: `${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}`,
   node: process.version,
