@@ -45,8 +45,8 @@ export function detectCgroupVersion(fs: HostFs): CgroupVersion {
   return fs.exists(`${CGROUP_ROOT}/cgroup.controllers`) ? 2 : 1;
 }
 
-/** One VM's counter files (named once, held across rounds) and how to read them. */
-interface VmFiles {
+/** One VM's counter files (named once, held across rounds) and how to read them: `files()`, `readFiles()`. */
+export interface VmFiles {
   cpu: CounterFile;
   /** cpu.stat (usage_usec) rather than a one-number file in ns */
   cpuIsStat: boolean;
@@ -163,7 +163,7 @@ export function scanBlkioServiceBytes(b: Uint8Array, n: number, file: string, ou
 /** Reads one VM's cgroup; locates it from the libvirt domain id and name. */
 export class CgroupReader {
   readonly version: CgroupVersion;
-  private readonly files = new Map<string, VmFiles>();
+  private readonly filesByPath = new Map<string, VmFiles>();
   /** I/O bytes of the VM being read (one object for every read, not one per VM per round). */
   private readonly io = { read: 0, write: 0 };
 
@@ -282,7 +282,11 @@ export class CgroupReader {
 
   /** Reads the VM's counters; throws Node's ENOENT/ENODEV when the cgroup vanished. */
   read(path: string, vcpus: number): VmCgroupStats {
-    const f = this.filesOf(path, vcpus);
+    return this.readFiles(this.files(path, vcpus));
+  }
+
+  /** read() of files the caller holds (from `files(path, vcpus)`; valid until `forget(path)`). */
+  readFiles(f: VmFiles): VmCgroupStats {
     const cpuTimeNs = f.cpuIsStat ? parseCpuStatUsageNs(f.cpu.text(), f.cpu.path) : this.uint(f.cpu, f.cpuField);
     const vcpuTimeNs: number[] = [];
     for (const v of f.vcpus) {
@@ -331,8 +335,8 @@ export class CgroupReader {
   }
 
   /** The VM's files, named once per cgroup and held (kept-open files are read without a lookup by path). */
-  private filesOf(path: string, vcpus: number): VmFiles {
-    const known = this.files.get(path);
+  files(path: string, vcpus: number): VmFiles {
+    const known = this.filesByPath.get(path);
     if (known && known.vcpus.length === vcpus) return known;
     const file = (p: string) => new CounterFile(this.fs, p);
     const list = (dir: string, sub: string, name: string) => Array.from({ length: vcpus }, (_, k) => file(`${dir}${sub}/vcpu${k}/${name}`));
@@ -355,14 +359,14 @@ export class CgroupReader {
         io: file(`${CGROUP_ROOT}/blkio${path}/blkio.throttle.io_service_bytes`),
       };
     }
-    this.files.set(path, f);
+    this.filesByPath.set(path, f);
     return f;
   }
 
   /** Drops what is cached about a VM's cgroup (vCPU list, open fds of a keepOpen HostFs). */
   forget(path: string): void {
     const dirs = this.version === 2 ? [`${CGROUP_ROOT}${path}`] : ['cpuacct', 'unified', 'memory', 'blkio'].map((c) => `${CGROUP_ROOT}/${c}${path}`);
-    this.files.delete(path);
+    this.filesByPath.delete(path);
     const rel = (this.fs as Partial<ReleasableHostFs>).release;
     if (rel) for (const d of dirs) rel.call(this.fs, d);
   }

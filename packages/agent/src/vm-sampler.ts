@@ -14,7 +14,7 @@
  * reported once with state SHUTOFF; live-migration states come from the DomainSource.
  */
 import { VmState, type DomainInfo, type DomainState, type HostFs, type IVmSample, type Logger } from '@wattsplit/wire';
-import { CgroupReader, type CgroupVersion, type ReleasableHostFs } from './cgroup-reader.js';
+import { CgroupReader, type CgroupVersion, type ReleasableHostFs, type VmFiles } from './cgroup-reader.js';
 import { errnoOf, readUint } from './host-fs.js';
 import { NET_DEV_FILE, parseNetDev } from './net-dev.js';
 import { CpuFreqReader, discoverFreqFiles, parseProcStat } from './proc-stat.js';
@@ -41,8 +41,12 @@ interface KnownVm {
   id: number;
   taps: string[];
   cgroupPath: string;
+  /** its cgroup's counter files, held (the CgroupReader's, for this cgroup and vCPU count) */
+  files: VmFiles;
   startedMonoNs: number;
   last: IVmSample;
+  /** the last round whose inventory listed it (one not listed in this round is gone) */
+  listedRound: number;
 }
 
 export interface VmSamplerOptions {
@@ -63,6 +67,7 @@ export class VmSampler implements Sampler {
   private readonly taps = new Set<string>();
   /** Host paths of each tap's sysfs counters, named once. */
   private readonly tapFiles = new Map<string, { rx: string; tx: string }>();
+  private round = 0;
   private lastSeen = 0;
   private lastMissing: string[] = [];
   private hostCpuError: string | undefined;
@@ -89,18 +94,19 @@ export class VmSampler implements Sampler {
     frame.hostCpu = this.readHostCpu();
     if (!ctx.domainsAvailable) return; // inventory unknown this round: do not mark VMs gone
     this.readNetDev(ctx.domains);
-    const listed = new Set<string>();
+    const round = ++this.round;
     const missing: string[] = [];
     for (const d of ctx.domains) {
-      listed.add(d.uuid);
-      const s = this.sampleDomain(d, ctx, missing);
+      const prev = this.known.get(d.uuid);
+      if (prev) prev.listedRound = round;
+      const s = this.sampleDomain(d, prev, ctx, missing);
       if (s) {
         frame.vms.push(s);
         ctx.vmsByUuid.set(d.uuid, s);
       }
     }
     for (const [uuid, k] of this.known) {
-      if (listed.has(uuid)) continue;
+      if (k.listedRound === round) continue;
       const gone: IVmSample = { ...k.last, state: VmState.VM_STATE_GONE, readMonoNs: k.last.readMonoNs ?? 0 };
       frame.vms.push(gone);
       ctx.vmsByUuid.set(uuid, gone);
@@ -121,8 +127,7 @@ export class VmSampler implements Sampler {
     this.known.delete(uuid);
   }
 
-  private sampleDomain(d: DomainInfo, ctx: RoundContext, missing: string[]): IVmSample | undefined {
-    const prev = this.known.get(d.uuid);
+  private sampleDomain(d: DomainInfo, prev: KnownVm | undefined, ctx: RoundContext, missing: string[]): IVmSample | undefined {
     if (d.state === 'shutoff') {
       if (!prev) return undefined;
       this.forget(d.uuid);
@@ -140,9 +145,11 @@ export class VmSampler implements Sampler {
       }
     }
     const now = ctx.monoNs();
+    const same = prev !== undefined && prev.id === d.id;
+    const files = same && prev.files.vcpus.length === d.vcpus ? prev.files : this.cgroups.files(cgroupPath, d.vcpus);
     let stats;
     try {
-      stats = this.cgroups.read(cgroupPath, d.vcpus);
+      stats = this.cgroups.readFiles(files);
     } catch (e) {
       const code = errnoOf(e);
       if (prev && (code === 'ENOENT' || code === 'ENODEV')) {
@@ -195,12 +202,13 @@ export class VmSampler implements Sampler {
     if (!prev || prev.id !== d.id) {
       this.log.info({ vm: d.uuid, name: d.name, cgroup: cgroupPath }, 'VM appeared');
     }
-    if (prev && prev.id === d.id) {
+    if (same) {
       // the same qemu process: update in place (no new object per VM per round)
       prev.taps = d.taps;
       prev.cgroupPath = cgroupPath;
+      prev.files = files;
       prev.last = sample;
-    } else this.known.set(d.uuid, { id: d.id, taps: d.taps, cgroupPath, startedMonoNs: sample.startedMonoNs ?? now, last: sample });
+    } else this.known.set(d.uuid, { id: d.id, taps: d.taps, cgroupPath, files, startedMonoNs: sample.startedMonoNs ?? now, last: sample, listedRound: this.round });
     ctx.cgroupPathByUuid.set(d.uuid, cgroupPath);
     return sample;
   }
