@@ -4,7 +4,7 @@
 //
 //   node benchmarks/fleet.mjs [--clients kafkajs,platformatic] [--steps 50,100,200,400,800]
 //        [--step-seconds 15] [--warmup-seconds 15] [--vms 50] [--store-in-flight 1] [--store-min-interval-ms auto|N] [--compression gzip|none|lz4|snappy]
-//        [--collectors 1] [--brokers 127.0.0.1:9092] [--clickhouse http://127.0.0.1:8123] [--train S [--train-modes off,on]]
+//        [--collectors 1] [--brokers 127.0.0.1:9092] [--clickhouse http://127.0.0.1:8123] [--train S [--train-modes off,on,on-nice0]]
 //
 // --collectors N runs N collectors in one consumer group (this process and N-1 children): the
 // partitions are shared, as when a deployment scales the collector out. Their CPU is added up.
@@ -223,13 +223,16 @@ const { createCollectorApp } = await imp('packages/collector/dist/index.js');
 // --train S: the collectors run the learned model and retrain it every S seconds (periodS 1: every check
 // retrains), so training runs in their worker threads through the steps. --train-modes off,on runs each
 // client twice in one run, first with training off (the learned-model method configured, training
-// disabled) and then on, for the latency with training next to without.
+// disabled) and then on, for the latency with training next to without. `on` trains as the collector
+// does by default, its worker thread at nice 19; `on-nice0` trains with the worker at the collector's
+// own priority (workerNice 0), as before the renice.
 const trainEveryS = Number(opt('train', '0'));
 const trainModes = opt('train-modes', trainEveryS > 0 ? 'on' : 'off').split(',');
-const collectorOptions = (bus, store, inFlight, minIntervalMs, trainS) => ({
+for (const m of trainModes) if (!['off', 'on', 'on-nice0'].includes(m)) throw new Error(`--train-modes: ${m} is not off, on or on-nice0`);
+const collectorOptions = (bus, store, inFlight, minIntervalMs, trainS, workerNice = 19) => ({
   bus, store, groupId: 'bench', policy: 'reserved', storeWrites: { maxInFlight: inFlight, minIntervalMs }, staticPower: { fallbackWatts: { rapl: 80, gpu: 0, bmc_rest: 120 }, learn: false },
   ...(trainS > 0
-    ? { models: { training: { checkIntervalS: trainS, periodS: 1, minIntervals: 300, lookbackS: 600, limit: 20_000 } } }
+    ? { models: { training: { checkIntervalS: trainS, periodS: 1, minIntervals: 300, lookbackS: 600, limit: 20_000, workerNice } } }
     : trainEveryS > 0
       ? { models: { training: { enabled: false } } }
       : {}),
@@ -240,7 +243,7 @@ if (opt('role', '') === 'collector') {
   const cfg = JSON.parse(process.env.FLEET_BENCH_COLLECTOR);
   const { bus } = busOf(cfg.kind, cfg.brokers, cfg.ns);
   const store = new ClickHouseServerStore({ url: cfg.chUrl, database: cfg.database, requestTimeoutMs: 30_000 });
-  const app = await createCollectorApp(collectorOptions(bus, store, cfg.storeInFlight, cfg.storeMinIntervalMs, cfg.trainS));
+  const app = await createCollectorApp(collectorOptions(bus, store, cfg.storeInFlight, cfg.storeMinIntervalMs, cfg.trainS, cfg.workerNice));
   await serveRole({
     pause: () => ({ intervals: app.pipeline.stats.intervalsStored }),
     exit: async () => {
@@ -311,7 +314,7 @@ const serverCpu = () => ({
 });
 
 
-async function runClient(kind, trainS) {
+async function runClient(kind, trainS, workerNice = 19) {
   const ns = `bench-${kind}-${randomUUID().slice(0, 6)}`;
   const database = `bench_${ns.replace(/-/g, '_')}`;
   const { inner, bus: nsBus } = busOf(kind, brokers, ns);
@@ -342,7 +345,7 @@ async function runClient(kind, trainS) {
   };
   const store = new ClickHouseServerStore({ url: chUrl, database, requestTimeoutMs: 30_000 });
   const storeMinIntervalMs = storeMinIntervalFor(inner);
-  const collector = await createCollectorApp(collectorOptions(bus, store, storeInFlight, storeMinIntervalMs, trainS));
+  const collector = await createCollectorApp(collectorOptions(bus, store, storeInFlight, storeMinIntervalMs, trainS, workerNice));
   const writer = collector.pipeline.writer.stats;
   // Time spent in the collector's three awaited steps per handler call (store write, checkpoint save,
   // attribution publish), to tell which one the latency comes from.
@@ -385,7 +388,7 @@ async function runClient(kind, trainS) {
   };
   // More collectors in the same group: the partitions are shared (one partition is the unit of scale).
   const extra = [];
-  for (let i = 1; i < collectorCount; i++) extra.push(await child('collector', { FLEET_BENCH_COLLECTOR: JSON.stringify({ kind, brokers, ns, chUrl, database, storeInFlight, storeMinIntervalMs, trainS }) }));
+  for (let i = 1; i < collectorCount; i++) extra.push(await child('collector', { FLEET_BENCH_COLLECTOR: JSON.stringify({ kind, brokers, ns, chUrl, database, storeInFlight, storeMinIntervalMs, trainS, workerNice }) }));
   // The probe subscribes before any frame flows; it reads only what is published after it joined.
   const probe = await child('probe', { FLEET_BENCH_PROBE: JSON.stringify({ kind, brokers, ns }) });
   const { proc: load, call: rpc } = await child('load', { FLEET_BENCH_LOAD: JSON.stringify({ kind, brokers, ns, vms: vmsPerHost, maxHosts: Math.max(...steps) }) });
@@ -429,7 +432,7 @@ async function runClient(kind, trainS) {
     const cpuPct = (x) => (x === undefined ? undefined : Math.round((x / wallS) * 100));
     const row = {
       client: kind,
-      training: trainS > 0 ? `every ${trainS} s` : trainEveryS > 0 ? 'off' : '-',
+      training: trainS > 0 ? `every ${trainS} s, worker nice ${workerNice}` : trainEveryS > 0 ? 'off' : '-',
       trainings: trainedInStep.length,
       trainTotalS: trainedInStep.length ? +pct(trainedInStep.map((o) => o.timings?.totalS ?? NaN), 50).toFixed(1) : undefined,
       trainReadS: trainedInStep.length ? +pct(trainedInStep.map((o) => o.timings?.readS ?? NaN), 50).toFixed(1) : undefined,
@@ -490,14 +493,14 @@ const all = [];
 try {
   for (const c of clients) {
     say(`client ${c}: steps ${steps.join(', ')} hosts × ${vmsPerHost} VMs, ${stepSeconds} s each`);
-    for (const m of trainModes) all.push(...(await runClient(c, m === 'on' ? trainEveryS : 0)));
+    for (const m of trainModes) all.push(...(await runClient(c, m === 'off' ? 0 : trainEveryS, m === 'on-nice0' ? 0 : 19)));
   }
 } finally {
   if (ownBroker) script('kafka.sh', ['stop', 'bench']);
   if (ownCh) script('clickhouse-server.sh', ['stop', 'bench']);
 }
 
-const best = (c) => Math.max(0, ...all.filter((r) => r.client === c && r.sustained && r.training !== `every ${trainEveryS} s`).map((r) => r.hosts));
+const best = (c) => Math.max(0, ...all.filter((r) => r.client === c && r.sustained && (r.training === 'off' || r.training === '-')).map((r) => r.hosts));
 const machine = `${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}, Kafka 3.9.1 (1 broker, KRaft), ClickHouse ${chVersion.trim()}`;
 const lines = [
   `machine: ${machine}`,
