@@ -13,8 +13,8 @@ import { readUint } from './host-fs.js';
 const NS_PER_TICK = 10_000_000; // USER_HZ = 100
 
 export function parseProcStat(text: string, file = '/proc/stat'): IHostCpu {
-  const lines = text.split('\n');
-  const first = lines[0] ?? '';
+  const eol = text.indexOf('\n');
+  const first = eol < 0 ? text : text.slice(0, eol);
   const parts = first.trim().split(/\s+/);
   if (parts[0] !== 'cpu' || parts.length < 5) {
     throw new WattsplitError('SENSOR_READ_FAILED', `${file}: first line must be "cpu user nice system idle ...", got ${JSON.stringify(first.slice(0, 80))}`, { details: { file, value: first.slice(0, 80) } });
@@ -25,8 +25,14 @@ export function parseProcStat(text: string, file = '/proc/stat'): IHostCpu {
     return v;
   });
   const [user = 0, nice = 0, system = 0, idle = 0, iowait = 0, irq = 0, softirq = 0, steal = 0] = n;
+  // "cpuN " lines (one per online CPU) follow the first; counted without splitting the file into lines
   let online = 0;
-  for (let i = 1; i < lines.length; i++) if (/^cpu\d+\s/.test(lines[i] ?? '')) online++;
+  for (let i = text.indexOf('\ncpu'); i >= 0; i = text.indexOf('\ncpu', i + 4)) {
+    let k = i + 4;
+    while (k < text.length && text.charCodeAt(k) >= 0x30 && text.charCodeAt(k) <= 0x39) k++;
+    const after = text.charCodeAt(k);
+    if (k > i + 4 && (after === 0x20 || after === 0x09 || after === 0x0b || after === 0x0c || after === 0x0d)) online++;
+  }
   return {
     busyNs: (user + nice + system + irq + softirq + steal) * NS_PER_TICK,
     idleNs: (idle + iowait) * NS_PER_TICK,

@@ -238,3 +238,15 @@ test('blkio.throttle.io_service_bytes from bytes: Read and Write summed over dev
   assert.deepEqual(parseBlkioServiceBytes('', '/b'), { read: 0, write: 0 });
   assert.throws(() => parseBlkioServiceBytes('8:0 Write -1\n', '/b'), /\/b: 8:0 Write is "-1"/);
 });
+
+test('parseProcStat counts the "cpuN" lines that follow the total (online CPUs), nothing else', () => {
+  const cpuLines = Array.from({ length: 70 }, (_, c) => `cpu${c} 100 5 10 90000 1 0 1 0 0 0`);
+  const text = ['cpu  4705 356 584 3699176 23 0 18 0 0 0', ...cpuLines, 'cpufreq 3', 'cpu 1 2 3 4', 'intr 1 cpu7 2', 'cpu9', 'ctxt 123', ''].join('\n');
+  const byLines = text.split('\n').slice(1).filter((l) => /^cpu\d+\s/.test(l)).length;
+  const hc = parseProcStat(text);
+  assert.equal(hc.onlineCpus, byLines);
+  assert.equal(hc.onlineCpus, 70);
+  assert.equal(hc.busyNs, (4705 + 356 + 584 + 0 + 18 + 0) * 10_000_000);
+  assert.equal(hc.idleNs, (3699176 + 23) * 10_000_000);
+  assert.equal(parseProcStat('cpu  1 2 3 4').onlineCpus, 0, 'the total line alone, no newline');
+});
