@@ -29,10 +29,22 @@ const P = sim.EVALUATION_PROTOCOL; // dev fleets only (P.dev)
 const warmS = Number(arg('--warm', '600')), billS = Number(arg('--bill', '600'));
 const seeds = arg('--seeds', '101,102,103,1') === 'none' ? [] : arg('--seeds', '101,102,103,1').split(',').map(Number);
 console.log(`command: node benchmarks/accuracy-filter.mjs ${argv.join(' ')}; date ${new Date().toISOString()}; load ${loadavg().map((x) => x.toFixed(1)).join(' ')}`);
+// --extra 111:turbo_bins+smt,...: development-only diagnostic fleets (seeds outside the evaluation set, no held-out
+// family, no evaluation combination): the development set's families in other combinations
+const extra = new Map();
+for (const e of (arg('--extra', '') || '').split(',').filter(Boolean)) {
+  const [sd, fam] = e.split(':');
+  const fams = fam === 'families' ? [] : fam.split('+');
+  const seedN = Number(sd);
+  if (P.eval.some((x) => x.seed === seedN) || fams.some((x) => P.heldOutFamilies.includes(x))) throw new Error(`--extra ${e}: evaluation seed or held-out family`);
+  if (P.eval.some((x) => Array.isArray(x.physics) && x.physics.length === fams.length && fams.every((y) => x.physics.includes(y)))) throw new Error(`--extra ${e}: an evaluation combination`);
+  extra.set(seedN, { seed: seedN, physics: fam === 'families' ? 'families' : fams });
+  if (!seeds.includes(seedN)) seeds.push(seedN);
+}
 const variants = JSON.parse(arg('--variants', '{"offline":false,"online":true}'));
 for (const seed of seeds) {
   const demo = seed < 0;
-  const f = demo ? { seed: -seed, physics: 'legacy' } : P.dev.find((x) => x.seed === seed);
+  const f = demo ? { seed: -seed, physics: 'legacy' } : (extra.get(seed) ?? P.dev.find((x) => x.seed === seed));
   if (!f) throw new Error('not a dev seed ' + seed);
   const cacheDir = arg('--cache-dir', undefined);
   const cache = cacheDir ? join(cacheDir, `fleet-${seed}-${warmS}-${billS}.json`) : undefined;
@@ -40,11 +52,12 @@ for (const seed of seeds) {
   if (cache && existsSync(cache)) data = JSON.parse(readFileSync(cache, 'utf8'));
   else {
     const s = demo ? oracleFleet({ hosts: 4, vmsPerHost: 12, seed: -seed }) : oracleFleet({ hosts: P.hosts, vmsPerHost: P.vmsPerHost, seed, hostSpecs: [P.hostSpec], physics: f.physics, physicsShiftAtS: warmS });
+    if (s.fleet.hosts.some((h) => [].concat(s.fleet.physicsOf(h.hostId)).some((x) => P.heldOutFamilies.includes(x)))) throw new Error(`seed ${seed}: a host draws a held-out family`);
     const warm = s.advance(warmS);
     const t0 = s.fleet.truth();
     const bill = s.advance(billS);
     const truth = sim.truthBetween(t0, s.fleet.truth());
-    data = { warm, bill, truth };
+    data = { warm, bill, truth, physics: s.fleet.hosts.map((h) => s.fleet.physicsOf(h.hostId)) };
     if (cache) writeFileSync(cache, JSON.stringify(data));
   }
   const { warm, bill, truth } = data;
@@ -83,7 +96,7 @@ for (const seed of seeds) {
     }
     spl.observe(iv);
   }
-  const line = [`seed ${seed} ${JSON.stringify(f.physics)} train ${trainS.toFixed(1)}s rapl static ${model.sources.rapl.staticW.toFixed(1)} host ${JSON.stringify(model.sources.rapl.hostStaticW ?? {}, (k, v) => (typeof v === 'number' ? +v.toFixed(1) : v))} bmc ${model.sources.bmc_rest.staticW.toFixed(1)}`];
+  const line = [`seed ${seed} ${JSON.stringify(f.physics)}${f.physics === 'families' && data.physics ? ' ' + JSON.stringify(data.physics) : ''} train ${trainS.toFixed(1)}s rapl static ${model.sources.rapl.staticW.toFixed(1)} host ${JSON.stringify(model.sources.rapl.hostStaticW ?? {}, (k, v) => (typeof v === 'number' ? +v.toFixed(1) : v))} bmc ${model.sources.bmc_rest.staticW.toFixed(1)}`];
   const tenants = Object.keys(tt).filter((k) => tt[k] > 0).sort();
   for (const [k, a] of Object.entries(acc)) {
     const et = tenants.map((x) => (a.t[x] ?? 0) / tt[x] - 1);

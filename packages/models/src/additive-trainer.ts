@@ -9,7 +9,8 @@
  *    - each VM's socket from the per-package RAPL counters (placement.ts) and, from the same counters, the
  *      shape of the RAPL load factor (`packageLoadFactor`);
  *    - RAPL: per-VM multipliers, static power, I/O weights and the load factor by ridge NNLS (`refitPerVm`),
- *      stored as each VM's own W per core (`vmCoreW`);
+ *      stored as each VM's own W per core (`vmCoreW`); then each host's static power re-estimated from its
+ *      own lowest-load intervals (`anchorStaticToLowLoad`, static-anchor.ts);
  *    - wall-side rest (bmc_rest): one shared multiple of each term's RAPL power, then per-VM log-multipliers
  *      pulled towards it (`bmcPerVm`).
  * Training residuals and mean power per source are measured on the apply path, as the model will be used.
@@ -19,6 +20,7 @@ import { silentLogger, WattsplitError, type Logger } from '@wattsplit/wire';
 import { IO_FEATURES, intervalFeatures, MODEL_SOURCES, SHAPE_FEATURES, socketLoads, SOURCE_IO, staticPowerW, termLoads, termPowers, type AdditiveModelJson, type ModelSource, type SourceWeights, type VmFeatures } from './additive-model.js';
 import { LoadFactorNormalEquations } from './load-factor-fit.js';
 import { fitPlacement, packageZones } from './placement.js';
+import { anchorStaticToLowLoad, type StaticAnchorOptions } from './static-anchor.js';
 import { isUsableForTraining, selectTrainingIntervals } from './training-selection.js';
 import { initTf, tf } from './tf-backend.js';
 import { mulberry32 } from '@wattsplit/attribution';
@@ -51,6 +53,12 @@ export interface AdditiveTrainOptions {
    * than to the host total. Default true; needs a placement.
    */
   packageLoadFactor?: boolean;
+  /**
+   * Re-estimate each host's RAPL static power from its own lowest-load intervals (static-anchor.ts), combined
+   * with the fit's intercept by inverse variance. Default on; `false` keeps the fit's intercept. Not used with
+   * `fixedStaticW.rapl`.
+   */
+  staticAnchor?: StaticAnchorOptions | false;
   /** Per-VM multipliers on the wall-side rest too (DRAM on hosts without DRAM zones, NICs, disks). Default true. */
   bmcPerVm?: boolean;
   /** Prior standard deviation of the per-VM wall-side multipliers around the shared one (1). Default 0.5. */
@@ -193,6 +201,10 @@ export async function trainAdditiveModel(intervals: readonly HostInterval[], opt
   const zoneLoad = placement && (opts.packageLoadFactor ?? true) ? packageLoadFactor(model, terms, sample) : undefined;
   const vmRidge = opts.vmRegularisation ?? 0.005;
   refitPerVm(model, { source: 'rapl', terms, measuredW: p.y.rapl, vmRidge, perVm, fixedStaticW: opts.fixedStaticW?.rapl, fixedLoad: zoneLoad });
+  if (opts.fixedStaticW?.rapl === undefined && opts.staticAnchor !== false) {
+    const anchored = anchorStaticToLowLoad(model, 'rapl', sample.map((iv, r) => ({ hostId: iv.hostId, terms: terms[r]!, powerW: p.y.rapl[r]! })), opts.staticAnchor || {});
+    logger.debug({ hardwareClass: model.hardwareClass, hosts: anchored }, 'additive model: host static power anchored to low-load intervals');
+  }
   // wall-side rest: first one shared multiple of the RAPL power (fans and PSU losses follow the heat), then
   // per-VM multipliers pulled towards it (DRAM on hosts without DRAM zones, wall-side effects of I/O); the
   // pull is stronger than on RAPL because the wall reading is coarser (BMC power in whole watts on some hosts):

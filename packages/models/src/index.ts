@@ -6,6 +6,7 @@ export * from './tf-backend.js';
 export * from './additive-model.js';
 export * from './additive-trainer.js';
 export * from './training-selection.js';
+export * from './static-anchor.js';
 export * from './additive-model-method.js';
 export * from './cpu-signature-filter.js';
 export * from './model-registry.js';
