@@ -5,6 +5,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { memoryLogger } from '@wattsplit/wire';
 import { ChdbStore } from './chdb-store.js';
+import { rowBinaryCodec } from './row-binary.js';
+import { ATTRIBUTION_ROW_PROJECTION, VM_ROW_PROJECTION, attributionRows, shareItems, vmItems, vmRows } from './rows.js';
+import { sampleInterval, sampleResult, sampleVm } from './test-fixtures.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'wattsplit-chdb-insert-test-'));
 const log = memoryLogger();
@@ -51,6 +54,30 @@ test('a value that does not fit its column is refused naming the row, column and
   assert.match(r.kind === 'failed' ? r.error.message : '', /rb_roundtrip row 1 f=\[null\] is not a valid Array\(Float64\)/);
   assert.equal((await store.insertRows('rb_roundtrip', [{ k: 5, s: 's', lc: 'l', a: [], f: [], big: 1, at: 1, n: 1 }])).kind, 'ok');
   assert.equal((await store.query('SELECT count() AS c FROM rb_roundtrip')).rows[0]?.c, 3);
+});
+
+test('vm_samples and attributions rows projected straight from the intervals are the bytes of the row objects, with the table\'s own types; a bad value is refused the same way', async () => {
+  const typesOf = async (table: string) => new Map((await store.query(`SELECT name, type FROM system.columns WHERE database = currentDatabase() AND table = '${table}'`)).rows.map((r) => [String(r.name), String(r.type)]));
+  const vmCodec = rowBinaryCodec('vm_samples', await typesOf('vm_samples'), VM_ROW_PROJECTION.columns)!;
+  const atCodec = rowBinaryCodec('attributions', await typesOf('attributions'), ATTRIBUTION_ROW_PROJECTION.columns)!;
+  assert.ok(vmCodec && atCodec, 'every column of the projections is a column of its table');
+  const a = sampleInterval('h-a', 7, 1_700_000_000_000_000_000);
+  const b = sampleInterval('h-b', 8, 1_700_000_001_500_000_000.4);
+  // no GPUs, no perf, an empty vCPU list, fractional byte counts (rounded), a 64-bit protobuf Long (checked path), a name with quotes
+  const noGpu = { ...sampleVm('cccc', "o'brien \\ co", 0.25), gpus: [], vcpuSeconds: [] };
+  delete (noGpu as { perf?: unknown }).perf;
+  const longy = { ...sampleVm('dddd', 'acme', 1), memoryBytes: { toNumber: () => 2 ** 40 } as unknown as number, blockReadBytes: 12.6 };
+  b.vms.push(noGpu, longy);
+  const results = [sampleResult(a), sampleResult(b), { ...sampleResult(b, 'learned'), note: 'fell back: "x"' }];
+  const intervals = [a, b];
+  assert.deepEqual(vmCodec.encodeProjected(vmItems(intervals), VM_ROW_PROJECTION), vmCodec.encode(intervals.flatMap(vmRows)));
+  assert.deepEqual(atCodec.encodeProjected(shareItems(results), ATTRIBUTION_ROW_PROJECTION), atCodec.encode(results.flatMap(attributionRows)));
+  const bad = { ...sampleVm('eeee', 'acme', 1), netTxBytes: Number.POSITIVE_INFINITY };
+  const c = { ...sampleInterval('h-c', 9, 1_700_000_002_000_000_000), vms: [bad] };
+  assert.throws(() => vmCodec.encodeProjected(vmItems([c]), VM_ROW_PROJECTION), /interval host=h-c seq=9 vms\[0\] uuid=eeee: netTxBytes=Infinity is not a finite number/);
+  const nanShare = sampleResult(c);
+  nanShare.shares[0]!.lowJoules = Number.NaN;
+  assert.throws(() => atCodec.encodeProjected(shareItems([nanShare]), ATTRIBUTION_ROW_PROJECTION), /attribution host=h-c seq=9 method=cpu_share shares\[0\] .*lowJoules=NaN is not a finite number/);
 });
 
 test('the insert file lives in a directory of its own, removed when the store closes', async () => {

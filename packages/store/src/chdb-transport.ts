@@ -12,8 +12,8 @@ import { WattsplitError, silentLogger, type Logger } from '@wattsplit/wire';
 import type { ChdbRequest, ChdbResponse } from './chdb-worker.js';
 import { chdbDirHolder, describeHolder } from './chdb-dir-lock.js';
 import type { ReadGrant } from './read-transport.js';
-import { rowBinaryCodec, type RowBinaryCodec } from './row-binary.js';
-import type { ClickHouseTransport, Settings } from './transport.js';
+import { rowBinaryCodec, type RowBinaryCodec, type RowProjection } from './row-binary.js';
+import type { ClickHouseTransport, PreparedRows, Settings } from './transport.js';
 import { str } from './transport.js';
 
 interface Pending {
@@ -29,6 +29,13 @@ export function settingsClause(settings: Settings | undefined): string {
     if (!/^[a-z_][a-z0-9_]*$/.test(k)) throw new WattsplitError('STORE_INVALID_INPUT', `setting name ${JSON.stringify(k)} is not a ClickHouse setting name`, { details: { setting: k } });
     return `${k} = ${typeof v === 'number' ? String(v) : str(v)}`;
   }).join(', ');
+}
+
+interface ChdbPreparedRows extends PreparedRows {
+  columns: readonly string[];
+  /** The file() structure of the columns. */
+  structure: string;
+  body: Buffer;
 }
 
 export class ChdbTransport implements ClickHouseTransport {
@@ -184,16 +191,30 @@ export class ChdbTransport implements ClickHouseTransport {
     const binary = await this.codecFor(table, cols);
     if (binary) {
       const body = binary.codec.encode(rows); // throws STORE_INVALID_INPUT naming the row, column and value
-      // The writer's buffer is its own (never pooled: ≥ 64 KiB); a view into a shared one is copied first.
-      const own = body.byteOffset === 0 && body.buffer.byteLength >= 4096 ? body : Buffer.from(body);
-      const head = `INSERT INTO ${table} ${colList}${settingsClause(settings)}`;
-      await this.send({ sql: head, rowBinary: { bytes: new Uint8Array(own.buffer, 0, own.byteLength), structure: binary.structure } }, [own.buffer as ArrayBuffer]);
+      const prepared: ChdbPreparedRows = { table, rows: rows.length, columns: cols, structure: binary.structure, body };
+      await this.insertPrepared(prepared, settings);
       return;
     }
     // Positional rows with an explicit column list (about half the bytes of JSONEachRow); the worker
     // serialises them, off the collector's event loop.
     const positional = rows.map((r) => cols.map((c) => r[c]));
     await this.call(`INSERT INTO ${table} ${colList}${settingsClause(settings)} FORMAT JSONCompactEachRow`, 'CSV', positional);
+  }
+
+  async prepareRows<T>(table: string, items: readonly T[], p: RowProjection<T>): Promise<PreparedRows | undefined> {
+    const binary = await this.codecFor(table, [...p.columns]);
+    if (!binary) return undefined;
+    const prepared: ChdbPreparedRows = { table, rows: items.length, columns: p.columns, structure: binary.structure, body: binary.codec.encodeProjected(items, p) };
+    return prepared;
+  }
+
+  async insertPrepared(prepared: PreparedRows, settings?: Settings): Promise<void> {
+    const { table, columns, structure, body } = prepared as ChdbPreparedRows;
+    if (prepared.rows === 0) return;
+    // The writer's buffer is its own (never pooled: ≥ 64 KiB); a view into a shared one is copied first.
+    const own = body.byteOffset === 0 && body.buffer.byteLength >= 4096 ? body : Buffer.from(body);
+    const head = `INSERT INTO ${table} (${columns.map((c) => `\`${c}\``).join(', ')})${settingsClause(settings)}`;
+    await this.send({ sql: head, rowBinary: { bytes: new Uint8Array(own.buffer, 0, own.byteLength), structure } }, [own.buffer as ArrayBuffer]);
   }
 
   /** The RowBinary codec for these columns of `table`, or undefined (insert as JSON). */

@@ -8,8 +8,8 @@ import { createClient, ClickHouseError, type ClickHouseClient } from '@clickhous
 import { Readable } from 'node:stream';
 import { WattsplitError, silentLogger, type Logger } from '@wattsplit/wire';
 import type { ReadGrant } from './read-transport.js';
-import { rowBinaryCodec, type RowBinaryCodec } from './row-binary.js';
-import { str, type ClickHouseTransport, type Settings } from './transport.js';
+import { rowBinaryCodec, type RowBinaryCodec, type RowProjection } from './row-binary.js';
+import { str, type ClickHouseTransport, type PreparedRows, type Settings } from './transport.js';
 
 export interface ClickHouseServerOptions {
   /** http://host:8123 */
@@ -63,6 +63,11 @@ export function classifyServerError(e: unknown, what: string): WattsplitError {
 }
 
 const short = (sql: string) => (sql.length > 200 ? sql.slice(0, 200) + '…' : sql);
+
+interface HttpPreparedRows extends PreparedRows {
+  columns: readonly string[];
+  body: Buffer;
+}
 
 export class HttpTransport implements ClickHouseTransport {
   readonly backend = 'clickhouse-server' as const;
@@ -168,7 +173,22 @@ export class HttpTransport implements ClickHouseTransport {
       return;
     }
     const body = codec.encode(rows); // throws STORE_INVALID_INPUT naming the row, column and value
-    const query = `INSERT INTO ${table} (${codec.columns.map((c) => `\`${c}\``).join(', ')}) FORMAT RowBinary`;
+    const prepared: HttpPreparedRows = { table, rows: rows.length, columns: codec.columns, body };
+    await this.insertPrepared(prepared, settings);
+  }
+
+  async prepareRows<T>(table: string, items: readonly T[], p: RowProjection<T>): Promise<PreparedRows | undefined> {
+    if ((this.opts.insertFormat ?? 'RowBinary') !== 'RowBinary') return undefined;
+    const codec = await this.codecFor(table, [...p.columns]);
+    if (!codec) return undefined;
+    const prepared: HttpPreparedRows = { table, rows: items.length, columns: codec.columns, body: codec.encodeProjected(items, p) };
+    return prepared;
+  }
+
+  async insertPrepared(prepared: PreparedRows, settings?: Settings): Promise<void> {
+    const { table, columns, body } = prepared as HttpPreparedRows;
+    if (prepared.rows === 0) return;
+    const query = `INSERT INTO ${table} (${columns.map((c) => `\`${c}\``).join(', ')}) FORMAT RowBinary`;
     try {
       const r = await this.client.exec({ query, values: Readable.from([body]), ...(settings ? { clickhouse_settings: settings } : {}) });
       r.stream.resume();

@@ -6,6 +6,7 @@
  */
 import type { Anomaly, AttributionResult, AttributionShare, HostInterval, VmInterval } from '@wattsplit/attribution';
 import { WattsplitError } from '@wattsplit/wire';
+import type { RowProjection } from './row-binary.js';
 import type { RawFrameCounters } from './store.js';
 
 type Row = Record<string, unknown>;
@@ -172,14 +173,80 @@ function checkedVm(v: VmInterval, at: string): VmInterval {
   return out;
 }
 
-export function vmRows(i: HostInterval): Row[] {
-  const plainTimes = fin(i.t0UnixNs) && fin(i.t1UnixNs);
-  return i.vms.map((v, k) => {
-    if (plainTimes && vmIsPlain(v)) return vmRow(i, v, Math.round(i.t0UnixNs), Math.round(i.t1UnixNs));
-    const at = `interval host=${i.hostId} seq=${i.seq} vms[${k}] uuid=${v.uuid}`;
-    return vmRow(i, checkedVm(v, at), nsInt(i.t0UnixNs, `${at}: t0UnixNs`), nsInt(i.t1UnixNs, `${at}: t1UnixNs`));
-  });
+/** The row of a host interval's k-th VM (the checked path when a value must be converted or refused). */
+function vmRowOf(i: HostInterval, v: VmInterval, k: number): Row {
+  if (fin(i.t0UnixNs) && fin(i.t1UnixNs) && vmIsPlain(v)) return vmRow(i, v, Math.round(i.t0UnixNs), Math.round(i.t1UnixNs));
+  const at = `interval host=${i.hostId} seq=${i.seq} vms[${k}] uuid=${v.uuid}`;
+  return vmRow(i, checkedVm(v, at), nsInt(i.t0UnixNs, `${at}: t0UnixNs`), nsInt(i.t1UnixNs, `${at}: t1UnixNs`));
 }
+
+export function vmRows(i: HostInterval): Row[] {
+  return i.vms.map((v, k) => vmRowOf(i, v, k));
+}
+
+/** One VM of a host interval, as VM_ROW_PROJECTION reads it. */
+export interface VmItem {
+  i: HostInterval;
+  v: VmInterval;
+  k: number;
+}
+
+/** The VM items of some intervals, in vmRows order. */
+export function vmItems(intervals: readonly HostInterval[]): VmItem[] {
+  const out: VmItem[] = [];
+  for (const i of intervals) for (let k = 0; k < i.vms.length; k++) out.push({ i, v: i.vms[k]!, k });
+  return out;
+}
+
+/** vm_samples rows straight from the intervals (row-binary.ts RowProjection): the same values as vmRows. */
+export const VM_ROW_PROJECTION: RowProjection<VmItem> = {
+  columns: [
+    'host', 'hardware_class', 'seq', 't0_ns', 't1_ns', 'vm_uuid', 'vm_name', 'tenant', 'state', 'presence', 'vcpus', 'memory_bytes', 'cpu_s', 'vcpu_s',
+    'memory_used_bytes', 'block_read_bytes', 'block_write_bytes', 'net_rx_bytes', 'net_tx_bytes', 'perf_supported', 'cycles', 'instructions', 'llc_misses',
+    'llc_references', 'gpu_devices', 'gpu_sm_util_pct', 'gpu_mem_util_pct', 'gpu_util_samples', 'gpu_used_memory_bytes', 'gpu_holds_context', 'gpu_passthrough',
+  ],
+  plain: ({ i, v }) => fin(i.t0UnixNs) && fin(i.t1UnixNs) && vmIsPlain(v),
+  values({ i, v }, o) {
+    const p = v.perf;
+    o[0] = i.hostId;
+    o[1] = i.hardwareClass;
+    o[2] = i.seq;
+    o[3] = Math.round(i.t0UnixNs);
+    o[4] = Math.round(i.t1UnixNs);
+    o[5] = v.uuid;
+    o[6] = v.name;
+    o[7] = v.tenant;
+    o[8] = v.state;
+    o[9] = v.presence;
+    o[10] = nat(v.vcpus);
+    o[11] = nat(v.memoryBytes);
+    o[12] = v.cpuSeconds;
+    o[13] = v.vcpuSeconds;
+    o[14] = nat(v.memoryUsedBytes);
+    o[15] = nat(v.blockReadBytes);
+    o[16] = nat(v.blockWriteBytes);
+    o[17] = nat(v.netRxBytes);
+    o[18] = nat(v.netTxBytes);
+    o[19] = p ? 1 : 0;
+    o[20] = p ? nat(p.cycles) : 0;
+    o[21] = p ? nat(p.instructions) : 0;
+    o[22] = p ? nat(p.llcMisses) : 0;
+    o[23] = p ? nat(p.llcReferences) : 0;
+    const g = v.gpus;
+    if (g.length === 0) {
+      for (let c = 24; c <= 30; c++) o[c] = NO_GPUS;
+    } else {
+      o[24] = g.map((x) => x.device);
+      o[25] = g.map((x) => x.smUtilPct);
+      o[26] = g.map((x) => x.memUtilPct);
+      o[27] = g.map((x) => nat(x.utilSamples));
+      o[28] = g.map((x) => nat(x.usedMemoryBytes));
+      o[29] = g.map((x) => (x.holdsContext ? 1 : 0));
+      o[30] = g.map((x) => (x.passthrough ? 1 : 0));
+    }
+  },
+  row: ({ i, v, k }) => vmRowOf(i, v, k),
+};
 
 function attributionRow(r: AttributionResult, s: AttributionShare, measured: number, t0: number, t1: number): Row {
   return {
@@ -204,21 +271,64 @@ function attributionRow(r: AttributionResult, s: AttributionShare, measured: num
   };
 }
 
-export function attributionRows(r: AttributionResult): Row[] {
-  const plainTimes = fin(r.t0UnixNs) && fin(r.t1UnixNs);
-  return r.shares.map((s, k) => {
-    const m = r.measured[s.source];
-    if (plainTimes && fin(m) && fin(s.dynamicJoules) && fin(s.staticJoules) && fin(s.lowJoules) && fin(s.highJoules)) {
-      return attributionRow(r, s, m, Math.round(r.t0UnixNs), Math.round(r.t1UnixNs));
-    }
-    const at = `attribution host=${r.hostId} seq=${r.seq} method=${r.method} shares[${k}] (${s.kind} ${s.vmUuid} ${s.source})`;
-    const checked: AttributionShare = {
-      ...s,
-      dynamicJoules: num(s.dynamicJoules, `${at}: dynamicJoules`),
-      staticJoules: num(s.staticJoules, `${at}: staticJoules`),
-      lowJoules: num(s.lowJoules, `${at}: lowJoules`),
-      highJoules: num(s.highJoules, `${at}: highJoules`),
-    };
-    return attributionRow(r, checked, num(m, `${at}: measured.${s.source}`), nsInt(r.t0UnixNs, `${at}: t0UnixNs`), nsInt(r.t1UnixNs, `${at}: t1UnixNs`));
-  });
+/** The row of a result's k-th share (the checked path when a value must be converted or refused). */
+function attributionRowOf(r: AttributionResult, s: AttributionShare, k: number): Row {
+  const m = r.measured[s.source];
+  if (fin(r.t0UnixNs) && fin(r.t1UnixNs) && fin(m) && fin(s.dynamicJoules) && fin(s.staticJoules) && fin(s.lowJoules) && fin(s.highJoules)) {
+    return attributionRow(r, s, m, Math.round(r.t0UnixNs), Math.round(r.t1UnixNs));
+  }
+  const at = `attribution host=${r.hostId} seq=${r.seq} method=${r.method} shares[${k}] (${s.kind} ${s.vmUuid} ${s.source})`;
+  const checked: AttributionShare = {
+    ...s,
+    dynamicJoules: num(s.dynamicJoules, `${at}: dynamicJoules`),
+    staticJoules: num(s.staticJoules, `${at}: staticJoules`),
+    lowJoules: num(s.lowJoules, `${at}: lowJoules`),
+    highJoules: num(s.highJoules, `${at}: highJoules`),
+  };
+  return attributionRow(r, checked, num(m, `${at}: measured.${s.source}`), nsInt(r.t0UnixNs, `${at}: t0UnixNs`), nsInt(r.t1UnixNs, `${at}: t1UnixNs`));
 }
+
+export function attributionRows(r: AttributionResult): Row[] {
+  return r.shares.map((s, k) => attributionRowOf(r, s, k));
+}
+
+/** One share of an attribution result, as ATTRIBUTION_ROW_PROJECTION reads it. */
+export interface ShareItem {
+  r: AttributionResult;
+  s: AttributionShare;
+  k: number;
+}
+
+/** The share items of some results, in attributionRows order. */
+export function shareItems(results: readonly AttributionResult[]): ShareItem[] {
+  const out: ShareItem[] = [];
+  for (const r of results) for (let k = 0; k < r.shares.length; k++) out.push({ r, s: r.shares[k]!, k });
+  return out;
+}
+
+/** attributions rows straight from the results (row-binary.ts RowProjection): the same values as attributionRows. */
+export const ATTRIBUTION_ROW_PROJECTION: RowProjection<ShareItem> = {
+  columns: ['host', 'seq', 't0_ns', 't1_ns', 'kind', 'vm_uuid', 'vm_name', 'tenant', 'source', 'dynamic_j', 'static_j', 'low_j', 'high_j', 'measured_j', 'method', 'model_version', 'hardware_class', 'note'],
+  plain: ({ r, s }) => fin(r.t0UnixNs) && fin(r.t1UnixNs) && fin(r.measured[s.source]) && fin(s.dynamicJoules) && fin(s.staticJoules) && fin(s.lowJoules) && fin(s.highJoules),
+  values({ r, s }, o) {
+    o[0] = r.hostId;
+    o[1] = r.seq;
+    o[2] = Math.round(r.t0UnixNs);
+    o[3] = Math.round(r.t1UnixNs);
+    o[4] = s.kind;
+    o[5] = s.vmUuid;
+    o[6] = s.vmName;
+    o[7] = s.tenant;
+    o[8] = s.source;
+    o[9] = s.dynamicJoules;
+    o[10] = s.staticJoules;
+    o[11] = s.lowJoules;
+    o[12] = s.highJoules;
+    o[13] = r.measured[s.source];
+    o[14] = r.method;
+    o[15] = r.modelVersion;
+    o[16] = r.hardwareClass;
+    o[17] = r.note;
+  },
+  row: ({ r, s, k }) => attributionRowOf(r, s, k),
+};

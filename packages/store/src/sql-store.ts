@@ -12,9 +12,10 @@ import type { ClusterSchema } from './cluster-schema.js';
 import { DEFAULT_RETENTION, DEFAULT_SQL_DIR, migrate, type Retention } from './migrations.js';
 import { readHistoryFrom } from './history-read.js';
 import type { ReadGrant } from './read-transport.js';
-import { anomalyRows, attributionRows, hostRow, vmRows } from './rows.js';
+import type { RowProjection } from './row-binary.js';
+import { ATTRIBUTION_ROW_PROJECTION, VM_ROW_PROJECTION, anomalyRows, hostRow, type ShareItem, type VmItem } from './rows.js';
 import { ENERGY_DIMENSIONS, QUERY_FORMATS, type BillLine, type EnergyRollupQuery, type EnergyRollupRow, type Checkpoint, type EnergyRangeQuery, type HistoryQuery, type IntervalWrite, type QueryFormat, type QueryResult, type Store, type StoredInterval, type TenantTotal, type VmEnergyRow } from './store.js';
-import { capabilitiesOf, int, str, type Capabilities, type ClickHouseTransport, type Settings } from './transport.js';
+import { capabilitiesOf, int, str, type Capabilities, type ClickHouseTransport, type PreparedRows, type Settings } from './transport.js';
 
 export interface SqlStoreOptions {
   logger?: Logger;
@@ -32,6 +33,8 @@ export interface SqlStoreOptions {
 }
 
 type Row = Record<string, unknown>;
+/** A table's rows ready to send: encoded by the transport, or as row objects. */
+type Encoded = { prepared: PreparedRows } | { rows: Row[] };
 
 function parseJsonEachRow(text: string): Row[] {
   const out: Row[] = [];
@@ -114,11 +117,13 @@ export class SqlStore implements Store {
     const first = writes[0]!.interval;
     const what = writes.length === 1 ? `write interval host=${first.hostId} seq=${first.seq}` : `write ${writes.length} intervals (first host=${first.hostId} seq=${first.seq})`;
     const hosts: Row[] = [];
-    const vms: Row[] = [];
+    const vmIts: VmItem[] = [];
     const anomalies: Row[] = [];
-    const attributions: Row[] = [];
+    const shareIts: ShareItem[] = [];
     const keys: string[] = [];
     const attrKeys: string[] = [];
+    let vms: Encoded;
+    let attributions: Encoded;
     try {
       const seen = new Set<string>();
       for (const w of writes) {
@@ -132,12 +137,15 @@ export class SqlStore implements Store {
           }
         }
         hosts.push(hostRow(i, w.raw));
-        vms.push(...vmRows(i));
+        for (let k = 0; k < i.vms.length; k++) vmIts.push({ i, v: i.vms[k]!, k });
         anomalies.push(...anomalyRows(i.hostId, i.seq, i.t1UnixNs, i.anomalies));
-        attributions.push(...w.results.flatMap(attributionRows));
+        for (const r of w.results) for (let k = 0; k < r.shares.length; k++) shareIts.push({ r, s: r.shares[k]!, k });
         keys.push(key);
         attrKeys.push(`${key}:${[...new Set(w.results.map((r) => r.method))].sort().join(',')}`);
       }
+      // Every row is encoded (and every bad value refused, naming it) before anything is sent.
+      vms = await this.encode('vm_samples', vmIts, VM_ROW_PROJECTION);
+      attributions = await this.encode('attributions', shareIts, ATTRIBUTION_ROW_PROJECTION);
     } catch (e) {
       return this.toResult(normaliseError(e, 'STORE_INVALID_INPUT'), what);
     }
@@ -146,16 +154,31 @@ export class SqlStore implements Store {
       // are in, everything of the batch is. A retry repeats all four with the same tokens.
       const raw = await Promise.allSettled([
         this.t.insert('host_samples', hosts, this.token(keys, 'host_samples')),
-        this.t.insert('vm_samples', vms, this.token(keys, 'vm_samples')),
+        this.send('vm_samples', vms, this.token(keys, 'vm_samples')),
         this.t.insert('anomalies', anomalies, this.token(keys, 'anomalies')),
       ]);
       for (const r of raw) if (r.status === 'rejected') throw r.reason;
-      await this.t.insert('attributions', attributions, this.token(attrKeys, 'attributions'));
+      await this.send('attributions', attributions, this.token(attrKeys, 'attributions'));
     } catch (e) {
       return this.toResult(e, what);
     }
     this.attempts = 0;
     return OK;
+  }
+
+  /**
+   * A hot table's rows: encoded by the transport straight from the items where it can (RowBinary, no row
+   * object per item: prepareRows), else the rows themselves. Throws STORE_INVALID_INPUT naming a bad field.
+   */
+  private async encode<T>(table: string, items: readonly T[], p: RowProjection<T>): Promise<Encoded> {
+    if (items.length === 0) return { rows: [] };
+    const prepared = this.t.prepareRows && this.t.insertPrepared ? await this.t.prepareRows(table, items, p) : undefined;
+    return prepared ? { prepared } : { rows: items.map((x) => p.row(x)) };
+  }
+
+  private send(table: string, e: Encoded, settings: Settings | undefined): Promise<void> {
+    if ('prepared' in e) return this.t.insertPrepared!(e.prepared, settings);
+    return this.t.insert(table, e.rows, settings);
   }
 
   async saveCheckpoints(checkpoints: readonly Checkpoint[]): Promise<TransportResult> {

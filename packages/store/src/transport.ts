@@ -1,5 +1,6 @@
 import { WattsplitError } from '@wattsplit/wire';
 import type { ReadGrant } from './read-transport.js';
+import type { RowProjection } from './row-binary.js';
 
 /**
  * The one I/O seam of the store: run a statement, run a query for text or bytes, insert rows.
@@ -8,6 +9,12 @@ import type { ReadGrant } from './read-transport.js';
  * (retriable: the engine or server is not reachable right now).
  */
 export type Settings = Record<string, string | number>;
+
+/** One table's rows encoded by `prepareRows`, ready for `insertPrepared` (opaque to the caller). */
+export interface PreparedRows {
+  readonly table: string;
+  readonly rows: number;
+}
 
 export interface ClickHouseTransport {
   readonly backend: 'chdb' | 'clickhouse-server';
@@ -24,6 +31,14 @@ export interface ClickHouseTransport {
   shareReads?(): Promise<ReadGrant>;
   /** INSERT INTO `table` FORMAT JSONEachRow with these rows. */
   insert(table: string, rows: readonly Record<string, unknown>[], settings?: Settings): Promise<void>;
+  /**
+   * The items' rows as `p` projects them, encoded for an insert into `table` without a row object per
+   * item (row-binary.ts); undefined when this transport does not insert that table as RowBinary (then
+   * `insert` the items' `p.row`). Throws STORE_INVALID_INPUT naming the field, before anything is sent.
+   */
+  prepareRows?<T>(table: string, items: readonly T[], p: RowProjection<T>): Promise<PreparedRows | undefined>;
+  /** Sends rows from prepareRows. */
+  insertPrepared?(rows: PreparedRows, settings?: Settings): Promise<void>;
   close(): Promise<void>;
 }
 
