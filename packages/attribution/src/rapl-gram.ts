@@ -175,21 +175,20 @@ export class RaplGram {
     groups.push(others, [0]);
     const w = groups.length;
     const cap = this.cap;
-    // Group sums: G_p[g][h] = Σ_{a∈g, b∈h} P_p[a][b], via row reduction R_p[g][b] = Σ_{a∈g} P_p[a][b].
+    // Group sums: G_p[g][h] = Σ_{a∈g, b∈h} P_p[a][b] (most groups are one VM: dim² terms in all).
     const gp = [this.p0, this.p1, this.p2].map((P) => {
-      const R = new Float64Array(w * this.dim);
-      for (let g = 0; g < w; g++) {
-        for (const a of groups[g]!) {
-          const row = a * cap;
-          const out = g * this.dim;
-          for (let b = 0; b < this.dim; b++) R[out + b]! += P[row + b]!;
-        }
-      }
       const G = new Float64Array(w * w);
-      for (let g = 0; g < w; g++) for (let h = 0; h < w; h++) {
-        let t = 0;
-        for (const b of groups[h]!) t += R[g * this.dim + b]!;
-        G[g * w + h] = t;
+      for (let g = 0; g < w; g++) {
+        const ga = groups[g]!;
+        for (let h = 0; h < w; h++) {
+          const hb = groups[h]!;
+          let t = 0;
+          for (let x = 0; x < ga.length; x++) {
+            const row = ga[x]! * cap;
+            for (let z = 0; z < hb.length; z++) t += P[row + hb[z]!]!;
+          }
+          G[g * w + h] = t;
+        }
       }
       return G;
     });

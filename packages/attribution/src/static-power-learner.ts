@@ -337,8 +337,10 @@ export function ridgeIntercept(X: readonly (readonly number[])[], y: readonly nu
   const k = keep.length;
   if (k === 0) return ym;
   const m: number[][] = Array.from({ length: k }, () => new Array<number>(k + 1).fill(0));
+  const z = new Float64Array(k);
   for (let i = 0; i < n; i++) {
-    const z = keep.map((j) => (X[i]![j]! - mean[j]!) / sd[j]!);
+    const xi = X[i]!;
+    for (let r = 0; r < k; r++) z[r] = (xi[keep[r]!]! - mean[keep[r]!]!) / sd[keep[r]!]!;
     const yc = y[i]! - ym;
     for (let r = 0; r < k; r++) {
       for (let c = 0; c < k; c++) m[r]![c]! += z[r]! * z[c]!;
@@ -357,7 +359,7 @@ export function ridgeIntercept(X: readonly (readonly number[])[], y: readonly nu
 export function fitIntercept(x: ArrayLike<number>, y: ArrayLike<number>, q = 0.05): number | undefined {
   const n = x.length;
   if (n < 3) return undefined;
-  const cap = quantile(Array.from(y), q);
+  const cap = quantile(y, q);
   let xmin = Infinity;
   let xmax = -Infinity;
   for (let i = 0; i < n; i++) {
@@ -385,8 +387,9 @@ export function fitIntercept(x: ArrayLike<number>, y: ArrayLike<number>, q = 0.0
   return Math.min(Math.max(0, a), cap);
 }
 
-function quantile(xs: readonly number[], q: number): number {
-  const s = [...xs].sort((a, b) => a - b);
+function quantile(xs: ArrayLike<number>, q: number): number {
+  // a typed array sorts numerically without a comparator call per comparison (the same order for finite values)
+  const s = Float64Array.from(xs).sort();
   return s[Math.min(s.length - 1, Math.max(0, Math.floor(q * (s.length - 1))))] ?? 0;
 }
 
