@@ -13,11 +13,13 @@
  *
  * The default collectors are process-wide: one registry per process, started on first use (a process that
  * runs several roles, e.g. `wattsplit demo --serve`, reports them once per endpoint with its own role).
+ * prom-client is loaded then, not with this module: a process that serves no /metrics (the agent without
+ * --metrics-port) never loads it (≈ 1.3 MB of heap and the built-ins it requires).
  */
 import { readFileSync, statSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Registry, collectDefaultMetrics } from 'prom-client';
+import type { Registry } from 'prom-client';
 
 /** Defined by the agent bundler (scripts/package-agent.mjs); undeclared in the workspace build. */
 declare const WATTSPLIT_BUILD_VERSION: string | undefined;
@@ -37,14 +39,17 @@ export interface ProcessMetricsOptions {
   eventLoopPrecisionMs?: number;
 }
 
-let registry: Registry | undefined;
+let registry: Promise<Registry> | undefined;
 let cachedBuildInfo: BuildInfo | undefined;
 
-/** Starts the process-wide default collectors (idempotent; the first call's options win). */
-export function startProcessMetrics(opts: ProcessMetricsOptions = {}): void {
-  if (registry) return;
-  registry = new Registry();
-  collectDefaultMetrics({ register: registry, eventLoopMonitoringPrecision: opts.eventLoopPrecisionMs ?? 10 });
+/** Starts the process-wide default collectors (idempotent; the first call's options win); resolves once started. */
+export function startProcessMetrics(opts: ProcessMetricsOptions = {}): Promise<Registry> {
+  registry ??= import('prom-client').then(({ Registry: PromRegistry, collectDefaultMetrics }) => {
+    const r = new PromRegistry();
+    collectDefaultMetrics({ register: r, eventLoopMonitoringPrecision: opts.eventLoopPrecisionMs ?? 10 });
+    return r;
+  });
+  return registry;
 }
 
 /** Version and commit: WATTSPLIT_BUILD_VERSION / WATTSPLIT_BUILD_COMMIT (env, then the bundler's defines), else the workspace's package.json and git HEAD. */
@@ -137,7 +142,6 @@ export function buildInfoText(role: string, info: BuildInfo = buildInfo()): stri
 
 /** The default process families (starting them if needed) followed by the build info of `role`. */
 export async function processMetricsText(role: string, opts: ProcessMetricsOptions = {}): Promise<string> {
-  startProcessMetrics(opts);
-  const text = await registry!.metrics();
+  const text = await (await startProcessMetrics(opts)).metrics();
   return `${text.endsWith('\n') ? text : `${text}\n`}${buildInfoText(role)}`;
 }
