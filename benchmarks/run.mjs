@@ -9,6 +9,7 @@ import { fileURLToPath } from 'node:url';
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const BENCHES = {
   pipeline: [process.execPath, ['benchmarks/pipeline.mjs']],
+  'static-power': [process.execPath, ['benchmarks/static-power.mjs']],
   agent: [process.execPath, ['--max-semi-space-size=4', 'benchmarks/agent-round.mjs', '--vms', '200', '--rounds', '300']],
   gateway: [process.execPath, ['packages/gateway/dist/ingest-benchmark.js']],
   capping: [process.execPath, ['benchmarks/capping.mjs']],

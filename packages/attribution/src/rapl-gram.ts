@@ -192,38 +192,53 @@ export class RaplGram {
       }
       return G;
     });
-    const gsum = (v: Float64Array) => groups.map((g) => g.reduce((t, a) => t + v[a]!, 0));
-    const gl = [gsum(this.l0), gsum(this.l1)];
-    const gy = [gsum(this.y0), gsum(this.y1)];
-    // Column j = (group j mod w, power ⌊j / w⌋).
+    const gsum = (v: Float64Array, out: Float64Array) => {
+      for (let g = 0; g < w; g++) {
+        let t = 0;
+        for (const x of groups[g]!) t += v[x]!;
+        out[g] = t;
+      }
+      return out;
+    };
+    const gl0 = gsum(this.l0, new Float64Array(w));
+    const gl1 = gsum(this.l1, new Float64Array(w));
+    const gy0 = gsum(this.y0, new Float64Array(w));
+    const gy1 = gsum(this.y1, new Float64Array(w));
+    const [g0, g1, g2] = gp as [Float64Array, Float64Array, Float64Array];
+    // Column j = (group j mod w, power ⌊j / w⌋): its sums with column l are in G_{power(j)+power(l)}.
     const p = 2 * w;
-    const cross = (j: number, l: number) => gp[Math.floor(j / w) + Math.floor(l / w)]![(j % w) * w + (l % w)]!;
     const ym = this.sy / n;
-    const mean: number[] = [];
-    const sd: number[] = [];
-    const keep: number[] = [];
+    const mean = new Float64Array(p);
+    const sd = new Float64Array(p);
+    const keep = new Int32Array(p);
+    let k = 0;
     for (let j = 0; j < p; j++) {
-      const m = gl[Math.floor(j / w)]![j % w]! / n;
-      const sq = cross(j, j) / n;
+      const hi = j >= w;
+      const g = hi ? j - w : j;
+      const m = (hi ? gl1[g]! : gl0[g]!) / n;
+      const sq = (hi ? g2 : g0)[g * w + g]! / n;
       const v = sq - m * m;
-      mean.push(m);
-      sd.push(v > 0 ? Math.sqrt(v) : 0);
-      if (v > 1e-18 && v > 1e-12 * sq) keep.push(j);
+      mean[j] = m;
+      sd[j] = v > 0 ? Math.sqrt(v) : 0;
+      if (v > 1e-18 && v > 1e-12 * sq) keep[k++] = j;
     }
-    const k = keep.length;
     if (k === 0) return ym;
     const M = new Float64Array(k * k);
     const rhs = new Float64Array(k);
     for (let r = 0; r < k; r++) {
       const j = keep[r]!;
+      const jhi = j >= w;
+      const gj = jhi ? j - w : j;
       for (let c = 0; c <= r; c++) {
         const l = keep[c]!;
-        const v = (cross(j, l) - n * mean[j]! * mean[l]!) / (sd[j]! * sd[l]!);
+        const lhi = l >= w;
+        const G = jhi ? (lhi ? g2 : g1) : lhi ? g1 : g0;
+        const v = (G[gj * w + (lhi ? l - w : l)]! - n * mean[j]! * mean[l]!) / (sd[j]! * sd[l]!);
         M[r * k + c] = v;
         M[c * k + r] = v;
       }
       M[r * k + r]! += lambda * n;
-      rhs[r] = (gy[Math.floor(j / w)]![j % w]! - n * mean[j]! * ym) / sd[j]!;
+      rhs[r] = ((jhi ? gy1[gj]! : gy0[gj]!) - n * mean[j]! * ym) / sd[j]!;
     }
     const b = choleskySolve(M, rhs, k);
     if (!b) return undefined;
@@ -237,14 +252,28 @@ export class RaplGram {
 export function choleskySolve(M: Float64Array, rhs: Float64Array, k: number): Float64Array | undefined {
   const L = new Float64Array(k * k);
   for (let i = 0; i < k; i++) {
+    const ri = i * k;
     for (let j = 0; j <= i; j++) {
-      let s = M[i * k + j]!;
-      for (let t = 0; t < j; t++) s -= L[i * k + t]! * L[j * k + t]!;
+      const rj = j * k;
+      // the dot product of rows i and j of L up to column j, four partial sums (most of the solve's time)
+      let s0 = 0;
+      let s1 = 0;
+      let s2 = 0;
+      let s3 = 0;
+      let t = 0;
+      for (; t + 3 < j; t += 4) {
+        s0 += L[ri + t]! * L[rj + t]!;
+        s1 += L[ri + t + 1]! * L[rj + t + 1]!;
+        s2 += L[ri + t + 2]! * L[rj + t + 2]!;
+        s3 += L[ri + t + 3]! * L[rj + t + 3]!;
+      }
+      for (; t < j; t++) s0 += L[ri + t]! * L[rj + t]!;
+      const s = M[ri + j]! - (s0 + s1 + s2 + s3);
       if (i === j) {
         if (!(s > 1e-12)) return undefined;
-        L[i * k + i] = Math.sqrt(s);
+        L[ri + i] = Math.sqrt(s);
       } else {
-        L[i * k + j] = s / L[j * k + j]!;
+        L[ri + j] = s / L[rj + j]!;
       }
     }
   }

@@ -235,17 +235,22 @@ export class StaticPowerLearner implements HostStateLearner {
           learned.add('rapl');
         }
       }
-      const idleGpu = h.recs.filter((r) => r.usable.gpu && !r.anyContext).map((r) => r.power.gpu);
-      if (idleGpu.length >= Math.max(3, Math.floor(this.minSamples / 4))) {
-        watts.gpu = quantile(idleGpu, 0.5);
+      // Per-record selections into scratch arrays (no array per estimate and source: an estimate runs every interval).
+      const recs = h.recs;
+      const ys = this.scratch(recs.length);
+      let nGpu = 0;
+      for (const r of recs) if (r.usable.gpu && !r.anyContext) ys[nGpu++] = r.power.gpu;
+      if (nGpu >= Math.max(3, Math.floor(this.minSamples / 4))) {
+        watts.gpu = quantile(ys.subarray(0, nGpu), 0.5);
         learned.add('gpu');
-      } else if (h.recs.length >= this.minSamples && h.recs.every((r) => !r.hasGpu)) {
+      } else if (recs.length >= this.minSamples && recs.every((r) => !r.hasGpu)) {
         watts.gpu = 0;
         learned.add('gpu');
       }
-      const bmc = h.recs.filter((r) => r.usable.bmc_rest && r.usable.rapl && (r.usable.gpu || !r.hasGpu));
-      if (bmc.length >= this.minSamples) {
-        const w = this.bmcStatic(bmc, watts.rapl, watts.gpu);
+      let nBmc = 0;
+      for (const r of recs) if (r.usable.bmc_rest && r.usable.rapl && (r.usable.gpu || !r.hasGpu)) nBmc++;
+      if (nBmc >= this.minSamples) {
+        const w = this.bmcStatic(recs, nBmc, watts.rapl, watts.gpu);
         if (w !== undefined) {
           watts.bmc_rest = w;
           learned.add('bmc_rest');
@@ -264,28 +269,47 @@ export class StaticPowerLearner implements HostStateLearner {
    * zero-load intercept of a fit on the busy fraction when the regression is degenerate.
    */
   private raplStatic(h: HostRecords): number | undefined {
-    const recs = h.recs.filter((r) => r.usable.rapl);
-    const y = recs.map((r) => r.power.rapl);
-    const cap = quantile(y, this.q);
+    const y = this.scratch(h.recs.length);
+    let n = 0;
+    for (const r of h.recs) if (r.usable.rapl) y[n++] = r.power.rapl;
+    const cap = quantile(y.subarray(0, n), this.q);
     // one column per VM present in at least 10 % of the records (others summed into one column); package
     // power per core rises with the host's load (turbo, uncore, voltage): each column also enters
     // multiplied by the busy fraction u, so P ≈ S + Σ_v c_v (b_v + b'_v u) extrapolates to 0 well
     const a = h.gram.intercept(0.1);
     if (a !== undefined && a > 0) return Math.min(a, cap);
+    const recs = h.recs.filter((r) => r.usable.rapl);
     return fitIntercept(
       recs.map((r) => r.busyFrac),
-      y,
+      recs.map((r) => r.power.rapl),
       this.q,
     );
   }
 
-  private bmcStatic(recs: Rec[], raplStatic: number, gpuStatic: number): number | undefined {
-    const y = recs.map((r) => r.power.bmc_rest);
+  /** BMC-rest static power: regression on RAPL, GPU and I/O at static RAPL and GPU and no I/O (`n` records qualify). */
+  private bmcStatic(recs: readonly Rec[], n: number, raplStatic: number, gpuStatic: number): number | undefined {
+    const y = new Float64Array(n);
+    const X = new Float64Array(3 * n);
+    let i = 0;
+    for (const r of recs) {
+      if (!(r.usable.bmc_rest && r.usable.rapl && (r.usable.gpu || !r.hasGpu))) continue;
+      y[i] = r.power.bmc_rest;
+      X[3 * i] = r.power.rapl - raplStatic;
+      X[3 * i + 1] = r.power.gpu - gpuStatic;
+      X[3 * i + 2] = r.ioBs / 1e8;
+      i++;
+    }
     const cap = quantile(y, this.q);
-    const X = recs.map((r) => [r.power.rapl - raplStatic, r.power.gpu - gpuStatic, r.ioBs / 1e8]);
-    const a = ridgeIntercept(X, y);
+    const a = ridgeInterceptFlat(X, n, 3, y);
     if (a === undefined || !(a > 0)) return undefined;
     return Math.min(a, cap);
+  }
+
+  private scratchY = new Float64Array(0);
+  /** A scratch array of at least n numbers (estimates run one at a time). */
+  private scratch(n: number): Float64Array {
+    if (this.scratchY.length < n) this.scratchY = new Float64Array(Math.max(n, this.window));
+    return this.scratchY;
   }
 }
 
@@ -319,16 +343,24 @@ export function ridgeIntercept(X: readonly (readonly number[])[], y: readonly nu
   const n = y.length;
   if (n < 3 || X.length !== n) return undefined;
   const p = X[0]?.length ?? 0;
+  const flat = new Float64Array(n * p);
+  for (let i = 0; i < n; i++) for (let j = 0; j < p; j++) flat[i * p + j] = X[i]![j]!;
+  return ridgeInterceptFlat(flat, n, p, y, lambda);
+}
+
+/** ridgeIntercept on a row-major n × p matrix (the same arithmetic, in the same order). */
+export function ridgeInterceptFlat(X: Float64Array, n: number, p: number, y: ArrayLike<number>, lambda = 1e-4): number | undefined {
+  if (n < 3 || y.length < n) return undefined;
   const mean = new Array<number>(p).fill(0);
   const sd = new Array<number>(p).fill(0);
   let ym = 0;
   for (let i = 0; i < n; i++) {
     ym += y[i]!;
-    for (let j = 0; j < p; j++) mean[j]! += X[i]![j]!;
+    for (let j = 0; j < p; j++) mean[j]! += X[i * p + j]!;
   }
   ym /= n;
   for (let j = 0; j < p; j++) mean[j]! /= n;
-  for (let i = 0; i < n; i++) for (let j = 0; j < p; j++) sd[j]! += (X[i]![j]! - mean[j]!) ** 2;
+  for (let i = 0; i < n; i++) for (let j = 0; j < p; j++) sd[j]! += (X[i * p + j]! - mean[j]!) ** 2;
   const keep: number[] = [];
   for (let j = 0; j < p; j++) {
     sd[j] = Math.sqrt(sd[j]! / n);
@@ -339,8 +371,7 @@ export function ridgeIntercept(X: readonly (readonly number[])[], y: readonly nu
   const m: number[][] = Array.from({ length: k }, () => new Array<number>(k + 1).fill(0));
   const z = new Float64Array(k);
   for (let i = 0; i < n; i++) {
-    const xi = X[i]!;
-    for (let r = 0; r < k; r++) z[r] = (xi[keep[r]!]! - mean[keep[r]!]!) / sd[keep[r]!]!;
+    for (let r = 0; r < k; r++) z[r] = (X[i * p + keep[r]!]! - mean[keep[r]!]!) / sd[keep[r]!]!;
     const yc = y[i]! - ym;
     for (let r = 0; r < k; r++) {
       for (let c = 0; c < k; c++) m[r]![c]! += z[r]! * z[c]!;
