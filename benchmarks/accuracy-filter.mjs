@@ -6,7 +6,7 @@
 // tenants' stored 90 % interval contains the truth. Evaluation seeds are refused (never tuned on).
 //
 //   node benchmarks/accuracy-filter.mjs [--seeds 101,102,103,1] [--warm 600] [--bill 600] [--cold] [--detail] [--static]
-//        [--timing] [--variants '{"offline":false,"online":true}'] [--cache-dir DIR]
+//        [--timing] [--variants '{"offline":false,"online":true}'] [--cache-dir DIR] [--train '{"vmPriorSd":0}'] [--extra 111:turbo_bins+smt,306:families]
 //   negative seeds: the demo's fleet (4 hosts × 12 VMs, default host kinds) with that seed
 //   --cold: the methods' learners start at the billed period (as in the collector, where no model exists
 //   during the warm-up); --static: each host's static power, true vs model vs filter vs cpu_share's learner;
@@ -70,7 +70,7 @@ for (const seed of seeds) {
   const byClass = new Map();
   for (const iv of warm) byClass.set(iv.hardwareClass, [...(byClass.get(iv.hardwareClass) ?? []), iv]);
   const trained = new Map();
-  for (const [hc, ivs] of byClass) trained.set(hc, await models.trainAdditiveModel(ivs, { hardwareClass: hc }));
+  for (const [hc, ivs] of byClass) trained.set(hc, await models.trainAdditiveModel(ivs, { hardwareClass: hc, ...JSON.parse(arg('--train', '{}')) }));
   const model = trained.values().next().value;
   const modelOf = (h) => trained.get(warm.find((iv) => iv.hostId === h)?.hardwareClass) ?? model;
   const trainS = (performance.now() - t0) / 1000;

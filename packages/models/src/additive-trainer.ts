@@ -59,6 +59,11 @@ export interface AdditiveTrainOptions {
    * `fixedStaticW.rapl`.
    */
   staticAnchor?: StaticAnchorOptions | false;
+  /**
+   * Prior sd of each VM's RAPL multiplier around the feature model (1): the ridge weight is at least the first
+   * fit's residual variance / sd² (a second, shrunk fit). Default 0.35; 0 or Infinity: the first fit alone.
+   */
+  vmPriorSd?: number;
   /** Per-VM multipliers on the wall-side rest too (DRAM on hosts without DRAM zones, NICs, disks). Default true. */
   bmcPerVm?: boolean;
   /** Prior standard deviation of the per-VM wall-side multipliers around the shared one (1). Default 0.5. */
@@ -200,7 +205,17 @@ export async function trainAdditiveModel(intervals: readonly HostInterval[], opt
   // the load factor's shape from the package counters (shared curve, idle per package), where they exist
   const zoneLoad = placement && (opts.packageLoadFactor ?? true) ? packageLoadFactor(model, terms, sample) : undefined;
   const vmRidge = opts.vmRegularisation ?? 0.005;
-  refitPerVm(model, { source: 'rapl', terms, measuredW: p.y.rapl, vmRidge, perVm, fixedStaticW: opts.fixedStaticW?.rapl, fixedLoad: zoneLoad });
+  const rapl = { source: 'rapl', terms, measuredW: p.y.rapl, vmRidge, perVm, fixedStaticW: opts.fixedStaticW?.rapl, fixedLoad: zoneLoad } as const;
+  const coreW0 = model.sources.rapl.vmCoreW ? { ...model.sources.rapl.vmCoreW } : undefined;
+  const raplMse = refitPerVm(model, rapl);
+  // shrinkage towards the feature model that grows with how badly the host totals fit (phases, hidden memory
+  // traffic): a prior of ±`vmPriorSd` on each VM's multiplier (λ = σ² / sd², as on the wall side), so a small VM
+  // whose share the totals cannot pin down stays near the class instead of landing on 0 or 5 × its class
+  const vmSd = opts.vmPriorSd ?? 0.35;
+  if (perVm && coreW0 && vmSd > 0 && Number.isFinite(vmSd)) {
+    model.sources.rapl.vmCoreW = { ...coreW0 };
+    refitPerVm(model, { ...rapl, ridgeFloor: raplMse / vmSd ** 2 });
+  }
   if (opts.fixedStaticW?.rapl === undefined && opts.staticAnchor !== false) {
     const anchored = anchorStaticToLowLoad(model, 'rapl', sample.map((iv, r) => ({ hostId: iv.hostId, terms: terms[r]!, powerW: p.y.rapl[r]! })), opts.staticAnchor || {});
     logger.debug({ hardwareClass: model.hardwareClass, hosts: anchored }, 'additive model: host static power anchored to low-load intervals');

@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { HostInterval } from '@wattsplit/attribution';
 import { anchorStaticToLowLoad, intervalFeatures, staticPowerW, trainAdditiveModel } from './index.js';
-import { synthHost } from './test-hosts.js';
+import { prng, synthHost, TEST_CLASSES } from './test-hosts.js';
 
 const fast = { steps: 300, maxIntervals: 1500 };
 const STATIC_W = 120;
@@ -58,4 +58,27 @@ test('static anchor: on a host that fits the model\'s law it stays at the truth;
   const [r3] = anchorStaticToLowLoad(m, 'rapl', rows.slice(0, 40));
   assert.equal(r3!.localW, undefined);
   assert.equal(staticPowerW(m, 'rapl', 'h1'), 111);
+});
+
+test('per-VM shrinkage: where the host totals fit badly, VM signatures stay nearer their class than the unshrunk fit leaves them, and none is zero', async () => {
+  // a short history with power the model cannot explain (±100 W, as unmodelled phases or memory traffic leave it)
+  const { intervals } = synthHost({ seed: 6, seconds: 300, staticW: STATIC_W });
+  const rnd = prng(99);
+  const noisy = intervals.map((iv) => ({ ...iv, measured: { ...iv.measured, rapl: iv.measured.rapl + 200 * (rnd() - 0.5) * iv.durationS } }));
+  const truthW = new Map(intervals[0]!.vms.map((v, i) => [v.uuid, TEST_CLASSES[(Object.keys(TEST_CLASSES) as (keyof typeof TEST_CLASSES)[])[i % 4]!].coreW]));
+  const err = (m: Awaited<ReturnType<typeof trainAdditiveModel>>): { mean: number; min: number } => {
+    let s = 0;
+    let min = Infinity;
+    for (const [id, w] of truthW) {
+      const got = m.sources.rapl.vmCoreW?.[id] ?? NaN;
+      s += Math.abs(Math.log(got / w));
+      min = Math.min(min, got);
+    }
+    return { mean: s / truthW.size, min };
+  };
+  const plain = err(await trainAdditiveModel(noisy, { ...fast, vmPriorSd: 0 }));
+  const shrunk = err(await trainAdditiveModel(noisy, fast));
+  // measured: mean |log(W per core / true)| 0.53 unshrunk, 0.11 shrunk; the worst VM at 0.16 × its truth unshrunk
+  assert.ok(shrunk.mean < 0.6 * plain.mean, `mean |log error| shrunk ${shrunk.mean.toFixed(3)} vs plain ${plain.mean.toFixed(3)}`);
+  assert.ok(shrunk.min > 0.5 * Math.min(...truthW.values()), `a VM's W per core is ${shrunk.min}`);
 });
