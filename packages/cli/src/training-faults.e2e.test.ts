@@ -456,6 +456,8 @@ async function fleetRun(t: TestContext, P: Processes, o: RunOptions): Promise<Ou
   }, (LEASE_TTL_S + 90) * 1000, 1000);
   note(`trained: ${acts.map((x) => `${s(x.hardware_class)} v${s(x.version)} by pid ${s(x.activated_by).split(':')[1]}`).join(', ')}`);
   await P.waitFor('every collector applying the models', () => inForce(appliers), 30_000, 500);
+  // The trainers' worker threads ran at the lowest CPU priority, only those threads (thread-priority.ts): the shipped process says so.
+  assert.ok([...collectors.values()].some((c) => /training worker thread \d+ runs at nice 19/.test(c.proc.log())), `no collector logged its training worker at nice 19: ${[...collectors.values()].map((c) => c.proc.log().split('\n').filter((l) => /nice|priority/.test(l)).join(' | ')).join(' || ')}`);
 
   send({ op: 'bill', notBeforeUnixMs: 0 });
   const bs = await next('billed-start', 30_000);
