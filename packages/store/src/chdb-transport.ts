@@ -12,7 +12,7 @@ import { WattsplitError, silentLogger, type Logger } from '@wattsplit/wire';
 import type { ChdbRequest, ChdbResponse } from './chdb-worker.js';
 import { chdbDirHolder, describeHolder } from './chdb-dir-lock.js';
 import type { ReadGrant } from './read-transport.js';
-import { rowBinaryCodec, type RowBinaryCodec, type RowProjection } from './row-binary.js';
+import { RowBinaryCodecCache, type RowBinaryCodec, type RowProjection } from './row-binary.js';
 import type { ClickHouseTransport, PreparedRows, Settings } from './transport.js';
 import { str } from './transport.js';
 
@@ -45,10 +45,11 @@ export class ChdbTransport implements ClickHouseTransport {
   private nextId = 1;
   private ready: Promise<void> | undefined;
   private exited = false;
-  /** Column types per table (name → type), read from system.columns at a table's first insert. */
-  private readonly types = new Map<string, Promise<Map<string, string>>>();
-  /** RowBinary codecs (and the file() structure) per table and column list; null: that insert goes as JSON. */
-  private readonly codecs = new Map<string, { codec: RowBinaryCodec; structure: string } | null>();
+  /** RowBinary codecs per table and column list, from system.columns at a table's first insert. */
+  private readonly codecs = new RowBinaryCodecCache(
+    (table) => this.columnTypes(table),
+    (table) => this.log.info({ table }, `${table}: a column type RowBinary does not cover here; inserting JSONCompactEachRow`),
+  );
 
   constructor(
     readonly dataDir: string,
@@ -167,7 +168,6 @@ export class ChdbTransport implements ClickHouseTransport {
 
   async command(sql: string, settings?: Settings): Promise<void> {
     // A statement may change a table (migrations): column types are read again at the next insert.
-    this.types.clear();
     this.codecs.clear();
     const s = settingsClause(settings);
     await this.call(s ? `${sql}${s}` : sql, 'CSV');
@@ -217,23 +217,10 @@ export class ChdbTransport implements ClickHouseTransport {
     await this.send({ sql: head, rowBinary: { bytes: new Uint8Array(own.buffer, 0, own.byteLength), structure } }, [own.buffer as ArrayBuffer]);
   }
 
-  /** The RowBinary codec for these columns of `table`, or undefined (insert as JSON). */
+  /** The RowBinary codec for these columns of `table` and the file() structure, or undefined (insert as JSON). */
   private async codecFor(table: string, columns: string[]): Promise<{ codec: RowBinaryCodec; structure: string } | undefined> {
-    const key = `${table}\u0000${columns.join('\u0000')}`;
-    const known = this.codecs.get(key);
-    if (known !== undefined) return known ?? undefined;
-    let types = this.types.get(table);
-    if (!types) {
-      types = this.columnTypes(table);
-      this.types.set(table, types);
-      types.catch(() => this.types.delete(table)); // a failed lookup is retried at the next insert
-    }
-    const t = await types;
-    const codec = rowBinaryCodec(table, t, columns);
-    const entry = codec ? { codec, structure: columns.map((c) => `\`${c}\` ${t.get(c)!}`).join(', ') } : null;
-    if (!codec) this.log.info({ table }, `${table}: a column type RowBinary does not cover here; inserting JSONCompactEachRow`);
-    this.codecs.set(key, entry);
-    return entry ?? undefined;
+    const c = await this.codecs.get(table, columns);
+    return c && { codec: c.codec, structure: columns.map((col) => `\`${col}\` ${c.types.get(col)!}`).join(', ') };
   }
 
   private async columnTypes(table: string): Promise<Map<string, string>> {

@@ -8,7 +8,7 @@ import { createClient, ClickHouseError, type ClickHouseClient } from '@clickhous
 import { Readable } from 'node:stream';
 import { WattsplitError, silentLogger, type Logger } from '@wattsplit/wire';
 import type { ReadGrant } from './read-transport.js';
-import { rowBinaryCodec, type RowBinaryCodec, type RowProjection } from './row-binary.js';
+import { RowBinaryCodecCache, type RowBinaryCodec, type RowProjection } from './row-binary.js';
 import { str, type ClickHouseTransport, type PreparedRows, type Settings } from './transport.js';
 
 export interface ClickHouseServerOptions {
@@ -73,10 +73,11 @@ export class HttpTransport implements ClickHouseTransport {
   readonly backend = 'clickhouse-server' as const;
   private readonly client: ClickHouseClient;
   private readonly log: Logger;
-  /** Column types per table (name → type), read from system.columns at a table's first insert. */
-  private readonly types = new Map<string, Promise<Map<string, string>>>();
-  /** RowBinary codecs per table and column list; null: this table goes as JSONEachRow. */
-  private readonly codecs = new Map<string, RowBinaryCodec | null>();
+  /** RowBinary codecs per table and column list, from system.columns at a table's first insert. */
+  private readonly codecs = new RowBinaryCodecCache(
+    (table) => this.columnTypes(table),
+    (table) => this.log.info({ table }, `${table}: a column type RowBinary does not cover here; inserting JSONEachRow`),
+  );
 
   constructor(private readonly opts: ClickHouseServerOptions) {
     if (!/^https?:\/\/[^/]+/.test(opts.url)) {
@@ -203,19 +204,7 @@ export class HttpTransport implements ClickHouseTransport {
 
   /** The RowBinary codec for these columns of `table`, or undefined (send JSONEachRow). */
   private async codecFor(table: string, columns: string[]): Promise<RowBinaryCodec | undefined> {
-    const key = `${table}\u0000${columns.join('\u0000')}`;
-    const known = this.codecs.get(key);
-    if (known !== undefined) return known ?? undefined;
-    let types = this.types.get(table);
-    if (!types) {
-      types = this.columnTypes(table);
-      this.types.set(table, types);
-      types.catch(() => this.types.delete(table)); // a failed lookup is retried at the next insert
-    }
-    const codec = rowBinaryCodec(table, await types, columns);
-    if (!codec) this.log.info({ table }, `${table}: a column type RowBinary does not cover here; inserting JSONEachRow`);
-    this.codecs.set(key, codec ?? null);
-    return codec;
+    return (await this.codecs.get(table, columns))?.codec;
   }
 
   private async columnTypes(table: string): Promise<Map<string, string>> {
@@ -232,7 +221,6 @@ export class HttpTransport implements ClickHouseTransport {
 
   /** Forget cached column types (after DDL that changes a table). */
   forgetSchema(): void {
-    this.types.clear();
     this.codecs.clear();
   }
 

@@ -293,3 +293,48 @@ function rowEncoder(columns: readonly string[], puts: readonly Put[], types: rea
   const make = new Function('p', `${locals}\nreturn function encodeRow(w, row) {\n${body}\nreturn true;\n};`) as (p: readonly Put[]) => (w: Writer, row: Record<string, unknown>) => boolean;
   return make(puts);
 }
+
+/** A table's RowBinary codec for one column list, with the column types it was built from. */
+export interface CachedCodec {
+  codec: RowBinaryCodec;
+  types: ReadonlyMap<string, string>;
+}
+
+/**
+ * The codecs a transport inserts with, per table and column list, built from the table's column types
+ * (read once per table through `columnTypes`; a failed read is retried at the next insert). `undefined`
+ * from `get`: a column type RowBinary does not cover, reported once through `uncovered`, and that insert
+ * goes as JSON. `clear` after DDL that may change a table.
+ */
+export class RowBinaryCodecCache {
+  private readonly types = new Map<string, Promise<Map<string, string>>>();
+  private readonly codecs = new Map<string, CachedCodec | null>();
+
+  constructor(
+    private readonly columnTypes: (table: string) => Promise<Map<string, string>>,
+    private readonly uncovered: (table: string) => void,
+  ) {}
+
+  async get(table: string, columns: readonly string[]): Promise<CachedCodec | undefined> {
+    const key = `${table}\u0000${columns.join('\u0000')}`;
+    const known = this.codecs.get(key);
+    if (known !== undefined) return known ?? undefined;
+    let types = this.types.get(table);
+    if (!types) {
+      types = this.columnTypes(table);
+      this.types.set(table, types);
+      types.catch(() => this.types.delete(table)); // a failed lookup is retried at the next insert
+    }
+    const t = await types;
+    const codec = rowBinaryCodec(table, t, columns);
+    if (!codec) this.uncovered(table);
+    const entry = codec ? { codec, types: t } : null;
+    this.codecs.set(key, entry);
+    return entry ?? undefined;
+  }
+
+  clear(): void {
+    this.types.clear();
+    this.codecs.clear();
+  }
+}
