@@ -206,10 +206,25 @@ export class CapWatch {
   }
 
   private lastEvalMs = -Infinity;
+  private trailing: ReturnType<typeof setTimeout> | undefined;
 
-  /** Evaluates when at least minIntervalMs passed since the last evaluation; never throws (logs). */
+  /**
+   * Evaluates when at least minIntervalMs passed since the last evaluation; never throws (logs). A call
+   * inside that interval schedules one evaluation at its end, so what arrived last (a host catching up
+   * after the others) is always evaluated, not only when another batch follows.
+   */
   async maybeEvaluate(nowMs = Date.now()): Promise<void> {
-    if (nowMs - this.lastEvalMs < (this.cfg.minIntervalMs ?? 5000)) return;
+    const waitMs = (this.cfg.minIntervalMs ?? 5000) - (nowMs - this.lastEvalMs);
+    if (waitMs > 0) {
+      if (!this.trailing) {
+        this.trailing = setTimeout(() => {
+          this.trailing = undefined;
+          void this.maybeEvaluate();
+        }, waitMs);
+        this.trailing.unref();
+      }
+      return;
+    }
     this.lastEvalMs = nowMs;
     try {
       await this.evaluate();
