@@ -17,7 +17,7 @@
  */
 import type { HostInterval } from '@wattsplit/attribution';
 import { silentLogger, WattsplitError, type Logger } from '@wattsplit/wire';
-import { IO_FEATURES, intervalFeatures, MODEL_SOURCES, SHAPE_FEATURES, socketLoads, SOURCE_IO, staticPowerW, termLoads, termPowers, type AdditiveModelJson, type ModelSource, type SourceWeights, type VmFeatures } from './additive-model.js';
+import { IO_FEATURES, intervalFeatures, MODEL_SOURCES, OVERHEAD_ID, SHAPE_FEATURES, socketLoads, SOURCE_IO, staticPowerW, termLoads, termPowers, type AdditiveModelJson, type ModelSource, type SourceWeights, type VmFeatures } from './additive-model.js';
 import { LoadFactorNormalEquations } from './load-factor-fit.js';
 import { fitPlacement, packageZones } from './placement.js';
 import { anchorStaticToLowLoad, type StaticAnchorOptions } from './static-anchor.js';
@@ -70,6 +70,11 @@ export interface AdditiveTrainOptions {
   bmcPriorSd?: number;
   /** Shape features the MLP leaves out (additive-model.ts `ignoredShape`). Default ['freq_ghz']. */
   ignoreShape?: string[];
+  /**
+   * Fit the RAPL weight of memory traffic (`dram_gbs`) to the hosts' DRAM zones instead of the host total, where
+   * they are exposed (`dramWeightFromZones`). Default true.
+   */
+  dramFromZones?: boolean;
   /** Learn per-VM coefficients (VM identity). Default true. */
   perVm?: boolean;
   /**
@@ -80,6 +85,11 @@ export interface AdditiveTrainOptions {
   seed?: number;
   logger?: Logger;
   now?: () => Date;
+  /**
+   * Called between the fit's stages and every 50 optimiser steps, on the training's thread; it may block (the
+   * collector's training worker waits there while ingest is behind: collector training-gate.ts).
+   */
+  yieldPoint?: (stage: string) => void;
 }
 
 interface Packed {
@@ -124,6 +134,7 @@ export async function trainAdditiveModel(intervals: readonly HostInterval[], opt
   const sample: HostInterval[] = [];
   for (let x = 0; Math.floor(x) < usable.length && sample.length < maxN; x += step) sample.push(usable[Math.floor(x)]!);
   const backend = await initTf(logger);
+  opts.yieldPoint?.('features');
 
   // ---- features, normalisation, vm table
   const terms = sample.map((iv) => intervalFeatures(iv));
@@ -169,6 +180,7 @@ export async function trainAdditiveModel(intervals: readonly HostInterval[], opt
 
   const sources = {} as Record<ModelSource, SourceWeights>;
   // 1. the feature model g(f) by gradient descent (tfjs); 2. per-VM multipliers by ridge NNLS (below)
+  opts.yieldPoint?.('feature-model');
   sources.rapl = await trainFeatureModel(p, 'rapl', opts);
   // bmc_rest (fans, PSU losses, disks, NICs): a shared multiple of each term's RAPL power plus I/O, fitted below
   sources.bmc_rest = { ...sources.rapl, fromRapl: true, cpuScaleW: 0.1, io: IO_FEATURES.map(() => 0), vm: {}, load: [0, 0], staticW: quantile(p.y.bmc_rest, 0.02) };
@@ -202,20 +214,28 @@ export async function trainAdditiveModel(intervals: readonly HostInterval[], opt
       }
     });
   }
+  opts.yieldPoint?.('placement');
   // the load factor's shape from the package counters (shared curve, idle per package), where they exist
   const zoneLoad = placement && (opts.packageLoadFactor ?? true) ? packageLoadFactor(model, terms, sample) : undefined;
   const vmRidge = opts.vmRegularisation ?? 0.005;
-  const rapl = { source: 'rapl', terms, measuredW: p.y.rapl, vmRidge, perVm, fixedStaticW: opts.fixedStaticW?.rapl, fixedLoad: zoneLoad } as const;
+  // the DRAM weight from the DRAM zones where the host exposes them (memory traffic from LLC misses drives DRAM
+  // power linearly): fitted on the host total it is collinear with memory-bound VMs' CPU time and took their
+  // package power (development fleet 101: 2.7 W per GB/s against a true 0.9; database VMs' own W per core 0.4–1.5
+  // against 5), so the split's stand-alone rate, which scales the CPU part, missed them
+  const dramW = (opts.dramFromZones ?? true) ? dramWeightFromZones(sample, terms) : undefined;
+  const rapl = { source: 'rapl', terms, measuredW: p.y.rapl, vmRidge, perVm, fixedStaticW: opts.fixedStaticW?.rapl, fixedLoad: zoneLoad, ...(dramW !== undefined ? { fixedIo: { [DRAM_K]: dramW } } : {}) } as const;
   const coreW0 = model.sources.rapl.vmCoreW ? { ...model.sources.rapl.vmCoreW } : undefined;
   const raplMse = refitPerVm(model, rapl);
   // shrinkage towards the feature model that grows with how badly the host totals fit (phases, hidden memory
   // traffic): a prior of ±`vmPriorSd` on each VM's multiplier (λ = σ² / sd², as on the wall side), so a small VM
   // whose share the totals cannot pin down stays near the class instead of landing on 0 or 5 × its class
+  opts.yieldPoint?.('per-vm-shrunk');
   const vmSd = opts.vmPriorSd ?? 0.35;
   if (perVm && coreW0 && vmSd > 0 && Number.isFinite(vmSd)) {
     model.sources.rapl.vmCoreW = { ...coreW0 };
     refitPerVm(model, { ...rapl, ridgeFloor: raplMse / vmSd ** 2 });
   }
+  opts.yieldPoint?.('static-anchor');
   if (opts.fixedStaticW?.rapl === undefined && opts.staticAnchor !== false) {
     const anchored = anchorStaticToLowLoad(model, 'rapl', sample.map((iv, r) => ({ hostId: iv.hostId, terms: terms[r]!, powerW: p.y.rapl[r]! })), opts.staticAnchor || {});
     logger.debug({ hardwareClass: model.hardwareClass, hosts: anchored }, 'additive model: host static power anchored to low-load intervals');
@@ -227,7 +247,9 @@ export async function trainAdditiveModel(intervals: readonly HostInterval[], opt
   // (λ = σ² / sd²), so small VMs on a noisy wall reading stay shared
   const bmc = { source: 'bmc_rest', terms, measuredW: p.y.bmc_rest, fixedStaticW: opts.fixedStaticW?.bmc_rest } as const;
   const shared = refitPerVm(model, { ...bmc, vmRidge: 0, perVm: false });
+  opts.yieldPoint?.('bmc-per-vm');
   if (opts.bmcPerVm ?? true) refitPerVm(model, { ...bmc, vmRidge, perVm: true, ridgeFloor: shared / (opts.bmcPriorSd ?? 0.5) ** 2 });
+  opts.yieldPoint?.('residuals');
   // training residuals on the plain-JS apply path (what will be used)
   for (const s of MODEL_SOURCES) {
     let se = 0;
@@ -354,6 +376,100 @@ interface PerVmRefit {
   fixedLoad?: readonly [number, number] | undefined;
   /** Floor on every multiplier's ridge weight, absolute (in the units of AᵀA). Default 0. */
   ridgeFloor?: number;
+  /** I/O weights fixed instead of fitted (index into IO_FEATURES → W per unit): subtracted from the target. */
+  fixedIo?: Readonly<Record<number, number>>;
+}
+
+const DRAM_K = IO_FEATURES.indexOf('dram_gbs');
+const TOP_ZONE = /^[^:]+:\d+$/;
+const SUB_ZONE = /^[^:]+:\d+:\d+$/;
+
+/**
+ * W per GB/s of memory traffic (LLC misses × 64 B, `dram_gbs`) from the hosts' DRAM zones: per host,
+ *   Σ DRAM zones (W) = idle_h + w · Σ_terms dram_gbs + v · hypervisor cores
+ * by least squares with an intercept per host. DRAM zones are the sub-zones a host's measured RAPL total
+ * counts (the agent bills packages plus DRAM; core and uncore sub-zones are inside the package and not billed):
+ * a host qualifies when its top-level zones plus its sub-zones sum to the measured RAPL energy (median
+ * within 1 %). Undefined when no host qualifies, the traffic barely moves, or the fit explains less than half
+ * of the zones' variance (no DRAM-like zone).
+ */
+function dramWeightFromZones(sample: readonly HostInterval[], terms: readonly VmFeatures[][]): number | undefined {
+  const byHost = new Map<string, number[]>();
+  sample.forEach((_iv, r) => {
+    const h = sample[r]!.hostId;
+    let l = byHost.get(h);
+    if (!l) byHost.set(h, (l = []));
+    l.push(r);
+  });
+  // pooled regression on per-host centred values: y = w·x + v·z
+  let sxx = 0;
+  let sxz = 0;
+  let szz = 0;
+  let sxy = 0;
+  let szy = 0;
+  let syy = 0;
+  let rows = 0;
+  for (const rs of byHost.values()) {
+    const ys: number[] = [];
+    const xs: number[] = [];
+    const zs: number[] = [];
+    const rel: number[] = [];
+    for (const r of rs) {
+      const iv = sample[r]!;
+      if (!(iv.durationS > 0) || !(iv.measured.rapl > 0)) continue;
+      let top = 0;
+      let sub = 0;
+      let subs = 0;
+      for (const [id, j] of Object.entries(iv.raplZones)) {
+        if (!Number.isFinite(j)) continue;
+        if (TOP_ZONE.test(id)) top += j;
+        else if (SUB_ZONE.test(id)) {
+          sub += j;
+          subs++;
+        }
+      }
+      if (subs === 0) continue;
+      rel.push(Math.abs(top + sub - iv.measured.rapl) / iv.measured.rapl);
+      let x = 0;
+      let z = 0;
+      for (const f of terms[r]!) {
+        x += Math.max(0, f.io[DRAM_K] ?? 0);
+        if (f.id === OVERHEAD_ID) z += Math.max(0, f.cpu);
+      }
+      ys.push(sub / iv.durationS);
+      xs.push(x);
+      zs.push(z);
+    }
+    rel.sort((a, b) => a - b);
+    if (ys.length < 30 || !((rel[Math.floor(rel.length / 2)] ?? 1) < 0.01)) continue;
+    const m = (a: number[]): number => a.reduce((s, v) => s + v, 0) / a.length;
+    const my = m(ys);
+    const mx = m(xs);
+    const mz = m(zs);
+    for (let i = 0; i < ys.length; i++) {
+      const y = ys[i]! - my;
+      const x = xs[i]! - mx;
+      const z = zs[i]! - mz;
+      sxx += x * x;
+      sxz += x * z;
+      szz += z * z;
+      sxy += x * y;
+      szy += z * y;
+      syy += y * y;
+      rows++;
+    }
+  }
+  if (rows < 60 || !(sxx > 1e-9) || !(syy > 0)) return undefined;
+  const det = sxx * szz - sxz * sxz;
+  let w: number;
+  let v = 0;
+  if (szz > 1e-9 && det > 1e-12 * sxx * szz) {
+    w = (sxy * szz - szy * sxz) / det;
+    v = (szy * sxx - sxy * sxz) / det;
+  } else w = sxy / sxx;
+  if (!(w > 0)) return undefined;
+  const explained = w * sxy + v * szy;
+  return explained >= 0.5 * syy ? w : undefined;
 }
 
 /**
@@ -368,7 +484,7 @@ interface PerVmRefit {
  * Returns the mean squared residual of the chosen fit, W².
  */
 function refitPerVm(model: AdditiveModelJson, o: PerVmRefit): number {
-  const { source: s, terms, measuredW: y, vmRidge: reg, perVm, fixedStaticW: fixedStatic, fixedLoad, ridgeFloor: ridgeAbs = 0 } = o;
+  const { source: s, terms, measuredW: y, vmRidge: reg, perVm, fixedStaticW: fixedStatic, fixedLoad, ridgeFloor: ridgeAbs = 0, fixedIo = {} } = o;
   const w = model.sources[s];
   const ids = new Map<string, number>();
   for (const ts of terms) for (const f of ts) if (f.cpu > 0 && !ids.has(f.id)) ids.set(f.id, perVm ? ids.size + 1 : 1);
@@ -405,7 +521,7 @@ function refitPerVm(model: AdditiveModelJson, o: PerVmRefit): number {
   const hostCol = (h: number): number => (h === 0 ? 0 : n + K + h - 1);
   const N = n + K + Math.max(0, hostIdx.size - 1);
   const MEM_K = IO_FEATURES.indexOf('mem_used_gib');
-  const allowed = IO_FEATURES.map((name) => (SOURCE_IO[s] as readonly string[]).includes(name));
+  const allowed = IO_FEATURES.map((name, k) => (SOURCE_IO[s] as readonly string[]).includes(name) && fixedIo[k] === undefined);
   const ne = new LoadFactorNormalEquations(N);
   const cols = new Int32Array(n);
   const vals = [new Float64Array(n), new Float64Array(n), new Float64Array(n)];
@@ -445,7 +561,9 @@ function refitPerVm(model: AdditiveModelJson, o: PerVmRefit): number {
         uvals.push(row.ioF[k]!);
       }
     }
-    ne.addRow({ m, cols, v: vals, ucols, uvals, target: y[r]! - (fixedStatic ?? 0) });
+    let fixedIoW = 0;
+    for (const [k, wk] of Object.entries(fixedIo)) fixedIoW += wk * (row.ioF[Number(k)] ?? 0);
+    ne.addRow({ m, cols, v: vals, ucols, uvals, target: y[r]! - (fixedStatic ?? 0) - fixedIoW });
     for (let p = 0; p < m; p++) slot[cols[p]!] = -1;
   });
   const best = ne.search(
@@ -473,7 +591,7 @@ function refitPerVm(model: AdditiveModelJson, o: PerVmRefit): number {
     stat = rowsAll > 0 ? sum / rowsAll : Math.max(0, best.x[0]!);
     w.hostStaticW = own;
   }
-  if (best) w.io = Array.from({ length: K }, (_, k) => Math.max(0, best.x[n + k]!));
+  if (best) w.io = Array.from({ length: K }, (_, k) => fixedIo[k] ?? Math.max(0, best.x[n + k]!));
   const load: [number, number] = [best?.b1 ?? 0, best?.b2 ?? 0];
   w.staticW = stat;
   w.load = load;
@@ -552,6 +670,7 @@ async function trainFeatureModel(p: Packed, s: ModelSource, opts: AdditiveTrainO
     const batch = tf.tidy(() => ({ shape: tf.gather(all.shape, bi), cpu: tf.gather(all.cpu, bi), io: tf.gather(all.io, bi), y: tf.gather(all.y, bi) }));
     optimizer.minimize(() => tf.mean<tf.Scalar>(tf.square(tf.sub(forward(batch.shape, batch.cpu, batch.io), batch.y))), false, vars);
     for (const t of [bi, batch.shape, batch.cpu, batch.io, batch.y]) t.dispose();
+    if (it % 50 === 0) opts.yieldPoint?.('feature-model');
     if (it % 50 === 0) await tf.nextFrame?.();
   }
   const W1a = (await W1.array()) as number[][];
