@@ -6,6 +6,7 @@
  *   "hostId": "hv-01",                         // default: the OS hostname
  *   "hardwareClass": "xeon-8480+h100x8",       // default: derived from /proc/cpuinfo and GPU names
  *   "intervalMs": 1000,
+ *   "slowCountersEveryMs": 5000,               // each VM's memory and block I/O read this often (CPU time every interval); ≤ intervalMs: every interval
  *   "sysfsRoot": "/",                          // prefix for /sys and /proc (fixture trees, containers)
  *   "gateway": { "address": "gw.example:7443", "tls": { "caFile": "...", "certFile": "...", "keyFile": "...", "serverName": "..." }, "tokenFile": "/etc/wattsplit/token" },
  *   "spool": { "dir": "/var/lib/wattsplit/spool", "maxBytes": 268435456, "maxAgeMs": 604800000, "fsync": true, "syncAfterMs": 1000 },
@@ -29,6 +30,11 @@ export interface AgentConfig {
   hostId: string;
   hardwareClass?: string;
   intervalMs: number;
+  /**
+   * Each VM's memory and block I/O counters are read this often, staggered over the VMs (CPU time every
+   * interval); the frames say when (slow_read_mono_ns) and the collector takes their rate over that window.
+   */
+  slowCountersEveryMs: number;
   sysfsRoot: string;
   /**
    * Keep sysfs/procfs/cgroupfs files open and re-read them with pread. Default (absent): when sysfsRoot is
@@ -80,6 +86,7 @@ export interface AgentConfigOverrides {
 export const DEFAULT_AGENT_CONFIG: AgentConfig = {
   hostId: '',
   intervalMs: 1000,
+  slowCountersEveryMs: 5000,
   sysfsRoot: '/',
   gateway: { address: '127.0.0.1:7443', tls: {} },
   spool: { dir: '/var/lib/wattsplit/spool', maxBytes: 256 * 1024 * 1024, maxAgeMs: 7 * 24 * 3600 * 1000, fsync: true, syncAfterMs: 1000 },
@@ -160,13 +167,14 @@ export function loadAgentConfig(path: string | undefined, overrides: AgentConfig
   return cfg;
 }
 
-const KNOWN = new Set(['hostId', 'hardwareClass', 'intervalMs', 'sysfsRoot', 'sysfsKeepOpen', 'gateway', 'spool', 'batching', 'libvirt', 'vms', 'nvml', 'redfish', 'ipmi', 'perf', 'rapl', '$comment']);
+const KNOWN = new Set(['hostId', 'hardwareClass', 'intervalMs', 'slowCountersEveryMs', 'sysfsRoot', 'sysfsKeepOpen', 'gateway', 'spool', 'batching', 'libvirt', 'vms', 'nvml', 'redfish', 'ipmi', 'perf', 'rapl', '$comment']);
 
 function applyFile(cfg: AgentConfig, j: Json, c: Checker): void {
   for (const k of Object.keys(j)) if (!KNOWN.has(k)) c.fail(k, j[k], `is not a known setting (known: ${[...KNOWN].filter((x) => x !== '$comment').join(', ')})`);
   set(cfg, 'hostId', c.str(j, 'hostId', 'hostId'));
   set(cfg, 'hardwareClass', c.str(j, 'hardwareClass', 'hardwareClass'));
   set(cfg, 'intervalMs', c.num(j, 'intervalMs', 'intervalMs', 10));
+  set(cfg, 'slowCountersEveryMs', c.num(j, 'slowCountersEveryMs', 'slowCountersEveryMs', 0));
   set(cfg, 'sysfsRoot', c.str(j, 'sysfsRoot', 'sysfsRoot'));
   set(cfg, 'sysfsKeepOpen', c.bool(j, 'sysfsKeepOpen', 'sysfsKeepOpen'));
   const g = c.obj(j, 'gateway');

@@ -105,6 +105,7 @@ export function createAgent(cfg: AgentConfig, src: Omit<AgentSources, 'notes'> &
     logger: log,
     stateDir: cfg.spool.dir,
     intervalMs: cfg.intervalMs,
+    slowCountersEveryMs: cfg.slowCountersEveryMs,
     rapl: cfg.rapl.enabled,
     ...(cfg.hardwareClass ? { hardwareClass: cfg.hardwareClass } : {}),
     ...(src.gpus ? { gpus: src.gpus } : {}),

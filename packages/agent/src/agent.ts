@@ -38,7 +38,7 @@ import { deriveHardwareClass } from './hardware-class.js';
 import { PerfSampler } from './perf-sampler.js';
 import { RaplSampler } from './rapl-sampler.js';
 import type { FrameUnderConstruction, RoundContext, Sampler, SamplerStatus } from './sampler.js';
-import { VmSampler } from './vm-sampler.js';
+import { VmSampler, type VmSamplerOptions } from './vm-sampler.js';
 
 export const AGENT_VERSION = '0.1.0';
 
@@ -62,6 +62,11 @@ export interface AgentOptions {
   /** Read RAPL (default true). */
   rapl?: boolean;
   cgroupVersion?: CgroupVersion;
+  /**
+   * Read each VM's memory and block I/O counters every this many ms (rounded to whole intervals, staggered
+   * over the VMs) instead of every round; CPU time is read every round. Absent or ≤ intervalMs: every round.
+   */
+  slowCountersEveryMs?: number;
   /** Boot id override (the simulator uses deterministic ones); the kernel's boot id otherwise (random per start if unreadable). */
   bootId?: string;
   /** The sequence continues after max(state file seq, minSeq): pass the last spooled seq (SpoolingSender.lastSpooledSeq()). */
@@ -145,7 +150,9 @@ export class Agent {
       this.log.info({ seq: this.seq }, 'no agent state: the frame sequence starts at the wall clock in ms (never below an earlier installation\'s)');
     }
     this.cgroupOwners = opts.processOwners ? undefined : new CgroupProcessOwnerMap(opts.fs);
-    this.samplers.push(new VmSampler(opts.fs, this.log.child({ sampler: 'vms' }), opts.cgroupVersion === undefined ? {} : { cgroupVersion: opts.cgroupVersion }));
+    const vmOpts: VmSamplerOptions = { slowEveryRounds: Math.max(1, Math.round((opts.slowCountersEveryMs ?? 0) / this.intervalMs)) };
+    if (opts.cgroupVersion !== undefined) vmOpts.cgroupVersion = opts.cgroupVersion;
+    this.samplers.push(new VmSampler(opts.fs, this.log.child({ sampler: 'vms' }), vmOpts));
     if (opts.perf) this.samplers.push(new PerfSampler(opts.perf, this.log.child({ sampler: 'perf' })));
     if (opts.gpus) this.samplers.push(new GpuSampler(opts.gpus, this.log.child({ sampler: 'gpu' })));
     if (opts.rapl !== false) this.samplers.push(new RaplSampler(opts.fs, this.log.child({ sampler: 'rapl' })));

@@ -57,13 +57,20 @@ export interface VmFiles {
   io: CounterFile;
 }
 
-export interface VmCgroupStats {
+/** The counters read every round. */
+export interface VmCpuStats {
   cpuTimeNs: number;
   vcpuTimeNs: number[];
+}
+
+/** The counters that may be read every few rounds (VmSamplerOptions.slowEveryRounds): memory and block I/O. */
+export interface VmSlowStats {
   memoryUsedBytes: number;
   blockReadBytes: number;
   blockWriteBytes: number;
 }
+
+export interface VmCgroupStats extends VmCpuStats, VmSlowStats {}
 
 function num(text: string, file: string, field: string): number {
   const v = Number(text);
@@ -287,6 +294,13 @@ export class CgroupReader {
 
   /** read() of files the caller holds (from `files(path, vcpus)`; valid until `forget(path)`). */
   readFiles(f: VmFiles): VmCgroupStats {
+    const slow = { memoryUsedBytes: 0, blockReadBytes: 0, blockWriteBytes: 0 };
+    this.readSlow(f, slow);
+    return { ...this.readCpu(f), ...slow };
+  }
+
+  /** CPU time of the whole cgroup and per vCPU; throws Node's ENOENT/ENODEV when the cgroup vanished. */
+  readCpu(f: VmFiles): VmCpuStats {
     const cpuTimeNs = f.cpuIsStat ? parseCpuStatUsageNs(f.cpu.text(), f.cpu.path) : this.uint(f.cpu, f.cpuField);
     const vcpuTimeNs: number[] = [];
     for (const v of f.vcpus) {
@@ -297,6 +311,11 @@ export class CgroupReader {
         break; // fewer vCPU threads than reserved (hot-unplugged, or libvirt without per-vCPU cgroups)
       }
     }
+    return { cpuTimeNs, vcpuTimeNs };
+  }
+
+  /** Memory in use and block I/O bytes, into `out` (0 where the controller is not there). */
+  readSlow(f: VmFiles, out: VmSlowStats): void {
     let memoryUsedBytes = 0;
     try {
       memoryUsedBytes = this.uint(f.mem, f.memField);
@@ -318,7 +337,9 @@ export class CgroupReader {
       io.read = 0;
       io.write = 0;
     }
-    return { cpuTimeNs, vcpuTimeNs, memoryUsedBytes, blockReadBytes: io.read, blockWriteBytes: io.write };
+    out.memoryUsedBytes = memoryUsedBytes;
+    out.blockReadBytes = io.read;
+    out.blockWriteBytes = io.write;
   }
 
   /** A one-number file; a value that is not one is SENSOR_READ_FAILED naming the file and what it holds. */

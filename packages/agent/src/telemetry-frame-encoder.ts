@@ -195,6 +195,7 @@ function vm(w: FrameWriter, v: IVmSample): void {
   w.int(16, v.readMonoNs);
   w.int(17, v.startedMonoNs);
   w.str(18, v.hardwareClass);
+  w.int(19, v.slowReadMonoNs);
 }
 
 function hostCpu(w: FrameWriter, h: IHostCpu): void {

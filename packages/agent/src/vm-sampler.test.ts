@@ -250,3 +250,46 @@ test('parseProcStat counts the "cpuN" lines that follow the total (online CPUs),
   assert.equal(hc.idleNs, (3699176 + 23) * 10_000_000);
   assert.equal(parseProcStat('cpu  1 2 3 4').onlineCpus, 0, 'the total line alone, no newline');
 });
+
+test('slowEveryRounds 3: CPU every round; memory and block I/O every 3rd round per VM, staggered, repeated between with their read time', () => {
+  const fx = copyFixture('single-socket-v2');
+  try {
+    const dir = (id: number, name: string) => join(fx.root, 'sys/fs/cgroup', cgroupV2Path(id, name));
+    const s = new VmSampler(new RootedHostFs(fx.root), memoryLogger(), { slowEveryRounds: 3 });
+    const rounds: Array<{ mono: number; vms: FrameUnderConstruction['vms'] }> = [];
+    for (let r = 0; r < 7; r++) {
+      // every round: the CPU, memory and I/O counters of both VMs move
+      for (const [id, name] of [[1, 'web-1'], [2, 'db']] as const) {
+        writeFileSync(join(dir(id, name), 'cpu.stat'), `usage_usec ${(r + 1) * 1000}\nuser_usec 0\nsystem_usec 0\n`);
+        writeFileSync(join(dir(id, name), 'memory.current'), `${(r + 1) * 4096}\n`);
+        writeFileSync(join(dir(id, name), 'io.stat'), `253:0 rbytes=${(r + 1) * 100} wbytes=${(r + 1) * 10} rios=1 wios=1 dbytes=0 dios=0\n`);
+      }
+      const at = mono;
+      rounds.push({ mono: at, vms: round(s, [WEB, DB]).frame.vms });
+    }
+    for (const uuid of ['u-web', 'u-db']) {
+      const seen = rounds.map(({ mono: at, vms }) => ({ at, v: vms.find((v) => v.uuid === uuid)! }));
+      seen.forEach(({ at, v }, r) => {
+        assert.equal(v.cpuTimeNs, (r + 1) * 1e6, `${uuid} round ${r}: CPU time read every round`);
+        assert.equal(v.readMonoNs, at);
+        const slowAt = v.slowReadMonoNs ?? 0;
+        assert.ok(slowAt > 0 && slowAt <= at, `${uuid} round ${r}: slowReadMonoNs ${slowAt}`);
+        // the round whose values these are, from their read time: the slow counters are exactly that round's
+        const from = seen.findIndex((x) => x.at === slowAt);
+        assert.ok(from >= 0 && r - from < 3, `${uuid} round ${r}: values from round ${from}`);
+        assert.equal(v.memoryUsedBytes, (from + 1) * 4096);
+        assert.equal(v.blockReadBytes, (from + 1) * 100);
+        assert.equal(v.blockWriteBytes, (from + 1) * 10);
+      });
+      const freshRounds = seen.flatMap(({ at, v }, r) => (v.slowReadMonoNs === at ? [r] : []));
+      assert.equal(freshRounds[0], 0, `${uuid}: a new VM is read whole`);
+      assert.ok(freshRounds.length >= 2 && freshRounds.length <= 4, `${uuid}: read in rounds ${freshRounds.join(',')} of 0-6`);
+      for (let i = 2; i < freshRounds.length; i++) assert.equal(freshRounds[i]! - freshRounds[i - 1]!, 3, `${uuid}: every 3rd round (${freshRounds.join(',')})`);
+    }
+    // staggered: the two VMs are not read in the same rounds after the first
+    const freshOf = (uuid: string) => rounds.flatMap(({ mono: at, vms }, r) => (r > 0 && vms.find((v) => v.uuid === uuid)!.slowReadMonoNs === at ? [r] : []));
+    assert.notDeepEqual(freshOf('u-web'), freshOf('u-db'));
+  } finally {
+    fx.cleanup();
+  }
+});

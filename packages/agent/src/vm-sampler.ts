@@ -8,13 +8,20 @@
  * sysfs-class-net-statistics: /sys/class/net/<iface>/statistics/rx_bytes and tx_bytes. Both cumulative, the
  * same kernel counters. A tap's rx is what the guest sent, so it is reported as the VM's tx.
  *
+ * Memory in use and block I/O change slowly and cost two of a VM's 3 + vCPUs file reads: with
+ * `slowEveryRounds` N > 1 they are read every Nth round per VM (staggered: each VM in its own round, so every
+ * round reads about 1/N of them), the frames in between repeat the last values, and every sample says when
+ * they were read (VmSample.slow_read_mono_ns) so that the collector takes their deltas over the read window,
+ * not the frame's interval. CPU time (whole cgroup and per vCPU) is read every round. A VM seen for the first
+ * time, or with a new domain id, is read whole.
+ *
  * VMs that appear, migrate or vanish are reported as what they are, never guessed: a VM seen for the
  * first time gets started_mono_ns = now (its counters start from its own zero); a VM whose domain or
  * cgroup disappears is reported once with state GONE and its last known counters; a shut-off VM is
  * reported once with state SHUTOFF; live-migration states come from the DomainSource.
  */
 import { VmState, type DomainInfo, type DomainState, type HostFs, type IVmSample, type Logger } from '@wattsplit/wire';
-import { CgroupReader, type CgroupVersion, type ReleasableHostFs, type VmFiles } from './cgroup-reader.js';
+import { CgroupReader, type CgroupVersion, type ReleasableHostFs, type VmFiles, type VmSlowStats } from './cgroup-reader.js';
 import { errnoOf, readUint } from './host-fs.js';
 import { NET_DEV_FILE, parseNetDev } from './net-dev.js';
 import { CpuFreqReader, discoverFreqFiles, parseProcStat } from './proc-stat.js';
@@ -47,10 +54,17 @@ interface KnownVm {
   last: IVmSample;
   /** the last round whose inventory listed it (one not listed in this round is gone) */
   listedRound: number;
+  /** memory and block I/O as last read, and when (mono ns) */
+  slow: VmSlowStats;
+  slowAtNs: number;
+  /** its slow counters are read in the rounds r with (r + phase) % slowEveryRounds = 0 */
+  phase: number;
 }
 
 export interface VmSamplerOptions {
   cgroupVersion?: CgroupVersion;
+  /** Read memory and block I/O every this many rounds (per VM, staggered); 1 (default) = every round. */
+  slowEveryRounds?: number;
 }
 
 export class VmSampler implements Sampler {
@@ -68,6 +82,8 @@ export class VmSampler implements Sampler {
   /** Host paths of each tap's sysfs counters, named once. */
   private readonly tapFiles = new Map<string, { rx: string; tx: string }>();
   private round = 0;
+  private readonly slowEvery: number;
+  private nextPhase = 0;
   private lastSeen = 0;
   private lastMissing: string[] = [];
   private hostCpuError: string | undefined;
@@ -78,6 +94,7 @@ export class VmSampler implements Sampler {
     opts: VmSamplerOptions = {},
   ) {
     this.cgroups = new CgroupReader(fs, opts.cgroupVersion);
+    this.slowEvery = Math.max(1, Math.floor(opts.slowEveryRounds ?? 1));
   }
 
   get cgroupVersion(): CgroupVersion {
@@ -147,9 +164,13 @@ export class VmSampler implements Sampler {
     const now = ctx.monoNs();
     const same = prev !== undefined && prev.id === d.id;
     const files = same && prev.files.vcpus.length === d.vcpus ? prev.files : this.cgroups.files(cgroupPath, d.vcpus);
-    let stats;
+    // memory and block I/O: this VM's round to read them, or it is new (read whole), or the last values again
+    const fresh = !same || this.slowEvery === 1 || (this.round + prev.phase) % this.slowEvery === 0;
+    const slow = same ? prev.slow : { memoryUsedBytes: 0, blockReadBytes: 0, blockWriteBytes: 0 };
+    let cpu;
     try {
-      stats = this.cgroups.readFiles(files);
+      cpu = this.cgroups.readCpu(files);
+      if (fresh) this.cgroups.readSlow(files, slow);
     } catch (e) {
       const code = errnoOf(e);
       if (prev && (code === 'ENOENT' || code === 'ENODEV')) {
@@ -188,17 +209,19 @@ export class VmSampler implements Sampler {
       vcpus: d.vcpus,
       memoryBytes: d.memoryBytes,
       state: vmStateOf(d.state),
-      cpuTimeNs: stats.cpuTimeNs,
-      vcpuTimeNs: stats.vcpuTimeNs,
-      memoryUsedBytes: stats.memoryUsedBytes,
-      blockReadBytes: stats.blockReadBytes,
-      blockWriteBytes: stats.blockWriteBytes,
+      cpuTimeNs: cpu.cpuTimeNs,
+      vcpuTimeNs: cpu.vcpuTimeNs,
+      memoryUsedBytes: slow.memoryUsedBytes,
+      blockReadBytes: slow.blockReadBytes,
+      blockWriteBytes: slow.blockWriteBytes,
       netRxBytes: rx,
       netTxBytes: tx,
       readMonoNs: now,
       startedMonoNs: prev && prev.id === d.id ? prev.startedMonoNs : now,
       hardwareClass: d.flavor,
     };
+    const slowAtNs = fresh ? now : (prev?.slowAtNs ?? now);
+    if (this.slowEvery > 1) sample.slowReadMonoNs = slowAtNs;
     if (!prev || prev.id !== d.id) {
       this.log.info({ vm: d.uuid, name: d.name, cgroup: cgroupPath }, 'VM appeared');
     }
@@ -208,7 +231,11 @@ export class VmSampler implements Sampler {
       prev.cgroupPath = cgroupPath;
       prev.files = files;
       prev.last = sample;
-    } else this.known.set(d.uuid, { id: d.id, taps: d.taps, cgroupPath, files, startedMonoNs: sample.startedMonoNs ?? now, last: sample, listedRound: this.round });
+      prev.slowAtNs = slowAtNs;
+    } else {
+      const phase = this.nextPhase++ % this.slowEvery;
+      this.known.set(d.uuid, { id: d.id, taps: d.taps, cgroupPath, files, startedMonoNs: sample.startedMonoNs ?? now, last: sample, listedRound: this.round, slow, slowAtNs, phase });
+    }
     ctx.cgroupPathByUuid.set(d.uuid, cgroupPath);
     return sample;
   }

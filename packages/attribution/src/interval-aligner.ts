@@ -30,8 +30,15 @@
  * - VM vanishes → included once with state 'gone' (presence 0.5: it left at an unknown time in the
  *   interval), its last sample kept so that, should it come back (a cgroup briefly absent), the next
  *   delta spans the gap; anomaly VM_VANISHED;
- * - VM cpu counter going backwards (VM restarted) → its delta is the new value, anomaly COUNTER_WENT_BACKWARDS.
- * Memory is bounded: per host, one frame plus at most `maxVanishedPerHost` vanished VM samples.
+ * - VM cpu counter going backwards (VM restarted) → its delta is the new value, anomaly COUNTER_WENT_BACKWARDS;
+ * - VM block counters read less often than every frame (VmSample.slow_read_mono_ns set: the agent reads
+ *   memory and blkio every few rounds and repeats the last values in between) → a delta of them covers
+ *   [previous slow read, this one], not the interval: the interval gets the mean byte rate of the newest
+ *   such window that ended at or before its end × its duration (0 until the VM's first window). Over a
+ *   billing period the bytes match the counters to within one window; memory_used_bytes is a level, taken
+ *   as read.
+ * Memory is bounded: per host, one frame, one I/O rate per VM of that frame, and at most
+ * `maxVanishedPerHost` vanished VM samples.
  */
 import {
   EnergySource,
@@ -71,10 +78,18 @@ interface VanishedVm {
   monoNs: number;
 }
 
+/** Bytes per second of a VM's block counters over its newest slow-read window. */
+interface IoRate {
+  read: number;
+  write: number;
+}
+
 interface HostState {
   frame: ITelemetryFrame;
   bootId: string;
   vanished: Map<string, VanishedVm>;
+  /** The I/O rate of each VM of `frame` whose block counters are read every few rounds (slow_read_mono_ns). */
+  ioRates: Map<string, IoRate>;
   /** Highest seq seen (accepted or held), for duplicate detection. */
   lastSeq: number;
   /** Frames held in a row since `frame`. */
@@ -143,7 +158,7 @@ export class IntervalAligner {
     const bootId = frame.bootId ?? '';
     const st = this.hosts.get(hostId);
     if (!st) {
-      this.hosts.set(hostId, { frame, bootId, vanished: new Map(), lastSeq: seq, held: 0, lastWallNs: n(frame.wallUnixNs) });
+      this.hosts.set(hostId, { frame, bootId, vanished: new Map(), ioRates: new Map(), lastSeq: seq, held: 0, lastWallNs: n(frame.wallUnixNs) });
       return { anomalies: [] };
     }
     const prevSeq = n(st.frame.seq);
@@ -177,7 +192,7 @@ export class IntervalAligner {
         };
       }
       if (!restart) {
-        this.hosts.set(hostId, { frame, bootId, vanished: new Map(), lastSeq: seq, held: 0, lastWallNs: n(frame.wallUnixNs) });
+        this.hosts.set(hostId, { frame, bootId, vanished: new Map(), ioRates: new Map(), lastSeq: seq, held: 0, lastWallNs: n(frame.wallUnixNs) });
         return {
           anomalies: [{ code: 'COUNTER_RESET', message: `host ${hostId}: boot_id changed ${JSON.stringify(st.bootId)} → ${JSON.stringify(bootId)} at seq ${seq} and the monotonic clock restarted (host reboot); counters restarted, no interval for seq ${prevSeq}→${seq}` }],
         };
@@ -409,6 +424,7 @@ export class IntervalAligner {
     const vms: VmInterval[] = [];
     const curMono = n(cur.monoNs);
     const prevMono = n(prev.monoNs);
+    const ioRates = new Map<string, IoRate>();
     for (const v of cur.vms ?? []) {
       const uuid = v.uuid ?? '';
       let p = prevVms.get(uuid);
@@ -427,8 +443,11 @@ export class IntervalAligner {
       }
       const state = vmState(v.state);
       if (state === 'gone') presence = Math.min(presence, 0.5);
-      vms.push(this.vmInterval(hostId, seq, v, p, presence, state, anomalies, spanned));
+      const vi = this.vmInterval(hostId, seq, v, p, presence, state, anomalies, spanned);
+      if (n(v.slowReadMonoNs) > 0) this.spreadSlowIo(vi, v, p, st.ioRates.get(uuid), ioRates, durationS);
+      vms.push(vi);
     }
+    st.ioRates = ioRates;
     const curUuids = new Set((cur.vms ?? []).map((v) => v.uuid ?? ''));
     for (const [uuid, p] of prevVms) {
       if (curUuids.has(uuid)) continue;
@@ -467,6 +486,25 @@ export class IntervalAligner {
     };
     if (unusable.size > 0) interval.unusableSources = [...unusable].sort();
     return interval;
+  }
+
+  /**
+   * The block bytes of an interval whose VM's counters come from slow reads (slow_read_mono_ns): the counters'
+   * delta since the previous slow read, as a rate over that read window when this frame brought a new read,
+   * or the VM's last rate when it repeats the previous one; × the interval's duration.
+   */
+  private spreadSlowIo(vi: VmInterval, v: IVmSample, p: IVmSample | undefined, last: IoRate | undefined, out: Map<string, IoRate>, durationS: number): void {
+    const at = n(v.slowReadMonoNs);
+    // where the previous values were read: its own slow read, else with its other counters
+    const prevAt = p ? n(p.slowReadMonoNs) || n(p.readMonoNs) : 0;
+    let rate = last;
+    if (p && prevAt > 0 && at > prevAt) {
+      const windowS = (at - prevAt) / 1e9;
+      rate = { read: vi.blockReadBytes / windowS, write: vi.blockWriteBytes / windowS };
+    }
+    if (rate) out.set(vi.uuid, rate);
+    vi.blockReadBytes = rate ? rate.read * durationS : 0;
+    vi.blockWriteBytes = rate ? rate.write * durationS : 0;
   }
 
   private vmInterval(hostId: string, seq: number, v: IVmSample, p: IVmSample | undefined, presence: number, state: VmInterval['state'], anomalies: Anomaly[], spanned: boolean): VmInterval {

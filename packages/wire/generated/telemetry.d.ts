@@ -268,6 +268,7 @@ export namespace wattsplit {
                 readMonoNs?: (number|null);
                 startedMonoNs?: (number|null);
                 hardwareClass?: (string|null);
+                slowReadMonoNs?: (number|null);
             }
 
             class VmSample implements IVmSample {
@@ -290,6 +291,7 @@ export namespace wattsplit {
                 public readMonoNs: number;
                 public startedMonoNs: number;
                 public hardwareClass: string;
+                public slowReadMonoNs: number;
                 public static create(properties?: wattsplit.telemetry.v1.IVmSample): wattsplit.telemetry.v1.VmSample;
                 public static encode(m: wattsplit.telemetry.v1.IVmSample, w?: $protobuf.Writer): $protobuf.Writer;
                 public static decode(r: ($protobuf.Reader|Uint8Array), l?: number): wattsplit.telemetry.v1.VmSample;

@@ -2805,6 +2805,7 @@ export const wattsplit = $root.wattsplit = (() => {
                  * @property {number|null} [readMonoNs] VmSample readMonoNs
                  * @property {number|null} [startedMonoNs] VmSample startedMonoNs
                  * @property {string|null} [hardwareClass] VmSample hardwareClass
+                 * @property {number|null} [slowReadMonoNs] VmSample slowReadMonoNs
                  */
 
                 /**
@@ -2969,6 +2970,14 @@ export const wattsplit = $root.wattsplit = (() => {
                 VmSample.prototype.hardwareClass = "";
 
                 /**
+                 * VmSample slowReadMonoNs.
+                 * @member {number} slowReadMonoNs
+                 * @memberof wattsplit.telemetry.v1.VmSample
+                 * @instance
+                 */
+                VmSample.prototype.slowReadMonoNs = 0;
+
+                /**
                  * Creates a new VmSample instance using the specified properties.
                  * @function create
                  * @memberof wattsplit.telemetry.v1.VmSample
@@ -3038,6 +3047,8 @@ export const wattsplit = $root.wattsplit = (() => {
                         w.uint32(136).uint64(m.startedMonoNs);
                     if (m.hardwareClass != null && Object.hasOwnProperty.call(m, "hardwareClass"))
                         w.uint32(146).string(m.hardwareClass);
+                    if (m.slowReadMonoNs != null && Object.hasOwnProperty.call(m, "slowReadMonoNs"))
+                        w.uint32(152).uint64(m.slowReadMonoNs);
                     return w;
                 };
 
@@ -3160,6 +3171,10 @@ export const wattsplit = $root.wattsplit = (() => {
                             }
                         case 18: {
                                 m.hardwareClass = r.string();
+                                break;
+                            }
+                        case 19: {
+                                m.slowReadMonoNs = r.uint64();
                                 break;
                             }
                         default:
@@ -3364,6 +3379,16 @@ export const wattsplit = $root.wattsplit = (() => {
                     if (d.hardwareClass != null) {
                         m.hardwareClass = String(d.hardwareClass);
                     }
+                    if (d.slowReadMonoNs != null) {
+                        if ($util.Long)
+                            m.slowReadMonoNs = $util.Long.fromValue(d.slowReadMonoNs, true);
+                        else if (typeof d.slowReadMonoNs === "string")
+                            m.slowReadMonoNs = parseInt(d.slowReadMonoNs, 10);
+                        else if (typeof d.slowReadMonoNs === "number")
+                            m.slowReadMonoNs = d.slowReadMonoNs;
+                        else if (typeof d.slowReadMonoNs === "object")
+                            m.slowReadMonoNs = new $util.LongBits(d.slowReadMonoNs.low >>> 0, d.slowReadMonoNs.high >>> 0).toNumber(true);
+                    }
                     return m;
                 };
 
@@ -3441,6 +3466,11 @@ export const wattsplit = $root.wattsplit = (() => {
                         } else
                             d.startedMonoNs = o.longs === String ? "0" : typeof BigInt !== "undefined" && o.longs === BigInt ? BigInt("0") : 0;
                         d.hardwareClass = "";
+                        if ($util.Long) {
+                            var n = new $util.Long(0, 0, true);
+                            d.slowReadMonoNs = o.longs === String ? n.toString() : o.longs === Number ? n.toNumber() : typeof BigInt !== "undefined" && o.longs === BigInt ? n.toBigInt() : n;
+                        } else
+                            d.slowReadMonoNs = o.longs === String ? "0" : typeof BigInt !== "undefined" && o.longs === BigInt ? BigInt("0") : 0;
                     }
                     if (m.uuid != null && Object.hasOwnProperty.call(m, "uuid")) {
                         d.uuid = m.uuid;
@@ -3551,6 +3581,14 @@ export const wattsplit = $root.wattsplit = (() => {
                     }
                     if (m.hardwareClass != null && Object.hasOwnProperty.call(m, "hardwareClass")) {
                         d.hardwareClass = m.hardwareClass;
+                    }
+                    if (m.slowReadMonoNs != null && Object.hasOwnProperty.call(m, "slowReadMonoNs")) {
+                        if (typeof BigInt !== "undefined" && o.longs === BigInt)
+                            d.slowReadMonoNs = typeof m.slowReadMonoNs === "number" ? BigInt(m.slowReadMonoNs) : $util.Long.fromBits(m.slowReadMonoNs.low >>> 0, m.slowReadMonoNs.high >>> 0, true).toBigInt();
+                        else if (typeof m.slowReadMonoNs === "number")
+                            d.slowReadMonoNs = o.longs === String ? String(m.slowReadMonoNs) : m.slowReadMonoNs;
+                        else
+                            d.slowReadMonoNs = o.longs === String ? $util.Long.prototype.toString.call(m.slowReadMonoNs) : o.longs === Number ? new $util.LongBits(m.slowReadMonoNs.low >>> 0, m.slowReadMonoNs.high >>> 0).toNumber(true) : m.slowReadMonoNs;
                     }
                     return d;
                 };
