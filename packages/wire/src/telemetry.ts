@@ -1,11 +1,14 @@
 /** Friendly names for the generated wire types (wattsplit.telemetry.v1). */
 import protobuf from 'protobufjs/minimal.js';
 import { wattsplit } from '../generated/telemetry.js';
+import { installVarint64Readers } from './varint64-reader.js';
 
 // 64-bit fields are plain numbers (exact below 2^53: 9e9 J in µJ, 104 days in ns of monotonic time;
 // beyond that they lose sub-µs precision, which 1 Hz sampling never needs). No Long objects anywhere.
 protobuf.util.Long = undefined as unknown as typeof protobuf.util.Long;
 protobuf.configure();
+// …and read without a LongBits object per field (varint64-reader.ts).
+installVarint64Readers();
 
 export const v1 = wattsplit.telemetry.v1;
 
