@@ -93,14 +93,17 @@ function scaleBounds(s: AttributionShare, before: number): void {
   }
 }
 
+const SHARE_PARTS = ['dynamicJoules', 'staticJoules', 'lowJoules', 'highJoules'] as const;
+
 /** Problems with a result (empty = it honours the contract): per-source sums off by more than tol (relative, min 1 J scale), negative or non-finite parts, missing method. */
 export function checkConservation(result: AttributionResult, tol = 1e-9): string[] {
   const problems: string[] = [];
   const where = `host ${result.hostId} seq ${result.seq} method ${result.method || '?'}`;
   if (!result.method) problems.push(`${where}: method is empty`);
   const sums: Record<SourceName, number> = { rapl: 0, gpu: 0, bmc_rest: 0 };
-  for (const [i, s] of result.shares.entries()) {
-    for (const f of ['dynamicJoules', 'staticJoules', 'lowJoules', 'highJoules'] as const) {
+  for (let i = 0; i < result.shares.length; i++) {
+    const s = result.shares[i]!;
+    for (const f of SHARE_PARTS) {
       const v = s[f];
       if (!Number.isFinite(v) || v < 0) problems.push(`${where}: shares[${i}] (${s.kind} ${s.vmName || s.vmUuid} ${s.source}) ${f}=${v} must be finite and ≥ 0`);
     }

@@ -24,21 +24,29 @@ export class CpuShareMethod implements AttributionMethod {
   readonly name = CPU_SHARE_METHOD;
 
   attribute(iv: HostInterval, ctx: AttributionContext): AttributionResult {
-    const shares = new Map<string, AttributionShare>();
+    // One share per (kind, source, VM uuid), in the order each was first added; looked up by kind and
+    // source, then by uuid (no key string per VM and source).
+    const shares: AttributionShare[] = [];
+    const slots = new Map<string, Map<string, AttributionShare>>();
     const add = (kind: EntityKind, vm: VmInterval | undefined, source: SourceName, dyn: number, sta: number): void => {
       if (!(dyn > 0) && !(sta > 0)) return;
-      const key = `${kind}|${vm?.uuid ?? ''}|${source}`;
-      let s = shares.get(key);
+      const slotKey = kind === 'vm' ? source : `${kind}|${source}`;
+      let slot = slots.get(slotKey);
+      if (!slot) slots.set(slotKey, (slot = new Map<string, AttributionShare>()));
+      const uuid = vm?.uuid ?? '';
+      let s = slot.get(uuid);
       if (!s) {
-        s = { kind, vmUuid: vm?.uuid ?? '', vmName: vm?.name ?? '', tenant: vm?.tenant ?? '', source, dynamicJoules: 0, staticJoules: 0, lowJoules: 0, highJoules: 0 };
-        shares.set(key, s);
+        s = { kind, vmUuid: uuid, vmName: vm?.name ?? '', tenant: vm?.tenant ?? '', source, dynamicJoules: 0, staticJoules: 0, lowJoules: 0, highJoules: 0 };
+        slot.set(uuid, s);
+        shares.push(s);
       }
       if (dyn > 0) s.dynamicJoules += dyn;
       if (sta > 0) s.staticJoules += sta;
     };
     const weights = ctx.reservedWeights ?? DEFAULT_RESERVED_WEIGHTS;
     const dur = Math.max(0, iv.durationS);
-    const byUuid = new Map(iv.vms.map((v) => [v.uuid, v]));
+    const byUuid = new Map<string, VmInterval>();
+    for (const v of iv.vms) byUuid.set(v.uuid, v);
 
     // ---- CPU-side sources: split by CPU seconds
     let vmCpu = 0;
@@ -99,10 +107,13 @@ export class CpuShareMethod implements AttributionMethod {
       if (mGpu > covered) add('unallocated', undefined, 'gpu', mGpu - covered, 0);
     }
 
-    const reconciled = reconcile([...shares.values()], iv.measured).map((s) => {
+    // reconcile returns new share objects: their bounds are set in place
+    const reconciled = reconcile(shares, iv.measured);
+    for (const s of reconciled) {
       const total = s.dynamicJoules + s.staticJoules;
-      return { ...s, lowJoules: total, highJoules: total };
-    });
+      s.lowJoules = total;
+      s.highJoules = total;
+    }
     return {
       hostId: iv.hostId,
       seq: iv.seq,
