@@ -9,8 +9,10 @@
 //   A. align + attribute   IntervalAligner + CpuShareMethod, in memory (the pure math)
 //   B. collector           InProcessBus → NestJS collector (align, attribute, conservation) → chDB store
 //   C. full                gRPC client → gateway → InProcessBus → collector → chDB store
-// Prints a JSON line and a markdown table with medians and the ratios between stages.
-import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+// PROFILE=<file> writes a main-thread CPU profile of the stage runs alone. Prints a JSON line and a markdown table with medians and the ratios between stages.
+import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { Session } from 'node:inspector';
+import { createRequire } from 'node:module';
 import { tmpdir, cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -65,6 +67,7 @@ const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 function threadCpu() {
   let main = 0;
   let other = 0;
+  const byName = {};
   const tick = 100;
   try {
     for (const tid of readdirSync('/proc/self/task')) {
@@ -77,16 +80,27 @@ function threadCpu() {
       const rest = f.slice(f.lastIndexOf(')') + 2).split(' ');
       const s = (Number(rest[11]) + Number(rest[12])) / tick;
       if (Number(tid) === process.pid) main += s;
-      else other += s;
+      else {
+        other += s;
+        // Thread names (comm) with digits folded, e.g. the engine's "QueryPipelineEx", V8's "V8 DefaultWorke".
+        const name = f.slice(f.indexOf('(') + 1, f.lastIndexOf(')')).replace(/[0-9]+/g, '#');
+        byName[name] = (byName[name] ?? 0) + s;
+      }
     }
   } catch {
     return undefined; // not Linux
   }
-  return { main, other };
+  return { main, other, byName };
 }
 const cpuSince = (a) => {
   const b = threadCpu();
-  return a && b ? { main: b.main - a.main, other: Math.max(0, b.other - a.other) } : undefined;
+  if (!a || !b) return undefined;
+  const byName = {};
+  for (const [k, v] of Object.entries(b.byName)) {
+    const d = v - (a.byName[k] ?? 0);
+    if (d > 0) byName[k] = d;
+  }
+  return { main: b.main - a.main, other: Math.max(0, b.other - a.other), byName };
 };
 
 async function stageA() {
@@ -147,12 +161,59 @@ async function stageC() {
   return { s: (performance.now() - t0) / 1000, intervals: collector.pipeline.stats.intervalsStored - before, cpu: cpuSince(c0) };
 }
 
-const runs = { A: [], B: [], C: [] };
+const runs = { A: [], B: [], C: [], B_before: [], B_after: [] };
+/**
+ * AB=<change>: each repetition also runs stage B with the code before and after one change, side by side in
+ * this process (the shipped code is "after"; "before" puts the replaced code back for that run):
+ *   decode   protobufjs's own uint64/int64 readers (a LongBits per field) vs varint64-reader.ts (issue 15)
+ */
+const AB = (() => {
+  switch (process.env.AB ?? '') {
+    case '':
+      return undefined;
+    case 'decode': {
+      const protobuf = createRequire(new URL('../packages/wire/package.json', import.meta.url))('protobufjs/minimal.js');
+      const proto = protobuf.Reader.prototype;
+      const installed = { uint64: proto.uint64, int64: proto.int64 };
+      return { before: () => protobuf.Reader._configure(protobuf.BufferReader), after: () => Object.assign(proto, installed) };
+    }
+    default:
+      throw new Error(`AB=${process.env.AB}: unknown change (decode)`);
+  }
+})();
 const loadStart = loadavg()[0];
+// PROFILE=<file.cpuprofile>: a V8 CPU profile of the main thread over the stage runs only (not the frame
+// generation nor the start-up, which `node --cpu-prof` would include), after the first repetition.
+const profiler = process.env.PROFILE ? new Session() : undefined;
+const post = (m, p) => new Promise((res, rej) => profiler.post(m, p ?? {}, (e, r) => (e ? rej(e) : res(r))));
+if (profiler) {
+  profiler.connect();
+  await post('Profiler.enable');
+  await post('Profiler.setSamplingInterval', { interval: 500 });
+}
+const writes0 = { ...collector.pipeline.writer.stats };
 for (let i = 0; i < REPEAT; i++) {
+  // the profile leaves out the first repetition (JIT warm-up, the engine's first inserts) when there are more
+  if (profiler && i === Math.min(1, REPEAT - 1)) await post('Profiler.start');
   if (STAGES.has('A')) runs.A.push(await stageA());
   if (STAGES.has('B')) runs.B.push(await stageB());
+  if (AB) {
+    // both variants of the change under test, in alternating order (the first run of a pair is not favoured)
+    for (const v of i % 2 === 0 ? ['before', 'after'] : ['after', 'before']) {
+      AB[v]();
+      runs[`B_${v}`].push(await stageB());
+    }
+    AB.after();
+  }
   if (STAGES.has('C')) runs.C.push(await stageC());
+}
+const ws = collector.pipeline.writer.stats;
+/** Store writes (group commits) over all stage runs, and intervals per write: each write is one insert per table. */
+const storeWrites = { writes: ws.writes - writes0.writes, intervals_per_write: (ws.items - writes0.items) / Math.max(1, ws.writes - writes0.writes) };
+if (profiler) {
+  const { profile } = await post('Profiler.stop');
+  writeFileSync(process.env.PROFILE, JSON.stringify(profile));
+  profiler.disconnect();
 }
 let disk;
 if (DISK) {
@@ -186,13 +247,27 @@ const row = (k) => {
   const cpu =
     main !== undefined && other !== undefined
       ? // what a quiet 2-core box would sustain: the main thread on one core, all threads on two
-        { main_us_per_vm_sample: main, other_threads_us_per_vm_sample: other, quiet_2core_vm_samples_per_s_bound: 1e6 / Math.max(main, (main + other) / 2) }
+        {
+          main_us_per_vm_sample: main,
+          other_threads_us_per_vm_sample: other,
+          quiet_2core_vm_samples_per_s_bound: 1e6 / Math.max(main, (main + other) / 2),
+          // the other threads by name (summed over the runs, then per VM-sample): which of them cost what
+          other_threads_by_name_us_per_vm_sample: Object.fromEntries(
+            Object.entries(cpus.reduce((acc, c) => { for (const [k, v] of Object.entries(c.byName)) acc[k] = (acc[k] ?? 0) + v; return acc; }, {}))
+              .map(([k, v]) => [k, Math.round((10 * us(v)) / cpus.length) / 10])
+              .filter(([, v]) => v > 0)
+              .sort((x, y) => y[1] - x[1]),
+          ),
+        }
       : undefined;
-  return { median_s: s, frames_per_s: frames.length / s, vm_samples_per_s: vmSamples / s, intervals: runs[k][0].intervals, ...(cpu ? { cpu } : {}) };
+  // every run in order: the first of a process pays for JIT warm-up and the engine's first inserts
+  const perRun = runs[k].map((r) => ({ vm_samples_per_s: Math.round(vmSamples / r.s), ...(r.cpu ? { main_us: Math.round(10 * us(r.cpu.main)) / 10, other_us: Math.round(10 * us(r.cpu.other)) / 10 } : {}) }));
+  return { median_s: s, frames_per_s: frames.length / s, vm_samples_per_s: vmSamples / s, intervals: runs[k][0].intervals, ...(cpu ? { cpu } : {}), runs: perRun };
 };
 const A = row('A');
 const B = row('B');
 const C = row('C');
+const abRows = AB ? { change: process.env.AB, before: row('B_before'), after: row('B_after') } : undefined;
 const out = {
   bench: 'pipeline',
   hosts: HOSTS,
@@ -207,6 +282,8 @@ const out = {
   full_grpc: C,
   ratio_collector_vs_math: A.median_s / B.median_s,
   ratio_full_vs_collector: B.median_s / C.median_s,
+  store_writes: storeWrites,
+  ...(abRows ? { ab: abRows } : {}),
   peak_rss_mib: rss,
   ...(disk ? { disk } : {}),
   loadavg_1m_start_end: [loadStart, loadavg()[0]],
@@ -225,5 +302,13 @@ if (B.cpu || C.cpu) {
   console.log(`\n| stage | main thread CPU µs / VM-sample | other threads CPU µs / VM-sample | quiet 2-core bound VM-samples/s |\n|---|---|---|---|`);
   if (B.cpu) console.log(cpuRow('bus → collector → chDB', B));
   if (C.cpu) console.log(cpuRow('gRPC → gateway → bus → collector → chDB', C));
+}
+if (abRows) {
+  const b = abRows.before;
+  const a = abRows.after;
+  const r = (x, y) => (x !== undefined && y !== undefined ? `${(x / y).toFixed(2)}×` : '—');
+  console.log(`\n| AB=${abRows.change}: bus → collector → chDB | VM-samples/s (wall) | main thread CPU µs / VM-sample | other threads CPU µs / VM-sample | quiet 2-core bound VM-samples/s |\n|---|---|---|---|---|`);
+  for (const [name, x] of [['before', b], ['after', a]]) console.log(`| ${name} | ${f(x.vm_samples_per_s)} | ${x.cpu?.main_us_per_vm_sample.toFixed(1)} | ${x.cpu?.other_threads_us_per_vm_sample.toFixed(1)} | ${f(x.cpu?.quiet_2core_vm_samples_per_s_bound ?? Number.NaN)} |`);
+  console.log(`| after / before | ${r(a.vm_samples_per_s, b.vm_samples_per_s)} | ${r(a.cpu?.main_us_per_vm_sample, b.cpu?.main_us_per_vm_sample)} | ${r(a.cpu?.other_threads_us_per_vm_sample, b.cpu?.other_threads_us_per_vm_sample)} | ${r(a.cpu?.quiet_2core_vm_samples_per_s_bound, b.cpu?.quiet_2core_vm_samples_per_s_bound)} |`);
 }
 console.log(`\n${HOSTS} hosts × ${VMS} VMs × ${SECONDS + 1} frames each, median of ${REPEAT}; peak RSS ${rss.toFixed(0)} MiB; load average ${loadStart.toFixed(1)} → ${loadavg()[0].toFixed(1)}; ${out.machine}; node ${process.version}; ${out.date}`);

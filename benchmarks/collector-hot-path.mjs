@@ -1,0 +1,104 @@
+#!/usr/bin/env node
+// The collector's per-VM work in memory, before and after a change, side by side (issue 15):
+//   decode     decodeFrame with protobufjs's own uint64/int64 readers (a LongBits object per field) vs the
+//              installed ones (packages/wire/src/varint64-reader.ts)
+//   attribute  align + cpu_share + checkConservation with another build of @wattsplit/attribution
+//              (BEFORE_DIST=<a copy of packages/attribution/dist from before the change, placed under
+//              packages/attribution/ so that its imports resolve, e.g. packages/attribution/node_modules/.before>) vs this one
+//
+//   node benchmarks/collector-hot-path.mjs                         (decode only)
+//   BEFORE_DIST=packages/attribution/node_modules/.before node benchmarks/collector-hot-path.mjs
+//   env: HOSTS (8) VMS (50) SECONDS (60) REPS (7)
+//
+// Frames come from real Agents over the simulator, as in benchmarks/pipeline.mjs. Each repetition runs both
+// variants of each part, alternating which goes first; CPU time (user + system, GC included) per
+// VM-sample, medians and after/before ratios. The attribute part first checks that both builds give the
+// same results (JSON of every AttributionResult): a change here must not move a joule.
+import { createRequire } from 'node:module';
+import { loadavg, cpus } from 'node:os';
+import { resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { isDeepStrictEqual } from 'node:util';
+import { encodeFrame, decodeFrame, silentLogger } from '@wattsplit/wire';
+import { Agent } from '@wattsplit/agent';
+import * as after from '@wattsplit/attribution';
+import { createFleet } from '@wattsplit/simulator';
+
+const HOSTS = Number(process.env.HOSTS ?? 8);
+const VMS = Number(process.env.VMS ?? 50);
+const SECONDS = Number(process.env.SECONDS ?? 60);
+const REPS = Number(process.env.REPS ?? 7);
+
+const fleet = createFleet({ hosts: HOSTS, vmsPerHost: VMS, seed: 7, events: 'none', noise: true, startUnixMs: Date.now() - SECONDS * 1000 });
+const agents = fleet.hosts.map((h) => new Agent({ hostId: h.hostId, hardwareClass: h.hardwareClass, fs: h.fs, domains: h.domains, gpus: h.gpus, perf: h.perf, bmc: h.bmc, processOwners: h.processOwners, clock: h.clock, logger: silentLogger, bootId: 'bench' }));
+const bytes = [];
+for (let t = 0; t <= SECONDS; t++) {
+  if (t > 0) fleet.step(1);
+  for (const a of agents) bytes.push(Buffer.from(encodeFrame(await a.sampleOnce())));
+}
+const frames = bytes.map((b) => decodeFrame(b));
+const vmSamples = frames.reduce((n, f) => n + f.vms.length, 0);
+
+const cpuUs = (f) => {
+  const c0 = process.cpuUsage();
+  f();
+  const c = process.cpuUsage(c0);
+  return c.user + c.system;
+};
+const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+
+// ---- decode
+const protobuf = createRequire(new URL('../packages/wire/package.json', import.meta.url))('protobufjs/minimal.js');
+const proto = protobuf.Reader.prototype;
+const installed = { uint64: proto.uint64, int64: proto.int64 };
+const decodeVariants = { before: () => protobuf.Reader._configure(protobuf.BufferReader), after: () => Object.assign(proto, installed) };
+const decodeOnce = () => {
+  let n = 0;
+  for (let k = 0; k < 5; k++) for (const b of bytes) n += decodeFrame(b).vms.length;
+  return n;
+};
+
+// ---- align + attribute
+const ctx = { policy: 'reserved', staticPower: { watts: { rapl: 100, gpu: 70, bmc_rest: 60 }, origin: 'configured' } };
+function attributeAll(lib) {
+  const al = new lib.IntervalAligner();
+  const m = new lib.CpuShareMethod();
+  const out = [];
+  for (const f of frames) {
+    const r = al.push(f);
+    if (!r.interval) continue;
+    const res = m.attribute(r.interval, ctx);
+    if (lib.checkConservation(res).length > 0) throw new Error(`conservation broken at ${res.hostId} ${res.seq}`);
+    out.push(res);
+  }
+  return out;
+}
+const before = process.env.BEFORE_DIST ? await import(pathToFileURL(`${resolve(process.env.BEFORE_DIST)}/index.js`).href) : undefined;
+if (before && !isDeepStrictEqual(JSON.parse(JSON.stringify(attributeAll(before))), JSON.parse(JSON.stringify(attributeAll(after))))) {
+  throw new Error('the two builds attribute differently');
+}
+
+const load0 = loadavg()[0];
+const res = { decode: { before: [], after: [] }, attribute: { before: [], after: [] } };
+for (let i = 0; i < REPS; i++) {
+  const order = i % 2 === 0 ? ['before', 'after'] : ['after', 'before'];
+  for (const v of order) {
+    decodeVariants[v]();
+    res.decode[v].push(cpuUs(decodeOnce) / (5 * vmSamples));
+  }
+  decodeVariants.after();
+  if (before) for (const v of order) res.attribute[v].push(cpuUs(() => attributeAll(v === 'before' ? before : after)) / vmSamples);
+}
+
+const rows = [];
+for (const part of ['decode', 'attribute']) {
+  if (res[part].before.length === 0) continue;
+  const b = median(res[part].before);
+  const a = median(res[part].after);
+  rows.push({ part, before_us_per_vm_sample: b, after_us_per_vm_sample: a, ratio: a / b, before_runs: res[part].before, after_runs: res[part].after });
+}
+const out = { bench: 'collector-hot-path', hosts: HOSTS, vms_per_host: VMS, seconds: SECONDS, vm_samples: vmSamples, reps: REPS, results_equal: before ? true : undefined, rows, loadavg_1m_start_end: [load0, loadavg()[0]], machine: `${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}`, node: process.version, date: new Date().toISOString() };
+console.log(JSON.stringify(out));
+console.log(`\n| part | before CPU µs / VM-sample | after CPU µs / VM-sample | after / before |\n|---|---|---|---|`);
+for (const r of rows) console.log(`| ${r.part} | ${r.before_us_per_vm_sample.toFixed(3)} | ${r.after_us_per_vm_sample.toFixed(3)} | ${r.ratio.toFixed(2)}× |`);
+console.log(`\n${HOSTS} hosts × ${VMS} VMs × ${SECONDS + 1} frames, median of ${REPS} interleaved; load average ${load0.toFixed(1)} → ${loadavg()[0].toFixed(1)}; ${out.machine}; node ${process.version}; ${out.date}`);
