@@ -5,24 +5,30 @@
 // through another server) and `wattsplit agent` processes on fake sensor trees advanced by the fault suite's
 // driver (scripts/faults.mjs --driver), so the joules each host consumed are known exactly.
 // Experiments, each with its own hosts (counters frozen at start and end, so the first and last frames read
-// known values):
+// known values), on distinct partitions of the telemetry topic so that every collector in the group has
+// some of them (4 hosts; 6 where a third collector joins):
 //   kafka_broker_killed     SIGKILL a broker mid-stream (kafka1, the first bootstrap address), start it again
 //   clickhouse_replica_killed  SIGKILL ch1 (the replica of shard 01 that takes reads and writes), start it again
 //   collector_added_removed a third collector joins the group mid-stream, then is SIGKILLed
 // It measures, per host: the truth, Σ rapl_j of host_samples FINAL and Σ attributions FINAL per method
 // through the Distributed tables, the intervals (rows, distinct seqs, the prev_seq chain) and, per server, the
 // same sums over its local tables (after SYSTEM SYNC REPLICA); and the bills `wattsplit bill --all --json`
-// prints through each server. It judges nothing: the JSON report's last line is for
+// prints through each server; per experiment, the intervals each collector stored (its /metrics). It judges nothing: the JSON report's last line is for
 // packages/cli/src/cluster.cluster.test.ts, which asserts.
 //   node scripts/cluster-faults.mjs [--only a,b] [--keep] [--log-level info]
 // Exit: 0 report printed, 2 no cluster (run scripts/cluster.mjs up), 1 harness error.
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir, hostname, cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { createHash, randomUUID } from 'node:crypto';
 import { Proc, chQuery, freePort, killAllNow, sleep, waitFor } from './lib/processes.mjs';
 import { readState, root, startNode, status, stopNode } from './lib/cluster.mjs';
+// the partitioner the gateway's producer uses (built by tsc -b, as packages/cli/dist/main.js is)
+import { kafkaPartitionForKey } from '../packages/kafka/dist/murmur2.js';
+
+const PARTITIONS = 6;
+const TELEMETRY_TOPIC = 'wattsplit.telemetry.v1';
 
 const argv = process.argv.slice(2);
 const opt = (f, d) => {
@@ -58,7 +64,7 @@ class Harness {
   env() {
     return {
       WATTSPLIT_KAFKA_BROKERS: this.brokers,
-      WATTSPLIT_KAFKA_PARTITIONS: '6',
+      WATTSPLIT_KAFKA_PARTITIONS: String(PARTITIONS),
       WATTSPLIT_KAFKA_REPLICATION_FACTOR: '3',
       WATTSPLIT_KAFKA_SEND_TIMEOUT_MS: '10000',
       WATTSPLIT_KAFKA_SESSION_TIMEOUT_MS: '6000',
@@ -83,6 +89,25 @@ class Harness {
     // The first collector migrates the schema ON CLUSTER; the second starts once it is up.
     await this.startCollector('collector-1', 'ch3');
     await this.startCollector('collector-2', 'ch2');
+    // The hosts were picked for distinct partitions of a PARTITIONS-partition topic (see hostIds): check it has that many.
+    const parts = new Set();
+    for (const b of this.s.kafka.brokers) {
+      if (!existsSync(b.data)) continue;
+      for (const e of readdirSync(b.data)) if (e.startsWith(`${TELEMETRY_TOPIC}-`)) parts.add(e);
+    }
+    if (parts.size !== PARTITIONS) throw new Error(`${TELEMETRY_TOPIC} has ${parts.size} partitions on the brokers' disks, the hosts were spread over ${PARTITIONS}`);
+  }
+
+  /** Intervals each running collector has attributed and stored (its /metrics: wattsplit_collector_intervals_total, cpu_share). */
+  async intervalsByCollector() {
+    const out = {};
+    for (const [name, p] of this.collectors) {
+      if (!p.alive) continue;
+      const r = await fetch(`http://127.0.0.1:${p.port}/metrics`, { signal: AbortSignal.timeout(5000) });
+      const m = /^wattsplit_collector_intervals_total\{method="cpu_share"\} (\d+)/m.exec(await r.text());
+      out[name] = m ? Number(m[1]) : 0;
+    }
+    return out;
   }
 
   async startCollector(name, node) {
@@ -211,11 +236,14 @@ const EXPERIMENTS = [
   {
     name: 'collector_added_removed',
     expect: 'a third collector joins the consumer group mid-stream and is SIGKILLed later: every joule stored once',
+    // on every partition: whichever 2 of the 6 partitions the third member is given, it gets hosts to handle
+    hosts: 6,
     fn: async (x) => {
       await x.run(6000);
       const c3 = await x.h.startCollector('collector-3', 'ch1');
       x.note('collector-3 joined');
       await x.run(12000);
+      await x.countIntervals();
       await c3.stop('SIGKILL');
       x.note('collector-3 SIGKILLed');
       await x.run(10000);
@@ -226,9 +254,13 @@ const EXPERIMENTS = [
 async function runExperiment(h, exp, ids) {
   const t0 = Date.now();
   const notes = [];
+  // intervals each collector stored during the experiment: the last count read minus the count at its start
+  const intervalsAtStart = await h.intervalsByCollector();
+  const intervalsSeen = { ...intervalsAtStart };
   const x = {
     h,
     note: (s) => notes.push(s),
+    countIntervals: async () => Object.assign(intervalsSeen, await h.intervalsByCollector()),
     run: async (ms) => {
       await h.call('run', { hostIds: ids });
       await sleep(ms);
@@ -244,6 +276,7 @@ async function runExperiment(h, exp, ids) {
     await exp.fn(x);
   } catch (e) {
     error = e.message;
+    say(`${exp.name}: ${error}`);
   }
   await h.call('freeze', { hostIds: ids });
   await sleep(3000);
@@ -283,6 +316,8 @@ async function runExperiment(h, exp, ids) {
     rows = now;
     return same;
   }, 30000, 3000);
+  await x.countIntervals();
+  const intervalsByCollector = Object.fromEntries(Object.entries(intervalsSeen).map(([k, v]) => [k, v - (intervalsAtStart[k] ?? 0)]));
   await h.syncReplicas();
   const acc = await h.account(ids);
   const central = [h.gateway, ...[...h.collectors.entries()].filter(([n]) => n !== 'collector-3').map(([, p]) => p)];
@@ -292,12 +327,34 @@ async function runExperiment(h, exp, ids) {
     error: error ?? null,
     notes,
     settled,
+    hosts: ids,
+    partitionsOfHosts: Object.fromEntries(ids.map((id) => [id, kafkaPartitionForKey(id, PARTITIONS)])),
+    intervalsByCollector,
     truthJ: truth,
     ...acc,
     unexpectedDeaths: Proc.deaths.slice(deathsBefore).filter((d) => !/collector-3/.test(d.name)).map((d) => `${d.name} ${d.sig ?? `exit ${d.code}`}`),
     centralAlive: Object.fromEntries(central.map((p) => [p.name, p.alive])),
     seconds: Math.round((Date.now() - t0) / 1000),
   };
+}
+
+/**
+ * `count` host ids `<prefix>-h<i>` on distinct partitions of the telemetry topic (the gateway keys by host
+ * id: Kafka's murmur2 partitioner). Every member of the group then has work whatever its share: with two
+ * collectors, 3 partitions each, 4 hosts on 4 partitions reach both; with three, 2 each, 6 hosts reach all.
+ */
+function hostIds(prefix, count) {
+  const out = [];
+  const used = new Set();
+  for (let i = 0; out.length < count; i++) {
+    if (i > 10000) throw new Error(`no ${count} host ids on distinct partitions for ${prefix}`);
+    const id = `${prefix}-h${i}`;
+    const p = kafkaPartitionForKey(id, PARTITIONS);
+    if (used.has(p)) continue;
+    used.add(p);
+    out.push(id);
+  }
+  return out;
 }
 
 async function main() {
@@ -311,7 +368,8 @@ async function main() {
   const exps = EXPERIMENTS.filter((e) => !only.length || only.includes(e.name));
   // host ids unique per run: the cluster's topics outlive a run, and a new consumer group reads from the start
   const run = Date.now().toString(36).slice(-6);
-  const idsOf = (e) => [0, 1, 2].map((i) => `${run}-${e.name.replace(/_/g, '-').slice(0, 20)}-h${i}`);
+  const ids = new Map(exps.map((e) => [e.name, hostIds(`${run}-${e.name.replace(/_/g, '-').slice(0, 20)}`, e.hosts ?? 4)]));
+  const idsOf = (e) => ids.get(e.name);
   const h = new Harness(state);
   const started = new Date();
   const results = [];

@@ -8,11 +8,12 @@
 //     Every server has its own config dir, ports, data path, the same remote_servers, its own macros
 //     ({shard}, {replica}) and distributed_ddl.
 // Every process is detached in its own process group; pids, ports and paths live in
-// .cache/cluster/state.json, and only what is recorded there is ever stopped. Ports come from the OS.
+// .cache/cluster/state.json, and only what is recorded there is ever stopped. Ports are free ones below the
+// kernel's ephemeral range (clusterPort), so a killed node's ports are still free when it comes back.
 // Each start is bounded; a failure names the process, the reason and its log.
 import { spawn, spawnSync } from 'node:child_process';
 import { createConnection, createServer } from 'node:net';
-import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { closeSync, cpSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -36,6 +37,38 @@ export function freePort() {
       s.close(() => res(port));
     });
   });
+}
+
+function portFree(port) {
+  return new Promise((res) => {
+    const s = createServer();
+    s.on('error', () => res(false));
+    s.listen(port, '127.0.0.1', () => s.close(() => res(true)));
+  });
+}
+
+/**
+ * A free port below the kernel's ephemeral range (net.ipv4.ip_local_port_range), for the cluster's servers.
+ * A broker or server the tests kill comes back on the same ports (the others' configs name them); a port from
+ * the ephemeral range can be taken meanwhile by any outgoing connection or any bind(0) on the box (others'
+ * tests, our own collectors and agents), and the restarted server would fail to bind. Falls back to an
+ * OS-chosen port when the range starts too low to leave room.
+ */
+const taken = new Set();
+export async function clusterPort() {
+  let low = 32768;
+  try {
+    low = Number(readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/)[0]) || low;
+  } catch { /* not Linux: the usual default */ }
+  const from = Math.max(10000, low - 12000);
+  if (low - from < 1000) return freePort();
+  for (let i = 0; i < 500; i++) {
+    const p = from + Math.floor(Math.random() * (low - from));
+    if (taken.has(p) || !(await portFree(p))) continue;
+    taken.add(p);
+    return p;
+  }
+  return freePort();
 }
 
 /** Alive and not a zombie. */
@@ -348,16 +381,16 @@ export async function up(say = () => {}) {
   const s = {
     startedAt: new Date().toISOString(),
     jars: jars.dir,
-    zookeeper: { name: 'zookeeper', dir: join(CLUSTER_DIR, 'zookeeper'), data: join(CLUSTER_DIR, 'zookeeper/data'), port: await freePort() },
+    zookeeper: { name: 'zookeeper', dir: join(CLUSTER_DIR, 'zookeeper'), data: join(CLUSTER_DIR, 'zookeeper/data'), port: await clusterPort() },
     kafka: { clusterId: id, brokers: [] },
     clickhouse: { cluster: CLUSTER_NAME, command: ch, nodes: [] },
   };
   for (const k of [1, 2, 3]) {
     const dir = join(CLUSTER_DIR, `kafka${k}`);
-    s.kafka.brokers.push({ name: `kafka${k}`, id: k, dir, data: join(dir, 'data'), port: await freePort(), controllerPort: await freePort() });
+    s.kafka.brokers.push({ name: `kafka${k}`, id: k, dir, data: join(dir, 'data'), port: await clusterPort(), controllerPort: await clusterPort() });
   }
   for (const [name, shard] of [['ch1', '01'], ['ch2', '01'], ['ch3', '02']]) {
-    s.clickhouse.nodes.push({ name, shard, dir: join(CLUSTER_DIR, name), http: await freePort(), tcp: await freePort(), interserver: await freePort() });
+    s.clickhouse.nodes.push({ name, shard, dir: join(CLUSTER_DIR, name), http: await clusterPort(), tcp: await clusterPort(), interserver: await clusterPort() });
   }
   writeState(s);
   try {
@@ -413,6 +446,26 @@ export async function down(say = () => {}) {
 }
 
 /**
+ * Copies the servers' logs (ZooKeeper, each broker's server.log and stdout, each ClickHouse server's log dir)
+ * to `dest` before `down` deletes them: a failed run keeps what the servers said. Returns `dest`.
+ */
+export function saveLogs(dest, s = readState()) {
+  if (!s) return dest;
+  mkdirSync(dest, { recursive: true });
+  const copy = (from, to) => {
+    if (existsSync(from)) cpSync(from, join(dest, to), { recursive: true });
+  };
+  copy(join(s.zookeeper.dir, 'zookeeper.log'), 'zookeeper.log');
+  copy(join(s.zookeeper.dir, 'stdout.log'), 'zookeeper.stdout.log');
+  for (const b of s.kafka.brokers) {
+    copy(join(b.dir, 'server.log'), `${b.name}.server.log`);
+    copy(join(b.dir, 'stdout.log'), `${b.name}.stdout.log`);
+  }
+  for (const n of s.clickhouse.nodes) copy(join(n.dir, 'log'), n.name);
+  return dest;
+}
+
+/**
  * Moves `dir` aside and deletes it in a detached `rm -rf`: the servers' data is ~10^5 small files (a part per
  * insert, a file per column) and deleting them on a busy disk takes minutes. Leftovers of an interrupted
  * delete (`<dir>.deleting-*`) are removed by the next call.
@@ -421,6 +474,7 @@ function removeInBackground(dir) {
   const parent = dirname(dir);
   const base = dir.slice(parent.length + 1);
   const aside = [];
+  mkdirSync(parent, { recursive: true });
   if (existsSync(dir)) {
     const to = `${dir}.deleting-${Date.now()}`;
     renameSync(dir, to);
@@ -463,6 +517,15 @@ export async function startNode(name) {
   if (!s) throw new Error(`no cluster (${STATE_FILE} missing)`);
   const { kind, node } = findNode(s, name);
   if (pidAlive(node.pid)) throw new Error(`${name} is running (pid ${node.pid})`);
+  // The same ports as before (the other nodes' configs name them): say so if something took one meanwhile.
+  const ports = kind === 'kafka' ? [node.port, node.controllerPort] : [node.http, node.tcp, node.interserver];
+  for (const p of ports) {
+    const end = Date.now() + 10000;
+    while (!(await portFree(p))) {
+      if (Date.now() > end) throw new Error(`${name}: its port ${p} is taken by another process since the cluster started (${spawnSync('sh', ['-c', `ss -Htanp 'sport = :${p}' 2>/dev/null | head -3`], { encoding: 'utf8' }).stdout.trim() || 'ss shows nothing'})`);
+      await sleep(500);
+    }
+  }
   if (kind === 'kafka') {
     launchBroker(s, node, s.jars);
     writeState(s);

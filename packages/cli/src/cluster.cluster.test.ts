@@ -1,7 +1,7 @@
 // The real cluster (`npm run test:cluster`: scripts/test-cluster.mjs starts it with scripts/cluster.mjs):
 // 3 KRaft brokers (replication factor 3, min.insync.replicas 2), a ClickHouse 18.16 cluster of 2 shards with
 // 2 replicas in shard 01, the shipped `wattsplit gateway`, two (then three) `wattsplit collector --cluster`
-// processes in one consumer group and `wattsplit agent`s on fake sensor trees whose joules are known exactly
+// processes in one consumer group (each of them storing part of the hosts' intervals) and `wattsplit agent`s on fake sensor trees whose joules are known exactly
 // (scripts/cluster-faults.mjs, which measures; this file judges). Per experiment and host: every joule the
 // host consumed is stored exactly once (through the Distributed tables and on every replica of its shard,
 // nowhere else), its intervals chain without gap or overlap, attributions conserve it; the bills
@@ -24,6 +24,11 @@ interface ExperimentResult {
   notes: string[];
   /** How the driver's wait for the stored sums ended: 'equal', 'stable' (short and not moving: lost) or 'timeout' (late). */
   settled?: string;
+  hosts: string[];
+  /** The telemetry partition of each host (the harness picks hosts on distinct partitions). */
+  partitionsOfHosts: Record<string, number>;
+  /** Host intervals each collector of the group stored during the experiment (its /metrics). */
+  intervalsByCollector: Record<string, number>;
   truthJ: Record<string, number>;
   cluster: { hosts: HostRow[]; attributions: AttrRow[] };
   nodes: Record<string, NodeAccount>;
@@ -106,7 +111,12 @@ test('cluster: a broker killed, a ClickHouse replica killed, a collector added a
       assert.equal(r.error, null, `${r.experiment}: ${r.error ?? ''}`);
       assert.deepEqual(r.unexpectedDeaths, [], `${r.experiment}: processes died`);
       for (const [name, alive] of Object.entries(r.centralAlive)) assert.ok(alive, `${r.experiment}: ${name} is not running`);
-      assert.equal(Object.keys(r.truthJ).length, 3);
+      assert.deepEqual(Object.keys(r.truthJ).sort(), [...r.hosts].sort(), `${r.experiment}: the hosts the driver counted`);
+      assert.equal(new Set(r.hosts.map((h) => r.partitionsOfHosts[h])).size, r.hosts.length, `${r.experiment}: hosts on partitions ${JSON.stringify(r.partitionsOfHosts)}`);
+      // Several collectors in one consumer group, each doing part of the work: every member stored intervals.
+      const members = r.experiment === 'collector_added_removed' ? ['collector-1', 'collector-2', 'collector-3'] : ['collector-1', 'collector-2'];
+      t.diagnostic(`${r.experiment}: intervals stored per collector ${JSON.stringify(r.intervalsByCollector)}`);
+      for (const c of members) assert.ok((r.intervalsByCollector[c] ?? 0) > 0, `${r.experiment}: ${c} stored no interval (${JSON.stringify(r.intervalsByCollector)})`);
       for (const host of Object.keys(r.truthJ)) checkHost(r, host);
     });
   }
