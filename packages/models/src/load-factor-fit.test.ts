@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mulberry32 } from '@wattsplit/attribution';
-import { LoadFactorNormalEquations, type LoadFactorRow } from './load-factor-fit.js';
+import { LoadFactorNormalEquations, type LoadFactorRow, type RidgedNnls } from './load-factor-fit.js';
 
 test('the normal equations accumulated by halves (upper triangles, the transposes added when read) equal AᵀA and Aᵀb summed row by row, at every (β₁, β₂)', () => {
   const rnd = mulberry32(7);
@@ -40,4 +40,129 @@ test('the normal equations accumulated by halves (upper triangles, the transpose
       }
     }
   }
+});
+
+/**
+ * Rows shaped like a hardware class in refitPerVm: H hosts of V VMs; columns 0 = host 0's intercept,
+ * 1..H·V = the VMs, then the hypervisor term (one column for the class), K I/O columns (every host), the other
+ * hosts' intercepts, and one column that no row has (an unseen VM, ridged). VM 1 (host 0) migrates to host 1
+ * halfway, which links the two hosts; VM 3 draws less power when busy (its multiplier ends at the bound 0).
+ */
+function classRows(seed: number, H: number, V: number): { rows: LoadFactorRow[]; N: number; hv: number; io: number[]; empty: number; fit: RidgedNnls } {
+  const rnd = mulberry32(seed);
+  const K = 2;
+  const hv = 1 + H * V;
+  const io = [hv + 1, hv + 2];
+  const icol = (h: number): number => (h === 0 ? 0 : hv + K + h);
+  const empty = hv + K + H;
+  const N = empty + 1;
+  const coreW = Array.from({ length: H * V }, () => 2 + 8 * rnd());
+  // one VM whose CPU time goes with less power: its multiplier ends at the bound 0
+  coreW[3] = -6;
+  const rows: LoadFactorRow[] = [];
+  const T = 120;
+  for (let t = 0; t < T; t++) {
+    for (let h = 0; h < H; h++) {
+      const cols: number[] = [];
+      const v: number[][] = [[], [], []];
+      let u = 0;
+      const cpu: number[] = [];
+      for (let i = 0; i < V; i++) {
+        const vm = h * V + i;
+        // the migrating VM runs on host 0 first, on host 1 after
+        const host = vm === 1 && H > 1 ? (t < T / 2 ? 0 : 1) : h;
+        if (host !== h && vm === 1) continue;
+        const c = rnd() < 0.15 ? 0 : 4 * rnd();
+        cpu.push(c);
+        cols.push(1 + vm);
+        u += c / (4 * V);
+      }
+      if (h === 1 && t >= T / 2) {
+        const c = 4 * rnd();
+        cpu.push(c);
+        cols.push(2);
+        u += c / (4 * V);
+      }
+      cols.push(hv);
+      cpu.push(0.5 + rnd());
+      let y = 80 + 5 * h;
+      const lf = 1 + 0.5 * u - 0.3 * u * u;
+      cols.forEach((c, i) => {
+        const x = cpu[i]!;
+        v[0]!.push(x);
+        v[1]!.push(x * u);
+        v[2]!.push(x * u * u);
+        y += lf * x * (c === hv ? 3 : coreW[c - 1]!);
+      });
+      const iov = [rnd() * 2, rnd() < 0.5 ? 0 : rnd()];
+      y += 4 * iov[0]! + 1.5 * iov[1]! + (rnd() - 0.5);
+      const ucols = [icol(h), ...io];
+      rows.push({ m: cols.length, cols: Int32Array.from(cols), v: v.map((a) => Float64Array.from(a)), ucols, uvals: [1, ...iov], target: y });
+    }
+  }
+  const vmCol = (p: number): boolean => p >= 1 && p < hv;
+  const fit: RidgedNnls = {
+    ridge: Array.from({ length: N }, (_, p) => (vmCol(p) || p === empty ? 0.005 : 0)),
+    ridgeTo: 1,
+    free: [0, ...Array.from({ length: H - 1 }, (_, h) => icol(h + 1))],
+    ridgeFloor: Array.from({ length: N }, (_, p) => (vmCol(p) || p === empty ? 40 : 0)),
+  };
+  return { rows, N, hv, io, empty, fit };
+}
+
+test('a class of several hosts: blocks per host (two hosts joined by a migrating VM), the class-wide columns on the border; AᵀA, Aᵀb and the searched fit equal the dense reference', () => {
+  const H = 5;
+  const V = 6;
+  const { rows, N, hv, io, empty, fit } = classRows(11, H, V);
+  const blocks = new LoadFactorNormalEquations(N);
+  const dense = new LoadFactorNormalEquations(N, { solver: 'dense' });
+  for (const r of rows) {
+    blocks.addRow(r);
+    dense.addRow(r);
+  }
+  const st = blocks.structure();
+  assert.deepEqual([...st.border].sort((a, b) => a - b), [hv, ...io]);
+  const icol = (h: number): number => (h === 0 ? 0 : hv + io.length + h);
+  const hostCols = (h: number): number[] => [icol(h), ...Array.from({ length: V }, (_, i) => 1 + h * V + i)];
+  const want = [[...hostCols(0), ...hostCols(1)], ...[2, 3, 4].map(hostCols), [empty]].map((cs) => cs.sort((a, b) => a - b));
+  assert.deepEqual([...st.blocks].sort((a, b) => a[0]! - b[0]!), want.sort((a, b) => a[0]! - b[0]!));
+  assert.deepEqual(dense.structure(), { blocks: [Array.from({ length: N }, (_, c) => c)], border: [] });
+  for (const [b1, b2] of [[0, 0], [0.5, -0.3], [-1.2, 1.2]] as const) {
+    const x = blocks.system(b1, b2);
+    const y = dense.system(b1, b2);
+    for (let p = 0; p < N; p++) {
+      assert.ok(Math.abs(x.Atb[p]! - y.Atb[p]!) <= 1e-9 * Math.max(1, Math.abs(y.Atb[p]!)));
+      for (let q = 0; q < N; q++) assert.ok(Math.abs(x.AtA[p]![q]! - y.AtA[p]![q]!) <= 1e-9 * Math.max(1, Math.abs(y.AtA[p]![q]!)), `AtA[${p}][${q}]`);
+    }
+  }
+  const a = blocks.search(fit);
+  const b = dense.search(fit);
+  assert.ok(a && b);
+  assert.equal(a.b1, b.b1);
+  assert.equal(a.b2, b.b2);
+  assert.ok(Math.abs(a.sse - b.sse) <= 1e-9 * b.sse, `${a.sse} vs ${b.sse}`);
+  const scale = Math.max(...Array.from(b.x, Math.abs));
+  a.x.forEach((v, p) => assert.ok(Math.abs(v - b.x[p]!) <= 1e-6 * Math.max(Math.abs(b.x[p]!), 1e-3 * scale), `column ${p}: ${v} vs ${b.x[p]}`));
+  // the unseen, ridged column sits at ridge / (1 + ridge) of the ridge target (its unit diagonal), in both
+  assert.ok(a.x[empty]! > 0.9 && a.x[empty]! < 1);
+  // the VM with negative power per core is at its bound in both
+  assert.equal(b.x[4], 0);
+  assert.equal(a.x[4], 0);
+  // and at a fixed load factor, the first fit and a second one on more rows
+  const f1 = blocks.search(fit, [0.3, -0.1]);
+  const f2 = dense.search(fit, [0.3, -0.1]);
+  assert.ok(f1 && f2 && Math.abs(f1.sse - f2.sse) <= 1e-9 * f2.sse);
+});
+
+test('a class where one column is in every row but splits nothing stays one dense block (no border)', () => {
+  const { rows, N } = classRows(3, 1, 8);
+  const ne = new LoadFactorNormalEquations(N);
+  for (const r of rows) ne.addRow(r);
+  const st = ne.structure();
+  assert.deepEqual(st.border, []);
+  // the seen columns form one block; the columns no row has are blocks of their own
+  const seen = new Set(rows.flatMap((r) => [...Array.from(r.cols), ...r.ucols]));
+  const big = st.blocks.filter((b) => b.length > 1);
+  assert.equal(big.length, 1);
+  assert.deepEqual(big[0], [...seen].sort((a, b) => a - b));
 });

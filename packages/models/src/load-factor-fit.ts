@@ -3,12 +3,23 @@
  * where the scaled columns p are CPU terms (v_k = Σ cpuTerm · u^k over the terms of that column, u the load
  * of each term's socket or host) and the unscaled columns a are intercepts and I/O terms. For fixed (β₁, β₂)
  * it is an NNLS; the normal equations are polynomials in β and are accumulated once over all rows:
- *   AᵀA = Σ_ij βᵢβⱼ S_ij + Σ_i βᵢ (C_i + C_iᵀ) + D,   Aᵀb = Σ_i βᵢ B_i + B_u     (β₀ = 1)
- * so a grid over β costs one small solve per point, not a pass over the data.
- * The S_ij are the blocks of Σ w wᵀ over rows, w = [v0 | v1 | v2]: symmetric, so a row adds only the upper
- * triangle of its outer product (half the multiply-adds of the whole; addRow is most of a fit's time), kept in
- * six blocks U_ij (i ≤ j), and `system` adds each block and its transpose (S = U + Uᵀ): 6 n×n blocks, not 9.
+ *   AᵀA = Σ_{i≤j} βᵢβⱼ T_ij,   Aᵀb = Σ_i βᵢ B_i     (β₀ = 1; T_ij = S_ij + S_ji for i < j, T_ii = S_ii)
+ * with S_ij = Σ_rows a_i a_jᵀ, a_0 = v0 + the unscaled values, a_1 = v1, a_2 = v2; so a grid over β costs one
+ * solve per point, not a pass over the data.
+ *
+ * Structure (what makes a hardware class of many hosts cheap): a row is one interval of one host, so a VM's
+ * column meets only the columns of that host (its VMs, its intercept) and a few columns every host has (I/O
+ * weights, the hypervisor term). The rows are kept (compactly) as they are added; before the first solve the
+ * columns are split into a border (columns in the rows of many hosts, peeled greedily by how many rows they
+ * are in while that lowers the cost of the solve) and blocks: the connected components of the rest, columns
+ * linked when they share a row (union–find; a VM that migrated joins its hosts' blocks, which stays exact).
+ * The normal equations are then accumulated per block (its columns against themselves and against the
+ * border) and on the border: Σ_k (n_k + b)² entries instead of N², and each solve is the bordered NNLS of
+ * bordered-nnls.ts, linear in the number of hosts, warm-started from the previous solve's active sets.
+ * `solver: 'dense'` keeps the whole AᵀA and Lawson–Hanson (nnls.ts): the reference, for tests; it is also the
+ * fallback should the pivoting not converge.
  */
+import { borderedNnls, type BorderedBlock, type PassiveSets } from './bordered-nnls.js';
 import { nnlsNormal } from './nnls.js';
 
 export interface LoadFactorSolution {
@@ -21,7 +32,7 @@ export interface LoadFactorSolution {
 
 /**
  * One row: `m` scaled entries (columns `cols[0..m)`, values `v[k][0..m)` for k = 0, 1, 2) and unscaled
- * entries (`ucols`, `uvals`); `target` is b.
+ * entries (`ucols`, `uvals`); `target` is b. A column may appear more than once (its entries add up).
  */
 export interface LoadFactorRow {
   m: number;
@@ -46,6 +57,19 @@ export interface RidgedNnls {
   ridgeFloor?: readonly number[];
 }
 
+export interface LoadFactorOptions {
+  /** 'blocks' (default): the block structure above; 'dense': one dense AᵀA and Lawson–Hanson (the reference). */
+  solver?: 'blocks' | 'dense';
+}
+
+/** How the columns were split (for tests and diagnostics). */
+export interface LoadFactorStructure {
+  /** Columns of each block, in ascending order. */
+  blocks: number[][];
+  /** The border's columns, in the order peeled. */
+  border: number[];
+}
+
 /**
  * The box of load factors searched. Per-core power may fall with load as steeply as it rises (turbo bins by
  * active cores, SMT siblings, neighbours' contention): β₁ down to −1.2 with a convex β₂ up to 1.2.
@@ -53,128 +77,490 @@ export interface RidgedNnls {
 const B1_MIN = -1.2;
 const B2_MAX = 1.2;
 
+/** A block's accumulated polynomials: 6 coefficients per entry (T_00, T_01, T_02, T_11, T_12, T_22), 3 per Aᵀb entry. */
+interface BlockSums {
+  /** Global columns, in local order. */
+  cols: Int32Array;
+  /** s×s, upper triangle used: T[(p·s + q)·6 + c], p ≤ q. */
+  T: Float64Array;
+  /** s×b: against the border, E[(p·b + l)·6 + c]. */
+  E: Float64Array;
+  /** Aᵀb: g[p·3 + c]. */
+  g: Float64Array;
+}
+
+interface Layout {
+  blocks: BlockSums[];
+  border: Int32Array;
+  /** b×b border against border, upper triangle, 6 per entry. */
+  D: Float64Array;
+  /** b, 3 per entry. */
+  h: Float64Array;
+  /** Per column: its block, or −1 − its border index. */
+  where: Int32Array;
+  /** Per column: its index in its block. */
+  local: Int32Array;
+}
+
+/** Adds the pair (x, y) of entries (a0, a1, a2) into the 6 coefficients at T[o]. */
+function addPair(T: Float64Array, o: number, x0: number, x1: number, x2: number, y0: number, y1: number, y2: number): void {
+  T[o] = T[o]! + x0 * y0;
+  T[o + 1] = T[o + 1]! + x0 * y1 + x1 * y0;
+  T[o + 2] = T[o + 2]! + x0 * y2 + x2 * y0;
+  T[o + 3] = T[o + 3]! + x1 * y1;
+  T[o + 4] = T[o + 4]! + x1 * y2 + x2 * y1;
+  T[o + 5] = T[o + 5]! + x2 * y2;
+}
+
+/** Cost of solving with these block sizes and a border of b (flops of the factorisations and the Schur complement, ∝). */
+function solveCost(sizes: readonly number[], b: number): number {
+  let c = (b * b * b) / 3;
+  for (const s of sizes) c += (s * s * s) / 3 + s * s * b + s * b * b;
+  return c;
+}
+
 export class LoadFactorNormalEquations {
   readonly n: number;
-  /** Upper triangle of Σ w wᵀ by blocks [3i+j], i ≤ j (diagonal entries of a row at half weight): S = U + Uᵀ. */
-  private readonly U: Float64Array[][];
-  private readonly C: Float64Array[][]; // [i][a][p]
-  private readonly D: Float64Array[];
-  private readonly B: Float64Array[];
-  private readonly Bu: Float64Array;
-  private bb = 0;
   rows = 0;
+  private bb = 0;
+  private readonly dense: boolean;
+  // the rows, compactly: entries [rowStart[r], rowStart[r+1]) of (column, a0, a1, a2), duplicates merged
+  private rowStart = new Int32Array(1024);
+  private entCol = new Int32Array(16384);
+  private entA = new Float64Array(3 * 16384);
+  private targets = new Float64Array(1024);
+  private entries = 0;
+  private layout: Layout | undefined;
+  private warm: PassiveSets | undefined;
+  private readonly slot: Int32Array;
 
-  constructor(n: number) {
+  constructor(n: number, opts: LoadFactorOptions = {}) {
     this.n = n;
-    const sq = (): Float64Array[] => Array.from({ length: n }, () => new Float64Array(n));
-    this.U = Array.from({ length: 9 }, (_, k) => (k % 3 >= Math.floor(k / 3) ? sq() : []));
-    this.C = [sq(), sq(), sq()];
-    this.D = sq();
-    this.B = [new Float64Array(n), new Float64Array(n), new Float64Array(n)];
-    this.Bu = new Float64Array(n);
+    this.dense = opts.solver === 'dense';
+    this.slot = new Int32Array(n).fill(-1);
   }
 
-  /**
-   * Adds one row (LoadFactorRow). With w = [v0 | v1 | v2] (entry k = (i, p)), it adds w_k·w_l for every l ≥ k
-   * (w_k²/2 for l = k) to U_ij[cols[p]][cols[q]]: each unordered pair once; `system` adds the transposes.
-   */
+  /** Adds one row (LoadFactorRow); the sums are formed at the next `system`, `solve` or `structure`. */
   addRow(row: LoadFactorRow): void {
     const { m, cols, v, ucols, uvals, target } = row;
     this.bb += target * target;
-    this.rows++;
-    for (let i = 0; i < 3; i++) {
-      const vi = v[i]!;
-      for (let p = 0; p < m; p++) {
-        const x = vi[p]!;
-        if (x === 0) continue;
-        const cp = cols[p]!;
-        this.B[i]![cp] = this.B[i]![cp]! + x * target;
-        const same = this.U[4 * i]![cp]!;
-        same[cp] = same[cp]! + 0.5 * x * x;
-        for (let q = p + 1; q < m; q++) same[cols[q]!] = same[cols[q]!]! + x * vi[q]!;
-        for (let j = i + 1; j < 3; j++) {
-          const out = this.U[3 * i + j]![cp]!;
-          const vj = v[j]!;
-          for (let q = 0; q < m; q++) out[cols[q]!] = out[cols[q]!]! + x * vj[q]!;
-        }
-        for (let a = 0; a < ucols.length; a++) this.C[i]![ucols[a]!]![cp] = this.C[i]![ucols[a]!]![cp]! + uvals[a]! * x;
+    const r = this.rows++;
+    const need = this.entries + m + ucols.length;
+    if (need > this.entCol.length) {
+      const cap = Math.max(need, 2 * this.entCol.length);
+      const c = new Int32Array(cap);
+      c.set(this.entCol);
+      this.entCol = c;
+      const a = new Float64Array(3 * cap);
+      a.set(this.entA);
+      this.entA = a;
+    }
+    if (r + 2 > this.rowStart.length) {
+      const s = new Int32Array(2 * this.rowStart.length);
+      s.set(this.rowStart);
+      this.rowStart = s;
+      const t = new Float64Array(2 * this.targets.length);
+      t.set(this.targets);
+      this.targets = t;
+    }
+    const start = this.entries;
+    let e = start;
+    const { slot, entCol, entA } = this;
+    const put = (c: number, a0: number, a1: number, a2: number): void => {
+      let k = slot[c]!;
+      if (k < 0) {
+        k = e++;
+        slot[c] = k;
+        entCol[k] = c;
+        entA[3 * k] = entA[3 * k + 1] = entA[3 * k + 2] = 0;
       }
+      entA[3 * k] = entA[3 * k]! + a0;
+      entA[3 * k + 1] = entA[3 * k + 1]! + a1;
+      entA[3 * k + 2] = entA[3 * k + 2]! + a2;
+    };
+    const v0 = v[0]!;
+    const v1 = v[1]!;
+    const v2 = v[2]!;
+    for (let p = 0; p < m; p++) {
+      const a0 = v0[p]!;
+      const a1 = v1[p]!;
+      const a2 = v2[p]!;
+      if (a0 !== 0 || a1 !== 0 || a2 !== 0) put(cols[p]!, a0, a1, a2);
     }
-    for (let a = 0; a < ucols.length; a++) {
-      this.Bu[ucols[a]!] = this.Bu[ucols[a]!]! + uvals[a]! * target;
-      const row = this.D[ucols[a]!]!;
-      for (let b = 0; b < ucols.length; b++) row[ucols[b]!] = row[ucols[b]!]! + uvals[a]! * uvals[b]!;
+    for (let a = 0; a < ucols.length; a++) if (uvals[a]! !== 0) put(ucols[a]!, uvals[a]!, 0, 0);
+    // drop entries that cancelled to 0 (they add nothing, and would link columns for nothing)
+    let w = start;
+    for (let k = start; k < e; k++) {
+      slot[entCol[k]!] = -1;
+      if (entA[3 * k] === 0 && entA[3 * k + 1] === 0 && entA[3 * k + 2] === 0) continue;
+      if (w !== k) {
+        entCol[w] = entCol[k]!;
+        entA[3 * w] = entA[3 * k]!;
+        entA[3 * w + 1] = entA[3 * k + 1]!;
+        entA[3 * w + 2] = entA[3 * k + 2]!;
+      }
+      w++;
     }
+    this.entries = w;
+    this.rowStart[r + 1] = w;
+    this.targets[r] = target;
+    this.layout = undefined;
+    this.warm = undefined;
   }
 
-  /** AᵀA and Aᵀb at (β₁, β₂). */
-  system(b1: number, b2: number): { AtA: Float64Array[]; Atb: Float64Array } {
-    const n = this.n;
-    const beta = [1, b1, b2];
-    const AtA = Array.from({ length: n }, () => new Float64Array(n));
-    const Atb = Float64Array.from(this.Bu);
-    for (let i = 0; i < 3; i++) {
-      const bi = beta[i]!;
-      if (bi === 0) continue;
-      // Σ_ij βᵢβⱼ S_ij with S = U + Uᵀ: each stored block (i ≤ j) and its transpose, which is S_ji's share
-      for (let j = i; j < 3; j++) {
-        const f = bi * beta[j]!;
-        if (f === 0) continue;
-        const Uij = this.U[3 * i + j]!;
-        for (let p = 0; p < n; p++) {
-          const out = AtA[p]!;
-          const src = Uij[p]!;
-          for (let q = 0; q < n; q++) {
-            const x = f * src[q]!;
-            if (x === 0) continue;
-            out[q] = out[q]! + x;
-            AtA[q]![p] = AtA[q]![p]! + x;
+  /** The split into blocks and border (formed from the rows so far). */
+  structure(): LoadFactorStructure {
+    const L = this.sums();
+    const blocks = L.blocks.map((bl) => Array.from(bl.cols).sort((a, b) => a - b));
+    return { blocks, border: Array.from(L.border) };
+  }
+
+  /** Union–find components of the columns outside `border` (rows link their columns); returns each column's root. */
+  private components(isBorder: Uint8Array): Int32Array {
+    const parent = new Int32Array(this.n);
+    for (let c = 0; c < this.n; c++) parent[c] = c;
+    const find = (c: number): number => {
+      while (parent[c] !== c) {
+        const p = parent[parent[c]!]!;
+        parent[c] = p;
+        c = p;
+      }
+      return c;
+    };
+    const { rowStart, entCol } = this;
+    for (let r = 0; r < this.rows; r++) {
+      let first = -1;
+      for (let e = rowStart[r]!; e < rowStart[r + 1]!; e++) {
+        const c = entCol[e]!;
+        if (isBorder[c]) continue;
+        if (first < 0) first = find(c);
+        else {
+          const rc = find(c);
+          if (rc !== first) {
+            // union by index: the smaller root wins (deterministic)
+            if (rc < first) {
+              parent[first] = rc;
+              first = rc;
+            } else parent[rc] = first;
           }
         }
       }
-      const Ci = this.C[i]!;
-      for (let a = 0; a < n; a++) {
-        const src = Ci[a]!;
-        for (let p = 0; p < n; p++) {
-          const x = bi * src[p]!;
-          if (x === 0) continue;
-          AtA[a]![p] = AtA[a]![p]! + x;
-          AtA[p]![a] = AtA[p]![a]! + x;
+    }
+    for (let c = 0; c < this.n; c++) parent[c] = find(c);
+    return parent;
+  }
+
+  private blockSizes(root: Int32Array, isBorder: Uint8Array): number[] {
+    const count = new Map<number, number>();
+    for (let c = 0; c < this.n; c++) if (!isBorder[c]) count.set(root[c]!, (count.get(root[c]!) ?? 0) + 1);
+    return [...count.values()];
+  }
+
+  /**
+   * The layout and the sums. Border: columns by how many rows they are in (most first), each peeled off while
+   * the solve's cost (solveCost) falls, stopping 8 columns after the last fall (or at 64 border columns). A
+   * column in one host's rows only never helps (it splits nothing), so the search ends soon after the
+   * columns every host has.
+   */
+  private sums(): Layout {
+    if (this.layout) return this.layout;
+    const n = this.n;
+    const { rowStart, entCol, entA, targets } = this;
+    const isBorder = new Uint8Array(n);
+    const border: number[] = [];
+    if (!this.dense) {
+      const cnt = new Int32Array(n);
+      for (let e = 0; e < this.entries; e++) cnt[entCol[e]!] = cnt[entCol[e]!]! + 1;
+      const order = Array.from({ length: n }, (_, c) => c)
+        .filter((c) => cnt[c]! > 0)
+        .sort((a, b) => cnt[b]! - cnt[a]! || a - b);
+      let best = solveCost(this.blockSizes(this.components(isBorder), isBorder), 0);
+      let bestLen = 0;
+      for (let i = 0; i < order.length && i < 64 && i - bestLen < 8; i++) {
+        isBorder[order[i]!] = 1;
+        const c = solveCost(this.blockSizes(this.components(isBorder), isBorder), i + 1);
+        if (c < best * (1 - 1e-9)) {
+          best = c;
+          bestLen = i + 1;
         }
       }
-      for (let p = 0; p < n; p++) Atb[p] = Atb[p]! + bi * this.B[i]![p]!;
+      isBorder.fill(0);
+      for (let i = 0; i < bestLen; i++) {
+        isBorder[order[i]!] = 1;
+        border.push(order[i]!);
+      }
     }
-    for (let a = 0; a < n; a++) for (let b = 0; b < n; b++) AtA[a]![b] = AtA[a]![b]! + this.D[a]![b]!;
+    const b = border.length;
+    const where = new Int32Array(n);
+    const local = new Int32Array(n);
+    border.forEach((c, l) => {
+      where[c] = -1 - l;
+      local[c] = l;
+    });
+    const blockCols: number[][] = [];
+    if (this.dense) blockCols.push(Array.from({ length: n }, (_, c) => c));
+    else {
+      const root = this.components(isBorder);
+      const blockOf = new Map<number, number>();
+      for (let c = 0; c < n; c++) {
+        if (isBorder[c]) continue;
+        let k = blockOf.get(root[c]!);
+        if (k === undefined) {
+          k = blockCols.length;
+          blockOf.set(root[c]!, k);
+          blockCols.push([]);
+        }
+        blockCols[k]!.push(c);
+      }
+    }
+    const blocks: BlockSums[] = blockCols.map((cs, k) => {
+      cs.forEach((c, i) => {
+        where[c] = k;
+        local[c] = i;
+      });
+      const s = cs.length;
+      return { cols: Int32Array.from(cs), T: new Float64Array(6 * s * s), E: new Float64Array(6 * s * b), g: new Float64Array(3 * s) };
+    });
+    const D = new Float64Array(6 * b * b);
+    const h = new Float64Array(3 * b);
+    // per row: its block entries (local index, a) and border entries (border index, a)
+    const li = new Int32Array(n);
+    const la = new Float64Array(3 * n);
+    const bi = new Int32Array(Math.max(1, b));
+    const ba = new Float64Array(3 * Math.max(1, b));
+    for (let r = 0; r < this.rows; r++) {
+      const t = targets[r]!;
+      let k = -1;
+      let nl = 0;
+      let nb = 0;
+      for (let e = rowStart[r]!; e < rowStart[r + 1]!; e++) {
+        const c = entCol[e]!;
+        const w = where[c]!;
+        if (w >= 0) {
+          k = w;
+          li[nl] = local[c]!;
+          la[3 * nl] = entA[3 * e]!;
+          la[3 * nl + 1] = entA[3 * e + 1]!;
+          la[3 * nl + 2] = entA[3 * e + 2]!;
+          nl++;
+        } else {
+          bi[nb] = local[c]!;
+          ba[3 * nb] = entA[3 * e]!;
+          ba[3 * nb + 1] = entA[3 * e + 1]!;
+          ba[3 * nb + 2] = entA[3 * e + 2]!;
+          nb++;
+        }
+      }
+      if (nl > 0) {
+        const bl = blocks[k]!;
+        const s = bl.cols.length;
+        const { T, E, g } = bl;
+        for (let i = 0; i < nl; i++) {
+          const p = li[i]!;
+          const x0 = la[3 * i]!;
+          const x1 = la[3 * i + 1]!;
+          const x2 = la[3 * i + 2]!;
+          g[3 * p] = g[3 * p]! + x0 * t;
+          g[3 * p + 1] = g[3 * p + 1]! + x1 * t;
+          g[3 * p + 2] = g[3 * p + 2]! + x2 * t;
+          for (let j = i; j < nl; j++) {
+            const q = li[j]!;
+            addPair(T, 6 * (p <= q ? p * s + q : q * s + p), x0, x1, x2, la[3 * j]!, la[3 * j + 1]!, la[3 * j + 2]!);
+          }
+          for (let j = 0; j < nb; j++) addPair(E, 6 * (p * b + bi[j]!), x0, x1, x2, ba[3 * j]!, ba[3 * j + 1]!, ba[3 * j + 2]!);
+        }
+      }
+      for (let i = 0; i < nb; i++) {
+        const p = bi[i]!;
+        const x0 = ba[3 * i]!;
+        const x1 = ba[3 * i + 1]!;
+        const x2 = ba[3 * i + 2]!;
+        h[3 * p] = h[3 * p]! + x0 * t;
+        h[3 * p + 1] = h[3 * p + 1]! + x1 * t;
+        h[3 * p + 2] = h[3 * p + 2]! + x2 * t;
+        for (let j = i; j < nb; j++) {
+          const q = bi[j]!;
+          addPair(D, 6 * (p <= q ? p * b + q : q * b + p), x0, x1, x2, ba[3 * j]!, ba[3 * j + 1]!, ba[3 * j + 2]!);
+        }
+      }
+    }
+    this.layout = { blocks, border: Int32Array.from(border), D, h, where, local };
+    return this.layout;
+  }
+
+  /** The blocks and the border at (β₁, β₂): full symmetric matrices (before any ridge). */
+  private assemble(b1: number, b2: number): { blocks: { M: Float64Array; E: Float64Array; g: Float64Array }[]; D: Float64Array; h: Float64Array } {
+    const L = this.sums();
+    const w0 = 1;
+    const w1 = b1;
+    const w2 = b2;
+    const w3 = b1 * b1;
+    const w4 = b1 * b2;
+    const w5 = b2 * b2;
+    const b = L.border.length;
+    const sym = (T: Float64Array, s: number): Float64Array => {
+      const M = new Float64Array(s * s);
+      for (let p = 0; p < s; p++) {
+        for (let q = p; q < s; q++) {
+          const o = 6 * (p * s + q);
+          const x = w0 * T[o]! + w1 * T[o + 1]! + w2 * T[o + 2]! + w3 * T[o + 3]! + w4 * T[o + 4]! + w5 * T[o + 5]!;
+          M[p * s + q] = x;
+          M[q * s + p] = x;
+        }
+      }
+      return M;
+    };
+    const vec = (G: Float64Array, s: number): Float64Array => {
+      const g = new Float64Array(s);
+      for (let p = 0; p < s; p++) g[p] = G[3 * p]! + b1 * G[3 * p + 1]! + b2 * G[3 * p + 2]!;
+      return g;
+    };
+    const blocks = L.blocks.map((bl) => {
+      const s = bl.cols.length;
+      const E = new Float64Array(s * b);
+      for (let i = 0; i < s * b; i++) {
+        const o = 6 * i;
+        E[i] = w0 * bl.E[o]! + w1 * bl.E[o + 1]! + w2 * bl.E[o + 2]! + w3 * bl.E[o + 3]! + w4 * bl.E[o + 4]! + w5 * bl.E[o + 5]!;
+      }
+      return { M: sym(bl.T, s), E, g: vec(bl.g, s) };
+    });
+    return { blocks, D: sym(L.D, b), h: vec(L.h, b) };
+  }
+
+  /** AᵀA and Aᵀb at (β₁, β₂), dense (for tests and small systems). */
+  system(b1: number, b2: number): { AtA: Float64Array[]; Atb: Float64Array } {
+    const n = this.n;
+    const L = this.sums();
+    const { blocks, D, h } = this.assemble(b1, b2);
+    const b = L.border.length;
+    const AtA = Array.from({ length: n }, () => new Float64Array(n));
+    const Atb = new Float64Array(n);
+    L.blocks.forEach((bl, k) => {
+      const { M, E, g } = blocks[k]!;
+      const s = bl.cols.length;
+      for (let p = 0; p < s; p++) {
+        const cp = bl.cols[p]!;
+        Atb[cp] = g[p]!;
+        for (let q = 0; q < s; q++) AtA[cp]![bl.cols[q]!] = M[p * s + q]!;
+        for (let l = 0; l < b; l++) {
+          const cl = L.border[l]!;
+          AtA[cp]![cl] = E[p * b + l]!;
+          AtA[cl]![cp] = E[p * b + l]!;
+        }
+      }
+    });
+    for (let l = 0; l < b; l++) {
+      const cl = L.border[l]!;
+      Atb[cl] = h[l]!;
+      for (let l2 = 0; l2 < b; l2++) AtA[cl]![L.border[l2]!] = D[l * b + l2]!;
+    }
     return { AtA, Atb };
   }
 
   /**
    * The NNLS at (β₁, β₂), each column's ridge weight the larger of `ridge[p]` × its AᵀA diagonal and
-   * `ridgeFloor[p]`; empty columns get a unit diagonal (solution 0).
+   * `ridgeFloor[p]`; empty columns get a unit diagonal (solution 0 without a ridge).
    */
   solve(b1: number, b2: number, fit: RidgedNnls): LoadFactorSolution | undefined {
     const { ridge, ridgeTo, free, ridgeFloor: ridgeAbs = [] } = fit;
-    const { AtA, Atb } = this.system(b1, b2);
     const n = this.n;
-    for (let p = 0; p < n; p++) if (AtA[p]![p]! === 0) AtA[p]![p] = 1;
-    const A0 = AtA.map((r) => Float64Array.from(r));
-    const b0 = Float64Array.from(Atb);
-    for (let p = 0; p < n; p++) {
+    const L = this.sums();
+    const { blocks: parts, D, h } = this.assemble(b1, b2);
+    const b = L.border.length;
+    const isFree = new Uint8Array(n);
+    for (const p of free) isFree[p] = 1;
+    // the unit diagonal of empty columns, then the ridge (kept apart: the residual is of the data alone)
+    const lam = new Float64Array(n);
+    const ridgeOn = (p: number, M: Float64Array, o: number, g: Float64Array, gi: number): void => {
+      if (M[o]! === 0) M[o] = 1;
       const r = ridge[p] ?? 0;
       const ra = ridgeAbs[p] ?? 0;
-      if (!(r > 0) && !(ra > 0)) continue;
-      const lam = Math.max(r * AtA[p]![p]!, ra) + 1e-9;
-      AtA[p]![p] = AtA[p]![p]! + lam;
-      Atb[p] = Atb[p]! + lam * ridgeTo;
+      if (!(r > 0) && !(ra > 0)) return;
+      lam[p] = Math.max(r * M[o]!, ra) + 1e-9;
+      M[o] = M[o]! + lam[p];
+      g[gi] = g[gi]! + lam[p] * ridgeTo;
+    };
+    const g0 = new Float64Array(n);
+    const sys: BorderedBlock[] = L.blocks.map((bl, k) => {
+      const { M, E, g } = parts[k]!;
+      const s = bl.cols.length;
+      const fr = new Uint8Array(s);
+      for (let p = 0; p < s; p++) {
+        const c = bl.cols[p]!;
+        g0[c] = g[p]!;
+        fr[p] = isFree[c]!;
+        ridgeOn(c, M, p * s + p, g, p);
+      }
+      return { n: s, M, E, g, free: fr };
+    });
+    const freeB = new Uint8Array(b);
+    for (let l = 0; l < b; l++) {
+      const c = L.border[l]!;
+      g0[c] = h[l]!;
+      freeB[l] = isFree[c]!;
+      ridgeOn(c, D, l * b + l, h, l);
     }
-    const x = nnlsNormal(AtA, Atb, free);
+    const x = new Float64Array(n);
+    let z: { x: Float64Array[]; y: Float64Array } | undefined;
+    if (!this.dense) {
+      this.warm ??= { blocks: sys.map((bl) => new Uint8Array(bl.n).fill(1)), border: new Uint8Array(b).fill(1) };
+      const sol = borderedNnls({ blocks: sys, b, D, h, freeB }, this.warm);
+      if (sol.converged) z = sol;
+      else this.warm = undefined;
+    }
+    // x·(AᵀA + Λ)·x over the blocks and the border, in the same pass as the scatter to global columns
+    let quad = 0;
+    if (z) {
+      const { x: xs, y } = z;
+      L.blocks.forEach((bl, k) => {
+        const { M, E } = sys[k]!;
+        const xk = xs[k]!;
+        const s = bl.cols.length;
+        for (let p = 0; p < s; p++) {
+          x[bl.cols[p]!] = xk[p]!;
+          let row = 0;
+          for (let q = 0; q < s; q++) row += M[p * s + q]! * xk[q]!;
+          let cross = 0;
+          for (let l = 0; l < b; l++) cross += E[p * b + l]! * y[l]!;
+          quad += xk[p]! * (row + 2 * cross);
+        }
+      });
+      for (let l = 0; l < b; l++) {
+        x[L.border[l]!] = y[l]!;
+        let row = 0;
+        for (let l2 = 0; l2 < b; l2++) row += D[l * b + l2]! * y[l2]!;
+        quad += y[l]! * row;
+      }
+    } else {
+      // the reference: one dense AᵀA (with the unit diagonals and the ridge) and Lawson–Hanson
+      const AtA = Array.from({ length: n }, () => new Float64Array(n));
+      const Atb = new Float64Array(n);
+      L.blocks.forEach((bl, k) => {
+        const { M, E, g } = sys[k]!;
+        const s = bl.cols.length;
+        for (let p = 0; p < s; p++) {
+          const cp = bl.cols[p]!;
+          Atb[cp] = g[p]!;
+          for (let q = 0; q < s; q++) AtA[cp]![bl.cols[q]!] = M[p * s + q]!;
+          for (let l = 0; l < b; l++) AtA[cp]![L.border[l]!] = AtA[L.border[l]!]![cp] = E[p * b + l]!;
+        }
+      });
+      for (let l = 0; l < b; l++) {
+        Atb[L.border[l]!] = h[l]!;
+        for (let l2 = 0; l2 < b; l2++) AtA[L.border[l]!]![L.border[l2]!] = D[l * b + l2]!;
+      }
+      x.set(nnlsNormal(AtA, Atb, free));
+      for (let p = 0; p < n; p++) {
+        const row = AtA[p]!;
+        let s = 0;
+        for (let q = 0; q < n; q++) s += row[q]! * x[q]!;
+        quad += x[p]! * s;
+      }
+    }
     if (!x.every((v) => Number.isFinite(v))) return undefined;
-    let sse = this.bb;
-    for (let p = 0; p < n; p++) {
-      sse -= 2 * x[p]! * b0[p]!;
-      const row = A0[p]!;
-      for (let q = 0; q < n; q++) sse += x[p]! * row[q]! * x[q]!;
-    }
+    // sse = bb − 2 xᵀAᵀb + xᵀAᵀA x, the ridge taken out of the quadratic form
+    let sse = this.bb + quad;
+    for (let p = 0; p < n; p++) sse -= 2 * x[p]! * g0[p]! + lam[p]! * x[p]! * x[p]!;
     return { b1, b2, x, sse };
   }
 
