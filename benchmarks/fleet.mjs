@@ -4,7 +4,14 @@
 //
 //   node benchmarks/fleet.mjs [--clients kafkajs,platformatic] [--steps 50,100,200,400,800]
 //        [--step-seconds 15] [--warmup-seconds 15] [--vms 50] [--store-in-flight 1] [--store-min-interval-ms auto|N] [--compression gzip|none|lz4|snappy]
-//        [--collectors 1] [--brokers 127.0.0.1:9092] [--clickhouse http://127.0.0.1:8123] [--train S [--train-modes off,on,on-nice0]]
+//        [--collectors 1] [--brokers 127.0.0.1:9092] [--clickhouse http://127.0.0.1:8123]
+//        [--train S [--train-modes off,on,on-nogate,on-nice0] [--train-yield-above-s 2]] [--help]
+//
+// --train S: the collectors run the learned model and retrain it every S seconds; --train-modes runs
+// each client once per mode, in the order given: `off` (the learned-model method, training disabled),
+// `on` (training as the collector does by default: worker at nice 19, pausing while ingest is behind by
+// more than --train-yield-above-s, training-gate.ts), `on-nogate` (nice 19, never pausing), `on-nice0`
+// (the worker at the collector's own priority, never pausing).
 //
 // --collectors N runs N collectors in one consumer group (this process and N-1 children): the
 // partitions are shared, as when a deployment scales the collector out. Their CPU is added up.
@@ -42,6 +49,16 @@ const kafkaPkg = await imp('packages/kafka/dist/index.js');
 const { EnergySource, EnergyUnit, VmState, AttributionBatch, TOPICS, silentLogger } = wire;
 
 const argv = process.argv.slice(2);
+if (argv.includes('--help') || argv.includes('-h')) {
+  // the usage is this file's header comment
+  const head = [];
+  for (const line of readFileSync(fileURLToPath(import.meta.url), 'utf8').split('\n').slice(1)) {
+    if (!line.startsWith('//')) break;
+    head.push(line.replace(/^\/\/ ?/, ''));
+  }
+  process.stdout.write(`${head.join('\n')}\n`);
+  process.exit(0);
+}
 const opt = (name, dflt) => {
   const i = argv.indexOf(`--${name}`);
   return i >= 0 && argv[i + 1] ? argv[i + 1] : dflt;
@@ -228,11 +245,13 @@ const { createCollectorApp } = await imp('packages/collector/dist/index.js');
 // own priority (workerNice 0), as before the renice.
 const trainEveryS = Number(opt('train', '0'));
 const trainModes = opt('train-modes', trainEveryS > 0 ? 'on' : 'off').split(',');
-for (const m of trainModes) if (!['off', 'on', 'on-nice0'].includes(m)) throw new Error(`--train-modes: ${m} is not off, on or on-nice0`);
-const collectorOptions = (bus, store, inFlight, minIntervalMs, trainS, workerNice = 19) => ({
+const TRAIN_MODES = { off: { trainS: 0 }, on: { nice: 19, gate: true }, 'on-nogate': { nice: 19, gate: false }, 'on-nice0': { nice: 0, gate: false } };
+for (const m of trainModes) if (!TRAIN_MODES[m]) throw new Error(`--train-modes: ${m} is not one of ${Object.keys(TRAIN_MODES).join(', ')}`);
+const yieldAboveS = Number(opt('train-yield-above-s', '2'));
+const collectorOptions = (bus, store, inFlight, minIntervalMs, trainS, workerNice = 19, gate = true) => ({
   bus, store, groupId: 'bench', policy: 'reserved', storeWrites: { maxInFlight: inFlight, minIntervalMs }, staticPower: { fallbackWatts: { rapl: 80, gpu: 0, bmc_rest: 120 }, learn: false },
   ...(trainS > 0
-    ? { models: { training: { checkIntervalS: trainS, periodS: 1, minIntervals: 300, lookbackS: 600, limit: 20_000, workerNice } } }
+    ? { models: { training: { checkIntervalS: trainS, periodS: 1, minIntervals: 300, lookbackS: 600, limit: 20_000, workerNice, yieldToIngest: { pauseAboveS: gate ? yieldAboveS : 0 } } } }
     : trainEveryS > 0
       ? { models: { training: { enabled: false } } }
       : {}),
@@ -243,7 +262,7 @@ if (opt('role', '') === 'collector') {
   const cfg = JSON.parse(process.env.FLEET_BENCH_COLLECTOR);
   const { bus } = busOf(cfg.kind, cfg.brokers, cfg.ns);
   const store = new ClickHouseServerStore({ url: cfg.chUrl, database: cfg.database, requestTimeoutMs: 30_000 });
-  const app = await createCollectorApp(collectorOptions(bus, store, cfg.storeInFlight, cfg.storeMinIntervalMs, cfg.trainS, cfg.workerNice));
+  const app = await createCollectorApp(collectorOptions(bus, store, cfg.storeInFlight, cfg.storeMinIntervalMs, cfg.trainS, cfg.workerNice, cfg.gate));
   await serveRole({
     pause: () => ({ intervals: app.pipeline.stats.intervalsStored }),
     exit: async () => {
@@ -314,7 +333,7 @@ const serverCpu = () => ({
 });
 
 
-async function runClient(kind, trainS, workerNice = 19) {
+async function runClient(kind, trainS, workerNice = 19, gate = true) {
   const ns = `bench-${kind}-${randomUUID().slice(0, 6)}`;
   const database = `bench_${ns.replace(/-/g, '_')}`;
   const { inner, bus: nsBus } = busOf(kind, brokers, ns);
@@ -345,7 +364,7 @@ async function runClient(kind, trainS, workerNice = 19) {
   };
   const store = new ClickHouseServerStore({ url: chUrl, database, requestTimeoutMs: 30_000 });
   const storeMinIntervalMs = storeMinIntervalFor(inner);
-  const collector = await createCollectorApp(collectorOptions(bus, store, storeInFlight, storeMinIntervalMs, trainS, workerNice));
+  const collector = await createCollectorApp(collectorOptions(bus, store, storeInFlight, storeMinIntervalMs, trainS, workerNice, gate));
   const writer = collector.pipeline.writer.stats;
   // Time spent in the collector's three awaited steps per handler call (store write, checkpoint save,
   // attribution publish), to tell which one the latency comes from.
@@ -388,7 +407,7 @@ async function runClient(kind, trainS, workerNice = 19) {
   };
   // More collectors in the same group: the partitions are shared (one partition is the unit of scale).
   const extra = [];
-  for (let i = 1; i < collectorCount; i++) extra.push(await child('collector', { FLEET_BENCH_COLLECTOR: JSON.stringify({ kind, brokers, ns, chUrl, database, storeInFlight, storeMinIntervalMs, trainS, workerNice }) }));
+  for (let i = 1; i < collectorCount; i++) extra.push(await child('collector', { FLEET_BENCH_COLLECTOR: JSON.stringify({ kind, brokers, ns, chUrl, database, storeInFlight, storeMinIntervalMs, trainS, workerNice, gate }) }));
   // The probe subscribes before any frame flows; it reads only what is published after it joined.
   const probe = await child('probe', { FLEET_BENCH_PROBE: JSON.stringify({ kind, brokers, ns }) });
   const { proc: load, call: rpc } = await child('load', { FLEET_BENCH_LOAD: JSON.stringify({ kind, brokers, ns, vms: vmsPerHost, maxHosts: Math.max(...steps) }) });
@@ -406,6 +425,9 @@ async function runClient(kind, trainS, workerNice = 19) {
     Object.assign(handlerStats, { calls: 0, messages: 0, ms: 0 });
     for (const k of Object.keys(stepMs)) stepMs[k].length = 0;
     const trained0 = collector.training?.outcomes.length ?? 0;
+    const gate0 = { pausedS: collector.training?.gate.pausedSecondsTotal ?? 0, pauses: collector.training?.gate.pauses ?? 0, overruns: collector.training?.gate.overruns ?? 0 };
+    // the collector's own ingest delay (ingest-delay.ts: what the gate reads), sampled every second
+    const delaySamples = [];
     const loop = monitorEventLoopDelay({ resolution: 10 });
     loop.enable();
     const load0 = loadavg()[0];
@@ -414,11 +436,13 @@ async function runClient(kind, trainS, workerNice = 19) {
     const sampler = setInterval(() => {
       const t = (performance.now() - t0) / 1000;
       void nsBus.lag(TOPICS.telemetry, 'bench').then((v) => lagSamples.push([t, v]), () => undefined);
+      delaySamples.push(collector.pipeline.metrics.ingest.delayS());
     }, 1000);
     await new Promise((r) => setTimeout(r, stepSeconds * 1000));
     clearInterval(sampler);
     loop.disable();
     const trainedInStep = (collector.training?.outcomes ?? []).slice(trained0).filter((o) => o.version);
+    const g1 = collector.training?.gate;
     const l = await rpc('pause');
     const others = await Promise.all(extra.map((c) => c.call('pause')));
     const pr = await probe.call('pause');
@@ -432,7 +456,12 @@ async function runClient(kind, trainS, workerNice = 19) {
     const cpuPct = (x) => (x === undefined ? undefined : Math.round((x / wallS) * 100));
     const row = {
       client: kind,
-      training: trainS > 0 ? `every ${trainS} s, worker nice ${workerNice}` : trainEveryS > 0 ? 'off' : '-',
+      training: trainS > 0 ? `every ${trainS} s, nice ${workerNice}, ${gate ? `pauses above ${yieldAboveS} s` : 'never pauses'}` : trainEveryS > 0 ? 'off' : '-',
+      pausedS: g1 ? +(g1.pausedSecondsTotal - gate0.pausedS).toFixed(1) : 0,
+      pauses: g1 ? g1.pauses - gate0.pauses : 0,
+      overruns: g1 ? g1.overruns - gate0.overruns : 0,
+      delayP50: +pct(delaySamples, 50).toFixed(2),
+      delayP99: +pct(delaySamples, 99).toFixed(2),
       trainings: trainedInStep.length,
       trainTotalS: trainedInStep.length ? +pct(trainedInStep.map((o) => o.timings?.totalS ?? NaN), 50).toFixed(1) : undefined,
       trainReadS: trainedInStep.length ? +pct(trainedInStep.map((o) => o.timings?.readS ?? NaN), 50).toFixed(1) : undefined,
@@ -493,7 +522,10 @@ const all = [];
 try {
   for (const c of clients) {
     say(`client ${c}: steps ${steps.join(', ')} hosts × ${vmsPerHost} VMs, ${stepSeconds} s each`);
-    for (const m of trainModes) all.push(...(await runClient(c, m === 'off' ? 0 : trainEveryS, m === 'on-nice0' ? 0 : 19)));
+    for (const m of trainModes) {
+      const mode = TRAIN_MODES[m];
+      all.push(...(await runClient(c, mode.trainS === 0 ? 0 : trainEveryS, mode.nice ?? 19, mode.gate ?? true)));
+    }
   }
 } finally {
   if (ownBroker) script('kafka.sh', ['stop', 'bench']);
@@ -515,9 +547,9 @@ const lines = [
     ? [
         'With training (the collector in this process; its trainings that finished within the step, their median whole train() and history read):',
         '',
-        '| client | training | hosts | e2e p50 ms | e2e p99 ms | lag max | collector event-loop delay p99 / max ms | trainings in step | train() s (read s) | intervals per training | load avg | sustained |',
-        '|---|---|---|---|---|---|---|---|---|---|---|---|',
-        ...all.map((r) => `| ${r.client} | ${r.training} | ${r.hosts} | ${r.p50} | ${r.p99} | ${r.lagMax} | ${r.loopP99} / ${r.loopMax} | ${r.trainings} | ${r.trainTotalS ?? '-'} (${r.trainReadS ?? '-'}) | ${r.trainIntervals ?? '-'} | ${r.loadAvg} | ${r.sustained ? 'yes' : 'no'} |`),
+        '| client | training | hosts | e2e p50 ms | e2e p99 ms | lag max | ingest delay p50 / p99 s | collector event-loop delay p99 / max ms | collector CPU % | trainings in step | train() s (read s) | paused s (pauses) | intervals per training | load avg | sustained |',
+        '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|',
+        ...all.map((r) => `| ${r.client} | ${r.training} | ${r.hosts} | ${r.p50} | ${r.p99} | ${r.lagMax} | ${r.delayP50} / ${r.delayP99} | ${r.loopP99} / ${r.loopMax} | ${r.cpuCollector} | ${r.trainings} | ${r.trainTotalS ?? '-'} (${r.trainReadS ?? '-'}) | ${r.pausedS} (${r.pauses}${r.overruns ? `, ${r.overruns} overran` : ''}) | ${r.trainIntervals ?? '-'} | ${r.loadAvg} | ${r.sustained ? 'yes' : 'no'} |`),
         '',
       ]
     : []),

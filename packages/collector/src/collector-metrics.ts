@@ -12,6 +12,7 @@
  */
 import { Injectable } from '@nestjs/common';
 import type { AttributionResult, AttributionShare } from '@wattsplit/attribution';
+import { IngestDelay } from './ingest-delay.js';
 
 type Labels = Record<string, string>;
 
@@ -84,6 +85,8 @@ export class CollectorMetrics {
   private readonly recent = new Map<string, RecentFallbacks>();
   /** Idle time after which a per-VM or host-share energy series is dropped (default SERIES_IDLE_TTL_MS). */
   seriesIdleTtlMs = SERIES_IDLE_TTL_MS;
+  /** How far behind ingest is (the pipeline's bus handler calls; training yields to it: training-gate.ts). */
+  readonly ingest = new IngestDelay();
 
   constructor() {
     this.define('wattsplit_vm_energy_joules_total', 'counter', 'Energy attributed to a VM, joules, by source, part (dynamic|static) and method.');
@@ -103,6 +106,7 @@ export class CollectorMetrics {
     this.define('wattsplit_collector_cold_start_records_total', 'counter', 'Attribution records of a learned method made with the baseline because the hardware class had no model yet, by method.');
     this.define('wattsplit_collector_conservation_failures_total', 'counter', 'Host intervals where a method\'s shares did not sum to the measured energy, by method (the baseline: the batch is refused; another method: it falls back to the baseline).');
     this.initKnownLabels([]);
+    this.addGaugeProvider('wattsplit_collector_ingest_delay_seconds', 'Age of the oldest telemetry frame received and not yet stored, or of the oldest frame of a batch finished in the last 2 s, seconds (bus timestamp to now).', () => [{ labels: {}, value: this.ingest.delayS() }]);
   }
 
   /**
@@ -211,7 +215,12 @@ export class CollectorMetrics {
 
   /** A gauge family computed at each scrape (model versions, ages, residuals). */
   addGaugeProvider(name: string, help: string, p: () => { labels: Labels; value: number }[]): void {
-    this.define(name, 'gauge', help);
+    this.addProvider(name, 'gauge', help, p);
+  }
+
+  /** A family computed at each scrape, gauge or counter (a counter's provider answers its running total). */
+  addProvider(name: string, type: Family['type'], help: string, p: () => { labels: Labels; value: number }[]): void {
+    this.define(name, type, help);
     this.gaugeProviders.set(name, p);
   }
 

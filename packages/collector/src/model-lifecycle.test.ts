@@ -7,6 +7,7 @@ import { CpuShareMethod, type HostInterval } from '@wattsplit/attribution';
 import { ChdbStore } from '@wattsplit/store';
 import { WattsplitError, silentLogger } from '@wattsplit/wire';
 import { ModelLifecycle } from './model-lifecycle.js';
+import { TrainingGate } from './training-gate.js';
 import { threadNice } from './thread-priority.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'wattsplit-lifecycle-'));
@@ -94,4 +95,50 @@ test('workerNice 0 leaves the worker at the collector\'s priority; a value outsi
   assert.ok(out.version);
   assert.deepEqual(lc.lastWorkerPriority, { kind: 'unchanged', why: 'nice 0 configured' });
   assert.throws(() => new ModelLifecycle({ store, holder: 'x', training: { workerNice: 20 } }), (e: unknown) => e instanceof WattsplitError && e.code === 'CONFIG_INVALID');
+});
+
+/** An ingest delay the test sets. */
+const fakeIngest = () => {
+  const s = { d: 0, delayS: () => s.d, idle: () => false };
+  return s;
+};
+
+test('a training yields to ingest: it does not start while ingest is behind, resumes when it catches up, and keeps its lease through the pause', async () => {
+  await store.init();
+  await writeHistory('host-gate', 'synth-gate', 600);
+  const ingest = fakeIngest();
+  ingest.d = 30;
+  const gate = new TrainingGate(ingest, { pauseAboveS: 2, resumeAfterS: 0.2, pollMs: 20 });
+  // a lease of 3 s: without the renewal a 4 s pause would lose it and the result would be discarded
+  const lc = new ModelLifecycle({ store, holder: 'test-gate', logger: silentLogger, gate, training: { leaseSettleMs: 0, lookbackS: 660, leaseTtlS: 3 } });
+  let settled = false;
+  const training = lc.train('synth-gate', { reason: 'manual' }).finally(() => (settled = true));
+  for (let i = 0; i < 3000 && gate.pausedJobs === 0; i++) await new Promise((r) => setTimeout(r, 10));
+  assert.equal(gate.pausedJobs, 1, 'the job is blocked at its first yield point');
+  await new Promise((r) => setTimeout(r, 4000));
+  assert.equal(settled, false, 'no training while ingest is behind');
+  assert.deepEqual(await lc.models.versions('synth-gate'), []);
+  ingest.d = 0.5;
+  const out = await training;
+  assert.ok(out.version, `trained after the pause: ${out.skipped ?? ''}`);
+  assert.ok(out.timings && out.timings.pausedS >= 3.9, `paused ${out.timings?.pausedS} s`);
+  assert.ok(out.timings.maxYieldGapS > 0);
+  assert.ok((lc.lastJobYield?.points ?? 0) >= 8, `yield points passed: ${lc.lastJobYield?.points}`);
+  assert.ok(gate.pausedSecondsTotal >= 3.9);
+  assert.equal(gate.pausedJobs, 0);
+  gate.close();
+});
+
+test('a training paused for ingest is bounded: after maxPauseS in total it runs on although ingest stays behind', async () => {
+  await store.init();
+  await writeHistory('host-gate-bound', 'synth-gate-bound', 600);
+  const ingest = fakeIngest();
+  ingest.d = 30;
+  const gate = new TrainingGate(ingest, { pauseAboveS: 2, maxPauseS: 1, pollMs: 20 });
+  const lc = new ModelLifecycle({ store, holder: 'test-gate-bound', logger: silentLogger, gate, training: { leaseSettleMs: 0, lookbackS: 660 } });
+  const out = await lc.train('synth-gate-bound', { reason: 'manual' });
+  assert.ok(out.version, `trained: ${out.skipped ?? ''}`);
+  assert.equal(gate.overruns, 1);
+  assert.ok(out.timings && out.timings.pausedS >= 0.9 && out.timings.pausedS < 3, `paused ${out.timings?.pausedS} s`);
+  gate.close();
 });

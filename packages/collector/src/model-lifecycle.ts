@@ -13,14 +13,18 @@
  *   the artefact and activate it from `effectiveFromNs` (default: now + `activationDelayS`, enough for
  *   every replica to load it before it applies).
  * - The drift check of `decide` reads and scores the recent history in a worker thread the same way.
+ * - Jobs yield to ingest (training-gate.ts): with a `gate`, each worker job gets its flags and stops at
+ *   its yield points while ingest is behind; the lease is renewed every third of its TTL while a job of
+ *   train() runs, so a long (paused) training keeps it.
  * - promote / rollback: append an activation of an existing version.
  */
 import { Worker, type TransferListItem } from 'node:worker_threads';
 import { checkModelJson, type AdditiveModelJson, type AdditiveTrainOptions, type DriftReport } from '@wattsplit/models';
 import { ModelStore, str, type HistoryQuery, type ModelActivation, type ModelVersionMeta, type Store } from '@wattsplit/store';
 import { WattsplitError, silentLogger, type Logger } from '@wattsplit/wire';
+import type { IngestYieldOptions, TrainingGate } from './training-gate.js';
 import type { ThreadPriorityResult } from './thread-priority.js';
-import { runTrainingJob, type JobHistory, type TrainingJob, type TrainingJobResult, type TrainingWorkerAnswer, type TrainingWorkerData } from './training-worker.js';
+import { runTrainingJob, type JobHistory, type JobYield, type TrainingJob, type TrainingJobResult, type TrainingWorkerAnswer, type TrainingWorkerData } from './training-worker.js';
 
 export const TRAIN_REASONS = ['first', 'new_class', 'drift', 'period', 'manual'] as const;
 export type TrainReason = (typeof TRAIN_REASONS)[number];
@@ -51,6 +55,8 @@ export interface TrainingOptions {
    * what ingest leaves (thread-priority.ts). 0 leaves the worker at the collector's priority.
    */
   workerNice?: number;
+  /** When training pauses for ingest (training-gate.ts): the delay threshold, the resume hold, the bound. */
+  yieldToIngest?: IngestYieldOptions;
   /** Options of the trainer itself. */
   additive?: Omit<AdditiveTrainOptions, 'logger' | 'hardwareClass' | 'version'>;
 }
@@ -64,8 +70,11 @@ export interface TrainOutcome {
   /** Why nothing was trained (lease held elsewhere, too little history, lost the lease). */
   skipped?: string;
   drift?: DriftReport;
-  /** Where the time went, seconds: reading the history, fitting, and the whole train() (lease to activation). */
-  timings?: { readS: number; trainS: number; totalS: number };
+  /**
+   * Where the time went, seconds: reading the history, fitting, the whole train() (lease to activation);
+   * paused for ingest (included in the others), and the longest stretch the job ran without a yield point.
+   */
+  timings?: { readS: number; trainS: number; totalS: number; pausedS: number; maxYieldGapS: number };
 }
 
 export interface Decision {
@@ -82,8 +91,12 @@ export class ModelLifecycle {
   private readonly log: Logger;
   private readonly now: () => number;
 
-  constructor(opts: { store: Store; holder: string; logger?: Logger; training?: TrainingOptions; now?: () => number }) {
+  /** Pauses worker jobs while ingest is behind (training-gate.ts); absent: they never pause. */
+  private readonly gate: TrainingGate | undefined;
+
+  constructor(opts: { store: Store; holder: string; logger?: Logger; training?: TrainingOptions; now?: () => number; gate?: TrainingGate }) {
     this.now = opts.now ?? Date.now;
+    this.gate = opts.gate;
     this.models = new ModelStore(opts.store, this.now);
     this.store = opts.store;
     this.holder = opts.holder;
@@ -150,12 +163,19 @@ export class ModelLifecycle {
       const untilNs = opts.untilUnixNs ?? this.now() * 1e6;
       const fromNs = untilNs - this.o.lookbackS * 1e9;
       const version = await this.models.nextVersion(hardwareClass);
-      const r = await this.job({
-        kind: 'train',
-        history: await this.history({ hardwareClass, sinceUnixNs: fromNs, untilUnixNs: untilNs + 1, limit: this.o.limit, omitVmLabels: true }),
-        options: { ...this.o.additive, hardwareClass, version },
-        minIntervals: 30,
-      });
+      const renew = this.renewWhileRunning(lease);
+      let r: TrainingJobResult;
+      try {
+        r = await this.job({
+          kind: 'train',
+          history: await this.history({ hardwareClass, sinceUnixNs: fromNs, untilUnixNs: untilNs + 1, limit: this.o.limit, omitVmLabels: true }),
+          options: { ...this.o.additive, hardwareClass, version },
+          minIntervals: 30,
+        });
+      } finally {
+        clearInterval(renew);
+      }
+      const jy = this.lastJobYield;
       if (r.kind !== 'train') throw new WattsplitError('MODEL_TRAINING_FAILED', `training ${hardwareClass}: the worker answered a ${r.kind} job`);
       if (!r.model) return { ...base, skipped: `${r.intervals} intervals of history: too few to train` };
       const model = checkModelJson(r.model, `trained model ${hardwareClass}`);
@@ -184,8 +204,8 @@ export class ModelLifecycle {
         action: 'train',
         note: opts.reason,
       });
-      const timings = { readS: r.readS, trainS: r.trainS, totalS: (performance.now() - started) / 1000 };
-      this.log.info({ hardwareClass, version, reason: opts.reason, intervals: meta.intervals, readSeconds: Number(timings.readS.toFixed(2)), seconds: Number(meta.trainSeconds.toFixed(2)), residualRmsW: meta.residualRmsW, effectiveFromNs: activation.effectiveFromNs }, `model ${hardwareClass} v${version} trained (${opts.reason}) and activated`);
+      const timings = { readS: r.readS, trainS: r.trainS, totalS: (performance.now() - started) / 1000, pausedS: jy?.pausedS ?? 0, maxYieldGapS: jy?.maxGapS ?? 0 };
+      this.log.info({ hardwareClass, version, reason: opts.reason, intervals: meta.intervals, readSeconds: Number(timings.readS.toFixed(2)), seconds: Number(meta.trainSeconds.toFixed(2)), pausedSeconds: Number(timings.pausedS.toFixed(2)), residualRmsW: meta.residualRmsW, effectiveFromNs: activation.effectiveFromNs }, `model ${hardwareClass} v${version} trained (${opts.reason}) and activated`);
       return { ...base, version: meta, activation, timings };
     } finally {
       await this.models.releaseLease(lease, this.holder).catch((e: unknown) => this.log.warn({ lease, err: (e as Error).message }, 'could not release the training lease (it expires by itself)'));
@@ -230,6 +250,7 @@ export class ModelLifecycle {
   private async job(j: TrainingJob & { history: { transfer?: TransferListItem[] } }): Promise<TrainingJobResult> {
     const { transfer, ...history } = j.history;
     const job: TrainingJob = { ...j, history };
+    this.lastJobYield = undefined;
     const r = this.o.inWorker ? await this.runInWorker(job, transfer ?? []) : await runTrainingJob(job);
     if (r.kind === 'error') throw new WattsplitError('MODEL_TRAINING_FAILED', r.message, { details: { code: r.code, job: j.kind } });
     return r;
@@ -237,6 +258,26 @@ export class ModelLifecycle {
 
   private readonly workers = new Set<Worker>();
   private stopped = false;
+  /** How the last worker job yielded to ingest (training-worker.ts JobYield). */
+  lastJobYield: JobYield | undefined;
+
+  /** Renews `lease` every third of its TTL until cleared (a training paused for ingest keeps its lease). */
+  private renewWhileRunning(lease: string): NodeJS.Timeout {
+    let busy = false;
+    const t = setInterval(() => {
+      if (busy) return;
+      busy = true;
+      this.models
+        .tryLease(lease, this.holder, this.o.leaseTtlS * 1000, 0)
+        .then((held) => {
+          if (!held) this.log.warn({ lease }, 'the training lease could not be renewed (another trainer holds it): this training\'s result will be discarded');
+        })
+        .catch((e: unknown) => this.log.warn({ lease, err: (e as Error).message }, 'could not renew the training lease (retried)'))
+        .finally(() => (busy = false));
+    }, Math.max(1000, (this.o.leaseTtlS * 1000) / 3));
+    t.unref();
+    return t;
+  }
 
   /**
    * Ends the jobs running in worker threads (their train() or decide() rejects with MODEL_TRAINING_FAILED
@@ -245,6 +286,7 @@ export class ModelLifecycle {
    */
   async stop(): Promise<void> {
     this.stopped = true;
+    this.gate?.close();
     await Promise.all([...this.workers].map((w) => w.terminate()));
   }
 
@@ -263,13 +305,18 @@ export class ModelLifecycle {
   private runInWorker(job: TrainingJob, transfer: TransferListItem[]): Promise<TrainingJobResult> {
     if (this.stopped) return Promise.reject(new WattsplitError('MODEL_TRAINING_FAILED', 'training stopped (the collector is shutting down)'));
     return new Promise<TrainingJobResult>((resolve, reject) => {
-      const w = new Worker(new URL('./training-worker.js', import.meta.url), { workerData: { trainingJob: job, nice: this.o.workerNice } satisfies TrainingWorkerData, transferList: transfer });
+      const slot = this.gate?.register(job.kind);
+      const w = new Worker(new URL('./training-worker.js', import.meta.url), { workerData: { trainingJob: job, nice: this.o.workerNice, ...(slot ? { gate: slot.buffer } : {}) } satisfies TrainingWorkerData, transferList: transfer });
       this.workers.add(w);
-      w.once('exit', () => this.workers.delete(w));
+      w.once('exit', () => {
+        this.workers.delete(w);
+        slot?.done();
+      });
       let settled = false;
-      w.once('message', ({ priority, ...m }: TrainingWorkerAnswer) => {
+      w.once('message', ({ priority, yield: jy, ...m }: TrainingWorkerAnswer) => {
         settled = true;
         if (priority) this.notePriority(priority);
+        this.lastJobYield = jy;
         resolve(m);
         void w.terminate();
       });

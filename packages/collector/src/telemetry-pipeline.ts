@@ -191,7 +191,7 @@ export class TelemetryPipeline implements OnApplicationBootstrap, OnApplicationS
       topic: TOPICS.telemetry,
       groupId: this.groupId,
       fromBeginning: true,
-      handler: (messages, partition) => this.handle(messages, partition),
+      handler: (messages, partition) => this.metrics.ingest.track(messages, () => this.handle(messages, partition)),
     });
     this.log.info({ topic: TOPICS.telemetry, groupId: this.groupId, methods: this.methods.map((m) => m.name) }, 'collector consuming telemetry');
   }

@@ -6,6 +6,13 @@
  * trainer or not, refreshes the ModelCatalog every `refreshIntervalMs` (default 1 s), so a new version is
  * loaded before it takes effect (activation delay 2 s by default) and all replicas switch on the same
  * interval boundary. The demo and `wattsplit models train` call the same `runOnce`.
+ *
+ * Training yields to ingest (training-gate.ts): the jobs pause while the collector's ingest delay
+ * (ingest-delay.ts, the age of the oldest frame not yet stored) is above `yieldToIngest.pauseAboveS`, and
+ * resume once it has stayed below for `resumeAfterS`; a job is paused at most `maxPauseS` in total.
+ * /metrics: wattsplit_collector_ingest_delay_seconds, wattsplit_training_yield_threshold_seconds,
+ * wattsplit_training_paused (jobs held now), wattsplit_training_paused_seconds_total,
+ * wattsplit_training_pauses_total, wattsplit_training_pause_overruns_total.
  */
 import { hostname } from 'node:os';
 import { randomUUID } from 'node:crypto';
@@ -16,6 +23,7 @@ import { CollectorMetrics } from './collector-metrics.js';
 import type { CollectorConfig } from './config.js';
 import { ModelCatalog } from './model-catalog.js';
 import { ModelLifecycle, type TrainOutcome, type TrainReason, type TrainingOptions } from './model-lifecycle.js';
+import { TrainingGate } from './training-gate.js';
 import { COLLECTOR_CONFIG, LOGGER, MODEL_CATALOG, STORE } from './tokens.js';
 
 export interface CollectorTrainingConfig extends TrainingOptions {
@@ -49,6 +57,8 @@ export interface RunOnceOptions {
 @Injectable()
 export class TrainingService implements OnApplicationBootstrap, OnApplicationShutdown {
   readonly lifecycle: ModelLifecycle;
+  /** Pauses the training jobs while ingest is behind (training-gate.ts). */
+  readonly gate: TrainingGate;
   private readonly cfg: CollectorTrainingConfig;
   private readonly log: Logger;
   private refreshTimer: NodeJS.Timeout | undefined;
@@ -67,7 +77,14 @@ export class TrainingService implements OnApplicationBootstrap, OnApplicationShu
   ) {
     this.cfg = config.models?.training ?? {};
     this.log = logger.child({ component: 'training' });
-    this.lifecycle = new ModelLifecycle({ store, holder: this.cfg.holder ?? `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`, logger, training: this.cfg });
+    this.gate = new TrainingGate(metrics.ingest, this.cfg.yieldToIngest, this.log);
+    this.lifecycle = new ModelLifecycle({ store, holder: this.cfg.holder ?? `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`, logger, training: this.cfg, gate: this.gate });
+    const g = this.gate;
+    metrics.addGaugeProvider('wattsplit_training_yield_threshold_seconds', 'Training pauses while the ingest delay is above this, seconds (training.yieldToIngest.pauseAboveS; 0: never).', () => [{ labels: {}, value: g.o.pauseAboveS }]);
+    metrics.addGaugeProvider('wattsplit_training_paused', 'Training jobs held at a yield point now because ingest is behind.', () => [{ labels: {}, value: g.pausedJobs }]);
+    metrics.addProvider('wattsplit_training_paused_seconds_total', 'counter', 'Seconds training jobs spent paused for ingest (summed over jobs).', () => [{ labels: {}, value: g.pausedSecondsTotal }]);
+    metrics.addProvider('wattsplit_training_pauses_total', 'counter', 'Times ingest fell behind while a training job ran (each pauses the jobs).', () => [{ labels: {}, value: g.pauses }]);
+    metrics.addProvider('wattsplit_training_pause_overruns_total', 'counter', 'Training jobs paused for maxPauseS in total that ran on without pausing again.', () => [{ labels: {}, value: g.overruns }]);
     metrics.addGaugeProvider('wattsplit_model_version', 'Model version in force per hardware class (latest activation).', () => this.catalog.entries().map((e) => ({ labels: { hardware_class: e.hardwareClass }, value: e.version })));
     metrics.addGaugeProvider('wattsplit_model_age_seconds', 'Age of the latest activated model per hardware class, seconds since it was trained.', () =>
       this.catalog.entries().map((e) => ({ labels: { hardware_class: e.hardwareClass }, value: Math.max(0, (Date.now() - Date.parse(e.trainedAt)) / 1000) })),
@@ -110,6 +127,7 @@ export class TrainingService implements OnApplicationBootstrap, OnApplicationShu
     this.closed = true;
     clearInterval(this.refreshTimer);
     clearInterval(this.checkTimer);
+    this.gate.close();
     await this.lifecycle.stop();
     await this.running?.catch(() => undefined);
   }

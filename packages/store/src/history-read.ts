@@ -148,7 +148,8 @@ export async function readHistoryFrom(t: HistoryTransport, q: HistoryQuery): Pro
 
   const vmCols: readonly Col[] = q.omitVmLabels ? VM_COLUMNS : [...VM_COLUMNS, ...VM_LABELS];
   const V = positions(vmCols) as VmPositions;
-  const chunks = seqRanges(intervals, CHUNK).map((c) => c.map((r) => `(host = ${str(r.host)} AND seq >= ${int(r.from, 'seq')} AND seq <= ${int(r.to, 'seq')})`));
+  const perQuery = q.chunkIntervals !== undefined && Number.isSafeInteger(q.chunkIntervals) && q.chunkIntervals >= 1 ? q.chunkIntervals : CHUNK;
+  const chunks = seqRanges(intervals, perQuery).map((c) => c.map((r) => `(host = ${str(r.host)} AND seq >= ${int(r.from, 'seq')} AND seq <= ${int(r.to, 'seq')})`));
   for (const ranges of chunks) {
     // Without FINAL (on 18.16 it made these reads 2-3 times slower): the rows come sorted by the table's
     // key, so the copies of a row not merged yet are adjacent, and all but the first are skipped (a

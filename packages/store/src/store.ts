@@ -70,6 +70,8 @@ export interface HistoryQuery {
    * check do not use them, and they are a fifth of a VM row's bytes.
    */
   omitVmLabels?: boolean;
+  /** Intervals per VM-row query (default 4000): smaller answers, more queries (the training worker yields to ingest between them). */
+  chunkIntervals?: number;
 }
 
 export interface EnergyRangeQuery {

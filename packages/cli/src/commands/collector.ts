@@ -33,6 +33,9 @@ Models (additive_model, per hardware class; stored in ClickHouse, the same versi
   --train-lease-ttl-s 600    how long a class's training lease holds (a trainer that dies keeps it this long)
   --train-nice 19         the training worker thread's nice value, 0-19 (19: training takes only the CPU that
                           ingest leaves; 0: the collector's own priority)
+  --train-yield-above-s 2    training pauses while ingest is behind by more than this (the age of the oldest
+                          frame not yet stored) and resumes after 5 s below it; 0: never pause (docs/collector.md)
+  --train-max-pause-s 900    a training paused this long in total runs on without pausing again
   --train-effective-from T   activate what this collector trains from this interval end time (ISO 8601 or
                           unix seconds) instead of the commit + 2 s: a fixed switch-over (tests, replays)
 HTTP (REST API, dashboard, /metrics, /healthz): binds --http-host (default 127.0.0.1, this machine only).
@@ -65,6 +68,8 @@ const FLAGS = {
   'retrain-period-s': { type: 'string' },
   'train-lease-ttl-s': { type: 'string' },
   'train-nice': { type: 'string' },
+  'train-yield-above-s': { type: 'string' },
+  'train-max-pause-s': { type: 'string' },
   'train-effective-from': { type: 'string' },
   'log-level': { type: 'string' },
   'store-in-flight': { type: 'string' },
@@ -137,6 +142,7 @@ function settings(argv: string[]): Settings | 'help' {
     periodS: intFlag(values, 'retrain-period-s', 7 * 86_400, 60, 10 * 365 * 86_400),
     leaseTtlS: intFlag(values, 'train-lease-ttl-s', 600, 10, 86_400),
     workerNice: intFlag(values, 'train-nice', 19, 0, 19),
+    yieldToIngest: { pauseAboveS: numFlag(values, 'train-yield-above-s', 2, { min: 0, max: 3600 }), maxPauseS: intFlag(values, 'train-max-pause-s', 900, 0, 7 * 86_400) },
     ...(effectiveFromNs !== undefined ? { effectiveFromNs } : {}),
   };
   const caps = strFlag(values, 'caps', '');
