@@ -79,6 +79,16 @@ export interface SourceWeights {
    */
   vmCoreW?: Record<string, number>;
   /**
+   * How a trained VM's energy per CPU-second follows its IPC (per-VM phases: the same VM doing other work): its
+   * CPU part is multiplied by 1 + ipcGain · (ipc / vmIpcRef − 1), clamped to [0.25, 4], with vmIpcRef the VM's
+   * CPU-weighted mean IPC over training and ipcGain one number per class fitted to the host totals. Only where
+   * perf is exposed; absent or 0 (older models, hosts without perf, a class where IPC does not move power): 1.
+   */
+  ipcGain?: number;
+  vmIpcRef?: Record<string, number>;
+  /** Each trained VM's own IPC gain (shrunk towards `ipcGain`); absent: `ipcGain` for every VM. */
+  vmIpcGain?: Record<string, number>;
+  /**
    * Static power of each host the model was trained on, W (identical servers differ): the starting point of
    * that host's own static power; `staticW` (their mean) is the prior of a host the model has not seen.
    * Absent (older models): `staticW` for every host.
@@ -315,7 +325,7 @@ export function termPowers(model: AdditiveModelJson, source: ModelSource, terms:
     const own = w.vmCoreW?.[f.id];
     if (f.cpu > 0 && own !== undefined) {
       const u = loads[t]!;
-      g = f.cpu * own * Math.max(0.1, 1 + w.load[0] * u + w.load[1] * u * u);
+      g = f.cpu * own * Math.max(0.1, 1 + w.load[0] * u + w.load[1] * u * u) * ipcFactor(w, f);
     } else if (f.cpu > 0) {
       for (let i = 0; i < F; i++) xn[i] = ((f.shape[i] ?? 0) - mean[i]!) / std[i]!;
       for (const i of off) xn[i] = 0;
@@ -333,6 +343,17 @@ export function termPowers(model: AdditiveModelJson, source: ModelSource, terms:
     out[t] = g;
   }
   return out;
+}
+
+const IPC_INDEX = SHAPE_FEATURES.indexOf('ipc');
+
+/** A trained term's IPC factor (SourceWeights.ipcGain): 1 without a gain, a reference or a perf reading. */
+export function ipcFactor(w: Pick<SourceWeights, 'ipcGain' | 'vmIpcRef' | 'vmIpcGain'>, f: VmFeatures): number {
+  const gain = w.vmIpcGain?.[f.id] ?? w.ipcGain ?? 0;
+  const ref = w.vmIpcRef?.[f.id];
+  const ipc = f.shape[IPC_INDEX] ?? 0;
+  if (gain === 0 || ref === undefined || !(ref > 0) || !(ipc > 0)) return 1;
+  return Math.min(4, Math.max(0.25, 1 + gain * (ipc / ref - 1)));
 }
 
 /** The model's static power of a source on a host, W: the host's own where it was trained on, else the class's. */
@@ -375,6 +396,9 @@ export function checkModelJson(x: unknown, file: string): AdditiveModelJson {
     if (!Array.isArray(w.io) || (w.io.length !== IO_FEATURES.length && w.io.length !== IO_FEATURES.length - 1)) bad(`sources.${s}.io`, w.io);
     if (!Array.isArray(w.load) || w.load.length !== 2) bad(`sources.${s}.load`, w.load);
     if (w.hostStaticW !== undefined && (typeof w.hostStaticW !== 'object' || w.hostStaticW === null || !Object.values(w.hostStaticW).every((x) => Number.isFinite(x) && x >= 0))) bad(`sources.${s}.hostStaticW`, w.hostStaticW);
+    if (w.ipcGain !== undefined && !(Number.isFinite(w.ipcGain) && w.ipcGain >= 0)) bad(`sources.${s}.ipcGain`, w.ipcGain);
+    if (w.vmIpcGain !== undefined && (typeof w.vmIpcGain !== 'object' || w.vmIpcGain === null || !Object.values(w.vmIpcGain).every((x) => Number.isFinite(x) && x >= 0))) bad(`sources.${s}.vmIpcGain`, w.vmIpcGain);
+    if (w.vmIpcRef !== undefined && (typeof w.vmIpcRef !== 'object' || w.vmIpcRef === null || !Object.values(w.vmIpcRef).every((x) => Number.isFinite(x) && x > 0))) bad(`sources.${s}.vmIpcRef`, w.vmIpcRef);
     if (w.vmCoreW !== undefined && (typeof w.vmCoreW !== 'object' || w.vmCoreW === null || !Object.values(w.vmCoreW).every((x) => Number.isFinite(x) && x >= 0))) bad(`sources.${s}.vmCoreW`, w.vmCoreW);
   }
   return m as AdditiveModelJson;

@@ -70,6 +70,8 @@ export interface AdditiveTrainOptions {
   bmcPriorSd?: number;
   /** Shape features the MLP leaves out (additive-model.ts `ignoredShape`). Default ['freq_ghz']. */
   ignoreShape?: string[];
+  /** Learn the class's IPC gain on trained VMs' energy per CPU-second (`fitIpcGain`). Default true; a number fixes it. */
+  ipcGain?: boolean | number;
   /**
    * Fit the RAPL weight of memory traffic (`dram_gbs`) to the hosts' DRAM zones instead of the host total, where
    * they are exposed (`dramWeightFromZones`). Default true.
@@ -225,17 +227,19 @@ export async function trainAdditiveModel(intervals: readonly HostInterval[], opt
   const dramW = (opts.dramFromZones ?? true) ? dramWeightFromZones(sample, terms) : undefined;
   const rapl = { source: 'rapl', terms, measuredW: p.y.rapl, vmRidge, perVm, fixedStaticW: opts.fixedStaticW?.rapl, fixedLoad: zoneLoad, ...(dramW !== undefined ? { fixedIo: { [DRAM_K]: dramW } } : {}) } as const;
   const coreW0 = model.sources.rapl.vmCoreW ? { ...model.sources.rapl.vmCoreW } : undefined;
-  const raplMse = refitPerVm(model, rapl);
   // shrinkage towards the feature model that grows with how badly the host totals fit (phases, hidden memory
   // traffic): a prior of ±`vmPriorSd` on each VM's multiplier (λ = σ² / sd², as on the wall side), so a small VM
   // whose share the totals cannot pin down stays near the class instead of landing on 0 or 5 × its class
-  opts.yieldPoint?.('per-vm-shrunk');
   const vmSd = opts.vmPriorSd ?? 0.35;
-  if (perVm && coreW0 && vmSd > 0 && Number.isFinite(vmSd)) {
+  const raplFit = (): number => {
+    if (coreW0) model.sources.rapl.vmCoreW = { ...coreW0 };
+    const mse = refitPerVm(model, rapl);
+    if (!(perVm && coreW0 && vmSd > 0 && Number.isFinite(vmSd))) return mse;
     model.sources.rapl.vmCoreW = { ...coreW0 };
-    refitPerVm(model, { ...rapl, ridgeFloor: raplMse / vmSd ** 2 });
-  }
-  opts.yieldPoint?.('static-anchor');
+    return refitPerVm(model, { ...rapl, ridgeFloor: mse / vmSd ** 2 });
+  };
+  const raplMse = raplFit();
+  if (perVm && coreW0 && opts.ipcGain !== false) fitIpcGain(model, sample, terms, p.y.rapl, raplMse, raplFit, logger, typeof opts.ipcGain === 'number' ? opts.ipcGain : undefined);
   if (opts.fixedStaticW?.rapl === undefined && opts.staticAnchor !== false) {
     const anchored = anchorStaticToLowLoad(model, 'rapl', sample.map((iv, r) => ({ hostId: iv.hostId, terms: terms[r]!, powerW: p.y.rapl[r]! })), opts.staticAnchor || {});
     logger.debug({ hardwareClass: model.hardwareClass, hosts: anchored }, 'additive model: host static power anchored to low-load intervals');
@@ -267,6 +271,103 @@ export async function trainAdditiveModel(intervals: readonly HostInterval[], opt
   model.trainSeconds = (performance.now() - t0) / 1000;
   logger.info({ hardwareClass: model.hardwareClass, intervals: n, vms: vmIds.size, seconds: model.trainSeconds, backend, raplRmsW: model.sources.rapl.residualRmsW, bmcRmsW: model.sources.bmc_rest.residualRmsW }, 'additive model trained');
   return model;
+}
+
+/**
+ * The class's IPC gain (additive-model.ts `ipcGain`): each VM's CPU-weighted mean IPC over training is its
+ * reference; the gain is the least-squares slope of the fit's residual on Σ_VMs cpuPart · (ipc / ref − 1)
+ * (orthogonal to each VM's own W per core by construction, since the ratio averages to 1 over the VM's CPU
+ * time), clamped to [0, 3]. The RAPL fit is then redone with it and kept only if its residual is lower;
+ * otherwise the model has no gain. A VM's energy per CPU-second that moves with what it executes (phases)
+ * is thereby followed interval by interval where perf is exposed.
+ */
+function fitIpcGain(model: AdditiveModelJson, sample: readonly HostInterval[], terms: readonly VmFeatures[][], y: Float32Array, mse0: number, refit: () => number, logger: Logger, fixed?: number): void {
+  const w = model.sources.rapl;
+  const ipcK = SHAPE_FEATURES.indexOf('ipc');
+  const num = new Map<string, number>();
+  const den = new Map<string, number>();
+  for (const ts of terms) {
+    for (const f of ts) {
+      const ipc = f.shape[ipcK] ?? 0;
+      if (!(f.cpu > 0) || !(ipc > 0) || w.vmCoreW?.[f.id] === undefined) continue;
+      num.set(f.id, (num.get(f.id) ?? 0) + f.cpu * ipc);
+      den.set(f.id, (den.get(f.id) ?? 0) + f.cpu);
+    }
+  }
+  const ref: Record<string, number> = {};
+  for (const [id, d] of den) if (d > 0) ref[id] = num.get(id)! / d;
+  const ids = Object.keys(ref);
+  if (ids.length === 0) return;
+  const col = new Map(ids.map((id, i) => [id, i]));
+  const V = ids.length;
+  // normal equations of the residual on each VM's column x_v = cpuPart_v · (ipc / ref − 1) (gain 1, others 0)
+  const A = new Float64Array(V * V);
+  const b = new Float64Array(V);
+  let sxy = 0;
+  let sxx = 0;
+  w.vmIpcRef = ref;
+  const xs: number[] = [];
+  const cs: number[] = [];
+  sample.forEach((iv, r) => {
+    w.ipcGain = 0;
+    const g0 = termPowers(model, 'rapl', terms[r]!);
+    w.ipcGain = 1;
+    const g1 = termPowers(model, 'rapl', terms[r]!);
+    let pred = staticPowerW(model, 'rapl', iv.hostId);
+    xs.length = 0;
+    cs.length = 0;
+    let x = 0;
+    g0.forEach((g, t) => {
+      pred += g;
+      const c = col.get(terms[r]![t]!.id);
+      const d = g1[t]! - g;
+      if (c === undefined || d === 0) return;
+      xs.push(d);
+      cs.push(c);
+      x += d;
+    });
+    const res = y[r]! - pred;
+    sxy += x * res;
+    sxx += x * x;
+    cs.forEach((a, p) => {
+      b[a] = b[a]! + xs[p]! * res;
+      cs.forEach((c, q) => (A[a * V + c] = A[a * V + c]! + xs[p]! * xs[q]!));
+    });
+  });
+  const classGain = fixed ?? (sxx > 0 ? Math.min(IPC_GAIN_MAX, Math.max(0, sxy / sxx)) : 0);
+  const drop = (): void => {
+    delete w.ipcGain;
+    delete w.vmIpcRef;
+    delete w.vmIpcGain;
+  };
+  // each VM's own gain, pulled to the class's by a prior of ±IPC_GAIN_SD (ridge λ = residual variance / sd²):
+  // a VM whose IPC moves without its power (a batch job's I/O phase) keeps its power, one whose power follows
+  // its IPC (phases) follows it; Gauss–Seidel on the small SPD system
+  const lambda = mse0 / IPC_GAIN_SD ** 2;
+  const g = new Float64Array(V).fill(classGain);
+  if (fixed === undefined) {
+    for (let sweep = 0; sweep < 100; sweep++) {
+      let moved = 0;
+      for (let a = 0; a < V; a++) {
+        const diag = A[a * V + a]! + lambda;
+        if (!(diag > 0)) continue;
+        let rhs = b[a]! + lambda * classGain;
+        for (let c = 0; c < V; c++) if (c !== a) rhs -= A[a * V + c]! * g[c]!;
+        const next = Math.min(IPC_GAIN_MAX, Math.max(0, rhs / diag));
+        moved = Math.max(moved, Math.abs(next - g[a]!));
+        g[a] = next;
+      }
+      if (moved < 1e-6) break;
+    }
+  }
+  if (!(classGain >= 0.05) && !g.some((x) => x >= 0.05)) return drop();
+  w.ipcGain = classGain;
+  if (fixed === undefined) w.vmIpcGain = Object.fromEntries(ids.map((id, i) => [id, g[i]!]));
+  const mse = refit();
+  logger.debug({ hardwareClass: model.hardwareClass, classGain, mseBefore: mse0, mseAfter: mse }, 'additive model: IPC gain');
+  if (mse < mse0 || fixed !== undefined) return;
+  drop();
+  refit();
 }
 
 /** Mean W per busy core of every term under the feature model (MLP, no multiplier, no load factor). */
@@ -381,6 +482,9 @@ interface PerVmRefit {
 }
 
 const DRAM_K = IO_FEATURES.indexOf('dram_gbs');
+/** Bounds and prior sd (around the class's) of a VM's IPC gain. */
+const IPC_GAIN_MAX = 4;
+const IPC_GAIN_SD = 1;
 const TOP_ZONE = /^[^:]+:\d+$/;
 const SUB_ZONE = /^[^:]+:\d+:\d+$/;
 
