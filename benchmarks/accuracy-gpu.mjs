@@ -89,9 +89,9 @@ export function runGpuAccuracy({ tracePath, log = (s) => process.stdout.write(`$
   //     read only (an agent without it), in the same run
   {
     const trace = liveWire.parseNvmlTrace(text, tracePath);
-    const collectorPath = (deviceUtilSamples, intervalS = 1, tr = trace) => {
+    const collectorPath = (deviceUtilSamples, intervalS = 1, tr = trace, opts = {}, ref = fullRef) => {
       const ivs = scoring.nvmlTraceHostIntervals(tr, intervalS, 'h100-trace', { deviceUtilSamples });
-      const m = new models.GpuTimeSliceMethod();
+      const m = new models.GpuTimeSliceMethod(opts);
       const ctx = { policy: 'equal', staticPower: { watts: { rapl: 0, gpu: 0, bmc_rest: 0 }, origin: 'configured' } };
       const windows = [];
       for (const iv of ivs) {
@@ -102,19 +102,59 @@ export function runGpuAccuracy({ tracePath, log = (s) => process.stdout.write(`$
         windows.push({ t0: iv.t0UnixNs / 1e9, t1: iv.t1UnixNs / 1e9, tenants });
       }
       const fit = m.fitOf(ivs[0].hostId, ivs[0].gpus[0].device);
-      return { n: ivs.length, rows: scoreReplay({ windows, model: { signatures_w: fit.signatures } }, fullRef) };
+      return { n: ivs.length, rows: scoreReplay({ windows, model: { signatures_w: fit.signatures } }, ref), staticW: fit.staticW, lagS: m.utilLagOf(ivs[0].hostId, ivs[0].gpus[0].device) };
     };
     const mean = collectorPath(true);
     const point = collectorPath(false);
+    const prev = collectorPath(true, 1, trace, COLLECTOR_ABLATION[0].opts);
     log(`### Out-of-sample in time, the collector's path: GpuTimeSliceMethod on ${mean.n} host intervals of 1 s built as the agent's GPU sampler aggregates NVML reads (per VM: mean SM utilisation and sample count; per device: energy delta, and the device's busy fraction as the mean of the interval's utilisation samples (nvmlDeviceGetSamples; the trace's 10 Hz gpu_util reads stand in for them) or, without them, the closing read's gpu_util), attribute then observe, default options (warm-up 60 intervals split by SM utilisation)
 `);
-    log('| tenant | share of dynamic | NVML sample-share error | gpu_signature, mean utilisation J | error | gpu_signature, point read J | error |');
-    log('|---|---:|---:|---:|---:|---:|---:|');
+    log(`Learner after the last interval: utilisation lag estimated ${mean.lagS.toFixed(3)} s (GpuIntervalLagEstimator), static ${mean.staticW.toFixed(1)} W; before (as reported, unweighted) ${prev.staticW.toFixed(1)} W; point read ${point.staticW.toFixed(1)} W at lag ${point.lagS.toFixed(3)} s.\n`);
+    log('| tenant | share of dynamic | NVML sample-share error | gpu_signature, mean utilisation J | error | before (as reported, unweighted) J | error | gpu_signature, point read J | error |');
+    log('|---|---:|---:|---:|---:|---:|---:|---:|---:|');
     mean.rows.forEach((r, i) => {
       const p = point.rows[i];
-      log(`| ${r.tenant} | ${(100 * r.share).toFixed(1)} % | ${pct(r.base)} | ${r.modelJ.toFixed(0)} | ${pct(r.model)} | ${p.modelJ.toFixed(0)} | ${pct(p.model)} |`);
+      const b = prev.rows[i];
+      log(`| ${r.tenant} | ${(100 * r.share).toFixed(1)} % | ${pct(r.base)} | ${r.modelJ.toFixed(0)} | ${pct(r.model)} | ${b.modelJ.toFixed(0)} | ${pct(b.model)} | ${p.modelJ.toFixed(0)} | ${pct(p.model)} |`);
     });
     log('');
+    summary.push({ run: 'collector path, 1 s intervals, mean device utilisation, before (as reported, unweighted)', ...summarise(prev.rows) });
+
+    // 2b'. the collector path's ablation: the learner's windows aligned with the energy (lag estimated from the
+    //      intervals) and weighed by the sampling noise of their split, apart and together, over the headline,
+    //      the ten phases, the interval cuts and leave-one-kernel-out
+    {
+      const med = (xs) => {
+        const v = [...xs].sort((a, b) => a - b);
+        return (v[(v.length - 1) >> 1] + v[v.length >> 1]) / 2;
+      };
+      const f1 = (x) => `${(100 * x).toFixed(1)} %`;
+      const lokoTraces = raw.header.tenants.map((k) => scoring.formatRawNvmlTrace(scoring.withoutPhases(raw, [`solo:${k}`])));
+      const lokoRefs = lokoTraces.map((tr) => scoring.gpuTraceReference(tr, { calibration }));
+      log('### The collector path\'s learner: lag alignment and sampling-noise weighting, apart and together (GpuTimeSliceMethod, mean utilisation, same run)\n');
+      log('|error| of dynamic energy; "big": worst tenant ≥ 5 %; phases: the agent\'s 1 s interval at each of its ten phases; cuts: intervals of 8, 9, 11, 12, 15, 19 reads; static: the learned static power after the last interval over the ten phases (min–max; the trace\'s idle phases measure 133.4 W with contexts); leave-one-kernel-out as in the replay\'s section.\n');
+      log('| configuration | headline big | light | phases: big median / max | light median / max | static over the phases | cuts: big max | light median | LOKO: big worst | light left out |');
+      log('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
+      for (const c of COLLECTOR_ABLATION) {
+        const head = summarise(collectorPath(true, 1, trace, c.opts).rows);
+        const ph = [];
+        const st = [];
+        for (let j = 0; j < 10; j++) {
+          const r = collectorPath(true, 1, { header: trace.header, samples: trace.samples.slice(j) }, c.opts);
+          ph.push(summarise(r.rows));
+          st.push(r.staticW);
+        }
+        const cuts = [8, 9, 11, 12, 15, 19].map((k) => summarise(collectorPath(true, k / 10 - 0.05, trace, c.opts).rows));
+        const loko = raw.header.tenants.map((k, i) => collectorPath(true, 1, liveWire.parseNvmlTrace(lokoTraces[i]), c.opts, lokoRefs[i]).rows.find((r) => r.tenant === k));
+        const lokoBig = Math.max(...loko.filter((r) => r.share >= 0.05).map((r) => Math.abs(r.model)));
+        const lokoLight = loko.reduce((a, b) => (b.share < a.share ? b : a));
+        const pl = ph.map((x) => Math.abs(x.light.model));
+        const pb = ph.map((x) => x.worstModel);
+        log(`| ${c.name} | ${f1(head.worstModel)} | ${pct(head.light.model)} | ${f1(med(pb))} / ${f1(Math.max(...pb))} | ${f1(med(pl))} / ${f1(Math.max(...pl))} | ${Math.min(...st).toFixed(1)}–${Math.max(...st).toFixed(1)} W | ${f1(Math.max(...cuts.map((x) => x.worstModel)))} | ${f1(med(cuts.map((x) => Math.abs(x.light.model))))} | ${f1(lokoBig)} | ${pct(lokoLight.model)} |`);
+        if (c === COLLECTOR_ABLATION.at(-1)) summary.push({ run: 'collector path (default), leave-one-kernel-out (each k scored)', worstModel: lokoBig, worstBase: Math.max(...loko.filter((r) => r.share >= 0.05).map((r) => Math.abs(r.base))), light: lokoLight });
+      }
+      log('');
+    }
     summary.push({ run: 'collector path (GpuTimeSliceMethod), 1 s intervals, mean device utilisation', ...summarise(mean.rows) });
     summary.push({ run: 'collector path (GpuTimeSliceMethod), 1 s intervals, point read only', ...summarise(point.rows) });
 
@@ -207,6 +247,14 @@ export function runGpuAccuracy({ tracePath, log = (s) => process.stdout.write(`$
   lightTenantSections({ text, raw, fullRef, calibration, log });
   return summary;
 }
+
+/** The collector path's configurations: as in the previous round (utilisation as reported, unweighted), each change alone, both (the default). */
+const COLLECTOR_ABLATION = [
+  { name: 'before: utilisation as reported, unweighted', opts: { utilLagS: 0, sampleWeighting: false } },
+  { name: 'lag alignment only', opts: { sampleWeighting: false } },
+  { name: 'sampling-noise weighting only', opts: { utilLagS: 0 } },
+  { name: 'both (default)', opts: {} },
+];
 
 /** The configurations of the ablation: the method before this change, each change alone, both (the default). */
 const ABLATION = [

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { isWattsplitError, type WattsplitError } from '@wattsplit/wire';
-import type { AttributionContext, HostInterval } from '@wattsplit/attribution';
+import { checkConservation, type AttributionContext, type HostInterval } from '@wattsplit/attribution';
 import { AdditiveModelMethod, GpuSignatureLearner, GpuTimeSliceMethod, type GpuTimeSliceHostState } from './index.js';
 import { synthHost } from './test-hosts.js';
 
@@ -93,7 +93,12 @@ test('GpuTimeSliceMethod: export per host → import into a fresh method → ide
     assert.equal(st.lastSeq, 150);
     b.importState(host, JSON.stringify(st)); // as text, the way a store row holds it
   }
-  assert.equal(a.fitOf('h1', DEV)!.windows, 150);
+  // the learner holds 149 windows: the 150th waits for the next interval's utilisation (lag alignment), in the state
+  assert.equal(a.fitOf('h1', DEV)!.windows, 149);
+  const dev = a.exportState('h1')!.devices[0]!;
+  assert.equal(dev.pending?.seq, 150);
+  assert.equal(dev.lag?.n, 149, 'one pair per learned window (each was followed by a contiguous interval)');
+  assert.equal(dev.state.sampleVar?.length, 2);
   assert.deepStrictEqual(b.fitOf('h1', DEV), a.fitOf('h1', DEV));
   assert.deepStrictEqual(b.fitOf('h2', DEV), a.fitOf('h2', DEV));
   // the passthrough device has no learner: not in the state
@@ -142,6 +147,34 @@ test('GpuTimeSliceMethod: a corrupted or foreign state is refused with LEARNER_S
   refuse(edit((s) => s.devices.push(s.devices[0]!)), /field "devices\[1\]\.device" must name each device once/);
   refuse(edit((s) => (s.devices[0]!.state.contextRange = null)), /field "contextRange" must be \[min, max\] when windows=\d+ > 0/);
   refuse(edit((s) => ((s as { base?: unknown }).base = { v: 1 })), /field "base" is state for a base method, but cpu_share keeps none/);
+  refuse(edit((s) => ((s.devices[0]!.lag as { sxx: number }).sxx = -1)), /field "devices\[0\]\.lag\.sxx" must be ≥ 0, got -1/);
+  refuse(edit((s) => ((s.devices[0]!.pending as { busy: number }).busy = 1.5)), /field "devices\[0\]\.pending\.busy" must be a fraction in \[0, 1\], got 1\.5/);
+  refuse(edit((s) => ((s.devices[0]!.pending as { activity: unknown }).activity = { a: 1 })), /field "devices\[0\]\.pending\.activity" must be an array/);
+  refuse(edit((s) => (s.devices[0]!.state.sampleVar = [1, -1])), /field "sampleVar" must be \[Σ v ≥ 0, count ≥ 0\]/);
+});
+
+test('GpuTimeSliceMethod: a state written before the lag estimator, the pending window and the sampling-variance sums imports and goes on learning', () => {
+  const ivs = twoHosts(120);
+  const a = new GpuTimeSliceMethod({ minWindows: 20 });
+  for (const iv of ivs.slice(0, 160)) a.observe(iv);
+  const st = a.exportState('h1')!;
+  const old = JSON.parse(JSON.stringify(st)) as GpuTimeSliceHostState;
+  for (const d of old.devices) {
+    delete d.lag;
+    delete d.pending;
+    delete d.state.sampleVar;
+  }
+  const b = new GpuTimeSliceMethod({ minWindows: 20 });
+  b.importState('h1', JSON.stringify(old));
+  assert.deepStrictEqual(b.fitOf('h1', DEV), a.fitOf('h1', DEV), 'the same sums: the same fit');
+  for (const iv of ivs.slice(160).filter((x) => x.hostId === 'h1')) {
+    assert.deepEqual(checkConservation(b.attribute(iv, ctx)), []);
+    b.observe(iv);
+  }
+  const after = b.exportState('h1')!.devices[0]!;
+  assert.equal(after.pending?.seq, ivs.filter((x) => x.hostId === 'h1').at(-1)!.seq);
+  assert.ok((after.lag?.n ?? 0) > 0);
+  assert.equal(b.fitOf('h1', DEV)!.windows, a.fitOf('h1', DEV)!.windows + 39, 'the 40 intervals after it, the last one pending');
 });
 
 test('AdditiveModelMethod forwards observe and state to its GPU method (cold start and with a model alike)', () => {

@@ -116,6 +116,12 @@ export interface GpuSignatureLearnerState {
   /** [min, max] of the windows' context counts; null before the first window. */
   contextRange: [number, number] | null;
   windows: number;
+  /**
+   * [Σ v, count] of the sampling variances of the windows that carried a sample count (the mean v̄ of the
+   * noise weighting), forgotten at the same rate as the sums. Absent in states written before it was kept:
+   * read as [0, 0].
+   */
+  sampleVar?: [number, number];
 }
 
 /** Accumulates normal equations over windows and solves the NNLS fit on demand. */
@@ -134,7 +140,7 @@ export class GpuSignatureLearner {
   private readonly priorSpread: number;
   private readonly sampleWeighting: boolean;
   private cached: GpuSignatureFit | undefined;
-  /** Σ and count of the windows' sampling variances v (weightOf); in memory only, not part of the exported state. */
+  /** Σ and count of the windows' sampling variances v (weightOf); exported as `sampleVar`. */
   private sampleVarSum = 0;
   private sampleVarN = 0;
 
@@ -183,6 +189,8 @@ export class GpuSignatureLearner {
       for (const row of this.AtA) for (let q = 0; q < row.length; q++) row[q] = row[q]! * d;
       for (let q = 0; q < this.Atb.length; q++) this.Atb[q] = this.Atb[q]! * d;
       this.bb *= d;
+      this.sampleVarSum *= d;
+      this.sampleVarN *= d;
     }
     for (const [p, vp] of entries) {
       this.Atb[p] = this.Atb[p]! + wt * vp * w.joules;
@@ -254,6 +262,7 @@ export class GpuSignatureLearner {
       activitySeen: [...this.activitySeen],
       contextRange: this.n > 0 && Number.isFinite(this.ctxMin) ? [this.ctxMin, this.ctxMax] : null,
       windows: this.n,
+      sampleVar: [this.sampleVarSum, this.sampleVarN],
     };
   }
 
@@ -284,8 +293,15 @@ export class GpuSignatureLearner {
     } else if (windows > 0) {
       r.fail('contextRange', `must be [min, max] when windows=${windows} > 0`, null);
     }
+    let sampleVar: [number, number] = [0, 0];
+    if (s.sampleVar !== undefined) {
+      const v = r.numbers(s.sampleVar, 'sampleVar', 2);
+      if (!(v[0]! >= 0 && v[1]! >= 0)) r.fail('sampleVar', 'must be [Σ v ≥ 0, count ≥ 0]', v);
+      sampleVar = [v[0]!, v[1]!];
+    }
     const l = new GpuSignatureLearner(opts);
     for (const t of tenants) l.col(t);
+    [l.sampleVarSum, l.sampleVarN] = sampleVar;
     l.AtA = AtA;
     l.Atb = Atb;
     l.bb = bb;

@@ -125,3 +125,123 @@ test('GpuTimeSliceMethod uses the interval\'s mean device utilisation: signature
   assert.ok(Math.abs(mean.err.a) < 0.02 && Math.abs(mean.err.b) < 0.02, show);
   assert.ok(Math.max(Math.abs(point.err.a), Math.abs(point.err.b)) > 5 * Math.max(Math.abs(mean.err.a), Math.abs(mean.err.b)), show);
 });
+
+/**
+ * A time-sliced GPU on a 10 ms timeline: slots of 0.3–2.5 s, each owned by nobody or by one of three VMs
+ * (random owner; busy 100 % of the slot, or 8 % for the light VM), power 130 W static + the owner's signature ×
+ * busy. Agent-like 1 s intervals: the energy counter's delta over (t0, t1]; the device's mean utilisation
+ * over (t0 − lag, t1 − lag] (NVML's samples describe the period before their timestamp); per VM, one process
+ * sample per 0.1 s mark it owned (time-slicing: a sample names the process that held the GPU), reading 99 % SM ×
+ * its duty.
+ */
+function laggedSlicedIntervals(seed: number, n: number, lagS: number): { ivs: HostInterval[]; truth: Record<string, number> } {
+  let x = seed;
+  const r = (): number => (x = (x * 1103515245 + 12345) % 2147483648) / 2147483648;
+  const sig: Record<string, number> = { a: 560, b: 380, c: 520 };
+  const duty: Record<string, number> = { a: 1, b: 1, c: 0.08 };
+  const steps = Math.round((n + 2) * 100);
+  const owner: Array<string | undefined> = [];
+  while (owner.length < steps + 100) {
+    const len = Math.round((0.3 + 2.2 * r()) * 100);
+    const u = r();
+    const o = u < 0.2 ? undefined : u < 0.45 ? 'a' : u < 0.7 ? 'b' : 'c';
+    for (let k = 0; k < len; k++) owner.push(o);
+  }
+  // busy at step k (10 ms): the light VM c runs 8 % of its slot, in bursts at the start of each 0.1 s
+  const busyAt = (k: number): number => {
+    const o = owner[k];
+    if (o === undefined) return 0;
+    return duty[o]! >= 1 ? 1 : k % 10 === 0 ? Math.min(1, duty[o]! * 10) : 0;
+  };
+  const lagSteps = Math.round(lagS * 100);
+  const truth: Record<string, number> = { a: 0, b: 0, c: 0 };
+  const ivs: HostInterval[] = [];
+  for (let i = 0; i < n; i++) {
+    const k0 = 100 + i * 100;
+    let joules = 0;
+    let busy = 0;
+    const counts: Record<string, number> = {};
+    for (let k = k0; k < k0 + 100; k++) {
+      const o = owner[k];
+      const b = busyAt(k);
+      joules += 0.01 * (130 + (o ? sig[o]! * b : 0));
+      if (o) truth[o] = truth[o]! + 0.01 * sig[o]! * b;
+      busy += busyAt(k - lagSteps) / 100;
+      if (o && (k - k0) % 10 === 9) counts[o] = (counts[o] ?? 0) + 1;
+    }
+    const vm = (uuid: string): HostInterval['vms'][number] => ({
+      uuid, name: uuid, tenant: uuid, vcpus: 1, memoryBytes: 0, cpuSeconds: 0, vcpuSeconds: [0], memoryUsedBytes: 0, blockReadBytes: 0, blockWriteBytes: 0, netRxBytes: 0, netTxBytes: 0,
+      gpus: [{ device: 'g', smUtilPct: counts[uuid] ? 99 * duty[uuid]! : 0, memUtilPct: 0, utilSamples: counts[uuid] ?? 0, usedMemoryBytes: 1e9, holdsContext: true, passthrough: false }],
+      presence: 1, state: 'running',
+    });
+    ivs.push({
+      hostId: 'h', hardwareClass: 'c', seq: i + 1, prevSeq: i, t0UnixNs: i * 1e9, t1UnixNs: (i + 1) * 1e9, durationS: 1,
+      measured: { rapl: 0, gpu: joules, bmc_rest: 0 }, raplZones: {},
+      gpus: [{ device: 'g', joules, contexts: 3, meanPowerW: joules, gpuUtilPct: 100 * busyAt(k0 + 99 - lagSteps), gpuUtilMeanPct: 100 * busy, gpuUtilSamples: 6, memUtilPct: 0, smClockMhz: 1980 }],
+      hostCpu: { busySeconds: 0, idleSeconds: 0, onlineCpus: 1, avgFreqMhz: 0 },
+      vms: ['a', 'b', 'c'].map(vm),
+      anomalies: [],
+    });
+  }
+  return { ivs, truth };
+}
+
+test('GpuTimeSliceMethod learns the utilisation\'s lag behind the energy from the intervals (0, 0.15, 0.3 s) and aligns the learner\'s windows: the static power is closer to the truth aligned', () => {
+  for (const lag of [0, 0.15, 0.3]) {
+    const { ivs } = laggedSlicedIntervals(7, 900, lag);
+    const est = new GpuTimeSliceMethod({ minWindows: 30 });
+    const asRead = new GpuTimeSliceMethod({ minWindows: 30, utilLagS: 0 });
+    for (const iv of ivs) {
+      est.observe(iv);
+      asRead.observe(iv);
+    }
+    const got = est.utilLagOf('h', 'g')!;
+    assert.ok(Math.abs(got - lag) <= 0.03, `lag ${lag}: estimated ${got}`); // measured 0.015, 0.155, 0.295
+    const fe = est.fitOf('h', 'g')!;
+    const fr = asRead.fitOf('h', 'g')!;
+    const show = `lag ${lag}: static ${fe.staticW} aligned, ${fr.staticW} as read (truth 130)`;
+    // measured 130.1 / 130.9 (lag 0), 139.0 / 158.1 (0.15), 144.6 / 176.1 (0.3): aligning on 1 s intervals
+    // assumes the busy time uniform within each interval, which leaves part of the bias at a switch
+    if (lag === 0) assert.ok(Math.abs(fe.staticW - 130) < 2, show);
+    else assert.ok(Math.abs(fe.staticW - 130) < 0.5 * Math.abs(fr.staticW - 130), show);
+    // the learner is one interval behind: the last interval waits for the next one's utilisation
+    assert.equal(fe.windows, ivs.length - 1);
+  }
+});
+
+test('GpuTimeSliceMethod on a time-sliced GPU whose utilisation lags 0.2 s: causal bills of the busy VMs within 3 % aligned, over twice as far off as read; an interval before a gap is learned as reported', () => {
+  const { ivs, truth } = laggedSlicedIntervals(11, 1500, 0.2);
+  const head = laggedSlicedIntervals(11, 300, 0.2).truth;
+  const run = (opts: { utilLagS?: number }): Record<string, number> => {
+    const m = new GpuTimeSliceMethod({ minWindows: 60, ...opts });
+    const got: Record<string, number> = { a: 0, b: 0, c: 0 };
+    ivs.forEach((iv, i) => {
+      const res = m.attribute(iv, ctx);
+      m.observe(iv);
+      assert.deepEqual(checkConservation(res), []);
+      if (i < 300) return;
+      for (const s of res.shares) if (s.source === 'gpu' && s.vmUuid in got) got[s.vmUuid] = got[s.vmUuid]! + s.dynamicJoules;
+    });
+    // truth over the scored intervals: the whole run's minus the first 300 intervals'
+    return Object.fromEntries(Object.keys(got).map((k) => [k, got[k]! / (truth[k]! - head[k]!) - 1]));
+  };
+  const aligned = run({});
+  const asRead = run({ utilLagS: 0 });
+  const show = JSON.stringify({ aligned, asRead });
+  // measured: aligned a −1.5 %, b −2.3 %, c −36 %; as read −6.9 %, −10.2 %, −88 %
+  for (const k of ['a', 'b']) {
+    assert.ok(Math.abs(aligned[k]!) < 0.03, show);
+    assert.ok(Math.abs(asRead[k]!) > 2 * Math.abs(aligned[k]!), show);
+  }
+  // the light VM (8 % duty) stays far under-billed: see docs/accuracy-gpu.md, "The light tenant"
+  assert.ok(Math.abs(aligned.c!) < Math.abs(asRead.c!), show);
+  // a gap: the interval before it is learned with its own utilisation, not the next one's
+  const g = new GpuTimeSliceMethod({ minWindows: 1 });
+  g.observe(ivs[0]!);
+  g.observe(ivs[1]!);
+  g.observe({ ...ivs[5]!, seq: 3, prevSeq: 2 });
+  const st = g.exportState('h')!;
+  assert.equal(st.devices[0]!.lag!.n, 1, 'one contiguous pair');
+  assert.equal(st.devices[0]!.pending!.seq, 3);
+  assert.equal(g.fitOf('h', 'g')!.windows, 2);
+});

@@ -1,18 +1,28 @@
 /**
  * GPU attribution of live host intervals by learned per-VM signatures (the same model as gpuReplay):
  * per device, E = P_static·dt (+ P_ctx·contexts·dt) + Σ_vm s_vm · busy_vm, busy_vm = the device's busy
- * time split by the VM's share of the NVML process samples (`deviceWindow`). Passthrough devices go wholly to their VM. Time-sliced devices are split by the device's
- * current fit and reconciled so the parts sum exactly to the measurement. Until a device's learner holds
+ * time split by the VM's share of the NVML process samples (`deviceObservation`). Passthrough devices go wholly to their VM. Time-sliced devices are split by the device's
+ * current fit and reconciled so the parts sum exactly to the measurement. Until a device has been observed
  * `minWindows` intervals the split uses SM-utilisation shares and the configured static power, and the
  * result's note says so. Non-GPU sources come from the `base` method (CPU share by default).
  *
  * Learning is apart from attributing: `attribute`/`attributeGpu` only read the fits (the result depends
  * on the interval, the context and the learned state only); `observe(iv)` feeds the interval's windows to
  * the device learners (online, forgetting half-life). The collector calls `observe` after the interval is
- * stored, so every interval is attributed with what came before it (causal). State is per host: the
- * host's device learners and the seq of the last interval observed; an interval with seq ≤ that is not
- * observed again (a redelivered interval is never learned twice). `exportState(host)` /
- * `importState(host, state)` move it to and from storage as plain JSON (learner name `gpu_signature`).
+ * stored, so every interval is attributed with what came before it (causal). Two things the learner gets
+ * that the split does not need (the split of a window depends only on its tenants' shares and the fit):
+ * - the device's busy time aligned with the energy counter: the utilisation the agent reports for an
+ *   interval lags its energy by τ (`GpuIntervalLagEstimator`, estimated from the device's own intervals), so
+ *   an interval's window is learned when the next contiguous interval arrives, its busy time taken as
+ *   (1 − τ/dt)·m_i + τ/dt·m_{i+1}. The learner is therefore one interval behind what was observed; an
+ *   interval followed by a gap (or a restart's seq jump) is learned as reported.
+ * - the number of process samples its split was drawn from (Σ of the VMs' `utilSamples`), so that the learner
+ *   weighs windows by the sampling noise of their split (`GpuSignatureLearner`, feasible GLS).
+ * State is per host: the host's device learners, lag estimators and pending windows, and the seq of the last
+ * interval observed; an interval with seq ≤ that is not observed again (a redelivered interval is never
+ * learned twice). `exportState(host)` / `importState(host, state)` move it to and from storage as plain JSON
+ * (learner name `gpu_signature`); states written before the lag and pending fields existed import with a fresh
+ * estimator and nothing pending.
  */
 import {
   CpuShareMethod,
@@ -27,10 +37,12 @@ import {
   type HostInterval,
   type HostStateLearner,
   type IdleSplitPolicy,
+  type LearnerStateReader,
   type LearnerHostState,
   type VmGpuInterval,
   type VmInterval,
 } from '@wattsplit/attribution';
+import { GpuIntervalLagEstimator, type GpuIntervalLagState } from './gpu-interval-lag.js';
 import { GpuSignatureLearner, splitGpuWindow, type GpuActivityWindow, type GpuSignatureFit, type GpuSignatureLearnerState, type GpuStaticPolicy } from './gpu-signature.js';
 
 export const GPU_SIGNATURE_METHOD = 'gpu_signature';
@@ -44,6 +56,13 @@ export interface GpuTimeSliceMethodOptions {
   minWindows?: number;
   /** Device idle power with no contexts, W, left unallocated (platform cost). Default 0. */
   noContextIdleW?: number;
+  /**
+   * Lag of the reported utilisation behind the energy counter, seconds, for the learner's windows. Default:
+   * estimated per device from its intervals (`GpuIntervalLagEstimator`). 0 = learn the utilisation as reported.
+   */
+  utilLagS?: number;
+  /** Weigh the learner's windows by the sampling noise of their split (`GpuSignatureLearnerOptions.sampleWeighting`). Default true. */
+  sampleWeighting?: boolean;
 }
 
 function gpuPolicy(p: IdleSplitPolicy): GpuStaticPolicy {
@@ -57,19 +76,57 @@ function gpuPolicy(p: IdleSplitPolicy): GpuStaticPolicy {
   }
 }
 
+/** An observed interval's window of one device, waiting for the next interval's utilisation to be aligned and learned. */
+export interface GpuPendingWindow {
+  seq: number;
+  t1UnixNs: number;
+  /** The device's reported busy fraction over the interval, 0..1 (`deviceBusyFraction`). */
+  busy: number;
+  /** The window as reported (activity = busy × dt split by `shares`, or the VMs' own SM time without utilisation). */
+  window: GpuActivityWindow;
+  /** Each active VM's share of the process samples (Σ = 1); empty when no VM had samples. */
+  shares: Record<string, number>;
+}
+
+/** One persisted device: its learner's sums, its lag estimator's sums and the window pending alignment. */
+export interface GpuTimeSliceDeviceState {
+  device: string;
+  state: GpuSignatureLearnerState;
+  lag?: GpuIntervalLagState;
+  pending?: { seq: number; t1UnixNs: number; busy: number; durationS: number; joules: number; samples?: number; activity: Array<[string, number]>; contexts: Array<[string, number]>; usedMemory: Array<[string, number]>; shares: Array<[string, number]> };
+}
+
 /** `GpuTimeSliceMethod.exportState` output: one host's device learners and last observed seq. */
 export interface GpuTimeSliceHostState extends LearnerHostState {
   learner: typeof GPU_SIGNATURE_METHOD;
   /** Per time-sliced device (PCI bus id), in the order first seen. */
-  devices: Array<{ device: string; state: GpuSignatureLearnerState }>;
+  devices: GpuTimeSliceDeviceState[];
   /** The base method's state for the host, when it learns too. */
   base?: LearnerHostState;
 }
 
-/** One host's learners. Invariant: `lastSeq` is the seq of the last interval whose windows the learners hold. */
+/**
+ * One time-sliced device's learning. Invariant: `learner` holds the windows of every observed interval of the
+ * device before `pending`, and `pending` is the last observed interval (undefined before the first); `lag` holds
+ * one pair per contiguous pair of intervals whose first one the learner holds.
+ */
+class DeviceLearning {
+  pending: GpuPendingWindow | undefined;
+  constructor(
+    readonly learner: GpuSignatureLearner,
+    readonly lag: GpuIntervalLagEstimator = new GpuIntervalLagEstimator(),
+  ) {}
+
+  /** Intervals observed: those learned and the pending one. */
+  get observed(): number {
+    return this.learner.windows + (this.pending ? 1 : 0);
+  }
+}
+
+/** One host's learners. Invariant: `lastSeq` is the seq of the last interval observed (learned or pending). */
 class HostGpuLearners {
   lastSeq: number | undefined;
-  readonly devices = new Map<string, GpuSignatureLearner>();
+  readonly devices = new Map<string, DeviceLearning>();
 }
 
 type Attached = Array<{ v: VmInterval; vg: VmGpuInterval }>;
@@ -90,36 +147,62 @@ export function deviceBusyFraction(g: GpuInterval): number {
 }
 
 /**
- * The learner's window of one time-sliced device over the interval. Activity in busy-seconds per VM: the
+ * The learner's window of one time-sliced device over the interval, as reported. Activity in busy-seconds per VM: the
  * device's busy time (`deviceBusyFraction` × dt) split by each VM's share of the process-utilisation samples (mean SM
  * utilisation × number of samples × presence). Under time-slicing each NVML sample names the process that
  * held the GPU, so the sample count is the VM's time share; where every process is sampled every read (the
  * simulator) the count is the same for all and the split is by SM utilisation. A device that reports no
- * utilisation falls back to each VM's own SM utilisation × dt.
+ * utilisation falls back to each VM's own SM utilisation × dt. `samples`: the active VMs' process samples.
  */
-function deviceWindow(iv: HostInterval, g: GpuInterval, attached: Attached): GpuActivityWindow {
+function deviceObservation(iv: HostInterval, g: GpuInterval, attached: Attached): GpuPendingWindow {
   const dt = Math.max(0, iv.durationS);
   const w: GpuActivityWindow = { durationS: dt, joules: Math.max(0, g.joules), activity: {}, contexts: {}, usedMemory: {} };
   const weight = new Map<string, number>();
   const own = new Map<string, number>();
+  let samples = 0;
   for (const { v, vg } of attached) {
     const presence = Number.isFinite(v.presence) ? Math.min(1, Math.max(0, v.presence)) : 0;
     const sm = Number.isFinite(vg.smUtilPct) ? Math.max(0, Math.min(100, vg.smUtilPct)) / 100 : 0;
-    const n = Number.isFinite(vg.utilSamples) && vg.utilSamples > 0 ? vg.utilSamples : 1;
+    const counted = Number.isFinite(vg.utilSamples) && vg.utilSamples > 0;
+    const n = counted ? vg.utilSamples : 1;
     if (sm * presence > 0) {
       weight.set(v.uuid, (weight.get(v.uuid) ?? 0) + sm * n * presence);
       own.set(v.uuid, (own.get(v.uuid) ?? 0) + sm * dt * presence);
+      if (counted) samples += vg.utilSamples * presence;
     }
     if (vg.holdsContext) w.contexts[v.uuid] = Math.max(w.contexts[v.uuid] ?? 0, presence);
     w.usedMemory![v.uuid] = Math.max(w.usedMemory![v.uuid] ?? 0, vg.usedMemoryBytes);
   }
-  const U = deviceBusyFraction(g) * dt;
+  const busy = deviceBusyFraction(g);
   let tot = 0;
   for (const x of weight.values()) tot += x;
-  if (U > 0 && tot > 0) for (const [k, x] of weight) w.activity[k] = (U * x) / tot;
+  const shares: Record<string, number> = {};
+  if (tot > 0) for (const [k, x] of weight) shares[k] = x / tot;
+  const U = busy * dt;
+  if (U > 0 && tot > 0) for (const [k, f] of Object.entries(shares)) w.activity[k] = U * f;
   else for (const [k, x] of own) w.activity[k] = x;
-  return w;
+  if (samples > 0) w.samples = samples;
+  return { seq: iv.seq, t1UnixNs: iv.t1UnixNs, busy, window: w, shares };
 }
+
+/**
+ * The pending window with its busy time aligned with its energy: (1 − f)·m_i + f·m_next, f = τ/dt capped at 1,
+ * split by the same shares. Left as reported when it has no shares (the VMs' own SM time) or the aligned busy
+ * time is 0.
+ */
+function alignedWindow(p: GpuPendingWindow, nextBusy: number, lagS: number): GpuActivityWindow {
+  const dt = p.window.durationS;
+  if (!(lagS > 0) || !(dt > 0) || Object.keys(p.shares).length === 0) return p.window;
+  const f = Math.min(1, lagS / dt);
+  const U = ((1 - f) * p.busy + f * nextBusy) * dt;
+  if (!(U > 0)) return p.window;
+  const activity: Record<string, number> = {};
+  for (const [k, s] of Object.entries(p.shares)) activity[k] = U * s;
+  return { ...p.window, activity };
+}
+
+/** Intervals closer than this (ns) count as contiguous (the agent's next interval starts at the read that closed the last). */
+const CONTIGUOUS_NS = 1e6;
 
 export class GpuTimeSliceMethod implements AttributionMethod, HostStateLearner {
   readonly name = GPU_SIGNATURE_METHOD;
@@ -128,21 +211,32 @@ export class GpuTimeSliceMethod implements AttributionMethod, HostStateLearner {
   private readonly halfLife: number;
   private readonly minWindows: number;
   private readonly noContextIdleW: number;
+  private readonly utilLagS: number | undefined;
+  private readonly sampleWeighting: boolean;
 
   constructor(opts: GpuTimeSliceMethodOptions = {}) {
     this.base = opts.base ?? new CpuShareMethod();
     this.halfLife = opts.halfLifeWindows ?? 3600;
     this.minWindows = opts.minWindows ?? 60;
     this.noContextIdleW = opts.noContextIdleW ?? 0;
+    this.utilLagS = opts.utilLagS;
+    this.sampleWeighting = opts.sampleWeighting ?? true;
   }
 
-  private newLearner(): GpuSignatureLearner {
-    return new GpuSignatureLearner({ halfLifeWindows: this.halfLife });
+  private learnerOptions(): { halfLifeWindows: number; sampleWeighting: boolean } {
+    return { halfLifeWindows: this.halfLife, sampleWeighting: this.sampleWeighting };
   }
 
   /** Current fit of one device (for reports), undefined when never observed. */
   fitOf(hostId: string, device: string): GpuSignatureFit | undefined {
-    return this.learners.get(hostId)?.devices.get(device)?.fit();
+    return this.learners.get(hostId)?.devices.get(device)?.learner.fit();
+  }
+
+  /** The device's utilisation lag the learner aligns with, seconds (the configured one, or the estimate so far); undefined when never observed. */
+  utilLagOf(hostId: string, device: string): number | undefined {
+    const d = this.learners.get(hostId)?.devices.get(device);
+    if (!d) return undefined;
+    return this.utilLagS ?? d.lag.lagS();
   }
 
   /**
@@ -161,12 +255,24 @@ export class GpuTimeSliceMethod implements AttributionMethod, HostStateLearner {
     for (const g of iv.gpus) {
       const attached = attachedTo(iv, g.device);
       if (attached.some((a) => a.vg.passthrough)) continue;
-      let l = h.devices.get(g.device);
-      if (!l) {
-        l = this.newLearner();
-        h.devices.set(g.device, l);
+      let d = h.devices.get(g.device);
+      if (!d) {
+        d = new DeviceLearning(new GpuSignatureLearner(this.learnerOptions()));
+        h.devices.set(g.device, d);
       }
-      l.observe(deviceWindow(iv, g, attached));
+      const obs = deviceObservation(iv, g, attached);
+      const p = d.pending;
+      if (p) {
+        // the pending window's busy time is aligned with its energy now that the next interval's is known
+        const contiguous = Math.abs(iv.t0UnixNs - p.t1UnixNs) <= CONTIGUOUS_NS;
+        let lagS = 0;
+        if (contiguous) {
+          if (p.window.durationS > 0) d.lag.add(p.window.joules / p.window.durationS, p.busy, obs.busy, p.window.durationS);
+          lagS = this.utilLagS ?? d.lag.lagS();
+        }
+        d.learner.observe(contiguous ? alignedWindow(p, obs.busy, lagS) : p.window);
+      }
+      d.pending = obs;
     }
   }
 
@@ -182,7 +288,7 @@ export class GpuTimeSliceMethod implements AttributionMethod, HostStateLearner {
   exportState(hostId: string): GpuTimeSliceHostState | undefined {
     const h = this.learners.get(hostId);
     const base = this.base.exportState?.(hostId);
-    const devices = [...(h?.devices ?? [])].map(([device, l]) => ({ device, state: l.exportState() }));
+    const devices = [...(h?.devices ?? [])].map(([device, d]) => exportDevice(device, d));
     const lastSeq = h?.lastSeq ?? base?.lastSeq;
     if (lastSeq === undefined || (devices.length === 0 && !base)) return undefined;
     return { ...learnerStateEnvelope(GPU_SIGNATURE_METHOD, hostId, lastSeq), learner: GPU_SIGNATURE_METHOD, devices, ...(base ? { base } : {}) };
@@ -197,12 +303,16 @@ export class GpuTimeSliceMethod implements AttributionMethod, HostStateLearner {
     const { s, r, lastSeq } = openLearnerState(state, GPU_SIGNATURE_METHOD, hostId);
     const h = new HostGpuLearners();
     h.lastSeq = lastSeq;
-    r.array(s.devices, 'devices').forEach((d, i) => {
-      const o = r.object(d, `devices[${i}]`);
+    r.array(s.devices, 'devices').forEach((entry, i) => {
+      const o = r.object(entry, `devices[${i}]`);
       const device = r.string(o.device, `devices[${i}].device`);
       if (h.devices.has(device)) r.fail(`devices[${i}].device`, 'must name each device once', device);
       const where = `${GPU_SIGNATURE_METHOD} state of host ${JSON.stringify(hostId)}, devices[${i}] (${device}).state`;
-      h.devices.set(device, GpuSignatureLearner.fromState(o.state, { halfLifeWindows: this.halfLife }, where));
+      const learner = GpuSignatureLearner.fromState(o.state, this.learnerOptions(), where);
+      const lag = o.lag === undefined ? new GpuIntervalLagEstimator() : GpuIntervalLagEstimator.fromState(o.lag, r, `devices[${i}].lag`);
+      const dev = new DeviceLearning(learner, lag);
+      if (o.pending !== undefined) dev.pending = readPending(r, o.pending, `devices[${i}].pending`);
+      h.devices.set(device, dev);
     });
     if (s.base !== undefined) {
       const importBase = this.base.importState?.bind(this.base);
@@ -248,14 +358,15 @@ export class GpuTimeSliceMethod implements AttributionMethod, HostStateLearner {
       covered += J;
       const attached = attachedTo(iv, g.device);
       const owner = attached.find((a) => a.vg.passthrough);
-      const learner = host?.devices.get(g.device);
+      const dev = host?.devices.get(g.device);
+      const learner = dev?.learner;
       if (owner) {
         const sta = Math.min(J, (learner?.fit().staticW ?? configuredStatic) * dt);
         add(owner.v, J - sta, sta, 0);
         continue;
       }
-      const w = deviceWindow(iv, g, attached);
-      const seen = learner?.windows ?? 0;
+      const w = deviceObservation(iv, g, attached).window;
+      const seen = dev?.observed ?? 0;
       let fit: GpuSignatureFit;
       if (learner && seen >= this.minWindows) {
         fit = learner.fit();
@@ -281,4 +392,34 @@ export class GpuTimeSliceMethod implements AttributionMethod, HostStateLearner {
     if (rest > 0) add(undefined, rest, 0, 0);
     return { shares: [...shares.values()], notes };
   }
+}
+
+function exportDevice(device: string, d: DeviceLearning): GpuTimeSliceDeviceState {
+  const out: GpuTimeSliceDeviceState = { device, state: d.learner.exportState(), lag: d.lag.exportState() };
+  const p = d.pending;
+  if (p) {
+    const w = p.window;
+    out.pending = {
+      seq: p.seq, t1UnixNs: p.t1UnixNs, busy: p.busy, durationS: w.durationS, joules: w.joules,
+      ...(w.samples !== undefined ? { samples: w.samples } : {}),
+      activity: Object.entries(w.activity), contexts: Object.entries(w.contexts), usedMemory: Object.entries(w.usedMemory ?? {}), shares: Object.entries(p.shares),
+    };
+  }
+  return out;
+}
+
+function readPending(r: LearnerStateReader, v: unknown, path: string): GpuPendingWindow {
+  const o = r.object(v, path);
+  const rec = (k: string): Record<string, number> => Object.fromEntries(r.pairs(o[k], `${path}.${k}`));
+  const window: GpuActivityWindow = {
+    durationS: r.number(o.durationS, `${path}.durationS`, { min: 0 }),
+    joules: r.number(o.joules, `${path}.joules`, { min: 0 }),
+    activity: rec('activity'),
+    contexts: rec('contexts'),
+    usedMemory: rec('usedMemory'),
+  };
+  if (o.samples !== undefined) window.samples = r.number(o.samples, `${path}.samples`, { min: 0 });
+  const busy = r.number(o.busy, `${path}.busy`, { min: 0 });
+  if (busy > 1) r.fail(`${path}.busy`, 'must be a fraction in [0, 1]', busy);
+  return { seq: r.number(o.seq, `${path}.seq`, { integer: true }), t1UnixNs: r.number(o.t1UnixNs, `${path}.t1UnixNs`), busy, window, shares: rec('shares') };
 }

@@ -1,5 +1,6 @@
 export * from './nnls.js';
 export * from './gpu-signature.js';
+export * from './gpu-interval-lag.js';
 export * from './gpu-replay.js';
 export * from './gpu-time-slice-method.js';
 export * from './tf-backend.js';
