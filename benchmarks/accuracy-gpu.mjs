@@ -272,9 +272,23 @@ function lightTenantSections({ text, raw, fullRef, calibration, log }) {
     return Object.entries(seg.ref).some(([k, v]) => k !== L && v > 1) ? 'mixed with others' : 'alone';
   };
   const regimes = ['alone', 'mixed with others', 'absent (reference < 1 J)'];
-  const perRegime = (rep) => {
+  // the light tenant's busy-seconds in the segments of one regime, as the causal replay's windows measure them
+  // (device busy time split by the process samples), from the in-order replay's activity of the same trace
+  const sampledBusy = (ref, regime) => {
+    const wins = models.nvmlTraceWindows(liveWire.parseNvmlTrace(ref === fullRef ? text : scoring.formatRawNvmlTrace(scoring.withoutPhases(raw, [`solo:${L}`]))), 0.1);
+    let busy = 0;
+    for (const seg of ref.segments) {
+      if (regimeOf(seg) !== regime) continue;
+      for (const w of wins) {
+        const ov = Math.max(0, Math.min(w.t1, seg.t1) - Math.max(w.t0, seg.t0)) / Math.max(1e-9, w.t1 - w.t0);
+        if (ov > 0) busy += ov * (w.activity[L] ?? 0);
+      }
+    }
+    return busy;
+  };
+  const perRegime = (rep, ref = fullRef) => {
     const out = Object.fromEntries(regimes.map((r) => [r, { ref: 0, model: 0, samples: 0, activity: 0, seconds: 0 }]));
-    for (const seg of fullRef.segments) {
+    for (const seg of ref.segments) {
       const g = out[regimeOf(seg)];
       g.ref += seg.ref[L];
       g.samples += seg.sampleCounts[L] ?? 0;
@@ -305,6 +319,28 @@ function lightTenantSections({ text, raw, fullRef, calibration, log }) {
   log(`| all | | | ${tot.ref.toFixed(0)} | ${tot.b.toFixed(0)} | ${pct(tot.b / tot.ref - 1)} | ${tot.a.toFixed(0)} | ${pct(tot.a / tot.ref - 1)} |`);
   const nMixed = rb['mixed with others'].samples;
   log(`\nMixed with others, the tenant's energy is read through the ${nMixed} NVML process samples it won there: a count with a relative standard deviation of about 1/√${nMixed} = ${(100 / Math.sqrt(nMixed)).toFixed(0)} %, carried into its ${(100 * rb['mixed with others'].ref / tot.ref).toFixed(0)} % of its energy that is mixed.\n`);
+
+  // a'. the same for the light tenant left out (its solo calibration phases cut; reference calibrated on the full trace)
+  {
+    const lokoText = scoring.formatRawNvmlTrace(scoring.withoutPhases(raw, [`solo:${L}`]));
+    const lokoRef = scoring.gpuTraceReference(lokoText, { calibration });
+    const lb = models.gpuCausalReplay(lokoText, { intervalS: 1, ...ABLATION[0].opts });
+    const la = models.gpuCausalReplay(lokoText, { intervalS: 1 });
+    const pb = perRegime(lb, lokoRef);
+    const pa = perRegime(la, lokoRef);
+    log(`### The light tenant left out (its solo phases cut), causal replay 1 s: where its energy is, before and after the alignment and weighting (same run)\n`);
+    log(`Learned static power after the last interval: before ${lb.model.static_w.toFixed(1)} W, after ${la.model.static_w.toFixed(1)} W (the trace's idle phases: ${fullRef.idleWithContextsW.toFixed(1)} W). Light tenant's signature: before ${lb.model.signatures_w[L].toFixed(0)} W, after ${la.model.signatures_w[L].toFixed(0)} W per busy-second. Reference energy per sampled busy-second of the light tenant: alone ${(pa.alone.ref / Math.max(1e-9, sampledBusy(lokoRef, 'alone'))).toFixed(0)} W, mixed ${(pa['mixed with others'].ref / Math.max(1e-9, sampledBusy(lokoRef, 'mixed with others'))).toFixed(0)} W.\n`);
+    log('| where | reference J | before J | error | after J | error |');
+    log('|---|---:|---:|---:|---:|---:|');
+    let t = { ref: 0, b: 0, a: 0 };
+    for (const r of regimes) {
+      t = { ref: t.ref + pb[r].ref, b: t.b + pb[r].model, a: t.a + pa[r].model };
+      const e = (x) => (pb[r].ref > 1 ? pct(x / pb[r].ref - 1) : '–');
+      log(`| ${r} | ${pb[r].ref.toFixed(0)} | ${pb[r].model.toFixed(0)} | ${e(pb[r].model)} | ${pa[r].model.toFixed(0)} | ${e(pa[r].model)} |`);
+    }
+    log(`| all | ${t.ref.toFixed(0)} | ${t.b.toFixed(0)} | ${pct(t.b / t.ref - 1)} | ${t.a.toFixed(0)} | ${pct(t.a / t.ref - 1)} |`);
+    log('');
+  }
 
   // b. ablation over the headline, the phases, leave-one-kernel-out and the variants
   const variants = [];
