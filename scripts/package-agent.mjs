@@ -7,7 +7,7 @@
 //   wattsplit-agent-<version>-linux-x64/          the unpacked tree (what the .deb installs to /usr/lib/wattsplit-agent)
 //     bin/wattsplit-agent                         sh wrapper: node with the agent's V8 flags (NODE_FLAGS), then lib/agent.mjs
 //     lib/agent.mjs                               one esbuild bundle of packages/cli/dist/agent-main.js: the agent
-//                                                 command, @wattsplit/{agent,wire}, @grpc/grpc-js, protobufjs, pino
+//                                                 command, @wattsplit/{agent,wire}, protobufjs, pino (gRPC is the agent's own client on node:http2)
 //     lib/node_modules/koffi/                     FFI for NVML and perf_event_open: index.js + the linux-x64 prebuilt only
 //     lib/node_modules/@unraid/libvirt/           libvirt binding (its JS bundled with xml2js) + build/Release/libvirt.node,
 //                                                 only when the workspace built the addon (libvirt-dev present)
@@ -55,7 +55,7 @@ mkdirSync(join(tree, 'lib/node_modules'), { recursive: true });
 
 // ---- the bundle ----------------------------------------------------------------------------------
 // ESM, because the agent resolves koffi with createRequire(import.meta.url) (from lib/, so lib/node_modules
-// is where Node finds it). CommonJS dependencies (grpc-js, protobufjs, pino) call require() for Node's
+// is where Node finds it). CommonJS dependencies (protobufjs, pino) call require() for Node's
 // built-ins: the banner gives the module a require of its own.
 const banner = "import { createRequire as __wattsplitCreateRequire } from 'node:module';\nconst require = __wattsplitCreateRequire(import.meta.url);";
 const built = await esbuild.build({

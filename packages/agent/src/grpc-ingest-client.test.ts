@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
+import { createServer, type IncomingHttpHeaders, type ServerHttp2Session, type ServerHttp2Stream } from 'node:http2';
 import * as grpc from '@grpc/grpc-js';
 import { isWattsplitError, memoryLogger } from '@wattsplit/wire';
 import { GrpcIngestClient, ingestCredentials } from './grpc-ingest-client.js';
@@ -93,4 +94,105 @@ test('REJECTED acks: auth / unknown host keep the frames (slow retry), a bad bat
   const b = await c.send({ batchId: 3, frames: [frame(3)] });
   assert.equal(b.kind, 'failed');
   if (b.kind === 'failed') assert.equal(b.error.code, 'FRAME_DECODE_FAILED');
+});
+
+/** A bare HTTP/2 server on 127.0.0.1 that answers the Ingest call as `respond` says (no grpc-js). */
+async function rawHttp2Server(respond: (stream: ServerHttp2Stream, headers: IncomingHttpHeaders) => void): Promise<{ port: number; close: () => Promise<void> }> {
+  const server = createServer();
+  const sessions = new Set<ServerHttp2Session>();
+  server.on('session', (s) => sessions.add(s));
+  server.on('stream', (stream, headers) => respond(stream, headers));
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const port = (server.address() as { port: number }).port;
+  return {
+    port,
+    close: () =>
+      new Promise<void>((r) => {
+        server.close(() => r());
+        for (const s of sessions) s.destroy();
+      }),
+  };
+}
+
+test('the call over node:http2: headers and Length-Prefixed-Messages as PROTOCOL-HTTP2.md says, an ack split over many DATA frames, grpc-message percent-decoded, HTTP statuses mapped', async (t) => {
+  const { AckStatus, BatchAck, FrameBatch } = await import('@wattsplit/wire');
+  let mode: 'ok' | 'trailers' | '401' | '503' = 'ok';
+  const seen: Array<Record<string, unknown>> = [];
+  const srv = await rawHttp2Server((stream, h) => {
+    seen.push({ ...h });
+    if (mode === '401' || mode === '503') {
+      stream.respond({ ':status': Number(mode) }, { endStream: true });
+      return;
+    }
+    stream.respond({ ':status': 200, 'content-type': 'application/grpc' }, { waitForTrailers: true });
+    stream.on('wantTrailers', () => stream.sendTrailers({ 'grpc-status': '14', 'grpc-message': 'gateway%20draining%3A%20bye' }));
+    let buf = Buffer.alloc(0);
+    stream.on('data', (b: Buffer) => {
+      buf = Buffer.concat([buf, b]);
+      while (buf.length >= 5 && buf.length >= 5 + buf.readUInt32BE(1)) {
+        assert.equal(buf[0], 0, 'not compressed');
+        const batch = FrameBatch.decode(buf.subarray(5, 5 + buf.readUInt32BE(1)));
+        buf = buf.subarray(5 + buf.readUInt32BE(1));
+        if (mode === 'trailers') {
+          stream.end();
+          return;
+        }
+        const ack = BatchAck.encode({ batchId: batch.batchId, status: AckStatus.ACK_STATUS_OK, accepted: batch.frames.length }).finish();
+        const msg = Buffer.concat([Buffer.from([0, 0, 0, 0, ack.length]), ack]);
+        // one byte per DATA frame: the client reassembles the message
+        for (const byte of msg) stream.write(Buffer.from([byte]));
+      }
+    });
+  });
+  t.after(() => srv.close());
+  const c = new GrpcIngestClient({ address: `127.0.0.1:${srv.port}`, tls: false, token: 'tok', logger: memoryLogger(), backoffBaseMs: 10, backoffCapMs: 20 });
+  t.after(() => c.close());
+  assert.deepEqual(await c.send({ batchId: 1, frames: [frame(1)] }), { kind: 'ok' });
+  assert.deepEqual(await c.send({ batchId: 2, frames: [frame(2), frame(3)] }), { kind: 'ok' });
+  const h = seen[0]!;
+  assert.equal(h[':method'], 'POST');
+  assert.equal(h[':path'], '/wattsplit.telemetry.v1.TelemetryIngest/Ingest');
+  assert.equal(h['content-type'], 'application/grpc');
+  assert.equal(h.te, 'trailers');
+  assert.equal(h.authorization, 'Bearer tok');
+  assert.equal(seen.length, 1, 'both batches on one stream');
+  mode = 'trailers';
+  const r = await c.send({ batchId: 3, frames: [frame(4)] });
+  assert.equal(r.kind, 'retryable');
+  if (r.kind === 'retryable') {
+    assert.equal(r.error.code, 'TRANSPORT_UNAVAILABLE');
+    assert.match(r.error.message, /failed: gateway draining: bye/);
+  }
+  mode = '401';
+  const u = await c.send({ batchId: 4, frames: [frame(5)] });
+  assert.equal(u.kind, 'retryable');
+  if (u.kind === 'retryable') {
+    assert.equal(u.error.code, 'FRAME_AUTH_FAILED', 'HTTP 401 is UNAUTHENTICATED');
+    assert.ok(u.afterMs >= 30_000);
+  }
+  mode = '503';
+  const v = await c.send({ batchId: 5, frames: [frame(6)] });
+  assert.equal(v.kind, 'retryable');
+  if (v.kind === 'retryable') {
+    assert.equal(v.error.code, 'TRANSPORT_UNAVAILABLE', 'HTTP 503 is UNAVAILABLE');
+    assert.match(v.error.message, /HTTP status 503/);
+  }
+});
+
+test('an ack that never comes: TRANSPORT_TIMEOUT after ackTimeoutMs, the call cancelled, the next send opens a new one', async (t) => {
+  let calls = 0;
+  const srv = await rawHttp2Server((stream) => {
+    calls++;
+    stream.respond({ ':status': 200, 'content-type': 'application/grpc' });
+    stream.on('data', () => undefined);
+    stream.on('error', () => undefined);
+  });
+  t.after(() => srv.close());
+  const c = new GrpcIngestClient({ address: `127.0.0.1:${srv.port}`, tls: false, logger: memoryLogger(), ackTimeoutMs: 200 });
+  t.after(() => c.close());
+  const r = await c.send({ batchId: 1, frames: [frame(1)] });
+  assert.equal(r.kind, 'retryable');
+  if (r.kind === 'retryable') assert.equal(r.error.code, 'TRANSPORT_TIMEOUT');
+  await c.send({ batchId: 2, frames: [frame(2)] });
+  assert.equal(calls, 2);
 });

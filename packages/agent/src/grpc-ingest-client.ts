@@ -4,6 +4,21 @@
  * the gateway made the batch durable. Returns a TransportResult, never throws: retry, spooling and
  * batching live in SpoolingSender around it.
  *
+ * gRPC over Node's own http2 (the agent's one call does not need @grpc/grpc-js: its channel, resolver, retry and
+ * service-config layers cost the agent ~CPU and RSS every second; the gateway stays on grpc-js). What the call
+ * needs from the protocol (grpc/grpc PROTOCOL-HTTP2.md):
+ *   Request-Headers  ":method POST", ":scheme", ":path /wattsplit.telemetry.v1.TelemetryIngest/Ingest",
+ *                    ":authority", "te: trailers", "content-type: application/grpc", custom metadata
+ *                    ("authorization: Bearer <token>")
+ *   Length-Prefixed-Message  Compressed-Flag (1 byte, 0) Message-Length (4 bytes, big-endian) Message
+ *   Response  Response-Headers (":status 200", "content-type") *Length-Prefixed-Message Trailers
+ *             ("grpc-status", "grpc-message" percent-encoded), or Trailers-Only (grpc-status in the headers)
+ *   an HTTP status other than 200 without grpc-status maps to a gRPC code ("HTTP to gRPC Status Code Mapping":
+ *   401 UNAUTHENTICATED, 403 PERMISSION_DENIED, 404 UNIMPLEMENTED, 429/502/503/504 UNAVAILABLE, else UNKNOWN).
+ * Keepalive as the grpc-js channel had it: an HTTP/2 PING every 30 s while connected, the connection dropped when
+ * none is answered within 10 s. Reconnection is on the next send, paced by the back-off of the retryable results
+ * (SpoolingSender sleeps `afterMs`): 200 ms doubling to 10 s, with jitter.
+ *
  * A batch is either a FrameBatch object or an EncodedFrameBatch (frames already encoded, as spooled: its bytes
  * are assembled around them, never decoded and re-encoded); the stream carries the batch's bytes as they are.
  *
@@ -11,19 +26,21 @@
  * TLS: server CA (or the system roots), optional client cert/key for mTLS; plaintext only when asked.
  */
 import { readFileSync } from 'node:fs';
-import * as grpc from '@grpc/grpc-js';
+import * as http2 from 'node:http2';
+import { connect as netConnect } from 'node:net';
+import { connect as tlsConnect, type ConnectionOptions } from 'node:tls';
 import {
   AckStatus,
+  BatchAck,
   ERROR_CODES,
   FrameBatch,
+  INGEST_METHOD_PATH,
   OK,
   type ErrorCode,
-  TELEMETRY_INGEST_SERVICE,
   WattsplitError,
   backoffMs,
   failed,
   retryable,
-  type BatchAck,
   type IFrameBatch,
   type Logger,
   type TransportResult,
@@ -70,16 +87,18 @@ export interface FrameBatchTransport {
   close(): Promise<void>;
 }
 
-type IngestStream = grpc.ClientDuplexStream<Buffer, BatchAck>;
-type IngestClient = grpc.Client & { ingest(md: grpc.Metadata, opts?: grpc.CallOptions): IngestStream };
+/** Rejections about who the host is, not about the frames: keep the frames, retry slowly. */
+const KEEP_ON_REJECT = new Set<ErrorCode>(['FRAME_AUTH_FAILED', 'FRAME_UNKNOWN_HOST']);
 
-// The same method as TELEMETRY_INGEST_SERVICE's, but the stream is written the batch's bytes: send() encodes.
-const INGEST_CLIENT_SERVICE = { ingest: { ...TELEMETRY_INGEST_SERVICE.ingest, requestSerialize: (b: Buffer): Buffer => b } };
-const IngestClientCtor = grpc.makeGenericClientConstructor(INGEST_CLIENT_SERVICE, 'TelemetryIngest') as unknown as new (
-  address: string,
-  creds: grpc.ChannelCredentials,
-  options?: grpc.ChannelOptions,
-) => IngestClient;
+/** gRPC status codes this client tells apart (grpc/grpc doc/statuscodes.md). */
+export const GRPC_STATUS = { OK: 0, UNKNOWN: 2, PERMISSION_DENIED: 7, UNIMPLEMENTED: 12, INTERNAL: 13, UNAVAILABLE: 14, UNAUTHENTICATED: 16 } as const;
+
+/** How a call ended: its gRPC status and message (absent: the stream ended without an error). */
+interface CallEnd {
+  code: number;
+  details: string;
+  cause?: unknown;
+}
 
 function readPem(file: string, what: string): Buffer {
   try {
@@ -89,20 +108,54 @@ function readPem(file: string, what: string): Buffer {
   }
 }
 
-export function ingestCredentials(tls: IngestTlsOptions | false): grpc.ChannelCredentials {
-  if (tls === false) return grpc.credentials.createInsecure();
+/** The TLS options of the connection (false: plaintext), files read and checked: CONFIG_INVALID naming the field. */
+export function ingestCredentials(tls: IngestTlsOptions | false): ConnectionOptions | false {
+  if (tls === false) return false;
   if ((tls.certFile === undefined) !== (tls.keyFile === undefined)) {
     throw new WattsplitError('CONFIG_INVALID', `mTLS needs both certFile and keyFile (got certFile=${JSON.stringify(tls.certFile ?? null)}, keyFile=${JSON.stringify(tls.keyFile ?? null)})`, { details: { field: 'tls' } });
   }
-  return grpc.credentials.createSsl(
-    tls.caFile ? readPem(tls.caFile, 'tls.caFile') : null,
-    tls.keyFile ? readPem(tls.keyFile, 'tls.keyFile') : null,
-    tls.certFile ? readPem(tls.certFile, 'tls.certFile') : null,
-  );
+  const o: ConnectionOptions = { ALPNProtocols: ['h2'] };
+  if (tls.caFile) o.ca = readPem(tls.caFile, 'tls.caFile');
+  if (tls.certFile) o.cert = readPem(tls.certFile, 'tls.certFile');
+  if (tls.keyFile) o.key = readPem(tls.keyFile, 'tls.keyFile');
+  // the name the gateway's certificate must carry (SNI and the identity check): grpc-js' ssl_target_name_override
+  if (tls.serverName) o.servername = tls.serverName;
+  return o;
 }
 
-/** Rejections about who the host is, not about the frames: keep the frames, retry slowly. */
-const KEEP_ON_REJECT = new Set<ErrorCode>(['FRAME_AUTH_FAILED', 'FRAME_UNKNOWN_HOST']);
+/** "HTTP to gRPC Status Code Mapping" (grpc/grpc doc/http-grpc-status-mapping.md). */
+function grpcCodeOfHttp(status: number): number {
+  switch (status) {
+    case 400:
+      return GRPC_STATUS.INTERNAL;
+    case 401:
+      return GRPC_STATUS.UNAUTHENTICATED;
+    case 403:
+      return GRPC_STATUS.PERMISSION_DENIED;
+    case 404:
+      return GRPC_STATUS.UNIMPLEMENTED;
+    case 429:
+    case 502:
+    case 503:
+    case 504:
+      return GRPC_STATUS.UNAVAILABLE;
+    default:
+      return GRPC_STATUS.UNKNOWN;
+  }
+}
+
+/** grpc-message is percent-encoded (PROTOCOL-HTTP2.md, "Status-Message"). */
+function grpcMessage(v: string | string[] | undefined): string {
+  const s = Array.isArray(v) ? v.join(',') : (v ?? '');
+  try {
+    return decodeURIComponent(s);
+  } catch {
+    return s;
+  }
+}
+
+const KEEPALIVE_MS = 30_000;
+const KEEPALIVE_TIMEOUT_MS = 10_000;
 
 interface Waiter {
   batchId: number;
@@ -110,38 +163,136 @@ interface Waiter {
   timer: NodeJS.Timeout;
 }
 
+/** The one Ingest call: its HTTP/2 stream and the response bytes not yet a whole message. */
+interface IngestCall {
+  stream: http2.ClientHttp2Stream;
+  pending: Buffer | undefined;
+  ended: boolean;
+}
+
 export class GrpcIngestClient implements FrameBatchTransport {
-  private readonly client: IngestClient;
-  private stream: IngestStream | undefined;
+  private session: http2.ClientHttp2Session | undefined;
+  private keepalive: NodeJS.Timeout | undefined;
+  private call: IngestCall | undefined;
   private readonly waiters: Waiter[] = [];
   private failures = 0;
   private readonly log: Logger;
   private closed = false;
+  private readonly tls: ConnectionOptions | false;
+  private readonly headers: http2.OutgoingHttpHeaders;
 
   constructor(private readonly opts: GrpcIngestClientOptions) {
     this.log = opts.logger.child({ transport: 'grpc', gateway: opts.address });
-    const channelOpts: grpc.ChannelOptions = {
-      'grpc.keepalive_time_ms': 30_000,
-      'grpc.keepalive_timeout_ms': 10_000,
-      'grpc.initial_reconnect_backoff_ms': 200,
-      'grpc.max_reconnect_backoff_ms': 10_000,
-      // retries are SpoolingSender's (same bytes, same seqs); grpc-js' own retry layer only costs CPU per message
-      'grpc.enable_retries': 0,
+    this.tls = ingestCredentials(opts.tls);
+    this.headers = {
+      [http2.constants.HTTP2_HEADER_METHOD]: 'POST',
+      [http2.constants.HTTP2_HEADER_PATH]: INGEST_METHOD_PATH,
+      [http2.constants.HTTP2_HEADER_AUTHORITY]: opts.address.startsWith('unix:') ? 'localhost' : opts.address,
+      [http2.constants.HTTP2_HEADER_CONTENT_TYPE]: 'application/grpc',
+      [http2.constants.HTTP2_HEADER_TE]: 'trailers',
+      [http2.constants.HTTP2_HEADER_USER_AGENT]: 'wattsplit-agent',
+      'grpc-accept-encoding': 'identity',
     };
-    if (opts.tls && opts.tls.serverName) channelOpts['grpc.ssl_target_name_override'] = opts.tls.serverName;
-    this.client = new IngestClientCtor(opts.address, ingestCredentials(opts.tls), channelOpts);
+    if (opts.token) this.headers.authorization = `Bearer ${opts.token}`;
   }
 
-  private openStream(): IngestStream {
-    if (this.stream) return this.stream;
-    const md = new grpc.Metadata();
-    if (this.opts.token) md.set('authorization', `Bearer ${this.opts.token}`);
-    const s = this.client.ingest(md);
-    s.on('data', (ack: BatchAck) => this.onAck(ack));
-    s.on('error', (e: grpc.ServiceError) => this.onStreamEnd(s, e));
-    s.on('end', () => this.onStreamEnd(s, undefined));
-    this.stream = s;
-    return s;
+  /** The connection, opened on first use (a refused or failed one surfaces as the call's error). */
+  private connect(): http2.ClientHttp2Session {
+    if (this.session && !this.session.closed && !this.session.destroyed) return this.session;
+    const addr = this.opts.address;
+    const tls = this.tls;
+    const options: http2.ClientSessionOptions & http2.SecureClientSessionOptions = { settings: { enablePush: false } };
+    let authority: string;
+    if (addr.startsWith('unix:')) {
+      const path = addr.slice('unix:'.length).replace(/^\/\/(?=\/)/, '');
+      authority = `${tls ? 'https' : 'http'}://localhost`;
+      options.createConnection = () => (tls ? tlsConnect({ ...tls, socket: netConnect(path) }) : netConnect(path));
+    } else {
+      authority = `${tls ? 'https' : 'http'}://${addr}`;
+      if (tls) Object.assign(options, tls);
+    }
+    const session = http2.connect(authority, options);
+    this.session = session;
+    session.on('error', (e: Error) => this.onSessionGone(session, { code: GRPC_STATUS.UNAVAILABLE, details: e.message, cause: e }));
+    session.on('goaway', () => this.onSessionGone(session, { code: GRPC_STATUS.UNAVAILABLE, details: 'the gateway closed the connection (GOAWAY)' }));
+    session.on('close', () => this.onSessionGone(session, { code: GRPC_STATUS.UNAVAILABLE, details: 'connection closed' }));
+    this.keepalive = setInterval(() => this.ping(session), KEEPALIVE_MS);
+    this.keepalive.unref();
+    return session;
+  }
+
+  private ping(session: http2.ClientHttp2Session): void {
+    if (session.destroyed || !session.socket) return;
+    const timer = setTimeout(() => {
+      this.log.warn({}, `no keepalive PING answer from ${this.opts.address} within ${KEEPALIVE_TIMEOUT_MS} ms: dropping the connection`);
+      this.onSessionGone(session, { code: GRPC_STATUS.UNAVAILABLE, details: 'keepalive timeout' });
+    }, KEEPALIVE_TIMEOUT_MS);
+    timer.unref();
+    try {
+      session.ping(() => clearTimeout(timer));
+    } catch {
+      clearTimeout(timer);
+    }
+  }
+
+  private onSessionGone(session: http2.ClientHttp2Session, end: CallEnd): void {
+    if (this.session !== session) return;
+    this.session = undefined;
+    clearInterval(this.keepalive);
+    this.keepalive = undefined;
+    if (!session.destroyed) session.destroy();
+    if (this.call) this.onCallEnd(this.call, end);
+  }
+
+  private openCall(): IngestCall {
+    if (this.call && !this.call.ended) return this.call;
+    const session = this.connect();
+    const stream = session.request(this.headers, { endStream: false });
+    const call: IngestCall = { stream, pending: undefined, ended: false };
+    stream.on('response', (h: http2.IncomingHttpHeaders) => {
+      const status = Number(h[http2.constants.HTTP2_HEADER_STATUS]);
+      const gs = h['grpc-status'];
+      if (gs !== undefined) this.onCallEnd(call, Number(gs) === GRPC_STATUS.OK ? undefined : { code: Number(gs), details: grpcMessage(h['grpc-message']) }); // Trailers-Only
+      else if (status !== 200) this.onCallEnd(call, { code: grpcCodeOfHttp(status), details: `HTTP status ${status}` });
+      else if (!String(h[http2.constants.HTTP2_HEADER_CONTENT_TYPE] ?? '').startsWith('application/grpc')) {
+        this.onCallEnd(call, { code: GRPC_STATUS.UNKNOWN, details: `content-type ${String(h[http2.constants.HTTP2_HEADER_CONTENT_TYPE])}, not application/grpc` });
+      }
+    });
+    stream.on('data', (b: Buffer) => this.onData(call, b));
+    stream.on('trailers', (h: http2.IncomingHttpHeaders) => {
+      const gs = Number(h['grpc-status'] ?? GRPC_STATUS.UNKNOWN);
+      this.onCallEnd(call, gs === GRPC_STATUS.OK ? undefined : { code: gs, details: grpcMessage(h['grpc-message']) || `grpc-status ${gs}` });
+    });
+    stream.on('error', (e: Error) => this.onCallEnd(call, { code: GRPC_STATUS.UNAVAILABLE, details: e.message, cause: e }));
+    stream.on('close', () => this.onCallEnd(call, stream.rstCode && stream.rstCode !== http2.constants.NGHTTP2_NO_ERROR ? { code: GRPC_STATUS.UNAVAILABLE, details: `stream reset (HTTP/2 error ${stream.rstCode})` } : undefined));
+    this.call = call;
+    return call;
+  }
+
+  /** Length-Prefixed-Messages from the response bytes; each one a BatchAck. */
+  private onData(call: IngestCall, chunk: Buffer): void {
+    let b = call.pending ? Buffer.concat([call.pending, chunk]) : chunk;
+    while (b.length >= 5) {
+      const len = b.readUInt32BE(1);
+      if (b.length < 5 + len) break;
+      if (b[0] !== 0) {
+        this.onCallEnd(call, { code: GRPC_STATUS.INTERNAL, details: 'compressed message without negotiated compression' });
+        call.stream.close(http2.constants.NGHTTP2_CANCEL);
+        return;
+      }
+      let ack: BatchAck;
+      try {
+        ack = BatchAck.decode(b.subarray(5, 5 + len));
+      } catch (e) {
+        this.onCallEnd(call, { code: GRPC_STATUS.INTERNAL, details: `undecodable BatchAck: ${(e as Error).message}`, cause: e });
+        call.stream.close(http2.constants.NGHTTP2_CANCEL);
+        return;
+      }
+      b = b.subarray(5 + len);
+      this.onAck(ack);
+      if (call.ended) return;
+    }
+    call.pending = b.length > 0 ? b : undefined;
   }
 
   private onAck(ack: BatchAck): void {
@@ -154,7 +305,7 @@ export class GrpcIngestClient implements FrameBatchTransport {
     if (Number(ack.batchId) !== w.batchId) {
       this.log.warn({ expected: w.batchId, got: ack.batchId }, 'gateway acked batches out of order: resetting the stream');
       w.resolve(this.retry(new WattsplitError('TRANSPORT_UNAVAILABLE', `ack for batch ${String(ack.batchId)} while waiting for ${w.batchId}`, { retriable: true })));
-      this.resetStream();
+      this.resetCall();
       return;
     }
     switch (ack.status) {
@@ -193,13 +344,14 @@ export class GrpcIngestClient implements FrameBatchTransport {
     return retryable(e, backoffMs(this.failures - 1, this.opts.backoffBaseMs ?? 200, this.opts.backoffCapMs ?? 10_000));
   }
 
-  private onStreamEnd(s: IngestStream, e: grpc.ServiceError | undefined): void {
-    if (this.stream !== s) return;
-    this.stream = undefined;
-    const unauth = e?.code === grpc.status.UNAUTHENTICATED || e?.code === grpc.status.PERMISSION_DENIED;
-    const err = new WattsplitError(unauth ? 'FRAME_AUTH_FAILED' : 'TRANSPORT_UNAVAILABLE', e ? `ingest stream to ${this.opts.address} failed: ${e.details || e.message}` : `ingest stream to ${this.opts.address} ended`, {
+  private onCallEnd(call: IngestCall, e: CallEnd | undefined): void {
+    if (call.ended) return;
+    call.ended = true;
+    if (this.call === call) this.call = undefined;
+    const unauth = e?.code === GRPC_STATUS.UNAUTHENTICATED || e?.code === GRPC_STATUS.PERMISSION_DENIED;
+    const err = new WattsplitError(unauth ? 'FRAME_AUTH_FAILED' : 'TRANSPORT_UNAVAILABLE', e ? `ingest stream to ${this.opts.address} failed: ${e.details}` : `ingest stream to ${this.opts.address} ended`, {
       retriable: !unauth,
-      cause: e,
+      cause: e?.cause,
       details: { grpcCode: e?.code },
     });
     for (const w of this.waiters.splice(0)) {
@@ -209,10 +361,13 @@ export class GrpcIngestClient implements FrameBatchTransport {
     }
   }
 
-  private resetStream(): void {
-    const s = this.stream;
-    this.stream = undefined;
-    s?.cancel();
+  /** Cancels the call (RST_STREAM CANCEL); the connection stays. */
+  private resetCall(): void {
+    const c = this.call;
+    if (!c) return;
+    this.call = undefined;
+    c.ended = true;
+    if (!c.stream.destroyed) c.stream.close(http2.constants.NGHTTP2_CANCEL);
   }
 
   send(batch: IFrameBatch | EncodedFrameBatch): Promise<TransportResult> {
@@ -221,11 +376,11 @@ export class GrpcIngestClient implements FrameBatchTransport {
     const bytes =
       'encodedFrames' in batch
         ? encodeFrameBatchBytes(batch.batchId, batch.encodedFrames, this.opts.token)
-        : Buffer.from(FrameBatch.encode({ ...batch, token: batch.token || this.opts.token || '' }).finish());
+        : FrameBatch.encode({ ...batch, token: batch.token || this.opts.token || '' }).finish();
     return new Promise<TransportResult>((resolve) => {
-      let s: IngestStream;
+      let call: IngestCall;
       try {
-        s = this.openStream();
+        call = this.openCall();
       } catch (e) {
         resolve(this.retry(new WattsplitError('TRANSPORT_UNAVAILABLE', `cannot open ingest stream: ${(e as Error).message}`, { cause: e, retriable: true })));
         return;
@@ -235,23 +390,47 @@ export class GrpcIngestClient implements FrameBatchTransport {
         const i = this.waiters.findIndex((w) => w.timer === timer);
         if (i >= 0) this.waiters.splice(i, 1);
         // Acks come in order: one lost ack means the stream is unusable.
-        this.resetStream();
+        this.resetCall();
         resolve(this.retry(new WattsplitError('TRANSPORT_TIMEOUT', `no ack for batch ${batchId} within ${timeout} ms`, { retriable: true })));
       }, timeout);
       this.waiters.push({ batchId, resolve, timer });
-      s.write(bytes);
+      // Length-Prefixed-Message: not compressed, 4-byte big-endian length, the FrameBatch
+      const prefix = Buffer.allocUnsafe(5);
+      prefix[0] = 0;
+      prefix.writeUInt32BE(bytes.length, 1);
+      call.stream.write(prefix);
+      call.stream.write(bytes);
     });
   }
 
   async close(): Promise<void> {
     this.closed = true;
-    const s = this.stream;
-    this.stream = undefined;
-    if (s) s.end();
+    const c = this.call;
+    this.call = undefined;
+    if (c) {
+      c.ended = true;
+      if (!c.stream.destroyed) c.stream.end();
+    }
     for (const w of this.waiters.splice(0)) {
       clearTimeout(w.timer);
       w.resolve(retryable(new WattsplitError('TRANSPORT_UNAVAILABLE', 'client closed', { retriable: true }), 0));
     }
-    this.client.close();
+    const session = this.session;
+    this.session = undefined;
+    clearInterval(this.keepalive);
+    this.keepalive = undefined;
+    if (session && !session.destroyed) {
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(() => {
+          session.destroy();
+          resolve();
+        }, 1000);
+        t.unref();
+        session.close(() => {
+          clearTimeout(t);
+          resolve();
+        });
+      });
+    }
   }
 }
