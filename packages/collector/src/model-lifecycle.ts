@@ -205,7 +205,7 @@ export class ModelLifecycle {
         note: opts.reason,
       });
       const timings = { readS: r.readS, trainS: r.trainS, totalS: (performance.now() - started) / 1000, pausedS: jy?.pausedS ?? 0, maxYieldGapS: jy?.maxGapS ?? 0 };
-      this.log.info({ hardwareClass, version, reason: opts.reason, intervals: meta.intervals, readSeconds: Number(timings.readS.toFixed(2)), seconds: Number(meta.trainSeconds.toFixed(2)), pausedSeconds: Number(timings.pausedS.toFixed(2)), residualRmsW: meta.residualRmsW, effectiveFromNs: activation.effectiveFromNs }, `model ${hardwareClass} v${version} trained (${opts.reason}) and activated`);
+      this.log.info({ hardwareClass, version, reason: opts.reason, intervals: meta.intervals, readSeconds: Number(timings.readS.toFixed(2)), seconds: Number(meta.trainSeconds.toFixed(2)), pausedSeconds: Number(timings.pausedS.toFixed(2)), maxYieldGapSeconds: Number(timings.maxYieldGapS.toFixed(2)), residualRmsW: meta.residualRmsW, effectiveFromNs: activation.effectiveFromNs }, `model ${hardwareClass} v${version} trained (${opts.reason}) and activated`);
       return { ...base, version: meta, activation, timings };
     } finally {
       await this.models.releaseLease(lease, this.holder).catch((e: unknown) => this.log.warn({ lease, err: (e as Error).message }, 'could not release the training lease (it expires by itself)'));
