@@ -146,8 +146,10 @@ function denseSolve(S: Float64Array, r: Float64Array, q: number): Float64Array {
 
 /** One block's factor and solves for the current passive sets (kept while they do not change). */
 interface BlockState {
-  /** Passive local indices. */
+  /** Passive local indices (the first `m`). */
   P: Int32Array;
+  m: number;
+  /** Cholesky factor of B_PP, m×m in the first m² entries. */
   L: Float64Array;
   /** B_PP⁻¹ g_P. */
   z0: Float64Array;
@@ -157,12 +159,23 @@ interface BlockState {
   zValid: boolean;
 }
 
+/** Buffers for borderedNnls, reused from one call to the next on systems of the same shape (say a grid of β). */
+export interface BorderedWorkspace {
+  states: BlockState[];
+}
+
+/** A workspace for systems shaped as `sys` (block sizes and border). */
+export function borderedWorkspace(sys: BorderedSystem): BorderedWorkspace {
+  const b = sys.b;
+  return { states: sys.blocks.map((bl) => ({ P: new Int32Array(bl.n), m: 0, L: new Float64Array(bl.n * bl.n), z0: new Float64Array(bl.n), Z: new Float64Array(b * bl.n), factorValid: false, zValid: false })) };
+}
+
 /**
  * Solves the bounded problem of `sys`. `warm` (updated in place) starts the pivoting from a nearby
- * problem's passive sets; by default every variable starts passive. `maxSteps` defaults to 20 + 3 × the
- * number of variables.
+ * problem's passive sets; by default every variable starts passive. `work` (from borderedWorkspace, same
+ * shape) saves the allocations. `maxSteps` defaults to 20 + 3 × the number of variables.
  */
-export function borderedNnls(sys: BorderedSystem, warm?: PassiveSets, maxSteps?: number): BorderedSolution {
+export function borderedNnls(sys: BorderedSystem, warm?: PassiveSets, work?: BorderedWorkspace, maxSteps?: number): BorderedSolution {
   const { blocks, b, D, h, freeB } = sys;
   const K = blocks.length;
   const pass = warm ?? allPassive(sys);
@@ -182,7 +195,8 @@ export function borderedNnls(sys: BorderedSystem, warm?: PassiveSets, maxSteps?:
   }
   for (let l = 0; l < b; l++) if (freeB[l]) pass.border[l] = 1;
 
-  const states: BlockState[] = blocks.map(() => ({ P: new Int32Array(0), L: new Float64Array(0), z0: new Float64Array(0), Z: new Float64Array(0), factorValid: false, zValid: false }));
+  const states = (work ?? borderedWorkspace(sys)).states;
+  for (const st of states) st.factorValid = st.zValid = false;
   const x = blocks.map((bl) => new Float64Array(bl.n));
   let y = new Float64Array(b);
   let Q = new Int32Array(0);
@@ -216,37 +230,32 @@ export function borderedNnls(sys: BorderedSystem, warm?: PassiveSets, maxSteps?:
       const st = states[k]!;
       const n = bl.n;
       if (!st.factorValid) {
-        const ps: number[] = [];
         const pk = pass.blocks[k]!;
-        for (let i = 0; i < n; i++) if (pk[i]) ps.push(i);
-        const P = Int32Array.from(ps);
-        const m = P.length;
-        const L = new Float64Array(m * m);
+        const P = st.P;
+        let m = 0;
+        for (let i = 0; i < n; i++) if (pk[i]) P[m++] = i;
+        const L = st.L;
         for (let i = 0; i < m; i++) {
           const src = P[i]! * n;
           for (let j = 0; j <= i; j++) L[i * m + j] = bl.M[src + P[j]!]!;
         }
         cholesky(L, m);
-        st.P = P;
-        st.L = L;
+        st.m = m;
         st.factorValid = true;
         st.zValid = false;
       }
-      const { P, L } = st;
-      const m = P.length;
+      const { P, L, m } = st;
       if (m === 0) continue;
       if (!st.zValid) {
-        const z0 = new Float64Array(m);
+        const z0 = st.z0;
         for (let i = 0; i < m; i++) z0[i] = bl.g[P[i]!]!;
         cholSolve(L, m, z0, 0);
-        const Z = new Float64Array(q * m);
+        const Z = st.Z;
         for (let l = 0; l < q; l++) {
           const col = Q[l]!;
           for (let i = 0; i < m; i++) Z[l * m + i] = bl.E[P[i]! * b + col]!;
           cholSolve(L, m, Z, l * m);
         }
-        st.z0 = z0;
-        st.Z = Z;
         st.zValid = true;
       }
       // S −= E_PQᵀ B_PP⁻¹ E_PQ, r −= E_PQᵀ B_PP⁻¹ g_P
@@ -271,8 +280,7 @@ export function borderedNnls(sys: BorderedSystem, warm?: PassiveSets, maxSteps?:
     for (let k = 0; k < K; k++) {
       const xk = x[k]!;
       xk.fill(0);
-      const { P, z0, Z } = states[k]!;
-      const m = P.length;
+      const { P, z0, Z, m } = states[k]!;
       for (let i = 0; i < m; i++) {
         let s = z0[i]!;
         for (let l = 0; l < q; l++) s -= Z[l * m + i]! * yq[l]!;
@@ -317,9 +325,9 @@ export function borderedNnls(sys: BorderedSystem, warm?: PassiveSets, maxSteps?:
       for (let l2 = 0; l2 < q; l2++) w += D[l * b + Q[l2]!]! * yq[l2]!;
       for (let k = 0; k < K; k++) {
         const bl = blocks[k]!;
-        const { P } = states[k]!;
+        const { P, m } = states[k]!;
         const xk = x[k]!;
-        for (let i = 0; i < P.length; i++) w += bl.E[P[i]! * b + l]! * xk[P[i]!]!;
+        for (let i = 0; i < m; i++) w += bl.E[P[i]! * b + l]! * xk[P[i]!]!;
       }
       if (w < -tol) {
         vb.push(K);

@@ -19,7 +19,7 @@
  * `solver: 'dense'` keeps the whole AᵀA and Lawson–Hanson (nnls.ts): the reference, for tests; it is also the
  * fallback should the pivoting not converge.
  */
-import { borderedNnls, type BorderedBlock, type PassiveSets } from './bordered-nnls.js';
+import { borderedNnls, borderedWorkspace, type BorderedBlock, type BorderedWorkspace, type PassiveSets } from './bordered-nnls.js';
 import { nnlsNormal } from './nnls.js';
 
 export interface LoadFactorSolution {
@@ -100,6 +100,8 @@ interface Layout {
   where: Int32Array;
   /** Per column: its index in its block. */
   local: Int32Array;
+  /** The system at one β (overwritten by each `assemble`) and the solver's buffers. */
+  at: { blocks: BorderedBlock[]; D: Float64Array; h: Float64Array; work: BorderedWorkspace | undefined };
 }
 
 /** Adds the pair (x, y) of entries (a0, a1, a2) into the 6 coefficients at T[o]. */
@@ -384,47 +386,56 @@ export class LoadFactorNormalEquations {
         }
       }
     }
-    this.layout = { blocks, border: Int32Array.from(border), D, h, where, local };
+    const at = {
+      blocks: blocks.map((bl) => {
+        const s = bl.cols.length;
+        return { n: s, M: new Float64Array(s * s), E: new Float64Array(s * b), g: new Float64Array(s), free: new Uint8Array(s) };
+      }),
+      D: new Float64Array(b * b),
+      h: new Float64Array(b),
+      work: undefined,
+    };
+    this.layout = { blocks, border: Int32Array.from(border), D, h, where, local, at };
     return this.layout;
   }
 
-  /** The blocks and the border at (β₁, β₂): full symmetric matrices (before any ridge). */
-  private assemble(b1: number, b2: number): { blocks: { M: Float64Array; E: Float64Array; g: Float64Array }[]; D: Float64Array; h: Float64Array } {
+  /** The blocks and the border at (β₁, β₂): full symmetric matrices (before any ridge), in the layout's `at` buffers. */
+  private assemble(b1: number, b2: number): { blocks: BorderedBlock[]; D: Float64Array; h: Float64Array } {
     const L = this.sums();
-    const w0 = 1;
     const w1 = b1;
     const w2 = b2;
     const w3 = b1 * b1;
     const w4 = b1 * b2;
     const w5 = b2 * b2;
     const b = L.border.length;
-    const sym = (T: Float64Array, s: number): Float64Array => {
-      const M = new Float64Array(s * s);
+    const sym = (T: Float64Array, s: number, M: Float64Array): void => {
       for (let p = 0; p < s; p++) {
         for (let q = p; q < s; q++) {
           const o = 6 * (p * s + q);
-          const x = w0 * T[o]! + w1 * T[o + 1]! + w2 * T[o + 2]! + w3 * T[o + 3]! + w4 * T[o + 4]! + w5 * T[o + 5]!;
+          const x = T[o]! + w1 * T[o + 1]! + w2 * T[o + 2]! + w3 * T[o + 3]! + w4 * T[o + 4]! + w5 * T[o + 5]!;
           M[p * s + q] = x;
           M[q * s + p] = x;
         }
       }
-      return M;
     };
-    const vec = (G: Float64Array, s: number): Float64Array => {
-      const g = new Float64Array(s);
+    const vec = (G: Float64Array, s: number, g: Float64Array): void => {
       for (let p = 0; p < s; p++) g[p] = G[3 * p]! + b1 * G[3 * p + 1]! + b2 * G[3 * p + 2]!;
-      return g;
     };
-    const blocks = L.blocks.map((bl) => {
+    const { at } = L;
+    L.blocks.forEach((bl, k) => {
       const s = bl.cols.length;
-      const E = new Float64Array(s * b);
+      const out = at.blocks[k]!;
+      const E = out.E;
       for (let i = 0; i < s * b; i++) {
         const o = 6 * i;
-        E[i] = w0 * bl.E[o]! + w1 * bl.E[o + 1]! + w2 * bl.E[o + 2]! + w3 * bl.E[o + 3]! + w4 * bl.E[o + 4]! + w5 * bl.E[o + 5]!;
+        E[i] = bl.E[o]! + w1 * bl.E[o + 1]! + w2 * bl.E[o + 2]! + w3 * bl.E[o + 3]! + w4 * bl.E[o + 4]! + w5 * bl.E[o + 5]!;
       }
-      return { M: sym(bl.T, s), E, g: vec(bl.g, s) };
+      sym(bl.T, s, out.M);
+      vec(bl.g, s, out.g);
     });
-    return { blocks, D: sym(L.D, b), h: vec(L.h, b) };
+    sym(L.D, b, at.D);
+    vec(L.h, b, at.h);
+    return at;
   }
 
   /** AᵀA and Aᵀb at (β₁, β₂), dense (for tests and small systems). */
@@ -482,16 +493,16 @@ export class LoadFactorNormalEquations {
     };
     const g0 = new Float64Array(n);
     const sys: BorderedBlock[] = L.blocks.map((bl, k) => {
-      const { M, E, g } = parts[k]!;
+      const part = parts[k]!;
+      const { M, g, free: fr } = part;
       const s = bl.cols.length;
-      const fr = new Uint8Array(s);
       for (let p = 0; p < s; p++) {
         const c = bl.cols[p]!;
         g0[c] = g[p]!;
         fr[p] = isFree[c]!;
         ridgeOn(c, M, p * s + p, g, p);
       }
-      return { n: s, M, E, g, free: fr };
+      return part;
     });
     const freeB = new Uint8Array(b);
     for (let l = 0; l < b; l++) {
@@ -504,7 +515,9 @@ export class LoadFactorNormalEquations {
     let z: { x: Float64Array[]; y: Float64Array } | undefined;
     if (!this.dense) {
       this.warm ??= { blocks: sys.map((bl) => new Uint8Array(bl.n).fill(1)), border: new Uint8Array(b).fill(1) };
-      const sol = borderedNnls({ blocks: sys, b, D, h, freeB }, this.warm);
+      const bordered = { blocks: sys, b, D, h, freeB };
+      L.at.work ??= borderedWorkspace(bordered);
+      const sol = borderedNnls(bordered, this.warm, L.at.work);
       if (sol.converged) z = sol;
       else this.warm = undefined;
     }
