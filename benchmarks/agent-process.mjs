@@ -18,6 +18,7 @@
 // a change, run beside the others under the same load), with `+--flag` (node flags) and `+NAME=VALUE` (environment)
 // for that variant only (`+--no-common-flags`: without the common ones): before=/tmp/agent-before+--no-common-flags+--max-semi-space-size=4
 // (a DIR whose name has a `+`, like the version-named tree, is given as its --out dir: the manifest names the tree)
+// and `+@KEY=JSON` for an agent config setting of that variant only: vcpu=DIR+@slowVcpuCounters=true
 // Targets (issue 13), whole process: ≤ 3 ms/s at 50 VMs, ≤ 6 ms/s at 200, ≤ 60 MB RSS.
 import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
@@ -87,6 +88,7 @@ const commands = {
   workspace: () => [...NODE_FLAGS, join(root, 'packages/cli/dist/main.js'), 'agent'],
 };
 const envs = {};
+const configs = {};
 // `label=DIR`: another unpacked bundle tree (an earlier build kept with `package-agent.mjs --out DIR`), run beside
 // the others so a change is measured against the build before it under the same load
 for (const v of VARIANTS) {
@@ -98,7 +100,8 @@ for (const v of VARIANTS) {
     const tree = existsSync(join(dir, 'manifest.json')) ? join(dir, JSON.parse(readFileSync(join(dir, 'manifest.json'), 'utf8')).tree) : dir;
     if (!existsSync(join(tree, 'lib/agent.mjs'))) throw new Error(`--variants ${v}: no lib/agent.mjs under ${tree}`);
     // `+NAME=VALUE` (no leading dash): an environment variable for this variant (MALLOC_ARENA_MAX=2, ...)
-    envs[v] = Object.fromEntries(own.filter((o) => !o.startsWith('-') && o.includes('=')).map((o) => [o.slice(0, o.indexOf('=')), o.slice(o.indexOf('=') + 1)]));
+    envs[v] = Object.fromEntries(own.filter((o) => !o.startsWith('-') && !o.startsWith('@') && o.includes('=')).map((o) => [o.slice(0, o.indexOf('=')), o.slice(o.indexOf('=') + 1)]));
+    configs[v] = Object.fromEntries(own.filter((o) => o.startsWith('@') && o.includes('=')).map((o) => [o.slice(1, o.indexOf('=')), JSON.parse(o.slice(o.indexOf('=') + 1))]));
     // `+--no-common-flags`: this variant runs without the common flags (an earlier build with its own wrapper's)
     const flags = own.filter((o) => o.startsWith('-') && o !== '--no-common-flags');
     const common = own.includes('--no-common-flags') ? [] : NODE_FLAGS;
@@ -120,7 +123,7 @@ async function step(n) {
     const cfg = join(work, `${label}.json`);
     writeFileSync(cfg, JSON.stringify({
       hostId: `bench-${label}`, intervalMs: 1000, sysfsRoot: host, sysfsKeepOpen: true, gateway: { address: gw.address, tls: false }, spool: { dir: join(work, `spool-${label}`) },
-      libvirt: false, vms, nvml: { enabled: false }, perf: { enabled: false },
+      libvirt: false, vms, nvml: { enabled: false }, perf: { enabled: false }, ...configs[v],
     }));
     const child = spawn(process.execPath, [...commands[v](), '--config', cfg, '--log-level', 'warn'], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, ...envs[v] } });
     let err = '';

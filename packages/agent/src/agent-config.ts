@@ -7,6 +7,7 @@
  *   "hardwareClass": "xeon-8480+h100x8",       // default: derived from /proc/cpuinfo and GPU names
  *   "intervalMs": 1000,
  *   "slowCountersEveryMs": 5000,               // each VM's memory and block I/O read this often (CPU time every interval); ≤ intervalMs: every interval
+ *   "slowVcpuCounters": false,                 // true: the per-vCPU CPU counters on that schedule too (the whole VM's CPU time still every interval)
  *   "sysfsRoot": "/",                          // prefix for /sys and /proc (fixture trees, containers)
  *   "gateway": { "address": "gw.example:7443", "tls": { "caFile": "...", "certFile": "...", "keyFile": "...", "serverName": "..." }, "tokenFile": "/etc/wattsplit/token" },
  *   "spool": { "dir": "/var/lib/wattsplit/spool", "maxBytes": 268435456, "maxAgeMs": 604800000, "fsync": true, "syncAfterMs": 1000 },
@@ -35,6 +36,8 @@ export interface AgentConfig {
    * interval); the frames say when (slow_read_mono_ns) and the collector takes their rate over that window.
    */
   slowCountersEveryMs: number;
+  /** The per-vCPU CPU counters on the slowCountersEveryMs schedule too (VmSample.vcpu_read_mono_ns); default false. */
+  slowVcpuCounters: boolean;
   sysfsRoot: string;
   /**
    * Keep sysfs/procfs/cgroupfs files open and re-read them with pread. Default (absent): when sysfsRoot is
@@ -87,6 +90,7 @@ export const DEFAULT_AGENT_CONFIG: AgentConfig = {
   hostId: '',
   intervalMs: 1000,
   slowCountersEveryMs: 5000,
+  slowVcpuCounters: false,
   sysfsRoot: '/',
   gateway: { address: '127.0.0.1:7443', tls: {} },
   spool: { dir: '/var/lib/wattsplit/spool', maxBytes: 256 * 1024 * 1024, maxAgeMs: 7 * 24 * 3600 * 1000, fsync: true, syncAfterMs: 1000 },
@@ -167,7 +171,7 @@ export function loadAgentConfig(path: string | undefined, overrides: AgentConfig
   return cfg;
 }
 
-const KNOWN = new Set(['hostId', 'hardwareClass', 'intervalMs', 'slowCountersEveryMs', 'sysfsRoot', 'sysfsKeepOpen', 'gateway', 'spool', 'batching', 'libvirt', 'vms', 'nvml', 'redfish', 'ipmi', 'perf', 'rapl', '$comment']);
+const KNOWN = new Set(['hostId', 'hardwareClass', 'intervalMs', 'slowCountersEveryMs', 'slowVcpuCounters', 'sysfsRoot', 'sysfsKeepOpen', 'gateway', 'spool', 'batching', 'libvirt', 'vms', 'nvml', 'redfish', 'ipmi', 'perf', 'rapl', '$comment']);
 
 function applyFile(cfg: AgentConfig, j: Json, c: Checker): void {
   for (const k of Object.keys(j)) if (!KNOWN.has(k)) c.fail(k, j[k], `is not a known setting (known: ${[...KNOWN].filter((x) => x !== '$comment').join(', ')})`);
@@ -175,6 +179,7 @@ function applyFile(cfg: AgentConfig, j: Json, c: Checker): void {
   set(cfg, 'hardwareClass', c.str(j, 'hardwareClass', 'hardwareClass'));
   set(cfg, 'intervalMs', c.num(j, 'intervalMs', 'intervalMs', 10));
   set(cfg, 'slowCountersEveryMs', c.num(j, 'slowCountersEveryMs', 'slowCountersEveryMs', 0));
+  set(cfg, 'slowVcpuCounters', c.bool(j, 'slowVcpuCounters', 'slowVcpuCounters'));
   set(cfg, 'sysfsRoot', c.str(j, 'sysfsRoot', 'sysfsRoot'));
   set(cfg, 'sysfsKeepOpen', c.bool(j, 'sysfsKeepOpen', 'sysfsKeepOpen'));
   const g = c.obj(j, 'gateway');

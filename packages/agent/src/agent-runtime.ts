@@ -106,6 +106,7 @@ export function createAgent(cfg: AgentConfig, src: Omit<AgentSources, 'notes'> &
     stateDir: cfg.spool.dir,
     intervalMs: cfg.intervalMs,
     slowCountersEveryMs: cfg.slowCountersEveryMs,
+    slowVcpuCounters: cfg.slowVcpuCounters,
     rapl: cfg.rapl.enabled,
     ...(cfg.hardwareClass ? { hardwareClass: cfg.hardwareClass } : {}),
     ...(src.gpus ? { gpus: src.gpus } : {}),

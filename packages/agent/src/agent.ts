@@ -67,6 +67,8 @@ export interface AgentOptions {
    * over the VMs) instead of every round; CPU time is read every round. Absent or ≤ intervalMs: every round.
    */
   slowCountersEveryMs?: number;
+  /** Put the per-vCPU CPU counters on that schedule too (default false: every round). */
+  slowVcpuCounters?: boolean;
   /** Boot id override (the simulator uses deterministic ones); the kernel's boot id otherwise (random per start if unreadable). */
   bootId?: string;
   /** The sequence continues after max(state file seq, minSeq): pass the last spooled seq (SpoolingSender.lastSpooledSeq()). */
@@ -150,7 +152,7 @@ export class Agent {
       this.log.info({ seq: this.seq }, 'no agent state: the frame sequence starts at the wall clock in ms (never below an earlier installation\'s)');
     }
     this.cgroupOwners = opts.processOwners ? undefined : new CgroupProcessOwnerMap(opts.fs);
-    const vmOpts: VmSamplerOptions = { slowEveryRounds: Math.max(1, Math.round((opts.slowCountersEveryMs ?? 0) / this.intervalMs)) };
+    const vmOpts: VmSamplerOptions = { slowEveryRounds: Math.max(1, Math.round((opts.slowCountersEveryMs ?? 0) / this.intervalMs)), slowVcpus: opts.slowVcpuCounters === true };
     if (opts.cgroupVersion !== undefined) vmOpts.cgroupVersion = opts.cgroupVersion;
     this.samplers.push(new VmSampler(opts.fs, this.log.child({ sampler: 'vms' }), vmOpts));
     if (opts.perf) this.samplers.push(new PerfSampler(opts.perf, this.log.child({ sampler: 'perf' })));

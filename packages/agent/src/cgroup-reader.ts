@@ -299,11 +299,11 @@ export class CgroupReader {
     return { ...this.readCpu(f), ...slow };
   }
 
-  /** CPU time of the whole cgroup and per vCPU; throws Node's ENOENT/ENODEV when the cgroup vanished. */
-  readCpu(f: VmFiles): VmCpuStats {
+  /** CPU time of the whole cgroup and (unless `vcpus` is false) per vCPU; throws Node's ENOENT/ENODEV when the cgroup vanished. */
+  readCpu(f: VmFiles, vcpus = true): VmCpuStats {
     const cpuTimeNs = f.cpuIsStat ? parseCpuStatUsageNs(f.cpu.text(), f.cpu.path) : this.uint(f.cpu, f.cpuField);
     const vcpuTimeNs: number[] = [];
-    for (const v of f.vcpus) {
+    if (vcpus) for (const v of f.vcpus) {
       try {
         vcpuTimeNs.push(f.cpuIsStat ? parseCpuStatUsageNs(v.text(), v.path) : this.uint(v, f.cpuField));
       } catch (e) {

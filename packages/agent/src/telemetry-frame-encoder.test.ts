@@ -20,7 +20,7 @@ function richFrame(vms: number): ITelemetryFrame {
     vms: Array.from({ length: vms }, (_, i) => ({
       uuid: `00000000-0000-4000-8000-${String(i).padStart(12, '0')}`, name: i % 3 ? `vm-${i}` : `vm-ünïcødé-${'x'.repeat(i)}`, tenant: i % 2 ? `t${i}` : '', vcpus: 4 + i, memoryBytes: 8 * 2 ** 30,
       state: (i % 7) as 0, cpuTimeNs: i * 1e12 + 7, vcpuTimeNs: Array.from({ length: i % 5 }, (_, k) => k * 2 ** 40 + i), memoryUsedBytes: 2 ** 33 + i,
-      blockReadBytes: i, blockWriteBytes: 2 ** 52, netRxBytes: 1000 * i, netTxBytes: 0, readMonoNs: 5e15, slowReadMonoNs: i % 2 ? 5e15 - 3e9 : 0, startedMonoNs: i ? 4e15 : 0, hardwareClass: i % 4 ? 'm1.large' : '',
+      blockReadBytes: i, blockWriteBytes: 2 ** 52, netRxBytes: 1000 * i, netTxBytes: 0, readMonoNs: 5e15, slowReadMonoNs: i % 2 ? 5e15 - 3e9 : 0, vcpuReadMonoNs: i % 3 ? 5e15 - 2e9 : 0, startedMonoNs: i ? 4e15 : 0, hardwareClass: i % 4 ? 'm1.large' : '',
       ...(i % 2 ? { perf: { supported: i % 3 === 0, cycles: 1e13, instructions: 2e13, llcMisses: 0, llcReferences: 5 } } : {}),
       ...(i % 3 === 1 ? { gpus: [{ device: '0000:17:00.0', smUtilPct: 97.25, memUtilPct: 0, utilSamples: 6, usedMemoryBytes: 8e10, holdsContext: true, passthrough: i % 2 === 0, migInstance: '', encUtilPct: 1, decUtilPct: 0 }] } : {}),
     })),

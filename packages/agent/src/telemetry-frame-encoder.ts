@@ -196,6 +196,7 @@ function vm(w: FrameWriter, v: IVmSample): void {
   w.int(17, v.startedMonoNs);
   w.str(18, v.hardwareClass);
   w.int(19, v.slowReadMonoNs);
+  w.int(20, v.vcpuReadMonoNs);
 }
 
 function hostCpu(w: FrameWriter, h: IHostCpu): void {

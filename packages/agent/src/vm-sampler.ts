@@ -12,8 +12,9 @@
  * `slowEveryRounds` N > 1 they are read every Nth round per VM (staggered: each VM in its own round, so every
  * round reads about 1/N of them), the frames in between repeat the last values, and every sample says when
  * they were read (VmSample.slow_read_mono_ns) so that the collector takes their deltas over the read window,
- * not the frame's interval. CPU time (whole cgroup and per vCPU) is read every round. A VM seen for the first
- * time, or with a new domain id, is read whole.
+ * not the frame's interval. CPU time of the whole cgroup is read every round; per vCPU too, unless `slowVcpus`
+ * puts the per-vCPU counters on the same schedule (VmSample.vcpu_read_mono_ns then says when they were read). A
+ * VM seen for the first time, or with a new domain id, is read whole.
  *
  * VMs that appear, migrate or vanish are reported as what they are, never guessed: a VM seen for the
  * first time gets started_mono_ns = now (its counters start from its own zero); a VM whose domain or
@@ -65,6 +66,8 @@ export interface VmSamplerOptions {
   cgroupVersion?: CgroupVersion;
   /** Read memory and block I/O every this many rounds (per VM, staggered); 1 (default) = every round. */
   slowEveryRounds?: number;
+  /** Read the per-vCPU CPU counters on that schedule too (default false: every round). */
+  slowVcpus?: boolean;
 }
 
 export class VmSampler implements Sampler {
@@ -83,6 +86,7 @@ export class VmSampler implements Sampler {
   private readonly tapFiles = new Map<string, { rx: string; tx: string }>();
   private round = 0;
   private readonly slowEvery: number;
+  private readonly slowVcpus: boolean;
   private nextPhase = 0;
   private lastSeen = 0;
   private lastMissing: string[] = [];
@@ -95,6 +99,7 @@ export class VmSampler implements Sampler {
   ) {
     this.cgroups = new CgroupReader(fs, opts.cgroupVersion);
     this.slowEvery = Math.max(1, Math.floor(opts.slowEveryRounds ?? 1));
+    this.slowVcpus = this.slowEvery > 1 && opts.slowVcpus === true;
   }
 
   get cgroupVersion(): CgroupVersion {
@@ -169,7 +174,7 @@ export class VmSampler implements Sampler {
     const slow = same ? prev.slow : { memoryUsedBytes: 0, blockReadBytes: 0, blockWriteBytes: 0 };
     let cpu;
     try {
-      cpu = this.cgroups.readCpu(files);
+      cpu = this.cgroups.readCpu(files, fresh || !this.slowVcpus);
       if (fresh) this.cgroups.readSlow(files, slow);
     } catch (e) {
       const code = errnoOf(e);
@@ -210,7 +215,7 @@ export class VmSampler implements Sampler {
       memoryBytes: d.memoryBytes,
       state: vmStateOf(d.state),
       cpuTimeNs: cpu.cpuTimeNs,
-      vcpuTimeNs: cpu.vcpuTimeNs,
+      vcpuTimeNs: fresh || !this.slowVcpus || !prev ? cpu.vcpuTimeNs : (prev.last.vcpuTimeNs ?? []),
       memoryUsedBytes: slow.memoryUsedBytes,
       blockReadBytes: slow.blockReadBytes,
       blockWriteBytes: slow.blockWriteBytes,
@@ -222,6 +227,7 @@ export class VmSampler implements Sampler {
     };
     const slowAtNs = fresh ? now : (prev?.slowAtNs ?? now);
     if (this.slowEvery > 1) sample.slowReadMonoNs = slowAtNs;
+    if (this.slowVcpus) sample.vcpuReadMonoNs = slowAtNs;
     if (!prev || prev.id !== d.id) {
       this.log.info({ vm: d.uuid, name: d.name, cgroup: cgroupPath }, 'VM appeared');
     }

@@ -36,7 +36,8 @@
  *   [previous slow read, this one], not the interval: the interval gets the mean byte rate of the newest
  *   such window that ended at or before its end × its duration (0 until the VM's first window). Over a
  *   billing period the bytes match the counters to within one window; memory_used_bytes is a level, taken
- *   as read.
+ *   as read. Per-vCPU counters read that way (vcpu_read_mono_ns set) likewise: each vCPU's seconds at its
+ *   newest window's rate.
  * Memory is bounded: per host, one frame, one I/O rate per VM of that frame, and at most
  * `maxVanishedPerHost` vanished VM samples.
  */
@@ -78,10 +79,11 @@ interface VanishedVm {
   monoNs: number;
 }
 
-/** Bytes per second of a VM's block counters over its newest slow-read window. */
+/** Bytes per second of a VM's block counters, and CPU seconds per second of its vCPUs, over their newest read windows. */
 interface IoRate {
   read: number;
   write: number;
+  vcpu?: number[];
 }
 
 interface HostState {
@@ -445,6 +447,7 @@ export class IntervalAligner {
       if (state === 'gone') presence = Math.min(presence, 0.5);
       const vi = this.vmInterval(hostId, seq, v, p, presence, state, anomalies, spanned);
       if (n(v.slowReadMonoNs) > 0) this.spreadSlowIo(vi, v, p, st.ioRates.get(uuid), ioRates, durationS);
+      if (n(v.vcpuReadMonoNs) > 0) this.spreadSlowVcpus(vi, v, p, st.ioRates.get(uuid), ioRates, durationS);
       vms.push(vi);
     }
     st.ioRates = ioRates;
@@ -502,9 +505,22 @@ export class IntervalAligner {
       const windowS = (at - prevAt) / 1e9;
       rate = { read: vi.blockReadBytes / windowS, write: vi.blockWriteBytes / windowS };
     }
-    if (rate) out.set(vi.uuid, rate);
+    if (rate) out.set(vi.uuid, { ...out.get(vi.uuid), read: rate.read, write: rate.write });
     vi.blockReadBytes = rate ? rate.read * durationS : 0;
     vi.blockWriteBytes = rate ? rate.write * durationS : 0;
+  }
+
+  /** spreadSlowIo for the per-vCPU seconds of a VM whose vCPU counters are read every few rounds (vcpu_read_mono_ns). */
+  private spreadSlowVcpus(vi: VmInterval, v: IVmSample, p: IVmSample | undefined, last: IoRate | undefined, out: Map<string, IoRate>, durationS: number): void {
+    const at = n(v.vcpuReadMonoNs);
+    const prevAt = p ? n(p.vcpuReadMonoNs) || n(p.readMonoNs) : 0;
+    let rate = last?.vcpu;
+    if (p && prevAt > 0 && at > prevAt) {
+      const windowS = (at - prevAt) / 1e9;
+      rate = vi.vcpuSeconds.map((s) => s / windowS);
+    }
+    if (rate) out.set(vi.uuid, { ...(out.get(vi.uuid) ?? { read: 0, write: 0 }), vcpu: rate });
+    vi.vcpuSeconds = vi.vcpuSeconds.map((_, k) => (rate?.[k] ?? 0) * durationS);
   }
 
   private vmInterval(hostId: string, seq: number, v: IVmSample, p: IVmSample | undefined, presence: number, state: VmInterval['state'], anomalies: Anomaly[], spanned: boolean): VmInterval {

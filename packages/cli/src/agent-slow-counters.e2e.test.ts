@@ -23,12 +23,14 @@ const put = (root: string, p: string, text: string): void => {
   renameSync(`${f}.tmp`, f);
 };
 
-test('wattsplit agent reading memory and block I/O every 3rd round: the aligner gives every interval the read window\'s byte rate, energy conserved', async (t) => {
+for (const slowVcpus of [false, true]) test(`wattsplit agent reading memory and block I/O${slowVcpus ? ' and per-vCPU time' : ''} every 3rd round: the aligner gives every interval the read window's rate, energy conserved`, async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'wattsplit-agent-slow-'));
   const host = join(dir, 'host');
   const VMS = [1, 2];
   /** bytes per second each VM reads (it writes half that) */
   const rate = (i: number): number => i * 1_000_000;
+  /** CPU seconds per second of vCPU k of VM i */
+  const vcpuRate = (i: number, k: number): number => 0.1 * i + 0.05 * k;
   const cg = (i: number) => `/machine/qemu-${i}-vm-${i}.libvirt-qemu`;
   const t0 = Date.now();
   const writeCounters = (): void => {
@@ -37,6 +39,7 @@ test('wattsplit agent reading memory and block I/O every 3rd round: the aligner 
     put(host, 'proc/stat', `cpu  ${Math.round(400 + 100 * s)} 0 0 ${Math.round(100_000 + 300 * s)} 0 0 0 0 0 0\ncpu0 1 0 0 1 0 0 0 0 0 0\ncpu1 1 0 0 1 0 0 0 0 0 0\ncpu2 1 0 0 1 0 0 0 0 0 0\ncpu3 1 0 0 1 0 0 0 0 0 0\n`);
     for (const i of VMS) {
       put(host, `sys/fs/cgroup/cpuacct${cg(i)}/cpuacct.usage`, `${Math.round(s * i * 0.4e9)}\n`);
+      for (let k = 0; k < 2; k++) put(host, `sys/fs/cgroup/cpuacct${cg(i)}/vcpu${k}/cpuacct.usage`, `${Math.round(s * vcpuRate(i, k) * 1e9)}\n`);
       put(host, `sys/fs/cgroup/memory${cg(i)}/memory.usage_in_bytes`, `${(1 << 30) + Math.round(s * 1000)}\n`);
       const r = Math.round(rate(i) * s);
       put(host, `sys/fs/cgroup/blkio${cg(i)}/blkio.throttle.io_service_bytes`, `253:0 Read ${r}\n253:0 Write ${Math.round(r / 2)}\n253:0 Total ${r + Math.round(r / 2)}\nTotal ${r + Math.round(r / 2)}\n`);
@@ -45,7 +48,6 @@ test('wattsplit agent reading memory and block I/O every 3rd round: the aligner 
   put(host, 'sys/class/powercap/intel-rapl:0/name', 'package-0\n');
   put(host, 'sys/class/powercap/intel-rapl:0/max_energy_range_uj', '262143328850\n');
   put(host, 'proc/sys/kernel/random/boot_id', '6a1f7c3e-0d52-4b8e-9a57-2f7b0c1d9e44\n');
-  for (const i of VMS) for (let k = 0; k < 2; k++) put(host, `sys/fs/cgroup/cpuacct${cg(i)}/vcpu${k}/cpuacct.usage`, '1000\n');
   writeCounters();
   const writer = setInterval(writeCounters, 10);
   const bus = new InProcessBus({ partitions: 1 });
@@ -54,7 +56,7 @@ test('wattsplit agent reading memory and block I/O every 3rd round: the aligner 
   const gw = await startGateway({ producer: bus.producer() });
   const cfg = join(dir, 'agent.json');
   writeFileSync(cfg, JSON.stringify({
-    hostId: 'hv-slow', intervalMs: 100, slowCountersEveryMs: 300, sysfsRoot: host, gateway: { address: gw.address, tls: false }, spool: { dir: join(dir, 'spool') },
+    hostId: 'hv-slow', intervalMs: 100, slowCountersEveryMs: 300, slowVcpuCounters: slowVcpus, sysfsRoot: host, gateway: { address: gw.address, tls: false }, spool: { dir: join(dir, 'spool') },
     libvirt: false, nvml: { enabled: false }, perf: { enabled: false },
     vms: VMS.map((i) => ({ uuid: `u-${i}`, name: `vm-${i}`, id: i, vcpus: 2, memoryBytes: 2 ** 31, tenant: `t${i}`, taps: [] })),
   }));
@@ -90,8 +92,12 @@ test('wattsplit agent reading memory and block I/O every 3rd round: the aligner 
     const cpuBetween = samples.filter((v, k) => k > 0 && v.slowReadMonoNs === samples[k - 1]!.slowReadMonoNs && v.cpuTimeNs !== samples[k - 1]!.cpuTimeNs).length;
     assert.ok(cpuBetween >= 5, `VM ${i}: CPU time moved in ${cpuBetween} frames without a slow read`);
     for (let k = 1; k < samples.length; k++) {
-      if (samples[k]!.slowReadMonoNs === samples[k - 1]!.slowReadMonoNs) assert.equal(samples[k]!.blockReadBytes, samples[k - 1]!.blockReadBytes, `VM ${i} frame ${k}: no new read, the same value`);
+      if (samples[k]!.slowReadMonoNs === samples[k - 1]!.slowReadMonoNs) {
+        assert.equal(samples[k]!.blockReadBytes, samples[k - 1]!.blockReadBytes, `VM ${i} frame ${k}: no new read, the same value`);
+        if (slowVcpus) assert.deepEqual(samples[k]!.vcpuTimeNs, samples[k - 1]!.vcpuTimeNs, `VM ${i} frame ${k}: per-vCPU time from the same read`);
+      }
     }
+    assert.ok(samples.every((v) => (slowVcpus ? Number(v.vcpuReadMonoNs) === Number(v.slowReadMonoNs) : Number(v.vcpuReadMonoNs) === 0)), `VM ${i}: vcpu_read_mono_ns ${slowVcpus ? 'with the slow counters' : '0 (read every round)'}`);
   }
 
   const al = new IntervalAligner();
@@ -123,6 +129,14 @@ test('wattsplit agent reading memory and block I/O every 3rd round: the aligner 
     // in most windows and catch up in a few)
     const mean = steady.reduce((a, v) => a + v.blockReadBytes, 0) / steady.reduce((a, _, k) => a + ivs[first + k]!.durationS, 0);
     assert.ok(Math.abs(mean / rate(i) - 1) < 0.25, `VM ${i}: mean rate ${(mean / 1e6).toFixed(3)} MB/s vs ${(rate(i) / 1e6).toFixed(3)} written`);
+    for (let k = 0; k < 2; k++) {
+      const vcpuMean = steady.reduce((a, v) => a + (v.vcpuSeconds[k] ?? 0), 0) / steady.reduce((a, _, j) => a + ivs[first + j]!.durationS, 0);
+      assert.ok(Math.abs(vcpuMean / vcpuRate(i, k) - 1) < 0.25, `VM ${i} vCPU ${k}: mean ${vcpuMean.toFixed(3)} s/s vs ${vcpuRate(i, k)} written`);
+    }
+    if (slowVcpus) {
+      const zeroV = steady.filter((v) => (v.vcpuSeconds[1] ?? 0) === 0).length;
+      assert.ok(zeroV <= Math.max(3, steady.length / 10), `VM ${i}: ${zeroV} intervals without vCPU time after the first window`);
+    }
     for (let k = 0; k < steady.length; k++) assert.ok(Math.abs(steady[k]!.blockWriteBytes * 2 - steady[k]!.blockReadBytes) <= 4 + steady[k]!.blockReadBytes * 0.01, `VM ${i}: write = read / 2`);
     // over the run the bytes match the counters to within about one read window
     const firstSample = frames[0]!.vms.find((x) => x.uuid === `u-${i}`)!;

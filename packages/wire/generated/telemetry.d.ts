@@ -269,6 +269,7 @@ export namespace wattsplit {
                 startedMonoNs?: (number|null);
                 hardwareClass?: (string|null);
                 slowReadMonoNs?: (number|null);
+                vcpuReadMonoNs?: (number|null);
             }
 
             class VmSample implements IVmSample {
@@ -292,6 +293,7 @@ export namespace wattsplit {
                 public startedMonoNs: number;
                 public hardwareClass: string;
                 public slowReadMonoNs: number;
+                public vcpuReadMonoNs: number;
                 public static create(properties?: wattsplit.telemetry.v1.IVmSample): wattsplit.telemetry.v1.VmSample;
                 public static encode(m: wattsplit.telemetry.v1.IVmSample, w?: $protobuf.Writer): $protobuf.Writer;
                 public static decode(r: ($protobuf.Reader|Uint8Array), l?: number): wattsplit.telemetry.v1.VmSample;

@@ -2806,6 +2806,7 @@ export const wattsplit = $root.wattsplit = (() => {
                  * @property {number|null} [startedMonoNs] VmSample startedMonoNs
                  * @property {string|null} [hardwareClass] VmSample hardwareClass
                  * @property {number|null} [slowReadMonoNs] VmSample slowReadMonoNs
+                 * @property {number|null} [vcpuReadMonoNs] VmSample vcpuReadMonoNs
                  */
 
                 /**
@@ -2978,6 +2979,14 @@ export const wattsplit = $root.wattsplit = (() => {
                 VmSample.prototype.slowReadMonoNs = 0;
 
                 /**
+                 * VmSample vcpuReadMonoNs.
+                 * @member {number} vcpuReadMonoNs
+                 * @memberof wattsplit.telemetry.v1.VmSample
+                 * @instance
+                 */
+                VmSample.prototype.vcpuReadMonoNs = 0;
+
+                /**
                  * Creates a new VmSample instance using the specified properties.
                  * @function create
                  * @memberof wattsplit.telemetry.v1.VmSample
@@ -3049,6 +3058,8 @@ export const wattsplit = $root.wattsplit = (() => {
                         w.uint32(146).string(m.hardwareClass);
                     if (m.slowReadMonoNs != null && Object.hasOwnProperty.call(m, "slowReadMonoNs"))
                         w.uint32(152).uint64(m.slowReadMonoNs);
+                    if (m.vcpuReadMonoNs != null && Object.hasOwnProperty.call(m, "vcpuReadMonoNs"))
+                        w.uint32(160).uint64(m.vcpuReadMonoNs);
                     return w;
                 };
 
@@ -3175,6 +3186,10 @@ export const wattsplit = $root.wattsplit = (() => {
                             }
                         case 19: {
                                 m.slowReadMonoNs = r.uint64();
+                                break;
+                            }
+                        case 20: {
+                                m.vcpuReadMonoNs = r.uint64();
                                 break;
                             }
                         default:
@@ -3389,6 +3404,16 @@ export const wattsplit = $root.wattsplit = (() => {
                         else if (typeof d.slowReadMonoNs === "object")
                             m.slowReadMonoNs = new $util.LongBits(d.slowReadMonoNs.low >>> 0, d.slowReadMonoNs.high >>> 0).toNumber(true);
                     }
+                    if (d.vcpuReadMonoNs != null) {
+                        if ($util.Long)
+                            m.vcpuReadMonoNs = $util.Long.fromValue(d.vcpuReadMonoNs, true);
+                        else if (typeof d.vcpuReadMonoNs === "string")
+                            m.vcpuReadMonoNs = parseInt(d.vcpuReadMonoNs, 10);
+                        else if (typeof d.vcpuReadMonoNs === "number")
+                            m.vcpuReadMonoNs = d.vcpuReadMonoNs;
+                        else if (typeof d.vcpuReadMonoNs === "object")
+                            m.vcpuReadMonoNs = new $util.LongBits(d.vcpuReadMonoNs.low >>> 0, d.vcpuReadMonoNs.high >>> 0).toNumber(true);
+                    }
                     return m;
                 };
 
@@ -3471,6 +3496,11 @@ export const wattsplit = $root.wattsplit = (() => {
                             d.slowReadMonoNs = o.longs === String ? n.toString() : o.longs === Number ? n.toNumber() : typeof BigInt !== "undefined" && o.longs === BigInt ? n.toBigInt() : n;
                         } else
                             d.slowReadMonoNs = o.longs === String ? "0" : typeof BigInt !== "undefined" && o.longs === BigInt ? BigInt("0") : 0;
+                        if ($util.Long) {
+                            var n = new $util.Long(0, 0, true);
+                            d.vcpuReadMonoNs = o.longs === String ? n.toString() : o.longs === Number ? n.toNumber() : typeof BigInt !== "undefined" && o.longs === BigInt ? n.toBigInt() : n;
+                        } else
+                            d.vcpuReadMonoNs = o.longs === String ? "0" : typeof BigInt !== "undefined" && o.longs === BigInt ? BigInt("0") : 0;
                     }
                     if (m.uuid != null && Object.hasOwnProperty.call(m, "uuid")) {
                         d.uuid = m.uuid;
@@ -3589,6 +3619,14 @@ export const wattsplit = $root.wattsplit = (() => {
                             d.slowReadMonoNs = o.longs === String ? String(m.slowReadMonoNs) : m.slowReadMonoNs;
                         else
                             d.slowReadMonoNs = o.longs === String ? $util.Long.prototype.toString.call(m.slowReadMonoNs) : o.longs === Number ? new $util.LongBits(m.slowReadMonoNs.low >>> 0, m.slowReadMonoNs.high >>> 0).toNumber(true) : m.slowReadMonoNs;
+                    }
+                    if (m.vcpuReadMonoNs != null && Object.hasOwnProperty.call(m, "vcpuReadMonoNs")) {
+                        if (typeof BigInt !== "undefined" && o.longs === BigInt)
+                            d.vcpuReadMonoNs = typeof m.vcpuReadMonoNs === "number" ? BigInt(m.vcpuReadMonoNs) : $util.Long.fromBits(m.vcpuReadMonoNs.low >>> 0, m.vcpuReadMonoNs.high >>> 0, true).toBigInt();
+                        else if (typeof m.vcpuReadMonoNs === "number")
+                            d.vcpuReadMonoNs = o.longs === String ? String(m.vcpuReadMonoNs) : m.vcpuReadMonoNs;
+                        else
+                            d.vcpuReadMonoNs = o.longs === String ? $util.Long.prototype.toString.call(m.vcpuReadMonoNs) : o.longs === Number ? new $util.LongBits(m.vcpuReadMonoNs.low >>> 0, m.vcpuReadMonoNs.high >>> 0).toNumber(true) : m.vcpuReadMonoNs;
                     }
                     return d;
                 };
