@@ -96,12 +96,12 @@ test('the collector process pauses its training while ingest is behind (stopped 
   const q = (sql: string) => P.chQuery(ch, db, sql);
 
   const gw = new P.Proc('gateway', process.execPath, [CLI, 'gateway', '--host', '127.0.0.1', '--port', '0', '--log-level', 'info'], { env, logDir });
-  const gl = await P.waitFor('the gateway listening', () => logLines(gw).find((l) => msgOf(l) === 'gateway listening'), 60_000);
+  const gl = await P.waitFor('the gateway listening', () => logLines(gw).find((l) => msgOf(l) === 'gateway listening'), 120_000);
   const collector = new P.Proc('collector', process.execPath, [
     CLI, 'collector', '--url', ch, '--database', db, '--http-port', '0', '--group', `training-yield-${runId}`, '--log-level', 'info',
     '--train-check-s', '1', '--train-min-intervals', '30', '--drift-ratio', '100', '--train-yield-above-s', '3', '--train-max-pause-s', '60',
   ], { env, logDir });
-  const cl = await P.waitFor('the collector running', () => logLines(collector).find((l) => msgOf(l) === 'collector running'), 90_000);
+  const cl = await P.waitFor('the collector running', () => logLines(collector).find((l) => msgOf(l) === 'collector running'), 120_000);
   const url = str(cl.url);
 
   // 2 hosts of 2 hardware classes; after a 60 s warm-up sent as fast as acked, the agents follow the wall clock (1 frame/s each).
