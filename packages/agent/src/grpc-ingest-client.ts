@@ -199,6 +199,7 @@ export class GrpcIngestClient implements FrameBatchTransport {
   /** The connection, opened on first use (a refused or failed one surfaces as the call's error). */
   private connect(): http2.ClientHttp2Session {
     if (this.session && !this.session.closed && !this.session.destroyed) return this.session;
+    clearInterval(this.keepalive); // a session that closed before its 'close' event reached onSessionGone
     const addr = this.opts.address;
     const tls = this.tls;
     const options: http2.ClientSessionOptions & http2.SecureClientSessionOptions = { settings: { enablePush: false } };
