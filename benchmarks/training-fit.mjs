@@ -16,7 +16,7 @@
 // Several runs side by side: a comma-separated list in --hosts or --models-dist (say
 // `--hosts 1,10,50 --models-dist packages/models/.cache/before,packages/models/dist`) runs each combination
 // in a fresh child process, one after another (for each class size, the builds in the order given), each
-// under --timeout seconds (default 600; a run that does not finish is reported as such), and prints a table
+// under --timeout seconds (default 600; a list gives each build its own; a run that does not finish is reported as such), and prints a table
 // (CPU-s, wall, load average before and after each run) and, per class size, how far each build's model is
 // from the first build's: the largest relative difference of the per-VM W per core and of the residuals.
 //
@@ -41,7 +41,8 @@ const seconds = Number(opt('--seconds', 86_400));
 const vms = Number(opt('--vms', 50));
 const profileDir = opt('--profile', '');
 const modelOut = opt('--model-out', '');
-const timeoutS = Number(opt('--timeout', 600));
+const timeouts = opt('--timeout', '600').split(',').map(Number);
+const timeoutOf = (i) => timeouts[Math.min(i, timeouts.length - 1)];
 const machine = `${cpus().length}× ${cpus()[0]?.model ?? '?'}`;
 
 if (dists.length > 1 || hostsList.length > 1) await sideBySide();
@@ -112,7 +113,7 @@ function modelDiff(a, b) {
   return { vms: vmCount, raplVmCoreWRel: vm, bmcVmLogAbs: bmcVm, residualRel: residual, raplLoad: [a.sources.rapl.load, b.sources.rapl.load] };
 }
 
-function child(modelsDist, hosts, out) {
+function child(modelsDist, hosts, out, timeoutS) {
   const args = [fileURLToPath(import.meta.url), '--models-dist', modelsDist, '--hosts', String(hosts), '--vms', String(vms), '--seconds', String(seconds), '--model-out', out];
   return new Promise((resolve) => {
     const p = spawn(process.execPath, args, { cwd: root, stdio: ['ignore', 'pipe', 'inherit'] });
@@ -131,7 +132,7 @@ function child(modelsDist, hosts, out) {
       } catch {
         r = undefined;
       }
-      resolve({ modelsDist, hosts, ok: code === 0 && r !== undefined, signal, processWallS: +wallS.toFixed(1), load: [+load0.toFixed(1), +loadavg()[0].toFixed(1)], ...(r ?? {}), out });
+      resolve({ modelsDist, hosts, timeoutS, ok: code === 0 && r !== undefined, signal, processWallS: +wallS.toFixed(1), load: [+load0.toFixed(1), +loadavg()[0].toFixed(1)], ...(r ?? {}), out });
     });
   });
 }
@@ -144,7 +145,7 @@ async function sideBySide() {
       const here = [];
       for (const [i, d] of dists.entries()) {
         process.stderr.write(`training-fit: ${hosts} host(s) × ${vms} VMs, ${d}\n`);
-        const r = await child(d, hosts, join(dir, `h${hosts}-${i}.json`));
+        const r = await child(d, hosts, join(dir, `h${hosts}-${i}.json`), timeoutOf(i));
         process.stderr.write(`training-fit: ${JSON.stringify(r)}\n`);
         here.push(r);
       }
@@ -161,12 +162,12 @@ async function sideBySide() {
     console.log(JSON.stringify({ date: new Date().toISOString(), machine, node: process.version, seconds, vms, runs: runs.map((r) => ({ ...r, out: undefined })) }));
     return;
   }
-  console.log(`# trainAdditiveModel, one class of H hosts × ${vms} VMs, ${Math.min(17_470, seconds)} intervals sampled; ${new Date().toISOString()}, ${machine}, Node ${process.version}, timeout ${timeoutS} s per run\n`);
+  console.log(`# trainAdditiveModel, one class of H hosts × ${vms} VMs, ${Math.min(17_470, seconds)} intervals sampled; ${new Date().toISOString()}, ${machine}, Node ${process.version}, timeout ${timeouts.join(' / ')} s per run (per build)\n`);
   console.log('| hosts × VMs | build | fit wall s | fit CPU s | load avg (1 min) before → after | RAPL residual W | bmc_rest residual W | model vs the first build (per-VM W/core max rel. diff; residual rel. diff) |');
   console.log('|---|---|---:|---:|---|---:|---:|---|');
   for (const r of runs) {
     const d = r.diff ? `${r.diff.raplVmCoreWRel.toExponential(1)} over ${r.diff.vms} VMs; ${r.diff.residualRel.toExponential(1)}` : '';
-    if (!r.ok) console.log(`| ${r.hosts} × ${vms} | ${r.modelsDist} | > ${r.processWallS} (${r.signal ? `killed at the ${timeoutS} s timeout` : 'failed'}) | | ${r.load.join(' → ')} | | | |`);
+    if (!r.ok) console.log(`| ${r.hosts} × ${vms} | ${r.modelsDist} | > ${r.processWallS} (${r.signal ? `killed at the ${r.timeoutS} s timeout` : 'failed'}) | | ${r.load.join(' → ')} | | | |`);
     else console.log(`| ${r.hosts} × ${vms} | ${r.modelsDist} | ${r.fitWallS} | ${r.fitCpuS} | ${r.load.join(' → ')} | ${r.raplResidualRmsW.toPrecision(5)} | ${r.bmcRestResidualRmsW.toPrecision(5)} | ${d} |`);
   }
 }
