@@ -235,11 +235,13 @@ export async function trainAdditiveModel(intervals: readonly HostInterval[], opt
     if (coreW0) model.sources.rapl.vmCoreW = { ...coreW0 };
     const mse = refitPerVm(model, rapl);
     if (!(perVm && coreW0 && vmSd > 0 && Number.isFinite(vmSd))) return mse;
+    opts.yieldPoint?.('per-vm-shrunk');
     model.sources.rapl.vmCoreW = { ...coreW0 };
     return refitPerVm(model, { ...rapl, ridgeFloor: mse / vmSd ** 2 });
   };
   const raplMse = raplFit();
   if (perVm && coreW0 && opts.ipcGain !== false) fitIpcGain(model, sample, terms, p.y.rapl, raplMse, raplFit, logger, typeof opts.ipcGain === 'number' ? opts.ipcGain : undefined);
+  opts.yieldPoint?.('static-anchor');
   if (opts.fixedStaticW?.rapl === undefined && opts.staticAnchor !== false) {
     const anchored = anchorStaticToLowLoad(model, 'rapl', sample.map((iv, r) => ({ hostId: iv.hostId, terms: terms[r]!, powerW: p.y.rapl[r]! })), opts.staticAnchor || {});
     logger.debug({ hardwareClass: model.hardwareClass, hosts: anchored }, 'additive model: host static power anchored to low-load intervals');
