@@ -177,7 +177,7 @@ function laggedSlicedIntervals(seed: number, n: number, lagS: number): { ivs: Ho
     ivs.push({
       hostId: 'h', hardwareClass: 'c', seq: i + 1, prevSeq: i, t0UnixNs: i * 1e9, t1UnixNs: (i + 1) * 1e9, durationS: 1,
       measured: { rapl: 0, gpu: joules, bmc_rest: 0 }, raplZones: {},
-      gpus: [{ device: 'g', joules, contexts: 3, meanPowerW: joules, gpuUtilPct: 100 * busyAt(k0 + 99 - lagSteps), gpuUtilMeanPct: 100 * busy, gpuUtilSamples: 6, memUtilPct: 0, smClockMhz: 1980 }],
+      gpus: [{ device: 'g', joules, contexts: 3, meanPowerW: joules, gpuUtilPct: 100 * busyAt(k0 + 99 - lagSteps), gpuUtilMeanPct: 100 * busy, gpuUtilSamples: 10, memUtilPct: 0, smClockMhz: 1980 }],
       hostCpu: { busySeconds: 0, idleSeconds: 0, onlineCpus: 1, avgFreqMhz: 0 },
       vms: ['a', 'b', 'c'].map(vm),
       anomalies: [],
@@ -244,4 +244,24 @@ test('GpuTimeSliceMethod on a time-sliced GPU whose utilisation lags 0.2 s: caus
   assert.equal(st.devices[0]!.lag!.n, 1, 'one contiguous pair');
   assert.equal(st.devices[0]!.pending!.seq, 3);
   assert.equal(g.fitOf('h', 'g')!.windows, 2);
+});
+
+test('GpuTimeSliceMethod weighs a window by its sampling noise only where the split is a draw (no more process samples than driver periods)', () => {
+  const { ivs } = laggedSlicedIntervals(5, 3, 0);
+  const iv = ivs[1]!;
+  const pendingSamples = (x: HostInterval): number | undefined => {
+    const m = new GpuTimeSliceMethod();
+    m.observe(x);
+    return m.exportState('h')!.devices[0]!.pending!.samples;
+  };
+  const n = iv.vms.reduce((a, v) => a + (v.gpus[0]!.smUtilPct > 0 ? v.gpus[0]!.utilSamples : 0), 0);
+  assert.ok(n > 0 && n <= 10);
+  // time-slicing: each of the 10 driver periods names at most one process
+  assert.equal(pendingSamples(iv), n);
+  // every process sampled every period (MPS, the simulator): the split is measured, not drawn
+  const every: HostInterval = { ...iv, vms: iv.vms.map((v) => ({ ...v, gpus: [{ ...v.gpus[0]!, smUtilPct: 40, utilSamples: 10 }] })) };
+  assert.equal(pendingSamples(every), undefined);
+  // no device samples to count periods by: the count is taken as draws
+  const { gpuUtilMeanPct: _m, gpuUtilSamples: _n, ...g } = every.gpus[0]!;
+  assert.equal(pendingSamples({ ...every, gpus: [g] }), 30);
 });

@@ -17,7 +17,9 @@
  *   (1 − τ/dt)·m_i + τ/dt·m_{i+1}. The learner is therefore one interval behind what was observed; an
  *   interval followed by a gap (or a restart's seq jump) is learned as reported.
  * - the number of process samples its split was drawn from (Σ of the VMs' `utilSamples`), so that the learner
- *   weighs windows by the sampling noise of their split (`GpuSignatureLearner`, feasible GLS).
+ *   weighs windows by the sampling noise of their split (`GpuSignatureLearner`, feasible GLS) — only where the
+ *   split is a draw: not when the VMs' samples outnumber the device's utilisation samples (every process sampled
+ *   every period, e.g. MPS or the simulator).
  * State is per host: the host's device learners, lag estimators and pending windows, and the seq of the last
  * interval observed; an interval with seq ≤ that is not observed again (a redelivered interval is never
  * learned twice). `exportState(host)` / `importState(host, state)` move it to and from storage as plain JSON
@@ -181,7 +183,12 @@ function deviceObservation(iv: HostInterval, g: GpuInterval, attached: Attached)
   const U = busy * dt;
   if (U > 0 && tot > 0) for (const [k, f] of Object.entries(shares)) w.activity[k] = U * f;
   else for (const [k, x] of own) w.activity[k] = x;
-  if (samples > 0) w.samples = samples;
+  // The split is a draw only under time-slicing, where each process sample names the one process that held the
+  // GPU: then the VMs' samples are at most about one per driver sample period (the device's utilisation samples).
+  // Where more processes were sampled than there were periods (every process sampled every period: MPS, the
+  // simulator), the split is measured, not drawn, and carries no sampling noise to weigh by.
+  const periods = Number.isFinite(g.gpuUtilSamples) && (g.gpuUtilSamples ?? 0) > 0 ? g.gpuUtilSamples! : undefined;
+  if (samples > 0 && !(periods !== undefined && samples > periods)) w.samples = samples;
   return { seq: iv.seq, t1UnixNs: iv.t1UnixNs, busy, window: w, shares };
 }
 
