@@ -223,13 +223,18 @@ export function busContractSuite(name: string, make: BusFactory, traits: BusTrai
       assert.deepEqual([...new Set(seqs)].sort((a, b) => a - b), [...Array(rounds).keys()], `host-${k} lost nothing`);
       if (traits.rebalanceMayRedeliver) {
         // At-least-once across a rebalance: what was handled but not yet committed when its partition
-        // was reassigned is handled again by whoever owns it next. Each of the two rebalances (join,
-        // leave) can do that once, so no message arrives more than three times; how many are repeated
-        // at all depends on timing (0 to ~50 of 60 per key here).
+        // was reassigned is handled again by whoever owns it next. Each rebalance can do that once per
+        // message. The test makes two (join, leave), but the group may go through more generations than
+        // that (a member that misses its session under load rejoins: a CI run at load ~6 saw one message
+        // four times, 67 deliveries for 60), and the test cannot see how many there were; so the bound
+        // is two rebalances beyond the planned ones, which still catches a redelivery loop (a batch
+        // handled again and again without a rebalance), and the total stays at-least-once, not a flood.
+        // How many are repeated at all depends on timing (0 to ~50 of 60 per key here).
         const times = new Map<number, number>();
         for (const q of seqs) times.set(q, (times.get(q) ?? 0) + 1);
         const worst = Math.max(...times.values());
-        assert.ok(worst <= 3, `host-${k}: a message delivered ${worst} times (${seqs.length} deliveries for ${rounds})`);
+        assert.ok(worst <= 5, `host-${k}: a message delivered ${worst} times (${seqs.length} deliveries for ${rounds})`);
+        assert.ok(seqs.length <= 3 * rounds, `host-${k}: ${seqs.length} deliveries for ${rounds} messages`);
       }
       else assert.equal(seqs.length, rounds, `host-${k} delivered once each (got ${seqs.length})`);
     }
