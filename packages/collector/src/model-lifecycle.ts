@@ -306,7 +306,14 @@ export class ModelLifecycle {
     if (this.stopped) return Promise.reject(new WattsplitError('MODEL_TRAINING_FAILED', 'training stopped (the collector is shutting down)'));
     return new Promise<TrainingJobResult>((resolve, reject) => {
       const slot = this.gate?.register(job.kind);
-      const w = new Worker(new URL('./training-worker.js', import.meta.url), { workerData: { trainingJob: job, nice: this.o.workerNice, ...(slot ? { gate: slot.buffer } : {}) } satisfies TrainingWorkerData, transferList: transfer });
+      let w: Worker;
+      try {
+        w = new Worker(new URL('./training-worker.js', import.meta.url), { workerData: { trainingJob: job, nice: this.o.workerNice, ...(slot ? { gate: slot.buffer } : {}) } satisfies TrainingWorkerData, transferList: transfer });
+      } catch (e) {
+        slot?.done(); // a worker that never started holds no place at the gate
+        reject(new WattsplitError('MODEL_TRAINING_FAILED', `training worker did not start: ${(e as Error).message}`, { cause: e }));
+        return;
+      }
       this.workers.add(w);
       w.once('exit', () => {
         this.workers.delete(w);

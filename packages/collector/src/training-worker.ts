@@ -74,21 +74,33 @@ export class JobYielder {
     this.flags = gate ? new Int32Array(gate) : undefined;
   }
 
-  /** A yield point: waits while ingest is behind. */
-  point = (): void => {
+  /** A yield point: waits while ingest is behind; returns how long it waited, ms. */
+  point = (): number => {
     const t = performance.now();
     this.stats.maxGapS = Math.max(this.stats.maxGapS, (t - this.last) / 1000);
     this.stats.points++;
-    this.stats.pausedS += yieldToIngest(this.flags) / 1000;
+    const waited = yieldToIngest(this.flags);
+    this.stats.pausedS += waited / 1000;
     this.last = performance.now();
+    return waited;
   };
 
   /** `t` with a yield point before each query and the busy throttle after it. */
   transport(t: HistoryTransport): HistoryTransport {
     const timed = async <R>(q: () => Promise<R>): Promise<R> => {
-      this.point();
+      // While a pause blocks this thread its sockets' events and timers do not run: a kept-alive connection
+      // that the server closed meanwhile would be reused for the next query. One turn of the loop closes it.
+      if (this.point() > 0) await new Promise((r) => setImmediate(r));
       const t0 = performance.now();
-      const r = await q();
+      let r: R;
+      try {
+        r = await q();
+      } catch (e) {
+        // a history read is idempotent: one retry after a retriable store error (a connection that went away)
+        if (!normaliseError(e).retriable) throw e;
+        await new Promise((res) => setTimeout(res, 250));
+        r = await q();
+      }
       const ms = performance.now() - t0;
       this.stats.throttledS += (await throttleAfterQuery(this.flags, ms)) / 1000;
       return r;
