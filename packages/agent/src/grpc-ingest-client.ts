@@ -272,6 +272,7 @@ export class GrpcIngestClient implements FrameBatchTransport {
 
   /** Length-Prefixed-Messages from the response bytes; each one a BatchAck. */
   private onData(call: IngestCall, chunk: Buffer): void {
+    if (call.ended) return; // a late ack on a call already cancelled or ended must not settle the next call's batch
     let b = call.pending ? Buffer.concat([call.pending, chunk]) : chunk;
     while (b.length >= 5) {
       const len = b.readUInt32BE(1);
