@@ -16,8 +16,10 @@
 // --collectors N runs N collectors in one consumer group (this process and N-1 children): the
 // partitions are shared, as when a deployment scales the collector out. Their CPU is added up.
 //
-// Without --brokers / --clickhouse it starts its own broker (scripts/kafka.sh start bench) and
-// ClickHouse server (scripts/clickhouse-server.sh start bench) and stops them at the end.
+// Without --brokers / --clickhouse it starts its own broker (scripts/kafka.sh start NAME) and
+// ClickHouse server (scripts/clickhouse-server.sh start NAME) and stops them at the end; NAME is
+// --servers-name (default bench): give runs side by side on one box names of their own, or one run's end
+// stops the other's servers. Node --cpu-prof profiles this process (the collector), not the children.
 // Node processes as deployed: this one runs the collector (NestJS, attribution, store writes); a child
 // (`--role load`) runs the simulated agents' gRPC streams and the gateway, which produces to Kafka; a
 // child (`--role probe`) is the latency probe, a streaming consumer of the attribution topic.
@@ -39,7 +41,7 @@ import { readFileSync, readdirSync } from 'node:fs';
 import { cpus, loadavg, totalmem } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
+import { monitorEventLoopDelay, performance, PerformanceObserver } from 'node:perf_hooks';
 import { setInterval, clearInterval } from 'node:timers';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -291,8 +293,10 @@ let brokers = opt('brokers', '');
 let chUrl = opt('clickhouse', '');
 const ownBroker = !brokers;
 const ownCh = !chUrl;
-if (ownBroker) brokers = script('kafka.sh', ['start', 'bench']);
-if (ownCh) chUrl = script('clickhouse-server.sh', ['start', 'bench']);
+const serversName = opt('servers-name', 'bench');
+if (!/^[a-z0-9-]+$/.test(serversName)) throw new Error(`--servers-name ${serversName}: letters, digits and dashes only`);
+if (ownBroker) brokers = script('kafka.sh', ['start', serversName]);
+if (ownCh) chUrl = script('clickhouse-server.sh', ['start', serversName]);
 const chVersion = await (await globalThis.fetch(`${chUrl}/?query=SELECT%20version()`)).text();
 
 /** CPU seconds (user + system, all threads) of a process we started, from /proc; undefined if unknown. */
@@ -326,10 +330,41 @@ function threadCpuS(pidFile, prefix) {
     return undefined;
   }
 }
+/**
+ * CPU seconds of this process's threads by kind. Node names them all "node"; they are told apart by
+ * creation order (tids ascending): the main thread (tid = pid), then the platform's threads created at
+ * start-up — a delayed-task scheduler, the V8 worker pool (--v8-pool-size, default 4: parallel and
+ * concurrent GC, concurrent compilation) and the inspector's I/O thread — then the libuv threadpool
+ * (UV_THREADPOOL_SIZE, default 4: zlib, fs, dns), then any later thread (worker_threads). Checked on
+ * Node 20 with an allocation loop (only the V8 pool moves) and async gzip (only the libuv pool moves).
+ */
+const v8Pool = Number(process.execArgv.find((a) => a.startsWith('--v8-pool-size='))?.split('=')[1] ?? 4);
+const uvPool = Number(process.env.UV_THREADPOOL_SIZE ?? 4);
+function ownThreadCpuS() {
+  const out = { main: 0, v8: 0, platformOther: 0, libuv: 0, later: 0 };
+  let tids;
+  try {
+    tids = readdirSync('/proc/self/task').map(Number).sort((a, b) => a - b);
+  } catch {
+    return undefined;
+  }
+  tids.forEach((t, i) => {
+    try {
+      const stat = readFileSync(`/proc/self/task/${t}/stat`, 'utf8');
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      const s = (Number(f[11]) + Number(f[12])) / 100;
+      const kind = t === process.pid ? 'main' : i >= 2 && i < 2 + v8Pool ? 'v8' : i < 3 + v8Pool ? 'platformOther' : i < 3 + v8Pool + uvPool ? 'libuv' : 'later';
+      out[kind] += s;
+    } catch {
+      // the thread ended meanwhile
+    }
+  });
+  return out;
+}
 const serverCpu = () => ({
-  ch: ownCh ? procCpuS('.cache/clickhouse/bench/pid') : undefined,
-  chMerges: ownCh ? threadCpuS('.cache/clickhouse/bench/pid', 'BackgrProcPool') : undefined,
-  kafka: ownBroker ? procCpuS('.cache/kafka/run/bench/pid') : undefined,
+  ch: ownCh ? procCpuS(`.cache/clickhouse/${serversName}/pid`) : undefined,
+  chMerges: ownCh ? threadCpuS(`.cache/clickhouse/${serversName}/pid`, 'BackgrProcPool') : undefined,
+  kafka: ownBroker ? procCpuS(`.cache/kafka/run/${serversName}/pid`) : undefined,
 });
 
 
@@ -386,7 +421,10 @@ async function runClient(kind, trainS, workerNice = 19, gate = true) {
   let rpcId = 0;
   /** A child process of this script in `role`, with a request/response call over IPC. */
   const child = async (role, env) => {
-    const proc = fork(fileURLToPath(import.meta.url), ['--role', role], { env: { ...process.env, ...env }, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    // `node --cpu-prof benchmarks/fleet.mjs` profiles the collector (this process), not the children;
+    // `node --max-semi-space-size=N benchmarks/fleet.mjs` sizes the collector's young generation only
+    const execArgv = process.execArgv.filter((a) => !a.startsWith('--cpu-prof') && !a.startsWith('--max-semi-space-size'));
+    const proc = fork(fileURLToPath(import.meta.url), ['--role', role], { execArgv, env: { ...process.env, ...env }, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
     await new Promise((resolve, reject) => {
       proc.once('message', resolve);
       proc.once('exit', (code) => reject(new Error(`${role} process exited with ${code}`)));
@@ -420,6 +458,17 @@ async function runClient(kind, trainS, workerNice = 19, gate = true) {
     for (const c of extra) c.proc.send({ cmd: 'mark' });
     const stored0 = (await probe.call('mark')).published;
     const cpu0 = process.cpuUsage();
+    const threads0 = ownThreadCpuS();
+    const gc = { ms: 0, n: 0, byKind: {} };
+    const gcObs = new PerformanceObserver((list) => {
+      for (const e of list.getEntries()) {
+        gc.ms += e.duration;
+        gc.n++;
+        const k = e.detail?.kind ?? 0;
+        gc.byKind[k] = (gc.byKind[k] ?? 0) + e.duration;
+      }
+    });
+    gcObs.observe({ entryTypes: ['gc'] });
     const srv0 = serverCpu();
     const w0 = { ...writer };
     Object.assign(handlerStats, { calls: 0, messages: 0, ms: 0 });
@@ -448,6 +497,8 @@ async function runClient(kind, trainS, workerNice = 19, gate = true) {
     const pr = await probe.call('pause');
     const wallS = (performance.now() - t0) / 1000;
     const cpu = process.cpuUsage(cpu0);
+    const threads1 = ownThreadCpuS();
+    gcObs.disconnect();
     const srv1 = serverCpu();
     const lag = await nsBus.lag(TOPICS.telemetry, 'bench');
     const mem = process.memoryUsage();
@@ -490,6 +541,13 @@ async function runClient(kind, trainS, workerNice = 19, gate = true) {
       cpuClickhouseMerges: cpuPct(srv0.chMerges === undefined || srv1.chMerges === undefined ? undefined : srv1.chMerges - srv0.chMerges),
       cpuKafka: cpuPct(srv0.kafka === undefined || srv1.kafka === undefined ? undefined : srv1.kafka - srv0.kafka),
       collectorUsPerVmSample: intervals > 0 ? +((collectorCpuS * 1e6) / (intervals * vmsPerHost)).toFixed(1) : undefined,
+      // this process's CPU by thread kind, µs per VM-sample stored (the extra collectors of --collectors N are not split)
+      collectorThreadsUs:
+        threads0 && threads1 && intervals > 0 ? Object.fromEntries(Object.keys(threads1).map((k) => [k, +(((threads1[k] - threads0[k]) * 1e6) / (intervals * vmsPerHost)).toFixed(1)])) : undefined,
+      // main-thread GC pauses (perf_hooks 'gc' entries): µs per VM-sample and count; kinds 1 minor, 2 major, 4 incremental, 8 weak callbacks
+      gcPauseUs: intervals > 0 ? +((gc.ms * 1e3) / (intervals * vmsPerHost)).toFixed(1) : undefined,
+      gcPauses: gc.n,
+      gcMsByKind: Object.fromEntries(Object.entries(gc.byKind).map(([k, v]) => [k, Math.round(v)])),
       skippedTicks: l.skippedTicks,
       handlerCalls: handlerStats.calls,
       meanBatch: +(handlerStats.messages / Math.max(1, handlerStats.calls)).toFixed(1),
@@ -528,8 +586,8 @@ try {
     }
   }
 } finally {
-  if (ownBroker) script('kafka.sh', ['stop', 'bench']);
-  if (ownCh) script('clickhouse-server.sh', ['stop', 'bench']);
+  if (ownBroker) script('kafka.sh', ['stop', serversName]);
+  if (ownCh) script('clickhouse-server.sh', ['stop', serversName]);
 }
 
 const best = (c) => Math.max(0, ...all.filter((r) => r.client === c && r.sustained && (r.training === 'off' || r.training === '-')).map((r) => r.hosts));
@@ -553,6 +611,12 @@ const lines = [
         '',
       ]
     : []),
+  'The collector process (this one) by thread, µs of CPU per VM-sample stored: main thread, V8 worker pool (GC helpers, compilers), other platform threads, libuv threadpool, later threads; and the main thread\'s GC pauses (perf_hooks):',
+  '',
+  '| client | hosts | main | V8 pool | platform other | libuv pool | later | GC pauses on main (count) | load avg |',
+  '|---|---|---|---|---|---|---|---|---|',
+  ...all.map((r) => `| ${r.client} | ${r.hosts} | ${r.collectorThreadsUs?.main ?? '?'} | ${r.collectorThreadsUs?.v8 ?? '?'} | ${r.collectorThreadsUs?.platformOther ?? '?'} | ${r.collectorThreadsUs?.libuv ?? '?'} | ${r.collectorThreadsUs?.later ?? '?'} | ${r.gcPauseUs ?? '?'} (${r.gcPauses}) | ${r.loadAvg} |`),
+  '',
   ...clients.map((c) => `${c}: sustained up to ${best(c)} hosts`),
   '',
   'CPU per VM-sample (µs) at the largest sustained step, and the cores 1 000 hosts × 50 VMs would need at that cost:',
