@@ -77,8 +77,15 @@ export interface AdditiveTrainOptions {
    * they are exposed (`dramWeightFromZones`). Default true.
    */
   dramFromZones?: boolean;
+  /**
+   * Refit the package load factor's shape once the IPC gain is known (its CPU parts then follow each VM's IPC).
+   * Default true; only where the load factor comes from the package counters and a gain was kept.
+   */
+  ipcLoadFactor?: boolean;
   /** Learn per-VM coefficients (VM identity). Default true. */
   perVm?: boolean;
+  /** How the load factor's (β₁, β₂) box is searched (load-factor-fit.ts `search`). Default 'coarse-to-fine'; 'grid' is the reference. */
+  loadFactorSearch?: 'coarse-to-fine' | 'grid';
   /**
    * Fit only intervals free of measurement artefacts (training-selection.ts: VMs vanishing or coming back,
    * held frames, anomalies). Default true; with fewer than 30 such intervals every usable one is fitted.
@@ -218,14 +225,15 @@ export async function trainAdditiveModel(intervals: readonly HostInterval[], opt
   }
   opts.yieldPoint?.('placement');
   // the load factor's shape from the package counters (shared curve, idle per package), where they exist
-  const zoneLoad = placement && (opts.packageLoadFactor ?? true) ? packageLoadFactor(model, terms, sample) : undefined;
+  const search = opts.loadFactorSearch ?? 'coarse-to-fine';
+  const zoneLoad = placement && (opts.packageLoadFactor ?? true) ? packageLoadFactor(model, terms, sample, search) : undefined;
   const vmRidge = opts.vmRegularisation ?? 0.005;
   // the DRAM weight from the DRAM zones where the host exposes them (memory traffic from LLC misses drives DRAM
   // power linearly): fitted on the host total it is collinear with memory-bound VMs' CPU time and took their
   // package power (development fleet 101: 2.7 W per GB/s against a true 0.9; database VMs' own W per core 0.4–1.5
   // against 5), so the split's stand-alone rate, which scales the CPU part, missed them
   const dramW = (opts.dramFromZones ?? true) ? dramWeightFromZones(sample, terms) : undefined;
-  const rapl = { source: 'rapl', terms, measuredW: p.y.rapl, vmRidge, perVm, fixedStaticW: opts.fixedStaticW?.rapl, fixedLoad: zoneLoad, ...(dramW !== undefined ? { fixedIo: { [DRAM_K]: dramW } } : {}) } as const;
+  let rapl = { source: 'rapl', terms, measuredW: p.y.rapl, vmRidge, perVm, search, fixedStaticW: opts.fixedStaticW?.rapl, fixedLoad: zoneLoad, ...(dramW !== undefined ? { fixedIo: { [DRAM_K]: dramW } } : {}) } as const;
   const coreW0 = model.sources.rapl.vmCoreW ? { ...model.sources.rapl.vmCoreW } : undefined;
   // shrinkage towards the feature model that grows with how badly the host totals fit (phases, hidden memory
   // traffic): a prior of ±`vmPriorSd` on each VM's multiplier (λ = σ² / sd², as on the wall side), so a small VM
@@ -241,6 +249,16 @@ export async function trainAdditiveModel(intervals: readonly HostInterval[], opt
   };
   const raplMse = raplFit();
   if (perVm && coreW0 && opts.ipcGain !== false) fitIpcGain(model, sample, terms, p.y.rapl, raplMse, raplFit, logger, typeof opts.ipcGain === 'number' ? opts.ipcGain : undefined);
+  // with an IPC gain the package counters' CPU parts follow each VM's IPC too: the shared load factor, fitted
+  // before the gain was known, had bent to the phases' power swings (static-anchor.ts, "The load factor"), and
+  // the host intercepts took the difference; refit its shape with the gain, then the multipliers on it
+  if (zoneLoad && model.sources.rapl.ipcGain !== undefined && opts.ipcLoadFactor !== false) {
+    const lf = packageLoadFactor(model, terms, sample, search);
+    if (lf) {
+      rapl = { ...rapl, fixedLoad: lf };
+      raplFit();
+    }
+  }
   opts.yieldPoint?.('static-anchor');
   if (opts.fixedStaticW?.rapl === undefined && opts.staticAnchor !== false) {
     const anchored = anchorStaticToLowLoad(model, 'rapl', sample.map((iv, r) => ({ hostId: iv.hostId, terms: terms[r]!, powerW: p.y.rapl[r]! })), opts.staticAnchor || {});
@@ -251,7 +269,7 @@ export async function trainAdditiveModel(intervals: readonly HostInterval[], opt
   // pull is stronger than on RAPL because the wall reading is coarser (BMC power in whole watts on some hosts):
   // it grows with the shared fit's residual variance σ², as a prior of ±`bmcPriorSd` on each multiplier
   // (λ = σ² / sd²), so small VMs on a noisy wall reading stay shared
-  const bmc = { source: 'bmc_rest', terms, measuredW: p.y.bmc_rest, fixedStaticW: opts.fixedStaticW?.bmc_rest } as const;
+  const bmc = { source: 'bmc_rest', terms, measuredW: p.y.bmc_rest, search, fixedStaticW: opts.fixedStaticW?.bmc_rest } as const;
   const shared = refitPerVm(model, { ...bmc, vmRidge: 0, perVm: false });
   opts.yieldPoint?.('bmc-per-vm');
   if (opts.bmcPerVm ?? true) refitPerVm(model, { ...bmc, vmRidge, perVm: true, ridgeFloor: shared / (opts.bmcPriorSd ?? 0.5) ** 2 });
@@ -407,7 +425,7 @@ function raplCpuParts(model: AdditiveModelJson, terms: readonly VmFeatures[][]):
  * along which the intercept and the curvature trade off. Undefined when no host has package counters for all
  * its sockets.
  */
-function packageLoadFactor(model: AdditiveModelJson, terms: readonly VmFeatures[][], sample: readonly HostInterval[]): [number, number] | undefined {
+function packageLoadFactor(model: AdditiveModelJson, terms: readonly VmFeatures[][], sample: readonly HostInterval[], search: 'coarse-to-fine' | 'grid'): [number, number] | undefined {
   const pl = model.placement;
   if (!pl) return undefined;
   const S = pl.sockets;
@@ -431,7 +449,7 @@ function packageLoadFactor(model: AdditiveModelJson, terms: readonly VmFeatures[
   for (const ts of terms) for (const f of ts) if (f.cpu > 0 && !ids.has(f.id)) ids.set(f.id, nI + ids.size);
   const N = nI + ids.size;
   const parts = raplCpuParts(model, terms);
-  const ne = new LoadFactorNormalEquations(N);
+  const ne = new LoadFactorNormalEquations(N, { search });
   const cols = new Int32Array(N);
   const vals = [new Float64Array(N), new Float64Array(N), new Float64Array(N)];
   sample.forEach((iv, r) => {
@@ -479,6 +497,8 @@ interface PerVmRefit {
   fixedLoad?: readonly [number, number] | undefined;
   /** Floor on every multiplier's ridge weight, absolute (in the units of AᵀA). Default 0. */
   ridgeFloor?: number;
+  /** How the load factor is searched (load-factor-fit.ts). */
+  search: 'coarse-to-fine' | 'grid';
   /** I/O weights fixed instead of fitted (index into IO_FEATURES → W per unit): subtracted from the target. */
   fixedIo?: Readonly<Record<number, number>>;
 }
@@ -590,26 +610,29 @@ function dramWeightFromZones(sample: readonly HostInterval[], terms: readonly Vm
  * Returns the mean squared residual of the chosen fit, W².
  */
 function refitPerVm(model: AdditiveModelJson, o: PerVmRefit): number {
-  const { source: s, terms, measuredW: y, vmRidge: reg, perVm, fixedStaticW: fixedStatic, fixedLoad, ridgeFloor: ridgeAbs = 0, fixedIo = {} } = o;
+  const { source: s, terms, measuredW: y, vmRidge: reg, perVm, fixedStaticW: fixedStatic, fixedLoad, ridgeFloor: ridgeAbs = 0, fixedIo = {}, search } = o;
   const w = model.sources[s];
   const ids = new Map<string, number>();
   for (const ts of terms) for (const f of ts) if (f.cpu > 0 && !ids.has(f.id)) ids.set(f.id, perVm ? ids.size + 1 : 1);
   const n = perVm ? ids.size + 1 : 2;
-  // the CPU part of each term without multipliers or load factor, and the io part
+  // the CPU part of each term without multipliers or load factor: its power less its I/O part (summed as
+  // termPowers sums it, so the difference is the one a second termPowers call with cpuScaleW 0 gave)
   w.vm = {};
   w.load = [0, 0];
-  const { vmCoreW: _own, ...wNoOwn } = w;
-  const ioOnly: SourceWeights = { ...wNoOwn, cpuScaleW: 0 };
-  const mIo: AdditiveModelJson = { ...model, sources: { ...model.sources, [s]: ioOnly } };
   // the load each term's CPU part scales with: its socket's (RAPL, with a placement) or the host's
   const { placement: _placement, ...unplaced } = model;
   const loadModel: AdditiveModelJson = w.fromRapl ? unplaced : model;
   const rows = terms.map((ts) => {
     const full = termPowers(model, s, ts);
-    const io = termPowers(mIo, s, ts);
     const ioF = new Float64Array(IO_FEATURES.length);
     for (const t of ts) for (let k = 0; k < ioF.length; k++) ioF[k] = ioF[k]! + (t.io[k] ?? 0);
-    return { cpu: ts.map((_, i) => full[i]! - io[i]!), ioF, loads: termLoads(loadModel, ts) };
+    const cpu = ts.map((f, i) => {
+      let io = 0;
+      for (let k = 0; k < f.io.length; k++) io += (f.io[k] ?? 0) * (w.io[k] ?? 0);
+      const g = full[i]!;
+      return Number.isFinite(g) ? g - io : NaN;
+    });
+    return { cpu, ioF, loads: termLoads(loadModel, ts) };
   });
   // Unscaled columns after the VM columns: the I/O features summed over terms (shared, non-negative weights).
   // Column layout: 0 = intercept, 1..n−1 = VM multipliers (scaled by the load factor), n..N−1 = I/O weights.
@@ -628,7 +651,7 @@ function refitPerVm(model: AdditiveModelJson, o: PerVmRefit): number {
   const N = n + K + Math.max(0, hostIdx.size - 1);
   const MEM_K = IO_FEATURES.indexOf('mem_used_gib');
   const allowed = IO_FEATURES.map((name, k) => (SOURCE_IO[s] as readonly string[]).includes(name) && fixedIo[k] === undefined);
-  const ne = new LoadFactorNormalEquations(N);
+  const ne = new LoadFactorNormalEquations(N, { search });
   const cols = new Int32Array(n);
   const vals = [new Float64Array(n), new Float64Array(n), new Float64Array(n)];
   const slot = new Int32Array(n).fill(-1);

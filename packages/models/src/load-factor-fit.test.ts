@@ -48,7 +48,7 @@ test('the normal equations accumulated by halves (upper triangles, the transpose
  * hosts' intercepts, and one column that no row has (an unseen VM, ridged). VM 1 (host 0) migrates to host 1
  * halfway, which links the two hosts; VM 3 draws less power when busy (its multiplier ends at the bound 0).
  */
-function classRows(seed: number, H: number, V: number): { rows: LoadFactorRow[]; N: number; hv: number; io: number[]; empty: number; fit: RidgedNnls } {
+function classRows(seed: number, H: number, V: number, load: readonly [number, number] = [0.5, -0.3], noiseW = 1): { rows: LoadFactorRow[]; N: number; hv: number; io: number[]; empty: number; fit: RidgedNnls } {
   const rnd = mulberry32(seed);
   const K = 2;
   const hv = 1 + H * V;
@@ -86,7 +86,7 @@ function classRows(seed: number, H: number, V: number): { rows: LoadFactorRow[];
       cols.push(hv);
       cpu.push(0.5 + rnd());
       let y = 80 + 5 * h;
-      const lf = 1 + 0.5 * u - 0.3 * u * u;
+      const lf = 1 + load[0] * u + load[1] * u * u;
       cols.forEach((c, i) => {
         const x = cpu[i]!;
         v[0]!.push(x);
@@ -95,7 +95,7 @@ function classRows(seed: number, H: number, V: number): { rows: LoadFactorRow[];
         y += lf * x * (c === hv ? 3 : coreW[c - 1]!);
       });
       const iov = [rnd() * 2, rnd() < 0.5 ? 0 : rnd()];
-      y += 4 * iov[0]! + 1.5 * iov[1]! + (rnd() - 0.5);
+      y += 4 * iov[0]! + 1.5 * iov[1]! + noiseW * (rnd() - 0.5);
       const ucols = [icol(h), ...io];
       rows.push({ m: cols.length, cols: Int32Array.from(cols), v: v.map((a) => Float64Array.from(a)), ucols, uvals: [1, ...iov], target: y });
     }
@@ -165,4 +165,59 @@ test('a class where one column is in every row but splits nothing stays one dens
   const big = st.blocks.filter((b) => b.length > 1);
   assert.equal(big.length, 1);
   assert.deepEqual(big[0], [...seen].sort((a, b) => a - b));
+});
+
+test('the coarse-to-fine search reaches the grid search\'s (β₁, β₂) and fit with fewer solves, over classes of 1–6 hosts, true load factors across the box and noise from none to large', () => {
+  const cases: { seed: number; H: number; V: number; load: [number, number]; noiseW: number }[] = [
+    { seed: 1, H: 1, V: 10, load: [0.5, -0.3], noiseW: 1 },
+    { seed: 2, H: 1, V: 12, load: [0, 0], noiseW: 1 },
+    { seed: 3, H: 3, V: 6, load: [-0.6, 0.4], noiseW: 2 },
+    { seed: 4, H: 4, V: 5, load: [1.2, -0.5], noiseW: 0.5 },
+    { seed: 5, H: 6, V: 4, load: [0.3, 0.6], noiseW: 20 },
+    { seed: 6, H: 2, V: 8, load: [-1, 0.9], noiseW: 0 },
+    { seed: 7, H: 5, V: 6, load: [0.05, -0.05], noiseW: 40 },
+  ];
+  for (const c of cases) {
+    const { rows, N, fit } = classRows(c.seed, c.H, c.V, c.load, c.noiseW);
+    const grid = new LoadFactorNormalEquations(N, { search: 'grid' });
+    const ctf = new LoadFactorNormalEquations(N);
+    for (const r of rows) {
+      grid.addRow(r);
+      ctf.addRow(r);
+    }
+    const a = grid.search(fit);
+    const b = ctf.search(fit);
+    const what = JSON.stringify(c);
+    assert.ok(a && b, what);
+    assert.equal(b.b1, a.b1, what);
+    assert.equal(b.b2, a.b2, what);
+    // the same NNLS at the same point, reached from other warm starts: equal to the solver's precision
+    assert.ok(Math.abs(a.sse - b.sse) <= 1e-9 * a.sse, `${what}: sse ${b.sse} vs ${a.sse}`);
+    const scale = Math.max(...Array.from(a.x, Math.abs));
+    a.x.forEach((v, p) => assert.ok(Math.abs(b.x[p]! - v) <= 1e-8 * scale, `${what}: column ${p}: ${b.x[p]} vs ${v}`));
+    // and it fits the rows no worse than the load factor they were made with
+    const truth = ctf.search(fit, c.load);
+    assert.ok(truth && a.sse <= truth.sse, `${what}: sse ${a.sse} at the found (${a.b1}, ${a.b2}) vs ${truth?.sse} at the true load factor`);
+    assert.ok(ctf.solves < 0.6 * grid.solves, `${what}: ${ctf.solves} solves vs ${grid.solves}`);
+  }
+});
+
+test('a search revisits no (β₁, β₂): each point is solved once, whatever path the pattern search takes', () => {
+  const { rows, N, fit } = classRows(8, 2, 5, [0.4, -0.2]);
+  for (const search of ['grid', 'coarse-to-fine'] as const) {
+    const ne = new LoadFactorNormalEquations(N, { search });
+    for (const r of rows) ne.addRow(r);
+    const seen = new Set<string>();
+    const solve = ne.solve.bind(ne);
+    ne.solve = (b1, b2, f) => {
+      const key = `${Math.round(b1 * 80)},${Math.round(b2 * 80)}`;
+      assert.ok(!seen.has(key), `${search}: (${b1}, ${b2}) solved twice`);
+      seen.add(key);
+      return solve(b1, b2, f);
+    };
+    assert.ok(ne.search(fit));
+    assert.equal(ne.solves, seen.size);
+    // the grid search solves every admissible grid point, the pattern search's moves on top
+    if (search === 'grid') assert.ok(ne.solves > 300, `${ne.solves}`);
+  }
 });
