@@ -235,9 +235,13 @@ export function borderedNnls(sys: BorderedSystem, warm?: PassiveSets, work?: Bor
         let m = 0;
         for (let i = 0; i < n; i++) if (pk[i]) P[m++] = i;
         const L = st.L;
-        for (let i = 0; i < m; i++) {
-          const src = P[i]! * n;
-          for (let j = 0; j <= i; j++) L[i * m + j] = bl.M[src + P[j]!]!;
+        // every column passive (the usual case): B_PP is B, copied whole (the factor reads the lower triangle only)
+        if (m === n) L.set(bl.M.subarray(0, n * n));
+        else {
+          for (let i = 0; i < m; i++) {
+            const src = P[i]! * n;
+            for (let j = 0; j <= i; j++) L[i * m + j] = bl.M[src + P[j]!]!;
+          }
         }
         cholesky(L, m);
         st.m = m;
