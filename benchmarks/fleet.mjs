@@ -422,8 +422,8 @@ async function runClient(kind, trainS, workerNice = 19, gate = true) {
   /** A child process of this script in `role`, with a request/response call over IPC. */
   const child = async (role, env) => {
     // `node --cpu-prof benchmarks/fleet.mjs` profiles the collector (this process), not the children;
-    // `node --max-semi-space-size=N benchmarks/fleet.mjs` sizes the collector's young generation only
-    const execArgv = process.execArgv.filter((a) => !a.startsWith('--cpu-prof') && !a.startsWith('--max-semi-space-size'));
+    // the GC flags (--max-semi-space-size=N, --single-threaded-gc) apply to the collector only, too
+    const execArgv = process.execArgv.filter((a) => !['--cpu-prof', '--max-semi-space-size', '--single-threaded-gc'].some((f) => a.startsWith(f)));
     const proc = fork(fileURLToPath(import.meta.url), ['--role', role], { execArgv, env: { ...process.env, ...env }, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
     await new Promise((resolve, reject) => {
       proc.once('message', resolve);
