@@ -111,8 +111,9 @@ for (const seed of seeds) {
   if (argv.includes('--static')) for (const h of truth.hosts) {
     const src = ['rapl', 'bmc_rest'].map((s) => {
       const tr = h.staticJoules[s] / billS;
-      const on = methods.online?.filter?.staticPower(h.hostId, s, modelOf(h.hostId));
-      return `${s} true ${tr.toFixed(1)} model ${models.staticPowerW(modelOf(h.hostId), s, h.hostId).toFixed(1)} online ${on?.w.toFixed(1)}±${on?.sd.toFixed(1)} learner ${spl.estimate(h.hostId).watts[s].toFixed(1)}`;
+      // every filter variant's static power at the end of the billed period
+      const on = Object.entries(methods).filter(([, m]) => m.filter).map(([k, m]) => { const x = m.filter.staticPower(h.hostId, s, modelOf(h.hostId)); return `${k} ${x.w.toFixed(1)}±${x.sd.toFixed(1)}`; }).join(' ');
+      return `${s} true ${tr.toFixed(1)} model ${models.staticPowerW(modelOf(h.hostId), s, h.hostId).toFixed(1)} ${on} learner ${spl.estimate(h.hostId).watts[s].toFixed(1)}`;
     });
     console.log(`    ${h.hostId}: ${src.join(' | ')}`);
   }

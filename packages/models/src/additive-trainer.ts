@@ -250,13 +250,22 @@ export async function trainAdditiveModel(intervals: readonly HostInterval[], opt
   const raplMse = raplFit();
   if (perVm && coreW0 && opts.ipcGain !== false) fitIpcGain(model, sample, terms, p.y.rapl, raplMse, raplFit, logger, typeof opts.ipcGain === 'number' ? opts.ipcGain : undefined);
   // with an IPC gain the package counters' CPU parts follow each VM's IPC too: the shared load factor, fitted
-  // before the gain was known, had bent to the phases' power swings (static-anchor.ts, "The load factor"), and
-  // the host intercepts took the difference; refit its shape with the gain, then the multipliers on it
+  // before the gain was known, can bend to the phases' power swings, and the host intercepts take the
+  // difference (development fleet 107, SMT + phases: 1 + 0.29u − 0.39u² where the truth falls, −0.375u; host
+  // static +8 to +13 W; docs/accuracy-method.md); refit its shape with the gain and keep it where the host totals
+  // fit better (the IPC gain's own rule)
   if (zoneLoad && model.sources.rapl.ipcGain !== undefined && opts.ipcLoadFactor !== false) {
     const lf = packageLoadFactor(model, terms, sample, search);
-    if (lf) {
+    if (lf && (lf[0] !== zoneLoad[0] || lf[1] !== zoneLoad[1])) {
+      const before = rapl;
+      const mse0 = residualMse(model, sample, terms, p.y.rapl);
       rapl = { ...rapl, fixedLoad: lf };
-      raplFit();
+      const mse1 = raplFit();
+      logger.debug({ hardwareClass: model.hardwareClass, before: zoneLoad, after: lf, mseBefore: mse0, mseAfter: mse1 }, 'additive model: package load factor refitted with the IPC gain');
+      if (!(mse1 < mse0)) {
+        rapl = before;
+        raplFit();
+      }
     }
   }
   opts.yieldPoint?.('static-anchor');
@@ -388,6 +397,17 @@ function fitIpcGain(model: AdditiveModelJson, sample: readonly HostInterval[], t
   if (mse < mse0 || fixed !== undefined) return;
   drop();
   refit();
+}
+
+/** Mean squared residual of the RAPL host totals under the model as it stands, W². */
+function residualMse(model: AdditiveModelJson, sample: readonly HostInterval[], terms: readonly VmFeatures[][], y: Float32Array): number {
+  let se = 0;
+  sample.forEach((iv, r) => {
+    let pred = staticPowerW(model, 'rapl', iv.hostId);
+    for (const g of termPowers(model, 'rapl', terms[r]!)) pred += g;
+    se += (pred - y[r]!) ** 2;
+  });
+  return sample.length > 0 ? se / sample.length : 0;
 }
 
 /** Mean W per busy core of every term under the feature model (MLP, no multiplier, no load factor). */

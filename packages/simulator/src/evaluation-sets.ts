@@ -69,6 +69,12 @@ export const EVALUATION_PROTOCOL: EvaluationProtocol = Object.freeze({
     { seed: 101, physics: ['turbo_bins', 'idle_spread'] },
     { seed: 102, physics: ['smt', 'memory_bound'] },
     { seed: 103, physics: ['phases', 'bmc_power_only'] },
+    // issue 12, host static power: development fleets where the fitted idle came out 8–16 W high (per-VM phases
+    // beside SMT or memory-bound traffic; turbo bins beside memory-bound traffic), docs/accuracy-method.md
+    { seed: 104, physics: ['turbo_bins', 'memory_bound', 'idle_spread'] },
+    { seed: 106, physics: ['phases', 'turbo_bins', 'idle_spread'] },
+    { seed: 107, physics: ['smt', 'phases'] },
+    { seed: 113, physics: ['phases', 'memory_bound'] },
   ],
   eval: [
     { seed: 201, physics: 'families' },
