@@ -335,13 +335,15 @@ function threadCpuS(pidFile, prefix) {
  * creation order (tids ascending): the main thread (tid = pid), then the platform's threads created at
  * start-up — a delayed-task scheduler, the V8 worker pool (--v8-pool-size, default 4: parallel and
  * concurrent GC, concurrent compilation) and the inspector's I/O thread — then the libuv threadpool
- * (UV_THREADPOOL_SIZE, default 4: zlib, fs, dns), then any later thread (worker_threads). Checked on
- * Node 20 with an allocation loop (only the V8 pool moves) and async gzip (only the libuv pool moves).
+ * (UV_THREADPOOL_SIZE, default 4: zlib, fs, dns), then any later thread (worker_threads); with --cpu-prof,
+ * the profiler's sampling thread sits between the platform's and libuv's. Checked on Node 20 with an
+ * allocation loop (only the V8 pool moves, and the profiler's thread) and async gzip (only libuv's moves).
  */
 const v8Pool = Number(process.execArgv.find((a) => a.startsWith('--v8-pool-size='))?.split('=')[1] ?? 4);
 const uvPool = Number(process.env.UV_THREADPOOL_SIZE ?? 4);
+const profiling = process.execArgv.some((a) => a.startsWith('--cpu-prof'));
 function ownThreadCpuS() {
-  const out = { main: 0, v8: 0, platformOther: 0, libuv: 0, later: 0 };
+  const out = { main: 0, v8: 0, platformOther: 0, profiler: 0, libuv: 0, later: 0 };
   let tids;
   try {
     tids = readdirSync('/proc/self/task').map(Number).sort((a, b) => a - b);
@@ -353,7 +355,10 @@ function ownThreadCpuS() {
       const stat = readFileSync(`/proc/self/task/${t}/stat`, 'utf8');
       const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
       const s = (Number(f[11]) + Number(f[12])) / 100;
-      const kind = t === process.pid ? 'main' : i >= 2 && i < 2 + v8Pool ? 'v8' : i < 3 + v8Pool ? 'platformOther' : i < 3 + v8Pool + uvPool ? 'libuv' : 'later';
+      // with --cpu-prof the profiler's sampling thread comes right after the platform's (checked the same way)
+      const p = profiling ? 1 : 0;
+      const kind =
+        t === process.pid ? 'main' : i >= 2 && i < 2 + v8Pool ? 'v8' : i < 3 + v8Pool ? 'platformOther' : i < 3 + v8Pool + p ? 'profiler' : i < 3 + v8Pool + p + uvPool ? 'libuv' : 'later';
       out[kind] += s;
     } catch {
       // the thread ended meanwhile
@@ -613,9 +618,9 @@ const lines = [
     : []),
   'The collector process (this one) by thread, µs of CPU per VM-sample stored: main thread, V8 worker pool (GC helpers, compilers), other platform threads, libuv threadpool, later threads; and the main thread\'s GC pauses (perf_hooks):',
   '',
-  '| client | hosts | main | V8 pool | platform other | libuv pool | later | GC pauses on main (count) | load avg |',
-  '|---|---|---|---|---|---|---|---|---|',
-  ...all.map((r) => `| ${r.client} | ${r.hosts} | ${r.collectorThreadsUs?.main ?? '?'} | ${r.collectorThreadsUs?.v8 ?? '?'} | ${r.collectorThreadsUs?.platformOther ?? '?'} | ${r.collectorThreadsUs?.libuv ?? '?'} | ${r.collectorThreadsUs?.later ?? '?'} | ${r.gcPauseUs ?? '?'} (${r.gcPauses}) | ${r.loadAvg} |`),
+  '| client | hosts | main | V8 pool | platform other | CPU profiler | libuv pool | later | GC pauses on main (count) | load avg |',
+  '|---|---|---|---|---|---|---|---|---|---|',
+  ...all.map((r) => { const th = r.collectorThreadsUs; return `| ${r.client} | ${r.hosts} | ${th?.main ?? '?'} | ${th?.v8 ?? '?'} | ${th?.platformOther ?? '?'} | ${th?.profiler ?? '?'} | ${th?.libuv ?? '?'} | ${th?.later ?? '?'} | ${r.gcPauseUs ?? '?'} (${r.gcPauses}) | ${r.loadAvg} |`; }),
   '',
   ...clients.map((c) => `${c}: sustained up to ${best(c)} hosts`),
   '',
