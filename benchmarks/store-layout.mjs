@@ -17,7 +17,8 @@
 // VM-sample they hold).
 // Then checks that the array layout, expanded by ARRAY JOIN (what views for SQL users would do), gives
 // the same rows: count, Σ cpu_s, Σ dynamic_j + static_j per tenant.
-// Measures only the two raw tables: not host_samples, anomalies or checkpoints (the same in both).
+// Measures the two raw tables, not host_samples or anomalies (the same in both); and, apart, the restart
+// checkpoints as the collector saves them today (a whole base64 frame per host per write).
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
@@ -55,8 +56,9 @@ const intervals = []; // { iv, res }
 for (let t = 0; t <= SECONDS; t++) {
   if (t > 0) fleet.step(1);
   for (const a of agents) {
-    const r = aligner.push(decodeFrame(encodeFrame(await a.sampleOnce())));
-    if (r.interval) intervals.push({ iv: r.interval, res: method.attribute(r.interval, ctx) });
+    const bytes = encodeFrame(await a.sampleOnce());
+    const r = aligner.push(decodeFrame(bytes));
+    if (r.interval) intervals.push({ iv: r.interval, res: method.attribute(r.interval, ctx), frame: bytes });
   }
 }
 const vmSamples = intervals.reduce((n, x) => n + x.iv.vms.length, 0);
@@ -96,6 +98,10 @@ const DDL = {
       vm_name LowCardinality(String), tenant LowCardinality(String), source LowCardinality(String), dynamic_j Float64, static_j Float64, low_j Float64,
       high_j Float64, measured_j Float64, method LowCardinality(String), model_version LowCardinality(String), hardware_class LowCardinality(String), note String)
      ENGINE = ReplacingMergeTree PARTITION BY toYYYYMMDD(ts) ORDER BY (host, seq, method, source, kind, vm_uuid)`,
+  ],
+  checkpoints: [
+    `CREATE TABLE ckpt (host LowCardinality(String), seq UInt64, boot_id String, saved_at DateTime('UTC') MATERIALIZED now(), frame_b64 String)
+     ENGINE = ReplacingMergeTree(seq) ORDER BY host`,
   ],
   arrays: [
     `CREATE TABLE vm_arrays (${VM_COLS}, vm_uuid Array(String), vm_name Array(String), tenant Array(String), state Array(String),
@@ -182,11 +188,21 @@ const layouts = {
   },
 };
 
+// The restart checkpoints as the collector saves them today (sql-store.ts saveCheckpoints): one row per
+// host per write with its whole last frame, base64. Measured apart: what rebuilding the aligner's
+// reference from stored rows instead would take off the server.
+layouts.checkpoints = async (write) => {
+  const c0 = process.cpuUsage();
+  const rows = write.map(({ iv, frame }) => ({ host: iv.hostId, seq: iv.seq, boot_id: 'bench', frame_b64: Buffer.from(frame).toString('base64') }));
+  const c = process.cpuUsage(c0);
+  await t.insert('ckpt', rows);
+  return { encodeUs: c.user + c.system, bytes: rows.reduce((n, r) => n + r.frame_b64.length + r.host.length + 16, 0) };
+};
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
-const res = { rows: [], arrays: [] };
+const res = { rows: [], arrays: [], checkpoints: [] };
 const load0 = loadavg()[0];
 for (let rep = 0; rep < REPS; rep++) {
-  for (const name of rep % 2 === 0 ? ['rows', 'arrays'] : ['arrays', 'rows']) {
+  for (const name of rep % 2 === 0 ? ['rows', 'arrays', 'checkpoints'] : ['arrays', 'rows', 'checkpoints']) {
     const s0 = serverCpuS();
     let encodeUs = 0;
     let bytes = 0;
@@ -242,9 +258,10 @@ const row = (name) => {
 };
 const R = row('rows');
 const A = row('arrays');
+const C = row('checkpoints');
 const out = {
   bench: 'store-layout', clickhouse: version, hosts: HOSTS, vms: VMS, intervals: intervals.length, vm_samples: vmSamples, share_rows: shareRows, write: WRITE, reps: REPS, settle_s: SETTLE_S,
-  rows: R, arrays: A, server_ratio: A.server / R.server, disk_bytes_per_vm_sample: disk, same_rows: same, loadavg_start_end: [load0, loadavg()[0]],
+  rows: R, arrays: A, checkpoints: C, server_ratio: A.server / R.server, disk_bytes_per_vm_sample: disk, same_rows: same, loadavg_start_end: [load0, loadavg()[0]],
   machine: `${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}`, node: process.version, date: new Date().toISOString(),
 };
 console.log(JSON.stringify(out));
@@ -252,6 +269,7 @@ console.log(`\n| layout | ClickHouse ${version} CPU µs per VM-sample (insert + 
 console.log('|---|---|---|---|---|');
 console.log(`| a row per VM and per share (today) | ${R.server.toFixed(1)} (${R.runs.join(', ')}) | ${R.client.toFixed(2)} | ${R.bytes.toFixed(0)} | ${((disk.vm_rows ?? 0) + (disk.attr_rows ?? 0)).toFixed(0)} |`);
 console.log(`| a row per host interval, arrays | ${A.server.toFixed(1)} (${A.runs.join(', ')}) | ${A.client.toFixed(2)} (column arrays built first: an upper bound) | ${A.bytes.toFixed(0)} | ${((disk.vm_arrays ?? 0) + (disk.attr_arrays ?? 0)).toFixed(0)} |`);
+console.log(`| checkpoints as saved today (a whole frame per host per write, base64; not part of either layout) | ${C.server.toFixed(1)} (${C.runs.join(', ')}) | ${C.client.toFixed(2)} | ${C.bytes.toFixed(0)} (approx.) | - |`);
 console.log(`\narrays / rows (server CPU): ${(A.server / R.server).toFixed(2)}×; the array layout expanded by ARRAY JOIN gives the same rows: ${same ? 'yes' : 'NO'}`);
 console.log(`${intervals.length} intervals (${HOSTS} hosts × ${VMS} VMs × ${SECONDS} s), ${shareRows / vmSamples} share rows per VM-sample, writes of ${WRITE} intervals, ${REPS} rounds interleaved; load average ${load0.toFixed(1)} → ${loadavg()[0].toFixed(1)}; ${out.machine}; node ${process.version}; ${out.date}`);
 if (!same) process.exit(1);
