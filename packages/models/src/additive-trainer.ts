@@ -9,8 +9,9 @@
  *    - each VM's socket from the per-package RAPL counters (placement.ts) and, from the same counters, the
  *      shape of the RAPL load factor (`packageLoadFactor`);
  *    - RAPL: per-VM multipliers, static power, I/O weights and the load factor by ridge NNLS (`refitPerVm`),
- *      stored as each VM's own W per core (`vmCoreW`); then each host's static power re-estimated from its
- *      own lowest-load intervals (`anchorStaticToLowLoad`, static-anchor.ts);
+ *      stored as each VM's own W per core (`vmCoreW`); the per-VM IPC gain (`fitIpcGain`), and with it the
+ *      package load factor once more (kept where the totals fit better); then each host's static power
+ *      re-estimated from its own lowest-load intervals (`anchorStaticToLowLoad`, static-anchor.ts);
  *    - wall-side rest (bmc_rest): one shared multiple of each term's RAPL power, then per-VM log-multipliers
  *      pulled towards it (`bmcPerVm`).
  * Training residuals and mean power per source are measured on the apply path, as the model will be used.
