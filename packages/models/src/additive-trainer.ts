@@ -261,9 +261,11 @@ export async function trainAdditiveModel(intervals: readonly HostInterval[], opt
       const before = rapl;
       const mse0 = residualMse(model, sample, terms, p.y.rapl);
       rapl = { ...rapl, fixedLoad: lf };
-      const mse1 = raplFit();
+      raplFit();
+      // both sides measured the same way: the apply path's residual (raplFit returns the solver's, which differs)
+      const mse1 = residualMse(model, sample, terms, p.y.rapl);
       logger.debug({ hardwareClass: model.hardwareClass, before: zoneLoad, after: lf, mseBefore: mse0, mseAfter: mse1 }, 'additive model: package load factor refitted with the IPC gain');
-      if (!(mse1 < mse0)) {
+      if (!(Number.isFinite(mse1) && (!Number.isFinite(mse0) || mse1 < mse0))) {
         rapl = before;
         raplFit();
       }
@@ -430,7 +432,7 @@ function meanCoreW(model: AdditiveModelJson, terms: readonly VmFeatures[][]): Re
   return out;
 }
 
-/** The RAPL CPU part of every term (feature model only: no per-VM multiplier, no load factor, no I/O). */
+/** The RAPL CPU part of every term: the feature model with each VM's own multiplier (`vmCoreW`, kept), no per-VM `vm` terms, no load factor, no I/O. */
 function raplCpuParts(model: AdditiveModelJson, terms: readonly VmFeatures[][]): number[][] {
   const w = model.sources.rapl;
   const bare: AdditiveModelJson = { ...model, sources: { ...model.sources, rapl: { ...w, vm: {}, load: [0, 0], io: w.io.map(() => 0) } } };
