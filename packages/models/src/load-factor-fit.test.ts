@@ -195,10 +195,13 @@ test('the coarse-to-fine search reaches the grid search\'s (β₁, β₂) and fi
     assert.ok(Math.abs(a.sse - b.sse) <= 1e-9 * a.sse, `${what}: sse ${b.sse} vs ${a.sse}`);
     const scale = Math.max(...Array.from(a.x, Math.abs));
     a.x.forEach((v, p) => assert.ok(Math.abs(b.x[p]! - v) <= 1e-8 * scale, `${what}: column ${p}: ${b.x[p]} vs ${v}`));
+    // the searches' own solve counts, read before the extra solve at the true load factor below; measured
+    // 33-52 % of the grid's (docs/benchmarks.md, the coarse-to-fine section): 60 % is that with a margin
+    const searchSolves = ctf.solves;
+    assert.ok(searchSolves < 0.6 * grid.solves, `${what}: ${searchSolves} solves vs ${grid.solves}`);
     // and it fits the rows no worse than the load factor they were made with
     const truth = ctf.search(fit, c.load);
     assert.ok(truth && a.sse <= truth.sse, `${what}: sse ${a.sse} at the found (${a.b1}, ${a.b2}) vs ${truth?.sse} at the true load factor`);
-    assert.ok(ctf.solves < 0.6 * grid.solves, `${what}: ${ctf.solves} solves vs ${grid.solves}`);
   }
 });
 

@@ -596,7 +596,9 @@ export class LoadFactorNormalEquations {
    * the intercept and the curvature trade off; the search follows it, inside the grid's box). Only factors
    * staying above 0.1 on u ∈ [0, 1] are tried. `fixed` skips the search.
    *
-   * The default (`search: 'coarse-to-fine'`) solves about 40 % as many points: the grid's even points first
+   * The default (`search: 'coarse-to-fine'`) solves 33–52 % as many points (114–165 NNLS per search against the
+   * grid's 315–346, counted by benchmarks/training-fit.mjs on 10 × 50 and 50 × 50 hosts × VMs, 2026-12-06;
+   * docs/benchmarks.md, the coarse-to-fine section): the grid's even points first
    * (β₁ step 0.4, β₂ step 0.2: about 85 admissible), then every grid point in the coarse cells around the REFINE
    * best of them, then the same pattern search from the best grid point seen. Whenever the grid's best point
    * lies in one of those cells it is found, and the pattern search from it is the reference's step for step
