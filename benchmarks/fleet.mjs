@@ -42,7 +42,7 @@ import { cpus, loadavg, totalmem } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { monitorEventLoopDelay, performance, PerformanceObserver } from 'node:perf_hooks';
-import { setInterval, clearInterval } from 'node:timers';
+import { setInterval, clearInterval, setImmediate } from 'node:timers';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const imp = (p) => import(pathToFileURL(join(root, p)).href);
@@ -332,38 +332,87 @@ function threadCpuS(pidFile, prefix) {
 }
 /**
  * CPU seconds of this process's threads by kind. Node names them all "node"; they are told apart by
- * creation order (tids ascending): the main thread (tid = pid), then the platform's threads created at
- * start-up — a delayed-task scheduler, the V8 worker pool (--v8-pool-size, default 4: parallel and
- * concurrent GC, concurrent compilation) and the inspector's I/O thread — then the libuv threadpool
- * (UV_THREADPOOL_SIZE, default 4: zlib, fs, dns), then any later thread (worker_threads); with --cpu-prof,
- * the profiler's sampling thread sits between the platform's and libuv's. Checked on Node 20 with an
- * allocation loop (only the V8 pool moves, and the profiler's thread) and async gzip (only libuv's moves).
+ * creation order — their start time (/proc/<pid>/task/<tid>/stat field 22, in clock ticks; ties broken by
+ * tid): the main thread (tid = pid), then the platform's threads created at start-up — a delayed-task
+ * scheduler, the V8 worker pool (--v8-pool-size, default 4: parallel and concurrent GC, concurrent
+ * compilation) and the inspector's I/O thread — then the libuv threadpool (UV_THREADPOOL_SIZE, default 4:
+ * zlib, fs, dns), then any later thread (worker_threads); with --cpu-prof, the profiler's sampling thread
+ * sits between the platform's and libuv's. Checked on Node 20 with an allocation loop (only the V8 pool
+ * moves, and the profiler's thread) and async gzip (only libuv's moves). A thread's kind is fixed the first
+ * time it is seen (keyed by tid), so one that exits does not shift the others' kinds.
+ * Returns tid → { kind, s }; `threadCpuDeltaS` takes the difference of two readings.
  */
-const v8Pool = Number(process.execArgv.find((a) => a.startsWith('--v8-pool-size='))?.split('=')[1] ?? 4);
+/** The value of a node option in `argv` (`--name=V` or `--name V`), or undefined. */
+const optionValue = (argv, name) => {
+  for (let i = 0; i < argv.length; i++) {
+    if (argv[i] === name) return argv[i + 1];
+    if (argv[i].startsWith(`${name}=`)) return argv[i].slice(name.length + 1);
+  }
+  return undefined;
+};
+/**
+ * `execArgv` less the options that apply to the collector (this process) only: --cpu-prof and its
+ * --cpu-prof-dir / -name / -interval, --max-semi-space-size, --single-threaded-gc; a value given as the next
+ * argument (`--cpu-prof-dir DIR`, `--max-semi-space-size 64`) goes with its option.
+ */
+const COLLECTOR_ONLY_FLAGS = ['--cpu-prof', '--single-threaded-gc'];
+const COLLECTOR_ONLY_WITH_VALUE = ['--cpu-prof-dir', '--cpu-prof-name', '--cpu-prof-interval', '--max-semi-space-size'];
+function collectorOnlyArgvDropped(argv) {
+  const kept = [];
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    if (COLLECTOR_ONLY_WITH_VALUE.includes(a)) i++; // and its value
+    else if (COLLECTOR_ONLY_FLAGS.includes(a) || COLLECTOR_ONLY_WITH_VALUE.some((f) => a.startsWith(`${f}=`))) continue;
+    else kept.push(a);
+  }
+  return kept;
+}
+const v8Pool = Number(optionValue(process.execArgv, '--v8-pool-size') ?? 4);
 const uvPool = Number(process.env.UV_THREADPOOL_SIZE ?? 4);
 const profiling = process.execArgv.some((a) => a.startsWith('--cpu-prof'));
+const THREAD_KINDS = ['main', 'v8', 'platformOther', 'profiler', 'libuv', 'later'];
+const threadKind = new Map();
 function ownThreadCpuS() {
-  const out = { main: 0, v8: 0, platformOther: 0, profiler: 0, libuv: 0, later: 0 };
+  const threads = [];
   let tids;
   try {
-    tids = readdirSync('/proc/self/task').map(Number).sort((a, b) => a - b);
+    tids = readdirSync('/proc/self/task').map(Number);
   } catch {
     return undefined;
   }
-  tids.forEach((t, i) => {
+  for (const tid of tids) {
     try {
-      const stat = readFileSync(`/proc/self/task/${t}/stat`, 'utf8');
+      const stat = readFileSync(`/proc/self/task/${tid}/stat`, 'utf8');
+      // fields after "(comm) ": f[0] is field 3, so field N is f[N − 3]
       const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      const s = (Number(f[11]) + Number(f[12])) / 100;
-      // with --cpu-prof the profiler's sampling thread comes right after the platform's (checked the same way)
-      const p = profiling ? 1 : 0;
-      const kind =
-        t === process.pid ? 'main' : i >= 2 && i < 2 + v8Pool ? 'v8' : i < 3 + v8Pool ? 'platformOther' : i < 3 + v8Pool + p ? 'profiler' : i < 3 + v8Pool + p + uvPool ? 'libuv' : 'later';
-      out[kind] += s;
+      threads.push({ tid, start: Number(f[19]), s: (Number(f[11]) + Number(f[12])) / 100 });
     } catch {
       // the thread ended meanwhile
     }
+  }
+  threads.sort((a, b) => a.start - b.start || a.tid - b.tid);
+  // with --cpu-prof the profiler's sampling thread comes right after the platform's (checked the same way)
+  const p = profiling ? 1 : 0;
+  const out = new Map();
+  threads.forEach(({ tid, s }, i) => {
+    if (!threadKind.has(tid)) {
+      threadKind.set(
+        tid,
+        tid === process.pid ? 'main' : i >= 2 && i < 2 + v8Pool ? 'v8' : i < 3 + v8Pool ? 'platformOther' : i < 3 + v8Pool + p ? 'profiler' : i < 3 + v8Pool + p + uvPool ? 'libuv' : 'later',
+      );
+    }
+    out.set(tid, { kind: threadKind.get(tid), s });
   });
+  return out;
+}
+/**
+ * CPU seconds by thread kind between two readings of `ownThreadCpuS`, per tid: a thread started in between
+ * counts from 0; one that exited in between is left out (its last seconds are not known), so no kind goes
+ * negative.
+ */
+function threadCpuDeltaS(before, after) {
+  const out = Object.fromEntries(THREAD_KINDS.map((k) => [k, 0]));
+  for (const [tid, { kind, s }] of after) out[kind] += Math.max(0, s - (before.get(tid)?.s ?? 0));
   return out;
 }
 const serverCpu = () => ({
@@ -428,7 +477,7 @@ async function runClient(kind, trainS, workerNice = 19, gate = true) {
   const child = async (role, env) => {
     // `node --cpu-prof benchmarks/fleet.mjs` profiles the collector (this process), not the children;
     // the GC flags (--max-semi-space-size=N, --single-threaded-gc) apply to the collector only, too
-    const execArgv = process.execArgv.filter((a) => !['--cpu-prof', '--max-semi-space-size', '--single-threaded-gc'].some((f) => a.startsWith(f)));
+    const execArgv = collectorOnlyArgvDropped(process.execArgv);
     const proc = fork(fileURLToPath(import.meta.url), ['--role', role], { execArgv, env: { ...process.env, ...env }, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
     await new Promise((resolve, reject) => {
       proc.once('message', resolve);
@@ -474,101 +523,116 @@ async function runClient(kind, trainS, workerNice = 19, gate = true) {
       }
     });
     gcObs.observe({ entryTypes: ['gc'] });
-    const srv0 = serverCpu();
-    const w0 = { ...writer };
-    Object.assign(handlerStats, { calls: 0, messages: 0, ms: 0 });
-    for (const k of Object.keys(stepMs)) stepMs[k].length = 0;
-    const trained0 = collector.training?.outcomes.length ?? 0;
-    const gate0 = { pausedS: collector.training?.gate.pausedSecondsTotal ?? 0, pauses: collector.training?.gate.pauses ?? 0, overruns: collector.training?.gate.overruns ?? 0 };
-    // the collector's own ingest delay (ingest-delay.ts: what the gate reads), sampled every second
-    const delaySamples = [];
-    const loop = monitorEventLoopDelay({ resolution: 10 });
-    loop.enable();
-    const load0 = loadavg()[0];
-    const t0 = performance.now();
-    const lagSamples = [];
-    const sampler = setInterval(() => {
-      const t = (performance.now() - t0) / 1000;
-      void nsBus.lag(TOPICS.telemetry, 'bench').then((v) => lagSamples.push([t, v]), () => undefined);
-      delaySamples.push(collector.pipeline.metrics.ingest.delayS());
-    }, 1000);
-    await new Promise((r) => setTimeout(r, stepSeconds * 1000));
-    clearInterval(sampler);
-    loop.disable();
-    const trainedInStep = (collector.training?.outcomes ?? []).slice(trained0).filter((o) => o.version);
-    const g1 = collector.training?.gate;
-    const l = await rpc('pause');
-    const others = await Promise.all(extra.map((c) => c.call('pause')));
-    const pr = await probe.call('pause');
-    const wallS = (performance.now() - t0) / 1000;
-    const cpu = process.cpuUsage(cpu0);
-    const threads1 = ownThreadCpuS();
-    gcObs.disconnect();
-    const srv1 = serverCpu();
-    const lag = await nsBus.lag(TOPICS.telemetry, 'bench');
-    const mem = process.memoryUsage();
-    const intervals = pr.published - stored0;
-    const collectorCpuS = (cpu.user + cpu.system) / 1e6 + others.reduce((a, o) => a + o.cpuS, 0);
-    const cpuPct = (x) => (x === undefined ? undefined : Math.round((x / wallS) * 100));
-    const row = {
-      client: kind,
-      training: trainS > 0 ? `every ${trainS} s, nice ${workerNice}, ${gate ? `pauses above ${yieldAboveS} s` : 'never pauses'}` : trainEveryS > 0 ? 'off' : '-',
-      pausedS: g1 ? +(g1.pausedSecondsTotal - gate0.pausedS).toFixed(1) : 0,
-      pauses: g1 ? g1.pauses - gate0.pauses : 0,
-      overruns: g1 ? g1.overruns - gate0.overruns : 0,
-      delayP50: +pct(delaySamples, 50).toFixed(2),
-      delayP99: +pct(delaySamples, 99).toFixed(2),
-      trainings: trainedInStep.length,
-      trainTotalS: trainedInStep.length ? +pct(trainedInStep.map((o) => o.timings?.totalS ?? NaN), 50).toFixed(1) : undefined,
-      trainReadS: trainedInStep.length ? +pct(trainedInStep.map((o) => o.timings?.readS ?? NaN), 50).toFixed(1) : undefined,
-      trainIntervals: trainedInStep.length ? trainedInStep.at(-1).version.intervals : undefined,
-      loopP99: +(loop.percentile(99) / 1e6).toFixed(1),
-      loopMax: Math.round(loop.max / 1e6),
-      loadAvg: +((load0 + loadavg()[0]) / 2).toFixed(1),
-      collectors: collectorCount,
-      minIntervalMs: storeMinIntervalMs,
-      hosts: n,
-      vmSamplesPerS: Math.round((l.framesAcked * vmsPerHost) / l.wallS),
-      framesPerS: Math.round(l.framesAcked / l.wallS),
-      intervalsPerS: Math.round(intervals / wallS),
-      lagEnd: lag,
-      lagMax: Math.max(lag, ...lagSamples.map(([, v]) => v)),
-      lagSlope: +slope(lagSamples).toFixed(1),
-      p50: Math.round(pr.p50),
-      p99: Math.round(pr.p99),
-      rssMiB: Math.round(mem.rss / 2 ** 20),
-      heapMiB: Math.round(mem.heapUsed / 2 ** 20),
-      loadRssMiB: l.rssMiB,
-      cpuCollector: cpuPct(collectorCpuS),
-      cpuLoad: cpuPct(l.cpuS),
-      cpuProbe: cpuPct(pr.cpuS),
-      cpuClickhouse: cpuPct(srv0.ch === undefined || srv1.ch === undefined ? undefined : srv1.ch - srv0.ch),
-      cpuClickhouseMerges: cpuPct(srv0.chMerges === undefined || srv1.chMerges === undefined ? undefined : srv1.chMerges - srv0.chMerges),
-      cpuKafka: cpuPct(srv0.kafka === undefined || srv1.kafka === undefined ? undefined : srv1.kafka - srv0.kafka),
-      collectorUsPerVmSample: intervals > 0 ? +((collectorCpuS * 1e6) / (intervals * vmsPerHost)).toFixed(1) : undefined,
-      // this process's CPU by thread kind, µs per VM-sample stored (the extra collectors of --collectors N are not split)
-      collectorThreadsUs:
-        threads0 && threads1 && intervals > 0 ? Object.fromEntries(Object.keys(threads1).map((k) => [k, +(((threads1[k] - threads0[k]) * 1e6) / (intervals * vmsPerHost)).toFixed(1)])) : undefined,
-      // main-thread GC pauses (perf_hooks 'gc' entries): µs per VM-sample and count; kinds 1 minor, 2 major, 4 incremental, 8 weak callbacks
-      gcPauseUs: intervals > 0 ? +((gc.ms * 1e3) / (intervals * vmsPerHost)).toFixed(1) : undefined,
-      gcPauses: gc.n,
-      gcMsByKind: Object.fromEntries(Object.entries(gc.byKind).map(([k, v]) => [k, Math.round(v)])),
-      skippedTicks: l.skippedTicks,
-      handlerCalls: handlerStats.calls,
-      meanBatch: +(handlerStats.messages / Math.max(1, handlerStats.calls)).toFixed(1),
-      meanHandlerMs: Math.round(handlerStats.ms / Math.max(1, handlerStats.calls)),
-      storeWrites: writer.writes - w0.writes,
-      intervalsPerWrite: Math.round((writer.items - w0.items) / Math.max(1, writer.writes - w0.writes)),
-      stepMsP50: Object.fromEntries(Object.entries(stepMs).map(([k, v]) => [k, Math.round(pct(v, 50))])),
-      stepMsP99: Object.fromEntries(Object.entries(stepMs).map(([k, v]) => [k, Math.round(pct(v, 99))])),
+    // the observer's entries come on a later turn of the event loop: one turn before disconnecting, so the
+    // step's last pauses are counted; in a finally, so that a failed step does not leave it observing
+    let gcObserving = true;
+    const gcObserverStopped = async () => {
+      if (!gcObserving) return;
+      gcObserving = false;
+      await new Promise((r) => setImmediate(r));
+      gcObs.disconnect();
     };
-    row.sustained = row.lagSlope * stepSeconds < n && row.lagMax < 5 * n && row.p99 < 5000 && row.skippedTicks <= n / hostsPerStream;
-    rows.push(row);
-    say(JSON.stringify(row));
+    try {
+      const srv0 = serverCpu();
+      const w0 = { ...writer };
+      Object.assign(handlerStats, { calls: 0, messages: 0, ms: 0 });
+      for (const k of Object.keys(stepMs)) stepMs[k].length = 0;
+      const trained0 = collector.training?.outcomes.length ?? 0;
+      const gate0 = { pausedS: collector.training?.gate.pausedSecondsTotal ?? 0, pauses: collector.training?.gate.pauses ?? 0, overruns: collector.training?.gate.overruns ?? 0 };
+      // the collector's own ingest delay (ingest-delay.ts: what the gate reads), sampled every second
+      const delaySamples = [];
+      const loop = monitorEventLoopDelay({ resolution: 10 });
+      loop.enable();
+      const load0 = loadavg()[0];
+      const t0 = performance.now();
+      const lagSamples = [];
+      const sampler = setInterval(() => {
+        const t = (performance.now() - t0) / 1000;
+        void nsBus.lag(TOPICS.telemetry, 'bench').then((v) => lagSamples.push([t, v]), () => undefined);
+        delaySamples.push(collector.pipeline.metrics.ingest.delayS());
+      }, 1000);
+      await new Promise((r) => setTimeout(r, stepSeconds * 1000));
+      clearInterval(sampler);
+      loop.disable();
+      const trainedInStep = (collector.training?.outcomes ?? []).slice(trained0).filter((o) => o.version);
+      const g1 = collector.training?.gate;
+      const l = await rpc('pause');
+      const others = await Promise.all(extra.map((c) => c.call('pause')));
+      const pr = await probe.call('pause');
+      const wallS = (performance.now() - t0) / 1000;
+      const cpu = process.cpuUsage(cpu0);
+      const threads1 = ownThreadCpuS();
+      await gcObserverStopped();
+      const srv1 = serverCpu();
+      const lag = await nsBus.lag(TOPICS.telemetry, 'bench');
+      const mem = process.memoryUsage();
+      const intervals = pr.published - stored0;
+      const collectorCpuS = (cpu.user + cpu.system) / 1e6 + others.reduce((a, o) => a + o.cpuS, 0);
+      const cpuPct = (x) => (x === undefined ? undefined : Math.round((x / wallS) * 100));
+      const row = {
+        client: kind,
+        training: trainS > 0 ? `every ${trainS} s, nice ${workerNice}, ${gate ? `pauses above ${yieldAboveS} s` : 'never pauses'}` : trainEveryS > 0 ? 'off' : '-',
+        pausedS: g1 ? +(g1.pausedSecondsTotal - gate0.pausedS).toFixed(1) : 0,
+        pauses: g1 ? g1.pauses - gate0.pauses : 0,
+        overruns: g1 ? g1.overruns - gate0.overruns : 0,
+        delayP50: +pct(delaySamples, 50).toFixed(2),
+        delayP99: +pct(delaySamples, 99).toFixed(2),
+        trainings: trainedInStep.length,
+        trainTotalS: trainedInStep.length ? +pct(trainedInStep.map((o) => o.timings?.totalS ?? NaN), 50).toFixed(1) : undefined,
+        trainReadS: trainedInStep.length ? +pct(trainedInStep.map((o) => o.timings?.readS ?? NaN), 50).toFixed(1) : undefined,
+        trainIntervals: trainedInStep.length ? trainedInStep.at(-1).version.intervals : undefined,
+        loopP99: +(loop.percentile(99) / 1e6).toFixed(1),
+        loopMax: Math.round(loop.max / 1e6),
+        loadAvg: +((load0 + loadavg()[0]) / 2).toFixed(1),
+        collectors: collectorCount,
+        minIntervalMs: storeMinIntervalMs,
+        hosts: n,
+        vmSamplesPerS: Math.round((l.framesAcked * vmsPerHost) / l.wallS),
+        framesPerS: Math.round(l.framesAcked / l.wallS),
+        intervalsPerS: Math.round(intervals / wallS),
+        lagEnd: lag,
+        lagMax: Math.max(lag, ...lagSamples.map(([, v]) => v)),
+        lagSlope: +slope(lagSamples).toFixed(1),
+        p50: Math.round(pr.p50),
+        p99: Math.round(pr.p99),
+        rssMiB: Math.round(mem.rss / 2 ** 20),
+        heapMiB: Math.round(mem.heapUsed / 2 ** 20),
+        loadRssMiB: l.rssMiB,
+        cpuCollector: cpuPct(collectorCpuS),
+        cpuLoad: cpuPct(l.cpuS),
+        cpuProbe: cpuPct(pr.cpuS),
+        cpuClickhouse: cpuPct(srv0.ch === undefined || srv1.ch === undefined ? undefined : srv1.ch - srv0.ch),
+        cpuClickhouseMerges: cpuPct(srv0.chMerges === undefined || srv1.chMerges === undefined ? undefined : srv1.chMerges - srv0.chMerges),
+        cpuKafka: cpuPct(srv0.kafka === undefined || srv1.kafka === undefined ? undefined : srv1.kafka - srv0.kafka),
+        collectorUsPerVmSample: intervals > 0 ? +((collectorCpuS * 1e6) / (intervals * vmsPerHost)).toFixed(1) : undefined,
+        // this process's CPU by thread kind, µs per VM-sample stored (the extra collectors of --collectors N are not split)
+        collectorThreadsUs:
+          threads0 && threads1 && intervals > 0
+            ? Object.fromEntries(Object.entries(threadCpuDeltaS(threads0, threads1)).map(([k, v]) => [k, +((v * 1e6) / (intervals * vmsPerHost)).toFixed(1)]))
+            : undefined,
+        // main-thread GC pauses (perf_hooks 'gc' entries): µs per VM-sample and count; kinds 1 minor, 2 major, 4 incremental, 8 weak callbacks
+        gcPauseUs: intervals > 0 ? +((gc.ms * 1e3) / (intervals * vmsPerHost)).toFixed(1) : undefined,
+        gcPauses: gc.n,
+        gcMsByKind: Object.fromEntries(Object.entries(gc.byKind).map(([k, v]) => [k, Math.round(v)])),
+        skippedTicks: l.skippedTicks,
+        handlerCalls: handlerStats.calls,
+        meanBatch: +(handlerStats.messages / Math.max(1, handlerStats.calls)).toFixed(1),
+        meanHandlerMs: Math.round(handlerStats.ms / Math.max(1, handlerStats.calls)),
+        storeWrites: writer.writes - w0.writes,
+        intervalsPerWrite: Math.round((writer.items - w0.items) / Math.max(1, writer.writes - w0.writes)),
+        stepMsP50: Object.fromEntries(Object.entries(stepMs).map(([k, v]) => [k, Math.round(pct(v, 50))])),
+        stepMsP99: Object.fromEntries(Object.entries(stepMs).map(([k, v]) => [k, Math.round(pct(v, 99))])),
+      };
+      row.sustained = row.lagSlope * stepSeconds < n && row.lagMax < 5 * n && row.p99 < 5000 && row.skippedTicks <= n / hostsPerStream;
+      rows.push(row);
+      say(JSON.stringify(row));
+    } finally {
+      await gcObserverStopped();
+    }
     // let the backlog drain (bounded) before the next step so steps do not pollute each other
     const deadline = Date.now() + 60_000;
     while (Date.now() < deadline && (await nsBus.lag(TOPICS.telemetry, 'bench')) > 0) await new Promise((r) => setTimeout(r, 500));
-    if (!row.sustained) break;
+    if (!rows.at(-1).sustained) break;
   }
   await rpc('exit');
   for (const c of extra) await c.call('exit');
