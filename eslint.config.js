@@ -3,7 +3,7 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['**/dist/**', '**/node_modules/**', 'packages/wire/generated/**', '.wattsplit/**', '.cache/**', '.tools/**'] },
+  { ignores: ['**/dist/**', '**/node_modules/**', 'packages/wire/generated/**', '.wattsplit/**', '**/.cache/**', '.tools/**'] },
   { files: ['**/*.{js,mjs}'], ...js.configs.recommended, languageOptions: { globals: { process: 'readonly', console: 'readonly', Buffer: 'readonly', setTimeout: 'readonly', clearTimeout: 'readonly', URL: 'readonly' } } },
   {
     files: ['packages/**/*.ts'],
