@@ -161,6 +161,15 @@ try {
   });
   const VM_ARRAY_PROJECTION = projection(vmArrayRow, Object.keys(vmArrayRow(intervals[0])));
   const ATTR_ARRAY_PROJECTION = projection(attrArrayRow, Object.keys(attrArrayRow(intervals[0])));
+  // encode two tables' rows (the client CPU measured), then insert both; the same for every layout
+  const encodeAndInsert = async (...tables) => {
+    const c0 = process.cpuUsage();
+    const prepared = [];
+    for (const [table, items, proj] of tables) prepared.push(await t.prepareRows(table, items, proj));
+    const c = process.cpuUsage(c0);
+    await Promise.all(prepared.map((p) => t.insertPrepared(p)));
+    return { encodeUs: c.user + c.system, bytes: prepared.reduce((n, p) => n + p.body.length, 0) };
+  };
   const layouts = {
     rows: async (write) => {
       const vmItems = [];
@@ -169,22 +178,12 @@ try {
         for (let k = 0; k < iv.vms.length; k++) vmItems.push({ i: iv, v: iv.vms[k], k });
         for (let k = 0; k < res.shares.length; k++) shareItems.push({ r: res, s: res.shares[k], k });
       }
-      const c0 = process.cpuUsage();
-      const a = await t.prepareRows('vm_rows', vmItems, VM_ROW_PROJECTION);
-      const b = await t.prepareRows('attr_rows', shareItems, ATTRIBUTION_ROW_PROJECTION);
-      const c = process.cpuUsage(c0);
-      await Promise.all([t.insertPrepared(a), t.insertPrepared(b)]);
-      return { encodeUs: c.user + c.system, bytes: a.body.length + b.body.length };
+      return encodeAndInsert(['vm_rows', vmItems, VM_ROW_PROJECTION], ['attr_rows', shareItems, ATTRIBUTION_ROW_PROJECTION]);
     },
     arrays: async (write) => {
       // one object of column arrays per interval, then RowBinary (a production encoder would write the
       // arrays straight from the interval: this client CPU is an upper bound)
-      const c0 = process.cpuUsage();
-      const a = await t.prepareRows('vm_arrays', write, VM_ARRAY_PROJECTION);
-      const b = await t.prepareRows('attr_arrays', write, ATTR_ARRAY_PROJECTION);
-      const c = process.cpuUsage(c0);
-      await Promise.all([t.insertPrepared(a), t.insertPrepared(b)]);
-      return { encodeUs: c.user + c.system, bytes: a.body.length + b.body.length };
+      return encodeAndInsert(['vm_arrays', write, VM_ARRAY_PROJECTION], ['attr_arrays', write, ATTR_ARRAY_PROJECTION]);
     },
   };
 
