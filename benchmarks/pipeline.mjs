@@ -9,7 +9,8 @@
 //   A. align + attribute   IntervalAligner + CpuShareMethod, in memory (the pure math)
 //   B. collector           InProcessBus → NestJS collector (align, attribute, conservation) → chDB store
 //   C. full                gRPC client → gateway → InProcessBus → collector → chDB store
-// PROFILE=<file> writes a main-thread CPU profile of the stage runs alone. Prints a JSON line and a markdown table with medians and the ratios between stages.
+// PROFILE=<file> writes a main-thread CPU profile of the stage runs alone; HEAP_PROFILE=<file> a sampling heap profile
+// of the same runs (every allocation sampled, kept or collected), which benchmarks/heap-sites.mjs sums by function. Prints a JSON line and a markdown table with medians and the ratios between stages.
 import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector';
 import { createRequire } from 'node:module';
@@ -191,10 +192,18 @@ if (profiler) {
   await post('Profiler.enable');
   await post('Profiler.setSamplingInterval', { interval: 500 });
 }
+const heapProfiler = process.env.HEAP_PROFILE ? new Session() : undefined;
+const heapPost = (m, p) => new Promise((res, rej) => heapProfiler.post(m, p ?? {}, (e, r) => (e ? rej(e) : res(r))));
+if (heapProfiler) {
+  heapProfiler.connect();
+  await heapPost('HeapProfiler.enable');
+}
 const writes0 = { ...collector.pipeline.writer.stats };
 for (let i = 0; i < REPEAT; i++) {
   // the profile leaves out the first repetition (JIT warm-up, the engine's first inserts) when there are more
   if (profiler && i === Math.min(1, REPEAT - 1)) await post('Profiler.start');
+  // allocations sampled every 4 KiB on average, those collected by minor and major GC kept in the profile
+  if (heapProfiler && i === Math.min(1, REPEAT - 1)) await heapPost('HeapProfiler.startSampling', { samplingInterval: 4096, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: true });
   if (STAGES.has('A')) runs.A.push(await stageA());
   if (STAGES.has('B')) runs.B.push(await stageB());
   if (AB) {
@@ -214,6 +223,12 @@ if (profiler) {
   const { profile } = await post('Profiler.stop');
   writeFileSync(process.env.PROFILE, JSON.stringify(profile));
   profiler.disconnect();
+}
+if (heapProfiler) {
+  const { profile } = await heapPost('HeapProfiler.stopSampling');
+  // the VM-samples the sampled runs carried, so that the sums can be put per VM-sample
+  writeFileSync(process.env.HEAP_PROFILE, JSON.stringify({ ...profile, vmSamples: vmSamples * (REPEAT - Math.min(1, REPEAT - 1)) * [...STAGES].filter((x) => x === 'B' || x === 'C').length }));
+  heapProfiler.disconnect();
 }
 let disk;
 if (DISK) {

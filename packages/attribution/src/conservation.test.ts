@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { checkConservation, reconcile } from './conservation.js';
+import { checkConservation, reconcile, reconcileInPlace } from './conservation.js';
 import { prng } from './test-fixtures.js';
 import type { AttributionResult, AttributionShare, SourceName } from './types.js';
 
@@ -63,4 +63,22 @@ test('checkConservation names the source, the sums and bad parts', () => {
   assert.ok(p.some((x) => /shares\[1\] \(vm b gpu\) dynamicJoules=-1 must be finite and ≥ 0/.test(x)));
   const noMethod = checkConservation({ ...result([], { rapl: 0, gpu: 0, bmc_rest: 0 }), method: '' });
   assert.ok(noMethod.some((x) => /method is empty/.test(x)));
+});
+
+test('reconcileInPlace: the same shares as reconcile, to the bit, on the objects given (seeded random inputs)', () => {
+  const rnd = prng(11);
+  for (let k = 0; k < 1000; k++) {
+    const shares = Array.from({ length: Math.floor(rnd() * 20) }, (_, i) =>
+      sh(`v${i}`, (['rapl', 'gpu', 'bmc_rest'] as const)[Math.floor(rnd() * 3)]!, rnd() < 0.2 ? 0 : rnd() * 1e4 - 100, rnd() < 0.5 ? 0 : rnd() * 500, rnd() < 0.1 ? 'unallocated' : 'vm'),
+    );
+    const measured = { rapl: rnd() * 5000, gpu: rnd() < 0.3 ? 0 : rnd() * 3000, bmc_rest: rnd() < 0.2 ? 0 : rnd() * 1e6 };
+    const input = JSON.stringify(shares);
+    const copied = reconcile(shares, measured);
+    assert.equal(JSON.stringify(shares), input, `case ${k}: reconcile left its input alone`);
+    const own = [...shares];
+    reconcileInPlace(own, measured);
+    assert.deepEqual(own, copied, `case ${k}`);
+    // the given objects were reconciled (an unallocated share it had to create comes after them)
+    shares.forEach((s, i) => assert.equal(own[i], s, `case ${k}: share ${i} is the object given`));
+  }
 });

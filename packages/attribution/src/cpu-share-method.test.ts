@@ -1,9 +1,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { CpuShareMethod } from './cpu-share-method.js';
-import { checkConservation } from './conservation.js';
+import { checkConservation, reconcile } from './conservation.js';
+import { DEFAULT_RESERVED_WEIGHTS, staticSplitWeights } from './idle-split.js';
 import { prng } from './test-fixtures.js';
-import type { AttributionContext, AttributionResult, HostInterval, IdleSplitPolicy, VmGpuInterval, VmInterval } from './types.js';
+import type { AttributionContext, AttributionResult, AttributionShare, EntityKind, HostInterval, IdleSplitPolicy, SourceName, VmGpuInterval, VmInterval } from './types.js';
 
 const close = (a: number, b: number, eps = 1e-9) => assert.ok(Math.abs(a - b) <= eps * Math.max(1, Math.abs(b)), `${a} ≉ ${b}`);
 
@@ -132,4 +133,123 @@ test('an interval with unusable sources bills nothing for them and says so in th
   assert.deepEqual(r.shares, []);
   assert.equal(r.note, 'not billed (counter reset or read error): bmc_rest, rapl');
   assert.deepEqual(checkConservation(r), []);
+});
+
+/**
+ * The baseline as it was before issue 15 cut its allocations (65ac987: shares looked up by source and VM uuid
+ * in maps, `staticSplitWeights`' map, `reconcile`'s copies): the reference the shipped method must equal to
+ * the bit, on sorted, unsorted and repeated uuids.
+ */
+function referenceCpuShare(iv: HostInterval, c: AttributionContext): AttributionResult {
+  const shares: AttributionShare[] = [];
+  const slots = new Map<string, Map<string, AttributionShare>>();
+  const add = (kind: EntityKind, vm: VmInterval | undefined, source: SourceName, dyn: number, sta: number): void => {
+    if (!(dyn > 0) && !(sta > 0)) return;
+    const slotKey = kind === 'vm' ? source : `${kind}|${source}`;
+    let slot = slots.get(slotKey);
+    if (!slot) slots.set(slotKey, (slot = new Map<string, AttributionShare>()));
+    const uuid = vm?.uuid ?? '';
+    let s = slot.get(uuid);
+    if (!s) {
+      s = { kind, vmUuid: uuid, vmName: vm?.name ?? '', tenant: vm?.tenant ?? '', source, dynamicJoules: 0, staticJoules: 0, lowJoules: 0, highJoules: 0 };
+      slot.set(uuid, s);
+      shares.push(s);
+    }
+    if (dyn > 0) s.dynamicJoules += dyn;
+    if (sta > 0) s.staticJoules += sta;
+  };
+  const pos = (x: number | undefined): number => (x !== undefined && Number.isFinite(x) && x > 0 ? x : 0);
+  const weights = c.reservedWeights ?? DEFAULT_RESERVED_WEIGHTS;
+  const dur = Math.max(0, iv.durationS);
+  const byUuid = new Map<string, VmInterval>();
+  for (const v of iv.vms) byUuid.set(v.uuid, v);
+  let vmCpu = 0;
+  for (const v of iv.vms) vmCpu += pos(v.cpuSeconds);
+  const overheadCpu = Math.max(0, pos(iv.hostCpu.busySeconds) - vmCpu);
+  const totalCpu = vmCpu + overheadCpu;
+  const hostStatic = staticSplitWeights(iv.vms, c.policy, weights);
+  for (const source of ['rapl', 'bmc_rest'] as const) {
+    const m = pos(iv.measured[source]);
+    if (m === 0) continue;
+    const sta = Math.min(m, pos(c.staticPower.watts[source]) * dur);
+    const dyn = m - sta;
+    if (hostStatic.size === 0) add('unallocated', undefined, source, 0, sta);
+    else for (const [uuid, w] of hostStatic) add('vm', byUuid.get(uuid), source, 0, sta * w);
+    if (totalCpu > 0) {
+      for (const v of iv.vms) add('vm', v, source, (dyn * pos(v.cpuSeconds)) / totalCpu, 0);
+      add('host_overhead', undefined, source, (dyn * overheadCpu) / totalCpu, 0);
+    } else add('unallocated', undefined, source, dyn, 0);
+  }
+  const mGpu = pos(iv.measured.gpu);
+  if (mGpu > 0) {
+    const staticPerDevice = iv.gpus.length > 0 ? (pos(c.staticPower.watts.gpu) / iv.gpus.length) * dur : 0;
+    let covered = 0;
+    for (const g of iv.gpus) {
+      const j = pos(g.joules);
+      covered += j;
+      const sta = Math.min(j, staticPerDevice);
+      const dyn = j - sta;
+      const attached: { vm: VmInterval; util: number; passthrough: boolean }[] = [];
+      for (const v of iv.vms) {
+        for (const x of v.gpus) {
+          if (x.device !== g.device) continue;
+          const presence = Number.isFinite(v.presence) ? Math.min(1, Math.max(0, v.presence)) : 0;
+          if (x.passthrough || x.holdsContext || x.smUtilPct > 0) attached.push({ vm: v, util: pos(x.smUtilPct) * presence, passthrough: x.passthrough });
+        }
+      }
+      if (attached.length === 0) {
+        add('unallocated', undefined, 'gpu', dyn, sta);
+        continue;
+      }
+      const w = staticSplitWeights(attached.map((a) => a.vm), c.policy, weights);
+      if (w.size === 0) add('unallocated', undefined, 'gpu', 0, sta);
+      else for (const [uuid, f] of w) add('vm', byUuid.get(uuid), 'gpu', 0, sta * f);
+      const owners = attached.filter((a) => a.passthrough);
+      const takers = owners.length > 0 ? owners : attached;
+      let utilSum = 0;
+      for (const a of takers) utilSum += a.util;
+      for (const a of takers) add('vm', a.vm, 'gpu', utilSum > 0 ? (dyn * a.util) / utilSum : dyn / takers.length, 0);
+    }
+    if (mGpu > covered) add('unallocated', undefined, 'gpu', mGpu - covered, 0);
+  }
+  const reconciled = reconcile(shares, iv.measured);
+  for (const s of reconciled) s.lowJoules = s.highJoules = s.dynamicJoules + s.staticJoules;
+  return {
+    hostId: iv.hostId, seq: iv.seq, t0UnixNs: iv.t0UnixNs, t1UnixNs: iv.t1UnixNs, method: 'cpu_share', modelVersion: '1', hardwareClass: iv.hardwareClass,
+    note: iv.unusableSources?.length ? `not billed (counter reset or read error): ${iv.unusableSources.join(', ')}` : '', shares: reconciled, measured: { ...iv.measured },
+  };
+}
+
+test('the same joules, to the bit, as the map-keyed baseline before issue 15: sorted, unsorted and repeated uuids (seeded)', () => {
+  const rnd = prng(1515);
+  const policies: IdleSplitPolicy[] = ['reserved', 'equal', 'unallocated'];
+  const m = new CpuShareMethod();
+  const kinds = { sorted: 0, unsorted: 0, repeated: 0 };
+  for (let k = 0; k < 600; k++) {
+    const nv = Math.floor(rnd() * 10);
+    const ng = Math.floor(rnd() * 3);
+    const gpus = Array.from({ length: ng }, (_, i) => gpuDev(`g${i}`, rnd() < 0.1 ? 0 : rnd() * 700));
+    // a third of the cases in uuid order (as the aligner gives them), a third shuffled, a third with a uuid repeated
+    const layout = k % 3;
+    const names = Array.from({ length: nv }, (_, i) => `v${String(i).padStart(2, '0')}`);
+    if (layout >= 1) names.sort(() => rnd() - 0.5);
+    if (layout === 2 && nv >= 2) names[Math.floor(rnd() * nv)] = names[Math.floor(rnd() * nv)]!;
+    const vms = names.map((uuid, i) =>
+      vmi(uuid, rnd() < 0.2 ? 0 : rnd() * 8, {
+        name: `vm-${uuid}-${i}`,
+        vcpus: 1 + Math.floor(rnd() * 16),
+        memoryBytes: rnd() < 0.1 ? 0 : Math.floor(rnd() * 64) * 2 ** 30,
+        presence: rnd() < 0.2 ? rnd() : 1,
+        gpus: ng > 0 && rnd() < 0.5 ? Array.from({ length: 1 + Math.floor(rnd() * 2) }, () => vg(`g${Math.floor(rnd() * ng)}`, { smUtilPct: rnd() < 0.3 ? 0 : rnd() * 100, passthrough: rnd() < 0.2, holdsContext: rnd() < 0.8 })) : [],
+      }),
+    );
+    const uuids = vms.map((v) => v.uuid);
+    kinds[new Set(uuids).size < uuids.length ? 'repeated' : uuids.every((u, i) => i === 0 || uuids[i - 1]! < u) ? 'sorted' : 'unsorted']++;
+    const measured = { rapl: rnd() < 0.1 ? 0 : rnd() * 1000 * (1 + rnd() * 10), gpu: gpus.reduce((s, g) => s + g.joules, 0) * (rnd() < 0.1 ? 1.1 : 1), bmc_rest: rnd() * 300 };
+    const iv = interval({ durationS: 0.5 + rnd() * 10, measured, gpus, vms, hostCpu: { busySeconds: rnd() * 40, idleSeconds: 10, onlineCpus: 64, avgFreqMhz: 0 } });
+    const c = ctx(policies[Math.floor(rnd() * 3)], rnd() * 300, rnd() * 200, rnd() * 100);
+    assert.deepEqual(m.attribute(iv, c), referenceCpuShare(iv, c), `case ${k}`);
+  }
+  // every layout was exercised
+  for (const [kind, count] of Object.entries(kinds)) assert.ok(count > 50, `${kind}: ${count} cases`);
 });

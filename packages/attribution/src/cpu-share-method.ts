@@ -13,59 +13,102 @@
  *   when none shows utilisation; nobody attached → unallocated.
  * Ends with `reconcile`, so Σ shares == measured per source exactly.
  */
-import { reconcile } from './conservation.js';
-import { DEFAULT_RESERVED_WEIGHTS, staticSplitWeights } from './idle-split.js';
+import { reconcileInPlace } from './conservation.js';
+import { DEFAULT_RESERVED_WEIGHTS, staticSplitWeights, staticSplitWeightsByVm } from './idle-split.js';
 import type { AttributionContext, AttributionMethod, AttributionResult, AttributionShare, EntityKind, HostInterval, SourceName, VmInterval } from './types.js';
 
 export const CPU_SHARE_METHOD = 'cpu_share';
 export const CPU_SHARE_VERSION = '1';
 
+const SOURCE_INDEX: Readonly<Record<SourceName, number>> = { rapl: 0, gpu: 1, bmc_rest: 2 };
+
+/**
+ * Where each VM's shares are kept: undefined when the interval's uuids are unique (always from the aligner,
+ * which sorts them, and validateFrame refuses a frame that repeats one), so VM i has slot i; otherwise, VMs
+ * of one uuid share one slot, the first index of that uuid, and `last` names the last VM of each uuid (the
+ * one whose labels a static share took when shares were looked up by uuid).
+ */
+function uuidSlots(vms: readonly VmInterval[]): { slot: Int32Array; last: Map<string, number> } | undefined {
+  let ascending = true;
+  for (let i = 1; i < vms.length && ascending; i++) ascending = vms[i - 1]!.uuid < vms[i]!.uuid;
+  if (ascending) return undefined;
+  const first = new Map<string, number>();
+  const last = new Map<string, number>();
+  const slot = new Int32Array(vms.length);
+  vms.forEach((v, i) => {
+    const f = first.get(v.uuid);
+    if (f === undefined) first.set(v.uuid, i);
+    slot[i] = f ?? i;
+    last.set(v.uuid, i);
+  });
+  return first.size === vms.length ? undefined : { slot, last };
+}
+
 export class CpuShareMethod implements AttributionMethod {
   readonly name = CPU_SHARE_METHOD;
 
   attribute(iv: HostInterval, ctx: AttributionContext): AttributionResult {
-    // One share per (kind, source, VM uuid), in the order each was first added; looked up by kind and
-    // source, then by uuid (no key string per VM and source).
+    // One share per (kind, source, VM uuid), in the order each was first added. VM shares sit by source and
+    // VM slot in one array, host_overhead and unallocated by kind and source: no map or key string per VM
+    // (issue 15).
+    const nVms = iv.vms.length;
+    const dup = uuidSlots(iv.vms);
     const shares: AttributionShare[] = [];
-    const slots = new Map<string, Map<string, AttributionShare>>();
-    const add = (kind: EntityKind, vm: VmInterval | undefined, source: SourceName, dyn: number, sta: number): void => {
+    const vmSlots: (AttributionShare | undefined)[] = new Array<AttributionShare | undefined>(3 * nVms);
+    const hostSlots: (AttributionShare | undefined)[] = [undefined, undefined, undefined, undefined, undefined, undefined];
+    const share = (kind: EntityKind, vm: VmInterval | undefined, source: SourceName): AttributionShare => {
+      const s: AttributionShare = { kind, vmUuid: vm?.uuid ?? '', vmName: vm?.name ?? '', tenant: vm?.tenant ?? '', source, dynamicJoules: 0, staticJoules: 0, lowJoules: 0, highJoules: 0 };
+      shares.push(s);
+      return s;
+    };
+    /** Adds to VM i's share of `source` (created with `vm`'s labels if new). */
+    const addVm = (i: number, vm: VmInterval, source: SourceName, dyn: number, sta: number): void => {
       if (!(dyn > 0) && !(sta > 0)) return;
-      const slotKey = kind === 'vm' ? source : `${kind}|${source}`;
-      let slot = slots.get(slotKey);
-      if (!slot) slots.set(slotKey, (slot = new Map<string, AttributionShare>()));
-      const uuid = vm?.uuid ?? '';
-      let s = slot.get(uuid);
-      if (!s) {
-        s = { kind, vmUuid: uuid, vmName: vm?.name ?? '', tenant: vm?.tenant ?? '', source, dynamicJoules: 0, staticJoules: 0, lowJoules: 0, highJoules: 0 };
-        slot.set(uuid, s);
-        shares.push(s);
-      }
+      const k = SOURCE_INDEX[source] * nVms + (dup ? dup.slot[i]! : i);
+      const s = (vmSlots[k] ??= share('vm', vm, source));
       if (dyn > 0) s.dynamicJoules += dyn;
       if (sta > 0) s.staticJoules += sta;
     };
+    const addHost = (kind: 'host_overhead' | 'unallocated', source: SourceName, dyn: number, sta: number): void => {
+      if (!(dyn > 0) && !(sta > 0)) return;
+      const k = (kind === 'host_overhead' ? 0 : 3) + SOURCE_INDEX[source];
+      const s = (hostSlots[k] ??= share(kind, undefined, source));
+      if (dyn > 0) s.dynamicJoules += dyn;
+      if (sta > 0) s.staticJoules += sta;
+    };
+    /** The VM whose labels a static share of `uuid` takes: the last VM of that uuid. */
+    const lastOf = (uuid: string, i: number): number => (dup ? dup.last.get(uuid)! : i);
     const weights = ctx.reservedWeights ?? DEFAULT_RESERVED_WEIGHTS;
     const dur = Math.max(0, iv.durationS);
-    const byUuid = new Map<string, VmInterval>();
-    for (const v of iv.vms) byUuid.set(v.uuid, v);
 
     // ---- CPU-side sources: split by CPU seconds
     let vmCpu = 0;
     for (const v of iv.vms) vmCpu += pos(v.cpuSeconds);
     const overheadCpu = Math.max(0, pos(iv.hostCpu.busySeconds) - vmCpu);
     const totalCpu = vmCpu + overheadCpu;
-    const hostStatic = staticSplitWeights(iv.vms, ctx.policy, weights);
+    // By VM when uuids are unique; by uuid (VMs of one uuid summed, in first-seen order) otherwise.
+    const hostStaticByVm = dup ? undefined : staticSplitWeightsByVm(iv.vms, ctx.policy, weights);
+    const hostStatic = dup ? staticSplitWeights(iv.vms, ctx.policy, weights) : undefined;
     for (const source of ['rapl', 'bmc_rest'] as const) {
       const m = pos(iv.measured[source]);
       if (m === 0) continue;
       const sta = Math.min(m, pos(ctx.staticPower.watts[source]) * dur);
       const dyn = m - sta;
-      if (hostStatic.size === 0) add('unallocated', undefined, source, 0, sta);
-      else for (const [uuid, w] of hostStatic) add('vm', byUuid.get(uuid), source, 0, sta * w);
+      if (hostStaticByVm) for (let i = 0; i < nVms; i++) addVm(i, iv.vms[i]!, source, 0, sta * hostStaticByVm[i]!);
+      else if (hostStatic && hostStatic.size > 0) {
+        for (const [uuid, w] of hostStatic) {
+          const i = lastOf(uuid, 0);
+          addVm(i, iv.vms[i]!, source, 0, sta * w);
+        }
+      } else addHost('unallocated', source, 0, sta);
       if (totalCpu > 0) {
-        for (const v of iv.vms) add('vm', v, source, (dyn * pos(v.cpuSeconds)) / totalCpu, 0);
-        add('host_overhead', undefined, source, (dyn * overheadCpu) / totalCpu, 0);
+        for (let i = 0; i < nVms; i++) {
+          const v = iv.vms[i]!;
+          addVm(i, v, source, (dyn * pos(v.cpuSeconds)) / totalCpu, 0);
+        }
+        addHost('host_overhead', source, (dyn * overheadCpu) / totalCpu, 0);
       } else {
-        add('unallocated', undefined, source, dyn, 0);
+        addHost('unallocated', source, dyn, 0);
       }
     }
 
@@ -80,15 +123,16 @@ export class CpuShareMethod implements AttributionMethod {
         covered += j;
         const sta = Math.min(j, staticPerDevice);
         const dyn = j - sta;
-        const attached: { vm: VmInterval; util: number; passthrough: boolean }[] = [];
-        for (const v of iv.vms) {
+        const attached: { vm: VmInterval; i: number; util: number; passthrough: boolean }[] = [];
+        for (let i = 0; i < nVms; i++) {
+          const v = iv.vms[i]!;
           for (const vg of v.gpus) {
             if (vg.device !== g.device) continue;
-            if (vg.passthrough || vg.holdsContext || vg.smUtilPct > 0) attached.push({ vm: v, util: pos(vg.smUtilPct) * clamp01(v.presence), passthrough: vg.passthrough });
+            if (vg.passthrough || vg.holdsContext || vg.smUtilPct > 0) attached.push({ vm: v, i, util: pos(vg.smUtilPct) * clamp01(v.presence), passthrough: vg.passthrough });
           }
         }
         if (attached.length === 0) {
-          add('unallocated', undefined, 'gpu', dyn, sta);
+          addHost('unallocated', 'gpu', dyn, sta);
           continue;
         }
         const w = staticSplitWeights(
@@ -96,20 +140,28 @@ export class CpuShareMethod implements AttributionMethod {
           ctx.policy,
           weights,
         );
-        if (w.size === 0) add('unallocated', undefined, 'gpu', 0, sta);
-        else for (const [uuid, f] of w) add('vm', byUuid.get(uuid), 'gpu', 0, sta * f);
+        if (w.size === 0) addHost('unallocated', 'gpu', 0, sta);
+        else {
+          for (const [uuid, f] of w) {
+            // the VM of that uuid (the last one when uuids repeat)
+            let i = -1;
+            for (const a of attached) if (a.vm.uuid === uuid) i = a.i;
+            i = lastOf(uuid, i);
+            addVm(i, iv.vms[i]!, 'gpu', 0, sta * f);
+          }
+        }
         const owners = attached.filter((a) => a.passthrough);
         const takers = owners.length > 0 ? owners : attached;
         let utilSum = 0;
         for (const a of takers) utilSum += a.util;
-        for (const a of takers) add('vm', a.vm, 'gpu', utilSum > 0 ? (dyn * a.util) / utilSum : dyn / takers.length, 0);
+        for (const a of takers) addVm(a.i, a.vm, 'gpu', utilSum > 0 ? (dyn * a.util) / utilSum : dyn / takers.length, 0);
       }
-      if (mGpu > covered) add('unallocated', undefined, 'gpu', mGpu - covered, 0);
+      if (mGpu > covered) addHost('unallocated', 'gpu', mGpu - covered, 0);
     }
 
-    // reconcile returns new share objects: their bounds are set in place
-    const reconciled = reconcile(shares, iv.measured);
-    for (const s of reconciled) {
+    // the shares are this call's own: reconciled in place, then their bounds set
+    reconcileInPlace(shares, iv.measured);
+    for (const s of shares) {
       const total = s.dynamicJoules + s.staticJoules;
       s.lowJoules = total;
       s.highJoules = total;
@@ -123,7 +175,7 @@ export class CpuShareMethod implements AttributionMethod {
       modelVersion: CPU_SHARE_VERSION,
       hardwareClass: iv.hardwareClass,
       note: iv.unusableSources?.length ? `not billed (counter reset or read error): ${iv.unusableSources.join(', ')}` : '',
-      shares: reconciled,
+      shares,
       measured: { ...iv.measured },
     };
   }

@@ -18,7 +18,18 @@ type SplitVm = Pick<VmInterval, 'uuid' | 'vcpus' | 'memoryBytes' | 'presence'>;
 /** Fractions (summing to 1, or an empty map) of static energy each VM pays under `policy`. */
 export function staticSplitWeights(vms: readonly SplitVm[], policy: IdleSplitPolicy, weights: ReservedWeights = DEFAULT_RESERVED_WEIGHTS): Map<string, number> {
   const out = new Map<string, number>();
-  if (policy === 'unallocated' || vms.length === 0) return out;
+  const byVm = staticSplitWeightsByVm(vms, policy, weights);
+  if (byVm) vms.forEach((v, i) => out.set(v.uuid, (out.get(v.uuid) ?? 0) + byVm[i]!));
+  return out;
+}
+
+/**
+ * `staticSplitWeights` by position: the fraction of `vms[i]` at index i (summing to 1), or undefined where
+ * the map would be empty (nothing to split). VMs of one uuid get a fraction each, which the map sums.
+ * No map per call: what the baseline runs per host interval (issue 15).
+ */
+export function staticSplitWeightsByVm(vms: readonly SplitVm[], policy: IdleSplitPolicy, weights: ReservedWeights = DEFAULT_RESERVED_WEIGHTS): number[] | undefined {
+  if (policy === 'unallocated' || vms.length === 0) return undefined;
   const raw: number[] = [];
   if (policy === 'equal') {
     for (const v of vms) raw.push(clampPresence(v.presence));
@@ -45,9 +56,9 @@ export function staticSplitWeights(vms: readonly SplitVm[], policy: IdleSplitPol
   }
   let total = 0;
   for (const r of raw) total += r;
-  if (!(total > 0)) return out;
-  vms.forEach((v, i) => out.set(v.uuid, (out.get(v.uuid) ?? 0) + raw[i]! / total));
-  return out;
+  if (!(total > 0)) return undefined;
+  for (let i = 0; i < raw.length; i++) raw[i] = raw[i]! / total;
+  return raw;
 }
 
 function clampPresence(p: number): number {
