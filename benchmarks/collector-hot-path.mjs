@@ -2,6 +2,7 @@
 // The collector's per-VM work in memory, before and after a change, side by side (issue 15):
 //   decode     decodeFrame with protobufjs's own uint64/int64 readers (a LongBits object per field) vs the
 //              installed ones (packages/wire/src/varint64-reader.ts)
+//   align      IntervalAligner alone (frames → host intervals), the same two builds as `attribute`
 //   attribute  align + cpu_share + checkConservation with another build of @wattsplit/attribution
 //              (BEFORE_DIST=<a copy of packages/attribution/dist from before the change, placed under
 //              packages/attribution/ so that its imports resolve, e.g. packages/attribution/node_modules/.before>) vs this one
@@ -13,7 +14,8 @@
 // Frames come from real Agents over the simulator, as in benchmarks/pipeline.mjs. Each repetition runs both
 // variants of each part, alternating which goes first; CPU time (user + system, GC included) per
 // VM-sample, medians and after/before ratios. The attribute part first checks that both builds give the
-// same results (JSON of every AttributionResult): a change here must not move a joule.
+// same intervals and results (JSON of every HostInterval and AttributionResult): a change here must not
+// move a joule.
 import { createRequire } from 'node:module';
 import { loadavg, cpus } from 'node:os';
 import { resolve } from 'node:path';
@@ -60,6 +62,15 @@ const decodeOnce = () => {
 
 // ---- align + attribute
 const ctx = { policy: 'reserved', staticPower: { watts: { rapl: 100, gpu: 70, bmc_rest: 60 }, origin: 'configured' } };
+function alignAll(lib) {
+  const al = new lib.IntervalAligner();
+  const out = [];
+  for (const f of frames) {
+    const r = al.push(f);
+    if (r.interval) out.push(r.interval);
+  }
+  return out;
+}
 function attributeAll(lib) {
   const al = new lib.IntervalAligner();
   const m = new lib.CpuShareMethod();
@@ -74,12 +85,12 @@ function attributeAll(lib) {
   return out;
 }
 const before = process.env.BEFORE_DIST ? await import(pathToFileURL(`${resolve(process.env.BEFORE_DIST)}/index.js`).href) : undefined;
-if (before && !isDeepStrictEqual(JSON.parse(JSON.stringify(attributeAll(before))), JSON.parse(JSON.stringify(attributeAll(after))))) {
-  throw new Error('the two builds attribute differently');
-}
+const sameJson = (x, y) => isDeepStrictEqual(JSON.parse(JSON.stringify(x)), JSON.parse(JSON.stringify(y)));
+if (before && !sameJson(alignAll(before), alignAll(after))) throw new Error('the two builds align differently');
+if (before && !sameJson(attributeAll(before), attributeAll(after))) throw new Error('the two builds attribute differently');
 
 const load0 = loadavg()[0];
-const res = { decode: { before: [], after: [] }, attribute: { before: [], after: [] } };
+const res = { decode: { before: [], after: [] }, align: { before: [], after: [] }, attribute: { before: [], after: [] } };
 for (let i = 0; i < REPS; i++) {
   const order = i % 2 === 0 ? ['before', 'after'] : ['after', 'before'];
   for (const v of order) {
@@ -87,11 +98,12 @@ for (let i = 0; i < REPS; i++) {
     res.decode[v].push(cpuUs(decodeOnce) / (5 * vmSamples));
   }
   decodeVariants.after();
+  if (before) for (const v of order) res.align[v].push(cpuUs(() => alignAll(v === 'before' ? before : after)) / vmSamples);
   if (before) for (const v of order) res.attribute[v].push(cpuUs(() => attributeAll(v === 'before' ? before : after)) / vmSamples);
 }
 
 const rows = [];
-for (const part of ['decode', 'attribute']) {
+for (const part of ['decode', 'align', 'attribute']) {
   if (res[part].before.length === 0) continue;
   const b = median(res[part].before);
   const a = median(res[part].after);

@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { VmState, decodeFrame, encodeFrame, isWattsplitError } from '@wattsplit/wire';
 import { IntervalAligner } from './interval-aligner.js';
-import { frame, gpuCounter, bmcCounter, raplCounter, vm, WALL0_NS } from './test-fixtures.js';
+import { frame, gpuCounter, bmcCounter, raplCounter, prng, vm, WALL0_NS } from './test-fixtures.js';
 
 const close = (a: number, b: number, eps = 1e-6) => assert.ok(Math.abs(a - b) <= eps, `${a} ≉ ${b}`);
 
@@ -370,4 +370,43 @@ test('the device\'s mean utilisation over the interval (nvmlDeviceGetSamples) re
   const b = al.push(wire(3, 2, 5.6e6, dev)).interval!;
   assert.equal(b.gpus[0]!.gpuUtilPct, 100);
   assert.ok(!('gpuUtilMeanPct' in b.gpus[0]!) && !('gpuUtilSamples' in b.gpus[0]!), JSON.stringify(b.gpus[0]));
+});
+
+test('VMs reported in another order from frame to frame, some leaving and some arriving, align as when kept in order (the previous sample is looked up by position first)', () => {
+  const rnd = prng(15);
+  // one host's VMs over 40 frames: each frame a shuffled subset of 12, counters growing, now and then an I/O counter going back
+  const uuids = Array.from({ length: 12 }, (_, i) => `u${String(i).padStart(2, '0')}`);
+  const cpu = new Map(uuids.map((u) => [u, 0]));
+  const frames = [];
+  for (let seq = 1; seq <= 40; seq++) {
+    const here = uuids.filter(() => rnd() < 0.85);
+    const samples = here.map((u) => {
+      cpu.set(u, cpu.get(u)! + rnd());
+      return vm(u, cpu.get(u)!, { blockReadBytes: rnd() < 0.05 ? 7 : seq * 1000, netTxBytes: seq * 10 });
+    });
+    frames.push({ seq, t: seq - 1, vms: samples });
+  }
+  const inOrder = new IntervalAligner();
+  const shuffled = new IntervalAligner();
+  let compared = 0;
+  let vanished = 0;
+  let backwards = 0;
+  for (const f of frames) {
+    const a = inOrder.push(frame(f));
+    const b = shuffled.push(frame({ ...f, vms: [...f.vms].sort(() => rnd() - 0.5) }));
+    assert.equal(b.rejected, undefined);
+    // the same interval; its anomalies follow the frames' order, so they are compared as a set
+    const bySet = (iv: typeof a.interval) => iv && { ...iv, anomalies: [...iv.anomalies].sort((x, y) => x.message.localeCompare(y.message)) };
+    assert.deepEqual(bySet(b.interval), bySet(a.interval), `seq ${f.seq}`);
+    if (a.interval) compared++;
+    vanished += a.anomalies.filter((x) => x.code === 'VM_VANISHED').length;
+    // the I/O restart anomaly names the one VM whose counter went back, never the VMs aligned after it
+    for (const x of a.anomalies.filter((y) => y.code === 'COUNTER_WENT_BACKWARDS')) {
+      backwards++;
+      const v = a.interval!.vms.find((w) => w.uuid === x.vmUuid)!;
+      assert.equal(v.blockReadBytes, 7, `seq ${f.seq} ${x.vmUuid}`);
+    }
+  }
+  assert.equal(compared, 39);
+  assert.ok(vanished > 10 && backwards > 3, `vanished ${vanished}, backwards ${backwards}`);
 });

@@ -421,15 +421,32 @@ export class IntervalAligner {
     const hostCpu = { busySeconds: busy / 1e9, idleSeconds: idle / 1e9, onlineCpus: n(hc.onlineCpus), avgFreqMhz: n(hc.avgFreqMhz) };
 
     // ---- VMs
-    const prevVms = new Map<string, IVmSample>();
-    for (const v of prev.vms ?? []) prevVms.set(v.uuid ?? '', v);
+    // A host's VMs mostly come in the same order frame after frame: the previous sample of cur.vms[i] is
+    // looked for at prev.vms[i] first, and in a map by uuid only when it is not there (built on the first
+    // such miss). uuids are unique in a frame (validateFrame), so both find the same sample.
+    const prevList = prev.vms ?? [];
+    let prevByUuid: Map<string, IVmSample> | undefined;
+    const prevOf = (i: number, uuid: string): IVmSample | undefined => {
+      const at = prevList[i];
+      if (at !== undefined && (at.uuid ?? '') === uuid) return at;
+      if (!prevByUuid) {
+        prevByUuid = new Map<string, IVmSample>();
+        for (const x of prevList) prevByUuid.set(x.uuid ?? '', x);
+      }
+      return prevByUuid.get(uuid);
+    };
+    /** VMs of `cur` whose previous sample is in `prev` (not a vanished one): all of prev's when it equals prevList.length. */
+    let matchedPrev = 0;
     const vms: VmInterval[] = [];
     const curMono = n(cur.monoNs);
     const prevMono = n(prev.monoNs);
     const ioRates = new Map<string, IoRate>();
-    for (const v of cur.vms ?? []) {
+    const curList = cur.vms ?? [];
+    for (let i = 0; i < curList.length; i++) {
+      const v = curList[i]!;
       const uuid = v.uuid ?? '';
-      let p = prevVms.get(uuid);
+      let p = prevOf(i, uuid);
+      if (p) matchedPrev++;
       let presence = 1;
       let spanned = false;
       if (!p) {
@@ -451,9 +468,11 @@ export class IntervalAligner {
       vms.push(vi);
     }
     st.ioRates = ioRates;
-    const curUuids = new Set((cur.vms ?? []).map((v) => v.uuid ?? ''));
-    for (const [uuid, p] of prevVms) {
-      if (curUuids.has(uuid)) continue;
+    // prev's VMs that cur no longer reports (none when every one of them was matched above)
+    const curUuids = matchedPrev === prevList.length ? undefined : new Set(curList.map((v) => v.uuid ?? ''));
+    for (const p of curUuids ? prevList : []) {
+      const uuid = p.uuid ?? '';
+      if (curUuids!.has(uuid)) continue;
       if (vmState(p.state) === 'gone') continue; // already reported gone by the agent
       anomalies.push({ code: 'VM_VANISHED', message: `host ${hostId} seq ${prevSeq}→${seq}: VM ${p.name ?? ''} (${uuid}) is no longer reported; attributed as 'gone' for this interval`, vmUuid: uuid });
       vms.push(this.vmInterval(hostId, seq, p, p, 0.5, 'gone', anomalies, false));
@@ -526,16 +545,10 @@ export class IntervalAligner {
   private vmInterval(hostId: string, seq: number, v: IVmSample, p: IVmSample | undefined, presence: number, state: VmInterval['state'], anomalies: Anomaly[], spanned: boolean): VmInterval {
     const uuid = v.uuid ?? '';
     const name = v.name ?? '';
-    let restarted = false;
-    /** Delta of a cumulative VM counter; a counter that went backwards restarted, so its delta is the new value. */
-    const delta = (a: number | null | undefined, b: number | null | undefined): number => {
-      if (!p) return 0;
-      const d = n(b) - n(a);
-      if (d >= 0) return d;
-      restarted = true;
-      return n(b);
-    };
-    const cpuNs = delta(p?.cpuTimeNs, v.cpuTimeNs);
+    const has = p !== undefined;
+    vmCounters.restarted = false;
+    const delta = vmDelta;
+    const cpuNs = delta(has, p?.cpuTimeNs, v.cpuTimeNs);
     if (p && n(v.cpuTimeNs) < n(p.cpuTimeNs)) {
       anomalies.push({
         code: 'COUNTER_WENT_BACKWARDS',
@@ -543,34 +556,37 @@ export class IntervalAligner {
         vmUuid: uuid,
       });
     }
-    const vcpuSeconds: number[] = [];
-    const cv = v.vcpuTimeNs ?? [];
-    const pv = p?.vcpuTimeNs ?? [];
+    // sized once (an array grown by push from empty takes room for 17)
+    const cv = v.vcpuTimeNs ?? NO_COUNTERS;
+    const pv = p?.vcpuTimeNs ?? NO_COUNTERS;
+    const vcpuSeconds = new Array<number>(cv.length);
     for (let i = 0; i < cv.length; i++) {
       const b = cv[i];
       const a = pv[i];
-      vcpuSeconds.push(p && a !== undefined ? delta(a, b) / 1e9 : 0);
+      vcpuSeconds[i] = p && a !== undefined ? delta(has, a, b) / 1e9 : 0;
     }
     const perfCur = v.perf;
     const perfPrev = p?.perf;
     let perf: VmInterval['perf'];
     if (perfCur?.supported && perfPrev?.supported) {
       perf = {
-        cycles: delta(perfPrev.cycles, perfCur.cycles),
-        instructions: delta(perfPrev.instructions, perfCur.instructions),
-        llcMisses: delta(perfPrev.llcMisses, perfCur.llcMisses),
-        llcReferences: delta(perfPrev.llcReferences, perfCur.llcReferences),
+        cycles: delta(has, perfPrev.cycles, perfCur.cycles),
+        instructions: delta(has, perfPrev.instructions, perfCur.instructions),
+        llcMisses: delta(has, perfPrev.llcMisses, perfCur.llcMisses),
+        llcReferences: delta(has, perfPrev.llcReferences, perfCur.llcReferences),
       };
     }
-    const gpus: VmGpuInterval[] = (v.gpus ?? []).map((g) => ({
-      device: g.device ?? '',
-      smUtilPct: n(g.smUtilPct),
-      memUtilPct: n(g.memUtilPct),
-      utilSamples: n(g.utilSamples),
-      usedMemoryBytes: n(g.usedMemoryBytes),
-      holdsContext: g.holdsContext ?? false,
-      passthrough: g.passthrough ?? false,
-    }));
+    const gpus: VmGpuInterval[] = v.gpus?.length
+      ? v.gpus.map((g) => ({
+          device: g.device ?? '',
+          smUtilPct: n(g.smUtilPct),
+          memUtilPct: n(g.memUtilPct),
+          utilSamples: n(g.utilSamples),
+          usedMemoryBytes: n(g.usedMemoryBytes),
+          holdsContext: g.holdsContext ?? false,
+          passthrough: g.passthrough ?? false,
+        }))
+      : [];
     const out: VmInterval = {
       uuid,
       name,
@@ -580,16 +596,16 @@ export class IntervalAligner {
       cpuSeconds: cpuNs / 1e9,
       vcpuSeconds,
       memoryUsedBytes: n(v.memoryUsedBytes),
-      blockReadBytes: delta(p?.blockReadBytes, v.blockReadBytes),
-      blockWriteBytes: delta(p?.blockWriteBytes, v.blockWriteBytes),
-      netRxBytes: delta(p?.netRxBytes, v.netRxBytes),
-      netTxBytes: delta(p?.netTxBytes, v.netTxBytes),
+      blockReadBytes: delta(has, p?.blockReadBytes, v.blockReadBytes),
+      blockWriteBytes: delta(has, p?.blockWriteBytes, v.blockWriteBytes),
+      netRxBytes: delta(has, p?.netRxBytes, v.netRxBytes),
+      netTxBytes: delta(has, p?.netTxBytes, v.netTxBytes),
       gpus,
       presence,
       state,
     };
     if (perf) out.perf = perf;
-    if (restarted && n(v.cpuTimeNs) >= n(p?.cpuTimeNs)) {
+    if (vmCounters.restarted && n(v.cpuTimeNs) >= n(p?.cpuTimeNs)) {
       anomalies.push({ code: 'COUNTER_WENT_BACKWARDS', message: `host ${hostId} seq ${seq}: VM ${name} (${uuid}) an I/O or perf counter went backwards; its delta is the new value`, vmUuid: uuid });
     }
     if (spanned) {
@@ -598,6 +614,21 @@ export class IntervalAligner {
     return out;
   }
 }
+
+/**
+ * Delta of a cumulative VM counter (0 without a previous sample); a counter that went backwards restarted,
+ * so its delta is the new value, and `vmCounters.restarted` is set for the VM being aligned (reset before
+ * each VM: a module-level flag rather than a closure per VM, issue 15).
+ */
+const vmCounters = { restarted: false };
+function vmDelta(hasPrev: boolean, a: number | null | undefined, b: number | null | undefined): number {
+  if (!hasPrev) return 0;
+  const d = n(b) - n(a);
+  if (d >= 0) return d;
+  vmCounters.restarted = true;
+  return n(b);
+}
+const NO_COUNTERS: readonly number[] = Object.freeze([]);
 
 /** RAPL host total = Σ package zones + Σ dram zones; core/uncore are inside a package, psys overlaps both. */
 function isRaplSummed(c: IEnergyCounter): boolean {
