@@ -83,6 +83,15 @@ export const EVALUATION_PROTOCOL: EvaluationProtocol = Object.freeze({
     { seed: 204, physics: ['phases', 'memory_bound', 'idle_spread'] },
     { seed: 205, physics: ['interference', 'idle_spread', 'bmc_power_only'] },
     { seed: 206, physics: ['turbo_bins', 'smt', 'phases', 'memory_bound', 'idle_spread', 'interference', 'bmc_power_only'] },
+    // Fresh evaluation fleets (2026-12-06): 201–206 had been reported six times and the development fleets
+    // 104–113 were added after run 5 showed their hosts' static power high, so 201–206 are no longer fully blind.
+    // These were added before any model was run on them; `--set eval --seeds 301,302,303,304,305,306` runs them alone.
+    { seed: 301, physics: 'families' },
+    { seed: 302, physics: 'families' },
+    { seed: 303, physics: 'families' },
+    { seed: 304, physics: ['smt', 'memory_bound', 'interference'] },
+    { seed: 305, physics: ['turbo_bins', 'phases', 'interference', 'bmc_power_only'] },
+    { seed: 306, physics: ['idle_spread', 'smt', 'phases', 'memory_bound'] },
   ],
   heldOutFamilies: ['interference'],
 } satisfies EvaluationProtocol);
