@@ -66,6 +66,9 @@ class RecentFallbacks {
 /** How many recent records per method and class `recentColdStart` looks at. */
 export const RECENT_RECORDS = 1000;
 
+/** How far ahead of its position `recordResult` looks for a share's cached series (shares that dropped out before it). */
+const SHARE_LOOKAHEAD = 8;
+
 /** Default idle time after which a per-VM or host-share energy series is dropped: one hour. */
 export const SERIES_IDLE_TTL_MS = 3_600_000;
 
@@ -153,17 +156,35 @@ export class CollectorMetrics {
 
   recordResult(r: AttributionResult): void {
     // A host's shares come in the same order interval after interval: remember each share's two series
-    // (dynamic, static) by position and reuse them while the share at that position is the same entity.
+    // (dynamic, static) in that order and walk the list alongside the shares. A share can drop out for an
+    // interval (host overhead with no CPU time outside the VMs, a VM with no joule) and come back: the walk
+    // looks a few entries ahead for the next share, so only the share that changed costs a series lookup
+    // (with a positional match alone, every share after it did: a key string and a labels object each, a
+    // sixth of the collector's allocations per VM-sample in issue 15's heap profile). The list is rebuilt
+    // only when it changed.
     const ck = `${r.hostId}\u0001${r.method}`;
-    let cache = this.shareSeries.get(ck);
-    if (!cache) this.shareSeries.set(ck, (cache = []));
+    const old = this.shareSeries.get(ck) ?? [];
+    let list = old;
+    let rebuilt = false;
+    let j = 0;
     const now = Date.now();
     for (let i = 0; i < r.shares.length; i++) {
       const s = r.shares[i]!;
-      let c = cache[i];
-      if (!c || c.kind !== s.kind || c.vmUuid !== s.vmUuid || c.vmName !== s.vmName || c.tenant !== s.tenant || c.source !== s.source) {
-        cache[i] = c = { kind: s.kind, vmUuid: s.vmUuid, vmName: s.vmName, tenant: s.tenant, source: s.source, series: [undefined, undefined] };
+      let c: ShareSeries | undefined;
+      for (let k = j; k < old.length && k < j + SHARE_LOOKAHEAD; k++) {
+        const o = old[k]!;
+        if (o.kind === s.kind && o.vmUuid === s.vmUuid && o.vmName === s.vmName && o.tenant === s.tenant && o.source === s.source) {
+          c = o;
+          j = k + 1;
+          break;
+        }
       }
+      c ??= { kind: s.kind, vmUuid: s.vmUuid, vmName: s.vmName, tenant: s.tenant, source: s.source, series: [undefined, undefined] };
+      if (!rebuilt && old[i] !== c) {
+        list = old.slice(0, i);
+        rebuilt = true;
+      }
+      if (rebuilt) list.push(c);
       // A series appears with its first joule.
       if (s.dynamicJoules > 0) {
         const d = (c.series[0] ??= this.seriesOf(r, s, 'dynamic'));
@@ -176,7 +197,8 @@ export class CollectorMetrics {
         st.touchedMs = now;
       }
     }
-    if (cache.length > r.shares.length) cache.length = r.shares.length;
+    if (rebuilt) this.shareSeries.set(ck, list);
+    else if (old.length > r.shares.length) old.length = r.shares.length;
     this.inc('wattsplit_collector_intervals_total', { method: r.method });
     const fallback = r.modelVersion.startsWith('fallback:');
     if (fallback) this.inc('wattsplit_collector_cold_start_records_total', { method: r.method });

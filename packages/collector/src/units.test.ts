@@ -75,6 +75,57 @@ test('metrics: counters accumulate, label values are escaped, families have HELP
   assert.equal(m.render().match(/vm="u2"/g)?.length, 1, 'no zero-valued static series for u2');
 });
 
+test('metrics: shares dropping out, coming back, reordered or relabelled still add to their own series; a share that drops out costs one series lookup, not one per share after it', () => {
+  const m = new CollectorMetrics();
+  let lookups = 0;
+  const inner = m as unknown as { seriesOf: (...a: unknown[]) => unknown };
+  const seriesOf = inner.seriesOf.bind(m);
+  inner.seriesOf = (...a: unknown[]) => {
+    lookups++;
+    return seriesOf(...a);
+  };
+  const vmShare = (i: number, source: 'rapl' | 'bmc_rest', j: number) => ({ kind: 'vm' as const, vmUuid: `u${i}`, vmName: `vm${i}`, tenant: `t${i % 3}`, source, dynamicJoules: j, staticJoules: j / 2, lowJoules: 0, highJoules: 0 });
+  const overhead = (j: number) => ({ kind: 'host_overhead' as const, vmUuid: '', vmName: '', tenant: '', source: 'rapl' as const, dynamicJoules: j, staticJoules: 0, lowJoules: 0, highJoules: 0 });
+  const expected = new Map<string, number>();
+  let x = 7;
+  const rnd = () => ((x = (x * 1103515245 + 12345) % 2147483648) / 2147483648);
+  const record = (shares: AttributionResult['shares']) => {
+    m.recordResult({ ...result, shares });
+    for (const s of shares) {
+      for (const [part, j] of [['dynamic', s.dynamicJoules], ['static', s.staticJoules]] as const) {
+        if (!(j > 0)) continue;
+        const k = s.kind === 'vm' ? `vm ${s.vmUuid} ${s.vmName} ${s.tenant} ${s.source} ${part}` : `${s.kind} ${s.source} ${part}`;
+        expected.set(k, (expected.get(k) ?? 0) + j);
+      }
+    }
+  };
+  const steady = () => [...Array.from({ length: 50 }, (_, i) => vmShare(i, 'rapl', 1 + i)), overhead(3), ...Array.from({ length: 50 }, (_, i) => vmShare(i, 'bmc_rest', 2))];
+  record(steady());
+  const first = lookups;
+  assert.equal(first, 2 * 100 + 1);
+  // host overhead drops out (no CPU time outside the VMs) and comes back: one lookup when it returns
+  record(steady().filter((s) => s.kind !== 'host_overhead'));
+  assert.equal(lookups, first, 'nothing new when a share dropped out');
+  record(steady());
+  assert.equal(lookups, first + 1, 'one lookup for the share that came back');
+  // then anything: shares dropped at random, reordered, a VM renamed
+  for (let k = 0; k < 200; k++) {
+    let shares = steady().filter(() => rnd() > 0.05);
+    if (rnd() < 0.1) shares = shares.reverse();
+    if (rnd() < 0.1) shares = shares.map((s) => (s.vmUuid === 'u7' ? { ...s, vmName: 'renamed' } : s));
+    record(shares);
+  }
+  for (const [k, j] of expected) {
+    const [kind, ...rest] = k.split(' ');
+    const v =
+      kind === 'vm'
+        ? m.value('wattsplit_vm_energy_joules_total', { host: 'hv-1', vm: rest[0]!, vm_name: rest[1]!, tenant: rest[2]!, source: rest[3]!, part: rest[4]!, method: 'cpu_share' })
+        : m.value('wattsplit_host_share_energy_joules_total', { host: 'hv-1', kind: kind!, source: rest[0]!, part: rest[1]!, method: 'cpu_share' });
+    assert.ok(Math.abs(v - j) <= 1e-9 * j, `${k}: ${v} vs ${j}`);
+  }
+  assert.equal(m.seriesCount('wattsplit_vm_energy_joules_total') + m.seriesCount('wattsplit_host_share_energy_joules_total'), expected.size);
+});
+
 test('metrics: known label values start at 0; per-VM series idle past the TTL are dropped, and a returning VM counts again', () => {
   const m = new CollectorMetrics();
   m.initKnownLabels(['cpu_share', 'additive_model']);
