@@ -3,6 +3,9 @@
 //
 //   node benchmarks/accuracy-oos.mjs --set dev|eval|all [--quick] [--json] [--seeds 1,101] [--warmup-s N] [--billed-s N] [--jobs N] [--json-out FILE]
 //   (--jobs N: N fleets at a time, each in its own process; on a shared box this gets the runs more CPU)
+//   [--agent-option KEY=VALUE ...]: an agent config setting for every simulated agent, as `wattsplit agent` takes it
+//   from its config: slowCountersEveryMs=5000 (memory and block I/O read every 5 s, staggered), slowVcpuCounters=true
+//   (per-vCPU counters on that schedule too). Without any: every counter every round, as the demo runs.
 //   node benchmarks/accuracy.mjs --set ...        (the same: accuracy.mjs hands --set runs to this file)
 //
 // The fleets are declared once, in packages/simulator/src/evaluation-sets.ts (EVALUATION_PROTOCOL):
@@ -55,6 +58,15 @@ function parseArgs(argv) {
     return n;
   };
   const seeds = val('--seeds')?.split(',').map(Number);
+  const agent = {};
+  argv.forEach((a, i) => {
+    if (a !== '--agent-option') return;
+    const kv = argv[i + 1] ?? '';
+    const [k, v] = [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)];
+    if (k === 'slowCountersEveryMs' && Number.isInteger(Number(v)) && Number(v) >= 0) agent[k] = Number(v);
+    else if (k === 'slowVcpuCounters' && (v === 'true' || v === 'false')) agent[k] = v === 'true';
+    else throw new Error(`--agent-option ${kv}: expected slowCountersEveryMs=<ms> or slowVcpuCounters=true|false`);
+  });
   return {
     set,
     quick,
@@ -65,11 +77,12 @@ function parseArgs(argv) {
     billedS: num('--billed-s', quick ? P.quick.billedS : P.billedS),
     logLevel: val('--log-level') ?? 'silent',
     jobs: Math.max(1, Number(val('--jobs') ?? 1) || 1),
+    agent,
   };
 }
 
 /** One fleet through the demo's path; returns the billed-period scores. */
-export async function runFleet(entry, { warmupS, billedS, logLevel = 'silent' }) {
+export async function runFleet(entry, { warmupS, billedS, logLevel = 'silent', agent = {} }) {
   const logger = makeLogger(logLevel);
   const dataDir = mkdtempSync(join(tmpdir(), `wattsplit-oos-${entry.seed}-`));
   const startUnixMs = Date.now() - (warmupS + billedS) * 1000;
@@ -77,7 +90,7 @@ export async function runFleet(entry, { warmupS, billedS, logLevel = 'silent' })
   const bus = new InProcessBus({ logger, lingerMs: 250 });
   const collector = await startEmbeddedCollector({ dataDir, bus, policy: 'reserved', logger, models: { training: { checkIntervalS: 86_400, minIntervals: 60 } } });
   const gateway = await startGateway({ producer: bus.producer(), logger });
-  const agents = agentsLib.createSimulatedAgents(fleet, { gatewayAddress: gateway.address, spoolDir: join(dataDir, 'spool'), logger, bootId: (h) => `oos-${entry.seed}-${h}` });
+  const agents = agentsLib.createSimulatedAgents(fleet, { gatewayAddress: gateway.address, spoolDir: join(dataDir, 'spool'), logger, bootId: (h) => `oos-${entry.seed}-${h}`, agent });
   const billedStartNs = (startUnixMs + warmupS * 1000) * 1e6;
   const firstBilledSeq = warmupS + 2; // frame k is sampled at simulated second k-1 (as in the demo)
   const started = Date.now();
@@ -223,7 +236,7 @@ async function runInChildren(set, fleets, o) {
       const k = next++;
       const e = fleets[k];
       if (!o.json) process.stderr.write(`  ${set} seed ${e.seed} (${physName(e.physics)}) in a child process...\n`);
-      const args = [self, '--set', set, '--seeds', String(e.seed), '--json', '--warmup-s', String(o.warmupS), '--billed-s', String(o.billedS), '--log-level', o.logLevel];
+      const args = [self, '--set', set, '--seeds', String(e.seed), '--json', '--warmup-s', String(o.warmupS), '--billed-s', String(o.billedS), '--log-level', o.logLevel, ...Object.entries(o.agent).flatMap(([k, v]) => ['--agent-option', `${k}=${v}`])];
       const text = await new Promise((resolve, reject) => {
         const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'] });
         let buf = '';
@@ -304,9 +317,10 @@ export async function main(argv) {
     // what code ran: the benchmark imports the packages' dist/, built from the working tree (say if it differs from HEAD)
     git: gitState(),
     protocol: { hardware_class: P.hostSpec.hardwareClass, hosts: P.hosts, vms_per_host: P.vmsPerHost, warmup_s: o.warmupS, billed_s: o.billedS, held_out_families: P.heldOutFamilies },
+    agent_options: o.agent,
     sets: {},
   };
-  if (!o.json) process.stdout.write(`# wattsplit out-of-sample accuracy\n\nmachine: ${report.machine}; date: ${report.date}; command: ${report.command}; code: ${report.git.head}${report.git.uncommitted_package_files.length ? ` + uncommitted ${report.git.uncommitted_package_files.join(', ')}` : ''}; load average at start ${load0.map((x) => x.toFixed(2)).join(' ')}\n`);
+  if (!o.json) process.stdout.write(`# wattsplit out-of-sample accuracy\n\nmachine: ${report.machine}; date: ${report.date}; command: ${report.command}; code: ${report.git.head}${report.git.uncommitted_package_files.length ? ` + uncommitted ${report.git.uncommitted_package_files.join(', ')}` : ''}; agent options ${JSON.stringify(o.agent)}; load average at start ${load0.map((x) => x.toFixed(2)).join(' ')}\n`);
   for (const set of sets) {
     const fleets = P[set].filter((e) => !o.seeds || o.seeds.includes(e.seed));
     const results = [];

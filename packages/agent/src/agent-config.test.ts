@@ -1,10 +1,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { AckStatus } from '@wattsplit/wire';
 import { loadAgentConfig } from './agent-config.js';
-import { checkAgent, startAgent } from './agent-runtime.js';
+import { checkAgent, counterSchedule, startAgent } from './agent-runtime.js';
 import { FIXTURES, startIngestServer, tempDir } from './test-helpers.js';
 import { memoryLogger } from '@wattsplit/wire';
 
@@ -68,10 +68,32 @@ test('checkAgent on a fixture host: which sensors and VMs it sees, and why any i
   assert.match(text, /\[WARN\] vms: cgroup v2; 1 VMs reported; VM ghost \(u-x, id 9, running\) has no qemu cgroup/);
   assert.match(text, /web-1 u-web running tenant=acme cpu=5\.0s/);
   assert.match(text, /\[MISS\] gateway 127\.0\.0\.1:7443: .*token gateway\.tokenFile .*no-token unreadable/);
+  assert.match(text, /^counters: each VM's CPU time every 1000 ms; memory, block I\/O and per-vCPU CPU time every 5000 ms per VM/m);
   assert.equal(r.ok, false);
   assert.equal(r.vms.length, 1);
   assert.equal(r.cgroupVersion, 2);
   assert.ok(JSON.stringify(r).length > 0, 'JSON-serialisable');
+});
+
+test('the counter schedule defaults are the ones docs/agent.md states, and --check says which schedule runs', () => {
+  // the Configuration table: "| `key`: what it does | flag | default |"
+  const doc = readFileSync(join(FIXTURES, '..', '..', '..', 'docs', 'agent.md'), 'utf8');
+  const documented = (key: string): string => {
+    const row = doc.split('\n').find((l) => l.startsWith(`| \`${key}\``));
+    assert.ok(row, `docs/agent.md has a Configuration row for ${key}`);
+    const cells = row.split('|').map((c) => c.trim());
+    return cells[cells.length - 2]!;
+  };
+  const c = loadAgentConfig(undefined, { hostId: 'hv-doc' });
+  assert.equal(String(c.slowCountersEveryMs), documented('slowCountersEveryMs'));
+  assert.equal(String(c.slowVcpuCounters), documented('slowVcpuCounters'));
+  assert.equal(String(c.intervalMs), documented('intervalMs'));
+  assert.equal(c.slowVcpuCounters, true, 'per-vCPU counters on the slow schedule by default');
+  assert.equal(counterSchedule(c), "counters: each VM's CPU time every 1000 ms; memory, block I/O and per-vCPU CPU time every 5000 ms per VM, staggered (slowCountersEveryMs 5000, slowVcpuCounters true)");
+  assert.match(counterSchedule({ ...c, slowVcpuCounters: false }), /^counters: each VM's CPU time, whole and per vCPU every 1000 ms; memory and block I\/O every 5000 ms/);
+  // rounded to whole intervals, as the Agent applies it; at or below the interval: every counter every round
+  assert.match(counterSchedule({ ...c, intervalMs: 2000 }), / every 6000 ms per VM/);
+  assert.match(counterSchedule({ ...c, slowCountersEveryMs: 500 }), /^counters: every 1000 ms, all of them/);
 });
 
 test('startAgent: samples, spools and delivers to a gateway; stop() leaves nothing pending', async (t) => {

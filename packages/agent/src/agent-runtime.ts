@@ -198,6 +198,15 @@ export interface CheckReport {
  * `wattsplit agent --check`: opens every source, samples twice (so counters that need two reads are
  * exercised), and says which sensors and VMs it sees and why any is missing. Sends nothing.
  */
+/** What `--check` says of the counter schedule (slowCountersEveryMs, slowVcpuCounters), as the Agent applies it: whole intervals. */
+export function counterSchedule(cfg: Pick<AgentConfig, 'intervalMs' | 'slowCountersEveryMs' | 'slowVcpuCounters'>): string {
+  const rounds = Math.max(1, Math.round(cfg.slowCountersEveryMs / cfg.intervalMs));
+  if (rounds === 1) return `counters: every ${cfg.intervalMs} ms, all of them (slowCountersEveryMs ${cfg.slowCountersEveryMs})`;
+  const slow = cfg.slowVcpuCounters ? 'memory, block I/O and per-vCPU CPU time' : 'memory and block I/O';
+  const fast = cfg.slowVcpuCounters ? 'each VM\'s CPU time' : 'each VM\'s CPU time, whole and per vCPU';
+  return `counters: ${fast} every ${cfg.intervalMs} ms; ${slow} every ${rounds * cfg.intervalMs} ms per VM, staggered (slowCountersEveryMs ${cfg.slowCountersEveryMs}, slowVcpuCounters ${cfg.slowVcpuCounters})`;
+}
+
 export async function checkAgent(cfg: AgentConfig): Promise<CheckReport> {
   const log = memoryLogger();
   const src = await buildAgentSources(cfg, log);
@@ -231,6 +240,7 @@ export async function checkAgent(cfg: AgentConfig): Promise<CheckReport> {
     ...vms.map((v) => `  - ${v.name} ${v.uuid} ${v.state} tenant=${v.tenant || '-'} cpu=${(v.cpuTimeNs / 1e9).toFixed(1)}s`),
     `[${gwOk ? 'ok  ' : 'MISS'}] gateway ${cfg.gateway.address}: ${tls}; token ${token}`,
     `spool ${cfg.spool.dir} (max ${cfg.spool.maxBytes} bytes, ${Math.round(cfg.spool.maxAgeMs / 3600000)} h)`,
+    counterSchedule(cfg),
   ];
   await probe.close();
   const rapl = sensors.find((s) => s.name === 'rapl');

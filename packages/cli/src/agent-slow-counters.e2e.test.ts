@@ -1,5 +1,5 @@
-// The shipped agent (`wattsplit agent`, slowCountersEveryMs) reads each VM's memory and block I/O counters every
-// few rounds and says when (VmSample.slow_read_mono_ns); through the real gateway, the collector's interval
+// The shipped agent (`wattsplit agent`, slowCountersEveryMs) reads each VM's memory and block I/O counters (and, by
+// default, slowVcpuCounters, its per-vCPU CPU counters) every few rounds and says when (VmSample.slow_read_mono_ns); through the real gateway, the collector's interval
 // aligner turns them into per-interval bytes at the rate of the newest read window, not a window's bytes lumped
 // into the interval that happened to read them; the intervals' energy is still split exactly (conservation).
 // The host is a fake cgroup v1 tree whose counters this test moves at known rates (files replaced atomically).
@@ -23,7 +23,9 @@ const put = (root: string, p: string, text: string): void => {
   renameSync(`${f}.tmp`, f);
 };
 
-for (const slowVcpus of [false, true]) test(`wattsplit agent reading memory and block I/O${slowVcpus ? ' and per-vCPU time' : ''} every 3rd round: the aligner gives every interval the read window's rate, energy conserved`, async (t) => {
+// undefined: the config leaves slowVcpuCounters out, so the shipped default runs (per-vCPU counters on the slow schedule)
+for (const setting of [false, true, undefined]) test(`wattsplit agent reading memory and block I/O${setting !== false ? ' and per-vCPU time' : ''} every 3rd round${setting === undefined ? ' (slowVcpuCounters left to its default)' : ''}: the aligner gives every interval the read window's rate, energy conserved`, async (t) => {
+  const slowVcpus = setting ?? true;
   const dir = mkdtempSync(join(tmpdir(), 'wattsplit-agent-slow-'));
   const host = join(dir, 'host');
   const VMS = [1, 2];
@@ -56,7 +58,7 @@ for (const slowVcpus of [false, true]) test(`wattsplit agent reading memory and 
   const gw = await startGateway({ producer: bus.producer() });
   const cfg = join(dir, 'agent.json');
   writeFileSync(cfg, JSON.stringify({
-    hostId: 'hv-slow', intervalMs: 100, slowCountersEveryMs: 300, slowVcpuCounters: slowVcpus, sysfsRoot: host, gateway: { address: gw.address, tls: false }, spool: { dir: join(dir, 'spool') },
+    hostId: 'hv-slow', intervalMs: 100, slowCountersEveryMs: 300, ...(setting === undefined ? {} : { slowVcpuCounters: setting }), sysfsRoot: host, gateway: { address: gw.address, tls: false }, spool: { dir: join(dir, 'spool') },
     libvirt: false, nvml: { enabled: false }, perf: { enabled: false },
     vms: VMS.map((i) => ({ uuid: `u-${i}`, name: `vm-${i}`, id: i, vcpus: 2, memoryBytes: 2 ** 31, tenant: `t${i}`, taps: [] })),
   }));

@@ -4,7 +4,7 @@
  * the fleet demo's agent process (`wattsplit fleet-sim`) drive, one simulated second at a time.
  */
 import { join } from 'node:path';
-import { Agent, GrpcIngestClient, SpoolingSender } from '@wattsplit/agent';
+import { Agent, GrpcIngestClient, SpoolingSender, type AgentOptions } from '@wattsplit/agent';
 import type { Fleet } from '@wattsplit/simulator';
 import { WattsplitError, type Logger } from '@wattsplit/wire';
 
@@ -22,7 +22,15 @@ export interface SimulatedAgentsOptions {
   logger: Logger;
   /** The boot id each host's frames carry (seq restarts at 1 for a new one). */
   bootId: (hostId: string) => string;
+  /**
+   * The agent's counter schedule, as `wattsplit agent` takes it from its config (`slowCountersEveryMs`,
+   * `slowVcpuCounters`); absent: every counter every round (what the demo has always run).
+   */
+  agent?: SimulatedAgentOptions;
 }
+
+/** The agent settings a simulated fleet may run with (benchmarks compare the shipped defaults against others). */
+export type SimulatedAgentOptions = Pick<AgentOptions, 'slowCountersEveryMs' | 'slowVcpuCounters'>;
 
 export function createSimulatedAgents(fleet: Fleet, opts: SimulatedAgentsOptions): SimulatedAgent[] {
   const agents = fleet.hosts.map((h) => {
@@ -42,6 +50,7 @@ export function createSimulatedAgents(fleet: Fleet, opts: SimulatedAgentsOptions
         logger,
         intervalMs: 1000,
         bootId: opts.bootId(h.hostId),
+        ...opts.agent,
       }),
       sender: new SpoolingSender({
         spool: { dir: join(opts.spoolDir, h.hostId), fsync: false },
