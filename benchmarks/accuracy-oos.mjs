@@ -5,7 +5,8 @@
 //   (--jobs N: N fleets at a time, each in its own process; on a shared box this gets the runs more CPU)
 //   [--agent-option KEY=VALUE ...]: an agent config setting for every simulated agent, as `wattsplit agent` takes it
 //   from its config: slowCountersEveryMs=5000 (memory and block I/O read every 5 s, staggered), slowVcpuCounters=true
-//   (per-vCPU counters on that schedule too). Without any: every counter every round, as the demo runs.
+//   (per-vCPU counters on that schedule too); slowCountersEveryMs=0 reads every counter every round. Without any: the
+//   shipped agent's defaults (DEFAULT_AGENT_CONFIG: 5000 ms and true), the schedule the demo and an installed agent run.
 //   node benchmarks/accuracy.mjs --set ...        (the same: accuracy.mjs hands --set runs to this file)
 //
 // The fleets are declared once, in packages/simulator/src/evaluation-sets.ts (EVALUATION_PROTOCOL):

@@ -4,7 +4,7 @@
  * the fleet demo's agent process (`wattsplit fleet-sim`) drive, one simulated second at a time.
  */
 import { join } from 'node:path';
-import { Agent, GrpcIngestClient, SpoolingSender, type AgentOptions } from '@wattsplit/agent';
+import { Agent, DEFAULT_AGENT_CONFIG, GrpcIngestClient, SpoolingSender, type AgentOptions } from '@wattsplit/agent';
 import type { Fleet } from '@wattsplit/simulator';
 import { WattsplitError, type Logger } from '@wattsplit/wire';
 
@@ -24,13 +24,20 @@ export interface SimulatedAgentsOptions {
   bootId: (hostId: string) => string;
   /**
    * The agent's counter schedule, as `wattsplit agent` takes it from its config (`slowCountersEveryMs`,
-   * `slowVcpuCounters`); absent: every counter every round (what the demo has always run).
+   * `slowVcpuCounters`); absent: the shipped agent's defaults (`DEFAULT_AGENT_CONFIG`), so the demo and the
+   * accuracy protocol measure the schedule an installed agent runs. A key set here overrides its default.
    */
   agent?: SimulatedAgentOptions;
 }
 
 /** The agent settings a simulated fleet may run with (benchmarks compare the shipped defaults against others). */
 export type SimulatedAgentOptions = Pick<AgentOptions, 'slowCountersEveryMs' | 'slowVcpuCounters'>;
+
+/** The counter schedule of `wattsplit agent` with no such keys in its config. */
+export const SHIPPED_SCHEDULE: SimulatedAgentOptions = Object.freeze({
+  slowCountersEveryMs: DEFAULT_AGENT_CONFIG.slowCountersEveryMs,
+  slowVcpuCounters: DEFAULT_AGENT_CONFIG.slowVcpuCounters,
+});
 
 export function createSimulatedAgents(fleet: Fleet, opts: SimulatedAgentsOptions): SimulatedAgent[] {
   const agents = fleet.hosts.map((h) => {
@@ -50,6 +57,7 @@ export function createSimulatedAgents(fleet: Fleet, opts: SimulatedAgentsOptions
         logger,
         intervalMs: 1000,
         bootId: opts.bootId(h.hostId),
+        ...SHIPPED_SCHEDULE,
         ...opts.agent,
       }),
       sender: new SpoolingSender({
