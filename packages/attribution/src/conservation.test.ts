@@ -63,6 +63,17 @@ test('checkConservation names the source, the sums and bad parts', () => {
   assert.ok(p.some((x) => /shares\[1\] \(vm b gpu\) dynamicJoules=-1 must be finite and ≥ 0/.test(x)));
   const noMethod = checkConservation({ ...result([], { rapl: 0, gpu: 0, bmc_rest: 0 }), method: '' });
   assert.ok(noMethod.some((x) => /method is empty/.test(x)));
+  // every part by name, in share order, an unknown source, and each source's sum (parts read by name, summed in locals)
+  const bad = { ...sh('c', 'bmc_rest', Number.NaN, -2), lowJoules: Number.POSITIVE_INFINITY, highJoules: -0.5 };
+  const odd = { ...sh('d', 'rapl', 1, 0), source: 'wind' as SourceName };
+  assert.deepEqual(checkConservation(result([sh('a', 'rapl', 50, 10), bad, odd, sh('e', 'gpu', 4, 1)], { rapl: 60, gpu: 5, bmc_rest: 3 })), [
+    'host hv seq 1 method m: shares[1] (vm c bmc_rest) dynamicJoules=NaN must be finite and ≥ 0',
+    'host hv seq 1 method m: shares[1] (vm c bmc_rest) staticJoules=-2 must be finite and ≥ 0',
+    'host hv seq 1 method m: shares[1] (vm c bmc_rest) lowJoules=Infinity must be finite and ≥ 0',
+    'host hv seq 1 method m: shares[1] (vm c bmc_rest) highJoules=-0.5 must be finite and ≥ 0',
+    'host hv seq 1 method m: shares[2].source="wind" is not a known source',
+    'host hv seq 1 method m: bmc_rest shares sum to NaN J but 3 J was measured (off by NaN J)',
+  ]);
 });
 
 test('reconcileInPlace: the same shares as reconcile, to the bit, on the objects given (seeded random inputs)', () => {
