@@ -7,6 +7,10 @@
 //              (BEFORE_DIST=<a copy of packages/attribution/dist from before the change, placed under
 //              packages/attribution/ so that its imports resolve, e.g. packages/attribution/node_modules/.before>) vs this one
 //
+//   metrics    CollectorMetrics.recordResult of every cpu_share result (a fresh metrics object per repetition)
+//              with another build's collector-metrics.js (BEFORE_METRICS=<its path>, e.g. a before tree's
+//              packages/collector/dist/collector-metrics.js) vs this one; both must give the same series text
+//
 //   node benchmarks/collector-hot-path.mjs                         (decode only)
 //   BEFORE_DIST=packages/attribution/node_modules/.before node benchmarks/collector-hot-path.mjs
 //   env: HOSTS (8) VMS (50) SECONDS (60) REPS (7)
@@ -89,8 +93,21 @@ const sameJson = (x, y) => isDeepStrictEqual(JSON.parse(JSON.stringify(x)), JSON
 if (before && !sameJson(alignAll(before), alignAll(after))) throw new Error('the two builds align differently');
 if (before && !sameJson(attributeAll(before), attributeAll(after))) throw new Error('the two builds attribute differently');
 
+// ---- metrics
+const afterMetrics = process.env.BEFORE_METRICS ? await import('@wattsplit/collector') : undefined;
+const beforeMetrics = process.env.BEFORE_METRICS ? await import(pathToFileURL(resolve(process.env.BEFORE_METRICS)).href) : undefined;
+const metricResults = afterMetrics ? attributeAll(after) : [];
+const recordAll = (lib) => {
+  const m = new lib.CollectorMetrics();
+  for (const r of metricResults) m.recordResult(r);
+  return m;
+};
+// the energy series of both (render's lag gauge depends on the clock: left out)
+const energyText = (m) => m.render(0).split('\n').filter((l) => l.startsWith('wattsplit_vm_energy') || l.startsWith('wattsplit_host_share')).join('\n');
+if (afterMetrics && energyText(recordAll(beforeMetrics)) !== energyText(recordAll(afterMetrics))) throw new Error('the two metrics builds count differently');
+
 const load0 = loadavg()[0];
-const res = { decode: { before: [], after: [] }, align: { before: [], after: [] }, attribute: { before: [], after: [] } };
+const res = { decode: { before: [], after: [] }, align: { before: [], after: [] }, attribute: { before: [], after: [] }, metrics: { before: [], after: [] } };
 for (let i = 0; i < REPS; i++) {
   const order = i % 2 === 0 ? ['before', 'after'] : ['after', 'before'];
   for (const v of order) {
@@ -100,10 +117,11 @@ for (let i = 0; i < REPS; i++) {
   decodeVariants.after();
   if (before) for (const v of order) res.align[v].push(cpuUs(() => alignAll(v === 'before' ? before : after)) / vmSamples);
   if (before) for (const v of order) res.attribute[v].push(cpuUs(() => attributeAll(v === 'before' ? before : after)) / vmSamples);
+  if (afterMetrics) for (const v of order) res.metrics[v].push(cpuUs(() => recordAll(v === 'before' ? beforeMetrics : afterMetrics)) / vmSamples);
 }
 
 const rows = [];
-for (const part of ['decode', 'align', 'attribute']) {
+for (const part of ['decode', 'align', 'attribute', 'metrics']) {
   if (res[part].before.length === 0) continue;
   const b = median(res[part].before);
   const a = median(res[part].after);
