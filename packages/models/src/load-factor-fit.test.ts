@@ -2,6 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mulberry32 } from '@wattsplit/attribution';
 import { LoadFactorNormalEquations, type LoadFactorRow, type RidgedNnls } from './load-factor-fit.js';
+import type { Logger } from '@wattsplit/wire';
 
 test('the normal equations accumulated by halves (upper triangles, the transposes added when read) equal AᵀA and Aᵀb summed row by row, at every (β₁, β₂)', () => {
   const rnd = mulberry32(7);
@@ -223,4 +224,27 @@ test('a search revisits no (β₁, β₂): each point is solved once, whatever p
     // the grid search solves every admissible grid point, the pattern search's moves on top
     if (search === 'grid') assert.ok(ne.solves > 300, `${ne.solves}`);
   }
+});
+
+test('where the block pivoting does not converge, the point is solved densely to the same optimum, counted and reported once', () => {
+  const { rows, N, fit } = classRows(11, 5, 6);
+  const warnings: { obj: Record<string, unknown>; msg: string }[] = [];
+  const logger = { warn: (obj: Record<string, unknown>, msg: string) => warnings.push({ obj, msg }), info: () => {}, debug: () => {}, error: () => {}, child: () => logger } as unknown as Logger;
+  const starved = new LoadFactorNormalEquations(N, { maxPivotSteps: 0, logger, label: 'test-class rapl' });
+  const blocks = new LoadFactorNormalEquations(N);
+  const dense = new LoadFactorNormalEquations(N, { solver: 'dense' });
+  for (const r of rows) for (const ne of [starved, blocks, dense]) ne.addRow(r);
+  const a = starved.search(fit);
+  const b = dense.search(fit);
+  const c = blocks.search(fit);
+  assert.ok(a && b && c);
+  assert.equal(a.b1, b.b1);
+  assert.equal(a.b2, b.b2);
+  assert.ok(Math.abs(a.sse - b.sse) <= 1e-9 * b.sse, `${a.sse} vs ${b.sse}`);
+  assert.equal(starved.denseFallbacks, starved.solves, 'every point fell back');
+  assert.ok(starved.denseFallbacks > 10);
+  assert.equal(blocks.denseFallbacks, 0, 'the default bound converges on this class');
+  assert.equal(warnings.length, 1, 'one warning per system');
+  assert.equal(warnings[0]!.obj.system, 'test-class rapl');
+  assert.match(warnings[0]!.msg, /did not converge.*dense Lawson–Hanson/);
 });

@@ -21,6 +21,7 @@
  */
 import { borderedNnls, borderedWorkspace, type BorderedBlock, type BorderedWorkspace, type PassiveSets } from './bordered-nnls.js';
 import { nnlsNormal } from './nnls.js';
+import type { Logger } from '@wattsplit/wire';
 
 export interface LoadFactorSolution {
   b1: number;
@@ -62,6 +63,12 @@ export interface LoadFactorOptions {
   solver?: 'blocks' | 'dense';
   /** How `search` walks the (β₁, β₂) box: 'coarse-to-fine' (default) or 'grid' (every grid point: the reference). */
   search?: 'coarse-to-fine' | 'grid';
+  /** Where a point solved by the dense fallback is reported (a warning, once per system; the count in `denseFallbacks`). */
+  logger?: Logger;
+  /** Names the system in that warning (e.g. the hardware class and source). */
+  label?: string;
+  /** Pivoting steps the bordered NNLS may take per point before the dense fallback (default: bordered-nnls.ts's own bound). */
+  maxPivotSteps?: number;
 }
 
 /** How the columns were split (for tests and diagnostics). */
@@ -132,6 +139,11 @@ export class LoadFactorNormalEquations {
   solves = 0;
   /** Pivoting steps (block solves) of those NNLS, all together. */
   pivotSteps = 0;
+  /** Points where the block pivoting did not converge and the dense Lawson–Hanson solved them instead. */
+  denseFallbacks = 0;
+  private readonly logger: Logger | undefined;
+  private readonly label: string;
+  private readonly maxPivotSteps: number | undefined;
   private bb = 0;
   private readonly dense: boolean;
   private readonly searchMode: 'coarse-to-fine' | 'grid';
@@ -149,6 +161,9 @@ export class LoadFactorNormalEquations {
     this.n = n;
     this.dense = opts.solver === 'dense';
     this.searchMode = opts.search ?? 'coarse-to-fine';
+    this.logger = opts.logger;
+    this.label = opts.label ?? 'load factor';
+    this.maxPivotSteps = opts.maxPivotSteps;
     this.slot = new Int32Array(n).fill(-1);
   }
 
@@ -528,10 +543,16 @@ export class LoadFactorNormalEquations {
       this.warm ??= { blocks: sys.map((bl) => new Uint8Array(bl.n).fill(1)), border: new Uint8Array(b).fill(1) };
       const bordered = { blocks: sys, b, D, h, freeB };
       L.at.work ??= borderedWorkspace(bordered);
-      const sol = borderedNnls(bordered, this.warm, L.at.work);
+      const sol = borderedNnls(bordered, this.warm, L.at.work, this.maxPivotSteps);
       this.pivotSteps += sol.steps;
       if (sol.converged) z = sol;
-      else this.warm = undefined;
+      else {
+        this.warm = undefined;
+        // the dense solve below gives the same optimum, at about N⁴ instead of linear in the hosts: say so once
+        if (this.denseFallbacks++ === 0) {
+          this.logger?.warn({ system: this.label, b1, b2, columns: n, blocks: sys.length, border: b, steps: sol.steps }, 'bordered NNLS did not converge: this point, and any other that does not, is solved by the dense Lawson–Hanson (same optimum, slower)');
+        }
+      }
     }
     // x·(AᵀA + Λ)·x over the blocks and the border, in the same pass as the scatter to global columns
     let quad = 0;
