@@ -288,16 +288,9 @@ export async function trainAdditiveModel(intervals: readonly HostInterval[], opt
   opts.yieldPoint?.('residuals');
   // training residuals on the plain-JS apply path (what will be used)
   for (const s of MODEL_SOURCES) {
-    let se = 0;
-    let sum = 0;
-    sample.forEach((iv, r) => {
-      let pred = staticPowerW(model, s, iv.hostId);
-      for (const g of termPowers(model, s, terms[r]!)) pred += g;
-      se += (pred - p.y[s][r]!) ** 2;
-      sum += p.y[s][r]!;
-    });
-    model.sources[s].residualRmsW = Math.sqrt(se / n);
-    model.sources[s].meanPowerW = sum / n;
+    const { mse, meanW } = residuals(model, s, sample, terms, p.y[s]);
+    model.sources[s].residualRmsW = Math.sqrt(mse);
+    model.sources[s].meanPowerW = meanW;
   }
   if (placement) model.placement = placement;
   model.trainSeconds = (performance.now() - t0) / 1000;
@@ -402,15 +395,25 @@ function fitIpcGain(model: AdditiveModelJson, sample: readonly HostInterval[], t
   refit();
 }
 
+/**
+ * Mean squared residual (W²) of one source's host totals under the model as it stands, on the apply path
+ * (static power + termPowers), and the mean measured power; 0 and 0 for no intervals.
+ */
+function residuals(model: AdditiveModelJson, s: ModelSource, sample: readonly HostInterval[], terms: readonly VmFeatures[][], y: Float32Array): { mse: number; meanW: number } {
+  let se = 0;
+  let sum = 0;
+  sample.forEach((iv, r) => {
+    let pred = staticPowerW(model, s, iv.hostId);
+    for (const g of termPowers(model, s, terms[r]!)) pred += g;
+    se += (pred - y[r]!) ** 2;
+    sum += y[r]!;
+  });
+  return sample.length > 0 ? { mse: se / sample.length, meanW: sum / sample.length } : { mse: 0, meanW: 0 };
+}
+
 /** Mean squared residual of the RAPL host totals under the model as it stands, W². */
 function residualMse(model: AdditiveModelJson, sample: readonly HostInterval[], terms: readonly VmFeatures[][], y: Float32Array): number {
-  let se = 0;
-  sample.forEach((iv, r) => {
-    let pred = staticPowerW(model, 'rapl', iv.hostId);
-    for (const g of termPowers(model, 'rapl', terms[r]!)) pred += g;
-    se += (pred - y[r]!) ** 2;
-  });
-  return sample.length > 0 ? se / sample.length : 0;
+  return residuals(model, 'rapl', sample, terms, y).mse;
 }
 
 /** Mean W per busy core of every term under the feature model (MLP, no multiplier, no load factor). */
