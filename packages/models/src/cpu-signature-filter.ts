@@ -24,7 +24,9 @@
  * anomaly, no VM coming or going nor the interval after, no held frame, no live migration out), with
  * innovations beyond 4 sd down-weighted (Huber). Observation noise: (`noiseScale` × the model's
  * training residual)² + 1 W². The posterior covariance gives every share's standard deviation (delta method on
- * E_v = S·dt·static share + (M − S·dt)·w_v / Σ w, w_t = m_t·cpu_t + Σ_k c_k·io_t,k).
+ * E_v = S·dt·static share + (M − S·dt)·w_v / Σ w, w_t = m_t·cpu_t·standAlone_t + Σ_k c_k·io_t,k). Option
+ * `ioAtOwnRate` (off by default) bills the I/O parts Σ_k c_k·io_t,k at their own power and scales only the
+ * CPU parts to the rest.
  *
  * State per host: per source the state ids, means, priors, covariance and time of the last update, plus the
  * model version it is relative to (a new version resets the multipliers and I/O weights, keeps the static
@@ -57,6 +59,14 @@ export interface CpuSignatureFilterOptions {
   noiseScale?: number;
   /** A term not seen for this long is forgotten, s. Default 3600. */
   forgetAfterS?: number;
+  /**
+   * Bill each term's I/O part (memory traffic, disk, network: the filter's weights × its features) at that
+   * power and scale only the CPU parts (at their stand-alone rates) to the rest of the measured dynamic energy.
+   * Default false: every part is scaled alike. Measured on development fleets and not made the default
+   * (docs/accuracy-method.md, "I/O parts at their own rate"): better on turbo / SMT / memory-bound fleets,
+   * worse for database tenants where per-VM phases move memory traffic with CPU power.
+   */
+  ioAtOwnRate?: boolean;
 }
 
 const STATIC_ID = '__static__';
@@ -307,10 +317,13 @@ export class CpuSignatureFilter {
   private readonly hosts = new Map<string, HostSignatures>();
   /** Per host, the decomposition of the interval `split` last saw (`observe` of the same interval reuses it). */
   private readonly memo = new Map<string, { seq: number; model: AdditiveModelJson; bySource: Map<ModelSource, SourceTerms> }>();
-  private readonly o: Required<CpuSignatureFilterOptions>;
+  private readonly o: Required<Omit<CpuSignatureFilterOptions, 'ioAtOwnRate'>>;
+  private readonly ioAtOwnRate: boolean;
 
   constructor(opts: CpuSignatureFilterOptions = {}) {
-    this.o = { pullS: 1800, knownSd: 0.35, unseenSd: 0.6, staticSd: 0.1, trainedStaticSd: 0.02, staticTauS: 86400, floor: 0.25, noiseScale: 1.5, forgetAfterS: 3600, ...opts };
+    const { ioAtOwnRate, ...numeric } = opts;
+    this.ioAtOwnRate = ioAtOwnRate ?? false;
+    this.o = { pullS: 1800, knownSd: 0.35, unseenSd: 0.6, staticSd: 0.1, trainedStaticSd: 0.02, staticTauS: 86400, floor: 0.25, noiseScale: 1.5, forgetAfterS: 3600, ...numeric };
     for (const [k, v] of Object.entries(this.o)) if (!(Number.isFinite(v) && v > 0)) throw new WattsplitError('CONFIG_INVALID', `cpu signature filter option ${k}=${v} must be a finite number > 0`, { details: { field: k, value: v } });
   }
 
@@ -488,27 +501,48 @@ export class CpuSignatureFilter {
     };
     const S = Math.min(M, Math.max(0, mean[0]!) * dt);
     const D = M - S;
+    // each term's weight w_t (CPU part at its billing, stand-alone, rate + I/O part), and its I/O part alone, W
     const w = new Float64Array(T);
+    const io = new Float64Array(T);
     let W = 0;
+    let I = 0;
     for (let t = 0; t < T; t++) {
       let x = Math.max(this.o.floor, mean[1 + K + t]!) * d.cpu[t]! * d.standAlone[t]!;
-      for (let j = 0; j < K; j++) x += Math.max(0, mean[1 + j]!) * d.io[j]![t]!;
+      let y = 0;
+      for (let j = 0; j < K; j++) {
+        const z = Math.max(0, mean[1 + j]!) * d.io[j]![t]!;
+        x += z;
+        y += z;
+      }
       w[t] = x;
       W += x;
+      io[t] = y;
+      I += y;
     }
     const dynamicJ = new Float64Array(T);
     const sdJ = new Float64Array(T);
     if (!(W > 0)) return { staticJ: S, dynamicJ, sdJ };
-    for (let t = 0; t < T; t++) dynamicJ[t] = (D * w[t]!) / W;
-    // delta method: ∇E_t = f_t·u + (D/W)·a_t + dt·staticFrac_t·e_static
+    // Proportional (default): E_t = D·w_t/W, every part scaled by D/W. I/O at its own rate (`ioAtOwnRate`):
+    // E_t = io_t·dt + R·c_t/C with c_t = w_t − io_t, C = W − I, R = D − I·dt. The stand-alone rates of the CPU
+    // parts sum to more than the package draws where per-core power falls with load; scaled down with them, the
+    // I/O parts (DRAM power, linear in memory traffic: each VM's own) were taken from the VMs whose power is mostly
+    // I/O. Where the I/O parts alone exceed D, or no term has a CPU part, the proportional split is used.
+    const C = W - I;
+    const R = D - I * dt;
+    const own = this.ioAtOwnRate && C > 0 && R > 0;
+    const DW = own ? R / C : D / W;
+    for (let t = 0; t < T; t++) dynamicJ[t] = own ? io[t]! * dt + (R * (w[t]! - io[t]!)) / C : (D * w[t]!) / W;
+    // delta method: ∇E_t = f_t·u + k·a_t + dt·staticFrac_t·e_static (f_t the term's share of the scaled part, u
+    // the gradient of the scale's numerator spread by it, a_t the term's own entries; proportional: k = D/W and
+    // a_t its CPU and I/O features; own rate: k = 1, its multiplier's entry at R/C and its I/O features at dt)
     const u = new Float64Array(L);
     u[0] = -dt;
     for (let j = 0; j < K; j++) {
       let IO = 0;
       for (let t = 0; t < T; t++) IO += d.io[j]![t]!;
-      u[1 + j] = (-D * IO) / W;
+      u[1 + j] = own ? -IO * dt : (-D * IO) / W;
     }
-    for (let t = 0; t < T; t++) u[1 + K + t] = (-D * d.cpu[t]!) / W;
+    for (let t = 0; t < T; t++) u[1 + K + t] = own ? -DW * d.cpu[t]! * d.standAlone[t]! : (-D * d.cpu[t]!) / W;
     const Cu = new Float64Array(L);
     const n = st?.n ?? 0;
     const P = st?.P;
@@ -527,21 +561,21 @@ export class CpuSignatureFilter {
     }
     let uCu = 0;
     for (let a = 0; a < L; a++) uCu += u[a]! * Cu[a]!;
-    const DW = D / W;
+    const k = own ? 1 : DW;
     const aIdx: number[] = [];
     const aVal: number[] = [];
     for (let t = 0; t < T; t++) {
-      const f = w[t]! / W;
+      const f = own ? (w[t]! - io[t]!) / C : w[t]! / W;
       aIdx.length = 0;
       aVal.length = 0;
       if (d.cpu[t]! > 0) {
         aIdx.push(1 + K + t);
-        aVal.push(d.cpu[t]!);
+        aVal.push(own ? DW * d.cpu[t]! * d.standAlone[t]! : d.cpu[t]!);
       }
       for (let j = 0; j < K; j++) {
         if (d.io[j]![t]! > 0) {
           aIdx.push(1 + j);
-          aVal.push(d.io[j]![t]!);
+          aVal.push(own ? dt * d.io[j]![t]! : d.io[j]![t]!);
         }
       }
       let aCu = 0;
@@ -553,7 +587,7 @@ export class CpuSignatureFilter {
         aIdx.forEach((b, q) => (aCa += aVal[p]! * aVal[q]! * cov(a, b)));
       });
       const s = dt * (staticFrac[t] ?? 0);
-      const v = f * f * uCu + 2 * f * DW * aCu + DW * DW * aCa + 2 * s * (f * Cu[0]! + DW * aC0) + s * s * cov(0, 0);
+      const v = f * f * uCu + 2 * f * k * aCu + k * k * aCa + 2 * s * (f * Cu[0]! + k * aC0) + s * s * cov(0, 0);
       sdJ[t] = Math.sqrt(Math.max(0, v));
     }
     return { staticJ: S, dynamicJ, sdJ };
