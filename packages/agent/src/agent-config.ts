@@ -38,7 +38,8 @@ export interface AgentConfig {
   slowCountersEveryMs: number;
   /**
    * The per-vCPU CPU counters on the slowCountersEveryMs schedule too (VmSample.vcpu_read_mono_ns); default true:
-   * on the development fleets the billed tenants' errors moved by ≤ 0.04 points with it (docs/agent.md, Configuration).
+   * on the development fleets (in-sample) the worst and mean tenant errors moved by ≤ 0.013 points with it, any
+   * tenant's total error by ≤ 0.12 and its dynamic error by ≤ 0.34 (docs/agent.md, Configuration).
    */
   slowVcpuCounters: boolean;
   sysfsRoot: string;
