@@ -36,8 +36,9 @@ for (const e of (arg('--extra', '') || '').split(',').filter(Boolean)) {
   const [sd, fam] = e.split(':');
   const fams = fam === 'families' ? [] : fam.split('+');
   const seedN = Number(sd);
-  if (P.eval.some((x) => x.seed === seedN) || fams.some((x) => P.heldOutFamilies.includes(x))) throw new Error(`--extra ${e}: evaluation seed or held-out family`);
-  if (P.eval.some((x) => Array.isArray(x.physics) && x.physics.length === fams.length && fams.every((y) => x.physics.includes(y)))) throw new Error(`--extra ${e}: an evaluation combination`);
+  const evalFleets = [...P.eval, ...P.fresh];
+  if (evalFleets.some((x) => x.seed === seedN) || fams.some((x) => P.heldOutFamilies.includes(x))) throw new Error(`--extra ${e}: evaluation seed or held-out family`);
+  if (evalFleets.some((x) => Array.isArray(x.physics) && x.physics.length === fams.length && fams.every((y) => x.physics.includes(y)))) throw new Error(`--extra ${e}: an evaluation combination`);
   extra.set(seedN, { seed: seedN, physics: fam === 'families' ? 'families' : fams });
   if (!seeds.includes(seedN)) seeds.push(seedN);
 }
