@@ -13,7 +13,7 @@
 //
 //   node benchmarks/collector-hot-path.mjs                         (decode only)
 //   BEFORE_DIST=packages/attribution/node_modules/.before node benchmarks/collector-hot-path.mjs
-//   env: HOSTS (8) VMS (50) SECONDS (60) REPS (7)
+//   env: HOSTS (8) VMS (50) SECONDS (60) REPS (7) SCHEDULE (shipped | every-round)
 //
 // Frames come from real Agents over the simulator, as in benchmarks/pipeline.mjs. Each repetition runs both
 // variants of each part, alternating which goes first; CPU time (user + system, GC included) per
@@ -26,7 +26,7 @@ import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { isDeepStrictEqual } from 'node:util';
 import { encodeFrame, decodeFrame, silentLogger } from '@wattsplit/wire';
-import { Agent } from '@wattsplit/agent';
+import { Agent, SHIPPED_SCHEDULE } from '@wattsplit/agent';
 import * as after from '@wattsplit/attribution';
 import { createFleet } from '@wattsplit/simulator';
 
@@ -35,8 +35,16 @@ const VMS = Number(process.env.VMS ?? 50);
 const SECONDS = Number(process.env.SECONDS ?? 60);
 const REPS = Number(process.env.REPS ?? 7);
 
+/**
+ * The agents' counter schedule: the installed agent's (SHIPPED_SCHEDULE: memory, block I/O and per-vCPU counters
+ * every 5 s, so the aligner's slow-counter paths run as they do on a real fleet); SCHEDULE=every-round: every
+ * counter every round (the frames every run of this benchmark used before 2026-12-06T06:00Z).
+ */
+const SCHEDULE = process.env.SCHEDULE ?? 'shipped';
+if (SCHEDULE !== 'shipped' && SCHEDULE !== 'every-round') throw new Error(`SCHEDULE must be shipped or every-round, not ${JSON.stringify(SCHEDULE)}`);
+const schedule = SCHEDULE === 'shipped' ? SHIPPED_SCHEDULE : {};
 const fleet = createFleet({ hosts: HOSTS, vmsPerHost: VMS, seed: 7, events: 'none', noise: true, startUnixMs: Date.now() - SECONDS * 1000 });
-const agents = fleet.hosts.map((h) => new Agent({ hostId: h.hostId, hardwareClass: h.hardwareClass, fs: h.fs, domains: h.domains, gpus: h.gpus, perf: h.perf, bmc: h.bmc, processOwners: h.processOwners, clock: h.clock, logger: silentLogger, bootId: 'bench' }));
+const agents = fleet.hosts.map((h) => new Agent({ hostId: h.hostId, hardwareClass: h.hardwareClass, fs: h.fs, domains: h.domains, gpus: h.gpus, perf: h.perf, bmc: h.bmc, processOwners: h.processOwners, clock: h.clock, logger: silentLogger, bootId: 'bench', ...schedule }));
 const bytes = [];
 for (let t = 0; t <= SECONDS; t++) {
   if (t > 0) fleet.step(1);
@@ -127,8 +135,8 @@ for (const part of ['decode', 'align', 'attribute', 'metrics']) {
   const a = median(res[part].after);
   rows.push({ part, before_us_per_vm_sample: b, after_us_per_vm_sample: a, ratio: a / b, before_runs: res[part].before, after_runs: res[part].after });
 }
-const out = { bench: 'collector-hot-path', hosts: HOSTS, vms_per_host: VMS, seconds: SECONDS, vm_samples: vmSamples, reps: REPS, results_equal: before ? true : undefined, rows, loadavg_1m_start_end: [load0, loadavg()[0]], machine: `${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}`, node: process.version, date: new Date().toISOString() };
+const out = { bench: 'collector-hot-path', hosts: HOSTS, vms_per_host: VMS, seconds: SECONDS, vm_samples: vmSamples, agent_schedule: SCHEDULE, reps: REPS, results_equal: before ? true : undefined, rows, loadavg_1m_start_end: [load0, loadavg()[0]], machine: `${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}`, node: process.version, date: new Date().toISOString() };
 console.log(JSON.stringify(out));
 console.log(`\n| part | before CPU µs / VM-sample | after CPU µs / VM-sample | after / before |\n|---|---|---|---|`);
 for (const r of rows) console.log(`| ${r.part} | ${r.before_us_per_vm_sample.toFixed(3)} | ${r.after_us_per_vm_sample.toFixed(3)} | ${r.ratio.toFixed(2)}× |`);
-console.log(`\n${HOSTS} hosts × ${VMS} VMs × ${SECONDS + 1} frames, median of ${REPS} interleaved; load average ${load0.toFixed(1)} → ${loadavg()[0].toFixed(1)}; ${out.machine}; node ${process.version}; ${out.date}`);
+console.log(`\n${HOSTS} hosts × ${VMS} VMs × ${SECONDS + 1} frames (${SCHEDULE} counter schedule), median of ${REPS} interleaved; load average ${load0.toFixed(1)} → ${loadavg()[0].toFixed(1)}; ${out.machine}; node ${process.version}; ${out.date}`);

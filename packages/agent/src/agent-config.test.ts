@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { AckStatus } from '@wattsplit/wire';
-import { loadAgentConfig } from './agent-config.js';
+import { SHIPPED_SCHEDULE, loadAgentConfig } from './agent-config.js';
 import { checkAgent, counterSchedule, startAgent } from './agent-runtime.js';
 import { FIXTURES, startIngestServer, tempDir } from './test-helpers.js';
 import { memoryLogger } from '@wattsplit/wire';
@@ -89,6 +89,9 @@ test('the counter schedule defaults are the ones docs/agent.md states, and --che
   assert.equal(String(c.slowVcpuCounters), documented('slowVcpuCounters'));
   assert.equal(String(c.intervalMs), documented('intervalMs'));
   assert.equal(c.slowVcpuCounters, true, 'per-vCPU counters on the slow schedule by default');
+  // what the demo, the accuracy protocol and the pipeline benchmarks give their Agents: this config's defaults
+  assert.deepEqual({ ...SHIPPED_SCHEDULE }, { slowCountersEveryMs: c.slowCountersEveryMs, slowVcpuCounters: c.slowVcpuCounters });
+  assert.ok(Object.isFrozen(SHIPPED_SCHEDULE));
   assert.equal(counterSchedule(c), "counters: each VM's CPU time every 1000 ms; memory, block I/O and per-vCPU CPU time every 5000 ms per VM, staggered (slowCountersEveryMs 5000, slowVcpuCounters true)");
   assert.match(counterSchedule({ ...c, slowVcpuCounters: false }), /^counters: each VM's CPU time, whole and per vCPU every 1000 ms; memory and block I\/O every 5000 ms/);
   // rounded to whole intervals, as the Agent applies it; at or below the interval: every counter every round

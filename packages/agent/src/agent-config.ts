@@ -25,6 +25,7 @@
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { WattsplitError, type DomainInfo } from '@wattsplit/wire';
+import type { AgentOptions } from './agent.js';
 import type { IngestTlsOptions } from './grpc-ingest-client.js';
 
 export interface AgentConfig {
@@ -106,6 +107,20 @@ export const DEFAULT_AGENT_CONFIG: AgentConfig = {
   perf: { enabled: true },
   rapl: { enabled: true },
 };
+
+/** The counter-schedule keys of `AgentOptions` (what `wattsplit agent` takes from its config's same-named keys). */
+export type CounterScheduleOptions = Pick<AgentOptions, 'slowCountersEveryMs' | 'slowVcpuCounters'>;
+
+/**
+ * The counter schedule of `wattsplit agent` with no such keys in its config, from DEFAULT_AGENT_CONFIG: the one
+ * source for everything that builds an `Agent` by hand and means to run what an installed agent runs (the demo's
+ * simulated agents, the accuracy protocol, the pipeline benchmarks). `new Agent()` without these keys reads
+ * every counter every round.
+ */
+export const SHIPPED_SCHEDULE: Readonly<CounterScheduleOptions> = Object.freeze({
+  slowCountersEveryMs: DEFAULT_AGENT_CONFIG.slowCountersEveryMs,
+  slowVcpuCounters: DEFAULT_AGENT_CONFIG.slowVcpuCounters,
+});
 
 type Json = Record<string, unknown>;
 

@@ -64,10 +64,14 @@ export interface AgentOptions {
   cgroupVersion?: CgroupVersion;
   /**
    * Read each VM's memory and block I/O counters every this many ms (rounded to whole intervals, staggered
-   * over the VMs) instead of every round; CPU time is read every round. Absent or ≤ intervalMs: every round.
+   * over the VMs) instead of every round; CPU time is read every round. Absent or ≤ intervalMs: every round (the
+   * class's default; `wattsplit agent`'s config default is 5000, SHIPPED_SCHEDULE in agent-config.ts).
    */
   slowCountersEveryMs?: number;
-  /** Put the per-vCPU CPU counters on that schedule too (default false: every round). */
+  /**
+   * Put the per-vCPU CPU counters on that schedule too. Absent here (the class): false, every round; `wattsplit
+   * agent`'s config defaults to true (its schedule with no keys set is SHIPPED_SCHEDULE, agent-config.ts).
+   */
   slowVcpuCounters?: boolean;
   /** Boot id override (the simulator uses deterministic ones); the kernel's boot id otherwise (random per start if unreadable). */
   bootId?: string;

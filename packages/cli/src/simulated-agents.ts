@@ -4,7 +4,7 @@
  * the fleet demo's agent process (`wattsplit fleet-sim`) drive, one simulated second at a time.
  */
 import { join } from 'node:path';
-import { Agent, DEFAULT_AGENT_CONFIG, GrpcIngestClient, SpoolingSender, type AgentOptions } from '@wattsplit/agent';
+import { Agent, GrpcIngestClient, SHIPPED_SCHEDULE, SpoolingSender, type CounterScheduleOptions } from '@wattsplit/agent';
 import type { Fleet } from '@wattsplit/simulator';
 import { WattsplitError, type Logger } from '@wattsplit/wire';
 
@@ -24,20 +24,14 @@ export interface SimulatedAgentsOptions {
   bootId: (hostId: string) => string;
   /**
    * The agent's counter schedule, as `wattsplit agent` takes it from its config (`slowCountersEveryMs`,
-   * `slowVcpuCounters`); absent: the shipped agent's defaults (`DEFAULT_AGENT_CONFIG`), so the demo and the
+   * `slowVcpuCounters`); absent: the shipped agent's defaults (`SHIPPED_SCHEDULE` from @wattsplit/agent), so the demo and the
    * accuracy protocol measure the schedule an installed agent runs. A key set here overrides its default.
    */
   agent?: SimulatedAgentOptions;
 }
 
 /** The agent settings a simulated fleet may run with (benchmarks compare the shipped defaults against others). */
-export type SimulatedAgentOptions = Pick<AgentOptions, 'slowCountersEveryMs' | 'slowVcpuCounters'>;
-
-/** The counter schedule of `wattsplit agent` with no such keys in its config. */
-export const SHIPPED_SCHEDULE: SimulatedAgentOptions = Object.freeze({
-  slowCountersEveryMs: DEFAULT_AGENT_CONFIG.slowCountersEveryMs,
-  slowVcpuCounters: DEFAULT_AGENT_CONFIG.slowVcpuCounters,
-});
+export type SimulatedAgentOptions = CounterScheduleOptions;
 
 export function createSimulatedAgents(fleet: Fleet, opts: SimulatedAgentsOptions): SimulatedAgent[] {
   const agents = fleet.hosts.map((h) => {
