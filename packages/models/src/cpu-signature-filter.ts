@@ -533,8 +533,9 @@ export class CpuSignatureFilter {
     const DW = own ? R / C : D / W;
     for (let t = 0; t < T; t++) dynamicJ[t] = own ? io[t]! * dt + (R * (w[t]! - io[t]!)) / C : (D * w[t]!) / W;
     // delta method: ∇E_t = f_t·u + k·a_t + dt·staticFrac_t·e_static (f_t the term's share of the scaled part, u
-    // the gradient of the scale's numerator spread by it, a_t the term's own entries; proportional: k = D/W and
-    // a_t its CPU and I/O features; own rate: k = 1, its multiplier's entry at R/C and its I/O features at dt)
+    // the gradient of the scale's numerator spread by it, a_t the term's own entries, ∂w_t: cpu_t·standAlone_t for
+    // its multiplier, its I/O features for theirs; proportional: k = D/W; own rate: k = 1, its multiplier's entry
+    // at R/C·cpu_t·standAlone_t and its I/O features at dt). Checked by finite differences (filter-io-own-rate.test.ts).
     const u = new Float64Array(L);
     u[0] = -dt;
     for (let j = 0; j < K; j++) {
@@ -542,7 +543,7 @@ export class CpuSignatureFilter {
       for (let t = 0; t < T; t++) IO += d.io[j]![t]!;
       u[1 + j] = own ? -IO * dt : (-D * IO) / W;
     }
-    for (let t = 0; t < T; t++) u[1 + K + t] = own ? -DW * d.cpu[t]! * d.standAlone[t]! : (-D * d.cpu[t]!) / W;
+    for (let t = 0; t < T; t++) u[1 + K + t] = own ? -DW * d.cpu[t]! * d.standAlone[t]! : (-D * d.cpu[t]! * d.standAlone[t]!) / W;
     const Cu = new Float64Array(L);
     const n = st?.n ?? 0;
     const P = st?.P;
@@ -570,7 +571,7 @@ export class CpuSignatureFilter {
       aVal.length = 0;
       if (d.cpu[t]! > 0) {
         aIdx.push(1 + K + t);
-        aVal.push(own ? DW * d.cpu[t]! * d.standAlone[t]! : d.cpu[t]!);
+        aVal.push(own ? DW * d.cpu[t]! * d.standAlone[t]! : d.cpu[t]! * d.standAlone[t]!);
       }
       for (let j = 0; j < K; j++) {
         if (d.io[j]![t]! > 0) {

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { AttributionContext, HostInterval } from '@wattsplit/attribution';
-import { AdditiveModelMethod, IO_FEATURES, intervalFeatures, trainAdditiveModel } from './index.js';
+import { AdditiveModelMethod, CpuSignatureFilter, IO_FEATURES, decomposeTerms, intervalFeatures, trainAdditiveModel, type AdditiveModelJson } from './index.js';
 import { synthHost, TEST_CLASSES } from './test-hosts.js';
 
 const DRAM_K = IO_FEATURES.indexOf('dram_gbs');
@@ -52,10 +52,13 @@ function subAdditiveHost(seconds: number, seed: number): { intervals: HostInterv
   return { intervals: out, truthJ };
 }
 
+let trained: Promise<AdditiveModelJson> | undefined;
+/** The model of the sub-additive host (trained once, shared by the tests of this file). */
+const subAdditiveModel = (): Promise<AdditiveModelJson> => (trained ??= trainAdditiveModel(subAdditiveHost(1500, 21).intervals, { steps: 300, maxIntervals: 1500 }));
+
 test('ioAtOwnRate: I/O (DRAM) parts billed at their own rate, only the CPU parts scaled to the rest of the measured energy (off by default)', async () => {
-  const train = subAdditiveHost(1500, 21);
   const bill = subAdditiveHost(900, 22);
-  const model = await trainAdditiveModel(train.intervals, { steps: 300, maxIntervals: 1500 });
+  const model = await subAdditiveModel();
   assert.ok(Math.abs(model.sources.rapl.io[DRAM_K]! - DRAM_W_PER_GBS) < 0.05, `DRAM weight ${model.sources.rapl.io[DRAM_K]} from the zone`);
   assert.ok(model.sources.rapl.load[0] < -0.2, `the load factor falls with load: β₁ = ${model.sources.rapl.load[0]}`);
   const billed = (ioAtOwnRate?: boolean): Map<string, number> => {
@@ -90,4 +93,56 @@ test('ioAtOwnRate: I/O (DRAM) parts billed at their own rate, only the CPU parts
   // both splits bill the same measured dynamic energy in total (conservation is the split's, not the test's)
   const sum = (e: Map<string, number>): number => [...e.values()].reduce((a, b) => a + b, 0);
   assert.ok(Math.abs(sum(own) - sum(prop)) / sum(prop) < 0.01, `VMs' total ${sum(own).toFixed(0)} J vs ${sum(prop).toFixed(0)} J`);
+});
+
+test('split sdJ: with one multiplier uncertain (variance σ², the rest ~0) each term\'s sd is σ·|∂E_t/∂m| by finite differences, proportional and own-rate', async () => {
+  const model = await subAdditiveModel();
+  const ivs = subAdditiveHost(60, 23).intervals;
+  const iv = ivs[ivs.length - 1]!;
+  const terms = intervalFeatures(iv);
+  // the term whose stand-alone rate is furthest above the shared one (the factor the gradient must carry)
+  const d = decomposeTerms(model, 'rapl', terms, iv.hostId);
+  let target = 0;
+  d.standAlone.forEach((x, t) => {
+    if (d.cpu[t]! > 0 && x > d.standAlone[target]!) target = t;
+  });
+  assert.ok(d.standAlone[target]! > 1.02, `a term billed above the shared rate (standAlone ${d.standAlone[target]})`);
+  const staticFrac = new Float64Array(terms.length);
+  const SIGMA = 0.1;
+  const H = 1e-4;
+  const dynamics: Float64Array[] = [];
+  for (const ioAtOwnRate of [false, true]) {
+    const learnt = new CpuSignatureFilter({ ioAtOwnRate });
+    for (const x of ivs) learnt.observe(x, model, intervalFeatures(x));
+    const state = learnt.exportState(iv.hostId)!;
+    const src = state.sources.rapl!;
+    const slot = src.ids.indexOf(d.ids[target]!);
+    assert.ok(slot >= 0, 'the filter holds the term');
+    // a diagonal covariance: σ² on the target's multiplier, a negligible variance elsewhere
+    const n = src.ids.length;
+    const cov: number[] = [];
+    for (let i = 0; i < n; i++) for (let j = i; j < n; j++) cov.push(i !== j ? 0 : i === slot ? SIGMA * SIGMA : 1e-24);
+    const splitAt = (shift: number): ReturnType<CpuSignatureFilter['split']> => {
+      const f = new CpuSignatureFilter({ ioAtOwnRate });
+      const mean = src.mean.map((m, i) => (i === slot ? m + shift : m));
+      f.importState(iv.hostId, { ...state, sources: { ...state.sources, rapl: { ...src, mean, cov } } });
+      return f.split(iv, model, 'rapl', terms, staticFrac);
+    };
+    assert.ok(src.mean[slot]! - H > 0.25, 'the multiplier is above the floor (the split is smooth there)');
+    const base = splitAt(0);
+    const up = splitAt(H);
+    const down = splitAt(-H);
+    dynamics.push(base.dynamicJ);
+    const numeric = Array.from(terms, (_, t) => SIGMA * Math.abs((up.dynamicJ[t]! - down.dynamicJ[t]!) / (2 * H)));
+    const largest = Math.max(...numeric);
+    let checked = 0;
+    numeric.forEach((nd, t) => {
+      const analytic = base.sdJ[t]!;
+      assert.ok(Math.abs(analytic - nd) <= 1e-4 * nd + 1e-9, `${ioAtOwnRate ? 'own rate' : 'proportional'}, term ${d.ids[t]}: sdJ ${analytic} vs σ·|∂E/∂m| ${nd}`);
+      if (nd > 1e-3 * largest) checked++;
+    });
+    assert.ok(checked >= 2, `the target and at least one other term move with the multiplier (${checked})`);
+  }
+  // the two branches split differently here (the own-rate branch ran, not the proportional fallback)
+  assert.ok(dynamics[0]!.some((x, t) => Math.abs(x - dynamics[1]![t]!) > 1e-3), 'proportional and own-rate splits differ');
 });
