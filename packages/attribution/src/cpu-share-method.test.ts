@@ -1,9 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { CpuShareMethod } from './cpu-share-method.js';
-import { checkConservation, reconcile } from './conservation.js';
-import { DEFAULT_RESERVED_WEIGHTS, staticSplitWeights } from './idle-split.js';
+import { checkConservation } from './conservation.js';
 import { prng } from './test-fixtures.js';
+import { REFERENCE_RESERVED_WEIGHTS, referenceReconcile, referenceStaticSplitWeights } from './test-references.js';
 import type { AttributionContext, AttributionResult, AttributionShare, EntityKind, HostInterval, IdleSplitPolicy, SourceName, VmGpuInterval, VmInterval } from './types.js';
 
 const close = (a: number, b: number, eps = 1e-9) => assert.ok(Math.abs(a - b) <= eps * Math.max(1, Math.abs(b)), `${a} ≉ ${b}`);
@@ -136,9 +136,10 @@ test('an interval with unusable sources bills nothing for them and says so in th
 });
 
 /**
- * The baseline as it was before issue 15 cut its allocations (65ac987: shares looked up by source and VM uuid
- * in maps, `staticSplitWeights`' map, `reconcile`'s copies): the reference the shipped method must equal to
- * the bit, on sorted, unsorted and repeated uuids.
+ * The baseline as it was before issue 15 cut its allocations (caaca9a: shares looked up by source and VM uuid
+ * in maps, `staticSplitWeights`' map, `reconcile`'s copies), on caaca9a's own `reconcile` and
+ * `staticSplitWeights` (test-references.ts, frozen): the reference the shipped method must equal to the bit,
+ * on sorted, unsorted and repeated uuids.
  */
 function referenceCpuShare(iv: HostInterval, c: AttributionContext): AttributionResult {
   const shares: AttributionShare[] = [];
@@ -159,7 +160,7 @@ function referenceCpuShare(iv: HostInterval, c: AttributionContext): Attribution
     if (sta > 0) s.staticJoules += sta;
   };
   const pos = (x: number | undefined): number => (x !== undefined && Number.isFinite(x) && x > 0 ? x : 0);
-  const weights = c.reservedWeights ?? DEFAULT_RESERVED_WEIGHTS;
+  const weights = c.reservedWeights ?? REFERENCE_RESERVED_WEIGHTS;
   const dur = Math.max(0, iv.durationS);
   const byUuid = new Map<string, VmInterval>();
   for (const v of iv.vms) byUuid.set(v.uuid, v);
@@ -167,7 +168,7 @@ function referenceCpuShare(iv: HostInterval, c: AttributionContext): Attribution
   for (const v of iv.vms) vmCpu += pos(v.cpuSeconds);
   const overheadCpu = Math.max(0, pos(iv.hostCpu.busySeconds) - vmCpu);
   const totalCpu = vmCpu + overheadCpu;
-  const hostStatic = staticSplitWeights(iv.vms, c.policy, weights);
+  const hostStatic = referenceStaticSplitWeights(iv.vms, c.policy, weights);
   for (const source of ['rapl', 'bmc_rest'] as const) {
     const m = pos(iv.measured[source]);
     if (m === 0) continue;
@@ -201,7 +202,7 @@ function referenceCpuShare(iv: HostInterval, c: AttributionContext): Attribution
         add('unallocated', undefined, 'gpu', dyn, sta);
         continue;
       }
-      const w = staticSplitWeights(attached.map((a) => a.vm), c.policy, weights);
+      const w = referenceStaticSplitWeights(attached.map((a) => a.vm), c.policy, weights);
       if (w.size === 0) add('unallocated', undefined, 'gpu', 0, sta);
       else for (const [uuid, f] of w) add('vm', byUuid.get(uuid), 'gpu', 0, sta * f);
       const owners = attached.filter((a) => a.passthrough);
@@ -212,7 +213,7 @@ function referenceCpuShare(iv: HostInterval, c: AttributionContext): Attribution
     }
     if (mGpu > covered) add('unallocated', undefined, 'gpu', mGpu - covered, 0);
   }
-  const reconciled = reconcile(shares, iv.measured);
+  const reconciled = referenceReconcile(shares, iv.measured);
   for (const s of reconciled) s.lowJoules = s.highJoules = s.dynamicJoules + s.staticJoules;
   return {
     hostId: iv.hostId, seq: iv.seq, t0UnixNs: iv.t0UnixNs, t1UnixNs: iv.t1UnixNs, method: 'cpu_share', modelVersion: '1', hardwareClass: iv.hardwareClass,
