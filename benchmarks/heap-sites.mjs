@@ -18,7 +18,11 @@ if (!file) {
 }
 const top = Number(topArg ?? 25);
 const profile = JSON.parse(readFileSync(file, 'utf8'));
-const perVm = profile.vmSamples > 0 ? profile.vmSamples : 1;
+if (!(Number.isFinite(profile.vmSamples) && profile.vmSamples > 0)) {
+  console.error(`${file}: no vmSamples in the profile (${JSON.stringify(profile.vmSamples)}); write it with HEAP_PROFILE=<file> STAGES=B (or C) node benchmarks/pipeline.mjs`);
+  process.exit(2);
+}
+const perVm = profile.vmSamples;
 
 const frameName = (cf) => `${cf.functionName || '(anonymous)'} ${cf.url ? basename(cf.url) : ''}:${cf.lineNumber + 1}`;
 /** The package a frame belongs to: a wattsplit package by its folder, else the npm package, else node's own. */

@@ -30,6 +30,13 @@ const SECONDS = Number(process.env.SECONDS ?? 120);
 const REPEAT = Number(process.env.REPEAT ?? 3);
 /** Which stages to run (default all three: A,B,C); e.g. STAGES=B to profile the collector alone. */
 const STAGES = new Set((process.env.STAGES ?? 'A,B,C').split(',').map((x) => x.trim().toUpperCase()));
+// HEAP_PROFILE puts the sampled bytes per VM-sample, which holds only when the sampled window runs one stage
+// over the frames once per repetition: stage A's runs and AB's extra B runs would be counted in the bytes and
+// not in the VM-samples.
+if (process.env.HEAP_PROFILE && !((STAGES.size === 1 && (STAGES.has('B') || STAGES.has('C'))) && !process.env.AB)) {
+  console.error(`HEAP_PROFILE needs STAGES=B or STAGES=C alone and no AB (got STAGES=${[...STAGES].join(',')}${process.env.AB ? ` AB=${process.env.AB}` : ''}): its bytes are put per VM-sample of one stage run per repetition`);
+  process.exit(2);
+}
 
 // ---- frames from real agents over the simulator
 /** NOISE=1: the simulator's measurement noise on (for DISK: noise-free counters compress better than real ones). */
@@ -234,8 +241,9 @@ if (profiler) {
 }
 if (heapProfiler) {
   const { profile } = await heapPost('HeapProfiler.stopSampling');
-  // the VM-samples the sampled runs carried, so that the sums can be put per VM-sample
-  writeFileSync(process.env.HEAP_PROFILE, JSON.stringify({ ...profile, vmSamples: vmSamples * (REPEAT - Math.min(1, REPEAT - 1)) * [...STAGES].filter((x) => x === 'B' || x === 'C').length }));
+  // the VM-samples the sampled runs carried (one stage, B or C, once per repetition: checked at the start), so
+  // that the sums can be put per VM-sample
+  writeFileSync(process.env.HEAP_PROFILE, JSON.stringify({ ...profile, vmSamples: vmSamples * (REPEAT - Math.min(1, REPEAT - 1)) }));
   heapProfiler.disconnect();
 }
 let disk;
