@@ -123,6 +123,8 @@ export class IntervalAligner {
   private readonly vanishedTtlNs: number;
   private readonly maxVanished: number;
   private readonly maxHeld: number;
+  /** Whether a counter of the VM being aligned went backwards (vmDelta sets it; vmInterval resets it per VM). */
+  private vmCounterRestarted = false;
 
   constructor(opts: IntervalAlignerOptions = {}) {
     this.maxW = { rapl: 1500, gpu: 1500, bmc: 20000, ...opts.maxWatts };
@@ -542,13 +544,25 @@ export class IntervalAligner {
     vi.vcpuSeconds = vi.vcpuSeconds.map((_, k) => (rate?.[k] ?? 0) * durationS);
   }
 
+  /**
+   * Delta of a cumulative VM counter (0 without a previous sample); a counter that went backwards restarted,
+   * so its delta is the new value, and `vmCounterRestarted` is set for the VM being aligned (reset before each
+   * VM: a field rather than a closure per VM, issue 15).
+   */
+  private vmDelta(hasPrev: boolean, a: number | null | undefined, b: number | null | undefined): number {
+    if (!hasPrev) return 0;
+    const d = n(b) - n(a);
+    if (d >= 0) return d;
+    this.vmCounterRestarted = true;
+    return n(b);
+  }
+
   private vmInterval(hostId: string, seq: number, v: IVmSample, p: IVmSample | undefined, presence: number, state: VmInterval['state'], anomalies: Anomaly[], spanned: boolean): VmInterval {
     const uuid = v.uuid ?? '';
     const name = v.name ?? '';
     const has = p !== undefined;
-    vmCounters.restarted = false;
-    const delta = vmDelta;
-    const cpuNs = delta(has, p?.cpuTimeNs, v.cpuTimeNs);
+    this.vmCounterRestarted = false;
+    const cpuNs = this.vmDelta(has, p?.cpuTimeNs, v.cpuTimeNs);
     if (p && n(v.cpuTimeNs) < n(p.cpuTimeNs)) {
       anomalies.push({
         code: 'COUNTER_WENT_BACKWARDS',
@@ -563,17 +577,17 @@ export class IntervalAligner {
     for (let i = 0; i < cv.length; i++) {
       const b = cv[i];
       const a = pv[i];
-      vcpuSeconds[i] = p && a !== undefined ? delta(has, a, b) / 1e9 : 0;
+      vcpuSeconds[i] = p && a !== undefined ? this.vmDelta(has, a, b) / 1e9 : 0;
     }
     const perfCur = v.perf;
     const perfPrev = p?.perf;
     let perf: VmInterval['perf'];
     if (perfCur?.supported && perfPrev?.supported) {
       perf = {
-        cycles: delta(has, perfPrev.cycles, perfCur.cycles),
-        instructions: delta(has, perfPrev.instructions, perfCur.instructions),
-        llcMisses: delta(has, perfPrev.llcMisses, perfCur.llcMisses),
-        llcReferences: delta(has, perfPrev.llcReferences, perfCur.llcReferences),
+        cycles: this.vmDelta(has, perfPrev.cycles, perfCur.cycles),
+        instructions: this.vmDelta(has, perfPrev.instructions, perfCur.instructions),
+        llcMisses: this.vmDelta(has, perfPrev.llcMisses, perfCur.llcMisses),
+        llcReferences: this.vmDelta(has, perfPrev.llcReferences, perfCur.llcReferences),
       };
     }
     const gpus: VmGpuInterval[] = v.gpus?.length
@@ -596,16 +610,16 @@ export class IntervalAligner {
       cpuSeconds: cpuNs / 1e9,
       vcpuSeconds,
       memoryUsedBytes: n(v.memoryUsedBytes),
-      blockReadBytes: delta(has, p?.blockReadBytes, v.blockReadBytes),
-      blockWriteBytes: delta(has, p?.blockWriteBytes, v.blockWriteBytes),
-      netRxBytes: delta(has, p?.netRxBytes, v.netRxBytes),
-      netTxBytes: delta(has, p?.netTxBytes, v.netTxBytes),
+      blockReadBytes: this.vmDelta(has, p?.blockReadBytes, v.blockReadBytes),
+      blockWriteBytes: this.vmDelta(has, p?.blockWriteBytes, v.blockWriteBytes),
+      netRxBytes: this.vmDelta(has, p?.netRxBytes, v.netRxBytes),
+      netTxBytes: this.vmDelta(has, p?.netTxBytes, v.netTxBytes),
       gpus,
       presence,
       state,
     };
     if (perf) out.perf = perf;
-    if (vmCounters.restarted && n(v.cpuTimeNs) >= n(p?.cpuTimeNs)) {
+    if (this.vmCounterRestarted && n(v.cpuTimeNs) >= n(p?.cpuTimeNs)) {
       anomalies.push({ code: 'COUNTER_WENT_BACKWARDS', message: `host ${hostId} seq ${seq}: VM ${name} (${uuid}) an I/O or perf counter went backwards; its delta is the new value`, vmUuid: uuid });
     }
     if (spanned) {
@@ -615,19 +629,6 @@ export class IntervalAligner {
   }
 }
 
-/**
- * Delta of a cumulative VM counter (0 without a previous sample); a counter that went backwards restarted,
- * so its delta is the new value, and `vmCounters.restarted` is set for the VM being aligned (reset before
- * each VM: a module-level flag rather than a closure per VM, issue 15).
- */
-const vmCounters = { restarted: false };
-function vmDelta(hasPrev: boolean, a: number | null | undefined, b: number | null | undefined): number {
-  if (!hasPrev) return 0;
-  const d = n(b) - n(a);
-  if (d >= 0) return d;
-  vmCounters.restarted = true;
-  return n(b);
-}
 const NO_COUNTERS: readonly number[] = Object.freeze([]);
 
 /** RAPL host total = Σ package zones + Σ dram zones; core/uncore are inside a package, psys overlaps both. */
