@@ -194,10 +194,6 @@ export interface CheckReport {
   log: LogEntry[];
 }
 
-/**
- * `wattsplit agent --check`: opens every source, samples twice (so counters that need two reads are
- * exercised), and says which sensors and VMs it sees and why any is missing. Sends nothing.
- */
 /** What `--check` says of the counter schedule (slowCountersEveryMs, slowVcpuCounters), as the Agent applies it: whole intervals. */
 export function counterSchedule(cfg: Pick<AgentConfig, 'intervalMs' | 'slowCountersEveryMs' | 'slowVcpuCounters'>): string {
   const rounds = Math.max(1, Math.round(cfg.slowCountersEveryMs / cfg.intervalMs));
@@ -207,6 +203,10 @@ export function counterSchedule(cfg: Pick<AgentConfig, 'intervalMs' | 'slowCount
   return `counters: ${fast} every ${cfg.intervalMs} ms; ${slow} every ${rounds * cfg.intervalMs} ms per VM, staggered (slowCountersEveryMs ${cfg.slowCountersEveryMs}, slowVcpuCounters ${cfg.slowVcpuCounters})`;
 }
 
+/**
+ * `wattsplit agent --check`: opens every source, samples twice (so counters that need two reads are
+ * exercised), and says which sensors and VMs it sees and why any is missing. Sends nothing.
+ */
 export async function checkAgent(cfg: AgentConfig): Promise<CheckReport> {
   const log = memoryLogger();
   const src = await buildAgentSources(cfg, log);

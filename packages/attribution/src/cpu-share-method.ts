@@ -11,7 +11,7 @@
  *   among the VMs attached to g (passthrough owner or context holders; a GPU nobody uses → unallocated),
  *   dynamic by GPU time: mean SM utilisation × presence (time-slice share), or equally among attached VMs
  *   when none shows utilisation; nobody attached → unallocated.
- * Ends with `reconcile`, so Σ shares == measured per source exactly.
+ * Ends with `reconcileInPlace` on its own shares, so Σ shares == measured per source exactly.
  */
 import { reconcileInPlace } from './conservation.js';
 import { DEFAULT_RESERVED_WEIGHTS, staticSplitWeights, staticSplitWeightsByVm } from './idle-split.js';
