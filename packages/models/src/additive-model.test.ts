@@ -145,6 +145,10 @@ test('trainer: cold start trains, no drift keeps, drift retrains, thin history s
   assert.equal(r4[0]!.action, 'failed');
   assert.match(r4[0]!.reason, /store down/);
   assert.ok(log.entries.some((e) => e.level === 'warn' && /model drift/.test(e.msg)));
+  // each training's info line says how many load-factor points fell back to the dense solve (none on this host)
+  const trained = log.entries.filter((e) => e.level === 'info' && e.msg === 'additive model trained');
+  assert.ok(trained.length >= 2);
+  for (const e of trained) assert.equal(e.fields.denseFallbacks, 0);
   trainer.start();
   await trainer.stop();
 });

@@ -248,3 +248,29 @@ test('where the block pivoting does not converge, the point is solved densely to
   assert.equal(warnings[0]!.obj.system, 'test-class rapl');
   assert.match(warnings[0]!.msg, /did not converge.*dense Lawson–Hanson/);
 });
+
+test('systems of one training sharing `warned` and `fallbacks`: one warning per label over all of them, every fallback counted', () => {
+  const { rows, N, fit } = classRows(11, 5, 6);
+  const warnings: { obj: Record<string, unknown>; msg: string }[] = [];
+  const logger = { warn: (obj: Record<string, unknown>, msg: string) => warnings.push({ obj, msg }), info: () => {}, debug: () => {}, error: () => {}, child: () => logger } as unknown as Logger;
+  const warned = new Set<string>();
+  const fallbacks = { count: 0 };
+  const shared = { maxPivotSteps: 0, logger, warned, fallbacks };
+  const first = new LoadFactorNormalEquations(N, { ...shared, label: 'test-class rapl' });
+  const second = new LoadFactorNormalEquations(N, { ...shared, label: 'test-class rapl' });
+  const other = new LoadFactorNormalEquations(N, { ...shared, label: 'test-class bmc_rest' });
+  // the same label without the shared set: its own warning, as before
+  const alone = new LoadFactorNormalEquations(N, { maxPivotSteps: 0, logger, label: 'test-class rapl' });
+  for (const ne of [first, second, other, alone]) {
+    for (const r of rows) ne.addRow(r);
+    assert.ok(ne.search(fit));
+    assert.ok(ne.denseFallbacks > 10, `${ne.denseFallbacks}`);
+  }
+  assert.equal(fallbacks.count, first.denseFallbacks + second.denseFallbacks + other.denseFallbacks, 'the shared counter holds the sharing systems\' fallbacks');
+  assert.deepEqual([...warned].sort(), ['test-class bmc_rest', 'test-class rapl']);
+  assert.deepEqual(
+    warnings.map((w) => w.obj.system),
+    ['test-class rapl', 'test-class bmc_rest', 'test-class rapl'],
+    'once for the two rapl systems sharing the set, once for bmc_rest, once for the system with its own set',
+  );
+});

@@ -63,12 +63,20 @@ export interface LoadFactorOptions {
   solver?: 'blocks' | 'dense';
   /** How `search` walks the (β₁, β₂) box: 'coarse-to-fine' (default) or 'grid' (every grid point: the reference). */
   search?: 'coarse-to-fine' | 'grid';
-  /** Where a point solved by the dense fallback is reported (a warning, once per system; the count in `denseFallbacks`). */
+  /** Where a point solved by the dense fallback is reported (a warning, once per system or per label in `warned`; the count in `denseFallbacks`). */
   logger?: Logger;
   /** Names the system in that warning (e.g. the hardware class and source). */
   label?: string;
   /** Pivoting steps the bordered NNLS may take per point before the dense fallback (default: bordered-nnls.ts's own bound). */
   maxPivotSteps?: number;
+  /**
+   * Labels already warned about, shared by the systems of one training (the trainer builds several per
+   * source): the fallback warning is given once per label over all of them. Default: this system's own set
+   * (once per system).
+   */
+  warned?: Set<string>;
+  /** A counter shared by the systems of one training: every dense fallback of any of them adds 1 to `count`. */
+  fallbacks?: { count: number };
 }
 
 /** How the columns were split (for tests and diagnostics). */
@@ -144,6 +152,8 @@ export class LoadFactorNormalEquations {
   private readonly logger: Logger | undefined;
   private readonly label: string;
   private readonly maxPivotSteps: number | undefined;
+  private readonly warned: Set<string>;
+  private readonly fallbacks: { count: number } | undefined;
   private bb = 0;
   private readonly dense: boolean;
   private readonly searchMode: 'coarse-to-fine' | 'grid';
@@ -164,6 +174,8 @@ export class LoadFactorNormalEquations {
     this.logger = opts.logger;
     this.label = opts.label ?? 'load factor';
     this.maxPivotSteps = opts.maxPivotSteps;
+    this.warned = opts.warned ?? new Set<string>();
+    this.fallbacks = opts.fallbacks;
     this.slot = new Int32Array(n).fill(-1);
   }
 
@@ -549,7 +561,11 @@ export class LoadFactorNormalEquations {
       else {
         this.warm = undefined;
         // the dense solve below gives the same optimum, at about N⁴ instead of linear in the hosts: say so once
-        if (this.denseFallbacks++ === 0) {
+        // per label (over the systems sharing `warned`)
+        this.denseFallbacks++;
+        if (this.fallbacks) this.fallbacks.count++;
+        if (!this.warned.has(this.label)) {
+          this.warned.add(this.label);
           this.logger?.warn({ system: this.label, b1, b2, columns: n, blocks: sys.length, border: b, steps: sol.steps }, 'bordered NNLS did not converge: this point, and any other that does not, is solved by the dense Lawson–Hanson (same optimum, slower)');
         }
       }
