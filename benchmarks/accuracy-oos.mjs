@@ -65,8 +65,8 @@ function parseArgs(argv) {
     const kv = argv[i + 1] ?? '';
     const [k, v] = [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)];
     if (k === 'slowCountersEveryMs' && Number.isInteger(Number(v)) && Number(v) >= 0) agent[k] = Number(v);
-    else if (k === 'slowVcpuCounters' && (v === 'true' || v === 'false')) agent[k] = v === 'true';
-    else throw new Error(`--agent-option ${kv}: expected slowCountersEveryMs=<ms> or slowVcpuCounters=true|false`);
+    else if ((k === 'slowVcpuCounters' || k === 'slowBlockIo') && (v === 'true' || v === 'false')) agent[k] = v === 'true';
+    else throw new Error(`--agent-option ${kv}: expected slowCountersEveryMs=<ms>, slowVcpuCounters=true|false or slowBlockIo=true|false`);
   });
   return {
     set,

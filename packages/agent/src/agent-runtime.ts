@@ -107,6 +107,7 @@ export function createAgent(cfg: AgentConfig, src: Omit<AgentSources, 'notes'> &
     intervalMs: cfg.intervalMs,
     slowCountersEveryMs: cfg.slowCountersEveryMs,
     slowVcpuCounters: cfg.slowVcpuCounters,
+    slowBlockIo: cfg.slowBlockIo,
     rapl: cfg.rapl.enabled,
     ...(cfg.hardwareClass ? { hardwareClass: cfg.hardwareClass } : {}),
     ...(src.gpus ? { gpus: src.gpus } : {}),
@@ -194,13 +195,14 @@ export interface CheckReport {
   log: LogEntry[];
 }
 
-/** What `--check` says of the counter schedule (slowCountersEveryMs, slowVcpuCounters), as the Agent applies it: whole intervals. */
-export function counterSchedule(cfg: Pick<AgentConfig, 'intervalMs' | 'slowCountersEveryMs' | 'slowVcpuCounters'>): string {
+/** What `--check` says of the counter schedule (slowCountersEveryMs, slowVcpuCounters, slowBlockIo), as the Agent applies it: whole intervals. */
+export function counterSchedule(cfg: Pick<AgentConfig, 'intervalMs' | 'slowCountersEveryMs' | 'slowVcpuCounters' | 'slowBlockIo'>): string {
   const rounds = Math.max(1, Math.round(cfg.slowCountersEveryMs / cfg.intervalMs));
   if (rounds === 1) return `counters: every ${cfg.intervalMs} ms, all of them (slowCountersEveryMs ${cfg.slowCountersEveryMs})`;
-  const slow = cfg.slowVcpuCounters ? 'memory, block I/O and per-vCPU CPU time' : 'memory and block I/O';
-  const fast = cfg.slowVcpuCounters ? 'each VM\'s CPU time' : 'each VM\'s CPU time, whole and per vCPU';
-  return `counters: ${fast} every ${cfg.intervalMs} ms; ${slow} every ${rounds * cfg.intervalMs} ms per VM, staggered (slowCountersEveryMs ${cfg.slowCountersEveryMs}, slowVcpuCounters ${cfg.slowVcpuCounters})`;
+  const fastParts = [cfg.slowVcpuCounters ? 'each VM\'s CPU time' : 'each VM\'s CPU time, whole and per vCPU', ...(cfg.slowBlockIo ? [] : ['block I/O'])];
+  const slowParts = ['memory', ...(cfg.slowBlockIo ? ['block I/O'] : []), ...(cfg.slowVcpuCounters ? ['per-vCPU CPU time'] : [])];
+  const list = (xs: string[]): string => (xs.length > 1 ? `${xs.slice(0, -1).join(', ')} and ${xs.at(-1)!}` : xs[0]!);
+  return `counters: ${list(fastParts)} every ${cfg.intervalMs} ms; ${list(slowParts)} every ${rounds * cfg.intervalMs} ms per VM, staggered (slowCountersEveryMs ${cfg.slowCountersEveryMs}, slowVcpuCounters ${cfg.slowVcpuCounters}, slowBlockIo ${cfg.slowBlockIo})`;
 }
 
 /**

@@ -63,8 +63,8 @@ export interface AgentOptions {
   rapl?: boolean;
   cgroupVersion?: CgroupVersion;
   /**
-   * Read each VM's memory and block I/O counters every this many ms (rounded to whole intervals, staggered
-   * over the VMs) instead of every round; CPU time is read every round. Absent or ≤ intervalMs: every round (the
+   * Read each VM's memory in use (and block I/O with `slowBlockIo`) every this many ms (rounded to whole
+   * intervals, staggered over the VMs) instead of every round; CPU time is read every round. Absent or ≤ intervalMs: every round (the
    * class's default; `wattsplit agent`'s config default is 5000, SHIPPED_SCHEDULE in agent-config.ts).
    */
   slowCountersEveryMs?: number;
@@ -73,6 +73,12 @@ export interface AgentOptions {
    * agent`'s config defaults to true (its schedule with no keys set is SHIPPED_SCHEDULE, agent-config.ts).
    */
   slowVcpuCounters?: boolean;
+  /**
+   * Put block I/O on that schedule too (VmSample.slow_read_mono_ns then says when it was read). Default false
+   * here and in `wattsplit agent`'s config: block I/O every round, since a 5-s window lags the disk's power
+   * (docs/agent.md, "Counter schedule").
+   */
+  slowBlockIo?: boolean;
   /** Boot id override (the simulator uses deterministic ones); the kernel's boot id otherwise (random per start if unreadable). */
   bootId?: string;
   /** The sequence continues after max(state file seq, minSeq): pass the last spooled seq (SpoolingSender.lastSpooledSeq()). */
@@ -156,7 +162,7 @@ export class Agent {
       this.log.info({ seq: this.seq }, 'no agent state: the frame sequence starts at the wall clock in ms (never below an earlier installation\'s)');
     }
     this.cgroupOwners = opts.processOwners ? undefined : new CgroupProcessOwnerMap(opts.fs);
-    const vmOpts: VmSamplerOptions = { slowEveryRounds: Math.max(1, Math.round((opts.slowCountersEveryMs ?? 0) / this.intervalMs)), slowVcpus: opts.slowVcpuCounters === true };
+    const vmOpts: VmSamplerOptions = { slowEveryRounds: Math.max(1, Math.round((opts.slowCountersEveryMs ?? 0) / this.intervalMs)), slowVcpus: opts.slowVcpuCounters === true, slowBlock: opts.slowBlockIo === true };
     if (opts.cgroupVersion !== undefined) vmOpts.cgroupVersion = opts.cgroupVersion;
     this.samplers.push(new VmSampler(opts.fs, this.log.child({ sampler: 'vms' }), vmOpts));
     if (opts.perf) this.samplers.push(new PerfSampler(opts.perf, this.log.child({ sampler: 'perf' })));

@@ -316,6 +316,12 @@ export class CgroupReader {
 
   /** Memory in use and block I/O bytes, into `out` (0 where the controller is not there). */
   readSlow(f: VmFiles, out: VmSlowStats): void {
+    this.readMemory(f, out);
+    this.readBlock(f, out);
+  }
+
+  /** Memory in use, into `out` (0 where the memory controller is not there: v1). */
+  readMemory(f: VmFiles, out: VmSlowStats): void {
     let memoryUsedBytes = 0;
     try {
       memoryUsedBytes = this.uint(f.mem, f.memField);
@@ -323,6 +329,11 @@ export class CgroupReader {
       // v2: memory.current is always there (an error is the cgroup gone); v1: the memory controller may not be mounted
       if (e instanceof WattsplitError || this.version === 2) throw e;
     }
+    out.memoryUsedBytes = memoryUsedBytes;
+  }
+
+  /** Block I/O bytes read and written, into `out` (0 where the io / blkio controller is not there). */
+  readBlock(f: VmFiles, out: VmSlowStats): void {
     const io = this.io;
     io.read = 0;
     io.write = 0;
@@ -337,7 +348,6 @@ export class CgroupReader {
       io.read = 0;
       io.write = 0;
     }
-    out.memoryUsedBytes = memoryUsedBytes;
     out.blockReadBytes = io.read;
     out.blockWriteBytes = io.write;
   }

@@ -251,11 +251,43 @@ test('parseProcStat counts the "cpuN" lines that follow the total (online CPUs),
   assert.equal(parseProcStat('cpu  1 2 3 4').onlineCpus, 0, 'the total line alone, no newline');
 });
 
-test('slowEveryRounds 3: CPU every round; memory and block I/O every 3rd round per VM, staggered, repeated between with their read time', () => {
+test('slowEveryRounds 3 without slowBlock (the default): block I/O every round with no slow read time, memory every 3rd round', () => {
   const fx = copyFixture('single-socket-v2');
   try {
     const dir = (id: number, name: string) => join(fx.root, 'sys/fs/cgroup', cgroupV2Path(id, name));
     const s = new VmSampler(new RootedHostFs(fx.root), memoryLogger(), { slowEveryRounds: 3 });
+    const seen: FrameUnderConstruction['vms'][] = [];
+    for (let r = 0; r < 7; r++) {
+      for (const [id, name] of [[1, 'web-1'], [2, 'db']] as const) {
+        writeFileSync(join(dir(id, name), 'cpu.stat'), `usage_usec ${(r + 1) * 1000}\nuser_usec 0\nsystem_usec 0\n`);
+        writeFileSync(join(dir(id, name), 'memory.current'), `${(r + 1) * 4096}\n`);
+        writeFileSync(join(dir(id, name), 'io.stat'), `253:0 rbytes=${(r + 1) * 100} wbytes=${(r + 1) * 10} rios=1 wios=1 dbytes=0 dios=0\n`);
+      }
+      seen.push(round(s, [WEB, DB]).frame.vms);
+    }
+    for (const uuid of ['u-web', 'u-db']) {
+      const vs = seen.map((vms) => vms.find((v) => v.uuid === uuid)!);
+      vs.forEach((v, r) => {
+        assert.equal(v.blockReadBytes, (r + 1) * 100, `${uuid} round ${r}: block reads every round`);
+        assert.equal(v.blockWriteBytes, (r + 1) * 10);
+        assert.equal(v.slowReadMonoNs ?? 0, 0, `${uuid} round ${r}: no slow read time (block I/O is current)`);
+      });
+      // memory in use: a level read every 3rd round, repeated in between
+      const memRounds = vs.flatMap((v, r) => (v.memoryUsedBytes === (r + 1) * 4096 ? [r] : []));
+      assert.equal(memRounds[0], 0, `${uuid}: a new VM is read whole`);
+      assert.ok(memRounds.length >= 2 && memRounds.length <= 4, `${uuid}: memory read in rounds ${memRounds.join(',')}`);
+      vs.forEach((v, r) => assert.ok(v.memoryUsedBytes! % 4096 === 0 && v.memoryUsedBytes! <= (r + 1) * 4096 && v.memoryUsedBytes! > (r - 3) * 4096, `${uuid} round ${r}: memory ${v.memoryUsedBytes}`));
+    }
+  } finally {
+    fx.cleanup();
+  }
+});
+
+test('slowEveryRounds 3 with slowBlock: CPU every round; memory and block I/O every 3rd round per VM, staggered, repeated between with their read time', () => {
+  const fx = copyFixture('single-socket-v2');
+  try {
+    const dir = (id: number, name: string) => join(fx.root, 'sys/fs/cgroup', cgroupV2Path(id, name));
+    const s = new VmSampler(new RootedHostFs(fx.root), memoryLogger(), { slowEveryRounds: 3, slowBlock: true });
     const rounds: Array<{ mono: number; vms: FrameUnderConstruction['vms'] }> = [];
     for (let r = 0; r < 7; r++) {
       // every round: the CPU, memory and I/O counters of both VMs move

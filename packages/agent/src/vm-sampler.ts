@@ -8,11 +8,13 @@
  * sysfs-class-net-statistics: /sys/class/net/<iface>/statistics/rx_bytes and tx_bytes. Both cumulative, the
  * same kernel counters. A tap's rx is what the guest sent, so it is reported as the VM's tx.
  *
- * Memory in use and block I/O change slowly and cost two of a VM's 3 + vCPUs file reads: with
- * `slowEveryRounds` N > 1 they are read every Nth round per VM (staggered: each VM in its own round, so every
- * round reads about 1/N of them), the frames in between repeat the last values, and every sample says when
- * they were read (VmSample.slow_read_mono_ns) so that the collector takes their deltas over the read window,
- * not the frame's interval. CPU time of the whole cgroup is read every round; per vCPU too, unless `slowVcpus`
+ * Memory in use is a level that changes slowly: with `slowEveryRounds` N > 1 it is read every Nth round per VM
+ * (staggered: each VM in its own round, so every round reads about 1/N of them) and the frames in between repeat
+ * the last value. Block I/O goes on that schedule too only with `slowBlock`: its counters then repeat between
+ * reads and every sample says when they were read (VmSample.slow_read_mono_ns) so that the collector takes their
+ * deltas over the read window, not the frame's interval — which lags the disk's power by up to a window, so by
+ * default block I/O is read every round (the demo's worst tenant 2.6 % with it on the slow schedule, 1.5 % every
+ * round; docs/agent.md, "Counter schedule"). CPU time of the whole cgroup is read every round; per vCPU too, unless `slowVcpus`
  * puts the per-vCPU counters on the same schedule (VmSample.vcpu_read_mono_ns then says when they were read). A
  * VM seen for the first time, or with a new domain id, is read whole.
  *
@@ -68,6 +70,8 @@ export interface VmSamplerOptions {
   slowEveryRounds?: number;
   /** Read the per-vCPU CPU counters on that schedule too (default false: every round). */
   slowVcpus?: boolean;
+  /** Read block I/O on that schedule too (default false: every round). */
+  slowBlock?: boolean;
 }
 
 export class VmSampler implements Sampler {
@@ -87,6 +91,7 @@ export class VmSampler implements Sampler {
   private round = 0;
   private readonly slowEvery: number;
   private readonly slowVcpus: boolean;
+  private readonly slowBlock: boolean;
   private nextPhase = 0;
   private lastSeen = 0;
   private lastMissing: string[] = [];
@@ -100,6 +105,7 @@ export class VmSampler implements Sampler {
     this.cgroups = new CgroupReader(fs, opts.cgroupVersion);
     this.slowEvery = Math.max(1, Math.floor(opts.slowEveryRounds ?? 1));
     this.slowVcpus = this.slowEvery > 1 && opts.slowVcpus === true;
+    this.slowBlock = this.slowEvery > 1 && opts.slowBlock === true;
   }
 
   get cgroupVersion(): CgroupVersion {
@@ -176,6 +182,7 @@ export class VmSampler implements Sampler {
     try {
       cpu = this.cgroups.readCpu(files, fresh || !this.slowVcpus);
       if (fresh) this.cgroups.readSlow(files, slow);
+      else if (!this.slowBlock) this.cgroups.readBlock(files, slow);
     } catch (e) {
       const code = errnoOf(e);
       if (prev && (code === 'ENOENT' || code === 'ENODEV')) {
@@ -226,7 +233,7 @@ export class VmSampler implements Sampler {
       hardwareClass: d.flavor,
     };
     const slowAtNs = fresh ? now : (prev?.slowAtNs ?? now);
-    if (this.slowEvery > 1) sample.slowReadMonoNs = slowAtNs;
+    if (this.slowBlock) sample.slowReadMonoNs = slowAtNs;
     if (this.slowVcpus) sample.vcpuReadMonoNs = slowAtNs;
     if (!prev || prev.id !== d.id) {
       this.log.info({ vm: d.uuid, name: d.name, cgroup: cgroupPath }, 'VM appeared');

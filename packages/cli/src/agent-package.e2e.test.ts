@@ -57,7 +57,7 @@ test('npm run package:agent: a self-contained, versioned, checksummed agent with
   assert.match(check.stdout, /^\[MISS\] libvirt: libvirt disabled/m);
   assert.match(check.stdout, /^\[MISS\] (nvml|perf): /m);
   // the fixture config leaves the counter schedule to the defaults (docs/agent.md): per-vCPU time on the 5 s schedule
-  assert.match(check.stdout, /^counters: each VM's CPU time every 200 ms; memory, block I\/O and per-vCPU CPU time every 5000 ms per VM, staggered \(slowCountersEveryMs 5000, slowVcpuCounters true\)$/m);
+  assert.match(check.stdout, /^counters: each VM's CPU time and block I\/O every 200 ms; memory and per-vCPU CPU time every 5000 ms per VM, staggered \(slowCountersEveryMs 5000, slowVcpuCounters true, slowBlockIo false\)$/m);
   // libvirt asked for where the binding or the daemon is not usable: said, not crashed
   const lv = await runToEnd(bin, ['--config', cfg, '--check', '--libvirt-uri', 'qemu+unix:///system?socket=/nonexistent', '--json'], { env: bareEnv() });
   const report = JSON.parse(lv.stdout) as { sensors: { name: string; state: string; detail: string }[] };

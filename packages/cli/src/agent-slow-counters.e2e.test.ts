@@ -1,5 +1,6 @@
-// The shipped agent (`wattsplit agent`, slowCountersEveryMs) reads each VM's memory and block I/O counters (and, by
-// default, slowVcpuCounters, its per-vCPU CPU counters) every few rounds and says when (VmSample.slow_read_mono_ns); through the real gateway, the collector's interval
+// The shipped agent (`wattsplit agent`, slowCountersEveryMs) reads each VM's memory (and, with slowBlockIo — set here,
+// off by default — its block I/O; by default, slowVcpuCounters, its per-vCPU CPU counters) every few rounds and says
+// when (VmSample.slow_read_mono_ns); through the real gateway, the collector's interval
 // aligner turns them into per-interval bytes at the rate of the newest read window, not a window's bytes lumped
 // into the interval that happened to read them; the intervals' energy is still split exactly (conservation).
 // The host is a fake cgroup v1 tree whose counters this test moves at known rates (files replaced atomically).
@@ -58,7 +59,7 @@ for (const setting of [false, true, undefined]) test(`wattsplit agent reading me
   const gw = await startGateway({ producer: bus.producer() });
   const cfg = join(dir, 'agent.json');
   writeFileSync(cfg, JSON.stringify({
-    hostId: 'hv-slow', intervalMs: 100, slowCountersEveryMs: 300, ...(setting === undefined ? {} : { slowVcpuCounters: setting }), sysfsRoot: host, gateway: { address: gw.address, tls: false }, spool: { dir: join(dir, 'spool') },
+    hostId: 'hv-slow', intervalMs: 100, slowCountersEveryMs: 300, slowBlockIo: true, ...(setting === undefined ? {} : { slowVcpuCounters: setting }), sysfsRoot: host, gateway: { address: gw.address, tls: false }, spool: { dir: join(dir, 'spool') },
     libvirt: false, nvml: { enabled: false }, perf: { enabled: false },
     vms: VMS.map((i) => ({ uuid: `u-${i}`, name: `vm-${i}`, id: i, vcpus: 2, memoryBytes: 2 ** 31, tenant: `t${i}`, taps: [] })),
   }));
