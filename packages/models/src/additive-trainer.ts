@@ -228,15 +228,15 @@ export async function trainAdditiveModel(intervals: readonly HostInterval[], opt
   // the load factor's shape from the package counters (shared curve, idle per package), where they exist
   const search = opts.loadFactorSearch ?? 'coarse-to-fine';
   // every load-factor system of this training: one fallback warning per label, and the fallbacks counted
-  const lfShared: LoadFactorShared = { warned: new Set<string>(), fallbacks: { count: 0 } };
-  const zoneLoad = placement && (opts.packageLoadFactor ?? true) ? packageLoadFactor(model, terms, sample, search, logger, lfShared) : undefined;
+  const lf: LoadFactorShared = { search, logger, warned: new Set<string>(), fallbacks: { count: 0 } };
+  const zoneLoad = placement && (opts.packageLoadFactor ?? true) ? packageLoadFactor(model, terms, sample, lf) : undefined;
   const vmRidge = opts.vmRegularisation ?? 0.005;
   // the DRAM weight from the DRAM zones where the host exposes them (memory traffic from LLC misses drives DRAM
   // power linearly): fitted on the host total it is collinear with memory-bound VMs' CPU time and took their
   // package power (development fleet 101: 2.7 W per GB/s against a true 0.9; database VMs' own W per core 0.4–1.5
   // against 5), so the split's stand-alone rate, which scales the CPU part, missed them
   const dramW = (opts.dramFromZones ?? true) ? dramWeightFromZones(sample, terms) : undefined;
-  let rapl = { source: 'rapl', terms, measuredW: p.y.rapl, vmRidge, perVm, search, logger, lfShared, fixedStaticW: opts.fixedStaticW?.rapl, fixedLoad: zoneLoad, ...(dramW !== undefined ? { fixedIo: { [DRAM_K]: dramW } } : {}) } as const;
+  let rapl = { source: 'rapl', terms, measuredW: p.y.rapl, vmRidge, perVm, lf, fixedStaticW: opts.fixedStaticW?.rapl, fixedLoad: zoneLoad, ...(dramW !== undefined ? { fixedIo: { [DRAM_K]: dramW } } : {}) } as const;
   const coreW0 = model.sources.rapl.vmCoreW ? { ...model.sources.rapl.vmCoreW } : undefined;
   // shrinkage towards the feature model that grows with how badly the host totals fit (phases, hidden memory
   // traffic): a prior of ±`vmPriorSd` on each VM's multiplier (λ = σ² / sd², as on the wall side), so a small VM
@@ -258,15 +258,15 @@ export async function trainAdditiveModel(intervals: readonly HostInterval[], opt
   // static +8 to +13 W; docs/accuracy-method.md); refit its shape with the gain and keep it where the host totals
   // fit better (the IPC gain's own rule)
   if (zoneLoad && model.sources.rapl.ipcGain !== undefined && opts.ipcLoadFactor !== false) {
-    const lf = packageLoadFactor(model, terms, sample, search, logger, lfShared);
-    if (lf && (lf[0] !== zoneLoad[0] || lf[1] !== zoneLoad[1])) {
+    const refitted = packageLoadFactor(model, terms, sample, lf);
+    if (refitted && (refitted[0] !== zoneLoad[0] || refitted[1] !== zoneLoad[1])) {
       const before = rapl;
       const mse0 = residualMse(model, sample, terms, p.y.rapl);
-      rapl = { ...rapl, fixedLoad: lf };
+      rapl = { ...rapl, fixedLoad: refitted };
       raplFit();
       // both sides measured the same way: the apply path's residual (raplFit returns the solver's, which differs)
       const mse1 = residualMse(model, sample, terms, p.y.rapl);
-      logger.debug({ hardwareClass: model.hardwareClass, before: zoneLoad, after: lf, mseBefore: mse0, mseAfter: mse1 }, 'additive model: package load factor refitted with the IPC gain');
+      logger.debug({ hardwareClass: model.hardwareClass, before: zoneLoad, after: refitted, mseBefore: mse0, mseAfter: mse1 }, 'additive model: package load factor refitted with the IPC gain');
       if (!(Number.isFinite(mse1) && (!Number.isFinite(mse0) || mse1 < mse0))) {
         rapl = before;
         raplFit();
@@ -283,7 +283,7 @@ export async function trainAdditiveModel(intervals: readonly HostInterval[], opt
   // pull is stronger than on RAPL because the wall reading is coarser (BMC power in whole watts on some hosts):
   // it grows with the shared fit's residual variance σ², as a prior of ±`bmcPriorSd` on each multiplier
   // (λ = σ² / sd²), so small VMs on a noisy wall reading stay shared
-  const bmc = { source: 'bmc_rest', terms, measuredW: p.y.bmc_rest, search, logger, lfShared, fixedStaticW: opts.fixedStaticW?.bmc_rest } as const;
+  const bmc = { source: 'bmc_rest', terms, measuredW: p.y.bmc_rest, lf, fixedStaticW: opts.fixedStaticW?.bmc_rest } as const;
   const shared = refitPerVm(model, { ...bmc, vmRidge: 0, perVm: false });
   opts.yieldPoint?.('bmc-per-vm');
   if (opts.bmcPerVm ?? true) refitPerVm(model, { ...bmc, vmRidge, perVm: true, ridgeFloor: shared / (opts.bmcPriorSd ?? 0.5) ** 2 });
@@ -296,7 +296,7 @@ export async function trainAdditiveModel(intervals: readonly HostInterval[], opt
   }
   if (placement) model.placement = placement;
   model.trainSeconds = (performance.now() - t0) / 1000;
-  logger.info({ hardwareClass: model.hardwareClass, intervals: n, vms: vmIds.size, seconds: model.trainSeconds, backend, raplRmsW: model.sources.rapl.residualRmsW, bmcRmsW: model.sources.bmc_rest.residualRmsW, denseFallbacks: lfShared.fallbacks.count }, 'additive model trained');
+  logger.info({ hardwareClass: model.hardwareClass, intervals: n, vms: vmIds.size, seconds: model.trainSeconds, backend, raplRmsW: model.sources.rapl.residualRmsW, bmcRmsW: model.sources.bmc_rest.residualRmsW, denseFallbacks: lf.fallbacks.count }, 'additive model trained');
   return model;
 }
 
@@ -453,7 +453,7 @@ function raplCpuParts(model: AdditiveModelJson, terms: readonly VmFeatures[][]):
  * along which the intercept and the curvature trade off. Undefined when no host has package counters for all
  * its sockets.
  */
-function packageLoadFactor(model: AdditiveModelJson, terms: readonly VmFeatures[][], sample: readonly HostInterval[], search: 'coarse-to-fine' | 'grid', logger?: Logger, lfShared?: LoadFactorShared): [number, number] | undefined {
+function packageLoadFactor(model: AdditiveModelJson, terms: readonly VmFeatures[][], sample: readonly HostInterval[], lf: LoadFactorShared): [number, number] | undefined {
   const pl = model.placement;
   if (!pl) return undefined;
   const S = pl.sockets;
@@ -477,7 +477,7 @@ function packageLoadFactor(model: AdditiveModelJson, terms: readonly VmFeatures[
   for (const ts of terms) for (const f of ts) if (f.cpu > 0 && !ids.has(f.id)) ids.set(f.id, nI + ids.size);
   const N = nI + ids.size;
   const parts = raplCpuParts(model, terms);
-  const ne = new LoadFactorNormalEquations(N, { search, label: `${model.hardwareClass} package load factor`, ...(logger ? { logger } : {}), ...lfShared });
+  const ne = new LoadFactorNormalEquations(N, { ...lf, label: `${model.hardwareClass} package load factor` });
   const cols = new Int32Array(N);
   const vals = [new Float64Array(N), new Float64Array(N), new Float64Array(N)];
   sample.forEach((iv, r) => {
@@ -509,8 +509,8 @@ function packageLoadFactor(model: AdditiveModelJson, terms: readonly VmFeatures[
   return best ? [best.b1, best.b2] : undefined;
 }
 
-/** What the load-factor systems of one training share (LoadFactorOptions). */
-type LoadFactorShared = Required<Pick<LoadFactorOptions, 'warned' | 'fallbacks'>>;
+/** What the load-factor systems of one training share (LoadFactorOptions): the search, where a dense fallback is reported (once per label), and the fallbacks' count. */
+type LoadFactorShared = Required<Pick<LoadFactorOptions, 'search' | 'logger' | 'warned' | 'fallbacks'>>;
 
 interface PerVmRefit {
   source: ModelSource;
@@ -528,12 +528,8 @@ interface PerVmRefit {
   fixedLoad?: readonly [number, number] | undefined;
   /** Floor on every multiplier's ridge weight, absolute (in the units of AᵀA). Default 0. */
   ridgeFloor?: number;
-  /** How the load factor is searched (load-factor-fit.ts). */
-  search: 'coarse-to-fine' | 'grid';
-  /** Where the load-factor solver reports a dense fallback. */
-  logger?: Logger;
-  /** Shared by the load-factor systems of one training: fallback warnings once per label, and their count. */
-  lfShared?: LoadFactorShared;
+  /** The load-factor solver's settings shared by the training's systems (search, fallback reporting). */
+  lf: LoadFactorShared;
   /** I/O weights fixed instead of fitted (index into IO_FEATURES → W per unit): subtracted from the target. */
   fixedIo?: Readonly<Record<number, number>>;
 }
@@ -645,7 +641,7 @@ function dramWeightFromZones(sample: readonly HostInterval[], terms: readonly Vm
  * Returns the mean squared residual of the chosen fit, W².
  */
 function refitPerVm(model: AdditiveModelJson, o: PerVmRefit): number {
-  const { source: s, terms, measuredW: y, vmRidge: reg, perVm, fixedStaticW: fixedStatic, fixedLoad, ridgeFloor: ridgeAbs = 0, fixedIo = {}, search, logger: lfLogger, lfShared } = o;
+  const { source: s, terms, measuredW: y, vmRidge: reg, perVm, fixedStaticW: fixedStatic, fixedLoad, ridgeFloor: ridgeAbs = 0, fixedIo = {}, lf } = o;
   const w = model.sources[s];
   const ids = new Map<string, number>();
   for (const ts of terms) for (const f of ts) if (f.cpu > 0 && !ids.has(f.id)) ids.set(f.id, perVm ? ids.size + 1 : 1);
@@ -686,7 +682,7 @@ function refitPerVm(model: AdditiveModelJson, o: PerVmRefit): number {
   const N = n + K + Math.max(0, hostIdx.size - 1);
   const MEM_K = IO_FEATURES.indexOf('mem_used_gib');
   const allowed = IO_FEATURES.map((name, k) => (SOURCE_IO[s] as readonly string[]).includes(name) && fixedIo[k] === undefined);
-  const ne = new LoadFactorNormalEquations(N, { search, label: `${model.hardwareClass} ${s}`, ...(lfLogger ? { logger: lfLogger } : {}), ...lfShared });
+  const ne = new LoadFactorNormalEquations(N, { ...lf, label: `${model.hardwareClass} ${s}` });
   const cols = new Int32Array(n);
   const vals = [new Float64Array(n), new Float64Array(n), new Float64Array(n)];
   const slot = new Int32Array(n).fill(-1);
