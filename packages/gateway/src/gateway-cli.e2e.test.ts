@@ -188,7 +188,13 @@ test('unauthenticated connections are bounded: unfinished 8 MiB messages and idl
   assert.ok(sample(m, 'wattsplit_gateway_connections_closed_total', '{reason="auth_timeout"}') >= 8, m);
   assert.ok(sample(m, 'wattsplit_gateway_timeouts_total', '{kind="auth"}') >= 8);
   assert.equal(sample(m, 'wattsplit_gateway_connections'), 0);
-  assert.ok(gw.cli.logs().some((l) => l.reason === 'pre_auth_bytes' && typeof l.peer === 'string'));
+  const preAuth = gw.cli.logs().filter((l) => l.reason === 'pre_auth_bytes' && typeof l.peer === 'string');
+  assert.ok(preAuth.length >= 16, `${preAuth.length} pre_auth_bytes lines`);
+  // Checked on every DATA chunk, not only every sweep: each was cut within a few reads of the 64 KiB
+  // bound (a sweep-only check lets a loopback peer in for megabytes between two sweeps).
+  const overshoot = Math.max(...preAuth.map((l) => Number(l.bytesRead)));
+  assert.ok(overshoot < 1024 * 1024, `a connection read ${overshoot} bytes before it was cut`);
+  assert.ok(!gw.cli.logs().some((l) => /not reachable from a call/.test(String(l.msg))), 'the per-chunk check is armed (grpc-js internals as expected)');
 
   // A real agent with its token in metadata may send a big first batch: it authenticated at stream start.
   const big = openStream(gw.address, { token: 'tok-1' });

@@ -23,7 +23,9 @@
  *   until then it may read at most `maxPreAuthBytes` (TLS records included) and must authenticate
  *   within `authTimeoutMs`, else it is closed;
  * - a connection that reads nothing for `idleTimeoutMs` is closed (agents reconnect on their next send).
- * These are checked every `SWEEP_MS` against the socket's own byte counter, and counted by reason.
+ * These are checked every `SWEEP_MS` against the socket's own byte counter, and counted by reason; the
+ * pre-auth byte bound is also checked on every DATA chunk of an unauthenticated stream, so a fast peer
+ * cannot get megabytes in between two sweeps.
  */
 import { readFile as fsReadFile } from 'node:fs/promises';
 import * as net from 'node:net';
@@ -51,6 +53,23 @@ const TLS13_CIPHERS = ['TLS_AES_128_GCM_SHA256', 'TLS_AES_256_GCM_SHA384', 'TLS_
 
 /** How often connection limits (pre-auth bytes, auth and idle timeouts) are checked. */
 export const SWEEP_MS = 100;
+
+/**
+ * The HTTP/2 stream under a grpc-js server call, or undefined where grpc-js's internals differ from
+ * 1.14's (`call.call` is the intercepting call, each interceptor's `nextCall` leads to the base call,
+ * whose `stream` is the `ServerHttp2Stream`). Used only to check the pre-auth byte bound on every
+ * DATA chunk of an unauthenticated stream instead of only every SWEEP_MS: a peer on a fast link can
+ * send megabytes between two sweeps (libuv reads up to 32 × 64 KiB per connection per loop turn).
+ */
+export function http2StreamOf(call: unknown): NodeJS.EventEmitter | undefined {
+  let c = (call as { call?: unknown } | undefined)?.call as { stream?: unknown; nextCall?: unknown } | undefined;
+  for (let depth = 0; c && depth < 16; depth++) {
+    const s = c.stream as { on?: unknown; session?: unknown } | undefined;
+    if (s && typeof s.on === 'function' && typeof s.session === 'object') return s as NodeJS.EventEmitter;
+    c = c.nextCall as typeof c;
+  }
+  return undefined;
+}
 
 export interface GatewayTlsOptions {
   /** PEM server certificate chain. */
@@ -230,6 +249,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     const conn = conns.get(peer);
     // A connection is trusted once a stream shows good credentials before sending anything.
     if (conn && !conn.authenticated && (authMode === 'none' || pipeline.authenticates(authorization, undefined, certHost))) conn.authenticated = true;
+    if (conn && !conn.authenticated) watchPreAuthBytes(call, conn);
     metrics.streams++;
     calls.add(call);
     const release = (q: Queued): void => {
@@ -383,6 +403,29 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     log.warn({ code: 'TRANSPORT_BACKPRESSURE', peer: peerKey(c.socket), reason, bytesRead: c.socket.bytesRead }, `connection ${peerKey(c.socket)} closed: ${detail}`);
     c.socket.destroy();
   };
+  const closePreAuth = (c: Conn): void =>
+    closeConn(c, 'pre_auth_bytes', `read ${c.socket.bytesRead} bytes before authenticating (maxPreAuthBytes ${maxPreAuthBytes}); send the token as "authorization: Bearer" metadata`);
+  // An unauthenticated stream's every DATA chunk checks the connection's bytes, so the bound holds
+  // to a chunk whatever the link's speed; the sweep checks the rest (TLS records, other streams).
+  let noStreamHook = false;
+  const watchPreAuthBytes = (call: unknown, c: Conn): void => {
+    const s = http2StreamOf(call);
+    if (!s) {
+      if (!noStreamHook) {
+        noStreamHook = true;
+        log.warn({ code: 'INTERNAL' }, `gateway: grpc-js's HTTP/2 stream is not reachable from a call (its internals changed): maxPreAuthBytes is checked every ${SWEEP_MS} ms only`);
+      }
+      return;
+    }
+    const onData = (): void => {
+      if (c.authenticated) s.removeListener('data', onData);
+      else if (c.socket.bytesRead > maxPreAuthBytes) {
+        s.removeListener('data', onData);
+        closePreAuth(c);
+      }
+    };
+    s.on('data', onData);
+  };
   const listener: net.Server = material
     ? tls.createServer({
         key: material.key,
@@ -444,7 +487,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
         c.lastReadAt = now;
       }
       if (!c.secured && now - c.openedAt > handshakeTimeoutMs) closeConn(c, 'handshake_timeout', `TLS handshake not finished within ${handshakeTimeoutMs} ms (tlsHandshakeTimeoutMs)`);
-      else if (!c.authenticated && read > maxPreAuthBytes) closeConn(c, 'pre_auth_bytes', `read ${read} bytes before authenticating (maxPreAuthBytes ${maxPreAuthBytes}); send the token as "authorization: Bearer" metadata`);
+      else if (!c.authenticated && read > maxPreAuthBytes) closePreAuth(c);
       else if (!c.authenticated && now - c.openedAt > authTimeoutMs) closeConn(c, 'auth_timeout', `not authenticated within ${authTimeoutMs} ms (authTimeoutMs)`);
       else if (now - c.lastReadAt > idleTimeoutMs) closeConn(c, 'idle_timeout', `nothing read for ${idleTimeoutMs} ms (idleTimeoutMs)`);
     }
