@@ -13,6 +13,7 @@
  *   when none shows utilisation; nobody attached → unallocated.
  * Ends with `reconcileInPlace` on its own shares, so Σ shares == measured per source exactly.
  */
+import { WattsplitError } from '@wattsplit/wire';
 import { reconcileInPlace } from './conservation.js';
 import { DEFAULT_RESERVED_WEIGHTS, staticSplitWeights, staticSplitWeightsByVm } from './idle-split.js';
 import type { AttributionContext, AttributionMethod, AttributionResult, AttributionShare, EntityKind, HostInterval, SourceName, VmInterval } from './types.js';
@@ -23,36 +24,36 @@ export const CPU_SHARE_VERSION = '1';
 const SOURCE_INDEX: Readonly<Record<SourceName, number>> = { rapl: 0, gpu: 1, bmc_rest: 2 };
 
 /**
- * Where each VM's shares are kept: undefined when the interval's uuids are unique (always from the aligner,
- * which sorts them, and validateFrame refuses a frame that repeats one), so VM i has slot i; otherwise, VMs
- * of one uuid share one slot, the first index of that uuid, and `last` names the last VM of each uuid (the
- * one whose labels a static share took when shares were looked up by uuid).
+ * Refuses an interval that names a VM uuid twice: shares are kept by VM position, one per VM. Never the case
+ * for the collector's intervals — the aligner's come from frames validateFrame checked (it refuses a frame
+ * that repeats a uuid) in uuid order, and those read back from the store are deduplicated by uuid — so only
+ * a caller building intervals by hand can meet this. Cheap for the aligner's: one pass when in uuid order.
  */
-function uuidSlots(vms: readonly VmInterval[]): { slot: Int32Array; last: Map<string, number> } | undefined {
+function checkUniqueUuids(iv: HostInterval): void {
+  const vms = iv.vms;
   let ascending = true;
   for (let i = 1; i < vms.length && ascending; i++) ascending = vms[i - 1]!.uuid < vms[i]!.uuid;
-  if (ascending) return undefined;
-  const first = new Map<string, number>();
-  const last = new Map<string, number>();
-  const slot = new Int32Array(vms.length);
+  if (ascending) return;
+  const seen = new Set<string>();
   vms.forEach((v, i) => {
-    const f = first.get(v.uuid);
-    if (f === undefined) first.set(v.uuid, i);
-    slot[i] = f ?? i;
-    last.set(v.uuid, i);
+    if (seen.has(v.uuid)) {
+      throw new WattsplitError('FRAME_INVALID_FIELD', `host ${iv.hostId} seq ${iv.seq}: vms[${i}].uuid ${JSON.stringify(v.uuid)} is repeated in the interval; cpu_share needs each VM once`, {
+        details: { host: iv.hostId, seq: iv.seq, field: `vms[${i}].uuid`, value: v.uuid },
+      });
+    }
+    seen.add(v.uuid);
   });
-  return first.size === vms.length ? undefined : { slot, last };
 }
 
 export class CpuShareMethod implements AttributionMethod {
   readonly name = CPU_SHARE_METHOD;
 
   attribute(iv: HostInterval, ctx: AttributionContext): AttributionResult {
-    // One share per (kind, source, VM uuid), in the order each was first added. VM shares sit by source and
-    // VM slot in one array, host_overhead and unallocated by kind and source: no map or key string per VM
+    // One share per (kind, source, VM), in the order each was first added. VM shares sit by source and VM
+    // position in one array, host_overhead and unallocated by kind and source: no map or key string per VM
     // (issue 15).
+    checkUniqueUuids(iv);
     const nVms = iv.vms.length;
-    const dup = uuidSlots(iv.vms);
     const shares: AttributionShare[] = [];
     const vmSlots: (AttributionShare | undefined)[] = new Array<AttributionShare | undefined>(3 * nVms);
     const hostSlots: (AttributionShare | undefined)[] = [undefined, undefined, undefined, undefined, undefined, undefined];
@@ -64,7 +65,7 @@ export class CpuShareMethod implements AttributionMethod {
     /** Adds to VM i's share of `source` (created with `vm`'s labels if new). */
     const addVm = (i: number, vm: VmInterval, source: SourceName, dyn: number, sta: number): void => {
       if (!(dyn > 0) && !(sta > 0)) return;
-      const k = SOURCE_INDEX[source] * nVms + (dup ? dup.slot[i]! : i);
+      const k = SOURCE_INDEX[source] * nVms + i;
       const s = (vmSlots[k] ??= share('vm', vm, source));
       if (dyn > 0) s.dynamicJoules += dyn;
       if (sta > 0) s.staticJoules += sta;
@@ -76,8 +77,6 @@ export class CpuShareMethod implements AttributionMethod {
       if (dyn > 0) s.dynamicJoules += dyn;
       if (sta > 0) s.staticJoules += sta;
     };
-    /** The VM whose labels a static share of `uuid` takes: the last VM of that uuid. */
-    const lastOf = (uuid: string, i: number): number => (dup ? dup.last.get(uuid)! : i);
     const weights = ctx.reservedWeights ?? DEFAULT_RESERVED_WEIGHTS;
     const dur = Math.max(0, iv.durationS);
 
@@ -86,21 +85,14 @@ export class CpuShareMethod implements AttributionMethod {
     for (const v of iv.vms) vmCpu += pos(v.cpuSeconds);
     const overheadCpu = Math.max(0, pos(iv.hostCpu.busySeconds) - vmCpu);
     const totalCpu = vmCpu + overheadCpu;
-    // By VM when uuids are unique; by uuid (VMs of one uuid summed, in first-seen order) otherwise.
-    const hostStaticByVm = dup ? undefined : staticSplitWeightsByVm(iv.vms, ctx.policy, weights);
-    const hostStatic = dup ? staticSplitWeights(iv.vms, ctx.policy, weights) : undefined;
+    const hostStaticByVm = staticSplitWeightsByVm(iv.vms, ctx.policy, weights);
     for (const source of ['rapl', 'bmc_rest'] as const) {
       const m = pos(iv.measured[source]);
       if (m === 0) continue;
       const sta = Math.min(m, pos(ctx.staticPower.watts[source]) * dur);
       const dyn = m - sta;
       if (hostStaticByVm) for (let i = 0; i < nVms; i++) addVm(i, iv.vms[i]!, source, 0, sta * hostStaticByVm[i]!);
-      else if (hostStatic && hostStatic.size > 0) {
-        for (const [uuid, w] of hostStatic) {
-          const i = lastOf(uuid, 0);
-          addVm(i, iv.vms[i]!, source, 0, sta * w);
-        }
-      } else addHost('unallocated', source, 0, sta);
+      else addHost('unallocated', source, 0, sta);
       if (totalCpu > 0) {
         for (let i = 0; i < nVms; i++) {
           const v = iv.vms[i]!;
@@ -143,10 +135,9 @@ export class CpuShareMethod implements AttributionMethod {
         if (w.size === 0) addHost('unallocated', 'gpu', 0, sta);
         else {
           for (const [uuid, f] of w) {
-            // the VM of that uuid (the last one when uuids repeat)
+            // the VM of that uuid
             let i = -1;
             for (const a of attached) if (a.vm.uuid === uuid) i = a.i;
-            i = lastOf(uuid, i);
             addVm(i, iv.vms[i]!, 'gpu', 0, sta * f);
           }
         }

@@ -26,9 +26,9 @@ export function staticSplitWeights(vms: readonly SplitVm[], policy: IdleSplitPol
 /**
  * `staticSplitWeights` by position: the fraction of `vms[i]` at index i (summing to 1), or undefined where
  * the map would be empty (nothing to split). VMs of one uuid get a fraction each, which the map sums.
- * No map per call: what the baseline runs for the host's static split of an interval whose uuids are distinct
- * (issue 15); the GPU split (per device, over the VMs attached to it) and an interval with a repeated uuid still
- * use the map version, `staticSplitWeights`.
+ * No map per call: what the baseline runs for the host's static split of an interval (issue 15; cpu_share refuses
+ * an interval that repeats a uuid); the GPU split (per device, over the VMs attached to it) still uses the map
+ * version, `staticSplitWeights`.
  */
 export function staticSplitWeightsByVm(vms: readonly SplitVm[], policy: IdleSplitPolicy, weights: ReservedWeights = DEFAULT_RESERVED_WEIGHTS): number[] | undefined {
   if (policy === 'unallocated' || vms.length === 0) return undefined;

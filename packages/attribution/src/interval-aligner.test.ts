@@ -410,3 +410,49 @@ test('VMs reported in another order from frame to frame, some leaving and some a
   assert.equal(compared, 39);
   assert.ok(vanished > 10 && backwards > 3, `vanished ${vanished}, backwards ${backwards}`);
 });
+
+test('counters read every few rounds (vcpu_read_mono_ns, slow_read_mono_ns) are spread as the rate over their newest read window: each kept until the next read, the two rates apart', () => {
+  const al = new IntervalAligner();
+  // VM a: vCPUs read at t = 0, 3, 6 (0.6 and 0.3 cores), block I/O read at t = 0, 2, 4, 6 (1000 B/s read, 500 B/s
+  // written); between reads a frame repeats the last read's values and time. VM b: every counter every round.
+  const a = (t: number) => {
+    const v = Math.floor(t / 3) * 3;
+    const io = Math.floor(t / 2) * 2;
+    return vm('a', t, {
+      vcpuTimeNs: [0.6e9 * v, 0.3e9 * v],
+      vcpuReadMonoNs: (1000 + v) * 1e9,
+      blockReadBytes: 1000 * io,
+      blockWriteBytes: 500 * io,
+      slowReadMonoNs: (1000 + io) * 1e9,
+    });
+  };
+  const b = (t: number) => vm('b', 0.5 * t, { blockReadBytes: 70 * t });
+  al.push(frame({ seq: 1, t: 0, vms: [a(0), b(0)] }));
+  const got: Array<{ vcpu: number[]; read: number; write: number; b: number[]; bRead: number }> = [];
+  for (let t = 1; t <= 7; t++) {
+    const iv = al.push(frame({ seq: t + 1, t, vms: [a(t), b(t)] })).interval!;
+    assert.deepEqual(iv.anomalies, [], `t=${t}`);
+    const [va, vb] = iv.vms;
+    got.push({ vcpu: va!.vcpuSeconds, read: va!.blockReadBytes, write: va!.blockWriteBytes, b: vb!.vcpuSeconds, bRead: vb!.blockReadBytes });
+  }
+  const want = [
+    { vcpu: [0, 0], read: 0, write: 0 }, // t 0→1: no read since t = 0, no rate yet
+    { vcpu: [0, 0], read: 1000, write: 500 }, // I/O read at 2: 2000 B over 2 s
+    { vcpu: [0.6, 0.3], read: 1000, write: 500 }, // vCPUs read at 3: 1.8 s and 0.9 s over 3 s; I/O's rate kept
+    { vcpu: [0.6, 0.3], read: 1000, write: 500 }, // I/O read again at 4 (same rate); vCPUs' rate kept
+    { vcpu: [0.6, 0.3], read: 1000, write: 500 },
+    { vcpu: [0.6, 0.3], read: 1000, write: 500 }, // both read at 6
+    { vcpu: [0.6, 0.3], read: 1000, write: 500 },
+  ];
+  want.forEach((w, k) => {
+    const g = got[k]!;
+    assert.equal(g.vcpu.length, 2);
+    g.vcpu.forEach((x, i) => close(x, w.vcpu[i]!));
+    close(g.read, w.read);
+    close(g.write, w.write);
+    g.b.forEach((x) => close(x, 0.25));
+    close(g.bRead, 70);
+  });
+  // each interval's VMs have their own vcpuSeconds (spread in place, never a shared rate array)
+  assert.equal(new Set(got.map((g) => g.vcpu)).size, got.length);
+});

@@ -526,7 +526,14 @@ export class IntervalAligner {
       const windowS = (at - prevAt) / 1e9;
       rate = { read: vi.blockReadBytes / windowS, write: vi.blockWriteBytes / windowS };
     }
-    if (rate) out.set(vi.uuid, { ...out.get(vi.uuid), read: rate.read, write: rate.write });
+    if (rate) {
+      // out's entries are this interval's own objects (never `last`): set in place, no copy per VM
+      const o = out.get(vi.uuid);
+      if (o) {
+        o.read = rate.read;
+        o.write = rate.write;
+      } else out.set(vi.uuid, { read: rate.read, write: rate.write });
+    }
     vi.blockReadBytes = rate ? rate.read * durationS : 0;
     vi.blockWriteBytes = rate ? rate.write * durationS : 0;
   }
@@ -535,13 +542,22 @@ export class IntervalAligner {
   private spreadSlowVcpus(vi: VmInterval, v: IVmSample, p: IVmSample | undefined, last: IoRate | undefined, out: Map<string, IoRate>, durationS: number): void {
     const at = n(v.vcpuReadMonoNs);
     const prevAt = p ? n(p.vcpuReadMonoNs) || n(p.readMonoNs) : 0;
+    const secs = vi.vcpuSeconds;
     let rate = last?.vcpu;
     if (p && prevAt > 0 && at > prevAt) {
       const windowS = (at - prevAt) / 1e9;
-      rate = vi.vcpuSeconds.map((s) => s / windowS);
+      // a new array: the rate is kept for the next intervals (out → the host's ioRates), which read it only
+      const r = new Array<number>(secs.length);
+      for (let k = 0; k < secs.length; k++) r[k] = secs[k]! / windowS;
+      rate = r;
     }
-    if (rate) out.set(vi.uuid, { ...(out.get(vi.uuid) ?? { read: 0, write: 0 }), vcpu: rate });
-    vi.vcpuSeconds = vi.vcpuSeconds.map((_, k) => (rate?.[k] ?? 0) * durationS);
+    if (rate) {
+      const o = out.get(vi.uuid);
+      if (o) o.vcpu = rate;
+      else out.set(vi.uuid, { read: 0, write: 0, vcpu: rate });
+    }
+    // in place: vcpuSeconds is this VmInterval's own array (vmInterval made it), read above for the rate
+    for (let k = 0; k < secs.length; k++) secs[k] = (rate?.[k] ?? 0) * durationS;
   }
 
   /**

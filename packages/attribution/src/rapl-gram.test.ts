@@ -1,8 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { RaplGram, choleskySolve, type GramRecord } from './rapl-gram.js';
+import { CholeskyWork, InterceptWork, RaplGram, choleskySolve, type GramRecord } from './rapl-gram.js';
 import { ridgeIntercept } from './static-power-learner.js';
 import { prng } from './test-fixtures.js';
+import { ReferenceRaplGram, referenceCholeskySolve } from './test-reference-rapl-gram.js';
 
 /** The regression as StaticPowerLearner built it before the sums: the design matrix from the records. */
 function directIntercept(recs: readonly GramRecord[]): number | undefined {
@@ -76,4 +77,88 @@ test('cholesky solve: exact on a small SPD system, undefined when not positive d
   const x = choleskySolve(new Float64Array([4, 2, 2, 3]), new Float64Array([10, 8]), 2)!;
   assert.ok(Math.abs(x[0]! - 1.75) < 1e-12 && Math.abs(x[1]! - 1.5) < 1e-12, `${x[0]} ${x[1]}`);
   assert.equal(choleskySolve(new Float64Array([1, 2, 2, 1]), new Float64Array([1, 1]), 2), undefined);
+});
+
+/** A host of `vms` VMs: most in every record, every seventh one away a quarter of the time, a few rare. */
+function hostRecord(rnd: () => number, t: number, vms: number): GramRecord {
+  const cores = new Map<string, number>();
+  for (let v = 0; v < vms; v++) if (v % 7 !== 3 || t % 40 < 30) cores.set(`vm-${v}`, (v % 5 === 0 ? 2 : 0.1) + 3 * rnd());
+  if (t % 17 === 0) cores.set(`rare-${t % 3}`, rnd());
+  const overheadCores = 0.2 + rnd();
+  let busy = overheadCores;
+  for (const c of cores.values()) busy += c;
+  const busyFrac = busy / (4 * vms + 8);
+  let y = 150 + 2 * overheadCores;
+  for (const c of cores.values()) y += 4 * c * (1 + busyFrac);
+  return { cores, overheadCores, busyFrac, power: { rapl: y + rnd() } };
+}
+
+test('intercept: the same watts, to the bit, as cb03fb3\'s (frozen in test-reference-rapl-gram.ts), hosts of 1–60 VMs sharing one InterceptWork', () => {
+  const rnd = prng(23);
+  const sizes = [1, 2, 5, 13, 50, 60, 3, 31];
+  const hosts = sizes.map((vms) => ({ vms, now: new RaplGram(), ref: new ReferenceRaplGram(), window: [] as GramRecord[] }));
+  const work = new InterceptWork();
+  let compared = 0;
+  let defined = 0;
+  for (let t = 0; t < 240; t++) {
+    // the hosts in turn, as a collector's intervals arrive: the work holds the previous host's (other-sized) arrays
+    for (const h of hosts) {
+      const r = hostRecord(rnd, t, h.vms);
+      h.window.push(r);
+      h.now.add(r);
+      h.ref.add(r);
+      if (h.window.length > 150) {
+        const out = h.window.shift()!;
+        h.now.remove(out);
+        h.ref.remove(out);
+      }
+      if (t === 200) {
+        h.now.rebuild(h.window);
+        h.ref.rebuild(h.window);
+      }
+      const want = h.ref.intercept(0.1);
+      const got = h.now.intercept(0.1, undefined, work);
+      assert.ok(Object.is(got, want), `t=${t}, ${h.vms} VMs: ${got} W, cb03fb3 ${want} W`);
+      // without a work of its own, too
+      assert.ok(Object.is(h.now.intercept(0.1), want), `t=${t}, ${h.vms} VMs, no work`);
+      compared++;
+      if (want !== undefined) defined++;
+    }
+  }
+  assert.equal(compared, 240 * sizes.length);
+  assert.ok(defined > 0.9 * compared, `${defined} of ${compared} defined`);
+});
+
+test('cholesky solve, two rows at a time: the same solution, to the bit, as cb03fb3\'s for k = 1–41 (odd and even), undefined for the same systems', () => {
+  const rnd = prng(29);
+  const work = new CholeskyWork();
+  let solved = 0;
+  let refused = 0;
+  for (let k = 1; k <= 41; k++) {
+    for (let rep = 0; rep < 4; rep++) {
+      const A = Float64Array.from({ length: k * k }, () => rnd() - 0.5);
+      const M = new Float64Array(k * k);
+      for (let i = 0; i < k; i++) {
+        for (let j = 0; j < k; j++) {
+          let s = 0;
+          for (let t = 0; t < k; t++) s += A[i * k + t]! * A[j * k + t]!;
+          // rep 3: a negative diagonal shift, not positive definite for most k
+          M[i * k + j] = s + (i === j ? (rep === 3 ? -0.5 : 1e-3) : 0);
+        }
+      }
+      const rhs = Float64Array.from({ length: k }, () => rnd());
+      const want = referenceCholeskySolve(M, rhs, k);
+      for (const got of [choleskySolve(M, rhs, k, work), choleskySolve(M, rhs, k)]) {
+        if (want === undefined) {
+          assert.equal(got, undefined, `k=${k} rep=${rep}`);
+          continue;
+        }
+        assert.ok(got !== undefined, `k=${k} rep=${rep}: refused, cb03fb3 solved it`);
+        for (let i = 0; i < k; i++) assert.ok(Object.is(got[i], want[i]), `k=${k} rep=${rep} x[${i}]: ${got[i]} vs ${want[i]}`);
+      }
+      if (want === undefined) refused++;
+      else solved++;
+    }
+  }
+  assert.ok(solved > 100 && refused > 10, `${solved} solved, ${refused} refused`);
 });

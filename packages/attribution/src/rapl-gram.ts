@@ -160,57 +160,86 @@ export class RaplGram {
    * The regression's intercept (RAPL watts with every VM and the hypervisor idle), or undefined when the
    * system is degenerate. Columns: each VM present in at least `minShare` of the records, the other VMs
    * summed, the hypervisor's cores; each also times the busy fraction. Ridge λ on standardised columns.
+   * `work`: the arrays an estimate fills (reused by the caller across hosts, see InterceptWork); a new one
+   * when not given.
    */
-  intercept(minShare = 0.1, lambda = 1e-4): number | undefined {
+  intercept(minShare = 0.1, lambda = 1e-4, work: InterceptWork = new InterceptWork()): number | undefined {
     const n = this.n;
     if (n < 3) return undefined;
-    const groups: number[][] = [];
-    const others: number[] = [];
+    // Groups as runs of base indices: each VM in at least minShare of the records alone, the others, the
+    // hypervisor ([0]); group g's members are members[start[g] … start[g + 1]).
+    const dim = this.dim;
+    work.ensureGroups(dim + 2);
+    const { members, start } = work;
+    let ng = 0;
+    let w = 0;
     for (const i of this.idx.values()) {
       const c = this.count[i]!;
       if (c < 0.5) continue; // not in the window (its sums are rounding residue)
-      if (c >= minShare * n) groups.push([i]);
-      else others.push(i);
+      if (c >= minShare * n) {
+        start[w++] = ng;
+        members[ng++] = i;
+      }
     }
-    groups.push(others, [0]);
-    const w = groups.length;
+    start[w++] = ng;
+    for (const i of this.idx.values()) {
+      const c = this.count[i]!;
+      if (!(c < 0.5) && !(c >= minShare * n)) members[ng++] = i;
+    }
+    start[w++] = ng;
+    members[ng++] = 0;
+    start[w] = ng;
     const cap = this.cap;
-    // Group sums: G_p[g][h] = Σ_{a∈g, b∈h} P_p[a][b] (most groups are one VM: dim² terms in all).
-    const gp = [this.p0, this.p1, this.p2].map((P) => {
-      const G = new Float64Array(w * w);
-      for (let g = 0; g < w; g++) {
-        const ga = groups[g]!;
-        for (let h = 0; h < w; h++) {
-          const hb = groups[h]!;
-          let t = 0;
-          for (let x = 0; x < ga.length; x++) {
-            const row = ga[x]! * cap;
-            for (let z = 0; z < hb.length; z++) t += P[row + hb[z]!]!;
+    work.ensureColumns(w);
+    // Group sums: G_p[g][h] = Σ_{a∈g, b∈h} P_p[a][b] (most groups are one VM: dim² terms in all), the three
+    // powers in one pass, each sum in member order.
+    const { g0, g1, g2 } = work;
+    const { p0, p1, p2 } = this;
+    for (let g = 0; g < w; g++) {
+      const ga0 = start[g]!;
+      const ga1 = start[g + 1]!;
+      for (let h = 0; h < w; h++) {
+        const hb0 = start[h]!;
+        const hb1 = start[h + 1]!;
+        let t0 = 0;
+        let t1 = 0;
+        let t2 = 0;
+        for (let x = ga0; x < ga1; x++) {
+          const row = members[x]! * cap;
+          for (let z = hb0; z < hb1; z++) {
+            const at = row + members[z]!;
+            t0 += p0[at]!;
+            t1 += p1[at]!;
+            t2 += p2[at]!;
           }
-          G[g * w + h] = t;
         }
+        g0[g * w + h] = t0;
+        g1[g * w + h] = t1;
+        g2[g * w + h] = t2;
       }
-      return G;
-    });
-    const gsum = (v: Float64Array, out: Float64Array) => {
-      for (let g = 0; g < w; g++) {
-        let t = 0;
-        for (const x of groups[g]!) t += v[x]!;
-        out[g] = t;
+    }
+    const { gl0, gl1, gy0, gy1 } = work;
+    for (let g = 0; g < w; g++) {
+      let a0 = 0;
+      let a1 = 0;
+      let b0 = 0;
+      let b1 = 0;
+      for (let x = start[g]!; x < start[g + 1]!; x++) {
+        const m = members[x]!;
+        a0 += this.l0[m]!;
+        a1 += this.l1[m]!;
+        b0 += this.y0[m]!;
+        b1 += this.y1[m]!;
       }
-      return out;
-    };
-    const gl0 = gsum(this.l0, new Float64Array(w));
-    const gl1 = gsum(this.l1, new Float64Array(w));
-    const gy0 = gsum(this.y0, new Float64Array(w));
-    const gy1 = gsum(this.y1, new Float64Array(w));
-    const [g0, g1, g2] = gp as [Float64Array, Float64Array, Float64Array];
+      gl0[g] = a0;
+      gl1[g] = a1;
+      gy0[g] = b0;
+      gy1[g] = b1;
+    }
     // Column j = (group j mod w, power ⌊j / w⌋): its sums with column l are in G_{power(j)+power(l)}.
     const p = 2 * w;
     const ym = this.sy / n;
-    const mean = new Float64Array(p);
-    const sd = new Float64Array(p);
-    const keep = new Int32Array(p);
+    const { mean, sd, keep } = work;
     let k = 0;
     for (let j = 0; j < p; j++) {
       const hi = j >= w;
@@ -223,8 +252,8 @@ export class RaplGram {
       if (v > 1e-18 && v > 1e-12 * sq) keep[k++] = j;
     }
     if (k === 0) return ym;
-    const M = new Float64Array(k * k);
-    const rhs = new Float64Array(k);
+    work.ensureSystem(k);
+    const { M, rhs } = work;
     for (let r = 0; r < k; r++) {
       const j = keep[r]!;
       const jhi = j >= w;
@@ -240,7 +269,7 @@ export class RaplGram {
       M[r * k + r]! += lambda * n;
       rhs[r] = ((jhi ? gy1[gj]! : gy0[gj]!) - n * mean[j]! * ym) / sd[j]!;
     }
-    const b = choleskySolve(M, rhs, k);
+    const b = choleskySolve(M, rhs, k, work.cholesky);
     if (!b) return undefined;
     let a = ym;
     for (let r = 0; r < k; r++) a -= (b[r]! * mean[keep[r]!]!) / sd[keep[r]!]!;
@@ -248,46 +277,172 @@ export class RaplGram {
   }
 }
 
-/** Solves M x = rhs for symmetric positive definite M (k×k, row-major); undefined when M is not (numerically) positive definite. */
-export function choleskySolve(M: Float64Array, rhs: Float64Array, k: number): Float64Array | undefined {
-  const L = new Float64Array(k * k);
-  for (let i = 0; i < k; i++) {
-    const ri = i * k;
-    for (let j = 0; j <= i; j++) {
+/** Scratch arrays of choleskySolve, grown to the largest k solved (the result x is overwritten by the next solve). */
+export class CholeskyWork {
+  L = new Float64Array(0);
+  z = new Float64Array(0);
+  x = new Float64Array(0);
+  ensure(k: number): void {
+    if (this.z.length >= k) return;
+    this.L = new Float64Array(k * k);
+    this.z = new Float64Array(k);
+    this.x = new Float64Array(k);
+  }
+}
+
+/**
+ * The arrays one `RaplGram.intercept` fills (group lists, group sums, the ridge system and its Cholesky
+ * factor: ≈ 230 KB at 50 VMs), kept by the caller and reused by every estimate, so an estimate allocates
+ * nothing. One per StaticPowerLearner (estimates run one at a time), not one per host.
+ * Invariant: every entry an estimate reads was written by that estimate (nothing carries over between calls).
+ */
+export class InterceptWork {
+  members = new Int32Array(0);
+  start = new Int32Array(0);
+  g0 = new Float64Array(0);
+  g1 = new Float64Array(0);
+  g2 = new Float64Array(0);
+  gl0 = new Float64Array(0);
+  gl1 = new Float64Array(0);
+  gy0 = new Float64Array(0);
+  gy1 = new Float64Array(0);
+  mean = new Float64Array(0);
+  sd = new Float64Array(0);
+  keep = new Int32Array(0);
+  M = new Float64Array(0);
+  rhs = new Float64Array(0);
+  readonly cholesky = new CholeskyWork();
+
+  /** Room for `members` base indices in groups (at most members + 2 groups). */
+  ensureGroups(members: number): void {
+    if (this.members.length >= members) return;
+    this.members = new Int32Array(members);
+    this.start = new Int32Array(members + 3);
+  }
+
+  /** Room for w groups (2w columns). */
+  ensureColumns(w: number): void {
+    if (this.gl0.length >= w) return;
+    for (const k of ['g0', 'g1', 'g2'] as const) this[k] = new Float64Array(w * w);
+    for (const k of ['gl0', 'gl1', 'gy0', 'gy1'] as const) this[k] = new Float64Array(w);
+    this.mean = new Float64Array(2 * w);
+    this.sd = new Float64Array(2 * w);
+    this.keep = new Int32Array(2 * w);
+  }
+
+  /** Room for a k × k system. */
+  ensureSystem(k: number): void {
+    if (this.rhs.length >= k) return;
+    this.M = new Float64Array(k * k);
+    this.rhs = new Float64Array(k);
+  }
+}
+
+/**
+ * Solves M x = rhs for symmetric positive definite M (k×k, row-major, stride k); undefined when M is not
+ * (numerically) positive definite. With `work`, the factor and the result live in its arrays (x is
+ * work.x, valid until the next solve with it; read its first k entries); without, in new ones.
+ *
+ * Cholesky–Banachiewicz, rows two at a time: L[i][j] and L[i+1][j] (j < i) share the loads of row j.
+ * Every entry is the same sum in the same order as one row at a time — four partial sums over t mod 4
+ * (t < j rounded down to a multiple of 4), the rest added to the first — so the factor is the same to the bit.
+ */
+export function choleskySolve(M: Float64Array, rhs: Float64Array, k: number, work?: CholeskyWork): Float64Array | undefined {
+  let L: Float64Array;
+  let z: Float64Array;
+  let x: Float64Array;
+  if (work) {
+    work.ensure(k);
+    ({ L, z, x } = work);
+  } else {
+    L = new Float64Array(k * k);
+    z = new Float64Array(k);
+    x = new Float64Array(k);
+  }
+  let i = 0;
+  for (; i + 1 < k; i += 2) {
+    const ra = i * k;
+    const rb = ra + k;
+    for (let j = 0; j < i; j++) {
       const rj = j * k;
-      // the dot product of rows i and j of L up to column j, four partial sums (most of the solve's time)
-      let s0 = 0;
-      let s1 = 0;
-      let s2 = 0;
-      let s3 = 0;
+      let a0 = 0;
+      let a1 = 0;
+      let a2 = 0;
+      let a3 = 0;
+      let b0 = 0;
+      let b1 = 0;
+      let b2 = 0;
+      let b3 = 0;
       let t = 0;
       for (; t + 3 < j; t += 4) {
-        s0 += L[ri + t]! * L[rj + t]!;
-        s1 += L[ri + t + 1]! * L[rj + t + 1]!;
-        s2 += L[ri + t + 2]! * L[rj + t + 2]!;
-        s3 += L[ri + t + 3]! * L[rj + t + 3]!;
+        const l0 = L[rj + t]!;
+        const l1 = L[rj + t + 1]!;
+        const l2 = L[rj + t + 2]!;
+        const l3 = L[rj + t + 3]!;
+        a0 += L[ra + t]! * l0;
+        a1 += L[ra + t + 1]! * l1;
+        a2 += L[ra + t + 2]! * l2;
+        a3 += L[ra + t + 3]! * l3;
+        b0 += L[rb + t]! * l0;
+        b1 += L[rb + t + 1]! * l1;
+        b2 += L[rb + t + 2]! * l2;
+        b3 += L[rb + t + 3]! * l3;
       }
-      for (; t < j; t++) s0 += L[ri + t]! * L[rj + t]!;
-      const s = M[ri + j]! - (s0 + s1 + s2 + s3);
-      if (i === j) {
-        if (!(s > 1e-12)) return undefined;
-        L[ri + i] = Math.sqrt(s);
-      } else {
-        L[ri + j] = s / L[rj + j]!;
+      for (; t < j; t++) {
+        const l = L[rj + t]!;
+        a0 += L[ra + t]! * l;
+        b0 += L[rb + t]! * l;
       }
+      const d = L[rj + j]!;
+      L[ra + j] = (M[ra + j]! - (a0 + a1 + a2 + a3)) / d;
+      L[rb + j] = (M[rb + j]! - (b0 + b1 + b2 + b3)) / d;
     }
+    // the 2×2 block on the diagonal: L[i][i], then L[i+1][i] (needs L[i][i]), then L[i+1][i+1]
+    if (!choleskyEntry(M, L, k, i, i)) return undefined;
+    choleskyEntry(M, L, k, i + 1, i);
+    if (!choleskyEntry(M, L, k, i + 1, i + 1)) return undefined;
   }
-  const z = new Float64Array(k);
+  if (i < k) {
+    // the last row of an odd k
+    for (let j = 0; j < i; j++) choleskyEntry(M, L, k, i, j);
+    if (!choleskyEntry(M, L, k, i, i)) return undefined;
+  }
   for (let i = 0; i < k; i++) {
     let s = rhs[i]!;
     for (let t = 0; t < i; t++) s -= L[i * k + t]! * z[t]!;
     z[i] = s / L[i * k + i]!;
   }
-  const x = new Float64Array(k);
   for (let i = k - 1; i >= 0; i--) {
     let s = z[i]!;
     for (let t = i + 1; t < k; t++) s -= L[t * k + i]! * x[t]!;
     x[i] = s / L[i * k + i]!;
   }
   return x;
+}
+
+/** L[i][j] (j ≤ i) from M and the entries of rows i and j before column j; false when i = j and M is not positive definite there. */
+function choleskyEntry(M: Float64Array, L: Float64Array, k: number, i: number, j: number): boolean {
+  const ri = i * k;
+  const rj = j * k;
+  // the dot product of rows i and j of L up to column j, four partial sums
+  let s0 = 0;
+  let s1 = 0;
+  let s2 = 0;
+  let s3 = 0;
+  let t = 0;
+  for (; t + 3 < j; t += 4) {
+    s0 += L[ri + t]! * L[rj + t]!;
+    s1 += L[ri + t + 1]! * L[rj + t + 1]!;
+    s2 += L[ri + t + 2]! * L[rj + t + 2]!;
+    s3 += L[ri + t + 3]! * L[rj + t + 3]!;
+  }
+  for (; t < j; t++) s0 += L[ri + t]! * L[rj + t]!;
+  const s = M[ri + j]! - (s0 + s1 + s2 + s3);
+  if (i === j) {
+    if (!(s > 1e-12)) return false;
+    L[ri + i] = Math.sqrt(s);
+  } else {
+    L[ri + j] = s / L[rj + j]!;
+  }
+  return true;
 }
