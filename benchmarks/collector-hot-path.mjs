@@ -7,6 +7,11 @@
 //              (BEFORE_DIST=<a copy of packages/attribution/dist from before the change, placed under
 //              packages/attribution/ so that its imports resolve, e.g. packages/attribution/node_modules/.before>) vs this one
 //
+//   learner    StaticPowerLearner.estimate then observe of every aligned interval, as the collector runs them
+//              (window 900, minSamples 60: the RAPL regression solves from a host's 60th interval on, so
+//              SECONDS well above 60 — e.g. 600 — to see it), with the BEFORE_DIST build vs this one; both must
+//              give the same estimates
+//
 //   metrics    CollectorMetrics.recordResult of every cpu_share result (a fresh metrics object per repetition)
 //              with another build's collector-metrics.js (BEFORE_METRICS=<its path>, e.g. a before tree's
 //              packages/collector/dist/collector-metrics.js) vs this one; both must give the same series text
@@ -101,6 +106,19 @@ const sameJson = (x, y) => isDeepStrictEqual(JSON.parse(JSON.stringify(x)), JSON
 if (before && !sameJson(alignAll(before), alignAll(after))) throw new Error('the two builds align differently');
 if (before && !sameJson(attributeAll(before), attributeAll(after))) throw new Error('the two builds attribute differently');
 
+// ---- learner (on the intervals of this build's aligner, the same as the other's: checked above)
+const learnerIntervals = before ? alignAll(after) : [];
+function learnAll(lib) {
+  const l = new lib.StaticPowerLearner({ fallback: ctx.staticPower.watts });
+  const out = [];
+  for (const iv of learnerIntervals) {
+    out.push(l.estimate(iv.hostId));
+    l.observe(iv);
+  }
+  return out;
+}
+if (before && !sameJson(learnAll(before), learnAll(after))) throw new Error('the two builds learn different static power');
+
 // ---- metrics
 const afterMetrics = process.env.BEFORE_METRICS ? await import('@wattsplit/collector') : undefined;
 const beforeMetrics = process.env.BEFORE_METRICS ? await import(pathToFileURL(resolve(process.env.BEFORE_METRICS)).href) : undefined;
@@ -115,7 +133,7 @@ const energyText = (m) => m.render(0).split('\n').filter((l) => l.startsWith('wa
 if (afterMetrics && energyText(recordAll(beforeMetrics)) !== energyText(recordAll(afterMetrics))) throw new Error('the two metrics builds count differently');
 
 const load0 = loadavg()[0];
-const res = { decode: { before: [], after: [] }, align: { before: [], after: [] }, attribute: { before: [], after: [] }, metrics: { before: [], after: [] } };
+const res = { decode: { before: [], after: [] }, align: { before: [], after: [] }, attribute: { before: [], after: [] }, learner: { before: [], after: [] }, metrics: { before: [], after: [] } };
 for (let i = 0; i < REPS; i++) {
   const order = i % 2 === 0 ? ['before', 'after'] : ['after', 'before'];
   for (const v of order) {
@@ -125,11 +143,12 @@ for (let i = 0; i < REPS; i++) {
   decodeVariants.after();
   if (before) for (const v of order) res.align[v].push(cpuUs(() => alignAll(v === 'before' ? before : after)) / vmSamples);
   if (before) for (const v of order) res.attribute[v].push(cpuUs(() => attributeAll(v === 'before' ? before : after)) / vmSamples);
+  if (before) for (const v of order) res.learner[v].push(cpuUs(() => learnAll(v === 'before' ? before : after)) / vmSamples);
   if (afterMetrics) for (const v of order) res.metrics[v].push(cpuUs(() => recordAll(v === 'before' ? beforeMetrics : afterMetrics)) / vmSamples);
 }
 
 const rows = [];
-for (const part of ['decode', 'align', 'attribute', 'metrics']) {
+for (const part of ['decode', 'align', 'attribute', 'learner', 'metrics']) {
   if (res[part].before.length === 0) continue;
   const b = median(res[part].before);
   const a = median(res[part].after);
