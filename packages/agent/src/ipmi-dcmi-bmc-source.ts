@@ -6,8 +6,9 @@
  *     Power reading state is:                   activated
  * Power only (no energy counter): the BmcSampler integrates it. Without ipmitool the source is
  * unavailable and says so (once, through the sampler); extra args select a remote BMC (-I lanplus -H ...).
+ * node:child_process is loaded on the first read, not on import: an agent without IPMI never loads it (and
+ * the dgram module it pulls in), ≈ 0.3 MB of RSS (docs/benchmarks.md, issue 13).
  */
-import { execFile } from 'node:child_process';
 import { WattsplitError, type BmcReading, type BmcSource } from '@wattsplit/wire';
 
 export function parseDcmiPowerReading(text: string): number {
@@ -30,9 +31,10 @@ export interface IpmiDcmiBmcSourceOptions {
 export class IpmiDcmiBmcSource implements BmcSource {
   constructor(private readonly opts: IpmiDcmiBmcSourceOptions = {}) {}
 
-  read(): Promise<BmcReading> {
+  async read(): Promise<BmcReading> {
     const cmd = this.opts.command ?? 'ipmitool';
     const args = [...(this.opts.extraArgs ?? []), 'dcmi', 'power', 'reading'];
+    const { execFile } = await import('node:child_process');
     return new Promise((resolve, reject) => {
       execFile(cmd, args, { timeout: this.opts.timeoutMs ?? 5000, encoding: 'utf8' }, (err, stdout, stderr) => {
         if (err) {
