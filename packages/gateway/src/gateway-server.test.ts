@@ -393,3 +393,20 @@ test('a producer refusing frames for good (Kafka MESSAGE_TOO_LARGE) → those fr
   assert.ok((st.produceErrors['permanent:TRANSPORT_REJECTED'] ?? 0) >= 2);
   assert.ok(logger.entries.some((e) => e.fields.code === 'TRANSPORT_REJECTED' && e.fields.host === 'hv-big' && e.fields.seq === 2));
 });
+
+test('a client with the token only in its batches: a small first batch, then a 1 MiB one sent right behind it, is not cut as unauthenticated', async (t) => {
+  const { open, gw, logger } = await setup(t, { auth: { mode: 'per-host', tokens: { 'hv-7': 'secret-7' } } });
+  const st = open();
+  const vms = (n: number, seq: number) => Array.from({ length: n }, (_, v) => ({ uuid: `vm-${v}-${'x'.repeat(480)}`, name: 'x', tenant: 't', vcpus: 1, memoryBytes: 1, cpuTimeNs: seq, startedMonoNs: 1 }));
+  const first = Buffer.from(encodeBatch({ batchId: 1, token: 'secret-7', frames: [frame('hv-7', 1, { vms: vms(40, 1) })] }));
+  const second = Buffer.from(encodeBatch({ batchId: 2, token: 'secret-7', frames: Array.from({ length: 24 }, (_, i) => frame('hv-7', i + 2, { vms: vms(100, i + 2) })) }));
+  assert.ok(first.length < 64 * 1024 && first.length > 16 * 1024, `first batch ${first.length} B`);
+  assert.ok(second.length > 1024 * 1024, `second batch ${second.length} B`);
+  // Both written at once: the second's bytes reach the gateway before the first batch's token is read.
+  const [a1, a2] = await Promise.all([st.send(first), st.send(second)]);
+  assert.equal(a1.status, AckStatus.ACK_STATUS_OK, a1.message);
+  assert.equal(a2.status, AckStatus.ACK_STATUS_OK, a2.message);
+  assert.equal(a2.accepted, 24);
+  assert.equal(gw.stats().connectionsClosed.pre_auth_bytes ?? 0, 0);
+  assert.ok(!logger.entries.some((e) => e.fields.reason === 'pre_auth_bytes'), 'no connection was cut');
+});

@@ -405,8 +405,9 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
   };
   const closePreAuth = (c: Conn): void =>
     closeConn(c, 'pre_auth_bytes', `read ${c.socket.bytesRead} bytes before authenticating (maxPreAuthBytes ${maxPreAuthBytes}); send the token as "authorization: Bearer" metadata`);
-  // An unauthenticated stream's every DATA chunk checks the connection's bytes, so the bound holds
-  // to a chunk whatever the link's speed; the sweep checks the rest (TLS records, other streams).
+  // Every DATA chunk of an unauthenticated Ingest stream checks the connection's bytes (TLS records
+  // included), so for Ingest DATA the bound holds to a chunk whatever the link's speed; other methods and
+  // frames are checked by the sweep only.
   let noStreamHook = false;
   const watchPreAuthBytes = (call: unknown, c: Conn): void => {
     const s = http2StreamOf(call);
