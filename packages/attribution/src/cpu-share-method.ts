@@ -12,6 +12,11 @@
  *   dynamic by GPU time: mean SM utilisation × presence (time-slice share), or equally among attached VMs
  *   when none shows utilisation; nobody attached → unallocated.
  * Ends with `reconcileInPlace` on its own shares, so Σ shares == measured per source exactly.
+ *
+ * Contract: each VM appears once in `iv.vms` (one uuid, one entry). An interval that repeats a VM uuid is
+ * refused: `attribute` throws WattsplitError FRAME_INVALID_FIELD naming the field (`vms[i].uuid`) and the
+ * uuid, and attributes nothing. The collector's intervals never repeat one (see checkUniqueUuids); VMs in
+ * any order are accepted.
  */
 import { WattsplitError } from '@wattsplit/wire';
 import { reconcileInPlace } from './conservation.js';

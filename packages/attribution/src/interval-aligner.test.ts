@@ -413,45 +413,53 @@ test('VMs reported in another order from frame to frame, some leaving and some a
 
 test('counters read every few rounds (vcpu_read_mono_ns, slow_read_mono_ns) are spread as the rate over their newest read window: each kept until the next read, the two rates apart', () => {
   const al = new IntervalAligner();
-  // VM a: vCPUs read at t = 0, 3, 6 (0.6 and 0.3 cores), block I/O read at t = 0, 2, 4, 6 (1000 B/s read, 500 B/s
-  // written); between reads a frame repeats the last read's values and time. VM b: every counter every round.
+  // VM a: vCPUs read at t = 0, 3, 6, 9, block I/O read at t = 0, 2, 4, 6, 8, each window at another rate
+  // (vCPUs 0.5/0.25 → 0.75/0.375 → 0.25/1 cores; I/O read/written 1000/500 → 3000/1500 → 2000/0 → 500/250
+  // B/s); between reads a frame repeats the last read's values and time. VM b: every counter every round.
+  // Every rate, count and duration is a binary fraction or an integer, so each division and product below
+  // is exact: the values are compared with assert.equal.
+  const vcpuRead = new Map([[0, [0, 0]], [3, [1.5e9, 0.75e9]], [6, [3.75e9, 1.875e9]], [9, [4.5e9, 4.875e9]]]); // ns
+  const ioRead = new Map([[0, [0, 0]], [2, [2000, 1000]], [4, [8000, 4000]], [6, [12000, 4000]], [8, [13000, 4500]]]); // bytes
   const a = (t: number) => {
     const v = Math.floor(t / 3) * 3;
     const io = Math.floor(t / 2) * 2;
     return vm('a', t, {
-      vcpuTimeNs: [0.6e9 * v, 0.3e9 * v],
+      vcpuTimeNs: vcpuRead.get(v)!,
       vcpuReadMonoNs: (1000 + v) * 1e9,
-      blockReadBytes: 1000 * io,
-      blockWriteBytes: 500 * io,
+      blockReadBytes: ioRead.get(io)![0]!,
+      blockWriteBytes: ioRead.get(io)![1]!,
       slowReadMonoNs: (1000 + io) * 1e9,
     });
   };
   const b = (t: number) => vm('b', 0.5 * t, { blockReadBytes: 70 * t });
   al.push(frame({ seq: 1, t: 0, vms: [a(0), b(0)] }));
   const got: Array<{ vcpu: number[]; read: number; write: number; b: number[]; bRead: number }> = [];
-  for (let t = 1; t <= 7; t++) {
+  for (let t = 1; t <= 9; t++) {
     const iv = al.push(frame({ seq: t + 1, t, vms: [a(t), b(t)] })).interval!;
     assert.deepEqual(iv.anomalies, [], `t=${t}`);
+    assert.equal(iv.durationS, 1);
     const [va, vb] = iv.vms;
     got.push({ vcpu: va!.vcpuSeconds, read: va!.blockReadBytes, write: va!.blockWriteBytes, b: vb!.vcpuSeconds, bRead: vb!.blockReadBytes });
   }
   const want = [
     { vcpu: [0, 0], read: 0, write: 0 }, // t 0→1: no read since t = 0, no rate yet
-    { vcpu: [0, 0], read: 1000, write: 500 }, // I/O read at 2: 2000 B over 2 s
-    { vcpu: [0.6, 0.3], read: 1000, write: 500 }, // vCPUs read at 3: 1.8 s and 0.9 s over 3 s; I/O's rate kept
-    { vcpu: [0.6, 0.3], read: 1000, write: 500 }, // I/O read again at 4 (same rate); vCPUs' rate kept
-    { vcpu: [0.6, 0.3], read: 1000, write: 500 },
-    { vcpu: [0.6, 0.3], read: 1000, write: 500 }, // both read at 6
-    { vcpu: [0.6, 0.3], read: 1000, write: 500 },
+    { vcpu: [0, 0], read: 1000, write: 500 }, // I/O read at 2: 2000 and 1000 B over 2 s
+    { vcpu: [0.5, 0.25], read: 1000, write: 500 }, // vCPUs read at 3: 1.5 s and 0.75 s over 3 s; I/O's rate kept
+    { vcpu: [0.5, 0.25], read: 3000, write: 1500 }, // I/O read at 4: 6000 and 3000 B over [2, 4]; vCPUs' rate kept
+    { vcpu: [0.5, 0.25], read: 3000, write: 1500 },
+    { vcpu: [0.75, 0.375], read: 2000, write: 0 }, // both read at 6: vCPUs over [3, 6], I/O over [4, 6]
+    { vcpu: [0.75, 0.375], read: 2000, write: 0 },
+    { vcpu: [0.75, 0.375], read: 500, write: 250 }, // I/O read at 8
+    { vcpu: [0.25, 1], read: 500, write: 250 }, // vCPUs read at 9
   ];
+  assert.equal(got.length, want.length);
   want.forEach((w, k) => {
     const g = got[k]!;
-    assert.equal(g.vcpu.length, 2);
-    g.vcpu.forEach((x, i) => close(x, w.vcpu[i]!));
-    close(g.read, w.read);
-    close(g.write, w.write);
-    g.b.forEach((x) => close(x, 0.25));
-    close(g.bRead, 70);
+    assert.deepEqual(g.vcpu, w.vcpu, `interval ${k}→${k + 1}: vCPU seconds`);
+    assert.equal(g.read, w.read, `interval ${k}→${k + 1}: bytes read`);
+    assert.equal(g.write, w.write, `interval ${k}→${k + 1}: bytes written`);
+    assert.deepEqual(g.b, [0.25, 0.25], `interval ${k}→${k + 1}: VM b`);
+    assert.equal(g.bRead, 70, `interval ${k}→${k + 1}: VM b bytes read`);
   });
   // each interval's VMs have their own vcpuSeconds (spread in place, never a shared rate array)
   assert.equal(new Set(got.map((g) => g.vcpu)).size, got.length);

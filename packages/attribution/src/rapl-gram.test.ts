@@ -100,6 +100,7 @@ test('intercept: the same watts, to the bit, as cb03fb3\'s (frozen in test-refer
   const work = new InterceptWork();
   let compared = 0;
   let defined = 0;
+  let differs = 0;
   for (let t = 0; t < 240; t++) {
     // the hosts in turn, as a collector's intervals arrive: the work holds the previous host's (other-sized) arrays
     for (const h of hosts) {
@@ -117,24 +118,38 @@ test('intercept: the same watts, to the bit, as cb03fb3\'s (frozen in test-refer
         h.ref.rebuild(h.window);
       }
       const want = h.ref.intercept(0.1);
-      const got = h.now.intercept(0.1, undefined, work);
+      const got = h.now.intercept({ minShare: 0.1, work });
       assert.ok(Object.is(got, want), `t=${t}, ${h.vms} VMs: ${got} W, cb03fb3 ${want} W`);
-      // without a work of its own, too
-      assert.ok(Object.is(h.now.intercept(0.1), want), `t=${t}, ${h.vms} VMs, no work`);
+      // without a work of its own, and with the defaults (minShare 0.1, λ 1e-4), too
+      assert.ok(Object.is(h.now.intercept({ minShare: 0.1 }), want), `t=${t}, ${h.vms} VMs, no work`);
+      assert.ok(Object.is(h.now.intercept(), want), `t=${t}, ${h.vms} VMs, defaults`);
+      // other options reach the regression: a VM needs 40 % of the records for columns of its own, λ 1e-2
+      const wantOther = h.ref.intercept(0.4, 1e-2);
+      const gotOther = h.now.intercept({ minShare: 0.4, lambda: 1e-2, work });
+      assert.ok(Object.is(gotOther, wantOther), `t=${t}, ${h.vms} VMs, minShare 0.4, λ 1e-2: ${gotOther} W, cb03fb3 ${wantOther} W`);
+      if (wantOther !== want) differs++;
       compared++;
       if (want !== undefined) defined++;
     }
   }
   assert.equal(compared, 240 * sizes.length);
   assert.ok(defined > 0.9 * compared, `${defined} of ${compared} defined`);
+  // the other options give other watts (so the comparison above would see them ignored)
+  assert.ok(differs > 0.9 * compared, `${differs} of ${compared} differ with minShare 0.4, λ 1e-2`);
 });
 
-test('cholesky solve, two rows at a time: the same solution, to the bit, as cb03fb3\'s for k = 1–41 (odd and even), undefined for the same systems', () => {
+test('cholesky solve, two rows at a time: the same solution, to the bit, as cb03fb3\'s for k = 1–41 (odd and even) in mixed order, one work reused after larger solves, undefined for the same systems', () => {
   const rnd = prng(29);
   const work = new CholeskyWork();
+  // the largest first, then smaller and larger ones mixed: most solves reuse a work grown for a larger k,
+  // whose x holds that solve's values past k
+  const first = [41, 3, 17, 1, 40, 2];
+  const sizes = [...first, ...Array.from({ length: 41 }, (_, i) => 1 + ((16 * i) % 41)).filter((k) => !first.includes(k))];
+  assert.deepEqual([...sizes].sort((a, b) => a - b), Array.from({ length: 41 }, (_, i) => i + 1));
   let solved = 0;
   let refused = 0;
-  for (let k = 1; k <= 41; k++) {
+  let reused = 0;
+  for (const k of sizes) {
     for (let rep = 0; rep < 4; rep++) {
       const A = Float64Array.from({ length: k * k }, () => rnd() - 0.5);
       const M = new Float64Array(k * k);
@@ -148,12 +163,15 @@ test('cholesky solve, two rows at a time: the same solution, to the bit, as cb03
       }
       const rhs = Float64Array.from({ length: k }, () => rnd());
       const want = referenceCholeskySolve(M, rhs, k);
+      if (work.x.length > k) reused++;
       for (const got of [choleskySolve(M, rhs, k, work), choleskySolve(M, rhs, k)]) {
         if (want === undefined) {
           assert.equal(got, undefined, `k=${k} rep=${rep}`);
           continue;
         }
         assert.ok(got !== undefined, `k=${k} rep=${rep}: refused, cb03fb3 solved it`);
+        // exactly k entries, even when the work's x is longer (nothing stale past k to read)
+        assert.equal(got.length, k, `k=${k} rep=${rep}: ${got.length} entries`);
         for (let i = 0; i < k; i++) assert.ok(Object.is(got[i], want[i]), `k=${k} rep=${rep} x[${i}]: ${got[i]} vs ${want[i]}`);
       }
       if (want === undefined) refused++;
@@ -161,4 +179,6 @@ test('cholesky solve, two rows at a time: the same solution, to the bit, as cb03
     }
   }
   assert.ok(solved > 100 && refused > 10, `${solved} solved, ${refused} refused`);
+  assert.equal(work.x.length, 41); // grown once, by the first solve
+  assert.equal(reused, 4 * 40); // every solve of k < 41
 });

@@ -160,10 +160,8 @@ export class RaplGram {
    * The regression's intercept (RAPL watts with every VM and the hypervisor idle), or undefined when the
    * system is degenerate. Columns: each VM present in at least `minShare` of the records, the other VMs
    * summed, the hypervisor's cores; each also times the busy fraction. Ridge λ on standardised columns.
-   * `work`: the arrays an estimate fills (reused by the caller across hosts, see InterceptWork); a new one
-   * when not given.
    */
-  intercept(minShare = 0.1, lambda = 1e-4, work: InterceptWork = new InterceptWork()): number | undefined {
+  intercept({ minShare = 0.1, lambda = 1e-4, work = new InterceptWork() }: InterceptOptions = {}): number | undefined {
     const n = this.n;
     if (n < 3) return undefined;
     // Groups as runs of base indices: each VM in at least minShare of the records alone, the others, the
@@ -277,6 +275,16 @@ export class RaplGram {
   }
 }
 
+/** Options of `RaplGram.intercept`. */
+export interface InterceptOptions {
+  /** A VM present in at least this share of the window's records gets columns of its own (default 0.1). */
+  readonly minShare?: number;
+  /** Ridge λ on standardised columns (λ·n added to the diagonal of the n records' sums; default 1e-4). */
+  readonly lambda?: number;
+  /** The arrays an estimate fills (reused by the caller across hosts, see InterceptWork); a new one when not given. */
+  readonly work?: InterceptWork;
+}
+
 /** Scratch arrays of choleskySolve, grown to the largest k solved (the result x is overwritten by the next solve). */
 export class CholeskyWork {
   L = new Float64Array(0);
@@ -340,8 +348,9 @@ export class InterceptWork {
 
 /**
  * Solves M x = rhs for symmetric positive definite M (k×k, row-major, stride k); undefined when M is not
- * (numerically) positive definite. With `work`, the factor and the result live in its arrays (x is
- * work.x, valid until the next solve with it; read its first k entries); without, in new ones.
+ * (numerically) positive definite. The result has exactly k entries. With `work`, the factor and the result
+ * live in its arrays (the result is a view of work.x's first k entries, valid until the next solve with that
+ * work: work.x may be longer, from a larger earlier solve); without, in new ones.
  *
  * Cholesky–Banachiewicz, rows two at a time: L[i][j] and L[i+1][j] (j < i) share the loads of row j.
  * Every entry is the same sum in the same order as one row at a time — four partial sums over t mod 4
@@ -417,7 +426,7 @@ export function choleskySolve(M: Float64Array, rhs: Float64Array, k: number, wor
     for (let t = i + 1; t < k; t++) s -= L[t * k + i]! * x[t]!;
     x[i] = s / L[i * k + i]!;
   }
-  return x;
+  return x.length === k ? x : x.subarray(0, k);
 }
 
 /** L[i][j] (j ≤ i) from M and the entries of rows i and j before column j; false when i = j and M is not positive definite there. */

@@ -276,7 +276,7 @@ export class StaticPowerLearner implements HostStateLearner {
     // one column per VM present in at least 10 % of the records (others summed into one column); package
     // power per core rises with the host's load (turbo, uncore, voltage): each column also enters
     // multiplied by the busy fraction u, so P ≈ S + Σ_v c_v (b_v + b'_v u) extrapolates to 0 well
-    const a = h.gram.intercept(0.1, undefined, this.interceptWork);
+    const a = h.gram.intercept({ minShare: 0.1, work: this.interceptWork });
     if (a !== undefined && a > 0) return Math.min(a, cap);
     const recs = h.recs.filter((r) => r.usable.rapl);
     return fitIntercept(

@@ -77,6 +77,7 @@ export interface HostInterval {
   raplZones: Record<string, number>;
   gpus: GpuInterval[];
   hostCpu: { busySeconds: number; idleSeconds: number; onlineCpus: number; avgFreqMhz: number };
+  /** Each VM once (uuids distinct; the aligner gives them in uuid order): cpu_share throws FRAME_INVALID_FIELD on a repeated uuid. */
   vms: VmInterval[];
   /** What the aligner repaired or could not use (counter reset, wrap, vanished VM...). */
   anomalies: Anomaly[];
