@@ -7,24 +7,14 @@
 //
 //   node benchmarks/accuracy-filter.mjs --seeds 104,106,107 --warm 1800 --bill 1800 --cold --cache-dir DIR   # makes the cache
 //   node benchmarks/diag/hypervisor-share.mjs --cache-dir DIR --seeds 104,106,107 --len 1800
-import { readFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
-const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..') + '/';
-const models = await import(pathToFileURL(root + 'packages/models/dist/index.js').href);
-const argv = process.argv.slice(2);
-const arg = (k, d) => (argv.includes(k) ? argv[argv.indexOf(k) + 1] : d);
-const cacheDir = arg('--cache-dir', undefined);
-if (!cacheDir) throw new Error('--cache-dir DIR: a cache written by benchmarks/accuracy-filter.mjs --cache-dir DIR');
+import { arg, loadFleet, models, trueStaticWatts } from './fleet-cache.mjs';
+
 const LEN = Number(arg('--len', '600'));
 for (const seed of arg('--seeds', '106').split(',')) {
-  const data = JSON.parse(readFileSync(join(cacheDir, `fleet-${seed}-${LEN}-${LEN}.json`), 'utf8'));
-  const { warm, bill, truth } = data;
-  const model = await models.trainAdditiveModel(warm, { hardwareClass: warm[0].hardwareClass });
+  const { bill, truth, model } = await loadFleet(seed, LEN);
   const m = new models.AdditiveModelMethod({ models: { get: () => model } });
   const mt = new models.AdditiveModelMethod({ models: { get: () => model }, staticFrom: 'context' });
-  const trueStatic = {};
-  for (const h of truth.hosts) trueStatic[h.hostId] = { rapl: h.staticJoules.rapl / LEN, gpu: 0, bmc_rest: h.staticJoules.bmc_rest / LEN };
+  const trueStatic = trueStaticWatts(truth, LEN);
   const vmOn = {};
   const hvOn = {};
   const vmT = {};

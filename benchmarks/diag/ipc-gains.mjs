@@ -5,19 +5,12 @@
 //
 //   node benchmarks/accuracy-filter.mjs --seeds 106 --warm 1800 --bill 1800 --cold --cache-dir DIR   # makes the cache
 //   node benchmarks/diag/ipc-gains.mjs --cache-dir DIR --seed 106 --len 1800
-import { readFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
-const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..') + '/';
-const models = await import(pathToFileURL(root + 'packages/models/dist/index.js').href);
-const argv = process.argv.slice(2);
-const arg = (k, d) => (argv.includes(k) ? argv[argv.indexOf(k) + 1] : d);
-const cacheDir = arg('--cache-dir', undefined);
-if (!cacheDir) throw new Error('--cache-dir DIR: a cache written by benchmarks/accuracy-filter.mjs --cache-dir DIR');
+import { arg, loadFleet } from './fleet-cache.mjs';
+
 const seed = arg('--seed', '106');
 const len = arg('--len', '600');
-const data = JSON.parse(readFileSync(join(cacheDir, `fleet-${seed}-${len}-${len}.json`), 'utf8'));
-const m = await models.trainAdditiveModel(data.warm, { hardwareClass: data.warm[0].hardwareClass });
+const data = await loadFleet(seed, len);
+const m = data.model;
 const r = m.sources.rapl;
 console.log('ipcGain', r.ipcGain, 'load', r.load);
 const names = new Map(data.truth.vms.map((v) => [v.uuid, v.name]));
