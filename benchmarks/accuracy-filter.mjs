@@ -12,6 +12,8 @@
 //   during the warm-up); --static: each host's static power, true vs model vs filter vs cpu_share's learner;
 //   variant names starting with "true" split with the true static power (diagnostic); --seeds none --timing: only
 //   the apply cost, trained model alone vs with the filter, side by side.
+//   --host-option perfSupported=false (also dramZones, bmcEnergyCounter, cpufreq; repeatable): the protocol's host
+//   without that sensor, as accuracy-oos.mjs takes it; the cache file's name says which sensors were taken away.
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
@@ -42,17 +44,25 @@ for (const e of (arg('--extra', '') || '').split(',').filter(Boolean)) {
   extra.set(seedN, { seed: seedN, physics: fam === 'families' ? 'families' : fams });
   if (!seeds.includes(seedN)) seeds.push(seedN);
 }
+const hostOpts = {};
+argv.forEach((a, i) => {
+  if (a !== '--host-option') return;
+  const [k, v] = (argv[i + 1] ?? '').split('=');
+  if (!['perfSupported', 'dramZones', 'bmcEnergyCounter', 'cpufreq'].includes(k) || !['true', 'false'].includes(v)) throw new Error(`--host-option ${argv[i + 1]}: expected perfSupported|dramZones|bmcEnergyCounter|cpufreq=true|false`);
+  hostOpts[k] = v === 'true';
+});
+const hostTag = Object.entries(hostOpts).map(([k, v]) => `-${k}=${v}`).join('');
 const variants = JSON.parse(arg('--variants', '{"offline":false,"online":true}'));
 for (const seed of seeds) {
   const demo = seed < 0;
   const f = demo ? { seed: -seed, physics: 'legacy' } : (extra.get(seed) ?? P.dev.find((x) => x.seed === seed));
   if (!f) throw new Error('not a dev seed ' + seed);
   const cacheDir = arg('--cache-dir', undefined);
-  const cache = cacheDir ? join(cacheDir, `fleet-${seed}-${warmS}-${billS}.json`) : undefined;
+  const cache = cacheDir ? join(cacheDir, `fleet-${seed}-${warmS}-${billS}${hostTag}.json`) : undefined;
   let data;
   if (cache && existsSync(cache)) data = JSON.parse(readFileSync(cache, 'utf8'));
   else {
-    const s = demo ? oracleFleet({ hosts: 4, vmsPerHost: 12, seed: -seed }) : oracleFleet({ hosts: P.hosts, vmsPerHost: P.vmsPerHost, seed, hostSpecs: [P.hostSpec], physics: f.physics, physicsShiftAtS: warmS });
+    const s = demo ? oracleFleet({ hosts: 4, vmsPerHost: 12, seed: -seed }) : oracleFleet({ hosts: P.hosts, vmsPerHost: P.vmsPerHost, seed, hostSpecs: [{ ...P.hostSpec, ...hostOpts }], physics: f.physics, physicsShiftAtS: warmS });
     if (s.fleet.hosts.some((h) => [].concat(s.fleet.physicsOf(h.hostId)).some((x) => P.heldOutFamilies.includes(x)))) throw new Error(`seed ${seed}: a host draws a held-out family`);
     const warm = s.advance(warmS);
     const t0 = s.fleet.truth();

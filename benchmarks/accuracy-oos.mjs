@@ -68,6 +68,7 @@ function parseArgs(argv) {
     else if ((k === 'slowVcpuCounters' || k === 'slowBlockIo') && (v === 'true' || v === 'false')) agent[k] = v === 'true';
     else throw new Error(`--agent-option ${kv}: expected slowCountersEveryMs=<ms>, slowVcpuCounters=true|false or slowBlockIo=true|false`);
   });
+  const host = hostOptions(argv);
   return {
     set,
     quick,
@@ -79,15 +80,30 @@ function parseArgs(argv) {
     logLevel: val('--log-level') ?? 'silent',
     jobs: Math.max(1, Number(val('--jobs') ?? 1) || 1),
     agent,
+    host,
   };
 }
 
+/** The sensors a `--host-option KEY=false` may take away from the protocol's host (docs/accuracy.md, "Sensors"). */
+const HOST_OPTIONS = ['perfSupported', 'dramZones', 'bmcEnergyCounter', 'cpufreq'];
+export function hostOptions(argv) {
+  const host = {};
+  argv.forEach((a, i) => {
+    if (a !== '--host-option') return;
+    const kv = argv[i + 1] ?? '';
+    const [k, v] = [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)];
+    if (!HOST_OPTIONS.includes(k) || !(v === 'true' || v === 'false')) throw new Error(`--host-option ${kv}: expected one of ${HOST_OPTIONS.join(', ')} =true|false`);
+    host[k] = v === 'true';
+  });
+  return host;
+}
+
 /** One fleet through the demo's path; returns the billed-period scores. */
-export async function runFleet(entry, { warmupS, billedS, logLevel = 'silent', agent = {} }) {
+export async function runFleet(entry, { warmupS, billedS, logLevel = 'silent', agent = {}, host = {} }) {
   const logger = makeLogger(logLevel);
   const dataDir = mkdtempSync(join(tmpdir(), `wattsplit-oos-${entry.seed}-`));
   const startUnixMs = Date.now() - (warmupS + billedS) * 1000;
-  const fleet = sim.createFleet({ hosts: P.hosts, vmsPerHost: P.vmsPerHost, seed: entry.seed, hostSpecs: [P.hostSpec], physics: entry.physics, physicsShiftAtS: warmupS, startUnixMs });
+  const fleet = sim.createFleet({ hosts: P.hosts, vmsPerHost: P.vmsPerHost, seed: entry.seed, hostSpecs: [{ ...P.hostSpec, ...host }], physics: entry.physics, physicsShiftAtS: warmupS, startUnixMs });
   const bus = new InProcessBus({ logger, lingerMs: 250 });
   const collector = await startEmbeddedCollector({ dataDir, bus, policy: 'reserved', logger, models: { training: { checkIntervalS: 86_400, minIntervals: 60 } } });
   const gateway = await startGateway({ producer: bus.producer(), logger });
@@ -237,7 +253,7 @@ async function runInChildren(set, fleets, o) {
       const k = next++;
       const e = fleets[k];
       if (!o.json) process.stderr.write(`  ${set} seed ${e.seed} (${physName(e.physics)}) in a child process...\n`);
-      const args = [self, '--set', set, '--seeds', String(e.seed), '--json', '--warmup-s', String(o.warmupS), '--billed-s', String(o.billedS), '--log-level', o.logLevel, ...Object.entries(o.agent).flatMap(([k, v]) => ['--agent-option', `${k}=${v}`])];
+      const args = [self, '--set', set, '--seeds', String(e.seed), '--json', '--warmup-s', String(o.warmupS), '--billed-s', String(o.billedS), '--log-level', o.logLevel, ...Object.entries(o.agent).flatMap(([k, v]) => ['--agent-option', `${k}=${v}`]), ...Object.entries(o.host).flatMap(([k, v]) => ['--host-option', `${k}=${v}`])];
       const text = await new Promise((resolve, reject) => {
         const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'] });
         let buf = '';
@@ -319,9 +335,10 @@ export async function main(argv) {
     git: gitState(),
     protocol: { hardware_class: P.hostSpec.hardwareClass, hosts: P.hosts, vms_per_host: P.vmsPerHost, warmup_s: o.warmupS, billed_s: o.billedS, held_out_families: P.heldOutFamilies },
     agent_options: o.agent,
+    host_options: o.host,
     sets: {},
   };
-  if (!o.json) process.stdout.write(`# wattsplit out-of-sample accuracy\n\nmachine: ${report.machine}; date: ${report.date}; command: ${report.command}; code: ${report.git.head}${report.git.uncommitted_package_files.length ? ` + uncommitted ${report.git.uncommitted_package_files.join(', ')}` : ''}; agent options ${JSON.stringify(o.agent)}; load average at start ${load0.map((x) => x.toFixed(2)).join(' ')}\n`);
+  if (!o.json) process.stdout.write(`# wattsplit out-of-sample accuracy\n\nmachine: ${report.machine}; date: ${report.date}; command: ${report.command}; code: ${report.git.head}${report.git.uncommitted_package_files.length ? ` + uncommitted ${report.git.uncommitted_package_files.join(', ')}` : ''}; agent options ${JSON.stringify(o.agent)}; host options ${JSON.stringify(o.host)}; load average at start ${load0.map((x) => x.toFixed(2)).join(' ')}\n`);
   for (const set of sets) {
     const fleets = P[set].filter((e) => !o.seeds || o.seeds.includes(e.seed));
     const results = [];
