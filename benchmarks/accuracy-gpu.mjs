@@ -10,7 +10,10 @@
 //    the collector's path (GpuTimeSliceMethod on agent-like intervals, scoring/nvmlTraceHostIntervals) with
 //    and without the device's mean utilisation over the interval, side by side; both paths on intervals of
 //    8–19 reads and the agent's 1 s interval at each of its ten phases (where the interval boundaries fall
-//    against the trace's 2 s mix segments);
+//    against the trace's 2 s mix segments); the collector path's ablation (busy time as reported / aligned over
+//    the interval / aligned at the interval boundaries with the closing reads; sampling-noise weighting; the
+//    warm-up's static power configured or learned) over the headline, the ten phases, the cuts and
+//    leave-one-kernel-out;
 // 3. leave-one-kernel-out: the trace without kernel k's solo calibration phases, causal, scored on k;
 // 4. synthetic held-out variants of the trace (scoring/gpu-trace-edit.ts): mix re-cut into 0.5/1/5/20 s
 //    segments and shuffled, missed reads and lost samples, one kernel made more or less power-hungry.
@@ -89,28 +92,14 @@ export function runGpuAccuracy({ tracePath, log = (s) => process.stdout.write(`$
   //     read only (an agent without it), in the same run
   {
     const trace = liveWire.parseNvmlTrace(text, tracePath);
-    const collectorPath = (deviceUtilSamples, intervalS = 1, tr = trace, opts = {}, ref = fullRef) => {
-      const ivs = scoring.nvmlTraceHostIntervals(tr, intervalS, 'h100-trace', { deviceUtilSamples });
-      const m = new models.GpuTimeSliceMethod(opts);
-      const ctx = { policy: 'equal', staticPower: { watts: { rapl: 0, gpu: 0, bmc_rest: 0 }, origin: 'configured' } };
-      const windows = [];
-      for (const iv of ivs) {
-        const r = m.attribute(iv, ctx);
-        m.observe(iv);
-        const tenants = {};
-        for (const x of r.shares) if (x.source === 'gpu' && x.kind === 'vm') tenants[x.vmUuid] = { dynamic_joules: x.dynamicJoules, static_joules: x.staticJoules };
-        windows.push({ t0: iv.t0UnixNs / 1e9, t1: iv.t1UnixNs / 1e9, tenants });
-      }
-      const fit = m.fitOf(ivs[0].hostId, ivs[0].gpus[0].device);
-      return { n: ivs.length, rows: scoreReplay({ windows, model: { signatures_w: fit.signatures } }, ref), staticW: fit.staticW, lagS: m.utilLagOf(ivs[0].hostId, ivs[0].gpus[0].device) };
-    };
+    const collectorPath = (deviceUtilSamples, intervalS = 1, tr = trace, opts = {}, ref = fullRef) => runCollectorPath(tr, ref, { deviceUtilSamples, intervalS, opts });
     const mean = collectorPath(true);
     const point = collectorPath(false);
-    const prev = collectorPath(true, 1, trace, COLLECTOR_ABLATION[0].opts);
-    log(`### Out-of-sample in time, the collector's path: GpuTimeSliceMethod on ${mean.n} host intervals of 1 s built as the agent's GPU sampler aggregates NVML reads (per VM: mean SM utilisation and sample count; per device: energy delta, and the device's busy fraction as the mean of the interval's utilisation samples (nvmlDeviceGetSamples; the trace's 10 Hz gpu_util reads stand in for them) or, without them, the closing read's gpu_util), attribute then observe, default options (warm-up 60 intervals split by SM utilisation)
+    const prev = collectorPath(true, 1, trace, COLLECTOR_PREVIOUS.opts);
+    log(`### Out-of-sample in time, the collector's path: GpuTimeSliceMethod on ${mean.n} host intervals of 1 s built as the agent's GPU sampler aggregates NVML reads (per VM: mean SM utilisation and sample count; per device: energy delta, and the device's busy fraction as the mean of the interval's utilisation samples (nvmlDeviceGetSamples; the trace's 10 Hz gpu_util reads stand in for them) or, without them, the closing read's gpu_util), attribute then observe, default options (warm-up 60 intervals split by SM utilisation, with the learner's static power once determined); "previous default": ${COLLECTOR_PREVIOUS.name}
 `);
-    log(`Learner after the last interval: utilisation lag estimated ${mean.lagS.toFixed(3)} s (GpuIntervalLagEstimator), static ${mean.staticW.toFixed(1)} W; before (as reported, unweighted) ${prev.staticW.toFixed(1)} W; point read ${point.staticW.toFixed(1)} W at lag ${point.lagS.toFixed(3)} s.\n`);
-    log('| tenant | share of dynamic | NVML sample-share error | gpu_signature, mean utilisation J | error | before (as reported, unweighted) J | error | gpu_signature, point read J | error |');
+    log(`Learner after the last interval: utilisation lag estimated ${mean.lagS.toFixed(3)} s (GpuIntervalLagEstimator), static ${mean.staticW.toFixed(1)} W; previous default ${prev.staticW.toFixed(1)} W; point read ${point.staticW.toFixed(1)} W at lag ${point.lagS.toFixed(3)} s.\n`);
+    log('| tenant | share of dynamic | NVML sample-share error | gpu_signature, mean utilisation J | error | previous default J | error | gpu_signature, point read J | error |');
     log('|---|---:|---:|---:|---:|---:|---:|---:|---:|');
     mean.rows.forEach((r, i) => {
       const p = point.rows[i];
@@ -118,7 +107,7 @@ export function runGpuAccuracy({ tracePath, log = (s) => process.stdout.write(`$
       log(`| ${r.tenant} | ${(100 * r.share).toFixed(1)} % | ${pct(r.base)} | ${r.modelJ.toFixed(0)} | ${pct(r.model)} | ${b.modelJ.toFixed(0)} | ${pct(b.model)} | ${p.modelJ.toFixed(0)} | ${pct(p.model)} |`);
     });
     log('');
-    summary.push({ run: 'collector path, 1 s intervals, mean device utilisation, before (as reported, unweighted)', ...summarise(prev.rows) });
+    summary.push({ run: 'collector path, 1 s intervals, mean device utilisation, previous default (interval alignment, configured warm-up static)', ...summarise(prev.rows) });
 
     // 2b'. the collector path's ablation: the learner's windows aligned with the energy (lag estimated from the
     //      intervals) and weighed by the sampling noise of their split, apart and together, over the headline,
@@ -131,10 +120,13 @@ export function runGpuAccuracy({ tracePath, log = (s) => process.stdout.write(`$
       const f1 = (x) => `${(100 * x).toFixed(1)} %`;
       const lokoTraces = raw.header.tenants.map((k) => scoring.formatRawNvmlTrace(scoring.withoutPhases(raw, [`solo:${k}`])));
       const lokoRefs = lokoTraces.map((tr) => scoring.gpuTraceReference(tr, { calibration }));
-      log('### The collector path\'s learner: lag alignment and sampling-noise weighting, apart and together (GpuTimeSliceMethod, mean utilisation, same run)\n');
-      log('|error| of dynamic energy; "big": worst tenant ≥ 5 %; phases: the agent\'s 1 s interval at each of its ten phases; cuts: intervals of 8, 9, 11, 12, 15, 19 reads; static: the learned static power after the last interval over the ten phases (min–max; the trace\'s idle phases measure 133.4 W with contexts); leave-one-kernel-out as in the replay\'s section.\n');
-      log('| configuration | headline big | light | phases: big median / max | light median / max | static over the phases | cuts: big max | light median | LOKO: big worst | light left out |');
-      log('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
+      const variants = syntheticVariants(raw).map((v) => scoring.formatRawNvmlTrace(v.tr));
+      const variantTraces = variants.map((tr) => liveWire.parseNvmlTrace(tr));
+      const variantRefs = variants.map((tr) => scoring.gpuTraceReference(tr));
+      log('### The collector path\'s learner: alignment of the busy time, sampling-noise weighting and the warm-up\'s static power, apart and together (GpuTimeSliceMethod, mean utilisation, same run)\n');
+      log('|error| of dynamic energy; "big": worst tenant ≥ 5 %; phases: the agent\'s 1 s interval at each of its ten phases; cuts: intervals of 8, 9, 11, 12, 15, 19 reads; static: the learned static power after the last interval over the ten phases (min–max; the trace\'s idle phases measure 133.4 W with contexts); leave-one-kernel-out as in the replay\'s section; variants: the synthetic variants of section 4 through the collector path (median / max).\n');
+      log('| configuration | headline big | light | phases: big median / max | light median / max | static over the phases | cuts: big max | light median | LOKO: big worst | light left out | variants: big median / max | light median / max |');
+      log('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
       for (const c of COLLECTOR_ABLATION) {
         const head = summarise(collectorPath(true, 1, trace, c.opts).rows);
         const ph = [];
@@ -150,11 +142,15 @@ export function runGpuAccuracy({ tracePath, log = (s) => process.stdout.write(`$
         const lokoLight = loko.reduce((a, b) => (b.share < a.share ? b : a));
         const pl = ph.map((x) => Math.abs(x.light.model));
         const pb = ph.map((x) => x.worstModel);
-        log(`| ${c.name} | ${f1(head.worstModel)} | ${pct(head.light.model)} | ${f1(med(pb))} / ${f1(Math.max(...pb))} | ${f1(med(pl))} / ${f1(Math.max(...pl))} | ${Math.min(...st).toFixed(1)}–${Math.max(...st).toFixed(1)} W | ${f1(Math.max(...cuts.map((x) => x.worstModel)))} | ${f1(med(cuts.map((x) => Math.abs(x.light.model))))} | ${f1(lokoBig)} | ${pct(lokoLight.model)} |`);
+        const vs = variantTraces.map((tr, i) => summarise(collectorPath(true, 1, tr, c.opts, variantRefs[i]).rows));
+        const vb = vs.map((x) => x.worstModel);
+        const vl = vs.map((x) => Math.abs(x.light.model));
+        log(`| ${c.name} | ${f1(head.worstModel)} | ${pct(head.light.model)} | ${f1(med(pb))} / ${f1(Math.max(...pb))} | ${f1(med(pl))} / ${f1(Math.max(...pl))} | ${Math.min(...st).toFixed(1)}–${Math.max(...st).toFixed(1)} W | ${f1(Math.max(...cuts.map((x) => x.worstModel)))} | ${f1(med(cuts.map((x) => Math.abs(x.light.model))))} | ${f1(lokoBig)} | ${pct(lokoLight.model)} | ${f1(med(vb))} / ${f1(Math.max(...vb))} | ${f1(med(vl))} / ${f1(Math.max(...vl))} |`);
         if (c === COLLECTOR_ABLATION.at(-1)) summary.push({ run: 'collector path (default), leave-one-kernel-out (each k scored)', worstModel: lokoBig, worstBase: Math.max(...loko.filter((r) => r.share >= 0.05).map((r) => Math.abs(r.base))), light: lokoLight });
       }
       log('');
     }
+    collectorDiagnosis({ trace, raw, fullRef, calibration, log });
     summary.push({ run: 'collector path (GpuTimeSliceMethod), 1 s intervals, mean device utilisation', ...summarise(mean.rows) });
     summary.push({ run: 'collector path (GpuTimeSliceMethod), 1 s intervals, point read only', ...summarise(point.rows) });
 
@@ -224,22 +220,18 @@ export function runGpuAccuracy({ tracePath, log = (s) => process.stdout.write(`$
   summary.push({ run: 'leave-one-kernel-out (each k scored)', worstModel: Math.max(...lokoBig.map((r) => Math.abs(r.model))), worstBase: Math.max(...lokoBig.map((r) => Math.abs(r.base))), light: loko.reduce((a, b) => (b.share < a.share ? b : a)) });
 
   // 4. synthetic held-out variants
-  const variants = [];
-  for (const segmentS of [0.5, 1, 2, 5, 20]) for (const seed of [1, 2]) variants.push({ name: `mix re-cut into ${segmentS} s segments, shuffled (seed ${seed})`, tr: scoring.resampleMixSchedule(raw, { segmentS, seed }) });
-  variants.push({ name: '20 % of reads missed, 10 % of process samples lost', tr: scoring.dropReads(raw, { readFraction: 0.2, sampleFraction: 0.1, seed: 3 }) });
-  // rescaled kernels stay physical: no tenant's power in its slots above the ~700 W the H100 draws at most
-  for (const [k, f] of [['axpy_hbm', 1.4], ['axpy_hbm', 0.5], ['mm_fp32', 0.6], ['mm_bf16_8k', 0.7], ['light_infer', 1.3], ['light_infer', 0.5]]) {
-    variants.push({ name: `${k} ${f}× as power-hungry`, tr: scoring.rescaleTenant(raw, k, f) });
-  }
-  variants.push({ name: 'tenants renamed (a, b, c, d)', tr: scoring.renameTenants(raw, Object.fromEntries(raw.header.tenants.map((t, i) => [t, 'abcd'[i]]))) });
-  log('### Synthetic held-out variants of the trace (causal replay, 1 s intervals; see the note on what they are)\n');
-  log('| variant | worst tenant ≥ 5 %: NVML sample share | gpu_signature | light tenant: NVML sample share | gpu_signature |');
-  log('|---|---:|---:|---:|---:|');
+  const variants = syntheticVariants(raw);
+  log('### Synthetic held-out variants of the trace (causal replay, 1 s intervals; and the collector path, default and previous default; see the note on what they are)\n');
+  log('| variant | worst tenant ≥ 5 %: NVML sample share | gpu_signature | light tenant: NVML sample share | gpu_signature | collector path: worst ≥ 5 % | light | previous default: worst ≥ 5 % | light |');
+  log('|---|---:|---:|---:|---:|---:|---:|---:|---:|');
   for (const v of variants) {
     const tr = scoring.formatRawNvmlTrace(v.tr);
-    const s = summarise(scoreReplay(models.gpuCausalReplay(tr, { intervalS: 1 }), scoring.gpuTraceReference(tr)));
+    const ref = scoring.gpuTraceReference(tr);
+    const s = summarise(scoreReplay(models.gpuCausalReplay(tr, { intervalS: 1 }), ref));
+    const c = summarise(runCollectorPath(liveWire.parseNvmlTrace(tr), ref).rows);
+    const p = summarise(runCollectorPath(liveWire.parseNvmlTrace(tr), ref, { opts: COLLECTOR_PREVIOUS.opts }).rows);
     summary.push({ run: v.name, ...s });
-    log(`| ${v.name} | ${pct(s.worstBase)} | ${pct(s.worstModel)} | ${pct(s.light.base)} (${s.light.tenant}) | ${pct(s.light.model)} |`);
+    log(`| ${v.name} | ${pct(s.worstBase)} | ${pct(s.worstModel)} | ${pct(s.light.base)} (${s.light.tenant}) | ${pct(s.light.model)} | ${pct(c.worstModel)} | ${pct(c.light.model)} | ${pct(p.worstModel)} | ${pct(p.light.model)} |`);
   }
   log('');
 
@@ -248,11 +240,129 @@ export function runGpuAccuracy({ tracePath, log = (s) => process.stdout.write(`$
   return summary;
 }
 
-/** The collector path's configurations: as in the previous round (utilisation as reported, unweighted), each change alone, both (the default). */
+/**
+ * The collector's path on a parsed trace: host intervals of `intervalS` built as the agent aggregates NVML reads
+ * (scoring/nvmlTraceHostIntervals), each attributed by GpuTimeSliceMethod with what it learned before, then observed.
+ */
+function runCollectorPath(tr, ref, { deviceUtilSamples = true, intervalS = 1, opts = {} } = {}) {
+  const ivs = scoring.nvmlTraceHostIntervals(tr, intervalS, 'h100-trace', { deviceUtilSamples });
+  const m = new models.GpuTimeSliceMethod(opts);
+  const ctx = { policy: 'equal', staticPower: { watts: { rapl: 0, gpu: 0, bmc_rest: 0 }, origin: 'configured' } };
+  const windows = [];
+  for (const iv of ivs) {
+    const r = m.attribute(iv, ctx);
+    m.observe(iv);
+    const tenants = {};
+    for (const x of r.shares) if (x.source === 'gpu' && x.kind === 'vm') tenants[x.vmUuid] = { dynamic_joules: x.dynamicJoules, static_joules: x.staticJoules };
+    windows.push({ t0: iv.t0UnixNs / 1e9, t1: iv.t1UnixNs / 1e9, tenants });
+  }
+  const fit = m.fitOf(ivs[0].hostId, ivs[0].gpus[0].device);
+  return { n: ivs.length, rows: scoreReplay({ windows, model: { signatures_w: fit.signatures } }, ref), staticW: fit.staticW, lagS: m.utilLagOf(ivs[0].hostId, ivs[0].gpus[0].device) };
+}
+
+/**
+ * What the agent's 1 s frames lose against the causal replay's reads, one thing at a time. On the same ten-read
+ * intervals, a causal learner (attribute with the fit so far, then learn; no warm-up) is fed windows whose two
+ * parts come from either side:
+ * - the split: the frame's (each VM's mean SM utilisation × its process samples reported by the reads of the
+ *   interval) or the replay's (each process sample's slot, by its own timestamp, spread over the windows it overlaps);
+ * - the busy time learned: as reported (the frame's mean), aligned over the interval, aligned at the boundaries with
+ *   the closing reads (this round's method), or the replay's (every read's gpu_util shifted by the lag, which needs
+ *   every utilisation sample with its time: not in the frame).
+ * Attribution splits by the split's shares only, so only learning sees the busy time.
+ */
+function collectorDiagnosis({ trace, raw, fullRef, calibration, log }) {
+  const run = (tr, ref, split, busy) => {
+    const ivs = scoring.nvmlTraceHostIntervals(tr, 1, 'd');
+    const R = models.nvmlTraceWindows(tr, 1.05, [], 'causal');
+    const n = Math.min(ivs.length, R.length);
+    const learner = new models.GpuSignatureLearner();
+    const lag = new models.GpuIntervalLagEstimator();
+    const windows = [];
+    let pending;
+    for (let i = 0; i < n; i++) {
+      const iv = ivs[i];
+      const g = iv.gpus[0];
+      const dt = iv.durationS;
+      const frame = {};
+      let ft = 0;
+      let fn = 0;
+      for (const v of iv.vms) for (const vg of v.gpus) if (vg.smUtilPct > 0 && vg.utilSamples > 0) { frame[v.uuid] = (vg.smUtilPct / 100) * vg.utilSamples; ft += frame[v.uuid]; fn += vg.utilSamples; }
+      let rt = 0;
+      for (const a of Object.values(R[i].activity)) rt += a;
+      const shares = split === 'frame' ? Object.fromEntries(Object.entries(frame).map(([k, x]) => [k, x / ft])) : rt > 0 ? Object.fromEntries(Object.entries(R[i].activity).map(([k, a]) => [k, a / rt])) : {};
+      const samples = split === 'frame' ? fn : R[i].samples;
+      const m = g.gpuUtilMeanPct / 100;
+      const contexts = Object.fromEntries(iv.vms.filter((v) => v.gpus[0].holdsContext).map((v) => [v.uuid, 1]));
+      const win = (U) => ({ durationS: dt, joules: g.joules, activity: U > 0 ? Object.fromEntries(Object.entries(shares).map(([k, f]) => [k, U * f])) : {}, contexts, ...(samples > 0 ? { samples } : {}) });
+      const sp = models.splitGpuWindow(win(m * dt), learner.fit(), { policy: 'equal' });
+      const tenants = {};
+      for (const k of Object.keys(sp.dynamic)) tenants[k] = { dynamic_joules: sp.dynamic[k], static_joules: sp.static[k] ?? 0 };
+      windows.push({ t0: iv.t0UnixNs / 1e9, t1: iv.t1UnixNs / 1e9, tenants });
+      if (busy === 'replay') learner.observe(win(rt > 0 ? rt : 0));
+      else if (busy === 'reported') learner.observe(win(m * dt));
+      else {
+        const p = { seq: i, t1UnixNs: 0, busy: m, point: g.gpuUtilPct / 100, utilSamples: g.gpuUtilSamples, shares, window: win(m * dt) };
+        if (pending) {
+          lag.add(pending.window.joules / pending.window.durationS, pending.busy, m, pending.window.durationS);
+          const tau = lag.lagS();
+          learner.observe(busy === 'boundary' && pending.prevPoint !== undefined ? models.boundaryAlignedWindow(pending, m, tau) : models.alignedWindow(pending, m, tau));
+          p.prevPoint = pending.point;
+        }
+        pending = p;
+      }
+    }
+    return scoreReplay({ windows, model: { signatures_w: learner.fit().signatures } }, ref);
+  };
+  const lokoTraces = raw.header.tenants.map((k) => scoring.formatRawNvmlTrace(scoring.withoutPhases(raw, [`solo:${k}`])));
+  const lokoRefs = lokoTraces.map((tr) => scoring.gpuTraceReference(tr, { calibration }));
+  const med = (xs) => {
+    const v = [...xs].sort((a, b) => a - b);
+    return (v[(v.length - 1) >> 1] + v[v.length >> 1]) / 2;
+  };
+  const f1 = (x) => `${(100 * x).toFixed(1)} %`;
+  log('### What the agent\'s 1 s frames lose against the replay\'s reads (diagnosis: a causal learner without warm-up on the same ten-read intervals, the split and the learned busy time each from the frame or from the reads; same run)\n');
+  log('Split "frame": each VM\'s mean SM utilisation × its process samples, as the agent aggregates them; "reads": each process sample\'s slot by its own timestamp, as the replay spreads it. Busy time "reported": the frame\'s mean utilisation as is; "interval": aligned over the interval, (1 − τ/dt)·m_i + τ/dt·m_{i+1}; "boundary": aligned at the boundaries with the closing reads (this round); "reads": every read\'s gpu_util shifted by the lag (the replay; needs every utilisation sample with its time). Phases: the ten phases of the 1 s interval, worst tenant ≥ 5 % and light tenant |error|, median / max.\n');
+  log('| split | busy time | ' + fullRef.tenants.join(' | ') + ' | phases: big median / max | light median / max | LOKO: big worst | light left out |');
+  log('|---|---|' + fullRef.tenants.map(() => '---:').join('|') + '|---:|---:|---:|---:|');
+  for (const [split, busy] of [['frame', 'reported'], ['frame', 'interval'], ['frame', 'boundary'], ['frame', 'replay'], ['reads', 'interval'], ['reads', 'replay']]) {
+    const head = run(trace, fullRef, split, busy);
+    const ph = [];
+    for (let j = 0; j < 10; j++) ph.push(summarise(run({ header: trace.header, samples: trace.samples.slice(j) }, fullRef, split, busy)));
+    const loko = raw.header.tenants.map((k, i) => run(liveWire.parseNvmlTrace(lokoTraces[i]), lokoRefs[i], split, busy).find((r) => r.tenant === k));
+    const pb = ph.map((x) => x.worstModel);
+    const pl = ph.map((x) => Math.abs(x.light.model));
+    log(`| ${split} | ${busy === 'replay' ? 'reads' : busy} | ${head.map((r) => pct(r.model)).join(' | ')} | ${f1(med(pb))} / ${f1(Math.max(...pb))} | ${f1(med(pl))} / ${f1(Math.max(...pl))} | ${f1(Math.max(...loko.filter((r) => r.share >= 0.05).map((r) => Math.abs(r.model))))} | ${pct(loko.reduce((a, b) => (b.share < a.share ? b : a)).model)} |`);
+  }
+  log('');
+}
+
+/** Section 4's synthetic variants of the trace: re-cut schedules, missed reads, rescaled kernels, renamed tenants. */
+function syntheticVariants(raw) {
+  const variants = [];
+  for (const segmentS of [0.5, 1, 2, 5, 20]) for (const seed of [1, 2]) variants.push({ name: `mix re-cut into ${segmentS} s segments, shuffled (seed ${seed})`, tr: scoring.resampleMixSchedule(raw, { segmentS, seed }) });
+  variants.push({ name: '20 % of reads missed, 10 % of process samples lost', tr: scoring.dropReads(raw, { readFraction: 0.2, sampleFraction: 0.1, seed: 3 }) });
+  // rescaled kernels stay physical: no tenant's power in its slots above the ~700 W the H100 draws at most
+  for (const [k, f] of [['axpy_hbm', 1.4], ['axpy_hbm', 0.5], ['mm_fp32', 0.6], ['mm_bf16_8k', 0.7], ['light_infer', 1.3], ['light_infer', 0.5]]) {
+    variants.push({ name: `${k} ${f}× as power-hungry`, tr: scoring.rescaleTenant(raw, k, f) });
+  }
+  variants.push({ name: 'tenants renamed (a, b, c, d)', tr: scoring.renameTenants(raw, Object.fromEntries(raw.header.tenants.map((t, i) => [t, 'abcd'[i]]))) });
+  return variants;
+}
+
+/**
+ * The collector path's configurations: utilisation as reported and unweighted (two rounds back); the previous
+ * default (busy time aligned over the interval, weighted, configured static power while warming up); each of this
+ * round's two changes alone (busy time aligned at the interval boundaries with the closing reads; the learner's
+ * static power while warming up); both without the weighting; both (the default).
+ */
+const COLLECTOR_PREVIOUS = { name: 'previous default: interval alignment, weighted, configured warm-up static', opts: { utilAlignment: 'interval', warmupStatic: 'configured' } };
 const COLLECTOR_ABLATION = [
-  { name: 'before: utilisation as reported, unweighted', opts: { utilLagS: 0, sampleWeighting: false } },
-  { name: 'lag alignment only', opts: { sampleWeighting: false } },
-  { name: 'sampling-noise weighting only', opts: { utilLagS: 0 } },
+  { name: 'as reported, unweighted, configured warm-up static', opts: { utilLagS: 0, sampleWeighting: false, warmupStatic: 'configured' } },
+  COLLECTOR_PREVIOUS,
+  { name: 'learned warm-up static only', opts: { utilAlignment: 'interval' } },
+  { name: 'boundary alignment only', opts: { warmupStatic: 'configured' } },
+  { name: 'boundary alignment and learned warm-up static, unweighted', opts: { sampleWeighting: false } },
   { name: 'both (default)', opts: {} },
 ];
 

@@ -258,12 +258,12 @@ test('recorded H100 trace, causal replay (1 s intervals): every tenant ≥ 5 % o
   assert.ok(Math.abs(light.model) <= 0.05, show(es));
 });
 
-test('recorded H100 trace through the collector\'s method (GpuTimeSliceMethod on agent-like 1 s intervals, attribute then observe): with the mean device utilisation, tenants ≥ 5 % within 5 % and the light tenant within 12 %; from the closing point read, tenants ≥ 5 % within 4.5 %', { skip }, () => {
+test('recorded H100 trace through the collector\'s method (GpuTimeSliceMethod on agent-like 1 s intervals, attribute then observe): with the mean device utilisation, tenants ≥ 5 % within 3.5 % and the light tenant within 6 %, also each kernel left out (4 %, 8 %); from the closing point read, tenants ≥ 5 % within 4.5 %', { skip }, () => {
   const text = readFileSync(real, 'utf8');
   const trace = parseNvmlTrace(text, real);
   const ref = gpuTraceReference(text);
-  const collectorPath = (deviceUtilSamples: boolean): ReturnType<typeof errors> => {
-    const ivs = nvmlTraceHostIntervals(trace, 1, 'h100-trace', { deviceUtilSamples });
+  const collectorPath = (deviceUtilSamples: boolean, tr = trace, r = ref): ReturnType<typeof errors> => {
+    const ivs = nvmlTraceHostIntervals(tr, 1, 'h100-trace', { deviceUtilSamples });
     assert.equal(ivs.every((iv) => (iv.gpus[0]!.gpuUtilSamples ?? 0) > 0), deviceUtilSamples);
     const m = new GpuTimeSliceMethod();
     const windows: GpuReplayResult['windows'] = [];
@@ -274,16 +274,25 @@ test('recorded H100 trace through the collector\'s method (GpuTimeSliceMethod on
       for (const x of r.shares) if (x.source === 'gpu' && x.kind === 'vm') tenants[x.vmUuid] = { dynamic_joules: x.dynamicJoules, static_joules: x.staticJoules };
       windows.push({ t0: iv.t0UnixNs / 1e9, t1: iv.t1UnixNs / 1e9, measured_joules: iv.measured.gpu, unallocated_static_joules: 0, tenants });
     }
-    return errors({ windows } as GpuReplayResult, ref);
+    return errors({ windows } as GpuReplayResult, r);
   };
   const lightOf = (es: ReturnType<typeof errors>): ReturnType<typeof errors>[number] => es.reduce((a, b) => (b.share < a.share ? b : a));
   const mean = collectorPath(true);
   const point = collectorPath(false);
-  // measured with the learner's windows aligned with the energy and weighed by their sampling noise (the
-  // default since 2026-12-05 23:00 UTC): worst 4.2 % (axpy_hbm), light −8.8 %; before them 4.5 % and +3.1 %. At
-  // this one phase the light tenant is worse; over the ten phases (next test) see the medians
-  for (const e of mean.filter((x) => x.share >= 0.05)) assert.ok(Math.abs(e.model) <= 0.05, show(mean));
-  assert.ok(Math.abs(lightOf(mean).model) <= 0.12, show(mean));
+  // measured with the busy time aligned at the interval boundaries and the warm-up's static power learned (the
+  // default since 2026-12-06): worst +2.7 % (axpy_hbm), light +3.4 %; with the interval alignment and the
+  // configured warm-up static before them 4.2 % and −8.8 %
+  for (const e of mean.filter((x) => x.share >= 0.05)) assert.ok(Math.abs(e.model) <= 0.035, show(mean));
+  assert.ok(Math.abs(lightOf(mean).model) <= 0.06, show(mean));
+  // each kernel left out (its solo calibration cut): measured worst +3.2 % (axpy_hbm), light +5.4 %; before
+  // 5.7 % and +21.1 % (the warm-up billed the light tenant's first mix seconds the device's static power)
+  const raw = parseRawNvmlTrace(text);
+  const calibration = { idleWithContextsW: ref.idleWithContextsW, joulesPerWork: ref.joulesPerWork };
+  for (const k of raw.header.tenants) {
+    const tr = formatRawNvmlTrace(withoutPhases(raw, [`solo:${k}`]));
+    const e = collectorPath(true, parseNvmlTrace(tr, k), gpuTraceReference(tr, { calibration })).find((x) => x.tenant === k)!;
+    assert.ok(Math.abs(e.model) <= (e.share >= 0.05 ? 0.04 : 0.08), `${k} left out: ${show([e])}`);
+  }
   for (const e of point.filter((x) => x.share >= 0.05)) assert.ok(Math.abs(e.model) <= 0.045, show(point)); // measured worst 2.9 %
 });
 
@@ -320,15 +329,19 @@ test('recorded H100 trace, the agent\'s 1 s interval at each of its ten phases: 
     asReported.push(run(trace.samples.slice(j), true, { utilLagS: 0, sampleWeighting: false }));
   }
   const show = JSON.stringify({ mean, point, asReported });
-  assert.ok(median(mean.map((x) => x.big)) <= 0.04, show); // measured median 3.7 %, max 4.5 % (before alignment and weighting: 3.3 %, 4.5 %)
-  assert.ok(Math.max(...mean.map((x) => x.big)) <= 0.05, show);
-  assert.ok(median(mean.map((x) => x.light)) <= 0.08, show); // measured median 6.7 %, max 16.4 % (before: 4.5 %, 14.3 %)
+  // measured (boundary alignment, learned warm-up static): big median 2.8 %, max 3.3 %; light median 4.7 %, max
+  // 8.8 % (interval alignment and configured warm-up static: 3.7 %, 4.5 %; 6.7 %, 16.4 %)
+  assert.ok(median(mean.map((x) => x.big)) <= 0.035, show);
+  assert.ok(Math.max(...mean.map((x) => x.big)) <= 0.04, show);
+  assert.ok(median(mean.map((x) => x.light)) <= 0.06, show);
   assert.ok(median(point.map((x) => x.big)) > median(mean.map((x) => x.big)), show); // point read: median 4.6 %, max 9.8 %
   assert.ok(median(point.map((x) => x.light)) > 2 * median(mean.map((x) => x.light)), show); // point read: median 18.3 %
-  // the learned static power over the phases: 129.9–132.3 W aligned, 128.6–144.6 W as reported (the trace's
-  // idle phases: 133.4 W with contexts)
+  // the learned static power over the phases: 131.4–137.1 W aligned at the boundaries (129.9–132.3 W aligned
+  // over the interval), 128.6–144.6 W as reported (the trace's idle phases: 133.4 W with contexts). The highest,
+  // phase 2, is where every busy↔idle switch of the trace's 2 s grid falls just before an interval's end, the one
+  // place where the closing read does not stand for the utilisation after the boundary
   const spread = (xs: Run[]): number => Math.max(...xs.map((x) => x.staticW)) - Math.min(...xs.map((x) => x.staticW));
-  assert.ok(spread(mean) < 0.3 * spread(asReported), show);
+  assert.ok(spread(mean) < 0.4 * spread(asReported), show);
   for (const x of mean) assert.ok(Math.abs(x.staticW - ref.idleWithContextsW) < 5, show);
 });
 

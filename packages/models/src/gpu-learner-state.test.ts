@@ -150,6 +150,8 @@ test('GpuTimeSliceMethod: a corrupted or foreign state is refused with LEARNER_S
   refuse(edit((s) => ((s.devices[0]!.lag as { sxx: number }).sxx = -1)), /field "devices\[0\]\.lag\.sxx" must be ≥ 0, got -1/);
   refuse(edit((s) => ((s.devices[0]!.pending as { busy: number }).busy = 1.5)), /field "devices\[0\]\.pending\.busy" must be a fraction in \[0, 1\], got 1\.5/);
   refuse(edit((s) => ((s.devices[0]!.pending as { activity: unknown }).activity = { a: 1 })), /field "devices\[0\]\.pending\.activity" must be an array/);
+  refuse(edit((s) => ((s.devices[0]!.pending as { prevPoint: number }).prevPoint = 2)), /field "devices\[0\]\.pending\.prevPoint" must be a fraction in \[0, 1\], got 2/);
+  refuse(edit((s) => ((s.devices[0]!.pending as { point: unknown }).point = 'x')), /field "devices\[0\]\.pending\.point" must be a finite number, got "x"/);
   refuse(edit((s) => (s.devices[0]!.state.sampleVar = [1, -1])), /field "sampleVar" must be \[Σ v ≥ 0, count ≥ 0\]/);
 });
 
@@ -175,6 +177,27 @@ test('GpuTimeSliceMethod: a state written before the lag estimator, the pending 
   assert.equal(after.pending?.seq, ivs.filter((x) => x.hostId === 'h1').at(-1)!.seq);
   assert.ok((after.lag?.n ?? 0) > 0);
   assert.equal(b.fitOf('h1', DEV)!.windows, a.fitOf('h1', DEV)!.windows + 39, 'the 40 intervals after it, the last one pending');
+});
+
+test('GpuTimeSliceMethod: a pending window written before the boundary alignment (no closing reads, no sample count) imports and is learned with the interval alignment', () => {
+  const ivs = twoHosts(120);
+  const a = new GpuTimeSliceMethod({ minWindows: 20 });
+  for (const iv of ivs.slice(0, 160)) a.observe(iv);
+  const st = a.exportState('h1')!;
+  assert.ok(st.devices[0]!.pending!.point !== undefined && st.devices[0]!.pending!.utilSamples !== undefined, 'written now: with them');
+  const old = JSON.parse(JSON.stringify(st)) as GpuTimeSliceHostState;
+  for (const d of old.devices) {
+    delete d.pending!.point;
+    delete d.pending!.utilSamples;
+    delete d.pending!.prevPoint;
+  }
+  const b = new GpuTimeSliceMethod({ minWindows: 20 });
+  b.importState('h1', JSON.stringify(old));
+  const next = ivs.slice(160).filter((x) => x.hostId === 'h1');
+  b.observe(next[0]!);
+  assert.equal(b.fitOf('h1', DEV)!.windows, a.fitOf('h1', DEV)!.windows + 1);
+  for (const iv of next.slice(1)) b.observe(iv);
+  assert.equal(b.exportState('h1')!.devices[0]!.pending!.prevPoint !== undefined, true, 'the boundary alignment resumes once a closing read is known');
 });
 
 test('AdditiveModelMethod forwards observe and state to its GPU method (cold start and with a model alike)', () => {

@@ -26,7 +26,8 @@
  * σ² the fit's residual variance per window and v̄ the mean v of the windows seen (the residuals bound how
  * much sampling noise there can be: where they are smaller than the multinomial model says, e.g. a
  * round-robin scheduler, the weights flatten instead of dropping the mixed windows). A window with one
- * tenant, or tenants of equal signature, has no split noise and full weight. Without this, a light tenant's signature — set by the few watts it adds
+ * tenant, or tenants of equal signature, has no split noise and full weight. A window whose busy time U is itself
+ * an estimate (`busyVarS2`: the collector's alignment across interval boundaries) adds (Σ f_k·s_k)²·Var(U) to v. Without this, a light tenant's signature — set by the few watts it adds
  * when alone — was pulled by the sampling noise of the mixed windows where it wins a slot now and then.
  * Nothing is fitted to a particular file: the same learner runs on any trace of the format, and on live
  * intervals through GpuTimeSliceMethod.
@@ -58,6 +59,12 @@ export interface GpuActivityWindow {
    * slot straddles windows). When set, the learner weighs the window by how noisy that split is (`observe`).
    */
   samples?: number;
+  /**
+   * Variance of the window's total busy time, s², where it is an estimate (the collector's busy time aligned
+   * with the energy counter across the interval's boundaries). The learner adds the energy variance it carries,
+   * (Σ_k f_k·s_k)²·busyVarS2, to the window's sampling variance when weighing it (`observe`).
+   */
+  busyVarS2?: number;
 }
 
 export interface GpuSignatureFit {
@@ -212,14 +219,32 @@ export class GpuSignatureLearner {
    */
   private weightOf(w: GpuActivityWindow): number {
     const n = w.samples ?? 0;
-    if (!this.sampleWeighting || !(n > 0)) return 1;
-    const v = this.sampleVariance(w, n);
+    const bv = w.busyVarS2 ?? 0;
+    if (!this.sampleWeighting || !(n > 0 || bv > 0)) return 1;
+    const v = (n > 0 ? this.sampleVariance(w, n) : 0) + (bv > 0 ? this.busyVariance(w, bv) : 0);
     this.sampleVarSum += v;
     this.sampleVarN++;
     if (!(v > 0)) return 1;
     const f = this.fit();
     const scale = Math.max(f.residualRmsJ ** 2, this.sampleVarSum / this.sampleVarN);
     return scale > 0 ? 1 / (1 + v / scale) : 1;
+  }
+
+  /**
+   * (Σ_k f_k·s_k)²·Var(U): the variance an uncertain busy time U adds to the window's modelled energy (f_k the
+   * tenants' shares); the pooled signature where the window has no activity (its busy time estimated at 0).
+   */
+  private busyVariance(w: GpuActivityWindow, busyVar: number): number {
+    if (this.n === 0) return 0;
+    const pooled = this.pooledSignature();
+    const act = Object.entries(w.activity).filter(([, a]) => a > 0);
+    if (act.length === 0) return pooled * pooled * busyVar;
+    const f = this.fit();
+    let U = 0;
+    for (const [, a] of act) U += a;
+    let m1 = 0;
+    for (const [k, a] of act) m1 += (a / U) * (f.signatures[k] ?? pooled);
+    return m1 * m1 * busyVar;
   }
 
   /** U²·Var_f(s)/n of a window with n process samples: the variance its sampled split adds to its modelled energy. */
@@ -328,6 +353,18 @@ export class GpuSignatureLearner {
    * the same sums. It is the prior of each tenant's own signature.
    */
   private pooledFit(useCtx: boolean): Float64Array {
+    const { M, v, base } = this.pooledNormal(useCtx);
+    const n = this.cols.length;
+    const m = base.length + 1;
+    const z = nnlsNormal(M, v, [0]);
+    const x = new Float64Array(n);
+    base.forEach((p, k) => (x[p] = z[k]!));
+    for (let p = 2; p < n; p++) x[p] = z[m - 1]!;
+    return x;
+  }
+
+  /** The pooled fit's normal equations: columns static, (per-context,) Σ busy. */
+  private pooledNormal(useCtx: boolean): { M: Float64Array[]; v: Float64Array; base: number[] } {
     const n = this.cols.length;
     const base = useCtx ? [0, 1] : [0];
     const m = base.length + 1;
@@ -341,11 +378,30 @@ export class GpuSignatureLearner {
       }
       M[i]![i] = M[i]![i]! * (1 + 1e-9) + 1e-12;
     }
-    const z = nnlsNormal(M, v, [0]);
-    const x = new Float64Array(n);
-    base.forEach((p, k) => (x[p] = z[k]!));
-    for (let p = 2; p < n; p++) x[p] = z[m - 1]!;
-    return x;
+    return { M, v, base };
+  }
+
+  /**
+   * The fit's static power with its standard error σ·√[(AᵀA)⁻¹]₀₀ (σ² the fit's residual variance per window
+   * over its degrees of freedom, AᵀA over the fitted columns). Idle windows alone determine it; windows that are
+   * all equally busy do not (static and busy time are then collinear, and the standard error says so). Undefined
+   * before the windows outnumber the fitted columns.
+   */
+  staticEstimate(): { staticW: number; perContextW: number; stdErrW: number } | undefined {
+    const useCtx = this.ctxMax - this.ctxMin > 0.5;
+    const idx = [...this.cols.keys()].filter((p) => p !== 1 || useCtx);
+    if (!(this.n > idx.length)) return undefined;
+    const f = this.fit();
+    const x = new Float64Array(this.cols.length);
+    x[0] = f.staticW;
+    x[1] = useCtx ? f.perContextW : 0;
+    for (let p = 2; p < this.cols.length; p++) x[p] = f.signatures[this.cols[p]!] ?? 0;
+    const sigma2 = this.rss(x) / (this.n - idx.length);
+    const M = idx.map((p) => Float64Array.from(idx, (q) => this.AtA[p]![q]!));
+    M.forEach((r, k) => (r[k] = r[k]! * (1 + 1e-9) + 1e-12));
+    const e0 = inverseColumn0(M);
+    if (e0 === undefined || !(e0 >= 0)) return undefined;
+    return { staticW: f.staticW, perContextW: f.perContextW, stdErrW: Math.sqrt(sigma2 * e0) };
   }
 
   /**
@@ -402,6 +458,30 @@ export class GpuSignatureLearner {
     this.cached = { staticW: stat, perContextW: x[1]!, signatures, fallbackTenants, windows: this.n, residualRmsJ: Math.sqrt(this.rss(x) / Math.max(1, this.n)) };
     return this.cached;
   }
+}
+
+/** [M⁻¹]₀₀ of a small symmetric matrix by Gaussian elimination with partial pivoting; undefined when singular. */
+function inverseColumn0(M: readonly Float64Array[]): number | undefined {
+  const m = M.length;
+  const A = M.map((r, i) => {
+    const row = new Float64Array(m + 1);
+    row.set(r);
+    row[m] = i === 0 ? 1 : 0;
+    return row;
+  });
+  for (let c = 0; c < m; c++) {
+    let piv = c;
+    for (let r = c + 1; r < m; r++) if (Math.abs(A[r]![c]!) > Math.abs(A[piv]![c]!)) piv = r;
+    if (!(Math.abs(A[piv]![c]!) > 0)) return undefined;
+    [A[c], A[piv]] = [A[piv]!, A[c]!];
+    for (let r = 0; r < m; r++) {
+      if (r === c) continue;
+      const f = A[r]![c]! / A[c]![c]!;
+      for (let k = c; k <= m; k++) A[r]![k] = A[r]![k]! - f * A[c]![k]!;
+    }
+  }
+  const y0 = A[0]![m]! / A[0]![0]!;
+  return Number.isFinite(y0) ? y0 : undefined;
 }
 
 export interface GpuWindowSplit {

@@ -3,8 +3,9 @@
  * per device, E = P_static·dt (+ P_ctx·contexts·dt) + Σ_vm s_vm · busy_vm, busy_vm = the device's busy
  * time split by the VM's share of the NVML process samples (`deviceObservation`). Passthrough devices go wholly to their VM. Time-sliced devices are split by the device's
  * current fit and reconciled so the parts sum exactly to the measurement. Until a device has been observed
- * `minWindows` intervals the split uses SM-utilisation shares and the configured static power, and the
- * result's note says so. Non-GPU sources come from the `base` method (CPU share by default).
+ * `minWindows` intervals the split uses SM-utilisation shares, and the static power is the learner's once its
+ * standard error is within 5 % of it (idle intervals determine it within seconds), the configured one before;
+ * the result's note says which. Non-GPU sources come from the `base` method (CPU share by default).
  *
  * Learning is apart from attributing: `attribute`/`attributeGpu` only read the fits (the result depends
  * on the interval, the context and the learned state only); `observe(iv)` feeds the interval's windows to
@@ -13,9 +14,13 @@
  * that the split does not need (the split of a window depends only on its tenants' shares and the fit):
  * - the device's busy time aligned with the energy counter: the utilisation the agent reports for an
  *   interval lags its energy by τ (`GpuIntervalLagEstimator`, estimated from the device's own intervals), so
- *   an interval's window is learned when the next contiguous interval arrives, its busy time taken as
- *   (1 − τ/dt)·m_i + τ/dt·m_{i+1}. The learner is therefore one interval behind what was observed; an
- *   interval followed by a gap (or a restart's seq jump) is learned as reported.
+ *   an interval's window is learned when the next contiguous interval arrives, its busy time shifted by τ at
+ *   each boundary with the utilisation read closing the interval there (`boundaryAlignedWindow`: m_i·dt +
+ *   min(τ, P)·(p_i − p_{i−1}) + max(0, τ − P)·(m_{i+1} − m_i)), with the variance that estimate carries where a
+ *   switch is near a boundary; intervals with the point read only, or without the previous closing read, are
+ *   aligned over the interval ((1 − τ/dt)·m_i + τ/dt·m_{i+1}, `alignedWindow`). The learner is therefore one
+ *   interval behind what was observed; an interval followed by a gap (or a restart's seq jump) is learned as
+ *   reported.
  * - the number of process samples its split was drawn from (Σ of the VMs' `utilSamples`), so that the learner
  *   weighs windows by the sampling noise of their split (`GpuSignatureLearner`, feasible GLS) — only where the
  *   split is a draw: not when the VMs' samples outnumber the device's utilisation samples (every process sampled
@@ -24,7 +29,8 @@
  * interval observed; an interval with seq ≤ that is not observed again (a redelivered interval is never
  * learned twice). `exportState(host)` / `importState(host, state)` move it to and from storage as plain JSON
  * (learner name `gpu_signature`); states written before the lag and pending fields existed import with a fresh
- * estimator and nothing pending.
+ * estimator and nothing pending, and pending windows written before the closing reads were kept are learned with
+ * the interval alignment.
  */
 import {
   CpuShareMethod,
@@ -65,6 +71,18 @@ export interface GpuTimeSliceMethodOptions {
   utilLagS?: number;
   /** Weigh the learner's windows by the sampling noise of their split (`GpuSignatureLearnerOptions.sampleWeighting`). Default true. */
   sampleWeighting?: boolean;
+  /**
+   * How the reported busy time is aligned with the energy counter where the agent sends the device's mean
+   * utilisation: `boundary` (default) shifts it by τ at the interval's two boundaries using the utilisation read
+   * closing each interval, `interval` assumes the busy time uniform within each interval ((1 − τ/dt)·m_i + τ/dt·m_{i+1},
+   * the previous method). Intervals with the point read only are aligned the `interval` way either way.
+   */
+  utilAlignment?: 'boundary' | 'interval';
+  /**
+   * Static power while a device warms up: `learned` (default) takes the learner's pooled static power once its
+   * standard error is within 5 % of it, the configured one before; `configured` always the configured one.
+   */
+  warmupStatic?: 'learned' | 'configured';
 }
 
 function gpuPolicy(p: IdleSplitPolicy): GpuStaticPolicy {
@@ -88,6 +106,12 @@ export interface GpuPendingWindow {
   window: GpuActivityWindow;
   /** Each active VM's share of the process samples (Σ = 1); empty when no VM had samples. */
   shares: Record<string, number>;
+  /** The utilisation read closing the interval (`gpuUtilPct`), 0..1. */
+  point: number;
+  /** The device's utilisation samples behind `busy` (`gpuUtilSamples`); 0 when the busy fraction is the point read. */
+  utilSamples: number;
+  /** The closing read of the previous interval when it was contiguous with this one, 0..1. */
+  prevPoint?: number;
 }
 
 /** One persisted device: its learner's sums, its lag estimator's sums and the window pending alignment. */
@@ -95,7 +119,11 @@ export interface GpuTimeSliceDeviceState {
   device: string;
   state: GpuSignatureLearnerState;
   lag?: GpuIntervalLagState;
-  pending?: { seq: number; t1UnixNs: number; busy: number; durationS: number; joules: number; samples?: number; activity: Array<[string, number]>; contexts: Array<[string, number]>; usedMemory: Array<[string, number]>; shares: Array<[string, number]> };
+  pending?: {
+    seq: number; t1UnixNs: number; busy: number; durationS: number; joules: number; samples?: number; activity: Array<[string, number]>; contexts: Array<[string, number]>; usedMemory: Array<[string, number]>; shares: Array<[string, number]>;
+    /** Absent in states written before the boundary alignment: read as `busy`, 0 and none. */
+    point?: number; utilSamples?: number; prevPoint?: number;
+  };
 }
 
 /** `GpuTimeSliceMethod.exportState` output: one host's device learners and last observed seq. */
@@ -176,6 +204,8 @@ function deviceObservation(iv: HostInterval, g: GpuInterval, attached: Attached)
     w.usedMemory![v.uuid] = Math.max(w.usedMemory![v.uuid] ?? 0, vg.usedMemoryBytes);
   }
   const busy = deviceBusyFraction(g);
+  const point = Math.max(0, Math.min(100, Number.isFinite(g.gpuUtilPct) ? g.gpuUtilPct : 0)) / 100;
+  const utilSamples = g.gpuUtilSamples !== undefined && g.gpuUtilSamples > 0 && g.gpuUtilMeanPct !== undefined && Number.isFinite(g.gpuUtilMeanPct) ? g.gpuUtilSamples : 0;
   let tot = 0;
   for (const x of weight.values()) tot += x;
   const shares: Record<string, number> = {};
@@ -189,7 +219,7 @@ function deviceObservation(iv: HostInterval, g: GpuInterval, attached: Attached)
   // simulator), the split is measured, not drawn, and carries no sampling noise to weigh by.
   const periods = Number.isFinite(g.gpuUtilSamples) && (g.gpuUtilSamples ?? 0) > 0 ? g.gpuUtilSamples! : undefined;
   if (samples > 0 && !(periods !== undefined && samples > periods)) w.samples = samples;
-  return { seq: iv.seq, t1UnixNs: iv.t1UnixNs, busy, window: w, shares };
+  return { seq: iv.seq, t1UnixNs: iv.t1UnixNs, busy, window: w, shares, point, utilSamples };
 }
 
 /**
@@ -197,7 +227,7 @@ function deviceObservation(iv: HostInterval, g: GpuInterval, attached: Attached)
  * split by the same shares. Left as reported when it has no shares (the VMs' own SM time) or the aligned busy
  * time is 0.
  */
-function alignedWindow(p: GpuPendingWindow, nextBusy: number, lagS: number): GpuActivityWindow {
+export function alignedWindow(p: GpuPendingWindow, nextBusy: number, lagS: number): GpuActivityWindow {
   const dt = p.window.durationS;
   if (!(lagS > 0) || !(dt > 0) || Object.keys(p.shares).length === 0) return p.window;
   const f = Math.min(1, lagS / dt);
@@ -207,6 +237,41 @@ function alignedWindow(p: GpuPendingWindow, nextBusy: number, lagS: number): Gpu
   for (const [k, s] of Object.entries(p.shares)) activity[k] = U * s;
   return { ...p.window, activity };
 }
+
+/**
+ * The pending window's busy time aligned with its energy at its two boundaries. The mean m_i of the utilisation
+ * samples over (t0, t1] describes (t0 − τ, t1 − τ], so the busy time over (t0, t1] is m_i·dt less what the samples
+ * report over (t0, t0 + τ] plus what they report over (t1, t1 + τ]. The read closing an interval (`gpuUtilPct`) is
+ * the utilisation over the driver's last sample period P before it (nvml.h: "over the past sample period"), and the
+ * load switches at moments unrelated to the interval's boundaries, so the utilisation just after a boundary is most
+ * likely the one just before it: for the first min(τ, P) after each boundary the closing read there stands in (p_i
+ * at t1, p_{i−1} at t0), beyond it the interval's mean (m_{i+1}, m_i), which is all that is known of it:
+ *
+ *   U_i = m_i·dt + min(τ, P)·(p_i − p_{i−1}) + max(0, τ − P)·(m_{i+1} − m_i),   P = dt / (utilisation samples)
+ *
+ * This is exact where no switch falls within P + τ of either boundary; `interval` alignment ((1 − τ/dt)·m_i +
+ * τ/dt·m_{i+1}) only where the utilisation is constant over both intervals. What is left is carried to the
+ * learner as a variance: where a switch is near a boundary the utilisation after it lies between the closing read
+ * and the next interval's mean (p_i vs m_{i+1} at t1, p_{i−1} vs m_i at t0); with the switch uniform over the span
+ * that could show it, Var(U_i) ≈ τ²·[(p_i − m_{i+1})² + (p_{i−1} − m_i)²]·(P + τ)/(3·(P + dt)). Needs the mean
+ * (`utilSamples` > 0) and the previous contiguous interval's closing read.
+ */
+export function boundaryAlignedWindow(p: GpuPendingWindow & { prevPoint: number }, nextBusy: number, lagS: number): GpuActivityWindow {
+  const dt = p.window.durationS;
+  if (!(lagS > 0) || !(dt > 0) || Object.keys(p.shares).length === 0) return p.window;
+  const period = dt / Math.max(1, p.utilSamples);
+  const near = Math.min(lagS, period);
+  const far = lagS - near;
+  // U may be 0: the energy of an interval whose reported busy time all belongs to the one before it is idle energy
+  const U = Math.max(0, Math.min(dt, p.busy * dt + near * (p.point - p.prevPoint) + far * (nextBusy - p.busy)));
+  const activity: Record<string, number> = {};
+  if (U > 0) for (const [k, s] of Object.entries(p.shares)) activity[k] = U * s;
+  const busyVarS2 = lagS * lagS * ((p.point - nextBusy) ** 2 + (p.prevPoint - p.busy) ** 2) * ((period + lagS) / (3 * (period + dt)));
+  return { ...p.window, activity, ...(busyVarS2 > 0 ? { busyVarS2 } : {}) };
+}
+
+/** A static power counts as learned while warming up when its standard error is within this fraction of it. */
+const WARMUP_STATIC_REL_SE = 0.05;
 
 /** Intervals closer than this (ns) count as contiguous (the agent's next interval starts at the read that closed the last). */
 const CONTIGUOUS_NS = 1e6;
@@ -220,6 +285,8 @@ export class GpuTimeSliceMethod implements AttributionMethod, HostStateLearner {
   private readonly noContextIdleW: number;
   private readonly utilLagS: number | undefined;
   private readonly sampleWeighting: boolean;
+  private readonly utilAlignment: 'boundary' | 'interval';
+  private readonly warmupStatic: 'learned' | 'configured';
 
   constructor(opts: GpuTimeSliceMethodOptions = {}) {
     this.base = opts.base ?? new CpuShareMethod();
@@ -228,6 +295,8 @@ export class GpuTimeSliceMethod implements AttributionMethod, HostStateLearner {
     this.noContextIdleW = opts.noContextIdleW ?? 0;
     this.utilLagS = opts.utilLagS;
     this.sampleWeighting = opts.sampleWeighting ?? true;
+    this.utilAlignment = opts.utilAlignment ?? 'boundary';
+    this.warmupStatic = opts.warmupStatic ?? 'learned';
   }
 
   private learnerOptions(): { halfLifeWindows: number; sampleWeighting: boolean } {
@@ -272,12 +341,17 @@ export class GpuTimeSliceMethod implements AttributionMethod, HostStateLearner {
       if (p) {
         // the pending window's busy time is aligned with its energy now that the next interval's is known
         const contiguous = Math.abs(iv.t0UnixNs - p.t1UnixNs) <= CONTIGUOUS_NS;
-        let lagS = 0;
-        if (contiguous) {
-          if (p.window.durationS > 0) d.lag.add(p.window.joules / p.window.durationS, p.busy, obs.busy, p.window.durationS);
-          lagS = this.utilLagS ?? d.lag.lagS();
+        if (!contiguous) {
+          d.learner.observe(p.window);
+        } else {
+          const dt = p.window.durationS;
+          if (dt > 0) d.lag.add(p.window.joules / dt, p.busy, obs.busy, dt);
+          const lagS = this.utilLagS ?? d.lag.lagS();
+          const prevPoint = p.prevPoint;
+          const boundary = this.utilAlignment === 'boundary' && p.utilSamples > 0 && prevPoint !== undefined;
+          d.learner.observe(boundary ? boundaryAlignedWindow({ ...p, prevPoint }, obs.busy, lagS) : alignedWindow(p, obs.busy, lagS));
+          obs.prevPoint = p.point;
         }
-        d.learner.observe(contiguous ? alignedWindow(p, obs.busy, lagS) : p.window);
       }
       d.pending = obs;
     }
@@ -378,11 +452,13 @@ export class GpuTimeSliceMethod implements AttributionMethod, HostStateLearner {
       if (learner && seen >= this.minWindows) {
         fit = learner.fit();
       } else {
-        // warming up: SM-utilisation shares, configured static power
+        // warming up: SM-utilisation shares; the learner's static power once it is determined, else the configured one
         const signatures: Record<string, number> = {};
         for (const k of Object.keys(w.activity)) signatures[k] = 1;
-        fit = { staticW: configuredStatic, perContextW: 0, signatures, fallbackTenants: [], windows: seen, residualRmsJ: 0 };
-        notes.push(`gpu ${g.device}: warming up (${seen}/${this.minWindows} intervals), split by SM utilisation`);
+        const est = this.warmupStatic === 'learned' ? learner?.staticEstimate() : undefined;
+        const learned = est !== undefined && est.staticW > 0 && est.stdErrW <= WARMUP_STATIC_REL_SE * est.staticW;
+        fit = { staticW: learned ? est.staticW : configuredStatic, perContextW: learned ? est.perContextW : 0, signatures, fallbackTenants: [], windows: seen, residualRmsJ: 0 };
+        notes.push(`gpu ${g.device}: warming up (${seen}/${this.minWindows} intervals), split by SM utilisation, ${learned ? `learned static ${est.staticW.toFixed(1)} W` : 'configured static'}`);
       }
       const sp = splitGpuWindow(w, fit, { policy: gpuPolicy(ctx.policy), noContextIdleW: this.noContextIdleW });
       let dynTot = 0;
@@ -410,6 +486,7 @@ function exportDevice(device: string, d: DeviceLearning): GpuTimeSliceDeviceStat
       seq: p.seq, t1UnixNs: p.t1UnixNs, busy: p.busy, durationS: w.durationS, joules: w.joules,
       ...(w.samples !== undefined ? { samples: w.samples } : {}),
       activity: Object.entries(w.activity), contexts: Object.entries(w.contexts), usedMemory: Object.entries(w.usedMemory ?? {}), shares: Object.entries(p.shares),
+      point: p.point, utilSamples: p.utilSamples, ...(p.prevPoint !== undefined ? { prevPoint: p.prevPoint } : {}),
     };
   }
   return out;
@@ -426,7 +503,15 @@ function readPending(r: LearnerStateReader, v: unknown, path: string): GpuPendin
     usedMemory: rec('usedMemory'),
   };
   if (o.samples !== undefined) window.samples = r.number(o.samples, `${path}.samples`, { min: 0 });
-  const busy = r.number(o.busy, `${path}.busy`, { min: 0 });
-  if (busy > 1) r.fail(`${path}.busy`, 'must be a fraction in [0, 1]', busy);
-  return { seq: r.number(o.seq, `${path}.seq`, { integer: true }), t1UnixNs: r.number(o.t1UnixNs, `${path}.t1UnixNs`), busy, window, shares: rec('shares') };
+  const fraction = (k: string): number => {
+    const x = r.number(o[k], `${path}.${k}`, { min: 0 });
+    if (x > 1) r.fail(`${path}.${k}`, 'must be a fraction in [0, 1]', x);
+    return x;
+  };
+  const busy = fraction('busy');
+  const point = o.point === undefined ? busy : fraction('point');
+  const utilSamples = o.utilSamples === undefined ? 0 : r.number(o.utilSamples, `${path}.utilSamples`, { min: 0 });
+  const out: GpuPendingWindow = { seq: r.number(o.seq, `${path}.seq`, { integer: true }), t1UnixNs: r.number(o.t1UnixNs, `${path}.t1UnixNs`), busy, window, shares: rec('shares'), point, utilSamples };
+  if (o.prevPoint !== undefined) out.prevPoint = fraction('prevPoint');
+  return out;
 }
