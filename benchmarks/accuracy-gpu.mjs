@@ -96,7 +96,7 @@ export function runGpuAccuracy({ tracePath, log = (s) => process.stdout.write(`$
     const mean = collectorPath(true);
     const point = collectorPath(false);
     const prev = collectorPath(true, 1, trace, COLLECTOR_PREVIOUS.opts);
-    log(`### Out-of-sample in time, the collector's path: GpuTimeSliceMethod on ${mean.n} host intervals of 1 s built as the agent's GPU sampler aggregates NVML reads (per VM: mean SM utilisation and sample count; per device: energy delta, and the device's busy fraction as the mean of the interval's utilisation samples (nvmlDeviceGetSamples; the trace's 10 Hz gpu_util reads stand in for them) or, without them, the closing read's gpu_util), attribute then observe, default options (warm-up 60 intervals split by SM utilisation, with the learner's static power once determined); "previous default": ${COLLECTOR_PREVIOUS.name}
+    log(`### Out-of-sample in time, the collector's path: GpuTimeSliceMethod on ${mean.n} host intervals of 1 s built as the agent's GPU sampler aggregates NVML reads (per VM: mean SM utilisation and sample count; per device: energy delta, and the device's busy fraction as the mean of the interval's utilisation samples (nvmlDeviceGetSamples; the trace's 10 Hz gpu_util reads stand in for them) or, without them, the closing read's gpu_util), attribute then observe, default options (warm-up 60 intervals split by SM utilisation, with the learner's static power once determined); ${COLLECTOR_PREVIOUS.name}
 `);
     log(`Learner after the last interval: utilisation lag estimated ${mean.lagS.toFixed(3)} s (GpuIntervalLagEstimator), static ${mean.staticW.toFixed(1)} W; previous default ${prev.staticW.toFixed(1)} W; point read ${point.staticW.toFixed(1)} W at lag ${point.lagS.toFixed(3)} s.\n`);
     log('| tenant | share of dynamic | NVML sample-share error | gpu_signature, mean utilisation J | error | previous default J | error | gpu_signature, point read J | error |');
@@ -204,8 +204,8 @@ export function runGpuAccuracy({ tracePath, log = (s) => process.stdout.write(`$
 
   // 3. leave-one-kernel-out
   log('### Leave-one-kernel-out (causal; kernel k\'s solo calibration phases removed from the trace the method sees, so it meets k only mixed or alone in the mix, with no prior from k; reference calibrated on the full trace)\n');
-  log('| left out | share of dynamic | NVML sample-share error | gpu_signature error | learned W (busy) |');
-  log('|---|---:|---:|---:|---:|');
+  log('| left out | share of dynamic | NVML sample-share error | gpu_signature error | learned W (busy) | collector path error | previous default |');
+  log('|---|---:|---:|---:|---:|---:|---:|');
   const loko = [];
   for (const k of raw.header.tenants) {
     const tr = scoring.formatRawNvmlTrace(scoring.withoutPhases(raw, [`solo:${k}`]));
@@ -213,7 +213,9 @@ export function runGpuAccuracy({ tracePath, log = (s) => process.stdout.write(`$
     const rows = scoreReplay(models.gpuCausalReplay(tr, { intervalS: 1 }), ref);
     const r = rows.find((x) => x.tenant === k);
     loko.push(r);
-    log(`| ${k} | ${(100 * r.share).toFixed(1)} % | ${pct(r.base)} | ${pct(r.model)} | ${r.sigW?.toFixed(0)} |`);
+    const c = runCollectorPath(liveWire.parseNvmlTrace(tr), ref).rows.find((x) => x.tenant === k);
+    const p = runCollectorPath(liveWire.parseNvmlTrace(tr), ref, { opts: COLLECTOR_PREVIOUS.opts }).rows.find((x) => x.tenant === k);
+    log(`| ${k} | ${(100 * r.share).toFixed(1)} % | ${pct(r.base)} | ${pct(r.model)} | ${r.sigW?.toFixed(0)} | ${pct(c.model)} | ${pct(p.model)} |`);
   }
   log('');
   const lokoBig = loko.filter((r) => r.share >= 0.05);
