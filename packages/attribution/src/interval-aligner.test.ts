@@ -372,6 +372,23 @@ test('the device\'s mean utilisation over the interval (nvmlDeviceGetSamples) re
   assert.ok(!('gpuUtilMeanPct' in b.gpus[0]!) && !('gpuUtilSamples' in b.gpus[0]!), JSON.stringify(b.gpus[0]));
 });
 
+test('a GPU counter without a device sample in the closing frame is marked gpuUtilMissing (its 0 % is not a read); with one, the mark is absent', () => {
+  const al = new IntervalAligner();
+  const dev = { device: '0000:17:00.0', index: 0, name: 'NVIDIA H100 80GB HBM3', powerMw: 300000, gpuUtilPct: 70, memUtilPct: 10, smClockMhz: 1980, contexts: 2 };
+  const wire = (seq: number, t: number, e: number, gpus: Array<typeof dev>) => decodeFrame(encodeFrame({ ...frame({ seq, t, counters: [gpuCounter('0000:17:00.0', e)] }), gpus }));
+  al.push(wire(1, 0, 5e6, [dev]));
+  const missing = al.push(wire(2, 1, 5.3e6, [])).interval!;
+  assert.equal(missing.gpus[0]!.gpuUtilMissing, true);
+  assert.equal(missing.gpus[0]!.gpuUtilPct, 0);
+  close(missing.gpus[0]!.joules, 300);
+  // another device's sample does not stand in for it
+  const other = al.push(wire(3, 2, 5.6e6, [{ ...dev, device: '0000:65:00.0' }])).interval!;
+  assert.equal(other.gpus[0]!.gpuUtilMissing, true);
+  const read = al.push(wire(4, 3, 5.9e6, [dev])).interval!;
+  assert.equal(read.gpus[0]!.gpuUtilPct, 70);
+  assert.ok(!('gpuUtilMissing' in read.gpus[0]!), JSON.stringify(read.gpus[0]));
+});
+
 test('VMs reported in another order from frame to frame, some leaving and some arriving, align as when kept in order (the previous sample is looked up by position first)', () => {
   const rnd = prng(15);
   // one host's VMs over 40 frames: each frame a shuffled subset of 12, counters growing, now and then an I/O counter going back

@@ -377,6 +377,8 @@ export class IntervalAligner {
           contexts: n(ds?.contexts),
           meanPowerW: j / durationS,
           gpuUtilPct: n(ds?.gpuUtilPct),
+          // no device sample: the 0 above is not a read (a consumer must not take it as the closing utilisation)
+          ...(ds ? {} : { gpuUtilMissing: true as const }),
           ...(utilSamples > 0 ? { gpuUtilMeanPct: n(ds?.gpuUtilMeanPct), gpuUtilSamples: utilSamples } : {}),
           memUtilPct: n(ds?.memUtilPct),
           smClockMhz: n(ds?.smClockMhz),

@@ -15,6 +15,11 @@ export interface GpuInterval {
   /** The device's utilisation read at the end of the interval (nvmlDeviceGetUtilizationRates, a point read). */
   gpuUtilPct: number;
   /**
+   * True when the closing frame carried no device sample for this GPU's energy counter: `gpuUtilPct` (and
+   * `contexts`, `memUtilPct`, `smClockMhz`) are then 0 by default, not reads. Absent when they were read.
+   */
+  gpuUtilMissing?: true;
+  /**
    * The device's mean utilisation over the interval (the driver's utilisation samples since the previous
    * frame, nvmlDeviceGetSamples) and how many samples backed it; absent when the agent did not report them.
    */

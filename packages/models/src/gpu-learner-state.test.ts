@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { isWattsplitError, type WattsplitError } from '@wattsplit/wire';
 import { checkConservation, type AttributionContext, type HostInterval } from '@wattsplit/attribution';
 import { AdditiveModelMethod, GpuSignatureLearner, GpuTimeSliceMethod, type GpuTimeSliceHostState } from './index.js';
-import { synthHost } from './test-hosts.js';
+import { laggedSlicedIntervals, synthHost } from './test-hosts.js';
 
 const ctx: AttributionContext = { policy: 'equal', staticPower: { watts: { rapl: 123, gpu: 150, bmc_rest: 42 }, origin: 'configured' } };
 const DEV = '0000:17:00.0';
@@ -179,12 +179,14 @@ test('GpuTimeSliceMethod: a state written before the lag estimator, the pending 
   assert.equal(b.fitOf('h1', DEV)!.windows, a.fitOf('h1', DEV)!.windows + 39, 'the 40 intervals after it, the last one pending');
 });
 
-test('GpuTimeSliceMethod: a pending window written before the boundary alignment (no closing reads, no sample count) imports and is learned with the interval alignment', () => {
-  const ivs = twoHosts(120);
+test('GpuTimeSliceMethod: a pending window written before the boundary alignment (no closing reads, no sample count) imports and is learned with the interval alignment, the window after it too; the boundary alignment resumes after', () => {
+  // intervals that carry the device's mean utilisation (the boundary path) and a 0.15 s lag
+  const { ivs } = laggedSlicedIntervals(13, 400, 0.15);
   const a = new GpuTimeSliceMethod({ minWindows: 20 });
-  for (const iv of ivs.slice(0, 160)) a.observe(iv);
-  const st = a.exportState('h1')!;
-  assert.ok(st.devices[0]!.pending!.point !== undefined && st.devices[0]!.pending!.utilSamples !== undefined, 'written now: with them');
+  for (const iv of ivs.slice(0, 200)) a.observe(iv);
+  const st = a.exportState('h')!;
+  const p = st.devices[0]!.pending!;
+  assert.ok(p.point !== undefined && p.prevPoint !== undefined && (p.utilSamples ?? 0) > 0, 'written now: with them');
   const old = JSON.parse(JSON.stringify(st)) as GpuTimeSliceHostState;
   for (const d of old.devices) {
     delete d.pending!.point;
@@ -192,12 +194,72 @@ test('GpuTimeSliceMethod: a pending window written before the boundary alignment
     delete d.pending!.prevPoint;
   }
   const b = new GpuTimeSliceMethod({ minWindows: 20 });
-  b.importState('h1', JSON.stringify(old));
-  const next = ivs.slice(160).filter((x) => x.hostId === 'h1');
+  const c = new GpuTimeSliceMethod({ minWindows: 20, utilAlignment: 'interval' });
+  b.importState('h', JSON.stringify(old));
+  c.importState('h', JSON.stringify(old));
+  const next = ivs.slice(200);
+  // the old pending window (no closing read) and the one after it (no previous closing read to carry): both
+  // learned with the interval alignment, so the fit is bit-identical to the same import under 'interval'
   b.observe(next[0]!);
-  assert.equal(b.fitOf('h1', DEV)!.windows, a.fitOf('h1', DEV)!.windows + 1);
-  for (const iv of next.slice(1)) b.observe(iv);
-  assert.equal(b.exportState('h1')!.devices[0]!.pending!.prevPoint !== undefined, true, 'the boundary alignment resumes once a closing read is known');
+  c.observe(next[0]!);
+  assert.equal(b.exportState('h')!.devices[0]!.pending!.prevPoint, undefined, 'no closing read is made up from the old window');
+  b.observe(next[1]!);
+  c.observe(next[1]!);
+  assert.equal(b.fitOf('h', 'g')!.windows, a.fitOf('h', 'g')!.windows + 2);
+  assert.deepStrictEqual(b.fitOf('h', 'g'), c.fitOf('h', 'g'));
+  assert.equal(b.exportState('h')!.devices[0]!.pending!.prevPoint, next[0]!.gpus[0]!.gpuUtilPct / 100, 'the boundary alignment resumes once a closing read is known');
+  for (const iv of next.slice(2)) {
+    b.observe(iv);
+    c.observe(iv);
+  }
+  assert.notDeepStrictEqual(b.fitOf('h', 'g'), c.fitOf('h', 'g'), 'from the third interval on, the boundary path');
+});
+
+test('GpuTimeSliceMethod on the boundary path: export mid-stream → import → identical attribution results and state after more intervals (closing reads and busy-time variances round-trip)', () => {
+  const { ivs } = laggedSlicedIntervals(17, 500, 0.2);
+  const opts = { minWindows: 60, halfLifeWindows: 300 };
+  const a = new GpuTimeSliceMethod(opts);
+  for (const iv of ivs.slice(0, 250)) a.observe(iv);
+  const st = a.exportState('h')!;
+  assertPlainJson(st);
+  const p = st.devices[0]!.pending!;
+  assert.ok(p.point !== undefined && p.prevPoint !== undefined && (p.utilSamples ?? 0) > 0, JSON.stringify(p));
+  // the boundary path ran: windows carried a busy-time variance into the weighting's sums, and it differs from the interval alignment
+  assert.ok((st.devices[0]!.state.sampleVar?.[1] ?? 0) > 0);
+  const byInterval = new GpuTimeSliceMethod({ ...opts, utilAlignment: 'interval' });
+  for (const iv of ivs.slice(0, 250)) byInterval.observe(iv);
+  assert.notDeepStrictEqual(byInterval.fitOf('h', 'g'), a.fitOf('h', 'g'));
+  const b = new GpuTimeSliceMethod(opts);
+  b.importState('h', JSON.stringify(st));
+  assert.deepStrictEqual(b.exportState('h'), st);
+  assert.deepStrictEqual(b.fitOf('h', 'g'), a.fitOf('h', 'g'));
+  for (const iv of ivs.slice(250)) {
+    assert.deepStrictEqual(b.attribute(iv, ctx), a.attribute(iv, ctx));
+    a.observe(iv);
+    b.observe(iv);
+  }
+  assert.deepStrictEqual(b.exportState('h'), a.exportState('h'));
+});
+
+test('GpuTimeSliceMethod: an interval without the device\'s closing read (gpuUtilMissing) keeps no point; the next window is not boundary-aligned with a made-up 0, and the state round-trips without it', () => {
+  const { ivs } = laggedSlicedIntervals(19, 60, 0.15);
+  const k = 30;
+  const marked = ivs.map((iv, i) => (i === k ? { ...iv, gpus: [{ ...iv.gpus[0]!, gpuUtilPct: 0, gpuUtilMissing: true as const }] } : iv));
+  const m = new GpuTimeSliceMethod({ minWindows: 20 });
+  for (const iv of marked.slice(0, k + 1)) m.observe(iv);
+  const atK = m.exportState('h')!;
+  assert.ok(!('point' in atK.devices[0]!.pending!), JSON.stringify(atK.devices[0]!.pending));
+  const r = new GpuTimeSliceMethod({ minWindows: 20 });
+  r.importState('h', JSON.stringify(atK));
+  assert.deepStrictEqual(r.exportState('h'), atK);
+  m.observe(marked[k + 1]!);
+  assert.equal(m.exportState('h')!.devices[0]!.pending!.prevPoint, undefined);
+  m.observe(marked[k + 2]!);
+  assert.equal(m.exportState('h')!.devices[0]!.pending!.prevPoint, marked[k + 1]!.gpus[0]!.gpuUtilPct / 100);
+  // unmarked, the default 0 would have been carried as the previous closing read
+  const u = new GpuTimeSliceMethod({ minWindows: 20 });
+  ivs.slice(0, k + 2).forEach((iv, i) => u.observe(i === k ? { ...iv, gpus: [{ ...iv.gpus[0]!, gpuUtilPct: 0 }] } : iv));
+  assert.equal(u.exportState('h')!.devices[0]!.pending!.prevPoint, 0);
 });
 
 test('AdditiveModelMethod forwards observe and state to its GPU method (cold start and with a model alike)', () => {

@@ -26,7 +26,8 @@
  * σ² the fit's residual variance per window and v̄ the mean v of the windows seen (the residuals bound how
  * much sampling noise there can be: where they are smaller than the multinomial model says, e.g. a
  * round-robin scheduler, the weights flatten instead of dropping the mixed windows). A window with one
- * tenant, or tenants of equal signature, has no split noise and full weight. A window whose busy time U is itself
+ * tenant, or tenants of equal signature, has no split noise (full weight unless its busy time is uncertain, next).
+ * A window whose busy time U is itself
  * an estimate (`busyVarS2`: the collector's alignment across interval boundaries) adds (Σ f_k·s_k)²·Var(U) to v. Without this, a light tenant's signature — set by the few watts it adds
  * when alone — was pulled by the sampling noise of the mixed windows where it wins a slot now and then.
  * Nothing is fitted to a particular file: the same learner runs on any trace of the format, and on live
@@ -95,7 +96,11 @@ export interface GpuSignatureLearnerOptions {
   minActivity?: number;
   /** Spread of the prior on a tenant's signature, as a fraction of the pooled signature. Default 0.5. */
   priorSpread?: number;
-  /** Weigh windows that carry `samples` by the sampling noise of their split (see the header). Default true. */
+  /**
+   * Weigh windows by the variance of their modelled energy (see the header): the sampling noise of their split
+   * where they carry `samples`, and the variance of their busy time where they carry `busyVarS2`. false: every
+   * window weighs 1. Default true.
+   */
   sampleWeighting?: boolean;
 }
 
@@ -124,9 +129,9 @@ export interface GpuSignatureLearnerState {
   contextRange: [number, number] | null;
   windows: number;
   /**
-   * [Σ v, count] of the sampling variances of the windows that carried a sample count (the mean v̄ of the
-   * noise weighting), forgotten at the same rate as the sums. Absent in states written before it was kept:
-   * read as [0, 0].
+   * [Σ v, count] of the variances v of the windows that carried a sample count or a busy-time variance
+   * (`busyVarS2`; v = sampling variance + busy-time variance, the mean v̄ of the weighting), forgotten at the same
+   * rate as the sums. Absent in states written before it was kept: read as [0, 0].
    */
   sampleVar?: [number, number];
 }
@@ -147,7 +152,9 @@ export class GpuSignatureLearner {
   private readonly priorSpread: number;
   private readonly sampleWeighting: boolean;
   private cached: GpuSignatureFit | undefined;
-  /** Σ and count of the windows' sampling variances v (weightOf); exported as `sampleVar`. */
+  /** The pooled signature behind `cached` (the prior of the fit), cached with it. */
+  private cachedPooled = 0;
+  /** Σ and count of the windows' variances v (sampling + busy time, weightOf); exported as `sampleVar`. */
   private sampleVarSum = 0;
   private sampleVarN = 0;
 
@@ -212,10 +219,11 @@ export class GpuSignatureLearner {
   }
 
   /**
-   * The window's weight in the fit: 1 / (1 + v / max(σ², v̄)), v = U²·Var_f(s)/n the sampling variance of its
-   * modelled energy from the shares of its n process samples (see the header), σ² the current fit's residual
-   * variance per window, v̄ the mean v so far. 1 when the window carries no sample count, has one tenant, or
-   * the learner has no fit yet.
+   * The window's weight in the fit: 1 / (1 + v / max(σ², v̄)), v the variance of its modelled energy: U²·Var_f(s)/n
+   * from the shares of its n process samples (0 with one tenant) plus (Σ f_k·s_k)²·busyVarS2 where its busy time
+   * is an estimate (see the header); σ² the current fit's residual variance per window, v̄ the mean v so far.
+   * 1 when weighting is off, the window carries neither a sample count nor `busyVarS2`, its v is 0 (one tenant
+   * and no busy-time variance), or the learner has no fit yet; a one-tenant window with `busyVarS2` weighs less.
    */
   private weightOf(w: GpuActivityWindow): number {
     const n = w.samples ?? 0;
@@ -265,12 +273,14 @@ export class GpuSignatureLearner {
     return (U * U * Math.max(0, m2 - m1 * m1)) / Math.max(1, n);
   }
 
-  /** The pooled signature of the current fit (what a tenant not seen yet is billed at). */
+  /**
+   * The pooled signature of the current fit (what a tenant not seen yet is billed at): the fit's prior, solved
+   * with the fit and cached with it (the weighting asks for it once or twice per window, the fit once).
+   */
   private pooledSignature(): number {
-    const n = this.cols.length;
-    if (n <= 2 || this.n === 0) return 0;
-    const useCtx = this.ctxMax - this.ctxMin > 0.5;
-    return Math.max(0, this.pooledFit(useCtx)[2]!);
+    if (this.cols.length <= 2 || this.n === 0) return 0;
+    this.fit();
+    return this.cachedPooled;
   }
 
   get windows(): number {
@@ -456,6 +466,7 @@ export class GpuSignatureLearner {
     }
     const stat = Math.max(0, x[0]!);
     this.cached = { staticW: stat, perContextW: x[1]!, signatures, fallbackTenants, windows: this.n, residualRmsJ: Math.sqrt(this.rss(x) / Math.max(1, this.n)) };
+    this.cachedPooled = prior;
     return this.cached;
   }
 }

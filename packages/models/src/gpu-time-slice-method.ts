@@ -17,8 +17,9 @@
  *   an interval's window is learned when the next contiguous interval arrives, its busy time shifted by τ at
  *   each boundary with the utilisation read closing the interval there (`boundaryAlignedWindow`: m_i·dt +
  *   min(τ, P)·(p_i − p_{i−1}) + max(0, τ − P)·(m_{i+1} − m_i)), with the variance that estimate carries where a
- *   switch is near a boundary; intervals with the point read only, or without the previous closing read, are
- *   aligned over the interval ((1 − τ/dt)·m_i + τ/dt·m_{i+1}, `alignedWindow`). The learner is therefore one
+ *   switch is near a boundary; intervals with the point read only, or without their own or the previous closing
+ *   read (a frame without the device's sample: `gpuUtilMissing`), are aligned over the interval ((1 − τ/dt)·m_i +
+ *   τ/dt·m_{i+1}, `alignedWindow`). The learner is therefore one
  *   interval behind what was observed; an interval followed by a gap (or a restart's seq jump) is learned as
  *   reported.
  * - the number of process samples its split was drawn from (Σ of the VMs' `utilSamples`), so that the learner
@@ -29,8 +30,8 @@
  * interval observed; an interval with seq ≤ that is not observed again (a redelivered interval is never
  * learned twice). `exportState(host)` / `importState(host, state)` move it to and from storage as plain JSON
  * (learner name `gpu_signature`); states written before the lag and pending fields existed import with a fresh
- * estimator and nothing pending, and pending windows written before the closing reads were kept are learned with
- * the interval alignment.
+ * estimator and nothing pending, and a pending window written before the closing reads were kept is learned with
+ * the interval alignment, as is the window after it (no closing read to carry).
  */
 import {
   CpuShareMethod,
@@ -69,7 +70,11 @@ export interface GpuTimeSliceMethodOptions {
    * estimated per device from its intervals (`GpuIntervalLagEstimator`). 0 = learn the utilisation as reported.
    */
   utilLagS?: number;
-  /** Weigh the learner's windows by the sampling noise of their split (`GpuSignatureLearnerOptions.sampleWeighting`). Default true. */
+  /**
+   * Weigh the learner's windows by the variance of their modelled energy (`GpuSignatureLearnerOptions.sampleWeighting`):
+   * the sampling noise of their split and, with the boundary alignment, the variance of their aligned busy time
+   * (`busyVarS2`). Default true.
+   */
   sampleWeighting?: boolean;
   /**
    * How the reported busy time is aligned with the energy counter where the agent sends the device's mean
@@ -106,11 +111,14 @@ export interface GpuPendingWindow {
   window: GpuActivityWindow;
   /** Each active VM's share of the process samples (Σ = 1); empty when no VM had samples. */
   shares: Record<string, number>;
-  /** The utilisation read closing the interval (`gpuUtilPct`), 0..1. */
-  point: number;
+  /**
+   * The utilisation read closing the interval (`gpuUtilPct`), 0..1; undefined where there was no read (the frame
+   * had no device sample: `gpuUtilMissing`) or the window comes from a state written before it was kept.
+   */
+  point?: number;
   /** The device's utilisation samples behind `busy` (`gpuUtilSamples`); 0 when the busy fraction is the point read. */
   utilSamples: number;
-  /** The closing read of the previous interval when it was contiguous with this one, 0..1. */
+  /** The closing read of the previous interval when it was contiguous with this one and had one, 0..1. */
   prevPoint?: number;
 }
 
@@ -121,7 +129,11 @@ export interface GpuTimeSliceDeviceState {
   lag?: GpuIntervalLagState;
   pending?: {
     seq: number; t1UnixNs: number; busy: number; durationS: number; joules: number; samples?: number; activity: Array<[string, number]>; contexts: Array<[string, number]>; usedMemory: Array<[string, number]>; shares: Array<[string, number]>;
-    /** Absent in states written before the boundary alignment: read as `busy`, 0 and none. */
+    /**
+     * Absent in states written before the boundary alignment: `point` and `prevPoint` read as none (undefined,
+     * so the window and the next one are learned with the interval alignment), `utilSamples` as 0. `point` is
+     * also absent where the interval had no closing read.
+     */
     point?: number; utilSamples?: number; prevPoint?: number;
   };
 }
@@ -204,7 +216,8 @@ function deviceObservation(iv: HostInterval, g: GpuInterval, attached: Attached)
     w.usedMemory![v.uuid] = Math.max(w.usedMemory![v.uuid] ?? 0, vg.usedMemoryBytes);
   }
   const busy = deviceBusyFraction(g);
-  const point = Math.max(0, Math.min(100, Number.isFinite(g.gpuUtilPct) ? g.gpuUtilPct : 0)) / 100;
+  // no closing read where the frame had no device sample (the 0 there is a default, not a utilisation)
+  const point = g.gpuUtilMissing || !Number.isFinite(g.gpuUtilPct) ? undefined : Math.max(0, Math.min(100, g.gpuUtilPct)) / 100;
   const utilSamples = g.gpuUtilSamples !== undefined && g.gpuUtilSamples > 0 && g.gpuUtilMeanPct !== undefined && Number.isFinite(g.gpuUtilMeanPct) ? g.gpuUtilSamples : 0;
   let tot = 0;
   for (const x of weight.values()) tot += x;
@@ -219,7 +232,7 @@ function deviceObservation(iv: HostInterval, g: GpuInterval, attached: Attached)
   // simulator), the split is measured, not drawn, and carries no sampling noise to weigh by.
   const periods = Number.isFinite(g.gpuUtilSamples) && (g.gpuUtilSamples ?? 0) > 0 ? g.gpuUtilSamples! : undefined;
   if (samples > 0 && !(periods !== undefined && samples > periods)) w.samples = samples;
-  return { seq: iv.seq, t1UnixNs: iv.t1UnixNs, busy, window: w, shares, point, utilSamples };
+  return { seq: iv.seq, t1UnixNs: iv.t1UnixNs, busy, window: w, shares, ...(point !== undefined ? { point } : {}), utilSamples };
 }
 
 /**
@@ -249,24 +262,27 @@ export function alignedWindow(p: GpuPendingWindow, nextBusy: number, lagS: numbe
  *
  *   U_i = m_i·dt + min(τ, P)·(p_i − p_{i−1}) + max(0, τ − P)·(m_{i+1} − m_i),   P = dt / (utilisation samples)
  *
- * This is exact where no switch falls within P + τ of either boundary; `interval` alignment ((1 − τ/dt)·m_i +
- * τ/dt·m_{i+1}) only where the utilisation is constant over both intervals. What is left is carried to the
+ * This is exact when τ ≤ P and no switch falls within P + τ of either boundary (with τ > P the part of τ beyond P
+ * is taken from the intervals' means, exact only where the utilisation is constant there); `interval` alignment
+ * ((1 − τ/dt)·m_i + τ/dt·m_{i+1}) only where the utilisation is constant over both intervals. What is left is carried to the
  * learner as a variance: where a switch is near a boundary the utilisation after it lies between the closing read
  * and the next interval's mean (p_i vs m_{i+1} at t1, p_{i−1} vs m_i at t0); with the switch uniform over the span
  * that could show it, Var(U_i) ≈ τ²·[(p_i − m_{i+1})² + (p_{i−1} − m_i)²]·(P + τ)/(3·(P + dt)). Needs the mean
- * (`utilSamples` > 0) and the previous contiguous interval's closing read.
+ * (`utilSamples` > 0), the interval's own closing read and the previous contiguous interval's. τ is capped at dt
+ * (as in `alignedWindow`): the estimate does not reach beyond the next interval.
  */
-export function boundaryAlignedWindow(p: GpuPendingWindow & { prevPoint: number }, nextBusy: number, lagS: number): GpuActivityWindow {
+export function boundaryAlignedWindow(p: GpuPendingWindow & { point: number; prevPoint: number }, nextBusy: number, lagS: number): GpuActivityWindow {
   const dt = p.window.durationS;
   if (!(lagS > 0) || !(dt > 0) || Object.keys(p.shares).length === 0) return p.window;
+  const tau = Math.min(lagS, dt);
   const period = dt / Math.max(1, p.utilSamples);
-  const near = Math.min(lagS, period);
-  const far = lagS - near;
+  const near = Math.min(tau, period);
+  const far = tau - near;
   // U may be 0: the energy of an interval whose reported busy time all belongs to the one before it is idle energy
   const U = Math.max(0, Math.min(dt, p.busy * dt + near * (p.point - p.prevPoint) + far * (nextBusy - p.busy)));
   const activity: Record<string, number> = {};
   if (U > 0) for (const [k, s] of Object.entries(p.shares)) activity[k] = U * s;
-  const busyVarS2 = lagS * lagS * ((p.point - nextBusy) ** 2 + (p.prevPoint - p.busy) ** 2) * ((period + lagS) / (3 * (period + dt)));
+  const busyVarS2 = tau * tau * ((p.point - nextBusy) ** 2 + (p.prevPoint - p.busy) ** 2) * ((period + tau) / (3 * (period + dt)));
   return { ...p.window, activity, ...(busyVarS2 > 0 ? { busyVarS2 } : {}) };
 }
 
@@ -347,10 +363,11 @@ export class GpuTimeSliceMethod implements AttributionMethod, HostStateLearner {
           const dt = p.window.durationS;
           if (dt > 0) d.lag.add(p.window.joules / dt, p.busy, obs.busy, dt);
           const lagS = this.utilLagS ?? d.lag.lagS();
-          const prevPoint = p.prevPoint;
-          const boundary = this.utilAlignment === 'boundary' && p.utilSamples > 0 && prevPoint !== undefined;
-          d.learner.observe(boundary ? boundaryAlignedWindow({ ...p, prevPoint }, obs.busy, lagS) : alignedWindow(p, obs.busy, lagS));
-          obs.prevPoint = p.point;
+          const { point, prevPoint } = p;
+          const boundary = this.utilAlignment === 'boundary' && p.utilSamples > 0 && point !== undefined && prevPoint !== undefined;
+          d.learner.observe(boundary ? boundaryAlignedWindow({ ...p, point, prevPoint }, obs.busy, lagS) : alignedWindow(p, obs.busy, lagS));
+          // only a real closing read is carried: none (a missing read, an old state's window) leaves the next window interval-aligned
+          if (point !== undefined) obs.prevPoint = point;
         }
       }
       d.pending = obs;
@@ -486,7 +503,7 @@ function exportDevice(device: string, d: DeviceLearning): GpuTimeSliceDeviceStat
       seq: p.seq, t1UnixNs: p.t1UnixNs, busy: p.busy, durationS: w.durationS, joules: w.joules,
       ...(w.samples !== undefined ? { samples: w.samples } : {}),
       activity: Object.entries(w.activity), contexts: Object.entries(w.contexts), usedMemory: Object.entries(w.usedMemory ?? {}), shares: Object.entries(p.shares),
-      point: p.point, utilSamples: p.utilSamples, ...(p.prevPoint !== undefined ? { prevPoint: p.prevPoint } : {}),
+      ...(p.point !== undefined ? { point: p.point } : {}), utilSamples: p.utilSamples, ...(p.prevPoint !== undefined ? { prevPoint: p.prevPoint } : {}),
     };
   }
   return out;
@@ -509,9 +526,10 @@ function readPending(r: LearnerStateReader, v: unknown, path: string): GpuPendin
     return x;
   };
   const busy = fraction('busy');
-  const point = o.point === undefined ? busy : fraction('point');
   const utilSamples = o.utilSamples === undefined ? 0 : r.number(o.utilSamples, `${path}.utilSamples`, { min: 0 });
-  const out: GpuPendingWindow = { seq: r.number(o.seq, `${path}.seq`, { integer: true }), t1UnixNs: r.number(o.t1UnixNs, `${path}.t1UnixNs`), busy, window, shares: rec('shares'), point, utilSamples };
+  const out: GpuPendingWindow = { seq: r.number(o.seq, `${path}.seq`, { integer: true }), t1UnixNs: r.number(o.t1UnixNs, `${path}.t1UnixNs`), busy, window, shares: rec('shares'), utilSamples };
+  // absent (an old state, or no closing read): left undefined, never filled in with the interval's mean
+  if (o.point !== undefined) out.point = fraction('point');
   if (o.prevPoint !== undefined) out.prevPoint = fraction('prevPoint');
   return out;
 }

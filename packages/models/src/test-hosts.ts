@@ -101,3 +101,68 @@ export function synthHost(o: SynthHostOptions = {}): SynthHost {
   }
   return { intervals, truthRapl, truthGpu };
 }
+
+/**
+ * A time-sliced GPU on a 10 ms timeline: slots of 0.3–2.5 s, each owned by nobody or by one of three VMs
+ * (random owner; busy 100 % of the slot, or 8 % for the light VM), power 130 W static + the owner's signature ×
+ * busy. Agent-like 1 s intervals: the energy counter's delta over (t0, t1]; the device's mean utilisation
+ * over (t0 − lag, t1 − lag] (NVML's samples describe the period before their timestamp); per VM, one process
+ * sample per 0.1 s mark it owned (time-slicing: a sample names the process that held the GPU), reading 99 % SM ×
+ * its duty. The closing read is the utilisation over the last driver period (0.1 s), lagged like the mean.
+ * `midSwitch`: slots of 1–3 whole seconds whose switches all fall half-way through an interval.
+ */
+export function laggedSlicedIntervals(seed: number, n: number, lagS: number, opts: { midSwitch?: boolean } = {}): { ivs: HostInterval[]; truth: Record<string, number> } {
+  let x = seed;
+  const r = (): number => (x = (x * 1103515245 + 12345) % 2147483648) / 2147483648;
+  const sig: Record<string, number> = { a: 560, b: 380, c: 520 };
+  const duty: Record<string, number> = { a: 1, b: 1, c: 0.08 };
+  const steps = Math.round((n + 2) * 100);
+  const owner: Array<string | undefined> = [];
+  if (opts.midSwitch) for (let k = 0; k < 50; k++) owner.push(undefined);
+  while (owner.length < steps + 100) {
+    const len = opts.midSwitch ? 100 * (1 + Math.floor(3 * r())) : Math.round((0.3 + 2.2 * r()) * 100);
+    const u = r();
+    const o = u < 0.2 ? undefined : u < 0.45 ? 'a' : u < 0.7 ? 'b' : 'c';
+    for (let k = 0; k < len; k++) owner.push(o);
+  }
+  // busy at step k (10 ms): the light VM c runs 8 % of its slot, in bursts at the start of each 0.1 s
+  const busyAt = (k: number): number => {
+    const o = owner[k];
+    if (o === undefined) return 0;
+    return duty[o]! >= 1 ? 1 : k % 10 === 0 ? Math.min(1, duty[o]! * 10) : 0;
+  };
+  const lagSteps = Math.round(lagS * 100);
+  const truth: Record<string, number> = { a: 0, b: 0, c: 0 };
+  const ivs: HostInterval[] = [];
+  for (let i = 0; i < n; i++) {
+    const k0 = 100 + i * 100;
+    let joules = 0;
+    let busy = 0;
+    const counts: Record<string, number> = {};
+    // the closing read: the utilisation over the last driver period (0.1 s: ten samples per interval), lagged too
+    let closing = 0;
+    for (let k = k0 + 90; k < k0 + 100; k++) closing += busyAt(k - lagSteps) / 10;
+    for (let k = k0; k < k0 + 100; k++) {
+      const o = owner[k];
+      const b = busyAt(k);
+      joules += 0.01 * (130 + (o ? sig[o]! * b : 0));
+      if (o) truth[o] = truth[o]! + 0.01 * sig[o]! * b;
+      busy += busyAt(k - lagSteps) / 100;
+      if (o && (k - k0) % 10 === 9) counts[o] = (counts[o] ?? 0) + 1;
+    }
+    const vm = (uuid: string): HostInterval['vms'][number] => ({
+      uuid, name: uuid, tenant: uuid, vcpus: 1, memoryBytes: 0, cpuSeconds: 0, vcpuSeconds: [0], memoryUsedBytes: 0, blockReadBytes: 0, blockWriteBytes: 0, netRxBytes: 0, netTxBytes: 0,
+      gpus: [{ device: 'g', smUtilPct: counts[uuid] ? 99 * duty[uuid]! : 0, memUtilPct: 0, utilSamples: counts[uuid] ?? 0, usedMemoryBytes: 1e9, holdsContext: true, passthrough: false }],
+      presence: 1, state: 'running',
+    });
+    ivs.push({
+      hostId: 'h', hardwareClass: 'c', seq: i + 1, prevSeq: i, t0UnixNs: i * 1e9, t1UnixNs: (i + 1) * 1e9, durationS: 1,
+      measured: { rapl: 0, gpu: joules, bmc_rest: 0 }, raplZones: {},
+      gpus: [{ device: 'g', joules, contexts: 3, meanPowerW: joules, gpuUtilPct: 100 * closing, gpuUtilMeanPct: 100 * busy, gpuUtilSamples: 10, memUtilPct: 0, smClockMhz: 1980 }],
+      hostCpu: { busySeconds: 0, idleSeconds: 0, onlineCpus: 1, avgFreqMhz: 0 },
+      vms: ['a', 'b', 'c'].map(vm),
+      anomalies: [],
+    });
+  }
+  return { ivs, truth };
+}
