@@ -96,7 +96,7 @@ export function runGpuAccuracy({ tracePath, log = (s) => process.stdout.write(`$
     const mean = collectorPath(true);
     const point = collectorPath(false);
     const prev = collectorPath(true, 1, trace, COLLECTOR_PREVIOUS.opts);
-    log(`### Out-of-sample in time, the collector's path: GpuTimeSliceMethod on ${mean.n} host intervals of 1 s built as the agent's GPU sampler aggregates NVML reads (per VM: mean SM utilisation and sample count; per device: energy delta, and the device's busy fraction as the mean of the interval's utilisation samples (nvmlDeviceGetSamples; the trace's 10 Hz gpu_util reads stand in for them) or, without them, the closing read's gpu_util), attribute then observe, default options (warm-up 60 intervals split by SM utilisation, with the learner's static power once determined); ${COLLECTOR_PREVIOUS.name}
+    log(`### Causal (attribute then observe; in-sample for the development trace), the collector's path: GpuTimeSliceMethod on ${mean.n} host intervals of 1 s built as the agent's GPU sampler aggregates NVML reads (per VM: mean SM utilisation and sample count; per device: energy delta, and the device's busy fraction as the mean of the interval's utilisation samples (nvmlDeviceGetSamples; the trace's 10 Hz gpu_util reads stand in for them) or, without them, the closing read's gpu_util), attribute then observe, default options (warm-up 60 intervals split by SM utilisation, with the learner's static power once determined); ${COLLECTOR_PREVIOUS.name}
 `);
     log(`Learner after the last interval: utilisation lag estimated ${mean.lagS.toFixed(3)} s (GpuIntervalLagEstimator), static ${mean.staticW.toFixed(1)} W; previous default ${prev.staticW.toFixed(1)} W; point read ${point.staticW.toFixed(1)} W at lag ${point.lagS.toFixed(3)} s.\n`);
     log('| tenant | share of dynamic | NVML sample-share error | gpu_signature, mean utilisation J | error | previous default J | error | gpu_signature, point read J | error |');
@@ -246,7 +246,7 @@ export function runGpuAccuracy({ tracePath, log = (s) => process.stdout.write(`$
  * The collector's path on a parsed trace: host intervals of `intervalS` built as the agent aggregates NVML reads
  * (scoring/nvmlTraceHostIntervals), each attributed by GpuTimeSliceMethod with what it learned before, then observed.
  */
-function runCollectorPath(tr, ref, { deviceUtilSamples = true, intervalS = 1, opts = {} } = {}) {
+export function runCollectorPath(tr, ref, { deviceUtilSamples = true, intervalS = 1, opts = {} } = {}) {
   const ivs = scoring.nvmlTraceHostIntervals(tr, intervalS, 'h100-trace', { deviceUtilSamples });
   const m = new models.GpuTimeSliceMethod(opts);
   const ctx = { policy: 'equal', staticPower: { watts: { rapl: 0, gpu: 0, bmc_rest: 0 }, origin: 'configured' } };
@@ -278,6 +278,12 @@ function collectorDiagnosis({ trace, raw, fullRef, calibration, log }) {
     const ivs = scoring.nvmlTraceHostIntervals(tr, 1, 'd');
     const R = models.nvmlTraceWindows(tr, 1.05, [], 'causal');
     const n = Math.min(ivs.length, R.length);
+    // the frame's interval i and the replay's window i must cover the same time (paired by index below)
+    for (let i = 0; i < n; i++) {
+      const a = ivs[i].t0UnixNs / 1e9;
+      const b = ivs[i].t1UnixNs / 1e9;
+      if (Math.abs(a - R[i].t0) > 1e-6 || Math.abs(b - R[i].t1) > 1e-6) throw new Error(`collectorDiagnosis: interval ${i} is (${a}, ${b}] but the replay's window ${i} is (${R[i].t0}, ${R[i].t1}]`);
+    }
     const learner = new models.GpuSignatureLearner();
     const lag = new models.GpuIntervalLagEstimator();
     const windows = [];
