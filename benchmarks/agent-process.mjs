@@ -41,7 +41,7 @@ const WARMUP_S = Number(opt.warmup);
 const WINDOW_S = Number(opt.seconds);
 const VARIANTS = opt.variants.split(',');
 // the flags the packaged wrapper runs node with (scripts/package-agent.mjs NODE_FLAGS), for every variant
-const WRAPPER_FLAGS = ['--max-semi-space-size=1', '--single-threaded', '--optimize-for-size'];
+const WRAPPER_FLAGS = ['--max-semi-space-size=1', '--single-threaded', '--optimize-for-size', '--no-allocation-site-pretenuring'];
 const NODE_FLAGS = (opt['node-flags'] ?? WRAPPER_FLAGS.join(' ')).split(' ').filter(Boolean);
 const CLK_TCK = 100; // sysconf(_SC_CLK_TCK) on Linux x86-64
 

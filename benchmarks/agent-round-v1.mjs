@@ -18,7 +18,7 @@ import { parseArgs } from 'node:util';
 import { writeHostTree } from './agent-host-tree.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
-const NODE_FLAGS = ['--max-semi-space-size=1', '--single-threaded', '--optimize-for-size'];
+const NODE_FLAGS = ['--max-semi-space-size=1', '--single-threaded', '--optimize-for-size', '--no-allocation-site-pretenuring'];
 const { values: opt } = parseArgs({
   options: {
     vms: { type: 'string', default: '200' }, rounds: { type: 'string', default: '200' }, reps: { type: 'string', default: '7' },

@@ -58,6 +58,23 @@ mkdirSync(join(tree, 'lib/node_modules'), { recursive: true });
 // is where Node finds it). CommonJS dependencies (protobufjs, pino) call require() for Node's
 // built-ins: the banner gives the module a require of its own.
 const banner = "import { createRequire as __wattsplitCreateRequire } from 'node:module';\nconst require = __wattsplitCreateRequire(import.meta.url);";
+// pino's transports (pino.transport() and thread-stream) ship logs from a worker thread; the agent logs to stderr
+// through pino.destination and never starts one, yet bundling them loads node:worker_threads at start-up (+0.6 MB
+// RSS, docs/benchmarks.md "RSS at 500 VMs"). In the bundle thread-stream is a class that throws, and pino's own
+// `isMainThread` (it only decides whether an async destination is flushed on exit) is true, as it is in the agent.
+const noPinoWorkers = {
+  name: 'no-pino-workers',
+  setup(b) {
+    b.onResolve({ filter: /^thread-stream$/ }, () => ({ path: 'thread-stream', namespace: 'agent-stub' }));
+    b.onResolve({ filter: /^(node:)?worker_threads$/ }, (a) => (/[\\/]pino[\\/]/.test(a.importer) ? { path: 'worker_threads', namespace: 'agent-stub' } : undefined));
+    b.onLoad({ filter: /.*/, namespace: 'agent-stub' }, (a) => ({
+      loader: 'js',
+      contents: a.path === 'thread-stream'
+        ? "module.exports = class ThreadStream { constructor() { throw new Error('pino transports are not in the packaged agent (it logs to stderr)'); } };"
+        : 'module.exports = { isMainThread: true };',
+    }));
+  },
+};
 const built = await esbuild.build({
   entryPoints: [entry],
   outfile: join(tree, 'lib/agent.mjs'),
@@ -74,6 +91,7 @@ const built = await esbuild.build({
   // loaded at run time from lib/node_modules (native addons), never inlined
   external: ['@unraid/libvirt', 'koffi'],
   metafile: true,
+  plugins: [noPinoWorkers],
   logLevel: 'warning',
 });
 const forbidden = Object.keys(built.metafile.inputs).filter((p) => /(chdb|@tensorflow|@nestjs|kafkajs|@platformatic|@clickhouse)/.test(p));
@@ -126,8 +144,11 @@ if (libvirtAddon && existsSync(libvirtAddon)) {
 // V8 flags for a small steady process (measured with benchmarks/agent-process.mjs, docs/benchmarks.md "Agent, whole
 // process"): a 1 MB young generation (the agent allocates < 1 MB a second), no background GC/compiler threads, and
 // V8's size-over-speed choices. RSS 73 -> 62 MB at 200 VMs for the same CPU; --max-opt below TurboFan or --lite-mode
-// save 2-8 MB more but cost 60-100 % more CPU.
-const NODE_FLAGS = ['--max-semi-space-size=1', '--single-threaded', '--optimize-for-size'];
+// save 2-8 MB more but cost 60-100 % more CPU. No allocation-site pretenuring: a round's samples live until the next
+// round replaces them, so each scavenge (about one a round at 500 VMs) finds them all alive and V8 then allocates every
+// round's samples straight in the old generation, which grows by ≈ 0.2 MB a second until the memory reducer's mark-compact
+// (every ≈ 10 s): RSS -1.1 to -1.2 MB at 200 and 500 VMs, CPU unchanged (docs/benchmarks.md "RSS at 500 VMs").
+const NODE_FLAGS = ['--max-semi-space-size=1', '--single-threaded', '--optimize-for-size', '--no-allocation-site-pretenuring'];
 writeFileSync(join(tree, 'bin/wattsplit-agent'), `#!/bin/sh
 # wattsplit-agent ${version}: runs the bundled agent with the system's Node (20+), or $WATTSPLIT_NODE.
 here=$(dirname "$(readlink -f "$0")")

@@ -26,11 +26,11 @@ const BUF_SIZE = 64 * 1024;
 /**
  * A kept-open file: in `files` under its host path while open (fd ≥ 0). A caller that reads it every round
  * holds it (`keep`, `CounterFile`) and reads it without a lookup by path; once closed (released, evicted,
- * stale) it has fd −1 and the holder's next read opens it again.
+ * stale) it has fd −1 and the holder's next read opens it again. Two fields only: an agent at 500 VMs holds
+ * 3 500 of these, so the real path (root + path) is built when the file is opened or named in an error, not kept.
  */
 interface OpenFile {
   readonly path: string;
-  readonly full: string;
   fd: number;
 }
 
@@ -145,7 +145,7 @@ export class RootedHostFs implements HostFs {
 
   /** The open entry of a path, or a closed one (fd −1) that pread opens. */
   private entry(path: string): OpenFile {
-    return this.files.get(path) ?? { path, full: this.resolve(path), fd: -1 };
+    return this.files.get(path) ?? { path, fd: -1 };
   }
 
   /** Reads the kept-open file at offset 0 into this.buf (opening it if closed); returns the byte count. */
@@ -161,18 +161,20 @@ export class RootedHostFs implements HostFs {
         const code = (e as NodeJS.ErrnoException).code;
         // a stale fd of a removed kernfs node: reopen once to learn whether the file is really gone
         if (cached && (code === 'ENODEV' || code === 'ESTALE' || code === 'EBADF') && attempt === 0) continue;
-        throw withPath(e, f.full);
+        throw withPath(e, this.resolve(f.path));
       }
     }
-    throw withPath(Object.assign(new Error(`ENOENT: no such file, open '${f.full}'`), { code: 'ENOENT' }), f.full);
+    const full = this.resolve(f.path);
+    throw withPath(Object.assign(new Error(`ENOENT: no such file, open '${full}'`), { code: 'ENOENT' }), full);
   }
 
   private open(f: OpenFile): void {
+    const full = this.resolve(f.path);
     let fd: number;
     try {
-      fd = openSync(f.full, 'r');
+      fd = openSync(full, 'r');
     } catch (e) {
-      throw withPath(e, f.full);
+      throw withPath(e, full);
     }
     // one fd per path: another holder's entry for it (opened since this one was closed) goes
     const other = this.files.get(f.path);
@@ -231,32 +233,36 @@ export class RootedHostFs implements HostFs {
 
 /**
  * A file read every round, named once by its holder: from a kept-open RootedHostFs it is held and read
- * without a lookup by path; from any other HostFs it is read by path.
+ * without a lookup by path; from any other HostFs it is read by path. One object per file beside the held
+ * OpenFile (7 per VM on cgroup v1), sharing its path string.
  */
 export class CounterFile {
-  private readonly kept: { fs: RootedHostFs; file: KeptFile } | undefined;
+  readonly path: string;
+  /** the held file when `fs` is a kept-open RootedHostFs, else undefined */
+  private readonly kept: KeptFile | undefined;
 
   constructor(
     private readonly fs: HostFs,
-    readonly path: string,
+    path: string,
   ) {
-    this.kept = fs instanceof RootedHostFs && fs.keepOpen ? { fs, file: fs.keep(path) } : undefined;
+    this.kept = fs instanceof RootedHostFs && fs.keepOpen ? fs.keep(path) : undefined;
+    this.path = this.kept ? this.kept.path : path;
   }
 
   /** readUint(fs, path). */
   uint(): number {
-    return this.kept ? this.kept.fs.readUintKept(this.kept.file) : readUint(this.fs, this.path);
+    return this.kept ? (this.fs as RootedHostFs).readUintKept(this.kept) : readUint(this.fs, this.path);
   }
 
   /** fs.readText(path). */
   text(): string {
-    return this.kept ? this.kept.fs.readTextKept(this.kept.file) : this.fs.readText(this.path);
+    return this.kept ? (this.fs as RootedHostFs).readTextKept(this.kept) : this.fs.readText(this.path);
   }
 
   /** `parse(bytes, length, path, arg)` of the file's bytes (a kept-open file's: the read buffer, no string). */
   scan<A>(parse: (bytes: Uint8Array, length: number, path: string, arg: A) => void, arg: A): void {
     if (this.kept) {
-      this.kept.fs.scanKept(this.kept.file, parse, arg);
+      (this.fs as RootedHostFs).scanKept(this.kept, parse, arg);
       return;
     }
     const b = Buffer.from(this.fs.readText(this.path), 'latin1');

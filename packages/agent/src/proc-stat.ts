@@ -12,19 +12,73 @@ import { readUint } from './host-fs.js';
 
 const NS_PER_TICK = 10_000_000; // USER_HZ = 100
 
+/** /\s/ over latin1: space, \t \n \v \f \r, no-break space */
+function isSpace(c: number): boolean {
+  return c === 0x20 || (c >= 0x09 && c <= 0x0d) || c === 0xa0;
+}
+
+/**
+ * One pass over the "cpu" line's characters, no regex, no arrays: it runs every second, and the split/map version
+ * was TurboFan-compiled 45 s after start (8–20 ms on the main thread) and deoptimised at once (docs/benchmarks.md,
+ * "JIT warm-up"). A field that is not plain digits is read as Number(text) reads it, or named in the error.
+ */
 export function parseProcStat(text: string, file = '/proc/stat'): IHostCpu {
-  const eol = text.indexOf('\n');
-  const first = eol < 0 ? text : text.slice(0, eol);
-  const parts = first.trim().split(/\s+/);
-  if (parts[0] !== 'cpu' || parts.length < 5) {
+  let eol = text.indexOf('\n');
+  if (eol < 0) eol = text.length;
+  let user = 0;
+  let nice = 0;
+  let system = 0;
+  let idle = 0;
+  let iowait = 0;
+  let irq = 0;
+  let softirq = 0;
+  let steal = 0;
+  let badField = 0;
+  let badValue = '';
+  let tokens = 0;
+  let isCpu = false;
+  for (let i = 0; ; ) {
+    while (i < eol && isSpace(text.charCodeAt(i))) i++;
+    if (i >= eol) break;
+    const start = i;
+    let v = 0;
+    let digits = true;
+    for (; i < eol; i++) {
+      const c = text.charCodeAt(i);
+      if (isSpace(c)) break;
+      if (c >= 0x30 && c <= 0x39) v = v * 10 + (c - 0x30);
+      else digits = false;
+    }
+    if (tokens === 0) isCpu = i - start === 3 && text.startsWith('cpu', start);
+    else {
+      if (!digits || i - start > 15) {
+        // not plain digits, or past a double's exact digits: as Number(text) reads it
+        const p = text.slice(start, i);
+        v = Number(p);
+        if ((!Number.isFinite(v) || v < 0) && badField === 0) {
+          badField = tokens;
+          badValue = p;
+        }
+      }
+      switch (tokens) {
+        case 1: user = v; break;
+        case 2: nice = v; break;
+        case 3: system = v; break;
+        case 4: idle = v; break;
+        case 5: iowait = v; break;
+        case 6: irq = v; break;
+        case 7: softirq = v; break;
+        case 8: steal = v; break;
+        default: // guest, guest_nice: already in user and nice
+      }
+    }
+    tokens++;
+  }
+  if (!isCpu || tokens < 5) {
+    const first = text.slice(0, eol);
     throw new WattsplitError('SENSOR_READ_FAILED', `${file}: first line must be "cpu user nice system idle ...", got ${JSON.stringify(first.slice(0, 80))}`, { details: { file, value: first.slice(0, 80) } });
   }
-  const n = parts.slice(1).map((p, i) => {
-    const v = Number(p);
-    if (!Number.isFinite(v) || v < 0) throw new WattsplitError('SENSOR_READ_FAILED', `${file}: field ${i + 1} of the cpu line is ${JSON.stringify(p)}, not a tick count`, { details: { file, field: i + 1, value: p } });
-    return v;
-  });
-  const [user = 0, nice = 0, system = 0, idle = 0, iowait = 0, irq = 0, softirq = 0, steal = 0] = n;
+  if (badField > 0) throw new WattsplitError('SENSOR_READ_FAILED', `${file}: field ${badField} of the cpu line is ${JSON.stringify(badValue)}, not a tick count`, { details: { file, field: badField, value: badValue } });
   // "cpuN " lines (one per online CPU) follow the first; counted without splitting the file into lines
   let online = 0;
   for (let i = text.indexOf('\ncpu'); i >= 0; i = text.indexOf('\ncpu', i + 4)) {
