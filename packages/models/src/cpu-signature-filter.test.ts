@@ -202,3 +202,52 @@ test('uncertainty: the 90 % interval of a VM\'s billed energy is wider where its
   const last = width(c[899]!);
   assert.ok(first > 0 && last < 0.7 * first, `relative width of the VMs' intervals: first ${first.toFixed(3)}, after 15 min ${last.toFixed(3)}`);
 });
+
+/** VM i's phase level at second t: one of three levels, redrawn every 120 s (no observable follows it). */
+function phaseLevel(i: number, t: number): number {
+  const r = mulberry32(1000 * i + Math.floor(t / 120));
+  return [0.6, 1, 1.6][Math.floor(r() * 3)]!;
+}
+
+test('without perf counters, the observation noise comes from the host\'s own innovations: phases the training residual held are followed sooner', async () => {
+  const coreW = (i: number, t: number): number => phaseLevel(i, t) * BASE_W[i % BASE_W.length]!;
+  const warm = fleet({ hosts: { a: 100, b: 110 }, vms: 6, seconds: 1200, seed: 21, coreW }).intervals;
+  const model = await train(warm);
+  // the phases are noise to the trained model: its residual is many times the sensor's 0.15 W
+  assert.ok(model.sources.rapl.residualRmsW > 3, `training residual ${model.sources.rapl.residualRmsW} W`);
+  const billed = fleet({ hosts: { a: 100 }, vms: 6, seconds: 1800, seed: 22, coreW, startS: 5000 });
+  const own = new AdditiveModelMethod({ models: { get: () => model } });
+  const fixed = new AdditiveModelMethod({ models: { get: () => model }, online: { unobservedNoise: false } });
+  // the first 10 minutes, then each VM's billed energy over the last 20 against the truth (interval seq k covers second k − 1)
+  bill(own, billed.intervals.slice(0, 600));
+  bill(fixed, billed.intervals.slice(0, 600));
+  const tail = billed.intervals.slice(600);
+  const a = bill(own, tail);
+  const b = bill(fixed, tail);
+  const truth = new Map<string, number>();
+  for (const iv of tail) for (const v of iv.vms) truth.set(v.uuid, (truth.get(v.uuid) ?? 0) + v.cpuSeconds * coreW(Number(v.uuid.split('-')[2]), iv.seq - 1));
+  const err = (m: Map<string, number>): number => [...truth].reduce((s, [id, t]) => s + Math.abs((m.get(id) ?? 0) - t), 0);
+  assert.ok(err(a) < 0.8 * err(b), `Σ|error| of the VMs over the last 20 min: own noise ${err(a).toFixed(0)} J, the model's residual ${err(b).toFixed(0)} J`);
+  // the state carries the noise estimate: a restart from it splits alike
+  const again = new AdditiveModelMethod({ models: { get: () => model } });
+  again.importState('a', JSON.stringify(own.exportStates('a').find((s) => s.learner === CPU_SIGNATURE_LEARNER)));
+  const next = fleet({ hosts: { a: 100 }, vms: 6, seconds: 60, seed: 24, coreW, startS: 6800 }).intervals;
+  for (const iv of next) {
+    assert.deepEqual(again.attribute(iv, ctx), own.attribute(iv, ctx));
+    again.observe(iv);
+    own.observe(iv);
+  }
+});
+
+test('with perf counters the observation noise stays the model\'s: the split is the same with the option on or off', async () => {
+  const { intervals } = fleet({ hosts: { a: 100 }, vms: 5, seconds: 900, seed: 23 });
+  const withPerf = intervals.map((iv) => ({ ...iv, vms: iv.vms.map((v) => ({ ...v, perf: { cycles: 2e9 * v.cpuSeconds, instructions: 3e9 * v.cpuSeconds, llcMisses: 1e6 * v.cpuSeconds, llcReferences: 1e7 * v.cpuSeconds } })) }));
+  const model = await train(withPerf.slice(0, 500));
+  const on = new AdditiveModelMethod({ models: { get: () => model } });
+  const off = new AdditiveModelMethod({ models: { get: () => model }, online: { unobservedNoise: false } });
+  for (const iv of withPerf.slice(500)) {
+    assert.deepEqual(on.attribute(iv, ctx), off.attribute(iv, ctx));
+    on.observe(iv);
+    off.observe(iv);
+  }
+});

@@ -36,7 +36,7 @@
  */
 import { learnerStateEnvelope, openLearnerState, type HostInterval, type LearnerHostState, type LearnerStateReader } from '@wattsplit/attribution';
 import { WattsplitError } from '@wattsplit/wire';
-import { IO_FEATURES, loadFactor, MODEL_SOURCES, ownLoads, SOURCE_IO, staticPowerW, termLoads, termPowers, type AdditiveModelJson, type ModelSource, type VmFeatures } from './additive-model.js';
+import { IO_FEATURES, loadFactor, MODEL_SOURCES, ownLoads, SHAPE_FEATURES, SOURCE_IO, staticPowerW, termLoads, termPowers, type AdditiveModelJson, type ModelSource, type VmFeatures } from './additive-model.js';
 
 export const CPU_SIGNATURE_LEARNER = 'cpu_signature';
 
@@ -60,6 +60,15 @@ export interface CpuSignatureFilterOptions {
   /** A term not seen for this long is forgotten, s. Default 3600. */
   forgetAfterS?: number;
   /**
+   * Where no VM of an interval carries perf counters, estimate the observation noise from the host's own
+   * innovations (their mean square less the part the state's uncertainty predicts, over `noiseWindowS`) instead of
+   * the model's training residual, which then is mostly per-VM signatures that drifted (phases no observable
+   * followed) rather than noise. Bounded by the residual's value. Default true.
+   */
+  unobservedNoise?: boolean;
+  /** Averaging time of those innovations, s; used once a quarter of it is seen. Default 600. */
+  noiseWindowS?: number;
+  /**
    * Bill each term's I/O part (memory traffic, disk, network: the filter's weights × its features) at that
    * power and scale only the CPU parts (at their stand-alone rates) to the rest of the measured dynamic energy.
    * Default false: every part is scaled alike. Measured on development fleets and not made the default
@@ -70,6 +79,8 @@ export interface CpuSignatureFilterOptions {
 }
 
 const STATIC_ID = '__static__';
+/** Index of `perf_present` in the shape features. */
+const PERF_PRESENT = SHAPE_FEATURES.indexOf('perf_present');
 /** Innovations beyond this many standard deviations are down-weighted to it. */
 const GATE_SD = 4;
 const IO_PREFIX = 'io:';
@@ -103,6 +114,8 @@ export interface SourceTerms {
   staticW: number;
   trainedHost: boolean;
   residualRmsW: number;
+  /** Whether any term of the interval carries perf counters (the model's IPC and memory-traffic terms can follow it). */
+  perfSeen: boolean;
 }
 
 const typicalCache = new WeakMap<AdditiveModelJson, number | undefined>();
@@ -166,6 +179,7 @@ export function decomposeTerms(model: AdditiveModelJson, source: ModelSource, te
     staticW: staticPowerW(model, source, hostId),
     trainedHost: w.hostStaticW?.[hostId] !== undefined,
     residualRmsW: w.residualRmsW,
+    perfSeen: terms.some((f) => f.shape[PERF_PRESENT]! > 0),
   };
 }
 
@@ -185,6 +199,10 @@ class SignatureState {
   index = new Map<string, number>();
   /** Unix s of the last time update. */
   t = 0;
+  /** Running means of the squared innovation and of its part predicted by the state (hᵀPh), W², and the seconds they cover. */
+  e2 = 0;
+  hph = 0;
+  seenS = 0;
 
   get n(): number {
     return this.ids.length;
@@ -240,7 +258,7 @@ class SignatureState {
    * `gate` standard deviations is down-weighted to that size (Huber): one interval whose energy and CPU time
    * cover different spans cannot move the state far.
    */
-  update(slots: readonly number[], h: readonly number[], y: number, r: number, gate: number): void {
+  update(slots: readonly number[], h: readonly number[], y: number, r: number, gate: number): { e2: number; hph: number } | undefined {
     const n = this.n;
     const Ph = new Float64Array(n);
     let pred = 0;
@@ -250,14 +268,16 @@ class SignatureState {
     });
     let s = r;
     slots.forEach((a, q) => (s += h[q]! * Ph[a]!));
-    if (!(s > 0) || !Number.isFinite(s)) return;
+    if (!(s > 0) || !Number.isFinite(s)) return undefined;
     const e = y - pred;
+    const out = { e2: Math.min(e * e, gate * gate * s), hph: s - r };
     if (e * e > gate * gate * s) s = (e * e) / (gate * gate);
     for (let i = 0; i < n; i++) {
       this.mean[i] = this.mean[i]! + (Ph[i]! * e) / s;
       for (let j = i; j < n; j++) this.P[i * n + j] = this.P[j * n + i] = this.P[i * n + j]! - (Ph[i]! * Ph[j]!) / s;
       if (this.P[i * n + i]! < 1e-12) this.P[i * n + i] = 1e-12;
     }
+    return out;
   }
 }
 
@@ -286,6 +306,8 @@ export interface SignatureStateJson {
   seen: number[];
   /** Upper triangle of the covariance, row by row. */
   cov: number[];
+  /** The innovations' running mean square, its part predicted by the state, and the seconds seen (absent in older states: none seen). */
+  noise?: { e2: number; hph: number; seenS: number };
 }
 
 /** `CpuSignatureFilter.exportState` output. */
@@ -317,13 +339,15 @@ export class CpuSignatureFilter {
   private readonly hosts = new Map<string, HostSignatures>();
   /** Per host, the decomposition of the interval `split` last saw (`observe` of the same interval reuses it). */
   private readonly memo = new Map<string, { seq: number; model: AdditiveModelJson; bySource: Map<ModelSource, SourceTerms> }>();
-  private readonly o: Required<Omit<CpuSignatureFilterOptions, 'ioAtOwnRate'>>;
+  private readonly o: Required<Omit<CpuSignatureFilterOptions, 'ioAtOwnRate' | 'unobservedNoise'>>;
   private readonly ioAtOwnRate: boolean;
+  private readonly unobservedNoise: boolean;
 
   constructor(opts: CpuSignatureFilterOptions = {}) {
-    const { ioAtOwnRate, ...numeric } = opts;
+    const { ioAtOwnRate, unobservedNoise, ...numeric } = opts;
     this.ioAtOwnRate = ioAtOwnRate ?? false;
-    this.o = { pullS: 1800, knownSd: 0.35, unseenSd: 0.6, staticSd: 0.1, trainedStaticSd: 0.02, staticTauS: 86400, floor: 0.25, noiseScale: 1.5, forgetAfterS: 3600, ...numeric };
+    this.unobservedNoise = unobservedNoise ?? true;
+    this.o = { pullS: 1800, knownSd: 0.35, unseenSd: 0.6, staticSd: 0.1, trainedStaticSd: 0.02, staticTauS: 86400, floor: 0.25, noiseScale: 1.5, forgetAfterS: 3600, noiseWindowS: 600, ...numeric };
     for (const [k, v] of Object.entries(this.o)) if (!(Number.isFinite(v) && v > 0)) throw new WattsplitError('CONFIG_INVALID', `cpu signature filter option ${k}=${v} must be a finite number > 0`, { details: { field: k, value: v } });
   }
 
@@ -427,8 +451,16 @@ export class CpuSignatureFilter {
           hv.push(x);
         }
       });
-      const r = (this.o.noiseScale * d.residualRmsW) ** 2 + 1;
-      st.update(slots, hv, M / iv.durationS, r, GATE_SD);
+      const rModel = (this.o.noiseScale * d.residualRmsW) ** 2 + 1;
+      const own = this.unobservedNoise && !d.perfSeen && st.seenS >= this.o.noiseWindowS / 4;
+      const r = own ? Math.min(rModel, Math.max(1, st.e2 - st.hph)) : rModel;
+      const inn = st.update(slots, hv, M / iv.durationS, r, GATE_SD);
+      if (inn) {
+        const w = Math.min(1, Math.max(iv.durationS / this.o.noiseWindowS, iv.durationS / (iv.durationS + st.seenS)));
+        st.e2 += w * (inn.e2 - st.e2);
+        st.hph += w * (inn.hph - st.hph);
+        st.seenS += iv.durationS;
+      }
       // the floors: static and I/O weights ≥ 0, multipliers ≥ floor
       for (let i = 0; i < st.n; i++) {
         const id = st.ids[i]!;
@@ -609,7 +641,7 @@ export class CpuSignatureFilter {
     for (const [s, st] of h.sources) {
       const cov: number[] = [];
       for (let i = 0; i < st.n; i++) for (let j = i; j < st.n; j++) cov.push(st.P[i * st.n + j]!);
-      sources[s] = { t: st.t, ids: [...st.ids], mean: [...st.mean], prior: [...st.prior], sd: [...st.sd], seen: [...st.seen], cov };
+      sources[s] = { t: st.t, ids: [...st.ids], mean: [...st.mean], prior: [...st.prior], sd: [...st.sd], seen: [...st.seen], cov, noise: { e2: st.e2, hph: st.hph, seenS: st.seenS } };
     }
     return { ...learnerStateEnvelope(CPU_SIGNATURE_LEARNER, hostId, h.lastSeq), learner: CPU_SIGNATURE_LEARNER, modelKey: h.modelKey, prevVms: [...h.prevVms], prevPartial: h.prevPartial, nominalS: h.nominalS, sources };
   }
@@ -659,5 +691,11 @@ function readSignatureState(r: LearnerStateReader, v: unknown, path: string): Si
     if (!(st.P[i * n + i]! > 0)) r.fail(`${path}.cov`, `variance of ${JSON.stringify(ids[i])} must be > 0`, st.P[i * n + i]);
   }
   st.index = new Map(ids.map((id, i) => [id, i]));
+  if (o.noise !== undefined) {
+    const z = r.object(o.noise, `${path}.noise`);
+    st.e2 = r.number(z.e2, `${path}.noise.e2`, { min: 0 });
+    st.hph = r.number(z.hph, `${path}.noise.hph`, { min: 0 });
+    st.seenS = r.number(z.seenS, `${path}.noise.seenS`, { min: 0 });
+  }
   return st;
 }
