@@ -251,3 +251,35 @@ test('with perf counters the observation noise stays the model\'s: the split is 
     off.observe(iv);
   }
 });
+
+test('the innovations\' noise estimate: an older state without it imports as none seen, a malformed one is refused by name, and it never exceeds the model\'s', async () => {
+  const coreW = (i: number, t: number): number => phaseLevel(i, t) * BASE_W[i % BASE_W.length]!;
+  const warm = fleet({ hosts: { a: 100 }, vms: 5, seconds: 900, seed: 31, coreW }).intervals;
+  const model = await train(warm);
+  const later = fleet({ hosts: { a: 100 }, vms: 5, seconds: 400, seed: 32, coreW, startS: 3000 }).intervals;
+  const m = new AdditiveModelMethod({ models: { get: () => model } });
+  bill(m, later.slice(0, 300));
+  const state = JSON.parse(JSON.stringify(m.exportStates('a').find((s) => s.learner === CPU_SIGNATURE_LEARNER))) as { sources: Record<string, { noise?: { e2: number; hph: number; seenS: number } }> };
+  const noise = state.sources.rapl!.noise!;
+  assert.ok(noise.seenS >= 299 && noise.e2 > 0, JSON.stringify(noise));
+  // an older state: no `noise` — it imports and starts with none seen, as a fresh filter's statistics
+  const old = structuredClone(state);
+  for (const src of Object.values(old.sources)) delete src.noise;
+  const fromOld = new AdditiveModelMethod({ models: { get: () => model } });
+  fromOld.importState('a', JSON.stringify(old));
+  const back = fromOld.exportStates('a').find((s) => s.learner === CPU_SIGNATURE_LEARNER) as unknown as typeof state;
+  assert.deepEqual(back.sources.rapl!.noise, { e2: 0, hph: 0, seenS: 0 });
+  // malformed: refused naming the field
+  const bad = structuredClone(state);
+  bad.sources.rapl!.noise = { e2: -1, hph: 0, seenS: 10 };
+  assert.throws(() => fromOld.importState('a', JSON.stringify(bad)), (e: Error & { code?: string }) => e.code === 'LEARNER_STATE_INVALID' && e.message.includes('sources.rapl.noise.e2'));
+  // the cap: where the sensor's own noise is larger than the model says, the estimate is the model's and the split is the same as with the option off
+  const noisy = later.map((iv, k) => ({ ...iv, measured: { ...iv.measured, rapl: iv.measured.rapl + 400 * Math.sin(k * 2.1) } }));
+  const on = new AdditiveModelMethod({ models: { get: () => model } });
+  const off = new AdditiveModelMethod({ models: { get: () => model }, online: { unobservedNoise: false } });
+  for (const iv of noisy) {
+    assert.deepEqual(on.attribute(iv, ctx), off.attribute(iv, ctx));
+    on.observe(iv);
+    off.observe(iv);
+  }
+});

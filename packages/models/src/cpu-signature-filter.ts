@@ -23,14 +23,17 @@
  * `observe` runs the filter's time and measurement updates, on clean intervals only (the trainer's rule: no
  * anomaly, no VM coming or going nor the interval after, no held frame, no live migration out), with
  * innovations beyond 4 sd down-weighted (Huber). Observation noise: (`noiseScale` × the model's
- * training residual)² + 1 W². The posterior covariance gives every share's standard deviation (delta method on
+ * training residual)² + 1 W², except in an interval where no VM carries perf counters (`unobservedNoise`): once
+ * a quarter of `noiseWindowS` of the host's innovations is seen, their mean square over `noiseWindowS` less the
+ * part the state's uncertainty predicts (hᵀPh), at most the model's value and at least 1 W² — without perf the
+ * training residual is mostly per-VM phases no observable followed, which the multipliers track. The posterior covariance gives every share's standard deviation (delta method on
  * E_v = S·dt·static share + (M − S·dt)·w_v / Σ w, w_t = m_t·cpu_t·standAlone_t + Σ_k c_k·io_t,k). Option
  * `ioAtOwnRate` (off by default) bills the I/O parts Σ_k c_k·io_t,k at their own power and scales only the
  * CPU parts to the rest.
  *
- * State per host: per source the state ids, means, priors, covariance and time of the last update, plus the
- * model version it is relative to (a new version resets the multipliers and I/O weights, keeps the static
- * power) and the seq of the last observed interval (an interval with seq ≤ it is ignored: a redelivered
+ * State per host: per source the state ids, means, priors, covariance, time of the last update and the
+ * innovations' running statistics (`noise`), plus the model version it is relative to (a new version resets the
+ * multipliers and I/O weights, keeps the static power and the innovations' statistics) and the seq of the last observed interval (an interval with seq ≤ it is ignored: a redelivered
  * interval is never learned twice). Exported and imported as plain JSON, learner name `cpu_signature`.
  * Memory: (terms + I/O + 1)² numbers per host and source; a VM not seen for `forgetAfterS` is dropped.
  */
