@@ -146,8 +146,8 @@ if (libvirtAddon && existsSync(libvirtAddon)) {
 // V8's size-over-speed choices. RSS 73 -> 62 MB at 200 VMs for the same CPU; --max-opt below TurboFan or --lite-mode
 // save 2-8 MB more but cost 60-100 % more CPU. No allocation-site pretenuring: a round's samples live until the next
 // round replaces them, so each scavenge (about one a round at 500 VMs) finds them all alive and V8 then allocates every
-// round's samples straight in the old generation, which grows by ≈ 0.2 MB a second until the memory reducer's mark-compact
-// (every ≈ 10 s): RSS -1.1 to -1.2 MB at 200 and 500 VMs, CPU unchanged (docs/benchmarks.md "RSS at 500 VMs").
+// round's samples straight in the old generation, which grows by 0.2-0.5 MB a second until the memory reducer's mark-compact
+// (every ≈ 11 s): RSS -1.1 to -1.7 MB at 200 VMs and 0 to -1.2 MB at 500, CPU unchanged (docs/benchmarks.md "RSS at 500 VMs").
 const NODE_FLAGS = ['--max-semi-space-size=1', '--single-threaded', '--optimize-for-size', '--no-allocation-site-pretenuring'];
 writeFileSync(join(tree, 'bin/wattsplit-agent'), `#!/bin/sh
 # wattsplit-agent ${version}: runs the bundled agent with the system's Node (20+), or $WATTSPLIT_NODE.

@@ -3,7 +3,7 @@
  * crc32(b, crc32(a)) is the CRC of a ‖ b.
  *
  * Not zlib's native crc32 (Node ≥ 20.15): importing node:zlib for it loaded zlib's streams into every agent,
- * +0.45 MB RSS, for ≈ 2.5 ns a byte here (a 6 KB frame at 50 VMs: 15 µs a second; a full 256 MB spool
+ * +0.48 MB RSS, for 2.5–3.5 ns a byte here (a 6 KB frame at 50 VMs: 15 µs a second; a full 256 MB spool
  * checked at start-up: ≈ 0.7 s once). docs/benchmarks.md, "RSS at 500 VMs".
  */
 

@@ -238,7 +238,10 @@ export class RootedHostFs implements HostFs {
  */
 export class CounterFile {
   readonly path: string;
-  /** the held file when `fs` is a kept-open RootedHostFs, else undefined */
+  /**
+   * the held file when `fs` is a kept-open RootedHostFs, else undefined. Invariant: set only in the constructor, and only
+   * when `fs instanceof RootedHostFs`, so where `kept` is set the `(this.fs as RootedHostFs)` casts below hold.
+   */
   private readonly kept: KeptFile | undefined;
 
   constructor(
