@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { VmState, memoryLogger } from '@wattsplit/wire';
+import { VmState, WattsplitError, memoryLogger } from '@wattsplit/wire';
 import { parseBlkioServiceBytes, parseCpuStatUsageNs, parseIoStat, scanBlkioServiceBytes } from './cgroup-reader.js';
 import { RootedHostFs } from './host-fs.js';
 import { cgroupV2Path, libvirtMachineName, systemdEscape, systemdUnescape } from './machine-name.js';
@@ -249,6 +249,46 @@ test('parseProcStat counts the "cpuN" lines that follow the total (online CPUs),
   assert.equal(hc.busyNs, (4705 + 356 + 584 + 0 + 18 + 0) * 10_000_000);
   assert.equal(hc.idleNs, (3699176 + 23) * 10_000_000);
   assert.equal(parseProcStat('cpu  1 2 3 4').onlineCpus, 0, 'the total line alone, no newline');
+});
+
+test('parseProcStat (one pass over the first line) reads what the regex/split version at bbde98a read, and fails where it failed', () => {
+  const T = 10_000_000; // ns a USER_HZ tick
+  // [input, busy ticks (user+nice+system+irq+softirq+steal), idle ticks (idle+iowait)]; every case checked against
+  // bbde98a's parseProcStat (trim, split(/\s+/), Number, 0 for missing fields).
+  const cases: [string, string, number, number][] = [
+    ['4 fields only (older kernels): the rest read as 0', 'cpu 1 2 3 4', 1 + 2 + 3, 4],
+    ['10 fields: guest and guest_nice not added (already in user and nice)', 'cpu  1 2 3 4 5 6 7 8 9 10\n', 1 + 2 + 3 + 6 + 7 + 8, 4 + 5],
+    ['11 fields: a later kernel field ignored', 'cpu  1 2 3 4 5 6 7 8 9 10 11\n', 1 + 2 + 3 + 6 + 7 + 8, 4 + 5],
+    ['17 digits: Number() rounding to a double', 'cpu  12345678901234567 0 0 1 0 0 0 0 0 0\n', Number('12345678901234567'), 1],
+    ['20 digits (over 2^64 / 1000): Number() rounding to a double', 'cpu  12345678901234567890 0 0 1 0 0 0 0 0 0\n', Number('12345678901234567890'), 1],
+    ['1e3, 0x1f and -0 are numbers to Number()', 'cpu  1e3 0x1f -0 4 5\n', 1000 + 31 + 0, 4 + 5],
+    ['tabs and a \\r before the newline', 'cpu\t1\t2\t3\t4\r\n', 1 + 2 + 3, 4],
+    ['\\xa0 separates like a space (\\s)', 'cpu 1\xa02 3 4\n', 1 + 2 + 3, 4],
+    ['leading and trailing blanks', '  cpu 1 2 3 4 \n', 1 + 2 + 3, 4],
+  ];
+  for (const [what, text, busy, idle] of cases) {
+    const hc = parseProcStat(text);
+    assert.equal(hc.busyNs, busy * T, `${what}: busy`);
+    assert.equal(hc.idleNs, idle * T, `${what}: idle`);
+    assert.equal(hc.onlineCpus, 0, what);
+  }
+  const fails: [string, RegExp, Record<string, unknown>][] = [
+    ['cpu  1 2 3 4 5 6 7 8 x 10\n', /^\/proc\/stat: field 9 of the cpu line is "x", not a tick count$/, { file: '/proc/stat', field: 9, value: 'x' }],
+    ['cpu  1 2 3 4 5 6 7 8 -1 10\n', /^\/proc\/stat: field 9 of the cpu line is "-1", not a tick count$/, { file: '/proc/stat', field: 9, value: '-1' }],
+    ['cpu  1 2 3\n', /^\/proc\/stat: first line must be "cpu user nice system idle \.\.\.", got "cpu  1 2 3"$/, { file: '/proc/stat', value: 'cpu  1 2 3' }],
+  ];
+  for (const [text, message, details] of fails) {
+    assert.throws(
+      () => parseProcStat(text),
+      (e: unknown) => {
+        assert.ok(e instanceof WattsplitError, JSON.stringify(text));
+        assert.equal(e.code, 'SENSOR_READ_FAILED');
+        assert.match(e.message, message);
+        assert.deepEqual(e.details, details);
+        return true;
+      },
+    );
+  }
 });
 
 test('slowEveryRounds 3 without slowBlock (the default): block I/O every round with no slow read time, memory every 3rd round', () => {
