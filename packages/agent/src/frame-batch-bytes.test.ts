@@ -43,7 +43,19 @@ test('crc32 equals zlib\'s, chained and on slices', () => {
   assert.equal(crc32(Buffer.alloc(0)), 0);
   assert.equal(crc32(Buffer.from([0xff, 0xff, 0xff, 0xff])), 0xffffffff);
   assert.equal(crc32(buf, 16, 5000, crc32(buf, 8, 16)), crc32(buf, 8, 5000), 'chained = whole');
-  if (!zcrc) return; // Node < 20.15: no zlib.crc32 to compare with
+  // zlib.crc32's values, computed with it once (Node v20.20.2, 2026-12-06), so these run on every Node
+  for (const [a, b, want] of [[0, 5000, 0x42aea678], [8, 16, 0x5c6d0bd6], [100, 4999, 0x2e2fba6f], [3, 3, 0]] as const) {
+    assert.equal(crc32(buf, a, b), want, `[${a}, ${b}) as zlib.crc32 gave`);
+  }
+  assert.equal(crc32(buf, 100, 200, 0xdeadbeef), 0x491baf22, 'with a seed, as zlib.crc32 gave');
+  // a spool record's check (frame-spool.ts): the header's bytes 8..16 (the time), then the payload, chained
+  const header = Buffer.alloc(16);
+  header.writeUInt32LE(1000, 0);
+  header.writeDoubleLE(1765000000000, 8);
+  const payload = Buffer.from(Array.from({ length: 1000 }, (_, i) => (i * 37) % 256));
+  assert.equal(crc32(payload, 0, payload.length, crc32(header, 8, 16)), 0x4909f4c8, 'header + payload chain, as zlib.crc32 gave');
+  if (!zcrc) return; // Node < 20.15: no zlib.crc32 to compare with live; the values above stand in
+  assert.equal(zcrc(payload, zcrc(header.subarray(8, 16))) >>> 0, 0x4909f4c8, 'the chain, live');
   for (const [a, b] of [[0, 5000], [8, 16], [100, 4999], [3, 3]] as const) assert.equal(crc32(buf, a, b), zcrc(buf.subarray(a, b)) >>> 0, `[${a}, ${b})`);
   assert.equal(crc32(buf, 100, 200, 0xdeadbeef), zcrc(buf.subarray(100, 200), 0xdeadbeef) >>> 0, 'with a seed');
 });
