@@ -16,6 +16,7 @@
 //   without that sensor, as accuracy-oos.mjs takes it; the cache file's name says which sensors were taken away.
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { hostOptions } from './host-options.mjs';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { performance } from 'node:perf_hooks';
@@ -44,13 +45,7 @@ for (const e of (arg('--extra', '') || '').split(',').filter(Boolean)) {
   extra.set(seedN, { seed: seedN, physics: fam === 'families' ? 'families' : fams });
   if (!seeds.includes(seedN)) seeds.push(seedN);
 }
-const hostOpts = {};
-argv.forEach((a, i) => {
-  if (a !== '--host-option') return;
-  const [k, v] = (argv[i + 1] ?? '').split('=');
-  if (!['perfSupported', 'dramZones', 'bmcEnergyCounter', 'cpufreq'].includes(k) || !['true', 'false'].includes(v)) throw new Error(`--host-option ${argv[i + 1]}: expected perfSupported|dramZones|bmcEnergyCounter|cpufreq=true|false`);
-  hostOpts[k] = v === 'true';
-});
+const hostOpts = hostOptions(argv);
 const hostTag = Object.entries(hostOpts).map(([k, v]) => `-${k}=${v}`).join('');
 const variants = JSON.parse(arg('--variants', '{"offline":false,"online":true}'));
 for (const seed of seeds) {

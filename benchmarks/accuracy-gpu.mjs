@@ -36,6 +36,17 @@ const scoring = await imp('packages/models/dist/scoring.js');
 const liveWire = await imp('packages/wire/dist/index.js');
 
 const pct = (x) => (Number.isFinite(x) ? `${x >= 0 ? '+' : ''}${(100 * x).toFixed(1)} %` : 'n/a');
+const f1 = (x) => `${(100 * x).toFixed(1)} %`;
+/** Median (the mean of the two middle values for an even count). */
+const med = (xs) => {
+  const v = [...xs].sort((a, b) => a - b);
+  return (v[(v.length - 1) >> 1] + v[v.length >> 1]) / 2;
+};
+/** The trace without each tenant's solo calibration phases, one per tenant, and their references (scored with the whole trace's calibration). */
+function leaveOneKernelOut(raw, calibration) {
+  const traces = raw.header.tenants.map((k) => scoring.formatRawNvmlTrace(scoring.withoutPhases(raw, [`solo:${k}`])));
+  return { traces, refs: traces.map((tr) => scoring.gpuTraceReference(tr, { calibration })) };
+}
 
 /** Scores one replay against the reference of the trace it ran on: per tenant, model and NVML sample-share errors. */
 export function scoreReplay(rep, ref) {
@@ -113,13 +124,7 @@ export function runGpuAccuracy({ tracePath, log = (s) => process.stdout.write(`$
     //      intervals) and weighed by the sampling noise of their split, apart and together, over the headline,
     //      the ten phases, the interval cuts and leave-one-kernel-out
     {
-      const med = (xs) => {
-        const v = [...xs].sort((a, b) => a - b);
-        return (v[(v.length - 1) >> 1] + v[v.length >> 1]) / 2;
-      };
-      const f1 = (x) => `${(100 * x).toFixed(1)} %`;
-      const lokoTraces = raw.header.tenants.map((k) => scoring.formatRawNvmlTrace(scoring.withoutPhases(raw, [`solo:${k}`])));
-      const lokoRefs = lokoTraces.map((tr) => scoring.gpuTraceReference(tr, { calibration }));
+      const { traces: lokoTraces, refs: lokoRefs } = leaveOneKernelOut(raw, calibration);
       const variants = syntheticVariants(raw).map((v) => scoring.formatRawNvmlTrace(v.tr));
       const variantTraces = variants.map((tr) => liveWire.parseNvmlTrace(tr));
       const variantRefs = variants.map((tr) => scoring.gpuTraceReference(tr));
@@ -186,10 +191,6 @@ export function runGpuAccuracy({ tracePath, log = (s) => process.stdout.write(`$
       ph.point.push(p);
       log(`| ${j} | ${pct(r.worstModel)} | ${pct(r.light.model)} | ${pct(m.worstModel)} | ${pct(m.light.model)} | ${pct(p.worstModel)} | ${pct(p.light.model)} |`);
     }
-    const med = (xs) => {
-      const v = [...xs].sort((a, b) => a - b);
-      return (v[(v.length - 1) >> 1] + v[v.length >> 1]) / 2;
-    };
     const stat = (rows) => {
       const w = rows.map((x) => x.worstModel);
       const l = rows.map((x) => Math.abs(x.light.model));
@@ -322,13 +323,7 @@ function collectorDiagnosis({ trace, raw, fullRef, calibration, log }) {
     }
     return scoreReplay({ windows, model: { signatures_w: learner.fit().signatures } }, ref);
   };
-  const lokoTraces = raw.header.tenants.map((k) => scoring.formatRawNvmlTrace(scoring.withoutPhases(raw, [`solo:${k}`])));
-  const lokoRefs = lokoTraces.map((tr) => scoring.gpuTraceReference(tr, { calibration }));
-  const med = (xs) => {
-    const v = [...xs].sort((a, b) => a - b);
-    return (v[(v.length - 1) >> 1] + v[v.length >> 1]) / 2;
-  };
-  const f1 = (x) => `${(100 * x).toFixed(1)} %`;
+  const { traces: lokoTraces, refs: lokoRefs } = leaveOneKernelOut(raw, calibration);
   log('### What the agent\'s 1 s frames lose against the replay\'s reads (diagnosis: a causal learner without warm-up on the same ten-read intervals, the split and the learned busy time each from the frame or from the reads; same run)\n');
   log('Split "frame": each VM\'s mean SM utilisation × its process samples, as the agent aggregates them; "reads": each process sample\'s slot by its own timestamp, as the replay spreads it. Busy time "reported": the frame\'s mean utilisation as is; "interval": aligned over the interval, (1 − τ/dt)·m_i + τ/dt·m_{i+1}; "boundary": aligned at the boundaries with the closing reads (this round); "reads": every read\'s gpu_util shifted by the lag (the replay; needs every utilisation sample with its time). Phases: the ten phases of the 1 s interval, worst tenant ≥ 5 % and light tenant |error|, median / max.\n');
   log('| split | busy time | ' + fullRef.tenants.join(' | ') + ' | phases: big median / max | light median / max | LOKO: big worst | light left out |');
@@ -466,14 +461,8 @@ function lightTenantSections({ text, raw, fullRef, calibration, log }) {
   variants.push(scoring.formatRawNvmlTrace(scoring.dropReads(raw, { readFraction: 0.2, sampleFraction: 0.1, seed: 3 })));
   for (const [k, f] of [['axpy_hbm', 1.4], ['axpy_hbm', 0.5], ['mm_fp32', 0.6], ['mm_bf16_8k', 0.7], ['light_infer', 1.3], ['light_infer', 0.5]]) variants.push(scoring.formatRawNvmlTrace(scoring.rescaleTenant(raw, k, f)));
   const variantRefs = variants.map((tr) => scoring.gpuTraceReference(tr));
-  const lokoTraces = raw.header.tenants.map((k) => scoring.formatRawNvmlTrace(scoring.withoutPhases(raw, [`solo:${k}`])));
-  const lokoRefs = lokoTraces.map((tr) => scoring.gpuTraceReference(tr, { calibration }));
+  const { traces: lokoTraces, refs: lokoRefs } = leaveOneKernelOut(raw, calibration);
   const trace = liveWire.parseNvmlTrace(text);
-  const med = (xs) => {
-    const v = [...xs].sort((a, b) => a - b);
-    return (v[(v.length - 1) >> 1] + v[v.length >> 1]) / 2;
-  };
-  const f1 = (x) => `${(100 * x).toFixed(1)} %`;
   log('### Ablation: the two changes, apart and together (causal replay, 1 s intervals; same run)\n');
   log('Errors are |error| of dynamic energy. "big": the worst tenant with ≥ 5 % of the energy; "light": the light tenant. Variants: the 18 synthetic variants of section 4 (re-cut schedules, missed reads, rescaled kernels).\n');
   log('| configuration | headline big | headline light | ten phases: big max | light median / max | leave-one-kernel-out: big worst | light left out | variants: big median / max | light median / max |');

@@ -30,6 +30,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { hostOptions } from './host-options.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const imp = (p) => import(pathToFileURL(join(root, p)).href);
@@ -82,20 +83,6 @@ function parseArgs(argv) {
     agent,
     host,
   };
-}
-
-/** The sensors a `--host-option KEY=false` may take away from the protocol's host (docs/accuracy.md, "Sensors"). */
-const HOST_OPTIONS = ['perfSupported', 'dramZones', 'bmcEnergyCounter', 'cpufreq'];
-export function hostOptions(argv) {
-  const host = {};
-  argv.forEach((a, i) => {
-    if (a !== '--host-option') return;
-    const kv = argv[i + 1] ?? '';
-    const [k, v] = [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)];
-    if (!HOST_OPTIONS.includes(k) || !(v === 'true' || v === 'false')) throw new Error(`--host-option ${kv}: expected one of ${HOST_OPTIONS.join(', ')} =true|false`);
-    host[k] = v === 'true';
-  });
-  return host;
 }
 
 /** One fleet through the demo's path; returns the billed-period scores. */
