@@ -27,6 +27,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { writeHostTree } from './agent-host-tree.mjs';
+import { AGENT_NODE_FLAGS } from '../scripts/agent-node-flags.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const { values: opt } = parseArgs({
@@ -40,8 +41,8 @@ const VM_COUNTS = opt.vms.split(',').map(Number);
 const WARMUP_S = Number(opt.warmup);
 const WINDOW_S = Number(opt.seconds);
 const VARIANTS = opt.variants.split(',');
-// the flags the packaged wrapper runs node with (scripts/package-agent.mjs NODE_FLAGS), for every variant
-const WRAPPER_FLAGS = ['--max-semi-space-size=1', '--single-threaded', '--optimize-for-size', '--no-allocation-site-pretenuring'];
+// the flags the packaged wrapper runs node with (scripts/agent-node-flags.mjs), for every variant
+const WRAPPER_FLAGS = AGENT_NODE_FLAGS;
 const NODE_FLAGS = (opt['node-flags'] ?? WRAPPER_FLAGS.join(' ')).split(' ').filter(Boolean);
 const CLK_TCK = 100; // sysconf(_SC_CLK_TCK) on Linux x86-64
 

@@ -16,9 +16,10 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { writeHostTree } from './agent-host-tree.mjs';
+import { AGENT_NODE_FLAGS } from '../scripts/agent-node-flags.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
-const NODE_FLAGS = ['--max-semi-space-size=1', '--single-threaded', '--optimize-for-size', '--no-allocation-site-pretenuring'];
+const NODE_FLAGS = AGENT_NODE_FLAGS;
 const { values: opt } = parseArgs({
   options: {
     vms: { type: 'string', default: '200' }, rounds: { type: 'string', default: '200' }, reps: { type: 'string', default: '7' },

@@ -24,6 +24,7 @@ import { chmodSync, cpSync, existsSync, mkdirSync, readdirSync, readFileSync, re
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { AGENT_NODE_FLAGS } from './agent-node-flags.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const { values: opt } = parseArgs({ options: { out: { type: 'string' }, 'no-tarball': { type: 'boolean' }, json: { type: 'boolean' } } });
@@ -148,7 +149,7 @@ if (libvirtAddon && existsSync(libvirtAddon)) {
 // round replaces them, so each scavenge (about one a round at 500 VMs) finds them all alive and V8 then allocates every
 // round's samples straight in the old generation, which grows by 0.2-0.5 MB a second until the memory reducer's mark-compact
 // (every ≈ 11 s): RSS -1.1 to -1.7 MB at 200 VMs and 0 to -1.2 MB at 500, CPU unchanged (docs/benchmarks.md "RSS at 500 VMs").
-const NODE_FLAGS = ['--max-semi-space-size=1', '--single-threaded', '--optimize-for-size', '--no-allocation-site-pretenuring'];
+const NODE_FLAGS = AGENT_NODE_FLAGS;
 writeFileSync(join(tree, 'bin/wattsplit-agent'), `#!/bin/sh
 # wattsplit-agent ${version}: runs the bundled agent with the system's Node (20+), or $WATTSPLIT_NODE.
 here=$(dirname "$(readlink -f "$0")")
