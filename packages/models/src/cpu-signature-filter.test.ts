@@ -239,12 +239,12 @@ test('without perf counters, the observation noise comes from the host\'s own in
   }
 });
 
-test('with perf counters the observation noise stays the model\'s: the split is the same with the option on or off', async () => {
+test('with perf counters the observation noise and the trained VMs\' starting sd stay the model\'s: the split is the same with the options on or off', async () => {
   const { intervals } = fleet({ hosts: { a: 100 }, vms: 5, seconds: 900, seed: 23 });
   const withPerf = intervals.map((iv) => ({ ...iv, vms: iv.vms.map((v) => ({ ...v, perf: { cycles: 2e9 * v.cpuSeconds, instructions: 3e9 * v.cpuSeconds, llcMisses: 1e6 * v.cpuSeconds, llcReferences: 1e7 * v.cpuSeconds } })) }));
   const model = await train(withPerf.slice(0, 500));
   const on = new AdditiveModelMethod({ models: { get: () => model } });
-  const off = new AdditiveModelMethod({ models: { get: () => model }, online: { unobservedNoise: false } });
+  const off = new AdditiveModelMethod({ models: { get: () => model }, online: { unobservedNoise: false, unobservedPrior: false } });
   for (const iv of withPerf.slice(500)) {
     assert.deepEqual(on.attribute(iv, ctx), off.attribute(iv, ctx));
     on.observe(iv);
@@ -275,11 +275,41 @@ test('the innovations\' noise estimate: an older state without it imports as non
   assert.throws(() => fromOld.importState('a', JSON.stringify(bad)), (e: Error & { code?: string }) => e.code === 'LEARNER_STATE_INVALID' && e.message.includes('sources.rapl.noise.e2'));
   // the cap: where the sensor's own noise is larger than the model says, the estimate is the model's and the split is the same as with the option off
   const noisy = later.map((iv, k) => ({ ...iv, measured: { ...iv.measured, rapl: iv.measured.rapl + 400 * Math.sin(k * 2.1) } }));
-  const on = new AdditiveModelMethod({ models: { get: () => model } });
-  const off = new AdditiveModelMethod({ models: { get: () => model }, online: { unobservedNoise: false } });
+  const on = new AdditiveModelMethod({ models: { get: () => model }, online: { unobservedPrior: false } });
+  const off = new AdditiveModelMethod({ models: { get: () => model }, online: { unobservedNoise: false, unobservedPrior: false } });
   for (const iv of noisy) {
     assert.deepEqual(on.attribute(iv, ctx), off.attribute(iv, ctx));
     on.observe(iv);
     off.observe(iv);
   }
+});
+
+test('without perf counters a trained VM\'s multiplier starts as uncertain as an unseen VM\'s: a phase that differs from its training average is followed sooner', async () => {
+  // training: each VM's phases (three levels, redrawn every 120 s; no observable follows them); billed: one level
+  // held for the whole period, 2.2 × the base for VM 1, 0.5 × for VM 3, 1 × for the others
+  const trained = fleet({ hosts: { a: 100, b: 110 }, vms: 6, seconds: 1200, seed: 41, coreW: (i, t) => phaseLevel(i, t) * BASE_W[i % BASE_W.length]! }).intervals;
+  const model = await train(trained);
+  const level = (i: number): number => (i % 6 === 1 ? 2.2 : i % 6 === 3 ? 0.5 : 1);
+  const coreW = (i: number): number => level(i) * BASE_W[i % BASE_W.length]!;
+  const billed = fleet({ hosts: { a: 100 }, vms: 6, seconds: 600, seed: 42, coreW, startS: 5000 }).intervals;
+  const on = new AdditiveModelMethod({ models: { get: () => model } });
+  const off = new AdditiveModelMethod({ models: { get: () => model }, online: { unobservedPrior: false } });
+  // the first interval, before anything is learned: a wider 90 % interval for a trained VM
+  const width = (m: AdditiveModelMethod): number => {
+    const s = m.attribute(billed[0]!, ctx).shares.find((x) => x.kind === 'vm' && x.source === 'rapl' && x.vmUuid === 'a-vm-1')!;
+    return s.highJoules - s.lowJoules;
+  };
+  assert.ok(width(on) > 1.3 * width(off), `first interval's 90 % width of a-vm-1: on ${width(on).toFixed(2)} J, off ${width(off).toFixed(2)} J`);
+  const a = bill(on, billed);
+  const b = bill(off, billed);
+  const truth = new Map<string, number>();
+  for (const iv of billed) for (const v of iv.vms) truth.set(v.uuid, (truth.get(v.uuid) ?? 0) + v.cpuSeconds * coreW(Number(v.uuid.split('-')[2])));
+  const err = (m: Map<string, number>): number => [...truth].reduce((s, [id, t]) => s + Math.abs((m.get(id) ?? 0) - t), 0);
+  // (measured when written: Σ 1754 against 1891 J; a-vm-1, 7.1 kJ, −816 against −912 J)
+  assert.ok(err(a) < 0.95 * err(b), `Σ|error| of the VMs over the first 10 min: on ${err(a).toFixed(0)} J, off ${err(b).toFixed(0)} J`);
+  const e1 = (m: Map<string, number>): number => Math.abs((m.get('a-vm-1') ?? 0) - truth.get('a-vm-1')!);
+  assert.ok(e1(a) < e1(b), `a-vm-1 (2.2 × its training average): |error| on ${e1(a).toFixed(0)} J, off ${e1(b).toFixed(0)} J`);
+  // its stationary sd (the process noise) is unchanged: the state's sd of a trained VM is still knownSd
+  const st = on.exportStates('a').find((x) => x.learner === CPU_SIGNATURE_LEARNER) as unknown as { sources: { rapl: { ids: string[]; sd: number[] } } };
+  assert.equal(st.sources.rapl.sd[st.sources.rapl.ids.indexOf('a-vm-1')], 0.35);
 });

@@ -10,7 +10,10 @@
  * - m_t: a multiplier per term (VM, or the hypervisor) on the model's CPU part of its power cpu_t (W per busy
  *   core from the model × busy cores × the load factor of its socket); prior 1 with sd `knownSd` for a VM the
  *   model was trained on and `unseenSd` for one it was not (there cpu_t is the feature model's estimate, or
- *   the class's typical W per core): shrinkage towards the class. Ornstein–Uhlenbeck: the mean is pulled back
+ *   the class's typical W per core): shrinkage towards the class. Where no VM of the interval it is taken up in
+ *   carries perf counters (`unobservedPrior`), a trained VM's multiplier starts with the unseen VM's variance
+ *   (its coefficient is an average over its training phases, which nothing observable follows); its stationary sd
+ *   stays `knownSd`. Ornstein–Uhlenbeck: the mean is pulled back
  *   to the prior with time constant `pullS` while the variance grows back to the prior's, so a VM whose
  *   energy per CPU-second changes (phases) is followed within minutes, and one that stops running drifts back
  *   to the class.
@@ -71,6 +74,15 @@ export interface CpuSignatureFilterOptions {
   unobservedNoise?: boolean;
   /** Averaging time of those innovations, s; used once a quarter of it is seen. Default 600. */
   noiseWindowS?: number;
+  /**
+   * Where no VM of an interval carries perf counters, the multiplier of a VM the model was trained on starts as
+   * uncertain as one it was not (variance `unseenSd`², instead of `knownSd`²) when the filter first takes it up
+   * (a new host, a new VM, a new model version); its stationary sd, and so its process noise, stays `knownSd`.
+   * Without IPC or memory traffic to follow, the trained coefficient is the VM's average over its training
+   * window's phases, and how its current energy per CPU-second differs from that average is known no better than
+   * for an unseen VM. Default true.
+   */
+  unobservedPrior?: boolean;
   /**
    * Bill each term's I/O part (memory traffic, disk, network: the filter's weights × its features) at that
    * power and scale only the CPU parts (at their stand-alone rates) to the rest of the measured dynamic energy.
@@ -211,11 +223,12 @@ class SignatureState {
     return this.ids.length;
   }
 
-  add(id: string, prior: number, sd: number, t: number): number {
+  /** Adds a state with its prior mean, stationary sd (the OU process's) and starting sd (default: the stationary one). */
+  add(id: string, prior: number, sd: number, t: number, sd0 = sd): number {
     const n = this.n;
     const P = new Float64Array((n + 1) * (n + 1));
     for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) P[i * (n + 1) + j] = this.P[i * n + j]!;
-    P[n * (n + 1) + n] = sd * sd;
+    P[n * (n + 1) + n] = sd0 * sd0;
     this.P = P;
     this.ids.push(id);
     this.mean.push(prior);
@@ -342,14 +355,16 @@ export class CpuSignatureFilter {
   private readonly hosts = new Map<string, HostSignatures>();
   /** Per host, the decomposition of the interval `split` last saw (`observe` of the same interval reuses it). */
   private readonly memo = new Map<string, { seq: number; model: AdditiveModelJson; bySource: Map<ModelSource, SourceTerms> }>();
-  private readonly o: Required<Omit<CpuSignatureFilterOptions, 'ioAtOwnRate' | 'unobservedNoise'>>;
+  private readonly o: Required<Omit<CpuSignatureFilterOptions, 'ioAtOwnRate' | 'unobservedNoise' | 'unobservedPrior'>>;
   private readonly ioAtOwnRate: boolean;
   private readonly unobservedNoise: boolean;
+  private readonly unobservedPrior: boolean;
 
   constructor(opts: CpuSignatureFilterOptions = {}) {
-    const { ioAtOwnRate, unobservedNoise, ...numeric } = opts;
+    const { ioAtOwnRate, unobservedNoise, unobservedPrior, ...numeric } = opts;
     this.ioAtOwnRate = ioAtOwnRate ?? false;
     this.unobservedNoise = unobservedNoise ?? true;
+    this.unobservedPrior = unobservedPrior ?? true;
     this.o = { pullS: 1800, knownSd: 0.35, unseenSd: 0.6, staticSd: 0.1, trainedStaticSd: 0.02, staticTauS: 86400, floor: 0.25, noiseScale: 1.5, forgetAfterS: 3600, noiseWindowS: 600, ...numeric };
     for (const [k, v] of Object.entries(this.o)) if (!(Number.isFinite(v) && v > 0)) throw new WattsplitError('CONFIG_INVALID', `cpu signature filter option ${k}=${v} must be a finite number > 0`, { details: { field: k, value: v } });
   }
@@ -385,6 +400,14 @@ export class CpuSignatureFilter {
       return { prior: w, sd: Math.max(IO_SD_REL * w, IO_SD_FLOOR[id.slice(IO_PREFIX.length) as (typeof IO_FEATURES)[number]] ?? 0.05) };
     }
     return { prior: 1, sd: st.known[t] ? this.o.knownSd : this.o.unseenSd };
+  }
+
+  /**
+   * Starting sd of a state: its prior sd, except a trained VM's multiplier first seen in an interval where no VM
+   * carries perf counters (`unobservedPrior`), which starts as uncertain as an unseen VM's (`unseenSd`).
+   */
+  private startSd(st: SourceTerms, id: string, t: number, sd: number): number {
+    return this.unobservedPrior && !st.perfSeen && t >= 0 && id !== STATIC_ID && !id.startsWith(IO_PREFIX) ? Math.max(sd, this.o.unseenSd) : sd;
   }
 
   /** Learns one interval (after it was attributed). Intervals with seq ≤ the host's last observed are ignored. */
@@ -432,7 +455,7 @@ export class CpuSignatureFilter {
         let i = st.index.get(id);
         if (i === undefined) {
           const p = this.priorOf(d, id, t);
-          i = st.add(id, p.prior, p.sd, tS);
+          i = st.add(id, p.prior, p.sd, tS, this.startSd(d, id, t, p.sd));
         }
         st.seen[i] = tS;
         return i;
@@ -520,7 +543,7 @@ export class CpuSignatureFilter {
       } else {
         const p = this.priorOf(d, id, t);
         mean[a] = p.prior;
-        priorVar[a] = p.sd * p.sd;
+        priorVar[a] = this.startSd(d, id, t, p.sd) ** 2;
       }
     });
     if (staticOverride !== undefined) {
