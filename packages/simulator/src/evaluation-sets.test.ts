@@ -31,27 +31,31 @@ test('evaluation protocol: dev and eval fleets are disjoint (seeds, physics comb
   for (const e of P.eval) assert.ok(e.physics !== 'legacy' && familiesOf(e).length > 0, `eval seed ${e.seed}`);
 });
 
-test('evaluation protocol: the fresh evaluation fleets follow the same rules and share no seed with dev or eval', () => {
-  assert.ok(P.fresh.length > 0);
-  const taken = new Set([...P.dev, ...P.eval].map((e) => e.seed));
-  assert.equal(new Set(P.fresh.map((e) => e.seed)).size, P.fresh.length, 'no seed twice in fresh');
-  for (const e of P.fresh) assert.ok(!taken.has(e.seed), `fresh seed ${e.seed} is also a dev or eval seed`);
-  const devCombos = new Set(P.dev.map(combo).filter((c) => c !== undefined));
-  const devFamilies = new Set(P.dev.flatMap(familiesOf));
-  for (const e of P.fresh) {
-    const c = combo(e);
-    if (c !== undefined) assert.ok(!devCombos.has(c), `fresh combination ${c} is used in dev`);
-    assert.ok(e.physics !== 'legacy' && familiesOf(e).length > 0, `fresh seed ${e.seed} runs a family`);
-  }
-  for (const f of P.heldOutFamilies) {
-    assert.ok(!devFamilies.has(f));
-    assert.ok(P.fresh.some((e) => familiesOf(e).includes(f)), `held-out family ${f} is in the fresh set`);
-  }
-});
+for (const name of ['fresh', 'fresh2'] as const) {
+  test(`evaluation protocol: the ${name} evaluation fleets follow the same rules and share no seed with dev, eval or another fresh set`, () => {
+    const set = P[name];
+    assert.ok(set.length > 0);
+    const others = name === 'fresh' ? P.fresh2 : P.fresh;
+    const taken = new Set([...P.dev, ...P.eval, ...others].map((e) => e.seed));
+    assert.equal(new Set(set.map((e) => e.seed)).size, set.length, `no seed twice in ${name}`);
+    for (const e of set) assert.ok(!taken.has(e.seed), `${name} seed ${e.seed} is also a dev, eval or other fresh seed`);
+    const devCombos = new Set(P.dev.map(combo).filter((c) => c !== undefined));
+    const devFamilies = new Set(P.dev.flatMap(familiesOf));
+    for (const e of set) {
+      const c = combo(e);
+      if (c !== undefined) assert.ok(!devCombos.has(c), `${name} combination ${c} is used in dev`);
+      assert.ok(e.physics !== 'legacy' && familiesOf(e).length > 0, `${name} seed ${e.seed} runs a family`);
+    }
+    for (const f of P.heldOutFamilies) {
+      assert.ok(!devFamilies.has(f));
+      assert.ok(set.some((e) => familiesOf(e).includes(f)), `held-out family ${f} is in the ${name} set`);
+    }
+  });
+}
 
 test('evaluation protocol: one hardware class, the declared size, and every fleet builds', () => {
   assert.ok(P.warmupS >= 60 && P.billedS >= 60 && P.quick.warmupS >= 60 && P.quick.billedS >= 60);
-  for (const e of [...P.dev, ...P.eval, ...P.fresh]) {
+  for (const e of [...P.dev, ...P.eval, ...P.fresh, ...P.fresh2]) {
     const f = createFleet({ hosts: P.hosts, vmsPerHost: P.vmsPerHost, seed: e.seed, hostSpecs: [P.hostSpec], physics: e.physics, physicsShiftAtS: P.warmupS });
     assert.equal(f.hosts.length, P.hosts);
     assert.deepEqual(new Set(f.hosts.map((h) => h.hardwareClass)), new Set([P.hostSpec.hardwareClass]));

@@ -28,6 +28,8 @@ export interface EvaluationProtocol {
   eval: readonly EvaluationFleet[];
   /** Evaluation fleets declared later, before anything ran on them (the same rules as `eval`; run apart). */
   fresh: readonly EvaluationFleet[];
+  /** A second such set, declared after `fresh` had been reported three times (the same rules; run apart, by name). */
+  fresh2: readonly EvaluationFleet[];
   /** Families that no development fleet runs. */
   heldOutFamilies: readonly FamilyName[];
 }
@@ -97,6 +99,17 @@ export const EVALUATION_PROTOCOL: EvaluationProtocol = Object.freeze({
     { seed: 304, physics: ['smt', 'memory_bound', 'interference'] },
     { seed: 305, physics: ['turbo_bins', 'phases', 'interference', 'bmc_power_only'] },
     { seed: 306, physics: ['idle_spread', 'smt', 'phases', 'memory_bound'] },
+  ],
+  // Second fresh set (2026-12-06, issue 12, hosts without per-VM perf): 301–306 were reported in runs 7, 8 and 9,
+  // and the no-perf mechanisms were chosen knowing their aggregate results. Declared and committed before any model
+  // ran on them; run only by `--set fresh2`.
+  fresh2: [
+    { seed: 401, physics: 'families' },
+    { seed: 402, physics: 'families' },
+    { seed: 403, physics: 'families' },
+    { seed: 404, physics: ['turbo_bins', 'memory_bound', 'interference'] },
+    { seed: 405, physics: ['smt', 'phases', 'idle_spread', 'interference'] },
+    { seed: 406, physics: ['phases', 'memory_bound', 'bmc_power_only', 'interference'] },
   ],
   heldOutFamilies: ['interference'],
 } satisfies EvaluationProtocol);
