@@ -76,6 +76,20 @@ const noPinoWorkers = {
     }));
   },
 };
+// node:tls and node:crypto are required, not imported: an ESM `import ... from 'node:tls'` evaluates every export
+// of the built-in's synthetic module, getters included, so `tls.rootCertificates` parsed Node's 144 root
+// certificates into JS strings (0.22 MB of heap in a snapshot at 500 VMs) in every agent, TLS or not, and
+// `crypto.webcrypto` / `crypto.subtle` would load WebCrypto. Through the banner's require the agent gets the same
+// module objects and reads only the exports it uses (esbuild's __toESM wraps them in getters: one closure per
+// export, which is why the other built-ins, without such getters, stay imports). docs/benchmarks.md, "The agent's
+// heap at 500 VMs".
+const builtinsViaRequire = {
+  name: 'builtins-via-require',
+  setup(b) {
+    b.onResolve({ filter: /^(node:)?(tls|crypto)$/ }, (a) => (a.kind === 'import-statement' ? { path: a.path.replace(/^node:/, ''), namespace: 'builtin-cjs' } : undefined));
+    b.onLoad({ filter: /.*/, namespace: 'builtin-cjs' }, (a) => ({ loader: 'js', contents: `module.exports = require(${JSON.stringify(`node:${a.path}`)});` }));
+  },
+};
 const built = await esbuild.build({
   entryPoints: [entry],
   outfile: join(tree, 'lib/agent.mjs'),
@@ -92,11 +106,15 @@ const built = await esbuild.build({
   // loaded at run time from lib/node_modules (native addons), never inlined
   external: ['@unraid/libvirt', 'koffi'],
   metafile: true,
-  plugins: [noPinoWorkers],
+  plugins: [noPinoWorkers, builtinsViaRequire],
   logLevel: 'warning',
 });
 const forbidden = Object.keys(built.metafile.inputs).filter((p) => /(chdb|@tensorflow|@nestjs|kafkajs|@platformatic|@clickhouse)/.test(p));
 if (forbidden.length) throw new Error(`the agent bundle pulled in modules the agent must not load: ${forbidden.slice(0, 5).join(', ')}`);
+// and no ESM import of the built-ins whose exports include costly getters (builtinsViaRequire above)
+const bundleText = readFileSync(join(tree, 'lib/agent.mjs'), 'utf8');
+const esmBuiltins = [...bundleText.matchAll(/from\s*["'](?:node:)?(tls|crypto)["']/g)].map((m) => m[1]);
+if (esmBuiltins.length) throw new Error(`the agent bundle imports node:${esmBuiltins[0]} as ESM (its getters run at start-up): route it through builtinsViaRequire`);
 
 // ---- native / optional modules beside the bundle ---------------------------------------------------
 // the agent package's own dependency links (pnpm: packages/agent/node_modules/<id> -> the store)

@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { CounterFile, RootedHostFs } from './host-fs.js';
+import { CounterFile, RootedHostFs, flatString } from './host-fs.js';
 import { tempDir } from './test-helpers.js';
 
 test('keepOpen: files stay open and pread at 0 sees in-place updates; release closes a subtree', (t) => {
@@ -66,4 +66,19 @@ test('keepOpen: a held file (keep / CounterFile) reopens after release or evicti
   const plain = new CounterFile(new RootedHostFs(dir), '/b');
   assert.equal(plain.uint(), 8);
   assert.equal(plain.text(), '8\n');
+});
+
+test('flatString: the same text for every string (cons chains, non-Latin-1, lone surrogates, JSON specials), and a held file keeps it', (t) => {
+  const dir = '/sys/fs/cgroup/cpuacct/machine/qemu-12-vm\u00e9\u4e2d.libvirt-qemu';
+  const cases = [`${dir}/vcpu${3}/${'cpuacct.usage'}`, '', 'a', '\ud800x\udfff', 'quote " back \\ nl \n tab \t nul \u0000', '\u{1f600}'.repeat(40)];
+  for (const s of cases) assert.equal(flatString(s), s);
+  const { dir: root, cleanup } = tempDir('hostfs-flat');
+  t.after(cleanup);
+  writeFileSync(join(root, 'n'), '7\n');
+  const fs = new RootedHostFs(root, { keepOpen: true });
+  const built = `/${'n'}`;
+  const f = new CounterFile(fs, built);
+  assert.equal(f.path, '/n');
+  assert.equal(f.uint(), 7);
+  fs.close();
 });

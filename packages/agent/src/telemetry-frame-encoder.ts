@@ -118,7 +118,7 @@ class FrameWriter {
     let size = 1;
     for (let v = len; v >= 0x80; v = Math.floor(v / 128)) size++;
     this.ensure(size - 1);
-    this.buf.copy(this.buf, at + size, at + 1, this.off);
+    this.buf.copyWithin(at + size, at + 1, this.off); // Buffer#copy made a Uint8Array view per call
     const save = this.off + size - 1;
     this.off = at;
     this.varint(len);
@@ -172,7 +172,7 @@ function vm(w: FrameWriter, v: IVmSample): void {
   const vc = v.vcpuTimeNs;
   if (vc && vc.length > 0) {
     const at = w.begin(8);
-    for (const t of vc) w.varint(t);
+    for (let i = 0; i < vc.length; i++) w.varint(vc[i] as number); // indexed: for-of allocated an iterator result per vCPU (allocation profile, 500 VMs)
     w.end(at);
   }
   w.int(9, v.memoryUsedBytes);
