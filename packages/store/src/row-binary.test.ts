@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { WattsplitError } from '@wattsplit/wire';
-import { putterFor, rowBinaryCodec } from './row-binary.js';
+import { putterFor, rowBinaryCodec, type RowProjection } from './row-binary.js';
 
 const types = new Map([
   ['host', 'LowCardinality(String)'],
@@ -40,6 +40,44 @@ test('RowBinary: each type is laid out as ClickHouse reads it', () => {
   // Long strings and many rows grow the buffer.
   const many = rowBinaryCodec('t', types, ['host'])!.encode(Array.from({ length: 5000 }, () => ({ host: 'x'.repeat(300) })));
   assert.equal(many.length, 5000 * (2 + 300));
+});
+
+test('RowBinary: integers and doubles are the bytes of Buffer\'s own little-endian writers, at the edges of each range and for random values, in both encode paths', () => {
+  const intTypes: Array<[string, (b: Buffer, v: number) => void, number, number, number]> = [
+    ['UInt8', (b, v) => b.writeUInt8(v), 1, 0, 2 ** 8 - 1],
+    ['Int8', (b, v) => b.writeInt8(v), 1, -(2 ** 7), 2 ** 7 - 1],
+    ['UInt16', (b, v) => b.writeUInt16LE(v), 2, 0, 2 ** 16 - 1],
+    ['Int16', (b, v) => b.writeInt16LE(v), 2, -(2 ** 15), 2 ** 15 - 1],
+    ['UInt32', (b, v) => b.writeUInt32LE(v), 4, 0, 2 ** 32 - 1],
+    ['Int32', (b, v) => b.writeInt32LE(v), 4, -(2 ** 31), 2 ** 31 - 1],
+    ['UInt64', (b, v) => b.writeBigUInt64LE(BigInt(v)), 8, 0, 2 ** 64 - 2 ** 11],
+    ['Int64', (b, v) => b.writeBigInt64LE(BigInt(v)), 8, -(2 ** 63), 2 ** 63 - 2 ** 10],
+  ];
+  let seed = 12345;
+  const rnd = () => (seed = (seed * 16807) % 2147483647) / 2147483647;
+  let checked = 0;
+  for (const [type, write, bytes, min, max] of intTypes) {
+    const edges = [min, max, 0, 1, min + 1, max - 1, 255, 256, 65_535, 65_536, 2 ** 31 - 1, 2 ** 32 - 1, 2 ** 32, 2 ** 53 - 1, -1, -256, -(2 ** 31), -(2 ** 32) - 1];
+    const random = Array.from({ length: 200 }, () => Math.floor(min + rnd() * (max - min)));
+    const values = [...edges, ...random].filter((v) => Number.isSafeInteger(v) || Math.abs(v) >= 2 ** 53).filter((v) => v >= min && v <= max);
+    const codec = rowBinaryCodec('t', new Map([['x', type]]), ['x'])!;
+    const projection: RowProjection<number> = { columns: ['x'], plain: () => true, put: (v, w, p) => p[0]!(w, v), row: (v) => ({ x: v }) };
+    for (const v of values) {
+      const want = Buffer.alloc(bytes);
+      write(want, v);
+      assert.equal(codec.encode([{ x: v }]).toString('hex'), want.toString('hex'), `${type} ${v}`);
+      assert.equal(codec.encodeProjected([v], projection).toString('hex'), want.toString('hex'), `${type} ${v}, projected`);
+      checked++;
+    }
+  }
+  const f64 = rowBinaryCodec('t', new Map([['x', 'Float64']]), ['x'])!;
+  for (const v of [0, -0, 1.5, -1e-300, 5e-324, Number.MAX_VALUE, Number.POSITIVE_INFINITY, Number.NEGATIVE_INFINITY, Math.PI, ...Array.from({ length: 100 }, () => (rnd() - 0.5) * 10 ** Math.floor(rnd() * 40 - 20))]) {
+    const want = Buffer.alloc(8);
+    want.writeDoubleLE(v);
+    assert.equal(f64.encode([{ x: v }]).toString('hex'), want.toString('hex'), `Float64 ${v}`);
+    checked++;
+  }
+  assert.ok(checked > 1500, `${checked} values`);
 });
 
 test('RowBinary: a value that does not fit its column is refused with table, row, column and value', () => {

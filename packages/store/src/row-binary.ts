@@ -12,7 +12,7 @@
 import { ByteWriter as Writer, WattsplitError } from '@wattsplit/wire';
 
 /** Writes one value; false (and nothing useful written) when the value does not fit the type. */
-type Put = (w: Writer, v: unknown) => boolean;
+export type Put = (w: Writer, v: unknown) => boolean;
 
 const TWO32 = 4294967296;
 
@@ -50,28 +50,40 @@ function intPut(bytes: 1 | 2 | 4 | 8, signed: boolean): Put {
     const n = typeof v === 'boolean' ? Number(v) : v;
     if (typeof n !== 'number' || !Number.isInteger(n) || n < min || n >= max) return false;
     w.ensure(bytes);
+    // Byte stores, little endian, instead of Buffer's write*LE (their argument checks cost more than the
+    // stores here; the range is checked above). The same bytes (row-binary.test.ts compares with them).
     const b = w.buf;
+    const o = w.off;
     switch (bytes) {
       case 1:
-        b[w.off] = n & 0xff;
+        b[o] = n & 0xff;
         break;
       case 2:
-        b.writeUInt16LE(n & 0xffff, w.off);
+        b[o] = n & 0xff;
+        b[o + 1] = (n >>> 8) & 0xff;
         break;
       case 4:
-        b.writeUInt32LE(n >>> 0, w.off);
+        putWord(b, o, n >>> 0);
         break;
       case 8: {
         // Exact for every integer double: n / 2^32 is exact, its floor is the high word.
         const hi = Math.floor(n / TWO32);
-        b.writeUInt32LE(n - hi * TWO32, w.off);
-        b.writeUInt32LE(hi >>> 0, w.off + 4);
+        putWord(b, o, n - hi * TWO32);
+        putWord(b, o + 4, hi >>> 0);
         break;
       }
     }
-    w.off += bytes;
+    w.off = o + bytes;
     return true;
   }
+}
+
+/** A 32-bit word (0 ≤ x < 2^32) at b[o … o+3], little endian. */
+function putWord(b: Buffer, o: number, x: number): void {
+  b[o] = x & 0xff;
+  b[o + 1] = (x >>> 8) & 0xff;
+  b[o + 2] = (x >>> 16) & 0xff;
+  b[o + 3] = x >>> 24;
 }
 
 const putString: Put = (w, v) => {
@@ -101,11 +113,28 @@ const putString: Put = (w, v) => {
   return true;
 };
 
+/** A double's 8 bytes in platform order (what Buffer.writeDoubleLE copies from too, without its checks). */
+const f64 = new Float64Array(1);
+const f64Bytes = new Uint8Array(f64.buffer);
+const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+
 function floatPut(bytes: 4 | 8): Put {
   return (w, v) => {
     if (typeof v !== 'number' || Number.isNaN(v)) return false;
     w.ensure(bytes);
-    if (bytes === 8) w.buf.writeDoubleLE(v, w.off);
+    if (bytes === 8 && LITTLE_ENDIAN) {
+      f64[0] = v;
+      const b = w.buf;
+      const o = w.off;
+      b[o] = f64Bytes[0]!;
+      b[o + 1] = f64Bytes[1]!;
+      b[o + 2] = f64Bytes[2]!;
+      b[o + 3] = f64Bytes[3]!;
+      b[o + 4] = f64Bytes[4]!;
+      b[o + 5] = f64Bytes[5]!;
+      b[o + 6] = f64Bytes[6]!;
+      b[o + 7] = f64Bytes[7]!;
+    } else if (bytes === 8) w.buf.writeDoubleLE(v, w.off);
     else w.buf.writeFloatLE(v, w.off);
     w.off += bytes;
     return true;
@@ -186,14 +215,16 @@ export interface RowBinaryCodec {
 /**
  * Rows taken straight from the caller's objects: the hot tables (a row per VM, two per share) are
  * encoded without building a row object per item, which was most of the garbage of a store write.
- * Contract: for an item `plain` accepts, `values` writes exactly the values `row` would give, in
- * `columns` order; for any other item (a value to convert or refuse) `row` builds the checked row,
- * throwing STORE_INVALID_INPUT naming the field. The same bytes either way (row-binary.test.ts).
+ * Contract: for an item `plain` accepts, `put` passes exactly the values `row` would give to the column
+ * putters `p` (p[c] for columns[c], in columns order, each from a call site of its own so V8 can inline
+ * it, a number going to its putter unboxed) and returns false at the first one refused; for any other
+ * item (a value to convert or refuse) `row` builds the checked row, throwing STORE_INVALID_INPUT naming
+ * the field. The same bytes either way (row-binary.test.ts, chdb-insert.test.ts).
  */
 export interface RowProjection<T> {
   readonly columns: readonly string[];
   plain(x: T): boolean;
-  values(x: T, out: unknown[]): void;
+  put(x: T, w: Writer, p: readonly Put[]): boolean;
   row(x: T): Record<string, unknown>;
 }
 
@@ -250,16 +281,11 @@ export function rowBinaryCodec(table: string, types: ReadonlyMap<string, string>
         throw new WattsplitError('INTERNAL', `${table}: projection columns ${p.columns.join(',')} are not the codec's ${columns.join(',')}`, { details: { table } });
       }
       const w = new Writer(Math.max(64 * 1024, Math.ceil(items.length * bytesPerRow * 1.1)));
-      const out = new Array<unknown>(columns.length);
-      const n = puts.length;
       for (let r = 0; r < items.length; r++) {
         const x = items[r]!;
         const start = w.off;
         if (p.plain(x)) {
-          p.values(x, out);
-          let c = 0;
-          while (c < n && puts[c]!(w, out[c])) c++;
-          if (c === n) continue;
+          if (p.put(x, w, puts)) continue;
           w.off = start;
         }
         const row = p.row(x);

@@ -206,44 +206,43 @@ export const VM_ROW_PROJECTION: RowProjection<VmItem> = {
     'llc_references', 'gpu_devices', 'gpu_sm_util_pct', 'gpu_mem_util_pct', 'gpu_util_samples', 'gpu_used_memory_bytes', 'gpu_holds_context', 'gpu_passthrough',
   ],
   plain: ({ i, v }) => fin(i.t0UnixNs) && fin(i.t1UnixNs) && vmIsPlain(v),
-  values({ i, v }, o) {
-    const p = v.perf;
-    o[0] = i.hostId;
-    o[1] = i.hardwareClass;
-    o[2] = i.seq;
-    o[3] = Math.round(i.t0UnixNs);
-    o[4] = Math.round(i.t1UnixNs);
-    o[5] = v.uuid;
-    o[6] = v.name;
-    o[7] = v.tenant;
-    o[8] = v.state;
-    o[9] = v.presence;
-    o[10] = nat(v.vcpus);
-    o[11] = nat(v.memoryBytes);
-    o[12] = v.cpuSeconds;
-    o[13] = v.vcpuSeconds;
-    o[14] = nat(v.memoryUsedBytes);
-    o[15] = nat(v.blockReadBytes);
-    o[16] = nat(v.blockWriteBytes);
-    o[17] = nat(v.netRxBytes);
-    o[18] = nat(v.netTxBytes);
-    o[19] = p ? 1 : 0;
-    o[20] = p ? nat(p.cycles) : 0;
-    o[21] = p ? nat(p.instructions) : 0;
-    o[22] = p ? nat(p.llcMisses) : 0;
-    o[23] = p ? nat(p.llcReferences) : 0;
+  put({ i, v }, w, p) {
+    const f = v.perf;
     const g = v.gpus;
-    if (g.length === 0) {
-      for (let c = 24; c <= 30; c++) o[c] = NO_GPUS;
-    } else {
-      o[24] = g.map((x) => x.device);
-      o[25] = g.map((x) => x.smUtilPct);
-      o[26] = g.map((x) => x.memUtilPct);
-      o[27] = g.map((x) => nat(x.utilSamples));
-      o[28] = g.map((x) => nat(x.usedMemoryBytes));
-      o[29] = g.map((x) => (x.holdsContext ? 1 : 0));
-      o[30] = g.map((x) => (x.passthrough ? 1 : 0));
-    }
+    const none = g.length === 0;
+    return (
+      p[0]!(w, i.hostId) &&
+      p[1]!(w, i.hardwareClass) &&
+      p[2]!(w, i.seq) &&
+      p[3]!(w, Math.round(i.t0UnixNs)) &&
+      p[4]!(w, Math.round(i.t1UnixNs)) &&
+      p[5]!(w, v.uuid) &&
+      p[6]!(w, v.name) &&
+      p[7]!(w, v.tenant) &&
+      p[8]!(w, v.state) &&
+      p[9]!(w, v.presence) &&
+      p[10]!(w, nat(v.vcpus)) &&
+      p[11]!(w, nat(v.memoryBytes)) &&
+      p[12]!(w, v.cpuSeconds) &&
+      p[13]!(w, v.vcpuSeconds) &&
+      p[14]!(w, nat(v.memoryUsedBytes)) &&
+      p[15]!(w, nat(v.blockReadBytes)) &&
+      p[16]!(w, nat(v.blockWriteBytes)) &&
+      p[17]!(w, nat(v.netRxBytes)) &&
+      p[18]!(w, nat(v.netTxBytes)) &&
+      p[19]!(w, f ? 1 : 0) &&
+      p[20]!(w, f ? nat(f.cycles) : 0) &&
+      p[21]!(w, f ? nat(f.instructions) : 0) &&
+      p[22]!(w, f ? nat(f.llcMisses) : 0) &&
+      p[23]!(w, f ? nat(f.llcReferences) : 0) &&
+      p[24]!(w, none ? NO_GPUS : g.map((x) => x.device)) &&
+      p[25]!(w, none ? NO_GPUS : g.map((x) => x.smUtilPct)) &&
+      p[26]!(w, none ? NO_GPUS : g.map((x) => x.memUtilPct)) &&
+      p[27]!(w, none ? NO_GPUS : g.map((x) => nat(x.utilSamples))) &&
+      p[28]!(w, none ? NO_GPUS : g.map((x) => nat(x.usedMemoryBytes))) &&
+      p[29]!(w, none ? NO_GPUS : g.map((x) => (x.holdsContext ? 1 : 0))) &&
+      p[30]!(w, none ? NO_GPUS : g.map((x) => (x.passthrough ? 1 : 0)))
+    );
   },
   row: ({ i, v, k }) => vmRowOf(i, v, k),
 };
@@ -310,25 +309,27 @@ export function shareItems(results: readonly AttributionResult[]): ShareItem[] {
 export const ATTRIBUTION_ROW_PROJECTION: RowProjection<ShareItem> = {
   columns: ['host', 'seq', 't0_ns', 't1_ns', 'kind', 'vm_uuid', 'vm_name', 'tenant', 'source', 'dynamic_j', 'static_j', 'low_j', 'high_j', 'measured_j', 'method', 'model_version', 'hardware_class', 'note'],
   plain: ({ r, s }) => fin(r.t0UnixNs) && fin(r.t1UnixNs) && fin(r.measured[s.source]) && fin(s.dynamicJoules) && fin(s.staticJoules) && fin(s.lowJoules) && fin(s.highJoules),
-  values({ r, s }, o) {
-    o[0] = r.hostId;
-    o[1] = r.seq;
-    o[2] = Math.round(r.t0UnixNs);
-    o[3] = Math.round(r.t1UnixNs);
-    o[4] = s.kind;
-    o[5] = s.vmUuid;
-    o[6] = s.vmName;
-    o[7] = s.tenant;
-    o[8] = s.source;
-    o[9] = s.dynamicJoules;
-    o[10] = s.staticJoules;
-    o[11] = s.lowJoules;
-    o[12] = s.highJoules;
-    o[13] = r.measured[s.source];
-    o[14] = r.method;
-    o[15] = r.modelVersion;
-    o[16] = r.hardwareClass;
-    o[17] = r.note;
+  put({ r, s }, w, p) {
+    return (
+      p[0]!(w, r.hostId) &&
+      p[1]!(w, r.seq) &&
+      p[2]!(w, Math.round(r.t0UnixNs)) &&
+      p[3]!(w, Math.round(r.t1UnixNs)) &&
+      p[4]!(w, s.kind) &&
+      p[5]!(w, s.vmUuid) &&
+      p[6]!(w, s.vmName) &&
+      p[7]!(w, s.tenant) &&
+      p[8]!(w, s.source) &&
+      p[9]!(w, s.dynamicJoules) &&
+      p[10]!(w, s.staticJoules) &&
+      p[11]!(w, s.lowJoules) &&
+      p[12]!(w, s.highJoules) &&
+      p[13]!(w, r.measured[s.source]) &&
+      p[14]!(w, r.method) &&
+      p[15]!(w, r.modelVersion) &&
+      p[16]!(w, r.hardwareClass) &&
+      p[17]!(w, r.note)
+    );
   },
   row: ({ r, s, k }) => attributionRowOf(r, s, k),
 };
