@@ -50,9 +50,29 @@ export class RaplGram {
   /** Records in the sums, and Σy. */
   n = 0;
   private sy = 0;
-  // scratch per record (base indices and values)
-  private ks: number[] = [];
-  private vs: number[] = [];
+  // scratch per record: base indices and values, m of them (typed arrays, grown by doubling: a record
+  // allocates nothing on the heap; a `[uuid, cores]` pair per VM from the Map's iterator and the arrays
+  // re-grown after `length = 0` were ≈ 230 bytes per VM-sample of garbage)
+  private ks = new Int32Array(64);
+  private vs = new Float64Array(64);
+  private m = 0;
+  private sign: 1 | -1 = 1;
+  /** Map.forEach callback of apply (one function for the object's life, not a closure per record). */
+  private readonly collect = (c: number, uuid: string): void => {
+    const i = this.indexOf(uuid);
+    this.count[i]! += this.sign;
+    if (this.m === this.ks.length) {
+      const ks = new Int32Array(2 * this.m);
+      const vs = new Float64Array(2 * this.m);
+      ks.set(this.ks);
+      vs.set(this.vs);
+      this.ks = ks;
+      this.vs = vs;
+    }
+    this.ks[this.m] = i;
+    this.vs[this.m] = c;
+    this.m++;
+  };
 
   constructor() {
     this.grow(64);
@@ -120,23 +140,17 @@ export class RaplGram {
   }
 
   private apply(r: GramRecord, s: 1 | -1): void {
-    const ks = this.ks;
-    const vs = this.vs;
-    ks.length = 0;
-    vs.length = 0;
-    ks.push(0);
-    vs.push(r.overheadCores);
-    for (const [uuid, c] of r.cores) {
-      const i = this.indexOf(uuid);
-      this.count[i]! += s;
-      ks.push(i);
-      vs.push(c);
-    }
+    this.ks[0] = 0;
+    this.vs[0] = r.overheadCores;
+    this.m = 1;
+    this.sign = s;
+    r.cores.forEach(this.collect); // the Map's order, as iterating it
+    const { ks, vs, m } = this;
     const u = r.busyFrac;
     const y = r.power.rapl;
     const cap = this.cap;
     const { p0, p1, p2, l0, l1, y0, y1 } = this;
-    for (let x = 0; x < ks.length; x++) {
+    for (let x = 0; x < m; x++) {
       const a = ks[x]!;
       const fa = s * vs[x]!;
       l0[a]! += fa;
@@ -144,7 +158,7 @@ export class RaplGram {
       y0[a]! += fa * y;
       y1[a]! += fa * u * y;
       const row = a * cap;
-      for (let z = 0; z < ks.length; z++) {
+      for (let z = 0; z < m; z++) {
         const f = fa * vs[z]!;
         const at = row + ks[z]!;
         p0[at]! += f;
@@ -199,6 +213,14 @@ export class RaplGram {
       for (let h = 0; h < w; h++) {
         const hb0 = start[h]!;
         const hb1 = start[h + 1]!;
+        if (ga1 - ga0 === 1 && hb1 - hb0 === 1) {
+          // two one-VM groups (most pairs): the loops below would add the one term to 0, as here
+          const at = members[ga0]! * cap + members[hb0]!;
+          g0[g * w + h] = 0 + p0[at]!;
+          g1[g * w + h] = 0 + p1[at]!;
+          g2[g * w + h] = 0 + p2[at]!;
+          continue;
+        }
         let t0 = 0;
         let t1 = 0;
         let t2 = 0;
@@ -252,20 +274,33 @@ export class RaplGram {
     if (k === 0) return ym;
     work.ensureSystem(k);
     const { M, rhs } = work;
+    // keep is ascending: its first k0 columns are the groups' (power 0), the rest times u (power 1).
+    let k0 = 0;
+    while (k0 < k && keep[k0]! < w) k0++;
+    // The lower triangle only (choleskySolve reads no other entry), row by row; each entry the same
+    // expression as a full symmetric fill: (G − n·m_j·m_l) / (sd_j·sd_l), n·m_j·m_l evaluated left to right.
     for (let r = 0; r < k; r++) {
       const j = keep[r]!;
       const jhi = j >= w;
       const gj = jhi ? j - w : j;
-      for (let c = 0; c <= r; c++) {
+      const row = gj * w;
+      const nmj = n * mean[j]!;
+      const sdj = sd[j]!;
+      const mr = r * k;
+      const G0 = jhi ? g1 : g0; // with a power-0 column
+      const G1 = jhi ? g2 : g1; // with a power-1 column
+      const lo = r + 1 < k0 ? r + 1 : k0;
+      let c = 0;
+      for (; c < lo; c++) {
         const l = keep[c]!;
-        const lhi = l >= w;
-        const G = jhi ? (lhi ? g2 : g1) : lhi ? g1 : g0;
-        const v = (G[gj * w + (lhi ? l - w : l)]! - n * mean[j]! * mean[l]!) / (sd[j]! * sd[l]!);
-        M[r * k + c] = v;
-        M[c * k + r] = v;
+        M[mr + c] = (G0[row + l]! - nmj * mean[l]!) / (sdj * sd[l]!);
       }
-      M[r * k + r]! += lambda * n;
-      rhs[r] = ((jhi ? gy1[gj]! : gy0[gj]!) - n * mean[j]! * ym) / sd[j]!;
+      for (; c <= r; c++) {
+        const l = keep[c]!;
+        M[mr + c] = (G1[row + l - w]! - nmj * mean[l]!) / (sdj * sd[l]!);
+      }
+      M[mr + r]! += lambda * n;
+      rhs[r] = ((jhi ? gy1[gj]! : gy0[gj]!) - nmj * ym) / sdj;
     }
     const b = choleskySolve(M, rhs, k, work.cholesky);
     if (!b) return undefined;
@@ -348,7 +383,7 @@ export class InterceptWork {
 
 /**
  * Solves M x = rhs for symmetric positive definite M (k×k, row-major, stride k); undefined when M is not
- * (numerically) positive definite. The result has exactly k entries. With `work`, the factor and the result
+ * (numerically) positive definite. Reads only M's lower triangle (M[i][j], j ≤ i): the upper one may hold anything. The result has exactly k entries. With `work`, the factor and the result
  * live in its arrays (the result is a view of work.x's first k entries, valid until the next solve with that
  * work: work.x may be longer, from a larger earlier solve); without, in new ones.
  *

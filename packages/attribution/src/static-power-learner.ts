@@ -26,6 +26,7 @@
 import { WattsplitError } from '@wattsplit/wire';
 import { SOURCES } from './conservation.js';
 import { learnerStateEnvelope, openLearnerState, type LearnerStateReader } from './learner-state.js';
+import { orderStatistic } from './order-statistic.js';
 import { InterceptWork, RaplGram, REBUILD_EVERY } from './rapl-gram.js';
 import type { HostInterval, HostStateLearner, LearnerHostState, SourceName, StaticPowerEstimate } from './types.js';
 
@@ -241,7 +242,7 @@ export class StaticPowerLearner implements HostStateLearner {
       let nGpu = 0;
       for (const r of recs) if (r.usable.gpu && !r.anyContext) ys[nGpu++] = r.power.gpu;
       if (nGpu >= Math.max(3, Math.floor(this.minSamples / 4))) {
-        watts.gpu = quantile(ys.subarray(0, nGpu), 0.5);
+        watts.gpu = quantile(ys.subarray(0, nGpu), 0.5, this.selectScratch(nGpu));
         learned.add('gpu');
       } else if (recs.length >= this.minSamples && recs.every((r) => !r.hasGpu)) {
         watts.gpu = 0;
@@ -272,7 +273,7 @@ export class StaticPowerLearner implements HostStateLearner {
     const y = this.scratch(h.recs.length);
     let n = 0;
     for (const r of h.recs) if (r.usable.rapl) y[n++] = r.power.rapl;
-    const cap = quantile(y.subarray(0, n), this.q);
+    const cap = quantile(y.subarray(0, n), this.q, this.selectScratch(n));
     // one column per VM present in at least 10 % of the records (others summed into one column); package
     // power per core rises with the host's load (turbo, uncore, voltage): each column also enters
     // multiplied by the busy fraction u, so P ≈ S + Σ_v c_v (b_v + b'_v u) extrapolates to 0 well
@@ -288,8 +289,9 @@ export class StaticPowerLearner implements HostStateLearner {
 
   /** BMC-rest static power: regression on RAPL, GPU and I/O at static RAPL and GPU and no I/O (`n` records qualify). */
   private bmcStatic(recs: readonly Rec[], n: number, raplStatic: number, gpuStatic: number): number | undefined {
-    const y = new Float64Array(n);
-    const X = new Float64Array(3 * n);
+    const y = this.scratch(n).subarray(0, n); // the RAPL and GPU selections are done with it
+    if (this.scratchX.length < 3 * n) this.scratchX = new Float64Array(3 * Math.max(n, this.window));
+    const X = this.scratchX;
     let i = 0;
     for (const r of recs) {
       if (!(r.usable.bmc_rest && r.usable.rapl && (r.usable.gpu || !r.hasGpu))) continue;
@@ -299,7 +301,7 @@ export class StaticPowerLearner implements HostStateLearner {
       X[3 * i + 2] = r.ioBs / 1e8;
       i++;
     }
-    const cap = quantile(y, this.q);
+    const cap = quantile(y, this.q, this.selectScratch(n));
     const a = ridgeInterceptFlat(X, n, 3, y);
     if (a === undefined || !(a > 0)) return undefined;
     return Math.min(a, cap);
@@ -308,10 +310,18 @@ export class StaticPowerLearner implements HostStateLearner {
   /** The regression's arrays, shared by every host's estimate (≈ 230 KB at 50 VMs, allocated once, not per estimate). */
   private readonly interceptWork = new InterceptWork();
   private scratchY = new Float64Array(0);
+  /** bmcStatic's regressors (3 per record). */
+  private scratchX = new Float64Array(0);
+  private scratchQ = new Float64Array(0);
   /** A scratch array of at least n numbers (estimates run one at a time). */
   private scratch(n: number): Float64Array {
     if (this.scratchY.length < n) this.scratchY = new Float64Array(Math.max(n, this.window));
     return this.scratchY;
+  }
+  /** The quantiles' working copy (orderStatistic permutes it), apart from the scratch holding their values. */
+  private selectScratch(n: number): Float64Array {
+    if (this.scratchQ.length < n) this.scratchQ = new Float64Array(Math.max(n, this.window));
+    return this.scratchQ;
   }
 }
 
@@ -420,10 +430,11 @@ export function fitIntercept(x: ArrayLike<number>, y: ArrayLike<number>, q = 0.0
   return Math.min(Math.max(0, a), cap);
 }
 
-function quantile(xs: ArrayLike<number>, q: number): number {
-  // a typed array sorts numerically without a comparator call per comparison (the same order for finite values)
-  const s = Float64Array.from(xs).sort();
-  return s[Math.min(s.length - 1, Math.max(0, Math.floor(q * (s.length - 1))))] ?? 0;
+/** The value at ⌊q·(n−1)⌋ of xs sorted as a Float64Array sorts (0 for none), by selection, not a sort (order-statistic.ts). */
+function quantile(xs: ArrayLike<number>, q: number, scratch?: Float64Array): number {
+  const n = xs.length;
+  if (n === 0) return 0;
+  return orderStatistic(xs, Math.min(n - 1, Math.max(0, Math.floor(q * (n - 1)))), scratch);
 }
 
 /** Gaussian elimination with partial pivoting on an augmented k×(k+1) matrix. */
