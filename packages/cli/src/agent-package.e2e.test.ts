@@ -1,11 +1,11 @@
 // The agent artefact (`npm run package:agent`): built by the repository's script, copied where no
 // workspace node_modules can be reached, run with nothing but the system's Node: its size budget, its
 // checksums, `--version`, `--check` on a fixture host (and how it degrades without libvirt, NVML and
-// perf), and a short stream to a real gateway on loopback (without loading node:zlib or node:worker_threads).
+// perf), and a short stream to a real gateway on loopback (without loading node:zlib or node:worker_threads), plaintext and TLS.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -83,4 +83,30 @@ process.on('exit', () => writeFileSync(${JSON.stringify(loaded)}, JSON.stringify
   assert.ok(gw.stats().framesAccepted >= 5);
   assert.doesNotMatch(r.stderr, /TypeError|Dynamic require|Cannot find (module|package)/);
   assert.deepEqual(JSON.parse(readFileSync(loaded, 'utf8')), [], 'after 5 rounds the bundle has loaded neither node:zlib nor node:worker_threads');
+
+  // and over TLS: the bundle requires node:tls instead of importing it as an ES module (scripts/package-agent.mjs,
+  // builtinsViaRequire), so this is the path that must still connect, verify the gateway against the CA and stream
+  const pki = makeServerPki(join(dir, 'pki'));
+  const tlsGw = await startGateway({ producer: bus.producer(), auth: { mode: 'none' }, tls: { certFile: pki.serverCert, keyFile: pki.serverKey } });
+  t.after(() => tlsGw.close(0));
+  const tlsDir = mkdtempSync(join(work, 'run-tls-'));
+  const cfg3 = writeFixtureAgentConfig(tlsDir, tlsGw.address, 'hv-pkg-tls');
+  const j = JSON.parse(readFileSync(cfg3, 'utf8')) as { gateway: Record<string, unknown> };
+  j.gateway.tls = { caFile: pki.ca };
+  writeFileSync(cfg3, JSON.stringify(j));
+  const rt = await runUntil(bin, ['--config', cfg3, '--log-level', 'warn'], () => tlsGw.stats().framesAccepted >= 3, { env: bareEnv() });
+  assert.equal(rt.code, 0, `clean exit on SIGTERM:\n${rt.stderr}`);
+  assert.ok(tlsGw.stats().framesAccepted >= 3, `frames over TLS: ${tlsGw.stats().framesAccepted}`);
+  assert.doesNotMatch(rt.stderr, /TypeError|Dynamic require|Cannot find (module|package)|self.signed|unable to verify|handshake|ERR_TLS/i);
 });
+
+/** A throwaway CA and a server certificate for 127.0.0.1, made with the openssl CLI. */
+function makeServerPki(dir: string): Record<'ca' | 'serverCert' | 'serverKey', string> {
+  mkdirSync(dir, { recursive: true });
+  const ssl = (...args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' });
+  ssl('req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', 'ca.key', '-out', 'ca.pem', '-days', '1', '-subj', '/CN=wattsplit-test-ca');
+  writeFileSync(join(dir, 'server.ext'), 'subjectAltName=IP:127.0.0.1,DNS:localhost\n');
+  ssl('req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', 'server.key', '-out', 'server.csr', '-subj', '/CN=gateway');
+  ssl('x509', '-req', '-in', 'server.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-out', 'server.pem', '-days', '1', '-extfile', 'server.ext');
+  return { ca: join(dir, 'ca.pem'), serverCert: join(dir, 'server.pem'), serverKey: join(dir, 'server.key') };
+}
