@@ -8,11 +8,15 @@
 //   env: REPS (21)
 //
 // Column types come from the migrations' CREATE TABLE statements (packages/store/sql). CPU time (user +
-// system, GC included) per VM-sample, medians of REPS; prints one JSON line.
+// system, GC included) per VM-sample, medians of REPS; then the bytes each build allocates on the V8 heap per
+// VM-sample (V8's sampling heap profiler, every 1 KiB, objects collected by GC kept; the encoders' output
+// Buffers' contents are off-heap and not counted), medians of BYTE_REPS (5) after the timed runs (JIT warm);
+// prints one JSON line. SITES=1 also prints each build's top allocating functions (stderr).
 import { readFileSync } from 'node:fs';
 import { loadavg, cpus } from 'node:os';
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { Session } from 'node:inspector/promises';
 
 const here = resolve(import.meta.dirname, '..');
 const before = process.env.BEFORE_ROOT;
@@ -84,8 +88,30 @@ for (let r = 0; r < REPS; r++) {
   }
 }
 const median = (a) => [...a].sort((x, y) => x - y)[a.length >> 1];
+
+const session = new Session();
+session.connect();
+const sampled = (node) => node.selfSize + node.children.reduce((a, c) => a + sampled(c), 0);
+const bytes = { before: [], after: [] };
+const BYTE_REPS = Number(process.env.BYTE_REPS ?? 5);
+for (let r = 0; r < BYTE_REPS; r++) {
+  for (const k of r % 2 ? ['after', 'before'] : ['before', 'after']) {
+    await session.post('HeapProfiler.startSampling', { samplingInterval: 1024, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: true });
+    runs[k]();
+    const { profile } = await session.post('HeapProfiler.stopSampling');
+    bytes[k].push(sampled(profile.head) / vmSamples);
+    if (process.env.SITES && r === BYTE_REPS - 1) {
+      const m = new Map();
+      const walk = (n) => { const key = `${n.callFrame.functionName || '(anon)'} ${n.callFrame.url.split('/').slice(-1)[0]}:${n.callFrame.lineNumber + 1}`; m.set(key, (m.get(key) ?? 0) + n.selfSize); n.children.forEach(walk); };
+      walk(profile.head);
+      console.error(k, [...m].sort((a, b) => b[1] - a[1]).slice(0, 8).map(([x, v]) => `${x} ${(v / vmSamples).toFixed(0)}`).join(' | '));
+    }
+  }
+}
+session.disconnect();
 console.log(JSON.stringify({
   bench: 'store-rows', vm_samples: vmSamples, attribution_rows: results.reduce((a, r) => a + r.shares.length, 0), bytes_equal: true, reps: REPS,
   before_us_per_vm_sample: +median(us.before).toFixed(3), after_us_per_vm_sample: +median(us.after).toFixed(3), ratio: +(median(us.after) / median(us.before)).toFixed(3),
+  before_heap_bytes_per_vm_sample: Math.round(median(bytes.before)), after_heap_bytes_per_vm_sample: Math.round(median(bytes.after)), byte_reps: BYTE_REPS,
   loadavg_1m_start_end: [load0, loadavg()[0]], machine: `${cpus().length} × ${cpus()[0]?.model.split(' ').slice(0, 2).join(' ')}`, node: process.version, date: new Date().toISOString(),
 }));

@@ -75,6 +75,9 @@ test('checkConservation names the source, the sums and bad parts', () => {
     'host hv seq 1 method m: shares[2].source="wind" is not a known source',
     'host hv seq 1 method m: bmc_rest shares sum to NaN J but 3 J was measured (off by NaN J)',
   ]);
+  // a source named like an Object.prototype key is not a known source either
+  const proto = { ...sh('f', 'rapl', 1, 0), source: 'toString' as SourceName };
+  assert.deepEqual(checkConservation(result([sh('a', 'rapl', 60, 0), proto], { rapl: 60, gpu: 0, bmc_rest: 0 })), ['host hv seq 1 method m: shares[1].source="toString" is not a known source']);
 });
 
 test('reconcile and reconcileInPlace: the same shares, to the bit, as caaca9a\'s reconcile (frozen in test-references.ts), the latter on the objects given (seeded random inputs)', () => {

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { WattsplitError } from '@wattsplit/wire';
-import { putterFor, rowBinaryCodec, type RowProjection } from './row-binary.js';
+import { IN_SLOT, putterFor, rowBinaryCodec, slot, type RowProjection } from './row-binary.js';
 
 const types = new Map([
   ['host', 'LowCardinality(String)'],
@@ -62,11 +62,13 @@ test('RowBinary: integers and doubles are the bytes of Buffer\'s own little-endi
     const values = [...edges, ...random].filter((v) => Number.isSafeInteger(v) || Math.abs(v) >= 2 ** 53).filter((v) => v >= min && v <= max);
     const codec = rowBinaryCodec('t', new Map([['x', type]]), ['x'])!;
     const projection: RowProjection<number> = { columns: ['x'], plain: () => true, put: (v, w, p) => p[0]!(w, v), row: (v) => ({ x: v }) };
+    const throughSlot: RowProjection<number> = { ...projection, put: (v, w, p) => p[0]!(w, slot(v)), row: () => assert.fail(`${type}: the slot's value was refused`) };
     for (const v of values) {
       const want = Buffer.alloc(bytes);
       write(want, v);
       assert.equal(codec.encode([{ x: v }]).toString('hex'), want.toString('hex'), `${type} ${v}`);
       assert.equal(codec.encodeProjected([v], projection).toString('hex'), want.toString('hex'), `${type} ${v}, projected`);
+      assert.equal(codec.encodeProjected([v], throughSlot).toString('hex'), want.toString('hex'), `${type} ${v}, projected through the slot`);
       checked++;
     }
   }
@@ -75,9 +77,38 @@ test('RowBinary: integers and doubles are the bytes of Buffer\'s own little-endi
     const want = Buffer.alloc(8);
     want.writeDoubleLE(v);
     assert.equal(f64.encode([{ x: v }]).toString('hex'), want.toString('hex'), `Float64 ${v}`);
+    assert.equal(f64.encodeProjected([v], { columns: ['x'], plain: () => true, put: (x, w, p) => p[0]!(w, slot(x)), row: () => assert.fail(`Float64 ${v} refused`) }).toString('hex'), want.toString('hex'), `Float64 ${v} through the slot`);
     checked++;
   }
   assert.ok(checked > 1500, `${checked} values`);
+});
+
+test('RowBinary: a number through the slot (slot(x)) is x to every number putter, Nullable included; other putters refuse it, and a refused one goes the checked way', () => {
+  const t = new Map([['f', 'Float32'], ['a', 'Array(Float64)'], ['n', 'Nullable(UInt32)'], ['s', 'String'], ['u', 'UInt8']]);
+  type Item = { f: number; a: number[]; n: number; s: unknown; u: number };
+  const codec = rowBinaryCodec('t', t, ['f', 'a', 'n', 's', 'u'])!;
+  let checkedRows = 0;
+  const p: RowProjection<Item> = {
+    columns: ['f', 'a', 'n', 's', 'u'],
+    plain: () => true,
+    put: (x, w, q) => q[0]!(w, slot(x.f)) && q[1]!(w, x.a) && q[2]!(w, slot(x.n)) && q[3]!(w, x.s) && q[4]!(w, slot(x.u)),
+    row: (x) => {
+      checkedRows++;
+      return { ...x };
+    },
+  };
+  const items: Item[] = [
+    { f: -0, a: [0.1, -0, 5e-324, 1e300], n: 4_000_000_000, s: 'vm', u: 255 },
+    { f: 1.25, a: [], n: 0, s: '', u: 0 },
+  ];
+  assert.equal(codec.encodeProjected(items, p).toString('hex'), codec.encode(items).toString('hex'));
+  assert.equal(checkedRows, 0);
+  // A string column given IN_SLOT refuses it; the row is then encoded from row(x), which refuses 7 naming it.
+  assert.equal(putterFor('String')!({ ensure() {}, off: 0 } as never, IN_SLOT), false);
+  assert.throws(() => codec.encodeProjected([{ ...items[1]!, s: 7 }], { ...p, put: (x, w, q) => q[0]!(w, slot(x.f)) && q[1]!(w, x.a) && q[2]!(w, slot(x.n)) && q[3]!(w, slot(x.s as number)) && q[4]!(w, slot(x.u)) }), /t row 0 s=7 is not a valid String/);
+  assert.equal(checkedRows, 1);
+  // A value out of range through the slot is refused like the value itself.
+  assert.throws(() => codec.encodeProjected([{ ...items[1]!, u: 256 }], p), /t row 0 u=256 is not a valid UInt8/);
 });
 
 test('RowBinary: a value that does not fit its column is refused with table, row, column and value', () => {

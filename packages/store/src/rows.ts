@@ -6,7 +6,7 @@
  */
 import type { Anomaly, AttributionResult, AttributionShare, HostInterval, VmInterval } from '@wattsplit/attribution';
 import { WattsplitError } from '@wattsplit/wire';
-import type { RowProjection } from './row-binary.js';
+import { slot, type RowProjection } from './row-binary.js';
 import type { RawFrameCounters } from './store.js';
 
 type Row = Record<string, unknown>;
@@ -134,10 +134,27 @@ function vmIsPlain(v: VmInterval): boolean {
   const p = v.perf;
   return (
     fin(v.presence) && fin(v.vcpus) && fin(v.memoryBytes) && fin(v.cpuSeconds) && fin(v.memoryUsedBytes) && fin(v.blockReadBytes) && fin(v.blockWriteBytes) && fin(v.netRxBytes) && fin(v.netTxBytes) &&
-    v.vcpuSeconds.every(fin) &&
+    allFinite(v.vcpuSeconds) &&
     (!p || (fin(p.cycles) && fin(p.instructions) && fin(p.llcMisses) && fin(p.llcReferences))) &&
-    v.gpus.every((g) => fin(g.smUtilPct) && fin(g.memUtilPct) && fin(g.utilSamples) && fin(g.usedMemoryBytes))
+    gpusPlain(v.gpus)
   );
+}
+
+// Loops rather than every(fin): a double passed to a callback V8 did not inline is boxed (issue 15).
+function allFinite(xs: readonly number[]): boolean {
+  for (let i = 0; i < xs.length; i++) {
+    const x = xs[i];
+    if (!(typeof x === 'number' && Number.isFinite(x))) return false;
+  }
+  return true;
+}
+
+function gpusPlain(gs: VmInterval['gpus']): boolean {
+  for (let i = 0; i < gs.length; i++) {
+    const g = gs[i]!;
+    if (!(fin(g.smUtilPct) && fin(g.memUtilPct) && fin(g.utilSamples) && fin(g.usedMemoryBytes))) return false;
+  }
+  return true;
 }
 
 /** The VM's numbers converted (Long, bigint) and checked finite, a failure naming the field (the slow path). */
@@ -214,27 +231,27 @@ export const VM_ROW_PROJECTION: RowProjection<VmItem> = {
       p[0]!(w, i.hostId) &&
       p[1]!(w, i.hardwareClass) &&
       p[2]!(w, i.seq) &&
-      p[3]!(w, Math.round(i.t0UnixNs)) &&
-      p[4]!(w, Math.round(i.t1UnixNs)) &&
+      p[3]!(w, slot(Math.round(i.t0UnixNs))) &&
+      p[4]!(w, slot(Math.round(i.t1UnixNs))) &&
       p[5]!(w, v.uuid) &&
       p[6]!(w, v.name) &&
       p[7]!(w, v.tenant) &&
       p[8]!(w, v.state) &&
-      p[9]!(w, v.presence) &&
-      p[10]!(w, nat(v.vcpus)) &&
-      p[11]!(w, nat(v.memoryBytes)) &&
-      p[12]!(w, v.cpuSeconds) &&
+      p[9]!(w, slot(v.presence)) &&
+      p[10]!(w, slot(nat(v.vcpus))) &&
+      p[11]!(w, slot(nat(v.memoryBytes))) &&
+      p[12]!(w, slot(v.cpuSeconds)) &&
       p[13]!(w, v.vcpuSeconds) &&
-      p[14]!(w, nat(v.memoryUsedBytes)) &&
-      p[15]!(w, nat(v.blockReadBytes)) &&
-      p[16]!(w, nat(v.blockWriteBytes)) &&
-      p[17]!(w, nat(v.netRxBytes)) &&
-      p[18]!(w, nat(v.netTxBytes)) &&
+      p[14]!(w, slot(nat(v.memoryUsedBytes))) &&
+      p[15]!(w, slot(nat(v.blockReadBytes))) &&
+      p[16]!(w, slot(nat(v.blockWriteBytes))) &&
+      p[17]!(w, slot(nat(v.netRxBytes))) &&
+      p[18]!(w, slot(nat(v.netTxBytes))) &&
       p[19]!(w, f ? 1 : 0) &&
-      p[20]!(w, f ? nat(f.cycles) : 0) &&
-      p[21]!(w, f ? nat(f.instructions) : 0) &&
-      p[22]!(w, f ? nat(f.llcMisses) : 0) &&
-      p[23]!(w, f ? nat(f.llcReferences) : 0) &&
+      p[20]!(w, slot(f ? nat(f.cycles) : 0)) &&
+      p[21]!(w, slot(f ? nat(f.instructions) : 0)) &&
+      p[22]!(w, slot(f ? nat(f.llcMisses) : 0)) &&
+      p[23]!(w, slot(f ? nat(f.llcReferences) : 0)) &&
       p[24]!(w, none ? NO_GPUS : g.map((x) => x.device)) &&
       p[25]!(w, none ? NO_GPUS : g.map((x) => x.smUtilPct)) &&
       p[26]!(w, none ? NO_GPUS : g.map((x) => x.memUtilPct)) &&
@@ -313,18 +330,18 @@ export const ATTRIBUTION_ROW_PROJECTION: RowProjection<ShareItem> = {
     return (
       p[0]!(w, r.hostId) &&
       p[1]!(w, r.seq) &&
-      p[2]!(w, Math.round(r.t0UnixNs)) &&
-      p[3]!(w, Math.round(r.t1UnixNs)) &&
+      p[2]!(w, slot(Math.round(r.t0UnixNs))) &&
+      p[3]!(w, slot(Math.round(r.t1UnixNs))) &&
       p[4]!(w, s.kind) &&
       p[5]!(w, s.vmUuid) &&
       p[6]!(w, s.vmName) &&
       p[7]!(w, s.tenant) &&
       p[8]!(w, s.source) &&
-      p[9]!(w, s.dynamicJoules) &&
-      p[10]!(w, s.staticJoules) &&
-      p[11]!(w, s.lowJoules) &&
-      p[12]!(w, s.highJoules) &&
-      p[13]!(w, r.measured[s.source]) &&
+      p[9]!(w, slot(s.dynamicJoules)) &&
+      p[10]!(w, slot(s.staticJoules)) &&
+      p[11]!(w, slot(s.lowJoules)) &&
+      p[12]!(w, slot(s.highJoules)) &&
+      p[13]!(w, slot(r.measured[s.source])) &&
       p[14]!(w, r.method) &&
       p[15]!(w, r.modelVersion) &&
       p[16]!(w, r.hardwareClass) &&

@@ -37,6 +37,19 @@ test('validation names the field and the value', () => {
   assert.ok(errs.every((e) => e.code === 'FRAME_INVALID_FIELD'));
 });
 
+test('validation names each counter and VM by its index: unset and repeated ids, unset unit and source, unset and repeated uuids, in order', () => {
+  const rapl = { source: EnergySource.ENERGY_SOURCE_RAPL, unit: EnergyUnit.ENERGY_UNIT_MICROJOULE };
+  const errs = validateFrame({
+    ...frame,
+    counters: [{ id: 'a', ...rapl }, { id: '', ...rapl }, { id: 'a', unit: EnergyUnit.ENERGY_UNIT_MICROJOULE }, { id: 'b', source: EnergySource.ENERGY_SOURCE_RAPL }],
+    vms: [{ uuid: 'u1' }, { uuid: '' }, { uuid: 'u2' }, { uuid: 'u1' }],
+  });
+  assert.deepEqual(
+    errs.map((e) => e.message.replace(/^frame host="hv-01" seq=7: /, '')),
+    ['counters[1].id="" must be set', 'counters[2].id="a" is repeated in the frame', 'counters[2].source=0 must be set', 'counters[3].unit=0 must be set', 'vms[1].uuid="" must be set', 'vms[3].uuid="u1" is repeated in the frame'],
+  );
+});
+
 test('unset 64-bit fields decode as the number 0, never a Long object', () => {
   const back = decodeFrame(encodeFrame({ hostId: 'hv-01', seq: 1, monoNs: 1, wallUnixNs: 1, vms: [{ uuid: 'u' }], counters: [{ id: 'c', source: EnergySource.ENERGY_SOURCE_RAPL, unit: EnergyUnit.ENERGY_UNIT_MICROJOULE }] }));
   assert.equal(back.vms[0]!.cpuTimeNs, 0);
