@@ -134,27 +134,10 @@ function vmIsPlain(v: VmInterval): boolean {
   const p = v.perf;
   return (
     fin(v.presence) && fin(v.vcpus) && fin(v.memoryBytes) && fin(v.cpuSeconds) && fin(v.memoryUsedBytes) && fin(v.blockReadBytes) && fin(v.blockWriteBytes) && fin(v.netRxBytes) && fin(v.netTxBytes) &&
-    allFinite(v.vcpuSeconds) &&
+    v.vcpuSeconds.every(fin) &&
     (!p || (fin(p.cycles) && fin(p.instructions) && fin(p.llcMisses) && fin(p.llcReferences))) &&
-    gpusPlain(v.gpus)
+    v.gpus.every((g) => fin(g.smUtilPct) && fin(g.memUtilPct) && fin(g.utilSamples) && fin(g.usedMemoryBytes))
   );
-}
-
-// Loops rather than every(fin): a double passed to a callback V8 did not inline is boxed (issue 15).
-function allFinite(xs: readonly number[]): boolean {
-  for (let i = 0; i < xs.length; i++) {
-    const x = xs[i];
-    if (!(typeof x === 'number' && Number.isFinite(x))) return false;
-  }
-  return true;
-}
-
-function gpusPlain(gs: VmInterval['gpus']): boolean {
-  for (let i = 0; i < gs.length; i++) {
-    const g = gs[i]!;
-    if (!(fin(g.smUtilPct) && fin(g.memUtilPct) && fin(g.utilSamples) && fin(g.usedMemoryBytes))) return false;
-  }
-  return true;
 }
 
 /** The VM's numbers converted (Long, bigint) and checked finite, a failure naming the field (the slow path). */
