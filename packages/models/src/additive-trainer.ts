@@ -10,15 +10,17 @@
  *      shape of the RAPL load factor (`packageLoadFactor`);
  *    - RAPL: per-VM multipliers, static power, I/O weights and the load factor by ridge NNLS (`refitPerVm`),
  *      stored as each VM's own W per core (`vmCoreW`); the per-VM IPC gain (`fitIpcGain`), and with it the
- *      package load factor once more (kept where the totals fit better); then each host's static power
- *      re-estimated from its own lowest-load intervals (`anchorStaticToLowLoad`, static-anchor.ts);
+ *      package load factor once more (kept where the totals fit better); then the feature model once more with
+ *      the final load factor inside its fit (`featureLoadFactor`: its W per busy core at load 0, for the priors of
+ *      unseen VMs and the online filter's class estimate); then each host's static power re-estimated from its own
+ *      lowest-load intervals (`anchorStaticToLowLoad`, static-anchor.ts);
  *    - wall-side rest (bmc_rest): one shared multiple of each term's RAPL power, then per-VM log-multipliers
  *      pulled towards it (`bmcPerVm`).
  * Training residuals and mean power per source are measured on the apply path, as the model will be used.
  */
 import type { HostInterval } from '@wattsplit/attribution';
 import { silentLogger, WattsplitError, type Logger } from '@wattsplit/wire';
-import { IO_FEATURES, intervalFeatures, MODEL_SOURCES, OVERHEAD_ID, SHAPE_FEATURES, socketLoads, SOURCE_IO, staticPowerW, termLoads, termPowers, type AdditiveModelJson, type ModelSource, type SourceWeights, type VmFeatures } from './additive-model.js';
+import { IO_FEATURES, intervalFeatures, loadFactor, MODEL_SOURCES, OVERHEAD_ID, SHAPE_FEATURES, socketLoads, SOURCE_IO, staticPowerW, termLoads, termPowers, type AdditiveModelJson, type ModelSource, type SourceWeights, type VmFeatures } from './additive-model.js';
 import { LoadFactorNormalEquations, type LoadFactorOptions } from './load-factor-fit.js';
 import { fitPlacement, packageZones } from './placement.js';
 import { anchorStaticToLowLoad, type StaticAnchorOptions } from './static-anchor.js';
@@ -54,6 +56,15 @@ export interface AdditiveTrainOptions {
    * than to the host total. Default true; needs a placement.
    */
   packageLoadFactor?: boolean;
+  /**
+   * Once the per-VM signatures and the load factor are fitted, refit the RAPL feature model (tfjs) with the load
+   * factor inside it (each term's output × lf(its package's load)), so that its W per busy core is at load 0, the
+   * unit of the signatures and of the apply path, which multiplies every term by lf: the prior of a VM the model
+   * has not seen, and the online filter's class estimate for a trained one (cpu-signature-filter.ts
+   * `featurePrior`). Fitted to host totals without it, it is at the load the VMs ran at. The signatures' own
+   * shrinkage target stays the first fit. Default true; needs the package load factor.
+   */
+  featureLoadFactor?: boolean;
   /**
    * Re-estimate each host's RAPL static power from its own lowest-load intervals (static-anchor.ts), combined
    * with the fit's intercept by inverse variance. Default on; `false` keeps the fit's intercept. Not used with
@@ -272,6 +283,19 @@ export async function trainAdditiveModel(intervals: readonly HostInterval[], opt
         raplFit();
       }
     }
+  }
+  if (zoneLoad && (opts.featureLoadFactor ?? true)) {
+    // the feature model again, each term's output × the final load factor at its package's load inside the fit,
+    // so its W per busy core is at load 0 (the apply path multiplies it by the load factor, for an unseen VM too);
+    // the priors' model only: the per-VM signatures above were shrunk towards the first fit (made at load 0 too,
+    // their intercepts moved by up to −19 W on development fleet 106 without perf); its MLP replaces the first
+    // one's, nothing else
+    const lfTerm = new Float32Array(n * V).fill(1);
+    const fl = model.sources.rapl.load;
+    terms.forEach((ts, r) => termLoads(model, ts).forEach((u, v) => (lfTerm[r * V + v] = loadFactor(fl, u))));
+    opts.yieldPoint?.('feature-model');
+    const f = await trainFeatureModel(p, 'rapl', opts, lfTerm);
+    Object.assign(model.sources.rapl, { W1: f.W1, b1: f.b1, W2: f.W2, b2: f.b2, cpuScaleW: f.cpuScaleW });
   }
   opts.yieldPoint?.('static-anchor');
   if (opts.fixedStaticW?.rapl === undefined && opts.staticAnchor !== false) {
@@ -780,7 +804,7 @@ async function ioWeights(ioRaw: tf.Variable, mask: tf.Tensor1D, scale: number): 
  * The shared feature model of source `s` (no VM identity): W1, b1, W2, b2 of the shape MLP (W per busy core,
  * in units of `cpuScaleW`), the I/O weights and the static power, by Adam on minibatches of `p`.
  */
-async function trainFeatureModel(p: Packed, s: ModelSource, opts: AdditiveTrainOptions): Promise<SourceWeights> {
+async function trainFeatureModel(p: Packed, s: ModelSource, opts: AdditiveTrainOptions, lfTerm?: Float32Array): Promise<SourceWeights> {
   const { F, K } = p;
   const H = opts.hidden ?? 12;
   const steps = opts.steps ?? 600;
@@ -799,7 +823,7 @@ async function trainFeatureModel(p: Packed, s: ModelSource, opts: AdditiveTrainO
 
   const all = tf.tidy(() => ({
     shape: tf.tensor3d(p.shape, [p.n, p.V, F]),
-    cpu: tf.tensor2d(p.cpu, [p.n, p.V]),
+    cpu: tf.tensor2d(lfTerm ? p.cpu.map((c, i) => c * lfTerm[i]!) : p.cpu, [p.n, p.V]),
     io: tf.tensor3d(p.io, [p.n, p.V, K]),
     y: tf.tensor1d(y.map((x) => x / scale)),
   }));

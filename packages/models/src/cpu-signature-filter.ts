@@ -13,7 +13,8 @@
  *   the class's typical W per core): shrinkage towards the class. Where no VM of the interval it is taken up in
  *   carries perf counters (`unobservedPrior`), a trained VM's multiplier starts with the unseen VM's variance
  *   (its coefficient is an average over its training phases, which nothing observable follows); its stationary sd
- *   stays `knownSd`. Ornstein–Uhlenbeck: the mean is pulled back
+ *   stays `knownSd`, and its prior mean moves from 1 towards the class's feature model for its features by their
+ *   inverse variances in logs (`featurePrior`, `featureSd`). Ornstein–Uhlenbeck: the mean is pulled back
  *   to the prior with time constant `pullS` while the variance grows back to the prior's, so a VM whose
  *   energy per CPU-second changes (phases) is followed within minutes, and one that stops running drifts back
  *   to the class.
@@ -84,6 +85,22 @@ export interface CpuSignatureFilterOptions {
    */
   unobservedPrior?: boolean;
   /**
+   * Where no VM of an interval carries perf counters, the prior a trained VM's multiplier starts from and is
+   * pulled back to is the inverse-variance combination, in logs, of its own trained signature (1, with the sd it
+   * starts with: `unseenSd` under `unobservedPrior`) and of the class's feature model for its current features
+   * (the ratio of the feature model's CPU part to its own, bounded to [1/4, 4], sd `featureSd`). The feature model
+   * is the prior of an unseen VM, in the same unit (W per busy core at load 0 × the load factor: trainer
+   * `featureLoadFactor`); without perf the trained coefficient is an average over its training phases, and the
+   * class's estimate says something of where it stands now. With perf, nothing changes. Default true.
+   */
+  featurePrior?: boolean;
+  /**
+   * Sd of the feature model's estimate in that combination (log scale). Default 1.5: with `unseenSd` 0.6 the
+   * feature model's weight is 0.14 (development fleets, docs/accuracy-method.md "fifth pass": at 0.6, weight 0.5,
+   * the small web VMs of the phases + memory-bound fleet were pulled past their truth).
+   */
+  featureSd?: number;
+  /**
    * Bill each term's I/O part (memory traffic, disk, network: the filter's weights × its features) at that
    * power and scale only the CPU parts (at their stand-alone rates) to the rest of the measured dynamic energy.
    * Default false: every part is scaled alike. Measured on development fleets and not made the default
@@ -144,6 +161,19 @@ function typicalCoreW(model: AdditiveModelJson): number | undefined {
   const t = xs.length ? xs[Math.floor((xs.length - 1) / 2)] : undefined;
   typicalCache.set(model, t);
   return t;
+}
+
+const featureOnlyCache = new WeakMap<AdditiveModelJson, AdditiveModelJson>();
+
+/** The model without the trained terms' own signatures: every term's RAPL CPU part from the feature model (as an unseen VM's). */
+function featureOnly(model: AdditiveModelJson): AdditiveModelJson {
+  let m = featureOnlyCache.get(model);
+  if (!m) {
+    const { vmCoreW: _own, ...rapl } = model.sources.rapl;
+    m = { ...model, sources: { ...model.sources, rapl } };
+    featureOnlyCache.set(model, m);
+  }
+  return m;
 }
 
 /** Splits every term's model power into its CPU part (floored) and its I/O features. */
@@ -355,17 +385,21 @@ export class CpuSignatureFilter {
   private readonly hosts = new Map<string, HostSignatures>();
   /** Per host, the decomposition of the interval `split` last saw (`observe` of the same interval reuses it). */
   private readonly memo = new Map<string, { seq: number; model: AdditiveModelJson; bySource: Map<ModelSource, SourceTerms> }>();
-  private readonly o: Required<Omit<CpuSignatureFilterOptions, 'ioAtOwnRate' | 'unobservedNoise' | 'unobservedPrior'>>;
+  private readonly o: Required<Omit<CpuSignatureFilterOptions, 'ioAtOwnRate' | 'unobservedNoise' | 'unobservedPrior' | 'featurePrior'>>;
   private readonly ioAtOwnRate: boolean;
   private readonly unobservedNoise: boolean;
   private readonly unobservedPrior: boolean;
+  private readonly featurePrior: boolean;
+  /** Per decomposition, each term's feature-model CPU part / its own (computed when a prior needs it). */
+  private readonly featureRatios = new WeakMap<SourceTerms, Float64Array>();
 
   constructor(opts: CpuSignatureFilterOptions = {}) {
-    const { ioAtOwnRate, unobservedNoise, unobservedPrior, ...numeric } = opts;
+    const { ioAtOwnRate, unobservedNoise, unobservedPrior, featurePrior, ...numeric } = opts;
     this.ioAtOwnRate = ioAtOwnRate ?? false;
     this.unobservedNoise = unobservedNoise ?? true;
     this.unobservedPrior = unobservedPrior ?? true;
-    this.o = { pullS: 1800, knownSd: 0.35, unseenSd: 0.6, staticSd: 0.1, trainedStaticSd: 0.02, staticTauS: 86400, floor: 0.25, noiseScale: 1.5, forgetAfterS: 3600, noiseWindowS: 600, ...numeric };
+    this.featurePrior = featurePrior ?? true;
+    this.o = { pullS: 1800, knownSd: 0.35, unseenSd: 0.6, staticSd: 0.1, trainedStaticSd: 0.02, staticTauS: 86400, floor: 0.25, noiseScale: 1.5, forgetAfterS: 3600, noiseWindowS: 600, featureSd: 1.5, ...numeric };
     for (const [k, v] of Object.entries(this.o)) if (!(Number.isFinite(v) && v > 0)) throw new WattsplitError('CONFIG_INVALID', `cpu signature filter option ${k}=${v} must be a finite number > 0`, { details: { field: k, value: v } });
   }
 
@@ -391,15 +425,36 @@ export class CpuSignatureFilter {
     return (trained ? this.o.trainedStaticSd : this.o.staticSd) * w + (trained ? 1 : 2);
   }
 
-  /** Prior mean and sd of a state id (static, I/O weight, term multiplier). */
-  private priorOf(st: SourceTerms, id: string, t: number): { prior: number; sd: number } {
+  /**
+   * Prior mean and sd of a state id (static, I/O weight, term multiplier); `feature` gives the decomposition's
+   * feature-model ratios (`featurePrior`).
+   */
+  private priorOf(st: SourceTerms, id: string, t: number, feature: () => Float64Array): { prior: number; sd: number } {
     if (id === STATIC_ID) return { prior: st.staticW, sd: this.staticPriorSd(st.staticW, st.trainedHost) };
     if (id.startsWith(IO_PREFIX)) {
       const j = st.ioK.indexOf(IO_FEATURES.indexOf(id.slice(IO_PREFIX.length) as (typeof IO_FEATURES)[number]));
       const w = st.ioW[j] ?? 0;
       return { prior: w, sd: Math.max(IO_SD_REL * w, IO_SD_FLOOR[id.slice(IO_PREFIX.length) as (typeof IO_FEATURES)[number]] ?? 0.05) };
     }
-    return { prior: 1, sd: st.known[t] ? this.o.knownSd : this.o.unseenSd };
+    if (!st.known[t]) return { prior: 1, sd: this.o.unseenSd };
+    if (!this.featurePrior || st.perfSeen) return { prior: 1, sd: this.o.knownSd };
+    const ratio = feature()[t]!;
+    if (!(ratio > 0)) return { prior: 1, sd: this.o.knownSd };
+    // inverse-variance combination in logs of the own signature (log 1 = 0, its starting variance) and the feature model's
+    const own = this.startSd(st, id, t, this.o.knownSd) ** 2;
+    const cls = this.o.featureSd ** 2;
+    return { prior: Math.exp((own / (own + cls)) * Math.log(Math.min(4, Math.max(0.25, ratio)))), sd: this.o.knownSd };
+  }
+
+  /** Each term's CPU part under the class's feature model (its own signature left out) / its CPU part in `d`. */
+  private featureRatio(d: SourceTerms, model: AdditiveModelJson, source: ModelSource, terms: readonly VmFeatures[]): Float64Array {
+    let r = this.featureRatios.get(d);
+    if (!r) {
+      const f = decomposeTerms(featureOnly(model), source, terms, '', this.o.floor);
+      r = d.cpu.map((c, t) => (c > 0 && d.known[t] ? f.cpu[t]! / c : 1));
+      this.featureRatios.set(d, r);
+    }
+    return r;
   }
 
   /**
@@ -454,7 +509,7 @@ export class CpuSignatureFilter {
       const slot = (id: string, t: number): number => {
         let i = st.index.get(id);
         if (i === undefined) {
-          const p = this.priorOf(d, id, t);
+          const p = this.priorOf(d, id, t, () => this.featureRatio(d, model, source, terms));
           i = st.add(id, p.prior, p.sd, tS, this.startSd(d, id, t, p.sd));
         }
         st.seen[i] = tS;
@@ -541,7 +596,7 @@ export class CpuSignatureFilter {
         slotOf[a] = i;
         mean[a] = st.mean[i]!;
       } else {
-        const p = this.priorOf(d, id, t);
+        const p = this.priorOf(d, id, t, () => this.featureRatio(d, model, source, terms));
         mean[a] = p.prior;
         priorVar[a] = this.startSd(d, id, t, p.sd) ** 2;
       }
