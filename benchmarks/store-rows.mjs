@@ -5,7 +5,7 @@
 // alternating which goes first; the bytes of both are checked equal first (the run stops otherwise).
 //
 //   BEFORE_ROOT=<a checkout built apart, e.g. a git worktree of the commit before> node benchmarks/store-rows.mjs
-//   env: REPS (21)
+//   env: REPS (21) BYTE_REPS (5) SITES
 //
 // Column types come from the migrations' CREATE TABLE statements (packages/store/sql). CPU time (user +
 // system, GC included) per VM-sample, medians of REPS; then the bytes each build allocates on the V8 heap per
