@@ -65,11 +65,14 @@ test('models list / train / rollback / promote / show on the demo data directory
   // The demo trained v1 of every class through the collector's TrainingService.
   const first = json<ListJson>(['models', 'list', ...d, '--json']).models;
   assert.ok(first.length >= 1, 'at least one hardware class');
+  // the first pass that trains says 'first'; a class whose intervals reached the minimum only after it (a later
+  // pass, while the other class was training) says 'new_class' (training-service.ts: the catalog is read per pass)
+  assert.ok(first.some((m) => m.reason === 'first'), `one class trained as the first model: ${first.map((m) => `${m.hardware_class} ${m.reason}`).join(', ')}`);
   for (const m of first) {
     assert.equal(m.status, 'in_force', m.hardware_class);
     assert.equal(m.version, 1, m.hardware_class);
     assert.equal(m.action, 'train');
-    assert.equal(m.reason, 'first');
+    assert.ok(m.reason === 'first' || m.reason === 'new_class', `${m.hardware_class}: reason ${m.reason}`);
     assert.ok(m.trained_by, `${m.hardware_class}: trained_by set`);
     assert.ok(m.intervals !== null && m.intervals >= 60, `${m.hardware_class}: ${m.intervals} intervals`);
     assert.ok(m.residual_rms_w && m.residual_rms_w.rapl >= 0 && m.residual_rms_w.bmc_rest >= 0);
