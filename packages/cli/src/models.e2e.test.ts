@@ -104,7 +104,7 @@ test('models list / train / rollback / promote / show on the demo data directory
   assert.deepEqual([rb.hardware_class, rb.version, rb.action, rb.note], [hc, 1, 'rollback', 'v2 looks off']);
   await untilEffective([rb.effective_from_ns]);
   const afterRollback = json<ListJson>(['models', 'list', ...d, '--json']).models.find((m) => m.hardware_class === hc)!;
-  assert.deepEqual([afterRollback.version, afterRollback.action, afterRollback.reason], [1, 'rollback', 'first']);
+  assert.deepEqual([afterRollback.version, afterRollback.action, afterRollback.reason], [1, 'rollback', first[0]!.reason]);
   const shown = json<ModelDetail>(['models', 'show', hc, ...d, '--json']);
   assert.equal(shown.version.version, 1);
   assert.equal(shown.version.in_force, true);
