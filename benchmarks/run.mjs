@@ -11,6 +11,8 @@ const BENCHES = {
   pipeline: [process.execPath, ['benchmarks/pipeline.mjs']],
   'static-power': [process.execPath, ['benchmarks/static-power.mjs']],
   agent: [process.execPath, ['--max-semi-space-size=4', 'benchmarks/agent-round.mjs', '--vms', '200', '--rounds', '300']],
+  'agent-process': [process.execPath, ['benchmarks/agent-process.mjs']],
+  'agent-start': [process.execPath, ['benchmarks/agent-start.mjs']],
   gateway: [process.execPath, ['packages/gateway/dist/ingest-benchmark.js']],
   capping: [process.execPath, ['benchmarks/capping.mjs']],
   'capping-scale': [process.execPath, ['packages/capping/dist/cap-plan-benchmark.js']],

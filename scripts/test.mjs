@@ -44,6 +44,11 @@ const files = [];
 let selected = files.sort();
 if (filters.length) selected = selected.filter((f) => filters.some((q) => f.includes(q)));
 if (flag('--unit')) selected = selected.filter((f) => !/\.(int|e2e)\.test\.js$/.test(f));
+// `node --test` with no files searches the whole tree: a filter that matches nothing would run every test
+if (!selected.length) {
+  process.stderr.write(`no built test file matches ${filters.map((q) => JSON.stringify(q)).join(', ') || '(no filter)'} (test files are matched by their path under packages/*/dist/)\n`);
+  process.exit(1);
+}
 
 // Shared real servers for integration tests (each test still uses its own topic / table / database).
 const env = { ...process.env, WATTSPLIT_REPO_ROOT: root };

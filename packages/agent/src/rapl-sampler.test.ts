@@ -4,7 +4,7 @@ import { renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { EnergySource, EnergyUnit, memoryLogger } from '@wattsplit/wire';
 import { RootedHostFs } from './host-fs.js';
-import { RaplSampler, discoverRaplZones } from './rapl-sampler.js';
+import { RaplSampler, compareZoneIds, discoverRaplZones } from './rapl-sampler.js';
 import type { FrameUnderConstruction, RoundContext } from './sampler.js';
 import { FIXTURES, FaultyHostFs, copyFixture } from './test-helpers.js';
 
@@ -35,6 +35,15 @@ test('single socket: package, core, uncore, dram, psys with containment and wrap
   assert.equal(pkg?.readMonoNs, 42);
   assert.equal(f.counters.find((c) => c.id === 'intel-rapl:0:2')?.maxRange, 65712999613);
   assert.ok(f.counters.every((c) => !c.error));
+});
+
+test('zone ids sort naturally by vendor, socket and subzone (the order a numeric collator gave) without ICU', () => {
+  const ids = ['intel-rapl:10', 'intel-rapl:2:1', 'amd-rapl:1', 'intel-rapl:2', 'intel-rapl:0:10', 'intel-rapl:0:2', 'intel-rapl:0', 'amd-rapl:0:1', 'intel-rapl:1'];
+  const sorted = [...ids].sort(compareZoneIds);
+  assert.deepEqual(sorted, ['amd-rapl:0:1', 'amd-rapl:1', 'intel-rapl:0', 'intel-rapl:0:2', 'intel-rapl:0:10', 'intel-rapl:1', 'intel-rapl:2', 'intel-rapl:2:1', 'intel-rapl:10']);
+  // the same order as the collator the sort used before (kept out of the agent: it loads ICU's collation data)
+  assert.deepEqual(sorted, [...ids].sort((a, b) => a.localeCompare(b, 'en', { numeric: true })));
+  assert.equal(compareZoneIds('intel-rapl:3', 'intel-rapl:3'), 0);
 });
 
 test('dual socket AMD: two packages, per-socket core and dram', () => {

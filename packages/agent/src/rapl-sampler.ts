@@ -61,7 +61,25 @@ export function discoverRaplZones(fs: HostFs): RaplZone[] {
     const index = domain === 'psys' ? -1 : pkgIdx ? Number(pkgIdx[1]) : socket;
     zones.push({ id: e, dir, name, domain, index, parentId, maxRange });
   }
-  return zones.sort((a, b) => a.id.localeCompare(b.id, 'en', { numeric: true }));
+  return zones.sort((a, b) => compareZoneIds(a.id, b.id));
+}
+
+/**
+ * Orders zone ids as a natural sort would ("intel-rapl:2" before "intel-rapl:10", a package before its
+ * subzones) by their parsed parts, without `localeCompare`: a collator for 'en' makes V8 load ICU's
+ * collation data, ≈ 2.4 MB of the node binary's pages resident for the agent's whole life for one sort
+ * at start-up (docs/benchmarks.md, "ICU's collation data").
+ */
+export function compareZoneIds(a: string, b: string): number {
+  const ma = ZONE_RE.exec(a);
+  const mb = ZONE_RE.exec(b);
+  if (!ma || !mb) return a < b ? -1 : a > b ? 1 : 0;
+  const va = ma[1] ?? '';
+  const vb = mb[1] ?? '';
+  if (va !== vb) return va < vb ? -1 : 1;
+  const socket = Number(ma[2]) - Number(mb[2]);
+  if (socket !== 0) return socket;
+  return (ma[3] === undefined ? -1 : Number(ma[3])) - (mb[3] === undefined ? -1 : Number(mb[3]));
 }
 
 export class RaplSampler implements Sampler {
