@@ -10,7 +10,10 @@
 //   B. collector           InProcessBus → NestJS collector (align, attribute, conservation) → chDB store
 //   C. full                gRPC client → gateway → InProcessBus → collector → chDB store
 // PROFILE=<file> writes a main-thread CPU profile of the stage runs alone; HEAP_PROFILE=<file> a sampling heap profile
-// of the same runs (every allocation sampled, kept or collected), which benchmarks/heap-sites.mjs sums by function. Prints a JSON line and a markdown table with medians and the ratios between stages.
+// of the same runs (every allocation sampled, kept or collected), which benchmarks/heap-sites.mjs sums by function.
+// ENGINE_STATS=1: the chDB engine's own counters (system.events) over each stage B/C run, per VM-sample: inserts and
+// rows, bytes written as parts, parts, background merges, the insert-time merge pass, the queries' CPU (issue 15).
+// Prints a JSON line and a markdown table with medians and the ratios between stages.
 import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector';
 import { createRequire } from 'node:module';
@@ -141,14 +144,54 @@ const bus = new InProcessBus({ logger: silentLogger, lingerMs: 100 });
 const collector = await startEmbeddedCollector({ dataDir: join(dir, 'db'), bus, logger: silentLogger });
 const gateway = await startGateway({ producer: bus.producer(), logger: silentLogger });
 
+/**
+ * ENGINE_STATS=1: system.events (the engine's process-wide counters; chDB runs in this process) read before and
+ * after each stage B/C run. The two reads are queries of their own (a few ms, not in the stage's wall time).
+ */
+const ENGINE_STATS = process.env.ENGINE_STATS === '1';
+async function engineEvents() {
+  if (!ENGINE_STATS) return undefined;
+  const r = await collector.store.query('SELECT event, value FROM system.events');
+  return Object.fromEntries(r.rows.map((x) => [x.event, Number(x.value)]));
+}
+/** The counters' change over a run, put per VM-sample (µs, rows, bytes) or as counts per run. */
+function engineSince(e0, e1) {
+  if (!e0 || !e1) return undefined;
+  const d = (k) => (e1[k] ?? 0) - (e0[k] ?? 0);
+  const per = (x, digits = 2) => Number((x / vmSamples).toFixed(digits));
+  const inserts = d('InsertQuery');
+  return {
+    insert_queries: inserts,
+    select_queries: d('SelectQuery'),
+    inserted_rows_per_vm_sample: per(d('InsertedRows'), 3),
+    rows_per_insert: inserts ? Math.round(d('InsertedRows') / inserts) : 0,
+    parts_written: d('InsertedCompactParts') + d('InsertedWideParts'),
+    part_bytes_per_vm_sample: { uncompressed: per(d('MergeTreeDataWriterUncompressedBytes'), 1), compressed: per(d('MergeTreeDataWriterCompressedBytes'), 1) },
+    // the ReplacingMergeTree/SummingMergeTree pass over each inserted block (optimize_on_insert)
+    insert_time_merge_us_per_vm_sample: per(d('MergeTreeDataWriterMergingBlocksMicroseconds')),
+    insert_sort_us_per_vm_sample: per(d('MergeTreeDataWriterSortingBlocksMicroseconds')),
+    // CPU of the queries' threads (inserts with their views, and the collector's few reads), as the engine counts it
+    query_cpu_us_per_vm_sample: per(d('UserTimeMicroseconds') + d('SystemTimeMicroseconds')),
+    insert_wall_us_per_vm_sample: per(d('InsertQueryTimeMicroseconds')),
+    merges: d('Merge'),
+    merged_rows_per_vm_sample: per(d('MergedRows'), 3),
+    merged_uncompressed_bytes_per_vm_sample: per(d('MergedUncompressedBytes'), 1),
+    // wall time of the merge steps (they run on the engine's background threads; CPU is in the MergeMutate threads)
+    merge_wall_us_per_vm_sample: per(d('MergeMutateBackgroundExecutorTaskExecuteStepMicroseconds')),
+  };
+}
+
 async function stageB() {
   const msgs = renamed(runNo++).map((f) => ({ key: f.hostId, value: encodeFrame(f) }));
   const before = collector.pipeline.stats.intervalsStored;
+  const e0 = await engineEvents();
   const c0 = threadCpu();
   const t0 = performance.now();
   for (let i = 0; i < msgs.length; i += 512) await bus.producer().send(TOPICS.telemetry, msgs.slice(i, i + 512));
   await bus.idle();
-  return { s: (performance.now() - t0) / 1000, intervals: collector.pipeline.stats.intervalsStored - before, cpu: cpuSince(c0) };
+  const s = (performance.now() - t0) / 1000;
+  const cpu = cpuSince(c0);
+  return { s, intervals: collector.pipeline.stats.intervalsStored - before, cpu, engine: engineSince(e0, await engineEvents()) };
 }
 
 async function stageC() {
@@ -159,6 +202,7 @@ async function stageC() {
     byHost.get(f.hostId).push(f);
   }
   const before = collector.pipeline.stats.intervalsStored;
+  const e0 = await engineEvents();
   const c0 = threadCpu();
   const t0 = performance.now();
   // One gRPC stream per host, batches of 64 frames, as the agents' SpoolingSender sends them.
@@ -174,7 +218,9 @@ async function stageC() {
     }),
   );
   await bus.idle();
-  return { s: (performance.now() - t0) / 1000, intervals: collector.pipeline.stats.intervalsStored - before, cpu: cpuSince(c0) };
+  const s = (performance.now() - t0) / 1000;
+  const cpu = cpuSince(c0);
+  return { s, intervals: collector.pipeline.stats.intervalsStored - before, cpu, engine: engineSince(e0, await engineEvents()) };
 }
 
 const runs = { A: [], B: [], C: [], B_before: [], B_after: [] };
@@ -292,7 +338,7 @@ const row = (k) => {
         }
       : undefined;
   // every run in order: the first of a process pays for JIT warm-up and the engine's first inserts
-  const perRun = runs[k].map((r) => ({ vm_samples_per_s: Math.round(vmSamples / r.s), ...(r.cpu ? { main_us: Math.round(10 * us(r.cpu.main)) / 10, other_us: Math.round(10 * us(r.cpu.other)) / 10 } : {}) }));
+  const perRun = runs[k].map((r) => ({ vm_samples_per_s: Math.round(vmSamples / r.s), ...(r.cpu ? { main_us: Math.round(10 * us(r.cpu.main)) / 10, other_us: Math.round(10 * us(r.cpu.other)) / 10 } : {}), ...(r.engine ? { engine: r.engine } : {}) }));
   return { median_s: s, frames_per_s: frames.length / s, vm_samples_per_s: vmSamples / s, intervals: runs[k][0].intervals, ...(cpu ? { cpu } : {}), runs: perRun };
 };
 const A = row('A');

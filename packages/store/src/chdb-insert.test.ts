@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { memoryLogger } from '@wattsplit/wire';
 import { ChdbStore } from './chdb-store.js';
+import { EMBEDDED_INSERT_SETTINGS } from './chdb-transport.js';
 import { rowBinaryCodec } from './row-binary.js';
 import { ATTRIBUTION_ROW_PROJECTION, VM_ROW_PROJECTION, attributionRows, shareItems, vmItems, vmRows } from './rows.js';
 import { sampleInterval, sampleResult, sampleVm } from './test-fixtures.js';
@@ -78,6 +79,30 @@ test('vm_samples and attributions rows projected straight from the intervals are
   const nanShare = sampleResult(c);
   nanShare.shares[0]!.lowJoules = Number.NaN;
   assert.throws(() => atCodec.encodeProjected(shareItems([nanShare]), ATTRIBUTION_ROW_PROJECTION), /attribution host=h-c seq=9 method=cpu_share shares\[0\] .*lowJoules=NaN is not a finite number/);
+});
+
+test('embedded inserts skip the insert-time merge (optimize_on_insert = 0): rows with one key inserted together stay apart until a merge, as on the server; FINAL, sum() and the merged table are unchanged', async () => {
+  assert.deepEqual(EMBEDDED_INSERT_SETTINGS, { optimize_on_insert: 0 });
+  await store.query('CREATE TABLE oi_replacing (k UInt32, v String) ENGINE = ReplacingMergeTree ORDER BY k', 'CSV');
+  await store.query('CREATE TABLE oi_summing (k UInt32, j Float64, n UInt64) ENGINE = SummingMergeTree((j, n)) ORDER BY k', 'CSV');
+  // the JSON path (a Decimal column) carries the setting too
+  await store.query('CREATE TABLE oi_json (k UInt32, d Decimal(10, 2)) ENGINE = ReplacingMergeTree ORDER BY k', 'CSV');
+  assert.equal((await store.insertRows('oi_replacing', [{ k: 1, v: 'first' }, { k: 2, v: 'only' }, { k: 1, v: 'last' }])).kind, 'ok');
+  assert.equal((await store.insertRows('oi_summing', [{ k: 1, j: 0.1, n: 1 }, { k: 1, j: 0.2, n: 1 }, { k: 2, j: 5, n: 1 }])).kind, 'ok');
+  assert.equal((await store.insertRows('oi_json', [{ k: 1, d: 1.25 }, { k: 1, d: 2.5 }])).kind, 'ok');
+  const count = async (t: string) => Number((await store.query(`SELECT count() AS c FROM ${t}`)).rows[0]?.c);
+  assert.equal(await count('oi_replacing'), 3, 'not collapsed at insert');
+  assert.equal(await count('oi_summing'), 3, 'not summed at insert');
+  assert.equal(await count('oi_json'), 2, 'not collapsed at insert (JSON path)');
+  const replacing = async (mod: string) => (await store.query(`SELECT k, v FROM oi_replacing ${mod} ORDER BY k`)).rows;
+  const summed = async () => (await store.query('SELECT k, sum(j) AS j, sum(n) AS n FROM oi_summing GROUP BY k ORDER BY k')).rows;
+  assert.deepEqual(await replacing('FINAL'), [{ k: 1, v: 'last' }, { k: 2, v: 'only' }]);
+  const sums = await summed();
+  assert.deepEqual(sums, [{ k: 1, j: 0.1 + 0.2, n: 2 }, { k: 2, j: 5, n: 1 }]);
+  for (const t of ['oi_replacing', 'oi_summing', 'oi_json']) await store.query(`OPTIMIZE TABLE ${t} FINAL`, 'CSV');
+  assert.deepEqual(await replacing(''), [{ k: 1, v: 'last' }, { k: 2, v: 'only' }], 'the merge keeps the last row, as the insert-time pass did');
+  assert.deepEqual(await summed(), sums);
+  assert.deepEqual((await store.query('SELECT k, toString(d) AS d FROM oi_json')).rows, [{ k: 1, d: '2.5' }]);
 });
 
 test('the insert file lives in a directory of its own, removed when the store closes', async () => {

@@ -31,6 +31,21 @@ export function settingsClause(settings: Settings | undefined): string {
   }).join(', ');
 }
 
+/**
+ * Settings the embedded backend adds to every insert; the server path sends none of them (Debian's 18.16
+ * knows neither these names nor the work they turn off), so the SQL and the stored rows stay the same.
+ * - `optimize_on_insert = 0`: the engine no longer runs a ReplacingMergeTree/SummingMergeTree merge over
+ *   each inserted block before writing its part (the collector's blocks have no two rows with one key: a
+ *   batch holds a host interval once, and the rollup views group by the whole sorting key). That pass was
+ *   ≈ 2 µs of engine CPU per VM-sample (system.events MergeTreeDataWriterMergingBlocksMicroseconds, issue 15
+ *   ninth pass). Rows with one key inserted together stay apart until a background merge, as on the server:
+ *   reads that must be exact use FINAL or sum() … GROUP BY either way.
+ */
+export const EMBEDDED_INSERT_SETTINGS: Readonly<Settings> = { optimize_on_insert: 0 };
+
+/** The insert's own settings (the dedup token) after the embedded ones; its own win on a clash. */
+const insertSettings = (settings: Settings | undefined): Settings => ({ ...EMBEDDED_INSERT_SETTINGS, ...settings });
+
 interface ChdbPreparedRows extends PreparedRows {
   columns: readonly string[];
   /** The file() structure of the columns. */
@@ -183,6 +198,7 @@ export class ChdbTransport implements ClickHouseTransport {
    * and the engine reads it with the file() table function (chDB's query() takes text, and text formats
    * cost the worker a JSON string per row plus the engine's parse: they were most of an insert).
    * Otherwise positional rows with an explicit column list (JSONCompactEachRow), serialised in the worker.
+   * Either way the insert carries EMBEDDED_INSERT_SETTINGS besides its own settings.
    */
   async insert(table: string, rows: readonly Record<string, unknown>[], settings?: Settings): Promise<void> {
     if (rows.length === 0) return;
@@ -198,7 +214,7 @@ export class ChdbTransport implements ClickHouseTransport {
     // Positional rows with an explicit column list (about half the bytes of JSONEachRow); the worker
     // serialises them, off the collector's event loop.
     const positional = rows.map((r) => cols.map((c) => r[c]));
-    await this.call(`INSERT INTO ${table} ${colList}${settingsClause(settings)} FORMAT JSONCompactEachRow`, 'CSV', positional);
+    await this.call(`INSERT INTO ${table} ${colList}${settingsClause(insertSettings(settings))} FORMAT JSONCompactEachRow`, 'CSV', positional);
   }
 
   async prepareRows<T>(table: string, items: readonly T[], p: RowProjection<T>): Promise<PreparedRows | undefined> {
@@ -213,7 +229,7 @@ export class ChdbTransport implements ClickHouseTransport {
     if (prepared.rows === 0) return;
     // The writer's buffer is its own (never pooled: ≥ 64 KiB); a view into a shared one is copied first.
     const own = body.byteOffset === 0 && body.buffer.byteLength >= 4096 ? body : Buffer.from(body);
-    const head = `INSERT INTO ${table} (${columns.map((c) => `\`${c}\``).join(', ')})${settingsClause(settings)}`;
+    const head = `INSERT INTO ${table} (${columns.map((c) => `\`${c}\``).join(', ')})${settingsClause(insertSettings(settings))}`;
     await this.send({ sql: head, rowBinary: { bytes: new Uint8Array(own.buffer, 0, own.byteLength), structure } }, [own.buffer as ArrayBuffer]);
   }
 
