@@ -5,11 +5,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { startGateway } from '@wattsplit/gateway';
+import { makeTestPki } from '@wattsplit/gateway/test-pki';
 import { InProcessBus } from '@wattsplit/wire';
 import { buildAgentArtefact, packagingUnavailable, runToEnd, runUntil, writeFixtureAgentConfig } from './agent-artefact.fixture.js';
 
@@ -86,7 +87,7 @@ process.on('exit', () => writeFileSync(${JSON.stringify(loaded)}, JSON.stringify
 
   // and over TLS: the bundle requires node:tls instead of importing it as an ES module (scripts/package-agent.mjs,
   // builtinsViaRequire), so this is the path that must still connect, verify the gateway against the CA and stream
-  const pki = makeServerPki(join(dir, 'pki'));
+  const pki = makeTestPki(join(dir, 'pki'));
   const tlsGw = await startGateway({ producer: bus.producer(), auth: { mode: 'none' }, tls: { certFile: pki.serverCert, keyFile: pki.serverKey } });
   t.after(() => tlsGw.close(0));
   const tlsDir = mkdtempSync(join(work, 'run-tls-'));
@@ -100,13 +101,3 @@ process.on('exit', () => writeFileSync(${JSON.stringify(loaded)}, JSON.stringify
   assert.doesNotMatch(rt.stderr, /TypeError|Dynamic require|Cannot find (module|package)|self.signed|unable to verify|handshake|ERR_TLS/i);
 });
 
-/** A throwaway CA and a server certificate for 127.0.0.1, made with the openssl CLI. */
-function makeServerPki(dir: string): Record<'ca' | 'serverCert' | 'serverKey', string> {
-  mkdirSync(dir, { recursive: true });
-  const ssl = (...args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' });
-  ssl('req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', 'ca.key', '-out', 'ca.pem', '-days', '1', '-subj', '/CN=wattsplit-test-ca');
-  writeFileSync(join(dir, 'server.ext'), 'subjectAltName=IP:127.0.0.1,DNS:localhost\n');
-  ssl('req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', 'server.key', '-out', 'server.csr', '-subj', '/CN=gateway');
-  ssl('x509', '-req', '-in', 'server.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-out', 'server.pem', '-days', '1', '-extfile', 'server.ext');
-  return { ca: join(dir, 'ca.pem'), serverCert: join(dir, 'server.pem'), serverKey: join(dir, 'server.key') };
-}

@@ -1,6 +1,5 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -11,19 +10,7 @@ import * as grpc from '@grpc/grpc-js';
 import { AckStatus, InProcessBus, WattsplitError, memoryLogger } from '@wattsplit/wire';
 import { http2StreamOf, startGateway } from './index.js';
 import { frame, openStream } from './test-helpers.js';
-
-/** A throwaway CA, a server certificate for 127.0.0.1 and a client certificate, made with the openssl CLI. */
-function makePki(dir: string): Record<'ca' | 'serverCert' | 'serverKey' | 'clientCert' | 'clientKey', string> {
-  const ssl = (...args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' });
-  const p = (f: string) => join(dir, f);
-  ssl('req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', 'ca.key', '-out', 'ca.pem', '-days', '1', '-subj', '/CN=wattsplit-test-ca');
-  writeFileSync(p('server.ext'), 'subjectAltName=IP:127.0.0.1,DNS:localhost\n');
-  for (const [name, cn, ext] of [['server', 'gateway', ['-extfile', 'server.ext']], ['client', 'hv-tls', []]] as const) {
-    ssl('req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', `${name}.key`, '-out', `${name}.csr`, '-subj', `/CN=${cn}`);
-    ssl('x509', '-req', '-in', `${name}.csr`, '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-out', `${name}.pem`, '-days', '1', ...ext);
-  }
-  return { ca: p('ca.pem'), serverCert: p('server.pem'), serverKey: p('server.key'), clientCert: p('client.pem'), clientKey: p('client.key') };
-}
+import { makeTestPki as makePki } from './test-pki.js';
 
 test('mTLS: a client with a CA-signed certificate is served; one without a certificate is refused', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'wattsplit-gw-tls-'));
