@@ -66,12 +66,24 @@ export class ProducedSeqs {
   }
 }
 
-/** The counters of a host's last produced frame, enough to compare the next one. */
+/**
+ * The counters of a host's last produced frame, enough to compare the next one: ids and values in arrays
+ * in the frame's order (an agent sends its counters and VMs in the same order frame after frame, so the
+ * next frame is matched by position; a lookup map is built only when an id is not where it was). Per
+ * host this is three arrays per kind instead of a Map entry and an object per counter and VM.
+ */
 export interface LastFrame {
   seq: number;
   bootId: string;
-  counters: Map<string, { value: number; maxRange: number }>;
-  vmCpu: Map<string, { cpuTimeNs: number; startedMonoNs: number }>;
+  counterIds: string[];
+  counterValues: Float64Array;
+  counterRanges: Float64Array;
+  vmUuids: string[];
+  vmCpuNs: Float64Array;
+  vmStartedNs: Float64Array;
+  /** Built on the first lookup that misses by position. */
+  counterIndex?: Map<string, number>;
+  vmIndex?: Map<string, number>;
 }
 
 export interface HostState {
@@ -110,11 +122,51 @@ export class HostHistory {
 }
 
 export function lastFrameOf(f: ITelemetryFrame): LastFrame {
-  const counters = new Map<string, { value: number; maxRange: number }>();
-  for (const c of f.counters ?? []) if (c.id && !c.error) counters.set(c.id, { value: Number(c.value ?? 0), maxRange: Number(c.maxRange ?? 0) });
-  const vmCpu = new Map<string, { cpuTimeNs: number; startedMonoNs: number }>();
-  for (const vm of f.vms ?? []) if (vm.uuid) vmCpu.set(vm.uuid, { cpuTimeNs: Number(vm.cpuTimeNs ?? 0), startedMonoNs: Number(vm.startedMonoNs ?? 0) });
-  return { seq: Number(f.seq ?? 0), bootId: f.bootId ?? '', counters, vmCpu };
+  const cs = f.counters ?? [];
+  let nc = 0;
+  for (let i = 0; i < cs.length; i++) if (cs[i]!.id && !cs[i]!.error) nc++;
+  const counterIds = new Array<string>(nc);
+  const counterValues = new Float64Array(nc);
+  const counterRanges = new Float64Array(nc);
+  for (let i = 0, k = 0; i < cs.length; i++) {
+    const c = cs[i]!;
+    if (!c.id || c.error) continue;
+    counterIds[k] = c.id;
+    counterValues[k] = Number(c.value ?? 0);
+    counterRanges[k] = Number(c.maxRange ?? 0);
+    k++;
+  }
+  const vs = f.vms ?? [];
+  let nv = 0;
+  for (let i = 0; i < vs.length; i++) if (vs[i]!.uuid) nv++;
+  const vmUuids = new Array<string>(nv);
+  const vmCpuNs = new Float64Array(nv);
+  const vmStartedNs = new Float64Array(nv);
+  for (let i = 0, k = 0; i < vs.length; i++) {
+    const vm = vs[i]!;
+    if (!vm.uuid) continue;
+    vmUuids[k] = vm.uuid;
+    vmCpuNs[k] = Number(vm.cpuTimeNs ?? 0);
+    vmStartedNs[k] = Number(vm.startedMonoNs ?? 0);
+    k++;
+  }
+  return { seq: Number(f.seq ?? 0), bootId: f.bootId ?? '', counterIds, counterValues, counterRanges, vmUuids, vmCpuNs, vmStartedNs };
+}
+
+/**
+ * Index of `id` in `ids`: at `hint` when it is there (the same order as the last frame), else through a map
+ * built once per LastFrame. Ids are unique within a frame (validateFrame refuses repeated counter ids and VM
+ * uuids before a frame gets here), so the position and the map agree.
+ */
+function indexOf(ids: string[], hint: number, id: string, cached: Map<string, number> | undefined, keep: (m: Map<string, number>) => void): number {
+  if (hint < ids.length && ids[hint] === id) return hint;
+  let m = cached;
+  if (m === undefined) {
+    m = new Map();
+    for (let i = 0; i < ids.length; i++) m.set(ids[i]!, i);
+    keep(m);
+  }
+  return m.get(id) ?? -1;
 }
 
 /**
@@ -130,21 +182,30 @@ export function lastFrameOf(f: ITelemetryFrame): LastFrame {
 export function countersWentBackwards(prev: LastFrame, f: ITelemetryFrame): string[] {
   if (prev.bootId !== (f.bootId ?? '') || Number(f.seq ?? 0) <= prev.seq) return [];
   const out: string[] = [];
-  for (const c of f.counters ?? []) {
+  const cs = f.counters ?? [];
+  for (let i = 0, hint = 0; i < cs.length; i++) {
+    const c = cs[i]!;
     if (!c.id || c.error) continue;
-    const p = prev.counters.get(c.id);
+    const k = indexOf(prev.counterIds, hint, c.id, prev.counterIndex, (m) => (prev.counterIndex = m));
+    if (k < 0) continue;
+    hint = k + 1;
+    const pValue = prev.counterValues[k]!;
     const cur = Number(c.value ?? 0);
-    if (!p || cur >= p.value) continue;
-    const range = Number(c.maxRange ?? 0) || p.maxRange;
-    if (range > 0 && range - p.value + cur < range / 2) continue; // a wrap
-    out.push(`${c.id} ${p.value}->${cur}`);
+    if (cur >= pValue) continue;
+    const range = Number(c.maxRange ?? 0) || prev.counterRanges[k]!;
+    if (range > 0 && range - pValue + cur < range / 2) continue; // a wrap
+    out.push(`${c.id} ${pValue}->${cur}`);
   }
-  for (const vm of f.vms ?? []) {
+  const vs = f.vms ?? [];
+  for (let i = 0, hint = 0; i < vs.length; i++) {
+    const vm = vs[i]!;
     if (!vm.uuid) continue;
-    const p = prev.vmCpu.get(vm.uuid);
+    const k = indexOf(prev.vmUuids, hint, vm.uuid, prev.vmIndex, (m) => (prev.vmIndex = m));
+    if (k < 0) continue;
+    hint = k + 1;
     const cur = Number(vm.cpuTimeNs ?? 0);
-    if (!p || p.startedMonoNs !== Number(vm.startedMonoNs ?? 0) || cur >= p.cpuTimeNs) continue;
-    out.push(`vm:${vm.uuid}:cpu_time_ns ${p.cpuTimeNs}->${cur}`);
+    if (prev.vmStartedNs[k] !== Number(vm.startedMonoNs ?? 0) || cur >= prev.vmCpuNs[k]!) continue;
+    out.push(`vm:${vm.uuid}:cpu_time_ns ${prev.vmCpuNs[k]}->${cur}`);
   }
   return out;
 }

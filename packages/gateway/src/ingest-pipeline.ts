@@ -102,6 +102,8 @@ interface Planned {
   boot: string;
   state: HostState;
   anomalies: string[];
+  /** lastFrameOf(frame), when it was taken for this batch's working view (reused once the frame is durable). */
+  last: LastFrame | undefined;
 }
 
 const status = AckStatus;
@@ -213,9 +215,10 @@ export class IngestPipeline {
       }
       const prev = working.has(host) ? working.get(host) : state.last;
       const anomalies = prev ? countersWentBackwards(prev, f) : [];
-      if (!prev || seq > prev.seq) working.set(host, lastFrameOf(f));
+      let last: LastFrame | undefined;
+      if (!prev || seq > prev.seq) working.set(host, (last = lastFrameOf(f)));
       inBatch.add(key);
-      planned.push({ frame: f, index, host, seq, boot, state, anomalies });
+      planned.push({ frame: f, index, host, seq, boot, state, anomalies, last });
     }
 
     if (planned.length === 0) {
@@ -246,7 +249,7 @@ export class IngestPipeline {
     for (const [i, p] of planned.entries()) {
       if (!out.produced[i]) continue;
       const prev = durable.get(p.host);
-      if (!prev || prev.bootId !== (p.frame.bootId ?? '') || p.seq > prev.seq) durable.set(p.host, lastFrameOf(p.frame));
+      if (!prev || prev.bootId !== (p.frame.bootId ?? '') || p.seq > prev.seq) durable.set(p.host, p.last ?? lastFrameOf(p.frame));
     }
     for (const [host, last] of durable) {
       const s = this.history.get(host);
