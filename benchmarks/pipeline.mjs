@@ -13,13 +13,17 @@
 // of the same runs (every allocation sampled, kept or collected), which benchmarks/heap-sites.mjs sums by function.
 // ENGINE_STATS=1: the chDB engine's own counters (system.events) over each stage B/C run, per VM-sample: inserts and
 // rows, bytes written as parts, parts, background merges, the insert-time merge pass, the queries' CPU (issue 15).
+// Every stage B/C run also reports its other threads' CPU by name, node's start-up threads (among them V8's GC and
+// compiler workers) one by one, and the main thread's GC pauses by kind (count, µs per VM-sample, longest pause). V8 flags
+// (e.g. --max-semi-space-size) go to the node running this script: the collector runs in this process.
 // Prints a JSON line and a markdown table with medians and the ratios between stages.
 import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector';
 import { createRequire } from 'node:module';
 import { tmpdir, cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
-import { performance } from 'node:perf_hooks';
+import { performance, PerformanceObserver, constants as perfConstants } from 'node:perf_hooks';
+import { setImmediate as nextTurn } from 'node:timers/promises';
 import { InProcessBus, TOPICS, silentLogger, encodeFrame, decodeFrame, FrameBatch } from '@wattsplit/wire';
 import { Agent, GrpcIngestClient, SHIPPED_SCHEDULE } from '@wattsplit/agent';
 import { IntervalAligner, CpuShareMethod } from '@wattsplit/attribution';
@@ -78,6 +82,21 @@ function renamed(run) {
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 /**
+ * The process's threads when this module runs, before the collector starts its chDB worker thread: besides the main
+ * thread, node's own, all named "node": V8's platform workers (`--v8-pool-size`, default 4: parallel scavenge and
+ * mark, concurrent marking and sweeping, concurrent TurboFan), node's delayed-task and signal threads, and libuv's
+ * pool (the ES module loader reads files through it). Their CPU is reported apart, per thread, as
+ * `node (start-up, tid +k)` with k the tid less the pid (other processes' tids may fall between, so k varies from run
+ * to run). In stage B only V8's four workers showed CPU (`perf record`: GC and TurboFan symbols; issue 15, tenth pass).
+ */
+const startTids = (() => {
+  try {
+    return new Set(readdirSync('/proc/self/task').map(Number));
+  } catch {
+    return new Set();
+  }
+})();
+/**
  * CPU seconds of this process's threads (Linux /proc/self/task/<tid>/stat, utime + stime at 100 Hz): the
  * main thread (the collector's event loop) apart from all others (the chDB worker, the engine's threads,
  * libuv, GC helpers). Unlike wall time these do not grow with other jobs on a shared box, so they give
@@ -101,8 +120,10 @@ function threadCpu() {
       if (Number(tid) === process.pid) main += s;
       else {
         other += s;
-        // Thread names (comm) with digits folded, e.g. the engine's "QueryPipelineEx", V8's "V8 DefaultWorke".
-        const name = f.slice(f.indexOf('(') + 1, f.lastIndexOf(')')).replace(/[0-9]+/g, '#');
+        // Thread names (comm) with digits folded, e.g. the engine's "QueryPipelineEx"; node's own threads are all
+        // "node": those from start-up by tid, the later ones (the chDB worker thread, libuv's pool) together.
+        const comm = f.slice(f.indexOf('(') + 1, f.lastIndexOf(')'));
+        const name = comm === 'node' && startTids.has(Number(tid)) ? `node (start-up, tid +${Number(tid) - process.pid})` : comm.replace(/[0-9]+/g, '#');
         byName[name] = (byName[name] ?? 0) + s;
       }
     }
@@ -120,6 +141,34 @@ const cpuSince = (a) => {
     if (d > 0) byName[k] = d;
   }
   return { main: b.main - a.main, other: Math.max(0, b.other - a.other), byName };
+};
+
+/**
+ * The main thread's GC pauses (PerformanceObserver 'gc' entries: count and wall ms by kind, summed), read before and
+ * after each stage B/C run like the threads' CPU. The helpers' share of a collection (parallel scavenge and mark,
+ * concurrent marking and sweeping) is not in these pauses; it is in the start-up threads' CPU.
+ */
+const GC_KINDS = { [perfConstants.NODE_PERFORMANCE_GC_MINOR]: 'scavenge', [perfConstants.NODE_PERFORMANCE_GC_MAJOR]: 'mark_compact', [perfConstants.NODE_PERFORMANCE_GC_INCREMENTAL]: 'incremental_mark', [perfConstants.NODE_PERFORMANCE_GC_WEAKCB]: 'weak_callbacks' };
+const gcTotals = {};
+new PerformanceObserver((list) => {
+  for (const e of list.getEntries()) {
+    const k = GC_KINDS[e.detail?.kind] ?? `kind_${e.detail?.kind}`;
+    const t = (gcTotals[k] ??= { n: 0, ms: 0, pausesMs: [] });
+    t.n++;
+    t.ms += e.duration;
+    t.pausesMs.push(e.duration);
+  }
+}).observe({ entryTypes: ['gc'] });
+const gcSnapshot = () => Object.fromEntries(Object.entries(gcTotals).map(([k, v]) => [k, { n: v.n, ms: v.ms }]));
+/** GC pauses since a snapshot: count per run, main-thread µs per VM-sample and the longest pause in ms, by kind. */
+const gcSince = async (g0) => {
+  await nextTurn(); // let the observer's buffered entries arrive
+  const out = {};
+  for (const [k, v] of Object.entries(gcTotals)) {
+    const n = v.n - (g0[k]?.n ?? 0);
+    if (n > 0) out[k] = { n, us_per_vm_sample: Number(((1000 * (v.ms - (g0[k]?.ms ?? 0))) / vmSamples).toFixed(2)), max_ms: Number(Math.max(...v.pausesMs.slice(-n)).toFixed(2)) };
+  }
+  return out;
 };
 
 async function stageA() {
@@ -185,13 +234,14 @@ async function stageB() {
   const msgs = renamed(runNo++).map((f) => ({ key: f.hostId, value: encodeFrame(f) }));
   const before = collector.pipeline.stats.intervalsStored;
   const e0 = await engineEvents();
+  const g0 = gcSnapshot();
   const c0 = threadCpu();
   const t0 = performance.now();
   for (let i = 0; i < msgs.length; i += 512) await bus.producer().send(TOPICS.telemetry, msgs.slice(i, i + 512));
   await bus.idle();
   const s = (performance.now() - t0) / 1000;
   const cpu = cpuSince(c0);
-  return { s, intervals: collector.pipeline.stats.intervalsStored - before, cpu, engine: engineSince(e0, await engineEvents()) };
+  return { s, intervals: collector.pipeline.stats.intervalsStored - before, cpu, gc: await gcSince(g0), engine: engineSince(e0, await engineEvents()) };
 }
 
 async function stageC() {
@@ -203,6 +253,7 @@ async function stageC() {
   }
   const before = collector.pipeline.stats.intervalsStored;
   const e0 = await engineEvents();
+  const g0 = gcSnapshot();
   const c0 = threadCpu();
   const t0 = performance.now();
   // One gRPC stream per host, batches of 64 frames, as the agents' SpoolingSender sends them.
@@ -220,7 +271,7 @@ async function stageC() {
   await bus.idle();
   const s = (performance.now() - t0) / 1000;
   const cpu = cpuSince(c0);
-  return { s, intervals: collector.pipeline.stats.intervalsStored - before, cpu, engine: engineSince(e0, await engineEvents()) };
+  return { s, intervals: collector.pipeline.stats.intervalsStored - before, cpu, gc: await gcSince(g0), engine: engineSince(e0, await engineEvents()) };
 }
 
 const runs = { A: [], B: [], C: [], B_before: [], B_after: [] };
@@ -338,7 +389,7 @@ const row = (k) => {
         }
       : undefined;
   // every run in order: the first of a process pays for JIT warm-up and the engine's first inserts
-  const perRun = runs[k].map((r) => ({ vm_samples_per_s: Math.round(vmSamples / r.s), ...(r.cpu ? { main_us: Math.round(10 * us(r.cpu.main)) / 10, other_us: Math.round(10 * us(r.cpu.other)) / 10 } : {}), ...(r.engine ? { engine: r.engine } : {}) }));
+  const perRun = runs[k].map((r) => ({ vm_samples_per_s: Math.round(vmSamples / r.s), ...(r.cpu ? { main_us: Math.round(10 * us(r.cpu.main)) / 10, other_us: Math.round(10 * us(r.cpu.other)) / 10, other_by_name_us: Object.fromEntries(Object.entries(r.cpu.byName).map(([k, v]) => [k, Math.round(10 * us(v)) / 10]).filter(([, v]) => v > 0)) } : {}), ...(r.gc ? { gc: r.gc } : {}), ...(r.engine ? { engine: r.engine } : {}) }));
   return { median_s: s, frames_per_s: frames.length / s, vm_samples_per_s: vmSamples / s, intervals: runs[k][0].intervals, ...(cpu ? { cpu } : {}), runs: perRun };
 };
 const A = row('A');
