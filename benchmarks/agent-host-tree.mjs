@@ -1,7 +1,8 @@
 // The fake hypervisor host the agent benchmarks read (benchmarks/agent-process.mjs, agent-round-v1.mjs): dual-socket
 // RAPL (6 zones), 64 CPUs with cpufreq, /proc/stat, boot id, cgroup v1 (cpuacct with 4 vcpu<K> children, memory,
 // blkio under machine/qemu-<id>-<name>.libvirt-qemu) with N qemu-like VMs of 4 vCPUs and one tap each (in
-// /sys/class/net and /proc/1/net/dev). Returns the static VM list for the agent's config.
+// /sys/class/net and /proc/1/net/dev). Returns the static VM list for the agent's config. Also the agent config those
+// benchmarks run the agent with against such a tree (benchAgentConfig).
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 
@@ -43,4 +44,16 @@ export function writeHostTree(dir, n) {
     vms.push({ uuid: `00000000-0000-4000-8000-${String(i).padStart(12, '0')}`, name, id: i, vcpus: 4, memoryBytes: 8 << 30, tenant: `t${i % 7}`, flavor: 'm1.large', taps: [`vnet${i}`] });
   }
   return vms;
+}
+
+/**
+ * The agent config of the whole-process benchmarks (agent-process.mjs, agent-start.mjs): the tree at `host` read with
+ * --sysfs-root and files kept open (as the agent reads kernfs), a 1 s interval, gRPC without TLS to `gatewayAddress`,
+ * the spool in `spoolDir`, the static VM list `vms` (libvirt off), NVML and perf off; `extra` overrides.
+ */
+export function benchAgentConfig({ hostId, host, gatewayAddress, spoolDir, vms, extra = {} }) {
+  return {
+    hostId, intervalMs: 1000, sysfsRoot: host, sysfsKeepOpen: true, gateway: { address: gatewayAddress, tls: false }, spool: { dir: spoolDir },
+    libvirt: false, vms, nvml: { enabled: false }, perf: { enabled: false }, ...extra,
+  };
 }

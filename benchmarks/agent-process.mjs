@@ -26,7 +26,7 @@ import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { writeHostTree } from './agent-host-tree.mjs';
+import { benchAgentConfig, writeHostTree } from './agent-host-tree.mjs';
 import { AGENT_NODE_FLAGS } from '../scripts/agent-node-flags.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -122,10 +122,7 @@ async function step(n) {
   for (const v of VARIANTS) {
     const label = v.split('=')[0];
     const cfg = join(work, `${label}.json`);
-    writeFileSync(cfg, JSON.stringify({
-      hostId: `bench-${label}`, intervalMs: 1000, sysfsRoot: host, sysfsKeepOpen: true, gateway: { address: gw.address, tls: false }, spool: { dir: join(work, `spool-${label}`) },
-      libvirt: false, vms, nvml: { enabled: false }, perf: { enabled: false }, ...configs[v],
-    }));
+    writeFileSync(cfg, JSON.stringify(benchAgentConfig({ hostId: `bench-${label}`, host, gatewayAddress: gw.address, spoolDir: join(work, `spool-${label}`), vms, extra: configs[v] })));
     const child = spawn(process.execPath, [...commands[v](), '--config', cfg, '--log-level', 'warn'], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, ...envs[v] } });
     let err = '';
     child.stderr.on('data', (b) => (err += b.toString()));

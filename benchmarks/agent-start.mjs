@@ -19,7 +19,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setInterval, clearInterval } from 'node:timers';
 import { parseArgs } from 'node:util';
-import { writeHostTree } from './agent-host-tree.mjs';
+import { benchAgentConfig, writeHostTree } from './agent-host-tree.mjs';
 import { AGENT_NODE_FLAGS } from '../scripts/agent-node-flags.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -90,10 +90,7 @@ const cfg = join(work, 'agent.json');
 let spoolN = 0;
 const writeCfg = () => {
   spoolN += 1; // a fresh spool each run: a start with nothing to recover, like a first install
-  writeFileSync(cfg, JSON.stringify({
-    hostId: `start-${spoolN}`, intervalMs: 1000, sysfsRoot: host, sysfsKeepOpen: true, gateway: { address: gw.address, tls: false },
-    spool: { dir: join(work, `spool-${spoolN}`) }, libvirt: false, vms, nvml: { enabled: false }, perf: { enabled: false },
-  }));
+  writeFileSync(cfg, JSON.stringify(benchAgentConfig({ hostId: `start-${spoolN}`, host, gatewayAddress: gw.address, spoolDir: join(work, `spool-${spoolN}`), vms })));
 };
 
 const kinds = {

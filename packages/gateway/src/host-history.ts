@@ -153,20 +153,23 @@ export function lastFrameOf(f: ITelemetryFrame): LastFrame {
   return { seq: Number(f.seq ?? 0), bootId: f.bootId ?? '', counterIds, counterValues, counterRanges, vmUuids, vmCpuNs, vmStartedNs };
 }
 
-/**
- * Index of `id` in `ids`: at `hint` when it is there (the same order as the last frame), else through a map
- * built once per LastFrame. Ids are unique within a frame (validateFrame refuses repeated counter ids and VM
- * uuids before a frame gets here), so the position and the map agree.
- */
-function indexOf(ids: string[], hint: number, id: string, cached: Map<string, number> | undefined, keep: (m: Map<string, number>) => void): number {
-  if (hint < ids.length && ids[hint] === id) return hint;
-  let m = cached;
-  if (m === undefined) {
-    m = new Map();
-    for (let i = 0; i < ids.length; i++) m.set(ids[i]!, i);
-    keep(m);
-  }
-  return m.get(id) ?? -1;
+/** Position of each id (ids are unique within a frame: validateFrame refuses repeated counter ids and VM uuids). */
+function positions(ids: string[]): Map<string, number> {
+  const m = new Map<string, number>();
+  for (let i = 0; i < ids.length; i++) m.set(ids[i]!, i);
+  return m;
+}
+
+/** Index of counter `id` in the last frame: at `hint` when it is there (the same order as then), else through a map built once. */
+function counterAt(prev: LastFrame, hint: number, id: string): number {
+  if (hint < prev.counterIds.length && prev.counterIds[hint] === id) return hint;
+  return (prev.counterIndex ??= positions(prev.counterIds)).get(id) ?? -1;
+}
+
+/** Index of VM `uuid` in the last frame, like counterAt. */
+function vmAt(prev: LastFrame, hint: number, uuid: string): number {
+  if (hint < prev.vmUuids.length && prev.vmUuids[hint] === uuid) return hint;
+  return (prev.vmIndex ??= positions(prev.vmUuids)).get(uuid) ?? -1;
 }
 
 /**
@@ -186,7 +189,7 @@ export function countersWentBackwards(prev: LastFrame, f: ITelemetryFrame): stri
   for (let i = 0, hint = 0; i < cs.length; i++) {
     const c = cs[i]!;
     if (!c.id || c.error) continue;
-    const k = indexOf(prev.counterIds, hint, c.id, prev.counterIndex, (m) => (prev.counterIndex = m));
+    const k = counterAt(prev, hint, c.id);
     if (k < 0) continue;
     hint = k + 1;
     const pValue = prev.counterValues[k]!;
@@ -200,7 +203,7 @@ export function countersWentBackwards(prev: LastFrame, f: ITelemetryFrame): stri
   for (let i = 0, hint = 0; i < vs.length; i++) {
     const vm = vs[i]!;
     if (!vm.uuid) continue;
-    const k = indexOf(prev.vmUuids, hint, vm.uuid, prev.vmIndex, (m) => (prev.vmIndex = m));
+    const k = vmAt(prev, hint, vm.uuid);
     if (k < 0) continue;
     hint = k + 1;
     const cur = Number(vm.cpuTimeNs ?? 0);
