@@ -16,6 +16,7 @@
 // Every stage B/C run also reports its other threads' CPU by name, node's start-up threads (among them V8's GC and
 // compiler workers) one by one, and the main thread's GC pauses by kind (count, µs per VM-sample, longest pause). V8 flags
 // (e.g. --max-semi-space-size) go to the node running this script: the collector runs in this process.
+// STATIC_REFRESH_EVERY=N: the collector's static-power refresh cadence (staticPower.refreshEvery; see below).
 // Prints a JSON line and a markdown table with medians and the ratios between stages.
 import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector';
@@ -190,7 +191,12 @@ async function stageA() {
 
 const dir = mkdtempSync(join(tmpdir(), 'wattsplit-pipeline-bench-'));
 const bus = new InProcessBus({ logger: silentLogger, lingerMs: 100 });
-const collector = await startEmbeddedCollector({ dataDir: join(dir, 'db'), bus, logger: silentLogger });
+/**
+ * STATIC_REFRESH_EVERY=N: the collector's static-power learner recomputes a host's estimate every N intervals (its
+ * config `staticPower.refreshEvery`; default 10 since 2026-12-06; 1 = after every interval, as before).
+ */
+const refreshEvery = process.env.STATIC_REFRESH_EVERY === undefined ? undefined : Number(process.env.STATIC_REFRESH_EVERY);
+const collector = await startEmbeddedCollector({ dataDir: join(dir, 'db'), bus, logger: silentLogger, ...(refreshEvery === undefined ? {} : { staticPower: { refreshEvery } }) });
 const gateway = await startGateway({ producer: bus.producer(), logger: silentLogger });
 
 /**

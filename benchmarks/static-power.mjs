@@ -1,13 +1,15 @@
 #!/usr/bin/env node
-// The static-power learner's estimate per host-interval (issue 15): the running-sum regression
-// (rapl-gram.ts) against the direct fit it replaced (the design matrix of the whole window rebuilt and
-// solved at every interval), side by side in one run, at a full window.
+// The static-power learner's cost per host-interval (issue 15), at a full window, side by side in one run:
+// - the direct fit it replaced (the design matrix of the whole window rebuilt and solved at every interval);
+// - one estimate from the running sums (rapl-gram.ts): what every interval cost with `refreshEvery: 1`;
+// - what the collector does per interval — observe it, then take the host's estimate — with `refreshEvery: 1`
+//   and with the default (10: the estimate recomputed after every 10th interval, static-power-learner.ts).
 //
-//   node benchmarks/static-power.mjs [--vms 50] [--window 900] [--reps 5]
+//   node benchmarks/static-power.mjs [--vms 50] [--window 900] [--reps 5] [--intervals 200]
 //
 // One simulated host: VMs with varying load, RAPL power from a known static 100 W plus per-VM watts per
-// core. Prints a JSON line and a markdown table: ms per estimate (median of --reps), the ratio, µs per
-// VM-sample (an estimate is made once per host interval), and both intercepts (they must agree).
+// core. Prints a JSON line and a markdown table: ms per host interval (median of --reps), µs per VM-sample
+// (one host interval carries --vms VM-samples), and the intercepts (they must agree).
 import { cpus, loadavg } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { StaticPowerLearner, ridgeIntercept } from '@wattsplit/attribution';
@@ -19,27 +21,54 @@ const opt = (name, dflt) => {
 const VMS = opt('vms', 50);
 const WINDOW = opt('window', 900);
 const REPS = opt('reps', 5);
+const INTERVALS = opt('intervals', 200);
 let seed = 7;
 const rnd = () => (seed = (seed * 16807) % 2147483647) / 2147483647;
 
-const learner = new StaticPowerLearner({ fallback: { rapl: 0, gpu: 0, bmc_rest: 0 }, window: WINDOW });
+const learner = new StaticPowerLearner({ fallback: { rapl: 0, gpu: 0, bmc_rest: 0 }, window: WINDOW, refreshEvery: 1 });
 const uuids = Array.from({ length: VMS }, (_, k) => `vm-${String(k).padStart(4, '0')}`);
 const wpc = uuids.map(() => 2 + 8 * rnd());
 const recs = []; // what the learner keeps per interval, for the direct fit
-for (let s = 1; s <= WINDOW; s++) {
+/** One host interval with seq s (random loads), and its record for the direct fit. */
+function interval(s) {
   const cores = uuids.map(() => 2 * rnd());
   const overhead = 0.2 + 0.5 * rnd();
   const busy = cores.reduce((a, b) => a + b, overhead);
   const u = busy / 128;
   const rapl = 100 + (1 + 0.5 * u) * cores.reduce((a, c, k) => a + c * wpc[k], 3 * overhead) + (rnd() - 0.5) * 2;
-  learner.observe({
+  const iv = {
     hostId: 'h', hardwareClass: 'bench', seq: s, prevSeq: s - 1, t0UnixNs: (s - 1) * 1e9, t1UnixNs: s * 1e9, durationS: 1,
     measured: { rapl, gpu: 0, bmc_rest: 60 + 0.1 * rapl }, raplZones: {}, gpus: [],
     hostCpu: { busySeconds: busy, idleSeconds: 128 - busy, onlineCpus: 128, avgFreqMhz: 0 },
     vms: uuids.map((uuid, k) => ({ uuid, name: uuid, tenant: 't', vcpus: 4, memoryBytes: 1, cpuSeconds: cores[k], vcpuSeconds: [], memoryUsedBytes: 0, blockReadBytes: 0, blockWriteBytes: 0, netRxBytes: 0, netTxBytes: 0, gpus: [], presence: 1, state: 'running' })),
     anomalies: [],
-  });
-  recs.push({ cores: new Map(uuids.map((k, i) => [k, cores[i]])), overheadCores: overhead, busyFrac: u, y: rapl });
+  };
+  return { iv, rec: { cores: new Map(uuids.map((k, i) => [k, cores[i]])), overheadCores: overhead, busyFrac: u, y: rapl } };
+}
+const warm = [];
+for (let s = 1; s <= WINDOW; s++) {
+  const { iv, rec } = interval(s);
+  warm.push(iv);
+  learner.observe(iv);
+  recs.push(rec);
+}
+const more = Array.from({ length: INTERVALS }, (_, i) => interval(WINDOW + 1 + i).iv);
+/** A learner with a full window (the same records as `learner`), refreshing every `every` intervals. */
+function fullLearner(every) {
+  const l = new StaticPowerLearner({ fallback: { rapl: 0, gpu: 0, bmc_rest: 0 }, window: WINDOW, refreshEvery: every });
+  for (const iv of warm) l.observe(iv);
+  return l;
+}
+/** The collector's per-interval work: observe the interval, take the host's estimate (ms per interval). */
+function perInterval(every) {
+  const l = fullLearner(every);
+  const t0 = performance.now();
+  let e;
+  for (const iv of more) {
+    l.observe(iv);
+    e = l.estimate('h');
+  }
+  return { ms: (performance.now() - t0) / more.length, v: e };
 }
 
 /** The fit as StaticPowerLearner made it before the running sums: the window's design matrix, every interval. */
@@ -69,25 +98,39 @@ const time = (f, n) => {
 const load0 = loadavg()[0];
 const sums = [];
 const fits = [];
+const every1 = [];
+const every10 = [];
 let est;
 let fit;
+let est10;
+// the learner's private compute: an estimate from its records as they are, what refreshEvery 1 ran per interval
+const computeNow = () => learner.compute(learner.records.get('h'));
 for (let r = 0; r < REPS; r++) {
-  const a = time(() => learner.estimate('h'), 20);
+  const a = time(computeNow, 20);
   const b = time(direct, 3);
   sums.push(a.ms);
   fits.push(b.ms);
   est = a.v;
   fit = b.v;
+  every1.push(perInterval(1).ms);
+  const p10 = perInterval(10);
+  every10.push(p10.ms);
+  est10 = p10.v;
 }
 const out = {
-  bench: 'static-power', vms: VMS, window: WINDOW, reps: REPS,
+  bench: 'static-power', vms: VMS, window: WINDOW, reps: REPS, intervals: INTERVALS,
   estimate_ms: median(sums), direct_fit_ms: median(fits), ratio: median(fits) / median(sums),
   estimate_us_per_vm_sample: (1000 * median(sums)) / VMS, direct_us_per_vm_sample: (1000 * median(fits)) / VMS,
-  rapl_static_w: est.watts.rapl, direct_intercept_w: fit, origin: est.origin,
+  per_interval_refresh1_ms: median(every1), per_interval_refresh10_ms: median(every10),
+  per_interval_refresh1_us_per_vm_sample: (1000 * median(every1)) / VMS, per_interval_refresh10_us_per_vm_sample: (1000 * median(every10)) / VMS,
+  refresh_ratio: median(every10) / median(every1),
+  rapl_static_w: est.watts.rapl, direct_intercept_w: fit, origin: est.origin, rapl_static_w_refresh10_end: est10.watts.rapl,
   loadavg_1m_start_end: [load0, loadavg()[0]], machine: `${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}`, node: process.version, date: new Date().toISOString(),
 };
 console.log(JSON.stringify(out));
 console.log(`\n| what | ms per host-interval | µs per VM-sample |\n|---|---|---|`);
 console.log(`| direct fit of the window (before) | ${out.direct_fit_ms.toFixed(2)} | ${out.direct_us_per_vm_sample.toFixed(1)} |`);
-console.log(`| StaticPowerLearner.estimate (running sums) | ${out.estimate_ms.toFixed(2)} | ${out.estimate_us_per_vm_sample.toFixed(1)} |`);
-console.log(`\n${VMS} VMs, window ${WINDOW}, median of ${REPS}; ratio ${out.ratio.toFixed(1)}×; RAPL static ${out.rapl_static_w.toFixed(3)} W (direct intercept ${fit.toFixed(3)} W, true 100); load average ${load0.toFixed(1)} → ${loadavg()[0].toFixed(1)}; ${out.machine}; node ${process.version}; ${out.date}`);
+console.log(`| one estimate from the running sums | ${out.estimate_ms.toFixed(2)} | ${out.estimate_us_per_vm_sample.toFixed(1)} |`);
+console.log(`| per interval: observe + estimate, refreshEvery 1 | ${out.per_interval_refresh1_ms.toFixed(3)} | ${out.per_interval_refresh1_us_per_vm_sample.toFixed(2)} |`);
+console.log(`| per interval: observe + estimate, refreshEvery 10 (default) | ${out.per_interval_refresh10_ms.toFixed(3)} | ${out.per_interval_refresh10_us_per_vm_sample.toFixed(2)} |`);
+console.log(`\n${VMS} VMs, window ${WINDOW}, median of ${REPS} (${INTERVALS} intervals per rep for the per-interval rows); direct / running sums ${out.ratio.toFixed(1)}×; refreshEvery 10 / 1 per interval ${out.refresh_ratio.toFixed(2)}×; RAPL static ${out.rapl_static_w.toFixed(3)} W (direct intercept ${fit.toFixed(3)} W, true 100); load average ${load0.toFixed(1)} → ${loadavg()[0].toFixed(1)}; ${out.machine}; node ${process.version}; ${out.date}`);

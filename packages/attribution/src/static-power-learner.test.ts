@@ -52,14 +52,15 @@ test('learns static power under VMs of very different watts per core, with load-
 });
 
 test('GPU static needs context-free intervals; a host without GPUs learns 0; unusable sources are skipped', () => {
-  const l = new StaticPowerLearner({ fallback: { rapl: 1, gpu: 73, bmc_rest: 1 }, minSamples: 5 });
+  // refreshEvery 1: the estimate after the 10th interval (the default computes it after the 1st, 11th, …)
+  const l = new StaticPowerLearner({ fallback: { rapl: 1, gpu: 73, bmc_rest: 1 }, minSamples: 5, refreshEvery: 1 });
   for (let i = 0; i < 10; i++) l.observe({ ...iv('h', i / 10, 100 + i, 50, { util: 0.5, w: 300, contexts: 2 }), unusableSources: ['bmc_rest'] });
   const e = l.estimate('h');
   assert.equal(e.origin, 'learned:rapl;configured:gpu,bmc_rest');
   assert.equal(e.watts.gpu, 73);
   assert.equal(e.watts.bmc_rest, 1);
   assert.ok(Math.abs(e.watts.rapl - 100) < 1, `rapl ${e.watts.rapl}`);
-  const cpuOnly = new StaticPowerLearner({ fallback: { rapl: 1, gpu: 73, bmc_rest: 1 }, minSamples: 5 });
+  const cpuOnly = new StaticPowerLearner({ fallback: { rapl: 1, gpu: 73, bmc_rest: 1 }, minSamples: 5, refreshEvery: 1 });
   for (let i = 0; i < 10; i++) cpuOnly.observe(iv('c', i / 10, 100 + i, 50 + i / 10));
   assert.equal(cpuOnly.estimate('c').watts.gpu, 0);
   assert.equal(cpuOnly.estimate('c').origin, 'learned:rapl,gpu,bmc_rest');
@@ -82,10 +83,13 @@ test('the intercept never exceeds the low quantile of observed power and never g
 test('bad configuration is CONFIG_INVALID naming the field and value', () => {
   assert.throws(() => new StaticPowerLearner({ fallback: { rapl: -1, gpu: 0, bmc_rest: 0 } }), (e) => isWattsplitError(e, 'CONFIG_INVALID') && /fallback\.rapl=-1/.test(e.message));
   assert.throws(() => new StaticPowerLearner({ fallback: { rapl: 1, gpu: 0, bmc_rest: 0 }, window: 1 }), (e) => isWattsplitError(e, 'CONFIG_INVALID') && /window=1 must be an integer ≥ 3/.test(e.message));
+  for (const bad of [0, 1.5, 901]) {
+    assert.throws(() => new StaticPowerLearner({ fallback: { rapl: 1, gpu: 0, bmc_rest: 0 }, refreshEvery: bad }), (e) => isWattsplitError(e, 'CONFIG_INVALID') && new RegExp(`refreshEvery=${bad} must be an integer 1-900`).test(e.message));
+  }
 });
 
 /** A learner that has seen two hosts with GPUs, VMs and varying load (enough to learn every source). */
-function learnedTwoHosts(opts: { window?: number } = {}): { l: StaticPowerLearner; ivs: HostInterval[] } {
+function learnedTwoHosts(opts: { window?: number; refreshEvery?: number } = {}): { l: StaticPowerLearner; ivs: HostInterval[] } {
   const r = prng(11);
   const l = new StaticPowerLearner({ fallback: { rapl: 0, gpu: 0, bmc_rest: 0 }, minSamples: 30, ...opts });
   const ivs: HostInterval[] = [];
@@ -132,12 +136,17 @@ test('state: export → JSON → import into a fresh learner gives the same esti
     l.observe(x);
     fresh.observe(x);
   }
-  assert.deepStrictEqual(fresh.exportState('h1'), l.exportState('h1'));
+  // the records and the refresh count equal exactly; the estimate to rounding (computed from recomputed sums)
+  const { estimate: fe, ...fRest } = fresh.exportState('h1')!;
+  const { estimate: le, ...lRest } = l.exportState('h1')!;
+  assert.deepStrictEqual(fRest, lRest);
+  assert.equal(fe!.since, le!.since);
+  assertSameEstimate({ watts: fe!.watts, origin: fe!.origin }, { watts: le!.watts, origin: le!.origin });
   assertSameEstimate(fresh.estimate('h2'), l.estimate('h2'));
-  // a learner configured with another window keeps the newest records
+  // a learner configured with another window keeps the newest records and computes the estimate from them
   const small = new StaticPowerLearner({ fallback: { rapl: 0, gpu: 0, bmc_rest: 0 }, minSamples: 30, window: 40 });
   small.importState('h1', l.exportState('h1'));
-  const ref = new StaticPowerLearner({ fallback: { rapl: 0, gpu: 0, bmc_rest: 0 }, minSamples: 30, window: 40 });
+  const ref = new StaticPowerLearner({ fallback: { rapl: 0, gpu: 0, bmc_rest: 0 }, minSamples: 30, window: 40, refreshEvery: 1 });
   const h1 = [...learnedTwoHosts().ivs, ...more.slice(0, 50)].filter((x) => x.hostId === 'h1');
   for (const x of h1.slice(-40)) ref.observe(x);
   assertSameEstimate(small.estimate('h1'), ref.estimate('h1'));
@@ -172,4 +181,74 @@ test('state: a corrupted or foreign state is refused with LEARNER_STATE_INVALID 
   refuse(forH2.replace(/"cores":\[\["a",[^\]]+\]/, '"cores":[["a"]'), /field "recs\[0\]\.cores\[0\]" must have 2 elements \(has 1\)/);
   l.importState('h2', forH2);
   assertSameEstimate(l.estimate('h2'), l.estimate('h1'));
+});
+
+test('refresh cadence: the estimate is computed after the 1st and every refreshEvery-th interval, the same as computing after every one at those intervals', () => {
+  const every = learnedTwoHosts({ refreshEvery: 1 });
+  const r = prng(5);
+  const a = new StaticPowerLearner({ fallback: { rapl: 0, gpu: 0, bmc_rest: 0 }, minSamples: 30, refreshEvery: 7 });
+  const b = new StaticPowerLearner({ fallback: { rapl: 0, gpu: 0, bmc_rest: 0 }, minSamples: 30, refreshEvery: 1 });
+  let last: StaticPowerEstimate | undefined;
+  let changes = 0;
+  for (let i = 0; i < 120; i++) {
+    const x = r();
+    const y = iv('h', 0.1 + 0.8 * x, 90 + 70 * x + 3 * r(), 55 + 10 * x, undefined, [vm('a', x * 2)]);
+    a.observe(y);
+    b.observe(y);
+    const got = a.estimate('h');
+    if (i % 7 === 0) assert.deepStrictEqual(got, b.estimate('h'), `refreshed after interval ${i + 1}`); // the same records, the same arithmetic
+    else assert.deepStrictEqual(got, last, `kept after interval ${i + 1}`);
+    if (last && JSON.stringify(got) !== JSON.stringify(last)) changes++;
+    last = got;
+  }
+  assert.equal(a.estimate('h').origin, 'learned:rapl,gpu,bmc_rest');
+  assert.ok(changes >= 5, `the estimate moved at refreshes (${changes})`);
+  // estimate() hands out a copy
+  const e = a.estimate('h');
+  e.watts.rapl = -1;
+  assert.notEqual(a.estimate('h').watts.rapl, -1);
+  assert.equal(every.l.estimate('h1').origin, 'learned:rapl,gpu,bmc_rest');
+});
+
+test('refresh cadence survives a restart: export at any interval, import, replay the rest — every estimate equals the uninterrupted learner\'s', () => {
+  const { ivs } = learnedTwoHosts();
+  const h1 = ivs.filter((x) => x.hostId === 'h1');
+  const opts = { fallback: { rapl: 0, gpu: 0, bmc_rest: 0 }, minSamples: 30, window: 60, refreshEvery: 10 };
+  const whole = new StaticPowerLearner(opts);
+  const want: StaticPowerEstimate[] = [];
+  for (const x of h1) {
+    whole.observe(x);
+    want.push(whole.estimate('h1'));
+  }
+  for (const cut of [1, 37, 64, 95, 150]) {
+    const before = new StaticPowerLearner(opts);
+    for (const x of h1.slice(0, cut)) before.observe(x);
+    const after = new StaticPowerLearner(opts);
+    after.importState('h1', JSON.stringify(before.exportState('h1')));
+    assertSameEstimate(after.estimate('h1'), want[cut - 1]!);
+    for (let i = cut; i < h1.length; i++) {
+      after.observe(h1[i]!);
+      assertSameEstimate(after.estimate('h1'), want[i]!);
+    }
+  }
+});
+
+test('refresh cadence: a state saved without an estimate (before 2026-12-06) computes it at import; a bad estimate is refused', () => {
+  const { l } = learnedTwoHosts({ window: 100 });
+  const { estimate, ...old } = l.exportState('h1')!;
+  assert.ok(estimate);
+  const fresh = new StaticPowerLearner({ fallback: { rapl: 0, gpu: 0, bmc_rest: 0 }, minSamples: 30, window: 100 });
+  fresh.importState('h1', old);
+  const ref = new StaticPowerLearner({ fallback: { rapl: 0, gpu: 0, bmc_rest: 0 }, minSamples: 30, window: 100, refreshEvery: 1 });
+  ref.importState('h1', old);
+  assertSameEstimate(fresh.estimate('h1'), ref.estimate('h1'));
+  assert.equal(fresh.exportState('h1')!.estimate!.since, 0);
+  const good = JSON.stringify(l.exportState('h1'));
+  for (const [bad, re] of [
+    [good.replace(/"since":\d+/, '"since":-1'), /field "estimate\.since" must be ≥ 0, got -1/],
+    [good.replace(/"estimate":\{"watts":\{"rapl":[^,]+/, '"estimate":{"watts":{"rapl":"x"'), /field "estimate\.watts\.rapl" must be a finite number, got "x"/],
+    [good.replace(/"origin":"[^"]*"/, '"origin":3'), /field "estimate\.origin" must be a string, got 3/],
+  ] as const) {
+    assert.throws(() => fresh.importState('h1', bad), (e: Error) => isWattsplitError(e, 'LEARNER_STATE_INVALID') && re.test(e.message), String(re));
+  }
 });

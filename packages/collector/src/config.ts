@@ -37,8 +37,12 @@ export interface CollectorConfig {
   /** Idle/static split policy. Default 'reserved'. */
   policy?: IdleSplitPolicy;
   reservedWeights?: ReservedWeights;
-  /** Static power per source (W) used until learned; learned from the host's own intervals unless learn=false. */
-  staticPower?: { fallbackWatts?: Partial<Record<SourceName, number>>; learn?: boolean; minSamples?: number };
+  /**
+   * Static power per source (W) used until learned; learned from the host's own intervals unless learn=false.
+   * `refreshEvery`: intervals between two computations of a host's learned estimate (default 10; 1 = every
+   * interval; static-power-learner.ts).
+   */
+  staticPower?: { fallbackWatts?: Partial<Record<SourceName, number>>; learn?: boolean; minSamples?: number; refreshEvery?: number };
   aligner?: IntervalAlignerOptions;
   /**
    * Learned models: the additive_model method, applied with the versions stored in the store's model
@@ -97,6 +101,8 @@ export function validateCollectorConfig(c: CollectorConfig): void {
   const gap = c.storeWrites?.minIntervalMs;
   if (gap !== undefined && !(Number.isInteger(gap) && gap >= 0 && gap <= 60_000)) throw bad('storeWrites.minIntervalMs', gap, 'must be an integer 0-60000 (ms)');
   if (c.http) validateCollectorHttpConfig(c.http);
+  const every = c.staticPower?.refreshEvery;
+  if (every !== undefined && !(Number.isInteger(every) && every >= 1 && every <= 900)) throw bad('staticPower.refreshEvery', every, 'must be an integer 1-900 (intervals)');
   for (const [k, v] of Object.entries(c.staticPower?.fallbackWatts ?? {})) {
     if (!(typeof v === 'number' && Number.isFinite(v) && v >= 0)) throw bad(`staticPower.fallbackWatts.${k}`, v, 'must be watts ≥ 0');
   }

@@ -123,7 +123,11 @@ export class TelemetryPipeline implements OnApplicationBootstrap, OnApplicationS
     this.learner =
       config.staticPower?.learn === false
         ? undefined
-        : new StaticPowerLearner({ fallback: this.fallbackWatts, ...(config.staticPower?.minSamples === undefined ? {} : { minSamples: config.staticPower.minSamples }) });
+        : new StaticPowerLearner({
+            fallback: this.fallbackWatts,
+            ...(config.staticPower?.minSamples === undefined ? {} : { minSamples: config.staticPower.minSamples }),
+            ...(config.staticPower?.refreshEvery === undefined ? {} : { refreshEvery: config.staticPower.refreshEvery }),
+          });
     this.producer = bus.producer();
     this.capWatch = config.capWatch ? new CapWatch(config.capWatch.config, config.capWatch.advisor, { producer: this.producer, metrics, logger: this.log, methods: ['cpu_share', ...methods.map((m) => m.name)] }) : undefined;
     this.learnerState = new LearnerStatePersistence({

@@ -31,6 +31,8 @@ test('collector config errors name the field and value', () => {
   assert.throws(() => validateCollectorConfig({ bus, store, methods: [{ name: 'cpu_share', attribute: () => ({}) as AttributionResult }] }), /methods\[0\]\.name="cpu_share" is used twice/);
   assert.throws(() => validateCollectorConfig({ bus, store, http: { port: 70000 } }), /http\.port=70000/);
   assert.throws(() => validateCollectorConfig({ bus, store, staticPower: { fallbackWatts: { rapl: -1 } } }), /staticPower\.fallbackWatts\.rapl=-1/);
+  assert.throws(() => validateCollectorConfig({ bus, store, staticPower: { refreshEvery: 0 } }), /staticPower\.refreshEvery=0 must be an integer 1-900/);
+  validateCollectorConfig({ bus, store, staticPower: { refreshEvery: 1 } });
   assert.throws(() => validateCollectorConfig({ bus: {} as never, store }), /collector config bus="object" must be a Bus/);
   assert.throws(() => validateCollectorConfig({ bus, store, storeWrites: { minIntervalMs: -5 } }), /storeWrites\.minIntervalMs=-5 must be an integer 0-60000/);
   assert.throws(() => validateCollectorConfig({ bus, store, storeWrites: { maxInFlight: 0 } }), /storeWrites\.maxInFlight=0/);
