@@ -5,14 +5,16 @@
 // - what the collector does per interval — observe it, then take the host's estimate — with `refreshEvery: 1`
 //   and with the default (10: the estimate recomputed after every 10th interval, static-power-learner.ts).
 //
-//   node benchmarks/static-power.mjs [--vms 50] [--window 900] [--reps 5] [--intervals 200]
+//   [ATTRIBUTION_DIST=...] node benchmarks/static-power.mjs [--vms 50] [--window 900] [--reps 5] [--intervals 2048]
 //
 // One simulated host: VMs with varying load, RAPL power from a known static 100 W plus per-VM watts per
 // core. Prints a JSON line and a markdown table: ms per host interval (median of --reps), µs per VM-sample
 // (one host interval carries --vms VM-samples), and the intercepts (they must agree).
 import { cpus, loadavg } from 'node:os';
 import { performance } from 'node:perf_hooks';
-import { StaticPowerLearner, ridgeIntercept } from '@wattsplit/attribution';
+// ATTRIBUTION_DIST=<path to another build's packages/attribution/dist/index.js>: measure that build (e.g. a
+// worktree of the code before a change) with this script
+const { StaticPowerLearner, ridgeIntercept } = process.env.ATTRIBUTION_DIST ? await import(process.env.ATTRIBUTION_DIST) : await import('@wattsplit/attribution');
 
 const opt = (name, dflt) => {
   const i = process.argv.indexOf(`--${name}`);
@@ -21,7 +23,7 @@ const opt = (name, dflt) => {
 const VMS = opt('vms', 50);
 const WINDOW = opt('window', 900);
 const REPS = opt('reps', 5);
-const INTERVALS = opt('intervals', 200);
+const INTERVALS = opt('intervals', 2048); // two periods of the sums' rebuild (REBUILD_EVERY), so it counts at its share
 let seed = 7;
 const rnd = () => (seed = (seed * 16807) % 2147483647) / 2147483647;
 
@@ -104,7 +106,8 @@ let est;
 let fit;
 let est10;
 // the learner's private compute: an estimate from its records as they are, what refreshEvery 1 ran per interval
-const computeNow = () => learner.compute(learner.records.get('h'));
+// (a build before 2026-12-06 has no compute: its estimate() computed at every call)
+const computeNow = typeof learner.compute === 'function' ? () => learner.compute(learner.records.get('h')) : () => learner.estimate('h');
 for (let r = 0; r < REPS; r++) {
   const a = time(computeNow, 20);
   const b = time(direct, 3);

@@ -29,8 +29,13 @@ export interface GramRecord {
   power: { readonly rapl: number };
 }
 
-/** Pushes between two rebuilds from the window (bounds rounding from evictions). */
-export const REBUILD_EVERY = 256;
+/**
+ * Pushes between two rebuilds from the window (bounds rounding from evictions, and forgets VMs gone from it).
+ * Every sum is of non-negative terms (cores, busy fractions, watts), so 2 × 1024 adds and evictions leave at
+ * most ≈ 2·10⁻¹³ of a sum's size; 256 until 2026-12-06, when a rebuild (the window's 900 records) every 256
+ * pushes was three quarters of the sums' cost per interval (`node benchmarks/static-power.mjs`).
+ */
+export const REBUILD_EVERY = 1024;
 
 export class RaplGram {
   /** VM uuid → base index; index 0 is the hypervisor's cores. */
