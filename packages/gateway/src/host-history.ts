@@ -70,7 +70,9 @@ export class ProducedSeqs {
  * The counters of a host's last produced frame, enough to compare the next one: ids and values in arrays
  * in the frame's order (an agent sends its counters and VMs in the same order frame after frame, so the
  * next frame is matched by position; a lookup map is built only when an id is not where it was). Per
- * host this is three arrays per kind instead of a Map entry and an object per counter and VM.
+ * host this is three arrays per kind instead of a Map entry and an object per counter and VM. wire's
+ * `FrameView` (a scanned frame) has this layout, so a scanned frame's view is kept as its LastFrame as it is;
+ * a decoded frame's is built by `lastFrameOf`.
  */
 export interface LastFrame {
   seq: number;
@@ -173,42 +175,47 @@ function vmAt(prev: LastFrame, hint: number, uuid: string): number {
 }
 
 /**
- * Counters of `f` that went backwards against the previous frame `prev` of the same host and boot.
+ * Counters of frame `cur` (its LastFrame: `lastFrameOf` of a decoded frame, or wire's FrameView of a scanned
+ * one) that went backwards against the previous frame `prev` of the same host and boot.
  * Returns a short description per counter, e.g. `intel-rapl:0 5000000->4000000` (empty = none).
  *
  * A counter with a wrap range (RAPL `max_energy_range_uj`) that decreases is a wrap, not an anomaly,
  * when the delta implied by the wrap (`max_range - prev + cur`) is under half the range: at 1 Hz
  * sampling a real wrap moves the counter by a small fraction of its range. 64-bit counters
  * (`max_range` 0) and per-VM CPU time never legitimately decrease within a boot (a VM restart is seen
- * by its `started_mono_ns` changing).
+ * by its `started_mono_ns` changing). Counters with an error and VMs without a uuid are not in a LastFrame,
+ * so they are never compared.
  */
-export function countersWentBackwards(prev: LastFrame, f: ITelemetryFrame): string[] {
-  if (prev.bootId !== (f.bootId ?? '') || Number(f.seq ?? 0) <= prev.seq) return [];
+export function lastFrameWentBackwards(prev: LastFrame, cur: LastFrame): string[] {
+  if (prev.bootId !== cur.bootId || cur.seq <= prev.seq) return [];
   const out: string[] = [];
-  const cs = f.counters ?? [];
-  for (let i = 0, hint = 0; i < cs.length; i++) {
-    const c = cs[i]!;
-    if (!c.id || c.error) continue;
-    const k = counterAt(prev, hint, c.id);
+  const ids = cur.counterIds;
+  for (let i = 0, hint = 0; i < ids.length; i++) {
+    const id = ids[i]!;
+    const k = counterAt(prev, hint, id);
     if (k < 0) continue;
     hint = k + 1;
     const pValue = prev.counterValues[k]!;
-    const cur = Number(c.value ?? 0);
-    if (cur >= pValue) continue;
-    const range = Number(c.maxRange ?? 0) || prev.counterRanges[k]!;
-    if (range > 0 && range - pValue + cur < range / 2) continue; // a wrap
-    out.push(`${c.id} ${pValue}->${cur}`);
+    const value = cur.counterValues[i]!;
+    if (value >= pValue) continue;
+    const range = cur.counterRanges[i]! || prev.counterRanges[k]!;
+    if (range > 0 && range - pValue + value < range / 2) continue; // a wrap
+    out.push(`${id} ${pValue}->${value}`);
   }
-  const vs = f.vms ?? [];
-  for (let i = 0, hint = 0; i < vs.length; i++) {
-    const vm = vs[i]!;
-    if (!vm.uuid) continue;
-    const k = vmAt(prev, hint, vm.uuid);
+  const uuids = cur.vmUuids;
+  for (let i = 0, hint = 0; i < uuids.length; i++) {
+    const uuid = uuids[i]!;
+    const k = vmAt(prev, hint, uuid);
     if (k < 0) continue;
     hint = k + 1;
-    const cur = Number(vm.cpuTimeNs ?? 0);
-    if (prev.vmStartedNs[k] !== Number(vm.startedMonoNs ?? 0) || cur >= prev.vmCpuNs[k]!) continue;
-    out.push(`vm:${vm.uuid}:cpu_time_ns ${prev.vmCpuNs[k]}->${cur}`);
+    const cpu = cur.vmCpuNs[i]!;
+    if (prev.vmStartedNs[k] !== cur.vmStartedNs[i] || cpu >= prev.vmCpuNs[k]!) continue;
+    out.push(`vm:${uuid}:cpu_time_ns ${prev.vmCpuNs[k]}->${cpu}`);
   }
   return out;
+}
+
+/** lastFrameWentBackwards for a decoded frame. */
+export function countersWentBackwards(prev: LastFrame, f: ITelemetryFrame): string[] {
+  return lastFrameWentBackwards(prev, lastFrameOf(f));
 }

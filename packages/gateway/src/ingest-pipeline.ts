@@ -32,6 +32,7 @@ import {
   type BusMessageIn,
   type BusProducer,
   type FrameBatch,
+  type FrameBatchView,
   type IBatchAck,
   type IFrameRejection,
   type ITelemetryFrame,
@@ -39,7 +40,7 @@ import {
   type TransportResult,
 } from '@wattsplit/wire';
 import { HostAuthenticator, pickToken, type HostAuthConfig } from './host-auth.js';
-import { HostHistory, countersWentBackwards, lastFrameOf, type HostState, type LastFrame } from './host-history.js';
+import { HostHistory, lastFrameOf, lastFrameWentBackwards, type HostState, type LastFrame } from './host-history.js';
 import { observeLatency, type GatewayMetrics } from './metrics.js';
 
 export const TELEMETRY_TOPIC = 'wattsplit.telemetry.v1';
@@ -77,7 +78,11 @@ export interface IngestPipelineOptions {
 }
 
 export interface IncomingBatch {
-  batch: FrameBatch;
+  /**
+   * The batch: decoded by protobufjs (`decodeBatch`), or wire's `scanFrameBatch` view of it (frames already
+   * checked as validateFrame checks them, each with its bytes; `frameBytes` is then not used).
+   */
+  batch: FrameBatch | FrameBatchView;
   /** Size of the encoded batch, bytes. */
   bytes: number;
   /**
@@ -93,17 +98,54 @@ export interface IncomingBatch {
   certHost?: string | undefined;
 }
 
+/** What the pipeline reads of one frame of the batch, from either form of it. */
+interface IncomingFrame {
+  host: string;
+  /** Number(seq) (0 when unset). */
+  seq: number;
+  boot: string;
+  /** What validateFrame found (undefined: valid). */
+  problems: WattsplitError[] | undefined;
+  /** The frame's counters for the history (a valid frame's). */
+  last: LastFrame | undefined;
+  /** The bytes to produce: as received, or the decoded frame re-encoded on demand. */
+  bytes: Uint8Array | undefined;
+  decoded: ITelemetryFrame | undefined;
+}
+
+/** The frames of a batch in either form, in order. */
+function incomingFrames(input: IncomingBatch): IncomingFrame[] {
+  const { batch } = input;
+  if ('scanned' in batch) {
+    const out = new Array<IncomingFrame>(batch.frames.length);
+    for (let i = 0; i < out.length; i++) {
+      const v = batch.frames[i]!;
+      out[i] = { host: v.hostId, seq: v.seq, boot: v.bootId, problems: undefined, last: v, bytes: batch.frameBytes[i], decoded: undefined };
+    }
+    return out;
+  }
+  return batch.frames.map((f, i) => {
+    const problems = validateFrame(f);
+    return {
+      host: f.hostId ?? '',
+      seq: Number(f.seq ?? 0),
+      boot: f.bootId ?? '',
+      problems: problems.length ? problems : undefined,
+      last: problems.length ? undefined : lastFrameOf(f),
+      bytes: input.frameBytes?.[i],
+      decoded: f,
+    };
+  });
+}
+
 interface Planned {
-  frame: ITelemetryFrame;
-  /** Index in batch.frames. */
-  index: number;
+  frame: IncomingFrame;
   host: string;
   seq: number;
   boot: string;
   state: HostState;
   anomalies: string[];
-  /** lastFrameOf(frame), when it was taken for this batch's working view (reused once the frame is durable). */
-  last: LastFrame | undefined;
+  last: LastFrame;
 }
 
 const status = AckStatus;
@@ -169,25 +211,26 @@ export class IngestPipeline {
     }
 
     const rejections: IFrameRejection[] = [];
-    const reject = (f: ITelemetryFrame, e: WattsplitError): void => {
-      rejections.push({ seq: Number(f.seq ?? 0), hostId: f.hostId ?? '', code: e.code, message: e.message });
+    const reject = (f: IncomingFrame, e: WattsplitError): void => {
+      rejections.push({ seq: f.seq, hostId: f.host, code: e.code, message: e.message });
       this.count(e.code);
-      this.log.warn({ code: e.code, peer: input.peer, batchId, host: f.hostId ?? '', seq: Number(f.seq ?? 0), ...e.details }, e.message);
+      this.log.warn({ code: e.code, peer: input.peer, batchId, host: f.host, seq: f.seq, ...e.details }, e.message);
     };
 
     const planned: Planned[] = [];
     let duplicates = 0;
     const working = new Map<string, LastFrame | undefined>(); // last frame per host as of this batch
     const inBatch = new Set<string>(); // host \0 boot \0 seq planned in this batch
-    for (const [index, f] of batch.frames.entries()) {
-      const problems = validateFrame(f);
-      if (problems.length) {
-        const [first, ...more] = problems;
+    const frames = incomingFrames(input);
+    for (let index = 0; index < frames.length; index++) {
+      const f = frames[index]!;
+      if (!f.last) {
+        const [first, ...more] = f.problems!;
         reject(f, more.length ? new WattsplitError(first!.code, [first!, ...more].map((p) => p.message).join('; '), { details: first!.details }) : first!);
         continue;
       }
-      const host = f.hostId ?? '';
-      const seq = Number(f.seq);
+      const host = f.host;
+      const seq = f.seq;
       const where = `frame host=${JSON.stringify(host)} seq=${seq}`;
       if (who.host !== undefined && host !== who.host) {
         reject(f, new WattsplitError('FRAME_AUTH_FAILED', `${where}: host_id=${JSON.stringify(host)} is not the host this ${input.certHost !== undefined && who.host === input.certHost ? 'client certificate' : 'token'} belongs to (${JSON.stringify(who.host)})`, { details: { field: 'host_id', value: host } }));
@@ -197,7 +240,7 @@ export class IngestPipeline {
         reject(f, new WattsplitError('FRAME_UNKNOWN_HOST', `${where}: host_id=${JSON.stringify(host)} is not in the gateway's host allow-list`, { details: { field: 'host_id', value: host } }));
         continue;
       }
-      const boot = f.bootId ?? '';
+      const boot = f.boot;
       const key = `${host}\0${boot}\0${seq}`;
       const state = this.history.get(host);
       if (state.produced.has(boot, seq) || inBatch.has(key)) {
@@ -214,11 +257,11 @@ export class IngestPipeline {
         }
       }
       const prev = working.has(host) ? working.get(host) : state.last;
-      const anomalies = prev ? countersWentBackwards(prev, f) : [];
-      let last: LastFrame | undefined;
-      if (!prev || seq > prev.seq) working.set(host, (last = lastFrameOf(f)));
+      const last = f.last;
+      const anomalies = prev ? lastFrameWentBackwards(prev, last) : [];
+      if (!prev || seq > prev.seq) working.set(host, last);
       inBatch.add(key);
-      planned.push({ frame: f, index, host, seq, boot, state, anomalies, last });
+      planned.push({ frame: f, host, seq, boot, state, anomalies, last });
     }
 
     if (planned.length === 0) {
@@ -231,9 +274,9 @@ export class IngestPipeline {
     const done = new Promise<boolean>((r) => (settle = r));
     for (const p of planned) p.state.pending.set(`${p.boot}\0${p.seq}`, done);
     const messages: BusMessageIn[] = planned.map((p) => {
-      const headers: Record<string, string> = { host: p.host, seq: String(p.seq), boot: p.frame.bootId ?? '' };
+      const headers: Record<string, string> = { host: p.host, seq: String(p.seq), boot: p.boot };
       if (p.anomalies.length) headers[ANOMALY_HEADER] = `COUNTER_WENT_BACKWARDS ${p.anomalies.join('; ')}`;
-      return { key: p.host, value: input.frameBytes?.[p.index] ?? encodeFrame(p.frame), headers };
+      return { key: p.host, value: p.frame.bytes ?? encodeFrame(p.frame.decoded!), headers };
     });
 
     const out = await this.produceIsolating(messages);
@@ -249,7 +292,7 @@ export class IngestPipeline {
     for (const [i, p] of planned.entries()) {
       if (!out.produced[i]) continue;
       const prev = durable.get(p.host);
-      if (!prev || prev.bootId !== (p.frame.bootId ?? '') || p.seq > prev.seq) durable.set(p.host, p.last ?? lastFrameOf(p.frame));
+      if (!prev || prev.bootId !== p.boot || p.seq > prev.seq) durable.set(p.host, p.last);
     }
     for (const [host, last] of durable) {
       const s = this.history.get(host);
@@ -268,7 +311,7 @@ export class IngestPipeline {
       this.metrics.bytesProduced += messages[i]!.value.length;
       if (!p.anomalies.length) continue;
       anomalous++;
-      this.log.warn({ code: 'COUNTER_WENT_BACKWARDS', host: p.host, seq: p.seq, boot: p.frame.bootId ?? '' }, `frame host=${JSON.stringify(p.host)} seq=${p.seq}: counters went backwards within boot ${JSON.stringify(p.frame.bootId ?? '')}: ${p.anomalies.join('; ')} (produced with header ${ANOMALY_HEADER})`);
+      this.log.warn({ code: 'COUNTER_WENT_BACKWARDS', host: p.host, seq: p.seq, boot: p.boot }, `frame host=${JSON.stringify(p.host)} seq=${p.seq}: counters went backwards within boot ${JSON.stringify(p.boot)}: ${p.anomalies.join('; ')} (produced with header ${ANOMALY_HEADER})`);
     }
     this.metrics.framesAccepted += producedFrames;
     this.metrics.framesAnomalous += anomalous;

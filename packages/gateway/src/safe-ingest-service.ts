@@ -6,12 +6,13 @@
  * stream and the server go on.
  */
 import type { ServiceDefinition } from '@grpc/grpc-js';
-import { TELEMETRY_INGEST_SERVICE, WattsplitError, decodeBatch, type FrameBatch, type IBatchAck } from '@wattsplit/wire';
+import { TELEMETRY_INGEST_SERVICE, WattsplitError, decodeBatch, scanFrameBatch, type FrameBatch, type FrameBatchView, type IBatchAck } from '@wattsplit/wire';
 
 export type IncomingItem =
   | {
       readonly kind: 'batch';
-      readonly batch: FrameBatch;
+      /** wire's scanFrameBatch view when the scan took the bytes, else the protobufjs decode (see deserializeBatch). */
+      readonly batch: FrameBatch | FrameBatchView;
       readonly bytes: number;
       /** Each frame's bytes exactly as the agent encoded them (unknown newer fields included), or undefined if they could not be located. */
       readonly frameBytes: readonly Uint8Array[] | undefined;
@@ -69,7 +70,20 @@ export function frameByteRanges(buf: Uint8Array): [number, number][] | undefined
   }
 }
 
+/**
+ * The gateway's deserializer. Most batches are taken by wire's one-pass `scanFrameBatch` (only what the
+ * gateway reads, every frame already checked as validateFrame checks it); a batch the scan declines (bad
+ * bytes, an invalid frame, an encoding protobufjs reads leniently) is decoded by protobufjs as before, so
+ * what is accepted, and every rejection's code and message, are the full decoder's.
+ */
 export function deserializeBatch(buf: Buffer): IncomingItem {
+  const view = scanFrameBatch(buf);
+  if (view) return { kind: 'batch', batch: view, bytes: buf.length, frameBytes: view.frameBytes };
+  return decodeBatchItem(buf);
+}
+
+/** The full path: protobufjs's decodeBatch, each frame's bytes located by frameByteRanges. Never throws. */
+export function decodeBatchItem(buf: Buffer): IncomingItem {
   try {
     const batch = decodeBatch(buf, 'ingest stream message');
     const ranges = frameByteRanges(buf);

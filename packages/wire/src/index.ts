@@ -3,6 +3,7 @@ export * from './logger.js';
 export * from './result.js';
 export * from './telemetry.js';
 export * from './frame-codec.js';
+export * from './frame-batch-scan.js';
 export * from './bus.js';
 export * from './in-process-bus.js';
 export * from './platform.js';
