@@ -196,7 +196,14 @@ const bus = new InProcessBus({ logger: silentLogger, lingerMs: 100 });
  * config `staticPower.refreshEvery`; default 10 since 2026-12-06; 1 = after every interval, as before).
  */
 const refreshEvery = process.env.STATIC_REFRESH_EVERY === undefined ? undefined : Number(process.env.STATIC_REFRESH_EVERY);
-const collector = await startEmbeddedCollector({ dataDir: join(dir, 'db'), bus, logger: silentLogger, ...(refreshEvery === undefined ? {} : { staticPower: { refreshEvery } }) });
+const storeInFlight = process.env.STORE_IN_FLIGHT === undefined ? undefined : Number(process.env.STORE_IN_FLIGHT);
+const collector = await startEmbeddedCollector({
+  dataDir: join(dir, 'db'),
+  bus,
+  logger: silentLogger,
+  ...(refreshEvery === undefined ? {} : { staticPower: { refreshEvery } }),
+  ...(storeInFlight === undefined ? {} : { storeWrites: { maxInFlight: storeInFlight } }),
+});
 const gateway = await startGateway({ producer: bus.producer(), logger: silentLogger });
 
 /**
