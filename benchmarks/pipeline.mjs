@@ -17,6 +17,7 @@
 // compiler workers) one by one, and the main thread's GC pauses by kind (count, µs per VM-sample, longest pause). V8 flags
 // (e.g. --max-semi-space-size) go to the node running this script: the collector runs in this process.
 // STATIC_REFRESH_EVERY=N: the collector's static-power refresh cadence (staticPower.refreshEvery; see below).
+// STORE_IN_FLIGHT=N: the collector's store writes in flight at once (storeWrites.maxInFlight, default 1).
 // Prints a JSON line and a markdown table with medians and the ratios between stages.
 import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector';
