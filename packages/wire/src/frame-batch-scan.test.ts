@@ -72,3 +72,21 @@ test('scanFrameBatch declines invalid frames and bytes protobufjs reads its own 
   assert.equal(decodeBatch(group).frames.length, 1);
   assert.equal(scanFrameBatch(group), undefined);
 });
+
+test('scanFrameBatch on a frame of 1 000 VMs and 300 counters (the id tables grow mid-frame): all taken; a repeat found across the growth', () => {
+  const vms = Array.from({ length: 1000 }, (_, i) => ({ uuid: `vm-${i}`, cpuTimeNs: i, startedMonoNs: 1 }));
+  const counters = Array.from({ length: 300 }, (_, i) => ({ id: `c-${i}`, source: EnergySource.ENERGY_SOURCE_RAPL, unit: EnergyUnit.ENERGY_UNIT_MICROJOULE, value: i }));
+  const view = scanFrameBatch(Buffer.from(encodeBatch({ frames: [frame({ vms, counters }), frame({ seq: 8, vms: vms.slice(0, 3) })] })))!;
+  assert.deepEqual(view.frames[0]!.vmUuids, vms.map((v) => v.uuid));
+  assert.deepEqual([...view.frames[0]!.counterValues], counters.map((c) => c.value));
+  assert.deepEqual(view.frames[1]!.vmUuids, ['vm-0', 'vm-1', 'vm-2'], 'the next frame starts with empty tables');
+  // the tables keep their size from frame to frame: each of these is larger than any before it, so its
+  // table grows while it is read, after the uuid that comes again at its end
+  for (const [n, at] of [[1500, 1], [3000, 2000], [6000, 4000]] as const) {
+    const repeated = [...Array.from({ length: n }, (_, i) => ({ uuid: `vm-${i}` })), { uuid: `vm-${at}` }];
+    assert.equal(validateFrame(frame({ vms: repeated })).length, 1);
+    assert.equal(scanFrameBatch(Buffer.from(encodeBatch({ frames: [frame({ vms: repeated })] }))), undefined, `vm-${at} of ${n} repeated at the end`);
+  }
+  const repeatedCounter = [...counters, { ...counters[299]! }];
+  assert.equal(scanFrameBatch(Buffer.from(encodeBatch({ frames: [frame({ counters: repeatedCounter })] }))), undefined);
+});
