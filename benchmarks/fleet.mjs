@@ -69,7 +69,14 @@ const say = (m) => process.stderr.write(`fleet-bench: ${m}\n`);
 const compression = opt('compression', 'gzip');
 const busOf = (kind, brokers, ns) => {
   const Impl = kind === 'kafkajs' ? kafkaPkg.KafkaBus : kafkaPkg.PlatformaticKafkaBus;
-  const inner = new Impl({ brokers: [brokers], partitions: 8, maxBatch: 500, partitionsConcurrently: 8, compression });
+  // WATTSPLIT_KAFKA_FETCH_MIN_BYTES / _FETCH_MAX_WAIT_MS (the CLI's variables, read here too and passed to the children
+  // by the environment): the consumers' fetch.min.bytes / fetch.max.wait.ms; the client's default when unset
+  const fetch = kafkaPkg.kafkaOptionsFromEnv({ WATTSPLIT_KAFKA_BROKERS: brokers, WATTSPLIT_KAFKA_FETCH_MIN_BYTES: process.env.WATTSPLIT_KAFKA_FETCH_MIN_BYTES, WATTSPLIT_KAFKA_FETCH_MAX_WAIT_MS: process.env.WATTSPLIT_KAFKA_FETCH_MAX_WAIT_MS });
+  const inner = new Impl({
+    brokers: [brokers], partitions: 8, maxBatch: 500, partitionsConcurrently: 8, compression,
+    ...(fetch.fetchMinBytes !== undefined ? { fetchMinBytes: fetch.fetchMinBytes } : {}),
+    ...(fetch.fetchMaxWaitMs !== undefined ? { fetchMaxWaitMs: fetch.fetchMaxWaitMs } : {}),
+  });
   return { inner, bus: new kafkaPkg.NamespacedBus(inner, ns) };
 };
 const hostsPerStream = 25;

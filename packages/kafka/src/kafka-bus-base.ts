@@ -8,7 +8,8 @@ import { WattsplitError, silentLogger, type Bus, type BusProducer, type BusSubsc
 import { KAFKA_DEFAULTS, validateKafkaOptions, type KafkaBusOptions } from './kafka-options.js';
 import { kafkaError } from './kafka-errors.js';
 
-export type ResolvedKafkaOptions = Required<Omit<KafkaBusOptions, 'ssl' | 'sasl' | 'logger'>> & Pick<KafkaBusOptions, 'ssl' | 'sasl'> & { logger: Logger };
+/** The options with the shared defaults; the fetch sizes stay optional (each client has its own default). */
+export type ResolvedKafkaOptions = Required<Omit<KafkaBusOptions, 'ssl' | 'sasl' | 'logger' | 'fetchMinBytes' | 'fetchMaxWaitMs'>> & Pick<KafkaBusOptions, 'ssl' | 'sasl' | 'fetchMinBytes' | 'fetchMaxWaitMs'> & { logger: Logger };
 
 export function resolveKafkaOptions(o: KafkaBusOptions): ResolvedKafkaOptions {
   validateKafkaOptions(o);

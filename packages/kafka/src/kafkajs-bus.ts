@@ -214,8 +214,8 @@ export class KafkaBus extends KafkaBusBase {
       allowAutoTopicCreation: true,
       // Let the broker gather up to 512 KiB (≈ 90 frames of 50 VMs) or 500 ms per fetch: every handler call
       // is one store batch (one insert per table), so bigger batches are what makes the collector scale.
-      minBytes: 512 * 1024,
-      maxWaitTimeInMs: 500,
+      minBytes: this.o.fetchMinBytes ?? 512 * 1024,
+      maxWaitTimeInMs: this.o.fetchMaxWaitMs ?? 500,
       retry: { initialRetryTime: 200, maxRetryTime: 5_000, retries: 20 },
     });
     const attempts = new Map<number, number>();

@@ -180,7 +180,8 @@ export class PlatformaticKafkaBus extends KafkaBusBase {
       sessionTimeout: this.o.sessionTimeoutMs,
       heartbeatInterval: this.o.heartbeatIntervalMs,
       rebalanceTimeout: Math.max(this.o.sessionTimeoutMs, 30_000),
-      maxWaitTime: 250,
+      maxWaitTime: this.o.fetchMaxWaitMs ?? 250,
+      minBytes: this.o.fetchMinBytes ?? 1,
     } as unknown as ConstructorParameters<typeof Consumer<Buffer, Buffer, Buffer, Buffer>>[0]);
     const queues = new Map<number, PartitionQueue>();
     const highWater = 4 * this.o.maxBatch * this.o.partitionsConcurrently;
@@ -267,7 +268,8 @@ export class PlatformaticKafkaBus extends KafkaBusBase {
       mode: 'committed',
       fallbackMode: opts.fromBeginning === false ? 'latest' : 'earliest',
       autocommit: false,
-      maxWaitTime: 250,
+      maxWaitTime: this.o.fetchMaxWaitMs ?? 250,
+      minBytes: this.o.fetchMinBytes ?? 1,
     } as unknown as Parameters<typeof consumer.consume>[0];
     let restarts = 0;
     let restartTimer: NodeJS.Timeout | undefined;
