@@ -116,10 +116,12 @@ async function runFleet(f) {
   let conservationProblems = 0;
   for (let s = 0; s < billS; s++) {
     for (const iv of sim.next()) {
-      spl.observe(iv);
+      // the static power learned from the host's intervals before this one (cpu_share splits by it), as in the
+      // collector (before 2026-12-06 this script observed the interval first: one interval of 900 early)
       const ctx = { policy: 'reserved', staticPower: spl.estimate(iv.hostId) };
       const a = cpu.attribute(iv, ctx);
       const b = additive.attribute(iv, ctx);
+      spl.observe(iv);
       additive.observe(iv); // causal: the interval is learned after it is attributed, as in the collector
       conservationProblems += checkConservation(a).length + checkConservation(b).length;
       res.cpu_share.push(a);
