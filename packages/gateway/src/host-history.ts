@@ -6,7 +6,7 @@
  * Memory: N bits per (host, boot), at most MAX_BOOTS_PER_HOST boots per host: with the defaults
  * (N = 4096, 50 000 hosts) 25 MiB for one boot per host, whatever agents send.
  */
-import type { ITelemetryFrame } from '@wattsplit/wire';
+import type { FrameView, ITelemetryFrame } from '@wattsplit/wire';
 
 /**
  * Which seqs in the window (maxSeq - size, maxSeq] were produced: a ring of `size` bits. Seqs older than
@@ -74,15 +74,7 @@ export class ProducedSeqs {
  * `FrameView` (a scanned frame) has this layout, so a scanned frame's view is kept as its LastFrame as it is;
  * a decoded frame's is built by `lastFrameOf`.
  */
-export interface LastFrame {
-  seq: number;
-  bootId: string;
-  counterIds: string[];
-  counterValues: Float64Array;
-  counterRanges: Float64Array;
-  vmUuids: string[];
-  vmCpuNs: Float64Array;
-  vmStartedNs: Float64Array;
+export interface LastFrame extends Pick<FrameView, 'seq' | 'bootId' | 'counterIds' | 'counterValues' | 'counterRanges' | 'vmUuids' | 'vmCpuNs' | 'vmStartedNs'> {
   /** Built on the first lookup that misses by position. */
   counterIndex?: Map<string, number>;
   vmIndex?: Map<string, number>;

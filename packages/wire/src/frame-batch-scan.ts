@@ -35,6 +35,7 @@
  * The scan keeps its position in module state: it is synchronous and not re-entrant.
  */
 import { Buffer } from 'node:buffer';
+import { int64FromHalves } from './varint64-reader.js';
 
 /** What the gateway reads of one TelemetryFrame (the full decoder's values; defaults 0 and ''). */
 export interface FrameView {
@@ -172,14 +173,7 @@ function u64(end: number): number {
 /** int64 as varint64-reader's readInt64 returns it. */
 function i64(end: number): number {
   const lo = halves(end);
-  const hi = S.hi;
-  if (hi >>> 31) {
-    const nlo = (~lo + 1) >>> 0;
-    let nhi = ~hi >>> 0;
-    if (!nlo) nhi = (nhi + 1) >>> 0;
-    return -(nlo + nhi * TWO_32);
-  }
-  return lo + hi * TWO_32;
+  return int64FromHalves(lo, S.hi);
 }
 
 /** The end of a LEN field's bytes (S.pos at their start); declines one that runs past `end`. */

@@ -89,11 +89,8 @@ export function readUint64(this: ReaderState): number {
   return scratch[0]! + scratch[1]! * TWO_32;
 }
 
-/** int64 as a number: two's complement, negative when the top bit is set (exact within ±2^53). */
-export function readInt64(this: ReaderState): number {
-  readHalves(this, scratch);
-  const lo = scratch[0]!;
-  const hi = scratch[1]!;
+/** An int64's unsigned 32-bit halves as a number: two's complement, negative when the top bit is set (exact within ±2^53). */
+export function int64FromHalves(lo: number, hi: number): number {
   if (hi >>> 31) {
     const nlo = (~lo + 1) >>> 0;
     let nhi = ~hi >>> 0;
@@ -101,6 +98,12 @@ export function readInt64(this: ReaderState): number {
     return -(nlo + nhi * TWO_32);
   }
   return lo + hi * TWO_32;
+}
+
+/** int64 as a number: two's complement, negative when the top bit is set (exact within ±2^53). */
+export function readInt64(this: ReaderState): number {
+  readHalves(this, scratch);
+  return int64FromHalves(scratch[0]!, scratch[1]!);
 }
 
 /**
