@@ -24,6 +24,8 @@ export interface EmbeddedCollectorOptions {
   models?: CollectorConfig['models'];
   /** The live power-cap watch (see CollectorConfig.capWatch). */
   capWatch?: CollectorConfig['capWatch'];
+  /** Store writes: group commit and chunks (see CollectorConfig.storeWrites). */
+  storeWrites?: CollectorConfig['storeWrites'];
 }
 
 export interface EmbeddedCollector {
@@ -53,6 +55,7 @@ export async function startEmbeddedCollector(opts: EmbeddedCollectorOptions): Pr
       ...(opts.staticPower ? { staticPower: opts.staticPower } : {}),
       ...(opts.models ? { models: opts.models } : {}),
       ...(opts.capWatch ? { capWatch: opts.capWatch } : {}),
+      ...(opts.storeWrites ? { storeWrites: opts.storeWrites } : {}),
     });
   } catch (e) {
     await store.close();
