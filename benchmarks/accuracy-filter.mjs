@@ -39,7 +39,7 @@ for (const e of (arg('--extra', '') || '').split(',').filter(Boolean)) {
   const [sd, fam] = e.split(':');
   const fams = fam === 'families' ? [] : fam.split('+');
   const seedN = Number(sd);
-  const evalFleets = [...P.eval, ...P.fresh, ...P.fresh2];
+  const evalFleets = [...P.eval, ...P.fresh, ...P.fresh2, ...P.fresh3];
   if (evalFleets.some((x) => x.seed === seedN) || fams.some((x) => P.heldOutFamilies.includes(x))) throw new Error(`--extra ${e}: evaluation seed or held-out family`);
   if (evalFleets.some((x) => Array.isArray(x.physics) && x.physics.length === fams.length && fams.every((y) => x.physics.includes(y)))) throw new Error(`--extra ${e}: an evaluation combination`);
   extra.set(seedN, { seed: seedN, physics: fam === 'families' ? 'families' : fams });

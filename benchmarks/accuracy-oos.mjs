@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // Out-of-sample accuracy: the evaluation protocol of issue 12 (docs/accuracy.md, "Evaluation protocol").
 //
-//   node benchmarks/accuracy-oos.mjs --set dev|eval|fresh|fresh2|all [--quick] [--json] [--seeds 1,101] [--warmup-s N] [--billed-s N] [--jobs N] [--json-out FILE]
+//   node benchmarks/accuracy-oos.mjs --set dev|eval|fresh|fresh2|fresh3|all [--quick] [--json] [--seeds 1,101] [--warmup-s N] [--billed-s N] [--jobs N] [--json-out FILE]
 //   (--jobs N: N fleets at a time, each in its own process; on a shared box this gets the runs more CPU)
 //   [--agent-option KEY=VALUE ...]: an agent config setting for every simulated agent, as `wattsplit agent` takes it
 //   from its config: slowCountersEveryMs=5000 (memory and block I/O read every 5 s, staggered), slowVcpuCounters=true
@@ -50,7 +50,7 @@ const USED_J = 1000;
 function parseArgs(argv) {
   const val = (k) => (argv.includes(k) ? argv[argv.indexOf(k) + 1] : undefined);
   const set = val('--set') ?? 'dev';
-  if (!['dev', 'eval', 'fresh', 'fresh2', 'all'].includes(set)) throw new Error(`--set ${set}: expected dev, eval, fresh, fresh2 or all (dev and eval; fresh and fresh2 run only by name)`);
+  if (!['dev', 'eval', 'fresh', 'fresh2', 'fresh3', 'all'].includes(set)) throw new Error(`--set ${set}: expected dev, eval, fresh, fresh2, fresh3 or all (dev and eval; the fresh sets run only by name)`);
   const quick = argv.includes('--quick');
   const num = (k, d) => {
     const v = val(k);
@@ -280,7 +280,7 @@ const physName = (p) => (Array.isArray(p) ? p.join('+') || 'base' : p);
 
 function printSet(name, results, sum, redact) {
   const log = (s) => process.stdout.write(`${s}\n`);
-  log(`\n## ${name === 'dev' ? 'Development (in-sample)' : name === 'fresh' ? 'Fresh evaluation (out-of-sample)' : name === 'fresh2' ? 'Second fresh evaluation (out-of-sample)' : 'Evaluation (out-of-sample)'} fleets\n`);
+  log(`\n## ${name === 'dev' ? 'Development (in-sample)' : name === 'fresh' ? 'Fresh evaluation (out-of-sample)' : name === 'fresh2' ? 'Second fresh evaluation (out-of-sample)' : name === 'fresh3' ? 'Third fresh evaluation (out-of-sample)' : 'Evaluation (out-of-sample)'} fleets\n`);
   log('| seed | physics | tenant total worst / mean: cpu_share | additive_model | tenant dynamic worst / mean: cpu_share | additive_model | interval coverage (inside / tenants, mean half-width) | VMs billed 0 J (> 1 kJ used) | worst VM dynamic | host static error (W) | wall |');
   log('|---|---|---:|---:|---:|---:|---:|---:|---:|---|---:|');
   for (const r of results) {

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // Accuracy of wattsplit's learned attribution against ground truth, next to the CPU/GPU-time baseline.
 //
-//   node benchmarks/accuracy.mjs --set dev|eval|fresh|fresh2|all [--quick] [--json] [--seeds 1,101]
+//   node benchmarks/accuracy.mjs --set dev|eval|fresh|fresh2|fresh3|all [--quick] [--json] [--seeds 1,101]
 //       the evaluation protocol (issue 12): development and evaluation fleets apart, through the demo's
 //       whole pipeline; implemented in ./accuracy-oos.mjs (read its header), which this hands --set runs to.
 //   node benchmarks/accuracy.mjs [--quick] [--no-timing] [--out docs/img]

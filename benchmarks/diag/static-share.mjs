@@ -30,7 +30,7 @@ const pct = (x) => `${x >= 0 ? '+' : ''}${(100 * x).toFixed(1)}`;
 console.log(`command: node benchmarks/diag/static-share.mjs ${process.argv.slice(2).join(' ')}; date ${new Date().toISOString()}; load ${loadavg().map((x) => x.toFixed(1)).join(' ')}`);
 const SOURCES = ['rapl', 'bmc_rest'];
 for (const seed of arg('--seeds', '101').split(',')) {
-  if ([...P.eval, ...P.fresh, ...P.fresh2].some((f) => f.seed === Number(seed))) throw new Error(`seed ${seed}: an evaluation seed (development fleets only)`);
+  if ([...P.eval, ...P.fresh, ...P.fresh2, ...P.fresh3].some((f) => f.seed === Number(seed))) throw new Error(`seed ${seed}: an evaluation seed (development fleets only)`);
   const data = JSON.parse(readFileSync(join(arg('--cache-dir'), `fleet-${seed}-${LEN}-${LEN}${hostTag}.json`), 'utf8'));
   const { warm, bill, truth } = data;
   // the trainer's static anchor (static-anchor.ts) per host, read from its debug log: the class fit's intercept and the

@@ -31,11 +31,11 @@ test('evaluation protocol: dev and eval fleets are disjoint (seeds, physics comb
   for (const e of P.eval) assert.ok(e.physics !== 'legacy' && familiesOf(e).length > 0, `eval seed ${e.seed}`);
 });
 
-for (const name of ['fresh', 'fresh2'] as const) {
+for (const name of ['fresh', 'fresh2', 'fresh3'] as const) {
   test(`evaluation protocol: the ${name} evaluation fleets follow the same rules and share no seed with dev, eval or another fresh set`, () => {
     const set = P[name];
     assert.ok(set.length > 0);
-    const others = name === 'fresh' ? P.fresh2 : P.fresh;
+    const others = (['fresh', 'fresh2', 'fresh3'] as const).filter((x) => x !== name).flatMap((x) => P[x]);
     const taken = new Set([...P.dev, ...P.eval, ...others].map((e) => e.seed));
     assert.equal(new Set(set.map((e) => e.seed)).size, set.length, `no seed twice in ${name}`);
     for (const e of set) assert.ok(!taken.has(e.seed), `${name} seed ${e.seed} is also a dev, eval or other fresh seed`);
@@ -46,6 +46,14 @@ for (const name of ['fresh', 'fresh2'] as const) {
       if (c !== undefined) assert.ok(!devCombos.has(c), `${name} combination ${c} is used in dev`);
       assert.ok(e.physics !== 'legacy' && familiesOf(e).length > 0, `${name} seed ${e.seed} runs a family`);
     }
+    if (name === 'fresh3') {
+      // fresh3 also avoids the combinations of the earlier evaluation sets
+      const evalCombos = new Set([...P.eval, ...P.fresh, ...P.fresh2].map(combo).filter((c) => c !== undefined));
+      for (const e of set) {
+        const c = combo(e);
+        if (c !== undefined) assert.ok(!evalCombos.has(c), `fresh3 combination ${c} is an earlier evaluation combination`);
+      }
+    }
     for (const f of P.heldOutFamilies) {
       assert.ok(!devFamilies.has(f));
       assert.ok(set.some((e) => familiesOf(e).includes(f)), `held-out family ${f} is in the ${name} set`);
@@ -55,7 +63,7 @@ for (const name of ['fresh', 'fresh2'] as const) {
 
 test('evaluation protocol: one hardware class, the declared size, and every fleet builds', () => {
   assert.ok(P.warmupS >= 60 && P.billedS >= 60 && P.quick.warmupS >= 60 && P.quick.billedS >= 60);
-  for (const e of [...P.dev, ...P.eval, ...P.fresh, ...P.fresh2]) {
+  for (const e of [...P.dev, ...P.eval, ...P.fresh, ...P.fresh2, ...P.fresh3]) {
     const f = createFleet({ hosts: P.hosts, vmsPerHost: P.vmsPerHost, seed: e.seed, hostSpecs: [P.hostSpec], physics: e.physics, physicsShiftAtS: P.warmupS });
     assert.equal(f.hosts.length, P.hosts);
     assert.deepEqual(new Set(f.hosts.map((h) => h.hardwareClass)), new Set([P.hostSpec.hardwareClass]));

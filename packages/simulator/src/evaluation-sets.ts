@@ -30,6 +30,8 @@ export interface EvaluationProtocol {
   fresh: readonly EvaluationFleet[];
   /** A second such set, declared after `fresh` had been reported three times (the same rules; run apart, by name). */
   fresh2: readonly EvaluationFleet[];
+  /** A third such set, declared for issue 12's uncertainty intervals after `fresh2` had been reported (the same rules; run apart, by name). */
+  fresh3: readonly EvaluationFleet[];
   /** Families that no development fleet runs. */
   heldOutFamilies: readonly FamilyName[];
 }
@@ -110,6 +112,18 @@ export const EVALUATION_PROTOCOL: EvaluationProtocol = Object.freeze({
     { seed: 404, physics: ['turbo_bins', 'memory_bound', 'interference'] },
     { seed: 405, physics: ['smt', 'phases', 'idle_spread', 'interference'] },
     { seed: 406, physics: ['phases', 'memory_bound', 'bmc_power_only', 'interference'] },
+  ],
+  // Third fresh set (2026-12-07, issue 12, the 90 % intervals' calibration): 401–406 were reported in run 10 with
+  // their coverage. Declared and committed before any model ran on them; no combination is one a development fleet
+  // (P.dev, or the diagnostic extras 108–121 of docs/accuracy-method.md) or an earlier evaluation set ran; run only by
+  // `--set fresh3`.
+  fresh3: [
+    { seed: 501, physics: 'families' },
+    { seed: 502, physics: 'families' },
+    { seed: 503, physics: 'families' },
+    { seed: 504, physics: ['turbo_bins', 'smt', 'memory_bound', 'interference'] },
+    { seed: 505, physics: ['phases', 'idle_spread', 'bmc_power_only', 'interference'] },
+    { seed: 506, physics: ['smt', 'turbo_bins', 'phases', 'bmc_power_only'] },
   ],
   heldOutFamilies: ['interference'],
 } satisfies EvaluationProtocol);
