@@ -13,8 +13,10 @@
  * (after the interval is attributed: causal; an interval at or below a host's last observed seq is not
  * learned again); `exportStates` / `importState` move both (`gpu_signature`, `cpu_signature`). Ends with
  * `reconcile`, so every source sums exactly to its measurement. Uncertainty: ± z (default 1.645, a 90 %
- * interval) × each share's sd from the filter's covariance (online), or z × the model's residual RMS × dt
- * shared in proportion to the dynamic parts (offline).
+ * interval) × each share's sd from the filter's covariance × the calibration `sdScale` (online: by whether the
+ * interval's VMs carry perf counters, fitted on development fleets so that a tenant's total over a billing period,
+ * its rows summed linearly, is covered about 90 % of the time), or z × the model's residual RMS × dt shared in
+ * proportion to the dynamic parts (offline).
  * No model for the interval's hardware class (cold start): the fallback (cpu_share) result, with
  * `note` saying so.
  */
@@ -25,6 +27,21 @@ import { CPU_SIGNATURE_LEARNER, CpuSignatureFilter, type CpuSignatureFilterOptio
 import { GPU_SIGNATURE_METHOD, GpuTimeSliceMethod, type GpuTimeSliceHostState } from './gpu-time-slice-method.js';
 
 export const ADDITIVE_MODEL_METHOD = 'additive_model';
+
+/** Factors on the online filter's sd in the stored half-widths, by whether the interval's VMs carry perf counters. */
+export interface OnlineSdScale {
+  withPerf: number;
+  withoutPerf: number;
+}
+
+/**
+ * The online band's calibration (AdditiveModelMethodOptions.sdScale), fitted on development fleets only so that a
+ * tenant's billed total over a billing period (rows summed linearly, as the rollups and bills sum them) falls
+ * inside its 90 % interval about 90 % of the time. With perf counters the filter's sd overstates the error of a
+ * tenant's total (the multipliers' prior sd is the no-perf one, the trained model with perf follows the VMs
+ * closer); without them the development fleets' tenant totals are already covered about 90 % of the time.
+ */
+export const ONLINE_SD_SCALE: Readonly<OnlineSdScale> = Object.freeze({ withPerf: 0.6, withoutPerf: 1 });
 
 /**
  * Where models come from (the collector's ModelCatalog over the store; ModelRegistry over a directory).
@@ -46,6 +63,14 @@ export interface AdditiveModelMethodOptions {
   /** Width of the uncertainty interval in standard deviations. Default 1.645 (90 %). */
   z?: number;
   /**
+   * Calibration of the online filter's standard deviations in the stored rows: each row's half-width is
+   * z × scale × its share's sd, the scale `withPerf` in an interval where a VM carries perf counters, `withoutPerf`
+   * where none does. Default ONLINE_SD_SCALE (fitted on development fleets only: docs/accuracy-method.md, "Issue 12,
+   * eighth pass"); { withPerf: 1, withoutPerf: 1 }: the filter's sd as it is. The split itself does not change.
+   * Not used with `online: false` (the trained model's residual band).
+   */
+  sdScale?: OnlineSdScale;
+  /**
    * Track each host's static power and each VM's signature online (cpu-signature-filter.ts) on top of the
    * trained model: `true` (default) with the filter's defaults, options to tune it, `false` for the trained
    * model alone (its own static power per trained host, per-VM coefficients fixed at training).
@@ -60,6 +85,7 @@ export class AdditiveModelMethod implements AttributionMethod {
   private readonly gpu: GpuTimeSliceMethod;
   private readonly staticFrom: 'model' | 'context';
   private readonly z: number;
+  private readonly sdScale: OnlineSdScale;
   /** The online CPU-side learner; undefined with `online: false`. */
   readonly filter: CpuSignatureFilter | undefined;
   /** The terms of the interval attributed last (its `observe` right after reuses them). */
@@ -71,6 +97,11 @@ export class AdditiveModelMethod implements AttributionMethod {
     this.gpu = opts.gpu ?? new GpuTimeSliceMethod({ base: this.fallback });
     this.staticFrom = opts.staticFrom ?? 'model';
     this.z = opts.z ?? 1.645;
+    this.sdScale = { ...(opts.sdScale ?? ONLINE_SD_SCALE) };
+    for (const k of ['withPerf', 'withoutPerf'] as const) {
+      const x = this.sdScale[k];
+      if (!(Number.isFinite(x) && x > 0)) throw new WattsplitError('CONFIG_INVALID', `${ADDITIVE_MODEL_METHOD}: sdScale.${k} must be a number > 0, got ${JSON.stringify(x)}`, { details: { field: `sdScale.${k}`, value: String(x) } });
+    }
     const online = opts.online ?? true;
     this.filter = online === false ? undefined : new CpuSignatureFilter(online === true ? {} : online);
   }
@@ -160,9 +191,10 @@ export class AdditiveModelMethod implements AttributionMethod {
         if (staticWeights.size === 0) add('unallocated', undefined, source, 0, sp.staticJ, 0);
         else for (const [uuid, f] of staticWeights) add('vm', byUuid.get(uuid), source, 0, sp.staticJ * f, 0);
         let any = false;
+        const zs = this.z * (sp.perfSeen ? this.sdScale.withPerf : this.sdScale.withoutPerf);
         terms.forEach((_t, i) => {
           const dyn = sp.dynamicJ[i]!;
-          const band = this.z * sp.sdJ[i]!;
+          const band = zs * sp.sdJ[i]!;
           if (!(dyn > 0) && !(band > 0)) return;
           any = true;
           if (i < iv.vms.length) add('vm', iv.vms[i], source, dyn, 0, band);

@@ -375,6 +375,8 @@ export interface SignatureSplit {
   dynamicJ: Float64Array;
   /** Sd of each term's total (its static share by `staticFrac` + its dynamic), J. */
   sdJ: Float64Array;
+  /** Whether any term of the interval carries perf counters. */
+  perfSeen: boolean;
 }
 
 export function modelKey(model: AdditiveModelJson): string {
@@ -634,7 +636,7 @@ export class CpuSignatureFilter {
     }
     const dynamicJ = new Float64Array(T);
     const sdJ = new Float64Array(T);
-    if (!(W > 0)) return { staticJ: S, dynamicJ, sdJ };
+    if (!(W > 0)) return { staticJ: S, dynamicJ, sdJ, perfSeen: d.perfSeen };
     // Proportional (default): E_t = D·w_t/W, every part scaled by D/W. I/O at its own rate (`ioAtOwnRate`):
     // E_t = io_t·dt + R·c_t/C with c_t = w_t − io_t, C = W − I, R = D − I·dt. The stand-alone rates of the CPU
     // parts sum to more than the package draws where per-core power falls with load; scaled down with them, the
@@ -704,7 +706,7 @@ export class CpuSignatureFilter {
       const v = f * f * uCu + 2 * f * k * aCu + k * k * aCa + 2 * s * (f * Cu[0]! + k * aC0) + s * s * cov(0, 0);
       sdJ[t] = Math.sqrt(Math.max(0, v));
     }
-    return { staticJ: S, dynamicJ, sdJ };
+    return { staticJ: S, dynamicJ, sdJ, perfSeen: d.perfSeen };
   }
 
   lastSeq(hostId: string): number | undefined {
