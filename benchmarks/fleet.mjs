@@ -37,9 +37,9 @@
 // (about one second's worth), so the slope over the step, not one sample, tells whether it grows. Prints a markdown table (docs/fleet.md keeps the results).
 import { execFileSync, fork } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { readFileSync, readdirSync } from 'node:fs';
+import { readFileSync, readdirSync, statfsSync } from 'node:fs';
 import { cpus, loadavg, totalmem } from 'node:os';
-import { join, dirname } from 'node:path';
+import { join, dirname, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { monitorEventLoopDelay, performance, PerformanceObserver } from 'node:perf_hooks';
 import { setInterval, clearInterval, setImmediate } from 'node:timers';
@@ -305,11 +305,26 @@ if (!/^[a-z0-9-]+$/.test(serversName)) throw new Error(`--servers-name ${servers
 if (ownBroker) brokers = script('kafka.sh', ['start', serversName]);
 if (ownCh) chUrl = script('clickhouse-server.sh', ['start', serversName]);
 const chVersion = await (await globalThis.fetch(`${chUrl}/?query=SELECT%20version()`)).text();
+/**
+ * Where our ClickHouse server keeps its data (scripts/clickhouse-server.sh honours WATTSPLIT_CLICKHOUSE_CACHE), and on what
+ * filesystem: on this VM's root, an ext4 without a journal, each part's files cost the kernel's inode allocator far more
+ * than on tmpfs (docs/fleet.md, "The ClickHouse server's data directory"), so a run says which it had.
+ */
+const chCache = process.env.WATTSPLIT_CLICKHOUSE_CACHE ?? join(root, '.cache/clickhouse');
+const FS_TYPES = { 0xef53: 'ext4', 0x01021994: 'tmpfs', 0x58465342: 'xfs', 0x9123683e: 'btrfs', 0x794c7630: 'overlayfs' };
+const chFs = ownCh ? (() => {
+  try {
+    const t = statfsSync(join(chCache, serversName)).type;
+    return FS_TYPES[t] ?? `0x${t.toString(16)}`;
+  } catch {
+    return 'unknown';
+  }
+})() : 'not ours';
 
 /** CPU seconds (user + system, all threads) of a process we started, from /proc; undefined if unknown. */
 function procCpuS(pidFile) {
   try {
-    const pid = readFileSync(join(root, pidFile), 'utf8').trim();
+    const pid = readFileSync(resolve(root, pidFile), 'utf8').trim();
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
     const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
     return (Number(f[11]) + Number(f[12])) / 100; // utime, stime in clock ticks (USER_HZ = 100)
@@ -320,7 +335,7 @@ function procCpuS(pidFile) {
 /** CPU seconds of a process's threads whose name starts with `prefix` (ClickHouse's merge pool: BackgrProcPool). */
 function threadCpuS(pidFile, prefix) {
   try {
-    const pid = readFileSync(join(root, pidFile), 'utf8').trim();
+    const pid = readFileSync(resolve(root, pidFile), 'utf8').trim();
     let s = 0;
     for (const t of readdirSync(`/proc/${pid}/task`)) {
       try {
@@ -423,8 +438,8 @@ function threadCpuDeltaS(before, after) {
   return out;
 }
 const serverCpu = () => ({
-  ch: ownCh ? procCpuS(`.cache/clickhouse/${serversName}/pid`) : undefined,
-  chMerges: ownCh ? threadCpuS(`.cache/clickhouse/${serversName}/pid`, 'BackgrProcPool') : undefined,
+  ch: ownCh ? procCpuS(join(chCache, serversName, 'pid')) : undefined,
+  chMerges: ownCh ? threadCpuS(join(chCache, serversName, 'pid'), 'BackgrProcPool') : undefined,
   kafka: ownBroker ? procCpuS(`.cache/kafka/run/${serversName}/pid`) : undefined,
 });
 
@@ -667,7 +682,7 @@ try {
 }
 
 const best = (c) => Math.max(0, ...all.filter((r) => r.client === c && r.sustained && (r.training === 'off' || r.training === '-')).map((r) => r.hosts));
-const machine = `${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}, Kafka 3.9.1 (1 broker, KRaft), ClickHouse ${chVersion.trim()}`;
+const machine = `${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}, Kafka 3.9.1 (1 broker, KRaft), ClickHouse ${chVersion.trim()} (data on ${chFs})`;
 const lines = [
   `machine: ${machine}`,
   `date: ${new Date().toISOString()}`,
