@@ -22,6 +22,15 @@ import { performance } from 'node:perf_hooks';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const imp = (p) => import(pathToFileURL(join(root, p)).href);
+// --help prints the usage above (the header comment) and runs nothing: without it the in-sample run started and
+// rewrote docs/img's charts.
+if (process.argv.includes('--help') || process.argv.includes('-h')) {
+  const header = readFileSync(fileURLToPath(import.meta.url), 'utf8').split('\n');
+  const end = header.findIndex((l, i) => i > 0 && !l.startsWith('//'));
+  console.log(header.slice(1, end).map((l) => l.replace(/^\/\/ ?/, '')).join('\n'));
+  console.log('\nThe --set runs (the evaluation protocol) take their options from ./accuracy-oos.mjs: read its header.');
+  process.exit(0);
+}
 if (process.argv.includes('--set')) {
   const { main } = await import('./accuracy-oos.mjs');
   await main(process.argv.slice(2));
