@@ -17,6 +17,7 @@
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { hostOptions } from './host-options.mjs';
+import { devExtras } from './dev-extras.mjs';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { performance } from 'node:perf_hooks';
@@ -34,17 +35,8 @@ const seeds = arg('--seeds', '101,102,103,1') === 'none' ? [] : arg('--seeds', '
 console.log(`command: node benchmarks/accuracy-filter.mjs ${argv.join(' ')}; date ${new Date().toISOString()}; load ${loadavg().map((x) => x.toFixed(1)).join(' ')}`);
 // --extra 111:turbo_bins+smt,...: development-only diagnostic fleets (seeds outside the evaluation set, no held-out
 // family, no evaluation combination): the development set's families in other combinations
-const extra = new Map();
-for (const e of (arg('--extra', '') || '').split(',').filter(Boolean)) {
-  const [sd, fam] = e.split(':');
-  const fams = fam === 'families' ? [] : fam.split('+');
-  const seedN = Number(sd);
-  const evalFleets = [...P.eval, ...P.fresh, ...P.fresh2, ...P.fresh3];
-  if (evalFleets.some((x) => x.seed === seedN) || fams.some((x) => P.heldOutFamilies.includes(x))) throw new Error(`--extra ${e}: evaluation seed or held-out family`);
-  if (evalFleets.some((x) => Array.isArray(x.physics) && x.physics.length === fams.length && fams.every((y) => x.physics.includes(y)))) throw new Error(`--extra ${e}: an evaluation combination`);
-  extra.set(seedN, { seed: seedN, physics: fam === 'families' ? 'families' : fams });
-  if (!seeds.includes(seedN)) seeds.push(seedN);
-}
+const extra = devExtras(arg('--extra', ''), P);
+for (const seedN of extra.keys()) if (!seeds.includes(seedN)) seeds.push(seedN);
 const hostOpts = hostOptions(argv);
 const hostTag = Object.entries(hostOpts).map(([k, v]) => `-${k}=${v}`).join('');
 const variants = JSON.parse(arg('--variants', '{"offline":false,"online":true}'));

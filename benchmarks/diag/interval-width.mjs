@@ -22,6 +22,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { hostOptions } from '../host-options.mjs';
+import { devExtras } from '../dev-extras.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..') + '/';
 const imp = (p) => import(pathToFileURL(root + p).href);
@@ -34,17 +35,8 @@ const P = sim.EVALUATION_PROTOCOL;
 const warmS = Number(arg('--warm', '600'));
 const billS = Number(arg('--bill', '600'));
 const seeds = arg('--seeds', '1,101,102,103') === 'none' ? [] : arg('--seeds', '1,101,102,103').split(',').map(Number);
-const evalFleets = [...P.eval, ...P.fresh, ...P.fresh2, ...P.fresh3];
-const extra = new Map();
-for (const e of (arg('--extra', '') || '').split(',').filter(Boolean)) {
-  const [sd, fam] = e.split(':');
-  const fams = fam === 'families' ? [] : fam.split('+');
-  const seedN = Number(sd);
-  if (evalFleets.some((x) => x.seed === seedN) || fams.some((x) => P.heldOutFamilies.includes(x))) throw new Error(`--extra ${e}: evaluation seed or held-out family`);
-  if (evalFleets.some((x) => Array.isArray(x.physics) && x.physics.length === fams.length && fams.every((y) => x.physics.includes(y)))) throw new Error(`--extra ${e}: an evaluation combination`);
-  extra.set(seedN, { seed: seedN, physics: fam === 'families' ? 'families' : fams });
-  if (!seeds.includes(seedN)) seeds.push(seedN);
-}
+const extra = devExtras(arg('--extra', ''), P);
+for (const seedN of extra.keys()) if (!seeds.includes(seedN)) seeds.push(seedN);
 const hostOpts = hostOptions(argv);
 const hostTag = Object.entries(hostOpts).map(([k, v]) => `-${k}=${v}`).join('');
 const variants = JSON.parse(arg('--variants', '{"shipped":true}'));
