@@ -3,7 +3,7 @@
 // collector (NestJS, attribution) → ClickHouse server, with both Kafka clients in the same run.
 //
 //   node benchmarks/fleet.mjs [--clients kafkajs,platformatic] [--steps 50,100,200,400,800]
-//        [--step-seconds 15] [--warmup-seconds 15] [--vms 50] [--store-in-flight 1] [--store-min-interval-ms auto|N] [--compression gzip|none|lz4|snappy]
+//        [--step-seconds 15] [--warmup-seconds 15] [--vms 50] [--store-in-flight 1] [--store-min-interval-ms auto|N] [--store-linger on|off] [--agent-phases spread|aligned] [--compression gzip|none|lz4|snappy]
 //        [--collectors 1] [--brokers 127.0.0.1:9092] [--clickhouse http://127.0.0.1:8123]
 //        [--train S [--train-modes off,on,on-nogate,on-nice0] [--train-yield-above-s 2]] [--help]
 //
@@ -165,41 +165,61 @@ if (opt('role', '') === 'load') {
     return { id: `${cfg.ns}-hv-${i}`, boot: 'b1', vms, busy: vms.reduce((a, v) => a + v.cores, 0) + 1, seq: 0 };
   });
   const streams = Array.from({ length: Math.ceil(cfg.maxHosts / hostsPerStream) }, () => ({ client: new GrpcIngestClient({ address: gateway.address, tls: false, logger: silentLogger }), busy: false, batchId: 0 }));
-  let timer;
+  let timers = [];
+  const stopTimers = () => {
+    for (const t of timers) {
+      clearTimeout(t);
+      clearInterval(t);
+    }
+    timers = [];
+  };
   let counts = { framesAcked: 0, skippedTicks: 0 };
-  const tickFor = (n) => () => {
+  const send = (n, si) => {
+    const st = streams[si];
     const wall = Date.now() * 1e6;
-    streams.slice(0, Math.ceil(n / hostsPerStream)).forEach((st, si) => {
-      if (st.busy) {
-        counts.skippedTicks++; // the previous batch of this stream is not acked yet: the agent would spool
-        return;
-      }
-      const mine = hostsAll.slice(si * hostsPerStream, Math.min(n, (si + 1) * hostsPerStream));
-      const frames = mine.map((h) => hostFrame(h, ++h.seq, wall));
-      st.busy = true;
-      void st.client.send({ batchId: ++st.batchId, frames }).then((r) => {
-        st.busy = false;
-        if (r.kind === 'ok') counts.framesAcked += frames.length;
-        else for (const h of mine) h.seq--; // resend the same seqs next tick
-      });
+    if (st.busy) {
+      counts.skippedTicks++; // the previous batch of this stream is not acked yet: the agent would spool
+      return;
+    }
+    const mine = hostsAll.slice(si * hostsPerStream, Math.min(n, (si + 1) * hostsPerStream));
+    const frames = mine.map((h) => hostFrame(h, ++h.seq, wall));
+    st.busy = true;
+    void st.client.send({ batchId: ++st.batchId, frames }).then((r) => {
+      st.busy = false;
+      if (r.kind === 'ok') counts.framesAcked += frames.length;
+      else for (const h of mine) h.seq--; // resend the same seqs next tick
     });
   };
   await serveRole({
     run: (m) => {
-      clearInterval(timer);
-      const tick = tickFor(m.hosts);
-      tick();
-      timer = setInterval(tick, 1000);
+      stopTimers();
+      const k = Math.ceil(m.hosts / hostsPerStream);
+      if (cfg.agentPhases === 'aligned') {
+        // every stream at the same moment of each second (the benchmark before 2026-12-07)
+        const tick = () => {
+          for (let si = 0; si < k; si++) send(m.hosts, si);
+        };
+        tick();
+        timers.push(setInterval(tick, 1000));
+      } else {
+        // stream si at si/k of each second: real agents tick from their own start, spread over the second
+        for (let si = 0; si < k; si++) {
+          timers.push(setTimeout(() => {
+            send(m.hosts, si);
+            timers.push(setInterval(() => send(m.hosts, si), 1000));
+          }, (si * 1000) / k));
+        }
+      }
     },
     mark: () => {
       counts = { framesAcked: 0, skippedTicks: 0 };
     },
     pause: () => {
-      clearInterval(timer);
+      stopTimers();
       return counts;
     },
     exit: async () => {
-      clearInterval(timer);
+      stopTimers();
       await Promise.all(streams.map((st) => st.client.close()));
       await gateway.close(1000);
       await producer.close();
@@ -257,8 +277,13 @@ const trainModes = opt('train-modes', trainEveryS > 0 ? 'on' : 'off').split(',')
 const TRAIN_MODES = { off: { trainS: 0 }, on: { nice: 19, gate: true }, 'on-nogate': { nice: 19, gate: false }, 'on-nice0': { nice: 0, gate: false } };
 for (const m of trainModes) if (!TRAIN_MODES[m]) throw new Error(`--train-modes: ${m} is not one of ${Object.keys(TRAIN_MODES).join(', ')}`);
 const yieldAboveS = Number(opt('train-yield-above-s', '2'));
+// --store-linger on|off: the collectors' storeWrites.linger (default on, as `wattsplit collector`); children
+// read it from the environment the parent sets
+const storeLinger = opt('store-linger', process.env.FLEET_BENCH_STORE_LINGER ?? 'on');
+if (storeLinger !== 'on' && storeLinger !== 'off') throw new Error(`--store-linger: ${storeLinger} is not on or off`);
+process.env.FLEET_BENCH_STORE_LINGER = storeLinger;
 const collectorOptions = (bus, store, inFlight, minIntervalMs, trainS, workerNice = 19, gate = true) => ({
-  bus, store, groupId: 'bench', policy: 'reserved', storeWrites: { maxInFlight: inFlight, minIntervalMs }, staticPower: { fallbackWatts: { rapl: 80, gpu: 0, bmc_rest: 120 }, learn: false },
+  bus, store, groupId: 'bench', policy: 'reserved', storeWrites: { maxInFlight: inFlight, minIntervalMs, linger: storeLinger === 'on' }, staticPower: { fallbackWatts: { rapl: 80, gpu: 0, bmc_rest: 120 }, learn: false },
   ...(trainS > 0
     ? { models: { training: { checkIntervalS: trainS, periodS: 1, minIntervals: 300, lookbackS: 600, limit: 20_000, workerNice, yieldToIngest: { pauseAboveS: gate ? yieldAboveS : 0 } } } }
     : trainEveryS > 0
@@ -291,6 +316,10 @@ const storeInFlight = Number(opt('store-in-flight', '1'));
 const storeMinIntervalOpt = opt('store-min-interval-ms', 'auto');
 const storeMinIntervalFor = (inner) => (storeMinIntervalOpt === 'auto' ? inner.storeWriteIntervalMs : Number(storeMinIntervalOpt));
 const collectorCount = Number(opt('collectors', '1'));
+// --agent-phases spread|aligned: when in each second the simulated agents send (default spread: stream i
+// of k at i/k s, as agents that tick from their own start times; aligned: all at once, as before 2026-12-07)
+const agentPhases = opt('agent-phases', 'spread');
+if (agentPhases !== 'spread' && agentPhases !== 'aligned') throw new Error(`--agent-phases: ${agentPhases} is not spread or aligned`);
 
 function script(name, args) {
   return execFileSync('bash', [join(root, 'scripts', name), ...args], { encoding: 'utf8', timeout: 120_000 }).trim().split('\n').pop();
@@ -524,7 +553,7 @@ async function runClient(kind, trainS, workerNice = 19, gate = true) {
   for (let i = 1; i < collectorCount; i++) extra.push(await child('collector', { FLEET_BENCH_COLLECTOR: JSON.stringify({ kind, brokers, ns, chUrl, database, storeInFlight, storeMinIntervalMs, trainS, workerNice, gate }) }));
   // The probe subscribes before any frame flows; it reads only what is published after it joined.
   const probe = await child('probe', { FLEET_BENCH_PROBE: JSON.stringify({ kind, brokers, ns }) });
-  const { proc: load, call: rpc } = await child('load', { FLEET_BENCH_LOAD: JSON.stringify({ kind, brokers, ns, vms: vmsPerHost, maxHosts: Math.max(...steps) }) });
+  const { proc: load, call: rpc } = await child('load', { FLEET_BENCH_LOAD: JSON.stringify({ kind, brokers, ns, vms: vmsPerHost, maxHosts: Math.max(...steps), agentPhases }) });
   const rows = [];
   for (const n of steps) {
     load.send({ cmd: 'run', hosts: n });
@@ -608,6 +637,8 @@ async function runClient(kind, trainS, workerNice = 19, gate = true) {
         loadAvg: +((load0 + loadavg()[0]) / 2).toFixed(1),
         collectors: collectorCount,
         minIntervalMs: storeMinIntervalMs,
+        linger: storeLinger,
+        agentPhases,
         hosts: n,
         vmSamplesPerS: Math.round((l.framesAcked * vmsPerHost) / l.wallS),
         framesPerS: Math.round(l.framesAcked / l.wallS),

@@ -103,6 +103,7 @@ export class CollectorMetrics {
     this.define('wattsplit_collector_dead_letters_total', 'counter', 'Messages sent to the dead-letter topic.');
     this.define('wattsplit_collector_store_writes_total', 'counter', 'Grouped interval writes started (each is one insert per table, so its rate is the new parts per second per table a ClickHouse server has to merge).');
     this.define('wattsplit_collector_store_write_intervals_total', 'counter', 'Host intervals in those writes (divided by the writes: intervals per write).');
+    this.define('wattsplit_collector_linger_seconds_total', 'counter', 'Time partition handlers held their next batch back to hand it over shortly before the next spaced store write (storeWrites.linger), summed over partitions, seconds.');
     this.define('wattsplit_collector_lag_seconds', 'gauge', 'Wall-clock now minus the end of the newest stored interval, seconds (max over hosts).');
     this.define('wattsplit_collector_bus_lag_messages', 'gauge', 'Telemetry messages not yet committed by the collector group.');
     this.define('wattsplit_model_trainings_total', 'counter', 'Model trainings by hardware class, reason (first, new_class, drift, period, manual) and result (trained, skipped, failed).');
@@ -120,7 +121,7 @@ export class CollectorMetrics {
     const zero = (name: string, labels: Labels) => this.inc(name, labels, 0);
     for (const result of ['accepted', 'rejected', 'poison']) zero('wattsplit_collector_frames_total', { result });
     for (const kind of ['retryable', 'failed', 'checkpoint_refused']) zero('wattsplit_collector_store_failures_total', { kind });
-    for (const name of ['wattsplit_collector_dead_letters_total', 'wattsplit_collector_store_writes_total', 'wattsplit_collector_store_write_intervals_total']) zero(name, {});
+    for (const name of ['wattsplit_collector_dead_letters_total', 'wattsplit_collector_store_writes_total', 'wattsplit_collector_store_write_intervals_total', 'wattsplit_collector_linger_seconds_total']) zero(name, {});
     for (const method of methods) {
       zero('wattsplit_collector_intervals_total', { method });
       zero('wattsplit_collector_cold_start_records_total', { method });

@@ -66,8 +66,15 @@ export interface CollectorConfig {
    * Group commit of store writes across partitions: `maxInFlight` writes at once (default 1), at most
    * `maxItems` intervals per write (default 5000), at least `minIntervalMs` between the starts of two
    * writes (default 0; a ClickHouse server merges fewer, larger parts). See group-commit.ts.
+   *
+   * `linger` (default true; acts only with minIntervalMs > 0): after a partition's batch is stored and
+   * published, its handler returns only shortly before the next write may start (that start less the
+   * time the partitions' last batches took to process, × 1.5 + 25 ms), so the frames that arrive
+   * meanwhile go into the next batch and that write instead of waiting for the one after it. Without it
+   * a frame that arrives just after a handler returned waits about two write cycles. See
+   * TelemetryPipeline.linger.
    */
-  storeWrites?: { maxInFlight?: number; maxItems?: number; minIntervalMs?: number };
+  storeWrites?: { maxInFlight?: number; maxItems?: number; minIntervalMs?: number; linger?: boolean };
   /** Publish AttributionBatch protobufs to TOPICS.attribution. Default true. */
   publishAttributions?: boolean;
   /** The live power-cap watch (cap-watch.ts): caps, and the advisor's math (the app passes @wattsplit/capping). Off unless set. */
@@ -100,6 +107,8 @@ export function validateCollectorConfig(c: CollectorConfig): void {
   }
   const gap = c.storeWrites?.minIntervalMs;
   if (gap !== undefined && !(Number.isInteger(gap) && gap >= 0 && gap <= 60_000)) throw bad('storeWrites.minIntervalMs', gap, 'must be an integer 0-60000 (ms)');
+  const linger = c.storeWrites?.linger;
+  if (linger !== undefined && typeof linger !== 'boolean') throw bad('storeWrites.linger', linger, 'must be true or false');
   if (c.http) validateCollectorHttpConfig(c.http);
   const every = c.staticPower?.refreshEvery;
   if (every !== undefined && !(Number.isInteger(every) && every >= 1 && every <= 900)) throw bad('staticPower.refreshEvery', every, 'must be an integer 1-900 (intervals)');

@@ -122,3 +122,74 @@ test('group commit: with minIntervalMs, maxItems waiting start the write without
   assert.ok(performance.now() - t < 5_000);
   assert.deepEqual(calls, [['a'], ['b1', 'b2', 'c']]);
 });
+
+test('group commit: gather holds a due write while more submissions are on their way, until poke() or its cap', async () => {
+  const calls: string[][] = [];
+  let pending = false;
+  const g = new GroupCommit<string>(
+    async (items) => {
+      calls.push([...items]);
+      return OK;
+    },
+    { minIntervalMs: 40, gather: { pending: () => pending, maxMs: 10_000 } },
+  );
+  // The first write is never held (no write before it to be spaced from).
+  pending = true;
+  await g.submit(['a']);
+  assert.deepEqual(calls, [['a']]);
+  // Due after 40 ms, but another caller is still preparing its items: held past the spacing...
+  const b = g.submit(['b']);
+  await new Promise((r) => setTimeout(r, 120));
+  assert.deepEqual(calls, [['a']], 'held while pending() says more is coming');
+  // ...and that caller's items go into the same write once it submits and nothing else is pending.
+  pending = false;
+  const c = g.submit(['c']);
+  const [ob, oc] = await Promise.all([b, c]);
+  assert.deepEqual(calls, [['a'], ['b', 'c']]);
+  assert.equal(ob.callers, 2);
+  assert.strictEqual(ob.group, oc.group);
+  // A caller that had nothing to submit after all: poke() lets the held write go.
+  await new Promise((r) => setTimeout(r, 50));
+  pending = true;
+  const d = g.submit(['d']);
+  await new Promise((r) => setTimeout(r, 60));
+  assert.equal(calls.length, 2, 'held');
+  pending = false;
+  g.poke();
+  await d;
+  assert.deepEqual(calls.at(-1), ['d']);
+});
+
+test('group commit: a gather hold ends at its cap even if pending() never clears', async () => {
+  const starts: number[] = [];
+  const g = new GroupCommit<string>(
+    async () => {
+      starts.push(performance.now());
+      return OK;
+    },
+    { minIntervalMs: 30, gather: { pending: () => true, maxMs: 80 } },
+  );
+  await g.submit(['a']);
+  await g.submit(['b']);
+  const gap = starts[1]! - starts[0]!;
+  // spacing 30 + cap 80: never sooner than the spacing plus the cap, and not held for ever
+  assert.ok(gap >= 105, `second write ${gap.toFixed(1)} ms after the first (≥ 110 expected)`);
+  assert.ok(gap < 5_000, `second write ${gap.toFixed(1)} ms after the first: the cap did not end the hold`);
+});
+
+test('group commit: without spacing gather is never asked (writes start as they always did)', async () => {
+  let asked = 0;
+  const calls: string[][] = [];
+  const g = new GroupCommit<string>(
+    async (items) => {
+      calls.push([...items]);
+      return OK;
+    },
+    { gather: { pending: () => (asked++, true), maxMs: 10_000 } },
+  );
+  await g.submit(['a']);
+  await g.submit(['b']);
+  assert.deepEqual(calls, [['a'], ['b']]);
+  assert.equal(asked, 0);
+  assert.equal(g.nextStartAt(), undefined);
+});

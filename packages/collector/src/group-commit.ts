@@ -29,6 +29,13 @@ export interface GroupCommitOptions {
    * next write (a write starts anyway once maxItems are waiting). Default 0.
    */
   minIntervalMs?: number;
+  /**
+   * With spacing: once the next write may start, hold it while `pending()` says more submissions are on
+   * their way (callers still preparing their items), at most `maxMs` past the time it could have started;
+   * `poke()` when `pending()` may have changed. A caller that finishes a moment after a write started
+   * otherwise waits a whole spacing for the next one.
+   */
+  gather?: { pending: () => boolean; maxMs: number };
 }
 
 export interface GroupOutcome<T> {
@@ -50,6 +57,7 @@ export class GroupCommit<T> {
   private readonly maxInFlight: number;
   private readonly maxItems: number;
   private readonly minIntervalMs: number;
+  private readonly gather: GroupCommitOptions['gather'];
   private lastStart = -Infinity;
   private timer: NodeJS.Timeout | undefined;
   /** Writes made and callers served, for metrics and tests. */
@@ -62,6 +70,7 @@ export class GroupCommit<T> {
     this.maxInFlight = Math.max(1, Math.floor(opts.maxInFlight ?? 1));
     this.maxItems = Math.max(1, Math.floor(opts.maxItems ?? 5000));
     this.minIntervalMs = Math.max(0, opts.minIntervalMs ?? 0);
+    this.gather = opts.gather;
   }
 
   /** Writes `items` together with whatever else is waiting; never rejects (a thrown error is `retryable`). */
@@ -81,6 +90,15 @@ export class GroupCommit<T> {
             this.timer = undefined;
             this.pump();
           }, Math.ceil(wait));
+          return;
+        }
+        const held = this.gather ? wait + this.gather.maxMs : 0;
+        if (this.gather && held > 0 && this.gather.pending() && this.waitingItems() < this.maxItems) {
+          // a poke() when the last caller is ready, or the cap
+          this.timer ??= setTimeout(() => {
+            this.timer = undefined;
+            this.pump();
+          }, Math.ceil(held));
           return;
         }
         this.lastStart = performance.now();
@@ -111,6 +129,25 @@ export class GroupCommit<T> {
           this.pump();
         });
     }
+  }
+
+  /** Looks again at the waiting submissions (after gather.pending() may have changed). */
+  poke(): void {
+    this.pump();
+  }
+
+  /**
+   * The earliest moment (performance.now() ms) the next write may start by the spacing: the last write's
+   * start + minIntervalMs; undefined without spacing (a write may start at any time).
+   */
+  nextStartAt(): number | undefined {
+    if (this.minIntervalMs <= 0) return undefined;
+    return Number.isFinite(this.lastStart) ? this.lastStart + this.minIntervalMs : performance.now();
+  }
+
+  /** The spacing, ms (0: none). */
+  get spacingMs(): number {
+    return this.minIntervalMs;
   }
 
   private waitingItems(): number {

@@ -103,6 +103,18 @@ export class TelemetryPipeline implements OnApplicationBootstrap, OnApplicationS
   private readonly checkpointWriter: GroupCommit<Checkpoint>;
   private readonly log: Logger;
   private sub: BusSubscription | undefined;
+  /**
+   * Each partition's last batch, performance.now() ms: `start`, when its handler was let go by `linger`
+   * (or, without a linger before it, when its processing began), so that the bus's offset commit and
+   * hand-over count too; `end`, when its processing (decode, align, attribute) ended.
+   */
+  private readonly processing = new Map<number, { start: number; end: number }>();
+  /** Partitions whose batch is being processed (decoded, aligned, attributed) now. */
+  private processingNow = 0;
+  /** Partitions let go by `linger` whose next batch has not begun yet: performance.now() ms of the release. */
+  private readonly released = new Map<number, number>();
+  /** Handlers held by `linger`, each woken by calling it. */
+  private readonly lingering = new Set<() => void>();
   /** The live power-cap watch, when configured: fed each stored interval, evaluated after each batch. */
   readonly capWatch: CapWatch | undefined;
   readonly stats: PipelineStats = { framesAccepted: 0, framesRejected: 0, framesReplayed: 0, deadLetters: 0, intervalsStored: 0, storeFailures: 0 };
@@ -143,11 +155,20 @@ export class TelemetryPipeline implements OnApplicationBootstrap, OnApplicationS
       logger: this.log,
       ...(config.learnerStateSaveIntervalS !== undefined ? { saveIntervalS: config.learnerStateSaveIntervalS } : {}),
     });
-    this.writer = new GroupCommit((es) => {
-      this.metrics.inc('wattsplit_collector_store_writes_total', {});
-      this.metrics.inc('wattsplit_collector_store_write_intervals_total', {}, es.length);
-      return this.store.writeIntervals(es.map((e) => e.write));
-    }, config.storeWrites);
+    const spacing = config.storeWrites?.minIntervalMs ?? 0;
+    this.writer = new GroupCommit(
+      (es) => {
+        this.metrics.inc('wattsplit_collector_store_writes_total', {});
+        this.metrics.inc('wattsplit_collector_store_write_intervals_total', {}, es.length);
+        return this.store.writeIntervals(es.map((e) => e.write));
+      },
+      {
+        ...config.storeWrites,
+        // With the linger the partitions' batches are processed just before a write may start: one still
+        // processing then holds it a little (a quarter of the spacing at most) rather than miss it.
+        ...(config.storeWrites?.linger !== false && spacing > 0 ? { gather: { pending: () => this.batchesOnTheirWay(spacing / 4), maxMs: spacing / 4 } } : {}),
+      },
+    );
     this.intervals = new IntervalWriter({ store, groups: this.writer, logger: this.log });
     this.checkpointWriter = new GroupCommit((cps) => this.store.saveCheckpoints(cps), { maxInFlight: 1, maxItems: 100_000 });
     const lagOf = (bus as Partial<{ lag(topic: string, group: string): number | Promise<number> }>).lag;
@@ -195,7 +216,12 @@ export class TelemetryPipeline implements OnApplicationBootstrap, OnApplicationS
       topic: TOPICS.telemetry,
       groupId: this.groupId,
       fromBeginning: true,
-      handler: (messages, partition) => this.metrics.ingest.track(messages, () => this.handle(messages, partition)),
+      // The linger is outside `track`: a held handler has finished its frames (the ingest delay counts
+      // frames from receipt until stored and published, not the wait for the next batch).
+      handler: async (messages, partition) => {
+        await this.metrics.ingest.track(messages, () => this.handle(messages, partition));
+        await this.linger(partition);
+      },
     });
     this.log.info({ topic: TOPICS.telemetry, groupId: this.groupId, methods: this.methods.map((m) => m.name) }, 'collector consuming telemetry');
   }
@@ -204,12 +230,16 @@ export class TelemetryPipeline implements OnApplicationBootstrap, OnApplicationS
   async stop(): Promise<void> {
     const s = this.sub;
     this.sub = undefined;
+    for (const wake of [...this.lingering]) wake();
     if (s) await s.stop();
     await this.producer.close();
   }
 
   /** The bus handler: messages of one partition, in offset order. Rejects to have them redelivered. */
   async handle(messages: readonly BusMessage[], partition: number): Promise<void> {
+    // a batch after a linger: its handler's release is where this cycle's processing span starts
+    const released = this.released.get(partition);
+    this.released.delete(partition);
     const first = messages[0];
     const moved = first ? this.continuity.begin(partition, first.offset) : [];
     if (moved.length) {
@@ -226,13 +256,93 @@ export class TelemetryPipeline implements OnApplicationBootstrap, OnApplicationS
     const pending = this.partitions.pending(partition);
     if (pending) await this.flush(partition, pending);
     const batch: BatchEntry[] = [];
-    for (const m of messages) {
-      const entry = await this.handleOne(m, partition, batch);
-      if (entry) batch.push(entry);
+    const start = released ?? performance.now();
+    this.processingNow++;
+    try {
+      for (const m of messages) {
+        const entry = await this.handleOne(m, partition, batch);
+        if (entry) batch.push(entry);
+      }
+    } finally {
+      this.processingNow--;
+      this.processing.set(partition, { start, end: performance.now() });
+      // The flush below submits the batch a few microtasks from now, which looks at the held write
+      // again; a batch with nothing to store submits nothing, so look again after those microtasks.
+      setImmediate(() => this.writer.poke());
     }
     await this.flush(partition, batch);
     const last = messages[messages.length - 1];
     if (last) this.continuity.handled(partition, last.offset);
+  }
+
+  /**
+   * Holds a partition's handler, after its batch was stored and published, until shortly before the
+   * next store write may start by the spacing (storeWrites.minIntervalMs > 0 and storeWrites.linger not
+   * false). The bus queues the partition's messages meanwhile and hands them over when the handler
+   * returns, so the frames that arrived during the hold are processed just before that write and go into
+   * it. Without the hold the handler returns as soon as its batch is published, takes what arrived by
+   * then, and that batch waits for the next write: a frame arriving just after it waits for the write
+   * after that one, about two write cycles.
+   *
+   * "Shortly before": the next write's start less a margin for processing the partitions' batches, 1.5 ×
+   * this cycle's processing span (earliest start to latest end of the batches processed in the last
+   * spacing, which covers partitions processed one after another or interleaved) + 25 ms, at most the
+   * spacing. When processing takes about the whole spacing (a loaded collector) there is nothing to wait
+   * for and the handler returns at once. Stopping the pipeline ends every hold.
+   */
+  private async linger(partition: number): Promise<void> {
+    if (this.config.storeWrites?.linger === false || !this.sub) return;
+    const next = this.writer.nextStartAt();
+    if (next === undefined) return;
+    try {
+      await this.hold(next);
+    } finally {
+      this.released.set(partition, performance.now());
+    }
+  }
+
+  /**
+   * Whether a partition's batch is on its way to the group commit: being processed, or its handler let
+   * go by `linger` less than `withinMs` ago and its next batch not begun (the bus commits the offsets,
+   * then hands the queued messages over). A partition whose queue was empty then is not called again
+   * until a message comes: after `withinMs` it is no longer waited for.
+   */
+  private batchesOnTheirWay(withinMs: number): boolean {
+    if (this.processingNow > 0) return true;
+    const now = performance.now();
+    for (const [p, t] of this.released) {
+      if (now - t < withinMs) return true;
+      this.released.delete(p);
+    }
+    return false;
+  }
+
+  private async hold(next: number): Promise<void> {
+    const spacing = this.writer.spacingMs;
+    const now = performance.now();
+    let first = Infinity;
+    let last = -Infinity;
+    for (const [p, r] of this.processing) {
+      if (r.end < now - spacing) {
+        this.processing.delete(p);
+        continue;
+      }
+      if (r.start < first) first = r.start;
+      if (r.end > last) last = r.end;
+    }
+    const span = last > first ? last - first : 0;
+    const wait = next - Math.min(spacing, 1.5 * span + 25) - now;
+    if (wait < 1) return;
+    this.metrics.inc('wattsplit_collector_linger_seconds_total', {}, wait / 1000);
+    await new Promise<void>((resolve) => {
+      const wake = (): void => {
+        clearTimeout(timer);
+        this.lingering.delete(wake);
+        resolve();
+      };
+      const timer = setTimeout(wake, wait);
+      this.lingering.add(wake);
+    });
   }
 
   /** Decodes and aligns one message; returns the interval to store, if any. */

@@ -37,6 +37,8 @@ test('collector config errors name the field and value', () => {
   assert.throws(() => validateCollectorConfig({ bus, store, storeWrites: { minIntervalMs: -5 } }), /storeWrites\.minIntervalMs=-5 must be an integer 0-60000/);
   assert.throws(() => validateCollectorConfig({ bus, store, storeWrites: { maxInFlight: 0 } }), /storeWrites\.maxInFlight=0/);
   validateCollectorConfig({ bus, store, policy: 'equal', http: { port: 0 }, storeWrites: { minIntervalMs: 500 } });
+  assert.throws(() => validateCollectorConfig({ bus, store, storeWrites: { linger: 'yes' as never } }), /storeWrites\.linger="yes" must be true or false/);
+  validateCollectorConfig({ bus, store, storeWrites: { minIntervalMs: 500, linger: false } });
 });
 
 const result: AttributionResult = {

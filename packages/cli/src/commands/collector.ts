@@ -23,6 +23,8 @@ const HELP = `usage: wattsplit collector [--brokers HOST:PORT,...] [--url http:/
   [--store-in-flight 1]   store writes running at once (group commit; see docs/collector.md)
   [--store-min-interval-ms N]  least time between two store writes (fewer, larger ClickHouse parts);
                           default 1000 with WATTSPLIT_KAFKA_CLIENT=platformatic, 0 with kafkajs (docs/fleet.md)
+  [--no-store-linger]     with spaced writes, hand a partition its next batch as soon as the last is
+                          published instead of shortly before the next write (more latency; docs/collector.md)
 Models (additive_model, per hardware class; stored in ClickHouse, the same version on every replica):
   --no-train              apply the versions other replicas train, never train here
   --train-check-s 60      how often the scheduler checks every class (first model, drift, period)
@@ -74,6 +76,7 @@ const FLAGS = {
   'log-level': { type: 'string' },
   'store-in-flight': { type: 'string' },
   'store-min-interval-ms': { type: 'string' },
+  'no-store-linger': { type: 'boolean' },
 } as const;
 
 const POLICIES = ['reserved', 'equal', 'unallocated'] as const;
@@ -164,7 +167,7 @@ export async function run(argv: string[]): Promise<number> {
   }
   const { logger, http, training, values, policy, group, capWatch } = s;
   const bus = kafkaBusFromEnv(strFlag(values, 'brokers', ''), logger);
-  const storeWrites = { maxInFlight: intFlag(values, 'store-in-flight', 1, 1, 16), minIntervalMs: intFlag(values, 'store-min-interval-ms', bus.storeWriteIntervalMs, 0, 60_000) };
+  const storeWrites = { maxInFlight: intFlag(values, 'store-in-flight', 1, 1, 16), minIntervalMs: intFlag(values, 'store-min-interval-ms', bus.storeWriteIntervalMs, 0, 60_000), linger: values['no-store-linger'] !== true };
   const store = await openStore(values, { logger });
   const app = await createCollectorApp({ bus, store, policy, storeWrites, logger, http, models: { training }, ...(group ? { groupId: group } : {}), ...(capWatch ? { capWatch } : {}) });
   logger.info({ url: app.url, methods: app.pipeline.methods.map((m) => m.name), training: training.enabled ? `every ${training.checkIntervalS} s` : 'off (apply only)' }, 'collector running');
