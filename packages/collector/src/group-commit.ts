@@ -145,11 +145,6 @@ export class GroupCommit<T> {
     return Number.isFinite(this.lastStart) ? this.lastStart + this.minIntervalMs : performance.now();
   }
 
-  /** The spacing, ms (0: none). */
-  get spacingMs(): number {
-    return this.minIntervalMs;
-  }
-
   private waitingItems(): number {
     let n = 0;
     for (const w of this.queue) n += w.items.length;

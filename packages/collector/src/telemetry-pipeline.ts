@@ -113,6 +113,8 @@ export class TelemetryPipeline implements OnApplicationBootstrap, OnApplicationS
   private processingNow = 0;
   /** Partitions let go by `linger` whose next batch has not begun yet: performance.now() ms of the release. */
   private readonly released = new Map<number, number>();
+  /** The store-write spacing the linger works to, ms; 0 when it is off (no spacing, or storeWrites.linger false). */
+  private readonly lingerSpacingMs: number;
   /** Handlers held by `linger`, each woken by calling it. */
   private readonly lingering = new Set<() => void>();
   /** The live power-cap watch, when configured: fed each stored interval, evaluated after each batch. */
@@ -156,6 +158,7 @@ export class TelemetryPipeline implements OnApplicationBootstrap, OnApplicationS
       ...(config.learnerStateSaveIntervalS !== undefined ? { saveIntervalS: config.learnerStateSaveIntervalS } : {}),
     });
     const spacing = config.storeWrites?.minIntervalMs ?? 0;
+    this.lingerSpacingMs = config.storeWrites?.linger !== false && spacing > 0 ? spacing : 0;
     this.writer = new GroupCommit(
       (es) => {
         this.metrics.inc('wattsplit_collector_store_writes_total', {});
@@ -166,7 +169,7 @@ export class TelemetryPipeline implements OnApplicationBootstrap, OnApplicationS
         ...config.storeWrites,
         // With the linger the partitions' batches are processed just before a write may start: one still
         // processing then holds it a little (a quarter of the spacing at most) rather than miss it.
-        ...(config.storeWrites?.linger !== false && spacing > 0 ? { gather: { pending: () => this.batchesOnTheirWay(spacing / 4), maxMs: spacing / 4 } } : {}),
+        ...(this.lingerSpacingMs > 0 ? { gather: { pending: () => this.batchesOnTheirWay(spacing / 4), maxMs: spacing / 4 } } : {}),
       },
     );
     this.intervals = new IntervalWriter({ store, groups: this.writer, logger: this.log });
@@ -256,19 +259,22 @@ export class TelemetryPipeline implements OnApplicationBootstrap, OnApplicationS
     const pending = this.partitions.pending(partition);
     if (pending) await this.flush(partition, pending);
     const batch: BatchEntry[] = [];
+    const lingering = this.lingerSpacingMs > 0;
     const start = released ?? performance.now();
-    this.processingNow++;
+    if (lingering) this.processingNow++;
     try {
       for (const m of messages) {
         const entry = await this.handleOne(m, partition, batch);
         if (entry) batch.push(entry);
       }
     } finally {
-      this.processingNow--;
-      this.processing.set(partition, { start, end: performance.now() });
-      // The flush below submits the batch a few microtasks from now, which looks at the held write
-      // again; a batch with nothing to store submits nothing, so look again after those microtasks.
-      setImmediate(() => this.writer.poke());
+      if (lingering) {
+        this.processingNow--;
+        this.processing.set(partition, { start, end: performance.now() });
+        // The flush below submits the batch a few microtasks from now, which looks at the held write
+        // again; a batch with nothing to store submits nothing, so look again after those microtasks.
+        setImmediate(() => this.writer.poke());
+      }
     }
     await this.flush(partition, batch);
     const last = messages[messages.length - 1];
@@ -291,9 +297,8 @@ export class TelemetryPipeline implements OnApplicationBootstrap, OnApplicationS
    * for and the handler returns at once. Stopping the pipeline ends every hold.
    */
   private async linger(partition: number): Promise<void> {
-    if (this.config.storeWrites?.linger === false || !this.sub) return;
     const next = this.writer.nextStartAt();
-    if (next === undefined) return;
+    if (this.lingerSpacingMs === 0 || next === undefined || !this.sub) return;
     try {
       await this.hold(next);
     } finally {
@@ -318,7 +323,7 @@ export class TelemetryPipeline implements OnApplicationBootstrap, OnApplicationS
   }
 
   private async hold(next: number): Promise<void> {
-    const spacing = this.writer.spacingMs;
+    const spacing = this.lingerSpacingMs;
     const now = performance.now();
     let first = Infinity;
     let last = -Infinity;
