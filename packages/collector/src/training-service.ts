@@ -149,7 +149,10 @@ export class TrainingService implements OnApplicationBootstrap, OnApplicationShu
     try {
       await this.runOnce(this.cfg.effectiveFromNs !== undefined ? { effectiveFromNs: this.cfg.effectiveFromNs } : {});
     } catch (e) {
-      this.log.warn({ err: normaliseError(e).message }, `scheduled training check failed: ${normaliseError(e).message}`);
+      const msg = normaliseError(e).message;
+      // A check interrupted by the shutdown (lifecycle.stop ends its worker) is not a failure.
+      if (this.closed) this.log.debug({ err: msg }, `scheduled training check ended by the shutdown: ${msg}`);
+      else this.log.warn({ err: msg }, `scheduled training check failed: ${msg}`);
     }
   }
 
