@@ -3,7 +3,7 @@
 // collector (NestJS, attribution) → ClickHouse server, with both Kafka clients in the same run.
 //
 //   node benchmarks/fleet.mjs [--clients kafkajs,platformatic] [--steps 50,100,200,400,800]
-//        [--step-seconds 15] [--warmup-seconds 15] [--vms 50] [--store-in-flight 1] [--store-min-interval-ms auto|N] [--store-linger on|off] [--agent-phases spread|aligned] [--compression gzip|none|lz4|snappy]
+//        [--step-seconds 15] [--warmup-seconds 15] [--vms 50] [--store-in-flight 1] [--store-min-interval-ms auto|N] [--store-linger on|off] [--agent-phases spread|aligned] [--compression lz4|gzip|none|snappy]
 //        [--collectors 1] [--brokers 127.0.0.1:9092] [--clickhouse http://127.0.0.1:8123]
 //        [--train S [--train-modes off,on,on-nogate,on-nice0] [--train-yield-above-s 2]] [--help]
 //
@@ -66,7 +66,7 @@ const opt = (name, dflt) => {
   return i >= 0 && argv[i + 1] ? argv[i + 1] : dflt;
 };
 const say = (m) => process.stderr.write(`fleet-bench: ${m}\n`);
-const compression = opt('compression', 'gzip');
+const compression = opt('compression', 'lz4');
 const busOf = (kind, brokers, ns) => {
   const Impl = kind === 'kafkajs' ? kafkaPkg.KafkaBus : kafkaPkg.PlatformaticKafkaBus;
   // WATTSPLIT_KAFKA_FETCH_MIN_BYTES / _FETCH_MAX_WAIT_MS (the CLI's variables, read here too and passed to the children

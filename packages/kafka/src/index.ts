@@ -2,6 +2,7 @@ export * from './kafka-options.js';
 export * from './kafka-errors.js';
 export * from './bounded-producer.js';
 export * from './kafkajs-bus.js';
+export * from './kafkajs-lz4.js';
 export * from './murmur2.js';
 export * from './platformatic-bus.js';
 export * from './broker-process.js';

@@ -22,7 +22,12 @@ export interface KafkaBusOptions {
   partitions?: number;
   /** Replication factor of topics this bus creates; -1 = the broker's default.replication.factor. */
   replicationFactor?: number;
-  /** Producer batch compression. kafkajs has gzip built in only; the platformatic client adds snappy and lz4 (WASM); zstd needs Node >= 22.15. Default 'gzip'. */
+  /**
+   * Producer batch compression. Default 'lz4': a quarter to a fifth of gzip's CPU per message on the fleet's
+   * frames and attribution batches, for 20-55 % more bytes (benchmarks/compression.mjs, docs/fleet.md
+   * "Compression"). Both clients do lz4 and gzip (kafkajs's lz4 through kafkajs-lz4.ts); the platformatic client
+   * also snappy; zstd needs Node >= 22.15. Consumers decode whatever each batch says, so producers may differ.
+   */
   compression?: KafkaCompression;
   /** Most messages handed to one handler call. Default 500. */
   maxBatch?: number;
@@ -54,7 +59,7 @@ export const KAFKA_DEFAULTS = {
   clientId: 'wattsplit',
   partitions: 8,
   replicationFactor: -1,
-  compression: 'gzip',
+  compression: 'lz4',
   maxBatch: 500,
   sendTimeoutMs: 30_000,
   maxPendingMessages: 200_000,

@@ -2,8 +2,8 @@
  * wire's Bus over Apache Kafka with kafkajs 2.2 (the client the gateway and collector use by default).
  *
  * Producer: NOT idempotent, acks=-1 (all in-sync replicas), one request in flight per broker so
- * per-key order survives retries, batch compression (gzip; kafkajs needs external codecs for
- * snappy/lz4/zstd and this package does not register any), Java-compatible murmur2 partitioner (the
+ * per-key order survives retries, batch compression (lz4 by default, through the codec that
+ * kafkajs-lz4.ts registers; gzip built in; no snappy or zstd), Java-compatible murmur2 partitioner (the
  * same key lands on the same partition as with the Java client or the platformatic bus). send()
  * never throws: ok once the broker acked every message, retryable when the broker is unavailable,
  * slow (sendTimeoutMs) or too many messages are pending (maxPendingMessages: back-pressure), failed
@@ -42,6 +42,7 @@ import {
 } from '@wattsplit/wire';
 import { type KafkaBusOptions } from './kafka-options.js';
 import { KafkaBusBase } from './kafka-bus-base.js';
+import './kafkajs-lz4.js';
 import { kafkaError } from './kafka-errors.js';
 import { boundedProducer } from './bounded-producer.js';
 
@@ -95,8 +96,8 @@ export class KafkaBus extends KafkaBusBase {
 
   constructor(options: KafkaBusOptions) {
     super(options, 'KafkaBus', 'kafkajs');
-    if (this.o.compression !== 'none' && this.o.compression !== 'gzip') {
-      throw new WattsplitError('CONFIG_INVALID', `compression=${JSON.stringify(this.o.compression)} is not available with kafkajs (gzip or none; use the platformatic client for snappy/lz4)`, { details: { field: 'compression', value: this.o.compression } });
+    if (this.o.compression !== 'none' && this.o.compression !== 'gzip' && this.o.compression !== 'lz4') {
+      throw new WattsplitError('CONFIG_INVALID', `compression=${JSON.stringify(this.o.compression)} is not available with kafkajs (lz4, gzip or none; use the platformatic client for snappy)`, { details: { field: 'compression', value: this.o.compression } });
     }
     this.kafka = new Kafka({
       clientId: this.o.clientId,
@@ -173,7 +174,7 @@ export class KafkaBus extends KafkaBusBase {
       // Bounded so send() can report "retryable" to the caller; resends are deduped downstream by host+seq.
       retry: { initialRetryTime: 100, maxRetryTime: 2_000, retries: 8 },
     });
-    const compression = this.o.compression === 'gzip' ? CompressionTypes.GZIP : CompressionTypes.None;
+    const compression = this.o.compression === 'gzip' ? CompressionTypes.GZIP : this.o.compression === 'lz4' ? CompressionTypes.LZ4 : CompressionTypes.None;
     let connecting: Promise<void> | undefined;
     const connect = (): Promise<void> => {
       connecting ??= kp.connect().catch((e: unknown) => {
