@@ -529,7 +529,9 @@ async function runClient(kind, trainS, workerNice = 19, gate = true) {
     // `node --cpu-prof benchmarks/fleet.mjs` profiles the collector (this process), not the children;
     // the GC flags (--max-semi-space-size=N, --single-threaded-gc) apply to the collector only, too
     const execArgv = collectorOnlyArgvDropped(process.execArgv);
-    const proc = fork(fileURLToPath(import.meta.url), ['--role', role], { execArgv, env: { ...process.env, ...env }, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    // --compression goes to every child: the gateway (load) and the probe and further collectors produce and consume too
+    // (before 2026-12-07 they ran the default, gzip, whatever the flag: the flag changed the first collector only).
+    const proc = fork(fileURLToPath(import.meta.url), ['--role', role, '--compression', compression], { execArgv, env: { ...process.env, ...env }, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
     await new Promise((resolve, reject) => {
       proc.once('message', resolve);
       proc.once('exit', (code) => reject(new Error(`${role} process exited with ${code}`)));
@@ -639,6 +641,7 @@ async function runClient(kind, trainS, workerNice = 19, gate = true) {
         minIntervalMs: storeMinIntervalMs,
         linger: storeLinger,
         agentPhases,
+        compression,
         hosts: n,
         vmSamplesPerS: Math.round((l.framesAcked * vmsPerHost) / l.wallS),
         framesPerS: Math.round(l.framesAcked / l.wallS),
