@@ -1,16 +1,14 @@
 // Batches compressed by one Kafka client are read by the other, through a real broker: lz4 (the default,
 // kafkajs through the codec kafkajs-lz4.ts registers, platformatic through its own), gzip and none. A
 // gateway on one client and a collector on the other must agree on every batch, and a kafkajs consumer
-// must read what a platformatic producer (or a Java one: the broker itself decompresses a batch to
-// validate it, so an LZ4 frame it cannot read is refused at produce) wrote with lz4.
+// must read what a platformatic or a Java producer wrote with lz4 (and Java read what kafkajs wrote).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
-import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { silentLogger, type BusMessage, type BusMessageIn } from '@wattsplit/wire';
-import { kafkaUnavailableReason, repoRoot } from './broker-process.js';
+import { canStartOwnBroker, kafkaUnavailableReason, repoRoot } from './broker-process.js';
 import { waitFor, type KafkaBackedBus } from './bus-contract-suite.js';
 import type { KafkaBusOptions, KafkaCompression } from './kafka-options.js';
 import { KafkaBus } from './kafkajs-bus.js';
@@ -89,17 +87,12 @@ for (const [from, to, compression] of pairs) {
   });
 }
 
-/** Kafka's own Java clients (the jars scripts/kafka.sh fetched), or why they cannot run here. */
+/** Kafka's own Java clients: the jars the broker runs from (`scripts/kafka.sh jars`), or why they cannot run here. */
 function javaTools(): { classpath: string } | { why: string } {
-  const cache = join(repoRoot(), '.cache/kafka');
-  const version = existsSync(cache) ? readdirSync(cache).find((d) => existsSync(join(cache, d, 'jars'))) : undefined;
-  if (!version) return { why: 'no Kafka jars in .cache/kafka (scripts/kafka.sh fetch)' };
-  try {
-    execFileSync('java', ['-version'], { stdio: 'ignore' });
-  } catch {
-    return { why: 'java not found' };
-  }
-  return { classpath: join(cache, version, 'jars', '*') };
+  if (!canStartOwnBroker()) return { why: 'java or the Kafka jars missing (scripts/kafka.sh fetch)' };
+  const jars = spawnSync('bash', [join(repoRoot(), 'scripts/kafka.sh'), 'jars'], { encoding: 'utf8' });
+  if (jars.status !== 0) return { why: `scripts/kafka.sh jars: ${jars.stderr.trim()}` };
+  return { classpath: join(jars.stdout.trim(), '*') };
 }
 const java = javaTools();
 const javaSkip = skip ? `Kafka unavailable: ${skip}` : 'why' in java ? java.why : false;
