@@ -29,7 +29,7 @@
  * and the other partitions keep flowing. kafkajs is unmaintained since 2023: nothing outside this file
  * sees its types.
  */
-import { Kafka, Partitioners, CompressionTypes, logLevel as KafkaLogLevel, type Consumer, type Producer, type Admin, type EachBatchPayload, type IHeaders, type SASLOptions, type LogEntry as KafkaLogEntry } from 'kafkajs';
+import { Kafka, Partitioners, CompressionTypes, logLevel as KafkaLogLevel, type Consumer, type Producer, type Admin, type EachBatchPayload, type IHeaders, type SASLOptions } from 'kafkajs';
 import {
   backoffMs,
   normaliseError,
@@ -37,41 +37,16 @@ import {
   type BusMessage,
   type BusProducer,
   type BusSubscription,
-  type Logger,
   type SubscribeOptions,
 } from '@wattsplit/wire';
 import { type KafkaBusOptions } from './kafka-options.js';
 import { KafkaBusBase } from './kafka-bus-base.js';
 import './kafkajs-lz4.js';
+import { kafkajsLogCreator } from './kafkajs-log.js';
 import { kafkaError } from './kafka-errors.js';
 import { boundedProducer } from './bounded-producer.js';
 
 export { resolveKafkaOptions } from './kafka-bus-base.js';
-
-function kafkajsLogCreator(log: Logger) {
-  return () =>
-    ({ level, label, log: entry }: KafkaLogEntry): void => {
-      const { message, ...fields } = entry;
-      const rec = { ...fields, kafkajs: label } as Record<string, unknown>;
-      delete rec.timestamp;
-      delete rec.logger;
-      switch (level) {
-        case KafkaLogLevel.ERROR:
-          log.error(rec, `kafkajs: ${message}`);
-          break;
-        case KafkaLogLevel.WARN:
-          // Retries are bounded on purpose (send() must be able to answer "retryable").
-          if (message.startsWith('Limiting retries for the idempotent producer')) log.debug(rec, `kafkajs: ${message}`);
-          else log.warn(rec, `kafkajs: ${message}`);
-          break;
-        case KafkaLogLevel.INFO:
-        case KafkaLogLevel.DEBUG:
-        case KafkaLogLevel.NOTHING:
-          log.debug(rec, `kafkajs: ${message}`);
-          break;
-      }
-    };
-}
 
 function toHeaders(h: IHeaders | undefined): Record<string, string> {
   const out: Record<string, string> = {};

@@ -1,0 +1,80 @@
+/**
+ * kafkajs's log lines at the level an operator should see them (kafkajs-log.ts): a broker's retriable
+ * error response, which kafkajs retries by itself, is debug; anything else it logs at ERROR stays an error.
+ * The unit part feeds the log creator entries shaped as kafkajs's connection writes them, with messages
+ * from kafkajs's own protocol error table; the broker part starts a fresh broker (whose group coordinator is
+ * not elected yet when the first client asks: the case the gateway hit at every first start) and runs the
+ * gateway's producer and a consumer group against it through the real client.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createRequire } from 'node:module';
+import { randomUUID } from 'node:crypto';
+import { memoryLogger } from '@wattsplit/wire';
+import { logLevel } from 'kafkajs';
+import { KafkaBrokerProcess, canStartOwnBroker } from './broker-process.js';
+import { waitFor } from './bus-contract-suite.js';
+import { kafkajsLogCreator, RETRIABLE_PROTOCOL_MESSAGES } from './kafkajs-log.js';
+import { KafkaBus } from './kafkajs-bus.js';
+
+const require = createRequire(import.meta.url);
+const table = (require('kafkajs/src/protocol/error.js') as { errorCodes: { type: string; message: string; retriable: boolean }[] }).errorCodes;
+const byType = (t: string) => table.find((e) => e.type === t)!;
+
+function entry(level: logLevel, message: string, fields: Record<string, unknown>) {
+  return { namespace: 'Connection', level, label: level === logLevel.ERROR ? 'ERROR' : 'WARN', log: { timestamp: new Date().toISOString(), logger: 'kafkajs', message, ...fields } };
+}
+
+test('kafkajs log lines: a retriable error response is debug, a non-retriable one and other errors stay errors', () => {
+  // the table is kafkajs's own: the coordinator and leader elections are retriable there, authorisation is not
+  assert.ok(RETRIABLE_PROTOCOL_MESSAGES.has(byType('GROUP_COORDINATOR_NOT_AVAILABLE').message));
+  assert.ok(RETRIABLE_PROTOCOL_MESSAGES.has(byType('LEADER_NOT_AVAILABLE').message));
+  assert.ok(!RETRIABLE_PROTOCOL_MESSAGES.has(byType('TOPIC_AUTHORIZATION_FAILED').message));
+  assert.ok(RETRIABLE_PROTOCOL_MESSAGES.size >= 10, `${RETRIABLE_PROTOCOL_MESSAGES.size} retriable messages loaded`);
+
+  const log = memoryLogger();
+  const write = kafkajsLogCreator(log)();
+  const common = { broker: '127.0.0.1:9092', clientId: 'wattsplit', correlationId: 6, size: 55 };
+  write(entry(logLevel.ERROR, 'Response GroupCoordinator(key: 10, version: 2)', { ...common, error: byType('GROUP_COORDINATOR_NOT_AVAILABLE').message }));
+  write(entry(logLevel.ERROR, 'Response Produce(key: 0, version: 7)', { ...common, error: byType('TOPIC_AUTHORIZATION_FAILED').message }));
+  write(entry(logLevel.ERROR, 'Connection error: connect ECONNREFUSED 127.0.0.1:9092', { broker: common.broker }));
+  write(entry(logLevel.ERROR, 'Crash: KafkaJSNumberOfRetriesExceeded', { error: byType('GROUP_COORDINATOR_NOT_AVAILABLE').message }));
+  assert.deepEqual(log.entries.map((e) => [e.level, e.msg]), [
+    ['debug', 'kafkajs: Response GroupCoordinator(key: 10, version: 2)'],
+    ['error', 'kafkajs: Response Produce(key: 0, version: 7)'],
+    ['error', 'kafkajs: Connection error: connect ECONNREFUSED 127.0.0.1:9092'],
+    ['error', 'kafkajs: Crash: KafkaJSNumberOfRetriesExceeded'],
+  ]);
+  // the debug line keeps what kafkajs said, and says why it is not an error
+  assert.equal(log.entries[0]!.fields.error, byType('GROUP_COORDINATOR_NOT_AVAILABLE').message);
+  assert.equal(log.entries[0]!.fields.retriable, true);
+  assert.equal(log.entries[0]!.fields.broker, common.broker);
+  assert.equal(log.entries[0]!.fields.timestamp, undefined);
+});
+
+test('kafkajs on a freshly started broker: the gateway\'s producer and a consumer group log no error', { skip: !canStartOwnBroker() && 'cannot start an own broker (java or .cache/kafka missing)', timeout: 150_000 }, async (t) => {
+  const broker = new KafkaBrokerProcess(`fresh-log-${randomUUID().slice(0, 6)}`);
+  t.after(() => broker.stop(false));
+  const addr = await broker.start();
+  const log = memoryLogger();
+  const bus = new KafkaBus({ brokers: [addr], partitions: 2, sendTimeoutMs: 10_000, logger: log });
+  t.after(() => bus.close());
+  const topic = 'test.fresh.log';
+  await bus.ensureTopic(topic, 2);
+  const got: string[] = [];
+  const sub = await bus.subscribe({ topic, groupId: 'g-fresh', handler: async (b) => void got.push(...b.map((m) => m.key)) });
+  const p = bus.producer();
+  let sent = false;
+  for (let i = 0; i < 20 && !sent; i++) {
+    const r = await p.send(topic, [{ key: 'host-1', value: new Uint8Array([1, 2, 3]) }]);
+    sent = r.kind === 'ok';
+    if (!sent) await new Promise((res) => setTimeout(res, 500));
+  }
+  assert.ok(sent, 'the message was acked');
+  await waitFor(() => got.includes('host-1'), 60_000, 'the message consumed');
+  await sub.stop();
+  const errors = log.entries.filter((e) => e.level === 'error');
+  assert.deepEqual(errors.map((e) => `${e.msg} ${JSON.stringify(e.fields.error ?? '')}`), [], 'no error-level line on a fresh broker');
+  const retried = log.entries.filter((e) => e.fields.retriable === true).map((e) => e.fields.error);
+  t.diagnostic(`retriable responses logged at debug: ${retried.length} (${[...new Set(retried)].join('; ') || 'none this time'})`);
+});
