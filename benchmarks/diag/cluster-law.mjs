@@ -75,7 +75,7 @@ const sol = new Float64Array(K); for (let i = K - 1; i >= 0; i--) { let v = M[i]
 const get = (k) => sol[idx.get(k)];
 console.log(`seed ${seed} ${f.physics.join('+')} clusters: ${clusters.map((c) => `${c} a=${get(`a|${c}`).toFixed(2)} b=${c === 'hv' ? '-' : get(`b|${c}`).toFixed(2)} ipc=${cIpc.get(c).toFixed(2)} n=${[...cluster.values()].filter((x) => x === c).length}`).join('; ')}; S ${hosts.map((h) => get(`S|${h}`).toFixed(1)).join(' ')} vs model ${hosts.map((h) => (r.hostStaticW?.[h] ?? r.staticW).toFixed(1)).join(' ')}`);
 // alternative model: each trained VM's signature from its cluster's law
-const alt = structuredClone(model);
+const alt = JSON.parse(JSON.stringify(model));
 const ar = alt.sources.rapl;
 const blend = Number(arg('--blend', '1')); // weight of the cluster law in log space vs the VM's own
 for (const [id] of acc) {
