@@ -18,6 +18,9 @@
 // (e.g. --max-semi-space-size) go to the node running this script: the collector runs in this process.
 // STATIC_REFRESH_EVERY=N: the collector's static-power refresh cadence (staticPower.refreshEvery; see below).
 // STORE_IN_FLIGHT=N: the collector's store writes in flight at once (storeWrites.maxInFlight, default 1).
+// ATTRIBUTION_READER=1: a consumer group in this process reads the attribution topic (a streaming consumer of the
+// embedded bus: it counts the messages and their bytes), so the collector encodes and publishes every batch. Without
+// one it publishes none (Bus.hasReaders, since 2026-12-07; before, every batch was encoded and kept by the bus).
 // Prints a JSON line and a markdown table with medians and the ratios between stages.
 import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector';
@@ -207,6 +210,13 @@ const collector = await startEmbeddedCollector({
   ...(Object.keys(storeWriteOptions).length > 0 ? { storeWrites: storeWriteOptions } : {}),
 });
 const gateway = await startGateway({ producer: bus.producer(), logger: silentLogger });
+const attributionRead = { reader: process.env.ATTRIBUTION_READER === '1', messages: 0, bytes: 0 };
+if (attributionRead.reader) {
+  await bus.subscribe({ topic: TOPICS.attribution, groupId: 'bench-attribution-reader', handler: async (ms) => {
+    attributionRead.messages += ms.length;
+    for (const m of ms) attributionRead.bytes += m.value.byteLength;
+  } });
+}
 
 /**
  * ENGINE_STATS=1: system.events (the engine's process-wide counters; chDB runs in this process) read before and
@@ -434,6 +444,7 @@ const out = {
   ratio_collector_vs_math: A.median_s / B.median_s,
   ratio_full_vs_collector: B.median_s / C.median_s,
   store_writes: storeWrites,
+  attribution_reader: { ...attributionRead, retained_unread_messages: bus.lag(TOPICS.attribution, 'bench-attribution-reader') },
   ...(abRows ? { ab: abRows } : {}),
   peak_rss_mib: rss,
   ...(disk ? { disk } : {}),

@@ -101,6 +101,8 @@ export class TelemetryPipeline implements OnApplicationBootstrap, OnApplicationS
   /** Stores batches of intervals once each (interval-writer.ts). */
   private readonly intervals: IntervalWriter;
   private readonly checkpointWriter: GroupCommit<Checkpoint>;
+  /** Whether the last batch's attributions were published (attributionReaders: logged when this changes). */
+  private publishingAttributions = true;
   private readonly log: Logger;
   private sub: BusSubscription | undefined;
   /**
@@ -509,7 +511,7 @@ export class TelemetryPipeline implements OnApplicationBootstrap, OnApplicationS
       batch = one.kept;
     }
     await this.saveCheckpoints(partition, batch);
-    if (this.config.publishAttributions !== false && batch.length > 0) {
+    if (this.config.publishAttributions !== false && batch.length > 0 && this.attributionReaders()) {
       const p = await this.producer.send(
         TOPICS.attribution,
         batch.map((e) => ({ key: e.write.interval.hostId, value: encodeAttributionBatch(e.write.results), headers: { 'x-wattsplit-seq': String(e.write.interval.seq) } })),
@@ -532,6 +534,21 @@ export class TelemetryPipeline implements OnApplicationBootstrap, OnApplicationS
     }
     if (stored.length > 0) await this.capWatch?.maybeEvaluate();
     if (stored.length > 0) await this.learnerState.saveDue();
+  }
+
+  /**
+   * Whether attribution batches are published: always on Kafka (any process may read the topic, now or
+   * later); on the in-process bus only while a consumer group in this process subscribes to it (Bus.hasReaders),
+   * since nothing else can read it there. Skipping saves the batches' encoding (≈ 14 % of the embedded
+   * collector's main thread, docs/benchmarks.md); the intervals are stored either way. Logged when it changes.
+   */
+  private attributionReaders(): boolean {
+    const readers = this.bus.hasReaders?.(TOPICS.attribution) ?? true;
+    if (readers !== this.publishingAttributions) {
+      this.publishingAttributions = readers;
+      this.log.info({ topic: TOPICS.attribution, publishing: readers }, readers ? `attribution batches published to ${TOPICS.attribution}` : `no consumer group reads ${TOPICS.attribution} on this in-process bus: attribution batches are not published (they are stored)`);
+    }
+    return readers;
   }
 
   /**

@@ -48,6 +48,12 @@ export interface BusConsumer {
 export interface Bus extends BusConsumer {
   producer(): BusProducer;
   close(): Promise<void>;
+  /**
+   * False when nothing could read a message sent to `topic` now (the in-process bus: no consumer group has
+   * subscribed to it in this process), so a producer may skip building messages for it. Absent (Kafka: any
+   * process may read the topic, now or later) or true: send.
+   */
+  hasReaders?(topic: string): boolean;
 }
 
 /** Kafka's default partitioner is murmur2; the in-process bus uses a stable FNV-1a: only stability matters here. */

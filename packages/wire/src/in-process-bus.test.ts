@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { InProcessBus, type BusMessage } from './index.js';
+import { InProcessBus, memoryLogger, type BusMessage } from './index.js';
 
 test('keyed messages stay ordered per key and are redelivered until the handler succeeds', async () => {
   const bus = new InProcessBus({ partitions: 3, maxBatch: 5 });
@@ -43,4 +43,49 @@ test('lingerMs gathers messages that trickle in into one handler call', async ()
   await sub.stop();
   assert.equal(calls.reduce((a, b) => a + b, 0), 10);
   assert.ok(calls.length < 10, `expected batching, got calls of ${JSON.stringify(calls)}`);
+});
+
+test('a topic no group reads keeps its newest unreadRetentionBytes per partition; a group that subscribes later reads those', async () => {
+  const log = memoryLogger();
+  const bus = new InProcessBus({ partitions: 1, unreadRetentionBytes: 1000, logger: log });
+  const p = bus.producer();
+  assert.equal(bus.hasReaders('t.unread'), false);
+  for (let i = 0; i < 100; i++) await p.send('t.unread', [{ key: 'k', value: new Uint8Array(100).fill(i) }]);
+  assert.equal(bus.unreadDroppedCount('t.unread'), 90);
+  assert.equal(bus.lag('t.unread', 'none'), 10, 'ten messages of 100 bytes kept');
+  const dropped = log.entries.filter((e) => e.fields.topic === 't.unread');
+  assert.equal(dropped.length, 1, 'logged once');
+  assert.equal(dropped[0]!.level, 'info');
+  const got: number[] = [];
+  const offsets: string[] = [];
+  await bus.subscribe({ topic: 't.unread', groupId: 'late', fromBeginning: true, handler: async (ms) => void ms.forEach((m) => (got.push(m.value[0]!), offsets.push(m.offset))) });
+  assert.equal(bus.hasReaders('t.unread'), true);
+  await bus.idle();
+  assert.deepEqual(got, [90, 91, 92, 93, 94, 95, 96, 97, 98, 99]);
+  assert.deepEqual(offsets, ['90', '91', '92', '93', '94', '95', '96', '97', '98', '99'], 'offsets keep counting');
+  await bus.close();
+});
+
+test('a topic a group reads keeps every message the group has not committed, whatever unreadRetentionBytes says', async () => {
+  const bus = new InProcessBus({ partitions: 1, unreadRetentionBytes: 100 });
+  let release!: () => void;
+  const gate = new Promise<void>((r) => (release = r));
+  const got: number[] = [];
+  await bus.subscribe({ topic: 't.read', groupId: 'slow', handler: async (ms) => { await gate; ms.forEach((m) => got.push(m.value[0]!)); } });
+  const p = bus.producer();
+  for (let i = 0; i < 50; i++) await p.send('t.read', [{ key: 'k', value: new Uint8Array(100).fill(i) }]);
+  assert.equal(bus.unreadDroppedCount('t.read'), 0);
+  release();
+  await bus.idle();
+  assert.deepEqual(got, [...Array(50).keys()]);
+  await bus.close();
+});
+
+test('one message larger than unreadRetentionBytes is kept (the newest is never dropped)', async () => {
+  const bus = new InProcessBus({ partitions: 1, unreadRetentionBytes: 10 });
+  await bus.producer().send('t.big', [{ key: 'k', value: new Uint8Array(50) }]);
+  await bus.producer().send('t.big', [{ key: 'k', value: new Uint8Array(60) }]);
+  assert.equal(bus.lag('t.big', 'none'), 1);
+  assert.equal(bus.unreadDroppedCount('t.big'), 1);
+  await bus.close();
 });

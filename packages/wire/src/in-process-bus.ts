@@ -1,6 +1,14 @@
 /**
  * The embedded bus: same contract as Kafka (keyed partitions, consumer groups, commit after handler),
  * inside one process. Messages are trimmed once every consumer group that subscribed committed them.
+ *
+ * A topic no consumer group has subscribed to (the attribution or capping topic of an embedded collector
+ * that no in-process consumer reads) is kept like a Kafka topic with a size-based retention: its newest
+ * `unreadRetentionBytes` per partition, so a group that subscribes later with fromBeginning still finds
+ * them, and the process does not keep every message it ever sent (before 2026-12-07 it did: an embedded
+ * collector's attribution topic grew by ≈ 17 kB per host-second of 50 VMs, forever). Dropping them is
+ * logged once per topic. `hasReaders(topic)` says whether any group subscribed to a topic, so a producer
+ * may skip encoding messages nothing in the process can read (the collector does, for attributions).
  */
 import { partitionForKey, type Bus, type BusMessage, type BusMessageIn, type BusProducer, type BusSubscription, type SubscribeOptions } from './bus.js';
 import { OK, backoffMs, type TransportResult } from './result.js';
@@ -10,6 +18,8 @@ import { normaliseError } from './errors.js';
 interface PartitionLog {
   base: number; // offset of messages[0]
   messages: BusMessage[];
+  /** Bytes of the retained messages' values. */
+  bytes: number;
 }
 
 interface Group {
@@ -34,8 +44,17 @@ export interface InProcessBusOptions {
    * Default 0 (deliver at once).
    */
   lingerMs?: number;
+  /**
+   * Per partition of a topic that no consumer group has subscribed to: the newest messages kept, by the
+   * bytes of their values (older ones dropped, logged once per topic). Topics with a group keep everything
+   * that group has not committed. Default 16 MiB.
+   */
+  unreadRetentionBytes?: number;
   logger?: Logger;
 }
+
+/** InProcessBusOptions.unreadRetentionBytes's default. */
+export const UNREAD_RETENTION_BYTES = 16 * 1024 * 1024;
 
 export class InProcessBus implements Bus {
   private readonly topics = new Map<string, PartitionLog[]>();
@@ -43,20 +62,36 @@ export class InProcessBus implements Bus {
   private readonly partitions: number;
   private readonly maxBatch: number;
   private readonly lingerMs: number;
+  private readonly unreadRetentionBytes: number;
   private readonly log: Logger;
+  /** Per topic without a group: messages dropped by the retention so far (logged at the first). */
+  private readonly unreadDropped = new Map<string, number>();
   private closed = false;
 
   constructor(opts: InProcessBusOptions = {}) {
     this.partitions = opts.partitions ?? 4;
     this.maxBatch = opts.maxBatch ?? 256;
     this.lingerMs = opts.lingerMs ?? 0;
+    this.unreadRetentionBytes = opts.unreadRetentionBytes ?? UNREAD_RETENTION_BYTES;
     this.log = opts.logger ?? silentLogger;
+  }
+
+  /** True when a consumer group has subscribed to `topic` (it may read what is sent now); false otherwise. */
+  hasReaders(topic: string): boolean {
+    const prefix = topic + '\0';
+    for (const k of this.groups.keys()) if (k.startsWith(prefix)) return true;
+    return false;
+  }
+
+  /** Messages dropped so far from `topic` by the retention of topics without a group. */
+  unreadDroppedCount(topic: string): number {
+    return this.unreadDropped.get(topic) ?? 0;
   }
 
   private topic(name: string): PartitionLog[] {
     let t = this.topics.get(name);
     if (!t) {
-      t = Array.from({ length: this.partitions }, () => ({ base: 0, messages: [] }));
+      t = Array.from({ length: this.partitions }, () => ({ base: 0, messages: [], bytes: 0 }));
       this.topics.set(name, t);
     }
     return t;
@@ -85,13 +120,34 @@ export class InProcessBus implements Bus {
         timestampMs: now,
         headers: m.headers ?? {},
       });
+      log.bytes += m.value.byteLength;
       touched.add(p);
     }
+    let readers = false;
     for (const [k, g] of this.groups) {
       if (!k.startsWith(topic + '\0')) continue;
+      readers = true;
       for (const s of g.subs) for (const p of touched) this.kick(s, g, p);
     }
+    if (!readers) for (const p of touched) this.retainUnread(topic, t[p]!);
     return OK;
+  }
+
+  /** A partition of a topic no group reads: keeps its newest `unreadRetentionBytes` (at least one message). */
+  private retainUnread(topic: string, log: PartitionLog): void {
+    if (log.bytes <= this.unreadRetentionBytes) return;
+    let drop = 0;
+    let bytes = log.bytes;
+    while (drop < log.messages.length - 1 && bytes > this.unreadRetentionBytes) bytes -= log.messages[drop++]!.value.byteLength;
+    if (drop === 0) return;
+    log.messages.splice(0, drop);
+    log.base += drop;
+    log.bytes = bytes;
+    const before = this.unreadDropped.get(topic) ?? 0;
+    this.unreadDropped.set(topic, before + drop);
+    if (before === 0) {
+      this.log.info({ topic, retentionBytes: this.unreadRetentionBytes, partitions: this.partitions }, `in-process bus: no consumer group reads ${topic}; keeping its newest ${this.unreadRetentionBytes} bytes per partition, older messages dropped (a group that subscribes reads from the oldest kept)`);
+    }
   }
 
   subscribe(opts: SubscribeOptions): Promise<BusSubscription> {
@@ -167,6 +223,7 @@ export class InProcessBus implements Bus {
     for (const [k, g] of this.groups) if (k.startsWith(topic + '\0')) min = Math.min(min, g.committed[p]!);
     const drop = min - log.base;
     if (drop > 1024) {
+      for (let i = 0; i < drop; i++) log.bytes -= log.messages[i]!.value.byteLength;
       log.messages.splice(0, drop);
       log.base = min;
     }
