@@ -12,7 +12,7 @@
  * what was learned since the last save would be missing after a crash).
  */
 import type { LearnerHostState } from '@wattsplit/attribution';
-import type { ModelStore } from '@wattsplit/store';
+import type { LearnerStateRow, ModelStore } from '@wattsplit/store';
 import { normaliseError, type Logger } from '@wattsplit/wire';
 
 /** Anything with per-host state (StaticPowerLearner, methods with exportState/importState). */
@@ -64,18 +64,41 @@ export class LearnerStatePersistence {
   private readonly saveMs: number;
   private readonly now: () => number;
   private lastError: string | undefined;
-  readonly stats = { restored: 0, replayed: 0, saved: 0, saveFailures: 0, refused: 0 };
+  readonly stats = { restored: 0, replayed: 0, saved: 0, saveFailures: 0, refused: 0, replaysSkipped: 0 };
+  /** Looked up by `prefetch` for hosts about to be restored: their rows, and the highest seq stored for them (null: none). */
+  private readonly prefetched = new Map<string, { rows: readonly LearnerStateRow[]; storedSeq: number | null }>();
 
   constructor(private readonly o: LearnerStatePersistenceOptions) {
     this.saveMs = (o.saveIntervalS ?? 30) * 1000;
     this.now = o.now ?? Date.now;
   }
 
+  /**
+   * Looks up the saved states of the hosts not restored yet in one query (a collector taking over a partition
+   * sees hundreds of new hosts in its first batch; one query each was a round trip per host), for the
+   * `restoreOnce` of each that follows. `storedSeq` is the highest seq each host has stored (undefined: none),
+   * from the same lookup as its checkpoint: a host with nothing stored after its saved state skips the replay's
+   * query. Throws when the store is down, as restoreOnce does.
+   */
+  async prefetch(hosts: readonly string[], storedSeq: ReadonlyMap<string, number | undefined>): Promise<void> {
+    const todo = [...new Set(hosts)].filter((h) => !this.restored.has(h) && !this.prefetched.has(h));
+    if (todo.length === 0) return;
+    const rows = this.o.learners.some((x) => 'importState' in x.learner) ? await this.o.models.loadLearnerStatesOf(todo) : undefined;
+    for (const h of todo) this.prefetched.set(h, { rows: rows?.get(h) ?? [], storedSeq: storedSeq.get(h) ?? null });
+  }
+
+  /** Drops what `prefetch` looked up for these hosts and no `restoreOnce` used (a batch's end: the next lookup is fresh). */
+  clearPrefetched(hosts: readonly string[]): void {
+    for (const h of hosts) this.prefetched.delete(h);
+  }
+
   /** Restores every learner's state for a host the first time it is seen. Throws when the store is down (the batch is redelivered). */
   async restoreOnce(hostId: string): Promise<void> {
     if (this.restored.has(hostId)) return;
+    const pre = this.prefetched.get(hostId);
+    this.prefetched.delete(hostId);
     if (this.o.learners.some((x) => 'importState' in x.learner)) {
-      const rows = await this.o.models.loadLearnerStates(hostId);
+      const rows = pre ? pre.rows : await this.o.models.loadLearnerStates(hostId);
       for (const { owner, learner } of this.o.learners) {
         if (!learner.importState) continue;
         for (const row of rows.filter((r) => r.learner.startsWith(`${owner}/`))) {
@@ -98,7 +121,10 @@ export class LearnerStatePersistence {
       for (const { learner } of this.o.learners) {
         for (const { lastSeq: seq } of statesOf(learner, hostId)) from = from === undefined ? seq : Math.min(from, seq);
       }
-      const n = await this.o.replay(hostId, from, this.o.replayLimit ?? 3600);
+      // nothing stored after the saved state (or nothing stored at all): no replay query
+      const nothingAfter = pre !== undefined && (pre.storedSeq === null || (from !== undefined && pre.storedSeq <= from));
+      if (nothingAfter) this.stats.replaysSkipped++;
+      const n = nothingAfter ? 0 : await this.o.replay(hostId, from, this.o.replayLimit ?? 3600);
       if (n > 0) {
         this.stats.replayed += n;
         this.dirty.add(hostId);

@@ -6,8 +6,11 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { InProcessBus, TOPICS, memoryLogger, type Logger } from '@wattsplit/wire';
+import { InProcessBus, TOPICS, memoryLogger, partitionForKey, type Logger } from '@wattsplit/wire';
+import { ChdbStore, type HistoryQuery, type QueryFormat } from '@wattsplit/store';
 import { startEmbeddedCollector } from './embedded.js';
+import { createCollectorApp } from './collector-module.js';
+import { DelegatingStore } from './test-stores.js';
 import { HOST_A, encoded } from './test-frames.js';
 
 async function run(dataDir: string, log: Logger, seqs: number[], before?: (c: Awaited<ReturnType<typeof startEmbeddedCollector>>) => Promise<void>): Promise<number[]> {
@@ -48,4 +51,80 @@ test('restart: resume from the checkpoint; a stale checkpoint is refused rather 
     assert.ok(Math.abs(Number(j.j) - 5 * HOST_A.bmcW) < 1e-6, String(j.j));
   });
   assert.equal(again.length, 5);
+});
+
+/** Counts the lookups a resume makes: the single-host ones, the batched one, the learner-state SELECTs and the replays' reads. */
+class CountingStore extends DelegatingStore {
+  readonly calls = { loadCheckpoint: 0, highestStoredSeq: 0, resumeState: 0, learnerStateSelects: 0, historyReads: 0 };
+  override loadCheckpoint(h: string) {
+    this.calls.loadCheckpoint++;
+    return super.loadCheckpoint(h);
+  }
+  override highestStoredSeq(h: string) {
+    this.calls.highestStoredSeq++;
+    return super.highestStoredSeq(h);
+  }
+  override resumeState(hs: readonly string[]) {
+    this.calls.resumeState++;
+    return super.resumeState(hs);
+  }
+  override query(sql: string, f?: QueryFormat) {
+    if (/^\s*SELECT[\s\S]*\bFROM learner_state\b/i.test(sql)) this.calls.learnerStateSelects++;
+    return super.query(sql, f);
+  }
+  override readHistory(q: HistoryQuery) {
+    this.calls.historyReads++;
+    return super.readHistory(q);
+  }
+}
+
+test('restart with many hosts: one batched lookup resumes them all (checkpoints, stored floors, learner states), none is lost', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'wattsplit-restart-many-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const hosts = Array.from({ length: 6 }, (_, i) => ({ ...HOST_A, hostId: `hv-m${i}` }));
+  const log = memoryLogger();
+  const runOnce = async (seqs: number[]): Promise<CountingStore> => {
+    // three partitions: their handlers interleave, each with its hosts' lookup in flight
+    const bus = new InProcessBus({ partitions: 3 });
+    const chdb = new ChdbStore({ dataDir: join(dir, 'db'), logger: log });
+    const store = new CountingStore(chdb);
+    const app = await createCollectorApp({ bus, store, logger: log });
+    try {
+      const msgs = seqs.flatMap((s) => hosts.map((h) => encoded(h, s)));
+      assert.equal((await bus.producer().send(TOPICS.telemetry, msgs)).kind, 'ok');
+      await bus.idle();
+    } finally {
+      await app.close();
+      await chdb.close();
+      await bus.close();
+    }
+    return store;
+  };
+  const partitionsUsed = new Set(hosts.map((h) => partitionForKey(h.hostId, 3))).size;
+  assert.ok(partitionsUsed >= 2, 'the hosts spread over partitions');
+  const first = await runOnce([1, 2, 3]);
+  assert.equal(first.calls.resumeState, partitionsUsed, 'a fresh collector looks each partition\'s first batch of hosts up together too');
+  assert.equal(first.calls.loadCheckpoint + first.calls.highestStoredSeq, 0);
+  assert.equal(first.calls.historyReads, 0, 'nothing stored yet: no replay query');
+  const second = await runOnce([4, 5]);
+  // per partition one batch of frames from hosts this collector has not seen: one lookup for all of them, none per host
+  assert.deepEqual(second.calls, { loadCheckpoint: 0, highestStoredSeq: 0, resumeState: partitionsUsed, learnerStateSelects: partitionsUsed, historyReads: 0 });
+  for (const h of hosts) assert.ok(log.entries.some((e) => e.msg === `resumed ${h.hostId} from its checkpoint at seq 3`), h.hostId);
+  // no saved learner state (a collector killed before its first save): every host's stored intervals are
+  // replayed, one read each, while the partitions' batches interleave; still no single-host lookup
+  const wipe = new ChdbStore({ dataDir: join(dir, 'db'), logger: log });
+  await wipe.query('TRUNCATE TABLE learner_state', 'CSV');
+  await wipe.close();
+  const third = await runOnce([6, 7]);
+  assert.deepEqual(third.calls, { loadCheckpoint: 0, highestStoredSeq: 0, resumeState: partitionsUsed, learnerStateSelects: partitionsUsed, historyReads: hosts.length });
+  for (const h of hosts) assert.ok(log.entries.some((e) => e.msg === `learners of ${h.hostId} caught up on 4 stored intervals after their saved state`), h.hostId);
+  const chdb = new ChdbStore({ dataDir: join(dir, 'db'), logger: log });
+  try {
+    const rows = (await chdb.query(`SELECT host, groupArray(seq) AS seqs FROM (SELECT host, seq FROM host_samples FINAL WHERE host LIKE 'hv-m%' ORDER BY host, seq) GROUP BY host ORDER BY host`)).rows;
+    assert.deepEqual(rows.map((r) => [r.host, (r.seqs as unknown[]).map(Number)]), hosts.map((h) => [h.hostId, [2, 3, 4, 5, 6, 7]]), 'the intervals spanning the restarts attributed for every host');
+    const restored = log.entries.filter((e) => /^restored pipeline\//.test(e.msg)).length;
+    assert.ok(restored >= hosts.length, `the static power learner's state restored for every host (${restored} restores logged)`);
+  } finally {
+    await chdb.close();
+  }
 });

@@ -34,7 +34,7 @@ import {
   type SourceName,
   type StaticPowerEstimate,
 } from '@wattsplit/attribution';
-import { ModelStore, type Checkpoint, type Store } from '@wattsplit/store';
+import { ModelStore, type Checkpoint, type HostResumeState, type Store } from '@wattsplit/store';
 import {
   EnergySource,
   EnergyUnit,
@@ -79,6 +79,8 @@ export interface PipelineStats {
   deadLetters: number;
   intervalsStored: number;
   storeFailures: number;
+  /** Batches whose not yet resumed hosts were looked up together (prefetchResume). */
+  resumeLookups: number;
 }
 
 @Injectable()
@@ -101,6 +103,8 @@ export class TelemetryPipeline implements OnApplicationBootstrap, OnApplicationS
   /** Stores batches of intervals once each (interval-writer.ts). */
   private readonly intervals: IntervalWriter;
   private readonly checkpointWriter: GroupCommit<Checkpoint>;
+  /** Per host of the batch being handled: what prefetchResume found (its checkpoint and stored floor). */
+  private readonly resumeLookups = new Map<string, HostResumeState>();
   /** Whether the last batch's attributions were published (attributionReaders: logged when this changes). */
   private publishingAttributions = true;
   private readonly log: Logger;
@@ -121,7 +125,7 @@ export class TelemetryPipeline implements OnApplicationBootstrap, OnApplicationS
   private readonly lingering = new Set<() => void>();
   /** The live power-cap watch, when configured: fed each stored interval, evaluated after each batch. */
   readonly capWatch: CapWatch | undefined;
-  readonly stats: PipelineStats = { framesAccepted: 0, framesRejected: 0, framesReplayed: 0, deadLetters: 0, intervalsStored: 0, storeFailures: 0 };
+  readonly stats: PipelineStats = { framesAccepted: 0, framesRejected: 0, framesReplayed: 0, deadLetters: 0, intervalsStored: 0, storeFailures: 0, resumeLookups: 0 };
 
   constructor(
     @Inject(BUS) private readonly bus: Bus,
@@ -264,12 +268,17 @@ export class TelemetryPipeline implements OnApplicationBootstrap, OnApplicationS
     const lingering = this.lingerSpacingMs > 0;
     const start = released ?? performance.now();
     if (lingering) this.processingNow++;
+    // partitions' handlers interleave: each drops only the lookups it made
+    let looked: readonly string[] = [];
     try {
+      looked = await this.prefetchResume(messages);
       for (const m of messages) {
         const entry = await this.handleOne(m, partition, batch);
         if (entry) batch.push(entry);
       }
     } finally {
+      for (const h of looked) this.resumeLookups.delete(h);
+      this.learnerState.clearPrefetched(looked);
       if (lingering) {
         this.processingNow--;
         this.processing.set(partition, { start, end: performance.now() });
@@ -578,9 +587,34 @@ export class TelemetryPipeline implements OnApplicationBootstrap, OnApplicationS
    * A checkpoint older than what is already stored for that boot (a crash between the interval write and
    * the checkpoint save) is not used: it would attribute stored intervals a second time.
    */
+  /**
+   * The hosts of a batch this collector has not resumed yet (by message key, which the gateway sets to the
+   * host id), looked up together: checkpoints and stored floors in two queries (Store.resumeState), the
+   * learners' saved states in one (LearnerStatePersistence.prefetch), instead of four round trips per host
+   * when a collector starts or takes a partition over with hundreds of hosts. `resume` and `restoreOnce` use
+   * what was found; a host whose frame names another id than its key is looked up alone, as before. What a
+   * batch did not use is dropped at its end (the hosts returned; a partition's hosts are its own).
+   */
+  private async prefetchResume(messages: readonly BusMessage[]): Promise<readonly string[]> {
+    const hosts = new Set<string>();
+    for (const m of messages) if (m.key && this.hosts.needsResume(m.key) && !this.resumeLookups.has(m.key)) hosts.add(m.key);
+    if (hosts.size === 0) return [];
+    const list = [...hosts];
+    const found = await this.store.resumeState(list);
+    const storedSeq = new Map<string, number | undefined>();
+    for (const h of list) storedSeq.set(h, found.get(h)?.floor?.seq);
+    await this.learnerState.prefetch(list, storedSeq);
+    // kept only once every lookup answered (a store failure above keeps nothing: the batch is redelivered)
+    for (const h of list) this.resumeLookups.set(h, found.get(h) ?? {});
+    this.stats.resumeLookups++;
+    return list;
+  }
+
   private async resume(host: string): Promise<void> {
-    const cp = await this.store.loadCheckpoint(host);
-    const floor = await this.store.highestStoredSeq(host);
+    const pre = this.resumeLookups.get(host);
+    this.resumeLookups.delete(host);
+    const cp = pre ? pre.checkpoint : await this.store.loadCheckpoint(host);
+    const floor = pre ? pre.floor : await this.store.highestStoredSeq(host);
     this.hosts.resumed(host, floor);
     if (!cp) return;
     if (floor && floor.seq > cp.seq) {

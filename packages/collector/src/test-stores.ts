@@ -15,6 +15,7 @@ export class DelegatingStore implements Store {
   saveCheckpoints(c: readonly Checkpoint[]) { return this.inner.saveCheckpoints(c); }
   loadCheckpoint(h: string) { return this.inner.loadCheckpoint(h); }
   highestStoredSeq(h: string) { return this.inner.highestStoredSeq(h); }
+  resumeState(hs: readonly string[]) { return this.inner.resumeState(hs); }
   storedIntervals(h: string, seqs: readonly number[]) { return this.inner.storedIntervals(h, seqs); }
   query(sql: string, f?: QueryFormat) { return this.inner.query(sql, f); }
   insertRows(table: string, rows: readonly Record<string, unknown>[]) { return this.inner.insertRows(table, rows); }

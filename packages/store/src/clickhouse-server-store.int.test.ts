@@ -6,7 +6,7 @@ import { randomUUID } from 'node:crypto';
 import { WattsplitError, memoryLogger } from '@wattsplit/wire';
 import type { HostInterval } from '@wattsplit/attribution';
 import { ClickHouseServerStore } from './clickhouse-server-store.js';
-import { HOUR_NS, sampleInterval, sampleResult } from './test-fixtures.js';
+import { HOUR_NS, resumeStateMatchesSingleCalls, sampleInterval, sampleResult } from './test-fixtures.js';
 
 const url = process.env.WATTSPLIT_TEST_CLICKHOUSE_URL;
 const skip = url ? false : 'ClickHouse server unavailable: WATTSPLIT_TEST_CLICKHOUSE_URL is not set (run through scripts/test.mjs)';
@@ -56,6 +56,13 @@ test('server store: intervals written as RowBinary read back unchanged; bills ad
   const frame = new Uint8Array([0, 1, 2, 250, 255]);
   assert.equal((await store.saveCheckpoints([{ hostId: 'host-a', seq: 2, bootId: 'boot-1', frame }, { hostId: 'host-b', seq: 1, bootId: 'boot-1', frame }])).kind, 'ok');
   assert.deepEqual(await store.loadCheckpoint('host-a'), { hostId: 'host-a', seq: 2, bootId: 'boot-1', frame });
+  // every host at once (Store.resumeState): the single-host calls' answers, on this server's SQL too
+  assert.equal((await store.saveCheckpoints([{ hostId: 'host-c', seq: 9, bootId: 'boot-2', frame }])).kind, 'ok');
+  const resumed = await resumeStateMatchesSingleCalls(store, ['host-a', 'host-b', 'host-c', 'host-none']);
+  for (const { host, want, got } of resumed) assert.deepEqual(got, want, host);
+  assert.deepEqual(resumed.find((x) => x.host === 'host-a')!.got?.floor, { seq: 2, bootId: 'boot-1' });
+  assert.equal(resumed.find((x) => x.host === 'host-c')!.got?.floor, undefined);
+  assert.equal(resumed.find((x) => x.host === 'host-c')!.got?.checkpoint?.seq, 9);
   const totals = await store.tenantTotals({ fromUnixNs: NOW_NS, toUnixNs: NOW_NS + HOUR_NS });
   const measured = want.reduce((a, i) => a + i.measured.rapl + i.measured.gpu + i.measured.bmc_rest, 0);
   const attributed = totals.reduce((a, t) => a + t.dynamicJoules + t.staticJoules, 0);

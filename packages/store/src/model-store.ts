@@ -247,6 +247,19 @@ export class ModelStore {
     return rows.map((r) => ({ learner: text(r.learner), key: text(r.key), seq: num(r.seq), stateJson: text(r.state_json) }));
   }
 
+  /** loadLearnerStates of many keys in one query (per IN list of 500): every key asked for has an entry. */
+  async loadLearnerStatesOf(keys: readonly string[]): Promise<Map<string, LearnerStateRow[]>> {
+    const out = new Map<string, LearnerStateRow[]>();
+    const all = [...new Set(keys)];
+    for (const k of all) out.set(k, []);
+    for (let i = 0; i < all.length; i += 500) {
+      const list = all.slice(i, i + 500).map(str).join(', ');
+      const rows = await this.rows(`SELECT learner, key, seq, state_json FROM learner_state FINAL WHERE key IN (${list}) ORDER BY key, learner`);
+      for (const r of rows) out.get(text(r.key))?.push({ learner: text(r.learner), key: text(r.key), seq: num(r.seq), stateJson: text(r.state_json) });
+    }
+    return out;
+  }
+
   /** The newest saved state of one learner for one key. */
   async loadLearnerState(learner: string, key: string): Promise<LearnerStateRow | undefined> {
     const r = (await this.rows(`SELECT learner, key, seq, state_json FROM learner_state FINAL WHERE learner = ${str(learner)} AND key = ${str(key)} ORDER BY seq DESC LIMIT 1`))[0];

@@ -8,7 +8,7 @@ import { ChdbStore } from './chdb-store.js';
 import type { ChdbTransport } from './chdb-transport.js';
 import { SqlStore } from './sql-store.js';
 import type { ClickHouseTransport, Settings } from './transport.js';
-import { HOUR_NS, sampleInterval, sampleResult } from './test-fixtures.js';
+import { HOUR_NS, resumeStateMatchesSingleCalls, sampleInterval, sampleResult } from './test-fixtures.js';
 import { hostRow } from './rows.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'wattsplit-store-'));
@@ -234,4 +234,11 @@ test('checkpoints: the newest frame per host wins, an older one saved later does
   assert.deepEqual(await store.loadCheckpoint('hv-x'), { hostId: 'hv-x', seq: 5, bootId: 'b1', frame: f(5) });
   assert.equal((await store.saveCheckpoints([{ hostId: 'hv-x', seq: 6, bootId: 'b2', frame: f(6) }])).kind, 'ok');
   assert.deepEqual((await store.loadCheckpoint('hv-x'))?.seq, 6);
+  // all hosts at once, as a collector resumes a batch: what the single-host calls give, a host with nothing at all too
+  const all = await resumeStateMatchesSingleCalls(store, ['hv-x', 'hv-y', 'hv-none', "hv-'q", 'hv-x']);
+  assert.equal(all.length, 4);
+  for (const { host, want, got } of all) assert.deepEqual(got, want, host);
+  assert.equal(all.find((x) => x.host === 'hv-x')!.got?.checkpoint?.seq, 6);
+  assert.deepEqual(all.find((x) => x.host === 'hv-none')!.got, {});
+  assert.deepEqual([...(await store.resumeState([])).keys()], []);
 });

@@ -14,7 +14,7 @@ import { readHistoryFrom } from './history-read.js';
 import type { ReadGrant } from './read-transport.js';
 import type { RowProjection } from './row-binary.js';
 import { ATTRIBUTION_ROW_PROJECTION, VM_ROW_PROJECTION, anomalyRows, hostRow, type ShareItem, type VmItem } from './rows.js';
-import { ENERGY_DIMENSIONS, QUERY_FORMATS, type BillLine, type EnergyRollupQuery, type EnergyRollupRow, type Checkpoint, type EnergyRangeQuery, type HistoryQuery, type IntervalWrite, type QueryFormat, type QueryResult, type Store, type StoredInterval, type TenantTotal, type VmEnergyRow } from './store.js';
+import { ENERGY_DIMENSIONS, QUERY_FORMATS, type BillLine, type EnergyRollupQuery, type EnergyRollupRow, type Checkpoint, type EnergyRangeQuery, type HistoryQuery, type HostResumeState, type IntervalWrite, type QueryFormat, type QueryResult, type Store, type StoredInterval, type TenantTotal, type VmEnergyRow } from './store.js';
 import { capabilitiesOf, int, str, type Capabilities, type ClickHouseTransport, type PreparedRows, type Settings } from './transport.js';
 
 export interface SqlStoreOptions {
@@ -42,6 +42,8 @@ function parseJsonEachRow(text: string): Row[] {
   return out;
 }
 
+/** Hosts per IN list of resumeState's queries. */
+const RESUME_CHUNK = 500;
 const num = (v: unknown) => (typeof v === 'number' ? v : Number(v));
 const text = (v: unknown) => (typeof v === 'string' ? v : typeof v === 'number' || typeof v === 'bigint' || typeof v === 'boolean' ? String(v) : v == null ? '' : JSON.stringify(v));
 
@@ -212,6 +214,27 @@ export class SqlStore implements Store {
     const r = (await this.rows(`SELECT count() AS n, max(seq) AS top, argMax(boot_id, seq) AS top_boot FROM host_samples WHERE host = ${str(hostId)}`))[0];
     if (!r || num(r.n) === 0) return undefined;
     return { seq: num(r.top), bootId: text(r.top_boot) };
+  }
+
+  async resumeState(hostIds: readonly string[]): Promise<Map<string, HostResumeState>> {
+    const out = new Map<string, HostResumeState>();
+    const hosts = [...new Set(hostIds)];
+    for (const h of hosts) out.set(h, {});
+    // IN lists of at most RESUME_CHUNK hosts (a query stays far below max_query_size's 256 KiB)
+    for (let i = 0; i < hosts.length; i += RESUME_CHUNK) {
+      const list = hosts.slice(i, i + RESUME_CHUNK).map(str).join(', ');
+      // FINAL: ReplacingMergeTree(seq) keeps one row per host; the newest seq is taken here too, as loadCheckpoint does
+      for (const r of await this.rows(`SELECT host, seq, boot_id, frame_b64 FROM collector_checkpoints FINAL WHERE host IN (${list})`)) {
+        const e = out.get(text(r.host));
+        if (!e || (e.checkpoint && e.checkpoint.seq >= num(r.seq))) continue;
+        e.checkpoint = { hostId: text(r.host), seq: num(r.seq), bootId: text(r.boot_id), frame: new Uint8Array(Buffer.from(text(r.frame_b64), 'base64')) };
+      }
+      for (const r of await this.rows(`SELECT host, count() AS n, max(seq) AS top, argMax(boot_id, seq) AS top_boot FROM host_samples WHERE host IN (${list}) GROUP BY host`)) {
+        const e = out.get(text(r.host));
+        if (e && num(r.n) > 0) e.floor = { seq: num(r.top), bootId: text(r.top_boot) };
+      }
+    }
+    return out;
   }
 
   async storedIntervals(hostId: string, seqs: readonly number[]): Promise<StoredInterval[]> {

@@ -48,6 +48,13 @@ export interface Checkpoint {
   frame: Uint8Array;
 }
 
+/** What a collector resumes a host from (Store.resumeState). */
+export interface HostResumeState {
+  checkpoint?: Checkpoint;
+  /** The highest seq stored for the host (any boot) and its boot id. */
+  floor?: { seq: number; bootId: string };
+}
+
 export interface HistoryQuery {
   hostId?: string;
   hardwareClass?: string;
@@ -176,6 +183,12 @@ export interface Store {
   loadCheckpoint(hostId: string): Promise<Checkpoint | undefined>;
   /** The highest seq stored for a host (any boot) and its boot id, or undefined. Throws like query(). */
   highestStoredSeq(hostId: string): Promise<{ seq: number; bootId: string } | undefined>;
+  /**
+   * loadCheckpoint and highestStoredSeq of many hosts in two queries (a collector taking over partitions
+   * resumes every host of a batch at once, instead of two round trips per host). Every host asked for has an
+   * entry; a field is absent where the single-host call would give undefined. Throws like query().
+   */
+  resumeState(hostIds: readonly string[]): Promise<Map<string, HostResumeState>>;
   /**
    * Which of these seqs of a host are stored: the boot id of the host row and whether its attribution
    * rows exist (one insert block per interval: all or none of them). Throws like query(). Used before a

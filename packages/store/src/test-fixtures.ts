@@ -1,5 +1,6 @@
 /** Hand-built host intervals and attribution results for the store's tests (and the collector's). */
 import type { AttributionResult, AttributionShare, HostInterval, SourceName, VmInterval } from '@wattsplit/attribution';
+import type { HostResumeState, Store } from './store.js';
 
 export const HOUR_NS = 3_600_000_000_000;
 
@@ -56,4 +57,22 @@ export function sampleResult(i: HostInterval, method = 'cpu_share'): Attribution
     shares.push({ kind: 'unallocated', vmUuid: '', vmName: '', tenant: '', source, dynamicJoules: 0, staticJoules: st, lowJoules: st, highJoules: st });
   }
   return { hostId: i.hostId, seq: i.seq, t0UnixNs: i.t0UnixNs, t1UnixNs: i.t1UnixNs, method, modelVersion: 'v0', hardwareClass: i.hardwareClass, note: '', shares, measured: { ...i.measured } };
+}
+
+/**
+ * Store.resumeState(hosts) against the single-host calls it replaces, for every host asked for (the same host
+ * twice, hosts with nothing stored included): the same checkpoint and stored floor, field by field.
+ */
+export async function resumeStateMatchesSingleCalls(
+  store: Pick<Store, 'resumeState' | 'loadCheckpoint' | 'highestStoredSeq'>,
+  hosts: readonly string[],
+): Promise<{ host: string; want: HostResumeState; got: HostResumeState | undefined }[]> {
+  const got = await store.resumeState(hosts);
+  const out: { host: string; want: HostResumeState; got: HostResumeState | undefined }[] = [];
+  for (const host of new Set(hosts)) {
+    const checkpoint = await store.loadCheckpoint(host);
+    const floor = await store.highestStoredSeq(host);
+    out.push({ host, want: { ...(checkpoint ? { checkpoint } : {}), ...(floor ? { floor } : {}) }, got: got.get(host) });
+  }
+  return out;
 }
