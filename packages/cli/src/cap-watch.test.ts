@@ -125,6 +125,43 @@ test('cap watch: a host that stopped reporting is left out of the evaluation (no
   assert.deepEqual(ids(await watch.evaluate()), ['hv-a', 'hv-b', 'hv-c', 'rack-1']);
 });
 
+test('cap watch: evaluations asked for while one is publishing run after it, so the last status published per cap is the newest', async () => {
+  const log = memoryLogger();
+  // A producer whose first send completes last (a slow first request: the topic's metadata, a retry).
+  const published: { key: string; hostIds: string[] }[] = [];
+  let sends = 0;
+  const producer = {
+    send: async (_topic: string, ms: readonly { key: string; value: Uint8Array }[]) => {
+      if (++sends === 1) await new Promise((r) => setTimeout(r, 60));
+      for (const m of ms) published.push({ key: m.key, hostIds: CapStatus.decode(m.value).hostIds });
+      return { kind: 'ok' as const };
+    },
+    close: async () => undefined,
+  };
+  const config = { hostCapsW: { 'hv-a': 600, 'hv-b': 600 }, groups: [{ groupId: 'rack-1', kind: 'rack', capW: 2000, members: ['hv-a', 'hv-b'] }], horizonS: 30, staleS: 20, minIntervalMs: 0 };
+  const watch = new CapWatch(config, capping, { producer, metrics: new CollectorMetrics(), logger: log, methods: ['cpu_share', 'additive_model'] });
+  // hv-a's partition stored up to 150 s, hv-b's only to 100 s (> staleS behind): the first evaluation leaves hv-b out
+  for (let s = 1; s <= 150; s++) {
+    const a = interval('hv-a', s, { 'web-1': 200 });
+    watch.observe(a.iv, [a.r]);
+    if (s <= 100) {
+      const b = interval('hv-b', s, { 'batch-1': 200 });
+      watch.observe(b.iv, [b.r]);
+    }
+  }
+  const first = watch.maybeEvaluate();
+  // hv-b's partition stores the rest while the first evaluation is publishing; its batch asks for an evaluation too
+  for (let s = 101; s <= 150; s++) {
+    const b = interval('hv-b', s, { 'batch-1': 200 });
+    watch.observe(b.iv, [b.r]);
+  }
+  const second = watch.maybeEvaluate();
+  await Promise.all([first, second]);
+  const racks = published.filter((p) => p.key === 'rack-1').map((p) => p.hostIds);
+  assert.deepEqual(racks, [['hv-a'], ['hv-a', 'hv-b']], 'the newer status published last');
+  assert.equal(watch.statuses().find((x) => x.scopeId === 'rack-1')?.hostIds.length, 2);
+});
+
 test('--caps: bad settings are one CONFIG_INVALID naming the field', (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'wattsplit-capwatch-'));
   t.after(() => rmSync(dir, { recursive: true, force: true }));

@@ -207,13 +207,25 @@ export class CapWatch {
 
   private lastEvalMs = -Infinity;
   private trailing: ReturnType<typeof setTimeout> | undefined;
+  /** The evaluation in progress (evaluate, then its publish), and whether another was asked for meanwhile. */
+  private evaluating: Promise<void> | undefined;
+  private again = false;
 
   /**
    * Evaluates when at least minIntervalMs passed since the last evaluation; never throws (logs). A call
    * inside that interval schedules one evaluation at its end, so what arrived last (a host catching up
    * after the others) is always evaluated, not only when another batch follows.
+   *
+   * One evaluation at a time: partitions' batches are stored concurrently, and two evaluations in flight
+   * published their statuses in whichever order their sends completed, so an older status (one that left
+   * out a host whose last interval was being stored) could be the last one a consumer read for a cap. A call
+   * while one runs returns that evaluation and asks for one more after it, which then sees everything.
    */
   async maybeEvaluate(nowMs = Date.now()): Promise<void> {
+    if (this.evaluating) {
+      this.again = true;
+      return this.evaluating;
+    }
     const waitMs = (this.cfg.minIntervalMs ?? 5000) - (nowMs - this.lastEvalMs);
     if (waitMs > 0) {
       if (!this.trailing) {
@@ -226,10 +238,22 @@ export class CapWatch {
       return;
     }
     this.lastEvalMs = nowMs;
+    const run = (async () => {
+      try {
+        await this.evaluate();
+      } catch (e) {
+        this.log.warn({ err: (e as Error).message }, 'cap watch evaluation failed; the next batch tries again');
+      }
+    })();
+    this.evaluating = run;
     try {
-      await this.evaluate();
-    } catch (e) {
-      this.log.warn({ err: (e as Error).message }, 'cap watch evaluation failed; the next batch tries again');
+      await run;
+    } finally {
+      this.evaluating = undefined;
+    }
+    if (this.again) {
+      this.again = false;
+      await this.maybeEvaluate();
     }
   }
 
