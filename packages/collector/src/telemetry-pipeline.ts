@@ -582,12 +582,6 @@ export class TelemetryPipeline implements OnApplicationBootstrap, OnApplicationS
   }
 
   /**
-   * First frame of a host since this collector started (a restart, or a partition taken over): seed the
-   * aligner with the host's checkpoint, so the interval spanning the restart is attributed, not lost.
-   * A checkpoint older than what is already stored for that boot (a crash between the interval write and
-   * the checkpoint save) is not used: it would attribute stored intervals a second time.
-   */
-  /**
    * The hosts of a batch this collector has not resumed yet (by message key, which the gateway sets to the
    * host id), looked up together: checkpoints and stored floors in two queries (Store.resumeState), the
    * learners' saved states in one (LearnerStatePersistence.prefetch), instead of four round trips per host
@@ -610,6 +604,12 @@ export class TelemetryPipeline implements OnApplicationBootstrap, OnApplicationS
     return list;
   }
 
+  /**
+   * First frame of a host since this collector started (a restart, or a partition taken over): seed the
+   * aligner with the host's checkpoint, so the interval spanning the restart is attributed, not lost.
+   * A checkpoint older than what is already stored for that boot (a crash between the interval write and
+   * the checkpoint save) is not used: it would attribute stored intervals a second time.
+   */
   private async resume(host: string): Promise<void> {
     const pre = this.resumeLookups.get(host);
     this.resumeLookups.delete(host);
