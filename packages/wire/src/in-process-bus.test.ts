@@ -55,7 +55,7 @@ test('a topic no group reads keeps its newest unreadRetentionBytes per partition
   assert.equal(bus.lag('t.unread', 'none'), 10, 'ten messages of 100 bytes kept');
   const dropped = log.entries.filter((e) => e.fields.topic === 't.unread');
   assert.equal(dropped.length, 1, 'logged once');
-  assert.equal(dropped[0]!.level, 'info');
+  assert.equal(dropped[0]!.level, 'warn');
   const got: number[] = [];
   const offsets: string[] = [];
   await bus.subscribe({ topic: 't.unread', groupId: 'late', fromBeginning: true, handler: async (ms) => void ms.forEach((m) => (got.push(m.value[0]!), offsets.push(m.offset))) });

@@ -7,7 +7,8 @@
  * `unreadRetentionBytes` per partition, so a group that subscribes later with fromBeginning still finds
  * them, and the process does not keep every message it ever sent (before 2026-12-07 it did: an embedded
  * collector's attribution topic grew by ≈ 17 kB per host-second of 50 VMs, forever). Dropping them is
- * logged once per topic. `hasReaders(topic)` says whether any group subscribed to a topic, so a producer
+ * a warning, once per topic (messages nobody read: dead letters, cap statuses, a library user's telemetry sent before
+ * its collector subscribed). `hasReaders(topic)` says whether any group subscribed to a topic, so a producer
  * may skip encoding messages nothing in the process can read (the collector does, for attributions).
  */
 import { partitionForKey, type Bus, type BusMessage, type BusMessageIn, type BusProducer, type BusSubscription, type SubscribeOptions } from './bus.js';
@@ -46,7 +47,7 @@ export interface InProcessBusOptions {
   lingerMs?: number;
   /**
    * Per partition of a topic that no consumer group has subscribed to: the newest messages kept, by the
-   * bytes of their values (older ones dropped, logged once per topic). Topics with a group keep everything
+   * bytes of their values (older ones dropped, a warning once per topic). Topics with a group keep everything
    * that group has not committed. Default 16 MiB.
    */
   unreadRetentionBytes?: number;
@@ -146,7 +147,7 @@ export class InProcessBus implements Bus {
     const before = this.unreadDropped.get(topic) ?? 0;
     this.unreadDropped.set(topic, before + drop);
     if (before === 0) {
-      this.log.info({ topic, retentionBytes: this.unreadRetentionBytes, partitions: this.partitions }, `in-process bus: no consumer group reads ${topic}; keeping its newest ${this.unreadRetentionBytes} bytes per partition, older messages dropped (a group that subscribes reads from the oldest kept)`);
+      this.log.warn({ topic, retentionBytes: this.unreadRetentionBytes, partitions: this.partitions }, `in-process bus: no consumer group reads ${topic}; keeping its newest ${this.unreadRetentionBytes} bytes per partition, older messages dropped (a group that subscribes reads from the oldest kept)`);
     }
   }
 
