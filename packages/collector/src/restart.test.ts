@@ -6,8 +6,8 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { InProcessBus, TOPICS, memoryLogger, partitionForKey, type Logger } from '@wattsplit/wire';
-import { ChdbStore, type HistoryQuery, type QueryFormat } from '@wattsplit/store';
+import { InProcessBus, TOPICS, WattsplitError, memoryLogger, partitionForKey, type Logger } from '@wattsplit/wire';
+import { ChdbStore, type HistoryQuery, type QueryFormat, type Store } from '@wattsplit/store';
 import { startEmbeddedCollector } from './embedded.js';
 import { createCollectorApp } from './collector-module.js';
 import { DelegatingStore } from './test-stores.js';
@@ -124,6 +124,64 @@ test('restart with many hosts: one batched lookup resumes them all (checkpoints,
     assert.deepEqual(rows.map((r) => [r.host, (r.seqs as unknown[]).map(Number)]), hosts.map((h) => [h.hostId, [2, 3, 4, 5, 6, 7]]), 'the intervals spanning the restarts attributed for every host');
     const restored = log.entries.filter((e) => /^restored pipeline\//.test(e.msg)).length;
     assert.ok(restored >= hosts.length, `the static power learner's state restored for every host (${restored} restores logged)`);
+  } finally {
+    await chdb.close();
+  }
+});
+
+/** A real store whose first `failures` resumeState calls throw, as a query to a server that is down does. */
+class ResumeOutageStore extends CountingStore {
+  constructor(
+    inner: Store,
+    private failures: number,
+  ) {
+    super(inner);
+  }
+  override resumeState(hs: readonly string[]) {
+    if (this.failures > 0) {
+      this.failures--;
+      this.calls.resumeState++;
+      return Promise.reject(new WattsplitError('STORE_UNAVAILABLE', 'injected: store down while resuming hosts', { retriable: true }));
+    }
+    return super.resumeState(hs);
+  }
+}
+
+test('restart with the store down while the hosts are looked up: the batch is redelivered, resumed then, nothing lost or counted twice', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'wattsplit-restart-down-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const hosts = Array.from({ length: 4 }, (_, i) => ({ ...HOST_A, hostId: `hv-d${i}` }));
+  const log = memoryLogger();
+  const runOnce = async (seqs: number[], failures: number): Promise<CountingStore> => {
+    const bus = new InProcessBus({ partitions: 1, logger: log });
+    const chdb = new ChdbStore({ dataDir: join(dir, 'db'), logger: log });
+    const store = new ResumeOutageStore(chdb, failures);
+    const app = await createCollectorApp({ bus, store, logger: log });
+    try {
+      assert.equal((await bus.producer().send(TOPICS.telemetry, seqs.flatMap((s) => hosts.map((h) => encoded(h, s))))).kind, 'ok');
+      await bus.idle();
+    } finally {
+      await app.close();
+      await chdb.close();
+      await bus.close();
+    }
+    return store;
+  };
+  await runOnce([1, 2, 3], 0);
+  const second = await runOnce([4, 5], 2);
+  assert.equal(second.calls.resumeState, 3, 'two failed lookups, then the one that answered');
+  assert.equal(second.calls.loadCheckpoint + second.calls.highestStoredSeq, 0, 'no host looked up alone');
+  assert.ok(log.entries.some((e) => e.level === 'warn' && /bus handler failed, will redeliver: injected: store down while resuming hosts/.test(e.msg)), 'the failure is logged where it happened');
+  for (const h of hosts) assert.ok(log.entries.some((e) => e.msg === `resumed ${h.hostId} from its checkpoint at seq 3`), h.hostId);
+  const chdb = new ChdbStore({ dataDir: join(dir, 'db'), logger: log });
+  try {
+    const rows = (await chdb.query(`SELECT host, count() AS n, groupUniqArray(seq) AS seqs, sum(dynamic_j + static_j) AS j FROM attributions FINAL WHERE host LIKE 'hv-d%' AND method = 'cpu_share' AND source = 'bmc_rest' GROUP BY host ORDER BY host`)).rows;
+    assert.equal(rows.length, hosts.length);
+    for (const r of rows) {
+      assert.deepEqual((r.seqs as unknown[]).map(Number).sort((a, b) => a - b), [2, 3, 4, 5], String(r.host));
+      // each 1 s interval once: the wall-side rest over 4 s
+      assert.ok(Math.abs(Number(r.j) - 4 * (HOST_A.bmcW - HOST_A.raplW - HOST_A.dramW - HOST_A.gpuW)) < 1e-6, `${String(r.host)}: ${String(r.j)} J`);
+    }
   } finally {
     await chdb.close();
   }
