@@ -238,16 +238,12 @@ export class CapWatch {
       return;
     }
     this.lastEvalMs = nowMs;
-    const run = (async () => {
-      try {
-        await this.evaluate();
-      } catch (e) {
-        this.log.warn({ err: (e as Error).message }, 'cap watch evaluation failed; the next batch tries again');
-      }
-    })();
-    this.evaluating = run;
+    this.evaluating = this.evaluate().then(
+      () => undefined,
+      (e: unknown) => this.log.warn({ err: (e as Error).message }, 'cap watch evaluation failed; the next batch tries again'),
+    );
     try {
-      await run;
+      await this.evaluating;
     } finally {
       this.evaluating = undefined;
     }

@@ -11,7 +11,7 @@ import { ChdbStore, type HistoryQuery, type QueryFormat, type Store } from '@wat
 import { startEmbeddedCollector } from './embedded.js';
 import { createCollectorApp } from './collector-module.js';
 import { DelegatingStore } from './test-stores.js';
-import { HOST_A, encoded } from './test-frames.js';
+import { HOST_A, encoded, type HostSpec } from './test-frames.js';
 
 async function run(dataDir: string, log: Logger, seqs: number[], before?: (c: Awaited<ReturnType<typeof startEmbeddedCollector>>) => Promise<void>): Promise<number[]> {
   const bus = new InProcessBus({ partitions: 2 });
@@ -78,28 +78,33 @@ class CountingStore extends DelegatingStore {
   }
 }
 
+/**
+ * One collector on the data directory `dir`/db with the store `wrap` makes of it, handed seq `seqs` of every host
+ * on a new in-process bus of `partitions`; returns that store once everything sent was handled and the app closed.
+ */
+async function collectorRun<S extends Store>(dir: string, log: Logger, partitions: number, hosts: readonly HostSpec[], seqs: readonly number[], wrap: (chdb: ChdbStore) => S): Promise<S> {
+  const bus = new InProcessBus({ partitions, logger: log });
+  const chdb = new ChdbStore({ dataDir: join(dir, 'db'), logger: log });
+  const store = wrap(chdb);
+  const app = await createCollectorApp({ bus, store, logger: log });
+  try {
+    assert.equal((await bus.producer().send(TOPICS.telemetry, seqs.flatMap((s) => hosts.map((h) => encoded(h, s))))).kind, 'ok');
+    await bus.idle();
+  } finally {
+    await app.close();
+    await chdb.close();
+    await bus.close();
+  }
+  return store;
+}
+
 test('restart with many hosts: one batched lookup resumes them all (checkpoints, stored floors, learner states), none is lost', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'wattsplit-restart-many-'));
   t.after(() => rmSync(dir, { recursive: true, force: true }));
   const hosts = Array.from({ length: 6 }, (_, i) => ({ ...HOST_A, hostId: `hv-m${i}` }));
   const log = memoryLogger();
-  const runOnce = async (seqs: number[]): Promise<CountingStore> => {
-    // three partitions: their handlers interleave, each with its hosts' lookup in flight
-    const bus = new InProcessBus({ partitions: 3 });
-    const chdb = new ChdbStore({ dataDir: join(dir, 'db'), logger: log });
-    const store = new CountingStore(chdb);
-    const app = await createCollectorApp({ bus, store, logger: log });
-    try {
-      const msgs = seqs.flatMap((s) => hosts.map((h) => encoded(h, s)));
-      assert.equal((await bus.producer().send(TOPICS.telemetry, msgs)).kind, 'ok');
-      await bus.idle();
-    } finally {
-      await app.close();
-      await chdb.close();
-      await bus.close();
-    }
-    return store;
-  };
+  // three partitions: their handlers interleave, each with its hosts' lookup in flight
+  const runOnce = (seqs: number[]) => collectorRun(dir, log, 3, hosts, seqs, (chdb) => new CountingStore(chdb));
   const partitionsUsed = new Set(hosts.map((h) => partitionForKey(h.hostId, 3))).size;
   assert.ok(partitionsUsed >= 2, 'the hosts spread over partitions');
   const first = await runOnce([1, 2, 3]);
@@ -152,21 +157,7 @@ test('restart with the store down while the hosts are looked up: the batch is re
   t.after(() => rmSync(dir, { recursive: true, force: true }));
   const hosts = Array.from({ length: 4 }, (_, i) => ({ ...HOST_A, hostId: `hv-d${i}` }));
   const log = memoryLogger();
-  const runOnce = async (seqs: number[], failures: number): Promise<CountingStore> => {
-    const bus = new InProcessBus({ partitions: 1, logger: log });
-    const chdb = new ChdbStore({ dataDir: join(dir, 'db'), logger: log });
-    const store = new ResumeOutageStore(chdb, failures);
-    const app = await createCollectorApp({ bus, store, logger: log });
-    try {
-      assert.equal((await bus.producer().send(TOPICS.telemetry, seqs.flatMap((s) => hosts.map((h) => encoded(h, s))))).kind, 'ok');
-      await bus.idle();
-    } finally {
-      await app.close();
-      await chdb.close();
-      await bus.close();
-    }
-    return store;
-  };
+  const runOnce = (seqs: number[], failures: number) => collectorRun(dir, log, 1, hosts, seqs, (chdb) => new ResumeOutageStore(chdb, failures));
   await runOnce([1, 2, 3], 0);
   const second = await runOnce([4, 5], 2);
   assert.equal(second.calls.resumeState, 3, 'two failed lookups, then the one that answered');

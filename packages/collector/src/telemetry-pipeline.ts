@@ -586,7 +586,7 @@ export class TelemetryPipeline implements OnApplicationBootstrap, OnApplicationS
    * host id), looked up together: checkpoints and stored floors in two queries (Store.resumeState), the
    * learners' saved states in one (LearnerStatePersistence.prefetch), instead of four round trips per host
    * when a collector starts or takes a partition over with hundreds of hosts. `resume` and `restoreOnce` use
-   * what was found; a host whose frame names another id than its key is looked up alone, as before. What a
+   * what was found; a host whose frame names another id than its key is looked up alone. What a
    * batch did not use is dropped at its end (the hosts returned; a partition's hosts are its own).
    */
   private async prefetchResume(messages: readonly BusMessage[]): Promise<readonly string[]> {
@@ -611,10 +611,11 @@ export class TelemetryPipeline implements OnApplicationBootstrap, OnApplicationS
    * the checkpoint save) is not used: it would attribute stored intervals a second time.
    */
   private async resume(host: string): Promise<void> {
-    const pre = this.resumeLookups.get(host);
+    // looked up with its batch, or (a frame whose host id is not its message key) on its own, the same way
+    const pre = this.resumeLookups.get(host) ?? (await this.store.resumeState([host])).get(host) ?? {};
     this.resumeLookups.delete(host);
-    const cp = pre ? pre.checkpoint : await this.store.loadCheckpoint(host);
-    const floor = pre ? pre.floor : await this.store.highestStoredSeq(host);
+    const cp = pre.checkpoint;
+    const floor = pre.floor;
     this.hosts.resumed(host, floor);
     if (!cp) return;
     if (floor && floor.seq > cp.seq) {
