@@ -14,7 +14,7 @@ import { memoryLogger } from '@wattsplit/wire';
 import { logLevel } from 'kafkajs';
 import { KafkaBrokerProcess, canStartOwnBroker } from './broker-process.js';
 import { waitFor } from './bus-contract-suite.js';
-import { kafkajsLogCreator, RETRIABLE_PROTOCOL_MESSAGES } from './kafkajs-log.js';
+import { kafkajsLogCreator, REJOIN_PROTOCOL_MESSAGES, RETRIABLE_PROTOCOL_MESSAGES } from './kafkajs-log.js';
 import { KafkaBus } from './kafkajs-bus.js';
 
 const require = createRequire(import.meta.url);
@@ -52,7 +52,33 @@ test('kafkajs log lines: a retriable error response is debug, a non-retriable on
   assert.equal(log.entries[0]!.fields.timestamp, undefined);
 });
 
-test('kafkajs on a freshly started broker: the gateway\'s producer and a consumer group log no error', { skip: !canStartOwnBroker() && 'cannot start an own broker (java or .cache/kafka missing)', timeout: 150_000 }, async (t) => {
+test('kafkajs log lines: a rebalance and a concurrent topic creation, which kafkajs handles itself, are not errors', () => {
+  assert.ok(REJOIN_PROTOCOL_MESSAGES.has(byType('REBALANCE_IN_PROGRESS').message));
+  assert.ok(REJOIN_PROTOCOL_MESSAGES.has(byType('UNKNOWN_MEMBER_ID').message));
+  assert.equal(REJOIN_PROTOCOL_MESSAGES.size, 3);
+  const log = memoryLogger();
+  const write = kafkajsLogCreator(log)();
+  const common = { broker: '127.0.0.1:9092', clientId: 'wattsplit', correlationId: 10, size: 10 };
+  const group = { groupId: 'wattsplit-collector', memberId: 'wattsplit-f3ad' };
+  // as collector-1 logged them when collector-2 joined the group (npm run fleet-demo, 2026-12-07)
+  write(entry(logLevel.ERROR, 'Response Heartbeat(key: 12, version: 3)', { ...common, error: byType('REBALANCE_IN_PROGRESS').message }));
+  write(entry(logLevel.WARN, 'The group is rebalancing, re-joining', { ...group, error: byType('REBALANCE_IN_PROGRESS').message }));
+  write(entry(logLevel.ERROR, 'Response CreateTopics(key: 19, version: 3)', { ...common, error: 'Topic creation errors' }));
+  write(entry(logLevel.ERROR, 'The coordinator is not aware of this member, re-joining the group', { ...group, error: byType('UNKNOWN_MEMBER_ID').message }));
+  write(entry(logLevel.ERROR, 'Response JoinGroup(key: 11, version: 5)', { ...common, error: byType('GROUP_AUTHORIZATION_FAILED').message }));
+  assert.deepEqual(log.entries.map((e) => [e.level, e.msg]), [
+    ['debug', 'kafkajs: Response Heartbeat(key: 12, version: 3)'],
+    ['info', 'kafkajs: The group is rebalancing, re-joining'],
+    ['debug', 'kafkajs: Response CreateTopics(key: 19, version: 3)'],
+    ['warn', 'kafkajs: The coordinator is not aware of this member, re-joining the group'],
+    ['error', 'kafkajs: Response JoinGroup(key: 11, version: 5)'],
+  ]);
+  assert.equal(log.entries[0]!.fields.handledBy, 'group rejoin');
+  assert.equal(log.entries[0]!.fields.error, byType('REBALANCE_IN_PROGRESS').message);
+  assert.equal(log.entries[2]!.fields.handledBy, 'admin client or bus');
+});
+
+test('kafkajs on a freshly started broker: the gateway\'s producer and a consumer group log no error, nor when a second member joins', { skip: !canStartOwnBroker() && 'cannot start an own broker (java or .cache/kafka missing)', timeout: 150_000 }, async (t) => {
   const broker = new KafkaBrokerProcess(`fresh-log-${randomUUID().slice(0, 6)}`);
   t.after(() => broker.stop(false));
   const addr = await broker.start();
@@ -72,9 +98,22 @@ test('kafkajs on a freshly started broker: the gateway\'s producer and a consume
   }
   assert.ok(sent, 'the message was acked');
   await waitFor(() => got.includes('host-1'), 60_000, 'the message consumed');
+  // A second member joins the group (a second collector): the first one's heartbeat is told the group is
+  // rebalancing and it re-joins. And two processes create one new topic at once: one is told it exists.
+  const log2 = memoryLogger();
+  const bus2 = new KafkaBus({ brokers: [addr], partitions: 2, sendTimeoutMs: 10_000, logger: log2 });
+  t.after(() => bus2.close());
+  await Promise.all([bus.ensureTopic('test.fresh.log.both', 2), bus2.ensureTopic('test.fresh.log.both', 2)]);
+  const got2: string[] = [];
+  const sub2 = await bus2.subscribe({ topic, groupId: 'g-fresh', handler: async (b) => void got2.push(...b.map((m) => m.key)) });
+  await waitFor(() => log.entries.some((e) => /rebalancing, re-joining/.test(e.msg)), 60_000, 'the first member re-joined the group');
+  for (let i = 0; i < 6; i++) assert.equal((await p.send(topic, [{ key: `host-${i + 2}`, value: new Uint8Array([i]) }])).kind, 'ok');
+  await waitFor(() => [...got, ...got2].filter((k) => k !== 'host-1').length >= 6, 60_000, 'the messages consumed by the two members');
+  await sub2.stop();
   await sub.stop();
-  const errors = log.entries.filter((e) => e.level === 'error');
-  assert.deepEqual(errors.map((e) => `${e.msg} ${JSON.stringify(e.fields.error ?? '')}`), [], 'no error-level line on a fresh broker');
+  const errors = [...log.entries, ...log2.entries].filter((e) => e.level === 'error');
+  assert.deepEqual(errors.map((e) => `${e.msg} ${JSON.stringify(e.fields.error ?? '')}`), [], 'no error-level line on a fresh broker, through a rebalance and a concurrent topic creation');
+  assert.equal(log.entries.find((e) => /rebalancing, re-joining/.test(e.msg))?.level, 'info');
   const retried = log.entries.filter((e) => e.fields.retriable === true).map((e) => e.fields.error);
   t.diagnostic(`retriable responses logged at debug: ${retried.length} (${[...new Set(retried)].join('; ') || 'none this time'})`);
 });

@@ -11,6 +11,16 @@
  * which logs and counts its own error with the topic and partition. Responses with non-retriable errors
  * keep the ERROR level. Which errors are retriable comes from kafkajs's own protocol error table (the same
  * flags its retrier reads); if that table cannot be loaded every response error stays at ERROR.
+ *
+ * Two more kinds of error responses are handled by kafkajs itself, not by a retry, and are debug too:
+ * - a consumer group's rebalance (REBALANCE_IN_PROGRESS, ILLEGAL_GENERATION, UNKNOWN_MEMBER_ID: a member
+ *   joined or left, e.g. a second collector started): the consumer re-joins the group, and says so in its own
+ *   line — "The group is rebalancing, re-joining", a normal event when the group changes, logged at info here;
+ *   "The coordinator is not aware of this member, re-joining the group" (the member was dropped, e.g. it
+ *   missed its session timeout) stays a warning;
+ * - CreateTopics ("Topic creation errors"): two processes creating a topic at once, one of them is told it
+ *   exists, which the admin client takes as done; any other failure reaches the bus, which logs its own
+ *   warning with the topic (KafkaBusBase.ensureTopicOrWarn).
  */
 import { createRequire } from 'node:module';
 import { logLevel as KafkaLogLevel, type LogEntry as KafkaLogEntry } from 'kafkajs';
@@ -29,6 +39,19 @@ function loadRetriable(): Set<string> {
   }
 }
 
+/** Messages of the protocol errors after which kafkajs's consumer re-joins its group (kafkajs/src/consumer/runner.js). */
+export const REJOIN_PROTOCOL_MESSAGES: ReadonlySet<string> = loadMessages(['REBALANCE_IN_PROGRESS', 'ILLEGAL_GENERATION', 'UNKNOWN_MEMBER_ID']);
+
+function loadMessages(types: readonly string[]): Set<string> {
+  try {
+    const require = createRequire(import.meta.url);
+    const table = (require('kafkajs/src/protocol/error.js') as { errorCodes?: { type?: string; message?: string }[] }).errorCodes ?? [];
+    return new Set(table.filter((e) => types.includes(e.type ?? '') && typeof e.message === 'string').map((e) => e.message!));
+  } catch {
+    return new Set();
+  }
+}
+
 /** kafkajs `logCreator` writing into `log`. */
 export function kafkajsLogCreator(log: Logger) {
   return () =>
@@ -41,11 +64,18 @@ export function kafkajsLogCreator(log: Logger) {
         case KafkaLogLevel.ERROR:
           if (message.startsWith('Response ') && typeof rec.error === 'string' && RETRIABLE_PROTOCOL_MESSAGES.has(rec.error)) {
             log.debug({ ...rec, retriable: true }, `kafkajs: ${message}`);
+          } else if (message.startsWith('Response ') && typeof rec.error === 'string' && REJOIN_PROTOCOL_MESSAGES.has(rec.error)) {
+            log.debug({ ...rec, handledBy: 'group rejoin' }, `kafkajs: ${message}`);
+          } else if (message.startsWith('Response CreateTopics(')) {
+            log.debug({ ...rec, handledBy: 'admin client or bus' }, `kafkajs: ${message}`);
+          } else if (message.startsWith('The coordinator is not aware of this member')) {
+            log.warn(rec, `kafkajs: ${message}`);
           } else log.error(rec, `kafkajs: ${message}`);
           break;
         case KafkaLogLevel.WARN:
           // Retries are bounded on purpose (send() must be able to answer "retryable").
           if (message.startsWith('Limiting retries for the idempotent producer')) log.debug(rec, `kafkajs: ${message}`);
+          else if (message.startsWith('The group is rebalancing, re-joining')) log.info(rec, `kafkajs: ${message}`);
           else log.warn(rec, `kafkajs: ${message}`);
           break;
         case KafkaLogLevel.INFO:
