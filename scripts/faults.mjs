@@ -562,6 +562,27 @@ experiment('kafka_broker_restart', 'broker stopped and restarted with its data: 
   await x.run(6000);
 }, { servers: true });
 
+experiment('collector_starts_while_kafka_down', 'collector restarted while the broker is down: it stays up (HTTP API, /healthz consuming: false) and retries, subscribes once the broker is back, nothing lost (before 2026-12-07 it printed the error and hung)', async (x) => {
+  await x.run(3000);
+  await x.cl.collector.stop('SIGTERM');
+  await x.cl.stopKafka();
+  await x.cl.startCollector(); // returns once /healthz answers: the HTTP API is up without the broker
+  x.metricsReset();
+  await x.run(6000);
+  const health = async () => (await fetch(`http://127.0.0.1:${x.cl.collectorPort}/healthz`, { signal: AbortSignal.timeout(2000) })).json();
+  const down = await health();
+  if (!x.cl.collector.alive) x.fail('the collector exited while the broker was down');
+  if (down.consuming !== false) x.fail(`/healthz said consuming ${JSON.stringify(down.consuming)} with the broker down`);
+  if (!/cannot consume wattsplit\.telemetry\.v1 .*retrying in/.test(x.cl.collector.log())) x.fail('no warning that the collector cannot consume and retries');
+  await x.cl.startKafka();
+  const t = Date.now();
+  let up;
+  while (Date.now() - t < 60000 && !(up = await health().catch(() => undefined))?.consuming) await x.run(1000);
+  if (!up?.consuming) x.fail('the collector did not subscribe within 60 s of the broker coming back');
+  else x.note(`consuming ${((Date.now() - t) / 1000).toFixed(1)} s after the broker was started`);
+  await x.run(4000);
+}, { servers: true });
+
 experiment('clickhouse_restart_15s', 'ClickHouse down 15 s (data kept): backlog waits in Kafka, stored once, rollups once', async (x) => {
   await x.run(3000);
   const t = Date.now();

@@ -61,7 +61,8 @@ export class HealthController {
   health(): Record<string, unknown> {
     const base = { status: 'ok', store: this.store.backend, methods: this.methods.map((m) => m.name) };
     if (!this.pipeline) return { ...base, mode: 'serve' };
-    return { ...base, mode: 'collector', ...this.pipeline.stats, lagSeconds: this.pipeline.metrics.lagSeconds() };
+    // consuming: false while the bus cannot be reached (the collector retries subscribing; TelemetryPipeline.start)
+    return { ...base, mode: 'collector', consuming: this.pipeline.consuming, ...this.pipeline.stats, lagSeconds: this.pipeline.metrics.lagSeconds() };
   }
 }
 

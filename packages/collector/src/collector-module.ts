@@ -111,7 +111,13 @@ export async function createCollectorApp(config: CollectorConfig): Promise<Colle
     return { app, pipeline: app.get(TelemetryPipeline), training: config.models ? app.get(TrainingService) : undefined, url, close: () => app.close() };
   }
   const app = await NestFactory.createApplicationContext(mod, { logger, abortOnError: false });
-  await app.init();
+  try {
+    await app.init();
+  } catch (e) {
+    // what started before the failure (the training worker, the pipeline's producer) must not keep the process alive
+    await app.close().catch(() => undefined);
+    throw e;
+  }
   return { app, pipeline: app.get(TelemetryPipeline), training: config.models ? app.get(TrainingService) : undefined, url: undefined, close: () => app.close() };
 }
 
@@ -121,7 +127,13 @@ export async function listenHttp(mod: DynamicModule, http: CollectorHttpConfig, 
   const httpsOptions = tls ? { cert: tls.cert, key: tls.key, minVersion: 'TLSv1.2' as const, ciphers: COLLECTOR_TLS_CIPHERS, honorCipherOrder: true } : undefined;
   const app = await NestFactory.create(mod, { logger: new NestLoggerAdapter(log0), abortOnError: false, ...(httpsOptions ? { httpsOptions } : {}) });
   const host = http.host ?? '127.0.0.1';
-  await app.listen(http.port, host);
+  try {
+    await app.listen(http.port, host);
+  } catch (e) {
+    // a failed start (the port taken, a module's bootstrap refused) closes what it had started
+    await app.close().catch(() => undefined);
+    throw e;
+  }
   const addr = (app.getHttpServer() as Server).address();
   const scheme = tls ? 'https' : 'http';
   const url = addr && typeof addr === 'object' ? `${scheme}://${addr.address.includes(':') ? `[${addr.address}]` : addr.address}:${addr.port}` : undefined;

@@ -40,6 +40,7 @@ import {
   EnergyUnit,
   TOPICS,
   WattsplitError,
+  backoffMs,
   decodeFrame,
   normaliseError,
   type Bus,
@@ -71,6 +72,14 @@ export const DLQ_HEADERS = {
 } as const;
 
 const ZERO_WATTS: Record<SourceName, number> = { rapl: 0, gpu: 0, bmc_rest: 0 };
+
+/** A start retrying its subscribe: the next attempt's timer, the attempt running, attempts made. */
+interface Subscribing {
+  timer: NodeJS.Timeout | undefined;
+  attempt: Promise<void> | undefined;
+  stopped: boolean;
+  attempts: number;
+}
 
 export interface PipelineStats {
   framesAccepted: number;
@@ -109,6 +118,8 @@ export class TelemetryPipeline implements OnApplicationBootstrap, OnApplicationS
   private publishingAttributions = true;
   private readonly log: Logger;
   private sub: BusSubscription | undefined;
+  /** A start whose subscribe failed and is being retried (start). */
+  private subscribing: Subscribing | undefined;
   /**
    * Each partition's last batch, performance.now() ms: `start`, when its handler was let go by `linger`
    * (or, without a linger before it, when its processing began), so that the bus's offset commit and
@@ -219,9 +230,35 @@ export class TelemetryPipeline implements OnApplicationBootstrap, OnApplicationS
   }
 
   /** Subscribes to TOPICS.telemetry (idempotent). */
+  /**
+   * Subscribes to TOPICS.telemetry (idempotent). When the bus cannot be reached (Kafka down or not up yet:
+   * a retriable error), the collector does not exit or hang: it logs what failed and keeps trying in the
+   * background (1 s, doubling to 30 s), its HTTP API and /metrics up meanwhile (`consuming` false, shown on
+   * /healthz); the frames wait in Kafka and at the agents. A refusal for good (authentication, a bad
+   * setting) at the first attempt rejects: the process exits with the reason.
+   */
   async start(): Promise<void> {
-    if (this.sub) return;
-    this.sub = await this.bus.subscribe({
+    if (this.sub || this.subscribing) return;
+    try {
+      this.sub = await this.subscribeOnce();
+    } catch (e) {
+      const err = normaliseError(e, 'TRANSPORT_UNAVAILABLE');
+      if (!err.retriable) throw err;
+      const state: Subscribing = { timer: undefined, attempt: undefined, stopped: false, attempts: 1 };
+      this.subscribing = state;
+      this.retrySubscribe(state, err);
+      return;
+    }
+    this.logConsuming();
+  }
+
+  /** Whether the pipeline is subscribed to the telemetry topic (false while a start retries, and after stop). */
+  get consuming(): boolean {
+    return this.sub !== undefined;
+  }
+
+  private subscribeOnce(): Promise<BusSubscription> {
+    return this.bus.subscribe({
       topic: TOPICS.telemetry,
       groupId: this.groupId,
       fromBeginning: true,
@@ -232,11 +269,50 @@ export class TelemetryPipeline implements OnApplicationBootstrap, OnApplicationS
         await this.linger(partition);
       },
     });
-    this.log.info({ topic: TOPICS.telemetry, groupId: this.groupId, methods: this.methods.map((m) => m.name) }, 'collector consuming telemetry');
+  }
+
+  /** The next subscribe attempt after `err`, with back-off; logged each time (a warning; an error if refused for good). */
+  private retrySubscribe(state: Subscribing, err: WattsplitError): void {
+    const wait = backoffMs(state.attempts - 1, 1000, 30_000);
+    const fields = { topic: TOPICS.telemetry, groupId: this.groupId, code: err.code, attempts: state.attempts, retryInMs: Math.round(wait) };
+    const what = `cannot consume ${TOPICS.telemetry} (${err.message}); retrying in ${(wait / 1000).toFixed(1)} s. The collector stays up (HTTP API, /metrics); frames wait in Kafka and at the agents`;
+    if (err.retriable) this.log.warn(fields, what);
+    else this.log.error(fields, `${what} (refused for good: fix the bus configuration)`);
+    state.timer = setTimeout(() => {
+      state.timer = undefined;
+      if (state.stopped) return;
+      state.attempt = this.subscribeOnce().then(
+        async (sub) => {
+          if (state.stopped) {
+            await sub.stop();
+            return;
+          }
+          this.sub = sub;
+          this.subscribing = undefined;
+          this.logConsuming(state.attempts + 1);
+        },
+        (e: unknown) => {
+          if (state.stopped) return;
+          state.attempts++;
+          this.retrySubscribe(state, normaliseError(e, 'TRANSPORT_UNAVAILABLE'));
+        },
+      );
+    }, wait);
+  }
+
+  private logConsuming(attempts = 1): void {
+    this.log.info({ topic: TOPICS.telemetry, groupId: this.groupId, methods: this.methods.map((m) => m.name), ...(attempts > 1 ? { attempts } : {}) }, attempts > 1 ? `collector consuming telemetry (subscribed at attempt ${attempts})` : 'collector consuming telemetry');
   }
 
   /** Stops consuming once the in-flight batch settled (its offsets committed or not). */
   async stop(): Promise<void> {
+    const retrying = this.subscribing;
+    this.subscribing = undefined;
+    if (retrying) {
+      retrying.stopped = true;
+      if (retrying.timer) clearTimeout(retrying.timer);
+      await retrying.attempt?.catch(() => undefined);
+    }
     const s = this.sub;
     this.sub = undefined;
     for (const wake of [...this.lingering]) wake();

@@ -168,8 +168,19 @@ export async function run(argv: string[]): Promise<number> {
   const { logger, http, training, values, policy, group, capWatch } = s;
   const bus = kafkaBusFromEnv(strFlag(values, 'brokers', ''), logger);
   const storeWrites = { maxInFlight: intFlag(values, 'store-in-flight', 1, 1, 16), minIntervalMs: intFlag(values, 'store-min-interval-ms', bus.storeWriteIntervalMs, 0, 60_000), linger: values['no-store-linger'] !== true };
-  const store = await openStore(values, { logger });
-  const app = await createCollectorApp({ bus, store, policy, storeWrites, logger, http, models: { training }, ...(group ? { groupId: group } : {}), ...(capWatch ? { capWatch } : {}) });
+  const store = await openStore(values, { logger }).catch(async (e: unknown) => {
+    await bus.close().catch(() => undefined);
+    throw e;
+  });
+  let app: Awaited<ReturnType<typeof createCollectorApp>>;
+  try {
+    app = await createCollectorApp({ bus, store, policy, storeWrites, logger, http, models: { training }, ...(group ? { groupId: group } : {}), ...(capWatch ? { capWatch } : {}) });
+  } catch (e) {
+    // a start that failed exits with its reason: nothing it opened may keep the process alive
+    await store.close().catch(() => undefined);
+    await bus.close().catch(() => undefined);
+    throw e;
+  }
   logger.info({ url: app.url, methods: app.pipeline.methods.map((m) => m.name), training: training.enabled ? `every ${training.checkIntervalS} s` : 'off (apply only)' }, 'collector running');
   await untilSignal();
   await app.close();
