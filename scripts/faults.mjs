@@ -562,6 +562,29 @@ experiment('kafka_broker_restart', 'broker stopped and restarted with its data: 
   await x.run(6000);
 }, { servers: true });
 
+experiment('agent_starts_while_gateway_down', 'an agent (re)started while the gateway is down spools from its first frame and delivers once the gateway is back: nothing lost, no agent dies', async (x) => {
+  await x.run(3000);
+  await x.agent(0).stop('SIGTERM');
+  await x.cl.gateway.stop('SIGTERM');
+  x.restartAgent(0);
+  await x.run(6000);
+  await x.cl.startGateway();
+  x.gatewayRestarted = true;
+  await x.run(5000);
+}, { servers: true });
+
+experiment('gateway_starts_while_kafka_down', 'the gateway (re)started while the broker is down listens, answers RETRY (agents spool), and produces once the broker is back: nothing lost, nothing dies', async (x) => {
+  await x.run(3000);
+  await x.cl.gateway.stop('SIGTERM');
+  await x.cl.stopKafka();
+  await x.cl.startGateway(); // returns once it logs "gateway listening"
+  x.gatewayRestarted = true;
+  await x.run(6000);
+  if (!x.cl.gateway.alive) x.fail('the gateway exited while the broker was down');
+  await x.cl.startKafka();
+  await x.run(8000);
+}, { servers: true });
+
 experiment('collector_starts_while_kafka_down', 'collector restarted while the broker is down: it stays up (HTTP API, /healthz consuming: false) and retries, subscribes once the broker is back, nothing lost (before 2026-12-07 it printed the error and hung)', async (x) => {
   await x.run(3000);
   await x.cl.collector.stop('SIGTERM');
