@@ -66,8 +66,9 @@ export abstract class KafkaBusBase implements Bus {
   }
 
   /** ensureTopic, but a failure is only logged: the broker may still create the topic on first use. */
-  protected async ensureTopicOrWarn(topic: string, log: Logger = this.log): Promise<void> {
-    await this.ensureTopic(topic).catch((e: unknown) => log.warn({ topic, err: kafkaError(e, 'createTopics').message }, 'could not create topic; relying on broker auto-creation'));
+  /** `log`, when given, already names the topic (a subscription's child logger); otherwise the topic is added. */
+  protected async ensureTopicOrWarn(topic: string, log?: Logger): Promise<void> {
+    await this.ensureTopic(topic).catch((e: unknown) => (log ?? this.log.child({ topic })).warn({ err: kafkaError(e, 'createTopics').message }, 'could not create topic; relying on broker auto-creation'));
   }
 
   protected assertOpen(): void {
