@@ -78,6 +78,39 @@ test('kafkajs log lines: a rebalance and a concurrent topic creation, which kafk
   assert.equal(log.entries[2]!.fields.handledBy, 'admin client or bus');
 });
 
+test('kafkajs log lines: one kind of warn or error line at most once per window while a broker is down, the repeats counted', () => {
+  const log = memoryLogger();
+  let t = 1_000_000;
+  const write = kafkajsLogCreator(log, { repeatWindowMs: 30_000, now: () => t })();
+  const refused = (port: number) => entry(logLevel.ERROR, `Connection error: connect ECONNREFUSED 127.0.0.1:${port}`, { broker: `127.0.0.1:${port}`, clientId: 'wattsplit' });
+  const seed = (n: number) => entry(logLevel.ERROR, 'Failed to connect to seed broker, trying another broker from the list: Connection error: connect ECONNREFUSED 127.0.0.1:9092', { retryCount: n, retryTime: 300 * n });
+  // 45 s of a broker down, as a gateway's client logs it: every attempt twice (about nine lines a second)
+  for (let i = 0; i < 200; i++) {
+    write(refused(9092));
+    write(seed(i % 7));
+    t += 225;
+  }
+  write(refused(9093)); // another broker: its own kind
+  const at = (lvl: string) => log.entries.filter((e) => e.level === lvl);
+  assert.deepEqual(at('error').map((e) => [e.msg, e.fields.repeated]), [
+    ['kafkajs: Connection error: connect ECONNREFUSED 127.0.0.1:9092', undefined],
+    ['kafkajs: Failed to connect to seed broker, trying another broker from the list: Connection error: connect ECONNREFUSED 127.0.0.1:9092', undefined],
+    ['kafkajs: Connection error: connect ECONNREFUSED 127.0.0.1:9092', 133],
+    ['kafkajs: Failed to connect to seed broker, trying another broker from the list: Connection error: connect ECONNREFUSED 127.0.0.1:9092', 133],
+    ['kafkajs: Connection error: connect ECONNREFUSED 127.0.0.1:9093', undefined],
+  ]);
+  assert.equal(at('debug').length, 401 - 5, 'every line held back is still written, at debug');
+  assert.ok(at('debug').every((e) => e.fields.heldBack === true));
+  // a quiet window later the same kind is written at once again, with nothing held back
+  t += 60_000;
+  write(refused(9092));
+  assert.equal(at('error').length, 6);
+  assert.equal(at('error')[5]!.fields.repeated, 65, 'the repeats held back since the last line written (seconds 30-45 of the outage)');
+  // warn lines are gated the same way; a rebalance (info) is never held back
+  for (let i = 0; i < 3; i++) write(entry(logLevel.WARN, 'The group is rebalancing, re-joining', { groupId: 'g' }));
+  assert.equal(at('info').length, 3);
+});
+
 test('kafkajs on a freshly started broker: the gateway\'s producer and a consumer group log no error, nor when a second member joins', { skip: !canStartOwnBroker() && 'cannot start an own broker (java or .cache/kafka missing)', timeout: 150_000 }, async (t) => {
   const broker = new KafkaBrokerProcess(`fresh-log-${randomUUID().slice(0, 6)}`);
   t.after(() => broker.stop(false));

@@ -21,6 +21,13 @@
  * - CreateTopics ("Topic creation errors"): two processes creating a topic at once, one of them is told it
  *   exists, which the admin client takes as done; any other failure reaches the bus, which logs its own
  *   warning with the topic (KafkaBusBase.ensureTopicOrWarn).
+ *
+ * Repeats are gated: while a broker is down kafkajs logs every failed connection attempt of every client
+ * (producer, consumer, admin) at ERROR — about nine lines a second from a gateway (run with `kafka_down_45s`,
+ * 2026-12-07: 395 error lines in 45 s). A warn or error line is written once per `repeatWindowMs` (30 s) for each
+ * kind of line (its message with the numbers blanked, and its broker); the repeats in between go to debug, and the
+ * next line written after the window says how many were held back (`repeated`). A new kind of line, or the same
+ * after a quiet window, is written at once.
  */
 import { createRequire } from 'node:module';
 import { logLevel as KafkaLogLevel, type LogEntry as KafkaLogEntry } from 'kafkajs';
@@ -52,14 +59,40 @@ function loadMessages(types: readonly string[]): Set<string> {
   }
 }
 
-/** kafkajs `logCreator` writing into `log`. */
-export function kafkajsLogCreator(log: Logger) {
+/** How often one kind of kafkajs warn or error line is written (kafkajsLogCreator's `repeatWindowMs`). */
+export const KAFKAJS_REPEAT_WINDOW_MS = 30_000;
+
+/**
+ * kafkajs `logCreator` writing into `log`. Warn and error lines of one kind (the message with its numbers blanked,
+ * and the broker) are written at most once per `repeatWindowMs`; the others go to debug, and the next one written
+ * carries `repeated`: how many were held back since the last.
+ */
+export function kafkajsLogCreator(log: Logger, opts: { repeatWindowMs?: number; now?: () => number } = {}) {
+  const windowMs = opts.repeatWindowMs ?? KAFKAJS_REPEAT_WINDOW_MS;
+  const now = opts.now ?? Date.now;
+  /** Per kind of line: when one was last written, and how many were held back since. */
+  const kinds = new Map<string, { at: number; held: number }>();
+  const gate = (message: string, rec: Record<string, unknown>, write: (rec: Record<string, unknown>) => void): void => {
+    const key = `${message.replace(/\d+/g, '#')}\u0000${typeof rec.broker === 'string' ? rec.broker : ''}`;
+    const t = now();
+    const k = kinds.get(key);
+    if (k && t - k.at < windowMs) {
+      k.held++;
+      log.debug({ ...rec, heldBack: true }, `kafkajs: ${message}`);
+      return;
+    }
+    write(k && k.held > 0 ? { ...rec, repeated: k.held } : rec);
+    kinds.set(key, { at: t, held: 0 });
+    if (kinds.size > 1000) kinds.delete(kinds.keys().next().value as string); // bounded: oldest kind first
+  };
   return () =>
     ({ level, label, log: entry }: KafkaLogEntry): void => {
       const { message, ...fields } = entry;
       const rec = { ...fields, kafkajs: label } as Record<string, unknown>;
       delete rec.timestamp;
       delete rec.logger;
+      const error = (r: Record<string, unknown>): void => log.error(r, `kafkajs: ${message}`);
+      const warn = (r: Record<string, unknown>): void => log.warn(r, `kafkajs: ${message}`);
       switch (level) {
         case KafkaLogLevel.ERROR:
           if (message.startsWith('Response ') && typeof rec.error === 'string' && RETRIABLE_PROTOCOL_MESSAGES.has(rec.error)) {
@@ -69,14 +102,14 @@ export function kafkajsLogCreator(log: Logger) {
           } else if (message.startsWith('Response CreateTopics(')) {
             log.debug({ ...rec, handledBy: 'admin client or bus' }, `kafkajs: ${message}`);
           } else if (message.startsWith('The coordinator is not aware of this member')) {
-            log.warn(rec, `kafkajs: ${message}`);
-          } else log.error(rec, `kafkajs: ${message}`);
+            gate(message, rec, warn);
+          } else gate(message, rec, error);
           break;
         case KafkaLogLevel.WARN:
           // Retries are bounded on purpose (send() must be able to answer "retryable").
           if (message.startsWith('Limiting retries for the idempotent producer')) log.debug(rec, `kafkajs: ${message}`);
           else if (message.startsWith('The group is rebalancing, re-joining')) log.info(rec, `kafkajs: ${message}`);
-          else log.warn(rec, `kafkajs: ${message}`);
+          else gate(message, rec, warn);
           break;
         case KafkaLogLevel.INFO:
         case KafkaLogLevel.DEBUG:
