@@ -7,7 +7,8 @@
  */
 import { readFileSync } from 'node:fs';
 import { ApiTokens, createCollectorApp, validateCollectorHttpConfig, type CollectorHttpConfig, type CollectorTrainingConfig } from '@wattsplit/collector';
-import { WattsplitError, isWattsplitError, type Logger } from '@wattsplit/wire';
+import { WattsplitError, backoffMs, isWattsplitError, type Logger } from '@wattsplit/wire';
+import type { Store } from '@wattsplit/store';
 import { intFlag, numFlag, parse, strFlag, timeFlagNs, type Values } from '../args.js';
 import { capWatchFromFile } from '../cap-watch-config.js';
 import { kafkaBusFromEnv, untilSignal } from '../fleet-bus.js';
@@ -168,10 +169,18 @@ export async function run(argv: string[]): Promise<number> {
   const { logger, http, training, values, policy, group, capWatch } = s;
   const bus = kafkaBusFromEnv(strFlag(values, 'brokers', ''), logger);
   const storeWrites = { maxInFlight: intFlag(values, 'store-in-flight', 1, 1, 16), minIntervalMs: intFlag(values, 'store-min-interval-ms', bus.storeWriteIntervalMs, 0, 60_000), linger: values['no-store-linger'] !== true };
-  const store = await openStore(values, { logger }).catch(async (e: unknown) => {
+  const stopped = untilSignal(); // from here on SIGINT/SIGTERM end the command (also while waiting for the store)
+  let store: Store | undefined;
+  try {
+    store = await openStoreWhenReady(values, logger, stopped);
+  } catch (e) {
     await bus.close().catch(() => undefined);
     throw e;
-  });
+  }
+  if (!store) {
+    await bus.close();
+    return 0;
+  }
   let app: Awaited<ReturnType<typeof createCollectorApp>>;
   try {
     app = await createCollectorApp({ bus, store, policy, storeWrites, logger, http, models: { training }, ...(group ? { groupId: group } : {}), ...(capWatch ? { capWatch } : {}) });
@@ -182,9 +191,44 @@ export async function run(argv: string[]): Promise<number> {
     throw e;
   }
   logger.info({ url: app.url, methods: app.pipeline.methods.map((m) => m.name), training: training.enabled ? `every ${training.checkIntervalS} s` : 'off (apply only)' }, 'collector running');
-  await untilSignal();
+  await stopped;
   await app.close();
   await store.close();
   await bus.close();
   return 0;
+}
+
+/**
+ * The store, once it answers. A ClickHouse server that cannot be reached when the collector starts (down, or not
+ * up yet: STORE_UNAVAILABLE, retriable) is tried again, 1 s doubling to 30 s, with a warning each time, as the bus is
+ * (TelemetryPipeline.start); nothing is consumed meanwhile (the frames wait in Kafka). Anything else (a refused
+ * login, a bad setting, a locked data directory) fails the start with its reason. Undefined when `stopped` (a
+ * signal) came first.
+ */
+async function openStoreWhenReady(values: Values, logger: Logger, stopped: Promise<string>): Promise<Store | undefined> {
+  let got: string | undefined;
+  void stopped.then((s) => void (got = s));
+  const signal = (): string | undefined => got; // read through a call: the signal arrives during the awaits
+  for (let attempt = 1; ; attempt++) {
+    try {
+      const store = await openStore(values, { logger });
+      if (attempt > 1) logger.info({ attempts: attempt }, `store answered at attempt ${attempt}`);
+      if (signal() !== undefined) {
+        await store.close();
+        return undefined;
+      }
+      return store;
+    } catch (e) {
+      if (!isWattsplitError(e, 'STORE_UNAVAILABLE') || !e.retriable || signal() !== undefined) throw e;
+      const wait = backoffMs(attempt - 1, 1000, 30_000);
+      logger.warn({ code: e.code, attempts: attempt, retryInMs: Math.round(wait) }, `cannot open the store (${e.message}); retrying in ${(wait / 1000).toFixed(1)} s. Nothing is consumed until it answers: the frames wait in Kafka`);
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([new Promise<void>((r) => (timer = setTimeout(r, wait))), stopped]);
+      clearTimeout(timer);
+      if (signal() !== undefined) {
+        logger.info({ signal: signal() }, `stopped (${signal() ?? ''}) before the store answered`);
+        return undefined;
+      }
+    }
+  }
 }
