@@ -83,6 +83,22 @@ test('producer retryable/failed → RETRY with retry_after_ms, nothing produced;
   assert.equal(gw.stats().acks.retry, 2);
 });
 
+test('a broker down for many batches: one warning per kind and code per 30 s, the other RETRY acks at debug', async (t) => {
+  const { producer, open, logger } = await setup(t);
+  const s = open();
+  for (let i = 0; i < 6; i++) producer.script.push(retryable(new WattsplitError('TRANSPORT_UNAVAILABLE', 'kafka send to wattsplit.telemetry.v1 (1 messages): Connection error: connect ECONNREFUSED 127.0.0.1:9092', { retriable: true }), 10));
+  producer.script.push(failed(new WattsplitError('TRANSPORT_TIMEOUT', 'request timed out')));
+  for (let i = 0; i < 7; i++) assert.equal((await s.send({ batchId: 100 + i, frames: [frame('hv-9', 100 + i)] })).status, AckStatus.ACK_STATUS_RETRY, 'every batch is still acked RETRY');
+  const lines = logger.entries.filter((e) => /batch acked RETRY/.test(e.msg));
+  assert.deepEqual(lines.map((e) => [e.level, e.fields.code]), [
+    ['warn', 'TRANSPORT_UNAVAILABLE'],
+    ...Array.from({ length: 5 }, () => ['debug', 'TRANSPORT_UNAVAILABLE']),
+    ['warn', 'TRANSPORT_TIMEOUT'],
+  ]);
+  assert.equal(lines[0]!.fields.peer !== undefined && lines[0]!.fields.batchId, 100, 'the warning says which batch and peer');
+  assert.ok(lines.slice(1, 6).every((e) => e.fields.heldBack === true));
+});
+
 test('a producer that throws is treated as retryable, not as a crash', async (t) => {
   const bus = new InProcessBus();
   const throwing: BusProducer = { send: () => Promise.reject(new Error('socket hang up')), close: () => Promise.resolve() };

@@ -28,6 +28,7 @@ import {
   encodeFrame,
   normaliseError,
   silentLogger,
+  RepeatGate,
   validateFrame,
   type BusMessageIn,
   type BusProducer,
@@ -159,6 +160,8 @@ export class IngestPipeline {
   private readonly history: HostHistory;
   private readonly failedRetryAfterMs: number;
   private readonly log: Logger;
+  /** Batches acked RETRY because the bus could not take them: logged once per kind and code per 30 s. */
+  private readonly produceFailures = new RepeatGate(30_000);
   private readonly nowMs: () => number;
   /** Called with every producer result (the server derives the producer's readiness from it). */
   onProduce: ((r: TransportResult) => void) | undefined;
@@ -319,7 +322,13 @@ export class IngestPipeline {
     if (out.stop) {
       const result = out.stop;
       const after = result.kind === 'retryable' ? Math.max(1, Math.round(result.afterMs)) : this.failedRetryAfterMs;
-      this.log.warn({ code: result.error.code, batchId, frames: planned.length, produced: producedFrames, retryAfterMs: after, peer: input.peer }, `bus produce ${result.kind}: ${result.error.message}; batch acked RETRY`);
+      // While the broker is down every agent's every batch lands here (a thousand agents: a thousand lines a
+      // second): one warning per kind and error code per 30 s, the rest at debug and counted in the next warning.
+      const fields = { code: result.error.code, batchId, frames: planned.length, produced: producedFrames, retryAfterMs: after, peer: input.peer };
+      const g = this.produceFailures.pass(`${result.kind}\u0000${result.error.code}`);
+      const line = `bus produce ${result.kind}: ${result.error.message}; batch acked RETRY`;
+      if (!g.write) this.log.debug({ ...fields, heldBack: true }, line);
+      else this.log.warn(g.repeated > 0 ? { ...fields, repeated: g.repeated } : fields, line);
       return this.ack({
         batchId,
         status: status.ACK_STATUS_RETRY,

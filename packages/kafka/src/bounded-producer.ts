@@ -5,7 +5,7 @@
  * client's throw into a TransportResult with one log line. Both KafkaBus (kafkajs) and
  * PlatformaticKafkaBus use it, so the two clients behave the same towards the gateway.
  */
-import { OK, WattsplitError, failed, retryable, type BusMessageIn, type BusProducer, type Logger, type TransportResult } from '@wattsplit/wire';
+import { OK, RepeatGate, WattsplitError, failed, retryable, type BusMessageIn, type BusProducer, type Logger, type TransportResult } from '@wattsplit/wire';
 import { sendFailure } from './kafka-errors.js';
 
 /** Counts messages between send() and the broker's ack; a send that would exceed the cap is refused. */
@@ -48,10 +48,13 @@ export interface BoundedProducerOptions {
   logger: Logger;
   /** Called once when the producer is closed (the bus forgets it). */
   onClose?: () => void;
+  /** Retriable send failures: one warning per topic and error code per this many ms (default 30 000), the rest at debug. */
+  repeatWindowMs?: number;
 }
 
 export function boundedProducer(o: BoundedProducerOptions): BusProducer {
   const gauge = new PendingGauge(o.maxPendingMessages);
+  const repeats = new RepeatGate(o.repeatWindowMs ?? 30_000);
   let open = true;
   const sendOnce = async (topic: string, messages: readonly BusMessageIn[]): Promise<TransportResult> => {
     try {
@@ -59,7 +62,13 @@ export function boundedProducer(o: BoundedProducerOptions): BusProducer {
       return OK;
     } catch (e) {
       const r = sendFailure(e, `kafka send to ${topic} (${messages.length} messages)`);
-      if (r.kind !== 'ok') o.logger.warn({ topic, messages: messages.length, code: r.error.code, retriable: r.kind === 'retryable' }, r.error.message);
+      if (r.kind === 'ok') return r;
+      const fields = { topic, messages: messages.length, code: r.error.code, retriable: r.kind === 'retryable' };
+      // A broker that is down fails every send (about one a second from a busy gateway): one warning per topic and
+      // error code per 30 s, the rest at debug and counted in the next warning. A refusal for good is always written.
+      const g = r.kind === 'retryable' ? repeats.pass(`${topic}\u0000${r.error.code}`) : { write: true, repeated: 0 };
+      if (!g.write) o.logger.debug({ ...fields, heldBack: true }, r.error.message);
+      else o.logger.warn(g.repeated > 0 ? { ...fields, repeated: g.repeated } : fields, r.error.message);
       return r;
     }
   };

@@ -31,7 +31,7 @@
  */
 import { createRequire } from 'node:module';
 import { logLevel as KafkaLogLevel, type LogEntry as KafkaLogEntry } from 'kafkajs';
-import type { Logger } from '@wattsplit/wire';
+import { RepeatGate, type Logger } from '@wattsplit/wire';
 
 /** Messages of kafkajs's protocol errors that its retrier retries (kafkajs/src/protocol/error.js). */
 export const RETRIABLE_PROTOCOL_MESSAGES: ReadonlySet<string> = loadRetriable();
@@ -68,22 +68,11 @@ export const KAFKAJS_REPEAT_WINDOW_MS = 30_000;
  * carries `repeated`: how many were held back since the last.
  */
 export function kafkajsLogCreator(log: Logger, opts: { repeatWindowMs?: number; now?: () => number } = {}) {
-  const windowMs = opts.repeatWindowMs ?? KAFKAJS_REPEAT_WINDOW_MS;
-  const now = opts.now ?? Date.now;
-  /** Per kind of line: when one was last written, and how many were held back since. */
-  const kinds = new Map<string, { at: number; held: number }>();
+  const repeats = new RepeatGate(opts.repeatWindowMs ?? KAFKAJS_REPEAT_WINDOW_MS, opts.now ?? Date.now);
   const gate = (message: string, rec: Record<string, unknown>, write: (rec: Record<string, unknown>) => void): void => {
-    const key = `${message.replace(/\d+/g, '#')}\u0000${typeof rec.broker === 'string' ? rec.broker : ''}`;
-    const t = now();
-    const k = kinds.get(key);
-    if (k && t - k.at < windowMs) {
-      k.held++;
-      log.debug({ ...rec, heldBack: true }, `kafkajs: ${message}`);
-      return;
-    }
-    write(k && k.held > 0 ? { ...rec, repeated: k.held } : rec);
-    kinds.set(key, { at: t, held: 0 });
-    if (kinds.size > 1000) kinds.delete(kinds.keys().next().value as string); // bounded: oldest kind first
+    const g = repeats.pass(`${message.replace(/\d+/g, '#')}\u0000${typeof rec.broker === 'string' ? rec.broker : ''}`);
+    if (!g.write) log.debug({ ...rec, heldBack: true }, `kafkajs: ${message}`);
+    else write(g.repeated > 0 ? { ...rec, repeated: g.repeated } : rec);
   };
   return () =>
     ({ level, label, log: entry }: KafkaLogEntry): void => {

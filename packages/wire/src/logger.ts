@@ -69,3 +69,34 @@ export function memoryLogger(): Logger & { entries: LogEntry[] } {
   const entries: LogEntry[] = [];
   return Object.assign(makeLogger((e) => entries.push(e), {}), { entries });
 }
+
+/**
+ * Lets one kind of log line through at most once per `windowMs`: for lines that repeat while a dependency is
+ * down (a broker refusing connections, every batch's send failing). `pass(key)` says whether to write the line
+ * now and how many of its kind were held back since the last one written (to log at debug instead, and to put
+ * in the next line written as `repeated`). A kind quiet for a window is written at once again. At most
+ * `maxKinds` kinds are remembered (the oldest forgotten first).
+ */
+export class RepeatGate {
+  private readonly kinds = new Map<string, { at: number; held: number }>();
+
+  constructor(
+    readonly windowMs = 30_000,
+    private readonly now: () => number = Date.now,
+    private readonly maxKinds = 1000,
+  ) {}
+
+  pass(key: string): { write: boolean; repeated: number } {
+    const t = this.now();
+    const k = this.kinds.get(key);
+    if (k && t - k.at < this.windowMs) {
+      k.held++;
+      return { write: false, repeated: k.held };
+    }
+    const repeated = k?.held ?? 0;
+    this.kinds.delete(key);
+    this.kinds.set(key, { at: t, held: 0 });
+    if (this.kinds.size > this.maxKinds) this.kinds.delete(this.kinds.keys().next().value as string);
+    return { write: true, repeated };
+  }
+}
