@@ -1,4 +1,4 @@
-// The shipped `wattsplit collector` started before its store or its bus (a supervisor, compose file or cluster that
+// The shipped `wattsplit collector` (and `serve`) started before its store or its bus (a supervisor, compose file or cluster that
 // starts everything at once): it stays up and retries each, with a warning per attempt, and consumes once both
 // answer; a signal while it waits stops it cleanly. Before 2026-12-07 it exited (store) or printed the error and
 // hung (bus, with the embedded store). The store part needs a ClickHouse server (WATTSPLIT_TEST_CLICKHOUSE_URL,
@@ -93,7 +93,7 @@ test('wattsplit collector started before its ClickHouse server waits for it, the
   assert.deepEqual(w.map((l) => l.attempts), [1, 2]);
   assert.equal(w[0]!.level, 40);
   assert.equal(w[0]!.code, 'STORE_UNAVAILABLE');
-  assert.match(String(w[0]!.msg), new RegExp(`ClickHouse server unreachable: connect ECONNREFUSED 127\\.0\\.0\\.1:${chPort}\\); retrying in \\d+\\.\\d s\\. Nothing is consumed until it answers`));
+  assert.match(String(w[0]!.msg), new RegExp(`ClickHouse server unreachable: connect ECONNREFUSED 127\\.0\\.0\\.1:${chPort}\\); retrying in \\d+\\.\\d s\\. Nothing is served or consumed until it answers`));
   assert.equal(await health(httpPort), undefined, 'no HTTP API before the store answers');
 
   await proxy(t, chPort, new URL(clickhouse!)); // the server "comes up"
@@ -127,4 +127,23 @@ test('wattsplit collector with the embedded store, started while Kafka is down: 
   const t0 = Date.now();
   assert.equal(await c.exited, 0, c.log().slice(-1500));
   assert.ok(Date.now() - t0 < 20_000, `stopped ${Date.now() - t0} ms after SIGTERM`);
+});
+
+test('wattsplit serve started before its ClickHouse server waits for it, then serves', { skip: !clickhouse ? 'needs WATTSPLIT_TEST_CLICKHOUSE_URL (run through scripts/test.mjs)' : false, timeout: 90_000 }, async (t) => {
+  const chPort = await freePort();
+  const httpPort = await freePort();
+  let out = '';
+  const child = spawn(process.execPath, [main, 'serve', '--url', `http://127.0.0.1:${chPort}`, '--database', `start_order_serve_${randomUUID().slice(0, 8)}`, '--port', String(httpPort), '--log-level', 'info'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (out += d.toString()));
+  const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
+  t.after(() => {
+    if (child.exitCode === null) child.kill('SIGKILL');
+  });
+  const c: Collector = { child, log: () => out, exited };
+  await until('a warning that the store cannot be opened', () => lines(c, /cannot open the store/).length >= 1, 20_000, c);
+  await proxy(t, chPort, new URL(clickhouse!));
+  await until('/healthz in serve mode', async () => (await health(httpPort))?.mode === 'serve', 40_000, c);
+  child.kill('SIGTERM');
+  assert.equal(await exited, 0, out.slice(-1500));
 });

@@ -6,7 +6,7 @@
  */
 import { existsSync } from 'node:fs';
 import { ChdbStore, ClickHouseServerStore, chdbDirOf, type Store } from '@wattsplit/store';
-import { WattsplitError, silentLogger, type Logger } from '@wattsplit/wire';
+import { WattsplitError, backoffMs, isWattsplitError, silentLogger, type Logger } from '@wattsplit/wire';
 import { strFlag } from './args.js';
 import type { Values } from './args.js';
 
@@ -74,4 +74,40 @@ function existingChdbDir(dataDir: string, opts: OpenStoreOptions): string {
     });
   }
   return dir;
+}
+
+/**
+ * The store, once it answers (long-running commands: collector, serve). A ClickHouse server that cannot be reached
+ * when the command starts (down, or not up yet: STORE_UNAVAILABLE, retriable) is tried again, 1 s doubling to 30 s,
+ * with a warning each time, as the collector's bus is (TelemetryPipeline.start); nothing is consumed or served
+ * meanwhile. Anything else (a refused login, a bad setting, a locked data directory) fails the start with its
+ * reason. Undefined when `stopped` (a signal) came first.
+ */
+export async function openStoreWhenReady(values: Values, opts: OpenStoreOptions & { logger: Logger }, stopped: Promise<string>): Promise<Store | undefined> {
+  const logger = opts.logger;
+  let got: string | undefined;
+  void stopped.then((s) => void (got = s));
+  const signal = (): string | undefined => got; // read through a call: the signal arrives during the awaits
+  for (let attempt = 1; ; attempt++) {
+    try {
+      const store = await openStore(values, opts);
+      if (attempt > 1) logger.info({ attempts: attempt }, `store answered at attempt ${attempt}`);
+      if (signal() !== undefined) {
+        await store.close();
+        return undefined;
+      }
+      return store;
+    } catch (e) {
+      if (!isWattsplitError(e, 'STORE_UNAVAILABLE') || !e.retriable || signal() !== undefined) throw e;
+      const wait = backoffMs(attempt - 1, 1000, 30_000);
+      logger.warn({ code: e.code, attempts: attempt, retryInMs: Math.round(wait) }, `cannot open the store (${e.message}); retrying in ${(wait / 1000).toFixed(1)} s. Nothing is served or consumed until it answers`);
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([new Promise<void>((r) => (timer = setTimeout(r, wait))), stopped]);
+      clearTimeout(timer);
+      if (signal() !== undefined) {
+        logger.info({ signal: signal() }, `stopped (${signal() ?? ''}) before the store answered`);
+        return undefined;
+      }
+    }
+  }
 }

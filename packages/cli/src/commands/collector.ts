@@ -7,13 +7,13 @@
  */
 import { readFileSync } from 'node:fs';
 import { ApiTokens, createCollectorApp, validateCollectorHttpConfig, type CollectorHttpConfig, type CollectorTrainingConfig } from '@wattsplit/collector';
-import { WattsplitError, backoffMs, isWattsplitError, type Logger } from '@wattsplit/wire';
+import { WattsplitError, isWattsplitError, type Logger } from '@wattsplit/wire';
 import type { Store } from '@wattsplit/store';
 import { intFlag, numFlag, parse, strFlag, timeFlagNs, type Values } from '../args.js';
 import { capWatchFromFile } from '../cap-watch-config.js';
 import { kafkaBusFromEnv, untilSignal } from '../fleet-bus.js';
 import { makeLogger } from '../logging.js';
-import { openStore, STORE_FLAGS } from '../store-open.js';
+import { openStoreWhenReady, STORE_FLAGS } from '../store-open.js';
 
 const HELP = `usage: wattsplit collector [--brokers HOST:PORT,...] [--url http://host:8123 --database wattsplit | --data-dir DIR]
   [--http-port 8080] [--http-host 127.0.0.1] [--api-tokens-file FILE] [--allow-unauthenticated]
@@ -172,7 +172,7 @@ export async function run(argv: string[]): Promise<number> {
   const stopped = untilSignal(); // from here on SIGINT/SIGTERM end the command (also while waiting for the store)
   let store: Store | undefined;
   try {
-    store = await openStoreWhenReady(values, logger, stopped);
+    store = await openStoreWhenReady(values, { logger }, stopped);
   } catch (e) {
     await bus.close().catch(() => undefined);
     throw e;
@@ -198,37 +198,3 @@ export async function run(argv: string[]): Promise<number> {
   return 0;
 }
 
-/**
- * The store, once it answers. A ClickHouse server that cannot be reached when the collector starts (down, or not
- * up yet: STORE_UNAVAILABLE, retriable) is tried again, 1 s doubling to 30 s, with a warning each time, as the bus is
- * (TelemetryPipeline.start); nothing is consumed meanwhile (the frames wait in Kafka). Anything else (a refused
- * login, a bad setting, a locked data directory) fails the start with its reason. Undefined when `stopped` (a
- * signal) came first.
- */
-async function openStoreWhenReady(values: Values, logger: Logger, stopped: Promise<string>): Promise<Store | undefined> {
-  let got: string | undefined;
-  void stopped.then((s) => void (got = s));
-  const signal = (): string | undefined => got; // read through a call: the signal arrives during the awaits
-  for (let attempt = 1; ; attempt++) {
-    try {
-      const store = await openStore(values, { logger });
-      if (attempt > 1) logger.info({ attempts: attempt }, `store answered at attempt ${attempt}`);
-      if (signal() !== undefined) {
-        await store.close();
-        return undefined;
-      }
-      return store;
-    } catch (e) {
-      if (!isWattsplitError(e, 'STORE_UNAVAILABLE') || !e.retriable || signal() !== undefined) throw e;
-      const wait = backoffMs(attempt - 1, 1000, 30_000);
-      logger.warn({ code: e.code, attempts: attempt, retryInMs: Math.round(wait) }, `cannot open the store (${e.message}); retrying in ${(wait / 1000).toFixed(1)} s. Nothing is consumed until it answers: the frames wait in Kafka`);
-      let timer: NodeJS.Timeout | undefined;
-      await Promise.race([new Promise<void>((r) => (timer = setTimeout(r, wait))), stopped]);
-      clearTimeout(timer);
-      if (signal() !== undefined) {
-        logger.info({ signal: signal() }, `stopped (${signal() ?? ''}) before the store answered`);
-        return undefined;
-      }
-    }
-  }
-}

@@ -13,7 +13,8 @@ import type { Store } from '@wattsplit/store';
 import { isWattsplitError, WattsplitError, type Logger } from '@wattsplit/wire';
 import { intFlag, parse, strFlag, type Values } from '../args.js';
 import { makeLogger } from '../logging.js';
-import { openStore, STORE_FLAGS } from '../store-open.js';
+import { openStoreWhenReady, STORE_FLAGS } from '../store-open.js';
+import { untilSignal } from '../signals.js';
 import { PRICING_FLAGS, pricing } from './bill.js';
 
 const HELP = `usage: wattsplit serve (--data-dir DIR | --url URL [--database D]) [options]
@@ -98,7 +99,8 @@ export async function run(argv: string[]): Promise<number> {
   }
   const logger = makeLogger(strFlag(values, 'log-level', 'info'));
   const http = serveHttpConfig(values);
-  const store = await openStore(values, { mustExist: true, logger });
+  const store = await openStoreWhenReady(values, { mustExist: true, logger }, untilSignal());
+  if (!store) return 0; // stopped before the store answered
   try {
     await serveUntilSignal(store, http, logger, (l) => console.log(l));
   } finally {
