@@ -31,6 +31,7 @@
  */
 import { Kafka, Partitioners, CompressionTypes, logLevel as KafkaLogLevel, type Consumer, type Producer, type Admin, type EachBatchPayload, type IHeaders, type SASLOptions } from 'kafkajs';
 import {
+  RepeatGate,
   backoffMs,
   normaliseError,
   WattsplitError,
@@ -265,8 +266,18 @@ export class KafkaBus extends KafkaBusBase {
       await consumer.disconnect().catch(() => undefined);
       throw kafkaError(e, `subscribe ${opts.topic} as ${opts.groupId}`);
     }
+    // kafkajs restarts a crashed consumer by itself (restart: true): while a broker is down that is every few seconds,
+    // so a warning once per kind per 30 s (the rest at debug, counted); a consumer that will not restart is an error.
+    const crashes = new RepeatGate(30_000);
     consumer.on(consumer.events.CRASH, (ev) => {
-      log.error({ restart: ev.payload.restart, err: normaliseError(ev.payload.error).message }, 'kafka consumer crashed');
+      const err = normaliseError(ev.payload.error).message;
+      if (!ev.payload.restart) {
+        log.error({ restart: false, err }, 'kafka consumer crashed and will not restart: this subscription consumes nothing more until the process restarts');
+        return;
+      }
+      const g = crashes.pass(err.replace(/\d+/g, '#'));
+      if (!g.write) log.debug({ restart: true, err, heldBack: true }, 'kafka consumer crashed; kafkajs restarts it');
+      else log.warn({ restart: true, err, ...(g.repeated > 0 ? { repeated: g.repeated } : {}) }, 'kafka consumer crashed; kafkajs restarts it');
     });
     const sub: BusSubscription = {
       stop: async () => {
