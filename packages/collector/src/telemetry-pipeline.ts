@@ -229,7 +229,6 @@ export class TelemetryPipeline implements OnApplicationBootstrap, OnApplicationS
     await this.learnerState.saveAll();
   }
 
-  /** Subscribes to TOPICS.telemetry (idempotent). */
   /**
    * Subscribes to TOPICS.telemetry (idempotent). When the bus cannot be reached (Kafka down or not up yet:
    * a retriable error), the collector does not exit or hang: it logs what failed and keeps trying in the

@@ -325,10 +325,7 @@ export class IngestPipeline {
       // While the broker is down every agent's every batch lands here (a thousand agents: a thousand lines a
       // second): one warning per kind and error code per 30 s, the rest at debug and counted in the next warning.
       const fields = { code: result.error.code, batchId, frames: planned.length, produced: producedFrames, retryAfterMs: after, peer: input.peer };
-      const g = this.produceFailures.pass(`${result.kind}\u0000${result.error.code}`);
-      const line = `bus produce ${result.kind}: ${result.error.message}; batch acked RETRY`;
-      if (!g.write) this.log.debug({ ...fields, heldBack: true }, line);
-      else this.log.warn(g.repeated > 0 ? { ...fields, repeated: g.repeated } : fields, line);
+      this.produceFailures.write(this.log, 'warn', `${result.kind}\u0000${result.error.code}`, fields, `bus produce ${result.kind}: ${result.error.message}; batch acked RETRY`);
       return this.ack({
         batchId,
         status: status.ACK_STATUS_RETRY,

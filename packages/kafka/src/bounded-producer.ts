@@ -66,9 +66,8 @@ export function boundedProducer(o: BoundedProducerOptions): BusProducer {
       const fields = { topic, messages: messages.length, code: r.error.code, retriable: r.kind === 'retryable' };
       // A broker that is down fails every send (about one a second from a busy gateway): one warning per topic and
       // error code per 30 s, the rest at debug and counted in the next warning. A refusal for good is always written.
-      const g = r.kind === 'retryable' ? repeats.pass(`${topic}\u0000${r.error.code}`) : { write: true, repeated: 0 };
-      if (!g.write) o.logger.debug({ ...fields, heldBack: true }, r.error.message);
-      else o.logger.warn(g.repeated > 0 ? { ...fields, repeated: g.repeated } : fields, r.error.message);
+      if (r.kind === 'retryable') repeats.write(o.logger, 'warn', `${topic}\u0000${r.error.code}`, fields, r.error.message);
+      else o.logger.warn(fields, r.error.message);
       return r;
     }
   };

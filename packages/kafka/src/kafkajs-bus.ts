@@ -275,9 +275,7 @@ export class KafkaBus extends KafkaBusBase {
         log.error({ restart: false, err }, 'kafka consumer crashed and will not restart: this subscription consumes nothing more until the process restarts');
         return;
       }
-      const g = crashes.pass(err.replace(/\d+/g, '#'));
-      if (!g.write) log.debug({ restart: true, err, heldBack: true }, 'kafka consumer crashed; kafkajs restarts it');
-      else log.warn({ restart: true, err, ...(g.repeated > 0 ? { repeated: g.repeated } : {}) }, 'kafka consumer crashed; kafkajs restarts it');
+      crashes.write(log, 'warn', err.replace(/\d+/g, '#'), { restart: true, err }, 'kafka consumer crashed; kafkajs restarts it');
     });
     const sub: BusSubscription = {
       stop: async () => {

@@ -34,26 +34,17 @@ import { logLevel as KafkaLogLevel, type LogEntry as KafkaLogEntry } from 'kafka
 import { RepeatGate, type Logger } from '@wattsplit/wire';
 
 /** Messages of kafkajs's protocol errors that its retrier retries (kafkajs/src/protocol/error.js). */
-export const RETRIABLE_PROTOCOL_MESSAGES: ReadonlySet<string> = loadRetriable();
-
-function loadRetriable(): Set<string> {
-  try {
-    const require = createRequire(import.meta.url);
-    const table = (require('kafkajs/src/protocol/error.js') as { errorCodes?: { message?: string; retriable?: boolean }[] }).errorCodes ?? [];
-    return new Set(table.filter((e) => e.retriable === true && typeof e.message === 'string').map((e) => e.message!));
-  } catch {
-    return new Set();
-  }
-}
+export const RETRIABLE_PROTOCOL_MESSAGES: ReadonlySet<string> = messagesOf((e) => e.retriable === true);
 
 /** Messages of the protocol errors after which kafkajs's consumer re-joins its group (kafkajs/src/consumer/runner.js). */
-export const REJOIN_PROTOCOL_MESSAGES: ReadonlySet<string> = loadMessages(['REBALANCE_IN_PROGRESS', 'ILLEGAL_GENERATION', 'UNKNOWN_MEMBER_ID']);
+export const REJOIN_PROTOCOL_MESSAGES: ReadonlySet<string> = messagesOf((e) => ['REBALANCE_IN_PROGRESS', 'ILLEGAL_GENERATION', 'UNKNOWN_MEMBER_ID'].includes(e.type ?? ''));
 
-function loadMessages(types: readonly string[]): Set<string> {
+/** The messages of kafkajs's protocol error table (kafkajs/src/protocol/error.js) whose entry `which` picks; none if it cannot be loaded. */
+function messagesOf(which: (e: { type?: string; retriable?: boolean }) => boolean): Set<string> {
   try {
     const require = createRequire(import.meta.url);
-    const table = (require('kafkajs/src/protocol/error.js') as { errorCodes?: { type?: string; message?: string }[] }).errorCodes ?? [];
-    return new Set(table.filter((e) => types.includes(e.type ?? '') && typeof e.message === 'string').map((e) => e.message!));
+    const table = (require('kafkajs/src/protocol/error.js') as { errorCodes?: { type?: string; message?: string; retriable?: boolean }[] }).errorCodes ?? [];
+    return new Set(table.filter((e) => which(e) && typeof e.message === 'string').map((e) => e.message!));
   } catch {
     return new Set();
   }
@@ -69,19 +60,14 @@ export const KAFKAJS_REPEAT_WINDOW_MS = 30_000;
  */
 export function kafkajsLogCreator(log: Logger, opts: { repeatWindowMs?: number; now?: () => number } = {}) {
   const repeats = new RepeatGate(opts.repeatWindowMs ?? KAFKAJS_REPEAT_WINDOW_MS, opts.now ?? Date.now);
-  const gate = (message: string, rec: Record<string, unknown>, write: (rec: Record<string, unknown>) => void): void => {
-    const g = repeats.pass(`${message.replace(/\d+/g, '#')}\u0000${typeof rec.broker === 'string' ? rec.broker : ''}`);
-    if (!g.write) log.debug({ ...rec, heldBack: true }, `kafkajs: ${message}`);
-    else write(g.repeated > 0 ? { ...rec, repeated: g.repeated } : rec);
-  };
+  const gate = (message: string, rec: Record<string, unknown>, level: 'warn' | 'error'): void =>
+    repeats.write(log, level, `${message.replace(/\d+/g, '#')}\u0000${typeof rec.broker === 'string' ? rec.broker : ''}`, rec, `kafkajs: ${message}`);
   return () =>
     ({ level, label, log: entry }: KafkaLogEntry): void => {
       const { message, ...fields } = entry;
       const rec = { ...fields, kafkajs: label } as Record<string, unknown>;
       delete rec.timestamp;
       delete rec.logger;
-      const error = (r: Record<string, unknown>): void => log.error(r, `kafkajs: ${message}`);
-      const warn = (r: Record<string, unknown>): void => log.warn(r, `kafkajs: ${message}`);
       switch (level) {
         case KafkaLogLevel.ERROR:
           if (message.startsWith('Response ') && typeof rec.error === 'string' && RETRIABLE_PROTOCOL_MESSAGES.has(rec.error)) {
@@ -91,14 +77,14 @@ export function kafkajsLogCreator(log: Logger, opts: { repeatWindowMs?: number; 
           } else if (message.startsWith('Response CreateTopics(')) {
             log.debug({ ...rec, handledBy: 'admin client or bus' }, `kafkajs: ${message}`);
           } else if (message.startsWith('The coordinator is not aware of this member')) {
-            gate(message, rec, warn);
-          } else gate(message, rec, error);
+            gate(message, rec, 'warn');
+          } else gate(message, rec, 'error');
           break;
         case KafkaLogLevel.WARN:
           // Retries are bounded on purpose (send() must be able to answer "retryable").
           if (message.startsWith('Limiting retries for the idempotent producer')) log.debug(rec, `kafkajs: ${message}`);
           else if (message.startsWith('The group is rebalancing, re-joining')) log.info(rec, `kafkajs: ${message}`);
-          else gate(message, rec, warn);
+          else gate(message, rec, 'warn');
           break;
         case KafkaLogLevel.INFO:
         case KafkaLogLevel.DEBUG:

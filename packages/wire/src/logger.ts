@@ -99,4 +99,15 @@ export class RepeatGate {
     if (this.kinds.size > this.maxKinds) this.kinds.delete(this.kinds.keys().next().value as string);
     return { write: true, repeated };
   }
+
+  /**
+   * Writes `msg` to `logger` at `level` when its kind passes (`repeated` added when some were held back), else at
+   * debug with `heldBack: true`.
+   */
+  write(logger: Logger, level: 'warn' | 'error', key: string, fields: Record<string, unknown>, msg: string): void {
+    const g = this.pass(key);
+    if (!g.write) logger.debug({ ...fields, heldBack: true }, msg);
+    else if (level === 'warn') logger.warn(g.repeated > 0 ? { ...fields, repeated: g.repeated } : fields, msg);
+    else logger.error(g.repeated > 0 ? { ...fields, repeated: g.repeated } : fields, msg);
+  }
 }

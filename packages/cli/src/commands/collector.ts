@@ -197,4 +197,3 @@ export async function run(argv: string[]): Promise<number> {
   await bus.close();
   return 0;
 }
-
