@@ -31,9 +31,9 @@ interface Collector {
   exited: Promise<number | null>;
 }
 
-function startCollector(t: TestContext, args: string[], env: Record<string, string> = {}): Collector {
+function startCollector(t: TestContext, args: string[], env: Record<string, string> = {}, command: 'collector' | 'serve' = 'collector'): Collector {
   let out = '';
-  const child = spawn(process.execPath, [main, 'collector', '--log-level', 'info', ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [main, command, '--log-level', 'info', ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   child.stdout.on('data', (d: Buffer) => (out += d.toString()));
   child.stderr.on('data', (d: Buffer) => (out += d.toString()));
   const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
@@ -132,18 +132,10 @@ test('wattsplit collector with the embedded store, started while Kafka is down: 
 test('wattsplit serve started before its ClickHouse server waits for it, then serves', { skip: !clickhouse ? 'needs WATTSPLIT_TEST_CLICKHOUSE_URL (run through scripts/test.mjs)' : false, timeout: 90_000 }, async (t) => {
   const chPort = await freePort();
   const httpPort = await freePort();
-  let out = '';
-  const child = spawn(process.execPath, [main, 'serve', '--url', `http://127.0.0.1:${chPort}`, '--database', `start_order_serve_${randomUUID().slice(0, 8)}`, '--port', String(httpPort), '--log-level', 'info'], { stdio: ['ignore', 'pipe', 'pipe'] });
-  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-  child.stderr.on('data', (d: Buffer) => (out += d.toString()));
-  const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
-  t.after(() => {
-    if (child.exitCode === null) child.kill('SIGKILL');
-  });
-  const c: Collector = { child, log: () => out, exited };
+  const c = startCollector(t, ['--url', `http://127.0.0.1:${chPort}`, '--database', `start_order_serve_${randomUUID().slice(0, 8)}`, '--port', String(httpPort)], {}, 'serve');
   await until('a warning that the store cannot be opened', () => lines(c, /cannot open the store/).length >= 1, 20_000, c);
   await proxy(t, chPort, new URL(clickhouse!));
   await until('/healthz in serve mode', async () => (await health(httpPort))?.mode === 'serve', 40_000, c);
-  child.kill('SIGTERM');
-  assert.equal(await exited, 0, out.slice(-1500));
+  c.child.kill('SIGTERM');
+  assert.equal(await c.exited, 0, c.log().slice(-1500));
 });
