@@ -6,22 +6,28 @@
  * what was stored meanwhile, and an interval from it would count the other collector's intervals again.
  * Those hosts must resume from the store (checkpoint + stored floor) as on a first take-over.
  *
+ * A batch that starts *before* that offset is a rewind to the group's committed offset: a restart of the
+ * consumer or a rebalance that gave the partition back, where the collector committed less often than it
+ * stored (Bus.redelivers, checkpoints.everyMs), or an offset commit that failed. Another collector may have
+ * stored intervals of those hosts past what this one kept in between, so they resume from the store too
+ * (their redelivered frames up to the stored floor are checked against it, never written twice).
+ *
  * Invariant: `next(p)` is the offset after the last message of the last batch of partition p whose handler
  * call completed; a failed call changes nothing (its messages are redelivered from its first offset, which is
- * not a gap). A batch starting at or before `next(p)` is the continuation or a redelivery (replays are
- * recognised by seq), never a gap.
+ * `next(p)`: neither a gap nor a rewind). Only a batch starting exactly at `next(p)` continues.
  */
 export class PartitionContinuity {
   private readonly nextOffset = new Map<number, bigint>();
   private readonly hostsOf = new Map<number, Set<string>>();
 
   /**
-   * A batch of `partition` starts at `firstOffset`: the hosts to release when the partition was handled
-   * elsewhere since this collector's last batch of it (the partition then starts with no hosts), else [].
+   * A batch of `partition` starts at `firstOffset`: the hosts to release when the partition may have been
+   * handled elsewhere since this collector's last batch of it, a gap or a rewind (the partition then starts
+   * with no hosts), else [].
    */
   begin(partition: number, firstOffset: string): string[] {
     const next = this.nextOffset.get(partition);
-    if (next === undefined || BigInt(firstOffset) <= next) return [];
+    if (next === undefined || BigInt(firstOffset) === next) return [];
     const hosts = [...(this.hostsOf.get(partition) ?? [])];
     this.hostsOf.delete(partition);
     this.nextOffset.delete(partition);

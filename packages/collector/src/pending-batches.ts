@@ -44,6 +44,11 @@ export class PendingBatches {
     return [...(this.candidates.get(partition)?.values() ?? [])];
   }
 
+  /** The partitions with checkpoint candidates. */
+  candidatePartitions(): number[] {
+    return [...this.candidates.keys()];
+  }
+
   /** The candidates are saved (or refused for good): drop them. */
   checkpointsSaved(partition: number): void {
     this.candidates.delete(partition);

@@ -34,7 +34,7 @@ import {
   type SourceName,
   type StaticPowerEstimate,
 } from '@wattsplit/attribution';
-import { ModelStore, type Checkpoint, type HostResumeState, type Store } from '@wattsplit/store';
+import { ModelStore, type Checkpoint, type HostResumeState, type Store, type StoredInterval, type StoredRange } from '@wattsplit/store';
 import {
   EnergySource,
   EnergyUnit,
@@ -47,6 +47,7 @@ import {
   type BusMessage,
   type BusProducer,
   type BusSubscription,
+  type HandlerOutcome,
   type Logger,
   type TelemetryFrame,
 } from '@wattsplit/wire';
@@ -54,7 +55,7 @@ import { encodeAttributionBatch } from './attribution-batch.js';
 import { BatchEntry } from './batch-entry.js';
 import { CapWatch } from './cap-watch.js';
 import { CollectorMetrics } from './collector-metrics.js';
-import { DEFAULT_GROUP_ID, type CollectorConfig } from './config.js';
+import { DEFAULT_CHECKPOINT_EVERY_MS, DEFAULT_GROUP_ID, type CollectorConfig } from './config.js';
 import { GroupCommit } from './group-commit.js';
 import { HostProgress } from './host-progress.js';
 import { IntervalWriter } from './interval-writer.js';
@@ -63,6 +64,9 @@ import { PartitionContinuity } from './partition-continuity.js';
 import { PendingBatches } from './pending-batches.js';
 import { BUS, COLLECTOR_CONFIG, LOGGER, METHODS, STORE } from './tokens.js';
 import { WallClockCheck } from './wall-clock-check.js';
+
+/** The most seqs per host below its stored floor that a resume looks up at once (prefetchResume). */
+const STORED_AHEAD_MAX = 3600;
 
 /** Headers set on dead-lettered messages. */
 export const DLQ_HEADERS = {
@@ -112,8 +116,18 @@ export class TelemetryPipeline implements OnApplicationBootstrap, OnApplicationS
   /** Stores batches of intervals once each (interval-writer.ts). */
   private readonly intervals: IntervalWriter;
   private readonly checkpointWriter: GroupCommit<Checkpoint>;
+  /** checkpoints.everyMs in effect: 0 = save checkpoints and commit with every batch. */
+  readonly checkpointEveryMs: number;
+  /** Per partition: performance.now() ms of its last checkpoint save (absent: none yet, the next batch saves). */
+  private readonly checkpointSavedAt = new Map<number, number>();
   /** Per host of the batch being handled: what prefetchResume found (its checkpoint and stored floor). */
   private readonly resumeLookups = new Map<string, HostResumeState>();
+  /**
+   * Per resumed host whose checkpoint is behind its stored floor: which intervals in (afterSeq, toSeq] are
+   * stored, looked up with its batch (prefetchResume), so its redelivered stored frames are checked without
+   * a query each. Dropped when the host passes its floor or is released.
+   */
+  private readonly storedAhead = new Map<string, { afterSeq: number; toSeq: number; bySeq: Map<number, StoredInterval> }>();
   /** Whether the last batch's attributions were published (attributionReaders: logged when this changes). */
   private publishingAttributions = true;
   private readonly log: Logger;
@@ -191,6 +205,13 @@ export class TelemetryPipeline implements OnApplicationBootstrap, OnApplicationS
     );
     this.intervals = new IntervalWriter({ store, groups: this.writer, logger: this.log });
     this.checkpointWriter = new GroupCommit((cps) => this.store.saveCheckpoints(cps), { maxInFlight: 1, maxItems: 100_000 });
+    const every = config.checkpoints?.everyMs;
+    if (bus.redelivers === true) this.checkpointEveryMs = every ?? DEFAULT_CHECKPOINT_EVERY_MS;
+    else {
+      this.checkpointEveryMs = 0;
+      // the messages end with this process: a restart's bridge must be saved with every batch
+      if (every) this.log.warn({ everyMs: every }, `checkpoints.everyMs=${every} ignored: this bus does not redeliver uncommitted messages after a restart (in-process), so checkpoints are saved and offsets committed with every batch`);
+    }
     const lagOf = (bus as Partial<{ lag(topic: string, group: string): number | Promise<number> }>).lag;
     if (typeof lagOf === 'function') {
       // InProcessBus answers at once; Kafka buses ask the broker. Metrics render synchronously, so an
@@ -264,8 +285,12 @@ export class TelemetryPipeline implements OnApplicationBootstrap, OnApplicationS
       // The linger is outside `track`: a held handler has finished its frames (the ingest delay counts
       // frames from receipt until stored and published, not the wait for the next batch).
       handler: async (messages, partition) => {
-        await this.metrics.ingest.track(messages, () => this.handle(messages, partition));
+        let outcome: void | HandlerOutcome = undefined;
+        await this.metrics.ingest.track(messages, async () => {
+          outcome = await this.handle(messages, partition);
+        });
         await this.linger(partition);
+        return outcome;
       },
     });
   }
@@ -316,11 +341,37 @@ export class TelemetryPipeline implements OnApplicationBootstrap, OnApplicationS
     this.sub = undefined;
     for (const wake of [...this.lingering]) wake();
     if (s) await s.stop();
+    if (s) await this.saveCheckpointsAtStop();
     await this.producer.close();
   }
 
-  /** The bus handler: messages of one partition, in offset order. Rejects to have them redelivered. */
-  async handle(messages: readonly BusMessage[], partition: number): Promise<void> {
+  /**
+   * A stop with checkpoints not yet due (checkpoints.everyMs): saves them now, so the next start resumes each
+   * host from its last stored frame and skips the redelivered ones as replays instead of checking them
+   * against the store. Only partitions whose last write succeeded: a pending batch's frames are not stored,
+   * and a checkpoint past them would skip their intervals. The offsets stay uncommitted (the handler is
+   * gone); that costs only the redelivery.
+   */
+  private async saveCheckpointsAtStop(): Promise<void> {
+    const cps: Checkpoint[] = [];
+    const parts = this.partitions.candidatePartitions().filter((p) => !this.partitions.pending(p));
+    for (const p of parts) cps.push(...this.partitions.checkpoints(p));
+    if (cps.length === 0) return;
+    const r = await this.store.saveCheckpoints(cps);
+    if (r.kind === 'ok') {
+      for (const p of parts) this.partitions.checkpointsSaved(p);
+      this.log.info({ hosts: cps.length, partitions: parts.length }, `saved ${cps.length} hosts' checkpoints at stop`);
+    } else {
+      this.log.warn({ hosts: cps.length, code: r.error.code }, `could not save checkpoints at stop (the next start checks the redelivered frames against the store instead): ${r.error.message}`);
+    }
+  }
+
+  /**
+   * The bus handler: messages of one partition, in offset order. Rejects to have them redelivered. Resolves
+   * `{ commit: false }` while the partition has checkpoint candidates not saved yet (checkpoints.everyMs):
+   * its offsets are committed together with the checkpoints of the frames before them.
+   */
+  async handle(messages: readonly BusMessage[], partition: number): Promise<void | HandlerOutcome> {
     // a batch after a linger: its handler's release is where this cycle's processing span starts
     const released = this.released.get(partition);
     this.released.delete(partition);
@@ -332,6 +383,7 @@ export class TelemetryPipeline implements OnApplicationBootstrap, OnApplicationS
       this.partitions.checkpointsSaved(partition);
       for (const host of moved) {
         this.aligner.forget(host);
+        this.storedAhead.delete(host);
         this.hosts.release(host);
         this.learnerState.release(host);
       }
@@ -365,6 +417,9 @@ export class TelemetryPipeline implements OnApplicationBootstrap, OnApplicationS
     await this.flush(partition, batch);
     const last = messages[messages.length - 1];
     if (last) this.continuity.handled(partition, last.offset);
+    // Commit only what the saved checkpoints cover: a restart from the committed offset then finds, for every
+    // host, a checkpoint at or before its first redelivered frame (and checks what was stored after it).
+    return this.partitions.checkpoints(partition).length > 0 ? { commit: false } : undefined;
   }
 
   /**
@@ -465,11 +520,13 @@ export class TelemetryPipeline implements OnApplicationBootstrap, OnApplicationS
     const floor = this.hosts.storedFloor(host);
     if (floor && seq <= floor.seq) {
       // Stored before this collector took the host over? Then write nothing of it again.
-      const stored = (await this.store.storedIntervals(host, [seq]))[0];
+      const ahead = this.storedAhead.get(host);
+      const stored = ahead && seq > ahead.afterSeq && seq <= ahead.toSeq ? ahead.bySeq.get(seq) : (await this.store.storedIntervals(host, [seq]))[0];
       if (stored && stored.bootId !== '' && stored.bootId !== bootId) return this.refuseSeqReuse(m, frame, { where, previousBootId: stored.bootId, lastSeq: floor.seq });
       alreadyStored = stored?.attributed === true;
     } else if (floor) {
       this.hosts.passedStoredFloor(host);
+      this.storedAhead.delete(host);
       const ref = this.aligner.referenceSeq(host);
       if (ref !== undefined && ref < floor.seq) {
         // The reference (a stale checkpoint) is behind intervals already stored and the frames between
@@ -642,6 +699,10 @@ export class TelemetryPipeline implements OnApplicationBootstrap, OnApplicationS
   private async saveCheckpoints(partition: number, batch: BatchEntry[]): Promise<void> {
     const cps = this.partitions.checkpoints(partition);
     if (cps.length === 0) return;
+    const now = performance.now();
+    const last = this.checkpointSavedAt.get(partition);
+    // not due yet (checkpoints.everyMs): the candidates wait, and so does the offset commit (handle)
+    if (this.checkpointEveryMs > 0 && last !== undefined && now - last < this.checkpointEveryMs) return;
     const r = (await this.checkpointWriter.submit(cps)).result;
     if (r.kind === 'retryable') {
       this.partitions.keep(partition, batch);
@@ -654,6 +715,7 @@ export class TelemetryPipeline implements OnApplicationBootstrap, OnApplicationS
       this.log.error({ partition, code: r.error.code }, `checkpoints refused (a restart now loses the interval across it): ${r.error.message}`);
     }
     this.partitions.checkpointsSaved(partition);
+    this.checkpointSavedAt.set(partition, now);
   }
 
   /**
@@ -673,8 +735,18 @@ export class TelemetryPipeline implements OnApplicationBootstrap, OnApplicationS
     const storedSeq = new Map<string, number | undefined>();
     for (const h of list) storedSeq.set(h, found.get(h)?.floor?.seq);
     await this.learnerState.prefetch(list, storedSeq);
+    // Hosts whose checkpoint is behind their stored floor (checkpoints saved less often than intervals, or a
+    // crash between the two writes): their redelivered frames up to the floor are checked against the store;
+    // ask for the range once here (at most STORED_AHEAD_MAX seqs; frames below it are checked one by one).
+    const ranges: StoredRange[] = [];
+    for (const h of list) {
+      const { checkpoint: cp, floor } = found.get(h) ?? {};
+      if (cp && floor && floor.seq > cp.seq) ranges.push({ hostId: h, afterSeq: Math.max(cp.seq, floor.seq - STORED_AHEAD_MAX), toSeq: floor.seq });
+    }
+    const ahead = ranges.length > 0 ? await this.store.storedIntervalRanges(ranges) : undefined;
     // kept only once every lookup answered (a store failure above keeps nothing: the batch is redelivered)
     for (const h of list) this.resumeLookups.set(h, found.get(h) ?? {});
+    for (const r of ranges) this.storedAhead.set(r.hostId, { afterSeq: r.afterSeq, toSeq: r.toSeq, bySeq: new Map((ahead?.get(r.hostId) ?? []).map((x) => [x.seq, x])) });
     this.stats.resumeLookups++;
     return list;
   }
@@ -696,7 +768,8 @@ export class TelemetryPipeline implements OnApplicationBootstrap, OnApplicationS
     if (floor && floor.seq > cp.seq) {
       // A crash between the interval write and the checkpoint save: the intervals after the checkpoint
       // are stored; their frames, redelivered, are recognised by the stored floor and not written again.
-      this.log.info({ host, checkpointSeq: cp.seq, storedSeq: floor.seq }, `checkpoint of ${host} is older than its stored intervals; intervals up to seq ${floor.seq} are checked against the store before any write`);
+      // (the usual case where checkpoints are saved less often than intervals: checkpoints.everyMs)
+      this.log[this.checkpointEveryMs > 0 ? 'debug' : 'info']({ host, checkpointSeq: cp.seq, storedSeq: floor.seq }, `checkpoint of ${host} is older than its stored intervals; intervals up to seq ${floor.seq} are checked against the store before any write`);
     }
     let frame: TelemetryFrame;
     try {

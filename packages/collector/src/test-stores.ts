@@ -1,6 +1,6 @@
 /** Test helper: a Store that forwards everything to a real one; tests override the calls they fault. */
 import type { Anomaly } from '@wattsplit/attribution';
-import type { Checkpoint, EnergyRangeQuery, EnergyRollupQuery, HistoryQuery, IntervalWrite, QueryFormat, Store } from '@wattsplit/store';
+import type { Checkpoint, EnergyRangeQuery, EnergyRollupQuery, HistoryQuery, IntervalWrite, QueryFormat, Store, StoredRange } from '@wattsplit/store';
 import type { TransportResult } from '@wattsplit/wire';
 
 export class DelegatingStore implements Store {
@@ -17,6 +17,7 @@ export class DelegatingStore implements Store {
   highestStoredSeq(h: string) { return this.inner.highestStoredSeq(h); }
   resumeState(hs: readonly string[]) { return this.inner.resumeState(hs); }
   storedIntervals(h: string, seqs: readonly number[]) { return this.inner.storedIntervals(h, seqs); }
+  storedIntervalRanges(r: readonly StoredRange[]) { return this.inner.storedIntervalRanges(r); }
   query(sql: string, f?: QueryFormat) { return this.inner.query(sql, f); }
   insertRows(table: string, rows: readonly Record<string, unknown>[]) { return this.inner.insertRows(table, rows); }
   readHistory(q: HistoryQuery) { return this.inner.readHistory(q); }

@@ -185,6 +185,38 @@ export function busContractSuite(name: string, make: BusFactory, traits: BusTrai
     for (const seqs of second.byKey.values()) assert.deepEqual(seqs, [...Array(25).keys()].map((i) => i + 25));
   });
 
+  test(`${name}: a handler resolving { commit: false } is handled, not committed: a restarted consumer gets it again`, { skip: skip && `Kafka unavailable: ${skip}`, timeout: 60_000 }, async (t) => {
+    const { bus, topic, group } = await setup(t, 1);
+    assert.equal(bus.redelivers, true, 'a Kafka bus says it redelivers (Bus.redelivers)');
+    const p = bus.producer();
+    await sendAll(p, topic, messages(1, 20));
+    const first = new Seen();
+    const sub1 = await bus.subscribe({
+      topic,
+      groupId: group,
+      handler: async (b) => {
+        first.add(b);
+        return { commit: false };
+      },
+    });
+    await waitFor(() => first.deliveries >= 20, 30_000, 'the first 20');
+    await new Promise((r) => setTimeout(r, 500));
+    assert.equal(first.deliveries, 20, 'the next calls go on after an uncommitted one (nothing handed over twice)');
+    assert.equal(await bus.lag(topic, group), 20, 'nothing committed');
+    await sub1.stop();
+    const second = new Seen();
+    const sub2 = await bus.subscribe({ topic, groupId: group, handler: async (b) => second.add(b) });
+    await waitFor(async () => second.deliveries >= 20 && (await bus.lag(topic, group)) === 0, 30_000, 'the 20 again, then committed');
+    await sub2.stop();
+    assert.deepEqual(second.byKey.get('host-0'), [...Array(20).keys()], 'a restarted consumer gets the uncommitted messages again, in order');
+    await sendAll(p, topic, messages(1, 5, 20));
+    const third = new Seen();
+    const sub3 = await bus.subscribe({ topic, groupId: group, handler: async (b) => third.add(b) });
+    await waitFor(async () => third.deliveries >= 5 && (await bus.lag(topic, group)) === 0, 30_000, 'the next 5');
+    await sub3.stop();
+    assert.deepEqual(third.byKey.get('host-0'), [20, 21, 22, 23, 24], 'a committing call commits what was handled before it');
+  });
+
   test(`${name}: two consumers in one group share the partitions; rebalances lose and duplicate nothing`, { skip: skip && `Kafka unavailable: ${skip}`, timeout: 90_000 }, async (t) => {
     const { bus, topic, group } = await setup(t, 6);
     const bus2 = make({ brokers: [brokers!], partitions: 6, sessionTimeoutMs: 6_000, heartbeatIntervalMs: 500 });

@@ -22,6 +22,8 @@ export abstract class KafkaBusBase implements Bus {
    * `wattsplit collector` and the fleet benchmark default to it (docs/fleet.md, runs E and F).
    */
   abstract readonly storeWriteIntervalMs: number;
+  /** Bus.redelivers: a partition's uncommitted messages go to its next owner after a restart or rebalance. */
+  readonly redelivers = true;
   protected readonly o: ResolvedKafkaOptions;
   protected readonly log: Logger;
   private readonly knownTopics = new Map<string, Promise<void>>();

@@ -24,7 +24,8 @@
  * Consumer: one kafkajs consumer (a group member) per subscription; eachBatch with auto-resolve and
  * auto-commit off; the handler gets up to maxBatch messages of one partition in offset order; only
  * after it resolved is the offset resolved and committed (OffsetCommit v2+, synchronously, before the
- * next chunk). When it rejects, the partition is paused, the consumer seeks back to the first
+ * next chunk; a handler resolving `{ commit: false }` has its offset resolved, not committed: a later call
+ * commits past it, a restart or rebalance delivers it again). When it rejects, the partition is paused, the consumer seeks back to the first
  * unhandled offset and resumes after an exponential back-off: the same messages are delivered again,
  * and the other partitions keep flowing. kafkajs is unmaintained since 2023: nothing outside this file
  * sees its types.
@@ -36,6 +37,7 @@ import {
   normaliseError,
   WattsplitError,
   type BusMessage,
+  type HandlerOutcome,
   type BusProducer,
   type BusSubscription,
   type SubscribeOptions,
@@ -220,8 +222,9 @@ export class KafkaBus extends KafkaBusBase {
           timestampMs: Number(m.timestamp),
           headers: toHeaders(m.headers),
         }));
+        let outcome: void | HandlerOutcome;
         try {
-          await opts.handler(msgs, partition);
+          outcome = await opts.handler(msgs, partition);
         } catch (e) {
           const err = normaliseError(e);
           const n = attempts.get(partition) ?? 0;
@@ -241,6 +244,11 @@ export class KafkaBus extends KafkaBusBase {
         attempts.set(partition, 0);
         const last = msgs[msgs.length - 1]!.offset;
         resolveOffset(last);
+        if (outcome?.commit === false) {
+          // handled, committed later (HandlerOutcome): the consumer goes on from the next message
+          await heartbeat().catch(() => undefined);
+          continue;
+        }
         try {
           await consumer.commitOffsets([{ topic, partition, offset: String(BigInt(last) + 1n) }]);
         } catch (e) {

@@ -21,6 +21,11 @@ export class NamespacedBus implements Bus {
     }
   }
 
+  /** The inner bus's (Bus.redelivers). */
+  get redelivers(): boolean {
+    return this.inner.redelivers === true;
+  }
+
   /** The topic name on the broker. */
   topic(logical: string): string {
     return `${this.namespace}.${logical}`;

@@ -8,7 +8,8 @@
  *
  * Consumer: the client hands out a stream of messages; this adapter queues them per partition and
  * runs one handler call at a time per partition (up to maxBatch messages, offset order). Offsets are
- * committed (OffsetCommit, next offset + leader epoch) only after the handler resolved. When it
+ * committed (OffsetCommit, next offset + leader epoch) only after the handler resolved, and not then when it
+ * resolved `{ commit: false }` (a later call commits past it). When it
  * rejects, the same queued messages are handed to the handler again after an exponential back-off;
  * the other partitions keep flowing. There is no per-partition pause in this client: when the queued
  * messages of all partitions exceed 4 × maxBatch × partitionsConcurrently the whole stream is paused
@@ -22,6 +23,7 @@ import {
   normaliseError,
   WattsplitError,
   type BusMessage,
+  type HandlerOutcome,
   type BusProducer,
   type BusSubscription,
   type SubscribeOptions,
@@ -213,8 +215,9 @@ export class PlatformaticKafkaBus extends KafkaBusBase {
       while (!stopped && q.queue.length > 0) {
         const chunk = q.queue.slice(0, this.o.maxBatch);
         const msgs = chunk.map(toBus);
+        let outcome: void | HandlerOutcome;
         try {
-          await opts.handler(msgs, partition);
+          outcome = await opts.handler(msgs, partition);
         } catch (e) {
           const err = normaliseError(e);
           const wait = backoffMs(q.attempts++, this.o.retryBaseMs, this.o.retryCapMs);
@@ -230,6 +233,7 @@ export class PlatformaticKafkaBus extends KafkaBusBase {
         if (q.queue[0] !== chunk[0]) continue;
         q.queue.splice(0, chunk.length);
         release(chunk.length);
+        if (outcome?.commit === false) continue; // handled, committed later (HandlerOutcome)
         try {
           await chunk[chunk.length - 1]!.commit();
         } catch (e) {

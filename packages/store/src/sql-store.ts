@@ -14,7 +14,7 @@ import { readHistoryFrom } from './history-read.js';
 import type { ReadGrant } from './read-transport.js';
 import type { RowProjection } from './row-binary.js';
 import { ATTRIBUTION_ROW_PROJECTION, VM_ROW_PROJECTION, anomalyRows, hostRow, type ShareItem, type VmItem } from './rows.js';
-import { ENERGY_DIMENSIONS, QUERY_FORMATS, type BillLine, type EnergyRollupQuery, type EnergyRollupRow, type Checkpoint, type EnergyRangeQuery, type HistoryQuery, type HostResumeState, type IntervalWrite, type QueryFormat, type QueryResult, type Store, type StoredInterval, type TenantTotal, type VmEnergyRow } from './store.js';
+import { ENERGY_DIMENSIONS, QUERY_FORMATS, type BillLine, type EnergyRollupQuery, type EnergyRollupRow, type Checkpoint, type EnergyRangeQuery, type HistoryQuery, type HostResumeState, type IntervalWrite, type QueryFormat, type QueryResult, type Store, type StoredInterval, type StoredRange, type TenantTotal, type VmEnergyRow } from './store.js';
 import { capabilitiesOf, int, str, type Capabilities, type ClickHouseTransport, type PreparedRows, type Settings } from './transport.js';
 
 export interface SqlStoreOptions {
@@ -247,6 +247,28 @@ export class SqlStore implements Store {
     for (const r of hosts) out.set(num(r.seq), { seq: num(r.seq), bootId: text(r.boot), attributed: attributed.has(num(r.seq)) });
     for (const q of attributed) if (!out.has(q)) out.set(q, { seq: q, bootId: '', attributed: true });
     return [...out.values()].sort((a, b) => a.seq - b.seq);
+  }
+
+  async storedIntervalRanges(ranges: readonly StoredRange[]): Promise<Map<string, StoredInterval[]>> {
+    const out = new Map<string, StoredInterval[]>();
+    for (const r of ranges) out.set(r.hostId, []);
+    for (let i = 0; i < ranges.length; i += RESUME_CHUNK) {
+      const chunk = ranges.slice(i, i + RESUME_CHUNK);
+      const where = chunk.map((r, k) => `(host = ${str(r.hostId)} AND seq > ${int(r.afterSeq, `storedIntervalRanges[${i + k}].afterSeq`)} AND seq <= ${int(r.toSeq, `storedIntervalRanges[${i + k}].toSeq`)})`).join(' OR ');
+      const byKey = new Map<string, StoredInterval>();
+      for (const r of await this.rows(`SELECT host, seq, any(boot_id) AS boot FROM host_samples WHERE ${where} GROUP BY host, seq`)) {
+        byKey.set(`${text(r.host)}\0${num(r.seq)}`, { seq: num(r.seq), bootId: text(r.boot), attributed: false });
+      }
+      for (const r of await this.rows(`SELECT host, seq FROM attributions WHERE ${where} GROUP BY host, seq`)) {
+        const k = `${text(r.host)}\0${num(r.seq)}`;
+        const e = byKey.get(k);
+        if (e) e.attributed = true;
+        else byKey.set(k, { seq: num(r.seq), bootId: '', attributed: true });
+      }
+      for (const [k, v] of byKey) out.get(k.slice(0, k.indexOf('\0')))?.push(v);
+    }
+    for (const l of out.values()) l.sort((a, b) => a.seq - b.seq);
+    return out;
   }
 
   async writeAnomalies(hostId: string, seq: number, t1UnixNs: number, anomalies: readonly Anomaly[]): Promise<TransportResult> {

@@ -166,6 +166,13 @@ export interface StoredInterval {
   attributed: boolean;
 }
 
+/** A host's seqs afterSeq < seq ≤ toSeq (Store.storedIntervalRanges). */
+export interface StoredRange {
+  hostId: string;
+  afterSeq: number;
+  toSeq: number;
+}
+
 export interface Store {
   readonly backend: 'chdb' | 'clickhouse-server';
   /** Connects and applies pending migrations. Throws CONFIG_INVALID / STORE_UNAVAILABLE / STORE_QUERY_FAILED. */
@@ -196,6 +203,13 @@ export interface Store {
    * so no attribution row is inserted twice and the rollups fed from them stay exact on every server.
    */
   storedIntervals(hostId: string, seqs: readonly number[]): Promise<StoredInterval[]>;
+  /**
+   * storedIntervals for seq ranges of many hosts at once: per host, every stored interval with afterSeq < seq
+   * ≤ toSeq (a host without any has an empty list). One query per table for up to 500 hosts: a collector
+   * resuming hosts whose frames since its last commit are redelivered (the stored ones are checked before
+   * any write) asks once per batch instead of once per frame. Throws like query().
+   */
+  storedIntervalRanges(ranges: readonly StoredRange[]): Promise<Map<string, StoredInterval[]>>;
   writeAnomalies(hostId: string, seq: number, t1UnixNs: number, anomalies: readonly Anomaly[]): Promise<TransportResult>;
   query(sql: string, format?: QueryFormat): Promise<QueryResult>;
   /** Inserts rows (column name → value) into a table of the schema (models, leases, learner state). Never throws. */

@@ -32,12 +32,25 @@ export interface BusSubscription {
   stop(): Promise<void>;
 }
 
+/**
+ * What a handler may resolve with: `{ commit: false }` = handled (the next call gets the messages after
+ * these), but leave the group's committed offset where it is, so that after a restart or a rebalance the
+ * partition's next owner gets these messages again, from the last committed offset. A later call that
+ * resolves without it commits everything up to its own last message. On a bus that does not redeliver
+ * after a restart (`Bus.redelivers` not true: the in-process bus of one process) nothing survives the
+ * process anyway, and a new subscription of the same bus object starts at the committed offset.
+ */
+export interface HandlerOutcome {
+  commit: false;
+}
+
 export interface SubscribeOptions {
   topic: string;
   groupId: string;
-  /** Handles messages of one partition, in offset order. Offsets are committed only when it resolves;
-   *  if it rejects the same messages are delivered again (after a back-off). */
-  handler: (messages: readonly BusMessage[], partition: number) => Promise<void>;
+  /** Handles messages of one partition, in offset order. Offsets are committed only when it resolves
+   *  (and not then when it resolves `{ commit: false }`); if it rejects the same messages are delivered
+   *  again (after a back-off). */
+  handler: (messages: readonly BusMessage[], partition: number) => Promise<void | HandlerOutcome>;
   fromBeginning?: boolean;
 }
 
@@ -54,6 +67,13 @@ export interface Bus extends BusConsumer {
    * process may read the topic, now or later) or true: send.
    */
   hasReaders?(topic: string): boolean;
+  /**
+   * True when messages survive this process and a partition's uncommitted messages are delivered again to
+   * whichever subscription owns it after a restart or a rebalance (Kafka). A collector then commits (and
+   * saves its restart checkpoints) less often than it stores (`HandlerOutcome`). Absent or false: the
+   * in-process bus, whose messages end with the process; commit every handled batch.
+   */
+  readonly redelivers?: boolean;
 }
 
 /** Kafka's default partitioner is murmur2; the in-process bus uses a stable FNV-1a: only stability matters here. */

@@ -89,3 +89,35 @@ test('one message larger than unreadRetentionBytes is kept (the newest is never 
   assert.equal(bus.unreadDroppedCount('t.big'), 1);
   await bus.close();
 });
+
+test('a handler resolving { commit: false }: the subscription goes on, the group stays committed where it was, a new subscription gets the messages again', async () => {
+  const bus = new InProcessBus({ partitions: 1, maxBatch: 4 });
+  assert.equal(bus.redelivers, false, 'the in-process bus does not claim redelivery after a restart unless told to');
+  assert.equal(new InProcessBus({ redelivers: true }).redelivers, true);
+  const p = bus.producer();
+  const send = (from: number, n: number) => p.send('t', Array.from({ length: n }, (_, i) => ({ key: 'k', value: Buffer.from(String(from + i)) })));
+  const num = (m: BusMessage) => Number(Buffer.from(m.value).toString());
+  await send(0, 10);
+  const first: number[] = [];
+  let calls = 0;
+  const sub1 = await bus.subscribe({
+    topic: 't', groupId: 'g',
+    handler: (msgs) => {
+      first.push(...msgs.map(num));
+      // the second call commits (everything up to its last message), the others do not
+      return Promise.resolve(++calls === 2 ? undefined : { commit: false as const });
+    },
+  });
+  await bus.idle();
+  assert.deepEqual(first, [...Array(10).keys()], 'each message handed over once, in order');
+  assert.equal(bus.lag('t', 'g'), 2, 'committed up to the second call (messages 0-7): 8 and 9 are not');
+  await sub1.stop();
+  const second: number[] = [];
+  const sub2 = await bus.subscribe({ topic: 't', groupId: 'g', handler: (msgs) => { second.push(...msgs.map(num)); return Promise.resolve(); } });
+  await bus.idle();
+  await send(10, 1);
+  await bus.idle();
+  await sub2.stop();
+  assert.deepEqual(second, [8, 9, 10], 'the uncommitted messages again, then the new one');
+  assert.equal(bus.lag('t', 'g'), 0);
+});

@@ -24,7 +24,7 @@ interface PartitionLog {
 }
 
 interface Group {
-  committed: number[]; // next offset to deliver, per partition
+  committed: number[]; // the group's committed offset (where a new subscription starts), per partition
   subs: Set<Sub>;
 }
 
@@ -34,6 +34,8 @@ interface Sub {
   running: Set<number>;
   inflight: Set<Promise<void>>;
   attempts: number[];
+  /** Next offset to deliver to this subscription, per partition: the committed offset, or past it after a `{ commit: false }`. */
+  position: number[];
 }
 
 export interface InProcessBusOptions {
@@ -51,6 +53,12 @@ export interface InProcessBusOptions {
    * that group has not committed. Default 16 MiB.
    */
   unreadRetentionBytes?: number;
+  /**
+   * `Bus.redelivers`: claim Kafka's redelivery of uncommitted messages (default false). The messages live only
+   * as long as this object, so only a test whose collectors share one bus object may set it (to exercise a
+   * collector that commits less often than it stores, without a broker).
+   */
+  redelivers?: boolean;
   logger?: Logger;
 }
 
@@ -58,6 +66,7 @@ export interface InProcessBusOptions {
 export const UNREAD_RETENTION_BYTES = 16 * 1024 * 1024;
 
 export class InProcessBus implements Bus {
+  readonly redelivers: boolean;
   private readonly topics = new Map<string, PartitionLog[]>();
   private readonly groups = new Map<string, Group>(); // key: topic \0 groupId
   private readonly partitions: number;
@@ -75,6 +84,7 @@ export class InProcessBus implements Bus {
     this.lingerMs = opts.lingerMs ?? 0;
     this.unreadRetentionBytes = opts.unreadRetentionBytes ?? UNREAD_RETENTION_BYTES;
     this.log = opts.logger ?? silentLogger;
+    this.redelivers = opts.redelivers ?? false;
   }
 
   /** True when a consumer group has subscribed to `topic` (it may read what is sent now); false otherwise. */
@@ -160,7 +170,7 @@ export class InProcessBus implements Bus {
       g = { committed: t.map((l) => (opts.fromBeginning === false ? l.base + l.messages.length : l.base)), subs: new Set() };
       this.groups.set(key, g);
     }
-    const sub: Sub = { opts, stopped: false, running: new Set(), inflight: new Set(), attempts: t.map(() => 0) };
+    const sub: Sub = { opts, stopped: false, running: new Set(), inflight: new Set(), attempts: t.map(() => 0), position: [...g.committed] };
     g.subs.add(sub);
     for (let p = 0; p < this.partitions; p++) this.kick(sub, g, p);
     const group = g;
@@ -193,20 +203,21 @@ export class InProcessBus implements Bus {
     for (;;) {
       await new Promise<void>((r) => setImmediate(r));
       if (sub.stopped || this.closed) return;
-      let from = g.committed[p]! - log.base;
+      let from = Math.max(sub.position[p]!, log.base) - log.base;
       if (from >= log.messages.length) return;
       if (this.lingerMs > 0 && log.messages.length - from < this.maxBatch) {
         const until = log.messages[from]!.timestampMs + this.lingerMs;
         while (!sub.stopped && !this.closed && log.messages.length - from < this.maxBatch && Date.now() < until) {
           await new Promise((r) => setTimeout(r, Math.min(5, Math.max(1, until - Date.now()))));
-          from = g.committed[p]! - log.base; // a trim may have moved the base
+          from = Math.max(sub.position[p]!, log.base) - log.base; // a trim may have moved the base
         }
         if (sub.stopped || this.closed) return;
       }
       const batch = log.messages.slice(from, from + this.maxBatch);
       try {
-        await sub.opts.handler(batch, p);
-        g.committed[p] = Number(batch[batch.length - 1]!.offset) + 1;
+        const outcome = await sub.opts.handler(batch, p);
+        sub.position[p] = Number(batch[batch.length - 1]!.offset) + 1;
+        if (outcome?.commit !== false) g.committed[p] = sub.position[p];
         sub.attempts[p] = 0;
         this.trim(sub.opts.topic, p);
       } catch (e) {
@@ -238,8 +249,9 @@ export class InProcessBus implements Bus {
         const topic = k.slice(0, k.indexOf('\0'));
         const t = this.topic(topic);
         if (g.subs.size === 0) continue;
+        const owner = [...g.subs].find((s) => !s.stopped);
         for (let p = 0; p < this.partitions; p++) {
-          if (g.committed[p]! < t[p]!.base + t[p]!.messages.length) busy = true;
+          if (Math.max(owner?.position[p] ?? 0, g.committed[p]!) < t[p]!.base + t[p]!.messages.length) busy = true;
         }
       }
       if (!busy) return;
@@ -247,7 +259,7 @@ export class InProcessBus implements Bus {
     }
   }
 
-  /** Messages retained and lag per group, for metrics and tests. */
+  /** Messages retained and lag per group (after the committed offsets), for metrics and tests. */
   lag(topic: string, groupId: string): number {
     const g = this.groups.get(topic + '\0' + groupId);
     const t = this.topic(topic);
