@@ -78,7 +78,7 @@ export interface CollectorConfig {
   /**
    * Restart checkpoints (each host's last frame, saved to the store so a restarted collector attributes the
    * interval spanning the restart) and offset commits, at most every `everyMs` per partition. On a bus that
-   * redelivers (Kafka, `Bus.redelivers`) the default is 10 000: in between, batches are stored and handled
+   * redelivers (Kafka, `Bus.redelivers`) the default is 5 000: in between, batches are stored and handled
    * with `{ commit: false }`, so a restart or a rebalance delivers the frames since the last save again, the
    * stored ones are checked against the store and skipped, and the interval after them is attributed from
    * them. One whole frame per host per write was ≈ 30 % of the bytes sent to ClickHouse (docs/fleet.md).
@@ -98,7 +98,7 @@ export interface CollectorConfig {
 export const DEFAULT_GROUP_ID = 'wattsplit-collector';
 
 /** checkpoints.everyMs's default on a bus that redelivers (Kafka). */
-export const DEFAULT_CHECKPOINT_EVERY_MS = 10_000;
+export const DEFAULT_CHECKPOINT_EVERY_MS = 5_000;
 
 const POLICIES: readonly IdleSplitPolicy[] = ['reserved', 'equal', 'unallocated'];
 

@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { InProcessBus, TOPICS, WattsplitError, failed, memoryLogger, type Logger } from '@wattsplit/wire';
 import { ChdbStore, type Checkpoint, type StoredRange } from '@wattsplit/store';
 import { createCollectorApp } from './collector-module.js';
+import { DEFAULT_CHECKPOINT_EVERY_MS } from './config.js';
 import { DelegatingStore } from './test-stores.js';
 import { HOST_A, HOST_B, encoded } from './test-frames.js';
 
@@ -114,7 +115,7 @@ test('a crash between two checkpoint saves: the frames since the last commit com
   t.after(() => bus.close());
 
   const c1 = await collector(bus, dir, log, undefined);
-  assert.equal(c1.pipeline.checkpointEveryMs, 10_000, 'the default on a bus that redelivers');
+  assert.equal(c1.pipeline.checkpointEveryMs, DEFAULT_CHECKPOINT_EVERY_MS, 'the default on a bus that redelivers');
   await c1.send([1, 2]);
   await c1.send([3, 4, 5]);
   const savedBefore = c1.store.checkpointSaves;

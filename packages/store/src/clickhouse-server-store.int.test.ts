@@ -6,7 +6,7 @@ import { randomUUID } from 'node:crypto';
 import { WattsplitError, memoryLogger } from '@wattsplit/wire';
 import type { HostInterval } from '@wattsplit/attribution';
 import { ClickHouseServerStore } from './clickhouse-server-store.js';
-import { HOUR_NS, resumeStateMatchesSingleCalls, sampleInterval, sampleResult } from './test-fixtures.js';
+import { HOUR_NS, resumeStateMatchesSingleCalls, sampleInterval, sampleResult, storedRangesMatchSingleCalls } from './test-fixtures.js';
 
 const url = process.env.WATTSPLIT_TEST_CLICKHOUSE_URL;
 const skip = url ? false : 'ClickHouse server unavailable: WATTSPLIT_TEST_CLICKHOUSE_URL is not set (run through scripts/test.mjs)';
@@ -63,6 +63,10 @@ test('server store: intervals written as RowBinary read back unchanged; bills ad
   assert.deepEqual(resumed.find((x) => x.host === 'host-a')!.got?.floor, { seq: 2, bootId: 'boot-1' });
   assert.equal(resumed.find((x) => x.host === 'host-c')!.got?.floor, undefined);
   assert.equal(resumed.find((x) => x.host === 'host-c')!.got?.checkpoint?.seq, 9);
+  // the stored seqs of many hosts' ranges at once (Store.storedIntervalRanges), as seq-by-seq checks give them
+  const ranged = await storedRangesMatchSingleCalls(store, [{ hostId: 'host-a', afterSeq: 0, toSeq: 3 }, { hostId: 'host-b', afterSeq: 1, toSeq: 2 }, { hostId: 'host-none', afterSeq: 0, toSeq: 2 }]);
+  for (const { host, want, got } of ranged) assert.deepEqual(got, want, host);
+  assert.deepEqual(ranged[0]!.got!.map((x) => x.seq), [1, 2]);
   const totals = await store.tenantTotals({ fromUnixNs: NOW_NS, toUnixNs: NOW_NS + HOUR_NS });
   const measured = want.reduce((a, i) => a + i.measured.rapl + i.measured.gpu + i.measured.bmc_rest, 0);
   const attributed = totals.reduce((a, t) => a + t.dynamicJoules + t.staticJoules, 0);

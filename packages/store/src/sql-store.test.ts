@@ -8,7 +8,7 @@ import { ChdbStore } from './chdb-store.js';
 import type { ChdbTransport } from './chdb-transport.js';
 import { SqlStore } from './sql-store.js';
 import type { ClickHouseTransport, Settings } from './transport.js';
-import { HOUR_NS, resumeStateMatchesSingleCalls, sampleInterval, sampleResult } from './test-fixtures.js';
+import { HOUR_NS, resumeStateMatchesSingleCalls, sampleInterval, sampleResult, storedRangesMatchSingleCalls } from './test-fixtures.js';
 import { hostRow } from './rows.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'wattsplit-store-'));
@@ -241,4 +241,29 @@ test('checkpoints: the newest frame per host wins, an older one saved later does
   assert.equal(all.find((x) => x.host === 'hv-x')!.got?.checkpoint?.seq, 6);
   assert.deepEqual(all.find((x) => x.host === 'hv-none')!.got, {});
   assert.deepEqual([...(await store.resumeState([])).keys()], []);
+});
+
+test('storedIntervalRanges: every host of a resume in one lookup, the answers of storedIntervals seq by seq', async () => {
+  const writes = [];
+  for (const h of ['hv-r1', 'hv-r2']) {
+    for (let q = 1; q <= 6; q++) {
+      const i = sampleInterval(h, q, NOW_NS + q * 1e9);
+      // hv-r2's seq 4 has its host row but no attribution rows (a write cut between the two), seq 5 is not stored
+      if (h === 'hv-r2' && q === 5) continue;
+      writes.push({ interval: i, results: h === 'hv-r2' && q === 4 ? [] : [sampleResult(i)] });
+    }
+  }
+  assert.equal((await store.writeIntervals(writes)).kind, 'ok');
+  const ranges = [
+    { hostId: 'hv-r1', afterSeq: 2, toSeq: 6 },
+    { hostId: 'hv-r2', afterSeq: 0, toSeq: 6 },
+    { hostId: 'hv-none', afterSeq: 0, toSeq: 3 },
+    { hostId: "hv-'q", afterSeq: 5, toSeq: 9 },
+  ];
+  const all = await storedRangesMatchSingleCalls(store, ranges);
+  for (const { host, want, got } of all) assert.deepEqual(got, want, host);
+  assert.deepEqual(all[0]!.got!.map((x) => x.seq), [3, 4, 5, 6]);
+  assert.deepEqual(all[1]!.got!.map((x) => `${x.seq}:${x.attributed}`), ['1:true', '2:true', '3:true', '4:false', '6:true']);
+  assert.deepEqual(all[2]!.got, []);
+  assert.deepEqual([...(await store.storedIntervalRanges([])).keys()], []);
 });

@@ -1,6 +1,6 @@
 /** Hand-built host intervals and attribution results for the store's tests (and the collector's). */
 import type { AttributionResult, AttributionShare, HostInterval, SourceName, VmInterval } from '@wattsplit/attribution';
-import type { HostResumeState, Store } from './store.js';
+import type { HostResumeState, Store, StoredInterval, StoredRange } from './store.js';
 
 export const HOUR_NS = 3_600_000_000_000;
 
@@ -73,6 +73,25 @@ export async function resumeStateMatchesSingleCalls(
     const checkpoint = await store.loadCheckpoint(host);
     const floor = await store.highestStoredSeq(host);
     out.push({ host, want: { ...(checkpoint ? { checkpoint } : {}), ...(floor ? { floor } : {}) }, got: got.get(host) });
+  }
+  return out;
+}
+
+/**
+ * Store.storedIntervalRanges against storedIntervals asked seq by seq over the same ranges: the batched
+ * lookup of a resume must answer what the per-frame checks would (a seq storedIntervals does not list is
+ * not stored).
+ */
+export async function storedRangesMatchSingleCalls(
+  store: Pick<Store, 'storedIntervalRanges' | 'storedIntervals'>,
+  ranges: readonly StoredRange[],
+): Promise<{ host: string; want: StoredInterval[]; got: StoredInterval[] | undefined }[]> {
+  const got = await store.storedIntervalRanges(ranges);
+  const out: { host: string; want: StoredInterval[]; got: StoredInterval[] | undefined }[] = [];
+  for (const r of ranges) {
+    const seqs: number[] = [];
+    for (let q = r.afterSeq + 1; q <= r.toSeq; q++) seqs.push(q);
+    out.push({ host: r.hostId, want: await store.storedIntervals(r.hostId, seqs), got: got.get(r.hostId) });
   }
   return out;
 }

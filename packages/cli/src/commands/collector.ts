@@ -26,6 +26,8 @@ const HELP = `usage: wattsplit collector [--brokers HOST:PORT,...] [--url http:/
                           default 1000 with WATTSPLIT_KAFKA_CLIENT=platformatic, 0 with kafkajs (docs/fleet.md)
   [--no-store-linger]     with spaced writes, hand a partition its next batch as soon as the last is
                           published instead of shortly before the next write (more latency; docs/collector.md)
+  [--checkpoint-every-ms 5000]  restart checkpoints saved and Kafka offsets committed at most this often per
+                          partition (0: with every store write); a restart re-reads and checks the frames since (docs/collector.md)
 Models (additive_model, per hardware class; stored in ClickHouse, the same version on every replica):
   --no-train              apply the versions other replicas train, never train here
   --train-check-s 60      how often the scheduler checks every class (first model, drift, period)
@@ -77,6 +79,7 @@ const FLAGS = {
   'log-level': { type: 'string' },
   'store-in-flight': { type: 'string' },
   'store-min-interval-ms': { type: 'string' },
+  'checkpoint-every-ms': { type: 'string' },
   'no-store-linger': { type: 'boolean' },
 } as const;
 
@@ -169,6 +172,8 @@ export async function run(argv: string[]): Promise<number> {
   const { logger, http, training, values, policy, group, capWatch } = s;
   const bus = kafkaBusFromEnv(strFlag(values, 'brokers', ''), logger);
   const storeWrites = { maxInFlight: intFlag(values, 'store-in-flight', 1, 1, 16), minIntervalMs: intFlag(values, 'store-min-interval-ms', bus.storeWriteIntervalMs, 0, 60_000), linger: values['no-store-linger'] !== true };
+  // given: the pipeline's default otherwise (10 s on Kafka, every write where the bus does not redeliver)
+  const checkpoints = values['checkpoint-every-ms'] === undefined ? undefined : { everyMs: intFlag(values, 'checkpoint-every-ms', 0, 0, 600_000) };
   const stopped = untilSignal(); // from here on SIGINT/SIGTERM end the command (also while waiting for the store)
   let store: Store | undefined;
   try {
@@ -183,7 +188,7 @@ export async function run(argv: string[]): Promise<number> {
   }
   let app: Awaited<ReturnType<typeof createCollectorApp>>;
   try {
-    app = await createCollectorApp({ bus, store, policy, storeWrites, logger, http, models: { training }, ...(group ? { groupId: group } : {}), ...(capWatch ? { capWatch } : {}) });
+    app = await createCollectorApp({ bus, store, policy, storeWrites, ...(checkpoints ? { checkpoints } : {}), logger, http, models: { training }, ...(group ? { groupId: group } : {}), ...(capWatch ? { capWatch } : {}) });
   } catch (e) {
     // a start that failed exits with its reason: nothing it opened may keep the process alive
     await store.close().catch(() => undefined);
