@@ -135,6 +135,31 @@ test('a crash between two checkpoint saves: the frames since the last commit com
   assertEachOnce(s, 5);
 });
 
+test('a partition that goes quiet: its checkpoints are saved and its offsets committed everyMs after its last batch', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'wattsplit-lag-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const log = memoryLogger();
+  const bus = new InProcessBus({ partitions: 1, redelivers: true, logger: log });
+  t.after(() => bus.close());
+  const c = await collector(bus, dir, log, 400);
+  try {
+    await c.send([1, 2]);
+    await c.send([3]);
+    assert.equal(c.store.checkpointSaves, 1);
+    assert.ok(bus.lag(TOPICS.telemetry, 'wattsplit-collector') > 0, 'the second batch is handled, not committed');
+    await new Promise((r) => setTimeout(r, 900));
+    assert.equal(c.store.checkpointSaves, 2, 'the idle partition saved its checkpoints');
+    assert.equal(bus.lag(TOPICS.telemetry, 'wattsplit-collector'), 0, 'and committed what it handled');
+    await c.send([4]);
+  } finally {
+    await c.close();
+  }
+  // a stop after that saved the rest; a new collector resumes from it: every interval once
+  const s = await stored(dir, log);
+  assert.deepEqual(s.seqs, { 'hv-a': [2, 3, 4], 'hv-b': [2, 3, 4] });
+  assertEachOnce(s, 3);
+});
+
 test('checkpoints.everyMs on a bus that does not redeliver is ignored (saved with every batch), with a warning', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'wattsplit-lag-'));
   t.after(() => rmSync(dir, { recursive: true, force: true }));

@@ -120,6 +120,10 @@ export class TelemetryPipeline implements OnApplicationBootstrap, OnApplicationS
   readonly checkpointEveryMs: number;
   /** Per partition: performance.now() ms of its last checkpoint save (absent: none yet, the next batch saves). */
   private readonly checkpointSavedAt = new Map<number, number>();
+  /** Per partition: its handler calls and idle commits, one after another (serial). */
+  private readonly partitionChains = new Map<number, Promise<unknown>>();
+  /** Per partition whose last handler call resolved `{ commit: false }`: the timer of its idle commit. */
+  private readonly idleCommitTimers = new Map<number, NodeJS.Timeout>();
   /** Per host of the batch being handled: what prefetchResume found (its checkpoint and stored floor). */
   private readonly resumeLookups = new Map<string, HostResumeState>();
   /**
@@ -284,15 +288,69 @@ export class TelemetryPipeline implements OnApplicationBootstrap, OnApplicationS
       fromBeginning: true,
       // The linger is outside `track`: a held handler has finished its frames (the ingest delay counts
       // frames from receipt until stored and published, not the wait for the next batch).
-      handler: async (messages, partition) => {
-        let outcome: void | HandlerOutcome = undefined;
-        await this.metrics.ingest.track(messages, async () => {
-          outcome = await this.handle(messages, partition);
-        });
-        await this.linger(partition);
-        return outcome;
-      },
+      handler: (messages, partition) =>
+        this.serial(partition, async () => {
+          let outcome: void | HandlerOutcome = undefined;
+          await this.metrics.ingest.track(messages, async () => {
+            outcome = await this.handle(messages, partition);
+          });
+          this.scheduleIdleCommit(partition, outcome);
+          await this.linger(partition);
+          return outcome;
+        }),
     });
+  }
+
+  /** Runs `fn` after the partition's earlier handler calls and idle commits (the bus serialises only its own calls). */
+  private serial<T>(partition: number, fn: () => Promise<T>): Promise<T> {
+    const run = (this.partitionChains.get(partition) ?? Promise.resolve()).then(fn, fn);
+    this.partitionChains.set(partition, run.catch(() => undefined));
+    return run;
+  }
+
+  /**
+   * A handler call that left checkpoints unsaved (`{ commit: false }`): if no further call of the partition comes
+   * within checkpoints.everyMs, save them and commit what was handled (BusSubscription.commitHandled), so a
+   * partition that goes quiet does not keep its last frames uncommitted (and counted as lag) until its next message.
+   */
+  private scheduleIdleCommit(partition: number, outcome: void | HandlerOutcome): void {
+    const t = this.idleCommitTimers.get(partition);
+    if (t) clearTimeout(t);
+    this.idleCommitTimers.delete(partition);
+    if (outcome?.commit !== false || !this.sub?.commitHandled) return;
+    const timer = setTimeout(() => {
+      if (this.idleCommitTimers.get(partition) !== timer) return;
+      this.idleCommitTimers.delete(partition);
+      void this.serial(partition, () => this.idleCommit(partition));
+    }, this.checkpointEveryMs);
+    this.idleCommitTimers.set(partition, timer);
+  }
+
+  private async idleCommit(partition: number): Promise<void> {
+    const sub = this.sub;
+    // a later handler call decided (it reset the timer), a failed batch waits for its redelivery, or stopping
+    if (!sub?.commitHandled || this.idleCommitTimers.has(partition) || this.partitions.pending(partition)) return;
+    const cps = this.partitions.checkpoints(partition);
+    if (cps.length > 0) {
+      const r = (await this.checkpointWriter.submit(cps)).result;
+      if (r.kind === 'retryable') {
+        this.log.warn({ partition, code: r.error.code }, `checkpoints of an idle partition not saved, retried in ${this.checkpointEveryMs} ms: ${r.error.message}`);
+        this.scheduleIdleCommit(partition, { commit: false });
+        return;
+      }
+      if (r.kind === 'failed') {
+        this.metrics.inc('wattsplit_collector_store_failures_total', { kind: 'checkpoint_refused' });
+        this.log.error({ partition, code: r.error.code }, `checkpoints refused (a restart now loses the interval across it): ${r.error.message}`);
+      }
+      this.partitions.checkpointsSaved(partition);
+      this.checkpointSavedAt.set(partition, performance.now());
+    }
+    try {
+      await sub.commitHandled(partition);
+    } catch (e) {
+      // the partition moved to another member or the broker is away: its next owner reads the frames again
+      this.log.debug({ partition, err: normaliseError(e).message }, 'offset commit of an idle partition failed; its frames since the last commit are delivered again to its next owner');
+    }
   }
 
   /** The next subscribe attempt after `err`, with back-off; logged each time (a warning; an error if refused for good). */
@@ -339,8 +397,11 @@ export class TelemetryPipeline implements OnApplicationBootstrap, OnApplicationS
     }
     const s = this.sub;
     this.sub = undefined;
+    for (const t of this.idleCommitTimers.values()) clearTimeout(t);
+    this.idleCommitTimers.clear();
     for (const wake of [...this.lingering]) wake();
     if (s) await s.stop();
+    await Promise.all(this.partitionChains.values()); // an idle commit running
     if (s) await this.saveCheckpointsAtStop();
     await this.producer.close();
   }

@@ -217,6 +217,34 @@ export function busContractSuite(name: string, make: BusFactory, traits: BusTrai
     assert.deepEqual(third.byKey.get('host-0'), [20, 21, 22, 23, 24], 'a committing call commits what was handled before it');
   });
 
+  test(`${name}: commitHandled commits what was handled with { commit: false } on a partition that went quiet`, { skip: skip && `Kafka unavailable: ${skip}`, timeout: 60_000 }, async (t) => {
+    const { bus, topic, group } = await setup(t, 1);
+    const p = bus.producer();
+    await sendAll(p, topic, messages(1, 10));
+    const first = new Seen();
+    const sub1 = await bus.subscribe({
+      topic,
+      groupId: group,
+      handler: async (b) => {
+        first.add(b);
+        return { commit: false };
+      },
+    });
+    await waitFor(() => first.deliveries >= 10, 30_000, 'the 10');
+    assert.equal(await bus.lag(topic, group), 10, 'nothing committed');
+    assert.equal(typeof sub1.commitHandled, 'function');
+    await sub1.commitHandled!(0);
+    await waitFor(async () => (await bus.lag(topic, group)) === 0, 10_000, 'committed by commitHandled');
+    await sub1.commitHandled!(0); // nothing left: a no-op
+    await sub1.stop();
+    await sendAll(p, topic, messages(1, 2, 10));
+    const second = new Seen();
+    const sub2 = await bus.subscribe({ topic, groupId: group, handler: async (b) => second.add(b) });
+    await waitFor(async () => second.deliveries >= 2 && (await bus.lag(topic, group)) === 0, 30_000, 'the next 2');
+    await sub2.stop();
+    assert.deepEqual(second.byKey.get('host-0'), [10, 11], 'nothing committed by commitHandled is delivered again');
+  });
+
   test(`${name}: two consumers in one group share the partitions; rebalances lose and duplicate nothing`, { skip: skip && `Kafka unavailable: ${skip}`, timeout: 90_000 }, async (t) => {
     const { bus, topic, group } = await setup(t, 6);
     const bus2 = make({ brokers: [brokers!], partitions: 6, sessionTimeoutMs: 6_000, heartbeatIntervalMs: 500 });

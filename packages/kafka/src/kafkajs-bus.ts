@@ -198,6 +198,8 @@ export class KafkaBus extends KafkaBusBase {
       retry: { initialRetryTime: 200, maxRetryTime: 5_000, retries: 20 },
     });
     const attempts = new Map<number, number>();
+    /** Per partition: the last offset handled with `{ commit: false }` and not committed since (commitHandled). */
+    const uncommitted = new Map<number, string>();
     const timers = new Set<NodeJS.Timeout>();
     let stopped = false;
 
@@ -246,9 +248,11 @@ export class KafkaBus extends KafkaBusBase {
         resolveOffset(last);
         if (outcome?.commit === false) {
           // handled, committed later (HandlerOutcome): the consumer goes on from the next message
+          uncommitted.set(partition, last);
           await heartbeat().catch(() => undefined);
           continue;
         }
+        uncommitted.delete(partition);
         try {
           await consumer.commitOffsets([{ topic, partition, offset: String(BigInt(last) + 1n) }]);
         } catch (e) {
@@ -286,6 +290,16 @@ export class KafkaBus extends KafkaBusBase {
       crashes.write(log, 'warn', err.replace(/\d+/g, '#'), { restart: true, err }, 'kafka consumer crashed; kafkajs restarts it');
     });
     const sub: BusSubscription = {
+      commitHandled: async (partition: number) => {
+        const last = uncommitted.get(partition);
+        if (last === undefined || stopped) return;
+        try {
+          await consumer.commitOffsets([{ topic: opts.topic, partition, offset: String(BigInt(last) + 1n) }]);
+        } catch (e) {
+          throw kafkaError(e, `commitOffsets ${opts.topic}/${partition}`);
+        }
+        if (uncommitted.get(partition) === last) uncommitted.delete(partition);
+      },
       stop: async () => {
         if (stopped) return;
         stopped = true;

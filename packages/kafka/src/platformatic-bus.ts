@@ -191,6 +191,8 @@ export class PlatformaticKafkaBus extends KafkaBusBase {
     let stopped = false;
     let stream: MessagesStream<Buffer, Buffer, Buffer, Buffer> | undefined;
     const inflight = new Set<Promise<void>>();
+    /** Per partition: the last message handled with `{ commit: false }` and not committed since (commitHandled). */
+    const uncommitted = new Map<number, Message>();
 
     const assigned = (): Set<number> | undefined => {
       const a = consumer.assignments;
@@ -233,7 +235,11 @@ export class PlatformaticKafkaBus extends KafkaBusBase {
         if (q.queue[0] !== chunk[0]) continue;
         q.queue.splice(0, chunk.length);
         release(chunk.length);
-        if (outcome?.commit === false) continue; // handled, committed later (HandlerOutcome)
+        if (outcome?.commit === false) {
+          uncommitted.set(partition, chunk[chunk.length - 1]!); // handled, committed later (HandlerOutcome, commitHandled)
+          continue;
+        }
+        uncommitted.delete(partition);
         try {
           await chunk[chunk.length - 1]!.commit();
         } catch (e) {
@@ -257,6 +263,7 @@ export class PlatformaticKafkaBus extends KafkaBusBase {
     consumer.on('consumer:group:join', () => {
       const mine = assigned();
       if (!mine) return;
+      for (const p of [...uncommitted.keys()]) if (!mine.has(p)) uncommitted.delete(p); // its next owner reads them again
       for (const [p, q] of queues) {
         if (mine.has(p) || q.queue.length === 0) continue;
         log.info({ partition: p, dropped: q.queue.length }, 'partition revoked; dropping queued messages (the new owner reads them from the committed offset)');
@@ -327,6 +334,16 @@ export class PlatformaticKafkaBus extends KafkaBusBase {
     }
 
     const sub: BusSubscription = {
+      commitHandled: async (partition: number) => {
+        const m = uncommitted.get(partition);
+        if (!m || stopped) return;
+        try {
+          await m.commit();
+        } catch (e) {
+          throw kafkaError(e, `commit ${opts.topic}/${partition}`);
+        }
+        if (uncommitted.get(partition) === m) uncommitted.delete(partition);
+      },
       stop: async () => {
         if (stopped) return;
         stopped = true;

@@ -30,6 +30,15 @@ export interface BusProducer {
 export interface BusSubscription {
   /** Stops consuming; resolves once the in-flight handler call settled and its offsets were committed. */
   stop(): Promise<void>;
+  /**
+   * Commits every message of `partition` its handler calls resolved (with or without `{ commit: false }`)
+   * that is not committed yet; nothing when there is none. For a partition whose last call resolved
+   * `{ commit: false }` and that gets no further message (a quiet partition would otherwise keep its last
+   * messages uncommitted for ever). Call it only between two handler calls of that partition. Rejects when
+   * the commit failed (the partition moved to another member, the broker is down): nothing is lost, the
+   * messages are delivered again to the partition's next owner.
+   */
+  commitHandled?(partition: number): Promise<void>;
 }
 
 /**

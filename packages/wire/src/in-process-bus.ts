@@ -180,6 +180,13 @@ export class InProcessBus implements Bus {
         group.subs.delete(sub);
         await Promise.allSettled([...sub.inflight]);
       },
+      commitHandled: (p: number) => {
+        if (!sub.stopped && sub.position[p]! > group.committed[p]!) {
+          group.committed[p] = sub.position[p]!;
+          this.trim(opts.topic, p);
+        }
+        return Promise.resolve();
+      },
     });
   }
 
