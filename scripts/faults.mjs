@@ -628,6 +628,19 @@ experiment('collector_kill9', 'collector SIGKILLed during writes (3 times, at di
   await x.run(3000);
 }, { servers: true });
 
+experiment('collector_sigterm_restart', 'collector stopped with SIGTERM mid-stream (twice) and restarted: its stop saves the checkpoints not yet due (checkpoints.everyMs), the next start skips the redelivered frames as replays; nothing lost or doubled', async (x) => {
+  await x.run(4000);
+  for (const gapMs of [0, 500]) {
+    await x.run(gapMs);
+    await x.cl.collector.stop('SIGTERM');
+    await x.run(1500);
+    await x.cl.startCollector();
+    await x.run(2500);
+  }
+  x.metricsReset();
+  await x.run(3000);
+}, { servers: true });
+
 experiment('kafka_refuses_big_frames', "the telemetry topic's max.message.bytes drops to 1500 for 6 s while one host sends 120-VM frames: those are refused for good (dead-lettered), not retried forever; the spool flows on after, nothing lost (counters bridge the gap), small hosts unaffected", async (x) => {
   await x.run(3000);
   const admin = await x.cl.kafkaAdmin();

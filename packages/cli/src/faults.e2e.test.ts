@@ -27,8 +27,8 @@ function skipReason(): string | false {
   return false;
 }
 
-test('fault suite: the shipped processes survive every fault, nothing billed is lost or rewritten', { skip: skipReason(), timeout: 720_000 }, async (t) => {
-  const child = spawn(process.execPath, [join(root, 'scripts/faults.mjs'), '--json', '--timeout-s', '600'], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
+test('fault suite: the shipped processes survive every fault, nothing billed is lost or rewritten', { skip: skipReason(), timeout: 840_000 }, async (t) => {
+  const child = spawn(process.execPath, [join(root, 'scripts/faults.mjs'), '--json', '--timeout-s', '720'], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   let err = '';
   child.stdout.on('data', (d: Buffer) => (out += d.toString()));
