@@ -615,30 +615,26 @@ experiment('clickhouse_restart_15s', 'ClickHouse down 15 s (data kept): backlog 
   await x.run(5000);
 }, { servers: true });
 
-experiment('collector_kill9', 'collector SIGKILLed during writes (3 times, at different points of its write cycle) and restarted: resumes from committed offsets, nothing doubled', async (x) => {
+/** The collector stopped with `signal` after each gap (at different points of its write cycle), 1.5 s down, restarted, `upMs` up; then 3 s clean. */
+async function collectorRestarts(x, signal, gapsMs, upMs) {
   await x.run(4000);
-  for (const gapMs of [0, 350, 700]) {
+  for (const gapMs of gapsMs) {
     await x.run(gapMs);
-    await x.cl.collector.stop('SIGKILL');
+    await x.cl.collector.stop(signal);
     await x.run(1500);
     await x.cl.startCollector();
-    await x.run(2000);
+    await x.run(upMs);
   }
   x.metricsReset();
   await x.run(3000);
+}
+
+experiment('collector_kill9', 'collector SIGKILLed during writes (3 times, at different points of its write cycle) and restarted: resumes from committed offsets, nothing doubled', async (x) => {
+  await collectorRestarts(x, 'SIGKILL', [0, 350, 700], 2000);
 }, { servers: true });
 
 experiment('collector_sigterm_restart', 'collector stopped with SIGTERM mid-stream (twice) and restarted: its stop saves the checkpoints not yet due (checkpoints.everyMs), the next start skips the redelivered frames as replays; nothing lost or doubled', async (x) => {
-  await x.run(4000);
-  for (const gapMs of [0, 500]) {
-    await x.run(gapMs);
-    await x.cl.collector.stop('SIGTERM');
-    await x.run(1500);
-    await x.cl.startCollector();
-    await x.run(2500);
-  }
-  x.metricsReset();
-  await x.run(3000);
+  await collectorRestarts(x, 'SIGTERM', [0, 500], 2500);
 }, { servers: true });
 
 experiment('kafka_refuses_big_frames', "the telemetry topic's max.message.bytes drops to 1500 for 6 s while one host sends 120-VM frames: those are refused for good (dead-lettered), not retried forever; the spool flows on after, nothing lost (counters bridge the gap), small hosts unaffected", async (x) => {

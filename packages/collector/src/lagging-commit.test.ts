@@ -3,7 +3,7 @@
 // checkpoints.everyMs, not with every stored batch. After a restart the frames since the last commit come again:
 // the stored ones are recognised (by the checkpoint saved at a graceful stop, or by the store when the stop saved
 // nothing), nothing is written twice, and the interval after them is attributed from them: every joule once.
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -35,6 +35,16 @@ class CountingStore extends DelegatingStore {
     this.rangeChecks++;
     return super.storedIntervalRanges(r);
   }
+}
+
+/** A data directory and an in-process bus for one test, removed and closed after it. */
+function setup(t: TestContext, busOpts: { partitions: number; redelivers?: boolean }): { dir: string; log: ReturnType<typeof memoryLogger>; bus: InProcessBus } {
+  const dir = mkdtempSync(join(tmpdir(), 'wattsplit-lag-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const log = memoryLogger();
+  const bus = new InProcessBus({ ...busOpts, logger: log });
+  t.after(() => bus.close());
+  return { dir, log, bus };
 }
 
 async function collector(bus: InProcessBus, dir: string, log: Logger, everyMs: number | undefined) {
@@ -79,11 +89,7 @@ function assertEachOnce(s: { joules: Record<string, number> }, intervals: number
 }
 
 test('checkpoints every everyMs on a redelivering bus: saved once per period, offsets committed with them, a graceful stop saves the rest', async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'wattsplit-lag-'));
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
-  const log = memoryLogger();
-  const bus = new InProcessBus({ partitions: 1, redelivers: true, logger: log });
-  t.after(() => bus.close());
+  const { dir, log, bus } = setup(t, { partitions: 1, redelivers: true });
 
   const c1 = await collector(bus, dir, log, 60_000);
   assert.equal(c1.pipeline.checkpointEveryMs, 60_000);
@@ -108,11 +114,7 @@ test('checkpoints every everyMs on a redelivering bus: saved once per period, of
 });
 
 test('a crash between two checkpoint saves: the frames since the last commit come again, the stored ones are checked and skipped, nothing lost or doubled', async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'wattsplit-lag-'));
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
-  const log = memoryLogger();
-  const bus = new InProcessBus({ partitions: 2, redelivers: true, logger: log });
-  t.after(() => bus.close());
+  const { dir, log, bus } = setup(t, { partitions: 2, redelivers: true });
 
   const c1 = await collector(bus, dir, log, undefined);
   assert.equal(c1.pipeline.checkpointEveryMs, DEFAULT_CHECKPOINT_EVERY_MS, 'the default on a bus that redelivers');
@@ -136,11 +138,7 @@ test('a crash between two checkpoint saves: the frames since the last commit com
 });
 
 test('a partition that goes quiet: its checkpoints are saved and its offsets committed everyMs after its last batch', async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'wattsplit-lag-'));
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
-  const log = memoryLogger();
-  const bus = new InProcessBus({ partitions: 1, redelivers: true, logger: log });
-  t.after(() => bus.close());
+  const { dir, log, bus } = setup(t, { partitions: 1, redelivers: true });
   const c = await collector(bus, dir, log, 400);
   try {
     await c.send([1, 2]);
@@ -161,11 +159,7 @@ test('a partition that goes quiet: its checkpoints are saved and its offsets com
 });
 
 test('checkpoints.everyMs on a bus that does not redeliver is ignored (saved with every batch), with a warning', async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'wattsplit-lag-'));
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
-  const log = memoryLogger();
-  const bus = new InProcessBus({ partitions: 1, logger: log });
-  t.after(() => bus.close());
+  const { dir, log, bus } = setup(t, { partitions: 1 });
   const c = await collector(bus, dir, log, 5_000);
   try {
     assert.equal(c.pipeline.checkpointEveryMs, 0);

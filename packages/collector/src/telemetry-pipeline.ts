@@ -330,20 +330,11 @@ export class TelemetryPipeline implements OnApplicationBootstrap, OnApplicationS
     const sub = this.sub;
     // a later handler call decided (it reset the timer), a failed batch waits for its redelivery, or stopping
     if (!sub?.commitHandled || this.idleCommitTimers.has(partition) || this.partitions.pending(partition)) return;
-    const cps = this.partitions.checkpoints(partition);
-    if (cps.length > 0) {
-      const r = (await this.checkpointWriter.submit(cps)).result;
-      if (r.kind === 'retryable') {
-        this.log.warn({ partition, code: r.error.code }, `checkpoints of an idle partition not saved, retried in ${this.checkpointEveryMs} ms: ${r.error.message}`);
-        this.scheduleIdleCommit(partition, { commit: false });
-        return;
-      }
-      if (r.kind === 'failed') {
-        this.metrics.inc('wattsplit_collector_store_failures_total', { kind: 'checkpoint_refused' });
-        this.log.error({ partition, code: r.error.code }, `checkpoints refused (a restart now loses the interval across it): ${r.error.message}`);
-      }
-      this.partitions.checkpointsSaved(partition);
-      this.checkpointSavedAt.set(partition, performance.now());
+    const retry = await this.submitCheckpoints(partition);
+    if (retry) {
+      this.log.warn({ partition, code: retry.code }, `checkpoints of an idle partition not saved, retried in ${this.checkpointEveryMs} ms: ${retry.message}`);
+      this.scheduleIdleCommit(partition, { commit: false });
+      return;
     }
     try {
       await sub.commitHandled(partition);
@@ -758,18 +749,27 @@ export class TelemetryPipeline implements OnApplicationBootstrap, OnApplicationS
    * failure keeps the batch pending and rejects, like a failed interval write.
    */
   private async saveCheckpoints(partition: number, batch: BatchEntry[]): Promise<void> {
-    const cps = this.partitions.checkpoints(partition);
-    if (cps.length === 0) return;
-    const now = performance.now();
     const last = this.checkpointSavedAt.get(partition);
     // not due yet (checkpoints.everyMs): the candidates wait, and so does the offset commit (handle)
-    if (this.checkpointEveryMs > 0 && last !== undefined && now - last < this.checkpointEveryMs) return;
-    const r = (await this.checkpointWriter.submit(cps)).result;
-    if (r.kind === 'retryable') {
+    if (this.checkpointEveryMs > 0 && last !== undefined && performance.now() - last < this.checkpointEveryMs) return;
+    const retry = await this.submitCheckpoints(partition);
+    if (retry) {
       this.partitions.keep(partition, batch);
-      this.log.warn({ partition, code: r.error.code }, `checkpoints not saved, batch will be redelivered: ${r.error.message}`);
-      throw r.error;
+      this.log.warn({ partition, code: retry.code }, `checkpoints not saved, batch will be redelivered: ${retry.message}`);
+      throw retry;
     }
+  }
+
+  /**
+   * Saves the partition's checkpoint candidates (none: nothing to do) and drops them once saved or refused for
+   * good; returns the error when the store failed transiently (the candidates are kept, the caller retries).
+   */
+  private async submitCheckpoints(partition: number): Promise<WattsplitError | undefined> {
+    const cps = this.partitions.checkpoints(partition);
+    if (cps.length === 0) return undefined;
+    const now = performance.now();
+    const r = (await this.checkpointWriter.submit(cps)).result;
+    if (r.kind === 'retryable') return r.error;
     if (r.kind === 'failed') {
       // The intervals are stored; only a restart's bridge is missing (the interval spanning it would be lost).
       this.metrics.inc('wattsplit_collector_store_failures_total', { kind: 'checkpoint_refused' });
@@ -777,6 +777,7 @@ export class TelemetryPipeline implements OnApplicationBootstrap, OnApplicationS
     }
     this.partitions.checkpointsSaved(partition);
     this.checkpointSavedAt.set(partition, now);
+    return undefined;
   }
 
   /**

@@ -6,7 +6,7 @@
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import type { Bus, BusMessage, BusMessageIn, BusProducer, TransportResult } from '@wattsplit/wire';
+import type { Bus, BusMessage, BusMessageIn, BusProducer, BusSubscription, TransportResult } from '@wattsplit/wire';
 import { KafkaBrokerProcess, canStartOwnBroker, kafkaUnavailableReason } from './broker-process.js';
 import type { KafkaBusOptions } from './kafka-options.js';
 
@@ -84,6 +84,21 @@ export interface BusTraits {
    *  but not yet committed when a partition moves are handed to the new owner again (at-least-once;
    *  the store's (host, seq) dedupe absorbs them). kafkajs waits; @platformatic/kafka does not. */
   rebalanceMayRedeliver?: boolean;
+}
+
+/** A subscription whose handler records every batch and resolves `{ commit: false }`, once `n` messages were handed over. */
+async function subscribeUncommitted(bus: KafkaBackedBus, topic: string, groupId: string, n: number): Promise<{ seen: Seen; sub: BusSubscription }> {
+  const seen = new Seen();
+  const sub = await bus.subscribe({
+    topic,
+    groupId,
+    handler: async (b) => {
+      seen.add(b);
+      return { commit: false };
+    },
+  });
+  await waitFor(() => seen.deliveries >= n, 30_000, `the first ${n} messages`);
+  return { seen, sub };
 }
 
 export function busContractSuite(name: string, make: BusFactory, traits: BusTraits = {}): void {
@@ -190,16 +205,7 @@ export function busContractSuite(name: string, make: BusFactory, traits: BusTrai
     assert.equal(bus.redelivers, true, 'a Kafka bus says it redelivers (Bus.redelivers)');
     const p = bus.producer();
     await sendAll(p, topic, messages(1, 20));
-    const first = new Seen();
-    const sub1 = await bus.subscribe({
-      topic,
-      groupId: group,
-      handler: async (b) => {
-        first.add(b);
-        return { commit: false };
-      },
-    });
-    await waitFor(() => first.deliveries >= 20, 30_000, 'the first 20');
+    const { seen: first, sub: sub1 } = await subscribeUncommitted(bus, topic, group, 20);
     await new Promise((r) => setTimeout(r, 500));
     assert.equal(first.deliveries, 20, 'the next calls go on after an uncommitted one (nothing handed over twice)');
     assert.equal(await bus.lag(topic, group), 20, 'nothing committed');
@@ -221,16 +227,7 @@ export function busContractSuite(name: string, make: BusFactory, traits: BusTrai
     const { bus, topic, group } = await setup(t, 1);
     const p = bus.producer();
     await sendAll(p, topic, messages(1, 10));
-    const first = new Seen();
-    const sub1 = await bus.subscribe({
-      topic,
-      groupId: group,
-      handler: async (b) => {
-        first.add(b);
-        return { commit: false };
-      },
-    });
-    await waitFor(() => first.deliveries >= 10, 30_000, 'the 10');
+    const { sub: sub1 } = await subscribeUncommitted(bus, topic, group, 10);
     assert.equal(await bus.lag(topic, group), 10, 'nothing committed');
     assert.equal(typeof sub1.commitHandled, 'function');
     await sub1.commitHandled!(0);
