@@ -249,7 +249,7 @@ const EXPERIMENTS = [
       await x.run(6000);
       x.note(`ch1: ${await stopNode('ch1', 'SIGKILL')}`);
       await x.run(12000);
-      await startNode('ch1');
+      await startNode('ch1', (m) => x.note(m));
       await x.run(8000);
     },
   },
@@ -359,8 +359,12 @@ async function runExperiment(h, exp, ids) {
   }, 30000, 3000);
   await x.countIntervals();
   const intervalsByCollector = Object.fromEntries(Object.entries(intervalsSeen).map(([k, v]) => [k, v - (intervalsAtStart[k] ?? 0)]));
-  await h.syncReplicas();
-  const acc = await h.account(ids);
+  // A server the experiment could not bring back fails these; the experiment's own error says why, so it goes first.
+  const then = (e) => {
+    throw new Error(`${error ? `${exp.name} had failed (${error}); then ` : ''}${e.message}`);
+  };
+  await h.syncReplicas().catch(then);
+  const acc = await h.account(ids).catch(then);
   const central = [h.gateway, ...[...h.collectors.entries()].filter(([n]) => n !== 'collector-3').map(([, p]) => p)];
   return {
     experiment: exp.name,

@@ -46,7 +46,7 @@ async function main() {
       say(`${rest[0]}: ${await stopNode(rest[0], rest.includes('--term') ? 'SIGTERM' : 'SIGKILL')}`);
       return 0;
     case 'start-node':
-      say(`${rest[0]}: up (pid ${await startNode(rest[0])})`);
+      say(`${rest[0]}: up (pid ${await startNode(rest[0], say)})`);
       return 0;
     default:
       process.stderr.write('usage: node scripts/cluster.mjs up [--json] | down | status [--json] | stop-node NAME [--term] | start-node NAME\n');
