@@ -75,6 +75,19 @@ test('checkAgent on a fixture host: which sensors and VMs it sees, and why any i
   assert.ok(JSON.stringify(r).length > 0, 'JSON-serialisable');
 });
 
+test('checkAgent reports a Redfish credentials file it cannot read as a missing BMC; the running agent refuses it', async (t) => {
+  const { dir, cleanup } = tempDir('check-bmc');
+  t.after(cleanup);
+  const cfg = loadAgentConfig(undefined, { hostId: 'hv-bmc', sysfsRoot: join(FIXTURES, 'single-socket-v2'), noLibvirt: true, nvml: false, spoolDir: dir, insecure: true });
+  cfg.redfish = { url: 'https://127.0.0.1:1', credentialsFile: join(dir, 'no-bmc.json'), insecureSkipVerify: false };
+  const r = await checkAgent(cfg);
+  const text = r.lines.join('\n');
+  assert.match(text, /\[MISS\] bmc: Redfish https:\/\/127\.0\.0\.1:1: Redfish credentials file .*no-bmc\.json unreadable/);
+  assert.match(text, /\[ok  \] rapl: /, 'the other sensors are still checked');
+  assert.equal(r.ok, false);
+  await assert.rejects(startAgent(cfg, memoryLogger()), (e: Error & { code?: string }) => e.code === 'CONFIG_INVALID' && /no-bmc\.json unreadable/.test(e.message));
+});
+
 test('the counter schedule defaults are the ones docs/agent.md states, and --check says which schedule runs', () => {
   // the Configuration table: "| `key`: what it does | flag | default |"
   const doc = readFileSync(join(FIXTURES, '..', '..', '..', 'docs', 'agent.md'), 'utf8');

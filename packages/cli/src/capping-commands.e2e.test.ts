@@ -54,6 +54,16 @@ test('demo --caps: the collector watches the caps, warns once a cap is predicted
   assert.match(w.msg, /^rack rack-1 is predicted to cross its 300 W cap in 0 s/);
 });
 
+test('demo --caps without --json or a log level: the text report ends with each cap\'s status, the predicted crossing said there', () => {
+  const r = run(['demo', '--hosts', '2', '--vms', '4', '--warmup-minutes', '1', '--minutes', '2', '--seed', '3', '--data-dir', join(dir, 'data-text'), '--caps', caps]);
+  assert.equal(r.status, 0, r.stderr.slice(-2000));
+  // stderr has the demo's progress; at the default log level (error) not the warning: the report is where it is said
+  assert.doesNotMatch(r.stderr, /predicted to cross/);
+  const section = r.stdout.slice(r.stdout.indexOf('Power caps (the live watch'));
+  assert.match(section, /^ {2}rack rack-1: [\d.]+ W now, cap 300 W, predicted peak [\d.]+ W: PREDICTED TO CROSS in 0 s$/m, r.stdout.slice(-1500));
+  for (const h of ['hv-00', 'hv-01']) assert.match(section, new RegExp(`^ {2}host ${h}: [\\d.]+ W now, cap 5000 W, .*: no crossing predicted within 60 s$`, 'm'));
+});
+
 test("the README's cap-plan runs on the demo's data with either method; with a rack cap and against the forecast bound; cap-apply prints the plan's virsh commands", () => {
   const data = join(dir, 'data');
   for (const method of ['additive_model', 'cpu_share']) {

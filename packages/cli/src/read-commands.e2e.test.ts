@@ -61,7 +61,14 @@ test('bill for an unknown tenant or method is an error naming the value and list
   oneLine(run(['cap-plan', '--cap-w', '900', '--data-dir', dir, '--method', 'nope']), 2, /--method=nope: .*known methods: additive_model, cpu_share/);
   const known = run(['bill', '--data-dir', dir, '--tenant', 'acme-ai', '--method', 'additive_model', '--json']);
   assert.equal(known.status, 0, known.stderr);
-  assert.ok((JSON.parse(known.stdout) as { total_joules: number }).total_joules > 0);
+  const report = JSON.parse(known.stdout) as { total_joules: number; tenants: { vms: { vm_name: string; host: string; kwh: number }[] }[] };
+  assert.ok(report.total_joules > 0);
+  // the table says what its help says: a line per VM under the tenant, the same kWh as the JSON's
+  const vms = report.tenants[0]!.vms;
+  assert.ok(vms.length > 0);
+  const table = run(['bill', '--data-dir', dir, '--tenant', 'acme-ai', '--method', 'additive_model']);
+  assert.equal(table.status, 0, table.stderr);
+  for (const v of vms) assert.match(table.stdout, new RegExp(`^ {2}${v.vm_name} @ ${v.host} +${v.kwh.toFixed(6)} `, 'm'), `no line for ${v.vm_name} in:\n${table.stdout}`);
   // bad SQL still names the problem
   oneLine(run(['query', '--data-dir', dir, 'SELECT nope FROM attributions']), 1, /STORE_QUERY_FAILED.*nope/);
 });

@@ -1,6 +1,7 @@
 /**
- * A BillReport (billing.ts) as people read it: a text table, CSV (one row per tenant, learned and
- * cpu_share side by side) and a printable HTML statement per tenant (one page each; print to PDF from
+ * A BillReport (billing.ts) as people read it: a text table (a tenant's VMs indented below it when the report
+ * carries them: `bill --tenant`), CSV (one row per tenant, learned and cpu_share side by side; no VM rows, so a
+ * column's sum is the total) and a printable HTML statement per tenant (one page each; print to PDF from
  * the browser). The JSON form is the report object itself.
  */
 import type { BillAmounts, BillReport, TenantBill } from './billing.js';
@@ -17,7 +18,11 @@ export function billTable(r: BillReport): string {
   const cur = r.currency ?? '';
   out.push(`${'tenant'.padEnd(20)} ${'IT kWh'.padStart(12)} ${'facility kWh'.padStart(13)} ${`cost ${cur}`.padStart(12)} ${'gCO2e'.padStart(12)}`);
   const row = (name: string, a: BillAmounts) => `${name.padEnd(20)} ${k6(a.kwh).padStart(12)} ${k6(a.facility_kwh).padStart(13)} ${money(a.cost).padStart(12)} ${grams(a.co2e_g).padStart(12)}`;
-  for (const t of r.tenants) out.push(row(t.tenant || '(no tenant)', t));
+  for (const t of r.tenants) {
+    out.push(row(t.tenant || '(no tenant)', t));
+    // a tenant's bill (--tenant) carries its VMs: one indented line each, name (or UUID) and host
+    for (const v of t.vms ?? []) out.push(row(`  ${v.vm_name || v.vm_uuid} @ ${v.host || '?'}`, v));
+  }
   out.push(row('total', r.total));
   if (r.fairness) {
     out.push('');

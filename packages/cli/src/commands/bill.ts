@@ -16,7 +16,8 @@ import { openStore, STORE_FLAGS } from '../store-open.js';
 
 const HELP = `usage: wattsplit bill (--tenant T | --all) [options] [--data-dir DIR | --url URL [--database D]]
 
-  --tenant T               one tenant's bill, with a line per VM (repeatable as a comma list: a,b)
+  --tenant T               one tenant's bill, with a line per VM (table, --json, --html; the CSV keeps
+                           one row per tenant) (several: a comma list a,b)
   --all                    every tenant (the default without --tenant)
   --from ISO, --to ISO     period (whole hours, UTC; default: everything stored)
   --method M               the method billed (default additive_model when stored, else cpu_share);

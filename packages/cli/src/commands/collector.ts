@@ -50,6 +50,8 @@ HTTP (REST API, dashboard, /metrics, /healthz): binds --http-host (default 127.0
   --tls-cert/--tls-key    HTTPS (PEM files), TLS 1.2+ with ECDHE AEAD suites only
   docs/collector.md "Access" has the scopes and what each endpoint needs.
 Kafka settings come from WATTSPLIT_KAFKA_*; ClickHouse from --url or WATTSPLIT_CLICKHOUSE_URL (embedded chDB otherwise);
+  --user U, --password P  ClickHouse credentials (or WATTSPLIT_CLICKHOUSE_USER, default "default", and
+                          WATTSPLIT_CLICKHOUSE_PASSWORD, default empty; the variable keeps it out of ps);
   --cluster NAME (or WATTSPLIT_CLICKHOUSE_CLUSTER): a ClickHouse cluster of that name in the servers' remote_servers
                           (replicated tables ON CLUSTER behind Distributed tables; docs/fleet.md "Cluster").`;
 
@@ -121,7 +123,7 @@ function httpConfig(values: Values): CollectorHttpConfig {
   return http;
 }
 
-interface Settings {
+export interface Settings {
   logger: Logger;
   http: CollectorHttpConfig;
   training: CollectorTrainingConfig;
@@ -131,8 +133,8 @@ interface Settings {
   capWatch: ReturnType<typeof capWatchFromFile> | undefined;
 }
 
-/** Everything that can be wrong with the command line, before anything connects. */
-function settings(argv: string[]): Settings | 'help' {
+/** Everything that can be wrong with the command line, before anything connects (tokens and caps files read). */
+export function settings(argv: string[]): Settings | 'help' {
   const { values } = parse(argv, FLAGS);
   if (values.help) return 'help';
   const logger = makeLogger(strFlag(values, 'log-level', 'info'));
@@ -172,7 +174,7 @@ export async function run(argv: string[]): Promise<number> {
   const { logger, http, training, values, policy, group, capWatch } = s;
   const bus = kafkaBusFromEnv(strFlag(values, 'brokers', ''), logger);
   const storeWrites = { maxInFlight: intFlag(values, 'store-in-flight', 1, 1, 16), minIntervalMs: intFlag(values, 'store-min-interval-ms', bus.storeWriteIntervalMs, 0, 60_000), linger: values['no-store-linger'] !== true };
-  // given: the pipeline's default otherwise (10 s on Kafka, every write where the bus does not redeliver)
+  // given: the pipeline's default otherwise (5 s on Kafka, every write where the bus does not redeliver)
   const checkpoints = values['checkpoint-every-ms'] === undefined ? undefined : { everyMs: intFlag(values, 'checkpoint-every-ms', 0, 0, 600_000) };
   const stopped = untilSignal(); // from here on SIGINT/SIGTERM end the command (also while waiting for the store)
   let store: Store | undefined;

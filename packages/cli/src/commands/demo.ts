@@ -43,7 +43,8 @@ collector into embedded ClickHouse, then compares every attribution method with 
                        (default: the synthetic samples in docs/data)
   --log-level L        collector/agent logs to stderr: silent|error|warn|info|debug (default error; the report lists anomalies)
   --caps FILE          run the collector's live power-cap watch with these caps (docs/capping.md "Live watch"):
-                       a cap predicted to cross is logged (warn); --json reports the last statuses as "caps";
+                       the report ends with each cap's last status (a predicted crossing is also logged,
+                       as a warning: --log-level warn); --json reports them as "caps";
                        with --serve, GET /api/v1/caps and the dashboard's cap panel show them`;
 
 export async function run(argv: string[]): Promise<number> {
@@ -168,7 +169,18 @@ export async function run(argv: string[]): Promise<number> {
       ...(collector.pipeline.capWatch ? { caps: collector.pipeline.capWatch.statuses() } : {}),
     };
     if (json) console.log(JSON.stringify(out));
-    else printTables(out, report, truth, methodNames, `Query the data: npm run wattsplit -- query "SELECT tenant, method, round(sum(dynamic_j + static_j)) AS joules FROM attributions FINAL GROUP BY tenant, method ORDER BY tenant, method"`);
+    else {
+      printTables(out, report, truth, methodNames, `Query the data: npm run wattsplit -- query "SELECT tenant, method, round(sum(dynamic_j + static_j)) AS joules FROM attributions FINAL GROUP BY tenant, method ORDER BY tenant, method"`);
+      // the cap watch's last status per cap: in the report, whatever the log level (the warning is a log line)
+      const caps = collector.pipeline.capWatch?.statuses() ?? [];
+      if (caps.length > 0) {
+        console.log('\nPower caps (the live watch, last status of each):');
+        for (const c of caps) {
+          const cross = c.predictedCrossS >= 0 ? `PREDICTED TO CROSS in ${c.predictedCrossS} s` : `no crossing predicted within ${c.horizonS} s`;
+          console.log(`  ${c.scopeKind} ${c.scopeId}: ${c.powerW.toFixed(1)} W now, cap ${c.capW} W, predicted peak ${c.predictedPeakW.toFixed(1)} W: ${cross}`);
+        }
+      }
+    }
     if (serveHttp) await serveUntilSignal(collector.store, serveHttp, logger, (l) => (json ? console.error(l) : console.log(l)), { storeReady: true, ...(collector.pipeline.capWatch ? { capWatch: collector.pipeline.capWatch } : {}) });
     return conservationOk ? 0 : 1;
   } finally {

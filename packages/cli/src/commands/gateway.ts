@@ -80,7 +80,8 @@ export async function run(argv: string[]): Promise<number> {
   }
 }
 
-async function serve(argv: string[]): Promise<number> {
+/** The gateway's settings from its command line, checked as at start (nothing read or opened yet); 'help' for --help. */
+export function gatewaySettings(argv: string[]) {
   const { values } = parse(argv, {
     brokers: { type: 'string' }, host: { type: 'string' }, port: { type: 'string' }, topic: { type: 'string' },
     'tls-cert': { type: 'string' }, 'tls-key': { type: 'string' }, 'tls-ca': { type: 'string' },
@@ -90,10 +91,7 @@ async function serve(argv: string[]): Promise<number> {
     'auth-timeout-ms': { type: 'string' }, 'idle-timeout-ms': { type: 'string' }, 'tls-handshake-timeout-ms': { type: 'string' },
     'max-batch-bytes': { type: 'string' }, 'log-level': { type: 'string' },
   });
-  if (values.help) {
-    console.log(HELP);
-    return 0;
-  }
+  if (values.help) return 'help' as const;
   const logger: Logger = makeLogger(strFlag(values, 'log-level', 'info'));
   const host = strFlag(values, 'host', '127.0.0.1');
   const auth = authConfig(values);
@@ -120,7 +118,16 @@ async function serve(argv: string[]): Promise<number> {
   const metricsPort = intFlag(values, 'metrics-port', 9464, 0, 65535);
   const metricsHost = strFlag(values, 'metrics-host', '127.0.0.1');
   const topic = strFlag(values, 'topic', TELEMETRY_TOPIC);
+  return { values, logger, host, auth, cert, key, limits, port, metricsPort, metricsHost, topic };
+}
 
+async function serve(argv: string[]): Promise<number> {
+  const st = gatewaySettings(argv);
+  if (st === 'help') {
+    console.log(HELP);
+    return 0;
+  }
+  const { values, logger, host, auth, cert, key, limits, port, metricsPort, metricsHost, topic } = st;
   const bus = kafkaBusFromEnv(strFlag(values, 'brokers', ''), logger);
   const producer = bus.producer();
   const gw = await startGateway({
