@@ -21,6 +21,7 @@ import { Admin, Consumer, Producer, type Message, type MessagesStream } from '@p
 import {
   backoffMs,
   normaliseError,
+  RepeatGate,
   WattsplitError,
   type BusMessage,
   type HandlerOutcome,
@@ -284,6 +285,11 @@ export class PlatformaticKafkaBus extends KafkaBusBase {
     } as unknown as Parameters<typeof consumer.consume>[0];
     let restarts = 0;
     let restartTimer: NodeJS.Timeout | undefined;
+    // While a broker is away the stream fails and is reopened every few seconds (seen: ~25 lines in a 45 s outage),
+    // each time with the client's latest reason (fetch, joinGroup, metadata failed …): one warning of each kind (the
+    // stream failing, a reopen failing) per 30 s, with the reason of that moment; the rest at debug, counted in the
+    // next one's `repeated` (as kafkajs's crash lines, kafkajs-bus.ts).
+    const restartsLog = new RepeatGate(30_000);
     const attach = (st: MessagesStream<Buffer, Buffer, Buffer, Buffer>) => {
       st.on('data', (m: Message) => {
         if (st !== stream) return;
@@ -299,7 +305,8 @@ export class PlatformaticKafkaBus extends KafkaBusBase {
         // The client gives up on a stream when the broker stays away longer than its retries; start a
         // new one from the committed offsets (queued, uncommitted messages are fetched again).
         const wait = backoffMs(restarts++, 500, 10_000);
-        log.warn({ err: kafkaError(e, 'consume').message, retryInMs: wait }, 'kafka consumer stream failed; restarting it from the committed offsets');
+        const err = kafkaError(e, 'consume').message;
+        restartsLog.write(log, 'warn', 'stream', { err, retryInMs: wait }, 'kafka consumer stream failed; restarting it from the committed offsets');
         stream = undefined;
         for (const q of queues.values()) {
           release(q.queue.length);
@@ -320,7 +327,8 @@ export class PlatformaticKafkaBus extends KafkaBusBase {
       } catch (e) {
         if (stream === undefined && restarts === 0 && !restartTimer && !started) throw e;
         const wait = backoffMs(restarts++, 500, 10_000);
-        log.warn({ err: kafkaError(e, 'consume').message, retryInMs: wait }, 'kafka consume failed; retrying');
+        const err = kafkaError(e, 'consume').message;
+        restartsLog.write(log, 'warn', 'consume', { err, retryInMs: wait }, 'kafka consume failed; retrying');
         restartTimer = setTimeout(() => void open().catch(() => undefined), wait);
       }
     };
