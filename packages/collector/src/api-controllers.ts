@@ -61,8 +61,11 @@ export class HealthController {
   health(): Record<string, unknown> {
     const base = { status: 'ok', store: this.store.backend, methods: this.methods.map((m) => m.name) };
     if (!this.pipeline) return { ...base, mode: 'serve' };
-    // consuming: false while the bus cannot be reached (the collector retries subscribing; TelemetryPipeline.start)
-    return { ...base, mode: 'collector', consuming: this.pipeline.consuming, ...this.pipeline.stats, lagSeconds: this.pipeline.metrics.lagSeconds() };
+    // consuming: false while the bus cannot be reached (the collector retries subscribing; TelemetryPipeline.start).
+    // storeWrites.ok false while the store refuses writes transiently: status "degraded", still HTTP 200 — the
+    // process is alive and retrying, a liveness probe must not restart it (it would only re-read the backlog).
+    const storeWrites = this.pipeline.storeWriteState();
+    return { ...base, status: storeWrites.ok ? 'ok' : 'degraded', mode: 'collector', consuming: this.pipeline.consuming, storeWrites, ...this.pipeline.stats, lagSeconds: this.pipeline.metrics.lagSeconds() };
   }
 }
 

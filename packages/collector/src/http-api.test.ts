@@ -38,6 +38,7 @@ test('GET /healthz', async () => {
   assert.equal(body.status, 'ok');
   assert.equal(body.store, 'chdb');
   assert.equal(body.intervalsStored, 4);
+  assert.deepEqual(body.storeWrites, { ok: true });
 });
 
 test('GET /metrics is Prometheus text with the energy counters', async () => {
@@ -64,6 +65,16 @@ test('GET /api/v1/tenants/:tenant/bill sums the tenant\'s VMs and matches the ra
   assert.deepEqual([...new Set(bill.lines.map((l) => l.vmUuid))], ['a-web', 'b-batch']);
   const raw = (await c.store.query(`SELECT sum(dynamic_j + static_j) AS j FROM attributions FINAL WHERE tenant = 'acme' AND kind = 'vm' AND method = 'cpu_share'`)).rows[0]!;
   assert.ok(Math.abs(bill.totalJoules - Number(raw.j)) < 1e-6, `${bill.totalJoules} vs ${String(raw.j)}`);
+});
+
+test('GET /api/v1/carbon without grid intensity says which commands take --intensity (the collector computes none)', async () => {
+  const r = await fetch(`${base}/api/v1/carbon?from=${FROM}&to=${TO}`);
+  assert.equal(r.status, 200);
+  const body = (await r.json()) as { configured: boolean; message: string; tenants: unknown[] };
+  assert.equal(body.configured, false);
+  assert.deepEqual(body.tenants, []);
+  assert.equal(body.message, 'no grid intensity configured (`wattsplit serve` / `wattsplit demo --serve` take --intensity FILE --regions FILE; `wattsplit collector` does not compute carbon)');
+  assert.doesNotMatch(body.message, /start with/);
 });
 
 test('GET /api/v1/vms/:uuid/energy gives hourly rows; ISO times work', async () => {

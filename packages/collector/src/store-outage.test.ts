@@ -99,6 +99,38 @@ test('store outages (before and after the write) → redelivery → every interv
   assert.ok(Math.abs(attributedJ - 5 * (HOST_A.bmcW + HOST_B.bmcW)) < 1e-6);
 });
 
+test('a longer outage: one warning of each kind while every redelivery fails, then one line when writes succeed again', async (t) => {
+  const { log, bus, chdb, store, app } = await collectorWithOutages(t, 1, ['before', 'before', 'before', 'before', 'before', 'before']);
+  const p = bus.producer();
+  const frames = [];
+  for (let seq = 1; seq <= 3; seq++) frames.push(encoded(HOST_A, seq));
+  assert.equal((await p.send(TOPICS.telemetry, frames)).kind, 'ok');
+  // what /healthz says meanwhile (HealthController: status "degraded" while storeWrites.ok is false)
+  const seen: ReturnType<typeof app.pipeline.storeWriteState>[] = [];
+  const poll = setInterval(() => seen.push(app.pipeline.storeWriteState()), 20);
+  await bus.idle();
+  clearInterval(poll);
+  assert.equal(store.failures, 6);
+  const down = seen.filter((x) => !x.ok);
+  assert.ok(down.length > 0, 'polled during the outage');
+  assert.ok(down.every((x) => (x.failedWrites ?? 0) >= 1 && /STORE_UNAVAILABLE: injected outage on write #\d/.test(x.lastError ?? '')), JSON.stringify(down.slice(0, 3)));
+  assert.deepEqual(app.pipeline.storeWriteState(), { ok: true });
+  const warns = (re: RegExp) => log.entries.filter((e) => e.level === 'warn' && re.test(e.msg));
+  const held = (re: RegExp) => log.entries.filter((e) => e.level === 'debug' && re.test(e.msg) && e.fields.heldBack === true);
+  // the pipeline's and the bus's lines: the first failure at warn, the five redeliveries that failed again at debug
+  assert.equal(warns(/intervals not stored, batch will be redelivered/).length, 1);
+  assert.equal(held(/intervals not stored, batch will be redelivered/).length, 5);
+  assert.equal(warns(/bus handler failed, will redeliver/).length, 1);
+  assert.equal(held(/bus handler failed, will redeliver/).length, 5);
+  const back = log.entries.filter((e) => e.level === 'info' && /^store writes succeed again after \d+ s \(6 failed writes before/.test(e.msg));
+  assert.equal(back.length, 1, JSON.stringify(log.entries.filter((e) => e.level !== 'debug').map((e) => e.msg)));
+  assert.equal(back[0]!.fields.failedWrites, 6);
+  // and nothing lost on the way
+  const rows = (await chdb.query(`SELECT count() AS n FROM host_samples`)).rows;
+  assert.equal(Number(rows[0]!.n), 2);
+  assert.equal(app.pipeline.stats.storeFailures, 6);
+});
+
 test('partitions share a store write (group commit); when its acknowledgement is lost the group is retried verbatim: nothing counted twice', async (t) => {
   // Write 1 is slow, so the other two partitions' batches queue and go into write 2, which lands but reports a failure.
   const { log, bus, chdb, store, app } = await collectorWithOutages(t, 3, ['slow', 'after']);

@@ -38,6 +38,7 @@ import { ModelStore, type Checkpoint, type HostResumeState, type Store, type Sto
 import {
   EnergySource,
   EnergyUnit,
+  RepeatGate,
   TOPICS,
   WattsplitError,
   backoffMs,
@@ -672,14 +673,36 @@ export class TelemetryPipeline implements OnApplicationBootstrap, OnApplicationS
     this.learnerState.touched(iv.hostId);
   }
 
+  /** A store write failing transiently (any partition): since when, how many failed writes; cleared by the next stored one. */
+  private storeDown: { sinceMs: number; failures: number; lastError: string } | undefined;
+
+  /**
+   * Whether the store takes this collector's writes (`/healthz`): while writes fail transiently, since when, how
+   * many failed and the last error; ok again with the next stored write.
+   */
+  storeWriteState(): { ok: boolean; failingForS?: number; failedWrites?: number; lastError?: string } {
+    const d = this.storeDown;
+    return d ? { ok: false, failingForS: Math.round((Date.now() - d.sinceMs) / 1000), failedWrites: d.failures, lastError: d.lastError } : { ok: true };
+  }
+  /** While the store is down every partition's redelivery fails again: one warning per kind per 30 s (RepeatGate). */
+  private readonly storeRetryLog = new RepeatGate(30_000);
+
   private async flush(partition: number, batch: BatchEntry[]): Promise<void> {
     const w = await this.intervals.write(batch);
     if (w.kind === 'retryable') {
       this.stats.storeFailures++;
       this.metrics.inc('wattsplit_collector_store_failures_total', { kind: 'retryable' });
       this.partitions.keep(partition, batch);
-      this.log.warn({ partition, intervals: w.entries.length, code: w.error.code }, `intervals not stored, batch will be redelivered: ${w.error.message}`);
+      this.storeDown ??= { sinceMs: Date.now(), failures: 0, lastError: '' };
+      this.storeDown.failures++;
+      this.storeDown.lastError = `${w.error.code}: ${w.error.message}`.slice(0, 500);
+      this.storeRetryLog.write(this.log, 'warn', `intervals ${w.error.code}`, { partition, intervals: w.entries.length, code: w.error.code }, `intervals not stored, batch will be redelivered: ${w.error.message}`);
       throw w.error;
+    }
+    if (this.storeDown) {
+      const s = Math.round((Date.now() - this.storeDown.sinceMs) / 1000);
+      this.log.info({ partition, downS: s, failedWrites: this.storeDown.failures }, `store writes succeed again after ${s} s (${this.storeDown.failures} failed writes before, each batch redelivered until stored)`);
+      this.storeDown = undefined;
     }
     if (w.kind === 'refused') {
       // Refused for good (bad values): find the culprits one by one, dead-letter them, keep the rest.
@@ -755,7 +778,7 @@ export class TelemetryPipeline implements OnApplicationBootstrap, OnApplicationS
     const retry = await this.submitCheckpoints(partition);
     if (retry) {
       this.partitions.keep(partition, batch);
-      this.log.warn({ partition, code: retry.code }, `checkpoints not saved, batch will be redelivered: ${retry.message}`);
+      this.storeRetryLog.write(this.log, 'warn', `checkpoints ${retry.code}`, { partition, code: retry.code }, `checkpoints not saved, batch will be redelivered: ${retry.message}`);
       throw retry;
     }
   }

@@ -203,6 +203,8 @@ export class KafkaBus extends KafkaBusBase {
     const timers = new Set<NodeJS.Timeout>();
     let stopped = false;
 
+    // a handler failing on every redelivery (its store down): one warning per partition and code per 30 s
+    const handlerFailures = new RepeatGate(30_000);
     const eachBatch = async (payload: EachBatchPayload): Promise<void> => {
       const { batch } = payload;
       const { topic, partition } = batch;
@@ -232,7 +234,7 @@ export class KafkaBus extends KafkaBusBase {
           const n = attempts.get(partition) ?? 0;
           attempts.set(partition, n + 1);
           const wait = backoffMs(n, this.o.retryBaseMs, this.o.retryCapMs);
-          log.warn({ partition, offset: msgs[0]!.offset, messages: msgs.length, code: err.code, attempt: n + 1, retryInMs: wait }, `bus handler failed, will redeliver: ${err.message}`);
+          handlerFailures.write(log, 'warn', `${partition} ${err.code}`, { partition, offset: msgs[0]!.offset, messages: msgs.length, code: err.code, attempt: n + 1, retryInMs: wait }, `bus handler failed, will redeliver: ${err.message}`);
           // Redeliver from the first unhandled message after the back-off; other partitions go on.
           const resume = pause();
           consumer.seek({ topic, partition, offset: msgs[0]!.offset });

@@ -214,6 +214,8 @@ export class PlatformaticKafkaBus extends KafkaBusBase {
       if (stream && stream.isPaused() && queued < highWater / 2 && !stopped) stream.resume();
     };
 
+    // a handler failing on every redelivery (its store down): one warning per partition and code per 30 s
+    const handlerFailures = new RepeatGate(30_000);
     const drain = async (partition: number, q: PartitionQueue): Promise<void> => {
       while (!stopped && q.queue.length > 0) {
         const chunk = q.queue.slice(0, this.o.maxBatch);
@@ -224,7 +226,7 @@ export class PlatformaticKafkaBus extends KafkaBusBase {
         } catch (e) {
           const err = normaliseError(e);
           const wait = backoffMs(q.attempts++, this.o.retryBaseMs, this.o.retryCapMs);
-          log.warn({ partition, offset: msgs[0]!.offset, messages: msgs.length, code: err.code, attempt: q.attempts, retryInMs: wait }, `bus handler failed, will redeliver: ${err.message}`);
+          handlerFailures.write(log, 'warn', `${partition} ${err.code}`, { partition, offset: msgs[0]!.offset, messages: msgs.length, code: err.code, attempt: q.attempts, retryInMs: wait }, `bus handler failed, will redeliver: ${err.message}`);
           q.timer = setTimeout(() => {
             q.timer = undefined;
             kick(partition);

@@ -13,7 +13,7 @@
  */
 import { partitionForKey, type Bus, type BusMessage, type BusMessageIn, type BusProducer, type BusSubscription, type SubscribeOptions } from './bus.js';
 import { OK, backoffMs, type TransportResult } from './result.js';
-import { silentLogger, type Logger } from './logger.js';
+import { RepeatGate, silentLogger, type Logger } from './logger.js';
 import { normaliseError } from './errors.js';
 
 interface PartitionLog {
@@ -72,6 +72,8 @@ export class InProcessBus implements Bus {
   private readonly partitions: number;
   private readonly maxBatch: number;
   private readonly lingerMs: number;
+  /** A handler failing on every redelivery (its store down): one warning per partition and code per 30 s. */
+  private readonly handlerFailures = new RepeatGate(30_000);
   private readonly unreadRetentionBytes: number;
   private readonly log: Logger;
   /** Per topic without a group: messages dropped by the retention so far (logged at the first). */
@@ -230,7 +232,7 @@ export class InProcessBus implements Bus {
       } catch (e) {
         const err = normaliseError(e);
         const wait = backoffMs(sub.attempts[p]!++, 50, 5_000);
-        this.log.warn({ topic: sub.opts.topic, partition: p, offset: batch[0]!.offset, code: err.code, retryInMs: wait }, `bus handler failed, will redeliver: ${err.message}`);
+        this.handlerFailures.write(this.log, 'warn', `${sub.opts.topic} ${sub.opts.groupId} ${p} ${err.code}`, { topic: sub.opts.topic, partition: p, offset: batch[0]!.offset, code: err.code, retryInMs: wait }, `bus handler failed, will redeliver: ${err.message}`);
         await new Promise((r) => setTimeout(r, wait));
       }
     }
