@@ -127,6 +127,9 @@ test('wattsplit collector with the embedded store, started while Kafka is down: 
   const t0 = Date.now();
   assert.equal(await c.exited, 0, c.log().slice(-1500));
   assert.ok(Date.now() - t0 < 20_000, `stopped ${Date.now() - t0} ms after SIGTERM`);
+  // the stop is said, and so is its end (an audit found the processes stopped without a word)
+  assert.equal(lines(c, /collector stopping: the batches in hand are stored and committed/).length, 1, c.log().slice(-1500));
+  assert.equal(lines(c, /collector stopped/).length, 1);
 });
 
 test('wattsplit serve started before its ClickHouse server waits for it, then serves', { skip: !clickhouse ? 'needs WATTSPLIT_TEST_CLICKHOUSE_URL (run through scripts/test.mjs)' : false, timeout: 90_000 }, async (t) => {

@@ -145,6 +145,16 @@ test('--auth none on a non-loopback address is refused (exit 2, one line) unless
   // The default bind is loopback.
   const dflt = await startCliGateway(t, ['--brokers', `127.0.0.1:${await closedPort()}`]);
   assert.match(dflt.address, /^127\.0\.0\.1:\d+$/);
+  // The start line says how agents authenticate; SIGTERM is said, and so is the end.
+  const listening = dflt.cli.logs().find((l) => l.msg === 'gateway listening')!;
+  assert.equal(listening.auth, 'none');
+  assert.equal(listening.tls, 'none');
+  assert.equal(allowed.cli.logs().find((l) => l.msg === 'gateway listening')!.auth, 'none');
+  dflt.cli.child.kill('SIGTERM');
+  assert.equal((await dflt.cli.exited).code, 0);
+  const msgs = dflt.cli.logs().map((l) => String(l.msg));
+  const stopping = msgs.findIndex((m) => m.startsWith('gateway stopping: no new streams'));
+  assert.ok(stopping >= 0 && msgs.indexOf('gateway stopped') > stopping, msgs.join(' | '));
 });
 
 test('unauthenticated connections are bounded: unfinished 8 MiB messages and idle streams are closed, RSS stays flat, counted in /metrics', async (t) => {
@@ -190,6 +200,9 @@ test('unauthenticated connections are bounded: unfinished 8 MiB messages and idl
   assert.equal(sample(m, 'wattsplit_gateway_connections'), 0);
   const preAuth = gw.cli.logs().filter((l) => l.reason === 'pre_auth_bytes' && typeof l.peer === 'string');
   assert.ok(preAuth.length >= 16, `${preAuth.length} pre_auth_bytes lines`);
+  // said as what they are: peers that did not authenticate (an audit found these logged as back-pressure)
+  const authLines = gw.cli.logs().filter((l) => l.reason === 'pre_auth_bytes' || l.reason === 'auth_timeout');
+  assert.ok(authLines.length >= 24 && authLines.every((l) => l.code === 'FRAME_AUTH_FAILED'), JSON.stringify(authLines.slice(0, 2)));
   // Checked on every DATA chunk, not only every sweep: each was cut within a few reads of the 64 KiB
   // bound (a sweep-only check lets a loopback peer in for megabytes between two sweeps).
   const overshoot = Math.max(...preAuth.map((l) => Number(l.bytesRead)));

@@ -400,7 +400,9 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
   const closeConn = (c: Conn, reason: string, detail: string): void => {
     if (c.socket.destroyed) return;
     metrics.connectionsClosed[reason] = (metrics.connectionsClosed[reason] ?? 0) + 1;
-    log.warn({ code: 'TRANSPORT_BACKPRESSURE', peer: peerKey(c.socket), reason, bytesRead: c.socket.bytesRead }, `connection ${peerKey(c.socket)} closed: ${detail}`);
+    // the code says what went wrong: a peer that did not authenticate (in time, or before sending too much) or a timeout
+    const code = reason === 'auth_timeout' || reason === 'pre_auth_bytes' ? 'FRAME_AUTH_FAILED' : 'TRANSPORT_TIMEOUT';
+    log.warn({ code, peer: peerKey(c.socket), reason, bytesRead: c.socket.bytesRead }, `connection ${peerKey(c.socket)} closed: ${detail}`);
     c.socket.destroy();
   };
   const closePreAuth = (c: Conn): void =>

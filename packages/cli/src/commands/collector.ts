@@ -198,9 +198,11 @@ export async function run(argv: string[]): Promise<number> {
     throw e;
   }
   logger.info({ url: app.url, methods: app.pipeline.methods.map((m) => m.name), training: training.enabled ? `every ${training.checkIntervalS} s` : 'off (apply only)' }, 'collector running');
-  await stopped;
+  const signal = await stopped;
+  logger.info({ signal }, 'collector stopping: the batches in hand are stored and committed, checkpoints saved, then the group is left');
   await app.close();
   await store.close();
   await bus.close();
+  logger.info('collector stopped');
   return 0;
 }

@@ -140,11 +140,13 @@ async function serve(argv: string[]): Promise<number> {
     },
   });
   const http = await serveGatewayHttp(gw, { host: metricsHost, port: metricsPort, logger });
-  logger.info({ address: gw.address, port: gw.port, metricsPort: http.port, topic }, 'gateway listening');
-  await untilSignal();
+  logger.info({ address: gw.address, port: gw.port, metricsPort: http.port, topic, auth: auth.mode, tls: cert ? (values['tls-ca'] ? 'mTLS' : 'TLS') : 'none' }, 'gateway listening');
+  const signal = await untilSignal();
+  logger.info({ signal }, 'gateway stopping: no new streams; in-flight batches finished and acked (2 s at most), the agents resend the rest');
   await http.close();
   await gw.close();
   await producer.close();
   await bus.close();
+  logger.info('gateway stopped');
   return 0;
 }
