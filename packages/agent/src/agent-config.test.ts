@@ -2,6 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { createServer, type AddressInfo } from 'node:net';
 import { AckStatus } from '@wattsplit/wire';
 import { SHIPPED_SCHEDULE, loadAgentConfig } from './agent-config.js';
 import { checkAgent, counterSchedule, startAgent } from './agent-runtime.js';
@@ -86,6 +87,31 @@ test('checkAgent reports a Redfish credentials file it cannot read as a missing 
   assert.match(text, /\[ok  \] rapl: /, 'the other sensors are still checked');
   assert.equal(r.ok, false);
   await assert.rejects(startAgent(cfg, memoryLogger()), (e: Error & { code?: string }) => e.code === 'CONFIG_INVALID' && /no-bmc\.json unreadable/.test(e.message));
+});
+
+test('checkAgent says whether the gateway answers now (a TCP connect, nothing sent), without failing the check on it', async (t) => {
+  const { dir, cleanup } = tempDir('check-gw');
+  t.after(cleanup);
+  const server = createServer((s) => s.destroy());
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  t.after(() => server.close());
+  const open = (server.address() as AddressInfo).port;
+  const closed = await new Promise<number>((r) => {
+    const s = createServer().listen(0, '127.0.0.1', () => {
+      const p = (s.address() as AddressInfo).port;
+      s.close(() => r(p));
+    });
+  });
+  const cfgFor = (port: number) => loadAgentConfig(undefined, { hostId: 'hv-gw', sysfsRoot: join(FIXTURES, 'single-socket-v2'), noLibvirt: true, nvml: false, spoolDir: dir, insecure: true, gateway: `127.0.0.1:${port}` });
+  const up = await checkAgent(cfgFor(open));
+  assert.match(up.lines.join('\n'), new RegExp(`^\\[ok  \\] gateway 127\\.0\\.0\\.1:${open} reachable: TCP connect in \\d+ ms \\(nothing sent`, 'm'));
+  assert.equal(up.gateway.reachable, true);
+  const down = await checkAgent(cfgFor(closed));
+  assert.match(down.lines.join('\n'), new RegExp(`^\\[WARN\\] gateway 127\\.0\\.0\\.1:${closed} not reachable now: connect ECONNREFUSED \\(the agent spools`, 'm'));
+  assert.equal(down.gateway.reachable, false);
+  // reported, not required: the rest of the check decides ok (rapl is there, the config is plaintext without a token)
+  assert.equal(down.ok, up.ok);
+  assert.equal(up.ok, true);
 });
 
 test('the counter schedule defaults are the ones docs/agent.md states, and --check says which schedule runs', () => {

@@ -4,6 +4,7 @@
  * `--check` report. The CLI (packages/cli) only parses flags and calls these.
  */
 import { readFileSync } from 'node:fs';
+import { connect } from 'node:net';
 import type { BmcSource, DomainSource, GpuSource, HostFs, ITelemetryFrame, LogEntry, Logger, PerfSource, ProcessOwnerMap } from '@wattsplit/wire';
 import { VmState, memoryLogger, WattsplitError } from '@wattsplit/wire';
 
@@ -189,6 +190,33 @@ export async function startAgent(cfg: AgentConfig, log: Logger, opts: { onFrame?
   };
 }
 
+/**
+ * Whether the gateway's port accepts a TCP connection now (`--check`): connects and closes at once, sends nothing
+ * (no TLS handshake, no telemetry). `address` is host:port as the agent's config gives it ([v6]:port too).
+ */
+export function probeGateway(address: string, timeoutMs = 2000): Promise<{ reachable: boolean; ms: number; error?: string }> {
+  let host: string;
+  let port: number;
+  try {
+    const u = new URL(`http://${address}`);
+    host = u.hostname.replace(/^\[(.*)\]$/, '$1');
+    port = Number(u.port || 443);
+  } catch {
+    return Promise.resolve({ reachable: false, ms: 0, error: `not a host:port address: ${address}` });
+  }
+  const t0 = performance.now();
+  return new Promise((resolve) => {
+    const sock = connect({ host, port });
+    const done = (r: { reachable: boolean; error?: string }) => {
+      sock.destroy();
+      resolve({ ...r, ms: Math.round(performance.now() - t0) });
+    };
+    sock.setTimeout(timeoutMs, () => done({ reachable: false, error: `no answer within ${timeoutMs} ms` }));
+    sock.once('connect', () => done({ reachable: true }));
+    sock.once('error', (e: NodeJS.ErrnoException) => done({ reachable: false, error: `connect ${e.code ?? e.message}` }));
+  });
+}
+
 export interface CheckReport {
   ok: boolean;
   hostId: string;
@@ -196,7 +224,7 @@ export interface CheckReport {
   cgroupVersion: 1 | 2;
   sensors: SamplerStatus[];
   vms: { uuid: string; name: string; state: string; tenant: string; cpuTimeNs: number }[];
-  gateway: { address: string; tls: string; token: string };
+  gateway: { address: string; tls: string; token: string; reachable: boolean; error?: string };
   /** Human-readable report, one line each. */
   lines: string[];
   log: LogEntry[];
@@ -240,6 +268,8 @@ export async function checkAgent(cfg: AgentConfig): Promise<CheckReport> {
     token = (e as Error).message;
     gwOk = false;
   }
+  // reachability is reported, not required: agents are often installed before their gateway answers, and spool until it does
+  const reach = await probeGateway(cfg.gateway.address);
   const vms = (frame.vms ?? []).map((v) => ({ uuid: v.uuid ?? '', name: v.name ?? '', state: VM_STATE_NAMES.get(Number(v.state ?? 0)) ?? String(v.state), tenant: v.tenant ?? '', cpuTimeNs: Number(v.cpuTimeNs ?? 0) }));
   const mark = (s: SamplerStatus['state']) => (s === 'ok' ? 'ok  ' : s === 'degraded' ? 'WARN' : 'MISS');
   const lines = [
@@ -248,6 +278,9 @@ export async function checkAgent(cfg: AgentConfig): Promise<CheckReport> {
     `VMs seen: ${vms.length}`,
     ...vms.map((v) => `  - ${v.name} ${v.uuid} ${v.state} tenant=${v.tenant || '-'} cpu=${(v.cpuTimeNs / 1e9).toFixed(1)}s`),
     `[${gwOk ? 'ok  ' : 'MISS'}] gateway ${cfg.gateway.address}: ${tls}; token ${token}`,
+    reach.reachable
+      ? `[ok  ] gateway ${cfg.gateway.address} reachable: TCP connect in ${reach.ms} ms (nothing sent; TLS and the token are checked when the agent runs)`
+      : `[WARN] gateway ${cfg.gateway.address} not reachable now: ${reach.error ?? '?'} (the agent spools frames until it is)`,
     `spool ${cfg.spool.dir} (max ${cfg.spool.maxBytes} bytes, ${Math.round(cfg.spool.maxAgeMs / 3600000)} h)`,
     counterSchedule(cfg),
   ];
@@ -261,7 +294,7 @@ export async function checkAgent(cfg: AgentConfig): Promise<CheckReport> {
     cgroupVersion: detectCgroupVersion(src.fs),
     sensors,
     vms,
-    gateway: { address: cfg.gateway.address, tls, token },
+    gateway: { address: cfg.gateway.address, tls, token, reachable: reach.reachable, ...(reach.error ? { error: reach.error } : {}) },
     lines,
     log: log.entries,
   };

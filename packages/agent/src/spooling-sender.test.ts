@@ -72,6 +72,12 @@ test('gateway down for a while, then back: every frame arrives, in order, once',
   assert.equal(await sender.drain(15_000), true);
   all.push(...srv.frames);
   assert.deepEqual(seqs(all), range(1, 30));
+  // the end of the outage is said once: how long, how many frames the first batch carried, how many remain
+  const back = log.entries.filter((e) => e.level === 'info' && e.msg.startsWith('gateway reachable again'));
+  assert.equal(back.length, 1, JSON.stringify(back));
+  const sent = Number(back[0]!.fields.sentFrames);
+  assert.ok(sent >= 1 && sent <= 8 && sent + Number(back[0]!.fields.pending) === 25, JSON.stringify(back[0]!.fields));
+  assert.match(back[0]!.msg, new RegExp(`^gateway reachable again after \\d+ s: ${sent} spooled frames sent in order, ${25 - sent} more to send$`));
 });
 
 test('RETRY acks resend the same batch (same seqs); REJECTED batches are kept in rejected/ (dead letter), counted, and the rest flows', async (t) => {

@@ -64,6 +64,8 @@ export class SpoolingSender {
   private closing = false;
   private readonly drainWaiters: (() => void)[] = [];
   private readonly m = { sentBatches: 0, sentFrames: 0, retries: 0, rejectedBatches: 0, rejectedFrames: 0, lastError: undefined as string | undefined };
+  /** When sends began to fail (the first retryable result since the last sent batch): the outage's length, said when it ends. */
+  private failingSinceMs: number | undefined;
 
   constructor(opts: SpoolingSenderOptions) {
     this.log = opts.logger.child({ component: 'spooling-sender' });
@@ -153,11 +155,22 @@ export class SpoolingSender {
           this.spool.ack(last.index);
           this.m.sentBatches++;
           this.m.sentFrames += recs.length;
-          if (this.m.lastError) this.log.info({ pending: this.spool.metrics().pendingFrames }, 'gateway reachable again: replaying spooled frames in order');
+          if (this.m.lastError) {
+            // say what the outage cost and where the backlog stands (an audit read "replaying" next to pending 0:
+            // the whole backlog had gone in this one batch)
+            const pending = this.spool.metrics().pendingFrames;
+            const downS = this.failingSinceMs === undefined ? undefined : Math.round((Date.now() - this.failingSinceMs) / 1000);
+            this.log.info(
+              { downS, sentFrames: recs.length, pending },
+              `gateway reachable again${downS === undefined ? '' : ` after ${downS} s`}: ${recs.length} spooled frames sent in order${pending > 0 ? `, ${pending} more to send` : ', the spool is empty'}`,
+            );
+          }
           this.m.lastError = undefined;
+          this.failingSinceMs = undefined;
           break;
         case 'retryable':
           this.m.retries++;
+          this.failingSinceMs ??= Date.now();
           if (this.m.lastError !== res.error.message) {
             const needsOperator = res.error.code === 'FRAME_AUTH_FAILED' || res.error.code === 'FRAME_UNKNOWN_HOST';
             const fields = { code: res.error.code, afterMs: res.afterMs, pending: this.spool.metrics().pendingFrames };

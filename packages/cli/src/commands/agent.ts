@@ -1,6 +1,7 @@
 /**
  * wattsplit agent [--config FILE] [--check] [--json] [flags]: the hypervisor agent.
- * --check opens every sensor, samples twice and says what it sees and why anything is missing; sends nothing.
+ * --check opens every sensor, samples twice and says what it sees and why anything is missing, and whether the
+ * gateway's port answers (a TCP connect); sends no telemetry.
  */
 import { isIP } from 'node:net';
 import { agentMetricsText, checkAgent, libvirtSupportError, loadAgentConfig, startAgent, type AgentConfigOverrides, type RunningAgent } from '@wattsplit/agent';
