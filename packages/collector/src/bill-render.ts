@@ -35,7 +35,9 @@ export function billTable(r: BillReport): string {
     }
     const payers = r.fairness.tenants.filter((f) => f.difference.kwh > 1e-9).map((f) => f.tenant);
     const paidFor = r.fairness.tenants.filter((f) => f.difference.kwh < -1e-9).map((f) => f.tenant);
-    out.push(`Under cpu_share, ${payers.join(', ') || 'nobody'} paid ${k6(r.fairness.overpaid_kwh)} kWh of energy used by ${paidFor.join(', ') || 'nobody'}.`);
+    // no tenant's difference above 1e-9 kWh: the two methods bill the same (no "nobody paid … used by nobody")
+    if (!payers.length && !paidFor.length) out.push(`${r.fairness.baseline} and ${r.method} bill every tenant the same (no difference above 1e-9 kWh).`);
+    else out.push(`Under cpu_share, ${payers.join(', ') || 'nobody'} paid ${k6(r.fairness.overpaid_kwh)} kWh of energy used by ${paidFor.join(', ') || 'nobody'}.`);
   }
   return out.join('\n');
 }

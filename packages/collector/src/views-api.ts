@@ -262,13 +262,13 @@ export class ViewsController {
     }
   }
 
-  /** gCO2e per tenant (needs grid intensity and regions: serve/collector --intensity, --regions). */
+  /** gCO2e per tenant (needs grid intensity and regions: serve / demo --serve --intensity, --regions; the collector sets none). */
   @Get('carbon')
   @Access('tenant-data')
   async carbon(@Query() query: unknown, @Caller() who: ApiPrincipal): Promise<Record<string, unknown>> {
     try {
       const q = readQuery(query, ['from', 'to', 'method']);
-      if (!this.billing?.intensity) return { configured: false, message: 'no grid intensity configured (start with --intensity FILE --regions FILE)', tenants: [] };
+      if (!this.billing?.intensity) return { configured: false, message: 'no grid intensity configured (`wattsplit serve` / `wattsplit demo --serve` take --intensity FILE --regions FILE; `wattsplit collector` does not compute carbon)', tenants: [] };
       const scope = who.scope;
       const rep = await this.report(q, scope.kind === 'tenant' ? [scope.tenant] : undefined);
       const cpu = new Map((rep.fairness?.tenants ?? []).map((f) => [f.tenant, f.cpu_share.co2e_g]));

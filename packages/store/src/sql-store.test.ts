@@ -43,6 +43,8 @@ test('init migrates the full schema and records every migration', async () => {
 test('a second init on the same data applies nothing and keeps the data', async () => {
   await store.init();
   assert.equal(log.entries.filter((e) => e.msg.startsWith('applied migration')).length, 7);
+  // the same store asked again (the CLI opens it, then the collector's module): nothing done, one "store ready" line
+  assert.equal(log.entries.filter((e) => e.msg.startsWith('store ready')).length, 1);
 });
 
 test('writeInterval then readHistory gives the same intervals back', async () => {

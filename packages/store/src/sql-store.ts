@@ -85,7 +85,12 @@ export class SqlStore implements Store {
     // transports that need a connection step override this
   }
 
+  /**
+   * Connects, reads the engine's version and applies the migrations; once it has succeeded, a later call does
+   * nothing (the CLI opens the store before the collector's module asks for it again: one "store ready" line).
+   */
   async init(): Promise<void> {
+    if (this.caps) return;
     await this.connect();
     const v = (await this.t.query('SELECT version() AS v', 'JSONEachRow')).trim();
     const version = text((JSON.parse(v) as Row).v);
