@@ -74,8 +74,17 @@ export class ModelCatalog implements ModelLookup {
     return out.sort((a, b) => a.hardwareClass.localeCompare(b.hardwareClass));
   }
 
+  /** Refreshes run one after another: two at once (a training's and the timer's) both saw the new activation. */
+  private refreshChain: Promise<unknown> = Promise.resolve();
+
   /** Reads new activations from the store; true when something changed. Throws like a store query. */
-  async refresh(): Promise<boolean> {
+  refresh(): Promise<boolean> {
+    const next = this.refreshChain.then(() => this.refreshOnce());
+    this.refreshChain = next.catch(() => undefined);
+    return next;
+  }
+
+  private async refreshOnce(): Promise<boolean> {
     const acts = await this.models.activations();
     const top = acts.reduce((m, a) => Math.max(m, a.seq), 0);
     if (top === this.lastSeq) return false;
