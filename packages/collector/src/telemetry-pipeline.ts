@@ -675,6 +675,8 @@ export class TelemetryPipeline implements OnApplicationBootstrap, OnApplicationS
 
   /** A store write failing transiently (any partition): since when, how many failed writes; cleared by the next stored one. */
   private storeDown: { sinceMs: number; failures: number; lastError: string } | undefined;
+  /** While the store is down every partition's redelivery fails again: one warning per kind per 30 s (RepeatGate). */
+  private readonly storeRetryLog = new RepeatGate(30_000);
 
   /**
    * Whether the store takes this collector's writes (`/healthz`): while writes fail transiently, since when, how
@@ -684,8 +686,6 @@ export class TelemetryPipeline implements OnApplicationBootstrap, OnApplicationS
     const d = this.storeDown;
     return d ? { ok: false, failingForS: Math.round((Date.now() - d.sinceMs) / 1000), failedWrites: d.failures, lastError: d.lastError } : { ok: true };
   }
-  /** While the store is down every partition's redelivery fails again: one warning per kind per 30 s (RepeatGate). */
-  private readonly storeRetryLog = new RepeatGate(30_000);
 
   private async flush(partition: number, batch: BatchEntry[]): Promise<void> {
     const w = await this.intervals.write(batch);
