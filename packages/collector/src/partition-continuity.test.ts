@@ -45,6 +45,25 @@ test('a failed handler call (no handled()) is neither a gap nor a rewind', () =>
   assert.deepEqual(c.begin(0, '5'), []);
 });
 
+test('a group join that assigns a partition with hosts makes it suspect until verified; a release clears it', () => {
+  const c = new PartitionContinuity();
+  c.assigned([0, 1]); // the first join: nothing kept, nothing to verify
+  assert.deepEqual(c.toVerify(0), []);
+  c.begin(0, '0');
+  c.saw(0, 'hv-a');
+  c.saw(0, 'hv-b');
+  c.handled(0, '4');
+  c.assigned([0]);
+  assert.deepEqual(c.begin(0, '5'), []); // the offsets continue...
+  assert.deepEqual(c.toVerify(0).sort(), ['hv-a', 'hv-b']); // ...but another member may have stored 5.. meanwhile
+  assert.deepEqual(c.toVerify(0).sort(), ['hv-a', 'hv-b'], 'suspect until verified (a failed lookup is repeated)');
+  c.verified(0);
+  assert.deepEqual(c.toVerify(0), []);
+  c.assigned([0]);
+  assert.deepEqual(c.begin(0, '9').sort(), ['hv-a', 'hv-b']); // a gap releases the hosts...
+  assert.deepEqual(c.toVerify(0), []); // ...and there is nothing left to verify
+});
+
 test('HostProgress.release: the host resumes from the store as on a first take-over', () => {
   const h = new HostProgress();
   h.commit('hv-a', { hostId: 'hv-a', seq: 7 });

@@ -12,6 +12,13 @@
  * stored intervals of those hosts past what this one kept in between, so they resume from the store too
  * (their redelivered frames up to the stored floor are checked against it, never written twice).
  *
+ * A batch that starts exactly there continues, unless a group join assigned the partition since its last
+ * batch (`assigned`, from the bus's SubscribeOptions.onAssigned): the member that had the partition in
+ * between may have stored intervals without committing their offsets, so the partition comes back at this
+ * collector's own next offset with intervals stored past what it keeps. Such a partition is `suspect`
+ * until the collector has compared its hosts with the store (`verified`): the hosts stored past what it
+ * keeps resume from the store, the others continue (a join that changed nothing costs one lookup).
+ *
  * Invariant: `next(p)` is the offset after the last message of the last batch of partition p whose handler
  * call completed; a failed call changes nothing (its messages are redelivered from its first offset, which is
  * `next(p)`: neither a gap nor a rewind). Only a batch starting exactly at `next(p)` continues.
@@ -19,6 +26,7 @@
 export class PartitionContinuity {
   private readonly nextOffset = new Map<number, bigint>();
   private readonly hostsOf = new Map<number, Set<string>>();
+  private readonly suspects = new Set<number>();
 
   /**
    * A batch of `partition` starts at `firstOffset`: the hosts to release when the partition may have been
@@ -31,7 +39,24 @@ export class PartitionContinuity {
     const hosts = [...(this.hostsOf.get(partition) ?? [])];
     this.hostsOf.delete(partition);
     this.nextOffset.delete(partition);
+    this.suspects.delete(partition);
     return hosts;
+  }
+
+  /** A group join assigned these partitions: those this collector keeps hosts of are suspect until verified. */
+  assigned(partitions: readonly number[]): void {
+    for (const p of partitions) if (this.hostsOf.get(p)?.size) this.suspects.add(p);
+  }
+
+  /** The hosts to compare with the store before the partition's next batch continues from what is kept
+   *  ([] when it is not suspect). The partition stays suspect until `verified`. */
+  toVerify(partition: number): string[] {
+    return this.suspects.has(partition) ? [...(this.hostsOf.get(partition) ?? [])] : [];
+  }
+
+  /** The partition's hosts were compared with the store (those stored past what is kept are released). */
+  verified(partition: number): void {
+    this.suspects.delete(partition);
   }
 
   /** A message of `host` was handled on `partition`. */

@@ -46,3 +46,70 @@ test('a partition handed back after another collector handled it: no interval sp
   assert.ok(measured > 0 && Math.abs(j - measured) < 1e-6, `attributed ${j} J, measured ${measured} J`);
   assert.ok(logA.entries.some((e) => /partition 0 was handled elsewhere before offset 6/.test(String(e.msg))));
 });
+
+// The case the offsets cannot show (found by training-faults.e2e: a replica SIGKILLed while it billed): the
+// other collector stored intervals of the partition and died before committing their offsets, so the
+// partition comes back at exactly the offset this collector's last batch ended, and its frames after that
+// are redelivered. Only the group join that assigned it again (the bus's onAssigned) says it may have been
+// handled elsewhere; the collector then compares the partition's hosts with the store.
+test('a partition handed back at the offset this collector ended, the other having stored without committing: nothing stored twice', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'wattsplit-partition-return-'));
+  const store = new ChdbStore({ dataDir: chdbDirOf(join(dir, 'db')) });
+  const busA = new InProcessBus({ partitions: 1 });
+  const busB = new InProcessBus({ partitions: 1 });
+  const logA = memoryLogger();
+  const a = await createCollectorApp({ bus: busA, store, logger: logA });
+  const b = await createCollectorApp({ bus: busB, store, logger: memoryLogger() });
+  t.after(async () => {
+    await a.close();
+    await b.close();
+    await busA.close();
+    await busB.close();
+    await store.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  const shares = async (where: string) =>
+    (await store.query(`SELECT count() AS n FROM attributions ${where}`)).rows.map((r) => Number(r.n))[0] ?? 0;
+  const rollupShares = async () => Number((await store.query(`SELECT sum(shares) AS n FROM tenant_energy_hourly`)).rows[0]?.n ?? 0);
+
+  a.pipeline.assigned([0]); // A's first join: nothing kept yet, nothing to check
+  await a.pipeline.handle([1, 2, 3].map((s, k) => msg(s, k)), 0); // A owns the partition: offsets 0..2, committed
+  a.pipeline.assigned([]); // a join gives it to B
+  await b.pipeline.handle([4, 5, 6].map((s, k) => msg(s, 3 + k)), 0); // B stores seqs 4..6 and dies before committing
+  a.pipeline.assigned([0]); // the next join gives it back to A, from the committed offset 3: 4..6 again, then 7, 8
+  await a.pipeline.handle([4, 5, 6, 7, 8].map((s, k) => msg(s, 3 + k)), 0);
+
+  const rows = (await store.query(`SELECT seq, prev_seq FROM host_samples FINAL WHERE host = 'hv-a' ORDER BY seq`)).rows.map((r) => [Number(r.seq), Number(r.prev_seq)]);
+  assert.deepEqual(rows, [[2, 1], [3, 2], [4, 3], [5, 4], [6, 5], [7, 6], [8, 7]]);
+  // every share once: the rollups (fed by every insert) count what attributions FINAL holds
+  const final = await shares('FINAL');
+  assert.ok(final > 0);
+  assert.equal(await rollupShares(), final, 'tenant_energy_hourly counts each share once');
+  const j = Number((await store.query(`SELECT sum(dynamic_j + static_j) AS j FROM attributions FINAL WHERE host = 'hv-a' AND method = 'cpu_share' AND source = 'bmc_rest'`)).rows[0]?.j ?? 0);
+  const measured = Number((await store.query(`SELECT sum(bmc_rest_j) AS j FROM host_samples FINAL WHERE host = 'hv-a'`)).rows[0]?.j ?? 0);
+  assert.ok(measured > 0 && Math.abs(j - measured) < 1e-6, `attributed ${j} J, measured ${measured} J`);
+  assert.ok(
+    logA.entries.some((e) => /partition 0 came back at offset 3 with 1 of its 1 hosts stored further by another collector/.test(String(e.msg))),
+    JSON.stringify(logA.entries.map((e) => e.msg)),
+  );
+});
+
+test('a partition assigned again with nothing stored elsewhere meanwhile continues from what the collector keeps', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'wattsplit-partition-return-'));
+  const store = new ChdbStore({ dataDir: chdbDirOf(join(dir, 'db')) });
+  const bus = new InProcessBus({ partitions: 1 });
+  const log = memoryLogger();
+  const a = await createCollectorApp({ bus, store, logger: log });
+  t.after(async () => {
+    await a.close();
+    await bus.close();
+    await store.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  await a.pipeline.handle([1, 2, 3].map((s, k) => msg(s, k)), 0);
+  a.pipeline.assigned([0]); // a join that left the partition where it was (another member joined)
+  await a.pipeline.handle([4, 5].map((s, k) => msg(s, 3 + k)), 0);
+  const rows = (await store.query(`SELECT seq, prev_seq FROM host_samples FINAL WHERE host = 'hv-a' ORDER BY seq`)).rows.map((r) => [Number(r.seq), Number(r.prev_seq)]);
+  assert.deepEqual(rows, [[2, 1], [3, 2], [4, 3], [5, 4]]);
+  assert.ok(!log.entries.some((e) => /resume|came back|handled elsewhere/.test(String(e.msg))), JSON.stringify(log.entries.map((e) => e.msg)));
+});

@@ -287,6 +287,7 @@ export class TelemetryPipeline implements OnApplicationBootstrap, OnApplicationS
       topic: TOPICS.telemetry,
       groupId: this.groupId,
       fromBeginning: true,
+      onAssigned: (partitions) => this.assigned(partitions),
       // The linger is outside `track`: a held handler has finished its frames (the ingest delay counts
       // frames from receipt until stored and published, not the wait for the next batch).
       handler: (messages, partition) =>
@@ -420,6 +421,56 @@ export class TelemetryPipeline implements OnApplicationBootstrap, OnApplicationS
   }
 
   /**
+   * The bus's onAssigned: a group join assigned these partitions. Those this collector kept hosts of may have
+   * been handled by another member in between, which may have stored intervals without committing them, so
+   * such a partition can come back at this collector's own next offset (partition-continuity.ts): its next
+   * batch compares its hosts with the store first (verifyReassigned).
+   */
+  assigned(partitions: readonly number[]): void {
+    this.continuity.assigned(partitions);
+  }
+
+  /**
+   * A partition assigned again since its last batch and continuing at its next offset: if any of its hosts
+   * has intervals stored past the frame this collector keeps for it, another collector handled the partition
+   * in between and everything kept of its hosts is stale: they all resume from the store, as when a batch
+   * starts past the next offset. A store failure rejects (the batch is redelivered and the check repeated).
+   */
+  private async verifyReassigned(partition: number, offset: string): Promise<void> {
+    const hosts = this.continuity.toVerify(partition);
+    if (hosts.length === 0) return;
+    const found = await this.store.resumeState(hosts);
+    const ahead = hosts.filter((h) => {
+      const floor = found.get(h)?.floor;
+      if (!floor) return false;
+      const kept = this.hosts.committed(h)?.seq ?? this.hosts.storedFloor(h)?.seq;
+      return kept === undefined || floor.seq > kept;
+    });
+    this.continuity.verified(partition);
+    if (ahead.length === 0) {
+      this.log.debug({ partition, offset, hosts: hosts.length }, `partition ${partition} assigned again: nothing of its hosts stored past what this collector keeps, it continues`);
+      return;
+    }
+    this.releasePartition(partition, hosts);
+    this.log.info(
+      { partition, offset, hosts: hosts.length, storedAhead: ahead.length },
+      `partition ${partition} came back at offset ${offset} with ${ahead.length} of its ${hosts.length} hosts stored further by another collector (which had not committed them): its hosts resume from the store`,
+    );
+  }
+
+  /** Everything kept of the partition's hosts is stale: each resumes from the store at its next frame. */
+  private releasePartition(partition: number, hosts: readonly string[]): void {
+    this.partitions.settle(partition);
+    this.partitions.checkpointsSaved(partition);
+    for (const host of hosts) {
+      this.aligner.forget(host);
+      this.storedAhead.delete(host);
+      this.hosts.release(host);
+      this.learnerState.release(host);
+    }
+  }
+
+  /**
    * The bus handler: messages of one partition, in offset order. Rejects to have them redelivered. Resolves
    * `{ commit: false }` while the partition has checkpoint candidates not saved yet (checkpoints.everyMs):
    * its offsets are committed together with the checkpoints of the frames before them.
@@ -432,16 +483,9 @@ export class TelemetryPipeline implements OnApplicationBootstrap, OnApplicationS
     const moved = first ? this.continuity.begin(partition, first.offset) : [];
     if (moved.length) {
       // Handled by another collector since our last batch of it: what we kept is stale (partition-continuity.ts).
-      this.partitions.settle(partition);
-      this.partitions.checkpointsSaved(partition);
-      for (const host of moved) {
-        this.aligner.forget(host);
-        this.storedAhead.delete(host);
-        this.hosts.release(host);
-        this.learnerState.release(host);
-      }
+      this.releasePartition(partition, moved);
       this.log.info({ partition, offset: first?.offset, hosts: moved.length }, `partition ${partition} was handled elsewhere before offset ${first?.offset ?? ''}: its ${moved.length} hosts resume from the store`);
-    }
+    } else if (first) await this.verifyReassigned(partition, first.offset);
     const pending = this.partitions.pending(partition);
     if (pending) await this.flush(partition, pending);
     const batch: BatchEntry[] = [];

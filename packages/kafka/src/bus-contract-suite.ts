@@ -249,12 +249,19 @@ export function busContractSuite(name: string, make: BusFactory, traits: BusTrai
     const p = bus.producer();
     const seen = new Seen();
     const byConsumer = [0, 0];
-    const handler = (i: number) => async (b: readonly BusMessage[]) => {
+    // what each member's joins assigned it (SubscribeOptions.onAssigned), and the partitions its handler got
+    const joins: number[][][] = [[], []];
+    const handled = [new Set<number>(), new Set<number>()];
+    const unassigned: string[] = [];
+    const handler = (i: number) => async (b: readonly BusMessage[], partition: number) => {
       byConsumer[i]! += b.length;
+      handled[i]!.add(partition);
+      if (!joins[i]!.at(-1)?.includes(partition)) unassigned.push(`member ${i + 1} handled partition ${partition}, assigned ${JSON.stringify(joins[i]!.at(-1))}`);
       seen.add(b);
       await new Promise((r) => setTimeout(r, 5));
     };
-    const sub1 = await bus.subscribe({ topic, groupId: group, handler: handler(0) });
+    const onAssigned = (i: number) => (ps: readonly number[]) => void joins[i]!.push([...ps]);
+    const sub1 = await bus.subscribe({ topic, groupId: group, handler: handler(0), onAssigned: onAssigned(0) });
     const keys = 12;
     const rounds = 60;
     let sent = 0;
@@ -267,14 +274,23 @@ export function busContractSuite(name: string, make: BusFactory, traits: BusTrai
       }
     })();
     await waitFor(() => seen.deliveries > 100, 30_000, 'first member consuming');
-    const sub2 = await bus2.subscribe({ topic, groupId: group, handler: handler(1) });
+    const sub2 = await bus2.subscribe({ topic, groupId: group, handler: handler(1), onAssigned: onAssigned(1) });
     await waitFor(() => byConsumer[1]! > 0, 30_000, 'second member gets partitions');
     assert.ok(byConsumer[0]! > 0);
+    // the first join gave member 1 every partition; the second member's join took some of them away
+    assert.deepEqual(joins[0]![0], [0, 1, 2, 3, 4, 5], JSON.stringify(joins));
+    assert.ok(joins[0]!.length >= 2 && joins[0]!.at(-1)!.length < 6, JSON.stringify(joins));
+    assert.ok(joins[1]!.length >= 1 && joins[1]!.at(-1)!.length > 0, JSON.stringify(joins));
     await sub1.stop();
     await producing;
     await waitFor(async () => seen.unique() >= sent && (await bus2.lag(topic, group)) === 0, 40_000, 'everything consumed');
     await sub2.stop();
     assert.equal(sent, keys * rounds);
+    // member 2 got every partition once member 1 left
+    assert.deepEqual([...joins[1]!.at(-1)!].sort((a, b) => a - b), [0, 1, 2, 3, 4, 5], JSON.stringify(joins));
+    assert.equal(handled[1]!.size, 6);
+    // no handler call for a partition its member's last join did not assign it
+    assert.deepEqual(unassigned, []);
     for (let k = 0; k < keys; k++) {
       const seqs = seen.byKey.get(`host-${k}`) ?? [];
       assert.deepEqual([...new Set(seqs)].sort((a, b) => a - b), [...Array(rounds).keys()], `host-${k} lost nothing`);

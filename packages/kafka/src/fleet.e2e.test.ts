@@ -178,6 +178,13 @@ async function assertConserved(f: Fleet, hostIds: readonly string[], frames: num
   const tot = (await f.store.query(`SELECT (SELECT sum(dynamic_j + static_j) FROM attributions FINAL WHERE method = 'cpu_share') AS attributed, (SELECT sum(rapl_j + gpu_j + bmc_rest_j) FROM host_samples FINAL) AS measured`)).rows[0]!;
   assert.ok(num(tot.measured) > 0);
   assert.ok(Math.abs(num(tot.attributed) - num(tot.measured)) <= 1e-6 * num(tot.measured), `total attributed ${String(tot.attributed)} == total measured ${String(tot.measured)}`);
+  // Nothing inserted twice: the hourly rollups, fed by every insert into attributions (even one that FINAL
+  // later folds away), count each share once.
+  const roll = (await f.store.query(
+    `SELECT tenant, method, rs, fs FROM (SELECT tenant, method, sum(shares) AS rs FROM tenant_energy_hourly GROUP BY tenant, method)
+       FULL OUTER JOIN (SELECT tenant, method, count() AS fs FROM attributions FINAL GROUP BY tenant, method) USING (tenant, method) WHERE rs != fs`,
+  )).rows;
+  assert.deepEqual(roll, [], 'tenant rollups count each attribution share once');
 }
 
 async function storedIntervals(f: Fleet): Promise<number> {

@@ -267,6 +267,14 @@ export class KafkaBus extends KafkaBusBase {
       }
     };
 
+    // Every join (a new generation, also after kafkajs restarted a crashed consumer) says what is assigned now,
+    // before the batches of that assignment (SubscribeOptions.onAssigned).
+    if (opts.onAssigned) {
+      const onAssigned = opts.onAssigned;
+      consumer.on(consumer.events.GROUP_JOIN, (ev) => {
+        if (!stopped) onAssigned(ev.payload.memberAssignment[opts.topic] ?? []);
+      });
+    }
     try {
       await consumer.connect();
       await consumer.subscribe({ topics: [opts.topic], fromBeginning: opts.fromBeginning ?? true });

@@ -61,6 +61,17 @@ export interface SubscribeOptions {
    *  again (after a back-off). */
   handler: (messages: readonly BusMessage[], partition: number) => Promise<void | HandlerOutcome>;
   fromBeginning?: boolean;
+  /**
+   * Called on each join of the consumer group (Kafka: a rebalance, a member joining or leaving, this member
+   * rejoining after it was expelled or its client restarted it) with the partitions of the topic assigned
+   * to this subscription now, before any handler call of that assignment (a call of the previous one may
+   * still run). Any of them may have been handled by another member since this subscription's last call
+   * of it, even when it comes back at exactly the offset that call ended: the member that had it in
+   * between may have stored what it handled without committing it (`HandlerOutcome`). A handler that keeps
+   * state per partition checks it against what was stored before relying on it. The in-process bus never
+   * calls it (a partition moves only when a subscription stops, and that one handles nothing more).
+   */
+  onAssigned?: (partitions: readonly number[]) => void;
 }
 
 export interface BusConsumer {
