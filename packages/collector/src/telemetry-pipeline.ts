@@ -428,6 +428,13 @@ export class TelemetryPipeline implements OnApplicationBootstrap, OnApplicationS
    */
   assigned(partitions: readonly number[]): void {
     this.continuity.assigned(partitions);
+    // a partition taken away commits nothing more here (its next owner reads its uncommitted frames again)
+    const mine = new Set(partitions);
+    for (const [p, t] of this.idleCommitTimers) {
+      if (mine.has(p)) continue;
+      clearTimeout(t);
+      this.idleCommitTimers.delete(p);
+    }
   }
 
   /**
