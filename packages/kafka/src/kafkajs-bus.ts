@@ -195,7 +195,14 @@ export class KafkaBus extends KafkaBusBase {
       // is one store batch (one insert per table), so bigger batches are what makes the collector scale.
       minBytes: this.o.fetchMinBytes ?? 512 * 1024,
       maxWaitTimeInMs: this.o.fetchMaxWaitMs ?? 500,
-      retry: { initialRetryTime: 200, maxRetryTime: 5_000, retries: 20 },
+      // The consumer's retrier also retries every offset commit (kafkajs's runner), whatever the error, while
+      // the batch handler waits: 20 retries up to 5 s each held a collector ≈ 87 s after a broker SIGKILL moved
+      // the group's coordinator (no heartbeats meanwhile, so the group dropped the member and every retry got
+      // UNKNOWN_MEMBER_ID: the cluster suite's kafka_broker_killed waited up to 143 s to settle). Five retries
+      // up to 1 s (≈ 3.4 s, inside the session timeout) give up early; a failed commit only means redelivery,
+      // which the collector's store checks absorb, and a join that exhausts them crashes the consumer, which
+      // kafkajs restarts (CRASH, restart: true, logged below).
+      retry: { initialRetryTime: 200, maxRetryTime: 1_000, retries: 5 },
     });
     const attempts = new Map<number, number>();
     /** Per partition: the last offset handled with `{ commit: false }` and not committed since (commitHandled). */
