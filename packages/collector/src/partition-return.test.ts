@@ -3,7 +3,7 @@
 // than what was stored meanwhile, and must not be the start of an interval (partition-continuity.ts).
 // Two collectors share one store here; their pipelines are handed the partition's messages directly, in
 // the order a rebalance would deliver them (found on the real cluster: npm run test:cluster).
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -18,7 +18,8 @@ const msg = (seq: number, offset: number): BusMessage => {
   return { topic: TOPICS.telemetry, partition: 0, offset: String(offset), key: e.key, value: e.value, timestampMs: Date.now(), headers: {} };
 };
 
-test('a partition handed back after another collector handled it: no interval spans what the other stored', async (t) => {
+/** Two collectors (A logging to memory) sharing one chDB store, each on a one-partition bus of its own. */
+async function twoCollectors(t: TestContext) {
   const dir = mkdtempSync(join(tmpdir(), 'wattsplit-partition-return-'));
   const store = new ChdbStore({ dataDir: chdbDirOf(join(dir, 'db')) });
   const busA = new InProcessBus({ partitions: 1 });
@@ -34,6 +35,11 @@ test('a partition handed back after another collector handled it: no interval sp
     await store.close();
     rmSync(dir, { recursive: true, force: true });
   });
+  return { store, a, b, logA };
+}
+
+test('a partition handed back after another collector handled it: no interval spans what the other stored', async (t) => {
+  const { store, a, b, logA } = await twoCollectors(t);
 
   await a.pipeline.handle([1, 2, 3].map((s, k) => msg(s, k)), 0); // A owns the partition: offsets 0..2
   await b.pipeline.handle([4, 5, 6].map((s, k) => msg(s, 3 + k)), 0); // a rebalance gave it to B: 3..5
@@ -53,21 +59,7 @@ test('a partition handed back after another collector handled it: no interval sp
 // are redelivered. Only the group join that assigned it again (the bus's onAssigned) says it may have been
 // handled elsewhere; the collector then compares the partition's hosts with the store.
 test('a partition handed back at the offset this collector ended, the other having stored without committing: nothing stored twice', async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'wattsplit-partition-return-'));
-  const store = new ChdbStore({ dataDir: chdbDirOf(join(dir, 'db')) });
-  const busA = new InProcessBus({ partitions: 1 });
-  const busB = new InProcessBus({ partitions: 1 });
-  const logA = memoryLogger();
-  const a = await createCollectorApp({ bus: busA, store, logger: logA });
-  const b = await createCollectorApp({ bus: busB, store, logger: memoryLogger() });
-  t.after(async () => {
-    await a.close();
-    await b.close();
-    await busA.close();
-    await busB.close();
-    await store.close();
-    rmSync(dir, { recursive: true, force: true });
-  });
+  const { store, a, b, logA } = await twoCollectors(t);
   const shares = async (where: string) =>
     (await store.query(`SELECT count() AS n FROM attributions ${where}`)).rows.map((r) => Number(r.n))[0] ?? 0;
   const rollupShares = async () => Number((await store.query(`SELECT sum(shares) AS n FROM tenant_energy_hourly`)).rows[0]?.n ?? 0);
