@@ -90,11 +90,20 @@ test('a worker thread reads the history through shareReads (chDB: a port to the 
   // A background read (one thread, os_thread_priority 19 where this process may renice back) leaves no
   // thread of this process at nice 19: the engine sets its query threads back after the query, and the
   // threads that were there before have the nice value they had (chDB's MemoryWorker runs at -20).
-  const after = niceByThread();
-  for (const [tid, nice] of after) {
-    assert.notEqual(nice, '19', `thread ${tid} left at nice 19 after a background read`);
-    if (niceBefore.has(tid)) assert.equal(nice, niceBefore.get(tid), `thread ${tid}`);
-  }
+  // The engine resets a pool thread when the thread leaves the query's thread group, which can be
+  // a moment after the last block reached the client (a CI run saw one thread still at 19 right after
+  // the worker's exit): look again for up to 3 s; a thread left at 19 for good still fails.
+  const reniced = (): string[] => {
+    const bad: string[] = [];
+    for (const [tid, nice] of niceByThread()) {
+      if (nice === '19') bad.push(`thread ${tid} left at nice 19 after a background read`);
+      else if (niceBefore.has(tid) && nice !== niceBefore.get(tid)) bad.push(`thread ${tid} at nice ${nice}, was ${niceBefore.get(tid)}`);
+    }
+    return bad;
+  };
+  let bad = reniced();
+  for (const deadline = Date.now() + 3000; bad.length > 0 && Date.now() < deadline; bad = reniced()) await new Promise((r) => setTimeout(r, 50));
+  assert.deepEqual(bad, []);
   // The store goes on working after the reading thread ended (its port closed with it).
   assert.deepEqual(await store.readHistory(q), here);
 });
