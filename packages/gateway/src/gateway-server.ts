@@ -31,7 +31,7 @@ import { readFile as fsReadFile } from 'node:fs/promises';
 import * as net from 'node:net';
 import * as tls from 'node:tls';
 import * as grpc from '@grpc/grpc-js';
-import { AckStatus, WattsplitError, silentLogger, type IBatchAck, type Logger } from '@wattsplit/wire';
+import { AckStatus, RepeatGate, WattsplitError, silentLogger, type IBatchAck, type Logger } from '@wattsplit/wire';
 import { IngestPipeline, type IngestPipelineOptions } from './ingest-pipeline.js';
 import { gatewayMetricsText, newGatewayMetrics, snapshotMetrics, type GatewayMetrics } from './metrics.js';
 import { SAFE_TELEMETRY_INGEST_SERVICE, type IncomingItem } from './safe-ingest-service.js';
@@ -397,12 +397,15 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
   // Our own listener: connection limits and TLS live here; grpc-js gets the connections through an injector.
   const injector = server.createConnectionInjector(grpc.ServerCredentials.createInsecure());
   const conns = new Map<string, Conn>();
+  // Connections closed for not authenticating, a failed handshake or a timeout: one line per reason and peer
+  // address (not port) per 30 s, the rest at debug, every one counted in metrics.connectionsClosed.
+  const connRefusals = new RepeatGate(30_000);
   const closeConn = (c: Conn, reason: string, detail: string): void => {
     if (c.socket.destroyed) return;
     metrics.connectionsClosed[reason] = (metrics.connectionsClosed[reason] ?? 0) + 1;
     // the code says what went wrong: a peer that did not authenticate (in time, or before sending too much) or a timeout
     const code = reason === 'auth_timeout' || reason === 'pre_auth_bytes' ? 'FRAME_AUTH_FAILED' : 'TRANSPORT_TIMEOUT';
-    log.warn({ code, peer: peerKey(c.socket), reason, bytesRead: c.socket.bytesRead }, `connection ${peerKey(c.socket)} closed: ${detail}`);
+    connRefusals.write(log, 'warn', `${reason}\u0000${c.socket.remoteAddress ?? ''}`, { code, peer: peerKey(c.socket), reason, bytesRead: c.socket.bytesRead }, `connection ${peerKey(c.socket)} closed: ${detail}`);
     c.socket.destroy();
   };
   const closePreAuth = (c: Conn): void =>
@@ -478,7 +481,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
       if (e.code === 'ERR_TLS_HANDSHAKE_TIMEOUT') return; // counted by the sweep, which closes it first
       const reason = 'tls_handshake_failed';
       metrics.connectionsClosed[reason] = (metrics.connectionsClosed[reason] ?? 0) + 1;
-      log.warn({ code: 'FRAME_AUTH_FAILED', peer: peerKey(s), reason, err: e.message }, `TLS handshake with ${peerKey(s)} failed: ${e.message}`);
+      connRefusals.write(log, 'warn', `${reason}\u0000${s.remoteAddress ?? ''}`, { code: 'FRAME_AUTH_FAILED', peer: peerKey(s), reason, err: e.message }, `TLS handshake with ${peerKey(s)} failed: ${e.message}`);
     });
   }
   const sweep = setInterval(() => {

@@ -162,6 +162,12 @@ export class IngestPipeline {
   private readonly log: Logger;
   /** Batches acked RETRY because the bus could not take them: logged once per kind and code per 30 s. */
   private readonly produceFailures = new RepeatGate(30_000);
+  /**
+   * Batches refused for their credentials or bytes: logged once per code and peer address (the port left out:
+   * an agent reconnects from a new one) per 30 s, the rest at debug and counted in the next line's `repeated`
+   * and in the metrics; a misconfigured fleet or a scanner does not write a line per batch.
+   */
+  private readonly peerRefusals = new RepeatGate(30_000);
   private readonly nowMs: () => number;
   /** Called with every producer result (the server derives the producer's readiness from it). */
   onProduce: ((r: TransportResult) => void) | undefined;
@@ -188,7 +194,7 @@ export class IngestPipeline {
     this.metrics.batches++;
     this.metrics.bytesReceived += bytes;
     this.count(error.code);
-    this.log.warn({ code: error.code, peer, bytes }, error.message);
+    this.peerRefusals.write(this.log, 'warn', `${error.code}\u0000${peerAddress(peer)}`, { code: error.code, peer, bytes }, error.message);
     return this.ack({ batchId: 0, status: status.ACK_STATUS_REJECTED, message: `${error.code}: ${error.message}` });
   }
 
@@ -209,7 +215,7 @@ export class IngestPipeline {
     if (!who.ok) {
       this.metrics.authFailures++;
       this.count(who.error.code, batch.frames.length);
-      this.log.warn({ code: who.error.code, peer: input.peer, batchId, frames: batch.frames.length }, who.error.message);
+      this.peerRefusals.write(this.log, 'warn', `${who.error.code}\u0000${peerAddress(input.peer)}`, { code: who.error.code, peer: input.peer, batchId, frames: batch.frames.length }, who.error.message);
       return this.ack({ batchId, status: status.ACK_STATUS_REJECTED, rejected: batch.frames.length, message: `${who.error.code}: ${who.error.message}` });
     }
 
@@ -406,4 +412,11 @@ export class IngestPipeline {
 function positive(field: string, v: number): number {
   if (!Number.isFinite(v) || v <= 0) throw new WattsplitError('CONFIG_INVALID', `gateway: ${field}=${JSON.stringify(v)} must be a positive number`, { details: { field, value: v } });
   return v;
+}
+
+/** A peer's address without its port ("ipv4:10.0.0.7:53122" → "ipv4:10.0.0.7", "[::1]:5" → "[::1]"). */
+export function peerAddress(peer: string | undefined): string {
+  if (peer === undefined) return '';
+  const i = peer.lastIndexOf(':');
+  return i > 0 && /^\d+$/.test(peer.slice(i + 1)) ? peer.slice(0, i) : peer;
 }
