@@ -123,6 +123,9 @@ test('RETRY acks resend the same batch (same seqs); REJECTED batches are kept in
     i += 4 + len;
   }
   assert.deepEqual(kept, [3, 4]);
+  // "reachable again" follows the retried sends only: the rejected batch came from a reachable gateway
+  const back = log.entries.filter((e) => e.msg.startsWith('gateway reachable again'));
+  assert.deepEqual(back.map((e) => e.fields.sentFrames), [2]);
 });
 
 test('a frame larger than a batch may be is kept in rejected/ without being sent (gRPC would refuse it as a broken stream, retried forever); the rest flows', async (t) => {

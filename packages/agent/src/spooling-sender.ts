@@ -155,8 +155,9 @@ export class SpoolingSender {
           this.spool.ack(last.index);
           this.m.sentBatches++;
           this.m.sentFrames += recs.length;
-          if (this.m.lastError) {
-            // say what the outage cost and where the backlog stands (an audit read "replaying" next to pending 0:
+          if (this.failingSinceMs !== undefined) {
+            // after sends that failed and were retried (not after a batch the gateway rejected for good: it was
+            // reachable then, and that batch is in the dead-letter directory, logged as such), say what the outage cost and where the backlog stands (an audit read "replaying" next to pending 0:
             // the whole backlog had gone in this one batch)
             const pending = this.spool.metrics().pendingFrames;
             const downS = this.failingSinceMs === undefined ? undefined : Math.round((Date.now() - this.failingSinceMs) / 1000);
