@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { InProcessBus, TOPICS, partitionForKey, WattsplitError, memoryLogger, retryable, type TransportResult } from '@wattsplit/wire';
+import { InProcessBus, TOPICS, partitionForKey, WattsplitError, markReported, memoryLogger, retryable, type Logger, type TransportResult } from '@wattsplit/wire';
 import { ChdbStore, type IntervalWrite, type Store } from '@wattsplit/store';
 import { DelegatingStore } from './test-stores.js';
 import { createCollectorApp } from './collector-module.js';
@@ -21,6 +21,8 @@ class OutageStore extends DelegatingStore {
   constructor(
     inner: Store,
     readonly plan: ('before' | 'after' | 'slow' | 'ok')[],
+    /** Set: the double logs each failure and marks it logged, as SqlStore does (the store's own line). */
+    readonly reportsTo?: Logger,
   ) {
     super(inner);
   }
@@ -28,7 +30,12 @@ class OutageStore extends DelegatingStore {
     const n = ++this.calls;
     this.starts.push(performance.now());
     const step = this.plan.shift() ?? 'ok';
-    const down = () => retryable(new WattsplitError('STORE_UNAVAILABLE', `injected outage on write #${n}`, { retriable: true }), 10);
+    const down = () => {
+      const err = new WattsplitError('STORE_UNAVAILABLE', `injected outage on write #${n}`, { retriable: true });
+      if (!this.reportsTo) return retryable(err, 10);
+      this.reportsTo.warn({ code: err.code }, `write ${ws.length} intervals: ${err.message}`);
+      return retryable(markReported(err), 10);
+    };
     if (step === 'before') {
       this.failures++;
       return down();
@@ -44,12 +51,12 @@ class OutageStore extends DelegatingStore {
 }
 
 /** A collector over the in-process bus and a real chDB store behind an OutageStore following `plan`. */
-async function collectorWithOutages(t: TestContext, partitions: number, plan: OutageStore['plan'], storeWrites?: { minIntervalMs?: number }) {
+async function collectorWithOutages(t: TestContext, partitions: number, plan: OutageStore['plan'], storeWrites?: { minIntervalMs?: number }, storeReports = false) {
   const dir = mkdtempSync(join(tmpdir(), 'wattsplit-outage-'));
   const log = memoryLogger();
   const bus = new InProcessBus({ partitions, logger: log });
   const chdb = new ChdbStore({ dataDir: join(dir, 'db'), logger: log });
-  const store = new OutageStore(chdb, plan);
+  const store = new OutageStore(chdb, plan, storeReports ? log : undefined);
   const app = await createCollectorApp({ bus, store, logger: log, staticPower: { learn: false, fallbackWatts: { rapl: 20 } }, ...(storeWrites ? { storeWrites } : {}) });
   t.after(async () => {
     await app.close();
@@ -117,11 +124,12 @@ test('a longer outage: one warning of each kind while every redelivery fails, th
   assert.deepEqual(app.pipeline.storeWriteState(), { ok: true });
   const warns = (re: RegExp) => log.entries.filter((e) => e.level === 'warn' && re.test(e.msg));
   const held = (re: RegExp) => log.entries.filter((e) => e.level === 'debug' && re.test(e.msg) && e.fields.heldBack === true);
-  // the pipeline's and the bus's lines: the first failure at warn, the five redeliveries that failed again at debug
+  // the pipeline's line: the first failure at warn, the five redeliveries that failed again at debug; the bus's
+  // line at debug every time (the pipeline logged the failure: markReported)
   assert.equal(warns(/intervals not stored, batch will be redelivered/).length, 1);
   assert.equal(held(/intervals not stored, batch will be redelivered/).length, 5);
-  assert.equal(warns(/bus handler failed, will redeliver/).length, 1);
-  assert.equal(held(/bus handler failed, will redeliver/).length, 5);
+  assert.equal(warns(/bus handler failed, will redeliver/).length, 0);
+  assert.equal(log.entries.filter((e) => e.level === 'debug' && /bus handler failed, will redeliver/.test(e.msg)).length, 6);
   const back = log.entries.filter((e) => e.level === 'info' && /^store writes succeed again after \d+ s \(6 failed writes before/.test(e.msg));
   assert.equal(back.length, 1, JSON.stringify(log.entries.filter((e) => e.level !== 'debug').map((e) => e.msg)));
   assert.equal(back[0]!.fields.failedWrites, 6);
@@ -129,6 +137,24 @@ test('a longer outage: one warning of each kind while every redelivery fails, th
   const rows = (await chdb.query(`SELECT count() AS n FROM host_samples`)).rows;
   assert.equal(Number(rows[0]!.n), 2);
   assert.equal(app.pipeline.stats.storeFailures, 6);
+});
+
+test('a store that logs its own failure (as SqlStore does): the outage is one warning in all, the collector and bus lines at debug', async (t) => {
+  const { log, bus, chdb, store, app } = await collectorWithOutages(t, 1, ['before', 'before', 'before'], undefined, true);
+  const frames = [];
+  for (let seq = 1; seq <= 3; seq++) frames.push(encoded(HOST_A, seq));
+  assert.equal((await bus.producer().send(TOPICS.telemetry, frames)).kind, 'ok');
+  await bus.idle();
+  assert.equal(store.failures, 3);
+  const during = log.entries.filter((e) => (e.level === 'warn' || e.level === 'error') && /injected outage/.test(e.msg));
+  assert.deepEqual(during.map((e) => e.msg), ['write 2 intervals: injected outage on write #1', 'write 2 intervals: injected outage on write #2', 'write 2 intervals: injected outage on write #3']);
+  const pipelineLines = log.entries.filter((e) => /intervals not stored, batch will be redelivered/.test(e.msg));
+  assert.ok(pipelineLines.length === 3 && pipelineLines.every((e) => e.level === 'debug' && e.fields.reportedBelow === true), JSON.stringify(pipelineLines));
+  const busLines = log.entries.filter((e) => /bus handler failed, will redeliver/.test(e.msg));
+  assert.ok(busLines.length === 3 && busLines.every((e) => e.level === 'debug'), JSON.stringify(busLines));
+  assert.equal(log.entries.filter((e) => e.level === 'info' && /^store writes succeed again after/.test(e.msg)).length, 1);
+  assert.equal(Number((await chdb.query(`SELECT count() AS n FROM host_samples`)).rows[0]!.n), 2);
+  assert.equal(app.pipeline.stats.storeFailures, 3);
 });
 
 test('partitions share a store write (group commit); when its acknowledgement is lost the group is retried verbatim: nothing counted twice', async (t) => {

@@ -39,6 +39,8 @@ import {
   EnergySource,
   EnergyUnit,
   RepeatGate,
+  markReported,
+  wasReported,
   TOPICS,
   WattsplitError,
   backoffMs,
@@ -679,8 +681,8 @@ export class TelemetryPipeline implements OnApplicationBootstrap, OnApplicationS
         if (w.kind === 'retryable') {
           // Nothing of this frame is kept: re-align the host from its committed frame on redelivery.
           this.hosts.markDirty(host);
-          this.log.warn({ host, where, code: w.error.code }, `anomalies not stored, batch will be redelivered: ${w.error.message}`);
-          throw w.error;
+          this.reportRetry(undefined, { host, where, code: w.error.code }, `anomalies not stored, batch will be redelivered: ${w.error.message}`, w.error);
+          throw markReported(w.error);
         }
       }
       // Seeds commit at once unless intervals of this host wait in the batch (commit order = frame order).
@@ -730,6 +732,16 @@ export class TelemetryPipeline implements OnApplicationBootstrap, OnApplicationS
   private readonly storeRetryLog = new RepeatGate(30_000);
 
   /**
+   * A failure that makes the bus redeliver the batch: at warn (through the repeat gate when `gateKey` is given),
+   * or at debug where the layer below already logged this error (the store's own line names the write).
+   */
+  private reportRetry(gateKey: string | undefined, fields: Record<string, unknown>, msg: string, error: unknown): void {
+    if (wasReported(error)) this.log.debug({ ...fields, reportedBelow: true }, msg);
+    else if (gateKey !== undefined) this.storeRetryLog.write(this.log, 'warn', gateKey, fields, msg);
+    else this.log.warn(fields, msg);
+  }
+
+  /**
    * Whether the store takes this collector's writes (`/healthz`): while writes fail transiently, since when, how
    * many failed and the last error; ok again with the next stored write.
    */
@@ -747,8 +759,8 @@ export class TelemetryPipeline implements OnApplicationBootstrap, OnApplicationS
       this.storeDown ??= { sinceMs: Date.now(), failures: 0, lastError: '' };
       this.storeDown.failures++;
       this.storeDown.lastError = `${w.error.code}: ${w.error.message}`.slice(0, 500);
-      this.storeRetryLog.write(this.log, 'warn', `intervals ${w.error.code}`, { partition, intervals: w.entries.length, code: w.error.code }, `intervals not stored, batch will be redelivered: ${w.error.message}`);
-      throw w.error;
+      this.reportRetry(`intervals ${w.error.code}`, { partition, intervals: w.entries.length, code: w.error.code }, `intervals not stored, batch will be redelivered: ${w.error.message}`, w.error);
+      throw markReported(w.error);
     }
     if (this.storeDown) {
       const s = Math.round((Date.now() - this.storeDown.sinceMs) / 1000);
@@ -785,8 +797,8 @@ export class TelemetryPipeline implements OnApplicationBootstrap, OnApplicationS
       );
       if (p.kind !== 'ok') {
         this.partitions.keep(partition, batch);
-        this.log.warn({ partition, code: p.error.code }, `attributions not published, batch will be redelivered: ${p.error.message}`);
-        throw p.error;
+        this.reportRetry(undefined, { partition, code: p.error.code }, `attributions not published, batch will be redelivered: ${p.error.message}`, p.error);
+        throw markReported(p.error);
       }
     }
     this.partitions.settle(partition);
@@ -829,8 +841,8 @@ export class TelemetryPipeline implements OnApplicationBootstrap, OnApplicationS
     const retry = await this.submitCheckpoints(partition);
     if (retry) {
       this.partitions.keep(partition, batch);
-      this.storeRetryLog.write(this.log, 'warn', `checkpoints ${retry.code}`, { partition, code: retry.code }, `checkpoints not saved, batch will be redelivered: ${retry.message}`);
-      throw retry;
+      this.reportRetry(`checkpoints ${retry.code}`, { partition, code: retry.code }, `checkpoints not saved, batch will be redelivered: ${retry.message}`, retry);
+      throw markReported(retry);
     }
   }
 

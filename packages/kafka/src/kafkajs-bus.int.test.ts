@@ -1,4 +1,4 @@
 import { busContractSuite } from './bus-contract-suite.js';
 import { KafkaBus } from './kafkajs-bus.js';
 
-busContractSuite('kafkajs', (o) => new KafkaBus(o));
+busContractSuite('kafkajs', (o) => new KafkaBus(o), { rebalanceMayRedeliver: true });

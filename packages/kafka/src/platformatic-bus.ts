@@ -22,6 +22,7 @@ import {
   backoffMs,
   normaliseError,
   RepeatGate,
+  wasReported,
   WattsplitError,
   type BusMessage,
   type HandlerOutcome,
@@ -240,7 +241,10 @@ export class PlatformaticKafkaBus extends KafkaBusBase {
         } catch (e) {
           const err = normaliseError(e);
           const wait = backoffMs(q.attempts++, this.o.retryBaseMs, this.o.retryCapMs);
-          handlerFailures.write(log, 'warn', `${partition} ${err.code}`, { partition, offset: msgs[0]!.offset, messages: msgs.length, code: err.code, attempt: q.attempts, retryInMs: wait }, `bus handler failed, will redeliver: ${err.message}`);
+          const fields = { partition, offset: msgs[0]!.offset, messages: msgs.length, code: err.code, attempt: q.attempts, retryInMs: wait };
+          // the handler logged this failure itself (wasReported): the redelivery is said at debug
+          if (wasReported(err)) log.debug(fields, `bus handler failed, will redeliver: ${err.message}`);
+          else handlerFailures.write(log, 'warn', `${partition} ${err.code}`, fields, `bus handler failed, will redeliver: ${err.message}`);
           q.timer = setTimeout(() => {
             q.timer = undefined;
             kick(partition);

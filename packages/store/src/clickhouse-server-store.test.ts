@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer } from 'node:net';
-import { WattsplitError } from '@wattsplit/wire';
+import { WattsplitError, memoryLogger, wasReported } from '@wattsplit/wire';
 import { ClickHouseServerStore } from './clickhouse-server-store.js';
 import { sampleInterval, sampleResult } from './test-fixtures.js';
 
@@ -17,12 +17,17 @@ async function closedPort(): Promise<number> {
 
 test('a server that is down: init rejects STORE_UNAVAILABLE (retriable), writes are retryable, not thrown', async () => {
   const url = `http://127.0.0.1:${await closedPort()}`;
-  const store = new ClickHouseServerStore({ url, database: 'wattsplit_test', requestTimeoutMs: 2000 });
+  const log = memoryLogger();
+  const store = new ClickHouseServerStore({ url, database: 'wattsplit_test', requestTimeoutMs: 2000, logger: log });
   await assert.rejects(store.init(), (e: unknown) => e instanceof WattsplitError && e.code === 'STORE_UNAVAILABLE' && e.retriable && /unreachable/.test(e.message));
   const i = sampleInterval('host-a', 1, 1.7e18);
   const r = await store.writeInterval({ interval: i, results: [sampleResult(i)] });
   assert.equal(r.kind, 'retryable');
   assert.ok(r.kind === 'retryable' && r.afterMs > 0 && r.error.code === 'STORE_UNAVAILABLE');
+  // the store says which write failed, once, and marks the error logged: the collector and the bus log it at debug
+  const warns = log.entries.filter((e) => e.level === 'warn' && /^write interval host=host-a seq=1: .*unreachable/.test(e.msg));
+  assert.equal(warns.length, 1, JSON.stringify(log.entries));
+  assert.ok(r.kind === 'retryable' && wasReported(r.error));
   await assert.rejects(store.query('SELECT 1'), (e: unknown) => e instanceof WattsplitError && e.code === 'STORE_UNAVAILABLE');
   await store.close();
 });

@@ -7,7 +7,7 @@
  */
 import { createHash } from 'node:crypto';
 import type { Anomaly, HostInterval } from '@wattsplit/attribution';
-import { OK, RepeatGate, WattsplitError, backoffMs, failed, normaliseError, retryable, silentLogger, type Logger, type TransportResult } from '@wattsplit/wire';
+import { OK, RepeatGate, WattsplitError, backoffMs, failed, markReported, normaliseError, retryable, silentLogger, type Logger, type TransportResult } from '@wattsplit/wire';
 import type { ClusterSchema } from './cluster-schema.js';
 import { DEFAULT_RETENTION, DEFAULT_SQL_DIR, migrate, type Retention } from './migrations.js';
 import { readHistoryFrom } from './history-read.js';
@@ -115,7 +115,7 @@ export class SqlStore implements Store {
     if (err.retriable) {
       const afterMs = backoffMs(this.attempts++, 200, 10_000);
       this.retryLog.write(this.log, 'warn', err.code, { code: err.code, retryInMs: afterMs }, `${what}: ${err.message}`);
-      return retryable(err, afterMs);
+      return retryable(markReported(err), afterMs);
     }
     this.log.error({ code: err.code, ...err.details }, `${what}: ${err.message}`);
     return failed(err);

@@ -96,3 +96,21 @@ export function normaliseError(e: unknown, fallback: ErrorCode = 'INTERNAL', ret
   }
   return new WattsplitError(fallback, String(e), { retriable });
 }
+
+const reportedErrors = new WeakSet<object>();
+
+/**
+ * Marks an error as logged, at warn or error, by the layer that met it (or held back there by a repeat gate
+ * because the same failure was logged moments ago). The layers it passes through on its way up — the collector's
+ * pipeline, the bus that redelivers the batch — then log it at debug: one failure, one warning (an audit counted
+ * three for the first failed ClickHouse write: the store, the pipeline and the bus). Returns the error.
+ */
+export function markReported<E>(e: E): E {
+  if (typeof e === 'object' && e !== null) reportedErrors.add(e);
+  return e;
+}
+
+/** Whether `markReported` was called on this error. */
+export function wasReported(e: unknown): boolean {
+  return typeof e === 'object' && e !== null && reportedErrors.has(e);
+}
