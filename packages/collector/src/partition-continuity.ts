@@ -59,6 +59,18 @@ export class PartitionContinuity {
     this.suspects.delete(partition);
   }
 
+  /**
+   * The partition was taken away by a group join while a batch of it was being handled, before the batch was
+   * stored: forget it (its hosts, returned, resume from the store if it ever comes back).
+   */
+  revoked(partition: number): string[] {
+    const hosts = [...(this.hostsOf.get(partition) ?? [])];
+    this.hostsOf.delete(partition);
+    this.nextOffset.delete(partition);
+    this.suspects.delete(partition);
+    return hosts;
+  }
+
   /** A message of `host` was handled on `partition`. */
   saw(partition: number, host: string): void {
     let s = this.hostsOf.get(partition);

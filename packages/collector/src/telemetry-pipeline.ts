@@ -108,6 +108,8 @@ export class TelemetryPipeline implements OnApplicationBootstrap, OnApplicationS
   private readonly partitions = new PendingBatches();
   /** Whether another collector handled a partition since our last batch of it. */
   private readonly continuity = new PartitionContinuity();
+  /** The partitions the bus's last group join assigned (undefined on a bus that says none: in-process). */
+  private assignedNow: Set<number> | undefined;
   private readonly wallClock: WallClockCheck;
   private readonly learner: StaticPowerLearner | undefined;
   /** Saves and restores the learners' per-host state (learner-state-persistence.ts). */
@@ -432,6 +434,7 @@ export class TelemetryPipeline implements OnApplicationBootstrap, OnApplicationS
     this.continuity.assigned(partitions);
     // a partition taken away commits nothing more here (its next owner reads its uncommitted frames again)
     const mine = new Set(partitions);
+    this.assignedNow = mine;
     for (const [p, t] of this.idleCommitTimers) {
       if (mine.has(p)) continue;
       clearTimeout(t);
@@ -520,12 +523,32 @@ export class TelemetryPipeline implements OnApplicationBootstrap, OnApplicationS
         setImmediate(() => this.writer.poke());
       }
     }
+    if (this.assignedNow && !this.assignedNow.has(partition)) return this.revokedMidBatch(partition, batch, messages);
     await this.flush(partition, batch);
     const last = messages[messages.length - 1];
     if (last) this.continuity.handled(partition, last.offset);
     // Commit only what the saved checkpoints cover: a restart from the committed offset then finds, for every
     // host, a checkpoint at or before its first redelivered frame (and checks what was stored after it).
     return this.partitions.checkpoints(partition).length > 0 ? { commit: false } : undefined;
+  }
+
+  /**
+   * A group join took the partition away while this handler call processed its batch (a client can finish a
+   * handler call after the join: @platformatic/kafka always may, kafkajs sometimes): the batch is not stored.
+   * Its new owner reads the same frames from the committed offset and resumes their hosts from the store;
+   * storing them here too could land after the new owner's lookup and count those intervals twice. Everything
+   * kept of the partition's hosts is dropped, and nothing is committed. (A write already on its way when the
+   * join comes is not recalled: that window is one store write long.)
+   */
+  private revokedMidBatch(partition: number, batch: readonly BatchEntry[], messages: readonly BusMessage[]): HandlerOutcome {
+    const hosts = new Set(this.continuity.revoked(partition));
+    for (const e of batch) hosts.add(e.hostId);
+    this.releasePartition(partition, [...hosts]);
+    this.log.info(
+      { partition, offset: messages[0]?.offset, messages: messages.length, intervals: batch.length, hosts: hosts.size },
+      `partition ${partition} was taken away by a group join while its batch was processed: ${batch.length} intervals not stored here (its new owner stores them)`,
+    );
+    return { commit: false };
   }
 
   /**
