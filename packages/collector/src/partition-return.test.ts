@@ -36,6 +36,12 @@ class GatedStore extends DelegatingStore {
     await this.gate;
     return this.inner.writeIntervals(ws);
   }
+  /** resumeState calls, each with the hosts asked for. */
+  readonly resumeCalls: string[][] = [];
+  override resumeState(hs: readonly string[]) {
+    this.resumeCalls.push([...hs]);
+    return this.inner.resumeState(hs);
+  }
 }
 
 /** Two collectors (A logging to memory, its writes through a GatedStore) sharing one chDB store, each on a one-partition bus of its own. */
@@ -80,7 +86,7 @@ test('a partition handed back after another collector handled it: no interval sp
 // are redelivered. Only the group join that assigned it again (the bus's onAssigned) says it may have been
 // handled elsewhere; the collector then compares the partition's hosts with the store.
 test('a partition handed back at the offset this collector ended, the other having stored without committing: nothing stored twice', async (t) => {
-  const { store, a, b, logA } = await twoCollectors(t);
+  const { store, storeA, a, b, logA } = await twoCollectors(t);
   const shares = async (where: string) =>
     (await store.query(`SELECT count() AS n FROM attributions ${where}`)).rows.map((r) => Number(r.n))[0] ?? 0;
   const rollupShares = async () => Number((await store.query(`SELECT sum(shares) AS n FROM tenant_energy_hourly`)).rows[0]?.n ?? 0);
@@ -90,7 +96,10 @@ test('a partition handed back at the offset this collector ended, the other havi
   a.pipeline.assigned([]); // a join gives it to B
   await b.pipeline.handle([4, 5, 6].map((s, k) => msg(s, 3 + k)), 0); // B stores seqs 4..6 and dies before committing
   a.pipeline.assigned([0]); // the next join gives it back to A, from the committed offset 3: 4..6 again, then 7, 8
+  const asked = storeA.resumeCalls.length;
   await a.pipeline.handle([4, 5, 6, 7, 8].map((s, k) => msg(s, 3 + k)), 0);
+  // one lookup: the check's answer is the resume's (the host's checkpoint and stored floor are not asked for again)
+  assert.deepEqual(storeA.resumeCalls.slice(asked), [['hv-a']]);
 
   const rows = (await store.query(`SELECT seq, prev_seq FROM host_samples FINAL WHERE host = 'hv-a' ORDER BY seq`)).rows.map((r) => [Number(r.seq), Number(r.prev_seq)]);
   assert.deepEqual(rows, [[2, 1], [3, 2], [4, 3], [5, 4], [6, 5], [7, 6], [8, 7]]);

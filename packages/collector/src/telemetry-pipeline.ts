@@ -446,11 +446,13 @@ export class TelemetryPipeline implements OnApplicationBootstrap, OnApplicationS
    * A partition assigned again since its last batch and continuing at its next offset: if any of its hosts
    * has intervals stored past the frame this collector keeps for it, another collector handled the partition
    * in between and everything kept of its hosts is stale: they all resume from the store, as when a batch
-   * starts past the next offset. A store failure rejects (the batch is redelivered and the check repeated).
+   * starts past the next offset; the store's answer for them is returned, so that their resume (prefetchResume,
+   * in the same handler call) does not ask again. A store failure rejects (the batch is redelivered and the
+   * check repeated).
    */
-  private async verifyReassigned(partition: number, offset: string): Promise<void> {
+  private async verifyReassigned(partition: number, offset: string): Promise<Map<string, HostResumeState> | undefined> {
     const hosts = this.continuity.toVerify(partition);
-    if (hosts.length === 0) return;
+    if (hosts.length === 0) return undefined;
     const found = await this.store.resumeState(hosts);
     const ahead = hosts.filter((h) => {
       const floor = found.get(h)?.floor;
@@ -461,13 +463,15 @@ export class TelemetryPipeline implements OnApplicationBootstrap, OnApplicationS
     this.continuity.verified(partition);
     if (ahead.length === 0) {
       this.log.debug({ partition, offset, hosts: hosts.length }, `partition ${partition} assigned again: nothing of its hosts stored past what this collector keeps, it continues`);
-      return;
+      return undefined;
     }
     this.releasePartition(partition, hosts);
     this.log.info(
       { partition, offset, hosts: hosts.length, storedAhead: ahead.length },
       `partition ${partition} came back at offset ${offset} with ${ahead.length} of its ${hosts.length} hosts stored further by another collector (which had not committed them): its hosts resume from the store`,
     );
+    // every host asked about has its answer here, nothing stored included
+    return new Map(hosts.map((h) => [h, found.get(h) ?? {}]));
   }
 
   /** Everything kept of the partition's hosts is stale: each resumes from the store at its next frame. */
@@ -497,7 +501,8 @@ export class TelemetryPipeline implements OnApplicationBootstrap, OnApplicationS
       // Handled by another collector since our last batch of it: what we kept is stale (partition-continuity.ts).
       this.releasePartition(partition, moved);
       this.log.info({ partition, offset: first?.offset, hosts: moved.length }, `partition ${partition} was handled elsewhere before offset ${first?.offset ?? ''}: its ${moved.length} hosts resume from the store`);
-    } else if (first) await this.verifyReassigned(partition, first.offset);
+    }
+    const known = moved.length === 0 && first ? await this.verifyReassigned(partition, first.offset) : undefined;
     const pending = this.partitions.pending(partition);
     if (pending) await this.flush(partition, pending);
     const batch: BatchEntry[] = [];
@@ -507,7 +512,7 @@ export class TelemetryPipeline implements OnApplicationBootstrap, OnApplicationS
     // partitions' handlers interleave: each drops only the lookups it made
     let looked: readonly string[] = [];
     try {
-      looked = await this.prefetchResume(messages);
+      looked = await this.prefetchResume(messages, known);
       for (const m of messages) {
         const entry = await this.handleOne(m, partition, batch);
         if (entry) batch.push(entry);
@@ -897,12 +902,15 @@ export class TelemetryPipeline implements OnApplicationBootstrap, OnApplicationS
    * what was found; a host whose frame names another id than its key is looked up alone. What a
    * batch did not use is dropped at its end (the hosts returned; a partition's hosts are its own).
    */
-  private async prefetchResume(messages: readonly BusMessage[]): Promise<readonly string[]> {
+  private async prefetchResume(messages: readonly BusMessage[], known?: ReadonlyMap<string, HostResumeState>): Promise<readonly string[]> {
     const hosts = new Set<string>();
     for (const m of messages) if (m.key && this.hosts.needsResume(m.key) && !this.resumeLookups.has(m.key)) hosts.add(m.key);
     if (hosts.size === 0) return [];
     const list = [...hosts];
-    const found = await this.store.resumeState(list);
+    // hosts whose state verifyReassigned just read in this handler call are not asked for again
+    const ask = known ? list.filter((h) => !known.has(h)) : list;
+    const found = ask.length > 0 ? await this.store.resumeState(ask) : new Map<string, HostResumeState>();
+    if (known) for (const h of list) if (known.has(h)) found.set(h, known.get(h)!);
     const storedSeq = new Map<string, number | undefined>();
     for (const h of list) storedSeq.set(h, found.get(h)?.floor?.seq);
     await this.learnerState.prefetch(list, storedSeq);
