@@ -825,7 +825,7 @@ export class TelemetryPipeline implements OnApplicationBootstrap, OnApplicationS
       );
       if (p.kind !== 'ok') {
         this.partitions.keep(partition, batch);
-        this.reportRetry(undefined, { partition, code: p.error.code }, `attributions not published, batch will be redelivered: ${p.error.message}`, p.error);
+        this.reportRetry(`attributions ${p.error.code}`, { partition, code: p.error.code }, `attributions not published, batch will be redelivered: ${p.error.message}`, p.error);
         throw markReported(p.error);
       }
     }

@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
-import { memoryLogger } from '@wattsplit/wire';
+import { memoryLogger, wasReported } from '@wattsplit/wire';
 import { boundedProducer } from './bounded-producer.js';
 
 const require = createRequire(import.meta.url);
@@ -16,7 +16,10 @@ test('send failures while a broker is down: one warning per topic and code per w
   const p = boundedProducer({ send: () => Promise.reject(fail()), close: () => Promise.resolve(), maxPendingMessages: 1000, sendTimeoutMs: 5000, logger: log, repeatWindowMs: 300 });
   const msg = [{ key: 'h', value: new Uint8Array([1]) }];
   for (let i = 0; i < 10; i++) assert.equal((await p.send('wattsplit.telemetry.v1', msg)).kind, 'retryable', 'every send still answers retryable');
-  assert.equal((await p.send('wattsplit.attribution.v1', msg)).kind, 'retryable');
+  const r = await p.send('wattsplit.attribution.v1', msg);
+  assert.equal(r.kind, 'retryable');
+  // logged here, so the collector's "attributions not published" and the bus's redelivery line are at debug
+  assert.ok(r.kind === 'retryable' && wasReported(r.error));
   const warns = () => log.entries.filter((e) => e.level === 'warn');
   assert.deepEqual(warns().map((e) => [e.fields.topic, e.fields.repeated]), [['wattsplit.telemetry.v1', undefined], ['wattsplit.attribution.v1', undefined]], 'one per topic');
   assert.equal(log.entries.filter((e) => e.level === 'debug' && e.fields.heldBack === true).length, 9);
@@ -27,7 +30,10 @@ test('send failures while a broker is down: one warning per topic and code per w
   assert.equal(warns()[2]!.fields.repeated, 9, 'the next warning after the window counts the ones held back');
   // refused for good: every one is a warning
   fail = () => new kjs.KafkaJSProtocolError({ type: 'MESSAGE_TOO_LARGE', code: 10, retriable: false, message: 'The request included a message larger than the max message size the server will accept' });
-  for (let i = 0; i < 3; i++) assert.equal((await p.send('wattsplit.telemetry.v1', msg)).kind, 'failed');
+  for (let i = 0; i < 3; i++) {
+    const f = await p.send('wattsplit.telemetry.v1', msg);
+    assert.ok(f.kind === 'failed' && wasReported(f.error));
+  }
   assert.equal(warns().filter((e) => e.fields.code === 'TRANSPORT_REJECTED').length, 3);
   await p.close();
 });

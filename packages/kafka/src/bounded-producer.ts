@@ -5,7 +5,7 @@
  * client's throw into a TransportResult with one log line. Both KafkaBus (kafkajs) and
  * PlatformaticKafkaBus use it, so the two clients behave the same towards the gateway.
  */
-import { OK, RepeatGate, WattsplitError, failed, retryable, type BusMessageIn, type BusProducer, type Logger, type TransportResult } from '@wattsplit/wire';
+import { OK, RepeatGate, WattsplitError, failed, markReported, retryable, type BusMessageIn, type BusProducer, type Logger, type TransportResult } from '@wattsplit/wire';
 import { sendFailure } from './kafka-errors.js';
 
 /** Counts messages between send() and the broker's ack; a send that would exceed the cap is refused. */
@@ -68,6 +68,8 @@ export function boundedProducer(o: BoundedProducerOptions): BusProducer {
       // error code per 30 s, the rest at debug and counted in the next warning. A refusal for good is always written.
       if (r.kind === 'retryable') repeats.write(o.logger, 'warn', `${topic}\u0000${r.error.code}`, fields, r.error.message);
       else o.logger.warn(fields, r.error.message);
+      // logged here: a caller that passes it on (the collector's pipeline, the bus) says so at debug (wasReported)
+      markReported(r.error);
       return r;
     }
   };
