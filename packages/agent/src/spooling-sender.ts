@@ -156,14 +156,15 @@ export class SpoolingSender {
           this.m.sentBatches++;
           this.m.sentFrames += recs.length;
           if (this.failingSinceMs !== undefined) {
-            // after sends that failed and were retried (not after a batch the gateway rejected for good: it was
-            // reachable then, and that batch is in the dead-letter directory, logged as such), say what the outage cost and where the backlog stands (an audit read "replaying" next to pending 0:
-            // the whole backlog had gone in this one batch)
+            // After sends that failed and were retried (not after a batch the gateway rejected for good: it was
+            // reachable then, and that batch is in the dead-letter directory, logged as such): say what the outage
+            // cost and where the backlog stands (an audit read "replaying" next to pending 0: the whole backlog had
+            // gone in this one batch).
             const pending = this.spool.metrics().pendingFrames;
-            const downS = this.failingSinceMs === undefined ? undefined : Math.round((Date.now() - this.failingSinceMs) / 1000);
+            const downS = Math.round((Date.now() - this.failingSinceMs) / 1000);
             this.log.info(
               { downS, sentFrames: recs.length, pending },
-              `gateway reachable again${downS === undefined ? '' : ` after ${downS} s`}: ${recs.length} spooled frames sent in order${pending > 0 ? `, ${pending} more to send` : ', the spool is empty'}`,
+              `gateway reachable again after ${downS} s: ${recs.length} spooled frames sent in order${pending > 0 ? `, ${pending} more to send` : ', the spool is empty'}`,
             );
           }
           this.m.lastError = undefined;

@@ -36,11 +36,7 @@ export class PartitionContinuity {
   begin(partition: number, firstOffset: string): string[] {
     const next = this.nextOffset.get(partition);
     if (next === undefined || BigInt(firstOffset) === next) return [];
-    const hosts = [...(this.hostsOf.get(partition) ?? [])];
-    this.hostsOf.delete(partition);
-    this.nextOffset.delete(partition);
-    this.suspects.delete(partition);
-    return hosts;
+    return this.revoked(partition);
   }
 
   /** A group join assigned these partitions: those this collector keeps hosts of are suspect until verified. */
@@ -60,8 +56,9 @@ export class PartitionContinuity {
   }
 
   /**
-   * The partition was taken away by a group join while a batch of it was being handled, before the batch was
-   * stored: forget it (its hosts, returned, resume from the store if it ever comes back).
+   * Forgets the partition: its hosts (returned, to resume from the store), next offset and suspicion. `begin`
+   * calls it on a gap or rewind; the collector calls it for a partition a group join took away while a batch of
+   * it was being handled, before the batch was stored.
    */
   revoked(partition: number): string[] {
     const hosts = [...(this.hostsOf.get(partition) ?? [])];

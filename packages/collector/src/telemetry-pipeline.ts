@@ -764,8 +764,8 @@ export class TelemetryPipeline implements OnApplicationBootstrap, OnApplicationS
    * or at debug where the layer below already logged this error (the store's own line names the write).
    */
   private reportRetry(gateKey: string | undefined, fields: Record<string, unknown>, msg: string, error: unknown): void {
-    if (wasReported(error)) this.log.debug({ ...fields, reportedBelow: true }, msg);
-    else if (gateKey !== undefined) this.storeRetryLog.write(this.log, 'warn', gateKey, fields, msg);
+    if (gateKey !== undefined) this.storeRetryLog.warnUnlessReported(this.log, gateKey, fields, msg, error);
+    else if (wasReported(error)) this.log.debug({ ...fields, reportedBelow: true }, msg);
     else this.log.warn(fields, msg);
   }
 

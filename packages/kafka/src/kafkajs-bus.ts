@@ -35,7 +35,6 @@ import {
   RepeatGate,
   backoffMs,
   normaliseError,
-  wasReported,
   WattsplitError,
   type BusMessage,
   type HandlerOutcome,
@@ -248,9 +247,7 @@ export class KafkaBus extends KafkaBusBase {
           attempts.set(partition, n + 1);
           const wait = backoffMs(n, this.o.retryBaseMs, this.o.retryCapMs);
           const fields = { partition, offset: msgs[0]!.offset, messages: msgs.length, code: err.code, attempt: n + 1, retryInMs: wait };
-          // the handler logged this failure itself (wasReported): the redelivery is said at debug
-          if (wasReported(err)) log.debug(fields, `bus handler failed, will redeliver: ${err.message}`);
-          else handlerFailures.write(log, 'warn', `${partition} ${err.code}`, fields, `bus handler failed, will redeliver: ${err.message}`);
+          handlerFailures.warnUnlessReported(log, `${partition} ${err.code}`, fields, `bus handler failed, will redeliver: ${err.message}`, err);
           // Redeliver from the first unhandled message after the back-off; other partitions go on.
           const resume = pause();
           consumer.seek({ topic, partition, offset: msgs[0]!.offset });

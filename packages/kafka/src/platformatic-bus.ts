@@ -22,7 +22,6 @@ import {
   backoffMs,
   normaliseError,
   RepeatGate,
-  wasReported,
   WattsplitError,
   type BusMessage,
   type HandlerOutcome,
@@ -242,9 +241,7 @@ export class PlatformaticKafkaBus extends KafkaBusBase {
           const err = normaliseError(e);
           const wait = backoffMs(q.attempts++, this.o.retryBaseMs, this.o.retryCapMs);
           const fields = { partition, offset: msgs[0]!.offset, messages: msgs.length, code: err.code, attempt: q.attempts, retryInMs: wait };
-          // the handler logged this failure itself (wasReported): the redelivery is said at debug
-          if (wasReported(err)) log.debug(fields, `bus handler failed, will redeliver: ${err.message}`);
-          else handlerFailures.write(log, 'warn', `${partition} ${err.code}`, fields, `bus handler failed, will redeliver: ${err.message}`);
+          handlerFailures.warnUnlessReported(log, `${partition} ${err.code}`, fields, `bus handler failed, will redeliver: ${err.message}`, err);
           q.timer = setTimeout(() => {
             q.timer = undefined;
             kick(partition);

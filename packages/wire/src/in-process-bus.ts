@@ -14,7 +14,7 @@
 import { partitionForKey, type Bus, type BusMessage, type BusMessageIn, type BusProducer, type BusSubscription, type SubscribeOptions } from './bus.js';
 import { OK, backoffMs, type TransportResult } from './result.js';
 import { RepeatGate, silentLogger, type Logger } from './logger.js';
-import { normaliseError, wasReported } from './errors.js';
+import { normaliseError } from './errors.js';
 
 interface PartitionLog {
   base: number; // offset of messages[0]
@@ -233,9 +233,7 @@ export class InProcessBus implements Bus {
         const err = normaliseError(e);
         const wait = backoffMs(sub.attempts[p]!++, 50, 5_000);
         const fields = { topic: sub.opts.topic, partition: p, offset: batch[0]!.offset, code: err.code, retryInMs: wait };
-        // the handler logged this failure itself (wasReported): the redelivery is said at debug
-        if (wasReported(err)) this.log.debug(fields, `bus handler failed, will redeliver: ${err.message}`);
-        else this.handlerFailures.write(this.log, 'warn', `${sub.opts.topic} ${sub.opts.groupId} ${p} ${err.code}`, fields, `bus handler failed, will redeliver: ${err.message}`);
+        this.handlerFailures.warnUnlessReported(this.log, `${sub.opts.topic} ${sub.opts.groupId} ${p} ${err.code}`, fields, `bus handler failed, will redeliver: ${err.message}`, err);
         await new Promise((r) => setTimeout(r, wait));
       }
     }

@@ -2,6 +2,8 @@
  * The one structured logger shape libraries accept (a subset of pino's). Apps pass a pino instance;
  * tests pass `memoryLogger()` and assert on what was logged. Libraries never use `console`.
  */
+import { wasReported } from './errors.js';
+
 export interface LogFn {
   (obj: Record<string, unknown>, msg?: string): void;
   (msg: string): void;
@@ -109,5 +111,14 @@ export class RepeatGate {
     if (!g.write) logger.debug({ ...fields, heldBack: true }, msg);
     else if (level === 'warn') logger.warn(g.repeated > 0 ? { ...fields, repeated: g.repeated } : fields, msg);
     else logger.error(g.repeated > 0 ? { ...fields, repeated: g.repeated } : fields, msg);
+  }
+
+  /**
+   * A failure the caller passes on (a batch to redeliver): written like `write` at warn, or at debug with
+   * `reportedBelow: true` where the layer that met `error` already logged it (`wasReported`, errors.ts).
+   */
+  warnUnlessReported(logger: Logger, key: string, fields: Record<string, unknown>, msg: string, error: unknown): void {
+    if (wasReported(error)) logger.debug({ ...fields, reportedBelow: true }, msg);
+    else this.write(logger, 'warn', key, fields, msg);
   }
 }
